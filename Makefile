@@ -1,0 +1,76 @@
+# dc-operator — the two commands a newcomer needs are `make demo` and `make test`.
+# Everything else here is a step of those two.
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+
+NODE_MODULES_STAMP := node_modules/.package-lock.json
+
+.PHONY: help
+help:
+	@echo "make demo                 run dc-operator end to end on a local control plane"
+	@echo "make test                 lint, typecheck, unit, integration and interop tests"
+	@echo "make control-plane        find or build kube-apiserver, etcd and helm (cached)"
+	@echo "make control-plane-up     start a local etcd + kube-apiserver, kubeconfig in .dev/kubeconfig"
+	@echo "make control-plane-down   stop it and clean up"
+	@echo "make bench                run the benchmarks in bench/"
+
+# --- dependencies ---------------------------------------------------------------------------
+$(NODE_MODULES_STAMP): package.json package-lock.json
+	npm ci --no-audit --no-fund
+	@touch $@
+
+.PHONY: deps
+deps: $(NODE_MODULES_STAMP) system-deps
+
+# OS packages the tests drive as real peers (NSS tstclnt, ...). Installs only what is missing.
+.PHONY: system-deps
+system-deps:
+	@bash scripts/system-deps.sh
+
+# --- build, lint ----------------------------------------------------------------------------
+.PHONY: build
+build: $(NODE_MODULES_STAMP)
+	npx tsc -p tsconfig.json
+
+.PHONY: lint
+lint: $(NODE_MODULES_STAMP)
+	npx eslint .
+
+# --- tests ----------------------------------------------------------------------------------
+.PHONY: test
+test: deps build lint test-unit control-plane test-integration
+
+.PHONY: test-unit
+test-unit: build
+	node scripts/run-tests.mjs unit
+
+.PHONY: test-integration
+test-integration: build control-plane
+	node scripts/run-tests.mjs integration --test-concurrency=1
+
+# --- control plane --------------------------------------------------------------------------
+.PHONY: control-plane
+control-plane:
+	@bash scripts/control-plane/ensure.sh
+
+.PHONY: control-plane-up
+control-plane-up: control-plane
+	@bash scripts/control-plane/up.sh
+
+.PHONY: control-plane-down
+control-plane-down:
+	@bash scripts/control-plane/down.sh
+
+# --- demo, bench ----------------------------------------------------------------------------
+.PHONY: demo
+demo: deps build control-plane
+	node dist/src/cli/demo.js
+
+.PHONY: bench
+bench: build
+	@ls bench/*.ts >/dev/null 2>&1 || { echo "no benchmarks yet"; exit 0; }
+	@for f in dist/bench/*.js; do echo "== $$f"; node $$f || exit 1; done
+
+.PHONY: clean
+clean:
+	rm -rf dist .dev

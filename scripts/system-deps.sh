@@ -1,0 +1,17 @@
+#!/usr/bin/env bash
+# Installs the OS packages that the tests use as real TLS peers, only when they are missing.
+# Needs root (CI runs as root); prints what it would need otherwise.
+set -euo pipefail
+need=()
+command -v tstclnt >/dev/null 2>&1 || [ -x /usr/lib/nss/tstclnt ] || need+=(libnss3-tools)
+command -v openssl >/dev/null 2>&1 || need+=(openssl)
+command -v curl >/dev/null 2>&1 || need+=(curl)
+[ ${#need[@]} -eq 0 ] && exit 0
+echo "system-deps: installing ${need[*]}"
+if [ "$(id -u)" != 0 ]; then
+  echo "system-deps: not root; install these packages yourself: ${need[*]}" >&2
+  exit 1
+fi
+export DEBIAN_FRONTEND=noninteractive
+apt-get update -qq
+apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null
