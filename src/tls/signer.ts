@@ -1,0 +1,43 @@
+/**
+ * The `Signer`: whatever produces the CertificateVerify signature (and, in the operator, the
+ * signature on a delegated credential). A signer may live in this process (a KeyObject) or on a
+ * remote key server (keyless); `sign` may therefore return a Promise, and the handshake pauses
+ * until it settles.
+ */
+import { sign as cryptoSign, type KeyObject } from 'node:crypto';
+import { cryptoOptions, keyMatchesScheme, schemesForKey } from './signature-schemes.js';
+import type { SignatureScheme } from './constants.js';
+
+export interface Signer {
+  /** The schemes this signer can produce, in order of preference. */
+  readonly schemes: readonly SignatureScheme[];
+  /**
+   * Signs `message` with `scheme` (one of `schemes`). `message` is the complete content to be
+   * signed (for CertificateVerify: 64 spaces, context string, 0x00, transcript hash); the signer
+   * hashes it as the scheme requires. ECDSA signatures are DER-encoded, as on the TLS wire.
+   */
+  sign(scheme: SignatureScheme, message: Uint8Array): Promise<Uint8Array> | Uint8Array;
+}
+
+/**
+ * A synchronous signer over a private KeyObject: Ed25519, ECDSA P-256/P-384/P-521 (DER signature),
+ * RSA-PSS with salt length = hash length (rsaEncryption keys: rsa_pss_rsae_*, RSASSA-PSS keys:
+ * rsa_pss_pss_*). The KeyObject is kept; nothing is re-parsed per signature.
+ */
+export function createKeySigner(key: KeyObject): Signer {
+  if (key.type !== 'private') throw new TypeError('createKeySigner needs a private key');
+  const schemes = schemesForKey(key);
+  if (schemes.length === 0) {
+    throw new TypeError(`unsupported key type for TLS 1.3 signing: ${key.asymmetricKeyType ?? 'unknown'}`);
+  }
+  return {
+    schemes,
+    sign(scheme: SignatureScheme, message: Uint8Array): Uint8Array {
+      if (!keyMatchesScheme(key, scheme)) {
+        throw new RangeError(`key cannot sign with scheme 0x${scheme.toString(16)}`);
+      }
+      const { algorithm, ...opts } = cryptoOptions(scheme, key);
+      return cryptoSign(algorithm, message, opts);
+    },
+  };
+}
