@@ -1,0 +1,213 @@
+// The dc-operator.io/v1alpha1 API: written once, here. The CRD YAML in crds/ is generated from
+// these schemas (`make crds`), and the TypeScript types below are inferred from the same values.
+import type { V1ObjectMeta } from '@kubernetes/client-node';
+import { DURATION_PATTERN } from '../duration.js';
+import type { Infer, InferInput } from './schema.js';
+import { array, defaulted, enumOf, integer, object, optional, string } from './schema.js';
+
+export const GROUP = 'dc-operator.io';
+export const VERSION = 'v1alpha1';
+export const API_VERSION = `${GROUP}/${VERSION}`;
+
+/** DC key types / CertificateVerify schemes (RFC 8446 SignatureScheme names). */
+export const ALGORITHMS = ['ed25519', 'ecdsa_secp256r1_sha256', 'ecdsa_secp384r1_sha384'] as const;
+export type Algorithm = (typeof ALGORITHMS)[number];
+
+/** RFC 9345 §4.1.3: a credential may be valid for at most 7 days. */
+export const MAX_VALIDITY = '168h';
+export const DEFAULT_VALIDITY = '24h';
+
+const duration = (description: string) => string({ description, pattern: DURATION_PATTERN, maxLength: 32 });
+const dnsSubdomain = (description: string) =>
+  string({ description, minLength: 1, maxLength: 253, pattern: '^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$' });
+const secretKey = (description: string) => string({ description, minLength: 1, maxLength: 253, pattern: '^[-._a-zA-Z0-9]+$' });
+const localRef = (description: string) => object({ name: dnsSubdomain('Name of the Secret in the same namespace.') }, { description });
+
+// ---- DelegatedCredential ----------------------------------------------------------------------
+
+export const delegatedCredentialSpecSchema = object(
+  {
+    certificateSecretRef: localRef(
+      'A kubernetes.io/tls Secret in this namespace whose leaf certificate carries the DelegationUsage extension (1.3.6.1.4.1.44363.44) and the digitalSignature key usage.',
+    ),
+    signerRef: optional(
+      object(
+        {
+          kind: enumOf(['DelegationSigner', 'ClusterDelegationSigner'] as const, { description: 'Kind of the signer resource.' }),
+          name: dnsSubdomain('Name of the signer (in this namespace for a DelegationSigner).'),
+        },
+        { description: 'Who signs the credentials. Omitted: tls.key of the certificate Secret.' },
+      ),
+    ),
+    algorithms: defaulted(
+      array(enumOf(ALGORITHMS), {
+        description: 'Key types of the credentials to keep issued, one credential per entry.',
+        listType: 'set',
+        minItems: 1,
+        maxItems: ALGORITHMS.length,
+      }),
+      ['ecdsa_secp256r1_sha256'],
+    ),
+    validity: defaulted(
+      string({
+        description: `How long each credential is valid, as a Go duration; at most ${MAX_VALIDITY} (RFC 9345) and never past the certificate's notAfter.`,
+        pattern: DURATION_PATTERN,
+        maxLength: 32,
+        validations: [
+          { rule: `duration(self) <= duration('${MAX_VALIDITY}')`, message: `validity must be at most ${MAX_VALIDITY} (7 days, RFC 9345)` },
+          { rule: `duration(self) >= duration('1m')`, message: 'validity must be at least 1m' },
+        ],
+      }),
+      DEFAULT_VALIDITY,
+    ),
+    renewBefore: optional(duration('Renew this long before a credential expires. Default: a third of validity.')),
+    renewBeforePercentage: optional(
+      integer({ description: 'Renew when this percentage of the validity remains (1-99).', minimum: 1, maximum: 99, format: 'int32' }),
+    ),
+    rotationSchedule: optional(
+      string({
+        description: 'Renew on this cron schedule (UTC, 5 or 6 fields), in addition to before expiry.',
+        minLength: 1,
+        maxLength: 128,
+      }),
+    ),
+    secretName: dnsSubdomain('The Secret (in this namespace) the operator writes the credentials into.'),
+  },
+  {
+    description: 'Desired delegated credentials.',
+    validations: [
+      {
+        rule: '!has(self.renewBefore) || duration(self.renewBefore) < duration(self.validity)',
+        message: 'renewBefore must be shorter than validity',
+        fieldPath: '.renewBefore',
+      },
+      {
+        rule: '(has(self.renewBefore) ? 1 : 0) + (has(self.renewBeforePercentage) ? 1 : 0) + (has(self.rotationSchedule) ? 1 : 0) <= 1',
+        message: 'at most one of renewBefore, renewBeforePercentage and rotationSchedule may be set',
+      },
+      {
+        rule: 'self.secretName != self.certificateSecretRef.name',
+        message: 'secretName must differ from certificateSecretRef.name: the operator never overwrites the certificate Secret',
+        fieldPath: '.secretName',
+      },
+    ],
+  },
+);
+
+const conditionSchema = object({
+  type: string({ maxLength: 316 }),
+  status: enumOf(['True', 'False', 'Unknown'] as const),
+  reason: string({ maxLength: 1024 }),
+  message: string({ maxLength: 32768 }),
+  lastTransitionTime: string({ format: 'date-time' }),
+  observedGeneration: optional(integer({ format: 'int64', minimum: 0 })),
+});
+
+export const delegatedCredentialStatusSchema = object(
+  {
+    conditions: optional(array(conditionSchema, { listType: 'map', listMapKeys: ['type'] })),
+    credentials: optional(
+      array(
+        object({
+          algorithm: enumOf(ALGORITHMS),
+          notAfter: string({ format: 'date-time' }),
+          publicKeyFingerprint: string({ description: 'SHA-256 of the credential public key SubjectPublicKeyInfo, hex.' }),
+        }),
+        { listType: 'map', listMapKeys: ['algorithm'] },
+      ),
+    ),
+    notAfter: optional(string({ format: 'date-time', description: 'The earliest notAfter of the current credentials.' })),
+    renewalTime: optional(string({ format: 'date-time', description: 'When the operator will next issue.' })),
+    lastIssuedTime: optional(string({ format: 'date-time' })),
+    observedGeneration: optional(integer({ format: 'int64', minimum: 0 })),
+  },
+  { description: 'Observed state of the credentials.' },
+);
+
+export type DelegatedCredentialSpec = Infer<typeof delegatedCredentialSpecSchema>;
+export type DelegatedCredentialSpecInput = InferInput<typeof delegatedCredentialSpecSchema>;
+export type DelegatedCredentialStatus = Infer<typeof delegatedCredentialStatusSchema>;
+export type Condition = Infer<typeof conditionSchema>;
+export type CredentialStatus = NonNullable<DelegatedCredentialStatus['credentials']>[number];
+
+export interface DelegatedCredential {
+  apiVersion: typeof API_VERSION;
+  kind: 'DelegatedCredential';
+  metadata: V1ObjectMeta;
+  spec: DelegatedCredentialSpec;
+  status?: DelegatedCredentialStatus;
+}
+
+// ---- DelegationSigner / ClusterDelegationSigner ------------------------------------------------
+
+export const delegationSignerSpecSchema = object(
+  {
+    inCluster: optional(
+      object(
+        {
+          keySecretRef: object(
+            {
+              name: dnsSubdomain('Name of the Secret holding the certificate private key (PEM, PKCS#8 or SEC1/PKCS#1).'),
+              namespace: optional(
+                dnsSubdomain('Namespace of the Secret; only for a ClusterDelegationSigner (defaults to the operator namespace).'),
+              ),
+              key: defaulted(secretKey('Key in the Secret data.'), 'tls.key'),
+            },
+            { description: 'The Secret with the certificate private key.' },
+          ),
+        },
+        { description: 'Sign with a private key stored in a Secret.' },
+      ),
+    ),
+    keyless: optional(
+      object(
+        {
+          address: string({
+            description: 'host:port of a Keyless SSL key server.',
+            maxLength: 261,
+            pattern: '^(\\[[0-9a-fA-F:.]+\\]|[A-Za-z0-9.-]+):[0-9]{1,5}$',
+          }),
+          caBundleSecretRef: localRef('Secret with ca.crt, the CA that signed the key server certificate.'),
+          clientCertificateSecretRef: localRef('kubernetes.io/tls Secret with the mTLS client certificate.'),
+          timeout: defaulted(
+            string({
+              description: 'Per-request timeout.',
+              pattern: DURATION_PATTERN,
+              maxLength: 32,
+              validations: [{ rule: "duration(self) <= duration('5m')", message: 'timeout must be at most 5m' }],
+            }),
+            '5s',
+          ),
+        },
+        { description: 'Sign through a remote Keyless SSL key server over mutual TLS.' },
+      ),
+    ),
+  },
+  {
+    description: 'How certificate private keys are reached to sign delegated credentials.',
+    validations: [{ rule: 'has(self.inCluster) != has(self.keyless)', message: 'exactly one of inCluster and keyless must be set' }],
+  },
+);
+
+export const delegationSignerStatusSchema = object({
+  conditions: optional(array(conditionSchema, { listType: 'map', listMapKeys: ['type'] })),
+  observedGeneration: optional(integer({ format: 'int64', minimum: 0 })),
+});
+
+export type DelegationSignerSpec = Infer<typeof delegationSignerSpecSchema>;
+export type DelegationSignerSpecInput = InferInput<typeof delegationSignerSpecSchema>;
+export type DelegationSignerStatus = Infer<typeof delegationSignerStatusSchema>;
+
+export interface DelegationSigner {
+  apiVersion: typeof API_VERSION;
+  kind: 'DelegationSigner' | 'ClusterDelegationSigner';
+  metadata: V1ObjectMeta;
+  spec: DelegationSignerSpec;
+  status?: DelegationSignerStatus;
+}
+
+export const RESOURCES = {
+  delegatedCredentials: { kind: 'DelegatedCredential', plural: 'delegatedcredentials', namespaced: true },
+  delegationSigners: { kind: 'DelegationSigner', plural: 'delegationsigners', namespaced: true },
+  clusterDelegationSigners: { kind: 'ClusterDelegationSigner', plural: 'clusterdelegationsigners', namespaced: false },
+} as const;
