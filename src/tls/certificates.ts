@@ -1,0 +1,905 @@
+/**
+ * X.509 for the TLS stack and the delegated-credential code: chain verification against a trust
+ * store (path building, signatures, validity, CA constraints, key usages, host names), the
+ * certificate checks RFC 9345 asks for (DelegationUsage, digitalSignature), and PEM/DER helpers.
+ *
+ * Signatures and host names are checked by node:crypto's X509Certificate (OpenSSL). The
+ * extensions node:crypto does not expose (basicConstraints path length, keyUsage bits,
+ * extendedKeyUsage, DelegationUsage criticality, key identifiers) are read by a small DER walker
+ * below, which also gives exact validity times. This file imports nothing of ours on purpose:
+ * it is shared by the TLS client, the sidecar, the operator and dcctl.
+ *
+ * Speed: a client runs this per handshake. Trust stores are parsed once and cached, presented
+ * certificates are cached by the SHA-256 of their DER, and a verified (certificate, issuer key)
+ * signature is remembered, so a repeated chain costs a few hashes and map lookups.
+ */
+import { X509Certificate, createHash, createPublicKey, type KeyObject } from 'node:crypto';
+import { isIP } from 'node:net';
+
+// ---------------------------------------------------------------------------------------------
+// Errors
+
+/** The TLS alert a certificate failure maps to (RFC 8446 §6.2). */
+export type CertificateErrorKind =
+  | 'bad_certificate'
+  | 'unknown_ca'
+  | 'certificate_expired'
+  | 'unsupported_certificate'
+  | 'certificate_unknown';
+
+/** Alert description codes for each kind, for the TLS layer. */
+export const CERTIFICATE_ERROR_ALERTS: Readonly<Record<CertificateErrorKind, number>> = {
+  bad_certificate: 42,
+  unsupported_certificate: 43,
+  certificate_expired: 45,
+  certificate_unknown: 46,
+  unknown_ca: 48,
+};
+
+/** The precise reason, stable for tests and metrics; `message` says it for a person. */
+export type CertificateErrorCode =
+  | 'empty_chain'
+  | 'chain_too_long'
+  | 'malformed'
+  | 'expired'
+  | 'not_yet_valid'
+  | 'untrusted'
+  | 'bad_signature'
+  | 'issuer_not_ca'
+  | 'issuer_cannot_sign_certificates'
+  | 'path_length_exceeded'
+  | 'wrong_purpose'
+  | 'key_usage_forbids_signing'
+  | 'unhandled_critical_extension'
+  | 'unsupported_signature_algorithm'
+  | 'hostname_mismatch'
+  | 'invalid_trust_anchor';
+
+export class CertificateError extends Error {
+  /** The alert to send. */
+  readonly kind: CertificateErrorKind;
+  readonly code: CertificateErrorCode;
+  /** Position in the presented chain (0 = leaf), or -1 for a trust anchor / no single cert. */
+  readonly certificateIndex: number;
+  constructor(kind: CertificateErrorKind, code: CertificateErrorCode, message: string, certificateIndex = -1) {
+    super(message);
+    this.name = 'CertificateError';
+    this.kind = kind;
+    this.code = code;
+    this.certificateIndex = certificateIndex;
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Constants
+
+export const MAX_CHAIN_LENGTH = 10;
+/** DelegationUsage, RFC 9345 §4.2 (under Cloudflare's private enterprise arc). */
+export const DELEGATION_USAGE_OID = '1.3.6.1.4.1.44363.44';
+
+const OID = {
+  subjectKeyIdentifier: '2.5.29.14',
+  keyUsage: '2.5.29.15',
+  subjectAltName: '2.5.29.17',
+  basicConstraints: '2.5.29.19',
+  nameConstraints: '2.5.29.30',
+  certificatePolicies: '2.5.29.32',
+  authorityKeyIdentifier: '2.5.29.35',
+  extKeyUsage: '2.5.29.37',
+  anyExtendedKeyUsage: '2.5.29.37.0',
+  serverAuth: '1.3.6.1.5.5.7.3.1',
+  clientAuth: '1.3.6.1.5.5.7.3.2',
+} as const;
+
+/**
+ * Critical extensions we understand and enforce. Anything else marked critical makes the
+ * certificate unusable (RFC 5280 §4.2). Name constraints are NOT enforced, so a critical
+ * nameConstraints extension is rejected rather than silently ignored.
+ */
+const HANDLED_CRITICAL = new Set<string>([
+  OID.keyUsage,
+  OID.subjectAltName,
+  OID.basicConstraints,
+  OID.extKeyUsage,
+  OID.certificatePolicies, // no policy processing; accepted as Go and browsers do for TLS
+  DELEGATION_USAGE_OID, // reported by hasDelegationUsage; RFC 9345 forbids critical, DC code rejects
+]);
+
+/** Certificate signature algorithms accepted on certificates we verify (no MD5, no SHA-1). */
+const ACCEPTED_SIGNATURE_ALGORITHMS = new Map<string, string>([
+  ['1.2.840.113549.1.1.11', 'sha256WithRSAEncryption'],
+  ['1.2.840.113549.1.1.12', 'sha384WithRSAEncryption'],
+  ['1.2.840.113549.1.1.13', 'sha512WithRSAEncryption'],
+  ['1.2.840.113549.1.1.10', 'RSASSA-PSS'],
+  ['1.2.840.10045.4.3.2', 'ecdsa-with-SHA256'],
+  ['1.2.840.10045.4.3.3', 'ecdsa-with-SHA384'],
+  ['1.2.840.10045.4.3.4', 'ecdsa-with-SHA512'],
+  ['1.3.101.112', 'Ed25519'],
+  ['1.3.101.113', 'Ed448'],
+]);
+
+/** keyUsage bit numbers (RFC 5280 §4.2.1.3). */
+export const KeyUsageBit = {
+  digitalSignature: 0,
+  nonRepudiation: 1,
+  keyEncipherment: 2,
+  dataEncipherment: 3,
+  keyAgreement: 4,
+  keyCertSign: 5,
+  cRLSign: 6,
+  encipherOnly: 7,
+  decipherOnly: 8,
+} as const;
+
+// ---------------------------------------------------------------------------------------------
+// Minimal DER reader (only what certificates need)
+
+class DerError extends Error {}
+
+interface Tlv {
+  readonly tag: number;
+  /** Offset of the content. */
+  readonly start: number;
+  /** Offset just past the content. */
+  readonly end: number;
+  /** Offset of the tag byte. */
+  readonly headerStart: number;
+}
+
+function readTlv(buf: Uint8Array, pos: number, limit: number): Tlv {
+  if (pos + 2 > limit) throw new DerError('truncated');
+  const tag = buf[pos]!;
+  if ((tag & 0x1f) === 0x1f) throw new DerError('high tag numbers are not used in certificates');
+  let len = buf[pos + 1]!;
+  let start = pos + 2;
+  if (len & 0x80) {
+    const n = len & 0x7f;
+    if (n === 0 || n > 4) throw new DerError('unsupported length encoding');
+    if (start + n > limit) throw new DerError('truncated length');
+    len = 0;
+    for (let i = 0; i < n; i++) len = len * 256 + buf[start + i]!;
+    start += n;
+  }
+  const end = start + len;
+  if (end > limit) throw new DerError('length runs past the end');
+  return { tag, start, end, headerStart: pos };
+}
+
+/** Children of a constructed TLV, in order. */
+function children(buf: Uint8Array, tlv: Tlv): Tlv[] {
+  const out: Tlv[] = [];
+  let p = tlv.start;
+  while (p < tlv.end) {
+    const c = readTlv(buf, p, tlv.end);
+    out.push(c);
+    p = c.end;
+  }
+  return out;
+}
+
+function expectTag(t: Tlv | undefined, tag: number, what: string): Tlv {
+  if (!t || t.tag !== tag) throw new DerError(`expected ${what}`);
+  return t;
+}
+
+function decodeOid(buf: Uint8Array, t: Tlv): string {
+  if (t.tag !== 0x06 || t.end === t.start) throw new DerError('expected OBJECT IDENTIFIER');
+  const parts: number[] = [];
+  let value = 0;
+  for (let i = t.start; i < t.end; i++) {
+    const b = buf[i]!;
+    value = value * 128 + (b & 0x7f);
+    if (!(b & 0x80)) {
+      if (parts.length === 0) {
+        const first = value < 80 ? Math.floor(value / 40) : 2;
+        parts.push(first, value - first * 40);
+      } else {
+        parts.push(value);
+      }
+      value = 0;
+    }
+  }
+  return parts.join('.');
+}
+
+function decodeTime(buf: Uint8Array, t: Tlv): Date {
+  const s = Buffer.from(buf.subarray(t.start, t.end)).toString('latin1');
+  let m: RegExpExecArray | null;
+  let year: number;
+  if (t.tag === 0x17) {
+    m = /^(\d{2})(\d{2})(\d{2})(\d{2})(\d{2})(\d{2})Z$/.exec(s);
+    if (!m) throw new DerError(`bad UTCTime ${s}`);
+    const yy = Number(m[1]);
+    year = yy >= 50 ? 1900 + yy : 2000 + yy;
+  } else if (t.tag === 0x18) {
+    m = /^(\d{4})(\d{2})(\d{2})(\d{2})(\d{2})(\d{2})Z$/.exec(s);
+    if (!m) throw new DerError(`bad GeneralizedTime ${s}`);
+    year = Number(m[1]);
+  } else {
+    throw new DerError('expected a Time');
+  }
+  return new Date(Date.UTC(year, Number(m[2]) - 1, Number(m[3]), Number(m[4]), Number(m[5]), Number(m[6])));
+}
+
+// ---------------------------------------------------------------------------------------------
+// Parsed certificate
+
+export interface CertificateExtension {
+  readonly critical: boolean;
+  /** Contents of extnValue (the DER of the extension's own value). */
+  readonly value: Uint8Array;
+}
+
+/** What we read from a certificate once; cached by DER digest. */
+export interface ParsedCertificate {
+  readonly der: Uint8Array;
+  /** Hex SHA-256 of the DER. */
+  readonly fingerprint: string;
+  readonly x509: X509Certificate;
+  readonly issuerName: Uint8Array;
+  readonly subjectName: Uint8Array;
+  readonly notBefore: Date;
+  readonly notAfter: Date;
+  readonly spki: Uint8Array;
+  readonly signatureAlgorithm: string;
+  readonly extensions: ReadonlyMap<string, CertificateExtension>;
+  readonly basicConstraints: { readonly ca: boolean; readonly pathLen: number | undefined } | undefined;
+  /** Bitmask by KeyUsageBit, or undefined when the extension is absent. */
+  readonly keyUsage: number | undefined;
+  readonly extKeyUsage: readonly string[] | undefined;
+  readonly subjectKeyId: string | undefined;
+  readonly authorityKeyId: string | undefined;
+  /** subject DER equals issuer DER */
+  readonly selfIssued: boolean;
+}
+
+function parseExtensions(buf: Uint8Array, extsTlv: Tlv): Map<string, CertificateExtension> {
+  const out = new Map<string, CertificateExtension>();
+  const seq = expectTag(children(buf, extsTlv)[0], 0x30, 'Extensions SEQUENCE');
+  for (const ext of children(buf, seq)) {
+    expectTag(ext, 0x30, 'Extension');
+    const parts = children(buf, ext);
+    const oid = decodeOid(buf, expectTag(parts[0], 0x06, 'extnID'));
+    let i = 1;
+    let critical = false;
+    if (parts[i]?.tag === 0x01) {
+      const b = parts[i]!;
+      if (b.end - b.start !== 1) throw new DerError('bad BOOLEAN');
+      critical = buf[b.start] !== 0;
+      i++;
+    }
+    const v = expectTag(parts[i], 0x04, 'extnValue OCTET STRING');
+    if (parts.length !== i + 1) throw new DerError('trailing data in Extension');
+    if (out.has(oid)) throw new DerError(`duplicate extension ${oid}`);
+    out.set(oid, { critical, value: buf.subarray(v.start, v.end) });
+  }
+  return out;
+}
+
+function decodeBasicConstraints(v: Uint8Array): { ca: boolean; pathLen: number | undefined } {
+  const seq = expectTag(readTlv(v, 0, v.length), 0x30, 'BasicConstraints');
+  let ca = false;
+  let pathLen: number | undefined;
+  for (const c of children(v, seq)) {
+    if (c.tag === 0x01) ca = v[c.start] !== 0;
+    else if (c.tag === 0x02) {
+      if (c.end - c.start > 4 || (v[c.start]! & 0x80) !== 0) throw new DerError('bad pathLenConstraint');
+      let n = 0;
+      for (let i = c.start; i < c.end; i++) n = n * 256 + v[i]!;
+      pathLen = n;
+    } else throw new DerError('bad BasicConstraints');
+  }
+  return { ca, pathLen };
+}
+
+function decodeKeyUsage(v: Uint8Array): number {
+  const bs = expectTag(readTlv(v, 0, v.length), 0x03, 'KeyUsage BIT STRING');
+  let mask = 0;
+  const bytes = v.subarray(bs.start + 1, bs.end);
+  for (let bit = 0; bit < 9 && bit < bytes.length * 8; bit++) {
+    if ((bytes[bit >> 3]! >> (7 - (bit & 7))) & 1) mask |= 1 << bit;
+  }
+  return mask;
+}
+
+function decodeExtKeyUsage(v: Uint8Array): string[] {
+  const seq = expectTag(readTlv(v, 0, v.length), 0x30, 'ExtKeyUsage');
+  return children(v, seq).map((c) => decodeOid(v, c));
+}
+
+function hex(b: Uint8Array): string {
+  return Buffer.from(b.buffer, b.byteOffset, b.byteLength).toString('hex');
+}
+
+function decodeSubjectKeyId(v: Uint8Array): string {
+  const os = expectTag(readTlv(v, 0, v.length), 0x04, 'SubjectKeyIdentifier');
+  return hex(v.subarray(os.start, os.end));
+}
+
+function decodeAuthorityKeyId(v: Uint8Array): string | undefined {
+  const seq = expectTag(readTlv(v, 0, v.length), 0x30, 'AuthorityKeyIdentifier');
+  const first = children(v, seq)[0];
+  return first && first.tag === 0x80 ? hex(v.subarray(first.start, first.end)) : undefined;
+}
+
+function parseDer(der: Uint8Array, fingerprint: string): ParsedCertificate {
+  const cert = expectTag(readTlv(der, 0, der.length), 0x30, 'Certificate SEQUENCE');
+  if (cert.end !== der.length) throw new DerError('trailing bytes after the certificate');
+  const [tbs, sigAlg] = children(der, cert);
+  const tbsParts = children(der, expectTag(tbs, 0x30, 'TBSCertificate'));
+  let i = 0;
+  if (tbsParts[0]?.tag === 0xa0) i++; // version
+  expectTag(tbsParts[i++], 0x02, 'serialNumber');
+  expectTag(tbsParts[i++], 0x30, 'signature AlgorithmIdentifier');
+  const issuer = expectTag(tbsParts[i++], 0x30, 'issuer Name');
+  const validity = children(der, expectTag(tbsParts[i++], 0x30, 'Validity'));
+  const subject = expectTag(tbsParts[i++], 0x30, 'subject Name');
+  const spki = expectTag(tbsParts[i++], 0x30, 'SubjectPublicKeyInfo');
+  let extensions = new Map<string, CertificateExtension>();
+  for (; i < tbsParts.length; i++) {
+    const t = tbsParts[i]!;
+    if (t.tag === 0xa3) extensions = parseExtensions(der, t);
+    else if (t.tag !== 0x81 && t.tag !== 0x82) throw new DerError('unexpected field in TBSCertificate');
+  }
+  const sigAlgOid = decodeOid(der, expectTag(children(der, expectTag(sigAlg, 0x30, 'signatureAlgorithm'))[0], 0x06, 'algorithm'));
+  if (validity.length !== 2) throw new DerError('bad Validity');
+
+  const bc = extensions.get(OID.basicConstraints);
+  const ku = extensions.get(OID.keyUsage);
+  const eku = extensions.get(OID.extKeyUsage);
+  const ski = extensions.get(OID.subjectKeyIdentifier);
+  const aki = extensions.get(OID.authorityKeyIdentifier);
+  const issuerName = der.subarray(issuer.headerStart, issuer.end);
+  const subjectName = der.subarray(subject.headerStart, subject.end);
+  return {
+    der,
+    fingerprint,
+    x509: new X509Certificate(der),
+    issuerName,
+    subjectName,
+    notBefore: decodeTime(der, validity[0]!),
+    notAfter: decodeTime(der, validity[1]!),
+    spki: der.subarray(spki.headerStart, spki.end),
+    signatureAlgorithm: sigAlgOid,
+    extensions,
+    basicConstraints: bc ? decodeBasicConstraints(bc.value) : undefined,
+    keyUsage: ku ? decodeKeyUsage(ku.value) : undefined,
+    extKeyUsage: eku ? decodeExtKeyUsage(eku.value) : undefined,
+    subjectKeyId: ski ? decodeSubjectKeyId(ski.value) : undefined,
+    authorityKeyId: aki ? decodeAuthorityKeyId(aki.value) : undefined,
+    selfIssued: Buffer.compare(issuerName, subjectName) === 0,
+  };
+}
+
+/** A tiny LRU on top of Map's insertion order. */
+class Lru<V> {
+  private readonly map = new Map<string, V>();
+  constructor(private readonly capacity: number) {}
+  get(key: string): V | undefined {
+    const v = this.map.get(key);
+    if (v !== undefined) {
+      this.map.delete(key);
+      this.map.set(key, v);
+    }
+    return v;
+  }
+  set(key: string, v: V): void {
+    this.map.delete(key);
+    this.map.set(key, v);
+    if (this.map.size > this.capacity) this.map.delete(this.map.keys().next().value as string);
+  }
+}
+
+const parsedCache = new Lru<ParsedCertificate>(512);
+const verifiedSignatures = new Lru<true>(1024);
+
+function sha256hex(b: Uint8Array): string {
+  return createHash('sha256').update(b).digest('hex');
+}
+
+/**
+ * Parses a DER certificate (cached by digest). Throws CertificateError(bad_certificate,
+ * 'malformed') for anything that is not a well-formed X.509 certificate.
+ */
+export function parseCertificate(der: Uint8Array, index = -1): ParsedCertificate {
+  const fp = sha256hex(der);
+  const hit = parsedCache.get(fp);
+  if (hit) return hit;
+  let parsed: ParsedCertificate;
+  try {
+    // Copy: the caller's buffer may be a view into a reused record buffer.
+    parsed = parseDer(Uint8Array.from(der), fp);
+  } catch (e) {
+    const where = index >= 0 ? `certificate #${index} in the chain` : 'certificate';
+    throw new CertificateError('bad_certificate', 'malformed', `${where} is not a valid DER X.509 certificate: ${(e as Error).message}`, index);
+  }
+  parsedCache.set(fp, parsed);
+  return parsed;
+}
+
+type CertificateInput = X509Certificate | Uint8Array | string;
+
+function toParsed(cert: CertificateInput): ParsedCertificate {
+  if (cert instanceof X509Certificate) return parseCertificate(cert.raw);
+  if (typeof cert === 'string') {
+    const ders = pemToDers(cert, 'CERTIFICATE');
+    if (ders.length === 0) throw new CertificateError('bad_certificate', 'malformed', 'no PEM CERTIFICATE block found');
+    return parseCertificate(ders[0]!);
+  }
+  return parseCertificate(cert);
+}
+
+/** A short human name for a certificate in messages: its subject, e.g. `CN=example.com`. */
+export function describeCertificate(cert: CertificateInput): string {
+  const p = toParsed(cert);
+  const subject = p.x509.subject.replace(/\n/g, ', ');
+  return subject === '' ? `(empty subject, sha256 ${p.fingerprint.slice(0, 16)})` : subject;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Trust store
+
+export interface TrustStore {
+  readonly anchors: readonly ParsedCertificate[];
+  /** Anchors by hex of their subject Name DER. */
+  readonly bySubject: ReadonlyMap<string, readonly ParsedCertificate[]>;
+  /** Anchors by fingerprint (for a leaf that is itself trusted). */
+  readonly byFingerprint: ReadonlySet<string>;
+}
+
+export type TrustAnchorInput = string | Uint8Array | X509Certificate;
+
+const storeByArray = new WeakMap<readonly TrustAnchorInput[], TrustStore>();
+const storeByKey = new Lru<TrustStore>(32);
+
+/**
+ * Builds a trust store from PEM bundles (several certificates per string allowed), DER bytes or
+ * X509Certificate objects. Throws CertificateError('invalid_trust_anchor') naming the bad entry.
+ */
+export function createTrustStore(ca: readonly TrustAnchorInput[]): TrustStore {
+  const anchors: ParsedCertificate[] = [];
+  ca.forEach((entry, i) => {
+    let ders: Uint8Array[];
+    if (typeof entry === 'string') {
+      ders = pemToDers(entry, 'CERTIFICATE');
+      if (ders.length === 0) {
+        throw new CertificateError('certificate_unknown', 'invalid_trust_anchor', `trust anchor #${i} contains no PEM CERTIFICATE block`);
+      }
+    } else if (entry instanceof X509Certificate) ders = [entry.raw];
+    else ders = [entry];
+    for (const der of ders) {
+      try {
+        anchors.push(parseCertificate(der));
+      } catch (e) {
+        throw new CertificateError('certificate_unknown', 'invalid_trust_anchor', `trust anchor #${i}: ${(e as Error).message}`);
+      }
+    }
+  });
+  const bySubject = new Map<string, ParsedCertificate[]>();
+  for (const a of anchors) {
+    const k = hex(a.subjectName);
+    const list = bySubject.get(k);
+    if (list) list.push(a);
+    else bySubject.set(k, [a]);
+  }
+  return { anchors, bySubject, byFingerprint: new Set(anchors.map((a) => a.fingerprint)) };
+}
+
+function isTrustStore(x: unknown): x is TrustStore {
+  return typeof x === 'object' && x !== null && 'bySubject' in x && 'anchors' in x;
+}
+
+/** Cached: the same array, or the same PEM strings, reuse the parsed store. */
+function trustStoreFor(ca: readonly TrustAnchorInput[] | TrustStore): TrustStore {
+  if (isTrustStore(ca)) return ca;
+  const byArray = storeByArray.get(ca);
+  if (byArray) return byArray;
+  let key: string | undefined;
+  if (ca.every((c) => typeof c === 'string')) {
+    key = sha256hex(Buffer.from((ca as string[]).join('\u0000')));
+    const hit = storeByKey.get(key);
+    if (hit) {
+      storeByArray.set(ca, hit);
+      return hit;
+    }
+  }
+  const store = createTrustStore(ca);
+  storeByArray.set(ca, store);
+  if (key) storeByKey.set(key, store);
+  return store;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Chain verification
+
+export interface VerifyChainOptions {
+  /** Trust anchors, or a store from createTrustStore (fastest). */
+  ca: readonly TrustAnchorInput[] | TrustStore;
+  /** DNS name or IP address the leaf must be valid for; omitted: no name check. */
+  servername?: string;
+  now?: Date;
+  /** extendedKeyUsage required on the leaf (and intermediates) when they carry the extension. Default 'server'. */
+  purpose?: 'server' | 'client';
+}
+
+export interface VerifiedChain {
+  readonly leaf: X509Certificate;
+  readonly leafDer: Uint8Array;
+  readonly publicKey: KeyObject;
+  /** Leaf first, trust anchor last (a directly trusted leaf: just the leaf). */
+  readonly path: readonly X509Certificate[];
+  readonly anchor: X509Certificate;
+}
+
+/** Budget of signature checks while searching for a path: bounds pathological chains. */
+const MAX_SIGNATURE_CHECKS = 64;
+
+interface SearchState {
+  checks: number;
+  /** Failures seen while searching, to explain why no path was found. */
+  badSignatureBetweenPresented: { child: number; issuer: number } | undefined;
+  anchorNameMatchedButSignatureFailed: ParsedCertificate | undefined;
+  firstPathError: CertificateError | undefined;
+}
+
+export function verifyCertificateChain(chainDers: readonly Uint8Array[], opts: VerifyChainOptions): VerifiedChain {
+  if (chainDers.length === 0) throw new CertificateError('bad_certificate', 'empty_chain', 'the peer sent no certificate');
+  if (chainDers.length > MAX_CHAIN_LENGTH) {
+    throw new CertificateError('bad_certificate', 'chain_too_long', `certificate chain has ${chainDers.length} certificates; at most ${MAX_CHAIN_LENGTH} are accepted`);
+  }
+  const now = opts.now ?? new Date();
+  const purpose = opts.purpose ?? 'server';
+  const chain = chainDers.map((d, i) => parseCertificate(d, i));
+  const store = trustStoreFor(opts.ca);
+  const leaf = chain[0]!;
+
+  // Intrinsic leaf checks first: they are true whatever the path is, and the most useful message.
+  checkValidity(leaf, now, 0, 'leaf');
+
+  const state: SearchState = {
+    checks: 0,
+    badSignatureBetweenPresented: undefined,
+    anchorNameMatchedButSignatureFailed: undefined,
+    firstPathError: undefined,
+  };
+  let path: ParsedCertificate[] | undefined;
+  if (store.byFingerprint.has(leaf.fingerprint)) {
+    // The leaf itself is trusted (a pinned self-signed or dev certificate).
+    const err = validatePath([leaf], now, purpose, [0]);
+    if (err) throw err;
+    path = [leaf];
+  } else {
+    path = findPath(chain, store, now, purpose, state);
+  }
+  if (!path) throw noPathError(chain, state);
+
+  if (opts.servername !== undefined) checkName(leaf, opts.servername);
+  return {
+    leaf: leaf.x509,
+    leafDer: leaf.der,
+    publicKey: leaf.x509.publicKey,
+    path: path.map((p) => p.x509),
+    anchor: path[path.length - 1]!.x509,
+  };
+}
+
+/** Depth-first search from the leaf to an anchor; every complete path is validated, first valid wins. */
+function findPath(
+  chain: readonly ParsedCertificate[],
+  store: TrustStore,
+  now: Date,
+  purpose: 'server' | 'client',
+  state: SearchState,
+): ParsedCertificate[] | undefined {
+  const used = new Set<number>([0]);
+  const path: ParsedCertificate[] = [chain[0]!];
+  const indices: number[] = [0];
+
+  const step = (): ParsedCertificate[] | undefined => {
+    const current = path[path.length - 1]!;
+    const currentIndex = indices[indices.length - 1]!;
+    // 1. A trust anchor that issued `current`.
+    for (const anchor of store.bySubject.get(hex(current.issuerName)) ?? []) {
+      if (!keyIdsCompatible(current, anchor)) continue;
+      if (anchor.fingerprint === current.fingerprint) continue;
+      if (!signatureVerifies(current, anchor, state)) {
+        state.anchorNameMatchedButSignatureFailed ??= anchor;
+        continue;
+      }
+      const candidate = [...path, anchor];
+      const err = validatePath(candidate, now, purpose, [...indices, -1]);
+      if (!err) return candidate;
+      state.firstPathError ??= err;
+    }
+    // A presented self-signed certificate that is not an anchor ends this branch.
+    if (path.length >= MAX_CHAIN_LENGTH) return undefined;
+    // 2. A presented intermediate that issued `current`.
+    for (let j = 1; j < chain.length; j++) {
+      if (used.has(j)) continue;
+      const issuer = chain[j]!;
+      if (Buffer.compare(issuer.subjectName, current.issuerName) !== 0) continue;
+      if (!keyIdsCompatible(current, issuer)) continue;
+      if (!signatureVerifies(current, issuer, state)) {
+        state.badSignatureBetweenPresented ??= { child: currentIndex, issuer: j };
+        continue;
+      }
+      // A presented copy of a trust anchor: treat it as reaching that anchor.
+      if (store.byFingerprint.has(issuer.fingerprint)) {
+        const candidate = [...path, issuer];
+        const err = validatePath(candidate, now, purpose, [...indices, j]);
+        if (!err) return candidate;
+        state.firstPathError ??= err;
+        continue;
+      }
+      used.add(j);
+      path.push(issuer);
+      indices.push(j);
+      const found = step();
+      if (found) return found;
+      path.pop();
+      indices.pop();
+      used.delete(j);
+    }
+    return undefined;
+  };
+  return step();
+}
+
+/** When both key identifiers are present they must agree; otherwise the name match decides. */
+function keyIdsCompatible(child: ParsedCertificate, issuer: ParsedCertificate): boolean {
+  return child.authorityKeyId === undefined || issuer.subjectKeyId === undefined || child.authorityKeyId === issuer.subjectKeyId;
+}
+
+function signatureVerifies(child: ParsedCertificate, issuer: ParsedCertificate, state: SearchState): boolean {
+  const key = `${child.fingerprint}:${issuer.fingerprint}`;
+  if (verifiedSignatures.get(key)) return true;
+  if (state.checks++ >= MAX_SIGNATURE_CHECKS) return false;
+  let ok = false;
+  try {
+    ok = child.x509.verify(issuer.x509.publicKey);
+  } catch {
+    ok = false;
+  }
+  if (ok) verifiedSignatures.set(key, true);
+  return ok;
+}
+
+/**
+ * Checks a complete path (leaf first, anchor last) against validity, CA and usage constraints.
+ * Returns the first problem, or undefined when the path is good.
+ */
+function validatePath(
+  path: readonly ParsedCertificate[],
+  now: Date,
+  purpose: 'server' | 'client',
+  presentedIndices: readonly number[],
+): CertificateError | undefined {
+  try {
+    const last = path.length - 1;
+    for (let k = 0; k <= last; k++) {
+      const c = path[k]!;
+      const index = presentedIndices[k] ?? -1;
+      const role = k === 0 ? 'leaf' : k === last ? 'trust anchor' : 'intermediate';
+      checkValidity(c, now, index, role);
+      checkCriticalExtensions(c, index, role);
+      // The anchor's own signature and EKU are not checked: it is trusted by configuration.
+      if (k < last) checkSignatureAlgorithm(c, index, role);
+      if (k === 0 || k < last) checkPurpose(c, purpose, index, role);
+      if (k === 0) {
+        if (c.keyUsage !== undefined && !(c.keyUsage & (1 << KeyUsageBit.digitalSignature))) {
+          throw new CertificateError('unsupported_certificate', 'key_usage_forbids_signing', `leaf certificate ${describe(c)} has a keyUsage extension without digitalSignature, so it cannot sign a TLS 1.3 handshake`, index);
+        }
+        continue;
+      }
+      // Issuers.
+      if (!c.basicConstraints?.ca) {
+        throw new CertificateError('bad_certificate', 'issuer_not_ca', `${role} ${describe(c)} issued ${describe(path[k - 1]!)} but is not a CA (basicConstraints cA is ${c.basicConstraints ? 'false' : 'absent'})`, index);
+      }
+      if (c.keyUsage !== undefined && !(c.keyUsage & (1 << KeyUsageBit.keyCertSign))) {
+        throw new CertificateError('bad_certificate', 'issuer_cannot_sign_certificates', `${role} ${describe(c)} has a keyUsage extension without keyCertSign`, index);
+      }
+      const pathLen = c.basicConstraints.pathLen;
+      if (pathLen !== undefined) {
+        // Non-self-issued intermediate CAs below this one (RFC 5280 §4.2.1.9).
+        let below = 0;
+        for (let j = 1; j < k; j++) if (!path[j]!.selfIssued) below++;
+        if (below > pathLen) {
+          throw new CertificateError('bad_certificate', 'path_length_exceeded', `${role} ${describe(c)} allows ${pathLen} intermediate CA(s) below it (pathLenConstraint) but the chain has ${below}`, index);
+        }
+      }
+    }
+    return undefined;
+  } catch (e) {
+    if (e instanceof CertificateError) return e;
+    throw e;
+  }
+}
+
+function describe(c: ParsedCertificate): string {
+  return `"${describeCertificate(c.der)}"`;
+}
+
+function checkValidity(c: ParsedCertificate, now: Date, index: number, role: string): void {
+  const t = now.getTime();
+  if (t < c.notBefore.getTime()) {
+    throw new CertificateError('certificate_expired', 'not_yet_valid', `${role} certificate ${describe(c)} is not valid before ${c.notBefore.toISOString()} (now ${now.toISOString()})`, index);
+  }
+  if (t > c.notAfter.getTime()) {
+    throw new CertificateError('certificate_expired', 'expired', `${role} certificate ${describe(c)} expired at ${c.notAfter.toISOString()} (now ${now.toISOString()})`, index);
+  }
+}
+
+function checkCriticalExtensions(c: ParsedCertificate, index: number, role: string): void {
+  for (const [oid, ext] of c.extensions) {
+    if (ext.critical && !HANDLED_CRITICAL.has(oid)) {
+      throw new CertificateError('unsupported_certificate', 'unhandled_critical_extension', `${role} certificate ${describe(c)} has a critical extension we do not process (${oid})`, index);
+    }
+  }
+}
+
+function checkSignatureAlgorithm(c: ParsedCertificate, index: number, role: string): void {
+  if (!ACCEPTED_SIGNATURE_ALGORITHMS.has(c.signatureAlgorithm)) {
+    throw new CertificateError('unsupported_certificate', 'unsupported_signature_algorithm', `${role} certificate ${describe(c)} is signed with an algorithm we do not accept (${c.signatureAlgorithm}); SHA-256 or stronger RSA/ECDSA, or Ed25519/Ed448, are required`, index);
+  }
+}
+
+function checkPurpose(c: ParsedCertificate, purpose: 'server' | 'client', index: number, role: string): void {
+  const eku = c.extKeyUsage;
+  if (eku === undefined) return;
+  const wanted = purpose === 'server' ? OID.serverAuth : OID.clientAuth;
+  if (eku.includes(wanted) || eku.includes(OID.anyExtendedKeyUsage)) return;
+  throw new CertificateError('unsupported_certificate', 'wrong_purpose', `${role} certificate ${describe(c)} is not valid for TLS ${purpose} authentication (extendedKeyUsage lacks ${purpose === 'server' ? 'serverAuth' : 'clientAuth'})`, index);
+}
+
+function checkName(leaf: ParsedCertificate, servername: string): void {
+  const name = servername.endsWith('.') ? servername.slice(0, -1) : servername;
+  const ipv6 = name.startsWith('[') && name.endsWith(']') ? name.slice(1, -1) : name;
+  if (isIP(ipv6) !== 0) {
+    if (leaf.x509.checkIP(ipv6) !== undefined) return;
+  } else if (leaf.x509.checkHost(name.toLowerCase(), { subject: 'never', wildcards: true, partialWildcards: false, multiLabelWildcards: false }) !== undefined) {
+    return;
+  }
+  const names = leaf.x509.subjectAltName ?? '(no subjectAltName)';
+  throw new CertificateError('bad_certificate', 'hostname_mismatch', `certificate ${describe(leaf)} is not valid for "${servername}"; it covers ${names}`, 0);
+}
+
+function noPathError(chain: readonly ParsedCertificate[], state: SearchState): CertificateError {
+  if (state.firstPathError) return state.firstPathError;
+  if (state.badSignatureBetweenPresented) {
+    const { child, issuer } = state.badSignatureBetweenPresented;
+    return new CertificateError('bad_certificate', 'bad_signature', `the signature on certificate #${child} ${describe(chain[child]!)} does not verify with the key of certificate #${issuer} ${describe(chain[issuer]!)}`, child);
+  }
+  const leaf = chain[0]!;
+  const top = chain[chain.length - 1]!;
+  const issuerName = top.x509.issuer.replace(/\n/g, ', ');
+  if (state.anchorNameMatchedButSignatureFailed) {
+    return new CertificateError('unknown_ca', 'untrusted', `certificate ${describe(top)} names a trusted CA (${issuerName}) as issuer but its signature does not verify with that CA's key: it was issued by a different CA with the same name`, chain.length - 1);
+  }
+  if (state.checks >= MAX_SIGNATURE_CHECKS) {
+    return new CertificateError('unknown_ca', 'untrusted', `gave up building a path for ${describe(leaf)} after ${MAX_SIGNATURE_CHECKS} signature checks`, 0);
+  }
+  return new CertificateError('unknown_ca', 'untrusted', `certificate ${describe(leaf)} does not chain to a trusted CA (the chain ends at an issuer named "${issuerName}", which is not in the trust store)`, chain.length - 1);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Helpers for the delegated-credential code
+
+/** DelegationUsage (RFC 9345 §4.2): presence, criticality, and whether the value is ASN.1 NULL. */
+export function hasDelegationUsage(cert: CertificateInput): { present: boolean; critical: boolean; valueIsNull: boolean } {
+  const ext = toParsed(cert).extensions.get(DELEGATION_USAGE_OID);
+  if (!ext) return { present: false, critical: false, valueIsNull: false };
+  const v = ext.value;
+  return { present: true, critical: ext.critical, valueIsNull: v.length === 2 && v[0] === 0x05 && v[1] === 0x00 };
+}
+
+/** True only when a keyUsage extension is present and asserts digitalSignature (RFC 9345 §4.2). */
+export function hasDigitalSignatureKeyUsage(cert: CertificateInput): boolean {
+  const ku = toParsed(cert).keyUsage;
+  return ku !== undefined && (ku & (1 << KeyUsageBit.digitalSignature)) !== 0;
+}
+
+/**
+ * Why the certificate cannot delegate credentials, as one sentence for a person (operator
+ * conditions, dcctl), or undefined when it can.
+ */
+export function delegationUsageProblem(cert: CertificateInput): string | undefined {
+  const du = hasDelegationUsage(cert);
+  if (!du.present) return `certificate ${describeCertificate(cert)} lacks the DelegationUsage extension (${DELEGATION_USAGE_OID}); reissue it with that extension to delegate credentials`;
+  if (du.critical) return `certificate ${describeCertificate(cert)} marks the DelegationUsage extension critical; RFC 9345 requires it to be non-critical`;
+  if (!du.valueIsNull) return `certificate ${describeCertificate(cert)} has a DelegationUsage extension whose value is not ASN.1 NULL`;
+  if (!hasDigitalSignatureKeyUsage(cert)) return `certificate ${describeCertificate(cert)} lacks the digitalSignature key usage that delegating credentials requires`;
+  return undefined;
+}
+
+export function certificateNotBefore(cert: CertificateInput): Date {
+  return new Date(toParsed(cert).notBefore.getTime());
+}
+
+export function certificateNotAfter(cert: CertificateInput): Date {
+  return new Date(toParsed(cert).notAfter.getTime());
+}
+
+/** The SubjectPublicKeyInfo DER exactly as it appears in the certificate. */
+export function spkiOf(cert: CertificateInput): Uint8Array {
+  return Uint8Array.from(toParsed(cert).spki);
+}
+
+/** The parsed certificate's raw extension map (OID → criticality and value DER). */
+export function certificateExtensions(cert: CertificateInput): ReadonlyMap<string, CertificateExtension> {
+  return toParsed(cert).extensions;
+}
+
+/**
+ * TLS 1.3 CertificateVerify schemes (RFC 8446 code points) a certificate's public key can
+ * produce, preferred first; empty for key types TLS 1.3 cannot sign with. Mirrors
+ * `schemesForKey` in signature-schemes.ts, repeated here so this file stays import-free.
+ */
+export function schemesForPublicKey(key: KeyObject): number[] {
+  switch (key.asymmetricKeyType) {
+    case 'ed25519':
+      return [0x0807];
+    case 'ed448':
+      return [0x0808];
+    case 'ec':
+      switch (key.asymmetricKeyDetails?.namedCurve) {
+        case 'prime256v1':
+          return [0x0403];
+        case 'secp384r1':
+          return [0x0503];
+        case 'secp521r1':
+          return [0x0603];
+        default:
+          return [];
+      }
+    case 'rsa':
+      return [0x0804, 0x0805, 0x0806];
+    case 'rsa-pss': {
+      // A PSS key restricted to one hash may only use the matching scheme.
+      const hash = key.asymmetricKeyDetails?.hashAlgorithm;
+      if (hash === 'sha256') return [0x0809];
+      if (hash === 'sha384') return [0x080a];
+      if (hash === 'sha512') return [0x080b];
+      return [0x0809, 0x080a, 0x080b];
+    }
+    default:
+      return [];
+  }
+}
+
+/** True when `privateKey` is the private half of the certificate's public key. */
+export function publicKeyMatchesPrivate(cert: CertificateInput, privateKey: KeyObject): boolean {
+  if (privateKey.type !== 'private') return false;
+  const certKey = toParsed(cert).x509.publicKey;
+  if (certKey.asymmetricKeyType !== privateKey.asymmetricKeyType) return false;
+  const a = certKey.export({ type: 'spki', format: 'der' });
+  const b = createPublicKey(privateKey).export({ type: 'spki', format: 'der' });
+  return Buffer.compare(a, b) === 0;
+}
+
+// ---------------------------------------------------------------------------------------------
+// PEM
+
+const PEM_RE = /-----BEGIN ([A-Z0-9 ]+)-----([\s\S]*?)-----END \1-----/g;
+
+/**
+ * All DER blocks with the given label (e.g. 'CERTIFICATE'), in order. Blocks with other labels
+ * are skipped. Throws on a block whose base64 body is invalid.
+ */
+export function pemToDers(pem: string, label: string): Uint8Array[] {
+  const out: Uint8Array[] = [];
+  for (const m of pem.matchAll(PEM_RE)) {
+    if (m[1] !== label) continue;
+    const body = m[2]!.replace(/\s+/g, '');
+    if (!/^[A-Za-z0-9+/]*={0,2}$/.test(body) || body.length % 4 !== 0) {
+      throw new CertificateError('bad_certificate', 'malformed', `PEM ${label} block #${out.length} has an invalid base64 body`);
+    }
+    out.push(new Uint8Array(Buffer.from(body, 'base64')));
+  }
+  return out;
+}
+
+export function derToPem(der: Uint8Array, label: string): string {
+  const b64 = Buffer.from(der.buffer, der.byteOffset, der.byteLength).toString('base64');
+  const lines = b64.match(/.{1,64}/g) ?? [];
+  return `-----BEGIN ${label}-----\n${lines.join('\n')}\n-----END ${label}-----\n`;
+}
