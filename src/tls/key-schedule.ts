@@ -1,0 +1,264 @@
+/**
+ * The TLS 1.3 key schedule (RFC 8446 §7.1), one class per stage so that only the derivations
+ * the RFC allows at a point can be made there:
+ *
+ *            PSK or 0 -> EarlySecret --(EC)DHE--> HandshakeSecret --0--> MasterSecret
+ *
+ * plus HKDF-Expand-Label, traffic keys (§7.3), Finished (§4.4.4), KeyUpdate (§7.2), resumption
+ * PSKs (§4.6.1), binders (§4.2.11.2) and exporters (§7.5). HKDF runs on node:crypto HMAC.
+ */
+import { createHash, createHmac, timingSafeEqual, type Hash } from 'node:crypto';
+import type { HashName, SuiteParams } from './suites.js';
+
+// --- HKDF (RFC 5869) on node:crypto -------------------------------------------------------------
+
+export function hkdfExtract(hash: HashName, salt: Uint8Array, ikm: Uint8Array): Uint8Array {
+  return createHmac(hash, salt).update(ikm).digest();
+}
+
+export function hkdfExpand(hash: HashName, prk: Uint8Array, info: Uint8Array, length: number): Uint8Array {
+  const hashLength = hash === 'sha256' ? 32 : 48;
+  if (length <= hashLength) {
+    // One block: the common case for keys, IVs and secrets.
+    return createHmac(hash, prk).update(info).update(ONE).digest().subarray(0, length);
+  }
+  const out = new Uint8Array(Math.ceil(length / hashLength) * hashLength);
+  let prev: Uint8Array = new Uint8Array(0);
+  for (let i = 0, off = 0; off < length; i++, off += hashLength) {
+    prev = createHmac(hash, prk).update(prev).update(info).update(Uint8Array.of(i + 1)).digest();
+    out.set(prev, off);
+  }
+  return out.subarray(0, length);
+}
+const ONE = Uint8Array.of(1);
+
+const LABEL_PREFIX = Buffer.from('tls13 ', 'latin1');
+const labelCache = new Map<string, Buffer>();
+
+/** HKDF-Expand-Label(Secret, Label, Context, Length) (§7.1). */
+export function hkdfExpandLabel(
+  hash: HashName,
+  secret: Uint8Array,
+  label: string,
+  context: Uint8Array,
+  length: number,
+): Uint8Array {
+  let l = labelCache.get(label);
+  if (!l) {
+    l = Buffer.concat([LABEL_PREFIX, Buffer.from(label, 'latin1')]);
+    labelCache.set(label, l);
+  }
+  const info = new Uint8Array(2 + 1 + l.length + 1 + context.length);
+  info[0] = length >>> 8;
+  info[1] = length & 0xff;
+  info[2] = l.length;
+  info.set(l, 3);
+  info[3 + l.length] = context.length;
+  info.set(context, 4 + l.length);
+  return hkdfExpand(hash, secret, info, length);
+}
+
+/** Derive-Secret(Secret, Label, Messages) with the transcript hash already computed. */
+export function deriveSecret(hash: HashName, secret: Uint8Array, label: string, transcriptHash: Uint8Array): Uint8Array {
+  return hkdfExpandLabel(hash, secret, label, transcriptHash, transcriptHash.length);
+}
+
+const emptyHashes = new Map<HashName, Uint8Array>();
+export function emptyHash(hash: HashName): Uint8Array {
+  let h = emptyHashes.get(hash);
+  if (!h) {
+    h = createHash(hash).digest();
+    emptyHashes.set(hash, h);
+  }
+  return h;
+}
+
+function zeros(n: number): Uint8Array {
+  return new Uint8Array(n);
+}
+
+// --- Stages -----------------------------------------------------------------------------------
+
+/** Early Secret = HKDF-Extract(0, PSK or 0^HashLen). */
+export class EarlySecret {
+  readonly secret: Uint8Array;
+  constructor(
+    readonly suite: SuiteParams,
+    psk?: Uint8Array,
+  ) {
+    this.secret = hkdfExtract(suite.hash, zeros(suite.hashLength), psk ?? zeros(suite.hashLength));
+  }
+
+  /** binder_key for a resumption PSK ("res binder") or an external one ("ext binder"). */
+  binderKey(kind: 'resumption' | 'external'): Uint8Array {
+    const label = kind === 'resumption' ? 'res binder' : 'ext binder';
+    return deriveSecret(this.suite.hash, this.secret, label, emptyHash(this.suite.hash));
+  }
+
+  clientEarlyTrafficSecret(transcriptHash: Uint8Array): Uint8Array {
+    return deriveSecret(this.suite.hash, this.secret, 'c e traffic', transcriptHash);
+  }
+
+  earlyExporterMasterSecret(transcriptHash: Uint8Array): Uint8Array {
+    return deriveSecret(this.suite.hash, this.secret, 'e exp master', transcriptHash);
+  }
+
+  /** Moves to the Handshake stage with the (EC)DHE shared secret (all zeros for psk_ke). */
+  handshake(sharedSecret: Uint8Array | undefined): HandshakeSecret {
+    const { hash, hashLength } = this.suite;
+    const salt = deriveSecret(hash, this.secret, 'derived', emptyHash(hash));
+    return new HandshakeSecret(this.suite, hkdfExtract(hash, salt, sharedSecret ?? zeros(hashLength)));
+  }
+}
+
+export class HandshakeSecret {
+  constructor(
+    readonly suite: SuiteParams,
+    readonly secret: Uint8Array,
+  ) {}
+
+  /** Transcript: ClientHello...ServerHello. */
+  clientHandshakeTrafficSecret(transcriptHash: Uint8Array): Uint8Array {
+    return deriveSecret(this.suite.hash, this.secret, 'c hs traffic', transcriptHash);
+  }
+
+  serverHandshakeTrafficSecret(transcriptHash: Uint8Array): Uint8Array {
+    return deriveSecret(this.suite.hash, this.secret, 's hs traffic', transcriptHash);
+  }
+
+  master(): MasterSecret {
+    const { hash, hashLength } = this.suite;
+    const salt = deriveSecret(hash, this.secret, 'derived', emptyHash(hash));
+    return new MasterSecret(this.suite, hkdfExtract(hash, salt, zeros(hashLength)));
+  }
+}
+
+export class MasterSecret {
+  constructor(
+    readonly suite: SuiteParams,
+    readonly secret: Uint8Array,
+  ) {}
+
+  /** Transcript: ClientHello...server Finished. */
+  clientApplicationTrafficSecret(transcriptHash: Uint8Array): Uint8Array {
+    return deriveSecret(this.suite.hash, this.secret, 'c ap traffic', transcriptHash);
+  }
+
+  serverApplicationTrafficSecret(transcriptHash: Uint8Array): Uint8Array {
+    return deriveSecret(this.suite.hash, this.secret, 's ap traffic', transcriptHash);
+  }
+
+  exporterMasterSecret(transcriptHash: Uint8Array): Uint8Array {
+    return deriveSecret(this.suite.hash, this.secret, 'exp master', transcriptHash);
+  }
+
+  /** Transcript: ClientHello...client Finished. */
+  resumptionMasterSecret(transcriptHash: Uint8Array): Uint8Array {
+    return deriveSecret(this.suite.hash, this.secret, 'res master', transcriptHash);
+  }
+}
+
+// --- Derived values -----------------------------------------------------------------------------
+
+export interface TrafficKeys {
+  readonly key: Uint8Array;
+  readonly iv: Uint8Array;
+}
+
+/** [sender]_write_key and [sender]_write_iv from a traffic secret (§7.3). */
+export function trafficKeys(suite: SuiteParams, secret: Uint8Array): TrafficKeys {
+  return {
+    key: hkdfExpandLabel(suite.hash, secret, 'key', EMPTY, suite.keyLength),
+    iv: hkdfExpandLabel(suite.hash, secret, 'iv', EMPTY, suite.ivLength),
+  };
+}
+const EMPTY = new Uint8Array(0);
+
+/** application_traffic_secret_N+1 (§7.2). */
+export function nextTrafficSecret(suite: SuiteParams, secret: Uint8Array): Uint8Array {
+  return hkdfExpandLabel(suite.hash, secret, 'traffic upd', EMPTY, suite.hashLength);
+}
+
+/** verify_data = HMAC(finished_key, transcript hash) (§4.4.4); also PSK binders. */
+export function finishedVerifyData(suite: SuiteParams, baseKey: Uint8Array, transcriptHash: Uint8Array): Uint8Array {
+  const finishedKey = hkdfExpandLabel(suite.hash, baseKey, 'finished', EMPTY, suite.hashLength);
+  return createHmac(suite.hash, finishedKey).update(transcriptHash).digest();
+}
+
+/** Constant-time comparison of a received Finished/binder with the expected one. */
+export function verifyDataEqual(expected: Uint8Array, received: Uint8Array): boolean {
+  return expected.length === received.length && timingSafeEqual(expected, received);
+}
+
+/** The PSK of a ticket: HKDF-Expand-Label(resumption_master_secret, "resumption", nonce, Hash.length). */
+export function resumptionPsk(suite: SuiteParams, resumptionMasterSecret: Uint8Array, nonce: Uint8Array): Uint8Array {
+  return hkdfExpandLabel(suite.hash, resumptionMasterSecret, 'resumption', nonce, suite.hashLength);
+}
+
+/** TLS-Exporter(label, context_value, key_length) (§7.5). */
+export function exportKeyingMaterial(
+  suite: SuiteParams,
+  exporterMasterSecret: Uint8Array,
+  label: string,
+  context: Uint8Array,
+  length: number,
+): Uint8Array {
+  const derived = deriveSecret(suite.hash, exporterMasterSecret, label, emptyHash(suite.hash));
+  const contextHash = createHash(suite.hash).update(context).digest();
+  return hkdfExpandLabel(suite.hash, derived, 'exporter', contextHash, length);
+}
+
+// --- Transcript hash (§4.4.1) ---------------------------------------------------------------------
+
+/**
+ * The running transcript hash. Messages may be added before the hash function is known (the
+ * client's ClientHello); they are buffered until `start(hash)`. After a HelloRetryRequest the
+ * first ClientHello is replaced by the synthetic message_hash message.
+ */
+export class Transcript {
+  private hash: Hash | undefined;
+  private hashName: HashName | undefined;
+  private pending: Uint8Array[] = [];
+
+  start(hash: HashName): void {
+    if (this.hash) return;
+    this.hashName = hash;
+    this.hash = createHash(hash);
+    for (const m of this.pending) this.hash.update(m);
+    this.pending = [];
+  }
+
+  get started(): boolean {
+    return this.hash !== undefined;
+  }
+
+  /** Adds a complete handshake message (header included). */
+  add(message: Uint8Array): void {
+    if (this.hash) this.hash.update(message);
+    else this.pending.push(message);
+  }
+
+  /** Hash of everything added so far (the running hash continues). */
+  current(): Uint8Array {
+    if (!this.hash) throw new Error('transcript hash not started');
+    return this.hash.copy().digest();
+  }
+
+  /** Hash of everything so far plus `extra` (e.g. a truncated ClientHello for binders). */
+  currentWith(extra: Uint8Array): Uint8Array {
+    if (!this.hash) throw new Error('transcript hash not started');
+    return this.hash.copy().update(extra).digest();
+  }
+
+  /**
+   * HelloRetryRequest: ClientHello1 is replaced by
+   * `message_hash(254) || 00 00 Hash.length || Hash(ClientHello1)` (§4.4.1).
+   */
+  replaceWithMessageHash(): void {
+    if (!this.hash || !this.hashName) throw new Error('transcript hash not started');
+    const h = this.hash.digest();
+    this.hash = createHash(this.hashName);
+    this.hash.update(Uint8Array.of(254, 0, 0, h.length));
+    this.hash.update(h);
+  }
+}
