@@ -52,8 +52,8 @@ function patched(original: V1Pod, review: AdmissionReview): V1Pod {
 
 const optIn = { 'dc-operator.io/inject': 'web-dc' };
 
-describe('skip predicates leave a pod unchanged', () => {
-  test('a pod without the inject annotation is allowed with no patch and no lookup', async () => {
+void describe('skip predicates leave a pod unchanged', () => {
+  void test('a pod without the inject annotation is allowed with no patch and no lookup', async () => {
     const lookups: string[] = [];
     const out = await admit(request(pod()), deps('native', lookups));
     assert.equal(out.result, 'skipped');
@@ -62,31 +62,31 @@ describe('skip predicates leave a pod unchanged', () => {
     assert.deepEqual(lookups, []);
   });
 
-  test('an update of a pod is not a creation and is allowed unchanged', async () => {
+  void test('an update of a pod is not a creation and is allowed unchanged', async () => {
     const out = await admit(request(pod(optIn), { operation: 'UPDATE' }), deps());
     assert.equal(out.reason, 'NotPodCreation');
     assert.equal(out.review.response?.patch, undefined);
   });
 
-  test('a pod subresource (binding, ephemeralcontainers) is not a pod creation', async () => {
+  void test('a pod subresource (binding, ephemeralcontainers) is not a pod creation', async () => {
     const out = await admit(request(pod(optIn), { subResource: 'binding' }), deps());
     assert.equal(out.reason, 'NotPodCreation');
   });
 
-  test('an annotated pod in an excluded namespace is allowed unchanged', async () => {
+  void test('an annotated pod in an excluded namespace is allowed unchanged', async () => {
     const out = await admit(request(pod(optIn), { namespace: 'kube-system' }), deps());
     assert.equal(out.reason, 'ExcludedNamespace');
     assert.equal(out.review.response?.allowed, true);
     assert.equal(out.review.response?.patch, undefined);
   });
 
-  test('a pod with the injected marker is allowed unchanged', async () => {
+  void test('a pod with the injected marker is allowed unchanged', async () => {
     const out = await admit(request(pod({ ...optIn, 'dc-operator.io/injected': 'true' })), deps());
     assert.equal(out.reason, 'AlreadyInjected');
     assert.equal(out.review.response?.patch, undefined);
   });
 
-  test('a pod that already has the sidecar container (marker removed) is allowed unchanged', async () => {
+  void test('a pod that already has the sidecar container (marker removed) is allowed unchanged', async () => {
     const p = pod(optIn, { initContainers: [{ name: SIDECAR_CONTAINER_NAME, image: 'x' }] });
     const out = await admit(request(p), deps());
     assert.equal(out.reason, 'AlreadyInjected');
@@ -94,7 +94,7 @@ describe('skip predicates leave a pod unchanged', () => {
   });
 });
 
-describe('annotation validation denies with a message that says what to fix', () => {
+void describe('annotation validation denies with a message that says what to fix', () => {
   const cases: Array<[string, Record<string, string>, RegExp]> = [
     ['an empty inject annotation', { 'dc-operator.io/inject': '' }, /annotation dc-operator\.io\/inject is empty: set it to the name of a DelegatedCredential/],
     ['an inject annotation that is not a resource name', { 'dc-operator.io/inject': 'Web_DC' }, /"Web_DC" is not a valid resource name/],
@@ -106,7 +106,7 @@ describe('annotation validation denies with a message that says what to fix', ()
     ['a TLS port an app container already declares', { ...optIn, 'dc-operator.io/port': '8080', 'dc-operator.io/upstream-port': '8081' }, /port 8080 \(dc-operator\.io\/port\) is already declared by container app/],
   ];
   for (const [what, annotations, message] of cases) {
-    test(`${what} is refused`, async () => {
+    void test(`${what} is refused`, async () => {
       const out = await admit(request(pod(annotations)), deps());
       assert.equal(out.result, 'denied');
       assert.equal(out.review.response?.allowed, false);
@@ -115,7 +115,7 @@ describe('annotation validation denies with a message that says what to fix', ()
     });
   }
 
-  test('a pod naming a DelegatedCredential that does not exist is refused with the namespace and name', async () => {
+  void test('a pod naming a DelegatedCredential that does not exist is refused with the namespace and name', async () => {
     const out = await admit(request(pod({ 'dc-operator.io/inject': 'missing' })), deps());
     assert.equal(out.review.response?.allowed, false);
     assert.equal(
@@ -124,14 +124,14 @@ describe('annotation validation denies with a message that says what to fix', ()
     );
   });
 
-  test('a DelegatedCredential without spec.secretName is refused', async () => {
+  void test('a DelegatedCredential without spec.secretName is refused', async () => {
     const d = deps();
     d.lookupDelegatedCredential = () => Promise.resolve({});
     const out = await admit(request(pod(optIn)), d);
     assert.match(out.review.response?.status?.message ?? '', /shop\/web-dc has no spec\.secretName/);
   });
 
-  test('a failed lookup is refused with code 500 and the cause, not treated as "not found"', async () => {
+  void test('a failed lookup is refused with code 500 and the cause, not treated as "not found"', async () => {
     const d = deps();
     d.lookupDelegatedCredential = () => Promise.reject(new Error('connection refused'));
     const out = await admit(request(pod(optIn)), d);
@@ -140,15 +140,15 @@ describe('annotation validation denies with a message that says what to fix', ()
     assert.match(out.review.response?.status?.message ?? '', /could not look up DelegatedCredential shop\/web-dc: connection refused/);
   });
 
-  test('a privileged TLS port is allowed with a warning', async () => {
+  void test('a privileged TLS port is allowed with a warning', async () => {
     const out = await admit(request(pod({ ...optIn, 'dc-operator.io/port': '443' })), deps());
     assert.equal(out.result, 'injected');
     assert.match(out.review.response?.warnings?.[0] ?? '', /443 is a privileged port/);
   });
 });
 
-describe('injection', () => {
-  test('on Kubernetes >= 1.29 the sidecar is a native sidecar: an init container with restartPolicy Always and a startup probe', async () => {
+void describe('injection', () => {
+  void test('on Kubernetes >= 1.29 the sidecar is a native sidecar: an init container with restartPolicy Always and a startup probe', async () => {
     const original = pod(optIn);
     const out = await admit(request(original), deps('native'));
     assert.equal(out.result, 'injected');
@@ -161,7 +161,7 @@ describe('injection', () => {
     assert.deepEqual(result.spec?.containers.map((c) => c.name), ['app']);
   });
 
-  test('before 1.29 the sidecar is an ordinary container appended after the app', async () => {
+  void test('before 1.29 the sidecar is an ordinary container appended after the app', async () => {
     const original = pod(optIn);
     const out = await admit(request(original), deps('container'));
     const result = patched(original, out.review);
@@ -171,7 +171,7 @@ describe('injection', () => {
     assert.ok(result.spec?.containers[1]?.startupProbe);
   });
 
-  test('the sidecar runs the terminator with the annotated ports and mounts the DC Secret read-only', async () => {
+  void test('the sidecar runs the terminator with the annotated ports and mounts the DC Secret read-only', async () => {
     const original = pod({ ...optIn, 'dc-operator.io/port': '9443', 'dc-operator.io/upstream-port': '8080' });
     const out = await admit(request(original), deps('native'));
     const result = patched(original, out.review);
@@ -190,7 +190,7 @@ describe('injection', () => {
     assert.deepEqual(sidecar?.resources, DEFAULT_SIDECAR_CONFIG.resources);
   });
 
-  test('the sidecar is non-root with a read-only root filesystem, no privilege escalation, no capabilities and RuntimeDefault seccomp', async () => {
+  void test('the sidecar is non-root with a read-only root filesystem, no privilege escalation, no capabilities and RuntimeDefault seccomp', async () => {
     const original = pod(optIn);
     const result = patched(original, (await admit(request(original), deps())).review);
     assert.deepEqual(result.spec?.initContainers?.[0]?.securityContext, {
@@ -205,7 +205,7 @@ describe('injection', () => {
     });
   });
 
-  test('the pod is marked injected and the default ports are 8443 (TLS) and 8080 (upstream)', async () => {
+  void test('the pod is marked injected and the default ports are 8443 (TLS) and 8080 (upstream)', async () => {
     const original = pod(optIn);
     const out = await admit(request(original), deps());
     const result = patched(original, out.review);
@@ -215,7 +215,7 @@ describe('injection', () => {
     assert.ok(result.spec?.initContainers?.[0]?.args?.includes('127.0.0.1:8080'));
   });
 
-  test('the patch only adds: it touches nothing the pod author wrote', async () => {
+  void test('the patch only adds: it touches nothing the pod author wrote', async () => {
     const original = pod(optIn, { initContainers: [{ name: 'migrate', image: 'm' }], volumes: [{ name: 'data', emptyDir: {} }] });
     const ops = patchOf((await admit(request(original), deps())).review);
     assert.deepEqual(ops.map((o) => `${o.op} ${o.path}`), [
@@ -226,14 +226,14 @@ describe('injection', () => {
     ]);
   });
 
-  test('the DelegatedCredential is looked up in the pod namespace from the request', async () => {
+  void test('the DelegatedCredential is looked up in the pod namespace from the request', async () => {
     const lookups: string[] = [];
     await admit(request(pod(optIn)), deps('native', lookups));
     assert.deepEqual(lookups, ['shop/web-dc']);
   });
 
   for (const mode of ['native', 'container'] as const) {
-    test(`re-invoking the webhook on the injected pod (${mode}) adds nothing`, async () => {
+    void test(`re-invoking the webhook on the injected pod (${mode}) adds nothing`, async () => {
       const original = pod(optIn);
       const first = patched(original, (await admit(request(original), deps(mode))).review);
       const again = await admit(request(first), deps(mode));
@@ -244,8 +244,8 @@ describe('injection', () => {
   }
 });
 
-describe('AdmissionReview parsing', () => {
-  test('a body that is not an AdmissionReview v1 is rejected with the field that is wrong', () => {
+void describe('AdmissionReview parsing', () => {
+  void test('a body that is not an AdmissionReview v1 is rejected with the field that is wrong', () => {
     assert.throws(() => parseAdmissionReview([]), /not a JSON object/);
     assert.throws(() => parseAdmissionReview({ apiVersion: 'admission.k8s.io/v1beta1', kind: 'AdmissionReview' }), /expected apiVersion admission\.k8s\.io\/v1/);
     assert.throws(() => parseAdmissionReview({ apiVersion: 'admission.k8s.io/v1', kind: 'AdmissionReview' }), /request is missing/);

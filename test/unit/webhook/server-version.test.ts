@@ -2,7 +2,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { parseServerVersion, sidecarModeFor } from '../../../src/webhook/server-version.js';
 
-test('native sidecars are used from Kubernetes 1.29 on, plain containers before', () => {
+void test('native sidecars are used from Kubernetes 1.29 on, plain containers before', () => {
   const table: Array<[number, number, string]> = [
     [1, 27, 'container'],
     [1, 28, 'container'],
@@ -13,11 +13,11 @@ test('native sidecars are used from Kubernetes 1.29 on, plain containers before'
   for (const [major, minor, mode] of table) assert.equal(sidecarModeFor({ major, minor }), mode, `${major}.${minor}`);
 });
 
-test('decorated minor versions from managed distributions are read as numbers', () => {
+void test('decorated minor versions from managed distributions are read as numbers', () => {
   assert.deepEqual(parseServerVersion({ major: '1', minor: '29+', gitVersion: 'v1.29.4-gke.1' }), { major: 1, minor: 29, gitVersion: 'v1.29.4-gke.1' });
 });
 
-test('an empty major/minor falls back to gitVersion', () => {
+void test('an empty major/minor falls back to gitVersion', () => {
   assert.equal(parseServerVersion({ major: '', minor: '', gitVersion: 'v1.28.3+k3s1' }).minor, 28);
   assert.throws(() => parseServerVersion({ major: '', minor: '', gitVersion: 'dev' }), /cannot read a Kubernetes version/);
 });
