@@ -1,0 +1,291 @@
+/**
+ * The key server's keys: a directory of PEM (or DER PKCS#8) private keys, indexed by SKI.
+ *
+ * Reload = read and validate every file into locals, then replace the whole set in one assignment.
+ * A file that does not parse fails the reload with an error naming that file, and the working set
+ * stays exactly as it was (ghostunnel's keystore rule). The directory is watched (fs.watch, with a
+ * debounce) and polled as a fallback, because a Kubernetes Secret volume changes by swapping a
+ * `..data` symlink, which not every platform reports to a watcher.
+ */
+import { createPrivateKey, type KeyObject } from 'node:crypto';
+import { watch, type FSWatcher } from 'node:fs';
+import { readdir, readFile, stat } from 'node:fs/promises';
+import { join } from 'node:path';
+import { KeylessError } from './errors.js';
+import { EcdsaDigestSigner, signEd25519, signRsaPkcs1, signRsaPss, describeOperation, type EcCurve } from './prehashed.js';
+import { ErrorCode, type SignOperation } from './protocol.js';
+import { computeSki, skiHex } from './ski.js';
+
+export type KeyAlgorithm = 'rsa' | 'ecdsa' | 'ed25519';
+
+/** A private key ready to answer signing opcodes. */
+export class SigningKey {
+  readonly ski: Uint8Array;
+  readonly skiHex: string;
+  readonly algorithm: KeyAlgorithm;
+  /** P-256/P-384/P-521 for ECDSA keys; the modulus size for RSA; undefined for Ed25519. */
+  readonly detail: string | undefined;
+  private readonly ecdsa: EcdsaDigestSigner | undefined;
+  private readonly modulusBits: number;
+
+  constructor(private readonly key: KeyObject, readonly source: string) {
+    if (key.type !== 'private') throw new Error('not a private key');
+    this.ski = computeSki(key);
+    this.skiHex = skiHex(this.ski);
+    const type = key.asymmetricKeyType;
+    this.modulusBits = 0;
+    if (type === 'rsa') {
+      this.algorithm = 'rsa';
+      this.modulusBits = key.asymmetricKeyDetails?.modulusLength ?? 0;
+      if (this.modulusBits < 1024) throw new Error(`RSA key of ${this.modulusBits} bits is too small`);
+      this.detail = `RSA-${this.modulusBits}`;
+    } else if (type === 'ec') {
+      this.algorithm = 'ecdsa';
+      const curve = curveName(key.asymmetricKeyDetails?.namedCurve);
+      this.detail = curve;
+      this.ecdsa = new EcdsaDigestSigner(curve, key);
+    } else if (type === 'ed25519') {
+      this.algorithm = 'ed25519';
+      this.detail = undefined;
+    } else {
+      throw new Error(`unsupported key type ${type ?? 'unknown'}`);
+    }
+  }
+
+  /** Signs `payload` (a digest, or the whole message for Ed25519); throws KeylessError. */
+  sign(op: SignOperation, payload: Uint8Array): Uint8Array {
+    switch (op.kind) {
+      case 'rsa-pkcs1':
+        if (this.algorithm === 'rsa') return signRsaPkcs1(this.key, op.hash, payload);
+        break;
+      case 'rsa-pss':
+        if (this.algorithm === 'rsa') return signRsaPss(this.key, this.modulusBits, op.hash, payload);
+        break;
+      case 'ecdsa':
+        if (this.ecdsa) return this.ecdsa.sign(op.hash, payload);
+        break;
+      case 'ed25519':
+        if (this.algorithm === 'ed25519') return signEd25519(this.key, payload);
+        break;
+    }
+    throw new KeylessError(
+      ErrorCode.cryptoFailed,
+      `key ${this.skiHex} (${this.detail ?? this.algorithm}) cannot sign ${describeOperation(op)}`,
+    );
+  }
+}
+
+function curveName(opensslName: string | undefined): EcCurve {
+  switch (opensslName) {
+    case 'prime256v1':
+      return 'P-256';
+    case 'secp384r1':
+      return 'P-384';
+    case 'secp521r1':
+      return 'P-521';
+    default:
+      throw new Error(`unsupported curve ${opensslName ?? 'unknown'}`);
+  }
+}
+
+/** Parses every private key in one file's contents. A file without a private key yields []. */
+export function parseKeyFile(contents: Buffer, source: string): SigningKey[] {
+  const text = contents.toString('latin1');
+  if (!text.includes('-----BEGIN')) {
+    // DER: accept a bare PKCS#8 key (what `openssl pkcs8 -outform DER` writes).
+    try {
+      return [new SigningKey(createPrivateKey({ key: contents, format: 'der', type: 'pkcs8' }), source)];
+    } catch (cause) {
+      throw new Error(`${source}: not PEM and not a DER PKCS#8 private key`, { cause });
+    }
+  }
+  const keys: SigningKey[] = [];
+  const blocks = text.match(/-----BEGIN ([A-Z0-9 ]+)-----[\s\S]*?-----END \1-----/g) ?? [];
+  for (const block of blocks) {
+    const label = /-----BEGIN ([A-Z0-9 ]+)-----/.exec(block)?.[1] ?? '';
+    if (!label.endsWith('PRIVATE KEY')) continue;
+    if (label === 'ENCRYPTED PRIVATE KEY') throw new Error(`${source}: encrypted private keys are not supported`);
+    try {
+      keys.push(new SigningKey(createPrivateKey(block), source));
+    } catch (cause) {
+      const reason = cause instanceof Error ? cause.message : String(cause);
+      throw new Error(`${source}: invalid ${label}: ${reason}`, { cause });
+    }
+  }
+  return keys;
+}
+
+export interface KeyStoreLogger {
+  info(message: string, meta?: Record<string, unknown>): void;
+  warn(message: string, meta?: Record<string, unknown>): void;
+  error(message: string, meta?: Record<string, unknown>): void;
+}
+
+export interface KeyDirectoryOptions {
+  /** Watch the directory and reload on change (default true). */
+  readonly watch?: boolean;
+  /** Fallback poll interval in ms (default 30 s; 0 disables). */
+  readonly pollIntervalMs?: number;
+  /** Debounce of change events in ms (default 200). */
+  readonly debounceMs?: number;
+  readonly logger?: KeyStoreLogger;
+  /** Called after every reload attempt (tests and metrics). */
+  readonly onReload?: (result: ReloadResult) => void;
+}
+
+export type ReloadResult =
+  | { readonly ok: true; readonly keys: number; readonly changed: boolean }
+  | { readonly ok: false; readonly error: Error };
+
+/** Key files are *.pem, *.key and *.der; dot files (Secret volume internals) are skipped. */
+function isKeyFileName(name: string): boolean {
+  return !name.startsWith('.') && /\.(pem|key|der)$/i.test(name);
+}
+
+/** A directory of private keys, looked up by SKI, reloaded as a whole. */
+export class KeyDirectory {
+  private keys: ReadonlyMap<string, SigningKey> = new Map();
+  private fingerprint = '';
+  private watcher: FSWatcher | undefined;
+  private pollTimer: NodeJS.Timeout | undefined;
+  private debounceTimer: NodeJS.Timeout | undefined;
+  private reloading: Promise<ReloadResult> | undefined;
+  private reloadAgain = false;
+
+  private constructor(readonly dir: string, private readonly options: KeyDirectoryOptions) {}
+
+  /** Loads the directory (failing if any key file is invalid) and starts watching it. */
+  static async open(dir: string, options: KeyDirectoryOptions = {}): Promise<KeyDirectory> {
+    const store = new KeyDirectory(dir, options);
+    const first = await store.reload();
+    if (!first.ok) throw first.error;
+    store.startWatching();
+    return store;
+  }
+
+  get(skiHexValue: string): SigningKey | undefined {
+    return this.keys.get(skiHexValue);
+  }
+
+  get size(): number {
+    return this.keys.size;
+  }
+
+  list(): SigningKey[] {
+    return [...this.keys.values()];
+  }
+
+  /** Reads, validates and swaps in the whole directory; concurrent calls are coalesced. */
+  reload(): Promise<ReloadResult> {
+    if (this.reloading) {
+      this.reloadAgain = true;
+      return this.reloading;
+    }
+    this.reloading = this.reloadOnce().finally(() => {
+      this.reloading = undefined;
+      if (this.reloadAgain) {
+        this.reloadAgain = false;
+        void this.reload();
+      }
+    });
+    return this.reloading;
+  }
+
+  private async reloadOnce(): Promise<ReloadResult> {
+    let result: ReloadResult;
+    try {
+      const { keys, fingerprint } = await this.readAll();
+      const changed = fingerprint !== this.fingerprint;
+      if (changed) {
+        this.keys = keys; // the one swap
+        this.fingerprint = fingerprint;
+        this.options.logger?.info('keyless: key set loaded', { dir: this.dir, keys: keys.size, skis: [...keys.keys()] });
+      }
+      result = { ok: true, keys: keys.size, changed };
+    } catch (cause) {
+      const error = cause instanceof Error ? cause : new Error(String(cause));
+      this.options.logger?.error('keyless: key reload failed, keeping the previous key set', {
+        dir: this.dir,
+        error: error.message,
+        keys: this.keys.size,
+      });
+      result = { ok: false, error };
+    }
+    this.options.onReload?.(result);
+    return result;
+  }
+
+  private async readAll(): Promise<{ keys: Map<string, SigningKey>; fingerprint: string }> {
+    const names = (await readdir(this.dir)).filter(isKeyFileName).sort();
+    const keys = new Map<string, SigningKey>();
+    const parts: string[] = [];
+    for (const name of names) {
+      const path = join(this.dir, name);
+      const info = await stat(path); // follows symlinks
+      if (!info.isFile()) continue;
+      const contents = await readFile(path);
+      parts.push(`${name}:${contents.toString('base64')}`);
+      for (const key of parseKeyFile(contents, path)) {
+        if (!keys.has(key.skiHex)) keys.set(key.skiHex, key);
+      }
+    }
+    return { keys, fingerprint: parts.join('|') };
+  }
+
+  private startWatching(): void {
+    if (this.options.watch !== false) {
+      try {
+        this.watcher = watch(this.dir, () => this.scheduleReload());
+        this.watcher.on('error', (err) => {
+          this.options.logger?.warn('keyless: directory watch failed; polling only', { dir: this.dir, error: err.message });
+          this.watcher?.close();
+          this.watcher = undefined;
+        });
+      } catch (err) {
+        this.options.logger?.warn('keyless: cannot watch key directory; polling only', {
+          dir: this.dir,
+          error: err instanceof Error ? err.message : String(err),
+        });
+      }
+    }
+    const poll = this.options.pollIntervalMs ?? 30_000;
+    if (poll > 0) {
+      this.pollTimer = setInterval(() => void this.reload(), poll);
+      this.pollTimer.unref();
+    }
+  }
+
+  private scheduleReload(): void {
+    if (this.debounceTimer) clearTimeout(this.debounceTimer);
+    this.debounceTimer = setTimeout(() => void this.reload(), this.options.debounceMs ?? 200);
+    this.debounceTimer.unref();
+  }
+
+  close(): void {
+    this.watcher?.close();
+    this.watcher = undefined;
+    if (this.pollTimer) clearInterval(this.pollTimer);
+    if (this.debounceTimer) clearTimeout(this.debounceTimer);
+  }
+}
+
+/** A fixed set of keys (tests, embedding). */
+export class StaticKeys {
+  private readonly keys: Map<string, SigningKey>;
+  constructor(keys: Iterable<KeyObject>) {
+    this.keys = new Map([...keys].map((k) => new SigningKey(k, 'memory')).map((k) => [k.skiHex, k]));
+  }
+  get(skiHexValue: string): SigningKey | undefined {
+    return this.keys.get(skiHexValue);
+  }
+  get size(): number {
+    return this.keys.size;
+  }
+}
+
+/** What the server needs from a key store. */
+export interface KeyLookup {
+  get(skiHexValue: string): SigningKey | undefined;
+  readonly size: number;
+}
+
