@@ -26,17 +26,17 @@ const specShape: Equals<
 const minimalInput: DelegatedCredentialSpecInput = { certificateSecretRef: { name: 'web-tls' }, secretName: 'web-dc' };
 const signerKeyIsDefaulted: Equals<NonNullable<DelegationSignerSpec['inCluster']>['keySecretRef']['key'], string> = true;
 
-test('the API types are inferred from the schemas with defaulted fields present when read', () => {
+void test('the API types are inferred from the schemas with defaulted fields present when read', () => {
   assert.equal(specShape, true);
   assert.equal(signerKeyIsDefaulted, true);
   assert.equal(minimalInput.secretName, 'web-dc');
 });
 
-test('crds/ matches what the TypeScript API generates (run make crds when this fails)', () => {
+void test('crds/ matches what the TypeScript API generates (run make crds when this fails)', () => {
   assert.deepEqual(staleCrdFiles(), []);
 });
 
-test('the DelegatedCredential CRD has a status subresource, short name dc and the printer columns', () => {
+void test('the DelegatedCredential CRD has a status subresource, short name dc and the printer columns', () => {
   const dc = customResourceDefinitions().find((c) => c.spec.names.kind === 'DelegatedCredential');
   assert.ok(dc);
   assert.deepEqual(dc.spec.names.shortNames, ['dc']);
@@ -51,7 +51,7 @@ test('the DelegatedCredential CRD has a status subresource, short name dc and th
   assert.equal(spec?.properties?.['validity']?.default, '24h');
 });
 
-test('the signer CRDs are namespaced and cluster scoped and require exactly one of inCluster and keyless', () => {
+void test('the signer CRDs are namespaced and cluster scoped and require exactly one of inCluster and keyless', () => {
   const [, ns, cluster] = customResourceDefinitions();
   assert.equal(ns?.spec.scope, 'Namespaced');
   assert.equal(cluster?.spec.scope, 'Cluster');

@@ -1,0 +1,189 @@
+// The output Secret: its layout (one place), how it is built from issued credentials, and a
+// pure read-back ("view") the trigger decisions work on.
+import { createHash } from 'node:crypto';
+import type { V1Secret } from '@kubernetes/client-node';
+import type { Algorithm, DelegatedCredential, DelegatedCredentialSpec } from './api/v1alpha1.js';
+import { API_VERSION, GROUP } from './api/v1alpha1.js';
+
+export const OUTPUT_SECRET_TYPE = `${GROUP}/delegated-credential`;
+export const MANAGED_BY_LABEL = 'app.kubernetes.io/managed-by';
+export const MANAGED_BY_VALUE = 'dc-operator';
+export const OWNER_LABEL = `${GROUP}/delegated-credential`;
+export const MANAGED_SELECTOR = `${MANAGED_BY_LABEL}=${MANAGED_BY_VALUE}`;
+
+export const ANNOTATIONS = {
+  certificateFingerprint: `${GROUP}/certificate-fingerprint`,
+  specHash: `${GROUP}/spec-hash`,
+  issuedAt: `${GROUP}/issued-at`,
+} as const;
+
+export const CHAIN_KEY = 'tls.crt';
+export const credentialKey = (algorithm: Algorithm): string => `${algorithm}.cred`;
+export const privateKeyKey = (algorithm: Algorithm): string => `${algorithm}.key`;
+
+/** Hex SHA-256, the fingerprint format used in annotations and status. */
+export function sha256Hex(data: Uint8Array): string {
+  return createHash('sha256').update(data).digest('hex');
+}
+
+/** Hash of the spec fields whose change needs new credentials (not the renewal policy). */
+export function issuanceSpecHash(spec: DelegatedCredentialSpec): string {
+  const relevant = {
+    algorithms: [...spec.algorithms].sort(),
+    validity: spec.validity,
+    signerRef: spec.signerRef ?? null,
+    certificate: spec.certificateSecretRef.name,
+  };
+  return sha256Hex(Buffer.from(JSON.stringify(relevant))).slice(0, 32);
+}
+
+export interface IssuedCredential {
+  algorithm: Algorithm;
+  /** Encoded DelegatedCredential (RFC 9345 §4). */
+  credential: Uint8Array;
+  privateKeyPem: string;
+  notAfter: Date;
+  publicKeySpki: Uint8Array;
+}
+
+export interface BuildOutputSecret {
+  dc: DelegatedCredential;
+  chainPem: string;
+  certificateFingerprint: string;
+  credentials: readonly IssuedCredential[];
+  issuedAt: Date;
+  /** The current Secret, when replacing: its resourceVersion makes the write conditional. */
+  existing?: V1Secret;
+}
+
+/** The complete Secret to write: replaces every data key, so a removed algorithm disappears. */
+export function buildOutputSecret(input: BuildOutputSecret): V1Secret {
+  const { dc } = input;
+  const data: Record<string, string> = { [CHAIN_KEY]: Buffer.from(input.chainPem).toString('base64') };
+  for (const c of input.credentials) {
+    data[credentialKey(c.algorithm)] = Buffer.from(c.credential).toString('base64');
+    data[privateKeyKey(c.algorithm)] = Buffer.from(c.privateKeyPem).toString('base64');
+  }
+  const existingMeta = input.existing?.metadata;
+  return {
+    apiVersion: 'v1',
+    kind: 'Secret',
+    type: OUTPUT_SECRET_TYPE,
+    metadata: {
+      name: dc.spec.secretName,
+      namespace: dc.metadata.namespace,
+      // Keep labels/annotations others added (e.g. reflectors), overwrite ours.
+      labels: { ...(existingMeta?.labels ?? {}), [MANAGED_BY_LABEL]: MANAGED_BY_VALUE, [OWNER_LABEL]: dc.metadata.name ?? '' },
+      annotations: {
+        ...(existingMeta?.annotations ?? {}),
+        [ANNOTATIONS.certificateFingerprint]: input.certificateFingerprint,
+        [ANNOTATIONS.specHash]: issuanceSpecHash(dc.spec),
+        [ANNOTATIONS.issuedAt]: input.issuedAt.toISOString(),
+      },
+      ownerReferences: [
+        {
+          apiVersion: API_VERSION,
+          kind: 'DelegatedCredential',
+          name: dc.metadata.name ?? '',
+          uid: dc.metadata.uid ?? '',
+          controller: true,
+          blockOwnerDeletion: true,
+        },
+      ],
+      ...(existingMeta?.resourceVersion !== undefined ? { resourceVersion: existingMeta.resourceVersion } : {}),
+    },
+    data,
+  };
+}
+
+// ---- reading it back ------------------------------------------------------------------------
+
+export interface StoredCredential {
+  algorithm: Algorithm;
+  notAfter: Date;
+  publicKeyFingerprint: string;
+}
+
+/** Checks one stored credential against the certificate; throws an Error whose message says what is wrong. */
+export type CredentialInspector = (input: {
+  algorithm: Algorithm;
+  credential: Uint8Array;
+  privateKeyPem: string;
+  certificateDer: Uint8Array;
+}) => { notAfter: Date; publicKeySpki: Uint8Array };
+
+export type OutputView =
+  | { exists: false }
+  | {
+      exists: true;
+      /** Written by us for this DelegatedCredential (label + controller owner reference, or our labels without an owner). */
+      ownedByThis: boolean;
+      certificateFingerprint: string | undefined;
+      specHash: string | undefined;
+      issuedAt: Date | undefined;
+      chainPem: string | undefined;
+      missingKeys: string[];
+      extraAlgorithms: string[];
+      credentials: StoredCredential[];
+      /** Human-readable problems with stored credentials (corrupted, edited, mismatched keys). */
+      problems: string[];
+    };
+
+function decoded(secret: V1Secret, key: string): Buffer | undefined {
+  const v = secret.data?.[key];
+  return v === undefined ? undefined : Buffer.from(v, 'base64');
+}
+
+export function isOwnedBy(secret: V1Secret, dc: DelegatedCredential): boolean {
+  const labels = secret.metadata?.labels ?? {};
+  if (labels[MANAGED_BY_LABEL] !== MANAGED_BY_VALUE || labels[OWNER_LABEL] !== dc.metadata.name) return false;
+  const controller = secret.metadata?.ownerReferences?.find((o) => o.controller === true);
+  // A controller reference to an earlier DelegatedCredential of the same name (deleted and
+  // recreated before garbage collection ran) is adopted; a reference to another kind is not.
+  return controller === undefined || (controller.kind === 'DelegatedCredential' && controller.name === dc.metadata.name);
+}
+
+/** Pure read-back of the output Secret against the spec and the current certificate. */
+export function viewOutputSecret(
+  secret: V1Secret | undefined,
+  dc: DelegatedCredential,
+  certificateDer: Uint8Array | undefined,
+  inspect: CredentialInspector,
+): OutputView {
+  if (secret === undefined) return { exists: false };
+  const annotations = secret.metadata?.annotations ?? {};
+  const keys = Object.keys(secret.data ?? {});
+  const wanted = dc.spec.algorithms;
+  const missingKeys = [CHAIN_KEY, ...wanted.flatMap((a) => [credentialKey(a), privateKeyKey(a)])].filter((k) => !keys.includes(k));
+  const extraAlgorithms = keys
+    .filter((k) => k.endsWith('.cred'))
+    .map((k) => k.slice(0, -'.cred'.length))
+    .filter((a) => !(wanted as readonly string[]).includes(a));
+  const issuedAtText = annotations[ANNOTATIONS.issuedAt];
+  const issuedAt = issuedAtText === undefined || Number.isNaN(Date.parse(issuedAtText)) ? undefined : new Date(issuedAtText);
+  const credentials: StoredCredential[] = [];
+  const problems: string[] = [];
+  for (const algorithm of wanted) {
+    const credential = decoded(secret, credentialKey(algorithm));
+    const key = decoded(secret, privateKeyKey(algorithm));
+    if (credential === undefined || key === undefined || certificateDer === undefined) continue;
+    try {
+      const r = inspect({ algorithm, credential, privateKeyPem: key.toString('utf8'), certificateDer });
+      credentials.push({ algorithm, notAfter: r.notAfter, publicKeyFingerprint: sha256Hex(r.publicKeySpki) });
+    } catch (err) {
+      problems.push(`${credentialKey(algorithm)}: ${err instanceof Error ? err.message : String(err)}`);
+    }
+  }
+  return {
+    exists: true,
+    ownedByThis: isOwnedBy(secret, dc),
+    certificateFingerprint: annotations[ANNOTATIONS.certificateFingerprint],
+    specHash: annotations[ANNOTATIONS.specHash],
+    issuedAt,
+    chainPem: decoded(secret, CHAIN_KEY)?.toString('utf8'),
+    missingKeys,
+    extraAlgorithms,
+    credentials,
+    problems,
+  };
+}

@@ -1,0 +1,98 @@
+// When should a credential be renewed? One small pure function with table tests
+// (test/unit/operator/renewal.test.ts), in the spirit of cert-manager's pki.RenewalTime.
+import { createHash } from 'node:crypto';
+import { CronExpressionParser } from 'cron-parser';
+import { parseDuration } from './duration.js';
+
+export type RenewalPolicy =
+  | { kind: 'default' }
+  | { kind: 'renewBefore'; renewBeforeMs: number }
+  | { kind: 'percentage'; percentage: number }
+  | { kind: 'schedule'; cron: string };
+
+export interface RenewalInput {
+  /** When the credential was issued (its lifetime starts here). */
+  issuedAt: Date;
+  /** When it stops being valid: issuedAt + validity, or earlier when the certificate expires first. */
+  notAfter: Date;
+  policy: RenewalPolicy;
+  /**
+   * In [0, 1): moves the renewal earlier by this fraction of min(2% of the lifetime, 5 minutes),
+   * so a fleet of credentials issued in the same second does not renew in the same second.
+   * Deterministic per object (see jitterFraction) so that a recomputed renewal time is stable.
+   */
+  jitter?: number;
+}
+
+/** Renewal when neither renewBefore nor a percentage is set: two thirds into the lifetime. */
+export const DEFAULT_RENEW_FRACTION = 1 / 3;
+/** With a rotation schedule, a credential is still renewed when this fraction of its lifetime remains. */
+export const SCHEDULE_SAFETY_FRACTION = 0.1;
+const MAX_JITTER_MS = 5 * 60_000;
+const JITTER_LIFETIME_FRACTION = 0.02;
+
+export class InvalidRenewalPolicyError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = 'InvalidRenewalPolicyError';
+  }
+}
+
+export function renewalTime(input: RenewalInput): Date {
+  const start = input.issuedAt.getTime();
+  const end = input.notAfter.getTime();
+  const lifetime = Math.max(0, end - start);
+  let at: number;
+  switch (input.policy.kind) {
+    case 'default':
+      at = end - lifetime * DEFAULT_RENEW_FRACTION;
+      break;
+    case 'renewBefore':
+      // A credential cut short by the certificate's notAfter can be shorter than renewBefore:
+      // then fall back to the default point rather than renewing immediately, forever.
+      at = input.policy.renewBeforeMs < lifetime ? end - input.policy.renewBeforeMs : end - lifetime * DEFAULT_RENEW_FRACTION;
+      break;
+    case 'percentage':
+      at = end - (lifetime * input.policy.percentage) / 100;
+      break;
+    case 'schedule': {
+      const next = nextCronOccurrence(input.policy.cron, input.issuedAt).getTime();
+      at = Math.min(next, end - lifetime * SCHEDULE_SAFETY_FRACTION);
+      break;
+    }
+  }
+  const jitter = (input.jitter ?? 0) * Math.min(MAX_JITTER_MS, lifetime * JITTER_LIFETIME_FRACTION);
+  return new Date(Math.max(start, Math.floor(at - jitter)));
+}
+
+/** The first occurrence of `cron` (UTC) strictly after `after`; throws InvalidRenewalPolicyError. */
+export function nextCronOccurrence(cron: string, after: Date): Date {
+  try {
+    return CronExpressionParser.parse(cron, { currentDate: after, tz: 'UTC', strict: false }).next().toDate();
+  } catch (cause) {
+    const why = cause instanceof Error ? cause.message : String(cause);
+    throw new InvalidRenewalPolicyError(`rotationSchedule ${JSON.stringify(cron)} is not a valid cron expression: ${why}`);
+  }
+}
+
+/** The policy a spec asks for; throws InvalidRenewalPolicyError (e.g. a bad cron string). */
+export function renewalPolicyOf(spec: { renewBefore?: string; renewBeforePercentage?: number; rotationSchedule?: string }): RenewalPolicy {
+  if (spec.renewBefore !== undefined) {
+    try {
+      return { kind: 'renewBefore', renewBeforeMs: parseDuration(spec.renewBefore) };
+    } catch (cause) {
+      throw new InvalidRenewalPolicyError(`renewBefore: ${cause instanceof Error ? cause.message : String(cause)}`);
+    }
+  }
+  if (spec.renewBeforePercentage !== undefined) return { kind: 'percentage', percentage: spec.renewBeforePercentage };
+  if (spec.rotationSchedule !== undefined) {
+    nextCronOccurrence(spec.rotationSchedule, new Date(0)); // validate now, not at renewal time
+    return { kind: 'schedule', cron: spec.rotationSchedule };
+  }
+  return { kind: 'default' };
+}
+
+/** A stable number in [0, 1) for an object (e.g. its uid), so its jitter does not change between reconciles. */
+export function jitterFraction(seed: string): number {
+  return createHash('sha256').update(seed).digest().readUInt32BE(0) / 0x1_0000_0000;
+}

@@ -1,0 +1,117 @@
+// The status a DelegatedCredential should have after a reconcile, computed purely from what the
+// reconcile found; the reconciler writes it only when it differs from the current one.
+import type { DelegatedCredential, DelegatedCredentialStatus } from './api/v1alpha1.js';
+import { isoSeconds, setCondition, type DesiredCondition } from './conditions.js';
+import type { StoredCredential } from './output-secret.js';
+import type { IssueReason } from './triggers.js';
+
+/** Reasons a person can act on; each comes with a message that says what to fix. */
+export type FailureReason =
+  | 'SecretNotFound'
+  | 'CertificateInvalid'
+  | 'CertificateMissingDelegationUsage'
+  | 'CertificateExpired'
+  | 'CertificateNotYetValid'
+  | 'KeyMismatch'
+  | 'KeyInvalid'
+  | 'SignerNotFound'
+  | 'SignerUnavailable'
+  | 'KeylessNotImplemented'
+  | 'InvalidSpec'
+  | 'OutputSecretConflict'
+  | 'IssuanceFailed';
+
+export const SIGNER_FAILURES: ReadonlySet<FailureReason> = new Set<FailureReason>([
+  'KeyMismatch',
+  'KeyInvalid',
+  'SignerNotFound',
+  'SignerUnavailable',
+  'KeylessNotImplemented',
+]);
+
+export interface Failure {
+  reason: FailureReason;
+  message: string;
+}
+
+export interface ReconcileOutcome {
+  /** Why credentials were (or should have been) issued; null when they were already up to date. */
+  trigger: IssueReason | null;
+  /** What blocked issuing or validating; undefined on success. */
+  failure?: Failure;
+  /** Credentials in the output Secret after this reconcile (freshly issued or already there). */
+  credentials: StoredCredential[];
+  /** A description of the signer when it was resolved, e.g. "tls.key of Secret web-tls". */
+  signer?: string;
+  renewalTime?: Date;
+  /** Set when this reconcile issued new credentials. */
+  issuedAt?: Date;
+  /** When the output Secret was last issued, from its annotation. */
+  lastIssuedAt?: Date;
+}
+
+export function desiredStatus(dc: DelegatedCredential, outcome: ReconcileOutcome, now: Date): DelegatedCredentialStatus {
+  const current = dc.status ?? {};
+  const generation = dc.metadata.generation;
+  let conditions = current.conditions;
+  for (const c of desiredConditions(outcome)) conditions = setCondition(conditions, c, generation, now);
+  const status: DelegatedCredentialStatus = { ...current, conditions };
+  if (generation !== undefined) status.observedGeneration = generation;
+  const credentials = [...outcome.credentials].sort((a, b) => a.algorithm.localeCompare(b.algorithm));
+  if (credentials.length > 0) {
+    status.credentials = credentials.map((c) => ({
+      algorithm: c.algorithm,
+      notAfter: isoSeconds(c.notAfter),
+      publicKeyFingerprint: c.publicKeyFingerprint,
+    }));
+    status.notAfter = isoSeconds(new Date(Math.min(...credentials.map((c) => c.notAfter.getTime()))));
+  }
+  if (outcome.renewalTime !== undefined) status.renewalTime = isoSeconds(outcome.renewalTime);
+  const lastIssued = outcome.issuedAt ?? outcome.lastIssuedAt;
+  if (lastIssued !== undefined) status.lastIssuedTime = isoSeconds(lastIssued);
+  return status;
+}
+
+function desiredConditions(o: ReconcileOutcome): DesiredCondition[] {
+  const out: DesiredCondition[] = [];
+  if (o.failure && SIGNER_FAILURES.has(o.failure.reason)) {
+    out.push({ type: 'SignerReady', status: 'False', reason: o.failure.reason, message: o.failure.message });
+  } else if (o.signer !== undefined) {
+    out.push({ type: 'SignerReady', status: 'True', reason: 'SignerReady', message: `signing with ${o.signer}` });
+  }
+  if (o.failure) {
+    const kept = o.credentials.length > 0 ? ' The existing credentials were left in place.' : '';
+    out.push({ type: 'Ready', status: 'False', reason: o.failure.reason, message: o.failure.message + kept });
+    out.push(
+      o.trigger
+        ? { type: 'Issuing', status: 'True', reason: o.trigger.reason, message: `${o.trigger.message}; waiting: ${o.failure.message}` }
+        : { type: 'Issuing', status: 'False', reason: 'Blocked', message: o.failure.message },
+    );
+    return out;
+  }
+  const until = o.credentials.length > 0 ? Math.min(...o.credentials.map((c) => c.notAfter.getTime())) : undefined;
+  const validity = until === undefined ? '' : ` valid until ${isoSeconds(new Date(until))}`;
+  const renewal = o.renewalTime === undefined ? '' : `, renewal at ${isoSeconds(o.renewalTime)}`;
+  const names = o.credentials.map((c) => c.algorithm).sort().join(', ');
+  // The same conditions whether this reconcile issued or found everything current, so the
+  // reconcile that follows our own Secret write computes an identical status and writes nothing.
+  out.push({ type: 'Ready', status: 'True', reason: 'Issued', message: `credentials for ${names}${validity}${renewal}` });
+  out.push({ type: 'Issuing', status: 'False', reason: 'UpToDate', message: 'the credentials are current' });
+  return out;
+}
+
+/** Deep equality of two statuses, independent of key order: the "do not write" check. */
+export function statusEqual(a: DelegatedCredentialStatus | undefined, b: DelegatedCredentialStatus | undefined): boolean {
+  return canonical(a ?? {}) === canonical(b ?? {});
+}
+
+function canonical(v: unknown): string {
+  if (Array.isArray(v)) return `[${v.map(canonical).join(',')}]`;
+  if (v !== null && typeof v === 'object') {
+    const entries = Object.entries(v as Record<string, unknown>)
+      .filter(([, x]) => x !== undefined)
+      .sort(([x], [y]) => (x < y ? -1 : x > y ? 1 : 0));
+    return `{${entries.map(([k, x]) => `${JSON.stringify(k)}:${canonical(x)}`).join(',')}}`;
+  }
+  return JSON.stringify(v);
+}

@@ -1,0 +1,97 @@
+// "Does this DelegatedCredential need new credentials, and why?" An ordered chain of small pure
+// policies; the first that fires gives the reason (cert-manager's policies.go, for DCs).
+import type { DelegatedCredential } from './api/v1alpha1.js';
+import type { OutputView } from './output-secret.js';
+import { issuanceSpecHash } from './output-secret.js';
+import type { RenewalPolicy } from './renewal.js';
+import { jitterFraction, renewalTime } from './renewal.js';
+
+export type TriggerReason =
+  | 'SecretMissing'
+  | 'SecretMissingKeys'
+  | 'AlgorithmsChanged'
+  | 'CertificateChanged'
+  | 'SpecChanged'
+  | 'InvalidCredential'
+  | 'Expiring';
+
+export interface IssueReason {
+  reason: TriggerReason;
+  message: string;
+}
+
+export interface TriggerInput {
+  dc: DelegatedCredential;
+  output: OutputView;
+  certificate: { fingerprint: string; chainPem: string };
+  policy: RenewalPolicy;
+  now: Date;
+}
+
+type Present = Extract<OutputView, { exists: true }>;
+type Policy = (input: TriggerInput, output: Present) => IssueReason | null;
+
+const secretMissingKeys: Policy = (_, out) =>
+  out.missingKeys.length === 0
+    ? null
+    : { reason: 'SecretMissingKeys', message: `the output Secret lacks ${out.missingKeys.join(', ')}` };
+
+const algorithmsChanged: Policy = (_, out) =>
+  out.extraAlgorithms.length === 0
+    ? null
+    : { reason: 'AlgorithmsChanged', message: `the output Secret holds credentials for ${out.extraAlgorithms.join(', ')}, no longer requested` };
+
+const certificateChanged: Policy = (input, out) => {
+  if (out.certificateFingerprint !== input.certificate.fingerprint) {
+    return {
+      reason: 'CertificateChanged',
+      message: `the certificate changed (sha256 ${short(out.certificateFingerprint)} → ${short(input.certificate.fingerprint)})`,
+    };
+  }
+  if ((out.chainPem ?? '').trim() !== input.certificate.chainPem.trim()) {
+    return { reason: 'CertificateChanged', message: 'the certificate chain in the output Secret differs from the certificate Secret' };
+  }
+  return null;
+};
+
+const specChanged: Policy = (input, out) =>
+  out.specHash === issuanceSpecHash(input.dc.spec)
+    ? null
+    : { reason: 'SpecChanged', message: 'algorithms, validity, signer or certificate reference changed since the last issuance' };
+
+const invalidCredential: Policy = (_, out) =>
+  out.problems.length === 0 ? null : { reason: 'InvalidCredential', message: `stored credentials are invalid: ${out.problems.join('; ')}` };
+
+const expiring: Policy = (input, out) => {
+  const at = credentialRenewalTime(input.dc, out, input.policy);
+  if (at === undefined) return { reason: 'Expiring', message: 'the output Secret carries no issue time' };
+  return input.now.getTime() >= at.getTime() ? { reason: 'Expiring', message: `renewal time ${at.toISOString()} reached` } : null;
+};
+
+/** Evaluated in order; InvalidCredential comes before Expiring because an invalid credential has no trustworthy expiry. */
+export const POLICY_CHAIN: readonly Policy[] = [secretMissingKeys, algorithmsChanged, certificateChanged, specChanged, invalidCredential, expiring];
+
+export function needsIssuing(input: TriggerInput, chain: readonly Policy[] = POLICY_CHAIN): IssueReason | null {
+  if (!input.output.exists) return { reason: 'SecretMissing', message: `the output Secret ${input.dc.spec.secretName} does not exist` };
+  for (const policy of chain) {
+    const result = policy(input, input.output);
+    if (result) return result;
+  }
+  return null;
+}
+
+/** The earliest renewal time of the stored credentials, or undefined when they carry no issue time. */
+export function credentialRenewalTime(dc: DelegatedCredential, out: Present, policy: RenewalPolicy): Date | undefined {
+  if (out.issuedAt === undefined || out.credentials.length === 0) return undefined;
+  const jitter = jitterFraction(`${dc.metadata.uid ?? ''}/${out.issuedAt.toISOString()}`);
+  let earliest: Date | undefined;
+  for (const c of out.credentials) {
+    const at = renewalTime({ issuedAt: out.issuedAt, notAfter: c.notAfter, policy, jitter });
+    if (earliest === undefined || at < earliest) earliest = at;
+  }
+  return earliest;
+}
+
+function short(fingerprint: string | undefined): string {
+  return fingerprint === undefined ? 'none' : fingerprint.slice(0, 12);
+}

@@ -1,0 +1,93 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { formatDuration, parseDuration, InvalidDurationError } from '../../../src/operator/duration.js';
+import { InvalidRenewalPolicyError, jitterFraction, renewalPolicyOf, renewalTime, type RenewalPolicy } from '../../../src/operator/renewal.js';
+
+const H = 3_600_000;
+const M = 60_000;
+
+void test('parses Go duration strings into milliseconds', () => {
+  const table: [string, number][] = [
+    ['24h', 24 * H],
+    ['90m', 90 * M],
+    ['168h', 168 * H],
+    ['1h30m', 90 * M],
+    ['1.5h', 90 * M],
+    ['2m30s', 150_000],
+    ['500ms', 500],
+    ['0s', 0],
+  ];
+  for (const [input, ms] of table) assert.equal(parseDuration(input), ms, input);
+});
+
+void test('rejects durations that are not Go durations, naming the input', () => {
+  for (const input of ['', '24', 'h', '1d', '-1h', '1h 30m', '7 days']) {
+    assert.throws(() => parseDuration(input), (e: unknown) => e instanceof InvalidDurationError && e.message.includes(JSON.stringify(input)), input);
+  }
+});
+
+void test('formats milliseconds as a short Go-style duration', () => {
+  assert.equal(formatDuration(90 * M), '1h30m');
+  assert.equal(formatDuration(24 * H), '24h');
+  assert.equal(formatDuration(61_000), '1m1s');
+});
+
+const t0 = new Date('2026-01-01T00:00:00Z');
+const at = (ms: number) => new Date(t0.getTime() + ms);
+
+void test('computes the renewal time for each policy (table)', () => {
+  const table: { name: string; lifetime: number; policy: RenewalPolicy; expected: number }[] = [
+    { name: 'default: two thirds into a 24h lifetime', lifetime: 24 * H, policy: { kind: 'default' }, expected: 16 * H },
+    { name: 'renewBefore 8h of 24h', lifetime: 24 * H, policy: { kind: 'renewBefore', renewBeforeMs: 8 * H }, expected: 16 * H },
+    { name: 'renewBefore 90s of 2m', lifetime: 2 * M, policy: { kind: 'renewBefore', renewBeforeMs: 90_000 }, expected: 30_000 },
+    {
+      name: 'renewBefore longer than a lifetime cut short by the certificate falls back to the default',
+      lifetime: 6 * H,
+      policy: { kind: 'renewBefore', renewBeforeMs: 8 * H },
+      expected: 4 * H,
+    },
+    { name: 'percentage 25 of 24h', lifetime: 24 * H, policy: { kind: 'percentage', percentage: 25 }, expected: 18 * H },
+    { name: 'percentage 99 renews almost at once', lifetime: 100 * M, policy: { kind: 'percentage', percentage: 99 }, expected: 1 * M },
+    { name: 'schedule every 6 hours: next occurrence', lifetime: 24 * H, policy: { kind: 'schedule', cron: '0 */6 * * *' }, expected: 6 * H },
+    {
+      name: 'schedule that would let the credential expire is capped at 90% of the lifetime',
+      lifetime: 10 * H,
+      policy: { kind: 'schedule', cron: '0 0 * * 0' },
+      expected: 9 * H,
+    },
+  ];
+  for (const row of table) {
+    const got = renewalTime({ issuedAt: t0, notAfter: at(row.lifetime), policy: row.policy });
+    assert.equal(got.toISOString(), at(row.expected).toISOString(), row.name);
+  }
+});
+
+void test('jitter moves renewal earlier by at most 2% of the lifetime and at most 5 minutes', () => {
+  const base = renewalTime({ issuedAt: t0, notAfter: at(10 * M), policy: { kind: 'default' } });
+  const jittered = renewalTime({ issuedAt: t0, notAfter: at(10 * M), policy: { kind: 'default' }, jitter: 0.5 });
+  assert.equal(base.getTime() - jittered.getTime(), 6_000); // 0.5 × 2% × 10m
+  const long = renewalTime({ issuedAt: t0, notAfter: at(168 * H), policy: { kind: 'default' }, jitter: 0.999 });
+  const longBase = renewalTime({ issuedAt: t0, notAfter: at(168 * H), policy: { kind: 'default' } });
+  assert.ok(longBase.getTime() - long.getTime() <= 5 * M);
+});
+
+void test('jitter fractions are stable per object and spread across objects', () => {
+  assert.equal(jitterFraction('uid-1'), jitterFraction('uid-1'));
+  const values = new Set(Array.from({ length: 100 }, (_, i) => Math.floor(jitterFraction(`uid-${i}`) * 10)));
+  assert.ok(values.size >= 8, `only ${values.size} of 10 buckets used`);
+  for (let i = 0; i < 100; i++) {
+    const f = jitterFraction(`x${i}`);
+    assert.ok(f >= 0 && f < 1);
+  }
+});
+
+void test('derives the policy from the spec and rejects an invalid cron expression with its text', () => {
+  assert.deepEqual(renewalPolicyOf({}), { kind: 'default' });
+  assert.deepEqual(renewalPolicyOf({ renewBefore: '90s' }), { kind: 'renewBefore', renewBeforeMs: 90_000 });
+  assert.deepEqual(renewalPolicyOf({ renewBeforePercentage: 30 }), { kind: 'percentage', percentage: 30 });
+  assert.deepEqual(renewalPolicyOf({ rotationSchedule: '@daily' }), { kind: 'schedule', cron: '@daily' });
+  assert.throws(
+    () => renewalPolicyOf({ rotationSchedule: 'every tuesday' }),
+    (e: unknown) => e instanceof InvalidRenewalPolicyError && e.message.includes('"every tuesday"'),
+  );
+});
