@@ -1,0 +1,265 @@
+// A small, restartable informer: list, then watch from the list's resourceVersion, keeping a
+// local store of (optionally transformed) objects and telling handlers what changed.
+//
+// Why not @kubernetes/client-node's ListWatch as is: it stops for good on any non-410 error
+// (style #15), and it caches whole objects. Certificate Secrets must not be cached with their
+// private keys, so this store keeps `transform(object)` instead (a projection). Its watch
+// transport is still client-node's `Watch`; see kube.ts.
+//
+// Behaviour: a watch that ends normally is resumed from the last resourceVersion; 410 Gone
+// (as an HTTP status or a watch ERROR event) relists; any other error backs off (1s → 30s,
+// reset after a healthy watch) and retries. The pure store helpers are exported for tests.
+import type { Clock } from './clock.js';
+import { backoffDelay } from './queue.js';
+
+export interface ObjectMeta {
+  metadata?: { name?: string; namespace?: string; resourceVersion?: string };
+}
+
+export interface ListResult<R> {
+  items: R[];
+  resourceVersion: string;
+}
+
+export type WatchEventType = 'ADDED' | 'MODIFIED' | 'DELETED' | 'BOOKMARK' | 'ERROR';
+
+/** Transport: list and watch one resource (kube.ts implements it with client-node). */
+export interface ListWatchSource<R> {
+  list(): Promise<ListResult<R>>;
+  /** Starts a watch; resolves with a handle once the request is sent; `done` is called exactly once. */
+  watch(
+    resourceVersion: string,
+    onEvent: (type: WatchEventType, object: R) => void,
+    done: (err: unknown) => void,
+  ): Promise<{ abort(): void }>;
+}
+
+export type ChangeHandler<T> = (change: { type: 'add' | 'update' | 'delete'; object: T; old?: T }) => void;
+
+export interface InformerLogger {
+  warn(message: string, meta?: Record<string, unknown>): void;
+  debug(message: string, meta?: Record<string, unknown>): void;
+}
+
+export function objectKey(o: ObjectMeta): string {
+  const m = o.metadata ?? {};
+  return m.namespace ? `${m.namespace}/${m.name ?? ''}` : (m.name ?? '');
+}
+
+export function statusCodeOf(err: unknown): number | undefined {
+  if (err === null || typeof err !== 'object') return undefined;
+  const e = err as { statusCode?: unknown; code?: unknown };
+  if (typeof e.statusCode === 'number') return e.statusCode;
+  if (typeof e.code === 'number') return e.code;
+  return undefined;
+}
+
+// ---- pure store helpers ----------------------------------------------------------------------
+
+export interface StoredEntry<T> {
+  object: T;
+  resourceVersion: string;
+}
+
+/** Replaces the store with a fresh list; returns the changes a relist implies (deletes included). */
+export function replaceStore<T>(
+  store: Map<string, StoredEntry<T>>,
+  items: { key: string; object: T; resourceVersion: string }[],
+): { type: 'add' | 'update' | 'delete'; object: T; old?: T }[] {
+  const changes: { type: 'add' | 'update' | 'delete'; object: T; old?: T }[] = [];
+  const seen = new Set<string>();
+  for (const item of items) {
+    seen.add(item.key);
+    const change = upsert(store, item.key, item.object, item.resourceVersion);
+    if (change) changes.push(change);
+  }
+  for (const [key, entry] of [...store]) {
+    if (!seen.has(key)) {
+      store.delete(key);
+      changes.push({ type: 'delete', object: entry.object });
+    }
+  }
+  return changes;
+}
+
+/** Adds or updates one object; no change (undefined) when the resourceVersion is the same. */
+export function upsert<T>(
+  store: Map<string, StoredEntry<T>>,
+  key: string,
+  object: T,
+  resourceVersion: string,
+): { type: 'add' | 'update'; object: T; old?: T } | undefined {
+  const existing = store.get(key);
+  if (existing && existing.resourceVersion === resourceVersion && resourceVersion !== '') return undefined;
+  store.set(key, { object, resourceVersion });
+  return existing ? { type: 'update', object, old: existing.object } : { type: 'add', object };
+}
+
+// ---- the informer ----------------------------------------------------------------------------
+
+export class Informer<R extends ObjectMeta, T = R> {
+  private readonly store = new Map<string, StoredEntry<T>>();
+  private readonly handlers: ChangeHandler<T>[] = [];
+  private resourceVersion = '';
+  private stopped = true;
+  private failures = 0;
+  private current: { abort(): void } | undefined;
+  private wake: (() => void) | undefined;
+  private syncedResolve!: () => void;
+  private hasSyncedFlag = false;
+  private loop: Promise<void> | undefined;
+  /** Resolves after the first successful list. */
+  readonly synced: Promise<void>;
+  /** Counters for tests and metrics. */
+  readonly stats = { lists: 0, watches: 0, errors: 0, relistsOnGone: 0 };
+
+  constructor(
+    readonly name: string,
+    private readonly source: ListWatchSource<R>,
+    private readonly transform: (object: R) => T,
+    private readonly clock: Clock,
+    private readonly log: InformerLogger,
+    private readonly maxBackoffMs = 30_000,
+  ) {
+    this.synced = new Promise((resolve) => (this.syncedResolve = resolve));
+  }
+
+  on(handler: ChangeHandler<T>): void {
+    this.handlers.push(handler);
+  }
+
+  get(key: string): T | undefined {
+    return this.store.get(key)?.object;
+  }
+
+  list(): T[] {
+    return [...this.store.values()].map((e) => e.object);
+  }
+
+  hasSynced(): boolean {
+    return this.hasSyncedFlag;
+  }
+
+  start(): void {
+    if (!this.stopped) return;
+    this.stopped = false;
+    this.loop = this.run();
+  }
+
+  async stop(): Promise<void> {
+    this.stopped = true;
+    this.current?.abort();
+    this.wake?.();
+    await this.loop;
+  }
+
+  private emit(changes: { type: 'add' | 'update' | 'delete'; object: T; old?: T }[]): void {
+    for (const change of changes) for (const h of this.handlers) h(change);
+  }
+
+  private async run(): Promise<void> {
+    while (!this.stopped) {
+      try {
+        if (this.resourceVersion === '') await this.relist();
+        const outcome = await this.watchOnce();
+        if (outcome === 'gone') {
+          this.stats.relistsOnGone++;
+          this.resourceVersion = '';
+          continue;
+        }
+        if (outcome === 'closed') continue; // server timeout: resume from resourceVersion
+        throw outcome.error;
+      } catch (err) {
+        if (this.stopped) break;
+        if (statusCodeOf(err) === 410) {
+          this.stats.relistsOnGone++;
+          this.resourceVersion = '';
+          continue;
+        }
+        this.stats.errors++;
+        this.failures++;
+        const delay = backoffDelay(this.failures, { baseDelayMs: 1000, maxDelayMs: this.maxBackoffMs });
+        this.log.warn('informer error, retrying', { informer: this.name, error: String(err), retryInMs: delay });
+        await this.sleep(delay);
+      }
+    }
+  }
+
+  private async relist(): Promise<void> {
+    this.stats.lists++;
+    const list = await this.source.list();
+    const items = list.items.map((raw) => ({ key: objectKey(raw), object: this.transform(raw), resourceVersion: raw.metadata?.resourceVersion ?? '' }));
+    const changes = replaceStore(this.store, items);
+    this.resourceVersion = list.resourceVersion;
+    this.emit(changes);
+    if (!this.hasSyncedFlag) {
+      this.hasSyncedFlag = true;
+      this.syncedResolve();
+    }
+    this.log.debug('listed', { informer: this.name, items: items.length, resourceVersion: list.resourceVersion });
+  }
+
+  /** One watch request, until it ends: 'closed' (normally), 'gone' (410), or an error. */
+  private watchOnce(): Promise<'closed' | 'gone' | { error: unknown }> {
+    return new Promise((resolve) => {
+      let gone = false;
+      let events = 0;
+      const started = this.clock.now().getTime();
+      this.stats.watches++;
+      const onEvent = (type: WatchEventType, object: R): void => {
+        if (this.stopped) return;
+        events++;
+        if (type === 'ERROR') {
+          if (statusCodeOf(object) === 410) gone = true;
+          return;
+        }
+        const rv = object.metadata?.resourceVersion;
+        if (rv) this.resourceVersion = rv;
+        if (type === 'BOOKMARK') return;
+        const key = objectKey(object);
+        if (type === 'DELETED') {
+          const existing = this.store.get(key);
+          if (existing) {
+            this.store.delete(key);
+            this.emit([{ type: 'delete', object: existing.object }]);
+          }
+          return;
+        }
+        const change = upsert(this.store, key, this.transform(object), rv ?? '');
+        if (change) this.emit([change]);
+      };
+      const done = (err: unknown): void => {
+        this.current = undefined;
+        // A watch that lived a while, or delivered events, was healthy: reset the backoff.
+        if (events > 0 || this.clock.now().getTime() - started > 10_000) this.failures = 0;
+        const lived = this.clock.now().getTime() - started;
+        if (gone || statusCodeOf(err) === 410) resolve('gone');
+        else if (err) resolve({ error: err });
+        // A watch closed at once without an event is an error in disguise: back off, don't spin.
+        else if (events === 0 && lived < 1000) resolve({ error: new Error('watch closed immediately') });
+        else resolve('closed');
+      };
+      this.source.watch(this.resourceVersion, onEvent, done).then(
+        (handle) => {
+          this.current = handle;
+          if (this.stopped) handle.abort();
+        },
+        (err: unknown) => resolve({ error: err }),
+      );
+    });
+  }
+
+  private sleep(ms: number): Promise<void> {
+    return new Promise((resolve) => {
+      const timer = this.clock.setTimer(ms, () => {
+        this.wake = undefined;
+        resolve();
+      });
+      this.wake = () => {
+        timer.cancel();
+        this.wake = undefined;
+        resolve();
+      };
+    });
+  }
+}

@@ -1,0 +1,141 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { FakeClock } from '../../../src/operator/clock.js';
+import { Informer, replaceStore, type ListWatchSource, type StoredEntry, type WatchEventType } from '../../../src/operator/informer.js';
+
+interface Obj {
+  metadata: { name: string; namespace: string; resourceVersion: string };
+  data?: string;
+}
+const obj = (name: string, rv: string, data?: string): Obj => ({ metadata: { name, namespace: 'ns', resourceVersion: rv }, data });
+
+type Step = { kind: 'list'; items: Obj[]; rv: string } | { kind: 'list-error'; status: number };
+
+/** A scripted list/watch source: each watch() call takes the next script of events. */
+class ScriptedSource implements ListWatchSource<Obj> {
+  readonly watchedFrom: string[] = [];
+  lists: Step[] = [];
+  watches: ((emit: (t: WatchEventType, o: Obj) => void, done: (err: unknown) => void) => void)[] = [];
+  list() {
+    const step = this.lists.shift();
+    if (!step) return new Promise<never>(() => undefined);
+    if (step.kind === 'list-error') return Promise.reject(Object.assign(new Error('list failed'), { statusCode: step.status }));
+    return Promise.resolve({ items: step.items, resourceVersion: step.rv });
+  }
+  watch(rv: string, onEvent: (t: WatchEventType, o: Obj) => void, done: (err: unknown) => void) {
+    this.watchedFrom.push(rv);
+    const script = this.watches.shift();
+    if (script) queueMicrotask(() => script(onEvent, done));
+    return Promise.resolve({ abort: () => done(new Error('aborted')) });
+  }
+}
+
+const quiet = { warn: () => undefined, debug: () => undefined };
+const flush = () => new Promise((r) => setImmediate(r));
+
+void test('a relist reports adds, updates and the deletes of objects that disappeared', () => {
+  const store = new Map<string, StoredEntry<string>>();
+  replaceStore(store, [
+    { key: 'ns/a', object: 'a1', resourceVersion: '1' },
+    { key: 'ns/b', object: 'b1', resourceVersion: '1' },
+  ]);
+  const changes = replaceStore(store, [
+    { key: 'ns/a', object: 'a1', resourceVersion: '1' },
+    { key: 'ns/c', object: 'c1', resourceVersion: '3' },
+  ]);
+  assert.deepEqual(
+    changes.map((c) => `${c.type}:${c.object}`),
+    ['add:c1', 'delete:b1'],
+  );
+});
+
+void test('keeps the transformed projection, never the raw object', async () => {
+  const source = new ScriptedSource();
+  source.lists.push({ kind: 'list', items: [obj('a', '1', 'secret')], rv: '10' });
+  const informer = new Informer('test', source, (o: Obj) => ({ name: o.metadata.name, size: o.data?.length ?? 0 }), new FakeClock(), quiet);
+  informer.start();
+  await informer.synced;
+  assert.deepEqual(informer.get('ns/a'), { name: 'a', size: 6 });
+  await informer.stop();
+});
+
+void test('resumes the watch from the last resourceVersion after a normal close', async () => {
+  const clock = new FakeClock();
+  const source = new ScriptedSource();
+  source.lists.push({ kind: 'list', items: [], rv: '10' });
+  source.watches.push((emit, done) => {
+    emit('ADDED', obj('a', '11'));
+    emit('BOOKMARK', obj('', '15'));
+    clock.advance(60_000);
+    done(null);
+  });
+  const informer = new Informer('test', source, (o: Obj) => o, clock, quiet);
+  const seen: string[] = [];
+  informer.on((c) => seen.push(`${c.type}:${c.object.metadata.name}`));
+  informer.start();
+  await flush();
+  await flush();
+  assert.deepEqual(source.watchedFrom, ['10', '15']);
+  assert.deepEqual(seen, ['add:a']);
+  assert.equal(informer.stats.lists, 1);
+  await informer.stop();
+});
+
+void test('relists on 410 Gone from a watch ERROR event and reports objects deleted meanwhile', async () => {
+  const source = new ScriptedSource();
+  source.lists.push({ kind: 'list', items: [obj('a', '1'), obj('b', '1')], rv: '10' });
+  source.lists.push({ kind: 'list', items: [obj('a', '1')], rv: '20' });
+  source.watches.push((emit, done) => {
+    emit('ERROR', { metadata: { name: '', namespace: '', resourceVersion: '' }, ...{ code: 410 } } as unknown as Obj);
+    done(null);
+  });
+  const informer = new Informer('test', source, (o: Obj) => o, new FakeClock(), quiet);
+  const seen: string[] = [];
+  informer.on((c) => seen.push(`${c.type}:${c.object.metadata.name}`));
+  informer.start();
+  for (let i = 0; i < 5; i++) await flush();
+  assert.equal(informer.stats.relistsOnGone, 1);
+  assert.deepEqual(source.watchedFrom, ['10', '20']);
+  assert.deepEqual(seen, ['add:a', 'add:b', 'delete:b']);
+  await informer.stop();
+});
+
+void test('restarts with backoff after a non-410 error instead of stopping', async () => {
+  const clock = new FakeClock();
+  const source = new ScriptedSource();
+  source.lists.push({ kind: 'list-error', status: 500 });
+  source.lists.push({ kind: 'list-error', status: 503 });
+  source.lists.push({ kind: 'list', items: [obj('a', '1')], rv: '10' });
+  const informer = new Informer('test', source, (o: Obj) => o, clock, quiet);
+  informer.start();
+  await flush();
+  assert.equal(informer.hasSynced(), false);
+  clock.advance(1000);
+  await flush();
+  assert.equal(informer.hasSynced(), false, 'second attempt also failed');
+  clock.advance(1999);
+  await flush();
+  assert.equal(informer.stats.lists, 2, 'waits 2s before the third attempt');
+  clock.advance(1);
+  await flush();
+  await informer.synced;
+  assert.equal(informer.stats.errors, 2);
+  assert.ok(informer.get('ns/a'));
+  await informer.stop();
+});
+
+void test('a watch that fails with an error resumes from the same resourceVersion after backoff', async () => {
+  const clock = new FakeClock();
+  const source = new ScriptedSource();
+  source.lists.push({ kind: 'list', items: [], rv: '10' });
+  source.watches.push((_, done) => done(Object.assign(new Error('connection reset'), { code: 'ECONNRESET' })));
+  const informer = new Informer('test', source, (o: Obj) => o, clock, quiet);
+  informer.start();
+  await flush();
+  await flush();
+  clock.advance(1000);
+  await flush();
+  assert.deepEqual(source.watchedFrom, ['10', '10']);
+  assert.equal(informer.stats.lists, 1, 'no relist for a transient error');
+  await informer.stop();
+});
