@@ -1,0 +1,28 @@
+/**
+ * Test data published by fizz (facebookincubator/fizz, fizz/extensions/delegatedcred/test/TestData.h):
+ * a P-256 delegated credential and the certificate that signed it. Only the bytes are copied.
+ * The credential expired in June 2019; it is a signature test vector for the RFC 9345 order.
+ */
+export const FIZZ_P256_DELEGATED_CREDENTIAL_HEX =
+  '001ce0d1040300005b3059301306072a8648ce3d020106082a8648ce3d030107' +
+  '03420004db94b7b305323633ccc5a5f12a3b07c22bbf86e5d531ed94d09c5bfe' +
+  '860b72e5dc73b8267729f34150a6422cbdc87484a535125ff3a02a03372c0969' +
+  '3abf050504030048304602210089a87271db53ca89f4eccbc37e616df92f4b35' +
+  '1f5774c56da74bacfc2774e434022100af1d4561dab905345344475a33c8f132' +
+  '0d82978beae2fca0f34b8d40713b92ac';
+
+/** Leaf certificate carrying the DelegationUsage extension (valid 2019-05-24 .. 2020-05-23). */
+export const FIZZ_DELEGATION_CERTIFICATE_PEM = `-----BEGIN CERTIFICATE-----
+MIIB6TCCAY+gAwIBAgIJAKlQpSahHUIWMAoGCCqGSM49BAMCMEIxCzAJBgNVBAYT
+AlhYMRUwEwYDVQQHDAxEZWZhdWx0IENpdHkxHDAaBgNVBAoME0RlZmF1bHQgQ29t
+cGFueSBMdGQwHhcNMTkwNTI0MTk1MjU3WhcNMjAwNTIzMTk1MjU3WjBCMQswCQYD
+VQQGEwJYWDEVMBMGA1UEBwwMRGVmYXVsdCBDaXR5MRwwGgYDVQQKDBNEZWZhdWx0
+IENvbXBhbnkgTHRkMFkwEwYHKoZIzj0CAQYIKoZIzj0DAQcDQgAE8RC+4O48vtBh
+JhSn3/wuzfygo/AQGGNMavAb5YnZpy6rMaY9UG3OlFfkRRmvETlbn3CXD0klXuc/
+wYCKoVXGYqNuMGwwHQYDVR0OBBYEFC892QWimVBjX1AODjjL+SqTN1meMB8GA1Ud
+IwQYMBaAFC892QWimVBjX1AODjjL+SqTN1meMAwGA1UdEwQFMAMBAf8wCwYDVR0P
+BAQDAgHmMA8GCSsGAQQBgtpLLAQCBQAwCgYIKoZIzj0EAwIDSAAwRQIhAPoWbJWf
+Fw+uQ6c27kul/uTNIF4GOEUCmCWVvc6qkhHVAiBKTBrUi8h8g/U0yQ4prS0/wfkw
+FghrPnYCODq235mY2A==
+-----END CERTIFICATE-----
+`;
