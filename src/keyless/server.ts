@@ -124,23 +124,22 @@ function resultLabel(code: number | undefined): string {
 /** Starts the key server; resolves once it listens. */
 export async function startKeyServer(options: KeyServerOptions): Promise<KeyServer> {
   const registry = options.registry ?? new Registry();
-  let keys: KeyLookup;
+  let keys: KeyLookup | undefined;
+  const m = new KeyServerMetrics(registry, () => keys?.size ?? 0);
   let keyDirectory: KeyDirectory | undefined;
-  let metrics: KeyServerMetrics | undefined;
   if (options.keys) {
     keys = options.keys;
   } else if (options.keysDir) {
     keyDirectory = await KeyDirectory.open(options.keysDir, {
       ...(options.logger ? { logger: options.logger } : {}),
       ...(options.pollIntervalMs !== undefined ? { pollIntervalMs: options.pollIntervalMs } : {}),
-      onReload: (r) => metrics?.reloads.inc({ result: r.ok ? 'ok' : 'failed' }),
+      onReload: (r) => m.reloads.inc({ result: r.ok ? 'ok' : 'failed' }),
     });
     keys = keyDirectory;
   } else {
     throw new Error('startKeyServer needs keysDir or keys');
   }
-  metrics = new KeyServerMetrics(registry, () => keys.size);
-  const m = metrics;
+  const keyLookup: KeyLookup = keys;
   const semaphore = new Semaphore(options.maxConcurrency ?? 64);
   const maxInFlight = options.maxInFlightPerConnection ?? 1024;
   const maxBody = Math.min(options.maxBodyLength ?? DEFAULT_MAX_BODY, 0xffff);
@@ -163,7 +162,7 @@ export async function startKeyServer(options: KeyServerOptions): Promise<KeyServ
         sockets.delete(socket);
         m.connections.dec();
       });
-      serveConnection(socket, { keys, semaphore, maxInFlight, maxBody, metrics: m, ...(log ? { log } : {}) });
+      serveConnection(socket, { keys: keyLookup, semaphore, maxInFlight, maxBody, metrics: m, ...(log ? { log } : {}) });
     },
   );
   server.on('tlsClientError', (err, socket) => {
@@ -200,7 +199,7 @@ export async function startKeyServer(options: KeyServerOptions): Promise<KeyServ
     });
     metricsPort = (metricsServer.address() as AddressInfo).port;
   }
-  log?.info('keyless: key server listening', { port, metricsPort, keys: keys.size });
+  log?.info('keyless: key server listening', { port, metricsPort, keys: keyLookup.size });
 
   return {
     port,

@@ -1,0 +1,390 @@
+/**
+ * Keyless client: a small pool of persistent mutual-TLS connections to one key server.
+ *
+ * Many requests share a connection and are matched to their responses by id. Each request has a
+ * deadline that covers waiting for a connection, sending and the answer. A lost connection fails
+ * the requests in flight on it and is re-established on demand, with exponential backoff between
+ * failed attempts (so a restarted key server is picked up again without anyone's help). Sockets
+ * are unref'd while idle, so an idle client does not keep a process alive.
+ */
+import { connect as tlsConnect, type TLSSocket } from 'node:tls';
+import { isIP } from 'node:net';
+import { randomBytes } from 'node:crypto';
+import { decodeOperation, encodeMessage, FrameDecoder, type Operation } from './codec.js';
+import { KeylessError, KeylessRemoteError, KeylessTimeoutError, KeylessUnavailableError } from './errors.js';
+import { DEFAULT_PORT, ErrorCode, Opcode, opcodeName, PAD_TO, VERSION_MAJOR } from './protocol.js';
+import { skiHex } from './ski.js';
+
+type Pem = string | Uint8Array;
+
+export interface KeylessClientOptions {
+  /** `host:port`, `[v6]:port` or `host` (port 2407). */
+  readonly address: string;
+  /** CA certificate(s) that the key server's certificate must chain to (PEM). */
+  readonly ca: Pem | readonly Pem[];
+  /** Client certificate (chain) and key presented to the key server (PEM). */
+  readonly cert: Pem;
+  readonly key: Pem;
+  /** Name checked against the server certificate (default: the host of `address`). */
+  readonly servername?: string;
+  /** Default per-request deadline in ms (default 5000). */
+  readonly timeoutMs?: number;
+  /** Connections in the pool (default 1). */
+  readonly poolSize?: number;
+  /** Backoff between failed connection attempts: first and largest delay (default 100 ms, 10 s). */
+  readonly minBackoffMs?: number;
+  readonly maxBackoffMs?: number;
+  /** Pad requests to this many bytes (default 1024, as kssl does; 0 = no padding). */
+  readonly padTo?: number;
+}
+
+export interface RequestOptions {
+  /** Deadline for this request in ms (default: the client's timeoutMs). */
+  readonly timeoutMs?: number;
+}
+
+export type ConnectionState = 'idle' | 'connecting' | 'connected' | 'backoff' | 'closed';
+
+interface ParsedAddress {
+  readonly host: string;
+  readonly port: number;
+}
+
+export function parseAddress(address: string): ParsedAddress {
+  const v6 = /^\[([^\]]+)\](?::(\d+))?$/.exec(address);
+  if (v6) return { host: v6[1]!, port: v6[2] ? portNumber(v6[2], address) : DEFAULT_PORT };
+  const parts = address.split(':');
+  if (parts.length === 1 && parts[0]) return { host: parts[0], port: DEFAULT_PORT };
+  if (parts.length === 2 && parts[0]) return { host: parts[0], port: portNumber(parts[1]!, address) };
+  if (isIP(address) === 6) return { host: address, port: DEFAULT_PORT };
+  throw new Error(`key server address "${address}" is not host:port`);
+}
+
+function portNumber(text: string, address: string): number {
+  const port = Number(text);
+  if (!Number.isInteger(port) || port < 1 || port > 65535) throw new Error(`key server address "${address}" has a bad port`);
+  return port;
+}
+
+interface Pending {
+  readonly resolve: (op: Operation) => void;
+  readonly reject: (err: Error) => void;
+  readonly timer: NodeJS.Timeout;
+}
+
+/** One TLS connection with its in-flight requests. */
+class Connection {
+  private readonly pending = new Map<number, Pending>();
+  private readonly decoder = new FrameDecoder();
+  private nextId = randomBytes(4).readUInt32BE(0);
+  private closedError: Error | undefined;
+  /** Responses received; a connection closed before its first answer counts as a failed attempt. */
+  answered = 0;
+
+  constructor(
+    private readonly socket: TLSSocket,
+    private readonly server: string,
+    private readonly onClose: (conn: Connection, err: Error) => void,
+  ) {
+    socket.on('data', (chunk: Buffer) => this.onData(chunk));
+    socket.on('error', (err) => this.fail(new KeylessUnavailableError(`connection to key server ${server} failed: ${err.message}`, { cause: err })));
+    socket.on('close', () => this.fail(new KeylessUnavailableError(`connection to key server ${server} closed`)));
+    socket.unref();
+  }
+
+  get usable(): boolean {
+    return this.closedError === undefined && !this.socket.destroyed;
+  }
+
+  get inFlight(): number {
+    return this.pending.size;
+  }
+
+  send(op: Operation, deadline: number, padTo: number): Promise<Operation> {
+    if (this.closedError) return Promise.reject(this.closedError);
+    const id = this.allocateId();
+    const bytes = encodeMessage(id, op, { padTo });
+    return new Promise<Operation>((resolve, reject) => {
+      const timer = setTimeout(() => {
+        this.pending.delete(id);
+        this.updateRef();
+        reject(new KeylessTimeoutError(`key server ${this.server} did not answer ${opcodeName(op.opcode)} in time`));
+      }, Math.max(0, deadline - Date.now()));
+      this.pending.set(id, { resolve, reject, timer });
+      this.updateRef();
+      this.socket.write(bytes);
+    });
+  }
+
+  close(): void {
+    this.fail(new KeylessUnavailableError('client closed'));
+  }
+
+  private allocateId(): number {
+    for (;;) {
+      this.nextId = (this.nextId + 1) >>> 0;
+      if (!this.pending.has(this.nextId)) return this.nextId;
+    }
+  }
+
+  private updateRef(): void {
+    if (this.pending.size > 0) this.socket.ref();
+    else this.socket.unref();
+  }
+
+  private onData(chunk: Buffer): void {
+    try {
+      for (const frame of this.decoder.push(chunk)) {
+        if (frame.kind !== 'message') throw new KeylessError(ErrorCode.formatError, 'oversized response');
+        if (frame.header.major !== VERSION_MAJOR) {
+          throw new KeylessError(ErrorCode.versionMismatch, `response with protocol version ${frame.header.major}`);
+        }
+        const op = decodeOperation(frame.body);
+        const waiter = this.pending.get(frame.header.id);
+        if (!waiter) continue; // answer to a request that already timed out
+        this.pending.delete(frame.header.id);
+        this.answered++;
+        clearTimeout(waiter.timer);
+        waiter.resolve(op);
+      }
+      this.updateRef();
+    } catch (err) {
+      const reason = err instanceof Error ? err.message : String(err);
+      this.fail(new KeylessUnavailableError(`key server ${this.server} sent a malformed response: ${reason}`, { cause: err }));
+    }
+  }
+
+  private fail(err: Error): void {
+    if (this.closedError) return;
+    this.closedError = err;
+    for (const [, waiter] of this.pending) {
+      clearTimeout(waiter.timer);
+      waiter.reject(err);
+    }
+    this.pending.clear();
+    this.socket.destroy();
+    this.onClose(this, err);
+  }
+}
+
+/** One pool slot: a connection, or the attempt to make one, with its backoff state. */
+class Slot {
+  conn: Connection | undefined;
+  connecting: Promise<Connection> | undefined;
+  backoffMs = 0;
+  retryAt = 0;
+  lastError: Error | undefined;
+}
+
+export class KeylessClient {
+  readonly server: string;
+  private readonly host: string;
+  private readonly port: number;
+  private readonly slots: Slot[];
+  private readonly timeoutMs: number;
+  private readonly minBackoffMs: number;
+  private readonly maxBackoffMs: number;
+  private readonly padTo: number;
+  private closed = false;
+  private nextSlot = 0;
+
+  constructor(private readonly options: KeylessClientOptions) {
+    const { host, port } = parseAddress(options.address);
+    this.host = host;
+    this.port = port;
+    this.server = options.address;
+    this.slots = Array.from({ length: Math.max(1, options.poolSize ?? 1) }, () => new Slot());
+    this.timeoutMs = options.timeoutMs ?? 5000;
+    this.minBackoffMs = options.minBackoffMs ?? 100;
+    this.maxBackoffMs = options.maxBackoffMs ?? 10_000;
+    this.padTo = options.padTo ?? PAD_TO;
+  }
+
+  /** State of the pool: connected if any connection is up. */
+  get state(): ConnectionState {
+    if (this.closed) return 'closed';
+    if (this.slots.some((s) => s.conn?.usable)) return 'connected';
+    if (this.slots.some((s) => s.connecting)) return 'connecting';
+    if (this.slots.some((s) => s.retryAt > Date.now())) return 'backoff';
+    return 'idle';
+  }
+
+  /** The last connection error, if the pool is not connected. */
+  get lastError(): Error | undefined {
+    return this.slots.find((s) => s.lastError)?.lastError;
+  }
+
+  /**
+   * Sends one request and returns the response operation (opcode response or pong). An error
+   * response throws KeylessRemoteError; no answer in time throws KeylessTimeoutError.
+   */
+  async request(op: Operation, options: RequestOptions = {}): Promise<Operation> {
+    const deadline = Date.now() + (options.timeoutMs ?? this.timeoutMs);
+    let response: Operation;
+    try {
+      response = await (await this.connection(deadline)).send(op, deadline, this.padTo);
+    } catch (err) {
+      // A connection lost under the request (key server restarted): signing is idempotent, so
+      // try once more on a fresh connection while the deadline allows.
+      if (!(err instanceof KeylessUnavailableError) || err instanceof KeylessTimeoutError || this.closed) throw err;
+      if (Date.now() >= deadline) throw err;
+      response = await (await this.connection(deadline)).send(op, deadline, this.padTo);
+    }
+    if (response.opcode === Opcode.error) {
+      const code = response.payload?.[0] ?? ErrorCode.internalError;
+      throw new KeylessRemoteError(code, op.ski ? skiHex(op.ski) : undefined, this.server, opcodeName(op.opcode));
+    }
+    return response;
+  }
+
+  /** Asks the key server to sign `payload` (a digest, or the message for Ed25519) with key `ski`. */
+  async sign(ski: Uint8Array, opcode: number, payload: Uint8Array, options: RequestOptions = {}): Promise<Uint8Array> {
+    const response = await this.request({ opcode, ski, payload }, options);
+    if (response.opcode !== Opcode.response || response.payload === undefined) {
+      throw new KeylessUnavailableError(`key server ${this.server} answered ${opcodeName(opcode)} with ${opcodeName(response.opcode)}`);
+    }
+    return response.payload;
+  }
+
+  /** Health check: a ping echoed as pong. Resolves with the round-trip time in ms. */
+  async ping(options: RequestOptions = {}): Promise<number> {
+    const payload = randomBytes(8);
+    const started = performance.now();
+    const response = await this.request({ opcode: Opcode.ping, payload }, options);
+    if (response.opcode !== Opcode.pong || !response.payload || !Buffer.from(response.payload).equals(payload)) {
+      throw new KeylessUnavailableError(`key server ${this.server} did not echo the ping`);
+    }
+    return performance.now() - started;
+  }
+
+  async close(): Promise<void> {
+    this.closed = true;
+    for (const slot of this.slots) {
+      slot.conn?.close();
+      slot.conn = undefined;
+    }
+    await Promise.resolve();
+  }
+
+  /** A usable connection: the least busy connected slot, else the next slot connects. */
+  private async connection(deadline: number): Promise<Connection> {
+    if (this.closed) throw new KeylessUnavailableError('client closed');
+    let best: Connection | undefined;
+    for (const slot of this.slots) {
+      const c = slot.conn;
+      if (c?.usable && (!best || c.inFlight < best.inFlight)) best = c;
+    }
+    // Use an existing connection unless it is busy and another slot could be opened.
+    const idleSlot = this.slots.find((s) => !s.conn?.usable);
+    if (best && (best.inFlight === 0 || !idleSlot)) return best;
+    const slot = idleSlot ?? this.slots[this.nextSlot++ % this.slots.length]!;
+    if (best && slot.retryAt > Date.now()) return best;
+    return this.slotConnection(slot, deadline);
+  }
+
+  private async slotConnection(slot: Slot, deadline: number): Promise<Connection> {
+    for (;;) {
+      if (this.closed) throw new KeylessUnavailableError('client closed');
+      if (slot.conn?.usable) return slot.conn;
+      if (!slot.connecting) {
+        const wait = slot.retryAt - Date.now();
+        if (wait > 0) {
+          if (Date.now() + wait >= deadline) throw this.unavailable(slot, deadline);
+          await sleep(wait);
+          continue;
+        }
+        slot.connecting = this.connect(slot).finally(() => {
+          slot.connecting = undefined;
+        });
+      }
+      try {
+        return await withDeadline(slot.connecting, deadline, () => this.unavailable(slot, deadline));
+      } catch (err) {
+        if (Date.now() >= deadline || err instanceof KeylessTimeoutError) throw err instanceof KeylessTimeoutError ? err : this.unavailable(slot, deadline);
+        // connect failed; loop: wait for the backoff, try again while the deadline allows
+      }
+    }
+  }
+
+  private unavailable(slot: Slot, deadline: number): KeylessTimeoutError {
+    const reason = slot.lastError ? `: ${slot.lastError.message}` : '';
+    const late = Date.now() >= deadline ? 'no connection before the deadline' : 'not reachable before the deadline';
+    return new KeylessTimeoutError(`key server ${this.server} ${late}${reason}`);
+  }
+
+  private connect(slot: Slot): Promise<Connection> {
+    return new Promise<Connection>((resolve, reject) => {
+      const servername = this.options.servername ?? (isIP(this.host) ? undefined : this.host);
+      const socket = tlsConnect({
+        host: this.host,
+        port: this.port,
+        ca: toList(this.options.ca),
+        cert: toBuffer(this.options.cert),
+        key: toBuffer(this.options.key),
+        minVersion: 'TLSv1.2',
+        ...(servername !== undefined ? { servername } : {}),
+      });
+      socket.setNoDelay(true);
+      const connectTimer = setTimeout(() => socket.destroy(new Error('TLS connect timed out')), 10_000);
+      const onError = (err: Error): void => {
+        clearTimeout(connectTimer);
+        this.recordFailure(slot, err);
+        reject(err);
+      };
+      socket.once('error', onError);
+      socket.once('secureConnect', () => {
+        clearTimeout(connectTimer);
+        socket.off('error', onError);
+        const conn = new Connection(socket, this.server, (c, err) => {
+          if (slot.conn === c) slot.conn = undefined;
+          // Closed before answering anything (e.g. our certificate was refused after a TLS 1.3
+          // handshake): back off as for a failed connect, instead of reconnecting in a loop.
+          if (c.answered === 0 && !this.closed) this.recordFailure(slot, err);
+          else slot.lastError = err;
+        });
+        slot.conn = conn;
+        slot.backoffMs = 0;
+        slot.retryAt = 0;
+        slot.lastError = undefined;
+        if (this.closed) conn.close();
+        resolve(conn);
+      });
+    });
+  }
+
+  private recordFailure(slot: Slot, err: Error): void {
+    slot.lastError = err;
+    slot.backoffMs = slot.backoffMs === 0 ? this.minBackoffMs : Math.min(this.maxBackoffMs, slot.backoffMs * 2);
+    // Jitter (50–100 %) so a fleet of clients does not reconnect in lockstep.
+    slot.retryAt = Date.now() + Math.round(slot.backoffMs * (0.5 + Math.random() / 2));
+  }
+}
+
+function toBuffer(p: Pem): string | Buffer {
+  return typeof p === 'string' ? p : Buffer.from(p);
+}
+
+function toList(p: Pem | readonly Pem[]): Array<string | Buffer> {
+  return (Array.isArray(p) ? (p as readonly Pem[]) : [p as Pem]).map(toBuffer);
+}
+
+/** Timers of a pending request stay ref'd: a caller awaiting an answer is work in progress. */
+function sleep(ms: number): Promise<void> {
+  return new Promise((resolve) => setTimeout(resolve, ms));
+}
+
+function withDeadline<T>(promise: Promise<T>, deadline: number, onTimeout: () => Error): Promise<T> {
+  return new Promise<T>((resolve, reject) => {
+    const timer = setTimeout(() => reject(onTimeout()), Math.max(0, deadline - Date.now()));
+    promise.then(
+      (v) => {
+        clearTimeout(timer);
+        resolve(v);
+      },
+      (e: unknown) => {
+        clearTimeout(timer);
+        reject(e instanceof Error ? e : new Error(String(e)));
+      },
+    );
+  });
+}
