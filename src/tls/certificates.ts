@@ -592,6 +592,13 @@ function findPath(
   state: SearchState,
 ): ParsedCertificate[] | undefined {
   const used = new Set<number>([0]);
+  // Repeated copies of a certificate add nothing but search time.
+  const duplicates = new Set<number>();
+  const seen = new Set<string>();
+  chain.forEach((c, i) => {
+    if (seen.has(c.fingerprint)) duplicates.add(i);
+    seen.add(c.fingerprint);
+  });
   const path: ParsedCertificate[] = [chain[0]!];
   const indices: number[] = [0];
 
@@ -611,11 +618,12 @@ function findPath(
       if (!err) return candidate;
       state.firstPathError ??= err;
     }
-    // A presented self-signed certificate that is not an anchor ends this branch.
+    // A presented self-signed root that is not trusted ends this branch.
+    if (current.selfIssued && signatureVerifies(current, current, state)) return undefined;
     if (path.length >= MAX_CHAIN_LENGTH) return undefined;
     // 2. A presented intermediate that issued `current`.
     for (let j = 1; j < chain.length; j++) {
-      if (used.has(j)) continue;
+      if (used.has(j) || duplicates.has(j)) continue;
       const issuer = chain[j]!;
       if (Buffer.compare(issuer.subjectName, current.issuerName) !== 0) continue;
       if (!keyIdsCompatible(current, issuer)) continue;
