@@ -1,0 +1,139 @@
+// Certificates for the webhook's HTTPS endpoint: a small private CA (its certificate goes into the
+// MutatingWebhookConfiguration's caBundle) and a serving certificate it signs for the Service's DNS
+// names. ECDSA P-256, made with @peculiar/x509 over node's WebCrypto. Pure apart from randomness:
+// the time is always passed in.
+
+import 'reflect-metadata'; // @peculiar/x509 2.x needs the Reflect polyfill loaded first
+import * as x509 from '@peculiar/x509';
+import { X509Certificate as NodeX509Certificate, randomBytes, webcrypto } from 'node:crypto';
+
+x509.cryptoProvider.set(webcrypto as unknown as Parameters<typeof x509.cryptoProvider.set>[0]);
+
+type CryptoKey = webcrypto.CryptoKey;
+type CryptoKeyPair = webcrypto.CryptoKeyPair;
+
+const ALGORITHM = { name: 'ECDSA', namedCurve: 'P-256', hash: 'SHA-256' } as const;
+const DAY_MS = 24 * 60 * 60 * 1000;
+
+export const CA_LIFETIME_MS = 365 * DAY_MS;
+export const SERVING_LIFETIME_MS = 90 * DAY_MS;
+/** Renew when this fraction of the lifetime has passed (cert-manager's default is 2/3 too). */
+export const RENEW_FRACTION = 2 / 3;
+/** Backdate notBefore a little so a peer whose clock is behind still accepts a fresh certificate. */
+const BACKDATE_MS = 5 * 60 * 1000;
+
+export interface KeyedCertificate {
+  certPem: string;
+  keyPem: string;
+  notBefore: Date;
+  notAfter: Date;
+}
+
+function serialNumber(): string {
+  const bytes = randomBytes(16);
+  bytes[0] = (bytes[0] as number) & 0x7f; // positive INTEGER
+  return bytes.toString('hex');
+}
+
+async function generateKeys(): Promise<CryptoKeyPair> {
+  return webcrypto.subtle.generateKey(ALGORITHM, true, ['sign', 'verify']);
+}
+
+async function privateKeyPem(key: CryptoKey): Promise<string> {
+  const pkcs8 = await webcrypto.subtle.exportKey('pkcs8', key);
+  return x509.PemConverter.encode(pkcs8, 'PRIVATE KEY');
+}
+
+async function importPrivateKey(pem: string): Promise<CryptoKey> {
+  const der = x509.PemConverter.decodeFirst(pem);
+  return webcrypto.subtle.importKey('pkcs8', der, ALGORITHM, false, ['sign']);
+}
+
+export async function createCa(commonName: string, now: Date, lifetimeMs = CA_LIFETIME_MS): Promise<KeyedCertificate> {
+  const keys = await generateKeys();
+  const notBefore = new Date(now.getTime() - BACKDATE_MS);
+  const notAfter = new Date(now.getTime() + lifetimeMs);
+  const cert = await x509.X509CertificateGenerator.createSelfSigned({
+    serialNumber: serialNumber(),
+    name: new x509.Name([{ CN: [commonName] }, { O: ['dc-operator'] }]),
+    notBefore,
+    notAfter,
+    signingAlgorithm: ALGORITHM,
+    keys,
+    extensions: [
+      new x509.BasicConstraintsExtension(true, 0, true),
+      new x509.KeyUsagesExtension(x509.KeyUsageFlags.keyCertSign | x509.KeyUsageFlags.cRLSign, true),
+      await x509.SubjectKeyIdentifierExtension.create(keys.publicKey),
+    ],
+  });
+  return { certPem: cert.toString('pem'), keyPem: await privateKeyPem(keys.privateKey), notBefore, notAfter };
+}
+
+export interface ServingCertRequest {
+  dnsNames: string[];
+  ipAddresses: string[];
+  now: Date;
+  lifetimeMs?: number;
+}
+
+/** A serving certificate signed by `ca`, never outliving it. */
+export async function createServingCert(ca: KeyedCertificate, req: ServingCertRequest): Promise<KeyedCertificate> {
+  if (req.dnsNames.length === 0 && req.ipAddresses.length === 0) throw new Error('a serving certificate needs at least one DNS name or IP address');
+  const caCert = new x509.X509Certificate(ca.certPem);
+  const keys = await generateKeys();
+  const notBefore = new Date(req.now.getTime() - BACKDATE_MS);
+  const wanted = req.now.getTime() + (req.lifetimeMs ?? SERVING_LIFETIME_MS);
+  const notAfter = new Date(Math.min(wanted, caCert.notAfter.getTime()));
+  const cert = await x509.X509CertificateGenerator.create({
+    serialNumber: serialNumber(),
+    subject: new x509.Name([{ CN: [req.dnsNames[0] ?? req.ipAddresses[0] ?? 'dc-operator-webhook'] }]),
+    issuer: caCert.subjectName,
+    notBefore,
+    notAfter,
+    signingAlgorithm: ALGORITHM,
+    publicKey: keys.publicKey,
+    signingKey: await importPrivateKey(ca.keyPem),
+    extensions: [
+      new x509.BasicConstraintsExtension(false, undefined, true),
+      new x509.KeyUsagesExtension(x509.KeyUsageFlags.digitalSignature, true),
+      new x509.ExtendedKeyUsageExtension([x509.ExtendedKeyUsage.serverAuth]),
+      new x509.SubjectAlternativeNameExtension([
+        ...req.dnsNames.map((value) => ({ type: 'dns' as const, value })),
+        ...req.ipAddresses.map((value) => ({ type: 'ip' as const, value })),
+      ]),
+      await x509.SubjectKeyIdentifierExtension.create(keys.publicKey),
+      await x509.AuthorityKeyIdentifierExtension.create(caCert),
+    ],
+  });
+  return { certPem: cert.toString('pem'), keyPem: await privateKeyPem(keys.privateKey), notBefore, notAfter };
+}
+
+/** The moment a certificate should be replaced: RENEW_FRACTION of the way through its validity. */
+export function renewalTime(cert: Pick<KeyedCertificate, 'notBefore' | 'notAfter'>, fraction = RENEW_FRACTION): Date {
+  const start = cert.notBefore.getTime();
+  return new Date(start + Math.floor((cert.notAfter.getTime() - start) * fraction));
+}
+
+/** The validity of the first certificate in a PEM string. */
+export function certValidity(certPem: string): { notBefore: Date; notAfter: Date } {
+  const cert = new NodeX509Certificate(certPem);
+  return { notBefore: new Date(cert.validFrom), notAfter: new Date(cert.validTo) };
+}
+
+/** Splits a PEM bundle into its certificates (each as PEM). */
+export function splitPemCertificates(bundle: string): string[] {
+  return bundle.match(/-----BEGIN CERTIFICATE-----[\s\S]+?-----END CERTIFICATE-----/g)?.map((c) => `${c}\n`) ?? [];
+}
+
+/** The certificates of `bundle` still valid at `now`, de-duplicated, newest first kept first. */
+export function pruneExpired(certPems: readonly string[], now: Date): string[] {
+  const seen = new Set<string>();
+  const out: string[] = [];
+  for (const pem of certPems) {
+    const key = pem.trim();
+    if (seen.has(key)) continue;
+    seen.add(key);
+    if (certValidity(pem).notAfter.getTime() > now.getTime()) out.push(pem);
+  }
+  return out;
+}

@@ -1,0 +1,229 @@
+// Where the webhook's serving certificate comes from, and when it changes.
+//
+// SelfBootstrappedCertificates: a CA kept in a Secret in the operator's namespace (shared by all
+//   replicas), its certificates written as caBundle into the MutatingWebhookConfiguration, and a
+//   serving certificate each replica signs for itself in memory. The CA is replaced at 2/3 of its
+//   lifetime; the old CA stays in the bundle until it expires, so serving certificates it signed
+//   (this replica's or another's) stay trusted during the change-over.
+// DirectoryCertificates: cert-manager (or anything else) writes tls.crt/tls.key into a mounted
+//   directory; we re-read it and serve what is there.
+//
+// Both answer refresh() with the material to serve and whether it changed; the server swaps its
+// TLS context on change (no restart).
+
+import { readFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import type { AdmissionregistrationV1Api, CoreV1Api, V1Secret } from '@kubernetes/client-node';
+import {
+  CA_LIFETIME_MS,
+  SERVING_LIFETIME_MS,
+  certValidity,
+  createCa,
+  createServingCert,
+  pruneExpired,
+  renewalTime,
+  splitPemCertificates,
+  type KeyedCertificate,
+} from './certs.js';
+import { syncCaBundle } from './webhook-configuration.js';
+
+export interface ServingMaterial {
+  certPem: string;
+  keyPem: string;
+}
+
+export interface ServingCertificateSource {
+  /** Loads, renews or re-reads; `changed` tells the server to swap its TLS context. */
+  refresh(): Promise<ServingMaterial & { changed: boolean }>;
+}
+
+export interface Logger {
+  info(message: string, meta?: Record<string, unknown>): void;
+  warn(message: string, meta?: Record<string, unknown>): void;
+  error(message: string, meta?: Record<string, unknown>): void;
+}
+
+export const DEFAULT_CA_SECRET_NAME = 'dc-operator-webhook-ca';
+const CA_CERT_KEY = 'tls.crt';
+const CA_KEY_KEY = 'tls.key';
+const CA_BUNDLE_KEY = 'ca-bundle.crt';
+
+/** The CA as kept in its Secret: the signing CA and every CA still trusted (newest first). */
+export interface StoredCa {
+  ca: KeyedCertificate;
+  bundle: string[];
+  resourceVersion?: string;
+}
+
+export type CaAction = 'create' | 'rotate' | 'keep';
+
+/** Pure: what to do with the stored CA at `now`. */
+export function decideCaAction(stored: StoredCa | undefined, now: Date): CaAction {
+  if (!stored) return 'create';
+  return now.getTime() >= renewalTime(stored.ca).getTime() ? 'rotate' : 'keep';
+}
+
+/** Pure apart from key generation: a fresh CA, and a bundle trusting it and the unexpired old ones. */
+export async function nextCa(previous: StoredCa | undefined, now: Date, lifetimeMs = CA_LIFETIME_MS): Promise<StoredCa> {
+  const ca = await createCa('dc-operator webhook CA', now, lifetimeMs);
+  const bundle = pruneExpired([ca.certPem, ...(previous?.bundle ?? [])], now);
+  return { ca, bundle };
+}
+
+/** Pure: must this replica sign itself a new serving certificate? */
+export function servingNeedsRenewal(serving: { cert: KeyedCertificate; issuerPem: string } | undefined, caPem: string, now: Date): boolean {
+  if (!serving) return true;
+  if (serving.issuerPem !== caPem) return true;
+  return now.getTime() >= renewalTime(serving.cert).getTime();
+}
+
+function decode(secret: V1Secret, key: string): string | undefined {
+  const b64 = secret.data?.[key];
+  return b64 === undefined ? undefined : Buffer.from(b64, 'base64').toString('utf8');
+}
+
+/** Reads a CA Secret; an unreadable one counts as absent (it will be replaced, with a warning). */
+export function parseCaSecret(secret: V1Secret): StoredCa | undefined {
+  const certPem = decode(secret, CA_CERT_KEY);
+  const keyPem = decode(secret, CA_KEY_KEY);
+  if (!certPem || !keyPem) return undefined;
+  try {
+    const validity = certValidity(certPem);
+    const bundlePem = decode(secret, CA_BUNDLE_KEY) ?? certPem;
+    const bundle = splitPemCertificates(bundlePem);
+    return { ca: { certPem, keyPem, ...validity }, bundle: bundle.length > 0 ? bundle : [certPem], resourceVersion: secret.metadata?.resourceVersion };
+  } catch {
+    return undefined;
+  }
+}
+
+function caSecretBody(name: string, namespace: string, stored: StoredCa): V1Secret {
+  const b64 = (s: string): string => Buffer.from(s).toString('base64');
+  return {
+    apiVersion: 'v1',
+    kind: 'Secret',
+    type: 'kubernetes.io/tls',
+    metadata: {
+      name,
+      namespace,
+      labels: { 'app.kubernetes.io/name': 'dc-operator', 'app.kubernetes.io/component': 'webhook' },
+      ...(stored.resourceVersion ? { resourceVersion: stored.resourceVersion } : {}),
+    },
+    data: { [CA_CERT_KEY]: b64(stored.ca.certPem), [CA_KEY_KEY]: b64(stored.ca.keyPem), [CA_BUNDLE_KEY]: b64(stored.bundle.join('')) },
+  };
+}
+
+function statusCode(err: unknown): number | undefined {
+  return (err as { code?: number }).code;
+}
+
+export interface SelfBootstrapOptions {
+  core: CoreV1Api;
+  admission: AdmissionregistrationV1Api;
+  namespace: string;
+  caSecretName?: string;
+  webhookConfigurationName: string;
+  dnsNames: string[];
+  ipAddresses: string[];
+  now?: () => Date;
+  caLifetimeMs?: number;
+  servingLifetimeMs?: number;
+  log: Logger;
+}
+
+export class SelfBootstrappedCertificates implements ServingCertificateSource {
+  private serving: { cert: KeyedCertificate; issuerPem: string } | undefined;
+  private lastBundle = '';
+  private readonly now: () => Date;
+  private readonly secretName: string;
+
+  constructor(private readonly opts: SelfBootstrapOptions) {
+    this.now = opts.now ?? (() => new Date());
+    this.secretName = opts.caSecretName ?? DEFAULT_CA_SECRET_NAME;
+  }
+
+  /** The PEM bundle last written as caBundle (for tests and for registering a configuration). */
+  caBundle(): string {
+    return this.lastBundle;
+  }
+
+  async refresh(): Promise<ServingMaterial & { changed: boolean }> {
+    const stored = await this.ensureCa();
+    const bundle = stored.bundle.join('');
+    // Trust first, then serve: the bundle must contain the new CA before any replica presents a
+    // certificate it signed.
+    const synced = await syncCaBundle(this.opts.admission, this.opts.webhookConfigurationName, bundle);
+    if (synced === 'updated') this.opts.log.info('wrote caBundle into MutatingWebhookConfiguration', { name: this.opts.webhookConfigurationName, cas: stored.bundle.length });
+    if (synced === 'missing') this.opts.log.warn('MutatingWebhookConfiguration not found; caBundle not written yet', { name: this.opts.webhookConfigurationName });
+    this.lastBundle = bundle;
+
+    const now = this.now();
+    let changed = false;
+    if (servingNeedsRenewal(this.serving, stored.ca.certPem, now)) {
+      const cert = await createServingCert(stored.ca, {
+        dnsNames: this.opts.dnsNames,
+        ipAddresses: this.opts.ipAddresses,
+        now,
+        lifetimeMs: this.opts.servingLifetimeMs ?? SERVING_LIFETIME_MS,
+      });
+      this.serving = { cert, issuerPem: stored.ca.certPem };
+      changed = true;
+      this.opts.log.info('issued webhook serving certificate', { notAfter: cert.notAfter.toISOString(), dnsNames: this.opts.dnsNames });
+    }
+    const { cert } = this.serving as { cert: KeyedCertificate };
+    return { certPem: cert.certPem, keyPem: cert.keyPem, changed };
+  }
+
+  /** Reads the CA Secret, creating or rotating the CA when due; concurrent replicas converge on one. */
+  private async ensureCa(): Promise<StoredCa> {
+    const { core, namespace } = this.opts;
+    for (let attempt = 0; attempt < 5; attempt++) {
+      let secret: V1Secret | undefined;
+      try {
+        secret = await core.readNamespacedSecret({ name: this.secretName, namespace });
+      } catch (err) {
+        if (statusCode(err) !== 404) throw err;
+      }
+      const stored = secret ? parseCaSecret(secret) : undefined;
+      if (secret && !stored) this.opts.log.warn('CA Secret is unreadable; replacing it', { secret: `${namespace}/${this.secretName}` });
+      const now = this.now();
+      const action = decideCaAction(stored, now);
+      if (action === 'keep' && stored) return stored;
+
+      const next = await nextCa(stored, now, this.opts.caLifetimeMs ?? CA_LIFETIME_MS);
+      try {
+        if (!secret) {
+          await core.createNamespacedSecret({ namespace, body: caSecretBody(this.secretName, namespace, next) });
+        } else {
+          next.resourceVersion = secret.metadata?.resourceVersion;
+          await core.replaceNamespacedSecret({ name: this.secretName, namespace, body: caSecretBody(this.secretName, namespace, next) });
+        }
+        this.opts.log.info(action === 'create' ? 'created webhook CA' : 'rotated webhook CA', { notAfter: next.ca.notAfter.toISOString(), trusted: next.bundle.length });
+        return next;
+      } catch (err) {
+        // Another replica created or rotated it first: read theirs and go round again.
+        if (statusCode(err) !== 409) throw err;
+      }
+    }
+    throw new Error(`could not settle the CA Secret ${namespace}/${this.secretName} after 5 attempts (write conflicts)`);
+  }
+}
+
+/** cert-manager mode: tls.crt and tls.key from a mounted directory, re-read on every refresh. */
+export class DirectoryCertificates implements ServingCertificateSource {
+  private last: ServingMaterial | undefined;
+  constructor(private readonly dir: string) {}
+
+  async refresh(): Promise<ServingMaterial & { changed: boolean }> {
+    const [certPem, keyPem] = await Promise.all([
+      readFile(join(this.dir, 'tls.crt'), 'utf8'),
+      readFile(join(this.dir, 'tls.key'), 'utf8'),
+    ]);
+    if (!certPem.includes('BEGIN CERTIFICATE') || !keyPem.includes('PRIVATE KEY')) {
+      throw new Error(`${this.dir}: tls.crt or tls.key is not PEM (half-written?)`);
+    }
+    const changed = !this.last || this.last.certPem !== certPem || this.last.keyPem !== keyPem;
+    this.last = { certPem, keyPem };
+    return { certPem, keyPem, changed };
+  }
+}
