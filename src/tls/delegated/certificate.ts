@@ -1,14 +1,17 @@
 /**
- * What delegated-credential code needs to know about the delegation (end-entity) certificate,
- * parsed once: its DER, public key, validity and the two extensions RFC 9345 §4.2 requires
- * (DelegationUsage, non-critical; KeyUsage with digitalSignature).
+ * What delegated-credential code needs to know about the delegation (end-entity) certificate:
+ * its DER, public key, validity in whole seconds and the two extensions RFC 9345 §4.2 requires
+ * (DelegationUsage, non-critical with a NULL value; KeyUsage with digitalSignature).
  *
- * The extensions are read with a small DER walk over tbsCertificate (node:crypto's
- * X509Certificate does not expose extensions).
+ * Parsing is done by ../certificates.ts (bounded cache keyed by DER digest); this adapter only
+ * reduces it to the facts the delegated-credential rules use, so a handshake can pass one parsed
+ * value around instead of re-reading the DER.
  */
 import { X509Certificate, type KeyObject } from 'node:crypto';
+import { DELEGATION_USAGE_OID, KeyUsageBit, parseCertificate } from '../certificates.js';
 
-export type DelegationUsageState = 'absent' | 'non-critical' | 'critical';
+/** 'malformed': present but its value is not ASN.1 NULL. */
+export type DelegationUsageState = 'absent' | 'non-critical' | 'critical' | 'malformed';
 
 export interface DelegationCertificate {
   /** DER of the end-entity certificate: signed into every credential. */
@@ -26,100 +29,27 @@ export interface DelegationCertificate {
 
 export type CertificateInput = Uint8Array | X509Certificate | DelegationCertificate;
 
-const DELEGATION_USAGE_OID_DER = Uint8Array.from([0x2b, 0x06, 0x01, 0x04, 0x01, 0x82, 0xda, 0x4b, 0x2c]);
-const KEY_USAGE_OID_DER = Uint8Array.from([0x55, 0x1d, 0x0f]);
-
-/** Parses (or passes through) the delegation certificate. Throws TypeError on a malformed one. */
+/**
+ * Parses (or passes through) the delegation certificate. Throws the CertificateError of
+ * ../certificates.ts (bad_certificate) when the DER is not a certificate.
+ */
 export function delegationCertificate(input: CertificateInput): DelegationCertificate {
-  if (isDelegationCertificate(input)) return input;
-  const x509 = input instanceof X509Certificate ? input : new X509Certificate(input);
-  const der = new Uint8Array(x509.raw);
-  const ext = readExtensions(der);
-  return {
-    der,
-    publicKey: x509.publicKey,
-    notBeforeSeconds: parseX509Date(x509.validFrom),
-    notAfterSeconds: parseX509Date(x509.validTo),
-    delegationUsage: ext.delegationUsage,
-    digitalSignature: ext.digitalSignature,
-    hasKeyUsage: ext.hasKeyUsage,
-  };
-}
-
-function isDelegationCertificate(input: CertificateInput): input is DelegationCertificate {
-  return !(input instanceof Uint8Array) && !(input instanceof X509Certificate);
-}
-
-function parseX509Date(text: string): number {
-  const ms = Date.parse(text);
-  if (Number.isNaN(ms)) throw new TypeError(`unparseable certificate date ${JSON.stringify(text)}`);
-  return Math.floor(ms / 1000);
-}
-
-interface Tlv {
-  readonly tag: number;
-  readonly body: Uint8Array;
-  readonly next: number;
-}
-
-function readTlv(buf: Uint8Array, at: number): Tlv {
-  if (at + 2 > buf.length) throw new TypeError('malformed certificate: truncated DER');
-  const tag = buf[at]!;
-  let len = buf[at + 1]!;
-  let p = at + 2;
-  if (len & 0x80) {
-    const n = len & 0x7f;
-    if (n === 0 || n > 4 || p + n > buf.length) throw new TypeError('malformed certificate: bad DER length');
-    len = 0;
-    for (let i = 0; i < n; i++) len = len * 256 + buf[p + i]!;
-    p += n;
-  }
-  if (p + len > buf.length) throw new TypeError('malformed certificate: DER value overruns');
-  return { tag, body: buf.subarray(p, p + len), next: p + len };
-}
-
-function children(body: Uint8Array): Tlv[] {
-  const out: Tlv[] = [];
-  for (let at = 0; at < body.length; ) {
-    const t = readTlv(body, at);
-    out.push(t);
-    at = t.next;
-  }
-  return out;
-}
-
-function equalBytes(a: Uint8Array, b: Uint8Array): boolean {
-  return a.length === b.length && a.every((v, i) => v === b[i]);
-}
-
-function readExtensions(der: Uint8Array): {
-  delegationUsage: DelegationUsageState;
-  digitalSignature: boolean;
-  hasKeyUsage: boolean;
-} {
-  const cert = readTlv(der, 0);
-  const tbs = children(cert.body)[0];
-  if (!tbs || tbs.tag !== 0x30) throw new TypeError('malformed certificate: no tbsCertificate');
-  // Extensions are the [3] EXPLICIT field at the end of tbsCertificate (X.509 v3).
-  const extField = children(tbs.body).find((t) => t.tag === 0xa3);
+  if (!(input instanceof Uint8Array) && !(input instanceof X509Certificate)) return input;
+  const parsed = parseCertificate(input instanceof X509Certificate ? new Uint8Array(input.raw) : input);
+  const ext = parsed.extensions.get(DELEGATION_USAGE_OID);
   let delegationUsage: DelegationUsageState = 'absent';
-  let digitalSignature = false;
-  let hasKeyUsage = false;
-  if (!extField) return { delegationUsage, digitalSignature, hasKeyUsage };
-  const seq = readTlv(extField.body, 0);
-  for (const ext of children(seq.body)) {
-    const [oid, second, third] = children(ext.body);
-    if (!oid || oid.tag !== 0x06) continue;
-    const critical = second?.tag === 0x01 && second.body[0] !== 0;
-    const value = second?.tag === 0x04 ? second : third;
-    if (equalBytes(oid.body, DELEGATION_USAGE_OID_DER)) {
-      delegationUsage = critical ? 'critical' : 'non-critical';
-    } else if (equalBytes(oid.body, KEY_USAGE_OID_DER) && value) {
-      hasKeyUsage = true;
-      const bits = readTlv(value.body, 0);
-      // BIT STRING: first byte counts unused bits; digitalSignature is bit 0 (the MSB).
-      digitalSignature = bits.tag === 0x03 && bits.body.length >= 2 && (bits.body[1]! & 0x80) !== 0;
-    }
+  if (ext) {
+    const isNull = ext.value.length === 2 && ext.value[0] === 0x05 && ext.value[1] === 0x00;
+    delegationUsage = !isNull ? 'malformed' : ext.critical ? 'critical' : 'non-critical';
   }
-  return { delegationUsage, digitalSignature, hasKeyUsage };
+  const keyUsage = parsed.keyUsage;
+  return {
+    der: parsed.der,
+    publicKey: parsed.x509.publicKey,
+    notBeforeSeconds: Math.floor(parsed.notBefore.getTime() / 1000),
+    notAfterSeconds: Math.floor(parsed.notAfter.getTime() / 1000),
+    delegationUsage,
+    digitalSignature: keyUsage !== undefined && (keyUsage & (1 << KeyUsageBit.digitalSignature)) !== 0,
+    hasKeyUsage: keyUsage !== undefined,
+  };
 }

@@ -23,6 +23,7 @@ export type ReceiverRule =
   | 'malformed-spki'
   | 'missing-delegation-usage'
   | 'critical-delegation-usage'
+  | 'malformed-delegation-usage'
   | 'missing-digital-signature'
   | 'bad-signature';
 

@@ -108,6 +108,7 @@ function checkDelegationCapable(cert: DelegationCertificate): void {
   const problems: string[] = [];
   if (cert.delegationUsage === 'absent') problems.push('it has no DelegationUsage extension (OID 1.3.6.1.4.1.44363.44)');
   if (cert.delegationUsage === 'critical') problems.push('its DelegationUsage extension is marked critical (RFC 9345 requires non-critical)');
+  if (cert.delegationUsage === 'malformed') problems.push('its DelegationUsage extension value is not ASN.1 NULL');
   if (!cert.digitalSignature) {
     problems.push(cert.hasKeyUsage ? 'its KeyUsage lacks digitalSignature' : 'it has no KeyUsage extension with digitalSignature');
   }

@@ -126,6 +126,9 @@ function checkCertificate(cert: DelegationCertificate): void {
   if (cert.delegationUsage === 'critical') {
     throw new InvalidDelegatedCredential('critical-delegation-usage', 'the certificate marks DelegationUsage critical');
   }
+  if (cert.delegationUsage === 'malformed') {
+    throw new InvalidDelegatedCredential('malformed-delegation-usage', "the certificate's DelegationUsage value is not ASN.1 NULL");
+  }
   if (!cert.digitalSignature) {
     throw new InvalidDelegatedCredential(
       'missing-digital-signature',
