@@ -371,27 +371,35 @@ function parseDer(der: Uint8Array, fingerprint: string): ParsedCertificate {
   };
 }
 
-/** A tiny LRU on top of Map's insertion order. */
-class Lru<V> {
+/**
+ * A bounded cache that evicts the oldest insertion. Not LRU on purpose: refreshing the order on
+ * every hit costs more than the occasional re-parse of an evicted entry.
+ */
+class BoundedCache<V> {
   private readonly map = new Map<string, V>();
   constructor(private readonly capacity: number) {}
   get(key: string): V | undefined {
-    const v = this.map.get(key);
-    if (v !== undefined) {
-      this.map.delete(key);
-      this.map.set(key, v);
-    }
-    return v;
+    return this.map.get(key);
   }
   set(key: string, v: V): void {
-    this.map.delete(key);
+    if (!this.map.has(key) && this.map.size >= this.capacity) this.map.delete(this.map.keys().next().value as string);
     this.map.set(key, v);
-    if (this.map.size > this.capacity) this.map.delete(this.map.keys().next().value as string);
   }
 }
 
-const parsedCache = new Lru<ParsedCertificate>(512);
-const verifiedSignatures = new Lru<true>(1024);
+const parsedCache = new BoundedCache<ParsedCertificate>(512);
+const publicKeys = new WeakMap<ParsedCertificate, KeyObject>();
+
+/** The certificate's public key; building a KeyObject costs more than the rest of a cached verification. */
+function publicKeyOf(c: ParsedCertificate): KeyObject {
+  let k = publicKeys.get(c);
+  if (!k) {
+    k = c.x509.publicKey;
+    publicKeys.set(c, k);
+  }
+  return k;
+}
+const verifiedSignatures = new BoundedCache<true>(1024);
 
 function sha256hex(b: Uint8Array): string {
   return createHash('sha256').update(b).digest('hex');
@@ -450,7 +458,7 @@ export interface TrustStore {
 export type TrustAnchorInput = string | Uint8Array | X509Certificate;
 
 const storeByArray = new WeakMap<readonly TrustAnchorInput[], TrustStore>();
-const storeByKey = new Lru<TrustStore>(32);
+const storeByKey = new BoundedCache<TrustStore>(32);
 
 /**
  * Builds a trust store from PEM bundles (several certificates per string allowed), DER bytes or
@@ -577,7 +585,7 @@ export function verifyCertificateChain(chainDers: readonly Uint8Array[], opts: V
   return {
     leaf: leaf.x509,
     leafDer: leaf.der,
-    publicKey: leaf.x509.publicKey,
+    publicKey: publicKeyOf(leaf),
     path: path.map((p) => p.x509),
     anchor: path[path.length - 1]!.x509,
   };
@@ -664,7 +672,7 @@ function signatureVerifies(child: ParsedCertificate, issuer: ParsedCertificate, 
   if (state.checks++ >= MAX_SIGNATURE_CHECKS) return false;
   let ok = false;
   try {
-    ok = child.x509.verify(issuer.x509.publicKey);
+    ok = child.x509.verify(publicKeyOf(issuer));
   } catch {
     ok = false;
   }
@@ -877,7 +885,7 @@ export function schemesForPublicKey(key: KeyObject): number[] {
 /** True when `privateKey` is the private half of the certificate's public key. */
 export function publicKeyMatchesPrivate(cert: CertificateInput, privateKey: KeyObject): boolean {
   if (privateKey.type !== 'private') return false;
-  const certKey = toParsed(cert).x509.publicKey;
+  const certKey = publicKeyOf(toParsed(cert));
   if (certKey.asymmetricKeyType !== privateKey.asymmetricKeyType) return false;
   const a = certKey.export({ type: 'spki', format: 'der' });
   const b = createPublicKey(privateKey).export({ type: 'spki', format: 'der' });
