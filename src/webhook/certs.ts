@@ -29,6 +29,11 @@ export interface KeyedCertificate {
   notAfter: Date;
 }
 
+/** One form for PEM text (trimmed, one final newline) so equal certificates compare equal as strings. */
+export function normalizePem(pem: string): string {
+  return `${pem.trim()}\n`;
+}
+
 function serialNumber(): string {
   const bytes = randomBytes(16);
   bytes[0] = (bytes[0] as number) & 0x7f; // positive INTEGER
@@ -66,7 +71,7 @@ export async function createCa(commonName: string, now: Date, lifetimeMs = CA_LI
       await x509.SubjectKeyIdentifierExtension.create(keys.publicKey),
     ],
   });
-  return { certPem: cert.toString('pem'), keyPem: await privateKeyPem(keys.privateKey), notBefore, notAfter };
+  return { certPem: normalizePem(cert.toString('pem')), keyPem: normalizePem(await privateKeyPem(keys.privateKey)), notBefore, notAfter };
 }
 
 export interface ServingCertRequest {
@@ -105,7 +110,7 @@ export async function createServingCert(ca: KeyedCertificate, req: ServingCertRe
       await x509.AuthorityKeyIdentifierExtension.create(caCert),
     ],
   });
-  return { certPem: cert.toString('pem'), keyPem: await privateKeyPem(keys.privateKey), notBefore, notAfter };
+  return { certPem: normalizePem(cert.toString('pem')), keyPem: normalizePem(await privateKeyPem(keys.privateKey)), notBefore, notAfter };
 }
 
 /** The moment a certificate should be replaced: RENEW_FRACTION of the way through its validity. */
@@ -122,7 +127,7 @@ export function certValidity(certPem: string): { notBefore: Date; notAfter: Date
 
 /** Splits a PEM bundle into its certificates (each as PEM). */
 export function splitPemCertificates(bundle: string): string[] {
-  return bundle.match(/-----BEGIN CERTIFICATE-----[\s\S]+?-----END CERTIFICATE-----/g)?.map((c) => `${c}\n`) ?? [];
+  return bundle.match(/-----BEGIN CERTIFICATE-----[\s\S]+?-----END CERTIFICATE-----/g)?.map(normalizePem) ?? [];
 }
 
 /** The certificates of `bundle` still valid at `now`, de-duplicated, newest first kept first. */
@@ -130,10 +135,10 @@ export function pruneExpired(certPems: readonly string[], now: Date): string[] {
   const seen = new Set<string>();
   const out: string[] = [];
   for (const pem of certPems) {
-    const key = pem.trim();
-    if (seen.has(key)) continue;
-    seen.add(key);
-    if (certValidity(pem).notAfter.getTime() > now.getTime()) out.push(pem);
+    const normal = normalizePem(pem);
+    if (seen.has(normal)) continue;
+    seen.add(normal);
+    if (certValidity(normal).notAfter.getTime() > now.getTime()) out.push(normal);
   }
   return out;
 }

@@ -63,11 +63,14 @@ function readBody(req: IncomingMessage, limit: number): Promise<Buffer> {
     }
     const chunks: Buffer[] = [];
     let size = 0;
+    let over = false;
     req.on('data', (chunk: Buffer) => {
+      if (over) return; // discard the rest; the 413 closes the connection
       size += chunk.length;
       if (size > limit) {
+        over = true;
+        chunks.length = 0;
         reject(new HttpError(413, `request body exceeds the ${limit}-byte limit`));
-        req.destroy();
         return;
       }
       chunks.push(chunk);
@@ -84,6 +87,8 @@ function send(res: ServerResponse, status: number, body: unknown): void {
   res.writeHead(status, {
     'content-type': typeof body === 'string' ? 'text/plain; charset=utf-8' : 'application/json',
     'content-length': Buffer.byteLength(text),
+    // An error may leave part of the request body unread: do not reuse that connection.
+    ...(status >= 400 ? { connection: 'close' } : {}),
   });
   res.end(text);
 }

@@ -11,6 +11,7 @@
 // Both answer refresh() with the material to serve and whether it changed; the server swaps its
 // TLS context on change (no restart).
 
+import { X509Certificate, createPrivateKey } from 'node:crypto';
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { AdmissionregistrationV1Api, CoreV1Api, V1Secret } from '@kubernetes/client-node';
@@ -20,6 +21,7 @@ import {
   certValidity,
   createCa,
   createServingCert,
+  normalizePem,
   pruneExpired,
   renewalTime,
   splitPemCertificates,
@@ -84,10 +86,14 @@ function decode(secret: V1Secret, key: string): string | undefined {
 
 /** Reads a CA Secret; an unreadable one counts as absent (it will be replaced, with a warning). */
 export function parseCaSecret(secret: V1Secret): StoredCa | undefined {
-  const certPem = decode(secret, CA_CERT_KEY);
-  const keyPem = decode(secret, CA_KEY_KEY);
-  if (!certPem || !keyPem) return undefined;
+  const rawCert = decode(secret, CA_CERT_KEY);
+  const rawKey = decode(secret, CA_KEY_KEY);
+  if (!rawCert || !rawKey) return undefined;
+  const certPem = normalizePem(rawCert);
+  const keyPem = normalizePem(rawKey);
   try {
+    const x = new X509Certificate(certPem);
+    if (!x.ca || !x.checkPrivateKey(createPrivateKey(keyPem))) return undefined;
     const validity = certValidity(certPem);
     const bundlePem = decode(secret, CA_BUNDLE_KEY) ?? certPem;
     const bundle = splitPemCertificates(bundlePem);

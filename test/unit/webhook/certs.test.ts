@@ -1,0 +1,127 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { X509Certificate, createPrivateKey } from 'node:crypto';
+import {
+  CA_LIFETIME_MS,
+  SERVING_LIFETIME_MS,
+  createCa,
+  createServingCert,
+  pruneExpired,
+  renewalTime,
+  splitPemCertificates,
+} from '../../../src/webhook/certs.js';
+import { decideCaAction, nextCa, parseCaSecret, servingNeedsRenewal } from '../../../src/webhook/serving-certs.js';
+
+const DAY = 24 * 60 * 60 * 1000;
+const t0 = new Date('2026-01-01T00:00:00Z');
+
+void test('the CA is a CA certificate valid for a year, self-signed, with its key', async () => {
+  const ca = await createCa('test CA', t0);
+  const cert = new X509Certificate(ca.certPem);
+  assert.equal(cert.ca, true);
+  assert.ok(cert.checkIssued(cert));
+  assert.ok(cert.verify(cert.publicKey));
+  assert.equal(ca.notAfter.getTime() - t0.getTime(), CA_LIFETIME_MS);
+  assert.ok(cert.checkPrivateKey(createPrivateKey(ca.keyPem)));
+});
+
+void test('the serving certificate is signed by the CA, names the Service DNS names and 127.0.0.1, and lasts 90 days', async () => {
+  const ca = await createCa('test CA', t0);
+  const serving = await createServingCert(ca, { dnsNames: ['svc', 'svc.ns.svc'], ipAddresses: ['127.0.0.1'], now: t0 });
+  const cert = new X509Certificate(serving.certPem);
+  const caCert = new X509Certificate(ca.certPem);
+  assert.equal(cert.ca, false);
+  assert.ok(cert.checkIssued(caCert));
+  assert.ok(cert.verify(caCert.publicKey));
+  assert.equal(cert.subjectAltName, 'DNS:svc, DNS:svc.ns.svc, IP Address:127.0.0.1');
+  assert.equal(cert.checkHost('svc.ns.svc'), 'svc.ns.svc');
+  assert.equal(cert.checkIP('127.0.0.1'), '127.0.0.1');
+  assert.equal(serving.notAfter.getTime() - t0.getTime(), SERVING_LIFETIME_MS);
+  assert.ok(cert.checkPrivateKey(createPrivateKey(serving.keyPem)));
+});
+
+void test('a serving certificate never outlives its CA', async () => {
+  const ca = await createCa('short CA', t0, 10 * DAY);
+  const serving = await createServingCert(ca, { dnsNames: ['svc'], ipAddresses: [], now: t0 });
+  assert.equal(serving.notAfter.getTime(), ca.notAfter.getTime());
+});
+
+void test('renewal is due two thirds of the way through the validity', () => {
+  const notBefore = new Date(0);
+  assert.equal(renewalTime({ notBefore, notAfter: new Date(90 * DAY) }).getTime(), 60 * DAY);
+  assert.equal(renewalTime({ notBefore, notAfter: new Date(300) }, 0.5).getTime(), 150);
+});
+
+void test('the CA is created when absent, kept before 2/3 of its life and rotated after', async () => {
+  const stored = await nextCa(undefined, t0);
+  assert.equal(decideCaAction(undefined, t0), 'create');
+  assert.equal(decideCaAction(stored, new Date(t0.getTime() + 200 * DAY)), 'keep');
+  assert.equal(decideCaAction(stored, new Date(t0.getTime() + 244 * DAY)), 'rotate');
+});
+
+void test('a rotated CA bundle trusts the new CA first and the old one until it expires', async () => {
+  const first = await nextCa(undefined, t0);
+  const later = new Date(t0.getTime() + 250 * DAY);
+  const second = await nextCa(first, later);
+  assert.deepEqual(second.bundle, [second.ca.certPem, first.ca.certPem]);
+  const afterOldExpiry = new Date(t0.getTime() + 366 * DAY);
+  assert.deepEqual(pruneExpired(second.bundle, afterOldExpiry), [second.ca.certPem]);
+  assert.equal(splitPemCertificates(second.bundle.join('')).length, 2);
+});
+
+void test('a serving certificate is re-issued when missing, when its CA changed, or at 2/3 of its life', async () => {
+  const ca = await createCa('test CA', t0);
+  const cert = await createServingCert(ca, { dnsNames: ['svc'], ipAddresses: [], now: t0 });
+  const serving = { cert, issuerPem: ca.certPem };
+  assert.equal(servingNeedsRenewal(undefined, ca.certPem, t0), true);
+  assert.equal(servingNeedsRenewal(serving, ca.certPem, new Date(t0.getTime() + 59 * DAY)), false);
+  assert.equal(servingNeedsRenewal(serving, ca.certPem, new Date(t0.getTime() + 61 * DAY)), true);
+  assert.equal(servingNeedsRenewal(serving, 'another CA', t0), true);
+});
+
+void test('a CA Secret with a missing or garbled certificate is read as absent', async () => {
+  const ca = await createCa('test CA', t0);
+  const b64 = (s: string): string => Buffer.from(s).toString('base64');
+  assert.equal(parseCaSecret({ data: { 'tls.key': b64(ca.keyPem) } }), undefined);
+  assert.equal(parseCaSecret({ data: { 'tls.crt': b64('garbage'), 'tls.key': b64(ca.keyPem) } }), undefined);
+  const parsed = parseCaSecret({ metadata: { resourceVersion: '7' }, data: { 'tls.crt': b64(ca.certPem), 'tls.key': b64(ca.keyPem) } });
+  assert.equal(parsed?.ca.certPem, ca.certPem);
+  assert.deepEqual(parsed?.bundle, [ca.certPem]);
+  assert.equal(parsed?.resourceVersion, '7');
+});
+
+void test('a CA Secret whose key does not match its certificate is read as absent', async () => {
+  const ca = await createCa('test CA', t0);
+  const other = await createCa('other CA', t0);
+  const b64 = (s: string): string => Buffer.from(s).toString('base64');
+  assert.equal(parseCaSecret({ data: { 'tls.crt': b64(ca.certPem), 'tls.key': b64(other.keyPem) } }), undefined);
+});
+
+void test('cert-manager mode serves tls.crt/tls.key from the directory and reports a change only when the files change', async () => {
+  const { mkdtempSync, writeFileSync, rmSync } = await import('node:fs');
+  const { tmpdir } = await import('node:os');
+  const { join } = await import('node:path');
+  const { DirectoryCertificates } = await import('../../../src/webhook/serving-certs.js');
+  const dir = mkdtempSync(join(tmpdir(), 'webhook-certs-'));
+  try {
+    const ca = await createCa('cm CA', t0);
+    const a = await createServingCert(ca, { dnsNames: ['svc'], ipAddresses: [], now: t0 });
+    const b = await createServingCert(ca, { dnsNames: ['svc'], ipAddresses: [], now: t0 });
+    writeFileSync(join(dir, 'tls.crt'), a.certPem);
+    writeFileSync(join(dir, 'tls.key'), a.keyPem);
+    const source = new DirectoryCertificates(dir);
+    const first = await source.refresh();
+    assert.equal(first.changed, true);
+    assert.equal(first.certPem, a.certPem);
+    assert.equal((await source.refresh()).changed, false);
+    writeFileSync(join(dir, 'tls.crt'), b.certPem);
+    writeFileSync(join(dir, 'tls.key'), b.keyPem);
+    const second = await source.refresh();
+    assert.equal(second.changed, true);
+    assert.equal(second.keyPem, b.keyPem);
+    writeFileSync(join(dir, 'tls.crt'), '');
+    await assert.rejects(source.refresh(), /tls\.crt or tls\.key is not PEM/);
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
