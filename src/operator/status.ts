@@ -14,6 +14,7 @@ export type FailureReason =
   | 'CertificateNotYetValid'
   | 'KeyMismatch'
   | 'KeyInvalid'
+  | 'KeyNotFound'
   | 'SignerNotFound'
   | 'SignerUnavailable'
   | 'KeylessNotImplemented'
@@ -21,9 +22,11 @@ export type FailureReason =
   | 'OutputSecretConflict'
   | 'IssuanceFailed';
 
+/** Failures that say the signer cannot sign: they also set SignerReady=False. */
 export const SIGNER_FAILURES: ReadonlySet<FailureReason> = new Set<FailureReason>([
   'KeyMismatch',
   'KeyInvalid',
+  'KeyNotFound',
   'SignerNotFound',
   'SignerUnavailable',
   'KeylessNotImplemented',
@@ -32,6 +35,8 @@ export const SIGNER_FAILURES: ReadonlySet<FailureReason> = new Set<FailureReason
 export interface Failure {
   reason: FailureReason;
   message: string;
+  /** Set when the failure is the signer's (e.g. its key Secret is missing), whatever the reason. */
+  signer?: boolean;
 }
 
 export interface ReconcileOutcome {
@@ -74,7 +79,7 @@ export function desiredStatus(dc: DelegatedCredential, outcome: ReconcileOutcome
 
 function desiredConditions(o: ReconcileOutcome): DesiredCondition[] {
   const out: DesiredCondition[] = [];
-  if (o.failure && SIGNER_FAILURES.has(o.failure.reason)) {
+  if (o.failure && (o.failure.signer === true || SIGNER_FAILURES.has(o.failure.reason))) {
     out.push({ type: 'SignerReady', status: 'False', reason: o.failure.reason, message: o.failure.message });
   } else if (o.signer !== undefined) {
     out.push({ type: 'SignerReady', status: 'True', reason: 'SignerReady', message: `signing with ${o.signer}` });

@@ -1,0 +1,139 @@
+// The operator's view of the crypto it needs, as one port (CryptoPort) with the real
+// implementation over src/tls. The reconciler depends on the port only, so unit tests can
+// substitute it; integration tests use this implementation.
+import { createPrivateKey, createPublicKey, type KeyObject } from 'node:crypto';
+import type { Algorithm } from './api/v1alpha1.js';
+import { ReconcileFailure } from './failures.js';
+import { sha256Hex, type CredentialInspector, type IssuedCredential } from './output-secret.js';
+import { delegationUsageProblem, pemToDers, publicKeyMatchesPrivate } from '../tls/certificates.js';
+import { createKeySigner, type Signer } from '../tls/signer.js';
+import {
+  DC_ALGORITHMS,
+  DelegationError,
+  decodeDelegatedCredential,
+  delegatedCredentialExpiry,
+  delegatedCredentialSignatureVerifies,
+  delegationCertificate,
+  issueDelegatedCredential,
+} from '../tls/delegated/index.js';
+
+export type { Signer };
+
+export interface CertificateFacts {
+  chainPem: string;
+  leafDer: Uint8Array;
+  /** Hex SHA-256 of the leaf DER. */
+  fingerprint: string;
+  notBefore: Date;
+  notAfter: Date;
+  /** Why this certificate cannot delegate, or undefined. */
+  delegationProblem: string | undefined;
+}
+
+export interface IssueRequest {
+  certificate: CertificateFacts;
+  signer: Signer;
+  algorithm: Algorithm;
+  validitySeconds: number;
+  now: Date;
+}
+
+export interface CryptoPort {
+  /** Parses tls.crt; throws ReconcileFailure(CertificateInvalid). */
+  readCertificate(chainPem: string, source: string): CertificateFacts;
+  inspectCredential: CredentialInspector;
+  /** A signer over a PEM private key; throws ReconcileFailure(KeyInvalid | KeyMismatch). */
+  keySigner(keyPem: string, source: string, certificate: CertificateFacts): Signer;
+  issue(request: IssueRequest): Promise<IssuedCredential>;
+}
+
+export const tlsCrypto: CryptoPort = {
+  readCertificate(chainPem, source) {
+    let ders: Uint8Array[];
+    try {
+      ders = pemToDers(chainPem, 'CERTIFICATE');
+    } catch (err) {
+      throw new ReconcileFailure('CertificateInvalid', `${source}: ${messageOf(err)}`);
+    }
+    const leafDer = ders[0];
+    if (leafDer === undefined) throw new ReconcileFailure('CertificateInvalid', `${source} holds no PEM CERTIFICATE block`);
+    try {
+      const cert = delegationCertificate(leafDer);
+      return {
+        chainPem,
+        leafDer,
+        fingerprint: sha256Hex(leafDer),
+        notBefore: new Date(cert.notBeforeSeconds * 1000),
+        notAfter: new Date(cert.notAfterSeconds * 1000),
+        delegationProblem: delegationUsageProblem(leafDer),
+      };
+    } catch (err) {
+      throw new ReconcileFailure('CertificateInvalid', `${source}: the leaf certificate does not parse: ${messageOf(err)}`);
+    }
+  },
+
+  inspectCredential({ algorithm, credential, privateKeyPem, certificateDer }) {
+    const dc = decodeDelegatedCredential(credential);
+    if (dc.credential.dcCertVerifyAlgorithm !== DC_ALGORITHMS[algorithm]) {
+      throw new Error(`holds a credential for another algorithm (0x${dc.credential.dcCertVerifyAlgorithm.toString(16)})`);
+    }
+    if (!delegatedCredentialSignatureVerifies(dc, certificateDer)) {
+      throw new Error("its signature does not verify with the certificate's key");
+    }
+    let key: KeyObject;
+    try {
+      key = createPrivateKey(privateKeyPem);
+    } catch {
+      throw new Error(`the private key ${algorithm}.key does not parse`);
+    }
+    const spki = new Uint8Array(createPublicKey(key).export({ type: 'spki', format: 'der' }));
+    if (Buffer.compare(spki, dc.credential.spki) !== 0) throw new Error(`the private key ${algorithm}.key does not belong to the credential`);
+    return { notAfter: delegatedCredentialExpiry(dc, certificateDer), publicKeySpki: spki };
+  },
+
+  keySigner(keyPem, source, certificate) {
+    let key: KeyObject;
+    try {
+      key = createPrivateKey(keyPem);
+    } catch (err) {
+      throw new ReconcileFailure('KeyInvalid', `${source} is not a PEM private key: ${messageOf(err)}`);
+    }
+    if (!publicKeyMatchesPrivate(certificate.leafDer, key)) {
+      throw new ReconcileFailure(
+        'KeyMismatch',
+        `${source} does not belong to the certificate (sha256 ${certificate.fingerprint.slice(0, 12)}): the certificate's public key differs`,
+      );
+    }
+    try {
+      return createKeySigner(key);
+    } catch (err) {
+      throw new ReconcileFailure('KeyInvalid', `${source}: ${messageOf(err)}`);
+    }
+  },
+
+  async issue({ certificate, signer, algorithm, validitySeconds, now }) {
+    try {
+      const issued = await issueDelegatedCredential({ certificate: certificate.leafDer, signer, dcAlgorithm: algorithm, validitySeconds, now });
+      return {
+        algorithm,
+        credential: issued.delegatedCredential,
+        privateKeyPem: issued.privateKeyPem,
+        notAfter: issued.expiresAt,
+        publicKeySpki: new Uint8Array(issued.publicKey.export({ type: 'spki', format: 'der' })),
+      };
+    } catch (err) {
+      if (err instanceof DelegationError) {
+        if (err.code === 'certificate-not-delegation-capable') throw new ReconcileFailure('CertificateMissingDelegationUsage', err.message);
+        if (err.code === 'signer-key-mismatch' || err.code === 'key-mismatch') throw new ReconcileFailure('KeyMismatch', err.message);
+        if (err.code === 'past-certificate-expiry') throw new ReconcileFailure('CertificateExpired', err.message);
+        if (err.code === 'certificate-not-yet-valid') throw new ReconcileFailure('CertificateNotYetValid', err.message);
+        if (err.code === 'signer-failed') throw new ReconcileFailure('SignerUnavailable', err.message);
+      }
+      throw err;
+    }
+  },
+};
+
+function messageOf(err: unknown): string {
+  return err instanceof Error ? err.message : String(err);
+}

@@ -1,0 +1,53 @@
+// What the reconciler needs from the outside world, as narrow interfaces: read from caches,
+// a few targeted API calls, events, metrics. kube.ts implements them against the apiserver;
+// unit tests implement them in memory.
+import type { V1Secret } from '@kubernetes/client-node';
+import type { DelegatedCredential, DelegatedCredentialStatus, DelegationSigner } from './api/v1alpha1.js';
+
+/** What the certificate-Secret informer keeps: public data only, never tls.key. */
+export interface CertificateSecretProjection {
+  namespace: string;
+  name: string;
+  resourceVersion: string;
+  /** tls.crt, decoded; undefined when the key is absent. */
+  chainPem: string | undefined;
+}
+
+export type CertificateLookup =
+  | { state: 'syncing' }
+  | { state: 'absent' }
+  | { state: 'found'; secret: CertificateSecretProjection };
+
+export interface Listers {
+  delegatedCredential(namespace: string, name: string): DelegatedCredential | undefined;
+  outputSecret(namespace: string, name: string): V1Secret | undefined;
+  certificateSecret(namespace: string, name: string): CertificateLookup;
+  signer(kind: 'DelegationSigner' | 'ClusterDelegationSigner', namespace: string, name: string): DelegationSigner | undefined;
+}
+
+export interface KubeApi {
+  /** A targeted read (key material is never cached); undefined on 404. */
+  getSecret(namespace: string, name: string): Promise<V1Secret | undefined>;
+  createSecret(secret: V1Secret): Promise<V1Secret>;
+  /** Conditional on metadata.resourceVersion. */
+  replaceSecret(secret: V1Secret): Promise<V1Secret>;
+  /** Replaces the status subresource, conditional on metadata.resourceVersion. */
+  updateStatus(dc: DelegatedCredential, status: DelegatedCredentialStatus): Promise<DelegatedCredential>;
+}
+
+export interface EventRecorder {
+  record(dc: DelegatedCredential, type: 'Normal' | 'Warning', reason: string, message: string): void;
+}
+
+export interface IssueMetrics {
+  issued(algorithm: string): void;
+  failed(reason: string): void;
+  signDuration(algorithm: string, signer: string, seconds: number): void;
+}
+
+export interface Logger {
+  info(message: string, meta?: Record<string, unknown>): void;
+  warn(message: string, meta?: Record<string, unknown>): void;
+  error(message: string, meta?: Record<string, unknown>): void;
+  debug(message: string, meta?: Record<string, unknown>): void;
+}

@@ -1,0 +1,193 @@
+// The DelegatedCredential reconciler. Three concerns, each a small function over one key
+// (style #9): `inspect` decides whether and why to issue (pure policies over cached state),
+// `issue` signs and writes the output Secret in one conditional write, `report` sets the
+// status quietly and schedules the next renewal. One queue serves all three: handing work
+// between them through status conditions (as cert-manager does) would cost API writes per step.
+import type { V1Secret } from '@kubernetes/client-node';
+import type { DelegatedCredential } from './api/v1alpha1.js';
+import type { Clock } from './clock.js';
+import type { CertificateFacts, CryptoPort } from './crypto.js';
+import { parseDuration } from './duration.js';
+import { ReconcileFailure, failureOf } from './failures.js';
+import { buildOutputSecret, sha256Hex, viewOutputSecret, type IssuedCredential, type OutputView, type StoredCredential } from './output-secret.js';
+import type { EventRecorder, IssueMetrics, KubeApi, Listers, Logger } from './ports.js';
+import { renewalPolicyOf, renewalTime, jitterFraction, type RenewalPolicy } from './renewal.js';
+import { loadSigner, planSigner, type SignerPlan } from './signers.js';
+import { desiredStatus, statusEqual, type Failure, type ReconcileOutcome } from './status.js';
+import { credentialRenewalTime, needsIssuing, type IssueReason } from './triggers.js';
+
+/** Certificates closer than this to notAfter are treated as expired: a credential would be useless. */
+export const MIN_CREDENTIAL_LIFETIME_MS = 60_000;
+
+export interface ReconcilerDeps {
+  listers: Listers;
+  api: KubeApi;
+  crypto: CryptoPort;
+  clock: Clock;
+  events: EventRecorder;
+  metrics: IssueMetrics;
+  log: Logger;
+  operatorNamespace: string;
+  /** Called after our own writes, so the caches never show an older version than we wrote. */
+  primeSecret?(secret: V1Secret): void;
+  primeCredential?(dc: DelegatedCredential): void;
+}
+
+export type ReconcileResult =
+  | { kind: 'gone' }
+  /** Come back at `at` (renewal, or waiting for a cache to sync). */
+  | { kind: 'done'; requeueAt?: Date }
+  /** Failed: retry with backoff. */
+  | { kind: 'failed'; failure: Failure };
+
+interface Inspection {
+  dc: DelegatedCredential;
+  certificate: CertificateFacts;
+  policy: RenewalPolicy;
+  plan: SignerPlan;
+  output: OutputView;
+  existing: V1Secret | undefined;
+  trigger: IssueReason | null;
+}
+
+export class Reconciler {
+  constructor(private readonly deps: ReconcilerDeps) {}
+
+  async reconcile(namespace: string, name: string): Promise<ReconcileResult> {
+    const dc = this.deps.listers.delegatedCredential(namespace, name);
+    if (dc === undefined || dc.metadata.deletionTimestamp !== undefined) return { kind: 'gone' };
+    const log = this.deps.log;
+    let inspection: Inspection | 'syncing';
+    try {
+      inspection = this.inspect(dc);
+    } catch (err) {
+      return this.report(dc, { trigger: null, failure: failureOf(err), credentials: [] });
+    }
+    if (inspection === 'syncing') return { kind: 'done', requeueAt: new Date(this.deps.clock.now().getTime() + 1000) };
+    const { output, trigger } = inspection;
+    const stored = output.exists ? output.credentials : [];
+    const lastIssuedAt = output.exists ? output.issuedAt : undefined;
+    if (output.exists && !output.ownedByThis) {
+      const failure: Failure = {
+        reason: 'OutputSecretConflict',
+        message: `Secret ${namespace}/${dc.spec.secretName} exists and is not managed by this DelegatedCredential; choose another spec.secretName or delete that Secret`,
+      };
+      return this.report(dc, { trigger, failure, credentials: [], signer: inspection.plan.description });
+    }
+    if (trigger === null) {
+      const renewal = output.exists ? credentialRenewalTime(dc, output, inspection.policy) : undefined;
+      return this.report(dc, { trigger, credentials: stored, signer: inspection.plan.description, renewalTime: renewal, lastIssuedAt });
+    }
+    log.info('issuing', { namespace, name, reason: trigger.reason, detail: trigger.message });
+    try {
+      const issued = await this.issue(inspection);
+      return this.report(dc, { trigger, credentials: issued.credentials, signer: inspection.plan.description, renewalTime: issued.renewalTime, issuedAt: issued.issuedAt });
+    } catch (err) {
+      const failure = failureOf(err);
+      return this.report(dc, { trigger, failure, credentials: stored, signer: inspection.plan.description, lastIssuedAt });
+    }
+  }
+
+  /** Reads caches only and decides; throws ReconcileFailure for input a person must fix. */
+  private inspect(dc: DelegatedCredential): Inspection | 'syncing' {
+    const { listers, crypto, clock, operatorNamespace } = this.deps;
+    const namespace = dc.metadata.namespace ?? '';
+    const now = clock.now();
+    const policy = renewalPolicyOfSpec(dc);
+    const lookup = listers.certificateSecret(namespace, dc.spec.certificateSecretRef.name);
+    if (lookup.state === 'syncing') return 'syncing';
+    const secretName = `${namespace}/${dc.spec.certificateSecretRef.name}`;
+    if (lookup.state === 'absent') {
+      throw new ReconcileFailure('SecretNotFound', `the certificate Secret ${secretName} (type kubernetes.io/tls) does not exist`);
+    }
+    if (lookup.secret.chainPem === undefined) throw new ReconcileFailure('CertificateInvalid', `Secret ${secretName} has no tls.crt`);
+    const certificate = crypto.readCertificate(lookup.secret.chainPem, `tls.crt of Secret ${secretName}`);
+    checkCertificate(certificate, secretName, now);
+    const plan = planSigner(dc, listers, operatorNamespace);
+    const existing = listers.outputSecret(namespace, dc.spec.secretName);
+    const output = viewOutputSecret(existing, dc, certificate.leafDer, crypto.inspectCredential);
+    const trigger = needsIssuing({ dc, output, certificate, policy, now });
+    return { dc, certificate, policy, plan, output, existing, trigger };
+  }
+
+  /** Signs every requested algorithm, then writes the Secret once; nothing is written on any failure. */
+  private async issue(i: Inspection): Promise<{ credentials: StoredCredential[]; renewalTime: Date; issuedAt: Date }> {
+    const { api, crypto, clock, metrics, events } = this.deps;
+    let certificate = i.certificate;
+    let keySecret: V1Secret | undefined;
+    if (i.plan.kind === 'certificate-key') {
+      // The key comes from the certificate Secret: read both in one GET so they belong together.
+      keySecret = await api.getSecret(i.plan.namespace, i.plan.secretName);
+      const crt = keySecret?.data?.['tls.crt'];
+      if (crt !== undefined) certificate = crypto.readCertificate(Buffer.from(crt, 'base64').toString('utf8'), `tls.crt of Secret ${i.plan.namespace}/${i.plan.secretName}`);
+    }
+    const signer = await loadSigner(i.plan, certificate, api, crypto, keySecret);
+    const now = clock.now();
+    checkCertificate(certificate, `${i.dc.metadata.namespace ?? ''}/${i.dc.spec.certificateSecretRef.name}`, now);
+    const validityMs = Math.min(parseDuration(i.dc.spec.validity), certificate.notAfter.getTime() - now.getTime());
+    const issued: IssuedCredential[] = [];
+    for (const algorithm of i.dc.spec.algorithms) {
+      const started = performance.now();
+      issued.push(await crypto.issue({ certificate, signer, algorithm, validitySeconds: Math.floor(validityMs / 1000), now }));
+      metrics.signDuration(algorithm, i.plan.kind, (performance.now() - started) / 1000);
+    }
+    const secret = buildOutputSecret({
+      dc: i.dc,
+      chainPem: certificate.chainPem,
+      certificateFingerprint: certificate.fingerprint,
+      credentials: issued,
+      issuedAt: now,
+      existing: i.existing,
+    });
+    const written = i.existing === undefined ? await api.createSecret(secret) : await api.replaceSecret(secret);
+    this.deps.primeSecret?.(written);
+    for (const c of issued) metrics.issued(c.algorithm);
+    const credentials = issued.map((c) => ({ algorithm: c.algorithm, notAfter: c.notAfter, publicKeyFingerprint: sha256Hex(c.publicKeySpki) }));
+    const jitter = jitterFraction(`${i.dc.metadata.uid ?? ''}/${now.toISOString()}`);
+    const renewal = new Date(Math.min(...issued.map((c) => renewalTime({ issuedAt: now, notAfter: c.notAfter, policy: i.policy, jitter }).getTime())));
+    events.record(i.dc, 'Normal', 'Issued', `issued ${credentials.map((c) => c.algorithm).join(', ')} into Secret ${i.dc.spec.secretName} (${i.trigger?.reason ?? 'Issued'}: ${i.trigger?.message ?? ''})`);
+    return { credentials, renewalTime: renewal, issuedAt: now };
+  }
+
+  /** Writes the status when it changed, records failures, and says when to come back. */
+  private async report(dc: DelegatedCredential, outcome: ReconcileOutcome): Promise<ReconcileResult> {
+    const { api, clock, events, metrics, log } = this.deps;
+    const now = clock.now();
+    const status = desiredStatus(dc, outcome, now);
+    const previousReady = dc.status?.conditions?.find((c) => c.type === 'Ready');
+    if (!statusEqual(dc.status, status)) {
+      const updated = await api.updateStatus(dc, status);
+      this.deps.primeCredential?.(updated);
+    }
+    const meta = { namespace: dc.metadata.namespace, name: dc.metadata.name };
+    if (outcome.failure) {
+      metrics.failed(outcome.failure.reason);
+      const repeated = previousReady?.reason === outcome.failure.reason && previousReady.message.startsWith(outcome.failure.message);
+      if (!repeated) events.record(dc, 'Warning', outcome.failure.reason, outcome.failure.message);
+      log.warn('not ready', { ...meta, reason: outcome.failure.reason, detail: outcome.failure.message });
+      return { kind: 'failed', failure: outcome.failure };
+    }
+    return outcome.renewalTime ? { kind: 'done', requeueAt: outcome.renewalTime } : { kind: 'done' };
+  }
+}
+
+function renewalPolicyOfSpec(dc: DelegatedCredential): RenewalPolicy {
+  try {
+    return renewalPolicyOf(dc.spec);
+  } catch (err) {
+    throw new ReconcileFailure('InvalidSpec', err instanceof Error ? err.message : String(err));
+  }
+}
+
+function checkCertificate(certificate: CertificateFacts, secretName: string, now: Date): void {
+  if (certificate.delegationProblem !== undefined) {
+    throw new ReconcileFailure('CertificateMissingDelegationUsage', `Secret ${secretName}: ${certificate.delegationProblem}`);
+  }
+  if (certificate.notBefore.getTime() > now.getTime()) {
+    throw new ReconcileFailure('CertificateNotYetValid', `the certificate in Secret ${secretName} is not valid before ${certificate.notBefore.toISOString()}`);
+  }
+  if (certificate.notAfter.getTime() - now.getTime() < MIN_CREDENTIAL_LIFETIME_MS) {
+    const when = certificate.notAfter.getTime() <= now.getTime() ? 'expired at' : 'expires within a minute, at';
+    throw new ReconcileFailure('CertificateExpired', `the certificate in Secret ${secretName} ${when} ${certificate.notAfter.toISOString()}; renew it`);
+  }
+}

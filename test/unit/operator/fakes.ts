@@ -1,0 +1,172 @@
+// In-memory stand-ins for the reconciler's ports: one map of objects serves as both the API and
+// the caches (tests of stale caches set them apart explicitly).
+import type { V1Secret } from '@kubernetes/client-node';
+import type { DelegatedCredential, DelegatedCredentialSpecInput, DelegatedCredentialStatus, DelegationSigner } from '../../../src/operator/api/v1alpha1.js';
+import { FakeClock } from '../../../src/operator/clock.js';
+import { tlsCrypto } from '../../../src/operator/crypto.js';
+import type { CertificateLookup, EventRecorder, IssueMetrics, KubeApi, Listers, Logger } from '../../../src/operator/ports.js';
+import { Reconciler } from '../../../src/operator/reconciler.js';
+import { issueCertificate, KeyUsage, type IssuedCertificate, type KeyType } from '../../../src/cli/pki/dev-pki.js';
+
+export class Conflict extends Error {
+  readonly code = 409;
+}
+
+export class FakeCluster implements KubeApi, Listers {
+  readonly secrets = new Map<string, V1Secret>();
+  readonly dcs = new Map<string, DelegatedCredential>();
+  readonly signers = new Map<string, DelegationSigner>();
+  readonly calls: string[] = [];
+  private rv = 100;
+
+  private nextRv(): string {
+    return String(++this.rv);
+  }
+
+  // ---- Listers
+  delegatedCredential(namespace: string, name: string): DelegatedCredential | undefined {
+    return this.dcs.get(`${namespace}/${name}`);
+  }
+  outputSecret(namespace: string, name: string): V1Secret | undefined {
+    return this.secrets.get(`${namespace}/${name}`);
+  }
+  certificateSecret(namespace: string, name: string): CertificateLookup {
+    const s = this.secrets.get(`${namespace}/${name}`);
+    if (s === undefined || s.type !== 'kubernetes.io/tls') return { state: 'absent' };
+    const crt = s.data?.['tls.crt'];
+    return {
+      state: 'found',
+      secret: { namespace, name, resourceVersion: s.metadata?.resourceVersion ?? '', chainPem: crt === undefined ? undefined : Buffer.from(crt, 'base64').toString() },
+    };
+  }
+  signer(kind: 'DelegationSigner' | 'ClusterDelegationSigner', namespace: string, name: string): DelegationSigner | undefined {
+    return this.signers.get(kind === 'DelegationSigner' ? `${kind}/${namespace}/${name}` : `${kind}/${name}`);
+  }
+
+  // ---- KubeApi
+  getSecret(namespace: string, name: string): Promise<V1Secret | undefined> {
+    this.calls.push(`get secret ${namespace}/${name}`);
+    const s = this.secrets.get(`${namespace}/${name}`);
+    return Promise.resolve(s === undefined ? undefined : structuredClone(s));
+  }
+  createSecret(secret: V1Secret): Promise<V1Secret> {
+    const key = `${secret.metadata?.namespace ?? ''}/${secret.metadata?.name ?? ''}`;
+    this.calls.push(`create secret ${key}`);
+    if (this.secrets.has(key)) return Promise.reject(new Conflict('already exists'));
+    const stored = structuredClone(secret);
+    stored.metadata = { ...stored.metadata, resourceVersion: this.nextRv() };
+    this.secrets.set(key, stored);
+    return Promise.resolve(structuredClone(stored));
+  }
+  replaceSecret(secret: V1Secret): Promise<V1Secret> {
+    const key = `${secret.metadata?.namespace ?? ''}/${secret.metadata?.name ?? ''}`;
+    this.calls.push(`replace secret ${key}`);
+    const current = this.secrets.get(key);
+    if (current?.metadata?.resourceVersion !== secret.metadata?.resourceVersion) return Promise.reject(new Conflict('conflict'));
+    const stored = structuredClone(secret);
+    stored.metadata = { ...stored.metadata, resourceVersion: this.nextRv() };
+    this.secrets.set(key, stored);
+    return Promise.resolve(structuredClone(stored));
+  }
+  updateStatus(dc: DelegatedCredential, status: DelegatedCredentialStatus): Promise<DelegatedCredential> {
+    const key = `${dc.metadata.namespace ?? ''}/${dc.metadata.name ?? ''}`;
+    this.calls.push(`update status ${key}`);
+    const current = this.dcs.get(key);
+    if (current === undefined || current.metadata.resourceVersion !== dc.metadata.resourceVersion) return Promise.reject(new Conflict('conflict'));
+    const updated: DelegatedCredential = { ...structuredClone(current), status: structuredClone(status) };
+    updated.metadata.resourceVersion = this.nextRv();
+    this.dcs.set(key, updated);
+    return Promise.resolve(structuredClone(updated));
+  }
+
+  // ---- test helpers
+  putTlsSecret(namespace: string, name: string, cert: IssuedCertificate, keyPem: string | undefined = cert.key.privateKeyPem): void {
+    const data: Record<string, string> = { 'tls.crt': Buffer.from(cert.pem).toString('base64') };
+    if (keyPem !== undefined) data['tls.key'] = Buffer.from(keyPem).toString('base64');
+    this.secrets.set(`${namespace}/${name}`, { type: 'kubernetes.io/tls', metadata: { name, namespace, resourceVersion: this.nextRv() }, data });
+  }
+  putDelegatedCredential(namespace: string, name: string, spec: DelegatedCredentialSpecInput, generation = 1): DelegatedCredential {
+    const dc: DelegatedCredential = {
+      apiVersion: 'dc-operator.io/v1alpha1',
+      kind: 'DelegatedCredential',
+      metadata: { name, namespace, uid: `uid-${name}`, generation, resourceVersion: this.nextRv() },
+      spec: { algorithms: ['ecdsa_secp256r1_sha256'], validity: '24h', ...spec },
+    };
+    this.dcs.set(`${namespace}/${name}`, dc);
+    return dc;
+  }
+  writes(): string[] {
+    return this.calls.filter((c) => !c.startsWith('get'));
+  }
+}
+
+export class RecordingEvents implements EventRecorder {
+  readonly events: { type: string; reason: string; message: string }[] = [];
+  record(_dc: DelegatedCredential, type: 'Normal' | 'Warning', reason: string, message: string): void {
+    this.events.push({ type, reason, message });
+  }
+}
+
+export class CountingMetrics implements IssueMetrics {
+  readonly issuedCount = new Map<string, number>();
+  readonly failures = new Map<string, number>();
+  readonly signs: number[] = [];
+  issued(algorithm: string): void {
+    this.issuedCount.set(algorithm, (this.issuedCount.get(algorithm) ?? 0) + 1);
+  }
+  failed(reason: string): void {
+    this.failures.set(reason, (this.failures.get(reason) ?? 0) + 1);
+  }
+  signDuration(_algorithm: string, _signer: string, seconds: number): void {
+    this.signs.push(seconds);
+  }
+}
+
+export const silentLog: Logger = { info: () => undefined, warn: () => undefined, error: () => undefined, debug: () => undefined };
+
+export interface Harness {
+  cluster: FakeCluster;
+  clock: FakeClock;
+  events: RecordingEvents;
+  metrics: CountingMetrics;
+  reconciler: Reconciler;
+}
+
+export function harness(start = new Date()): Harness {
+  const cluster = new FakeCluster();
+  const clock = new FakeClock(start);
+  const events = new RecordingEvents();
+  const metrics = new CountingMetrics();
+  const reconciler = new Reconciler({
+    listers: cluster,
+    api: cluster,
+    crypto: tlsCrypto,
+    clock,
+    events,
+    metrics,
+    log: silentLog,
+    operatorNamespace: 'dc-operator',
+  });
+  return { cluster, clock, events, metrics, reconciler };
+}
+
+export interface CertOptions {
+  keyType?: KeyType;
+  delegationUsage?: boolean;
+  notBefore?: Date;
+  notAfter?: Date;
+}
+
+export function delegationCertificate(opts: CertOptions = {}): Promise<IssuedCertificate> {
+  return issueCertificate(
+    {
+      commonName: 'web.example.test',
+      dnsNames: ['web.example.test'],
+      keyUsage: KeyUsage.digitalSignature,
+      delegationUsage: opts.delegationUsage === false ? 'none' : 'non-critical',
+      ...(opts.notBefore ? { notBefore: opts.notBefore } : {}),
+      ...(opts.notAfter ? { notAfter: opts.notAfter } : {}),
+    },
+    opts.keyType ?? 'ecdsa-p256',
+  );
+}

@@ -1,0 +1,262 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { X509Certificate } from 'node:crypto';
+import { validateDelegatedCredential } from '../../../src/tls/delegated/index.js';
+import { ANNOTATIONS, OUTPUT_SECRET_TYPE } from '../../../src/operator/output-secret.js';
+import type { DelegatedCredential } from '../../../src/operator/api/v1alpha1.js';
+import { delegationCertificate, harness, type Harness } from './fakes.js';
+import { generateKeyPair } from '../../../src/cli/pki/dev-pki.js';
+
+const NS = 'web';
+
+function dcOf(h: Harness, name = 'web-dc'): DelegatedCredential {
+  const dc = h.cluster.dcs.get(`${NS}/${name}`);
+  assert.ok(dc, 'the DelegatedCredential exists');
+  return dc;
+}
+
+function condition(dc: DelegatedCredential, type: string) {
+  return dc.status?.conditions?.find((c) => c.type === type);
+}
+
+function outputData(h: Harness, name = 'web-dc-secret'): Record<string, string> {
+  const s = h.cluster.secrets.get(`${NS}/${name}`);
+  assert.ok(s?.data, 'the output Secret exists');
+  return s.data;
+}
+
+async function ready(spec: Partial<DelegatedCredential['spec']> = {}): Promise<Harness & { certPem: string }> {
+  const h = harness(new Date());
+  const cert = await delegationCertificate();
+  h.cluster.putTlsSecret(NS, 'web-tls', cert);
+  h.cluster.putDelegatedCredential(NS, 'web-dc', { certificateSecretRef: { name: 'web-tls' }, secretName: 'web-dc-secret', ...spec });
+  const result = await h.reconciler.reconcile(NS, 'web-dc');
+  assert.equal(result.kind, 'done');
+  return { ...h, certPem: cert.pem };
+}
+
+void test('issues one credential per algorithm into a new Secret that verifies against the certificate', async () => {
+  const h = await ready({ algorithms: ['ed25519', 'ecdsa_secp256r1_sha256', 'ecdsa_secp384r1_sha384'] });
+  const secret = h.cluster.secrets.get(`${NS}/web-dc-secret`);
+  assert.equal(secret?.type, OUTPUT_SECRET_TYPE);
+  assert.equal(secret?.metadata?.ownerReferences?.[0]?.uid, 'uid-web-dc');
+  assert.equal(secret?.metadata?.labels?.['app.kubernetes.io/managed-by'], 'dc-operator');
+  const data = outputData(h);
+  assert.deepEqual(Object.keys(data).sort(), [
+    'ecdsa_secp256r1_sha256.cred', 'ecdsa_secp256r1_sha256.key',
+    'ecdsa_secp384r1_sha384.cred', 'ecdsa_secp384r1_sha384.key',
+    'ed25519.cred', 'ed25519.key',
+    'tls.crt',
+  ]);
+  const leaf = new X509Certificate(Buffer.from(data['tls.crt'] ?? '', 'base64'));
+  for (const algorithm of ['ed25519', 'ecdsa_secp256r1_sha256', 'ecdsa_secp384r1_sha384']) {
+    const verified = validateDelegatedCredential(Buffer.from(data[`${algorithm}.cred`] ?? '', 'base64'), { certificate: leaf });
+    const validityMs = verified.expiresAt.getTime() - h.clock.now().getTime();
+    assert.ok(validityMs > 23.9 * 3600_000 && validityMs <= 24 * 3600_000, `${algorithm} valid for 24h`);
+  }
+  const dc = dcOf(h);
+  assert.equal(condition(dc, 'Ready')?.status, 'True');
+  assert.equal(condition(dc, 'SignerReady')?.status, 'True');
+  assert.equal(condition(dc, 'Issuing')?.status, 'False');
+  assert.equal(dc.status?.credentials?.length, 3);
+  assert.equal(dc.status?.observedGeneration, 1);
+  assert.ok(dc.status?.renewalTime);
+  assert.deepEqual(h.events.events.map((e) => e.reason), ['Issued']);
+});
+
+void test('never copies the certificate private key into the output Secret', async () => {
+  const h = await ready();
+  const keyPem = Buffer.from(h.cluster.secrets.get(`${NS}/web-tls`)?.data?.['tls.key'] ?? '', 'base64').toString();
+  for (const value of Object.values(outputData(h))) {
+    assert.ok(!Buffer.from(value, 'base64').toString().includes(keyPem.split('\n')[1] ?? 'x'));
+  }
+});
+
+void test('a second reconcile with nothing changed makes no API write', async () => {
+  const h = await ready();
+  const before = h.cluster.writes().length;
+  const result = await h.reconciler.reconcile(NS, 'web-dc');
+  assert.equal(result.kind, 'done');
+  assert.equal(h.cluster.writes().length, before);
+  assert.equal(h.cluster.calls.filter((c) => c.startsWith('get')).length, 1, 'only the issuing GET of the key');
+});
+
+void test('re-issues against a replaced certificate', async () => {
+  const h = await ready();
+  const oldCred = outputData(h)['ecdsa_secp256r1_sha256.cred'];
+  const next = await delegationCertificate();
+  h.cluster.putTlsSecret(NS, 'web-tls', next);
+  await h.reconciler.reconcile(NS, 'web-dc');
+  const data = outputData(h);
+  assert.notEqual(data['ecdsa_secp256r1_sha256.cred'], oldCred);
+  assert.equal(Buffer.from(data['tls.crt'] ?? '', 'base64').toString(), next.pem);
+  validateDelegatedCredential(Buffer.from(data['ecdsa_secp256r1_sha256.cred'] ?? '', 'base64'), { certificate: next.der });
+  assert.match(h.events.events.at(-1)?.message ?? '', /CertificateChanged/);
+});
+
+void test('restores a deleted output Secret and repairs an edited one', async () => {
+  const h = await ready();
+  h.cluster.secrets.delete(`${NS}/web-dc-secret`);
+  await h.reconciler.reconcile(NS, 'web-dc');
+  assert.match(h.events.events.at(-1)?.message ?? '', /SecretMissing/);
+  const secret = h.cluster.secrets.get(`${NS}/web-dc-secret`);
+  assert.ok(secret?.data);
+  secret.data['ecdsa_secp256r1_sha256.cred'] = Buffer.from('garbage').toString('base64');
+  await h.reconciler.reconcile(NS, 'web-dc');
+  assert.match(h.events.events.at(-1)?.message ?? '', /InvalidCredential/);
+  const repaired = outputData(h)['ecdsa_secp256r1_sha256.cred'];
+  validateDelegatedCredential(Buffer.from(repaired ?? '', 'base64'), { certificate: Buffer.from(h.certPem) && new X509Certificate(h.certPem) });
+});
+
+void test('re-issues with a new key when the renewal time is reached', async () => {
+  const h = await ready({ validity: '2m', renewBefore: '90s' });
+  const first = dcOf(h).status?.credentials?.[0]?.publicKeyFingerprint;
+  const renewalTime = Date.parse(dcOf(h).status?.renewalTime ?? '');
+  assert.ok(renewalTime - h.clock.now().getTime() <= 30_000 && renewalTime - h.clock.now().getTime() > 25_000, 'renews 90s before a 2m expiry');
+  h.clock.advance(10_000);
+  await h.reconciler.reconcile(NS, 'web-dc');
+  assert.equal(dcOf(h).status?.credentials?.[0]?.publicKeyFingerprint, first, 'not yet');
+  h.clock.advance(21_000);
+  const result = await h.reconciler.reconcile(NS, 'web-dc');
+  assert.notEqual(dcOf(h).status?.credentials?.[0]?.publicKeyFingerprint, first, 'a fresh key');
+  assert.equal(result.kind, 'done');
+  assert.ok(result.kind === 'done' && result.requeueAt && result.requeueAt.getTime() > h.clock.now().getTime());
+});
+
+void test('caps the credential expiry at the certificate notAfter', async () => {
+  const h = harness(new Date());
+  const notAfter = new Date(h.clock.now().getTime() + 3 * 3600_000);
+  const cert = await delegationCertificate({ notAfter });
+  h.cluster.putTlsSecret(NS, 'web-tls', cert);
+  h.cluster.putDelegatedCredential(NS, 'web-dc', { certificateSecretRef: { name: 'web-tls' }, secretName: 'web-dc-secret', validity: '168h' });
+  await h.reconciler.reconcile(NS, 'web-dc');
+  const notAfterStatus = Date.parse(dcOf(h).status?.notAfter ?? '');
+  assert.ok(notAfterStatus <= notAfter.getTime() && notAfterStatus > notAfter.getTime() - 2000);
+});
+
+void test('a certificate without DelegationUsage gives Ready=False CertificateMissingDelegationUsage and writes no Secret', async () => {
+  const h = harness(new Date());
+  h.cluster.putTlsSecret(NS, 'web-tls', await delegationCertificate({ delegationUsage: false }));
+  h.cluster.putDelegatedCredential(NS, 'web-dc', { certificateSecretRef: { name: 'web-tls' }, secretName: 'web-dc-secret' });
+  const result = await h.reconciler.reconcile(NS, 'web-dc');
+  assert.equal(result.kind, 'failed');
+  const ready = condition(dcOf(h), 'Ready');
+  assert.equal(ready?.status, 'False');
+  assert.equal(ready?.reason, 'CertificateMissingDelegationUsage');
+  assert.match(ready?.message ?? '', /DelegationUsage extension \(1\.3\.6\.1\.4\.1\.44363\.44\)/);
+  assert.equal(h.cluster.secrets.has(`${NS}/web-dc-secret`), false);
+  assert.deepEqual(h.events.events.map((e) => `${e.type}/${e.reason}`), ['Warning/CertificateMissingDelegationUsage']);
+});
+
+void test('a working output Secret is left alone when the certificate is replaced by one that cannot delegate', async () => {
+  const h = await ready();
+  const before = structuredClone(h.cluster.secrets.get(`${NS}/web-dc-secret`));
+  h.cluster.putTlsSecret(NS, 'web-tls', await delegationCertificate({ delegationUsage: false }));
+  await h.reconciler.reconcile(NS, 'web-dc');
+  assert.deepEqual(h.cluster.secrets.get(`${NS}/web-dc-secret`), before);
+  assert.equal(condition(dcOf(h), 'Ready')?.reason, 'CertificateMissingDelegationUsage');
+  assert.equal(condition(dcOf(h), 'Issuing')?.reason, 'Blocked');
+});
+
+void test('a key that does not belong to the certificate gives KeyMismatch and SignerReady=False', async () => {
+  const h = harness(new Date());
+  const other = await generateKeyPair('ecdsa-p256');
+  h.cluster.putTlsSecret(NS, 'web-tls', await delegationCertificate(), other.privateKeyPem);
+  h.cluster.putDelegatedCredential(NS, 'web-dc', { certificateSecretRef: { name: 'web-tls' }, secretName: 'web-dc-secret' });
+  await h.reconciler.reconcile(NS, 'web-dc');
+  assert.equal(condition(dcOf(h), 'Ready')?.reason, 'KeyMismatch');
+  assert.equal(condition(dcOf(h), 'SignerReady')?.status, 'False');
+  assert.equal(h.cluster.secrets.has(`${NS}/web-dc-secret`), false);
+});
+
+void test('an expired certificate gives CertificateExpired', async () => {
+  const h = harness(new Date());
+  const cert = await delegationCertificate({ notBefore: new Date(Date.now() - 10 * 86400_000), notAfter: new Date(Date.now() - 86400_000) });
+  h.cluster.putTlsSecret(NS, 'web-tls', cert);
+  h.cluster.putDelegatedCredential(NS, 'web-dc', { certificateSecretRef: { name: 'web-tls' }, secretName: 'web-dc-secret' });
+  await h.reconciler.reconcile(NS, 'web-dc');
+  assert.equal(condition(dcOf(h), 'Ready')?.reason, 'CertificateExpired');
+  assert.equal(h.cluster.secrets.has(`${NS}/web-dc-secret`), false);
+});
+
+void test('a missing certificate Secret gives SecretNotFound naming it', async () => {
+  const h = harness(new Date());
+  h.cluster.putDelegatedCredential(NS, 'web-dc', { certificateSecretRef: { name: 'nope' }, secretName: 'web-dc-secret' });
+  await h.reconciler.reconcile(NS, 'web-dc');
+  const ready = condition(dcOf(h), 'Ready');
+  assert.equal(ready?.reason, 'SecretNotFound');
+  assert.match(ready?.message ?? '', /web\/nope/);
+});
+
+void test('a keyless signer gives SignerReady=False KeylessNotImplemented without crashing', async () => {
+  const h = harness(new Date());
+  h.cluster.putTlsSecret(NS, 'web-tls', await delegationCertificate(), undefined);
+  h.cluster.signers.set('ClusterDelegationSigner/edge', {
+    apiVersion: 'dc-operator.io/v1alpha1',
+    kind: 'ClusterDelegationSigner',
+    metadata: { name: 'edge' },
+    spec: { keyless: { address: 'keys.example.test:2407', caBundleSecretRef: { name: 'ca' }, clientCertificateSecretRef: { name: 'client' }, timeout: '5s' } },
+  });
+  h.cluster.putDelegatedCredential(NS, 'web-dc', {
+    certificateSecretRef: { name: 'web-tls' },
+    secretName: 'web-dc-secret',
+    signerRef: { kind: 'ClusterDelegationSigner', name: 'edge' },
+  });
+  const result = await h.reconciler.reconcile(NS, 'web-dc');
+  assert.equal(result.kind, 'failed');
+  const signer = condition(dcOf(h), 'SignerReady');
+  assert.equal(signer?.status, 'False');
+  assert.equal(signer?.reason, 'KeylessNotImplemented');
+  assert.match(signer?.message ?? '', /keys\.example\.test:2407/);
+});
+
+void test('a DelegationSigner with an in-cluster key Secret signs for a certificate Secret without tls.key', async () => {
+  const h = harness(new Date());
+  const cert = await delegationCertificate({ keyType: 'ed25519' });
+  h.cluster.putTlsSecret(NS, 'web-tls', cert, undefined);
+  h.cluster.secrets.set(`${NS}/web-key`, { type: 'Opaque', metadata: { name: 'web-key', namespace: NS }, data: { 'private.pem': Buffer.from(cert.key.privateKeyPem).toString('base64') } });
+  h.cluster.signers.set(`DelegationSigner/${NS}/vault`, {
+    apiVersion: 'dc-operator.io/v1alpha1',
+    kind: 'DelegationSigner',
+    metadata: { name: 'vault', namespace: NS },
+    spec: { inCluster: { keySecretRef: { name: 'web-key', key: 'private.pem' } } },
+  });
+  h.cluster.putDelegatedCredential(NS, 'web-dc', {
+    certificateSecretRef: { name: 'web-tls' },
+    secretName: 'web-dc-secret',
+    signerRef: { kind: 'DelegationSigner', name: 'vault' },
+  });
+  await h.reconciler.reconcile(NS, 'web-dc');
+  assert.equal(condition(dcOf(h), 'Ready')?.status, 'True');
+  assert.match(condition(dcOf(h), 'SignerReady')?.message ?? '', /DelegationSigner web\/vault \(key private\.pem of Secret web\/web-key\)/);
+});
+
+void test('refuses to overwrite a Secret it does not manage', async () => {
+  const h = harness(new Date());
+  h.cluster.putTlsSecret(NS, 'web-tls', await delegationCertificate());
+  h.cluster.secrets.set(`${NS}/web-dc-secret`, { type: 'Opaque', metadata: { name: 'web-dc-secret', namespace: NS, resourceVersion: '1' }, data: { precious: 'eA==' } });
+  h.cluster.putDelegatedCredential(NS, 'web-dc', { certificateSecretRef: { name: 'web-tls' }, secretName: 'web-dc-secret' });
+  await h.reconciler.reconcile(NS, 'web-dc');
+  assert.equal(condition(dcOf(h), 'Ready')?.reason, 'OutputSecretConflict');
+  assert.deepEqual(h.cluster.secrets.get(`${NS}/web-dc-secret`)?.data, { precious: 'eA==' });
+});
+
+void test('re-issues when the algorithms change and drops credentials no longer requested', async () => {
+  const h = await ready({ algorithms: ['ed25519', 'ecdsa_secp256r1_sha256'] });
+  const dc = dcOf(h);
+  h.cluster.dcs.set(`${NS}/web-dc`, { ...dc, metadata: { ...dc.metadata, generation: 2 }, spec: { ...dc.spec, algorithms: ['ed25519'] } });
+  await h.reconciler.reconcile(NS, 'web-dc');
+  assert.deepEqual(Object.keys(outputData(h)).sort(), ['ed25519.cred', 'ed25519.key', 'tls.crt']);
+  assert.equal(dcOf(h).status?.observedGeneration, 2);
+  assert.deepEqual(dcOf(h).status?.credentials?.map((c) => c.algorithm), ['ed25519']);
+});
+
+void test('keeps lastTransitionTime while Ready stays True', async () => {
+  const h = await ready({ validity: '2m', renewBefore: '90s' });
+  const first = condition(dcOf(h), 'Ready')?.lastTransitionTime;
+  h.clock.advance(40_000);
+  await h.reconciler.reconcile(NS, 'web-dc');
+  assert.equal(condition(dcOf(h), 'Ready')?.lastTransitionTime, first);
+  assert.ok(Date.parse(dcOf(h).status?.lastIssuedTime ?? '') > Date.parse(first ?? ''));
+  assert.equal(h.cluster.secrets.get(`${NS}/web-dc-secret`)?.metadata?.annotations?.[ANNOTATIONS.issuedAt], h.clock.now().toISOString());
+});
