@@ -1,0 +1,123 @@
+import { afterEach, beforeEach, describe, it } from 'node:test';
+import assert from 'node:assert/strict';
+import { createPrivateKey, generateKeyPairSync } from 'node:crypto';
+import { mkdirSync, mkdtempSync, rmSync, symlinkSync, writeFileSync, renameSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { KeyDirectory, parseKeyFile, type ReloadResult } from '../../../src/keyless/keystore.js';
+import { computeSki, skiHex } from '../../../src/keyless/ski.js';
+
+function pem(kind: 'ed25519' | 'ec' | 'rsa'): string {
+  const pair =
+    kind === 'ec'
+      ? generateKeyPairSync('ec', { namedCurve: 'prime256v1' })
+      : kind === 'rsa'
+        ? generateKeyPairSync('rsa', { modulusLength: 2048 })
+        : generateKeyPairSync('ed25519');
+  return pair.privateKey.export({ type: 'pkcs8', format: 'pem' }).toString();
+}
+
+const skiOf = (keyPem: string): string => skiHex(computeSki(createPrivateKey(keyPem)));
+
+function waitFor(store: KeyDirectory, predicate: () => boolean, ms = 5000): Promise<void> {
+  const started = Date.now();
+  return new Promise((resolve, reject) => {
+    const tick = (): void => {
+      if (predicate()) resolve();
+      else if (Date.now() - started > ms) reject(new Error(`condition not met in ${ms} ms (keys: ${store.size})`));
+      else setTimeout(tick, 20);
+    };
+    tick();
+  });
+}
+
+void describe('key directory', () => {
+  let dir: string;
+  let store: KeyDirectory | undefined;
+  beforeEach(() => {
+    dir = mkdtempSync(join(tmpdir(), 'keyless-keys-'));
+  });
+  afterEach(() => {
+    store?.close();
+    store = undefined;
+    rmSync(dir, { recursive: true, force: true });
+  });
+
+  void it('loads every private key in the directory and finds each by its SKI', async () => {
+    const keys = [pem('ed25519'), pem('ec'), pem('rsa')];
+    keys.forEach((k, i) => writeFileSync(join(dir, `k${i}.pem`), k));
+    writeFileSync(join(dir, 'notes.txt'), 'not a key file');
+    store = await KeyDirectory.open(dir, { watch: false, pollIntervalMs: 0 });
+    assert.equal(store.size, 3);
+    for (const k of keys) assert.equal(store.get(skiOf(k))?.skiHex, skiOf(k));
+  });
+
+  void it('reads traditional (PKCS#1 / SEC1) PEM and DER PKCS#8 files too', async () => {
+    const rsa = generateKeyPairSync('rsa', { modulusLength: 2048 }).privateKey;
+    const ec = generateKeyPairSync('ec', { namedCurve: 'secp384r1' }).privateKey;
+    writeFileSync(join(dir, 'rsa.key'), rsa.export({ type: 'pkcs1', format: 'pem' }));
+    writeFileSync(join(dir, 'ec.der'), ec.export({ type: 'pkcs8', format: 'der' }));
+    store = await KeyDirectory.open(dir, { watch: false, pollIntervalMs: 0 });
+    assert.equal(store.size, 2);
+    assert.equal(store.get(skiHex(computeSki(ec)))?.detail, 'P-384');
+  });
+
+  void it('ignores certificates in a PEM file and takes only its private keys', () => {
+    const keyPem = pem('ec');
+    const keys = parseKeyFile(Buffer.from('-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----\n' + keyPem), 'mixed.pem');
+    assert.deepEqual(keys.map((k) => k.skiHex), [skiOf(keyPem)]);
+  });
+
+  void it('refuses to start from a directory with an invalid key file and names the file', async () => {
+    writeFileSync(join(dir, 'good.pem'), pem('ec'));
+    writeFileSync(join(dir, 'broken.pem'), '-----BEGIN PRIVATE KEY-----\nnot base64 der\n-----END PRIVATE KEY-----\n');
+    await assert.rejects(KeyDirectory.open(dir, { watch: false, pollIntervalMs: 0 }), /broken\.pem/);
+  });
+
+  void it('keeps serving the previous key set when a reload meets an invalid file', async () => {
+    const first = pem('ec');
+    writeFileSync(join(dir, 'a.pem'), first);
+    store = await KeyDirectory.open(dir, { watch: false, pollIntervalMs: 0 });
+    writeFileSync(join(dir, 'b.pem'), pem('ed25519'));
+    writeFileSync(join(dir, 'c.pem'), '-----BEGIN EC PRIVATE KEY-----\nAAAA\n-----END EC PRIVATE KEY-----\n');
+    const result = await store.reload();
+    assert.equal(result.ok, false);
+    assert.match(result.ok ? '' : result.error.message, /c\.pem/);
+    assert.equal(store.size, 1);
+    assert.ok(store.get(skiOf(first)));
+  });
+
+  void it('picks up a new key written into the watched directory', async () => {
+    writeFileSync(join(dir, 'a.pem'), pem('ec'));
+    const results: ReloadResult[] = [];
+    store = await KeyDirectory.open(dir, { debounceMs: 20, pollIntervalMs: 0, onReload: (r) => results.push(r) });
+    const added = pem('ed25519');
+    writeFileSync(join(dir, 'b.pem.tmp'), added);
+    renameSync(join(dir, 'b.pem.tmp'), join(dir, 'b.pem'));
+    const s = store;
+    await waitFor(s, () => s.get(skiOf(added)) !== undefined);
+    assert.equal(s.size, 2);
+    assert.ok(results.some((r) => r.ok && r.changed));
+  });
+
+  void it('follows a Kubernetes Secret volume swap of the ..data symlink (found by polling)', async () => {
+    const v1 = join(dir, '..2026_v1');
+    const v2 = join(dir, '..2026_v2');
+    mkdirSync(v1);
+    mkdirSync(v2);
+    const oldKey = pem('ec');
+    const newKey = pem('ec');
+    writeFileSync(join(v1, 'tls.key'), oldKey);
+    writeFileSync(join(v2, 'tls.key'), newKey);
+    symlinkSync('..2026_v1', join(dir, '..data'));
+    symlinkSync('..data/tls.key', join(dir, 'tls.key'));
+    store = await KeyDirectory.open(dir, { watch: false, pollIntervalMs: 50 });
+    assert.ok(store.get(skiOf(oldKey)));
+    symlinkSync('..2026_v2', join(dir, '..data_tmp'));
+    renameSync(join(dir, '..data_tmp'), join(dir, '..data'));
+    const s = store;
+    await waitFor(s, () => s.get(skiOf(newKey)) !== undefined);
+    assert.equal(s.get(skiOf(oldKey)), undefined);
+    assert.equal(s.size, 1);
+  });
+});
