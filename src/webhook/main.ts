@@ -41,6 +41,8 @@ export interface WebhookOptions {
   caSecretName?: string;
   caLifetimeMs?: number;
   servingLifetimeMs?: number;
+  /** Wait this long after a new caBundle is written before serving a certificate of the new CA (30 s). */
+  trustPropagationMs?: number;
   sidecar?: Partial<SidecarConfig>;
   excludedNamespaces?: string[];
   /** Skip the /version probe and use this shape (tests, or a cluster whose /version lies). */
@@ -140,6 +142,7 @@ export async function runWebhook(opts: WebhookOptions): Promise<RunningWebhook> 
       now: opts.now,
       caLifetimeMs: opts.caLifetimeMs,
       servingLifetimeMs: opts.servingLifetimeMs,
+      trustPropagationMs: opts.trustPropagationMs,
       log,
     });
     certificates = selfBootstrapped;

@@ -72,11 +72,31 @@ export async function nextCa(previous: StoredCa | undefined, now: Date, lifetime
   return { ca, bundle };
 }
 
-/** Pure: must this replica sign itself a new serving certificate? */
-export function servingNeedsRenewal(serving: { cert: KeyedCertificate; issuerPem: string } | undefined, caPem: string, now: Date): boolean {
-  if (!serving) return true;
-  if (serving.issuerPem !== caPem) return true;
-  return now.getTime() >= renewalTime(serving.cert).getTime();
+export type ServingDecision = 'keep' | 'issue' | 'wait-for-trust';
+
+/** How long a new caBundle is given to reach the API server's webhook cache before we rely on it. */
+export const DEFAULT_TRUST_PROPAGATION_MS = 30_000;
+
+/**
+ * Pure: must this replica sign itself a new serving certificate?
+ * - none yet, or the current one is 2/3 through its life: issue;
+ * - the CA changed (rotation): issue only once the bundle naming the new CA has been in the
+ *   MutatingWebhookConfiguration for `propagationMs`. The API server reads that configuration
+ *   through an informer; presenting a new-CA certificate before it has the new bundle would fail
+ *   every admission call in between. The old serving certificate stays valid and trusted meanwhile.
+ */
+export function decideServing(
+  serving: { cert: KeyedCertificate; issuerPem: string } | undefined,
+  caPem: string,
+  now: Date,
+  bundleTrustedSince: Date | undefined,
+  propagationMs = DEFAULT_TRUST_PROPAGATION_MS,
+): ServingDecision {
+  if (!serving) return 'issue';
+  if (now.getTime() >= renewalTime(serving.cert).getTime()) return 'issue';
+  if (serving.issuerPem === caPem) return 'keep';
+  if (bundleTrustedSince && now.getTime() - bundleTrustedSince.getTime() >= propagationMs) return 'issue';
+  return 'wait-for-trust';
 }
 
 function decode(secret: V1Secret, key: string): string | undefined {
@@ -134,12 +154,14 @@ export interface SelfBootstrapOptions {
   now?: () => Date;
   caLifetimeMs?: number;
   servingLifetimeMs?: number;
+  trustPropagationMs?: number;
   log: Logger;
 }
 
 export class SelfBootstrappedCertificates implements ServingCertificateSource {
   private serving: { cert: KeyedCertificate; issuerPem: string } | undefined;
   private lastBundle = '';
+  private trustedBundle: { pem: string; since: Date } | undefined;
   private readonly now: () => Date;
   private readonly secretName: string;
 
@@ -164,8 +186,13 @@ export class SelfBootstrappedCertificates implements ServingCertificateSource {
     this.lastBundle = bundle;
 
     const now = this.now();
+    // When did we first see this exact bundle in the configuration (written by us or a peer)?
+    if (synced !== 'missing' && this.trustedBundle?.pem !== bundle) this.trustedBundle = { pem: bundle, since: now };
+    const trustedSince = this.trustedBundle?.pem === bundle ? this.trustedBundle.since : undefined;
+    const decision = decideServing(this.serving, stored.ca.certPem, now, trustedSince, this.opts.trustPropagationMs);
+    if (decision === 'wait-for-trust') this.opts.log.info('new CA not yet trusted long enough by the API server; keeping the current serving certificate');
     let changed = false;
-    if (servingNeedsRenewal(this.serving, stored.ca.certPem, now)) {
+    if (decision === 'issue') {
       const cert = await createServingCert(stored.ca, {
         dnsNames: this.opts.dnsNames,
         ipAddresses: this.opts.ipAddresses,

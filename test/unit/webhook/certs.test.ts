@@ -10,7 +10,7 @@ import {
   renewalTime,
   splitPemCertificates,
 } from '../../../src/webhook/certs.js';
-import { decideCaAction, nextCa, parseCaSecret, servingNeedsRenewal } from '../../../src/webhook/serving-certs.js';
+import { decideCaAction, nextCa, parseCaSecret, decideServing } from '../../../src/webhook/serving-certs.js';
 
 const DAY = 24 * 60 * 60 * 1000;
 const t0 = new Date('2026-01-01T00:00:00Z');
@@ -69,14 +69,23 @@ void test('a rotated CA bundle trusts the new CA first and the old one until it 
   assert.equal(splitPemCertificates(second.bundle.join('')).length, 2);
 });
 
-void test('a serving certificate is re-issued when missing, when its CA changed, or at 2/3 of its life', async () => {
+void test('a serving certificate is issued when missing or 2/3 through its life, and kept otherwise', async () => {
   const ca = await createCa('test CA', t0);
   const cert = await createServingCert(ca, { dnsNames: ['svc'], ipAddresses: [], now: t0 });
   const serving = { cert, issuerPem: ca.certPem };
-  assert.equal(servingNeedsRenewal(undefined, ca.certPem, t0), true);
-  assert.equal(servingNeedsRenewal(serving, ca.certPem, new Date(t0.getTime() + 59 * DAY)), false);
-  assert.equal(servingNeedsRenewal(serving, ca.certPem, new Date(t0.getTime() + 61 * DAY)), true);
-  assert.equal(servingNeedsRenewal(serving, 'another CA', t0), true);
+  assert.equal(decideServing(undefined, ca.certPem, t0, undefined), 'issue');
+  assert.equal(decideServing(serving, ca.certPem, new Date(t0.getTime() + 59 * DAY), t0), 'keep');
+  assert.equal(decideServing(serving, ca.certPem, new Date(t0.getTime() + 61 * DAY), t0), 'issue');
+});
+
+void test('after a CA rotation the new CA signs only once its bundle has been in the configuration for the propagation delay', async () => {
+  const ca = await createCa('test CA', t0);
+  const cert = await createServingCert(ca, { dnsNames: ['svc'], ipAddresses: [], now: t0 });
+  const serving = { cert, issuerPem: ca.certPem };
+  const written = new Date(t0.getTime() + DAY);
+  assert.equal(decideServing(serving, 'new CA', written, undefined, 30_000), 'wait-for-trust');
+  assert.equal(decideServing(serving, 'new CA', new Date(written.getTime() + 29_999), written, 30_000), 'wait-for-trust');
+  assert.equal(decideServing(serving, 'new CA', new Date(written.getTime() + 30_000), written, 30_000), 'issue');
 });
 
 void test('a CA Secret with a missing or garbled certificate is read as absent', async () => {
