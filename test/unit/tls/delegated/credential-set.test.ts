@@ -1,0 +1,241 @@
+import assert from 'node:assert/strict';
+import type { KeyObject } from 'node:crypto';
+import { mkdtemp, mkdir, rm, symlink, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { after, before, describe, it } from 'node:test';
+import { SignatureScheme } from '../../../../src/tls/constants.js';
+import { verifySignature } from '../../../../src/tls/signature-schemes.js';
+import {
+  CredentialStore,
+  DelegatedCredentialSet,
+  DelegationError,
+  issueDelegatedCredential,
+  loadDelegatedCredentialDirectory,
+  loadDelegatedCredentialSet,
+  readCredentialDirectory,
+  type DcAlgorithmName,
+  type FileMap,
+  type IssuedDelegatedCredential,
+} from '../../../../src/tls/delegated/index.js';
+import { makeCertificate, type TestCertificate } from './fixtures.js';
+
+const S = SignatureScheme;
+const HOUR = 3600;
+
+function rejectsWith(code: string, pattern: RegExp): (e: unknown) => boolean {
+  return (e: unknown) => {
+    assert.ok(e instanceof DelegationError, `expected DelegationError, got ${String(e)}`);
+    assert.equal(e.code, code, e.message);
+    assert.match(e.message, pattern);
+    return true;
+  };
+}
+
+void describe('DelegatedCredentialSet', () => {
+  let cert: TestCertificate;
+  const now = new Date();
+  const issued = new Map<string, IssuedDelegatedCredential>();
+  const issue = (dcAlgorithm: DcAlgorithmName, validitySeconds = HOUR, at = now): Promise<IssuedDelegatedCredential> =>
+    issueDelegatedCredential({ certificate: cert.der, signer: cert.signer, dcAlgorithm, validitySeconds, now: at });
+
+  before(async () => {
+    cert = await makeCertificate({ keyType: 'p256' });
+    for (const alg of ['ed25519', 'ecdsa_secp256r1_sha256', 'ecdsa_secp384r1_sha384'] as const) issued.set(alg, await issue(alg));
+  });
+
+  const input = (name: string): { delegatedCredential: Uint8Array; privateKey: KeyObject; label: string } => {
+    const i = issued.get(name)!;
+    return { delegatedCredential: i.delegatedCredential, privateKey: i.privateKey, label: `${name}.cred` };
+  };
+  const fullSet = (): DelegatedCredentialSet =>
+    DelegatedCredentialSet.build({
+      certificateChain: [cert.der],
+      credentials: [input('ecdsa_secp384r1_sha384'), input('ecdsa_secp256r1_sha256'), input('ed25519')],
+      now,
+    });
+  const CLIENT_SIGALGS = [S.ecdsa_secp256r1_sha256, S.rsa_pss_rsae_sha256, S.ed25519];
+
+  void it('prefers the cheapest credential both of the client lists accept: Ed25519, then P-256, then P-384', () => {
+    const set = fullSet();
+    assert.deepEqual(
+      set.entries.map((e) => e.dcCertVerifyAlgorithm),
+      [S.ed25519, S.ecdsa_secp256r1_sha256, S.ecdsa_secp384r1_sha384],
+    );
+    const all = [S.ecdsa_secp384r1_sha384, S.ecdsa_secp256r1_sha256, S.ed25519];
+    assert.equal(set.select({ dcSchemes: all, signatureSchemes: CLIENT_SIGALGS, now })?.dcCertVerifyAlgorithm, S.ed25519);
+    assert.equal(
+      set.select({ dcSchemes: [S.ecdsa_secp384r1_sha384, S.ecdsa_secp256r1_sha256], signatureSchemes: CLIENT_SIGALGS, now })?.dcCertVerifyAlgorithm,
+      S.ecdsa_secp256r1_sha256,
+    );
+    assert.equal(set.select({ dcSchemes: [S.ecdsa_secp384r1_sha384], signatureSchemes: CLIENT_SIGALGS, now })?.dcCertVerifyAlgorithm, S.ecdsa_secp384r1_sha384);
+  });
+
+  void it('falls back to the certificate when the client did not offer the extension or none fits', () => {
+    const set = fullSet();
+    assert.equal(set.select({ dcSchemes: undefined, signatureSchemes: CLIENT_SIGALGS, now }), undefined);
+    assert.equal(set.select({ dcSchemes: [], signatureSchemes: CLIENT_SIGALGS, now }), undefined);
+    assert.equal(set.select({ dcSchemes: [S.rsa_pss_pss_sha256], signatureSchemes: CLIENT_SIGALGS, now }), undefined);
+  });
+
+  void it("needs the credential's signature algorithm in the client's signature_algorithms, not just its key in extension 34", () => {
+    const set = fullSet();
+    // The DCs are signed with ecdsa_secp256r1_sha256 (the certificate key); a client without it gets none.
+    assert.equal(set.select({ dcSchemes: [S.ed25519, S.ecdsa_secp256r1_sha256], signatureSchemes: [S.ed25519, S.rsa_pss_rsae_sha256], now }), undefined);
+  });
+
+  void it('skips expired credentials and ones with more than 7 days left on a clock that went back', async () => {
+    const shortLived = await issue('ed25519', 60);
+    const set = DelegatedCredentialSet.build({
+      certificateChain: [cert.der],
+      credentials: [{ delegatedCredential: shortLived.delegatedCredential, privateKey: shortLived.privateKey }, input('ecdsa_secp256r1_sha256')],
+      now,
+    });
+    const lists = { dcSchemes: [S.ed25519, S.ecdsa_secp256r1_sha256], signatureSchemes: CLIENT_SIGALGS };
+    assert.equal(set.select({ ...lists, now })?.dcCertVerifyAlgorithm, S.ed25519);
+    assert.equal(set.select({ ...lists, now: new Date(now.getTime() + 120_000) })?.dcCertVerifyAlgorithm, S.ecdsa_secp256r1_sha256);
+    assert.equal(set.select({ ...lists, now: new Date(now.getTime() + 2 * HOUR * 1000) }), undefined);
+    assert.equal(set.select({ ...lists, now: new Date(now.getTime() - 8 * 86400_000) }), undefined);
+  });
+
+  void it("gives a signer whose CertificateVerify signatures verify with the credential's key", async () => {
+    const entry = fullSet().select({ dcSchemes: [S.ecdsa_secp256r1_sha256], signatureSchemes: CLIENT_SIGALGS, now })!;
+    const message = Buffer.from('certificate verify content');
+    const signature = await entry.signer.sign(entry.dcCertVerifyAlgorithm, message);
+    assert.equal(verifySignature(entry.dcCertVerifyAlgorithm, entry.publicKey, message, signature), true);
+    assert.deepEqual(entry.encoded, issued.get('ecdsa_secp256r1_sha256')!.delegatedCredential);
+  });
+
+  void it('refuses a private key that is not the credential key, naming the credential', () => {
+    assert.throws(
+      () =>
+        DelegatedCredentialSet.build({
+          certificateChain: [cert.der],
+          credentials: [{ ...input('ed25519'), privateKey: issued.get('ecdsa_secp256r1_sha256')!.privateKey }],
+          now,
+        }),
+      rejectsWith('key-mismatch', /^ed25519\.cred: the private key does not match/),
+    );
+  });
+
+  void it('refuses an expired credential or one for another certificate, naming it', async () => {
+    assert.throws(
+      () => DelegatedCredentialSet.build({ certificateChain: [cert.der], credentials: [input('ed25519')], now: new Date(now.getTime() + 2 * HOUR * 1000) }),
+      rejectsWith('invalid-file', /^ed25519\.cred: delegated credential rejected \(expired\)/),
+    );
+    const other = await makeCertificate({ keyType: 'p256' });
+    assert.throws(
+      () => DelegatedCredentialSet.build({ certificateChain: [other.der], credentials: [input('ed25519')], now }),
+      rejectsWith('invalid-file', /bad-signature/),
+    );
+  });
+
+  void it('is immutable', () => {
+    const set = fullSet();
+    assert.throws(() => (set.entries as unknown[]).push(1), TypeError);
+    assert.throws(() => {
+      (set as unknown as { entries: unknown }).entries = [];
+    }, TypeError);
+    assert.ok(Object.isFrozen(set.entries[0]));
+  });
+});
+
+void describe('CredentialStore', () => {
+  void it('swaps sets by one reference while a handshake keeps the set it started with', async () => {
+    const cert = await makeCertificate({ keyType: 'ed25519' });
+    const first = await issueDelegatedCredential({ certificate: cert.der, signer: cert.signer, dcAlgorithm: 'ed25519', validitySeconds: HOUR });
+    const second = await issueDelegatedCredential({ certificate: cert.der, signer: cert.signer, dcAlgorithm: 'ed25519', validitySeconds: HOUR });
+    const setOf = (i: IssuedDelegatedCredential): DelegatedCredentialSet =>
+      DelegatedCredentialSet.build({ certificateChain: [cert.der], credentials: [{ delegatedCredential: i.delegatedCredential, privateKey: i.privateKey }] });
+    const setA = setOf(first);
+    const setB = setOf(second);
+    const store = new CredentialStore(setA);
+
+    const inFlight = store.current!; // a handshake takes the set once, at its start
+    assert.equal(store.replace(setB), setA);
+    const lists = { dcSchemes: [S.ed25519], signatureSchemes: [S.ed25519] };
+    assert.deepEqual(inFlight.select(lists)?.encoded, first.delegatedCredential);
+    assert.deepEqual(store.current!.select(lists)?.encoded, second.delegatedCredential);
+  });
+});
+
+void describe('loading credentials from the operator layout', () => {
+  let cert: TestCertificate;
+  let files: Record<string, Uint8Array>;
+  let p256Key: Uint8Array;
+  let dir: string;
+  const enc = (s: string): Uint8Array => new TextEncoder().encode(s);
+
+  before(async () => {
+    cert = await makeCertificate({ keyType: 'p256' });
+    files = { 'tls.crt': enc(cert.pem), 'ca.crt': enc(cert.pem), 'tls.key': enc('not for us') };
+    for (const alg of ['ed25519', 'ecdsa_secp256r1_sha256'] as const) {
+      const dc = await issueDelegatedCredential({ certificate: cert.der, signer: cert.signer, dcAlgorithm: alg, validitySeconds: HOUR });
+      files[`${alg}.cred`] = dc.delegatedCredential;
+      files[`${alg}.key`] = enc(dc.privateKeyPem);
+      if (alg === 'ecdsa_secp256r1_sha256') p256Key = enc(dc.privateKeyPem);
+    }
+    dir = await mkdtemp(join(tmpdir(), 'dc-loader-'));
+  });
+  after(async () => {
+    await rm(dir, { recursive: true, force: true });
+  });
+
+  const load = (map: FileMap) => loadDelegatedCredentialSet([{ label: 'ns/secret', files: map }]);
+
+  void it('builds a set from a Secret-like file map and ignores tls.key and ca.crt', () => {
+    const set = load(files);
+    assert.deepEqual(set.entries.map((e) => e.dcCertVerifyAlgorithm), [S.ed25519, S.ecdsa_secp256r1_sha256]);
+    assert.deepEqual(set.certificateChain[0], cert.der);
+  });
+
+  void it("reads a kubelet-mounted directory through its ..data symlinks", async () => {
+    const version = join(dir, '..2026_11_28_13_00_00.000000001');
+    await mkdir(version);
+    for (const [name, data] of Object.entries(files)) await writeFile(join(version, name), data);
+    await symlink('..2026_11_28_13_00_00.000000001', join(dir, '..data'));
+    for (const name of Object.keys(files)) await symlink(join('..data', name), join(dir, name));
+    const set = await loadDelegatedCredentialDirectory(dir);
+    assert.equal(set.entries.length, 2);
+    const source = await readCredentialDirectory(dir);
+    // Only the files of the layout are read; kubelet's ..data entries and ca.crt are not.
+    assert.deepEqual(Object.keys(source.files).sort(), ['ecdsa_secp256r1_sha256.cred', 'ecdsa_secp256r1_sha256.key', 'ed25519.cred', 'ed25519.key', 'tls.crt', 'tls.key']);
+  });
+
+  void it('combines several dcctl output directories (dc.cred + dc.key) with a certificate given separately', async () => {
+    const a = { 'dc.cred': files['ed25519.cred']!, 'dc.key': files['ed25519.key']! };
+    const b = { 'dc.cred': files['ecdsa_secp256r1_sha256.cred']!, 'dc.key': files['ecdsa_secp256r1_sha256.key']! };
+    const set = loadDelegatedCredentialSet([{ label: 'out/a', files: a }, { label: 'out/b', files: b }], { certificateChain: [cert.der] });
+    assert.equal(set.entries.length, 2);
+  });
+
+  void it('names the file in every error', () => {
+    const without = (name: string): Record<string, Uint8Array> => Object.fromEntries(Object.entries(files).filter(([k]) => k !== name));
+    assert.throws(() => load(without('ed25519.key')), rejectsWith('missing-file', /^ns\/secret\/ed25519\.key: missing/));
+    assert.throws(() => load(without('ed25519.cred')), rejectsWith('missing-file', /^ns\/secret\/ed25519\.cred: missing/));
+    assert.throws(() => load(without('tls.crt')), rejectsWith('missing-file', /^ns\/secret: no tls\.crt/));
+    assert.throws(() => load({ ...files, 'tls.crt': enc('garbage') }), rejectsWith('invalid-file', /^ns\/secret\/tls\.crt: no PEM certificate/));
+    assert.throws(() => load({ ...files, 'ed25519.cred': Uint8Array.from([1, 2, 3]) }), rejectsWith('invalid-file', /^ns\/secret\/ed25519\.cred: not an encoded DelegatedCredential/));
+    assert.throws(() => load({ ...files, 'ed25519.key': enc('-----BEGIN PRIVATE KEY-----\nAAAA\n-----END PRIVATE KEY-----\n') }), rejectsWith('invalid-file', /^ns\/secret\/ed25519\.key: not a PEM private key/));
+    assert.throws(() => load({ ...files, 'ed25519.key': p256Key }), rejectsWith('key-mismatch', /^ns\/secret\/ed25519\.cred: the private key does not match/));
+    assert.throws(
+      () => load({ ...files, 'ed25519.cred': files['ecdsa_secp256r1_sha256.cred']!, 'ed25519.key': p256Key }),
+      rejectsWith('invalid-file', /^ns\/secret\/ed25519\.cred: holds a ecdsa_secp256r1_sha256 credential, not ed25519/),
+    );
+    assert.throws(
+      () => loadDelegatedCredentialSet([{ label: 'ns/secret', files }], { now: new Date(Date.now() + 2 * HOUR * 1000) }),
+      rejectsWith('invalid-file', /^ns\/secret\/ecdsa_secp256r1_sha256\.cred: delegated credential rejected \(expired\)/),
+    );
+  });
+
+  void it('keeps the old set when a reload fails (the store is only replaced after a successful load)', () => {
+    const store = new CredentialStore(load(files));
+    const before = store.current;
+    try {
+      store.replace(load({ ...files, 'ed25519.key': p256Key }));
+    } catch {
+      // a failed reload never reaches replace
+    }
+    assert.equal(store.current, before);
+  });
+});
