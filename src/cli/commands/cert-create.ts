@@ -1,0 +1,111 @@
+import { certificateNotAfter, derToPem, verifyCertificateChain } from '../../tls/certificates.js';
+import { defineCommand } from '../framework/command.js';
+import { CommandFailed, UsageError } from '../framework/errors.js';
+import { resolvePath, writeOutputFiles } from '../framework/files.js';
+import { integerFlag, ipFlag, oneOf } from '../framework/flags.js';
+import { loadCaDirectory, CA_CERT_FILE } from '../pki/ca-dir.js';
+import { KEY_TYPES, dnsNameProblem, issueCertificate } from '../pki/dev-pki.js';
+
+const DAY_MS = 86_400_000;
+const BACKDATE_MS = 5 * 60_000;
+
+export const TLS_CERT_FILE = 'tls.crt';
+export const TLS_KEY_FILE = 'tls.key';
+
+export const certCreate = defineCommand({
+  path: ['cert', 'create'],
+  summary: 'Issue a leaf certificate for delegated credentials: DIR/tls.crt, DIR/tls.key, DIR/ca.crt',
+  description: `
+Issues a certificate from a CA directory made by 'dcctl ca create'. The files follow the
+kubernetes.io/tls Secret layout: tls.crt holds the leaf (then any intermediates listed in the CA's
+ca.crt), tls.key its PKCS#8 private key (mode 0600), ca.crt a copy of the CA certificate.
+
+By default the leaf carries what RFC 9345 requires to delegate credentials: the DelegationUsage
+extension (1.3.6.1.4.1.44363.44, non-critical, NULL) and keyUsage digitalSignature (critical);
+plus extKeyUsage serverAuth (and clientAuth with --client), subjectAltName entries from --dns and
+--ip, and a random serial number. The subject common name is the first --dns (or --ip).`,
+  options: {
+    ca: { type: 'string', value: 'DIR', description: 'CA directory with ca.crt and ca.key', required: true },
+    dns: { type: 'string', multiple: true, value: 'NAME', description: 'DNS subjectAltName, e.g. api.example.com or *.example.com' },
+    ip: { type: 'string', multiple: true, value: 'ADDR', description: 'IP subjectAltName (IPv4 or IPv6)' },
+    'key-type': { type: 'string', value: 'TYPE', description: `leaf key type: ${KEY_TYPES.join(', ')}`, default: 'ecdsa-p256' },
+    days: { type: 'string', value: 'N', description: 'validity in days (must end before the CA does)', default: '90' },
+    'no-delegation-usage': { type: 'boolean', description: 'leave out the DelegationUsage extension (a certificate that cannot delegate)' },
+    client: { type: 'boolean', description: 'also allow TLS client authentication (extKeyUsage clientAuth)' },
+    out: { type: 'string', value: 'DIR', description: 'directory to write tls.crt, tls.key and ca.crt into', required: true },
+    force: { type: 'boolean', description: 'overwrite existing files' },
+  },
+  examples: [
+    'dcctl cert create --ca .dev/ca --dns api.example.test --out .dev/api',
+    'dcctl cert create --ca .dev/ca --dns localhost --ip 127.0.0.1 --key-type ed25519 --out .dev/local',
+  ],
+  validate(v) {
+    const dnsNames: string[] = [];
+    for (const raw of v.dns) {
+      const name = raw.toLowerCase().replace(/\.$/, '');
+      const problem = dnsNameProblem(name);
+      if (problem) throw new UsageError(`"${raw}" ${problem}`, '--dns');
+      if (!dnsNames.includes(name)) dnsNames.push(name);
+    }
+    const ips = [...new Set(v.ip.map((a) => ipFlag('--ip', a)))];
+    if (dnsNames.length === 0 && ips.length === 0) throw new UsageError('at least one --dns or --ip is required', '--dns');
+    return {
+      ca: v.ca,
+      dnsNames,
+      ips,
+      keyType: oneOf('--key-type', v['key-type'], KEY_TYPES, 'key type'),
+      days: integerFlag('--days', v.days, 1, 36500),
+      delegationUsage: !v['no-delegation-usage'],
+      client: v.client,
+      out: v.out,
+      force: v.force,
+    };
+  },
+  async run(c, ctx) {
+    const now = ctx.now();
+    const ca = await loadCaDirectory(resolvePath(ctx.cwd, c.ca), '--ca', now);
+    const notAfter = new Date(now.getTime() + c.days * DAY_MS);
+    if (notAfter.getTime() > ca.certificate.notAfter.getTime()) {
+      const maxDays = Math.floor((ca.certificate.notAfter.getTime() - now.getTime()) / DAY_MS);
+      throw new UsageError(`${c.days} days would outlive the CA, which expires ${ca.certificate.notAfter.toISOString()}; use at most ${maxDays}`, '--days');
+    }
+    const leaf = await issueCertificate(
+      {
+        commonName: c.dnsNames[0] ?? c.ips[0]!,
+        dnsNames: c.dnsNames,
+        ipAddresses: c.ips,
+        notBefore: new Date(now.getTime() - BACKDATE_MS),
+        notAfter,
+        extendedKeyUsage: c.client ? ['serverAuth', 'clientAuth'] : ['serverAuth'],
+        delegationUsage: c.delegationUsage ? 'non-critical' : 'none',
+      },
+      c.keyType,
+      ca.issuer,
+    );
+
+    // Check our own output the way a TLS client will; a failure here is a bug, not a user error.
+    const chain = [leaf.der, ...ca.intermediates];
+    try {
+      verifyCertificateChain(chain, { ca: [ca.certificatePem], servername: c.dnsNames[0] ?? c.ips[0]!, now });
+    } catch (e) {
+      throw new CommandFailed(`the issued certificate does not verify against ${CA_CERT_FILE}: ${(e as Error).message}`);
+    }
+
+    const dir = resolvePath(ctx.cwd, c.out);
+    const [crt, key, caCopy] = await writeOutputFiles(
+      dir,
+      [
+        { name: TLS_CERT_FILE, content: chain.map((d) => derToPem(d, 'CERTIFICATE')).join(''), mode: 0o644 },
+        { name: TLS_KEY_FILE, content: leaf.key.privateKeyPem, mode: 0o600 },
+        { name: CA_CERT_FILE, content: ca.certificatePem, mode: 0o644 },
+      ],
+      { force: c.force, flag: '--out' },
+    );
+    const sans = [...c.dnsNames.map((d) => `DNS:${d}`), ...c.ips.map((i) => `IP:${i}`)].join(', ');
+    const features = [c.keyType, c.delegationUsage ? 'DelegationUsage' : 'no DelegationUsage', c.client ? 'serverAuth+clientAuth' : 'serverAuth'];
+    ctx.stdout(`wrote ${crt} (${sans}; ${features.join(', ')}; expires ${certificateNotAfter(leaf.der).toISOString()})\n`);
+    ctx.stdout(`wrote ${key}\n`);
+    ctx.stdout(`wrote ${caCopy}\n`);
+    return 0;
+  },
+});

@@ -1,0 +1,23 @@
+#!/usr/bin/env node
+/**
+ * dc-operator: entry point of the long-running processes (controller, webhook, sidecar, key
+ * server), one subcommand each, registered below as they are written. Same command framework as
+ * dcctl (framework/command.ts): flags validated up front, `--help` on every command.
+ */
+import { CommandRegistry, type ProgramContext } from './framework/registry.js';
+import { isEntryPoint, processContext } from './framework/main.js';
+
+export function dcOperatorCommands(): CommandRegistry {
+  return new CommandRegistry({
+    name: 'dc-operator',
+    summary: 'Long-running processes of dc-operator (controller, webhook, sidecar, key server).',
+  });
+}
+
+export function main(argv: readonly string[], ctx: ProgramContext = processContext()): Promise<number> {
+  return dcOperatorCommands().run(argv, ctx);
+}
+
+if (isEntryPoint(import.meta.url)) {
+  process.exitCode = await main(process.argv.slice(2));
+}

@@ -1,0 +1,26 @@
+#!/usr/bin/env node
+/**
+ * dcctl: the developer's tool for dc-operator. Each subcommand lives in src/cli/commands/ and is
+ * registered below; see framework/command.ts for how to write one.
+ */
+import { caCreate } from './commands/ca-create.js';
+import { certCreate } from './commands/cert-create.js';
+import { CommandRegistry, type ProgramContext } from './framework/registry.js';
+import { isEntryPoint, processContext } from './framework/main.js';
+
+export function dcctlCommands(): CommandRegistry {
+  return new CommandRegistry({
+    name: 'dcctl',
+    summary: 'Development PKI and delegated-credential tools for dc-operator.',
+  })
+    .register(caCreate)
+    .register(certCreate);
+}
+
+export function main(argv: readonly string[], ctx: ProgramContext = processContext()): Promise<number> {
+  return dcctlCommands().run(argv, ctx);
+}
+
+if (isEntryPoint(import.meta.url)) {
+  process.exitCode = await main(process.argv.slice(2));
+}
