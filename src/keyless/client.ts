@@ -88,7 +88,15 @@ class Connection {
   ) {
     socket.on('data', (chunk: Buffer) => this.onData(chunk));
     socket.on('error', (err) => this.fail(new KeylessUnavailableError(`connection to key server ${server} failed: ${err.message}`, { cause: err })));
-    socket.on('close', () => this.fail(new KeylessUnavailableError(`connection to key server ${server} closed`)));
+    socket.on('close', () => {
+      // With TLS 1.3 the server checks our certificate after our handshake is done, and Node's
+      // server closes without an alert we can read: say so instead of a bare "closed".
+      const hint =
+        this.answered === 0
+          ? ' before answering anything (does the key server trust the CA of our client certificate?)'
+          : '';
+      this.fail(new KeylessUnavailableError(`connection to key server ${server} closed${hint}`));
+    });
     socket.unref();
   }
 

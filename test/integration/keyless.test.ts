@@ -1,0 +1,341 @@
+/**
+ * Keyless client and key server over real mutual TLS on loopback, with certificates made by
+ * openssl. No fakes: signatures are checked with node:crypto against the keys' public halves.
+ */
+import { after, before, describe, it } from 'node:test';
+import assert from 'node:assert/strict';
+import { createHash, createPrivateKey, createPublicKey, verify, constants, generateKeyPairSync } from 'node:crypto';
+import { connect as tlsConnect, createServer as createTlsServer, type TLSSocket } from 'node:tls';
+import type { AddressInfo } from 'node:net';
+import { get as httpGet } from 'node:http';
+import { writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { KeylessClient } from '../../src/keyless/client.js';
+import { decodeOperation, encodeMessage, FrameDecoder, type Operation } from '../../src/keyless/codec.js';
+import { KeylessRemoteError, KeylessTimeoutError, KeylessUnavailableError } from '../../src/keyless/errors.js';
+import { ErrorCode, Opcode, Tag } from '../../src/keyless/protocol.js';
+import { startKeyServer, type KeyServer } from '../../src/keyless/server.js';
+import { computeSki, skiHex } from '../../src/keyless/ski.js';
+import { KeylessSigner } from '../../src/signer/keyless.js';
+import { SignatureScheme } from '../../src/tls/constants.js';
+import { verifySignature } from '../../src/tls/signature-schemes.js';
+import { makeKeylessPki, type KeylessPki } from '../unit/keyless/pki.js';
+
+const S = SignatureScheme;
+const message = new Uint8Array(Buffer.concat([Buffer.alloc(64, 0x20), Buffer.from('TLS 1.3, server CertificateVerify\0'), Buffer.alloc(32, 7)]));
+
+let pki: KeylessPki;
+let server: KeyServer;
+let address: string;
+
+function signerFor(name: keyof KeylessPki['keys'], extra: Partial<ConstructorParameters<typeof KeylessSigner>[0]> = {}): KeylessSigner {
+  return new KeylessSigner({
+    address,
+    ca: pki.ca,
+    clientCert: pki.client.cert,
+    clientKey: pki.client.key,
+    certificate: pki.keys[name].cert,
+    timeoutMs: 3000,
+    ...extra,
+  });
+}
+
+/** A raw protocol connection: writes bytes, collects answers by id. */
+async function rawConnection(port: number): Promise<{ socket: TLSSocket; answer: (id: number) => Promise<Operation> }> {
+  const socket = tlsConnect({ host: '127.0.0.1', port, ca: pki.ca, cert: pki.client.cert, key: pki.client.key });
+  await new Promise<void>((resolve, reject) => {
+    socket.once('secureConnect', resolve);
+    socket.once('error', reject);
+  });
+  const decoder = new FrameDecoder();
+  const answers = new Map<number, Operation>();
+  const waiters = new Map<number, (op: Operation) => void>();
+  socket.on('data', (chunk: Buffer) => {
+    for (const f of decoder.push(chunk)) {
+      if (f.kind !== 'message') continue;
+      const op = decodeOperation(f.body);
+      const w = waiters.get(f.header.id);
+      if (w) w(op);
+      else answers.set(f.header.id, op);
+    }
+  });
+  const answer = (id: number): Promise<Operation> =>
+    answers.has(id) ? Promise.resolve(answers.get(id)!) : new Promise((resolve) => waiters.set(id, resolve));
+  return { socket, answer };
+}
+
+function header(id: number, length: number, major = 1): number[] {
+  return [major, 0, length >> 8, length & 0xff, id >>> 24, (id >>> 16) & 0xff, (id >>> 8) & 0xff, id & 0xff];
+}
+
+function fetchMetrics(port: number): Promise<string> {
+  return new Promise((resolve, reject) => {
+    httpGet({ host: '127.0.0.1', port, path: '/metrics' }, (res) => {
+      let body = '';
+      res.setEncoding('utf8');
+      res.on('data', (c: string) => (body += c));
+      res.on('end', () => resolve(body));
+    }).on('error', reject);
+  });
+}
+
+void describe('keyless client and key server over mutual TLS', () => {
+  before(async () => {
+    pki = makeKeylessPki();
+    server = await startKeyServer({
+      keysDir: pki.keysDir,
+      ca: pki.ca,
+      cert: pki.server.cert,
+      key: pki.server.key,
+      host: '127.0.0.1',
+      port: 0,
+      metricsPort: 0,
+      maxBodyLength: 4096,
+      pollIntervalMs: 100,
+    });
+    address = `127.0.0.1:${server.port}`;
+  });
+  after(async () => {
+    await server.close();
+    pki.cleanup();
+  });
+
+  const cases: Array<[keyof KeylessPki['keys'], number]> = [
+    ['ed25519', S.ed25519],
+    ['p256', S.ecdsa_secp256r1_sha256],
+    ['p384', S.ecdsa_secp384r1_sha384],
+    ['rsa2048', S.rsa_pss_rsae_sha256],
+    ['rsa2048', S.rsa_pss_rsae_sha384],
+    ['rsa2048', S.rsa_pss_rsae_sha512],
+    ['rsa2048', S.rsa_pkcs1_sha256],
+  ];
+  for (const [name, scheme] of cases) {
+    void it(`signs with ${name} as 0x${scheme.toString(16)} remotely and node:crypto verifies it`, async () => {
+      const signer = signerFor(name, name === 'rsa2048' ? { schemes: [scheme] } : {});
+      try {
+        const sig = await signer.sign(scheme, message);
+        const pub = createPublicKey(pki.keys[name].cert);
+        assert.ok(verifySignature(scheme, pub, message, sig));
+        if (scheme === S.rsa_pss_rsae_sha256) {
+          assert.ok(verify('sha256', message, { key: pub, padding: constants.RSA_PKCS1_PSS_PADDING, saltLength: 32 }, sig));
+        }
+      } finally {
+        await signer.close();
+      }
+    });
+  }
+
+  void it('offers the TLS 1.3 schemes of the certificate key', async () => {
+    const rsa = signerFor('rsa2048');
+    const ec = signerFor('p256');
+    assert.deepEqual(rsa.schemes, [S.rsa_pss_rsae_sha256, S.rsa_pss_rsae_sha384, S.rsa_pss_rsae_sha512]);
+    assert.deepEqual(ec.schemes, [S.ecdsa_secp256r1_sha256]);
+    await Promise.all([rsa.close(), ec.close()]);
+  });
+
+  void it('answers a ping with a pong and reports the round trip', async () => {
+    const signer = signerFor('p256');
+    const ms = await signer.ping();
+    assert.ok(ms > 0 && ms < 3000, `ping took ${ms} ms`);
+    await signer.close();
+  });
+
+  void it('reports an unknown SKI as key not found, naming the key', async () => {
+    const stranger = generateKeyPairSync('ec', { namedCurve: 'prime256v1' });
+    const ski = skiHex(computeSki(stranger.publicKey));
+    const signer = signerFor('p256', { certificate: undefined, publicKey: stranger.publicKey });
+    await assert.rejects(signer.sign(S.ecdsa_secp256r1_sha256, message), (err: unknown) => {
+      assert.ok(err instanceof KeylessRemoteError);
+      assert.equal(err.code, ErrorCode.keyNotFound);
+      assert.ok(err.message.includes(ski), err.message);
+      return true;
+    });
+    await signer.close();
+  });
+
+  void it('refuses a client certificate from another CA', async () => {
+    const before = await fetchMetrics(server.metricsPort!);
+    const failuresBefore = Number(/keyless_server_handshake_failures_total (\d+)/.exec(before)?.[1] ?? 0);
+    const signer = signerFor('p256', { clientCert: pki.strangerClient.cert, clientKey: pki.strangerClient.key, timeoutMs: 1500 });
+    await assert.rejects(signer.sign(S.ecdsa_secp256r1_sha256, message), (err: unknown) => {
+      assert.ok(err instanceof KeylessUnavailableError, String(err));
+      assert.match(err.message, /client certificate/);
+      return true;
+    });
+    await signer.close();
+    const afterText = await fetchMetrics(server.metricsPort!);
+    const failuresAfter = Number(/keyless_server_handshake_failures_total (\d+)/.exec(afterText)?.[1] ?? 0);
+    assert.ok(failuresAfter > failuresBefore, 'the key server counted the refused handshake');
+  });
+
+  void it('refuses a client without a certificate', async () => {
+    const socket = tlsConnect({ host: '127.0.0.1', port: server.port, ca: pki.ca });
+    const outcome = await new Promise<string>((resolve) => {
+      socket.on('secureConnect', () => socket.write(encodeMessage(1, { opcode: Opcode.ping })));
+      socket.on('data', () => resolve('answered'));
+      socket.on('error', (err) => resolve(`error: ${err.message}`));
+      socket.on('close', () => resolve('closed'));
+    });
+    socket.destroy();
+    assert.notEqual(outcome, 'answered');
+  });
+
+  void it('answers malformed, oversized, unknown and misplaced requests with error responses on the same connection', async () => {
+    const { socket, answer } = await rawConnection(server.port);
+    const p256Ski = computeSki(createPrivateKey(pki.keys.p256.key));
+    const ed25519Ski = computeSki(createPrivateKey(pki.keys.ed25519.key));
+    const truncatedItem = [Tag.opcode, 0, 1, Opcode.ecdsaSignSha256, Tag.payload, 0, 40, 1, 2];
+    socket.write(Uint8Array.from([...header(1, truncatedItem.length), ...truncatedItem]));
+    socket.write(encodeMessage(2, { opcode: Opcode.ecdsaSignSha256, ski: p256Ski, payload: new Uint8Array(5000) }));
+    socket.write(encodeMessage(3, { opcode: 0x99, ski: p256Ski, payload: new Uint8Array(32) }));
+    socket.write(encodeMessage(4, { opcode: Opcode.response, payload: new Uint8Array(1) }));
+    socket.write(Uint8Array.from([...header(5, 4, 2), Tag.opcode, 0, 1, Opcode.ping]));
+    socket.write(encodeMessage(6, { opcode: Opcode.rsaDecrypt, ski: p256Ski, payload: new Uint8Array(256) }));
+    socket.write(encodeMessage(7, { opcode: Opcode.ecdsaSignSha256, ski: p256Ski, payload: new Uint8Array(31) }));
+    socket.write(encodeMessage(8, { opcode: Opcode.ecdsaSignSha256, ski: ed25519Ski, payload: new Uint8Array(32) }));
+    socket.write(encodeMessage(9, { opcode: Opcode.ecdsaSignSha256, payload: new Uint8Array(32) }));
+    socket.write(Uint8Array.from([...header(10, 3), Tag.payload, 0, 0]));
+    const digest = createHash('sha256').update(message).digest();
+    socket.write(encodeMessage(11, { opcode: Opcode.ecdsaSignSha256, ski: p256Ski, payload: digest }, { padTo: 1024 }));
+
+    const expected: Array<[number, number]> = [
+      [1, ErrorCode.formatError],
+      [2, ErrorCode.formatError],
+      [3, ErrorCode.badOpcode],
+      [4, ErrorCode.unexpectedOpcode],
+      [5, ErrorCode.versionMismatch],
+      [6, ErrorCode.badOpcode],
+      [7, ErrorCode.formatError],
+      [8, ErrorCode.cryptoFailed],
+      [9, ErrorCode.keyNotFound],
+      [10, ErrorCode.formatError],
+    ];
+    for (const [id, code] of expected) {
+      const op = await answer(id);
+      assert.equal(op.opcode, Opcode.error, `request ${id}`);
+      assert.deepEqual([...(op.payload ?? [])], [code], `request ${id}`);
+    }
+    const ok = await answer(11);
+    assert.equal(ok.opcode, Opcode.response);
+    assert.ok(verify('sha256', message, { key: createPublicKey(pki.keys.p256.cert), dsaEncoding: 'der' }, ok.payload!));
+    socket.destroy();
+  });
+
+  void it('keeps a thousand concurrent requests in flight on one connection and matches every answer', async () => {
+    const client = new KeylessClient({ address, ca: pki.ca, cert: pki.client.cert, key: pki.client.key, timeoutMs: 20_000 });
+    const signers = (['ed25519', 'p256', 'rsa2048'] as const).map((n) => signerFor(n, { client }));
+    const jobs = Array.from({ length: 1000 }, (_, i) => {
+      const signer = signers[i % signers.length]!;
+      const msg = Buffer.from(`message number ${i}`);
+      return signer.sign(signer.schemes[0]!, msg).then((sig) => ({ signer, msg, sig }));
+    });
+    const results = await Promise.all(jobs);
+    for (const { signer, msg, sig } of results) {
+      assert.ok(verifySignature(signer.schemes[0]!, signer.publicKey!, msg, sig));
+    }
+    const metrics = await fetchMetrics(server.metricsPort!);
+    assert.match(metrics, /keyless_server_requests_total\{opcode="ecdsaSignSha256",result="ok"\} \d+/);
+    await client.close();
+  });
+
+  void it('signs with a key added to the key directory while running', async () => {
+    const fresh = generateKeyPairSync('ec', { namedCurve: 'secp384r1' });
+    writeFileSync(join(pki.keysDir, 'added.pem'), fresh.privateKey.export({ type: 'pkcs8', format: 'pem' }));
+    const signer = signerFor('p384', { certificate: undefined, publicKey: fresh.publicKey });
+    const deadline = Date.now() + 5000;
+    for (;;) {
+      try {
+        const sig = await signer.sign(S.ecdsa_secp384r1_sha384, message);
+        assert.ok(verify('sha384', message, { key: fresh.publicKey, dsaEncoding: 'der' }, sig));
+        break;
+      } catch (err) {
+        if (!(err instanceof KeylessRemoteError) || Date.now() > deadline) throw err;
+        await new Promise((r) => setTimeout(r, 50));
+      }
+    }
+    await signer.close();
+  });
+});
+
+void describe('keyless client resilience', () => {
+  let pki2: KeylessPki;
+  before(() => {
+    pki2 = makeKeylessPki(['p256']);
+  });
+  after(() => pki2.cleanup());
+
+  const start = (port: number): Promise<KeyServer> =>
+    startKeyServer({ keysDir: pki2.keysDir, ca: pki2.ca, cert: pki2.server.cert, key: pki2.server.key, host: '127.0.0.1', port });
+
+  void it('recovers on its own when the key server is stopped and started again', async () => {
+    let ks = await start(0);
+    const port = ks.port;
+    const signer = new KeylessSigner({
+      address: `127.0.0.1:${port}`,
+      ca: pki2.ca,
+      clientCert: pki2.client.cert,
+      clientKey: pki2.client.key,
+      certificate: pki2.keys.p256.cert,
+      timeoutMs: 1000,
+    });
+    const pub = createPublicKey(pki2.keys.p256.cert);
+    const check = async (): Promise<void> => {
+      const sig = await signer.sign(S.ecdsa_secp256r1_sha256, message);
+      assert.ok(verify('sha256', message, { key: pub, dsaEncoding: 'der' }, sig));
+    };
+    await check();
+    await ks.close();
+    await assert.rejects(check(), KeylessUnavailableError);
+    assert.notEqual(signer.client.state, 'connected');
+    ks = await start(port);
+    try {
+      // The first request after the restart may still be waiting out a backoff; it must succeed
+      // within its own deadline, or the next one must.
+      let ok = false;
+      for (let i = 0; i < 5 && !ok; i++) {
+        ok = await check().then(
+          () => true,
+          () => false,
+        );
+      }
+      assert.ok(ok, 'signing works again after the restart');
+      assert.equal(signer.client.state, 'connected');
+    } finally {
+      await signer.close();
+      await ks.close();
+    }
+  });
+
+  void it('fails a request that gets no answer with a timeout, without waiting longer', async () => {
+    // A real TLS server that completes the handshake and then never answers.
+    const silent = createTlsServer({ ca: pki2.ca, cert: pki2.server.cert, key: pki2.server.key, requestCert: true }, (s) => {
+      s.on('data', () => undefined);
+    });
+    await new Promise<void>((resolve) => silent.listen(0, '127.0.0.1', resolve));
+    const port = (silent.address() as AddressInfo).port;
+    const client = new KeylessClient({ address: `127.0.0.1:${port}`, ca: pki2.ca, cert: pki2.client.cert, key: pki2.client.key });
+    const started = Date.now();
+    await assert.rejects(client.ping({ timeoutMs: 300 }), KeylessTimeoutError);
+    const took = Date.now() - started;
+    assert.ok(took >= 280 && took < 2000, `timed out after ${took} ms`);
+    await client.close();
+    await new Promise<void>((resolve) => silent.close(() => resolve()));
+  });
+
+  void it('backs off while the key server is unreachable and says why', async () => {
+    const probe = await start(0);
+    const port = probe.port;
+    await probe.close();
+    const client = new KeylessClient({
+      address: `127.0.0.1:${port}`,
+      ca: pki2.ca,
+      cert: pki2.client.cert,
+      key: pki2.client.key,
+      minBackoffMs: 200,
+      maxBackoffMs: 200,
+    });
+    await assert.rejects(client.ping({ timeoutMs: 100 }), /ECONNREFUSED/);
+    assert.equal(client.state, 'backoff');
+    await client.close();
+  });
+});
