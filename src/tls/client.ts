@@ -1,0 +1,539 @@
+/**
+ * TLS 1.3 client handshake (RFC 8446 §2, §4), sans-IO.
+ *
+ *   ClientHello  -->
+ *                <--  [HelloRetryRequest -> ClientHello again]
+ *                <--  ServerHello, {EncryptedExtensions}, {CertificateRequest*},
+ *                     {Certificate*}, {CertificateVerify*}, {Finished}
+ *   {Certificate*}, {CertificateVerify*}, {Finished}  -->
+ *                <--  [NewSessionTicket] (emitted as `session` events)
+ *
+ * The server's chain is verified against the trust store and the servername; the
+ * `serverCredentialHooks` offer delegated_credential (34) and decide which key must have signed
+ * CertificateVerify (RFC 9345 plugs in there).
+ */
+import { createHash, randomBytes } from 'node:crypto';
+import { isIP } from 'node:net';
+import { createTrustStore, type TrustAnchorInput, type TrustStore } from './certificates.js';
+import { Connection, type HandshakeMode, type KeyLogger } from './connection.js';
+import { HandshakeType, NamedGroup, ProtocolVersion, PskKeyExchangeMode } from './constants.js';
+import {
+  defaultCredential,
+  loadCertifiedKey,
+  type CertificateKeyInput,
+  type CertifiedKey,
+  type CredentialChoice,
+  type PeerCredentialHooks,
+  type SelectClientCredential,
+} from './credentials.js';
+import {
+  DecodeError,
+  DecryptError,
+  IllegalParameter,
+  InternalError,
+  MissingExtension,
+  ProtocolVersion as ProtocolVersionError,
+  UnexpectedMessage,
+  UnsupportedExtension,
+} from './errors.js';
+import { generateKeyShare, SUPPORTED_GROUPS, type KeyShare } from './key-exchange.js';
+import { EarlySecret, Transcript, finishedVerifyData, resumptionPsk, verifyDataEqual, type HandshakeSecret } from './key-schedule.js';
+import { bindersLength, writeClientHello, type ClientHello } from './messages/client-hello.js';
+import { decodeServerHello, isHelloRetryRequestRandom, type ServerHello } from './messages/server-hello.js';
+import {
+  decodeCertificate,
+  decodeCertificateRequest,
+  decodeCertificateVerify,
+  decodeEncryptedExtensions,
+  decodeFinished,
+  decodeNewSessionTicket,
+  encodeHandshake,
+  writeCertificate,
+  writeCertificateVerify,
+  type CertificateRequest,
+} from './messages/handshake.js';
+import { authenticatePeer, checkCertificateVerify, type AuthenticatedPeer } from './peer-auth.js';
+import { RecordOpener, RecordSealer } from './record.js';
+import { DEFAULT_VERIFY_SCHEMES } from './server.js';
+import { sessionUsable, type TlsSession } from './session.js';
+import { certificateVerifyContent } from './signature-schemes.js';
+import { DEFAULT_CIPHER_SUITES, suiteParams, type SuiteParams } from './suites.js';
+
+export interface ClientOptions {
+  /** Server name for SNI and for certificate name verification (not sent as SNI when it is an IP address). */
+  readonly servername?: string;
+  /** Trust anchors (PEM strings, DER, or a store from createTrustStore). */
+  readonly ca?: readonly TrustAnchorInput[] | TrustStore;
+  /** Refuse servers whose chain does not verify (default true). */
+  readonly rejectUnauthorized?: boolean;
+  /** Suites offered, in order of preference. */
+  readonly cipherSuites?: readonly number[];
+  /** supported_groups offered (default x25519, secp256r1, secp384r1). */
+  readonly groups?: readonly number[];
+  /** Groups we send a key share for in the first ClientHello (default [x25519]). */
+  readonly keyShareGroups?: readonly number[];
+  /** signature_algorithms offered (default: all we can verify; rsa_pkcs1 only for chains). */
+  readonly signatureAlgorithms?: readonly number[];
+  readonly alpnProtocols?: readonly string[];
+  /** Client certificates, used when the server sends a CertificateRequest. */
+  readonly certificates?: readonly CertificateKeyInput[];
+  /** Hook to choose the client credential (client delegated credentials); `fallback()` gives the default. */
+  readonly selectClientCredential?: SelectClientCredential;
+  /** Receiving-side hooks for the server's credential (delegated credentials). */
+  readonly serverCredentialHooks?: PeerCredentialHooks;
+  /** A session from an earlier `session` event, to resume. */
+  readonly session?: TlsSession;
+  /** Middlebox compatibility mode (RFC 8446 §D.4): non-empty session id and a dummy CCS. Default true. */
+  readonly middleboxCompat?: boolean;
+  readonly keylog?: KeyLogger;
+  readonly now?: () => Date;
+}
+
+/** Client settings parsed once (trust store, client certificates) and shared by connections. */
+export class ClientConfig {
+  readonly suites: readonly SuiteParams[];
+  readonly trustStore: TrustStore | undefined;
+  readonly keys: readonly CertifiedKey[];
+  readonly groups: readonly number[];
+  readonly keyShareGroups: readonly number[];
+  readonly signatureAlgorithms: readonly number[];
+
+  constructor(readonly options: ClientOptions) {
+    this.suites = (options.cipherSuites ?? DEFAULT_CIPHER_SUITES).map((id) => {
+      const s = suiteParams(id);
+      if (!s) throw new TypeError(`unsupported cipher suite 0x${id.toString(16)}`);
+      return s;
+    });
+    const ca = options.ca;
+    this.trustStore = ca === undefined ? undefined : Array.isArray(ca) ? createTrustStore(ca as readonly TrustAnchorInput[]) : (ca as TrustStore);
+    this.keys = (options.certificates ?? []).map(loadCertifiedKey);
+    this.groups = options.groups ?? SUPPORTED_GROUPS;
+    this.keyShareGroups = options.keyShareGroups ?? [this.groups.includes(NamedGroup.x25519) ? NamedGroup.x25519 : this.groups[0]!];
+    for (const g of [...this.groups, ...this.keyShareGroups]) {
+      if (!SUPPORTED_GROUPS.includes(g)) throw new TypeError(`unsupported group 0x${g.toString(16)}`);
+    }
+    this.signatureAlgorithms = options.signatureAlgorithms ?? DEFAULT_VERIFY_SCHEMES;
+  }
+
+  now(): Date {
+    return this.options.now?.() ?? new Date();
+  }
+}
+
+/** Per-connection settings that may differ from the shared config. */
+export interface ClientConnectionOverrides {
+  readonly servername?: string;
+  readonly session?: TlsSession;
+}
+
+interface Offer {
+  readonly hello: ClientHello;
+  readonly shares: readonly KeyShare[];
+  readonly transcript: Transcript;
+  readonly session: TlsSession | undefined;
+  /** Set after a HelloRetryRequest: the suite the server must keep. */
+  readonly retrySuite: SuiteParams | undefined;
+  readonly sentChangeCipherSpec: boolean;
+}
+
+interface Negotiated {
+  readonly offer: Offer;
+  readonly suite: SuiteParams;
+  readonly group: number;
+  readonly transcript: Transcript;
+  readonly resumed: boolean;
+  readonly handshakeSecret: HandshakeSecret;
+  readonly clientHandshakeSecret: Uint8Array;
+  readonly serverHandshakeSecret: Uint8Array;
+  readonly alpn: string | undefined;
+}
+
+interface ServerAuthenticated extends Negotiated {
+  readonly request: CertificateRequest | undefined;
+  readonly peer: AuthenticatedPeer | undefined;
+  readonly serverMode: HandshakeMode;
+}
+
+/** The client's states (style.md #3). */
+type ClientState =
+  | { readonly kind: 'ExpectServerHello'; readonly offer: Offer }
+  | { readonly kind: 'ExpectEncryptedExtensions'; readonly hs: Negotiated }
+  | { readonly kind: 'ExpectCertificateOrRequest'; readonly hs: Negotiated }
+  | { readonly kind: 'ExpectCertificate'; readonly hs: Negotiated; readonly request: CertificateRequest | undefined }
+  | {
+      readonly kind: 'ExpectCertificateVerify';
+      readonly hs: Negotiated;
+      readonly request: CertificateRequest | undefined;
+      readonly peer: AuthenticatedPeer;
+    }
+  | { readonly kind: 'ExpectFinished'; readonly hs: ServerAuthenticated }
+  | { readonly kind: 'SendingFlight' }
+  | { readonly kind: 'Connected'; readonly suite: SuiteParams; readonly resumptionMasterSecret: Uint8Array; readonly alpn: string | undefined };
+
+export class ClientConnection extends Connection {
+  private state: ClientState;
+  readonly config: ClientConfig;
+  private readonly servername: string | undefined;
+
+  constructor(config: ClientConfig | ClientOptions, overrides: ClientConnectionOverrides = {}) {
+    const cfg = config instanceof ClientConfig ? config : new ClientConfig(config);
+    super(cfg.options.keylog);
+    this.config = cfg;
+    this.servername = overrides.servername ?? cfg.options.servername;
+    const session = overrides.session ?? cfg.options.session;
+    this.state = { kind: 'ExpectServerHello', offer: this.sendClientHello(session) };
+  }
+
+  get stateName(): ClientState['kind'] {
+    return this.state.kind;
+  }
+
+  protected override isPostHandshake(): boolean {
+    return this.state.kind === 'Connected';
+  }
+
+  protected override onHandshakeMessage(type: number, body: Uint8Array, raw: Uint8Array): void {
+    const s = this.state;
+    switch (s.kind) {
+      case 'ExpectServerHello':
+        expect(type, HandshakeType.server_hello);
+        return this.onServerHello(s.offer, body, raw);
+      case 'ExpectEncryptedExtensions':
+        expect(type, HandshakeType.encrypted_extensions);
+        return this.onEncryptedExtensions(s.hs, body, raw);
+      case 'ExpectCertificateOrRequest':
+        if (type === HandshakeType.certificate_request) return this.onCertificateRequest(s.hs, body, raw);
+        expect(type, HandshakeType.certificate);
+        return this.onCertificate(s.hs, undefined, body, raw);
+      case 'ExpectCertificate':
+        expect(type, HandshakeType.certificate);
+        return this.onCertificate(s.hs, s.request, body, raw);
+      case 'ExpectCertificateVerify':
+        expect(type, HandshakeType.certificate_verify);
+        return this.onCertificateVerify(s.hs, s.request, s.peer, body, raw);
+      case 'ExpectFinished':
+        expect(type, HandshakeType.finished);
+        return this.onServerFinished(s.hs, body, raw);
+      case 'SendingFlight':
+      case 'Connected':
+        throw new UnexpectedMessage(`handshake message ${type} in state ${s.kind}`);
+    }
+  }
+
+  // --- §4.1.2 ClientHello -----------------------------------------------------------------------------
+
+  private sendClientHello(session: TlsSession | undefined): Offer {
+    const o = this.config.options;
+    const shares = this.config.keyShareGroups.map((g) => generateKeyShare(g)!);
+    const usable = session && sessionUsable(session, this.config.now().getTime()) && suiteParams(session.cipherSuite) ? session : undefined;
+    const sni = this.servername !== undefined && isIP(this.servername) === 0 ? this.servername : undefined;
+    const offerDc = o.serverCredentialHooks?.offer;
+    const hello: ClientHello = {
+      legacyVersion: ProtocolVersion.TLS1_2,
+      random: randomBytes(32),
+      legacySessionId: o.middleboxCompat === false ? new Uint8Array(0) : randomBytes(32),
+      cipherSuites: this.config.suites.map((s) => s.id),
+      legacyCompressionMethods: Uint8Array.of(0),
+      extensions: {
+        ...(sni !== undefined ? { serverName: sni } : {}),
+        supportedGroups: this.config.groups,
+        signatureAlgorithms: this.config.signatureAlgorithms,
+        supportedVersions: [ProtocolVersion.TLS1_3],
+        keyShares: shares.map((s) => ({ group: s.group, keyExchange: s.publicKey })),
+        pskKeyExchangeModes: [PskKeyExchangeMode.psk_dhe_ke],
+        ...(o.alpnProtocols && o.alpnProtocols.length > 0 ? { alpn: o.alpnProtocols } : {}),
+        ...(offerDc && offerDc.length > 0 ? { delegatedCredential: offerDc } : {}),
+        unknown: [],
+      },
+    };
+    const transcript = new Transcript();
+    const raw = this.encodeClientHello(hello, usable, undefined);
+    transcript.add(raw);
+    this.records.writeInitialClientHello(raw);
+    return { hello, shares, transcript, session: usable, retrySuite: undefined, sentChangeCipherSpec: false };
+  }
+
+  /**
+   * Encodes a ClientHello; with a session, adds pre_shared_key (last) and fills in its binder
+   * over the transcript so far plus the truncated ClientHello (§4.2.11.2).
+   */
+  private encodeClientHello(hello: ClientHello, session: TlsSession | undefined, retried: Transcript | undefined): Uint8Array {
+    const suite = session ? suiteParams(session.cipherSuite)! : undefined;
+    if (!session || !suite) return encodeHandshake(HandshakeType.client_hello, (w) => writeClientHello(w, hello), 512);
+    const age = (this.config.now().getTime() - session.receivedAt + session.ageAdd) >>> 0;
+    const withPsk: ClientHello = {
+      ...hello,
+      extensions: {
+        ...hello.extensions,
+        preSharedKey: { identities: [{ identity: session.ticket, obfuscatedTicketAge: age }], binders: [new Uint8Array(suite.hashLength)] },
+      },
+    };
+    const raw = encodeHandshake(HandshakeType.client_hello, (w) => writeClientHello(w, withPsk), 512);
+    const truncated = raw.subarray(0, raw.length - bindersLength([new Uint8Array(suite.hashLength)]));
+    const hash = retried ? retried.currentWith(truncated) : createHash(suite.hash).update(truncated).digest();
+    const binder = finishedVerifyData(suite, new EarlySecret(suite, session.psk).binderKey('resumption'), hash);
+    raw.set(binder, raw.length - binder.length);
+    return raw;
+  }
+
+  // --- §4.1.3 ServerHello / §4.1.4 HelloRetryRequest ------------------------------------------------------
+
+  private onServerHello(offer: Offer, body: Uint8Array, raw: Uint8Array): void {
+    const sh = decodeServerHello(body);
+    const suite = this.checkServerHello(offer, sh);
+    if (isHelloRetryRequestRandom(sh.random)) return this.onHelloRetryRequest(offer, sh, suite, raw);
+    const e = sh.extensions;
+    if (!e.keyShare) throw new MissingExtension('ServerHello without key_share');
+    const share = offer.shares.find((s) => s.group === e.keyShare!.group);
+    if (!share) throw new IllegalParameter('server chose a group we sent no share for');
+    const psk = this.acceptedPsk(offer, sh, suite);
+    const transcript = offer.transcript;
+    transcript.start(suite.hash);
+    transcript.add(raw);
+    const handshakeSecret = new EarlySecret(suite, psk).handshake(share.computeSecret(e.keyShare.keyExchange));
+    const th = transcript.current();
+    const clientHandshakeSecret = handshakeSecret.clientHandshakeTrafficSecret(th);
+    const serverHandshakeSecret = handshakeSecret.serverHandshakeTrafficSecret(th);
+    this.logSecret('CLIENT_HANDSHAKE_TRAFFIC_SECRET', offer.hello.random, clientHandshakeSecret);
+    this.logSecret('SERVER_HANDSHAKE_TRAFFIC_SECRET', offer.hello.random, serverHandshakeSecret);
+    this.records.setReader(new RecordOpener(suite, serverHandshakeSecret));
+    this.records.setWriter(new RecordSealer(suite, clientHandshakeSecret));
+    this.state = {
+      kind: 'ExpectEncryptedExtensions',
+      hs: {
+        offer,
+        suite,
+        group: share.group,
+        transcript,
+        resumed: psk !== undefined,
+        handshakeSecret,
+        clientHandshakeSecret,
+        serverHandshakeSecret,
+        alpn: undefined,
+      },
+    };
+  }
+
+  /** Checks shared by ServerHello and HelloRetryRequest; returns the selected suite. */
+  private checkServerHello(offer: Offer, sh: ServerHello): SuiteParams {
+    if (sh.extensions.supportedVersion === undefined) throw new ProtocolVersionError('server did not select TLS 1.3');
+    if (sh.extensions.supportedVersion !== ProtocolVersion.TLS1_3 || sh.legacyVersion !== ProtocolVersion.TLS1_2) {
+      throw new IllegalParameter('server selected a version we did not offer');
+    }
+    if (!Buffer.from(sh.legacySessionIdEcho).equals(offer.hello.legacySessionId)) {
+      throw new IllegalParameter('legacy_session_id_echo does not match');
+    }
+    if (sh.legacyCompressionMethod !== 0) throw new IllegalParameter('non-null compression method');
+    const suite = this.config.suites.find((s) => s.id === sh.cipherSuite);
+    if (!suite) throw new IllegalParameter('server selected a cipher suite we did not offer');
+    if (offer.retrySuite && offer.retrySuite.id !== suite.id) {
+      throw new IllegalParameter('ServerHello suite differs from the HelloRetryRequest suite');
+    }
+    return suite;
+  }
+
+  private acceptedPsk(offer: Offer, sh: ServerHello, suite: SuiteParams): Uint8Array | undefined {
+    const index = sh.extensions.preSharedKey;
+    if (index === undefined) return undefined;
+    const session = offer.session;
+    if (!session || index !== 0) throw new IllegalParameter('server selected a PSK we did not offer');
+    if (suiteParams(session.cipherSuite)!.hash !== suite.hash) throw new IllegalParameter('PSK used with a suite of another hash');
+    return session.psk;
+  }
+
+  private onHelloRetryRequest(offer: Offer, hrr: ServerHello, suite: SuiteParams, raw: Uint8Array): void {
+    if (offer.retrySuite) throw new UnexpectedMessage('second HelloRetryRequest');
+    const group = hrr.extensions.selectedGroup;
+    if (group === undefined && !hrr.extensions.cookie) throw new IllegalParameter('HelloRetryRequest that changes nothing');
+    if (group !== undefined && (!this.config.groups.includes(group) || offer.shares.some((s) => s.group === group))) {
+      throw new IllegalParameter('HelloRetryRequest selected a group we cannot or already did use');
+    }
+    const transcript = offer.transcript;
+    transcript.start(suite.hash);
+    transcript.replaceWithMessageHash();
+    transcript.add(raw);
+    const shares = group !== undefined ? [generateKeyShare(group)!] : offer.shares;
+    const hello: ClientHello = {
+      ...offer.hello,
+      extensions: {
+        ...offer.hello.extensions,
+        keyShares: shares.map((s) => ({ group: s.group, keyExchange: s.publicKey })),
+        ...(hrr.extensions.cookie ? { cookie: hrr.extensions.cookie } : {}),
+      },
+    };
+    const session = offer.session && suiteParams(offer.session.cipherSuite)!.hash === suite.hash ? offer.session : undefined;
+    const ch2 = this.encodeClientHello(hello, session, transcript);
+    transcript.add(ch2);
+    const compat = offer.hello.legacySessionId.length > 0;
+    if (compat) this.records.writeChangeCipherSpec();
+    this.records.queueHandshake(ch2);
+    this.state = {
+      kind: 'ExpectServerHello',
+      offer: { hello, shares, transcript, session, retrySuite: suite, sentChangeCipherSpec: compat },
+    };
+  }
+
+  // --- §4.3.1 EncryptedExtensions ----------------------------------------------------------------------
+
+  private onEncryptedExtensions(hs: Negotiated, body: Uint8Array, raw: Uint8Array): void {
+    const ee = decodeEncryptedExtensions(body);
+    const offered = hs.offer.hello.extensions;
+    if (ee.alpn !== undefined) {
+      if (!offered.alpn) throw new UnsupportedExtension('ALPN we did not offer');
+      if (!offered.alpn.includes(ee.alpn)) throw new IllegalParameter('server selected an ALPN protocol we did not offer');
+    }
+    if (ee.serverNameAck && offered.serverName === undefined) throw new UnsupportedExtension('server_name we did not send');
+    if (ee.earlyData) throw new UnsupportedExtension('early_data we did not offer');
+    if (ee.unknown.length > 0) throw new UnsupportedExtension(`unsolicited extension ${ee.unknown[0]!.type} in EncryptedExtensions`);
+    hs.transcript.add(raw);
+    const next: Negotiated = { ...hs, alpn: ee.alpn };
+    this.state = hs.resumed
+      ? { kind: 'ExpectFinished', hs: { ...next, request: undefined, peer: undefined, serverMode: { authentication: 'psk' } } }
+      : { kind: 'ExpectCertificateOrRequest', hs: next };
+  }
+
+  // --- §4.3.2 CertificateRequest -------------------------------------------------------------------------
+
+  private onCertificateRequest(hs: Negotiated, body: Uint8Array, raw: Uint8Array): void {
+    const request = decodeCertificateRequest(body);
+    if (request.context.length !== 0) throw new IllegalParameter('non-empty certificate_request_context in the handshake');
+    if (!request.signatureAlgorithms) throw new MissingExtension('CertificateRequest without signature_algorithms');
+    hs.transcript.add(raw);
+    this.state = { kind: 'ExpectCertificate', hs, request };
+  }
+
+  // --- §4.4.2 Certificate, §4.4.3 CertificateVerify (server authentication) --------------------------------
+
+  private onCertificate(hs: Negotiated, request: CertificateRequest | undefined, body: Uint8Array, raw: Uint8Array): void {
+    const msg = decodeCertificate(body);
+    if (msg.context.length !== 0) throw new IllegalParameter('non-empty certificate_request_context from the server');
+    if (msg.entries.length === 0) throw new DecodeError('server sent an empty Certificate');
+    const peer = authenticatePeer(msg, {
+      ca: this.config.trustStore,
+      rejectUnauthorized: this.config.options.rejectUnauthorized ?? true,
+      servername: this.servername,
+      purpose: 'server',
+      now: this.config.now(),
+      hooks: this.config.options.serverCredentialHooks,
+      offeredSchemes: this.config.signatureAlgorithms,
+    });
+    hs.transcript.add(raw);
+    this.state = { kind: 'ExpectCertificateVerify', hs, request, peer };
+  }
+
+  private onCertificateVerify(
+    hs: Negotiated,
+    request: CertificateRequest | undefined,
+    peer: AuthenticatedPeer,
+    body: Uint8Array,
+    raw: Uint8Array,
+  ): void {
+    const cv = decodeCertificateVerify(body);
+    const serverMode = checkCertificateVerify(cv, peer.key, 'server', hs.transcript.current());
+    hs.transcript.add(raw);
+    this.state = { kind: 'ExpectFinished', hs: { ...hs, request, peer, serverMode } };
+  }
+
+  // --- §4.4.4 the server's Finished, then our second flight ---------------------------------------------------
+
+  private onServerFinished(hs: ServerAuthenticated, body: Uint8Array, raw: Uint8Array): void {
+    const received = decodeFinished(body, hs.suite.hashLength);
+    const expected = finishedVerifyData(hs.suite, hs.serverHandshakeSecret, hs.transcript.current());
+    if (!verifyDataEqual(expected, received)) throw new DecryptError('server Finished does not verify');
+    hs.transcript.add(raw);
+    const master = hs.handshakeSecret.master();
+    const th = hs.transcript.current();
+    const clientAp = master.clientApplicationTrafficSecret(th);
+    const serverAp = master.serverApplicationTrafficSecret(th);
+    const exporter = master.exporterMasterSecret(th);
+    const random = hs.offer.hello.random;
+    this.logSecret('CLIENT_TRAFFIC_SECRET_0', random, clientAp);
+    this.logSecret('SERVER_TRAFFIC_SECRET_0', random, serverAp);
+    this.logSecret('EXPORTER_SECRET', random, exporter);
+    this.records.setReader(new RecordOpener(hs.suite, serverAp));
+    if (hs.offer.hello.legacySessionId.length > 0 && !hs.offer.sentChangeCipherSpec) this.records.writeChangeCipherSpec();
+    this.state = { kind: 'SendingFlight' };
+
+    const finish = (clientMode: HandshakeMode | undefined): void => {
+      const verifyData = finishedVerifyData(hs.suite, hs.clientHandshakeSecret, hs.transcript.current());
+      this.queue(hs, encodeHandshake(HandshakeType.finished, (w) => w.bytes(verifyData), 4 + verifyData.length));
+      this.records.setWriter(new RecordSealer(hs.suite, clientAp));
+      const resumptionMasterSecret = master.resumptionMasterSecret(hs.transcript.current());
+      this.state = { kind: 'Connected', suite: hs.suite, resumptionMasterSecret, alpn: hs.alpn };
+      this.completeHandshake(
+        { suite: hs.suite, readSecret: serverAp, writeSecret: clientAp, exporterMasterSecret: exporter },
+        {
+          version: 'TLSv1.3',
+          cipherSuite: hs.suite.id,
+          cipherSuiteName: hs.suite.name,
+          group: hs.group,
+          alpnProtocol: hs.alpn,
+          servername: this.servername,
+          resumed: hs.resumed,
+          helloRetryRequest: hs.offer.retrySuite !== undefined,
+          peerCertificates: hs.peer?.chain ?? [],
+          peerAuthorized: hs.resumed || (hs.peer?.authorized ?? false),
+          peerAuthorizationError: hs.peer?.authorizationError,
+          serverMode: hs.serverMode,
+          clientMode,
+        },
+      );
+    };
+    if (!hs.request) return finish(undefined);
+    this.sendClientCertificate(hs, hs.request, finish);
+  }
+
+  /** §4.4.2 client authentication: our Certificate (possibly empty) and CertificateVerify. */
+  private sendClientCertificate(hs: ServerAuthenticated, request: CertificateRequest, finish: (mode: HandshakeMode | undefined) => void): void {
+    const fallback = (): CredentialChoice | undefined => defaultCredential(this.config.keys, undefined, request.signatureAlgorithms ?? []);
+    const hook = this.config.options.selectClientCredential;
+    this.continueWith(hook ? hook(request, fallback) : fallback(), (choice) => {
+      const entries = choice ? choice.certificateChain.map((data, i) => ({ data, extensions: i === 0 ? (choice.leafExtensions ?? []) : [] })) : [];
+      this.queue(hs, encodeHandshake(HandshakeType.certificate, (w) => writeCertificate(w, { context: request.context, entries }), 2048));
+      if (!choice) return finish(undefined);
+      const allowed = [...(request.signatureAlgorithms ?? []), ...(request.delegatedCredential ?? [])];
+      if (!allowed.includes(choice.scheme)) throw new InternalError('client credential scheme not offered by the server');
+      const content = certificateVerifyContent('client', hs.transcript.current());
+      this.continueWith(choice.signer.sign(choice.scheme, content), (signature) => {
+        this.queue(hs, encodeHandshake(HandshakeType.certificate_verify, (w) => writeCertificateVerify(w, { scheme: choice.scheme, signature })));
+        finish({
+          authentication: choice.label ?? 'certificate',
+          signatureScheme: choice.scheme,
+          ...(choice.details !== undefined ? { details: choice.details } : {}),
+        });
+      });
+    });
+  }
+
+  // --- §4.6.1 NewSessionTicket ------------------------------------------------------------------------------
+
+  protected override onPostHandshakeMessage(type: number, body: Uint8Array): void {
+    if (type !== HandshakeType.new_session_ticket) return super.onPostHandshakeMessage(type, body);
+    const s = this.state;
+    if (s.kind !== 'Connected') throw new UnexpectedMessage('NewSessionTicket before the handshake completed');
+    const t = decodeNewSessionTicket(body);
+    if (t.lifetime === 0) return;
+    this.emit({
+      type: 'session',
+      session: {
+        ticket: Uint8Array.from(t.ticket),
+        psk: resumptionPsk(s.suite, s.resumptionMasterSecret, t.nonce),
+        cipherSuite: s.suite.id,
+        ageAdd: t.ageAdd,
+        lifetimeSeconds: t.lifetime,
+        receivedAt: this.config.now().getTime(),
+        servername: this.servername,
+        alpnProtocol: s.alpn,
+      },
+    });
+  }
+
+  private queue(hs: Negotiated, msg: Uint8Array): void {
+    hs.transcript.add(msg);
+    this.records.queueHandshake(msg);
+  }
+}
+
+function expect(type: number, wanted: number): void {
+  if (type !== wanted) throw new UnexpectedMessage(`expected handshake message ${wanted}, got ${type}`);
+}

@@ -1,0 +1,355 @@
+/**
+ * What server and client connections share: the sans-IO surface (bytes in; bytes, events and
+ * an optional "wait for" promise out), the post-handshake protocol (application data, alerts,
+ * KeyUpdate, close_notify), and the single place where an error becomes an alert.
+ *
+ *   const progress = conn.feed(bytesFromSocket);
+ *   socket.write(...progress.output); handle(progress.events);
+ *   if (progress.waitFor) await progress.waitFor, then conn.poll() for the rest.
+ *
+ * Invariants: no method throws to the caller (every failure becomes an `error` event plus an
+ * alert); the first error sticks and ends the connection; while `waitFor` is pending (an async
+ * signer at work) received bytes are buffered, not processed.
+ */
+import { AlertDescription, AlertLevel, isClosureAlert } from './alerts.js';
+import { ContentType, HandshakeType, KeyUpdateRequest, cipherSuiteName } from './constants.js';
+import { AlertReceived, InternalError, UnexpectedMessage, asTlsError, fatalAlertFor, type TlsError } from './errors.js';
+import { exportKeyingMaterial, nextTrafficSecret } from './key-schedule.js';
+import { decodeKeyUpdate, encodeHandshake } from './messages/handshake.js';
+import { encodeAlert } from './messages/alert.js';
+import { RecordLayer, type InboundItem } from './record-layer.js';
+import { RecordOpener, RecordSealer } from './record.js';
+import type { SuiteParams } from './suites.js';
+import type { TlsSession } from './session.js';
+
+/** How the peer (or we) authenticated: for logs, metrics and the DC work. */
+export interface HandshakeMode {
+  /** 'certificate' (signature with the certificate key), 'psk' (resumption), or a label set by a credential hook, e.g. 'delegated-credential'. */
+  readonly authentication: string;
+  /** The CertificateVerify signature scheme, when there was one. */
+  readonly signatureScheme?: number;
+  /** Free-form details from the credential hook (e.g. DC algorithm and expiry). */
+  readonly details?: unknown;
+}
+
+export interface HandshakeInfo {
+  readonly version: 'TLSv1.3';
+  readonly cipherSuite: number;
+  readonly cipherSuiteName: string;
+  /** The (EC)DHE group. */
+  readonly group: number;
+  readonly alpnProtocol: string | undefined;
+  readonly servername: string | undefined;
+  readonly resumed: boolean;
+  readonly helloRetryRequest: boolean;
+  /** The peer's certificate chain as sent (DER, leaf first); empty when none. */
+  readonly peerCertificates: readonly Uint8Array[];
+  /** True when the peer's chain was verified against the trust store. */
+  readonly peerAuthorized: boolean;
+  /** Why the peer's chain was not authorized, when it was not. */
+  readonly peerAuthorizationError: string | undefined;
+  /** How the server authenticated (on both sides). */
+  readonly serverMode: HandshakeMode;
+  /** How the client authenticated, when it did. */
+  readonly clientMode: HandshakeMode | undefined;
+}
+
+export type TlsEvent =
+  /** The handshake completed; application data may flow. */
+  | { readonly type: 'handshake'; readonly info: HandshakeInfo }
+  /** Decrypted application data. */
+  | { readonly type: 'data'; readonly data: Uint8Array }
+  /** The peer sent close_notify: no more data will arrive (we may still write). */
+  | { readonly type: 'end' }
+  /** A fatal error; the alert (if any) is in the output. The connection is dead. */
+  | { readonly type: 'error'; readonly error: TlsError; readonly sentAlert: AlertDescription | undefined }
+  /** Client only: the server issued a session ticket usable for resumption. */
+  | { readonly type: 'session'; readonly session: TlsSession };
+
+export interface Progress {
+  /** Bytes to send to the peer, in order. */
+  readonly output: Uint8Array[];
+  readonly events: TlsEvent[];
+  /** Present while the handshake waits on async work (a remote signer); call `poll()` when it settles. It never rejects. */
+  readonly waitFor: Promise<void> | undefined;
+}
+
+/** SSLKEYLOGFILE line writer: receives one line without the trailing newline. */
+export type KeyLogger = (line: string) => void;
+
+/** Post-handshake traffic state: the only thing KeyUpdate and data need. */
+export interface TrafficState {
+  readonly suite: SuiteParams;
+  readSecret: Uint8Array;
+  writeSecret: Uint8Array;
+  readonly exporterMasterSecret: Uint8Array;
+}
+
+/** KeyUpdates received with no application data in between before we call it abuse. */
+const MAX_KEY_UPDATES_WITHOUT_DATA = 32;
+
+export abstract class Connection {
+  protected readonly records = new RecordLayer();
+  private events: TlsEvent[] = [];
+  private error: TlsError | undefined;
+  private pending: Promise<void> | undefined;
+  private appQueue: Uint8Array[] = [];
+  private writeClosed = false;
+  private readClosed = false;
+  private owesKeyUpdate = false;
+  private keyUpdatesWithoutData = 0;
+  protected traffic: TrafficState | undefined;
+  protected handshakeInfo: HandshakeInfo | undefined;
+
+  constructor(protected readonly keylog?: KeyLogger) {}
+
+  /** Feeds received bytes and runs the protocol as far as possible. */
+  feed(data: Uint8Array): Progress {
+    if (!this.error && !this.readClosed) {
+      this.records.push(data);
+      this.drive();
+    }
+    return this.poll();
+  }
+
+  /** Collects output and events produced so far (after `waitFor` settled, or after `write`). */
+  poll(): Progress {
+    let output: Uint8Array[] = [];
+    try {
+      output = this.records.takeOutput();
+    } catch (e) {
+      this.fail(e);
+      output = this.records.takeOutput();
+    }
+    const events = this.events;
+    this.events = [];
+    return { output, events, waitFor: this.pending };
+  }
+
+  /** True once the handshake completed and until a fatal error. */
+  get isConnected(): boolean {
+    return this.traffic !== undefined && !this.error;
+  }
+
+  get info(): HandshakeInfo | undefined {
+    return this.handshakeInfo;
+  }
+
+  get failure(): TlsError | undefined {
+    return this.error;
+  }
+
+  /** Queues application data (sent once the handshake completes). Call `poll()` for the bytes. */
+  write(data: Uint8Array): void {
+    if (this.error || this.writeClosed || data.length === 0) return;
+    if (!this.traffic) {
+      this.appQueue.push(data);
+      return;
+    }
+    try {
+      this.sendApplicationData(data);
+    } catch (e) {
+      this.fail(e);
+    }
+  }
+
+  /** Sends close_notify (after any queued data). We may still receive until the peer closes. */
+  close(): void {
+    if (this.error || this.writeClosed) return;
+    if (this.traffic) this.flushAppQueue();
+    this.writeClosed = true;
+    this.sendAlert(AlertLevel.warning, AlertDescription.close_notify);
+  }
+
+  /** Rekeys our sending direction; with `requestPeerUpdate` the peer rekeys too (§4.6.3). */
+  keyUpdate(requestPeerUpdate = false): void {
+    if (this.error || !this.traffic || this.writeClosed) return;
+    try {
+      this.sendKeyUpdate(requestPeerUpdate ? KeyUpdateRequest.update_requested : KeyUpdateRequest.update_not_requested);
+    } catch (e) {
+      this.fail(e);
+    }
+  }
+
+  /** TLS-Exporter (RFC 8446 §7.5) once connected. */
+  exportKeyingMaterial(label: string, length: number, context: Uint8Array = new Uint8Array(0)): Uint8Array {
+    if (!this.traffic) throw new InternalError('exporter used before the handshake completed');
+    return exportKeyingMaterial(this.traffic.suite, this.traffic.exporterMasterSecret, label, context, length);
+  }
+
+  // --- driving -------------------------------------------------------------------------------
+
+  /** Processes buffered input until more bytes are needed, we pause, or we fail. */
+  protected drive(): void {
+    try {
+      while (!this.pending && !this.error && !this.readClosed) {
+        const item = this.records.next();
+        if (!item) break;
+        this.dispatch(item);
+      }
+      if (this.owesKeyUpdate && this.traffic && !this.error && !this.writeClosed) {
+        this.owesKeyUpdate = false;
+        this.sendKeyUpdate(KeyUpdateRequest.update_not_requested);
+      }
+    } catch (e) {
+      this.fail(e);
+    }
+  }
+
+  private dispatch(item: InboundItem): void {
+    switch (item.kind) {
+      case 'alert':
+        return this.onAlert(item.alert.description);
+      case 'change_cipher_spec':
+        return; // middlebox compatibility: ignored (the record layer checked it is allowed)
+      case 'application_data':
+        if (!this.traffic || !this.acceptsApplicationData()) throw new UnexpectedMessage('application data before the handshake completed');
+        this.keyUpdatesWithoutData = 0;
+        if (item.data.length > 0) this.emit({ type: 'data', data: item.data });
+        return;
+      case 'handshake':
+        if (this.traffic && this.isPostHandshake()) return this.onPostHandshakeMessage(item.type, item.body);
+        return this.onHandshakeMessage(item.type, item.body, item.raw);
+    }
+  }
+
+  private onAlert(description: number): void {
+    if (description === AlertDescription.close_notify) {
+      this.readClosed = true;
+      if (!this.traffic) throw new AlertReceived(AlertDescription.close_notify);
+      this.emit({ type: 'end' });
+      return;
+    }
+    if (isClosureAlert(description)) return; // user_canceled: a close_notify follows
+    throw new AlertReceived(description as AlertDescription);
+  }
+
+  /** §4.6: messages after the handshake. Subclasses add NewSessionTicket handling. */
+  protected onPostHandshakeMessage(type: number, body: Uint8Array): void {
+    if (type !== HandshakeType.key_update) throw new UnexpectedMessage(`handshake message ${type} after the handshake`);
+    const request = decodeKeyUpdate(body);
+    if (++this.keyUpdatesWithoutData > MAX_KEY_UPDATES_WITHOUT_DATA) {
+      throw new UnexpectedMessage('too many KeyUpdates without application data');
+    }
+    const t = this.traffic!;
+    t.readSecret = nextTrafficSecret(t.suite, t.readSecret);
+    this.records.setReader(new RecordOpener(t.suite, t.readSecret));
+    if (request === KeyUpdateRequest.update_requested) this.owesKeyUpdate = true;
+  }
+
+  private sendKeyUpdate(request: KeyUpdateRequest): void {
+    const t = this.traffic!;
+    this.records.queueHandshake(encodeHandshake(HandshakeType.key_update, (w) => w.u8(request), 8));
+    t.writeSecret = nextTrafficSecret(t.suite, t.writeSecret);
+    this.records.setWriter(new RecordSealer(t.suite, t.writeSecret));
+  }
+
+  private sendApplicationData(data: Uint8Array): void {
+    if (this.owesKeyUpdate) {
+      this.owesKeyUpdate = false;
+      this.sendKeyUpdate(KeyUpdateRequest.update_not_requested);
+    }
+    // Rekey before the AEAD usage limit (RFC 8446 §5.5).
+    const sealer = this.records.writeSealer;
+    const records = Math.ceil(data.length / 16384);
+    if (sealer && sealer.sequence + records >= sealer.suite.recordLimit) {
+      this.sendKeyUpdate(KeyUpdateRequest.update_not_requested);
+    }
+    this.records.writeFragments(ContentType.application_data, data);
+  }
+
+  private flushAppQueue(): void {
+    const q = this.appQueue;
+    this.appQueue = [];
+    for (const d of q) this.sendApplicationData(d);
+  }
+
+  // --- for subclasses --------------------------------------------------------------------------
+
+  /** A message during the handshake, raw = header + body (for the transcript). */
+  protected abstract onHandshakeMessage(type: number, body: Uint8Array, raw: Uint8Array): void;
+
+  /** Whether handshake messages are now post-handshake ones. */
+  protected abstract isPostHandshake(): boolean;
+
+  /** Whether application data may be received now. */
+  protected acceptsApplicationData(): boolean {
+    return true;
+  }
+
+  protected emit(event: TlsEvent): void {
+    this.events.push(event);
+  }
+
+  /** Marks the handshake complete: traffic keys are in place; queued data goes out. */
+  protected completeHandshake(traffic: TrafficState, info: HandshakeInfo): void {
+    this.traffic = traffic;
+    this.handshakeInfo = info;
+    this.records.allowChangeCipherSpec = false;
+    this.records.allowPlaintextAlerts = false;
+    this.emit({ type: 'handshake', info });
+    this.flushAppQueue();
+  }
+
+  /**
+   * Runs async work without blocking: input is buffered until `work` settles, then `then`
+   * continues the handshake. Sync results continue immediately (the fast path).
+   */
+  protected continueWith<T>(value: T | Promise<T>, then: (v: T) => void): void {
+    if (!(value instanceof Promise)) {
+      then(value);
+      return;
+    }
+    this.pending = value.then(
+      (v) => {
+        this.pending = undefined;
+        try {
+          then(v);
+        } catch (e) {
+          this.fail(e);
+          return;
+        }
+        this.drive();
+      },
+      (e: unknown) => {
+        this.pending = undefined;
+        this.fail(new InternalError(`async credential operation failed: ${e instanceof Error ? e.message : String(e)}`, { cause: e }));
+      },
+    );
+  }
+
+  protected logSecret(label: string, clientRandom: Uint8Array, secret: Uint8Array): void {
+    if (!this.keylog) return;
+    this.keylog(`${label} ${Buffer.from(clientRandom).toString('hex')} ${Buffer.from(secret).toString('hex')}`);
+  }
+
+  protected suiteName(id: number): string {
+    return cipherSuiteName(id);
+  }
+
+  /**
+   * The one place where a failure becomes an alert (style.md #6): the first error sticks, the
+   * alert goes out (protected when we have write keys), and the connection ends.
+   */
+  protected fail(e: unknown): void {
+    if (this.error) return;
+    const error = asTlsError(e);
+    this.error = error;
+    this.pending = undefined;
+    const alert = fatalAlertFor(error);
+    if (alert !== undefined && !this.writeClosed) {
+      try {
+        this.sendAlert(AlertLevel.fatal, alert);
+      } catch {
+        // Nothing more can be sent; the error event still reports the cause.
+      }
+    }
+    this.writeClosed = true;
+    this.readClosed = true;
+    this.emit({ type: 'error', error, sentAlert: alert });
+  }
+
+  private sendAlert(level: number, description: number): void {
+    this.records.writeFragments(ContentType.alert, encodeAlert(level, description));
+  }
+}

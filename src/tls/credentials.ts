@@ -1,0 +1,183 @@
+/**
+ * Credentials: what authenticates one side of a handshake, and the hooks through which the
+ * delegated-credential code (src/tls/delegated) plugs in.
+ *
+ * Sending side: a `CredentialChoice` is the certificate chain, the extensions of the end-entity
+ * CertificateEntry (RFC 9345 puts the DC there), the `Signer` for CertificateVerify and the
+ * scheme. The server asks `selectCredential(hello, fallback)`; `fallback()` is the default
+ * choice from the configured certificates, so a DC hook can fall back to the certificate key.
+ *
+ * Receiving side: `PeerCredentialHooks` offers extension 34 with `offer` and, after the chain
+ * was verified, `acceptLeaf` decides which key must have signed CertificateVerify.
+ */
+import { X509Certificate, createPrivateKey, type KeyObject } from 'node:crypto';
+import { createKeySigner, type Signer } from './signer.js';
+import { isCertificateVerifyScheme } from './signature-schemes.js';
+import type { RawExtension } from './messages/extensions.js';
+import type { ClientHello } from './messages/client-hello.js';
+import type { CertificateRequest } from './messages/handshake.js';
+
+/** What one side presents: chain, end-entity extensions, signer and CertificateVerify scheme. */
+export interface CredentialChoice {
+  /** DER certificates, end-entity first. */
+  readonly certificateChain: readonly Uint8Array[];
+  /** Extensions of the end-entity CertificateEntry (e.g. delegated_credential). */
+  readonly leafExtensions?: readonly RawExtension[];
+  /** Produces the CertificateVerify signature; may be async (remote key server). */
+  readonly signer: Signer;
+  /** CertificateVerify scheme; must be one the peer offered. */
+  readonly scheme: number;
+  /** How this choice authenticates, reported in HandshakeInfo (default 'certificate'). */
+  readonly label?: string;
+  /** Free-form details reported in HandshakeInfo (e.g. the DC's expiry). */
+  readonly details?: unknown;
+}
+
+/** Server hook: choose the credential for a ClientHello; `fallback()` is the default choice. */
+export type SelectServerCredential = (
+  hello: ClientHello,
+  fallback: () => CredentialChoice | undefined,
+) => CredentialChoice | undefined | Promise<CredentialChoice | undefined>;
+
+/** Client hook (client authentication): choose for a CertificateRequest; undefined sends no certificate. */
+export type SelectClientCredential = (
+  request: CertificateRequest,
+  fallback: () => CredentialChoice | undefined,
+) => CredentialChoice | undefined | Promise<CredentialChoice | undefined>;
+
+/** The key that must sign the peer's CertificateVerify, decided by `acceptLeaf`. */
+export interface PeerKey {
+  readonly publicKey: KeyObject;
+  /** CertificateVerify schemes acceptable with this key. */
+  readonly schemes: readonly number[];
+  readonly label: string;
+  readonly details?: unknown;
+}
+
+export interface LeafContext {
+  /** DER of the peer's end-entity certificate. */
+  readonly leaf: Uint8Array;
+  /** Extensions of the end-entity CertificateEntry. */
+  readonly extensions: readonly RawExtension[];
+  /** The certificate's public key. */
+  readonly certificateKey: KeyObject;
+  /** The signature_algorithms we offered (the DC's own signature must use one of them). */
+  readonly offeredSignatureAlgorithms: readonly number[];
+  /** What we offered in extension 34 (empty when not offered). */
+  readonly offeredDelegatedCredentialSchemes: readonly number[];
+  /** Verification time. */
+  readonly now: Date;
+}
+
+/** Receiving-side hooks for credentials carried in certificate entry extensions (RFC 9345). */
+export interface PeerCredentialHooks {
+  /** Schemes to offer in the delegated_credential extension (34); empty or absent: not offered. */
+  readonly offer?: readonly number[];
+  /**
+   * Called after the peer's chain was verified (or accepted unverified). Return the key that
+   * must sign CertificateVerify (a DC key), or undefined to use the certificate key. Throw a
+   * TlsError (IllegalParameter for a bad DC) to reject.
+   */
+  acceptLeaf(ctx: LeafContext): PeerKey | undefined;
+}
+
+/** A certificate chain with its private key or signer, parsed once. */
+export interface CertifiedKey {
+  readonly chain: readonly Uint8Array[];
+  readonly signer: Signer;
+  readonly leaf: X509Certificate;
+  /** DNS names of the leaf (subjectAltName, lower case), for SNI selection. */
+  readonly dnsNames: readonly string[];
+}
+
+export type PemOrDer = string | Uint8Array;
+
+export interface CertificateKeyInput {
+  /** PEM (one or more certificates, leaf first) or DER chain. */
+  readonly cert: PemOrDer | readonly PemOrDer[];
+  /** PEM/DER private key, a KeyObject, or a Signer (keyless). */
+  readonly key: PemOrDer | KeyObject | Signer;
+}
+
+const PEM_CERT = /-----BEGIN CERTIFICATE-----[\s\S]+?-----END CERTIFICATE-----/g;
+
+/** Parses certificates from PEM text or DER into DER buffers, leaf first. */
+export function certificateDers(input: PemOrDer | readonly PemOrDer[]): Uint8Array[] {
+  const items: readonly PemOrDer[] = typeof input === 'string' || input instanceof Uint8Array ? [input] : input;
+  const out: Uint8Array[] = [];
+  for (const item of items) {
+    if (typeof item === 'string') {
+      for (const m of item.match(PEM_CERT) ?? []) out.push(new X509Certificate(m).raw);
+    } else {
+      out.push(new X509Certificate(item).raw);
+    }
+  }
+  return out;
+}
+
+function isSigner(x: unknown): x is Signer {
+  return typeof x === 'object' && x !== null && 'sign' in x && 'schemes' in x;
+}
+
+function isKeyObject(x: unknown): x is KeyObject {
+  return typeof x === 'object' && x !== null && 'asymmetricKeyType' in x && 'export' in x;
+}
+
+/** Loads a chain and key once (KeyObjects are cached here, never re-parsed per handshake). */
+export function loadCertifiedKey(input: CertificateKeyInput): CertifiedKey {
+  const chain = certificateDers(input.cert);
+  if (chain.length === 0) throw new TypeError('no certificate found in cert');
+  const leaf = new X509Certificate(chain[0]!);
+  let signer: Signer;
+  if (isSigner(input.key)) signer = input.key;
+  else if (isKeyObject(input.key)) signer = createKeySigner(input.key);
+  else if (typeof input.key === 'string') signer = createKeySigner(createPrivateKey(input.key));
+  else signer = createKeySigner(createPrivateKey({ key: Buffer.from(input.key), format: 'der', type: 'pkcs8' }));
+  if (!isSigner(input.key) && !leaf.checkPrivateKey(privateKeyOf(input.key))) {
+    throw new TypeError('private key does not match the certificate');
+  }
+  return { chain, signer, leaf, dnsNames: dnsNamesOf(leaf) };
+}
+
+function privateKeyOf(key: PemOrDer | KeyObject): KeyObject {
+  if (isKeyObject(key)) return key;
+  if (typeof key === 'string') return createPrivateKey(key);
+  return createPrivateKey({ key: Buffer.from(key), format: 'der', type: 'pkcs8' });
+}
+
+function dnsNamesOf(cert: X509Certificate): string[] {
+  const san = cert.subjectAltName;
+  if (!san) return [];
+  return san
+    .split(', ')
+    .filter((s) => s.startsWith('DNS:'))
+    .map((s) => s.slice(4).toLowerCase());
+}
+
+/** RFC 6125 matching of a host name against a certificate DNS name (left-most wildcard only). */
+export function dnsNameMatches(pattern: string, host: string): boolean {
+  const h = host.toLowerCase().replace(/\.$/, '');
+  if (pattern === h) return true;
+  if (!pattern.startsWith('*.')) return false;
+  const dot = h.indexOf('.');
+  return dot > 0 && h.slice(dot + 1) === pattern.slice(2);
+}
+
+/**
+ * The default server choice: a certificate matching SNI (else the first one) whose signer has
+ * a CertificateVerify scheme the client offered, in the signer's order of preference.
+ */
+export function defaultCredential(
+  keys: readonly CertifiedKey[],
+  servername: string | undefined,
+  peerSchemes: readonly number[],
+): CredentialChoice | undefined {
+  const ordered = servername
+    ? [...keys.filter((k) => k.dnsNames.some((n) => dnsNameMatches(n, servername))), ...keys]
+    : keys;
+  for (const k of ordered) {
+    const scheme = k.signer.schemes.find((s) => isCertificateVerifyScheme(s) && peerSchemes.includes(s));
+    if (scheme !== undefined) return { certificateChain: k.chain, signer: k.signer, scheme, label: 'certificate' };
+  }
+  return undefined;
+}

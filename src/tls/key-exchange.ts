@@ -1,0 +1,85 @@
+/**
+ * (EC)DHE key shares for x25519, secp256r1 and secp384r1 on node:crypto (RFC 8446 §4.2.8.2,
+ * §7.4). Peer shares are validated: exact length, uncompressed form for NIST curves, point on
+ * the curve (ECDH.computeSecret rejects points off the curve), and a non-zero X25519 result.
+ */
+import { createECDH, createPublicKey, diffieHellman, generateKeyPairSync, type ECDH, type KeyObject } from 'node:crypto';
+import { NamedGroup } from './constants.js';
+import { IllegalParameter } from './errors.js';
+
+export const SUPPORTED_GROUPS: readonly number[] = [NamedGroup.x25519, NamedGroup.secp256r1, NamedGroup.secp384r1];
+
+/** An ephemeral private key with its encoded public share. */
+export interface KeyShare {
+  readonly group: number;
+  readonly publicKey: Uint8Array;
+  /** Computes the shared secret with the peer's encoded share; throws IllegalParameter on a bad share. */
+  computeSecret(peerShare: Uint8Array): Uint8Array;
+}
+
+const X25519_SPKI_PREFIX = Buffer.from('302a300506032b656e032100', 'hex');
+
+class X25519Share implements KeyShare {
+  readonly group = NamedGroup.x25519;
+  readonly publicKey: Uint8Array;
+  private readonly privateKey: KeyObject;
+  constructor() {
+    const { publicKey, privateKey } = generateKeyPairSync('x25519');
+    this.privateKey = privateKey;
+    const spki = publicKey.export({ format: 'der', type: 'spki' });
+    this.publicKey = spki.subarray(spki.length - 32);
+  }
+  computeSecret(peerShare: Uint8Array): Uint8Array {
+    if (peerShare.length !== 32) throw new IllegalParameter(`x25519 share of ${peerShare.length} bytes`);
+    let secret: Uint8Array;
+    try {
+      const publicKey = createPublicKey({ key: Buffer.concat([X25519_SPKI_PREFIX, peerShare]), format: 'der', type: 'spki' });
+      secret = diffieHellman({ privateKey: this.privateKey, publicKey });
+    } catch (e) {
+      throw new IllegalParameter('invalid x25519 share', { cause: e });
+    }
+    // A low-order point yields all zeros (RFC 7748 §6.1); OpenSSL may or may not refuse it.
+    let acc = 0;
+    for (const b of secret) acc |= b;
+    if (acc === 0) throw new IllegalParameter('x25519 shared secret is all zeros');
+    return secret;
+  }
+}
+
+class NistShare implements KeyShare {
+  readonly publicKey: Uint8Array;
+  private readonly ecdh: ECDH;
+  constructor(
+    readonly group: number,
+    curve: 'prime256v1' | 'secp384r1',
+    private readonly coordinateLength: number,
+  ) {
+    this.ecdh = createECDH(curve);
+    this.publicKey = this.ecdh.generateKeys();
+  }
+  computeSecret(peerShare: Uint8Array): Uint8Array {
+    // TLS 1.3 allows only the uncompressed form (§4.2.8.2).
+    if (peerShare.length !== 1 + 2 * this.coordinateLength || peerShare[0] !== 0x04) {
+      throw new IllegalParameter('EC share is not an uncompressed point of the right size');
+    }
+    try {
+      return this.ecdh.computeSecret(peerShare);
+    } catch (e) {
+      throw new IllegalParameter('EC share is not a point on the curve', { cause: e });
+    }
+  }
+}
+
+/** Generates a fresh share for `group`; undefined for groups we do not implement. */
+export function generateKeyShare(group: number): KeyShare | undefined {
+  switch (group) {
+    case NamedGroup.x25519:
+      return new X25519Share();
+    case NamedGroup.secp256r1:
+      return new NistShare(group, 'prime256v1', 32);
+    case NamedGroup.secp384r1:
+      return new NistShare(group, 'secp384r1', 48);
+    default:
+      return undefined;
+  }
+}

@@ -1,0 +1,134 @@
+/**
+ * Authenticating the peer: chain verification through ./certificates.js (trust store, name,
+ * validity), the receiving-side credential hooks (delegated credentials), and the
+ * CertificateVerify check (RFC 8446 §4.4.2–§4.4.3). Shared by server (client auth) and client.
+ */
+import { X509Certificate, type KeyObject } from 'node:crypto';
+import { CertificateError, verifyCertificateChain, type TrustAnchorInput, type TrustStore } from './certificates.js';
+import { ExtensionType } from './constants.js';
+import {
+  BadCertificate,
+  CertificateExpired,
+  CertificateUnknown,
+  DecryptError,
+  IllegalParameter,
+  UnknownCa,
+  UnsupportedCertificate,
+  UnsupportedExtension,
+  type TlsError,
+} from './errors.js';
+import type { CertificateMessage, CertificateVerify } from './messages/handshake.js';
+import { certificateVerifyContent, isCertificateVerifyScheme, verifySignature } from './signature-schemes.js';
+import type { HandshakeMode } from './connection.js';
+import type { PeerCredentialHooks, PeerKey } from './credentials.js';
+
+export interface PeerVerification {
+  readonly ca: readonly TrustAnchorInput[] | TrustStore | undefined;
+  readonly rejectUnauthorized: boolean;
+  readonly servername: string | undefined;
+  readonly purpose: 'server' | 'client';
+  readonly now: Date;
+  readonly hooks: PeerCredentialHooks | undefined;
+  /** signature_algorithms we offered: acceptable CertificateVerify schemes for the certificate key. */
+  readonly offeredSchemes: readonly number[];
+}
+
+export interface AuthenticatedPeer {
+  readonly chain: readonly Uint8Array[];
+  readonly authorized: boolean;
+  readonly authorizationError: string | undefined;
+  readonly key: PeerKey;
+}
+
+/** CertificateError (from ./certificates.js) to our error class, by its alert kind. */
+export function fromCertificateError(e: CertificateError): TlsError {
+  switch (e.kind) {
+    case 'bad_certificate':
+      return new BadCertificate(e.message, { cause: e });
+    case 'unknown_ca':
+      return new UnknownCa(e.message, { cause: e });
+    case 'certificate_expired':
+      return new CertificateExpired(e.message, { cause: e });
+    case 'unsupported_certificate':
+      return new UnsupportedCertificate(e.message, { cause: e });
+    case 'certificate_unknown':
+      return new CertificateUnknown(e.message, { cause: e });
+  }
+}
+
+/**
+ * Verifies a non-empty Certificate message and decides which key must sign CertificateVerify.
+ * Extensions in non-leaf entries, and extension 34 we did not offer, are rejected.
+ */
+export function authenticatePeer(msg: CertificateMessage, v: PeerVerification): AuthenticatedPeer {
+  const chain = msg.entries.map((e) => e.data);
+  const offeredDc = v.hooks?.offer ?? [];
+  msg.entries.forEach((entry, i) => {
+    for (const ext of entry.extensions) {
+      if (ext.type !== ExtensionType.delegated_credential) {
+        throw new UnsupportedExtension(`unsolicited extension ${ext.type} in CertificateEntry`);
+      }
+      if (i > 0) throw new IllegalParameter('delegated_credential outside the end-entity entry');
+      if (offeredDc.length === 0) throw new UnsupportedExtension('delegated credential we did not ask for');
+    }
+  });
+
+  let certificateKey: KeyObject;
+  let authorized = false;
+  let authorizationError: string | undefined;
+  try {
+    if (v.ca === undefined) throw new CertificateError('unknown_ca', 'untrusted', 'no trust store configured');
+    const verified = verifyCertificateChain(chain, { ca: v.ca, servername: v.servername, now: v.now, purpose: v.purpose });
+    certificateKey = verified.publicKey;
+    authorized = true;
+  } catch (e) {
+    if (!(e instanceof CertificateError)) throw e;
+    if (v.rejectUnauthorized) throw fromCertificateError(e);
+    authorizationError = e.message;
+    try {
+      certificateKey = new X509Certificate(chain[0]!).publicKey;
+    } catch (parseError) {
+      throw new BadCertificate('unparseable end-entity certificate', { cause: parseError });
+    }
+  }
+
+  const leafEntry = msg.entries[0]!;
+  const fromHook = v.hooks?.acceptLeaf({
+    leaf: leafEntry.data,
+    extensions: leafEntry.extensions,
+    certificateKey,
+    offeredSignatureAlgorithms: v.offeredSchemes,
+    offeredDelegatedCredentialSchemes: offeredDc,
+    now: v.now,
+  });
+  if (!fromHook && leafEntry.extensions.some((e) => e.type === ExtensionType.delegated_credential)) {
+    throw new IllegalParameter('delegated credential present but not accepted');
+  }
+  const key: PeerKey = fromHook ?? {
+    publicKey: certificateKey,
+    schemes: v.offeredSchemes.filter(isCertificateVerifyScheme),
+    label: 'certificate',
+  };
+  return { chain, authorized, authorizationError, key };
+}
+
+/**
+ * §4.4.3: the scheme must be one we accept for this key (never rsa_pkcs1_*), and the signature
+ * must cover 64 spaces || context || 0 || transcript hash.
+ */
+export function checkCertificateVerify(
+  cv: CertificateVerify,
+  key: PeerKey,
+  signer: 'server' | 'client',
+  transcriptHash: Uint8Array,
+): HandshakeMode {
+  if (!isCertificateVerifyScheme(cv.scheme) || !key.schemes.includes(cv.scheme)) {
+    throw new IllegalParameter(`CertificateVerify with a scheme we did not offer: 0x${cv.scheme.toString(16)}`);
+  }
+  if (!verifySignature(cv.scheme, key.publicKey, certificateVerifyContent(signer, transcriptHash), cv.signature)) {
+    throw new DecryptError('CertificateVerify signature does not verify');
+  }
+  return key.details === undefined
+    ? { authentication: key.label, signatureScheme: cv.scheme }
+    : { authentication: key.label, signatureScheme: cv.scheme, details: key.details };
+}

@@ -1,0 +1,246 @@
+/**
+ * The record layer as a sans-IO object (RFC 8446 §5): splits the incoming byte stream into
+ * records, removes protection, reassembles handshake messages across records and yields one
+ * item at a time; on the way out it coalesces handshake messages, fragments to 2^14 bytes and
+ * protects records. It owns the current read/write protection and enforces:
+ *
+ * - TLSPlaintext <= 2^14, TLSCiphertext <= 2^14 + 256, inner plaintext <= 2^14 + 1;
+ * - no zero-length handshake or alert fragments, no interleaving of other content inside a
+ *   fragmented handshake message, a bound on handshake message size;
+ * - a handshake message that precedes a key change ends on a record boundary (`setReader`
+ *   refuses to switch keys while a partial message or a further message is buffered);
+ * - unprotected change_cipher_spec (exactly 0x01) only while the handshake allows it.
+ */
+import { ContentType, MAX_PLAINTEXT, RECORD_HEADER_LENGTH } from './constants.js';
+import { BadRecordMac, DecodeError, RecordOverflow, UnexpectedMessage } from './errors.js';
+import { MAX_HANDSHAKE_MESSAGE } from './messages/handshake.js';
+import type { RecordOpener, RecordSealer } from './record.js';
+import { decodeAlert, type Alert } from './messages/alert.js';
+
+/** One complete message handed to the state machine. */
+export type InboundItem =
+  | { readonly kind: 'handshake'; readonly type: number; readonly body: Uint8Array; readonly raw: Uint8Array }
+  | { readonly kind: 'alert'; readonly alert: Alert }
+  | { readonly kind: 'application_data'; readonly data: Uint8Array }
+  | { readonly kind: 'change_cipher_spec' };
+
+const EMPTY = new Uint8Array(0);
+
+export class RecordLayer {
+  private input: Uint8Array = EMPTY;
+  private hsBuffer: Uint8Array = EMPTY;
+  private reader: RecordOpener | undefined;
+  private writer: RecordSealer | undefined;
+  private pendingHandshake: Uint8Array[] = [];
+  private pendingHandshakeLength = 0;
+  private output: Uint8Array[] = [];
+  /** Set by the state machine: whether a change_cipher_spec record is acceptable now. */
+  allowChangeCipherSpec = true;
+  /** Set by the state machine: whether unprotected alerts are acceptable now (handshake only). */
+  allowPlaintextAlerts = true;
+  /**
+   * Bytes of undecryptable records to drop silently: a server that rejects 0-RTT skips the
+   * client's early data this way (RFC 8446 §4.2.10). Zero disables skipping.
+   */
+  skipEarlyDataBudget = 0;
+
+  /** Appends received bytes. */
+  push(data: Uint8Array): void {
+    if (data.length === 0) return;
+    if (this.input.length === 0) this.input = data;
+    else this.input = Buffer.concat([this.input, data]);
+  }
+
+  /** Bytes received and not yet consumed (for diagnostics and the no-hang checks). */
+  get bufferedInput(): number {
+    return this.input.length + this.hsBuffer.length;
+  }
+
+  get hasReadProtection(): boolean {
+    return this.reader !== undefined;
+  }
+
+  get hasWriteProtection(): boolean {
+    return this.writer !== undefined;
+  }
+
+  get writeSealer(): RecordSealer | undefined {
+    return this.writer;
+  }
+
+  /**
+   * The next complete item, or undefined when more bytes are needed. Throws a TlsError on any
+   * violation; the connection maps it to an alert.
+   */
+  next(): InboundItem | undefined {
+    for (;;) {
+      const msg = this.takeHandshakeMessage();
+      if (msg) return msg;
+      const record = this.takeRecord();
+      if (!record) return undefined;
+      const item = this.dispatchRecord(record.type, record.content);
+      if (item) return item;
+    }
+  }
+
+  private takeRecord(): { type: number; content: Uint8Array } | undefined {
+    const buf = this.input;
+    if (buf.length < RECORD_HEADER_LENGTH) return undefined;
+    const type = buf[0]!;
+    const length = (buf[3]! << 8) | buf[4]!;
+    // legacy_record_version is ignored except that it must look like TLS (major version 3).
+    if (buf[1] !== 0x03) throw new DecodeError(`record version ${buf[1]}.${buf[2]} is not TLS`);
+    const protectedRecord = this.reader !== undefined && type === ContentType.application_data;
+    if (length > (protectedRecord ? MAX_PLAINTEXT + 256 : MAX_PLAINTEXT)) {
+      throw new RecordOverflow(`record of ${length} bytes`);
+    }
+    if (buf.length < RECORD_HEADER_LENGTH + length) return undefined;
+    const header = buf.subarray(0, RECORD_HEADER_LENGTH);
+    const payload = buf.subarray(RECORD_HEADER_LENGTH, RECORD_HEADER_LENGTH + length);
+    this.input = buf.length === RECORD_HEADER_LENGTH + length ? EMPTY : buf.subarray(RECORD_HEADER_LENGTH + length);
+
+    if (type === ContentType.change_cipher_spec) {
+      // §5: an unprotected CCS of exactly 0x01, only while the handshake is in progress.
+      if (!this.allowChangeCipherSpec || length !== 1 || payload[0] !== 0x01 || this.hsBuffer.length > 0) {
+        throw new UnexpectedMessage('unexpected change_cipher_spec');
+      }
+      return { type, content: payload };
+    }
+    if (this.reader) {
+      if (type === ContentType.application_data) {
+        if (this.skipEarlyDataBudget > 0) {
+          try {
+            const opened = this.reader.open(header, payload);
+            this.skipEarlyDataBudget = 0; // the first record that opens ends the skipping
+            if (opened.type === ContentType.change_cipher_spec) throw new UnexpectedMessage('protected change_cipher_spec');
+            return { type: opened.type, content: opened.content };
+          } catch (e) {
+            if (!(e instanceof BadRecordMac) || payload.length > this.skipEarlyDataBudget) throw e;
+            this.skipEarlyDataBudget -= payload.length;
+            return this.takeRecord();
+          }
+        }
+        const opened = this.reader.open(header, payload);
+        if (opened.type === ContentType.change_cipher_spec) throw new UnexpectedMessage('protected change_cipher_spec');
+        return { type: opened.type, content: opened.content };
+      }
+      if (type === ContentType.alert && this.allowPlaintextAlerts) return { type, content: payload };
+      throw new UnexpectedMessage(`unprotected record of type ${type} after keys were set`);
+    }
+    if (type === ContentType.application_data) throw new UnexpectedMessage('application data before keys');
+    if (type !== ContentType.handshake && type !== ContentType.alert) {
+      throw new UnexpectedMessage(`record of unknown type ${type}`);
+    }
+    return { type, content: payload };
+  }
+
+  private dispatchRecord(type: number, content: Uint8Array): InboundItem | undefined {
+    if (type !== ContentType.handshake && this.hsBuffer.length > 0) {
+      throw new UnexpectedMessage('record interleaved within a fragmented handshake message');
+    }
+    switch (type) {
+      case ContentType.handshake:
+        if (content.length === 0) throw new UnexpectedMessage('zero-length handshake fragment');
+        this.hsBuffer = this.hsBuffer.length === 0 ? content : Buffer.concat([this.hsBuffer, content]);
+        return undefined;
+      case ContentType.alert:
+        if (content.length === 0) throw new UnexpectedMessage('zero-length alert fragment');
+        return { kind: 'alert', alert: decodeAlert(content) };
+      case ContentType.application_data:
+        return { kind: 'application_data', data: content };
+      case ContentType.change_cipher_spec:
+        return { kind: 'change_cipher_spec' };
+      default:
+        throw new UnexpectedMessage(`record of unknown type ${type}`);
+    }
+  }
+
+  private takeHandshakeMessage(): InboundItem | undefined {
+    const buf = this.hsBuffer;
+    if (buf.length < 4) return undefined;
+    const length = (buf[1]! << 16) | (buf[2]! << 8) | buf[3]!;
+    if (length > MAX_HANDSHAKE_MESSAGE) throw new RecordOverflow(`handshake message of ${length} bytes`);
+    if (buf.length < 4 + length) return undefined;
+    const raw = buf.subarray(0, 4 + length);
+    this.hsBuffer = buf.length === raw.length ? EMPTY : buf.subarray(raw.length);
+    return { kind: 'handshake', type: buf[0]!, body: raw.subarray(4), raw };
+  }
+
+  /**
+   * Switches read protection. A handshake message before a key change must end on a record
+   * boundary (RFC 8446 §5.1), so any buffered handshake bytes are an error.
+   */
+  setReader(opener: RecordOpener): void {
+    if (this.hsBuffer.length > 0) throw new UnexpectedMessage('handshake data not aligned with a key change');
+    this.reader = opener;
+  }
+
+  /** Switches write protection after flushing handshake messages queued under the old one. */
+  setWriter(sealer: RecordSealer): void {
+    this.flushHandshake();
+    this.writer = sealer;
+  }
+
+  /** Queues a handshake message; messages are coalesced into as few records as possible. */
+  queueHandshake(message: Uint8Array): void {
+    this.pendingHandshake.push(message);
+    this.pendingHandshakeLength += message.length;
+  }
+
+  /** Emits queued handshake messages as records under the current write protection. */
+  flushHandshake(): void {
+    if (this.pendingHandshakeLength === 0) return;
+    const all =
+      this.pendingHandshake.length === 1 ? this.pendingHandshake[0]! : Buffer.concat(this.pendingHandshake, this.pendingHandshakeLength);
+    this.pendingHandshake = [];
+    this.pendingHandshakeLength = 0;
+    this.writeFragments(ContentType.handshake, all);
+  }
+
+  /** Writes content of one type, fragmented into records of at most 2^14 bytes. */
+  writeFragments(type: number, data: Uint8Array): void {
+    if (type !== ContentType.handshake) this.flushHandshake();
+    for (let off = 0; off < data.length; off += MAX_PLAINTEXT) {
+      const chunk = data.subarray(off, Math.min(off + MAX_PLAINTEXT, data.length));
+      this.writeRecord(type, chunk);
+    }
+  }
+
+  private writeRecord(type: number, content: Uint8Array): void {
+    if (this.writer) {
+      this.output.push(this.writer.seal(type, content));
+      return;
+    }
+    const header = Buffer.allocUnsafe(RECORD_HEADER_LENGTH);
+    header[0] = type;
+    header[1] = 0x03;
+    header[2] = 0x03; // 0x0303 on the wire; the first ClientHello uses 0x0301 (set by `writePlaintext`)
+    header[3] = content.length >>> 8;
+    header[4] = content.length & 0xff;
+    this.output.push(header, content);
+  }
+
+  /** The dummy change_cipher_spec of middlebox compatibility mode (§D.4): always unprotected. */
+  writeChangeCipherSpec(): void {
+    this.flushHandshake();
+    this.output.push(Uint8Array.of(ContentType.change_cipher_spec, 0x03, 0x03, 0, 1, 1));
+  }
+
+  /** Writes a ClientHello record with legacy_record_version 0x0301 for compatibility (§5.1). */
+  writeInitialClientHello(message: Uint8Array): void {
+    if (message.length > MAX_PLAINTEXT) {
+      this.queueHandshake(message);
+      this.flushHandshake();
+      return;
+    }
+    this.output.push(Uint8Array.of(ContentType.handshake, 0x03, 0x01, message.length >>> 8, message.length & 0xff), message);
+  }
+
+  /** Bytes to send, in order; the caller owns them. */
+  takeOutput(): Uint8Array[] {
+    this.flushHandshake();
+    const out = this.output;
+    this.output = [];
+    return out;
+  }
+}

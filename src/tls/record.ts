@@ -1,0 +1,106 @@
+/**
+ * Record protection (RFC 8446 §5.2–§5.3): AEAD with nonce = iv XOR sequence number, the inner
+ * plaintext `content || type || zeros`, and the length limits. One `RecordSealer` or
+ * `RecordOpener` per traffic secret and direction; node:crypto's synchronous cipher API.
+ */
+import { createCipheriv, createDecipheriv, type CipherGCMTypes } from 'node:crypto';
+import { ContentType, MAX_CIPHERTEXT, MAX_INNER_PLAINTEXT, RECORD_HEADER_LENGTH } from './constants.js';
+import { BadRecordMac, InternalError, RecordOverflow, UnexpectedMessage } from './errors.js';
+import { trafficKeys } from './key-schedule.js';
+import type { SuiteParams } from './suites.js';
+
+/** Sequence numbers are 64-bit; we stop far below 2^53 (and rekey long before). */
+const MAX_SEQUENCE = Number.MAX_SAFE_INTEGER;
+
+abstract class RecordCipher {
+  protected seq = 0;
+  protected readonly key: Uint8Array;
+  private readonly iv: Uint8Array;
+  protected readonly algorithm: CipherGCMTypes | 'chacha20-poly1305';
+
+  constructor(
+    readonly suite: SuiteParams,
+    readonly secret: Uint8Array,
+  ) {
+    const { key, iv } = trafficKeys(suite, secret);
+    this.key = key;
+    this.iv = iv;
+    this.algorithm = suite.aead as CipherGCMTypes | 'chacha20-poly1305';
+  }
+
+  /** Records protected under this key so far. */
+  get sequence(): number {
+    return this.seq;
+  }
+
+  /** True once the AEAD usage limit of the suite is reached: time for a KeyUpdate. */
+  get nearLimit(): boolean {
+    return this.seq >= this.suite.recordLimit;
+  }
+
+  /** The per-record nonce (§5.3): the 64-bit sequence number XORed into the low bytes of the IV. */
+  protected nextNonce(): Buffer {
+    if (this.seq >= MAX_SEQUENCE) throw new InternalError('record sequence number exhausted');
+    const nonce = Buffer.from(this.iv);
+    let s = this.seq++;
+    for (let i = 11; i >= 4 && s > 0; i--) {
+      nonce[i]! ^= s & 0xff;
+      s = Math.floor(s / 256);
+    }
+    return nonce;
+  }
+}
+
+export class RecordSealer extends RecordCipher {
+  /**
+   * Protects one record: returns header || ciphertext || tag. `content` must be at most 2^14
+   * bytes; `padding` zero bytes are appended to the inner plaintext.
+   */
+  seal(type: number, content: Uint8Array, padding = 0): Buffer {
+    const innerLength = content.length + 1 + padding;
+    const length = innerLength + this.suite.tagLength;
+    if (length > MAX_CIPHERTEXT) throw new InternalError('record too large to seal');
+    const header = Buffer.allocUnsafe(RECORD_HEADER_LENGTH);
+    header[0] = ContentType.application_data;
+    header[1] = 0x03;
+    header[2] = 0x03;
+    header[3] = length >>> 8;
+    header[4] = length & 0xff;
+    const cipher = createCipheriv(this.algorithm as CipherGCMTypes, this.key, this.nextNonce(), { authTagLength: 16 });
+    cipher.setAAD(header);
+    const trailer = Buffer.alloc(1 + padding);
+    trailer[0] = type;
+    const a = cipher.update(content);
+    const b = cipher.update(trailer);
+    cipher.final();
+    return Buffer.concat([header, a, b, cipher.getAuthTag()], RECORD_HEADER_LENGTH + length);
+  }
+}
+
+export class RecordOpener extends RecordCipher {
+  /**
+   * Opens a protected record given its 5-byte header and its payload. Returns the real content
+   * type and the content (padding removed). BadRecordMac on authentication failure.
+   */
+  open(header: Uint8Array, payload: Uint8Array): { type: number; content: Buffer } {
+    if (payload.length > MAX_CIPHERTEXT) throw new RecordOverflow('ciphertext record over 2^14+256 bytes');
+    const tagLength = this.suite.tagLength;
+    if (payload.length < tagLength + 1) throw new BadRecordMac('record shorter than its tag');
+    const decipher = createDecipheriv(this.algorithm as CipherGCMTypes, this.key, this.nextNonce(), { authTagLength: 16 });
+    decipher.setAAD(header);
+    decipher.setAuthTag(payload.subarray(payload.length - tagLength));
+    const inner = decipher.update(payload.subarray(0, payload.length - tagLength));
+    try {
+      decipher.final();
+    } catch {
+      this.seq--; // the record did not count (matters only when skipping rejected early data)
+      throw new BadRecordMac('record authentication failed');
+    }
+    if (inner.length > MAX_INNER_PLAINTEXT) throw new RecordOverflow('inner plaintext over 2^14+1 bytes');
+    // Strip the zero padding: the content type is the last non-zero byte (§5.4).
+    let i = inner.length - 1;
+    while (i >= 0 && inner[i] === 0) i--;
+    if (i < 0) throw new UnexpectedMessage('record with all-zero inner plaintext');
+    return { type: inner[i]!, content: inner.subarray(0, i) };
+  }
+}

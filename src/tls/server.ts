@@ -1,0 +1,624 @@
+/**
+ * TLS 1.3 server handshake (RFC 8446 §2, §4), sans-IO.
+ *
+ *   ClientHello  -->  [HelloRetryRequest <-- ClientHello]
+ *                <--  ServerHello, {EncryptedExtensions}, {CertificateRequest*},
+ *                     {Certificate*}, {CertificateVerify*}, {Finished}
+ *   {Certificate*}, {CertificateVerify*}, {Finished}  -->
+ *                <--  [NewSessionTicket]
+ *
+ * `onClientHello` is the driver; each step below it is one message or decision with its §.
+ * The Certificate/CertificateVerify step asks the `selectCredential` hook (delegated
+ * credentials plug in there) and may wait for an async Signer.
+ */
+import { randomBytes, randomInt } from 'node:crypto';
+import { createTrustStore, type TrustAnchorInput, type TrustStore } from './certificates.js';
+import type { Writer } from './codec.js';
+import { Connection, type HandshakeMode, type KeyLogger } from './connection.js';
+import { HELLO_RETRY_REQUEST_RANDOM, HandshakeType, ProtocolVersion, PskKeyExchangeMode, SignatureScheme } from './constants.js';
+import {
+  defaultCredential,
+  loadCertifiedKey,
+  type CertificateKeyInput,
+  type CertifiedKey,
+  type CredentialChoice,
+  type PeerCredentialHooks,
+  type SelectServerCredential,
+} from './credentials.js';
+import {
+  CertificateRequired,
+  DecryptError,
+  HandshakeFailure,
+  IllegalParameter,
+  InternalError,
+  MissingExtension,
+  NoApplicationProtocol,
+  ProtocolVersion as ProtocolVersionError,
+  UnexpectedMessage,
+} from './errors.js';
+import { generateKeyShare, SUPPORTED_GROUPS } from './key-exchange.js';
+import {
+  EarlySecret,
+  Transcript,
+  finishedVerifyData,
+  resumptionPsk,
+  verifyDataEqual,
+  type HandshakeSecret,
+  type MasterSecret,
+} from './key-schedule.js';
+import { bindersLength, decodeClientHello, type ClientHello } from './messages/client-hello.js';
+import { writeServerHello } from './messages/server-hello.js';
+import {
+  decodeCertificate,
+  decodeCertificateVerify,
+  decodeFinished,
+  encodeHandshake,
+  writeCertificate,
+  writeCertificateRequest,
+  writeCertificateVerify,
+  writeEncryptedExtensions,
+  writeNewSessionTicket,
+} from './messages/handshake.js';
+import { authenticatePeer, checkCertificateVerify, type AuthenticatedPeer } from './peer-auth.js';
+import { RecordOpener, RecordSealer } from './record.js';
+import { TicketKey, type TicketState } from './session.js';
+import { certificateVerifyContent, isCertificateVerifyScheme } from './signature-schemes.js';
+import { DEFAULT_CIPHER_SUITES, suiteParams, type SuiteParams } from './suites.js';
+
+export interface ServerOptions {
+  /** Certificates with their keys (PEM/DER/KeyObject/Signer); selected by SNI and signature algorithms. */
+  readonly certificates?: readonly CertificateKeyInput[];
+  /** Hook to choose the credential per ClientHello (delegated credentials, keyless); `fallback()` gives the default. */
+  readonly selectCredential?: SelectServerCredential;
+  /** Suites in order of preference (default: AES-128-GCM, AES-256-GCM, ChaCha20-Poly1305). */
+  readonly cipherSuites?: readonly number[];
+  /** Groups in order of preference (default: x25519, secp256r1, secp384r1). */
+  readonly groups?: readonly number[];
+  /** ALPN protocols in order of preference; a client offering none of them is refused. */
+  readonly alpnProtocols?: readonly string[];
+  /** Send a CertificateRequest. */
+  readonly requestCert?: boolean;
+  /** With requestCert: refuse clients without a valid certificate (default true). */
+  readonly rejectUnauthorized?: boolean;
+  /** Trust anchors for client certificates. */
+  readonly ca?: readonly TrustAnchorInput[];
+  /** Receiving-side credential hooks for client certificates (client delegated credentials). */
+  readonly clientCredentialHooks?: PeerCredentialHooks;
+  /** 32-byte key for session tickets; share it between servers to resume across them. Default: random per config. */
+  readonly ticketKey?: Uint8Array;
+  /** Tickets sent after each full handshake (default 1; 0 disables resumption). */
+  readonly sessionTickets?: number;
+  /** Ticket lifetime in seconds (default 7200, at most 604800). */
+  readonly ticketLifetimeSeconds?: number;
+  /** Receives SSLKEYLOGFILE lines (without the newline). */
+  readonly keylog?: KeyLogger;
+  /** Clock, for tests. */
+  readonly now?: () => Date;
+}
+
+/**
+ * Everything parsed once per server (certificates, keys, trust store, ticket key) and shared
+ * by all its connections: no PEM is parsed per handshake.
+ */
+export class ServerConfig {
+  readonly keys: readonly CertifiedKey[];
+  readonly suites: readonly SuiteParams[];
+  readonly groups: readonly number[];
+  readonly ticketKey: TicketKey;
+  readonly trustStore: TrustStore | undefined;
+  readonly sessionTickets: number;
+  readonly ticketLifetimeSeconds: number;
+  readonly verifySchemes: readonly number[];
+
+  constructor(readonly options: ServerOptions) {
+    this.keys = (options.certificates ?? []).map(loadCertifiedKey);
+    if (this.keys.length === 0 && !options.selectCredential) {
+      throw new TypeError('a server needs certificates or a selectCredential hook');
+    }
+    this.suites = (options.cipherSuites ?? DEFAULT_CIPHER_SUITES).map((id) => {
+      const s = suiteParams(id);
+      if (!s) throw new TypeError(`unsupported cipher suite 0x${id.toString(16)}`);
+      return s;
+    });
+    this.groups = options.groups ?? SUPPORTED_GROUPS;
+    for (const g of this.groups) if (!SUPPORTED_GROUPS.includes(g)) throw new TypeError(`unsupported group 0x${g.toString(16)}`);
+    this.ticketKey = new TicketKey(options.ticketKey);
+    this.trustStore = options.ca ? createTrustStore(options.ca) : undefined;
+    this.sessionTickets = options.sessionTickets ?? 1;
+    this.ticketLifetimeSeconds = Math.min(options.ticketLifetimeSeconds ?? 7200, 604800);
+    this.verifySchemes = DEFAULT_VERIFY_SCHEMES;
+  }
+
+  now(): Date {
+    return this.options.now?.() ?? new Date();
+  }
+}
+
+/** Schemes we accept in a peer's CertificateVerify and advertise for chains. */
+export const DEFAULT_VERIFY_SCHEMES: readonly number[] = [
+  SignatureScheme.ed25519,
+  SignatureScheme.ecdsa_secp256r1_sha256,
+  SignatureScheme.ecdsa_secp384r1_sha384,
+  SignatureScheme.ecdsa_secp521r1_sha512,
+  SignatureScheme.rsa_pss_rsae_sha256,
+  SignatureScheme.rsa_pss_rsae_sha384,
+  SignatureScheme.rsa_pss_rsae_sha512,
+  SignatureScheme.rsa_pss_pss_sha256,
+  SignatureScheme.rsa_pss_pss_sha384,
+  SignatureScheme.rsa_pss_pss_sha512,
+  SignatureScheme.rsa_pkcs1_sha256,
+  SignatureScheme.rsa_pkcs1_sha384,
+  SignatureScheme.rsa_pkcs1_sha512,
+];
+
+/** What the handshake has established once ServerHello is sent. */
+interface Flight {
+  readonly suite: SuiteParams;
+  readonly transcript: Transcript;
+  readonly hello: ClientHello;
+  readonly group: number;
+  readonly alpn: string | undefined;
+  readonly resumed: TicketState | undefined;
+  readonly helloRetry: boolean;
+  readonly handshakeSecret: HandshakeSecret;
+  readonly clientHandshakeSecret: Uint8Array;
+  readonly serverHandshakeSecret: Uint8Array;
+}
+
+/** After our Finished: application secrets are known. */
+interface AwaitingClient extends Flight {
+  readonly serverMode: HandshakeMode;
+  readonly masterSecretOf: { clientAp: Uint8Array; serverAp: Uint8Array; exporter: Uint8Array; master: MasterSecret };
+  readonly peer: AuthenticatedPeer | undefined;
+  readonly clientMode: HandshakeMode | undefined;
+}
+
+interface AcceptedPsk {
+  readonly state: TicketState;
+  /** Index of the accepted identity in the client's list. */
+  readonly index: number;
+}
+
+interface RetryState {
+  readonly suite: SuiteParams;
+  readonly group: number;
+  readonly transcript: Transcript;
+  readonly firstHello: ClientHello;
+  readonly sentChangeCipherSpec: boolean;
+}
+
+/** The server's states (style.md #3): each holds only what is valid at that point. */
+type ServerState =
+  | { readonly kind: 'ExpectClientHello' }
+  | { readonly kind: 'ExpectSecondClientHello'; readonly retry: RetryState }
+  | { readonly kind: 'SendingFlight' }
+  | { readonly kind: 'ExpectCertificate'; readonly hs: AwaitingClient }
+  | { readonly kind: 'ExpectCertificateVerify'; readonly hs: AwaitingClient; readonly peer: AuthenticatedPeer }
+  | { readonly kind: 'ExpectFinished'; readonly hs: AwaitingClient }
+  | { readonly kind: 'Connected' };
+
+export class ServerConnection extends Connection {
+  private state: ServerState = { kind: 'ExpectClientHello' };
+  readonly config: ServerConfig;
+
+  constructor(config: ServerConfig | ServerOptions) {
+    const cfg = config instanceof ServerConfig ? config : new ServerConfig(config);
+    super(cfg.options.keylog);
+    this.config = cfg;
+  }
+
+  /** The state name, for diagnostics and tests. */
+  get stateName(): ServerState['kind'] {
+    return this.state.kind;
+  }
+
+  protected override isPostHandshake(): boolean {
+    return this.state.kind === 'Connected';
+  }
+
+  protected override onHandshakeMessage(type: number, body: Uint8Array, raw: Uint8Array): void {
+    const s = this.state;
+    switch (s.kind) {
+      case 'ExpectClientHello':
+        expect(type, HandshakeType.client_hello);
+        return this.onClientHello(body, raw, undefined);
+      case 'ExpectSecondClientHello':
+        expect(type, HandshakeType.client_hello);
+        return this.onClientHello(body, raw, s.retry);
+      case 'ExpectCertificate':
+        expect(type, HandshakeType.certificate);
+        return this.onClientCertificate(s.hs, body, raw);
+      case 'ExpectCertificateVerify':
+        expect(type, HandshakeType.certificate_verify);
+        return this.onClientCertificateVerify(s.hs, s.peer, body, raw);
+      case 'ExpectFinished':
+        expect(type, HandshakeType.finished);
+        return this.onClientFinished(s.hs, body, raw);
+      case 'SendingFlight':
+      case 'Connected':
+        throw new UnexpectedMessage(`handshake message ${type} in state ${s.kind}`);
+    }
+  }
+
+  // --- §2 / §4.1: the driver ----------------------------------------------------------------------
+
+  private onClientHello(body: Uint8Array, raw: Uint8Array, retry: RetryState | undefined): void {
+    const hello = decodeClientHello(body);
+    checkClientHello(hello);
+    if (retry) checkSecondClientHello(retry, hello);
+    const suite = retry?.suite ?? this.chooseCipherSuite(hello);
+    const group = this.chooseKeyShareGroup(hello);
+    if (group === undefined) {
+      if (retry) throw new IllegalParameter('second ClientHello lacks the key share we asked for');
+      return this.sendHelloRetryRequest(hello, raw, suite);
+    }
+    const transcript = retry?.transcript ?? new Transcript();
+    transcript.start(suite.hash);
+    const alpn = this.chooseAlpn(hello);
+    const resumed = this.acceptPreSharedKey(hello, raw, suite, transcript);
+    transcript.add(raw);
+    const flight = this.sendServerHello(hello, suite, group, alpn, transcript, resumed, retry);
+    this.sendEncryptedExtensions(flight);
+    this.state = { kind: 'SendingFlight' };
+    if (resumed) return this.sendFinished(flight, { authentication: 'psk' });
+    if (this.config.options.requestCert) this.sendCertificateRequest(flight);
+    this.sendCertificateAndVerify(flight);
+  }
+
+  // --- §4.1.1 negotiation -------------------------------------------------------------------------
+
+  private chooseCipherSuite(hello: ClientHello): SuiteParams {
+    const suite = this.config.suites.find((s) => hello.cipherSuites.includes(s.id));
+    if (!suite) throw new HandshakeFailure('no cipher suite in common');
+    return suite;
+  }
+
+  /** Our most preferred group for which the client sent a share; undefined means HelloRetryRequest. */
+  private chooseKeyShareGroup(hello: ClientHello): number | undefined {
+    const shares = hello.extensions.keyShares ?? [];
+    return this.config.groups.find((g) => shares.some((s) => s.group === g));
+  }
+
+  private chooseAlpn(hello: ClientHello): string | undefined {
+    const ours = this.config.options.alpnProtocols;
+    const theirs = hello.extensions.alpn;
+    if (!ours || ours.length === 0 || !theirs) return undefined;
+    const chosen = ours.find((p) => theirs.includes(p));
+    if (chosen === undefined) throw new NoApplicationProtocol('no ALPN protocol in common');
+    return chosen;
+  }
+
+  // --- §4.1.4 HelloRetryRequest ---------------------------------------------------------------------
+
+  private sendHelloRetryRequest(hello: ClientHello, raw: Uint8Array, suite: SuiteParams): void {
+    const offered = hello.extensions.supportedGroups ?? [];
+    const group = this.config.groups.find((g) => offered.includes(g));
+    if (group === undefined) throw new HandshakeFailure('no key exchange group in common');
+    const transcript = new Transcript();
+    transcript.start(suite.hash);
+    transcript.add(raw);
+    transcript.replaceWithMessageHash();
+    const hrr = encodeHandshake(HandshakeType.server_hello, (w) =>
+      writeServerHello(w, {
+        legacyVersion: ProtocolVersion.TLS1_2,
+        random: HELLO_RETRY_REQUEST_RANDOM,
+        legacySessionIdEcho: hello.legacySessionId,
+        cipherSuite: suite.id,
+        legacyCompressionMethod: 0,
+        extensions: { supportedVersion: ProtocolVersion.TLS1_3, selectedGroup: group },
+      }),
+    );
+    transcript.add(hrr);
+    this.records.queueHandshake(hrr);
+    const compat = hello.legacySessionId.length > 0;
+    if (compat) this.records.writeChangeCipherSpec();
+    this.state = {
+      kind: 'ExpectSecondClientHello',
+      retry: { suite, group, transcript, firstHello: hello, sentChangeCipherSpec: compat },
+    };
+  }
+
+  // --- §4.2.11 pre_shared_key (resumption, psk_dhe_ke only) -----------------------------------------
+
+  private acceptPreSharedKey(hello: ClientHello, raw: Uint8Array, suite: SuiteParams, transcript: Transcript): AcceptedPsk | undefined {
+    const offered = hello.extensions.preSharedKey;
+    if (!offered) return undefined;
+    const modes = hello.extensions.pskKeyExchangeModes;
+    if (!modes) throw new MissingExtension('pre_shared_key without psk_key_exchange_modes');
+    if (!modes.includes(PskKeyExchangeMode.psk_dhe_ke) || this.config.sessionTickets === 0) return undefined;
+    const now = this.config.now().getTime();
+    for (let i = 0; i < offered.identities.length; i++) {
+      const state = this.config.ticketKey.open(offered.identities[i]!.identity);
+      if (!state) continue;
+      const ticketSuite = suiteParams(state.cipherSuite);
+      if (!ticketSuite || ticketSuite.hash !== suite.hash) continue;
+      if (now - state.issuedAt > state.lifetimeSeconds * 1000 || now < state.issuedAt - 10_000) continue;
+      if ((hello.extensions.serverName ?? '') !== state.servername) continue;
+      // §4.2.11.2: the binder covers the transcript up to the truncated ClientHello.
+      const truncated = raw.subarray(0, raw.length - bindersLength(offered.binders));
+      const binderKey = new EarlySecret(suite, state.psk).binderKey('resumption');
+      const expected = finishedVerifyData(suite, binderKey, transcript.currentWith(truncated));
+      if (!verifyDataEqual(expected, offered.binders[i]!)) throw new DecryptError('PSK binder does not verify');
+      return { state, index: i };
+    }
+    return undefined;
+  }
+
+  // --- §4.1.3 ServerHello and the handshake key schedule (§7.1) ----------------------------------------
+
+  private sendServerHello(
+    hello: ClientHello,
+    suite: SuiteParams,
+    group: number,
+    alpn: string | undefined,
+    transcript: Transcript,
+    resumed: AcceptedPsk | undefined,
+    retry: RetryState | undefined,
+  ): Flight {
+    const share = generateKeyShare(group);
+    if (!share) throw new InternalError(`no key share implementation for group ${group}`);
+    const peerShare = hello.extensions.keyShares!.find((s) => s.group === group)!;
+    const shared = share.computeSecret(peerShare.keyExchange);
+    const sh = encodeHandshake(HandshakeType.server_hello, (w) =>
+      writeServerHello(w, {
+        legacyVersion: ProtocolVersion.TLS1_2,
+        random: randomBytes(32),
+        legacySessionIdEcho: hello.legacySessionId,
+        cipherSuite: suite.id,
+        legacyCompressionMethod: 0,
+        extensions: {
+          supportedVersion: ProtocolVersion.TLS1_3,
+          keyShare: { group, keyExchange: share.publicKey },
+          ...(resumed ? { preSharedKey: resumed.index } : {}),
+        },
+      }),
+    );
+    transcript.add(sh);
+    this.records.queueHandshake(sh);
+    // Appendix D.4: one dummy change_cipher_spec after the first server flight message.
+    if (hello.legacySessionId.length > 0 && !retry?.sentChangeCipherSpec) this.records.writeChangeCipherSpec();
+
+    const handshakeSecret = new EarlySecret(suite, resumed?.state.psk).handshake(shared);
+    const helloHash = transcript.current();
+    const clientHandshakeSecret = handshakeSecret.clientHandshakeTrafficSecret(helloHash);
+    const serverHandshakeSecret = handshakeSecret.serverHandshakeTrafficSecret(helloHash);
+    this.logSecret('CLIENT_HANDSHAKE_TRAFFIC_SECRET', hello.random, clientHandshakeSecret);
+    this.logSecret('SERVER_HANDSHAKE_TRAFFIC_SECRET', hello.random, serverHandshakeSecret);
+    this.records.setWriter(new RecordSealer(suite, serverHandshakeSecret));
+    this.records.setReader(new RecordOpener(suite, clientHandshakeSecret));
+    // We never accept 0-RTT; skip the client's early data records (§4.2.10).
+    if (hello.extensions.earlyData) this.records.skipEarlyDataBudget = 1 << 16;
+    return {
+      suite,
+      transcript,
+      hello,
+      group,
+      alpn,
+      resumed: resumed?.state,
+      helloRetry: retry !== undefined,
+      handshakeSecret,
+      clientHandshakeSecret,
+      serverHandshakeSecret,
+    };
+  }
+
+  // --- §4.3.1 EncryptedExtensions ---------------------------------------------------------------------
+
+  private sendEncryptedExtensions(f: Flight): void {
+    const msg = encodeHandshake(HandshakeType.encrypted_extensions, (w) =>
+      writeEncryptedExtensions(w, {
+        ...(f.hello.extensions.serverName !== undefined && !f.resumed ? { serverNameAck: true } : {}),
+        ...(f.alpn !== undefined ? { alpn: f.alpn } : {}),
+        unknown: [],
+      }),
+    );
+    this.queue(f, msg);
+  }
+
+  // --- §4.3.2 CertificateRequest ------------------------------------------------------------------------
+
+  private sendCertificateRequest(f: Flight): void {
+    const offer = this.config.options.clientCredentialHooks?.offer;
+    const msg = encodeHandshake(HandshakeType.certificate_request, (w) =>
+      writeCertificateRequest(w, {
+        context: new Uint8Array(0),
+        signatureAlgorithms: this.config.verifySchemes,
+        ...(offer && offer.length > 0 ? { delegatedCredential: offer } : {}),
+        unknown: [],
+      }),
+    );
+    this.queue(f, msg);
+  }
+
+  // --- §4.4.2 Certificate and §4.4.3 CertificateVerify (the credential step) -----------------------------
+
+  private sendCertificateAndVerify(f: Flight): void {
+    const sigalgs = f.hello.extensions.signatureAlgorithms!;
+    const fallback = (): CredentialChoice | undefined => defaultCredential(this.config.keys, f.hello.extensions.serverName, sigalgs);
+    const hook = this.config.options.selectCredential;
+    this.continueWith(hook ? hook(f.hello, fallback) : fallback(), (choice) => {
+      if (!choice) throw new HandshakeFailure('no certificate matches the client\'s signature algorithms');
+      const dcSchemes = f.hello.extensions.delegatedCredential ?? [];
+      if (!isCertificateVerifyScheme(choice.scheme) || !(sigalgs.includes(choice.scheme) || dcSchemes.includes(choice.scheme))) {
+        throw new InternalError(`credential hook chose scheme 0x${choice.scheme.toString(16)} the client did not offer`);
+      }
+      const cert = encodeHandshake(
+        HandshakeType.certificate,
+        (w) =>
+          writeCertificate(w, {
+            context: new Uint8Array(0),
+            entries: choice.certificateChain.map((data, i) => ({ data, extensions: i === 0 ? (choice.leafExtensions ?? []) : [] })),
+          }),
+        2048,
+      );
+      this.queue(f, cert);
+      const content = certificateVerifyContent('server', f.transcript.current());
+      this.continueWith(choice.signer.sign(choice.scheme, content), (signature) => {
+        const cv = encodeHandshake(HandshakeType.certificate_verify, (w) => writeCertificateVerify(w, { scheme: choice.scheme, signature }), 16 + signature.length);
+        this.queue(f, cv);
+        const mode: HandshakeMode = {
+          authentication: choice.label ?? 'certificate',
+          signatureScheme: choice.scheme,
+          ...(choice.details !== undefined ? { details: choice.details } : {}),
+        };
+        this.sendFinished(f, mode);
+      });
+    });
+  }
+
+  // --- §4.4.4 Finished, then the application traffic secrets ---------------------------------------------
+
+  private sendFinished(f: Flight, serverMode: HandshakeMode): void {
+    const verifyData = finishedVerifyData(f.suite, f.serverHandshakeSecret, f.transcript.current());
+    this.queue(f, encodeHandshake(HandshakeType.finished, (w) => w.bytes(verifyData), 4 + verifyData.length));
+    const master = f.handshakeSecret.master();
+    const th = f.transcript.current();
+    const clientAp = master.clientApplicationTrafficSecret(th);
+    const serverAp = master.serverApplicationTrafficSecret(th);
+    const exporter = master.exporterMasterSecret(th);
+    this.logSecret('CLIENT_TRAFFIC_SECRET_0', f.hello.random, clientAp);
+    this.logSecret('SERVER_TRAFFIC_SECRET_0', f.hello.random, serverAp);
+    this.logSecret('EXPORTER_SECRET', f.hello.random, exporter);
+    this.records.setWriter(new RecordSealer(f.suite, serverAp));
+    const hs: AwaitingClient = { ...f, serverMode, masterSecretOf: { clientAp, serverAp, exporter, master }, peer: undefined, clientMode: undefined };
+    this.state = this.config.options.requestCert && !f.resumed ? { kind: 'ExpectCertificate', hs } : { kind: 'ExpectFinished', hs };
+  }
+
+  // --- client authentication: §4.4.2, §4.4.3 ----------------------------------------------------------------
+
+  private onClientCertificate(hs: AwaitingClient, body: Uint8Array, raw: Uint8Array): void {
+    const msg = decodeCertificate(body);
+    if (msg.context.length !== 0) throw new IllegalParameter('certificate_request_context mismatch');
+    hs.transcript.add(raw);
+    const rejectUnauthorized = this.config.options.rejectUnauthorized ?? true;
+    if (msg.entries.length === 0) {
+      if (rejectUnauthorized) throw new CertificateRequired('client sent no certificate');
+      this.state = { kind: 'ExpectFinished', hs };
+      return;
+    }
+    const peer = authenticatePeer(msg, {
+      ca: this.config.trustStore,
+      rejectUnauthorized,
+      servername: undefined,
+      purpose: 'client',
+      now: this.config.now(),
+      hooks: this.config.options.clientCredentialHooks,
+      offeredSchemes: this.config.verifySchemes,
+    });
+    this.state = { kind: 'ExpectCertificateVerify', hs, peer };
+  }
+
+  private onClientCertificateVerify(hs: AwaitingClient, peer: AuthenticatedPeer, body: Uint8Array, raw: Uint8Array): void {
+    const cv = decodeCertificateVerify(body);
+    const clientMode = checkCertificateVerify(cv, peer.key, 'client', hs.transcript.current());
+    hs.transcript.add(raw);
+    this.state = { kind: 'ExpectFinished', hs: { ...hs, peer, clientMode } };
+  }
+
+  // --- §4.4.4 the client's Finished; §4.6.1 tickets ----------------------------------------------------------
+
+  private onClientFinished(hs: AwaitingClient, body: Uint8Array, raw: Uint8Array): void {
+    const received = decodeFinished(body, hs.suite.hashLength);
+    const expected = finishedVerifyData(hs.suite, hs.clientHandshakeSecret, hs.transcript.current());
+    if (!verifyDataEqual(expected, received)) throw new DecryptError('client Finished does not verify');
+    hs.transcript.add(raw);
+    const { clientAp, serverAp, exporter, master } = hs.masterSecretOf;
+    this.records.setReader(new RecordOpener(hs.suite, clientAp));
+    const resumptionMasterSecret = master.resumptionMasterSecret(hs.transcript.current());
+    this.state = { kind: 'Connected' };
+    const peerChain = hs.peer?.chain ?? [];
+    this.completeHandshake(
+      { suite: hs.suite, readSecret: clientAp, writeSecret: serverAp, exporterMasterSecret: exporter },
+      {
+        version: 'TLSv1.3',
+        cipherSuite: hs.suite.id,
+        cipherSuiteName: hs.suite.name,
+        group: hs.group,
+        alpnProtocol: hs.alpn,
+        servername: hs.hello.extensions.serverName,
+        resumed: hs.resumed !== undefined,
+        helloRetryRequest: hs.helloRetry,
+        peerCertificates: peerChain,
+        peerAuthorized: hs.peer?.authorized ?? false,
+        peerAuthorizationError: hs.peer ? hs.peer.authorizationError : undefined,
+        serverMode: hs.serverMode,
+        clientMode: hs.clientMode,
+      },
+    );
+    if (!hs.resumed) this.sendTickets(hs, resumptionMasterSecret);
+  }
+
+  private sendTickets(hs: AwaitingClient, resumptionMasterSecret: Uint8Array): void {
+    const now = this.config.now().getTime();
+    for (let i = 0; i < this.config.sessionTickets; i++) {
+      const nonce = Uint8Array.of(i);
+      const ageAdd = randomInt(0, 0xffffffff);
+      const ticket = this.config.ticketKey.seal({
+        cipherSuite: hs.suite.id,
+        psk: resumptionPsk(hs.suite, resumptionMasterSecret, nonce),
+        issuedAt: now,
+        ageAdd,
+        lifetimeSeconds: this.config.ticketLifetimeSeconds,
+        servername: hs.hello.extensions.serverName ?? '',
+        alpnProtocol: hs.alpn ?? '',
+        clientCertificate: hs.peer?.chain[0] ?? new Uint8Array(0),
+      });
+      const msg = encodeHandshake(
+        HandshakeType.new_session_ticket,
+        (w: Writer) => writeNewSessionTicket(w, { lifetime: this.config.ticketLifetimeSeconds, ageAdd, nonce, ticket, unknown: [] }),
+        64 + ticket.length,
+      );
+      this.records.queueHandshake(msg);
+    }
+  }
+
+  private queue(f: Flight, msg: Uint8Array): void {
+    f.transcript.add(msg);
+    this.records.queueHandshake(msg);
+  }
+}
+
+function expect(type: number, wanted: number): void {
+  if (type !== wanted) throw new UnexpectedMessage(`expected handshake message ${wanted}, got ${type}`);
+}
+
+/** §4.1.2 / §4.2: what every ClientHello must satisfy for TLS 1.3. */
+function checkClientHello(hello: ClientHello): void {
+  const e = hello.extensions;
+  if (!e.supportedVersions?.includes(ProtocolVersion.TLS1_3)) throw new ProtocolVersionError('client does not offer TLS 1.3');
+  if (hello.legacyCompressionMethods.length !== 1 || hello.legacyCompressionMethods[0] !== 0) {
+    throw new IllegalParameter('legacy_compression_methods must be exactly [null]');
+  }
+  if (e.keyShares && !e.supportedGroups) throw new MissingExtension('key_share without supported_groups');
+  if (!e.keyShares && e.supportedGroups) throw new MissingExtension('supported_groups without key_share');
+  if (!e.keyShares && !e.preSharedKey) throw new MissingExtension('no key_share');
+  for (const s of e.keyShares ?? []) {
+    if (!e.supportedGroups!.includes(s.group)) throw new IllegalParameter(`key share for group ${s.group} not in supported_groups`);
+  }
+  if (!e.signatureAlgorithms && !e.preSharedKey) throw new MissingExtension('signature_algorithms is required');
+}
+
+/** §4.1.2: ClientHello2 may change only the key share, cookie, early_data and the PSK. */
+function checkSecondClientHello(retry: RetryState, hello: ClientHello): void {
+  const a = retry.firstHello;
+  const same = (x: readonly unknown[] | undefined, y: readonly unknown[] | undefined): boolean =>
+    (x === undefined && y === undefined) || (x !== undefined && y !== undefined && x.length === y.length && x.every((v, i) => v === y[i]));
+  const ok =
+    Buffer.from(a.legacySessionId).equals(hello.legacySessionId) &&
+    Buffer.from(a.random).equals(hello.random) &&
+    same(a.cipherSuites, hello.cipherSuites) &&
+    same(a.extensions.supportedGroups, hello.extensions.supportedGroups) &&
+    same(a.extensions.signatureAlgorithms, hello.extensions.signatureAlgorithms) &&
+    same(a.extensions.supportedVersions, hello.extensions.supportedVersions) &&
+    same(a.extensions.alpn, hello.extensions.alpn) &&
+    same(a.extensions.pskKeyExchangeModes, hello.extensions.pskKeyExchangeModes) &&
+    same(a.extensions.delegatedCredential, hello.extensions.delegatedCredential) &&
+    a.extensions.serverName === hello.extensions.serverName;
+  if (!ok) throw new IllegalParameter('second ClientHello differs from the first beyond what HelloRetryRequest allows');
+  if (!hello.cipherSuites.includes(retry.suite.id)) throw new IllegalParameter('second ClientHello drops the selected suite');
+  const shares = hello.extensions.keyShares ?? [];
+  if (shares.length !== 1 || shares[0]!.group !== retry.group) {
+    throw new IllegalParameter('second ClientHello must carry exactly one key share, for the group we selected');
+  }
+  if (hello.extensions.earlyData) throw new IllegalParameter('early_data after HelloRetryRequest');
+}
