@@ -1,0 +1,232 @@
+/**
+ * `dc-operator sidecar` configuration: flags, each with an environment variable, validated up
+ * front by small functions whose errors name the flag (style.md #18). Precedence: flag, then
+ * environment, then default. `--help` prints the table below.
+ */
+import type { TlsEngine } from './metrics.js';
+import { DEFAULT_CERTIFICATE_ENGINE } from './router.js';
+
+export interface SidecarConfig {
+  readonly dcDir: string;
+  readonly listenHost: string;
+  readonly listenPort: number;
+  readonly upstreamHost: string;
+  readonly upstreamPort: number;
+  readonly metricsHost: string;
+  readonly metricsPort: number;
+  readonly maxConnections: number;
+  readonly idleTimeoutMs: number;
+  readonly handshakeTimeoutMs: number;
+  readonly connectTimeoutMs: number;
+  readonly drainTimeoutMs: number;
+  readonly reloadDebounceMs: number;
+  readonly recheckIntervalMs: number;
+  readonly certificateEngine: TlsEngine;
+  readonly alpnProtocols: readonly string[];
+  readonly keyless: KeylessConfig | undefined;
+  readonly logLevel: string;
+}
+
+export interface KeylessConfig {
+  readonly address: string;
+  readonly caFile: string;
+  readonly clientCertFile: string;
+  readonly clientKeyFile: string;
+  readonly timeoutMs: number;
+}
+
+interface FlagSpec {
+  readonly flag: string;
+  readonly env: string;
+  readonly value: string;
+  readonly defaultValue?: string;
+  readonly help: string;
+}
+
+const FLAGS = [
+  { flag: 'dc-dir', env: 'DC_SIDECAR_DC_DIR', value: 'DIR', defaultValue: '/var/run/dc-operator/credentials', help: 'mounted DC Secret: tls.crt, <algorithm>.cred/.key, optional tls.key (kubelet ..data layout or a plain directory)' },
+  { flag: 'listen', env: 'DC_SIDECAR_LISTEN', value: '[HOST]:PORT', defaultValue: ':8443', help: 'TLS listen address (empty host: all interfaces)' },
+  { flag: 'upstream', env: 'DC_SIDECAR_UPSTREAM', value: '[HOST:]PORT', defaultValue: '127.0.0.1:8080', help: 'the application, plaintext TCP' },
+  { flag: 'metrics-port', env: 'DC_SIDECAR_METRICS_PORT', value: 'PORT', defaultValue: '15300', help: '/healthz, /readyz and /metrics over HTTP' },
+  { flag: 'metrics-host', env: 'DC_SIDECAR_METRICS_HOST', value: 'HOST', defaultValue: '0.0.0.0', help: 'bind address of the metrics port' },
+  { flag: 'max-connections', env: 'DC_SIDECAR_MAX_CONNECTIONS', value: 'N', defaultValue: '10000', help: 'open client connections at most; further ones are closed at once' },
+  { flag: 'idle-timeout', env: 'DC_SIDECAR_IDLE_TIMEOUT', value: 'DURATION', defaultValue: '5m', help: 'close a connection with no bytes either way for this long (0: never)' },
+  { flag: 'handshake-timeout', env: 'DC_SIDECAR_HANDSHAKE_TIMEOUT', value: 'DURATION', defaultValue: '10s', help: 'deadline for the ClientHello and the handshake' },
+  { flag: 'connect-timeout', env: 'DC_SIDECAR_CONNECT_TIMEOUT', value: 'DURATION', defaultValue: '5s', help: 'deadline for connecting to the application' },
+  { flag: 'drain-timeout', env: 'DC_SIDECAR_DRAIN_TIMEOUT', value: 'DURATION', defaultValue: '20s', help: 'on SIGTERM: stop accepting, let open connections finish for this long, then close them' },
+  { flag: 'reload-debounce', env: 'DC_SIDECAR_RELOAD_DEBOUNCE', value: 'DURATION', defaultValue: '200ms', help: 'quiet time after a ..data change before reloading' },
+  { flag: 'recheck-interval', env: 'DC_SIDECAR_RECHECK_INTERVAL', value: 'DURATION', defaultValue: '1m', help: 'periodic re-read of the directory, in case a watch event was missed (0: off)' },
+  { flag: 'certificate-engine', env: 'DC_SIDECAR_CERTIFICATE_ENGINE', value: 'ours|node', defaultValue: DEFAULT_CERTIFICATE_ENGINE, help: 'engine for TLS 1.3 clients served with tls.key (default chosen by bench/results/sidecar-routing.md)' },
+  { flag: 'alpn', env: 'DC_SIDECAR_ALPN', value: 'LIST', defaultValue: '', help: 'ALPN protocols to accept, comma-separated, e.g. h2,http/1.1 (empty: no ALPN)' },
+  { flag: 'keyless-address', env: 'DC_SIDECAR_KEYLESS_ADDRESS', value: 'HOST:PORT', help: 'key server for certificate handshakes without tls.key (Keyless SSL pull)' },
+  { flag: 'keyless-ca', env: 'DC_SIDECAR_KEYLESS_CA', value: 'FILE', help: "CA bundle for the key server's certificate" },
+  { flag: 'keyless-client-cert', env: 'DC_SIDECAR_KEYLESS_CLIENT_CERT', value: 'FILE', help: 'our client certificate for the key server (mTLS)' },
+  { flag: 'keyless-client-key', env: 'DC_SIDECAR_KEYLESS_CLIENT_KEY', value: 'FILE', help: 'its private key' },
+  { flag: 'keyless-timeout', env: 'DC_SIDECAR_KEYLESS_TIMEOUT', value: 'DURATION', defaultValue: '2s', help: 'per-signature deadline at the key server' },
+  { flag: 'log-level', env: 'DC_SIDECAR_LOG_LEVEL', value: 'LEVEL', defaultValue: 'info', help: 'error, warn, info or debug' },
+] as const satisfies readonly FlagSpec[];
+
+type FlagName = (typeof FLAGS)[number]['flag'];
+
+export function helpText(): string {
+  const lines = [
+    'usage: dc-operator sidecar [flags]',
+    '',
+    'TLS terminator in front of an application: serves delegated credentials to clients that',
+    'accept them, the certificate key (local or keyless) to other TLS 1.3 clients, node:tls to',
+    'TLS 1.2 clients when tls.key is mounted, and proxies plaintext to the application.',
+    'SIGHUP reloads the credentials; SIGTERM drains. Every flag can also be set by its variable.',
+    '',
+  ];
+  for (const f of FLAGS as readonly FlagSpec[]) {
+    const d = f.defaultValue === undefined ? '' : f.defaultValue === '' ? ' (default: none)' : ` (default: ${f.defaultValue})`;
+    lines.push(`  --${f.flag} ${f.value}`, `      ${f.help}${d}`, `      env: ${f.env}`);
+  }
+  lines.push('  --help', '      this text', '');
+  return lines.join('\n');
+}
+
+export class ConfigError extends Error {
+  constructor(readonly flag: string, message: string) {
+    super(`--${flag}: ${message}`);
+    this.name = 'ConfigError';
+  }
+}
+
+export type ParsedArgs = { readonly help: true } | { readonly help: false; readonly values: Readonly<Partial<Record<FlagName, string>>> };
+
+/** `--flag value` and `--flag=value`; unknown flags and positional arguments are errors. */
+export function parseArgs(args: readonly string[], env: Readonly<Record<string, string | undefined>>): ParsedArgs {
+  const known = new Map<string, FlagSpec>((FLAGS as readonly FlagSpec[]).map((f) => [f.flag, f]));
+  const values: Partial<Record<string, string>> = {};
+  for (let i = 0; i < args.length; i++) {
+    const arg = args[i]!;
+    if (arg === '--help' || arg === '-h') return { help: true };
+    if (!arg.startsWith('--')) throw new ConfigError(arg, 'unexpected argument (flags start with --; see --help)');
+    const eq = arg.indexOf('=');
+    const name = arg.slice(2, eq < 0 ? undefined : eq);
+    if (!known.has(name)) throw new ConfigError(name, 'unknown flag (see --help)');
+    let value: string | undefined;
+    if (eq >= 0) value = arg.slice(eq + 1);
+    else {
+      value = args[++i];
+      if (value === undefined) throw new ConfigError(name, 'needs a value');
+    }
+    values[name] = value;
+  }
+  for (const f of FLAGS as readonly FlagSpec[]) {
+    if (values[f.flag] === undefined && env[f.env] !== undefined) values[f.flag] = env[f.env];
+    if (values[f.flag] === undefined && f.defaultValue !== undefined) values[f.flag] = f.defaultValue;
+  }
+  return { help: false, values: values as Partial<Record<FlagName, string>> };
+}
+
+// --- validators: each names its flag ---------------------------------------------------------
+
+export function validatePort(flag: string, text: string, allowZero = true): number {
+  if (!/^\d+$/.test(text)) throw new ConfigError(flag, `"${text}" is not a port number`);
+  const n = Number(text);
+  if (n > 65535 || (!allowZero && n === 0)) throw new ConfigError(flag, `port ${n} is out of range (${allowZero ? 0 : 1}..65535)`);
+  return n;
+}
+
+/** `[HOST]:PORT`; an empty host means all interfaces. IPv6 as `[::1]:8443`. */
+export function validateListen(flag: string, text: string): { host: string; port: number } {
+  const m = /^(?:\[([^\]]+)\]|([^:[\]]*)):(\d+)$/.exec(text);
+  if (!m) throw new ConfigError(flag, `"${text}" is not [HOST]:PORT (e.g. :8443 or 127.0.0.1:8443)`);
+  const host = m[1] ?? m[2] ?? '';
+  return { host: host === '' ? '0.0.0.0' : host, port: validatePort(flag, m[3]!) };
+}
+
+/** `[HOST:]PORT`, the host defaulting to 127.0.0.1. */
+export function validateUpstream(flag: string, text: string): { host: string; port: number } {
+  if (/^\d+$/.test(text)) return { host: '127.0.0.1', port: validatePort(flag, text, false) };
+  const m = /^(?:\[([^\]]+)\]|([^:[\]]+)):(\d+)$/.exec(text);
+  if (!m) throw new ConfigError(flag, `"${text}" is not [HOST:]PORT (e.g. 8080 or 127.0.0.1:8080)`);
+  return { host: m[1] ?? m[2]!, port: validatePort(flag, m[3]!, false) };
+}
+
+const UNITS: Record<string, number> = { ms: 1, s: 1000, m: 60_000, h: 3_600_000 };
+
+/** `250ms`, `10s`, `5m`, `1h30m`, or `0`. */
+export function validateDuration(flag: string, text: string): number {
+  if (text === '0') return 0;
+  const parts = [...text.matchAll(/(\d+(?:\.\d+)?)(ms|s|m|h)/g)];
+  if (parts.length === 0 || parts.map((p) => p[0]).join('') !== text) {
+    throw new ConfigError(flag, `"${text}" is not a duration (e.g. 500ms, 10s, 5m, 1h30m)`);
+  }
+  return Math.round(parts.reduce((sum, p) => sum + Number(p[1]) * UNITS[p[2]!]!, 0));
+}
+
+export function validatePositiveInteger(flag: string, text: string): number {
+  if (!/^\d+$/.test(text) || Number(text) < 1) throw new ConfigError(flag, `"${text}" is not a positive whole number`);
+  return Number(text);
+}
+
+export function validateEngine(flag: string, text: string): TlsEngine {
+  if (text !== 'ours' && text !== 'node') throw new ConfigError(flag, `"${text}" is not one of ours, node`);
+  return text;
+}
+
+export function validateAlpn(flag: string, text: string): string[] {
+  if (text.trim() === '') return [];
+  const list = text.split(',').map((s) => s.trim());
+  for (const p of list) {
+    if (p.length === 0 || p.length > 255 || !/^[\x21-\x7e]+$/.test(p)) throw new ConfigError(flag, `"${p}" is not an ALPN protocol name`);
+  }
+  return list;
+}
+
+export function validateLogLevel(flag: string, text: string): string {
+  if (!['error', 'warn', 'info', 'debug'].includes(text)) throw new ConfigError(flag, `"${text}" is not one of error, warn, info, debug`);
+  return text;
+}
+
+/** The keyless flags come as a group: all of address, CA, client cert and key, or none. */
+export function validateKeyless(values: Readonly<Partial<Record<FlagName, string>>>): KeylessConfig | undefined {
+  const group = ['keyless-address', 'keyless-ca', 'keyless-client-cert', 'keyless-client-key'] as const;
+  const given = group.filter((f) => values[f] !== undefined && values[f] !== '');
+  if (given.length === 0) return undefined;
+  const missing = group.find((f) => !given.includes(f));
+  if (missing) throw new ConfigError(missing, `required with --${given[0]!} (the keyless flags go together)`);
+  return {
+    address: values['keyless-address']!,
+    caFile: values['keyless-ca']!,
+    clientCertFile: values['keyless-client-cert']!,
+    clientKeyFile: values['keyless-client-key']!,
+    timeoutMs: validateDuration('keyless-timeout', values['keyless-timeout'] ?? '2s'),
+  };
+}
+
+export function validateConfig(values: Readonly<Partial<Record<FlagName, string>>>): SidecarConfig {
+  const v = (f: FlagName): string => values[f] ?? '';
+  if (v('dc-dir') === '') throw new ConfigError('dc-dir', 'is required');
+  const listen = validateListen('listen', v('listen'));
+  const upstream = validateUpstream('upstream', v('upstream'));
+  const metricsPort = validatePort('metrics-port', v('metrics-port'));
+  if (metricsPort !== 0 && metricsPort === listen.port) throw new ConfigError('metrics-port', `${metricsPort} is also the --listen port`);
+  const handshakeTimeoutMs = validateDuration('handshake-timeout', v('handshake-timeout'));
+  if (handshakeTimeoutMs === 0) throw new ConfigError('handshake-timeout', 'must be more than 0');
+  const connectTimeoutMs = validateDuration('connect-timeout', v('connect-timeout'));
+  if (connectTimeoutMs === 0) throw new ConfigError('connect-timeout', 'must be more than 0');
+  return {
+    dcDir: v('dc-dir'),
+    listenHost: listen.host,
+    listenPort: listen.port,
+    upstreamHost: upstream.host,
+    upstreamPort: upstream.port,
+    metricsHost: v('metrics-host') || '0.0.0.0',
+    metricsPort,
+    maxConnections: validatePositiveInteger('max-connections', v('max-connections')),
+    idleTimeoutMs: validateDuration('idle-timeout', v('idle-timeout')),
+    handshakeTimeoutMs,
+    connectTimeoutMs,
+    drainTimeoutMs: validateDuration('drain-timeout', v('drain-timeout')),
+    reloadDebounceMs: validateDuration('reload-debounce', v('reload-debounce')),
+    recheckIntervalMs: validateDuration('recheck-interval', v('recheck-interval')),
+    certificateEngine: validateEngine('certificate-engine', v('certificate-engine')),
+    alpnProtocols: validateAlpn('alpn', v('alpn')),
+    keyless: validateKeyless(values),
+    logLevel: validateLogLevel('log-level', v('log-level')),
+  };
+}

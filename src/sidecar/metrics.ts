@@ -1,0 +1,131 @@
+/**
+ * Prometheus metrics of the sidecar, in a registry of its own (tests run several sidecars in one
+ * process). Credential expiry and the phase are read from the live state at scrape time
+ * (style.md #13), so a replaced credential leaves no stale series.
+ */
+import { Counter, Gauge, Registry } from 'prom-client';
+import type { MaterialStore } from './material.js';
+import type { SidecarStatus } from './status.js';
+import { signatureSchemeName } from '../tls/constants.js';
+
+/** How the server authenticated: the issue's three modes, plus ticket resumption (no signature). */
+export type HandshakeMode = 'dc' | 'certificate' | 'keyless' | 'resumed';
+/** Which implementation terminated TLS. */
+export type TlsEngine = 'ours' | 'node';
+export type HandshakeResult = 'success' | 'failure' | 'rejected';
+export type ReloadResult = 'success' | 'failure' | 'unchanged';
+
+export class SidecarMetrics {
+  readonly registry = new Registry();
+  private readonly handshakes: Counter<'mode' | 'engine' | 'result'>;
+  private readonly reloads: Counter<'result'>;
+  private readonly openConnections: Gauge;
+  private readonly refusedConnections: Counter<'reason'>;
+  private readonly upstreamErrors: Counter;
+  /** Boxed so the scrape-time collector below can read it without aliasing `this`. */
+  private readonly lastReloadFailure = { ms: 0 };
+
+  constructor(store: MaterialStore, status: SidecarStatus) {
+    const registers = [this.registry];
+    this.handshakes = new Counter({
+      name: 'dc_sidecar_handshakes_total',
+      help: 'TLS handshakes by authentication mode (dc, certificate, keyless), terminating engine and result.',
+      labelNames: ['mode', 'engine', 'result'] as const,
+      registers,
+    });
+    this.reloads = new Counter({
+      name: 'dc_sidecar_credential_reloads_total',
+      help: 'Reloads of the mounted credential directory by result (failure keeps the previous set).',
+      labelNames: ['result'] as const,
+      registers,
+    });
+    this.openConnections = new Gauge({
+      name: 'dc_sidecar_open_connections',
+      help: 'Client connections currently open (handshaking or proxying).',
+      registers,
+    });
+    this.refusedConnections = new Counter({
+      name: 'dc_sidecar_refused_connections_total',
+      help: 'Connections closed before a handshake, by reason (limit, draining, bad-hello, timeout, no-credential, protocol-version).',
+      labelNames: ['reason'] as const,
+      registers,
+    });
+    this.upstreamErrors = new Counter({
+      name: 'dc_sidecar_upstream_errors_total',
+      help: 'Failures to connect to the application or errors on its connection.',
+      registers,
+    });
+    const lastReloadFailure = this.lastReloadFailure;
+    new Gauge({
+      name: 'dc_sidecar_credential_expiry_timestamp_seconds',
+      help: 'Expiry (Unix seconds) of each loaded delegated credential, by algorithm; kind="certificate" for the certificate.',
+      labelNames: ['kind', 'algorithm'] as const,
+      registers,
+      collect() {
+        this.reset();
+        const material = store.current;
+        if (!material) return;
+        for (const e of material.credentials.entries) {
+          this.set({ kind: 'delegated_credential', algorithm: signatureSchemeName(e.dcCertVerifyAlgorithm) }, e.expiresAt.getTime() / 1000);
+        }
+        this.set({ kind: 'certificate', algorithm: '' }, material.certificateNotAfter.getTime() / 1000);
+      },
+    });
+    new Gauge({
+      name: 'dc_sidecar_last_reload_failure_timestamp_seconds',
+      help: 'When the last credential reload failed (0: never).',
+      registers,
+      collect() {
+        this.set(lastReloadFailure.ms / 1000);
+      },
+    });
+    new Gauge({
+      name: 'dc_sidecar_phase',
+      help: 'The lifecycle phase: 1 for the current one.',
+      labelNames: ['phase'] as const,
+      registers,
+      collect() {
+        const current = status.current.phase;
+        for (const phase of ['initializing', 'serving', 'reloading', 'draining'] as const) this.set({ phase }, phase === current ? 1 : 0);
+      },
+    });
+  }
+
+  handshake(mode: HandshakeMode, engine: TlsEngine, result: HandshakeResult): void {
+    this.handshakes.inc({ mode, engine, result });
+  }
+
+  reload(result: ReloadResult): void {
+    this.reloads.inc({ result });
+    if (result === 'failure') this.lastReloadFailure.ms = Date.now();
+  }
+
+  connectionOpened(): void {
+    this.openConnections.inc();
+  }
+
+  connectionClosed(): void {
+    this.openConnections.dec();
+  }
+
+  refused(reason: string): void {
+    this.refusedConnections.inc({ reason });
+  }
+
+  upstreamError(): void {
+    this.upstreamErrors.inc();
+  }
+
+  /** Current value of a counter series (tests and logs). */
+  async value(name: string, labels: Record<string, string> = {}): Promise<number> {
+    const metric = this.registry.getSingleMetric(name);
+    if (!metric) return 0;
+    const { values } = await metric.get();
+    let sum = 0;
+    for (const v of values) {
+      const l = v.labels as Record<string, string | number | undefined>;
+      if (Object.entries(labels).every(([k, want]) => String(l[k]) === want)) sum += v.value;
+    }
+    return sum;
+  }
+}

@@ -1,0 +1,68 @@
+/**
+ * node:tls (OpenSSL) as a terminating engine: TLS 1.2-only clients, and TLS 1.3 certificate
+ * handshakes when the measurement says it is the faster engine (router.ts).
+ *
+ * The router already read the ClientHello off the socket; those bytes are unshifted back and the
+ * raw socket is wrapped in a server-side tls.TLSSocket, which feeds a socket's already-buffered
+ * data to OpenSSL before reading from the handle (so nothing is lost and no copy of the stream is
+ * made). One SecureContext per loaded material (cached), so a credential reload changes what new
+ * handshakes see and leaves established connections alone.
+ */
+import type { Socket } from 'node:net';
+import { createSecureContext, TLSSocket, type SecureContext } from 'node:tls';
+import { derToPem } from '../tls/certificates.js';
+import type { ServingMaterial } from './material.js';
+
+const contexts = new WeakMap<ServingMaterial, SecureContext>();
+
+export function secureContextFor(material: ServingMaterial): SecureContext {
+  let ctx = contexts.get(material);
+  if (!ctx) {
+    if (!material.certificateKey) throw new Error('node:tls needs the certificate key (tls.key)');
+    ctx = createSecureContext({
+      cert: material.credentials.certificateChain.map((der) => derToPem(der, 'CERTIFICATE')).join(''),
+      key: material.certificateKey.export({ type: 'pkcs8', format: 'pem' }),
+      minVersion: 'TLSv1.2',
+    });
+    contexts.set(material, ctx);
+  }
+  return ctx;
+}
+
+export interface NodeHandshakeOptions {
+  readonly alpnProtocols?: readonly string[];
+  readonly timeoutMs: number;
+}
+
+/** Replays `buffered` and runs the handshake; resolves with the secure stream. */
+export function terminateWithNode(socket: Socket, buffered: Buffer, material: ServingMaterial, options: NodeHandshakeOptions): Promise<TLSSocket> {
+  socket.unshift(buffered);
+  const tlsSocket = new TLSSocket(socket, {
+    isServer: true,
+    secureContext: secureContextFor(material),
+    ...(options.alpnProtocols && options.alpnProtocols.length > 0 ? { ALPNProtocols: [...options.alpnProtocols] } : {}),
+  });
+  return new Promise((resolve, reject) => {
+    const timer = setTimeout(() => {
+      tlsSocket.destroy();
+      reject(new Error(`handshake not complete after ${options.timeoutMs} ms`));
+    }, options.timeoutMs);
+    tlsSocket.once('secure', () => {
+      clearTimeout(timer);
+      tlsSocket.removeListener('error', onError);
+      tlsSocket.removeListener('close', onClose);
+      resolve(tlsSocket);
+    });
+    const onError = (err: Error): void => {
+      clearTimeout(timer);
+      tlsSocket.destroy();
+      reject(err);
+    };
+    const onClose = (): void => {
+      clearTimeout(timer);
+      reject(new Error('the client closed the connection during the handshake'));
+    };
+    tlsSocket.once('error', onError);
+    tlsSocket.once('close', onClose);
+  });
+}

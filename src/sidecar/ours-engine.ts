@@ -1,0 +1,190 @@
+/**
+ * Our TLS 1.3 stack (src/tls ServerConnection) as a terminating engine.
+ *
+ * The router has already read the ClientHello bytes off the socket, and the sans-IO connection
+ * takes bytes directly, so they are fed in as they are — no unshift, no copy of the stream.
+ * `TlsServerStream` is the Duplex the proxy sees: decrypted data out, plaintext in, with the
+ * socket paused while the reader is behind (backpressure) and close_notify/FIN mapped to
+ * end()/'end' both ways (half-close).
+ *
+ * One ServerConfig is shared by every connection (ticket key, suites); the credential hook reads
+ * the MaterialStore when the handshake reaches its Certificate step, so a reload changes what
+ * new handshakes get and never touches established connections.
+ */
+import type { Socket } from 'node:net';
+import { Duplex } from 'node:stream';
+import type { HandshakeInfo, Progress } from '../tls/connection.js';
+import { ServerConfig, ServerConnection } from '../tls/server.js';
+import type { Signer } from '../tls/signer.js';
+import type { MaterialStore } from './material.js';
+import type { HandshakeMode } from './metrics.js';
+import { chooseCredential, type ChoiceDetails } from './router.js';
+import type { OursEngine } from './terminator.js';
+
+export interface OursEngineOptions {
+  readonly store: MaterialStore;
+  readonly keyless: Signer | undefined;
+  readonly alpnProtocols?: readonly string[];
+  readonly keylog?: (line: string) => void;
+}
+
+export function createServerConfig(options: OursEngineOptions): ServerConfig {
+  return new ServerConfig({
+    selectCredential: (hello) => chooseCredential(hello, options.store.current, options.keyless),
+    ...(options.alpnProtocols && options.alpnProtocols.length > 0 ? { alpnProtocols: options.alpnProtocols } : {}),
+    ...(options.keylog ? { keylog: options.keylog } : {}),
+  });
+}
+
+export function createOursEngine(options: OursEngineOptions): OursEngine {
+  const config = createServerConfig(options);
+  return async (socket, buffered, _hello, _material, timeoutMs) => {
+    const stream = new TlsServerStream(socket, new ServerConnection(config));
+    const info = await stream.handshake(buffered, timeoutMs);
+    return { stream, mode: modeOf(info) };
+  };
+}
+
+export function modeOf(info: HandshakeInfo): HandshakeMode {
+  const details = info.serverMode.details as ChoiceDetails | undefined;
+  if (details?.mode) return details.mode;
+  switch (info.serverMode.authentication) {
+    case 'delegated-credential':
+      return 'dc';
+    case 'keyless':
+      return 'keyless';
+    case 'psk':
+      return 'resumed';
+    default:
+      return 'certificate';
+  }
+}
+
+/** A ServerConnection over a socket, as a Duplex of plaintext. */
+export class TlsServerStream extends Duplex {
+  private handshakeDone: ((info: HandshakeInfo) => void) | undefined;
+  private handshakeFailed: ((err: Error) => void) | undefined;
+  private info: HandshakeInfo | undefined;
+  private readingPaused = false;
+  private inputEnded = false;
+
+  constructor(
+    private readonly socket: Socket,
+    private readonly conn: ServerConnection,
+  ) {
+    super({ allowHalfOpen: true });
+    socket.on('data', (chunk: Buffer) => this.apply(this.conn.feed(chunk)));
+    socket.on('end', () => {
+      // FIN without close_notify: a truncated stream, still an end of input for the proxy.
+      if (this.info) this.endInput();
+      else this.fail(new Error('the client closed the connection during the handshake'));
+    });
+    socket.on('close', () => {
+      if (!this.destroyed) this.destroy();
+    });
+    socket.on('error', (err) => this.destroy(err));
+  }
+
+  /** Feeds the already-read bytes, then reads the socket until the handshake completes. */
+  handshake(buffered: Buffer, timeoutMs: number): Promise<HandshakeInfo> {
+    return new Promise((resolve, reject) => {
+      const timer = setTimeout(() => this.fail(new Error(`handshake not complete after ${timeoutMs} ms`)), timeoutMs);
+      this.handshakeDone = (info) => {
+        clearTimeout(timer);
+        resolve(info);
+      };
+      this.handshakeFailed = (err) => {
+        clearTimeout(timer);
+        reject(err);
+      };
+      this.apply(this.conn.feed(buffered));
+      if (!this.info && !this.destroyed) this.socket.resume();
+    });
+  }
+
+  get handshakeInfo(): HandshakeInfo | undefined {
+    return this.info;
+  }
+
+  private apply(progress: Progress, writeCallback?: (err?: Error | null) => void): void {
+    const last = progress.output.length - 1;
+    progress.output.forEach((bytes, i) => {
+      if (!this.socket.destroyed) this.socket.write(bytes, i === last ? writeCallback : undefined);
+    });
+    if ((last < 0 || this.socket.destroyed) && writeCallback) writeCallback();
+    for (const event of progress.events) {
+      switch (event.type) {
+        case 'handshake':
+          this.info = event.info;
+          this.handshakeDone?.(event.info);
+          this.handshakeDone = undefined;
+          this.handshakeFailed = undefined;
+          break;
+        case 'data':
+          if (!this.push(event.data) && !this.readingPaused) {
+            this.readingPaused = true;
+            this.socket.pause();
+          }
+          break;
+        case 'end':
+          this.endInput();
+          break;
+        case 'error':
+          // The alert is already in `output`: let it go out before the socket closes.
+          this.socket.end();
+          this.fail(event.error);
+          break;
+        case 'session':
+          break;
+      }
+    }
+    if (progress.waitFor) {
+      // An async signer (keyless) is at work: nothing is read meanwhile; continue when it settles.
+      void progress.waitFor.then(() => this.apply(this.conn.poll()));
+    }
+  }
+
+  private endInput(): void {
+    if (this.inputEnded) return;
+    this.inputEnded = true;
+    this.push(null);
+  }
+
+  private fail(err: Error): void {
+    if (this.handshakeFailed) {
+      const reject = this.handshakeFailed;
+      this.handshakeFailed = undefined;
+      this.handshakeDone = undefined;
+      reject(err);
+      this.socket.destroySoon();
+      this.destroy();
+      return;
+    }
+    this.destroy(err);
+  }
+
+  override _read(): void {
+    if (this.readingPaused) {
+      this.readingPaused = false;
+      this.socket.resume();
+    }
+  }
+
+  override _write(chunk: Buffer, _encoding: BufferEncoding, callback: (error?: Error | null) => void): void {
+    this.conn.write(chunk);
+    // The callback waits for the socket to accept the last record: the socket's buffer is the
+    // proxy's backpressure signal.
+    this.apply(this.conn.poll(), callback);
+  }
+
+  override _final(callback: (error?: Error | null) => void): void {
+    this.conn.close();
+    this.apply(this.conn.poll());
+    this.socket.end(callback);
+  }
+
+  override _destroy(err: Error | null, callback: (error?: Error | null) => void): void {
+    this.socket.destroy();
+    callback(err);
+  }
+}

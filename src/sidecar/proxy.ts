@@ -1,0 +1,168 @@
+/**
+ * The plaintext leg: bytes between a terminated client stream and the application on
+ * 127.0.0.1:<upstream>.
+ *
+ * - Half-close both ways: when one side ends its writing, the other side's writable is ended
+ *   (`pipe` with end: true) and the reverse direction keeps flowing until it ends too. Nothing is
+ *   destroyed on a half-close; both sockets are allowHalfOpen.
+ * - Backpressure: `pipe` pauses the source when the destination's buffer is full and resumes on
+ *   'drain', so a slow reader never makes the sidecar buffer without bound.
+ * - Idle timeout: no bytes either way for `idleTimeoutMs` closes both sides.
+ * - Errors on either side destroy both (a reset on one leg is passed on as a close on the other).
+ *
+ * ConnectionTracker holds the connection limit and the graceful drain on SIGTERM.
+ */
+import { connect, type Socket } from 'node:net';
+import type { Duplex } from 'node:stream';
+
+export interface UpstreamOptions {
+  readonly host: string;
+  readonly port: number;
+  /** Deadline for the TCP connect to the application (default 5 s). */
+  readonly connectTimeoutMs?: number;
+  /** No traffic either way for this long closes the pair (default 5 min; 0 disables). */
+  readonly idleTimeoutMs?: number;
+}
+
+export type ProxyEnd =
+  | { readonly kind: 'closed' }
+  | { readonly kind: 'idle-timeout' }
+  | { readonly kind: 'upstream-unavailable'; readonly error: Error }
+  | { readonly kind: 'error'; readonly side: 'client' | 'upstream'; readonly error: Error };
+
+/** Opens a connection to the application; resolves once connected. */
+export function connectUpstream(options: UpstreamOptions): Promise<Socket> {
+  return new Promise((resolve, reject) => {
+    const socket = connect({ host: options.host, port: options.port, allowHalfOpen: true });
+    socket.setNoDelay(true);
+    const timer = setTimeout(() => {
+      socket.destroy();
+      reject(new Error(`connect to ${options.host}:${options.port} timed out after ${options.connectTimeoutMs ?? 5000} ms`));
+    }, options.connectTimeoutMs ?? 5000);
+    socket.once('connect', () => {
+      clearTimeout(timer);
+      socket.removeListener('error', reject);
+      resolve(socket);
+    });
+    socket.once('error', (err) => {
+      clearTimeout(timer);
+      reject(err);
+    });
+  });
+}
+
+/**
+ * Splices `client` and `upstream` together; resolves when both are closed. The streams must be
+ * created allowHalfOpen so that one direction ending leaves the other open.
+ */
+export function splice(client: Duplex, upstream: Duplex, idleTimeoutMs = 300_000): Promise<ProxyEnd> {
+  return new Promise((resolve) => {
+    let end: ProxyEnd = { kind: 'closed' };
+    let open = 2;
+    const onClose = (): void => {
+      if (--open === 0) {
+        clearTimeout(idle);
+        resolve(end);
+      }
+    };
+    const fail = (side: 'client' | 'upstream') => (error: Error) => {
+      if (end.kind === 'closed') end = { kind: 'error', side, error };
+      client.destroy();
+      upstream.destroy();
+    };
+    const idle =
+      idleTimeoutMs > 0
+        ? setTimeout(() => {
+            if (end.kind === 'closed') end = { kind: 'idle-timeout' };
+            client.destroy();
+            upstream.destroy();
+          }, idleTimeoutMs)
+        : undefined;
+    const touch = (): void => {
+      idle?.refresh();
+    };
+    client.on('error', fail('client'));
+    upstream.on('error', fail('upstream'));
+    client.on('data', touch);
+    upstream.on('data', touch);
+    client.once('close', onClose);
+    upstream.once('close', onClose);
+    // One side closing abruptly (destroyed, reset: its readable never ended) ends the pair: there
+    // is no one to talk to. A side that closed after a clean end leaves the other to flush.
+    client.once('close', () => {
+      if (!client.readableEnded) upstream.destroy();
+    });
+    upstream.once('close', () => {
+      if (!upstream.readableEnded) client.destroy();
+    });
+    client.pipe(upstream, { end: true });
+    upstream.pipe(client, { end: true });
+  });
+}
+
+/** Connects to the application and splices; the client is closed when the application is down. */
+export async function proxyToUpstream(client: Duplex, options: UpstreamOptions): Promise<ProxyEnd> {
+  let upstream: Socket;
+  try {
+    upstream = await connectUpstream(options);
+  } catch (error) {
+    client.destroy();
+    return { kind: 'upstream-unavailable', error: error instanceof Error ? error : new Error(String(error)) };
+  }
+  return splice(client, upstream, options.idleTimeoutMs);
+}
+
+/**
+ * Open client connections: enforces the limit and carries the graceful drain. A connection is
+ * admitted before anything is read from it and released when its socket closes.
+ */
+export class ConnectionTracker {
+  private readonly sockets = new Set<Socket>();
+  private draining = false;
+  private emptied: (() => void) | undefined;
+
+  constructor(readonly limit: number) {}
+
+  get size(): number {
+    return this.sockets.size;
+  }
+
+  get isDraining(): boolean {
+    return this.draining;
+  }
+
+  /** 'admitted', or why not; an admitted socket is released on its 'close'. */
+  admit(socket: Socket, onRelease?: () => void): 'admitted' | 'limit' | 'draining' {
+    if (this.draining) return 'draining';
+    if (this.sockets.size >= this.limit) return 'limit';
+    this.sockets.add(socket);
+    socket.once('close', () => {
+      this.sockets.delete(socket);
+      onRelease?.();
+      if (this.sockets.size === 0) this.emptied?.();
+    });
+    return 'admitted';
+  }
+
+  /**
+   * Stops admitting, waits for open connections to finish up to `deadline`, then destroys the
+   * rest. Resolves with how many finished by themselves and how many were cut.
+   */
+  async drain(deadline: Date): Promise<{ finished: number; cut: number }> {
+    this.draining = true;
+    const initial = this.sockets.size;
+    if (initial > 0) {
+      await new Promise<void>((resolve) => {
+        const timer = setTimeout(resolve, Math.max(0, deadline.getTime() - Date.now()));
+        this.emptied = () => {
+          clearTimeout(timer);
+          resolve();
+        };
+      });
+    }
+    this.emptied = undefined;
+    const cut = this.sockets.size;
+    for (const s of this.sockets) s.destroy();
+    return { finished: initial - cut, cut };
+  }
+}

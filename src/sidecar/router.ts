@@ -1,0 +1,143 @@
+/**
+ * Who terminates a connection, decided from its ClientHello (design.md, "How a handshake is
+ * served by the sidecar"):
+ *
+ *   TLS 1.3 + delegated_credential with an algorithm we hold a fresh DC for  -> our stack, DC
+ *   other TLS 1.3 clients, tls.key mounted                                    -> certificate key
+ *                                                                               (engine: see below)
+ *   other TLS 1.3 clients, keyless configured                                 -> our stack, keyless
+ *   TLS 1.2-only clients, tls.key mounted                                     -> node:tls
+ *   TLS 1.2-only clients otherwise                                            -> protocol_version
+ *
+ * Non-DC TLS 1.3 clients with a local key could go to either engine. The default is chosen by
+ * measurement (bench/sidecar-routing.ts, results in bench/results/sidecar-routing.md): see
+ * DEFAULT_CERTIFICATE_ENGINE.
+ *
+ * `chooseCredential` is the credential hook of our stack: it reads the same material, so the
+ * router's decision and the credential actually served agree.
+ */
+import { AlertDescription } from '../tls/alerts.js';
+import { ExtensionType, ProtocolVersion } from '../tls/constants.js';
+import type { CredentialChoice } from '../tls/credentials.js';
+import type { ClientHello } from '../tls/messages/client-hello.js';
+import { isCertificateVerifyScheme } from '../tls/signature-schemes.js';
+import { createKeySigner, type Signer } from '../tls/signer.js';
+import type { ServingMaterial } from './material.js';
+import type { HandshakeMode, TlsEngine } from './metrics.js';
+
+/**
+ * Engine for TLS 1.3 clients served with the certificate key. Measured (bench/results/sidecar-routing.md):
+ * see that file for the numbers behind this choice.
+ */
+export const DEFAULT_CERTIFICATE_ENGINE: TlsEngine = 'node';
+
+export interface RoutingPolicy {
+  /** Engine for non-DC TLS 1.3 clients served with the local certificate key. */
+  readonly certificateEngine: TlsEngine;
+  /** The keyless signer, when configured (certificate handshakes without a local key). */
+  readonly keyless: Signer | undefined;
+}
+
+export type Route =
+  | { readonly engine: TlsEngine; readonly mode: HandshakeMode }
+  | { readonly engine: 'refuse'; readonly alert: number; readonly reason: string; readonly metric: string };
+
+export function offersTls13(hello: ClientHello): boolean {
+  return hello.extensions.supportedVersions?.includes(ProtocolVersion.TLS1_3) ?? false;
+}
+
+export function route(hello: ClientHello, material: ServingMaterial | undefined, policy: RoutingPolicy, now = new Date()): Route {
+  if (!material) {
+    return { engine: 'refuse', alert: AlertDescription.handshake_failure, reason: 'no valid credentials are loaded yet', metric: 'no-credential' };
+  }
+  if (offersTls13(hello)) {
+    if (selectDelegatedCredential(hello, material, now)) return { engine: 'ours', mode: 'dc' };
+    if (material.certificateKey && certificateScheme(certificateSigner(material)!, hello) !== undefined) {
+      return { engine: policy.certificateEngine, mode: 'certificate' };
+    }
+    if (policy.keyless && certificateScheme(policy.keyless, hello) !== undefined) return { engine: 'ours', mode: 'keyless' };
+    if (material.certificateKey) {
+      // No signature scheme in common with our key: node:tls says so with the proper alert.
+      return { engine: 'node', mode: 'certificate' };
+    }
+    return {
+      engine: 'refuse',
+      alert: AlertDescription.handshake_failure,
+      reason: hello.extensions.delegatedCredential
+        ? 'the client accepts none of our delegated credentials, and no certificate key or keyless signer is configured'
+        : 'the client does not support delegated credentials, and no certificate key or keyless signer is configured',
+      metric: 'no-credential',
+    };
+  }
+  if (material.certificateKey) return { engine: 'node', mode: 'certificate' };
+  return {
+    engine: 'refuse',
+    alert: AlertDescription.protocol_version,
+    reason: 'the client does not offer TLS 1.3, and TLS 1.2 needs the certificate key (tls.key), which is not mounted',
+    metric: 'protocol-version',
+  };
+}
+
+function selectDelegatedCredential(hello: ClientHello, material: ServingMaterial, now: Date) {
+  return material.credentials.select({
+    dcSchemes: hello.extensions.delegatedCredential,
+    signatureSchemes: hello.extensions.signatureAlgorithms ?? [],
+    now,
+  });
+}
+
+const signers = new WeakMap<ServingMaterial, Signer>();
+
+/** The certificate key's signer, built once per loaded material. */
+export function certificateSigner(material: ServingMaterial): Signer | undefined {
+  if (!material.certificateKey) return undefined;
+  let s = signers.get(material);
+  if (!s) {
+    s = createKeySigner(material.certificateKey);
+    signers.set(material, s);
+  }
+  return s;
+}
+
+function certificateScheme(signer: Signer, hello: ClientHello): number | undefined {
+  const offered = hello.extensions.signatureAlgorithms ?? [];
+  return signer.schemes.find((s) => isCertificateVerifyScheme(s) && offered.includes(s));
+}
+
+/** What chooseCredential reports about its choice (HandshakeInfo.serverMode.details). */
+export interface ChoiceDetails {
+  readonly mode: HandshakeMode;
+  readonly dcExpiresAt?: string;
+}
+
+/**
+ * Our stack's credential hook: a DC when the client accepts one, else the certificate key
+ * (local, then keyless). Undefined makes the handshake fail with handshake_failure.
+ */
+export function chooseCredential(hello: ClientHello, material: ServingMaterial | undefined, keyless: Signer | undefined, now = new Date()): CredentialChoice | undefined {
+  if (!material) return undefined;
+  const chain = material.credentials.certificateChain;
+  const dc = selectDelegatedCredential(hello, material, now);
+  if (dc) {
+    const details: ChoiceDetails = { mode: 'dc', dcExpiresAt: dc.expiresAt.toISOString() };
+    return {
+      certificateChain: chain,
+      leafExtensions: [{ type: ExtensionType.delegated_credential, data: dc.encoded }],
+      signer: dc.signer,
+      scheme: dc.dcCertVerifyAlgorithm,
+      label: 'delegated-credential',
+      details,
+    };
+  }
+  for (const [signer, mode] of [
+    [certificateSigner(material), 'certificate'],
+    [keyless, 'keyless'],
+  ] as const) {
+    if (!signer) continue;
+    const scheme = certificateScheme(signer, hello);
+    if (scheme === undefined) continue;
+    const details: ChoiceDetails = { mode };
+    return { certificateChain: chain, signer, scheme, label: mode, details };
+  }
+  return undefined;
+}

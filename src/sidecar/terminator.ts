@@ -1,0 +1,135 @@
+/**
+ * One client connection, from accept to close:
+ *
+ *   admit (limit, draining) -> peek ClientHello (deadline) -> route -> handshake on the chosen
+ *   engine (deadline) -> proxy plaintext to the application -> close
+ *
+ * Every step's outcome is counted; nothing here throws to the listener.
+ */
+import type { Server, Socket } from 'node:net';
+import { createServer } from 'node:net';
+import type { Duplex } from 'node:stream';
+import { alertName } from '../tls/alerts.js';
+import type { WatcherLogger } from './credential-watcher.js';
+import { peekClientHello, plaintextAlert } from './client-hello-peek.js';
+import type { MaterialStore, ServingMaterial } from './material.js';
+import type { HandshakeMode, SidecarMetrics } from './metrics.js';
+import { terminateWithNode } from './node-engine.js';
+import { proxyToUpstream, type ConnectionTracker, type UpstreamOptions } from './proxy.js';
+import { route, type RoutingPolicy } from './router.js';
+import type { ClientHello } from '../tls/messages/client-hello.js';
+
+export interface OursHandshake {
+  readonly stream: Duplex;
+  /** How the server actually authenticated (the credential hook's choice). */
+  readonly mode: HandshakeMode;
+}
+
+/** Our TLS stack as an engine: replay `buffered`, handshake, resolve with the plaintext stream. */
+export type OursEngine = (socket: Socket, buffered: Buffer, hello: ClientHello, material: ServingMaterial, timeoutMs: number) => Promise<OursHandshake>;
+
+export interface TerminatorOptions {
+  readonly store: MaterialStore;
+  readonly metrics: SidecarMetrics;
+  readonly tracker: ConnectionTracker;
+  readonly policy: RoutingPolicy;
+  readonly upstream: UpstreamOptions;
+  /** Deadline for ClientHello plus handshake (default 10 s). */
+  readonly handshakeTimeoutMs: number;
+  readonly alpnProtocols?: readonly string[];
+  readonly ours: OursEngine | undefined;
+  readonly log: WatcherLogger & { debug(message: string, meta?: Record<string, unknown>): void };
+}
+
+export async function handleConnection(socket: Socket, o: TerminatorOptions): Promise<void> {
+  socket.on('error', () => {}); // errors surface as 'close'; the proxy reports its own
+  socket.setNoDelay(true);
+  const admitted = o.tracker.admit(socket, () => o.metrics.connectionClosed());
+  if (admitted !== 'admitted') {
+    o.metrics.refused(admitted);
+    socket.destroy();
+    return;
+  }
+  o.metrics.connectionOpened();
+  const started = Date.now();
+
+  const peek = await peekClientHello(socket, o.handshakeTimeoutMs);
+  if (peek.kind !== 'client-hello') {
+    o.metrics.refused(peek.kind === 'not-tls' ? 'bad-hello' : peek.kind);
+    if (peek.kind === 'not-tls') {
+      o.log.debug('not a TLS ClientHello', { remote: socket.remoteAddress, reason: peek.reason });
+      socket.end(plaintextAlert(peek.alert));
+      socket.destroySoon();
+    } else {
+      socket.destroy();
+    }
+    return;
+  }
+
+  const material = o.store.current;
+  const decision = route(peek.hello, material, o.policy);
+  if (decision.engine === 'refuse') {
+    o.metrics.refused(decision.metric);
+    o.log.debug('refused a client', { remote: socket.remoteAddress, alert: alertName(decision.alert), reason: decision.reason });
+    socket.end(plaintextAlert(decision.alert, peek.recordVersion));
+    return;
+  }
+  const remaining = Math.max(1, o.handshakeTimeoutMs - (Date.now() - started));
+  let stream: Duplex;
+  let mode = decision.mode;
+  try {
+    if (decision.engine === 'node' || !o.ours) {
+      stream = await terminateWithNode(socket, peek.buffered, material!, { timeoutMs: remaining, alpnProtocols: o.alpnProtocols });
+    } else {
+      const done = await o.ours(socket, peek.buffered, peek.hello, material!, remaining);
+      stream = done.stream;
+      mode = done.mode;
+    }
+  } catch (err) {
+    o.metrics.handshake(mode, decision.engine === 'node' || !o.ours ? 'node' : 'ours', 'failure');
+    o.log.debug('handshake failed', { remote: socket.remoteAddress, mode, error: err instanceof Error ? err.message : String(err) });
+    socket.destroy();
+    return;
+  }
+  o.metrics.handshake(mode, decision.engine === 'node' || !o.ours ? 'node' : 'ours', 'success');
+
+  const end = await proxyToUpstream(stream, o.upstream);
+  if (end.kind === 'upstream-unavailable') {
+    o.metrics.upstreamError();
+    o.log.warn('the application is not reachable', { upstream: `${o.upstream.host}:${o.upstream.port}`, error: end.error.message });
+  } else if (end.kind === 'error' && end.side === 'upstream') {
+    o.metrics.upstreamError();
+    o.log.debug('upstream connection error', { error: end.error.message });
+  }
+}
+
+export interface Listener {
+  readonly server: Server;
+  readonly port: number;
+  /** Stops accepting at once (open connections are the tracker's business). */
+  stopAccepting(): void;
+}
+
+export async function listen(host: string, port: number, o: TerminatorOptions): Promise<Listener> {
+  const server = createServer({ allowHalfOpen: true, pauseOnConnect: true }, (socket) => {
+    void handleConnection(socket, o).catch((err: unknown) => {
+      o.log.error('connection handler failed', { error: err instanceof Error ? err.stack ?? err.message : String(err) });
+      socket.destroy();
+    });
+  });
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', reject);
+    server.listen({ host, port, backlog: 1024 }, () => {
+      server.off('error', reject);
+      resolve();
+    });
+  });
+  const address = server.address();
+  return {
+    server,
+    port: typeof address === 'object' && address ? address.port : port,
+    stopAccepting: () => {
+      server.close();
+    },
+  };
+}

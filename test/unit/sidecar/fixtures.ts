@@ -1,0 +1,67 @@
+/**
+ * Real credentials for sidecar tests: a CA, a leaf with the DelegationUsage extension (and
+ * digitalSignature) for localhost/127.0.0.1, and delegated credentials issued with the DC
+ * library, laid out as the operator's output Secret (tls.crt, <algorithm>.cred/.key, optional
+ * tls.key).
+ */
+import { createPrivateKey } from 'node:crypto';
+import { asIssuer, issueCertificate, type IssuedCertificate, type KeyType } from '../../../src/cli/pki/dev-pki.js';
+import { issueDelegatedCredential, type DcAlgorithmName } from '../../../src/tls/delegated/index.js';
+import { createKeySigner } from '../../../src/tls/signer.js';
+import type { VolumeFiles } from './kubelet-volume.js';
+
+export interface TestPki {
+  readonly ca: IssuedCertificate;
+  readonly leaf: IssuedCertificate;
+}
+
+export async function makePki(keyType: KeyType = 'ecdsa-p256'): Promise<TestPki> {
+  const ca = await issueCertificate({ commonName: 'sidecar test CA', isCA: true }, 'ecdsa-p256');
+  const leaf = await issueCertificate(
+    {
+      commonName: 'localhost',
+      dnsNames: ['localhost'],
+      ipAddresses: ['127.0.0.1'],
+      delegationUsage: 'non-critical',
+      extendedKeyUsage: ['serverAuth'],
+    },
+    keyType,
+    asIssuer(ca),
+  );
+  return { ca, leaf };
+}
+
+export interface CredentialFilesOptions {
+  readonly algorithms?: readonly DcAlgorithmName[];
+  readonly validitySeconds?: number;
+  /** Include tls.key (local fallback). */
+  readonly certificateKey?: boolean;
+  /** Issue "now" as this time (a credential that expires soon, or has already expired). */
+  readonly now?: Date;
+}
+
+/** The operator's Secret layout for `pki.leaf`, with freshly issued DCs. */
+export async function credentialFiles(pki: TestPki, options: CredentialFilesOptions = {}): Promise<Record<string, string | Uint8Array>> {
+  const signer = createKeySigner(createPrivateKey(pki.leaf.key.privateKeyPem));
+  const files: Record<string, string | Uint8Array> = { 'tls.crt': pki.leaf.pem };
+  for (const algorithm of options.algorithms ?? ['ecdsa_secp256r1_sha256']) {
+    const dc = await issueDelegatedCredential({
+      certificate: pki.leaf.der,
+      signer,
+      dcAlgorithm: algorithm,
+      validitySeconds: options.validitySeconds ?? 86_400,
+      ...(options.now ? { now: options.now } : {}),
+    });
+    files[`${algorithm}.cred`] = dc.delegatedCredential;
+    files[`${algorithm}.key`] = dc.privateKeyPem;
+  }
+  if (options.certificateKey) files['tls.key'] = pki.leaf.key.privateKeyPem;
+  return files;
+}
+
+export function withFile(files: VolumeFiles, name: string, content: string | Uint8Array | undefined): Record<string, string | Uint8Array> {
+  const out: Record<string, string | Uint8Array> = { ...files };
+  if (content === undefined) delete out[name];
+  else out[name] = content;
+  return out;
+}
