@@ -9,6 +9,8 @@ import { connect as tlsConnect, createServer as createTlsServer, type TLSSocket 
 import type { AddressInfo } from 'node:net';
 import { get as httpGet } from 'node:http';
 import { writeFileSync } from 'node:fs';
+import { spawn } from 'node:child_process';
+import { fileURLToPath } from 'node:url';
 import { join } from 'node:path';
 import { KeylessClient } from '../../src/keyless/client.js';
 import { decodeOperation, encodeMessage, FrameDecoder, type Operation } from '../../src/keyless/codec.js';
@@ -337,5 +339,61 @@ void describe('keyless client resilience', () => {
     await assert.rejects(client.ping({ timeoutMs: 100 }), /ECONNREFUSED/);
     assert.equal(client.state, 'backoff');
     await client.close();
+  });
+});
+
+void describe('dc-operator keyserver command', () => {
+  let pki3: KeylessPki;
+  before(() => {
+    pki3 = makeKeylessPki(['ed25519']);
+  });
+  after(() => pki3.cleanup());
+
+  void it('serves signatures from the key directory, exposes metrics and stops cleanly on SIGTERM', async () => {
+    const files = {
+      ca: join(pki3.dir, 'ca.crt'),
+      cert: join(pki3.dir, 'server.crt'),
+      key: join(pki3.dir, 'server.pem'),
+    };
+    const entry = fileURLToPath(new URL('../../src/cli/dc-operator.js', import.meta.url));
+    const child = spawn(
+      process.execPath,
+      [entry, 'keyserver', '--keys', pki3.keysDir, '--ca', files.ca, '--cert', files.cert, '--key', files.key,
+        '--port', '0', '--address', '127.0.0.1', '--metrics-port', '0'],
+      { stdio: ['ignore', 'pipe', 'pipe'] },
+    );
+    let stderr = '';
+    const listening = new Promise<{ port: number; metricsPort: number }>((resolve, reject) => {
+      child.stderr.setEncoding('utf8');
+      child.stderr.on('data', (chunk: string) => {
+        stderr += chunk;
+        for (const line of stderr.split('\n')) {
+          if (!line.includes('key server listening')) continue;
+          const event = JSON.parse(line) as { port: number; metricsPort: number };
+          resolve({ port: event.port, metricsPort: event.metricsPort });
+        }
+      });
+      child.once('exit', (code) => reject(new Error(`keyserver exited with ${code}: ${stderr}`)));
+    });
+    const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
+    try {
+      const { port, metricsPort } = await listening;
+      const signer = new KeylessSigner({
+        address: `localhost:${port}`,
+        ca: pki3.ca,
+        clientCert: pki3.client.cert,
+        clientKey: pki3.client.key,
+        certificate: pki3.keys.ed25519.cert,
+      });
+      const sig = await signer.sign(S.ed25519, message);
+      assert.ok(verify(null, message, createPublicKey(pki3.keys.ed25519.cert), sig));
+      await signer.close();
+      const metrics = await fetchMetrics(metricsPort);
+      assert.match(metrics, /keyless_server_requests_total\{opcode="ed25519Sign",result="ok"\} 1/);
+      assert.match(metrics, /keyless_server_keys 1/);
+    } finally {
+      child.kill('SIGTERM');
+    }
+    assert.equal(await exited, 0, stderr);
   });
 });
