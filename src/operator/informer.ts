@@ -95,11 +95,22 @@ export function upsert<T>(
   return existing ? { type: 'update', object, old: existing.object } : { type: 'add', object };
 }
 
+/**
+ * True when resourceVersion `a` is older than `b`. resourceVersions are opaque by contract, but
+ * etcd-backed ones are increasing integers; anything else is never considered older.
+ */
+export function isOlder(a: string, b: string): boolean {
+  if (!/^[0-9]+$/.test(a) || !/^[0-9]+$/.test(b)) return false;
+  return BigInt(a) < BigInt(b);
+}
+
 // ---- the informer ----------------------------------------------------------------------------
 
 export class Informer<R extends ObjectMeta, T = R> {
   private readonly store = new Map<string, StoredEntry<T>>();
   private readonly handlers: ChangeHandler<T>[] = [];
+  /** resourceVersions of our own writes, per key, until the watch catches up. */
+  private readonly primed = new Map<string, string>();
   private resourceVersion = '';
   private stopped = true;
   private failures = 0;
@@ -134,6 +145,20 @@ export class Informer<R extends ObjectMeta, T = R> {
 
   list(): T[] {
     return [...this.store.values()].map((e) => e.object);
+  }
+
+  /**
+   * Puts an object we just wrote into the store, without telling handlers. The watch event for
+   * it then changes nothing, and events still in flight for older versions are ignored, so a
+   * reconcile never sees the world from before its own write (and never issues twice).
+   */
+  prime(object: R): void {
+    const key = objectKey(object);
+    const rv = object.metadata?.resourceVersion ?? '';
+    const existing = this.store.get(key);
+    if (existing && rv !== '' && isOlder(rv, existing.resourceVersion)) return;
+    this.store.set(key, { object: this.transform(object), resourceVersion: rv });
+    if (rv !== '') this.primed.set(key, rv);
   }
 
   hasSynced(): boolean {
@@ -190,6 +215,7 @@ export class Informer<R extends ObjectMeta, T = R> {
     const list = await this.source.list();
     const items = list.items.map((raw) => ({ key: objectKey(raw), object: this.transform(raw), resourceVersion: raw.metadata?.resourceVersion ?? '' }));
     const changes = replaceStore(this.store, items);
+    this.primed.clear();
     this.resourceVersion = list.resourceVersion;
     this.emit(changes);
     if (!this.hasSyncedFlag) {
@@ -225,6 +251,9 @@ export class Informer<R extends ObjectMeta, T = R> {
           }
           return;
         }
+        const primed = this.primed.get(key);
+        if (primed !== undefined && rv !== undefined && isOlder(rv, primed)) return; // older than our own write
+        this.primed.delete(key);
         const change = upsert(this.store, key, this.transform(object), rv ?? '');
         if (change) this.emit([change]);
       };

@@ -1,0 +1,90 @@
+// The certificate Secrets DelegatedCredentials reference, watched without caching every Secret
+// in the cluster and without caching any private key:
+//
+// - one watch per namespace that holds at least one DelegatedCredential (started with the
+//   first, stopped with the last), restricted by the field selector type=kubernetes.io/tls;
+// - the store keeps a projection (name, resourceVersion, tls.crt) and drops tls.key at once;
+// - the key itself is read with a targeted GET only when issuing.
+//
+// Alternatives considered: a label users must put on their certificate Secrets (cert-manager
+// Secrets would need a secretTemplate: easy to forget, and a silent failure); one watch per
+// referenced name (fieldSelector metadata.name=X: a connection per DelegatedCredential); a
+// cluster-wide watch of every Secret (what this avoids). Namespaces with DCs are usually few.
+import type { V1Secret } from '@kubernetes/client-node';
+import type { Clock } from './clock.js';
+import { Informer, type InformerLogger, type ListWatchSource } from './informer.js';
+import type { CertificateLookup, CertificateSecretProjection } from './ports.js';
+
+export const CERTIFICATE_SECRET_SELECTOR = 'type=kubernetes.io/tls';
+
+export function projectCertificateSecret(secret: V1Secret): CertificateSecretProjection {
+  const crt = secret.data?.['tls.crt'];
+  return {
+    namespace: secret.metadata?.namespace ?? '',
+    name: secret.metadata?.name ?? '',
+    resourceVersion: secret.metadata?.resourceVersion ?? '',
+    chainPem: crt === undefined ? undefined : Buffer.from(crt, 'base64').toString('utf8'),
+  };
+}
+
+export class CertificateSecrets {
+  private readonly namespaces = new Map<string, { informer: Informer<V1Secret, CertificateSecretProjection>; refs: number }>();
+  private readonly handlers: ((secret: CertificateSecretProjection) => void)[] = [];
+
+  constructor(
+    private readonly source: (namespace: string) => ListWatchSource<V1Secret>,
+    private readonly clock: Clock,
+    private readonly log: InformerLogger,
+  ) {}
+
+  onChange(handler: (secret: CertificateSecretProjection) => void): void {
+    this.handlers.push(handler);
+  }
+
+  /** One more DelegatedCredential in `namespace`: watch it if not yet watched. */
+  retain(namespace: string): void {
+    const entry = this.namespaces.get(namespace);
+    if (entry) {
+      entry.refs++;
+      return;
+    }
+    const informer = new Informer(`certificate-secrets/${namespace}`, this.source(namespace), projectCertificateSecret, this.clock, this.log);
+    informer.on(({ object }) => {
+      for (const h of this.handlers) h(object);
+    });
+    this.namespaces.set(namespace, { informer, refs: 1 });
+    informer.start();
+  }
+
+  /** One DelegatedCredential fewer in `namespace`: stop watching it with the last. */
+  release(namespace: string): void {
+    const entry = this.namespaces.get(namespace);
+    if (!entry) return;
+    entry.refs--;
+    if (entry.refs <= 0) {
+      this.namespaces.delete(namespace);
+      void entry.informer.stop();
+    }
+  }
+
+  lookup(namespace: string, name: string): CertificateLookup {
+    const entry = this.namespaces.get(namespace);
+    if (!entry || !entry.informer.hasSynced()) return { state: 'syncing' };
+    const secret = entry.informer.get(`${namespace}/${name}`);
+    return secret ? { state: 'found', secret } : { state: 'absent' };
+  }
+
+  watchedNamespaces(): string[] {
+    return [...this.namespaces.keys()];
+  }
+
+  allSynced(): boolean {
+    return [...this.namespaces.values()].every((e) => e.informer.hasSynced());
+  }
+
+  async stop(): Promise<void> {
+    const entries = [...this.namespaces.values()];
+    this.namespaces.clear();
+    await Promise.all(entries.map((e) => e.informer.stop()));
+  }
+}

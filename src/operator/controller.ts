@@ -1,0 +1,193 @@
+// Wires informers → work queue → reconciler workers. Handlers only enqueue keys (style #10);
+// indexes map a certificate Secret, a signer or an output Secret back to the
+// DelegatedCredentials that depend on it.
+import type { V1Secret } from '@kubernetes/client-node';
+import type { DelegatedCredential, DelegationSigner } from './api/v1alpha1.js';
+import { RESOURCES } from './api/v1alpha1.js';
+import { CertificateSecrets, CERTIFICATE_SECRET_SELECTOR } from './certificate-secrets.js';
+import type { Clock } from './clock.js';
+import type { CryptoPort } from './crypto.js';
+import { Informer, objectKey } from './informer.js';
+import type { KubeClient } from './kube.js';
+import { MANAGED_SELECTOR, OWNER_LABEL } from './output-secret.js';
+import type { EventRecorder, IssueMetrics, Listers, Logger } from './ports.js';
+import { WorkQueue } from './queue.js';
+import { Reconciler } from './reconciler.js';
+
+export interface ControllerDeps {
+  kube: KubeClient;
+  crypto: CryptoPort;
+  clock: Clock;
+  log: Logger;
+  events: EventRecorder;
+  metrics: IssueMetrics;
+  /** Watch only this namespace; undefined: all namespaces. */
+  namespace?: string;
+  /** Where ClusterDelegationSigner key Secrets live by default. */
+  operatorNamespace: string;
+  workers?: number;
+}
+
+/** Index: dependency key → keys of the DelegatedCredentials that use it. */
+class ReverseIndex {
+  private readonly byDependency = new Map<string, Set<string>>();
+  private readonly byOwner = new Map<string, string[]>();
+  set(owner: string, dependencies: string[]): void {
+    this.delete(owner);
+    this.byOwner.set(owner, dependencies);
+    for (const d of dependencies) {
+      let set = this.byDependency.get(d);
+      if (!set) this.byDependency.set(d, (set = new Set()));
+      set.add(owner);
+    }
+  }
+  delete(owner: string): void {
+    for (const d of this.byOwner.get(owner) ?? []) {
+      const set = this.byDependency.get(d);
+      set?.delete(owner);
+      if (set?.size === 0) this.byDependency.delete(d);
+    }
+    this.byOwner.delete(owner);
+  }
+  owners(dependency: string): string[] {
+    return [...(this.byDependency.get(dependency) ?? [])];
+  }
+}
+
+function dependenciesOf(dc: DelegatedCredential): string[] {
+  const ns = dc.metadata.namespace ?? '';
+  const deps = [`cert:${ns}/${dc.spec.certificateSecretRef.name}`];
+  const ref = dc.spec.signerRef;
+  if (ref) deps.push(ref.kind === 'DelegationSigner' ? `signer:DelegationSigner/${ns}/${ref.name}` : `signer:ClusterDelegationSigner/${ref.name}`);
+  return deps;
+}
+
+export class Controller {
+  readonly queue: WorkQueue;
+  readonly credentials: Informer<DelegatedCredential>;
+  readonly signers: Informer<DelegationSigner>;
+  readonly clusterSigners: Informer<DelegationSigner>;
+  readonly outputSecrets: Informer<V1Secret>;
+  readonly certificateSecrets: CertificateSecrets;
+  private readonly reconciler: Reconciler;
+  private readonly index = new ReverseIndex();
+  private readonly namespaceOf = new Map<string, string>();
+  private workers: Promise<void>[] = [];
+  private stopRequested!: () => void;
+  private readonly stopping = new Promise<void>((resolve) => (this.stopRequested = resolve));
+
+  constructor(private readonly deps: ControllerDeps) {
+    const { kube, clock, log, namespace } = deps;
+    this.queue = new WorkQueue(clock);
+    const ilog = { warn: log.warn.bind(log), debug: log.debug.bind(log) };
+    this.credentials = new Informer('delegatedcredentials', kube.customSource<DelegatedCredential>(RESOURCES.delegatedCredentials.plural, namespace), (o) => o, clock, ilog);
+    this.signers = new Informer('delegationsigners', kube.customSource<DelegationSigner>(RESOURCES.delegationSigners.plural, namespace), (o) => o, clock, ilog);
+    this.clusterSigners = new Informer('clusterdelegationsigners', kube.customSource<DelegationSigner>(RESOURCES.clusterDelegationSigners.plural, undefined, true), (o) => o, clock, ilog);
+    this.outputSecrets = new Informer('output-secrets', kube.secretSource(namespace, { labelSelector: MANAGED_SELECTOR }), (o) => o, clock, ilog);
+    this.certificateSecrets = new CertificateSecrets((ns) => kube.secretSource(ns, { fieldSelector: CERTIFICATE_SECRET_SELECTOR }), clock, ilog);
+    const listers: Listers = {
+      delegatedCredential: (ns, name) => this.credentials.get(`${ns}/${name}`),
+      outputSecret: (ns, name) => this.outputSecrets.get(`${ns}/${name}`),
+      certificateSecret: (ns, name) => this.certificateSecrets.lookup(ns, name),
+      signer: (kind, ns, name) => (kind === 'DelegationSigner' ? this.signers.get(`${ns}/${name}`) : this.clusterSigners.get(name)),
+    };
+    this.reconciler = new Reconciler({
+      listers,
+      api: kube,
+      crypto: deps.crypto,
+      clock,
+      events: deps.events,
+      metrics: deps.metrics,
+      log,
+      operatorNamespace: deps.operatorNamespace,
+      primeSecret: (s) => this.outputSecrets.prime(s),
+      primeCredential: (dc) => this.credentials.prime(dc),
+    });
+    this.wire();
+  }
+
+  private wire(): void {
+    this.credentials.on(({ type, object }) => {
+      const key = objectKey(object);
+      const ns = object.metadata.namespace ?? '';
+      if (type === 'delete') {
+        this.index.delete(key);
+        if (this.namespaceOf.delete(key)) this.certificateSecrets.release(ns);
+        this.queue.cancel(key);
+        return;
+      }
+      if (!this.namespaceOf.has(key)) {
+        this.namespaceOf.set(key, ns);
+        this.certificateSecrets.retain(ns);
+      }
+      this.index.set(key, dependenciesOf(object));
+      this.queue.add(key);
+    });
+    this.outputSecrets.on(({ object }) => {
+      const owner = object.metadata?.labels?.[OWNER_LABEL];
+      if (owner) this.queue.add(`${object.metadata?.namespace ?? ''}/${owner}`);
+    });
+    this.certificateSecrets.onChange((secret) => {
+      for (const key of this.index.owners(`cert:${secret.namespace}/${secret.name}`)) this.queue.add(key);
+    });
+    const signerChanged = (kind: string) => ({ object }: { object: DelegationSigner }) => {
+      const id = kind === 'DelegationSigner' ? `${object.metadata.namespace ?? ''}/${object.metadata.name ?? ''}` : (object.metadata.name ?? '');
+      for (const key of this.index.owners(`signer:${kind}/${id}`)) this.queue.add(key);
+    };
+    this.signers.on(signerChanged('DelegationSigner'));
+    this.clusterSigners.on(signerChanged('ClusterDelegationSigner'));
+  }
+
+  start(): void {
+    this.outputSecrets.start();
+    this.signers.start();
+    this.clusterSigners.start();
+    this.credentials.start();
+    const n = this.deps.workers ?? 4;
+    // Workers start once the dependency caches are filled: a reconcile against an empty output
+    // Secret cache would see every Secret as missing and issue everything again.
+    const synced = Promise.all([this.outputSecrets.synced, this.signers.synced, this.clusterSigners.synced, this.credentials.synced]);
+    const ready = Promise.race([synced, this.stopping]);
+    this.workers = Array.from({ length: n }, () => ready.then(() => this.work()));
+  }
+
+  hasSynced(): boolean {
+    return this.credentials.hasSynced() && this.outputSecrets.hasSynced() && this.signers.hasSynced() && this.clusterSigners.hasSynced();
+  }
+
+  private async work(): Promise<void> {
+    for (;;) {
+      const key = await this.queue.get();
+      if (key === undefined) return;
+      await this.process(key);
+      this.queue.done(key);
+    }
+  }
+
+  private async process(key: string): Promise<void> {
+    const [namespace = '', name = ''] = key.split('/');
+    const log = this.deps.log;
+    try {
+      const result = await this.reconciler.reconcile(namespace, name);
+      if (result.kind === 'gone') {
+        this.queue.cancel(key);
+      } else if (result.kind === 'failed') {
+        const delay = this.queue.addRateLimited(key);
+        log.debug('retrying', { namespace, name, reason: result.failure.reason, retryInMs: delay });
+      } else {
+        this.queue.forget(key);
+        if (result.requeueAt) this.queue.addAfter(key, result.requeueAt.getTime() - this.deps.clock.now().getTime());
+      }
+    } catch (err) {
+      const delay = this.queue.addRateLimited(key);
+      log.warn('reconcile error', { namespace, name, error: err instanceof Error ? err.message : String(err), retryInMs: delay });
+    }
+  }
+
+  async stop(): Promise<void> {
+    this.stopRequested();
+    this.queue.shutdown();
+    await Promise.all([this.credentials.stop(), this.signers.stop(), this.clusterSigners.stop(), this.outputSecrets.stop(), this.certificateSecrets.stop()]);
+    await Promise.allSettled(this.workers);
+  }
+}

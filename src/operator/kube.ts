@@ -1,0 +1,190 @@
+// The apiserver side of the ports, with @kubernetes/client-node 1.3 (promise API, object params):
+// list/watch sources for the informers, the few targeted reads and conditional writes the
+// reconciler makes, and an event recorder.
+import {
+  CoreV1Api,
+  CustomObjectsApi,
+  Watch,
+  type CoreV1Event,
+  type KubeConfig,
+  type V1Secret,
+} from '@kubernetes/client-node';
+import type { DelegatedCredential, DelegatedCredentialStatus } from './api/v1alpha1.js';
+import { GROUP, VERSION } from './api/v1alpha1.js';
+import type { Clock } from './clock.js';
+import { statusCodeOf, type ListResult, type ListWatchSource, type WatchEventType } from './informer.js';
+import type { EventRecorder, KubeApi, Logger } from './ports.js';
+
+const PAGE = 500;
+
+export interface Selector {
+  labelSelector?: string;
+  fieldSelector?: string;
+}
+
+interface KubeList<R> {
+  items: R[];
+  metadata?: { resourceVersion?: string; _continue?: string; continue?: string };
+}
+
+/** Pages through a list (limit/continue) so a large collection is not one giant response. */
+async function listAll<R>(page: (cont: string | undefined) => Promise<KubeList<R>>): Promise<ListResult<R>> {
+  const items: R[] = [];
+  let cont: string | undefined;
+  let resourceVersion = '';
+  do {
+    const list = await page(cont);
+    items.push(...list.items);
+    resourceVersion = list.metadata?.resourceVersion ?? resourceVersion;
+    cont = list.metadata?._continue ?? list.metadata?.continue ?? undefined;
+  } while (cont);
+  return { items, resourceVersion };
+}
+
+function watchVia<R>(watch: Watch, path: string, selector: Selector): ListWatchSource<R>['watch'] {
+  return async (resourceVersion, onEvent, done) => {
+    const query: Record<string, string | number | boolean | undefined> = {
+      resourceVersion,
+      allowWatchBookmarks: true,
+      // Like client-go: a random server-side timeout spreads reconnects of many watches.
+      timeoutSeconds: 300 + Math.floor(Math.random() * 300),
+      labelSelector: selector.labelSelector,
+      fieldSelector: selector.fieldSelector,
+    };
+    const controller = await watch.watch(path, query, (type: string, object: R) => onEvent(type as WatchEventType, object), done);
+    return { abort: () => controller.abort() };
+  };
+}
+
+export class KubeClient implements KubeApi {
+  readonly core: CoreV1Api;
+  readonly custom: CustomObjectsApi;
+  private readonly watcher: Watch;
+
+  constructor(readonly kc: KubeConfig) {
+    this.core = kc.makeApiClient(CoreV1Api);
+    this.custom = kc.makeApiClient(CustomObjectsApi);
+    this.watcher = new Watch(kc);
+  }
+
+  // ---- sources for the informers
+
+  /** A custom resource, in one namespace or (namespace undefined) all of them / cluster scoped. */
+  customSource<R>(plural: string, namespace: string | undefined, clusterScoped = false): ListWatchSource<R> {
+    const base = `/apis/${GROUP}/${VERSION}`;
+    const path = namespace !== undefined && !clusterScoped ? `${base}/namespaces/${namespace}/${plural}` : `${base}/${plural}`;
+    const group = GROUP;
+    const version = VERSION;
+    return {
+      list: () =>
+        listAll<R>((cont) =>
+          (clusterScoped
+            ? this.custom.listClusterCustomObject({ group, version, plural, limit: PAGE, _continue: cont })
+            : namespace !== undefined
+              ? this.custom.listNamespacedCustomObject({ group, version, namespace, plural, limit: PAGE, _continue: cont })
+              : this.custom.listCustomObjectForAllNamespaces({ group, version, plural, limit: PAGE, _continue: cont })) as Promise<KubeList<R>>,
+        ),
+      watch: watchVia<R>(this.watcher, path, {}),
+    };
+  }
+
+  /** Secrets matching a selector, in one namespace or all of them. */
+  secretSource(namespace: string | undefined, selector: Selector): ListWatchSource<V1Secret> {
+    const path = namespace !== undefined ? `/api/v1/namespaces/${namespace}/secrets` : '/api/v1/secrets';
+    return {
+      list: () =>
+        listAll<V1Secret>((cont) =>
+          namespace !== undefined
+            ? this.core.listNamespacedSecret({ namespace, ...selector, limit: PAGE, _continue: cont })
+            : this.core.listSecretForAllNamespaces({ ...selector, limit: PAGE, _continue: cont }),
+        ),
+      watch: watchVia<V1Secret>(this.watcher, path, selector),
+    };
+  }
+
+  // ---- KubeApi
+
+  async getSecret(namespace: string, name: string): Promise<V1Secret | undefined> {
+    try {
+      return await this.core.readNamespacedSecret({ namespace, name });
+    } catch (err) {
+      if (statusCodeOf(err) === 404) return undefined;
+      throw err;
+    }
+  }
+
+  createSecret(secret: V1Secret): Promise<V1Secret> {
+    return this.core.createNamespacedSecret({ namespace: secret.metadata?.namespace ?? '', body: secret, fieldManager: 'dc-operator' });
+  }
+
+  replaceSecret(secret: V1Secret): Promise<V1Secret> {
+    return this.core.replaceNamespacedSecret({
+      namespace: secret.metadata?.namespace ?? '',
+      name: secret.metadata?.name ?? '',
+      body: secret,
+      fieldManager: 'dc-operator',
+    });
+  }
+
+  async updateStatus(dc: DelegatedCredential, status: DelegatedCredentialStatus): Promise<DelegatedCredential> {
+    const body: DelegatedCredential = { ...dc, status };
+    return (await this.custom.replaceNamespacedCustomObjectStatus({
+      group: GROUP,
+      version: VERSION,
+      namespace: dc.metadata.namespace ?? '',
+      plural: 'delegatedcredentials',
+      name: dc.metadata.name ?? '',
+      body,
+      fieldManager: 'dc-operator',
+    })) as DelegatedCredential;
+  }
+}
+
+/**
+ * core/v1 Events, as `kubectl describe dc` shows them. The same reason+message for the same
+ * object within ten minutes bumps nothing and sends nothing (the apiserver would otherwise fill
+ * with one Event per retry of a failing reconcile).
+ */
+export class KubeEventRecorder implements EventRecorder {
+  private readonly recent = new Map<string, number>();
+  constructor(
+    private readonly core: CoreV1Api,
+    private readonly clock: Clock,
+    private readonly log: Logger,
+    private readonly component = 'dc-operator',
+    private readonly host = process.env['HOSTNAME'] ?? 'dc-operator',
+  ) {}
+
+  record(dc: DelegatedCredential, type: 'Normal' | 'Warning', reason: string, message: string): void {
+    const namespace = dc.metadata.namespace ?? 'default';
+    const now = this.clock.now();
+    const dedupeKey = `${dc.metadata.uid ?? ''}|${reason}|${message}`;
+    const last = this.recent.get(dedupeKey);
+    if (last !== undefined && now.getTime() - last < 10 * 60_000) return;
+    this.recent.set(dedupeKey, now.getTime());
+    if (this.recent.size > 10_000) this.recent.clear();
+    const event: CoreV1Event = {
+      metadata: { generateName: `${dc.metadata.name ?? 'dc'}.`, namespace },
+      involvedObject: {
+        apiVersion: dc.apiVersion,
+        kind: dc.kind,
+        name: dc.metadata.name,
+        namespace,
+        uid: dc.metadata.uid,
+        resourceVersion: dc.metadata.resourceVersion,
+      },
+      type,
+      reason,
+      message: message.slice(0, 1024),
+      source: { component: this.component, host: this.host },
+      reportingComponent: this.component,
+      reportingInstance: this.host,
+      firstTimestamp: now,
+      lastTimestamp: now,
+      count: 1,
+    };
+    this.core.createNamespacedEvent({ namespace, body: event }).catch((err: unknown) => {
+      this.log.warn('could not record event', { namespace, name: dc.metadata.name, reason, error: String(err) });
+    });
+  }
+}

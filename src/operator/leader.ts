@@ -1,0 +1,181 @@
+// Leader election on a coordination.k8s.io/v1 Lease, after client-go's leaderelection: a
+// candidate takes the lease when it is free or its holder has not renewed it for
+// leaseDuration (measured on OUR clock from when we last saw the record change, so clock skew
+// between replicas does not matter); the leader renews every retryPeriod and steps down when
+// it could not renew for renewDeadline. Releasing on shutdown lets a standby take over at once.
+import { CoordinationV1Api, V1MicroTime, type KubeConfig, type V1Lease } from '@kubernetes/client-node';
+import type { Clock } from './clock.js';
+import { statusCodeOf } from './informer.js';
+import type { Logger } from './ports.js';
+
+export interface LeaseRecord {
+  holderIdentity?: string;
+  leaseDurationSeconds?: number;
+  renewTime?: string;
+  leaseTransitions?: number;
+}
+
+export interface Observation {
+  /** holder + renewTime as last seen. */
+  fingerprint: string;
+  /** Our clock when that record was first seen. */
+  observedAt: number;
+}
+
+export type LeaseDecision = 'take' | 'renew' | 'wait';
+
+/** Pure: may `identity` write the lease now? */
+export function leaseDecision(record: LeaseRecord | undefined, identity: string, observation: Observation | undefined, now: number): LeaseDecision {
+  const holder = record?.holderIdentity ?? '';
+  if (holder === identity) return 'renew';
+  if (holder === '') return 'take';
+  const durationMs = (record?.leaseDurationSeconds ?? 15) * 1000;
+  const fingerprint = `${holder}|${record?.renewTime ?? ''}`;
+  if (observation === undefined || observation.fingerprint !== fingerprint) return 'wait'; // a change: start the clock now
+  return now - observation.observedAt >= durationMs ? 'take' : 'wait';
+}
+
+export interface LeaderElectionOptions {
+  kc: KubeConfig;
+  namespace: string;
+  name: string;
+  identity: string;
+  clock: Clock;
+  log: Logger;
+  leaseDurationSeconds?: number;
+  renewDeadlineMs?: number;
+  retryPeriodMs?: number;
+}
+
+export class LeaderElector {
+  private readonly api: CoordinationV1Api;
+  private observation: Observation | undefined;
+  private leading = false;
+  private stopped = false;
+  private wake: (() => void) | undefined;
+  private readonly leaseDurationSeconds: number;
+  private readonly renewDeadlineMs: number;
+  private readonly retryPeriodMs: number;
+
+  constructor(private readonly opts: LeaderElectionOptions) {
+    this.api = opts.kc.makeApiClient(CoordinationV1Api);
+    this.leaseDurationSeconds = opts.leaseDurationSeconds ?? 15;
+    this.renewDeadlineMs = opts.renewDeadlineMs ?? 10_000;
+    this.retryPeriodMs = opts.retryPeriodMs ?? 2_000;
+  }
+
+  isLeader(): boolean {
+    return this.leading;
+  }
+
+  /**
+   * Campaigns until stop(): calls onStarted when it becomes leader and onStopped when it loses
+   * the lease (then campaigns again).
+   */
+  async run(onStarted: () => void, onStopped: () => Promise<void>): Promise<void> {
+    while (!this.stopped) {
+      if (await this.tryAcquireOrRenew()) {
+        this.leading = true;
+        this.opts.log.info('became leader', { lease: `${this.opts.namespace}/${this.opts.name}`, identity: this.opts.identity });
+        onStarted();
+        await this.renewLoop();
+        this.leading = false;
+        if (!this.stopped) this.opts.log.warn('lost leadership', { lease: `${this.opts.namespace}/${this.opts.name}` });
+        await onStopped();
+        continue;
+      }
+      await this.sleep(this.retryPeriodMs * (1 + Math.random() * 0.2));
+    }
+  }
+
+  private async renewLoop(): Promise<void> {
+    let lastRenew = this.opts.clock.now().getTime();
+    while (!this.stopped) {
+      await this.sleep(this.retryPeriodMs);
+      if (this.stopped) return;
+      if (await this.tryAcquireOrRenew()) lastRenew = this.opts.clock.now().getTime();
+      else if (this.opts.clock.now().getTime() - lastRenew >= this.renewDeadlineMs) return;
+    }
+  }
+
+  /** One attempt; false on any failure (conflict, held by another, apiserver unreachable). */
+  private async tryAcquireOrRenew(): Promise<boolean> {
+    const { namespace, name, identity, clock, log } = this.opts;
+    const now = clock.now();
+    try {
+      let lease: V1Lease;
+      try {
+        lease = await this.api.readNamespacedLease({ name, namespace });
+      } catch (err) {
+        if (statusCodeOf(err) !== 404) throw err;
+        await this.api.createNamespacedLease({ namespace, body: { metadata: { name, namespace }, spec: this.spec(undefined, now, 0) } });
+        return true;
+      }
+      const record: LeaseRecord = {
+        holderIdentity: lease.spec?.holderIdentity,
+        leaseDurationSeconds: lease.spec?.leaseDurationSeconds,
+        renewTime: timeText(lease.spec?.renewTime),
+        leaseTransitions: lease.spec?.leaseTransitions,
+      };
+      const decision = leaseDecision(record, identity, this.observation, now.getTime());
+      const fingerprint = `${record.holderIdentity ?? ''}|${record.renewTime ?? ''}`;
+      if (this.observation?.fingerprint !== fingerprint) this.observation = { fingerprint, observedAt: now.getTime() };
+      if (decision === 'wait') return false;
+      const transitions = (record.leaseTransitions ?? 0) + (decision === 'take' ? 1 : 0);
+      const acquireText = decision === 'renew' ? timeText(lease.spec?.acquireTime) : undefined;
+      const acquire = acquireText === undefined ? undefined : new Date(acquireText);
+      await this.api.replaceNamespacedLease({ name, namespace, body: { ...lease, spec: this.spec(acquire, now, transitions) } });
+      return true;
+    } catch (err) {
+      if (statusCodeOf(err) !== 409) log.warn('lease update failed', { lease: `${namespace}/${name}`, error: String(err) });
+      return false;
+    }
+  }
+
+  private spec(acquireTime: Date | undefined, now: Date, transitions: number): V1Lease['spec'] {
+    return {
+      holderIdentity: this.opts.identity,
+      leaseDurationSeconds: this.leaseDurationSeconds,
+      acquireTime: new V1MicroTime(acquireTime ?? now),
+      renewTime: new V1MicroTime(now),
+      leaseTransitions: transitions,
+    };
+  }
+
+  /** Stops campaigning; a leader gives the lease up so a standby need not wait for it to expire. */
+  async stop(): Promise<void> {
+    this.stopped = true;
+    this.wake?.();
+    if (!this.leading) return;
+    const { namespace, name, identity } = this.opts;
+    try {
+      const lease = await this.api.readNamespacedLease({ name, namespace });
+      if (lease.spec?.holderIdentity !== identity) return;
+      const now = new V1MicroTime(this.opts.clock.now());
+      await this.api.replaceNamespacedLease({
+        name,
+        namespace,
+        body: { ...lease, spec: { ...lease.spec, holderIdentity: undefined, leaseDurationSeconds: 1, renewTime: now, acquireTime: now } },
+      });
+      this.opts.log.info('released leadership', { lease: `${namespace}/${name}` });
+    } catch (err) {
+      this.opts.log.warn('could not release the lease', { error: String(err) });
+    }
+  }
+
+  private sleep(ms: number): Promise<void> {
+    return new Promise((resolve) => {
+      const timer = this.opts.clock.setTimer(ms, () => resolve());
+      this.wake = () => {
+        timer.cancel();
+        resolve();
+      };
+    });
+  }
+}
+
+/** MicroTime fields come back as strings or Dates depending on the client's (de)serializer. */
+function timeText(value: unknown): string | undefined {
+  if (value instanceof Date) return value.toISOString();
+  return typeof value === 'string' ? value : undefined;
+}

@@ -1,0 +1,123 @@
+// Entry point of `dc-operator controller`: kubeconfig or in-cluster configuration, metrics and
+// probes, leader election, and the controller while this replica leads.
+import { hostname } from 'node:os';
+import { randomBytes } from 'node:crypto';
+import { KubeConfig } from '@kubernetes/client-node';
+import { systemClock, type Clock } from './clock.js';
+import { Controller } from './controller.js';
+import { tlsCrypto, type CryptoPort } from './crypto.js';
+import { startHttpServer } from './http.js';
+import { KubeClient, KubeEventRecorder } from './kube.js';
+import { LeaderElector } from './leader.js';
+import { createLogger } from './logger.js';
+import { OperatorMetrics } from './metrics.js';
+import type { Logger } from './ports.js';
+
+export interface ControllerOptions {
+  /** Path of a kubeconfig; default: $KUBECONFIG, ~/.kube/config, or the in-cluster service account. */
+  kubeconfig?: string;
+  /** Watch DelegatedCredentials in this namespace only; default: all namespaces. */
+  namespace?: string;
+  /** The operator's own namespace: the Lease and default ClusterDelegationSigner key Secrets live here. */
+  operatorNamespace?: string;
+  metricsPort: number;
+  metricsHost?: string;
+  /** Default true. Off: this process acts as leader at once (single replica, tests). */
+  leaderElection?: boolean;
+  leaseName?: string;
+  identity?: string;
+  leaseDurationSeconds?: number;
+  renewDeadlineMs?: number;
+  retryPeriodMs?: number;
+  workers?: number;
+  logLevel?: string;
+  log?: Logger;
+  clock?: Clock;
+  crypto?: CryptoPort;
+}
+
+export interface ControllerHandle {
+  /** Port of the metrics/probes server (useful with metricsPort 0). */
+  readonly port: number;
+  isLeader(): boolean;
+  /** Releases the lease, stops watches and workers, closes the server. */
+  stop(): Promise<void>;
+  /** Settles when the controller has stopped. */
+  readonly done: Promise<void>;
+}
+
+export function loadKubeConfig(path?: string): KubeConfig {
+  const kc = new KubeConfig();
+  if (path !== undefined) kc.loadFromFile(path);
+  else kc.loadFromDefault();
+  return kc;
+}
+
+export async function runController(opts: ControllerOptions): Promise<ControllerHandle> {
+  const log = opts.log ?? createLogger(opts.logLevel);
+  const clock = opts.clock ?? systemClock;
+  const kc = loadKubeConfig(opts.kubeconfig);
+  const kube = new KubeClient(kc);
+  const operatorNamespace = opts.operatorNamespace ?? process.env['POD_NAMESPACE'] ?? 'dc-operator';
+  const identity = opts.identity ?? `${hostname()}-${process.pid}-${randomBytes(3).toString('hex')}`;
+  const metrics = new OperatorMetrics();
+  const events = new KubeEventRecorder(kube.core, clock, log);
+  let controller: Controller | undefined;
+  const elector =
+    opts.leaderElection === false
+      ? undefined
+      : new LeaderElector({
+          kc,
+          namespace: operatorNamespace,
+          name: opts.leaseName ?? 'dc-operator-controller',
+          identity,
+          clock,
+          log,
+          leaseDurationSeconds: opts.leaseDurationSeconds,
+          renewDeadlineMs: opts.renewDeadlineMs,
+          retryPeriodMs: opts.retryPeriodMs,
+        });
+  const isLeader = (): boolean => (elector ? elector.isLeader() : controller !== undefined);
+
+  const startController = (): void => {
+    controller = new Controller({ kube, crypto: opts.crypto ?? tlsCrypto, clock, log, events, metrics, namespace: opts.namespace, operatorNamespace, workers: opts.workers });
+    const current = controller;
+    metrics.attach({ credentials: () => current.credentials.list(), isLeader, queueDepth: () => current.queue.length });
+    controller.start();
+  };
+  const stopController = async (): Promise<void> => {
+    const current = controller;
+    controller = undefined;
+    metrics.attach(undefined);
+    await current?.stop();
+  };
+
+  const http = await startHttpServer({
+    port: opts.metricsPort,
+    host: opts.metricsHost,
+    registry: metrics.registry,
+    probes: {
+      ready: () => {
+        if (controller === undefined) return { ok: true, detail: 'standby: waiting for the leader lease' };
+        return controller.hasSynced() ? { ok: true, detail: 'leader: caches synced' } : { ok: false, detail: 'leader: caches syncing' };
+      },
+    },
+  });
+  log.info('dc-operator controller starting', { identity, namespace: opts.namespace ?? '(all)', operatorNamespace, metricsPort: http.port });
+
+  // The election loop runs until stop(); without election this process leads at once.
+  const campaign = elector ? elector.run(startController, stopController) : (startController(), Promise.resolve());
+  let finished!: () => void;
+  const done = new Promise<void>((resolve) => (finished = resolve));
+  let stopping: Promise<void> | undefined;
+  const stop = (): Promise<void> =>
+    (stopping ??= (async () => {
+      await stopController(); // stop issuing before the lease is given up
+      await elector?.stop();
+      await campaign;
+      await http.close();
+      log.info('dc-operator controller stopped', { identity });
+      finished();
+    })());
+  return { port: http.port, isLeader, stop, done };
+}
