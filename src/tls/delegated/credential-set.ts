@@ -6,7 +6,7 @@
  * holds the current set; `replace` is a single reference assignment, so a handshake that took
  * `store.current` at its start keeps using that set even if a reload swaps it mid-flight.
  */
-import { createPublicKey, type KeyObject } from 'node:crypto';
+import { X509Certificate, createPublicKey, type KeyObject } from 'node:crypto';
 import { signatureSchemeName } from '../constants.js';
 import { createKeySigner, type Signer } from '../signer.js';
 import { dcAlgorithmRank } from './algorithms.js';
@@ -59,6 +59,10 @@ export class DelegatedCredentialSet {
   private constructor(
     readonly certificateChain: readonly Uint8Array[],
     readonly certificate: DelegationCertificate,
+    /** Which side's context string the credentials were validated with. */
+    readonly side: DelegationSide,
+    /** DNS names of the certificate (subjectAltName, lower case), for SNI checks. */
+    readonly dnsNames: readonly string[],
     /** Cheapest algorithm first; for equal algorithms the longest-lived first. */
     readonly entries: readonly DelegatedCredentialEntry[],
   ) {
@@ -93,7 +97,14 @@ export class DelegatedCredentialSet {
         b.expiresAt.getTime() - a.expiresAt.getTime(),
     );
     const chain = Object.freeze(options.certificateChain.map((c) => Uint8Array.from(c)));
-    return new DelegatedCredentialSet(chain, certificate, Object.freeze(entries.map((e) => Object.freeze(e))));
+    const dnsNames = Object.freeze(dnsNamesOf(new X509Certificate(certificate.der)));
+    return new DelegatedCredentialSet(
+      chain,
+      certificate,
+      options.side ?? 'server',
+      dnsNames,
+      Object.freeze(entries.map((e) => Object.freeze(e))),
+    );
   }
 
   /**
@@ -185,6 +196,13 @@ export class CredentialStore {
     this.set = next;
     return previous;
   }
+}
+
+function dnsNamesOf(cert: X509Certificate): string[] {
+  return (cert.subjectAltName ?? '')
+    .split(', ')
+    .filter((s) => s.startsWith('DNS:'))
+    .map((s) => s.slice(4).toLowerCase());
 }
 
 export function errorText(cause: unknown): string {

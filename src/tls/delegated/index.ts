@@ -9,3 +9,4 @@ export * from './verify.js';
 export * from './issue.js';
 export * from './credential-set.js';
 export * from './loader.js';
+export * from './hooks.js';

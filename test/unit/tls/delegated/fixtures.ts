@@ -35,6 +35,8 @@ export interface CertificateOptions {
   readonly keyUsage?: 'digitalSignature' | 'keyEncipherment' | 'none';
   readonly notBefore?: Date;
   readonly notAfter?: Date;
+  /** subjectAltName DNS names. */
+  readonly dnsNames?: readonly string[];
   /** Reuse a key pair (e.g. two certificates for one key). */
   readonly keys?: CryptoKeyPair;
 }
@@ -90,6 +92,9 @@ export async function makeCertificate(options: CertificateOptions = {}): Promise
   const delegation = options.delegationUsage ?? 'non-critical';
   if (delegation !== 'absent') {
     extensions.push(new x509.Extension(DELEGATION_USAGE_OID, delegation === 'critical', new Uint8Array([0x05, 0x00])));
+  }
+  if (options.dnsNames && options.dnsNames.length > 0) {
+    extensions.push(new x509.SubjectAlternativeNameExtension(options.dnsNames.map((value) => ({ type: 'dns' as const, value }))));
   }
   const cert = await x509.X509CertificateGenerator.createSelfSigned({
     name: 'CN=delegation.test',
