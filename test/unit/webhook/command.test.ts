@@ -1,0 +1,48 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { loadYaml, type V1MutatingWebhookConfiguration } from '@kubernetes/client-node';
+import { main } from '../../../src/cli/dc-operator.js';
+import { resourceListFlag } from '../../../src/cli/commands/webhook.js';
+
+async function run(argv: string[], env: Record<string, string> = {}): Promise<{ code: number; out: string; err: string }> {
+  let out = '';
+  let err = '';
+  const code = await main(argv, { stdout: (t) => void (out += t), stderr: (t) => void (err += t), cwd: '/', env, now: () => new Date(0) });
+  return { code, out, err };
+}
+
+void test('dc-operator webhook --print-configuration renders the configuration for the Service in the operator namespace', async () => {
+  const { code, out } = await run(['webhook', '--print-configuration', '--require-label', '--exclude-namespace', 'infra'], { POD_NAMESPACE: 'dc-system' });
+  assert.equal(code, 0);
+  const mwc = loadYaml<V1MutatingWebhookConfiguration>(out);
+  const w = mwc.webhooks?.[0];
+  assert.deepEqual(w?.clientConfig.service, { namespace: 'dc-system', name: 'dc-operator-webhook', port: 443, path: '/mutate' });
+  assert.deepEqual(w?.namespaceSelector?.matchExpressions?.[0]?.values, ['kube-system', 'dc-system', 'infra']);
+  assert.deepEqual(w?.objectSelector, { matchLabels: { 'dc-operator.io/inject': 'enabled' } });
+});
+
+void test('bad webhook flags are refused before anything starts, naming the flag', async () => {
+  const cases: Array<[string[], RegExp]> = [
+    [['--port', 'x'], /--port: must be a whole number/],
+    [['--cert-mode', 'vault'], /--cert-mode: unknown certificate mode "vault"; allowed: self, cert-manager/],
+    [['--ip-san', 'localhost'], /--ip-san: "localhost" is not an IPv4 or IPv6 address/],
+    [['--sidecar-image-pull-policy', 'Sometimes'], /--sidecar-image-pull-policy: unknown pull policy/],
+    [['--sidecar-limits', 'memory=lots'], /--sidecar-limits: "memory=lots" is not NAME=QUANTITY/],
+  ];
+  for (const [argv, message] of cases) {
+    const { code, err } = await run(['webhook', '--namespace', 'ops', ...argv]);
+    assert.equal(code, 2, argv.join(' '));
+    assert.match(err, message);
+  }
+});
+
+void test('the webhook needs a namespace from --namespace or POD_NAMESPACE', async () => {
+  const { code, err } = await run(['webhook', '--print-configuration']);
+  assert.equal(code, 2);
+  assert.match(err, /--namespace is required \(or set POD_NAMESPACE\)/);
+});
+
+void test('resource lists parse NAME=QUANTITY pairs', () => {
+  assert.deepEqual(resourceListFlag('--x', 'cpu=10m,memory=32Mi'), { cpu: '10m', memory: '32Mi' });
+  assert.equal(resourceListFlag('--x', undefined), undefined);
+});
