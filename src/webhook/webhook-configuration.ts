@@ -91,8 +91,9 @@ export function buildMutatingWebhookConfiguration(opts: WebhookConfigurationOpti
     // We only add a container and a volume; we never call out to anything but a read.
     sideEffects: 'None',
     timeoutSeconds: opts.timeoutSeconds ?? DEFAULT_TIMEOUT_SECONDS,
-    // If a later webhook changes the pod, we are asked again; the injected marker makes that a no-op,
-    // and being asked lets us refuse a pod another webhook broke (e.g. took our port).
+    // If a later webhook changes the pod (say, adds an annotation or its own sidecar), we are asked
+    // again; the injected marker makes that a no-op. Without IfNeeded, a webhook ordered before us
+    // that adds the opt-in annotation itself (a policy engine's default) would go unserved.
     reinvocationPolicy: 'IfNeeded',
   };
   return {
@@ -133,3 +134,16 @@ export async function syncCaBundle(
     }
   }
 }
+
+/**
+ * What the webhook's ServiceAccount needs (for the chart's Role/ClusterRole): read
+ * DelegatedCredentials anywhere (the pod's namespace), keep the CA Secret in its own namespace
+ * (namespaced Role), and update its own MutatingWebhookConfiguration's caBundle.
+ */
+export const WEBHOOK_RBAC = {
+  clusterRules: [
+    { apiGroups: ['dc-operator.io'], resources: ['delegatedcredentials'], verbs: ['get'] },
+    { apiGroups: ['admissionregistration.k8s.io'], resources: ['mutatingwebhookconfigurations'], verbs: ['get', 'update'] },
+  ],
+  namespaceRules: [{ apiGroups: [''], resources: ['secrets'], verbs: ['get', 'create', 'update'] }],
+} as const;
