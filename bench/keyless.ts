@@ -1,0 +1,223 @@
+/**
+ * Keyless signing benchmark.
+ *
+ * Starts the real key server (`dc-operator keyserver`, its own process, so it has a core to
+ * itself on a 2-core machine) with Ed25519, P-256, P-384 and RSA-2048 keys, then over ONE pooled
+ * mutual-TLS connection measures, per algorithm:
+ *   - latency with one request in flight (p50/p99 of N sequential signatures),
+ *   - throughput with C requests in flight for T seconds, and the server's CPU time during it
+ *     (from /proc), giving signatures per second per server core,
+ * and, in this process, the cost of the signing primitives themselves (pre-hashed signing as the
+ * key server does it; @noble/curves pure-JS ECDSA for comparison; node:crypto message signing).
+ * Each measurement is repeated R times and the median reported.
+ *
+ *   node dist/bench/keyless.js [--runs 3] [--seconds 4] [--inflight 64] [--sequential 400]
+ */
+import { spawn, type ChildProcess } from 'node:child_process';
+import { createHash, createPrivateKey, sign as cryptoSign } from 'node:crypto';
+import { readFileSync } from 'node:fs';
+import { cpus, loadavg } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { parseArgs } from 'node:util';
+import { p256 } from '@noble/curves/nist.js';
+import { KeylessClient } from '../src/keyless/client.js';
+import { SigningKey } from '../src/keyless/keystore.js';
+import { Opcode, signOperationOf } from '../src/keyless/protocol.js';
+import { computeSki } from '../src/keyless/ski.js';
+import { makeKeylessPki, type KeylessPki, type SigningKeyName } from '../test/unit/keyless/pki.js';
+
+const { values: args } = parseArgs({
+  options: {
+    runs: { type: 'string', default: '3' },
+    seconds: { type: 'string', default: '4' },
+    inflight: { type: 'string', default: '64' },
+    sequential: { type: 'string', default: '400' },
+  },
+});
+const RUNS = Number(args.runs);
+const SECONDS = Number(args.seconds);
+const IN_FLIGHT = Number(args.inflight);
+const SEQUENTIAL = Number(args.sequential);
+
+interface Algorithm {
+  readonly label: string;
+  readonly key: SigningKeyName;
+  readonly opcode: number;
+  readonly hash: 'sha256' | 'sha384' | null;
+}
+const ALGORITHMS: readonly Algorithm[] = [
+  { label: 'Ed25519', key: 'ed25519', opcode: Opcode.ed25519Sign, hash: null },
+  { label: 'ECDSA P-256 / SHA-256', key: 'p256', opcode: Opcode.ecdsaSignSha256, hash: 'sha256' },
+  { label: 'ECDSA P-384 / SHA-384', key: 'p384', opcode: Opcode.ecdsaSignSha384, hash: 'sha384' },
+  { label: 'RSA-2048 PSS / SHA-256', key: 'rsa2048', opcode: Opcode.rsaPssSignSha256, hash: 'sha256' },
+  { label: 'RSA-2048 PKCS#1 / SHA-256', key: 'rsa2048', opcode: Opcode.rsaSignSha256, hash: 'sha256' },
+];
+
+/** What a TLS 1.3 server would send: CertificateVerify content is ~130 bytes. */
+const MESSAGE = Buffer.concat([Buffer.alloc(64, 0x20), Buffer.from('TLS 1.3, server CertificateVerify\0'), Buffer.alloc(32, 0xab)]);
+
+const median = (xs: number[]): number => {
+  const s = [...xs].sort((a, b) => a - b);
+  return s[Math.floor(s.length / 2)]!;
+};
+const quantile = (sorted: number[], q: number): number => sorted[Math.min(sorted.length - 1, Math.floor(q * sorted.length))]!;
+const fmt = (n: number, digits = 0): string => n.toLocaleString('en-US', { maximumFractionDigits: digits, minimumFractionDigits: digits });
+
+const CLK_TCK = 100; // Linux USER_HZ
+function cpuSeconds(pid: number): number {
+  const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+  const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+  return (Number(fields[11]) + Number(fields[12])) / CLK_TCK; // utime, stime
+}
+
+async function startServer(pki: KeylessPki): Promise<{ child: ChildProcess; port: number }> {
+  const entry = fileURLToPath(new URL('../src/cli/dc-operator.js', import.meta.url));
+  const child = spawn(
+    process.execPath,
+    [entry, 'keyserver', '--keys', pki.keysDir, '--ca', join(pki.dir, 'ca.crt'), '--cert', join(pki.dir, 'server.crt'),
+      '--key', join(pki.dir, 'server.pem'), '--port', '0', '--address', '127.0.0.1'],
+    { stdio: ['ignore', 'ignore', 'pipe'] },
+  );
+  let log = '';
+  const port = await new Promise<number>((resolve, reject) => {
+    child.stderr!.setEncoding('utf8');
+    child.stderr!.on('data', (c: string) => {
+      log += c;
+      const line = log.split('\n').find((l) => l.includes('key server listening'));
+      if (line) resolve((JSON.parse(line) as { port: number }).port);
+    });
+    child.once('exit', (code) => reject(new Error(`keyserver exited ${code}: ${log}`)));
+  });
+  return { child, port };
+}
+
+function payloadFor(alg: Algorithm, i: number): Uint8Array {
+  const msg = Buffer.concat([MESSAGE, Buffer.from(String(i))]);
+  return alg.hash === null ? msg : createHash(alg.hash).update(msg).digest();
+}
+
+async function sequentialLatency(client: KeylessClient, ski: Uint8Array, alg: Algorithm): Promise<{ p50: number; p99: number }> {
+  const times: number[] = [];
+  for (let i = 0; i < SEQUENTIAL; i++) {
+    const t = performance.now();
+    await client.sign(ski, alg.opcode, payloadFor(alg, i));
+    times.push(performance.now() - t);
+  }
+  times.sort((a, b) => a - b);
+  return { p50: quantile(times, 0.5), p99: quantile(times, 0.99) };
+}
+
+async function throughput(
+  client: KeylessClient,
+  ski: Uint8Array,
+  alg: Algorithm,
+  serverPid: number,
+): Promise<{ perSecond: number; perServerCore: number; p50: number; p99: number }> {
+  const times: number[] = [];
+  let done = 0;
+  const end = performance.now() + SECONDS * 1000;
+  const cpu0 = cpuSeconds(serverPid);
+  const t0 = performance.now();
+  const worker = async (w: number): Promise<void> => {
+    for (let i = w; performance.now() < end; i += IN_FLIGHT) {
+      const t = performance.now();
+      await client.sign(ski, alg.opcode, payloadFor(alg, i));
+      times.push(performance.now() - t);
+      done++;
+    }
+  };
+  await Promise.all(Array.from({ length: IN_FLIGHT }, (_, w) => worker(w)));
+  const elapsed = (performance.now() - t0) / 1000;
+  const cpu = cpuSeconds(serverPid) - cpu0;
+  times.sort((a, b) => a - b);
+  return { perSecond: done / elapsed, perServerCore: done / cpu, p50: quantile(times, 0.5), p99: quantile(times, 0.99) };
+}
+
+function opsPerSecond(fn: () => void, ms = 700): number {
+  for (let i = 0; i < 20; i++) fn();
+  let n = 0;
+  const t0 = performance.now();
+  while (performance.now() - t0 < ms) {
+    fn();
+    n++;
+  }
+  return n / ((performance.now() - t0) / 1000);
+}
+
+function primitives(pki: KeylessPki): Array<[string, number]> {
+  const rows: Array<[string, number]> = [];
+  const keyOf = (n: SigningKeyName): SigningKey => new SigningKey(createPrivateKey(pki.keys[n].key), n);
+  const d256 = createHash('sha256').update(MESSAGE).digest();
+  const d384 = createHash('sha384').update(MESSAGE).digest();
+  const ed = keyOf('ed25519');
+  const ec = keyOf('p256');
+  const ec384 = keyOf('p384');
+  const rsa = keyOf('rsa2048');
+  const op = (code: number) => signOperationOf(code)!;
+  const p256Scalar = Buffer.from(createPrivateKey(pki.keys.p256.key).export({ format: 'jwk' }).d!, 'base64url');
+  const cases: Array<[string, () => void]> = [
+    ['Ed25519 (node:crypto, whole message)', () => ed.sign(op(Opcode.ed25519Sign), MESSAGE)],
+    ['P-256 pre-hashed: OpenSSL k·G + BigInt (key server)', () => ec.sign(op(Opcode.ecdsaSignSha256), d256)],
+    ['P-256 pre-hashed: @noble/curves (pure JS)', () => p256.sign(d256, p256Scalar, { prehash: false, format: 'der' })],
+    ['P-256 message: node:crypto sign (hashes itself; not usable pre-hashed)', () => cryptoSign('sha256', MESSAGE, createPrivateKeyCached('p256'))],
+    ['P-384 pre-hashed: OpenSSL k·G + BigInt (key server)', () => ec384.sign(op(Opcode.ecdsaSignSha384), d384)],
+    ['P-384 message: node:crypto sign (for comparison)', () => cryptoSign('sha384', MESSAGE, createPrivateKeyCached('p384'))],
+    ['RSA-2048 PSS pre-hashed: EMSA-PSS + raw RSA (key server)', () => rsa.sign(op(Opcode.rsaPssSignSha256), d256)],
+    ['RSA-2048 PKCS#1 pre-hashed: privateEncrypt(DigestInfo)', () => rsa.sign(op(Opcode.rsaSignSha256), d256)],
+  ];
+  const cache = new Map<string, ReturnType<typeof createPrivateKey>>();
+  function createPrivateKeyCached(n: SigningKeyName): ReturnType<typeof createPrivateKey> {
+    let k = cache.get(n);
+    if (!k) cache.set(n, (k = createPrivateKey(pki.keys[n].key)));
+    return k;
+  }
+  for (const [label, fn] of cases) rows.push([label, median(Array.from({ length: RUNS }, () => opsPerSecond(fn)))]);
+  return rows;
+}
+
+async function main(): Promise<void> {
+  const pki = makeKeylessPki();
+  const { child, port } = await startServer(pki);
+  const client = new KeylessClient({
+    address: `127.0.0.1:${port}`,
+    ca: pki.ca,
+    cert: pki.client.cert,
+    key: pki.client.key,
+    timeoutMs: 30_000,
+    poolSize: 1,
+  });
+  try {
+    console.log(`# keyless benchmark — ${new Date().toISOString()}`);
+    console.log(`node ${process.version}, ${cpus().length}× ${cpus()[0]?.model ?? 'cpu'}, load ${loadavg().map((l) => l.toFixed(2)).join(' ')}`);
+    console.log(`runs=${RUNS} (median), seconds=${SECONDS}, in flight=${IN_FLIGHT}, sequential=${SEQUENTIAL}, one pooled mTLS connection, requests padded to 1024 bytes\n`);
+    console.log('| algorithm | signs/s (one connection) | signs/s per server core | p50 / p99 under load (ms) | p50 / p99 one at a time (ms) |');
+    console.log('| --- | ---: | ---: | ---: | ---: |');
+    for (const alg of ALGORITHMS) {
+      const ski = computeSki(createPrivateKey(pki.keys[alg.key].key));
+      await client.sign(ski, alg.opcode, payloadFor(alg, -1)); // warm up
+      const lat = [] as Array<{ p50: number; p99: number }>;
+      const thr = [] as Array<Awaited<ReturnType<typeof throughput>>>;
+      for (let r = 0; r < RUNS; r++) {
+        lat.push(await sequentialLatency(client, ski, alg));
+        thr.push(await throughput(client, ski, alg, child.pid!));
+      }
+      console.log(
+        `| ${alg.label} | ${fmt(median(thr.map((t) => t.perSecond)))} | ${fmt(median(thr.map((t) => t.perServerCore)))} | ` +
+          `${fmt(median(thr.map((t) => t.p50)), 1)} / ${fmt(median(thr.map((t) => t.p99)), 1)} | ` +
+          `${fmt(median(lat.map((l) => l.p50)), 2)} / ${fmt(median(lat.map((l) => l.p99)), 2)} |`,
+      );
+    }
+    console.log('\nSigning primitives in one process (no network), ops/s on one core:\n');
+    console.log('| primitive | ops/s |');
+    console.log('| --- | ---: |');
+    for (const [label, ops] of primitives(pki)) console.log(`| ${label} | ${fmt(ops)} |`);
+  } finally {
+    await client.close();
+    child.kill('SIGTERM');
+    await new Promise((r) => child.once('exit', r));
+    pki.cleanup();
+  }
+}
+
+await main();
