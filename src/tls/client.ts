@@ -124,6 +124,7 @@ export class ClientConfig {
 export interface ClientConnectionOverrides {
   readonly servername?: string;
   readonly session?: TlsSession;
+  readonly keylog?: KeyLogger;
 }
 
 interface Offer {
@@ -177,7 +178,7 @@ export class ClientConnection extends Connection {
 
   constructor(config: ClientConfig | ClientOptions, overrides: ClientConnectionOverrides = {}) {
     const cfg = config instanceof ClientConfig ? config : new ClientConfig(config);
-    super(cfg.options.keylog);
+    super(overrides.keylog ?? cfg.options.keylog);
     this.config = cfg;
     this.servername = overrides.servername ?? cfg.options.servername;
     const session = overrides.session ?? cfg.options.session;

@@ -201,9 +201,10 @@ export class ServerConnection extends Connection {
   private state: ServerState = { kind: 'ExpectClientHello' };
   readonly config: ServerConfig;
 
-  constructor(config: ServerConfig | ServerOptions) {
+  /** `keylog` overrides the config's logger for this connection (the socket adapter routes lines per socket). */
+  constructor(config: ServerConfig | ServerOptions, overrides: { readonly keylog?: KeyLogger } = {}) {
     const cfg = config instanceof ServerConfig ? config : new ServerConfig(config);
-    super(cfg.options.keylog);
+    super(overrides.keylog ?? cfg.options.keylog);
     this.config = cfg;
   }
 

@@ -1,0 +1,281 @@
+/**
+ * The socket adapter: a `TLSSocket` Duplex over a net.Socket driving a sans-IO connection, and
+ * `createServer` / `connect` in the spirit of node:tls. The adapter owns the socket and timers;
+ * the protocol lives in ServerConnection / ClientConnection.
+ *
+ * - Backpressure: reads pause the socket when our readable buffer is full; writes complete
+ *   when the socket accepted the records.
+ * - close_notify from the peer ends our readable side ('end'); ending our writable side sends
+ *   close_notify and then FIN. A TCP FIN without close_notify after the handshake also ends
+ *   the readable side (as node:tls does); before the handshake it is an error.
+ * - Events: 'secureConnect' (client) / 'secure' (both), 'session' (client, a resumable
+ *   TlsSession), 'keylog' (a Buffer line ending in "\n", as node:tls).
+ */
+import { X509Certificate } from 'node:crypto';
+import * as net from 'node:net';
+import { Duplex } from 'node:stream';
+import { ClientConfig, ClientConnection, type ClientOptions } from './client.js';
+import type { Connection, HandshakeInfo, HandshakeMode, Progress } from './connection.js';
+import type { CertificateKeyInput } from './credentials.js';
+import { ServerConfig, ServerConnection, type ServerOptions } from './server.js';
+import type { TlsSession } from './session.js';
+import type { TlsError } from './errors.js';
+
+export interface TLSSocketOptions {
+  /** Destroy the socket if the handshake has not completed after this many ms (default 30000; 0 disables). */
+  readonly handshakeTimeout?: number;
+}
+
+export class TLSSocket extends Duplex {
+  readonly encrypted = true;
+  private handshake: HandshakeInfo | undefined;
+  private lastSession: TlsSession | undefined;
+  private timer: NodeJS.Timeout | undefined;
+  private failing = false;
+  private readonly conn: Connection;
+
+  /** `connect` and `createServer` build these; use the constructor to wrap a socket yourself. */
+  constructor(
+    readonly socket: net.Socket,
+    makeConnection: (keylog: (line: string) => void) => Connection,
+    readonly isServer: boolean,
+    options: TLSSocketOptions = {},
+  ) {
+    super({ allowHalfOpen: false });
+    this.conn = makeConnection((line) => this.emit('keylog', Buffer.from(`${line}\n`, 'latin1')));
+    socket.setNoDelay(true);
+    socket.on('data', (chunk: Buffer) => this.handle(this.conn.feed(chunk)));
+    socket.on('end', () => this.onSocketEnd());
+    socket.on('error', (err) => this.destroy(err));
+    socket.on('close', () => {
+      if (!this.destroyed) this.destroy();
+    });
+    const timeout = options.handshakeTimeout ?? 30000;
+    if (timeout > 0) {
+      this.timer = setTimeout(() => this.destroy(new Error('TLS handshake timed out')), timeout);
+      this.timer.unref();
+    }
+    this.handle(this.conn.poll());
+  }
+
+  // --- information ---------------------------------------------------------------------------------
+
+  /** Everything the handshake established, once 'secure' fired. */
+  get handshakeInfo(): HandshakeInfo | undefined {
+    return this.handshake;
+  }
+
+  get alpnProtocol(): string | false {
+    return this.handshake?.alpnProtocol ?? false;
+  }
+
+  get servername(): string | undefined {
+    return this.handshake?.servername;
+  }
+
+  /** As node:tls getCipher(). */
+  getCipher(): { name: string; standardName: string; version: 'TLSv1.3' } | undefined {
+    const h = this.handshake;
+    return h && { name: h.cipherSuiteName, standardName: h.cipherSuiteName, version: h.version };
+  }
+
+  getProtocol(): 'TLSv1.3' | null {
+    return this.handshake ? 'TLSv1.3' : null;
+  }
+
+  /** True when the peer's certificate chain verified. */
+  get authorized(): boolean {
+    return this.handshake?.peerAuthorized ?? false;
+  }
+
+  get authorizationError(): string | undefined {
+    return this.handshake?.peerAuthorizationError;
+  }
+
+  /** The peer's end-entity certificate, if it sent one. */
+  get peerCertificate(): X509Certificate | undefined {
+    const der = this.handshake?.peerCertificates[0];
+    return der ? new X509Certificate(der) : undefined;
+  }
+
+  /** How the server (and the client, when it authenticated) proved its identity. */
+  get handshakeMode(): { readonly server: HandshakeMode; readonly client: HandshakeMode | undefined } | undefined {
+    const h = this.handshake;
+    return h && { server: h.serverMode, client: h.clientMode };
+  }
+
+  /** Client: the latest session ticket, usable as `session` in `connect`. */
+  getSession(): TlsSession | undefined {
+    return this.lastSession;
+  }
+
+  isSessionReused(): boolean {
+    return this.handshake?.resumed ?? false;
+  }
+
+  exportKeyingMaterial(length: number, label: string, context?: Uint8Array): Uint8Array {
+    return this.conn.exportKeyingMaterial(label, length, context);
+  }
+
+  /** Sends a KeyUpdate; with `requestPeer` the peer updates its keys too. */
+  keyUpdate(requestPeer = false): void {
+    this.conn.keyUpdate(requestPeer);
+    this.handle(this.conn.poll());
+  }
+
+  // --- driving the connection -----------------------------------------------------------------------
+
+  private handle(p: Progress): void {
+    if (p.output.length > 0 && this.socket.writable) {
+      if (p.output.length === 1) this.socket.write(p.output[0]!);
+      else {
+        this.socket.cork();
+        for (const chunk of p.output) this.socket.write(chunk);
+        this.socket.uncork();
+      }
+    }
+    for (const e of p.events) {
+      switch (e.type) {
+        case 'handshake':
+          this.handshake = e.info;
+          if (this.timer) clearTimeout(this.timer);
+          this.emit('secure');
+          if (!this.isServer) this.emit('secureConnect');
+          break;
+        case 'data':
+          if (!this.push(e.data)) this.socket.pause();
+          break;
+        case 'end':
+          this.push(null);
+          break;
+        case 'session':
+          this.lastSession = e.session;
+          this.emit('session', e.session);
+          break;
+        case 'error':
+          this.fail(e.error);
+          return;
+      }
+    }
+    if (p.waitFor) {
+      p.waitFor.then(
+        () => this.handle(this.conn.poll()),
+        () => undefined,
+      );
+    }
+  }
+
+  private fail(error: TlsError): void {
+    // Let the alert reach the peer, then tear down.
+    const err = Object.assign(new Error(error.message, { cause: error }), { code: `ERR_TLS_${error.name}`, tlsError: error });
+    this.failing = true;
+    this.destroy(err);
+  }
+
+  private onSocketEnd(): void {
+    if (!this.handshake) {
+      this.destroy(Object.assign(new Error('socket closed before the TLS handshake completed'), { code: 'ECONNRESET' }));
+      return;
+    }
+    this.push(null);
+  }
+
+  // --- Duplex ---------------------------------------------------------------------------------------
+
+  override _read(): void {
+    if (this.socket.isPaused()) this.socket.resume();
+  }
+
+  override _write(chunk: Buffer, _encoding: BufferEncoding, callback: (error?: Error | null) => void): void {
+    this.conn.write(chunk);
+    this.flushWrites(callback);
+  }
+
+  override _writev(chunks: { chunk: Buffer }[], callback: (error?: Error | null) => void): void {
+    this.conn.write(chunks.length === 1 ? chunks[0]!.chunk : Buffer.concat(chunks.map((c) => c.chunk)));
+    this.flushWrites(callback);
+  }
+
+  private flushWrites(callback: (error?: Error | null) => void): void {
+    const p = this.conn.poll();
+    this.handle(p);
+    if (this.socket.writableNeedDrain) this.socket.once('drain', () => callback());
+    else callback();
+  }
+
+  override _final(callback: (error?: Error | null) => void): void {
+    this.conn.close();
+    this.handle(this.conn.poll());
+    this.socket.end(() => callback());
+  }
+
+  override _destroy(error: Error | null, callback: (error?: Error | null) => void): void {
+    if (this.timer) clearTimeout(this.timer);
+    // After a fatal error the alert is still queued on the socket: let it drain, then close.
+    if (this.failing) this.socket.destroySoon();
+    else this.socket.destroy();
+    callback(error);
+  }
+}
+
+// --- server ---------------------------------------------------------------------------------------
+
+export interface CreateServerOptions extends ServerOptions, TLSSocketOptions {
+  /** node:tls-style single certificate (PEM/DER); with `key`. */
+  readonly cert?: CertificateKeyInput['cert'];
+  readonly key?: CertificateKeyInput['key'];
+}
+
+/** A net.Server emitting 'secureConnection' (TLSSocket) and 'tlsClientError' (err, TLSSocket). */
+export class TLSServer extends net.Server {
+  readonly config: ServerConfig;
+
+  constructor(options: CreateServerOptions, secureListener?: (socket: TLSSocket) => void) {
+    super();
+    const certificates = [...(options.certificates ?? []), ...(options.cert !== undefined && options.key !== undefined ? [{ cert: options.cert, key: options.key }] : [])];
+    this.config = new ServerConfig({ ...options, certificates });
+    if (secureListener) this.on('secureConnection', secureListener);
+    this.on('connection', (raw: net.Socket) => {
+      const tls = new TLSSocket(raw, (keylog) => new ServerConnection(this.config, { keylog: (l) => { keylog(l); this.emit('keylog', Buffer.from(`${l}\n`, 'latin1'), tls); } }), true, options);
+      tls.once('secure', () => this.emit('secureConnection', tls));
+      tls.on('error', (err) => {
+        if (!tls.handshakeInfo) this.emit('tlsClientError', err, tls);
+      });
+    });
+  }
+}
+
+export function createServer(options: CreateServerOptions, secureListener?: (socket: TLSSocket) => void): TLSServer {
+  return new TLSServer(options, secureListener);
+}
+
+// --- client ---------------------------------------------------------------------------------------
+
+export interface ConnectOptions extends ClientOptions, TLSSocketOptions {
+  readonly host?: string;
+  readonly port?: number;
+  /** An already connected socket to run TLS over (host/port are then ignored). */
+  readonly socket?: net.Socket;
+  /** A ClientConfig to share parsed trust stores and client keys between connections. */
+  readonly config?: ClientConfig;
+}
+
+/** Connects and starts the handshake; `secureConnectListener` runs on 'secureConnect'. */
+export function connect(options: ConnectOptions, secureConnectListener?: () => void): TLSSocket {
+  const host = options.host ?? 'localhost';
+  const config = options.config ?? new ClientConfig({ ...options, servername: options.servername ?? (net.isIP(host) ? undefined : host) });
+  const raw = options.socket ?? net.connect({ host, port: options.port ?? 443 });
+  const servername = options.servername ?? (net.isIP(host) ? undefined : host);
+  const make = (keylog: (line: string) => void): Connection =>
+    new ClientConnection(config, {
+      ...(servername !== undefined ? { servername } : {}),
+      ...(options.session ? { session: options.session } : {}),
+      keylog: (l) => {
+        options.keylog?.(l);
+        keylog(l);
+      },
+    });
+  const tls = new TLSSocket(raw, make, false, options);
+  if (secureConnectListener) tls.once('secureConnect', secureConnectListener);
+  return tls;
+}
