@@ -53,6 +53,14 @@ export interface SelectOptions {
   /** The peer's signature_algorithms list. */
   readonly signatureSchemes: readonly number[];
   readonly now?: Date;
+  /**
+   * Also require the credential's signature `algorithm` in the extension-34 list when it differs
+   * from dc_cert_verify_algorithm. RFC 9345 only asks for it in signature_algorithms, but NSS
+   * (Firefox, `tstclnt -B`) enforces this stricter rule and, since no client lists rsa_pss_rsae_*
+   * in extension 34, aborts with illegal_parameter on any credential signed by an RSA
+   * (rsaEncryption) certificate. With this set, such clients get the certificate instead.
+   */
+  readonly requireAlgorithmInDcSchemes?: boolean;
 }
 
 export class DelegatedCredentialSet {
@@ -122,6 +130,7 @@ export class DelegatedCredentialSet {
       (e) =>
         dcSchemes.includes(e.dcCertVerifyAlgorithm) &&
         signatureSchemes.includes(e.algorithm) &&
+        (!options.requireAlgorithmInDcSchemes || e.algorithm === e.dcCertVerifyAlgorithm || dcSchemes.includes(e.algorithm)) &&
         e.expiresAt.getTime() > nowMs &&
         e.expiresAt.getTime() - nowMs <= MAX_DC_VALIDITY_SECONDS * 1000,
     );

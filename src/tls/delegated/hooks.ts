@@ -42,6 +42,12 @@ export type CredentialSetSource = CredentialStore | DelegatedCredentialSet | (()
 export interface SelectorOptions {
   /** Clock, for tests. */
   readonly now?: () => Date;
+  /**
+   * Serve a credential only if its signature algorithm is also in the client's extension-34
+   * list (NSS/Firefox rule; see SelectOptions.requireAlgorithmInDcSchemes). Matters only for
+   * RSA (rsaEncryption) certificates, whose credentials are signed with rsa_pss_rsae_*.
+   */
+  readonly requireAlgorithmInDcSchemes?: boolean;
 }
 
 function currentSet(source: CredentialSetSource): () => DelegatedCredentialSet | undefined {
@@ -89,6 +95,7 @@ export function delegatedCredentialSelector(source: CredentialSetSource, options
       dcSchemes: hello.extensions.delegatedCredential,
       signatureSchemes: hello.extensions.signatureAlgorithms ?? [],
       now: options.now?.() ?? new Date(),
+      requireAlgorithmInDcSchemes: options.requireAlgorithmInDcSchemes,
     });
     return entry ? choiceFor(set, entry) : fallback();
   };
@@ -104,6 +111,7 @@ export function clientDelegatedCredentialSelector(source: CredentialSetSource, o
       dcSchemes: request.delegatedCredential,
       signatureSchemes: request.signatureAlgorithms ?? [],
       now: options.now?.() ?? new Date(),
+      requireAlgorithmInDcSchemes: options.requireAlgorithmInDcSchemes,
     });
     return entry ? choiceFor(set, entry) : fallback();
   };

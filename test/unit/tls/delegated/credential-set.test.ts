@@ -106,6 +106,19 @@ void describe('DelegatedCredentialSet', () => {
     assert.deepEqual(entry.encoded, issued.get('ecdsa_secp256r1_sha256')!.delegatedCredential);
   });
 
+  void it('with requireAlgorithmInDcSchemes, skips a credential signed by an RSA certificate for an NSS-style client', async () => {
+    const rsaCert = await makeCertificate({ keyType: 'rsa' });
+    const dc = await issueDelegatedCredential({ certificate: rsaCert.der, signer: rsaCert.signer, dcAlgorithm: 'ecdsa_secp256r1_sha256', validitySeconds: HOUR, now });
+    const set = DelegatedCredentialSet.build({ certificateChain: [rsaCert.der], credentials: [dc], now });
+    // NSS: extension 34 never lists rsa_pss_rsae_*, signature_algorithms does.
+    const nss = { dcSchemes: [S.ecdsa_secp256r1_sha256, S.ecdsa_secp384r1_sha384], signatureSchemes: [S.ecdsa_secp256r1_sha256, S.rsa_pss_rsae_sha256], now };
+    assert.equal(set.select(nss)?.algorithm, S.rsa_pss_rsae_sha256); // RFC 9345 rule: both lists match
+    assert.equal(set.select({ ...nss, requireAlgorithmInDcSchemes: true }), undefined);
+    // An ECDSA certificate's credentials are unaffected (their algorithm is in NSS's list).
+    const ecdsa = fullSet().select({ ...nss, requireAlgorithmInDcSchemes: true });
+    assert.equal(ecdsa?.dcCertVerifyAlgorithm, S.ecdsa_secp256r1_sha256);
+  });
+
   void it('refuses a private key that is not the credential key, naming the credential', () => {
     assert.throws(
       () =>
