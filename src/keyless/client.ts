@@ -80,6 +80,7 @@ class Connection {
   private closedError: Error | undefined;
   /** Responses received; a connection closed before its first answer counts as a failed attempt. */
   answered = 0;
+  private lastReceivedAt = 0;
 
   constructor(
     private readonly socket: TLSSocket,
@@ -97,6 +98,7 @@ class Connection {
           : '';
       this.fail(new KeylessUnavailableError(`connection to key server ${server} closed${hint}`));
     });
+    socket.setKeepAlive(true, 15_000);
     socket.unref();
   }
 
@@ -112,12 +114,19 @@ class Connection {
     if (this.closedError) return Promise.reject(this.closedError);
     const id = this.allocateId();
     const bytes = encodeMessage(id, op, { padTo });
+    const sentAt = Date.now();
     return new Promise<Operation>((resolve, reject) => {
       const timer = setTimeout(() => {
         this.pending.delete(id);
         this.updateRef();
         reject(new KeylessTimeoutError(`key server ${this.server} did not answer ${opcodeName(op.opcode)} in time`));
-      }, Math.max(0, deadline - Date.now()));
+        // Nothing at all arrived since this request went out: the peer may be gone without a
+        // FIN/RST (host down, network partition). Drop the connection so the next request
+        // reconnects instead of queueing behind a dead socket.
+        if (this.lastReceivedAt < sentAt) {
+          this.fail(new KeylessUnavailableError(`key server ${this.server} stopped answering; connection dropped`));
+        }
+      }, Math.max(0, deadline - sentAt));
       this.pending.set(id, { resolve, reject, timer });
       this.updateRef();
       this.socket.write(bytes);
@@ -141,6 +150,7 @@ class Connection {
   }
 
   private onData(chunk: Buffer): void {
+    this.lastReceivedAt = Date.now();
     try {
       for (const frame of this.decoder.push(chunk)) {
         if (frame.kind !== 'message') throw new KeylessError(ErrorCode.formatError, 'oversized response');
@@ -286,7 +296,7 @@ export class KeylessClient {
     const idleSlot = this.slots.find((s) => !s.conn?.usable);
     if (best && (best.inFlight === 0 || !idleSlot)) return best;
     const slot = idleSlot ?? this.slots[this.nextSlot++ % this.slots.length]!;
-    if (best && slot.retryAt > Date.now()) return best;
+    if (best && (slot.retryAt > Date.now() || slot.connecting)) return best;
     return this.slotConnection(slot, deadline);
   }
 

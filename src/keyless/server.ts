@@ -178,6 +178,7 @@ export async function startKeyServer(options: KeyServerOptions): Promise<KeyServ
     });
   });
   const port = (server.address() as AddressInfo).port;
+  server.on('error', (err) => log?.error('keyless: server error', { error: err.message }));
 
   let metricsServer: HttpServer | undefined;
   let metricsPort: number | undefined;
@@ -231,6 +232,7 @@ interface ConnectionContext {
 
 /** Reads frames from one client connection and answers each one. */
 function serveConnection(socket: TLSSocket, ctx: ConnectionContext): void {
+  socket.setKeepAlive(true, 30_000);
   const decoder = new FrameDecoder(ctx.maxBody);
   let inFlight = 0;
   let writeBlocked = false;

@@ -46,6 +46,11 @@ export interface KeylessSignerOptions {
   readonly poolSize?: number;
   /** Share an existing client (pool) instead of creating one; address/ca/cert/key are then unused. */
   readonly client?: KeylessClient;
+  /**
+   * Verify every signature with the public key before returning it (default true when the public
+   * key is known). Costs one local verification per signature.
+   */
+  readonly verify?: boolean;
 }
 
 interface OpcodeForScheme {
@@ -88,6 +93,7 @@ export class KeylessSigner implements Signer {
   readonly client: KeylessClient;
   private readonly ownsClient: boolean;
   private readonly timeoutMs: number | undefined;
+  private readonly verify: boolean;
 
   constructor(options: KeylessSignerOptions) {
     this.publicKey = publicKeyOf(options);
@@ -105,6 +111,7 @@ export class KeylessSigner implements Signer {
     this.schemes = chooseSchemes(this.publicKey, options.schemes);
     if (this.schemes.length === 0) throw new Error(`no signature scheme usable with key ${this.skiHex} over keyless`);
     this.timeoutMs = options.timeoutMs;
+    this.verify = options.verify ?? true;
     if (options.client) {
       this.client = options.client;
       this.ownsClient = false;
@@ -136,7 +143,7 @@ export class KeylessSigner implements Signer {
       payload,
       this.timeoutMs !== undefined ? { timeoutMs: this.timeoutMs } : {},
     );
-    if (this.publicKey && !verifySignature(scheme, this.publicKey, message, signature)) {
+    if (this.verify && this.publicKey && !verifySignature(scheme, this.publicKey, message, signature)) {
       throw new KeylessError(
         ErrorCode.cryptoFailed,
         `key server ${this.client.server} returned a ${signatureSchemeName(scheme)} signature that does not verify with key ${this.skiHex}`,

@@ -18,6 +18,7 @@ import { KeylessRemoteError, KeylessTimeoutError, KeylessUnavailableError } from
 import { ErrorCode, Opcode, Tag } from '../../src/keyless/protocol.js';
 import { startKeyServer, type KeyServer } from '../../src/keyless/server.js';
 import { computeSki, skiHex } from '../../src/keyless/ski.js';
+import { SigningKey } from '../../src/keyless/keystore.js';
 import { KeylessSigner } from '../../src/signer/keyless.js';
 import { SignatureScheme } from '../../src/tls/constants.js';
 import { verifySignature } from '../../src/tls/signature-schemes.js';
@@ -320,8 +321,32 @@ void describe('keyless client resilience', () => {
     await assert.rejects(client.ping({ timeoutMs: 300 }), KeylessTimeoutError);
     const took = Date.now() - started;
     assert.ok(took >= 280 && took < 2000, `timed out after ${took} ms`);
+    assert.notEqual(client.state, 'connected', 'a connection that answered nothing is dropped');
     await client.close();
     await new Promise<void>((resolve) => silent.close(() => resolve()));
+  });
+
+  void it('rejects a signature from the key server that does not verify with the certificate key', async () => {
+    // A key server that answers for our SKI with some other P-256 key.
+    const impostor = new SigningKey(generateKeyPairSync('ec', { namedCurve: 'prime256v1' }).privateKey, 'impostor');
+    const ks = await startKeyServer({
+      keys: { get: () => impostor, size: 1 },
+      ca: pki2.ca,
+      cert: pki2.server.cert,
+      key: pki2.server.key,
+      host: '127.0.0.1',
+      port: 0,
+    });
+    const signer = new KeylessSigner({
+      address: `127.0.0.1:${ks.port}`,
+      ca: pki2.ca,
+      clientCert: pki2.client.cert,
+      clientKey: pki2.client.key,
+      certificate: pki2.keys.p256.cert,
+    });
+    await assert.rejects(signer.sign(S.ecdsa_secp256r1_sha256, message), /does not verify/);
+    await signer.close();
+    await ks.close();
   });
 
   void it('backs off while the key server is unreachable and says why', async () => {
