@@ -155,11 +155,13 @@ function parseFlags(spec: CommandSpec<OptionSpecs, unknown>, argv: readonly stri
 function translateParseError(e: unknown): UsageError {
   const err = e as { code?: string; message?: string };
   const message = err.message ?? String(e);
+  // Node quotes the flag as '--out <value>', '-l, --loud' or '--bogus'; keep the long form.
   const quoted = /'([^']+)'/.exec(message)?.[1] ?? '';
-  const flag = quoted.split(' ')[0] ?? quoted;
+  const forms = quoted.match(/-{1,2}[A-Za-z0-9][\w-]*/g) ?? [quoted];
+  const flag = forms.find((f) => f.startsWith('--')) ?? forms[0] ?? quoted;
   switch (err.code) {
     case 'ERR_PARSE_ARGS_UNKNOWN_OPTION':
-      return new UsageError(`unknown flag ${flag}`, flag);
+      return new UsageError(`unknown flag ${flag}`);
     case 'ERR_PARSE_ARGS_INVALID_OPTION_VALUE':
       if (/does not take an argument/.test(message)) return new UsageError(`${flag} takes no value`, flag);
       if (/ambiguous/.test(message)) return new UsageError(`${flag} needs a value (to pass one starting with "-", write ${flag}=VALUE)`, flag);

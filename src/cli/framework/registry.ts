@@ -58,7 +58,7 @@ export class CommandRegistry {
         }
         throw new UsageError(`expected a command before ${argv[0]} (run '${this.program.name} --help')`);
       }
-      const choices = this.commands.filter((c) => startsWith(c.path, group)).map((c) => c.path.slice(group.length).join(' '));
+      const choices = this.list().filter((c) => startsWith(c.path, group)).map((c) => c.path.slice(group.length).join(' '));
       if (group.length === words.length) {
         throw new UsageError(`missing subcommand; one of: ${choices.join(', ')}`);
       }

@@ -1,0 +1,218 @@
+/**
+ * dcctl end to end: the compiled entry point run as a user would, its files checked with openssl
+ * and with our own verifier.
+ */
+import { describe, it, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { spawnSync, execFileSync } from 'node:child_process';
+import { mkdtempSync, readFileSync, rmSync, statSync, cpSync, existsSync } from 'node:fs';
+import { createPrivateKey } from 'node:crypto';
+import { tmpdir } from 'node:os';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { hasDelegationUsage, pemToDers, publicKeyMatchesPrivate, verifyCertificateChain } from '../../../src/tls/certificates.js';
+
+const here = dirname(fileURLToPath(import.meta.url));
+const DCCTL = join(here, '../../../src/cli/dcctl.js');
+const DC_OPERATOR = join(here, '../../../src/cli/dc-operator.js');
+
+interface Result {
+  code: number | null;
+  stdout: string;
+  stderr: string;
+}
+
+function run(cwd: string, ...args: string[]): Result {
+  const r = spawnSync(process.execPath, [DCCTL, ...args], { cwd, encoding: 'utf8', env: { ...process.env, DC_DEBUG: '' } });
+  return { code: r.status, stdout: r.stdout, stderr: r.stderr };
+}
+
+function ok(cwd: string, ...args: string[]): Result {
+  const r = run(cwd, ...args);
+  assert.equal(r.code, 0, `dcctl ${args.join(' ')} failed: ${r.stderr}`);
+  return r;
+}
+
+/** A user error: the exit code, exactly one line on stderr, and no stack trace. */
+function fails(cwd: string, code: number, pattern: RegExp, ...args: string[]): string {
+  const r = run(cwd, ...args);
+  assert.equal(r.code, code, `dcctl ${args.join(' ')}: expected exit ${code}, got ${r.code}: ${r.stderr}`);
+  const lines = r.stderr.trimEnd().split('\n');
+  assert.equal(lines.length, 1, `expected one line on stderr, got:\n${r.stderr}`);
+  assert.doesNotMatch(r.stderr, /\n\s+at /);
+  assert.match(lines[0]!, pattern);
+  return lines[0]!;
+}
+
+function openssl(...args: string[]): string {
+  return execFileSync('openssl', args, { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] });
+}
+
+function mode(path: string): number {
+  return statSync(path).mode & 0o777;
+}
+
+void describe('dcctl', () => {
+  let work: string;
+  before(() => {
+    work = mkdtempSync(join(tmpdir(), 'dcctl-'));
+    ok(work, 'ca', 'create', '--out', 'ca', '--cn', 'dcctl test CA');
+  });
+  after(() => rmSync(work, { recursive: true, force: true }));
+
+  void it('lists its commands with --help and exits 0', () => {
+    const r = ok(work, '--help');
+    assert.match(r.stdout, /Usage: dcctl <command>/);
+    assert.match(r.stdout, /ca create\s+Create a development CA/);
+    assert.match(r.stdout, /cert create\s+Issue a leaf certificate/);
+  });
+
+  void it('prints the command list on stderr and exits 2 when run without a command', () => {
+    const r = run(work);
+    assert.equal(r.code, 2);
+    assert.match(r.stderr, /Commands:/);
+  });
+
+  void it('documents every flag of ca create and cert create', () => {
+    const ca = ok(work, 'ca', 'create', '--help').stdout;
+    for (const flag of ['--out DIR', '--cn NAME', '--key-type TYPE', '--days N', '--force', '--help']) assert.ok(ca.includes(flag), `ca create --help lacks ${flag}`);
+    assert.match(ca, /ecdsa-p256, ecdsa-p384, ed25519, rsa-2048/);
+    const cert = ok(work, 'help', 'cert', 'create').stdout;
+    for (const flag of ['--ca DIR', '--dns NAME', '--ip ADDR', '--key-type TYPE', '--days N', '--no-delegation-usage', '--client', '--out DIR', '--force']) {
+      assert.ok(cert.includes(flag), `cert create --help lacks ${flag}`);
+    }
+    assert.match(cert, /Usage: dcctl cert create --ca DIR --out DIR \[flags\]/);
+  });
+
+  void it('shows the commands of a group with "dcctl ca --help"', () => {
+    assert.match(ok(work, 'ca', '--help').stdout, /ca create/);
+  });
+
+  void it('creates a CA directory: ca.crt is a CA certificate, ca.key is private (0600)', () => {
+    assert.equal(mode(join(work, 'ca/ca.key')), 0o600);
+    const text = openssl('x509', '-in', join(work, 'ca/ca.crt'), '-noout', '-text');
+    assert.match(text, /Subject: CN ?= ?dcctl test CA/);
+    assert.match(text, /CA:TRUE/);
+    assert.match(text, /Certificate Sign/);
+    assert.match(readFileSync(join(work, 'ca/ca.key'), 'utf8'), /^-----BEGIN PRIVATE KEY-----/);
+  });
+
+  void it('issues a leaf with DelegationUsage and digitalSignature that openssl verifies against the CA', () => {
+    const r = ok(work, 'cert', 'create', '--ca', 'ca', '--dns', 'api.example.test', '--dns', '*.api.example.test', '--ip', '127.0.0.1', '--out', 'leaf');
+    assert.match(r.stdout, /wrote .*leaf\/tls\.crt \(DNS:api\.example\.test, DNS:\*\.api\.example\.test, IP:127\.0\.0\.1; ecdsa-p256, DelegationUsage, serverAuth; expires /);
+    const crt = join(work, 'leaf/tls.crt');
+    const text = openssl('x509', '-in', crt, '-noout', '-text');
+    assert.match(text, /1\.3\.6\.1\.4\.1\.44363\.44:/);
+    assert.doesNotMatch(text, /1\.3\.6\.1\.4\.1\.44363\.44: critical/);
+    assert.match(text, /X509v3 Key Usage: critical\s+Digital Signature\n/);
+    assert.match(text, /TLS Web Server Authentication/);
+    assert.doesNotMatch(text, /TLS Web Client Authentication/);
+    assert.match(text, /DNS:api\.example\.test, DNS:\*\.api\.example\.test, IP Address:127\.0\.0\.1/);
+    assert.match(openssl('verify', '-CAfile', join(work, 'leaf/ca.crt'), crt), /tls\.crt: OK/);
+    assert.match(openssl('verify', '-CAfile', join(work, 'ca/ca.crt'), '-verify_hostname', 'x.api.example.test', '-purpose', 'sslserver', crt), /OK/);
+    assert.match(openssl('verify', '-CAfile', join(work, 'ca/ca.crt'), '-verify_ip', '127.0.0.1', crt), /OK/);
+
+    const der = pemToDers(readFileSync(crt, 'utf8'), 'CERTIFICATE');
+    assert.equal(der.length, 1, 'tls.crt holds the leaf only when the CA is a root');
+    verifyCertificateChain(der, { ca: [readFileSync(join(work, 'leaf/ca.crt'), 'utf8')], servername: 'api.example.test' });
+    assert.deepEqual(hasDelegationUsage(der[0]!), { present: true, critical: false, valueIsNull: true });
+
+    const keyPem = readFileSync(join(work, 'leaf/tls.key'), 'utf8');
+    assert.match(keyPem, /^-----BEGIN PRIVATE KEY-----/);
+    assert.equal(mode(join(work, 'leaf/tls.key')), 0o600);
+    assert.equal(publicKeyMatchesPrivate(der[0]!, createPrivateKey(keyPem)), true);
+    assert.equal(readFileSync(join(work, 'leaf/ca.crt'), 'utf8'), readFileSync(join(work, 'ca/ca.crt'), 'utf8'));
+  });
+
+  for (const keyType of ['ecdsa-p384', 'ed25519', 'rsa-2048'] as const) {
+    void it(`creates a ${keyType} CA and a ${keyType} leaf that openssl verifies`, () => {
+      ok(work, 'ca', 'create', '--out', `ca-${keyType}`, '--key-type', keyType, '--days', '30');
+      ok(work, 'cert', 'create', '--ca', `ca-${keyType}`, '--key-type', keyType, '--dns', 'svc.example.test', '--days', '7', '--out', `leaf-${keyType}`);
+      const crt = join(work, `leaf-${keyType}/tls.crt`);
+      assert.match(openssl('verify', '-CAfile', join(work, `ca-${keyType}/ca.crt`), crt), /OK/);
+      const text = openssl('x509', '-in', crt, '-noout', '-text');
+      const algo = { 'ecdsa-p384': /id-ecPublicKey[\s\S]*P-384/, ed25519: /ED25519/, 'rsa-2048': /rsaEncryption[\s\S]*2048 bit/ }[keyType];
+      assert.match(text, algo);
+      assert.match(text, /1\.3\.6\.1\.4\.1\.44363\.44:/);
+    });
+  }
+
+  void it('leaves DelegationUsage out with --no-delegation-usage and adds clientAuth with --client', () => {
+    ok(work, 'cert', 'create', '--ca', 'ca', '--dns', 'plain.example.test', '--no-delegation-usage', '--client', '--out', 'plain');
+    const text = openssl('x509', '-in', join(work, 'plain/tls.crt'), '-noout', '-text');
+    assert.doesNotMatch(text, /44363/);
+    assert.match(text, /TLS Web Server Authentication, TLS Web Client Authentication/);
+    assert.match(text, /Digital Signature/);
+    assert.match(openssl('verify', '-CAfile', join(work, 'ca/ca.crt'), '-purpose', 'sslclient', join(work, 'plain/tls.crt')), /OK/);
+  });
+
+  void it('refuses to overwrite existing files unless --force is given', () => {
+    fails(work, 1, /leaf\/tls\.crt already exists \(use --force to overwrite\)$/, 'cert', 'create', '--ca', 'ca', '--dns', 'api.example.test', '--out', 'leaf');
+    const before = readFileSync(join(work, 'leaf/tls.crt'), 'utf8');
+    ok(work, 'cert', 'create', '--ca', 'ca', '--dns', 'api.example.test', '--out', 'leaf', '--force');
+    assert.notEqual(readFileSync(join(work, 'leaf/tls.crt'), 'utf8'), before);
+    assert.equal(mode(join(work, 'leaf/tls.key')), 0o600);
+  });
+
+  void it('rejects an unknown key type naming the flag and the allowed values', () => {
+    fails(work, 2, /^dcctl cert create: --key-type: unknown key type "rsa-1024"; allowed: ecdsa-p256, ecdsa-p384, ed25519, rsa-2048$/, 'cert', 'create', '--ca', 'ca', '--dns', 'a.test', '--key-type', 'rsa-1024', '--out', 'x');
+    fails(work, 2, /^dcctl ca create: --key-type: unknown key type "dsa"; allowed: /, 'ca', 'create', '--out', 'x', '--key-type', 'dsa');
+    assert.equal(existsSync(join(work, 'x')), false, 'nothing is written when a flag is bad');
+  });
+
+  void it('rejects bad flags up front with one line that names the flag', () => {
+    const cert = ['cert', 'create', '--ca', 'ca'];
+    fails(work, 2, /^dcctl cert create: unknown flag --bogus$/, ...cert, '--dns', 'a.test', '--out', 'x', '--bogus');
+    fails(work, 2, /^dcctl cert create: --out is required$/, ...cert, '--dns', 'a.test');
+    fails(work, 2, /^dcctl cert create: --ca is required$/, 'cert', 'create', '--dns', 'a.test', '--out', 'x');
+    fails(work, 2, /^dcctl cert create: --out needs a value$/, ...cert, '--dns', 'a.test', '--out');
+    fails(work, 2, /^dcctl cert create: --days: must be a whole number, got "abc"$/, ...cert, '--dns', 'a.test', '--out', 'x', '--days', 'abc');
+    fails(work, 2, /^dcctl cert create: --days: must be between 1 and 36500, got 0$/, ...cert, '--dns', 'a.test', '--out', 'x', '--days', '0');
+    fails(work, 2, /^dcctl cert create: --dns: "bad_name\.test" has an invalid label "bad_name"/, ...cert, '--dns', 'bad_name.test', '--out', 'x');
+    fails(work, 2, /^dcctl cert create: --dns: "a\.\*\.test" may only have a wildcard as the whole leftmost label/, ...cert, '--dns', 'a.*.test', '--out', 'x');
+    fails(work, 2, /^dcctl cert create: --ip: "999\.1\.1\.1" is not an IPv4 or IPv6 address$/, ...cert, '--ip', '999.1.1.1', '--out', 'x');
+    fails(work, 2, /^dcctl cert create: --dns: at least one --dns or --ip is required$/, ...cert, '--out', 'x');
+    fails(work, 2, /^dcctl cert create: --client takes no value$/, ...cert, '--dns', 'a.test', '--out', 'x', '--client=yes');
+    fails(work, 2, /^dcctl cert create: unexpected argument "extra"$/, ...cert, '--dns', 'a.test', '--out', 'x', 'extra');
+    fails(work, 2, /^dcctl ca create: --cn: must be at most 64 characters/, 'ca', 'create', '--out', 'x', '--cn', 'c'.repeat(65));
+  });
+
+  void it('rejects unknown commands and a missing subcommand', () => {
+    fails(work, 2, /^dcctl: unknown command "frobnicate"; one of: ca create, cert create/, 'frobnicate');
+    fails(work, 2, /^dcctl ca: missing subcommand; one of: create$/, 'ca');
+    fails(work, 2, /^dcctl ca: unknown command "destroy"; one of: create/, 'ca', 'destroy');
+  });
+
+  void it('reports an unreadable or inconsistent CA directory with exit 1 and the file at fault', () => {
+    fails(work, 1, /^dcctl cert create: --ca: cannot read .*nowhere\/ca\.crt: no such file or directory$/, 'cert', 'create', '--ca', 'nowhere', '--dns', 'a.test', '--out', 'x');
+    // A CA directory whose key belongs to another CA.
+    ok(work, 'ca', 'create', '--out', 'other-ca');
+    cpSync(join(work, 'ca/ca.crt'), join(work, 'mixed/ca.crt'), { recursive: true });
+    cpSync(join(work, 'other-ca/ca.key'), join(work, 'mixed/ca.key'));
+    fails(work, 1, /^dcctl cert create: --ca .*mixed: ca\.key does not match the certificate in ca\.crt$/, 'cert', 'create', '--ca', 'mixed', '--dns', 'a.test', '--out', 'x');
+    // A leaf directory is not a CA.
+    cpSync(join(work, 'leaf/tls.crt'), join(work, 'leaf-as-ca/ca.crt'), { recursive: true });
+    cpSync(join(work, 'leaf/tls.key'), join(work, 'leaf-as-ca/ca.key'));
+    fails(work, 1, /ca\.crt is not a CA certificate/, 'cert', 'create', '--ca', 'leaf-as-ca', '--dns', 'a.test', '--out', 'x');
+  });
+
+  void it('refuses a certificate that would outlive its CA and says how many days fit', () => {
+    ok(work, 'ca', 'create', '--out', 'short-ca', '--days', '10');
+    fails(work, 2, /^dcctl cert create: --days: 11 days would outlive the CA, which expires .*; use at most 9$/, 'cert', 'create', '--ca', 'short-ca', '--dns', 'a.test', '--days', '11', '--out', 'x');
+  });
+});
+
+void describe('dc-operator', () => {
+  void it('lists its process commands with --help and exits 0', () => {
+    const r = spawnSync(process.execPath, [DC_OPERATOR, '--help'], { encoding: 'utf8' });
+    assert.equal(r.status, 0, r.stderr);
+    assert.match(r.stdout, /Usage: dc-operator <command>/);
+    assert.match(r.stdout, /Commands:\n/);
+  });
+
+  void it('rejects an unknown command with exit 2 and one line', () => {
+    const r = spawnSync(process.execPath, [DC_OPERATOR, 'no-such-process'], { encoding: 'utf8' });
+    assert.equal(r.status, 2);
+    assert.match(r.stderr, /^dc-operator: unknown command "no-such-process"[^\n]*\n$/);
+  });
+});

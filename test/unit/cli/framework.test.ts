@@ -1,0 +1,157 @@
+import { describe, it } from 'node:test';
+import assert from 'node:assert/strict';
+import { defineCommand, type CommandContext } from '../../../src/cli/framework/command.js';
+import { CommandFailed, UsageError } from '../../../src/cli/framework/errors.js';
+import { CommandRegistry, type ProgramContext } from '../../../src/cli/framework/registry.js';
+import { integerFlag, ipFlag, oneOf } from '../../../src/cli/framework/flags.js';
+
+function capture(env: Record<string, string> = {}): ProgramContext & { out: string; err: string } {
+  const c = {
+    out: '',
+    err: '',
+    stdout(t: string) {
+      c.out += t;
+    },
+    stderr(t: string) {
+      c.err += t;
+    },
+    cwd: '/',
+    env,
+    now: () => new Date(0),
+  };
+  return c;
+}
+
+const seen: Array<{ config: unknown; commandName: string }> = [];
+
+const greet = defineCommand({
+  path: ['greet', 'person'],
+  summary: 'Say hello',
+  options: {
+    name: { type: 'string', value: 'NAME', description: 'who', required: true },
+    times: { type: 'string', value: 'N', description: 'how often', default: '1' },
+    tag: { type: 'string', multiple: true, value: 'TAG', description: 'labels' },
+    loud: { type: 'boolean', description: 'shout', short: 'l' },
+  },
+  positionals: [{ name: 'GREETING', description: 'the word to use' }],
+  validate(v, positionals) {
+    // The types follow the option specs: required/defaulted strings are strings, lists are arrays.
+    const name: string = v.name;
+    const tags: readonly string[] = v.tag;
+    const loud: boolean = v.loud;
+    return { name, times: integerFlag('--times', v.times, 1, 3), tags, loud, greeting: positionals[0] ?? 'hello' };
+  },
+  async run(config, ctx: CommandContext) {
+    seen.push({ config, commandName: ctx.commandName });
+    ctx.stdout(`${config.greeting} ${config.name}\n`.repeat(config.times));
+    return 0;
+  },
+});
+
+const explode = defineCommand({
+  path: ['explode'],
+  summary: 'Fails in various ways',
+  options: { how: { type: 'string', value: 'HOW', description: 'usage|failed|bug', required: true } },
+  validate: (v) => v.how,
+  async run(how) {
+    if (how === 'usage') throw new UsageError('bad combination', '--how');
+    if (how === 'failed') throw new CommandFailed('the server said no', 3);
+    throw new Error('undefined is not a function\nsecond line');
+  },
+});
+
+function program(): CommandRegistry {
+  return new CommandRegistry({ name: 'prog', summary: 'A test program.' }).register(greet).register(explode);
+}
+
+void describe('command framework', () => {
+  void it('parses typed flags, defaults, repeatable flags, short flags and positionals', async () => {
+    const ctx = capture();
+    seen.length = 0;
+    assert.equal(await program().run(['greet', 'person', '--name', 'Ada', '--tag', 'a', '--tag', 'b', '-l', '--times=2', 'hi'], ctx), 0);
+    assert.equal(ctx.out, 'hi Ada\nhi Ada\n');
+    assert.deepEqual(seen[0], { config: { name: 'Ada', times: 2, tags: ['a', 'b'], loud: true, greeting: 'hi' }, commandName: 'prog greet person' });
+    await program().run(['greet', 'person', '--name', 'Bo'], capture());
+    assert.deepEqual(seen[1]?.config, { name: 'Bo', times: 1, tags: [], loud: false, greeting: 'hello' });
+  });
+
+  void it('prints a help page with required, repeatable and default annotations', async () => {
+    const ctx = capture();
+    assert.equal(await program().run(['greet', 'person', '--help'], ctx), 0);
+    assert.match(ctx.out, /^Usage: prog greet person --name NAME \[GREETING\] \[flags\]\n/);
+    assert.match(ctx.out, /--name NAME +who \(required\)/);
+    assert.match(ctx.out, /--times N +how often \(default: 1\)/);
+    assert.match(ctx.out, /--tag TAG +labels \(repeatable\)/);
+    assert.match(ctx.out, /-l, --loud +shout/);
+    assert.match(ctx.out, /-h, --help +show this help/);
+    assert.match(ctx.out, /GREETING +the word to use/);
+  });
+
+  void it('accepts "help <command>" as well as "<command> --help"', async () => {
+    const a = capture();
+    const b = capture();
+    await program().run(['help', 'greet', 'person'], a);
+    await program().run(['greet', 'person', '-h'], b);
+    assert.equal(a.out, b.out);
+  });
+
+  void it('lists the commands of a group', async () => {
+    const ctx = capture();
+    assert.equal(await program().run(['greet', '--help'], ctx), 0);
+    assert.match(ctx.out, /greet person +Say hello/);
+    assert.doesNotMatch(ctx.out, /explode/);
+  });
+
+  void it('says "(none yet)" for a program without commands', async () => {
+    const ctx = capture();
+    assert.equal(await new CommandRegistry({ name: 'empty', summary: 'Nothing.' }).run(['--help'], ctx), 0);
+    assert.match(ctx.out, /Commands:\n {2}\(none yet\)\n/);
+  });
+
+  void it('turns usage errors into one line and exit code 2', async () => {
+    const cases: Array<[string[], RegExp]> = [
+      [['greet', 'person'], /^prog greet person: --name is required\n$/],
+      [['greet', 'person', '--name'], /^prog greet person: --name needs a value\n$/],
+      [['greet', 'person', '--name', 'A', '--times', '9'], /^prog greet person: --times: must be between 1 and 3, got 9\n$/],
+      [['greet', 'person', '--name', 'A', '--what'], /^prog greet person: unknown flag --what\n$/],
+      [['greet', 'person', '--name', 'A', '--loud=yes'], /^prog greet person: --loud takes no value\n$/],
+      [['greet', 'person', '--name', 'A', 'x', 'y'], /^prog greet person: unexpected argument "y"\n$/],
+      [['greet', 'person', '--name', ''], /^prog greet person: --name needs a non-empty value\n$/],
+      [['greet'], /^prog greet: missing subcommand; one of: person\n$/],
+      [['nope'], /^prog: unknown command "nope"; one of: explode, greet person \(run 'prog --help'\)\n$/],
+      [['--name', 'x'], /^prog: expected a command before --name/],
+      [['explode', '--how', 'usage'], /^prog explode: --how: bad combination\n$/],
+    ];
+    for (const [argv, pattern] of cases) {
+      const ctx = capture();
+      assert.equal(await program().run(argv, ctx), 2, argv.join(' '));
+      assert.match(ctx.err, pattern);
+    }
+  });
+
+  void it('reports a failed command with its exit code and a bug as an internal error without a stack', async () => {
+    const failed = capture();
+    assert.equal(await program().run(['explode', '--how', 'failed'], failed), 3);
+    assert.equal(failed.err, 'prog explode: the server said no\n');
+
+    const bug = capture();
+    assert.equal(await program().run(['explode', '--how', 'bug'], bug), 1);
+    assert.equal(bug.err, 'prog explode: internal error: undefined is not a function (set DC_DEBUG=1 for details)\n');
+
+    const debug = capture({ DC_DEBUG: '1' });
+    await program().run(['explode', '--how', 'bug'], debug);
+    assert.match(debug.err, /internal error: undefined is not a function\nError: undefined is not a function\nsecond line\n\s+at /);
+  });
+
+  void it('refuses to register the same command twice', () => {
+    assert.throws(() => program().register(greet), /registered twice/);
+  });
+
+  void it('validates common flag values with messages that name the flag', () => {
+    assert.throws(() => oneOf('--color', 'teal', ['red', 'blue'], 'color'), /^UsageError: --color: unknown color "teal"; allowed: red, blue$/);
+    assert.equal(oneOf('--color', 'red', ['red', 'blue']), 'red');
+    assert.throws(() => integerFlag('--n', '1.5', 1, 9), /--n: must be a whole number, got "1\.5"/);
+    assert.throws(() => ipFlag('--ip', 'localhost'), /--ip: "localhost" is not an IPv4 or IPv6 address/);
+    assert.equal(ipFlag('--ip', '::1'), '::1');
+  });
+});
