@@ -49,12 +49,15 @@ test-integration: build control-plane
 	node scripts/run-tests.mjs integration --test-concurrency=1
 
 # --- control plane --------------------------------------------------------------------------
+# Binaries: $KUBEBUILDER_ASSETS, else ~/.cache/dc-operator/k8s/<version>/, else the envtest
+# archive, else built from source through the Go module proxy (versions: scripts/control-plane/versions.env).
 .PHONY: control-plane
 control-plane:
 	@bash scripts/control-plane/ensure.sh
 
+# Starts etcd + kube-apiserver in the background; state in .dev/control-plane, logs in .dev/logs.
 .PHONY: control-plane-up
-control-plane-up: control-plane
+control-plane-up: $(NODE_MODULES_STAMP) control-plane
 	@bash scripts/control-plane/up.sh
 
 .PHONY: control-plane-down
