@@ -79,14 +79,35 @@ function zeros(n: number): Uint8Array {
 
 // --- Stages -----------------------------------------------------------------------------------
 
+/**
+ * Without a PSK the Early Secret and its "derived" salt are constants per hash: computed once.
+ */
+const noPskEarly = new Map<HashName, { secret: Uint8Array; derived: Uint8Array }>();
+function noPskEarlySecret(suite: SuiteParams): { secret: Uint8Array; derived: Uint8Array } {
+  let v = noPskEarly.get(suite.hash);
+  if (!v) {
+    const secret = hkdfExtract(suite.hash, zeros(suite.hashLength), zeros(suite.hashLength));
+    v = { secret, derived: deriveSecret(suite.hash, secret, 'derived', emptyHash(suite.hash)) };
+    noPskEarly.set(suite.hash, v);
+  }
+  return v;
+}
+
 /** Early Secret = HKDF-Extract(0, PSK or 0^HashLen). */
 export class EarlySecret {
   readonly secret: Uint8Array;
+  private readonly derivedSalt: Uint8Array | undefined;
   constructor(
     readonly suite: SuiteParams,
     psk?: Uint8Array,
   ) {
-    this.secret = hkdfExtract(suite.hash, zeros(suite.hashLength), psk ?? zeros(suite.hashLength));
+    if (psk) {
+      this.secret = hkdfExtract(suite.hash, zeros(suite.hashLength), psk);
+    } else {
+      const c = noPskEarlySecret(suite);
+      this.secret = c.secret;
+      this.derivedSalt = c.derived;
+    }
   }
 
   /** binder_key for a resumption PSK ("res binder") or an external one ("ext binder"). */
@@ -106,7 +127,7 @@ export class EarlySecret {
   /** Moves to the Handshake stage with the (EC)DHE shared secret (all zeros for psk_ke). */
   handshake(sharedSecret: Uint8Array | undefined): HandshakeSecret {
     const { hash, hashLength } = this.suite;
-    const salt = deriveSecret(hash, this.secret, 'derived', emptyHash(hash));
+    const salt = this.derivedSalt ?? deriveSecret(hash, this.secret, 'derived', emptyHash(hash));
     return new HandshakeSecret(this.suite, hkdfExtract(hash, salt, sharedSecret ?? zeros(hashLength)));
   }
 }
