@@ -156,7 +156,7 @@ function checkCredentialKey(dc: DelegatedCredential): KeyObject {
   const { spki, dcCertVerifyAlgorithm } = dc.credential;
   let key: KeyObject;
   try {
-    key = createPublicKey({ key: Buffer.from(spki.buffer, spki.byteOffset, spki.byteLength), format: 'der', type: 'spki' });
+    key = credentialKey(spki);
   } catch (cause) {
     throw new InvalidDelegatedCredential('malformed-spki', 'the credential SubjectPublicKeyInfo does not parse', { cause });
   }
@@ -175,6 +175,26 @@ function checkCredentialKey(dc: DelegatedCredential): KeyObject {
       `the credential's ${describeKey(key)} key does not fit dc_cert_verify_algorithm ${signatureSchemeName(dcCertVerifyAlgorithm)}`,
     );
   }
+  return key;
+}
+
+/**
+ * DC public keys by SPKI bytes. A client meets the same credential on every connection to a
+ * server, and building a KeyObject from DER costs ~0.5 ms under OpenSSL 3 (most of a
+ * verification), so recent keys are kept. Bounded: the oldest entry goes first.
+ */
+const KEY_CACHE_LIMIT = 256;
+const keyCache = new Map<string, KeyObject>();
+
+function credentialKey(spki: Uint8Array): KeyObject {
+  const der = Buffer.from(spki.buffer, spki.byteOffset, spki.byteLength);
+  const id = der.toString('base64');
+  const hit = keyCache.get(id);
+  if (hit) return hit;
+  const key = createPublicKey({ key: der, format: 'der', type: 'spki' });
+  void key.asymmetricKeyDetails; // computed once here, not on every check below
+  if (keyCache.size >= KEY_CACHE_LIMIT) keyCache.delete(keyCache.keys().next().value!);
+  keyCache.set(id, key);
   return key;
 }
 
