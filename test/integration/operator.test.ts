@@ -1,0 +1,269 @@
+// The operator against a real kube-apiserver + etcd (test/support): the CRDs from crds/ with
+// their CEL rules, and runController issuing real delegated credentials into Secrets.
+import assert from 'node:assert/strict';
+import { X509Certificate } from 'node:crypto';
+import { after, before, describe, it } from 'node:test';
+import { CoreV1Api, CustomObjectsApi, type KubeConfig, type V1Secret } from '@kubernetes/client-node';
+import { validateDelegatedCredential } from '../../src/tls/delegated/index.js';
+import { runController, type ControllerHandle } from '../../src/operator/main.js';
+import { createLogger } from '../../src/operator/logger.js';
+import { createTestNamespace, testKubeConfig, testKubeconfigPath, type TestNamespace } from '../support/cluster.js';
+import {
+  applyCrds,
+  createDelegatedCredential,
+  dcctlCertificate,
+  getDelegatedCredential,
+  putSecret,
+  secretData,
+  tlsSecret,
+  waitFor,
+  waitForCondition,
+} from './operator-fixtures.js';
+
+let kc: KubeConfig;
+let core: CoreV1Api;
+let custom: CustomObjectsApi;
+let ns: TestNamespace;
+let controller: ControllerHandle;
+
+void before(async () => {
+  kc = await testKubeConfig();
+  core = kc.makeApiClient(CoreV1Api);
+  custom = kc.makeApiClient(CustomObjectsApi);
+  await applyCrds(kc);
+  ns = await createTestNamespace('operator');
+  controller = await runController({
+    kubeconfig: await testKubeconfigPath(),
+    namespace: ns.name,
+    metricsPort: 0,
+    metricsHost: '127.0.0.1',
+    leaderElection: false,
+    log: createLogger(process.env['DC_TEST_LOG_LEVEL'] ?? 'error'),
+  });
+});
+
+void after(async () => {
+  await controller?.stop();
+  await ns?.delete();
+});
+
+async function outputSecret(name: string): Promise<V1Secret | undefined> {
+  try {
+    return await core.readNamespacedSecret({ namespace: ns.name, name });
+  } catch (err) {
+    if ((err as { code?: number }).code === 404) return undefined;
+    throw err;
+  }
+}
+
+/** The message of the apiserver's Status in a rejected request. */
+function statusMessage(err: unknown): string {
+  const body = (err as { body?: unknown }).body;
+  try {
+    return String((JSON.parse(String(body)) as { message?: string }).message);
+  } catch {
+    return String(body ?? err);
+  }
+}
+
+/** Asserts every credential in the Secret verifies against its tls.crt; returns the leaf. */
+function assertCredentialsVerify(secret: V1Secret | undefined, algorithms: string[]): X509Certificate {
+  const leaf = new X509Certificate(secretData(secret, 'tls.crt'));
+  for (const algorithm of algorithms) {
+    const verified = validateDelegatedCredential(secretData(secret, `${algorithm}.cred`), { certificate: leaf });
+    assert.ok(verified.expiresAt.getTime() > Date.now(), `${algorithm} credential is valid now`);
+    assert.match(secretData(secret, `${algorithm}.key`).toString(), /BEGIN PRIVATE KEY/);
+  }
+  return leaf;
+}
+
+void describe('the CRDs reject invalid specs with the CEL and schema messages', () => {
+  const invalid: [string, Record<string, unknown>, RegExp][] = [
+    ['validity over 7 days', { validity: '192h' }, /validity must be at most 168h \(7 days, RFC 9345\)/],
+    ['validity in days, which is no Go duration', { validity: '8d' }, /spec\.validity.*should match/],
+    ['renewBefore not shorter than validity', { validity: '2h', renewBefore: '2h' }, /renewBefore must be shorter than validity/],
+    ['two renewal modes', { renewBefore: '1h', rotationSchedule: '0 * * * *' }, /at most one of renewBefore, renewBeforePercentage and rotationSchedule may be set/],
+    ['an unknown algorithm', { algorithms: ['rsa_pkcs1_sha1'] }, /Unsupported value: "rsa_pkcs1_sha1"/],
+    ['a percentage of 100', { renewBeforePercentage: 100 }, /should be less than or equal to 99/],
+    ['the certificate Secret as output', { secretName: 'cert' }, /secretName must differ from certificateSecretRef\.name/],
+  ];
+  for (const [what, extra, message] of invalid) {
+    void it(`rejects ${what}`, async () => {
+      await assert.rejects(
+        createDelegatedCredential(kc, ns.name, `bad-${Math.random().toString(36).slice(2, 8)}`, { certificateSecretRef: { name: 'cert' }, secretName: 'out', ...extra }),
+        (err: unknown) => {
+          assert.match(statusMessage(err), message);
+          return true;
+        },
+      );
+    });
+  }
+
+  void it('rejects a signer that is both in-cluster and keyless', async () => {
+    await assert.rejects(
+      custom.createNamespacedCustomObject({
+        group: 'dc-operator.io',
+        version: 'v1alpha1',
+        namespace: ns.name,
+        plural: 'delegationsigners',
+        body: {
+          apiVersion: 'dc-operator.io/v1alpha1',
+          kind: 'DelegationSigner',
+          metadata: { name: 'both' },
+          spec: {
+            inCluster: { keySecretRef: { name: 'k' } },
+            keyless: { address: 'keys.example.test:2407', caBundleSecretRef: { name: 'ca' }, clientCertificateSecretRef: { name: 'c' } },
+          },
+        },
+      }),
+      (err: unknown) => /exactly one of inCluster and keyless must be set/.test(statusMessage(err)),
+    );
+  });
+
+  void it('fills in the defaults: one P-256 credential valid for 24h', async () => {
+    const dc = await createDelegatedCredential(kc, ns.name, 'defaults', { certificateSecretRef: { name: 'missing' }, secretName: 'defaults-out' });
+    assert.deepEqual(dc.spec.algorithms, ['ecdsa_secp256r1_sha256']);
+    assert.equal(dc.spec.validity, '24h');
+  });
+});
+
+void describe('issuing with the in-cluster signer', () => {
+  const algorithms = ['ed25519', 'ecdsa_secp256r1_sha256', 'ecdsa_secp384r1_sha384'];
+
+  void it('writes verifying credentials for a dcctl certificate and reports Ready with the credentials', async () => {
+    const cert = dcctlCertificate();
+    await putSecret(core, tlsSecret(ns.name, 'web-tls', cert.crt, cert.key));
+    await createDelegatedCredential(kc, ns.name, 'web', { certificateSecretRef: { name: 'web-tls' }, secretName: 'web-dc', algorithms: algorithms as never });
+    const dc = await waitForCondition(kc, ns.name, 'web', 'Ready', 'True');
+    const secret = await outputSecret('web-dc');
+    assert.equal(secret?.type, 'dc-operator.io/delegated-credential');
+    assert.equal(secret?.metadata?.ownerReferences?.[0]?.kind, 'DelegatedCredential');
+    assert.equal(secret?.metadata?.labels?.['app.kubernetes.io/managed-by'], 'dc-operator');
+    assert.ok(!Object.keys(secret?.data ?? {}).includes('tls.key'), 'the certificate key is never copied');
+    assertCredentialsVerify(secret, algorithms);
+    assert.deepEqual(dc.status?.credentials?.map((c) => c.algorithm), [...algorithms].sort());
+    assert.equal(dc.status?.observedGeneration, 1);
+    assert.equal(dc.status?.conditions?.find((c) => c.type === 'SignerReady')?.status, 'True');
+    assert.ok(dc.status?.renewalTime && dc.status.lastIssuedTime && dc.status.notAfter);
+    const events = await core.listNamespacedEvent({ namespace: ns.name, fieldSelector: 'involvedObject.name=web' });
+    assert.ok(events.items.some((e) => e.reason === 'Issued' && e.type === 'Normal'), 'an Issued event');
+  });
+
+  void it('re-issues within seconds when the certificate is replaced', async () => {
+    const before = await outputSecret('web-dc');
+    const next = dcctlCertificate();
+    await putSecret(core, tlsSecret(ns.name, 'web-tls', next.crt, next.key));
+    const secret = await waitFor('credentials for the new certificate', 10_000, async () => {
+      const s = await outputSecret('web-dc');
+      return s && secretData(s, 'tls.crt').toString() === next.crt ? s : undefined;
+    });
+    assert.notEqual(secret.data?.['ed25519.cred'], before?.data?.['ed25519.cred']);
+    assertCredentialsVerify(secret, algorithms);
+  });
+
+  void it('restores a deleted output Secret', async () => {
+    await core.deleteNamespacedSecret({ namespace: ns.name, name: 'web-dc' });
+    const secret = await waitFor('the output Secret restored', 10_000, () => outputSecret('web-dc'));
+    assertCredentialsVerify(secret, algorithms);
+  });
+
+  void it('repairs an edited output Secret', async () => {
+    const secret = await outputSecret('web-dc');
+    assert.ok(secret?.data);
+    secret.data['ed25519.cred'] = Buffer.from('tampered').toString('base64');
+    await core.replaceNamespacedSecret({ namespace: ns.name, name: 'web-dc', body: secret });
+    const repaired = await waitFor('the edited Secret repaired', 10_000, async () => {
+      const s = await outputSecret('web-dc');
+      return s && secretData(s, 'ed25519.cred').toString() !== 'tampered' ? s : undefined;
+    });
+    assertCredentialsVerify(repaired, algorithms);
+  });
+
+  void it('rotates a short-lived credential on time with a new key', async () => {
+    const cert = dcctlCertificate({ keyType: 'ed25519' });
+    await putSecret(core, tlsSecret(ns.name, 'rotate-tls', cert.crt, cert.key));
+    // validity 2m, renewBefore 105s: the renewal is due 15 s after issue (minus ≤ 2.4 s of jitter).
+    await createDelegatedCredential(kc, ns.name, 'rotate', { certificateSecretRef: { name: 'rotate-tls' }, secretName: 'rotate-dc', validity: '2m', renewBefore: '105s' });
+    const first = await waitForCondition(kc, ns.name, 'rotate', 'Ready', 'True');
+    const firstKey = first.status?.credentials?.[0]?.publicKeyFingerprint;
+    const renewalAt = Date.parse(first.status?.renewalTime ?? '');
+    const issuedAt = Date.parse(first.status?.lastIssuedTime ?? '');
+    assert.ok(renewalAt - issuedAt <= 15_000 && renewalAt - issuedAt >= 12_000, `renewal ${renewalAt - issuedAt} ms after issue`);
+    const second = await waitFor('a rotated credential', 30_000, async () => {
+      const dc = await getDelegatedCredential(kc, ns.name, 'rotate');
+      const fp = dc.status?.credentials?.[0]?.publicKeyFingerprint;
+      return fp !== undefined && fp !== firstKey ? dc : undefined;
+    }, 250);
+    const rotatedAt = Date.parse(second.status?.lastIssuedTime ?? '');
+    assert.ok(rotatedAt >= renewalAt - 1000 && rotatedAt <= renewalAt + 3000, `rotated ${rotatedAt - renewalAt} ms after the renewal time`);
+    assertCredentialsVerify(await outputSecret('rotate-dc'), ['ecdsa_secp256r1_sha256']);
+  });
+
+  void it('exports expiration and renewal timestamps on /metrics', async () => {
+    const text = await (await fetch(`http://127.0.0.1:${controller.port}/metrics`)).text();
+    assert.match(text, new RegExp(`dc_operator_credential_expiration_timestamp_seconds\\{namespace="${ns.name}",name="web",algorithm="ed25519"\\} \\d+`));
+    assert.match(text, new RegExp(`dc_operator_credential_renewal_timestamp_seconds\\{namespace="${ns.name}",name="web"\\}`));
+    assert.match(text, new RegExp(`dc_operator_credential_ready_status\\{namespace="${ns.name}",name="web",condition="True"\\} 1`));
+    assert.match(text, /dc_operator_sign_duration_seconds_bucket/);
+    assert.equal((await fetch(`http://127.0.0.1:${controller.port}/readyz`)).status, 200);
+  });
+});
+
+void describe('bad input: Ready=False with a reason to act on, nothing written, others still served', () => {
+  void it('a certificate without DelegationUsage', async () => {
+    const cert = dcctlCertificate({ noDelegationUsage: true });
+    await putSecret(core, tlsSecret(ns.name, 'plain-tls', cert.crt, cert.key));
+    await createDelegatedCredential(kc, ns.name, 'plain', { certificateSecretRef: { name: 'plain-tls' }, secretName: 'plain-dc' });
+    const dc = await waitForCondition(kc, ns.name, 'plain', 'Ready', 'False', 'CertificateMissingDelegationUsage');
+    assert.match(dc.status?.conditions?.find((c) => c.type === 'Ready')?.message ?? '', /1\.3\.6\.1\.4\.1\.44363\.44/);
+    assert.equal(await outputSecret('plain-dc'), undefined);
+    const events = await core.listNamespacedEvent({ namespace: ns.name, fieldSelector: 'involvedObject.name=plain' });
+    assert.ok(events.items.some((e) => e.type === 'Warning' && e.reason === 'CertificateMissingDelegationUsage'));
+  });
+
+  void it('a missing certificate Secret', async () => {
+    await createDelegatedCredential(kc, ns.name, 'nosecret', { certificateSecretRef: { name: 'does-not-exist' }, secretName: 'nosecret-dc' });
+    await waitForCondition(kc, ns.name, 'nosecret', 'Ready', 'False', 'SecretNotFound');
+    assert.equal(await outputSecret('nosecret-dc'), undefined);
+  });
+
+  void it('a key that does not belong to the certificate', async () => {
+    const cert = dcctlCertificate();
+    const other = dcctlCertificate();
+    await putSecret(core, tlsSecret(ns.name, 'mismatch-tls', cert.crt, other.key));
+    await createDelegatedCredential(kc, ns.name, 'mismatch', { certificateSecretRef: { name: 'mismatch-tls' }, secretName: 'mismatch-dc' });
+    const dc = await waitForCondition(kc, ns.name, 'mismatch', 'Ready', 'False', 'KeyMismatch');
+    assert.equal(dc.status?.conditions?.find((c) => c.type === 'SignerReady')?.status, 'False');
+    assert.equal(await outputSecret('mismatch-dc'), undefined);
+  });
+
+  void it('a keyless signer, until keyless signing exists', async () => {
+    const cert = dcctlCertificate();
+    await putSecret(core, tlsSecret(ns.name, 'keyless-tls', cert.crt));
+    await custom.createNamespacedCustomObject({
+      group: 'dc-operator.io',
+      version: 'v1alpha1',
+      namespace: ns.name,
+      plural: 'delegationsigners',
+      body: {
+        apiVersion: 'dc-operator.io/v1alpha1',
+        kind: 'DelegationSigner',
+        metadata: { name: 'edge' },
+        spec: { keyless: { address: 'keys.example.test:2407', caBundleSecretRef: { name: 'ca' }, clientCertificateSecretRef: { name: 'client' } } },
+      },
+    });
+    await createDelegatedCredential(kc, ns.name, 'keyless', {
+      certificateSecretRef: { name: 'keyless-tls' },
+      secretName: 'keyless-dc',
+      signerRef: { kind: 'DelegationSigner', name: 'edge' },
+    });
+    const dc = await waitForCondition(kc, ns.name, 'keyless', 'SignerReady', 'False', 'KeylessNotImplemented');
+    assert.match(dc.status?.conditions?.find((c) => c.type === 'SignerReady')?.message ?? '', /keys\.example\.test:2407/);
+    assert.equal(await outputSecret('keyless-dc'), undefined);
+  });
+
+  void it('the healthy DelegatedCredential is still Ready', async () => {
+    const dc = await getDelegatedCredential(kc, ns.name, 'web');
+    assert.equal(dc.status?.conditions?.find((c) => c.type === 'Ready')?.status, 'True');
+  });
+});
