@@ -18,6 +18,7 @@ import {
   ErrorCode,
   errorCodeName,
   isResponseOpcode,
+  MAX_WIRE_BODY_LENGTH,
   Opcode,
   opcodeName,
   signOperationOf,
@@ -42,7 +43,11 @@ export interface KeyServerOptions {
   readonly maxConcurrency?: number;
   /** Requests in flight per connection before its reads pause (default 1024). */
   readonly maxInFlightPerConnection?: number;
-  /** Largest accepted request body in bytes (default 16 KiB; the wire limit is 65535). */
+  /**
+   * Largest accepted request body in bytes (default and maximum: 65535, the u16 wire limit). An
+   * Ed25519 request carries the whole message, which for a delegated credential includes the
+   * certificate, so keep this well above the largest certificate you sign for.
+   */
   readonly maxBodyLength?: number;
   /** Serve Prometheus metrics on this port (/metrics); 0 picks a free port; undefined = off. */
   readonly metricsPort?: number;
@@ -65,7 +70,6 @@ export interface KeyServer {
   close(): Promise<void>;
 }
 
-const DEFAULT_MAX_BODY = 16 * 1024;
 
 /** Metric names follow Prometheus conventions; `opcode` labels are the documented opcode names. */
 class KeyServerMetrics {
@@ -142,7 +146,7 @@ export async function startKeyServer(options: KeyServerOptions): Promise<KeyServ
   const keyLookup: KeyLookup = keys;
   const semaphore = new Semaphore(options.maxConcurrency ?? 64);
   const maxInFlight = options.maxInFlightPerConnection ?? 1024;
-  const maxBody = Math.min(options.maxBodyLength ?? DEFAULT_MAX_BODY, 0xffff);
+  const maxBody = Math.min(options.maxBodyLength ?? MAX_WIRE_BODY_LENGTH, MAX_WIRE_BODY_LENGTH);
   const log = options.logger;
 
   const sockets = new Set<TLSSocket>();

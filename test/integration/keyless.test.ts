@@ -349,6 +349,29 @@ void describe('keyless client resilience', () => {
     await ks.close();
   });
 
+  void it('signs a 20 KB message with Ed25519, which travels whole (a credential over a large certificate)', async () => {
+    const pair = generateKeyPairSync('ed25519');
+    const ks = await startKeyServer({
+      keys: { get: (ski) => (ski === skiHex(computeSki(pair.privateKey)) ? new SigningKey(pair.privateKey, 'ed') : undefined), size: 1 },
+      ca: pki2.ca,
+      cert: pki2.server.cert,
+      key: pki2.server.key,
+      host: '127.0.0.1',
+      port: 0,
+    });
+    const signer = new KeylessSigner({
+      address: `127.0.0.1:${ks.port}`,
+      ca: pki2.ca,
+      clientCert: pki2.client.cert,
+      clientKey: pki2.client.key,
+      publicKey: pair.publicKey,
+    });
+    const big = new Uint8Array(20_000).fill(0x5a);
+    assert.ok(verify(null, big, pair.publicKey, await signer.sign(S.ed25519, big)));
+    await signer.close();
+    await ks.close();
+  });
+
   void it('backs off while the key server is unreachable and says why', async () => {
     const probe = await start(0);
     const port = probe.port;
