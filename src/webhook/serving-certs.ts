@@ -81,7 +81,7 @@ export const DEFAULT_TRUST_PROPAGATION_MS = 30_000;
  * Pure: must this replica sign itself a new serving certificate?
  * - none yet, or the current one is 2/3 through its life: issue;
  * - the CA changed (rotation): issue only once the bundle naming the new CA has been in the
- *   MutatingWebhookConfiguration for `propagationMs`. The API server reads that configuration
+ *   MutatingWebhookConfiguration for `propagationMs` (or the current certificate has expired). The API server reads that configuration
  *   through an informer; presenting a new-CA certificate before it has the new bundle would fail
  *   every admission call in between. The old serving certificate stays valid and trusted meanwhile.
  */
@@ -93,10 +93,14 @@ export function decideServing(
   propagationMs = DEFAULT_TRUST_PROPAGATION_MS,
 ): ServingDecision {
   if (!serving) return 'issue';
-  if (now.getTime() >= renewalTime(serving.cert).getTime()) return 'issue';
-  if (serving.issuerPem === caPem) return 'keep';
-  if (bundleTrustedSince && now.getTime() - bundleTrustedSince.getTime() >= propagationMs) return 'issue';
-  return 'wait-for-trust';
+  if (serving.issuerPem !== caPem) {
+    // Even when the current certificate is due for renewal (it still has a third of its life),
+    // a certificate the API server cannot verify yet would be worse than waiting a few seconds.
+    const trusted = bundleTrustedSince !== undefined && now.getTime() - bundleTrustedSince.getTime() >= propagationMs;
+    const expired = now.getTime() >= serving.cert.notAfter.getTime();
+    return trusted || expired ? 'issue' : 'wait-for-trust';
+  }
+  return now.getTime() >= renewalTime(serving.cert).getTime() ? 'issue' : 'keep';
 }
 
 function decode(secret: V1Secret, key: string): string | undefined {

@@ -88,6 +88,15 @@ void test('after a CA rotation the new CA signs only once its bundle has been in
   assert.equal(decideServing(serving, 'new CA', new Date(written.getTime() + 30_000), written, 30_000), 'issue');
 });
 
+void test('a serving certificate due for renewal still waits for the new CA to be trusted, unless it has expired', async () => {
+  const ca = await createCa('test CA', t0);
+  const cert = await createServingCert(ca, { dnsNames: ['svc'], ipAddresses: [], now: t0 });
+  const serving = { cert, issuerPem: ca.certPem };
+  const due = new Date(t0.getTime() + 61 * DAY);
+  assert.equal(decideServing(serving, 'new CA', due, due, 30_000), 'wait-for-trust');
+  assert.equal(decideServing(serving, 'new CA', new Date(t0.getTime() + 91 * DAY), undefined, 30_000), 'issue');
+});
+
 void test('a CA Secret with a missing or garbled certificate is read as absent', async () => {
   const ca = await createCa('test CA', t0);
   const b64 = (s: string): string => Buffer.from(s).toString('base64');
