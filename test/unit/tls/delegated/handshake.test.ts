@@ -8,7 +8,9 @@ import { before, describe, it } from 'node:test';
 import { AlertDescription } from '../../../../src/tls/alerts.js';
 import { ClientConnection, type ClientOptions } from '../../../../src/tls/client.js';
 import type { Connection, HandshakeInfo, TlsEvent } from '../../../../src/tls/connection.js';
+import { generateKeyPairSync } from 'node:crypto';
 import { ExtensionType, SignatureScheme } from '../../../../src/tls/constants.js';
+import { createKeySigner } from '../../../../src/tls/signer.js';
 import { ServerConnection, type ServerOptions } from '../../../../src/tls/server.js';
 import {
   CredentialStore,
@@ -18,6 +20,8 @@ import {
   clientDelegatedCredentialSelector,
   delegatedCredentialPeerHooks,
   delegatedCredentialSelector,
+  delegatedCredentialSignedContent,
+  encodeDelegatedCredential,
   issueDelegatedCredential,
   type DcAlgorithmName,
   type DelegatedCredentialDetails,
@@ -197,6 +201,67 @@ void describe('delegated credentials in the handshake', () => {
     const { serverCredentialHooks: _ignored, ...plain } = clientOptions();
     const out = await handshake(plain, pushy);
     assert.equal(errorOf(out.client).sentAlert, AlertDescription.unsupported_extension);
+  });
+
+  void it("falls back to the certificate when the credential's signature algorithm is not in the client's signature_algorithms", async () => {
+    const rsaCert = await makeCertificate({ keyType: 'rsa', dnsNames: [HOST] });
+    const rsaSet = await setFor(rsaCert, ['ed25519']); // signed with rsa_pss_rsae_sha256
+    const sigalgs = [S.ed25519, S.ecdsa_secp256r1_sha256, S.rsa_pss_rsae_sha384];
+    const client: ClientOptions = { ...clientOptions(), ca: [rsaCert.pem], signatureAlgorithms: sigalgs };
+    const server: ServerOptions = { certificates: [{ cert: rsaCert.pem, key: rsaCert.privateKey }], selectCredential: delegatedCredentialSelector(rsaSet), now: () => now };
+    const out = await handshake(client, server);
+    assert.equal(infoOf(out.client).serverMode.authentication, 'certificate');
+    assert.equal(infoOf(out.client).serverMode.signatureScheme, S.rsa_pss_rsae_sha384);
+
+    // A server that ignores that rule is refused by the client (two lists, two checks).
+    const entry = rsaSet.entries[0]!;
+    const careless: ServerOptions = {
+      ...server,
+      selectCredential: (_hello, fallback) => ({
+        ...fallback()!,
+        leafExtensions: [{ type: ExtensionType.delegated_credential, data: entry.encoded }],
+        signer: entry.signer,
+        scheme: S.ed25519,
+      }),
+    };
+    const refused = await handshake(client, careless);
+    const failure = errorOf(refused.client);
+    assert.ok(failure.error instanceof InvalidDelegatedCredential);
+    assert.equal(failure.error.rule, 'signature-scheme-not-offered');
+    assert.equal(failure.sentAlert, AlertDescription.illegal_parameter);
+  });
+
+  void it('refuses a CertificateVerify whose scheme differs from dc_cert_verify_algorithm', async () => {
+    // An RSASSA-PSS credential key without hash restriction could sign with any rsa_pss_pss_* scheme.
+    const { publicKey, privateKey } = generateKeyPairSync('rsa-pss', { modulusLength: 2048 });
+    const credential = {
+      validTime: Math.floor(now.getTime() / 1000) - Math.floor(cert.notBefore.getTime() / 1000) + 3600,
+      dcCertVerifyAlgorithm: S.rsa_pss_pss_sha256,
+      spki: new Uint8Array(publicKey.export({ type: 'spki', format: 'der' })),
+    };
+    const algorithm = S.ecdsa_secp256r1_sha256;
+    const signature = await cert.signer.sign(algorithm, delegatedCredentialSignedContent('server', cert.der, credential, algorithm));
+    const encoded = encodeDelegatedCredential({ credential, algorithm, signature });
+    const serverSigningWith = (scheme: number): ServerOptions => ({
+      certificates: [{ cert: cert.pem, key: cert.privateKey }],
+      selectCredential: (_hello, fallback) => ({
+        ...fallback()!,
+        leafExtensions: [{ type: ExtensionType.delegated_credential, data: encoded }],
+        signer: createKeySigner(privateKey),
+        scheme,
+      }),
+      now: () => now,
+    });
+    const offer = [S.rsa_pss_pss_sha256, S.rsa_pss_pss_sha384];
+    const out = await handshake(clientOptions(offer), serverSigningWith(S.rsa_pss_pss_sha384));
+    const failure = errorOf(out.client);
+    assert.equal(failure.sentAlert, AlertDescription.illegal_parameter);
+    assert.match(failure.error.message, /CertificateVerify/);
+
+    // The same credential with the right scheme is accepted.
+    const ok = await handshake(clientOptions(offer), serverSigningWith(S.rsa_pss_pss_sha256));
+    assert.equal(infoOf(ok.client).serverMode.signatureScheme, S.rsa_pss_pss_sha256);
+    assert.equal(infoOf(ok.client).serverMode.authentication, DELEGATED_CREDENTIAL_LABEL);
   });
 
   void it('authenticates a client with its own delegated credential when the server asks for one', async () => {
