@@ -1,9 +1,17 @@
 #!/usr/bin/env node
 // Runs node:test over the compiled test files of one suite (unit | integration | interop).
 // Node 20's `node --test` takes no glob patterns, so the files are listed here.
+//
+// For the integration suite it first starts ONE real control plane (etcd + kube-apiserver, see
+// test/support/control-plane.ts) and passes its kubeconfig to every test file through
+// DC_TEST_KUBECONFIG; it stops it afterwards, also when the run fails or is interrupted
+// (SIGINT/SIGTERM/SIGHUP). The processes also carry a parent-death signal, so even a SIGKILLed
+// runner leaves no orphans. With DC_TEST_KUBECONFIG already set, that cluster is used instead.
 import { readdirSync, statSync } from 'node:fs';
-import { join } from 'node:path';
-import { spawnSync } from 'node:child_process';
+import { join, resolve } from 'node:path';
+import { spawn, spawnSync } from 'node:child_process';
+import { pathToFileURL } from 'node:url';
+import { setTimeout } from 'node:timers';
 
 const suite = process.argv[2];
 if (!suite) {
@@ -28,5 +36,79 @@ if (files.length === 0) {
   process.exit(1);
 }
 const extra = process.argv.slice(3);
-const r = spawnSync(process.execPath, ['--enable-source-maps', '--test', '--test-reporter=spec', ...extra, ...files], { stdio: 'inherit' });
-process.exit(r.status ?? 1);
+
+const SIGNALS = { SIGINT: 2, SIGTERM: 15, SIGHUP: 1 };
+let controlPlane; // { state, stop }
+let child;
+let interrupted;
+
+async function startControlPlane() {
+  const cp = await import(pathToFileURL(resolve('dist/test/support/control-plane.js')).href);
+  const devDir = resolve('.dev');
+  for (const dir of await cp.reapStaleControlPlanes(devDir)) console.error(`[control-plane] removed leftovers of a dead run: ${dir}`);
+  const say = (m) => process.stderr.write(`[control-plane] ${m}\n`);
+  const state = await cp.startControlPlane({
+    binDir: cp.ensureBinaries(),
+    stateDir: join(devDir, `test-control-plane-${process.pid}`),
+    logDir: join(devDir, 'logs', 'test-run'),
+    dieWithParent: true,
+    log: say,
+  });
+  controlPlane = {
+    state,
+    stop: async () => {
+      await cp.stopControlPlane(state);
+      say('stopped');
+    },
+  };
+  // An 'exit' handler cannot wait: kill hard if we get there without a graceful stop.
+  process.once('exit', () => { if (controlPlane) cp.killControlPlaneSync(controlPlane.state); });
+}
+
+async function stopControlPlane() {
+  const cp = controlPlane;
+  controlPlane = undefined;
+  if (cp) await cp.stop();
+}
+
+for (const sig of Object.keys(SIGNALS)) {
+  process.on(sig, () => {
+    if (interrupted) return;
+    interrupted = sig;
+    console.error(`\n[run-tests] ${sig}: stopping tests and control plane`);
+    if (child && child.exitCode === null) {
+      child.kill(sig);
+      // A test runner that ignores the signal gets SIGKILL after 10 s.
+      const t = setTimeout(() => child.kill('SIGKILL'), 10_000);
+      t.unref();
+    } else {
+      void stopControlPlane().finally(() => process.exit(128 + SIGNALS[sig]));
+    }
+  });
+}
+
+let status = 1;
+try {
+  const env = { ...process.env };
+  if (suite === 'integration' && !env.DC_TEST_KUBECONFIG) {
+    await startControlPlane();
+    env.DC_TEST_KUBECONFIG = controlPlane.state.kubeconfigPath;
+  }
+  if (!interrupted) {
+    const argv = [process.execPath, '--enable-source-maps', '--test', '--test-reporter=spec', ...extra, ...files];
+    // The runner gets SIGTERM if we die without cleaning up (even by SIGKILL): no orphaned tests.
+    const setpriv = spawnSync('setpriv', ['--help'], { encoding: 'utf8' });
+    if (setpriv.status === 0 && setpriv.stdout.includes('--pdeathsig')) argv.unshift('setpriv', '--pdeathsig', 'TERM', '--');
+    child = spawn(argv[0], argv.slice(1), { stdio: 'inherit', env });
+    status = await new Promise((res) => {
+      child.on('exit', (code, signal) => res(code ?? 128 + (SIGNALS[signal] ?? 9)));
+      child.on('error', (err) => { console.error(err); res(1); });
+    });
+  }
+} catch (err) {
+  console.error(err instanceof Error ? err.message : err);
+  status = 1;
+} finally {
+  await stopControlPlane();
+}
+process.exit(interrupted ? 128 + SIGNALS[interrupted] : status);
