@@ -1,23 +1,452 @@
-import { test } from 'node:test';
+import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { ClientConnection } from '../../../src/tls/client.js';
-import { ServerConnection } from '../../../src/tls/server.js';
-import { CipherSuite, NamedGroup } from '../../../src/tls/constants.js';
-import { doHandshake, transfer } from './pair.js';
-import { testPki } from './pki.js';
+import { ClientConfig, ClientConnection, type ClientOptions } from '../../../src/tls/client.js';
+import { ServerConfig, ServerConnection, type ServerOptions } from '../../../src/tls/server.js';
+import { AlertDescription } from '../../../src/tls/alerts.js';
+import { CipherSuite, ExtensionType, NamedGroup, SignatureScheme } from '../../../src/tls/constants.js';
+import { AlertReceived, IllegalParameter } from '../../../src/tls/errors.js';
+import { createKeySigner, type Signer } from '../../../src/tls/signer.js';
+import type { TlsSession } from '../../../src/tls/session.js';
+import { doHandshake, transfer, type Pair } from './pair.js';
+import { testPki, type KeyType } from './pki.js';
 
-void test('a client and a server complete a handshake and exchange data', async () => {
+async function serverOptions(extra: Partial<ServerOptions> = {}, keyType: KeyType = 'p256'): Promise<ServerOptions> {
   const pki = await testPki();
-  const leaf = await pki.leaf('p256');
-  const server = new ServerConnection({ certificates: [{ cert: leaf.pem, key: leaf.key }] });
-  const client = new ClientConnection({ servername: 'localhost', ca: [pki.ca.pem] });
-  const pair = await doHandshake(client, server);
-  assert.equal(pair.client.error, undefined, String(pair.client.error?.error));
-  assert.equal(pair.server.error, undefined, String(pair.server.error?.error));
-  const info = pair.client.ofType('handshake')[0]!.info;
-  assert.equal(info.cipherSuite, CipherSuite.TLS_AES_128_GCM_SHA256);
-  assert.equal(info.group, NamedGroup.x25519);
-  assert.equal(info.peerAuthorized, true);
-  assert.equal((await transfer(pair, 'client', Buffer.from('ping'))).toString(), 'ping');
-  assert.equal((await transfer(pair, 'server', Buffer.from('pong'))).toString(), 'pong');
+  const leaf = await pki.leaf(keyType);
+  return { certificates: [{ cert: leaf.pem, key: leaf.key }], ...extra };
+}
+
+async function clientOptions(extra: Partial<ClientOptions> = {}): Promise<ClientOptions> {
+  const pki = await testPki();
+  return { servername: 'localhost', ca: [pki.ca.pem], ...extra };
+}
+
+async function connect(server: Partial<ServerOptions> = {}, client: Partial<ClientOptions> = {}, keyType: KeyType = 'p256'): Promise<Pair> {
+  return doHandshake(new ClientConnection(await clientOptions(client)), new ServerConnection(await serverOptions(server, keyType)));
+}
+
+function assertConnected(pair: Pair): void {
+  assert.equal(pair.client.error, undefined, `client: ${String(pair.client.error?.error)}`);
+  assert.equal(pair.server.error, undefined, `server: ${String(pair.server.error?.error)}`);
+  assert.equal(pair.client.ofType('handshake').length, 1);
+  assert.equal(pair.server.ofType('handshake').length, 1);
+}
+
+function clientInfo(pair: Pair) {
+  return pair.client.ofType('handshake')[0]!.info;
+}
+function serverInfo(pair: Pair) {
+  return pair.server.ofType('handshake')[0]!.info;
+}
+
+void describe('full handshakes', () => {
+  const suites = [CipherSuite.TLS_AES_128_GCM_SHA256, CipherSuite.TLS_AES_256_GCM_SHA384, CipherSuite.TLS_CHACHA20_POLY1305_SHA256];
+  const groups = [NamedGroup.x25519, NamedGroup.secp256r1, NamedGroup.secp384r1];
+  for (const suite of suites) {
+    for (const group of groups) {
+      void test(`negotiates suite 0x${suite.toString(16)} with group 0x${group.toString(16)} and carries data both ways`, async () => {
+        const pair = await connect({}, { cipherSuites: [suite], groups: [group], keyShareGroups: [group] });
+        assertConnected(pair);
+        assert.equal(clientInfo(pair).cipherSuite, suite);
+        assert.equal(serverInfo(pair).group, group);
+        assert.equal(clientInfo(pair).helloRetryRequest, false);
+        assert.equal((await transfer(pair, 'client', Buffer.from('hello server'))).toString(), 'hello server');
+        assert.equal((await transfer(pair, 'server', Buffer.from('hello client'))).toString(), 'hello client');
+      });
+    }
+  }
+
+  for (const keyType of ['ed25519', 'p256', 'p384', 'rsa'] as const) {
+    void test(`authenticates with a ${keyType} certificate key`, async () => {
+      const pair = await connect({}, {}, keyType);
+      assertConnected(pair);
+      const expected = {
+        ed25519: SignatureScheme.ed25519,
+        p256: SignatureScheme.ecdsa_secp256r1_sha256,
+        p384: SignatureScheme.ecdsa_secp384r1_sha384,
+        rsa: SignatureScheme.rsa_pss_rsae_sha256,
+      }[keyType];
+      assert.equal(clientInfo(pair).serverMode.signatureScheme, expected);
+      assert.equal(clientInfo(pair).peerAuthorized, true);
+    });
+  }
+
+  void test('transfers 1 MiB in each direction intact', async () => {
+    const pair = await connect();
+    const big = Buffer.alloc(1 << 20);
+    for (let i = 0; i < big.length; i++) big[i] = (i * 7919) & 0xff;
+    assert.ok((await transfer(pair, 'client', big)).equals(big));
+    assert.ok((await transfer(pair, 'server', big)).equals(big));
+  });
+
+  void test('data written before the handshake completes is delivered after it', async () => {
+    const client = new ClientConnection(await clientOptions());
+    client.write(Buffer.from('early write'));
+    const pair = await doHandshake(client, new ServerConnection(await serverOptions()));
+    assertConnected(pair);
+    assert.equal(pair.server.received.toString(), 'early write');
+  });
+
+  void test('both sides derive the same exporter values', async () => {
+    const pair = await connect();
+    const a = pair.client.conn.exportKeyingMaterial('EXPORTER-test', 32, Buffer.from('ctx'));
+    const b = pair.server.conn.exportKeyingMaterial('EXPORTER-test', 32, Buffer.from('ctx'));
+    assert.deepEqual(a, b);
+  });
+
+  void test('the keylog callbacks print the same five secrets on both sides', async () => {
+    const clientLines: string[] = [];
+    const serverLines: string[] = [];
+    const pair = await connect({ keylog: (l) => serverLines.push(l) }, { keylog: (l) => clientLines.push(l) });
+    assertConnected(pair);
+    assert.deepEqual(
+      clientLines.map((l) => l.split(' ')[0]).sort(),
+      ['CLIENT_HANDSHAKE_TRAFFIC_SECRET', 'CLIENT_TRAFFIC_SECRET_0', 'EXPORTER_SECRET', 'SERVER_HANDSHAKE_TRAFFIC_SECRET', 'SERVER_TRAFFIC_SECRET_0'],
+    );
+    assert.deepEqual(clientLines.sort(), serverLines.sort());
+    assert.match(clientLines[0]!, /^[A-Z_0]+ [0-9a-f]{64} [0-9a-f]{64}$/);
+  });
+
+  void test('close_notify ends the peer\'s readable side without an error', async () => {
+    const pair = await connect();
+    pair.client.conn.close();
+    pair.client.take(pair.client.conn.poll());
+    await transfer(pair, 'server', Buffer.from('still writing after the client closed'));
+    assert.equal(pair.server.ofType('end').length, 1);
+    assert.equal(pair.client.received.toString(), 'still writing after the client closed');
+    assert.equal(pair.server.error, undefined);
+  });
+});
+
+void describe('HelloRetryRequest', () => {
+  void test('a client whose key share the server does not take is asked to retry, and succeeds', async () => {
+    const pair = await connect({ groups: [NamedGroup.secp384r1] }, { keyShareGroups: [NamedGroup.x25519] });
+    assertConnected(pair);
+    assert.equal(clientInfo(pair).helloRetryRequest, true);
+    assert.equal(serverInfo(pair).helloRetryRequest, true);
+    assert.equal(clientInfo(pair).group, NamedGroup.secp384r1);
+    assert.equal((await transfer(pair, 'client', Buffer.from('after retry'))).toString(), 'after retry');
+  });
+
+  void test('without middlebox compatibility mode no change_cipher_spec is sent', async () => {
+    const pair = await connect({ groups: [NamedGroup.secp256r1] }, { middleboxCompat: false });
+    assertConnected(pair);
+    assert.equal(clientInfo(pair).helloRetryRequest, true);
+  });
+
+  void test('no group in common fails with handshake_failure', async () => {
+    const pair = await connect({ groups: [NamedGroup.secp384r1] }, { groups: [NamedGroup.x25519], keyShareGroups: [NamedGroup.x25519] });
+    assert.equal(pair.server.error?.sentAlert, AlertDescription.handshake_failure);
+    assert.ok(pair.client.error?.error instanceof AlertReceived);
+  });
+});
+
+void describe('ALPN and SNI', () => {
+  void test('the server\'s most preferred protocol that the client offers is selected', async () => {
+    const pair = await connect({ alpnProtocols: ['h2', 'http/1.1'] }, { alpnProtocols: ['http/1.1', 'h2'] });
+    assertConnected(pair);
+    assert.equal(clientInfo(pair).alpnProtocol, 'h2');
+    assert.equal(serverInfo(pair).alpnProtocol, 'h2');
+  });
+
+  void test('no protocol in common fails with no_application_protocol', async () => {
+    const pair = await connect({ alpnProtocols: ['h2'] }, { alpnProtocols: ['http/1.1'] });
+    assert.equal(pair.server.error?.sentAlert, AlertDescription.no_application_protocol);
+  });
+
+  void test('a client without ALPN connects to an ALPN server with no protocol selected', async () => {
+    const pair = await connect({ alpnProtocols: ['h2'] }, {});
+    assertConnected(pair);
+    assert.equal(clientInfo(pair).alpnProtocol, undefined);
+  });
+
+  void test('the server picks the certificate matching SNI', async () => {
+    const pki = await testPki();
+    const a = await pki.leaf('p256', ['a.test']);
+    const b = await pki.leaf('ed25519', ['b.test']);
+    const certificates = [{ cert: a.pem, key: a.key }, { cert: b.pem, key: b.key }];
+    const pair = await doHandshake(
+      new ClientConnection(await clientOptions({ servername: 'b.test' })),
+      new ServerConnection({ certificates }),
+    );
+    assertConnected(pair);
+    assert.equal(serverInfo(pair).servername, 'b.test');
+    assert.equal(clientInfo(pair).serverMode.signatureScheme, SignatureScheme.ed25519);
+  });
+
+  void test('a certificate for another name is refused by the client with bad_certificate', async () => {
+    const pair = await connect({}, { servername: 'other.test' });
+    assert.equal(pair.client.error?.sentAlert, AlertDescription.bad_certificate);
+  });
+
+  void test('a certificate from an untrusted CA is refused with unknown_ca', async () => {
+    const pki = await testPki();
+    const pair = await connect({}, { ca: [pki.otherCa.pem] });
+    assert.equal(pair.client.error?.sentAlert, AlertDescription.unknown_ca);
+    assert.equal(pair.server.error?.error instanceof AlertReceived, true);
+  });
+
+  void test('with rejectUnauthorized false an untrusted chain connects and is reported unauthorized', async () => {
+    const pki = await testPki();
+    const pair = await connect({}, { ca: [pki.otherCa.pem], rejectUnauthorized: false });
+    assertConnected(pair);
+    assert.equal(clientInfo(pair).peerAuthorized, false);
+    assert.ok(clientInfo(pair).peerAuthorizationError);
+  });
+});
+
+void describe('KeyUpdate', () => {
+  void test('a client KeyUpdate with update_requested makes the server update too, and data keeps flowing', async () => {
+    const pair = await connect();
+    pair.client.conn.keyUpdate(true);
+    pair.client.take(pair.client.conn.poll());
+    assert.equal((await transfer(pair, 'client', Buffer.from('after client update'))).toString(), 'after client update');
+    assert.equal((await transfer(pair, 'server', Buffer.from('after server update'))).toString(), 'after server update');
+    pair.server.conn.keyUpdate(false);
+    pair.server.take(pair.server.conn.poll());
+    assert.equal((await transfer(pair, 'server', Buffer.from('again'))).toString(), 'again');
+    assert.equal(pair.client.error, undefined);
+    assert.equal(pair.server.error, undefined);
+  });
+
+  void test('many update requests in one flight are answered by a single KeyUpdate', async () => {
+    const pair = await connect();
+    for (let i = 0; i < 5; i++) pair.client.conn.keyUpdate(true);
+    const out = Buffer.concat(pair.client.conn.poll().output);
+    const p = pair.server.conn.feed(out);
+    assert.equal(p.output.length, 1, 'one record: the single KeyUpdate answer');
+    assert.equal(pair.server.conn.failure, undefined);
+  });
+
+  void test('a flood of KeyUpdates without data is refused', async () => {
+    const pair = await connect();
+    for (let i = 0; i < 40; i++) pair.client.conn.keyUpdate(false);
+    pair.client.take(pair.client.conn.poll());
+    await transfer(pair, 'client', new Uint8Array(0));
+    assert.equal(pair.server.error?.sentAlert, AlertDescription.unexpected_message);
+  });
+});
+
+void describe('resumption', () => {
+  async function firstSession(server: ServerConfig, client: ClientConfig): Promise<TlsSession> {
+    const pair = await doHandshake(new ClientConnection(client), new ServerConnection(server));
+    assertConnected(pair);
+    const sessions = pair.client.ofType('session');
+    assert.equal(sessions.length, 1);
+    return sessions[0]!.session;
+  }
+
+  void test('a ticket from the first connection resumes the second with psk_dhe_ke', async () => {
+    const server = new ServerConfig(await serverOptions());
+    const client = new ClientConfig(await clientOptions());
+    const session = await firstSession(server, client);
+    const pair = await doHandshake(new ClientConnection(client, { session }), new ServerConnection(server));
+    assertConnected(pair);
+    assert.equal(clientInfo(pair).resumed, true);
+    assert.equal(serverInfo(pair).resumed, true);
+    assert.equal(serverInfo(pair).serverMode.authentication, 'psk');
+    assert.equal((await transfer(pair, 'client', Buffer.from('resumed'))).toString(), 'resumed');
+  });
+
+  void test('a ticket survives a HelloRetryRequest on the resumed connection', async () => {
+    const server = new ServerConfig(await serverOptions({ groups: [NamedGroup.secp256r1] }));
+    const client = new ClientConfig(await clientOptions({ keyShareGroups: [NamedGroup.x25519] }));
+    const session = await firstSession(server, client);
+    const pair = await doHandshake(new ClientConnection(client, { session }), new ServerConnection(server));
+    assertConnected(pair);
+    assert.equal(clientInfo(pair).resumed, true);
+    assert.equal(clientInfo(pair).helloRetryRequest, true);
+  });
+
+  void test('a ticket sealed by another server key falls back to a full handshake', async () => {
+    const client = new ClientConfig(await clientOptions());
+    const session = await firstSession(new ServerConfig(await serverOptions()), client);
+    const pair = await doHandshake(new ClientConnection(client, { session }), new ServerConnection(await serverOptions()));
+    assertConnected(pair);
+    assert.equal(clientInfo(pair).resumed, false);
+  });
+
+  void test('a ticket past its lifetime is not used', async () => {
+    let now = Date.now();
+    const server = new ServerConfig(await serverOptions({ ticketLifetimeSeconds: 60, now: () => new Date(now) }));
+    const client = new ClientConfig(await clientOptions());
+    const session = await firstSession(server, client);
+    now += 120_000;
+    const pair = await doHandshake(new ClientConnection(client, { session }), new ServerConnection(server));
+    assertConnected(pair);
+    assert.equal(serverInfo(pair).resumed, false);
+  });
+
+  void test('a resumption attempt with a corrupted binder fails with decrypt_error', async () => {
+    const server = new ServerConfig(await serverOptions());
+    const client = new ClientConfig(await clientOptions());
+    const session = await firstSession(server, client);
+    const wrongPsk = { ...session, psk: Buffer.alloc(session.psk.length, 7) };
+    const pair = await doHandshake(new ClientConnection(client, { session: wrongPsk }), new ServerConnection(server));
+    assert.equal(pair.server.error?.sentAlert, AlertDescription.decrypt_error);
+  });
+});
+
+void describe('client certificates', () => {
+  async function clientCert(keyType: KeyType = 'p256') {
+    const pki = await testPki();
+    const leaf = await pki.leaf(keyType, ['client.test'], 'client');
+    return [{ cert: leaf.pem, key: leaf.key }];
+  }
+
+  void test('a client certificate is requested, verified and reported on the server', async () => {
+    const pki = await testPki();
+    const pair = await connect({ requestCert: true, ca: [pki.ca.pem] }, { certificates: await clientCert('ed25519') });
+    assertConnected(pair);
+    assert.equal(serverInfo(pair).peerAuthorized, true);
+    assert.equal(serverInfo(pair).peerCertificates.length, 1);
+    assert.equal(serverInfo(pair).clientMode?.signatureScheme, SignatureScheme.ed25519);
+    assert.equal(clientInfo(pair).clientMode?.authentication, 'certificate');
+  });
+
+  void test('a client without a certificate is refused with certificate_required', async () => {
+    const pki = await testPki();
+    const pair = await connect({ requestCert: true, ca: [pki.ca.pem] }, {});
+    assert.equal(pair.server.error?.sentAlert, AlertDescription.certificate_required);
+  });
+
+  void test('with rejectUnauthorized false a client without a certificate connects', async () => {
+    const pki = await testPki();
+    const pair = await connect({ requestCert: true, rejectUnauthorized: false, ca: [pki.ca.pem] }, {});
+    assertConnected(pair);
+    assert.equal(serverInfo(pair).peerCertificates.length, 0);
+  });
+
+  void test('a client certificate from an unknown CA is refused with unknown_ca', async () => {
+    const pki = await testPki();
+    const pair = await connect({ requestCert: true, ca: [pki.otherCa.pem] }, { certificates: await clientCert() });
+    assert.equal(pair.server.error?.sentAlert, AlertDescription.unknown_ca);
+  });
+});
+
+void describe('credential hooks', () => {
+  function asyncSigner(inner: Signer, delayMs: number): Signer & { calls: number } {
+    const s = {
+      calls: 0,
+      schemes: inner.schemes,
+      sign(scheme: number, message: Uint8Array): Promise<Uint8Array> {
+        s.calls++;
+        return new Promise((resolve) => setTimeout(() => resolve(inner.sign(scheme, message) as Uint8Array), delayMs));
+      },
+    };
+    return s;
+  }
+
+  void test('the handshake waits for an asynchronous signer and then completes', async () => {
+    const pki = await testPki();
+    const leaf = await pki.leaf('p256');
+    const signer = asyncSigner(createKeySigner(leaf.key), 20);
+    const pair = await connect({ certificates: [{ cert: leaf.pem, key: signer }] });
+    assertConnected(pair);
+    assert.equal(signer.calls, 1);
+  });
+
+  void test('bytes that arrive while the signer works are processed after it finished', async () => {
+    const pki = await testPki();
+    const leaf = await pki.leaf('p256');
+    const server = new ServerConnection({ certificates: [{ cert: leaf.pem, key: asyncSigner(createKeySigner(leaf.key), 20) }] });
+    const client = new ClientConnection(await clientOptions());
+    const hello = client.poll().output;
+    const p = server.feed(Buffer.concat(hello));
+    assert.ok(p.waitFor, 'the server is waiting for the signer');
+    // ServerHello and the messages before CertificateVerify may already go out.
+    const before = Buffer.concat(p.output).length;
+    // Bytes fed while paused are buffered, not processed (and do not throw).
+    const paused = server.feed(new Uint8Array(0));
+    assert.equal(paused.output.length, 0);
+    await p.waitFor;
+    const after = server.poll();
+    assert.ok(Buffer.concat(after.output).length > 0, 'CertificateVerify and Finished follow');
+    assert.ok(before > 0);
+    const done = client.feed(Buffer.concat([...p.output, ...after.output]));
+    assert.equal(done.events.find((e) => e.type === 'handshake')?.type, 'handshake');
+  });
+
+  void test('a failing signer ends the handshake with internal_error', async () => {
+    const pki = await testPki();
+    const leaf = await pki.leaf('p256');
+    const failing: Signer = { schemes: [SignatureScheme.ecdsa_secp256r1_sha256], sign: () => Promise.reject(new Error('key server down')) };
+    const pair = await connect({ certificates: [{ cert: leaf.pem, key: failing }] });
+    assert.equal(pair.server.error?.sentAlert, AlertDescription.internal_error);
+    assert.match(String(pair.server.error?.error.message), /key server down/);
+  });
+
+  void test('selectCredential sees the client\'s extension 34 and its choice reaches the client hooks', async () => {
+    const pki = await testPki();
+    const leaf = await pki.leaf('p256');
+    const dcKey = await pki.leaf('ed25519');
+    const seen: number[][] = [];
+    const server = await serverOptions({
+      selectCredential: (hello, fallback) => {
+        seen.push([...(hello.extensions.delegatedCredential ?? [])]);
+        void fallback;
+        // A stand-in for a delegated credential: an opaque blob in the leaf entry, signed by another key.
+        return {
+          certificateChain: [leaf.der],
+          leafExtensions: [{ type: ExtensionType.delegated_credential, data: Buffer.from('fake-dc') }],
+          signer: createKeySigner(dcKey.key),
+          scheme: SignatureScheme.ed25519,
+          label: 'delegated-credential',
+          details: { algorithm: 'ed25519' },
+        };
+      },
+    });
+    let leafExtensions: string[] = [];
+    const pair = await doHandshake(
+      new ClientConnection(
+        await clientOptions({
+          serverCredentialHooks: {
+            offer: [SignatureScheme.ed25519],
+            acceptLeaf: (ctx) => {
+              leafExtensions = ctx.extensions.map((e) => Buffer.from(e.data).toString());
+              return { publicKey: dcKey.key, schemes: [SignatureScheme.ed25519], label: 'delegated-credential', details: { algorithm: 'ed25519' } };
+            },
+          },
+        }),
+      ),
+      new ServerConnection(server),
+    );
+    assertConnected(pair);
+    assert.deepEqual(seen, [[SignatureScheme.ed25519]]);
+    assert.deepEqual(leafExtensions, ['fake-dc']);
+    assert.equal(clientInfo(pair).serverMode.authentication, 'delegated-credential');
+    assert.deepEqual(clientInfo(pair).serverMode.details, { algorithm: 'ed25519' });
+    assert.equal(serverInfo(pair).serverMode.authentication, 'delegated-credential');
+  });
+
+  void test('a client that did not offer extension 34 refuses a delegated credential with unsupported_extension', async () => {
+    const pki = await testPki();
+    const leaf = await pki.leaf('p256');
+    const server = await serverOptions({
+      selectCredential: (_hello, fallback) => ({ ...fallback()!, leafExtensions: [{ type: ExtensionType.delegated_credential, data: Buffer.from('x') }] }),
+    });
+    void leaf;
+    const pair = await doHandshake(new ClientConnection(await clientOptions()), new ServerConnection(server));
+    assert.equal(pair.client.error?.sentAlert, AlertDescription.unsupported_extension);
+  });
+
+  void test('a client hook that rejects the delegated credential sends illegal_parameter', async () => {
+    const server = await serverOptions({
+      selectCredential: (_hello, fallback) => ({ ...fallback()!, leafExtensions: [{ type: ExtensionType.delegated_credential, data: Buffer.from('x') }] }),
+    });
+    const pair = await doHandshake(
+      new ClientConnection(
+        await clientOptions({
+          serverCredentialHooks: {
+            offer: [SignatureScheme.ed25519],
+            acceptLeaf: () => {
+              throw new IllegalParameter('bad DC');
+            },
+          },
+        }),
+      ),
+      new ServerConnection(server),
+    );
+    assert.equal(pair.client.error?.sentAlert, AlertDescription.illegal_parameter);
+  });
 });
