@@ -49,6 +49,11 @@ export interface WebhookOptions {
   sidecarMode?: SidecarMode;
   /** How often certificates and the caBundle are checked (default 60 s). */
   refreshIntervalMs?: number;
+  /**
+   * On close, answer /readyz 503 but keep serving this long first, so the Service's endpoints drop
+   * this replica before its port closes (API server calls in flight still land). Default 0.
+   */
+  shutdownDelayMs?: number;
   /** Our deadline for the DelegatedCredential GET, below the webhook's timeoutSeconds. */
   lookupTimeoutMs?: number;
   now?: () => Date;
@@ -155,13 +160,14 @@ export async function runWebhook(opts: WebhookOptions): Promise<RunningWebhook> 
     excludedNamespaces: [...new Set(['kube-system', opts.namespace, ...(opts.excludedNamespaces ?? [])])],
   };
   const mode = sidecarMode;
+  let stopping = false;
   const server = createWebhookServer({
     host: opts.host ?? '0.0.0.0',
     port: opts.port,
     material: initial,
     handler: (request) => admit(request, { config, sidecarMode: mode, lookupDelegatedCredential: lookup }),
     log,
-    isReady: () => true,
+    isReady: () => !stopping,
   });
   const port = await server.listen();
   log.info('webhook listening', { host: opts.host ?? '0.0.0.0', port, certMode: opts.certMode ?? 'self', sidecarMode: mode });
@@ -197,7 +203,9 @@ export async function runWebhook(opts: WebhookOptions): Promise<RunningWebhook> 
     caBundle: () => selfBootstrapped?.caBundle() ?? '',
     refreshCertificates: refresh,
     close: async () => {
+      stopping = true;
       clearInterval(timer);
+      if (opts.shutdownDelayMs) await new Promise((resolve) => setTimeout(resolve, opts.shutdownDelayMs));
       await server.close();
     },
   };

@@ -5,6 +5,8 @@
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
 import { X509Certificate } from 'node:crypto';
+import { mkdtempSync, renameSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { connect } from 'node:tls';
 import { after, before, describe, it } from 'node:test';
@@ -20,6 +22,7 @@ import { createTestNamespace, testKubeconfigPath, testKubeConfig, uniqueName, ty
 import { repoRoot } from '../support/control-plane.js';
 import { runWebhook, type RunningWebhook } from '../../src/webhook/main.js';
 import { admit } from '../../src/webhook/admission.js';
+import { createCa, createServingCert, type KeyedCertificate } from '../../src/webhook/certs.js';
 import { DEFAULT_SIDECAR_CONFIG, SIDECAR_CONTAINER_NAME } from '../../src/webhook/config.js';
 import type { JsonValue } from '../../src/webhook/json-patch.js';
 import { buildMutatingWebhookConfiguration } from '../../src/webhook/webhook-configuration.js';
@@ -339,5 +342,43 @@ void describe('the sidecar-injection webhook behind a real kube-apiserver', () =
     const pod = await ns.core.readNamespacedPod({ name: 'after-rotation', namespace: ns.name });
     assert.deepEqual(pod.spec?.containers.map((c) => c.name), ['app', SIDECAR_CONTAINER_NAME]);
     assert.equal(pod.spec?.initContainers, undefined);
+  });
+  void it('in cert-manager mode serves tls.crt/tls.key from its directory and picks up replaced files without a restart', async () => {
+    const ns = await createTestNamespace('webhook-cert-manager');
+    namespaces.push(ns);
+    await createDelegatedCredential(kc, ns.name, 'web-dc', 'web-dc-credentials');
+    const dir = mkdtempSync(join(tmpdir(), 'webhook-cert-manager-'));
+    // Written the way a mounted Secret changes: whole files replaced by rename.
+    const install = (cert: KeyedCertificate): void => {
+      for (const [file, pem] of [['tls.crt', cert.certPem], ['tls.key', cert.keyPem]] as const) {
+        writeFileSync(join(dir, `.${file}.tmp`), pem);
+        renameSync(join(dir, `.${file}.tmp`), join(dir, file));
+      }
+    };
+    try {
+      const ca = await createCa('cert-manager stand-in CA', new Date());
+      const issue = (): Promise<KeyedCertificate> => createServingCert(ca, { dnsNames: ['dc-operator-webhook'], ipAddresses: ['127.0.0.1'], now: new Date() });
+      const first = await issue();
+      install(first);
+      const cm = await runWebhook({
+        kubeConfig: kc, namespace: operatorNs.name, host: '127.0.0.1', port: 0, serviceName: 'dc-operator-webhook',
+        certMode: 'cert-manager', certDir: dir, refreshIntervalMs: 3_600_000, log: quiet,
+      });
+      webhooks.push(cm);
+      assert.equal(cm.caBundle(), '', 'cert-manager (cainjector) owns the caBundle');
+      configurations.push(await register(kc, cm.url, ns.name, { operatorNamespace: operatorNs.name, caBundlePem: ca.certPem }));
+      await untilInjecting(ns, 'web-dc');
+      assert.equal((await servedCertificate(cm.port)).fingerprint256, new X509Certificate(first.certPem).fingerprint256);
+
+      const second = await issue();
+      install(second);
+      await cm.refreshCertificates();
+      assert.equal((await servedCertificate(cm.port)).fingerprint256, new X509Certificate(second.certPem).fingerprint256);
+      await ns.core.createNamespacedPod({ namespace: ns.name, body: annotatedPod('after-reload', { 'dc-operator.io/inject': 'web-dc' }) });
+      const pod = await ns.core.readNamespacedPod({ name: 'after-reload', namespace: ns.name });
+      assert.equal(sidecarOf(pod).count, 1);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 });
