@@ -10,3 +10,4 @@ export * from './issue.js';
 export * from './credential-set.js';
 export * from './loader.js';
 export * from './hooks.js';
+export * from './inspect.js';

@@ -16,6 +16,7 @@ import { encodeDelegatedCredential } from './codec.js';
 import { DelegationError } from './errors.js';
 import { delegatedCredentialSignedContent } from './signed-content.js';
 import { MAX_DC_VALIDITY_SECONDS, type Credential, type DelegatedCredential, type DelegationSide } from './types.js';
+import { spkiFingerprint } from './inspect.js';
 import { describeKey } from './verify.js';
 
 export interface IssueOptions {
@@ -45,6 +46,8 @@ export interface IssuedDelegatedCredential {
   /** The private key as PKCS#8 PEM, for Secrets and files. */
   readonly privateKeyPem: string;
   readonly publicKey: KeyObject;
+  /** Hex SHA-256 of the credential's SubjectPublicKeyInfo (for status fields and logs). */
+  readonly publicKeyFingerprint: string;
   readonly expiresAt: Date;
 }
 
@@ -91,6 +94,7 @@ export async function issueDelegatedCredential(options: IssueOptions): Promise<I
     privateKey,
     privateKeyPem: privateKey.export({ type: 'pkcs8', format: 'pem' }).toString(),
     publicKey,
+    publicKeyFingerprint: spkiFingerprint(credential.spki),
     expiresAt: new Date(expirySeconds * 1000),
   };
 }
