@@ -8,6 +8,7 @@ import { KEY_TYPES, dnsNameProblem, issueCertificate } from '../pki/dev-pki.js';
 
 const DAY_MS = 86_400_000;
 const BACKDATE_MS = 5 * 60_000;
+const DEFAULT_DAYS = 90;
 
 export const TLS_CERT_FILE = 'tls.crt';
 export const TLS_KEY_FILE = 'tls.key';
@@ -29,7 +30,7 @@ plus extKeyUsage serverAuth (and clientAuth with --client), subjectAltName entri
     dns: { type: 'string', multiple: true, value: 'NAME', description: 'DNS subjectAltName, e.g. api.example.com or *.example.com' },
     ip: { type: 'string', multiple: true, value: 'ADDR', description: 'IP subjectAltName (IPv4 or IPv6)' },
     'key-type': { type: 'string', value: 'TYPE', description: `leaf key type: ${KEY_TYPES.join(', ')}`, default: 'ecdsa-p256' },
-    days: { type: 'string', value: 'N', description: 'validity in days (must end before the CA does)', default: '90' },
+    days: { type: 'string', value: 'N', description: 'validity in days, ending before the CA does (default: 90, or up to the CA\'s expiry if sooner)' },
     'no-delegation-usage': { type: 'boolean', description: 'leave out the DelegationUsage extension (a certificate that cannot delegate)' },
     client: { type: 'boolean', description: 'also allow TLS client authentication (extKeyUsage clientAuth)' },
     out: { type: 'string', value: 'DIR', description: 'directory to write tls.crt, tls.key and ca.crt into', required: true },
@@ -54,7 +55,7 @@ plus extKeyUsage serverAuth (and clientAuth with --client), subjectAltName entri
       dnsNames,
       ips,
       keyType: oneOf('--key-type', v['key-type'], KEY_TYPES, 'key type'),
-      days: integerFlag('--days', v.days, 1, 36500),
+      days: v.days === undefined ? undefined : integerFlag('--days', v.days, 1, 36500),
       delegationUsage: !v['no-delegation-usage'],
       client: v.client,
       out: v.out,
@@ -64,8 +65,9 @@ plus extKeyUsage serverAuth (and clientAuth with --client), subjectAltName entri
   async run(c, ctx) {
     const now = ctx.now();
     const ca = await loadCaDirectory(resolvePath(ctx.cwd, c.ca), '--ca', now);
-    const notAfter = new Date(now.getTime() + c.days * DAY_MS);
-    if (notAfter.getTime() > ca.certificate.notAfter.getTime()) {
+    const caEnd = ca.certificate.notAfter.getTime();
+    const notAfter = new Date(c.days === undefined ? Math.min(now.getTime() + DEFAULT_DAYS * DAY_MS, caEnd) : now.getTime() + c.days * DAY_MS);
+    if (notAfter.getTime() > caEnd) {
       const maxDays = Math.floor((ca.certificate.notAfter.getTime() - now.getTime()) / DAY_MS);
       throw new UsageError(`${c.days} days would outlive the CA, which expires ${ca.certificate.notAfter.toISOString()}; use at most ${maxDays}`, '--days');
     }

@@ -1,5 +1,5 @@
 /** Reading inputs and writing outputs for commands, with errors a user can act on. */
-import { chmod, mkdir, readFile, rename, stat, writeFile } from 'node:fs/promises';
+import { chmod, mkdir, readFile, rename, rm, stat, writeFile } from 'node:fs/promises';
 import { basename, dirname, join, resolve } from 'node:path';
 import { randomBytes } from 'node:crypto';
 import { CommandFailed } from './errors.js';
@@ -59,6 +59,7 @@ export async function writeOutputFiles(dir: string, files: readonly OutputFile[]
       await chmod(tmp, f.mode); // the umask may have narrowed it; never widened past f.mode
       await rename(tmp, target);
     } catch (e) {
+      await rm(tmp, { force: true }).catch(() => undefined);
       throw new CommandFailed(`cannot write ${target}: ${reason(e)}`);
     }
   }

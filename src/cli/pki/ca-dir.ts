@@ -17,7 +17,7 @@ export interface LoadedCa {
   readonly certificate: ParsedCertificate;
   /** ca.crt as read, for copying next to issued certificates. */
   readonly certificatePem: string;
-  /** Certificates after the first in ca.crt that are not self-issued: intermediates to send with a leaf. */
+  /** The certificates of ca.crt that are not self-issued roots: the intermediates to send after a leaf. */
   readonly intermediates: readonly Uint8Array[];
 }
 
@@ -63,6 +63,6 @@ export async function loadCaDirectory(dir: string, flag: string, now: Date): Pro
     issuer: { certificateDer: ca.der, signingKey: signing!.key },
     certificate: ca,
     certificatePem,
-    intermediates: rest.filter((c) => !c.selfIssued).map((c) => c.der),
+    intermediates: [ca, ...rest].filter((c) => !c.selfIssued).map((c) => c.der),
   };
 }

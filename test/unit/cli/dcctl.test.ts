@@ -5,12 +5,13 @@
 import { describe, it, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawnSync, execFileSync } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync, statSync, cpSync, existsSync } from 'node:fs';
+import { mkdtempSync, mkdirSync, readFileSync, rmSync, statSync, cpSync, existsSync, writeFileSync } from 'node:fs';
 import { createPrivateKey } from 'node:crypto';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { hasDelegationUsage, pemToDers, publicKeyMatchesPrivate, verifyCertificateChain } from '../../../src/tls/certificates.js';
+import { asIssuer, issueCertificate } from '../../../src/cli/pki/dev-pki.js';
 
 const here = dirname(fileURLToPath(import.meta.url));
 const DCCTL = join(here, '../../../src/cli/dcctl.js');
@@ -136,6 +137,23 @@ void describe('dcctl', () => {
       assert.match(text, /1\.3\.6\.1\.4\.1\.44363\.44:/);
     });
   }
+
+  void it('puts the intermediates of an intermediate CA directory into tls.crt after the leaf', async () => {
+    const root = await issueCertificate({ commonName: 'Root for dcctl', isCA: true }, 'ecdsa-p256');
+    const inter = await issueCertificate({ commonName: 'Intermediate for dcctl', isCA: true }, 'ecdsa-p256', asIssuer(root));
+    mkdirSync(join(work, 'inter-ca'));
+    writeFileSync(join(work, 'inter-ca/ca.crt'), inter.pem + root.pem);
+    writeFileSync(join(work, 'inter-ca/ca.key'), inter.key.privateKeyPem, { mode: 0o600 });
+    writeFileSync(join(work, 'root.crt'), root.pem);
+    ok(work, 'cert', 'create', '--ca', 'inter-ca', '--dns', 'deep.example.test', '--out', 'deep');
+    const chain = pemToDers(readFileSync(join(work, 'deep/tls.crt'), 'utf8'), 'CERTIFICATE');
+    assert.equal(chain.length, 2);
+    assert.deepEqual(chain[1], inter.der);
+    const v = verifyCertificateChain(chain, { ca: [root.pem], servername: 'deep.example.test' });
+    assert.equal(v.path.length, 3);
+    // openssl: the leaf verifies against the root with tls.crt's intermediate as untrusted input.
+    assert.match(openssl('verify', '-CAfile', join(work, 'root.crt'), '-untrusted', join(work, 'deep/tls.crt'), join(work, 'deep/tls.crt')), /OK/);
+  });
 
   void it('leaves DelegationUsage out with --no-delegation-usage and adds clientAuth with --client', () => {
     ok(work, 'cert', 'create', '--ca', 'ca', '--dns', 'plain.example.test', '--no-delegation-usage', '--client', '--out', 'plain');
