@@ -96,6 +96,20 @@ void describe('pre-hashed signing with node:crypto primitives', () => {
     }
   }
 
+  void it('uses a fresh ECDSA nonce for every signature, across nonce batches', () => {
+    const pair = generateKeyPairSync('ec', { namedCurve: 'prime256v1' });
+    const key = new SigningKey(pair.privateKey, 'test');
+    const d = digest('sha256');
+    const rs = new Set<string>();
+    for (let i = 0; i < 200; i++) {
+      const sig = Buffer.from(key.sign(op(Opcode.ecdsaSignSha256), d));
+      assert.ok(verify('sha256', message, { key: pair.publicKey, dsaEncoding: 'der' }, sig));
+      const rLength = sig[3]!;
+      rs.add(sig.subarray(4, 4 + rLength).toString('hex'));
+    }
+    assert.equal(rs.size, 200);
+  });
+
   void it('signs the whole message with Ed25519', () => {
     const pair = generateKeyPairSync('ed25519');
     const sig = new SigningKey(pair.privateKey, 'test').sign(op(Opcode.ed25519Sign), message);
