@@ -74,9 +74,9 @@ export function decodeClientHello(body: Uint8Array): ClientHello {
   const legacySessionId = r.opaque8(0, 32);
   const cipherSuites = readU16List(r, 2, 0xfffe);
   const legacyCompressionMethods = r.opaque8(1);
-  // A TLS 1.2-era ClientHello may omit the extension block entirely; it then has no
-  // supported_versions and is refused later with protocol_version.
-  const extensions = r.isEmpty() ? { unknown: [] } : decodeClientHelloExtensions(r.u16Prefixed(0));
+  // TLS 1.3 requires the extension block (`extensions<8..2^16-1>`); an SSLv3-era hello
+  // without one is a decode_error here rather than protocol_version later.
+  const extensions = decodeClientHelloExtensions(r.u16Prefixed(8));
   r.expectEnd('ClientHello');
   return { legacyVersion, random, legacySessionId, cipherSuites, legacyCompressionMethods, extensions };
 }
