@@ -457,7 +457,7 @@ export interface TrustStore {
 
 export type TrustAnchorInput = string | Uint8Array | X509Certificate;
 
-const storeByArray = new WeakMap<readonly TrustAnchorInput[], TrustStore>();
+const storeByArray = new WeakMap<readonly TrustAnchorInput[], { entries: TrustAnchorInput[]; store: TrustStore }>();
 const storeByKey = new BoundedCache<TrustStore>(32);
 
 /**
@@ -497,23 +497,25 @@ function isTrustStore(x: unknown): x is TrustStore {
   return typeof x === 'object' && x !== null && 'bySubject' in x && 'anchors' in x;
 }
 
-/** Cached: the same array, or the same PEM strings, reuse the parsed store. */
+/**
+ * Cached: the same array with the same entries (checked, so a mutated array is re-read), or equal
+ * PEM strings in a new array, reuse the parsed store.
+ */
 function trustStoreFor(ca: readonly TrustAnchorInput[] | TrustStore): TrustStore {
   if (isTrustStore(ca)) return ca;
   const byArray = storeByArray.get(ca);
-  if (byArray) return byArray;
+  if (byArray && byArray.entries.length === ca.length && byArray.entries.every((e, i) => e === ca[i])) return byArray.store;
   let key: string | undefined;
+  let store: TrustStore | undefined;
   if (ca.every((c) => typeof c === 'string')) {
     key = sha256hex(Buffer.from((ca as string[]).join('\u0000')));
-    const hit = storeByKey.get(key);
-    if (hit) {
-      storeByArray.set(ca, hit);
-      return hit;
-    }
+    store = storeByKey.get(key);
   }
-  const store = createTrustStore(ca);
-  storeByArray.set(ca, store);
-  if (key) storeByKey.set(key, store);
+  if (!store) {
+    store = createTrustStore(ca);
+    if (key) storeByKey.set(key, store);
+  }
+  storeByArray.set(ca, { entries: [...ca], store });
   return store;
 }
 

@@ -2,6 +2,7 @@ import { describe, it, before } from 'node:test';
 import assert from 'node:assert/strict';
 import { X509Certificate, createPrivateKey, createPublicKey, generateKeyPairSync } from 'node:crypto';
 import { execFileSync } from 'node:child_process';
+import fc from 'fast-check';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -12,6 +13,7 @@ import {
   certificateNotBefore,
   createTrustStore,
   delegationUsageProblem,
+  parseCertificate,
   derToPem,
   hasDelegationUsage,
   hasDigitalSignatureKeyUsage,
@@ -284,6 +286,46 @@ void describe('verifyCertificateChain', () => {
     const e = assertCertError(() => verifyCertificateChain([leaf.der, new Uint8Array([0x30, 0x03, 1, 2])], { ca: [root.pem] }), 'bad_certificate', 'malformed', /#1/);
     assert.equal(e.certificateIndex, 1);
     assertCertError(() => verifyCertificateChain([leaf.der.subarray(0, leaf.der.length - 1)], { ca: [root.pem] }), 'bad_certificate', 'malformed');
+  });
+
+  void it('notices a trust anchor added to an array it has seen before', async () => {
+    const other = await makeCa('Late Root');
+    const otherLeaf = await makeLeaf(other);
+    const ca: string[] = [root.pem];
+    assertCertError(() => verifyCertificateChain([otherLeaf.der], { ca }), 'unknown_ca', 'untrusted');
+    ca.push(other.pem);
+    verifyCertificateChain([otherLeaf.der], { ca });
+  });
+
+  void it('rejects every truncation of a certificate and random bytes as malformed, without crashing', () => {
+    for (let n = 0; n < leaf.der.length; n += 7) {
+      assertCertError(() => parseCertificate(leaf.der.subarray(0, n)), 'bad_certificate', 'malformed');
+    }
+    fc.assert(
+      fc.property(fc.uint8Array({ maxLength: 600 }), (bytes) => {
+        try {
+          parseCertificate(bytes);
+          return false; // random bytes are never a certificate
+        } catch (e) {
+          return e instanceof CertificateError && e.code === 'malformed';
+        }
+      }),
+      { numRuns: 500 },
+    );
+    // Single-byte corruptions of a real certificate: either still parses or fails as malformed.
+    fc.assert(
+      fc.property(fc.nat({ max: leaf.der.length - 1 }), fc.integer({ min: 1, max: 255 }), (pos, x) => {
+        const copy = Uint8Array.from(leaf.der);
+        copy[pos] = copy[pos]! ^ x;
+        try {
+          parseCertificate(copy);
+        } catch (e) {
+          return e instanceof CertificateError && e.code === 'malformed';
+        }
+        return true;
+      }),
+      { numRuns: 500 },
+    );
   });
 
   void it('rejects a trust store entry that is not a certificate, naming the entry', () => {
