@@ -842,6 +842,11 @@ export function spkiOf(cert: CertificateInput): Uint8Array {
   return Uint8Array.from(toParsed(cert).spki);
 }
 
+/** The certificate's public key, built once per certificate (KeyObject creation is slow under OpenSSL 3). */
+export function certificatePublicKey(cert: CertificateInput): KeyObject {
+  return publicKeyOf(toParsed(cert));
+}
+
 /** The parsed certificate's raw extension map (OID → criticality and value DER). */
 export function certificateExtensions(cert: CertificateInput): ReadonlyMap<string, CertificateExtension> {
   return toParsed(cert).extensions;
