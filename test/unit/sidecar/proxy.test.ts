@@ -1,0 +1,215 @@
+import assert from 'node:assert/strict';
+import { createHash, randomBytes } from 'node:crypto';
+import { connect, createServer, type AddressInfo, type Server, type Socket } from 'node:net';
+import { after, describe, it } from 'node:test';
+import { ConnectionTracker, proxyToUpstream, type ProxyEnd } from '../../../src/sidecar/proxy.js';
+
+const servers: Server[] = [];
+const sockets: Socket[] = [];
+after(() => {
+  for (const s of servers) s.close();
+  for (const s of sockets) s.destroy();
+});
+
+async function listening(handler: (s: Socket) => void): Promise<number> {
+  const server = createServer({ allowHalfOpen: true }, (s) => {
+    sockets.push(s);
+    handler(s);
+  });
+  servers.push(server);
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+  return (server.address() as AddressInfo).port;
+}
+
+/** A front server that proxies every connection to `upstreamPort`; `ends` collects the outcomes. */
+async function proxy(upstreamPort: number, idleTimeoutMs = 10_000): Promise<{ port: number; ends: ProxyEnd[] }> {
+  const ends: ProxyEnd[] = [];
+  const port = await listening((s) => {
+    void proxyToUpstream(s, { host: '127.0.0.1', port: upstreamPort, idleTimeoutMs }).then((e) => ends.push(e));
+  });
+  return { port, ends };
+}
+
+function dial(port: number): Promise<Socket> {
+  return new Promise((resolve, reject) => {
+    const s = connect({ port, host: '127.0.0.1', allowHalfOpen: true }, () => resolve(s));
+    sockets.push(s);
+    s.once('error', reject);
+  });
+}
+
+function readAll(s: Socket): Promise<Buffer> {
+  const chunks: Buffer[] = [];
+  return new Promise((resolve, reject) => {
+    s.on('data', (c: Buffer) => chunks.push(c));
+    s.once('end', () => resolve(Buffer.concat(chunks)));
+    s.once('error', reject);
+  });
+}
+
+/** The peer closed its side (FIN: 'end' on our allowHalfOpen socket) or the socket closed. */
+function gone(s: Socket): Promise<void> {
+  return new Promise((r) => {
+    s.once('end', () => r());
+    s.once('close', () => r());
+  });
+}
+
+async function until(what: string, check: () => boolean, timeoutMs = 5000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!check()) {
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 10));
+  }
+}
+
+void describe('TCP proxy to the application', () => {
+  void it('passes the client half-close to the application and still delivers the reply', async () => {
+    // The application answers only after the client finished sending: needs half-close.
+    const upstream = await listening((s) => {
+      void readAll(s).then((body) => s.end(`got ${body.length} bytes: ${body.toString()}`));
+    });
+    const { port } = await proxy(upstream);
+    const client = await dial(port);
+    const reply = readAll(client);
+    client.end('request body');
+    assert.equal((await reply).toString(), 'got 12 bytes: request body');
+  });
+
+  void it('passes the application half-close to the client while the client keeps sending', async () => {
+    let received: Promise<Buffer> | undefined;
+    const upstream = await listening((s) => {
+      received = readAll(s);
+      s.end('greeting, then I stop writing');
+    });
+    const { port } = await proxy(upstream);
+    const client = await dial(port);
+    const fromApp = await readAll(client);
+    assert.equal(fromApp.toString(), 'greeting, then I stop writing');
+    assert.equal(client.writable, true, 'the client may still write after the application ended');
+    client.end('late data');
+    await until('the upstream to connect', () => received !== undefined);
+    assert.equal((await received!).toString(), 'late data');
+  });
+
+  void it('applies backpressure: a client that does not read stops the application, and nothing is lost', async () => {
+    const total = 32 * 1024 * 1024;
+    const payload = randomBytes(total);
+    let written = 0;
+    const upstream = await listening((s) => {
+      const chunk = 64 * 1024;
+      const pump = (): void => {
+        while (written < total) {
+          const ok = s.write(payload.subarray(written, written + chunk));
+          written += chunk;
+          if (!ok) {
+            s.once('drain', pump);
+            return;
+          }
+        }
+        s.end();
+      };
+      pump();
+    });
+    const { port } = await proxy(upstream);
+    const client = await dial(port);
+    client.pause();
+    await new Promise((r) => setTimeout(r, 500));
+    // Kernel buffers on two loopback connections plus the streams' high-water marks: a few MiB, not 32.
+    assert.ok(written < total / 2, `the application wrote ${written} of ${total} bytes to a client that reads nothing`);
+    const got = readAll(client);
+    client.resume();
+    const body = await got;
+    assert.equal(body.length, total);
+    assert.equal(createHash('sha256').update(body).digest('hex'), createHash('sha256').update(payload).digest('hex'));
+  });
+
+  void it('closes both sides after the idle timeout', async () => {
+    let upstreamClosed = false;
+    const upstream = await listening((s) => {
+      void gone(s).then(() => (upstreamClosed = true));
+      s.resume();
+    });
+    const { port, ends } = await proxy(upstream, 150);
+    const client = await dial(port);
+    const closed = gone(client);
+    client.on('error', () => {});
+    client.write('one message, then silence');
+    await closed;
+    await until('the proxy to finish', () => ends.length === 1);
+    assert.equal(ends[0]!.kind, 'idle-timeout');
+    await until('the upstream side to close', () => upstreamClosed);
+  });
+
+  void it('closes the client when the application is not listening', async () => {
+    const dead = await listening(() => {});
+    servers.pop()!.close();
+    await new Promise((r) => setTimeout(r, 20));
+    const { port, ends } = await proxy(dead);
+    const client = await dial(port);
+    client.on('error', () => {});
+    await gone(client);
+    await until('the proxy to finish', () => ends.length === 1);
+    assert.equal(ends[0]!.kind, 'upstream-unavailable');
+  });
+
+  void it('tears down the client when the application resets its connection', async () => {
+    const upstream = await listening((s) => {
+      s.once('data', () => s.resetAndDestroy());
+    });
+    const { port, ends } = await proxy(upstream);
+    const client = await dial(port);
+    client.on('error', () => {});
+    const closed = gone(client);
+    client.write('boom');
+    await closed;
+    await until('the proxy to finish', () => ends.length === 1);
+    assert.equal(ends[0]!.kind, 'error');
+  });
+});
+
+void describe('ConnectionTracker', () => {
+  async function pair(): Promise<{ client: Socket; server: Socket }> {
+    let server: Socket | undefined;
+    const port = await listening((s) => (server = s));
+    const client = await dial(port);
+    await until('accept', () => server !== undefined);
+    client.on('error', () => {});
+    return { client, server: server! };
+  }
+
+  void it('refuses connections over the limit and admits again once one closed', async () => {
+    const t = new ConnectionTracker(2);
+    const a = await pair();
+    const b = await pair();
+    const c = await pair();
+    assert.equal(t.admit(a.server), 'admitted');
+    assert.equal(t.admit(b.server), 'admitted');
+    assert.equal(t.admit(c.server), 'limit');
+    a.server.destroy();
+    await until('release', () => t.size === 1);
+    assert.equal(t.admit(c.server), 'admitted');
+  });
+
+  void it('drains: stops admitting, lets connections that finish in time finish, cuts the rest at the deadline', async () => {
+    const t = new ConnectionTracker(10);
+    const finishing = await pair();
+    const stuck = await pair();
+    t.admit(finishing.server);
+    t.admit(stuck.server);
+    setTimeout(() => finishing.server.destroy(), 50);
+    const started = Date.now();
+    const result = await t.drain(new Date(Date.now() + 300));
+    assert.deepEqual(result, { finished: 1, cut: 1 });
+    assert.ok(Date.now() - started >= 250, 'waited for the deadline');
+    assert.equal(t.admit((await pair()).server), 'draining');
+    await until('the cut connection to close', () => stuck.server.destroyed);
+  });
+
+  void it('drains at once when nothing is open', async () => {
+    const t = new ConnectionTracker(10);
+    const started = Date.now();
+    assert.deepEqual(await t.drain(new Date(Date.now() + 10_000)), { finished: 0, cut: 0 });
+    assert.ok(Date.now() - started < 1000);
+  });
+});
