@@ -211,13 +211,16 @@ export class RecordLayer {
       this.output.push(this.writer.seal(type, content));
       return;
     }
-    const header = Buffer.allocUnsafe(RECORD_HEADER_LENGTH);
-    header[0] = type;
-    header[1] = 0x03;
-    header[2] = 0x03; // 0x0303 on the wire; the first ClientHello uses 0x0301 (set by `writePlaintext`)
-    header[3] = content.length >>> 8;
-    header[4] = content.length & 0xff;
-    this.output.push(header, content);
+    // Unprotected records are rare (hellos, early alerts): one buffer per record keeps every
+    // output chunk a whole number of records.
+    const rec = Buffer.allocUnsafe(RECORD_HEADER_LENGTH + content.length);
+    rec[0] = type;
+    rec[1] = 0x03;
+    rec[2] = 0x03;
+    rec[3] = content.length >>> 8;
+    rec[4] = content.length & 0xff;
+    rec.set(content, RECORD_HEADER_LENGTH);
+    this.output.push(rec);
   }
 
   /** The dummy change_cipher_spec of middlebox compatibility mode (§D.4): always unprotected. */
@@ -233,10 +236,17 @@ export class RecordLayer {
       this.flushHandshake();
       return;
     }
-    this.output.push(Uint8Array.of(ContentType.handshake, 0x03, 0x01, message.length >>> 8, message.length & 0xff), message);
+    const rec = Buffer.allocUnsafe(RECORD_HEADER_LENGTH + message.length);
+    rec[0] = ContentType.handshake;
+    rec[1] = 0x03;
+    rec[2] = 0x01;
+    rec[3] = message.length >>> 8;
+    rec[4] = message.length & 0xff;
+    rec.set(message, RECORD_HEADER_LENGTH);
+    this.output.push(rec);
   }
 
-  /** Bytes to send, in order; the caller owns them. */
+  /** Bytes to send, in order, each chunk one or more whole records; the caller owns them. */
   takeOutput(): Uint8Array[] {
     this.flushHandshake();
     const out = this.output;

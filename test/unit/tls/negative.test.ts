@@ -1,0 +1,307 @@
+/**
+ * Hostile and broken inputs at the connection level: each gets exactly the alert RFC 8446 and
+ * protocol-notes.md call for, nothing throws out of `feed`, and nothing hangs.
+ */
+import { describe, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { createECDH } from 'node:crypto';
+import fc from 'fast-check';
+import { ClientConnection, type ClientOptions } from '../../../src/tls/client.js';
+import { ServerConfig, ServerConnection } from '../../../src/tls/server.js';
+import { AlertDescription as A } from '../../../src/tls/alerts.js';
+import { CipherSuite, ContentType, HandshakeType, NamedGroup, SignatureScheme } from '../../../src/tls/constants.js';
+import { encode } from '../../../src/tls/codec.js';
+import { generateKeyShare } from '../../../src/tls/key-exchange.js';
+import { encodeHandshake, writeClientHello, type ClientHello, type ClientHelloExtensions } from '../../../src/tls/messages/index.js';
+import { RecordOpener, RecordSealer } from '../../../src/tls/record.js';
+import { suiteParams } from '../../../src/tls/suites.js';
+import type { Connection, TlsEvent } from '../../../src/tls/connection.js';
+import { doHandshake, Endpoint, pump } from './pair.js';
+import { testPki } from './pki.js';
+
+let serverConfig: ServerConfig | undefined;
+async function server(): Promise<ServerConnection> {
+  if (!serverConfig) {
+    const pki = await testPki();
+    const leaf = await pki.leaf('p256');
+    serverConfig = new ServerConfig({ certificates: [{ cert: leaf.pem, key: leaf.key }] });
+  }
+  return new ServerConnection(serverConfig);
+}
+
+async function clientOptions(extra: Partial<ClientOptions> = {}): Promise<ClientOptions> {
+  const pki = await testPki();
+  return { servername: 'localhost', ca: [pki.ca.pem], ...extra };
+}
+
+function record(type: number, body: Uint8Array, version = 0x0303): Uint8Array {
+  return Buffer.concat([Uint8Array.of(type, version >> 8, version & 0xff, body.length >> 8, body.length & 0xff), body]);
+}
+
+function clientHello(ext: Partial<ClientHelloExtensions> = {}, over: Partial<ClientHello> = {}): Uint8Array {
+  const share = generateKeyShare(NamedGroup.x25519)!;
+  const hello: ClientHello = {
+    legacyVersion: 0x0303,
+    random: new Uint8Array(32).fill(9),
+    legacySessionId: new Uint8Array(0),
+    cipherSuites: [CipherSuite.TLS_AES_128_GCM_SHA256],
+    legacyCompressionMethods: Uint8Array.of(0),
+    ...over,
+    extensions: {
+      supportedVersions: [0x0304],
+      supportedGroups: [NamedGroup.x25519],
+      signatureAlgorithms: [SignatureScheme.ecdsa_secp256r1_sha256],
+      keyShares: [{ group: NamedGroup.x25519, keyExchange: share.publicKey }],
+      unknown: [],
+      ...ext,
+    },
+  };
+  return encodeHandshake(HandshakeType.client_hello, (w) => writeClientHello(w, hello));
+}
+
+/** Feeds bytes and returns the error event (asserting feed never throws). */
+function errorAfter(conn: Connection, ...chunks: Uint8Array[]): Extract<TlsEvent, { type: 'error' }> | undefined {
+  const events: TlsEvent[] = [];
+  for (const c of chunks) events.push(...conn.feed(c).events);
+  return events.find((e): e is Extract<TlsEvent, { type: 'error' }> => e.type === 'error');
+}
+
+function alertOf(conn: Connection, ...chunks: Uint8Array[]): number | undefined {
+  return errorAfter(conn, ...chunks)?.sentAlert;
+}
+
+void describe('a server refuses broken ClientHellos with the right alert', () => {
+  void test('truncated ClientHello body: decode_error', async () => {
+    const ch = clientHello();
+    const body = ch.subarray(4, ch.length - 3);
+    const framed = Buffer.concat([Uint8Array.of(1, 0, body.length >> 8, body.length & 0xff), body]);
+    assert.equal(alertOf(await server(), record(ContentType.handshake, framed)), A.decode_error);
+  });
+
+  void test('duplicated extension: illegal_parameter', async () => {
+    const ch = clientHello({ unknown: [{ type: 0xaaaa, data: new Uint8Array(0) }, { type: 0xaaaa, data: new Uint8Array(0) }] });
+    assert.equal(alertOf(await server(), record(ContentType.handshake, ch)), A.illegal_parameter);
+  });
+
+  void test('no TLS 1.3 in supported_versions: protocol_version', async () => {
+    assert.equal(alertOf(await server(), record(ContentType.handshake, clientHello({ supportedVersions: [0x0303] }))), A.protocol_version);
+  });
+
+  void test('no supported_versions at all: protocol_version', async () => {
+    const ch = clientHello({ supportedVersions: undefined } as Partial<ClientHelloExtensions>);
+    assert.equal(alertOf(await server(), record(ContentType.handshake, ch)), A.protocol_version);
+  });
+
+  void test('no cipher suite in common: handshake_failure', async () => {
+    assert.equal(alertOf(await server(), record(ContentType.handshake, clientHello({}, { cipherSuites: [0x00ff] }))), A.handshake_failure);
+  });
+
+  void test('signature_algorithms missing: missing_extension', async () => {
+    const ch = clientHello({ signatureAlgorithms: undefined } as Partial<ClientHelloExtensions>);
+    assert.equal(alertOf(await server(), record(ContentType.handshake, ch)), A.missing_extension);
+  });
+
+  void test('a key share for a group outside supported_groups: illegal_parameter', async () => {
+    const ch = clientHello({ supportedGroups: [NamedGroup.secp256r1] });
+    assert.equal(alertOf(await server(), record(ContentType.handshake, ch)), A.illegal_parameter);
+  });
+
+  void test('an x25519 share of the wrong length: illegal_parameter', async () => {
+    const ch = clientHello({ keyShares: [{ group: NamedGroup.x25519, keyExchange: new Uint8Array(31).fill(1) }] });
+    assert.equal(alertOf(await server(), record(ContentType.handshake, ch)), A.illegal_parameter);
+  });
+
+  void test('a P-256 share that is not on the curve: illegal_parameter', async () => {
+    const good = createECDH('prime256v1');
+    const point = Uint8Array.from(good.generateKeys());
+    point[64] = point[64]! ^ 1;
+    const ch = clientHello({ supportedGroups: [NamedGroup.secp256r1], keyShares: [{ group: NamedGroup.secp256r1, keyExchange: point }] });
+    assert.equal(alertOf(await server(), record(ContentType.handshake, ch)), A.illegal_parameter);
+  });
+
+  void test('a compressed P-256 point: illegal_parameter', async () => {
+    const e = createECDH('prime256v1');
+    e.generateKeys();
+    const ch = clientHello({ supportedGroups: [NamedGroup.secp256r1], keyShares: [{ group: NamedGroup.secp256r1, keyExchange: e.getPublicKey(null, 'compressed') }] });
+    assert.equal(alertOf(await server(), record(ContentType.handshake, ch)), A.illegal_parameter);
+  });
+
+  void test('non-null compression: illegal_parameter', async () => {
+    assert.equal(alertOf(await server(), record(ContentType.handshake, clientHello({}, { legacyCompressionMethods: Uint8Array.of(1, 0) }))), A.illegal_parameter);
+  });
+
+  void test('a Finished as the first message: unexpected_message', async () => {
+    const fin = encodeHandshake(HandshakeType.finished, (w) => w.bytes(new Uint8Array(32)));
+    assert.equal(alertOf(await server(), record(ContentType.handshake, fin)), A.unexpected_message);
+  });
+
+  void test('a plaintext record over 2^14 bytes: record_overflow', async () => {
+    const big = new Uint8Array((1 << 14) + 1);
+    assert.equal(alertOf(await server(), record(ContentType.handshake, big)), A.record_overflow);
+  });
+
+  void test('a zero-length handshake fragment: unexpected_message', async () => {
+    assert.equal(alertOf(await server(), record(ContentType.handshake, new Uint8Array(0))), A.unexpected_message);
+  });
+
+  void test('application data before any keys: unexpected_message', async () => {
+    assert.equal(alertOf(await server(), record(ContentType.application_data, Uint8Array.of(1, 2, 3))), A.unexpected_message);
+  });
+
+  void test('a change_cipher_spec that is not exactly 0x01: unexpected_message', async () => {
+    assert.equal(alertOf(await server(), record(ContentType.change_cipher_spec, Uint8Array.of(2))), A.unexpected_message);
+  });
+
+  void test('an unknown record type: unexpected_message', async () => {
+    assert.equal(alertOf(await server(), record(99, Uint8Array.of(1))), A.unexpected_message);
+  });
+
+  void test('a record version that is not TLS: decode_error', async () => {
+    assert.equal(alertOf(await server(), record(ContentType.handshake, clientHello(), 0x0200)), A.decode_error);
+  });
+
+  void test('a ClientHello followed by more handshake bytes in the same record (before a key change): unexpected_message', async () => {
+    const ch = clientHello();
+    const trailing = Uint8Array.of(HandshakeType.finished, 0, 0);
+    assert.equal(alertOf(await server(), record(ContentType.handshake, Buffer.concat([ch, trailing]))), A.unexpected_message);
+  });
+
+  void test('an alert interleaved inside a fragmented ClientHello: unexpected_message', async () => {
+    const ch = clientHello();
+    const conn = await server();
+    const err = errorAfter(conn, record(ContentType.handshake, ch.subarray(0, 10)), record(ContentType.alert, Uint8Array.of(1, 0)));
+    assert.equal(err?.sentAlert, A.unexpected_message);
+  });
+
+  void test('a fatal alert from the client ends the connection without an answering alert', async () => {
+    const err = errorAfter(await server(), record(ContentType.alert, Uint8Array.of(2, A.handshake_failure)));
+    assert.equal(err?.sentAlert, undefined);
+    assert.equal(err?.error.name, 'AlertReceived');
+  });
+});
+
+void describe('framing edge cases that must work', () => {
+  void test('a ClientHello split into one-byte records completes the handshake', async () => {
+    const pair = { client: new Endpoint(new ClientConnection(await clientOptions())), server: new Endpoint(await server()) };
+    await pump(pair, (from, chunk) => {
+      if (from !== 'client' || chunk[0] !== ContentType.handshake || pair.client.conn.isConnected) return chunk;
+      const body = chunk.subarray(5);
+      return Array.from(body, (b) => record(ContentType.handshake, Uint8Array.of(b), chunk[1]! << 8 | chunk[2]!));
+    });
+    assert.equal(pair.server.error, undefined, String(pair.server.error?.error));
+    assert.equal(pair.client.ofType('handshake').length, 1);
+  });
+
+  void test('the whole handshake fed one byte at a time completes', async () => {
+    const pair = { client: new Endpoint(new ClientConnection(await clientOptions())), server: new Endpoint(await server()) };
+    await pump(pair, (_from, chunk) => Array.from(chunk, (b) => Uint8Array.of(b)));
+    assert.equal(pair.client.ofType('handshake').length, 1);
+    assert.equal(pair.server.ofType('handshake').length, 1);
+  });
+
+  void test('a change_cipher_spec after the handshake is unexpected_message', async () => {
+    const pair = await doHandshake(new ClientConnection(await clientOptions()), await server());
+    assert.equal(alertOf(pair.server.conn, record(ContentType.change_cipher_spec, Uint8Array.of(1))), A.unexpected_message);
+  });
+});
+
+void describe('tampering after keys are in place', () => {
+  void test('a flipped bit in a protected record: bad_record_mac', async () => {
+    const pair = await doHandshake(new ClientConnection(await clientOptions()), await server());
+    pair.client.conn.write(Buffer.from('hello'));
+    const [rec] = pair.client.conn.poll().output;
+    const bad = Uint8Array.from(rec!);
+    bad[bad.length - 1] = bad[bad.length - 1]! ^ 1;
+    assert.equal(alertOf(pair.server.conn, bad), A.bad_record_mac);
+  });
+
+  void test('a protected record over 2^14+256 bytes: record_overflow', async () => {
+    const pair = await doHandshake(new ClientConnection(await clientOptions()), await server());
+    assert.equal(alertOf(pair.server.conn, record(ContentType.application_data, new Uint8Array((1 << 14) + 257))), A.record_overflow);
+  });
+
+  void test('an inner plaintext of all zeros: unexpected_message', async () => {
+    const secrets = new Map<string, Buffer>();
+    const client = new ClientConnection(await clientOptions({ keylog: (l) => secrets.set(l.split(' ')[0]!, Buffer.from(l.split(' ')[2]!, 'hex')) }));
+    const pair = await doHandshake(client, await server());
+    const suite = suiteParams(CipherSuite.TLS_AES_128_GCM_SHA256)!;
+    const sealer = new RecordSealer(suite, secrets.get('CLIENT_TRAFFIC_SECRET_0')!);
+    // The client sent nothing yet under its application key: sequence 0 is ours to use.
+    const zeros = sealer.seal(0, new Uint8Array(0), 10);
+    assert.equal(alertOf(pair.server.conn, zeros), A.unexpected_message);
+  });
+
+  void test('a client Finished with a wrong verify_data: decrypt_error', async () => {
+    const secrets = new Map<string, Buffer>();
+    const client = new ClientConnection(await clientOptions({ keylog: (l) => secrets.set(l.split(' ')[0]!, Buffer.from(l.split(' ')[2]!, 'hex')) }));
+    const suite = suiteParams(CipherSuite.TLS_AES_128_GCM_SHA256)!;
+    const pair = { client: new Endpoint(client), server: new Endpoint(await server()) };
+    let tampered = false;
+    await pump(pair, (from, chunk) => {
+      const secret = secrets.get('CLIENT_HANDSHAKE_TRAFFIC_SECRET');
+      if (from !== 'client' || tampered || !secret || chunk[0] !== ContentType.application_data) return chunk;
+      tampered = true;
+      const opened = new RecordOpener(suite, secret).open(chunk.subarray(0, 5), chunk.subarray(5));
+      const content = Uint8Array.from(opened.content);
+      content[content.length - 1] = content[content.length - 1]! ^ 0x80;
+      return new RecordSealer(suite, secret).seal(opened.type, content);
+    });
+    assert.ok(tampered);
+    assert.equal(pair.server.error?.sentAlert, A.decrypt_error);
+    assert.equal(pair.client.error?.error.name, 'AlertReceived');
+  });
+
+  void test('a ServerHello choosing a suite the client did not offer: illegal_parameter', async () => {
+    // Build the tampered ServerHello by hand from a fresh exchange.
+    const client = new ClientConnection(await clientOptions({ cipherSuites: [CipherSuite.TLS_AES_128_GCM_SHA256] }));
+    const srv = await server();
+    const out = srv.feed(Buffer.concat(client.poll().output)).output;
+    const first = Buffer.concat(out);
+    // record(5) + handshake header(4) + version(2) + random(32) + session id (1 + 32) => suite
+    const suiteAt = 5 + 4 + 2 + 32 + 1 + 32;
+    assert.equal(first.readUInt16BE(suiteAt), CipherSuite.TLS_AES_128_GCM_SHA256);
+    first.writeUInt16BE(CipherSuite.TLS_AES_256_GCM_SHA384, suiteAt);
+    assert.equal(alertOf(client, first), A.illegal_parameter);
+  });
+});
+
+void describe('robustness', () => {
+  void test('random bytes fed to a server never throw and never leave it stuck without an error or a need for more bytes', async () => {
+    await fc.assert(
+      fc.asyncProperty(fc.array(fc.uint8Array({ maxLength: 200 }), { maxLength: 5 }), async (chunks) => {
+        const conn = await server();
+        for (const c of chunks) conn.feed(c);
+        assert.ok(!conn.isConnected);
+      }),
+      { numRuns: 300 },
+    );
+  });
+
+  void test('random bytes after a valid ClientHello never throw in the client', async () => {
+    const opts = await clientOptions();
+    fc.assert(
+      fc.property(fc.uint8Array({ maxLength: 300 }), (garbage) => {
+        const conn = new ClientConnection(opts);
+        conn.poll();
+        conn.feed(garbage);
+        assert.ok(!conn.isConnected);
+      }),
+      { numRuns: 300 },
+    );
+  });
+
+  void test('random records with a plausible header never throw in the server', async () => {
+    await fc.assert(
+      fc.asyncProperty(fc.constantFrom(20, 21, 22, 23), fc.uint8Array({ maxLength: 100 }), async (type, body) => {
+        const conn = await server();
+        conn.feed(record(type, body));
+      }),
+      { numRuns: 300 },
+    );
+  });
+
+  void test('encode helper sanity: a record wraps its body', () => {
+    assert.deepEqual([...record(22, Uint8Array.of(7))], [22, 3, 3, 0, 1, 7]);
+    assert.equal(encode((w) => w.u8(1)).length, 1);
+  });
+});
