@@ -47,8 +47,10 @@ async function startControlPlane() {
   const devDir = resolve('.dev');
   for (const dir of await cp.reapStaleControlPlanes(devDir)) console.error(`[control-plane] removed leftovers of a dead run: ${dir}`);
   const say = (m) => process.stderr.write(`[control-plane] ${m}\n`);
+  const binDir = cp.ensureBinaries();
+  process.env.DC_K8S_BIN_DIR = binDir; // tests find helm/kubectl without asking ensure.sh again
   const state = await cp.startControlPlane({
-    binDir: cp.ensureBinaries(),
+    binDir,
     stateDir: join(devDir, `test-control-plane-${process.pid}`),
     logDir: join(devDir, 'logs', 'test-run'),
     dieWithParent: true,
@@ -89,11 +91,11 @@ for (const sig of Object.keys(SIGNALS)) {
 
 let status = 1;
 try {
-  const env = { ...process.env };
-  if (suite === 'integration' && !env.DC_TEST_KUBECONFIG) {
+  if (suite === 'integration' && !process.env.DC_TEST_KUBECONFIG) {
     await startControlPlane();
-    env.DC_TEST_KUBECONFIG = controlPlane.state.kubeconfigPath;
+    process.env.DC_TEST_KUBECONFIG = controlPlane.state.kubeconfigPath;
   }
+  const env = { ...process.env };
   if (!interrupted) {
     const argv = [process.execPath, '--enable-source-maps', '--test', '--test-reporter=spec', ...extra, ...files];
     // The runner gets SIGTERM if we die without cleaning up (even by SIGKILL): no orphaned tests.

@@ -8,5 +8,10 @@ cd "$root"
 [[ -d node_modules ]] || npm ci --no-audit --no-fund
 DC_K8S_BIN_DIR="$(bash scripts/control-plane/ensure.sh --print-dir)"
 export DC_K8S_BIN_DIR
-npx tsc -p scripts/control-plane/tsconfig.json
+# Compile the starter only when its sources changed (only these files, so it works mid-edit).
+js=dist/test/support/control-plane-cli.js
+if [[ ! -f $js || ! -f dist/test/support/control-plane.js ]] ||
+   [[ -n "$(find test/support scripts/control-plane -name 'control-plane*.ts' -newer $js -o -name tsconfig.json -newer $js)" ]]; then
+  npx tsc -p scripts/control-plane/tsconfig.json
+fi
 exec node dist/test/support/control-plane-cli.js up

@@ -63,6 +63,11 @@ export function ensureBinaries(): string {
   return dir;
 }
 
+/** The helm binary (pinned version, Kubernetes minor of the pinned apiserver). */
+export function helmPath(): string {
+  return join(ensureBinaries(), 'helm');
+}
+
 /** Where kubectl is: on PATH, or next to the other binaries when ensure.sh had to build it. */
 export function kubectlPath(binDir: string): string {
   const local = join(binDir, 'kubectl');
