@@ -14,12 +14,9 @@
  *
  *   node dist/bench/keyless.js [--runs 3] [--seconds 4] [--inflight 64] [--sequential 400]
  */
-import { spawn, type ChildProcess } from 'node:child_process';
 import { createHash, createPrivateKey, sign as cryptoSign } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { cpus, loadavg } from 'node:os';
-import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { p256 } from '@noble/curves/nist.js';
 import { KeylessClient } from '../src/keyless/client.js';
@@ -27,6 +24,7 @@ import { SigningKey } from '../src/keyless/keystore.js';
 import { Opcode, signOperationOf } from '../src/keyless/protocol.js';
 import { computeSki } from '../src/keyless/ski.js';
 import { makeKeylessPki, type KeylessPki, type SigningKeyName } from '../test/unit/keyless/pki.js';
+import { fmt, median, quantile, startKeyServerProcess } from './keyless-support.js';
 
 const { values: args } = parseArgs({
   options: {
@@ -58,39 +56,11 @@ const ALGORITHMS: readonly Algorithm[] = [
 /** What a TLS 1.3 server would send: CertificateVerify content is ~130 bytes. */
 const MESSAGE = Buffer.concat([Buffer.alloc(64, 0x20), Buffer.from('TLS 1.3, server CertificateVerify\0'), Buffer.alloc(32, 0xab)]);
 
-const median = (xs: number[]): number => {
-  const s = [...xs].sort((a, b) => a - b);
-  return s[Math.floor(s.length / 2)]!;
-};
-const quantile = (sorted: number[], q: number): number => sorted[Math.min(sorted.length - 1, Math.floor(q * sorted.length))]!;
-const fmt = (n: number, digits = 0): string => n.toLocaleString('en-US', { maximumFractionDigits: digits, minimumFractionDigits: digits });
-
 const CLK_TCK = 100; // Linux USER_HZ
 function cpuSeconds(pid: number): number {
   const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
   const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
   return (Number(fields[11]) + Number(fields[12])) / CLK_TCK; // utime, stime
-}
-
-async function startServer(pki: KeylessPki): Promise<{ child: ChildProcess; port: number }> {
-  const entry = fileURLToPath(new URL('../src/cli/dc-operator.js', import.meta.url));
-  const child = spawn(
-    process.execPath,
-    [entry, 'keyserver', '--keys', pki.keysDir, '--ca', join(pki.dir, 'ca.crt'), '--cert', join(pki.dir, 'server.crt'),
-      '--key', join(pki.dir, 'server.pem'), '--port', '0', '--address', '127.0.0.1'],
-    { stdio: ['ignore', 'ignore', 'pipe'] },
-  );
-  let log = '';
-  const port = await new Promise<number>((resolve, reject) => {
-    child.stderr!.setEncoding('utf8');
-    child.stderr!.on('data', (c: string) => {
-      log += c;
-      const line = log.split('\n').find((l) => l.includes('key server listening'));
-      if (line) resolve((JSON.parse(line) as { port: number }).port);
-    });
-    child.once('exit', (code) => reject(new Error(`keyserver exited ${code}: ${log}`)));
-  });
-  return { child, port };
 }
 
 function payloadFor(alg: Algorithm, i: number): Uint8Array {
@@ -193,7 +163,7 @@ function primitives(pki: KeylessPki): Array<[string, number]> {
 
 async function main(): Promise<void> {
   const pki = makeKeylessPki();
-  const { child, port } = await startServer(pki);
+  const { child, port, stop } = await startKeyServerProcess(pki);
   const client = new KeylessClient({
     address: `127.0.0.1:${port}`,
     ca: pki.ca,
@@ -230,8 +200,7 @@ async function main(): Promise<void> {
     for (const [label, ops] of primitives(pki)) console.log(`| ${label} | ${fmt(ops)} |`);
   } finally {
     await client.close();
-    child.kill('SIGTERM');
-    await new Promise((r) => child.once('exit', r));
+    await stop();
     pki.cleanup();
   }
 }
