@@ -30,6 +30,7 @@ export function projectCertificateSecret(secret: V1Secret): CertificateSecretPro
 export class CertificateSecrets {
   private readonly namespaces = new Map<string, { informer: Informer<V1Secret, CertificateSecretProjection>; refs: number }>();
   private readonly handlers: ((secret: CertificateSecretProjection) => void)[] = [];
+  private stopped = false;
 
   constructor(
     private readonly source: (namespace: string) => ListWatchSource<V1Secret>,
@@ -43,6 +44,7 @@ export class CertificateSecrets {
 
   /** One more DelegatedCredential in `namespace`: watch it if not yet watched. */
   retain(namespace: string): void {
+    if (this.stopped) return;
     const entry = this.namespaces.get(namespace);
     if (entry) {
       entry.refs++;
@@ -83,6 +85,7 @@ export class CertificateSecrets {
   }
 
   async stop(): Promise<void> {
+    this.stopped = true;
     const entries = [...this.namespaces.values()];
     this.namespaces.clear();
     await Promise.all(entries.map((e) => e.informer.stop()));

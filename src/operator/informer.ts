@@ -213,6 +213,7 @@ export class Informer<R extends ObjectMeta, T = R> {
   private async relist(): Promise<void> {
     this.stats.lists++;
     const list = await this.source.list();
+    if (this.stopped) return; // stop() raced the list: tell nobody about it
     const items = list.items.map((raw) => ({ key: objectKey(raw), object: this.transform(raw), resourceVersion: raw.metadata?.resourceVersion ?? '' }));
     const changes = replaceStore(this.store, items);
     this.primed.clear();

@@ -53,6 +53,7 @@ export class LeaderElector {
   private leading = false;
   private stopped = false;
   private wake: (() => void) | undefined;
+  private running: Promise<void> | undefined;
   private readonly leaseDurationSeconds: number;
   private readonly renewDeadlineMs: number;
   private readonly retryPeriodMs: number;
@@ -72,7 +73,12 @@ export class LeaderElector {
    * Campaigns until stop(): calls onStarted when it becomes leader and onStopped when it loses
    * the lease (then campaigns again).
    */
-  async run(onStarted: () => void, onStopped: () => Promise<void>): Promise<void> {
+  run(onStarted: () => void, onStopped: () => Promise<void>): Promise<void> {
+    this.running ??= this.campaign(onStarted, onStopped);
+    return this.running;
+  }
+
+  private async campaign(onStarted: () => void, onStopped: () => Promise<void>): Promise<void> {
     while (!this.stopped) {
       if (await this.tryAcquireOrRenew()) {
         this.leading = true;
@@ -142,11 +148,14 @@ export class LeaderElector {
     };
   }
 
-  /** Stops campaigning; a leader gives the lease up so a standby need not wait for it to expire. */
+  /**
+   * Stops campaigning (after the campaign loop has run its onStopped), then gives the lease up
+   * if we hold it, so a standby need not wait for it to expire.
+   */
   async stop(): Promise<void> {
     this.stopped = true;
     this.wake?.();
-    if (!this.leading) return;
+    await this.running;
     const { namespace, name, identity } = this.opts;
     try {
       const lease = await this.api.readNamespacedLease({ name, namespace });
@@ -159,7 +168,7 @@ export class LeaderElector {
       });
       this.opts.log.info('released leadership', { lease: `${namespace}/${name}` });
     } catch (err) {
-      this.opts.log.warn('could not release the lease', { error: String(err) });
+      if (statusCodeOf(err) !== 404) this.opts.log.warn('could not release the lease', { error: String(err) });
     }
   }
 

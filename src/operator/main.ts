@@ -113,7 +113,7 @@ export async function runController(opts: ControllerOptions): Promise<Controller
   const stop = (): Promise<void> =>
     (stopping ??= (async () => {
       await stopController(); // stop issuing before the lease is given up
-      await elector?.stop();
+      await elector?.stop(); // ends the campaign (stopping a controller it started meanwhile), then releases
       await campaign;
       await http.close();
       log.info('dc-operator controller stopped', { identity });

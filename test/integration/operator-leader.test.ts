@@ -1,0 +1,102 @@
+// Two operator processes' worth of controllers against one apiserver: only the Lease holder
+// issues; when it stops (releasing the lease) or dies (lease expires), the other takes over.
+import assert from 'node:assert/strict';
+import { after, before, it } from 'node:test';
+import { CoordinationV1Api, CoreV1Api, type KubeConfig } from '@kubernetes/client-node';
+import { runController, type ControllerHandle, type ControllerOptions } from '../../src/operator/main.js';
+import { createLogger } from '../../src/operator/logger.js';
+import { createTestNamespace, testKubeConfig, testKubeconfigPath, type TestNamespace } from '../support/cluster.js';
+import { applyCrds, createDelegatedCredential, dcctlCertificate, putSecret, tlsSecret, waitFor, waitForCondition } from './operator-fixtures.js';
+
+let kc: KubeConfig;
+let ns: TestNamespace;
+const running: ControllerHandle[] = [];
+
+before(async () => {
+  kc = await testKubeConfig();
+  await applyCrds(kc);
+  ns = await createTestNamespace('leader');
+});
+
+after(async () => {
+  await Promise.all(running.map((c) => c.stop()));
+  await ns?.delete();
+});
+
+async function replica(identity: string, extra: Partial<ControllerOptions> = {}): Promise<ControllerHandle> {
+  const handle = await runController({
+    kubeconfig: await testKubeconfigPath(),
+    namespace: ns.name,
+    operatorNamespace: ns.name,
+    metricsPort: 0,
+    metricsHost: '127.0.0.1',
+    identity,
+    leaseDurationSeconds: 4,
+    renewDeadlineMs: 3000,
+    retryPeriodMs: 500,
+    log: createLogger(process.env['DC_TEST_LOG_LEVEL'] ?? 'error'),
+    ...extra,
+  });
+  running.push(handle);
+  return handle;
+}
+
+async function issuedTotal(handle: ControllerHandle): Promise<number> {
+  const text = await (await fetch(`http://127.0.0.1:${handle.port}/metrics`)).text();
+  return [...text.matchAll(/^dc_operator_issued_credentials_total\{[^}]*\} (\d+)$/gm)].reduce((n, m) => n + Number(m[1]), 0);
+}
+
+async function leaseHolder(): Promise<string | undefined> {
+  const lease = await kc.makeApiClient(CoordinationV1Api).readNamespacedLease({ namespace: ns.name, name: 'dc-operator-controller' });
+  return lease.spec?.holderIdentity ?? undefined;
+}
+
+void it('only the leader issues, and the standby takes over when the leader stops', async () => {
+  const core = kc.makeApiClient(CoreV1Api);
+  const first = await replica('replica-a');
+  await waitFor('replica-a leads', 10_000, () => Promise.resolve(first.isLeader() ? true : undefined));
+  const second = await replica('replica-b');
+  const cert = dcctlCertificate();
+  await putSecret(core, tlsSecret(ns.name, 'tls', cert.crt, cert.key));
+  await createDelegatedCredential(kc, ns.name, 'one', { certificateSecretRef: { name: 'tls' }, secretName: 'one-dc' });
+  await waitForCondition(kc, ns.name, 'one', 'Ready', 'True');
+  assert.equal(await leaseHolder(), 'replica-a');
+  assert.equal(second.isLeader(), false);
+  assert.equal(await issuedTotal(first), 1);
+  assert.equal(await issuedTotal(second), 0, 'the standby wrote nothing');
+  assert.equal((await fetch(`http://127.0.0.1:${second.port}/readyz`)).status, 200, 'a standby is ready');
+
+  const stoppedAt = Date.now();
+  await first.stop(); // graceful: releases the lease
+  await waitFor('replica-b leads', 10_000, () => Promise.resolve(second.isLeader() ? true : undefined), 100);
+  const takeover = Date.now() - stoppedAt;
+  assert.ok(takeover < 4000, `took over in ${takeover} ms, within the lease duration`);
+  await createDelegatedCredential(kc, ns.name, 'two', { certificateSecretRef: { name: 'tls' }, secretName: 'two-dc' });
+  await waitForCondition(kc, ns.name, 'two', 'Ready', 'True');
+  assert.equal(await issuedTotal(second), 1, 'the new leader issued the new credential, and did not re-issue the first');
+  assert.equal(await leaseHolder(), 'replica-b');
+});
+
+void it('a leader that stops renewing loses the lease to a standby after the lease duration', async () => {
+  // replica-b leads from the previous test; a third replica waits.
+  const third = await replica('replica-c');
+  await new Promise((r) => setTimeout(r, 1500));
+  assert.equal(third.isLeader(), false);
+  const b = running.find((h) => h.isLeader());
+  assert.ok(b, 'someone leads');
+  // Simulate a hung leader: take its lease record over by hand with a stale renewTime, as a
+  // crashed process would leave it (holder set, no more renewals). Stop b without releasing.
+  await b.stop();
+  const coordination = kc.makeApiClient(CoordinationV1Api);
+  const lease = await coordination.readNamespacedLease({ namespace: ns.name, name: 'dc-operator-controller' });
+  await coordination.replaceNamespacedLease({
+    namespace: ns.name,
+    name: 'dc-operator-controller',
+    body: { ...lease, spec: { ...lease.spec, holderIdentity: 'crashed-replica', leaseDurationSeconds: 4 } },
+  });
+  const since = Date.now();
+  await waitFor('replica-c takes over an abandoned lease', 15_000, () => Promise.resolve(third.isLeader() ? true : undefined), 100);
+  const waited = Date.now() - since;
+  assert.ok(waited >= 3500, `waited ${waited} ms: not before the lease duration`);
+  assert.ok(waited < 8000, `waited ${waited} ms: soon after the lease duration`);
+});
