@@ -231,7 +231,9 @@ export class TLSServer extends net.Server {
   readonly config: ServerConfig;
 
   constructor(options: CreateServerOptions, secureListener?: (socket: TLSSocket) => void) {
-    super();
+    // Half-open TCP: after the peer's FIN we must still be able to send our close_notify; the
+    // TLSSocket ends the TCP side itself once its writable side is done.
+    super({ allowHalfOpen: true });
     const certificates = [...(options.certificates ?? []), ...(options.cert !== undefined && options.key !== undefined ? [{ cert: options.cert, key: options.key }] : [])];
     this.config = new ServerConfig({ ...options, certificates });
     if (secureListener) this.on('secureConnection', secureListener);
@@ -264,7 +266,7 @@ export interface ConnectOptions extends ClientOptions, TLSSocketOptions {
 export function connect(options: ConnectOptions, secureConnectListener?: () => void): TLSSocket {
   const host = options.host ?? 'localhost';
   const config = options.config ?? new ClientConfig({ ...options, servername: options.servername ?? (net.isIP(host) ? undefined : host) });
-  const raw = options.socket ?? net.connect({ host, port: options.port ?? 443 });
+  const raw = options.socket ?? net.connect({ host, port: options.port ?? 443, allowHalfOpen: true });
   const servername = options.servername ?? (net.isIP(host) ? undefined : host);
   const make = (keylog: (line: string) => void): Connection =>
     new ClientConnection(config, {
