@@ -8,7 +8,7 @@ import { before, describe, it } from 'node:test';
 import { AlertDescription } from '../../../../src/tls/alerts.js';
 import { encode } from '../../../../src/tls/codec.js';
 import { SignatureScheme } from '../../../../src/tls/constants.js';
-import { IllegalParameter, fatalAlertFor } from '../../../../src/tls/errors.js';
+import { DecodeError, IllegalParameter, fatalAlertFor } from '../../../../src/tls/errors.js';
 import type { Signer } from '../../../../src/tls/signer.js';
 import {
   InvalidDelegatedCredential,
@@ -213,6 +213,22 @@ void describe('receiver rules for a delegated credential', () => {
     const dc = await forge(cert, now);
     const tampered = { ...dc, credential: { ...dc.credential, validTime: dc.credential.validTime + 1 } };
     rejects('bad-signature', () => verifyDelegatedCredential(tampered, opts()));
+  });
+
+  void it('rejects the credential after any single bit flip, anywhere in its encoding', async () => {
+    const issued = await issueDelegatedCredential({ certificate: cert.der, signer: cert.signer, dcAlgorithm: 'ecdsa_secp256r1_sha256', validitySeconds: 600, now });
+    verifyDelegatedCredential(issued.delegatedCredential, opts());
+    for (let i = 0; i < issued.delegatedCredential.length; i++) {
+      for (const bit of [0x01, 0x80]) {
+        const mutated = Uint8Array.from(issued.delegatedCredential);
+        mutated[i]! ^= bit;
+        assert.throws(
+          () => verifyDelegatedCredential(mutated, opts()),
+          (e: unknown) => e instanceof DecodeError || e instanceof InvalidDelegatedCredential,
+          `byte ${i} bit 0x${bit.toString(16)} was accepted`,
+        );
+      }
+    }
   });
 
   for (const [what, options, rule] of [
