@@ -4,6 +4,7 @@
  * server), one subcommand each, registered below as they are written. Same command framework as
  * dcctl (framework/command.ts): flags validated up front, `--help` on every command.
  */
+import { controller } from './commands/controller.js';
 import { keyServer } from './commands/keyserver.js';
 import { webhook } from './commands/webhook.js';
 import { CommandRegistry, type ProgramContext } from './framework/registry.js';
@@ -13,7 +14,7 @@ export function dcOperatorCommands(): CommandRegistry {
   return new CommandRegistry({
     name: 'dc-operator',
     summary: 'Long-running processes of dc-operator (controller, webhook, sidecar, key server).',
-  }).register(keyServer).register(webhook);
+  }).register(controller).register(keyServer).register(webhook);
 }
 
 export function main(argv: readonly string[], ctx: ProgramContext = processContext()): Promise<number> {

@@ -1,0 +1,74 @@
+import { defineCommand } from '../framework/command.js';
+import { CommandFailed, UsageError } from '../framework/errors.js';
+import { resolvePath } from '../framework/files.js';
+import { integerFlag, ipFlag, oneOf } from '../framework/flags.js';
+import { runController } from '../../operator/main.js';
+import { createLogger } from '../../operator/logger.js';
+
+const LOG_LEVELS = ['error', 'warn', 'info', 'debug'] as const;
+
+export const controller = defineCommand({
+  path: ['controller'],
+  summary: 'Run the operator: keep the delegated credentials of every DelegatedCredential issued and fresh',
+  description: `
+Watches DelegatedCredentials, DelegationSigners and ClusterDelegationSigners, the certificate
+Secrets they reference (type kubernetes.io/tls, only in namespaces that hold a DelegatedCredential;
+private keys are never cached) and the Secrets it writes (label app.kubernetes.io/managed-by=dc-operator),
+and issues RFC 9345 delegated credentials before they expire.
+
+Connects with --kubeconfig, else $KUBECONFIG or ~/.kube/config, else the in-cluster service
+account. Replicas elect a leader on the Lease dc-operator-controller in --operator-namespace; only
+the leader issues, and a stopping leader releases the lease. Serves /metrics, /healthz and /readyz
+on --metrics-port. JSON logs on stderr. Stops on SIGTERM or SIGINT.`,
+  options: {
+    kubeconfig: { type: 'string', value: 'FILE', description: 'kubeconfig file (default: $KUBECONFIG, ~/.kube/config, in-cluster)' },
+    namespace: { type: 'string', value: 'NS', description: 'watch only this namespace (default: all namespaces)' },
+    'operator-namespace': { type: 'string', value: 'NS', description: 'namespace of the leader Lease and of ClusterDelegationSigner key Secrets (default: $POD_NAMESPACE or dc-operator)' },
+    'metrics-port': { type: 'string', value: 'N', description: 'port of /metrics, /healthz and /readyz', default: '9090' },
+    'metrics-address': { type: 'string', value: 'IP', description: 'address of the metrics server', default: '0.0.0.0' },
+    workers: { type: 'string', value: 'N', description: 'DelegatedCredentials reconciled at once', default: '4' },
+    'no-leader-election': { type: 'boolean', description: 'act as leader at once (a single replica only)' },
+    'log-level': { type: 'string', value: 'LEVEL', description: `${LOG_LEVELS.join(', ')}`, default: 'info' },
+  },
+  examples: ['dc-operator controller', 'dc-operator controller --kubeconfig .dev/kubeconfig --operator-namespace dc-operator --metrics-port 9090'],
+  validate(v) {
+    if (v.namespace !== undefined && !/^[a-z0-9]([-a-z0-9]*[a-z0-9])?$/.test(v.namespace)) {
+      throw new UsageError(`"${v.namespace}" is not a namespace name`, '--namespace');
+    }
+    return {
+      kubeconfig: v.kubeconfig,
+      namespace: v.namespace,
+      operatorNamespace: v['operator-namespace'],
+      metricsPort: integerFlag('--metrics-port', v['metrics-port'], 0, 65535),
+      metricsAddress: ipFlag('--metrics-address', v['metrics-address']),
+      workers: integerFlag('--workers', v.workers, 1, 64),
+      leaderElection: !v['no-leader-election'],
+      logLevel: oneOf('--log-level', v['log-level'], LOG_LEVELS, 'log level'),
+    };
+  },
+  async run(c, ctx) {
+    const log = createLogger(c.logLevel);
+    let handle;
+    try {
+      handle = await runController({
+        kubeconfig: c.kubeconfig === undefined ? undefined : resolvePath(ctx.cwd, c.kubeconfig),
+        namespace: c.namespace,
+        operatorNamespace: c.operatorNamespace ?? ctx.env['POD_NAMESPACE'],
+        metricsPort: c.metricsPort,
+        metricsHost: c.metricsAddress,
+        workers: c.workers,
+        leaderElection: c.leaderElection,
+        log,
+      });
+    } catch (e) {
+      throw new CommandFailed(`cannot start the controller: ${e instanceof Error ? e.message : String(e)}`);
+    }
+    const signal = await new Promise<string>((resolve) => {
+      process.once('SIGTERM', () => resolve('SIGTERM'));
+      process.once('SIGINT', () => resolve('SIGINT'));
+    });
+    log.info('controller: shutting down', { signal });
+    await handle.stop();
+    return 0;
+  },
+});
