@@ -99,6 +99,13 @@ interface CurveParams {
   readonly n: bigint;
   readonly orderBits: number;
   readonly scalarBytes: number;
+  /**
+   * Nonces prepared per batch (one modular inversion shared by the batch). A refill blocks for
+   * batch × (cost of k·G), so it is large only where k·G is cheap: OpenSSL has a fast P-256, while
+   * P-384/P-521 k·G costs about a millisecond and a batch of 32 would add a 30 ms stall to the
+   * request that triggers the refill.
+   */
+  readonly nonceBatch: number;
 }
 
 const CURVES: Readonly<Record<EcCurve, CurveParams>> = {
@@ -107,18 +114,21 @@ const CURVES: Readonly<Record<EcCurve, CurveParams>> = {
     n: 0xffffffff00000000ffffffffffffffffbce6faada7179e84f3b9cac2fc632551n,
     orderBits: 256,
     scalarBytes: 32,
+    nonceBatch: 32,
   },
   'P-384': {
     opensslName: 'secp384r1',
     n: 0xffffffffffffffffffffffffffffffffffffffffffffffffc7634d81f4372ddf581a0db248b0a77aecec196accc52973n,
     orderBits: 384,
     scalarBytes: 48,
+    nonceBatch: 2,
   },
   'P-521': {
     opensslName: 'secp521r1',
     n: 0x01fffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffa51868783bf2f966b7fcc0148f709a5d03bb5c9b8899c47aebb6fb71e91386409n,
     orderBits: 521,
     scalarBytes: 66,
+    nonceBatch: 2,
   },
 };
 
@@ -128,8 +138,6 @@ interface Nonce {
   readonly kInverse: bigint;
 }
 
-/** Nonces prepared per batch: one modular inversion shared by the whole batch. */
-const NONCE_BATCH = 32;
 
 /**
  * An ECDSA private key prepared for signing digests.
@@ -172,10 +180,10 @@ export class EcdsaDigestSigner {
   }
 
   private prepareNonces(): void {
-    const { n, scalarBytes } = this.params;
+    const { n, scalarBytes, nonceBatch } = this.params;
     const ks: bigint[] = [];
     const rs: bigint[] = [];
-    while (ks.length < NONCE_BATCH) {
+    while (ks.length < nonceBatch) {
       const k = this.randomScalar();
       this.nonceMultiplier.setPrivateKey(bigIntToBytes(k, scalarBytes));
       const point = this.nonceMultiplier.getPublicKey();
