@@ -41,6 +41,7 @@ const SIGNALS = { SIGINT: 2, SIGTERM: 15, SIGHUP: 1 };
 let controlPlane; // { state, stop }
 let child;
 let interrupted;
+let starting = false;
 
 async function startControlPlane() {
   const cp = await import(pathToFileURL(resolve('dist/test/support/control-plane.js')).href);
@@ -75,7 +76,10 @@ async function stopControlPlane() {
 
 for (const sig of Object.keys(SIGNALS)) {
   process.on(sig, () => {
-    if (interrupted) return;
+    if (interrupted) {
+      // Second signal: leave now; the control plane's parent-death signal takes it down with us.
+      process.exit(128 + SIGNALS[sig]);
+    }
     interrupted = sig;
     console.error(`\n[run-tests] ${sig}: stopping tests and control plane`);
     if (child && child.exitCode === null) {
@@ -83,16 +87,22 @@ for (const sig of Object.keys(SIGNALS)) {
       // A test runner that ignores the signal gets SIGKILL after 10 s.
       const t = setTimeout(() => child.kill('SIGKILL'), 10_000);
       t.unref();
-    } else {
+    } else if (!starting) {
       void stopControlPlane().finally(() => process.exit(128 + SIGNALS[sig]));
     }
+    // While the control plane is starting, the main flow sees `interrupted` and stops it.
   });
 }
 
 let status = 1;
 try {
   if (suite === 'integration' && !process.env.DC_TEST_KUBECONFIG) {
-    await startControlPlane();
+    starting = true;
+    try {
+      await startControlPlane();
+    } finally {
+      starting = false;
+    }
     process.env.DC_TEST_KUBECONFIG = controlPlane.state.kubeconfigPath;
   }
   const env = { ...process.env };
