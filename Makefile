@@ -13,6 +13,7 @@ help:
 	@echo "make control-plane-up     start a local etcd + kube-apiserver, kubeconfig in .dev/kubeconfig"
 	@echo "make control-plane-down   stop it and clean up"
 	@echo "make bench                run the benchmarks in bench/"
+	@echo "make crds                 regenerate crds/ from the TypeScript API (src/operator/api)"
 
 # --- dependencies ---------------------------------------------------------------------------
 $(NODE_MODULES_STAMP): package.json package-lock.json
@@ -35,6 +36,12 @@ build: $(NODE_MODULES_STAMP)
 .PHONY: lint
 lint: $(NODE_MODULES_STAMP)
 	npx eslint .
+
+# --- generated files -------------------------------------------------------------------------
+# crds/*.yaml come from src/operator/api/v1alpha1.ts; a unit test fails when they are stale.
+.PHONY: crds
+crds: build
+	node dist/src/operator/api/generate-crds.js
 
 # --- tests ----------------------------------------------------------------------------------
 .PHONY: test
