@@ -1,4 +1,5 @@
 import assert from 'node:assert/strict';
+import { X509Certificate } from 'node:crypto';
 import { describe, it, before } from 'node:test';
 import { SignatureScheme, signatureSchemeName } from '../../../../src/tls/constants.js';
 import { verifySignature } from '../../../../src/tls/signature-schemes.js';
@@ -90,6 +91,14 @@ void describe('issuing and verifying delegated credentials', () => {
     const cert = certs.get('rsa')!;
     const issued = await issueDelegatedCredential({ certificate: cert.der, signer: cert.signer, dcAlgorithm: 'ed25519', validitySeconds: 60 });
     assert.equal(issued.decoded.algorithm, S.rsa_pss_rsae_sha256);
+  });
+
+  void it('accepts the certificate as a node:crypto X509Certificate as well as DER', async () => {
+    const cert = certs.get('p256')!;
+    const x509 = new X509Certificate(cert.pem);
+    const issued = await issueDelegatedCredential({ certificate: x509, signer: cert.signer, dcAlgorithm: 'ed25519', validitySeconds: 60 });
+    verifyDelegatedCredential(issued.delegatedCredential, { certificate: x509, acceptedDcSchemes: ALL_SCHEMES, acceptedSignatureSchemes: ALL_SCHEMES });
+    verifyDelegatedCredential(issued.delegatedCredential, { certificate: cert.der, acceptedDcSchemes: ALL_SCHEMES, acceptedSignatureSchemes: ALL_SCHEMES });
   });
 
   void it('works with an asynchronous (remote) signer', async () => {
