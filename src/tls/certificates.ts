@@ -3,17 +3,18 @@
  * store (path building, signatures, validity, CA constraints, key usages, host names), the
  * certificate checks RFC 9345 asks for (DelegationUsage, digitalSignature), and PEM/DER helpers.
  *
- * Signatures and host names are checked by node:crypto's X509Certificate (OpenSSL). The
- * extensions node:crypto does not expose (basicConstraints path length, keyUsage bits,
- * extendedKeyUsage, DelegationUsage criticality, key identifiers) are read by a small DER walker
- * below, which also gives exact validity times. This file imports nothing of ours on purpose:
- * it is shared by the TLS client, the sidecar, the operator and dcctl.
+ * A small DER walker below reads what chain checks need (names, validity, SPKI, extensions incl.
+ * basicConstraints path length, keyUsage bits, extendedKeyUsage, DelegationUsage criticality, key
+ * identifiers, subjectAltName). Signatures are checked with node:crypto over the TBSCertificate
+ * bytes; node's X509Certificate is built only on demand (its constructor costs more than an ECDSA
+ * verification) and for RSASSA-PSS signatures. This file imports nothing of ours on purpose: it
+ * is shared by the TLS client, the sidecar, the operator and dcctl.
  *
  * Speed: a client runs this per handshake. Trust stores are parsed once and cached, presented
  * certificates are cached by the SHA-256 of their DER, and a verified (certificate, issuer key)
  * signature is remembered, so a repeated chain costs a few hashes and map lookups.
  */
-import { X509Certificate, createHash, createPublicKey, type KeyObject } from 'node:crypto';
+import { X509Certificate, constants as cryptoConstants, createHash, createPublicKey, verify as cryptoVerify, type KeyObject } from 'node:crypto';
 import { isIP } from 'node:net';
 
 // ---------------------------------------------------------------------------------------------
@@ -235,13 +236,23 @@ export interface ParsedCertificate {
   readonly der: Uint8Array;
   /** Hex SHA-256 of the DER. */
   readonly fingerprint: string;
+  /** node's view of the certificate, built on first use (its constructor costs more than an ECDSA verify). */
   readonly x509: X509Certificate;
+  /** The subject public key, built on first use and kept. */
+  readonly publicKey: KeyObject;
+  /** The signed bytes (TBSCertificate DER) and the signature (BIT STRING contents). */
+  readonly tbs: Uint8Array;
+  readonly signature: Uint8Array;
   readonly issuerName: Uint8Array;
   readonly subjectName: Uint8Array;
   readonly notBefore: Date;
   readonly notAfter: Date;
   readonly spki: Uint8Array;
   readonly signatureAlgorithm: string;
+  /** subjectAltName dNSName entries, lowercased, as written (wildcards included). */
+  readonly dnsNames: readonly string[];
+  /** subjectAltName iPAddress entries in canonical text form. */
+  readonly ipAddresses: readonly string[];
   readonly extensions: ReadonlyMap<string, CertificateExtension>;
   readonly basicConstraints: { readonly ca: boolean; readonly pathLen: number | undefined } | undefined;
   /** Bitmask by KeyUsageBit, or undefined when the extension is absent. */
@@ -322,15 +333,112 @@ function decodeAuthorityKeyId(v: Uint8Array): string | undefined {
   return first && first.tag === 0x80 ? hex(v.subarray(first.start, first.end)) : undefined;
 }
 
+/** dNSName ([2] IA5String) and iPAddress ([7] OCTET STRING) entries of a subjectAltName. */
+function decodeSubjectAltName(v: Uint8Array): { dnsNames: string[]; ipAddresses: string[] } {
+  const seq = expectTag(readTlv(v, 0, v.length), 0x30, 'SubjectAltName');
+  const dnsNames: string[] = [];
+  const ipAddresses: string[] = [];
+  for (const gn of children(v, seq)) {
+    const body = v.subarray(gn.start, gn.end);
+    if (gn.tag === 0x82) dnsNames.push(Buffer.from(body).toString('latin1').toLowerCase());
+    else if (gn.tag === 0x87) {
+      if (body.length === 4) ipAddresses.push(Array.from(body).join('.'));
+      else if (body.length === 16) {
+        const groups: string[] = [];
+        for (let k = 0; k < 16; k += 2) groups.push(((body[k]! << 8) | body[k + 1]!).toString(16));
+        ipAddresses.push(canonicalIp(groups.join(':')) ?? groups.join(':'));
+      } else throw new DerError('iPAddress of a length other than 4 or 16');
+    }
+  }
+  return { dnsNames, ipAddresses };
+}
+
+const CURVE_BY_OID: Readonly<Record<string, { crv: string; size: number }>> = {
+  '1.2.840.10045.3.1.7': { crv: 'P-256', size: 32 },
+  '1.3.132.0.34': { crv: 'P-384', size: 48 },
+  '1.3.132.0.35': { crv: 'P-521', size: 66 },
+};
+
+function b64url(b: Uint8Array): string {
+  return Buffer.from(b.buffer, b.byteOffset, b.byteLength).toString('base64url');
+}
+
+/**
+ * A public KeyObject from SubjectPublicKeyInfo DER. Under OpenSSL 3, importing DER goes through
+ * the generic decoder framework and costs far more than a signature check; importing the same
+ * key as a JWK is 2x (EC) to 40x (RSA) faster, so RSA, EC (uncompressed points) and EdDSA keys
+ * take that path. Anything else (RSASSA-PSS keys, compressed points) is imported as DER.
+ */
+export function publicKeyFromSpki(spki: Uint8Array): KeyObject {
+  try {
+    const jwk = spkiToJwk(spki);
+    if (jwk) return createPublicKey({ key: jwk, format: 'jwk' });
+  } catch {
+    // fall through to the DER import, which reports the real problem
+  }
+  return createPublicKey({ key: Buffer.from(spki.buffer, spki.byteOffset, spki.byteLength), format: 'der', type: 'spki' });
+}
+
+function spkiToJwk(spki: Uint8Array): Record<string, string> | undefined {
+  const seq = expectTag(readTlv(spki, 0, spki.length), 0x30, 'SubjectPublicKeyInfo');
+  if (seq.end !== spki.length) return undefined;
+  const parts = children(spki, seq);
+  if (parts.length !== 2) return undefined;
+  const alg = children(spki, expectTag(parts[0], 0x30, 'AlgorithmIdentifier'));
+  const bits = expectTag(parts[1], 0x03, 'subjectPublicKey');
+  if (spki[bits.start] !== 0) return undefined;
+  const key = spki.subarray(bits.start + 1, bits.end);
+  const oid = decodeOid(spki, expectTag(alg[0], 0x06, 'algorithm'));
+  switch (oid) {
+    case '1.2.840.113549.1.1.1': {
+      // rsaEncryption: params must be NULL; RSAPublicKey ::= SEQUENCE { modulus, publicExponent }
+      const rsa = children(key, expectTag(readTlv(key, 0, key.length), 0x30, 'RSAPublicKey'));
+      if (rsa.length !== 2) return undefined;
+      const int = (t: Tlv | undefined): Uint8Array => {
+        const v = expectTag(t, 0x02, 'INTEGER');
+        let start = v.start;
+        while (start < v.end - 1 && key[start] === 0) start++;
+        return key.subarray(start, v.end);
+      };
+      return { kty: 'RSA', n: b64url(int(rsa[0])), e: b64url(int(rsa[1])) };
+    }
+    case '1.2.840.10045.2.1': {
+      const curve = alg[1] && alg[1].tag === 0x06 ? CURVE_BY_OID[decodeOid(spki, alg[1])] : undefined;
+      if (!curve || key.length !== 1 + 2 * curve.size || key[0] !== 0x04) return undefined;
+      return { kty: 'EC', crv: curve.crv, x: b64url(key.subarray(1, 1 + curve.size)), y: b64url(key.subarray(1 + curve.size)) };
+    }
+    case '1.3.101.112':
+      return alg.length === 1 && key.length === 32 ? { kty: 'OKP', crv: 'Ed25519', x: b64url(key) } : undefined;
+    case '1.3.101.113':
+      return alg.length === 1 && key.length === 57 ? { kty: 'OKP', crv: 'Ed448', x: b64url(key) } : undefined;
+    default:
+      return undefined;
+  }
+}
+
+/** Canonical text of an IP address (IPv6 compressed, lowercase), or undefined if it is not one. */
+function canonicalIp(ip: string): string | undefined {
+  const kind = isIP(ip);
+  if (kind === 4) return ip;
+  if (kind !== 6) return undefined;
+  try {
+    return new URL(`http://[${ip}]/`).hostname.slice(1, -1);
+  } catch {
+    return undefined;
+  }
+}
+
 function parseDer(der: Uint8Array, fingerprint: string): ParsedCertificate {
   const cert = expectTag(readTlv(der, 0, der.length), 0x30, 'Certificate SEQUENCE');
   if (cert.end !== der.length) throw new DerError('trailing bytes after the certificate');
-  const [tbs, sigAlg] = children(der, cert);
+  const top = children(der, cert);
+  if (top.length !== 3) throw new DerError('a Certificate has three parts');
+  const [tbs, sigAlg, sigValue] = top as [Tlv, Tlv, Tlv];
   const tbsParts = children(der, expectTag(tbs, 0x30, 'TBSCertificate'));
   let i = 0;
   if (tbsParts[0]?.tag === 0xa0) i++; // version
   expectTag(tbsParts[i++], 0x02, 'serialNumber');
-  expectTag(tbsParts[i++], 0x30, 'signature AlgorithmIdentifier');
+  const innerSigAlg = expectTag(tbsParts[i++], 0x30, 'signature AlgorithmIdentifier');
   const issuer = expectTag(tbsParts[i++], 0x30, 'issuer Name');
   const validity = children(der, expectTag(tbsParts[i++], 0x30, 'Validity'));
   const subject = expectTag(tbsParts[i++], 0x30, 'subject Name');
@@ -343,6 +451,14 @@ function parseDer(der: Uint8Array, fingerprint: string): ParsedCertificate {
   }
   const sigAlgOid = decodeOid(der, expectTag(children(der, expectTag(sigAlg, 0x30, 'signatureAlgorithm'))[0], 0x06, 'algorithm'));
   if (validity.length !== 2) throw new DerError('bad Validity');
+  // RFC 5280 §4.1.1.2: the signed and the outer algorithm identifiers must be identical.
+  if (Buffer.compare(der.subarray(innerSigAlg.headerStart, innerSigAlg.end), der.subarray(sigAlg.headerStart, sigAlg.end)) !== 0) {
+    throw new DerError('signatureAlgorithm differs from the signature field of TBSCertificate');
+  }
+  expectTag(sigValue, 0x03, 'signatureValue BIT STRING');
+  if (sigValue.end - sigValue.start < 2 || der[sigValue.start] !== 0) throw new DerError('bad signatureValue');
+  const san = extensions.get(OID.subjectAltName);
+  const names = san ? decodeSubjectAltName(san.value) : { dnsNames: [], ipAddresses: [] };
 
   const bc = extensions.get(OID.basicConstraints);
   const ku = extensions.get(OID.keyUsage);
@@ -351,15 +467,27 @@ function parseDer(der: Uint8Array, fingerprint: string): ParsedCertificate {
   const aki = extensions.get(OID.authorityKeyIdentifier);
   const issuerName = der.subarray(issuer.headerStart, issuer.end);
   const subjectName = der.subarray(subject.headerStart, subject.end);
+  let x509: X509Certificate | undefined;
+  let publicKey: KeyObject | undefined;
+  const spkiDer = der.subarray(spki.headerStart, spki.end);
   return {
     der,
     fingerprint,
-    x509: new X509Certificate(der),
+    get x509() {
+      return (x509 ??= new X509Certificate(der));
+    },
+    get publicKey() {
+      return (publicKey ??= publicKeyFromSpki(spkiDer));
+    },
+    tbs: der.subarray(tbs.headerStart, tbs.end),
+    signature: der.subarray(sigValue.start + 1, sigValue.end),
+    dnsNames: names.dnsNames,
+    ipAddresses: names.ipAddresses,
     issuerName,
     subjectName,
     notBefore: decodeTime(der, validity[0]!),
     notAfter: decodeTime(der, validity[1]!),
-    spki: der.subarray(spki.headerStart, spki.end),
+    spki: spkiDer,
     signatureAlgorithm: sigAlgOid,
     extensions,
     basicConstraints: bc ? decodeBasicConstraints(bc.value) : undefined,
@@ -388,17 +516,11 @@ class BoundedCache<V> {
 }
 
 const parsedCache = new BoundedCache<ParsedCertificate>(512);
-const publicKeys = new WeakMap<ParsedCertificate, KeyObject>();
-
-/** The certificate's public key; building a KeyObject costs more than the rest of a cached verification. */
+/** The certificate's public key (cached on the parsed certificate). */
 function publicKeyOf(c: ParsedCertificate): KeyObject {
-  let k = publicKeys.get(c);
-  if (!k) {
-    k = c.x509.publicKey;
-    publicKeys.set(c, k);
-  }
-  return k;
+  return c.publicKey;
 }
+
 const verifiedSignatures = new BoundedCache<true>(1024);
 
 function sha256hex(b: Uint8Array): string {
@@ -440,7 +562,12 @@ function toParsed(cert: CertificateInput): ParsedCertificate {
 /** A short human name for a certificate in messages: its subject, e.g. `CN=example.com`. */
 export function describeCertificate(cert: CertificateInput): string {
   const p = toParsed(cert);
-  const subject = p.x509.subject.replace(/\n/g, ', ');
+  let subject = '';
+  try {
+    subject = p.x509.subject.replace(/\n/g, ', ');
+  } catch {
+    // OpenSSL refused what our reader accepted; fall back to the digest.
+  }
   return subject === '' ? `(empty subject, sha256 ${p.fingerprint.slice(0, 16)})` : subject;
 }
 
@@ -532,6 +659,7 @@ export interface VerifyChainOptions {
   purpose?: 'server' | 'client';
 }
 
+/** `leaf`, `path` and `anchor` build node X509Certificate objects on first access. */
 export interface VerifiedChain {
   readonly leaf: X509Certificate;
   readonly leafDer: Uint8Array;
@@ -584,12 +712,19 @@ export function verifyCertificateChain(chainDers: readonly Uint8Array[], opts: V
   if (!path) throw noPathError(chain, state);
 
   if (opts.servername !== undefined) checkName(leaf, opts.servername);
+  const found = path;
   return {
-    leaf: leaf.x509,
+    get leaf() {
+      return leaf.x509;
+    },
     leafDer: leaf.der,
     publicKey: publicKeyOf(leaf),
-    path: path.map((p) => p.x509),
-    anchor: path[path.length - 1]!.x509,
+    get path() {
+      return found.map((p) => p.x509);
+    },
+    get anchor() {
+      return found[found.length - 1]!.x509;
+    },
   };
 }
 
@@ -674,13 +809,50 @@ function signatureVerifies(child: ParsedCertificate, issuer: ParsedCertificate, 
   if (state.checks++ >= MAX_SIGNATURE_CHECKS) return false;
   let ok = false;
   try {
-    ok = child.x509.verify(publicKeyOf(issuer));
+    ok = verifyCertificateSignature(child, publicKeyOf(issuer));
   } catch {
     ok = false;
   }
   if (ok) verifiedSignatures.set(key, true);
   return ok;
 }
+
+/**
+ * Checks the issuer's signature over the TBSCertificate with node:crypto directly (no
+ * X509Certificate needed). RSASSA-PSS, whose parameters live in the AlgorithmIdentifier, is left
+ * to OpenSSL through X509Certificate.verify.
+ */
+function verifyCertificateSignature(child: ParsedCertificate, key: KeyObject): boolean {
+  const type = key.asymmetricKeyType;
+  const sig = child.signature;
+  switch (child.signatureAlgorithm) {
+    case '1.2.840.113549.1.1.11':
+    case '1.2.840.113549.1.1.12':
+    case '1.2.840.113549.1.1.13':
+      if (type !== 'rsa') return false;
+      return cryptoVerify(SIGNATURE_HASH[child.signatureAlgorithm]!, child.tbs, { key, padding: cryptoConstants.RSA_PKCS1_PADDING }, sig);
+    case '1.2.840.10045.4.3.2':
+    case '1.2.840.10045.4.3.3':
+    case '1.2.840.10045.4.3.4':
+      if (type !== 'ec') return false;
+      return cryptoVerify(SIGNATURE_HASH[child.signatureAlgorithm]!, child.tbs, { key, dsaEncoding: 'der' }, sig);
+    case '1.3.101.112':
+      return type === 'ed25519' && cryptoVerify(null, child.tbs, key, sig);
+    case '1.3.101.113':
+      return type === 'ed448' && cryptoVerify(null, child.tbs, key, sig);
+    default:
+      return child.x509.verify(key);
+  }
+}
+
+const SIGNATURE_HASH: Readonly<Record<string, string>> = {
+  '1.2.840.113549.1.1.11': 'sha256',
+  '1.2.840.113549.1.1.12': 'sha384',
+  '1.2.840.113549.1.1.13': 'sha512',
+  '1.2.840.10045.4.3.2': 'sha256',
+  '1.2.840.10045.4.3.3': 'sha384',
+  '1.2.840.10045.4.3.4': 'sha512',
+};
 
 /**
  * Checks a complete path (leaf first, anchor last) against validity, CA and usage constraints.
@@ -769,16 +941,29 @@ function checkPurpose(c: ParsedCertificate, purpose: 'server' | 'client', index:
   throw new CertificateError('unsupported_certificate', 'wrong_purpose', `${role} certificate ${describe(c)} is not valid for TLS ${purpose} authentication (extendedKeyUsage lacks ${purpose === 'server' ? 'serverAuth' : 'clientAuth'})`, index);
 }
 
+/**
+ * RFC 6125 matching against subjectAltName only (never the subject CN): DNS names
+ * case-insensitively, a wildcard only as the whole leftmost label matching exactly one label and
+ * never directly under a top-level label; IP addresses against iPAddress entries.
+ */
 function checkName(leaf: ParsedCertificate, servername: string): void {
-  const name = servername.endsWith('.') ? servername.slice(0, -1) : servername;
-  const ipv6 = name.startsWith('[') && name.endsWith(']') ? name.slice(1, -1) : name;
-  if (isIP(ipv6) !== 0) {
-    if (leaf.x509.checkIP(ipv6) !== undefined) return;
-  } else if (leaf.x509.checkHost(name.toLowerCase(), { subject: 'never', wildcards: true, partialWildcards: false, multiLabelWildcards: false }) !== undefined) {
-    return;
-  }
-  const names = leaf.x509.subjectAltName ?? '(no subjectAltName)';
+  const name = (servername.endsWith('.') ? servername.slice(0, -1) : servername).toLowerCase();
+  const bare = name.startsWith('[') && name.endsWith(']') ? name.slice(1, -1) : name;
+  const ip = canonicalIp(bare);
+  if (ip !== undefined ? leaf.ipAddresses.includes(ip) : leaf.dnsNames.some((pattern) => dnsNameMatches(pattern, name))) return;
+  const covered = [...leaf.dnsNames.map((d) => `DNS:${d}`), ...leaf.ipAddresses.map((a) => `IP Address:${a}`)];
+  const names = covered.length ? covered.join(', ') : '(no subjectAltName names)';
   throw new CertificateError('bad_certificate', 'hostname_mismatch', `certificate ${describe(leaf)} is not valid for "${servername}"; it covers ${names}`, 0);
+}
+
+function dnsNameMatches(pattern: string, host: string): boolean {
+  const p = pattern.endsWith('.') ? pattern.slice(0, -1) : pattern;
+  if (!p.startsWith('*.')) return !p.includes('*') && p === host;
+  const suffix = p.slice(1); // ".example.com"
+  if (suffix.includes('*') || suffix.split('.').length < 3) return false;
+  if (!host.endsWith(suffix)) return false;
+  const label = host.slice(0, host.length - suffix.length);
+  return label.length > 0 && !label.includes('.');
 }
 
 function noPathError(chain: readonly ParsedCertificate[], state: SearchState): CertificateError {
@@ -789,7 +974,12 @@ function noPathError(chain: readonly ParsedCertificate[], state: SearchState): C
   }
   const leaf = chain[0]!;
   const top = chain[chain.length - 1]!;
-  const issuerName = top.x509.issuer.replace(/\n/g, ', ');
+  let issuerName = '(unreadable)';
+  try {
+    issuerName = top.x509.issuer.replace(/\n/g, ', ');
+  } catch {
+    // keep the placeholder
+  }
   if (state.anchorNameMatchedButSignatureFailed) {
     return new CertificateError('unknown_ca', 'untrusted', `certificate ${describe(top)} names a trusted CA (${issuerName}) as issuer but its signature does not verify with that CA's key: it was issued by a different CA with the same name`, chain.length - 1);
   }

@@ -14,6 +14,7 @@ import {
   createTrustStore,
   delegationUsageProblem,
   parseCertificate,
+  publicKeyFromSpki,
   derToPem,
   hasDelegationUsage,
   hasDigitalSignatureKeyUsage,
@@ -157,6 +158,15 @@ void describe('verifyCertificateChain', () => {
     }
   });
 
+  void it('refuses wildcards directly under a top-level label and partial-label wildcards', async () => {
+    const tooWide = await makeLeaf(root, { commonName: 'wide', dnsNames: ['*.test'] });
+    assertCertError(() => verifyCertificateChain([tooWide.der], { ca: [root.pem], servername: 'example.test' }), 'bad_certificate', 'hostname_mismatch');
+    const partial = await makeLeaf(root, { commonName: 'partial', dnsNames: ['api*.example.test', 'a.*.example.test'] });
+    for (const name of ['api1.example.test', 'api.example.test', 'a.b.example.test']) {
+      assertCertError(() => verifyCertificateChain([partial.der], { ca: [root.pem], servername: name }), 'bad_certificate', 'hostname_mismatch');
+    }
+  });
+
   void it('never falls back to the subject common name', async () => {
     const cnOnly = await makeLeaf(root, { commonName: 'cn.example.test', dnsNames: [] });
     assertCertError(() => verifyCertificateChain([cnOnly.der], { ca: [root.pem], servername: 'cn.example.test' }), 'bad_certificate', 'hostname_mismatch');
@@ -167,6 +177,8 @@ void describe('verifyCertificateChain', () => {
     verifyCertificateChain([ipLeaf.der], { ca: [root.pem], servername: '127.0.0.1' });
     verifyCertificateChain([ipLeaf.der], { ca: [root.pem], servername: '::1' });
     verifyCertificateChain([ipLeaf.der], { ca: [root.pem], servername: '[::1]' });
+    verifyCertificateChain([ipLeaf.der], { ca: [root.pem], servername: '0:0:0:0:0:0:0:1' });
+    assertCertError(() => verifyCertificateChain([ipLeaf.der], { ca: [root.pem], servername: '::2' }), 'bad_certificate', 'hostname_mismatch', /IP Address:127\.0\.0\.1, IP Address:::1/);
     assertCertError(() => verifyCertificateChain([ipLeaf.der], { ca: [root.pem], servername: '10.0.0.1' }), 'bad_certificate', 'hostname_mismatch');
     assertCertError(() => verifyCertificateChain([leaf.der], { ca: [root.pem], servername: '127.0.0.1' }), 'bad_certificate', 'hostname_mismatch');
   });
@@ -423,6 +435,38 @@ void describe('certificate helpers', () => {
     assert.deepEqual(schemesForPublicKey(generateKeyPairSync('rsa', { modulusLength: 1024 }).publicKey), [0x0804, 0x0805, 0x0806]);
     assert.deepEqual(schemesForPublicKey(generateKeyPairSync('rsa-pss', { modulusLength: 1024, hashAlgorithm: 'sha384', mgf1HashAlgorithm: 'sha384' }).publicKey), [0x080a]);
     assert.deepEqual(schemesForPublicKey(generateKeyPairSync('x25519').publicKey), []);
+  });
+
+  void it('imports public keys from SPKI exactly as node does, for every key type', () => {
+    const keys = [
+      generateKeyPairSync('rsa', { modulusLength: 1024 }).publicKey,
+      generateKeyPairSync('rsa', { modulusLength: 1024, publicExponent: 3 }).publicKey,
+      generateKeyPairSync('rsa-pss', { modulusLength: 1024 }).publicKey,
+      generateKeyPairSync('ec', { namedCurve: 'prime256v1' }).publicKey,
+      generateKeyPairSync('ec', { namedCurve: 'secp384r1' }).publicKey,
+      generateKeyPairSync('ec', { namedCurve: 'secp521r1' }).publicKey,
+      generateKeyPairSync('ec', { namedCurve: 'secp256k1' }).publicKey,
+      generateKeyPairSync('ed25519').publicKey,
+      generateKeyPairSync('ed448').publicKey,
+    ];
+    for (const key of keys) {
+      const spki = new Uint8Array(key.export({ type: 'spki', format: 'der' }));
+      const imported = publicKeyFromSpki(spki);
+      assert.equal(imported.asymmetricKeyType, key.asymmetricKeyType);
+      assert.ok(imported.equals(key), `${key.asymmetricKeyType} ${key.asymmetricKeyDetails?.namedCurve ?? ""}`);
+    }
+    // A compressed EC point takes the DER path and still works.
+    const ec = generateKeyPairSync('ec', { namedCurve: 'prime256v1' }).publicKey;
+    const compressed = execFileSync('openssl', ['ec', '-pubin', '-inform', 'DER', '-outform', 'DER', '-conv_form', 'compressed'], {
+      input: ec.export({ type: 'spki', format: 'der' }),
+      stdio: ['pipe', 'pipe', 'ignore'],
+    });
+    assert.ok(publicKeyFromSpki(new Uint8Array(compressed)).equals(ec));
+    // A point that is not on the curve is refused.
+    const bad = new Uint8Array(ec.export({ type: 'spki', format: 'der' }));
+    bad[bad.length - 1] = bad[bad.length - 1]! ^ 1;
+    assert.throws(() => publicKeyFromSpki(bad));
+    assert.throws(() => publicKeyFromSpki(new Uint8Array([0x30, 0x00])));
   });
 
   void it('tells whether a private key belongs to the certificate', async () => {
