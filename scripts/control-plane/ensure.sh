@@ -147,7 +147,7 @@ fi
 command -v go >/dev/null 2>&1 || die "Go is needed to build the control-plane binaries (Go >= 1.21; it fetches the 1.26 toolchain itself) or set KUBEBUILDER_ASSETS"
 # GOTOOLCHAIN stays as the user has it: with the default (auto) an older Go fetches the toolchain
 # the modules ask for (go 1.26) through the same module proxy.
-export CGO_ENABLED=0 GOFLAGS="-mod=mod"
+export CGO_ENABLED=0 GOFLAGS="-mod=mod -buildvcs=false"
 mkdir -p "$build_dir"
 
 # Prints "<minutes>m<seconds>s" since $1.
