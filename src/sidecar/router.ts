@@ -17,7 +17,8 @@
  * router's decision and the credential actually served agree.
  */
 import { AlertDescription } from '../tls/alerts.js';
-import { ExtensionType, ProtocolVersion } from '../tls/constants.js';
+import { ProtocolVersion } from '../tls/constants.js';
+import { delegatedCredentialSelector } from '../tls/delegated/index.js';
 import type { CredentialChoice } from '../tls/credentials.js';
 import type { ClientHello } from '../tls/messages/client-hello.js';
 import { isCertificateVerifyScheme } from '../tls/signature-schemes.js';
@@ -81,12 +82,16 @@ export function route(hello: ClientHello, material: ServingMaterial | undefined,
   };
 }
 
-function selectDelegatedCredential(hello: ClientHello, material: ServingMaterial, now: Date) {
-  return material.credentials.select({
-    dcSchemes: hello.extensions.delegatedCredential,
-    signatureSchemes: hello.extensions.signatureAlgorithms ?? [],
-    now,
-  });
+/**
+ * The DC library's server selector over this material's set: both scheme lists, the DC's name
+ * coverage of SNI, freshness, and the NSS rule that the DC's own signature algorithm must be in
+ * the client's extension-34 list too (requireAlgorithmInDcSchemes: NSS aborts otherwise, which
+ * matters for RSA certificates). Router and credential hook both call this, so they agree.
+ */
+function selectDelegatedCredential(hello: ClientHello, material: ServingMaterial, now: Date): CredentialChoice | undefined {
+  const select = delegatedCredentialSelector(material.credentials, { now: () => now, requireAlgorithmInDcSchemes: true });
+  const choice = select(hello, () => undefined);
+  return choice instanceof Promise ? undefined : choice;
 }
 
 const signers = new WeakMap<ServingMaterial, Signer>();
@@ -110,28 +115,17 @@ function certificateScheme(signer: Signer, hello: ClientHello): number | undefin
 /** What chooseCredential reports about its choice (HandshakeInfo.serverMode.details). */
 export interface ChoiceDetails {
   readonly mode: HandshakeMode;
-  readonly dcExpiresAt?: string;
 }
 
 /**
- * Our stack's credential hook: a DC when the client accepts one, else the certificate key
- * (local, then keyless). Undefined makes the handshake fail with handshake_failure.
+ * Our stack's credential hook: a DC when the client accepts one (label 'delegated-credential',
+ * the DC library's choice), else the certificate key, local then keyless (label and
+ * ChoiceDetails.mode 'certificate' / 'keyless'). Undefined fails the handshake (handshake_failure).
  */
 export function chooseCredential(hello: ClientHello, material: ServingMaterial | undefined, keyless: Signer | undefined, now = new Date()): CredentialChoice | undefined {
   if (!material) return undefined;
-  const chain = material.credentials.certificateChain;
   const dc = selectDelegatedCredential(hello, material, now);
-  if (dc) {
-    const details: ChoiceDetails = { mode: 'dc', dcExpiresAt: dc.expiresAt.toISOString() };
-    return {
-      certificateChain: chain,
-      leafExtensions: [{ type: ExtensionType.delegated_credential, data: dc.encoded }],
-      signer: dc.signer,
-      scheme: dc.dcCertVerifyAlgorithm,
-      label: 'delegated-credential',
-      details,
-    };
-  }
+  if (dc) return dc;
   for (const [signer, mode] of [
     [certificateSigner(material), 'certificate'],
     [keyless, 'keyless'],
@@ -140,7 +134,7 @@ export function chooseCredential(hello: ClientHello, material: ServingMaterial |
     const scheme = certificateScheme(signer, hello);
     if (scheme === undefined) continue;
     const details: ChoiceDetails = { mode };
-    return { certificateChain: chain, signer, scheme, label: mode, details };
+    return { certificateChain: material.credentials.certificateChain, signer, scheme, label: mode, details };
   }
   return undefined;
 }
