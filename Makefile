@@ -45,11 +45,15 @@ crds: build
 
 # --- tests ----------------------------------------------------------------------------------
 .PHONY: test
-test: deps build lint test-unit control-plane test-integration
+test: deps build lint test-unit test-interop control-plane test-integration
 
 .PHONY: test-unit
 test-unit: build
 	node scripts/run-tests.mjs unit
+
+.PHONY: test-interop
+test-interop: build system-deps
+	node scripts/run-tests.mjs interop --test-concurrency=1
 
 .PHONY: test-integration
 test-integration: build control-plane
