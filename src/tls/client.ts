@@ -12,10 +12,11 @@
  * `serverCredentialHooks` offer delegated_credential (34) and decide which key must have signed
  * CertificateVerify (RFC 9345 plugs in there).
  */
-import { createHash, randomBytes } from 'node:crypto';
+import { createHash } from 'node:crypto';
+import { randomBytesPooled } from './random.js';
 import { isIP } from 'node:net';
 import { createTrustStore, type TrustAnchorInput, type TrustStore } from './certificates.js';
-import { Connection, type HandshakeMode, type KeyLogger } from './connection.js';
+import { Connection, lazy, type HandshakeMode, type KeyLogger } from './connection.js';
 import { HandshakeType, NamedGroup, ProtocolVersion, PskKeyExchangeMode } from './constants.js';
 import {
   defaultCredential,
@@ -231,8 +232,8 @@ export class ClientConnection extends Connection {
     const offerDc = o.serverCredentialHooks?.offer;
     const hello: ClientHello = {
       legacyVersion: ProtocolVersion.TLS1_2,
-      random: randomBytes(32),
-      legacySessionId: o.middleboxCompat === false ? new Uint8Array(0) : randomBytes(32),
+      random: randomBytesPooled(32),
+      legacySessionId: o.middleboxCompat === false ? new Uint8Array(0) : randomBytesPooled(32),
       cipherSuites: this.config.suites.map((s) => s.id),
       legacyCompressionMethods: Uint8Array.of(0),
       extensions: {
@@ -446,7 +447,7 @@ export class ClientConnection extends Connection {
     const th = hs.transcript.current();
     const clientAp = master.clientApplicationTrafficSecret(th);
     const serverAp = master.serverApplicationTrafficSecret(th);
-    const exporter = master.exporterMasterSecret(th);
+    const exporter = lazy(() => master.exporterMasterSecret(th));
     const random = hs.offer.hello.random;
     this.logSecret('CLIENT_TRAFFIC_SECRET_0', random, clientAp);
     this.logSecret('SERVER_TRAFFIC_SECRET_0', random, serverAp);

@@ -82,7 +82,21 @@ export interface TrafficState {
   readonly suite: SuiteParams;
   readSecret: Uint8Array;
   writeSecret: Uint8Array;
-  readonly exporterMasterSecret: Uint8Array;
+  /** Computed on first use: most connections never export keying material. */
+  readonly exporterMasterSecret: () => Uint8Array;
+}
+
+/** A value computed at most once, on first use. */
+export function lazy<T>(compute: () => T): () => T {
+  let done = false;
+  let value: T;
+  return () => {
+    if (!done) {
+      value = compute();
+      done = true;
+    }
+    return value;
+  };
 }
 
 /** KeyUpdates received with no application data in between before we call it abuse. */
@@ -174,7 +188,7 @@ export abstract class Connection {
   /** TLS-Exporter (RFC 8446 §7.5) once connected. */
   exportKeyingMaterial(label: string, length: number, context: Uint8Array = new Uint8Array(0)): Uint8Array {
     if (!this.traffic) throw new InternalError('exporter used before the handshake completed');
-    return exportKeyingMaterial(this.traffic.suite, this.traffic.exporterMasterSecret, label, context, length);
+    return exportKeyingMaterial(this.traffic.suite, this.traffic.exporterMasterSecret(), label, context, length);
   }
 
   // --- driving -------------------------------------------------------------------------------
@@ -318,9 +332,10 @@ export abstract class Connection {
     );
   }
 
-  protected logSecret(label: string, clientRandom: Uint8Array, secret: Uint8Array): void {
+  protected logSecret(label: string, clientRandom: Uint8Array, secret: Uint8Array | (() => Uint8Array)): void {
     if (!this.keylog) return;
-    this.keylog(`${label} ${Buffer.from(clientRandom).toString('hex')} ${Buffer.from(secret).toString('hex')}`);
+    const value = typeof secret === 'function' ? secret() : secret;
+    this.keylog(`${label} ${Buffer.from(clientRandom).toString('hex')} ${Buffer.from(value).toString('hex')}`);
   }
 
   protected suiteName(id: number): string {

@@ -43,6 +43,7 @@ export function hkdfExpandLabel(
   context: Uint8Array,
   length: number,
 ): Uint8Array {
+  if (context.length === 0) return hkdfExpand(hash, secret, fixedInfo(label, length), length);
   let l = labelCache.get(label);
   if (!l) {
     l = Buffer.concat([LABEL_PREFIX, Buffer.from(label, 'latin1')]);
@@ -56,6 +57,19 @@ export function hkdfExpandLabel(
   info[3 + l.length] = context.length;
   info.set(context, 4 + l.length);
   return hkdfExpand(hash, secret, info, length);
+}
+
+const fixedInfos = new Map<string, Uint8Array>();
+/** The HkdfLabel of an empty-context expansion ("key", "iv", "finished", ...) never changes. */
+function fixedInfo(label: string, length: number): Uint8Array {
+  const k = `${label}/${length}`;
+  let info = fixedInfos.get(k);
+  if (!info) {
+    const l = Buffer.concat([LABEL_PREFIX, Buffer.from(label, 'latin1')]);
+    info = Uint8Array.from([length >>> 8, length & 0xff, l.length, ...l, 0]);
+    fixedInfos.set(k, info);
+  }
+  return info;
 }
 
 /** Derive-Secret(Secret, Label, Messages) with the transcript hash already computed. */

@@ -11,10 +11,10 @@
  * The Certificate/CertificateVerify step asks the `selectCredential` hook (delegated
  * credentials plug in there) and may wait for an async Signer.
  */
-import { randomBytes, randomInt } from 'node:crypto';
+import { randomBytesPooled, randomUint32 } from './random.js';
 import { createTrustStore, type TrustAnchorInput, type TrustStore } from './certificates.js';
 import type { Writer } from './codec.js';
-import { Connection, type HandshakeMode, type KeyLogger } from './connection.js';
+import { Connection, lazy, type HandshakeMode, type KeyLogger } from './connection.js';
 import { HELLO_RETRY_REQUEST_RANDOM, HandshakeType, ProtocolVersion, PskKeyExchangeMode, SignatureScheme } from './constants.js';
 import {
   defaultCredential,
@@ -168,7 +168,7 @@ interface Flight {
 /** After our Finished: application secrets are known. */
 interface AwaitingClient extends Flight {
   readonly serverMode: HandshakeMode;
-  readonly masterSecretOf: { clientAp: Uint8Array; serverAp: Uint8Array; exporter: Uint8Array; master: MasterSecret };
+  readonly masterSecretOf: { clientAp: Uint8Array; serverAp: Uint8Array; exporter: () => Uint8Array; master: MasterSecret };
   readonly peer: AuthenticatedPeer | undefined;
   readonly clientMode: HandshakeMode | undefined;
 }
@@ -363,7 +363,7 @@ export class ServerConnection extends Connection {
     const sh = encodeHandshake(HandshakeType.server_hello, (w) =>
       writeServerHello(w, {
         legacyVersion: ProtocolVersion.TLS1_2,
-        random: randomBytes(32),
+        random: randomBytesPooled(32),
         legacySessionIdEcho: hello.legacySessionId,
         cipherSuite: suite.id,
         legacyCompressionMethod: 0,
@@ -476,7 +476,7 @@ export class ServerConnection extends Connection {
     const th = f.transcript.current();
     const clientAp = master.clientApplicationTrafficSecret(th);
     const serverAp = master.serverApplicationTrafficSecret(th);
-    const exporter = master.exporterMasterSecret(th);
+    const exporter = lazy(() => master.exporterMasterSecret(th));
     this.logSecret('CLIENT_TRAFFIC_SECRET_0', f.hello.random, clientAp);
     this.logSecret('SERVER_TRAFFIC_SECRET_0', f.hello.random, serverAp);
     this.logSecret('EXPORTER_SECRET', f.hello.random, exporter);
@@ -525,7 +525,8 @@ export class ServerConnection extends Connection {
     hs.transcript.add(raw);
     const { clientAp, serverAp, exporter, master } = hs.masterSecretOf;
     this.records.setReader(new RecordOpener(hs.suite, clientAp));
-    const resumptionMasterSecret = master.resumptionMasterSecret(hs.transcript.current());
+    const sendTickets = !hs.resumed && this.config.sessionTickets > 0;
+    const resumptionMasterSecret = sendTickets ? master.resumptionMasterSecret(hs.transcript.current()) : undefined;
     this.state = { kind: 'Connected' };
     const peerChain = hs.peer?.chain ?? [];
     this.completeHandshake(
@@ -546,14 +547,14 @@ export class ServerConnection extends Connection {
         clientMode: hs.clientMode,
       },
     );
-    if (!hs.resumed) this.sendTickets(hs, resumptionMasterSecret);
+    if (resumptionMasterSecret) this.sendTickets(hs, resumptionMasterSecret);
   }
 
   private sendTickets(hs: AwaitingClient, resumptionMasterSecret: Uint8Array): void {
     const now = this.config.now().getTime();
     for (let i = 0; i < this.config.sessionTickets; i++) {
       const nonce = Uint8Array.of(i);
-      const ageAdd = randomInt(0, 0xffffffff);
+      const ageAdd = randomUint32();
       const ticket = this.config.ticketKey.seal({
         cipherSuite: hs.suite.id,
         psk: resumptionPsk(hs.suite, resumptionMasterSecret, nonce),

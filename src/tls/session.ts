@@ -6,6 +6,7 @@
  * tickets). Client side: `TlsSession` is what a client keeps to resume.
  */
 import { createCipheriv, createDecipheriv, randomBytes } from 'node:crypto';
+import { randomBytesPooled } from './random.js';
 import { Reader, Writer } from './codec.js';
 import { InternalError } from './errors.js';
 
@@ -59,7 +60,7 @@ export class TicketKey {
     w.u32(state.ageAdd).u32(state.lifetimeSeconds);
     w.opaque8(Buffer.from(state.servername, 'latin1')).opaque8(Buffer.from(state.alpnProtocol, 'latin1'));
     w.opaque24(state.clientCertificate);
-    const nonce = randomBytes(12);
+    const nonce = randomBytesPooled(12);
     const c = createCipheriv('aes-256-gcm', this.key, nonce);
     const head = Uint8Array.of(TICKET_VERSION);
     c.setAAD(head);
