@@ -8,10 +8,12 @@ import {
   KubeConfig,
   VersionApi,
 } from '@kubernetes/client-node';
+import type { Registry } from 'prom-client';
 import winston from 'winston';
 import { admit, type DelegatedCredentialLookup } from './admission.js';
 import { DC_GROUP, DC_PLURAL, DC_VERSION, DEFAULT_SIDECAR_CONFIG, type SidecarConfig } from './config.js';
 import { createWebhookServer, type AdmissionStats } from './server.js';
+import { WebhookMetrics } from './metrics.js';
 import { parseServerVersion, sidecarModeFor, type SidecarMode } from './server-version.js';
 import {
   DirectoryCertificates,
@@ -58,6 +60,8 @@ export interface WebhookOptions {
   lookupTimeoutMs?: number;
   now?: () => Date;
   log?: Logger;
+  /** Register metrics here (the operator's registry when sharing its process); served on /metrics. */
+  metricsRegistry?: Registry;
 }
 
 export interface RunningWebhook {
@@ -65,6 +69,7 @@ export interface RunningWebhook {
   url: string;
   sidecarMode: SidecarMode;
   stats: AdmissionStats;
+  metrics: WebhookMetrics;
   /** The PEM caBundle a MutatingWebhookConfiguration must carry to trust us ('' in cert-manager mode). */
   caBundle(): string;
   /** Runs one certificate check now (the timer does this every refreshIntervalMs). */
@@ -153,6 +158,8 @@ export async function runWebhook(opts: WebhookOptions): Promise<RunningWebhook> 
     certificates = selfBootstrapped;
   }
   const initial = await certificates.refresh();
+  const metrics = new WebhookMetrics(opts.metricsRegistry);
+  metrics.observeCertificateRefresh('reloaded', initial.certPem);
 
   const lookup = delegatedCredentialLookup(kc, opts.lookupTimeoutMs ?? 3000);
   const config = {
@@ -168,6 +175,7 @@ export async function runWebhook(opts: WebhookOptions): Promise<RunningWebhook> 
     handler: (request) => admit(request, { config, sidecarMode: mode, lookupDelegatedCredential: lookup }),
     log,
     isReady: () => !stopping,
+    metrics,
   });
   const port = await server.listen();
   log.info('webhook listening', { host: opts.host ?? '0.0.0.0', port, certMode: opts.certMode ?? 'self', sidecarMode: mode });
@@ -182,7 +190,9 @@ export async function runWebhook(opts: WebhookOptions): Promise<RunningWebhook> 
           server.setCertificate(next);
           log.info('serving certificate reloaded');
         }
+        metrics.observeCertificateRefresh(next.changed ? 'reloaded' : 'unchanged', next.certPem);
       } catch (err) {
+        metrics.observeCertificateRefresh('failed');
         log.error('certificate refresh failed; keeping the current certificate', { error: (err as Error).message });
         throw err;
       } finally {
@@ -200,6 +210,7 @@ export async function runWebhook(opts: WebhookOptions): Promise<RunningWebhook> 
     url: `https://${host}:${port}/mutate`,
     sidecarMode: mode,
     stats: server.stats,
+    metrics,
     caBundle: () => selfBootstrapped?.caBundle() ?? '',
     refreshCertificates: refresh,
     close: async () => {

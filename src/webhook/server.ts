@@ -10,6 +10,7 @@ import { BadAdmissionReview, parseAdmissionReview, type AdmissionRequest } from 
 import type { AdmissionOutcome } from './admission.js';
 import { MUTATE_PATH } from './webhook-configuration.js';
 import type { Logger, ServingMaterial } from './serving-certs.js';
+import type { WebhookMetrics } from './metrics.js';
 
 /** An AdmissionReview for a CREATE of a big pod is tens of KiB; etcd caps objects near 1.5 MiB. */
 export const DEFAULT_MAX_BODY_BYTES = 3 * 1024 * 1024;
@@ -27,6 +28,8 @@ export interface WebhookServerOptions {
   maxBodyBytes?: number;
   /** Whole-request deadline; the API server gives up after timeoutSeconds (5) anyway. */
   requestTimeoutMs?: number;
+  /** When given, counted into and served on GET /metrics. */
+  metrics?: WebhookMetrics;
 }
 
 export interface AdmissionStats {
@@ -117,6 +120,8 @@ export function createWebhookServer(opts: WebhookServerOptions): WebhookServer {
     }
     stats.requests++;
     const { request } = review;
+    const started = process.hrtime.bigint();
+    const seconds = (): number => Number(process.hrtime.bigint() - started) / 1e9;
     let outcome: AdmissionOutcome;
     try {
       outcome = await opts.handler(request);
@@ -124,6 +129,7 @@ export function createWebhookServer(opts: WebhookServerOptions): WebhookServer {
       // A bug in the handler refuses this pod with the reason; the process and the other
       // requests carry on.
       stats.errors++;
+      opts.metrics?.observeAdmission('error', 'InternalError', seconds());
       opts.log.error('admission handler failed', { uid: request.uid, error: (err as Error).stack ?? String(err) });
       send(res, 200, {
         apiVersion: 'admission.k8s.io/v1',
@@ -133,6 +139,7 @@ export function createWebhookServer(opts: WebhookServerOptions): WebhookServer {
       return;
     }
     stats[outcome.result === 'error' ? 'errors' : outcome.result]++;
+    opts.metrics?.observeAdmission(outcome.result, outcome.reason, seconds());
     const pod = `${request.namespace ?? ''}/${request.name ?? (request.object as { metadata?: { generateName?: string } } | undefined)?.metadata?.generateName ?? ''}`;
     opts.log[outcome.result === 'error' ? 'error' : 'info']('admission', { uid: request.uid, pod, result: outcome.result, reason: outcome.reason, message: outcome.message });
     send(res, 200, outcome.review);
@@ -142,6 +149,13 @@ export function createWebhookServer(opts: WebhookServerOptions): WebhookServer {
     const path = new URL(req.url ?? '/', 'https://webhook.invalid').pathname;
     if (path === MUTATE_PATH) return mutate(req, res);
     if (path === '/healthz') return send(res, 200, 'ok');
+    if (path === '/metrics' && opts.metrics) {
+      const { registry } = opts.metrics;
+      const text = await registry.metrics();
+      res.writeHead(200, { 'content-type': registry.contentType, 'content-length': Buffer.byteLength(text) });
+      res.end(text);
+      return;
+    }
     if (path === '/readyz') return opts.isReady() ? send(res, 200, 'ok') : send(res, 503, 'not ready: serving certificate or cluster version not loaded yet');
     throw new HttpError(404, `no route for ${path}: try ${MUTATE_PATH}, /healthz or /readyz`);
   }
@@ -152,6 +166,7 @@ export function createWebhookServer(opts: WebhookServerOptions): WebhookServer {
       route(req, res).catch((err: unknown) => {
         if (err instanceof HttpError) {
           stats.badRequests++;
+          opts.metrics?.observeBadRequest(err.status);
           opts.log.warn('bad webhook request', { status: err.status, path: req.url, message: err.message });
           send(res, err.status, err.message);
         } else {

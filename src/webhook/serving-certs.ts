@@ -259,6 +259,15 @@ export class DirectoryCertificates implements ServingCertificateSource {
     if (!certPem.includes('BEGIN CERTIFICATE') || !keyPem.includes('PRIVATE KEY')) {
       throw new Error(`${this.dir}: tls.crt or tls.key is not PEM (half-written?)`);
     }
+    // Files are replaced one at a time; a pair caught mid-change is refused (and retried later),
+    // never remembered as served.
+    let matches = false;
+    try {
+      matches = new X509Certificate(certPem).checkPrivateKey(createPrivateKey(keyPem));
+    } catch (err) {
+      throw new Error(`${this.dir}: cannot parse tls.crt/tls.key: ${(err as Error).message}`);
+    }
+    if (!matches) throw new Error(`${this.dir}: tls.key does not belong to tls.crt (mid-rotation?)`);
     const changed = !this.last || this.last.certPem !== certPem || this.last.keyPem !== keyPem;
     this.last = { certPem, keyPem };
     return { certPem, keyPem, changed };

@@ -137,8 +137,12 @@ void test('cert-manager mode serves tls.crt/tls.key from the directory and repor
     const second = await source.refresh();
     assert.equal(second.changed, true);
     assert.equal(second.keyPem, b.keyPem);
+    writeFileSync(join(dir, 'tls.crt'), a.certPem);
+    await assert.rejects(source.refresh(), /tls\.key does not belong to tls\.crt/);
     writeFileSync(join(dir, 'tls.crt'), '');
     await assert.rejects(source.refresh(), /tls\.crt or tls\.key is not PEM/);
+    writeFileSync(join(dir, 'tls.crt'), b.certPem);
+    assert.equal((await source.refresh()).changed, false, 'the pair served before the bad files');
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }

@@ -36,8 +36,18 @@ void test('on close the webhook reports not ready but keeps answering for the sh
       kubeConfig: kc, namespace: 'ops', host: '127.0.0.1', port: 0, serviceName: 'svc',
       certMode: 'cert-manager', certDir: dir, sidecarMode: 'native', shutdownDelayMs: 300, log: quiet,
     });
-    assert.equal(await get(webhook.port, '/readyz', ca.certPem), 200);
-    const closing = webhook.close();
+    let closing: Promise<void> | undefined;
+    try {
+      assert.equal(await get(webhook.port, '/readyz', ca.certPem), 200);
+      const metrics = await webhook.metrics.registry.metrics();
+      // X.509 times have whole seconds.
+      const notAfter = Math.floor(serving.notAfter.getTime() / 1000);
+      assert.match(metrics, new RegExp(`dc_operator_webhook_serving_certificate_expiration_timestamp_seconds ${notAfter}\n`));
+      assert.equal(await get(webhook.port, '/metrics', ca.certPem), 200);
+      closing = webhook.close();
+    } finally {
+      if (!closing) await webhook.close();
+    }
     assert.equal(await get(webhook.port, '/readyz', ca.certPem), 503);
     assert.equal(await get(webhook.port, '/healthz', ca.certPem), 200);
     await closing;

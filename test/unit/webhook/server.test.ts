@@ -7,6 +7,7 @@ import { createCa, createServingCert, type KeyedCertificate } from '../../../src
 import { createWebhookServer, type WebhookServer } from '../../../src/webhook/server.js';
 import type { AdmissionRequest } from '../../../src/webhook/admission-types.js';
 import type { Logger } from '../../../src/webhook/serving-certs.js';
+import { WebhookMetrics } from '../../../src/webhook/metrics.js';
 
 const quiet: Logger = { info: () => undefined, warn: () => undefined, error: () => undefined };
 
@@ -14,6 +15,7 @@ let ca: KeyedCertificate;
 let server: WebhookServer;
 let port: number;
 let ready = true;
+const metrics = new WebhookMetrics();
 
 interface Reply {
   status: number;
@@ -53,6 +55,7 @@ before(async () => {
     log: quiet,
     isReady: () => ready,
     maxBodyBytes: 64 * 1024,
+    metrics,
     handler: (req) => {
       if (req.uid === 'boom') throw new Error('handler bug');
       if (req.uid === 'reject') return Promise.reject(new Error('async handler bug'));
@@ -155,4 +158,14 @@ void test('a new serving certificate is served to new connections without a rest
   const other = await createCa('other', new Date());
   assert.throws(() => server.setCertificate({ certPem: next.certPem, keyPem: other.keyPem }));
   assert.equal((await call('GET', '/healthz')).serial, after.serial);
+});
+
+void test('answers and refusals are counted in Prometheus metrics, served on /metrics', async () => {
+  await call('POST', '/mutate', review('m1'));
+  await call('POST', '/mutate', '{');
+  const r = await call('GET', '/metrics');
+  assert.equal(r.status, 200);
+  assert.match(r.body, /dc_operator_webhook_admissions_total\{result="skipped",reason="Test"\} [1-9]/);
+  assert.match(r.body, /dc_operator_webhook_bad_requests_total\{status="400"\} [1-9]/);
+  assert.match(r.body, /dc_operator_webhook_admission_duration_seconds_count\{result="skipped"\} [1-9]/);
 });
