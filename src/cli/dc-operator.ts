@@ -6,6 +6,7 @@
  */
 import { controller } from './commands/controller.js';
 import { keyServer } from './commands/keyserver.js';
+import { sidecar } from './commands/sidecar.js';
 import { webhook } from './commands/webhook.js';
 import { CommandRegistry, type ProgramContext } from './framework/registry.js';
 import { isEntryPoint, processContext } from './framework/main.js';
@@ -14,7 +15,7 @@ export function dcOperatorCommands(): CommandRegistry {
   return new CommandRegistry({
     name: 'dc-operator',
     summary: 'Long-running processes of dc-operator (controller, webhook, sidecar, key server).',
-  }).register(controller).register(keyServer).register(webhook);
+  }).register(controller).register(keyServer).register(sidecar).register(webhook);
 }
 
 export function main(argv: readonly string[], ctx: ProgramContext = processContext()): Promise<number> {

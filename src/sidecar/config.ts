@@ -35,7 +35,7 @@ export interface KeylessConfig {
   readonly timeoutMs: number;
 }
 
-interface FlagSpec {
+export interface FlagSpec {
   readonly flag: string;
   readonly env: string;
   readonly value: string;
@@ -43,7 +43,8 @@ interface FlagSpec {
   readonly help: string;
 }
 
-const FLAGS = [
+/** Every flag with its variable and default: the single table --help and both parsers use. */
+export const SIDECAR_FLAGS = [
   { flag: 'dc-dir', env: 'DC_SIDECAR_DC_DIR', value: 'DIR', defaultValue: '/var/run/dc-operator/credentials', help: 'mounted DC Secret: tls.crt, <algorithm>.cred/.key, optional tls.key (kubelet ..data layout or a plain directory)' },
   { flag: 'listen', env: 'DC_SIDECAR_LISTEN', value: '[HOST]:PORT', defaultValue: ':8443', help: 'TLS listen address (empty host: all interfaces)' },
   { flag: 'upstream', env: 'DC_SIDECAR_UPSTREAM', value: '[HOST:]PORT', defaultValue: '127.0.0.1:8080', help: 'the application, plaintext TCP' },
@@ -66,7 +67,9 @@ const FLAGS = [
   { flag: 'log-level', env: 'DC_SIDECAR_LOG_LEVEL', value: 'LEVEL', defaultValue: 'info', help: 'error, warn, info or debug' },
 ] as const satisfies readonly FlagSpec[];
 
-type FlagName = (typeof FLAGS)[number]['flag'];
+const FLAGS = SIDECAR_FLAGS;
+export type FlagName = (typeof FLAGS)[number]['flag'];
+export type FlagValues = Readonly<Partial<Record<FlagName, string>>>;
 
 export function helpText(): string {
   const lines = [
@@ -93,7 +96,7 @@ export class ConfigError extends Error {
   }
 }
 
-export type ParsedArgs = { readonly help: true } | { readonly help: false; readonly values: Readonly<Partial<Record<FlagName, string>>> };
+export type ParsedArgs = { readonly help: true } | { readonly help: false; readonly values: FlagValues };
 
 /** `--flag value` and `--flag=value`; unknown flags and positional arguments are errors. */
 export function parseArgs(args: readonly string[], env: Readonly<Record<string, string | undefined>>): ParsedArgs {
@@ -114,11 +117,17 @@ export function parseArgs(args: readonly string[], env: Readonly<Record<string, 
     }
     values[name] = value;
   }
+  return { help: false, values: resolveFlagValues(values, env) };
+}
+
+/** Fills in what the command line left out: the flag's environment variable, then its default. */
+export function resolveFlagValues(given: Readonly<Partial<Record<string, string>>>, env: Readonly<Record<string, string | undefined>>): FlagValues {
+  const values: Partial<Record<string, string>> = { ...given };
   for (const f of FLAGS as readonly FlagSpec[]) {
     if (values[f.flag] === undefined && env[f.env] !== undefined) values[f.flag] = env[f.env];
     if (values[f.flag] === undefined && f.defaultValue !== undefined) values[f.flag] = f.defaultValue;
   }
-  return { help: false, values: values as Partial<Record<FlagName, string>> };
+  return values as FlagValues;
 }
 
 // --- validators: each names its flag ---------------------------------------------------------
@@ -183,7 +192,7 @@ export function validateLogLevel(flag: string, text: string): string {
 }
 
 /** The keyless flags come as a group: all of address, CA, client cert and key, or none. */
-export function validateKeyless(values: Readonly<Partial<Record<FlagName, string>>>): KeylessConfig | undefined {
+export function validateKeyless(values: FlagValues): KeylessConfig | undefined {
   const group = ['keyless-address', 'keyless-ca', 'keyless-client-cert', 'keyless-client-key'] as const;
   const given = group.filter((f) => values[f] !== undefined && values[f] !== '');
   if (given.length === 0) return undefined;
@@ -198,7 +207,7 @@ export function validateKeyless(values: Readonly<Partial<Record<FlagName, string
   };
 }
 
-export function validateConfig(values: Readonly<Partial<Record<FlagName, string>>>): SidecarConfig {
+export function validateConfig(values: FlagValues): SidecarConfig {
   const v = (f: FlagName): string => values[f] ?? '';
   if (v('dc-dir') === '') throw new ConfigError('dc-dir', 'is required');
   const listen = validateListen('listen', v('listen'));

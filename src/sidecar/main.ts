@@ -204,15 +204,32 @@ export async function run(args: readonly string[], env: Readonly<Record<string, 
     }
     throw err;
   }
+  try {
+    return await serveUntilSignal(config);
+  } catch (err) {
+    if (!(err instanceof ConfigError)) throw err;
+    process.stderr.write(`dc-operator sidecar: ${err.message}\n`);
+    return 2;
+  }
+}
+
+/**
+ * Runs a validated configuration until SIGTERM/SIGINT (then drains) and returns the exit code.
+ * SIGHUP forces a credential reload. Shared by `run` and the dc-operator CLI command.
+ */
+export async function serveUntilSignal(config: SidecarConfig, log: SidecarLogger = createLogger(config.logLevel)): Promise<number> {
   let sidecar: RunningSidecar;
-  const log = createLogger(config.logLevel);
   try {
     sidecar = await runSidecar({ ...config, log });
   } catch (err) {
-    process.stderr.write(`dc-operator sidecar: ${err instanceof Error ? err.message : String(err)}\n`);
+    if (err instanceof ConfigError) throw err;
+    log.error('the sidecar could not start', { error: err instanceof Error ? err.message : String(err) });
     return 1;
   }
-  const onHup = (): void => void sidecar.reload('signal');
+  const onHup = (): void => {
+    log.info('signal received', { signal: 'SIGHUP' });
+    void sidecar.reload('signal');
+  };
   process.on('SIGHUP', onHup);
   await new Promise<void>((resolve) => {
     const stop = (signal: string): void => {

@@ -1,0 +1,52 @@
+import { defineCommand, type StringOption } from '../framework/command.js';
+import { UsageError } from '../framework/errors.js';
+import { ConfigError, resolveFlagValues, SIDECAR_FLAGS, validateConfig } from '../../sidecar/config.js';
+import { serveUntilSignal } from '../../sidecar/main.js';
+
+/**
+ * `dc-operator sidecar`: the flag table lives in src/sidecar/config.ts (each flag also read from
+ * its DC_SIDECAR_* variable); defaults are applied there, after the environment, so they are
+ * only described here.
+ */
+const options: Record<string, StringOption> = Object.fromEntries(
+  SIDECAR_FLAGS.map((f) => [
+    f.flag,
+    {
+      type: 'string',
+      value: f.value,
+      description: `${f.help} [env ${f.env}${'defaultValue' in f && f.defaultValue !== '' ? `; default ${f.defaultValue}` : ''}]`,
+    },
+  ]),
+);
+
+export const sidecar = defineCommand({
+  path: ['sidecar'],
+  summary: 'Run the TLS terminator that serves delegated credentials in front of an application',
+  description: `
+Terminates TLS on --listen and proxies plaintext to --upstream (127.0.0.1:<port>). Clients that
+offer delegated credentials (RFC 9345) get one from --dc-dir; other TLS 1.3 clients get the
+certificate key (tls.key, when mounted) or a keyless key server (--keyless-*); TLS 1.2 clients are
+served by node:tls when tls.key is mounted and refused with protocol_version otherwise.
+
+--dc-dir is re-read when kubelet swaps its ..data link, on SIGHUP, and every --recheck-interval;
+an invalid new version is logged and counted, and the previous credentials keep serving.
+/healthz, /readyz and /metrics are on --metrics-port. SIGTERM stops accepting, lets open
+connections finish for --drain-timeout, then closes them.`,
+  options,
+  examples: [
+    'dc-operator sidecar --dc-dir /var/run/dc-operator/credentials --listen :8443 --upstream 127.0.0.1:8080',
+    'DC_SIDECAR_UPSTREAM=9000 dc-operator sidecar --dc-dir ./dc --listen 127.0.0.1:8443 --metrics-port 0',
+  ],
+  validate(values) {
+    return values as Readonly<Record<string, string | undefined>>;
+  },
+  async run(values, ctx) {
+    const given = Object.fromEntries(Object.entries(values).filter((e): e is [string, string] => typeof e[1] === 'string'));
+    try {
+      return await serveUntilSignal(validateConfig(resolveFlagValues(given, ctx.env)));
+    } catch (err) {
+      if (err instanceof ConfigError) throw new UsageError(err.message, `--${err.flag}`);
+      throw err;
+    }
+  },
+});
