@@ -86,5 +86,5 @@ bench: build
 	@for f in dist/bench/*.js; do echo "== $$f"; node $$f || exit 1; done
 
 .PHONY: clean
-clean:
+clean: control-plane-down
 	rm -rf dist .dev
