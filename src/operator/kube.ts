@@ -41,8 +41,14 @@ async function listAll<R>(page: (cont: string | undefined) => Promise<KubeList<R
   return { items, resourceVersion };
 }
 
-function watchVia<R>(watch: Watch, path: string, selector: Selector): ListWatchSource<R>['watch'] {
+/** Called once per API request the operator makes (the requests-per-object budget is measured with it). */
+export type RequestCounter = (verb: 'list' | 'watch' | 'get' | 'create' | 'update', resource: string) => void;
+
+const noCount: RequestCounter = () => undefined;
+
+function watchVia<R>(watch: Watch, path: string, selector: Selector, count: RequestCounter, resource: string): ListWatchSource<R>['watch'] {
   return async (resourceVersion, onEvent, done) => {
+    count('watch', resource);
     const query: Record<string, string | number | boolean | undefined> = {
       resourceVersion,
       allowWatchBookmarks: true,
@@ -61,7 +67,10 @@ export class KubeClient implements KubeApi {
   readonly custom: CustomObjectsApi;
   private readonly watcher: Watch;
 
-  constructor(readonly kc: KubeConfig) {
+  constructor(
+    readonly kc: KubeConfig,
+    readonly count: RequestCounter = noCount,
+  ) {
     this.core = kc.makeApiClient(CoreV1Api);
     this.custom = kc.makeApiClient(CustomObjectsApi);
     this.watcher = new Watch(kc);
@@ -75,36 +84,41 @@ export class KubeClient implements KubeApi {
     const path = namespace !== undefined && !clusterScoped ? `${base}/namespaces/${namespace}/${plural}` : `${base}/${plural}`;
     const group = GROUP;
     const version = VERSION;
+    const count = this.count;
     return {
       list: () =>
-        listAll<R>((cont) =>
-          (clusterScoped
+        listAll<R>((cont) => {
+          count('list', plural);
+          return (clusterScoped
             ? this.custom.listClusterCustomObject({ group, version, plural, limit: PAGE, _continue: cont })
             : namespace !== undefined
               ? this.custom.listNamespacedCustomObject({ group, version, namespace, plural, limit: PAGE, _continue: cont })
-              : this.custom.listCustomObjectForAllNamespaces({ group, version, plural, limit: PAGE, _continue: cont })) as Promise<KubeList<R>>,
-        ),
-      watch: watchVia<R>(this.watcher, path, {}),
+              : this.custom.listCustomObjectForAllNamespaces({ group, version, plural, limit: PAGE, _continue: cont })) as Promise<KubeList<R>>;
+        }),
+      watch: watchVia<R>(this.watcher, path, {}, count, plural),
     };
   }
 
   /** Secrets matching a selector, in one namespace or all of them. */
   secretSource(namespace: string | undefined, selector: Selector): ListWatchSource<V1Secret> {
     const path = namespace !== undefined ? `/api/v1/namespaces/${namespace}/secrets` : '/api/v1/secrets';
+    const count = this.count;
     return {
       list: () =>
-        listAll<V1Secret>((cont) =>
-          namespace !== undefined
+        listAll<V1Secret>((cont) => {
+          count('list', 'secrets');
+          return namespace !== undefined
             ? this.core.listNamespacedSecret({ namespace, ...selector, limit: PAGE, _continue: cont })
-            : this.core.listSecretForAllNamespaces({ ...selector, limit: PAGE, _continue: cont }),
-        ),
-      watch: watchVia<V1Secret>(this.watcher, path, selector),
+            : this.core.listSecretForAllNamespaces({ ...selector, limit: PAGE, _continue: cont });
+        }),
+      watch: watchVia<V1Secret>(this.watcher, path, selector, count, 'secrets'),
     };
   }
 
   // ---- KubeApi
 
   async getSecret(namespace: string, name: string): Promise<V1Secret | undefined> {
+    this.count('get', 'secrets');
     try {
       return await this.core.readNamespacedSecret({ namespace, name });
     } catch (err) {
@@ -114,10 +128,12 @@ export class KubeClient implements KubeApi {
   }
 
   createSecret(secret: V1Secret): Promise<V1Secret> {
+    this.count('create', 'secrets');
     return this.core.createNamespacedSecret({ namespace: secret.metadata?.namespace ?? '', body: secret, fieldManager: 'dc-operator' });
   }
 
   replaceSecret(secret: V1Secret): Promise<V1Secret> {
+    this.count('update', 'secrets');
     return this.core.replaceNamespacedSecret({
       namespace: secret.metadata?.namespace ?? '',
       name: secret.metadata?.name ?? '',
@@ -127,6 +143,7 @@ export class KubeClient implements KubeApi {
   }
 
   async updateStatus(dc: DelegatedCredential, status: DelegatedCredentialStatus): Promise<DelegatedCredential> {
+    this.count('update', 'delegatedcredentials/status');
     const body: DelegatedCredential = { ...dc, status };
     return (await this.custom.replaceNamespacedCustomObjectStatus({
       group: GROUP,
@@ -153,6 +170,7 @@ export class KubeEventRecorder implements EventRecorder {
     private readonly log: Logger,
     private readonly component = 'dc-operator',
     private readonly host = process.env['HOSTNAME'] ?? 'dc-operator',
+    private readonly count: RequestCounter = noCount,
   ) {}
 
   record(dc: DelegatedCredential, type: 'Normal' | 'Warning', reason: string, message: string): void {
@@ -183,6 +201,7 @@ export class KubeEventRecorder implements EventRecorder {
       lastTimestamp: now,
       count: 1,
     };
+    this.count('create', 'events');
     this.core.createNamespacedEvent({ namespace, body: event }).catch((err: unknown) => {
       this.log.warn('could not record event', { namespace, name: dc.metadata.name, reason, error: String(err) });
     });

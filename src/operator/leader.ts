@@ -45,6 +45,8 @@ export interface LeaderElectionOptions {
   leaseDurationSeconds?: number;
   renewDeadlineMs?: number;
   retryPeriodMs?: number;
+  /** Counts each Lease request (metrics). */
+  count?: (verb: 'get' | 'create' | 'update', resource: 'leases') => void;
 }
 
 export class LeaderElector {
@@ -111,9 +113,11 @@ export class LeaderElector {
     try {
       let lease: V1Lease;
       try {
+        this.opts.count?.('get', 'leases');
         lease = await this.api.readNamespacedLease({ name, namespace });
       } catch (err) {
         if (statusCodeOf(err) !== 404) throw err;
+        this.opts.count?.('create', 'leases');
         await this.api.createNamespacedLease({ namespace, body: { metadata: { name, namespace }, spec: this.spec(undefined, now, 0) } });
         return true;
       }
@@ -130,6 +134,7 @@ export class LeaderElector {
       const transitions = (record.leaseTransitions ?? 0) + (decision === 'take' ? 1 : 0);
       const acquireText = decision === 'renew' ? timeText(lease.spec?.acquireTime) : undefined;
       const acquire = acquireText === undefined ? undefined : new Date(acquireText);
+      this.opts.count?.('update', 'leases');
       await this.api.replaceNamespacedLease({ name, namespace, body: { ...lease, spec: this.spec(acquire, now, transitions) } });
       return true;
     } catch (err) {

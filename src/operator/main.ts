@@ -57,11 +57,12 @@ export async function runController(opts: ControllerOptions): Promise<Controller
   const log = opts.log ?? createLogger(opts.logLevel);
   const clock = opts.clock ?? systemClock;
   const kc = loadKubeConfig(opts.kubeconfig);
-  const kube = new KubeClient(kc);
+  const metrics = new OperatorMetrics();
+  const count = (verb: string, resource: string): void => metrics.apiRequest(verb, resource);
+  const kube = new KubeClient(kc, count);
   const operatorNamespace = opts.operatorNamespace ?? process.env['POD_NAMESPACE'] ?? 'dc-operator';
   const identity = opts.identity ?? `${hostname()}-${process.pid}-${randomBytes(3).toString('hex')}`;
-  const metrics = new OperatorMetrics();
-  const events = new KubeEventRecorder(kube.core, clock, log);
+  const events = new KubeEventRecorder(kube.core, clock, log, 'dc-operator', process.env['HOSTNAME'] ?? hostname(), count);
   let controller: Controller | undefined;
   const elector =
     opts.leaderElection === false
@@ -76,6 +77,7 @@ export async function runController(opts: ControllerOptions): Promise<Controller
           leaseDurationSeconds: opts.leaseDurationSeconds,
           renewDeadlineMs: opts.renewDeadlineMs,
           retryPeriodMs: opts.retryPeriodMs,
+          count,
         });
   const isLeader = (): boolean => (elector ? elector.isLeader() : controller !== undefined);
 

@@ -16,6 +16,7 @@ export class OperatorMetrics implements IssueMetrics {
   private readonly issuedTotal: Counter<'algorithm'>;
   private readonly failuresTotal: Counter<'reason'>;
   private readonly signSeconds: Histogram<'algorithm' | 'signer'>;
+  private readonly apiRequests: Counter<'verb' | 'resource'>;
   private sources: MetricsSources | undefined;
 
   constructor(opts: { defaultMetrics?: boolean } = {}) {
@@ -93,6 +94,12 @@ export class OperatorMetrics implements IssueMetrics {
       labelNames: ['reason'] as const,
       registers,
     });
+    this.apiRequests = new Counter({
+      name: 'dc_operator_api_requests_total',
+      help: 'Requests the operator made to the apiserver (a watch counts once, when it starts).',
+      labelNames: ['verb', 'resource'] as const,
+      registers,
+    });
     this.signSeconds = new Histogram({
       name: 'dc_operator_sign_duration_seconds',
       help: 'Time to issue one credential (key generation and the certificate-key signature).',
@@ -100,6 +107,11 @@ export class OperatorMetrics implements IssueMetrics {
       buckets: [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5],
       registers,
     });
+  }
+
+  /** One API request made by the operator (list, watch, get, create, update). */
+  apiRequest(verb: string, resource: string): void {
+    this.apiRequests.inc({ verb, resource });
   }
 
   /** Connects the scrape-time collectors to the caches of the running controller. */

@@ -139,3 +139,25 @@ void test('a watch that fails with an error resumes from the same resourceVersio
   assert.equal(informer.stats.lists, 1, 'no relist for a transient error');
   await informer.stop();
 });
+
+void test('after prime, watch events older than our own write are ignored and the same version is no change', async () => {
+  const source = new ScriptedSource();
+  source.lists.push({ kind: 'list', items: [obj('a', '5', 'v5')], rv: '10' });
+  let emitFromWatch: ((t: WatchEventType, o: Obj) => void) | undefined;
+  source.watches.push((emit) => (emitFromWatch = emit));
+  const informer = new Informer('test', source, (o: Obj) => o, new FakeClock(), quiet);
+  const seen: string[] = [];
+  informer.on((c) => seen.push(`${c.type}:${c.object.data ?? ''}`));
+  informer.start();
+  await flush();
+  await flush();
+  informer.prime(obj('a', '20', 'ours'));
+  assert.equal(informer.get('ns/a')?.data, 'ours');
+  emitFromWatch?.('MODIFIED', obj('a', '12', 'stale'));
+  assert.equal(informer.get('ns/a')?.data, 'ours', 'a stale event does not undo our write');
+  emitFromWatch?.('MODIFIED', obj('a', '20', 'ours'));
+  emitFromWatch?.('MODIFIED', obj('a', '25', 'newer'));
+  assert.equal(informer.get('ns/a')?.data, 'newer');
+  assert.deepEqual(seen, ['add:v5', 'update:newer']);
+  await informer.stop();
+});
