@@ -1,6 +1,9 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { X509Certificate, createPrivateKey } from 'node:crypto';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import {
   CA_LIFETIME_MS,
   SERVING_LIFETIME_MS,
@@ -10,7 +13,7 @@ import {
   renewalTime,
   splitPemCertificates,
 } from '../../../src/webhook/certs.js';
-import { decideCaAction, nextCa, parseCaSecret, decideServing } from '../../../src/webhook/serving-certs.js';
+import { DirectoryCertificates, decideCaAction, decideServing, nextCa, parseCaSecret } from '../../../src/webhook/serving-certs.js';
 
 const DAY = 24 * 60 * 60 * 1000;
 const t0 = new Date('2026-01-01T00:00:00Z');
@@ -116,10 +119,6 @@ void test('a CA Secret whose key does not match its certificate is read as absen
 });
 
 void test('cert-manager mode serves tls.crt/tls.key from the directory and reports a change only when the files change', async () => {
-  const { mkdtempSync, writeFileSync, rmSync } = await import('node:fs');
-  const { tmpdir } = await import('node:os');
-  const { join } = await import('node:path');
-  const { DirectoryCertificates } = await import('../../../src/webhook/serving-certs.js');
   const dir = mkdtempSync(join(tmpdir(), 'webhook-certs-'));
   try {
     const ca = await createCa('cm CA', t0);
