@@ -70,7 +70,8 @@ export async function admit(request: AdmissionRequest, deps: AdmissionDeps): Pro
   }
 
   injectSidecar(pod, { request: parsed.value, secretName: dc.secretName }, deps.config.sidecar, deps.sidecarMode);
-  const mutated = pod as unknown as JsonValue;
+  // Through JSON, as the API server will read it: an `undefined` field is simply absent.
+  const mutated = JSON.parse(JSON.stringify(pod)) as JsonValue;
   const patch = diff(original, mutated);
   // The patch is the product: check it rebuilds the mutated pod before the API server applies it.
   if (!jsonEqual(applyPatch(original, patch), mutated)) throw new Error('internal error: generated patch does not reproduce the mutated pod');

@@ -255,3 +255,14 @@ void describe('AdmissionReview parsing', () => {
     );
   });
 });
+
+void test('configuration fields left undefined never reach the patch', async () => {
+  const d = deps();
+  d.config = { ...d.config, sidecar: { ...DEFAULT_SIDECAR_CONFIG, imagePullPolicy: undefined, resources: { requests: { cpu: '5m', memory: undefined } } } };
+  const original = pod(optIn);
+  const out = await admit(request(original), d);
+  assert.equal(out.result, 'injected');
+  const sidecar = patched(original, out.review).spec?.initContainers?.[0];
+  assert.deepEqual(sidecar?.resources, { requests: { cpu: '5m' } });
+  assert.equal('imagePullPolicy' in (sidecar ?? {}), false);
+});
