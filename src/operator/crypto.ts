@@ -5,8 +5,9 @@ import { createPrivateKey, createPublicKey, type KeyObject } from 'node:crypto';
 import type { Algorithm } from './api/v1alpha1.js';
 import { ReconcileFailure } from './failures.js';
 import { sha256Hex, type CredentialInspector, type IssuedCredential } from './output-secret.js';
-import { delegationUsageProblem, pemToDers, publicKeyMatchesPrivate } from '../tls/certificates.js';
-import { createKeySigner, type Signer } from '../tls/signer.js';
+import { delegationUsageProblem, pemToDers, spkiOf } from '../tls/certificates.js';
+import type { Signer } from '../tls/signer.js';
+import { InMemoryKeySigner } from '../signer/index.js';
 import {
   DC_ALGORITHMS,
   DelegationError,
@@ -92,23 +93,20 @@ export const tlsCrypto: CryptoPort = {
   },
 
   keySigner(keyPem, source, certificate) {
-    let key: KeyObject;
+    let signer: InMemoryKeySigner;
     try {
-      key = createPrivateKey(keyPem);
+      signer = InMemoryKeySigner.fromPem(keyPem, source);
     } catch (err) {
-      throw new ReconcileFailure('KeyInvalid', `${source} is not a PEM private key: ${messageOf(err)}`);
+      // SignerKeyError messages already name the source and say what kind of key is needed.
+      throw new ReconcileFailure('KeyInvalid', messageOf(err), { signer: true });
     }
-    if (!publicKeyMatchesPrivate(certificate.leafDer, key)) {
+    if (Buffer.compare(signer.spki, spkiOf(certificate.leafDer)) !== 0) {
       throw new ReconcileFailure(
         'KeyMismatch',
         `${source} does not belong to the certificate (sha256 ${certificate.fingerprint.slice(0, 12)}): the certificate's public key differs`,
       );
     }
-    try {
-      return createKeySigner(key);
-    } catch (err) {
-      throw new ReconcileFailure('KeyInvalid', `${source}: ${messageOf(err)}`);
-    }
+    return signer;
   },
 
   async issue({ certificate, signer, algorithm, validitySeconds, now }) {

@@ -260,3 +260,15 @@ void test('keeps lastTransitionTime while Ready stays True', async () => {
   assert.ok(Date.parse(dcOf(h).status?.lastIssuedTime ?? '') > Date.parse(first ?? ''));
   assert.equal(h.cluster.secrets.get(`${NS}/web-dc-secret`)?.metadata?.annotations?.[ANNOTATIONS.issuedAt], h.clock.now().toISOString());
 });
+
+void test('an unreadable tls.key gives KeyInvalid naming the Secret, and nothing is written', async () => {
+  const h = harness(new Date());
+  h.cluster.putTlsSecret(NS, 'web-tls', await delegationCertificate(), '-----BEGIN ENCRYPTED PRIVATE KEY-----\nAAAA\n-----END ENCRYPTED PRIVATE KEY-----\n');
+  h.cluster.putDelegatedCredential(NS, 'web-dc', { certificateSecretRef: { name: 'web-tls' }, secretName: 'web-dc-secret' });
+  await h.reconciler.reconcile(NS, 'web-dc');
+  const signer = condition(dcOf(h), 'SignerReady');
+  assert.equal(signer?.status, 'False');
+  assert.equal(signer?.reason, 'KeyInvalid');
+  assert.match(signer?.message ?? '', /tls\.key of Secret web\/web-tls is an encrypted private key/);
+  assert.equal(h.cluster.secrets.has(`${NS}/web-dc-secret`), false);
+});
