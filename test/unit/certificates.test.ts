@@ -352,6 +352,26 @@ void describe('verifyCertificateChain', () => {
     assertCertError(() => verifyCertificateChain([l.der, b.der, a.der, b.der, a.der], { ca: [root.pem] }), 'unknown_ca', 'untrusted');
   });
 
+  void it('verifies a chain whose CA holds an RSASSA-PSS key (id-RSASSA-PSS SPKI), made by openssl', () => {
+    const dir = mkdtempSync(join(tmpdir(), 'certs-pss-'));
+    try {
+      const run = (args: string[]) => execFileSync('openssl', args, { cwd: dir, stdio: ['ignore', 'pipe', 'pipe'] });
+      run(['genpkey', '-algorithm', 'RSA-PSS', '-pkeyopt', 'rsa_keygen_bits:2048', '-out', 'ca.key']);
+      run(['req', '-x509', '-new', '-key', 'ca.key', '-out', 'ca.crt', '-subj', '/CN=PSS Key Root', '-days', '2',
+        '-addext', 'basicConstraints=critical,CA:TRUE', '-addext', 'keyUsage=critical,keyCertSign']);
+      run(['req', '-newkey', 'ed25519', '-nodes', '-keyout', 'leaf.key', '-out', 'leaf.csr', '-subj', '/CN=pss.example.test']);
+      writeFileSync(join(dir, 'ext.cnf'), 'subjectAltName=DNS:pss.example.test\nkeyUsage=critical,digitalSignature\n');
+      run(['x509', '-req', '-in', 'leaf.csr', '-CA', 'ca.crt', '-CAkey', 'ca.key', '-CAcreateserial', '-out', 'leaf.crt', '-days', '1', '-extfile', 'ext.cnf']);
+      const caPem = readFileSync(join(dir, 'ca.crt'), 'latin1');
+      assert.match(execFileSync('openssl', ['x509', '-noout', '-text'], { input: caPem }).toString(), /Public Key Algorithm: rsassaPss/);
+      const leafDer = pemToDers(readFileSync(join(dir, 'leaf.crt'), 'latin1'), 'CERTIFICATE')[0]!;
+      verifyCertificateChain([leafDer], { ca: [caPem], servername: 'pss.example.test' });
+      assert.deepEqual(schemesForPublicKey(new X509Certificate(caPem).publicKey), [0x0809, 0x080a, 0x080b]);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
   void it('verifies a chain made by openssl, not by our own generator', () => {
     const dir = mkdtempSync(join(tmpdir(), 'certs-'));
     try {
