@@ -236,6 +236,7 @@ export class KeyDirectory {
     if (this.options.watch !== false) {
       try {
         this.watcher = watch(this.dir, () => this.scheduleReload());
+        this.watcher.unref(); // the server's sockets keep the process alive, not the watcher
         this.watcher.on('error', (err) => {
           this.options.logger?.warn('keyless: directory watch failed; polling only', { dir: this.dir, error: err.message });
           this.watcher?.close();

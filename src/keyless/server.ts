@@ -174,13 +174,18 @@ export async function startKeyServer(options: KeyServerOptions): Promise<KeyServ
     log?.warn('keyless: TLS handshake failed', { peer: socket.remoteAddress, error: err.message });
   });
 
-  await new Promise<void>((resolve, reject) => {
-    server.once('error', reject);
-    server.listen(options.port ?? DEFAULT_PORT, options.host ?? '0.0.0.0', () => {
-      server.off('error', reject);
-      resolve();
+  try {
+    await new Promise<void>((resolve, reject) => {
+      server.once('error', reject);
+      server.listen(options.port ?? DEFAULT_PORT, options.host ?? '0.0.0.0', () => {
+        server.off('error', reject);
+        resolve();
+      });
     });
-  });
+  } catch (err) {
+    keyDirectory?.close();
+    throw err;
+  }
   const port = (server.address() as AddressInfo).port;
   server.on('error', (err) => log?.error('keyless: server error', { error: err.message }));
 
@@ -198,10 +203,16 @@ export async function startKeyServer(options: KeyServerOptions): Promise<KeyServ
       );
     });
     const ms = metricsServer;
-    await new Promise<void>((resolve, reject) => {
-      ms.once('error', reject);
-      ms.listen(options.metricsPort, options.metricsHost ?? options.host ?? '0.0.0.0', () => resolve());
-    });
+    try {
+      await new Promise<void>((resolve, reject) => {
+        ms.once('error', reject);
+        ms.listen(options.metricsPort, options.metricsHost ?? options.host ?? '0.0.0.0', () => resolve());
+      });
+    } catch (err) {
+      keyDirectory?.close();
+      await new Promise<void>((resolve) => server.close(() => resolve()));
+      throw err;
+    }
     metricsPort = (metricsServer.address() as AddressInfo).port;
   }
   log?.info('keyless: key server listening', { port, metricsPort, keys: keyLookup.size });

@@ -372,6 +372,15 @@ void describe('keyless client resilience', () => {
     await ks.close();
   });
 
+  void it('fails to start on a port that is taken, with the reason', async () => {
+    const first = await start(0);
+    try {
+      await assert.rejects(start(first.port), /EADDRINUSE/);
+    } finally {
+      await first.close();
+    }
+  });
+
   void it('backs off while the key server is unreachable and says why', async () => {
     const probe = await start(0);
     const port = probe.port;
