@@ -14,6 +14,7 @@ help:
 	@echo "make control-plane-down   stop it and clean up"
 	@echo "make bench                run the benchmarks in bench/"
 	@echo "make crds                 regenerate crds/ from the TypeScript API (src/operator/api)"
+	@echo "make manifests            copy crds/ into the chart, render manifests/install.yaml from it"
 
 # --- dependencies ---------------------------------------------------------------------------
 $(NODE_MODULES_STAMP): package.json package-lock.json
@@ -42,6 +43,19 @@ lint: $(NODE_MODULES_STAMP)
 .PHONY: crds
 crds: build
 	node dist/src/operator/api/generate-crds.js
+
+# The chart carries copies of crds/ (charts/dc-operator/files/crds/) and manifests/install.yaml is
+# rendered from the chart with the pinned helm; packaging tests fail when either drifts.
+MANIFESTS_HELM_ARGS := template dc-operator charts/dc-operator --namespace dc-operator --include-crds --set namespace.create=true
+.PHONY: manifests
+manifests: control-plane
+	rm -f charts/dc-operator/files/crds/*.yaml
+	cp crds/*.yaml charts/dc-operator/files/crds/
+	@helm="$$(bash scripts/control-plane/ensure.sh --print-dir)/helm" && \
+	{ echo "# Rendered by \`make manifests\` from charts/dc-operator. Do not edit; change the chart and re-run."; \
+	  echo "# helm $(MANIFESTS_HELM_ARGS)"; \
+	  "$$helm" $(MANIFESTS_HELM_ARGS); } > manifests/install.yaml.tmp && mv manifests/install.yaml.tmp manifests/install.yaml
+	@echo "wrote manifests/install.yaml"
 
 # --- tests ----------------------------------------------------------------------------------
 .PHONY: test
