@@ -33,7 +33,9 @@ export class RecordLayer {
   private writer: RecordSealer | undefined;
   private pendingHandshake: Uint8Array[] = [];
   private pendingHandshakeLength = 0;
+  /** Pending output pieces; joined into one buffer by `takeOutput`. */
   private output: Uint8Array[] = [];
+  private outputLength = 0;
   /** Set by the state machine: whether a change_cipher_spec record is acceptable now. */
   allowChangeCipherSpec = true;
   /** Set by the state machine: whether unprotected alerts are acceptable now (handshake only). */
@@ -208,7 +210,7 @@ export class RecordLayer {
 
   private writeRecord(type: number, content: Uint8Array): void {
     if (this.writer) {
-      this.output.push(this.writer.seal(type, content));
+      this.outputLength += this.writer.sealInto(this.output, type, content);
       return;
     }
     // Unprotected records are rare (hellos, early alerts): one buffer per record keeps every
@@ -220,13 +222,18 @@ export class RecordLayer {
     rec[3] = content.length >>> 8;
     rec[4] = content.length & 0xff;
     rec.set(content, RECORD_HEADER_LENGTH);
-    this.output.push(rec);
+    this.pushOutput(rec);
+  }
+
+  private pushOutput(chunk: Uint8Array): void {
+    this.output.push(chunk);
+    this.outputLength += chunk.length;
   }
 
   /** The dummy change_cipher_spec of middlebox compatibility mode (§D.4): always unprotected. */
   writeChangeCipherSpec(): void {
     this.flushHandshake();
-    this.output.push(Uint8Array.of(ContentType.change_cipher_spec, 0x03, 0x03, 0, 1, 1));
+    this.pushOutput(Uint8Array.of(ContentType.change_cipher_spec, 0x03, 0x03, 0, 1, 1));
   }
 
   /** Writes a ClientHello record with legacy_record_version 0x0301 for compatibility (§5.1). */
@@ -243,14 +250,20 @@ export class RecordLayer {
     rec[3] = message.length >>> 8;
     rec[4] = message.length & 0xff;
     rec.set(message, RECORD_HEADER_LENGTH);
-    this.output.push(rec);
+    this.pushOutput(rec);
   }
 
-  /** Bytes to send, in order, each chunk one or more whole records; the caller owns them. */
+  /**
+   * Bytes to send: everything pending joined into one buffer (one copy, one socket write),
+   * always whole records. Empty array when there is nothing to send.
+   */
   takeOutput(): Uint8Array[] {
     this.flushHandshake();
     const out = this.output;
+    const n = this.outputLength;
     this.output = [];
-    return out;
+    this.outputLength = 0;
+    if (out.length <= 1) return out;
+    return [Buffer.concat(out, n)];
   }
 }

@@ -41,22 +41,41 @@ abstract class RecordCipher {
   /** The per-record nonce (§5.3): the 64-bit sequence number XORed into the low bytes of the IV. */
   protected nextNonce(): Buffer {
     if (this.seq >= MAX_SEQUENCE) throw new InternalError('record sequence number exhausted');
+    const seq = this.seq++;
     const nonce = Buffer.from(this.iv);
-    let s = this.seq++;
-    for (let i = 11; i >= 4 && s > 0; i--) {
-      nonce[i]! ^= s & 0xff;
-      s = Math.floor(s / 256);
-    }
+    const low = seq % 0x100000000;
+    const high = (seq - low) / 0x100000000;
+    nonce.writeUInt32BE((nonce.readUInt32BE(8) ^ low) >>> 0, 8);
+    if (high !== 0) nonce.writeUInt32BE((nonce.readUInt32BE(4) ^ high) >>> 0, 4);
     return nonce;
   }
 }
 
+/** One-byte inner content types, shared: cipher.update copies its input. */
+const TYPE_TRAILERS = new Map<number, Buffer>();
+function trailer(type: number, padding: number): Buffer {
+  if (padding > 0) {
+    const t = Buffer.alloc(1 + padding);
+    t[0] = type;
+    return t;
+  }
+  let t = TYPE_TRAILERS.get(type);
+  if (!t) {
+    t = Buffer.of(type);
+    TYPE_TRAILERS.set(type, t);
+  }
+  return t;
+}
+
 export class RecordSealer extends RecordCipher {
+  /** Reused inner-plaintext buffer (cipher.update copies its input, so reuse is safe). */
+  private readonly staging = Buffer.allocUnsafe(MAX_INNER_PLAINTEXT);
   /**
-   * Protects one record: returns header || ciphertext || tag. `content` must be at most 2^14
-   * bytes; `padding` zero bytes are appended to the inner plaintext.
+   * Protects one record and appends it to `out` as pieces (header, ciphertext, tag): the
+   * record layer joins all pending pieces with a single copy. `content` must be at most 2^14
+   * bytes; `padding` zero bytes are appended to the inner plaintext. Returns the record size.
    */
-  seal(type: number, content: Uint8Array, padding = 0): Buffer {
+  sealInto(out: Uint8Array[], type: number, content: Uint8Array, padding = 0): number {
     const innerLength = content.length + 1 + padding;
     const length = innerLength + this.suite.tagLength;
     if (length > MAX_CIPHERTEXT) throw new InternalError('record too large to seal');
@@ -68,12 +87,27 @@ export class RecordSealer extends RecordCipher {
     header[4] = length & 0xff;
     const cipher = createCipheriv(this.algorithm as CipherGCMTypes, this.key, this.nextNonce(), { authTagLength: 16 });
     cipher.setAAD(header);
-    const trailer = Buffer.alloc(1 + padding);
-    trailer[0] = type;
-    const a = cipher.update(content);
-    const b = cipher.update(trailer);
+    // One update over content || type: a second small update after a large one costs more
+    // than copying the content into the reusable staging buffer (measured ~2x on 16 KiB).
+    let inner: Uint8Array;
+    if (padding === 0) {
+      this.staging.set(content, 0);
+      this.staging[content.length] = type;
+      inner = this.staging.subarray(0, content.length + 1);
+    } else {
+      inner = Buffer.concat([content, trailer(type, padding)]);
+    }
+    out.push(header, cipher.update(inner));
     cipher.final();
-    return Buffer.concat([header, a, b, cipher.getAuthTag()], RECORD_HEADER_LENGTH + length);
+    out.push(cipher.getAuthTag());
+    return RECORD_HEADER_LENGTH + length;
+  }
+
+  /** Protects one record into a single buffer: header || ciphertext || tag. */
+  seal(type: number, content: Uint8Array, padding = 0): Buffer {
+    const pieces: Uint8Array[] = [];
+    const n = this.sealInto(pieces, type, content, padding);
+    return Buffer.concat(pieces, n);
   }
 }
 

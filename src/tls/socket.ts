@@ -126,14 +126,7 @@ export class TLSSocket extends Duplex {
   // --- driving the connection -----------------------------------------------------------------------
 
   private handle(p: Progress): void {
-    if (p.output.length > 0 && this.socket.writable) {
-      if (p.output.length === 1) this.socket.write(p.output[0]!);
-      else {
-        this.socket.cork();
-        for (const chunk of p.output) this.socket.write(chunk);
-        this.socket.uncork();
-      }
-    }
+    if (this.socket.writable) for (const chunk of p.output) this.socket.write(chunk);
     for (const e of p.events) {
       switch (e.type) {
         case 'handshake':

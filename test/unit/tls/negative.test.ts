@@ -16,7 +16,7 @@ import { encodeHandshake, writeClientHello, type ClientHello, type ClientHelloEx
 import { RecordOpener, RecordSealer } from '../../../src/tls/record.js';
 import { suiteParams } from '../../../src/tls/suites.js';
 import type { Connection, TlsEvent } from '../../../src/tls/connection.js';
-import { doHandshake, Endpoint, pump } from './pair.js';
+import { doHandshake, Endpoint, pump, splitRecords } from './pair.js';
 import { testPki } from './pki.js';
 
 let serverConfig: ServerConfig | undefined;
@@ -239,12 +239,15 @@ void describe('tampering after keys are in place', () => {
     let tampered = false;
     await pump(pair, (from, chunk) => {
       const secret = secrets.get('CLIENT_HANDSHAKE_TRAFFIC_SECRET');
-      if (from !== 'client' || tampered || !secret || chunk[0] !== ContentType.application_data) return chunk;
-      tampered = true;
-      const opened = new RecordOpener(suite, secret).open(chunk.subarray(0, 5), chunk.subarray(5));
-      const content = Uint8Array.from(opened.content);
-      content[content.length - 1] = content[content.length - 1]! ^ 0x80;
-      return new RecordSealer(suite, secret).seal(opened.type, content);
+      if (from !== 'client' || tampered || !secret) return chunk;
+      return splitRecords(chunk).map((rec) => {
+        if (rec[0] !== ContentType.application_data || tampered) return rec;
+        tampered = true;
+        const opened = new RecordOpener(suite, secret).open(rec.subarray(0, 5), rec.subarray(5));
+        const content = Uint8Array.from(opened.content);
+        content[content.length - 1] = content[content.length - 1]! ^ 0x80;
+        return new RecordSealer(suite, secret).seal(opened.type, content);
+      });
     });
     assert.ok(tampered);
     assert.equal(pair.server.error?.sentAlert, A.decrypt_error);

@@ -46,6 +46,17 @@ export class Endpoint {
   }
 }
 
+/** Splits a buffer of whole records into records. */
+export function splitRecords(data: Uint8Array): Uint8Array[] {
+  const out: Uint8Array[] = [];
+  for (let off = 0; off + 5 <= data.length; ) {
+    const len = (data[off + 3]! << 8) | data[off + 4]!;
+    out.push(data.subarray(off, off + 5 + len));
+    off += 5 + len;
+  }
+  return out;
+}
+
 export interface Pair {
   readonly client: Endpoint;
   readonly server: Endpoint;
