@@ -5,6 +5,10 @@
  */
 import { caCreate } from './commands/ca-create.js';
 import { certCreate } from './commands/cert-create.js';
+import { dcInspect } from './commands/dc-inspect.js';
+import { dcIssue } from './commands/dc-issue.js';
+import { probe } from './commands/probe.js';
+import { serve } from './commands/serve.js';
 import { CommandRegistry, type ProgramContext } from './framework/registry.js';
 import { isEntryPoint, processContext } from './framework/main.js';
 
@@ -14,7 +18,11 @@ export function dcctlCommands(): CommandRegistry {
     summary: 'Development PKI and delegated-credential tools for dc-operator.',
   })
     .register(caCreate)
-    .register(certCreate);
+    .register(certCreate)
+    .register(dcIssue)
+    .register(dcInspect)
+    .register(serve)
+    .register(probe);
 }
 
 export function main(argv: readonly string[], ctx: ProgramContext = processContext()): Promise<number> {

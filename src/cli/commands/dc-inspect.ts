@@ -1,0 +1,59 @@
+import { readFile } from 'node:fs/promises';
+import { describeDelegatedCredential, type DelegatedCredentialDescription } from '../../tls/delegated/index.js';
+import { defineCommand } from '../framework/command.js';
+import { CommandFailed } from '../framework/errors.js';
+import { resolvePath } from '../framework/files.js';
+import { humanDuration, readCertificateFile } from './tls-inputs.js';
+
+export const dcInspect = defineCommand({
+  path: ['dc', 'inspect'],
+  summary: 'Show a delegated credential: fields, expiry, remaining validity, whether it verifies',
+  description: `
+Decodes FILE (an encoded DelegatedCredential, e.g. dc.cred from 'dcctl dc issue') and checks it
+against the certificate with every RFC 9345 receiver rule: signature over the certificate,
+DelegationUsage and digitalSignature, expiry, at most 7 days of remaining validity, key type.
+
+Exit status: 0 when the credential verifies now, 1 when it does not (the reason is printed,
+or in --json the "problem" field), 2 for unreadable input.`,
+  options: {
+    cert: { type: 'string', value: 'FILE', description: 'the delegation certificate (PEM, end-entity first)', required: true },
+    json: { type: 'boolean', description: 'print one JSON object instead of text' },
+  },
+  positionals: [{ name: 'FILE', description: 'the encoded delegated credential (dc.cred)', required: true }],
+  examples: ['dcctl dc inspect .dev/dc-p256/dc.cred --cert .dev/api/tls.crt', 'dcctl dc inspect dc.cred --cert tls.crt --json'],
+  validate(v, positionals) {
+    return { file: positionals[0]!, cert: v.cert, json: v.json };
+  },
+  async run(c, ctx) {
+    const cert = await readCertificateFile(ctx.cwd, c.cert, '--cert');
+    let bytes: Uint8Array;
+    try {
+      bytes = new Uint8Array(await readFile(resolvePath(ctx.cwd, c.file)));
+    } catch (e) {
+      throw new CommandFailed(`cannot read ${c.file}: ${(e as NodeJS.ErrnoException).code === 'ENOENT' ? 'no such file or directory' : (e as Error).message}`, 2);
+    }
+    let d: DelegatedCredentialDescription;
+    try {
+      d = describeDelegatedCredential(bytes, cert.chain[0]!, { now: ctx.now() });
+    } catch (e) {
+      throw new CommandFailed(`${c.file} is not an encoded DelegatedCredential: ${(e as Error).message}`, 2);
+    }
+    if (c.json) {
+      ctx.stdout(`${JSON.stringify({ file: c.file, ...d })}\n`);
+    } else {
+      const rows: Array<[string, string]> = [
+        ['algorithm', `${d.algorithm} (dc_cert_verify_algorithm)`],
+        ['signed with', `${d.signatureAlgorithm} (by the certificate key)`],
+        ['valid_time', `${d.validTime} s after the certificate's notBefore`],
+        ['expires', d.expiresAt],
+        ['remaining', d.remainingSeconds >= 0 ? humanDuration(d.remainingSeconds) : `expired ${humanDuration(-d.remainingSeconds)} ago`],
+        ['public key', `${d.publicKeyType}, SHA-256 ${d.publicKeyFingerprint}`],
+        ['signature', d.signatureValid ? 'valid' : 'INVALID'],
+        ['verifies', d.valid ? 'yes' : `no: ${d.problem?.rule ?? 'unknown'}: ${d.problem?.message ?? ''}`],
+      ];
+      const w = Math.max(...rows.map(([k]) => k.length)) + 2;
+      ctx.stdout(rows.map(([k, v]) => `${`${k}:`.padEnd(w)}${v}\n`).join(''));
+    }
+    return d.valid ? 0 : 1;
+  },
+});

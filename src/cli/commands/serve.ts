@@ -1,0 +1,162 @@
+import type { AddressInfo, Socket } from 'node:net';
+import { createServer, type TLSServer, type TLSSocket } from '../../tls/socket.js';
+import {
+  DelegationError,
+  delegatedCredentialSelector,
+  loadDelegatedCredentialSet,
+  readCredentialDirectory,
+  type DelegatedCredentialDetails,
+  type DelegatedCredentialSet,
+} from '../../tls/delegated/index.js';
+import { signatureSchemeName } from '../../tls/constants.js';
+import { defineCommand } from '../framework/command.js';
+import { CommandFailed } from '../framework/errors.js';
+import { resolvePath } from '../framework/files.js';
+import { integerFlag, ipFlag } from '../framework/flags.js';
+import { readCertificateFile, readMatchingKey } from './tls-inputs.js';
+
+const MAX_REQUEST_HEAD = 16 * 1024;
+
+/** The one line `GET /` answers: how this connection's server authenticated. */
+export function authenticationLine(socket: TLSSocket): string {
+  const mode = socket.handshakeMode?.server;
+  if (mode?.authentication === 'delegated-credential') {
+    const details = mode.details as DelegatedCredentialDetails | undefined;
+    return `delegated-credential ${details?.algorithm ?? signatureSchemeName(mode.signatureScheme ?? 0)}`;
+  }
+  return mode?.authentication === 'psk' ? 'psk' : 'certificate';
+}
+
+function respond(socket: TLSSocket, status: string, body: string): void {
+  const head = `HTTP/1.1 ${status}\r\nContent-Type: text/plain; charset=utf-8\r\nContent-Length: ${Buffer.byteLength(body)}\r\nConnection: close\r\n\r\n`;
+  socket.end(head + body);
+}
+
+/** A minimal HTTP/1.x responder: one request per connection, `GET /` only. */
+function serveHttp(socket: TLSSocket, log: (line: string) => void): void {
+  let head = '';
+  let answered = false;
+  socket.setEncoding('latin1');
+  socket.on('data', (chunk: string) => {
+    if (answered) return;
+    head += chunk;
+    const end = head.indexOf('\r\n\r\n') >= 0 ? head.indexOf('\r\n\r\n') : head.indexOf('\n\n');
+    if (end < 0) {
+      if (head.length > MAX_REQUEST_HEAD) {
+        answered = true;
+        respond(socket, '431 Request Header Fields Too Large', 'request head too large\n');
+      }
+      return;
+    }
+    answered = true;
+    const [method, target] = (head.split(/\r?\n/)[0] ?? '').split(' ');
+    if (method !== 'GET' && method !== 'HEAD') respond(socket, '405 Method Not Allowed', 'only GET\n');
+    else if (target !== '/') respond(socket, '404 Not Found', 'not found\n');
+    else {
+      const line = authenticationLine(socket);
+      log(`GET / -> ${line}`);
+      respond(socket, '200 OK', `${line}\n`);
+    }
+  });
+  socket.on('error', () => undefined);
+}
+
+export const serve = defineCommand({
+  path: ['serve'],
+  summary: 'Run an HTTPS test server on our TLS 1.3 stack, serving delegated credentials',
+  description: `
+Listens on HOST:PORT with TLS 1.3 (our stack, not OpenSSL). 'GET /' answers one line saying how
+the server authenticated on that connection: 'delegated-credential <algorithm>' or 'certificate'.
+
+With --dc-dir, the credentials found in each directory (<name>.cred with <name>.key, as written by
+'dcctl dc issue') are served to clients that offer the delegated_credential extension (34) with a
+matching scheme; other clients get the certificate key. All credentials must belong to --cert.
+
+Prints 'listening on https://HOST:PORT' once ready (with --port 0 the port is chosen by the
+system) and runs until SIGINT or SIGTERM.`,
+  options: {
+    cert: { type: 'string', value: 'FILE', description: 'certificate chain (PEM, end-entity first)', required: true },
+    key: { type: 'string', value: 'FILE', description: "the certificate's private key (PEM)", required: true },
+    'dc-dir': { type: 'string', multiple: true, value: 'DIR', description: 'directory with delegated credentials (<name>.cred + <name>.key) for --cert' },
+    port: { type: 'string', value: 'N', description: 'TCP port (0: any free port)', default: '8443' },
+    host: { type: 'string', value: 'ADDR', description: 'address to listen on', default: '127.0.0.1' },
+    'nss-compat': {
+      type: 'boolean',
+      description: "serve a credential only if its signature algorithm is also in the client's extension-34 list (NSS/Firefox rule; matters for RSA certificates)",
+    },
+    quiet: { type: 'boolean', description: 'do not log requests and handshake failures' },
+  },
+  examples: [
+    'dcctl serve --cert .dev/api/tls.crt --key .dev/api/tls.key --dc-dir .dev/dc-p256 --port 8443',
+    'curl --cacert .dev/ca/ca.crt --resolve api.example.test:8443:127.0.0.1 https://api.example.test:8443/',
+  ],
+  validate(v) {
+    return {
+      cert: v.cert,
+      key: v.key,
+      dcDirs: v['dc-dir'],
+      port: integerFlag('--port', v.port, 0, 65535),
+      host: ipFlag('--host', v.host),
+      nssCompat: v['nss-compat'],
+      quiet: v.quiet,
+    };
+  },
+  async run(c, ctx) {
+    const cert = await readCertificateFile(ctx.cwd, c.cert, '--cert');
+    const { key } = await readMatchingKey(ctx.cwd, c.key, '--key', cert, `--cert ${c.cert}`);
+    let set: DelegatedCredentialSet | undefined;
+    if (c.dcDirs.length > 0) {
+      try {
+        const sources = await Promise.all(c.dcDirs.map((d) => readCredentialDirectory(resolvePath(ctx.cwd, d))));
+        set = loadDelegatedCredentialSet(sources, { certificateChain: cert.chain, now: ctx.now() });
+      } catch (e) {
+        if (e instanceof DelegationError) throw new CommandFailed(`--dc-dir: ${e.message}`);
+        throw e;
+      }
+      if (set.entries.length === 0) throw new CommandFailed(`--dc-dir: no delegated credentials (<name>.cred + <name>.key) in ${c.dcDirs.join(', ')}`);
+    }
+    const log = (line: string): void => {
+      if (!c.quiet) ctx.stderr(`${new Date().toISOString()} ${line}\n`);
+    };
+    const server: TLSServer = createServer({
+      certificates: [{ cert: cert.chain, key }],
+      ...(set ? { selectCredential: delegatedCredentialSelector(set, { requireAlgorithmInDcSchemes: c.nssCompat }) } : {}),
+      alpnProtocols: ['http/1.1'],
+    });
+    server.on('secureConnection', (socket: TLSSocket) => serveHttp(socket, log));
+    server.on('tlsClientError', (err: Error) => log(`handshake failed: ${err.message}`));
+    server.on('error', () => undefined);
+    const open = new Set<Socket>();
+    server.on('connection', (raw: Socket) => {
+      open.add(raw);
+      raw.once('close', () => open.delete(raw));
+    });
+
+    await new Promise<void>((resolve, reject) => {
+      server.once('error', reject);
+      server.listen(c.port, c.host, () => {
+        server.off('error', reject);
+        resolve();
+      });
+    }).catch((e: NodeJS.ErrnoException) => {
+      throw new CommandFailed(`cannot listen on ${c.host}:${c.port}: ${e.code === 'EADDRINUSE' ? 'address already in use' : e.message}`);
+    });
+    const address = server.address() as AddressInfo;
+    const host = address.family === 'IPv6' ? `[${address.address}]` : address.address;
+    const dcs = set ? set.entries.map((e) => `${signatureSchemeName(e.dcCertVerifyAlgorithm)} until ${e.expiresAt.toISOString()}`).join(', ') : 'none';
+    ctx.stdout(`listening on https://${host}:${address.port} (delegated credentials: ${dcs})\n`);
+
+    await new Promise<void>((resolve) => {
+      const stop = (): void => {
+        process.off('SIGINT', stop);
+        process.off('SIGTERM', stop);
+        server.close(() => resolve());
+        // Open connections are short-lived test requests: cut them rather than wait.
+        for (const raw of open) raw.destroy();
+      };
+      process.once('SIGINT', stop);
+      process.once('SIGTERM', stop);
+    });
+    return 0;
+  },
+});

@@ -1,0 +1,275 @@
+/**
+ * dcctl dc issue / dc inspect / serve / probe, run as compiled processes the way a user runs them.
+ * serve and probe talk over loopback to each other, to curl, and to a node:tls server.
+ */
+import { describe, it, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import * as nodeTls from 'node:tls';
+import type { AddressInfo } from 'node:net';
+import { decodeDelegatedCredential, verifyDelegatedCredential, DEFAULT_DC_SCHEMES } from '../../../src/tls/delegated/index.js';
+import { pemToDers } from '../../../src/tls/certificates.js';
+import { SignatureScheme } from '../../../src/tls/constants.js';
+import { durationFlag, hostPortArgument, humanDuration } from '../../../src/cli/commands/tls-inputs.js';
+
+const here = dirname(fileURLToPath(import.meta.url));
+const DCCTL = join(here, '../../../src/cli/dcctl.js');
+
+interface Result {
+  code: number | null;
+  stdout: string;
+  stderr: string;
+}
+
+function run(cwd: string, ...args: string[]): Result {
+  const r = spawnSync(process.execPath, [DCCTL, ...args], { cwd, encoding: 'utf8', env: { ...process.env, DC_DEBUG: '' }, timeout: 30_000 });
+  return { code: r.status, stdout: r.stdout, stderr: r.stderr };
+}
+
+async function runAsync(cwd: string, ...args: string[]): Promise<Result> {
+  const child = spawn(process.execPath, [DCCTL, ...args], { cwd, env: { ...process.env, DC_DEBUG: '' } });
+  let stdout = '';
+  let stderr = '';
+  child.stdout.setEncoding('utf8').on('data', (d: string) => (stdout += d));
+  child.stderr.setEncoding('utf8').on('data', (d: string) => (stderr += d));
+  const code = await new Promise<number | null>((res) => child.on('exit', (c) => res(c)));
+  return { code, stdout, stderr };
+}
+
+function ok(cwd: string, ...args: string[]): Result {
+  const r = run(cwd, ...args);
+  assert.equal(r.code, 0, `dcctl ${args.join(' ')} failed: ${r.stderr}`);
+  return r;
+}
+
+function oneLine(r: Result, code: number, pattern: RegExp): void {
+  assert.equal(r.code, code, `expected exit ${code}, got ${r.code}: ${r.stderr}`);
+  const lines = r.stderr.trimEnd().split('\n');
+  assert.equal(lines.length, 1, `expected one line on stderr, got:\n${r.stderr}`);
+  assert.doesNotMatch(r.stderr, /\n\s+at /);
+  assert.match(lines[0]!, pattern);
+}
+
+function fails(cwd: string, code: number, pattern: RegExp, ...args: string[]): void {
+  oneLine(run(cwd, ...args), code, pattern);
+}
+
+interface Served {
+  child: ChildProcess;
+  port: number;
+  stderr: () => string;
+  stop(): Promise<number | null>;
+}
+
+/** Starts `dcctl serve --port 0 ...` and waits for its "listening on" line. */
+async function startServe(cwd: string, ...args: string[]): Promise<Served> {
+  const child = spawn(process.execPath, [DCCTL, 'serve', '--port', '0', ...args], { cwd, stdio: ['ignore', 'pipe', 'pipe'] });
+  let out = '';
+  let err = '';
+  child.stderr!.setEncoding('utf8').on('data', (d: string) => (err += d));
+  const port = await new Promise<number>((res, rej) => {
+    child.stdout!.setEncoding('utf8').on('data', (d: string) => {
+      out += d;
+      const m = /listening on https:\/\/[^\s]+:(\d+)/.exec(out);
+      if (m) res(Number(m[1]));
+    });
+    child.on('exit', (code) => rej(new Error(`dcctl serve exited ${code}: ${err}`)));
+  });
+  const exited = new Promise<number | null>((res) => child.on('exit', (c) => res(c)));
+  return {
+    child,
+    port,
+    stderr: () => err,
+    stop: () => {
+      child.kill('SIGTERM');
+      return exited;
+    },
+  };
+}
+
+void describe('dcctl dc issue, dc inspect, serve and probe', () => {
+  let work: string;
+  before(() => {
+    work = mkdtempSync(join(tmpdir(), 'dcctl-dc-'));
+    ok(work, 'ca', 'create', '--out', 'ca');
+    ok(work, 'ca', 'create', '--out', 'other-ca');
+    ok(work, 'cert', 'create', '--ca', 'ca', '--dns', 'localhost', '--ip', '127.0.0.1', '--out', 'leaf');
+    ok(work, 'cert', 'create', '--ca', 'ca', '--dns', 'localhost', '--no-delegation-usage', '--out', 'plain');
+    ok(work, 'cert', 'create', '--ca', 'ca', '--dns', 'localhost', '--days', '1', '--out', 'short');
+  });
+  after(() => rmSync(work, { recursive: true, force: true }));
+
+  void it('documents the flags of every new command in --help', () => {
+    const expect: Record<string, string[]> = {
+      'dc issue': ['--cert FILE', '--key FILE', '--algorithm ALG', '--validity DURATION', '--out DIR', 'ed25519, ecdsa_secp256r1_sha256, ecdsa_secp384r1_sha384', 'default: 24h'],
+      'dc inspect': ['FILE', '--cert FILE', '--json', 'Exit status'],
+      serve: ['--cert FILE', '--key FILE', '--dc-dir DIR', 'repeatable', '--port N', '--host ADDR', 'default: 127.0.0.1'],
+      probe: ['HOST:PORT', '--ca FILE', '--servername NAME', '--json', 'Exit status: 0'],
+    };
+    for (const [cmd, needles] of Object.entries(expect)) {
+      const text = ok(work, ...cmd.split(' '), '--help').stdout;
+      for (const n of needles) assert.ok(text.includes(n), `${cmd} --help lacks ${n}`);
+    }
+    const list = ok(work, '--help').stdout;
+    for (const cmd of ['dc inspect', 'dc issue', 'probe', 'serve']) assert.match(list, new RegExp(`\\n  ${cmd} `));
+  });
+
+  for (const algorithm of ['ed25519', 'ecdsa_secp256r1_sha256', 'ecdsa_secp384r1_sha384'] as const) {
+    void it(`issues a ${algorithm} credential that our verifier accepts, with its key written 0600`, () => {
+      const r = ok(work, 'dc', 'issue', '--cert', 'leaf/tls.crt', '--key', 'leaf/tls.key', '--algorithm', algorithm, '--validity', '12h', '--out', `dc-${algorithm}`);
+      assert.match(r.stdout, new RegExp(`wrote .*dc-${algorithm}/dc\\.cred \\(${algorithm}, signed with ecdsa_secp256r1_sha256; expires .*, in 11h59m`));
+      const cred = new Uint8Array(readFileSync(join(work, `dc-${algorithm}/dc.cred`)));
+      assert.equal(statSync(join(work, `dc-${algorithm}/dc.key`)).mode & 0o777, 0o600);
+      assert.match(readFileSync(join(work, `dc-${algorithm}/dc.key`), 'utf8'), /^-----BEGIN PRIVATE KEY-----/);
+      const leaf = pemToDers(readFileSync(join(work, 'leaf/tls.crt'), 'utf8'), 'CERTIFICATE')[0]!;
+      const v = verifyDelegatedCredential(cred, {
+        certificate: leaf,
+        acceptedDcSchemes: DEFAULT_DC_SCHEMES,
+        acceptedSignatureSchemes: [SignatureScheme.ecdsa_secp256r1_sha256],
+      });
+      const remaining = (v.expiresAt.getTime() - Date.now()) / 1000;
+      assert.ok(remaining > 12 * 3600 - 120 && remaining <= 12 * 3600, `remaining ${remaining}`);
+    });
+  }
+
+  void it('refuses a certificate without DelegationUsage, a validity over 7 days or past notAfter, and a key of another certificate', () => {
+    fails(work, 1, /--cert plain\/tls\.crt: the certificate cannot delegate: it has no DelegationUsage extension/, 'dc', 'issue', '--cert', 'plain/tls.crt', '--key', 'plain/tls.key', '--out', 'x');
+    fails(work, 2, /--validity: 8d is over the 7 days/, 'dc', 'issue', '--cert', 'leaf/tls.crt', '--key', 'leaf/tls.key', '--validity', '8d', '--out', 'x');
+    fails(work, 2, /--validity: 169h is over the 7 days/, 'dc', 'issue', '--cert', 'leaf/tls.crt', '--key', 'leaf/tls.key', '--validity', '169h', '--out', 'x');
+    fails(work, 1, /after the certificate's notAfter/, 'dc', 'issue', '--cert', 'short/tls.crt', '--key', 'short/tls.key', '--validity', '3d', '--out', 'x');
+    fails(work, 1, /--key plain\/tls\.key does not match the certificate in --cert leaf\/tls\.crt/, 'dc', 'issue', '--cert', 'leaf/tls.crt', '--key', 'plain/tls.key', '--out', 'x');
+    fails(work, 2, /--algorithm: unknown algorithm "rsa_pss_rsae_sha256"; allowed: ed25519/, 'dc', 'issue', '--cert', 'leaf/tls.crt', '--key', 'leaf/tls.key', '--algorithm', 'rsa_pss_rsae_sha256', '--out', 'x');
+    fails(work, 2, /--validity: "1 day" is not a duration/, 'dc', 'issue', '--cert', 'leaf/tls.crt', '--key', 'leaf/tls.key', '--validity', '1 day', '--out', 'x');
+    fails(work, 1, /--cert: cannot read .*missing\.crt: no such file/, 'dc', 'issue', '--cert', 'missing.crt', '--key', 'leaf/tls.key', '--out', 'x');
+    assert.throws(() => statSync(join(work, 'x')), /ENOENT/, 'nothing is written on error');
+  });
+
+  void it('inspects a credential: fields, expiry, remaining time, and that it verifies', () => {
+    ok(work, 'dc', 'issue', '--cert', 'leaf/tls.crt', '--key', 'leaf/tls.key', '--validity', '2h', '--out', 'dc-inspect');
+    const text = ok(work, 'dc', 'inspect', 'dc-inspect/dc.cred', '--cert', 'leaf/tls.crt').stdout;
+    assert.match(text, /^algorithm: +ecdsa_secp256r1_sha256 \(dc_cert_verify_algorithm\)$/m);
+    assert.match(text, /^signed with: +ecdsa_secp256r1_sha256/m);
+    assert.match(text, /^expires: +20\d\d-\d\d-\d\dT/m);
+    assert.match(text, /^remaining: +1h59m/m);
+    assert.match(text, /^public key: +ec prime256v1, SHA-256 [0-9a-f]{64}$/m);
+    assert.match(text, /^verifies: +yes$/m);
+
+    const json = JSON.parse(ok(work, 'dc', 'inspect', 'dc-inspect/dc.cred', '--cert', 'leaf/tls.crt', '--json').stdout) as Record<string, unknown>;
+    assert.equal(json.valid, true);
+    assert.equal(json.algorithm, 'ecdsa_secp256r1_sha256');
+    const cred = decodeDelegatedCredential(new Uint8Array(readFileSync(join(work, 'dc-inspect/dc.cred'))));
+    assert.equal(json.validTime, cred.credential.validTime);
+    assert.ok(typeof json.remainingSeconds === 'number' && json.remainingSeconds > 7100 && json.remainingSeconds <= 7200);
+  });
+
+  void it('inspect says why a credential does not verify and exits 1; unreadable input exits 2', () => {
+    const r = run(work, 'dc', 'inspect', 'dc-inspect/dc.cred', '--cert', 'plain/tls.crt');
+    assert.equal(r.code, 1);
+    assert.match(r.stdout, /^verifies: +no: missing-delegation-usage: /m);
+    const j = JSON.parse(run(work, 'dc', 'inspect', 'dc-inspect/dc.cred', '--cert', 'plain/tls.crt', '--json').stdout) as { valid: boolean; problem: { rule: string } };
+    assert.equal(j.valid, false);
+    assert.equal(j.problem.rule, 'missing-delegation-usage');
+
+    // Flip one bit of the signature: the signature check fails.
+    const bytes = readFileSync(join(work, 'dc-inspect/dc.cred'));
+    bytes[bytes.length - 3]! ^= 0x01;
+    writeFileSync(join(work, 'tampered.cred'), bytes);
+    const t = run(work, 'dc', 'inspect', 'tampered.cred', '--cert', 'leaf/tls.crt');
+    assert.equal(t.code, 1);
+    assert.match(t.stdout, /^signature: +INVALID$/m);
+    assert.match(t.stdout, /^verifies: +no: bad-signature/m);
+
+    writeFileSync(join(work, 'garbage.cred'), 'not a credential');
+    fails(work, 2, /garbage\.cred is not an encoded DelegatedCredential/, 'dc', 'inspect', 'garbage.cred', '--cert', 'leaf/tls.crt');
+    fails(work, 2, /missing FILE/, 'dc', 'inspect', '--cert', 'leaf/tls.crt');
+  });
+
+  void it('serves credentials to probe (exit 0, cheapest algorithm) and the certificate to curl', async () => {
+    ok(work, 'dc', 'issue', '--cert', 'leaf/tls.crt', '--key', 'leaf/tls.key', '--algorithm', 'ecdsa_secp256r1_sha256', '--out', 'serve-p256');
+    ok(work, 'dc', 'issue', '--cert', 'leaf/tls.crt', '--key', 'leaf/tls.key', '--algorithm', 'ed25519', '--out', 'serve-ed25519');
+    const s = await startServe(work, '--cert', 'leaf/tls.crt', '--key', 'leaf/tls.key', '--dc-dir', 'serve-p256', '--dc-dir', 'serve-ed25519');
+    try {
+      const p = await runAsync(work, 'probe', `127.0.0.1:${s.port}`, '--ca', 'ca/ca.crt', '--servername', 'localhost');
+      assert.equal(p.code, 0, p.stderr);
+      assert.match(p.stdout, /delegated credential: yes, verified/);
+      assert.match(p.stdout, /^algorithm: ed25519$/m);
+      assert.match(p.stdout, /^expires: 20\d\d-.*\(in 23h59m/m);
+
+      const j = JSON.parse((await runAsync(work, 'probe', `127.0.0.1:${s.port}`, '--ca', 'ca/ca.crt', '--json')).stdout) as Record<string, unknown>;
+      assert.equal(j.delegatedCredential, true);
+      assert.equal(j.algorithm, 'ed25519');
+      assert.equal(j.servername, '127.0.0.1');
+
+      const curl = spawnSync('curl', ['-sS', '--tlsv1.3', '--cacert', join(work, 'ca/ca.crt'), `https://127.0.0.1:${s.port}/`], { encoding: 'utf8' });
+      assert.equal(curl.status, 0, curl.stderr);
+      assert.equal(curl.stdout, 'certificate\n');
+      const missing = spawnSync('curl', ['-sS', '-o', '/dev/null', '-w', '%{http_code}', '--cacert', join(work, 'ca/ca.crt'), `https://127.0.0.1:${s.port}/nope`], { encoding: 'utf8' });
+      assert.equal(missing.stdout, '404');
+    } finally {
+      assert.equal(await s.stop(), 0, 'serve exits 0 on SIGTERM');
+    }
+  });
+
+  void it('probe exits 1 against servers without credentials (ours and node:tls)', async () => {
+    const s = await startServe(work, '--cert', 'leaf/tls.crt', '--key', 'leaf/tls.key');
+    try {
+      const p = await runAsync(work, 'probe', `127.0.0.1:${s.port}`, '--ca', 'ca/ca.crt');
+      assert.equal(p.code, 1, p.stderr);
+      assert.match(p.stdout, /delegated credential: no \(the server signed with its certificate key, ecdsa_secp256r1_sha256\)/);
+    } finally {
+      await s.stop();
+    }
+    const server = nodeTls.createServer({ cert: readFileSync(join(work, 'leaf/tls.crt')), key: readFileSync(join(work, 'leaf/tls.key')), minVersion: 'TLSv1.3' }, (sock) => sock.end());
+    await new Promise<void>((res) => server.listen(0, '127.0.0.1', res));
+    try {
+      const port = (server.address() as AddressInfo).port;
+      const j = await runAsync(work, 'probe', `127.0.0.1:${port}`, '--ca', 'ca/ca.crt', '--json');
+      assert.equal(j.code, 1, j.stderr);
+      assert.equal((JSON.parse(j.stdout) as { authentication: string }).authentication, 'certificate');
+    } finally {
+      server.close();
+    }
+  });
+
+  void it('probe exits 2 with one line when the handshake fails (refused, untrusted chain, wrong name)', async () => {
+    const s = await startServe(work, '--cert', 'leaf/tls.crt', '--key', 'leaf/tls.key');
+    try {
+      oneLine(await runAsync(work, 'probe', `127.0.0.1:${s.port}`, '--ca', 'other-ca/ca.crt'), 2, /handshake failed: /);
+      oneLine(await runAsync(work, 'probe', `127.0.0.1:${s.port}`, '--ca', 'ca/ca.crt', '--servername', 'other.example.test'), 2, /handshake failed: .*other\.example\.test/);
+    } finally {
+      await s.stop();
+    }
+    const port = s.port; // closed now
+    oneLine(await runAsync(work, 'probe', `127.0.0.1:${port}`, '--ca', 'ca/ca.crt'), 2, /127\.0\.0\.1:\d+: handshake failed: connection refused/);
+    fails(work, 2, /HOST:PORT: "localhost" is not HOST:PORT/, 'probe', 'localhost', '--ca', 'ca/ca.crt');
+  });
+
+  void it('serve refuses credentials of another certificate and a busy port, with one line', async () => {
+    ok(work, 'cert', 'create', '--ca', 'ca', '--dns', 'localhost', '--out', 'leaf2');
+    ok(work, 'dc', 'issue', '--cert', 'leaf2/tls.crt', '--key', 'leaf2/tls.key', '--out', 'dc-leaf2');
+    oneLine(await runAsync(work, 'serve', '--cert', 'leaf/tls.crt', '--key', 'leaf/tls.key', '--dc-dir', 'dc-leaf2', '--port', '0'), 1, /--dc-dir: .*dc-leaf2\/dc\.cred: /);
+    oneLine(await runAsync(work, 'serve', '--cert', 'leaf/tls.crt', '--key', 'leaf/tls.key', '--dc-dir', 'leaf', '--port', '0'), 1, /--dc-dir: no delegated credentials/);
+    oneLine(await runAsync(work, 'serve', '--cert', 'leaf/tls.crt', '--key', 'leaf2/tls.key', '--port', '0'), 1, /--key leaf2\/tls\.key does not match/);
+    const s = await startServe(work, '--cert', 'leaf/tls.crt', '--key', 'leaf/tls.key');
+    try {
+      oneLine(await runAsync(work, 'serve', '--cert', 'leaf/tls.crt', '--key', 'leaf/tls.key', '--port', String(s.port)), 1, /cannot listen on 127\.0\.0\.1:\d+: address already in use/);
+    } finally {
+      await s.stop();
+    }
+  });
+
+  void it('parses durations and HOST:PORT', () => {
+    assert.equal(durationFlag('--v', '24h'), 86400);
+    assert.equal(durationFlag('--v', '1d12h30m5s'), 131405);
+    assert.throws(() => durationFlag('--v', '24'), /not a duration/);
+    assert.throws(() => durationFlag('--v', 'h'), /not a duration/);
+    assert.equal(humanDuration(93784), '1d2h3m4s');
+    assert.deepEqual(hostPortArgument('X', '[::1]:443'), { host: '::1', port: 443 });
+    assert.deepEqual(hostPortArgument('X', 'example.test:8443'), { host: 'example.test', port: 8443 });
+    assert.throws(() => hostPortArgument('X', 'example.test:0'), /between 1 and 65535/);
+  });
+});
