@@ -4,7 +4,7 @@
  */
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import { createHash, createPrivateKey, createPublicKey, verify, constants, generateKeyPairSync } from 'node:crypto';
+import { createHash, createPrivateKey, createPublicKey, verify, constants, generateKeyPairSync, randomBytes } from 'node:crypto';
 import { connect as tlsConnect, createServer as createTlsServer, type TLSSocket } from 'node:tls';
 import type { AddressInfo } from 'node:net';
 import { get as httpGet } from 'node:http';
@@ -44,7 +44,9 @@ function signerFor(name: keyof KeylessPki['keys'], extra: Partial<ConstructorPar
 }
 
 /** A raw protocol connection: writes bytes, collects answers by id. */
-async function rawConnection(port: number): Promise<{ socket: TLSSocket; answer: (id: number) => Promise<Operation> }> {
+async function rawConnection(
+  port: number,
+): Promise<{ socket: TLSSocket; answer: (id: number) => Promise<Operation>; answers: ReadonlyMap<number, number> }> {
   const socket = tlsConnect({ host: '127.0.0.1', port, ca: pki.ca, cert: pki.client.cert, key: pki.client.key });
   await new Promise<void>((resolve, reject) => {
     socket.once('secureConnect', resolve);
@@ -53,9 +55,11 @@ async function rawConnection(port: number): Promise<{ socket: TLSSocket; answer:
   const decoder = new FrameDecoder();
   const answers = new Map<number, Operation>();
   const waiters = new Map<number, (op: Operation) => void>();
+  const counts = new Map<number, number>();
   socket.on('data', (chunk: Buffer) => {
     for (const f of decoder.push(chunk)) {
       if (f.kind !== 'message') continue;
+      counts.set(f.header.id, (counts.get(f.header.id) ?? 0) + 1);
       const op = decodeOperation(f.body);
       const w = waiters.get(f.header.id);
       if (w) w(op);
@@ -64,7 +68,7 @@ async function rawConnection(port: number): Promise<{ socket: TLSSocket; answer:
   });
   const answer = (id: number): Promise<Operation> =>
     answers.has(id) ? Promise.resolve(answers.get(id)!) : new Promise((resolve) => waiters.set(id, resolve));
-  return { socket, answer };
+  return { socket, answer, answers: counts };
 }
 
 function header(id: number, length: number, major = 1): number[] {
@@ -221,6 +225,26 @@ void describe('keyless client and key server over mutual TLS', () => {
     const ok = await answer(11);
     assert.equal(ok.opcode, Opcode.response);
     assert.ok(verify('sha256', message, { key: createPublicKey(pki.keys.p256.cert), dsaEncoding: 'der' }, ok.payload!));
+    socket.destroy();
+  });
+
+  void it('answers every frame with a random body exactly once and keeps the connection open', async () => {
+    const { socket, answer, answers } = await rawConnection(server.port);
+    const ids = Array.from({ length: 300 }, (_, i) => 1000 + i);
+    for (const id of ids) {
+      const body = randomBytes(Math.floor(Math.random() * 200));
+      // Half of them start with a valid opcode item so decoding gets past the first item.
+      const withOpcode = id % 2 === 0 ? Buffer.concat([Buffer.from([Tag.opcode, 0, 1, body[0] ?? 0]), body]) : body;
+      socket.write(Uint8Array.from([...header(id, withOpcode.length), ...withOpcode]));
+    }
+    for (const id of ids) {
+      const op = await answer(id);
+      assert.ok([Opcode.error, Opcode.response, Opcode.pong].includes(op.opcode as 0xff), `answer to ${id}: 0x${op.opcode.toString(16)}`);
+    }
+    const ping = encodeMessage(5000, { opcode: Opcode.ping, payload: Uint8Array.of(1) });
+    socket.write(ping);
+    assert.equal((await answer(5000)).opcode, Opcode.pong);
+    assert.deepEqual(ids.filter((id) => answers.get(id) !== 1), [], 'one answer per request');
     socket.destroy();
   });
 
