@@ -61,7 +61,8 @@ export class Reconciler {
     try {
       inspection = this.inspect(dc);
     } catch (err) {
-      return this.report(dc, { trigger: null, failure: failureOf(err), credentials: [] });
+      const failure = err instanceof CertificateSecretAbsent ? await this.explainAbsentCertificate(err) : failureOf(err);
+      return this.report(dc, { trigger: null, failure, credentials: [] });
     }
     if (inspection === 'syncing') return { kind: 'done', requeueAt: new Date(this.deps.clock.now().getTime() + 1000) };
     const { output, trigger } = inspection;
@@ -97,9 +98,7 @@ export class Reconciler {
     const lookup = listers.certificateSecret(namespace, dc.spec.certificateSecretRef.name);
     if (lookup.state === 'syncing') return 'syncing';
     const secretName = `${namespace}/${dc.spec.certificateSecretRef.name}`;
-    if (lookup.state === 'absent') {
-      throw new ReconcileFailure('SecretNotFound', `the certificate Secret ${secretName} (type kubernetes.io/tls) does not exist`);
-    }
+    if (lookup.state === 'absent') throw new CertificateSecretAbsent(namespace, dc.spec.certificateSecretRef.name);
     if (lookup.secret.chainPem === undefined) throw new ReconcileFailure('CertificateInvalid', `Secret ${secretName} has no tls.crt`);
     const certificate = crypto.readCertificate(lookup.secret.chainPem, `tls.crt of Secret ${secretName}`);
     checkCertificate(certificate, secretName, now);
@@ -108,6 +107,22 @@ export class Reconciler {
     const output = viewOutputSecret(existing, dc, certificate.leafDer, crypto.inspectCredential);
     const trigger = needsIssuing({ dc, output, certificate, policy, now });
     return { dc, certificate, policy, plan, output, existing, trigger };
+  }
+
+  /**
+   * The certificate cache only holds kubernetes.io/tls Secrets: one GET tells "missing" from
+   * "wrong type" (only on this failure path, which retries with backoff).
+   */
+  private async explainAbsentCertificate(absent: CertificateSecretAbsent): Promise<Failure> {
+    const name = `${absent.secretNamespace}/${absent.secretName}`;
+    const secret = await this.deps.api.getSecret(absent.secretNamespace, absent.secretName);
+    if (secret === undefined) {
+      return { reason: 'SecretNotFound', message: `the certificate Secret ${name} does not exist; create it (type kubernetes.io/tls) or fix spec.certificateSecretRef` };
+    }
+    return {
+      reason: 'CertificateInvalid',
+      message: `Secret ${name} has type ${secret.type ?? '(none)'}; the certificate Secret must be of type kubernetes.io/tls`,
+    };
   }
 
   /** Signs every requested algorithm, then writes the Secret once; nothing is written on any failure. */
@@ -168,6 +183,15 @@ export class Reconciler {
       return { kind: 'failed', failure: outcome.failure };
     }
     return outcome.renewalTime ? { kind: 'done', requeueAt: outcome.renewalTime } : { kind: 'done' };
+  }
+}
+
+class CertificateSecretAbsent extends Error {
+  constructor(
+    readonly secretNamespace: string,
+    readonly secretName: string,
+  ) {
+    super(`certificate Secret ${secretNamespace}/${secretName} not in the cache`);
   }
 }
 

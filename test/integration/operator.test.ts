@@ -7,6 +7,7 @@ import { CoreV1Api, CustomObjectsApi, type KubeConfig, type V1Secret } from '@ku
 import { validateDelegatedCredential } from '../../src/tls/delegated/index.js';
 import { runController, type ControllerHandle } from '../../src/operator/main.js';
 import { createLogger } from '../../src/operator/logger.js';
+import { issueCertificate, KeyUsage } from '../../src/cli/pki/dev-pki.js';
 import { createTestNamespace, testKubeConfig, testKubeconfigPath, type TestNamespace } from '../support/cluster.js';
 import {
   applyCrds,
@@ -219,6 +220,18 @@ void describe('bad input: Ready=False with a reason to act on, nothing written, 
     assert.equal(await outputSecret('plain-dc'), undefined);
     const events = await core.listNamespacedEvent({ namespace: ns.name, fieldSelector: 'involvedObject.name=plain' });
     assert.ok(events.items.some((e) => e.type === 'Warning' && e.reason === 'CertificateMissingDelegationUsage'));
+  });
+
+  void it('an expired certificate', async () => {
+    const expired = await issueCertificate(
+      { commonName: 'old.example.test', keyUsage: KeyUsage.digitalSignature, delegationUsage: 'non-critical', notBefore: new Date(Date.now() - 30 * 86400_000), notAfter: new Date(Date.now() - 86400_000) },
+      'ecdsa-p256',
+    );
+    await putSecret(core, tlsSecret(ns.name, 'expired-tls', expired.pem, expired.key.privateKeyPem));
+    await createDelegatedCredential(kc, ns.name, 'expired', { certificateSecretRef: { name: 'expired-tls' }, secretName: 'expired-dc' });
+    const dc = await waitForCondition(kc, ns.name, 'expired', 'Ready', 'False', 'CertificateExpired');
+    assert.match(dc.status?.conditions?.find((c) => c.type === 'Ready')?.message ?? '', /expired at .*renew it/);
+    assert.equal(await outputSecret('expired-dc'), undefined);
   });
 
   void it('a missing certificate Secret', async () => {

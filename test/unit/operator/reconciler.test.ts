@@ -272,3 +272,14 @@ void test('an unreadable tls.key gives KeyInvalid naming the Secret, and nothing
   assert.match(signer?.message ?? '', /tls\.key of Secret web\/web-tls is an encrypted private key/);
   assert.equal(h.cluster.secrets.has(`${NS}/web-dc-secret`), false);
 });
+
+void test('a certificate Secret of another type gives CertificateInvalid naming the type', async () => {
+  const h = harness(new Date());
+  const cert = await delegationCertificate();
+  h.cluster.secrets.set(`${NS}/web-tls`, { type: 'Opaque', metadata: { name: 'web-tls', namespace: NS }, data: { 'tls.crt': Buffer.from(cert.pem).toString('base64') } });
+  h.cluster.putDelegatedCredential(NS, 'web-dc', { certificateSecretRef: { name: 'web-tls' }, secretName: 'web-dc-secret' });
+  await h.reconciler.reconcile(NS, 'web-dc');
+  const ready = condition(dcOf(h), 'Ready');
+  assert.equal(ready?.reason, 'CertificateInvalid');
+  assert.match(ready?.message ?? '', /has type Opaque; the certificate Secret must be of type kubernetes\.io\/tls/);
+});
