@@ -184,6 +184,8 @@ export class ClientConnection extends Connection {
     this.servername = overrides.servername ?? cfg.options.servername;
     const session = overrides.session ?? cfg.options.session;
     this.state = { kind: 'ExpectServerHello', offer: this.sendClientHello(session) };
+    // The server may send one compatibility CCS after its first flight message (§D.4).
+    this.records.changeCipherSpecAllowance = 1;
   }
 
   get stateName(): ClientState['kind'] {

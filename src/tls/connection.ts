@@ -299,7 +299,7 @@ export abstract class Connection {
   protected completeHandshake(traffic: TrafficState, info: HandshakeInfo): void {
     this.traffic = traffic;
     this.handshakeInfo = info;
-    this.records.allowChangeCipherSpec = false;
+    this.records.changeCipherSpecAllowance = 0;
     this.records.allowPlaintextAlerts = false;
     this.emit({ type: 'handshake', info });
     this.flushAppQueue();

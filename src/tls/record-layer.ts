@@ -36,8 +36,12 @@ export class RecordLayer {
   /** Pending output pieces; joined into one buffer by `takeOutput`. */
   private output: Uint8Array[] = [];
   private outputLength = 0;
-  /** Set by the state machine: whether a change_cipher_spec record is acceptable now. */
-  allowChangeCipherSpec = true;
+  /**
+   * How many more unprotected change_cipher_spec records are acceptable (middlebox
+   * compatibility, RFC 8446 §5): one, between the first ClientHello and the peer's Finished.
+   * The state machine sets it; a flood of CCS records is refused.
+   */
+  changeCipherSpecAllowance = 0;
   /** Set by the state machine: whether unprotected alerts are acceptable now (handshake only). */
   allowPlaintextAlerts = true;
   /**
@@ -103,9 +107,10 @@ export class RecordLayer {
 
     if (type === ContentType.change_cipher_spec) {
       // §5: an unprotected CCS of exactly 0x01, only while the handshake is in progress.
-      if (!this.allowChangeCipherSpec || length !== 1 || payload[0] !== 0x01 || this.hsBuffer.length > 0) {
+      if (this.changeCipherSpecAllowance <= 0 || length !== 1 || payload[0] !== 0x01 || this.hsBuffer.length > 0) {
         throw new UnexpectedMessage('unexpected change_cipher_spec');
       }
+      this.changeCipherSpecAllowance--;
       return { type, content: payload };
     }
     if (this.reader) {
@@ -129,7 +134,14 @@ export class RecordLayer {
       if (type === ContentType.alert && this.allowPlaintextAlerts) return { type, content: payload };
       throw new UnexpectedMessage(`unprotected record of type ${type} after keys were set`);
     }
-    if (type === ContentType.application_data) throw new UnexpectedMessage('application data before keys');
+    if (type === ContentType.application_data) {
+      // After a HelloRetryRequest the client's 0-RTT records arrive before ClientHello2 (§4.2.10).
+      if (this.skipEarlyDataBudget >= length) {
+        this.skipEarlyDataBudget -= length;
+        return this.takeRecord();
+      }
+      throw new UnexpectedMessage('application data before keys');
+    }
     if (type !== ContentType.handshake && type !== ContentType.alert) {
       throw new UnexpectedMessage(`record of unknown type ${type}`);
     }

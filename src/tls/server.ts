@@ -245,6 +245,8 @@ export class ServerConnection extends Connection {
 
   private onClientHello(body: Uint8Array, raw: Uint8Array, retry: RetryState | undefined): void {
     const hello = decodeClientHello(body);
+    // One compatibility CCS may arrive from now on until the client's Finished (§D.4).
+    if (!retry) this.records.changeCipherSpecAllowance = 1;
     checkClientHello(hello);
     if (retry) checkSecondClientHello(retry, hello);
     const suite = retry?.suite ?? this.chooseCipherSuite(hello);
@@ -313,6 +315,8 @@ export class ServerConnection extends Connection {
     this.records.queueHandshake(hrr);
     const compat = hello.legacySessionId.length > 0;
     if (compat) this.records.writeChangeCipherSpec();
+    // 0-RTT records the client sent after ClientHello1 are skipped (§4.2.10).
+    if (hello.extensions.earlyData) this.records.skipEarlyDataBudget = 1 << 16;
     this.state = {
       kind: 'ExpectSecondClientHello',
       retry: { suite, group, transcript, firstHello: hello, sentChangeCipherSpec: compat },

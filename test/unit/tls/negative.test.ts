@@ -152,6 +152,15 @@ void describe('a server refuses broken ClientHellos with the right alert', () =>
     assert.equal(alertOf(await server(), record(ContentType.change_cipher_spec, Uint8Array.of(2))), A.unexpected_message);
   });
 
+  void test('a change_cipher_spec before any ClientHello: unexpected_message', async () => {
+    assert.equal(alertOf(await server(), record(ContentType.change_cipher_spec, Uint8Array.of(1))), A.unexpected_message);
+  });
+
+  void test('a second compatibility change_cipher_spec: unexpected_message', async () => {
+    const ccs = record(ContentType.change_cipher_spec, Uint8Array.of(1));
+    assert.equal(alertOf(await server(), record(ContentType.handshake, clientHello()), ccs, ccs), A.unexpected_message);
+  });
+
   void test('an unknown record type: unexpected_message', async () => {
     assert.equal(alertOf(await server(), record(99, Uint8Array.of(1))), A.unexpected_message);
   });
@@ -197,6 +206,14 @@ void describe('framing edge cases that must work', () => {
     await pump(pair, (_from, chunk) => Array.from(chunk, (b) => Uint8Array.of(b)));
     assert.equal(pair.client.ofType('handshake').length, 1);
     assert.equal(pair.server.ofType('handshake').length, 1);
+  });
+
+  void test('0-RTT records from a client that offered early_data are skipped, not fatal', async () => {
+    const conn = await server();
+    const ch = clientHello({ earlyData: true });
+    const p = conn.feed(Buffer.concat([record(ContentType.handshake, ch), record(ContentType.application_data, new Uint8Array(100).fill(3))]));
+    assert.equal(p.events.find((e) => e.type === 'error'), undefined);
+    assert.ok(p.output.length > 0, 'the server answered the ClientHello');
   });
 
   void test('a change_cipher_spec after the handshake is unexpected_message', async () => {
