@@ -7,7 +7,8 @@
  * Keys are generated and used through node's WebCrypto (what @peculiar/x509 signs with) and
  * exported as PKCS#8 PEM.
  */
-import { createPrivateKey, randomBytes, webcrypto, type KeyObject } from 'node:crypto';
+import { randomBytes, webcrypto, type KeyObject } from 'node:crypto';
+import { parsePrivateKeyPem } from '../../signer/in-memory.js';
 import { isIP } from 'node:net';
 import { DELEGATION_USAGE_OID, derToPem } from '../../tls/certificates.js';
 import { x509 } from './x509.js';
@@ -82,15 +83,16 @@ export function keyTypeOf(key: KeyObject): KeyType | 'ecdsa-p521' | 'rsa' | unde
 export async function importSigningKey(pem: string): Promise<{ key: CryptoKey; keyObject: KeyObject }> {
   let keyObject: KeyObject;
   try {
-    keyObject = createPrivateKey(pem);
-  } catch {
-    throw new Error('not a PKCS#8, PKCS#1 or SEC1 PEM private key');
+    keyObject = parsePrivateKeyPem(pem, 'the key');
+  } catch (e) {
+    // "the key is an encrypted private key; ..." -> "an encrypted private key; ..."
+    throw new Error((e as Error).message.replace(/^the key is /, ''));
   }
   const type = keyTypeOf(keyObject);
   let alg: KeyAlgorithm['import'];
   if (type === 'ecdsa-p521') alg = { name: 'ECDSA', namedCurve: 'P-521' };
   else if (type === 'rsa') alg = { name: 'RSASSA-PKCS1-v1_5', hash: 'SHA-256' };
-  else if (type === undefined) throw new Error(`unsupported key type ${keyObject.asymmetricKeyType ?? 'unknown'} (want ECDSA, Ed25519 or RSA)`);
+  else if (type === undefined) throw new Error(`a key of type ${keyObject.asymmetricKeyType ?? 'unknown'}, which cannot sign certificates (want ECDSA P-256/P-384/P-521, Ed25519 or RSA)`);
   else alg = algorithmFor(type).import;
   const der = keyObject.export({ type: 'pkcs8', format: 'der' });
   const key = await subtle.importKey('pkcs8', der, alg, false, ['sign']);

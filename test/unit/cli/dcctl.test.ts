@@ -6,7 +6,7 @@ import { describe, it, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawnSync, execFileSync } from 'node:child_process';
 import { mkdtempSync, mkdirSync, readFileSync, rmSync, statSync, cpSync, existsSync, writeFileSync } from 'node:fs';
-import { createPrivateKey } from 'node:crypto';
+import { createPrivateKey, generateKeyPairSync } from 'node:crypto';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -208,6 +208,15 @@ void describe('dcctl', () => {
     cpSync(join(work, 'ca/ca.crt'), join(work, 'mixed/ca.crt'), { recursive: true });
     cpSync(join(work, 'other-ca/ca.key'), join(work, 'mixed/ca.key'));
     fails(work, 1, /^dcctl cert create: --ca .*mixed: ca\.key does not match the certificate in ca\.crt$/, 'cert', 'create', '--ca', 'mixed', '--dns', 'a.test', '--out', 'x');
+    // An encrypted CA key, and a key type that cannot sign certificates.
+    mkdirSync(join(work, 'locked'));
+    cpSync(join(work, 'ca/ca.crt'), join(work, 'locked/ca.crt'));
+    writeFileSync(join(work, 'locked/ca.key'), createPrivateKey(readFileSync(join(work, 'ca/ca.key'))).export({ type: 'pkcs8', format: 'pem', cipher: 'aes-256-cbc', passphrase: 'x' }));
+    fails(work, 1, /--ca .*locked: ca\.key is an encrypted private key; an unencrypted PKCS#8\/PKCS#1\/SEC1 PEM key is needed$/, 'cert', 'create', '--ca', 'locked', '--dns', 'a.test', '--out', 'x');
+    writeFileSync(join(work, 'locked/ca.key'), 'not a key');
+    fails(work, 1, /--ca .*locked: ca\.key is not a PKCS#8\/PKCS#1\/SEC1 PEM private key$/, 'cert', 'create', '--ca', 'locked', '--dns', 'a.test', '--out', 'x');
+    writeFileSync(join(work, 'locked/ca.key'), generateKeyPairSync('x25519').privateKey.export({ type: 'pkcs8', format: 'pem' }));
+    fails(work, 1, /--ca .*locked: ca\.key is a key of type x25519, which cannot sign certificates/, 'cert', 'create', '--ca', 'locked', '--dns', 'a.test', '--out', 'x');
     // A leaf directory is not a CA.
     cpSync(join(work, 'leaf/tls.crt'), join(work, 'leaf-as-ca/ca.crt'), { recursive: true });
     cpSync(join(work, 'leaf/tls.key'), join(work, 'leaf-as-ca/ca.key'));
