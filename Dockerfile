@@ -1,0 +1,37 @@
+# syntax=docker/dockerfile:1
+# One image for every dc-operator process, chosen by subcommand:
+#   controller | webhook | sidecar | keyserver      (docker run IMAGE controller --help)
+# The webhook injects the sidecar as `dc-operator sidecar ...`, so `dc-operator` is on PATH too.
+# test/unit/packaging-dockerfile.test.ts checks that what this file names exists and runs.
+ARG NODE_IMAGE=node:20-bookworm-slim
+
+# --- build: compile TypeScript (dev dependencies needed) ---------------------------------------
+FROM ${NODE_IMAGE} AS build
+WORKDIR /src
+COPY package.json package-lock.json ./
+RUN npm ci --no-audit --no-fund
+COPY tsconfig.json ./
+COPY src ./src
+RUN npx tsc -p tsconfig.json
+
+# --- deps: production dependencies only --------------------------------------------------------
+FROM ${NODE_IMAGE} AS deps
+WORKDIR /src
+COPY package.json package-lock.json ./
+RUN npm ci --omit=dev --no-audit --no-fund && npm cache clean --force
+
+# --- runtime: slim Node 20, non-root, nothing but the compiled code and its dependencies -------
+FROM ${NODE_IMAGE} AS runtime
+ENV NODE_ENV=production
+WORKDIR /app
+# package.json carries "type": "module": dist/**/*.js are ES modules.
+COPY --from=deps /src/package.json ./package.json
+COPY --from=deps /src/node_modules ./node_modules
+COPY --from=build /src/dist/src ./dist/src
+RUN chmod 0755 dist/src/cli/dc-operator.js dist/src/cli/dcctl.js \
+ && ln -s /app/dist/src/cli/dc-operator.js /usr/local/bin/dc-operator \
+ && ln -s /app/dist/src/cli/dcctl.js /usr/local/bin/dcctl
+# 65532: the conventional "nonroot" uid (distroless), the same the injected sidecar runs as.
+USER 65532:65532
+ENTRYPOINT ["node", "dist/src/cli/dc-operator.js"]
+CMD ["--help"]

@@ -1,0 +1,205 @@
+/**
+ * The Dockerfile, checked without a Docker engine: what it names must exist in the build output and
+ * run. The runtime stage's WORKDIR /app mirrors the repository root (package.json + dist/src), so
+ * every /app path it names is checked against this checkout after `tsc`.
+ */
+import { describe, it } from 'node:test';
+import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
+import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, symlinkSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join, relative } from 'node:path';
+import { builtinModules } from 'node:module';
+import ts from 'typescript';
+import { repoRoot } from '../support/control-plane.js';
+import { DEFAULT_SIDECAR_CONFIG } from '../../src/webhook/config.js';
+
+interface Instruction {
+  op: string;
+  args: string;
+}
+
+interface Stage {
+  from: string;
+  name?: string;
+  instructions: Instruction[];
+}
+
+/** Dockerfile → stages of instructions (line continuations joined, comments dropped, ARGs before FROM resolved). */
+export function parseDockerfile(text: string): Stage[] {
+  const logical: string[] = [];
+  let current = '';
+  for (const raw of text.split('\n')) {
+    const line = raw.trimEnd();
+    if (current === '' && /^\s*#/.test(line)) continue;
+    if (line.endsWith('\\')) {
+      current += line.slice(0, -1) + ' ';
+      continue;
+    }
+    current += line;
+    if (current.trim()) logical.push(current.trim());
+    current = '';
+  }
+  const globalArgs = new Map<string, string>();
+  const stages: Stage[] = [];
+  for (const l of logical) {
+    const m = /^(\w+)\s+(.*)$/.exec(l);
+    if (!m?.[1] || m[2] === undefined) throw new Error(`cannot parse Dockerfile line: ${l}`);
+    const op = m[1].toUpperCase();
+    const args = m[2];
+    if (op === 'ARG' && stages.length === 0) {
+      const [k, v] = args.split('=');
+      if (k && v) globalArgs.set(k, v);
+      continue;
+    }
+    if (op === 'FROM') {
+      const fm = /^(\S+)(?:\s+AS\s+(\S+))?$/i.exec(args);
+      if (!fm?.[1]) throw new Error(`cannot parse FROM ${args}`);
+      const from = fm[1].replace(/\$\{(\w+)\}/g, (_, k: string) => globalArgs.get(k) ?? `\${${k}}`);
+      stages.push({ from, ...(fm[2] ? { name: fm[2] } : {}), instructions: [] });
+      continue;
+    }
+    const stage = stages.at(-1);
+    if (!stage) throw new Error(`${op} before the first FROM`);
+    stage.instructions.push({ op, args });
+  }
+  return stages;
+}
+
+const dockerfile = readFileSync(join(repoRoot, 'Dockerfile'), 'utf8');
+const stages = parseDockerfile(dockerfile);
+const runtime = stages.at(-1) as Stage;
+const all = (stage: Stage, op: string): string[] => stage.instructions.filter((i) => i.op === op).map((i) => i.args);
+const last = (stage: Stage, op: string): string | undefined => all(stage, op).at(-1);
+
+function entrypoint(): string[] {
+  const e = last(runtime, 'ENTRYPOINT');
+  assert.ok(e, 'the runtime stage has an ENTRYPOINT');
+  const parsed: unknown = JSON.parse(e);
+  assert.ok(Array.isArray(parsed) && parsed.every((x) => typeof x === 'string'), 'ENTRYPOINT is in exec form');
+  return parsed as string[];
+}
+
+/** /app/x or x (relative to WORKDIR /app) → the same file in this checkout. */
+function inCheckout(appPath: string): string {
+  const rel = appPath.startsWith('/app/') ? appPath.slice('/app/'.length) : appPath;
+  return join(repoRoot, rel);
+}
+
+function runNode(args: string[], cwd = repoRoot): { code: number | null; stdout: string; stderr: string } {
+  const r = spawnSync(process.execPath, args, { cwd, encoding: 'utf8', timeout: 30_000, env: { ...process.env, NODE_ENV: 'production' } });
+  return { code: r.status, stdout: r.stdout, stderr: r.stderr };
+}
+
+/** `Commands:` section of a --help text → command names. */
+function commandsOf(help: string): string[] {
+  const section = help.split(/^Commands:$/m)[1]?.split(/\n\s*\n/)[0] ?? '';
+  return section.split('\n').map((l) => /^\s+(\S+)/.exec(l)?.[1]).filter((c): c is string => c !== undefined);
+}
+
+function tsFiles(dir: string): string[] {
+  return readdirSync(dir, { withFileTypes: true }).flatMap((d) =>
+    d.isDirectory() ? tsFiles(join(dir, d.name)) : d.name.endsWith('.ts') ? [join(dir, d.name)] : []);
+}
+
+describe('Dockerfile', () => {
+  it('builds in separate stages and runs a slim Node 20 image as uid 65532', () => {
+    assert.ok(stages.length >= 2, 'multi-stage');
+    assert.match(runtime.from, /^node:20[-.\w]*-slim$/, `runtime base ${runtime.from}`);
+    assert.equal(last(runtime, 'USER'), '65532:65532');
+    assert.ok(!all(runtime, 'RUN').some((r) => /npm (ci|install)(?!.*--omit=dev)/.test(r)), 'no dev dependencies installed in the runtime stage');
+    assert.equal(last(runtime, 'WORKDIR'), '/app');
+  });
+
+  it('has the entry point node dist/src/cli/dc-operator.js, and it exists after tsc', () => {
+    const [exe, script] = entrypoint();
+    assert.equal(exe, 'node');
+    assert.equal(script, 'dist/src/cli/dc-operator.js');
+    assert.ok(existsSync(inCheckout(script)), `${script} is built (run tsc first)`);
+  });
+
+  it('copies from the build stages exactly what the runtime needs, and those paths exist', () => {
+    const copies = all(runtime, 'COPY').map((c) => /^--from=(\S+)\s+(\S+)\s+(\S+)$/.exec(c));
+    const froms = copies.filter((m): m is RegExpExecArray => m !== null).map((m) => ({ stage: m[1], src: m[2] ?? '', dest: m[3] ?? '' }));
+    const stageNames = stages.map((s) => s.name);
+    for (const c of froms) assert.ok(stageNames.includes(c.stage), `COPY --from=${c.stage} names a stage`);
+    // /src in the build stages is this checkout; dest is relative to /app.
+    for (const c of froms) {
+      assert.ok(c.src.startsWith('/src/'), `${c.src} is under the build WORKDIR`);
+      assert.equal(c.src.slice('/src/'.length), c.dest.replace(/^\.\//, ''), `${c.src} lands at the same relative path`);
+      assert.ok(existsSync(join(repoRoot, c.dest)), `${c.dest} exists in the checkout`);
+    }
+    const dests = froms.map((c) => c.dest.replace(/^\.\//, ''));
+    for (const needed of ['package.json', 'node_modules', 'dist/src']) assert.ok(dests.includes(needed), `runtime gets ${needed}`);
+    const pkg = JSON.parse(readFileSync(join(repoRoot, 'package.json'), 'utf8')) as { type?: string };
+    assert.equal(pkg.type, 'module', 'package.json makes dist/**/*.js ES modules');
+  });
+
+  it('runs `dc-operator --help` and every subcommand\'s --help with exit code 0', () => {
+    const [, script] = entrypoint();
+    const top = runNode([script as string, '--help']);
+    assert.equal(top.code, 0, top.stderr);
+    const commands = commandsOf(top.stdout);
+    for (const expected of ['controller', 'webhook', 'sidecar', 'keyserver']) assert.ok(commands.includes(expected), `${expected} in ${commands.join(', ')}`);
+    for (const c of commands) {
+      const r = runNode([script as string, c, '--help']);
+      assert.equal(r.code, 0, `dc-operator ${c} --help: ${r.stderr}`);
+      assert.match(r.stdout, new RegExp(`^Usage: dc-operator ${c}`, 'm'));
+    }
+  });
+
+  it('puts dc-operator on PATH (the webhook injects the sidecar as `dc-operator sidecar`) and it runs through the symlink', () => {
+    const links = all(runtime, 'RUN').flatMap((r) => [...r.matchAll(/ln -s (\S+) \/usr\/local\/bin\/(\S+)/g)]).map((m) => ({ target: m[1] ?? '', name: m[2] ?? '' }));
+    assert.ok(links.some((l) => l.name === DEFAULT_SIDECAR_CONFIG.command[0]), `a link named ${DEFAULT_SIDECAR_CONFIG.command[0]}`);
+    const dir = mkdtempSync(join(tmpdir(), 'dc-docker-bin-'));
+    try {
+      for (const l of links) {
+        const file = inCheckout(l.target);
+        assert.ok(existsSync(file), `${l.target} exists`);
+        assert.ok(readFileSync(file, 'utf8').startsWith('#!/usr/bin/env node\n'), `${l.target} starts with a node shebang`);
+        assert.ok(all(runtime, 'RUN').some((r) => r.includes('chmod') && r.includes(relative(repoRoot, file))), `${l.target} is made executable`);
+        symlinkSync(file, join(dir, l.name));
+        const r = runNode([join(dir, l.name), '--help'], dir);
+        assert.equal(r.code, 0, `${l.name} --help via symlink: ${r.stderr}`);
+        assert.match(r.stdout, new RegExp(`^Usage: ${l.name} `, 'm'));
+      }
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
+  it('builds from src/ alone: no source file imports from outside src/', () => {
+    const srcDir = join(repoRoot, 'src');
+    for (const file of tsFiles(srcDir)) {
+      for (const m of readFileSync(file, 'utf8').matchAll(/(?:from|import)\s*\(?\s*'(\.{1,2}\/[^']+)'/g)) {
+        const target = join(file, '..', m[1] ?? '');
+        assert.ok(!relative(srcDir, target).startsWith('..'), `${relative(repoRoot, file)} imports ${m[1]}, outside src/`);
+      }
+    }
+  });
+
+  it('needs only production dependencies at run time: every package src/ imports is in "dependencies"', () => {
+    const pkg = JSON.parse(readFileSync(join(repoRoot, 'package.json'), 'utf8')) as { dependencies?: Record<string, string> };
+    const deps = new Set(Object.keys(pkg.dependencies ?? {}));
+    const builtins = new Set(builtinModules);
+    for (const file of tsFiles(join(repoRoot, 'src'))) {
+      for (const { fileName: spec } of ts.preProcessFile(readFileSync(file, 'utf8'), true, true).importedFiles) {
+        if (spec.startsWith('.') || spec.startsWith('node:') || builtins.has(spec)) continue;
+        const name = spec.startsWith('@') ? spec.split('/').slice(0, 2).join('/') : (spec.split('/')[0] ?? spec);
+        assert.ok(deps.has(name), `${relative(repoRoot, file)} imports ${spec}; ${name} must be in dependencies (the image has no devDependencies)`);
+      }
+    }
+  });
+
+  it('.dockerignore keeps local build output and secrets out, and lets in what the build copies', () => {
+    const ignored = readFileSync(join(repoRoot, '.dockerignore'), 'utf8').split('\n').map((l) => l.trim()).filter((l) => l && !l.startsWith('#'));
+    for (const p of ['node_modules', 'dist', '.git', '.dev']) assert.ok(ignored.includes(p), `${p} ignored`);
+    const copiedFromContext = stages.flatMap((s) => all(s, 'COPY')).filter((c) => !c.startsWith('--from='))
+      .flatMap((c) => c.split(/\s+/).slice(0, -1));
+    assert.ok(copiedFromContext.length > 0);
+    for (const p of copiedFromContext) {
+      assert.ok(!ignored.includes(p), `${p} is copied but ignored`);
+      assert.ok(statSync(join(repoRoot, p)), `${p} exists`);
+    }
+  });
+});
