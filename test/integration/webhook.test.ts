@@ -3,7 +3,6 @@
 // webhook writes itself, and pods are created through the API. No kubelet runs, so pods stay
 // Pending: what is tested is what admission stored.
 import assert from 'node:assert/strict';
-import { execFileSync } from 'node:child_process';
 import { X509Certificate } from 'node:crypto';
 import { mkdtempSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -18,8 +17,8 @@ import {
   type KubeConfig,
   type V1Pod,
 } from '@kubernetes/client-node';
-import { createTestNamespace, testKubeconfigPath, testKubeConfig, uniqueName, type TestNamespace } from '../support/cluster.js';
-import { repoRoot } from '../support/control-plane.js';
+import { createTestNamespace, testKubeConfig, uniqueName, type TestNamespace } from '../support/cluster.js';
+import { applyCrds } from './operator-fixtures.js';
 import { runWebhook, type RunningWebhook } from '../../src/webhook/main.js';
 import { admit } from '../../src/webhook/admission.js';
 import { createCa, createServingCert, type KeyedCertificate } from '../../src/webhook/certs.js';
@@ -30,13 +29,6 @@ import type { Logger } from '../../src/webhook/serving-certs.js';
 
 const DAY = 24 * 60 * 60 * 1000;
 const quiet: Logger = { info: () => undefined, warn: () => undefined, error: () => undefined };
-
-function applyCrds(kubeconfig: string): void {
-  const kubectl = process.env['KUBECTL'] ?? 'kubectl';
-  const file = join(repoRoot, 'crds', 'dc-operator.io_delegatedcredentials.yaml');
-  execFileSync(kubectl, ['--kubeconfig', kubeconfig, 'apply', '--server-side', '--force-conflicts', '-f', file], { stdio: 'pipe' });
-  execFileSync(kubectl, ['--kubeconfig', kubeconfig, 'wait', '--for=condition=Established', '--timeout=30s', 'crd/delegatedcredentials.dc-operator.io'], { stdio: 'pipe' });
-}
 
 /**
  * Registers a configuration for `url`, scoped to one namespace so a leftover from a crashed run
@@ -144,7 +136,7 @@ void describe('the sidecar-injection webhook behind a real kube-apiserver', () =
 
   before(async () => {
     kc = await testKubeConfig();
-    applyCrds(await testKubeconfigPath());
+    await applyCrds(kc);
     operatorNs = await createTestNamespace('dc-operator-system');
     appNs = await createTestNamespace('webhook-app');
     namespaces.push(operatorNs, appNs);
