@@ -153,11 +153,14 @@ void describe('issuing with the in-cluster signer', () => {
   void it('re-issues within seconds when the certificate is replaced', async () => {
     const before = await outputSecret('web-dc');
     const next = dcctlCertificate();
+    const replacedAt = Date.now();
     await putSecret(core, tlsSecret(ns.name, 'web-tls', next.crt, next.key));
-    const secret = await waitFor('credentials for the new certificate', 10_000, async () => {
+    const secret = await waitFor('credentials for the new certificate', 20_000, async () => {
       const s = await outputSecret('web-dc');
       return s && secretData(s, 'tls.crt').toString() === next.crt ? s : undefined;
     });
+    const latency = Date.now() - replacedAt;
+    assert.ok(latency < 10_000, `re-issued ${latency} ms after the certificate changed`);
     assert.notEqual(secret.data?.['ed25519.cred'], before?.data?.['ed25519.cred']);
     assertCredentialsVerify(secret, algorithms);
   });
@@ -196,7 +199,9 @@ void describe('issuing with the in-cluster signer', () => {
       return fp !== undefined && fp !== firstKey ? dc : undefined;
     }, 250);
     const rotatedAt = Date.parse(second.status?.lastIssuedTime ?? '');
-    assert.ok(rotatedAt >= renewalAt - 1000 && rotatedAt <= renewalAt + 3000, `rotated ${rotatedAt - renewalAt} ms after the renewal time`);
+    // On time: not before the renewal time (second precision in status), and promptly after it
+    // (the bound leaves room for a loaded 2-core CI machine).
+    assert.ok(rotatedAt >= renewalAt - 1000 && rotatedAt <= renewalAt + 5000, `rotated ${rotatedAt - renewalAt} ms after the renewal time`);
     assertCredentialsVerify(await outputSecret('rotate-dc'), ['ecdsa_secp256r1_sha256']);
   });
 
