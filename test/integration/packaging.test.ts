@@ -1,0 +1,260 @@
+/**
+ * The install paths against the real kube-apiserver: helm lint, manifests/install.yaml equal to a
+ * fresh render of the chart, the chart's webhook configuration and RBAC equal to what the code
+ * builds, `kubectl apply --server-side` of install.yaml and every example, and a helm install /
+ * uninstall that keeps the CRDs.
+ *
+ * Cluster-scoped objects are shared with the other test files on this control plane: the helm
+ * release gets a unique name (so its ClusterRoles and MutatingWebhookConfiguration do too), its
+ * webhook matches no namespace, and install.yaml's MutatingWebhookConfiguration (failurePolicy Fail,
+ * no webhook running) is deleted before the test ends, or it would refuse pod creations elsewhere.
+ */
+import { describe, it, before } from 'node:test';
+import assert from 'node:assert/strict';
+import { execFile } from 'node:child_process';
+import { readFileSync, readdirSync } from 'node:fs';
+import { join } from 'node:path';
+import { CustomObjectsApi, loadAllYaml, type V1MutatingWebhookConfiguration, type V1PolicyRule } from '@kubernetes/client-node';
+import { ensureBinaries, helmPath, kubectlPath, repoRoot } from '../support/control-plane.js';
+import { testKubeConfig, testKubeconfigPath, uniqueName, withNamespace } from '../support/cluster.js';
+import { CONTROLLER_RULES, LEASE_RULES } from '../../src/operator/rbac.js';
+import { WEBHOOK_RBAC, buildMutatingWebhookConfiguration } from '../../src/webhook/webhook-configuration.js';
+
+const CHART = join(repoRoot, 'charts', 'dc-operator');
+const INSTALL_YAML = join(repoRoot, 'manifests', 'install.yaml');
+const EXAMPLES = join(repoRoot, 'manifests', 'examples');
+const CRD_NAMES = ['delegatedcredentials.dc-operator.io', 'delegationsigners.dc-operator.io', 'clusterdelegationsigners.dc-operator.io'];
+
+interface Run {
+  stdout: string;
+  stderr: string;
+}
+
+function run(cmd: string, args: string[], opts: { env?: Record<string, string>; input?: string } = {}): Promise<Run> {
+  return new Promise((resolve, reject) => {
+    const child = execFile(cmd, args, { cwd: repoRoot, maxBuffer: 64 << 20, timeout: 120_000, env: { ...process.env, ...opts.env } }, (err, stdout, stderr) => {
+      if (err) reject(new Error(`${cmd} ${args.join(' ')} failed: ${err.message}\n${stderr}`));
+      else resolve({ stdout, stderr });
+    });
+    if (opts.input !== undefined) child.stdin?.end(opts.input);
+  });
+}
+
+interface K8sObject {
+  apiVersion: string;
+  kind: string;
+  metadata: { name: string; namespace?: string; labels?: Record<string, string>; annotations?: Record<string, string> };
+  [k: string]: unknown;
+}
+
+const docs = (yaml: string): K8sObject[] => (loadAllYaml(yaml) as Array<K8sObject | null>).filter((d): d is K8sObject => d !== null && typeof d === 'object');
+const find = (objs: K8sObject[], kind: string, name: string): K8sObject => {
+  const o = objs.find((x) => x.kind === kind && x.metadata.name === name);
+  assert.ok(o, `${kind}/${name} rendered (have: ${objs.map((x) => `${x.kind}/${x.metadata.name}`).join(', ')})`);
+  return o;
+};
+/** JSON round trip: drops undefined, normalises key order for deepEqual. */
+const plain = <T>(x: T): unknown => JSON.parse(JSON.stringify(x)) as unknown;
+/** A rule with its verbs sorted and resourceNames removed, for comparing grants by shape. */
+const ruleShape = (r: V1PolicyRule): unknown => plain({ apiGroups: r.apiGroups, resources: r.resources, verbs: [...(r.verbs ?? [])].sort() });
+
+let helm: string;
+let kubectl: string;
+let kubeconfig: string;
+
+async function render(release: string, namespace: string, ...set: string[]): Promise<K8sObject[]> {
+  const { stdout } = await run(helm, ['template', release, CHART, '--namespace', namespace, ...set.flatMap((s) => ['--set', s])]);
+  return docs(stdout);
+}
+
+async function crdsEstablished(): Promise<void> {
+  const custom = (await testKubeConfig()).makeApiClient(CustomObjectsApi);
+  const deadline = Date.now() + 30_000;
+  for (const name of CRD_NAMES) {
+    for (;;) {
+      const crd = (await custom.getClusterCustomObject({ group: 'apiextensions.k8s.io', version: 'v1', plural: 'customresourcedefinitions', name })) as {
+        status?: { conditions?: Array<{ type: string; status: string }> };
+      };
+      if (crd.status?.conditions?.some((c) => c.type === 'Established' && c.status === 'True')) break;
+      assert.ok(Date.now() < deadline, `CRD ${name} Established within 30 s`);
+      await new Promise((r) => setTimeout(r, 200));
+    }
+  }
+}
+
+describe('packaging', () => {
+  before(async () => {
+    helm = helmPath();
+    kubectl = kubectlPath(ensureBinaries());
+    kubeconfig = await testKubeconfigPath();
+  });
+
+  it('passes helm lint --strict, with default values and with every optional part switched on', async () => {
+    await run(helm, ['lint', '--strict', CHART]);
+    await run(helm, ['lint', '--strict', CHART, '--set', 'webhook.certMode=cert-manager', '--set', 'controller.watchNamespace=apps',
+      '--set', 'metrics.serviceMonitor.enabled=true', '--set', 'namespace.create=true', '--set', 'crds.keep=false']);
+  });
+
+  it('refuses values the schema does not allow', async () => {
+    await assert.rejects(run(helm, ['template', 'x', CHART, '--set', 'webhook.failurePolicy=Sometimes']), /failurePolicy/);
+    await assert.rejects(run(helm, ['template', 'x', CHART, '--set', 'webhook.timeoutSeconds=31']), /timeoutSeconds/);
+    await assert.rejects(run(helm, ['template', 'x', CHART, '--set', 'controlller.replicas=1']), /controlller/);
+  });
+
+  it('has manifests/install.yaml equal to a fresh render of the chart (run `make manifests` when this fails)', async () => {
+    const text = readFileSync(INSTALL_YAML, 'utf8');
+    const header = text.split('\n').slice(0, 2);
+    const command = /^# helm (.+)$/.exec(header[1] ?? '')?.[1];
+    assert.ok(command, 'install.yaml records the helm command that rendered it on its second line');
+    const { stdout } = await run(helm, command.split(' '));
+    const body = text.split('\n').slice(2).join('\n');
+    assert.ok(body === stdout, 'manifests/install.yaml differs from the chart: run `make manifests`');
+  });
+
+  it('renders the MutatingWebhookConfiguration the webhook code builds, with values for failurePolicy, timeout and namespaces', async () => {
+    const ns = 'dc-operator';
+    const objs = await render('dc-operator', ns);
+    const chart = find(objs, 'MutatingWebhookConfiguration', 'dc-operator-webhook') as unknown as V1MutatingWebhookConfiguration;
+    const code = buildMutatingWebhookConfiguration({ endpoint: { service: { namespace: ns, name: 'dc-operator-webhook', port: 443 } }, operatorNamespace: ns });
+    assert.equal(chart.metadata?.name, code.metadata?.name);
+    assert.deepEqual(plain(chart.webhooks), plain(code.webhooks));
+
+    const tuned = find(await render('dc-operator', ns, 'webhook.failurePolicy=Ignore', 'webhook.timeoutSeconds=3', 'webhook.requireLabel=true',
+      'webhook.excludedNamespaces={istio-system,monitoring}'), 'MutatingWebhookConfiguration', 'dc-operator-webhook') as unknown as V1MutatingWebhookConfiguration;
+    const tunedCode = buildMutatingWebhookConfiguration({
+      endpoint: { service: { namespace: ns, name: 'dc-operator-webhook', port: 443 } }, operatorNamespace: ns,
+      failurePolicy: 'Ignore', timeoutSeconds: 3, requireLabel: true, excludedNamespaces: ['istio-system', 'monitoring'],
+    });
+    assert.deepEqual(plain(tuned.webhooks), plain(tunedCode.webhooks));
+  });
+
+  it('grants the controller exactly src/operator/rbac.ts and the webhook what WEBHOOK_RBAC lists, narrowed by name', async () => {
+    const objs = await render('dc-operator', 'dc-operator');
+    const controllerRole = find(objs, 'ClusterRole', 'dc-operator-controller') as unknown as { rules: V1PolicyRule[] };
+    assert.deepEqual(controllerRole.rules.map(ruleShape), CONTROLLER_RULES.map(ruleShape));
+    const lease = find(objs, 'Role', 'dc-operator-controller-leader-election') as unknown as { rules: V1PolicyRule[] };
+    const leaseVerbs = lease.rules.flatMap((r) => r.verbs).sort();
+    assert.deepEqual(leaseVerbs, [...(LEASE_RULES[0]?.verbs ?? [])].sort());
+    assert.ok(lease.rules.every((r) => r.apiGroups?.[0] === 'coordination.k8s.io' && r.resources?.[0] === 'leases'));
+    assert.deepEqual(lease.rules.find((r) => r.resourceNames)?.resourceNames, ['dc-operator-controller']);
+
+    const webhookCluster = find(objs, 'ClusterRole', 'dc-operator-webhook') as unknown as { rules: V1PolicyRule[] };
+    const webhookNs = find(objs, 'Role', 'dc-operator-webhook') as unknown as { rules: V1PolicyRule[] };
+    const verbsFor = (rules: V1PolicyRule[], resource: string): string[] => rules.filter((r) => r.resources?.includes(resource)).flatMap((r) => r.verbs).sort();
+    for (const want of WEBHOOK_RBAC.clusterRules) {
+      for (const res of want.resources) assert.deepEqual(verbsFor(webhookCluster.rules, res), [...want.verbs].sort(), `webhook ClusterRole verbs on ${res}`);
+    }
+    for (const want of WEBHOOK_RBAC.namespaceRules) {
+      for (const res of want.resources) assert.deepEqual(verbsFor(webhookNs.rules, res), [...want.verbs].sort(), `webhook Role verbs on ${res}`);
+    }
+    assert.deepEqual(webhookCluster.rules.find((r) => r.resources?.includes('mutatingwebhookconfigurations'))?.resourceNames, ['dc-operator-webhook']);
+    assert.deepEqual(webhookNs.rules.find((r) => r.resourceNames)?.resourceNames, ['dc-operator-webhook-ca']);
+    // No wildcard anywhere, and no Secret deletion.
+    for (const o of objs.filter((x) => x.kind === 'ClusterRole' || x.kind === 'Role')) {
+      for (const r of (o as unknown as { rules: V1PolicyRule[] }).rules) {
+        assert.ok(![...(r.verbs ?? []), ...(r.resources ?? []), ...(r.apiGroups ?? [])].includes('*'), `${o.kind}/${o.metadata.name} has no wildcard`);
+        if (r.resources?.includes('secrets')) assert.ok(!r.verbs?.includes('delete') && !r.verbs?.includes('patch'));
+      }
+    }
+  });
+
+  it('runs two replicas of each Deployment as non-root with a read-only root filesystem, probes, resources and a PDB, and passes sidecar settings to the webhook', async () => {
+    const objs = await render('dc-operator', 'dc-operator', 'sidecar.image.repository=registry.example/dc', 'sidecar.image.tag=v9',
+      'sidecar.resources.requests.cpu=25m', 'sidecar.resources.limits.memory=64Mi');
+    for (const component of ['controller', 'webhook']) {
+      const d = find(objs, 'Deployment', `dc-operator-${component}`) as unknown as {
+        spec: { replicas: number; template: { spec: { serviceAccountName: string; securityContext: Record<string, unknown>; containers: Array<Record<string, unknown> & { args: string[]; securityContext: Record<string, unknown> }> } } };
+      };
+      assert.equal(d.spec.replicas, 2);
+      assert.equal(d.spec.template.spec.serviceAccountName, `dc-operator-${component}`);
+      assert.equal(d.spec.template.spec.securityContext['runAsNonRoot'], true);
+      const c = d.spec.template.spec.containers[0];
+      assert.ok(c);
+      assert.equal(c.args[0], component);
+      assert.deepEqual(plain(c.securityContext), {
+        allowPrivilegeEscalation: false, readOnlyRootFilesystem: true, runAsNonRoot: true,
+        capabilities: { drop: ['ALL'] }, seccompProfile: { type: 'RuntimeDefault' },
+      });
+      for (const probe of ['livenessProbe', 'readinessProbe', 'resources']) assert.ok(c[probe], `${component} ${probe}`);
+      find(objs, 'PodDisruptionBudget', `dc-operator-${component}`);
+    }
+    const controller = find(objs, 'Deployment', 'dc-operator-controller') as unknown as { spec: { template: { spec: { containers: Array<{ args: string[]; livenessProbe: { httpGet: { path: string } }; readinessProbe: { httpGet: { path: string } } }> } } } };
+    const cc = controller.spec.template.spec.containers[0];
+    assert.equal(cc?.livenessProbe.httpGet.path, '/healthz');
+    assert.equal(cc?.readinessProbe.httpGet.path, '/readyz');
+    assert.ok(!cc?.args.includes('--no-leader-election'), 'leader election on');
+    const webhook = find(objs, 'Deployment', 'dc-operator-webhook') as unknown as { spec: { template: { spec: { containers: Array<{ args: string[] }> } } } };
+    const args = webhook.spec.template.spec.containers[0]?.args ?? [];
+    for (const a of ['--sidecar-image=registry.example/dc:v9', '--sidecar-requests=cpu=25m,memory=32Mi', '--sidecar-limits=memory=64Mi', '--service=dc-operator-webhook', '--configuration=dc-operator-webhook']) {
+      assert.ok(args.includes(a), `${a} in ${args.join(' ')}`);
+    }
+    // The webhook's flags parse: `dc-operator webhook <args> --print-configuration` accepts them.
+    const { stdout } = await run(process.execPath, [join(repoRoot, 'dist/src/cli/dc-operator.js'), ...args, '--namespace', 'dc-operator', '--print-configuration']);
+    assert.match(stdout, /kind: MutatingWebhookConfiguration/);
+  });
+
+  it('applies manifests/install.yaml and every example with kubectl apply --server-side', async () => {
+    const env = { KUBECONFIG: kubeconfig };
+    try {
+      const applied = await run(kubectl, ['apply', '--server-side', '-f', INSTALL_YAML], { env });
+      for (const o of docs(readFileSync(INSTALL_YAML, 'utf8'))) {
+        assert.match(applied.stdout, new RegExp(`/${o.metadata.name} serverside-applied`), `${o.kind}/${o.metadata.name} applied`);
+      }
+      await crdsEstablished();
+      await run(kubectl, ['get', '-f', INSTALL_YAML], { env });
+      await withNamespace(async (ns) => {
+        for (const f of readdirSync(EXAMPLES).filter((x) => x.endsWith('.yaml')).sort()) {
+          const out = await run(kubectl, ['apply', '--server-side', '-n', ns.name, '-f', join(EXAMPLES, f)], { env });
+          for (const o of docs(readFileSync(join(EXAMPLES, f), 'utf8'))) {
+            assert.match(out.stdout, new RegExp(`/${o.metadata.name} serverside-applied`), `${f}: ${o.kind}/${o.metadata.name}`);
+          }
+        }
+        const dc = await run(kubectl, ['get', 'dc', '-n', ns.name, '-o', 'name'], { env });
+        assert.deepEqual(dc.stdout.trim().split('\n').sort(), ['delegatedcredential.dc-operator.io/web-dc', 'delegatedcredential.dc-operator.io/web-keyless-dc']);
+      }, 'pkg-examples');
+    } finally {
+      // Cluster-scoped leftovers that would affect other test files (the CRDs stay: others need them).
+      await run(kubectl, ['delete', '--ignore-not-found', '--wait=false', 'mutatingwebhookconfiguration/dc-operator-webhook',
+        'clusterrole/dc-operator-controller', 'clusterrole/dc-operator-webhook', 'clusterrolebinding/dc-operator-controller',
+        'clusterrolebinding/dc-operator-webhook', 'namespace/dc-operator'], { env });
+    }
+  });
+
+  it('helm install creates every object and Established CRDs; helm uninstall removes them but keeps the CRDs (crds.keep)', async () => {
+    const env = { KUBECONFIG: kubeconfig };
+    const release = uniqueName('pkg');
+    await withNamespace(async (ns) => {
+      let installed = false;
+      try {
+        // --take-ownership: the CRDs may exist already (other test files apply crds/ to this control plane).
+        // The webhook is scoped to no namespace at all: nothing answers it here, and failurePolicy is Fail.
+        await run(helm, ['install', release, CHART, '--namespace', ns.name, '--take-ownership',
+          '--set', 'webhook.namespaceSelector.matchExpressions[0].key=dc-operator.test/never',
+          '--set', 'webhook.namespaceSelector.matchExpressions[0].operator=Exists'], { env });
+        installed = true;
+        const { stdout: manifest } = await run(helm, ['get', 'manifest', release, '--namespace', ns.name], { env });
+        const objs = docs(manifest);
+        const kinds = new Set(objs.map((o) => o.kind));
+        for (const k of ['CustomResourceDefinition', 'Deployment', 'ServiceAccount', 'ClusterRole', 'ClusterRoleBinding', 'Role', 'RoleBinding',
+          'Service', 'PodDisruptionBudget', 'MutatingWebhookConfiguration']) assert.ok(kinds.has(k), `release has a ${k}`);
+        const got = await run(kubectl, ['get', '-n', ns.name, '-f', '-', '-o', 'name'], { env, input: manifest });
+        assert.equal(got.stdout.trim().split('\n').length, objs.length, 'every object of the release exists');
+        await crdsEstablished();
+        for (const crd of objs.filter((o) => o.kind === 'CustomResourceDefinition')) {
+          assert.equal(crd.metadata.annotations?.['helm.sh/resource-policy'], 'keep');
+        }
+
+        await run(helm, ['uninstall', release, '--namespace', ns.name, '--wait'], { env });
+        installed = false;
+        await assert.rejects(run(kubectl, ['get', `clusterrole/${release}-dc-operator-controller`], { env }), /NotFound/);
+        await assert.rejects(run(kubectl, ['get', `mutatingwebhookconfiguration/${release}-dc-operator-webhook`], { env }), /NotFound/);
+        await assert.rejects(run(kubectl, ['get', '-n', ns.name, `deployment/${release}-dc-operator-controller`], { env }), /NotFound/);
+        const crds = await run(kubectl, ['get', 'crd', ...CRD_NAMES, '-o', 'name'], { env });
+        assert.equal(crds.stdout.trim().split('\n').length, CRD_NAMES.length, 'the CRDs survive helm uninstall');
+        await crdsEstablished();
+      } finally {
+        if (installed) await run(helm, ['uninstall', release, '--namespace', ns.name], { env }).catch(() => undefined);
+      }
+    }, 'pkg-helm');
+  });
+});
