@@ -6,12 +6,15 @@ import { fileURLToPath } from 'node:url';
 import type { KeylessPki } from '../test/unit/keyless/pki.js';
 
 /** Starts `dc-operator keyserver` on a free loopback port, in its own process (its own core). */
-export async function startKeyServerProcess(pki: KeylessPki): Promise<{ child: ChildProcess; port: number; stop(): Promise<void> }> {
+export async function startKeyServerProcess(
+  pki: KeylessPki,
+  workers = 0,
+): Promise<{ child: ChildProcess; port: number; stop(): Promise<void> }> {
   const entry = fileURLToPath(new URL('../src/cli/dc-operator.js', import.meta.url));
   const child = spawn(
     process.execPath,
     [entry, 'keyserver', '--keys', pki.keysDir, '--ca', join(pki.dir, 'ca.crt'), '--cert', join(pki.dir, 'server.crt'),
-      '--key', join(pki.dir, 'server.pem'), '--port', '0', '--address', '127.0.0.1'],
+      '--key', join(pki.dir, 'server.pem'), '--port', '0', '--address', '127.0.0.1', '--workers', String(workers)],
     { stdio: ['ignore', 'ignore', 'pipe'] },
   );
   let log = '';

@@ -12,7 +12,7 @@
  * for comparison).
  * Each measurement is repeated R times and the median reported.
  *
- *   node dist/bench/keyless.js [--runs 3] [--seconds 4] [--inflight 64] [--sequential 400]
+ *   node dist/bench/keyless.js [--runs 3] [--seconds 4] [--inflight 64] [--sequential 400] [--workers 0]
  */
 import { createHash, createPrivateKey, sign as cryptoSign } from 'node:crypto';
 import { readFileSync } from 'node:fs';
@@ -32,12 +32,14 @@ const { values: args } = parseArgs({
     seconds: { type: 'string', default: '4' },
     inflight: { type: 'string', default: '64' },
     sequential: { type: 'string', default: '400' },
+    workers: { type: 'string', default: '0' },
   },
 });
 const RUNS = Number(args.runs);
 const SECONDS = Number(args.seconds);
 const IN_FLIGHT = Number(args.inflight);
 const SEQUENTIAL = Number(args.sequential);
+const WORKERS = Number(args.workers);
 
 interface Algorithm {
   readonly label: string;
@@ -163,7 +165,7 @@ function primitives(pki: KeylessPki): Array<[string, number]> {
 
 async function main(): Promise<void> {
   const pki = makeKeylessPki();
-  const { child, port, stop } = await startKeyServerProcess(pki);
+  const { child, port, stop } = await startKeyServerProcess(pki, WORKERS);
   const client = new KeylessClient({
     address: `127.0.0.1:${port}`,
     ca: pki.ca,
@@ -175,7 +177,7 @@ async function main(): Promise<void> {
   try {
     console.log(`# keyless benchmark — ${new Date().toISOString()}`);
     console.log(`node ${process.version}, ${cpus().length}× ${cpus()[0]?.model ?? 'cpu'}, load ${loadavg().map((l) => l.toFixed(2)).join(' ')}`);
-    console.log(`runs=${RUNS} (median), seconds=${SECONDS}, in flight=${IN_FLIGHT}, sequential=${SEQUENTIAL}, one pooled mTLS connection, requests padded to 1024 bytes\n`);
+    console.log(`runs=${RUNS} (median), seconds=${SECONDS}, in flight=${IN_FLIGHT}, sequential=${SEQUENTIAL}, key server signing workers=${WORKERS}, one pooled mTLS connection, requests padded to 1024 bytes\n`);
     console.log('| algorithm | signs/s (one connection, wall clock) | signs per server CPU-second | client CPU µs per sign | p50 / p99 under load (ms) | p50 / p99 one at a time (ms) |');
     console.log('| --- | ---: | ---: | ---: | ---: | ---: |');
     for (const alg of ALGORITHMS) {

@@ -28,7 +28,8 @@ export class SigningKey {
   private readonly ecdsa: EcdsaDigestSigner | undefined;
   private readonly modulusBits: number;
 
-  constructor(private readonly key: KeyObject, readonly source: string) {
+  /** `key` is kept (and handed to signing workers, which rebuild the SigningKey from it). */
+  constructor(readonly key: KeyObject, readonly source: string) {
     if (key.type !== 'private') throw new Error('not a private key');
     this.ski = computeSki(key);
     this.skiHex = skiHex(this.ski);

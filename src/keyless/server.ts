@@ -24,6 +24,7 @@ import {
   signOperationOf,
 } from './protocol.js';
 import { Semaphore } from './semaphore.js';
+import { SigningPool } from './sign-pool.js';
 import { skiHex } from './ski.js';
 
 export interface KeyServerOptions {
@@ -41,6 +42,11 @@ export interface KeyServerOptions {
   readonly port?: number;
   /** Signing operations running at once (default 64). */
   readonly maxConcurrency?: number;
+  /**
+   * Sign on this many worker threads (default 0: on the main thread). Worth it with more than
+   * one core to spare: the main thread keeps TLS and framing, the workers do the private-key math.
+   */
+  readonly signingWorkers?: number;
   /** Requests in flight per connection before its reads pause (default 1024). */
   readonly maxInFlightPerConnection?: number;
   /**
@@ -145,6 +151,7 @@ export async function startKeyServer(options: KeyServerOptions): Promise<KeyServ
   }
   const keyLookup: KeyLookup = keys;
   const semaphore = new Semaphore(options.maxConcurrency ?? 64);
+  const pool = options.signingWorkers ? new SigningPool(options.signingWorkers) : undefined;
   const maxInFlight = options.maxInFlightPerConnection ?? 1024;
   const maxBody = Math.min(options.maxBodyLength ?? MAX_WIRE_BODY_LENGTH, MAX_WIRE_BODY_LENGTH);
   const log = options.logger;
@@ -166,7 +173,7 @@ export async function startKeyServer(options: KeyServerOptions): Promise<KeyServ
         sockets.delete(socket);
         m.connections.dec();
       });
-      serveConnection(socket, { keys: keyLookup, semaphore, maxInFlight, maxBody, metrics: m, ...(log ? { log } : {}) });
+      serveConnection(socket, { keys: keyLookup, semaphore, maxInFlight, maxBody, metrics: m, ...(pool ? { pool } : {}), ...(log ? { log } : {}) });
     },
   );
   server.on('tlsClientError', (err, socket) => {
@@ -184,6 +191,7 @@ export async function startKeyServer(options: KeyServerOptions): Promise<KeyServ
     });
   } catch (err) {
     keyDirectory?.close();
+    await pool?.close();
     throw err;
   }
   const port = (server.address() as AddressInfo).port;
@@ -210,6 +218,7 @@ export async function startKeyServer(options: KeyServerOptions): Promise<KeyServ
       });
     } catch (err) {
       keyDirectory?.close();
+      await pool?.close();
       await new Promise<void>((resolve) => server.close(() => resolve()));
       throw err;
     }
@@ -227,6 +236,7 @@ export async function startKeyServer(options: KeyServerOptions): Promise<KeyServ
       const closed = new Promise<void>((resolve) => server.close(() => resolve()));
       for (const s of sockets) s.destroy();
       await closed;
+      await pool?.close();
       if (metricsServer) {
         const ms = metricsServer;
         ms.closeAllConnections();
@@ -242,6 +252,7 @@ interface ConnectionContext {
   readonly maxInFlight: number;
   readonly maxBody: number;
   readonly metrics: KeyServerMetrics;
+  readonly pool?: SigningPool;
   readonly log?: KeyStoreLogger;
 }
 
@@ -341,7 +352,7 @@ async function execute(id: number, op: Operation, ctx: ConnectionContext): Promi
   const payload = op.payload;
   const release = await ctx.semaphore.acquire();
   try {
-    const signature = key.sign(signOp, payload);
+    const signature = ctx.pool ? await ctx.pool.sign(key, op.opcode, payload) : key.sign(signOp, payload);
     return { bytes: encodeMessage(id, { opcode: Opcode.response, payload: signature }), opcode: op.opcode, error: undefined };
   } finally {
     release();

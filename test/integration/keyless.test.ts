@@ -46,8 +46,9 @@ function signerFor(name: keyof KeylessPki['keys'], extra: Partial<ConstructorPar
 /** A raw protocol connection: writes bytes, collects answers by id. */
 async function rawConnection(
   port: number,
+  p: KeylessPki = pki,
 ): Promise<{ socket: TLSSocket; answer: (id: number) => Promise<Operation>; answers: ReadonlyMap<number, number> }> {
-  const socket = tlsConnect({ host: '127.0.0.1', port, ca: pki.ca, cert: pki.client.cert, key: pki.client.key });
+  const socket = tlsConnect({ host: '127.0.0.1', port, ca: p.ca, cert: p.client.cert, key: p.client.key });
   await new Promise<void>((resolve, reject) => {
     socket.once('secureConnect', resolve);
     socket.once('error', reject);
@@ -420,6 +421,87 @@ void describe('keyless client resilience', () => {
     await assert.rejects(client.ping({ timeoutMs: 100 }), /ECONNREFUSED/);
     assert.equal(client.state, 'backoff');
     await client.close();
+  });
+});
+
+void describe('key server signing on worker threads', () => {
+  let pki4: KeylessPki;
+  let ks: KeyServer;
+  before(async () => {
+    pki4 = makeKeylessPki();
+    ks = await startKeyServer({
+      keysDir: pki4.keysDir,
+      ca: pki4.ca,
+      cert: pki4.server.cert,
+      key: pki4.server.key,
+      host: '127.0.0.1',
+      port: 0,
+      signingWorkers: 2,
+      pollIntervalMs: 100,
+    });
+  });
+  after(async () => {
+    await ks.close();
+    pki4.cleanup();
+  });
+
+  const signer = (name: keyof KeylessPki['keys'], client?: KeylessClient): KeylessSigner =>
+    new KeylessSigner({
+      address: `127.0.0.1:${ks.port}`,
+      ca: pki4.ca,
+      clientCert: pki4.client.cert,
+      clientKey: pki4.client.key,
+      certificate: pki4.keys[name].cert,
+      ...(client ? { client } : {}),
+    });
+
+  void it('produces valid signatures for every key type from the workers, many at once', async () => {
+    const client = new KeylessClient({ address: `127.0.0.1:${ks.port}`, ca: pki4.ca, cert: pki4.client.cert, key: pki4.client.key, timeoutMs: 20_000 });
+    const signers = (['ed25519', 'p256', 'p384', 'rsa2048'] as const).map((n) => signer(n, client));
+    const results = await Promise.all(
+      Array.from({ length: 200 }, (_, i) => {
+        const s = signers[i % signers.length]!;
+        const msg = Buffer.from(`worker message ${i}`);
+        return s.sign(s.schemes[0]!, msg).then((sig) => ({ s, msg, sig }));
+      }),
+    );
+    for (const { s, msg, sig } of results) assert.ok(verifySignature(s.schemes[0]!, s.publicKey!, msg, sig));
+    await client.close();
+  });
+
+  void it('reports errors raised in a worker with their protocol codes', async () => {
+    const { socket, answer } = await rawConnection(ks.port, pki4);
+    const p256Ski = computeSki(createPrivateKey(pki4.keys.p256.key));
+    const edSki = computeSki(createPrivateKey(pki4.keys.ed25519.key));
+    socket.write(encodeMessage(1, { opcode: Opcode.ecdsaSignSha256, ski: p256Ski, payload: new Uint8Array(20) }));
+    socket.write(encodeMessage(2, { opcode: Opcode.rsaPssSignSha256, ski: edSki, payload: new Uint8Array(32) }));
+    assert.deepEqual([...((await answer(1)).payload ?? [])], [ErrorCode.formatError]);
+    assert.deepEqual([...((await answer(2)).payload ?? [])], [ErrorCode.cryptoFailed]);
+    socket.destroy();
+  });
+
+  void it('signs with a replaced key after the directory reloads', async () => {
+    const fresh = generateKeyPairSync('ec', { namedCurve: 'prime256v1' });
+    writeFileSync(join(pki4.keysDir, 'p256.pem'), fresh.privateKey.export({ type: 'pkcs8', format: 'pem' }));
+    const s = new KeylessSigner({
+      address: `127.0.0.1:${ks.port}`,
+      ca: pki4.ca,
+      clientCert: pki4.client.cert,
+      clientKey: pki4.client.key,
+      publicKey: fresh.publicKey,
+    });
+    const deadline = Date.now() + 5000;
+    for (;;) {
+      try {
+        const sig = await s.sign(S.ecdsa_secp256r1_sha256, message);
+        assert.ok(verify('sha256', message, { key: fresh.publicKey, dsaEncoding: 'der' }, sig));
+        break;
+      } catch (err) {
+        if (!(err instanceof KeylessRemoteError) || Date.now() > deadline) throw err;
+        await new Promise((r) => setTimeout(r, 50));
+      }
+    }
+    await s.close();
   });
 });
 

@@ -39,6 +39,7 @@ Stops on SIGTERM or SIGINT.`,
     address: { type: 'string', value: 'IP', description: 'address to listen on', default: '0.0.0.0' },
     'metrics-port': { type: 'string', value: 'N', description: 'serve Prometheus metrics on http://ADDRESS:N/metrics' },
     'max-concurrency': { type: 'string', value: 'N', description: 'signing operations at once', default: '64' },
+    workers: { type: 'string', value: 'N', description: 'sign on N worker threads (0: on the main thread)', default: '0' },
   },
   examples: ['dc-operator keyserver --keys /etc/keyless/keys --ca ca.crt --cert server.crt --key server.key --metrics-port 2406'],
   validate(v) {
@@ -51,6 +52,7 @@ Stops on SIGTERM or SIGINT.`,
       port: integerFlag('--port', v.port, 0, 65535),
       metricsPort: v['metrics-port'] === undefined ? undefined : integerFlag('--metrics-port', v['metrics-port'], 0, 65535),
       maxConcurrency: integerFlag('--max-concurrency', v['max-concurrency'], 1, 100_000),
+      workers: integerFlag('--workers', v.workers, 0, 256),
     };
   },
   async run(c, ctx) {
@@ -66,6 +68,7 @@ Stops on SIGTERM or SIGINT.`,
         host: c.address,
         port: c.port,
         maxConcurrency: c.maxConcurrency,
+        signingWorkers: c.workers,
         logger,
         ...(c.metricsPort !== undefined ? { metricsPort: c.metricsPort } : {}),
       });
