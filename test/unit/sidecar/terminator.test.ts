@@ -1,0 +1,182 @@
+/**
+ * The listener end to end over loopback with in-memory material: TLS half-close and
+ * backpressure through both engines, the connection limit, the ClientHello deadline and
+ * non-TLS clients.
+ */
+import assert from 'node:assert/strict';
+import { createHash, randomBytes } from 'node:crypto';
+import { connect as netConnect, createServer, type AddressInfo, type Server, type Socket } from 'node:net';
+import { connect as nodeTlsConnect } from 'node:tls';
+import type { Duplex } from 'node:stream';
+import { after, before, describe, it } from 'node:test';
+import { validateServingMaterial, MaterialStore } from '../../../src/sidecar/material.js';
+import { SidecarMetrics } from '../../../src/sidecar/metrics.js';
+import { createOursEngine } from '../../../src/sidecar/ours-engine.js';
+import { ConnectionTracker } from '../../../src/sidecar/proxy.js';
+import { SidecarStatus } from '../../../src/sidecar/status.js';
+import { listen, type Listener } from '../../../src/sidecar/terminator.js';
+import { delegatedCredentialPeerHooks } from '../../../src/tls/delegated/index.js';
+import { connect as oursConnect } from '../../../src/tls/socket.js';
+import { credentialFiles, makePki, type TestPki } from './fixtures.js';
+
+const quiet = { error: () => {}, warn: () => {}, info: () => {}, debug: () => {} };
+
+interface Rig {
+  listener: Listener;
+  metrics: SidecarMetrics;
+  tracker: ConnectionTracker;
+}
+
+const closers: Array<() => void> = [];
+after(() => {
+  for (const c of closers) c();
+});
+
+async function upstreamServer(handler: (s: Socket) => void): Promise<number> {
+  const server: Server = createServer({ allowHalfOpen: true }, handler);
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+  closers.push(() => server.close());
+  return (server.address() as AddressInfo).port;
+}
+
+function readAll(s: Duplex): Promise<Buffer> {
+  const chunks: Buffer[] = [];
+  return new Promise((resolve, reject) => {
+    s.on('data', (c: Buffer) => chunks.push(c));
+    s.once('end', () => resolve(Buffer.concat(chunks)));
+    s.once('error', reject);
+  });
+}
+
+void describe('sidecar listener', () => {
+  let pki: TestPki;
+  let store: MaterialStore;
+
+  before(async () => {
+    pki = await makePki();
+    const files = await credentialFiles(pki, { algorithms: ['ed25519'], certificateKey: true });
+    store = new MaterialStore();
+    store.replace(
+      validateServingMaterial('/mem', Object.fromEntries(Object.entries(files).map(([k, v]) => [k, typeof v === 'string' ? Buffer.from(v) : v]))),
+    );
+  });
+
+  async function rig(upstreamPort: number, opts: { limit?: number; handshakeTimeoutMs?: number; engine?: 'ours' | 'node' } = {}): Promise<Rig> {
+    const metrics = new SidecarMetrics(store, new SidecarStatus());
+    const tracker = new ConnectionTracker(opts.limit ?? 100);
+    const listener = await listen('127.0.0.1', 0, {
+      store,
+      metrics,
+      tracker,
+      policy: { certificateEngine: opts.engine ?? 'node', keyless: undefined },
+      upstream: { host: '127.0.0.1', port: upstreamPort, idleTimeoutMs: 10_000 },
+      handshakeTimeoutMs: opts.handshakeTimeoutMs ?? 5000,
+      ours: createOursEngine({ store, keyless: undefined }),
+      log: quiet,
+    });
+    closers.push(() => {
+      listener.stopAccepting();
+      void tracker.drain(new Date());
+    });
+    return { listener, metrics, tracker };
+  }
+
+  /** The application replies only after the client half-closed: "<n> bytes". */
+  const replyAfterEnd = (s: Socket): void => {
+    void readAll(s).then((body) => s.end(`${body.length} bytes ${createHash('sha256').update(body).digest('hex').slice(0, 16)}`));
+  };
+
+  void it('carries a half-close through our stack: close_notify reaches the app as FIN, and the reply still arrives', async () => {
+    const r = await rig(await upstreamServer(replyAfterEnd));
+    const s = oursConnect({ host: '127.0.0.1', port: r.listener.port, servername: 'localhost', ca: [pki.ca.pem], serverCredentialHooks: delegatedCredentialPeerHooks({ peer: 'server' }) });
+    await new Promise<void>((resolve, reject) => {
+      s.once('secureConnect', () => resolve());
+      s.once('error', reject);
+    });
+    assert.equal(s.handshakeMode?.server.authentication, 'delegated-credential');
+    const body = randomBytes(200_000);
+    const reply = readAll(s);
+    s.end(body);
+    assert.equal((await reply).toString(), `200000 bytes ${createHash('sha256').update(body).digest('hex').slice(0, 16)}`);
+  });
+
+  void it('carries a half-close through node:tls for a client without DC support', async () => {
+    const r = await rig(await upstreamServer(replyAfterEnd));
+    const s = nodeTlsConnect({ host: '127.0.0.1', port: r.listener.port, servername: 'localhost', ca: pki.ca.pem, allowHalfOpen: true });
+    await new Promise<void>((resolve, reject) => {
+      s.once('secureConnect', () => resolve());
+      s.once('error', reject);
+    });
+    const reply = readAll(s);
+    s.end(Buffer.alloc(1000, 1));
+    assert.match((await reply).toString(), /^1000 bytes /);
+    assert.equal(await r.metrics.value('dc_sidecar_handshakes_total', { mode: 'certificate', engine: 'node', result: 'success' }), 1);
+  });
+
+  void it('applies backpressure through our stack: an app writing to a client that does not read is paused, and nothing is lost', async () => {
+    const total = 24 * 1024 * 1024;
+    const payload = randomBytes(total);
+    let written = 0;
+    const r = await rig(
+      await upstreamServer((s) => {
+        const pump = (): void => {
+          while (written < total) {
+            const ok = s.write(payload.subarray(written, written + 65536));
+            written += 65536;
+            if (!ok) {
+              s.once('drain', pump);
+              return;
+            }
+          }
+          s.end();
+        };
+        pump();
+      }),
+    );
+    const s = oursConnect({ host: '127.0.0.1', port: r.listener.port, servername: 'localhost', ca: [pki.ca.pem], serverCredentialHooks: delegatedCredentialPeerHooks({ peer: 'server' }) });
+    await new Promise<void>((resolve, reject) => {
+      s.once('secureConnect', () => resolve());
+      s.once('error', reject);
+    });
+    s.pause();
+    await new Promise((res) => setTimeout(res, 700));
+    assert.ok(written < total / 2, `the app wrote ${written} of ${total} bytes to a client that reads nothing`);
+    const got = readAll(s);
+    s.resume();
+    const body = await got;
+    assert.equal(body.length, total);
+    assert.ok(body.equals(payload));
+  });
+
+  void it('closes connections over the limit before reading anything', async () => {
+    const r = await rig(await upstreamServer((s) => s.resume()), { limit: 1 });
+    const first = netConnect({ host: '127.0.0.1', port: r.listener.port });
+    await new Promise<void>((res) => first.once('connect', () => res()));
+    await new Promise((res) => setTimeout(res, 50));
+    const second = netConnect({ host: '127.0.0.1', port: r.listener.port });
+    second.on('error', () => {});
+    await new Promise<void>((res) => second.once('close', () => res()));
+    assert.equal(await r.metrics.value('dc_sidecar_refused_connections_total', { reason: 'limit' }), 1);
+    first.destroy();
+  });
+
+  void it('drops a client that sends no ClientHello within the handshake deadline', async () => {
+    const r = await rig(await upstreamServer((s) => s.resume()), { handshakeTimeoutMs: 200 });
+    const silent = netConnect({ host: '127.0.0.1', port: r.listener.port });
+    silent.on('error', () => {});
+    const started = Date.now();
+    await new Promise<void>((res) => silent.once('close', () => res()));
+    assert.ok(Date.now() - started >= 150);
+    assert.equal(await r.metrics.value('dc_sidecar_refused_connections_total', { reason: 'timeout' }), 1);
+  });
+
+  void it('answers plain HTTP on the TLS port with an alert and closes', async () => {
+    const r = await rig(await upstreamServer((s) => s.resume()));
+    const s = netConnect({ host: '127.0.0.1', port: r.listener.port });
+    s.on('error', () => {});
+    s.write('GET / HTTP/1.1\r\nHost: x\r\n\r\n');
+    const answer = await readAll(s);
+    assert.deepEqual([...answer.subarray(0, 1)], [21], 'an alert record');
+    assert.equal(await r.metrics.value('dc_sidecar_refused_connections_total', { reason: 'bad-hello' }), 1);
+  });
+});
