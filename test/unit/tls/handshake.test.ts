@@ -317,6 +317,37 @@ void describe('client certificates', () => {
     assert.equal(serverInfo(pair).peerCertificates.length, 0);
   });
 
+  void test('client authentication hooks: the CertificateRequest carries extension 34 and the client hook chooses', async () => {
+    const pki = await testPki();
+    const certs = await clientCert('p256');
+    let requested: readonly number[] | undefined;
+    let accepted = false;
+    const pair = await connect(
+      {
+        requestCert: true,
+        ca: [pki.ca.pem],
+        clientCredentialHooks: {
+          offer: [SignatureScheme.ed25519],
+          acceptLeaf: (ctx) => {
+            accepted = ctx.offeredDelegatedCredentialSchemes.includes(SignatureScheme.ed25519);
+            return undefined;
+          },
+        },
+      },
+      {
+        certificates: certs,
+        selectClientCredential: (request, fallback) => {
+          requested = request.delegatedCredential;
+          return fallback();
+        },
+      },
+    );
+    assertConnected(pair);
+    assert.deepEqual(requested, [SignatureScheme.ed25519]);
+    assert.ok(accepted);
+    assert.equal(serverInfo(pair).clientMode?.authentication, 'certificate');
+  });
+
   void test('a client certificate from an unknown CA is refused with unknown_ca', async () => {
     const pki = await testPki();
     const pair = await connect({ requestCert: true, ca: [pki.otherCa.pem] }, { certificates: await clientCert() });

@@ -189,6 +189,41 @@ void describe('a server refuses broken ClientHellos with the right alert', () =>
   });
 });
 
+void describe('HelloRetryRequest rules on the server', () => {
+  async function retryingServer(): Promise<ServerConnection> {
+    const pki = await testPki();
+    const leaf = await pki.leaf('p256');
+    return new ServerConnection({ certificates: [{ cert: leaf.pem, key: leaf.key }], groups: [NamedGroup.secp256r1] });
+  }
+  function p256Share(): Uint8Array {
+    return generateKeyShare(NamedGroup.secp256r1)!.publicKey;
+  }
+  const groups = { supportedGroups: [NamedGroup.x25519, NamedGroup.secp256r1] };
+
+  void test('a second ClientHello with the requested share completes the retry', async () => {
+    const conn = await retryingServer();
+    const first = conn.feed(record(ContentType.handshake, clientHello(groups)));
+    assert.equal(first.events.length, 0);
+    assert.ok(first.output.length > 0, 'HelloRetryRequest sent');
+    const second = conn.feed(record(ContentType.handshake, clientHello({ ...groups, keyShares: [{ group: NamedGroup.secp256r1, keyExchange: p256Share() }] })));
+    assert.equal(second.events.find((e) => e.type === 'error'), undefined);
+    assert.equal(conn.stateName, 'ExpectFinished');
+  });
+
+  void test('a second ClientHello that changes the cipher suites: illegal_parameter', async () => {
+    const conn = await retryingServer();
+    conn.feed(record(ContentType.handshake, clientHello(groups)));
+    const ch2 = clientHello({ ...groups, keyShares: [{ group: NamedGroup.secp256r1, keyExchange: p256Share() }] }, { cipherSuites: [0x1302] });
+    assert.equal(alertOf(conn, record(ContentType.handshake, ch2)), A.illegal_parameter);
+  });
+
+  void test('a second ClientHello still without the requested share: illegal_parameter', async () => {
+    const conn = await retryingServer();
+    conn.feed(record(ContentType.handshake, clientHello(groups)));
+    assert.equal(alertOf(conn, record(ContentType.handshake, clientHello(groups))), A.illegal_parameter);
+  });
+});
+
 void describe('framing edge cases that must work', () => {
   void test('a ClientHello split into one-byte records completes the handshake', async () => {
     const pair = { client: new Endpoint(new ClientConnection(await clientOptions())), server: new Endpoint(await server()) };
