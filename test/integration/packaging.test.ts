@@ -82,26 +82,26 @@ async function crdsEstablished(): Promise<void> {
   }
 }
 
-describe('packaging', () => {
+void describe('packaging', () => {
   before(async () => {
     helm = helmPath();
     kubectl = kubectlPath(ensureBinaries());
     kubeconfig = await testKubeconfigPath();
   });
 
-  it('passes helm lint --strict, with default values and with every optional part switched on', async () => {
+  void it('passes helm lint --strict, with default values and with every optional part switched on', async () => {
     await run(helm, ['lint', '--strict', CHART]);
     await run(helm, ['lint', '--strict', CHART, '--set', 'webhook.certMode=cert-manager', '--set', 'controller.watchNamespace=apps',
       '--set', 'metrics.serviceMonitor.enabled=true', '--set', 'namespace.create=true', '--set', 'crds.keep=false']);
   });
 
-  it('refuses values the schema does not allow', async () => {
+  void it('refuses values the schema does not allow', async () => {
     await assert.rejects(run(helm, ['template', 'x', CHART, '--set', 'webhook.failurePolicy=Sometimes']), /failurePolicy/);
     await assert.rejects(run(helm, ['template', 'x', CHART, '--set', 'webhook.timeoutSeconds=31']), /timeoutSeconds/);
     await assert.rejects(run(helm, ['template', 'x', CHART, '--set', 'controlller.replicas=1']), /controlller/);
   });
 
-  it('has manifests/install.yaml equal to a fresh render of the chart (run `make manifests` when this fails)', async () => {
+  void it('has manifests/install.yaml equal to a fresh render of the chart (run `make manifests` when this fails)', async () => {
     const text = readFileSync(INSTALL_YAML, 'utf8');
     const header = text.split('\n').slice(0, 2);
     const command = /^# helm (.+)$/.exec(header[1] ?? '')?.[1];
@@ -111,7 +111,7 @@ describe('packaging', () => {
     assert.ok(body === stdout, 'manifests/install.yaml differs from the chart: run `make manifests`');
   });
 
-  it('renders the MutatingWebhookConfiguration the webhook code builds, with values for failurePolicy, timeout and namespaces', async () => {
+  void it('renders the MutatingWebhookConfiguration the webhook code builds, with values for failurePolicy, timeout and namespaces', async () => {
     const ns = 'dc-operator';
     const objs = await render('dc-operator', ns);
     const chart = find(objs, 'MutatingWebhookConfiguration', 'dc-operator-webhook') as unknown as V1MutatingWebhookConfiguration;
@@ -128,7 +128,7 @@ describe('packaging', () => {
     assert.deepEqual(plain(tuned.webhooks), plain(tunedCode.webhooks));
   });
 
-  it('grants the controller exactly src/operator/rbac.ts and the webhook what WEBHOOK_RBAC lists, narrowed by name', async () => {
+  void it('grants the controller exactly src/operator/rbac.ts and the webhook what WEBHOOK_RBAC lists, narrowed by name', async () => {
     const objs = await render('dc-operator', 'dc-operator');
     const controllerRole = find(objs, 'ClusterRole', 'dc-operator-controller') as unknown as { rules: V1PolicyRule[] };
     assert.deepEqual(controllerRole.rules.map(ruleShape), CONTROLLER_RULES.map(ruleShape));
@@ -158,7 +158,7 @@ describe('packaging', () => {
     }
   });
 
-  it('runs two replicas of each Deployment as non-root with a read-only root filesystem, probes, resources and a PDB, and passes sidecar settings to the webhook', async () => {
+  void it('runs two replicas of each Deployment as non-root with a read-only root filesystem, probes, resources and a PDB, and passes sidecar settings to the webhook', async () => {
     const objs = await render('dc-operator', 'dc-operator', 'sidecar.image.repository=registry.example/dc', 'sidecar.image.tag=v9',
       'sidecar.resources.requests.cpu=25m', 'sidecar.resources.limits.memory=64Mi');
     for (const component of ['controller', 'webhook']) {
@@ -193,7 +193,7 @@ describe('packaging', () => {
     assert.match(stdout, /kind: MutatingWebhookConfiguration/);
   });
 
-  it('applies manifests/install.yaml and every example with kubectl apply --server-side', async () => {
+  void it('applies manifests/install.yaml and every example with kubectl apply --server-side', async () => {
     const env = { KUBECONFIG: kubeconfig };
     try {
       const applied = await run(kubectl, ['apply', '--server-side', '-f', INSTALL_YAML], { env });
@@ -220,7 +220,7 @@ describe('packaging', () => {
     }
   });
 
-  it('helm install creates every object and Established CRDs; helm uninstall removes them but keeps the CRDs (crds.keep)', async () => {
+  void it('helm install creates every object and Established CRDs; helm uninstall removes them but keeps the CRDs (crds.keep)', async () => {
     const env = { KUBECONFIG: kubeconfig };
     const release = uniqueName('pkg');
     await withNamespace(async (ns) => {

@@ -13,19 +13,19 @@ const crdDir = join(repoRoot, 'crds');
 const chartCrdDir = join(repoRoot, 'charts', 'dc-operator', 'files', 'crds');
 const yamlFiles = (dir: string): string[] => readdirSync(dir).filter((f) => f.endsWith('.yaml')).sort();
 
-describe('chart CRDs', () => {
-  it('has the same CRD files as crds/ (run `make manifests` after `make crds`)', () => {
+void describe('chart CRDs', () => {
+  void it('has the same CRD files as crds/ (run `make manifests` after `make crds`)', () => {
     assert.deepEqual(yamlFiles(chartCrdDir), yamlFiles(crdDir));
   });
 
-  it('has byte-identical copies of every CRD in crds/ (run `make manifests` after `make crds`)', () => {
+  void it('has byte-identical copies of every CRD in crds/ (run `make manifests` after `make crds`)', () => {
     for (const f of yamlFiles(crdDir)) {
       const chart = readFileSync(join(chartCrdDir, f), 'utf8');
       assert.ok(chart === readFileSync(join(crdDir, f), 'utf8'), `charts/dc-operator/files/crds/${f} differs from crds/${f}: run \`make manifests\``);
     }
   });
 
-  it('keeps CRDs out of the chart\'s crds/ folder, which Helm installs unconditionally and never upgrades', () => {
+  void it('keeps CRDs out of the chart\'s crds/ folder, which Helm installs unconditionally and never upgrades', () => {
     assert.throws(() => readdirSync(join(repoRoot, 'charts', 'dc-operator', 'crds')), /ENOENT/);
   });
 });

@@ -102,8 +102,8 @@ function tsFiles(dir: string): string[] {
     d.isDirectory() ? tsFiles(join(dir, d.name)) : d.name.endsWith('.ts') ? [join(dir, d.name)] : []);
 }
 
-describe('Dockerfile', () => {
-  it('builds in separate stages and runs a slim Node 20 image as uid 65532', () => {
+void describe('Dockerfile', () => {
+  void it('builds in separate stages and runs a slim Node 20 image as uid 65532', () => {
     assert.ok(stages.length >= 2, 'multi-stage');
     assert.match(runtime.from, /^node:20[-.\w]*-slim$/, `runtime base ${runtime.from}`);
     assert.equal(last(runtime, 'USER'), '65532:65532');
@@ -111,14 +111,14 @@ describe('Dockerfile', () => {
     assert.equal(last(runtime, 'WORKDIR'), '/app');
   });
 
-  it('has the entry point node dist/src/cli/dc-operator.js, and it exists after tsc', () => {
+  void it('has the entry point node dist/src/cli/dc-operator.js, and it exists after tsc', () => {
     const [exe, script] = entrypoint();
     assert.equal(exe, 'node');
     assert.equal(script, 'dist/src/cli/dc-operator.js');
     assert.ok(existsSync(inCheckout(script)), `${script} is built (run tsc first)`);
   });
 
-  it('copies from the build stages exactly what the runtime needs, and those paths exist', () => {
+  void it('copies from the build stages exactly what the runtime needs, and those paths exist', () => {
     const copies = all(runtime, 'COPY').map((c) => /^--from=(\S+)\s+(\S+)\s+(\S+)$/.exec(c));
     const froms = copies.filter((m): m is RegExpExecArray => m !== null).map((m) => ({ stage: m[1], src: m[2] ?? '', dest: m[3] ?? '' }));
     const stageNames = stages.map((s) => s.name);
@@ -135,7 +135,7 @@ describe('Dockerfile', () => {
     assert.equal(pkg.type, 'module', 'package.json makes dist/**/*.js ES modules');
   });
 
-  it('runs `dc-operator --help` and every subcommand\'s --help with exit code 0', () => {
+  void it('runs `dc-operator --help` and every subcommand\'s --help with exit code 0', () => {
     const [, script] = entrypoint();
     const top = runNode([script as string, '--help']);
     assert.equal(top.code, 0, top.stderr);
@@ -148,7 +148,7 @@ describe('Dockerfile', () => {
     }
   });
 
-  it('puts dc-operator on PATH (the webhook injects the sidecar as `dc-operator sidecar`) and it runs through the symlink', () => {
+  void it('puts dc-operator on PATH (the webhook injects the sidecar as `dc-operator sidecar`) and it runs through the symlink', () => {
     const links = all(runtime, 'RUN').flatMap((r) => [...r.matchAll(/ln -s (\S+) \/usr\/local\/bin\/(\S+)/g)]).map((m) => ({ target: m[1] ?? '', name: m[2] ?? '' }));
     assert.ok(links.some((l) => l.name === DEFAULT_SIDECAR_CONFIG.command[0]), `a link named ${DEFAULT_SIDECAR_CONFIG.command[0]}`);
     const dir = mkdtempSync(join(tmpdir(), 'dc-docker-bin-'));
@@ -168,7 +168,7 @@ describe('Dockerfile', () => {
     }
   });
 
-  it('builds from src/ alone: no source file imports from outside src/', () => {
+  void it('builds from src/ alone: no source file imports from outside src/', () => {
     const srcDir = join(repoRoot, 'src');
     for (const file of tsFiles(srcDir)) {
       for (const m of readFileSync(file, 'utf8').matchAll(/(?:from|import)\s*\(?\s*'(\.{1,2}\/[^']+)'/g)) {
@@ -178,7 +178,7 @@ describe('Dockerfile', () => {
     }
   });
 
-  it('needs only production dependencies at run time: every package src/ imports is in "dependencies"', () => {
+  void it('needs only production dependencies at run time: every package src/ imports is in "dependencies"', () => {
     const pkg = JSON.parse(readFileSync(join(repoRoot, 'package.json'), 'utf8')) as { dependencies?: Record<string, string> };
     const deps = new Set(Object.keys(pkg.dependencies ?? {}));
     const builtins = new Set(builtinModules);
@@ -191,7 +191,7 @@ describe('Dockerfile', () => {
     }
   });
 
-  it('.dockerignore keeps local build output and secrets out, and lets in what the build copies', () => {
+  void it('.dockerignore keeps local build output and secrets out, and lets in what the build copies', () => {
     const ignored = readFileSync(join(repoRoot, '.dockerignore'), 'utf8').split('\n').map((l) => l.trim()).filter((l) => l && !l.startsWith('#'));
     for (const p of ['node_modules', 'dist', '.git', '.dev']) assert.ok(ignored.includes(p), `${p} ignored`);
     const copiedFromContext = stages.flatMap((s) => all(s, 'COPY')).filter((c) => !c.startsWith('--from='))
