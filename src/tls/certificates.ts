@@ -53,6 +53,8 @@ export type CertificateErrorCode =
   | 'key_usage_forbids_signing'
   | 'unhandled_critical_extension'
   | 'unsupported_signature_algorithm'
+  | 'name_constraint_violation'
+  | 'unsupported_name_constraint'
   | 'hostname_mismatch'
   | 'invalid_trust_anchor';
 
@@ -94,14 +96,15 @@ const OID = {
 
 /**
  * Critical extensions we understand and enforce. Anything else marked critical makes the
- * certificate unusable (RFC 5280 §4.2). Name constraints are NOT enforced, so a critical
- * nameConstraints extension is rejected rather than silently ignored.
+ * certificate unusable (RFC 5280 §4.2). Name constraints are enforced for dNSName and iPAddress
+ * subtrees; a CA constraining other name types is refused (see checkNameConstraints).
  */
 const HANDLED_CRITICAL = new Set<string>([
   OID.keyUsage,
   OID.subjectAltName,
   OID.basicConstraints,
   OID.extKeyUsage,
+  OID.nameConstraints,
   OID.certificatePolicies, // no policy processing; accepted as Go and browsers do for TLS
   DELEGATION_USAGE_OID, // reported by hasDelegationUsage; RFC 9345 forbids critical, DC code rejects
 ]);
@@ -253,6 +256,10 @@ export interface ParsedCertificate {
   readonly dnsNames: readonly string[];
   /** subjectAltName iPAddress entries in canonical text form. */
   readonly ipAddresses: readonly string[];
+  /** The same addresses as bytes (4 or 16), for name constraints. */
+  readonly ipAddressBytes: readonly Uint8Array[];
+  /** nameConstraints of a CA, when present. */
+  readonly nameConstraints: NameConstraints | undefined;
   readonly extensions: ReadonlyMap<string, CertificateExtension>;
   readonly basicConstraints: { readonly ca: boolean; readonly pathLen: number | undefined } | undefined;
   /** Bitmask by KeyUsageBit, or undefined when the extension is absent. */
@@ -334,14 +341,16 @@ function decodeAuthorityKeyId(v: Uint8Array): string | undefined {
 }
 
 /** dNSName ([2] IA5String) and iPAddress ([7] OCTET STRING) entries of a subjectAltName. */
-function decodeSubjectAltName(v: Uint8Array): { dnsNames: string[]; ipAddresses: string[] } {
+function decodeSubjectAltName(v: Uint8Array): { dnsNames: string[]; ipAddresses: string[]; ipAddressBytes: Uint8Array[] } {
   const seq = expectTag(readTlv(v, 0, v.length), 0x30, 'SubjectAltName');
   const dnsNames: string[] = [];
   const ipAddresses: string[] = [];
+  const ipAddressBytes: Uint8Array[] = [];
   for (const gn of children(v, seq)) {
     const body = v.subarray(gn.start, gn.end);
     if (gn.tag === 0x82) dnsNames.push(Buffer.from(body).toString('latin1').toLowerCase());
     else if (gn.tag === 0x87) {
+      ipAddressBytes.push(body);
       if (body.length === 4) ipAddresses.push(Array.from(body).join('.'));
       else if (body.length === 16) {
         const groups: string[] = [];
@@ -350,7 +359,51 @@ function decodeSubjectAltName(v: Uint8Array): { dnsNames: string[]; ipAddresses:
       } else throw new DerError('iPAddress of a length other than 4 or 16');
     }
   }
-  return { dnsNames, ipAddresses };
+  return { dnsNames, ipAddresses, ipAddressBytes };
+}
+
+/** One subtree of a nameConstraints extension; 'other' is a name type we do not evaluate. */
+export type NameSubtree =
+  | { readonly type: 'dns'; readonly name: string }
+  | { readonly type: 'ip'; readonly address: Uint8Array; readonly mask: Uint8Array }
+  | { readonly type: 'other'; readonly what: string };
+
+export interface NameConstraints {
+  readonly permitted: readonly NameSubtree[];
+  readonly excluded: readonly NameSubtree[];
+}
+
+const GENERAL_NAME_TYPES: Readonly<Record<number, string>> = {
+  0xa0: 'otherName',
+  0x81: 'rfc822Name',
+  0xa3: 'x400Address',
+  0xa4: 'directoryName',
+  0xa5: 'ediPartyName',
+  0x86: 'uniformResourceIdentifier',
+  0x88: 'registeredID',
+};
+
+function decodeNameConstraints(v: Uint8Array): NameConstraints {
+  const seq = expectTag(readTlv(v, 0, v.length), 0x30, 'NameConstraints');
+  const permitted: NameSubtree[] = [];
+  const excluded: NameSubtree[] = [];
+  for (const part of children(v, seq)) {
+    if (part.tag !== 0xa0 && part.tag !== 0xa1) throw new DerError('bad NameConstraints');
+    const out = part.tag === 0xa0 ? permitted : excluded;
+    for (const subtree of children(v, part)) {
+      const [base, ...rest] = children(v, expectTag(subtree, 0x30, 'GeneralSubtree'));
+      if (!base) throw new DerError('empty GeneralSubtree');
+      const body = v.subarray(base.start, base.end);
+      // minimum must be 0 and maximum absent (RFC 5280 §4.2.1.10); anything else we do not evaluate.
+      const defaultBounds = rest.every((r) => r.tag === 0x80 && r.end - r.start === 1 && v[r.start] === 0);
+      if (!defaultBounds) out.push({ type: 'other', what: 'subtree with minimum/maximum' });
+      else if (base.tag === 0x82) out.push({ type: 'dns', name: Buffer.from(body).toString('latin1').toLowerCase() });
+      else if (base.tag === 0x87 && (body.length === 8 || body.length === 32)) {
+        out.push({ type: 'ip', address: body.subarray(0, body.length / 2), mask: body.subarray(body.length / 2) });
+      } else out.push({ type: 'other', what: GENERAL_NAME_TYPES[base.tag] ?? `GeneralName tag 0x${base.tag.toString(16)}` });
+    }
+  }
+  return { permitted, excluded };
 }
 
 const CURVE_BY_OID: Readonly<Record<string, { crv: string; size: number }>> = {
@@ -458,7 +511,8 @@ function parseDer(der: Uint8Array, fingerprint: string): ParsedCertificate {
   expectTag(sigValue, 0x03, 'signatureValue BIT STRING');
   if (sigValue.end - sigValue.start < 2 || der[sigValue.start] !== 0) throw new DerError('bad signatureValue');
   const san = extensions.get(OID.subjectAltName);
-  const names = san ? decodeSubjectAltName(san.value) : { dnsNames: [], ipAddresses: [] };
+  const names = san ? decodeSubjectAltName(san.value) : { dnsNames: [], ipAddresses: [], ipAddressBytes: [] };
+  const nc = extensions.get(OID.nameConstraints);
 
   const bc = extensions.get(OID.basicConstraints);
   const ku = extensions.get(OID.keyUsage);
@@ -483,6 +537,8 @@ function parseDer(der: Uint8Array, fingerprint: string): ParsedCertificate {
     signature: der.subarray(sigValue.start + 1, sigValue.end),
     dnsNames: names.dnsNames,
     ipAddresses: names.ipAddresses,
+    ipAddressBytes: names.ipAddressBytes,
+    nameConstraints: nc ? decodeNameConstraints(nc.value) : undefined,
     issuerName,
     subjectName,
     notBefore: decodeTime(der, validity[0]!),
@@ -888,6 +944,7 @@ function validatePath(
       if (c.keyUsage !== undefined && !(c.keyUsage & (1 << KeyUsageBit.keyCertSign))) {
         throw new CertificateError('bad_certificate', 'issuer_cannot_sign_certificates', `${role} ${describe(c)} has a keyUsage extension without keyCertSign`, index);
       }
+      if (c.nameConstraints) checkNameConstraints(c, role, index, path.slice(0, k), presentedIndices);
       const pathLen = c.basicConstraints.pathLen;
       if (pathLen !== undefined) {
         // Non-self-issued intermediate CAs below this one (RFC 5280 §4.2.1.9).
@@ -903,6 +960,49 @@ function validatePath(
     if (e instanceof CertificateError) return e;
     throw e;
   }
+}
+
+/**
+ * RFC 5280 §4.2.1.10 for dNSName and iPAddress subtrees, applied to the subjectAltName names of
+ * every certificate below the constraining CA (self-issued intermediates excepted). The subject
+ * common name is not a host name here (we never match host names against it), so it is not checked.
+ */
+function checkNameConstraints(ca: ParsedCertificate, role: string, index: number, below: readonly ParsedCertificate[], presentedIndices: readonly number[]): void {
+  const nc = ca.nameConstraints!;
+  const other = [...nc.permitted, ...nc.excluded].find((t) => t.type === 'other');
+  if (other && other.type === 'other') {
+    throw new CertificateError('unsupported_certificate', 'unsupported_name_constraint', `${role} ${describe(ca)} has name constraints on ${other.what}, which we do not evaluate`, index);
+  }
+  const permittedDns = nc.permitted.filter((t) => t.type === 'dns');
+  const permittedIp = nc.permitted.filter((t) => t.type === 'ip');
+  below.forEach((c, j) => {
+    if (j > 0 && c.selfIssued) return;
+    const violation = (name: string, why: string) =>
+      new CertificateError('bad_certificate', 'name_constraint_violation', `certificate ${describe(c)} has the name ${name}, which the name constraints of ${role} ${describe(ca)} ${why}`, presentedIndices[j] ?? -1);
+    for (const dns of c.dnsNames) {
+      if (nc.excluded.some((t) => t.type === 'dns' && dnsWithinConstraint(dns, t.name))) throw violation(`DNS:${dns}`, 'exclude');
+      if (permittedDns.length > 0 && !permittedDns.some((t) => t.type === 'dns' && dnsWithinConstraint(dns, t.name))) throw violation(`DNS:${dns}`, 'do not permit');
+    }
+    c.ipAddressBytes.forEach((ip, n) => {
+      const label = `IP:${c.ipAddresses[n] ?? '?'}`;
+      if (nc.excluded.some((t) => t.type === 'ip' && ipWithinConstraint(ip, t.address, t.mask))) throw violation(label, 'exclude');
+      if (permittedIp.length > 0 && !permittedIp.some((t) => t.type === 'ip' && ipWithinConstraint(ip, t.address, t.mask))) throw violation(label, 'do not permit');
+    });
+  });
+}
+
+/** "example.com" covers itself and its subdomains; ".example.com" only subdomains; "" everything. */
+function dnsWithinConstraint(name: string, constraint: string): boolean {
+  const n = name.endsWith('.') ? name.slice(0, -1) : name;
+  if (constraint === '') return true;
+  if (constraint.startsWith('.')) return n.length > constraint.length && n.endsWith(constraint);
+  return n === constraint || n.endsWith(`.${constraint}`);
+}
+
+function ipWithinConstraint(ip: Uint8Array, address: Uint8Array, mask: Uint8Array): boolean {
+  if (ip.length !== address.length) return false;
+  for (let i = 0; i < ip.length; i++) if ((ip[i]! & mask[i]!) !== (address[i]! & mask[i]!)) return false;
+  return true;
 }
 
 function describe(c: ParsedCertificate): string {

@@ -1,4 +1,4 @@
-import { describe, it, before } from 'node:test';
+import { describe, it, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { X509Certificate, createPrivateKey, createPublicKey, generateKeyPairSync } from 'node:crypto';
 import { execFileSync } from 'node:child_process';
@@ -26,7 +26,7 @@ import {
   type CertificateErrorCode,
   type CertificateErrorKind,
 } from '../../src/tls/certificates.js';
-import { KeyUsage, asIssuer, issueCertificate, type IssuedCertificate, type KeyType } from '../../src/cli/pki/dev-pki.js';
+import { KeyUsage, asIssuer, importSigningKey, issueCertificate, type IssuedCertificate, type Issuer, type KeyType } from '../../src/cli/pki/dev-pki.js';
 
 const DAY = 86_400_000;
 
@@ -370,6 +370,59 @@ void describe('verifyCertificateChain', () => {
     } finally {
       rmSync(dir, { recursive: true, force: true });
     }
+  });
+
+  void describe('name constraints (CA made by openssl)', () => {
+    let dir: string;
+    /** An openssl root with the given nameConstraints, as an issuer for our leaves. */
+    async function constrainedRoot(name: string, constraints: string): Promise<{ pem: string; issuer: Issuer }> {
+      execFileSync('openssl', ['req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:P-256', '-nodes', '-keyout', `${name}.key`, '-out', `${name}.crt`,
+        '-subj', `/CN=${name}`, '-days', '2', '-addext', 'basicConstraints=critical,CA:TRUE', '-addext', 'keyUsage=critical,keyCertSign',
+        '-addext', `nameConstraints=${constraints}`], { cwd: dir, stdio: ['ignore', 'pipe', 'pipe'] });
+      const pem = readFileSync(join(dir, `${name}.crt`), 'latin1');
+      const { key } = await importSigningKey(readFileSync(join(dir, `${name}.key`), 'latin1'));
+      return { pem, issuer: { certificateDer: pemToDers(pem, 'CERTIFICATE')[0]!, signingKey: key } };
+    }
+    const leafFor = async (issuer: Issuer, dnsNames: string[], ipAddresses: string[] = []) =>
+      (await issueCertificate({ commonName: 'constrained', dnsNames, ipAddresses }, 'ecdsa-p256', issuer)).der;
+    before(() => {
+      dir = mkdtempSync(join(tmpdir(), 'certs-nc-'));
+    });
+    after(() => rmSync(dir, { recursive: true, force: true }));
+
+    void it('accepts names inside permitted DNS subtrees and refuses names outside them', async () => {
+      const { pem, issuer } = await constrainedRoot('dns-permitted', 'critical,permitted;DNS:example.test');
+      verifyCertificateChain([await leafFor(issuer, ['example.test', 'api.example.test', '*.svc.example.test'])], { ca: [pem] });
+      const der1 = await leafFor(issuer, ['api.example.test', 'api.other.test']);
+      assertCertError(
+        () => verifyCertificateChain([der1], { ca: [pem] }),
+        'bad_certificate',
+        'name_constraint_violation',
+        /DNS:api\.other\.test, which the name constraints of trust anchor "CN=dns-permitted" do not permit/,
+      );
+    });
+
+    void it('refuses names in excluded DNS subtrees, and a leading dot means subdomains only', async () => {
+      const { pem, issuer } = await constrainedRoot('dns-excluded', 'critical,excluded;DNS:.secret.test');
+      verifyCertificateChain([await leafFor(issuer, ['secret.test', 'public.test'])], { ca: [pem] });
+      const der2 = await leafFor(issuer, ['db.secret.test']);
+      assertCertError(() => verifyCertificateChain([der2], { ca: [pem] }), 'bad_certificate', 'name_constraint_violation', /exclude/);
+    });
+
+    void it('applies IP address subtrees to IP subjectAltNames', async () => {
+      const { pem, issuer } = await constrainedRoot('ip-permitted', 'critical,permitted;IP:127.0.0.0/255.0.0.0,permitted;DNS:localhost');
+      verifyCertificateChain([await leafFor(issuer, ['localhost'], ['127.0.0.1'])], { ca: [pem], servername: '127.0.0.1' });
+      const der3 = await leafFor(issuer, ['localhost'], ['10.0.0.1']);
+      assertCertError(() => verifyCertificateChain([der3], { ca: [pem] }), 'bad_certificate', 'name_constraint_violation', /IP:10\.0\.0\.1/);
+      const der4 = await leafFor(issuer, ['localhost'], ['::1']);
+      assertCertError(() => verifyCertificateChain([der4], { ca: [pem] }), 'bad_certificate', 'name_constraint_violation', /IP:::1/);
+    });
+
+    void it('refuses a CA that constrains name types it cannot evaluate', async () => {
+      const { pem, issuer } = await constrainedRoot('dirname', 'critical,permitted;email:example.test');
+      const der5 = await leafFor(issuer, ['example.test']);
+      assertCertError(() => verifyCertificateChain([der5], { ca: [pem] }), 'unsupported_certificate', 'unsupported_name_constraint', /rfc822Name/);
+    });
   });
 
   void it('verifies a chain made by openssl, not by our own generator', () => {
