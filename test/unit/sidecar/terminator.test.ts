@@ -102,7 +102,7 @@ void describe('sidecar listener', () => {
 
   void it('carries a half-close through node:tls for a client without DC support', async () => {
     const r = await rig(await upstreamServer(replyAfterEnd));
-    const s = nodeTlsConnect({ host: '127.0.0.1', port: r.listener.port, servername: 'localhost', ca: pki.ca.pem, allowHalfOpen: true });
+    const s = nodeTlsConnect({ host: '127.0.0.1', port: r.listener.port, servername: 'localhost', ca: pki.ca.pem });
     await new Promise<void>((resolve, reject) => {
       s.once('secureConnect', () => resolve());
       s.once('error', reject);
