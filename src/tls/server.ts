@@ -339,6 +339,9 @@ export class ServerConnection extends Connection {
       if (!ticketSuite || ticketSuite.hash !== suite.hash) continue;
       if (now - state.issuedAt > state.lifetimeSeconds * 1000 || now < state.issuedAt - 10_000) continue;
       if ((hello.extensions.serverName ?? '') !== state.servername) continue;
+      // A server that requires client certificates resumes only sessions that had one.
+      const requireCert = this.config.options.requestCert && (this.config.options.rejectUnauthorized ?? true);
+      if (requireCert && state.clientCertificate.length === 0) continue;
       // §4.2.11.2: the binder covers the transcript up to the truncated ClientHello.
       const truncated = raw.subarray(0, raw.length - bindersLength(offered.binders));
       const binderKey = new EarlySecret(suite, state.psk).binderKey('resumption');
@@ -532,7 +535,9 @@ export class ServerConnection extends Connection {
     const sendTickets = !hs.resumed && this.config.sessionTickets > 0;
     const resumptionMasterSecret = sendTickets ? master.resumptionMasterSecret(hs.transcript.current()) : undefined;
     this.state = { kind: 'Connected' };
-    const peerChain = hs.peer?.chain ?? [];
+    // A resumed session carries the client certificate that was verified in the original handshake.
+    const resumedCert = hs.resumed && hs.resumed.clientCertificate.length > 0 ? hs.resumed.clientCertificate : undefined;
+    const peerChain = hs.peer?.chain ?? (resumedCert ? [resumedCert] : []);
     this.completeHandshake(
       { suite: hs.suite, readSecret: clientAp, writeSecret: serverAp, exporterMasterSecret: exporter },
       {
@@ -545,7 +550,7 @@ export class ServerConnection extends Connection {
         resumed: hs.resumed !== undefined,
         helloRetryRequest: hs.helloRetry,
         peerCertificates: peerChain,
-        peerAuthorized: hs.peer?.authorized ?? false,
+        peerAuthorized: hs.peer?.authorized ?? resumedCert !== undefined,
         peerAuthorizationError: hs.peer ? hs.peer.authorizationError : undefined,
         serverMode: hs.serverMode,
         clientMode: hs.clientMode,
@@ -567,7 +572,8 @@ export class ServerConnection extends Connection {
         lifetimeSeconds: this.config.ticketLifetimeSeconds,
         servername: hs.hello.extensions.serverName ?? '',
         alpnProtocol: hs.alpn ?? '',
-        clientCertificate: hs.peer?.chain[0] ?? new Uint8Array(0),
+        // Only a verified client certificate is carried over to resumed sessions.
+        clientCertificate: hs.peer?.authorized ? hs.peer.chain[0]! : new Uint8Array(0),
       });
       const msg = encodeHandshake(
         HandshakeType.new_session_ticket,

@@ -348,6 +348,35 @@ void describe('client certificates', () => {
     assert.equal(serverInfo(pair).clientMode?.authentication, 'certificate');
   });
 
+  void test('a resumed session reports the client certificate verified in the original handshake', async () => {
+    const pki = await testPki();
+    const server = new ServerConfig(await serverOptions({ requestCert: true, ca: [pki.ca.pem] }));
+    const client = new ClientConfig(await clientOptions({ certificates: await clientCert('p256') }));
+    const first = await doHandshake(new ClientConnection(client), new ServerConnection(server));
+    assertConnected(first);
+    const session = first.client.ofType('session')[0]!.session;
+    const pair = await doHandshake(new ClientConnection(client, { session }), new ServerConnection(server));
+    assertConnected(pair);
+    assert.equal(serverInfo(pair).resumed, true);
+    assert.equal(serverInfo(pair).peerAuthorized, true);
+    assert.ok(Buffer.from(serverInfo(pair).peerCertificates[0]!).equals(serverInfo(first).peerCertificates[0]!));
+  });
+
+  void test('a session without a client certificate is not resumed by a server that requires one', async () => {
+    const pki = await testPki();
+    const leaf = await pki.leaf('p256');
+    const ticketKey = new Uint8Array(32).fill(5);
+    const open = new ServerConfig({ certificates: [{ cert: leaf.pem, key: leaf.key }], ticketKey });
+    const strict = new ServerConfig({ certificates: [{ cert: leaf.pem, key: leaf.key }], ticketKey, requestCert: true, ca: [pki.ca.pem] });
+    const client = new ClientConfig(await clientOptions({ certificates: await clientCert('p256') }));
+    const first = await doHandshake(new ClientConnection(client), new ServerConnection(open));
+    const session = first.client.ofType('session')[0]!.session;
+    const pair = await doHandshake(new ClientConnection(client, { session }), new ServerConnection(strict));
+    assertConnected(pair);
+    assert.equal(serverInfo(pair).resumed, false);
+    assert.equal(serverInfo(pair).peerAuthorized, true);
+  });
+
   void test('a client certificate from an unknown CA is refused with unknown_ca', async () => {
     const pki = await testPki();
     const pair = await connect({ requestCert: true, ca: [pki.otherCa.pem] }, { certificates: await clientCert() });
