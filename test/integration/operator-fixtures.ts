@@ -2,11 +2,11 @@
 // Secrets, create DelegatedCredentials, poll for a condition.
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
-import { mkdtempSync, readFileSync, readdirSync } from 'node:fs';
+import { mkdtempSync, readFileSync, readdirSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { CustomObjectsApi, loadAllYaml, type CoreV1Api, type KubeConfig, type V1Secret } from '@kubernetes/client-node';
+import { CoreV1Api, CustomObjectsApi, KubeConfig, loadAllYaml, type V1Secret } from '@kubernetes/client-node';
 import type { DelegatedCredential, DelegatedCredentialSpecInput } from '../../src/operator/api/v1alpha1.js';
 import { repoRoot } from '../support/control-plane.js';
 
@@ -130,4 +130,23 @@ export function secretData(secret: V1Secret | undefined, key: string): Buffer {
   const v = secret?.data?.[key];
   assert.ok(v !== undefined, `Secret has ${key}`);
   return Buffer.from(v, 'base64');
+}
+
+/** A kubeconfig file that authenticates as a (new) ServiceAccount with a TokenRequest token. */
+export async function serviceAccountKubeconfig(admin: KubeConfig, namespace: string, serviceAccount: string): Promise<string> {
+  const core = admin.makeApiClient(CoreV1Api);
+  await core.createNamespacedServiceAccount({ namespace, body: { metadata: { name: serviceAccount } } });
+  const token = await core.createNamespacedServiceAccountToken({ namespace, name: serviceAccount, body: { spec: { audiences: [], expirationSeconds: 3600 } } });
+  const cluster = admin.getCurrentCluster();
+  assert.ok(cluster);
+  const kc = new KubeConfig();
+  kc.loadFromOptions({
+    clusters: [{ name: 'test', server: cluster.server, caData: cluster.caData, caFile: cluster.caFile, skipTLSVerify: cluster.skipTLSVerify }],
+    users: [{ name: serviceAccount, token: token.status?.token }],
+    contexts: [{ name: 'sa', cluster: 'test', user: serviceAccount }],
+    currentContext: 'sa',
+  });
+  const file = join(mkdtempSync(join(tmpdir(), 'dc-operator-sa-')), 'kubeconfig');
+  writeFileSync(file, kc.exportConfig(), { mode: 0o600 });
+  return file;
 }

@@ -2,17 +2,14 @@
 // started before its RBAC was applied, as happens in a Helm install) does not stop it: it backs
 // off, retries, and syncs once the permission appears, then follows changes.
 import assert from 'node:assert/strict';
-import { mkdtempSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import { after, before, it } from 'node:test';
-import { CoreV1Api, KubeConfig, RbacAuthorizationV1Api, type V1Secret } from '@kubernetes/client-node';
+import { CoreV1Api, RbacAuthorizationV1Api, type KubeConfig, type V1Secret } from '@kubernetes/client-node';
 import { systemClock } from '../../src/operator/clock.js';
 import { Informer } from '../../src/operator/informer.js';
 import { KubeClient } from '../../src/operator/kube.js';
 import { loadKubeConfig } from '../../src/operator/main.js';
 import { createTestNamespace, testKubeConfig, type TestNamespace } from '../support/cluster.js';
-import { waitFor } from './operator-fixtures.js';
+import { serviceAccountKubeconfig, waitFor } from './operator-fixtures.js';
 
 let admin: KubeConfig;
 let ns: TestNamespace;
@@ -26,27 +23,9 @@ after(async () => {
   await ns?.delete();
 });
 
-async function serviceAccountKubeconfig(namespace: string, serviceAccount: string): Promise<string> {
-  const core = admin.makeApiClient(CoreV1Api);
-  await core.createNamespacedServiceAccount({ namespace, body: { metadata: { name: serviceAccount } } });
-  const token = await core.createNamespacedServiceAccountToken({ namespace, name: serviceAccount, body: { spec: { audiences: [], expirationSeconds: 3600 } } });
-  const cluster = admin.getCurrentCluster();
-  assert.ok(cluster);
-  const kc = new KubeConfig();
-  kc.loadFromOptions({
-    clusters: [{ name: 'test', server: cluster.server, caData: cluster.caData, caFile: cluster.caFile, skipTLSVerify: cluster.skipTLSVerify }],
-    users: [{ name: serviceAccount, token: token.status?.token }],
-    contexts: [{ name: 'sa', cluster: 'test', user: serviceAccount }],
-    currentContext: 'sa',
-  });
-  const file = join(mkdtempSync(join(tmpdir(), 'dc-operator-informer-')), 'kubeconfig');
-  writeFileSync(file, kc.exportConfig(), { mode: 0o600 });
-  return file;
-}
-
 void it('keeps retrying through 403 Forbidden and syncs once the permission is granted', async () => {
   const core = admin.makeApiClient(CoreV1Api);
-  const kc = loadKubeConfig(await serviceAccountKubeconfig(ns.name, 'late-rbac'));
+  const kc = loadKubeConfig(await serviceAccountKubeconfig(admin, ns.name, 'late-rbac'));
   const warnings: string[] = [];
   const informer = new Informer(
     'secrets',

@@ -1,16 +1,13 @@
 // The controller runs as a ServiceAccount bound to exactly controllerRbac() (the apiserver runs
 // with --authorization-mode=RBAC): if a rule were missing, nothing would be issued.
 import assert from 'node:assert/strict';
-import { mkdtempSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import { after, before, it } from 'node:test';
-import { CoreV1Api, KubeConfig, RbacAuthorizationV1Api } from '@kubernetes/client-node';
+import { CoreV1Api, RbacAuthorizationV1Api, type KubeConfig } from '@kubernetes/client-node';
 import { controllerRbac } from '../../src/operator/rbac.js';
 import { runController, type ControllerHandle } from '../../src/operator/main.js';
 import { createLogger } from '../../src/operator/logger.js';
 import { createTestNamespace, testKubeConfig, type TestNamespace } from '../support/cluster.js';
-import { applyCrds, createDelegatedCredential, dcctlCertificate, putSecret, tlsSecret, waitForCondition } from './operator-fixtures.js';
+import { applyCrds, createDelegatedCredential, dcctlCertificate, putSecret, serviceAccountKubeconfig, tlsSecret, waitForCondition } from './operator-fixtures.js';
 
 let admin: KubeConfig;
 let ns: TestNamespace;
@@ -29,28 +26,10 @@ after(async () => {
   await ns?.delete();
 });
 
-/** A kubeconfig that authenticates as the ServiceAccount with a TokenRequest token. */
-async function serviceAccountKubeconfig(namespace: string, serviceAccount: string): Promise<string> {
-  const core = admin.makeApiClient(CoreV1Api);
-  const token = await core.createNamespacedServiceAccountToken({ namespace, name: serviceAccount, body: { spec: { audiences: [], expirationSeconds: 3600 } } });
-  const cluster = admin.getCurrentCluster();
-  assert.ok(cluster);
-  const kc = new KubeConfig();
-  kc.loadFromOptions({
-    clusters: [{ name: 'test', server: cluster.server, caData: cluster.caData, caFile: cluster.caFile, skipTLSVerify: cluster.skipTLSVerify }],
-    users: [{ name: serviceAccount, token: token.status?.token }],
-    contexts: [{ name: 'sa', cluster: 'test', user: serviceAccount }],
-    currentContext: 'sa',
-  });
-  const file = join(mkdtempSync(join(tmpdir(), 'dc-operator-rbac-')), 'kubeconfig');
-  writeFileSync(file, kc.exportConfig(), { mode: 0o600 });
-  return file;
-}
-
 void it('issues with only the RBAC rules it declares', async () => {
   const core = admin.makeApiClient(CoreV1Api);
   const rbacApi = admin.makeApiClient(RbacAuthorizationV1Api);
-  await core.createNamespacedServiceAccount({ namespace: ns.name, body: { metadata: { name: 'dc-operator' } } });
+  const kubeconfig = await serviceAccountKubeconfig(admin, ns.name, 'dc-operator');
   const rbac = controllerRbac({ name: `dc-operator-controller-${ns.name}`, namespace: ns.name, serviceAccount: 'dc-operator' });
   await rbacApi.createClusterRole({ body: rbac.clusterRole });
   await rbacApi.createClusterRoleBinding({ body: rbac.clusterRoleBinding });
@@ -62,7 +41,7 @@ void it('issues with only the RBAC rules it declares', async () => {
   };
 
   controller = await runController({
-    kubeconfig: await serviceAccountKubeconfig(ns.name, 'dc-operator'),
+    kubeconfig,
     operatorNamespace: ns.name,
     metricsPort: 0,
     metricsHost: '127.0.0.1',
