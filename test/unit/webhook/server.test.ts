@@ -1,5 +1,6 @@
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
+import fc from 'fast-check';
 import { request as httpsRequest } from 'node:https';
 import type { TLSSocket } from 'node:tls';
 import { X509Certificate } from 'node:crypto';
@@ -168,4 +169,15 @@ void test('answers and refusals are counted in Prometheus metrics, served on /me
   assert.match(r.body, /dc_operator_webhook_admissions_total\{result="skipped",reason="Test"\} [1-9]/);
   assert.match(r.body, /dc_operator_webhook_bad_requests_total\{status="400"\} [1-9]/);
   assert.match(r.body, /dc_operator_webhook_admission_duration_seconds_count\{result="skipped"\} [1-9]/);
+});
+
+void test('random bytes and random JSON on /mutate are answered with a status, never crash the server', async () => {
+  await fc.assert(
+    fc.asyncProperty(fc.oneof(fc.uint8Array({ maxLength: 256 }).map((b) => Buffer.from(b).toString('latin1')), fc.jsonValue({ maxDepth: 3 }).map((v) => JSON.stringify(v))), async (body) => {
+      const r = await call('POST', '/mutate', body);
+      assert.ok([200, 400].includes(r.status), `status ${r.status} for ${JSON.stringify(body)}`);
+    }),
+    { numRuns: 100 },
+  );
+  assert.equal((await call('GET', '/healthz')).status, 200);
 });
