@@ -124,8 +124,12 @@ void describe('CredentialWatcher over a kubelet-style Secret volume', () => {
       assert.ok(line, 'an error line was logged');
       assert.match(String(line.meta?.['file']), file);
       assert.match(String(line.meta?.['reason']), reason);
-      assert.equal(await r.metrics.value('dc_sidecar_credential_reloads_total', { result: 'failure' }), 1);
-      assert.equal(r.status.current.phase, 'serving');
+      // The watch may have seen the swap too: one or two failed reloads, never a success.
+      assert.ok((await r.metrics.value('dc_sidecar_credential_reloads_total', { result: 'failure' })) >= 1);
+      assert.equal(await r.metrics.value('dc_sidecar_credential_reloads_total', { result: 'success' }), 1, 'only the initial load');
+      // A watch-triggered reload of the same bad version may still be running; it fails too.
+      await until('the reloads to settle', () => r.status.current.phase === 'serving');
+      assert.equal(r.store.current, before);
     });
   }
 
