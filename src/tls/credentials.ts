@@ -11,6 +11,7 @@
  * was verified, `acceptLeaf` decides which key must have signed CertificateVerify.
  */
 import { X509Certificate, createPrivateKey, type KeyObject } from 'node:crypto';
+import { pemToDers } from './certificates.js';
 import { createKeySigner, type Signer } from './signer.js';
 import { isCertificateVerifyScheme } from './signature-schemes.js';
 import type { RawExtension } from './messages/extensions.js';
@@ -99,20 +100,10 @@ export interface CertificateKeyInput {
   readonly key: PemOrDer | KeyObject | Signer;
 }
 
-const PEM_CERT = /-----BEGIN CERTIFICATE-----[\s\S]+?-----END CERTIFICATE-----/g;
-
-/** Parses certificates from PEM text or DER into DER buffers, leaf first. */
+/** Certificates from PEM text (via ./certificates.js) or DER, as DER buffers, leaf first. */
 export function certificateDers(input: PemOrDer | readonly PemOrDer[]): Uint8Array[] {
   const items: readonly PemOrDer[] = typeof input === 'string' || input instanceof Uint8Array ? [input] : input;
-  const out: Uint8Array[] = [];
-  for (const item of items) {
-    if (typeof item === 'string') {
-      for (const m of item.match(PEM_CERT) ?? []) out.push(new X509Certificate(m).raw);
-    } else {
-      out.push(new X509Certificate(item).raw);
-    }
-  }
-  return out;
+  return items.flatMap((item) => (typeof item === 'string' ? pemToDers(item, 'CERTIFICATE') : [item]));
 }
 
 function isSigner(x: unknown): x is Signer {
