@@ -283,3 +283,37 @@ void test('a certificate Secret of another type gives CertificateInvalid naming 
   assert.equal(ready?.reason, 'CertificateInvalid');
   assert.match(ready?.message ?? '', /has type Opaque; the certificate Secret must be of type kubernetes\.io\/tls/);
 });
+
+void test('a ClusterDelegationSigner reads its key Secret from the operator namespace by default', async () => {
+  const h = harness(new Date());
+  const cert = await delegationCertificate({ keyType: 'ecdsa-p384' });
+  h.cluster.putTlsSecret(NS, 'web-tls', cert, undefined);
+  h.cluster.secrets.set('dc-operator/shared-key', { type: 'Opaque', metadata: { name: 'shared-key', namespace: 'dc-operator' }, data: { 'tls.key': Buffer.from(cert.key.privateKeyPem).toString('base64') } });
+  h.cluster.signers.set('ClusterDelegationSigner/shared', {
+    apiVersion: 'dc-operator.io/v1alpha1',
+    kind: 'ClusterDelegationSigner',
+    metadata: { name: 'shared' },
+    spec: { inCluster: { keySecretRef: { name: 'shared-key', key: 'tls.key' } } },
+  });
+  h.cluster.putDelegatedCredential(NS, 'web-dc', {
+    certificateSecretRef: { name: 'web-tls' },
+    secretName: 'web-dc-secret',
+    signerRef: { kind: 'ClusterDelegationSigner', name: 'shared' },
+    algorithms: ['ecdsa_secp384r1_sha384'],
+  });
+  await h.reconciler.reconcile(NS, 'web-dc');
+  assert.equal(condition(dcOf(h), 'Ready')?.status, 'True');
+  assert.match(condition(dcOf(h), 'SignerReady')?.message ?? '', /ClusterDelegationSigner shared \(key tls\.key of Secret dc-operator\/shared-key\)/);
+  const leaf = new X509Certificate(cert.pem);
+  validateDelegatedCredential(Buffer.from(outputData(h)['ecdsa_secp384r1_sha384.cred'] ?? '', 'base64'), { certificate: leaf });
+});
+
+void test('a signerRef to a signer that does not exist gives SignerNotFound', async () => {
+  const h = harness(new Date());
+  h.cluster.putTlsSecret(NS, 'web-tls', await delegationCertificate());
+  h.cluster.putDelegatedCredential(NS, 'web-dc', { certificateSecretRef: { name: 'web-tls' }, secretName: 'web-dc-secret', signerRef: { kind: 'DelegationSigner', name: 'ghost' } });
+  await h.reconciler.reconcile(NS, 'web-dc');
+  const signer = condition(dcOf(h), 'SignerReady');
+  assert.equal(signer?.reason, 'SignerNotFound');
+  assert.match(signer?.message ?? '', /DelegationSigner web\/ghost does not exist/);
+});
