@@ -91,8 +91,9 @@ control-plane-down:
 
 # --- demo, bench ----------------------------------------------------------------------------
 .PHONY: demo
+# CLUSTER=current: use the current kubeconfig instead of a local control plane.
 demo: deps build control-plane
-	node dist/src/cli/demo.js
+	node dist/src/cli/demo.js $(if $(CLUSTER),--cluster $(CLUSTER))
 
 .PHONY: bench
 bench: build
