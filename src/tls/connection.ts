@@ -145,6 +145,11 @@ export abstract class Connection {
     return this.traffic !== undefined && !this.error;
   }
 
+  /** Received bytes held back until a record or message is complete (the adapter's timeout covers a peer that stalls). */
+  get bufferedBytes(): number {
+    return this.records.bufferedInput;
+  }
+
   get info(): HandshakeInfo | undefined {
     return this.handshakeInfo;
   }
