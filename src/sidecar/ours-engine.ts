@@ -19,7 +19,7 @@ import type { Signer } from '../tls/signer.js';
 import type { MaterialStore } from './material.js';
 import type { HandshakeMode } from './metrics.js';
 import { chooseCredential, type ChoiceDetails } from './router.js';
-import type { OursEngine } from './terminator.js';
+import { closeSoon, type OursEngine } from './terminator.js';
 
 export interface OursEngineOptions {
   readonly store: MaterialStore;
@@ -156,7 +156,6 @@ export class TlsServerStream extends Duplex {
       this.handshakeFailed = undefined;
       this.handshakeDone = undefined;
       reject(err);
-      this.socket.destroySoon();
       this.destroy();
       return;
     }
@@ -184,7 +183,7 @@ export class TlsServerStream extends Duplex {
   }
 
   override _destroy(err: Error | null, callback: (error?: Error | null) => void): void {
-    this.socket.destroy();
+    closeSoon(this.socket);
     callback(err);
   }
 }

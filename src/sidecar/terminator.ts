@@ -41,6 +41,21 @@ export interface TerminatorOptions {
   readonly log: WatcherLogger & { debug(message: string, meta?: Record<string, unknown>): void };
 }
 
+/** How long a closing socket may take to flush (an alert, the last records) before it is cut. */
+const FLUSH_DEADLINE_MS = 2000;
+
+/**
+ * Ends `socket` after what was written (a fatal alert, the last records) has gone out, and cuts
+ * it if the peer does not let that happen within FLUSH_DEADLINE_MS.
+ */
+export function closeSoon(socket: Socket, last?: Uint8Array): void {
+  if (socket.destroyed) return;
+  if (last) socket.end(last);
+  else socket.end();
+  socket.destroySoon();
+  setTimeout(() => socket.destroy(), FLUSH_DEADLINE_MS).unref();
+}
+
 export async function handleConnection(socket: Socket, o: TerminatorOptions): Promise<void> {
   socket.on('error', () => {}); // errors surface as 'close'; the proxy reports its own
   socket.setNoDelay(true);
@@ -58,8 +73,7 @@ export async function handleConnection(socket: Socket, o: TerminatorOptions): Pr
     o.metrics.refused(peek.kind === 'not-tls' ? 'bad-hello' : peek.kind);
     if (peek.kind === 'not-tls') {
       o.log.debug('not a TLS ClientHello', { remote: socket.remoteAddress, reason: peek.reason });
-      socket.end(plaintextAlert(peek.alert));
-      socket.destroySoon();
+      closeSoon(socket, plaintextAlert(peek.alert));
     } else {
       socket.destroy();
     }
@@ -71,7 +85,7 @@ export async function handleConnection(socket: Socket, o: TerminatorOptions): Pr
   if (decision.engine === 'refuse') {
     o.metrics.refused(decision.metric);
     o.log.debug('refused a client', { remote: socket.remoteAddress, alert: alertName(decision.alert), reason: decision.reason });
-    socket.end(plaintextAlert(decision.alert, peek.recordVersion));
+    closeSoon(socket, plaintextAlert(decision.alert, peek.recordVersion));
     return;
   }
   const remaining = Math.max(1, o.handshakeTimeoutMs - (Date.now() - started));
@@ -88,7 +102,7 @@ export async function handleConnection(socket: Socket, o: TerminatorOptions): Pr
   } catch (err) {
     o.metrics.handshake(mode, decision.engine === 'node' || !o.ours ? 'node' : 'ours', 'failure');
     o.log.debug('handshake failed', { remote: socket.remoteAddress, mode, error: err instanceof Error ? err.message : String(err) });
-    socket.destroy();
+    closeSoon(socket); // let the engine's alert go out
     return;
   }
   o.metrics.handshake(mode, decision.engine === 'node' || !o.ours ? 'node' : 'ours', 'success');

@@ -17,6 +17,9 @@ import { SidecarStatus } from '../../../src/sidecar/status.js';
 import { listen, type Listener } from '../../../src/sidecar/terminator.js';
 import { delegatedCredentialPeerHooks } from '../../../src/tls/delegated/index.js';
 import { connect as oursConnect } from '../../../src/tls/socket.js';
+import { ProtocolVersion, SignatureScheme } from '../../../src/tls/constants.js';
+import { encodeHandshake } from '../../../src/tls/messages/handshake.js';
+import { writeClientHello } from '../../../src/tls/messages/client-hello.js';
 import { credentialFiles, makePki, type TestPki } from './fixtures.js';
 
 const quiet = { error: () => {}, warn: () => {}, info: () => {}, debug: () => {} };
@@ -168,6 +171,41 @@ void describe('sidecar listener', () => {
     await new Promise<void>((res) => silent.once('close', () => res()));
     assert.ok(Date.now() - started >= 150);
     assert.equal(await r.metrics.value('dc_sidecar_refused_connections_total', { reason: 'timeout' }), 1);
+  });
+
+  void it("sends our stack's fatal alert to a DC client whose handshake fails (no cipher suite in common)", async () => {
+    const r = await rig(await upstreamServer((s) => s.resume()));
+    const hello = encodeHandshake(
+      1,
+      (w) =>
+        writeClientHello(w, {
+          legacyVersion: 0x0303,
+          random: randomBytes(32),
+          legacySessionId: new Uint8Array(0),
+          cipherSuites: [0x1304], // TLS_AES_128_CCM_SHA256: not ours
+          legacyCompressionMethods: Uint8Array.of(0),
+          extensions: {
+            supportedVersions: [ProtocolVersion.TLS1_3],
+            signatureAlgorithms: [SignatureScheme.ed25519, SignatureScheme.ecdsa_secp256r1_sha256],
+            delegatedCredential: [SignatureScheme.ed25519],
+            supportedGroups: [0x1d],
+            keyShares: [{ group: 0x1d, keyExchange: randomBytes(32) }],
+            unknown: [],
+          },
+        }),
+      512,
+    );
+    const s = netConnect({ host: '127.0.0.1', port: r.listener.port });
+    s.on('error', () => {});
+    s.write(Buffer.concat([Buffer.from([22, 3, 1, hello.length >> 8, hello.length & 0xff]), hello]));
+    const answer = await readAll(s);
+    assert.deepEqual([...answer.subarray(0, 1)], [21], 'an alert record');
+    assert.equal(answer[answer.length - 1], 40, 'handshake_failure');
+    const deadline = Date.now() + 5000;
+    while ((await r.metrics.value('dc_sidecar_handshakes_total', { mode: 'dc', engine: 'ours', result: 'failure' })) !== 1) {
+      assert.ok(Date.now() < deadline, 'the failed DC handshake is counted');
+      await new Promise((res) => setTimeout(res, 10));
+    }
   });
 
   void it('answers plain HTTP on the TLS port with an alert and closes', async () => {
