@@ -373,4 +373,37 @@ void describe('the sidecar-injection webhook behind a real kube-apiserver', () =
       rmSync(dir, { recursive: true, force: true });
     }
   });
+  void it('injects a sidecar that passes the restricted Pod Security Standard in an enforcing namespace', async () => {
+    const ns = await createTestNamespace('webhook-restricted');
+    namespaces.push(ns);
+    await createDelegatedCredential(kc, ns.name, 'web-dc', 'web-dc-credentials');
+    configurations.push(await register(kc, webhook.url, ns.name, { operatorNamespace: operatorNs.name, caBundlePem: webhook.caBundle() }));
+    await untilInjecting(ns, 'web-dc');
+    const namespace = await ns.core.readNamespace({ name: ns.name });
+    namespace.metadata = { ...namespace.metadata, labels: { ...namespace.metadata?.labels, 'pod-security.kubernetes.io/enforce': 'restricted' } };
+    await ns.core.replaceNamespace({ name: ns.name, body: namespace });
+    const restrictedApp: V1Pod = {
+      metadata: { name: 'restricted', annotations: { 'dc-operator.io/inject': 'web-dc' } },
+      spec: {
+        // Nothing at pod level: every container, the injected one included, must comply on its own.
+        containers: [{
+          name: 'app', image: 'registry.invalid/app:1', ports: [{ containerPort: 8080 }],
+          securityContext: {
+            runAsNonRoot: true, runAsUser: 1000, allowPrivilegeEscalation: false,
+            capabilities: { drop: ['ALL'] }, seccompProfile: { type: 'RuntimeDefault' },
+          },
+        }],
+      },
+    };
+    // The API server refuses the same pod when a container breaks the standard: the check is live.
+    const broken = structuredClone(restrictedApp);
+    broken.metadata = { name: 'broken' };
+    const brokenApp = broken.spec?.containers[0];
+    if (brokenApp?.securityContext) brokenApp.securityContext.allowPrivilegeEscalation = true;
+    await assert.rejects(ns.core.createNamespacedPod({ namespace: ns.name, body: broken }), (err: unknown) => /violates PodSecurity "restricted/.test(deniedMessage(err)));
+
+    await ns.core.createNamespacedPod({ namespace: ns.name, body: restrictedApp });
+    const pod = await ns.core.readNamespacedPod({ name: 'restricted', namespace: ns.name });
+    assert.equal(sidecarOf(pod).count, 1);
+  });
 });
