@@ -151,8 +151,14 @@ export class TLSSocket extends Duplex {
       }
     }
     if (p.waitFor) {
+      // While a signer works the connection buffers input: stop reading so a peer cannot
+      // make that buffer grow without bound.
+      this.socket.pause();
       p.waitFor.then(
-        () => this.handle(this.conn.poll()),
+        () => {
+          this.socket.resume();
+          this.handle(this.conn.poll());
+        },
         () => undefined,
       );
     }

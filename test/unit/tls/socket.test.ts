@@ -9,6 +9,7 @@ import * as net from 'node:net';
 import type { AddressInfo } from 'node:net';
 import { connect, createServer, type CreateServerOptions, type TLSServer, type TLSSocket } from '../../../src/tls/socket.js';
 import type { TlsSession } from '../../../src/tls/session.js';
+import { createKeySigner, type Signer } from '../../../src/tls/signer.js';
 import { testPki } from './pki.js';
 
 async function startServer(extra: Partial<CreateServerOptions> = {}, onSecure?: (s: TLSSocket) => void): Promise<{ server: TLSServer; port: number }> {
@@ -134,6 +135,23 @@ void describe('TLSSocket over loopback', () => {
     assert.equal(clientLines.length, 5);
     assert.ok(clientLines.every((l) => l.endsWith('\n')));
     assert.deepEqual([...serverLines].sort(), [...clientLines].sort());
+    await close(server);
+  });
+
+  void test('a server whose signer answers asynchronously (a remote key server) serves over loopback', async () => {
+    const pki = await testPki();
+    const leaf = await pki.leaf('p256');
+    const local = createKeySigner(leaf.key);
+    const remote: Signer = {
+      schemes: local.schemes,
+      sign: (scheme, message) => new Promise((resolve) => setTimeout(() => resolve(local.sign(scheme, message) as Uint8Array), 30)),
+    };
+    const { server, port } = await startServer({ cert: leaf.pem, key: remote });
+    const client = connect({ host: '127.0.0.1', port, servername: 'localhost', ca: await ca() });
+    const closed = once(client, 'close');
+    await once(client, 'secureConnect');
+    client.end('x');
+    await closed;
     await close(server);
   });
 
