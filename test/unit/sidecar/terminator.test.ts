@@ -187,7 +187,8 @@ void describe('sidecar listener', () => {
           extensions: {
             supportedVersions: [ProtocolVersion.TLS1_3],
             signatureAlgorithms: [SignatureScheme.ed25519, SignatureScheme.ecdsa_secp256r1_sha256],
-            delegatedCredential: [SignatureScheme.ed25519],
+            // Both: the DC's own signature (P-256 certificate) must be listed too (NSS rule).
+            delegatedCredential: [SignatureScheme.ed25519, SignatureScheme.ecdsa_secp256r1_sha256],
             supportedGroups: [0x1d],
             keyShares: [{ group: 0x1d, keyExchange: randomBytes(32) }],
             unknown: [],
