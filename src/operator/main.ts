@@ -2,12 +2,11 @@
 // probes, leader election, and the controller while this replica leads.
 import { hostname } from 'node:os';
 import { randomBytes } from 'node:crypto';
-import { KubeConfig } from '@kubernetes/client-node';
 import { systemClock, type Clock } from './clock.js';
 import { Controller } from './controller.js';
 import { tlsCrypto, type CryptoPort } from './crypto.js';
 import { startHttpServer } from './http.js';
-import { KubeClient, KubeEventRecorder } from './kube.js';
+import { KubeClient, KubeEventRecorder, PooledKubeConfig } from './kube.js';
 import { LeaderElector } from './leader.js';
 import { createLogger } from './logger.js';
 import { OperatorMetrics } from './metrics.js';
@@ -46,8 +45,8 @@ export interface ControllerHandle {
   readonly done: Promise<void>;
 }
 
-export function loadKubeConfig(path?: string): KubeConfig {
-  const kc = new KubeConfig();
+export function loadKubeConfig(path?: string): PooledKubeConfig {
+  const kc = new PooledKubeConfig();
   if (path !== undefined) kc.loadFromFile(path);
   else kc.loadFromDefault();
   return kc;
@@ -118,6 +117,7 @@ export async function runController(opts: ControllerOptions): Promise<Controller
       await elector?.stop(); // ends the campaign (stopping a controller it started meanwhile), then releases
       await campaign;
       await http.close();
+      kc.destroyAgents();
       log.info('dc-operator controller stopped', { identity });
       finished();
     })());
