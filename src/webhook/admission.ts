@@ -47,13 +47,14 @@ function dcNotFoundMessage(namespace: string, name: string): string {
 
 export async function admit(request: AdmissionRequest, deps: AdmissionDeps): Promise<AdmissionOutcome> {
   const original = (request.object ?? {}) as JsonValue;
-  const pod = structuredClone(original) as unknown as V1Pod;
-  const namespace = request.namespace ?? pod.metadata?.namespace ?? 'default';
+  // Skip and validation only read; most pods are skipped, so the copy is made only to inject.
+  const view = original as unknown as V1Pod;
+  const namespace = request.namespace ?? view.metadata?.namespace ?? 'default';
 
-  const skip = shouldSkip({ request, pod, namespace, excludedNamespaces: deps.config.excludedNamespaces });
+  const skip = shouldSkip({ request, pod: view, namespace, excludedNamespaces: deps.config.excludedNamespaces });
   if (skip) return { review: reply(request, { allowed: true }), result: 'skipped', ...skip };
 
-  const parsed = parseInjectionRequest(pod, deps.config.sidecar.metricsPort);
+  const parsed = parseInjectionRequest(view, deps.config.sidecar.metricsPort);
   if (!parsed.ok) return deny(request, 'denied', 'InvalidAnnotation', parsed.message);
   const { dcName } = parsed.value;
 
@@ -69,6 +70,7 @@ export async function admit(request: AdmissionRequest, deps: AdmissionDeps): Pro
     return deny(request, 'denied', 'DelegatedCredentialInvalid', `DelegatedCredential ${namespace}/${dcName} has no spec.secretName: set it so the sidecar has a Secret to mount`);
   }
 
+  const pod = structuredClone(original) as unknown as V1Pod;
   injectSidecar(pod, { request: parsed.value, secretName: dc.secretName }, deps.config.sidecar, deps.sidecarMode);
   // Through JSON, as the API server will read it: an `undefined` field is simply absent.
   const mutated = JSON.parse(JSON.stringify(pod)) as JsonValue;
