@@ -4,9 +4,8 @@
  * server), with the key server on loopback and behind 20 ms of round-trip delay.
  *
  * The delay is an in-process TCP proxy holding every chunk for 10 ms each way (no netem: that
- * needs root and a network namespace). Signatures only, not whole handshakes: the handshake
- * benchmark needs the TLS server's keyless pull mode, which lands separately; the signature is
- * the part that differs between push and pull.
+ * needs root and a network namespace). Signatures only, the part that differs between push and
+ * pull; bench/keyless-handshake.ts measures whole handshakes through the sidecar.
  *
  *   node dist/bench/keyless-pull.js [--samples 200] [--rtt 20]
  */
