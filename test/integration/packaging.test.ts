@@ -11,11 +11,12 @@
  */
 import { describe, it, before } from 'node:test';
 import assert from 'node:assert/strict';
-import { execFile } from 'node:child_process';
-import { readFileSync, readdirSync } from 'node:fs';
+import { execFile, spawn, type ChildProcess } from 'node:child_process';
+import { mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { CustomObjectsApi, loadAllYaml, type V1MutatingWebhookConfiguration, type V1PolicyRule } from '@kubernetes/client-node';
-import { ensureBinaries, helmPath, kubectlPath, repoRoot } from '../support/control-plane.js';
+import { AdmissionregistrationV1Api, CoordinationV1Api, CoreV1Api, CustomObjectsApi, KubeConfig, loadAllYaml, type V1MutatingWebhookConfiguration, type V1PolicyRule } from '@kubernetes/client-node';
+import { ensureBinaries, freePort, helmPath, kubectlPath, repoRoot } from '../support/control-plane.js';
 import { testKubeConfig, testKubeconfigPath, uniqueName, withNamespace } from '../support/cluster.js';
 import { CONTROLLER_RULES, LEASE_RULES } from '../../src/operator/rbac.js';
 import { WEBHOOK_RBAC, buildMutatingWebhookConfiguration } from '../../src/webhook/webhook-configuration.js';
@@ -79,6 +80,34 @@ async function crdsEstablished(): Promise<void> {
       assert.ok(Date.now() < deadline, `CRD ${name} Established within 30 s`);
       await new Promise((r) => setTimeout(r, 200));
     }
+  }
+}
+
+/** A kubeconfig file that authenticates as a ServiceAccount through a TokenRequest. */
+async function serviceAccountKubeconfig(dir: string, namespace: string, serviceAccount: string): Promise<string> {
+  const admin = await testKubeConfig();
+  const token = await admin.makeApiClient(CoreV1Api).createNamespacedServiceAccountToken({ namespace, name: serviceAccount, body: { spec: { audiences: [], expirationSeconds: 3600 } } });
+  const cluster = admin.getCurrentCluster();
+  assert.ok(cluster);
+  const kc = new KubeConfig();
+  kc.loadFromOptions({
+    clusters: [{ name: 'test', server: cluster.server, caData: cluster.caData, caFile: cluster.caFile, skipTLSVerify: cluster.skipTLSVerify }],
+    users: [{ name: serviceAccount, token: token.status?.token }],
+    contexts: [{ name: 'sa', cluster: 'test', user: serviceAccount }],
+    currentContext: 'sa',
+  });
+  const file = join(dir, `${serviceAccount}.kubeconfig`);
+  writeFileSync(file, kc.exportConfig(), { mode: 0o600 });
+  return file;
+}
+
+async function until<T>(what: string, timeoutMs: number, fn: () => Promise<T | undefined>, logs: () => string): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const v = await fn().catch(() => undefined);
+    if (v !== undefined) return v;
+    if (Date.now() > deadline) assert.fail(`timed out waiting for ${what}\n${logs()}`);
+    await new Promise((r) => setTimeout(r, 200));
   }
 }
 
@@ -256,5 +285,75 @@ void describe('packaging', () => {
         if (installed) await run(helm, ['uninstall', release, '--namespace', ns.name], { env }).catch(() => undefined);
       }
     }, 'pkg-helm');
+  });
+
+  void it('runs the controller and the webhook with only the chart\'s ServiceAccounts and RBAC: the leader issues, the webhook keeps its CA and caBundle', { timeout: 120_000 }, async () => {
+    const env = { KUBECONFIG: kubeconfig };
+    const release = uniqueName('rbac');
+    const full = `${release}-dc-operator`;
+    const work = mkdtempSync(join(tmpdir(), 'dc-pkg-rbac-'));
+    const procs: ChildProcess[] = [];
+    let output = '';
+    const start = (args: string[], kc: string): void => {
+      const p = spawn(process.execPath, [join(repoRoot, 'dist/src/cli/dc-operator.js'), ...args], { env: { ...process.env, KUBECONFIG: kc } });
+      p.stdout.setEncoding('utf8').on('data', (d: string) => { output += d; });
+      p.stderr.setEncoding('utf8').on('data', (d: string) => { output += d; });
+      procs.push(p);
+    };
+    const logs = (): string => output.split('\n').slice(-20).join('\n');
+    await withNamespace(async (ns) => {
+      let installed = false;
+      try {
+        await run(helm, ['install', release, CHART, '--namespace', ns.name, '--take-ownership',
+          '--set', 'webhook.namespaceSelector.matchExpressions[0].key=dc-operator.test/never',
+          '--set', 'webhook.namespaceSelector.matchExpressions[0].operator=Exists'], { env });
+        installed = true;
+        const admin = await testKubeConfig();
+        const controllerKc = await serviceAccountKubeconfig(work, ns.name, `${full}-controller`);
+        const webhookKc = await serviceAccountKubeconfig(work, ns.name, `${full}-webhook`);
+        // The same arguments as the chart's Deployments, but on loopback ports.
+        start(['controller', '--kubeconfig', controllerKc, '--operator-namespace', ns.name, '--metrics-port', String(await freePort()), '--metrics-address', '127.0.0.1'], controllerKc);
+        start(['webhook', '--namespace', ns.name, '--address', '127.0.0.1', '--port', String(await freePort()), '--service', `${full}-webhook`,
+          '--configuration', `${full}-webhook`, '--ca-secret', `${full}-webhook-ca`, '--shutdown-delay', '0'], webhookKc);
+
+        const core = admin.makeApiClient(CoreV1Api);
+        const cert = await run(process.execPath, [join(repoRoot, 'dist/src/cli/dcctl.js'), 'ca', 'create', '--out', join(work, 'ca')])
+          .then(() => run(process.execPath, [join(repoRoot, 'dist/src/cli/dcctl.js'), 'cert', 'create', '--ca', join(work, 'ca'), '--dns', 'rbac.example.test', '--out', join(work, 'cert')]))
+          .then(() => ({ crt: readFileSync(join(work, 'cert', 'tls.crt'), 'utf8'), key: readFileSync(join(work, 'cert', 'tls.key'), 'utf8') }));
+        await core.createNamespacedSecret({ namespace: ns.name, body: { metadata: { name: 'cert' }, type: 'kubernetes.io/tls', stringData: { 'tls.crt': cert.crt, 'tls.key': cert.key } } });
+        const custom = admin.makeApiClient(CustomObjectsApi);
+        const dc = { group: 'dc-operator.io', version: 'v1alpha1', namespace: ns.name, plural: 'delegatedcredentials' };
+        await custom.createNamespacedCustomObject({ ...dc, body: { apiVersion: 'dc-operator.io/v1alpha1', kind: 'DelegatedCredential', metadata: { name: 'web' },
+          spec: { certificateSecretRef: { name: 'cert' }, secretName: 'web-dc' } } });
+
+        await until('the DelegatedCredential Ready', 60_000, async () => {
+          const o = (await custom.getNamespacedCustomObject({ ...dc, name: 'web' })) as { status?: { conditions?: Array<{ type: string; status: string }> } };
+          return o.status?.conditions?.some((c) => c.type === 'Ready' && c.status === 'True') ? true : undefined;
+        }, logs);
+        const secret = await core.readNamespacedSecret({ namespace: ns.name, name: 'web-dc' });
+        assert.ok(secret.data?.['ecdsa_secp256r1_sha256.cred'], 'the output Secret holds a credential');
+        const lease = await admin.makeApiClient(CoordinationV1Api).readNamespacedLease({ namespace: ns.name, name: 'dc-operator-controller' });
+        assert.ok(lease.spec?.holderIdentity, 'the controller holds the Lease its Role names');
+
+        const admission = admin.makeApiClient(AdmissionregistrationV1Api);
+        await until('the caBundle written by the webhook', 30_000, async () => {
+          const mwc = await admission.readMutatingWebhookConfiguration({ name: `${full}-webhook` });
+          return mwc.webhooks?.every((w) => w.clientConfig.caBundle) ? true : undefined;
+        }, logs);
+        await core.readNamespacedSecret({ namespace: ns.name, name: `${full}-webhook-ca` });
+        // RBAC refusals read `User "system:serviceaccount:…" cannot <verb> resource …`. (Other 403s are
+        // expected: the controller watches every namespace, some of them terminating.)
+        const refused = output.split('\n').filter((l) => /cannot \w+ resource/.test(l));
+        assert.deepEqual(refused, [], 'RBAC refused no request');
+      } finally {
+        await Promise.all(procs.map((p) => new Promise<void>((resolve) => {
+          if (p.exitCode !== null || p.signalCode !== null) return resolve();
+          p.once('exit', () => resolve());
+          p.kill('SIGTERM');
+        })));
+        if (installed) await run(helm, ['uninstall', release, '--namespace', ns.name], { env }).catch(() => undefined);
+        rmSync(work, { recursive: true, force: true });
+      }
+    }, 'pkg-rbac');
   });
 });
