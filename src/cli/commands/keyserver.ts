@@ -28,8 +28,8 @@ export const keyServer = defineCommand({
 Answers keyless signing requests (the protocol Cloudflare documents for gokeyless) for the private
 keys in --keys: PEM or DER PKCS#8 files named *.pem, *.key or *.der, looked up by the SHA-1 Subject
 Key Identifier of their public key. The directory is reloaded when it changes; a reload that meets
-an invalid file keeps the previous keys. Clients must present a certificate signed by --ca.
-Stops on SIGTERM or SIGINT.`,
+an invalid file keeps the previous keys (also re-read on SIGHUP and every 30 s). Clients must
+present a certificate signed by --ca. Stops on SIGTERM or SIGINT.`,
   options: {
     keys: { type: 'string', value: 'DIR', description: 'directory of private keys', required: true },
     ca: { type: 'string', value: 'FILE', description: 'CA certificate(s) (PEM) that client certificates must chain to', required: true },
@@ -75,10 +75,15 @@ Stops on SIGTERM or SIGINT.`,
     } catch (e) {
       throw new CommandFailed(`cannot start the key server: ${e instanceof Error ? e.message : String(e)}`);
     }
+    const reload = (): void => {
+      void server.keyDirectory?.reload();
+    };
+    process.on('SIGHUP', reload);
     const signal = await new Promise<string>((resolve) => {
       process.once('SIGTERM', () => resolve('SIGTERM'));
       process.once('SIGINT', () => resolve('SIGINT'));
     });
+    process.off('SIGHUP', reload);
     logger.info('keyless: shutting down', { signal });
     await server.close();
     return 0;
