@@ -351,6 +351,21 @@ void describe('keyless client resilience', () => {
     await new Promise<void>((resolve) => silent.close(() => resolve()));
   });
 
+  void it('drops a connection that answers with a malformed message and retries the request once on a fresh one', async () => {
+    let connections = 0;
+    const broken = createTlsServer({ ca: pki2.ca, cert: pki2.server.cert, key: pki2.server.key, requestCert: true }, (s) => {
+      connections++;
+      s.once('data', () => s.write(Buffer.from([9, 0, 0, 0, 0, 0, 0, 1])));
+    });
+    await new Promise<void>((resolve) => broken.listen(0, '127.0.0.1', resolve));
+    const port = (broken.address() as AddressInfo).port;
+    const client = new KeylessClient({ address: `127.0.0.1:${port}`, ca: pki2.ca, cert: pki2.client.cert, key: pki2.client.key, minBackoffMs: 10 });
+    await assert.rejects(client.ping({ timeoutMs: 2000 }), /malformed response/);
+    assert.equal(connections, 2);
+    await client.close();
+    await new Promise<void>((resolve) => broken.close(() => resolve()));
+  });
+
   void it('rejects a signature from the key server that does not verify with the certificate key', async () => {
     // A key server that answers for our SKI with some other P-256 key.
     const impostor = new SigningKey(generateKeyPairSync('ec', { namedCurve: 'prime256v1' }).privateKey, 'impostor');
