@@ -94,6 +94,16 @@ export async function runDemo(argv: readonly string[]): Promise<number> {
   cleanup.onSignals(say);
   cleanup.add('remove the work directory', () => rmSync(work, { recursive: true, force: true }));
 
+  // dcctl needs no cluster: run it alongside the control plane's start-up.
+  const caDir = join(work, 'ca');
+  const certDir = join(work, 'cert');
+  const pki = settled((async () => {
+    for (const args of [['ca', 'create', '--out', caDir, '--cn', `dc-operator demo CA ${id}`], ['cert', 'create', '--ca', caDir, '--dns', 'localhost', '--ip', '127.0.0.1', '--out', certDir]]) {
+      const r = await runCommand(node, [dcctl, ...args]);
+      if (r.code !== 0) throw new Error(`dcctl ${args.slice(0, 2).join(' ')} failed: ${r.stderr}`);
+    }
+  })());
+
   p.line(`dc-operator demo — ${mode === 'local' ? 'local control plane' : 'current kubeconfig'}; logs in ${logDir}`);
   try {
     // 1. A cluster.
@@ -169,15 +179,9 @@ export async function runDemo(argv: readonly string[]): Promise<number> {
       return { controller, webhook };
     }, (r) => `operator (pid ${r.controller.proc.pid}, :${controllerPort}/metrics) and webhook (pid ${r.webhook.proc.pid}, https :${webhookPort}) running`);
 
-    // 5. A development CA and a certificate that may delegate.
-    const caDir = join(work, 'ca');
-    const certDir = join(work, 'cert');
-    await p.step('creating a dev CA and a certificate with DelegationUsage', async () => {
-      for (const args of [['ca', 'create', '--out', caDir, '--cn', `dc-operator demo CA ${id}`], ['cert', 'create', '--ca', caDir, '--dns', 'localhost', '--ip', '127.0.0.1', '--out', certDir]]) {
-        const r = await runCommand(node, [dcctl, ...args]);
-        if (r.code !== 0) throw new Error(`dcctl ${args.slice(0, 2).join(' ')} failed: ${r.stderr}`);
-      }
-    }, () => 'dcctl: dev CA + certificate for localhost/127.0.0.1 with DelegationUsage (1.3.6.1.4.1.44363.44)');
+    // 5. A development CA and a certificate that may delegate (made while the cluster starts).
+    await p.step('creating a dev CA and a certificate with DelegationUsage', () => pki.promise,
+      () => 'dcctl: dev CA + certificate for localhost/127.0.0.1 with DelegationUsage (1.3.6.1.4.1.44363.44)');
 
     // 6. The certificate Secret and a DelegatedCredential; the operator issues.
     await p.step('issuing delegated credentials', async () => {
@@ -277,6 +281,12 @@ export async function runDemo(argv: readonly string[]): Promise<number> {
     await p.step('cleaning up', () => cleanup.run(say));
     return 1;
   }
+}
+
+/** A promise that is awaited later: its rejection is held (not unhandled) until then. */
+function settled<T>(promise: Promise<T>): { promise: Promise<T> } {
+  promise.catch(() => { /* observed when awaited */ });
+  return { promise };
 }
 
 const APP_GREETING = 'hello from the app behind dc-operator';
