@@ -430,8 +430,8 @@ void describe('keyless client resilience', () => {
       ca: pki2.ca,
       cert: pki2.client.cert,
       key: pki2.client.key,
-      minBackoffMs: 200,
-      maxBackoffMs: 200,
+      minBackoffMs: 5000,
+      maxBackoffMs: 5000,
     });
     await assert.rejects(client.ping({ timeoutMs: 100 }), /ECONNREFUSED/);
     assert.equal(client.state, 'backoff');
