@@ -9,7 +9,8 @@ import type { Clock } from './clock.js';
 import type { CertificateFacts, CryptoPort } from './crypto.js';
 import { parseDuration } from './duration.js';
 import { ReconcileFailure, failureOf } from './failures.js';
-import { buildOutputSecret, sha256Hex, viewOutputSecret, type IssuedCredential, type OutputView, type StoredCredential } from './output-secret.js';
+import { statusCodeOf } from './informer.js';
+import { MANAGED_SELECTOR, buildOutputSecret, sha256Hex, viewOutputSecret, type IssuedCredential, type OutputView, type StoredCredential } from './output-secret.js';
 import type { EventRecorder, IssueMetrics, KubeApi, Listers, Logger } from './ports.js';
 import { renewalPolicyOf, renewalTime, jitterFraction, type RenewalPolicy } from './renewal.js';
 import { loadSigner, planSigner, type SignerPlan } from './signers.js';
@@ -154,7 +155,7 @@ export class Reconciler {
       issuedAt: now,
       existing: i.existing,
     });
-    const written = i.existing === undefined ? await api.createSecret(secret) : await api.replaceSecret(secret);
+    const written = i.existing === undefined ? await this.create(secret) : await api.replaceSecret(secret);
     this.deps.primeSecret?.(written);
     for (const c of issued) metrics.issued(c.algorithm);
     const credentials = issued.map((c) => ({ algorithm: c.algorithm, notAfter: c.notAfter, publicKeyFingerprint: sha256Hex(c.publicKeySpki) }));
@@ -162,6 +163,23 @@ export class Reconciler {
     const renewal = new Date(Math.min(...issued.map((c) => renewalTime({ issuedAt: now, notAfter: c.notAfter, policy: i.policy, jitter }).getTime())));
     events.record(i.dc, 'Normal', 'Issued', `issued ${credentials.map((c) => c.algorithm).join(', ')} into Secret ${i.dc.spec.secretName} (${i.trigger?.reason ?? 'Issued'}: ${i.trigger?.message ?? ''})`);
     return { credentials, renewalTime: renewal, issuedAt: now };
+  }
+
+  /**
+   * Creates the output Secret. AlreadyExists means a Secret of that name exists without our
+   * label (our cache only holds labelled ones): someone else's, which we never overwrite.
+   */
+  private async create(secret: V1Secret): Promise<V1Secret> {
+    try {
+      return await this.deps.api.createSecret(secret);
+    } catch (err) {
+      if (statusCodeOf(err) !== 409) throw err;
+      const name = `${secret.metadata?.namespace ?? ''}/${secret.metadata?.name ?? ''}`;
+      throw new ReconcileFailure(
+        'OutputSecretConflict',
+        `Secret ${name} exists and is not managed by dc-operator (no label ${MANAGED_SELECTOR}); choose another spec.secretName or delete that Secret`,
+      );
+    }
   }
 
   /** Writes the status when it changed, records failures, and says when to come back. */

@@ -239,6 +239,15 @@ void describe('bad input: Ready=False with a reason to act on, nothing written, 
     assert.equal(await outputSecret('expired-dc'), undefined);
   });
 
+  void it('an output Secret name that is taken by a Secret the operator does not manage', async () => {
+    const cert = dcctlCertificate();
+    await putSecret(core, tlsSecret(ns.name, 'taken-tls', cert.crt, cert.key));
+    await core.createNamespacedSecret({ namespace: ns.name, body: { metadata: { name: 'taken' }, stringData: { precious: 'yes' } } });
+    await createDelegatedCredential(kc, ns.name, 'taken', { certificateSecretRef: { name: 'taken-tls' }, secretName: 'taken' });
+    await waitForCondition(kc, ns.name, 'taken', 'Ready', 'False', 'OutputSecretConflict');
+    assert.equal(secretData(await outputSecret('taken'), 'precious').toString(), 'yes');
+  });
+
   void it('a missing certificate Secret', async () => {
     await createDelegatedCredential(kc, ns.name, 'nosecret', { certificateSecretRef: { name: 'does-not-exist' }, secretName: 'nosecret-dc' });
     await waitForCondition(kc, ns.name, 'nosecret', 'Ready', 'False', 'SecretNotFound');

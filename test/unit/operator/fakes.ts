@@ -27,8 +27,10 @@ export class FakeCluster implements KubeApi, Listers {
   delegatedCredential(namespace: string, name: string): DelegatedCredential | undefined {
     return this.dcs.get(`${namespace}/${name}`);
   }
+  /** Like the real informer: only Secrets labelled app.kubernetes.io/managed-by=dc-operator. */
   outputSecret(namespace: string, name: string): V1Secret | undefined {
-    return this.secrets.get(`${namespace}/${name}`);
+    const s = this.secrets.get(`${namespace}/${name}`);
+    return s?.metadata?.labels?.['app.kubernetes.io/managed-by'] === 'dc-operator' ? s : undefined;
   }
   certificateSecret(namespace: string, name: string): CertificateLookup {
     const s = this.secrets.get(`${namespace}/${name}`);

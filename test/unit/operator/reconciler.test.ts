@@ -238,7 +238,17 @@ void test('refuses to overwrite a Secret it does not manage', async () => {
   h.cluster.putDelegatedCredential(NS, 'web-dc', { certificateSecretRef: { name: 'web-tls' }, secretName: 'web-dc-secret' });
   await h.reconciler.reconcile(NS, 'web-dc');
   assert.equal(condition(dcOf(h), 'Ready')?.reason, 'OutputSecretConflict');
+  assert.match(condition(dcOf(h), 'Ready')?.message ?? '', /is not managed by dc-operator/);
   assert.deepEqual(h.cluster.secrets.get(`${NS}/web-dc-secret`)?.data, { precious: 'eA==' });
+});
+
+void test('refuses to take over the output Secret of another DelegatedCredential', async () => {
+  const h = await ready();
+  h.cluster.putDelegatedCredential(NS, 'other-dc', { certificateSecretRef: { name: 'web-tls' }, secretName: 'web-dc-secret' });
+  const before = structuredClone(h.cluster.secrets.get(`${NS}/web-dc-secret`));
+  await h.reconciler.reconcile(NS, 'other-dc');
+  assert.equal(condition(dcOf(h, 'other-dc'), 'Ready')?.reason, 'OutputSecretConflict');
+  assert.deepEqual(h.cluster.secrets.get(`${NS}/web-dc-secret`), before);
 });
 
 void test('re-issues when the algorithms change and drops credentials no longer requested', async () => {
