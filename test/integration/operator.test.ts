@@ -10,6 +10,7 @@ import { createLogger } from '../../src/operator/logger.js';
 import { issueCertificate, KeyUsage } from '../../src/cli/pki/dev-pki.js';
 import { createTestNamespace, testKubeConfig, testKubeconfigPath, type TestNamespace } from '../support/cluster.js';
 import {
+  DC,
   applyCrds,
   createDelegatedCredential,
   dcctlCertificate,
@@ -246,6 +247,26 @@ void describe('bad input: Ready=False with a reason to act on, nothing written, 
     await createDelegatedCredential(kc, ns.name, 'taken', { certificateSecretRef: { name: 'taken-tls' }, secretName: 'taken' });
     await waitForCondition(kc, ns.name, 'taken', 'Ready', 'False', 'OutputSecretConflict');
     assert.equal(secretData(await outputSecret('taken'), 'precious').toString(), 'yes');
+  });
+
+  void it('a signer that fails on re-issue leaves the working credentials in place', async () => {
+    const cert = dcctlCertificate();
+    await putSecret(core, tlsSecret(ns.name, 'keep-tls', cert.crt, cert.key));
+    await createDelegatedCredential(kc, ns.name, 'keep', { certificateSecretRef: { name: 'keep-tls' }, secretName: 'keep-dc' });
+    await waitForCondition(kc, ns.name, 'keep', 'Ready', 'True');
+    const before = await outputSecret('keep-dc');
+    // The key leaves the certificate Secret, then a spec change asks for new credentials.
+    await putSecret(core, tlsSecret(ns.name, 'keep-tls', cert.crt));
+    const dc = await getDelegatedCredential(kc, ns.name, 'keep');
+    await custom.replaceNamespacedCustomObject({ ...DC, namespace: ns.name, name: 'keep', body: { ...dc, spec: { ...dc.spec, algorithms: ['ecdsa_secp256r1_sha256', 'ed25519'] } } });
+    const failed = await waitForCondition(kc, ns.name, 'keep', 'SignerReady', 'False', 'KeyNotFound');
+    const ready = failed.status?.conditions?.find((c) => c.type === 'Ready');
+    assert.equal(ready?.status, 'False');
+    assert.match(ready?.message ?? '', /has no tls\.key.*left in place/);
+    assert.equal(failed.status?.conditions?.find((c) => c.type === 'Issuing')?.reason, 'SecretMissingKeys', 'ed25519 is wanted and missing');
+    const after = await outputSecret('keep-dc');
+    assert.equal(after?.metadata?.resourceVersion, before?.metadata?.resourceVersion, 'the output Secret was not touched');
+    assertCredentialsVerify(after, ['ecdsa_secp256r1_sha256']);
   });
 
   void it('a missing certificate Secret', async () => {
