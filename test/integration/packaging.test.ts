@@ -17,7 +17,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { AdmissionregistrationV1Api, CoordinationV1Api, CoreV1Api, CustomObjectsApi, KubeConfig, loadAllYaml, type V1MutatingWebhookConfiguration, type V1PolicyRule } from '@kubernetes/client-node';
 import { ensureBinaries, freePort, helmPath, kubectlPath, repoRoot } from '../support/control-plane.js';
-import { testKubeConfig, testKubeconfigPath, uniqueName, withNamespace } from '../support/cluster.js';
+import { createTestNamespace, testKubeConfig, testKubeconfigPath, uniqueName, withNamespace } from '../support/cluster.js';
 import { CONTROLLER_RULES, LEASE_RULES } from '../../src/operator/rbac.js';
 import { WEBHOOK_RBAC, buildMutatingWebhookConfiguration } from '../../src/webhook/webhook-configuration.js';
 
@@ -225,7 +225,9 @@ void describe('packaging', () => {
   void it('applies manifests/install.yaml and every example with kubectl apply --server-side', async () => {
     const env = { KUBECONFIG: kubeconfig };
     try {
-      const applied = await run(kubectl, ['apply', '--server-side', '-f', INSTALL_YAML], { env });
+      // --force-conflicts: the CRDs are shared by every test file on this control plane, and a helm
+      // release installed earlier (this file's own, on a re-used control plane) owns their labels.
+      const applied = await run(kubectl, ['apply', '--server-side', '--force-conflicts', '-f', INSTALL_YAML], { env });
       for (const o of docs(readFileSync(INSTALL_YAML, 'utf8'))) {
         assert.match(applied.stdout, new RegExp(`/${o.metadata.name} serverside-applied`), `${o.kind}/${o.metadata.name} applied`);
       }
@@ -242,10 +244,11 @@ void describe('packaging', () => {
         assert.deepEqual(dc.stdout.trim().split('\n').sort(), ['delegatedcredential.dc-operator.io/web-dc', 'delegatedcredential.dc-operator.io/web-keyless-dc']);
       }, 'pkg-examples');
     } finally {
-      // Cluster-scoped leftovers that would affect other test files (the CRDs stay: others need them).
-      await run(kubectl, ['delete', '--ignore-not-found', '--wait=false', 'mutatingwebhookconfiguration/dc-operator-webhook',
-        'clusterrole/dc-operator-controller', 'clusterrole/dc-operator-webhook', 'clusterrolebinding/dc-operator-controller',
-        'clusterrolebinding/dc-operator-webhook', 'namespace/dc-operator'], { env });
+      // The MutatingWebhookConfiguration (failurePolicy Fail, no webhook running) would refuse pod
+      // creations in other test files: delete it. The rest stays, harmless without a kubelet; the
+      // namespace too, since without kube-controller-manager a deleted namespace stays Terminating
+      // and a second run on the same control plane could not apply into it.
+      await run(kubectl, ['delete', '--ignore-not-found', 'mutatingwebhookconfiguration/dc-operator-webhook'], { env });
     }
   });
 
@@ -287,7 +290,12 @@ void describe('packaging', () => {
     }, 'pkg-helm');
   });
 
-  void it('runs the controller and the webhook with only the chart\'s ServiceAccounts and RBAC: the leader issues, the webhook keeps its CA and caBundle', { timeout: 120_000 }, async () => {
+  /**
+   * helm install, then the controller and the webhook run with tokens of the chart's ServiceAccounts
+   * and the chart's arguments; the DelegatedCredential lives in appNs (the release namespace when
+   * not given). watchNamespace: the chart's controller.watchNamespace (and --namespace).
+   */
+  async function runWithChartRbac(opts: { watchNamespace?: boolean }): Promise<void> {
     const env = { KUBECONFIG: kubeconfig };
     const release = uniqueName('rbac');
     const full = `${release}-dc-operator`;
@@ -301,10 +309,13 @@ void describe('packaging', () => {
       procs.push(p);
     };
     const logs = (): string => output.split('\n').slice(-20).join('\n');
+    const appNsHandle = opts.watchNamespace ? await createTestNamespace('pkg-rbac-app') : undefined;
     await withNamespace(async (ns) => {
       let installed = false;
+      const appNs = appNsHandle?.name ?? ns.name;
       try {
         await run(helm, ['install', release, CHART, '--namespace', ns.name, '--take-ownership',
+          ...(appNsHandle ? ['--set', `controller.watchNamespace=${appNs}`] : []),
           '--set', 'webhook.namespaceSelector.matchExpressions[0].key=dc-operator.test/never',
           '--set', 'webhook.namespaceSelector.matchExpressions[0].operator=Exists'], { env });
         installed = true;
@@ -312,7 +323,7 @@ void describe('packaging', () => {
         const controllerKc = await serviceAccountKubeconfig(work, ns.name, `${full}-controller`);
         const webhookKc = await serviceAccountKubeconfig(work, ns.name, `${full}-webhook`);
         // The same arguments as the chart's Deployments, but on loopback ports.
-        start(['controller', '--kubeconfig', controllerKc, '--operator-namespace', ns.name, '--metrics-port', String(await freePort()), '--metrics-address', '127.0.0.1'], controllerKc);
+        start(['controller', '--kubeconfig', controllerKc, '--operator-namespace', ns.name, ...(appNsHandle ? ['--namespace', appNs] : []), '--metrics-port', String(await freePort()), '--metrics-address', '127.0.0.1'], controllerKc);
         start(['webhook', '--namespace', ns.name, '--address', '127.0.0.1', '--port', String(await freePort()), '--service', `${full}-webhook`,
           '--configuration', `${full}-webhook`, '--ca-secret', `${full}-webhook-ca`, '--shutdown-delay', '0'], webhookKc);
 
@@ -320,9 +331,9 @@ void describe('packaging', () => {
         const cert = await run(process.execPath, [join(repoRoot, 'dist/src/cli/dcctl.js'), 'ca', 'create', '--out', join(work, 'ca')])
           .then(() => run(process.execPath, [join(repoRoot, 'dist/src/cli/dcctl.js'), 'cert', 'create', '--ca', join(work, 'ca'), '--dns', 'rbac.example.test', '--out', join(work, 'cert')]))
           .then(() => ({ crt: readFileSync(join(work, 'cert', 'tls.crt'), 'utf8'), key: readFileSync(join(work, 'cert', 'tls.key'), 'utf8') }));
-        await core.createNamespacedSecret({ namespace: ns.name, body: { metadata: { name: 'cert' }, type: 'kubernetes.io/tls', stringData: { 'tls.crt': cert.crt, 'tls.key': cert.key } } });
+        await core.createNamespacedSecret({ namespace: appNs, body: { metadata: { name: 'cert' }, type: 'kubernetes.io/tls', stringData: { 'tls.crt': cert.crt, 'tls.key': cert.key } } });
         const custom = admin.makeApiClient(CustomObjectsApi);
-        const dc = { group: 'dc-operator.io', version: 'v1alpha1', namespace: ns.name, plural: 'delegatedcredentials' };
+        const dc = { group: 'dc-operator.io', version: 'v1alpha1', namespace: appNs, plural: 'delegatedcredentials' };
         await custom.createNamespacedCustomObject({ ...dc, body: { apiVersion: 'dc-operator.io/v1alpha1', kind: 'DelegatedCredential', metadata: { name: 'web' },
           spec: { certificateSecretRef: { name: 'cert' }, secretName: 'web-dc' } } });
 
@@ -330,7 +341,7 @@ void describe('packaging', () => {
           const o = (await custom.getNamespacedCustomObject({ ...dc, name: 'web' })) as { status?: { conditions?: Array<{ type: string; status: string }> } };
           return o.status?.conditions?.some((c) => c.type === 'Ready' && c.status === 'True') ? true : undefined;
         }, logs);
-        const secret = await core.readNamespacedSecret({ namespace: ns.name, name: 'web-dc' });
+        const secret = await core.readNamespacedSecret({ namespace: appNs, name: 'web-dc' });
         assert.ok(secret.data?.['ecdsa_secp256r1_sha256.cred'], 'the output Secret holds a credential');
         const lease = await admin.makeApiClient(CoordinationV1Api).readNamespacedLease({ namespace: ns.name, name: 'dc-operator-controller' });
         assert.ok(lease.spec?.holderIdentity, 'the controller holds the Lease its Role names');
@@ -353,7 +364,16 @@ void describe('packaging', () => {
         })));
         if (installed) await run(helm, ['uninstall', release, '--namespace', ns.name], { env }).catch(() => undefined);
         rmSync(work, { recursive: true, force: true });
+        await appNsHandle?.delete();
       }
     }, 'pkg-rbac');
+  }
+
+  void it('runs the controller and the webhook with only the chart\'s ServiceAccounts and RBAC: the leader issues, the webhook keeps its CA and caBundle', { timeout: 120_000 }, async () => {
+    await runWithChartRbac({});
+  });
+
+  void it('issues with controller.watchNamespace, where Secrets and Events rights come from a Role in that namespace only', { timeout: 120_000 }, async () => {
+    await runWithChartRbac({ watchNamespace: true });
   });
 });
