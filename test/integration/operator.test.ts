@@ -4,7 +4,7 @@ import assert from 'node:assert/strict';
 import { X509Certificate } from 'node:crypto';
 import { after, before, describe, it } from 'node:test';
 import { CoreV1Api, CustomObjectsApi, type KubeConfig, type V1Secret } from '@kubernetes/client-node';
-import { validateDelegatedCredential } from '../../src/tls/delegated/index.js';
+import { loadDelegatedCredentialSet, validateDelegatedCredential } from '../../src/tls/delegated/index.js';
 import { runController, type ControllerHandle } from '../../src/operator/main.js';
 import { createLogger } from '../../src/operator/logger.js';
 import { issueCertificate, KeyUsage } from '../../src/cli/pki/dev-pki.js';
@@ -143,6 +143,10 @@ void describe('issuing with the in-cluster signer', () => {
     assert.equal(secret?.metadata?.labels?.['app.kubernetes.io/managed-by'], 'dc-operator');
     assert.ok(!Object.keys(secret?.data ?? {}).includes('tls.key'), 'the certificate key is never copied');
     assertCredentialsVerify(secret, algorithms);
+    // The contract with the sidecar: its loader takes the Secret's data as it is mounted.
+    const files = Object.fromEntries(Object.entries(secret?.data ?? {}).map(([k, v]) => [k, new Uint8Array(Buffer.from(v, 'base64'))]));
+    const set = loadDelegatedCredentialSet([{ label: `${ns.name}/web-dc`, files }]);
+    assert.equal(set.entries.length, algorithms.length);
     assert.deepEqual(dc.status?.credentials?.map((c) => c.algorithm), [...algorithms].sort());
     assert.equal(dc.status?.observedGeneration, 1);
     assert.equal(dc.status?.conditions?.find((c) => c.type === 'SignerReady')?.status, 'True');
