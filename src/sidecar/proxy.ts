@@ -76,7 +76,7 @@ export function splice(client: Duplex, upstream: Duplex, idleTimeoutMs = 300_000
             if (end.kind === 'closed') end = { kind: 'idle-timeout' };
             client.destroy();
             upstream.destroy();
-          }, idleTimeoutMs)
+          }, idleTimeoutMs).unref()
         : undefined;
     const touch = (): void => {
       idle?.refresh();
@@ -87,14 +87,16 @@ export function splice(client: Duplex, upstream: Duplex, idleTimeoutMs = 300_000
     upstream.on('data', touch);
     client.once('close', onClose);
     upstream.once('close', onClose);
-    // One side closing abruptly (destroyed, reset: its readable never ended) ends the pair: there
-    // is no one to talk to. A side that closed after a clean end leaves the other to flush.
-    client.once('close', () => {
-      if (!client.readableEnded) upstream.destroy();
-    });
-    upstream.once('close', () => {
-      if (!upstream.readableEnded) client.destroy();
-    });
+    // When one side is closed for good, nothing more can reach it: once the other side has
+    // flushed what it still had to write (its 'finish'), close it too. Without this a client that
+    // half-closed and left would keep an application connection open until the idle timeout.
+    // A side that closed abruptly (its readable never ended: reset, destroyed) ends the pair now.
+    const closeAfterFlush = (closed: Duplex, other: Duplex): void => {
+      if (!closed.readableEnded || other.writableFinished) other.destroy();
+      else other.once('finish', () => other.destroy());
+    };
+    client.once('close', () => closeAfterFlush(client, upstream));
+    upstream.once('close', () => closeAfterFlush(upstream, client));
     client.pipe(upstream, { end: true });
     upstream.pipe(client, { end: true });
   });

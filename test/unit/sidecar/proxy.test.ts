@@ -141,6 +141,24 @@ void describe('TCP proxy to the application', () => {
     await until('the upstream side to close', () => upstreamClosed);
   });
 
+  void it('closes the application connection once the half-closed client connection is cut', async () => {
+    const upstream = await listening((s) => s.resume()); // reads, never ends its side
+    let front: Socket | undefined;
+    let finished: ProxyEnd | undefined;
+    const port = await listening((s) => {
+      front = s;
+      void proxyToUpstream(s, { host: '127.0.0.1', port: upstream, idleTimeoutMs: 60_000 }).then((e) => (finished = e));
+    });
+    const client = await dial(port);
+    client.on('error', () => {});
+    client.end('bye');
+    await until('the half-close to arrive', () => front?.readableEnded === true);
+    await new Promise((r) => setTimeout(r, 50));
+    assert.equal(finished, undefined, 'a half-closed pair stays open');
+    front!.destroy(); // e.g. the drain deadline
+    await until('the pair to close, application side included', () => finished !== undefined);
+  });
+
   void it('closes the client when the application is not listening', async () => {
     const dead = await listening(() => {});
     servers.pop()!.close();
