@@ -88,6 +88,8 @@ export async function runDemo(argv: readonly string[]): Promise<number> {
   const systemNs = `dc-demo-system-${id}`;
   const webhookConfigName = `dc-demo-${id}`;
 
+  // Output piped into `head` that exits early must not crash the demo before it cleans up.
+  for (const stream of [process.stdout, process.stderr]) stream.on('error', () => { /* reader gone: keep going, quietly */ });
   const p = new Progress();
   const cleanup = new Cleanup();
   const say = (m: string): void => { process.stderr.write(`${m}\n`); };
@@ -130,13 +132,21 @@ export async function runDemo(argv: readonly string[]): Promise<number> {
     const kubectl = kubectlBinary();
 
     // 2. CRDs.
+    const crdNames = ['delegatedcredentials', 'delegationsigners', 'clusterdelegationsigners'].map((r) => `crd/${r}.dc-operator.io`);
     await p.step('installing the CRDs', async () => {
       const crdDir = join(root, 'crds');
+      // A real cluster may have them from the chart already: leave those (and their owner) alone.
+      if (mode === 'current' && (await runCommand(kubectl, ['get', ...crdNames], { env })).code === 0) {
+        const wait = await runCommand(kubectl, ['wait', '--for=condition=Established', '--timeout=60s', ...crdNames], { env });
+        if (wait.code !== 0) throw new Error(`CRDs not Established:\n${wait.stderr}`);
+        return 'already installed';
+      }
       const apply = await runCommand(kubectl, ['apply', '--server-side', '--force-conflicts', '-f', crdDir], { env });
       if (apply.code !== 0) throw new Error(`kubectl apply -f crds/ failed:\n${apply.stderr}`);
       const wait = await runCommand(kubectl, ['wait', '--for=condition=Established', '--timeout=60s', '-f', crdDir], { env });
       if (wait.code !== 0) throw new Error(`CRDs not Established:\n${wait.stderr}`);
-    }, () => `CRDs installed and Established (${readdirSync(join(root, 'crds')).filter((f) => f.endsWith('.yaml')).length}: DelegatedCredential, DelegationSigner, ClusterDelegationSigner)`);
+      return 'installed';
+    }, (how) => `CRDs ${how} and Established (${readdirSync(join(root, 'crds')).filter((f) => f.endsWith('.yaml')).length}: DelegatedCredential, DelegationSigner, ClusterDelegationSigner)`);
 
     // 3. Namespaces: the operator's (never injected) and the app's.
     await p.step('creating namespaces', async () => {

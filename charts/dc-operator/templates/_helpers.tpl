@@ -51,12 +51,12 @@ app.kubernetes.io/component: {{ .component }}
 {{- end -}}
 {{- end -}}
 
-{{/* The injected sidecar's image: its own values, else the operator image. */}}
+{{/* The injected sidecar's image: its own values, else the operator image (the operator's digest only for the operator's repository). */}}
 {{- define "dc-operator.sidecarImage" -}}
 {{- $repo := default .Values.image.repository .Values.sidecar.image.repository -}}
 {{- if .Values.sidecar.image.tag -}}
 {{- printf "%s:%s" $repo .Values.sidecar.image.tag -}}
-{{- else if .Values.image.digest -}}
+{{- else if and .Values.image.digest (not .Values.sidecar.image.repository) -}}
 {{- printf "%s@%s" $repo .Values.image.digest -}}
 {{- else -}}
 {{- printf "%s:%s" $repo (default .Chart.AppVersion .Values.image.tag) -}}

@@ -1,7 +1,7 @@
 // The plumbing of `make demo`: progress lines, a cleanup stack that also runs on Ctrl-C, child
 // processes with their logs in files, waiting for HTTP endpoints, and a Secret written to disk the
 // way kubelet writes a Secret volume.
-import { spawn, type ChildProcess } from 'node:child_process';
+import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
 import { closeSync, mkdirSync, openSync, readFileSync, renameSync, symlinkSync, writeFileSync } from 'node:fs';
 import { get } from 'node:http';
 import { createServer } from 'node:net';
@@ -98,7 +98,9 @@ export interface Child {
 /** Starts a process with stdout+stderr appended to logFile. */
 export function startChild(name: string, cmd: string, args: string[], logFile: string, env: NodeJS.ProcessEnv = process.env): Child {
   const fd = openSync(logFile, 'a');
-  const proc = spawn(cmd, args, { stdio: ['ignore', fd, fd], env });
+  // With a parent-death signal (util-linux setpriv), even a demo killed with SIGKILL leaves no process behind.
+  const [file, argv] = hasPdeathsig() ? ['setpriv', ['--pdeathsig', 'TERM', '--', cmd, ...args]] : [cmd, args];
+  const proc = spawn(file, argv, { stdio: ['ignore', fd, fd], env });
   closeSync(fd);
   let exit: string | undefined;
   const exitedP = new Promise<void>((resolve) => {
@@ -122,6 +124,18 @@ export function startChild(name: string, cmd: string, args: string[], logFile: s
       clearTimeout(timer);
     },
   };
+}
+
+let pdeathsig: boolean | undefined;
+function hasPdeathsig(): boolean {
+  if (pdeathsig === undefined) {
+    try {
+      pdeathsig = execFileSync('setpriv', ['--help'], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] }).includes('--pdeathsig');
+    } catch {
+      pdeathsig = false;
+    }
+  }
+  return pdeathsig;
 }
 
 export interface RunResult {
