@@ -28,10 +28,10 @@ import type { HandshakeMode, TlsEngine } from './metrics.js';
 
 /**
  * Engine for TLS 1.3 clients served with the certificate key: node:tls, by measurement
- * (bench/sidecar-routing.ts, numbers in bench/results/sidecar-routing.md). Per handshake it costs
- * the same or ~35% less server CPU than our stack, and moves bulk data ~1.7x faster through the
- * proxy; these clients take no DC, the one thing only our stack can serve. `--certificate-engine`
- * overrides it.
+ * (bench/sidecar-routing.ts, numbers in bench/results/sidecar-routing.md). Per handshake the two
+ * are within about ±20% (node:tls cheaper with P-256, ours with RSA-2048, node:tls ahead under
+ * load), but node:tls moves bulk data 1.4-1.7x faster through the proxy, and these clients take no
+ * DC, the one thing only our stack can serve. `--certificate-engine` overrides it.
  */
 export const DEFAULT_CERTIFICATE_ENGINE: TlsEngine = 'node';
 
