@@ -6,15 +6,14 @@
  *   runSidecar(config) -> RunningSidecar      (also used by tests and benches)
  */
 import { readFile } from 'node:fs/promises';
-import { join } from 'node:path';
 import winston from 'winston';
+import { KeylessClient } from '../keyless/client.js';
 import { KeylessSigner } from '../signer/keyless.js';
 import type { Signer } from '../tls/signer.js';
-import { CERTIFICATE_FILE } from '../tls/delegated/index.js';
 import { ConfigError, helpText, parseArgs, validateConfig, type SidecarConfig } from './config.js';
 import { CredentialWatcher, type ReloadOutcome, type ReloadTrigger } from './credential-watcher.js';
 import { startHealthServer, type HealthServer } from './health-server.js';
-import { loadServingMaterial, MaterialStore } from './material.js';
+import { loadServingMaterial, MaterialStore, type ServingMaterial } from './material.js';
 import { SidecarMetrics } from './metrics.js';
 import { createOursEngine } from './ours-engine.js';
 import { ConnectionTracker } from './proxy.js';
@@ -30,7 +29,7 @@ export interface SidecarLogger {
 
 export interface RunSidecarOptions extends SidecarConfig {
   readonly log?: SidecarLogger;
-  /** A ready signer instead of building a KeylessSigner from `keyless` (tests). */
+  /** A ready signer instead of connecting to `keyless` (tests). */
   readonly keylessSigner?: Signer;
 }
 
@@ -58,7 +57,17 @@ export function createLogger(level: string): SidecarLogger {
   });
 }
 
-async function keylessSignerFor(config: SidecarConfig): Promise<KeylessSigner | undefined> {
+/**
+ * Keyless pull: one pooled mTLS client to the key server, and a KeylessSigner per loaded
+ * certificate (its key names the key at the server, by SKI, and checks every signature), so a
+ * certificate renewed with a new key is served through the new key after the reload.
+ */
+interface Keyless {
+  readonly signerFor: (material: ServingMaterial) => Signer;
+  close(): Promise<void>;
+}
+
+async function startKeyless(config: SidecarConfig): Promise<Keyless | undefined> {
   const k = config.keyless;
   if (!k) return undefined;
   const read = async (flag: string, file: string): Promise<Buffer> => {
@@ -68,15 +77,28 @@ async function keylessSignerFor(config: SidecarConfig): Promise<KeylessSigner | 
       throw new ConfigError(flag, `cannot read ${file}: ${err instanceof Error ? err.message : String(err)}`);
     }
   };
-  return new KeylessSigner({
-    address: k.address,
-    ca: await read('keyless-ca', k.caFile),
-    clientCert: await read('keyless-client-cert', k.clientCertFile),
-    clientKey: await read('keyless-client-key', k.clientKeyFile),
-    // The key server holds the certificate's key: the mounted certificate names it (SKI) and checks every signature.
-    certificate: await read('dc-dir', join(config.dcDir, CERTIFICATE_FILE)),
-    timeoutMs: k.timeoutMs,
-  });
+  const ca = await read('keyless-ca', k.caFile);
+  const clientCert = await read('keyless-client-cert', k.clientCertFile);
+  const clientKey = await read('keyless-client-key', k.clientKeyFile);
+  let client: KeylessClient;
+  try {
+    client = new KeylessClient({ address: k.address, ca, cert: clientCert, key: clientKey, timeoutMs: k.timeoutMs });
+  } catch (err) {
+    throw new ConfigError('keyless-address', err instanceof Error ? err.message : String(err));
+  }
+  const signers = new WeakMap<ServingMaterial, Signer>();
+  return {
+    signerFor(material) {
+      let signer = signers.get(material);
+      if (!signer) {
+        const certificate = material.credentials.certificateChain[0]!;
+        signer = new KeylessSigner({ client, address: k.address, ca, clientCert, clientKey, certificate, timeoutMs: k.timeoutMs });
+        signers.set(material, signer);
+      }
+      return signer;
+    },
+    close: () => client.close(),
+  };
 }
 
 export async function runSidecar(options: RunSidecarOptions): Promise<RunningSidecar> {
@@ -85,13 +107,15 @@ export async function runSidecar(options: RunSidecarOptions): Promise<RunningSid
   const status = new SidecarStatus();
   const metrics = new SidecarMetrics(store, status);
   const tracker = new ConnectionTracker(options.maxConnections);
-  const ownedKeyless = options.keylessSigner ? undefined : await keylessSignerFor(options);
-  const keyless: Signer | undefined = options.keylessSigner ?? ownedKeyless;
+  const ownedKeyless = options.keylessSigner ? undefined : await startKeyless(options);
+  const given = options.keylessSigner;
+  const keylessFor = given ? () => given : ownedKeyless?.signerFor;
+  const keyless = keylessFor !== undefined;
 
   const watcher = new CredentialWatcher({
     dir: options.dcDir,
     store,
-    load: (dir) => loadServingMaterial(dir, { keylessConfigured: keyless !== undefined }),
+    load: (dir) => loadServingMaterial(dir, { keylessConfigured: keyless }),
     debounceMs: options.reloadDebounceMs,
     recheckIntervalMs: options.recheckIntervalMs,
     log,
@@ -113,13 +137,13 @@ export async function runSidecar(options: RunSidecarOptions): Promise<RunningSid
       status,
       store,
       metrics,
-      capabilities: { keyless: keyless !== undefined },
+      capabilities: { keyless },
     });
     const terminator: TerminatorOptions = {
       store,
       metrics,
       tracker,
-      policy: { certificateEngine: options.certificateEngine, keyless },
+      policy: { certificateEngine: options.certificateEngine, keylessFor },
       upstream: {
         host: options.upstreamHost,
         port: options.upstreamPort,
@@ -128,7 +152,7 @@ export async function runSidecar(options: RunSidecarOptions): Promise<RunningSid
       },
       handshakeTimeoutMs: options.handshakeTimeoutMs,
       alpnProtocols: options.alpnProtocols,
-      ours: createOursEngine({ store, keyless, alpnProtocols: options.alpnProtocols }),
+      ours: createOursEngine({ store, keylessFor, alpnProtocols: options.alpnProtocols }),
       log,
     };
     listener = await listen(options.listenHost, options.listenPort, terminator);
@@ -143,7 +167,7 @@ export async function runSidecar(options: RunSidecarOptions): Promise<RunningSid
     upstream: `${options.upstreamHost}:${options.upstreamPort}`,
     metricsPort: health.port,
     certificateEngine: options.certificateEngine,
-    keyless: keyless !== undefined,
+    keyless,
   });
 
   let drained: Promise<{ finished: number; cut: number }> | undefined;

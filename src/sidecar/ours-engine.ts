@@ -16,21 +16,25 @@ import { Duplex } from 'node:stream';
 import type { HandshakeInfo, Progress } from '../tls/connection.js';
 import { ServerConfig, ServerConnection } from '../tls/server.js';
 import type { Signer } from '../tls/signer.js';
-import type { MaterialStore } from './material.js';
+import type { MaterialStore, ServingMaterial } from './material.js';
 import type { HandshakeMode } from './metrics.js';
 import { chooseCredential, type ChoiceDetails } from './router.js';
 import { closeSoon, type OursEngine } from './terminator.js';
 
 export interface OursEngineOptions {
   readonly store: MaterialStore;
-  readonly keyless: Signer | undefined;
+  /** The keyless signer for a material's certificate, when keyless is configured. */
+  readonly keylessFor: ((material: ServingMaterial) => Signer | undefined) | undefined;
   readonly alpnProtocols?: readonly string[];
   readonly keylog?: (line: string) => void;
 }
 
 export function createServerConfig(options: OursEngineOptions): ServerConfig {
   return new ServerConfig({
-    selectCredential: (hello) => chooseCredential(hello, options.store.current, options.keyless),
+    selectCredential: (hello) => {
+      const material = options.store.current; // once per handshake
+      return chooseCredential(hello, material, material && options.keylessFor?.(material));
+    },
     ...(options.alpnProtocols && options.alpnProtocols.length > 0 ? { alpnProtocols: options.alpnProtocols } : {}),
     ...(options.keylog ? { keylog: options.keylog } : {}),
   });

@@ -38,8 +38,11 @@ export const DEFAULT_CERTIFICATE_ENGINE: TlsEngine = 'node';
 export interface RoutingPolicy {
   /** Engine for non-DC TLS 1.3 clients served with the local certificate key. */
   readonly certificateEngine: TlsEngine;
-  /** The keyless signer, when configured (certificate handshakes without a local key). */
-  readonly keyless: Signer | undefined;
+  /**
+   * The keyless signer for a material's certificate, when keyless is configured (certificate
+   * handshakes without a local key). Per material: a new certificate may name a new key.
+   */
+  readonly keylessFor: ((material: ServingMaterial) => Signer | undefined) | undefined;
 }
 
 export type Route =
@@ -59,7 +62,8 @@ export function route(hello: ClientHello, material: ServingMaterial | undefined,
     if (material.certificateKey && certificateScheme(certificateSigner(material)!, hello) !== undefined) {
       return { engine: policy.certificateEngine, mode: 'certificate' };
     }
-    if (policy.keyless && certificateScheme(policy.keyless, hello) !== undefined) return { engine: 'ours', mode: 'keyless' };
+    const keyless = policy.keylessFor?.(material);
+    if (keyless && certificateScheme(keyless, hello) !== undefined) return { engine: 'ours', mode: 'keyless' };
     if (material.certificateKey) {
       // No signature scheme in common with our key: node:tls says so with the proper alert.
       return { engine: 'node', mode: 'certificate' };

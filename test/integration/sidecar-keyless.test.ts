@@ -13,6 +13,7 @@ import { after, before, describe, it } from 'node:test';
 import { startKeyServer, type KeyServer } from '../../src/keyless/server.js';
 import { parseArgs, validateConfig } from '../../src/sidecar/config.js';
 import { runSidecar, type RunningSidecar, type SidecarLogger } from '../../src/sidecar/main.js';
+import { asIssuer, issueCertificate } from '../../src/cli/pki/dev-pki.js';
 import { makeKeylessPki, type KeylessPki } from '../unit/keyless/pki.js';
 import { credentialFiles, makePki, type TestPki } from '../unit/sidecar/fixtures.js';
 import { KubeletVolume } from '../unit/sidecar/kubelet-volume.js';
@@ -43,21 +44,23 @@ void describe('dc-operator sidecar with a keyless key server', { timeout: 120_00
   let echo: Server;
   let sidecar: RunningSidecar;
   let caFile: string;
+  let keysDir: string;
+  let volume: KubeletVolume;
 
   before(async () => {
     pki = await makePki('ecdsa-p256');
     mtls = makeKeylessPki(['p256']);
     work = await mkdtemp(join(tmpdir(), 'dc-sidecar-keyless-'));
     // The key server holds the certificate's key; the sidecar's volume does not.
-    const keysDir = join(work, 'keys');
+    keysDir = join(work, 'keys');
     await mkdir(keysDir);
     await writeFile(join(keysDir, 'leaf.pem'), pki.leaf.key.privateKeyPem);
-    keyServer = await startKeyServer({ keysDir, ca: mtls.ca, cert: mtls.server.cert, key: mtls.server.key, host: '127.0.0.1', port: 0 });
+    keyServer = await startKeyServer({ keysDir, ca: mtls.ca, cert: mtls.server.cert, key: mtls.server.key, host: '127.0.0.1', port: 0, pollIntervalMs: 100 });
     for (const [name, pem] of [['keyless-ca.crt', mtls.ca], ['client.crt', mtls.client.cert], ['client.key', mtls.client.key], ['ca.crt', pki.ca.pem]] as const) {
       await writeFile(join(work, name), pem);
     }
     caFile = join(work, 'ca.crt');
-    const volume = new KubeletVolume(join(work, 'credentials'));
+    volume = new KubeletVolume(join(work, 'credentials'));
     await volume.write(await credentialFiles(pki, { algorithms: ['ecdsa_secp256r1_sha256'] }));
     // Echoes the first chunk and closes, so s_client sees the end of the exchange.
     echo = createServer({ allowHalfOpen: true }, (s) => s.once('data', (d: Buffer) => s.end(d)));
@@ -112,6 +115,31 @@ void describe('dc-operator sidecar with a keyless key server', { timeout: 120_00
     const r = await runTool('tstclnt', ['-B', '-h', '127.0.0.1', '-p', String(sidecar.port), '-d', nss, '-V', 'tls1.3:tls1.3', '-a', 'localhost', '-Q'], '');
     assert.match(r.out, /Received a Delegated Credential/);
     assert.equal(await sidecar.metrics.value('dc_sidecar_handshakes_total', { mode: 'keyless' }), 1, 'no further keyless handshake');
+  });
+
+  void it('follows a certificate renewed with a new key: keyless handshakes are signed with the new key after the reload', async () => {
+    const renewed = await issueCertificate(
+      { commonName: 'localhost', dnsNames: ['localhost'], ipAddresses: ['127.0.0.1'], delegationUsage: 'non-critical', extendedKeyUsage: ['serverAuth'] },
+      'ecdsa-p256',
+      asIssuer(pki.ca),
+    );
+    await writeFile(join(keysDir, 'renewed.pem'), renewed.key.privateKeyPem);
+    await new Promise((r) => setTimeout(r, 500)); // the key server polls its directory every 100 ms
+    const before = sidecar.store.current;
+    await volume.write(await credentialFiles({ ca: pki.ca, leaf: renewed }, { algorithms: ['ecdsa_secp256r1_sha256'] }));
+    const deadline = Date.now() + 10_000;
+    while (sidecar.store.current === before) {
+      assert.ok(Date.now() < deadline, 'the renewed certificate was loaded');
+      await new Promise((r) => setTimeout(r, 20));
+    }
+    const r = await runTool(
+      'openssl',
+      ['s_client', '-connect', `127.0.0.1:${sidecar.port}`, '-servername', 'localhost', '-CAfile', caFile, '-tls1_3', '-brief', '-ign_eof'],
+      'after renewal\n',
+    );
+    assert.match(r.out, /Verification: OK/);
+    assert.match(r.out, /after renewal/);
+    assert.equal(await sidecar.metrics.value('dc_sidecar_handshakes_total', { mode: 'keyless', result: 'success' }), 2);
   });
 
   void it('refuses TLS 1.2 clients with protocol_version (node:tls cannot sign through the key server)', async () => {

@@ -24,8 +24,8 @@ const tls13 = (ext: Partial<ClientHelloExtensions> = {}): ClientHello =>
 const tls12 = hello({ signatureAlgorithms: [S.ecdsa_secp256r1_sha256] });
 
 const fakeKeyless: Signer = { schemes: [S.ecdsa_secp256r1_sha256], sign: () => new Uint8Array(64) };
-const ours: RoutingPolicy = { certificateEngine: 'ours', keyless: undefined };
-const viaNode: RoutingPolicy = { certificateEngine: 'node', keyless: undefined };
+const ours: RoutingPolicy = { certificateEngine: 'ours', keylessFor: undefined };
+const viaNode: RoutingPolicy = { certificateEngine: 'node', keylessFor: undefined };
 
 function toFileMap(files: Record<string, string | Uint8Array>): Record<string, Uint8Array> {
   return Object.fromEntries(Object.entries(files).map(([k, v]) => [k, typeof v === 'string' ? new TextEncoder().encode(v) : v]));
@@ -55,7 +55,7 @@ void describe('routing by ClientHello', () => {
   });
 
   void it('serves other TLS 1.3 clients through the keyless signer when no key is mounted', () => {
-    assert.deepEqual(route(tls13(), dcOnly, { certificateEngine: 'node', keyless: fakeKeyless }), { engine: 'ours', mode: 'keyless' });
+    assert.deepEqual(route(tls13(), dcOnly, { certificateEngine: 'node', keylessFor: () => fakeKeyless }), { engine: 'ours', mode: 'keyless' });
   });
 
   void it('refuses a non-DC TLS 1.3 client with handshake_failure when neither key nor keyless is available', () => {
@@ -65,7 +65,7 @@ void describe('routing by ClientHello', () => {
 
   void it('hands TLS 1.2-only clients to node:tls when the key is mounted, and refuses them with protocol_version otherwise', () => {
     assert.deepEqual(route(tls12, dcAndKey, ours), { engine: 'node', mode: 'certificate' });
-    const r = route(tls12, dcOnly, { certificateEngine: 'ours', keyless: fakeKeyless });
+    const r = route(tls12, dcOnly, { certificateEngine: 'ours', keylessFor: () => fakeKeyless });
     assert.equal(r.engine, 'refuse');
     assert.equal(r.engine === 'refuse' && r.alert, AlertDescription.protocol_version);
     assert.match(r.engine === 'refuse' ? r.reason : '', /TLS 1\.2 needs the certificate key/);

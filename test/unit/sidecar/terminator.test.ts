@@ -71,10 +71,10 @@ void describe('sidecar listener', () => {
       store,
       metrics,
       tracker,
-      policy: { certificateEngine: opts.engine ?? 'node', keyless: undefined },
+      policy: { certificateEngine: opts.engine ?? 'node', keylessFor: undefined },
       upstream: { host: '127.0.0.1', port: upstreamPort, idleTimeoutMs: 10_000 },
       handshakeTimeoutMs: opts.handshakeTimeoutMs ?? 5000,
-      ours: createOursEngine({ store, keyless: undefined }),
+      ours: createOursEngine({ store, keylessFor: undefined }),
       log: quiet,
     });
     closers.push(() => {
