@@ -327,6 +327,53 @@ void describe('dc-operator sidecar against real TLS clients', { timeout: 180_000
   });
 });
 
+void describe('dc-operator sidecar with --alpn', { timeout: 60_000 }, () => {
+  let pki: TestPki;
+  let work: string;
+  let caFile: string;
+  let app: { server: Server; port: number };
+  let sidecar: RunningSidecar;
+
+  before(async () => {
+    pki = await makePki('ecdsa-p256');
+    work = await mkdtemp(join(tmpdir(), 'dc-sidecar-it-'));
+    caFile = join(work, 'ca.crt');
+    await writeFile(caFile, pki.ca.pem);
+    const volume = new KubeletVolume(join(work, 'credentials'));
+    await volume.write(await credentialFiles(pki, { algorithms: ['ed25519'], certificateKey: true }));
+    app = await startApplication();
+    sidecar = await startSidecar(volume.dir, app.port, captureLog(), ['--alpn', 'http/1.1']);
+  });
+
+  after(async () => {
+    await sidecar?.close();
+    app?.server.closeAllConnections();
+    app?.server.close();
+    if (work) await rm(work, { recursive: true, force: true });
+  });
+
+  void it('negotiates ALPN on our stack (DC clients) and on node:tls (curl)', async () => {
+    const s = await new Promise<TLSSocket>((resolve, reject) => {
+      const c = connect(
+        { host: '127.0.0.1', port: sidecar.port, servername: 'localhost', ca: [pki.ca.pem], alpnProtocols: ['h2', 'http/1.1'], serverCredentialHooks: delegatedCredentialPeerHooks({ peer: 'server' }) },
+        () => resolve(c),
+      );
+      c.once('error', reject);
+    });
+    try {
+      assert.equal(s.alpnProtocol, 'http/1.1');
+      assert.ok(dcDetails(s));
+      assert.equal(await request(s, '/alpn'), 'POST /alpn ');
+    } finally {
+      s.destroy();
+    }
+    const r = await runTool('curl', ['-sS', '-v', '--max-time', '10', '--cacert', caFile, '--resolve', `localhost:${sidecar.port}:127.0.0.1`, `https://localhost:${sidecar.port}/curl-alpn`], '');
+    assert.equal(r.code, 0, r.stderr);
+    assert.match(r.stderr, /ALPN.*accepted.*http\/1\.1|ALPN, server accepted to use http\/1\.1/);
+    assert.equal(r.stdout, 'GET /curl-alpn ');
+  });
+});
+
 void describe('dc-operator sidecar without the certificate key', { timeout: 120_000 }, () => {
   let pki: TestPki;
   let work: string;
