@@ -37,6 +37,7 @@ function runTool(command: string, args: readonly string[], stdin: string, timeou
       clearTimeout(timer);
       resolve({ code, stdout, stderr });
     });
+    child.stdin.on('error', () => {}); // EPIPE when the tool exits without reading its input
     child.stdin.end(stdin);
   });
 }
