@@ -8,11 +8,14 @@ import { CertificateSecrets, CERTIFICATE_SECRET_SELECTOR } from './certificate-s
 import type { Clock } from './clock.js';
 import type { CryptoPort } from './crypto.js';
 import { Informer, objectKey } from './informer.js';
-import type { KubeClient } from './kube.js';
+import { KeylessSigners } from './keyless.js';
+import { updateSignerStatus, type KubeClient } from './kube.js';
 import { MANAGED_SELECTOR, OWNER_LABEL } from './output-secret.js';
 import type { EventRecorder, IssueMetrics, Listers, Logger } from './ports.js';
 import { WorkQueue } from './queue.js';
 import { Reconciler } from './reconciler.js';
+import { SignerStatusWriter } from './signer-status.js';
+import { signerIdOf } from './signers.js';
 
 export interface ControllerDeps {
   kube: KubeClient;
@@ -23,8 +26,13 @@ export interface ControllerDeps {
   metrics: IssueMetrics;
   /** Watch only this namespace; undefined: all namespaces. */
   namespace?: string;
-  /** Where ClusterDelegationSigner key Secrets live by default. */
+  /** The operator's namespace. */
   operatorNamespace: string;
+  /** Where ClusterDelegationSigner Secrets live by default (cert-manager's "cluster resource namespace"); default operatorNamespace. */
+  clusterResourceNamespace?: string;
+  /** Ping loop of an unhealthy keyless signer: first and largest interval (default 5 s, 60 s). */
+  keylessPingMinMs?: number;
+  keylessPingMaxMs?: number;
   workers?: number;
 }
 
@@ -58,7 +66,7 @@ function dependenciesOf(dc: DelegatedCredential): string[] {
   const ns = dc.metadata.namespace ?? '';
   const deps = [`cert:${ns}/${dc.spec.certificateSecretRef.name}`];
   const ref = dc.spec.signerRef;
-  if (ref) deps.push(ref.kind === 'DelegationSigner' ? `signer:DelegationSigner/${ns}/${ref.name}` : `signer:ClusterDelegationSigner/${ref.name}`);
+  if (ref) deps.push(`signer:${signerIdOf(ref.kind, ns, ref.name)}`);
   return deps;
 }
 
@@ -69,6 +77,8 @@ export class Controller {
   readonly clusterSigners: Informer<DelegationSigner>;
   readonly outputSecrets: Informer<V1Secret>;
   readonly certificateSecrets: CertificateSecrets;
+  readonly keyless: KeylessSigners;
+  private readonly signerStatus: SignerStatusWriter;
   private readonly reconciler: Reconciler;
   private readonly index = new ReverseIndex();
   private readonly namespaceOf = new Map<string, string>();
@@ -91,6 +101,28 @@ export class Controller {
       certificateSecret: (ns, name) => this.certificateSecrets.lookup(ns, name),
       signer: (kind, ns, name) => (kind === 'DelegationSigner' ? this.signers.get(`${ns}/${name}`) : this.clusterSigners.get(name)),
     };
+    this.signerStatus = new SignerStatusWriter({
+      lookup: (id) => this.signerById(id),
+      write: (signer, status) => updateSignerStatus(kube, signer, status),
+      prime: (signer) => (signer.kind === 'ClusterDelegationSigner' ? this.clusterSigners : this.signers).prime(signer),
+      clock,
+      log,
+    });
+    this.keyless = new KeylessSigners({
+      api: kube,
+      clock,
+      log,
+      onHealth: (h) => this.signerStatus.report(h),
+      // The key server answers again: retry what waits on it now, not at the end of its backoff.
+      onRecovered: (signerId) => {
+        for (const key of this.index.owners(`signer:${signerId}`)) {
+          this.queue.forget(key);
+          this.queue.add(key);
+        }
+      },
+      ...(deps.keylessPingMinMs !== undefined ? { pingMinMs: deps.keylessPingMinMs } : {}),
+      ...(deps.keylessPingMaxMs !== undefined ? { pingMaxMs: deps.keylessPingMaxMs } : {}),
+    });
     this.reconciler = new Reconciler({
       listers,
       api: kube,
@@ -100,6 +132,9 @@ export class Controller {
       metrics: deps.metrics,
       log,
       operatorNamespace: deps.operatorNamespace,
+      clusterResourceNamespace: deps.clusterResourceNamespace ?? deps.operatorNamespace,
+      keyless: this.keyless,
+      signerHealth: (h) => this.signerStatus.report(h),
       primeSecret: (s) => this.outputSecrets.prime(s),
       primeCredential: (dc) => this.credentials.prime(dc),
     });
@@ -130,9 +165,12 @@ export class Controller {
     this.certificateSecrets.onChange((secret) => {
       for (const key of this.index.owners(`cert:${secret.namespace}/${secret.name}`)) this.queue.add(key);
     });
-    const signerChanged = (kind: string) => ({ object }: { object: DelegationSigner }) => {
-      const id = kind === 'DelegationSigner' ? `${object.metadata.namespace ?? ''}/${object.metadata.name ?? ''}` : (object.metadata.name ?? '');
-      for (const key of this.index.owners(`signer:${kind}/${id}`)) this.queue.add(key);
+    const signerChanged = (kind: 'DelegationSigner' | 'ClusterDelegationSigner') => ({ type, object, old }: { type: string; object: DelegationSigner; old?: DelegationSigner }) => {
+      const id = signerIdOf(kind, object.metadata.namespace ?? '', object.metadata.name ?? '');
+      if (type === 'delete') this.keyless.forget(id);
+      // Our own status writes (generation unchanged) are no reason to reconcile the dependents.
+      if (type === 'update' && old !== undefined && old.metadata.generation === object.metadata.generation && old.metadata.uid === object.metadata.uid) return;
+      for (const key of this.index.owners(`signer:${id}`)) this.queue.add(key);
     };
     this.signers.on(signerChanged('DelegationSigner'));
     this.clusterSigners.on(signerChanged('ClusterDelegationSigner'));
@@ -149,6 +187,11 @@ export class Controller {
     const synced = Promise.all([this.outputSecrets.synced, this.signers.synced, this.clusterSigners.synced, this.credentials.synced]);
     const ready = Promise.race([synced, this.stopping]);
     this.workers = Array.from({ length: n }, () => ready.then(() => this.work()));
+  }
+
+  private signerById(id: string): DelegationSigner | undefined {
+    const [kind, ...rest] = id.split('/');
+    return kind === 'ClusterDelegationSigner' ? this.clusterSigners.get(rest.join('/')) : this.signers.get(rest.join('/'));
   }
 
   hasSynced(): boolean {
@@ -189,5 +232,6 @@ export class Controller {
     this.queue.shutdown();
     await Promise.all([this.credentials.stop(), this.signers.stop(), this.clusterSigners.stop(), this.outputSecrets.stop(), this.certificateSecrets.stop()]);
     await Promise.allSettled(this.workers);
+    await this.keyless.close();
   }
 }

@@ -12,7 +12,7 @@ import {
   type RequestContext,
   type V1Secret,
 } from '@kubernetes/client-node';
-import type { DelegatedCredential, DelegatedCredentialStatus } from './api/v1alpha1.js';
+import type { DelegatedCredential, DelegatedCredentialStatus, DelegationSigner, DelegationSignerStatus } from './api/v1alpha1.js';
 import { GROUP, VERSION } from './api/v1alpha1.js';
 import type { Clock } from './clock.js';
 import { statusCodeOf, type ListResult, type ListWatchSource, type WatchEventType } from './informer.js';
@@ -193,6 +193,26 @@ export class KubeClient implements KubeApi {
       fieldManager: 'dc-operator',
     })) as DelegatedCredential;
   }
+}
+
+/** Replaces the status of a DelegationSigner or ClusterDelegationSigner, conditional on resourceVersion. */
+export async function updateSignerStatus(kube: KubeClient, signer: DelegationSigner, status: DelegationSignerStatus): Promise<DelegationSigner> {
+  const body: DelegationSigner = { ...signer, status };
+  const name = signer.metadata.name ?? '';
+  if (signer.kind === 'ClusterDelegationSigner') {
+    kube.count('update', 'clusterdelegationsigners/status');
+    return (await kube.custom.replaceClusterCustomObjectStatus({ group: GROUP, version: VERSION, plural: 'clusterdelegationsigners', name, body })) as DelegationSigner;
+  }
+  kube.count('update', 'delegationsigners/status');
+  return (await kube.custom.replaceNamespacedCustomObjectStatus({
+    group: GROUP,
+    version: VERSION,
+    namespace: signer.metadata.namespace ?? '',
+    plural: 'delegationsigners',
+    name,
+    body,
+    fieldManager: 'dc-operator',
+  })) as DelegationSigner;
 }
 
 /**

@@ -17,8 +17,16 @@ export interface ControllerOptions {
   kubeconfig?: string;
   /** Watch DelegatedCredentials in this namespace only; default: all namespaces. */
   namespace?: string;
-  /** The operator's own namespace: the Lease and default ClusterDelegationSigner key Secrets live here. */
+  /** The operator's own namespace: the Lease lives here. */
   operatorNamespace?: string;
+  /**
+   * Where ClusterDelegationSigner Secrets live (key Secret without a namespace, keyless CA bundle
+   * and client certificate), like cert-manager's cluster resource namespace. Default: operatorNamespace.
+   */
+  clusterResourceNamespace?: string;
+  /** Ping loop of an unhealthy keyless signer: first and largest interval (default 5 s, 60 s). */
+  keylessPingMinMs?: number;
+  keylessPingMaxMs?: number;
   metricsPort: number;
   metricsHost?: string;
   /** Default true. Off: this process acts as leader at once (single replica, tests). */
@@ -81,7 +89,20 @@ export async function runController(opts: ControllerOptions): Promise<Controller
   const isLeader = (): boolean => (elector ? elector.isLeader() : controller !== undefined);
 
   const startController = (): void => {
-    controller = new Controller({ kube, crypto: opts.crypto ?? tlsCrypto, clock, log, events, metrics, namespace: opts.namespace, operatorNamespace, workers: opts.workers });
+    controller = new Controller({
+      kube,
+      crypto: opts.crypto ?? tlsCrypto,
+      clock,
+      log,
+      events,
+      metrics,
+      namespace: opts.namespace,
+      operatorNamespace,
+      clusterResourceNamespace: opts.clusterResourceNamespace ?? operatorNamespace,
+      keylessPingMinMs: opts.keylessPingMinMs,
+      keylessPingMaxMs: opts.keylessPingMaxMs,
+      workers: opts.workers,
+    });
     const current = controller;
     metrics.attach({ credentials: () => current.credentials.list(), isLeader, queueDepth: () => current.queue.length });
     controller.start();
@@ -104,7 +125,7 @@ export async function runController(opts: ControllerOptions): Promise<Controller
       },
     },
   });
-  log.info('dc-operator controller starting', { identity, namespace: opts.namespace ?? '(all)', operatorNamespace, metricsPort: http.port });
+  log.info('dc-operator controller starting', { identity, namespace: opts.namespace ?? '(all)', operatorNamespace, clusterResourceNamespace: opts.clusterResourceNamespace ?? operatorNamespace, metricsPort: http.port });
 
   // The election loop runs until stop(); without election this process leads at once.
   const campaign = elector ? elector.run(startController, stopController) : (startController(), Promise.resolve());

@@ -11,7 +11,9 @@ import { GROUP } from './api/v1alpha1.js';
 
 export const CONTROLLER_RULES: V1PolicyRule[] = [
   { apiGroups: [GROUP], resources: ['delegatedcredentials', 'delegationsigners', 'clusterdelegationsigners'], verbs: ['get', 'list', 'watch'] },
-  { apiGroups: [GROUP], resources: ['delegatedcredentials/status'], verbs: ['update'] },
+  // Signer statuses: Ready (key server reachable, key Secret loads). Without this right the
+  // controller still works; it logs that it could not write them.
+  { apiGroups: [GROUP], resources: ['delegatedcredentials/status', 'delegationsigners/status', 'clusterdelegationsigners/status'], verbs: ['update'] },
   // get: the certificate key at issue time; list/watch: outputs (by label) and certificates (by type);
   // create/update: the output Secret, replaced whole and conditionally. Never delete or patch.
   { apiGroups: [''], resources: ['secrets'], verbs: ['get', 'list', 'watch', 'create', 'update'] },

@@ -13,6 +13,7 @@ import { statusCodeOf } from './informer.js';
 import { MANAGED_SELECTOR, buildOutputSecret, sha256Hex, viewOutputSecret, type IssuedCredential, type OutputView, type StoredCredential } from './output-secret.js';
 import type { EventRecorder, IssueMetrics, KubeApi, Listers, Logger } from './ports.js';
 import { renewalPolicyOf, renewalTime, jitterFraction, type RenewalPolicy } from './renewal.js';
+import type { KeylessPort, SignerHealth } from './keyless.js';
 import { loadSigner, planSigner, type SignerPlan } from './signers.js';
 import { desiredStatus, statusEqual, type Failure, type ReconcileOutcome } from './status.js';
 import { credentialRenewalTime, needsIssuing, type IssueReason } from './triggers.js';
@@ -29,6 +30,12 @@ export interface ReconcilerDeps {
   metrics: IssueMetrics;
   log: Logger;
   operatorNamespace: string;
+  /** Where ClusterDelegationSigner Secrets live by default (default: operatorNamespace). */
+  clusterResourceNamespace?: string;
+  /** Keyless signing (shared, pooled clients per signer); without it keyless signers fail clearly. */
+  keyless?: KeylessPort;
+  /** What issuing learned about an in-cluster signer resource (its key Secret loads, or not). */
+  signerHealth?(health: SignerHealth): void;
   /** Called after our own writes, so the caches never show an older version than we wrote. */
   primeSecret?(secret: V1Secret): void;
   primeCredential?(dc: DelegatedCredential): void;
@@ -92,7 +99,7 @@ export class Reconciler {
 
   /** Reads caches only and decides; throws ReconcileFailure for input a person must fix. */
   private inspect(dc: DelegatedCredential): Inspection | 'syncing' {
-    const { listers, crypto, clock, operatorNamespace } = this.deps;
+    const { listers, crypto, clock, operatorNamespace, clusterResourceNamespace } = this.deps;
     const namespace = dc.metadata.namespace ?? '';
     const now = clock.now();
     const policy = renewalPolicyOfSpec(dc);
@@ -103,7 +110,7 @@ export class Reconciler {
     if (lookup.secret.chainPem === undefined) throw new ReconcileFailure('CertificateInvalid', `Secret ${secretName} has no tls.crt`);
     const certificate = crypto.readCertificate(lookup.secret.chainPem, `tls.crt of Secret ${secretName}`);
     checkCertificate(certificate, secretName, now);
-    const plan = planSigner(dc, listers, operatorNamespace);
+    const plan = planSigner(dc, listers, clusterResourceNamespace ?? operatorNamespace);
     const existing = listers.outputSecret(namespace, dc.spec.secretName);
     const output = viewOutputSecret(existing, dc, certificate.leafDer, crypto.inspectCredential);
     const trigger = needsIssuing({ dc, output, certificate, policy, now });
@@ -137,7 +144,7 @@ export class Reconciler {
       const crt = keySecret?.data?.['tls.crt'];
       if (crt !== undefined) certificate = crypto.readCertificate(Buffer.from(crt, 'base64').toString('utf8'), `tls.crt of Secret ${i.plan.namespace}/${i.plan.secretName}`);
     }
-    const signer = await loadSigner(i.plan, certificate, api, crypto, keySecret);
+    const signer = await this.loadSigner(i.plan, certificate, keySecret);
     const now = clock.now();
     checkCertificate(certificate, `${i.dc.metadata.namespace ?? ''}/${i.dc.spec.certificateSecretRef.name}`, now);
     const validityMs = Math.min(parseDuration(i.dc.spec.validity), certificate.notAfter.getTime() - now.getTime());
@@ -163,6 +170,21 @@ export class Reconciler {
     const renewal = new Date(Math.min(...issued.map((c) => renewalTime({ issuedAt: now, notAfter: c.notAfter, policy: i.policy, jitter }).getTime())));
     events.record(i.dc, 'Normal', 'Issued', `issued ${credentials.map((c) => c.algorithm).join(', ')} into Secret ${i.dc.spec.secretName} (${i.trigger?.reason ?? 'Issued'}: ${i.trigger?.message ?? ''})`);
     return { credentials, renewalTime: renewal, issuedAt: now };
+  }
+
+  /** Loads the signer; an in-cluster signer resource learns whether its key Secret loads. */
+  private async loadSigner(plan: SignerPlan, certificate: CertificateFacts, keySecret: V1Secret | undefined) {
+    const { api, crypto, keyless, signerHealth } = this.deps;
+    if (plan.kind !== 'in-cluster' || signerHealth === undefined) return loadSigner(plan, certificate, api, crypto, keyless, keySecret);
+    try {
+      const signer = await loadSigner(plan, certificate, api, crypto, keyless, keySecret);
+      signerHealth({ signerId: plan.signerId, ready: true, reason: 'KeyLoaded', message: `key ${plan.key} of Secret ${plan.namespace}/${plan.secretName} loads` });
+      return signer;
+    } catch (err) {
+      // A key that does not belong to one certificate is that DelegatedCredential's problem, not the signer's.
+      if (err instanceof ReconcileFailure && err.reason !== 'KeyMismatch') signerHealth({ signerId: plan.signerId, ready: false, reason: err.reason, message: err.message });
+      throw err;
+    }
   }
 
   /**

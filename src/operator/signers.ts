@@ -1,18 +1,34 @@
 // Which key signs a DelegatedCredential's credentials. `describeSigner` works from caches only
-// (every reconcile); `loadSigner` reads the key Secret with a targeted GET (only when issuing).
+// (every reconcile); `loadSigner` reads the key Secret with a targeted GET (only when issuing), or
+// hands a keyless plan to the shared keyless clients (keyless.ts).
+//
+// Where a ClusterDelegationSigner's Secrets live: like cert-manager's ClusterIssuer, in the
+// "cluster resource namespace" (flag --cluster-resource-namespace, default the operator's own
+// namespace). An inCluster keySecretRef may name another namespace explicitly; keyless Secret
+// references are names only.
 import type { V1Secret } from '@kubernetes/client-node';
 import type { DelegatedCredential, DelegationSigner } from './api/v1alpha1.js';
 import type { CertificateFacts, CryptoPort, Signer } from './crypto.js';
+import { parseDuration } from './duration.js';
 import { ReconcileFailure } from './failures.js';
+import type { KeylessPlan, KeylessPort } from './keyless.js';
 import type { KubeApi, Listers } from './ports.js';
 
 export type SignerPlan =
   | { kind: 'certificate-key'; description: string; namespace: string; secretName: string; key: 'tls.key' }
-  | { kind: 'in-cluster'; description: string; namespace: string; secretName: string; key: string }
-  | { kind: 'keyless'; description: string; address: string };
+  | { kind: 'in-cluster'; description: string; namespace: string; secretName: string; key: string; signerId: string }
+  | KeylessPlan;
 
-/** Resolves the signer from the spec and the signer caches; throws ReconcileFailure (SignerReady=False). */
-export function planSigner(dc: DelegatedCredential, listers: Listers, operatorNamespace: string): SignerPlan {
+/** `DelegationSigner/<ns>/<name>` or `ClusterDelegationSigner/<name>`: how signers are named in caches and indexes. */
+export function signerIdOf(kind: 'DelegationSigner' | 'ClusterDelegationSigner', namespace: string, name: string): string {
+  return kind === 'DelegationSigner' ? `${kind}/${namespace}/${name}` : `${kind}/${name}`;
+}
+
+/**
+ * Resolves the signer from the spec and the signer caches; throws ReconcileFailure (SignerReady=False).
+ * `clusterResourceNamespace` is where ClusterDelegationSigner Secrets live by default.
+ */
+export function planSigner(dc: DelegatedCredential, listers: Listers, clusterResourceNamespace: string): SignerPlan {
   const namespace = dc.metadata.namespace ?? '';
   const ref = dc.spec.signerRef;
   if (ref === undefined) {
@@ -25,13 +41,30 @@ export function planSigner(dc: DelegatedCredential, listers: Listers, operatorNa
     throw new ReconcileFailure('SignerNotFound', `${what} does not exist; create it or fix spec.signerRef`, { signer: true });
   }
   const { inCluster, keyless } = signer.spec;
+  const signerId = signerIdOf(ref.kind, namespace, ref.name);
   if (inCluster !== undefined) {
-    const secretNamespace = ref.kind === 'ClusterDelegationSigner' ? (inCluster.keySecretRef.namespace ?? operatorNamespace) : namespace;
+    const secretNamespace = ref.kind === 'ClusterDelegationSigner' ? (inCluster.keySecretRef.namespace ?? clusterResourceNamespace) : namespace;
     const { name, key } = inCluster.keySecretRef;
-    return { kind: 'in-cluster', description: `${what} (key ${key} of Secret ${secretNamespace}/${name})`, namespace: secretNamespace, secretName: name, key };
+    return { kind: 'in-cluster', description: `${what} (key ${key} of Secret ${secretNamespace}/${name})`, namespace: secretNamespace, secretName: name, key, signerId };
   }
   if (keyless !== undefined) {
-    return { kind: 'keyless', description: `${what} (keyless ${keyless.address})`, address: keyless.address };
+    let timeoutMs: number;
+    try {
+      timeoutMs = parseDuration(keyless.timeout);
+    } catch (err) {
+      throw new ReconcileFailure('InvalidSpec', `${what}: spec.keyless.timeout: ${err instanceof Error ? err.message : String(err)}`, { signer: true });
+    }
+    return {
+      kind: 'keyless',
+      description: `${what} (keyless ${keyless.address})`,
+      signerId,
+      uid: signer.metadata.uid ?? '',
+      address: keyless.address,
+      secretNamespace: ref.kind === 'ClusterDelegationSigner' ? clusterResourceNamespace : namespace,
+      caBundleSecret: keyless.caBundleSecretRef.name,
+      clientCertificateSecret: keyless.clientCertificateSecretRef.name,
+      timeoutMs,
+    };
   }
   throw new ReconcileFailure('SignerUnavailable', `${what} sets neither inCluster nor keyless`, { signer: true });
 }
@@ -45,14 +78,14 @@ export async function loadSigner(
   certificate: CertificateFacts,
   api: KubeApi,
   crypto: CryptoPort,
+  keyless: KeylessPort | undefined,
   prefetched?: V1Secret,
 ): Promise<Signer> {
   if (plan.kind === 'keyless') {
-    throw new ReconcileFailure(
-      'KeylessNotImplemented',
-      `${plan.description}: keyless signing is not available in this version of the operator; use an inCluster signer or omit signerRef`,
-      { signer: true },
-    );
+    if (keyless === undefined) {
+      throw new ReconcileFailure('KeylessNotImplemented', `${plan.description}: this operator runs without keyless signing`, { signer: true });
+    }
+    return keyless.signer(plan, certificate);
   }
   const secret = prefetched ?? (await api.getSecret(plan.namespace, plan.secretName));
   if (secret === undefined) {

@@ -23,7 +23,8 @@ on --metrics-port. JSON logs on stderr. Stops on SIGTERM or SIGINT.`,
   options: {
     kubeconfig: { type: 'string', value: 'FILE', description: 'kubeconfig file (default: $KUBECONFIG, ~/.kube/config, in-cluster)' },
     namespace: { type: 'string', value: 'NS', description: 'watch only this namespace (default: all namespaces)' },
-    'operator-namespace': { type: 'string', value: 'NS', description: 'namespace of the leader Lease and of ClusterDelegationSigner key Secrets (default: $POD_NAMESPACE or dc-operator)' },
+    'operator-namespace': { type: 'string', value: 'NS', description: 'namespace of the leader Lease (default: $POD_NAMESPACE or dc-operator)' },
+    'cluster-resource-namespace': { type: 'string', value: 'NS', description: 'namespace of the Secrets of ClusterDelegationSigners (key, keyless CA bundle and client certificate; default: the operator namespace)' },
     'metrics-port': { type: 'string', value: 'N', description: 'port of /metrics, /healthz and /readyz', default: '9090' },
     'metrics-address': { type: 'string', value: 'IP', description: 'address of the metrics server', default: '0.0.0.0' },
     workers: { type: 'string', value: 'N', description: 'DelegatedCredentials reconciled at once', default: '4' },
@@ -35,10 +36,15 @@ on --metrics-port. JSON logs on stderr. Stops on SIGTERM or SIGINT.`,
     if (v.namespace !== undefined && !/^[a-z0-9]([-a-z0-9]*[a-z0-9])?$/.test(v.namespace)) {
       throw new UsageError(`"${v.namespace}" is not a namespace name`, '--namespace');
     }
+    const crn = v['cluster-resource-namespace'];
+    if (crn !== undefined && !/^[a-z0-9]([-a-z0-9]*[a-z0-9])?$/.test(crn)) {
+      throw new UsageError(`"${crn}" is not a namespace name`, '--cluster-resource-namespace');
+    }
     return {
       kubeconfig: v.kubeconfig,
       namespace: v.namespace,
       operatorNamespace: v['operator-namespace'],
+      clusterResourceNamespace: crn,
       metricsPort: integerFlag('--metrics-port', v['metrics-port'], 0, 65535),
       metricsAddress: ipFlag('--metrics-address', v['metrics-address']),
       workers: integerFlag('--workers', v.workers, 1, 64),
@@ -54,6 +60,7 @@ on --metrics-port. JSON logs on stderr. Stops on SIGTERM or SIGINT.`,
         kubeconfig: c.kubeconfig === undefined ? undefined : resolvePath(ctx.cwd, c.kubeconfig),
         namespace: c.namespace,
         operatorNamespace: c.operatorNamespace ?? ctx.env['POD_NAMESPACE'],
+        clusterResourceNamespace: c.clusterResourceNamespace,
         metricsPort: c.metricsPort,
         metricsHost: c.metricsAddress,
         workers: c.workers,

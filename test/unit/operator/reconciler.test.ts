@@ -188,7 +188,7 @@ void test('a missing certificate Secret gives SecretNotFound naming it', async (
   assert.match(ready?.message ?? '', /web\/nope/);
 });
 
-void test('a keyless signer gives SignerReady=False KeylessNotImplemented without crashing', async () => {
+void test('a keyless signer in a reconciler built without keyless signing gives SignerReady=False KeylessNotImplemented without crashing', async () => {
   const h = harness(new Date());
   h.cluster.putTlsSecret(NS, 'web-tls', await delegationCertificate(), undefined);
   h.cluster.signers.set('ClusterDelegationSigner/edge', {
