@@ -50,6 +50,7 @@ export function terminateWithNode(socket: Socket, buffered: Buffer, material: Se
     tlsSocket.once('secure', () => {
       clearTimeout(timer);
       tlsSocket.removeListener('error', onError);
+      tlsSocket.on('error', () => {}); // until the proxy attaches its listener
       tlsSocket.removeListener('close', onClose);
       resolve(tlsSocket);
     });

@@ -77,16 +77,25 @@ export class TlsServerStream extends Duplex {
     private readonly conn: ServerConnection,
   ) {
     super({ allowHalfOpen: true });
+    // Socket errors surface on process.nextTick, before the promise continuation that hands this
+    // stream to the proxy (which attaches its own listener): never let one be unhandled. The
+    // stream still closes, and listeners added later still receive errors.
+    this.on('error', () => {});
     socket.on('data', (chunk: Buffer) => this.apply(this.conn.feed(chunk)));
     socket.on('end', () => {
       // FIN without close_notify: a truncated stream, still an end of input for the proxy.
       if (this.info) this.endInput();
       else this.fail(new Error('the client closed the connection during the handshake'));
     });
+    // During the handshake a dead socket rejects handshake(); afterwards it destroys the stream.
     socket.on('close', () => {
-      if (!this.destroyed) this.destroy();
+      if (this.handshakeFailed) this.fail(new Error('the connection closed during the handshake'));
+      else if (!this.destroyed) this.destroy();
     });
-    socket.on('error', (err) => this.destroy(err));
+    socket.on('error', (err) => {
+      if (this.handshakeFailed) this.fail(err);
+      else this.destroy(err);
+    });
   }
 
   /** Feeds the already-read bytes, then reads the socket until the handshake completes. */

@@ -106,6 +106,9 @@ export async function handleConnection(socket: Socket, o: TerminatorOptions): Pr
     return;
   }
   o.metrics.handshake(mode, decision.engine === 'node' || !o.ours ? 'node' : 'ours', 'success');
+  // The client may go away while the application connection is being opened: its error must not
+  // be unhandled before the proxy attaches its own listeners.
+  stream.on('error', () => {});
 
   const end = await proxyToUpstream(stream, o.upstream);
   if (end.kind === 'upstream-unavailable') {

@@ -36,7 +36,10 @@ after(() => {
 });
 
 async function upstreamServer(handler: (s: Socket) => void): Promise<number> {
-  const server: Server = createServer({ allowHalfOpen: true }, handler);
+  const server: Server = createServer({ allowHalfOpen: true }, (s) => {
+    closers.push(() => s.destroy());
+    handler(s);
+  });
   await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
   closers.push(() => server.close());
   return (server.address() as AddressInfo).port;
@@ -149,6 +152,25 @@ void describe('sidecar listener', () => {
     const body = await got;
     assert.equal(body.length, total);
     assert.ok(body.equals(payload));
+  });
+
+  void it('survives clients that reset right after (or during) the handshake', async () => {
+    const r = await rig(await upstreamServer(replyAfterEnd), { engine: 'ours' });
+    for (let i = 0; i < 30; i++) {
+      const s = oursConnect({ host: '127.0.0.1', port: r.listener.port, servername: 'localhost', ca: [pki.ca.pem], serverCredentialHooks: delegatedCredentialPeerHooks({ peer: 'server' }) });
+      s.on('error', () => {});
+      if (i % 2 === 0) s.once('secureConnect', () => s.socket.resetAndDestroy());
+      else s.socket.once('data', () => s.socket.resetAndDestroy()); // mid-handshake
+      await new Promise<void>((res) => s.once('close', () => res()));
+    }
+    const s = nodeTlsConnect({ host: '127.0.0.1', port: r.listener.port, servername: 'localhost', ca: pki.ca.pem });
+    await new Promise<void>((res, rej) => {
+      s.once('secureConnect', () => res());
+      s.once('error', rej);
+    });
+    const reply = readAll(s);
+    s.end('still here');
+    assert.match((await reply).toString(), /^10 bytes /);
   });
 
   void it('closes connections over the limit before reading anything', async () => {
