@@ -289,7 +289,7 @@ void describe('bad input: Ready=False with a reason to act on, nothing written, 
     assert.equal(await outputSecret('mismatch-dc'), undefined);
   });
 
-  void it('a keyless signer, until keyless signing exists', async () => {
+  void it('a keyless signer whose CA bundle Secret is missing', async () => {
     const cert = dcctlCertificate();
     await putSecret(core, tlsSecret(ns.name, 'keyless-tls', cert.crt));
     await custom.createNamespacedCustomObject({
@@ -309,8 +309,8 @@ void describe('bad input: Ready=False with a reason to act on, nothing written, 
       secretName: 'keyless-dc',
       signerRef: { kind: 'DelegationSigner', name: 'edge' },
     });
-    const dc = await waitForCondition(kc, ns.name, 'keyless', 'SignerReady', 'False', 'KeylessNotImplemented');
-    assert.match(dc.status?.conditions?.find((c) => c.type === 'SignerReady')?.message ?? '', /keys\.example\.test:2407/);
+    const dc = await waitForCondition(kc, ns.name, 'keyless', 'SignerReady', 'False', 'SecretNotFound');
+    assert.match(dc.status?.conditions?.find((c) => c.type === 'SignerReady')?.message ?? '', new RegExp(`the CA bundle Secret ${ns.name}/ca of DelegationSigner ${ns.name}/edge \\(keyless keys\\.example\\.test:2407\\) does not exist`));
     assert.equal(await outputSecret('keyless-dc'), undefined);
   });
 
