@@ -7,6 +7,7 @@ import { CipherSuite, ExtensionType, NamedGroup, SignatureScheme } from '../../.
 import { AlertReceived, IllegalParameter } from '../../../src/tls/errors.js';
 import { createKeySigner, type Signer } from '../../../src/tls/signer.js';
 import type { TlsSession } from '../../../src/tls/session.js';
+import type { RecordLayer } from '../../../src/tls/record-layer.js';
 import { doHandshake, transfer, type Pair } from './pair.js';
 import { testPki, type KeyType } from './pki.js';
 
@@ -216,6 +217,21 @@ void describe('KeyUpdate', () => {
     const p = pair.server.conn.feed(out);
     assert.equal(p.output.length, 1, 'one record: the single KeyUpdate answer');
     assert.equal(pair.server.conn.failure, undefined);
+  });
+
+  void test('approaching the AEAD record limit makes the sender rekey with a KeyUpdate on its own', async () => {
+    const pair = await connect();
+    // White box: pretend the client already protected almost 2^24 records under this key.
+    const records = (pair.client.conn as unknown as { records: RecordLayer }).records;
+    const before = records.writeSealer!;
+    Reflect.set(before, 'seq', before.suite.recordLimit - 1);
+    const serverRecords = (pair.server.conn as unknown as { records: RecordLayer }).records;
+    Reflect.set(Reflect.get(serverRecords, 'reader') as object, 'seq', before.suite.recordLimit - 1);
+    assert.equal((await transfer(pair, 'client', Buffer.from('near the limit'))).toString(), 'near the limit');
+    assert.notEqual(records.writeSealer, before, 'a new write key is in use');
+    assert.equal(records.writeSealer!.sequence, 1);
+    assert.equal((await transfer(pair, 'client', Buffer.from('after rekey'))).toString(), 'after rekey');
+    assert.equal(pair.server.error, undefined);
   });
 
   void test('a flood of KeyUpdates without data is refused', async () => {
