@@ -121,9 +121,12 @@ export class TlsServerStream extends Duplex {
 
   private apply(progress: Progress, writeCallback?: (err?: Error | null) => void): void {
     const last = progress.output.length - 1;
+    // Several records (a flight, or a large write cut into 16 KiB records) leave in one writev.
+    if (last > 0) this.socket.cork();
     progress.output.forEach((bytes, i) => {
       if (!this.socket.destroyed) this.socket.write(bytes, i === last ? writeCallback : undefined);
     });
+    if (last > 0) this.socket.uncork();
     if ((last < 0 || this.socket.destroyed) && writeCallback) writeCallback();
     for (const event of progress.events) {
       switch (event.type) {
