@@ -22,6 +22,8 @@ export interface Pki {
   readonly dir: string;
   readonly caCrt: string;
   readonly caPem: string;
+  /** The CA with its key, to issue more certificates (asIssuer). */
+  readonly ca: IssuedCertificate;
   /** Server leaf: DNS localhost, IP 127.0.0.1, DelegationUsage, ECDSA P-256. */
   readonly serverCrt: string;
   readonly serverKey: string;
@@ -74,6 +76,7 @@ export async function makePki(): Promise<Pki> {
     dir,
     caCrt,
     caPem: ca.pem,
+    ca,
     serverCrt: s.crt,
     serverKey: s.key,
     serverPem: server.pem,
