@@ -8,10 +8,12 @@ import { DEFAULT_CERTIFICATE_ENGINE } from './router.js';
 
 export interface SidecarConfig {
   readonly dcDir: string;
+  /** '' = all interfaces. */
   readonly listenHost: string;
   readonly listenPort: number;
   readonly upstreamHost: string;
   readonly upstreamPort: number;
+  /** '' = all interfaces. */
   readonly metricsHost: string;
   readonly metricsPort: number;
   readonly maxConnections: number;
@@ -46,10 +48,10 @@ export interface FlagSpec {
 /** Every flag with its variable and default: the single table --help and both parsers use. */
 export const SIDECAR_FLAGS = [
   { flag: 'dc-dir', env: 'DC_SIDECAR_DC_DIR', value: 'DIR', defaultValue: '/var/run/dc-operator/credentials', help: 'mounted DC Secret: tls.crt, <algorithm>.cred/.key, optional tls.key (kubelet ..data layout or a plain directory)' },
-  { flag: 'listen', env: 'DC_SIDECAR_LISTEN', value: '[HOST]:PORT', defaultValue: ':8443', help: 'TLS listen address (empty host: all interfaces)' },
+  { flag: 'listen', env: 'DC_SIDECAR_LISTEN', value: '[HOST]:PORT', defaultValue: ':8443', help: 'TLS listen address (empty host: all interfaces, IPv6 and IPv4)' },
   { flag: 'upstream', env: 'DC_SIDECAR_UPSTREAM', value: '[HOST:]PORT', defaultValue: '127.0.0.1:8080', help: 'the application, plaintext TCP' },
   { flag: 'metrics-port', env: 'DC_SIDECAR_METRICS_PORT', value: 'PORT', defaultValue: '15300', help: '/healthz, /readyz and /metrics over HTTP' },
-  { flag: 'metrics-host', env: 'DC_SIDECAR_METRICS_HOST', value: 'HOST', defaultValue: '0.0.0.0', help: 'bind address of the metrics port' },
+  { flag: 'metrics-host', env: 'DC_SIDECAR_METRICS_HOST', value: 'HOST', defaultValue: '', help: 'bind address of the metrics port (empty: all interfaces, IPv6 and IPv4)' },
   { flag: 'max-connections', env: 'DC_SIDECAR_MAX_CONNECTIONS', value: 'N', defaultValue: '10000', help: 'open client connections at most; further ones are closed at once' },
   { flag: 'idle-timeout', env: 'DC_SIDECAR_IDLE_TIMEOUT', value: 'DURATION', defaultValue: '5m', help: 'close a connection with no bytes either way for this long (0: never)' },
   { flag: 'handshake-timeout', env: 'DC_SIDECAR_HANDSHAKE_TIMEOUT', value: 'DURATION', defaultValue: '10s', help: 'deadline for the ClientHello and the handshake' },
@@ -139,12 +141,15 @@ export function validatePort(flag: string, text: string, allowZero = true): numb
   return n;
 }
 
-/** `[HOST]:PORT`; an empty host means all interfaces. IPv6 as `[::1]:8443`. */
+/**
+ * `[HOST]:PORT`; an empty host ('') means all interfaces, left to node (`::` where IPv6 exists,
+ * so dual-stack pods are served on both families). IPv6 as `[::1]:8443`.
+ */
 export function validateListen(flag: string, text: string): { host: string; port: number } {
   const m = /^(?:\[([^\]]+)\]|([^:[\]]*)):(\d+)$/.exec(text);
   if (!m) throw new ConfigError(flag, `"${text}" is not [HOST]:PORT (e.g. :8443 or 127.0.0.1:8443)`);
   const host = m[1] ?? m[2] ?? '';
-  return { host: host === '' ? '0.0.0.0' : host, port: validatePort(flag, m[3]!) };
+  return { host, port: validatePort(flag, m[3]!) };
 }
 
 /** `[HOST:]PORT`, the host defaulting to 127.0.0.1. */
@@ -224,7 +229,7 @@ export function validateConfig(values: FlagValues): SidecarConfig {
     listenPort: listen.port,
     upstreamHost: upstream.host,
     upstreamPort: upstream.port,
-    metricsHost: v('metrics-host') || '0.0.0.0',
+    metricsHost: v('metrics-host'),
     metricsPort,
     maxConnections: validatePositiveInteger('max-connections', v('max-connections')),
     idleTimeoutMs: validateDuration('idle-timeout', v('idle-timeout')),

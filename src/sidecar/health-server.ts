@@ -10,6 +10,7 @@ import type { MaterialStore } from './material.js';
 import { readiness, type ServingCapabilities, type SidecarStatus } from './status.js';
 
 export interface HealthServerOptions {
+  /** '' = all interfaces. */
   readonly host: string;
   readonly port: number;
   readonly status: SidecarStatus;
@@ -55,7 +56,7 @@ export async function startHealthServer(options: HealthServerOptions): Promise<H
   server.headersTimeout = 5_000;
   await new Promise<void>((resolve, reject) => {
     server.once('error', reject);
-    server.listen(options.port, options.host, () => {
+    server.listen({ port: options.port, ...(options.host ? { host: options.host } : {}) }, () => {
       server.off('error', reject);
       resolve();
     });

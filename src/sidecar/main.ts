@@ -163,7 +163,7 @@ export async function runSidecar(options: RunSidecarOptions): Promise<RunningSid
     throw err;
   }
   log.info('sidecar listening', {
-    listen: `${options.listenHost}:${listener.port}`,
+    listen: `${options.listenHost || '*'}:${listener.port}`,
     upstream: `${options.upstreamHost}:${options.upstreamPort}`,
     metricsPort: health.port,
     certificateEngine: options.certificateEngine,

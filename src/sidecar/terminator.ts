@@ -127,6 +127,7 @@ export interface Listener {
   stopAccepting(): void;
 }
 
+/** `host` '' listens on all interfaces (node picks `::` when IPv6 is available). */
 export async function listen(host: string, port: number, o: TerminatorOptions): Promise<Listener> {
   const server = createServer({ allowHalfOpen: true, pauseOnConnect: true }, (socket) => {
     void handleConnection(socket, o).catch((err: unknown) => {
@@ -136,7 +137,7 @@ export async function listen(host: string, port: number, o: TerminatorOptions): 
   });
   await new Promise<void>((resolve, reject) => {
     server.once('error', reject);
-    server.listen({ host, port, backlog: 1024 }, () => {
+    server.listen({ ...(host ? { host } : {}), port, backlog: 1024 }, () => {
       server.off('error', reject);
       resolve();
     });

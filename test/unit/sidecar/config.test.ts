@@ -22,7 +22,7 @@ function errorOf(args: string[], env: Record<string, string> = {}): ConfigError 
 void describe('sidecar configuration', () => {
   void it('accepts the arguments the webhook injects', () => {
     const c = configOf(['--dc-dir', '/var/run/dc-operator/credentials', '--listen', ':8443', '--upstream', '127.0.0.1:8080', '--metrics-port', '15300']);
-    assert.equal(c.listenHost, '0.0.0.0');
+    assert.equal(c.listenHost, '', 'all interfaces');
     assert.equal(c.listenPort, 8443);
     assert.deepEqual([c.upstreamHost, c.upstreamPort], ['127.0.0.1', 8080]);
     assert.equal(c.metricsPort, 15300);
