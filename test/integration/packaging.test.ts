@@ -306,6 +306,7 @@ void describe('packaging', () => {
       const p = spawn(process.execPath, [join(repoRoot, 'dist/src/cli/dc-operator.js'), ...args], { env: { ...process.env, KUBECONFIG: kc } });
       p.stdout.setEncoding('utf8').on('data', (d: string) => { output += d; });
       p.stderr.setEncoding('utf8').on('data', (d: string) => { output += d; });
+      p.once('exit', (code, signal) => { output += `[dc-operator ${args[0] ?? ''} exited: ${signal ?? code}]\n`; });
       procs.push(p);
     };
     const logs = (): string => output.split('\n').slice(-20).join('\n');
@@ -347,7 +348,7 @@ void describe('packaging', () => {
         assert.ok(lease.spec?.holderIdentity, 'the controller holds the Lease its Role names');
 
         const admission = admin.makeApiClient(AdmissionregistrationV1Api);
-        await until('the caBundle written by the webhook', 30_000, async () => {
+        await until('the caBundle written by the webhook', 60_000, async () => {
           const mwc = await admission.readMutatingWebhookConfiguration({ name: `${full}-webhook` });
           return mwc.webhooks?.every((w) => w.clientConfig.caBundle) ? true : undefined;
         }, logs);
