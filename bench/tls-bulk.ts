@@ -1,0 +1,117 @@
+/**
+ * Bulk throughput through ONE TLS 1.3 connection, each way: our server (src/tls) vs a node:tls
+ * server, same ECDSA P-256 certificate, same client.
+ *
+ *   npx tsc -p tsconfig.json && node dist/bench/tls-bulk.js [MiB=128] [rounds=3]
+ *
+ * The server runs in its own process pinned to core 1; the client is node:tls in a separate
+ * process pinned to core 0 (TLS_AES_128_GCM_SHA256). Upload: the client sends MiB bytes and the
+ * server answers one byte once it has read them all. Download: the server sends MiB bytes in
+ * 64 KiB writes with backpressure. MB/s = 10^6 bytes per second of wall time, medians of rounds
+ * (servers alternate round by round).
+ */
+import { fileURLToPath } from 'node:url';
+import * as nodeTls from 'node:tls';
+import { IMPLS, IMPL_NAMES, canPin, fmt, loadAverage, makeCertificates, median, nextMessage, serverRole, spawnNode, type Impl } from './tls-support.js';
+
+const SCRIPT = fileURLToPath(import.meta.url);
+
+interface BulkResult {
+  readonly uploadMBps: number;
+  readonly downloadMBps: number;
+}
+
+async function clientRole(port: number, bytes: number): Promise<void> {
+  const connectOnce = (): Promise<nodeTls.TLSSocket> =>
+    new Promise((resolve, reject) => {
+      const s = nodeTls.connect({ port, host: '127.0.0.1', servername: 'localhost', rejectUnauthorized: false, minVersion: 'TLSv1.3', ciphers: 'TLS_AES_128_GCM_SHA256' }, () => resolve(s));
+      s.once('error', reject);
+    });
+  const upload = async (): Promise<number> => {
+    const s = await connectOnce();
+    const chunk = Buffer.alloc(64 * 1024, 0x41);
+    const done = new Promise<void>((res) => s.once('data', () => res()));
+    const start = process.hrtime.bigint();
+    s.write(`U${bytes}\n`);
+    let left = bytes;
+    while (left > 0) {
+      const n = Math.min(left, chunk.length);
+      left -= n;
+      if (!s.write(n === chunk.length ? chunk : chunk.subarray(0, n))) await new Promise((r) => s.once('drain', r));
+    }
+    await done;
+    const secs = Number(process.hrtime.bigint() - start) / 1e9;
+    s.destroy();
+    return bytes / secs / 1e6;
+  };
+  const download = async (): Promise<number> => {
+    const s = await connectOnce();
+    let got = 0;
+    const start = process.hrtime.bigint();
+    await new Promise<void>((res) => {
+      s.on('data', (d: Buffer) => {
+        got += d.length;
+        if (got >= bytes) res();
+      });
+      s.write(`D${bytes}\n`);
+    });
+    const secs = Number(process.hrtime.bigint() - start) / 1e9;
+    s.destroy();
+    return bytes / secs / 1e6;
+  };
+  // Warm-up on a small transfer, then measure.
+  const full = bytes;
+  bytes = Math.min(full, 8 << 20);
+  await upload();
+  await download();
+  bytes = full;
+  const result: BulkResult = { uploadMBps: await upload(), downloadMBps: await download() };
+  process.send!(result);
+  process.exit(0);
+}
+
+async function oneRound(impl: Impl, cert: string, key: string, bytes: number, pin: boolean): Promise<BulkResult> {
+  const server = spawnNode(SCRIPT, ['--server', impl, cert, key], pin ? 1 : undefined);
+  try {
+    const { port } = await nextMessage<{ port: number }>(server);
+    const client = spawnNode(SCRIPT, ['--client', String(port), String(bytes)], pin ? 0 : undefined);
+    return await nextMessage<BulkResult>(client);
+  } finally {
+    server.kill('SIGTERM');
+  }
+}
+
+async function main(): Promise<void> {
+  const [mib = 128, rounds = 3] = process.argv.slice(2).map(Number);
+  const pin = canPin();
+  const { certs, cleanup } = await makeCertificates(['ecdsa-p256']);
+  const c = certs[0]!;
+  console.log(`# TLS 1.3 bulk, one connection, ${mib} MiB each way x ${rounds} rounds, server ${pin ? 'pinned to core 1, client on core 0' : 'not pinned'}; node ${process.version}; load average ${loadAverage()}`);
+  const results: Record<Impl, BulkResult[]> = { ours: [], node: [] };
+  try {
+    for (let i = 0; i < rounds; i++) {
+      for (const impl of i % 2 === 0 ? IMPLS : [...IMPLS].reverse()) results[impl].push(await oneRound(impl, c.cert, c.key, mib << 20, pin));
+    }
+  } finally {
+    await cleanup();
+  }
+  console.log('| server | upload MB/s (median) | all rounds | download MB/s (median) | all rounds |');
+  console.log('| --- | ---: | --- | ---: | --- |');
+  const med: Record<Impl, { up: number; down: number }> = { ours: { up: 0, down: 0 }, node: { up: 0, down: 0 } };
+  for (const impl of IMPLS) {
+    const rs = results[impl];
+    med[impl] = { up: median(rs.map((r) => r.uploadMBps)), down: median(rs.map((r) => r.downloadMBps)) };
+    console.log(`| ${IMPL_NAMES[impl]} | ${fmt(med[impl].up)} | ${rs.map((r) => fmt(r.uploadMBps)).join(', ')} | ${fmt(med[impl].down)} | ${rs.map((r) => fmt(r.downloadMBps)).join(', ')} |`);
+  }
+  console.log('');
+  console.log(`ours/node:tls: upload (server decrypts) ${fmt((med.ours.up / med.node.up) * 100)}%, download (server encrypts) ${fmt((med.ours.down / med.node.down) * 100)}%`);
+}
+
+const role = process.argv[2];
+if (role === '--server') {
+  await serverRole(process.argv[3] as Impl, process.argv[4]!, process.argv[5]!, 'bulk');
+} else if (role === '--client') {
+  await clientRole(Number(process.argv[3]), Number(process.argv[4]));
+} else {
+  await main();
+}

@@ -1,0 +1,165 @@
+/**
+ * Full TLS 1.3 handshakes per second on ONE server core: our server (src/tls) vs a node:tls
+ * (OpenSSL) server, with the same ECDSA P-256 and RSA-2048 certificates.
+ *
+ *   npx tsc -p tsconfig.json && node dist/bench/tls-handshake.js [seconds=5] [concurrency=16] [rounds=3]
+ *
+ * The server runs in its own process pinned to core 1 (`taskset -c 1`); the load comes from a
+ * separate process pinned to core 0 that opens fresh connections with node:tls (the same client
+ * for both servers, no session reuse, x25519), writes 32 bytes and waits for the echo, on
+ * `concurrency` lanes. Servers alternate round by round. Reported per configuration: medians
+ * over rounds of handshakes/s, server CPU ms per handshake (user+system of the server process
+ * divided by completed handshakes; 1000 / that is the capacity of one fully busy core) and the
+ * connect-to-echo latency p50/p99.
+ */
+import { fileURLToPath } from 'node:url';
+import * as nodeTls from 'node:tls';
+import {
+  IMPLS,
+  IMPL_NAMES,
+  canPin,
+  fmt,
+  loadAverage,
+  makeCertificates,
+  median,
+  nextMessage,
+  percentile,
+  send,
+  serverRole,
+  spawnNode,
+  type Impl,
+  type ServerStats,
+} from './tls-support.js';
+
+const SCRIPT = fileURLToPath(import.meta.url);
+
+interface LoadResult {
+  readonly completed: number;
+  readonly failed: number;
+  readonly seconds: number;
+  readonly latencies: number[];
+}
+
+/** Load child: fresh connections back to back on `concurrency` lanes for `seconds`. */
+async function loadRole(port: number, seconds: number, concurrency: number): Promise<void> {
+  const latencies: number[] = [];
+  let failed = 0;
+  const payload = Buffer.alloc(32, 0x61);
+  const one = (): Promise<void> =>
+    new Promise((resolve) => {
+      const started = process.hrtime.bigint();
+      const s = nodeTls.connect({ port, host: '127.0.0.1', servername: 'localhost', minVersion: 'TLSv1.3', maxVersion: 'TLSv1.3', rejectUnauthorized: false, ecdhCurve: 'X25519' }, () => s.write(payload));
+      let got = 0;
+      s.on('data', (d: Buffer) => {
+        got += d.length;
+        if (got >= payload.length) {
+          latencies.push(Number(process.hrtime.bigint() - started) / 1e6);
+          s.destroy();
+          resolve();
+        }
+      });
+      s.on('error', () => {
+        failed++;
+        s.destroy();
+        resolve();
+      });
+    });
+  // Warm-up, not counted.
+  const warm = Date.now() + 500;
+  await Promise.all(Array.from({ length: concurrency }, async () => {
+    while (Date.now() < warm) await one();
+  }));
+  latencies.length = 0;
+  failed = 0;
+  process.send!('warm');
+  await new Promise<void>((res) => process.once('message', () => res()));
+  const start = Date.now();
+  const deadline = start + seconds * 1000;
+  await Promise.all(Array.from({ length: concurrency }, async () => {
+    while (Date.now() < deadline) await one();
+  }));
+  const result: LoadResult = { completed: latencies.length, failed, seconds: (Date.now() - start) / 1000, latencies };
+  process.send!(result);
+  process.exit(0);
+}
+
+interface Round {
+  readonly rate: number;
+  readonly cpuMsPerHandshake: number;
+  readonly p50: number;
+  readonly p99: number;
+  readonly failed: number;
+}
+
+async function oneRound(impl: Impl, cert: string, key: string, seconds: number, concurrency: number, pin: boolean): Promise<Round> {
+  const server = spawnNode(SCRIPT, ['--server', impl, cert, key], pin ? 1 : undefined);
+  try {
+    const { port } = await nextMessage<{ port: number }>(server);
+    const load = spawnNode(SCRIPT, ['--load', String(port), String(seconds), String(concurrency)], pin ? 0 : undefined);
+    await nextMessage<string>(load); // warmed up
+    send(server, 'stats'); // reset the server's counters
+    await nextMessage<ServerStats>(server);
+    send(load, 'go');
+    const r = await nextMessage<LoadResult>(load);
+    send(server, 'stats');
+    const stats = await nextMessage<ServerStats>(server);
+    const sorted = r.latencies.sort((a, b) => a - b);
+    return {
+      rate: r.completed / r.seconds,
+      cpuMsPerHandshake: stats.handshakes > 0 ? stats.cpuMs / stats.handshakes : NaN,
+      p50: percentile(sorted, 50),
+      p99: percentile(sorted, 99),
+      failed: r.failed,
+    };
+  } finally {
+    server.kill('SIGTERM');
+  }
+}
+
+async function main(): Promise<void> {
+  const [seconds = 5, concurrency = 16, rounds = 3] = process.argv.slice(2).map(Number);
+  const pin = canPin();
+  const { certs, cleanup } = await makeCertificates(['ecdsa-p256', 'rsa-2048']);
+  console.log(`# TLS 1.3 full handshakes, ${seconds}s x ${rounds} rounds, ${concurrency} lanes, server ${pin ? 'pinned to core 1, load on core 0' : 'not pinned (no taskset)'}; node ${process.version}; load average ${loadAverage()}`);
+  const lines: string[] = [];
+  lines.push('| certificate | server | handshakes/s (median) | all rounds | server CPU ms/handshake (median) | capacity of one core, handshakes/s | p50 ms | p99 ms | failed |');
+  lines.push('| --- | --- | ---: | --- | ---: | ---: | ---: | ---: | ---: |');
+  const summary: string[] = [];
+  try {
+    for (const c of certs) {
+      const results: Record<Impl, Round[]> = { ours: [], node: [] };
+      for (let i = 0; i < rounds; i++) {
+        for (const impl of i % 2 === 0 ? IMPLS : [...IMPLS].reverse()) {
+          results[impl].push(await oneRound(impl, c.cert, c.key, seconds, concurrency, pin));
+        }
+      }
+      const med: Record<Impl, { rate: number; cpu: number }> = { ours: { rate: 0, cpu: 0 }, node: { rate: 0, cpu: 0 } };
+      for (const impl of IMPLS) {
+        const rs = results[impl];
+        const rate = median(rs.map((r) => r.rate));
+        const cpu = median(rs.map((r) => r.cpuMsPerHandshake));
+        med[impl] = { rate, cpu };
+        lines.push(
+          `| ${c.keyType} | ${IMPL_NAMES[impl]} | ${fmt(rate)} | ${rs.map((r) => fmt(r.rate)).join(', ')} | ${fmt(cpu, 3)} | ${fmt(1000 / cpu)} | ${fmt(median(rs.map((r) => r.p50)), 2)} | ${fmt(median(rs.map((r) => r.p99)), 2)} | ${rs.reduce((a, r) => a + r.failed, 0)} |`,
+        );
+      }
+      summary.push(
+        `${c.keyType}: ours/node:tls handshakes/s ${fmt(med.ours.rate / med.node.rate, 2)}x; capacity per core (by server CPU) ${fmt(med.node.cpu / med.ours.cpu, 2)}x`,
+      );
+    }
+  } finally {
+    await cleanup();
+  }
+  console.log(lines.join('\n'));
+  console.log('');
+  for (const s of summary) console.log(s);
+}
+
+const role = process.argv[2];
+if (role === '--server') {
+  await serverRole(process.argv[3] as Impl, process.argv[4]!, process.argv[5]!, 'echo');
+} else if (role === '--load') {
+  await loadRole(Number(process.argv[3]), Number(process.argv[4]), Number(process.argv[5]));
+} else {
+  await main();
+}

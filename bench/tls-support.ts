@@ -1,0 +1,187 @@
+/**
+ * Shared parts of bench/tls-handshake.ts and bench/tls-bulk.ts: certificates, servers (ours and
+ * node:tls) run as separate processes pinned to one core, and statistics. Importing this file
+ * does nothing; run the two benchmarks instead.
+ */
+import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import type { AddressInfo, Server } from 'node:net';
+import { loadavg, tmpdir } from 'node:os';
+import { join } from 'node:path';
+import * as nodeTls from 'node:tls';
+import { asIssuer, issueCertificate, type KeyType } from '../src/cli/pki/dev-pki.js';
+import { createServer as createOurServer } from '../src/tls/socket.js';
+
+export type Impl = 'ours' | 'node';
+export const IMPLS: readonly Impl[] = ['ours', 'node'];
+export const IMPL_NAMES: Readonly<Record<Impl, string>> = { ours: 'ours (src/tls)', node: 'node:tls' };
+
+export interface CertFiles {
+  readonly keyType: KeyType;
+  readonly cert: string;
+  readonly key: string;
+}
+
+/** A CA and one leaf per key type (localhost, 127.0.0.1), written to a temporary directory. */
+export async function makeCertificates(keyTypes: readonly KeyType[]): Promise<{ dir: string; certs: CertFiles[]; cleanup(): Promise<void> }> {
+  const dir = await mkdtemp(join(tmpdir(), 'tls-bench-'));
+  const ca = await issueCertificate({ commonName: 'tls bench CA', isCA: true }, 'ecdsa-p256');
+  const certs: CertFiles[] = [];
+  for (const keyType of keyTypes) {
+    const leaf = await issueCertificate(
+      { commonName: 'localhost', dnsNames: ['localhost'], ipAddresses: ['127.0.0.1'], extendedKeyUsage: ['serverAuth'], delegationUsage: 'non-critical' },
+      keyType,
+      asIssuer(ca),
+    );
+    const cert = join(dir, `${keyType}.crt`);
+    const key = join(dir, `${keyType}.key`);
+    await writeFile(cert, leaf.pem);
+    await writeFile(key, leaf.key.privateKeyPem, { mode: 0o600 });
+    certs.push({ keyType, cert, key });
+  }
+  return { dir, certs, cleanup: () => rm(dir, { recursive: true, force: true }) };
+}
+
+/** True when `taskset` can pin processes (and there are at least 2 cores to split). */
+export function canPin(): boolean {
+  const r = spawnSync('taskset', ['-c', '0', 'true']);
+  return r.status === 0;
+}
+
+/** Starts `node <script> <args>` as a child with IPC, pinned to `cpu` when possible. */
+export function spawnNode(script: string, args: readonly string[], cpu: number | undefined): ChildProcess {
+  const argv = [process.execPath, script, ...args];
+  const cmd = cpu !== undefined ? ['taskset', '-c', String(cpu), ...argv] : argv;
+  return spawn(cmd[0]!, cmd.slice(1), { stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
+}
+
+export function nextMessage<T>(child: ChildProcess): Promise<T> {
+  return new Promise((resolve, reject) => {
+    const onExit = (code: number | null): void => reject(new Error(`child exited with ${code} before answering`));
+    child.once('exit', onExit);
+    child.once('message', (m) => {
+      child.off('exit', onExit);
+      resolve(m as T);
+    });
+  });
+}
+
+export function send(child: ChildProcess, message: unknown): void {
+  child.send(message as object);
+}
+
+// --- server role ------------------------------------------------------------------------------------
+
+export type ServerMode = 'echo' | 'bulk';
+
+export interface ServerStats {
+  readonly handshakes: number;
+  /** user + system CPU of the server process since the last reset, in ms. */
+  readonly cpuMs: number;
+}
+
+/**
+ * Runs in the server child: listens with `impl`, answers IPC messages 'stats' (and resets), and
+ * exits on 'stop'. echo: writes back what it reads. bulk: 'U<n>' reads n bytes and answers 'K';
+ * 'D<n>' sends n bytes.
+ */
+export async function serverRole(impl: Impl, certFile: string, keyFile: string, mode: ServerMode): Promise<void> {
+  const { readFile } = await import('node:fs/promises');
+  const cert = await readFile(certFile, 'utf8');
+  const key = await readFile(keyFile, 'utf8');
+  let handshakes = 0;
+  type Sock = NodeJS.ReadWriteStream & { on(e: 'error', f: () => void): unknown; destroy(): void; end(d?: Buffer | string): unknown; write(d: Buffer | string): boolean };
+  const handler = (s: Sock): void => {
+    handshakes++;
+    s.on('error', () => undefined);
+    if (mode === 'echo') {
+      s.on('data', (d: Buffer) => s.write(d));
+      s.on('end', () => s.end());
+      return;
+    }
+    bulkHandler(s);
+  };
+  let server: Server;
+  if (impl === 'ours') {
+    server = createOurServer({ cert, key }, (s) => handler(s as unknown as Sock));
+  } else {
+    server = nodeTls.createServer({ cert, key, minVersion: 'TLSv1.3', maxVersion: 'TLSv1.3' }, (s) => handler(s as unknown as Sock));
+  }
+  server.on('tlsClientError', () => undefined);
+  await new Promise<void>((res) => server.listen(0, '127.0.0.1', 1024, res));
+  let cpu = process.cpuUsage();
+  process.on('message', (m: string) => {
+    if (m === 'stats') {
+      const d = process.cpuUsage(cpu);
+      const stats: ServerStats = { handshakes, cpuMs: (d.user + d.system) / 1000 };
+      handshakes = 0;
+      cpu = process.cpuUsage();
+      process.send!(stats);
+    } else if (m === 'stop') {
+      process.exit(0);
+    }
+  });
+  process.send!({ port: (server.address() as AddressInfo).port });
+}
+
+function bulkHandler(s: NodeJS.ReadWriteStream & { write(d: Buffer | string): boolean; end(d?: Buffer | string): unknown }): void {
+  let header = '';
+  let remaining = -1;
+  const chunk = Buffer.alloc(64 * 1024, 0x5a);
+  const onData = (d: Buffer): void => {
+    if (remaining < 0) {
+      header += d.toString('latin1');
+      const nl = header.indexOf('\n');
+      if (nl < 0) return;
+      const [kind, size] = [header[0], Number(header.slice(1, nl))];
+      const rest = Buffer.from(header.slice(nl + 1), 'latin1');
+      header = '';
+      if (kind === 'D') {
+        let left = size;
+        const pump = (): void => {
+          while (left > 0) {
+            const n = Math.min(left, chunk.length);
+            left -= n;
+            if (!s.write(n === chunk.length ? chunk : chunk.subarray(0, n))) {
+              s.once('drain', pump);
+              return;
+            }
+          }
+        };
+        pump();
+        return;
+      }
+      remaining = size;
+      d = rest;
+    }
+    remaining -= d.length;
+    if (remaining <= 0) {
+      remaining = -1;
+      s.write('K');
+    }
+  };
+  s.on('data', onData);
+  s.on('end', () => s.end());
+}
+
+// --- statistics -------------------------------------------------------------------------------------
+
+export function percentile(sorted: readonly number[], p: number): number {
+  if (sorted.length === 0) return NaN;
+  return sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))]!;
+}
+
+export function median(values: readonly number[]): number {
+  const s = [...values].sort((a, b) => a - b);
+  if (s.length === 0) return NaN;
+  const mid = s.length >> 1;
+  return s.length % 2 ? s[mid]! : (s[mid - 1]! + s[mid]!) / 2;
+}
+
+export function fmt(n: number, digits = 0): string {
+  return Number.isFinite(n) ? n.toFixed(digits) : '-';
+}
+
+export function loadAverage(): string {
+  return loadavg().map((l) => l.toFixed(1)).join(' ');
+}
