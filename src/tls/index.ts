@@ -43,7 +43,7 @@ export {
   type SelectClientCredential,
   type SelectServerCredential,
 } from './credentials.js';
-export type { HandshakeInfo, HandshakeMode, KeyLogger, Progress, TlsEvent } from './connection.js';
+export type { Connection, HandshakeInfo, HandshakeMode, KeyLogger, Progress, TlsEvent } from './connection.js';
 export { ServerConfig, ServerConnection, DEFAULT_VERIFY_SCHEMES, type ServerOptions } from './server.js';
 export { ClientConfig, ClientConnection, type ClientConnectionOverrides, type ClientOptions } from './client.js';
 export { TicketKey, sessionUsable, type TlsSession } from './session.js';
