@@ -8,6 +8,7 @@ import { CertificateSecrets, CERTIFICATE_SECRET_SELECTOR } from './certificate-s
 import type { Clock } from './clock.js';
 import type { CryptoPort } from './crypto.js';
 import { Informer, objectKey } from './informer.js';
+import { KeySecretWatches, keySecretOf } from './key-secrets.js';
 import { KeylessSigners } from './keyless.js';
 import { updateSignerStatus, type KubeClient } from './kube.js';
 import { MANAGED_SELECTOR, OWNER_LABEL } from './output-secret.js';
@@ -78,10 +79,14 @@ export class Controller {
   readonly outputSecrets: Informer<V1Secret>;
   readonly certificateSecrets: CertificateSecrets;
   readonly keyless: KeylessSigners;
+  readonly keySecrets: KeySecretWatches;
   private readonly signerStatus: SignerStatusWriter;
   private readonly reconciler: Reconciler;
   private readonly index = new ReverseIndex();
   private readonly namespaceOf = new Map<string, string>();
+  /** `namespace/<owner label>` → keys of the output Secrets labelled for that DelegatedCredential. */
+  private readonly outputsByOwner = new Map<string, Set<string>>();
+  private readonly ownerOfOutput = new Map<string, string>();
   private workers: Promise<void>[] = [];
   private stopRequested!: () => void;
   private readonly stopping = new Promise<void>((resolve) => (this.stopRequested = resolve));
@@ -100,7 +105,18 @@ export class Controller {
       outputSecret: (ns, name) => this.outputSecrets.get(`${ns}/${name}`),
       certificateSecret: (ns, name) => this.certificateSecrets.lookup(ns, name),
       signer: (kind, ns, name) => (kind === 'DelegationSigner' ? this.signers.get(`${ns}/${name}`) : this.clusterSigners.get(name)),
+      outputSecretsOwnedBy: (ns, name) =>
+        [...(this.outputsByOwner.get(`${ns}/${name}`) ?? [])].map((k) => this.outputSecrets.get(k)).filter((s): s is V1Secret => s !== undefined),
     };
+    this.keySecrets = new KeySecretWatches(
+      (ns, name) => kube.secretSource(ns, { fieldSelector: `metadata.name=${name}` }),
+      clock,
+      ilog,
+      // A key Secret changed: what waits on its signers is retried now, not at the end of its backoff.
+      (signerIds) => {
+        for (const id of signerIds) this.retryDependents(id);
+      },
+    );
     this.signerStatus = new SignerStatusWriter({
       lookup: (id) => this.signerById(id),
       write: (signer, status) => updateSignerStatus(kube, signer, status),
@@ -114,12 +130,7 @@ export class Controller {
       log,
       onHealth: (h) => this.signerStatus.report(h),
       // The key server answers again: retry what waits on it now, not at the end of its backoff.
-      onRecovered: (signerId) => {
-        for (const key of this.index.owners(`signer:${signerId}`)) {
-          this.queue.forget(key);
-          this.queue.add(key);
-        }
-      },
+      onRecovered: (signerId) => this.retryDependents(signerId),
       ...(deps.keylessPingMinMs !== undefined ? { pingMinMs: deps.keylessPingMinMs } : {}),
       ...(deps.keylessPingMaxMs !== undefined ? { pingMaxMs: deps.keylessPingMaxMs } : {}),
     });
@@ -135,7 +146,10 @@ export class Controller {
       clusterResourceNamespace: deps.clusterResourceNamespace ?? deps.operatorNamespace,
       keyless: this.keyless,
       signerHealth: (h) => this.signerStatus.report(h),
-      primeSecret: (s) => this.outputSecrets.prime(s),
+      primeSecret: (s) => {
+        this.outputSecrets.prime(s);
+        this.indexOutput(s, false);
+      },
       primeCredential: (dc) => this.credentials.prime(dc),
     });
     this.wire();
@@ -158,6 +172,7 @@ export class Controller {
       this.index.set(key, dependenciesOf(object));
       this.queue.add(key);
     });
+    this.outputSecrets.on(({ type, object }) => this.indexOutput(object, type === 'delete'));
     this.outputSecrets.on(({ object }) => {
       const owner = object.metadata?.labels?.[OWNER_LABEL];
       if (owner) this.queue.add(`${object.metadata?.namespace ?? ''}/${owner}`);
@@ -168,6 +183,7 @@ export class Controller {
     const signerChanged = (kind: 'DelegationSigner' | 'ClusterDelegationSigner') => ({ type, object, old }: { type: string; object: DelegationSigner; old?: DelegationSigner }) => {
       const id = signerIdOf(kind, object.metadata.namespace ?? '', object.metadata.name ?? '');
       if (type === 'delete') this.keyless.forget(id);
+      this.keySecrets.set(id, type === 'delete' ? undefined : keySecretOf(object, this.deps.clusterResourceNamespace ?? this.deps.operatorNamespace));
       // Our own status writes (generation unchanged) are no reason to reconcile the dependents.
       if (type === 'update' && old !== undefined && old.metadata.generation === object.metadata.generation && old.metadata.uid === object.metadata.uid) return;
       for (const key of this.index.owners(`signer:${id}`)) this.queue.add(key);
@@ -177,6 +193,7 @@ export class Controller {
   }
 
   start(): void {
+    this.keySecrets.start();
     this.outputSecrets.start();
     this.signers.start();
     this.clusterSigners.start();
@@ -187,6 +204,43 @@ export class Controller {
     const synced = Promise.all([this.outputSecrets.synced, this.signers.synced, this.clusterSigners.synced, this.credentials.synced]);
     const ready = Promise.race([synced, this.stopping]);
     this.workers = Array.from({ length: n }, () => ready.then(() => this.work()));
+  }
+
+  /**
+   * Keeps `outputsByOwner` current, from watch events and from our own writes (a primed object
+   * produces no event when its watch event arrives).
+   */
+  private indexOutput(secret: V1Secret, deleted: boolean): void {
+    const key = objectKey(secret);
+    const ns = secret.metadata?.namespace ?? '';
+    const owner = deleted ? undefined : secret.metadata?.labels?.[OWNER_LABEL];
+    for (const [ownerKey, owned] of this.indexedOwners(key)) {
+      if (ownerKey === `${ns}/${owner ?? ''}`) continue;
+      owned.delete(key);
+      if (owned.size === 0) this.outputsByOwner.delete(ownerKey);
+    }
+    if (owner === undefined) {
+      this.ownerOfOutput.delete(key);
+      return;
+    }
+    let owned = this.outputsByOwner.get(`${ns}/${owner}`);
+    if (!owned) this.outputsByOwner.set(`${ns}/${owner}`, (owned = new Set()));
+    owned.add(key);
+    this.ownerOfOutput.set(key, `${ns}/${owner}`);
+  }
+
+  private indexedOwners(key: string): [string, Set<string>][] {
+    const ownerKey = this.ownerOfOutput.get(key);
+    const owned = ownerKey === undefined ? undefined : this.outputsByOwner.get(ownerKey);
+    return ownerKey !== undefined && owned !== undefined ? [[ownerKey, owned]] : [];
+  }
+
+  /** Reconciles the DelegatedCredentials that use a signer now, resetting their backoff. */
+  private retryDependents(signerId: string): void {
+    for (const key of this.index.owners(`signer:${signerId}`)) {
+      this.queue.forget(key);
+      this.queue.add(key);
+    }
   }
 
   private signerById(id: string): DelegationSigner | undefined {
@@ -230,7 +284,7 @@ export class Controller {
   async stop(): Promise<void> {
     this.stopRequested();
     this.queue.shutdown();
-    await Promise.all([this.credentials.stop(), this.signers.stop(), this.clusterSigners.stop(), this.outputSecrets.stop(), this.certificateSecrets.stop()]);
+    await Promise.all([this.credentials.stop(), this.signers.stop(), this.clusterSigners.stop(), this.outputSecrets.stop(), this.certificateSecrets.stop(), this.keySecrets.stop()]);
     await Promise.allSettled(this.workers);
     await this.keyless.close();
   }

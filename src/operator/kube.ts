@@ -80,7 +80,7 @@ async function listAll<R>(page: (cont: string | undefined) => Promise<KubeList<R
 }
 
 /** Called once per API request the operator makes (the requests-per-object budget is measured with it). */
-export type RequestCounter = (verb: 'list' | 'watch' | 'get' | 'create' | 'update', resource: string) => void;
+export type RequestCounter = (verb: 'list' | 'watch' | 'get' | 'create' | 'update' | 'delete', resource: string) => void;
 
 const noCount: RequestCounter = () => undefined;
 
@@ -178,6 +178,15 @@ export class KubeClient implements KubeApi {
       body: secret,
       fieldManager: 'dc-operator',
     });
+  }
+
+  async deleteSecret(namespace: string, name: string, preconditions: { uid: string; resourceVersion: string }): Promise<void> {
+    this.count('delete', 'secrets');
+    try {
+      await this.core.deleteNamespacedSecret({ namespace, name, body: { preconditions } });
+    } catch (err) {
+      if (statusCodeOf(err) !== 404) throw err;
+    }
   }
 
   async updateStatus(dc: DelegatedCredential, status: DelegatedCredentialStatus): Promise<DelegatedCredential> {

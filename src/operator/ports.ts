@@ -23,6 +23,8 @@ export interface Listers {
   outputSecret(namespace: string, name: string): V1Secret | undefined;
   certificateSecret(namespace: string, name: string): CertificateLookup;
   signer(kind: 'DelegationSigner' | 'ClusterDelegationSigner', namespace: string, name: string): DelegationSigner | undefined;
+  /** Output Secrets labelled as written for the DelegatedCredential `namespace/name` (any Secret name). */
+  outputSecretsOwnedBy?(namespace: string, name: string): V1Secret[];
 }
 
 export interface KubeApi {
@@ -31,6 +33,8 @@ export interface KubeApi {
   createSecret(secret: V1Secret): Promise<V1Secret>;
   /** Conditional on metadata.resourceVersion. */
   replaceSecret(secret: V1Secret): Promise<V1Secret>;
+  /** Deletes a Secret if it still has this uid and resourceVersion (preconditions); a 404 is success. */
+  deleteSecret(namespace: string, name: string, preconditions: { uid: string; resourceVersion: string }): Promise<void>;
   /** Replaces the status subresource, conditional on metadata.resourceVersion. */
   updateStatus(dc: DelegatedCredential, status: DelegatedCredentialStatus): Promise<DelegatedCredential>;
 }

@@ -15,8 +15,10 @@ export const CONTROLLER_RULES: V1PolicyRule[] = [
   // controller still works; it logs that it could not write them.
   { apiGroups: [GROUP], resources: ['delegatedcredentials/status', 'delegationsigners/status', 'clusterdelegationsigners/status'], verbs: ['update'] },
   // get: the certificate key at issue time; list/watch: outputs (by label) and certificates (by type);
-  // create/update: the output Secret, replaced whole and conditionally. Never delete or patch.
-  { apiGroups: [''], resources: ['secrets'], verbs: ['get', 'list', 'watch', 'create', 'update'] },
+  // create/update: the output Secret, replaced whole and conditionally; delete: only an output
+  // Secret of ours left behind by a changed spec.secretName (preconditions on uid and
+  // resourceVersion). Never patch.
+  { apiGroups: [''], resources: ['secrets'], verbs: ['get', 'list', 'watch', 'create', 'update', 'delete'] },
   { apiGroups: [''], resources: ['events'], verbs: ['create'] },
 ];
 

@@ -15,6 +15,7 @@ import type { EventRecorder, IssueMetrics, KubeApi, Listers, Logger } from './po
 import { renewalPolicyOf, renewalTime, jitterFraction, type RenewalPolicy } from './renewal.js';
 import type { KeylessPort, SignerHealth } from './keyless.js';
 import { loadSigner, planSigner, type SignerPlan } from './signers.js';
+import { staleOutputSecrets } from './stale-outputs.js';
 import { desiredStatus, statusEqual, type Failure, type ReconcileOutcome } from './status.js';
 import { credentialRenewalTime, needsIssuing, type IssueReason } from './triggers.js';
 
@@ -85,11 +86,13 @@ export class Reconciler {
     }
     if (trigger === null) {
       const renewal = output.exists ? credentialRenewalTime(dc, output, inspection.policy) : undefined;
+      await this.removeStaleOutputs(dc);
       return this.report(dc, { trigger, credentials: stored, signer: inspection.plan.description, renewalTime: renewal, lastIssuedAt });
     }
     log.info('issuing', { namespace, name, reason: trigger.reason, detail: trigger.message });
     try {
       const issued = await this.issue(inspection);
+      await this.removeStaleOutputs(dc);
       return this.report(dc, { trigger, credentials: issued.credentials, signer: inspection.plan.description, renewalTime: issued.renewalTime, issuedAt: issued.issuedAt });
     } catch (err) {
       const failure = failureOf(err);
@@ -170,6 +173,26 @@ export class Reconciler {
     const renewal = new Date(Math.min(...issued.map((c) => renewalTime({ issuedAt: now, notAfter: c.notAfter, policy: i.policy, jitter }).getTime())));
     events.record(i.dc, 'Normal', 'Issued', `issued ${credentials.map((c) => c.algorithm).join(', ')} into Secret ${i.dc.spec.secretName} (${i.trigger?.reason ?? 'Issued'}: ${i.trigger?.message ?? ''})`);
     return { credentials, renewalTime: renewal, issuedAt: now };
+  }
+
+  /**
+   * Deletes output Secrets this DelegatedCredential wrote under an earlier spec.secretName, once
+   * the current one is in place. A failure is logged and retried at the next reconcile.
+   */
+  private async removeStaleOutputs(dc: DelegatedCredential): Promise<void> {
+    const { listers, api, log } = this.deps;
+    const namespace = dc.metadata.namespace ?? '';
+    const stale = staleOutputSecrets(listers.outputSecretsOwnedBy?.(namespace, dc.metadata.name ?? '') ?? [], dc);
+    for (const secret of stale) {
+      const name = secret.metadata?.name ?? '';
+      try {
+        await api.deleteSecret(namespace, name, { uid: secret.metadata?.uid ?? '', resourceVersion: secret.metadata?.resourceVersion ?? '' });
+        log.info('removed the previous output Secret', { namespace, name: dc.metadata.name, secret: name, now: dc.spec.secretName });
+        this.deps.events.record(dc, 'Normal', 'OutputSecretRemoved', `removed Secret ${name}, the output before spec.secretName became ${dc.spec.secretName}`);
+      } catch (err) {
+        log.warn('could not remove the previous output Secret', { namespace, name: dc.metadata.name, secret: name, error: err instanceof Error ? err.message : String(err) });
+      }
+    }
   }
 
   /** Loads the signer; an in-cluster signer resource learns whether its key Secret loads. */

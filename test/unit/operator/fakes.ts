@@ -41,6 +41,11 @@ export class FakeCluster implements KubeApi, Listers {
       secret: { namespace, name, resourceVersion: s.metadata?.resourceVersion ?? '', chainPem: crt === undefined ? undefined : Buffer.from(crt, 'base64').toString() },
     };
   }
+  outputSecretsOwnedBy(namespace: string, name: string): V1Secret[] {
+    return [...this.secrets.values()].filter(
+      (s) => s.metadata?.namespace === namespace && s.metadata.labels?.['app.kubernetes.io/managed-by'] === 'dc-operator' && s.metadata.labels['dc-operator.io/delegated-credential'] === name,
+    );
+  }
   signer(kind: 'DelegationSigner' | 'ClusterDelegationSigner', namespace: string, name: string): DelegationSigner | undefined {
     return this.signers.get(kind === 'DelegationSigner' ? `${kind}/${namespace}/${name}` : `${kind}/${name}`);
   }
@@ -69,6 +74,17 @@ export class FakeCluster implements KubeApi, Listers {
     stored.metadata = { ...stored.metadata, resourceVersion: this.nextRv() };
     this.secrets.set(key, stored);
     return Promise.resolve(structuredClone(stored));
+  }
+  deleteSecret(namespace: string, name: string, preconditions: { uid: string; resourceVersion: string }): Promise<void> {
+    const key = `${namespace}/${name}`;
+    this.calls.push(`delete secret ${key}`);
+    const current = this.secrets.get(key);
+    if (current === undefined) return Promise.resolve();
+    if ((current.metadata?.uid ?? '') !== preconditions.uid || current.metadata?.resourceVersion !== preconditions.resourceVersion) {
+      return Promise.reject(new Conflict('precondition failed'));
+    }
+    this.secrets.delete(key);
+    return Promise.resolve();
   }
   updateStatus(dc: DelegatedCredential, status: DelegatedCredentialStatus): Promise<DelegatedCredential> {
     const key = `${dc.metadata.namespace ?? ''}/${dc.metadata.name ?? ''}`;

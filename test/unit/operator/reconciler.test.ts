@@ -327,3 +327,29 @@ void test('a signerRef to a signer that does not exist gives SignerNotFound', as
   assert.equal(signer?.reason, 'SignerNotFound');
   assert.match(signer?.message ?? '', /DelegationSigner web\/ghost does not exist/);
 });
+
+void test('removes its previous output Secret after spec.secretName changed and the new one is written', async () => {
+  const h = await ready();
+  const dc = dcOf(h);
+  h.cluster.secrets.set(`${NS}/unrelated`, { type: 'Opaque', metadata: { name: 'unrelated', namespace: NS, labels: { 'app.kubernetes.io/managed-by': 'dc-operator', 'dc-operator.io/delegated-credential': 'web-dc' } }, data: {} });
+  h.cluster.dcs.set(`${NS}/web-dc`, { ...dc, metadata: { ...dc.metadata, generation: 2 }, spec: { ...dc.spec, secretName: 'renamed-secret' } });
+  const result = await h.reconciler.reconcile(NS, 'web-dc');
+  assert.equal(result.kind, 'done');
+  assert.ok(h.cluster.secrets.has(`${NS}/renamed-secret`), 'the new output Secret is written');
+  assert.equal(h.cluster.secrets.has(`${NS}/web-dc-secret`), false, 'the previous one is gone');
+  assert.ok(h.cluster.secrets.has(`${NS}/unrelated`), 'a labelled Secret without our owner reference is left alone');
+  const writes = h.cluster.writes();
+  assert.ok(writes.indexOf(`create secret ${NS}/renamed-secret`) < writes.indexOf(`delete secret ${NS}/web-dc-secret`), 'deleted only after the new one was written');
+  assert.ok(h.events.events.some((e) => e.reason === 'OutputSecretRemoved'));
+});
+
+void test('keeps the previous output Secret while the new one cannot be issued', async () => {
+  const h = await ready();
+  const dc = dcOf(h);
+  h.cluster.putTlsSecret(NS, 'web-tls', await delegationCertificate(), '');
+  h.cluster.dcs.set(`${NS}/web-dc`, { ...dc, metadata: { ...dc.metadata, generation: 2 }, spec: { ...dc.spec, secretName: 'renamed-secret' } });
+  const result = await h.reconciler.reconcile(NS, 'web-dc');
+  assert.equal(result.kind, 'failed');
+  assert.ok(h.cluster.secrets.has(`${NS}/web-dc-secret`));
+  assert.equal(h.cluster.secrets.has(`${NS}/renamed-secret`), false);
+});
