@@ -1144,40 +1144,10 @@ export function certificateExtensions(cert: CertificateInput): ReadonlyMap<strin
 
 /**
  * TLS 1.3 CertificateVerify schemes (RFC 8446 code points) a certificate's public key can
- * produce, preferred first; empty for key types TLS 1.3 cannot sign with. Mirrors
- * `schemesForKey` in signature-schemes.ts, repeated here so this file stays import-free.
+ * produce, preferred first; empty for key types TLS 1.3 cannot sign with. One table for the
+ * whole stack: signature-schemes.ts.
  */
-export function schemesForPublicKey(key: KeyObject): number[] {
-  switch (key.asymmetricKeyType) {
-    case 'ed25519':
-      return [0x0807];
-    case 'ed448':
-      return [0x0808];
-    case 'ec':
-      switch (key.asymmetricKeyDetails?.namedCurve) {
-        case 'prime256v1':
-          return [0x0403];
-        case 'secp384r1':
-          return [0x0503];
-        case 'secp521r1':
-          return [0x0603];
-        default:
-          return [];
-      }
-    case 'rsa':
-      return [0x0804, 0x0805, 0x0806];
-    case 'rsa-pss': {
-      // A PSS key restricted to one hash may only use the matching scheme.
-      const hash = key.asymmetricKeyDetails?.hashAlgorithm;
-      if (hash === 'sha256') return [0x0809];
-      if (hash === 'sha384') return [0x080a];
-      if (hash === 'sha512') return [0x080b];
-      return [0x0809, 0x080a, 0x080b];
-    }
-    default:
-      return [];
-  }
-}
+export { schemesForKey as schemesForPublicKey } from './signature-schemes.js';
 
 /** True when `privateKey` is the private half of the certificate's public key. */
 export function publicKeyMatchesPrivate(cert: CertificateInput, privateKey: KeyObject): boolean {

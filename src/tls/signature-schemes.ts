@@ -67,8 +67,14 @@ export function schemesForKey(key: KeyObject): number[] {
     }
     case 'rsa':
       return [S.rsa_pss_rsae_sha256, S.rsa_pss_rsae_sha384, S.rsa_pss_rsae_sha512];
-    case 'rsa-pss':
+    case 'rsa-pss': {
+      // A PSS key restricted to one hash may only use the matching scheme.
+      const hash = key.asymmetricKeyDetails?.hashAlgorithm;
+      if (hash === 'sha256') return [S.rsa_pss_pss_sha256];
+      if (hash === 'sha384') return [S.rsa_pss_pss_sha384];
+      if (hash === 'sha512') return [S.rsa_pss_pss_sha512];
       return [S.rsa_pss_pss_sha256, S.rsa_pss_pss_sha384, S.rsa_pss_pss_sha512];
+    }
     default:
       return [];
   }
