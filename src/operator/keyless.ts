@@ -5,9 +5,10 @@
 // client is made and the old one closed.
 //
 // Health: every signature (and every ping) says whether the key server answered. When it did not,
-// the signer is "unhealthy": a capped, backing-off ping loop runs for it, and the first answer
-// reports recovery so the controller can retry the waiting DelegatedCredentials at once instead of
-// at the end of their (up to 5 minute) backoff.
+// the signer is "unhealthy": issuing through it fails at once (SignerUnavailable, naming the address
+// and the last error) instead of each retry waiting for the timeout, a capped, backing-off ping
+// loop runs for it, and the first answer reports recovery so the controller retries the waiting
+// DelegatedCredentials at once instead of at the end of their (up to 5 minute) backoff.
 import type { V1Secret } from '@kubernetes/client-node';
 import { KeylessClient } from '../keyless/client.js';
 import { KeylessUnavailableError } from '../keyless/errors.js';
@@ -70,6 +71,8 @@ interface Entry {
   readonly plan: KeylessPlan;
   checkedAt: number;
   healthy: boolean;
+  /** Why the signer is unhealthy (names the address and the error). */
+  problem?: string;
   monitor?: { timer: NodeJS.Timeout; delayMs: number };
 }
 
@@ -84,6 +87,9 @@ export class KeylessSigners implements KeylessPort {
 
   async signer(plan: KeylessPlan, certificate: CertificateFacts): Promise<Signer> {
     const entry = await this.entryFor(plan);
+    // Known down: fail at once instead of holding a worker for the timeout on every retry of every
+    // DelegatedCredential (thousands may wait on one key server); the ping loop notices recovery.
+    if (!entry.healthy) throw new ReconcileFailure('SignerUnavailable', entry.problem ?? `key server ${plan.address} of ${plan.description} is unavailable`, { signer: true });
     let keyless: KeylessSigner;
     try {
       keyless = new KeylessSigner({ client: entry.client, certificate: certificate.leafDer, timeoutMs: plan.timeoutMs, address: plan.address, ca: '', clientCert: '', clientKey: '' });
@@ -201,6 +207,7 @@ export class KeylessSigners implements KeylessPort {
     if (healthy) {
       const recovered = !entry.healthy;
       entry.healthy = true;
+      entry.problem = undefined;
       this.stopMonitor(entry);
       this.opts.onHealth?.({ signerId: plan.signerId, ready: true, reason: 'KeyServerReachable', message: `key server ${plan.address} answers` });
       if (recovered) {
@@ -212,6 +219,7 @@ export class KeylessSigners implements KeylessPort {
     const message = `key server ${plan.address} of ${plan.description} is unavailable: ${error ?? 'no answer'}`;
     if (entry.healthy) this.opts.log.warn('keyless key server unavailable', { signer: plan.signerId, address: plan.address, error });
     entry.healthy = false;
+    entry.problem = message;
     this.opts.onHealth?.({ signerId: plan.signerId, ready: false, reason: 'SignerUnavailable', message });
     if (!entry.monitor) this.schedulePing(entry, this.opts.pingMinMs ?? 5_000);
   }

@@ -1,6 +1,7 @@
 // Keyless signing in the reconciler, against a real key server on loopback (mutual TLS, the
 // certificate's key held only by the key server) and the in-memory cluster of fakes.ts.
 import { test, after, before } from 'node:test';
+import { createServer as createTcpServer, type Socket } from 'node:net';
 import assert from 'node:assert/strict';
 import { X509Certificate, createPrivateKey } from 'node:crypto';
 import { setTimeout as sleep } from 'node:timers/promises';
@@ -247,4 +248,32 @@ void test('a signer status is rewritten only when its Ready condition changes', 
   const down = desiredSignerStatus(written, { ...health, ready: false, reason: 'SignerUnavailable', message: 'gone' }, new Date(now.getTime() + 60_000));
   assert.equal(down?.conditions?.[0]?.reason, 'SignerUnavailable');
   assert.equal(down?.conditions?.[0]?.lastTransitionTime, '2026-01-01T00:01:00Z');
+});
+
+void test('a key server that does not answer costs one timeout: later issues through it fail at once until a ping succeeds', async () => {
+  const held: Socket[] = [];
+  const blackhole = createTcpServer((socket) => void held.push(socket));
+  await new Promise<void>((resolve) => blackhole.listen(0, '127.0.0.1', resolve));
+  const port = (blackhole.address() as { port: number }).port;
+  const s = setup({ pingMinMs: 60_000 });
+  try {
+    s.cluster.putTlsSecret(NS, 'web-tls', cert, undefined);
+    putKeylessSecrets(s.cluster, NS);
+    s.cluster.signers.set(`DelegationSigner/${NS}/edge`, keylessSigner('DelegationSigner', port, '1s'));
+    addDc(s, 'a');
+    addDc(s, 'b');
+    let started = performance.now();
+    assert.equal((await s.reconciler.reconcile(NS, 'a')).kind, 'failed');
+    assert.ok(performance.now() - started >= 900, 'the first attempt waits for the timeout');
+    started = performance.now();
+    assert.equal((await s.reconciler.reconcile(NS, 'b')).kind, 'failed');
+    assert.ok(performance.now() - started < 300, `the second fails at once (${(performance.now() - started).toFixed(0)} ms)`);
+    const signerReady = condition(s, 'b', 'SignerReady');
+    assert.equal(signerReady?.reason, 'SignerUnavailable');
+    assert.match(signerReady?.message ?? '', new RegExp(`key server 127\\.0\\.0\\.1:${port} of DelegationSigner web/edge .* is unavailable`));
+  } finally {
+    await s.keyless.close();
+    for (const socket of held) socket.destroy();
+    blackhole.close();
+  }
 });
