@@ -50,19 +50,26 @@ async function loadRole(port: number, seconds: number, concurrency: number): Pro
       const started = process.hrtime.bigint();
       const s = nodeTls.connect({ port, host: '127.0.0.1', servername: 'localhost', minVersion: 'TLSv1.3', maxVersion: 'TLSv1.3', rejectUnauthorized: false, ecdhCurve: 'X25519' }, () => s.write(payload));
       let got = 0;
+      let done = false;
+      const fail = (): void => {
+        if (done) return;
+        done = true;
+        failed++;
+        s.destroy();
+        resolve();
+      };
+      // A stuck server shows up as failures instead of a benchmark that never ends.
+      s.setTimeout(10_000, fail);
       s.on('data', (d: Buffer) => {
         got += d.length;
-        if (got >= payload.length) {
+        if (got >= payload.length && !done) {
+          done = true;
           latencies.push(Number(process.hrtime.bigint() - started) / 1e6);
           s.destroy();
           resolve();
         }
       });
-      s.on('error', () => {
-        failed++;
-        s.destroy();
-        resolve();
-      });
+      s.on('error', fail);
     });
   // Warm-up, not counted.
   const warm = Date.now() + 500;
