@@ -12,7 +12,7 @@ import { GROUP } from './api/v1alpha1.js';
 export const CONTROLLER_RULES: V1PolicyRule[] = [
   { apiGroups: [GROUP], resources: ['delegatedcredentials', 'delegationsigners', 'clusterdelegationsigners'], verbs: ['get', 'list', 'watch'] },
   // Signer statuses: Ready (key server reachable, key Secret loads). Without this right the
-  // controller still works; it logs that it could not write them.
+  // controller still works and logs that it could not write them.
   { apiGroups: [GROUP], resources: ['delegatedcredentials/status', 'delegationsigners/status', 'clusterdelegationsigners/status'], verbs: ['update'] },
   // get: the certificate key at issue time; list/watch: outputs (by label) and certificates (by type);
   // create/update: the output Secret, replaced whole and conditionally; delete: only an output
