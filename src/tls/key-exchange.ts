@@ -3,8 +3,7 @@
  * §7.4). Peer shares are validated: exact length, uncompressed form for NIST curves, point on
  * the curve (ECDH.computeSecret rejects points off the curve), and a non-zero X25519 result.
  */
-import { createECDH, createPrivateKey, createPublicKey, diffieHellman, type ECDH, type KeyObject } from 'node:crypto';
-import { randomBytesPooled } from './random.js';
+import { createECDH, createPublicKey, diffieHellman, generateKeyPairSync, type ECDH, type KeyObject } from 'node:crypto';
 import { NamedGroup } from './constants.js';
 import { IllegalParameter } from './errors.js';
 
@@ -24,26 +23,25 @@ export interface KeyShare {
  * ~4-30 us per key), which would dominate the handshake.
  */
 /*
- * Not generateKeyPairSync + publicKey.export({ format: 'jwk' }): in Node 20 that deadlocks the
- * process. The JWK export holds the key's mutex while allocating on the V8 heap; a GC there may
- * finalize the (already unreachable) KeyGenJob that made the key, whose destructor takes the
- * same mutex: the main thread waits on itself forever (seen under handshake load after a few
- * thousand handshakes; a bare keygen+export loop hangs within seconds). So no KeyGenJob is
- * involved: the private key is imported from 32 random bytes (RFC 7748 clamping is applied by
- * X25519 itself) and the public key is X25519(k, 9), computed with diffieHellman.
+ * Not generateKeyPairSync() followed by publicKey.export({ format: 'jwk' }): in Node 20 that
+ * deadlocks the process. The JWK export holds the key's mutex while allocating on the V8 heap; a
+ * GC there may finalize the (already unreachable) KeyGenJob that made the key, whose destructor
+ * takes the same mutex, and the main thread waits on itself forever (seen under handshake load
+ * after a few thousand handshakes; a bare keygen+export loop hangs within seconds). Asking the
+ * job itself to encode the public key as JWK does the export while the job is still running
+ * (so it cannot be finalized), at the same cost (~52 us). diffieHellman() appears to release the
+ * key locks before it allocates its result: 130k keygen + diffieHellman iterations did not hang,
+ * where the old pattern hung within 2 s.
  */
-const X25519_BASE_POINT = createPublicKey({ key: { kty: 'OKP', crv: 'X25519', x: Buffer.from([9, ...new Array<number>(31).fill(0)]).toString('base64url') }, format: 'jwk' });
-
 class X25519Share implements KeyShare {
   readonly group = NamedGroup.x25519;
   readonly publicKey: Uint8Array;
   private readonly privateKey: KeyObject;
   constructor() {
-    // node reads only `d` for an OKP private JWK (`x` must be a string but is not used).
-    const d = randomBytesPooled(32);
-    this.privateKey = createPrivateKey({ key: { kty: 'OKP', crv: 'X25519', x: '', d: d.toString('base64url') }, format: 'jwk' });
-    d.fill(0);
-    this.publicKey = diffieHellman({ privateKey: this.privateKey, publicKey: X25519_BASE_POINT });
+    const generate = generateKeyPairSync as unknown as (type: 'x25519', options: { publicKeyEncoding: { format: 'jwk' } }) => { publicKey: { x: string }; privateKey: KeyObject };
+    const { publicKey, privateKey } = generate('x25519', { publicKeyEncoding: { format: 'jwk' } });
+    this.privateKey = privateKey;
+    this.publicKey = Buffer.from(publicKey.x, 'base64url');
   }
   computeSecret(peerShare: Uint8Array): Uint8Array {
     if (peerShare.length !== 32) throw new IllegalParameter(`x25519 share of ${peerShare.length} bytes`);
