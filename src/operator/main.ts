@@ -104,7 +104,12 @@ export async function runController(opts: ControllerOptions): Promise<Controller
       workers: opts.workers,
     });
     const current = controller;
-    metrics.attach({ credentials: () => current.credentials.list(), isLeader, queueDepth: () => current.queue.length });
+    metrics.attach({
+      credentials: () => current.credentials.list(),
+      signers: () => [...current.signers.list(), ...current.clusterSigners.list()],
+      isLeader,
+      queueDepth: () => current.queue.length,
+    });
     controller.start();
   };
   const stopController = async (): Promise<void> => {

@@ -2,13 +2,15 @@
 // (style #13), so a deleted DelegatedCredential leaves no stale series; counters and the sign
 // histogram carry only low-cardinality labels.
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
-import type { DelegatedCredential } from './api/v1alpha1.js';
+import type { DelegatedCredential, DelegationSigner } from './api/v1alpha1.js';
 import type { IssueMetrics } from './ports.js';
 
 export interface MetricsSources {
   credentials(): readonly DelegatedCredential[];
   isLeader(): boolean;
   queueDepth(): number;
+  /** DelegationSigners and ClusterDelegationSigners in the caches. */
+  signers?(): readonly DelegationSigner[];
 }
 
 export class OperatorMetrics implements IssueMetrics {
@@ -63,6 +65,20 @@ export class OperatorMetrics implements IssueMetrics {
           for (const value of ['True', 'False', 'Unknown']) {
             this.set({ namespace: dc.metadata.namespace ?? '', name: dc.metadata.name ?? '', condition: value }, value === ready ? 1 : 0);
           }
+        }
+      },
+    });
+    new Gauge({
+      name: 'dc_operator_signer_ready_status',
+      help: 'The Ready condition of each DelegationSigner/ClusterDelegationSigner (1 for the current status value; Unknown until the operator has used it).',
+      labelNames: ['kind', 'namespace', 'name', 'condition'] as const,
+      registers,
+      collect() {
+        this.reset();
+        for (const signer of self()?.signers?.() ?? []) {
+          const ready = signer.status?.conditions?.find((c) => c.type === 'Ready')?.status ?? 'Unknown';
+          const labels = { kind: signer.kind, namespace: signer.metadata.namespace ?? '', name: signer.metadata.name ?? '' };
+          for (const value of ['True', 'False', 'Unknown']) this.set({ ...labels, condition: value }, value === ready ? 1 : 0);
         }
       },
     });

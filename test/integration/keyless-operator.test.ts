@@ -179,6 +179,11 @@ void describe('keyless signing by the operator on the real apiserver', { timeout
     const expiry = Date.parse(dc.status?.notAfter ?? '');
     assert.ok(expiry - Date.now() <= 12 * 3600_000 && expiry - Date.now() > 11.9 * 3600_000, 'issued with the new 12h validity');
     await waitForSigner('True', 'KeyServerReachable');
+    const metrics = await waitFor('the signer Ready metric', 10_000, async () => {
+      const text = await (await fetch(`http://127.0.0.1:${controller.port}/metrics`)).text();
+      return text.includes(`dc_operator_signer_ready_status{kind="DelegationSigner",namespace="${ns.name}",name="edge",condition="True"} 1`) ? text : undefined;
+    });
+    assert.match(metrics, /dc_operator_sign_duration_seconds_count\{algorithm="ed25519",signer="keyless"\} [1-9]/);
   });
 });
 

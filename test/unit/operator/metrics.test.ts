@@ -56,3 +56,18 @@ void test('serves /metrics, /healthz and /readyz on loopback', async () => {
     await server.close();
   }
 });
+
+void test('signer Ready series come from the signer caches at scrape time', async () => {
+  const metrics = new OperatorMetrics({ defaultMetrics: false });
+  const signer = (kind: 'DelegationSigner' | 'ClusterDelegationSigner', name: string, ready?: 'True' | 'False') => ({
+    apiVersion: 'dc-operator.io/v1alpha1' as const,
+    kind,
+    metadata: kind === 'DelegationSigner' ? { name, namespace: 'ns' } : { name },
+    spec: { inCluster: { keySecretRef: { name: 'k', key: 'tls.key' } } },
+    ...(ready ? { status: { conditions: [{ type: 'Ready', status: ready, reason: 'r', message: 'm', lastTransitionTime: '2026-01-01T00:00:00Z' }] } } : {}),
+  });
+  metrics.attach({ credentials: () => [], signers: () => [signer('DelegationSigner', 'edge', 'False'), signer('ClusterDelegationSigner', 'shared')], isLeader: () => true, queueDepth: () => 0 });
+  const text = await metrics.registry.metrics();
+  assert.match(text, /dc_operator_signer_ready_status\{kind="DelegationSigner",namespace="ns",name="edge",condition="False"\} 1/);
+  assert.match(text, /dc_operator_signer_ready_status\{kind="ClusterDelegationSigner",namespace="",name="shared",condition="Unknown"\} 1/);
+});
