@@ -15,7 +15,11 @@ const MAX_SEQUENCE = Number.MAX_SAFE_INTEGER;
 abstract class RecordCipher {
   protected seq = 0;
   protected readonly key: Uint8Array;
-  private readonly iv: Uint8Array;
+  /** The IV, overwritten per record in bytes 4..11 by `nextNonce`; bytes 0..3 never change. */
+  private readonly nonce: Buffer;
+  /** IV bytes 8..11 and 4..7 as unsigned 32-bit numbers. */
+  private readonly ivLow: number;
+  private readonly ivHigh: number;
   protected readonly algorithm: CipherGCMTypes | 'chacha20-poly1305';
 
   constructor(
@@ -24,7 +28,10 @@ abstract class RecordCipher {
   ) {
     const { key, iv } = trafficKeys(suite, secret);
     this.key = key;
-    this.iv = iv;
+    if (iv.length !== 12) throw new InternalError(`unexpected AEAD IV length ${iv.length}`);
+    this.nonce = Buffer.from(iv);
+    this.ivLow = this.nonce.readUInt32BE(8);
+    this.ivHigh = this.nonce.readUInt32BE(4);
     this.algorithm = suite.aead as CipherGCMTypes | 'chacha20-poly1305';
   }
 
@@ -38,15 +45,18 @@ abstract class RecordCipher {
     return this.seq >= this.suite.recordLimit;
   }
 
-  /** The per-record nonce (§5.3): the 64-bit sequence number XORed into the low bytes of the IV. */
+  /**
+   * The per-record nonce (§5.3): the 64-bit sequence number XORed into the low bytes of the IV.
+   * Written into one reused buffer: createCipheriv/createDecipheriv copy the IV they are given.
+   */
   protected nextNonce(): Buffer {
     if (this.seq >= MAX_SEQUENCE) throw new InternalError('record sequence number exhausted');
     const seq = this.seq++;
-    const nonce = Buffer.from(this.iv);
+    const nonce = this.nonce;
     const low = seq % 0x100000000;
     const high = (seq - low) / 0x100000000;
-    nonce.writeUInt32BE((nonce.readUInt32BE(8) ^ low) >>> 0, 8);
-    if (high !== 0) nonce.writeUInt32BE((nonce.readUInt32BE(4) ^ high) >>> 0, 4);
+    nonce.writeUInt32BE((this.ivLow ^ low) >>> 0, 8);
+    nonce.writeUInt32BE((this.ivHigh ^ high) >>> 0, 4);
     return nonce;
   }
 }
