@@ -27,7 +27,10 @@ export type InboundItem =
 const EMPTY = new Uint8Array(0);
 
 export class RecordLayer {
+  /** Unconsumed received bytes: `input` is parsed from; later chunks wait in `queued` (uncopied). */
   private input: Uint8Array = EMPTY;
+  private queued: Uint8Array[] = [];
+  private queuedLength = 0;
   private hsBuffer: Uint8Array = EMPTY;
   private reader: RecordOpener | undefined;
   private writer: RecordSealer | undefined;
@@ -50,16 +53,48 @@ export class RecordLayer {
    */
   skipEarlyDataBudget = 0;
 
-  /** Appends received bytes. */
+  /**
+   * Appends received bytes. Nothing is copied here: a chunk is parsed in place, and only a
+   * record split across chunks is joined (by `fill`), copying just that record's bytes.
+   */
   push(data: Uint8Array): void {
     if (data.length === 0) return;
-    if (this.input.length === 0) this.input = data;
-    else this.input = Buffer.concat([this.input, data]);
+    if (this.input.length === 0 && this.queuedLength === 0) {
+      this.input = data;
+    } else {
+      this.queued.push(data);
+      this.queuedLength += data.length;
+    }
+  }
+
+  /** Makes `input` hold at least `n` bytes (moving bytes from `queued`); false if fewer arrived. */
+  private fill(n: number): boolean {
+    if (this.input.length >= n) return true;
+    if (this.input.length + this.queuedLength < n) return false;
+    if (this.input.length === 0) {
+      this.input = this.queued.shift()!;
+      this.queuedLength -= this.input.length;
+      if (this.input.length >= n) return true;
+    }
+    const joined = Buffer.allocUnsafe(n);
+    joined.set(this.input, 0);
+    let off = this.input.length;
+    while (off < n) {
+      const chunk = this.queued[0]!;
+      const take = Math.min(chunk.length, n - off);
+      joined.set(take === chunk.length ? chunk : chunk.subarray(0, take), off);
+      off += take;
+      this.queuedLength -= take;
+      if (take === chunk.length) this.queued.shift();
+      else this.queued[0] = chunk.subarray(take);
+    }
+    this.input = joined;
+    return true;
   }
 
   /** Bytes received and not yet consumed (for diagnostics and the no-hang checks). */
   get bufferedInput(): number {
-    return this.input.length + this.hsBuffer.length;
+    return this.input.length + this.queuedLength + this.hsBuffer.length;
   }
 
   get hasReadProtection(): boolean {
@@ -90,8 +125,8 @@ export class RecordLayer {
   }
 
   private takeRecord(): { type: number; content: Uint8Array } | undefined {
-    const buf = this.input;
-    if (buf.length < RECORD_HEADER_LENGTH) return undefined;
+    if (!this.fill(RECORD_HEADER_LENGTH)) return undefined;
+    let buf = this.input;
     const type = buf[0]!;
     const length = (buf[3]! << 8) | buf[4]!;
     // legacy_record_version is ignored except that it must look like TLS (major version 3).
@@ -100,7 +135,8 @@ export class RecordLayer {
     if (length > (protectedRecord ? MAX_PLAINTEXT + 256 : MAX_PLAINTEXT)) {
       throw new RecordOverflow(`record of ${length} bytes`);
     }
-    if (buf.length < RECORD_HEADER_LENGTH + length) return undefined;
+    if (!this.fill(RECORD_HEADER_LENGTH + length)) return undefined;
+    buf = this.input;
     const header = buf.subarray(0, RECORD_HEADER_LENGTH);
     const payload = buf.subarray(RECORD_HEADER_LENGTH, RECORD_HEADER_LENGTH + length);
     this.input = buf.length === RECORD_HEADER_LENGTH + length ? EMPTY : buf.subarray(RECORD_HEADER_LENGTH + length);
