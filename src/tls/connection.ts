@@ -74,8 +74,12 @@ export interface Progress {
   readonly waitFor: Promise<void> | undefined;
 }
 
-/** SSLKEYLOGFILE line writer: receives one line without the trailing newline. */
-export type KeyLogger = (line: string) => void;
+/**
+ * SSLKEYLOGFILE line writer: receives one line without the trailing newline. An optional
+ * `enabled()` lets an adapter say nobody listens now, so the lines (hex of every secret) are
+ * not even built.
+ */
+export type KeyLogger = ((line: string) => void) & { readonly enabled?: () => boolean };
 
 /** Post-handshake traffic state: the only thing KeyUpdate and data need. */
 export interface TrafficState {
@@ -338,7 +342,7 @@ export abstract class Connection {
   }
 
   protected logSecret(label: string, clientRandom: Uint8Array, secret: Uint8Array | (() => Uint8Array)): void {
-    if (!this.keylog) return;
+    if (!this.keylog || this.keylog.enabled?.() === false) return;
     const value = typeof secret === 'function' ? secret() : secret;
     this.keylog(`${label} ${Buffer.from(clientRandom).toString('hex')} ${Buffer.from(value).toString('hex')}`);
   }

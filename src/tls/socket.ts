@@ -15,7 +15,7 @@ import { X509Certificate } from 'node:crypto';
 import * as net from 'node:net';
 import { Duplex } from 'node:stream';
 import { ClientConfig, ClientConnection, type ClientOptions } from './client.js';
-import type { Connection, HandshakeInfo, HandshakeMode, Progress } from './connection.js';
+import type { Connection, HandshakeInfo, HandshakeMode, KeyLogger, Progress } from './connection.js';
 import type { CertificateKeyInput } from './credentials.js';
 import { ServerConfig, ServerConnection, type ServerOptions } from './server.js';
 import type { TlsSession } from './session.js';
@@ -237,7 +237,16 @@ export class TLSServer extends net.Server {
     this.config = new ServerConfig({ ...options, certificates });
     if (secureListener) this.on('secureConnection', secureListener);
     this.on('connection', (raw: net.Socket) => {
-      const tls = new TLSSocket(raw, (keylog) => new ServerConnection(this.config, { keylog: (l) => { keylog(l); this.emit('keylog', Buffer.from(`${l}\n`, 'latin1'), tls); } }), true, options);
+      const serverKeylog = (keylog: (line: string) => void): KeyLogger =>
+        Object.assign(
+          (l: string) => {
+            keylog(l);
+            this.emit('keylog', Buffer.from(`${l}\n`, 'latin1'), tls);
+          },
+          // Hex lines are built only while someone listens (server or socket 'keylog').
+          { enabled: () => this.listenerCount('keylog') > 0 || tls.listenerCount('keylog') > 0 },
+        );
+      const tls = new TLSSocket(raw, (keylog) => new ServerConnection(this.config, { keylog: serverKeylog(keylog) }), true, options);
       tls.once('secure', () => this.emit('secureConnection', tls));
       tls.on('error', (err) => {
         if (!tls.handshakeInfo) this.emit('tlsClientError', err, tls);
@@ -271,12 +280,18 @@ export function connect(options: ConnectOptions, secureConnectListener?: () => v
     new ClientConnection(config, {
       ...(servername !== undefined ? { servername } : {}),
       ...(options.session ? { session: options.session } : {}),
-      keylog: (l) => {
-        options.keylog?.(l);
-        keylog(l);
-      },
+      keylog: Object.assign(
+        (l: string) => {
+          options.keylog?.(l);
+          keylog(l);
+        },
+        // Before the socket exists (constructor) nobody can listen on it yet.
+        { enabled: () => options.keylog !== undefined || (ref.socket?.listenerCount('keylog') ?? 0) > 0 },
+      ),
     });
+  const ref: { socket?: TLSSocket } = {};
   const tls = new TLSSocket(raw, make, false, options);
+  ref.socket = tls;
   if (secureConnectListener) tls.once('secureConnect', secureConnectListener);
   return tls;
 }
