@@ -178,11 +178,15 @@ void describe('packaging', () => {
     }
     assert.deepEqual(webhookCluster.rules.find((r) => r.resources?.includes('mutatingwebhookconfigurations'))?.resourceNames, ['dc-operator-webhook']);
     assert.deepEqual(webhookNs.rules.find((r) => r.resourceNames)?.resourceNames, ['dc-operator-webhook-ca']);
-    // No wildcard anywhere, and no Secret deletion.
+    // No wildcard anywhere, no Secret patch; only the controller may delete a Secret (its own
+    // stale output after spec.secretName changed, guarded by uid preconditions, as cert-manager's
+    // controller may), never the webhook.
     for (const o of objs.filter((x) => x.kind === 'ClusterRole' || x.kind === 'Role')) {
       for (const r of (o as unknown as { rules: V1PolicyRule[] }).rules) {
         assert.ok(![...(r.verbs ?? []), ...(r.resources ?? []), ...(r.apiGroups ?? [])].includes('*'), `${o.kind}/${o.metadata.name} has no wildcard`);
-        if (r.resources?.includes('secrets')) assert.ok(!r.verbs?.includes('delete') && !r.verbs?.includes('patch'));
+        if (!r.resources?.includes('secrets')) continue;
+        assert.ok(!r.verbs?.includes('patch'), `${o.kind}/${o.metadata.name} may not patch Secrets`);
+        if (/webhook/.test(o.metadata.name ?? '')) assert.ok(!r.verbs?.includes('delete'), `${o.kind}/${o.metadata.name} may not delete Secrets`);
       }
     }
   });
