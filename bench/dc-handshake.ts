@@ -19,7 +19,6 @@
  */
 import { spawnSync } from 'node:child_process';
 import { mkdir, readFile } from 'node:fs/promises';
-import type { AddressInfo } from 'node:net';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { ClientConfig } from '../src/tls/client.js';
@@ -35,6 +34,7 @@ import {
 import {
   canPin,
   fmt,
+  listenAndReport,
   loadAverage,
   makeCertificates,
   median,
@@ -82,21 +82,11 @@ async function oursServerRole(certFile: string, keyFile: string, dcDir: string):
     s.on('data', (d: Buffer) => s.write(d));
     s.on('end', () => s.end());
   });
-  server.on('tlsClientError', () => undefined);
-  await new Promise<void>((res) => server.listen(0, '127.0.0.1', 1024, res));
-  let cpu = process.cpuUsage();
-  process.on('message', (m: string) => {
-    if (m === 'stats') {
-      const d = process.cpuUsage(cpu);
-      const stats: ServerStats = { handshakes, cpuMs: (d.user + d.system) / 1000 };
-      handshakes = 0;
-      cpu = process.cpuUsage();
-      process.send!(stats);
-    } else if (m === 'stop') {
-      process.exit(0);
-    }
+  await listenAndReport(server, () => {
+    const n = handshakes;
+    handshakes = 0;
+    return n;
   });
-  process.send!({ port: (server.address() as AddressInfo).port });
 }
 
 // --- load role --------------------------------------------------------------------------------------

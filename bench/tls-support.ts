@@ -107,14 +107,26 @@ export async function serverRole(impl: Impl, certFile: string, keyFile: string, 
   } else {
     server = nodeTls.createServer({ cert, key, minVersion: 'TLSv1.3', maxVersion: 'TLSv1.3' }, (s) => handler(s as unknown as Sock));
   }
+  await listenAndReport(server, () => {
+    const n = handshakes;
+    handshakes = 0;
+    return n;
+  });
+}
+
+/**
+ * The server child's half of the IPC protocol: listens on a free loopback port, sends it to the
+ * parent, answers 'stats' with the handshakes (`takeHandshakes` returns and resets the count) and
+ * CPU time since the last 'stats', and exits on 'stop'.
+ */
+export async function listenAndReport(server: Server, takeHandshakes: () => number): Promise<void> {
   server.on('tlsClientError', () => undefined);
   await new Promise<void>((res) => server.listen(0, '127.0.0.1', 1024, res));
   let cpu = process.cpuUsage();
   process.on('message', (m: string) => {
     if (m === 'stats') {
       const d = process.cpuUsage(cpu);
-      const stats: ServerStats = { handshakes, cpuMs: (d.user + d.system) / 1000 };
-      handshakes = 0;
+      const stats: ServerStats = { handshakes: takeHandshakes(), cpuMs: (d.user + d.system) / 1000 };
       cpu = process.cpuUsage();
       process.send!(stats);
     } else if (m === 'stop') {
