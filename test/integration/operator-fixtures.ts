@@ -8,6 +8,9 @@ import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { CoreV1Api, CustomObjectsApi, KubeConfig, loadAllYaml, type V1Secret } from '@kubernetes/client-node';
 import type { DelegatedCredential, DelegatedCredentialSpecInput } from '../../src/operator/api/v1alpha1.js';
+import { createLogger } from '../../src/operator/logger.js';
+import { runController, type ControllerHandle } from '../../src/operator/main.js';
+import { createTestNamespace, testKubeConfig, testKubeconfigPath, type TestNamespace } from '../support/cluster.js';
 import { repoRoot } from '../support/control-plane.js';
 
 interface Crd {
@@ -149,4 +152,32 @@ export async function serviceAccountKubeconfig(admin: KubeConfig, namespace: str
   const file = join(mkdtempSync(join(tmpdir(), 'dc-operator-sa-')), 'kubeconfig');
   writeFileSync(file, kc.exportConfig(), { mode: 0o600 });
   return file;
+}
+
+/** What a test file needs to drive one controller: clients, its namespace, the controller. */
+export interface NamespacedController {
+  kc: KubeConfig;
+  core: CoreV1Api;
+  ns: TestNamespace;
+  controller: ControllerHandle;
+}
+
+/**
+ * CRDs applied, a fresh namespace, and a controller (no leader election, metrics on a free
+ * loopback port) watching only that namespace. The caller stops the controller, then deletes
+ * the namespace.
+ */
+export async function startNamespacedController(prefix: string): Promise<NamespacedController> {
+  const kc = await testKubeConfig();
+  await applyCrds(kc);
+  const ns = await createTestNamespace(prefix);
+  const controller = await runController({
+    kubeconfig: await testKubeconfigPath(),
+    namespace: ns.name,
+    metricsPort: 0,
+    metricsHost: '127.0.0.1',
+    leaderElection: false,
+    log: createLogger(process.env['DC_TEST_LOG_LEVEL'] ?? 'error'),
+  });
+  return { kc, core: kc.makeApiClient(CoreV1Api), ns, controller };
 }

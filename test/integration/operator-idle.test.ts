@@ -3,29 +3,19 @@
 import assert from 'node:assert/strict';
 import { after, before, it } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { CoreV1Api, type KubeConfig } from '@kubernetes/client-node';
-import { runController, type ControllerHandle } from '../../src/operator/main.js';
-import { createLogger } from '../../src/operator/logger.js';
-import { createTestNamespace, testKubeConfig, testKubeconfigPath, type TestNamespace } from '../support/cluster.js';
-import { applyCrds, createDelegatedCredential, dcctlCertificate, getDelegatedCredential, putSecret, tlsSecret, waitFor } from './operator-fixtures.js';
+import type { CoreV1Api, KubeConfig } from '@kubernetes/client-node';
+import type { ControllerHandle } from '../../src/operator/main.js';
+import type { TestNamespace } from '../support/cluster.js';
+import { createDelegatedCredential, dcctlCertificate, getDelegatedCredential, putSecret, tlsSecret, waitFor, startNamespacedController } from './operator-fixtures.js';
 
 const COUNT = 20;
 let kc: KubeConfig;
+let core: CoreV1Api;
 let ns: TestNamespace;
 let controller: ControllerHandle;
 
 before(async () => {
-  kc = await testKubeConfig();
-  await applyCrds(kc);
-  ns = await createTestNamespace('idle');
-  controller = await runController({
-    kubeconfig: await testKubeconfigPath(),
-    namespace: ns.name,
-    metricsPort: 0,
-    metricsHost: '127.0.0.1',
-    leaderElection: false,
-    log: createLogger(process.env['DC_TEST_LOG_LEVEL'] ?? 'error'),
-  });
+  ({ kc, core, ns, controller } = await startNamespacedController('idle'));
 });
 
 after(async () => {
@@ -50,7 +40,7 @@ function diff(a: Map<string, number>, b: Map<string, number>): Record<string, nu
 
 void it(`issues ${COUNT} DelegatedCredentials with few requests each, then makes none while idle`, async () => {
   const cert = dcctlCertificate();
-  await putSecret(kc.makeApiClient(CoreV1Api), tlsSecret(ns.name, 'tls', cert.crt, cert.key));
+  await putSecret(core, tlsSecret(ns.name, 'tls', cert.crt, cert.key));
   await waitFor('the controller is ready', 10_000, async () => ((await fetch(`http://127.0.0.1:${controller.port}/readyz`)).status === 200 ? true : undefined));
   const start = await requests();
   for (let i = 0; i < COUNT; i++) {

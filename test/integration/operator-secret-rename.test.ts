@@ -3,11 +3,10 @@
 // a Secret that only carries our labels is left alone.
 import assert from 'node:assert/strict';
 import { after, before, it } from 'node:test';
-import { CoreV1Api, CustomObjectsApi, type KubeConfig } from '@kubernetes/client-node';
-import { runController, type ControllerHandle } from '../../src/operator/main.js';
-import { createLogger } from '../../src/operator/logger.js';
-import { createTestNamespace, testKubeConfig, testKubeconfigPath, type TestNamespace } from '../support/cluster.js';
-import { DC, applyCrds, createDelegatedCredential, dcctlCertificate, getDelegatedCredential, putSecret, tlsSecret, waitFor, waitForCondition } from './operator-fixtures.js';
+import { CustomObjectsApi, type CoreV1Api, type KubeConfig } from '@kubernetes/client-node';
+import type { ControllerHandle } from '../../src/operator/main.js';
+import type { TestNamespace } from '../support/cluster.js';
+import { DC, createDelegatedCredential, dcctlCertificate, getDelegatedCredential, putSecret, tlsSecret, waitFor, waitForCondition, startNamespacedController } from './operator-fixtures.js';
 
 let kc: KubeConfig;
 let core: CoreV1Api;
@@ -15,18 +14,7 @@ let ns: TestNamespace;
 let controller: ControllerHandle;
 
 before(async () => {
-  kc = await testKubeConfig();
-  core = kc.makeApiClient(CoreV1Api);
-  await applyCrds(kc);
-  ns = await createTestNamespace('rename');
-  controller = await runController({
-    kubeconfig: await testKubeconfigPath(),
-    namespace: ns.name,
-    metricsPort: 0,
-    metricsHost: '127.0.0.1',
-    leaderElection: false,
-    log: createLogger(process.env['DC_TEST_LOG_LEVEL'] ?? 'error'),
-  });
+  ({ kc, core, ns, controller } = await startNamespacedController('rename'));
 });
 
 after(async () => {

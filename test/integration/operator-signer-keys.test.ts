@@ -3,14 +3,13 @@
 import assert from 'node:assert/strict';
 import { after, before, it } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { CoreV1Api, CustomObjectsApi, type KubeConfig } from '@kubernetes/client-node';
+import { CustomObjectsApi, type CoreV1Api, type KubeConfig } from '@kubernetes/client-node';
 import { X509Certificate } from 'node:crypto';
-import { runController, type ControllerHandle } from '../../src/operator/main.js';
-import { createLogger } from '../../src/operator/logger.js';
+import type { ControllerHandle } from '../../src/operator/main.js';
 import type { DelegationSigner } from '../../src/operator/api/v1alpha1.js';
 import { validateDelegatedCredential } from '../../src/tls/delegated/index.js';
-import { createTestNamespace, testKubeConfig, testKubeconfigPath, type TestNamespace } from '../support/cluster.js';
-import { DC, applyCrds, createDelegatedCredential, dcctlCertificate, putSecret, secretData, tlsSecret, waitFor, waitForCondition } from './operator-fixtures.js';
+import type { TestNamespace } from '../support/cluster.js';
+import { DC, createDelegatedCredential, dcctlCertificate, putSecret, secretData, tlsSecret, waitFor, waitForCondition, startNamespacedController } from './operator-fixtures.js';
 
 let kc: KubeConfig;
 let core: CoreV1Api;
@@ -18,18 +17,7 @@ let ns: TestNamespace;
 let controller: ControllerHandle;
 
 before(async () => {
-  kc = await testKubeConfig();
-  core = kc.makeApiClient(CoreV1Api);
-  await applyCrds(kc);
-  ns = await createTestNamespace('signer-keys');
-  controller = await runController({
-    kubeconfig: await testKubeconfigPath(),
-    namespace: ns.name,
-    metricsPort: 0,
-    metricsHost: '127.0.0.1',
-    leaderElection: false,
-    log: createLogger(process.env['DC_TEST_LOG_LEVEL'] ?? 'error'),
-  });
+  ({ kc, core, ns, controller } = await startNamespacedController('signer-keys'));
 });
 
 after(async () => {
