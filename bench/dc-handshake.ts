@@ -36,14 +36,11 @@ import {
   fmt,
   listenAndReport,
   loadAverage,
+  measureHandshakeRound,
   makeCertificates,
   median,
-  nextMessage,
-  percentile,
-  send,
   serverRole,
   spawnNode,
-  type ServerStats,
 } from './tls-support.js';
 
 const SCRIPT = fileURLToPath(import.meta.url);
@@ -182,28 +179,10 @@ interface Round {
 async function oneRound(c: Case, cert: string, key: string, dcDir: string, seconds: number, concurrency: number, pin: boolean): Promise<Round> {
   const serverArgs = c.server === 'ours' ? ['--server-ours', cert, key, dcDir] : ['--server-node', cert, key];
   const server = spawnNode(SCRIPT, serverArgs, pin ? 1 : undefined);
-  try {
-    const { port } = await nextMessage<{ port: number }>(server);
-    const load = spawnNode(SCRIPT, ['--load', String(port), String(seconds), String(concurrency), c.dcAlgorithm ? 'dc' : 'cert'], pin ? 0 : undefined);
-    await nextMessage<string>(load); // warmed up
-    send(server, 'stats'); // reset the server's counters
-    await nextMessage<ServerStats>(server);
-    send(load, 'go');
-    const r = await nextMessage<LoadResult>(load);
-    send(server, 'stats');
-    const stats = await nextMessage<ServerStats>(server);
-    const sorted = r.latencies.sort((a, b) => a - b);
-    return {
-      rate: r.completed / r.seconds,
-      cpuMsPerHandshake: stats.handshakes > 0 ? stats.cpuMs / stats.handshakes : NaN,
-      p50: percentile(sorted, 50),
-      p99: percentile(sorted, 99),
-      failed: r.failed,
-      wrongAuthentication: r.wrongAuthentication,
-    };
-  } finally {
-    server.kill('SIGTERM');
-  }
+  const round = await measureHandshakeRound<LoadResult>(server, (port) =>
+    spawnNode(SCRIPT, ['--load', String(port), String(seconds), String(concurrency), c.dcAlgorithm ? 'dc' : 'cert'], pin ? 0 : undefined),
+  );
+  return { ...round, wrongAuthentication: round.load.wrongAuthentication };
 }
 
 function issueDc(cert: string, key: string, algorithm: string, out: string): void {

@@ -19,26 +19,20 @@ import {
   IMPL_NAMES,
   canPin,
   fmt,
+  type HandshakeLoadResult,
+  type HandshakeRound,
   loadAverage,
+  measureHandshakeRound,
   makeCertificates,
   median,
-  nextMessage,
-  percentile,
-  send,
   serverRole,
   spawnNode,
   type Impl,
-  type ServerStats,
 } from './tls-support.js';
 
 const SCRIPT = fileURLToPath(import.meta.url);
 
-interface LoadResult {
-  readonly completed: number;
-  readonly failed: number;
-  readonly seconds: number;
-  readonly latencies: number[];
-}
+type LoadResult = HandshakeLoadResult;
 
 /** Load child: fresh connections back to back on `concurrency` lanes for `seconds`. */
 async function loadRole(port: number, seconds: number, concurrency: number): Promise<void> {
@@ -90,37 +84,13 @@ async function loadRole(port: number, seconds: number, concurrency: number): Pro
   process.exit(0);
 }
 
-interface Round {
-  readonly rate: number;
-  readonly cpuMsPerHandshake: number;
-  readonly p50: number;
-  readonly p99: number;
-  readonly failed: number;
-}
+type Round = HandshakeRound;
 
-async function oneRound(impl: Impl, cert: string, key: string, seconds: number, concurrency: number, pin: boolean): Promise<Round> {
+function oneRound(impl: Impl, cert: string, key: string, seconds: number, concurrency: number, pin: boolean): Promise<Round> {
   const server = spawnNode(SCRIPT, ['--server', impl, cert, key], pin ? 1 : undefined);
-  try {
-    const { port } = await nextMessage<{ port: number }>(server);
-    const load = spawnNode(SCRIPT, ['--load', String(port), String(seconds), String(concurrency)], pin ? 0 : undefined);
-    await nextMessage<string>(load); // warmed up
-    send(server, 'stats'); // reset the server's counters
-    await nextMessage<ServerStats>(server);
-    send(load, 'go');
-    const r = await nextMessage<LoadResult>(load);
-    send(server, 'stats');
-    const stats = await nextMessage<ServerStats>(server);
-    const sorted = r.latencies.sort((a, b) => a - b);
-    return {
-      rate: r.completed / r.seconds,
-      cpuMsPerHandshake: stats.handshakes > 0 ? stats.cpuMs / stats.handshakes : NaN,
-      p50: percentile(sorted, 50),
-      p99: percentile(sorted, 99),
-      failed: r.failed,
-    };
-  } finally {
-    server.kill('SIGTERM');
-  }
+  return measureHandshakeRound<LoadResult>(server, (port) =>
+    spawnNode(SCRIPT, ['--load', String(port), String(seconds), String(concurrency)], pin ? 0 : undefined),
+  );
 }
 
 async function main(): Promise<void> {

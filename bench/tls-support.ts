@@ -178,6 +178,56 @@ function bulkHandler(s: NodeJS.ReadWriteStream & { write(d: Buffer | string): bo
 
 // --- statistics -------------------------------------------------------------------------------------
 
+/** What a handshake load child reports after its run. */
+export interface HandshakeLoadResult {
+  readonly completed: number;
+  readonly failed: number;
+  readonly seconds: number;
+  readonly latencies: number[];
+}
+
+/** One round's numbers, from the load child's result and the server child's CPU time. */
+export interface HandshakeRound {
+  readonly rate: number;
+  readonly cpuMsPerHandshake: number;
+  readonly p50: number;
+  readonly p99: number;
+  readonly failed: number;
+}
+
+/**
+ * One measured handshake round: waits for the server child's port, starts the load child, resets
+ * the server's counters once the load has warmed up, runs the load, and reads the server's stats.
+ * Kills the server child at the end. Returns the load's own result too, for extra fields.
+ */
+export async function measureHandshakeRound<L extends HandshakeLoadResult>(
+  server: ChildProcess,
+  startLoad: (port: number) => ChildProcess,
+): Promise<HandshakeRound & { load: L }> {
+  try {
+    const { port } = await nextMessage<{ port: number }>(server);
+    const load = startLoad(port);
+    await nextMessage<string>(load); // warmed up
+    send(server, 'stats'); // reset the server's counters
+    await nextMessage<ServerStats>(server);
+    send(load, 'go');
+    const r = await nextMessage<L>(load);
+    send(server, 'stats');
+    const stats = await nextMessage<ServerStats>(server);
+    const sorted = r.latencies.sort((a, b) => a - b);
+    return {
+      load: r,
+      rate: r.completed / r.seconds,
+      cpuMsPerHandshake: stats.handshakes > 0 ? stats.cpuMs / stats.handshakes : NaN,
+      p50: percentile(sorted, 50),
+      p99: percentile(sorted, 99),
+      failed: r.failed,
+    };
+  } finally {
+    server.kill('SIGTERM');
+  }
+}
+
 export function percentile(sorted: readonly number[], p: number): number {
   if (sorted.length === 0) return NaN;
   return sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))]!;
