@@ -60,7 +60,12 @@ export const resumed = {
   binder: '3add4fb2d8fdf822a0ca3cf7678ef5e88dae990141c5924d57bb6fa31b9e5f9d',
 } as const;
 
-/** §5: HelloRetryRequest (P-256 key share requested after an x25519 one). */
+/**
+ * §5: HelloRetryRequest (P-256 key share requested after an x25519 one). The values after the
+ * ServerHello were transcribed from public copies of the RFC's §5 trace (Botan
+ * src/tests/data/tls_13_rfc8448/transcripts.vec and two other test suites that quote it), and
+ * rfc8448.test.ts reproduces each of them from the messages with our own code.
+ */
 export const hrr = {
   clientHello1:
     '010000b00303b0b1c5a5aa37c5919f2ed1d5c6fff7fcb7849716945a2b8cee9258a346677b6f00000613011303130201' +
@@ -94,4 +99,73 @@ export const hrr = {
   helloHash: '8aa8e828ec2f8a884fec95a3139de01c15a3daa7ff5bfc3f4bfcc21b438d7bf8',
   clientHandshakeTrafficSecret: '158aa7ab8855073582b41d674b4055cabcc534728f659314861b4e08e2011566',
   serverHandshakeTrafficSecret: '3403e781e2af7b6508da28574f6e95a1abf162de83a97927c37672a4a0cef8a1',
+
+  /** The P-256 key pairs of the second key exchange (§5 "create an ephemeral P-256 key pair"). */
+  clientP256Private: 'ab5473467e19346ceb0a0414e41da21d4d2445bc3025afe97c4e8dc8d513da39',
+  serverP256Private: '8c510601f9765bfb8ed693449a48989859b5cfa879cb9f5443c41c5ff10634ed',
+  serverP256Public:
+    '04583e054b7a66672ae020ad9d2686fcc85b5ad41a134a0f03ee72b893052bd85b4c8de6776f5b04ac07d83540eab3e3' +
+    'd9c547bc6528c4317d294686093a6cad7d',
+
+  serverHandshakeKey: '4646bfac1712c426cd78d8a24a8a6f6b',
+  serverHandshakeIv: 'c7d395c08d62f297d13768ea',
+  clientHandshakeKey: '2f1f918663d590e7421149a29d94b0b6',
+  clientHandshakeIv: '414d5485235e1a688793bd74',
+
+  /** The server's encrypted flight (one record; the RFC's "payload" is these four messages in order). */
+  encryptedExtensions: '080000180016000a0008000600170018001d001c0002400100000000',
+  /** The same RSA certificate as §3. */
+  certificate:
+    '0b0001b9000001b50001b0308201ac30820115a003020102020102300d06092a864886f70d01010b0500300e310c300a' +
+    '06035504031303727361301e170d3136303733303031323335395a170d3236303733303031323335395a300e310c300a' +
+    '0603550403130372736130819f300d06092a864886f70d010101050003818d0030818902818100b4bb498f8279303d98' +
+    '0836399b36c6988c0c68de55e1bdb826d3901a2461eafd2de49a91d015abbc9a95137ace6c1af19eaa6af98c7ced4312' +
+    '0998e187a80ee0ccb0524b1b018c3e0b63264d449a6d38e22a5fda430846748030530ef0461c8ca9d9efbfae8ea6d1d0' +
+    '3e2bd193eff0ab9a8002c47428a6d35a8d88d79f7f1e3f0203010001a31a301830090603551d1304023000300b060355' +
+    '1d0f0404030205a0300d06092a864886f70d01010b05000381810085aad2a0e5b9276b908c65f73a7267170618a54c5f' +
+    '8a7b337d2df7a594365417f2eae8f8a58c8f8172f9319cf36b7fd6c55b80f21a03015156726096fd335e5e67f2dbf102' +
+    '702e608ccae6bec1fc63a42a99be5c3eb7107c3c54e9b9eb2bd5203b1c3b84e0a8b2f759409ba3eac9d91d402dcc0cc8' +
+    'f8961229ac9187b42b4de10000',
+  certificateVerify:
+    '0f0000840804008033ab13d4462707231b5dcae6c8190b63d1dabc74f28c395370da0b07e5b83066d0246a31acd95df4' +
+    '75bfd799a4a70d33ad93d3a317a9b2c0d237a5685b219e774112e391a247607d1aeff1bbd0a39f382ee1a5fe88ae99ec' +
+    '59228e6497e45d48ce275a6d5ef40d169fb6f9d33b052ed3dcdd6b5a48baafffbcb290128415bd38',
+  serverFinished: '140000208863e6bfb0420a927fa27f34336a70ae426e968e3eb884945b96856dba3976d1',
+  /** "{server} send handshake record: complete record (667 octets)". */
+  serverHandshakeRecord:
+    '170303029699bee20baf5b7fc727bfab6223928a381e6d0cf9c4da653f9d2a7b23f7de11cce842d5cf75631763450ffb' +
+    '8b0cc1d238e658af7a12adc86243114ab14a1da2fae42621ce483fb6242eabfaad52566b02b31d2eddedefeb80e66a99' +
+    '00d5f973b40c4fdf74719ecf1b68d7f9c3b6ceb903ca13dd1bb8f8187ae33417e1d152522c5822a1a03ad52c838c5595' +
+    '3d610222874cce8e1790b229a2aa0b53c8d377ee720182951dc6181dc5d90bd1f0105ed1e84aa5f75957c6661897079e' +
+    '5ea5007449e3197bdc7c9beeedddeafdd844afa5c315ecfe65e576afe909812880620ec7048b42d7f5c78d76f299d6d8' +
+    '2534bdd8f512febc0ed3814aca470cd8000d3e1cb9962b052fbb950df683a52c2ba77ed3713b122937a6e5170964e2ab' +
+    '7969dcd980b3db9b458da7603124d6dc005e4d6e04b4d0c4baf3275db827dbba0a6db09672171fc057b3851d7e026841' +
+    'e2978fbd2346bbefdd0376bb1108fe9acc92189f5650aa5e85d8e8c7b67ac510dba003d3d7e16350bb66d45013efd44c' +
+    '9b607c0d318c4c7d1a1f5cbc57e20611804e3787d7b4a4b5f08ed8fd70bdaeade02260b12ab842ef690b4a3ee7911e84' +
+    '1b374ecd5ebbbc2a54d047b600336dd7d0c88b4bc10e58ee6cb656de7247fa20d8e91deb84628608cf80615b62e96c14' +
+    '91c7ac3755eb6901405d3474fe1ac79d106a0cee56c2577fc88480f96cb6b8c681b7b68b53c146093908f350888175bd' +
+    'fb0b1e31ad61e30ba0adfe6d223aa03c0783b5001a57587c328a9afcfcfb978d1cd4328f7d9d60530e630befd96c0c81' +
+    '6ee20b0100768ae2a6df51fc68f172740a79af11398ee3be1252491fa9c693479e877f94ab7c5f8cad480203e6ab7b87' +
+    'dd71e8a0729113df17f5eee86ce108d1d72007ec1cd13c85a6c149621e77b7d78d805a30f0be030c315e54',
+  /** The client Finished, protected under the client handshake key (a 58-octet record). */
+  clientFinishedRecord:
+    '1703030035d74f1923c662fd34137c6f502f3dd2b93d951d1b3bc97e42afe23c31abea92fe91b474999e85e3b791ce25' +
+    '2fe8c3e9f939a4120cb2',
+
+  masterSecret: '1131545d0baf79ddce9b87f06945781a57dd18ef378dcd2060f8f9a569027ed8',
+  /** Transcript hash through the server Finished ("derive secret tls13 c ap traffic: hash"). */
+  serverFinishedHash: '50f63cbf36b0dd049e7a0ba27d6455745ea2aaac54bb167f9950b2b7ce9509da',
+  clientApplicationTrafficSecret: '75ecf4b972525aa0dcd057c9944d4cd5d82671d8843141d7dc2a4ff15a21dc51',
+  serverApplicationTrafficSecret: '5c74f87df04225db0f8209c9de6429e49435fdefa7cad61864874d12f31cfc8d',
+  exporterMasterSecret: '7c06d3ae106a3a374ace4837b3985cac67780a6e2c5c04b58319d584df09d223',
+  serverApplicationKey: 'f27a5d97bd25550c4823b0f3e5d29388',
+  serverApplicationIv: '0dd631f7b71cbbc797c35fe7',
+  clientApplicationKey: 'a7eb2a0525eb4331d58fcbf9f7ca2e9c',
+  clientApplicationIv: '86e8be227c1bd2b3e39cb444',
+  /** Transcript hash through the client Finished ("derive secret tls13 res master: hash"). */
+  clientFinishedHash: '0e8b349158b855fdcd0c11dbbc4e83e43caa6e483c6c65df53151888e50165f4',
+  resumptionMasterSecret: '09170c6d472721566f9cf99b08699daff561ec8fb22d5a32c3f94ce009b69975',
+  /** close_notify from each side, the first record under its application traffic keys. */
+  clientCloseNotifyRecord: '17030300132ea6cdf749196023e2b3a49491695536426047',
+  serverCloseNotifyRecord: '1703030013519fc5075cb0884349759ff9ef6f011bb4c6f2',
 } as const;

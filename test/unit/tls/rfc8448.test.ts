@@ -1,6 +1,6 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { X509Certificate, createPrivateKey, createPublicKey, diffieHellman } from 'node:crypto';
+import { X509Certificate, createECDH, createPrivateKey, createPublicKey, diffieHellman } from 'node:crypto';
 import {
   EarlySecret,
   Transcript,
@@ -9,7 +9,9 @@ import {
   trafficKeys,
 } from '../../../src/tls/key-schedule.js';
 import { suiteParams } from '../../../src/tls/suites.js';
-import { CipherSuite, NamedGroup, SignatureScheme } from '../../../src/tls/constants.js';
+import { ContentType, CipherSuite, HandshakeType, NamedGroup, SignatureScheme } from '../../../src/tls/constants.js';
+import { AlertDescription, AlertLevel } from '../../../src/tls/alerts.js';
+import { RecordOpener, RecordSealer } from '../../../src/tls/record.js';
 import {
   bindersLength,
   decodeCertificate,
@@ -18,7 +20,13 @@ import {
   decodeEncryptedExtensions,
   decodeNewSessionTicket,
   decodeServerHello,
+  encodeAlert,
+  frameHandshake,
   isHelloRetryRequestRandom,
+  encodeHandshake,
+  writeCertificate,
+  writeCertificateVerify,
+  writeEncryptedExtensions,
 } from '../../../src/tls/messages/index.js';
 import { certificateVerifyContent, verifySignature } from '../../../src/tls/signature-schemes.js';
 import { hrr, resumed, simple } from './rfc8448-vectors.js';
@@ -161,4 +169,165 @@ void test('RFC 8448 §5: the HelloRetryRequest transcript (message_hash) and han
   assert.equal(toHex(hs.secret), hrr.handshakeSecret);
   assert.equal(toHex(hs.clientHandshakeTrafficSecret(helloHash)), hrr.clientHandshakeTrafficSecret);
   assert.equal(toHex(hs.serverHandshakeTrafficSecret(helloHash)), hrr.serverHandshakeTrafficSecret);
+});
+
+// --- §5 after the ServerHello: the encrypted flight, Finished, application secrets, records ------
+
+/** §5 transcript through the ServerHello, with ClientHello1 replaced by message_hash. */
+function hrrTranscript(): Transcript {
+  const t = new Transcript();
+  t.add(hex(hrr.clientHello1));
+  t.start(suite.hash);
+  t.replaceWithMessageHash();
+  for (const m of [hrr.helloRetryRequest, hrr.clientHello2, hrr.serverHello]) t.add(hex(m));
+  return t;
+}
+
+/** The §5 handshake secrets from our key schedule, and the transcript through the ServerHello. */
+function hrrHandshake() {
+  const t = hrrTranscript();
+  const hs = new EarlySecret(suite).handshake(hex(hrr.sharedSecret));
+  const helloHash = t.current();
+  return { t, hs, cHs: hs.clientHandshakeTrafficSecret(helloHash), sHs: hs.serverHandshakeTrafficSecret(helloHash) };
+}
+
+/** The extensions of an EncryptedExtensions message, each as the hex of its type, length and body. */
+function extensionBlocks(message: Uint8Array): string[] {
+  const blocks: string[] = [];
+  const list = Buffer.from(message.subarray(6));
+  assert.equal(list.length, Buffer.from(message).readUInt16BE(4));
+  for (let i = 0; i < list.length; i += 4 + list.readUInt16BE(i + 2)) {
+    blocks.push(list.subarray(i, i + 4 + list.readUInt16BE(i + 2)).toString('hex'));
+  }
+  return blocks;
+}
+
+const serverFlight = hrr.encryptedExtensions + hrr.certificate + hrr.certificateVerify + hrr.serverFinished;
+const openRecord = (opener: RecordOpener, record: string) => {
+  const r = hex(record);
+  return opener.open(r.subarray(0, 5), r.subarray(5));
+};
+
+void test('RFC 8448 §5: the P-256 shared secret of the retried key share matches from either side', () => {
+  const clientPublic = decodeClientHello(body(hrr.clientHello2)).extensions.keyShares![0]!.keyExchange;
+  const serverPublic = decodeServerHello(body(hrr.serverHello)).extensions.keyShare!.keyExchange;
+  assert.equal(toHex(serverPublic), hrr.serverP256Public);
+
+  const client = createECDH('prime256v1');
+  client.setPrivateKey(Buffer.from(hrr.clientP256Private, 'hex'));
+  assert.equal(toHex(client.getPublicKey()), toHex(clientPublic));
+  const server = createECDH('prime256v1');
+  server.setPrivateKey(Buffer.from(hrr.serverP256Private, 'hex'));
+  assert.equal(toHex(server.getPublicKey()), hrr.serverP256Public);
+
+  assert.equal(toHex(client.computeSecret(serverPublic)), hrr.sharedSecret);
+  assert.equal(toHex(server.computeSecret(clientPublic)), hrr.sharedSecret);
+});
+
+void test("RFC 8448 §5: the server's encrypted flight opens under our server handshake key and seals back to the same record", () => {
+  const { sHs } = hrrHandshake();
+  assert.equal(toHex(trafficKeys(suite, sHs).key), hrr.serverHandshakeKey);
+  assert.equal(toHex(trafficKeys(suite, sHs).iv), hrr.serverHandshakeIv);
+
+  const opened = openRecord(new RecordOpener(suite, sHs), hrr.serverHandshakeRecord);
+  assert.equal(opened.type, ContentType.handshake);
+  assert.equal(toHex(opened.content), serverFlight);
+
+  const sealed = new RecordSealer(suite, sHs).seal(ContentType.handshake, hex(serverFlight));
+  assert.equal(toHex(sealed), hrr.serverHandshakeRecord);
+});
+
+void test('RFC 8448 §5: after a HelloRetryRequest the Finished messages, master, application and resumption secrets reproduce byte for byte', () => {
+  const { t, hs, cHs, sHs } = hrrHandshake();
+  assert.equal(toHex(trafficKeys(suite, cHs).key), hrr.clientHandshakeKey);
+  assert.equal(toHex(trafficKeys(suite, cHs).iv), hrr.clientHandshakeIv);
+  const master = hs.master();
+  assert.equal(toHex(master.secret), hrr.masterSecret);
+
+  for (const m of [hrr.encryptedExtensions, hrr.certificate, hrr.certificateVerify]) t.add(hex(m));
+  const serverVerifyData = finishedVerifyData(suite, sHs, t.current());
+  assert.equal(toHex(frameHandshake(HandshakeType.finished, serverVerifyData)), hrr.serverFinished);
+  t.add(hex(hrr.serverFinished));
+
+  const serverFinishedHash = t.current();
+  assert.equal(toHex(serverFinishedHash), hrr.serverFinishedHash);
+  const cAp = master.clientApplicationTrafficSecret(serverFinishedHash);
+  const sAp = master.serverApplicationTrafficSecret(serverFinishedHash);
+  assert.equal(toHex(cAp), hrr.clientApplicationTrafficSecret);
+  assert.equal(toHex(sAp), hrr.serverApplicationTrafficSecret);
+  assert.equal(toHex(master.exporterMasterSecret(serverFinishedHash)), hrr.exporterMasterSecret);
+  assert.equal(toHex(trafficKeys(suite, sAp).key), hrr.serverApplicationKey);
+  assert.equal(toHex(trafficKeys(suite, sAp).iv), hrr.serverApplicationIv);
+  assert.equal(toHex(trafficKeys(suite, cAp).key), hrr.clientApplicationKey);
+  assert.equal(toHex(trafficKeys(suite, cAp).iv), hrr.clientApplicationIv);
+
+  // The RFC prints the client Finished only protected; the transcript hash over our Finished
+  // (and the next test, which seals it) pins it byte for byte.
+  t.add(frameHandshake(HandshakeType.finished, finishedVerifyData(suite, cHs, serverFinishedHash)));
+  const clientFinishedHash = t.current();
+  assert.equal(toHex(clientFinishedHash), hrr.clientFinishedHash);
+  assert.equal(toHex(master.resumptionMasterSecret(clientFinishedHash)), hrr.resumptionMasterSecret);
+});
+
+void test('RFC 8448 §5: the client Finished we compute seals to the protected record of the trace', () => {
+  const { t, cHs } = hrrHandshake();
+  t.add(hex(serverFlight));
+  const clientFinished = frameHandshake(HandshakeType.finished, finishedVerifyData(suite, cHs, t.current()));
+
+  const sealed = new RecordSealer(suite, cHs).seal(ContentType.handshake, clientFinished);
+  assert.equal(toHex(sealed), hrr.clientFinishedRecord);
+  const opened = openRecord(new RecordOpener(suite, cHs), hrr.clientFinishedRecord);
+  assert.equal(opened.type, ContentType.handshake);
+  assert.equal(toHex(opened.content), toHex(clientFinished));
+});
+
+void test("RFC 8448 §5: each side's close_notify, its first record under the application keys, reproduces byte for byte", () => {
+  const { t, hs } = hrrHandshake();
+  t.add(hex(serverFlight));
+  const master = hs.master();
+  const closeNotify = encodeAlert(AlertLevel.warning, AlertDescription.close_notify);
+  const sides = [
+    { secret: master.clientApplicationTrafficSecret(t.current()), record: hrr.clientCloseNotifyRecord },
+    { secret: master.serverApplicationTrafficSecret(t.current()), record: hrr.serverCloseNotifyRecord },
+  ];
+  for (const { secret, record } of sides) {
+    assert.equal(toHex(new RecordSealer(suite, secret).seal(ContentType.alert, closeNotify)), record);
+    const opened = openRecord(new RecordOpener(suite, secret), record);
+    assert.equal(opened.type, ContentType.alert);
+    assert.equal(toHex(opened.content), toHex(closeNotify));
+  }
+});
+
+void test("RFC 8448 §5: the server's EncryptedExtensions, Certificate and CertificateVerify decode and re-encode, and the signature verifies over the retried transcript", () => {
+  const ee = decodeEncryptedExtensions(body(hrr.encryptedExtensions));
+  assert.equal(ee.serverNameAck, true);
+  assert.deepEqual(ee.supportedGroups, [NamedGroup.secp256r1, NamedGroup.secp384r1, NamedGroup.x25519]);
+  assert.deepEqual(
+    ee.unknown.map((e) => [e.type, toHex(e.data)]),
+    [[0x1c, '4001']], // record_size_limit
+  );
+  const cert = decodeCertificate(body(hrr.certificate));
+  assert.equal(cert.context.length, 0);
+  assert.equal(cert.entries.length, 1);
+  const cv = decodeCertificateVerify(body(hrr.certificateVerify));
+  assert.equal(cv.scheme, SignatureScheme.rsa_pss_rsae_sha256);
+
+  // Our EncryptedExtensions model keeps no extension order and writes server_name first; the
+  // trace has supported_groups, record_size_limit, server_name. Same extensions, same bytes each.
+  const eeAgain = encodeHandshake(HandshakeType.encrypted_extensions, (w) => writeEncryptedExtensions(w, ee));
+  assert.deepEqual(decodeEncryptedExtensions(eeAgain.subarray(4)), ee);
+  assert.deepEqual(extensionBlocks(eeAgain).sort(), extensionBlocks(hex(hrr.encryptedExtensions)).sort());
+  assert.equal(toHex(encodeHandshake(HandshakeType.certificate, (w) => writeCertificate(w, cert))), hrr.certificate);
+  assert.equal(toHex(encodeHandshake(HandshakeType.certificate_verify, (w) => writeCertificateVerify(w, cv))), hrr.certificateVerify);
+
+  const t = hrrTranscript();
+  t.add(hex(hrr.encryptedExtensions));
+  t.add(hex(hrr.certificate));
+  const publicKey = new X509Certificate(cert.entries[0]!.data).publicKey;
+  assert.ok(verifySignature(cv.scheme, publicKey, certificateVerifyContent('server', t.current()), cv.signature));
+  // The same signature does not verify over the §3 transcript: the HelloRetryRequest is signed over.
+  const t3 = new Transcript();
+  t3.start(suite.hash);
+  for (const m of [simple.clientHello, simple.serverHello, simple.encryptedExtensions, simple.certificate]) t3.add(hex(m));
+  assert.ok(!verifySignature(cv.scheme, publicKey, certificateVerifyContent('server', t3.current()), cv.signature));
 });
