@@ -67,7 +67,10 @@ export type TlsEvent =
   | { readonly type: 'session'; readonly session: TlsSession };
 
 export interface Progress {
-  /** Bytes to send to the peer, in order. */
+  /**
+   * Bytes to send to the peer, in order: whole records in each element, or, when the
+   * connection's `joinOutput` is false, pieces of records to be written together (writev).
+   */
   readonly output: Uint8Array[];
   readonly events: TlsEvent[];
   /** Present while the handshake waits on async work (a remote signer); call `poll()` when it settles. It never rejects. */
@@ -118,6 +121,13 @@ export abstract class Connection {
   private keyUpdatesWithoutData = 0;
   protected traffic: TrafficState | undefined;
   protected handshakeInfo: HandshakeInfo | undefined;
+  /**
+   * True (the default): each element of `Progress.output` holds whole records (pending records
+   * are joined into one buffer). False: `output` lists the pieces as sealed (header,
+   * ciphertext, tag per record), which an adapter writes in order in one go (a corked socket
+   * does one writev) without the copy of the join.
+   */
+  joinOutput = true;
 
   constructor(protected readonly keylog?: KeyLogger) {}
 
@@ -134,10 +144,10 @@ export abstract class Connection {
   poll(): Progress {
     let output: Uint8Array[] = [];
     try {
-      output = this.records.takeOutput();
+      output = this.records.takeOutput(this.joinOutput);
     } catch (e) {
       this.fail(e);
-      output = this.records.takeOutput();
+      output = this.records.takeOutput(this.joinOutput);
     }
     const events = this.events;
     this.events = [];

@@ -302,16 +302,17 @@ export class RecordLayer {
   }
 
   /**
-   * Bytes to send: everything pending joined into one buffer (one copy, one socket write),
-   * always whole records. Empty array when there is nothing to send.
+   * Bytes to send, in order; empty array when there is nothing to send. Joined (the default):
+   * one buffer of whole records. Not joined: the pieces as sealed (header, ciphertext, tag of
+   * each record), whose concatenation is whole records, for a writev without the copy.
    */
-  takeOutput(): Uint8Array[] {
+  takeOutput(join = true): Uint8Array[] {
     this.flushHandshake();
     const out = this.output;
     const n = this.outputLength;
     this.output = [];
     this.outputLength = 0;
-    if (out.length <= 1) return out;
+    if (out.length <= 1 || !join) return out;
     return [Buffer.concat(out, n)];
   }
 }

@@ -43,6 +43,8 @@ export class TLSSocket extends Duplex {
   ) {
     super({ allowHalfOpen: false });
     this.conn = makeConnection((line) => this.emit('keylog', Buffer.from(`${line}\n`, 'latin1')));
+    // Records leave as sealed pieces in one writev (see `send`), not joined by a copy.
+    this.conn.joinOutput = false;
     socket.setNoDelay(true);
     socket.on('data', (chunk: Buffer) => this.handle(this.conn.feed(chunk)));
     socket.on('end', () => this.onSocketEnd());
@@ -125,8 +127,20 @@ export class TLSSocket extends Duplex {
 
   // --- driving the connection -----------------------------------------------------------------------
 
+  /** Writes record pieces in order; several pieces go out corked, as one writev. */
+  private send(output: Uint8Array[]): void {
+    if (output.length === 0 || !this.socket.writable) return;
+    if (output.length === 1) {
+      this.socket.write(output[0]!);
+      return;
+    }
+    this.socket.cork();
+    for (const piece of output) this.socket.write(piece);
+    this.socket.uncork();
+  }
+
   private handle(p: Progress): void {
-    if (this.socket.writable) for (const chunk of p.output) this.socket.write(chunk);
+    this.send(p.output);
     for (const e of p.events) {
       switch (e.type) {
         case 'handshake':
