@@ -26,11 +26,23 @@ export type InboundItem =
 
 const EMPTY = new Uint8Array(0);
 
+/** Bytes of the largest protected record, header included: the size of the join scratch buffer. */
+const MAX_RECORD = RECORD_HEADER_LENGTH + MAX_PLAINTEXT + 256;
+
 export class RecordLayer {
-  /** Unconsumed received bytes: `input` is parsed from; later chunks wait in `queued` (uncopied). */
+  /**
+   * Unconsumed received bytes: `input[inputPos..]` is parsed from; later chunks wait in `queued`
+   * (uncopied). Parsing advances `inputPos` instead of slicing the chunk once per record.
+   */
   private input: Uint8Array = EMPTY;
+  private inputPos = 0;
   private queued: Uint8Array[] = [];
   private queuedLength = 0;
+  /**
+   * Reused for joining a protected record split across chunks: its plaintext comes out of the
+   * decipher in a new buffer, so nothing keeps referring to the joined ciphertext.
+   */
+  private joinScratch: Buffer | undefined;
   private hsBuffer: Uint8Array = EMPTY;
   private reader: RecordOpener | undefined;
   private writer: RecordSealer | undefined;
@@ -59,26 +71,33 @@ export class RecordLayer {
    */
   push(data: Uint8Array): void {
     if (data.length === 0) return;
-    if (this.input.length === 0 && this.queuedLength === 0) {
+    if (this.inputPos === this.input.length && this.queuedLength === 0) {
       this.input = data;
+      this.inputPos = 0;
     } else {
       this.queued.push(data);
       this.queuedLength += data.length;
     }
   }
 
-  /** Makes `input` hold at least `n` bytes (moving bytes from `queued`); false if fewer arrived. */
-  private fill(n: number): boolean {
-    if (this.input.length >= n) return true;
-    if (this.input.length + this.queuedLength < n) return false;
-    if (this.input.length === 0) {
+  /**
+   * Makes `input[inputPos..]` hold at least `n` bytes (moving bytes from `queued`); false if
+   * fewer arrived. A join goes into `scratch` when given (it must hold `n` bytes).
+   */
+  private fill(n: number, scratch?: Buffer): boolean {
+    let have = this.input.length - this.inputPos;
+    if (have >= n) return true;
+    if (have + this.queuedLength < n) return false;
+    if (have === 0) {
       this.input = this.queued.shift()!;
+      this.inputPos = 0;
       this.queuedLength -= this.input.length;
-      if (this.input.length >= n) return true;
+      have = this.input.length;
+      if (have >= n) return true;
     }
-    const joined = Buffer.allocUnsafe(n);
-    joined.set(this.input, 0);
-    let off = this.input.length;
+    const joined = scratch ?? Buffer.allocUnsafe(n);
+    joined.set(this.inputPos === 0 ? this.input : this.input.subarray(this.inputPos), 0);
+    let off = have;
     while (off < n) {
       const chunk = this.queued[0]!;
       const take = Math.min(chunk.length, n - off);
@@ -88,13 +107,14 @@ export class RecordLayer {
       if (take === chunk.length) this.queued.shift();
       else this.queued[0] = chunk.subarray(take);
     }
-    this.input = joined;
+    this.input = joined.length === n ? joined : joined.subarray(0, n);
+    this.inputPos = 0;
     return true;
   }
 
   /** Bytes received and not yet consumed (for diagnostics and the no-hang checks). */
   get bufferedInput(): number {
-    return this.input.length + this.queuedLength + this.hsBuffer.length;
+    return this.input.length - this.inputPos + this.queuedLength + this.hsBuffer.length;
   }
 
   get hasReadProtection(): boolean {
@@ -124,23 +144,49 @@ export class RecordLayer {
     }
   }
 
-  private takeRecord(): { type: number; content: Uint8Array } | undefined {
+  private takeRecord(): { readonly type: number; readonly content: Uint8Array } | undefined {
     if (!this.fill(RECORD_HEADER_LENGTH)) return undefined;
     let buf = this.input;
-    const type = buf[0]!;
-    const length = (buf[3]! << 8) | buf[4]!;
+    let start = this.inputPos;
+    const type = buf[start]!;
+    const length = (buf[start + 3]! << 8) | buf[start + 4]!;
     // legacy_record_version is ignored except that it must look like TLS (major version 3).
-    if (buf[1] !== 0x03) throw new DecodeError(`record version ${buf[1]}.${buf[2]} is not TLS`);
+    if (buf[start + 1] !== 0x03) throw new DecodeError(`record version ${buf[start + 1]}.${buf[start + 2]} is not TLS`);
     const protectedRecord = this.reader !== undefined && type === ContentType.application_data;
     if (length > (protectedRecord ? MAX_PLAINTEXT + 256 : MAX_PLAINTEXT)) {
       throw new RecordOverflow(`record of ${length} bytes`);
     }
-    if (!this.fill(RECORD_HEADER_LENGTH + length)) return undefined;
+    const end = RECORD_HEADER_LENGTH + length;
+    if (!this.fill(end, protectedRecord ? (this.joinScratch ??= Buffer.allocUnsafe(MAX_RECORD)) : undefined)) return undefined;
     buf = this.input;
-    const header = buf.subarray(0, RECORD_HEADER_LENGTH);
-    const payload = buf.subarray(RECORD_HEADER_LENGTH, RECORD_HEADER_LENGTH + length);
-    this.input = buf.length === RECORD_HEADER_LENGTH + length ? EMPTY : buf.subarray(RECORD_HEADER_LENGTH + length);
+    start = this.inputPos;
+    if (start + end === buf.length) {
+      // Chunk used up: drop it now (an idle connection should not pin its last 64 KiB read).
+      this.input = EMPTY;
+      this.inputPos = 0;
+    } else {
+      this.inputPos = start + end;
+    }
 
+    if (protectedRecord) {
+      const reader = this.reader!;
+      if (this.skipEarlyDataBudget > 0) {
+        try {
+          const opened = reader.openIn(buf, start, start + end);
+          this.skipEarlyDataBudget = 0; // the first record that opens ends the skipping
+          if (opened.type === ContentType.change_cipher_spec) throw new UnexpectedMessage('protected change_cipher_spec');
+          return opened;
+        } catch (e) {
+          if (!(e instanceof BadRecordMac) || length > this.skipEarlyDataBudget) throw e;
+          this.skipEarlyDataBudget -= length;
+          return this.takeRecord();
+        }
+      }
+      const opened = reader.openIn(buf, start, start + end);
+      if (opened.type === ContentType.change_cipher_spec) throw new UnexpectedMessage('protected change_cipher_spec');
+      return opened;
+    }
+    const payload = buf.subarray(start + RECORD_HEADER_LENGTH, start + end);
     if (type === ContentType.change_cipher_spec) {
       // §5: an unprotected CCS of exactly 0x01, only while the handshake is in progress.
       if (this.changeCipherSpecAllowance <= 0 || length !== 1 || payload[0] !== 0x01 || this.hsBuffer.length > 0) {
@@ -150,23 +196,6 @@ export class RecordLayer {
       return { type, content: payload };
     }
     if (this.reader) {
-      if (type === ContentType.application_data) {
-        if (this.skipEarlyDataBudget > 0) {
-          try {
-            const opened = this.reader.open(header, payload);
-            this.skipEarlyDataBudget = 0; // the first record that opens ends the skipping
-            if (opened.type === ContentType.change_cipher_spec) throw new UnexpectedMessage('protected change_cipher_spec');
-            return { type: opened.type, content: opened.content };
-          } catch (e) {
-            if (!(e instanceof BadRecordMac) || payload.length > this.skipEarlyDataBudget) throw e;
-            this.skipEarlyDataBudget -= payload.length;
-            return this.takeRecord();
-          }
-        }
-        const opened = this.reader.open(header, payload);
-        if (opened.type === ContentType.change_cipher_spec) throw new UnexpectedMessage('protected change_cipher_spec');
-        return { type: opened.type, content: opened.content };
-      }
       if (type === ContentType.alert && this.allowPlaintextAlerts) return { type, content: payload };
       throw new UnexpectedMessage(`unprotected record of type ${type} after keys were set`);
     }

@@ -55,8 +55,17 @@ abstract class RecordCipher {
     const nonce = this.nonce;
     const low = seq % 0x100000000;
     const high = (seq - low) / 0x100000000;
-    nonce.writeUInt32BE((this.ivLow ^ low) >>> 0, 8);
-    nonce.writeUInt32BE((this.ivHigh ^ high) >>> 0, 4);
+    // Plain byte stores: Buffer#writeUInt32BE range-checks its value and offset on every call.
+    const l = this.ivLow ^ low;
+    const h = this.ivHigh ^ high;
+    nonce[4] = h >>> 24;
+    nonce[5] = h >>> 16;
+    nonce[6] = h >>> 8;
+    nonce[7] = h;
+    nonce[8] = l >>> 24;
+    nonce[9] = l >>> 16;
+    nonce[10] = l >>> 8;
+    nonce[11] = l;
     return nonce;
   }
 }
@@ -121,19 +130,37 @@ export class RecordSealer extends RecordCipher {
   }
 }
 
+/** An opened record: the real content type and the content (padding removed). */
+export interface OpenedRecord {
+  readonly type: number;
+  readonly content: Buffer;
+}
+
 export class RecordOpener extends RecordCipher {
   /**
    * Opens a protected record given its 5-byte header and its payload. Returns the real content
    * type and the content (padding removed). BadRecordMac on authentication failure.
    */
-  open(header: Uint8Array, payload: Uint8Array): { type: number; content: Buffer } {
-    if (payload.length > MAX_CIPHERTEXT) throw new RecordOverflow('ciphertext record over 2^14+256 bytes');
-    const tagLength = this.suite.tagLength;
-    if (payload.length < tagLength + 1) throw new BadRecordMac('record shorter than its tag');
+  open(header: Uint8Array, payload: Uint8Array): OpenedRecord {
+    const record = new Uint8Array(header.length + payload.length);
+    record.set(header, 0);
+    record.set(payload, header.length);
+    return this.openIn(record, 0, record.length);
+  }
+
+  /**
+   * Opens the protected record `buf[start..end)` (header included) in place: the record layer
+   * parses received chunks without slicing out each record first.
+   */
+  openIn(buf: Uint8Array, start: number, end: number): OpenedRecord {
+    const payloadStart = start + RECORD_HEADER_LENGTH;
+    if (end - payloadStart > MAX_CIPHERTEXT) throw new RecordOverflow('ciphertext record over 2^14+256 bytes');
+    const tagStart = end - this.suite.tagLength;
+    if (tagStart - payloadStart < 1) throw new BadRecordMac('record shorter than its tag');
     const decipher = createDecipheriv(this.algorithm as CipherGCMTypes, this.key, this.nextNonce(), { authTagLength: 16 });
-    decipher.setAAD(header);
-    decipher.setAuthTag(payload.subarray(payload.length - tagLength));
-    const inner = decipher.update(payload.subarray(0, payload.length - tagLength));
+    decipher.setAAD(buf.subarray(start, payloadStart));
+    decipher.setAuthTag(buf.subarray(tagStart, end));
+    const inner = decipher.update(buf.subarray(payloadStart, tagStart));
     try {
       decipher.final();
     } catch {

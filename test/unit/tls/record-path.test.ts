@@ -1,0 +1,222 @@
+/**
+ * The bulk record path: received records parsed in place, records split across chunks joined
+ * (protected ones into a reused buffer), and sealed output handed out as pieces for a writev
+ * (`joinOutput = false`) instead of one joined buffer. Data must arrive intact and in order
+ * whatever the chunking, on both sides, for every suite.
+ */
+import { describe, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { once } from 'node:events';
+import { createHash, randomBytes } from 'node:crypto';
+import type { AddressInfo } from 'node:net';
+import fc from 'fast-check';
+import { ClientConnection } from '../../../src/tls/client.js';
+import { ServerConfig, ServerConnection } from '../../../src/tls/server.js';
+import { CipherSuite, ContentType } from '../../../src/tls/constants.js';
+import type { Connection } from '../../../src/tls/connection.js';
+import { connect, createServer, type TLSSocket } from '../../../src/tls/socket.js';
+import { doHandshake, splitRecords, type Pair } from './pair.js';
+import { testPki } from './pki.js';
+
+let serverConfig: ServerConfig | undefined;
+async function pair(cipherSuite: number = CipherSuite.TLS_AES_128_GCM_SHA256): Promise<Pair> {
+  const pki = await testPki();
+  if (!serverConfig) {
+    const leaf = await pki.leaf('p256');
+    serverConfig = new ServerConfig({ certificates: [{ cert: leaf.pem, key: leaf.key }] });
+  }
+  const p = await doHandshake(new ClientConnection({ servername: 'localhost', ca: [pki.ca.pem], cipherSuites: [cipherSuite] }), new ServerConnection(serverConfig));
+  assert.equal(p.client.error, undefined);
+  assert.equal(p.server.error, undefined);
+  return p;
+}
+
+/** What `conn` sends for `data`, as one byte string. */
+function sealed(conn: Connection, data: Uint8Array): Buffer {
+  conn.write(data);
+  return Buffer.concat(conn.poll().output);
+}
+
+/** Feeds `wire` to `conn` cut at `cuts` (sorted offsets) and returns the data it delivered. */
+function feedCut(conn: Connection, wire: Uint8Array, cuts: readonly number[]): Buffer {
+  const out: Uint8Array[] = [];
+  let from = 0;
+  for (const to of [...cuts, wire.length]) {
+    for (const e of conn.feed(wire.subarray(from, to)).events) {
+      if (e.type === 'error') throw e.error;
+      if (e.type === 'data') out.push(e.data);
+    }
+    from = to;
+  }
+  return Buffer.concat(out);
+}
+
+void describe('receiving records split across chunks', () => {
+  void test('three records cut at every offset of the first two (header bytes included) arrive intact', async () => {
+    const p = await pair();
+    const data = randomBytes(3 * 16384 - 100);
+    const wire = sealed(p.client.conn, data);
+    const records = splitRecords(wire);
+    assert.equal(records.length, 3);
+    const server = p.server.conn;
+    assert.ok(feedCut(server, wire, []).equals(data));
+    // The same connection keeps reading: each round sends the same sizes again, cut once at
+    // the next offset (every offset through the first headers, then every 97th byte).
+    const step = 97;
+    let received = 0;
+    for (let offset = 1; offset < records[0]!.length + records[1]!.length; offset += offset < 8 ? 1 : step) {
+      const w = sealed(p.client.conn, data);
+      const got = feedCut(server, w, [offset]);
+      assert.ok(got.equals(data), `cut at ${offset}`);
+      received += got.length;
+    }
+    assert.ok(received > 0);
+  });
+
+  void test('a stream fed in random-sized chunks (down to one byte) delivers every byte in order', async () => {
+    const p = await pair();
+    await fc.assert(
+      fc.asyncProperty(fc.array(fc.integer({ min: 1, max: 40000 }), { minLength: 1, maxLength: 12 }), fc.integer({ min: 1, max: 70000 }), async (sizes, total) => {
+        const data = randomBytes(total);
+        const wire = sealed(p.client.conn, data);
+        const cuts: number[] = [];
+        let at = 0;
+        for (let i = 0; at < wire.length; i++) {
+          at += sizes[i % sizes.length]!;
+          if (at < wire.length) cuts.push(at);
+        }
+        assert.ok(feedCut(p.server.conn, wire, cuts).equals(data));
+      }),
+      { numRuns: 40 },
+    );
+  });
+
+  void test('data delivered from joined records stays intact after later records are joined', async () => {
+    // Joined protected records share one scratch buffer; the plaintext handed out must not.
+    const p = await pair();
+    const data = randomBytes(20 * 16384);
+    const wire = sealed(p.client.conn, data);
+    const kept: Uint8Array[] = [];
+    for (let off = 0; off < wire.length; off += 7001) {
+      for (const e of p.server.conn.feed(wire.subarray(off, Math.min(off + 7001, wire.length))).events) if (e.type === 'data') kept.push(e.data);
+    }
+    assert.ok(Buffer.concat(kept).equals(data));
+  });
+
+  void test('the whole server flight fed one byte at a time completes the handshake, then data one byte at a time arrives', async () => {
+    const pki = await testPki();
+    const leaf = await pki.leaf('p256');
+    const client = new ClientConnection({ servername: 'localhost', ca: [pki.ca.pem] });
+    const server = new ServerConnection(new ServerConfig({ certificates: [{ cert: leaf.pem, key: leaf.key }] }));
+    const hello = Buffer.concat(client.poll().output);
+    const flight = Buffer.concat(server.feed(hello).output);
+    let finished: Uint8Array[] = [];
+    for (let i = 0; i < flight.length; i++) {
+      const pr = client.feed(flight.subarray(i, i + 1));
+      assert.ok(!pr.events.some((e) => e.type === 'error'));
+      finished = finished.concat(pr.output);
+    }
+    assert.ok(client.isConnected);
+    server.feed(Buffer.concat(finished));
+    assert.ok(server.isConnected);
+    const data = randomBytes(3000);
+    const wire = sealed(client, data);
+    assert.ok(feedCut(server, wire, Array.from({ length: wire.length - 1 }, (_, i) => i + 1)).equals(data));
+  });
+
+  for (const suite of [CipherSuite.TLS_AES_256_GCM_SHA384, CipherSuite.TLS_CHACHA20_POLY1305_SHA256]) {
+    void test(`suite 0x${suite.toString(16)}: records cut in odd chunks arrive intact`, async () => {
+      const p = await pair(suite);
+      const data = randomBytes(5 * 16384 + 17);
+      const wire = sealed(p.client.conn, data);
+      const cuts = Array.from({ length: Math.floor(wire.length / 5003) }, (_, i) => (i + 1) * 5003);
+      assert.ok(feedCut(p.server.conn, wire, cuts).equals(data));
+    });
+  }
+});
+
+void describe('sealed output as pieces (joinOutput = false)', () => {
+  void test('the pieces of a poll are header, ciphertext and tag of each record and concatenate to whole records', async () => {
+    const p = await pair();
+    const conn = p.server.conn;
+    conn.joinOutput = false;
+    conn.write(randomBytes(4 * 16384 + 5));
+    const pieces = conn.poll().output;
+    assert.equal(pieces.length, 15, 'header, ciphertext and tag of five records');
+    const wire = Buffer.concat(pieces);
+    const records = splitRecords(wire);
+    assert.equal(records.length, 5);
+    assert.equal(
+      records.reduce((n, r) => n + r.length, 0),
+      wire.length,
+      'no bytes outside whole records',
+    );
+    for (const r of records) assert.equal(r[0], ContentType.application_data);
+  });
+
+  void test('pieces fed to the peer one at a time deliver the data, and joined output still comes as one buffer', async () => {
+    const p = await pair();
+    p.server.conn.joinOutput = false;
+    const data = randomBytes(100000);
+    p.server.conn.write(data);
+    const out: Uint8Array[] = [];
+    for (const piece of p.server.conn.poll().output) for (const e of p.client.conn.feed(piece).events) if (e.type === 'data') out.push(e.data);
+    assert.ok(Buffer.concat(out).equals(data));
+    p.server.conn.joinOutput = true;
+    p.server.conn.write(data);
+    const joined = p.server.conn.poll().output;
+    assert.equal(joined.length, 1);
+    assert.equal(splitRecords(joined[0]!).length, 7);
+  });
+});
+
+void describe('TLSSocket bulk path over loopback', () => {
+  void test('32 MiB each way, in writes of assorted sizes, arrive byte for byte (digests match)', async () => {
+    const pki = await testPki();
+    const leaf = await pki.leaf('p256');
+    const total = 32 << 20;
+    const source = randomBytes(1 << 20);
+    const sizes = [1, 100, 16384, 16385, 65536, 100000, 7];
+    // Writes walk through `source` with the sizes above, wrapping around.
+    async function send(s: TLSSocket): Promise<string> {
+      const h = createHash('sha256');
+      let sent = 0;
+      for (let i = 0; sent < total; i++) {
+        const n = Math.min(sizes[i % sizes.length]!, total - sent);
+        const off = (sent * 7) % (source.length - n);
+        const piece = source.subarray(off, off + n);
+        h.update(piece);
+        sent += n;
+        if (!s.write(piece)) await once(s, 'drain');
+      }
+      return h.digest('hex');
+    }
+    function receive(s: TLSSocket): Promise<string> {
+      const h = createHash('sha256');
+      let got = 0;
+      return new Promise((resolve) => {
+        s.on('data', (d: Buffer) => {
+          h.update(d);
+          got += d.length;
+          if (got === total) resolve(h.digest('hex'));
+        });
+      });
+    }
+    let serverResult: Promise<[string, string]> | undefined;
+    const server = createServer({ cert: leaf.pem, key: leaf.keyPem }, (s) => {
+      s.on('error', () => undefined);
+      serverResult = Promise.all([receive(s), send(s)]);
+    });
+    server.listen(0, '127.0.0.1');
+    await once(server, 'listening');
+    const client = connect({ host: '127.0.0.1', port: (server.address() as AddressInfo).port, servername: 'localhost', ca: [pki.ca.pem] });
+    await once(client, 'secureConnect');
+    const [clientGot, clientSent] = await Promise.all([receive(client), send(client)]);
+    const [serverGot, serverSent] = await serverResult!;
+    assert.equal(serverGot, clientSent);
+    assert.equal(clientGot, serverSent);
+    client.end();
+    await once(client, 'close');
+    await new Promise<void>((resolve) => server.close(() => resolve()));
+  });
+});
