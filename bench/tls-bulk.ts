@@ -8,17 +8,34 @@
  * process pinned to core 0 (TLS_AES_128_GCM_SHA256). Upload: the client sends MiB bytes and the
  * server answers one byte once it has read them all. Download: the server sends MiB bytes in
  * 64 KiB writes with backpressure. MB/s = 10^6 bytes per second of wall time, medians of rounds
- * (servers alternate round by round).
+ * (servers alternate round by round). "us/rec" = user+system CPU time of the server process
+ * during the measured transfer per 16 KiB of payload (one full record): wall-clock MB/s
+ * depends on which side is the bottleneck, CPU per record shows the server's own cost.
  */
 import { fileURLToPath } from 'node:url';
 import * as nodeTls from 'node:tls';
-import { IMPLS, IMPL_NAMES, canPin, fmt, loadAverage, makeCertificates, median, nextMessage, serverRole, spawnNode, type Impl } from './tls-support.js';
+import type { ChildProcess } from 'node:child_process';
+import { IMPLS, IMPL_NAMES, canPin, fmt, loadAverage, makeCertificates, median, nextMessage, serverRole, spawnNode, type Impl, type ServerStats } from './tls-support.js';
 
 const SCRIPT = fileURLToPath(import.meta.url);
 
 interface BulkResult {
   readonly uploadMBps: number;
   readonly downloadMBps: number;
+  /** Server CPU (user + system) per 16 KiB of payload, microseconds. */
+  readonly uploadUsPerRecord: number;
+  readonly downloadUsPerRecord: number;
+}
+
+/** Client -> parent: a measured transfer starts or ends (the parent reads the server's CPU), or the results. */
+type ClientMessage = { readonly phase: 'start' | 'end' } | { readonly result: { readonly uploadMBps: number; readonly downloadMBps: number } };
+
+/** Tells the parent a measured phase starts/ends and waits until it has read the server's CPU counter. */
+function mark(phase: 'start' | 'end'): Promise<void> {
+  return new Promise((resolve) => {
+    process.once('message', () => resolve());
+    process.send!({ phase } satisfies ClientMessage);
+  });
 }
 
 async function clientRole(port: number, bytes: number): Promise<void> {
@@ -31,6 +48,7 @@ async function clientRole(port: number, bytes: number): Promise<void> {
     const s = await connectOnce();
     const chunk = Buffer.alloc(64 * 1024, 0x41);
     const done = new Promise<void>((res) => s.once('data', () => res()));
+    if (measured) await mark('start');
     const start = process.hrtime.bigint();
     s.write(`U${bytes}\n`);
     let left = bytes;
@@ -41,12 +59,14 @@ async function clientRole(port: number, bytes: number): Promise<void> {
     }
     await done;
     const secs = Number(process.hrtime.bigint() - start) / 1e9;
+    if (measured) await mark('end');
     s.destroy();
     return bytes / secs / 1e6;
   };
   const download = async (): Promise<number> => {
     const s = await connectOnce();
     let got = 0;
+    if (measured) await mark('start');
     const start = process.hrtime.bigint();
     await new Promise<void>((res) => {
       s.on('data', (d: Buffer) => {
@@ -56,18 +76,29 @@ async function clientRole(port: number, bytes: number): Promise<void> {
       s.write(`D${bytes}\n`);
     });
     const secs = Number(process.hrtime.bigint() - start) / 1e9;
+    if (measured) await mark('end');
     s.destroy();
     return bytes / secs / 1e6;
   };
   // Warm-up on a small transfer, then measure.
   const full = bytes;
+  let measured = false;
   bytes = Math.min(full, 8 << 20);
   await upload();
   await download();
   bytes = full;
-  const result: BulkResult = { uploadMBps: await upload(), downloadMBps: await download() };
-  process.send!(result);
+  measured = true;
+  const uploadMBps = await upload();
+  const downloadMBps = await download();
+  process.send!({ result: { uploadMBps, downloadMBps } } satisfies ClientMessage);
   process.exit(0);
+}
+
+/** Reads (and resets) the server child's CPU counter. */
+async function serverCpuMs(server: ChildProcess): Promise<number> {
+  const stats = nextMessage<ServerStats>(server);
+  server.send('stats');
+  return (await stats).cpuMs;
 }
 
 async function oneRound(impl: Impl, cert: string, key: string, bytes: number, pin: boolean): Promise<BulkResult> {
@@ -75,7 +106,17 @@ async function oneRound(impl: Impl, cert: string, key: string, bytes: number, pi
   try {
     const { port } = await nextMessage<{ port: number }>(server);
     const client = spawnNode(SCRIPT, ['--client', String(port), String(bytes)], pin ? 0 : undefined);
-    return await nextMessage<BulkResult>(client);
+    const cpuMs: number[] = []; // server CPU of the measured upload, then download
+    for (;;) {
+      const m = await nextMessage<ClientMessage>(client);
+      if ('result' in m) {
+        const perRecord = (ms: number | undefined): number => ((ms ?? NaN) * 1000) / (bytes / 16384);
+        return { ...m.result, uploadUsPerRecord: perRecord(cpuMs[0]), downloadUsPerRecord: perRecord(cpuMs[1]) };
+      }
+      const ms = await serverCpuMs(server);
+      if (m.phase === 'end') cpuMs.push(ms);
+      client.send('go');
+    }
   } finally {
     server.kill('SIGTERM');
   }
@@ -95,16 +136,20 @@ async function main(): Promise<void> {
   } finally {
     await cleanup();
   }
-  console.log('| server | upload MB/s (median) | all rounds | download MB/s (median) | all rounds |');
-  console.log('| --- | ---: | --- | ---: | --- |');
-  const med: Record<Impl, { up: number; down: number }> = { ours: { up: 0, down: 0 }, node: { up: 0, down: 0 } };
+  console.log('| server | upload MB/s (median) | all rounds | server us/rec | download MB/s (median) | all rounds | server us/rec |');
+  console.log('| --- | ---: | --- | ---: | ---: | --- | ---: |');
+  const med: Record<Impl, { up: number; down: number; upUs: number; downUs: number }> = { ours: { up: 0, down: 0, upUs: 0, downUs: 0 }, node: { up: 0, down: 0, upUs: 0, downUs: 0 } };
   for (const impl of IMPLS) {
     const rs = results[impl];
-    med[impl] = { up: median(rs.map((r) => r.uploadMBps)), down: median(rs.map((r) => r.downloadMBps)) };
-    console.log(`| ${IMPL_NAMES[impl]} | ${fmt(med[impl].up)} | ${rs.map((r) => fmt(r.uploadMBps)).join(', ')} | ${fmt(med[impl].down)} | ${rs.map((r) => fmt(r.downloadMBps)).join(', ')} |`);
+    const m = { up: median(rs.map((r) => r.uploadMBps)), down: median(rs.map((r) => r.downloadMBps)), upUs: median(rs.map((r) => r.uploadUsPerRecord)), downUs: median(rs.map((r) => r.downloadUsPerRecord)) };
+    med[impl] = m;
+    console.log(
+      `| ${IMPL_NAMES[impl]} | ${fmt(m.up)} | ${rs.map((r) => fmt(r.uploadMBps)).join(', ')} | ${m.upUs.toFixed(1)} | ${fmt(m.down)} | ${rs.map((r) => fmt(r.downloadMBps)).join(', ')} | ${m.downUs.toFixed(1)} |`,
+    );
   }
   console.log('');
   console.log(`ours/node:tls: upload (server decrypts) ${fmt((med.ours.up / med.node.up) * 100)}%, download (server encrypts) ${fmt((med.ours.down / med.node.down) * 100)}%`);
+  console.log(`server CPU per record, node:tls/ours: upload ${fmt((med.node.upUs / med.ours.upUs) * 100)}%, download ${fmt((med.node.downUs / med.ours.downUs) * 100)}%`);
 }
 
 const role = process.argv[2];
