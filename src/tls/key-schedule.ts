@@ -9,31 +9,76 @@
  */
 import * as crypto from 'node:crypto';
 import { createHash, createHmac, timingSafeEqual, type Hash } from 'node:crypto';
+import { HmacSha256 } from './sha256.js';
 import type { HashName, SuiteParams } from './suites.js';
 
-// --- HMAC and HKDF (RFC 2104, RFC 5869) on node:crypto ---------------------------------------------
+// --- HMAC and HKDF (RFC 2104, RFC 5869) -------------------------------------------------------------
 
 const oneShotHash = (crypto as { hash?: (algorithm: string, data: Uint8Array, encoding: 'buffer') => Buffer }).hash;
 const BLOCK_SIZE: Record<HashName, number> = { sha256: 64, sha384: 128 };
+const HASH_LENGTH: Record<HashName, number> = { sha256: 32, sha384: 48 };
 
 /**
- * HMAC(key, data). The key schedule runs ~20 HMACs per handshake over short inputs, where the
- * per-call cost of createHmac dominates; two one-shot `crypto.hash` calls (Node >= 20.12) do
- * the same work in about half the time. Falls back to createHmac.
+ * The most recent HMAC-SHA-256 keys. A secret is usually the key of several HMACs close
+ * together (a traffic secret gives key, iv and the finished key; the handshake and master
+ * secrets give two or three secrets each), so its padded key blocks are absorbed once. Entries
+ * match by identity and then by content, so an array reused with new contents is not confused
+ * with its old self. (A WeakMap did the same with more GC work than it saved.)
  */
-export function hmac(hash: HashName, key: Uint8Array, data: Uint8Array): Buffer {
-  const block = BLOCK_SIZE[hash];
-  if (!oneShotHash || key.length > block) return createHmac(hash, key).update(data).digest();
-  const inner = Buffer.allocUnsafe(block + data.length);
-  const outer = Buffer.allocUnsafe(block + (hash === 'sha256' ? 32 : 48));
-  for (let i = 0; i < block; i++) {
-    const k = i < key.length ? key[i]! : 0;
-    inner[i] = k ^ 0x36;
-    outer[i] = k ^ 0x5c;
+const KEY_CACHE_SIZE = 8;
+const cachedKeys: (Uint8Array | undefined)[] = new Array<Uint8Array | undefined>(KEY_CACHE_SIZE).fill(undefined);
+const cachedCopies: Uint8Array[] = Array.from({ length: KEY_CACHE_SIZE }, () => new Uint8Array(0));
+const cachedHmacs: (HmacSha256 | undefined)[] = new Array<HmacSha256 | undefined>(KEY_CACHE_SIZE).fill(undefined);
+let nextCacheSlot = 0;
+
+function hmacSha256Key(key: Uint8Array): HmacSha256 {
+  for (let i = 0; i < KEY_CACHE_SIZE; i++) {
+    if (cachedKeys[i] === key && sameBytes(cachedCopies[i]!, key)) return cachedHmacs[i]!;
   }
-  inner.set(data, block);
-  outer.set(oneShotHash(hash, inner, 'buffer'), block);
-  return oneShotHash(hash, outer, 'buffer');
+  const k = new HmacSha256(key);
+  const slot = nextCacheSlot;
+  nextCacheSlot = (slot + 1) % KEY_CACHE_SIZE;
+  cachedKeys[slot] = key;
+  cachedCopies[slot] = key.slice();
+  cachedHmacs[slot] = k;
+  return k;
+}
+
+function sameBytes(a: Uint8Array, b: Uint8Array): boolean {
+  if (a.length !== b.length) return false;
+  for (let i = 0; i < a.length; i++) if (a[i] !== b[i]) return false;
+  return true;
+}
+
+/**
+ * HMAC(key, data). SHA-256 runs in TypeScript (./sha256.ts: the inputs are one block, where a
+ * native call costs more than the hashing). SHA-384 uses two one-shot `crypto.hash` calls
+ * (Node >= 20.12), about half the cost of createHmac for short inputs; falls back to createHmac.
+ */
+export function hmac(hash: HashName, key: Uint8Array, data: Uint8Array): Uint8Array {
+  return truncatedHmac(hash, key, data, HASH_LENGTH[hash]);
+}
+
+/** The first `length` bytes of HMAC(key, data). */
+function truncatedHmac(hash: HashName, key: Uint8Array, data: Uint8Array, length: number): Uint8Array {
+  if (hash === 'sha256') return hmacSha256Key(key).mac(data, length);
+  const block = BLOCK_SIZE[hash];
+  let mac: Uint8Array;
+  if (!oneShotHash || key.length > block) {
+    mac = createHmac(hash, key).update(data).digest();
+  } else {
+    const inner = Buffer.allocUnsafe(block + data.length);
+    const outer = Buffer.allocUnsafe(block + HASH_LENGTH[hash]);
+    for (let i = 0; i < block; i++) {
+      const k = i < key.length ? key[i]! : 0;
+      inner[i] = k ^ 0x36;
+      outer[i] = k ^ 0x5c;
+    }
+    inner.set(data, block);
+    outer.set(oneShotHash(hash, inner, 'buffer'), block);
+    mac = oneShotHash(hash, outer, 'buffer');
+  }
+  return mac.length === length ? mac : mac.subarray(0, length);
 }
 
 export function hkdfExtract(hash: HashName, salt: Uint8Array, ikm: Uint8Array): Uint8Array {
@@ -41,7 +86,14 @@ export function hkdfExtract(hash: HashName, salt: Uint8Array, ikm: Uint8Array): 
 }
 
 export function hkdfExpand(hash: HashName, prk: Uint8Array, info: Uint8Array, length: number): Uint8Array {
-  const hashLength = hash === 'sha256' ? 32 : 48;
+  const hashLength = HASH_LENGTH[hash];
+  if (length <= hashLength) {
+    // One block, the only case TLS 1.3 itself needs: T(1) = HMAC(PRK, info || 0x01).
+    const input = new Uint8Array(info.length + 1);
+    input.set(info, 0);
+    input[info.length] = 1;
+    return truncatedHmac(hash, prk, input, length);
+  }
   const out = new Uint8Array(Math.ceil(length / hashLength) * hashLength);
   let prev: Uint8Array = new Uint8Array(0);
   for (let i = 0, off = 0; off < length; i++, off += hashLength) {
@@ -66,33 +118,47 @@ export function hkdfExpandLabel(
   context: Uint8Array,
   length: number,
 ): Uint8Array {
-  if (context.length === 0) return hkdfExpand(hash, secret, fixedInfo(label, length), length);
+  if (context.length === 0 && length <= HASH_LENGTH[hash]) {
+    return truncatedHmac(hash, secret, fixedInput(label, length), length);
+  }
   let l = labelCache.get(label);
   if (!l) {
     l = Buffer.concat([LABEL_PREFIX, Buffer.from(label, 'latin1')]);
     labelCache.set(label, l);
   }
-  const info = new Uint8Array(2 + 1 + l.length + 1 + context.length);
-  info[0] = length >>> 8;
-  info[1] = length & 0xff;
-  info[2] = l.length;
-  info.set(l, 3);
-  info[3 + l.length] = context.length;
-  info.set(context, 4 + l.length);
-  return hkdfExpand(hash, secret, info, length);
+  const infoLength = 2 + 1 + l.length + 1 + context.length;
+  if (length > HASH_LENGTH[hash]) {
+    const info = new Uint8Array(infoLength);
+    writeLabel(info, l, context, length);
+    return hkdfExpand(hash, secret, info, length);
+  }
+  // HkdfLabel || 0x01 built in place: the single HMAC input of a one-block expansion.
+  const input = new Uint8Array(infoLength + 1);
+  writeLabel(input, l, context, length);
+  input[infoLength] = 1;
+  return truncatedHmac(hash, secret, input, length);
 }
 
-const fixedInfos = new Map<string, Uint8Array>();
-/** The HkdfLabel of an empty-context expansion ("key", "iv", "finished", ...) never changes. */
-function fixedInfo(label: string, length: number): Uint8Array {
+function writeLabel(out: Uint8Array, label: Uint8Array, context: Uint8Array, length: number): void {
+  out[0] = length >>> 8;
+  out[1] = length & 0xff;
+  out[2] = label.length;
+  out.set(label, 3);
+  out[3 + label.length] = context.length;
+  out.set(context, 4 + label.length);
+}
+
+const fixedInputs = new Map<string, Uint8Array>();
+/** HkdfLabel || 0x01 of an empty-context expansion ("key", "iv", "finished", ...) never changes. */
+function fixedInput(label: string, length: number): Uint8Array {
   const k = `${label}/${length}`;
-  let info = fixedInfos.get(k);
-  if (!info) {
+  let input = fixedInputs.get(k);
+  if (!input) {
     const l = Buffer.concat([LABEL_PREFIX, Buffer.from(label, 'latin1')]);
-    info = Uint8Array.from([length >>> 8, length & 0xff, l.length, ...l, 0]);
-    fixedInfos.set(k, info);
+    input = Uint8Array.from([length >>> 8, length & 0xff, l.length, ...l, 0, 1]);
+    fixedInputs.set(k, input);
   }
-  return info;
+  return input;
 }
 
 /** Derive-Secret(Secret, Label, Messages) with the transcript hash already computed. */
@@ -271,12 +337,16 @@ export function exportKeyingMaterial(
 /**
  * The running transcript hash. Messages may be added before the hash function is known (the
  * client's ClientHello); they are buffered until `start(hash)`. After a HelloRetryRequest the
- * first ClientHello is replaced by the synthetic message_hash message.
+ * first ClientHello is replaced by the synthetic message_hash message. A digest is taken once
+ * per point (the server asks twice after its Finished). Hashing the transcript in TypeScript
+ * (./sha256.ts) measured no faster: its messages are large enough for the native code to win.
  */
 export class Transcript {
   private hash: Hash | undefined;
   private hashName: HashName | undefined;
   private pending: Uint8Array[] = [];
+  /** The digest of everything added so far, once asked for (until the next `add`). */
+  private snapshot: Uint8Array | undefined;
 
   start(hash: HashName): void {
     if (this.hash) return;
@@ -292,14 +362,15 @@ export class Transcript {
 
   /** Adds a complete handshake message (header included). */
   add(message: Uint8Array): void {
+    this.snapshot = undefined;
     if (this.hash) this.hash.update(message);
     else this.pending.push(message);
   }
 
-  /** Hash of everything added so far (the running hash continues). */
+  /** Hash of everything added so far (the running hash continues). Do not modify the result. */
   current(): Uint8Array {
     if (!this.hash) throw new Error('transcript hash not started');
-    return this.hash.copy().digest();
+    return (this.snapshot ??= this.hash.copy().digest());
   }
 
   /** Hash of everything so far plus `extra` (e.g. a truncated ClientHello for binders). */
@@ -315,6 +386,7 @@ export class Transcript {
   replaceWithMessageHash(): void {
     if (!this.hash || !this.hashName) throw new Error('transcript hash not started');
     const h = this.hash.digest();
+    this.snapshot = undefined;
     this.hash = createHash(this.hashName);
     this.hash.update(Uint8Array.of(254, 0, 0, h.length));
     this.hash.update(h);
