@@ -137,7 +137,7 @@ export class Writer {
   private len = 0;
 
   constructor(initialCapacity = 256) {
-    this.buf = new Uint8Array(initialCapacity);
+    this.buf = allocUnfilled(initialCapacity);
   }
 
   get length(): number {
@@ -149,7 +149,7 @@ export class Writer {
     if (need <= this.buf.length) return;
     let cap = this.buf.length * 2;
     while (cap < need) cap *= 2;
-    const next = new Uint8Array(cap);
+    const next = allocUnfilled(cap);
     next.set(this.buf.subarray(0, this.len));
     this.buf = next;
   }
@@ -241,6 +241,16 @@ export class Writer {
   finish(): Uint8Array {
     return this.buf.subarray(0, this.len);
   }
+}
+
+/**
+ * A Uint8Array (not a Buffer: decoders hand out views of what they decode) over memory from
+ * Buffer.allocUnsafe: small writers share Node's pool instead of each allocating and zero-filling
+ * a backing store. A writer writes every byte it hands out.
+ */
+function allocUnfilled(n: number): Uint8Array {
+  const b = Buffer.allocUnsafe(n);
+  return new Uint8Array(b.buffer, b.byteOffset, n);
 }
 
 function checkRange(v: number, max: number, what: string): void {

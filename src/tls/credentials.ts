@@ -127,7 +127,8 @@ export function loadCertifiedKey(input: CertificateKeyInput): CertifiedKey {
   if (!isSigner(input.key) && !leaf.checkPrivateKey(privateKeyOf(input.key))) {
     throw new TypeError('private key does not match the certificate');
   }
-  return { chain, signer, leaf, dnsNames: dnsNamesOf(leaf) };
+  // Frozen: the server encodes the Certificate message of a frozen chain once (server.ts).
+  return { chain: Object.freeze(chain), signer, leaf, dnsNames: dnsNamesOf(leaf) };
 }
 
 function privateKeyOf(key: PemOrDer | KeyObject): KeyObject {

@@ -47,15 +47,16 @@ import {
   type MasterSecret,
 } from './key-schedule.js';
 import { bindersLength, decodeClientHello, type ClientHello } from './messages/client-hello.js';
+import type { RawExtension } from './messages/extensions.js';
 import { writeServerHello } from './messages/server-hello.js';
 import {
   decodeCertificate,
   decodeCertificateVerify,
   decodeFinished,
   encodeHandshake,
+  frameHandshake,
   writeCertificate,
   writeCertificateRequest,
-  writeCertificateVerify,
   writeEncryptedExtensions,
   writeNewSessionTicket,
 } from './messages/handshake.js';
@@ -450,20 +451,10 @@ export class ServerConnection extends Connection {
       if (!isCertificateVerifyScheme(choice.scheme) || !(sigalgs.includes(choice.scheme) || dcSchemes.includes(choice.scheme))) {
         throw new InternalError(`credential hook chose scheme 0x${choice.scheme.toString(16)} the client did not offer`);
       }
-      const cert = encodeHandshake(
-        HandshakeType.certificate,
-        (w) =>
-          writeCertificate(w, {
-            context: new Uint8Array(0),
-            entries: choice.certificateChain.map((data, i) => ({ data, extensions: i === 0 ? (choice.leafExtensions ?? []) : [] })),
-          }),
-        2048,
-      );
-      this.queue(f, cert);
+      this.queue(f, certificateMessage(choice));
       const content = certificateVerifyContent('server', f.transcript.current());
       this.continueWith(choice.signer.sign(choice.scheme, content), (signature) => {
-        const cv = encodeHandshake(HandshakeType.certificate_verify, (w) => writeCertificateVerify(w, { scheme: choice.scheme, signature }), 16 + signature.length);
-        this.queue(f, cv);
+        this.queue(f, encodeCertificateVerify(choice.scheme, signature));
         const mode: HandshakeMode = {
           authentication: choice.label ?? 'certificate',
           signatureScheme: choice.scheme,
@@ -478,7 +469,7 @@ export class ServerConnection extends Connection {
 
   private sendFinished(f: Flight, serverMode: HandshakeMode): void {
     const verifyData = finishedVerifyData(f.suite, f.serverHandshakeSecret, f.transcript.current());
-    this.queue(f, encodeHandshake(HandshakeType.finished, (w) => w.bytes(verifyData), 4 + verifyData.length));
+    this.queue(f, frameHandshake(HandshakeType.finished, verifyData));
     const master = f.handshakeSecret.master();
     const th = f.transcript.current();
     const clientAp = master.clientApplicationTrafficSecret(th);
@@ -633,4 +624,52 @@ function checkSecondClientHello(retry: RetryState, hello: ClientHello): void {
     throw new IllegalParameter('second ClientHello must carry exactly one key share, for the group we selected');
   }
   if (hello.extensions.earlyData) throw new IllegalParameter('early_data after HelloRetryRequest');
+}
+
+/**
+ * Certificate messages of frozen chains (the parsed certificates of a ServerConfig, delegated
+ * credential sets), encoded once per chain and leaf extension list: the chain is static, and
+ * encoding it is the largest copy of the first flight. A chain that is not frozen may change
+ * between handshakes and is encoded each time.
+ */
+const certificateMessages = new WeakMap<readonly Uint8Array[], { readonly leafExtensions: readonly RawExtension[]; readonly message: Uint8Array }[]>();
+const MAX_CACHED_VARIANTS = 8;
+
+function certificateMessage(choice: CredentialChoice): Uint8Array {
+  const chain = choice.certificateChain;
+  const leafExtensions = choice.leafExtensions ?? [];
+  const cacheable = Object.isFrozen(chain);
+  const variants = cacheable ? certificateMessages.get(chain) : undefined;
+  const hit = variants?.find((v) => sameExtensions(v.leafExtensions, leafExtensions));
+  if (hit) return hit.message;
+  const message = encodeHandshake(
+    HandshakeType.certificate,
+    (w) => writeCertificate(w, { context: new Uint8Array(0), entries: chain.map((data, i) => ({ data, extensions: i === 0 ? leafExtensions : [] })) }),
+    64 + chain.reduce((n, c) => n + c.length + 5, 0),
+  );
+  if (cacheable) {
+    // Extensions are compared by the identity of their data (a DC's encoded bytes are kept by its set).
+    const entry = { leafExtensions: leafExtensions.map((e) => ({ type: e.type, data: e.data })), message };
+    if (!variants) certificateMessages.set(chain, [entry]);
+    else {
+      if (variants.length >= MAX_CACHED_VARIANTS) variants.shift();
+      variants.push(entry);
+    }
+  }
+  return message;
+}
+
+function sameExtensions(a: readonly RawExtension[], b: readonly RawExtension[]): boolean {
+  return a.length === b.length && a.every((e, i) => e.type === b[i]!.type && e.data === b[i]!.data);
+}
+
+/** CertificateVerify (§4.4.3), framed: type, u24 length, scheme, opaque16 signature. */
+function encodeCertificateVerify(scheme: number, signature: Uint8Array): Uint8Array {
+  const body = new Uint8Array(4 + signature.length);
+  body[0] = scheme >>> 8;
+  body[1] = scheme & 0xff;
+  body[2] = signature.length >>> 8;
+  body[3] = signature.length & 0xff;
+  body.set(signature, 4);
+  return frameHandshake(HandshakeType.certificate_verify, body);
 }
