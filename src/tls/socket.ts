@@ -127,20 +127,30 @@ export class TLSSocket extends Duplex {
 
   // --- driving the connection -----------------------------------------------------------------------
 
-  /** Writes record pieces in order; several pieces go out corked, as one writev. */
-  private send(output: Uint8Array[]): void {
-    if (output.length === 0 || !this.socket.writable) return;
-    if (output.length === 1) {
-      this.socket.write(output[0]!);
-      return;
+  /**
+   * Writes record pieces in order; several pieces go out corked, as one writev. `onWritten`, if
+   * given, runs once the socket has written them; returns false (and drops `onWritten`) when
+   * nothing was written.
+   */
+  private send(output: Uint8Array[], onWritten?: () => void): boolean {
+    const n = output.length;
+    if (n === 0 || !this.socket.writable) return false;
+    // Socket write errors reach us through the socket's 'error' event (destroy), not here.
+    const done = onWritten && ((): void => onWritten());
+    if (n === 1) {
+      this.socket.write(output[0]!, done);
+      return true;
     }
     this.socket.cork();
-    for (const piece of output) this.socket.write(piece);
+    for (let i = 0; i < n - 1; i++) this.socket.write(output[i]!);
+    this.socket.write(output[n - 1]!, done);
     this.socket.uncork();
+    return true;
   }
 
-  private handle(p: Progress): void {
-    this.send(p.output);
+  /** Sends the output and handles the events of `p`; see `send` for `onWritten`. */
+  private handle(p: Progress, onWritten?: () => void): boolean {
+    const sent = this.send(p.output, onWritten);
     for (const e of p.events) {
       switch (e.type) {
         case 'handshake':
@@ -161,7 +171,7 @@ export class TLSSocket extends Duplex {
           break;
         case 'error':
           this.fail(e.error);
-          return;
+          return sent;
       }
     }
     if (p.waitFor) {
@@ -176,6 +186,7 @@ export class TLSSocket extends Duplex {
         () => undefined,
       );
     }
+    return sent;
   }
 
   private fail(error: TlsError): void {
@@ -209,11 +220,14 @@ export class TLSSocket extends Duplex {
     this.flushWrites(callback);
   }
 
+  /**
+   * A write completes when the socket has written its records (as in node:tls), not at once:
+   * writes made meanwhile wait in this stream's buffer and come back together through
+   * `_writev`, so many small writes become full 16 KiB records and one socket write instead of
+   * a record and a syscall each. This is also the backpressure towards the socket.
+   */
   private flushWrites(callback: (error?: Error | null) => void): void {
-    const p = this.conn.poll();
-    this.handle(p);
-    if (this.socket.writableNeedDrain) this.socket.once('drain', () => callback());
-    else callback();
+    if (!this.handle(this.conn.poll(), callback)) callback();
   }
 
   override _final(callback: (error?: Error | null) => void): void {
