@@ -9,12 +9,17 @@ const POOL_SIZE = 4096;
 let pool = Buffer.allocUnsafe(0);
 let offset = 0;
 
-/** `n` (≤ 256) fresh random bytes in a new buffer. */
-export function randomBytesPooled(n: number): Buffer {
+/** Makes at least `n` pooled bytes available at `offset`. */
+function ensure(n: number): void {
   if (offset + n > pool.length) {
     pool = randomFillSync(Buffer.allocUnsafe(POOL_SIZE));
     offset = 0;
   }
+}
+
+/** `n` (≤ 256) fresh random bytes in a new buffer. */
+export function randomBytesPooled(n: number): Buffer {
+  ensure(n);
   const out = Buffer.from(pool.subarray(offset, offset + n));
   // Never hand out the same bytes twice: wipe what was taken.
   pool.fill(0, offset, offset + n);
@@ -22,7 +27,19 @@ export function randomBytesPooled(n: number): Buffer {
   return out;
 }
 
+/** Writes `n` (≤ 256) fresh random bytes into `out` at `at` (no allocation). */
+export function randomFillPooled(out: Uint8Array, at: number, n: number): void {
+  ensure(n);
+  out.set(pool.subarray(offset, offset + n), at);
+  pool.fill(0, offset, offset + n);
+  offset += n;
+}
+
 /** A random unsigned 32-bit integer. */
 export function randomUint32(): number {
-  return randomBytesPooled(4).readUInt32BE(0);
+  ensure(4);
+  const v = pool.readUInt32BE(offset);
+  pool.fill(0, offset, offset + 4);
+  offset += 4;
+  return v;
 }

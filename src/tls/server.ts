@@ -13,7 +13,6 @@
  */
 import { randomBytesPooled, randomUint32 } from './random.js';
 import { createTrustStore, type TrustAnchorInput, type TrustStore } from './certificates.js';
-import type { Writer } from './codec.js';
 import { Connection, lazy, type HandshakeMode, type KeyLogger } from './connection.js';
 import { HELLO_RETRY_REQUEST_RANDOM, HandshakeType, ProtocolVersion, PskKeyExchangeMode, SignatureScheme } from './constants.js';
 import {
@@ -58,7 +57,6 @@ import {
   writeCertificate,
   writeCertificateRequest,
   writeEncryptedExtensions,
-  writeNewSessionTicket,
 } from './messages/handshake.js';
 import { authenticatePeer, checkCertificateVerify, type AuthenticatedPeer } from './peer-auth.js';
 import { RecordOpener, RecordSealer } from './record.js';
@@ -133,6 +131,11 @@ export class ServerConfig {
   now(): Date {
     return this.options.now?.() ?? new Date();
   }
+
+  /** `now()` in milliseconds since the epoch, without a Date when no clock was given. */
+  nowMs(): number {
+    return this.options.now ? this.options.now().getTime() : Date.now();
+  }
 }
 
 /** Schemes we accept in a peer's CertificateVerify and advertise for chains. */
@@ -172,6 +175,9 @@ interface AwaitingClient extends Flight {
   readonly masterSecretOf: { clientAp: Uint8Array; serverAp: Uint8Array; exporter: () => Uint8Array; master: MasterSecret };
   readonly peer: AuthenticatedPeer | undefined;
   readonly clientMode: HandshakeMode | undefined;
+  /** Without client authentication the client's Finished is known in advance (and tickets went out with our flight). */
+  readonly expectedClientFinished: Uint8Array | undefined;
+  readonly ticketsSent: boolean;
 }
 
 interface AcceptedPsk {
@@ -332,7 +338,7 @@ export class ServerConnection extends Connection {
     const modes = hello.extensions.pskKeyExchangeModes;
     if (!modes) throw new MissingExtension('pre_shared_key without psk_key_exchange_modes');
     if (!modes.includes(PskKeyExchangeMode.psk_dhe_ke) || this.config.sessionTickets === 0) return undefined;
-    const now = this.config.now().getTime();
+    const now = this.config.nowMs();
     for (let i = 0; i < offered.identities.length; i++) {
       const state = this.config.ticketKey.open(offered.identities[i]!.identity);
       if (!state) continue;
@@ -479,8 +485,26 @@ export class ServerConnection extends Connection {
     this.logSecret('SERVER_TRAFFIC_SECRET_0', f.hello.random, serverAp);
     this.logSecret('EXPORTER_SECRET', f.hello.random, exporter);
     this.records.setWriter(new RecordSealer(f.suite, serverAp));
-    const hs: AwaitingClient = { ...f, serverMode, masterSecretOf: { clientAp, serverAp, exporter, master }, peer: undefined, clientMode: undefined };
-    this.state = this.config.options.requestCert && !f.resumed ? { kind: 'ExpectCertificate', hs } : { kind: 'ExpectFinished', hs };
+    const clientAuth = this.config.options.requestCert === true && !f.resumed;
+    const expectedClientFinished = clientAuth ? undefined : finishedVerifyData(f.suite, f.clientHandshakeSecret, th);
+    // §4.6.1: a server that does not authenticate the client MAY compute the rest of the
+    // transcript (the client's Finished is determined) and send its tickets right after its
+    // Finished: they leave in the same write as the flight instead of one of their own.
+    const ticketsSent = expectedClientFinished !== undefined && !f.resumed && this.config.sessionTickets > 0;
+    const hs: AwaitingClient = {
+      ...f,
+      serverMode,
+      masterSecretOf: { clientAp, serverAp, exporter, master },
+      peer: undefined,
+      clientMode: undefined,
+      expectedClientFinished,
+      ticketsSent,
+    };
+    if (ticketsSent) {
+      const clientFinished = frameHandshake(HandshakeType.finished, expectedClientFinished);
+      this.sendTickets(hs, master.resumptionMasterSecret(f.transcript.currentWith(clientFinished)));
+    }
+    this.state = clientAuth ? { kind: 'ExpectCertificate', hs } : { kind: 'ExpectFinished', hs };
   }
 
   // --- client authentication: §4.4.2, §4.4.3 ----------------------------------------------------------------
@@ -518,12 +542,12 @@ export class ServerConnection extends Connection {
 
   private onClientFinished(hs: AwaitingClient, body: Uint8Array, raw: Uint8Array): void {
     const received = decodeFinished(body, hs.suite.hashLength);
-    const expected = finishedVerifyData(hs.suite, hs.clientHandshakeSecret, hs.transcript.current());
+    const expected = hs.expectedClientFinished ?? finishedVerifyData(hs.suite, hs.clientHandshakeSecret, hs.transcript.current());
     if (!verifyDataEqual(expected, received)) throw new DecryptError('client Finished does not verify');
     hs.transcript.add(raw);
     const { clientAp, serverAp, exporter, master } = hs.masterSecretOf;
     this.records.setReader(new RecordOpener(hs.suite, clientAp));
-    const sendTickets = !hs.resumed && this.config.sessionTickets > 0;
+    const sendTickets = !hs.ticketsSent && !hs.resumed && this.config.sessionTickets > 0;
     const resumptionMasterSecret = sendTickets ? master.resumptionMasterSecret(hs.transcript.current()) : undefined;
     this.state = { kind: 'Connected' };
     // A resumed session carries the client certificate that was verified in the original handshake.
@@ -551,7 +575,7 @@ export class ServerConnection extends Connection {
   }
 
   private sendTickets(hs: AwaitingClient, resumptionMasterSecret: Uint8Array): void {
-    const now = this.config.now().getTime();
+    const now = this.config.nowMs();
     for (let i = 0; i < this.config.sessionTickets; i++) {
       const nonce = Uint8Array.of(i);
       const ageAdd = randomUint32();
@@ -566,12 +590,7 @@ export class ServerConnection extends Connection {
         // Only a verified client certificate is carried over to resumed sessions.
         clientCertificate: hs.peer?.authorized ? hs.peer.chain[0]! : new Uint8Array(0),
       });
-      const msg = encodeHandshake(
-        HandshakeType.new_session_ticket,
-        (w: Writer) => writeNewSessionTicket(w, { lifetime: this.config.ticketLifetimeSeconds, ageAdd, nonce, ticket, unknown: [] }),
-        64 + ticket.length,
-      );
-      this.records.queueHandshake(msg);
+      this.records.queueHandshake(encodeNewSessionTicket(this.config.ticketLifetimeSeconds, ageAdd, i, ticket));
     }
   }
 
@@ -672,4 +691,18 @@ function encodeCertificateVerify(scheme: number, signature: Uint8Array): Uint8Ar
   body[3] = signature.length & 0xff;
   body.set(signature, 4);
   return frameHandshake(HandshakeType.certificate_verify, body);
+}
+
+/** NewSessionTicket (§4.6.1) with a one-byte nonce and no extensions, framed. */
+function encodeNewSessionTicket(lifetime: number, ageAdd: number, nonce: number, ticket: Uint8Array): Uint8Array {
+  if (ticket.length > 0xffff) throw new InternalError(`ticket of ${ticket.length} bytes does not fit NewSessionTicket`);
+  const body = Buffer.allocUnsafe(4 + 4 + 2 + 2 + ticket.length + 2);
+  body.writeUInt32BE(lifetime, 0);
+  body.writeUInt32BE(ageAdd, 4);
+  body[8] = 1;
+  body[9] = nonce;
+  body.writeUInt16BE(ticket.length, 10);
+  body.set(ticket, 12);
+  body.writeUInt16BE(0, 12 + ticket.length);
+  return frameHandshake(HandshakeType.new_session_ticket, body);
 }

@@ -6,8 +6,8 @@
  * tickets). Client side: `TlsSession` is what a client keeps to resume.
  */
 import { createCipheriv, createDecipheriv, randomBytes } from 'node:crypto';
-import { randomBytesPooled } from './random.js';
-import { Reader, Writer } from './codec.js';
+import { randomFillPooled } from './random.js';
+import { Reader } from './codec.js';
 import { InternalError } from './errors.js';
 
 /** What a client stores to resume a session. Treat `psk` as a secret. */
@@ -42,7 +42,14 @@ export interface TicketState {
   readonly clientCertificate: Uint8Array;
 }
 
-const TICKET_VERSION = 1;
+/**
+ * Ticket layout: version || nonce(12) || AES-256-GCM(plaintext) || tag(16). The version byte is
+ * also the first plaintext byte, so it is authenticated without additional data (setAAD is a
+ * native call of its own). Version 1 sealed the version as AAD; such tickets are not accepted.
+ */
+const TICKET_VERSION = 2;
+const NONCE_LENGTH = 12;
+const TAG_LENGTH = 16;
 
 export class TicketKey {
   private readonly key: Uint8Array;
@@ -54,29 +61,49 @@ export class TicketKey {
   }
 
   seal(state: TicketState): Uint8Array {
-    const w = new Writer(128);
-    w.u16(state.cipherSuite).opaque8(state.psk);
-    w.u32(Math.floor(state.issuedAt / 0x100000000)).u32(state.issuedAt % 0x100000000);
-    w.u32(state.ageAdd).u32(state.lifetimeSeconds);
-    w.opaque8(Buffer.from(state.servername, 'latin1')).opaque8(Buffer.from(state.alpnProtocol, 'latin1'));
-    w.opaque24(state.clientCertificate);
-    const nonce = randomBytesPooled(12);
-    const c = createCipheriv('aes-256-gcm', this.key, nonce);
-    const head = Uint8Array.of(TICKET_VERSION);
-    c.setAAD(head);
-    const body = Buffer.concat([c.update(w.finish()), c.final()]);
-    return Buffer.concat([head, nonce, body, c.getAuthTag()]);
+    const servername = Buffer.from(state.servername, 'latin1');
+    const alpn = Buffer.from(state.alpnProtocol, 'latin1');
+    const cert = state.clientCertificate;
+    if (state.psk.length > 0xff || servername.length > 0xff || alpn.length > 0xff || cert.length > 0xffffff) {
+      throw new InternalError('ticket state does not fit');
+    }
+    // version u8, suite u16, psk<u8>, issuedAt u64, ageAdd u32, lifetime u32, servername<u8>, alpn<u8>, cert<u24>
+    const plain = Buffer.allocUnsafe(1 + 2 + 1 + state.psk.length + 8 + 4 + 4 + 1 + servername.length + 1 + alpn.length + 3 + cert.length);
+    let o = plain.writeUInt8(TICKET_VERSION, 0);
+    o = plain.writeUInt16BE(state.cipherSuite, o);
+    o = plain.writeUInt8(state.psk.length, o);
+    plain.set(state.psk, o);
+    o += state.psk.length;
+    o = plain.writeUInt32BE(Math.floor(state.issuedAt / 0x100000000), o);
+    o = plain.writeUInt32BE(state.issuedAt % 0x100000000, o);
+    o = plain.writeUInt32BE(state.ageAdd, o);
+    o = plain.writeUInt32BE(state.lifetimeSeconds, o);
+    o = plain.writeUInt8(servername.length, o);
+    o += servername.copy(plain, o);
+    o = plain.writeUInt8(alpn.length, o);
+    o += alpn.copy(plain, o);
+    o = plain.writeUIntBE(cert.length, o, 3);
+    plain.set(cert, o);
+
+    const ticket = Buffer.allocUnsafe(1 + NONCE_LENGTH + plain.length + TAG_LENGTH);
+    ticket[0] = TICKET_VERSION;
+    randomFillPooled(ticket, 1, NONCE_LENGTH);
+    const c = createCipheriv('aes-256-gcm', this.key, ticket.subarray(1, 1 + NONCE_LENGTH));
+    c.update(plain).copy(ticket, 1 + NONCE_LENGTH);
+    c.final();
+    c.getAuthTag().copy(ticket, 1 + NONCE_LENGTH + plain.length);
+    return ticket;
   }
 
   /** The state of a ticket we issued, or undefined for anything else (never throws). */
   open(ticket: Uint8Array): TicketState | undefined {
-    if (ticket.length < 1 + 12 + 16 || ticket[0] !== TICKET_VERSION) return undefined;
+    if (ticket.length < 1 + NONCE_LENGTH + 1 + TAG_LENGTH || ticket[0] !== TICKET_VERSION) return undefined;
     try {
-      const d = createDecipheriv('aes-256-gcm', this.key, ticket.subarray(1, 13));
-      d.setAAD(ticket.subarray(0, 1));
-      d.setAuthTag(ticket.subarray(ticket.length - 16));
-      const plain = Buffer.concat([d.update(ticket.subarray(13, ticket.length - 16)), d.final()]);
+      const d = createDecipheriv('aes-256-gcm', this.key, ticket.subarray(1, 1 + NONCE_LENGTH));
+      d.setAuthTag(ticket.subarray(ticket.length - TAG_LENGTH));
+      const plain = Buffer.concat([d.update(ticket.subarray(1 + NONCE_LENGTH, ticket.length - TAG_LENGTH)), d.final()]);
       const r = new Reader(plain);
+      if (r.u8() !== TICKET_VERSION) return undefined;
       const cipherSuite = r.u16();
       const psk = Uint8Array.from(r.opaque8());
       const issuedAt = r.u32() * 0x100000000 + r.u32();

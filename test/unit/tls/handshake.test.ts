@@ -293,6 +293,37 @@ void describe('resumption', () => {
     assert.equal(serverInfo(pair).resumed, false);
   });
 
+  void test('without client authentication the tickets leave with the server flight, before the client Finished arrives', async () => {
+    const server = new ServerConnection(new ServerConfig(await serverOptions()));
+    const client = new ClientConnection(new ClientConfig(await clientOptions()));
+    const flight = server.feed(Buffer.concat(client.poll().output));
+    assert.equal(server.stateName, 'ExpectFinished');
+    const p = client.feed(Buffer.concat(flight.output));
+    assert.deepEqual(p.events.map((e) => e.type), ['handshake', 'session']);
+    // The client Finished still has to verify (negative.test.ts); the server sends nothing more after it.
+    const after = server.feed(Buffer.concat(p.output));
+    assert.deepEqual(after.events.map((e) => e.type), ['handshake']);
+    assert.equal(after.output.length, 0);
+    const session = (p.events[1] as Extract<(typeof p.events)[number], { type: 'session' }>).session;
+    const pair = await doHandshake(new ClientConnection(new ClientConfig(await clientOptions()), { session }), new ServerConnection(server.config));
+    assertConnected(pair);
+    assert.equal(serverInfo(pair).resumed, true);
+  });
+
+  void test('with client authentication the tickets follow the client Finished', async () => {
+    const pki = await testPki();
+    const leaf = await pki.leaf('p256', ['client.test'], 'client');
+    const server = new ServerConnection(new ServerConfig(await serverOptions({ requestCert: true, ca: [pki.ca.pem] })));
+    const client = new ClientConnection(new ClientConfig(await clientOptions({ certificates: [{ cert: leaf.pem, key: leaf.key }] })));
+    const flight = server.feed(Buffer.concat(client.poll().output));
+    const p = client.feed(Buffer.concat(flight.output));
+    assert.deepEqual(p.events.map((e) => e.type), ['handshake']);
+    const after = server.feed(Buffer.concat(p.output));
+    assert.deepEqual(after.events.map((e) => e.type), ['handshake']);
+    const sessions = client.feed(Buffer.concat(after.output)).events.filter((e) => e.type === 'session');
+    assert.equal(sessions.length, 1);
+  });
+
   void test('a resumption attempt with a corrupted binder fails with decrypt_error', async () => {
     const server = new ServerConfig(await serverOptions());
     const client = new ClientConfig(await clientOptions());

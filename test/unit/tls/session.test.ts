@@ -1,0 +1,44 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { randomBytes } from 'node:crypto';
+import { TicketKey, type TicketState } from '../../../src/tls/session.js';
+
+const state: TicketState = {
+  cipherSuite: 0x1302,
+  psk: randomBytes(48),
+  issuedAt: 1_764_000_000_123,
+  ageAdd: 0xfedcba98,
+  lifetimeSeconds: 7200,
+  servername: 'api.example.test',
+  alpnProtocol: 'h2',
+  clientCertificate: randomBytes(700),
+};
+
+void test('a sealed ticket opens to the same state under the same key', () => {
+  const key = new TicketKey();
+  const opened = key.open(key.seal(state));
+  assert.ok(opened);
+  assert.deepEqual({ ...opened, psk: Buffer.from(opened.psk), clientCertificate: Buffer.from(opened.clientCertificate) }, {
+    ...state,
+    psk: Buffer.from(state.psk),
+    clientCertificate: Buffer.from(state.clientCertificate),
+  });
+});
+
+void test('two tickets of the same state differ (fresh nonce each)', () => {
+  const key = new TicketKey();
+  assert.notDeepEqual(Buffer.from(key.seal(state)), Buffer.from(key.seal(state)));
+});
+
+void test('a ticket with any single byte changed, truncated, or from another key does not open', () => {
+  const key = new TicketKey(new Uint8Array(32).fill(1));
+  const ticket = Buffer.from(key.seal({ ...state, clientCertificate: new Uint8Array(0), servername: '', alpnProtocol: '' }));
+  for (let i = 0; i < ticket.length; i++) {
+    const t = Buffer.from(ticket);
+    t[i] = t[i]! ^ 0x01;
+    assert.equal(key.open(t), undefined, `byte ${i}`);
+  }
+  for (let n = 0; n < ticket.length; n++) assert.equal(key.open(ticket.subarray(0, n)), undefined, `prefix ${n}`);
+  assert.equal(new TicketKey(new Uint8Array(32).fill(2)).open(ticket), undefined);
+  assert.ok(key.open(ticket));
+});
