@@ -210,6 +210,28 @@ export class Writer {
     return this.prefixed(3, 0xffffff, body);
   }
 
+  /**
+   * Opens a vector with a `size`-byte length prefix, filled in by `close(mark)`: the same as
+   * `u8Prefixed` and friends without a callback, for encoders on the hot path (no closure per
+   * vector). Vectors nest: close them in reverse order.
+   */
+  open(size: 1 | 2 | 3): number {
+    this.reserve(size);
+    const at = this.len;
+    this.len += size;
+    return at * 4 + size;
+  }
+
+  close(mark: number): this {
+    const size = mark & 3;
+    const at = (mark - size) / 4;
+    const n = lengthFits(this.len - at - size, size === 1 ? 0xff : size === 2 ? 0xffff : 0xffffff);
+    for (let i = size - 1; i >= 0; i--) {
+      this.buf[at + size - 1 - i] = (n >>> (8 * i)) & 0xff;
+    }
+    return this;
+  }
+
   /** `opaque x<..2^8-1>` */
   opaque8(data: Uint8Array): this {
     return this.u8(lengthFits(data.length, 0xff)).bytes(data);

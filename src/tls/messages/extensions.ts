@@ -22,17 +22,21 @@ export interface KeyShareEntry {
 
 /**
  * Calls `each(type, body)` for every extension in the list; `body` is a reader bounded to that
- * extension's data, and `each` must consume it completely (checked here).
+ * extension's data, and `each` must consume it completely (checked here). Duplicates are found
+ * by a scan of the types seen so far (a hello carries a dozen extensions), switching to a Set
+ * only for long lists so that a hostile list cannot make the scan quadratic.
  */
 export function readExtensions(list: Reader, each: (type: number, body: Reader) => void): void {
-  const seen = new Set<number>();
+  const seen: number[] = [];
+  let seenSet: Set<number> | undefined;
   while (!list.isEmpty()) {
     const type = list.u16();
     const body = list.u16Prefixed();
-    if (seen.has(type)) throw new IllegalParameter(`duplicate extension ${type}`);
-    seen.add(type);
+    if (seenSet ? seenSet.has(type) : seen.includes(type)) throw new IllegalParameter(`duplicate extension ${type}`);
+    if (seenSet) seenSet.add(type);
+    else if (seen.push(type) > 16) seenSet = new Set(seen);
     each(type, body);
-    body.expectEnd(`extension ${type}`);
+    if (!body.isEmpty()) body.expectEnd(`extension ${type}`);
   }
 }
 

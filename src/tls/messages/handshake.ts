@@ -9,7 +9,6 @@ import {
   readAlpnList,
   readExtensions,
   readU16List,
-  writeAlpnList,
   writeExtension,
   writeRawExtensions,
   writeU16List,
@@ -36,8 +35,9 @@ export function frameHandshake(type: number, body: Uint8Array): Uint8Array {
 /** Encodes a message body with `body` and frames it in one buffer (no extra copy). */
 export function encodeHandshake(type: number, body: (w: Writer) => void, capacity = 256): Uint8Array {
   const w = new Writer(capacity);
-  w.u8(type).u24Prefixed(body);
-  return w.finish();
+  const length = w.u8(type).open(3);
+  body(w);
+  return w.close(length).finish();
 }
 
 // --- EncryptedExtensions (§4.3.1) -----------------------------------------------------------
@@ -103,13 +103,19 @@ export function decodeEncryptedExtensions(body: Uint8Array): EncryptedExtensions
 }
 
 export function writeEncryptedExtensions(w: Writer, ee: EncryptedExtensions): void {
-  w.u16Prefixed((w) => {
-    if (ee.serverNameAck) writeExtension(w, E.server_name, () => {});
-    if (ee.supportedGroups) writeExtension(w, E.supported_groups, (w) => writeU16List(w, ee.supportedGroups!));
-    if (ee.alpn !== undefined) writeExtension(w, E.application_layer_protocol_negotiation, (w) => writeAlpnList(w, [ee.alpn!]));
-    if (ee.earlyData) writeExtension(w, E.early_data, () => {});
-    writeRawExtensions(w, ee.unknown);
-  });
+  // Vectors opened and closed in place (no callbacks): this runs once per handshake.
+  const list = w.open(2);
+  if (ee.serverNameAck) w.u16(E.server_name).u16(0);
+  if (ee.supportedGroups) writeExtension(w, E.supported_groups, (w) => writeU16List(w, ee.supportedGroups!));
+  if (ee.alpn !== undefined) {
+    const ext = w.u16(E.application_layer_protocol_negotiation).open(2);
+    const names = w.open(2);
+    w.opaque8(Buffer.from(ee.alpn, 'latin1'));
+    w.close(names).close(ext);
+  }
+  if (ee.earlyData) w.u16(E.early_data).u16(0);
+  writeRawExtensions(w, ee.unknown);
+  w.close(list);
 }
 
 // --- Certificate (§4.4.2) -------------------------------------------------------------------

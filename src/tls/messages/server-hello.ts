@@ -7,13 +7,7 @@ import type { Writer } from '../codec.js';
 import { Reader } from '../codec.js';
 import { IllegalParameter, UnsupportedExtension } from '../errors.js';
 import { ExtensionType, HELLO_RETRY_REQUEST_RANDOM } from '../constants.js';
-import {
-  readExtensions,
-  readKeyShareEntry,
-  writeExtension,
-  writeKeyShareEntry,
-  type KeyShareEntry,
-} from './extensions.js';
+import { readExtensions, readKeyShareEntry, writeKeyShareEntry, type KeyShareEntry } from './extensions.js';
 
 export interface ServerHelloExtensions {
   readonly supportedVersion?: number;
@@ -88,13 +82,22 @@ export function writeServerHello(w: Writer, sh: ServerHello): void {
   const hrr = isHelloRetryRequestRandom(sh.random);
   const e = sh.extensions;
   w.u16(sh.legacyVersion).bytes(sh.random).opaque8(sh.legacySessionIdEcho).u16(sh.cipherSuite).u8(sh.legacyCompressionMethod);
-  w.u16Prefixed((w) => {
-    if (e.supportedVersion !== undefined) writeExtension(w, E.supported_versions, (w) => w.u16(e.supportedVersion!));
-    if (hrr && e.selectedGroup !== undefined) writeExtension(w, E.key_share, (w) => w.u16(e.selectedGroup!));
-    if (!hrr && e.keyShare) writeExtension(w, E.key_share, (w) => writeKeyShareEntry(w, e.keyShare!));
-    if (hrr && e.cookie) writeExtension(w, E.cookie, (w) => w.opaque16(e.cookie!));
-    if (!hrr && e.preSharedKey !== undefined) writeExtension(w, E.pre_shared_key, (w) => w.u16(e.preSharedKey!));
-  });
+  // Vectors opened and closed in place (no callbacks): this runs once per handshake.
+  const list = w.open(2);
+  if (e.supportedVersion !== undefined) w.u16(E.supported_versions).u16(2).u16(e.supportedVersion);
+  if (hrr && e.selectedGroup !== undefined) w.u16(E.key_share).u16(2).u16(e.selectedGroup);
+  if (!hrr && e.keyShare) {
+    const ext = w.u16(E.key_share).open(2);
+    writeKeyShareEntry(w, e.keyShare);
+    w.close(ext);
+  }
+  if (hrr && e.cookie) {
+    const ext = w.u16(E.cookie).open(2);
+    w.opaque16(e.cookie);
+    w.close(ext);
+  }
+  if (!hrr && e.preSharedKey !== undefined) w.u16(E.pre_shared_key).u16(2).u16(e.preSharedKey);
+  w.close(list);
 }
 
 const knownExtensions = new Set<number>(Object.values(ExtensionType));

@@ -2,7 +2,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { generateKeyPairSync, createPublicKey } from 'node:crypto';
 import { Reader, Writer, encode } from '../../../src/tls/codec.js';
-import { DecodeError } from '../../../src/tls/errors.js';
+import { DecodeError, InternalError } from '../../../src/tls/errors.js';
 import { createKeySigner } from '../../../src/tls/signer.js';
 import { SignatureScheme } from '../../../src/tls/constants.js';
 import { verifySignature } from '../../../src/tls/signature-schemes.js';
@@ -14,6 +14,24 @@ void test('reads integers of every width in network order', () => {
   assert.equal(r.u24(), 3);
   assert.equal(r.u32(), 0xff000004);
   r.expectEnd();
+});
+
+void test('open/close vectors encode exactly like the callback form, nested and across buffer growth', () => {
+  const big = new Uint8Array(300).fill(9);
+  const viaCallbacks = encode((w) => w.u24Prefixed((w) => w.u8(1).u16Prefixed((w) => w.bytes(big).u8Prefixed((w) => w.u16(0xabcd)))), 4);
+  const w = new Writer(4);
+  const outer = w.open(3);
+  const middle = w.u8(1).open(2);
+  const inner = w.bytes(big).open(1);
+  w.u16(0xabcd).close(inner).close(middle).close(outer);
+  assert.deepEqual([...w.finish()], [...viaCallbacks]);
+});
+
+void test('closing a vector longer than its prefix allows is an internal error', () => {
+  const w = new Writer();
+  const v = w.open(1);
+  w.bytes(new Uint8Array(256));
+  assert.throws(() => w.close(v), InternalError);
 });
 
 void test('back-patches nested length prefixes', () => {
