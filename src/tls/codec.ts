@@ -267,10 +267,11 @@ export class Writer {
 
 /**
  * A Uint8Array (not a Buffer: decoders hand out views of what they decode) over memory from
- * Buffer.allocUnsafe: small writers share Node's pool instead of each allocating and zero-filling
- * a backing store. A writer writes every byte it hands out.
+ * Buffer.allocUnsafe: small arrays share Node's pool instead of each allocating and zero-filling
+ * a backing store of their own (a `new Uint8Array(n)` over 64 bytes measured ~0.8 us, this
+ * ~0.3 us). The caller must write every byte before handing the array out.
  */
-function allocUnfilled(n: number): Uint8Array {
+export function allocUnfilled(n: number): Uint8Array {
   const b = Buffer.allocUnsafe(n);
   return new Uint8Array(b.buffer, b.byteOffset, n);
 }

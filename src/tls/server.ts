@@ -709,27 +709,29 @@ function sameExtensions(a: readonly RawExtension[], b: readonly RawExtension[]):
   return a.length === b.length && a.every((e, i) => e.type === b[i]!.type && e.data === b[i]!.data);
 }
 
-/** CertificateVerify (§4.4.3), framed: type, u24 length, scheme, opaque16 signature. */
+/** CertificateVerify (§4.4.3), framed: type, u24 length, scheme, opaque16 signature (one allocation). */
 function encodeCertificateVerify(scheme: number, signature: Uint8Array): Uint8Array {
-  const body = new Uint8Array(4 + signature.length);
-  body[0] = scheme >>> 8;
-  body[1] = scheme & 0xff;
-  body[2] = signature.length >>> 8;
-  body[3] = signature.length & 0xff;
-  body.set(signature, 4);
-  return frameHandshake(HandshakeType.certificate_verify, body);
+  const out = Buffer.allocUnsafe(8 + signature.length);
+  out[0] = HandshakeType.certificate_verify;
+  out.writeUIntBE(4 + signature.length, 1, 3);
+  out.writeUInt16BE(scheme, 4);
+  out.writeUInt16BE(signature.length, 6);
+  out.set(signature, 8);
+  return out;
 }
 
-/** NewSessionTicket (§4.6.1) with a one-byte nonce and no extensions, framed. */
+/** NewSessionTicket (§4.6.1) with a one-byte nonce and no extensions, framed (one allocation). */
 function encodeNewSessionTicket(lifetime: number, ageAdd: number, nonce: number, ticket: Uint8Array): Uint8Array {
   if (ticket.length > 0xffff) throw new InternalError(`ticket of ${ticket.length} bytes does not fit NewSessionTicket`);
-  const body = Buffer.allocUnsafe(4 + 4 + 2 + 2 + ticket.length + 2);
-  body.writeUInt32BE(lifetime, 0);
-  body.writeUInt32BE(ageAdd, 4);
-  body[8] = 1;
-  body[9] = nonce;
-  body.writeUInt16BE(ticket.length, 10);
-  body.set(ticket, 12);
-  body.writeUInt16BE(0, 12 + ticket.length);
-  return frameHandshake(HandshakeType.new_session_ticket, body);
+  const out = Buffer.allocUnsafe(4 + 4 + 4 + 2 + 2 + ticket.length + 2);
+  out[0] = HandshakeType.new_session_ticket;
+  out.writeUIntBE(out.length - 4, 1, 3);
+  out.writeUInt32BE(lifetime, 4);
+  out.writeUInt32BE(ageAdd, 8);
+  out[12] = 1;
+  out[13] = nonce;
+  out.writeUInt16BE(ticket.length, 14);
+  out.set(ticket, 16);
+  out.writeUInt16BE(0, 16 + ticket.length);
+  return out;
 }

@@ -123,13 +123,12 @@ export function verifySignature(
  * 64 spaces, the context string, a zero byte, then the transcript hash.
  */
 export function certificateVerifyContent(side: 'server' | 'client', transcriptHash: Uint8Array): Uint8Array {
-  const context = side === 'server' ? SERVER_CONTEXT : CLIENT_CONTEXT;
-  const out = new Uint8Array(64 + context.length + 1 + transcriptHash.length);
-  out.fill(0x20, 0, 64);
-  out.set(context, 64);
-  out[64 + context.length] = 0;
-  out.set(transcriptHash, 64 + context.length + 1);
+  const prefix = side === 'server' ? SERVER_PREFIX : CLIENT_PREFIX;
+  const out = Buffer.allocUnsafe(prefix.length + transcriptHash.length);
+  out.set(prefix, 0);
+  out.set(transcriptHash, prefix.length);
   return out;
 }
-const SERVER_CONTEXT = new TextEncoder().encode('TLS 1.3, server CertificateVerify');
-const CLIENT_CONTEXT = new TextEncoder().encode('TLS 1.3, client CertificateVerify');
+/** 64 spaces, the context string and the zero byte: the same for every signature of a side. */
+const SERVER_PREFIX = Buffer.concat([Buffer.alloc(64, 0x20), Buffer.from('TLS 1.3, server CertificateVerify', 'latin1'), Buffer.of(0)]);
+const CLIENT_PREFIX = Buffer.concat([Buffer.alloc(64, 0x20), Buffer.from('TLS 1.3, client CertificateVerify', 'latin1'), Buffer.of(0)]);

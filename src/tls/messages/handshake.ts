@@ -2,7 +2,7 @@
  * Handshake framing (RFC 8446 §4) and the messages after the hellos: EncryptedExtensions,
  * Certificate, CertificateRequest, CertificateVerify, Finished, NewSessionTicket, KeyUpdate.
  */
-import { Reader, Writer } from '../codec.js';
+import { Reader, Writer, allocUnfilled } from '../codec.js';
 import { DecodeError, IllegalParameter, UnsupportedExtension } from '../errors.js';
 import { ExtensionType, KeyUpdateRequest } from '../constants.js';
 import {
@@ -23,7 +23,7 @@ export const MAX_HANDSHAKE_MESSAGE = 1 << 18;
 
 /** `Handshake` header: msg_type u8, length u24, then the body. */
 export function frameHandshake(type: number, body: Uint8Array): Uint8Array {
-  const out = new Uint8Array(4 + body.length);
+  const out = allocUnfilled(4 + body.length);
   out[0] = type;
   out[1] = body.length >>> 16;
   out[2] = (body.length >>> 8) & 0xff;
