@@ -27,26 +27,33 @@ const HASH_LENGTH: Record<HashName, number> = { sha256: 32, sha384: 48 };
  */
 const KEY_CACHE_SIZE = 8;
 const cachedKeys: (Uint8Array | undefined)[] = new Array<Uint8Array | undefined>(KEY_CACHE_SIZE).fill(undefined);
-const cachedCopies: Uint8Array[] = Array.from({ length: KEY_CACHE_SIZE }, () => new Uint8Array(0));
+/** The contents of each cached key when it was cached (keys over 64 bytes are not cached). */
+const cachedCopies: Uint8Array[] = Array.from({ length: KEY_CACHE_SIZE }, () => new Uint8Array(64));
+const cachedLengths = new Int32Array(KEY_CACHE_SIZE);
 const cachedHmacs: (HmacSha256 | undefined)[] = new Array<HmacSha256 | undefined>(KEY_CACHE_SIZE).fill(undefined);
 let nextCacheSlot = 0;
 
 function hmacSha256Key(key: Uint8Array): HmacSha256 {
   for (let i = 0; i < KEY_CACHE_SIZE; i++) {
-    if (cachedKeys[i] === key && sameBytes(cachedCopies[i]!, key)) return cachedHmacs[i]!;
+    if (cachedKeys[i] === key && sameBytes(cachedCopies[i]!, cachedLengths[i]!, key)) return cachedHmacs[i]!;
   }
   const k = new HmacSha256(key);
-  const slot = nextCacheSlot;
-  nextCacheSlot = (slot + 1) % KEY_CACHE_SIZE;
-  cachedKeys[slot] = key;
-  cachedCopies[slot] = key.slice();
-  cachedHmacs[slot] = k;
+  if (key.length <= 64) {
+    const slot = nextCacheSlot;
+    nextCacheSlot = (slot + 1) % KEY_CACHE_SIZE;
+    cachedKeys[slot] = key;
+    const copy = cachedCopies[slot]!;
+    for (let i = 0; i < key.length; i++) copy[i] = key[i]!;
+    cachedLengths[slot] = key.length;
+    cachedHmacs[slot] = k;
+  }
   return k;
 }
 
-function sameBytes(a: Uint8Array, b: Uint8Array): boolean {
-  if (a.length !== b.length) return false;
-  for (let i = 0; i < a.length; i++) if (a[i] !== b[i]) return false;
+/** Whether the first `length` bytes of `copy` are exactly `key`. */
+function sameBytes(copy: Uint8Array, length: number, key: Uint8Array): boolean {
+  if (length !== key.length) return false;
+  for (let i = 0; i < length; i++) if (copy[i] !== key[i]) return false;
   return true;
 }
 
@@ -148,15 +155,20 @@ function writeLabel(out: Uint8Array, label: Uint8Array, context: Uint8Array, len
   out.set(context, 4 + label.length);
 }
 
-const fixedInputs = new Map<string, Uint8Array>();
+/** By label, then by output length (no key string built per call). */
+const fixedInputs = new Map<string, Map<number, Uint8Array>>();
 /** HkdfLabel || 0x01 of an empty-context expansion ("key", "iv", "finished", ...) never changes. */
 function fixedInput(label: string, length: number): Uint8Array {
-  const k = `${label}/${length}`;
-  let input = fixedInputs.get(k);
+  let byLength = fixedInputs.get(label);
+  if (!byLength) {
+    byLength = new Map();
+    fixedInputs.set(label, byLength);
+  }
+  let input = byLength.get(length);
   if (!input) {
     const l = Buffer.concat([LABEL_PREFIX, Buffer.from(label, 'latin1')]);
     input = Uint8Array.from([length >>> 8, length & 0xff, l.length, ...l, 0, 1]);
-    fixedInputs.set(k, input);
+    byLength.set(length, input);
   }
   return input;
 }

@@ -111,7 +111,7 @@ function finish(state: Int32Array, absorbed: number, tail: Uint8Array, tailLengt
   for (let i = 0; i < rest; i++) pad[i] = tail[off + i]!;
   pad[rest] = 0x80;
   const end = rest < 56 ? 64 : 128;
-  pad.fill(0, rest + 1, end - 8);
+  for (let i = rest + 1; i < end - 8; i++) pad[i] = 0;
   const bits = (absorbed + tailLength) * 8;
   const high = Math.floor(bits / 0x100000000);
   pad[end - 8] = high >>> 24;
@@ -124,7 +124,15 @@ function finish(state: Int32Array, absorbed: number, tail: Uint8Array, tailLengt
   pad[end - 1] = bits;
   compress(state, pad, 0);
   if (end === 128) compress(state, pad, 64);
-  for (let o = 0; o < outLength; o++) out[o] = state[o >>> 2]! >>> (24 - 8 * (o & 3));
+  let o = 0;
+  for (let i = 0; o + 4 <= outLength; i++, o += 4) {
+    const v = state[i]!;
+    out[o] = v >>> 24;
+    out[o + 1] = v >>> 16;
+    out[o + 2] = v >>> 8;
+    out[o + 3] = v;
+  }
+  for (; o < outLength; o++) out[o] = state[o >>> 2]! >>> (24 - 8 * (o & 3));
 }
 
 /** SHA-256 of `data` in one call. */

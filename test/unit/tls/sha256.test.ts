@@ -47,8 +47,8 @@ void test('the key schedule HMAC gives the right answer when a key array is reus
   assert.equal(hex(hmac('sha256', key, data)), createHmac('sha256', key).update(data).digest('hex'));
 });
 
-void test('the key schedule HMAC stays right when more keys are in use than it caches', () => {
-  const keys = Array.from({ length: 20 }, () => new Uint8Array(randomBytes(32)));
+void test('the key schedule HMAC stays right when more keys are in use than it caches, and for keys over a block', () => {
+  const keys = Array.from({ length: 20 }, (_, i) => new Uint8Array(randomBytes(i % 5 === 0 ? 100 : 32)));
   const data = randomBytes(33);
   for (let round = 0; round < 3; round++) {
     for (const key of keys) assert.equal(hex(hmac('sha256', key, data)), createHmac('sha256', key).update(data).digest('hex'));
