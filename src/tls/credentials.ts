@@ -164,9 +164,9 @@ export function defaultCredential(
   servername: string | undefined,
   peerSchemes: readonly number[],
 ): CredentialChoice | undefined {
-  const ordered = servername
-    ? [...keys.filter((k) => k.dnsNames.some((n) => dnsNameMatches(n, servername))), ...keys]
-    : keys;
+  // With one certificate the SNI match and the fallback are the same: no name matching.
+  const ordered =
+    servername && keys.length > 1 ? [...keys.filter((k) => k.dnsNames.some((n) => dnsNameMatches(n, servername))), ...keys] : keys;
   for (const k of ordered) {
     const scheme = k.signer.schemes.find((s) => isCertificateVerifyScheme(s) && peerSchemes.includes(s));
     if (scheme !== undefined) return { certificateChain: k.chain, signer: k.signer, scheme, label: 'certificate' };
