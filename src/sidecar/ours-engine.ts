@@ -77,6 +77,8 @@ export class TlsServerStream extends Duplex {
     private readonly conn: ServerConnection,
   ) {
     super({ allowHalfOpen: true });
+    // apply() writes a poll's output corked (one writev), so the record pieces need no join copy.
+    conn.joinOutput = false;
     // Socket errors surface on process.nextTick, before the promise continuation that hands this
     // stream to the proxy (which attaches its own listener): never let one be unhandled. The
     // stream still closes, and listeners added later still receive errors.
@@ -121,7 +123,8 @@ export class TlsServerStream extends Duplex {
 
   private apply(progress: Progress, writeCallback?: (err?: Error | null) => void): void {
     const last = progress.output.length - 1;
-    // Several records (a flight, or a large write cut into 16 KiB records) leave in one writev.
+    // Several records (a flight, or a large write cut into 16 KiB records), each in pieces
+    // (header, ciphertext, tag), leave in one writev.
     if (last > 0) this.socket.cork();
     progress.output.forEach((bytes, i) => {
       if (!this.socket.destroyed) this.socket.write(bytes, i === last ? writeCallback : undefined);
