@@ -2,7 +2,7 @@
  * Full TLS 1.3 handshakes per second on ONE server core: our server (src/tls) vs a node:tls
  * (OpenSSL) server, with the same ECDSA P-256 and RSA-2048 certificates.
  *
- *   npx tsc -p tsconfig.json && node dist/bench/tls-handshake.js [seconds=5] [concurrency=16] [rounds=3]
+ *   npx tsc -p tsconfig.json && node dist/bench/tls-handshake.js [seconds=5] [concurrency=16] [rounds=3] [warmup=5]
  *
  * The server runs in its own process pinned to core 1 (`taskset -c 1`); the load comes from a
  * separate process pinned to core 0 that opens fresh connections with node:tls (the same client
@@ -11,6 +11,12 @@
  * over rounds of handshakes/s, server CPU ms per handshake (user+system of the server process
  * divided by completed handshakes; 1000 / that is the capacity of one fully busy core) and the
  * connect-to-echo latency p50/p99.
+ *
+ * Each round starts a fresh server process and loads it for `warmup` seconds before measuring.
+ * A terminator runs for hours, so the steady state is the number that matters; in the first
+ * seconds both servers pay for V8 compiling their JavaScript on the pinned core (our stack has
+ * far more JavaScript on the hot path than node:tls, whose handshake is C). `warmup=0.5`
+ * measures that start-up phase instead.
  */
 import { fileURLToPath } from 'node:url';
 import * as nodeTls from 'node:tls';
@@ -35,7 +41,7 @@ const SCRIPT = fileURLToPath(import.meta.url);
 type LoadResult = HandshakeLoadResult;
 
 /** Load child: fresh connections back to back on `concurrency` lanes for `seconds`. */
-async function loadRole(port: number, seconds: number, concurrency: number): Promise<void> {
+async function loadRole(port: number, seconds: number, concurrency: number, warmupSeconds: number): Promise<void> {
   const latencies: number[] = [];
   let failed = 0;
   const payload = Buffer.alloc(32, 0x61);
@@ -66,7 +72,7 @@ async function loadRole(port: number, seconds: number, concurrency: number): Pro
       s.on('error', fail);
     });
   // Warm-up, not counted.
-  const warm = Date.now() + 500;
+  const warm = Date.now() + warmupSeconds * 1000;
   await Promise.all(Array.from({ length: concurrency }, async () => {
     while (Date.now() < warm) await one();
   }));
@@ -86,18 +92,18 @@ async function loadRole(port: number, seconds: number, concurrency: number): Pro
 
 type Round = HandshakeRound;
 
-function oneRound(impl: Impl, cert: string, key: string, seconds: number, concurrency: number, pin: boolean): Promise<Round> {
+function oneRound(impl: Impl, cert: string, key: string, seconds: number, concurrency: number, warmup: number, pin: boolean): Promise<Round> {
   const server = spawnNode(SCRIPT, ['--server', impl, cert, key], pin ? 1 : undefined);
   return measureHandshakeRound<LoadResult>(server, (port) =>
-    spawnNode(SCRIPT, ['--load', String(port), String(seconds), String(concurrency)], pin ? 0 : undefined),
+    spawnNode(SCRIPT, ['--load', String(port), String(seconds), String(concurrency), String(warmup)], pin ? 0 : undefined),
   );
 }
 
 async function main(): Promise<void> {
-  const [seconds = 5, concurrency = 16, rounds = 3] = process.argv.slice(2).map(Number);
+  const [seconds = 5, concurrency = 16, rounds = 3, warmup = 5] = process.argv.slice(2).map(Number);
   const pin = canPin();
   const { certs, cleanup } = await makeCertificates(['ecdsa-p256', 'rsa-2048']);
-  console.log(`# TLS 1.3 full handshakes, ${seconds}s x ${rounds} rounds, ${concurrency} lanes, server ${pin ? 'pinned to core 1, load on core 0' : 'not pinned (no taskset)'}; node ${process.version}; load average ${loadAverage()}`);
+  console.log(`# TLS 1.3 full handshakes, ${seconds}s x ${rounds} rounds after ${warmup}s of warm-up, ${concurrency} lanes, server ${pin ? 'pinned to core 1, load on core 0' : 'not pinned (no taskset)'}; node ${process.version}; load average ${loadAverage()}`);
   const lines: string[] = [];
   lines.push('| certificate | server | handshakes/s (median) | all rounds | server CPU ms/handshake (median) | capacity of one core, handshakes/s | p50 ms | p99 ms | failed |');
   lines.push('| --- | --- | ---: | --- | ---: | ---: | ---: | ---: | ---: |');
@@ -107,7 +113,7 @@ async function main(): Promise<void> {
       const results: Record<Impl, Round[]> = { ours: [], node: [] };
       for (let i = 0; i < rounds; i++) {
         for (const impl of i % 2 === 0 ? IMPLS : [...IMPLS].reverse()) {
-          results[impl].push(await oneRound(impl, c.cert, c.key, seconds, concurrency, pin));
+          results[impl].push(await oneRound(impl, c.cert, c.key, seconds, concurrency, warmup, pin));
         }
       }
       const med: Record<Impl, { rate: number; cpu: number }> = { ours: { rate: 0, cpu: 0 }, node: { rate: 0, cpu: 0 } };
@@ -136,7 +142,7 @@ const role = process.argv[2];
 if (role === '--server') {
   await serverRole(process.argv[3] as Impl, process.argv[4]!, process.argv[5]!, 'echo');
 } else if (role === '--load') {
-  await loadRole(Number(process.argv[3]), Number(process.argv[4]), Number(process.argv[5]));
+  await loadRole(Number(process.argv[3]), Number(process.argv[4]), Number(process.argv[5]), Number(process.argv[6]));
 } else {
   await main();
 }
