@@ -2,7 +2,7 @@
  * Bulk throughput through ONE TLS 1.3 connection, each way: our server (src/tls) vs a node:tls
  * server, same ECDSA P-256 certificate, same client.
  *
- *   npx tsc -p tsconfig.json && node dist/bench/tls-bulk.js [MiB=128] [rounds=3]
+ *   npx tsc -p tsconfig.json && node dist/bench/tls-bulk.js [MiB=128] [rounds=3] [warmupMiB=256]
  *
  * The server runs in its own process pinned to core 1; the client is node:tls in a separate
  * process pinned to core 0 (TLS_AES_128_GCM_SHA256). Upload: the client sends MiB bytes and the
@@ -11,6 +11,11 @@
  * (servers alternate round by round). "us/rec" = user+system CPU time of the server process
  * during the measured transfer per 16 KiB of payload (one full record): wall-clock MB/s
  * depends on which side is the bottleneck, CPU per record shows the server's own cost.
+ *
+ * Before measuring, each fresh server moves `warmupMiB` each way (one connection per direction)
+ * so that both servers are measured in their steady state: V8 optimizes the per-record
+ * functions (ours and node:crypto's JavaScript wrappers) only after thousands of calls, and a
+ * long-lived terminator runs there. `warmupMiB=8` shows the start-up phase.
  */
 import { fileURLToPath } from 'node:url';
 import * as nodeTls from 'node:tls';
@@ -38,7 +43,7 @@ function mark(phase: 'start' | 'end'): Promise<void> {
   });
 }
 
-async function clientRole(port: number, bytes: number): Promise<void> {
+async function clientRole(port: number, bytes: number, warmupBytes: number): Promise<void> {
   const connectOnce = (): Promise<nodeTls.TLSSocket> =>
     new Promise((resolve, reject) => {
       const s = nodeTls.connect({ port, host: '127.0.0.1', servername: 'localhost', rejectUnauthorized: false, minVersion: 'TLSv1.3', ciphers: 'TLS_AES_128_GCM_SHA256' }, () => resolve(s));
@@ -80,10 +85,10 @@ async function clientRole(port: number, bytes: number): Promise<void> {
     s.destroy();
     return bytes / secs / 1e6;
   };
-  // Warm-up on a small transfer, then measure.
+  // Warm-up, then measure.
   const full = bytes;
   let measured = false;
-  bytes = Math.min(full, 8 << 20);
+  bytes = warmupBytes;
   await upload();
   await download();
   bytes = full;
@@ -101,11 +106,11 @@ async function serverCpuMs(server: ChildProcess): Promise<number> {
   return (await stats).cpuMs;
 }
 
-async function oneRound(impl: Impl, cert: string, key: string, bytes: number, pin: boolean): Promise<BulkResult> {
+async function oneRound(impl: Impl, cert: string, key: string, bytes: number, warmupBytes: number, pin: boolean): Promise<BulkResult> {
   const server = spawnNode(SCRIPT, ['--server', impl, cert, key], pin ? 1 : undefined);
   try {
     const { port } = await nextMessage<{ port: number }>(server);
-    const client = spawnNode(SCRIPT, ['--client', String(port), String(bytes)], pin ? 0 : undefined);
+    const client = spawnNode(SCRIPT, ['--client', String(port), String(bytes), String(warmupBytes)], pin ? 0 : undefined);
     const cpuMs: number[] = []; // server CPU of the measured upload, then download
     for (;;) {
       const m = await nextMessage<ClientMessage>(client);
@@ -123,15 +128,15 @@ async function oneRound(impl: Impl, cert: string, key: string, bytes: number, pi
 }
 
 async function main(): Promise<void> {
-  const [mib = 128, rounds = 3] = process.argv.slice(2).map(Number);
+  const [mib = 128, rounds = 3, warmupMiB = 256] = process.argv.slice(2).map(Number);
   const pin = canPin();
   const { certs, cleanup } = await makeCertificates(['ecdsa-p256']);
   const c = certs[0]!;
-  console.log(`# TLS 1.3 bulk, one connection, ${mib} MiB each way x ${rounds} rounds, server ${pin ? 'pinned to core 1, client on core 0' : 'not pinned'}; node ${process.version}; load average ${loadAverage()}`);
+  console.log(`# TLS 1.3 bulk, one connection, ${mib} MiB each way x ${rounds} rounds after ${warmupMiB} MiB of warm-up, server ${pin ? 'pinned to core 1, client on core 0' : 'not pinned'}; node ${process.version}; load average ${loadAverage()}`);
   const results: Record<Impl, BulkResult[]> = { ours: [], node: [] };
   try {
     for (let i = 0; i < rounds; i++) {
-      for (const impl of i % 2 === 0 ? IMPLS : [...IMPLS].reverse()) results[impl].push(await oneRound(impl, c.cert, c.key, mib << 20, pin));
+      for (const impl of i % 2 === 0 ? IMPLS : [...IMPLS].reverse()) results[impl].push(await oneRound(impl, c.cert, c.key, mib << 20, warmupMiB << 20, pin));
     }
   } finally {
     await cleanup();
@@ -156,7 +161,7 @@ const role = process.argv[2];
 if (role === '--server') {
   await serverRole(process.argv[3] as Impl, process.argv[4]!, process.argv[5]!, 'bulk');
 } else if (role === '--client') {
-  await clientRole(Number(process.argv[3]), Number(process.argv[4]));
+  await clientRole(Number(process.argv[3]), Number(process.argv[4]), Number(process.argv[5]));
 } else {
   await main();
 }
