@@ -17,13 +17,17 @@ function ensure(n: number): void {
   }
 }
 
+/** Never hands out the same bytes twice: wipes the `n` bytes just taken and moves past them. */
+function consume(n: number): void {
+  pool.fill(0, offset, offset + n);
+  offset += n;
+}
+
 /** `n` (≤ 256) fresh random bytes in a new buffer. */
 export function randomBytesPooled(n: number): Buffer {
   ensure(n);
   const out = Buffer.from(pool.subarray(offset, offset + n));
-  // Never hand out the same bytes twice: wipe what was taken.
-  pool.fill(0, offset, offset + n);
-  offset += n;
+  consume(n);
   return out;
 }
 
@@ -31,15 +35,13 @@ export function randomBytesPooled(n: number): Buffer {
 export function randomFillPooled(out: Uint8Array, at: number, n: number): void {
   ensure(n);
   out.set(pool.subarray(offset, offset + n), at);
-  pool.fill(0, offset, offset + n);
-  offset += n;
+  consume(n);
 }
 
 /** A random unsigned 32-bit integer. */
 export function randomUint32(): number {
   ensure(4);
   const v = pool.readUInt32BE(offset);
-  pool.fill(0, offset, offset + 4);
-  offset += 4;
+  consume(4);
   return v;
 }

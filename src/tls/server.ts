@@ -55,8 +55,10 @@ import {
   encodeHandshake,
   frameHandshake,
   writeCertificate,
+  writeCertificateVerify,
   writeCertificateRequest,
   writeEncryptedExtensions,
+  writeNewSessionTicket,
 } from './messages/handshake.js';
 import { authenticatePeer, checkCertificateVerify, type AuthenticatedPeer } from './peer-auth.js';
 import { RecordOpener, RecordSealer } from './record.js';
@@ -485,7 +487,7 @@ export class ServerConnection extends Connection {
       this.queue(f, certificateMessage(choice));
       const content = certificateVerifyContent('server', f.transcript.current());
       this.continueWith(choice.signer.sign(choice.scheme, content), (signature) => {
-        this.queue(f, encodeCertificateVerify(choice.scheme, signature));
+        this.queue(f, encodeHandshake(HandshakeType.certificate_verify, (w) => writeCertificateVerify(w, { scheme: choice.scheme, signature }), 16 + signature.length));
         const mode: HandshakeMode = {
           authentication: choice.label ?? 'certificate',
           signatureScheme: choice.scheme,
@@ -615,7 +617,8 @@ export class ServerConnection extends Connection {
         // Only a verified client certificate is carried over to resumed sessions.
         clientCertificate: hs.peer?.authorized ? hs.peer.chain[0]! : new Uint8Array(0),
       });
-      this.records.queueHandshake(encodeNewSessionTicket(this.config.ticketLifetimeSeconds, ageAdd, i, ticket));
+      const nst = { lifetime: this.config.ticketLifetimeSeconds, ageAdd, nonce, ticket, unknown: NO_EXTENSIONS };
+      this.records.queueHandshake(encodeHandshake(HandshakeType.new_session_ticket, (w) => writeNewSessionTicket(w, nst), 32 + ticket.length));
     }
   }
 
@@ -707,31 +710,4 @@ function certificateMessage(choice: CredentialChoice): Uint8Array {
 
 function sameExtensions(a: readonly RawExtension[], b: readonly RawExtension[]): boolean {
   return a.length === b.length && a.every((e, i) => e.type === b[i]!.type && e.data === b[i]!.data);
-}
-
-/** CertificateVerify (§4.4.3), framed: type, u24 length, scheme, opaque16 signature (one allocation). */
-function encodeCertificateVerify(scheme: number, signature: Uint8Array): Uint8Array {
-  const out = Buffer.allocUnsafe(8 + signature.length);
-  out[0] = HandshakeType.certificate_verify;
-  out.writeUIntBE(4 + signature.length, 1, 3);
-  out.writeUInt16BE(scheme, 4);
-  out.writeUInt16BE(signature.length, 6);
-  out.set(signature, 8);
-  return out;
-}
-
-/** NewSessionTicket (§4.6.1) with a one-byte nonce and no extensions, framed (one allocation). */
-function encodeNewSessionTicket(lifetime: number, ageAdd: number, nonce: number, ticket: Uint8Array): Uint8Array {
-  if (ticket.length > 0xffff) throw new InternalError(`ticket of ${ticket.length} bytes does not fit NewSessionTicket`);
-  const out = Buffer.allocUnsafe(4 + 4 + 4 + 2 + 2 + ticket.length + 2);
-  out[0] = HandshakeType.new_session_ticket;
-  out.writeUIntBE(out.length - 4, 1, 3);
-  out.writeUInt32BE(lifetime, 4);
-  out.writeUInt32BE(ageAdd, 8);
-  out[12] = 1;
-  out[13] = nonce;
-  out.writeUInt16BE(ticket.length, 14);
-  out.set(ticket, 16);
-  out.writeUInt16BE(0, 16 + ticket.length);
-  return out;
 }

@@ -7,7 +7,7 @@
  */
 import { createCipheriv, createDecipheriv, randomBytes } from 'node:crypto';
 import { randomFillPooled } from './random.js';
-import { Reader } from './codec.js';
+import { Reader, Writer } from './codec.js';
 import { InternalError } from './errors.js';
 
 /** What a client stores to resume a session. Treat `psk` as a secret. */
@@ -61,29 +61,13 @@ export class TicketKey {
   }
 
   seal(state: TicketState): Uint8Array {
-    const servername = Buffer.from(state.servername, 'latin1');
-    const alpn = Buffer.from(state.alpnProtocol, 'latin1');
-    const cert = state.clientCertificate;
-    if (state.psk.length > 0xff || servername.length > 0xff || alpn.length > 0xff || cert.length > 0xffffff) {
-      throw new InternalError('ticket state does not fit');
-    }
-    // version u8, suite u16, psk<u8>, issuedAt u64, ageAdd u32, lifetime u32, servername<u8>, alpn<u8>, cert<u24>
-    const plain = Buffer.allocUnsafe(1 + 2 + 1 + state.psk.length + 8 + 4 + 4 + 1 + servername.length + 1 + alpn.length + 3 + cert.length);
-    let o = plain.writeUInt8(TICKET_VERSION, 0);
-    o = plain.writeUInt16BE(state.cipherSuite, o);
-    o = plain.writeUInt8(state.psk.length, o);
-    plain.set(state.psk, o);
-    o += state.psk.length;
-    o = plain.writeUInt32BE(Math.floor(state.issuedAt / 0x100000000), o);
-    o = plain.writeUInt32BE(state.issuedAt % 0x100000000, o);
-    o = plain.writeUInt32BE(state.ageAdd, o);
-    o = plain.writeUInt32BE(state.lifetimeSeconds, o);
-    o = plain.writeUInt8(servername.length, o);
-    o += servername.copy(plain, o);
-    o = plain.writeUInt8(alpn.length, o);
-    o += alpn.copy(plain, o);
-    o = plain.writeUIntBE(cert.length, o, 3);
-    plain.set(cert, o);
+    const w = new Writer(128);
+    w.u8(TICKET_VERSION).u16(state.cipherSuite).opaque8(state.psk);
+    w.u32(Math.floor(state.issuedAt / 0x100000000)).u32(state.issuedAt % 0x100000000);
+    w.u32(state.ageAdd).u32(state.lifetimeSeconds);
+    w.opaque8(Buffer.from(state.servername, 'latin1')).opaque8(Buffer.from(state.alpnProtocol, 'latin1'));
+    w.opaque24(state.clientCertificate);
+    const plain = w.finish();
 
     const ticket = Buffer.allocUnsafe(1 + NONCE_LENGTH + plain.length + TAG_LENGTH);
     ticket[0] = TICKET_VERSION;
