@@ -3,7 +3,7 @@
 #   controller | webhook | sidecar | keyserver      (docker run IMAGE controller --help)
 # The webhook injects the sidecar as `dc-operator sidecar ...`, so `dc-operator` is on PATH too.
 # test/unit/packaging-dockerfile.test.ts checks that what this file names exists and runs.
-ARG NODE_IMAGE=node:20-bookworm-slim
+ARG NODE_IMAGE=node:24-bookworm-slim
 
 # --- build: compile TypeScript (dev dependencies needed) ---------------------------------------
 FROM ${NODE_IMAGE} AS build
@@ -20,7 +20,7 @@ WORKDIR /src
 COPY package.json package-lock.json ./
 RUN npm ci --omit=dev --no-audit --no-fund && npm cache clean --force
 
-# --- runtime: slim Node 20, non-root, nothing but the compiled code and its dependencies -------
+# --- runtime: slim Node 24, non-root, nothing but the compiled code and its dependencies -------
 FROM ${NODE_IMAGE} AS runtime
 ENV NODE_ENV=production
 WORKDIR /app

@@ -5,6 +5,17 @@ SHELL := /bin/bash
 
 NODE_MODULES_STAMP := node_modules/.package-lock.json
 
+# --- the pinned Node (.nvmrc) ---------------------------------------------------------------
+# Every target, tests and benchmarks included, runs on it: node on PATH when it is new enough,
+# else the npm package node-linux-<arch> unpacked into ~/.cache/dc-operator/node/<version>/
+# (scripts/node/ensure.sh, which prints the one line naming the Node in use). The system's Node
+# is never replaced; only make's own PATH changes.
+NODE_BIN_DIR := $(shell bash scripts/node/ensure.sh --print-bin-dir)
+ifneq ($(.SHELLSTATUS),0)
+$(error scripts/node/ensure.sh could not provide Node $(shell cat .nvmrc); see the line above)
+endif
+export PATH := $(NODE_BIN_DIR):$(PATH)
+
 .PHONY: help
 help:
 	@echo "make demo                 run dc-operator end to end on a local control plane"
@@ -13,11 +24,16 @@ help:
 	@echo "make control-plane-up     start a local etcd + kube-apiserver, kubeconfig in .dev/kubeconfig"
 	@echo "make control-plane-down   stop it and clean up"
 	@echo "make bench                run the benchmarks in bench/"
+	@echo "make node-version         print the version and path of the Node that make's targets use"
 	@echo "make crds                 regenerate crds/ from the TypeScript API (src/operator/api)"
 	@echo "make manifests            copy crds/ into the chart, render manifests/install.yaml from it"
 
+.PHONY: node-version
+node-version:
+	@echo "$$(node --version) $$(command -v node)"
+
 # --- dependencies ---------------------------------------------------------------------------
-$(NODE_MODULES_STAMP): package.json package-lock.json
+$(NODE_MODULES_STAMP): package.json package-lock.json .nvmrc
 	npm ci --no-audit --no-fund
 	@touch $@
 

@@ -1,13 +1,13 @@
 #!/usr/bin/env node
 // Runs node:test over the compiled test files of one suite (unit | integration | interop).
-// Node 20's `node --test` takes no glob patterns, so the files are listed here.
+// `node --test` expands the glob itself.
 //
 // For the integration suite it first starts ONE real control plane (etcd + kube-apiserver, see
 // test/support/control-plane.ts) and passes its kubeconfig to every test file through
 // DC_TEST_KUBECONFIG; it stops it afterwards, also when the run fails or is interrupted
 // (SIGINT/SIGTERM/SIGHUP). The processes also carry a parent-death signal, so even a SIGKILLed
 // runner leaves no orphans. With DC_TEST_KUBECONFIG already set, that cluster is used instead.
-import { readdirSync, statSync } from 'node:fs';
+import { existsSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { spawn, spawnSync } from 'node:child_process';
 import { pathToFileURL } from 'node:url';
@@ -19,22 +19,11 @@ if (!suite) {
   process.exit(2);
 }
 const root = join('dist', 'test', suite);
-function collect(dir) {
-  let out = [];
-  let entries;
-  try { entries = readdirSync(dir); } catch { return out; }
-  for (const name of entries.sort()) {
-    const p = join(dir, name);
-    if (statSync(p).isDirectory()) out = out.concat(collect(p));
-    else if (name.endsWith('.test.js')) out.push(p);
-  }
-  return out;
-}
-const files = collect(root);
-if (files.length === 0) {
+if (!existsSync(root)) {
   console.error(`no test files under ${root}: did the build run?`);
   process.exit(1);
 }
+const files = [`${root}/**/*.test.js`];
 const extra = process.argv.slice(3);
 
 const SIGNALS = { SIGINT: 2, SIGTERM: 15, SIGHUP: 1 };

@@ -9,7 +9,7 @@ import { keyServer } from './commands/keyserver.js';
 import { sidecar } from './commands/sidecar.js';
 import { webhook } from './commands/webhook.js';
 import { CommandRegistry, type ProgramContext } from './framework/registry.js';
-import { isEntryPoint, processContext } from './framework/main.js';
+import { isEntryPoint, processContext, unsupportedRuntime } from './framework/main.js';
 
 export function dcOperatorCommands(): CommandRegistry {
   return new CommandRegistry({
@@ -23,5 +23,5 @@ export function main(argv: readonly string[], ctx: ProgramContext = processConte
 }
 
 if (isEntryPoint(import.meta.url)) {
-  process.exitCode = await main(process.argv.slice(2));
+  process.exitCode = unsupportedRuntime('dc-operator') ?? (await main(process.argv.slice(2)));
 }

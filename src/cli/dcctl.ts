@@ -10,7 +10,7 @@ import { dcIssue } from './commands/dc-issue.js';
 import { probe } from './commands/probe.js';
 import { serve } from './commands/serve.js';
 import { CommandRegistry, type ProgramContext } from './framework/registry.js';
-import { isEntryPoint, processContext } from './framework/main.js';
+import { isEntryPoint, processContext, unsupportedRuntime } from './framework/main.js';
 
 export function dcctlCommands(): CommandRegistry {
   return new CommandRegistry({
@@ -30,5 +30,5 @@ export function main(argv: readonly string[], ctx: ProgramContext = processConte
 }
 
 if (isEntryPoint(import.meta.url)) {
-  process.exitCode = await main(process.argv.slice(2));
+  process.exitCode = unsupportedRuntime('dcctl') ?? (await main(process.argv.slice(2)));
 }

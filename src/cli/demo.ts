@@ -23,7 +23,7 @@ import {
 } from '@kubernetes/client-node';
 import { buildMutatingWebhookConfiguration } from '../webhook/webhook-configuration.js';
 import { SIDECAR_CONTAINER_NAME } from '../webhook/config.js';
-import { isEntryPoint } from './framework/main.js';
+import { isEntryPoint, unsupportedRuntime } from './framework/main.js';
 import {
   Cleanup, Progress, freePort, runCommand, startChild, waitFor, waitForHttp200, writeKubeletVolume, type Child,
 } from './demo/runtime.js';
@@ -346,5 +346,5 @@ function which(cmd: string): string | undefined {
 
 if (isEntryPoint(import.meta.url)) {
   // Exit explicitly: the Kubernetes client's keep-alive sockets would hold the process open.
-  process.exit(await runDemo(process.argv.slice(2)));
+  process.exit(unsupportedRuntime('demo') ?? (await runDemo(process.argv.slice(2))));
 }

@@ -7,14 +7,12 @@
  * plus HKDF-Expand-Label, traffic keys (§7.3), Finished (§4.4.4), KeyUpdate (§7.2), resumption
  * PSKs (§4.6.1), binders (§4.2.11.2) and exporters (§7.5). HKDF runs on node:crypto HMAC.
  */
-import * as crypto from 'node:crypto';
-import { createHash, createHmac, timingSafeEqual, type Hash } from 'node:crypto';
+import { createHash, createHmac, hash as oneShotHash, timingSafeEqual, type Hash } from 'node:crypto';
 import { HmacSha256 } from './sha256.js';
 import type { HashName, SuiteParams } from './suites.js';
 
 // --- HMAC and HKDF (RFC 2104, RFC 5869) -------------------------------------------------------------
 
-const oneShotHash = (crypto as { hash?: (algorithm: string, data: Uint8Array, encoding: 'buffer') => Buffer }).hash;
 const BLOCK_SIZE: Record<HashName, number> = { sha256: 64, sha384: 128 };
 const HASH_LENGTH: Record<HashName, number> = { sha256: 32, sha384: 48 };
 
@@ -59,8 +57,8 @@ function sameBytes(copy: Uint8Array, length: number, key: Uint8Array): boolean {
 
 /**
  * HMAC(key, data). SHA-256 runs in TypeScript (./sha256.ts: the inputs are one block, where a
- * native call costs more than the hashing). SHA-384 uses two one-shot `crypto.hash` calls
- * (Node >= 20.12), about half the cost of createHmac for short inputs; falls back to createHmac.
+ * native call costs more than the hashing). SHA-384 uses two one-shot `crypto.hash` calls,
+ * about half the cost of createHmac for short inputs (keys longer than a block use createHmac).
  */
 export function hmac(hash: HashName, key: Uint8Array, data: Uint8Array): Uint8Array {
   return truncatedHmac(hash, key, data, HASH_LENGTH[hash]);
@@ -71,7 +69,7 @@ function truncatedHmac(hash: HashName, key: Uint8Array, data: Uint8Array, length
   if (hash === 'sha256') return hmacSha256Key(key).mac(data, length);
   const block = BLOCK_SIZE[hash];
   let mac: Uint8Array;
-  if (!oneShotHash || key.length > block) {
+  if (key.length > block) {
     mac = createHmac(hash, key).update(data).digest();
   } else {
     const inner = Buffer.allocUnsafe(block + data.length);

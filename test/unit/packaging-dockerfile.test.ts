@@ -103,9 +103,9 @@ function tsFiles(dir: string): string[] {
 }
 
 void describe('Dockerfile', () => {
-  void it('builds in separate stages and runs a slim Node 20 image as uid 65532', () => {
+  void it('builds in separate stages and runs a slim Node 24 image as uid 65532', () => {
     assert.ok(stages.length >= 2, 'multi-stage');
-    assert.match(runtime.from, /^node:20[-.\w]*-slim$/, `runtime base ${runtime.from}`);
+    assert.match(runtime.from, /^node:24[-.\w]*-slim$/, `runtime base ${runtime.from}`);
     assert.equal(last(runtime, 'USER'), '65532:65532');
     assert.ok(!all(runtime, 'RUN').some((r) => /npm (ci|install)(?!.*--omit=dev)/.test(r)), 'no dev dependencies installed in the runtime stage');
     assert.equal(last(runtime, 'WORKDIR'), '/app');

@@ -103,7 +103,7 @@ export async function generateDcKeyPair(scheme: number, rsaModulusBits = 2048): 
     case S.rsa_pss_pss_sha512: {
       const params = schemeParams(scheme)!;
       const hash = params.hash!;
-      // @types/node 20 types saltLength as a string; node:crypto wants the number of bytes.
+      // @types/node (20 and 24 alike) types saltLength as a string; node:crypto wants the number of bytes.
       const saltLength = params.hashLength as unknown as string;
       return generate('rsa-pss', { modulusLength: rsaModulusBits, hashAlgorithm: hash, mgf1HashAlgorithm: hash, saltLength });
     }
