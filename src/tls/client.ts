@@ -236,6 +236,27 @@ export class ClientConnection extends Connection {
     return this.state.kind === 'Connected';
   }
 
+  protected override expectsHandshake(type: number): boolean {
+    switch (this.state.kind) {
+      case 'ExpectServerHello':
+        return type === HandshakeType.server_hello;
+      case 'ExpectEncryptedExtensions':
+        return type === HandshakeType.encrypted_extensions;
+      case 'ExpectCertificateOrRequest':
+        return type === HandshakeType.certificate || type === HandshakeType.certificate_request;
+      case 'ExpectCertificate':
+        return type === HandshakeType.certificate;
+      case 'ExpectCertificateVerify':
+        return type === HandshakeType.certificate_verify;
+      case 'ExpectFinished':
+        return type === HandshakeType.finished;
+      case 'SendingFlight':
+        return false;
+      case 'Connected':
+        return type === HandshakeType.new_session_ticket || type === HandshakeType.key_update;
+    }
+  }
+
   protected override onHandshakeMessage(type: number, body: Uint8Array, raw: Uint8Array): void {
     const s = this.state;
     switch (s.kind) {

@@ -110,7 +110,8 @@ export function lazy<T>(compute: () => T): () => T {
 const MAX_KEY_UPDATES_WITHOUT_DATA = 32;
 
 export abstract class Connection {
-  protected readonly records = new RecordLayer();
+  /** The record layer asks `expectsHandshake` at each handshake message header. */
+  protected readonly records = new RecordLayer((type) => this.expectsHandshake(type));
   private events: TlsEvent[] = [];
   private error: TlsError | undefined;
   private pending: Promise<void> | undefined;
@@ -304,6 +305,13 @@ export abstract class Connection {
 
   /** Whether handshake messages are now post-handshake ones. */
   protected abstract isPostHandshake(): boolean;
+
+  /**
+   * Whether a handshake message of `type` may arrive in the current state: asked at its header,
+   * so that an unexpected message is refused (unexpected_message) before its body is buffered.
+   * Must agree with `onHandshakeMessage` / `onPostHandshakeMessage`.
+   */
+  protected abstract expectsHandshake(type: number): boolean;
 
   /** Whether application data may be received now. */
   protected acceptsApplicationData(): boolean {

@@ -6,14 +6,18 @@
  *
  * - TLSPlaintext <= 2^14, TLSCiphertext <= 2^14 + 256, inner plaintext <= 2^14 + 1;
  * - no zero-length handshake or alert fragments, no interleaving of other content inside a
- *   fragmented handshake message, a bound on handshake message size;
+ *   fragmented handshake message;
+ * - a handshake message's type and size are checked at its 4-byte header, before its body is
+ *   buffered: a type the state machine does not expect now, or a body over its type's limit
+ *   (`maxHandshakeBody`), ends the connection at once; a message may span at most
+ *   MAX_HANDSHAKE_FRAGMENTS records, and its fragments are joined once, when it is complete;
  * - a handshake message that precedes a key change ends on a record boundary (`setReader`
  *   refuses to switch keys while a partial message or a further message is buffered);
  * - unprotected change_cipher_spec (exactly 0x01) only while the handshake allows it.
  */
 import { ContentType, MAX_PLAINTEXT, RECORD_HEADER_LENGTH } from './constants.js';
 import { BadRecordMac, DecodeError, RecordOverflow, UnexpectedMessage } from './errors.js';
-import { MAX_HANDSHAKE_MESSAGE } from './messages/handshake.js';
+import { maxHandshakeBody } from './messages/handshake.js';
 import type { RecordOpener, RecordSealer } from './record.js';
 import { decodeAlert, type Alert } from './messages/alert.js';
 
@@ -29,6 +33,15 @@ const EMPTY = new Uint8Array(0);
 /** Bytes of the largest protected record, header included: the size of the join scratch buffer. */
 const MAX_RECORD = RECORD_HEADER_LENGTH + MAX_PLAINTEXT + 256;
 
+/**
+ * Records one handshake message may span. Records carry up to 2^14 bytes, so the largest
+ * Certificate we accept (256 KiB) needs 16 and a ClientHello at most 5; 1024 leaves room for
+ * peers that fragment finely (a small ClientHello in one-byte records still works) while a
+ * peer sending one-byte records is cut off after 1024 of them, not 2^18, and a message in
+ * progress holds at most 1024 fragment views.
+ */
+export const MAX_HANDSHAKE_FRAGMENTS = 1024;
+
 export class RecordLayer {
   /**
    * Unconsumed received bytes: `input[inputPos..]` is parsed from; later chunks wait in `queued`
@@ -43,7 +56,19 @@ export class RecordLayer {
    * decipher in a new buffer, so nothing keeps referring to the joined ciphertext.
    */
   private joinScratch: Buffer | undefined;
+  /**
+   * Handshake bytes of the current record not yet handed out (a view of the record): whole
+   * messages are cut from it without copying.
+   */
   private hsBuffer: Uint8Array = EMPTY;
+  /**
+   * A handshake message spread over several records: its fragments (views, not copies), joined
+   * once when the last one arrives. `hsMessageLength` (header included) is 0 until the 4-byte
+   * header is complete; the header may itself be split.
+   */
+  private hsParts: Uint8Array[] = [];
+  private hsPartsLength = 0;
+  private hsMessageLength = 0;
   private reader: RecordOpener | undefined;
   private writer: RecordSealer | undefined;
   private pendingHandshake: Uint8Array[] = [];
@@ -64,6 +89,13 @@ export class RecordLayer {
    * client's early data this way (RFC 8446 §4.2.10). Zero disables skipping.
    */
   skipEarlyDataBudget = 0;
+
+  /**
+   * @param expectsHandshake whether the state machine accepts a handshake message of this type
+   *   now; asked at the message's header, so an unexpected one is refused before its body is
+   *   buffered.
+   */
+  constructor(private readonly expectsHandshake: (type: number) => boolean = () => true) {}
 
   /**
    * Appends received bytes. Nothing is copied here: a chunk is parsed in place, and only a
@@ -114,7 +146,12 @@ export class RecordLayer {
 
   /** Bytes received and not yet consumed (for diagnostics and the no-hang checks). */
   get bufferedInput(): number {
-    return this.input.length - this.inputPos + this.queuedLength + this.hsBuffer.length;
+    return this.input.length - this.inputPos + this.queuedLength + this.hsBuffer.length + this.hsPartsLength;
+  }
+
+  /** Whether handshake bytes are held: the rest of a record, or part of a message. */
+  private get handshakeBuffered(): boolean {
+    return this.hsBuffer.length > 0 || this.hsPartsLength > 0;
   }
 
   get hasReadProtection(): boolean {
@@ -189,7 +226,7 @@ export class RecordLayer {
     const payload = buf.subarray(start + RECORD_HEADER_LENGTH, start + end);
     if (type === ContentType.change_cipher_spec) {
       // §5: an unprotected CCS of exactly 0x01, only while the handshake is in progress.
-      if (this.changeCipherSpecAllowance <= 0 || length !== 1 || payload[0] !== 0x01 || this.hsBuffer.length > 0) {
+      if (this.changeCipherSpecAllowance <= 0 || length !== 1 || payload[0] !== 0x01 || this.handshakeBuffered) {
         throw new UnexpectedMessage('unexpected change_cipher_spec');
       }
       this.changeCipherSpecAllowance--;
@@ -214,13 +251,14 @@ export class RecordLayer {
   }
 
   private dispatchRecord(type: number, content: Uint8Array): InboundItem | undefined {
-    if (type !== ContentType.handshake && this.hsBuffer.length > 0) {
+    if (type !== ContentType.handshake && this.handshakeBuffered) {
       throw new UnexpectedMessage('record interleaved within a fragmented handshake message');
     }
     switch (type) {
       case ContentType.handshake:
         if (content.length === 0) throw new UnexpectedMessage('zero-length handshake fragment');
-        this.hsBuffer = this.hsBuffer.length === 0 ? content : Buffer.concat([this.hsBuffer, content]);
+        // hsBuffer is empty here: takeHandshakeMessage used it up or moved it into hsParts.
+        this.hsBuffer = content;
         return undefined;
       case ContentType.alert:
         if (content.length === 0) throw new UnexpectedMessage('zero-length alert fragment');
@@ -234,15 +272,73 @@ export class RecordLayer {
     }
   }
 
+  /**
+   * The next complete handshake message from `hsBuffer`, or undefined after moving what is
+   * left of it into `hsParts`. Each received byte is looked at once: a message split across
+   * records is collected fragment by fragment and joined once (the old concat per record made
+   * 250,000 one-byte records cost seconds of CPU).
+   */
   private takeHandshakeMessage(): InboundItem | undefined {
-    const buf = this.hsBuffer;
-    if (buf.length < 4) return undefined;
-    const length = (buf[1]! << 16) | (buf[2]! << 8) | buf[3]!;
-    if (length > MAX_HANDSHAKE_MESSAGE) throw new RecordOverflow(`handshake message of ${length} bytes`);
-    if (buf.length < 4 + length) return undefined;
-    const raw = buf.subarray(0, 4 + length);
-    this.hsBuffer = buf.length === raw.length ? EMPTY : buf.subarray(raw.length);
-    return { kind: 'handshake', type: buf[0]!, body: raw.subarray(4), raw };
+    let buf = this.hsBuffer;
+    if (buf.length === 0) return undefined;
+    if (this.hsParts.length === 0) {
+      if (buf.length >= 4) {
+        const end = 4 + this.checkHandshakeHeader(buf[0]!, (buf[1]! << 16) | (buf[2]! << 8) | buf[3]!);
+        if (buf.length >= end) {
+          // The common case, a whole message inside the record: handed out as a view, no copy.
+          const raw = buf.length === end ? buf : buf.subarray(0, end);
+          this.hsBuffer = buf.length === end ? EMPTY : buf.subarray(end);
+          return { kind: 'handshake', type: buf[0]!, body: raw.subarray(4), raw };
+        }
+        this.hsMessageLength = end;
+      }
+      // The message goes on in later records.
+      this.hsParts.push(buf);
+      this.hsPartsLength = buf.length;
+      this.hsBuffer = EMPTY;
+      return undefined;
+    }
+    if (this.hsParts.length >= MAX_HANDSHAKE_FRAGMENTS) {
+      throw new UnexpectedMessage(`handshake message spread over more than ${MAX_HANDSHAKE_FRAGMENTS} records`);
+    }
+    if (this.hsMessageLength === 0) {
+      if (this.hsPartsLength + buf.length < 4) {
+        this.hsParts.push(buf);
+        this.hsPartsLength += buf.length;
+        this.hsBuffer = EMPTY;
+        return undefined;
+      }
+      const at = (i: number): number => this.headerByte(i, buf);
+      this.hsMessageLength = 4 + this.checkHandshakeHeader(at(0), (at(1) << 16) | (at(2) << 8) | at(3));
+    }
+    const take = Math.min(this.hsMessageLength - this.hsPartsLength, buf.length);
+    this.hsParts.push(take === buf.length ? buf : buf.subarray(0, take));
+    this.hsPartsLength += take;
+    buf = take === buf.length ? EMPTY : buf.subarray(take);
+    this.hsBuffer = buf;
+    if (this.hsPartsLength < this.hsMessageLength) return undefined;
+    const raw = Buffer.concat(this.hsParts, this.hsPartsLength);
+    this.hsParts = [];
+    this.hsPartsLength = 0;
+    this.hsMessageLength = 0;
+    return { kind: 'handshake', type: raw[0]!, body: raw.subarray(4), raw };
+  }
+
+  /** Byte `i` (< 4) of the message in `hsParts`, continued by `next`: for a split header only. */
+  private headerByte(i: number, next: Uint8Array): number {
+    for (const part of this.hsParts) {
+      if (i < part.length) return part[i]!;
+      i -= part.length;
+    }
+    return next[i]!;
+  }
+
+  /** Refuses a message at its header: a type not expected now, or a body over its type's limit. Returns the body length. */
+  private checkHandshakeHeader(type: number, length: number): number {
+    const max = maxHandshakeBody(type);
+    if (max === 0 || !this.expectsHandshake(type)) throw new UnexpectedMessage(`unexpected handshake message of type ${type}`);
+    if (length > max) throw new RecordOverflow(`handshake message of type ${type} declares ${length} bytes, over its limit of ${max}`);
+    return length;
   }
 
   /**
@@ -250,7 +346,7 @@ export class RecordLayer {
    * boundary (RFC 8446 §5.1), so any buffered handshake bytes are an error.
    */
   setReader(opener: RecordOpener): void {
-    if (this.hsBuffer.length > 0) throw new UnexpectedMessage('handshake data not aligned with a key change');
+    if (this.handshakeBuffered) throw new UnexpectedMessage('handshake data not aligned with a key change');
     this.reader = opener;
   }
 

@@ -251,6 +251,24 @@ export class ServerConnection extends Connection {
     return this.state.kind === 'Connected';
   }
 
+  protected override expectsHandshake(type: number): boolean {
+    switch (this.state.kind) {
+      case 'ExpectClientHello':
+      case 'ExpectSecondClientHello':
+        return type === HandshakeType.client_hello;
+      case 'ExpectCertificate':
+        return type === HandshakeType.certificate;
+      case 'ExpectCertificateVerify':
+        return type === HandshakeType.certificate_verify;
+      case 'ExpectFinished':
+        return type === HandshakeType.finished;
+      case 'SendingFlight':
+        return false;
+      case 'Connected':
+        return type === HandshakeType.key_update;
+    }
+  }
+
   protected override onHandshakeMessage(type: number, body: Uint8Array, raw: Uint8Array): void {
     const s = this.state;
     switch (s.kind) {

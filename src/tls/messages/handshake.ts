@@ -4,7 +4,7 @@
  */
 import { Reader, Writer, allocUnfilled } from '../codec.js';
 import { DecodeError, IllegalParameter, UnsupportedExtension } from '../errors.js';
-import { ExtensionType, KeyUpdateRequest } from '../constants.js';
+import { ExtensionType, HandshakeType, KeyUpdateRequest } from '../constants.js';
 import {
   readAlpnList,
   readExtensions,
@@ -18,8 +18,43 @@ import { isKnownExtension } from './server-hello.js';
 
 const E = ExtensionType;
 
-/** Upper bound on one handshake message; a certificate chain is the largest legitimate one. */
-export const MAX_HANDSHAKE_MESSAGE = 1 << 18;
+/**
+ * Largest body of any handshake message but Certificate (Go's crypto/tls: maxHandshake). Real
+ * ones are far smaller: a ClientHello with a post-quantum share (X25519MLKEM768, 1,216 bytes of
+ * key share) is ~2 KB, an ML-DSA-87 CertificateVerify ~4.7 KB; the headroom covers GREASE,
+ * padding, many PSK identities or shares, and SLH-DSA signatures (up to ~50 KB).
+ */
+export const MAX_HANDSHAKE_BODY = 1 << 16;
+
+/**
+ * Largest Certificate body (Go's maxHandshakeCertificateMsg): a chain of a few certificates
+ * with ML-DSA keys and signatures (~4-7 KB each) plus entry extensions (delegated credential,
+ * OCSP, SCTs) stays well below it.
+ */
+export const MAX_CERTIFICATE_BODY = 1 << 18;
+
+/**
+ * The body size limit of a handshake message type, checked at its 4-byte header before any of
+ * the body is buffered; 0 for types never received in TLS 1.3 as we speak it: end_of_early_data
+ * (we never accept 0-RTT), message_hash (transcript only), and unknown types.
+ */
+export function maxHandshakeBody(type: number): number {
+  switch (type) {
+    case HandshakeType.certificate:
+      return MAX_CERTIFICATE_BODY;
+    case HandshakeType.client_hello:
+    case HandshakeType.server_hello:
+    case HandshakeType.new_session_ticket:
+    case HandshakeType.encrypted_extensions:
+    case HandshakeType.certificate_request:
+    case HandshakeType.certificate_verify:
+    case HandshakeType.finished:
+    case HandshakeType.key_update:
+      return MAX_HANDSHAKE_BODY;
+    default:
+      return 0;
+  }
+}
 
 /** `Handshake` header: msg_type u8, length u24, then the body. */
 export function frameHandshake(type: number, body: Uint8Array): Uint8Array {

@@ -189,6 +189,64 @@ void describe('a server refuses broken ClientHellos with the right alert', () =>
   });
 });
 
+/** `message` cut into handshake records of `size` bytes each. */
+function fragmented(message: Uint8Array, size: number): Uint8Array[] {
+  const out: Uint8Array[] = [];
+  for (let at = 0; at < message.length; at += size) out.push(record(ContentType.handshake, message.subarray(at, at + size)));
+  return out;
+}
+
+/** A handshake header alone: type and declared body length, without the body. */
+function handshakeHeader(type: number, length: number): Uint8Array {
+  return Uint8Array.of(type, length >>> 16, (length >>> 8) & 0xff, length & 0xff);
+}
+
+void describe('handshake reassembly is bounded and refuses at the header', () => {
+  void test('a ClientHello header declaring more than 64 KiB, in one-byte records: record_overflow at the 4th record, before any body', async () => {
+    const conn = await server();
+    const header = fragmented(handshakeHeader(HandshakeType.client_hello, (1 << 16) + 1), 1);
+    assert.equal(errorAfter(conn, ...header.slice(0, 3)), undefined, 'three header bytes are not enough to judge');
+    assert.equal(alertOf(conn, header[3]!), A.record_overflow);
+  });
+
+  void test('an unknown handshake type declaring 62 KB: unexpected_message at its header, before any body', async () => {
+    assert.equal(alertOf(await server(), record(ContentType.handshake, handshakeHeader(99, 62_000))), A.unexpected_message);
+  });
+
+  void test('a known type the state does not expect (a 60 KB Certificate before any ClientHello): unexpected_message at its header', async () => {
+    const conn = await server();
+    assert.equal(alertOf(conn, record(ContentType.handshake, handshakeHeader(HandshakeType.certificate, 60_000))), A.unexpected_message);
+  });
+
+  void test('a message spread over more than 1024 records: unexpected_message at record 1025', async () => {
+    const conn = await server();
+    const ch = clientHello({ unknown: [{ type: 0xfe0d, data: new Uint8Array(1100) }] });
+    const records = fragmented(ch, 1);
+    assert.ok(records.length > 1025);
+    assert.equal(errorAfter(conn, Buffer.concat(records.slice(0, 1024))), undefined, '1024 records are allowed');
+    assert.equal(alertOf(conn, records[1024]!), A.unexpected_message);
+  });
+
+  void test('a ClientHello of ~60 KB (post-quantum shares, padding) over four records is accepted', async () => {
+    const conn = await server();
+    const ch = clientHello({ unknown: [{ type: 0xfe0d, data: new Uint8Array(60_000).fill(7) }] });
+    assert.ok(ch.length > 60_000 && ch.length - 4 <= 1 << 16);
+    const p = conn.feed(Buffer.concat(fragmented(ch, 1 << 14)));
+    assert.equal(p.events.find((e) => e.type === 'error'), undefined);
+    assert.equal(conn.stateName, 'ExpectFinished');
+  });
+
+  void test('a ClientHello whose header and body are cut at every offset into two records is accepted', async () => {
+    const ch = clientHello();
+    for (let cut = 1; cut < ch.length; cut++) {
+      const conn = await server();
+      const p = [conn.feed(record(ContentType.handshake, ch.subarray(0, cut))), conn.feed(record(ContentType.handshake, ch.subarray(cut)))];
+      assert.equal(p.flatMap((x) => x.events).find((e) => e.type === 'error'), undefined, `cut at ${cut}`);
+      assert.equal(conn.stateName, 'ExpectFinished', `cut at ${cut}`);
+    }
+  });
+});
+
 void describe('HelloRetryRequest rules on the server', () => {
   async function retryingServer(): Promise<ServerConnection> {
     const pki = await testPki();

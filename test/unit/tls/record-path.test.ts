@@ -13,8 +13,10 @@ import type { AddressInfo } from 'node:net';
 import fc from 'fast-check';
 import { ClientConnection } from '../../../src/tls/client.js';
 import { ServerConfig, ServerConnection } from '../../../src/tls/server.js';
-import { CipherSuite, ContentType } from '../../../src/tls/constants.js';
+import { CipherSuite, ContentType, HandshakeType } from '../../../src/tls/constants.js';
 import type { Connection } from '../../../src/tls/connection.js';
+import { frameHandshake } from '../../../src/tls/messages/handshake.js';
+import { RecordLayer } from '../../../src/tls/record-layer.js';
 import { connect, createServer, type TLSSocket } from '../../../src/tls/socket.js';
 import { doHandshake, splitRecords, type Pair } from './pair.js';
 import { testPki } from './pki.js';
@@ -51,6 +53,45 @@ function feedCut(conn: Connection, wire: Uint8Array, cuts: readonly number[]): B
   }
   return Buffer.concat(out);
 }
+
+void describe('handshake messages out of the record layer', () => {
+  const header = (length: number): Buffer => Buffer.from([ContentType.handshake, 3, 3, length >> 8, length & 0xff]);
+
+  void test('whole messages inside one record are handed out as views of the received chunk (no copy)', () => {
+    const a = frameHandshake(HandshakeType.finished, new Uint8Array(32).fill(1));
+    const b = frameHandshake(HandshakeType.key_update, Uint8Array.of(0));
+    const chunk = Buffer.concat([header(a.length + b.length), a, b]);
+    const layer = new RecordLayer();
+    layer.push(chunk);
+    const first = layer.next();
+    const second = layer.next();
+    assert.ok(first?.kind === 'handshake' && second?.kind === 'handshake');
+    assert.equal(first.raw.buffer, chunk.buffer);
+    assert.equal(first.raw.byteOffset, chunk.byteOffset + 5);
+    assert.equal(second.raw.buffer, chunk.buffer);
+    assert.deepEqual([first.type, first.body.length, second.type, second.body.length], [HandshakeType.finished, 32, HandshakeType.key_update, 1]);
+    assert.equal(layer.next(), undefined);
+  });
+
+  void test('a message split over records, then one that ends its record, arrive intact in order', () => {
+    const big = frameHandshake(HandshakeType.certificate, Uint8Array.from({ length: 40_000 }, (_, i) => i & 0xff));
+    const next = frameHandshake(HandshakeType.finished, new Uint8Array(48).fill(5));
+    // Cut so that the second message starts inside the last fragment of the first.
+    const stream = Buffer.concat([big, next]);
+    const cuts = [0, 3, 10, 16_387, 32_000, stream.length];
+    const layer = new RecordLayer();
+    for (let i = 1; i < cuts.length; i++) {
+      const part = stream.subarray(cuts[i - 1], cuts[i]);
+      layer.push(Buffer.concat([header(part.length), part]));
+    }
+    const first = layer.next();
+    const second = layer.next();
+    assert.ok(first?.kind === 'handshake' && second?.kind === 'handshake');
+    assert.deepEqual(Buffer.from(first.raw), Buffer.from(big));
+    assert.deepEqual(Buffer.from(second.raw), Buffer.from(next));
+    assert.equal(layer.bufferedInput, 0);
+  });
+});
 
 void describe('receiving records split across chunks', () => {
   void test('three records cut at every offset of the first two (header bytes included) arrive intact', async () => {
