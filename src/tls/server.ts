@@ -207,6 +207,14 @@ function awaitingClient(f: Flight, more: Omit<AwaitingClient, keyof Flight>): Aw
   };
 }
 
+/**
+ * PSK identities of one ClientHello we try to open (Go: maxClientPSKIdentities). Each try is
+ * an AES-256-GCM open of a ticket, and a ClientHello may carry hundreds of identities; real
+ * clients offer one or two (the newest tickets first), so later ones are ignored (§4.2.11: the
+ * server may choose any identity, or none, and then does a full handshake).
+ */
+const MAX_CLIENT_PSK_IDENTITIES = 5;
+
 interface AcceptedPsk {
   readonly state: TicketState;
   /** Index of the accepted identity in the client's list. */
@@ -384,7 +392,9 @@ export class ServerConnection extends Connection {
     if (!modes) throw new MissingExtension('pre_shared_key without psk_key_exchange_modes');
     if (!modes.includes(PskKeyExchangeMode.psk_dhe_ke) || this.config.sessionTickets === 0) return undefined;
     const now = this.config.nowMs();
-    for (let i = 0; i < offered.identities.length; i++) {
+    // Only the first MAX_CLIENT_PSK_IDENTITIES are tried; the rest are ignored as unusable.
+    const tried = Math.min(offered.identities.length, MAX_CLIENT_PSK_IDENTITIES);
+    for (let i = 0; i < tried; i++) {
       const state = this.config.ticketKey.open(offered.identities[i]!.identity);
       if (!state) continue;
       const ticketSuite = suiteParams(state.cipherSuite);

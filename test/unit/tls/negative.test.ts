@@ -247,6 +247,26 @@ void describe('handshake reassembly is bounded and refuses at the header', () =>
   });
 });
 
+void describe('PSK identities', () => {
+  void test('of 100 offered identities only the first 5 are tried (one ticket decryption each); the handshake goes on in full', async () => {
+    const pki = await testPki();
+    const leaf = await pki.leaf('p256');
+    const config = new ServerConfig({ certificates: [{ cert: leaf.pem, key: leaf.key }] });
+    let opened = 0;
+    const open = config.ticketKey.open.bind(config.ticketKey);
+    config.ticketKey.open = (ticket) => {
+      opened++;
+      return open(ticket);
+    };
+    const identities = Array.from({ length: 100 }, (_, i) => ({ identity: new Uint8Array(100).fill(i), obfuscatedTicketAge: 0 }));
+    const ch = clientHello({ pskKeyExchangeModes: [1], preSharedKey: { identities, binders: identities.map(() => new Uint8Array(32)) } });
+    const conn = new ServerConnection(config);
+    assert.equal(errorAfter(conn, ...fragmented(ch, 1 << 14)), undefined);
+    assert.equal(opened, 5);
+    assert.equal(conn.stateName, 'ExpectFinished');
+  });
+});
+
 void describe('HelloRetryRequest rules on the server', () => {
   async function retryingServer(): Promise<ServerConnection> {
     const pki = await testPki();
