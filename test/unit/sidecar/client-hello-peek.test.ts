@@ -124,6 +124,26 @@ void describe('ClientHello peek', () => {
     assert.deepEqual(r.kind === 'not-tls' && r.alert, AlertDescription.decode_error);
   });
 
+  void it('decodes a ClientHello sent as one-byte records and fed one byte at a time (headers split everywhere)', () => {
+    const message = encodeHandshake(HandshakeType.client_hello, (w) => writeClientHello(w, bigHello(0)));
+    const bytes = records(message, 1);
+    const p = new ClientHelloPeeker();
+    for (let i = 0; i < bytes.length - 1; i++) assert.equal(p.push(bytes.subarray(i, i + 1)).kind, 'need-more', `after ${i + 1} bytes`);
+    const r = p.push(bytes.subarray(bytes.length - 1));
+    assert.equal(r.kind, 'client-hello');
+    assert.deepEqual(r.kind === 'client-hello' && r.hello.extensions.delegatedCredential, [SignatureScheme.ed25519]);
+    assert.deepEqual(p.buffered, bytes);
+  });
+
+  void it('refuses a ClientHello spread over more than 1024 records, at record 1025 (unexpected_message), as our stack does', () => {
+    const message = encodeHandshake(HandshakeType.client_hello, (w) => writeClientHello(w, bigHello(2000)), 4096);
+    const bytes = records(message, 1);
+    const p = new ClientHelloPeeker();
+    assert.equal(p.push(bytes.subarray(0, 1024 * 6)).kind, 'need-more');
+    const r = p.push(bytes.subarray(1024 * 6, 1025 * 6));
+    assert.deepEqual(r.kind === 'not-tls' && r.alert, AlertDescription.unexpected_message);
+  });
+
   void it('encodes a plaintext fatal alert record in the client’s record version', () => {
     assert.deepEqual([...plaintextAlert(AlertDescription.protocol_version, 0x0301)], [21, 3, 1, 0, 2, 2, 70]);
     assert.deepEqual([...plaintextAlert(AlertDescription.handshake_failure, 0x0400)], [21, 3, 3, 0, 2, 2, 40]);
