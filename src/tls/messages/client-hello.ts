@@ -67,6 +67,9 @@ export interface ClientHello {
 
 const E = ExtensionType;
 
+/** The extensions of a hello that has no extension block. */
+const NO_EXTENSIONS: ClientHelloExtensions = Object.freeze({ unknown: Object.freeze([]) });
+
 export function decodeClientHello(body: Uint8Array): ClientHello {
   const r = new Reader(body);
   const legacyVersion = r.u16();
@@ -74,9 +77,11 @@ export function decodeClientHello(body: Uint8Array): ClientHello {
   const legacySessionId = r.opaque8(0, 32);
   const cipherSuites = readU16List(r, 2, 0xfffe);
   const legacyCompressionMethods = r.opaque8(1);
-  // TLS 1.3 requires the extension block (`extensions<8..2^16-1>`); an SSLv3-era hello
-  // without one is a decode_error here rather than protocol_version later.
-  const extensions = decodeClientHelloExtensions(r.u16Prefixed(8));
+  // TLS 1.3's ClientHello has `extensions<8..2^16-1>`, but a hello without the block (SSLv3
+  // era) or with a shorter one is a TLS 1.2-or-older hello, and Appendix D.2 answers those with
+  // protocol_version, not decode_error: it decodes here, without supported_versions, and the
+  // server's version check refuses it.
+  const extensions = r.isEmpty() ? NO_EXTENSIONS : decodeClientHelloExtensions(r.u16Prefixed());
   r.expectEnd('ClientHello');
   return { legacyVersion, random, legacySessionId, cipherSuites, legacyCompressionMethods, extensions };
 }

@@ -92,6 +92,20 @@ void describe('a server refuses broken ClientHellos with the right alert', () =>
     assert.equal(alertOf(await server(), record(ContentType.handshake, ch)), A.protocol_version);
   });
 
+  void test('a ClientHello without an extension block (Appendix D.2: a TLS 1.2-or-older hello): protocol_version', async () => {
+    const body = encode((w) => w.u16(0x0303).bytes(new Uint8Array(32)).u8(0).u16(2).u16(CipherSuite.TLS_AES_128_GCM_SHA256).u8(1).u8(0));
+    const ch = encodeHandshake(HandshakeType.client_hello, (w) => w.bytes(body));
+    assert.equal(alertOf(await server(), record(ContentType.handshake, ch)), A.protocol_version);
+  });
+
+  void test('a ClientHello whose extension block has fewer than 8 bytes (renegotiation_info only): protocol_version', async () => {
+    const body = encode((w) =>
+      w.u16(0x0303).bytes(new Uint8Array(32)).u8(0).u16(2).u16(CipherSuite.TLS_AES_128_GCM_SHA256).u8(1).u8(0).u16(5).u16(0xff01).u16(1).u8(0),
+    );
+    const ch = encodeHandshake(HandshakeType.client_hello, (w) => w.bytes(body));
+    assert.equal(alertOf(await server(), record(ContentType.handshake, ch)), A.protocol_version);
+  });
+
   void test('no cipher suite in common: handshake_failure', async () => {
     assert.equal(alertOf(await server(), record(ContentType.handshake, clientHello({}, { cipherSuites: [0x00ff] }))), A.handshake_failure);
   });
