@@ -663,6 +663,8 @@ function expect(type: number, wanted: number): void {
 /** §4.1.2 / §4.2: what every ClientHello must satisfy for TLS 1.3. */
 function checkClientHello(hello: ClientHello): void {
   const e = hello.extensions;
+  // Appendix D.5: legacy_version 0x0300 (SSL 3.0) or lower aborts, whatever supported_versions says.
+  if (hello.legacyVersion <= 0x0300) throw new ProtocolVersionError(`legacy_version 0x${hello.legacyVersion.toString(16).padStart(4, '0')}`);
   if (!e.supportedVersions?.includes(ProtocolVersion.TLS1_3)) throw new ProtocolVersionError('client does not offer TLS 1.3');
   if (hello.legacyCompressionMethods.length !== 1 || hello.legacyCompressionMethods[0] !== 0) {
     throw new IllegalParameter('legacy_compression_methods must be exactly [null]');

@@ -106,6 +106,16 @@ void describe('a server refuses broken ClientHellos with the right alert', () =>
     assert.equal(alertOf(await server(), record(ContentType.handshake, ch)), A.protocol_version);
   });
 
+  void test('legacy_version 0x0300 or lower, even with supported_versions offering TLS 1.3 (Appendix D.5): protocol_version', async () => {
+    for (const legacyVersion of [0x0300, 0x0200, 0x0002]) {
+      assert.equal(alertOf(await server(), record(ContentType.handshake, clientHello({}, { legacyVersion }))), A.protocol_version, `0x${legacyVersion.toString(16)}`);
+    }
+    // 0x0301 (what some TLS 1.3 clients send behind middleboxes) is still accepted.
+    const conn = await server();
+    assert.equal(errorAfter(conn, record(ContentType.handshake, clientHello({}, { legacyVersion: 0x0301 }))), undefined);
+    assert.equal(conn.stateName, 'ExpectFinished');
+  });
+
   void test('no cipher suite in common: handshake_failure', async () => {
     assert.equal(alertOf(await server(), record(ContentType.handshake, clientHello({}, { cipherSuites: [0x00ff] }))), A.handshake_failure);
   });
