@@ -307,6 +307,9 @@ export class ServerConnection extends Connection {
     const hello = decodeClientHello(body);
     // One compatibility CCS may arrive from now on until the client's Finished (§D.4).
     if (!retry) this.records.changeCipherSpecAllowance = 1;
+    // §4.2.10: after a HelloRetryRequest, early data is skipped only until the second
+    // ClientHello (which may not offer it again); from here an undecryptable record is bad_record_mac.
+    else this.records.skipEarlyDataBudget = 0;
     checkClientHello(hello);
     if (retry) checkSecondClientHello(retry, hello);
     const suite = retry?.suite ?? this.chooseCipherSuite(hello);

@@ -319,6 +319,17 @@ void describe('HelloRetryRequest rules on the server', () => {
     assert.equal(alertOf(conn, record(ContentType.handshake, ch2)), A.illegal_parameter);
   });
 
+  void test('early data is skipped after a HelloRetryRequest only until the second ClientHello, then bad_record_mac (§4.2.10)', async () => {
+    const conn = await retryingServer();
+    conn.feed(record(ContentType.handshake, clientHello({ ...groups, earlyData: true })));
+    const earlyData = record(ContentType.application_data, new Uint8Array(100).fill(3));
+    assert.equal(errorAfter(conn, earlyData), undefined, '0-RTT records before ClientHello2 are skipped');
+    const ch2 = clientHello({ ...groups, keyShares: [{ group: NamedGroup.secp256r1, keyExchange: p256Share() }] });
+    assert.equal(errorAfter(conn, record(ContentType.handshake, ch2)), undefined);
+    assert.equal(conn.stateName, 'ExpectFinished');
+    assert.equal(alertOf(conn, earlyData), A.bad_record_mac);
+  });
+
   void test('a second ClientHello still without the requested share: illegal_parameter', async () => {
     const conn = await retryingServer();
     conn.feed(record(ContentType.handshake, clientHello(groups)));
