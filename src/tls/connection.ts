@@ -327,7 +327,7 @@ export abstract class Connection {
     this.traffic = traffic;
     this.handshakeInfo = info;
     this.records.changeCipherSpecAllowance = 0;
-    this.records.allowPlaintextAlerts = false;
+    this.records.handshaking = false;
     this.emit({ type: 'handshake', info });
     this.flushAppQueue();
   }

@@ -82,8 +82,11 @@ export class RecordLayer {
    * The state machine sets it; a flood of CCS records is refused.
    */
   changeCipherSpecAllowance = 0;
-  /** Set by the state machine: whether unprotected alerts are acceptable now (handshake only). */
-  allowPlaintextAlerts = true;
+  /**
+   * Cleared by the connection when the handshake completes. Until then unprotected alerts are
+   * acceptable and an empty application_data record is not.
+   */
+  handshaking = true;
   /**
    * Bytes of undecryptable records to drop silently: a server that rejects 0-RTT skips the
    * client's early data this way (RFC 8446 §4.2.10). Zero disables skipping.
@@ -189,6 +192,12 @@ export class RecordLayer {
     const length = (buf[start + 3]! << 8) | buf[start + 4]!;
     // legacy_record_version is ignored except that it must look like TLS (major version 3).
     if (buf[start + 1] !== 0x03) throw new DecodeError(`record version ${buf[start + 1]}.${buf[start + 2]} is not TLS`);
+    if (length === 0 && type === ContentType.application_data && this.handshaking) {
+      // §5: application data before the handshake completes is unexpected_message, and an empty
+      // record is never the early data we skip (0-RTT records are AEAD output, at least a tag
+      // long). Skipped, it would cost nothing and nothing would end the handshake but its timeout.
+      throw new UnexpectedMessage('empty application_data record during the handshake');
+    }
     const protectedRecord = this.reader !== undefined && type === ContentType.application_data;
     if (length > (protectedRecord ? MAX_PLAINTEXT + 256 : MAX_PLAINTEXT)) {
       throw new RecordOverflow(`record of ${length} bytes`);
@@ -233,7 +242,7 @@ export class RecordLayer {
       return { type, content: payload };
     }
     if (this.reader) {
-      if (type === ContentType.alert && this.allowPlaintextAlerts) return { type, content: payload };
+      if (type === ContentType.alert && this.handshaking) return { type, content: payload };
       throw new UnexpectedMessage(`unprotected record of type ${type} after keys were set`);
     }
     if (type === ContentType.application_data) {

@@ -172,6 +172,14 @@ void describe('a server refuses broken ClientHellos with the right alert', () =>
     assert.equal(alertOf(await server(), record(ContentType.application_data, Uint8Array.of(1, 2, 3))), A.unexpected_message);
   });
 
+  void test('an empty application_data record before or inside the handshake: unexpected_message (§5), never skipped', async () => {
+    const empty = record(ContentType.application_data, new Uint8Array(0));
+    assert.equal(alertOf(await server(), empty), A.unexpected_message, 'before any ClientHello');
+    assert.equal(alertOf(await server(), record(ContentType.handshake, clientHello()), empty), A.unexpected_message, 'under handshake keys');
+    const skipping = record(ContentType.handshake, clientHello({ earlyData: true }));
+    assert.equal(alertOf(await server(), skipping, empty), A.unexpected_message, 'while early data is being skipped');
+  });
+
   void test('a change_cipher_spec that is not exactly 0x01: unexpected_message', async () => {
     assert.equal(alertOf(await server(), record(ContentType.change_cipher_spec, Uint8Array.of(2))), A.unexpected_message);
   });
