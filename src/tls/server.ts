@@ -8,8 +8,9 @@
  *                <--  [NewSessionTicket]
  *
  * `onClientHello` is the driver; each step below it is one message or decision with its §.
- * The Certificate/CertificateVerify step asks the `selectCredential` hook (delegated
- * credentials plug in there) and may wait for an async Signer.
+ * Before ServerHello it asks the `selectCredential` hook (delegated credentials plug in there)
+ * for what authenticates a non-PSK handshake, so a client we cannot sign for is refused with a
+ * plaintext alert; the CertificateVerify step may wait for an async Signer.
  */
 import { randomBytesPooled, randomUint32 } from './random.js';
 import { createTrustStore, type TrustAnchorInput, type TrustStore } from './certificates.js';
@@ -323,12 +324,31 @@ export class ServerConnection extends Connection {
     const alpn = this.chooseAlpn(hello);
     const resumed = this.acceptPreSharedKey(hello, raw, suite, transcript);
     transcript.add(raw);
+    this.state = { kind: 'SendingFlight' };
+    if (resumed) return this.sendFlight(hello, suite, group, alpn, transcript, resumed, retry, undefined);
+    // The certificate and CertificateVerify scheme are chosen before ServerHello: a client we
+    // cannot sign for gets a plaintext handshake_failure, and no key exchange is done for nothing.
+    this.continueWith(this.chooseCredential(hello), (choice) =>
+      this.sendFlight(hello, suite, group, alpn, transcript, undefined, retry, checkCredential(hello, choice)),
+    );
+  }
+
+  /** ServerHello to Finished: with a PSK (`credential` undefined) or a certificate. */
+  private sendFlight(
+    hello: ClientHello,
+    suite: SuiteParams,
+    group: number,
+    alpn: string | undefined,
+    transcript: Transcript,
+    resumed: AcceptedPsk | undefined,
+    retry: RetryState | undefined,
+    credential: CredentialChoice | undefined,
+  ): void {
     const flight = this.sendServerHello(hello, suite, group, alpn, transcript, resumed, retry);
     this.sendEncryptedExtensions(flight);
-    this.state = { kind: 'SendingFlight' };
-    if (resumed) return this.sendFinished(flight, { authentication: 'psk' });
+    if (!credential) return this.sendFinished(flight, { authentication: 'psk' });
     if (this.config.options.requestCert) this.sendCertificateRequest(flight);
-    this.sendCertificateAndVerify(flight);
+    this.sendCertificateAndVerify(flight, credential);
   }
 
   // --- §4.1.1 negotiation -------------------------------------------------------------------------
@@ -343,6 +363,19 @@ export class ServerConnection extends Connection {
   private chooseKeyShareGroup(hello: ClientHello): number | undefined {
     const shares = hello.extensions.keyShares ?? [];
     return this.config.groups.find((g) => shares.some((s) => s.group === g));
+  }
+
+  /**
+   * §4.4.2.2: what authenticates us, from the selectCredential hook (delegated credentials,
+   * keyless) or the configured certificates by SNI and signature_algorithms.
+   */
+  private chooseCredential(hello: ClientHello): CredentialChoice | undefined | Promise<CredentialChoice | undefined> {
+    const sigalgs = hello.extensions.signatureAlgorithms;
+    // checkClientHello allows its absence only with a PSK offer, and we did not accept the PSK.
+    if (!sigalgs) throw new MissingExtension('signature_algorithms is required without an accepted PSK');
+    const fallback = (): CredentialChoice | undefined => defaultCredential(this.config.keys, hello.extensions.serverName, sigalgs);
+    const hook = this.config.options.selectCredential;
+    return hook ? hook(hello, fallback) : fallback();
   }
 
   private chooseAlpn(hello: ClientHello): string | undefined {
@@ -505,27 +538,17 @@ export class ServerConnection extends Connection {
 
   // --- §4.4.2 Certificate and §4.4.3 CertificateVerify (the credential step) -----------------------------
 
-  private sendCertificateAndVerify(f: Flight): void {
-    const sigalgs = f.hello.extensions.signatureAlgorithms!;
-    const fallback = (): CredentialChoice | undefined => defaultCredential(this.config.keys, f.hello.extensions.serverName, sigalgs);
-    const hook = this.config.options.selectCredential;
-    this.continueWith(hook ? hook(f.hello, fallback) : fallback(), (choice) => {
-      if (!choice) throw new HandshakeFailure('no certificate matches the client\'s signature algorithms');
-      const dcSchemes = f.hello.extensions.delegatedCredential ?? [];
-      if (!isCertificateVerifyScheme(choice.scheme) || !(sigalgs.includes(choice.scheme) || dcSchemes.includes(choice.scheme))) {
-        throw new InternalError(`credential hook chose scheme 0x${choice.scheme.toString(16)} the client did not offer`);
-      }
-      this.queue(f, certificateMessage(choice));
-      const content = certificateVerifyContent('server', f.transcript.current());
-      this.continueWith(choice.signer.sign(choice.scheme, content), (signature) => {
-        this.queue(f, encodeHandshake(HandshakeType.certificate_verify, (w) => writeCertificateVerify(w, { scheme: choice.scheme, signature }), 16 + signature.length));
-        const mode: HandshakeMode = {
-          authentication: choice.label ?? 'certificate',
-          signatureScheme: choice.scheme,
-          ...(choice.details !== undefined ? { details: choice.details } : {}),
-        };
-        this.sendFinished(f, mode);
-      });
+  private sendCertificateAndVerify(f: Flight, choice: CredentialChoice): void {
+    this.queue(f, certificateMessage(choice));
+    const content = certificateVerifyContent('server', f.transcript.current());
+    this.continueWith(choice.signer.sign(choice.scheme, content), (signature) => {
+      this.queue(f, encodeHandshake(HandshakeType.certificate_verify, (w) => writeCertificateVerify(w, { scheme: choice.scheme, signature }), 16 + signature.length));
+      const mode: HandshakeMode = {
+        authentication: choice.label ?? 'certificate',
+        signatureScheme: choice.scheme,
+        ...(choice.details !== undefined ? { details: choice.details } : {}),
+      };
+      this.sendFinished(f, mode);
     });
   }
 
@@ -704,6 +727,17 @@ function checkSecondClientHello(retry: RetryState, hello: ClientHello): void {
     throw new IllegalParameter('second ClientHello must carry exactly one key share, for the group we selected');
   }
   if (hello.extensions.earlyData) throw new IllegalParameter('early_data after HelloRetryRequest');
+}
+
+/** The credential a hook (or the fallback) chose: there must be one, with a scheme the client offered. */
+function checkCredential(hello: ClientHello, choice: CredentialChoice | undefined): CredentialChoice {
+  if (!choice) throw new HandshakeFailure('no certificate matches the client\'s signature algorithms');
+  const sigalgs = hello.extensions.signatureAlgorithms ?? [];
+  const dcSchemes = hello.extensions.delegatedCredential ?? [];
+  if (!isCertificateVerifyScheme(choice.scheme) || !(sigalgs.includes(choice.scheme) || dcSchemes.includes(choice.scheme))) {
+    throw new InternalError(`credential hook chose scheme 0x${choice.scheme.toString(16)} the client did not offer`);
+  }
+  return choice;
 }
 
 const NO_EXTENSIONS: readonly RawExtension[] = [];

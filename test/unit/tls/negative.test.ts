@@ -120,6 +120,24 @@ void describe('a server refuses broken ClientHellos with the right alert', () =>
     assert.equal(alertOf(await server(), record(ContentType.handshake, clientHello({}, { cipherSuites: [0x00ff] }))), A.handshake_failure);
   });
 
+  void test('no signature scheme the certificate can use: a plaintext handshake_failure instead of ServerHello', async () => {
+    const conn = await server(); // an ECDSA P-256 certificate
+    const p = conn.feed(record(ContentType.handshake, clientHello({ signatureAlgorithms: [SignatureScheme.ed25519, SignatureScheme.rsa_pss_rsae_sha256] })));
+    assert.equal(p.events.find((e) => e.type === 'error')?.sentAlert, A.handshake_failure);
+    // The whole output is one unprotected alert record: no ServerHello, no key exchange.
+    assert.deepEqual([...Buffer.concat(p.output)], [ContentType.alert, 3, 3, 0, 2, 2, A.handshake_failure]);
+  });
+
+  void test('an offered but unaccepted PSK without signature_algorithms: missing_extension', async () => {
+    const identities = [{ identity: new Uint8Array(40).fill(1), obfuscatedTicketAge: 0 }];
+    const ch = clientHello({
+      signatureAlgorithms: undefined,
+      pskKeyExchangeModes: [1],
+      preSharedKey: { identities, binders: [new Uint8Array(32)] },
+    } as Partial<ClientHelloExtensions>);
+    assert.equal(alertOf(await server(), record(ContentType.handshake, ch)), A.missing_extension);
+  });
+
   void test('signature_algorithms missing: missing_extension', async () => {
     const ch = clientHello({ signatureAlgorithms: undefined } as Partial<ClientHelloExtensions>);
     assert.equal(alertOf(await server(), record(ContentType.handshake, ch)), A.missing_extension);
