@@ -9,6 +9,7 @@ import { readFile } from 'node:fs/promises';
 import winston from 'winston';
 import { KeylessClient } from '../keyless/client.js';
 import { KeylessSigner } from '../signer/keyless.js';
+import { ConnectionTracker } from '../net/connection-tracker.js';
 import type { Signer } from '../tls/signer.js';
 import { ConfigError, helpText, parseArgs, validateConfig, type SidecarConfig } from './config.js';
 import { CredentialWatcher, type ReloadOutcome, type ReloadTrigger } from './credential-watcher.js';
@@ -16,7 +17,6 @@ import { startHealthServer, type HealthServer } from './health-server.js';
 import { loadServingMaterial, MaterialStore, type ServingMaterial } from './material.js';
 import { SidecarMetrics } from './metrics.js';
 import { createOursEngine } from './ours-engine.js';
-import { ConnectionTracker } from './proxy.js';
 import { SidecarStatus } from './status.js';
 import { listen, type Listener, type TerminatorOptions } from './terminator.js';
 

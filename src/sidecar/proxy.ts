@@ -10,7 +10,7 @@
  * - Idle timeout: no bytes either way for `idleTimeoutMs` closes both sides.
  * - Errors on either side destroy both (a reset on one leg is passed on as a close on the other).
  *
- * ConnectionTracker holds the connection limit and the graceful drain on SIGTERM.
+ * The connection limits and the graceful drain on SIGTERM are src/net/connection-tracker.ts.
  */
 import { connect, type Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
@@ -112,59 +112,4 @@ export async function proxyToUpstream(client: Duplex, options: UpstreamOptions):
     return { kind: 'upstream-unavailable', error: error instanceof Error ? error : new Error(String(error)) };
   }
   return splice(client, upstream, options.idleTimeoutMs);
-}
-
-/**
- * Open client connections: enforces the limit and carries the graceful drain. A connection is
- * admitted before anything is read from it and released when its socket closes.
- */
-export class ConnectionTracker {
-  private readonly sockets = new Set<Socket>();
-  private draining = false;
-  private emptied: (() => void) | undefined;
-
-  constructor(readonly limit: number) {}
-
-  get size(): number {
-    return this.sockets.size;
-  }
-
-  get isDraining(): boolean {
-    return this.draining;
-  }
-
-  /** 'admitted', or why not; an admitted socket is released on its 'close'. */
-  admit(socket: Socket, onRelease?: () => void): 'admitted' | 'limit' | 'draining' {
-    if (this.draining) return 'draining';
-    if (this.sockets.size >= this.limit) return 'limit';
-    this.sockets.add(socket);
-    socket.once('close', () => {
-      this.sockets.delete(socket);
-      onRelease?.();
-      if (this.sockets.size === 0) this.emptied?.();
-    });
-    return 'admitted';
-  }
-
-  /**
-   * Stops admitting, waits for open connections to finish up to `deadline`, then destroys the
-   * rest. Resolves with how many finished by themselves and how many were cut.
-   */
-  async drain(deadline: Date): Promise<{ finished: number; cut: number }> {
-    this.draining = true;
-    const initial = this.sockets.size;
-    if (initial > 0) {
-      await new Promise<void>((resolve) => {
-        const timer = setTimeout(resolve, Math.max(0, deadline.getTime() - Date.now()));
-        this.emptied = () => {
-          clearTimeout(timer);
-          resolve();
-        };
-      });
-    }
-    this.emptied = undefined;
-    const cut = this.sockets.size;
-    for (const s of this.sockets) s.destroy();
-    return { finished: initial - cut, cut };
-  }
 }

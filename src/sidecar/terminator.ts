@@ -15,7 +15,8 @@ import { peekClientHello, plaintextAlert } from './client-hello-peek.js';
 import type { MaterialStore, ServingMaterial } from './material.js';
 import type { HandshakeMode, SidecarMetrics } from './metrics.js';
 import { terminateWithNode } from './node-engine.js';
-import { proxyToUpstream, type ConnectionTracker, type UpstreamOptions } from './proxy.js';
+import type { ConnectionTracker } from '../net/connection-tracker.js';
+import { proxyToUpstream, type UpstreamOptions } from './proxy.js';
 import { route, type RoutingPolicy } from './router.js';
 import type { ClientHello } from '../tls/messages/client-hello.js';
 

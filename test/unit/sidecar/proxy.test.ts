@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { createHash, randomBytes } from 'node:crypto';
 import { connect, createServer, type AddressInfo, type Server, type Socket } from 'node:net';
 import { after, describe, it } from 'node:test';
-import { ConnectionTracker, proxyToUpstream, type ProxyEnd } from '../../../src/sidecar/proxy.js';
+import { proxyToUpstream, type ProxyEnd } from '../../../src/sidecar/proxy.js';
 
 const servers: Server[] = [];
 const sockets: Socket[] = [];
@@ -183,51 +183,5 @@ void describe('TCP proxy to the application', () => {
     await closed;
     await until('the proxy to finish', () => ends.length === 1);
     assert.equal(ends[0]!.kind, 'error');
-  });
-});
-
-void describe('ConnectionTracker', () => {
-  async function pair(): Promise<{ client: Socket; server: Socket }> {
-    let server: Socket | undefined;
-    const port = await listening((s) => (server = s));
-    const client = await dial(port);
-    await until('accept', () => server !== undefined);
-    client.on('error', () => {});
-    return { client, server: server! };
-  }
-
-  void it('refuses connections over the limit and admits again once one closed', async () => {
-    const t = new ConnectionTracker(2);
-    const a = await pair();
-    const b = await pair();
-    const c = await pair();
-    assert.equal(t.admit(a.server), 'admitted');
-    assert.equal(t.admit(b.server), 'admitted');
-    assert.equal(t.admit(c.server), 'limit');
-    a.server.destroy();
-    await until('release', () => t.size === 1);
-    assert.equal(t.admit(c.server), 'admitted');
-  });
-
-  void it('drains: stops admitting, lets connections that finish in time finish, cuts the rest at the deadline', async () => {
-    const t = new ConnectionTracker(10);
-    const finishing = await pair();
-    const stuck = await pair();
-    t.admit(finishing.server);
-    t.admit(stuck.server);
-    setTimeout(() => finishing.server.destroy(), 50);
-    const started = Date.now();
-    const result = await t.drain(new Date(Date.now() + 300));
-    assert.deepEqual(result, { finished: 1, cut: 1 });
-    assert.ok(Date.now() - started >= 250, 'waited for the deadline');
-    assert.equal(t.admit((await pair()).server), 'draining');
-    await until('the cut connection to close', () => stuck.server.destroyed);
-  });
-
-  void it('drains at once when nothing is open', async () => {
-    const t = new ConnectionTracker(10);
-    const started = Date.now();
-    assert.deepEqual(await t.drain(new Date(Date.now() + 10_000)), { finished: 0, cut: 0 });
-    assert.ok(Date.now() - started < 1000);
   });
 });

@@ -12,7 +12,7 @@ import { after, before, describe, it } from 'node:test';
 import { validateServingMaterial, MaterialStore } from '../../../src/sidecar/material.js';
 import { SidecarMetrics } from '../../../src/sidecar/metrics.js';
 import { createOursEngine } from '../../../src/sidecar/ours-engine.js';
-import { ConnectionTracker } from '../../../src/sidecar/proxy.js';
+import { ConnectionTracker } from '../../../src/net/connection-tracker.js';
 import { SidecarStatus } from '../../../src/sidecar/status.js';
 import { listen, type Listener } from '../../../src/sidecar/terminator.js';
 import { delegatedCredentialPeerHooks } from '../../../src/tls/delegated/index.js';

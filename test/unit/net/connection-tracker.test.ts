@@ -1,0 +1,116 @@
+/** ConnectionTracker over real loopback sockets: the caps (total, per source) and the drain. */
+import assert from 'node:assert/strict';
+import { connect, createServer, type AddressInfo, type Server, type Socket } from 'node:net';
+import { after, describe, it } from 'node:test';
+import { ConnectionTracker, sourceAddress } from '../../../src/net/connection-tracker.js';
+
+const servers: Server[] = [];
+const sockets: Socket[] = [];
+after(() => {
+  for (const s of servers) s.close();
+  for (const s of sockets) s.destroy();
+});
+
+async function until(what: string, check: () => boolean, timeoutMs = 5000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!check()) {
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 10));
+  }
+}
+
+const accepted: Socket[] = [];
+let port = 0;
+
+/** A connection to one shared listener, from `localAddress` (127.0.0.x are distinct sources on loopback). */
+async function pair(localAddress = '127.0.0.1'): Promise<{ client: Socket; server: Socket }> {
+  if (port === 0) {
+    const server = createServer((s) => {
+      sockets.push(s);
+      accepted.push(s);
+    });
+    servers.push(server);
+    await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+    port = (server.address() as AddressInfo).port;
+  }
+  const before = accepted.length;
+  const client = connect({ port, host: '127.0.0.1', localAddress });
+  sockets.push(client);
+  client.on('error', () => {});
+  await new Promise<void>((resolve, reject) => {
+    client.once('connect', resolve);
+    client.once('error', reject);
+  });
+  await until('accept', () => accepted.length > before);
+  const server = accepted.find((s) => s.remotePort === client.localPort)!;
+  assert.ok(server, 'the accepted side of this connection');
+  return { client, server };
+}
+
+void describe('ConnectionTracker', () => {
+  void it('refuses connections over the limit and admits again once one closed', async () => {
+    const t = new ConnectionTracker(2);
+    const a = await pair();
+    const b = await pair();
+    const c = await pair();
+    assert.equal(t.admit(a.server), 'admitted');
+    assert.equal(t.admit(b.server), 'admitted');
+    assert.equal(t.admit(c.server), 'limit');
+    a.server.destroy();
+    await until('release', () => t.size === 1);
+    assert.equal(t.admit(c.server), 'admitted');
+  });
+
+  void it('refuses a source over its own limit while admitting other sources, and counts it down on close', async () => {
+    const t = new ConnectionTracker(100, 2);
+    const a1 = await pair('127.0.0.2');
+    const a2 = await pair('127.0.0.2');
+    const a3 = await pair('127.0.0.2');
+    const b1 = await pair('127.0.0.3');
+    assert.equal(t.admit(a1.server), 'admitted');
+    assert.equal(t.admit(a2.server), 'admitted');
+    assert.equal(t.admit(a3.server), 'source-limit');
+    assert.equal(t.admit(b1.server), 'admitted');
+    assert.equal(t.openFrom('127.0.0.2'), 2);
+    assert.equal(t.openFrom('127.0.0.3'), 1);
+    a1.client.destroy();
+    await until('release', () => t.openFrom('127.0.0.2') === 1);
+    assert.equal(t.admit(a3.server), 'admitted');
+    b1.server.destroy();
+    await until('the last connection of a source to close', () => t.openFrom('127.0.0.3') === 0);
+  });
+
+  void it('has no per-source limit with 0', async () => {
+    const t = new ConnectionTracker(3, 0);
+    for (let i = 0; i < 3; i++) assert.equal(t.admit((await pair('127.0.0.4')).server), 'admitted');
+    assert.equal(t.admit((await pair('127.0.0.4')).server), 'limit');
+  });
+
+  void it('counts an IPv4-mapped IPv6 peer as its IPv4 address', () => {
+    assert.equal(sourceAddress({ remoteAddress: '::ffff:10.1.2.3' } as Socket), '10.1.2.3');
+    assert.equal(sourceAddress({ remoteAddress: 'fd00::1' } as Socket), 'fd00::1');
+    assert.equal(sourceAddress({ remoteAddress: undefined } as Socket), 'unknown');
+  });
+
+  void it('drains: stops admitting, lets connections that finish in time finish, cuts the rest at the deadline', async () => {
+    const t = new ConnectionTracker(10);
+    const finishing = await pair();
+    const stuck = await pair();
+    t.admit(finishing.server);
+    t.admit(stuck.server);
+    setTimeout(() => finishing.server.destroy(), 50);
+    const started = Date.now();
+    const result = await t.drain(new Date(Date.now() + 300));
+    assert.deepEqual(result, { finished: 1, cut: 1 });
+    assert.ok(Date.now() - started >= 250, 'waited for the deadline');
+    assert.equal(t.admit((await pair()).server), 'draining');
+    await until('the cut connection to close', () => stuck.server.destroyed);
+  });
+
+  void it('drains at once when nothing is open', async () => {
+    const t = new ConnectionTracker(10);
+    const started = Date.now();
+    assert.deepEqual(await t.drain(new Date(Date.now() + 10_000)), { finished: 0, cut: 0 });
+    assert.ok(Date.now() - started < 1000);
+  });
+});
