@@ -5,10 +5,19 @@
  * says what was wrong (unknown key, bad opcode, malformed message, oversized body, wrong version).
  * A bad request never closes the connection; only a broken transport does. Signing runs under a
  * semaphore, and a connection with too many requests in flight is paused (TCP backpressure).
+ *
+ * Hostile or broken clients: a connection is admitted at accept, before any TLS, against a total
+ * cap and a cap per source address (ConnectionTracker); it must finish its handshake, client
+ * certificate checked, within the handshake timeout, and is closed after the idle timeout once
+ * nothing is asked of it. Every refusal and failed handshake is counted by reason; the log says
+ * why a client was dropped, at a bounded rate (LogLimiter).
  */
+import type { X509Certificate } from 'node:crypto';
 import { createServer as createHttpServer, type Server as HttpServer } from 'node:http';
 import { createServer as createTlsServer, type TLSSocket } from 'node:tls';
-import type { AddressInfo } from 'node:net';
+import { createServer as createNetServer, type AddressInfo, type Socket } from 'node:net';
+import { ConnectionTracker, sourceAddress, type Refusal } from '../net/connection-tracker.js';
+import { LogLimiter } from '../net/log-limiter.js';
 import { Counter, Gauge, Histogram, Registry } from 'prom-client';
 import { checkVersion, decodeOperation, encodeMessage, FrameDecoder, type Frame, type Operation } from './codec.js';
 import { KeylessError } from './errors.js';
@@ -58,12 +67,57 @@ export interface KeyServerOptions {
   /** Serve Prometheus metrics on this port (/metrics); 0 picks a free port; undefined = off. */
   readonly metricsPort?: number;
   readonly metricsHost?: string;
+  /**
+   * Open connections at most, handshaking or not (default DEFAULT_MAX_CONNECTIONS); further ones
+   * are closed at accept.
+   */
+  readonly maxConnections?: number;
+  /** Open connections from one IP address at most (default DEFAULT_MAX_CONNECTIONS_PER_SOURCE; 0: none). */
+  readonly maxConnectionsPerSource?: number;
+  /** From accept to a finished TLS handshake with a valid client certificate (default DEFAULT_HANDSHAKE_TIMEOUT_MS). */
+  readonly handshakeTimeoutMs?: number;
+  /** No request or answer for this long after the handshake closes the connection (default DEFAULT_IDLE_TIMEOUT_MS; 0: never). */
+  readonly idleTimeoutMs?: number;
   /** Registry for the metrics (default: a new one per server). */
   readonly registry?: Registry;
   readonly logger?: KeyStoreLogger;
   /** Key directory reload poll interval (default 30 s). */
   readonly pollIntervalMs?: number;
 }
+
+/**
+ * Connections at most. A sidecar holds one connection to the key server (the client's pool
+ * default) and briefly a second while it reconnects, so this is how many sidecars one key server
+ * process serves; more sidecars call for more replicas behind a Service. It is also what bounds
+ * memory under a flood: a connection costs this process about 30 KiB (measured with 2,000 idle
+ * mutual-TLS connections, 26 KiB for a silent TCP one), so ~300 MiB at the cap.
+ */
+export const DEFAULT_MAX_CONNECTIONS = 10_000;
+
+/**
+ * Connections from one IP address at most. In a cluster every sidecar has its own pod IP, but
+ * behind SNAT (the key server outside the cluster, traffic leaving through the node's address)
+ * all sidecars of a node share one: kubelet allows 110 pods per node by default and 250 at most
+ * commonly, one connection each plus one while reconnecting, so 500 at most. 1,000 leaves room for
+ * that, and one source can still take no more than a tenth of DEFAULT_MAX_CONNECTIONS. Clients
+ * behind one NAT gateway for a whole cluster need more, or 0 (docs/operations.md).
+ */
+export const DEFAULT_MAX_CONNECTIONS_PER_SOURCE = 1_000;
+
+/**
+ * Accept to finished handshake. A real client needs a couple of round trips and one signature on
+ * each side (milliseconds, or a few hundred across regions); our client gives up its own TLS
+ * connect after 10 s, so a handshake still unfinished then serves nobody and only holds a slot.
+ */
+export const DEFAULT_HANDSHAKE_TIMEOUT_MS = 10_000;
+
+/**
+ * No request for this long closes a connection. Long enough that a sidecar serving even a
+ * handshake every few minutes keeps its connection (a reconnect adds one mutual-TLS handshake to
+ * one client's handshake); short enough that connections of sidecars gone without a FIN (a lost
+ * node) are freed within minutes instead of after TCP keepalive's ~12 minutes.
+ */
+export const DEFAULT_IDLE_TIMEOUT_MS = 300_000;
 
 export interface KeyServer {
   /** The bound TLS port. */
@@ -82,7 +136,9 @@ class KeyServerMetrics {
   readonly requests: Counter<'opcode' | 'result'>;
   readonly duration: Histogram<'opcode'>;
   readonly connections: Gauge;
-  readonly handshakeFailures: Counter;
+  readonly handshakeFailures: Counter<'reason'>;
+  readonly refusedConnections: Counter<'reason'>;
+  readonly idleTimeouts: Counter;
   readonly reloads: Counter<'result'>;
 
   constructor(readonly registry: Registry, keys: () => number) {
@@ -107,7 +163,21 @@ class KeyServerMetrics {
     });
     this.handshakeFailures = new Counter({
       name: 'keyless_server_handshake_failures_total',
-      help: 'TLS handshakes that failed, e.g. a client certificate not signed by the CA.',
+      help:
+        'TLS handshakes that failed, by reason: unknown-ca, key-usage, expired, no-certificate, ' +
+        'certificate (another certificate problem), timeout, closed (the client left), tls (a protocol error).',
+      labelNames: ['reason'],
+      registers: [registry],
+    });
+    this.refusedConnections = new Counter({
+      name: 'keyless_server_refused_connections_total',
+      help: 'Connections closed at accept, before any TLS, by reason: limit (connection cap), source-limit (per-source cap).',
+      labelNames: ['reason'],
+      registers: [registry],
+    });
+    this.idleTimeouts = new Counter({
+      name: 'keyless_server_idle_timeouts_total',
+      help: 'Connections closed after the handshake because nothing was asked of them for the idle timeout.',
       registers: [registry],
     });
     this.reloads = new Counter({
@@ -129,6 +199,57 @@ class KeyServerMetrics {
 
 function resultLabel(code: number | undefined): string {
   return code === undefined ? 'ok' : errorCodeName(code).replace(/[^a-z0-9]+/g, '_');
+}
+
+type HandshakeFailureReason = 'unknown-ca' | 'key-usage' | 'expired' | 'no-certificate' | 'certificate' | 'timeout' | 'closed' | 'tls';
+
+/**
+ * Client certificate verification results (OpenSSL's X509_V_ERR_* names, as node reports them in
+ * `authorizationError`) grouped into what an operator has to fix.
+ */
+const CERTIFICATE_PROBLEMS: Readonly<Record<string, readonly [HandshakeFailureReason, string]>> = {
+  UNABLE_TO_GET_ISSUER_CERT: ['unknown-ca', 'its client certificate is not issued by a CA the key server trusts (unknown CA)'],
+  UNABLE_TO_GET_ISSUER_CERT_LOCALLY: ['unknown-ca', 'its client certificate is not issued by a CA the key server trusts (unknown CA)'],
+  UNABLE_TO_VERIFY_LEAF_SIGNATURE: ['unknown-ca', 'its client certificate is not issued by a CA the key server trusts (unknown CA)'],
+  SELF_SIGNED_CERT_IN_CHAIN: ['unknown-ca', 'its client certificate chains to a self-signed CA the key server does not trust (unknown CA)'],
+  DEPTH_ZERO_SELF_SIGNED_CERT: ['unknown-ca', 'its client certificate is self-signed (unknown CA)'],
+  CERT_SIGNATURE_FAILURE: ['unknown-ca', "its client certificate's signature does not verify with the trusted CA of that name (unknown CA)"],
+  INVALID_PURPOSE: ['key-usage', 'its client certificate is not for client authentication (wrong key usage: needs extendedKeyUsage clientAuth and keyUsage digitalSignature)'],
+  KEYUSAGE_NO_DIGITAL_SIGNATURE: ['key-usage', 'its client certificate lacks keyUsage digitalSignature (wrong key usage)'],
+  KEYUSAGE_NO_CERTSIGN: ['key-usage', 'a CA in its client certificate chain lacks keyUsage keyCertSign (wrong key usage)'],
+  CERT_HAS_EXPIRED: ['expired', 'its client certificate has expired'],
+  CERT_NOT_YET_VALID: ['expired', 'its client certificate is not valid yet'],
+};
+
+interface HandshakeFailure {
+  readonly reason: HandshakeFailureReason;
+  /** For the log: why the client was dropped. */
+  readonly why: string;
+  /** The error or verification code it came from. */
+  readonly code: string;
+}
+
+/**
+ * Why a client whose handshake finished is not authorized: its certificate did not verify
+ * against the CA (the code in `authorizationError`), or it sent none.
+ */
+function certificateFailure(socket: TLSSocket): HandshakeFailure {
+  if (socket.getPeerX509Certificate() === undefined) {
+    return { reason: 'no-certificate', why: 'it sent no client certificate', code: 'NO_CERTIFICATE' };
+  }
+  // node types authorizationError as an Error; it holds the verification error's code (a string).
+  const auth = socket.authorizationError as unknown as string | Error | undefined;
+  const code = (typeof auth === 'string' ? auth : auth?.message) || 'UNKNOWN';
+  const [reason, why] = CERTIFICATE_PROBLEMS[code] ?? ['certificate', `its client certificate does not verify (${code})`];
+  return { reason, why, code };
+}
+
+/** Why a handshake did not finish. (A missing client certificate is not one: see certificateFailure.) */
+function handshakeError(err: Error & { code?: string }): HandshakeFailure {
+  const code = err.code ?? err.message;
+  if (code === 'ERR_TLS_HANDSHAKE_TIMEOUT') return { reason: 'timeout', why: 'no finished handshake within the handshake timeout', code };
+  if (code === 'ECONNRESET') return { reason: 'closed', why: 'it closed the connection before the handshake finished', code };
+  return { reason: 'tls', why: err.message, code };
 }
 
 /** Starts the key server; resolves once it listens. */
@@ -156,31 +277,87 @@ export async function startKeyServer(options: KeyServerOptions): Promise<KeyServ
   const maxBody = Math.min(options.maxBodyLength ?? MAX_WIRE_BODY_LENGTH, MAX_WIRE_BODY_LENGTH);
   const log = options.logger;
 
-  const sockets = new Set<TLSSocket>();
-  const server = createTlsServer(
+  const idleTimeoutMs = options.idleTimeoutMs ?? DEFAULT_IDLE_TIMEOUT_MS;
+  const tracker = new ConnectionTracker(
+    options.maxConnections ?? DEFAULT_MAX_CONNECTIONS,
+    options.maxConnectionsPerSource ?? DEFAULT_MAX_CONNECTIONS_PER_SOURCE,
+  );
+  const limiter = new LogLimiter();
+
+  const dropped = (socket: TLSSocket, failure: HandshakeFailure, certificate?: X509Certificate): void => {
+    // Unknown once the socket is closed: read it first. (A client that left has no address here.)
+    const peer = socket.remoteAddress;
+    socket.destroy();
+    m.handshakeFailures.inc({ reason: failure.reason });
+    // A client that leaves mid-handshake is what port scanners and TCP health checks do: info.
+    const level = failure.reason === 'closed' ? 'info' : 'warn';
+    limiter.log(`handshake:${failure.reason}`, (suppressed) =>
+      log?.[level](`keyless: client dropped during the TLS handshake: ${failure.why}`, {
+        ...(peer ? { peer } : {}),
+        reason: failure.reason,
+        error: failure.code,
+        // The client chose these names: cut to a length a log line can carry.
+        ...(certificate ? { subject: certificate.subject.slice(0, 200), issuer: certificate.issuer.slice(0, 200) } : {}),
+        ...(suppressed > 0 ? { suppressedSinceLastLine: suppressed } : {}),
+      }),
+    );
+  };
+
+  // The TLS server never listens: `server` below accepts, admits, and hands it the connections
+  // it admitted, so a refused connection costs no TLS state at all.
+  const tlsServer = createTlsServer(
     {
       ca: options.ca,
       cert: options.cert,
       key: options.key,
       requestCert: true,
-      rejectUnauthorized: true,
+      // Checked below instead of by node, which would close the socket first and then report a
+      // bare "socket hang up": we want to say why (unknown CA, key usage), with the certificate's
+      // names. The outcome is the same: a client whose certificate does not verify is closed
+      // before anything it sends is read.
+      rejectUnauthorized: false,
       minVersion: 'TLSv1.2',
+      handshakeTimeout: options.handshakeTimeoutMs ?? DEFAULT_HANDSHAKE_TIMEOUT_MS,
     },
     (socket) => {
-      sockets.add(socket);
+      if (!socket.authorized) {
+        dropped(socket, certificateFailure(socket), socket.getPeerX509Certificate());
+        return;
+      }
       m.connections.inc();
-      socket.on('close', () => {
-        sockets.delete(socket);
-        m.connections.dec();
-      });
-      serveConnection(socket, { keys: keyLookup, semaphore, maxInFlight, maxBody, metrics: m, ...(pool ? { pool } : {}), ...(log ? { log } : {}) });
+      socket.on('close', () => m.connections.dec());
+      serveConnection(socket, { keys: keyLookup, semaphore, maxInFlight, maxBody, idleTimeoutMs, metrics: m, ...(pool ? { pool } : {}), ...(log ? { log } : {}) });
     },
   );
-  server.on('tlsClientError', (err, socket) => {
-    m.handshakeFailures.inc();
-    log?.warn('keyless: TLS handshake failed', { peer: socket.remoteAddress, error: err.message });
-  });
+  // node reports a handshake timeout here and leaves the socket open (2,000 silent connections
+  // were all still open after 128 s): dropped() closes it, as every other failure here.
+  tlsServer.on('tlsClientError', (err: Error & { code?: string }, socket) => dropped(socket, handshakeError(err)));
 
+  const refused = (reason: Refusal, socket: Socket): void => {
+    m.refusedConnections.inc({ reason });
+    const source = sourceAddress(socket);
+    const why =
+      reason === 'source-limit'
+        ? `${tracker.openFrom(source)} connections open from ${source}, the per-source limit`
+        : `${tracker.size} connections open, the limit`;
+    limiter.log(`refused:${reason}`, (suppressed) =>
+      log?.warn(`keyless: connection refused: ${why}`, {
+        peer: source,
+        reason,
+        ...(suppressed > 0 ? { suppressedSinceLastLine: suppressed } : {}),
+      }),
+    );
+  };
+
+  const server = createNetServer((socket) => {
+    const admitted = tracker.admit(socket);
+    if (admitted !== 'admitted') {
+      refused(admitted, socket);
+      socket.destroy();
+      return;
+    }
+    tlsServer.emit('connection', socket);
+  });
   try {
     await new Promise<void>((resolve, reject) => {
       server.once('error', reject);
@@ -234,7 +411,7 @@ export async function startKeyServer(options: KeyServerOptions): Promise<KeyServ
     async close(): Promise<void> {
       keyDirectory?.close();
       const closed = new Promise<void>((resolve) => server.close(() => resolve()));
-      for (const s of sockets) s.destroy();
+      await tracker.drain(new Date());
       await closed;
       await pool?.close();
       if (metricsServer) {
@@ -251,6 +428,8 @@ interface ConnectionContext {
   readonly semaphore: Semaphore;
   readonly maxInFlight: number;
   readonly maxBody: number;
+  /** 0: never. */
+  readonly idleTimeoutMs: number;
   readonly metrics: KeyServerMetrics;
   readonly pool?: SigningPool;
   readonly log?: KeyStoreLogger;
@@ -271,6 +450,15 @@ function serveConnection(socket: TLSSocket, ctx: ConnectionContext): void {
     updateFlow();
   });
   socket.on('error', (err) => ctx.log?.warn('keyless: connection error', { peer: socket.remoteAddress, error: err.message }));
+  if (ctx.idleTimeoutMs > 0) {
+    // The socket's timer restarts on every read and write of a request or an answer. A request
+    // still being signed is not idleness: its answer's write restarts the timer.
+    socket.setTimeout(ctx.idleTimeoutMs, () => {
+      if (inFlight > 0) return;
+      ctx.metrics.idleTimeouts.inc();
+      socket.destroy();
+    });
+  }
 
   const send = (bytes: Uint8Array): void => {
     if (socket.destroyed) return;

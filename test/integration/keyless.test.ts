@@ -163,7 +163,7 @@ void describe('keyless client and key server over mutual TLS', () => {
 
   void it('refuses a client certificate from another CA', async () => {
     const before = await fetchMetrics(server.metricsPort!);
-    const failuresBefore = Number(/keyless_server_handshake_failures_total (\d+)/.exec(before)?.[1] ?? 0);
+    const failuresBefore = Number(/keyless_server_handshake_failures_total\{reason="unknown-ca"\} (\d+)/.exec(before)?.[1] ?? 0);
     const signer = signerFor('p256', { clientCert: pki.strangerClient.cert, clientKey: pki.strangerClient.key, timeoutMs: 1500 });
     await assert.rejects(signer.sign(S.ecdsa_secp256r1_sha256, message), (err: unknown) => {
       assert.ok(err instanceof KeylessUnavailableError, String(err));
@@ -172,7 +172,7 @@ void describe('keyless client and key server over mutual TLS', () => {
     });
     await signer.close();
     const afterText = await fetchMetrics(server.metricsPort!);
-    const failuresAfter = Number(/keyless_server_handshake_failures_total (\d+)/.exec(afterText)?.[1] ?? 0);
+    const failuresAfter = Number(/keyless_server_handshake_failures_total\{reason="unknown-ca"\} (\d+)/.exec(afterText)?.[1] ?? 0);
     assert.ok(failuresAfter > failuresBefore, 'the key server counted the refused handshake');
   });
 

@@ -1,7 +1,8 @@
 /**
  * Test PKI for the keyless tests and benchmark, made with the openssl CLI in a temp dir:
- * a CA, a key server certificate for 127.0.0.1/localhost, a client certificate, a second
- * unrelated CA with its own client certificate, and signing keys of each family.
+ * a CA, a key server certificate for 127.0.0.1/localhost, a client certificate, a client
+ * certificate for server authentication only, a second unrelated CA with its own client
+ * certificate, and signing keys of each family.
  */
 import { execFileSync } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync, mkdirSync } from 'node:fs';
@@ -18,6 +19,8 @@ export interface KeylessPki {
   readonly ca: string;
   readonly server: Identity;
   readonly client: Identity;
+  /** Issued by `ca`, but for serverAuth only: a client certificate with the wrong key usage. */
+  readonly serverOnlyClient: Identity;
   /** A CA the key server does not trust, and a client certificate it issued. */
   readonly otherCa: string;
   readonly strangerClient: Identity;
@@ -70,6 +73,7 @@ export function makeKeylessPki(keyNames: readonly SigningKeyName[] = ['ed25519',
   const ca = makeCa(dir, 'ca');
   const server = issue(dir, 'server', 'ca', 'subjectAltName=IP:127.0.0.1,DNS:localhost\nextendedKeyUsage=serverAuth\n');
   const client = issue(dir, 'client', 'ca', 'extendedKeyUsage=clientAuth\n');
+  const serverOnlyClient = issue(dir, 'server-only', 'ca', 'extendedKeyUsage=serverAuth\n');
   const otherCa = makeCa(dir, 'other-ca');
   const strangerClient = issue(dir, 'stranger', 'other-ca', 'extendedKeyUsage=clientAuth\n');
   const keysDir = join(dir, 'keys');
@@ -86,6 +90,7 @@ export function makeKeylessPki(keyNames: readonly SigningKeyName[] = ['ed25519',
     ca,
     server,
     client,
+    serverOnlyClient,
     otherCa,
     strangerClient,
     keysDir,
