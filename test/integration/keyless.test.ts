@@ -6,7 +6,7 @@ import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { createHash, createPrivateKey, createPublicKey, verify, constants, generateKeyPairSync, randomBytes } from 'node:crypto';
 import { connect as tlsConnect, createServer as createTlsServer, type TLSSocket } from 'node:tls';
-import type { AddressInfo } from 'node:net';
+import { connect as netConnect, type AddressInfo, type Socket } from 'node:net';
 import { get as httpGet } from 'node:http';
 import { writeFileSync } from 'node:fs';
 import { spawn } from 'node:child_process';
@@ -22,6 +22,7 @@ import { SigningKey } from '../../src/keyless/keystore.js';
 import { KeylessSigner } from '../../src/signer/keyless.js';
 import { SignatureScheme } from '../../src/tls/constants.js';
 import { verifySignature } from '../../src/tls/signature-schemes.js';
+import { LOG_LINES_PER_WINDOW } from '../../src/net/log-limiter.js';
 import { makeKeylessPki, type KeylessPki } from '../unit/keyless/pki.js';
 
 const S = SignatureScheme;
@@ -520,6 +521,49 @@ void describe('key server signing on worker threads', () => {
   });
 });
 
+interface KeyServerProcess {
+  readonly port: number;
+  readonly metricsPort: number;
+  /** What it wrote to stderr so far (JSON lines). */
+  stderr(): string;
+  /** SIGTERM; resolves with the exit code. */
+  stop(): Promise<number | null>;
+}
+
+/** `dc-operator keyserver` as its own process on 127.0.0.1, ports picked by the system. */
+async function startKeyServerCommand(p: KeylessPki, extra: readonly string[] = []): Promise<KeyServerProcess> {
+  const entry = fileURLToPath(new URL('../../src/cli/dc-operator.js', import.meta.url));
+  const child = spawn(
+    process.execPath,
+    [entry, 'keyserver', '--keys', p.keysDir, '--ca', join(p.dir, 'ca.crt'), '--cert', join(p.dir, 'server.crt'), '--key', join(p.dir, 'server.pem'),
+      '--port', '0', '--address', '127.0.0.1', '--metrics-port', '0', ...extra],
+    { stdio: ['ignore', 'pipe', 'pipe'] },
+  );
+  let stderr = '';
+  const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
+  const { port, metricsPort } = await new Promise<{ port: number; metricsPort: number }>((resolve, reject) => {
+    child.stderr.setEncoding('utf8');
+    child.stderr.on('data', (chunk: string) => {
+      stderr += chunk;
+      for (const line of stderr.split('\n')) {
+        if (!line.includes('key server listening')) continue;
+        const event = JSON.parse(line) as { port: number; metricsPort: number };
+        resolve({ port: event.port, metricsPort: event.metricsPort });
+      }
+    });
+    void exited.then((code) => reject(new Error(`keyserver exited with ${code}: ${stderr}`)));
+  });
+  return {
+    port,
+    metricsPort,
+    stderr: () => stderr,
+    stop: () => {
+      child.kill('SIGTERM');
+      return exited;
+    },
+  };
+}
+
 void describe('dc-operator keyserver command', () => {
   let pki3: KeylessPki;
   before(() => {
@@ -528,36 +572,10 @@ void describe('dc-operator keyserver command', () => {
   after(() => pki3.cleanup());
 
   void it('serves signatures from the key directory, exposes metrics and stops cleanly on SIGTERM', async () => {
-    const files = {
-      ca: join(pki3.dir, 'ca.crt'),
-      cert: join(pki3.dir, 'server.crt'),
-      key: join(pki3.dir, 'server.pem'),
-    };
-    const entry = fileURLToPath(new URL('../../src/cli/dc-operator.js', import.meta.url));
-    const child = spawn(
-      process.execPath,
-      [entry, 'keyserver', '--keys', pki3.keysDir, '--ca', files.ca, '--cert', files.cert, '--key', files.key,
-        '--port', '0', '--address', '127.0.0.1', '--metrics-port', '0'],
-      { stdio: ['ignore', 'pipe', 'pipe'] },
-    );
-    let stderr = '';
-    const listening = new Promise<{ port: number; metricsPort: number }>((resolve, reject) => {
-      child.stderr.setEncoding('utf8');
-      child.stderr.on('data', (chunk: string) => {
-        stderr += chunk;
-        for (const line of stderr.split('\n')) {
-          if (!line.includes('key server listening')) continue;
-          const event = JSON.parse(line) as { port: number; metricsPort: number };
-          resolve({ port: event.port, metricsPort: event.metricsPort });
-        }
-      });
-      child.once('exit', (code) => reject(new Error(`keyserver exited with ${code}: ${stderr}`)));
-    });
-    const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
+    const ks = await startKeyServerCommand(pki3);
     try {
-      const { port, metricsPort } = await listening;
       const signer = new KeylessSigner({
-        address: `localhost:${port}`,
+        address: `localhost:${ks.port}`,
         ca: pki3.ca,
         clientCert: pki3.client.cert,
         clientKey: pki3.client.key,
@@ -566,12 +584,49 @@ void describe('dc-operator keyserver command', () => {
       const sig = await signer.sign(S.ed25519, message);
       assert.ok(verify(null, message, createPublicKey(pki3.keys.ed25519.cert), sig));
       await signer.close();
-      const metrics = await fetchMetrics(metricsPort);
+      const metrics = await fetchMetrics(ks.metricsPort);
       assert.match(metrics, /keyless_server_requests_total\{opcode="ed25519Sign",result="ok"\} 1/);
       assert.match(metrics, /keyless_server_keys 1/);
     } finally {
-      child.kill('SIGTERM');
+      assert.equal(await ks.stop(), 0, ks.stderr());
     }
-    assert.equal(await exited, 0, stderr);
+  });
+
+  // The measurement of the issue "2,000 silent TCP connections were all still open after 128 s":
+  // 500 from each of four loopback addresses, so that the per-source limit does not refuse any
+  // and every one of them meets the handshake timeout.
+  void it('closes 2,000 silent connections at --handshake-timeout, counts each, and logs a few lines', { timeout: 60_000 }, async (t) => {
+    const ks = await startKeyServerCommand(pki3, ['--handshake-timeout', '2s']);
+    const sockets: Socket[] = [];
+    try {
+      let open = 0;
+      let closedEarly = 0;
+      const started = Date.now();
+      for (let i = 0; i < 2000; i++) {
+        const socket = netConnect({ host: '127.0.0.1', port: ks.port, localAddress: `127.0.0.${1 + (i % 4)}` });
+        sockets.push(socket);
+        socket.on('error', () => {});
+        socket.once('connect', () => open++);
+        socket.once('close', () => {
+          open--;
+          if (Date.now() - started < 1500) closedEarly++;
+        });
+        if (i % 250 === 249) await new Promise((r) => setTimeout(r, 20));
+      }
+      const deadline = Date.now() + 20_000;
+      while (open > 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 100));
+      const tookMs = Date.now() - started;
+      const metrics = await fetchMetrics(ks.metricsPort);
+      const timeouts = Number(/keyless_server_handshake_failures_total\{reason="timeout"\} (\d+)/.exec(metrics)?.[1] ?? 0);
+      const logLines = ks.stderr().split('\n').filter((l) => l.includes('"reason":"timeout"')).length;
+      t.diagnostic(`2000 silent connections, --handshake-timeout 2s: ${open} open after ${tookMs} ms, ${closedEarly} closed before 1.5 s, ${timeouts} timeouts counted, ${logLines} log lines`);
+      assert.equal(open, 0, 'none left open');
+      assert.equal(closedEarly, 0, 'none closed before the timeout');
+      assert.equal(timeouts, 2000);
+      assert.ok(logLines >= 1 && logLines <= LOG_LINES_PER_WINDOW, `${logLines} log lines`);
+    } finally {
+      for (const s of sockets) s.destroy();
+      assert.equal(await ks.stop(), 0, ks.stderr());
+    }
   });
 });

@@ -1,9 +1,17 @@
 import { readFile } from 'node:fs/promises';
 import { defineCommand, type CommandContext } from '../framework/command.js';
-import { CommandFailed } from '../framework/errors.js';
+import { CommandFailed, UsageError } from '../framework/errors.js';
 import { resolvePath } from '../framework/files.js';
 import { integerFlag } from '../framework/flags.js';
-import { startKeyServer } from '../../keyless/server.js';
+import {
+  DEFAULT_HANDSHAKE_TIMEOUT_MS,
+  DEFAULT_IDLE_TIMEOUT_MS,
+  DEFAULT_MAX_CONNECTIONS,
+  DEFAULT_MAX_CONNECTIONS_PER_SOURCE,
+  startKeyServer,
+} from '../../keyless/server.js';
+import { LOG_LINES_PER_WINDOW } from '../../net/log-limiter.js';
+import { durationFlag, readCertificateFile } from './tls-inputs.js';
 import type { KeyStoreLogger } from '../../keyless/keystore.js';
 
 /** One JSON line per event on stderr: what a log collector in a pod expects. */
@@ -21,6 +29,12 @@ async function readPem(ctx: CommandContext, flag: string, path: string): Promise
   }
 }
 
+function positiveDuration(flag: string, value: string): number {
+  const seconds = durationFlag(flag, value);
+  if (seconds <= 0) throw new UsageError('must be longer than 0s', flag);
+  return seconds;
+}
+
 export const keyServer = defineCommand({
   path: ['keyserver'],
   summary: 'Run a Keyless SSL key server (mutual TLS, port 2407) signing with keys from a directory',
@@ -29,7 +43,15 @@ Answers keyless signing requests (the protocol Cloudflare documents for gokeyles
 keys in --keys: PEM or DER PKCS#8 files named *.pem, *.key or *.der, looked up by the SHA-1 Subject
 Key Identifier of their public key. The directory is reloaded when it changes; a reload that meets
 an invalid file keeps the previous keys (also re-read on SIGHUP and every 30 s). Clients must
-present a certificate signed by --ca. Stops on SIGTERM or SIGINT.`,
+present a certificate signed by --ca (one that holds no certificate is refused at start). Stops on
+SIGTERM or SIGINT.
+
+Against hostile or broken clients: at most --max-connections open connections, and
+--max-connections-per-source from one IP address (0: no such limit); further ones are closed at
+accept. A connection must finish its TLS handshake within --handshake-timeout and is closed after
+--idle-timeout without a request. Refusals and failed handshakes are counted by reason in the
+metrics and logged at most ${LOG_LINES_PER_WINDOW} lines a minute per reason. Choosing the limits
+behind SNAT: docs/operations.md.`,
   options: {
     keys: { type: 'string', value: 'DIR', description: 'directory of private keys', required: true },
     ca: { type: 'string', value: 'FILE', description: 'CA certificate(s) (PEM) that client certificates must chain to', required: true },
@@ -40,6 +62,25 @@ present a certificate signed by --ca. Stops on SIGTERM or SIGINT.`,
     'metrics-port': { type: 'string', value: 'N', description: 'serve Prometheus metrics on http://ADDRESS:N/metrics' },
     'max-concurrency': { type: 'string', value: 'N', description: 'signing operations at once', default: '64' },
     workers: { type: 'string', value: 'N', description: 'sign on N worker threads (0: on the main thread)', default: '0' },
+    'max-connections': { type: 'string', value: 'N', description: 'open connections at most, handshaking or not', default: String(DEFAULT_MAX_CONNECTIONS) },
+    'max-connections-per-source': {
+      type: 'string',
+      value: 'N',
+      description: 'open connections from one IP address at most (0: no per-source limit)',
+      default: String(DEFAULT_MAX_CONNECTIONS_PER_SOURCE),
+    },
+    'handshake-timeout': {
+      type: 'string',
+      value: 'DURATION',
+      description: 'close a connection whose TLS handshake is not done by then',
+      default: `${DEFAULT_HANDSHAKE_TIMEOUT_MS / 1000}s`,
+    },
+    'idle-timeout': {
+      type: 'string',
+      value: 'DURATION',
+      description: 'close a connection with no request for this long (0s: never)',
+      default: `${DEFAULT_IDLE_TIMEOUT_MS / 60_000}m`,
+    },
   },
   examples: ['dc-operator keyserver --keys /etc/keyless/keys --ca ca.crt --cert server.crt --key server.key --metrics-port 2406'],
   validate(v) {
@@ -53,10 +94,20 @@ present a certificate signed by --ca. Stops on SIGTERM or SIGINT.`,
       metricsPort: v['metrics-port'] === undefined ? undefined : integerFlag('--metrics-port', v['metrics-port'], 0, 65535),
       maxConcurrency: integerFlag('--max-concurrency', v['max-concurrency'], 1, 100_000),
       workers: integerFlag('--workers', v.workers, 0, 256),
+      maxConnections: integerFlag('--max-connections', v['max-connections'], 1, 1_000_000),
+      maxConnectionsPerSource: integerFlag('--max-connections-per-source', v['max-connections-per-source'], 0, 1_000_000),
+      handshakeTimeoutMs: positiveDuration('--handshake-timeout', v['handshake-timeout']) * 1000,
+      idleTimeoutMs: durationFlag('--idle-timeout', v['idle-timeout']) * 1000,
     };
   },
   async run(c, ctx) {
-    const [ca, cert, key] = await Promise.all([readPem(ctx, '--ca', c.ca), readPem(ctx, '--cert', c.cert), readPem(ctx, '--key', c.key)]);
+    // A --ca without a certificate would make node trust no client at all: every client refused,
+    // each with a log line, instead of one error at start.
+    const [{ pem: ca }, cert, key] = await Promise.all([
+      readCertificateFile(ctx.cwd, c.ca, '--ca'),
+      readPem(ctx, '--cert', c.cert),
+      readPem(ctx, '--key', c.key),
+    ]);
     const logger = jsonLogger(ctx);
     let server;
     try {
@@ -69,6 +120,10 @@ present a certificate signed by --ca. Stops on SIGTERM or SIGINT.`,
         port: c.port,
         maxConcurrency: c.maxConcurrency,
         signingWorkers: c.workers,
+        maxConnections: c.maxConnections,
+        maxConnectionsPerSource: c.maxConnectionsPerSource,
+        handshakeTimeoutMs: c.handshakeTimeoutMs,
+        idleTimeoutMs: c.idleTimeoutMs,
         logger,
         ...(c.metricsPort !== undefined ? { metricsPort: c.metricsPort } : {}),
       });
