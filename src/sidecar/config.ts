@@ -1,6 +1,6 @@
 /**
  * `dc-operator sidecar` configuration: flags, each with an environment variable, validated up
- * front by small functions whose errors name the flag (style.md #18). Precedence: flag, then
+ * front by small functions whose errors name the flag. Precedence: flag, then
  * environment, then default. `--help` prints the table below.
  */
 import type { TlsEngine } from './metrics.js';
@@ -17,6 +17,8 @@ export interface SidecarConfig {
   readonly metricsHost: string;
   readonly metricsPort: number;
   readonly maxConnections: number;
+  /** 0: no per-source limit. */
+  readonly maxConnectionsPerSource: number;
   readonly idleTimeoutMs: number;
   readonly handshakeTimeoutMs: number;
   readonly connectTimeoutMs: number;
@@ -53,6 +55,10 @@ export const SIDECAR_FLAGS = [
   { flag: 'metrics-port', env: 'DC_SIDECAR_METRICS_PORT', value: 'PORT', defaultValue: '15300', help: '/healthz, /readyz and /metrics over HTTP' },
   { flag: 'metrics-host', env: 'DC_SIDECAR_METRICS_HOST', value: 'HOST', defaultValue: '', help: 'bind address of the metrics port (empty: all interfaces, IPv6 and IPv4)' },
   { flag: 'max-connections', env: 'DC_SIDECAR_MAX_CONNECTIONS', value: 'N', defaultValue: '10000', help: 'open client connections at most; further ones are closed at once' },
+  // A quarter of --max-connections: one client address cannot take the whole table, and a proxy
+  // hop in front that all clients share (an ingress replica in TLS passthrough, a node doing
+  // SNAT) still carries 2,500 connections to this pod. Trade-off: docs/operations.md.
+  { flag: 'max-connections-per-source', env: 'DC_SIDECAR_MAX_CONNECTIONS_PER_SOURCE', value: 'N', defaultValue: '2500', help: 'open client connections from one IP address at most; further ones are closed at once (0: no per-source limit)' },
   { flag: 'idle-timeout', env: 'DC_SIDECAR_IDLE_TIMEOUT', value: 'DURATION', defaultValue: '5m', help: 'close a connection with no bytes either way for this long (0: never)' },
   { flag: 'handshake-timeout', env: 'DC_SIDECAR_HANDSHAKE_TIMEOUT', value: 'DURATION', defaultValue: '10s', help: 'deadline for the ClientHello and the handshake' },
   { flag: 'connect-timeout', env: 'DC_SIDECAR_CONNECT_TIMEOUT', value: 'DURATION', defaultValue: '5s', help: 'deadline for connecting to the application' },
@@ -172,8 +178,9 @@ export function validateDuration(flag: string, text: string): number {
   return Math.round(parts.reduce((sum, p) => sum + Number(p[1]) * UNITS[p[2]!]!, 0));
 }
 
-export function validatePositiveInteger(flag: string, text: string): number {
-  if (!/^\d+$/.test(text) || Number(text) < 1) throw new ConfigError(flag, `"${text}" is not a positive whole number`);
+/** A whole number, at least `min` (1 unless 0 has a meaning, such as "no limit"). */
+export function validateWholeNumber(flag: string, text: string, min = 1): number {
+  if (!/^\d+$/.test(text) || Number(text) < min) throw new ConfigError(flag, `"${text}" is not a whole number of at least ${min}`);
   return Number(text);
 }
 
@@ -231,7 +238,8 @@ export function validateConfig(values: FlagValues): SidecarConfig {
     upstreamPort: upstream.port,
     metricsHost: v('metrics-host'),
     metricsPort,
-    maxConnections: validatePositiveInteger('max-connections', v('max-connections')),
+    maxConnections: validateWholeNumber('max-connections', v('max-connections')),
+    maxConnectionsPerSource: validateWholeNumber('max-connections-per-source', v('max-connections-per-source'), 0),
     idleTimeoutMs: validateDuration('idle-timeout', v('idle-timeout')),
     handshakeTimeoutMs,
     connectTimeoutMs,

@@ -106,7 +106,7 @@ export async function runSidecar(options: RunSidecarOptions): Promise<RunningSid
   const store = new MaterialStore();
   const status = new SidecarStatus();
   const metrics = new SidecarMetrics(store, status);
-  const tracker = new ConnectionTracker(options.maxConnections);
+  const tracker = new ConnectionTracker(options.maxConnections, options.maxConnectionsPerSource);
   const ownedKeyless = options.keylessSigner ? undefined : await startKeyless(options);
   const given = options.keylessSigner;
   const keylessFor = given ? () => given : ownedKeyless?.signerFor;

@@ -1,7 +1,7 @@
 /**
  * Prometheus metrics of the sidecar, in a registry of its own (tests run several sidecars in one
- * process). Credential expiry and the phase are read from the live state at scrape time
- * (style.md #13), so a replaced credential leaves no stale series.
+ * process). Credential expiry and the phase are read from the live state at scrape time,
+ * so a replaced credential leaves no stale series.
  */
 import { Counter, Gauge, Registry } from 'prom-client';
 import type { MaterialStore } from './material.js';
@@ -46,7 +46,7 @@ export class SidecarMetrics {
     });
     this.refusedConnections = new Counter({
       name: 'dc_sidecar_refused_connections_total',
-      help: 'Connections closed before a handshake, by reason (limit, draining, bad-hello, timeout, no-credential, protocol-version).',
+      help: 'Connections closed before a handshake, by reason (limit, source-limit, draining, bad-hello, timeout, no-credential, protocol-version).',
       labelNames: ['reason'] as const,
       registers,
     });

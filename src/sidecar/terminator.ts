@@ -1,7 +1,7 @@
 /**
  * One client connection, from accept to close:
  *
- *   admit (limit, draining) -> peek ClientHello (deadline) -> route -> handshake on the chosen
+ *   admit (limit, per-source limit, draining) -> peek ClientHello (deadline) -> route -> handshake on the chosen
  *   engine (deadline) -> proxy plaintext to the application -> close
  *
  * Every step's outcome is counted; nothing here throws to the listener.
@@ -15,7 +15,8 @@ import { peekClientHello, plaintextAlert } from './client-hello-peek.js';
 import type { MaterialStore, ServingMaterial } from './material.js';
 import type { HandshakeMode, SidecarMetrics } from './metrics.js';
 import { terminateWithNode } from './node-engine.js';
-import type { ConnectionTracker } from '../net/connection-tracker.js';
+import { sourceAddress, type ConnectionTracker } from '../net/connection-tracker.js';
+import { LogLimiter } from '../net/log-limiter.js';
 import { proxyToUpstream, type UpstreamOptions } from './proxy.js';
 import { route, type RoutingPolicy } from './router.js';
 import type { ClientHello } from '../tls/messages/client-hello.js';
@@ -57,12 +58,24 @@ export function closeSoon(socket: Socket, last?: Uint8Array): void {
   setTimeout(() => socket.destroy(), FLUSH_DEADLINE_MS).unref();
 }
 
-export async function handleConnection(socket: Socket, o: TerminatorOptions): Promise<void> {
+/** `refusals` bounds the log lines about refused connections (one per listener). */
+export async function handleConnection(socket: Socket, o: TerminatorOptions, refusals: LogLimiter): Promise<void> {
   socket.on('error', () => {}); // errors surface as 'close'; the proxy reports its own
   socket.setNoDelay(true);
   const admitted = o.tracker.admit(socket, () => o.metrics.connectionClosed());
   if (admitted !== 'admitted') {
     o.metrics.refused(admitted);
+    // Refusing while draining is the plan; a limit reached is worth a (bounded) line.
+    if (admitted !== 'draining') {
+      const source = sourceAddress(socket);
+      const why =
+        admitted === 'source-limit'
+          ? `${o.tracker.openFrom(source)} open from ${source}, the limit per source (--max-connections-per-source)`
+          : `${o.tracker.size} open, the limit (--max-connections)`;
+      refusals.log(admitted, (suppressed) =>
+        o.log.warn(`refused a connection: ${why}`, { remote: source, reason: admitted, ...(suppressed > 0 ? { suppressedSinceLastLine: suppressed } : {}) }),
+      );
+    }
     socket.destroy();
     return;
   }
@@ -130,8 +143,9 @@ export interface Listener {
 
 /** `host` '' listens on all interfaces (node picks `::` when IPv6 is available). */
 export async function listen(host: string, port: number, o: TerminatorOptions): Promise<Listener> {
+  const refusals = new LogLimiter();
   const server = createServer({ allowHalfOpen: true, pauseOnConnect: true }, (socket) => {
-    void handleConnection(socket, o).catch((err: unknown) => {
+    void handleConnection(socket, o, refusals).catch((err: unknown) => {
       o.log.error('connection handler failed', { error: err instanceof Error ? err.stack ?? err.message : String(err) });
       socket.destroy();
     });

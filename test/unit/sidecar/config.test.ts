@@ -27,6 +27,16 @@ void describe('sidecar configuration', () => {
     assert.deepEqual([c.upstreamHost, c.upstreamPort], ['127.0.0.1', 8080]);
     assert.equal(c.metricsPort, 15300);
     assert.equal(c.keyless, undefined);
+    assert.equal(c.maxConnections, 10_000);
+    assert.equal(c.maxConnectionsPerSource, 2500);
+  });
+
+  void it('takes a per-source connection limit from its flag or variable, 0 meaning none', () => {
+    assert.equal(configOf(['--max-connections-per-source', '0']).maxConnectionsPerSource, 0);
+    assert.equal(configOf([], { DC_SIDECAR_MAX_CONNECTIONS_PER_SOURCE: '64' }).maxConnectionsPerSource, 64);
+    const e = errorOf(['--max-connections-per-source', '-1']);
+    assert.equal(e.flag, 'max-connections-per-source');
+    assert.match(e.message, /^--max-connections-per-source: "-1" is not a whole number of at least 0/);
   });
 
   void it('takes values from DC_SIDECAR_* variables, and a flag wins over its variable', () => {
@@ -66,7 +76,7 @@ void describe('sidecar configuration', () => {
   void it('documents every flag and its variable in --help', () => {
     assert.deepEqual(parseArgs(['--listen', ':1', '--help'], {}), { help: true });
     const text = helpText();
-    for (const flag of ['--dc-dir', '--listen', '--upstream', '--metrics-port', '--max-connections', '--idle-timeout', '--drain-timeout', '--keyless-address', '--certificate-engine']) {
+    for (const flag of ['--dc-dir', '--listen', '--upstream', '--metrics-port', '--max-connections', '--max-connections-per-source', '--idle-timeout', '--drain-timeout', '--keyless-address', '--certificate-engine']) {
       assert.ok(text.includes(flag), `${flag} in --help`);
     }
     assert.ok(text.includes('DC_SIDECAR_LISTEN'));

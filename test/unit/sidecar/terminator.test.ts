@@ -1,7 +1,7 @@
 /**
  * The listener end to end over loopback with in-memory material: TLS half-close and
- * backpressure through both engines, the connection limit, the ClientHello deadline and
- * non-TLS clients.
+ * backpressure through both engines, the connection limits (total, per source: 127.0.0.x are
+ * distinct sources on loopback), the ClientHello deadline and non-TLS clients.
  */
 import assert from 'node:assert/strict';
 import { createHash, randomBytes } from 'node:crypto';
@@ -14,7 +14,7 @@ import { SidecarMetrics } from '../../../src/sidecar/metrics.js';
 import { createOursEngine } from '../../../src/sidecar/ours-engine.js';
 import { ConnectionTracker } from '../../../src/net/connection-tracker.js';
 import { SidecarStatus } from '../../../src/sidecar/status.js';
-import { listen, type Listener } from '../../../src/sidecar/terminator.js';
+import { listen, type Listener, type TerminatorOptions } from '../../../src/sidecar/terminator.js';
 import { delegatedCredentialPeerHooks } from '../../../src/tls/delegated/index.js';
 import { connect as oursConnect } from '../../../src/tls/socket.js';
 import { ProtocolVersion, SignatureScheme } from '../../../src/tls/constants.js';
@@ -67,9 +67,12 @@ void describe('sidecar listener', () => {
     );
   });
 
-  async function rig(upstreamPort: number, opts: { limit?: number; handshakeTimeoutMs?: number; engine?: 'ours' | 'node' } = {}): Promise<Rig> {
+  async function rig(
+    upstreamPort: number,
+    opts: { limit?: number; perSource?: number; handshakeTimeoutMs?: number; engine?: 'ours' | 'node'; log?: TerminatorOptions['log'] } = {},
+  ): Promise<Rig> {
     const metrics = new SidecarMetrics(store, new SidecarStatus());
-    const tracker = new ConnectionTracker(opts.limit ?? 100);
+    const tracker = new ConnectionTracker(opts.limit ?? 100, opts.perSource ?? 0);
     const listener = await listen('127.0.0.1', 0, {
       store,
       metrics,
@@ -78,7 +81,7 @@ void describe('sidecar listener', () => {
       upstream: { host: '127.0.0.1', port: upstreamPort, idleTimeoutMs: 10_000 },
       handshakeTimeoutMs: opts.handshakeTimeoutMs ?? 5000,
       ours: createOursEngine({ store, keylessFor: undefined }),
-      log: quiet,
+      log: opts.log ?? quiet,
     });
     closers.push(() => {
       listener.stopAccepting();
@@ -183,6 +186,39 @@ void describe('sidecar listener', () => {
     await new Promise<void>((res) => second.once('close', () => res()));
     assert.equal(await r.metrics.value('dc_sidecar_refused_connections_total', { reason: 'limit' }), 1);
     first.destroy();
+  });
+
+  void it('closes a source over its per-source limit at once, logs why, and still serves another source', { timeout: 15_000 }, async () => {
+    const warnings: Array<{ message: string; meta: Record<string, unknown> | undefined }> = [];
+    const log = { ...quiet, warn: (message: string, meta?: Record<string, unknown>) => void warnings.push({ message, meta }) };
+    const r = await rig(await upstreamServer(replyAfterEnd), { perSource: 2, log });
+    const from = (localAddress: string): Socket => {
+      const s = netConnect({ host: '127.0.0.1', port: r.listener.port, localAddress });
+      s.on('error', () => {});
+      return s;
+    };
+    const held = [from('127.0.0.2'), from('127.0.0.2')];
+    await Promise.all(held.map((s) => new Promise<void>((res) => s.once('connect', () => res()))));
+    await new Promise((res) => setTimeout(res, 50));
+    const third = from('127.0.0.2');
+    const started = Date.now();
+    await new Promise<void>((res) => third.once('close', () => res()));
+    assert.ok(Date.now() - started < 1000, 'closed at once, not at the handshake deadline');
+    assert.equal(await r.metrics.value('dc_sidecar_refused_connections_total', { reason: 'source-limit' }), 1);
+    assert.equal(warnings.length, 1);
+    assert.match(warnings[0]!.message, /refused a connection: 2 open from 127\.0\.0\.2, the limit per source \(--max-connections-per-source\)/);
+    assert.equal(warnings[0]!.meta?.remote, '127.0.0.2');
+
+    const other = nodeTlsConnect({ socket: from('127.0.0.3'), servername: 'localhost', ca: pki.ca.pem });
+    await new Promise<void>((res, rej) => {
+      other.once('secureConnect', () => res());
+      other.once('error', rej);
+    });
+    const reply = readAll(other);
+    other.end('from another source');
+    assert.match((await reply).toString(), /^19 bytes /);
+    assert.ok(held.every((s) => !s.destroyed && s.readyState === 'open'), 'the two from 127.0.0.2 are still open');
+    for (const s of held) s.destroy();
   });
 
   void it('drops a client that sends no ClientHello within the handshake deadline', async () => {
