@@ -106,7 +106,7 @@ export async function runDemo(argv: readonly string[]): Promise<number> {
     }
   })());
 
-  p.line(`dc-operator demo — ${mode === 'local' ? 'local control plane' : 'current kubeconfig'}; logs in ${logDir}`);
+  p.line(`dc-operator demo — ${mode === 'local' ? 'local control plane' : 'current kubeconfig'}; Node ${process.version}; logs in ${logDir}`);
   try {
     // 1. A cluster.
     const cluster = await p.step(mode === 'local' ? 'starting etcd + kube-apiserver' : 'connecting to the current cluster', async () => {
