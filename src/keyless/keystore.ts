@@ -7,7 +7,7 @@
  * debounce) and polled as a fallback, because a Kubernetes Secret volume changes by swapping a
  * `..data` symlink, which not every platform reports to a watcher.
  */
-import { createPrivateKey, type KeyObject } from 'node:crypto';
+import { createHash, createPrivateKey, type KeyObject } from 'node:crypto';
 import { watch, type FSWatcher } from 'node:fs';
 import { readdir, readFile, stat } from 'node:fs/promises';
 import { join } from 'node:path';
@@ -216,21 +216,32 @@ export class KeyDirectory {
     return result;
   }
 
+  /**
+   * Where the key material lives: each file's bytes only while it is parsed (the Buffer is zeroed
+   * after; the PEM text parseKeyFile decodes is a transient string JavaScript cannot wipe), then
+   * in the SigningKeys' KeyObjects (OpenSSL memory) and the signing workers' copies of them
+   * (SigningPool.retainOnly drops those of removed keys). The reload fingerprint is a SHA-256 of
+   * names and contents, never a copy of them.
+   */
   private async readAll(): Promise<{ keys: Map<string, SigningKey>; fingerprint: string }> {
     const names = (await readdir(this.dir)).filter(isKeyFileName).sort();
     const keys = new Map<string, SigningKey>();
-    const parts: string[] = [];
+    const fingerprint = createHash('sha256');
     for (const name of names) {
       const path = join(this.dir, name);
       const info = await stat(path); // follows symlinks
       if (!info.isFile()) continue;
       const contents = await readFile(path);
-      parts.push(`${name}:${contents.toString('base64')}`);
-      for (const key of parseKeyFile(contents, path)) {
-        if (!keys.has(key.skiHex)) keys.set(key.skiHex, key);
+      try {
+        fingerprint.update(`${name}\0${contents.length}\0`).update(contents);
+        for (const key of parseKeyFile(contents, path)) {
+          if (!keys.has(key.skiHex)) keys.set(key.skiHex, key);
+        }
+      } finally {
+        contents.fill(0);
       }
     }
-    return { keys, fingerprint: parts.join('|') };
+    return { keys, fingerprint: fingerprint.digest('hex') };
   }
 
   private startWatching(): void {

@@ -258,21 +258,27 @@ export async function startKeyServer(options: KeyServerOptions): Promise<KeyServ
   let keys: KeyLookup | undefined;
   const m = new KeyServerMetrics(registry, () => keys?.size ?? 0);
   let keyDirectory: KeyDirectory | undefined;
+  // Assigned once the keys are loaded (nothing to close if that fails); a reload tells its workers
+  // which keys to drop.
+  let pool: SigningPool | undefined = undefined;
   if (options.keys) {
     keys = options.keys;
   } else if (options.keysDir) {
     keyDirectory = await KeyDirectory.open(options.keysDir, {
       ...(options.logger ? { logger: options.logger } : {}),
       ...(options.pollIntervalMs !== undefined ? { pollIntervalMs: options.pollIntervalMs } : {}),
-      onReload: (r) => m.reloads.inc({ result: r.ok ? 'ok' : 'failed' }),
+      onReload: (r) => {
+        m.reloads.inc({ result: r.ok ? 'ok' : 'failed' });
+        if (r.ok && r.changed && keyDirectory) pool?.retainOnly(keyDirectory.list().map((k) => k.skiHex));
+      },
     });
     keys = keyDirectory;
   } else {
     throw new Error('startKeyServer needs keysDir or keys');
   }
   const keyLookup: KeyLookup = keys;
+  pool = options.signingWorkers ? new SigningPool(options.signingWorkers) : undefined;
   const semaphore = new Semaphore(options.maxConcurrency ?? 64);
-  const pool = options.signingWorkers ? new SigningPool(options.signingWorkers) : undefined;
   const maxInFlight = options.maxInFlightPerConnection ?? 1024;
   const maxBody = Math.min(options.maxBodyLength ?? MAX_WIRE_BODY_LENGTH, MAX_WIRE_BODY_LENGTH);
   const log = options.logger;

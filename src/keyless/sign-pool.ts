@@ -18,14 +18,19 @@ export interface WorkerJob {
   readonly key?: KeyObject;
 }
 
+/** Control messages to a worker: keep only these keys; or say how many keys you hold. */
+export type WorkerControl = { readonly retain: readonly string[] } | { readonly countKeys: number };
+
 export type WorkerResult =
   | { readonly id: number; readonly ok: true; readonly signature: Uint8Array }
-  | { readonly id: number; readonly ok: false; readonly code: number; readonly message: string };
+  | { readonly id: number; readonly ok: false; readonly code: number; readonly message: string }
+  | { readonly countKeys: number; readonly held: number };
 
 interface PoolWorker {
   readonly worker: Worker;
-  readonly sent: WeakSet<SigningKey>;
+  sent: WeakSet<SigningKey>;
   readonly pending: Map<number, { resolve: (sig: Uint8Array) => void; reject: (err: Error) => void }>;
+  readonly counts: Map<number, (held: number) => void>;
 }
 
 export class SigningPool {
@@ -40,8 +45,13 @@ export class SigningPool {
 
   private spawn(): PoolWorker {
     const worker = new Worker(new URL('./sign-worker.js', import.meta.url));
-    const entry: PoolWorker = { worker, sent: new WeakSet(), pending: new Map() };
+    const entry: PoolWorker = { worker, sent: new WeakSet(), pending: new Map(), counts: new Map() };
     worker.on('message', (result: WorkerResult) => {
+      if ('countKeys' in result) {
+        entry.counts.get(result.countKeys)?.(result.held);
+        entry.counts.delete(result.countKeys);
+        return;
+      }
       const waiter = entry.pending.get(result.id);
       if (!waiter) return;
       entry.pending.delete(result.id);
@@ -80,6 +90,32 @@ export class SigningPool {
       target.pending.set(id, { resolve, reject });
       target.worker.postMessage(job);
     });
+  }
+
+  /**
+   * After a key set reload: every worker drops the keys whose SKI is not listed, so a key removed
+   * from the key server's directory does not live on in a worker's memory.
+   */
+  retainOnly(skiHexes: Iterable<string>): void {
+    const retain = [...skiHexes];
+    for (const w of this.workers) {
+      w.worker.postMessage({ retain } satisfies WorkerControl);
+      w.sent = new WeakSet(); // a key that comes back is sent again
+    }
+  }
+
+  /** How many keys each worker holds (tests and diagnostics: where copies of keys live). */
+  heldKeyCounts(): Promise<number[]> {
+    return Promise.all(
+      this.workers.map(
+        (w) =>
+          new Promise<number>((resolve) => {
+            const tag = (this.nextId = (this.nextId + 1) >>> 0);
+            w.counts.set(tag, resolve);
+            w.worker.postMessage({ countKeys: tag } satisfies WorkerControl);
+          }),
+      ),
+    );
   }
 
   async close(): Promise<void> {

@@ -7,7 +7,7 @@ import type { KeyObject } from 'node:crypto';
 import { KeylessError } from './errors.js';
 import { SigningKey } from './keystore.js';
 import { ErrorCode, signOperationOf } from './protocol.js';
-import type { WorkerJob, WorkerResult } from './sign-pool.js';
+import type { WorkerControl, WorkerJob, WorkerResult } from './sign-pool.js';
 
 const keys = new Map<string, SigningKey>();
 
@@ -25,7 +25,16 @@ function run(job: WorkerJob): WorkerResult {
   }
 }
 
-parentPort?.on('message', (job: WorkerJob) => {
+parentPort?.on('message', (message: WorkerJob | WorkerControl) => {
+  if ('retain' in message) {
+    const keep = new Set(message.retain);
+    for (const ski of [...keys.keys()]) if (!keep.has(ski)) keys.delete(ski);
+    return;
+  }
+  if ('countKeys' in message) {
+    parentPort?.postMessage({ countKeys: message.countKeys, held: keys.size } satisfies WorkerResult);
+    return;
+  }
   // Signatures are a few hundred bytes: copying beats transferring a possibly shared buffer.
-  parentPort?.postMessage(run(job));
+  parentPort?.postMessage(run(message));
 });
