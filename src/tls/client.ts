@@ -27,16 +27,7 @@ import {
   type PeerCredentialHooks,
   type SelectClientCredential,
 } from './credentials.js';
-import {
-  DecodeError,
-  DecryptError,
-  IllegalParameter,
-  InternalError,
-  MissingExtension,
-  ProtocolVersion as ProtocolVersionError,
-  UnexpectedMessage,
-  UnsupportedExtension,
-} from './errors.js';
+import { DecodeError, InternalError, PeerMisbehaved } from './errors.js';
 import { generateKeyShare, SUPPORTED_GROUPS, type KeyShare } from './key-exchange.js';
 import { EarlySecret, Transcript, finishedVerifyData, resumptionPsk, verifyDataEqual, type HandshakeSecret } from './key-schedule.js';
 import { bindersLength, writeClientHello, type ClientHello } from './messages/client-hello.js';
@@ -281,7 +272,7 @@ export class ClientConnection extends Connection {
         return this.onServerFinished(s.hs, body, raw);
       case 'SendingFlight':
       case 'Connected':
-        throw new UnexpectedMessage(`handshake message ${type} in state ${s.kind}`);
+        throw new PeerMisbehaved('UnexpectedHandshakeMessage', `handshake message ${type} in state ${s.kind}`);
     }
   }
 
@@ -348,9 +339,9 @@ export class ClientConnection extends Connection {
     const suite = this.checkServerHello(offer, sh);
     if (isHelloRetryRequestRandom(sh.random)) return this.onHelloRetryRequest(offer, sh, suite, raw);
     const e = sh.extensions;
-    if (!e.keyShare) throw new MissingExtension('ServerHello without key_share');
+    if (!e.keyShare) throw new PeerMisbehaved('MissingKeyShare', 'ServerHello without key_share');
     const share = offer.shares.find((s) => s.group === e.keyShare!.group);
-    if (!share) throw new IllegalParameter('server chose a group we sent no share for');
+    if (!share) throw new PeerMisbehaved('SelectedUnofferedKeyShareGroup', 'server chose a group we sent no share for');
     const psk = this.acceptedPsk(offer, sh, suite);
     const transcript = offer.transcript;
     transcript.start(suite.hash);
@@ -381,18 +372,18 @@ export class ClientConnection extends Connection {
 
   /** Checks shared by ServerHello and HelloRetryRequest; returns the selected suite. */
   private checkServerHello(offer: Offer, sh: ServerHello): SuiteParams {
-    if (sh.extensions.supportedVersion === undefined) throw new ProtocolVersionError('server did not select TLS 1.3');
+    if (sh.extensions.supportedVersion === undefined) throw new PeerMisbehaved('Tls13NotSelected', 'server did not select TLS 1.3');
     if (sh.extensions.supportedVersion !== ProtocolVersion.TLS1_3 || sh.legacyVersion !== ProtocolVersion.TLS1_2) {
-      throw new IllegalParameter('server selected a version we did not offer');
+      throw new PeerMisbehaved('SelectedUnofferedVersion', 'server selected a version we did not offer');
     }
     if (!Buffer.from(sh.legacySessionIdEcho).equals(offer.hello.legacySessionId)) {
-      throw new IllegalParameter('legacy_session_id_echo does not match');
+      throw new PeerMisbehaved('SessionIdEchoMismatch', 'legacy_session_id_echo does not match');
     }
-    if (sh.legacyCompressionMethod !== 0) throw new IllegalParameter('non-null compression method');
+    if (sh.legacyCompressionMethod !== 0) throw new PeerMisbehaved('UnsupportedCompression', 'non-null compression method');
     const suite = this.config.suites.find((s) => s.id === sh.cipherSuite);
-    if (!suite) throw new IllegalParameter('server selected a cipher suite we did not offer');
+    if (!suite) throw new PeerMisbehaved('SelectedUnofferedCipherSuite', 'server selected a cipher suite we did not offer');
     if (offer.retrySuite && offer.retrySuite.id !== suite.id) {
-      throw new IllegalParameter('ServerHello suite differs from the HelloRetryRequest suite');
+      throw new PeerMisbehaved('SuiteChangedAfterRetry', 'ServerHello suite differs from the HelloRetryRequest suite');
     }
     return suite;
   }
@@ -401,17 +392,17 @@ export class ClientConnection extends Connection {
     const index = sh.extensions.preSharedKey;
     if (index === undefined) return undefined;
     const session = offer.session;
-    if (!session || index !== 0) throw new IllegalParameter('server selected a PSK we did not offer');
-    if (suiteParams(session.cipherSuite)!.hash !== suite.hash) throw new IllegalParameter('PSK used with a suite of another hash');
+    if (!session || index !== 0) throw new PeerMisbehaved('SelectedUnofferedPsk', 'server selected a PSK we did not offer');
+    if (suiteParams(session.cipherSuite)!.hash !== suite.hash) throw new PeerMisbehaved('PskHashMismatch', 'PSK used with a suite of another hash');
     return session.psk;
   }
 
   private onHelloRetryRequest(offer: Offer, hrr: ServerHello, suite: SuiteParams, raw: Uint8Array): void {
-    if (offer.retrySuite) throw new UnexpectedMessage('second HelloRetryRequest');
+    if (offer.retrySuite) throw new PeerMisbehaved('SecondHelloRetryRequest', 'second HelloRetryRequest');
     const group = hrr.extensions.selectedGroup;
-    if (group === undefined && !hrr.extensions.cookie) throw new IllegalParameter('HelloRetryRequest that changes nothing');
+    if (group === undefined && !hrr.extensions.cookie) throw new PeerMisbehaved('IllegalHelloRetryRequest', 'HelloRetryRequest that changes nothing');
     if (group !== undefined && (!this.config.groups.includes(group) || offer.shares.some((s) => s.group === group))) {
-      throw new IllegalParameter('HelloRetryRequest selected a group we cannot or already did use');
+      throw new PeerMisbehaved('IllegalHelloRetryRequest', 'HelloRetryRequest selected a group we cannot or already did use');
     }
     const transcript = offer.transcript;
     transcript.start(suite.hash);
@@ -444,12 +435,12 @@ export class ClientConnection extends Connection {
     const ee = decodeEncryptedExtensions(body);
     const offered = hs.offer.hello.extensions;
     if (ee.alpn !== undefined) {
-      if (!offered.alpn) throw new UnsupportedExtension('ALPN we did not offer');
-      if (!offered.alpn.includes(ee.alpn)) throw new IllegalParameter('server selected an ALPN protocol we did not offer');
+      if (!offered.alpn) throw new PeerMisbehaved('UnsolicitedExtension', 'ALPN we did not offer');
+      if (!offered.alpn.includes(ee.alpn)) throw new PeerMisbehaved('SelectedUnofferedAlpnProtocol', 'server selected an ALPN protocol we did not offer');
     }
-    if (ee.serverNameAck && offered.serverName === undefined) throw new UnsupportedExtension('server_name we did not send');
-    if (ee.earlyData) throw new UnsupportedExtension('early_data we did not offer');
-    if (ee.unknown.length > 0) throw new UnsupportedExtension(`unsolicited extension ${ee.unknown[0]!.type} in EncryptedExtensions`);
+    if (ee.serverNameAck && offered.serverName === undefined) throw new PeerMisbehaved('UnsolicitedExtension', 'server_name we did not send');
+    if (ee.earlyData) throw new PeerMisbehaved('UnsolicitedExtension', 'early_data we did not offer');
+    if (ee.unknown.length > 0) throw new PeerMisbehaved('UnsolicitedExtension', `unsolicited extension ${ee.unknown[0]!.type} in EncryptedExtensions`);
     hs.transcript.add(raw);
     const next = negotiated(hs, ee.alpn);
     this.state = hs.resumed
@@ -461,8 +452,8 @@ export class ClientConnection extends Connection {
 
   private onCertificateRequest(hs: Negotiated, body: Uint8Array, raw: Uint8Array): void {
     const request = decodeCertificateRequest(body);
-    if (request.context.length !== 0) throw new IllegalParameter('non-empty certificate_request_context in the handshake');
-    if (!request.signatureAlgorithms) throw new MissingExtension('CertificateRequest without signature_algorithms');
+    if (request.context.length !== 0) throw new PeerMisbehaved('CertificateRequestContextMismatch', 'non-empty certificate_request_context in the handshake');
+    if (!request.signatureAlgorithms) throw new PeerMisbehaved('MissingSignatureAlgorithms', 'CertificateRequest without signature_algorithms');
     hs.transcript.add(raw);
     this.state = { kind: 'ExpectCertificate', hs, request };
   }
@@ -471,7 +462,7 @@ export class ClientConnection extends Connection {
 
   private onCertificate(hs: Negotiated, request: CertificateRequest | undefined, body: Uint8Array, raw: Uint8Array): void {
     const msg = decodeCertificate(body);
-    if (msg.context.length !== 0) throw new IllegalParameter('non-empty certificate_request_context from the server');
+    if (msg.context.length !== 0) throw new PeerMisbehaved('CertificateRequestContextMismatch', 'non-empty certificate_request_context from the server');
     if (msg.entries.length === 0) throw new DecodeError('server sent an empty Certificate');
     const peer = authenticatePeer(msg, {
       ca: this.config.trustStore,
@@ -504,7 +495,7 @@ export class ClientConnection extends Connection {
   private onServerFinished(hs: ServerAuthenticated, body: Uint8Array, raw: Uint8Array): void {
     const received = decodeFinished(body, hs.suite.hashLength);
     const expected = finishedVerifyData(hs.suite, hs.serverHandshakeSecret, hs.transcript.current());
-    if (!verifyDataEqual(expected, received)) throw new DecryptError('server Finished does not verify');
+    if (!verifyDataEqual(expected, received)) throw new PeerMisbehaved('IncorrectFinished', 'server Finished does not verify');
     hs.transcript.add(raw);
     const master = hs.handshakeSecret.master();
     const th = hs.transcript.current();
@@ -575,7 +566,7 @@ export class ClientConnection extends Connection {
   protected override onPostHandshakeMessage(type: number, body: Uint8Array): void {
     if (type !== HandshakeType.new_session_ticket) return super.onPostHandshakeMessage(type, body);
     const s = this.state;
-    if (s.kind !== 'Connected') throw new UnexpectedMessage('NewSessionTicket before the handshake completed');
+    if (s.kind !== 'Connected') throw new PeerMisbehaved('UnexpectedHandshakeMessage', 'NewSessionTicket before the handshake completed');
     const t = decodeNewSessionTicket(body);
     if (t.lifetime === 0) return;
     this.emit({
@@ -600,5 +591,5 @@ export class ClientConnection extends Connection {
 }
 
 function expect(type: number, wanted: number): void {
-  if (type !== wanted) throw new UnexpectedMessage(`expected handshake message ${wanted}, got ${type}`);
+  if (type !== wanted) throw new PeerMisbehaved('UnexpectedHandshakeMessage', `expected handshake message ${wanted}, got ${type}`);
 }

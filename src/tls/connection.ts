@@ -13,7 +13,7 @@
  */
 import { AlertDescription, AlertLevel, isClosureAlert } from './alerts.js';
 import { ContentType, HandshakeType, KeyUpdateRequest, cipherSuiteName } from './constants.js';
-import { AlertReceived, InternalError, UnexpectedMessage, asTlsError, fatalAlertFor, type TlsError } from './errors.js';
+import { AlertReceived, InternalError, asTlsError, fatalAlertFor, type TlsError, PeerMisbehaved } from './errors.js';
 import { exportKeyingMaterial, nextTrafficSecret } from './key-schedule.js';
 import { decodeKeyUpdate, encodeHandshake } from './messages/handshake.js';
 import { encodeAlert } from './messages/alert.js';
@@ -237,7 +237,7 @@ export abstract class Connection {
       case 'change_cipher_spec':
         return; // middlebox compatibility: ignored (the record layer checked it is allowed)
       case 'application_data':
-        if (!this.traffic || !this.acceptsApplicationData()) throw new UnexpectedMessage('application data before the handshake completed');
+        if (!this.traffic || !this.acceptsApplicationData()) throw new PeerMisbehaved('ApplicationDataBeforeHandshakeComplete', 'application data before the handshake completed');
         this.keyUpdatesWithoutData = 0;
         if (item.data.length > 0) this.emit({ type: 'data', data: item.data });
         return;
@@ -260,10 +260,10 @@ export abstract class Connection {
 
   /** §4.6: messages after the handshake. Subclasses add NewSessionTicket handling. */
   protected onPostHandshakeMessage(type: number, body: Uint8Array): void {
-    if (type !== HandshakeType.key_update) throw new UnexpectedMessage(`handshake message ${type} after the handshake`);
+    if (type !== HandshakeType.key_update) throw new PeerMisbehaved('UnexpectedHandshakeMessage', `handshake message ${type} after the handshake`);
     const request = decodeKeyUpdate(body);
     if (++this.keyUpdatesWithoutData > MAX_KEY_UPDATES_WITHOUT_DATA) {
-      throw new UnexpectedMessage('too many KeyUpdates without application data');
+      throw new PeerMisbehaved('TooManyKeyUpdates', 'too many KeyUpdates without application data');
     }
     const t = this.traffic!;
     t.readSecret = nextTrafficSecret(t.suite, t.readSecret);

@@ -3,8 +3,8 @@
  * alert that reports it to the peer (RFC 8446 §6.2). The connection maps an error to its alert in
  * exactly one place (`fatalAlertFor` below); the first error sticks.
  *
- * Rule of thumb, from protocol-notes.md: the codec raises only DecodeError, validators of
- * well-formed content raise IllegalParameter, signature/Finished failures raise DecryptError.
+ * Rule of thumb: the codec raises only DecodeError; a check of well-formed content that the peer
+ * fails raises PeerMisbehaved with a named fault (PEER_FAULTS gives its alert).
  */
 import { AlertDescription, alertName } from './alerts.js';
 
@@ -92,6 +92,97 @@ export class UnrecognizedName extends TlsError {
 /** A bug or a local failure (signer unavailable, invariant broken). */
 export class InternalError extends TlsError {
   readonly alert = AlertDescription.internal_error;
+}
+
+/**
+ * What the peer did wrong, or which of its capabilities we cannot work with, by name, and the
+ * alert each one gets: the one table from a peer's fault to the alert we send. Names say what
+ * the peer did (as rustls' `PeerMisbehaved` and `PeerIncompatible` do), so tests and logs can
+ * tell two illegal_parameter checks apart; the alert follows from the name. Syntax errors of
+ * the codec stay DecodeError, certificate and delegated-credential verdicts keep their own
+ * classes (InvalidDelegatedCredential names its RFC 9345 rule), and local failures are
+ * InternalError.
+ */
+export const PEER_FAULTS = {
+  // unexpected_message
+  AllZeroInnerPlaintext: AlertDescription.unexpected_message,
+  ApplicationDataBeforeHandshakeComplete: AlertDescription.unexpected_message,
+  EmptyAlertFragment: AlertDescription.unexpected_message,
+  EmptyApplicationDataDuringHandshake: AlertDescription.unexpected_message,
+  EmptyHandshakeFragment: AlertDescription.unexpected_message,
+  InterleavedHandshakeMessage: AlertDescription.unexpected_message,
+  KeyChangeNotOnRecordBoundary: AlertDescription.unexpected_message,
+  ProtectedChangeCipherSpec: AlertDescription.unexpected_message,
+  SecondHelloRetryRequest: AlertDescription.unexpected_message,
+  TooManyHandshakeFragments: AlertDescription.unexpected_message,
+  TooManyKeyUpdates: AlertDescription.unexpected_message,
+  UnexpectedChangeCipherSpec: AlertDescription.unexpected_message,
+  UnexpectedHandshakeMessage: AlertDescription.unexpected_message,
+  UnknownRecordType: AlertDescription.unexpected_message,
+  UnprotectedRecordAfterKeyChange: AlertDescription.unexpected_message,
+  // illegal_parameter
+  BinderCountMismatch: AlertDescription.illegal_parameter,
+  CertificateRequestContextMismatch: AlertDescription.illegal_parameter,
+  DelegatedCredentialNotAccepted: AlertDescription.illegal_parameter,
+  DelegatedCredentialOutsideEndEntity: AlertDescription.illegal_parameter,
+  DuplicateExtension: AlertDescription.illegal_parameter,
+  DuplicateKeyShareGroup: AlertDescription.illegal_parameter,
+  DuplicateServerName: AlertDescription.illegal_parameter,
+  ExtensionNotAllowedHere: AlertDescription.illegal_parameter,
+  IllegalHelloRetryRequest: AlertDescription.illegal_parameter,
+  IllegalKeyUpdateRequest: AlertDescription.illegal_parameter,
+  IllegalRetryClientHello: AlertDescription.illegal_parameter,
+  InvalidKeyShare: AlertDescription.illegal_parameter,
+  KeyShareGroupNotInSupportedGroups: AlertDescription.illegal_parameter,
+  PreSharedKeyNotLast: AlertDescription.illegal_parameter,
+  PskHashMismatch: AlertDescription.illegal_parameter,
+  SelectedUnofferedAlpnProtocol: AlertDescription.illegal_parameter,
+  SelectedUnofferedCipherSuite: AlertDescription.illegal_parameter,
+  SelectedUnofferedKeyShareGroup: AlertDescription.illegal_parameter,
+  SelectedUnofferedPsk: AlertDescription.illegal_parameter,
+  SelectedUnofferedVersion: AlertDescription.illegal_parameter,
+  ServerNameNotAscii: AlertDescription.illegal_parameter,
+  SessionIdEchoMismatch: AlertDescription.illegal_parameter,
+  SuiteChangedAfterRetry: AlertDescription.illegal_parameter,
+  TicketLifetimeTooLong: AlertDescription.illegal_parameter,
+  UnofferedSignatureScheme: AlertDescription.illegal_parameter,
+  UnsupportedCompression: AlertDescription.illegal_parameter,
+  ZeroSharedSecret: AlertDescription.illegal_parameter,
+  // decrypt_error
+  BadCertificateVerifySignature: AlertDescription.decrypt_error,
+  IncorrectBinder: AlertDescription.decrypt_error,
+  IncorrectFinished: AlertDescription.decrypt_error,
+  // missing_extension
+  MissingKeyShare: AlertDescription.missing_extension,
+  MissingPskKeyExchangeModes: AlertDescription.missing_extension,
+  MissingSignatureAlgorithms: AlertDescription.missing_extension,
+  MissingSupportedGroups: AlertDescription.missing_extension,
+  // unsupported_extension
+  UnsolicitedDelegatedCredential: AlertDescription.unsupported_extension,
+  UnsolicitedExtension: AlertDescription.unsupported_extension,
+  // handshake_failure
+  NoCipherSuitesInCommon: AlertDescription.handshake_failure,
+  NoKeyExchangeGroupsInCommon: AlertDescription.handshake_failure,
+  NoSignatureSchemesInCommon: AlertDescription.handshake_failure,
+  // protocol_version
+  LegacyVersionTooOld: AlertDescription.protocol_version,
+  Tls13NotOffered: AlertDescription.protocol_version,
+  Tls13NotSelected: AlertDescription.protocol_version,
+} as const satisfies Record<string, AlertDescription>;
+
+export type PeerFault = keyof typeof PEER_FAULTS;
+
+/** The peer misbehaved (or cannot meet us): `fault` names what it did; the alert is PEER_FAULTS[fault]. */
+export class PeerMisbehaved extends TlsError {
+  readonly alert: AlertDescription;
+  constructor(
+    readonly fault: PeerFault,
+    detail: string,
+    options?: { cause?: unknown },
+  ) {
+    super(`${fault}: ${detail}`, options);
+    this.alert = PEER_FAULTS[fault];
+  }
 }
 
 /**

@@ -5,7 +5,7 @@
  */
 import { createECDH, createPublicKey, diffieHellman, generateKeyPairSync, type ECDH, type KeyObject } from 'node:crypto';
 import { NamedGroup } from './constants.js';
-import { IllegalParameter } from './errors.js';
+import { PeerMisbehaved } from './errors.js';
 
 export const SUPPORTED_GROUPS: readonly number[] = [NamedGroup.x25519, NamedGroup.secp256r1, NamedGroup.secp384r1];
 
@@ -47,19 +47,19 @@ class X25519Share implements KeyShare {
     this.publicKey = Buffer.from(publicKey.x, 'base64url');
   }
   computeSecret(peerShare: Uint8Array): Uint8Array {
-    if (peerShare.length !== 32) throw new IllegalParameter(`x25519 share of ${peerShare.length} bytes`);
+    if (peerShare.length !== 32) throw new PeerMisbehaved('InvalidKeyShare', `x25519 share of ${peerShare.length} bytes`);
     let secret: Uint8Array;
     try {
       const x = Buffer.from(peerShare.buffer, peerShare.byteOffset, peerShare.length).toString('base64url');
       const publicKey = createPublicKey({ key: { kty: 'OKP', crv: 'X25519', x }, format: 'jwk' });
       secret = diffieHellman({ privateKey: this.privateKey, publicKey });
     } catch (e) {
-      throw new IllegalParameter('invalid x25519 share', { cause: e });
+      throw new PeerMisbehaved('InvalidKeyShare', 'invalid x25519 share', { cause: e });
     }
     // A low-order point yields all zeros (RFC 7748 §6.1); OpenSSL may or may not refuse it.
     let acc = 0;
     for (const b of secret) acc |= b;
-    if (acc === 0) throw new IllegalParameter('x25519 shared secret is all zeros');
+    if (acc === 0) throw new PeerMisbehaved('ZeroSharedSecret', 'x25519 shared secret is all zeros');
     return secret;
   }
 }
@@ -78,12 +78,12 @@ class NistShare implements KeyShare {
   computeSecret(peerShare: Uint8Array): Uint8Array {
     // TLS 1.3 allows only the uncompressed form (§4.2.8.2).
     if (peerShare.length !== 1 + 2 * this.coordinateLength || peerShare[0] !== 0x04) {
-      throw new IllegalParameter('EC share is not an uncompressed point of the right size');
+      throw new PeerMisbehaved('InvalidKeyShare', 'EC share is not an uncompressed point of the right size');
     }
     try {
       return this.ecdh.computeSecret(peerShare);
     } catch (e) {
-      throw new IllegalParameter('EC share is not a point on the curve', { cause: e });
+      throw new PeerMisbehaved('InvalidKeyShare', 'EC share is not a point on the curve', { cause: e });
     }
   }
 }

@@ -6,17 +6,7 @@
 import { X509Certificate, type KeyObject } from 'node:crypto';
 import { CertificateError, verifyCertificateChain, type TrustAnchorInput, type TrustStore } from './certificates.js';
 import { ExtensionType } from './constants.js';
-import {
-  BadCertificate,
-  CertificateExpired,
-  CertificateUnknown,
-  DecryptError,
-  IllegalParameter,
-  UnknownCa,
-  UnsupportedCertificate,
-  UnsupportedExtension,
-  type TlsError,
-} from './errors.js';
+import { BadCertificate, CertificateExpired, CertificateUnknown, UnknownCa, UnsupportedCertificate, type TlsError, PeerMisbehaved } from './errors.js';
 import type { CertificateMessage, CertificateVerify } from './messages/handshake.js';
 import { certificateVerifyContent, isCertificateVerifyScheme, verifySignature } from './signature-schemes.js';
 import type { HandshakeMode } from './connection.js';
@@ -66,10 +56,10 @@ export function authenticatePeer(msg: CertificateMessage, v: PeerVerification): 
   msg.entries.forEach((entry, i) => {
     for (const ext of entry.extensions) {
       if (ext.type !== ExtensionType.delegated_credential) {
-        throw new UnsupportedExtension(`unsolicited extension ${ext.type} in CertificateEntry`);
+        throw new PeerMisbehaved('UnsolicitedExtension', `unsolicited extension ${ext.type} in CertificateEntry`);
       }
-      if (i > 0) throw new IllegalParameter('delegated_credential outside the end-entity entry');
-      if (offeredDc.length === 0) throw new UnsupportedExtension('delegated credential we did not ask for');
+      if (i > 0) throw new PeerMisbehaved('DelegatedCredentialOutsideEndEntity', 'delegated_credential outside the end-entity entry');
+      if (offeredDc.length === 0) throw new PeerMisbehaved('UnsolicitedDelegatedCredential', 'delegated credential we did not ask for');
     }
   });
 
@@ -102,7 +92,7 @@ export function authenticatePeer(msg: CertificateMessage, v: PeerVerification): 
     now: v.now,
   });
   if (!fromHook && leafEntry.extensions.some((e) => e.type === ExtensionType.delegated_credential)) {
-    throw new IllegalParameter('delegated credential present but not accepted');
+    throw new PeerMisbehaved('DelegatedCredentialNotAccepted', 'delegated credential present but not accepted');
   }
   const key: PeerKey = fromHook ?? {
     publicKey: certificateKey,
@@ -123,10 +113,10 @@ export function checkCertificateVerify(
   transcriptHash: Uint8Array,
 ): HandshakeMode {
   if (!isCertificateVerifyScheme(cv.scheme) || !key.schemes.includes(cv.scheme)) {
-    throw new IllegalParameter(`CertificateVerify with a scheme we did not offer: 0x${cv.scheme.toString(16)}`);
+    throw new PeerMisbehaved('UnofferedSignatureScheme', `CertificateVerify with a scheme we did not offer: 0x${cv.scheme.toString(16)}`);
   }
   if (!verifySignature(cv.scheme, key.publicKey, certificateVerifyContent(signer, transcriptHash), cv.signature)) {
-    throw new DecryptError('CertificateVerify signature does not verify');
+    throw new PeerMisbehaved('BadCertificateVerifySignature', 'CertificateVerify signature does not verify');
   }
   return key.details === undefined
     ? { authentication: key.label, signatureScheme: cv.scheme }

@@ -16,7 +16,7 @@
  * - unprotected change_cipher_spec (exactly 0x01) only while the handshake allows it.
  */
 import { ContentType, MAX_PLAINTEXT, RECORD_HEADER_LENGTH } from './constants.js';
-import { BadRecordMac, DecodeError, RecordOverflow, UnexpectedMessage } from './errors.js';
+import { BadRecordMac, DecodeError, RecordOverflow, PeerMisbehaved } from './errors.js';
 import { maxHandshakeBody } from './messages/handshake.js';
 import type { RecordOpener, RecordSealer } from './record.js';
 import { decodeAlert, type Alert } from './messages/alert.js';
@@ -196,7 +196,7 @@ export class RecordLayer {
       // §5: application data before the handshake completes is unexpected_message, and an empty
       // record is never the early data we skip (0-RTT records are AEAD output, at least a tag
       // long). Skipped, it would cost nothing and nothing would end the handshake but its timeout.
-      throw new UnexpectedMessage('empty application_data record during the handshake');
+      throw new PeerMisbehaved('EmptyApplicationDataDuringHandshake', 'empty application_data record during the handshake');
     }
     const protectedRecord = this.reader !== undefined && type === ContentType.application_data;
     if (length > (protectedRecord ? MAX_PLAINTEXT + 256 : MAX_PLAINTEXT)) {
@@ -220,7 +220,7 @@ export class RecordLayer {
         try {
           const opened = reader.openIn(buf, start, start + end);
           this.skipEarlyDataBudget = 0; // the first record that opens ends the skipping
-          if (opened.type === ContentType.change_cipher_spec) throw new UnexpectedMessage('protected change_cipher_spec');
+          if (opened.type === ContentType.change_cipher_spec) throw new PeerMisbehaved('ProtectedChangeCipherSpec', 'protected change_cipher_spec');
           return opened;
         } catch (e) {
           if (!(e instanceof BadRecordMac) || length > this.skipEarlyDataBudget) throw e;
@@ -229,21 +229,21 @@ export class RecordLayer {
         }
       }
       const opened = reader.openIn(buf, start, start + end);
-      if (opened.type === ContentType.change_cipher_spec) throw new UnexpectedMessage('protected change_cipher_spec');
+      if (opened.type === ContentType.change_cipher_spec) throw new PeerMisbehaved('ProtectedChangeCipherSpec', 'protected change_cipher_spec');
       return opened;
     }
     const payload = buf.subarray(start + RECORD_HEADER_LENGTH, start + end);
     if (type === ContentType.change_cipher_spec) {
       // §5: an unprotected CCS of exactly 0x01, only while the handshake is in progress.
       if (this.changeCipherSpecAllowance <= 0 || length !== 1 || payload[0] !== 0x01 || this.handshakeBuffered) {
-        throw new UnexpectedMessage('unexpected change_cipher_spec');
+        throw new PeerMisbehaved('UnexpectedChangeCipherSpec', 'unexpected change_cipher_spec');
       }
       this.changeCipherSpecAllowance--;
       return { type, content: payload };
     }
     if (this.reader) {
       if (type === ContentType.alert && this.handshaking) return { type, content: payload };
-      throw new UnexpectedMessage(`unprotected record of type ${type} after keys were set`);
+      throw new PeerMisbehaved('UnprotectedRecordAfterKeyChange', `unprotected record of type ${type} after keys were set`);
     }
     if (type === ContentType.application_data) {
       // After a HelloRetryRequest the client's 0-RTT records arrive before ClientHello2 (§4.2.10).
@@ -251,33 +251,33 @@ export class RecordLayer {
         this.skipEarlyDataBudget -= length;
         return this.takeRecord();
       }
-      throw new UnexpectedMessage('application data before keys');
+      throw new PeerMisbehaved('ApplicationDataBeforeHandshakeComplete', 'application data before keys');
     }
     if (type !== ContentType.handshake && type !== ContentType.alert) {
-      throw new UnexpectedMessage(`record of unknown type ${type}`);
+      throw new PeerMisbehaved('UnknownRecordType', `record of unknown type ${type}`);
     }
     return { type, content: payload };
   }
 
   private dispatchRecord(type: number, content: Uint8Array): InboundItem | undefined {
     if (type !== ContentType.handshake && this.handshakeBuffered) {
-      throw new UnexpectedMessage('record interleaved within a fragmented handshake message');
+      throw new PeerMisbehaved('InterleavedHandshakeMessage', 'record interleaved within a fragmented handshake message');
     }
     switch (type) {
       case ContentType.handshake:
-        if (content.length === 0) throw new UnexpectedMessage('zero-length handshake fragment');
+        if (content.length === 0) throw new PeerMisbehaved('EmptyHandshakeFragment', 'zero-length handshake fragment');
         // hsBuffer is empty here: takeHandshakeMessage used it up or moved it into hsParts.
         this.hsBuffer = content;
         return undefined;
       case ContentType.alert:
-        if (content.length === 0) throw new UnexpectedMessage('zero-length alert fragment');
+        if (content.length === 0) throw new PeerMisbehaved('EmptyAlertFragment', 'zero-length alert fragment');
         return { kind: 'alert', alert: decodeAlert(content) };
       case ContentType.application_data:
         return { kind: 'application_data', data: content };
       case ContentType.change_cipher_spec:
         return { kind: 'change_cipher_spec' };
       default:
-        throw new UnexpectedMessage(`record of unknown type ${type}`);
+        throw new PeerMisbehaved('UnknownRecordType', `record of unknown type ${type}`);
     }
   }
 
@@ -308,7 +308,7 @@ export class RecordLayer {
       return undefined;
     }
     if (this.hsParts.length >= MAX_HANDSHAKE_FRAGMENTS) {
-      throw new UnexpectedMessage(`handshake message spread over more than ${MAX_HANDSHAKE_FRAGMENTS} records`);
+      throw new PeerMisbehaved('TooManyHandshakeFragments', `handshake message spread over more than ${MAX_HANDSHAKE_FRAGMENTS} records`);
     }
     if (this.hsMessageLength === 0) {
       if (this.hsPartsLength + buf.length < 4) {
@@ -345,7 +345,7 @@ export class RecordLayer {
   /** Refuses a message at its header: a type not expected now, or a body over its type's limit. Returns the body length. */
   private checkHandshakeHeader(type: number, length: number): number {
     const max = maxHandshakeBody(type);
-    if (max === 0 || !this.expectsHandshake(type)) throw new UnexpectedMessage(`unexpected handshake message of type ${type}`);
+    if (max === 0 || !this.expectsHandshake(type)) throw new PeerMisbehaved('UnexpectedHandshakeMessage', `unexpected handshake message of type ${type}`);
     if (length > max) throw new RecordOverflow(`handshake message of type ${type} declares ${length} bytes, over its limit of ${max}`);
     return length;
   }
@@ -355,7 +355,7 @@ export class RecordLayer {
    * boundary (RFC 8446 §5.1), so any buffered handshake bytes are an error.
    */
   setReader(opener: RecordOpener): void {
-    if (this.handshakeBuffered) throw new UnexpectedMessage('handshake data not aligned with a key change');
+    if (this.handshakeBuffered) throw new PeerMisbehaved('KeyChangeNotOnRecordBoundary', 'handshake data not aligned with a key change');
     this.reader = opener;
   }
 

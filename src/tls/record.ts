@@ -5,7 +5,7 @@
  */
 import { createCipheriv, createDecipheriv, type CipherGCMTypes } from 'node:crypto';
 import { ContentType, MAX_CIPHERTEXT, MAX_INNER_PLAINTEXT, RECORD_HEADER_LENGTH } from './constants.js';
-import { BadRecordMac, InternalError, RecordOverflow, UnexpectedMessage } from './errors.js';
+import { BadRecordMac, InternalError, RecordOverflow, PeerMisbehaved } from './errors.js';
 import { trafficKeys } from './key-schedule.js';
 import type { SuiteParams } from './suites.js';
 
@@ -176,7 +176,7 @@ export class RecordOpener extends RecordCipher {
     // Strip the zero padding: the content type is the last non-zero byte (§5.4).
     let i = inner.length - 1;
     while (i >= 0 && inner[i] === 0) i--;
-    if (i < 0) throw new UnexpectedMessage('record with all-zero inner plaintext');
+    if (i < 0) throw new PeerMisbehaved('AllZeroInnerPlaintext', 'record with all-zero inner plaintext');
     return { type: inner[i]!, content: inner.subarray(0, i) };
   }
 }

@@ -25,17 +25,7 @@ import {
   type PeerCredentialHooks,
   type SelectServerCredential,
 } from './credentials.js';
-import {
-  CertificateRequired,
-  DecryptError,
-  HandshakeFailure,
-  IllegalParameter,
-  InternalError,
-  MissingExtension,
-  NoApplicationProtocol,
-  ProtocolVersion as ProtocolVersionError,
-  UnexpectedMessage,
-} from './errors.js';
+import { CertificateRequired, InternalError, NoApplicationProtocol, PeerMisbehaved } from './errors.js';
 import { generateKeyShare, SUPPORTED_GROUPS } from './key-exchange.js';
 import {
   EarlySecret,
@@ -298,7 +288,7 @@ export class ServerConnection extends Connection {
         return this.onClientFinished(s.hs, body, raw);
       case 'SendingFlight':
       case 'Connected':
-        throw new UnexpectedMessage(`handshake message ${type} in state ${s.kind}`);
+        throw new PeerMisbehaved('UnexpectedHandshakeMessage', `handshake message ${type} in state ${s.kind}`);
     }
   }
 
@@ -316,7 +306,7 @@ export class ServerConnection extends Connection {
     const suite = retry?.suite ?? this.chooseCipherSuite(hello);
     const group = this.chooseKeyShareGroup(hello);
     if (group === undefined) {
-      if (retry) throw new IllegalParameter('second ClientHello lacks the key share we asked for');
+      if (retry) throw new PeerMisbehaved('IllegalRetryClientHello', 'second ClientHello lacks the key share we asked for');
       return this.sendHelloRetryRequest(hello, raw, suite);
     }
     const transcript = retry?.transcript ?? new Transcript();
@@ -355,7 +345,7 @@ export class ServerConnection extends Connection {
 
   private chooseCipherSuite(hello: ClientHello): SuiteParams {
     const suite = this.config.suites.find((s) => hello.cipherSuites.includes(s.id));
-    if (!suite) throw new HandshakeFailure('no cipher suite in common');
+    if (!suite) throw new PeerMisbehaved('NoCipherSuitesInCommon', 'no cipher suite in common');
     return suite;
   }
 
@@ -372,7 +362,7 @@ export class ServerConnection extends Connection {
   private chooseCredential(hello: ClientHello): CredentialChoice | undefined | Promise<CredentialChoice | undefined> {
     const sigalgs = hello.extensions.signatureAlgorithms;
     // checkClientHello allows its absence only with a PSK offer, and we did not accept the PSK.
-    if (!sigalgs) throw new MissingExtension('signature_algorithms is required without an accepted PSK');
+    if (!sigalgs) throw new PeerMisbehaved('MissingSignatureAlgorithms', 'signature_algorithms is required without an accepted PSK');
     const fallback = (): CredentialChoice | undefined => defaultCredential(this.config.keys, hello.extensions.serverName, sigalgs);
     const hook = this.config.options.selectCredential;
     return hook ? hook(hello, fallback) : fallback();
@@ -392,7 +382,7 @@ export class ServerConnection extends Connection {
   private sendHelloRetryRequest(hello: ClientHello, raw: Uint8Array, suite: SuiteParams): void {
     const offered = hello.extensions.supportedGroups ?? [];
     const group = this.config.groups.find((g) => offered.includes(g));
-    if (group === undefined) throw new HandshakeFailure('no key exchange group in common');
+    if (group === undefined) throw new PeerMisbehaved('NoKeyExchangeGroupsInCommon', 'no key exchange group in common');
     const transcript = new Transcript();
     transcript.start(suite.hash);
     transcript.add(raw);
@@ -425,7 +415,7 @@ export class ServerConnection extends Connection {
     const offered = hello.extensions.preSharedKey;
     if (!offered) return undefined;
     const modes = hello.extensions.pskKeyExchangeModes;
-    if (!modes) throw new MissingExtension('pre_shared_key without psk_key_exchange_modes');
+    if (!modes) throw new PeerMisbehaved('MissingPskKeyExchangeModes', 'pre_shared_key without psk_key_exchange_modes');
     if (!modes.includes(PskKeyExchangeMode.psk_dhe_ke) || this.config.sessionTickets === 0) return undefined;
     const now = this.config.nowMs();
     // Only the first MAX_CLIENT_PSK_IDENTITIES are tried; the rest are ignored as unusable.
@@ -444,7 +434,7 @@ export class ServerConnection extends Connection {
       const truncated = raw.subarray(0, raw.length - bindersLength(offered.binders));
       const binderKey = new EarlySecret(suite, state.psk).binderKey('resumption');
       const expected = finishedVerifyData(suite, binderKey, transcript.currentWith(truncated));
-      if (!verifyDataEqual(expected, offered.binders[i]!)) throw new DecryptError('PSK binder does not verify');
+      if (!verifyDataEqual(expected, offered.binders[i]!)) throw new PeerMisbehaved('IncorrectBinder', 'PSK binder does not verify');
       return { state, index: i };
     }
     return undefined;
@@ -591,7 +581,7 @@ export class ServerConnection extends Connection {
 
   private onClientCertificate(hs: AwaitingClient, body: Uint8Array, raw: Uint8Array): void {
     const msg = decodeCertificate(body);
-    if (msg.context.length !== 0) throw new IllegalParameter('certificate_request_context mismatch');
+    if (msg.context.length !== 0) throw new PeerMisbehaved('CertificateRequestContextMismatch', 'certificate_request_context mismatch');
     hs.transcript.add(raw);
     const rejectUnauthorized = this.config.options.rejectUnauthorized ?? true;
     if (msg.entries.length === 0) {
@@ -624,7 +614,7 @@ export class ServerConnection extends Connection {
   private onClientFinished(hs: AwaitingClient, body: Uint8Array, raw: Uint8Array): void {
     const received = decodeFinished(body, hs.suite.hashLength);
     const expected = hs.expectedClientFinished ?? finishedVerifyData(hs.suite, hs.clientHandshakeSecret, hs.transcript.current());
-    if (!verifyDataEqual(expected, received)) throw new DecryptError('client Finished does not verify');
+    if (!verifyDataEqual(expected, received)) throw new PeerMisbehaved('IncorrectFinished', 'client Finished does not verify');
     hs.transcript.add(raw);
     const { clientAp, serverAp, exporter, master } = hs.masterSecretOf;
     this.records.setReader(new RecordOpener(hs.suite, clientAp));
@@ -683,25 +673,25 @@ export class ServerConnection extends Connection {
 }
 
 function expect(type: number, wanted: number): void {
-  if (type !== wanted) throw new UnexpectedMessage(`expected handshake message ${wanted}, got ${type}`);
+  if (type !== wanted) throw new PeerMisbehaved('UnexpectedHandshakeMessage', `expected handshake message ${wanted}, got ${type}`);
 }
 
 /** §4.1.2 / §4.2: what every ClientHello must satisfy for TLS 1.3. */
 function checkClientHello(hello: ClientHello): void {
   const e = hello.extensions;
   // Appendix D.5: legacy_version 0x0300 (SSL 3.0) or lower aborts, whatever supported_versions says.
-  if (hello.legacyVersion <= 0x0300) throw new ProtocolVersionError(`legacy_version 0x${hello.legacyVersion.toString(16).padStart(4, '0')}`);
-  if (!e.supportedVersions?.includes(ProtocolVersion.TLS1_3)) throw new ProtocolVersionError('client does not offer TLS 1.3');
+  if (hello.legacyVersion <= 0x0300) throw new PeerMisbehaved('LegacyVersionTooOld', `legacy_version 0x${hello.legacyVersion.toString(16).padStart(4, '0')}`);
+  if (!e.supportedVersions?.includes(ProtocolVersion.TLS1_3)) throw new PeerMisbehaved('Tls13NotOffered', 'client does not offer TLS 1.3');
   if (hello.legacyCompressionMethods.length !== 1 || hello.legacyCompressionMethods[0] !== 0) {
-    throw new IllegalParameter('legacy_compression_methods must be exactly [null]');
+    throw new PeerMisbehaved('UnsupportedCompression', 'legacy_compression_methods must be exactly [null]');
   }
-  if (e.keyShares && !e.supportedGroups) throw new MissingExtension('key_share without supported_groups');
-  if (!e.keyShares && e.supportedGroups) throw new MissingExtension('supported_groups without key_share');
-  if (!e.keyShares && !e.preSharedKey) throw new MissingExtension('no key_share');
+  if (e.keyShares && !e.supportedGroups) throw new PeerMisbehaved('MissingSupportedGroups', 'key_share without supported_groups');
+  if (!e.keyShares && e.supportedGroups) throw new PeerMisbehaved('MissingKeyShare', 'supported_groups without key_share');
+  if (!e.keyShares && !e.preSharedKey) throw new PeerMisbehaved('MissingKeyShare', 'no key_share');
   for (const s of e.keyShares ?? []) {
-    if (!e.supportedGroups!.includes(s.group)) throw new IllegalParameter(`key share for group ${s.group} not in supported_groups`);
+    if (!e.supportedGroups!.includes(s.group)) throw new PeerMisbehaved('KeyShareGroupNotInSupportedGroups', `key share for group ${s.group} not in supported_groups`);
   }
-  if (!e.signatureAlgorithms && !e.preSharedKey) throw new MissingExtension('signature_algorithms is required');
+  if (!e.signatureAlgorithms && !e.preSharedKey) throw new PeerMisbehaved('MissingSignatureAlgorithms', 'signature_algorithms is required');
 }
 
 /** §4.1.2: ClientHello2 may change only the key share, cookie, early_data and the PSK. */
@@ -720,18 +710,18 @@ function checkSecondClientHello(retry: RetryState, hello: ClientHello): void {
     same(a.extensions.pskKeyExchangeModes, hello.extensions.pskKeyExchangeModes) &&
     same(a.extensions.delegatedCredential, hello.extensions.delegatedCredential) &&
     a.extensions.serverName === hello.extensions.serverName;
-  if (!ok) throw new IllegalParameter('second ClientHello differs from the first beyond what HelloRetryRequest allows');
-  if (!hello.cipherSuites.includes(retry.suite.id)) throw new IllegalParameter('second ClientHello drops the selected suite');
+  if (!ok) throw new PeerMisbehaved('IllegalRetryClientHello', 'second ClientHello differs from the first beyond what HelloRetryRequest allows');
+  if (!hello.cipherSuites.includes(retry.suite.id)) throw new PeerMisbehaved('IllegalRetryClientHello', 'second ClientHello drops the selected suite');
   const shares = hello.extensions.keyShares ?? [];
   if (shares.length !== 1 || shares[0]!.group !== retry.group) {
-    throw new IllegalParameter('second ClientHello must carry exactly one key share, for the group we selected');
+    throw new PeerMisbehaved('IllegalRetryClientHello', 'second ClientHello must carry exactly one key share, for the group we selected');
   }
-  if (hello.extensions.earlyData) throw new IllegalParameter('early_data after HelloRetryRequest');
+  if (hello.extensions.earlyData) throw new PeerMisbehaved('IllegalRetryClientHello', 'early_data after HelloRetryRequest');
 }
 
 /** The credential a hook (or the fallback) chose: there must be one, with a scheme the client offered. */
 function checkCredential(hello: ClientHello, choice: CredentialChoice | undefined): CredentialChoice {
-  if (!choice) throw new HandshakeFailure('no certificate matches the client\'s signature algorithms');
+  if (!choice) throw new PeerMisbehaved('NoSignatureSchemesInCommon', 'no certificate matches the client\'s signature algorithms');
   const sigalgs = hello.extensions.signatureAlgorithms ?? [];
   const dcSchemes = hello.extensions.delegatedCredential ?? [];
   if (!isCertificateVerifyScheme(choice.scheme) || !(sigalgs.includes(choice.scheme) || dcSchemes.includes(choice.scheme))) {

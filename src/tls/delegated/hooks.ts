@@ -20,7 +20,7 @@ import {
   type SelectServerCredential,
 } from '../credentials.js';
 import { ExtensionType, SignatureScheme, signatureSchemeName } from '../constants.js';
-import { IllegalParameter } from '../errors.js';
+import { PeerMisbehaved } from '../errors.js';
 import type { RawExtension } from '../messages/extensions.js';
 import { CredentialStore, type DelegatedCredentialEntry, type DelegatedCredentialSet } from './credential-set.js';
 import type { DelegationSide } from './types.js';
@@ -148,7 +148,7 @@ export function delegatedCredentialPeerHooks(options: PeerHooksOptions): PeerCre
     acceptLeaf(ctx: LeafContext): PeerKey | undefined {
       const found = ctx.extensions.filter((e: RawExtension) => e.type === ExtensionType.delegated_credential);
       if (found.length === 0) return undefined;
-      if (found.length > 1) throw new IllegalParameter('two delegated_credential extensions in one CertificateEntry');
+      if (found.length > 1) throw new PeerMisbehaved('DuplicateExtension', 'two delegated_credential extensions in one CertificateEntry');
       const verified = verifyDelegatedCredential(found[0]!.data, {
         certificate: ctx.leaf,
         now: ctx.now,

@@ -8,7 +8,7 @@
  */
 import type { Writer } from '../codec.js';
 import { Reader } from '../codec.js';
-import { DecodeError, IllegalParameter } from '../errors.js';
+import { DecodeError, PeerMisbehaved } from '../errors.js';
 import { ExtensionType } from '../constants.js';
 import {
   readAlpnList,
@@ -91,7 +91,7 @@ function decodeClientHelloExtensions(list: Reader): ClientHelloExtensions {
   const unknown: RawExtension[] = [];
   readExtensions(list, (type, r) => {
     if (ext.preSharedKey !== undefined) {
-      throw new IllegalParameter('pre_shared_key is not the last extension');
+      throw new PeerMisbehaved('PreSharedKeyNotLast', 'pre_shared_key is not the last extension');
     }
     switch (type) {
       case E.server_name:
@@ -149,9 +149,9 @@ function readServerName(r: Reader): string | undefined {
     const nameType = list.u8();
     const name = list.opaque16(1);
     if (nameType !== 0) continue; // other name types are not defined; ignore them
-    if (host !== undefined) throw new IllegalParameter('two host_name entries in server_name');
+    if (host !== undefined) throw new PeerMisbehaved('DuplicateServerName', 'two host_name entries in server_name');
     for (const c of name) {
-      if (c === 0 || c > 0x7e) throw new IllegalParameter('server_name host_name is not printable ASCII');
+      if (c === 0 || c > 0x7e) throw new PeerMisbehaved('ServerNameNotAscii', 'server_name host_name is not printable ASCII');
     }
     host = Buffer.from(name).toString('latin1');
   }
@@ -173,7 +173,7 @@ function readClientShares(r: Reader): KeyShareEntry[] {
   while (!list.isEmpty()) {
     const e = readKeyShareEntry(list);
     if (out.some((o) => o.group === e.group)) {
-      throw new IllegalParameter(`two key shares for group ${e.group}`);
+      throw new PeerMisbehaved('DuplicateKeyShareGroup', `two key shares for group ${e.group}`);
     }
     out.push(e);
   }
@@ -192,7 +192,7 @@ function readOfferedPsks(r: Reader): OfferedPsks {
   const binders: Uint8Array[] = [];
   while (!bs.isEmpty()) binders.push(bs.opaque8(32));
   if (binders.length !== identities.length) {
-    throw new IllegalParameter('pre_shared_key: number of binders differs from identities');
+    throw new PeerMisbehaved('BinderCountMismatch', 'pre_shared_key: number of binders differs from identities');
   }
   return { identities, binders };
 }

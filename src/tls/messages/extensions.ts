@@ -7,7 +7,7 @@
  * one extension of the same type in a given extension block").
  */
 import type { Reader, Writer } from '../codec.js';
-import { DecodeError, IllegalParameter } from '../errors.js';
+import { DecodeError, PeerMisbehaved } from '../errors.js';
 
 /** An extension kept as raw bytes: unknown ones, and the per-entry Certificate extensions. */
 export interface RawExtension {
@@ -32,7 +32,7 @@ export function readExtensions(list: Reader, each: (type: number, body: Reader) 
   while (!list.isEmpty()) {
     const type = list.u16();
     const body = list.u16Prefixed();
-    if (seenSet ? seenSet.has(type) : seen.includes(type)) throw new IllegalParameter(`duplicate extension ${type}`);
+    if (seenSet ? seenSet.has(type) : seen.includes(type)) throw new PeerMisbehaved('DuplicateExtension', `duplicate extension ${type}`);
     if (seenSet) seenSet.add(type);
     else if (seen.push(type) > 16) seenSet = new Set(seen);
     each(type, body);

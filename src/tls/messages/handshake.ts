@@ -3,7 +3,7 @@
  * Certificate, CertificateRequest, CertificateVerify, Finished, NewSessionTicket, KeyUpdate.
  */
 import { Reader, Writer, allocUnfilled } from '../codec.js';
-import { DecodeError, IllegalParameter, UnsupportedExtension } from '../errors.js';
+import { DecodeError, PeerMisbehaved } from '../errors.js';
 import { ExtensionType, HandshakeType, KeyUpdateRequest } from '../constants.js';
 import {
   readAlpnList,
@@ -118,7 +118,7 @@ export function decodeEncryptedExtensions(body: Uint8Array): EncryptedExtensions
         return;
       case E.application_layer_protocol_negotiation: {
         const list = readAlpnList(e);
-        if (list.length !== 1) throw new IllegalParameter('server selected more than one ALPN protocol');
+        if (list.length !== 1) throw new PeerMisbehaved('SelectedUnofferedAlpnProtocol', 'server selected more than one ALPN protocol');
         ext.alpn = list[0];
         return;
       }
@@ -127,7 +127,7 @@ export function decodeEncryptedExtensions(body: Uint8Array): EncryptedExtensions
         return;
       default:
         if (notInEncryptedExtensions.has(type)) {
-          throw new IllegalParameter(`extension ${type} not allowed in EncryptedExtensions`);
+          throw new PeerMisbehaved('ExtensionNotAllowedHere', `extension ${type} not allowed in EncryptedExtensions`);
         }
         unknown.push({ type, data: e.rest() });
     }
@@ -186,8 +186,8 @@ export function decodeCertificate(body: Uint8Array): CertificateMessage {
     const extensions: RawExtension[] = [];
     readExtensions(list.u16Prefixed(), (type, e) => {
       if (!certificateEntryExtensions.has(type)) {
-        if (isKnownExtension(type)) throw new IllegalParameter(`extension ${type} not allowed in CertificateEntry`);
-        throw new UnsupportedExtension(`unsolicited extension ${type} in CertificateEntry`);
+        if (isKnownExtension(type)) throw new PeerMisbehaved('ExtensionNotAllowedHere', `extension ${type} not allowed in CertificateEntry`);
+        throw new PeerMisbehaved('UnsolicitedExtension', `unsolicited extension ${type} in CertificateEntry`);
       }
       extensions.push({ type, data: e.rest() });
     });
@@ -319,11 +319,11 @@ export function decodeNewSessionTicket(body: Uint8Array): NewSessionTicket {
   const unknown: RawExtension[] = [];
   readExtensions(r.u16Prefixed(0, 0xfffe), (type, e) => {
     if (type === E.early_data) earlyDataMaxSize = e.u32();
-    else if (isKnownExtension(type)) throw new IllegalParameter(`extension ${type} not allowed in NewSessionTicket`);
+    else if (isKnownExtension(type)) throw new PeerMisbehaved('ExtensionNotAllowedHere', `extension ${type} not allowed in NewSessionTicket`);
     else unknown.push({ type, data: e.rest() });
   });
   r.expectEnd('NewSessionTicket');
-  if (lifetime > 604800) throw new IllegalParameter('ticket lifetime over 7 days');
+  if (lifetime > 604800) throw new PeerMisbehaved('TicketLifetimeTooLong', 'ticket lifetime over 7 days');
   return earlyDataMaxSize === undefined
     ? { lifetime, ageAdd, nonce, ticket, unknown }
     : { lifetime, ageAdd, nonce, ticket, earlyDataMaxSize, unknown };
@@ -344,7 +344,7 @@ export function decodeKeyUpdate(body: Uint8Array): KeyUpdateRequest {
   const v = r.u8();
   r.expectEnd('KeyUpdate');
   if (v !== KeyUpdateRequest.update_not_requested && v !== KeyUpdateRequest.update_requested) {
-    throw new IllegalParameter(`KeyUpdate request_update ${v}`);
+    throw new PeerMisbehaved('IllegalKeyUpdateRequest', `KeyUpdate request_update ${v}`);
   }
   return v;
 }

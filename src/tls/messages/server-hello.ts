@@ -5,7 +5,7 @@
  */
 import type { Writer } from '../codec.js';
 import { Reader } from '../codec.js';
-import { IllegalParameter, UnsupportedExtension } from '../errors.js';
+import { PeerMisbehaved } from '../errors.js';
 import { ExtensionType, HELLO_RETRY_REQUEST_RANDOM } from '../constants.js';
 import { readExtensions, readKeyShareEntry, writeKeyShareEntry, type KeyShareEntry } from './extensions.js';
 
@@ -62,16 +62,16 @@ export function decodeServerHello(body: Uint8Array): ServerHello {
         else ext.keyShare = readKeyShareEntry(e);
         return;
       case E.cookie:
-        if (!hrr) throw new IllegalParameter('cookie in ServerHello');
+        if (!hrr) throw new PeerMisbehaved('ExtensionNotAllowedHere', 'cookie in ServerHello');
         ext.cookie = e.opaque16(1);
         return;
       case E.pre_shared_key:
-        if (hrr) throw new IllegalParameter('pre_shared_key in HelloRetryRequest');
+        if (hrr) throw new PeerMisbehaved('ExtensionNotAllowedHere', 'pre_shared_key in HelloRetryRequest');
         ext.preSharedKey = e.u16();
         return;
       default:
-        if (isKnownExtension(type)) throw new IllegalParameter(`extension ${type} not allowed in ServerHello`);
-        throw new UnsupportedExtension(`unsolicited extension ${type} in ServerHello`);
+        if (isKnownExtension(type)) throw new PeerMisbehaved('ExtensionNotAllowedHere', `extension ${type} not allowed in ServerHello`);
+        throw new PeerMisbehaved('UnsolicitedExtension', `unsolicited extension ${type} in ServerHello`);
     }
   });
   r.expectEnd('ServerHello');

@@ -4,7 +4,7 @@ import { ClientConfig, ClientConnection, type ClientOptions } from '../../../src
 import { ServerConfig, ServerConnection, type ServerOptions } from '../../../src/tls/server.js';
 import { AlertDescription } from '../../../src/tls/alerts.js';
 import { CipherSuite, ExtensionType, NamedGroup, SignatureScheme } from '../../../src/tls/constants.js';
-import { AlertReceived, IllegalParameter } from '../../../src/tls/errors.js';
+import { AlertReceived, IllegalParameter, PeerMisbehaved } from '../../../src/tls/errors.js';
 import { createKeySigner, type Signer } from '../../../src/tls/signer.js';
 import type { TlsSession } from '../../../src/tls/session.js';
 import type { RecordLayer } from '../../../src/tls/record-layer.js';
@@ -331,6 +331,8 @@ void describe('resumption', () => {
     const wrongPsk = { ...session, psk: Buffer.alloc(session.psk.length, 7) };
     const pair = await doHandshake(new ClientConnection(client, { session: wrongPsk }), new ServerConnection(server));
     assert.equal(pair.server.error?.sentAlert, AlertDescription.decrypt_error);
+    const error = pair.server.error?.error;
+    assert.equal(error instanceof PeerMisbehaved && error.fault, 'IncorrectBinder');
   });
 });
 

@@ -16,6 +16,7 @@ import { encodeHandshake, writeClientHello, type ClientHello, type ClientHelloEx
 import { RecordOpener, RecordSealer } from '../../../src/tls/record.js';
 import { suiteParams } from '../../../src/tls/suites.js';
 import type { Connection, TlsEvent } from '../../../src/tls/connection.js';
+import { PeerMisbehaved, type PeerFault } from '../../../src/tls/errors.js';
 import { doHandshake, Endpoint, pump, splitRecords } from './pair.js';
 import { testPki } from './pki.js';
 
@@ -70,6 +71,12 @@ function alertOf(conn: Connection, ...chunks: Uint8Array[]): number | undefined 
   return errorAfter(conn, ...chunks)?.sentAlert;
 }
 
+/** The alert sent and the fault the error names (PEER_FAULTS maps one to the other). */
+function refusal(conn: Connection, ...chunks: Uint8Array[]): { alert: number | undefined; fault: PeerFault | undefined } {
+  const event = errorAfter(conn, ...chunks);
+  return { alert: event?.sentAlert, fault: event?.error instanceof PeerMisbehaved ? event.error.fault : undefined };
+}
+
 void describe('a server refuses broken ClientHellos with the right alert', () => {
   void test('truncated ClientHello body: decode_error', async () => {
     const ch = clientHello();
@@ -80,22 +87,22 @@ void describe('a server refuses broken ClientHellos with the right alert', () =>
 
   void test('duplicated extension: illegal_parameter', async () => {
     const ch = clientHello({ unknown: [{ type: 0xaaaa, data: new Uint8Array(0) }, { type: 0xaaaa, data: new Uint8Array(0) }] });
-    assert.equal(alertOf(await server(), record(ContentType.handshake, ch)), A.illegal_parameter);
+    assert.deepEqual(refusal(await server(), record(ContentType.handshake, ch)), { alert: A.illegal_parameter, fault: 'DuplicateExtension' });
   });
 
   void test('no TLS 1.3 in supported_versions: protocol_version', async () => {
-    assert.equal(alertOf(await server(), record(ContentType.handshake, clientHello({ supportedVersions: [0x0303] }))), A.protocol_version);
+    assert.deepEqual(refusal(await server(), record(ContentType.handshake, clientHello({ supportedVersions: [0x0303] }))), { alert: A.protocol_version, fault: 'Tls13NotOffered' });
   });
 
   void test('no supported_versions at all: protocol_version', async () => {
     const ch = clientHello({ supportedVersions: undefined } as Partial<ClientHelloExtensions>);
-    assert.equal(alertOf(await server(), record(ContentType.handshake, ch)), A.protocol_version);
+    assert.deepEqual(refusal(await server(), record(ContentType.handshake, ch)), { alert: A.protocol_version, fault: 'Tls13NotOffered' });
   });
 
   void test('a ClientHello without an extension block (Appendix D.2: a TLS 1.2-or-older hello): protocol_version', async () => {
     const body = encode((w) => w.u16(0x0303).bytes(new Uint8Array(32)).u8(0).u16(2).u16(CipherSuite.TLS_AES_128_GCM_SHA256).u8(1).u8(0));
     const ch = encodeHandshake(HandshakeType.client_hello, (w) => w.bytes(body));
-    assert.equal(alertOf(await server(), record(ContentType.handshake, ch)), A.protocol_version);
+    assert.deepEqual(refusal(await server(), record(ContentType.handshake, ch)), { alert: A.protocol_version, fault: 'Tls13NotOffered' });
   });
 
   void test('a ClientHello whose extension block has fewer than 8 bytes (renegotiation_info only): protocol_version', async () => {
@@ -103,12 +110,12 @@ void describe('a server refuses broken ClientHellos with the right alert', () =>
       w.u16(0x0303).bytes(new Uint8Array(32)).u8(0).u16(2).u16(CipherSuite.TLS_AES_128_GCM_SHA256).u8(1).u8(0).u16(5).u16(0xff01).u16(1).u8(0),
     );
     const ch = encodeHandshake(HandshakeType.client_hello, (w) => w.bytes(body));
-    assert.equal(alertOf(await server(), record(ContentType.handshake, ch)), A.protocol_version);
+    assert.deepEqual(refusal(await server(), record(ContentType.handshake, ch)), { alert: A.protocol_version, fault: 'Tls13NotOffered' });
   });
 
   void test('legacy_version 0x0300 or lower, even with supported_versions offering TLS 1.3 (Appendix D.5): protocol_version', async () => {
     for (const legacyVersion of [0x0300, 0x0200, 0x0002]) {
-      assert.equal(alertOf(await server(), record(ContentType.handshake, clientHello({}, { legacyVersion }))), A.protocol_version, `0x${legacyVersion.toString(16)}`);
+      assert.deepEqual(refusal(await server(), record(ContentType.handshake, clientHello({}, { legacyVersion }))), { alert: A.protocol_version, fault: 'LegacyVersionTooOld' }, `0x${legacyVersion.toString(16)}`);
     }
     // 0x0301 (what some TLS 1.3 clients send behind middleboxes) is still accepted.
     const conn = await server();
@@ -117,13 +124,15 @@ void describe('a server refuses broken ClientHellos with the right alert', () =>
   });
 
   void test('no cipher suite in common: handshake_failure', async () => {
-    assert.equal(alertOf(await server(), record(ContentType.handshake, clientHello({}, { cipherSuites: [0x00ff] }))), A.handshake_failure);
+    assert.deepEqual(refusal(await server(), record(ContentType.handshake, clientHello({}, { cipherSuites: [0x00ff] }))), { alert: A.handshake_failure, fault: 'NoCipherSuitesInCommon' });
   });
 
   void test('no signature scheme the certificate can use: a plaintext handshake_failure instead of ServerHello', async () => {
     const conn = await server(); // an ECDSA P-256 certificate
     const p = conn.feed(record(ContentType.handshake, clientHello({ signatureAlgorithms: [SignatureScheme.ed25519, SignatureScheme.rsa_pss_rsae_sha256] })));
-    assert.equal(p.events.find((e) => e.type === 'error')?.sentAlert, A.handshake_failure);
+    const error = p.events.find((e) => e.type === 'error');
+    assert.equal(error?.sentAlert, A.handshake_failure);
+    assert.equal(error?.error instanceof PeerMisbehaved && error.error.fault, 'NoSignatureSchemesInCommon');
     // The whole output is one unprotected alert record: no ServerHello, no key exchange.
     assert.deepEqual([...Buffer.concat(p.output)], [ContentType.alert, 3, 3, 0, 2, 2, A.handshake_failure]);
   });
@@ -135,22 +144,22 @@ void describe('a server refuses broken ClientHellos with the right alert', () =>
       pskKeyExchangeModes: [1],
       preSharedKey: { identities, binders: [new Uint8Array(32)] },
     } as Partial<ClientHelloExtensions>);
-    assert.equal(alertOf(await server(), record(ContentType.handshake, ch)), A.missing_extension);
+    assert.deepEqual(refusal(await server(), record(ContentType.handshake, ch)), { alert: A.missing_extension, fault: 'MissingSignatureAlgorithms' });
   });
 
   void test('signature_algorithms missing: missing_extension', async () => {
     const ch = clientHello({ signatureAlgorithms: undefined } as Partial<ClientHelloExtensions>);
-    assert.equal(alertOf(await server(), record(ContentType.handshake, ch)), A.missing_extension);
+    assert.deepEqual(refusal(await server(), record(ContentType.handshake, ch)), { alert: A.missing_extension, fault: 'MissingSignatureAlgorithms' });
   });
 
   void test('a key share for a group outside supported_groups: illegal_parameter', async () => {
     const ch = clientHello({ supportedGroups: [NamedGroup.secp256r1] });
-    assert.equal(alertOf(await server(), record(ContentType.handshake, ch)), A.illegal_parameter);
+    assert.deepEqual(refusal(await server(), record(ContentType.handshake, ch)), { alert: A.illegal_parameter, fault: 'KeyShareGroupNotInSupportedGroups' });
   });
 
   void test('an x25519 share of the wrong length: illegal_parameter', async () => {
     const ch = clientHello({ keyShares: [{ group: NamedGroup.x25519, keyExchange: new Uint8Array(31).fill(1) }] });
-    assert.equal(alertOf(await server(), record(ContentType.handshake, ch)), A.illegal_parameter);
+    assert.deepEqual(refusal(await server(), record(ContentType.handshake, ch)), { alert: A.illegal_parameter, fault: 'InvalidKeyShare' });
   });
 
   void test('a P-256 share that is not on the curve: illegal_parameter', async () => {
@@ -158,23 +167,23 @@ void describe('a server refuses broken ClientHellos with the right alert', () =>
     const point = Uint8Array.from(good.generateKeys());
     point[64] = point[64]! ^ 1;
     const ch = clientHello({ supportedGroups: [NamedGroup.secp256r1], keyShares: [{ group: NamedGroup.secp256r1, keyExchange: point }] });
-    assert.equal(alertOf(await server(), record(ContentType.handshake, ch)), A.illegal_parameter);
+    assert.deepEqual(refusal(await server(), record(ContentType.handshake, ch)), { alert: A.illegal_parameter, fault: 'InvalidKeyShare' });
   });
 
   void test('a compressed P-256 point: illegal_parameter', async () => {
     const e = createECDH('prime256v1');
     e.generateKeys();
     const ch = clientHello({ supportedGroups: [NamedGroup.secp256r1], keyShares: [{ group: NamedGroup.secp256r1, keyExchange: e.getPublicKey(null, 'compressed') }] });
-    assert.equal(alertOf(await server(), record(ContentType.handshake, ch)), A.illegal_parameter);
+    assert.deepEqual(refusal(await server(), record(ContentType.handshake, ch)), { alert: A.illegal_parameter, fault: 'InvalidKeyShare' });
   });
 
   void test('non-null compression: illegal_parameter', async () => {
-    assert.equal(alertOf(await server(), record(ContentType.handshake, clientHello({}, { legacyCompressionMethods: Uint8Array.of(1, 0) }))), A.illegal_parameter);
+    assert.deepEqual(refusal(await server(), record(ContentType.handshake, clientHello({}, { legacyCompressionMethods: Uint8Array.of(1, 0) }))), { alert: A.illegal_parameter, fault: 'UnsupportedCompression' });
   });
 
   void test('a Finished as the first message: unexpected_message', async () => {
     const fin = encodeHandshake(HandshakeType.finished, (w) => w.bytes(new Uint8Array(32)));
-    assert.equal(alertOf(await server(), record(ContentType.handshake, fin)), A.unexpected_message);
+    assert.deepEqual(refusal(await server(), record(ContentType.handshake, fin)), { alert: A.unexpected_message, fault: 'UnexpectedHandshakeMessage' });
   });
 
   void test('a plaintext record over 2^14 bytes: record_overflow', async () => {
@@ -183,36 +192,36 @@ void describe('a server refuses broken ClientHellos with the right alert', () =>
   });
 
   void test('a zero-length handshake fragment: unexpected_message', async () => {
-    assert.equal(alertOf(await server(), record(ContentType.handshake, new Uint8Array(0))), A.unexpected_message);
+    assert.deepEqual(refusal(await server(), record(ContentType.handshake, new Uint8Array(0))), { alert: A.unexpected_message, fault: 'EmptyHandshakeFragment' });
   });
 
   void test('application data before any keys: unexpected_message', async () => {
-    assert.equal(alertOf(await server(), record(ContentType.application_data, Uint8Array.of(1, 2, 3))), A.unexpected_message);
+    assert.deepEqual(refusal(await server(), record(ContentType.application_data, Uint8Array.of(1, 2, 3))), { alert: A.unexpected_message, fault: 'ApplicationDataBeforeHandshakeComplete' });
   });
 
   void test('an empty application_data record before or inside the handshake: unexpected_message (§5), never skipped', async () => {
     const empty = record(ContentType.application_data, new Uint8Array(0));
-    assert.equal(alertOf(await server(), empty), A.unexpected_message, 'before any ClientHello');
-    assert.equal(alertOf(await server(), record(ContentType.handshake, clientHello()), empty), A.unexpected_message, 'under handshake keys');
+    assert.deepEqual(refusal(await server(), empty), { alert: A.unexpected_message, fault: 'EmptyApplicationDataDuringHandshake' }, 'before any ClientHello');
+    assert.deepEqual(refusal(await server(), record(ContentType.handshake, clientHello()), empty), { alert: A.unexpected_message, fault: 'EmptyApplicationDataDuringHandshake' }, 'under handshake keys');
     const skipping = record(ContentType.handshake, clientHello({ earlyData: true }));
-    assert.equal(alertOf(await server(), skipping, empty), A.unexpected_message, 'while early data is being skipped');
+    assert.deepEqual(refusal(await server(), skipping, empty), { alert: A.unexpected_message, fault: 'EmptyApplicationDataDuringHandshake' }, 'while early data is being skipped');
   });
 
   void test('a change_cipher_spec that is not exactly 0x01: unexpected_message', async () => {
-    assert.equal(alertOf(await server(), record(ContentType.change_cipher_spec, Uint8Array.of(2))), A.unexpected_message);
+    assert.deepEqual(refusal(await server(), record(ContentType.change_cipher_spec, Uint8Array.of(2))), { alert: A.unexpected_message, fault: 'UnexpectedChangeCipherSpec' });
   });
 
   void test('a change_cipher_spec before any ClientHello: unexpected_message', async () => {
-    assert.equal(alertOf(await server(), record(ContentType.change_cipher_spec, Uint8Array.of(1))), A.unexpected_message);
+    assert.deepEqual(refusal(await server(), record(ContentType.change_cipher_spec, Uint8Array.of(1))), { alert: A.unexpected_message, fault: 'UnexpectedChangeCipherSpec' });
   });
 
   void test('a second compatibility change_cipher_spec: unexpected_message', async () => {
     const ccs = record(ContentType.change_cipher_spec, Uint8Array.of(1));
-    assert.equal(alertOf(await server(), record(ContentType.handshake, clientHello()), ccs, ccs), A.unexpected_message);
+    assert.deepEqual(refusal(await server(), record(ContentType.handshake, clientHello()), ccs, ccs), { alert: A.unexpected_message, fault: 'UnexpectedChangeCipherSpec' });
   });
 
   void test('an unknown record type: unexpected_message', async () => {
-    assert.equal(alertOf(await server(), record(99, Uint8Array.of(1))), A.unexpected_message);
+    assert.deepEqual(refusal(await server(), record(99, Uint8Array.of(1))), { alert: A.unexpected_message, fault: 'UnknownRecordType' });
   });
 
   void test('a record version that is not TLS: decode_error', async () => {
@@ -222,7 +231,7 @@ void describe('a server refuses broken ClientHellos with the right alert', () =>
   void test('a ClientHello followed by more handshake bytes in the same record (before a key change): unexpected_message', async () => {
     const ch = clientHello();
     const trailing = Uint8Array.of(HandshakeType.finished, 0, 0);
-    assert.equal(alertOf(await server(), record(ContentType.handshake, Buffer.concat([ch, trailing]))), A.unexpected_message);
+    assert.deepEqual(refusal(await server(), record(ContentType.handshake, Buffer.concat([ch, trailing]))), { alert: A.unexpected_message, fault: 'KeyChangeNotOnRecordBoundary' });
   });
 
   void test('an alert interleaved inside a fragmented ClientHello: unexpected_message', async () => {
@@ -260,12 +269,12 @@ void describe('handshake reassembly is bounded and refuses at the header', () =>
   });
 
   void test('an unknown handshake type declaring 62 KB: unexpected_message at its header, before any body', async () => {
-    assert.equal(alertOf(await server(), record(ContentType.handshake, handshakeHeader(99, 62_000))), A.unexpected_message);
+    assert.deepEqual(refusal(await server(), record(ContentType.handshake, handshakeHeader(99, 62_000))), { alert: A.unexpected_message, fault: 'UnexpectedHandshakeMessage' });
   });
 
   void test('a known type the state does not expect (a 60 KB Certificate before any ClientHello): unexpected_message at its header', async () => {
     const conn = await server();
-    assert.equal(alertOf(conn, record(ContentType.handshake, handshakeHeader(HandshakeType.certificate, 60_000))), A.unexpected_message);
+    assert.deepEqual(refusal(conn, record(ContentType.handshake, handshakeHeader(HandshakeType.certificate, 60_000))), { alert: A.unexpected_message, fault: 'UnexpectedHandshakeMessage' });
   });
 
   void test('a message spread over more than 1024 records: unexpected_message at record 1025', async () => {
@@ -274,7 +283,7 @@ void describe('handshake reassembly is bounded and refuses at the header', () =>
     const records = fragmented(ch, 1);
     assert.ok(records.length > 1025);
     assert.equal(errorAfter(conn, Buffer.concat(records.slice(0, 1024))), undefined, '1024 records are allowed');
-    assert.equal(alertOf(conn, records[1024]!), A.unexpected_message);
+    assert.deepEqual(refusal(conn, records[1024]!), { alert: A.unexpected_message, fault: 'TooManyHandshakeFragments' });
   });
 
   void test('a ClientHello of ~60 KB (post-quantum shares, padding) over four records is accepted', async () => {
@@ -342,7 +351,7 @@ void describe('HelloRetryRequest rules on the server', () => {
     const conn = await retryingServer();
     conn.feed(record(ContentType.handshake, clientHello(groups)));
     const ch2 = clientHello({ ...groups, keyShares: [{ group: NamedGroup.secp256r1, keyExchange: p256Share() }] }, { cipherSuites: [0x1302] });
-    assert.equal(alertOf(conn, record(ContentType.handshake, ch2)), A.illegal_parameter);
+    assert.deepEqual(refusal(conn, record(ContentType.handshake, ch2)), { alert: A.illegal_parameter, fault: 'IllegalRetryClientHello' });
   });
 
   void test('early data is skipped after a HelloRetryRequest only until the second ClientHello, then bad_record_mac (§4.2.10)', async () => {
@@ -359,7 +368,7 @@ void describe('HelloRetryRequest rules on the server', () => {
   void test('a second ClientHello still without the requested share: illegal_parameter', async () => {
     const conn = await retryingServer();
     conn.feed(record(ContentType.handshake, clientHello(groups)));
-    assert.equal(alertOf(conn, record(ContentType.handshake, clientHello(groups))), A.illegal_parameter);
+    assert.deepEqual(refusal(conn, record(ContentType.handshake, clientHello(groups))), { alert: A.illegal_parameter, fault: 'IllegalRetryClientHello' });
   });
 });
 
@@ -392,7 +401,7 @@ void describe('framing edge cases that must work', () => {
 
   void test('a change_cipher_spec after the handshake is unexpected_message', async () => {
     const pair = await doHandshake(new ClientConnection(await clientOptions()), await server());
-    assert.equal(alertOf(pair.server.conn, record(ContentType.change_cipher_spec, Uint8Array.of(1))), A.unexpected_message);
+    assert.deepEqual(refusal(pair.server.conn, record(ContentType.change_cipher_spec, Uint8Array.of(1))), { alert: A.unexpected_message, fault: 'UnexpectedChangeCipherSpec' });
   });
 });
 
@@ -419,7 +428,7 @@ void describe('tampering after keys are in place', () => {
     const sealer = new RecordSealer(suite, secrets.get('CLIENT_TRAFFIC_SECRET_0')!);
     // The client sent nothing yet under its application key: sequence 0 is ours to use.
     const zeros = sealer.seal(0, new Uint8Array(0), 10);
-    assert.equal(alertOf(pair.server.conn, zeros), A.unexpected_message);
+    assert.deepEqual(refusal(pair.server.conn, zeros), { alert: A.unexpected_message, fault: 'AllZeroInnerPlaintext' });
   });
 
   void test('a client Finished with a wrong verify_data: decrypt_error', async () => {
@@ -442,6 +451,8 @@ void describe('tampering after keys are in place', () => {
     });
     assert.ok(tampered);
     assert.equal(pair.server.error?.sentAlert, A.decrypt_error);
+    const fault = pair.server.error?.error;
+    assert.equal(fault instanceof PeerMisbehaved && fault.fault, 'IncorrectFinished');
     assert.equal(pair.client.error?.error.name, 'AlertReceived');
   });
 
@@ -455,7 +466,7 @@ void describe('tampering after keys are in place', () => {
     const suiteAt = 5 + 4 + 2 + 32 + 1 + 32;
     assert.equal(first.readUInt16BE(suiteAt), CipherSuite.TLS_AES_128_GCM_SHA256);
     first.writeUInt16BE(CipherSuite.TLS_AES_256_GCM_SHA384, suiteAt);
-    assert.equal(alertOf(client, first), A.illegal_parameter);
+    assert.deepEqual(refusal(client, first), { alert: A.illegal_parameter, fault: 'SelectedUnofferedCipherSuite' });
   });
 });
 

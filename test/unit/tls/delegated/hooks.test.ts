@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { before, describe, it } from 'node:test';
 import { ExtensionType, SignatureScheme } from '../../../../src/tls/constants.js';
 import type { CredentialChoice } from '../../../../src/tls/credentials.js';
-import { IllegalParameter } from '../../../../src/tls/errors.js';
+import { PeerMisbehaved } from '../../../../src/tls/errors.js';
 import type { ClientHello } from '../../../../src/tls/messages/client-hello.js';
 import type { CertificateRequest } from '../../../../src/tls/messages/handshake.js';
 import {
@@ -99,7 +99,7 @@ void describe('delegated credential hooks', () => {
     assert.deepEqual(key?.schemes, [S.ed25519]);
     assert.throws(
       () => hooks.acceptLeaf({ ...base, extensions: [{ type: 34, data }, { type: 34, data }] }),
-      IllegalParameter,
+      (e: unknown) => e instanceof PeerMisbehaved && e.fault === 'DuplicateExtension',
     );
   });
 });
