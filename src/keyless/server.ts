@@ -56,6 +56,12 @@ export interface KeyServerOptions {
    * one core to spare: the main thread keeps TLS and framing, the workers do the private-key math.
    */
   readonly signingWorkers?: number;
+  /**
+   * Answer MD5-SHA1 (TLS 1.0/1.1) and SHA-1 signing opcodes (default false: refused with
+   * bad_opcode). Both hashes have practical collisions, and no TLS 1.2 or 1.3 peer of ours needs
+   * them; a deployment that still serves such clients says so explicitly.
+   */
+  readonly allowLegacyHashes?: boolean;
   /** Requests in flight per connection before its reads pause (default 1024). */
   readonly maxInFlightPerConnection?: number;
   /**
@@ -332,7 +338,7 @@ export async function startKeyServer(options: KeyServerOptions): Promise<KeyServ
       }
       m.connections.inc();
       socket.on('close', () => m.connections.dec());
-      serveConnection(socket, { keys: keyLookup, semaphore, maxInFlight, maxBody, idleTimeoutMs, metrics: m, ...(pool ? { pool } : {}), ...(log ? { log } : {}) });
+      serveConnection(socket, { keys: keyLookup, semaphore, maxInFlight, maxBody, idleTimeoutMs, metrics: m, allowLegacyHashes: options.allowLegacyHashes ?? false, ...(pool ? { pool } : {}), ...(log ? { log } : {}) });
     },
   );
   // node reports a handshake timeout here and leaves the socket open (2,000 silent connections
@@ -439,6 +445,7 @@ interface ConnectionContext {
   readonly metrics: KeyServerMetrics;
   readonly pool?: SigningPool;
   readonly log?: KeyStoreLogger;
+  readonly allowLegacyHashes: boolean;
 }
 
 /** Reads frames from one client connection and answers each one. */
@@ -540,6 +547,9 @@ async function execute(id: number, op: Operation, ctx: ConnectionContext): Promi
   if (isResponseOpcode(op.opcode)) return errorAnswer(id, op.opcode, ErrorCode.unexpectedOpcode);
   const signOp = signOperationOf(op.opcode);
   if (!signOp) return errorAnswer(id, op.opcode, ErrorCode.badOpcode);
+  if (!ctx.allowLegacyHashes && 'hash' in signOp && (signOp.hash === 'md5-sha1' || signOp.hash === 'sha1')) {
+    return errorAnswer(id, op.opcode, ErrorCode.badOpcode);
+  }
   const key = op.ski === undefined ? undefined : ctx.keys.get(skiHex(op.ski));
   if (!key) return errorAnswer(id, op.opcode, ErrorCode.keyNotFound);
   if (op.payload === undefined) return errorAnswer(id, op.opcode, ErrorCode.formatError);
