@@ -7,7 +7,7 @@ import { RESOURCES } from './api/v1alpha1.js';
 import { CertificateSecrets, CERTIFICATE_SECRET_SELECTOR } from './certificate-secrets.js';
 import type { Clock } from './clock.js';
 import type { CryptoPort } from './crypto.js';
-import { Informer, objectKey } from './informer.js';
+import { Informer, NamespacedInformers, objectKey } from './informer.js';
 import { KeySecretWatches, keySecretOf } from './key-secrets.js';
 import { KeylessSigners } from './keyless.js';
 import { updateSignerStatus, type KubeClient } from './kube.js';
@@ -25,8 +25,8 @@ export interface ControllerDeps {
   log: Logger;
   events: EventRecorder;
   metrics: IssueMetrics;
-  /** Watch only this namespace; undefined: all namespaces. */
-  namespace?: string;
+  /** Watch only these namespaces (one informer each); undefined or empty: all namespaces. */
+  namespaces?: readonly string[];
   /** The operator's namespace. */
   operatorNamespace: string;
   /** Where ClusterDelegationSigner Secrets live by default (cert-manager's "cluster resource namespace"); default operatorNamespace. */
@@ -73,10 +73,10 @@ function dependenciesOf(dc: DelegatedCredential): string[] {
 
 export class Controller {
   readonly queue: WorkQueue;
-  readonly credentials: Informer<DelegatedCredential>;
-  readonly signers: Informer<DelegationSigner>;
+  readonly credentials: NamespacedInformers<DelegatedCredential>;
+  readonly signers: NamespacedInformers<DelegationSigner>;
   readonly clusterSigners: Informer<DelegationSigner>;
-  readonly outputSecrets: Informer<V1Secret>;
+  readonly outputSecrets: NamespacedInformers<V1Secret>;
   readonly certificateSecrets: CertificateSecrets;
   readonly keyless: KeylessSigners;
   readonly keySecrets: KeySecretWatches;
@@ -92,13 +92,17 @@ export class Controller {
   private readonly stopping = new Promise<void>((resolve) => (this.stopRequested = resolve));
 
   constructor(private readonly deps: ControllerDeps) {
-    const { kube, clock, log, namespace } = deps;
+    const { kube, clock, log, namespaces } = deps;
     this.queue = new WorkQueue(clock);
     const ilog = { warn: log.warn.bind(log), debug: log.debug.bind(log) };
-    this.credentials = new Informer('delegatedcredentials', kube.customSource<DelegatedCredential>(RESOURCES.delegatedCredentials.plural, namespace), (o) => o, clock, ilog);
-    this.signers = new Informer('delegationsigners', kube.customSource<DelegationSigner>(RESOURCES.delegationSigners.plural, namespace), (o) => o, clock, ilog);
+    const named = (name: string, ns: string | undefined): string => (ns === undefined ? name : `${name}/${ns}`);
+    this.credentials = new NamespacedInformers(namespaces, (ns) =>
+      new Informer(named('delegatedcredentials', ns), kube.customSource<DelegatedCredential>(RESOURCES.delegatedCredentials.plural, ns), (o) => o, clock, ilog));
+    this.signers = new NamespacedInformers(namespaces, (ns) =>
+      new Informer(named('delegationsigners', ns), kube.customSource<DelegationSigner>(RESOURCES.delegationSigners.plural, ns), (o) => o, clock, ilog));
     this.clusterSigners = new Informer('clusterdelegationsigners', kube.customSource<DelegationSigner>(RESOURCES.clusterDelegationSigners.plural, undefined, true), (o) => o, clock, ilog);
-    this.outputSecrets = new Informer('output-secrets', kube.secretSource(namespace, { labelSelector: MANAGED_SELECTOR }), (o) => o, clock, ilog);
+    this.outputSecrets = new NamespacedInformers(namespaces, (ns) =>
+      new Informer(named('output-secrets', ns), kube.secretSource(ns, { labelSelector: MANAGED_SELECTOR }), (o) => o, clock, ilog));
     this.certificateSecrets = new CertificateSecrets((ns) => kube.secretSource(ns, { fieldSelector: CERTIFICATE_SECRET_SELECTOR }), clock, ilog);
     const listers: Listers = {
       delegatedCredential: (ns, name) => this.credentials.get(`${ns}/${name}`),

@@ -293,3 +293,64 @@ export class Informer<R extends ObjectMeta, T = R> {
     });
   }
 }
+
+// ---- one resource in several namespaces ------------------------------------------------------
+
+/**
+ * One resource watched in the namespaces the controller is limited to (`--namespace` given once
+ * or more): one Informer per namespace, read as one store (keys `namespace/name`, as an Informer's).
+ * Without a namespace list, one Informer over all namespaces. A list/watch across namespaces
+ * needs rights in every namespace, so a namespaced install cannot use a single one.
+ */
+export class NamespacedInformers<R extends ObjectMeta, T = R> {
+  private readonly all: Informer<R, T> | undefined;
+  private readonly byNamespace = new Map<string, Informer<R, T>>();
+  /** Resolves once every namespace's first list succeeded. */
+  readonly synced: Promise<void>;
+
+  constructor(namespaces: readonly string[] | undefined, make: (namespace: string | undefined) => Informer<R, T>) {
+    if (namespaces === undefined || namespaces.length === 0) this.all = make(undefined);
+    else for (const ns of new Set(namespaces)) this.byNamespace.set(ns, make(ns));
+    this.synced = Promise.all(this.informers().map((i) => i.synced)).then(() => undefined);
+  }
+
+  /** The namespaces watched, or undefined for all of them. */
+  get namespaces(): string[] | undefined {
+    return this.all ? undefined : [...this.byNamespace.keys()];
+  }
+
+  on(handler: ChangeHandler<T>): void {
+    for (const i of this.informers()) i.on(handler);
+  }
+
+  get(key: string): T | undefined {
+    if (this.all) return this.all.get(key);
+    const slash = key.indexOf('/');
+    return slash < 0 ? undefined : this.byNamespace.get(key.slice(0, slash))?.get(key);
+  }
+
+  list(): T[] {
+    return this.informers().flatMap((i) => i.list());
+  }
+
+  /** As Informer.prime; an object outside the watched namespaces is ignored. */
+  prime(object: R): void {
+    (this.all ?? this.byNamespace.get(object.metadata?.namespace ?? ''))?.prime(object);
+  }
+
+  hasSynced(): boolean {
+    return this.informers().every((i) => i.hasSynced());
+  }
+
+  start(): void {
+    for (const i of this.informers()) i.start();
+  }
+
+  async stop(): Promise<void> {
+    await Promise.all(this.informers().map((i) => i.stop()));
+  }
+
+  private informers(): Informer<R, T>[] {
+    return this.all ? [this.all] : [...this.byNamespace.values()];
+  }
+}

@@ -15,7 +15,9 @@ import type { Logger } from './ports.js';
 export interface ControllerOptions {
   /** Path of a kubeconfig; default: $KUBECONFIG, ~/.kube/config, or the in-cluster service account. */
   kubeconfig?: string;
-  /** Watch DelegatedCredentials in this namespace only; default: all namespaces. */
+  /** Watch DelegatedCredentials, DelegationSigners and output Secrets in these namespaces only; default: all namespaces. */
+  namespaces?: readonly string[];
+  /** Shorthand for `namespaces: [namespace]`. */
   namespace?: string;
   /** The operator's own namespace: the Lease lives here. */
   operatorNamespace?: string;
@@ -68,6 +70,7 @@ export async function runController(opts: ControllerOptions): Promise<Controller
   const count = (verb: string, resource: string): void => metrics.apiRequest(verb, resource);
   const kube = new KubeClient(kc, count);
   const operatorNamespace = opts.operatorNamespace ?? process.env['POD_NAMESPACE'] ?? 'dc-operator';
+  const namespaces = [...new Set([...(opts.namespaces ?? []), ...(opts.namespace !== undefined ? [opts.namespace] : [])])];
   const identity = opts.identity ?? `${hostname()}-${process.pid}-${randomBytes(3).toString('hex')}`;
   const events = new KubeEventRecorder(kube.core, clock, log, 'dc-operator', process.env['HOSTNAME'] ?? hostname(), count);
   let controller: Controller | undefined;
@@ -96,7 +99,7 @@ export async function runController(opts: ControllerOptions): Promise<Controller
       log,
       events,
       metrics,
-      namespace: opts.namespace,
+      namespaces,
       operatorNamespace,
       clusterResourceNamespace: opts.clusterResourceNamespace ?? operatorNamespace,
       keylessPingMinMs: opts.keylessPingMinMs,
@@ -130,7 +133,7 @@ export async function runController(opts: ControllerOptions): Promise<Controller
       },
     },
   });
-  log.info('dc-operator controller starting', { identity, namespace: opts.namespace ?? '(all)', operatorNamespace, clusterResourceNamespace: opts.clusterResourceNamespace ?? operatorNamespace, metricsPort: http.port });
+  log.info('dc-operator controller starting', { identity, namespaces: namespaces.length > 0 ? namespaces : '(all)', operatorNamespace, clusterResourceNamespace: opts.clusterResourceNamespace ?? operatorNamespace, metricsPort: http.port });
 
   // The election loop runs until stop(); without election this process leads at once.
   const campaign = elector ? elector.run(startController, stopController) : (startController(), Promise.resolve());

@@ -7,6 +7,15 @@ import { createLogger } from '../../operator/logger.js';
 
 const LOG_LEVELS = ['error', 'warn', 'info', 'debug'] as const;
 
+/** The namespaces of `--namespace a --namespace b,c`, each checked, without repeats. */
+export function namespaceList(values: readonly string[]): string[] {
+  const namespaces = [...new Set(values.flatMap((v) => v.split(',')).map((n) => n.trim()))];
+  for (const n of namespaces) {
+    if (!/^[a-z0-9]([-a-z0-9]*[a-z0-9])?$/.test(n) || n.length > 63) throw new UsageError(`"${n}" is not a namespace name`, '--namespace');
+  }
+  return namespaces;
+}
+
 export const controller = defineCommand({
   path: ['controller'],
   summary: 'Run the operator: keep the delegated credentials of every DelegatedCredential issued and fresh',
@@ -22,7 +31,7 @@ the leader issues, and a stopping leader releases the lease. Serves /metrics, /h
 on --metrics-port. JSON logs on stderr. Stops on SIGTERM or SIGINT.`,
   options: {
     kubeconfig: { type: 'string', value: 'FILE', description: 'kubeconfig file (default: $KUBECONFIG, ~/.kube/config, in-cluster)' },
-    namespace: { type: 'string', value: 'NS', description: 'watch only this namespace (default: all namespaces)' },
+    namespace: { type: 'string', multiple: true, value: 'NS', description: 'watch only this namespace; repeat it, or separate names with commas, for several (default: all namespaces)' },
     'operator-namespace': { type: 'string', value: 'NS', description: 'namespace of the leader Lease (default: $POD_NAMESPACE or dc-operator)' },
     'cluster-resource-namespace': { type: 'string', value: 'NS', description: 'namespace of the Secrets of ClusterDelegationSigners (key, keyless CA bundle and client certificate; default: the operator namespace)' },
     'metrics-port': { type: 'string', value: 'N', description: 'port of /metrics, /healthz and /readyz', default: '9090' },
@@ -31,18 +40,16 @@ on --metrics-port. JSON logs on stderr. Stops on SIGTERM or SIGINT.`,
     'no-leader-election': { type: 'boolean', description: 'act as leader at once (a single replica only)' },
     'log-level': { type: 'string', value: 'LEVEL', description: `${LOG_LEVELS.join(', ')}`, default: 'info' },
   },
-  examples: ['dc-operator controller', 'dc-operator controller --kubeconfig .dev/kubeconfig --operator-namespace dc-operator --metrics-port 9090'],
+  examples: ['dc-operator controller', 'dc-operator controller --namespace shop --namespace payments --cluster-resource-namespace dc-operator', 'dc-operator controller --kubeconfig .dev/kubeconfig --operator-namespace dc-operator --metrics-port 9090'],
   validate(v) {
-    if (v.namespace !== undefined && !/^[a-z0-9]([-a-z0-9]*[a-z0-9])?$/.test(v.namespace)) {
-      throw new UsageError(`"${v.namespace}" is not a namespace name`, '--namespace');
-    }
+    const namespaces = namespaceList(v.namespace);
     const crn = v['cluster-resource-namespace'];
     if (crn !== undefined && !/^[a-z0-9]([-a-z0-9]*[a-z0-9])?$/.test(crn)) {
       throw new UsageError(`"${crn}" is not a namespace name`, '--cluster-resource-namespace');
     }
     return {
       kubeconfig: v.kubeconfig,
-      namespace: v.namespace,
+      namespaces,
       operatorNamespace: v['operator-namespace'],
       clusterResourceNamespace: crn,
       metricsPort: integerFlag('--metrics-port', v['metrics-port'], 0, 65535),
@@ -58,7 +65,7 @@ on --metrics-port. JSON logs on stderr. Stops on SIGTERM or SIGINT.`,
     try {
       handle = await runController({
         kubeconfig: c.kubeconfig === undefined ? undefined : resolvePath(ctx.cwd, c.kubeconfig),
-        namespace: c.namespace,
+        namespaces: c.namespaces,
         operatorNamespace: c.operatorNamespace ?? ctx.env['POD_NAMESPACE'],
         clusterResourceNamespace: c.clusterResourceNamespace,
         metricsPort: c.metricsPort,

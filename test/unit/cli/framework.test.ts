@@ -4,6 +4,7 @@ import { defineCommand, type CommandContext } from '../../../src/cli/framework/c
 import { CommandFailed, UsageError } from '../../../src/cli/framework/errors.js';
 import { CommandRegistry, type ProgramContext } from '../../../src/cli/framework/registry.js';
 import { integerFlag, ipFlag, oneOf } from '../../../src/cli/framework/flags.js';
+import { namespaceList } from '../../../src/cli/commands/controller.js';
 
 function capture(env: Record<string, string> = {}): ProgramContext & { out: string; err: string } {
   const c = {
@@ -153,5 +154,12 @@ void describe('command framework', () => {
     assert.throws(() => integerFlag('--n', '1.5', 1, 9), /--n: must be a whole number, got "1\.5"/);
     assert.throws(() => ipFlag('--ip', 'localhost'), /--ip: "localhost" is not an IPv4 or IPv6 address/);
     assert.equal(ipFlag('--ip', '::1'), '::1');
+  });
+
+  void it('reads `controller --namespace` given several times or comma-separated, each name checked', () => {
+    assert.deepEqual(namespaceList([]), []);
+    assert.deepEqual(namespaceList(['shop', 'pay,shop', ' ops ']), ['shop', 'pay', 'ops']);
+    assert.throws(() => namespaceList(['shop,Pay']), /^UsageError: --namespace: "Pay" is not a namespace name$/);
+    assert.throws(() => namespaceList(['shop,']), /"" is not a namespace name/);
   });
 });

@@ -1,7 +1,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { FakeClock } from '../../../src/operator/clock.js';
-import { Informer, replaceStore, type ListWatchSource, type StoredEntry, type WatchEventType } from '../../../src/operator/informer.js';
+import { Informer, NamespacedInformers, replaceStore, type ListWatchSource, type StoredEntry, type WatchEventType } from '../../../src/operator/informer.js';
 
 interface Obj {
   metadata: { name: string; namespace: string; resourceVersion: string };
@@ -160,4 +160,43 @@ void test('after prime, watch events older than our own write are ignored and th
   assert.equal(informer.get('ns/a')?.data, 'newer');
   assert.deepEqual(seen, ['add:v5', 'update:newer']);
   await informer.stop();
+});
+
+void test('NamespacedInformers: one informer per namespace, read as one store; one over all namespaces without a list', async () => {
+  const sources = new Map<string, ScriptedSource>();
+  const made: Array<string | undefined> = [];
+  const at = (ns: string, name: string, rv: string): Obj => ({ metadata: { name, namespace: ns, resourceVersion: rv } });
+  const set = new NamespacedInformers<Obj>(['a', 'b', 'a'], (ns) => {
+    made.push(ns);
+    const source = new ScriptedSource();
+    source.lists.push({ kind: 'list', items: [at(ns ?? '', 'x', '1')], rv: '5' });
+    sources.set(ns ?? '', source);
+    return new Informer(`test/${ns ?? ''}`, source, (o: Obj) => o, new FakeClock(), quiet);
+  });
+  assert.deepEqual(made, ['a', 'b'], 'one informer per distinct namespace');
+  assert.deepEqual(set.namespaces, ['a', 'b']);
+  const seen: string[] = [];
+  set.on((c) => seen.push(`${c.type}:${c.object.metadata.namespace}/${c.object.metadata.name}`));
+  set.start();
+  await set.synced;
+  assert.equal(set.hasSynced(), true);
+  assert.deepEqual(seen.sort(), ['add:a/x', 'add:b/x']);
+  assert.equal(set.get('a/x')?.metadata.namespace, 'a');
+  assert.equal(set.get('c/x'), undefined, 'a namespace not watched');
+  assert.equal(set.list().length, 2);
+  set.prime(at('b', 'y', '7'));
+  set.prime(at('c', 'y', '7'));
+  assert.ok(set.get('b/y'), 'primed into its namespace\'s store');
+  assert.equal(set.get('c/y'), undefined, 'an object of another namespace is not kept');
+  await set.stop();
+
+  const madeAll: Array<string | undefined> = [];
+  const all = new NamespacedInformers<Obj>(undefined, (ns) => {
+    madeAll.push(ns);
+    return new Informer('all', new ScriptedSource(), (o: Obj) => o, new FakeClock(), quiet);
+  });
+  assert.deepEqual(madeAll, [undefined], 'all namespaces: one informer without a namespace');
+  assert.equal(all.namespaces, undefined);
+  all.prime(at('anywhere', 'z', '1'));
+  assert.ok(all.get('anywhere/z'));
 });
