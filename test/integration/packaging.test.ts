@@ -18,7 +18,7 @@ import { join } from 'node:path';
 import { AdmissionregistrationV1Api, CoordinationV1Api, CoreV1Api, CustomObjectsApi, KubeConfig, loadAllYaml, type V1MutatingWebhookConfiguration, type V1PolicyRule } from '@kubernetes/client-node';
 import { ensureBinaries, freePort, helmPath, kubectlPath, repoRoot } from '../support/control-plane.js';
 import { createTestNamespace, testKubeConfig, testKubeconfigPath, uniqueName, withNamespace } from '../support/cluster.js';
-import { CONTROLLER_RULES, LEASE_RULES } from '../../src/operator/rbac.js';
+import { CONTROLLER_RULES, LEASE_RULES, controllerRbac } from '../../src/operator/rbac.js';
 import { WEBHOOK_RBAC, buildMutatingWebhookConfiguration } from '../../src/webhook/webhook-configuration.js';
 
 const CHART = join(repoRoot, 'charts', 'dc-operator');
@@ -120,7 +120,7 @@ void describe('packaging', () => {
 
   void it('passes helm lint --strict, with default values and with every optional part switched on', async () => {
     await run(helm, ['lint', '--strict', CHART]);
-    await run(helm, ['lint', '--strict', CHART, '--set', 'webhook.certMode=cert-manager', '--set', 'controller.watchNamespace=apps',
+    await run(helm, ['lint', '--strict', CHART, '--set', 'webhook.certMode=cert-manager', '--set', 'controller.watchNamespaces={apps,shop}',
       '--set', 'metrics.serviceMonitor.enabled=true', '--set', 'namespace.create=true', '--set', 'crds.keep=false']);
   });
 
@@ -188,6 +188,40 @@ void describe('packaging', () => {
         assert.ok(!r.verbs?.includes('patch'), `${o.kind}/${o.metadata.name} may not patch Secrets`);
         if (/webhook/.test(o.metadata.name ?? '')) assert.ok(!r.verbs?.includes('delete'), `${o.kind}/${o.metadata.name} may not delete Secrets`);
       }
+    }
+  });
+
+  void it('with controller.watchNamespaces renders the Roles src/operator/rbac.ts builds: one per namespace, one to read signer Secrets, and a ClusterRole without Secrets', async () => {
+    type Rbac = K8sObject & { rules?: V1PolicyRule[]; roleRef?: { kind: string; name: string }; subjects?: Array<{ kind: string; name: string; namespace?: string }> };
+    const ours = (o: K8sObject): boolean => o.metadata.name.startsWith('dc-operator-controller') && !o.metadata.name.endsWith('-leader-election');
+    const cases: Array<{ set: string[]; watch: string[]; clusterResourceNamespace?: string; signerKeysRole: boolean }> = [
+      { set: ['controller.watchNamespaces={shop,pay}'], watch: ['shop', 'pay'], signerKeysRole: true },
+      // The cluster resource namespace watched anyway: its Role already reads Secrets.
+      { set: ['controller.watchNamespaces={shop,dc-operator}'], watch: ['shop', 'dc-operator'], signerKeysRole: false },
+      { set: ['controller.watchNamespaces={shop}', 'controller.clusterResourceNamespace=cert-ops'], watch: ['shop'], clusterResourceNamespace: 'cert-ops', signerKeysRole: true },
+      // The deprecated single value still works, merged into the list.
+      { set: ['controller.watchNamespaces={shop}', 'controller.watchNamespace=pay'], watch: ['shop', 'pay'], signerKeysRole: true },
+    ];
+    for (const c of cases) {
+      const objs = (await render('dc-operator', 'dc-operator', ...c.set)) as Rbac[];
+      const code = controllerRbac({ namespace: 'dc-operator', serviceAccount: 'dc-operator-controller', watchNamespaces: c.watch, clusterResourceNamespace: c.clusterResourceNamespace });
+      const what = c.set.join(' ');
+      const clusterRole = find(objs, 'ClusterRole', 'dc-operator-controller') as Rbac;
+      assert.deepEqual(clusterRole.rules?.map(ruleShape), code.clusterRole.rules?.map(ruleShape), `${what}: ClusterRole`);
+      assert.ok(!clusterRole.rules?.some((r) => r.resources?.includes('secrets')), `${what}: no Secret rights cluster-wide`);
+
+      const key = (o: { metadata?: { namespace?: string; name?: string } }): string => `${o.metadata?.namespace ?? ''}/${o.metadata?.name ?? ''}`;
+      const chartRoles = objs.filter((o) => o.kind === 'Role' && ours(o)).map((o) => [key(o), o.rules?.map(ruleShape)] as const).sort();
+      const codeRoles = code.roles.map((r) => [key(r.role), r.role.rules?.map(ruleShape)] as const).sort();
+      assert.deepEqual(chartRoles, codeRoles, `${what}: Roles`);
+      assert.equal(chartRoles.some(([k]) => k.endsWith('-signer-keys')), c.signerKeysRole, `${what}: signer-keys Role`);
+      const chartBindings = objs.filter((o) => o.kind === 'RoleBinding' && ours(o)).map((o) => plain([key(o), o.roleRef, o.subjects])).sort();
+      const codeBindings = code.roles.map((r) => plain([key(r.roleBinding), r.roleBinding.roleRef, r.roleBinding.subjects])).sort();
+      assert.deepEqual(chartBindings, codeBindings, `${what}: RoleBindings`);
+
+      const deployment = find(objs, 'Deployment', 'dc-operator-controller') as unknown as { spec: { template: { spec: { containers: Array<{ args: string[] }> } } } };
+      const args = deployment.spec.template.spec.containers[0]?.args ?? [];
+      assert.deepEqual(args.filter((a) => a.startsWith('--namespace=')), c.watch.map((n) => `--namespace=${n}`), `${what}: the controller watches those namespaces`);
     }
   });
 
@@ -297,9 +331,11 @@ void describe('packaging', () => {
   /**
    * helm install, then the controller and the webhook run with tokens of the chart's ServiceAccounts
    * and the chart's arguments; the DelegatedCredential lives in appNs (the release namespace when
-   * not given). watchNamespace: the chart's controller.watchNamespace (and --namespace).
+   * not given). watchNamespaces: the chart's controller.watchNamespaces (and --namespace) names
+   * appNs, and a second DelegatedCredential signs with a ClusterDelegationSigner whose key Secret
+   * lives in the cluster resource namespace (read and watched through the -signer-keys Role).
    */
-  async function runWithChartRbac(opts: { watchNamespace?: boolean }): Promise<void> {
+  async function runWithChartRbac(opts: { watchNamespaces?: boolean }): Promise<void> {
     const env = { KUBECONFIG: kubeconfig };
     const release = uniqueName('rbac');
     const full = `${release}-dc-operator`;
@@ -314,13 +350,13 @@ void describe('packaging', () => {
       procs.push(p);
     };
     const logs = (): string => output.split('\n').slice(-20).join('\n');
-    const appNsHandle = opts.watchNamespace ? await createTestNamespace('pkg-rbac-app') : undefined;
+    const appNsHandle = opts.watchNamespaces ? await createTestNamespace('pkg-rbac-app') : undefined;
     await withNamespace(async (ns) => {
       let installed = false;
       const appNs = appNsHandle?.name ?? ns.name;
       try {
         await run(helm, ['install', release, CHART, '--namespace', ns.name, '--take-ownership',
-          ...(appNsHandle ? ['--set', `controller.watchNamespace=${appNs}`] : []),
+          ...(appNsHandle ? ['--set', `controller.watchNamespaces={${appNs}}`] : []),
           '--set', 'webhook.namespaceSelector.matchExpressions[0].key=dc-operator.test/never',
           '--set', 'webhook.namespaceSelector.matchExpressions[0].operator=Exists'], { env });
         installed = true;
@@ -348,6 +384,23 @@ void describe('packaging', () => {
         }, logs);
         const secret = await core.readNamespacedSecret({ namespace: appNs, name: 'web-dc' });
         assert.ok(secret.data?.['ecdsa_secp256r1_sha256.cred'], 'the output Secret holds a credential');
+        if (appNsHandle) {
+          await core.createNamespacedSecret({ namespace: ns.name, body: { metadata: { name: 'signer-key' }, stringData: { 'tls.key': cert.key } } });
+          await core.createNamespacedSecret({ namespace: appNs, body: { metadata: { name: 'crt-only' }, type: 'kubernetes.io/tls', stringData: { 'tls.crt': cert.crt, 'tls.key': '' } } });
+          const signer = { group: 'dc-operator.io', version: 'v1alpha1', plural: 'clusterdelegationsigners' };
+          await custom.createClusterCustomObject({ ...signer, body: { apiVersion: 'dc-operator.io/v1alpha1', kind: 'ClusterDelegationSigner', metadata: { name: `${release}-signer` },
+            spec: { inCluster: { keySecretRef: { name: 'signer-key' } } } } });
+          try {
+            await custom.createNamespacedCustomObject({ ...dc, body: { apiVersion: 'dc-operator.io/v1alpha1', kind: 'DelegatedCredential', metadata: { name: 'signed' },
+              spec: { certificateSecretRef: { name: 'crt-only' }, secretName: 'signed-dc', signerRef: { kind: 'ClusterDelegationSigner', name: `${release}-signer` } } } });
+            await until('the DelegatedCredential signed by the ClusterDelegationSigner Ready', 60_000, async () => {
+              const o = (await custom.getNamespacedCustomObject({ ...dc, name: 'signed' })) as { status?: { conditions?: Array<{ type: string; status: string }> } };
+              return o.status?.conditions?.some((c) => c.type === 'Ready' && c.status === 'True') ? true : undefined;
+            }, logs);
+          } finally {
+            await custom.deleteClusterCustomObject({ ...signer, name: `${release}-signer` });
+          }
+        }
         const lease = await admin.makeApiClient(CoordinationV1Api).readNamespacedLease({ namespace: ns.name, name: 'dc-operator-controller' });
         assert.ok(lease.spec?.holderIdentity, 'the controller holds the Lease its Role names');
 
@@ -378,7 +431,7 @@ void describe('packaging', () => {
     await runWithChartRbac({});
   });
 
-  void it('issues with controller.watchNamespace, where Secrets and Events rights come from a Role in that namespace only', { timeout: 120_000 }, async () => {
-    await runWithChartRbac({ watchNamespace: true });
+  void it('issues with controller.watchNamespaces, where Secrets and Events rights come from a Role in that namespace and signer keys through a Role in the release namespace', { timeout: 120_000 }, async () => {
+    await runWithChartRbac({ watchNamespaces: true });
   });
 });

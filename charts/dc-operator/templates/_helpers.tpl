@@ -18,6 +18,17 @@
 {{- end -}}
 
 {{- define "dc-operator.controller.name" -}}{{ include "dc-operator.fullname" . }}-controller{{- end -}}
+{{/* The controller's watched namespaces, as JSON: controller.watchNamespaces plus the deprecated controller.watchNamespace. [] : all. */}}
+{{- define "dc-operator.controller.watchNamespaces" -}}
+{{- $all := list -}}
+{{- range .Values.controller.watchNamespaces -}}
+{{- $all = append $all . -}}
+{{- end -}}
+{{- if .Values.controller.watchNamespace -}}
+{{- $all = append $all .Values.controller.watchNamespace -}}
+{{- end -}}
+{{- toJson (uniq $all) -}}
+{{- end -}}
 {{- define "dc-operator.webhook.name" -}}{{ include "dc-operator.fullname" . }}-webhook{{- end -}}
 {{- define "dc-operator.webhook.caSecret" -}}{{ include "dc-operator.fullname" . }}-webhook-ca{{- end -}}
 {{- define "dc-operator.webhook.tlsSecret" -}}{{ include "dc-operator.fullname" . }}-webhook-tls{{- end -}}
