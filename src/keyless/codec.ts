@@ -68,7 +68,8 @@ export interface EncodeOptions {
 
 const SKI_LENGTH = 20;
 const CERTIFICATE_DIGEST_LENGTH = 32;
-const utf8 = new TextDecoder('utf-8', { fatal: true });
+// ignoreBOM: a leading U+FEFF is part of the text; stripping it would change the server name or ID.
+const utf8 = new TextDecoder('utf-8', { fatal: true, ignoreBOM: true });
 const utf8Encoder = new TextEncoder();
 
 // --- header ---------------------------------------------------------------------------------

@@ -118,6 +118,15 @@ void describe('keyless codec', () => {
     assert.throws(() => decodeOperation(Uint8Array.of(Tag.payload, 0, 1, 5)), KeylessFormatError);
   });
 
+  void it('keeps a leading byte order mark in text items (found by the keyless-codec fuzz target)', () => {
+    const bom = Uint8Array.of(0xef, 0xbb, 0xbf);
+    const body = Buffer.concat([Uint8Array.of(Tag.opcode, 0, 1, Opcode.ping, Tag.serverName, 0, 4), bom, Uint8Array.of(0x61)]);
+    const op = decodeOperation(body);
+    assert.equal(op.serverName, '\ufeffa');
+    assert.deepEqual(Buffer.from(op.serverName!, 'utf8'), Buffer.concat([bom, Uint8Array.of(0x61)]));
+    assert.equal(decodeMessage(encodeMessage(1, op)).operation.serverName, '\ufeffa');
+  });
+
   void it('rejects an opcode item that is not one byte', () => {
     assert.throws(() => decodeOperation(Uint8Array.of(Tag.opcode, 0, 2, 1, 2)), /opcode item must be 1 byte/);
   });
