@@ -24,6 +24,7 @@ help:
 	@echo "make control-plane-up     start a local etcd + kube-apiserver, kubeconfig in .dev/kubeconfig"
 	@echo "make control-plane-down   stop it and clean up"
 	@echo "make bench                run the benchmarks in bench/"
+	@echo "make fuzz                 fuzz every target for FUZZ_SECONDS (default 60) each, or TARGET=name"
 	@echo "make node-version         print the version and path of the Node that make's targets use"
 	@echo "make crds                 regenerate crds/ from the TypeScript API (src/operator/api)"
 	@echo "make manifests            copy crds/ into the chart, render manifests/install.yaml from it"
@@ -88,6 +89,25 @@ test-interop: build system-deps
 .PHONY: test-integration
 test-integration: build control-plane
 	node scripts/run-tests.mjs integration --test-concurrency=1
+
+# --- fuzzing (test/fuzz/README.md) ----------------------------------------------------------
+# `make test` runs a few seconds of each target in the unit suite (test/unit/fuzz/).
+# `make fuzz` runs each target (or TARGET=a,b) for FUZZ_SECONDS; new inputs go to .dev/fuzz/corpus/,
+# crashing ones to test/fuzz/crashes/<target>/ with the command that replays them.
+FUZZ_SECONDS ?= 60
+.PHONY: fuzz
+fuzz: build
+	node dist/test/fuzz/cli.js run --seconds $(FUZZ_SECONDS) $(if $(TARGET),--target $(TARGET)) $(if $(FUZZ_SEED),--seed $(FUZZ_SEED))
+
+# Replays one input: make fuzz-repro TARGET=tls-codec INPUT=test/fuzz/crashes/tls-codec/crash-...
+.PHONY: fuzz-repro
+fuzz-repro: build
+	node dist/test/fuzz/cli.js repro --target $(TARGET) --input $(INPUT)
+
+# Regenerates the seed corpora (test/fuzz/corpus/*/seed-*) and test/fuzz/fixtures/.
+.PHONY: fuzz-corpus
+fuzz-corpus: build
+	node dist/test/fuzz/generate-corpus.js
 
 # --- control plane --------------------------------------------------------------------------
 # Binaries: $KUBEBUILDER_ASSETS, else ~/.cache/dc-operator/k8s/<version>/, else the envtest

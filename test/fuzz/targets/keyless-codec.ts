@@ -1,0 +1,75 @@
+/**
+ * The keyless codec (src/keyless/codec.ts): byte 0 says how the rest is cut into chunks for the
+ * stream FrameDecoder (with a 1 KiB body limit, so oversized frames are skipped too); each frame's
+ * body is decoded, and the whole rest as one message. Decoded operations must survive
+ * encodeMessage → decodeMessage unchanged. Only KeylessError (with its wire error code) may be thrown.
+ */
+import { decodeItems, decodeMessage, decodeOperation, encodeMessage, FrameDecoder, type Operation } from '../../../src/keyless/codec.js';
+import { KeylessError } from '../../../src/keyless/errors.js';
+import { Opcode, Tag } from '../../../src/keyless/protocol.js';
+import { canonical, check, chunked, type FuzzTarget } from '../target.js';
+
+function isKeylessError(e: unknown): boolean {
+  return e instanceof KeylessError;
+}
+
+const TEXT_ITEMS: ReadonlyMap<number, keyof Operation> = new Map([
+  [Tag.serverName, 'serverName'],
+  [Tag.certificateId, 'certificateId'],
+  [Tag.customFuncName, 'customFuncName'],
+] as const);
+
+/** Text items decode losslessly: the string encodes back to the bytes on the wire. */
+function textIsExact(body: Uint8Array, op: Operation): void {
+  for (const { tag, value } of decodeItems(body)) {
+    const field = TEXT_ITEMS.get(tag);
+    if (field === undefined) continue;
+    const text = op[field] as string;
+    check(Buffer.from(text, 'utf8').equals(value), `${field} ${JSON.stringify(text)} is not the ${value.length} bytes on the wire (${Buffer.from(value).toString('hex').slice(0, 64)})`);
+  }
+}
+
+function roundTrip(id: number, op: Operation): void {
+  let again: Operation;
+  try {
+    again = decodeMessage(encodeMessage(id, op)).operation;
+  } catch (e) {
+    check(false, `a decoded operation does not encode and decode again: ${String(e)}`);
+  }
+  check(canonical(again) === canonical(op), `operation changed through encode/decode: ${canonical(op).slice(0, 300)} → ${canonical(again).slice(0, 300)}`);
+}
+
+export const target: FuzzTarget = {
+  description: 'chunking byte + a keyless byte stream → frames, operations; decoded operations round-trip',
+  maxLength: 4096,
+  // Tags, opcodes, the version, and UTF-8 edge cases for the text items (a BOM, an overlong
+  // NUL, a surrogate, a code point past U+10FFFF).
+  dictionary: [
+    ...[...Object.values(Tag), ...Object.values(Opcode)].map((v) => Uint8Array.of(v)),
+    Uint8Array.of(1, 0),
+    Uint8Array.of(0xef, 0xbb, 0xbf),
+    Uint8Array.of(0xc0, 0x80),
+    Uint8Array.of(0xed, 0xa0, 0x80),
+    Uint8Array.of(0xf4, 0x90, 0x80, 0x80),
+  ],
+  modules: ['src/keyless/codec', 'src/keyless/protocol', 'src/keyless/errors'],
+  run(data) {
+    const frames = new FrameDecoder(1024);
+    for (const chunk of chunked(data)) {
+      for (const frame of frames.push(chunk)) {
+        if (frame.kind !== 'message') continue;
+        try {
+          const op = decodeOperation(frame.body);
+          textIsExact(frame.body, op);
+          roundTrip(frame.header.id, op);
+        } catch (e) {
+          if (!isKeylessError(e)) throw e;
+        }
+      }
+    }
+    const message = decodeMessage(data.subarray(1));
+    textIsExact(data.subarray(9), message.operation);
+    roundTrip(message.id, message.operation);
+  },
+  expected: isKeylessError,
+};
