@@ -1,7 +1,7 @@
-// Wires informers → work queue → reconciler workers. Handlers only enqueue keys (style #10);
-// indexes map a certificate Secret, a signer or an output Secret back to the
+// Wires informers → work queue → reconciler workers. Handlers only enqueue keys;
+// indexes map a certificate Secret, a signer, a namespace or an output Secret back to the
 // DelegatedCredentials that depend on it.
-import type { V1Secret } from '@kubernetes/client-node';
+import type { V1Namespace, V1Secret } from '@kubernetes/client-node';
 import type { DelegatedCredential, DelegationSigner } from './api/v1alpha1.js';
 import { RESOURCES } from './api/v1alpha1.js';
 import { CertificateSecrets, CERTIFICATE_SECRET_SELECTOR } from './certificate-secrets.js';
@@ -68,7 +68,25 @@ function dependenciesOf(dc: DelegatedCredential): string[] {
   const deps = [`cert:${ns}/${dc.spec.certificateSecretRef.name}`];
   const ref = dc.spec.signerRef;
   if (ref) deps.push(`signer:${signerIdOf(ref.kind, ns, ref.name)}`);
+  // A ClusterDelegationSigner's namespaceSelector is matched against the namespace's labels.
+  if (ref?.kind === 'ClusterDelegationSigner') deps.push(`namespace:${ns}`);
   return deps;
+}
+
+/** What the namespace cache keeps: name and labels (nothing else of a Namespace is read). */
+interface NamespaceProjection {
+  name: string;
+  labels: Record<string, string>;
+}
+
+function projectNamespace(ns: V1Namespace): NamespaceProjection {
+  return { name: ns.metadata?.name ?? '', labels: { ...(ns.metadata?.labels ?? {}) } };
+}
+
+function sameLabels(a: Record<string, string> | undefined, b: Record<string, string>): boolean {
+  if (a === undefined) return false;
+  const keys = Object.keys(a);
+  return keys.length === Object.keys(b).length && keys.every((k) => a[k] === b[k]);
 }
 
 export class Controller {
@@ -77,6 +95,7 @@ export class Controller {
   readonly signers: NamespacedInformers<DelegationSigner>;
   readonly clusterSigners: Informer<DelegationSigner>;
   readonly outputSecrets: NamespacedInformers<V1Secret>;
+  readonly namespaces: Informer<V1Namespace, NamespaceProjection>;
   readonly certificateSecrets: CertificateSecrets;
   readonly keyless: KeylessSigners;
   readonly keySecrets: KeySecretWatches;
@@ -103,12 +122,22 @@ export class Controller {
     this.clusterSigners = new Informer('clusterdelegationsigners', kube.customSource<DelegationSigner>(RESOURCES.clusterDelegationSigners.plural, undefined, true), (o) => o, clock, ilog);
     this.outputSecrets = new NamespacedInformers(namespaces, (ns) =>
       new Informer(named('output-secrets', ns), kube.secretSource(ns, { labelSelector: MANAGED_SELECTOR }), (o) => o, clock, ilog));
+    // Only the watched namespace when there is exactly one; else every namespace (name and labels
+    // only, small). Namespaces are cluster-scoped: one informer keyed by name either way.
+    this.namespaces = new Informer('namespaces', kube.namespaceSource(namespaces?.length === 1 ? namespaces[0] : undefined), projectNamespace, clock, ilog);
     this.certificateSecrets = new CertificateSecrets((ns) => kube.secretSource(ns, { fieldSelector: CERTIFICATE_SECRET_SELECTOR }), clock, ilog);
     const listers: Listers = {
       delegatedCredential: (ns, name) => this.credentials.get(`${ns}/${name}`),
       outputSecret: (ns, name) => this.outputSecrets.get(`${ns}/${name}`),
       certificateSecret: (ns, name) => this.certificateSecrets.lookup(ns, name),
       signer: (kind, ns, name) => (kind === 'DelegationSigner' ? this.signers.get(`${ns}/${name}`) : this.clusterSigners.get(name)),
+      // Not part of the caches the workers wait for: only DelegatedCredentials of a
+      // ClusterDelegationSigner need it, and they wait (requeue) on their own.
+      namespace: (name) => {
+        if (!this.namespaces.hasSynced()) return { state: 'syncing' };
+        const ns = this.namespaces.get(name);
+        return ns === undefined ? { state: 'absent' } : { state: 'found', labels: ns.labels };
+      },
       outputSecretsOwnedBy: (ns, name) =>
         [...(this.outputsByOwner.get(`${ns}/${name}`) ?? [])].map((k) => this.outputSecrets.get(k)).filter((s): s is V1Secret => s !== undefined),
     };
@@ -181,6 +210,11 @@ export class Controller {
       const owner = object.metadata?.labels?.[OWNER_LABEL];
       if (owner) this.queue.add(`${object.metadata?.namespace ?? ''}/${owner}`);
     });
+    // A label change may grant or revoke a ClusterDelegationSigner: decide again at once.
+    this.namespaces.on(({ type, object, old }) => {
+      if (type === 'update' && sameLabels(old?.labels, object.labels)) return;
+      for (const key of this.index.owners(`namespace:${object.name}`)) this.queue.add(key);
+    });
     this.certificateSecrets.onChange((secret) => {
       for (const key of this.index.owners(`cert:${secret.namespace}/${secret.name}`)) this.queue.add(key);
     });
@@ -201,6 +235,7 @@ export class Controller {
     this.outputSecrets.start();
     this.signers.start();
     this.clusterSigners.start();
+    this.namespaces.start();
     this.credentials.start();
     const n = this.deps.workers ?? 4;
     // Workers start once the dependency caches are filled: a reconcile against an empty output
@@ -288,7 +323,7 @@ export class Controller {
   async stop(): Promise<void> {
     this.stopRequested();
     this.queue.shutdown();
-    await Promise.all([this.credentials.stop(), this.signers.stop(), this.clusterSigners.stop(), this.outputSecrets.stop(), this.certificateSecrets.stop(), this.keySecrets.stop()]);
+    await Promise.all([this.credentials.stop(), this.signers.stop(), this.clusterSigners.stop(), this.outputSecrets.stop(), this.namespaces.stop(), this.certificateSecrets.stop(), this.keySecrets.stop()]);
     await Promise.allSettled(this.workers);
     await this.keyless.close();
   }

@@ -10,6 +10,7 @@ import {
   Watch,
   type CoreV1Event,
   type RequestContext,
+  type V1Namespace,
   type V1Secret,
 } from '@kubernetes/client-node';
 import type { DelegatedCredential, DelegatedCredentialStatus, DelegationSigner, DelegationSignerStatus } from './api/v1alpha1.js';
@@ -150,6 +151,20 @@ export class KubeClient implements KubeApi {
             : this.core.listSecretForAllNamespaces({ ...selector, limit: PAGE, _continue: cont });
         }),
       watch: watchVia<V1Secret>(this.watcher, path, selector, count, 'secrets'),
+    };
+  }
+
+  /** Namespaces (cluster-scoped): all of them, or the one named (field selector metadata.name). */
+  namespaceSource(name: string | undefined): ListWatchSource<V1Namespace> {
+    const selector: Selector = name === undefined ? {} : { fieldSelector: `metadata.name=${name}` };
+    const count = this.count;
+    return {
+      list: () =>
+        listAll<V1Namespace>((cont) => {
+          count('list', 'namespaces');
+          return this.core.listNamespace({ ...selector, limit: PAGE, _continue: cont });
+        }),
+      watch: watchVia<V1Namespace>(this.watcher, '/api/v1/namespaces', selector, count, 'namespaces'),
     };
   }
 

@@ -18,11 +18,18 @@ export type CertificateLookup =
   | { state: 'absent' }
   | { state: 'found'; secret: CertificateSecretProjection };
 
+/** A Namespace as the operator caches it: its labels only (for ClusterDelegationSigner selectors). */
+export type NamespaceLookup =
+  | { state: 'syncing' }
+  | { state: 'absent' }
+  | { state: 'found'; labels: Readonly<Record<string, string>> };
+
 export interface Listers {
   delegatedCredential(namespace: string, name: string): DelegatedCredential | undefined;
   outputSecret(namespace: string, name: string): V1Secret | undefined;
   certificateSecret(namespace: string, name: string): CertificateLookup;
   signer(kind: 'DelegationSigner' | 'ClusterDelegationSigner', namespace: string, name: string): DelegationSigner | undefined;
+  namespace(name: string): NamespaceLookup;
   /** Output Secrets labelled as written for the DelegatedCredential `namespace/name` (any Secret name). */
   outputSecretsOwnedBy?(namespace: string, name: string): V1Secret[];
 }

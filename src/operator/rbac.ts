@@ -23,6 +23,10 @@ export const CLUSTER_RULES: V1PolicyRule[] = [
   { apiGroups: [GROUP], resources: ['clusterdelegationsigners'], verbs: ['get', 'list', 'watch'] },
   // The signer's Ready condition. Without it the controller still works and logs that it could not write it.
   { apiGroups: [GROUP], resources: ['clusterdelegationsigners/status'], verbs: ['update'] },
+  // The labels of namespaces, matched against ClusterDelegationSigner namespaceSelectors (cached
+  // as name + labels; a label change decides again at once). Namespaces are cluster-scoped, so this
+  // stays in the ClusterRole in the namespaced mode too.
+  { apiGroups: [''], resources: ['namespaces'], verbs: ['list', 'watch'] },
 ];
 
 /** Namespaced resources, in every namespace the controller watches (all of them: in the ClusterRole). */

@@ -14,7 +14,7 @@ import { MANAGED_SELECTOR, buildOutputSecret, sha256Hex, viewOutputSecret, type 
 import type { EventRecorder, IssueMetrics, KubeApi, Listers, Logger } from './ports.js';
 import { renewalPolicyOf, renewalTime, jitterFraction, type RenewalPolicy } from './renewal.js';
 import type { KeylessPort, SignerHealth } from './keyless.js';
-import { loadSigner, planSigner, type SignerPlan } from './signers.js';
+import { failureForTenant, isClusterSigner, loadSigner, planSigner, type SignerPlan } from './signers.js';
 import { staleOutputSecrets } from './stale-outputs.js';
 import { desiredStatus, statusEqual, type Failure, type ReconcileOutcome } from './status.js';
 import { credentialRenewalTime, needsIssuing, type IssueReason } from './triggers.js';
@@ -53,7 +53,8 @@ interface Inspection {
   dc: DelegatedCredential;
   certificate: CertificateFacts;
   policy: RenewalPolicy;
-  plan: SignerPlan;
+  /** How to sign, or why the signer may not be used (nothing is issued, what exists stays). */
+  plan: SignerPlan | { kind: 'blocked'; failure: Failure };
   output: OutputView;
   existing: V1Secret | undefined;
   trigger: IssueReason | null;
@@ -77,26 +78,32 @@ export class Reconciler {
     const { output, trigger } = inspection;
     const stored = output.exists ? output.credentials : [];
     const lastIssuedAt = output.exists ? output.issuedAt : undefined;
+    const { plan } = inspection;
+    if (plan.kind === 'blocked') {
+      // Like cert-manager with an issuer that is not ready: the credentials already issued keep
+      // being served until they expire, none are renewed, and the status says why.
+      return this.report(dc, { trigger, failure: plan.failure, credentials: stored, lastIssuedAt });
+    }
     if (output.exists && !output.ownedByThis) {
       const failure: Failure = {
         reason: 'OutputSecretConflict',
         message: `Secret ${namespace}/${dc.spec.secretName} exists and is not managed by this DelegatedCredential; choose another spec.secretName or delete that Secret`,
       };
-      return this.report(dc, { trigger, failure, credentials: [], signer: inspection.plan.description });
+      return this.report(dc, { trigger, failure, credentials: [], signer: plan.description });
     }
     if (trigger === null) {
       const renewal = output.exists ? credentialRenewalTime(dc, output, inspection.policy) : undefined;
       await this.removeStaleOutputs(dc);
-      return this.report(dc, { trigger, credentials: stored, signer: inspection.plan.description, renewalTime: renewal, lastIssuedAt });
+      return this.report(dc, { trigger, credentials: stored, signer: plan.description, renewalTime: renewal, lastIssuedAt });
     }
     log.info('issuing', { namespace, name, reason: trigger.reason, detail: trigger.message });
     try {
-      const issued = await this.issue(inspection);
+      const issued = await this.issue(inspection, plan);
       await this.removeStaleOutputs(dc);
-      return this.report(dc, { trigger, credentials: issued.credentials, signer: inspection.plan.description, renewalTime: issued.renewalTime, issuedAt: issued.issuedAt });
+      return this.report(dc, { trigger, credentials: issued.credentials, signer: plan.description, renewalTime: issued.renewalTime, issuedAt: issued.issuedAt });
     } catch (err) {
       const failure = failureOf(err);
-      return this.report(dc, { trigger, failure, credentials: stored, signer: inspection.plan.description, lastIssuedAt });
+      return this.report(dc, { trigger, failure, credentials: stored, signer: plan.description, lastIssuedAt });
     }
   }
 
@@ -113,7 +120,16 @@ export class Reconciler {
     if (lookup.secret.chainPem === undefined) throw new ReconcileFailure('CertificateInvalid', `Secret ${secretName} has no tls.crt`);
     const certificate = crypto.readCertificate(lookup.secret.chainPem, `tls.crt of Secret ${secretName}`);
     checkCertificate(certificate, secretName, now);
-    const plan = planSigner(dc, listers, clusterResourceNamespace ?? operatorNamespace);
+    let plan: Inspection['plan'];
+    try {
+      const planned = planSigner(dc, listers, clusterResourceNamespace ?? operatorNamespace);
+      if (planned === 'syncing') return 'syncing';
+      plan = planned;
+    } catch (err) {
+      // Decided below, once the output Secret is known: what it holds stays in place.
+      if (!(err instanceof ReconcileFailure)) throw err;
+      plan = { kind: 'blocked', failure: failureOf(err) };
+    }
     const existing = listers.outputSecret(namespace, dc.spec.secretName);
     const output = viewOutputSecret(existing, dc, certificate.leafDer, crypto.inspectCredential);
     const trigger = needsIssuing({ dc, output, certificate, policy, now });
@@ -137,17 +153,17 @@ export class Reconciler {
   }
 
   /** Signs every requested algorithm, then writes the Secret once; nothing is written on any failure. */
-  private async issue(i: Inspection): Promise<{ credentials: StoredCredential[]; renewalTime: Date; issuedAt: Date }> {
+  private async issue(i: Inspection, plan: SignerPlan): Promise<{ credentials: StoredCredential[]; renewalTime: Date; issuedAt: Date }> {
     const { api, crypto, clock, metrics, events } = this.deps;
     let certificate = i.certificate;
     let keySecret: V1Secret | undefined;
-    if (i.plan.kind === 'certificate-key') {
+    if (plan.kind === 'certificate-key') {
       // The key comes from the certificate Secret: read both in one GET so they belong together.
-      keySecret = await api.getSecret(i.plan.namespace, i.plan.secretName);
+      keySecret = await api.getSecret(plan.namespace, plan.secretName);
       const crt = keySecret?.data?.['tls.crt'];
-      if (crt !== undefined) certificate = crypto.readCertificate(Buffer.from(crt, 'base64').toString('utf8'), `tls.crt of Secret ${i.plan.namespace}/${i.plan.secretName}`);
+      if (crt !== undefined) certificate = crypto.readCertificate(Buffer.from(crt, 'base64').toString('utf8'), `tls.crt of Secret ${plan.namespace}/${plan.secretName}`);
     }
-    const signer = await this.loadSigner(i.plan, certificate, keySecret);
+    const signer = await this.loadSigner(plan, certificate, keySecret);
     const now = clock.now();
     checkCertificate(certificate, `${i.dc.metadata.namespace ?? ''}/${i.dc.spec.certificateSecretRef.name}`, now);
     const validityMs = Math.min(parseDuration(i.dc.spec.validity), certificate.notAfter.getTime() - now.getTime());
@@ -155,7 +171,7 @@ export class Reconciler {
     for (const algorithm of i.dc.spec.algorithms) {
       const started = performance.now();
       issued.push(await crypto.issue({ certificate, signer, algorithm, validitySeconds: Math.floor(validityMs / 1000), now }));
-      metrics.signDuration(algorithm, i.plan.kind, (performance.now() - started) / 1000);
+      metrics.signDuration(algorithm, plan.kind, (performance.now() - started) / 1000);
     }
     const secret = buildOutputSecret({
       dc: i.dc,
@@ -195,18 +211,24 @@ export class Reconciler {
     }
   }
 
-  /** Loads the signer; an in-cluster signer resource learns whether its key Secret loads. */
+  /**
+   * Loads the signer; an in-cluster signer resource learns whether its key Secret loads (with the
+   * Secret's coordinates: its status is its owner's), the DelegatedCredential of a
+   * ClusterDelegationSigner learns only what failureForTenant lets through.
+   */
   private async loadSigner(plan: SignerPlan, certificate: CertificateFacts, keySecret: V1Secret | undefined) {
-    const { api, crypto, keyless, signerHealth } = this.deps;
-    if (plan.kind !== 'in-cluster' || signerHealth === undefined) return loadSigner(plan, certificate, api, crypto, keyless, keySecret);
+    const { api, crypto, keyless, signerHealth, log } = this.deps;
     try {
       const signer = await loadSigner(plan, certificate, api, crypto, keyless, keySecret);
-      signerHealth({ signerId: plan.signerId, ready: true, reason: 'KeyLoaded', message: `key ${plan.key} of Secret ${plan.namespace}/${plan.secretName} loads` });
+      if (plan.kind === 'in-cluster') signerHealth?.({ signerId: plan.signerId, ready: true, reason: 'KeyLoaded', message: `key ${plan.key} of Secret ${plan.namespace}/${plan.secretName} loads` });
       return signer;
     } catch (err) {
+      if (!(err instanceof ReconcileFailure)) throw err;
       // A key that does not belong to one certificate is that DelegatedCredential's problem, not the signer's.
-      if (err instanceof ReconcileFailure && err.reason !== 'KeyMismatch') signerHealth({ signerId: plan.signerId, ready: false, reason: err.reason, message: err.message });
-      throw err;
+      if (plan.kind === 'in-cluster' && err.reason !== 'KeyMismatch') signerHealth?.({ signerId: plan.signerId, ready: false, reason: err.reason, message: err.message });
+      if (!isClusterSigner(plan)) throw err;
+      log.debug('cluster signer failed', { signer: plan.kind === 'certificate-key' ? '' : plan.signerId, reason: err.reason, detail: err.message });
+      throw failureForTenant(plan, err, certificate);
     }
   }
 

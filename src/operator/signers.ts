@@ -6,6 +6,11 @@
 // "cluster resource namespace" (flag --cluster-resource-namespace, default the operator's own
 // namespace). An inCluster keySecretRef may name another namespace explicitly; keyless Secret
 // references are names only.
+//
+// Those Secrets live in another namespace than the DelegatedCredentials a ClusterDelegationSigner
+// signs for, so nothing written to a DelegatedCredential (status, events) names them: its plan's
+// description says "in-cluster key", and its failures reach the DelegatedCredential through
+// `failureForTenant`. The signer's own status (cluster-scoped) keeps the full detail.
 import type { V1Secret } from '@kubernetes/client-node';
 import type { DelegatedCredential, DelegationSigner } from './api/v1alpha1.js';
 import type { CertificateFacts, CryptoPort, Signer } from './crypto.js';
@@ -13,10 +18,19 @@ import { parseDuration } from './duration.js';
 import { ReconcileFailure } from './failures.js';
 import type { KeylessPlan, KeylessPort } from './keyless.js';
 import type { KubeApi, Listers } from './ports.js';
+import { clusterSignerAccess } from './signer-access.js';
 
 export type SignerPlan =
   | { kind: 'certificate-key'; description: string; namespace: string; secretName: string; key: 'tls.key' }
-  | { kind: 'in-cluster'; description: string; namespace: string; secretName: string; key: string; signerId: string }
+  | {
+      kind: 'in-cluster';
+      /** What the DelegatedCredential's status may say about the signer. */
+      description: string;
+      namespace: string;
+      secretName: string;
+      key: string;
+      signerId: string;
+    }
   | KeylessPlan;
 
 /** `DelegationSigner/<ns>/<name>` or `ClusterDelegationSigner/<name>`: how signers are named in caches and indexes. */
@@ -24,11 +38,18 @@ export function signerIdOf(kind: 'DelegationSigner' | 'ClusterDelegationSigner',
   return kind === 'DelegationSigner' ? `${kind}/${namespace}/${name}` : `${kind}/${name}`;
 }
 
+/** Whether a plan signs through a ClusterDelegationSigner (whose Secrets are another namespace's business). */
+export function isClusterSigner(plan: SignerPlan): boolean {
+  return plan.kind !== 'certificate-key' && plan.signerId.startsWith('ClusterDelegationSigner/');
+}
+
 /**
- * Resolves the signer from the spec and the signer caches; throws ReconcileFailure (SignerReady=False).
+ * Resolves the signer from the spec and the signer caches; throws ReconcileFailure (SignerReady=False),
+ * SignerNotAllowed when a ClusterDelegationSigner does not select the DelegatedCredential's
+ * namespace. 'syncing': the namespace cache is not filled yet (try again shortly).
  * `clusterResourceNamespace` is where ClusterDelegationSigner Secrets live by default.
  */
-export function planSigner(dc: DelegatedCredential, listers: Listers, clusterResourceNamespace: string): SignerPlan {
+export function planSigner(dc: DelegatedCredential, listers: Listers, clusterResourceNamespace: string): SignerPlan | 'syncing' {
   const namespace = dc.metadata.namespace ?? '';
   const ref = dc.spec.signerRef;
   if (ref === undefined) {
@@ -40,12 +61,22 @@ export function planSigner(dc: DelegatedCredential, listers: Listers, clusterRes
   if (signer === undefined) {
     throw new ReconcileFailure('SignerNotFound', `${what} does not exist; create it or fix spec.signerRef`, { signer: true });
   }
+  if (ref.kind === 'ClusterDelegationSigner') {
+    // Checked before anything else is read for this DelegatedCredential: a refused namespace
+    // learns nothing about the signer but that it exists and does not select it.
+    const ns = listers.namespace(namespace);
+    if (ns.state === 'syncing') return 'syncing';
+    const access = clusterSignerAccess(signer, namespace, ns.state === 'found' ? ns.labels : undefined);
+    if (!access.allowed) throw new ReconcileFailure('SignerNotAllowed', access.message, { signer: true });
+  }
   const { inCluster, keyless } = signer.spec;
   const signerId = signerIdOf(ref.kind, namespace, ref.name);
   if (inCluster !== undefined) {
-    const secretNamespace = ref.kind === 'ClusterDelegationSigner' ? (inCluster.keySecretRef.namespace ?? clusterResourceNamespace) : namespace;
+    const cluster = ref.kind === 'ClusterDelegationSigner';
+    const secretNamespace = cluster ? (inCluster.keySecretRef.namespace ?? clusterResourceNamespace) : namespace;
     const { name, key } = inCluster.keySecretRef;
-    return { kind: 'in-cluster', description: `${what} (key ${key} of Secret ${secretNamespace}/${name})`, namespace: secretNamespace, secretName: name, key, signerId };
+    const description = cluster ? `${what} (in-cluster key)` : `${what} (key ${key} of Secret ${secretNamespace}/${name})`;
+    return { kind: 'in-cluster', description, namespace: secretNamespace, secretName: name, key, signerId };
   }
   if (keyless !== undefined) {
     let timeoutMs: number;
@@ -99,4 +130,23 @@ export async function loadSigner(
     throw new ReconcileFailure('KeyNotFound', `Secret ${plan.namespace}/${plan.secretName} has no ${plan.key}${hint}`, { signer: true });
   }
   return crypto.keySigner(Buffer.from(data, 'base64').toString('utf8'), `${plan.key} of Secret ${plan.namespace}/${plan.secretName}`, certificate);
+}
+
+/**
+ * A ClusterDelegationSigner's failure as the DelegatedCredential's namespace may read it: the
+ * reason and what it means, never the coordinates of the signer's Secrets (loadSigner's messages
+ * name them; they go to the signer's own status). A key server's address and error are kept: they
+ * name no Secret and tell the DelegatedCredential's owner what is down.
+ */
+export function failureForTenant(plan: SignerPlan, failure: ReconcileFailure, certificate: CertificateFacts): ReconcileFailure {
+  if (failure.reason === 'SignerUnavailable' || failure.reason === 'KeylessNotImplemented') return failure;
+  const name = plan.kind === 'certificate-key' ? '' : plan.signerId.slice('ClusterDelegationSigner/'.length);
+  const more = `; the status of ClusterDelegationSigner ${name} says more (ask its owner)`;
+  const what: Partial<Record<ReconcileFailure['reason'], string>> = {
+    SecretNotFound: 'a Secret it needs does not exist',
+    KeyNotFound: 'its key Secret holds no key under the name it gives',
+    KeyInvalid: 'its key cannot be used',
+    KeyMismatch: `its key does not belong to the certificate (sha256 ${certificate.fingerprint.slice(0, 12)}): it holds the key of another certificate`,
+  };
+  return new ReconcileFailure(failure.reason, `${plan.description}: ${what[failure.reason] ?? 'it cannot sign'}${more}`, { signer: failure.signer });
 }

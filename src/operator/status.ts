@@ -16,6 +16,7 @@ export type FailureReason =
   | 'KeyInvalid'
   | 'KeyNotFound'
   | 'SignerNotFound'
+  | 'SignerNotAllowed'
   | 'SignerUnavailable'
   | 'KeylessNotImplemented'
   | 'InvalidSpec'
@@ -28,6 +29,7 @@ export const SIGNER_FAILURES: ReadonlySet<FailureReason> = new Set<FailureReason
   'KeyInvalid',
   'KeyNotFound',
   'SignerNotFound',
+  'SignerNotAllowed',
   'SignerUnavailable',
   'KeylessNotImplemented',
 ]);

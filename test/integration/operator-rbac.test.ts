@@ -81,7 +81,11 @@ void it('with the same rules writes signer statuses, watches key Secrets and del
     group: DC.group,
     version: DC.version,
     plural: 'clusterdelegationsigners',
-    body: { apiVersion: 'dc-operator.io/v1alpha1', kind: 'ClusterDelegationSigner', metadata: { name: signerName }, spec: { inCluster: { keySecretRef: { name: 'shared-key', namespace: ns.name } } } },
+    body: { apiVersion: 'dc-operator.io/v1alpha1', kind: 'ClusterDelegationSigner', metadata: { name: signerName }, spec: {
+      inCluster: { keySecretRef: { name: 'shared-key', namespace: ns.name } },
+      // Read through the Namespace watch its RBAC rule allows.
+      namespaceSelector: { matchLabels: { 'kubernetes.io/metadata.name': ns.name } },
+    } },
   });
   const previousCleanup = cleanup;
   cleanup = async () => {

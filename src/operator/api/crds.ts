@@ -6,6 +6,7 @@ import {
   GROUP,
   RESOURCES,
   VERSION,
+  clusterDelegationSignerSpecSchema,
   delegatedCredentialSpecSchema,
   delegatedCredentialStatusSchema,
   delegationSignerSpecSchema,
@@ -127,8 +128,9 @@ export function customResourceDefinitions(): CustomResourceDefinition[] {
     }),
     crd({
       ...RESOURCES.clusterDelegationSigners,
-      description: 'ClusterDelegationSigner is a DelegationSigner usable from every namespace.',
-      spec: delegationSignerSpecSchema.json,
+      description:
+        'ClusterDelegationSigner is a DelegationSigner usable from the namespaces its spec.namespaceSelector selects (none when it is absent).',
+      spec: clusterDelegationSignerSpecSchema.json,
       status: delegationSignerStatusSchema.json,
       columns: [{ name: 'Age', type: 'date', jsonPath: '.metadata.creationTimestamp' }],
     }),

@@ -32,6 +32,7 @@ export interface JsonSchemaProps {
   maxItems?: number;
   items?: JsonSchemaProps;
   properties?: Record<string, JsonSchemaProps>;
+  additionalProperties?: JsonSchemaProps;
   required?: string[];
   'x-kubernetes-list-type'?: 'atomic' | 'set' | 'map';
   'x-kubernetes-list-map-keys'?: string[];
@@ -140,6 +141,11 @@ export function object<F extends Record<string, AnySchema>>(
   const json: JsonSchemaProps = { type: 'object', properties };
   if (required.length > 0) json.required = required;
   return make(withCommon(json, opts));
+}
+
+/** An object with arbitrary keys and values of one schema (e.g. matchLabels: string → string). */
+export function record<T>(value: Schema<T, Presence>, opts?: Common): Schema<Record<string, T>> {
+  return make(withCommon({ type: 'object', additionalProperties: value.json }, opts));
 }
 
 export function optional<T>(schema: Schema<T, Presence>): Schema<T, 'optional'> {

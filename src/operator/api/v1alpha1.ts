@@ -3,7 +3,7 @@
 import type { V1ObjectMeta } from '@kubernetes/client-node';
 import { DURATION_PATTERN } from '../duration.js';
 import type { Infer, InferInput } from './schema.js';
-import { array, defaulted, enumOf, integer, object, optional, string } from './schema.js';
+import { array, defaulted, enumOf, integer, object, optional, record, string } from './schema.js';
 
 export const GROUP = 'dc-operator.io';
 export const VERSION = 'v1alpha1';
@@ -140,52 +140,97 @@ export interface DelegatedCredential {
 
 // ---- DelegationSigner / ClusterDelegationSigner ------------------------------------------------
 
-export const delegationSignerSpecSchema = object(
-  {
-    inCluster: optional(
-      object(
-        {
-          keySecretRef: object(
-            {
-              name: dnsSubdomain('Name of the Secret holding the certificate private key (PEM, PKCS#8 or SEC1/PKCS#1).'),
-              namespace: optional(
-                dnsSubdomain('Namespace of the Secret; only for a ClusterDelegationSigner (defaults to the operator namespace).'),
-              ),
-              key: defaulted(secretKey('Key in the Secret data.'), 'tls.key'),
-            },
-            { description: 'The Secret with the certificate private key.' },
-          ),
-        },
-        { description: 'Sign with a private key stored in a Secret.' },
-      ),
+// The fields both signer kinds share; a ClusterDelegationSigner adds namespaceSelector.
+const signerFields = {
+  inCluster: optional(
+    object(
+      {
+        keySecretRef: object(
+          {
+            name: dnsSubdomain('Name of the Secret holding the certificate private key (PEM, PKCS#8 or SEC1/PKCS#1).'),
+            namespace: optional(
+              dnsSubdomain('Namespace of the Secret; only for a ClusterDelegationSigner (defaults to the operator namespace).'),
+            ),
+            key: defaulted(secretKey('Key in the Secret data.'), 'tls.key'),
+          },
+          { description: 'The Secret with the certificate private key.' },
+        ),
+      },
+      { description: 'Sign with a private key stored in a Secret.' },
     ),
-    keyless: optional(
-      object(
-        {
-          address: string({
-            description: 'host:port of a Keyless SSL key server.',
-            maxLength: 261,
-            pattern: '^(\\[[0-9a-fA-F:.]+\\]|[A-Za-z0-9.-]+):[0-9]{1,5}$',
+  ),
+  keyless: optional(
+    object(
+      {
+        address: string({
+          description: 'host:port of a Keyless SSL key server.',
+          maxLength: 261,
+          pattern: '^(\\[[0-9a-fA-F:.]+\\]|[A-Za-z0-9.-]+):[0-9]{1,5}$',
+        }),
+        caBundleSecretRef: localRef('Secret with ca.crt, the CA that signed the key server certificate.'),
+        clientCertificateSecretRef: localRef('kubernetes.io/tls Secret with the mTLS client certificate.'),
+        timeout: defaulted(
+          string({
+            description: 'Per-request timeout.',
+            pattern: DURATION_PATTERN,
+            maxLength: 32,
+            validations: [{ rule: "duration(self) <= duration('5m')", message: 'timeout must be at most 5m' }],
           }),
-          caBundleSecretRef: localRef('Secret with ca.crt, the CA that signed the key server certificate.'),
-          clientCertificateSecretRef: localRef('kubernetes.io/tls Secret with the mTLS client certificate.'),
-          timeout: defaulted(
-            string({
-              description: 'Per-request timeout.',
-              pattern: DURATION_PATTERN,
-              maxLength: 32,
-              validations: [{ rule: "duration(self) <= duration('5m')", message: 'timeout must be at most 5m' }],
-            }),
-            '5s',
-          ),
-        },
-        { description: 'Sign through a remote Keyless SSL key server over mutual TLS.' },
+          '5s',
+        ),
+      },
+      { description: 'Sign through a remote Keyless SSL key server over mutual TLS.' },
+    ),
+  ),
+};
+
+const exactlyOneSigner = [{ rule: 'has(self.inCluster) != has(self.keyless)', message: 'exactly one of inCluster and keyless must be set' }];
+
+export const delegationSignerSpecSchema = object(signerFields, {
+  description: 'How certificate private keys are reached to sign delegated credentials.',
+  validations: exactlyOneSigner,
+});
+
+// A metav1.LabelSelector, with the rules the API server applies to its own selectors written as CEL.
+export const LABEL_SELECTOR_OPERATORS = ['In', 'NotIn', 'Exists', 'DoesNotExist'] as const;
+const labelValue = string({ maxLength: 63 });
+export const labelSelectorSchema = object(
+  {
+    matchLabels: optional(record(labelValue, { description: 'key=value pairs; each is the requirement "key In (value)".' })),
+    matchExpressions: optional(
+      array(
+        object(
+          {
+            key: string({ description: 'The label key.', minLength: 1, maxLength: 317 }),
+            operator: enumOf(LABEL_SELECTOR_OPERATORS, { description: 'In, NotIn, Exists or DoesNotExist.' }),
+            values: optional(array(labelValue, { description: 'Non-empty for In and NotIn; empty for Exists and DoesNotExist.', maxItems: 256 })),
+          },
+          {
+            validations: [
+              {
+                rule: "self.operator in ['In', 'NotIn'] ? (has(self.values) && size(self.values) > 0) : (!has(self.values) || size(self.values) == 0)",
+                message: 'values must be non-empty for In and NotIn, and empty for Exists and DoesNotExist',
+              },
+            ],
+          },
+        ),
+        { description: 'Requirements, ANDed with each other and with matchLabels.', maxItems: 64 },
       ),
     ),
   },
   {
-    description: 'How certificate private keys are reached to sign delegated credentials.',
-    validations: [{ rule: 'has(self.inCluster) != has(self.keyless)', message: 'exactly one of inCluster and keyless must be set' }],
+    description:
+      'Which namespaces may use this signer: a label selector over the labels of the DelegatedCredential\'s Namespace. ' +
+      'Absent: no namespace may (deny by default). {} selects every namespace. Select by kubernetes.io/metadata.name ' +
+      '(set by the API server, immutable) unless only trusted people can label namespaces.',
+  },
+);
+
+export const clusterDelegationSignerSpecSchema = object(
+  { ...signerFields, namespaceSelector: optional(labelSelectorSchema) },
+  {
+    description: 'How certificate private keys are reached to sign delegated credentials, and for which namespaces.',
+    validations: exactlyOneSigner,
   },
 );
 
@@ -196,15 +241,21 @@ export const delegationSignerStatusSchema = object({
 
 export type DelegationSignerSpec = Infer<typeof delegationSignerSpecSchema>;
 export type DelegationSignerSpecInput = InferInput<typeof delegationSignerSpecSchema>;
+export type ClusterDelegationSignerSpec = Infer<typeof clusterDelegationSignerSpecSchema>;
+export type ClusterDelegationSignerSpecInput = InferInput<typeof clusterDelegationSignerSpecSchema>;
 export type DelegationSignerStatus = Infer<typeof delegationSignerStatusSchema>;
+export type LabelSelector = Infer<typeof labelSelectorSchema>;
 
-export interface DelegationSigner {
+interface SignerObject<K extends string, S> {
   apiVersion: typeof API_VERSION;
-  kind: 'DelegationSigner' | 'ClusterDelegationSigner';
+  kind: K;
   metadata: V1ObjectMeta;
-  spec: DelegationSignerSpec;
+  spec: S;
   status?: DelegationSignerStatus;
 }
+
+/** Either kind; `kind` tells them apart (only a ClusterDelegationSigner has a namespaceSelector). */
+export type DelegationSigner = SignerObject<'DelegationSigner', DelegationSignerSpec> | SignerObject<'ClusterDelegationSigner', ClusterDelegationSignerSpec>;
 
 export const RESOURCES = {
   delegatedCredentials: { kind: 'DelegatedCredential', plural: 'delegatedcredentials', namespaced: true },

@@ -4,8 +4,8 @@ import type { V1Secret } from '@kubernetes/client-node';
 import type { DelegatedCredential, DelegatedCredentialSpecInput, DelegatedCredentialStatus, DelegationSigner } from '../../../src/operator/api/v1alpha1.js';
 import { FakeClock } from '../../../src/operator/clock.js';
 import { tlsCrypto } from '../../../src/operator/crypto.js';
-import type { CertificateLookup, EventRecorder, IssueMetrics, KubeApi, Listers, Logger } from '../../../src/operator/ports.js';
-import { Reconciler } from '../../../src/operator/reconciler.js';
+import type { CertificateLookup, EventRecorder, IssueMetrics, KubeApi, Listers, Logger, NamespaceLookup } from '../../../src/operator/ports.js';
+import { Reconciler, type ReconcilerDeps } from '../../../src/operator/reconciler.js';
 import { issueCertificate, KeyUsage, type IssuedCertificate, type KeyType } from '../../../src/cli/pki/dev-pki.js';
 
 export class Conflict extends Error {
@@ -16,6 +16,9 @@ export class FakeCluster implements KubeApi, Listers {
   readonly secrets = new Map<string, V1Secret>();
   readonly dcs = new Map<string, DelegatedCredential>();
   readonly signers = new Map<string, DelegationSigner>();
+  /** Namespace name → labels; a namespace not here is 'absent' (or every lookup 'syncing' while namespacesSynced is false). */
+  readonly namespaces = new Map<string, Record<string, string>>();
+  namespacesSynced = true;
   readonly calls: string[] = [];
   private rv = 100;
 
@@ -48,6 +51,12 @@ export class FakeCluster implements KubeApi, Listers {
   }
   signer(kind: 'DelegationSigner' | 'ClusterDelegationSigner', namespace: string, name: string): DelegationSigner | undefined {
     return this.signers.get(kind === 'DelegationSigner' ? `${kind}/${namespace}/${name}` : `${kind}/${name}`);
+  }
+
+  namespace(name: string): NamespaceLookup {
+    if (!this.namespacesSynced) return { state: 'syncing' };
+    const labels = this.namespaces.get(name);
+    return labels === undefined ? { state: 'absent' } : { state: 'found', labels };
   }
 
   // ---- KubeApi
@@ -150,7 +159,7 @@ export interface Harness {
   reconciler: Reconciler;
 }
 
-export function harness(start = new Date()): Harness {
+export function harness(start = new Date(), extra: Pick<ReconcilerDeps, 'signerHealth'> = {}): Harness {
   const cluster = new FakeCluster();
   const clock = new FakeClock(start);
   const events = new RecordingEvents();
@@ -164,6 +173,7 @@ export function harness(start = new Date()): Harness {
     metrics,
     log: silentLog,
     operatorNamespace: 'dc-operator',
+    ...extra,
   });
   return { cluster, clock, events, metrics, reconciler };
 }

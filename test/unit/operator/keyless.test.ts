@@ -81,12 +81,10 @@ function putKeylessSecrets(cluster: FakeCluster, namespace: string): void {
 }
 
 function keylessSigner(kind: 'DelegationSigner' | 'ClusterDelegationSigner', port: number, timeout = '2s'): DelegationSigner {
-  return {
-    apiVersion: 'dc-operator.io/v1alpha1',
-    kind,
-    metadata: kind === 'DelegationSigner' ? { name: 'edge', namespace: NS, uid: 'signer-uid' } : { name: 'edge', uid: 'cluster-signer-uid' },
-    spec: { keyless: { address: `127.0.0.1:${port}`, caBundleSecretRef: { name: 'keyserver-ca' }, clientCertificateSecretRef: { name: 'keyserver-client' }, timeout } },
-  };
+  const keyless = { address: `127.0.0.1:${port}`, caBundleSecretRef: { name: 'keyserver-ca' }, clientCertificateSecretRef: { name: 'keyserver-client' }, timeout };
+  if (kind === 'DelegationSigner') return { apiVersion: 'dc-operator.io/v1alpha1', kind, metadata: { name: 'edge', namespace: NS, uid: 'signer-uid' }, spec: { keyless } };
+  // A ClusterDelegationSigner signs only for the namespaces it selects.
+  return { apiVersion: 'dc-operator.io/v1alpha1', kind, metadata: { name: 'edge', uid: 'cluster-signer-uid' }, spec: { keyless, namespaceSelector: { matchLabels: { 'kubernetes.io/metadata.name': NS } } } };
 }
 
 function addDc(s: Setup, name: string, kind: 'DelegationSigner' | 'ClusterDelegationSigner' = 'DelegationSigner'): void {
@@ -211,6 +209,7 @@ void test('a keyless ClusterDelegationSigner reads its Secrets from the cluster 
     s.cluster.putTlsSecret(NS, 'web-tls', cert, undefined);
     putKeylessSecrets(s.cluster, 'cert-ops');
     s.cluster.signers.set('ClusterDelegationSigner/edge', keylessSigner('ClusterDelegationSigner', server.port));
+    s.cluster.namespaces.set(NS, { 'kubernetes.io/metadata.name': NS });
     addDc(s, 'web-dc', 'ClusterDelegationSigner');
     await s.reconciler.reconcile(NS, 'web-dc');
     assert.equal(condition(s, 'web-dc', 'Ready')?.status, 'True');
@@ -233,6 +232,22 @@ void test('a missing CA bundle Secret gives SecretNotFound naming it, for the De
   assert.match(condition(s, 'web-dc', 'SignerReady')?.message ?? '', /the CA bundle Secret web\/keyserver-ca of DelegationSigner web\/edge/);
   assert.deepEqual(s.health.map((h) => [h.ready, h.reason]), [[false, 'SecretNotFound']]);
   assert.equal(s.cluster.secrets.has(`${NS}/web-dc-secret`), false);
+  await s.keyless.close();
+});
+
+void test('a keyless ClusterDelegationSigner missing its CA bundle Secret: the signer learns which Secret, the DelegatedCredential only the reason', async () => {
+  const s = setup({ clusterResourceNamespace: 'cert-ops' });
+  s.cluster.putTlsSecret(NS, 'web-tls', cert, undefined);
+  s.cluster.signers.set('ClusterDelegationSigner/edge', keylessSigner('ClusterDelegationSigner', 2407));
+  s.cluster.namespaces.set(NS, { 'kubernetes.io/metadata.name': NS });
+  addDc(s, 'web-dc', 'ClusterDelegationSigner');
+  assert.equal((await s.reconciler.reconcile(NS, 'web-dc')).kind, 'failed');
+  const signerReady = condition(s, 'web-dc', 'SignerReady');
+  assert.equal(signerReady?.reason, 'SecretNotFound');
+  assert.match(signerReady?.message ?? '', /ClusterDelegationSigner edge \(keyless 127\.0\.0\.1:2407\): a Secret it needs does not exist; the status of ClusterDelegationSigner edge says more/);
+  const everything = JSON.stringify(s.cluster.dcs.get(`${NS}/web-dc`)?.status);
+  assert.ok(!everything.includes('cert-ops') && !everything.includes('keyserver-ca'), `no Secret coordinates in the DelegatedCredential status: ${everything}`);
+  assert.match(s.health[0]?.message ?? '', /the CA bundle Secret cert-ops\/keyserver-ca of ClusterDelegationSigner edge/);
   await s.keyless.close();
 });
 

@@ -4,8 +4,10 @@ import { X509Certificate } from 'node:crypto';
 import { validateDelegatedCredential } from '../../../src/tls/delegated/index.js';
 import { ANNOTATIONS, OUTPUT_SECRET_TYPE } from '../../../src/operator/output-secret.js';
 import type { DelegatedCredential } from '../../../src/operator/api/v1alpha1.js';
+import type { ClusterDelegationSignerSpec } from '../../../src/operator/api/v1alpha1.js';
+import type { SignerHealth } from '../../../src/operator/keyless.js';
 import { delegationCertificate, harness, type Harness } from './fakes.js';
-import { generateKeyPair } from '../../../src/cli/pki/dev-pki.js';
+import { generateKeyPair, type IssuedCertificate } from '../../../src/cli/pki/dev-pki.js';
 
 const NS = 'web';
 
@@ -195,8 +197,9 @@ void test('a keyless signer in a reconciler built without keyless signing gives 
     apiVersion: 'dc-operator.io/v1alpha1',
     kind: 'ClusterDelegationSigner',
     metadata: { name: 'edge' },
-    spec: { keyless: { address: 'keys.example.test:2407', caBundleSecretRef: { name: 'ca' }, clientCertificateSecretRef: { name: 'client' }, timeout: '5s' } },
+    spec: { keyless: { address: 'keys.example.test:2407', caBundleSecretRef: { name: 'ca' }, clientCertificateSecretRef: { name: 'client' }, timeout: '5s' }, namespaceSelector: {} },
   });
+  h.cluster.namespaces.set(NS, {});
   h.cluster.putDelegatedCredential(NS, 'web-dc', {
     certificateSecretRef: { name: 'web-tls' },
     secretName: 'web-dc-secret',
@@ -294,8 +297,10 @@ void test('a certificate Secret of another type gives CertificateInvalid naming 
   assert.match(ready?.message ?? '', /has type Opaque; the certificate Secret must be of type kubernetes\.io\/tls/);
 });
 
-void test('a ClusterDelegationSigner reads its key Secret from the operator namespace by default', async () => {
-  const h = harness(new Date());
+/** A certificate Secret without its key in NS, and a ClusterDelegationSigner `shared` holding the key in dc-operator/shared-key. */
+async function clusterSigned(namespaceSelector: ClusterDelegationSignerSpec['namespaceSelector'], labels: Record<string, string> | undefined): Promise<Harness & { cert: IssuedCertificate; health: SignerHealth[] }> {
+  const health: SignerHealth[] = [];
+  const h = harness(new Date(), { signerHealth: (x) => health.push(x) });
   const cert = await delegationCertificate({ keyType: 'ecdsa-p384' });
   h.cluster.putTlsSecret(NS, 'web-tls', cert, undefined);
   h.cluster.secrets.set('dc-operator/shared-key', { type: 'Opaque', metadata: { name: 'shared-key', namespace: 'dc-operator' }, data: { 'tls.key': Buffer.from(cert.key.privateKeyPem).toString('base64') } });
@@ -303,19 +308,90 @@ void test('a ClusterDelegationSigner reads its key Secret from the operator name
     apiVersion: 'dc-operator.io/v1alpha1',
     kind: 'ClusterDelegationSigner',
     metadata: { name: 'shared' },
-    spec: { inCluster: { keySecretRef: { name: 'shared-key', key: 'tls.key' } } },
+    spec: { inCluster: { keySecretRef: { name: 'shared-key', key: 'tls.key' } }, ...(namespaceSelector !== undefined ? { namespaceSelector } : {}) },
   });
+  if (labels !== undefined) h.cluster.namespaces.set(NS, labels);
   h.cluster.putDelegatedCredential(NS, 'web-dc', {
     certificateSecretRef: { name: 'web-tls' },
     secretName: 'web-dc-secret',
     signerRef: { kind: 'ClusterDelegationSigner', name: 'shared' },
     algorithms: ['ecdsa_secp384r1_sha384'],
   });
+  return { ...h, cert, health };
+}
+
+void test('a ClusterDelegationSigner that selects the namespace signs with the key Secret in the operator namespace, and says so without naming it', async () => {
+  const h = await clusterSigned({ matchLabels: { team: 'web' } }, { team: 'web', 'kubernetes.io/metadata.name': NS });
   await h.reconciler.reconcile(NS, 'web-dc');
   assert.equal(condition(dcOf(h), 'Ready')?.status, 'True');
-  assert.match(condition(dcOf(h), 'SignerReady')?.message ?? '', /ClusterDelegationSigner shared \(key tls\.key of Secret dc-operator\/shared-key\)/);
-  const leaf = new X509Certificate(cert.pem);
-  validateDelegatedCredential(Buffer.from(outputData(h)['ecdsa_secp384r1_sha384.cred'] ?? '', 'base64'), { certificate: leaf });
+  assert.equal(condition(dcOf(h), 'SignerReady')?.message, 'signing with ClusterDelegationSigner shared (in-cluster key)');
+  assert.ok(h.cluster.calls.includes('get secret dc-operator/shared-key'));
+  assert.match(h.health[0]?.message ?? '', /key tls\.key of Secret dc-operator\/shared-key loads/, 'the signer status names its Secret');
+  validateDelegatedCredential(Buffer.from(outputData(h)['ecdsa_secp384r1_sha384.cred'] ?? '', 'base64'), { certificate: new X509Certificate(h.cert.pem) });
+});
+
+void test('a ClusterDelegationSigner refuses a namespace it does not select (or without a selector), saying what to change, before reading its key', async () => {
+  const table: [string, ClusterDelegationSignerSpec['namespaceSelector'], Record<string, string>, RegExp][] = [
+    ['no selector', undefined, { team: 'web' }, /ClusterDelegationSigner shared has no spec\.namespaceSelector, so it signs for no namespace \(deny by default\): its owner must add a namespaceSelector that selects namespace web/],
+    ['a selector for another team', { matchLabels: { team: 'payments' } }, { team: 'web' }, /ClusterDelegationSigner shared does not allow namespace web: .*label namespace web so they do, or ask the signer's owner to widen the selector/],
+    ['an expression the namespace fails', { matchExpressions: [{ key: 'tier', operator: 'In', values: ['prod'] }] }, { tier: 'dev' }, /does not allow namespace web/],
+  ];
+  for (const [what, selector, labels, message] of table) {
+    const h = await clusterSigned(selector, labels);
+    const result = await h.reconciler.reconcile(NS, 'web-dc');
+    assert.equal(result.kind, 'failed', what);
+    for (const type of ['Ready', 'SignerReady']) {
+      assert.equal(condition(dcOf(h), type)?.status, 'False', `${what}: ${type}`);
+      assert.equal(condition(dcOf(h), type)?.reason, 'SignerNotAllowed', `${what}: ${type}`);
+    }
+    assert.match(condition(dcOf(h), 'Ready')?.message ?? '', message, what);
+    assert.ok(!JSON.stringify(dcOf(h).status).includes('shared-key'), `${what}: the key Secret is not named`);
+    assert.deepEqual(h.cluster.calls.filter((c) => c.startsWith('get secret')), [], `${what}: the key is never read`);
+    assert.equal(h.cluster.secrets.has(`${NS}/web-dc-secret`), false, `${what}: nothing written`);
+    assert.deepEqual(h.events.events.map((e) => `${e.type}/${e.reason}`), ['Warning/SignerNotAllowed'], what);
+  }
+});
+
+void test('an empty namespaceSelector selects every namespace', async () => {
+  const h = await clusterSigned({}, {});
+  await h.reconciler.reconcile(NS, 'web-dc');
+  assert.equal(condition(dcOf(h), 'Ready')?.status, 'True');
+});
+
+void test('waits for the namespace cache before deciding a ClusterDelegationSigner', async () => {
+  const h = await clusterSigned({}, {});
+  h.cluster.namespacesSynced = false;
+  const result = await h.reconciler.reconcile(NS, 'web-dc');
+  assert.ok(result.kind === 'done' && result.requeueAt !== undefined, 'comes back shortly');
+  assert.deepEqual(h.cluster.writes(), [], 'no status, no Secret');
+});
+
+void test('revoked access keeps the issued credentials in place but stops renewing them', async () => {
+  const h = await clusterSigned({ matchLabels: { team: 'web' } }, { team: 'web' });
+  await h.reconciler.reconcile(NS, 'web-dc');
+  const before = structuredClone(h.cluster.secrets.get(`${NS}/web-dc-secret`));
+  assert.ok(before);
+  h.cluster.namespaces.set(NS, { team: 'someone-else' });
+  h.clock.advance(20 * 3600_000); // past the renewal time (a third of 24h before expiry)
+  const result = await h.reconciler.reconcile(NS, 'web-dc');
+  assert.equal(result.kind, 'failed');
+  assert.deepEqual(h.cluster.secrets.get(`${NS}/web-dc-secret`), before, 'the output Secret is untouched');
+  const ready = condition(dcOf(h), 'Ready');
+  assert.equal(ready?.reason, 'SignerNotAllowed');
+  assert.match(ready?.message ?? '', /The existing credentials were left in place\.$/);
+  assert.equal(dcOf(h).status?.credentials?.length, 1, 'the status still lists what is served');
+});
+
+void test('a ClusterDelegationSigner whose key Secret is missing: the signer learns which Secret, the DelegatedCredential only the reason', async () => {
+  const h = await clusterSigned({}, {});
+  h.cluster.secrets.delete('dc-operator/shared-key');
+  await h.reconciler.reconcile(NS, 'web-dc');
+  const signer = condition(dcOf(h), 'SignerReady');
+  assert.equal(signer?.reason, 'SecretNotFound');
+  assert.match(signer?.message ?? '', /^ClusterDelegationSigner shared \(in-cluster key\): a Secret it needs does not exist; the status of ClusterDelegationSigner shared says more/);
+  assert.ok(!JSON.stringify(dcOf(h).status).includes('dc-operator/'), 'no Secret coordinates in the status');
+  assert.ok(!h.events.events.some((e) => e.message.includes('shared-key')), 'nor in events');
+  assert.match(h.health[0]?.message ?? '', /the key Secret dc-operator\/shared-key of ClusterDelegationSigner shared/);
 });
 
 void test('a signerRef to a signer that does not exist gives SignerNotFound', async () => {
