@@ -3,7 +3,9 @@
 //
 // - one watch per namespace that holds at least one DelegatedCredential (started with the
 //   first, stopped with the last), restricted by the field selector type=kubernetes.io/tls;
-// - the store keeps a projection (name, resourceVersion, tls.crt) and drops tls.key at once;
+// - the store keeps a projection (name, resourceVersion, the certificates of tls.crt) and drops
+//   tls.key at once, and any private key pasted into tls.crt after the certificate (a "combined
+//   PEM"): only the CERTIFICATE blocks, re-encoded from DER, are kept, and the key's presence noted;
 // - the key itself is read with a targeted GET only when issuing.
 //
 // Alternatives considered: a label users must put on their certificate Secrets (cert-manager
@@ -14,17 +16,21 @@ import type { V1Secret } from '@kubernetes/client-node';
 import type { Clock } from './clock.js';
 import { Informer, type InformerLogger, type ListWatchSource } from './informer.js';
 import type { CertificateLookup, CertificateSecretProjection } from './ports.js';
+import { certificatesOfPem } from '../tls/certificates.js';
 
 export const CERTIFICATE_SECRET_SELECTOR = 'type=kubernetes.io/tls';
 
 export function projectCertificateSecret(secret: V1Secret): CertificateSecretProjection {
   const crt = secret.data?.['tls.crt'];
-  return {
-    namespace: secret.metadata?.namespace ?? '',
-    name: secret.metadata?.name ?? '',
-    resourceVersion: secret.metadata?.resourceVersion ?? '',
-    chainPem: crt === undefined ? undefined : Buffer.from(crt, 'base64').toString('utf8'),
-  };
+  const meta = { namespace: secret.metadata?.namespace ?? '', name: secret.metadata?.name ?? '', resourceVersion: secret.metadata?.resourceVersion ?? '' };
+  if (crt === undefined) return { ...meta, chainPem: undefined, privateKeyLabels: [] };
+  const text = Buffer.from(crt, 'base64').toString('utf8');
+  try {
+    const { pem, privateKeyLabels } = certificatesOfPem(text);
+    return { ...meta, chainPem: pem, privateKeyLabels };
+  } catch (err) {
+    return { ...meta, chainPem: undefined, privateKeyLabels: [], invalid: err instanceof Error ? err.message : String(err) };
+  }
 }
 
 export class CertificateSecrets {

@@ -5,7 +5,7 @@ import { createPrivateKey, createPublicKey, type KeyObject } from 'node:crypto';
 import type { Algorithm } from './api/v1alpha1.js';
 import { ReconcileFailure } from './failures.js';
 import { sha256Hex, type CredentialInspector, type IssuedCredential } from './output-secret.js';
-import { delegationUsageProblem, pemToDers, spkiOf } from '../tls/certificates.js';
+import { certificatesOfPem, delegationUsageProblem, spkiOf } from '../tls/certificates.js';
 import type { Signer } from '../tls/signer.js';
 import { InMemoryKeySigner } from '../signer/index.js';
 import {
@@ -21,6 +21,7 @@ import {
 export type { Signer };
 
 export interface CertificateFacts {
+  /** The CERTIFICATE blocks of tls.crt re-encoded from DER (leaf first): what goes into the output Secret. */
   chainPem: string;
   leafDer: Uint8Array;
   /** Hex SHA-256 of the leaf DER. */
@@ -40,8 +41,8 @@ export interface IssueRequest {
 }
 
 export interface CryptoPort {
-  /** Parses tls.crt; throws ReconcileFailure(CertificateInvalid). */
-  readCertificate(chainPem: string, source: string): CertificateFacts;
+  /** Parses tls.crt, keeping only its certificates; throws ReconcileFailure(CertificateInvalid). */
+  readCertificate(tlsCrt: string, source: string): CertificateFacts;
   inspectCredential: CredentialInspector;
   /** A signer over a PEM private key; throws ReconcileFailure(KeyInvalid | KeyMismatch). */
   keySigner(keyPem: string, source: string, certificate: CertificateFacts): Signer;
@@ -49,10 +50,13 @@ export interface CryptoPort {
 }
 
 export const tlsCrypto: CryptoPort = {
-  readCertificate(chainPem, source) {
+  readCertificate(tlsCrt, source) {
+    // Rebuilt from the parsed certificates: a private key pasted into tls.crt (a combined PEM)
+    // must never reach the output Secret, which every injected pod mounts.
     let ders: Uint8Array[];
+    let chainPem: string;
     try {
-      ders = pemToDers(chainPem, 'CERTIFICATE');
+      ({ ders, pem: chainPem } = certificatesOfPem(tlsCrt));
     } catch (err) {
       throw new ReconcileFailure('CertificateInvalid', `${source}: ${messageOf(err)}`);
     }

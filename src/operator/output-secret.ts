@@ -4,6 +4,7 @@ import { createHash } from 'node:crypto';
 import type { V1Secret } from '@kubernetes/client-node';
 import type { Algorithm, DelegatedCredential, DelegatedCredentialSpec } from './api/v1alpha1.js';
 import { API_VERSION, GROUP } from './api/v1alpha1.js';
+import { certificatesOfPem } from '../tls/certificates.js';
 
 export const OUTPUT_SECRET_TYPE = `${GROUP}/delegated-credential`;
 export const MANAGED_BY_LABEL = 'app.kubernetes.io/managed-by';
@@ -59,6 +60,9 @@ export interface BuildOutputSecret {
 /** The complete Secret to write: replaces every data key, so a removed algorithm disappears. */
 export function buildOutputSecret(input: BuildOutputSecret): V1Secret {
   const { dc } = input;
+  // The chain comes rebuilt from parsed certificates (crypto.ts); this is the last line: every
+  // pod the webhook injects mounts this Secret, so a key under tls.crt would reach all of them.
+  if (/PRIVATE KEY-----/.test(input.chainPem)) throw new Error('internal error: refusing to write a private key into tls.crt of the output Secret');
   const data: Record<string, string> = { [CHAIN_KEY]: Buffer.from(input.chainPem).toString('base64') };
   for (const c of input.credentials) {
     data[credentialKey(c.algorithm)] = Buffer.from(c.credential).toString('base64');
@@ -121,7 +125,10 @@ export type OutputView =
       certificateFingerprint: string | undefined;
       specHash: string | undefined;
       issuedAt: Date | undefined;
+      /** The certificates of its tls.crt, re-encoded from DER (comparable to CertificateFacts.chainPem); undefined when unreadable. */
       chainPem: string | undefined;
+      /** Its tls.crt holds a private key (written by a version that copied a combined PEM as it was). */
+      chainHoldsPrivateKey: boolean;
       missingKeys: string[];
       extraAlgorithms: string[];
       credentials: StoredCredential[];
@@ -161,6 +168,7 @@ export function viewOutputSecret(
     .filter((a) => !(wanted as readonly string[]).includes(a));
   const issuedAtText = annotations[ANNOTATIONS.issuedAt];
   const issuedAt = issuedAtText === undefined || Number.isNaN(Date.parse(issuedAtText)) ? undefined : new Date(issuedAtText);
+  const chain = readChain(decoded(secret, CHAIN_KEY)?.toString('utf8'));
   const credentials: StoredCredential[] = [];
   const problems: string[] = [];
   for (const algorithm of wanted) {
@@ -180,10 +188,22 @@ export function viewOutputSecret(
     certificateFingerprint: annotations[ANNOTATIONS.certificateFingerprint],
     specHash: annotations[ANNOTATIONS.specHash],
     issuedAt,
-    chainPem: decoded(secret, CHAIN_KEY)?.toString('utf8'),
+    chainPem: chain.pem,
+    chainHoldsPrivateKey: chain.holdsPrivateKey,
     missingKeys,
     extraAlgorithms,
     credentials,
     problems,
   };
+}
+
+/** tls.crt of an output Secret, compared by its certificates: PEM line breaks or comments are no change. */
+function readChain(text: string | undefined): { pem: string | undefined; holdsPrivateKey: boolean } {
+  if (text === undefined) return { pem: undefined, holdsPrivateKey: false };
+  try {
+    const { pem, privateKeyLabels } = certificatesOfPem(text);
+    return { pem, holdsPrivateKey: privateKeyLabels.length > 0 };
+  } catch {
+    return { pem: undefined, holdsPrivateKey: /PRIVATE KEY-----/.test(text) };
+  }
 }

@@ -4,13 +4,17 @@
 import type { V1Secret } from '@kubernetes/client-node';
 import type { DelegatedCredential, DelegatedCredentialStatus, DelegationSigner } from './api/v1alpha1.js';
 
-/** What the certificate-Secret informer keeps: public data only, never tls.key. */
+/** What the certificate-Secret informer keeps: public data only, never tls.key (nor a key inside tls.crt). */
 export interface CertificateSecretProjection {
   namespace: string;
   name: string;
   resourceVersion: string;
-  /** tls.crt, decoded; undefined when the key is absent. */
+  /** The CERTIFICATE blocks of tls.crt, re-encoded from DER; undefined when tls.crt is absent or unreadable. */
   chainPem: string | undefined;
+  /** Labels of private-key blocks tls.crt also held ('PRIVATE KEY', 'EC PRIVATE KEY', ...): none belong there. */
+  privateKeyLabels: string[];
+  /** Why tls.crt could not be read (a CERTIFICATE block that is not base64). */
+  invalid?: string;
 }
 
 export type CertificateLookup =

@@ -16,7 +16,7 @@ import { renewalPolicyOf, renewalTime, jitterFraction, type RenewalPolicy } from
 import type { KeylessPort, SignerHealth } from './keyless.js';
 import { failureForTenant, isClusterSigner, loadSigner, planSigner, type SignerPlan } from './signers.js';
 import { staleOutputSecrets } from './stale-outputs.js';
-import { desiredStatus, statusEqual, type Failure, type ReconcileOutcome } from './status.js';
+import { desiredStatus, statusEqual, type Advisory, type Failure, type ReconcileOutcome } from './status.js';
 import { credentialRenewalTime, needsIssuing, type IssueReason } from './triggers.js';
 
 /** Certificates closer than this to notAfter are treated as expired: a credential would be useless. */
@@ -58,6 +58,7 @@ interface Inspection {
   output: OutputView;
   existing: V1Secret | undefined;
   trigger: IssueReason | null;
+  advisory: Advisory | undefined;
 }
 
 export class Reconciler {
@@ -75,7 +76,7 @@ export class Reconciler {
       return this.report(dc, { trigger: null, failure, credentials: [] });
     }
     if (inspection === 'syncing') return { kind: 'done', requeueAt: new Date(this.deps.clock.now().getTime() + 1000) };
-    const { output, trigger } = inspection;
+    const { output, trigger, advisory } = inspection;
     const stored = output.exists ? output.credentials : [];
     const lastIssuedAt = output.exists ? output.issuedAt : undefined;
     const { plan } = inspection;
@@ -94,13 +95,13 @@ export class Reconciler {
     if (trigger === null) {
       const renewal = output.exists ? credentialRenewalTime(dc, output, inspection.policy) : undefined;
       await this.removeStaleOutputs(dc);
-      return this.report(dc, { trigger, credentials: stored, signer: plan.description, renewalTime: renewal, lastIssuedAt });
+      return this.report(dc, { trigger, credentials: stored, signer: plan.description, renewalTime: renewal, lastIssuedAt, advisory });
     }
     log.info('issuing', { namespace, name, reason: trigger.reason, detail: trigger.message });
     try {
       const issued = await this.issue(inspection, plan);
       await this.removeStaleOutputs(dc);
-      return this.report(dc, { trigger, credentials: issued.credentials, signer: plan.description, renewalTime: issued.renewalTime, issuedAt: issued.issuedAt });
+      return this.report(dc, { trigger, credentials: issued.credentials, signer: plan.description, renewalTime: issued.renewalTime, issuedAt: issued.issuedAt, advisory });
     } catch (err) {
       const failure = failureOf(err);
       return this.report(dc, { trigger, failure, credentials: stored, signer: plan.description, lastIssuedAt });
@@ -117,8 +118,20 @@ export class Reconciler {
     if (lookup.state === 'syncing') return 'syncing';
     const secretName = `${namespace}/${dc.spec.certificateSecretRef.name}`;
     if (lookup.state === 'absent') throw new CertificateSecretAbsent(namespace, dc.spec.certificateSecretRef.name);
+    if (lookup.secret.invalid !== undefined) throw new ReconcileFailure('CertificateInvalid', `tls.crt of Secret ${secretName}: ${lookup.secret.invalid}`);
     if (lookup.secret.chainPem === undefined) throw new ReconcileFailure('CertificateInvalid', `Secret ${secretName} has no tls.crt`);
     const certificate = crypto.readCertificate(lookup.secret.chainPem, `tls.crt of Secret ${secretName}`);
+    // A key in tls.crt (a combined PEM) does not stop issuing: only the certificates are cached and
+    // copied, so the key goes nowhere through us, and refusing would take the credentials of a
+    // working setup away. But anything else that treats tls.crt as public spreads it: say so.
+    const [keyLabel] = lookup.secret.privateKeyLabels;
+    const advisory: Advisory | undefined =
+      keyLabel === undefined
+        ? undefined
+        : {
+            reason: 'CertificateSecretHoldsPrivateKey',
+            message: `tls.crt of Secret ${secretName} holds a ${keyLabel} block (a combined PEM); only its certificates were copied into the output Secret, but whatever else reads tls.crt as public gets the key: move the key to tls.key and keep only CERTIFICATE blocks in tls.crt`,
+          };
     checkCertificate(certificate, secretName, now);
     let plan: Inspection['plan'];
     try {
@@ -133,7 +146,7 @@ export class Reconciler {
     const existing = listers.outputSecret(namespace, dc.spec.secretName);
     const output = viewOutputSecret(existing, dc, certificate.leafDer, crypto.inspectCredential);
     const trigger = needsIssuing({ dc, output, certificate, policy, now });
-    return { dc, certificate, policy, plan, output, existing, trigger };
+    return { dc, certificate, policy, plan, output, existing, trigger, advisory };
   }
 
   /**
@@ -266,6 +279,10 @@ export class Reconciler {
       if (!repeated) events.record(dc, 'Warning', outcome.failure.reason, outcome.failure.message);
       log.warn('not ready', { ...meta, reason: outcome.failure.reason, detail: outcome.failure.message });
       return { kind: 'failed', failure: outcome.failure };
+    }
+    if (outcome.advisory !== undefined && previousReady?.reason !== outcome.advisory.reason) {
+      events.record(dc, 'Warning', outcome.advisory.reason, outcome.advisory.message);
+      log.warn('issued, with advice', { ...meta, reason: outcome.advisory.reason, detail: outcome.advisory.message });
     }
     return outcome.renewalTime ? { kind: 'done', requeueAt: outcome.renewalTime } : { kind: 'done' };
   }

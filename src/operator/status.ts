@@ -41,11 +41,22 @@ export interface Failure {
   signer?: boolean;
 }
 
+/**
+ * Something a person should fix although issuing succeeded. It becomes the reason of Ready=True
+ * (shown by `kubectl get dc -o wide`), with the message appended, and a Warning event.
+ */
+export interface Advisory {
+  reason: 'CertificateSecretHoldsPrivateKey';
+  message: string;
+}
+
 export interface ReconcileOutcome {
   /** Why credentials were (or should have been) issued; null when they were already up to date. */
   trigger: IssueReason | null;
   /** What blocked issuing or validating; undefined on success. */
   failure?: Failure;
+  /** On success: what to fix anyway. */
+  advisory?: Advisory;
   /** Credentials in the output Secret after this reconcile (freshly issued or already there). */
   credentials: StoredCredential[];
   /** A description of the signer when it was resolved, e.g. "tls.key of Secret web-tls". */
@@ -102,7 +113,8 @@ function desiredConditions(o: ReconcileOutcome): DesiredCondition[] {
   const names = o.credentials.map((c) => c.algorithm).sort().join(', ');
   // The same conditions whether this reconcile issued or found everything current, so the
   // reconcile that follows our own Secret write computes an identical status and writes nothing.
-  out.push({ type: 'Ready', status: 'True', reason: 'Issued', message: `credentials for ${names}${validity}${renewal}` });
+  const advice = o.advisory === undefined ? '' : `; but ${o.advisory.message}`;
+  out.push({ type: 'Ready', status: 'True', reason: o.advisory?.reason ?? 'Issued', message: `credentials for ${names}${validity}${renewal}${advice}` });
   out.push({ type: 'Issuing', status: 'False', reason: 'UpToDate', message: 'the credentials are current' });
   return out;
 }

@@ -8,6 +8,7 @@ import { jitterFraction, renewalTime } from './renewal.js';
 
 export type TriggerReason =
   | 'SecretMissing'
+  | 'OutputHoldsPrivateKey'
   | 'SecretMissingKeys'
   | 'AlgorithmsChanged'
   | 'CertificateChanged'
@@ -30,6 +31,11 @@ export interface TriggerInput {
 
 type Present = Extract<OutputView, { exists: true }>;
 type Policy = (input: TriggerInput, output: Present) => IssueReason | null;
+
+const outputHoldsPrivateKey: Policy = (_, out) =>
+  out.chainHoldsPrivateKey
+    ? { reason: 'OutputHoldsPrivateKey', message: "the output Secret's tls.crt holds a private key (a combined PEM copied as it was): rewriting it with the certificates only" }
+    : null;
 
 const secretMissingKeys: Policy = (_, out) =>
   out.missingKeys.length === 0
@@ -68,8 +74,12 @@ const expiring: Policy = (input, out) => {
   return input.now.getTime() >= at.getTime() ? { reason: 'Expiring', message: `renewal time ${at.toISOString()} reached` } : null;
 };
 
-/** Evaluated in order; InvalidCredential comes before Expiring because an invalid credential has no trustworthy expiry. */
-export const POLICY_CHAIN: readonly Policy[] = [secretMissingKeys, algorithmsChanged, certificateChanged, specChanged, invalidCredential, expiring];
+/**
+ * Evaluated in order. OutputHoldsPrivateKey first: a certificate key that every mounting pod can
+ * read is the most urgent reason. InvalidCredential comes before Expiring because an invalid
+ * credential has no trustworthy expiry.
+ */
+export const POLICY_CHAIN: readonly Policy[] = [outputHoldsPrivateKey, secretMissingKeys, algorithmsChanged, certificateChanged, specChanged, invalidCredential, expiring];
 
 export function needsIssuing(input: TriggerInput, chain: readonly Policy[] = POLICY_CHAIN): IssueReason | null {
   if (!input.output.exists) return { reason: 'SecretMissing', message: `the output Secret ${input.dc.spec.secretName} does not exist` };

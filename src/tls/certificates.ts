@@ -1186,3 +1186,16 @@ export function derToPem(der: Uint8Array, label: string): string {
   const lines = b64.match(/.{1,64}/g) ?? [];
   return `-----BEGIN ${label}-----\n${lines.join('\n')}\n-----END ${label}-----\n`;
 }
+
+/**
+ * The CERTIFICATE blocks of a PEM bundle re-encoded from their DER, and the labels of the private
+ * key blocks it also held (a "combined PEM": certificate followed by its key). For passing a
+ * `tls.crt` on: rebuilt from the parsed DER, nothing else in the input (other blocks, text around
+ * them, a key) can travel with it. Throws like pemToDers on a CERTIFICATE block that is not base64.
+ */
+export function certificatesOfPem(pem: string): { ders: Uint8Array[]; pem: string; privateKeyLabels: string[] } {
+  const ders = pemToDers(pem, 'CERTIFICATE');
+  // BEGIN lines, not whole blocks: a key whose END line is damaged is still a key.
+  const privateKeyLabels = [...pem.matchAll(/-----BEGIN ([A-Z0-9 ]*PRIVATE KEY)-----/g)].map((m) => m[1] ?? '');
+  return { ders, pem: ders.map((d) => derToPem(d, 'CERTIFICATE')).join(''), privateKeyLabels };
+}

@@ -170,6 +170,21 @@ void describe('issuing with the in-cluster signer', () => {
     assertCredentialsVerify(secret, algorithms);
   });
 
+  void it('copies only the certificates of a combined PEM (certificate then key in tls.crt), and says to move the key', async () => {
+    const cert = dcctlCertificate();
+    await putSecret(core, tlsSecret(ns.name, 'combined-tls', cert.crt + cert.key, cert.key));
+    await createDelegatedCredential(kc, ns.name, 'combined', { certificateSecretRef: { name: 'combined-tls' }, secretName: 'combined-dc' });
+    const dc = await waitForCondition(kc, ns.name, 'combined', 'Ready', 'True', 'CertificateSecretHoldsPrivateKey');
+    assert.match(dc.status?.conditions?.find((c) => c.type === 'Ready')?.message ?? '', new RegExp(`tls\\.crt of Secret ${ns.name}/combined-tls holds a PRIVATE KEY block .*move the key to tls\\.key`));
+    const secret = await outputSecret('combined-dc');
+    const chain = secretData(secret, 'tls.crt').toString();
+    assert.doesNotMatch(chain, /PRIVATE KEY/);
+    assert.equal(chain, cert.crt, 'the certificate, nothing else');
+    assertCredentialsVerify(secret, ['ecdsa_secp256r1_sha256']);
+    const events = await core.listNamespacedEvent({ namespace: ns.name, fieldSelector: 'involvedObject.name=combined' });
+    assert.ok(events.items.some((e) => e.type === 'Warning' && e.reason === 'CertificateSecretHoldsPrivateKey'));
+  });
+
   void it('restores a deleted output Secret', async () => {
     await core.deleteNamespacedSecret({ namespace: ns.name, name: 'web-dc' });
     const secret = await waitFor('the output Secret restored', 10_000, () => outputSecret('web-dc'));

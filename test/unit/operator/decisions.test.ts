@@ -24,6 +24,7 @@ function current(overrides: Partial<Extract<OutputView, { exists: true }>> = {})
     specHash: issuanceSpecHash(dc.spec),
     issuedAt: new Date(now.getTime() - 3600_000),
     chainPem: 'CHAIN',
+    chainHoldsPrivateKey: false,
     missingKeys: [],
     extraAlgorithms: [],
     credentials: [{ algorithm: 'ed25519', notAfter: new Date(now.getTime() + 23 * 3600_000), publicKeyFingerprint: 'aa' }],
@@ -40,6 +41,7 @@ void test('nothing to do for a current output Secret', () => {
 void test('each trigger fires with its reason, in chain order', () => {
   const table: [string, OutputView][] = [
     ['SecretMissing', { exists: false }],
+    ['OutputHoldsPrivateKey', current({ chainHoldsPrivateKey: true, missingKeys: ['ed25519.key'] })],
     ['SecretMissingKeys', current({ missingKeys: ['ed25519.key'], extraAlgorithms: ['p256'] })],
     ['AlgorithmsChanged', current({ extraAlgorithms: ['ecdsa_secp256r1_sha256'], certificateFingerprint: 'other' })],
     ['CertificateChanged', current({ certificateFingerprint: 'other', specHash: 'old' })],

@@ -4,6 +4,7 @@ import type { V1Secret } from '@kubernetes/client-node';
 import type { DelegatedCredential, DelegatedCredentialSpecInput, DelegatedCredentialStatus, DelegationSigner } from '../../../src/operator/api/v1alpha1.js';
 import { FakeClock } from '../../../src/operator/clock.js';
 import { tlsCrypto } from '../../../src/operator/crypto.js';
+import { projectCertificateSecret } from '../../../src/operator/certificate-secrets.js';
 import type { CertificateLookup, EventRecorder, IssueMetrics, KubeApi, Listers, Logger, NamespaceLookup } from '../../../src/operator/ports.js';
 import { Reconciler, type ReconcilerDeps } from '../../../src/operator/reconciler.js';
 import { issueCertificate, KeyUsage, type IssuedCertificate, type KeyType } from '../../../src/cli/pki/dev-pki.js';
@@ -35,14 +36,11 @@ export class FakeCluster implements KubeApi, Listers {
     const s = this.secrets.get(`${namespace}/${name}`);
     return s?.metadata?.labels?.['app.kubernetes.io/managed-by'] === 'dc-operator' ? s : undefined;
   }
+  /** Like the real informer: kubernetes.io/tls Secrets only, through the same projection. */
   certificateSecret(namespace: string, name: string): CertificateLookup {
     const s = this.secrets.get(`${namespace}/${name}`);
     if (s === undefined || s.type !== 'kubernetes.io/tls') return { state: 'absent' };
-    const crt = s.data?.['tls.crt'];
-    return {
-      state: 'found',
-      secret: { namespace, name, resourceVersion: s.metadata?.resourceVersion ?? '', chainPem: crt === undefined ? undefined : Buffer.from(crt, 'base64').toString() },
-    };
+    return { state: 'found', secret: projectCertificateSecret(s) };
   }
   outputSecretsOwnedBy(namespace: string, name: string): V1Secret[] {
     return [...this.secrets.values()].filter(

@@ -96,6 +96,44 @@ void test('re-issues against a replaced certificate', async () => {
   assert.match(h.events.events.at(-1)?.message ?? '', /CertificateChanged/);
 });
 
+void test('a combined PEM in tls.crt is issued with the certificates only, and Ready says to move the key', async () => {
+  const h = harness(new Date());
+  const cert = await delegationCertificate();
+  const keyBody = cert.key.privateKeyPem.split('\n')[1] ?? 'unreachable';
+  h.cluster.putTlsSecret(NS, 'web-tls', { ...cert, pem: cert.pem + cert.key.privateKeyPem });
+  h.cluster.putDelegatedCredential(NS, 'web-dc', { certificateSecretRef: { name: 'web-tls' }, secretName: 'web-dc-secret' });
+  assert.equal((await h.reconciler.reconcile(NS, 'web-dc')).kind, 'done');
+  const data = outputData(h);
+  assert.equal(Buffer.from(data['tls.crt'] ?? '', 'base64').toString(), cert.pem, 'tls.crt holds the certificate only');
+  for (const [k, v] of Object.entries(data)) assert.ok(!Buffer.from(v, 'base64').toString().includes(keyBody), `${k} holds no part of the certificate key`);
+  const ready = condition(dcOf(h), 'Ready');
+  assert.equal(ready?.status, 'True');
+  assert.equal(ready?.reason, 'CertificateSecretHoldsPrivateKey');
+  assert.match(ready?.message ?? '', /tls\.crt of Secret web\/web-tls holds a PRIVATE KEY block \(a combined PEM\).*move the key to tls\.key/);
+  assert.deepEqual(h.events.events.map((e) => `${e.type}/${e.reason}`), ['Normal/Issued', 'Warning/CertificateSecretHoldsPrivateKey']);
+
+  const writes = h.cluster.writes().length;
+  await h.reconciler.reconcile(NS, 'web-dc');
+  assert.equal(h.cluster.writes().length, writes, 'steady: no write, no event');
+  assert.equal(h.events.events.length, 2);
+
+  h.cluster.putTlsSecret(NS, 'web-tls', cert);
+  await h.reconciler.reconcile(NS, 'web-dc');
+  assert.equal(condition(dcOf(h), 'Ready')?.reason, 'Issued', 'fixed Secret, plain Ready');
+  assert.deepEqual(h.cluster.writes().slice(writes), ['update status web/web-dc'], 'the same certificates: nothing re-issued');
+});
+
+void test('an output Secret whose tls.crt holds a private key (written by an earlier version) is rewritten with the certificates only', async () => {
+  const h = await ready();
+  const secret = h.cluster.secrets.get(`${NS}/web-dc-secret`);
+  assert.ok(secret?.data);
+  const keyPem = Buffer.from(h.cluster.secrets.get(`${NS}/web-tls`)?.data?.['tls.key'] ?? '', 'base64').toString();
+  secret.data['tls.crt'] = Buffer.from(h.certPem + keyPem).toString('base64');
+  await h.reconciler.reconcile(NS, 'web-dc');
+  assert.match(h.events.events.at(-1)?.message ?? '', /OutputHoldsPrivateKey/);
+  assert.equal(Buffer.from(outputData(h)['tls.crt'] ?? '', 'base64').toString(), h.certPem);
+});
+
 void test('restores a deleted output Secret and repairs an edited one', async () => {
   const h = await ready();
   h.cluster.secrets.delete(`${NS}/web-dc-secret`);
