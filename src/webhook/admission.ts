@@ -54,6 +54,14 @@ export async function admit(request: AdmissionRequest, deps: AdmissionDeps): Pro
   const skip = shouldSkip({ request, pod: view, namespace, excludedNamespaces: deps.config.excludedNamespaces });
   if (skip) return { review: reply(request, { allowed: true }), result: 'skipped', ...skip };
 
+  // Refused, not skipped: the pod asked for the sidecar, and starting it without one is the silent
+  // failure failurePolicy Fail exists to avoid. Injected, the sidecar would share the node's
+  // network namespace: its ports would be the node's (colliding with every other such pod on the
+  // node) and the app's plaintext port would be reachable on the node's loopback.
+  if (view.spec?.hostNetwork === true) {
+    return deny(request, 'denied', 'HostNetworkPod', `the pod uses hostNetwork, and dc-operator does not inject into hostNetwork pods: the sidecar would listen on the node's own ports and reach the app over the node's loopback; set spec.hostNetwork to false or remove the ${ANNOTATION_INJECT} annotation`);
+  }
+
   const parsed = parseInjectionRequest(view, deps.config.sidecar.metricsPort);
   if (!parsed.ok) return deny(request, 'denied', 'InvalidAnnotation', parsed.message);
   const { dcName } = parsed.value;

@@ -8,8 +8,11 @@ import { LABEL_INJECT, LABEL_INJECT_VALUE } from './config.js';
 export const WEBHOOK_NAME = 'inject.dc-operator.io';
 export const DEFAULT_CONFIGURATION_NAME = 'dc-operator-webhook';
 export const MUTATE_PATH = '/mutate';
-/** Namespace label that opts a whole namespace out: `dc-operator.io/injection: disabled`. */
-export const NAMESPACE_OPT_OUT_LABEL = 'dc-operator.io/injection';
+/**
+ * Namespace label: `dc-operator.io/injection: enabled` opts a namespace in (the default, as
+ * Istio's `istio-injection=enabled`); with injectAllNamespaces, `disabled` opts one out.
+ */
+export const NAMESPACE_INJECTION_LABEL = 'dc-operator.io/injection';
 
 export type WebhookEndpoint =
   | { service: { namespace: string; name: string; port: number } }
@@ -27,6 +30,8 @@ export interface WebhookConfigurationOptions {
   excludedNamespaces?: string[];
   /** Send only pods labelled dc-operator.io/inject=enabled (see objectSelector below). */
   requireLabel?: boolean;
+  /** Send pods of every namespace not labelled dc-operator.io/injection=disabled (the behaviour before opt-in namespaces). */
+  injectAllNamespaces?: boolean;
   failurePolicy?: 'Fail' | 'Ignore';
   timeoutSeconds?: number;
   /** CREATE only in production; tests add UPDATE to show updates pass unchanged. */
@@ -40,9 +45,11 @@ export interface WebhookConfigurationOptions {
  * ReplicaSet/Job controller retries with backoff and the pods appear once the webhook answers.
  * Istio's sidecar injector makes the same choice; cert-manager's webhook uses Fail as well.
  * The cost is blast radius: while no replica answers, every pod creation the selectors match is
- * refused. That is why the selectors below never match kube-system or our own namespace (so the
- * cluster and the webhook itself can always recover), why the chart runs two replicas with a
- * PodDisruptionBudget, and why `requireLabel` exists to shrink the scope to labelled pods.
+ * refused. That is why, by default, the webhook sees only namespaces labelled
+ * dc-operator.io/injection=enabled (an outage then touches those alone, not every namespace of the
+ * cluster), why the selectors never match kube-system or our own namespace (so the cluster and the
+ * webhook itself can always recover), why the chart runs two replicas with a PodDisruptionBudget,
+ * and why `requireLabel` exists to shrink the scope further to labelled pods.
  */
 export const DEFAULT_FAILURE_POLICY = 'Fail';
 
@@ -73,10 +80,14 @@ export function buildMutatingWebhookConfiguration(opts: WebhookConfigurationOpti
     // Never kube-system (its pods must come back even when we are down) nor our own namespace (the
     // webhook's own pods must start while the webhook is down, or Fail would deadlock). The
     // kubernetes.io/metadata.name label is set by the API server on every namespace (>= 1.21).
+    // Opt-in namespaces by default, as Istio's injector: with failurePolicy Fail, a webhook that
+    // matched every namespace would block pod creation cluster-wide during an outage.
     namespaceSelector: {
       matchExpressions: [
         { key: 'kubernetes.io/metadata.name', operator: 'NotIn', values: excluded },
-        { key: NAMESPACE_OPT_OUT_LABEL, operator: 'NotIn', values: ['disabled'] },
+        opts.injectAllNamespaces
+          ? { key: NAMESPACE_INJECTION_LABEL, operator: 'NotIn', values: ['disabled'] }
+          : { key: NAMESPACE_INJECTION_LABEL, operator: 'In', values: ['enabled'] },
       ],
     },
     // The opt-in is an annotation (it carries a value, the DC name), and selectors match only

@@ -149,10 +149,10 @@ void describe('packaging', () => {
     assert.deepEqual(plain(chart.webhooks), plain(code.webhooks));
 
     const tuned = find(await render('dc-operator', ns, 'webhook.failurePolicy=Ignore', 'webhook.timeoutSeconds=3', 'webhook.requireLabel=true',
-      'webhook.excludedNamespaces={istio-system,monitoring}'), 'MutatingWebhookConfiguration', 'dc-operator-webhook') as unknown as V1MutatingWebhookConfiguration;
+      'webhook.injectAllNamespaces=true', 'webhook.excludedNamespaces={istio-system,monitoring}'), 'MutatingWebhookConfiguration', 'dc-operator-webhook') as unknown as V1MutatingWebhookConfiguration;
     const tunedCode = buildMutatingWebhookConfiguration({
       endpoint: { service: { namespace: ns, name: 'dc-operator-webhook', port: 443 } }, operatorNamespace: ns,
-      failurePolicy: 'Ignore', timeoutSeconds: 3, requireLabel: true, excludedNamespaces: ['istio-system', 'monitoring'],
+      failurePolicy: 'Ignore', timeoutSeconds: 3, requireLabel: true, injectAllNamespaces: true, excludedNamespaces: ['istio-system', 'monitoring'],
     });
     assert.deepEqual(plain(tuned.webhooks), plain(tunedCode.webhooks));
   });

@@ -13,6 +13,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import {
   AdmissionregistrationV1Api,
   ApiException,
+  CoreV1Api,
   CustomObjectsApi,
   type KubeConfig,
   type V1Pod,
@@ -30,11 +31,20 @@ import type { Logger } from '../../src/webhook/serving-certs.js';
 const DAY = 24 * 60 * 60 * 1000;
 const quiet: Logger = { info: () => undefined, warn: () => undefined, error: () => undefined };
 
+/** Labels a namespace dc-operator.io/injection=enabled: the configuration's default opt-in. */
+async function optIn(kc: KubeConfig, namespace: string): Promise<void> {
+  const core = kc.makeApiClient(CoreV1Api);
+  const ns = await core.readNamespace({ name: namespace });
+  await core.replaceNamespace({ name: namespace, body: { ...ns, metadata: { ...ns.metadata, labels: { ...ns.metadata?.labels, 'dc-operator.io/injection': 'enabled' } } } });
+}
+
 /**
- * Registers a configuration for `url`, scoped to one namespace so a leftover from a crashed run
- * can never touch other tests' pods. Returns its name.
+ * Registers a configuration for `url`, scoped to the given namespaces so a leftover from a crashed
+ * run can never touch other tests' pods, and opts them in (unless optIn is false). Returns its name.
  */
-async function register(kc: KubeConfig, url: string, namespace: string, opts: { operatorNamespace: string; name?: string; caBundlePem?: string }): Promise<string> {
+async function register(kc: KubeConfig, url: string, namespace: string | string[], opts: { operatorNamespace: string; name?: string; caBundlePem?: string; optIn?: boolean }): Promise<string> {
+  const namespaces = typeof namespace === 'string' ? [namespace] : namespace;
+  if (opts.optIn !== false) for (const ns of namespaces) await optIn(kc, ns);
   const name = opts.name ?? uniqueName('dc-webhook-test');
   const mwc = buildMutatingWebhookConfiguration({
     name,
@@ -44,7 +54,7 @@ async function register(kc: KubeConfig, url: string, namespace: string, opts: { 
     operations: ['CREATE', 'UPDATE'],
   });
   for (const w of mwc.webhooks ?? []) {
-    w.namespaceSelector?.matchExpressions?.push({ key: 'kubernetes.io/metadata.name', operator: 'In', values: [namespace] });
+    w.namespaceSelector?.matchExpressions?.push({ key: 'kubernetes.io/metadata.name', operator: 'In', values: namespaces });
   }
   await kc.makeApiClient(AdmissionregistrationV1Api).createMutatingWebhookConfiguration({ body: mwc });
   return name;
@@ -218,6 +228,35 @@ void describe('the sidecar-injection webhook behind a real kube-apiserver', () =
     assert.equal(pod.metadata?.annotations, undefined);
     // The only volume is the service-account token the API server itself adds.
     assert.deepEqual(pod.spec?.volumes?.map((v) => v.name.replace(/-[a-z0-9]+$/, '')), ['kube-api-access']);
+  });
+
+  void it('by default leaves pods of a namespace without dc-operator.io/injection=enabled alone (the API server does not even call), and injects once it is labelled', async () => {
+    const on = await createTestNamespace('webhook-opted-in');
+    const off = await createTestNamespace('webhook-not-opted-in');
+    namespaces.push(on, off);
+    for (const ns of [on, off]) await createDelegatedCredential(kc, ns.name, 'web-dc', 'web-dc-credentials');
+    await optIn(kc, on.name);
+    configurations.push(await register(kc, webhook.url, [on.name, off.name], { operatorNamespace: operatorNs.name, caBundlePem: webhook.caBundle(), optIn: false }));
+    await untilInjecting(on, 'web-dc'); // the configuration is live
+    const requests = webhook.stats.requests;
+    await off.core.createNamespacedPod({ namespace: off.name, body: annotatedPod('untouched', { 'dc-operator.io/inject': 'web-dc' }) });
+    const pod = await off.core.readNamespacedPod({ name: 'untouched', namespace: off.name });
+    assert.equal(sidecarOf(pod).count, 0, 'not mutated');
+    assert.equal(pod.metadata?.annotations?.['dc-operator.io/injected'], undefined);
+    assert.equal(webhook.stats.requests, requests, 'the API server did not call the webhook');
+    await optIn(kc, off.name);
+    await untilInjecting(off, 'web-dc');
+    await off.core.createNamespacedPod({ namespace: off.name, body: annotatedPod('injected', { 'dc-operator.io/inject': 'web-dc' }) });
+    assert.equal(sidecarOf(await off.core.readNamespacedPod({ name: 'injected', namespace: off.name })).count, 1);
+  });
+
+  void it('refuses a hostNetwork pod that asks for the sidecar, saying why', async () => {
+    const body = annotatedPod('host', { 'dc-operator.io/inject': 'web-dc' });
+    if (body.spec) body.spec.hostNetwork = true;
+    await assert.rejects(appNs.core.createNamespacedPod({ namespace: appNs.name, body }), (err: unknown) => {
+      assert.match(deniedMessage(err), /denied the request: the pod uses hostNetwork, and dc-operator does not inject into hostNetwork pods/);
+      return true;
+    });
   });
 
   void it('refuses a pod naming a DelegatedCredential that does not exist, saying which and how to fix it', async () => {

@@ -69,6 +69,7 @@ Stops on SIGTERM or SIGINT.`,
     'sidecar-metrics-port': { type: 'string', value: 'N', description: 'default port of the sidecar /metrics, /healthz, /readyz', default: String(DEFAULT_SIDECAR_CONFIG.metricsPort) },
     'shutdown-delay': { type: 'string', value: 'SECONDS', description: 'on SIGTERM, report not-ready and keep serving this long before closing', default: '5' },
     'require-label': { type: 'boolean', description: 'with --print-configuration: send only pods labelled dc-operator.io/inject=enabled' },
+    'inject-all-namespaces': { type: 'boolean', description: 'with --print-configuration: every namespace not labelled dc-operator.io/injection=disabled (default: only those labelled dc-operator.io/injection=enabled)' },
     'print-configuration': { type: 'boolean', description: 'print the MutatingWebhookConfiguration (YAML) and exit' },
   },
   examples: [
@@ -101,6 +102,7 @@ Stops on SIGTERM or SIGINT.`,
       },
       shutdownDelayMs: integerFlag('--shutdown-delay', v['shutdown-delay'], 0, 300) * 1000,
       requireLabel: v['require-label'],
+      injectAllNamespaces: v['inject-all-namespaces'],
       printConfiguration: v['print-configuration'],
     };
   },
@@ -114,6 +116,7 @@ Stops on SIGTERM or SIGINT.`,
         operatorNamespace: namespace,
         excludedNamespaces: c.excludedNamespaces,
         requireLabel: c.requireLabel,
+        injectAllNamespaces: c.injectAllNamespaces,
       });
       ctx.stdout(dumpYaml(mwc, { lineWidth: -1, noRefs: true }));
       return 0;

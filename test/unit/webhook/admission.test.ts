@@ -140,6 +140,19 @@ void describe('annotation validation denies with a message that says what to fix
     assert.match(out.review.response?.status?.message ?? '', /could not look up DelegatedCredential shop\/web-dc: connection refused/);
   });
 
+  void test('a hostNetwork pod that asks for the sidecar is refused, saying why and what to change; one that does not ask passes', async () => {
+    const lookups: string[] = [];
+    const out = await admit(request(pod(optIn, { hostNetwork: true })), deps('native', lookups));
+    assert.equal(out.result, 'denied');
+    assert.equal(out.reason, 'HostNetworkPod');
+    assert.equal(out.review.response?.allowed, false);
+    assert.match(out.review.response?.status?.message ?? '', /uses hostNetwork.*the node's own ports.*set spec\.hostNetwork to false or remove the dc-operator\.io\/inject annotation/);
+    assert.deepEqual(lookups, [], 'decided before any lookup');
+    const plain = await admit(request(pod(undefined, { hostNetwork: true })), deps());
+    assert.equal(plain.result, 'skipped');
+    assert.equal(plain.review.response?.allowed, true);
+  });
+
   void test('a privileged TLS port is allowed with a warning', async () => {
     const out = await admit(request(pod({ ...optIn, 'dc-operator.io/port': '443' })), deps());
     assert.equal(out.result, 'injected');

@@ -38,3 +38,16 @@ void test('by default every pod but those labelled inject=disabled is sent; requ
   const labelled = buildMutatingWebhookConfiguration({ endpoint: { url: 'https://x/mutate' }, operatorNamespace: 'ops', requireLabel: true });
   assert.deepEqual(labelled.webhooks?.[0]?.objectSelector, { matchLabels: { 'dc-operator.io/inject': 'enabled' } });
 });
+
+void test('by default only namespaces labelled dc-operator.io/injection=enabled are sent; injectAllNamespaces restores "all but disabled"', () => {
+  const optIn = buildMutatingWebhookConfiguration({ endpoint: { url: 'https://x/mutate' }, operatorNamespace: 'ops' });
+  assert.deepEqual(optIn.webhooks?.[0]?.namespaceSelector, {
+    matchExpressions: [
+      { key: 'kubernetes.io/metadata.name', operator: 'NotIn', values: ['kube-system', 'ops'] },
+      { key: 'dc-operator.io/injection', operator: 'In', values: ['enabled'] },
+    ],
+  });
+  assert.equal(optIn.webhooks?.[0]?.failurePolicy, 'Fail', 'Fail stays: the opt-in bounds what an outage blocks');
+  const all = buildMutatingWebhookConfiguration({ endpoint: { url: 'https://x/mutate' }, operatorNamespace: 'ops', injectAllNamespaces: true });
+  assert.deepEqual(all.webhooks?.[0]?.namespaceSelector?.matchExpressions?.[1], { key: 'dc-operator.io/injection', operator: 'NotIn', values: ['disabled'] });
+});
