@@ -22,16 +22,56 @@ const HASH_LENGTH: Record<HashName, number> = { sha256: 32, sha384: 48 };
  * secrets give two or three secrets each), so its padded key blocks are absorbed once. Entries
  * match by identity and then by content, so an array reused with new contents is not confused
  * with its old self. (A WeakMap did the same with more GC work than it saved.)
+ *
+ * Secrets held here: the last 8 HMAC-SHA-256 keys (traffic and stage secrets), as a reference, a
+ * copy and the absorbed key blocks. An evicted entry is wiped, and the whole cache is wiped once a
+ * second passes without a lookup, so an idle process keeps no secret here; under load entries
+ * are replaced within a few handshakes.
  */
 const KEY_CACHE_SIZE = 8;
+const KEY_CACHE_IDLE_CLEAR_MS = 1000;
 const cachedKeys: (Uint8Array | undefined)[] = new Array<Uint8Array | undefined>(KEY_CACHE_SIZE).fill(undefined);
 /** The contents of each cached key when it was cached (keys over 64 bytes are not cached). */
 const cachedCopies: Uint8Array[] = Array.from({ length: KEY_CACHE_SIZE }, () => new Uint8Array(64));
 const cachedLengths = new Int32Array(KEY_CACHE_SIZE);
 const cachedHmacs: (HmacSha256 | undefined)[] = new Array<HmacSha256 | undefined>(KEY_CACHE_SIZE).fill(undefined);
 let nextCacheSlot = 0;
+let lookupsSinceTick = 0;
+let idleClear: ReturnType<typeof setInterval> | undefined;
+
+function forgetCacheSlot(slot: number): void {
+  cachedHmacs[slot]?.wipe();
+  cachedHmacs[slot] = undefined;
+  cachedKeys[slot] = undefined;
+  cachedCopies[slot]!.fill(0);
+  cachedLengths[slot] = 0;
+}
+
+/** Wipes every cached key (also called by the idle timer). */
+export function clearHmacKeyCache(): void {
+  for (let i = 0; i < KEY_CACHE_SIZE; i++) forgetCacheSlot(i);
+}
+
+/** How many secrets the HMAC key cache holds now (tests: an idle process holds none). */
+export function cachedHmacKeyCount(): number {
+  return cachedHmacs.reduce((n, h) => n + (h ? 1 : 0), 0);
+}
+
+function armIdleClear(): void {
+  if (idleClear) return;
+  idleClear = setInterval(() => {
+    if (lookupsSinceTick === 0) {
+      clearHmacKeyCache();
+      clearInterval(idleClear);
+      idleClear = undefined;
+    }
+    lookupsSinceTick = 0;
+  }, KEY_CACHE_IDLE_CLEAR_MS);
+  idleClear.unref();
+}
 
 function hmacSha256Key(key: Uint8Array): HmacSha256 {
+  lookupsSinceTick++;
   for (let i = 0; i < KEY_CACHE_SIZE; i++) {
     if (cachedKeys[i] === key && sameBytes(cachedCopies[i]!, cachedLengths[i]!, key)) return cachedHmacs[i]!;
   }
@@ -39,6 +79,8 @@ function hmacSha256Key(key: Uint8Array): HmacSha256 {
   if (key.length <= 64) {
     const slot = nextCacheSlot;
     nextCacheSlot = (slot + 1) % KEY_CACHE_SIZE;
+    forgetCacheSlot(slot);
+    armIdleClear();
     cachedKeys[slot] = key;
     const copy = cachedCopies[slot]!;
     for (let i = 0; i < key.length; i++) copy[i] = key[i]!;

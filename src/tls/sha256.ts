@@ -166,6 +166,11 @@ export class HmacSha256 {
   }
 
   /** The first `length` (<= 32) bytes of HMAC(key, data), in a new array. */
+  /** Zeroes the absorbed key blocks: this object cannot MAC correctly afterwards. */
+  wipe(): void {
+    this.states.fill(0);
+  }
+
   mac(data: Uint8Array, length = SHA256_LENGTH): Uint8Array {
     const out = new Uint8Array(length);
     const work = WORK;
