@@ -10,7 +10,7 @@
  */
 import type { Socket } from 'node:net';
 import { createSecureContext, TLSSocket, type SecureContext } from 'node:tls';
-import { derToPem } from '../tls/certificates.js';
+import { derToPem } from '../tls/x509/index.js';
 import type { ServingMaterial } from './material.js';
 
 const contexts = new WeakMap<ServingMaterial, SecureContext>();

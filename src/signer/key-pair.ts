@@ -3,7 +3,7 @@
  * (a TLS Secret, a pair of files) differ only in where the PEM comes from and how errors name it.
  */
 import { readFile } from 'node:fs/promises';
-import { certificatePublicKey, pemToDers } from '../tls/certificates.js';
+import { certificatePublicKey, pemToDers } from '../tls/x509/index.js';
 import { InMemoryKeySigner, SignerKeyError } from './in-memory.js';
 
 export interface KeyPairSigner {

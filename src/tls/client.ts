@@ -15,7 +15,7 @@
 import { createHash } from 'node:crypto';
 import { randomBytesPooled } from './random.js';
 import { isIP } from 'node:net';
-import { createTrustStore, type TrustAnchorInput, type TrustStore } from './certificates.js';
+import { createTrustStore, type TrustAnchorInput, type TrustStore } from './x509/trust-store.js';
 import { Connection, lazy, type HandshakeMode, type KeyLogger } from './connection.js';
 import { HandshakeType, NamedGroup, ProtocolVersion, PskKeyExchangeMode } from './constants.js';
 import {
@@ -187,7 +187,10 @@ function serverAuthenticated(
   };
 }
 
-/** The client's states (style.md #3). */
+/**
+ * The client's states, a discriminated union: each holds only what is valid at that point, so an
+ * impossible transition does not type-check.
+ */
 type ClientState =
   | { readonly kind: 'ExpectServerHello'; readonly offer: Offer }
   | { readonly kind: 'ExpectEncryptedExtensions'; readonly hs: Negotiated }

@@ -11,7 +11,7 @@
  * was verified, `acceptLeaf` decides which key must have signed CertificateVerify.
  */
 import { X509Certificate, createPrivateKey, type KeyObject } from 'node:crypto';
-import { pemToDers } from './certificates.js';
+import { pemToDers } from './x509/pem.js';
 import { createKeySigner, type Signer } from './signer.js';
 import { isCertificateVerifyScheme } from './signature-schemes.js';
 import type { RawExtension } from './messages/extensions.js';
@@ -100,7 +100,7 @@ export interface CertificateKeyInput {
   readonly key: PemOrDer | KeyObject | Signer;
 }
 
-/** Certificates from PEM text (via ./certificates.js) or DER, as DER buffers, leaf first. */
+/** Certificates from PEM text (via ./x509/pem.ts) or DER, as DER buffers, leaf first. */
 export function certificateDers(input: PemOrDer | readonly PemOrDer[]): Uint8Array[] {
   const items: readonly PemOrDer[] = typeof input === 'string' || input instanceof Uint8Array ? [input] : input;
   return items.flatMap((item) => (typeof item === 'string' ? pemToDers(item, 'CERTIFICATE') : [item]));

@@ -1,10 +1,12 @@
 /**
- * Authenticating the peer: chain verification through ./certificates.js (trust store, name,
+ * Authenticating the peer: chain verification through ./x509/ (trust store, name,
  * validity), the receiving-side credential hooks (delegated credentials), and the
  * CertificateVerify check (RFC 8446 §4.4.2–§4.4.3). Shared by server (client auth) and client.
  */
 import { X509Certificate, type KeyObject } from 'node:crypto';
-import { CertificateError, verifyCertificateChain, type TrustAnchorInput, type TrustStore } from './certificates.js';
+import { CertificateError } from './x509/errors.js';
+import type { TrustAnchorInput, TrustStore } from './x509/trust-store.js';
+import { verifyCertificateChain } from './x509/verify-chain.js';
 import { ExtensionType } from './constants.js';
 import { BadCertificate, CertificateExpired, CertificateUnknown, UnknownCa, UnsupportedCertificate, type TlsError, PeerMisbehaved } from './errors.js';
 import type { CertificateMessage, CertificateVerify } from './messages/handshake.js';
@@ -30,7 +32,7 @@ export interface AuthenticatedPeer {
   readonly key: PeerKey;
 }
 
-/** CertificateError (from ./certificates.js) to our error class, by its alert kind. */
+/** CertificateError (from ./x509/errors.ts) to our error class, by its alert kind. */
 export function fromCertificateError(e: CertificateError): TlsError {
   switch (e.kind) {
     case 'bad_certificate':

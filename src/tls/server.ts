@@ -13,7 +13,7 @@
  * plaintext alert; the CertificateVerify step may wait for an async Signer.
  */
 import { randomBytesPooled, randomUint32 } from './random.js';
-import { createTrustStore, type TrustAnchorInput, type TrustStore } from './certificates.js';
+import { createTrustStore, type TrustAnchorInput, type TrustStore } from './x509/trust-store.js';
 import { Connection, lazy, type HandshakeMode, type KeyLogger } from './connection.js';
 import { HELLO_RETRY_REQUEST_RANDOM, HandshakeType, ProtocolVersion, PskKeyExchangeMode, SignatureScheme } from './constants.js';
 import {
@@ -220,7 +220,10 @@ interface RetryState {
   readonly sentChangeCipherSpec: boolean;
 }
 
-/** The server's states (style.md #3): each holds only what is valid at that point. */
+/**
+ * The server's states, a discriminated union: each holds only what is valid at that point, so an
+ * impossible transition does not type-check.
+ */
 type ServerState =
   | { readonly kind: 'ExpectClientHello' }
   | { readonly kind: 'ExpectSecondClientHello'; readonly retry: RetryState }

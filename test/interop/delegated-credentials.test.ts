@@ -10,7 +10,7 @@ import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import * as nodeTls from 'node:tls';
 import { asIssuer, issueCertificate } from '../../src/cli/pki/dev-pki.js';
-import { certificateNotBefore, pemToDers } from '../../src/tls/certificates.js';
+import { certificateNotBefore, pemToDers } from '../../src/tls/x509/index.js';
 import { ExtensionType, SignatureScheme } from '../../src/tls/constants.js';
 import { createKeySigner } from '../../src/tls/signer.js';
 import type { CredentialChoice } from '../../src/tls/credentials.js';

@@ -20,12 +20,12 @@ import {
   hasDigitalSignatureKeyUsage,
   pemToDers,
   publicKeyMatchesPrivate,
-  schemesForPublicKey,
   spkiOf,
   verifyCertificateChain,
   type CertificateErrorCode,
   type CertificateErrorKind,
-} from '../../src/tls/certificates.js';
+} from '../../src/tls/x509/index.js';
+import { schemesForKey as schemesForPublicKey } from '../../src/tls/signature-schemes.js';
 import { KeyUsage, asIssuer, importSigningKey, issueCertificate, type IssuedCertificate, type Issuer, type KeyType } from '../../src/cli/pki/dev-pki.js';
 
 const DAY = 86_400_000;

@@ -1,5 +1,5 @@
 import { randomBytes } from 'node:crypto';
-import { certificateNotAfter } from '../../tls/certificates.js';
+import { certificateNotAfter } from '../../tls/x509/index.js';
 import { defineCommand } from '../framework/command.js';
 import { UsageError } from '../framework/errors.js';
 import { writeOutputFiles, resolvePath } from '../framework/files.js';

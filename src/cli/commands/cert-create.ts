@@ -1,4 +1,4 @@
-import { certificateNotAfter, derToPem, verifyCertificateChain } from '../../tls/certificates.js';
+import { certificateNotAfter, derToPem, verifyCertificateChain } from '../../tls/x509/index.js';
 import { defineCommand } from '../framework/command.js';
 import { CommandFailed, UsageError } from '../framework/errors.js';
 import { resolvePath, writeOutputFiles } from '../framework/files.js';

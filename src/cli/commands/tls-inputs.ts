@@ -5,7 +5,7 @@
  */
 import type { KeyObject } from 'node:crypto';
 import { isIP } from 'node:net';
-import { pemToDers, publicKeyMatchesPrivate } from '../../tls/certificates.js';
+import { pemToDers, publicKeyMatchesPrivate } from '../../tls/x509/index.js';
 import { parsePrivateKeyPem } from '../../signer/in-memory.js';
 import { CommandFailed, UsageError } from '../framework/errors.js';
 import { readTextFile, resolvePath } from '../framework/files.js';

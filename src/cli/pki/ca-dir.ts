@@ -4,7 +4,7 @@
  * would otherwise surface later as a confusing verification failure.
  */
 import { join } from 'node:path';
-import { KeyUsageBit, parseCertificate, pemToDers, publicKeyMatchesPrivate, type ParsedCertificate } from '../../tls/certificates.js';
+import { KeyUsageBit, parseCertificate, pemToDers, publicKeyMatchesPrivate, type ParsedCertificate } from '../../tls/x509/index.js';
 import { CommandFailed } from '../framework/errors.js';
 import { readTextFile } from '../framework/files.js';
 import { importSigningKey, type Issuer } from './dev-pki.js';

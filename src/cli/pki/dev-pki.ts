@@ -10,7 +10,7 @@
 import { randomBytes, webcrypto, type KeyObject } from 'node:crypto';
 import { parsePrivateKeyPem } from '../../signer/in-memory.js';
 import { isIP } from 'node:net';
-import { DELEGATION_USAGE_OID, derToPem } from '../../tls/certificates.js';
+import { DELEGATION_USAGE_OID, derToPem } from '../../tls/x509/index.js';
 import { x509 } from './x509.js';
 
 type CryptoKey = webcrypto.CryptoKey;

@@ -3,12 +3,12 @@
  * its DER, public key, validity in whole seconds and the two extensions RFC 9345 §4.2 requires
  * (DelegationUsage, non-critical with a NULL value; KeyUsage with digitalSignature).
  *
- * Parsing is done by ../certificates.ts (bounded cache keyed by DER digest); this adapter only
+ * Parsing is done by ../x509/certificate.ts (bounded cache keyed by DER digest); this adapter only
  * reduces it to the facts the delegated-credential rules use, so a handshake can pass one parsed
  * value around instead of re-reading the DER.
  */
 import { X509Certificate, type KeyObject } from 'node:crypto';
-import { DELEGATION_USAGE_OID, KeyUsageBit, parseCertificate } from '../certificates.js';
+import { DELEGATION_USAGE_OID, KeyUsageBit, parseCertificate } from '../x509/certificate.js';
 
 /** 'malformed': present but its value is not ASN.1 NULL. */
 export type DelegationUsageState = 'absent' | 'non-critical' | 'critical' | 'malformed';
@@ -31,7 +31,7 @@ export type CertificateInput = Uint8Array | X509Certificate | DelegationCertific
 
 /**
  * Parses (or passes through) the delegation certificate. Throws the CertificateError of
- * ../certificates.ts (bad_certificate) when the DER is not a certificate.
+ * ../x509/certificate.ts (bad_certificate) when the DER is not a certificate.
  */
 export function delegationCertificate(input: CertificateInput): DelegationCertificate {
   if (!(input instanceof Uint8Array) && !(input instanceof X509Certificate)) return input;

@@ -12,7 +12,7 @@ import { fileURLToPath } from 'node:url';
 import * as nodeTls from 'node:tls';
 import type { AddressInfo } from 'node:net';
 import { decodeDelegatedCredential, verifyDelegatedCredential, DEFAULT_DC_SCHEMES } from '../../../src/tls/delegated/index.js';
-import { pemToDers } from '../../../src/tls/certificates.js';
+import { pemToDers } from '../../../src/tls/x509/index.js';
 import { SignatureScheme } from '../../../src/tls/constants.js';
 import { durationFlag, hostPortArgument, humanDuration } from '../../../src/cli/commands/tls-inputs.js';
 

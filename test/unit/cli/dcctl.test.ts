@@ -10,7 +10,7 @@ import { createPrivateKey, generateKeyPairSync } from 'node:crypto';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { hasDelegationUsage, pemToDers, publicKeyMatchesPrivate, verifyCertificateChain } from '../../../src/tls/certificates.js';
+import { hasDelegationUsage, pemToDers, publicKeyMatchesPrivate, verifyCertificateChain } from '../../../src/tls/x509/index.js';
 import { asIssuer, issueCertificate } from '../../../src/cli/pki/dev-pki.js';
 
 const here = dirname(fileURLToPath(import.meta.url));

@@ -1,0 +1,41 @@
+/**
+ * X.509 for the TLS stack and the delegated-credential code, laid out as webpki is:
+ *
+ * | file | what it does |
+ * | --- | --- |
+ * | `der.ts` | the DER reader |
+ * | `pem.ts` | PEM to DER and back |
+ * | `certificate.ts` | parsing a certificate once (cached by digest), per-certificate helpers |
+ * | `names.ts` | host names against subjectAltName, name-constraint comparisons |
+ * | `trust-store.ts` | trust anchors, parsed once and cached |
+ * | `verify-chain.ts` | path building and validation |
+ * | `errors.ts` | `CertificateError` and the alert each failure maps to |
+ *
+ * Shared by the TLS client and server, the sidecar, the operator and dcctl. Nothing here imports
+ * from outside src/tls.
+ */
+export { CertificateError, type CertificateErrorCode, type CertificateErrorKind } from './errors.js';
+export { certificatesOfPem, derToPem, pemToDers } from './pem.js';
+export {
+  DELEGATION_USAGE_OID,
+  KeyUsageBit,
+  certificateExtensions,
+  certificateNotAfter,
+  certificateNotBefore,
+  certificatePublicKey,
+  delegationUsageProblem,
+  describeCertificate,
+  hasDelegationUsage,
+  hasDigitalSignatureKeyUsage,
+  parseCertificate,
+  publicKeyFromSpki,
+  publicKeyMatchesPrivate,
+  spkiOf,
+  type CertificateExtension,
+  type CertificateInput,
+  type NameConstraints,
+  type NameSubtree,
+  type ParsedCertificate,
+} from './certificate.js';
+export { createTrustStore, type TrustAnchorInput, type TrustStore } from './trust-store.js';
+export { MAX_CHAIN_LENGTH, verifyCertificateChain, type VerifiedChain, type VerifyChainOptions } from './verify-chain.js';
