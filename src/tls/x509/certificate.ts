@@ -10,7 +10,7 @@
  */
 import { X509Certificate, createPublicKey, type KeyObject } from 'node:crypto';
 import { BoundedCache, sha256hex } from './cache.js';
-import { DerError, children, decodeOid, decodeTime, expectTag, hex, readTlv, type Tlv } from './der.js';
+import { DerDecodeError, children, decodeOid, decodeTime, expectTag, hex, readTlv, type Tlv } from './der.js';
 import { CertificateError } from './errors.js';
 import { canonicalIp } from './names.js';
 import { pemToDers } from './pem.js';
@@ -99,13 +99,13 @@ function parseExtensions(buf: Uint8Array, extsTlv: Tlv): Map<string, Certificate
     let critical = false;
     if (parts[i]?.tag === 0x01) {
       const b = parts[i]!;
-      if (b.end - b.start !== 1) throw new DerError('bad BOOLEAN');
+      if (b.end - b.start !== 1) throw new DerDecodeError('bad BOOLEAN');
       critical = buf[b.start] !== 0;
       i++;
     }
     const v = expectTag(parts[i], 0x04, 'extnValue OCTET STRING');
-    if (parts.length !== i + 1) throw new DerError('trailing data in Extension');
-    if (out.has(oid)) throw new DerError(`duplicate extension ${oid}`);
+    if (parts.length !== i + 1) throw new DerDecodeError('trailing data in Extension');
+    if (out.has(oid)) throw new DerDecodeError(`duplicate extension ${oid}`);
     out.set(oid, { critical, value: buf.subarray(v.start, v.end) });
   }
   return out;
@@ -118,11 +118,11 @@ function decodeBasicConstraints(v: Uint8Array): { ca: boolean; pathLen: number |
   for (const c of children(v, seq)) {
     if (c.tag === 0x01) ca = v[c.start] !== 0;
     else if (c.tag === 0x02) {
-      if (c.end - c.start > 4 || (v[c.start]! & 0x80) !== 0) throw new DerError('bad pathLenConstraint');
+      if (c.end - c.start > 4 || (v[c.start]! & 0x80) !== 0) throw new DerDecodeError('bad pathLenConstraint');
       let n = 0;
       for (let i = c.start; i < c.end; i++) n = n * 256 + v[i]!;
       pathLen = n;
-    } else throw new DerError('bad BasicConstraints');
+    } else throw new DerDecodeError('bad BasicConstraints');
   }
   return { ca, pathLen };
 }
@@ -169,7 +169,7 @@ function decodeSubjectAltName(v: Uint8Array): { dnsNames: string[]; ipAddresses:
         const groups: string[] = [];
         for (let k = 0; k < 16; k += 2) groups.push(((body[k]! << 8) | body[k + 1]!).toString(16));
         ipAddresses.push(canonicalIp(groups.join(':')) ?? groups.join(':'));
-      } else throw new DerError('iPAddress of a length other than 4 or 16');
+      } else throw new DerDecodeError('iPAddress of a length other than 4 or 16');
     }
   }
   return { dnsNames, ipAddresses, ipAddressBytes };
@@ -201,11 +201,11 @@ function decodeNameConstraints(v: Uint8Array): NameConstraints {
   const permitted: NameSubtree[] = [];
   const excluded: NameSubtree[] = [];
   for (const part of children(v, seq)) {
-    if (part.tag !== 0xa0 && part.tag !== 0xa1) throw new DerError('bad NameConstraints');
+    if (part.tag !== 0xa0 && part.tag !== 0xa1) throw new DerDecodeError('bad NameConstraints');
     const out = part.tag === 0xa0 ? permitted : excluded;
     for (const subtree of children(v, part)) {
       const [base, ...rest] = children(v, expectTag(subtree, 0x30, 'GeneralSubtree'));
-      if (!base) throw new DerError('empty GeneralSubtree');
+      if (!base) throw new DerDecodeError('empty GeneralSubtree');
       const body = v.subarray(base.start, base.end);
       // minimum must be 0 and maximum absent (RFC 5280 §4.2.1.10); anything else we do not evaluate.
       const defaultBounds = rest.every((r) => r.tag === 0x80 && r.end - r.start === 1 && v[r.start] === 0);
@@ -285,9 +285,9 @@ function spkiToJwk(spki: Uint8Array): Record<string, string> | undefined {
 /** Canonical text of an IP address (IPv6 compressed, lowercase), or undefined if it is not one. */
 function parseDer(der: Uint8Array, fingerprint: string): ParsedCertificate {
   const cert = expectTag(readTlv(der, 0, der.length), 0x30, 'Certificate SEQUENCE');
-  if (cert.end !== der.length) throw new DerError('trailing bytes after the certificate');
+  if (cert.end !== der.length) throw new DerDecodeError('trailing bytes after the certificate');
   const top = children(der, cert);
-  if (top.length !== 3) throw new DerError('a Certificate has three parts');
+  if (top.length !== 3) throw new DerDecodeError('a Certificate has three parts');
   const [tbs, sigAlg, sigValue] = top as [Tlv, Tlv, Tlv];
   const tbsParts = children(der, expectTag(tbs, 0x30, 'TBSCertificate'));
   let i = 0;
@@ -302,16 +302,16 @@ function parseDer(der: Uint8Array, fingerprint: string): ParsedCertificate {
   for (; i < tbsParts.length; i++) {
     const t = tbsParts[i]!;
     if (t.tag === 0xa3) extensions = parseExtensions(der, t);
-    else if (t.tag !== 0x81 && t.tag !== 0x82) throw new DerError('unexpected field in TBSCertificate');
+    else if (t.tag !== 0x81 && t.tag !== 0x82) throw new DerDecodeError('unexpected field in TBSCertificate');
   }
   const sigAlgOid = decodeOid(der, expectTag(children(der, expectTag(sigAlg, 0x30, 'signatureAlgorithm'))[0], 0x06, 'algorithm'));
-  if (validity.length !== 2) throw new DerError('bad Validity');
+  if (validity.length !== 2) throw new DerDecodeError('bad Validity');
   // RFC 5280 §4.1.1.2: the signed and the outer algorithm identifiers must be identical.
   if (Buffer.compare(der.subarray(innerSigAlg.headerStart, innerSigAlg.end), der.subarray(sigAlg.headerStart, sigAlg.end)) !== 0) {
-    throw new DerError('signatureAlgorithm differs from the signature field of TBSCertificate');
+    throw new DerDecodeError('signatureAlgorithm differs from the signature field of TBSCertificate');
   }
   expectTag(sigValue, 0x03, 'signatureValue BIT STRING');
-  if (sigValue.end - sigValue.start < 2 || der[sigValue.start] !== 0) throw new DerError('bad signatureValue');
+  if (sigValue.end - sigValue.start < 2 || der[sigValue.start] !== 0) throw new DerDecodeError('bad signatureValue');
   const san = extensions.get(OID.subjectAltName);
   const names = san ? decodeSubjectAltName(san.value) : { dnsNames: [], ipAddresses: [], ipAddressBytes: [] };
   const nc = extensions.get(OID.nameConstraints);

@@ -52,3 +52,14 @@ export class CertificateError extends Error {
     return AlertDescription[this.kind];
   }
 }
+
+/**
+ * Bytes that are not the DER we expect: truncated, indefinite or oversized lengths, a wrong tag,
+ * trailing data. Certificate parsing turns it into CertificateError(bad_certificate, 'malformed').
+ */
+export class DerDecodeError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = 'DerDecodeError';
+  }
+}

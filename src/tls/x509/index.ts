@@ -3,13 +3,14 @@
  *
  * | file | what it does |
  * | --- | --- |
- * | `der.ts` | the DER reader |
+ * | `der.ts` | the DER reader and writer |
  * | `pem.ts` | PEM to DER and back |
  * | `certificate.ts` | parsing a certificate once (cached by digest), per-certificate helpers |
  * | `names.ts` | host names against subjectAltName, name-constraint comparisons |
  * | `trust-store.ts` | trust anchors, parsed once and cached |
  * | `verify-chain.ts` | path building and validation |
- * | `errors.ts` | `CertificateError` and the alert each failure maps to |
+ * | `errors.ts` | `CertificateError` and the alert each failure maps to; `DerDecodeError` |
+ * | `cache.ts` | the bounded cache behind parsed certificates, verified signatures, trust stores |
  *
  * Shared by the TLS client and server, the sidecar, the operator and dcctl. Nothing here imports
  * from outside src/tls.
