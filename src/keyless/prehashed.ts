@@ -24,6 +24,7 @@ import {
   type ECDH,
   type KeyObject,
 } from 'node:crypto';
+import { DerTag, encodeTlv, encodeUnsignedInteger } from '../tls/x509/der.js';
 import { KeylessError, KeylessFormatError } from './errors.js';
 import { DIGEST_LENGTH, ErrorCode, type DigestAlgorithm, type SignOperation } from './protocol.js';
 
@@ -256,23 +257,9 @@ function bigIntToBytes(v: bigint, length: number): Buffer {
   return Buffer.from(v.toString(16).padStart(length * 2, '0'), 'hex');
 }
 
-/** DER `SEQUENCE { INTEGER r, INTEGER s }`. */
+/** DER `Ecdsa-Sig-Value ::= SEQUENCE { r INTEGER, s INTEGER }`. */
 function derSignature(r: bigint, s: bigint): Uint8Array {
-  const integer = (v: bigint): Buffer => {
-    let hex = v.toString(16);
-    if (hex.length % 2) hex = '0' + hex;
-    let body = Buffer.from(hex, 'hex');
-    if (body[0]! & 0x80) body = Buffer.concat([Buffer.of(0), body]);
-    return Buffer.concat([Buffer.of(0x02), derLength(body.length), body]);
-  };
-  const content = Buffer.concat([integer(r), integer(s)]);
-  return new Uint8Array(Buffer.concat([Buffer.of(0x30), derLength(content.length), content]));
-}
-
-function derLength(length: number): Buffer {
-  if (length < 0x80) return Buffer.of(length);
-  if (length < 0x100) return Buffer.of(0x81, length);
-  return Buffer.of(0x82, length >> 8, length & 0xff);
+  return encodeTlv(DerTag.sequence, encodeUnsignedInteger(r), encodeUnsignedInteger(s));
 }
 
 // --- Ed25519 --------------------------------------------------------------------------------

@@ -1,13 +1,15 @@
 /**
  * Subject Key Identifier of a public key, the name by which keyless requests select a key.
  *
- * protocol.md only says "Subject Key Identifier for the requested key" (20 bytes). We use
- * RFC 5280 §4.2.1.2 method (1): SHA-1 over the value of the subjectPublicKey BIT STRING (without
- * tag, length and unused-bits byte). It is also what OpenSSL and Go write into a certificate's
- * subjectKeyIdentifier extension by default, so `openssl x509 -noout -ext subjectKeyIdentifier`
- * shows the same value for an ordinary certificate.
+ * The Keyless SSL protocol (gokeyless `protocol/protocol.md`) only says "Subject Key Identifier
+ * for the requested key" (20 bytes). We use RFC 5280 §4.2.1.2 method (1): SHA-1 over the value of
+ * the subjectPublicKey BIT STRING (without tag, length and unused-bits byte). It is also what
+ * OpenSSL and Go write into a certificate's subjectKeyIdentifier extension by default, so
+ * `openssl x509 -noout -ext subjectKeyIdentifier` shows the same value for an ordinary certificate.
+ * The SubjectPublicKeyInfo is read with the project's DER reader (../tls/x509/der.ts).
  */
 import { createHash, createPublicKey, type KeyObject } from 'node:crypto';
+import { DerDecodeError, DerTag, children, expectTag, readTlv } from '../tls/x509/der.js';
 
 export const SKI_LENGTH = 20;
 
@@ -36,34 +38,14 @@ function spkiOf(key: KeyObject): Uint8Array {
 /**
  * The contents of subjectPublicKey in
  * `SubjectPublicKeyInfo ::= SEQUENCE { algorithm AlgorithmIdentifier, subjectPublicKey BIT STRING }`.
+ * Throws DerDecodeError for anything else.
  */
 export function subjectPublicKeyBits(spki: Uint8Array): Uint8Array {
-  const outer = derElement(spki, 0, 0x30, 'SubjectPublicKeyInfo');
-  const algorithm = derElement(spki, outer.start, 0x30, 'AlgorithmIdentifier');
-  const bits = derElement(spki, algorithm.end, 0x03, 'subjectPublicKey');
-  if (bits.end !== outer.end) throw new Error('SubjectPublicKeyInfo has trailing data');
-  if (bits.end - bits.start < 1 || spki[bits.start] !== 0) throw new Error('subjectPublicKey has unused bits');
-  return spki.subarray(bits.start + 1, bits.end);
-}
-
-/** One DER TLV at `at` with the expected tag; returns the bounds of its contents. */
-function derElement(der: Uint8Array, at: number, tag: number, what: string): { start: number; end: number } {
-  if (der[at] !== tag) throw new Error(`${what}: expected DER tag 0x${tag.toString(16)}`);
-  let length = der[at + 1];
-  let start = at + 2;
-  if (length === undefined) throw new Error(`${what}: truncated`);
-  if (length & 0x80) {
-    const count = length & 0x7f;
-    if (count < 1 || count > 3) throw new Error(`${what}: unsupported length encoding`);
-    length = 0;
-    for (let i = 0; i < count; i++) {
-      const b = der[start + i];
-      if (b === undefined) throw new Error(`${what}: truncated`);
-      length = (length << 8) | b;
-    }
-    start += count;
-  }
-  const end = start + length;
-  if (end > der.length) throw new Error(`${what}: truncated`);
-  return { start, end };
+  const outer = expectTag(readTlv(spki, 0, spki.length), DerTag.sequence, 'SubjectPublicKeyInfo');
+  const [algorithm, bits, ...rest] = children(spki, outer);
+  expectTag(algorithm, DerTag.sequence, 'AlgorithmIdentifier');
+  expectTag(bits, DerTag.bitString, 'subjectPublicKey');
+  if (rest.length > 0) throw new DerDecodeError('SubjectPublicKeyInfo has trailing data');
+  if (bits!.end - bits!.start < 1 || spki[bits!.start] !== 0) throw new DerDecodeError('subjectPublicKey has unused bits');
+  return spki.subarray(bits!.start + 1, bits!.end);
 }

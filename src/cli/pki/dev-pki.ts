@@ -11,6 +11,7 @@ import { randomBytes, webcrypto, type KeyObject } from 'node:crypto';
 import { parsePrivateKeyPem } from '../../signer/in-memory.js';
 import { isIP } from 'node:net';
 import { DELEGATION_USAGE_OID, derToPem } from '../../tls/x509/index.js';
+import { DerTag, encodeTlv } from '../../tls/x509/der.js';
 import { x509 } from './x509.js';
 
 type CryptoKey = webcrypto.CryptoKey;
@@ -173,8 +174,7 @@ function authorityKeyIdFrom(issuerDer: Uint8Array): x509.Extension | undefined {
   if (!ski) return undefined;
   const keyId = Buffer.from(ski.keyId, 'hex');
   // AuthorityKeyIdentifier ::= SEQUENCE { keyIdentifier [0] IMPLICIT OCTET STRING }
-  const inner = Buffer.concat([Buffer.from([0x80, keyId.length]), keyId]);
-  const value = Buffer.concat([Buffer.from([0x30, inner.length]), inner]);
+  const value = encodeTlv(DerTag.sequence, encodeTlv(0x80, keyId));
   return new x509.Extension('2.5.29.35', false, value);
 }
 

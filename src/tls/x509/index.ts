@@ -3,7 +3,7 @@
  *
  * | file | what it does |
  * | --- | --- |
- * | `der.ts` | the DER reader and writer |
+ * | `der.ts` | the DER reader and writer (src/keyless uses it too) |
  * | `pem.ts` | PEM to DER and back |
  * | `certificate.ts` | parsing a certificate once (cached by digest), per-certificate helpers |
  * | `names.ts` | host names against subjectAltName, name-constraint comparisons |

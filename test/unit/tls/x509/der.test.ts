@@ -15,6 +15,7 @@ import {
 } from '../../../../src/tls/x509/der.js';
 import { parseCertificate } from '../../../../src/tls/x509/certificate.js';
 import { CertificateError } from '../../../../src/tls/x509/errors.js';
+import { subjectPublicKeyBits } from '../../../../src/keyless/ski.js';
 
 const bytes = (...b: number[]) => Uint8Array.from(b);
 
@@ -134,9 +135,42 @@ void describe('DER writer', () => {
       }),
     );
   });
+
+  void it('writes Ecdsa-Sig-Value exactly as the keyless signer wrote it before (reference encoder)', () => {
+    // The encoder prehashed.ts had before it used this module, kept here as the reference.
+    const derLength = (length: number): Buffer =>
+      length < 0x80 ? Buffer.of(length) : length < 0x100 ? Buffer.of(0x81, length) : Buffer.of(0x82, length >> 8, length & 0xff);
+    const integer = (v: bigint): Buffer => {
+      let h = v.toString(16);
+      if (h.length % 2) h = '0' + h;
+      let body = Buffer.from(h, 'hex');
+      if (body[0]! & 0x80) body = Buffer.concat([Buffer.of(0), body]);
+      return Buffer.concat([Buffer.of(0x02), derLength(body.length), body]);
+    };
+    const reference = (r: bigint, s: bigint): Uint8Array => {
+      const content = Buffer.concat([integer(r), integer(s)]);
+      return new Uint8Array(Buffer.concat([Buffer.of(0x30), derLength(content.length), content]));
+    };
+    const scalar = fc.bigInt({ min: 1n, max: (1n << 521n) - 1n });
+    fc.assert(
+      fc.property(scalar, scalar, (r, s) => {
+        assert.deepEqual(encodeTlv(DerTag.sequence, encodeUnsignedInteger(r), encodeUnsignedInteger(s)), reference(r, s));
+      }),
+    );
+  });
 });
 
 void describe('DER users', () => {
+  void it('subjectPublicKeyBits (keyless SKI) reads an SPKI and raises DerDecodeError on anything else', () => {
+    const spki = new Uint8Array(generateKeyPairSync('ed25519').publicKey.export({ type: 'spki', format: 'der' }));
+    assert.equal(subjectPublicKeyBits(spki).length, 32);
+    decodeError(() => subjectPublicKeyBits(spki.subarray(0, spki.length - 1)));
+    decodeError(() => subjectPublicKeyBits(bytes(0x31, 0x00)), /SubjectPublicKeyInfo/);
+    const withUnusedBits = Uint8Array.from(spki);
+    withUnusedBits[spki.length - 33] = 1;
+    decodeError(() => subjectPublicKeyBits(withUnusedBits), /unused bits/);
+  });
+
   void it('certificate parsing reports DER failures as a malformed certificate', () => {
     assert.throws(
       () => parseCertificate(bytes(0x30, 0x80, 0x00, 0x00)),
