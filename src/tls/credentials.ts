@@ -11,6 +11,9 @@
  * was verified, `acceptLeaf` decides which key must have signed CertificateVerify.
  */
 import { X509Certificate, createPrivateKey, type KeyObject } from 'node:crypto';
+import { parseCertificate } from './x509/certificate.js';
+import { CertificateError } from './x509/errors.js';
+import { NO_SUBJECT_ALT_NAMES, matchesServerName, type SubjectAltNames } from './x509/names.js';
 import { pemToDers } from './x509/pem.js';
 import { createKeySigner, type Signer } from './signer.js';
 import { isCertificateVerifyScheme } from './signature-schemes.js';
@@ -87,8 +90,8 @@ export interface CertifiedKey {
   readonly chain: readonly Uint8Array[];
   readonly signer: Signer;
   readonly leaf: X509Certificate;
-  /** DNS names of the leaf (subjectAltName, lower case), for SNI selection. */
-  readonly dnsNames: readonly string[];
+  /** subjectAltName of the leaf, read from its DER once, for SNI selection (matchesServerName). */
+  readonly names: SubjectAltNames;
 }
 
 export type PemOrDer = string | Uint8Array;
@@ -128,7 +131,7 @@ export function loadCertifiedKey(input: CertificateKeyInput): CertifiedKey {
     throw new TypeError('private key does not match the certificate');
   }
   // Frozen: the server encodes the Certificate message of a frozen chain once (server.ts).
-  return { chain: Object.freeze(chain), signer, leaf, dnsNames: dnsNamesOf(leaf) };
+  return { chain: Object.freeze(chain), signer, leaf, names: subjectAltNamesOf(chain[0]!) };
 }
 
 function privateKeyOf(key: PemOrDer | KeyObject): KeyObject {
@@ -137,27 +140,24 @@ function privateKeyOf(key: PemOrDer | KeyObject): KeyObject {
   return createPrivateKey({ key: Buffer.from(key), format: 'der', type: 'pkcs8' });
 }
 
-function dnsNamesOf(cert: X509Certificate): string[] {
-  const san = cert.subjectAltName;
-  if (!san) return [];
-  return san
-    .split(', ')
-    .filter((s) => s.startsWith('DNS:'))
-    .map((s) => s.slice(4).toLowerCase());
-}
-
-/** RFC 6125 matching of a host name against a certificate DNS name (left-most wildcard only). */
-export function dnsNameMatches(pattern: string, host: string): boolean {
-  const h = host.toLowerCase().replace(/\.$/, '');
-  if (pattern === h) return true;
-  if (!pattern.startsWith('*.')) return false;
-  const dot = h.indexOf('.');
-  return dot > 0 && h.slice(dot + 1) === pattern.slice(2);
+/**
+ * The leaf's subjectAltName, from the same parse chain verification uses (cached by digest). A
+ * leaf that parse refuses can still be served, as the fallback, but is never chosen by name.
+ */
+function subjectAltNamesOf(leafDer: Uint8Array): SubjectAltNames {
+  try {
+    const { dnsNames, ipAddressBytes } = parseCertificate(leafDer);
+    return { dnsNames, ipAddressBytes };
+  } catch (e) {
+    if (e instanceof CertificateError) return NO_SUBJECT_ALT_NAMES;
+    throw e;
+  }
 }
 
 /**
  * The default server choice: a certificate matching SNI (else the first one) whose signer has
- * a CertificateVerify scheme the client offered, in the signer's order of preference.
+ * a CertificateVerify scheme the client offered, in the signer's order of preference. "Matching"
+ * is matchesServerName, the function a client's chain verification uses.
  */
 export function defaultCredential(
   keys: readonly CertifiedKey[],
@@ -166,7 +166,7 @@ export function defaultCredential(
 ): CredentialChoice | undefined {
   // With one certificate the SNI match and the fallback are the same: no name matching.
   const ordered =
-    servername && keys.length > 1 ? [...keys.filter((k) => k.dnsNames.some((n) => dnsNameMatches(n, servername))), ...keys] : keys;
+    servername && keys.length > 1 ? [...keys.filter((k) => matchesServerName(k.names, servername)), ...keys] : keys;
   for (const k of ordered) {
     const scheme = k.signer.schemes.find((s) => isCertificateVerifyScheme(s) && peerSchemes.includes(s));
     if (scheme !== undefined) return { certificateChain: k.chain, signer: k.signer, scheme, label: 'certificate' };

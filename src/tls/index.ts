@@ -32,7 +32,6 @@ export {
 export {
   certificateDers,
   defaultCredential,
-  dnsNameMatches,
   loadCertifiedKey,
   type CertificateKeyInput,
   type CertifiedKey,
@@ -43,6 +42,7 @@ export {
   type SelectClientCredential,
   type SelectServerCredential,
 } from './credentials.js';
+export { matchesServerName, type SubjectAltNames } from './x509/names.js';
 export type { Connection, HandshakeInfo, HandshakeMode, KeyLogger, Progress, TlsEvent } from './connection.js';
 export { ServerConfig, ServerConnection, DEFAULT_VERIFY_SCHEMES, type ServerOptions } from './server.js';
 export { ClientConfig, ClientConnection, type ClientConnectionOverrides, type ClientOptions } from './client.js';

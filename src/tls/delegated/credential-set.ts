@@ -6,9 +6,11 @@
  * holds the current set; `replace` is a single reference assignment, so a handshake that took
  * `store.current` at its start keeps using that set even if a reload swaps it mid-flight.
  */
-import { X509Certificate, createPublicKey, type KeyObject } from 'node:crypto';
+import { createPublicKey, type KeyObject } from 'node:crypto';
 import { signatureSchemeName } from '../constants.js';
 import { createKeySigner, type Signer } from '../signer.js';
+import { parseCertificate } from '../x509/certificate.js';
+import type { SubjectAltNames } from '../x509/names.js';
 import { dcAlgorithmRank } from './algorithms.js';
 import { delegationCertificate, type DelegationCertificate } from './certificate.js';
 import { decodeDelegatedCredential } from './codec.js';
@@ -69,8 +71,8 @@ export class DelegatedCredentialSet {
     readonly certificate: DelegationCertificate,
     /** Which side's context string the credentials were validated with. */
     readonly side: DelegationSide,
-    /** DNS names of the certificate (subjectAltName, lower case), for SNI checks. */
-    readonly dnsNames: readonly string[],
+    /** subjectAltName of the certificate, read from its DER, for SNI checks (matchesServerName). */
+    readonly names: SubjectAltNames,
     /** Cheapest algorithm first; for equal algorithms the longest-lived first. */
     readonly entries: readonly DelegatedCredentialEntry[],
   ) {
@@ -105,12 +107,13 @@ export class DelegatedCredentialSet {
         b.expiresAt.getTime() - a.expiresAt.getTime(),
     );
     const chain = Object.freeze(options.certificateChain.map((c) => Uint8Array.from(c)));
-    const dnsNames = Object.freeze(dnsNamesOf(new X509Certificate(certificate.der)));
+    const { dnsNames, ipAddressBytes } = parseCertificate(certificate.der);
+    const names: SubjectAltNames = Object.freeze({ dnsNames, ipAddressBytes });
     return new DelegatedCredentialSet(
       chain,
       certificate,
       options.side ?? 'server',
-      dnsNames,
+      names,
       Object.freeze(entries.map((e) => Object.freeze(e))),
     );
   }
@@ -205,13 +208,6 @@ export class CredentialStore {
     this.set = next;
     return previous;
   }
-}
-
-function dnsNamesOf(cert: X509Certificate): string[] {
-  return (cert.subjectAltName ?? '')
-    .split(', ')
-    .filter((s) => s.startsWith('DNS:'))
-    .map((s) => s.slice(4).toLowerCase());
 }
 
 export function errorText(cause: unknown): string {

@@ -11,7 +11,6 @@
  *   credential's key and scheme.
  */
 import {
-  dnsNameMatches,
   type CredentialChoice,
   type LeafContext,
   type PeerCredentialHooks,
@@ -21,6 +20,7 @@ import {
 } from '../credentials.js';
 import { ExtensionType, SignatureScheme, signatureSchemeName } from '../constants.js';
 import { PeerMisbehaved } from '../errors.js';
+import { matchesServerName } from '../x509/names.js';
 import type { RawExtension } from '../messages/extensions.js';
 import { CredentialStore, type DelegatedCredentialEntry, type DelegatedCredentialSet } from './credential-set.js';
 import type { DelegationSide } from './types.js';
@@ -75,9 +75,10 @@ function choiceFor(set: DelegatedCredentialSet, entry: DelegatedCredentialEntry)
   };
 }
 
+/** A certificate without DNS names is served for any name, as before; else matchesServerName decides. */
 function coversServerName(set: DelegatedCredentialSet, servername: string | undefined): boolean {
-  if (servername === undefined || set.dnsNames.length === 0) return true;
-  return set.dnsNames.some((name) => dnsNameMatches(name, servername));
+  if (servername === undefined || set.names.dnsNames.length === 0) return true;
+  return matchesServerName(set.names, servername);
 }
 
 /**

@@ -12,7 +12,7 @@ import { X509Certificate, createPublicKey, type KeyObject } from 'node:crypto';
 import { BoundedCache, sha256hex } from './cache.js';
 import { DerDecodeError, children, decodeOid, decodeTime, expectTag, hex, readTlv, type Tlv } from './der.js';
 import { CertificateError } from './errors.js';
-import { canonicalIp } from './names.js';
+import { asciiLowerCase, canonicalIp } from './names.js';
 import { pemToDers } from './pem.js';
 
 /** DelegationUsage, RFC 9345 §4.2 (under Cloudflare's private enterprise arc). */
@@ -69,7 +69,7 @@ export interface ParsedCertificate {
   readonly notAfter: Date;
   readonly spki: Uint8Array;
   readonly signatureAlgorithm: string;
-  /** subjectAltName dNSName entries, lowercased, as written (wildcards included). */
+  /** subjectAltName dNSName entries as written, ASCII letters lowercased (wildcards included). */
   readonly dnsNames: readonly string[];
   /** subjectAltName iPAddress entries in canonical text form. */
   readonly ipAddresses: readonly string[];
@@ -161,7 +161,7 @@ function decodeSubjectAltName(v: Uint8Array): { dnsNames: string[]; ipAddresses:
   const ipAddressBytes: Uint8Array[] = [];
   for (const gn of children(v, seq)) {
     const body = v.subarray(gn.start, gn.end);
-    if (gn.tag === 0x82) dnsNames.push(Buffer.from(body).toString('latin1').toLowerCase());
+    if (gn.tag === 0x82) dnsNames.push(asciiLowerCase(Buffer.from(body).toString('latin1')));
     else if (gn.tag === 0x87) {
       ipAddressBytes.push(body);
       if (body.length === 4) ipAddresses.push(Array.from(body).join('.'));
@@ -210,7 +210,7 @@ function decodeNameConstraints(v: Uint8Array): NameConstraints {
       // minimum must be 0 and maximum absent (RFC 5280 §4.2.1.10); anything else we do not evaluate.
       const defaultBounds = rest.every((r) => r.tag === 0x80 && r.end - r.start === 1 && v[r.start] === 0);
       if (!defaultBounds) out.push({ type: 'other', what: 'subtree with minimum/maximum' });
-      else if (base.tag === 0x82) out.push({ type: 'dns', name: Buffer.from(body).toString('latin1').toLowerCase() });
+      else if (base.tag === 0x82) out.push({ type: 'dns', name: asciiLowerCase(Buffer.from(body).toString('latin1')) });
       else if (base.tag === 0x87 && (body.length === 8 || body.length === 32)) {
         out.push({ type: 'ip', address: body.subarray(0, body.length / 2), mask: body.subarray(body.length / 2) });
       } else out.push({ type: 'other', what: GENERAL_NAME_TYPES[base.tag] ?? `GeneralName tag 0x${base.tag.toString(16)}` });

@@ -38,5 +38,6 @@ export {
   type NameSubtree,
   type ParsedCertificate,
 } from './certificate.js';
+export { matchesServerName, type SubjectAltNames } from './names.js';
 export { createTrustStore, type TrustAnchorInput, type TrustStore } from './trust-store.js';
 export { MAX_CHAIN_LENGTH, verifyCertificateChain, type VerifiedChain, type VerifyChainOptions } from './verify-chain.js';

@@ -13,7 +13,7 @@ import { BoundedCache } from './cache.js';
 import { DELEGATION_USAGE_OID, OID, KeyUsageBit, describe, parseCertificate, publicKeyOf, type ParsedCertificate } from './certificate.js';
 import { hex } from './der.js';
 import { CertificateError } from './errors.js';
-import { canonicalIp, dnsNameMatches, dnsWithinConstraint, ipWithinConstraint } from './names.js';
+import { dnsWithinConstraint, ipWithinConstraint, matchesServerName } from './names.js';
 import { trustStoreFor, type TrustAnchorInput, type TrustStore } from './trust-store.js';
 
 export const MAX_CHAIN_LENGTH = 10;
@@ -367,16 +367,9 @@ function checkPurpose(c: ParsedCertificate, purpose: 'server' | 'client', index:
   throw new CertificateError('unsupported_certificate', 'wrong_purpose', `${role} certificate ${describe(c)} is not valid for TLS ${purpose} authentication (extendedKeyUsage lacks ${purpose === 'server' ? 'serverAuth' : 'clientAuth'})`, index);
 }
 
-/**
- * RFC 6125 matching against subjectAltName only (never the subject CN): DNS names
- * case-insensitively, a wildcard only as the whole leftmost label matching exactly one label and
- * never directly under a top-level label; IP addresses against iPAddress entries.
- */
+/** The leaf must cover `servername`; the rules are those of matchesServerName (names.ts). */
 function checkName(leaf: ParsedCertificate, servername: string): void {
-  const name = (servername.endsWith('.') ? servername.slice(0, -1) : servername).toLowerCase();
-  const bare = name.startsWith('[') && name.endsWith(']') ? name.slice(1, -1) : name;
-  const ip = canonicalIp(bare);
-  if (ip !== undefined ? leaf.ipAddresses.includes(ip) : leaf.dnsNames.some((pattern) => dnsNameMatches(pattern, name))) return;
+  if (matchesServerName(leaf, servername)) return;
   const covered = [...leaf.dnsNames.map((d) => `DNS:${d}`), ...leaf.ipAddresses.map((a) => `IP Address:${a}`)];
   const names = covered.length ? covered.join(', ') : '(no subjectAltName names)';
   throw new CertificateError('bad_certificate', 'hostname_mismatch', `certificate ${describe(leaf)} is not valid for "${servername}"; it covers ${names}`, 0);
