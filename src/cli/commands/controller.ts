@@ -29,6 +29,10 @@ Connects with --kubeconfig, else $KUBECONFIG or ~/.kube/config, else the in-clus
 account. Replicas elect a leader on the Lease dc-operator-controller in --operator-namespace; only
 the leader issues, and a stopping leader releases the lease. Serves /metrics, /healthz and /readyz
 on --metrics-port. JSON logs on stderr. Stops on SIGTERM or SIGINT.`,
+  exitStatus: {
+    0: 'stopped by SIGTERM or SIGINT',
+    1: 'could not start (e.g. the port is in use) or failed while running',
+  },
   options: {
     kubeconfig: { type: 'string', value: 'FILE', description: 'kubeconfig file (default: $KUBECONFIG, ~/.kube/config, in-cluster)' },
     namespace: { type: 'string', multiple: true, value: 'NS', description: 'watch only this namespace; repeat it, or separate names with commas, for several (default: all namespaces)' },

@@ -1,7 +1,7 @@
 import { readFile } from 'node:fs/promises';
 import { describeDelegatedCredential, type DelegatedCredentialDescription } from '../../tls/delegated/index.js';
 import { defineCommand } from '../framework/command.js';
-import { CommandFailed } from '../framework/errors.js';
+import { InputError } from '../framework/errors.js';
 import { resolvePath } from '../framework/files.js';
 import { humanDuration, readCertificateFile } from './tls-inputs.js';
 
@@ -11,10 +11,12 @@ export const dcInspect = defineCommand({
   description: `
 Decodes FILE (an encoded DelegatedCredential, e.g. dc.cred from 'dcctl dc issue') and checks it
 against the certificate with every RFC 9345 receiver rule: signature over the certificate,
-DelegationUsage and digitalSignature, expiry, at most 7 days of remaining validity, key type.
-
-Exit status: 0 when the credential verifies now, 1 when it does not (the reason is printed,
-or in --json the "problem" field), 2 for unreadable input.`,
+DelegationUsage and digitalSignature, expiry, at most 7 days of remaining validity, key type.`,
+  exitStatus: {
+    0: 'the credential verifies now',
+    1: 'it does not verify (the reason is printed, or in --json the "problem" field)',
+    2: 'usage or input error: a flag is wrong, or FILE or --cert is unreadable or not what it should be',
+  },
   options: {
     cert: { type: 'string', value: 'FILE', description: 'the delegation certificate (PEM, end-entity first)', required: true },
     json: { type: 'boolean', description: 'print one JSON object instead of text' },
@@ -30,13 +32,13 @@ or in --json the "problem" field), 2 for unreadable input.`,
     try {
       bytes = new Uint8Array(await readFile(resolvePath(ctx.cwd, c.file)));
     } catch (e) {
-      throw new CommandFailed(`cannot read ${c.file}: ${(e as NodeJS.ErrnoException).code === 'ENOENT' ? 'no such file or directory' : (e as Error).message}`, 2);
+      throw new InputError(`cannot read ${c.file}: ${(e as NodeJS.ErrnoException).code === 'ENOENT' ? 'no such file or directory' : (e as Error).message}`);
     }
     let d: DelegatedCredentialDescription;
     try {
       d = describeDelegatedCredential(bytes, cert.chain[0]!, { now: ctx.now() });
     } catch (e) {
-      throw new CommandFailed(`${c.file} is not an encoded DelegatedCredential: ${(e as Error).message}`, 2);
+      throw new InputError(`${c.file} is not an encoded DelegatedCredential: ${(e as Error).message}`);
     }
     if (c.json) {
       ctx.stdout(`${JSON.stringify({ file: c.file, ...d })}\n`);

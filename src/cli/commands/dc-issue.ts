@@ -2,7 +2,7 @@ import { signatureSchemeName } from '../../tls/constants.js';
 import { DelegationError, MAX_DC_VALIDITY_SECONDS, issueDelegatedCredential, type DcAlgorithmName } from '../../tls/delegated/index.js';
 import { InMemoryKeySigner } from '../../signer/in-memory.js';
 import { defineCommand } from '../framework/command.js';
-import { CommandFailed, UsageError } from '../framework/errors.js';
+import { InputError, UsageError } from '../framework/errors.js';
 import { resolvePath, writeOutputFiles } from '../framework/files.js';
 import { oneOf } from '../framework/flags.js';
 import { durationFlag, humanDuration, readCertificateFile, readMatchingKey } from './tls-inputs.js';
@@ -65,7 +65,7 @@ not exceed 7 days (RFC 9345), and may not reach past the certificate's notAfter.
         now: ctx.now(),
       });
     } catch (e) {
-      if (e instanceof DelegationError) throw new CommandFailed(`--cert ${c.cert}: ${e.message}`);
+      if (e instanceof DelegationError) throw new InputError(`--cert ${c.cert}: ${e.message}`);
       throw e;
     }
     const [credPath, keyPath] = await writeOutputFiles(

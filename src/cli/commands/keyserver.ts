@@ -1,6 +1,6 @@
 import { readFile } from 'node:fs/promises';
 import { defineCommand, type CommandContext } from '../framework/command.js';
-import { CommandFailed, UsageError } from '../framework/errors.js';
+import { CommandFailed, InputError, UsageError } from '../framework/errors.js';
 import { resolvePath } from '../framework/files.js';
 import { integerFlag } from '../framework/flags.js';
 import {
@@ -25,7 +25,7 @@ async function readPem(ctx: CommandContext, flag: string, path: string): Promise
   try {
     return await readFile(resolvePath(ctx.cwd, path), 'utf8');
   } catch (e) {
-    throw new CommandFailed(`${flag}: cannot read ${path}: ${e instanceof Error ? e.message : String(e)}`);
+    throw new InputError(`${flag}: cannot read ${path}: ${e instanceof Error ? e.message : String(e)}`);
   }
 }
 
@@ -52,6 +52,10 @@ accept. A connection must finish its TLS handshake within --handshake-timeout an
 --idle-timeout without a request. Refusals and failed handshakes are counted by reason in the
 metrics and logged at most ${LOG_LINES_PER_WINDOW} lines a minute per reason. Choosing the limits
 behind SNAT: docs/operations.md.`,
+  exitStatus: {
+    0: 'stopped by SIGTERM or SIGINT',
+    1: 'could not start (e.g. the port is in use) or failed while running',
+  },
   options: {
     keys: { type: 'string', value: 'DIR', description: 'directory of private keys', required: true },
     ca: { type: 'string', value: 'FILE', description: 'CA certificate(s) (PEM) that client certificates must chain to', required: true },

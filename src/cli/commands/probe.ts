@@ -2,7 +2,7 @@ import { connect, type TLSSocket } from '../../tls/socket.js';
 import { namedGroupName, signatureSchemeName } from '../../tls/constants.js';
 import { delegatedCredentialPeerHooks, type DelegatedCredentialDetails } from '../../tls/delegated/index.js';
 import { defineCommand } from '../framework/command.js';
-import { CommandFailed, UsageError } from '../framework/errors.js';
+import { CommandFailed, InputError, UsageError } from '../framework/errors.js';
 import { readTextFile, resolvePath } from '../framework/files.js';
 import { durationFlag, hostPortArgument, humanDuration } from './tls-inputs.js';
 
@@ -34,11 +34,12 @@ export const probe = defineCommand({
 Connects with our TLS 1.3 client, offers the delegated_credential extension (34) for ed25519,
 ECDSA and RSA-PSS credential keys, verifies the server's chain against --ca and its name, and
 validates any delegated credential with every RFC 9345 receiver rule before checking the
-CertificateVerify made with the credential's key.
-
-Exit status: 0 when a delegated credential was used and verified; 1 when the server completed
-the handshake without one (it signed with its certificate key); 2 when the handshake failed
-(connection refused, untrusted chain, invalid credential, timeout, ...).`,
+CertificateVerify made with the credential's key.`,
+  exitStatus: {
+    0: 'a delegated credential was used and verified',
+    1: 'the server completed the handshake without one (it signed with its certificate key)',
+    2: 'the handshake failed (connection refused, untrusted chain, invalid credential, timeout, ...), or a usage or input error (a flag is wrong, --ca is unreadable or has no certificate)',
+  },
   options: {
     ca: { type: 'string', value: 'FILE', description: 'trust anchors (PEM) for the server certificate', required: true },
     servername: { type: 'string', value: 'NAME', description: 'name to send as SNI and to verify the certificate against (default: HOST)' },
@@ -55,7 +56,7 @@ the handshake without one (it signed with its certificate key); 2 when the hands
   },
   async run(c, ctx) {
     const caPem = await readTextFile(resolvePath(ctx.cwd, c.ca), '--ca');
-    if (!caPem.includes('-----BEGIN CERTIFICATE-----')) throw new CommandFailed(`--ca ${c.ca}: no PEM CERTIFICATE found`, PROBE_FAILED);
+    if (!caPem.includes('-----BEGIN CERTIFICATE-----')) throw new InputError(`--ca ${c.ca}: no PEM CERTIFICATE found`);
     let socket: TLSSocket | undefined;
     const result = await new Promise<ProbeResult>((resolve, reject) => {
       const timer = setTimeout(() => {

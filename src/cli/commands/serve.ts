@@ -10,7 +10,7 @@ import {
 } from '../../tls/delegated/index.js';
 import { signatureSchemeName } from '../../tls/constants.js';
 import { defineCommand } from '../framework/command.js';
-import { CommandFailed } from '../framework/errors.js';
+import { CommandFailed, InputError } from '../framework/errors.js';
 import { resolvePath } from '../framework/files.js';
 import { integerFlag, ipFlag } from '../framework/flags.js';
 import { readCertificateFile, readMatchingKey } from './tls-inputs.js';
@@ -74,6 +74,10 @@ matching scheme; other clients get the certificate key. All credentials must bel
 
 Prints 'listening on https://HOST:PORT' once ready (with --port 0 the port is chosen by the
 system) and runs until SIGINT or SIGTERM.`,
+  exitStatus: {
+    0: 'stopped by SIGTERM or SIGINT',
+    1: 'could not start (e.g. the port is in use) or failed while running',
+  },
   options: {
     cert: { type: 'string', value: 'FILE', description: 'certificate chain (PEM, end-entity first)', required: true },
     key: { type: 'string', value: 'FILE', description: "the certificate's private key (PEM)", required: true },
@@ -110,10 +114,10 @@ system) and runs until SIGINT or SIGTERM.`,
         const sources = await Promise.all(c.dcDirs.map((d) => readCredentialDirectory(resolvePath(ctx.cwd, d))));
         set = loadDelegatedCredentialSet(sources, { certificateChain: cert.chain, now: ctx.now() });
       } catch (e) {
-        if (e instanceof DelegationError) throw new CommandFailed(`--dc-dir: ${e.message}`);
+        if (e instanceof DelegationError) throw new InputError(`--dc-dir: ${e.message}`);
         throw e;
       }
-      if (set.entries.length === 0) throw new CommandFailed(`--dc-dir: no delegated credentials (<name>.cred + <name>.key) in ${c.dcDirs.join(', ')}`);
+      if (set.entries.length === 0) throw new InputError(`--dc-dir: no delegated credentials (<name>.cred + <name>.key) in ${c.dcDirs.join(', ')}`);
     }
     const log = (line: string): void => {
       if (!c.quiet) ctx.stderr(`${new Date().toISOString()} ${line}\n`);

@@ -32,6 +32,10 @@ served by node:tls when tls.key is mounted and refused with protocol_version oth
 an invalid new version is logged and counted, and the previous credentials keep serving.
 /healthz, /readyz and /metrics are on --metrics-port. SIGTERM stops accepting, lets open
 connections finish for --drain-timeout, then closes them.`,
+  exitStatus: {
+    0: 'stopped by SIGTERM or SIGINT',
+    1: 'could not start (e.g. the port is in use) or failed while running',
+  },
   options,
   examples: [
     'dc-operator sidecar --dc-dir /var/run/dc-operator/credentials --listen :8443 --upstream 127.0.0.1:8080',

@@ -7,7 +7,7 @@ import type { KeyObject } from 'node:crypto';
 import { isIP } from 'node:net';
 import { pemToDers, publicKeyMatchesPrivate } from '../../tls/x509/index.js';
 import { parsePrivateKeyPem } from '../../signer/in-memory.js';
-import { CommandFailed, UsageError } from '../framework/errors.js';
+import { InputError, UsageError } from '../framework/errors.js';
 import { readTextFile, resolvePath } from '../framework/files.js';
 
 export interface CertificateFile {
@@ -25,9 +25,9 @@ export async function readCertificateFile(cwd: string, file: string, flag: strin
   try {
     chain = pemToDers(pem, 'CERTIFICATE');
   } catch (e) {
-    throw new CommandFailed(`${flag} ${file}: ${(e as Error).message}`);
+    throw new InputError(`${flag} ${file}: ${(e as Error).message}`);
   }
-  if (chain.length === 0) throw new CommandFailed(`${flag} ${file}: no PEM CERTIFICATE found`);
+  if (chain.length === 0) throw new InputError(`${flag} ${file}: no PEM CERTIFICATE found`);
   return { path, pem, chain };
 }
 
@@ -38,7 +38,7 @@ export async function readMatchingKey(cwd: string, file: string, flag: string, c
   try {
     key = parsePrivateKeyPem(pem, file);
   } catch (e) {
-    throw new CommandFailed(`${flag}: ${(e as Error).message}`);
+    throw new InputError(`${flag}: ${(e as Error).message}`);
   }
   let matches = false;
   try {
@@ -46,7 +46,7 @@ export async function readMatchingKey(cwd: string, file: string, flag: string, c
   } catch {
     matches = false;
   }
-  if (!matches) throw new CommandFailed(`${flag} ${file} does not match the certificate in ${certFlag} (its public key is a different key)`);
+  if (!matches) throw new InputError(`${flag} ${file} does not match the certificate in ${certFlag} (its public key is a different key)`);
   return { pem, key };
 }
 

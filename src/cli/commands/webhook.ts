@@ -49,6 +49,10 @@ cert-manager, tls.crt and tls.key are read from --cert-dir and re-read when they
 
 --print-configuration prints the MutatingWebhookConfiguration for the Service and exits.
 Stops on SIGTERM or SIGINT.`,
+  exitStatus: {
+    0: 'stopped by SIGTERM or SIGINT (with --print-configuration: printed it)',
+    1: 'could not start (e.g. the port is in use) or failed while running',
+  },
   options: {
     namespace: { type: 'string', value: 'NS', description: 'the operator namespace (never injected; holds the CA Secret). Default: $POD_NAMESPACE' },
     port: { type: 'string', value: 'N', description: 'HTTPS port', default: '9443' },

@@ -79,6 +79,12 @@ export interface CommandSpec<O extends OptionSpecs, C> {
   readonly options: O;
   readonly positionals?: readonly PositionalSpec[];
   readonly examples?: readonly string[];
+  /**
+   * What each exit code means for this command, shown under "Exit status:" in --help. Entries
+   * replace the defaults (DEFAULT_EXIT_STATUS) of the same code; every code a command can return
+   * is listed, and a test runs each one.
+   */
+  readonly exitStatus?: Readonly<Record<number, string>>;
   /** Turns raw flags into a config; throws UsageError naming the flag. Touches nothing. */
   validate(values: OptionValues<O>, positionals: readonly string[]): C;
   run(config: C, ctx: CommandContext): Promise<number>;
@@ -91,6 +97,13 @@ export interface Command {
   help(program: string): string;
   execute(argv: readonly string[], ctx: CommandContext): Promise<number>;
 }
+
+/** The exit codes of every command (see errors.ts): what a command's exitStatus may refine. */
+export const DEFAULT_EXIT_STATUS: Readonly<Record<number, string>> = {
+  0: 'success',
+  1: 'the command could not be carried out (e.g. an output file exists, a write failed)',
+  2: 'usage or input error: a flag, an argument or an input file is wrong',
+};
 
 export function defineCommand<const O extends OptionSpecs, C>(spec: CommandSpec<O, C>): Command {
   return {
@@ -201,6 +214,9 @@ function formatHelp(program: string, spec: CommandSpec<OptionSpecs, unknown>): s
   }
   out.push('', 'Flags:');
   for (const [l, r] of rows) out.push(`  ${l.padEnd(width)}${r}`);
+  const exit = { ...DEFAULT_EXIT_STATUS, ...spec.exitStatus };
+  out.push('', 'Exit status:');
+  for (const [code, meaning] of Object.entries(exit)) out.push(`  ${code}  ${meaning}`);
   if (spec.examples?.length) {
     out.push('', 'Examples:');
     for (const e of spec.examples) out.push(`  ${e}`);

@@ -14,13 +14,29 @@ export class UsageError extends Error {
   }
 }
 
-/** The command was understood but could not be carried out (unreadable file, bad key, ...). Exit code 1. */
+/**
+ * The command was understood but could not be carried out (an output that exists, a port in use,
+ * a write that failed, ...). Exit code 1 unless the command documents another.
+ */
 export class CommandFailed extends Error {
   readonly exitCode: number;
   constructor(message: string, exitCode = 1) {
     super(message);
     this.name = 'CommandFailed';
     this.exitCode = exitCode;
+  }
+}
+
+/**
+ * An input the user named cannot be used: a file that is unreadable, not PEM, a key that does
+ * not match its certificate, a certificate that cannot do what was asked. Exit code 2, like a
+ * UsageError: the fix is in the command line or the files it names, and 1 stays free for the
+ * answer of commands such as `dc inspect` (does not verify) and `probe` (no delegated credential).
+ */
+export class InputError extends CommandFailed {
+  constructor(message: string) {
+    super(message, 2);
+    this.name = 'InputError';
   }
 }
 

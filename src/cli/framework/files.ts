@@ -2,7 +2,7 @@
 import { chmod, mkdir, readFile, rename, rm, stat, writeFile } from 'node:fs/promises';
 import { basename, dirname, join, resolve } from 'node:path';
 import { randomBytes } from 'node:crypto';
-import { CommandFailed } from './errors.js';
+import { CommandFailed, InputError } from './errors.js';
 
 export interface OutputFile {
   readonly name: string;
@@ -20,12 +20,12 @@ function reason(e: unknown): string {
   return (e as Error).message;
 }
 
-/** Reads a text file; the error names the flag it came from. */
+/** Reads a text file; the error (an InputError, exit 2) names the flag it came from. */
 export async function readTextFile(path: string, flag: string): Promise<string> {
   try {
     return await readFile(path, 'utf8');
   } catch (e) {
-    throw new CommandFailed(`${flag}: cannot read ${path}: ${reason(e)}`);
+    throw new InputError(`${flag}: cannot read ${path}: ${reason(e)}`);
   }
 }
 

@@ -96,7 +96,7 @@ export class CommandRegistry {
     if (cmds.length === 0) out.push('  (none yet)');
     const width = Math.max(0, ...cmds.map((c) => c.path.join(' ').length)) + 2;
     for (const c of cmds) out.push(`  ${c.path.join(' ').padEnd(width)}${c.summary}`);
-    out.push('', `Run '${this.program.name} <command> --help' for the flags of a command.`);
+    out.push('', `Run '${this.program.name} <command> --help' for the flags and exit codes of a command.`);
     if (this.program.footer) out.push('', this.program.footer);
     return out.join('\n') + '\n';
   }

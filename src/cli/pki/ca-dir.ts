@@ -5,7 +5,7 @@
  */
 import { join } from 'node:path';
 import { KeyUsageBit, parseCertificate, pemToDers, publicKeyMatchesPrivate, type ParsedCertificate } from '../../tls/x509/index.js';
-import { CommandFailed } from '../framework/errors.js';
+import { InputError } from '../framework/errors.js';
 import { readTextFile } from '../framework/files.js';
 import { importSigningKey, type Issuer } from './dev-pki.js';
 
@@ -27,7 +27,7 @@ export async function loadCaDirectory(dir: string, flag: string, now: Date): Pro
   const certificatePem = await readTextFile(certPath, flag);
   const keyPem = await readTextFile(keyPath, flag);
   const fail = (msg: string): never => {
-    throw new CommandFailed(`${flag} ${dir}: ${msg}`);
+    throw new InputError(`${flag} ${dir}: ${msg}`);
   };
 
   let ders: Uint8Array[] = [];

@@ -58,6 +58,13 @@ function fails(cwd: string, code: number, pattern: RegExp, ...args: string[]): v
   oneLine(run(cwd, ...args), code, pattern);
 }
 
+/** The codes listed under "Exit status:" in a help page. */
+function exitCodesInHelp(help: string): number[] {
+  const section = /\nExit status:\n((?: {2}\d+ {2}[^\n]*\n)+)/.exec(help);
+  assert.ok(section, `no Exit status section in:\n${help}`);
+  return [...section[1]!.matchAll(/^ {2}(\d+) /gm)].map((m) => Number(m[1]));
+}
+
 interface Served {
   child: ChildProcess;
   port: number;
@@ -106,9 +113,9 @@ void describe('dcctl dc issue, dc inspect, serve and probe', () => {
   void it('documents the flags of every new command in --help', () => {
     const expect: Record<string, string[]> = {
       'dc issue': ['--cert FILE', '--key FILE', '--algorithm ALG', '--validity DURATION', '--out DIR', 'ed25519, ecdsa_secp256r1_sha256, ecdsa_secp384r1_sha384', 'default: 24h'],
-      'dc inspect': ['FILE', '--cert FILE', '--json', 'Exit status'],
+      'dc inspect': ['FILE', '--cert FILE', '--json', 'Exit status:\n  0  the credential verifies now'],
       serve: ['--cert FILE', '--key FILE', '--dc-dir DIR', 'repeatable', '--port N', '--host ADDR', 'default: 127.0.0.1'],
-      probe: ['HOST:PORT', '--ca FILE', '--servername NAME', '--json', 'Exit status: 0'],
+      probe: ['HOST:PORT', '--ca FILE', '--servername NAME', '--json', 'Exit status:\n  0  a delegated credential was used'],
     };
     for (const [cmd, needles] of Object.entries(expect)) {
       const text = ok(work, ...cmd.split(' '), '--help').stdout;
@@ -137,14 +144,14 @@ void describe('dcctl dc issue, dc inspect, serve and probe', () => {
   }
 
   void it('refuses a certificate without DelegationUsage, a validity over 7 days or past notAfter, and a key of another certificate', () => {
-    fails(work, 1, /--cert plain\/tls\.crt: the certificate cannot delegate: it has no DelegationUsage extension/, 'dc', 'issue', '--cert', 'plain/tls.crt', '--key', 'plain/tls.key', '--out', 'x');
+    fails(work, 2, /--cert plain\/tls\.crt: the certificate cannot delegate: it has no DelegationUsage extension/, 'dc', 'issue', '--cert', 'plain/tls.crt', '--key', 'plain/tls.key', '--out', 'x');
     fails(work, 2, /--validity: 8d is over the 7 days/, 'dc', 'issue', '--cert', 'leaf/tls.crt', '--key', 'leaf/tls.key', '--validity', '8d', '--out', 'x');
     fails(work, 2, /--validity: 169h is over the 7 days/, 'dc', 'issue', '--cert', 'leaf/tls.crt', '--key', 'leaf/tls.key', '--validity', '169h', '--out', 'x');
-    fails(work, 1, /after the certificate's notAfter/, 'dc', 'issue', '--cert', 'short/tls.crt', '--key', 'short/tls.key', '--validity', '3d', '--out', 'x');
-    fails(work, 1, /--key plain\/tls\.key does not match the certificate in --cert leaf\/tls\.crt/, 'dc', 'issue', '--cert', 'leaf/tls.crt', '--key', 'plain/tls.key', '--out', 'x');
+    fails(work, 2, /after the certificate's notAfter/, 'dc', 'issue', '--cert', 'short/tls.crt', '--key', 'short/tls.key', '--validity', '3d', '--out', 'x');
+    fails(work, 2, /--key plain\/tls\.key does not match the certificate in --cert leaf\/tls\.crt/, 'dc', 'issue', '--cert', 'leaf/tls.crt', '--key', 'plain/tls.key', '--out', 'x');
     fails(work, 2, /--algorithm: unknown algorithm "rsa_pss_rsae_sha256"; allowed: ed25519/, 'dc', 'issue', '--cert', 'leaf/tls.crt', '--key', 'leaf/tls.key', '--algorithm', 'rsa_pss_rsae_sha256', '--out', 'x');
     fails(work, 2, /--validity: "1 day" is not a duration/, 'dc', 'issue', '--cert', 'leaf/tls.crt', '--key', 'leaf/tls.key', '--validity', '1 day', '--out', 'x');
-    fails(work, 1, /--cert: cannot read .*missing\.crt: no such file/, 'dc', 'issue', '--cert', 'missing.crt', '--key', 'leaf/tls.key', '--out', 'x');
+    fails(work, 2, /--cert: cannot read .*missing\.crt: no such file/, 'dc', 'issue', '--cert', 'missing.crt', '--key', 'leaf/tls.key', '--out', 'x');
     assert.throws(() => statSync(join(work, 'x')), /ENOENT/, 'nothing is written on error');
   });
 
@@ -186,6 +193,33 @@ void describe('dcctl dc issue, dc inspect, serve and probe', () => {
     writeFileSync(join(work, 'garbage.cred'), 'not a credential');
     fails(work, 2, /garbage\.cred is not an encoded DelegatedCredential/, 'dc', 'inspect', 'garbage.cred', '--cert', 'leaf/tls.crt');
     fails(work, 2, /missing FILE/, 'dc', 'inspect', '--cert', 'leaf/tls.crt');
+  });
+
+  void it('dc inspect returns each exit code its --help documents: 0 verifies, 1 does not, 2 usage or input error', () => {
+    assert.deepEqual(exitCodesInHelp(ok(work, 'dc', 'inspect', '--help').stdout), [0, 1, 2]);
+    ok(work, 'dc', 'issue', '--cert', 'leaf/tls.crt', '--key', 'leaf/tls.key', '--validity', '1h', '--out', 'dc-codes');
+    assert.equal(run(work, 'dc', 'inspect', 'dc-codes/dc.cred', '--cert', 'leaf/tls.crt').code, 0);
+    assert.equal(run(work, 'dc', 'inspect', 'dc-codes/dc.cred', '--cert', 'plain/tls.crt').code, 1);
+    // An unreadable or certificate-less --cert is an input error, never "does not verify".
+    fails(work, 2, /^dcctl dc inspect: --cert: cannot read .*nowhere\.crt: no such file or directory$/, 'dc', 'inspect', 'dc-codes/dc.cred', '--cert', 'nowhere.crt');
+    fails(work, 2, /^dcctl dc inspect: --cert leaf\/tls\.key: no PEM CERTIFICATE found$/, 'dc', 'inspect', 'dc-codes/dc.cred', '--cert', 'leaf/tls.key');
+    fails(work, 2, /^dcctl dc inspect: cannot read nowhere\.cred: no such file or directory$/, 'dc', 'inspect', 'nowhere.cred', '--cert', 'leaf/tls.crt');
+    fails(work, 2, /^dcctl dc inspect: unknown flag --bogus$/, 'dc', 'inspect', 'dc-codes/dc.cred', '--cert', 'leaf/tls.crt', '--bogus');
+  });
+
+  void it('probe documents 0, 1 and 2 and exits 2, never 1 ("no DC"), when --ca is missing or holds no certificate', () => {
+    assert.deepEqual(exitCodesInHelp(ok(work, 'probe', '--help').stdout), [0, 1, 2]);
+    // No server is needed: --ca is read before connecting (port 9 would refuse anyway).
+    fails(work, 2, /^dcctl probe: --ca: cannot read .*nowhere\.crt: no such file or directory$/, 'probe', '127.0.0.1:9', '--ca', 'nowhere.crt');
+    fails(work, 2, /^dcctl probe: --ca leaf\/tls\.key: no PEM CERTIFICATE found$/, 'probe', '127.0.0.1:9', '--ca', 'leaf/tls.key');
+    fails(work, 2, /^dcctl probe: --timeout: must be longer than 0s$/, 'probe', '127.0.0.1:9', '--ca', 'ca/ca.crt', '--timeout', '0s');
+  });
+
+  void it('dc issue and serve exit 2 for an unreadable --key and 1 only for what is not an input (an existing output)', () => {
+    fails(work, 2, /^dcctl dc issue: --key: cannot read .*nowhere\.key: no such file or directory$/, 'dc', 'issue', '--cert', 'leaf/tls.crt', '--key', 'nowhere.key', '--out', 'x');
+    fails(work, 2, /^dcctl serve: --key: cannot read .*nowhere\.key: no such file or directory$/, 'serve', '--cert', 'leaf/tls.crt', '--key', 'nowhere.key', '--port', '0');
+    ok(work, 'dc', 'issue', '--cert', 'leaf/tls.crt', '--key', 'leaf/tls.key', '--out', 'dc-exists');
+    fails(work, 1, /dc-exists\/dc\.cred already exists \(use --force to overwrite\)$/, 'dc', 'issue', '--cert', 'leaf/tls.crt', '--key', 'leaf/tls.key', '--out', 'dc-exists');
   });
 
   void it('serves credentials to probe (exit 0, cheapest algorithm) and the certificate to curl', async () => {
@@ -251,9 +285,9 @@ void describe('dcctl dc issue, dc inspect, serve and probe', () => {
   void it('serve refuses credentials of another certificate and a busy port, with one line', async () => {
     ok(work, 'cert', 'create', '--ca', 'ca', '--dns', 'localhost', '--out', 'leaf2');
     ok(work, 'dc', 'issue', '--cert', 'leaf2/tls.crt', '--key', 'leaf2/tls.key', '--out', 'dc-leaf2');
-    oneLine(await runAsync(work, 'serve', '--cert', 'leaf/tls.crt', '--key', 'leaf/tls.key', '--dc-dir', 'dc-leaf2', '--port', '0'), 1, /--dc-dir: .*dc-leaf2\/dc\.cred: /);
-    oneLine(await runAsync(work, 'serve', '--cert', 'leaf/tls.crt', '--key', 'leaf/tls.key', '--dc-dir', 'leaf', '--port', '0'), 1, /--dc-dir: no delegated credentials/);
-    oneLine(await runAsync(work, 'serve', '--cert', 'leaf/tls.crt', '--key', 'leaf2/tls.key', '--port', '0'), 1, /--key leaf2\/tls\.key does not match/);
+    oneLine(await runAsync(work, 'serve', '--cert', 'leaf/tls.crt', '--key', 'leaf/tls.key', '--dc-dir', 'dc-leaf2', '--port', '0'), 2, /--dc-dir: .*dc-leaf2\/dc\.cred: /);
+    oneLine(await runAsync(work, 'serve', '--cert', 'leaf/tls.crt', '--key', 'leaf/tls.key', '--dc-dir', 'leaf', '--port', '0'), 2, /--dc-dir: no delegated credentials/);
+    oneLine(await runAsync(work, 'serve', '--cert', 'leaf/tls.crt', '--key', 'leaf2/tls.key', '--port', '0'), 2, /--key leaf2\/tls\.key does not match/);
     const s = await startServe(work, '--cert', 'leaf/tls.crt', '--key', 'leaf/tls.key');
     try {
       oneLine(await runAsync(work, 'serve', '--cert', 'leaf/tls.crt', '--key', 'leaf/tls.key', '--port', String(s.port)), 1, /cannot listen on 127\.0\.0\.1:\d+: address already in use/);

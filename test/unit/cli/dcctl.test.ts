@@ -85,6 +85,28 @@ void describe('dcctl', () => {
     assert.match(cert, /Usage: dcctl cert create --ca DIR --out DIR \[flags\]/);
   });
 
+  void it('documents exit codes 0, 1 and 2 in the --help of every command of both programs', () => {
+    for (const [bin, commands] of [
+      [DCCTL, ['ca create', 'cert create', 'dc issue', 'dc inspect', 'serve', 'probe']],
+      [DC_OPERATOR, ['controller', 'webhook', 'sidecar', 'keyserver']],
+    ] as const) {
+      for (const cmd of commands) {
+        const r = spawnSync(process.execPath, [bin, ...cmd.split(' '), '--help'], { encoding: 'utf8' });
+        assert.equal(r.status, 0, r.stderr);
+        const section = /\nExit status:\n((?: {2}\d+ {2}[^\n]*\n)+)/.exec(r.stdout)?.[1] ?? '';
+        assert.deepEqual([...section.matchAll(/^ {2}(\d+) /gm)].map((m) => m[1]), ['0', '1', '2'], `${cmd} --help`);
+        assert.match(section, /^ {2}2 {2}.*usage or input error/m, `${cmd}: 2 is a usage or input error`);
+      }
+    }
+  });
+
+  void it('ca create and cert create return each documented exit code: 0 written, 1 output exists, 2 usage or input error', () => {
+    ok(work, 'ca', 'create', '--out', 'codes-ca');
+    fails(work, 1, /codes-ca\/ca\.crt already exists \(use --force to overwrite\)$/, 'ca', 'create', '--out', 'codes-ca');
+    fails(work, 2, /^dcctl ca create: --days: must be a whole number/, 'ca', 'create', '--out', 'codes-ca2', '--days', 'x');
+    fails(work, 2, /^dcctl cert create: --ca: cannot read .*nowhere\/ca\.crt: no such file or directory$/, 'cert', 'create', '--ca', 'nowhere', '--dns', 'a.test', '--out', 'x');
+  });
+
   void it('shows the commands of a group with "dcctl ca --help"', () => {
     assert.match(ok(work, 'ca', '--help').stdout, /ca create/);
   });
@@ -201,26 +223,26 @@ void describe('dcctl', () => {
     fails(work, 2, /^dcctl ca: unknown command "destroy"; one of: create/, 'ca', 'destroy');
   });
 
-  void it('reports an unreadable or inconsistent CA directory with exit 1 and the file at fault', () => {
-    fails(work, 1, /^dcctl cert create: --ca: cannot read .*nowhere\/ca\.crt: no such file or directory$/, 'cert', 'create', '--ca', 'nowhere', '--dns', 'a.test', '--out', 'x');
+  void it('reports an unreadable or inconsistent CA directory with exit 2 (an input error) and the file at fault', () => {
+    fails(work, 2, /^dcctl cert create: --ca: cannot read .*nowhere\/ca\.crt: no such file or directory$/, 'cert', 'create', '--ca', 'nowhere', '--dns', 'a.test', '--out', 'x');
     // A CA directory whose key belongs to another CA.
     ok(work, 'ca', 'create', '--out', 'other-ca');
     cpSync(join(work, 'ca/ca.crt'), join(work, 'mixed/ca.crt'), { recursive: true });
     cpSync(join(work, 'other-ca/ca.key'), join(work, 'mixed/ca.key'));
-    fails(work, 1, /^dcctl cert create: --ca .*mixed: ca\.key does not match the certificate in ca\.crt$/, 'cert', 'create', '--ca', 'mixed', '--dns', 'a.test', '--out', 'x');
+    fails(work, 2, /^dcctl cert create: --ca .*mixed: ca\.key does not match the certificate in ca\.crt$/, 'cert', 'create', '--ca', 'mixed', '--dns', 'a.test', '--out', 'x');
     // An encrypted CA key, and a key type that cannot sign certificates.
     mkdirSync(join(work, 'locked'));
     cpSync(join(work, 'ca/ca.crt'), join(work, 'locked/ca.crt'));
     writeFileSync(join(work, 'locked/ca.key'), createPrivateKey(readFileSync(join(work, 'ca/ca.key'))).export({ type: 'pkcs8', format: 'pem', cipher: 'aes-256-cbc', passphrase: 'x' }));
-    fails(work, 1, /--ca .*locked: ca\.key is an encrypted private key; an unencrypted PKCS#8\/PKCS#1\/SEC1 PEM key is needed$/, 'cert', 'create', '--ca', 'locked', '--dns', 'a.test', '--out', 'x');
+    fails(work, 2, /--ca .*locked: ca\.key is an encrypted private key; an unencrypted PKCS#8\/PKCS#1\/SEC1 PEM key is needed$/, 'cert', 'create', '--ca', 'locked', '--dns', 'a.test', '--out', 'x');
     writeFileSync(join(work, 'locked/ca.key'), 'not a key');
-    fails(work, 1, /--ca .*locked: ca\.key is not a PKCS#8\/PKCS#1\/SEC1 PEM private key$/, 'cert', 'create', '--ca', 'locked', '--dns', 'a.test', '--out', 'x');
+    fails(work, 2, /--ca .*locked: ca\.key is not a PKCS#8\/PKCS#1\/SEC1 PEM private key$/, 'cert', 'create', '--ca', 'locked', '--dns', 'a.test', '--out', 'x');
     writeFileSync(join(work, 'locked/ca.key'), generateKeyPairSync('x25519').privateKey.export({ type: 'pkcs8', format: 'pem' }));
-    fails(work, 1, /--ca .*locked: ca\.key is a key of type x25519, which cannot sign certificates/, 'cert', 'create', '--ca', 'locked', '--dns', 'a.test', '--out', 'x');
+    fails(work, 2, /--ca .*locked: ca\.key is a key of type x25519, which cannot sign certificates/, 'cert', 'create', '--ca', 'locked', '--dns', 'a.test', '--out', 'x');
     // A leaf directory is not a CA.
     cpSync(join(work, 'leaf/tls.crt'), join(work, 'leaf-as-ca/ca.crt'), { recursive: true });
     cpSync(join(work, 'leaf/tls.key'), join(work, 'leaf-as-ca/ca.key'));
-    fails(work, 1, /ca\.crt is not a CA certificate/, 'cert', 'create', '--ca', 'leaf-as-ca', '--dns', 'a.test', '--out', 'x');
+    fails(work, 2, /ca\.crt is not a CA certificate/, 'cert', 'create', '--ca', 'leaf-as-ca', '--dns', 'a.test', '--out', 'x');
   });
 
   void it('refuses a certificate that would outlive its CA and says how many days fit', () => {

@@ -1,7 +1,7 @@
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { defineCommand, type CommandContext } from '../../../src/cli/framework/command.js';
-import { CommandFailed, UsageError } from '../../../src/cli/framework/errors.js';
+import { CommandFailed, InputError, UsageError } from '../../../src/cli/framework/errors.js';
 import { CommandRegistry, type ProgramContext } from '../../../src/cli/framework/registry.js';
 import { integerFlag, ipFlag, oneOf } from '../../../src/cli/framework/flags.js';
 import { namespaceList } from '../../../src/cli/commands/controller.js';
@@ -57,6 +57,7 @@ const explode = defineCommand({
   async run(how) {
     if (how === 'usage') throw new UsageError('bad combination', '--how');
     if (how === 'failed') throw new CommandFailed('the server said no', 3);
+    if (how === 'input') throw new InputError('--how: cannot read how.txt: no such file or directory');
     throw new Error('undefined is not a function\nsecond line');
   },
 });
@@ -142,6 +143,29 @@ void describe('command framework', () => {
     const debug = capture({ DC_DEBUG: '1' });
     await program().run(['explode', '--how', 'bug'], debug);
     assert.match(debug.err, /internal error: undefined is not a function\nError: undefined is not a function\nsecond line\n\s+at /);
+  });
+
+  void it('documents the exit codes in --help: the defaults, refined per command', async () => {
+    const ctx = capture();
+    await program().run(['explode', '--help'], ctx);
+    assert.match(ctx.out, /\nExit status:\n {2}0 {2}success\n {2}1 {2}the command could not be carried out[^\n]*\n {2}2 {2}usage or input error[^\n]*\n/);
+    const answer = defineCommand({
+      path: ['answer'],
+      summary: 'Answers yes or no',
+      options: {},
+      exitStatus: { 0: 'yes', 1: 'no' },
+      validate: () => undefined,
+      run: () => Promise.resolve(0),
+    });
+    const a = capture();
+    await new CommandRegistry({ name: 'prog', summary: '' }).register(answer).run(['answer', '--help'], a);
+    assert.match(a.out, /\nExit status:\n {2}0 {2}yes\n {2}1 {2}no\n {2}2 {2}usage or input error/);
+  });
+
+  void it('reports an input error (an unreadable or unsuitable input) with exit code 2, like a usage error', async () => {
+    const ctx = capture();
+    assert.equal(await program().run(['explode', '--how', 'input'], ctx), 2);
+    assert.equal(ctx.err, 'prog explode: --how: cannot read how.txt: no such file or directory\n');
   });
 
   void it('refuses to register the same command twice', () => {

@@ -33,7 +33,7 @@ void describe('dc-operator keyserver start-up checks', () => {
     writeFileSync(empty, '');
     for (const file of [keyOnly, empty]) {
       const r = keyserver(file);
-      assert.equal(r.code, 1, r.stderr);
+      assert.equal(r.code, 2, r.stderr); // an input error
       assert.match(r.stderr, new RegExp(`--ca ${file.replace(/[.*+?^${}()|[\]\\/]/g, '\\$&')}: no PEM CERTIFICATE found`));
       assert.doesNotMatch(r.stderr, /listening/);
     }
