@@ -23,7 +23,7 @@ mode 0600. Not for production: the key is an unencrypted file.`,
     cn: { type: 'string', value: 'NAME', description: 'subject common name (default: "dc-operator dev CA" and a random suffix)' },
     'key-type': { type: 'string', value: 'TYPE', description: `CA key type: ${KEY_TYPES.join(', ')}`, default: 'ecdsa-p256' },
     days: { type: 'string', value: 'N', description: 'validity in days', default: '3650' },
-    force: { type: 'boolean', description: 'overwrite existing files' },
+    force: { type: 'boolean', description: 'overwrite existing files (all of them, or on an error none)' },
   },
   examples: ['dcctl ca create --out .dev/ca', 'dcctl ca create --out ca --key-type ed25519 --cn "Team CA" --days 30'],
   validate(v) {

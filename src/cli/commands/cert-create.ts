@@ -34,7 +34,7 @@ plus extKeyUsage serverAuth (and clientAuth with --client), subjectAltName entri
     'no-delegation-usage': { type: 'boolean', description: 'leave out the DelegationUsage extension (a certificate that cannot delegate)' },
     client: { type: 'boolean', description: 'also allow TLS client authentication (extKeyUsage clientAuth)' },
     out: { type: 'string', value: 'DIR', description: 'directory to write tls.crt, tls.key and ca.crt into', required: true },
-    force: { type: 'boolean', description: 'overwrite existing files' },
+    force: { type: 'boolean', description: 'overwrite existing files (all of them, or on an error none)' },
   },
   examples: [
     'dcctl cert create --ca .dev/ca --dns api.example.test --out .dev/api',

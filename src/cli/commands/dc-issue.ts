@@ -30,7 +30,7 @@ not exceed 7 days (RFC 9345), and may not reach past the certificate's notAfter.
     algorithm: { type: 'string', value: 'ALG', description: `credential key type / CertificateVerify scheme: ${ISSUE_ALGORITHMS.join(', ')}`, default: 'ecdsa_secp256r1_sha256' },
     validity: { type: 'string', value: 'DURATION', description: 'lifetime from now, e.g. 24h, 90m, 3d (at most 7d)', default: '24h' },
     out: { type: 'string', value: 'DIR', description: 'directory to write dc.cred and dc.key into (created if missing)', required: true },
-    force: { type: 'boolean', description: 'overwrite existing files' },
+    force: { type: 'boolean', description: 'overwrite existing files (all of them, or on an error none)' },
   },
   examples: [
     'dcctl dc issue --cert .dev/api/tls.crt --key .dev/api/tls.key --out .dev/dc-p256',

@@ -5,7 +5,7 @@
 import { describe, it, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawnSync, execFileSync } from 'node:child_process';
-import { mkdtempSync, mkdirSync, readFileSync, rmSync, statSync, cpSync, existsSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, mkdirSync, readFileSync, readdirSync, rmSync, statSync, cpSync, existsSync, writeFileSync } from 'node:fs';
 import { createPrivateKey, generateKeyPairSync } from 'node:crypto';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
@@ -192,6 +192,40 @@ void describe('dcctl', () => {
     ok(work, 'cert', 'create', '--ca', 'ca', '--dns', 'api.example.test', '--out', 'leaf', '--force');
     assert.notEqual(readFileSync(join(work, 'leaf/tls.crt'), 'utf8'), before);
     assert.equal(mode(join(work, 'leaf/tls.key')), 0o600);
+  });
+
+  void it('--force replaces the certificate and key together: a failure between the two writes leaves the old pair', () => {
+    // ca create: ca.key's target is a directory, so the key cannot be renamed into place after ca.crt was.
+    ok(work, 'ca', 'create', '--out', 'atomic-ca');
+    const oldCa = readFileSync(join(work, 'atomic-ca/ca.crt'), 'utf8');
+    rmSync(join(work, 'atomic-ca/ca.key'));
+    mkdirSync(join(work, 'atomic-ca/ca.key'));
+    fails(work, 1, /^dcctl ca create: cannot write .*atomic-ca\/ca\.key: is a directory; no file was changed$/, 'ca', 'create', '--out', 'atomic-ca', '--force');
+    assert.equal(readFileSync(join(work, 'atomic-ca/ca.crt'), 'utf8'), oldCa);
+    assert.deepEqual(readdirSync(join(work, 'atomic-ca')).sort(), ['ca.crt', 'ca.key'], 'no temporary files left');
+
+    // cert create: tls.crt and tls.key exist; ca.crt, written last, cannot be replaced.
+    ok(work, 'cert', 'create', '--ca', 'ca', '--dns', 'atomic.example.test', '--out', 'atomic-leaf');
+    const oldCrt = readFileSync(join(work, 'atomic-leaf/tls.crt'), 'utf8');
+    const oldKey = readFileSync(join(work, 'atomic-leaf/tls.key'), 'utf8');
+    rmSync(join(work, 'atomic-leaf/ca.crt'));
+    mkdirSync(join(work, 'atomic-leaf/ca.crt'));
+    fails(work, 1, /cannot write .*atomic-leaf\/ca\.crt: is a directory; no file was changed$/, 'cert', 'create', '--ca', 'ca', '--dns', 'atomic.example.test', '--out', 'atomic-leaf', '--force');
+    assert.equal(readFileSync(join(work, 'atomic-leaf/tls.crt'), 'utf8'), oldCrt);
+    assert.equal(readFileSync(join(work, 'atomic-leaf/tls.key'), 'utf8'), oldKey);
+    assert.equal(mode(join(work, 'atomic-leaf/tls.key')), 0o600);
+    assert.equal(publicKeyMatchesPrivate(pemToDers(oldCrt, 'CERTIFICATE')[0]!, createPrivateKey(oldKey)), true);
+    assert.deepEqual(readdirSync(join(work, 'atomic-leaf')).sort(), ['ca.crt', 'tls.crt', 'tls.key']);
+
+    // dc issue: dc.key's target is a directory; dc.cred stays the old credential.
+    rmSync(join(work, 'atomic-leaf/ca.crt'), { recursive: true });
+    ok(work, 'dc', 'issue', '--cert', 'atomic-leaf/tls.crt', '--key', 'atomic-leaf/tls.key', '--out', 'atomic-dc');
+    const oldCred = readFileSync(join(work, 'atomic-dc/dc.cred'));
+    rmSync(join(work, 'atomic-dc/dc.key'));
+    mkdirSync(join(work, 'atomic-dc/dc.key'));
+    fails(work, 1, /cannot write .*atomic-dc\/dc\.key: is a directory; no file was changed$/, 'dc', 'issue', '--cert', 'atomic-leaf/tls.crt', '--key', 'atomic-leaf/tls.key', '--out', 'atomic-dc', '--force');
+    assert.deepEqual(readFileSync(join(work, 'atomic-dc/dc.cred')), oldCred);
+    assert.deepEqual(readdirSync(join(work, 'atomic-dc')).sort(), ['dc.cred', 'dc.key']);
   });
 
   void it('rejects an unknown key type naming the flag and the allowed values', () => {

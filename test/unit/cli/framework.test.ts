@@ -5,6 +5,10 @@ import { CommandFailed, InputError, UsageError } from '../../../src/cli/framewor
 import { CommandRegistry, type ProgramContext } from '../../../src/cli/framework/registry.js';
 import { integerFlag, ipFlag, oneOf } from '../../../src/cli/framework/flags.js';
 import { namespaceList } from '../../../src/cli/commands/controller.js';
+import { writeOutputFiles } from '../../../src/cli/framework/files.js';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 
 function capture(env: Record<string, string> = {}): ProgramContext & { out: string; err: string } {
   const c = {
@@ -185,5 +189,60 @@ void describe('command framework', () => {
     assert.deepEqual(namespaceList(['shop', 'pay,shop', ' ops ']), ['shop', 'pay', 'ops']);
     assert.throws(() => namespaceList(['shop,Pay']), /^UsageError: --namespace: "Pay" is not a namespace name$/);
     assert.throws(() => namespaceList(['shop,']), /"" is not a namespace name/);
+  });
+});
+
+void describe('writeOutputFiles', () => {
+  const files = (tag: string) => [
+    { name: 'tls.crt', content: `cert ${tag}\n`, mode: 0o644 },
+    { name: 'tls.key', content: `key ${tag}\n`, mode: 0o600 },
+    { name: 'ca.crt', content: `ca ${tag}\n`, mode: 0o644 },
+  ];
+
+  void it('writes every file with its mode, and replaces them all with force', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'write-out-'));
+    try {
+      await writeOutputFiles(join(dir, 'out'), files('old'), { force: false, flag: '--out' });
+      assert.equal(statSync(join(dir, 'out/tls.key')).mode & 0o777, 0o600);
+      await assert.rejects(writeOutputFiles(join(dir, 'out'), files('new'), { force: false, flag: '--out' }), /tls\.crt already exists \(use --force to overwrite\)/);
+      await writeOutputFiles(join(dir, 'out'), files('new'), { force: true, flag: '--out' });
+      assert.equal(readFileSync(join(dir, 'out/tls.key'), 'utf8'), 'key new\n');
+      assert.equal(statSync(join(dir, 'out/tls.key')).mode & 0o777, 0o600);
+      assert.deepEqual(readdirSync(join(dir, 'out')).sort(), ['ca.crt', 'tls.crt', 'tls.key'], 'no temporary or backup files left');
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
+  void it('changes nothing when a rename fails after others succeeded: the old files are put back', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'write-out-'));
+    try {
+      await writeOutputFiles(dir, files('old').slice(0, 2), { force: false, flag: '--out' });
+      mkdirSync(join(dir, 'ca.crt')); // the last target is a directory: its rename fails after tls.crt and tls.key were renamed
+      await assert.rejects(writeOutputFiles(dir, files('new'), { force: true, flag: '--out' }), /^CommandFailed: cannot write .*ca\.crt: is a directory; no file was changed$/);
+      assert.equal(readFileSync(join(dir, 'tls.crt'), 'utf8'), 'cert old\n');
+      assert.equal(readFileSync(join(dir, 'tls.key'), 'utf8'), 'key old\n');
+      assert.equal(statSync(join(dir, 'tls.key')).mode & 0o777, 0o600);
+      assert.deepEqual(readdirSync(dir).sort(), ['ca.crt', 'tls.crt', 'tls.key']);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
+  void it('removes a new file it had renamed into place, and the directory it created, on failure', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'write-out-'));
+    try {
+      mkdirSync(join(dir, 'half'));
+      writeFileSync(join(dir, 'half/tls.key'), 'key old\n', { mode: 0o600 });
+      mkdirSync(join(dir, 'half/ca.crt'));
+      await assert.rejects(writeOutputFiles(join(dir, 'half'), files('new'), { force: true, flag: '--out' }), /ca\.crt: is a directory; no file was changed/);
+      assert.deepEqual(readdirSync(join(dir, 'half')).sort(), ['ca.crt', 'tls.key'], 'tls.crt, new, is gone again');
+      assert.equal(readFileSync(join(dir, 'half/tls.key'), 'utf8'), 'key old\n');
+      // A file that cannot be written at all (its parent is missing) in a directory made for it.
+      await assert.rejects(writeOutputFiles(join(dir, 'fresh/deeper'), [{ name: 'no/such/parent', content: 'x', mode: 0o600 }], { force: false, flag: '--out' }), /no file was changed/);
+      assert.equal(existsSync(join(dir, 'fresh')), false, 'the directories it created are removed');
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 });
