@@ -10,11 +10,13 @@ import { sidecar } from './commands/sidecar.js';
 import { webhook } from './commands/webhook.js';
 import { CommandRegistry, type ProgramContext } from './framework/registry.js';
 import { isEntryPoint, processContext, unsupportedRuntime } from './framework/main.js';
+import { buildInfo } from './framework/version.js';
 
 export function dcOperatorCommands(): CommandRegistry {
   return new CommandRegistry({
     name: 'dc-operator',
     summary: 'Long-running processes of dc-operator (controller, webhook, sidecar, key server).',
+    version: buildInfo,
   }).register(controller).register(keyServer).register(sidecar).register(webhook);
 }
 

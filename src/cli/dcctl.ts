@@ -11,11 +11,13 @@ import { probe } from './commands/probe.js';
 import { serve } from './commands/serve.js';
 import { CommandRegistry, type ProgramContext } from './framework/registry.js';
 import { isEntryPoint, processContext, unsupportedRuntime } from './framework/main.js';
+import { buildInfo } from './framework/version.js';
 
 export function dcctlCommands(): CommandRegistry {
   return new CommandRegistry({
     name: 'dcctl',
     summary: 'Development PKI and delegated-credential tools for dc-operator.',
+    version: buildInfo,
   })
     .register(caCreate)
     .register(certCreate)

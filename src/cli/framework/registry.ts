@@ -5,12 +5,15 @@
  */
 import { CommandFailed, EXIT_FAILURE, EXIT_USAGE, UsageError } from './errors.js';
 import type { Command, CommandContext } from './command.js';
+import { formatVersion, type BuildInfo } from './version.js';
 
 export interface ProgramInfo {
   readonly name: string;
   readonly summary: string;
   /** Extra text after the command list. */
   readonly footer?: string;
+  /** What `PROGRAM --version` reports (framework/version.ts buildInfo); no --version without it. */
+  readonly version?: (env: ProgramContext['env']) => BuildInfo;
 }
 
 /** Context without the command name, which the registry fills in. */
@@ -38,6 +41,11 @@ export class CommandRegistry {
     let commandName = this.program.name;
     try {
       if (argv[0] === 'help') return await this.run([...argv.slice(1), '--help'], ctx);
+      if (argv[0] === '--version' && this.program.version) {
+        if (argv.length > 1) throw new UsageError(`--version takes no other arguments, got "${argv[1]}"`);
+        ctx.stdout(formatVersion(this.program.name, this.program.version(ctx.env)));
+        return 0;
+      }
       const command = this.find(argv);
       if (command) {
         commandName = [this.program.name, ...command.path].join(' ');
@@ -96,6 +104,10 @@ export class CommandRegistry {
     if (cmds.length === 0) out.push('  (none yet)');
     const width = Math.max(0, ...cmds.map((c) => c.path.join(' ').length)) + 2;
     for (const c of cmds) out.push(`  ${c.path.join(' ').padEnd(width)}${c.summary}`);
+    if (group.length === 0) {
+      out.push('', 'Flags:', '  -h, --help   show this help');
+      if (this.program.version) out.push('  --version    print the version, the commit and the Node.js and OpenSSL versions');
+    }
     out.push('', `Run '${this.program.name} <command> --help' for the flags and exit codes of a command.`);
     if (this.program.footer) out.push('', this.program.footer);
     return out.join('\n') + '\n';

@@ -293,6 +293,15 @@ void describe('dc-operator', () => {
     assert.match(r.stdout, /Commands:\n/);
   });
 
+  void it('prints its version, commit, Node.js and OpenSSL versions with --version, like dcctl', () => {
+    const pkg = JSON.parse(readFileSync(join(here, '../../../../package.json'), 'utf8')) as { version: string };
+    for (const [bin, name] of [[DC_OPERATOR, 'dc-operator'], [DCCTL, 'dcctl']] as const) {
+      const r = spawnSync(process.execPath, [bin, '--version'], { encoding: 'utf8', env: { ...process.env, DC_OPERATOR_COMMIT: '0123abc' } });
+      assert.equal(r.status, 0, r.stderr);
+      assert.equal(r.stdout, `${name} ${pkg.version}\ncommit:  0123abc\nnode:    ${process.version}\nopenssl: ${process.versions.openssl}\n`);
+    }
+  });
+
   void it('rejects an unknown command with exit 2 and one line', () => {
     const r = spawnSync(process.execPath, [DC_OPERATOR, 'no-such-process'], { encoding: 'utf8' });
     assert.equal(r.status, 2);

@@ -6,6 +6,7 @@ import { CommandRegistry, type ProgramContext } from '../../../src/cli/framework
 import { integerFlag, ipFlag, oneOf } from '../../../src/cli/framework/flags.js';
 import { namespaceList } from '../../../src/cli/commands/controller.js';
 import { writeOutputFiles } from '../../../src/cli/framework/files.js';
+import { buildInfo, gitHead } from '../../../src/cli/framework/version.js';
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -243,6 +244,56 @@ void describe('writeOutputFiles', () => {
       assert.equal(existsSync(join(dir, 'fresh')), false, 'the directories it created are removed');
     } finally {
       rmSync(dir, { recursive: true, force: true });
+    }
+  });
+});
+
+void describe('--version', () => {
+  const info = { version: '1.2.3', commit: 'c0ffee', node: 'v24.0.0', openssl: '3.5.0' };
+  const versioned = () => new CommandRegistry({ name: 'prog', summary: 'A test program.', version: () => info }).register(greet);
+
+  void it('prints the version, commit, Node.js and OpenSSL versions and exits 0; lists --version in the program help', async () => {
+    const ctx = capture();
+    assert.equal(await versioned().run(['--version'], ctx), 0);
+    assert.equal(ctx.out, 'prog 1.2.3\ncommit:  c0ffee\nnode:    v24.0.0\nopenssl: 3.5.0\n');
+    const help = capture();
+    await versioned().run(['--help'], help);
+    assert.match(help.out, /\n {2}--version +print the version/);
+    const extra = capture();
+    assert.equal(await versioned().run(['--version', 'greet'], extra), 2);
+    assert.equal(extra.err, 'prog: --version takes no other arguments, got "greet"\n');
+    // A program without version information has no --version.
+    assert.equal(await program().run(['--version'], capture()), 2);
+  });
+
+  void it('takes the commit from $DC_OPERATOR_COMMIT, else the git HEAD of a checkout, else "unknown", without running git', () => {
+    const root = mkdtempSync(join(tmpdir(), 'version-'));
+    try {
+      writeFileSync(join(root, 'package.json'), JSON.stringify({ version: '9.8.7' }));
+      const hash = 'a'.repeat(40);
+      assert.deepEqual(buildInfo({}, root), { version: '9.8.7', commit: 'unknown', node: process.version, openssl: process.versions.openssl });
+      assert.equal(buildInfo({ DC_OPERATOR_COMMIT: 'deadbeef' }, root).commit, 'deadbeef');
+      // A checkout on a branch whose ref is packed, then loose; a detached HEAD.
+      mkdirSync(join(root, '.git/refs/heads'), { recursive: true });
+      writeFileSync(join(root, '.git/HEAD'), 'ref: refs/heads/main\n');
+      writeFileSync(join(root, '.git/packed-refs'), `# pack-refs with: peeled\n${hash} refs/heads/main\n`);
+      assert.equal(gitHead(root), hash);
+      writeFileSync(join(root, '.git/refs/heads/main'), `${'b'.repeat(40)}\n`);
+      assert.equal(buildInfo({}, root).commit, 'b'.repeat(40));
+      writeFileSync(join(root, '.git/HEAD'), `${'c'.repeat(40)}\n`);
+      assert.equal(gitHead(root), 'c'.repeat(40));
+      // A worktree: .git is a file naming its git directory, refs live in the common directory.
+      const wt = join(root, 'wt');
+      mkdirSync(join(root, '.git/worktrees/wt'), { recursive: true });
+      mkdirSync(wt);
+      writeFileSync(join(wt, '.git'), `gitdir: ${join(root, '.git/worktrees/wt')}\n`);
+      writeFileSync(join(root, '.git/worktrees/wt/HEAD'), 'ref: refs/heads/main\n');
+      writeFileSync(join(root, '.git/worktrees/wt/commondir'), '../..\n');
+      assert.equal(gitHead(wt), 'b'.repeat(40));
+      assert.equal(gitHead(join(root, 'nowhere')), undefined);
+      assert.equal(buildInfo({}, join(root, 'nowhere')).version, 'unknown');
+    } finally {
+      rmSync(root, { recursive: true, force: true });
     }
   });
 });
