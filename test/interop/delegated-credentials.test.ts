@@ -6,10 +6,10 @@
 import { describe, it, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { createPrivateKey } from 'node:crypto';
-import { mkdirSync } from 'node:fs';
+import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import * as nodeTls from 'node:tls';
-import { asIssuer, issueCertificate } from '../../src/cli/pki/dev-pki.js';
+import { KeyUsage, asIssuer, issueCertificate } from '../../src/cli/pki/dev-pki.js';
 import { certificateNotBefore, pemToDers } from '../../src/tls/x509/index.js';
 import { ExtensionType, SignatureScheme } from '../../src/tls/constants.js';
 import { createKeySigner } from '../../src/tls/signer.js';
@@ -83,6 +83,42 @@ void describe('delegated credentials with NSS tstclnt, dcctl serve and dcctl pro
   void it('NSS, which offers no ed25519 credentials, gets the certificate from an ed25519-only server', T, async () => {
     const r = await tstclnt(nssDb, servers.ed25519!.port, /\ncertificate\n/);
     assert.doesNotMatch(r.output, /Received a Delegated Credential/);
+  });
+
+  void it('NSS tstclnt accepts an RSA leaf from dcctl cert create --key-type rsa-2048 (keyUsage digitalSignature + keyEncipherment)', T, async () => {
+    // A CA directory for dcctl holding the CA that nssdb trusts.
+    const caDir = join(pki.dir, 'ca-dir');
+    mkdirSync(caDir);
+    writeFileSync(join(caDir, 'ca.crt'), pki.caPem);
+    writeFileSync(join(caDir, 'ca.key'), pki.ca.key.privateKeyPem, { mode: 0o600 });
+    const rsaDir = join(pki.dir, 'rsa-leaf');
+    const made = await run(NODE, [DCCTL, 'cert', 'create', '--ca', caDir, '--key-type', 'rsa-2048', '--dns', 'localhost', '--ip', '127.0.0.1', '--out', rsaDir], { timeoutMs: 60_000 });
+    assert.equal(made.code, 0, made.output);
+    const proc = start(NODE, [DCCTL, 'serve', '--cert', join(rsaDir, 'tls.crt'), '--key', join(rsaDir, 'tls.key'), '--port', '0', '--quiet']);
+    const port = Number((await proc.waitFor(/listening on https:\/\/127\.0\.0\.1:(\d+)/, 30_000))[1]);
+    try {
+      const r = await tstclnt(nssDb, port, /\ncertificate\n/);
+      assert.doesNotMatch(r.output, /SEC_ERROR_INADEQUATE_KEY_USAGE/);
+    } finally {
+      await proc.stop();
+    }
+
+    // What the test guards against: the same leaf with digitalSignature alone, which NSS refuses outright.
+    const bare = await issueCertificate(
+      { commonName: 'localhost', dnsNames: ['localhost'], extendedKeyUsage: ['serverAuth'], keyUsage: KeyUsage.digitalSignature },
+      'rsa-2048',
+      asIssuer(pki.ca),
+    );
+    writeFileSync(join(pki.dir, 'rsa-bare.crt'), bare.pem);
+    writeFileSync(join(pki.dir, 'rsa-bare.key'), bare.key.privateKeyPem, { mode: 0o600 });
+    const old = start(NODE, [DCCTL, 'serve', '--cert', join(pki.dir, 'rsa-bare.crt'), '--key', join(pki.dir, 'rsa-bare.key'), '--port', '0', '--quiet']);
+    const oldPort = Number((await old.waitFor(/listening on https:\/\/127\.0\.0\.1:(\d+)/, 30_000))[1]);
+    try {
+      const r = await tstclnt(nssDb, oldPort, undefined);
+      assert.match(r.output, /SEC_ERROR_INADEQUATE_KEY_USAGE/);
+    } finally {
+      await old.stop();
+    }
   });
 
   void it('dcctl probe exits 0 against dcctl serve --dc-dir for every algorithm and 1 against openssl s_server', T, async () => {

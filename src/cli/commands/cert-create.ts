@@ -4,7 +4,7 @@ import { CommandFailed, UsageError } from '../framework/errors.js';
 import { resolvePath, writeOutputFiles } from '../framework/files.js';
 import { integerFlag, ipFlag, oneOf } from '../framework/flags.js';
 import { loadCaDirectory, CA_CERT_FILE } from '../pki/ca-dir.js';
-import { KEY_TYPES, dnsNameProblem, issueCertificate } from '../pki/dev-pki.js';
+import { KEY_TYPES, KeyUsage, dnsNameProblem, issueCertificate, type KeyType } from '../pki/dev-pki.js';
 
 const DAY_MS = 86_400_000;
 const BACKDATE_MS = 5 * 60_000;
@@ -12,6 +12,16 @@ const DEFAULT_DAYS = 90;
 
 export const TLS_CERT_FILE = 'tls.crt';
 export const TLS_KEY_FILE = 'tls.key';
+
+/**
+ * keyUsage of a leaf: digitalSignature, which TLS 1.3 and RFC 9345 need, and for RSA keys also
+ * keyEncipherment. NSS (Firefox, tstclnt) refuses an RSA server certificate without it
+ * (SEC_ERROR_INADEQUATE_KEY_USAGE) whatever the TLS version; browsers and the CA/B Forum
+ * profile give RSA server leaves both. EC and Ed25519 keys cannot encipher: digitalSignature only.
+ */
+export function leafKeyUsage(keyType: KeyType): number {
+  return keyType.startsWith('rsa') ? KeyUsage.digitalSignature | KeyUsage.keyEncipherment : KeyUsage.digitalSignature;
+}
 
 export const certCreate = defineCommand({
   path: ['cert', 'create'],
@@ -22,8 +32,8 @@ kubernetes.io/tls Secret layout: tls.crt holds the leaf (then any intermediates 
 ca.crt), tls.key its PKCS#8 private key (mode 0600), ca.crt a copy of the CA certificate.
 
 By default the leaf carries what RFC 9345 requires to delegate credentials: the DelegationUsage
-extension (1.3.6.1.4.1.44363.44, non-critical, NULL) and keyUsage digitalSignature (critical);
-plus extKeyUsage serverAuth (and clientAuth with --client), subjectAltName entries from --dns and
+extension (1.3.6.1.4.1.44363.44, non-critical, NULL) and keyUsage digitalSignature (critical;
+RSA leaves also keyEncipherment, without which NSS refuses them); plus extKeyUsage serverAuth (and clientAuth with --client), subjectAltName entries from --dns and
 --ip, and a random serial number. The subject common name is the first --dns (or --ip).`,
   options: {
     ca: { type: 'string', value: 'DIR', description: 'CA directory with ca.crt and ca.key', required: true },
@@ -78,6 +88,7 @@ plus extKeyUsage serverAuth (and clientAuth with --client), subjectAltName entri
         ipAddresses: c.ips,
         notBefore: new Date(now.getTime() - BACKDATE_MS),
         notAfter,
+        keyUsage: leafKeyUsage(c.keyType),
         extendedKeyUsage: c.client ? ['serverAuth', 'clientAuth'] : ['serverAuth'],
         delegationUsage: c.delegationUsage ? 'non-critical' : 'none',
       },

@@ -157,6 +157,10 @@ void describe('dcctl', () => {
       const algo = { 'ecdsa-p384': /id-ecPublicKey[\s\S]*P-384/, ed25519: /ED25519/, 'rsa-2048': /rsaEncryption[\s\S]*2048 bit/ }[keyType];
       assert.match(text, algo);
       assert.match(text, /1\.3\.6\.1\.4\.1\.44363\.44:/);
+      // RSA server leaves also get keyEncipherment (NSS refuses them without); other keys cannot encipher.
+      const leafUsage = text.slice(text.indexOf('X509v3 Key Usage'));
+      if (keyType === 'rsa-2048') assert.match(leafUsage, /^X509v3 Key Usage: critical\s+Digital Signature, Key Encipherment\n/);
+      else assert.match(leafUsage, /^X509v3 Key Usage: critical\s+Digital Signature\n/);
     });
   }
 
