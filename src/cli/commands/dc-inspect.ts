@@ -5,6 +5,25 @@ import { InputError } from '../framework/errors.js';
 import { resolvePath } from '../framework/files.js';
 import { humanDuration, readCertificateFile } from './tls-inputs.js';
 
+/**
+ * What to do when FILE is text rather than the binary credential: PEM, or base64 (what
+ * `kubectl get secret -o jsonpath='{.data.dc\\.cred}'` prints). Undefined for anything else.
+ */
+export function textInputHint(bytes: Uint8Array, file: string): string | undefined {
+  const text = Buffer.from(bytes).toString('latin1');
+  const pem = /^\s*-----BEGIN ([A-Z0-9 ]+)-----/.exec(text);
+  if (pem) {
+    return pem[1] === 'CERTIFICATE'
+      ? 'it is a PEM certificate; give the certificate as --cert and the dc.cred file that dcctl dc issue wrote as FILE'
+      : `it is PEM text (BEGIN ${pem[1]}), not the binary credential that dcctl dc issue writes to dc.cred`;
+  }
+  const compact = text.replace(/\s+/g, '');
+  if (compact.length >= 16 && compact.length % 4 === 0 && /^[A-Za-z0-9+/]+={0,2}$/.test(compact)) {
+    return `it is base64 text, not the binary credential; decode it first, e.g. base64 -d ${file} > dc.cred (Secret data from kubectl is base64)`;
+  }
+  return undefined;
+}
+
 export const dcInspect = defineCommand({
   path: ['dc', 'inspect'],
   summary: 'Show a delegated credential: fields, expiry, remaining validity, whether it verifies',
@@ -27,7 +46,7 @@ DelegationUsage and digitalSignature, expiry, at most 7 days of remaining validi
     return { file: positionals[0]!, cert: v.cert, json: v.json };
   },
   async run(c, ctx) {
-    const cert = await readCertificateFile(ctx.cwd, c.cert, '--cert');
+    const cert = await readCertificateFile(ctx.cwd, c.cert, '--cert', { endEntityFirst: true });
     let bytes: Uint8Array;
     try {
       bytes = new Uint8Array(await readFile(resolvePath(ctx.cwd, c.file)));
@@ -38,7 +57,7 @@ DelegationUsage and digitalSignature, expiry, at most 7 days of remaining validi
     try {
       d = describeDelegatedCredential(bytes, cert.chain[0]!, { now: ctx.now() });
     } catch (e) {
-      throw new InputError(`${c.file} is not an encoded DelegatedCredential: ${(e as Error).message}`);
+      throw new InputError(`${c.file} is not an encoded DelegatedCredential: ${textInputHint(bytes, c.file) ?? (e as Error).message}`);
     }
     if (c.json) {
       ctx.stdout(`${JSON.stringify({ file: c.file, ...d })}\n`);

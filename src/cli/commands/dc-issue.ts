@@ -1,3 +1,4 @@
+import { certificateNotAfter } from '../../tls/certificates.js';
 import { signatureSchemeName } from '../../tls/constants.js';
 import { DelegationError, MAX_DC_VALIDITY_SECONDS, issueDelegatedCredential, type DcAlgorithmName } from '../../tls/delegated/index.js';
 import { InMemoryKeySigner } from '../../signer/in-memory.js';
@@ -52,8 +53,20 @@ not exceed 7 days (RFC 9345), and may not reach past the certificate's notAfter.
     };
   },
   async run(c, ctx) {
-    const cert = await readCertificateFile(ctx.cwd, c.cert, '--cert');
+    const cert = await readCertificateFile(ctx.cwd, c.cert, '--cert', { endEntityFirst: true });
     const { key } = await readMatchingKey(ctx.cwd, c.key, '--key', cert, `--cert ${c.cert}`);
+    const now = ctx.now();
+    let notAfter: Date | undefined;
+    try {
+      notAfter = certificateNotAfter(cert.chain[0]!);
+    } catch {
+      notAfter = undefined; // issueDelegatedCredential names what is wrong with the certificate
+    }
+    if (notAfter && notAfter.getTime() <= now.getTime()) {
+      throw new InputError(
+        `--cert ${c.cert}: the certificate expired at ${notAfter.toISOString()} (${humanDuration((now.getTime() - notAfter.getTime()) / 1000)} ago) and can no longer delegate; renew it (e.g. dcctl cert create ... --force) and issue again`,
+      );
+    }
     const signer = new InMemoryKeySigner(key);
     let issued;
     try {
@@ -62,7 +75,7 @@ not exceed 7 days (RFC 9345), and may not reach past the certificate's notAfter.
         signer,
         dcAlgorithm: c.algorithm,
         validitySeconds: c.validitySeconds,
-        now: ctx.now(),
+        now,
       });
     } catch (e) {
       if (e instanceof DelegationError) throw new InputError(`--cert ${c.cert}: ${e.message}`);

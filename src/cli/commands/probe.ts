@@ -27,6 +27,18 @@ export interface ProbeResult {
   readonly alpnProtocol?: string;
 }
 
+/**
+ * The record layer refuses a first record whose version is not 3.x; say what the peer spoke
+ * instead. A plain-HTTP server answers a ClientHello with "HTTP/1.1 400 ...": 'H' as the content
+ * type and "TT" (84.84) as the version.
+ */
+export function notTlsHint(message: string): string | undefined {
+  const m = /record version (\d+)\.(\d+) is not TLS/.exec(message);
+  if (!m) return undefined;
+  if (m[1] === '84' && m[2] === '84') return 'the peer answered in plain HTTP, not TLS (is this the HTTP port? probe the HTTPS one)';
+  return 'the peer did not answer in TLS (its first bytes are not a TLS record: another protocol on this port?)';
+}
+
 export const probe = defineCommand({
   path: ['probe'],
   summary: 'Handshake with a TLS server offering delegated credentials; report whether one was used',
@@ -111,7 +123,7 @@ CertificateVerify made with the credential's key.`,
         s.on('error', () => undefined);
       });
     }).catch((e: Error & { code?: string }) => {
-      const why = e.code === 'ECONNREFUSED' ? 'connection refused' : e.message.split('\n')[0];
+      const why = e.code === 'ECONNREFUSED' ? 'connection refused' : (notTlsHint(e.message) ?? e.message.split('\n')[0]);
       throw new CommandFailed(`${c.host}:${c.port}: handshake failed: ${why}`, PROBE_FAILED);
     });
 

@@ -106,7 +106,7 @@ system) and runs until SIGINT or SIGTERM.`,
     };
   },
   async run(c, ctx) {
-    const cert = await readCertificateFile(ctx.cwd, c.cert, '--cert');
+    const cert = await readCertificateFile(ctx.cwd, c.cert, '--cert', { endEntityFirst: true });
     const { key } = await readMatchingKey(ctx.cwd, c.key, '--key', cert, `--cert ${c.cert}`);
     let set: DelegatedCredentialSet | undefined;
     if (c.dcDirs.length > 0) {

@@ -5,7 +5,7 @@
  */
 import type { KeyObject } from 'node:crypto';
 import { isIP } from 'node:net';
-import { pemToDers, publicKeyMatchesPrivate } from '../../tls/x509/index.js';
+import { describeCertificate, parseCertificate, pemToDers, publicKeyMatchesPrivate } from '../../tls/x509/index.js';
 import { parsePrivateKeyPem } from '../../signer/in-memory.js';
 import { InputError, UsageError } from '../framework/errors.js';
 import { readTextFile, resolvePath } from '../framework/files.js';
@@ -17,8 +17,25 @@ export interface CertificateFile {
   readonly chain: readonly Uint8Array[];
 }
 
-/** Reads a PEM certificate chain (leaf first). */
-export async function readCertificateFile(cwd: string, file: string, flag: string): Promise<CertificateFile> {
+/**
+ * Why `chain` is not end-entity first, or undefined: a CA certificate (basicConstraints cA) ahead
+ * of one that is not. Certificates that do not parse are left to the checks that read them.
+ */
+export function chainOrderProblem(chain: readonly Uint8Array[]): string | undefined {
+  if (chain.length < 2) return undefined;
+  let isCa: boolean[];
+  try {
+    isCa = chain.map((d) => parseCertificate(d).basicConstraints?.ca === true);
+  } catch {
+    return undefined;
+  }
+  const leaf = isCa.indexOf(false);
+  if (leaf <= 0) return undefined;
+  return `the chain is in the wrong order: certificate ${leaf + 1} (${describeCertificate(chain[leaf]!)}) is the end-entity and must come first, before the CA certificates`;
+}
+
+/** Reads a PEM certificate chain (leaf first; with `endEntityFirst`, a chain that starts with a CA is refused). */
+export async function readCertificateFile(cwd: string, file: string, flag: string, opts: { endEntityFirst?: boolean } = {}): Promise<CertificateFile> {
   const path = resolvePath(cwd, file);
   const pem = await readTextFile(path, flag);
   let chain: Uint8Array[];
@@ -28,6 +45,8 @@ export async function readCertificateFile(cwd: string, file: string, flag: strin
     throw new InputError(`${flag} ${file}: ${(e as Error).message}`);
   }
   if (chain.length === 0) throw new InputError(`${flag} ${file}: no PEM CERTIFICATE found`);
+  const order = opts.endEntityFirst ? chainOrderProblem(chain) : undefined;
+  if (order) throw new InputError(`${flag} ${file}: ${order}`);
   return { path, pem, chain };
 }
 
@@ -46,7 +65,20 @@ export async function readMatchingKey(cwd: string, file: string, flag: string, c
   } catch {
     matches = false;
   }
-  if (!matches) throw new InputError(`${flag} ${file} does not match the certificate in ${certFlag} (its public key is a different key)`);
+  if (!matches) {
+    // The key of a later certificate: the chain is upside down, not the key wrong.
+    const later = cert.chain.findIndex((d, i) => {
+      try {
+        return i > 0 && publicKeyMatchesPrivate(d, key);
+      } catch {
+        return false;
+      }
+    });
+    if (later > 0) {
+      throw new InputError(`${flag} ${file} belongs to certificate ${later + 1} of ${certFlag}, not the first: the chain is in the wrong order; put the end-entity certificate first`);
+    }
+    throw new InputError(`${flag} ${file} does not match the certificate in ${certFlag} (its public key is a different key)`);
+  }
   return { pem, key };
 }
 

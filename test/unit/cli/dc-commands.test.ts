@@ -10,11 +10,14 @@ import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import * as nodeTls from 'node:tls';
+import * as http from 'node:http';
+import * as net from 'node:net';
 import type { AddressInfo } from 'node:net';
 import { decodeDelegatedCredential, verifyDelegatedCredential, DEFAULT_DC_SCHEMES } from '../../../src/tls/delegated/index.js';
 import { pemToDers } from '../../../src/tls/x509/index.js';
 import { SignatureScheme } from '../../../src/tls/constants.js';
 import { durationFlag, hostPortArgument, humanDuration } from '../../../src/cli/commands/tls-inputs.js';
+import { issueCertificate } from '../../../src/cli/pki/dev-pki.js';
 
 const here = dirname(fileURLToPath(import.meta.url));
 const DCCTL = join(here, '../../../src/cli/dcctl.js');
@@ -293,6 +296,55 @@ void describe('dcctl dc issue, dc inspect, serve and probe', () => {
       oneLine(await runAsync(work, 'serve', '--cert', 'leaf/tls.crt', '--key', 'leaf/tls.key', '--port', String(s.port)), 1, /cannot listen on 127\.0\.0\.1:\d+: address already in use/);
     } finally {
       await s.stop();
+    }
+  });
+
+  void it('dc inspect says when FILE is base64 or PEM text instead of the binary credential', () => {
+    ok(work, 'dc', 'issue', '--cert', 'leaf/tls.crt', '--key', 'leaf/tls.key', '--out', 'dc-text');
+    writeFileSync(join(work, 'dc.b64'), readFileSync(join(work, 'dc-text/dc.cred')).toString('base64') + '\n');
+    fails(work, 2, /^dcctl dc inspect: dc\.b64 is not an encoded DelegatedCredential: it is base64 text, not the binary credential; decode it first, e\.g\. base64 -d dc\.b64 > dc\.cred/, 'dc', 'inspect', 'dc.b64', '--cert', 'leaf/tls.crt');
+    fails(work, 2, /^dcctl dc inspect: leaf\/tls\.crt is not an encoded DelegatedCredential: it is a PEM certificate; give the certificate as --cert and the dc\.cred file/, 'dc', 'inspect', 'leaf/tls.crt', '--cert', 'leaf/tls.crt');
+    fails(work, 2, /: it is PEM text \(BEGIN PRIVATE KEY\), not the binary credential/, 'dc', 'inspect', 'leaf/tls.key', '--cert', 'leaf/tls.crt');
+  });
+
+  void it('says the chain is in the wrong order when the CA comes first (dc issue, dc inspect, serve)', () => {
+    writeFileSync(join(work, 'ca-first.crt'), readFileSync(join(work, 'ca/ca.crt'), 'utf8') + readFileSync(join(work, 'leaf/tls.crt'), 'utf8'));
+    const wrongOrder = /--cert ca-first\.crt: the chain is in the wrong order: certificate 2 \(CN=localhost\) is the end-entity and must come first/;
+    fails(work, 2, wrongOrder, 'dc', 'issue', '--cert', 'ca-first.crt', '--key', 'leaf/tls.key', '--out', 'x');
+    ok(work, 'dc', 'issue', '--cert', 'leaf/tls.crt', '--key', 'leaf/tls.key', '--out', 'dc-order');
+    fails(work, 2, wrongOrder, 'dc', 'inspect', 'dc-order/dc.cred', '--cert', 'ca-first.crt');
+    fails(work, 2, wrongOrder, 'serve', '--cert', 'ca-first.crt', '--key', 'leaf/tls.key', '--port', '0');
+    // No CA to tell by: the key belongs to a later certificate.
+    writeFileSync(join(work, 'two-leaves.crt'), readFileSync(join(work, 'plain/tls.crt'), 'utf8') + readFileSync(join(work, 'leaf/tls.crt'), 'utf8'));
+    fails(work, 2, /--key leaf\/tls\.key belongs to certificate 2 of --cert two-leaves\.crt, not the first: the chain is in the wrong order; put the end-entity certificate first$/, 'dc', 'issue', '--cert', 'two-leaves.crt', '--key', 'leaf/tls.key', '--out', 'x');
+  });
+
+  void it('dc issue says the certificate has expired (not "shorten the validity")', async () => {
+    const now = Date.now();
+    const expired = await issueCertificate(
+      { commonName: 'localhost', dnsNames: ['localhost'], delegationUsage: 'non-critical', notBefore: new Date(now - 10 * 86400_000), notAfter: new Date(now - 2 * 86400_000) },
+      'ecdsa-p256',
+    );
+    writeFileSync(join(work, 'expired.crt'), expired.pem);
+    writeFileSync(join(work, 'expired.key'), expired.key.privateKeyPem, { mode: 0o600 });
+    fails(work, 2, /^dcctl dc issue: --cert expired\.crt: the certificate expired at 20\d\d-[^ ]+ \(2d(\d+[hms])* ago\) and can no longer delegate; renew it/, 'dc', 'issue', '--cert', 'expired.crt', '--key', 'expired.key', '--out', 'x');
+    const r = run(work, 'dc', 'issue', '--cert', 'expired.crt', '--key', 'expired.key', '--validity', '1h', '--out', 'x');
+    assert.doesNotMatch(r.stderr, /shorten the validity/);
+  });
+
+  void it('probe says the peer answered in plain HTTP, or in no TLS at all, instead of "record version 84.84"', async () => {
+    const web = http.createServer((_q, res) => res.end('hello'));
+    const ssh = net.createServer((s) => s.end('SSH-2.0-OpenSSH_9.6\r\n'));
+    await Promise.all([new Promise<void>((res) => web.listen(0, '127.0.0.1', res)), new Promise<void>((res) => ssh.listen(0, '127.0.0.1', res))]);
+    try {
+      const webPort = (web.address() as AddressInfo).port;
+      oneLine(await runAsync(work, 'probe', `127.0.0.1:${webPort}`, '--ca', 'ca/ca.crt'), 2, /^dcctl probe: 127\.0\.0\.1:\d+: handshake failed: the peer answered in plain HTTP, not TLS \(is this the HTTP port\? probe the HTTPS one\)$/);
+      const sshPort = (ssh.address() as AddressInfo).port;
+      oneLine(await runAsync(work, 'probe', `127.0.0.1:${sshPort}`, '--ca', 'ca/ca.crt'), 2, /handshake failed: the peer did not answer in TLS/);
+    } finally {
+      web.closeAllConnections();
+      web.close();
+      ssh.close();
     }
   });
 
