@@ -4,6 +4,7 @@ import { defineCommand } from '../framework/command.js';
 import { UsageError } from '../framework/errors.js';
 import { writeOutputFiles, resolvePath } from '../framework/files.js';
 import { integerFlag, oneOf } from '../framework/flags.js';
+import { outputFormat, outputOption, printResult } from '../framework/output.js';
 import { KEY_TYPES, issueCertificate } from '../pki/dev-pki.js';
 import { CA_CERT_FILE, CA_KEY_FILE } from '../pki/ca-dir.js';
 
@@ -24,6 +25,7 @@ mode 0600. Not for production: the key is an unencrypted file.`,
     'key-type': { type: 'string', value: 'TYPE', description: `CA key type: ${KEY_TYPES.join(', ')}`, default: 'ecdsa-p256' },
     days: { type: 'string', value: 'N', description: 'validity in days', default: '3650' },
     force: { type: 'boolean', description: 'overwrite existing files (all of them, or on an error none)' },
+    output: outputOption,
   },
   examples: ['dcctl ca create --out .dev/ca', 'dcctl ca create --out ca --key-type ed25519 --cn "Team CA" --days 30'],
   validate(v) {
@@ -35,6 +37,7 @@ mode 0600. Not for production: the key is an unencrypted file.`,
       keyType: oneOf('--key-type', v['key-type'], KEY_TYPES, 'key type'),
       days: integerFlag('--days', v.days, 1, 36500),
       force: v.force,
+      format: outputFormat(v.output),
     };
   },
   async run(c, ctx) {
@@ -52,8 +55,8 @@ mode 0600. Not for production: the key is an unencrypted file.`,
       ],
       { force: c.force, flag: '--out' },
     );
-    ctx.stdout(`wrote ${crt} (CN=${c.cn}, ${c.keyType}, expires ${certificateNotAfter(ca.der).toISOString()})\n`);
-    ctx.stdout(`wrote ${key}\n`);
+    const expiresAt = certificateNotAfter(ca.der).toISOString();
+    printResult(ctx, c.format, { certificate: crt, key, commonName: c.cn, keyType: c.keyType, expiresAt }, () => `wrote ${crt} (CN=${c.cn}, ${c.keyType}, expires ${expiresAt})\nwrote ${key}\n`);
     return 0;
   },
 });

@@ -3,6 +3,7 @@ import { defineCommand } from '../framework/command.js';
 import { CommandFailed, UsageError } from '../framework/errors.js';
 import { resolvePath, writeOutputFiles } from '../framework/files.js';
 import { integerFlag, ipFlag, oneOf } from '../framework/flags.js';
+import { outputFormat, outputOption, printResult } from '../framework/output.js';
 import { loadCaDirectory, CA_CERT_FILE } from '../pki/ca-dir.js';
 import { KEY_TYPES, KeyUsage, dnsNameProblem, issueCertificate, type KeyType } from '../pki/dev-pki.js';
 
@@ -45,6 +46,7 @@ RSA leaves also keyEncipherment, without which NSS refuses them); plus extKeyUsa
     client: { type: 'boolean', description: 'also allow TLS client authentication (extKeyUsage clientAuth)' },
     out: { type: 'string', value: 'DIR', description: 'directory to write tls.crt, tls.key and ca.crt into', required: true },
     force: { type: 'boolean', description: 'overwrite existing files (all of them, or on an error none)' },
+    output: outputOption,
   },
   examples: [
     'dcctl cert create --ca .dev/ca --dns api.example.test --out .dev/api',
@@ -70,6 +72,7 @@ RSA leaves also keyEncipherment, without which NSS refuses them); plus extKeyUsa
       client: v.client,
       out: v.out,
       force: v.force,
+      format: outputFormat(v.output),
     };
   },
   async run(c, ctx) {
@@ -116,9 +119,23 @@ RSA leaves also keyEncipherment, without which NSS refuses them); plus extKeyUsa
     );
     const sans = [...c.dnsNames.map((d) => `DNS:${d}`), ...c.ips.map((i) => `IP:${i}`)].join(', ');
     const features = [c.keyType, c.delegationUsage ? 'DelegationUsage' : 'no DelegationUsage', c.client ? 'serverAuth+clientAuth' : 'serverAuth'];
-    ctx.stdout(`wrote ${crt} (${sans}; ${features.join(', ')}; expires ${certificateNotAfter(leaf.der).toISOString()})\n`);
-    ctx.stdout(`wrote ${key}\n`);
-    ctx.stdout(`wrote ${caCopy}\n`);
+    const expiresAt = certificateNotAfter(leaf.der).toISOString();
+    printResult(
+      ctx,
+      c.format,
+      {
+        certificate: crt,
+        key,
+        ca: caCopy,
+        dnsNames: c.dnsNames,
+        ipAddresses: c.ips,
+        keyType: c.keyType,
+        delegationUsage: c.delegationUsage,
+        extendedKeyUsage: c.client ? ['serverAuth', 'clientAuth'] : ['serverAuth'],
+        expiresAt,
+      },
+      () => `wrote ${crt} (${sans}; ${features.join(', ')}; expires ${expiresAt})\nwrote ${key}\nwrote ${caCopy}\n`,
+    );
     return 0;
   },
 });

@@ -3,6 +3,7 @@ import { describeDelegatedCredential, type DelegatedCredentialDescription } from
 import { defineCommand } from '../framework/command.js';
 import { InputError } from '../framework/errors.js';
 import { resolvePath } from '../framework/files.js';
+import { outputFormat, outputOption, printResult } from '../framework/output.js';
 import { humanDuration, readCertificateFile } from './tls-inputs.js';
 
 /**
@@ -33,17 +34,18 @@ against the certificate with every RFC 9345 receiver rule: signature over the ce
 DelegationUsage and digitalSignature, expiry, at most 7 days of remaining validity, key type.`,
   exitStatus: {
     0: 'the credential verifies now',
-    1: 'it does not verify (the reason is printed, or in --json the "problem" field)',
+    1: 'it does not verify (the reason is printed, or with -o json|yaml the "problem" field)',
     2: 'usage or input error: a flag is wrong, or FILE or --cert is unreadable or not what it should be',
   },
   options: {
     cert: { type: 'string', value: 'FILE', description: 'the delegation certificate (PEM, end-entity first)', required: true },
-    json: { type: 'boolean', description: 'print one JSON object instead of text' },
+    output: outputOption,
+    json: { type: 'boolean', description: 'same as -o json' },
   },
   positionals: [{ name: 'FILE', description: 'the encoded delegated credential (dc.cred)', required: true }],
-  examples: ['dcctl dc inspect .dev/dc-p256/dc.cred --cert .dev/api/tls.crt', 'dcctl dc inspect dc.cred --cert tls.crt --json'],
+  examples: ['dcctl dc inspect .dev/dc-p256/dc.cred --cert .dev/api/tls.crt', 'dcctl dc inspect dc.cred --cert tls.crt -o json'],
   validate(v, positionals) {
-    return { file: positionals[0]!, cert: v.cert, json: v.json };
+    return { file: positionals[0]!, cert: v.cert, format: outputFormat(v.output, v.json) };
   },
   async run(c, ctx) {
     const cert = await readCertificateFile(ctx.cwd, c.cert, '--cert', { endEntityFirst: true });
@@ -59,9 +61,7 @@ DelegationUsage and digitalSignature, expiry, at most 7 days of remaining validi
     } catch (e) {
       throw new InputError(`${c.file} is not an encoded DelegatedCredential: ${textInputHint(bytes, c.file) ?? (e as Error).message}`);
     }
-    if (c.json) {
-      ctx.stdout(`${JSON.stringify({ file: c.file, ...d })}\n`);
-    } else {
+    printResult(ctx, c.format, { file: c.file, ...d }, () => {
       const rows: Array<[string, string]> = [
         ['algorithm', `${d.algorithm} (dc_cert_verify_algorithm)`],
         ['signed with', `${d.signatureAlgorithm} (by the certificate key)`],
@@ -73,8 +73,8 @@ DelegationUsage and digitalSignature, expiry, at most 7 days of remaining validi
         ['verifies', d.valid ? 'yes' : `no: ${d.problem?.rule ?? 'unknown'}: ${d.problem?.message ?? ''}`],
       ];
       const w = Math.max(...rows.map(([k]) => k.length)) + 2;
-      ctx.stdout(rows.map(([k, v]) => `${`${k}:`.padEnd(w)}${v}\n`).join(''));
-    }
+      return rows.map(([k, v]) => `${`${k}:`.padEnd(w)}${v}\n`).join('');
+    });
     return d.valid ? 0 : 1;
   },
 });

@@ -6,6 +6,7 @@ import { defineCommand } from '../framework/command.js';
 import { InputError, UsageError } from '../framework/errors.js';
 import { resolvePath, writeOutputFiles } from '../framework/files.js';
 import { oneOf } from '../framework/flags.js';
+import { outputFormat, outputOption, printResult } from '../framework/output.js';
 import { durationFlag, humanDuration, readCertificateFile, readMatchingKey } from './tls-inputs.js';
 
 export const DC_CRED_FILE = 'dc.cred';
@@ -32,6 +33,7 @@ not exceed 7 days (RFC 9345), and may not reach past the certificate's notAfter.
     validity: { type: 'string', value: 'DURATION', description: 'lifetime from now, e.g. 24h, 90m, 3d (at most 7d)', default: '24h' },
     out: { type: 'string', value: 'DIR', description: 'directory to write dc.cred and dc.key into (created if missing)', required: true },
     force: { type: 'boolean', description: 'overwrite existing files (all of them, or on an error none)' },
+    output: outputOption,
   },
   examples: [
     'dcctl dc issue --cert .dev/api/tls.crt --key .dev/api/tls.key --out .dev/dc-p256',
@@ -50,6 +52,7 @@ not exceed 7 days (RFC 9345), and may not reach past the certificate's notAfter.
       validitySeconds,
       out: v.out,
       force: v.force,
+      format: outputFormat(v.output),
     };
   },
   async run(c, ctx) {
@@ -90,10 +93,14 @@ not exceed 7 days (RFC 9345), and may not reach past the certificate's notAfter.
       { force: c.force, flag: '--out' },
     );
     const remaining = (issued.expiresAt.getTime() - ctx.now().getTime()) / 1000;
-    ctx.stdout(
-      `wrote ${credPath} (${c.algorithm}, signed with ${signatureSchemeName(issued.decoded.algorithm)}; expires ${issued.expiresAt.toISOString()}, in ${humanDuration(remaining)})\n`,
+    const signatureScheme = signatureSchemeName(issued.decoded.algorithm);
+    const expiresAt = issued.expiresAt.toISOString();
+    printResult(
+      ctx,
+      c.format,
+      { credential: credPath, key: keyPath, algorithm: c.algorithm, signatureScheme, expiresAt, remainingSeconds: Math.floor(remaining) },
+      () => `wrote ${credPath} (${c.algorithm}, signed with ${signatureScheme}; expires ${expiresAt}, in ${humanDuration(remaining)})\nwrote ${keyPath}\n`,
     );
-    ctx.stdout(`wrote ${keyPath}\n`);
     return 0;
   },
 });

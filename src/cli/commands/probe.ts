@@ -4,6 +4,7 @@ import { delegatedCredentialPeerHooks, type DelegatedCredentialDetails } from '.
 import { defineCommand } from '../framework/command.js';
 import { CommandFailed, InputError, UsageError } from '../framework/errors.js';
 import { readTextFile, resolvePath } from '../framework/files.js';
+import { outputFormat, outputOption, printResult } from '../framework/output.js';
 import { durationFlag, hostPortArgument, humanDuration } from './tls-inputs.js';
 
 /** Exit codes of `dcctl probe`. */
@@ -56,15 +57,16 @@ CertificateVerify made with the credential's key.`,
     ca: { type: 'string', value: 'FILE', description: 'trust anchors (PEM) for the server certificate', required: true },
     servername: { type: 'string', value: 'NAME', description: 'name to send as SNI and to verify the certificate against (default: HOST)' },
     timeout: { type: 'string', value: 'DURATION', description: 'give up after this long', default: '10s' },
-    json: { type: 'boolean', description: 'print one JSON object instead of text' },
+    output: outputOption,
+    json: { type: 'boolean', description: 'same as -o json' },
   },
   positionals: [{ name: 'HOST:PORT', description: 'the server, e.g. 127.0.0.1:8443 or [::1]:8443', required: true }],
-  examples: ['dcctl probe 127.0.0.1:8443 --ca .dev/ca/ca.crt --servername api.example.test', 'dcctl probe api.example.test:443 --ca ca.crt --json'],
+  examples: ['dcctl probe 127.0.0.1:8443 --ca .dev/ca/ca.crt --servername api.example.test', 'dcctl probe api.example.test:443 --ca ca.crt -o json'],
   validate(v, positionals) {
     const { host, port } = hostPortArgument('HOST:PORT', positionals[0]!);
     const timeoutSeconds = durationFlag('--timeout', v.timeout);
     if (timeoutSeconds <= 0) throw new UsageError('must be longer than 0s', '--timeout');
-    return { host, port, servername: v.servername ?? host, ca: v.ca, timeoutMs: timeoutSeconds * 1000, json: v.json };
+    return { host, port, servername: v.servername ?? host, ca: v.ca, timeoutMs: timeoutSeconds * 1000, format: outputFormat(v.output, v.json) };
   },
   async run(c, ctx) {
     const caPem = await readTextFile(resolvePath(ctx.cwd, c.ca), '--ca');
@@ -127,17 +129,15 @@ CertificateVerify made with the credential's key.`,
       throw new CommandFailed(`${c.host}:${c.port}: handshake failed: ${why}`, PROBE_FAILED);
     });
 
-    if (c.json) ctx.stdout(`${JSON.stringify(result)}\n`);
-    else {
-      ctx.stdout(`connected to ${c.host}:${c.port} as ${c.servername} (TLSv1.3, ${result.cipherSuite}, ${result.group})\n`);
+    printResult(ctx, c.format, result, () => {
+      const lines = [`connected to ${c.host}:${c.port} as ${c.servername} (TLSv1.3, ${result.cipherSuite}, ${result.group})`];
       if (result.delegatedCredential) {
-        ctx.stdout(`delegated credential: yes, verified\n`);
-        ctx.stdout(`algorithm: ${result.algorithm}\n`);
-        ctx.stdout(`expires: ${result.expiresAt} (in ${humanDuration(result.remainingSeconds ?? 0)})\n`);
+        lines.push('delegated credential: yes, verified', `algorithm: ${result.algorithm}`, `expires: ${result.expiresAt} (in ${humanDuration(result.remainingSeconds ?? 0)})`);
       } else {
-        ctx.stdout(`delegated credential: no (the server signed with its certificate key${result.signatureScheme ? `, ${result.signatureScheme}` : ''})\n`);
+        lines.push(`delegated credential: no (the server signed with its certificate key${result.signatureScheme ? `, ${result.signatureScheme}` : ''})`);
       }
-    }
+      return lines.map((l) => `${l}\n`).join('');
+    });
     return result.delegatedCredential ? PROBE_DC_USED : PROBE_NO_DC;
   },
 });

@@ -3,7 +3,8 @@
  * argv, prints help for the program, a command group ("dcctl ca") or a command, and turns
  * every error into one line on stderr and an exit code. No stack traces for user errors.
  */
-import { CommandFailed, EXIT_FAILURE, EXIT_USAGE, UsageError } from './errors.js';
+import { CommandFailed, EXIT_FAILURE, EXIT_USAGE, InputError, UsageError } from './errors.js';
+import { errorJson, requestedFormat } from './output.js';
 import type { Command, CommandContext } from './command.js';
 import { formatVersion, type BuildInfo } from './version.js';
 
@@ -73,7 +74,7 @@ export class CommandRegistry {
       const unknown = words[group.length]!;
       throw new UsageError(`unknown command "${unknown}"${choices.length ? `; one of: ${choices.join(', ')}` : ''} (run '${commandName} --help')`);
     } catch (e) {
-      return report(e, commandName, ctx);
+      return report(e, commandName, ctx, requestedFormat(argv) === 'json');
     }
   }
 
@@ -127,18 +128,19 @@ function startsWith(list: readonly string[], prefix: readonly string[]): boolean
   return prefix.length <= list.length && prefix.every((w, i) => list[i] === w);
 }
 
-function report(e: unknown, commandName: string, ctx: ProgramContext): number {
-  if (e instanceof UsageError) {
-    ctx.stderr(`${commandName}: ${e.message}\n`);
-    return EXIT_USAGE;
-  }
-  if (e instanceof CommandFailed) {
-    ctx.stderr(`${commandName}: ${e.message}\n`);
-    return e.exitCode;
-  }
+/** The error as one line on stderr (one JSON object with `json`), and its exit code. */
+function report(e: unknown, commandName: string, ctx: ProgramContext, json: boolean): number {
+  const say = (kind: 'usage' | 'input' | 'failed' | 'internal', message: string, exitCode: number, flag?: string): number => {
+    if (json) ctx.stderr(errorJson({ command: commandName, kind, message, exitCode, ...(flag ? { flag } : {}) }));
+    else ctx.stderr(`${commandName}: ${message}\n`);
+    return exitCode;
+  };
+  if (e instanceof UsageError) return say('usage', e.message, EXIT_USAGE, e.flag);
+  if (e instanceof InputError) return say('input', e.message, e.exitCode);
+  if (e instanceof CommandFailed) return say('failed', e.message, e.exitCode);
   const err = e instanceof Error ? e : new Error(String(e));
   const debug = ctx.env.DC_DEBUG !== undefined && ctx.env.DC_DEBUG !== '' && ctx.env.DC_DEBUG !== '0';
-  ctx.stderr(`${commandName}: internal error: ${err.message.split('\n')[0]}${debug ? '' : ' (set DC_DEBUG=1 for details)'}\n`);
+  say('internal', `internal error: ${err.message.split('\n')[0]}${debug ? '' : ' (set DC_DEBUG=1 for details)'}`, EXIT_FAILURE);
   if (debug && err.stack) ctx.stderr(`${err.stack}\n`);
   return EXIT_FAILURE;
 }

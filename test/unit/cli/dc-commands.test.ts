@@ -348,6 +348,36 @@ void describe('dcctl dc issue, dc inspect, serve and probe', () => {
     }
   });
 
+  void it('dc inspect and probe print -o json and -o yaml, and errors in json mode as JSON on stderr', () => {
+    ok(work, 'dc', 'issue', '--cert', 'leaf/tls.crt', '--key', 'leaf/tls.key', '--out', 'dc-output');
+    const json = JSON.parse(ok(work, 'dc', 'inspect', 'dc-output/dc.cred', '--cert', 'leaf/tls.crt', '-o', 'json').stdout) as Record<string, unknown>;
+    assert.equal(json.valid, true);
+    assert.equal(json.file, 'dc-output/dc.cred');
+    const yaml = ok(work, 'dc', 'inspect', 'dc-output/dc.cred', '--cert', 'leaf/tls.crt', '-o', 'yaml').stdout;
+    assert.match(yaml, /^file: dc-output\/dc\.cred\nalgorithm: ecdsa_secp256r1_sha256\n/);
+    assert.match(yaml, /^expiresAt: "20\d\d-[^"]+"$/m);
+    assert.match(yaml, /^valid: true$/m);
+    // Does not verify: still the document on stdout, exit 1, with the problem as a nested mapping.
+    const bad = run(work, 'dc', 'inspect', 'dc-output/dc.cred', '--cert', 'plain/tls.crt', '-o', 'yaml');
+    assert.equal(bad.code, 1);
+    assert.match(bad.stdout, /^problem:\n {2}rule: missing-delegation-usage\n {2}message: "/m);
+
+    for (const args of [
+      ['probe', '127.0.0.1:9', '--ca', 'nowhere.crt', '-o', 'json'],
+      ['dc', 'inspect', 'dc-output/dc.cred', '--cert', 'nowhere.crt', '--output=json'],
+      ['dc', 'inspect', 'dc-output/dc.cred', '--cert', 'leaf/tls.crt', '-o', 'json', '--bogus'],
+    ]) {
+      const r = run(work, ...args);
+      assert.equal(r.code, 2, r.stderr);
+      assert.equal(r.stdout, '');
+      const e = JSON.parse(r.stderr) as { error: { command: string; kind: string; message: string; exitCode: number } };
+      assert.equal(e.error.exitCode, 2);
+      assert.match(e.error.command, /^dcctl (probe|dc inspect)$/);
+      assert.match(e.error.kind, /^(input|usage)$/);
+      assert.match(e.error.message, /nowhere\.crt: no such file or directory|unknown flag --bogus/);
+    }
+  });
+
   void it('parses durations and HOST:PORT', () => {
     assert.equal(durationFlag('--v', '24h'), 86400);
     assert.equal(durationFlag('--v', '1d12h30m5s'), 131405);

@@ -232,6 +232,29 @@ void describe('dcctl', () => {
     assert.deepEqual(readdirSync(join(work, 'atomic-dc')).sort(), ['dc.cred', 'dc.key']);
   });
 
+  void it('ca create, cert create and dc issue report the paths written with -o json|yaml', () => {
+    const ca = JSON.parse(ok(work, 'ca', 'create', '--out', 'out-ca', '--cn', 'Output CA', '-o', 'json').stdout) as Record<string, string>;
+    assert.deepEqual(Object.keys(ca), ['certificate', 'key', 'commonName', 'keyType', 'expiresAt']);
+    assert.equal(ca.certificate, join(work, 'out-ca/ca.crt'));
+    assert.equal(ca.key, join(work, 'out-ca/ca.key'));
+    assert.equal(ca.commonName, 'Output CA');
+    const leaf = ok(work, 'cert', 'create', '--ca', 'out-ca', '--dns', 'out.example.test', '--ip', '::1', '--out', 'out-leaf', '-o', 'yaml').stdout;
+    assert.equal(
+      leaf.replace(/^expiresAt: .*$/m, 'expiresAt: X'),
+      `certificate: ${join(work, 'out-leaf/tls.crt')}\nkey: ${join(work, 'out-leaf/tls.key')}\nca: ${join(work, 'out-leaf/ca.crt')}\n` +
+        'dnsNames:\n  - out.example.test\nipAddresses:\n  - "::1"\nkeyType: ecdsa-p256\ndelegationUsage: true\nextendedKeyUsage:\n  - serverAuth\nexpiresAt: X\n',
+    );
+    const dc = JSON.parse(ok(work, 'dc', 'issue', '--cert', 'out-leaf/tls.crt', '--key', 'out-leaf/tls.key', '--out', 'out-dc', '-o', 'json').stdout) as Record<string, unknown>;
+    assert.equal(dc.credential, join(work, 'out-dc/dc.cred'));
+    assert.equal(dc.key, join(work, 'out-dc/dc.key'));
+    assert.equal(dc.algorithm, 'ecdsa_secp256r1_sha256');
+    // An error in json mode: one JSON object on stderr, nothing on stdout.
+    const r = run(work, 'ca', 'create', '--out', 'out-ca', '-o', 'json');
+    assert.equal(r.code, 1);
+    assert.equal(r.stdout, '');
+    assert.deepEqual(JSON.parse(r.stderr), { error: { command: 'dcctl ca create', kind: 'failed', message: `${join(work, 'out-ca/ca.crt')} already exists (use --force to overwrite)`, exitCode: 1 } });
+  });
+
   void it('rejects an unknown key type naming the flag and the allowed values', () => {
     fails(work, 2, /^dcctl cert create: --key-type: unknown key type "rsa-1024"; allowed: ecdsa-p256, ecdsa-p384, ed25519, rsa-2048$/, 'cert', 'create', '--ca', 'ca', '--dns', 'a.test', '--key-type', 'rsa-1024', '--out', 'x');
     fails(work, 2, /^dcctl ca create: --key-type: unknown key type "dsa"; allowed: /, 'ca', 'create', '--out', 'x', '--key-type', 'dsa');

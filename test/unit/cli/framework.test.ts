@@ -7,6 +7,7 @@ import { integerFlag, ipFlag, oneOf } from '../../../src/cli/framework/flags.js'
 import { namespaceList } from '../../../src/cli/commands/controller.js';
 import { writeOutputFiles } from '../../../src/cli/framework/files.js';
 import { buildInfo, gitHead } from '../../../src/cli/framework/version.js';
+import { outputFormat, outputOption, printResult, requestedFormat, toYaml } from '../../../src/cli/framework/output.js';
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -295,5 +296,69 @@ void describe('--version', () => {
     } finally {
       rmSync(root, { recursive: true, force: true });
     }
+  });
+});
+
+void describe('-o text|json|yaml', () => {
+  const show = defineCommand({
+    path: ['show'],
+    summary: 'Shows data',
+    options: { output: outputOption, json: { type: 'boolean', description: 'same as -o json' }, fail: { type: 'string', value: 'HOW', description: 'input|bug' } },
+    validate: (v) => ({ format: outputFormat(v.output, v.json), fail: v.fail }),
+    async run(c, ctx) {
+      if (c.fail === 'input') throw new InputError('--fail: cannot read x: no such file or directory');
+      if (c.fail === 'bug') throw new Error('oops');
+      printResult(ctx, c.format, { name: 'a', count: 1, list: ['x', '1.5'] }, () => 'name a\n');
+      return 0;
+    },
+  });
+  const prog = () => new CommandRegistry({ name: 'prog', summary: '' }).register(show);
+
+  void it('prints the result as text, JSON or YAML', async () => {
+    for (const [argv, expected] of [
+      [['show'], 'name a\n'],
+      [['show', '-o', 'json'], '{\n  "name": "a",\n  "count": 1,\n  "list": [\n    "x",\n    "1.5"\n  ]\n}\n'],
+      [['show', '--json'], '{\n  "name": "a",\n  "count": 1,\n  "list": [\n    "x",\n    "1.5"\n  ]\n}\n'],
+      [['show', '--output=yaml'], 'name: a\ncount: 1\nlist:\n  - x\n  - "1.5"\n'],
+    ] as const) {
+      const ctx = capture();
+      assert.equal(await prog().run(argv, ctx), 0);
+      assert.equal(ctx.out, expected, argv.join(' '));
+    }
+  });
+
+  void it('reports errors as one JSON object on stderr in json mode, also usage errors found before -o is parsed', async () => {
+    const cases: Array<[string[], number, object]> = [
+      [['show', '-o', 'json', '--bogus'], 2, { command: 'prog show', kind: 'usage', message: 'unknown flag --bogus', exitCode: 2 }],
+      [['show', '-ojson', '--fail'], 2, { command: 'prog show', kind: 'usage', message: '--fail needs a value', exitCode: 2, flag: '--fail' }],
+      [['show', '--json', '--fail', 'input'], 2, { command: 'prog show', kind: 'input', message: '--fail: cannot read x: no such file or directory', exitCode: 2 }],
+      [['show', '-o', 'json', '--fail', 'bug'], 1, { command: 'prog show', kind: 'internal', message: 'internal error: oops (set DC_DEBUG=1 for details)', exitCode: 1 }],
+      [['nope', '-o', 'json'], 2, { command: 'prog', kind: 'usage', message: 'unknown command "nope"; one of: show (run \'prog --help\')', exitCode: 2 }],
+    ];
+    for (const [argv, code, error] of cases) {
+      const ctx = capture();
+      assert.equal(await prog().run(argv, ctx), code, argv.join(' '));
+      assert.equal(ctx.out, '');
+      assert.match(ctx.err, /^\{[^\n]*\}\n$/, 'one line');
+      assert.deepEqual(JSON.parse(ctx.err), { error }, argv.join(' '));
+    }
+    const text = capture();
+    assert.equal(await prog().run(['show', '-o', 'yaml', '--fail', 'input'], text), 2);
+    assert.equal(text.err, 'prog show: --fail: cannot read x: no such file or directory\n');
+    const both = capture();
+    assert.equal(await prog().run(['show', '--json', '-o', 'yaml'], both), 2);
+    assert.match(both.err, /--json contradicts --output yaml/);
+  });
+
+  void it('reads the requested format from argv and writes YAML that quotes what could be misread', () => {
+    assert.equal(requestedFormat(['x', '-o', 'json']), 'json');
+    assert.equal(requestedFormat(['x', '-oyaml']), 'yaml');
+    assert.equal(requestedFormat(['x', '--output=json']), 'json');
+    assert.equal(requestedFormat(['x', '--', '-o', 'json']), 'text');
+    assert.equal(requestedFormat(['x', '-o']), 'text');
+    assert.equal(
+      toYaml({ a: 'yes', b: '', c: null, d: '2026-01-01T00:00:00Z', e: '::1', f: { g: [{ h: 1, i: 'two words' }, []] }, k: [], l: {}, m: true, n: 'x: y', off: '.inf' }),
+      'a: "yes"\nb: ""\nc: null\nd: "2026-01-01T00:00:00Z"\ne: "::1"\nf:\n  g:\n    - h: 1\n      i: "two words"\n    - []\nk: []\nl: {}\nm: true\n"n": "x: y"\n"off": ".inf"\n',
+    );
   });
 });
