@@ -22,7 +22,9 @@ RUN npm ci --omit=dev --no-audit --no-fund && npm cache clean --force
 
 # --- runtime: slim Node 24, non-root, nothing but the compiled code and its dependencies -------
 FROM ${NODE_IMAGE} AS runtime
-ENV NODE_ENV=production
+# The commit `--version` reports (docker build --build-arg COMMIT=$(git rev-parse HEAD) ...).
+ARG COMMIT=unknown
+ENV NODE_ENV=production DC_OPERATOR_COMMIT=${COMMIT}
 WORKDIR /app
 # package.json carries "type": "module": dist/**/*.js are ES modules.
 COPY --from=deps /src/package.json ./package.json

@@ -16,7 +16,7 @@ import type { V1Secret } from '@kubernetes/client-node';
 import type { Clock } from './clock.js';
 import { Informer, type InformerLogger, type ListWatchSource } from './informer.js';
 import type { CertificateLookup, CertificateSecretProjection } from './ports.js';
-import { certificatesOfPem } from '../tls/certificates.js';
+import { certificatesOfPem } from '../tls/x509/index.js';
 
 export const CERTIFICATE_SECRET_SELECTOR = 'type=kubernetes.io/tls';
 

@@ -5,7 +5,7 @@ import { createPrivateKey, createPublicKey, type KeyObject } from 'node:crypto';
 import type { Algorithm } from './api/v1alpha1.js';
 import { ReconcileFailure } from './failures.js';
 import { sha256Hex, type CredentialInspector, type IssuedCredential } from './output-secret.js';
-import { certificatesOfPem, delegationUsageProblem, spkiOf } from '../tls/certificates.js';
+import { certificatesOfPem, delegationUsageProblem, spkiOf } from '../tls/x509/index.js';
 import type { Signer } from '../tls/signer.js';
 import { InMemoryKeySigner } from '../signer/index.js';
 import {

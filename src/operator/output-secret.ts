@@ -4,7 +4,7 @@ import { createHash } from 'node:crypto';
 import type { V1Secret } from '@kubernetes/client-node';
 import type { Algorithm, DelegatedCredential, DelegatedCredentialSpec } from './api/v1alpha1.js';
 import { API_VERSION, GROUP } from './api/v1alpha1.js';
-import { certificatesOfPem } from '../tls/certificates.js';
+import { certificatesOfPem } from '../tls/x509/index.js';
 
 export const OUTPUT_SECRET_TYPE = `${GROUP}/delegated-credential`;
 export const MANAGED_BY_LABEL = 'app.kubernetes.io/managed-by';

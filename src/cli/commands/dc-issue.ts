@@ -1,4 +1,4 @@
-import { certificateNotAfter } from '../../tls/certificates.js';
+import { certificateNotAfter } from '../../tls/x509/index.js';
 import { signatureSchemeName } from '../../tls/constants.js';
 import { DelegationError, MAX_DC_VALIDITY_SECONDS, issueDelegatedCredential, type DcAlgorithmName } from '../../tls/delegated/index.js';
 import { InMemoryKeySigner } from '../../signer/in-memory.js';

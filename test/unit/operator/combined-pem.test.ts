@@ -2,7 +2,7 @@
 // the key any further: not into the certificate cache, not into the output Secret.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { certificatesOfPem } from '../../../src/tls/certificates.js';
+import { certificatesOfPem } from '../../../src/tls/x509/index.js';
 import { projectCertificateSecret } from '../../../src/operator/certificate-secrets.js';
 import { delegationCertificate } from './fakes.js';
 
