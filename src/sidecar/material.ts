@@ -1,6 +1,6 @@
 /**
  * The serving material of the sidecar: everything a handshake needs from the mounted DC Secret,
- * read and validated as one unit (style.md #16).
+ * read and validated as one unit.
  *
  *   tls.crt               certificate chain, end-entity first (always)
  *   <algorithm>.cred/.key  delegated credentials and their keys (any number)

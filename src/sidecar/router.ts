@@ -1,6 +1,5 @@
 /**
- * Who terminates a connection, decided from its ClientHello (design.md, "How a handshake is
- * served by the sidecar"):
+ * Who terminates a connection, decided from its ClientHello:
  *
  *   TLS 1.3 + delegated_credential with an algorithm we hold a fresh DC for  -> our stack, DC
  *   other TLS 1.3 clients, tls.key mounted                                    -> certificate key

@@ -1,5 +1,5 @@
 /**
- * The sidecar's lifecycle as one phase (style.md #17), not a set of booleans:
+ * The sidecar's lifecycle as one phase, not a set of booleans:
  *
  *   initializing ──first valid load──> serving <──> reloading
  *        │                                │            │

@@ -370,7 +370,7 @@ export abstract class Connection {
   }
 
   /**
-   * The one place where a failure becomes an alert (style.md #6): the first error sticks, the
+   * The one place where a failure becomes an alert: the first error sticks, the
    * alert goes out (protected when we have write keys), and the connection ends.
    */
   protected fail(e: unknown): void {

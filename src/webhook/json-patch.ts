@@ -1,7 +1,7 @@
 // A small RFC 6902 JSON Patch generator (diff) and applier for plain JSON values.
 //
 // The admission handler never writes patch operations by hand: it mutates a deep copy of the pod
-// and asks `diff(original, mutated)` for the operations (style.md item 14). That keeps the
+// and asks `diff(original, mutated)` for the operations. That keeps the
 // mutation code ordinary object manipulation and makes "the patch turns the original into the
 // mutated pod" a property we can test on random inputs with `applyPatch`.
 //

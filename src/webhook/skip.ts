@@ -1,5 +1,5 @@
 // Skip decisions: an ordered list of tiny predicates, each answering "leave this pod alone, and
-// why?" (style.md item 14). The first that answers wins; none answering means "try to inject".
+// why?". The first that answers wins; none answering means "try to inject".
 // Skipping is always `allowed: true` with no patch: a pod the webhook does not own passes as is.
 
 import type { V1Pod } from '@kubernetes/client-node';

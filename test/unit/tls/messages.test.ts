@@ -1,5 +1,5 @@
 /**
- * Codec properties (style.md #7): decode(encode(x)) = x for every message, every strict prefix
+ * Codec properties: decode(encode(x)) = x for every message, every strict prefix
  * of a valid message is a decode_error, and random bytes never raise anything but our errors.
  */
 import { test } from 'node:test';

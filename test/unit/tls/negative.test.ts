@@ -1,6 +1,7 @@
 /**
- * Hostile and broken inputs at the connection level: each gets exactly the alert RFC 8446 and
- * protocol-notes.md call for, nothing throws out of `feed`, and nothing hangs.
+ * Hostile and broken inputs at the connection level: each gets exactly the alert RFC 8446 calls
+ * for (decode_error for syntax, illegal_parameter for well-formed but wrong content, decrypt_error
+ * for a bad Finished, signature or binder), nothing throws out of `feed`, and nothing hangs.
  */
 import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';

@@ -1,5 +1,5 @@
 /**
- * An in-memory client/server pair (style.md #8): connections exchange bytes through arrays,
+ * An in-memory client/server pair: connections exchange bytes through arrays,
  * async signers are awaited, and every event is recorded. `doHandshake` runs until both sides
  * are quiet; `transfer` moves application data and returns what arrived.
  */
