@@ -22,7 +22,7 @@ import {
   AdmissionregistrationV1Api, CoreV1Api, CustomObjectsApi, KubeConfig, type V1Pod,
 } from '@kubernetes/client-node';
 import { buildMutatingWebhookConfiguration } from '../webhook/webhook-configuration.js';
-import { SIDECAR_CONTAINER_NAME } from '../webhook/config.js';
+import { DC_GROUP, DC_PLURAL, DC_VERSION, SIDECAR_CONTAINER_NAME } from '../webhook/config.js';
 import { isEntryPoint, unsupportedRuntime } from './framework/main.js';
 import {
   Cleanup, Progress, freePort, runCommand, startChild, waitFor, waitForHttp200, writeKubeletVolume, type Child,
@@ -203,14 +203,14 @@ export async function runDemo(argv: readonly string[]): Promise<number> {
         },
       });
       await custom.createNamespacedCustomObject({
-        group: 'dc-operator.io', version: 'v1alpha1', namespace: appNs, plural: 'delegatedcredentials',
+        group: DC_GROUP, version: DC_VERSION, namespace: appNs, plural: DC_PLURAL,
         body: {
           apiVersion: 'dc-operator.io/v1alpha1', kind: 'DelegatedCredential', metadata: { name: 'web-dc' },
           spec: { certificateSecretRef: { name: 'web-cert' }, algorithms: ['ecdsa_secp256r1_sha256', 'ed25519'], validity: '1h', secretName: 'web-dc' },
         },
       });
       return waitFor('DelegatedCredential web-dc Ready', 60_000, async () => {
-        const dc = (await custom.getNamespacedCustomObject({ group: 'dc-operator.io', version: 'v1alpha1', namespace: appNs, plural: 'delegatedcredentials', name: 'web-dc' })) as { status?: DelegatedCredentialStatus };
+        const dc = (await custom.getNamespacedCustomObject({ group: DC_GROUP, version: DC_VERSION, namespace: appNs, plural: DC_PLURAL, name: 'web-dc' })) as { status?: DelegatedCredentialStatus };
         const ready = dc.status?.conditions?.find((c) => c.type === 'Ready');
         if (ready?.status === 'False' && ready.reason !== 'Issuing') throw new Error(`Ready=False ${ready.reason}: ${ready.message}`);
         return ready?.status === 'True' ? dc.status : undefined;

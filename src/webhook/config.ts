@@ -1,5 +1,6 @@
 // Names the webhook shares with users (annotations, labels) and the configuration of the sidecar it
 // injects. Everything a pod author types is here, so the documentation has one place to point to.
+import { GROUP, RESOURCES, VERSION } from '../operator/api/v1alpha1.js';
 
 /** Opt-in: the name of a DelegatedCredential in the pod's namespace. */
 export const ANNOTATION_INJECT = 'dc-operator.io/inject';
@@ -36,10 +37,10 @@ export const DEFAULT_UPSTREAM_PORT = 8080;
 export const DEFAULT_METRICS_PORT = 15300;
 export const SIDECAR_UID = 65532;
 
-/** API coordinates of the DelegatedCredential custom resource (crds/). */
-export const DC_GROUP = 'dc-operator.io';
-export const DC_VERSION = 'v1alpha1';
-export const DC_PLURAL = 'delegatedcredentials';
+/** API coordinates of the DelegatedCredential custom resource: defined once, in the API package. */
+export const DC_GROUP = GROUP;
+export const DC_VERSION = VERSION;
+export const DC_PLURAL = RESOURCES.delegatedCredentials.plural;
 
 export interface ResourceList {
   cpu?: string;

@@ -3,7 +3,7 @@
 // keeps its caBundle in step with the self-bootstrapped CA.
 
 import type { AdmissionregistrationV1Api, V1MutatingWebhook, V1MutatingWebhookConfiguration } from '@kubernetes/client-node';
-import { LABEL_INJECT, LABEL_INJECT_VALUE } from './config.js';
+import { DC_GROUP, DC_PLURAL, LABEL_INJECT, LABEL_INJECT_VALUE } from './config.js';
 
 export const WEBHOOK_NAME = 'inject.dc-operator.io';
 export const DEFAULT_CONFIGURATION_NAME = 'dc-operator-webhook';
@@ -153,7 +153,7 @@ export async function syncCaBundle(
  */
 export const WEBHOOK_RBAC = {
   clusterRules: [
-    { apiGroups: ['dc-operator.io'], resources: ['delegatedcredentials'], verbs: ['get'] },
+    { apiGroups: [DC_GROUP], resources: [DC_PLURAL], verbs: ['get'] },
     { apiGroups: ['admissionregistration.k8s.io'], resources: ['mutatingwebhookconfigurations'], verbs: ['get', 'update'] },
   ],
   namespaceRules: [{ apiGroups: [''], resources: ['secrets'], verbs: ['get', 'create', 'update'] }],
