@@ -70,7 +70,11 @@ void it('with Roles in its namespaces and the cluster resource namespace only, i
   const signers = { group: DC.group, version: DC.version, plural: 'clusterdelegationsigners' };
   await custom.createClusterCustomObject({
     ...signers,
-    body: { apiVersion: 'dc-operator.io/v1alpha1', kind: 'ClusterDelegationSigner', metadata: { name: signerName }, spec: { inCluster: { keySecretRef: { name: 'signer-key' } } } },
+    body: { apiVersion: 'dc-operator.io/v1alpha1', kind: 'ClusterDelegationSigner', metadata: { name: signerName }, spec: {
+      inCluster: { keySecretRef: { name: 'signer-key' } },
+      // Deny by default: this signer signs for the pay namespace only.
+      namespaceSelector: { matchLabels: { 'kubernetes.io/metadata.name': pay.name } },
+    } },
   });
   cleanups.push(() => custom.deleteClusterCustomObject({ ...signers, name: signerName }));
   await createDelegatedCredential(admin, other.name, 'ignored', { certificateSecretRef: { name: 'tls' }, secretName: 'ignored-dc' });

@@ -389,7 +389,7 @@ void describe('packaging', () => {
           await core.createNamespacedSecret({ namespace: appNs, body: { metadata: { name: 'crt-only' }, type: 'kubernetes.io/tls', stringData: { 'tls.crt': cert.crt, 'tls.key': '' } } });
           const signer = { group: 'dc-operator.io', version: 'v1alpha1', plural: 'clusterdelegationsigners' };
           await custom.createClusterCustomObject({ ...signer, body: { apiVersion: 'dc-operator.io/v1alpha1', kind: 'ClusterDelegationSigner', metadata: { name: `${release}-signer` },
-            spec: { inCluster: { keySecretRef: { name: 'signer-key' } } } } });
+            spec: { inCluster: { keySecretRef: { name: 'signer-key' } }, namespaceSelector: { matchLabels: { 'kubernetes.io/metadata.name': appNs } } } } });
           try {
             await custom.createNamespacedCustomObject({ ...dc, body: { apiVersion: 'dc-operator.io/v1alpha1', kind: 'DelegatedCredential', metadata: { name: 'signed' },
               spec: { certificateSecretRef: { name: 'crt-only' }, secretName: 'signed-dc', signerRef: { kind: 'ClusterDelegationSigner', name: `${release}-signer` } } } });
