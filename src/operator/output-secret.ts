@@ -5,6 +5,7 @@ import type { V1Secret } from '@kubernetes/client-node';
 import type { Algorithm, DelegatedCredential, DelegatedCredentialSpec } from './api/v1alpha1.js';
 import { API_VERSION, GROUP } from './api/v1alpha1.js';
 import { certificatesOfPem } from '../tls/x509/index.js';
+import { BUNDLE_KEYS, credentialKey, privateKeyKey } from './api/serving-bundle.js';
 
 export const OUTPUT_SECRET_TYPE = `${GROUP}/delegated-credential`;
 export const MANAGED_BY_LABEL = 'app.kubernetes.io/managed-by';
@@ -18,9 +19,8 @@ export const ANNOTATIONS = {
   issuedAt: `${GROUP}/issued-at`,
 } as const;
 
-export const CHAIN_KEY = 'tls.crt';
-export const credentialKey = (algorithm: Algorithm): string => `${algorithm}.cred`;
-export const privateKeyKey = (algorithm: Algorithm): string => `${algorithm}.key`;
+export const CHAIN_KEY = BUNDLE_KEYS.chain;
+export { credentialKey, privateKeyKey };
 
 /** Hex SHA-256, the fingerprint format used in annotations and status. */
 export function sha256Hex(data: Uint8Array): string {

@@ -13,6 +13,17 @@ export const API_VERSION = `${GROUP}/${VERSION}`;
 export const ALGORITHMS = ['ed25519', 'ecdsa_secp256r1_sha256', 'ecdsa_secp384r1_sha384'] as const;
 export type Algorithm = (typeof ALGORITHMS)[number];
 
+/**
+ * How a sidecar serves clients without DC support (spec.fallback):
+ * - Keyless (default): signatures pulled from the in-cluster key server, or from the signer's
+ *   remote key server; no application pod holds the certificate key.
+ * - None: DC clients only, stated explicitly.
+ * - CertificateKey: explicit opt-in, the certificate key is put into the pod (warning condition).
+ */
+export const FALLBACKS = ['Keyless', 'None', 'CertificateKey'] as const;
+export type Fallback = (typeof FALLBACKS)[number];
+export const DEFAULT_FALLBACK: Fallback = 'Keyless';
+
 /** RFC 9345 §4.1.3: a credential may be valid for at most 7 days. */
 export const MAX_VALIDITY = '168h';
 export const DEFAULT_VALIDITY = '24h';
