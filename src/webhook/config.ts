@@ -25,6 +25,15 @@ export const ANNOTATION_INJECTED_SECRET = 'dc-operator.io/injected-secret';
 export const LABEL_INJECT = 'dc-operator.io/inject';
 export const LABEL_INJECT_VALUE = 'enabled';
 
+/**
+ * Set by the webhook on every pod it injected: the label a NetworkPolicy selects to admit the
+ * sidecars to the key server (annotations cannot be selected). Only the webhook sets it; a pod
+ * author who sets it by hand gains nothing the key server would grant: it still authorizes each
+ * request by the client certificate, which only the operator issues into the pod's bundle.
+ */
+export const LABEL_SIDECAR = 'dc-operator.io/sidecar';
+export const LABEL_SIDECAR_VALUE = 'injected';
+
 export const SIDECAR_CONTAINER_NAME = 'dc-operator-sidecar';
 export const CREDENTIALS_VOLUME_NAME = 'dc-operator-credentials';
 export const CREDENTIALS_MOUNT_PATH = '/var/run/dc-operator/credentials';

@@ -8,6 +8,8 @@ import {
   ANNOTATION_INJECTED_SECRET,
   CREDENTIALS_MOUNT_PATH,
   CREDENTIALS_VOLUME_NAME,
+  LABEL_SIDECAR,
+  LABEL_SIDECAR_VALUE,
   METRICS_PORT_NAME,
   SIDECAR_CONTAINER_NAME,
   SIDECAR_UID,
@@ -69,13 +71,16 @@ export function sidecarContainer(target: InjectionTarget, config: SidecarConfig,
 }
 
 export function credentialsVolume(secretName: string): V1Volume {
+  // The serving bundle (src/operator/api/serving-bundle.ts): DCs, tls.crt and the fallback's parts
+  // (keyless address, CA, client certificate), all rotated through kubelet's ..data swap, so this
+  // one volume is everything the sidecar needs and nothing else is added for keyless.
   // Read-only for everyone in the volume; only the sidecar mounts it. Not optional: until the
   // operator has written the Secret, kubelet keeps the pod in ContainerCreating and retries.
   return { name: CREDENTIALS_VOLUME_NAME, secret: { secretName, defaultMode: 0o444 } };
 }
 
 /**
- * Adds the sidecar, its volume and the injected marker to `pod`, in place.
+ * Adds the sidecar, its volume, the injected marker and the sidecar label to `pod`, in place.
  * Native mode appends to initContainers: existing init containers (migrations, config rendering)
  * run first as before, and the sidecar is up before the app starts. Container mode appends to
  * containers, so the app stays the first container (kubectl's default for logs and exec).
@@ -85,6 +90,8 @@ export function injectSidecar(pod: V1Pod, target: InjectionTarget, config: Sidec
   pod.metadata.annotations ??= {};
   pod.metadata.annotations[ANNOTATION_INJECTED] = 'true';
   pod.metadata.annotations[ANNOTATION_INJECTED_SECRET] = target.secretName;
+  pod.metadata.labels ??= {};
+  pod.metadata.labels[LABEL_SIDECAR] = LABEL_SIDECAR_VALUE;
   pod.spec ??= { containers: [] };
   const container = sidecarContainer(target, config, mode);
   if (mode === 'native') {

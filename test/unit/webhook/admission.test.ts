@@ -4,7 +4,7 @@ import type { V1Pod } from '@kubernetes/client-node';
 import { admit, type AdmissionDeps, type DelegatedCredentialRef } from '../../../src/webhook/admission.js';
 import type { AdmissionRequest, AdmissionReview } from '../../../src/webhook/admission-types.js';
 import { parseAdmissionReview, BadAdmissionReview } from '../../../src/webhook/admission-types.js';
-import { DEFAULT_SIDECAR_CONFIG, SIDECAR_CONTAINER_NAME, CREDENTIALS_VOLUME_NAME, CREDENTIALS_MOUNT_PATH } from '../../../src/webhook/config.js';
+import { DEFAULT_SIDECAR_CONFIG, SIDECAR_CONTAINER_NAME, CREDENTIALS_VOLUME_NAME, CREDENTIALS_MOUNT_PATH, LABEL_SIDECAR, LABEL_SIDECAR_VALUE } from '../../../src/webhook/config.js';
 import { applyPatch, type JsonValue, type PatchOperation } from '../../../src/webhook/json-patch.js';
 import type { SidecarMode } from '../../../src/webhook/server-version.js';
 
@@ -234,9 +234,30 @@ void describe('injection', () => {
     assert.deepEqual(ops.map((o) => `${o.op} ${o.path}`), [
       'add /metadata/annotations/dc-operator.io~1injected',
       'add /metadata/annotations/dc-operator.io~1injected-secret',
+      'add /metadata/labels',
       'add /spec/initContainers/1',
       'add /spec/volumes/1',
     ]);
+  });
+
+  void test('an injected pod is labelled dc-operator.io/sidecar: injected (what the key server NetworkPolicy admits), next to its own labels', async () => {
+    const original = pod(optIn);
+    original.metadata!.labels = { app: 'web' };
+    const result = patched(original, (await admit(request(original), deps('native'))).review);
+    assert.deepEqual(result.metadata?.labels, { app: 'web', [LABEL_SIDECAR]: LABEL_SIDECAR_VALUE });
+    assert.equal(LABEL_SIDECAR, 'dc-operator.io/sidecar');
+    assert.equal(LABEL_SIDECAR_VALUE, 'injected');
+  });
+
+  void test('the serving bundle is the one volume: no other volume, mount or environment variable is added for keyless', async () => {
+    const original = pod(optIn);
+    const result = patched(original, (await admit(request(original), deps('native'))).review);
+    const sidecar = result.spec?.initContainers?.find((c) => c.name === SIDECAR_CONTAINER_NAME);
+    assert.deepEqual(result.spec?.volumes?.map((v) => v.name), [CREDENTIALS_VOLUME_NAME]);
+    assert.deepEqual(sidecar?.volumeMounts?.map((m) => m.mountPath), [CREDENTIALS_MOUNT_PATH]);
+    assert.equal(sidecar?.env, undefined);
+    assert.ok(!sidecar?.args?.some((a) => a.startsWith('--keyless')), 'keyless comes from the bundle, not from flags');
+    assert.equal(sidecar?.args?.[sidecar.args.indexOf('--dc-dir') + 1], CREDENTIALS_MOUNT_PATH);
   });
 
   void test('the DelegatedCredential is looked up in the pod namespace from the request', async () => {
