@@ -27,7 +27,12 @@ export interface SidecarConfig {
   readonly recheckIntervalMs: number;
   readonly certificateEngine: TlsEngine;
   readonly alpnProtocols: readonly string[];
+  /** From the --keyless-* flags: overrides the bundle's keyless configuration. */
   readonly keyless: KeylessConfig | undefined;
+  /** Keyless deadline per signature, for the bundle's configuration too. */
+  readonly keylessTimeoutMs: number;
+  /** How often the serving summary is logged (0: never). */
+  readonly reportIntervalMs: number;
   readonly logLevel: string;
 }
 
@@ -49,7 +54,7 @@ export interface FlagSpec {
 
 /** Every flag with its variable and default: the single table --help and both parsers use. */
 export const SIDECAR_FLAGS = [
-  { flag: 'dc-dir', env: 'DC_SIDECAR_DC_DIR', value: 'DIR', defaultValue: '/var/run/dc-operator/credentials', help: 'mounted DC Secret: tls.crt, <algorithm>.cred/.key, optional tls.key (kubelet ..data layout or a plain directory)' },
+  { flag: 'dc-dir', env: 'DC_SIDECAR_DC_DIR', value: 'DIR', defaultValue: '/var/run/dc-operator/credentials', help: "the serving bundle (the DelegatedCredential's output Secret, kubelet ..data layout or a plain directory): tls.crt, <algorithm>.cred/.key, fallback, keyless.address, keyless-ca.crt, keyless-client.crt/.key, tls.key only with fallback CertificateKey" },
   { flag: 'listen', env: 'DC_SIDECAR_LISTEN', value: '[HOST]:PORT', defaultValue: ':8443', help: 'TLS listen address (empty host: all interfaces, IPv6 and IPv4)' },
   { flag: 'upstream', env: 'DC_SIDECAR_UPSTREAM', value: '[HOST:]PORT', defaultValue: '127.0.0.1:8080', help: 'the application, plaintext TCP' },
   { flag: 'metrics-port', env: 'DC_SIDECAR_METRICS_PORT', value: 'PORT', defaultValue: '15300', help: '/healthz, /readyz and /metrics over HTTP' },
@@ -67,11 +72,12 @@ export const SIDECAR_FLAGS = [
   { flag: 'recheck-interval', env: 'DC_SIDECAR_RECHECK_INTERVAL', value: 'DURATION', defaultValue: '1m', help: 'periodic re-read of the directory, in case a watch event was missed (0: off)' },
   { flag: 'certificate-engine', env: 'DC_SIDECAR_CERTIFICATE_ENGINE', value: 'ours|node', defaultValue: DEFAULT_CERTIFICATE_ENGINE, help: 'engine for TLS 1.3 clients served with tls.key (default chosen by bench/results/sidecar-routing.md)' },
   { flag: 'alpn', env: 'DC_SIDECAR_ALPN', value: 'LIST', defaultValue: '', help: 'ALPN protocols to accept, comma-separated, e.g. h2,http/1.1 (empty: no ALPN)' },
-  { flag: 'keyless-address', env: 'DC_SIDECAR_KEYLESS_ADDRESS', value: 'HOST:PORT', help: 'key server for certificate handshakes without tls.key (Keyless SSL pull)' },
-  { flag: 'keyless-ca', env: 'DC_SIDECAR_KEYLESS_CA', value: 'FILE', help: "CA bundle for the key server's certificate" },
-  { flag: 'keyless-client-cert', env: 'DC_SIDECAR_KEYLESS_CLIENT_CERT', value: 'FILE', help: 'our client certificate for the key server (mTLS)' },
-  { flag: 'keyless-client-key', env: 'DC_SIDECAR_KEYLESS_CLIENT_KEY', value: 'FILE', help: 'its private key' },
-  { flag: 'keyless-timeout', env: 'DC_SIDECAR_KEYLESS_TIMEOUT', value: 'DURATION', defaultValue: '2s', help: 'per-signature deadline at the key server' },
+  { flag: 'keyless-address', env: 'DC_SIDECAR_KEYLESS_ADDRESS', value: 'HOST:PORT', help: "key server for non-DC clients (Keyless SSL pull); the four --keyless-* flags go together and override the bundle's keyless.address, keyless-ca.crt and keyless-client.crt/.key (read once at startup)" },
+  { flag: 'keyless-ca', env: 'DC_SIDECAR_KEYLESS_CA', value: 'FILE', help: "CA bundle for the key server's certificate (overrides the bundle)" },
+  { flag: 'keyless-client-cert', env: 'DC_SIDECAR_KEYLESS_CLIENT_CERT', value: 'FILE', help: 'our client certificate for the key server, mTLS (overrides the bundle)' },
+  { flag: 'keyless-client-key', env: 'DC_SIDECAR_KEYLESS_CLIENT_KEY', value: 'FILE', help: 'its private key (overrides the bundle)' },
+  { flag: 'keyless-timeout', env: 'DC_SIDECAR_KEYLESS_TIMEOUT', value: 'DURATION', defaultValue: '2s', help: 'per-signature deadline at the key server (a non-DC client gets an alert after it, never a hang)' },
+  { flag: 'report-interval', env: 'DC_SIDECAR_REPORT_INTERVAL', value: 'DURATION', defaultValue: '30s', help: 'log one info line per interval with how clients were served and refused, and the fallback state (0: never)' },
   { flag: 'log-level', env: 'DC_SIDECAR_LOG_LEVEL', value: 'LEVEL', defaultValue: 'info', help: 'error, warn, info or debug' },
 ] as const satisfies readonly FlagSpec[];
 
@@ -79,14 +85,31 @@ const FLAGS = SIDECAR_FLAGS;
 export type FlagName = (typeof FLAGS)[number]['flag'];
 export type FlagValues = Readonly<Partial<Record<FlagName, string>>>;
 
+/** How each client is served: the router's table (router.ts), for --help and the CLI. */
+export const ROUTING_TABLE: readonly string[] = [
+  'client                                     served by',
+  'TLS 1.3, supports DCs (one of ours fits)   our stack with the delegated credential',
+  'TLS 1.3, other; fallback CertificateKey    the certificate key tls.key (--certificate-engine)',
+  'TLS 1.3, other; fallback Keyless           our stack, CertificateVerify signed by the key server',
+  '                                           (keyless.* in the bundle, or the --keyless-* flags,',
+  '                                           which win); key server unreachable: handshake_failure',
+  '                                           at once or an alert within --keyless-timeout',
+  'TLS 1.3, other; fallback None              handshake_failure (DC clients only, said at startup)',
+  'TLS 1.3, other; no fallback in the bundle  handshake_failure, with a warning at startup',
+  'TLS 1.2 only, tls.key mounted              node:tls with the certificate key',
+  'TLS 1.2 only, otherwise                    protocol_version',
+];
+
 export function helpText(): string {
   const lines = [
     'usage: dc-operator sidecar [flags]',
     '',
-    'TLS terminator in front of an application: serves delegated credentials to clients that',
-    'accept them, the certificate key (local or keyless) to other TLS 1.3 clients, node:tls to',
-    'TLS 1.2 clients when tls.key is mounted, and proxies plaintext to the application.',
-    'SIGHUP reloads the credentials; SIGTERM drains. Every flag can also be set by its variable.',
+    'TLS terminator in front of an application; proxies plaintext to the application.',
+    'Everything it serves comes from the bundle at --dc-dir; every part of it is re-read when',
+    "kubelet swaps ..data, and an invalid new version never replaces a working one.",
+    'SIGHUP reloads the bundle; SIGTERM drains. Every flag can also be set by its variable.',
+    '',
+    ...ROUTING_TABLE,
     '',
   ];
   for (const f of FLAGS as readonly FlagSpec[]) {
@@ -178,6 +201,12 @@ export function validateDuration(flag: string, text: string): number {
   return Math.round(parts.reduce((sum, p) => sum + Number(p[1]) * UNITS[p[2]!]!, 0));
 }
 
+function positiveDuration(flag: string, text: string): number {
+  const ms = validateDuration(flag, text);
+  if (ms === 0) throw new ConfigError(flag, 'must be more than 0');
+  return ms;
+}
+
 /** A whole number, at least `min` (1 unless 0 has a meaning, such as "no limit"). */
 export function validateWholeNumber(flag: string, text: string, min = 1): number {
   if (!/^\d+$/.test(text) || Number(text) < min) throw new ConfigError(flag, `"${text}" is not a whole number of at least ${min}`);
@@ -249,6 +278,8 @@ export function validateConfig(values: FlagValues): SidecarConfig {
     certificateEngine: validateEngine('certificate-engine', v('certificate-engine')),
     alpnProtocols: validateAlpn('alpn', v('alpn')),
     keyless: validateKeyless(values),
+    keylessTimeoutMs: positiveDuration('keyless-timeout', v('keyless-timeout')),
+    reportIntervalMs: validateDuration('report-interval', v('report-interval')),
     logLevel: validateLogLevel('log-level', v('log-level')),
   };
 }

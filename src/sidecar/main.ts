@@ -5,10 +5,7 @@
  *   main(argv) -> run(args): Promise<number>  (exit code; flags validated before anything starts)
  *   runSidecar(config) -> RunningSidecar      (also used by tests and benches)
  */
-import { readFile } from 'node:fs/promises';
 import winston from 'winston';
-import { KeylessClient } from '../keyless/client.js';
-import { KeylessSigner } from '../signer/keyless.js';
 import { ConnectionTracker } from '../net/connection-tracker.js';
 import type { Signer } from '../tls/signer.js';
 import { ConfigError, helpText, parseArgs, validateConfig, type SidecarConfig } from './config.js';
@@ -17,6 +14,9 @@ import { startHealthServer, type HealthServer } from './health-server.js';
 import { loadServingMaterial, MaterialStore, type ServingMaterial } from './material.js';
 import { SidecarMetrics } from './metrics.js';
 import { createOursEngine } from './ours-engine.js';
+import { fallbackStatement, fallbackSummary } from './fallback.js';
+import { KeylessFallback, keylessFromFlags } from './keyless-fallback.js';
+import { ServingReport } from './serving-report.js';
 import { SidecarStatus } from './status.js';
 import { listen, type Listener, type TerminatorOptions } from './terminator.js';
 
@@ -40,6 +40,10 @@ export interface RunningSidecar {
   readonly status: SidecarStatus;
   readonly metrics: SidecarMetrics;
   readonly tracker: ConnectionTracker;
+  /** The keyless client kept in step with the bundle (undefined when a ready signer was given). */
+  readonly keyless: KeylessFallback | undefined;
+  /** Logs the serving summary now (tests; otherwise every --report-interval). */
+  report(): void;
   /** SIGHUP: forced reload. */
   reload(trigger?: ReloadTrigger): Promise<ReloadOutcome>;
   /** SIGTERM: stop accepting, wait for open connections up to the drain timeout, close the rest. */
@@ -57,65 +61,41 @@ export function createLogger(level: string): SidecarLogger {
   });
 }
 
-/**
- * Keyless pull: one pooled mTLS client to the key server, and a KeylessSigner per loaded
- * certificate (its key names the key at the server, by SKI, and checks every signature), so a
- * certificate renewed with a new key is served through the new key after the reload.
- */
-interface Keyless {
-  readonly signerFor: (material: ServingMaterial) => Signer;
-  close(): Promise<void>;
-}
-
-async function startKeyless(config: SidecarConfig): Promise<Keyless | undefined> {
-  const k = config.keyless;
-  if (!k) return undefined;
-  const read = async (flag: string, file: string): Promise<Buffer> => {
-    try {
-      return await readFile(file);
-    } catch (err) {
-      throw new ConfigError(flag, `cannot read ${file}: ${err instanceof Error ? err.message : String(err)}`);
-    }
-  };
-  const ca = await read('keyless-ca', k.caFile);
-  const clientCert = await read('keyless-client-cert', k.clientCertFile);
-  const clientKey = await read('keyless-client-key', k.clientKeyFile);
-  let client: KeylessClient;
-  try {
-    client = new KeylessClient({ address: k.address, ca, cert: clientCert, key: clientKey, timeoutMs: k.timeoutMs });
-  } catch (err) {
-    throw new ConfigError('keyless-address', err instanceof Error ? err.message : String(err));
-  }
-  const signers = new WeakMap<ServingMaterial, Signer>();
-  return {
-    signerFor(material) {
-      let signer = signers.get(material);
-      if (!signer) {
-        const certificate = material.credentials.certificateChain[0]!;
-        signer = new KeylessSigner({ client, address: k.address, ca, clientCert, clientKey, certificate, timeoutMs: k.timeoutMs });
-        signers.set(material, signer);
-      }
-      return signer;
-    },
-    close: () => client.close(),
-  };
-}
-
 export async function runSidecar(options: RunSidecarOptions): Promise<RunningSidecar> {
   const log = options.log ?? createLogger(options.logLevel);
   const store = new MaterialStore();
   const status = new SidecarStatus();
   const metrics = new SidecarMetrics(store, status);
   const tracker = new ConnectionTracker(options.maxConnections, options.maxConnectionsPerSource);
-  const ownedKeyless = options.keylessSigner ? undefined : await startKeyless(options);
+  const report = new ServingReport();
   const given = options.keylessSigner;
-  const keylessFor = given ? () => given : ownedKeyless?.signerFor;
-  const keyless = keylessFor !== undefined;
+  const keyless = given
+    ? undefined
+    : new KeylessFallback({
+        timeoutMs: options.keyless?.timeoutMs ?? options.keylessTimeoutMs,
+        log,
+        onReload: (result) => metrics.keylessReload(result),
+        ...(options.keyless ? { override: await keylessFromFlags(options.keyless) } : {}),
+      });
+  await keyless?.start();
+  const keylessFor = given ? () => given : (material: ServingMaterial) => keyless?.signerFor(material);
+  const keylessUnavailable = () => keyless?.unavailable();
+  metrics.watchFallback(() => ({ ...fallbackSummary(store.current, keyless), keylessClientNotAfter: keyless?.config?.clientNotAfter }));
 
+  // The sentence about non-DC clients: said at startup and whenever it changes.
+  let lastStatement = '';
+  const stateFallback = (): void => {
+    const material = store.current;
+    if (!material) return;
+    const s = fallbackStatement(material, keyless, options.certificateEngine);
+    if (s.message === lastStatement) return;
+    lastStatement = s.message;
+    log[s.level](s.message, { fallback: fallbackSummary(material, keyless).fallback });
+  };
   const watcher = new CredentialWatcher({
     dir: options.dcDir,
     store,
-    load: (dir) => loadServingMaterial(dir, { keylessConfigured: keyless }),
+    load: (dir) => loadServingMaterial(dir, { keylessConfigured: given !== undefined || options.keyless !== undefined }),
     debounceMs: options.reloadDebounceMs,
     recheckIntervalMs: options.recheckIntervalMs,
     log,
@@ -123,10 +103,34 @@ export async function runSidecar(options: RunSidecarOptions): Promise<RunningSid
     onReloadEnd: (_trigger, outcome) => {
       metrics.reload(outcome.result);
       status.reloadFinished(store.current !== undefined);
+      // Every reload, unchanged ones included: a keyless configuration refused because its key
+      // server did not answer is tried again.
+      void followBundle();
     },
   });
+  const followBundle = async (): Promise<void> => {
+    await keyless?.update(store.current);
+    stateFallback();
+  };
   const initial = await watcher.start();
+  await followBundle();
   if (initial.result === 'failure') log.warn('not ready: the first credential load failed; watching for a valid version', { file: initial.error.file });
+
+  const flushReport = (): void => {
+    const line = report.flush(options.reportIntervalMs, fallbackSummary(store.current, keyless));
+    if (line) log.info(line.message, line.meta);
+  };
+  const reportTimer =
+    options.reportIntervalMs > 0
+      ? setInterval(() => {
+          void keyless?.probe().finally(flushReport);
+        }, options.reportIntervalMs)
+      : undefined;
+  reportTimer?.unref();
+  const stop = async (): Promise<void> => {
+    clearInterval(reportTimer);
+    await keyless?.close();
+  };
 
   let health: HealthServer | undefined;
   let listener: Listener | undefined;
@@ -137,13 +141,17 @@ export async function runSidecar(options: RunSidecarOptions): Promise<RunningSid
       status,
       store,
       metrics,
-      capabilities: { keyless },
+      capabilities: {
+        get keyless() {
+          return given !== undefined || (keyless?.configured ?? false);
+        },
+      },
     });
     const terminator: TerminatorOptions = {
       store,
       metrics,
       tracker,
-      policy: { certificateEngine: options.certificateEngine, keylessFor },
+      policy: { certificateEngine: options.certificateEngine, keylessFor, keylessUnavailable },
       upstream: {
         host: options.upstreamHost,
         port: options.upstreamPort,
@@ -152,6 +160,7 @@ export async function runSidecar(options: RunSidecarOptions): Promise<RunningSid
       },
       handshakeTimeoutMs: options.handshakeTimeoutMs,
       alpnProtocols: options.alpnProtocols,
+      report,
       ours: createOursEngine({ store, keylessFor, alpnProtocols: options.alpnProtocols }),
       log,
     };
@@ -159,7 +168,7 @@ export async function runSidecar(options: RunSidecarOptions): Promise<RunningSid
   } catch (err) {
     watcher.stop();
     await health?.close();
-    await ownedKeyless?.close();
+    await stop();
     throw err;
   }
   log.info('sidecar listening', {
@@ -167,7 +176,7 @@ export async function runSidecar(options: RunSidecarOptions): Promise<RunningSid
     upstream: `${options.upstreamHost}:${options.upstreamPort}`,
     metricsPort: health.port,
     certificateEngine: options.certificateEngine,
-    keyless,
+    keyless: given !== undefined ? 'given' : keyless?.source ?? 'none',
   });
 
   let drained: Promise<{ finished: number; cut: number }> | undefined;
@@ -181,7 +190,7 @@ export async function runSidecar(options: RunSidecarOptions): Promise<RunningSid
       const result = await tracker.drain(deadline);
       log.info('drained', result);
       await health.close();
-      await ownedKeyless?.close();
+      await stop();
       return result;
     })();
     return drained;
@@ -193,7 +202,13 @@ export async function runSidecar(options: RunSidecarOptions): Promise<RunningSid
     status,
     metrics,
     tracker,
-    reload: (trigger = 'signal') => watcher.reload(trigger, true),
+    keyless,
+    report: flushReport,
+    reload: async (trigger = 'signal') => {
+      const outcome = await watcher.reload(trigger, true);
+      await followBundle();
+      return outcome;
+    },
     drain,
     close: async () => {
       if (!drained) {
@@ -202,7 +217,7 @@ export async function runSidecar(options: RunSidecarOptions): Promise<RunningSid
         watcher.stop();
         drained = tracker.drain(new Date()).then(async (r) => {
           await health.close();
-          await ownedKeyless?.close();
+          await stop();
           return r;
         });
       }

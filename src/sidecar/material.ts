@@ -4,7 +4,9 @@
  *
  *   tls.crt               certificate chain, end-entity first (always)
  *   <algorithm>.cred/.key  delegated credentials and their keys (any number)
- *   tls.key                the certificate's own key (only when the user asked for local fallback)
+ *   tls.key                the certificate's own key (only with `fallback: CertificateKey`)
+ *   fallback, keyless.address, keyless-ca.crt, keyless-client.crt/.key
+ *                          the fallback for non-DC clients (bundle.ts)
  *
  * `loadServingMaterial` reads one consistent version of the directory (with kubelet's layout it
  * resolves `..data` once and reads the files from that version's directory, then checks that
@@ -22,6 +24,7 @@ import {
   type DelegatedCredentialSet,
   type FileMap,
 } from '../tls/delegated/index.js';
+import { BundleError, FALLBACK_FILES, readBundle, type BundleFallback } from './bundle.js';
 
 export const CERTIFICATE_KEY_FILE = 'tls.key';
 /** kubelet's atomic writer: the symlink to the current version's directory. */
@@ -33,6 +36,8 @@ export interface ServingMaterial {
   /** The certificate's private key when `tls.key` is mounted (local fallback), else undefined. */
   readonly certificateKey: KeyObject | undefined;
   readonly certificateNotAfter: Date;
+  /** The bundle's fallback declaration and keyless configuration (bundle.ts). */
+  readonly fallback: BundleFallback;
   /** sha256 over the file names and contents: equal fingerprints mean nothing changed. */
   readonly fingerprint: string;
   /** The directory the files were read from (kubelet: the `..<timestamp>` version directory). */
@@ -64,7 +69,12 @@ export interface LoadMaterialOptions {
 
 /** The names the material consists of; everything else in the directory is ignored. */
 function isMaterialFile(name: string): boolean {
-  return !name.startsWith('.') && (name === CERTIFICATE_FILE || name.endsWith('.cred') || name.endsWith('.key'));
+  return !name.startsWith('.') && (name === CERTIFICATE_FILE || name.endsWith('.cred') || name.endsWith('.key') || FALLBACK_FILES.includes(name));
+}
+
+/** The files the DC library reads: the chain and the credential pairs (not the bundle's other parts). */
+function delegatedCredentialFiles(files: FileMap): FileMap {
+  return Object.fromEntries(Object.entries(files).filter(([name]) => !FALLBACK_FILES.includes(name)));
 }
 
 /** Reads one consistent version of `dir` (kubelet layout or a plain directory). */
@@ -124,7 +134,7 @@ export function validateServingMaterial(source: string, files: FileMap, options:
 
   let credentials: DelegatedCredentialSet;
   try {
-    credentials = loadDelegatedCredentialSet([{ label: source, files }], { now });
+    credentials = loadDelegatedCredentialSet([{ label: source, files: delegatedCredentialFiles(files) }], { now });
   } catch (cause) {
     throw asMaterialError(cause, source);
   }
@@ -138,7 +148,16 @@ export function validateServingMaterial(source: string, files: FileMap, options:
   }
 
   const certificateKey = readCertificateKey(files, leaf, at(CERTIFICATE_KEY_FILE));
-  if (credentials.entries.length === 0 && !certificateKey && !options.keylessConfigured) {
+  let fallback: BundleFallback;
+  try {
+    fallback = readBundle(files);
+  } catch (cause) {
+    if (cause instanceof BundleError) throw new MaterialError(at(cause.problem.file), cause.problem.reason, { cause });
+    throw cause;
+  }
+  checkDeclaredFallback(fallback, certificateKey !== undefined, at);
+  const keylessInBundle = fallback.keyless.kind !== 'absent';
+  if (credentials.entries.length === 0 && !certificateKey && !options.keylessConfigured && !keylessInBundle) {
     throw new MaterialError(
       source,
       'nothing to serve: no <algorithm>.cred/<algorithm>.key pair, no tls.key, and no keyless signer configured',
@@ -148,10 +167,29 @@ export function validateServingMaterial(source: string, files: FileMap, options:
     credentials,
     certificateKey,
     certificateNotAfter,
+    fallback,
     fingerprint: fingerprintFiles(files),
     source,
     loadedAt: now,
   });
+}
+
+/**
+ * The certificate key is in the bundle only when the operator was asked for it: `tls.key` with
+ * any other declared fallback is refused (the key would be in the pod against the configuration),
+ * and `CertificateKey` without `tls.key` cannot serve what it says.
+ */
+function checkDeclaredFallback(fallback: BundleFallback, hasCertificateKey: boolean, at: (name: string) => string): void {
+  if (fallback.declared === undefined) return;
+  if (fallback.declared === 'CertificateKey' && !hasCertificateKey) {
+    throw new MaterialError(at(CERTIFICATE_KEY_FILE), 'missing: the bundle declares fallback CertificateKey, which serves non-DC clients with tls.key');
+  }
+  if (fallback.declared !== 'CertificateKey' && hasCertificateKey) {
+    throw new MaterialError(
+      at(CERTIFICATE_KEY_FILE),
+      `present, but the bundle declares fallback ${fallback.declared}: the certificate key belongs in the bundle only with fallback CertificateKey`,
+    );
+  }
 }
 
 function readCertificateKey(files: FileMap, leaf: X509Certificate, where: string): KeyObject | undefined {

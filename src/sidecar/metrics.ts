@@ -15,6 +15,12 @@ export type TlsEngine = 'ours' | 'node';
 export type HandshakeResult = 'success' | 'failure' | 'rejected';
 export type ReloadResult = 'success' | 'failure' | 'unchanged';
 
+export interface FallbackMetricState {
+  readonly fallback: string;
+  readonly ready: boolean;
+  readonly keylessClientNotAfter?: Date | undefined;
+}
+
 export class SidecarMetrics {
   readonly registry = new Registry();
   private readonly handshakes: Counter<'mode' | 'engine' | 'result'>;
@@ -22,8 +28,11 @@ export class SidecarMetrics {
   private readonly openConnections: Gauge;
   private readonly refusedConnections: Counter<'reason'>;
   private readonly upstreamErrors: Counter;
+  private readonly keylessReloads: Counter<'result'>;
   /** Boxed so the scrape-time collector below can read it without aliasing `this`. */
   private readonly lastReloadFailure = { ms: 0 };
+  /** Read at scrape time: the fallback's state (set by main once the keyless client exists). */
+  private readonly fallbackSource: { read: (() => FallbackMetricState) | undefined } = { read: undefined };
 
   constructor(store: MaterialStore, status: SidecarStatus) {
     const registers = [this.registry];
@@ -46,7 +55,7 @@ export class SidecarMetrics {
     });
     this.refusedConnections = new Counter({
       name: 'dc_sidecar_refused_connections_total',
-      help: 'Connections closed before a handshake, by reason (limit, source-limit, draining, bad-hello, timeout, no-credential, protocol-version).',
+      help: 'Connections closed before a handshake, by reason (limit, source-limit, draining, bad-hello, timeout, no-credential, protocol-version, fallback-none, no-fallback, keyserver-unreachable, keyless-client-certificate, keyless-misconfigured, no-common-scheme).',
       labelNames: ['reason'] as const,
       registers,
     });
@@ -54,6 +63,34 @@ export class SidecarMetrics {
       name: 'dc_sidecar_upstream_errors_total',
       help: 'Failures to connect to the application or errors on its connection.',
       registers,
+    });
+    this.keylessReloads = new Counter({
+      name: 'dc_sidecar_keyless_reloads_total',
+      help: 'New keyless configurations (bundle or flags) by result: success = swapped in, failure = refused (invalid, expired client certificate, key server unreachable while the old one works).',
+      labelNames: ['result'] as const,
+      registers,
+    });
+    const fallbackSource = this.fallbackSource;
+    new Gauge({
+      name: 'dc_sidecar_fallback_ready',
+      help: 'Whether the configured fallback for non-DC clients works now (1) or not (0), by fallback (Keyless, CertificateKey, None, unset). None is ready: refusing non-DC clients is what it asks for.',
+      labelNames: ['fallback'] as const,
+      registers,
+      collect() {
+        this.reset();
+        const state = fallbackSource.read?.();
+        if (state) this.set({ fallback: state.fallback }, state.ready ? 1 : 0);
+      },
+    });
+    new Gauge({
+      name: 'dc_sidecar_keyless_client_certificate_expiry_timestamp_seconds',
+      help: 'Expiry (Unix seconds) of the client certificate the sidecar presents to the key server.',
+      registers,
+      collect() {
+        this.reset();
+        const notAfter = fallbackSource.read?.().keylessClientNotAfter;
+        if (notAfter) this.set(notAfter.getTime() / 1000);
+      },
     });
     const lastReloadFailure = this.lastReloadFailure;
     new Gauge({
@@ -93,6 +130,15 @@ export class SidecarMetrics {
 
   handshake(mode: HandshakeMode, engine: TlsEngine, result: HandshakeResult): void {
     this.handshakes.inc({ mode, engine, result });
+  }
+
+  /** Where the fallback gauges read from at scrape time. */
+  watchFallback(read: () => FallbackMetricState): void {
+    this.fallbackSource.read = read;
+  }
+
+  keylessReload(result: 'success' | 'failure'): void {
+    this.keylessReloads.inc({ result });
   }
 
   reload(result: ReloadResult): void {

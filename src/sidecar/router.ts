@@ -1,12 +1,22 @@
 /**
- * Who terminates a connection, decided from its ClientHello:
+ * Who terminates a connection, decided from its ClientHello. The table, in order (first match):
  *
- *   TLS 1.3 + delegated_credential with an algorithm we hold a fresh DC for  -> our stack, DC
- *   other TLS 1.3 clients, tls.key mounted                                    -> certificate key
- *                                                                               (engine: see below)
- *   other TLS 1.3 clients, keyless configured                                 -> our stack, keyless
- *   TLS 1.2-only clients, tls.key mounted                                     -> node:tls
- *   TLS 1.2-only clients otherwise                                            -> protocol_version
+ *   client                                             route                       refusal metric
+ *   TLS 1.3, accepts one of our fresh DCs          ->  ours, DC
+ *   TLS 1.3, other; tls.key (fallback CertificateKey) -> certificate key (engine: below)
+ *   TLS 1.3, other; keyless signer usable          ->  ours, keyless pull
+ *   TLS 1.3, other; fallback None                  ->  handshake_failure           fallback-none
+ *   TLS 1.3, other; keyless configured, unusable   ->  handshake_failure           keyserver-unreachable,
+ *                                                                                 keyless-client-certificate,
+ *                                                                                 keyless-misconfigured
+ *   TLS 1.3, other; no fallback in the bundle      ->  handshake_failure           no-fallback
+ *   TLS 1.2 only; tls.key                          ->  node:tls, certificate key
+ *   TLS 1.2 only; otherwise                        ->  protocol_version            protocol-version
+ *
+ * "Keyless signer usable": configured (bundle or --keyless-* flags), its client certificate valid
+ * now, and the client not backing off after a failed connect (keyless-fallback.ts). A keyless
+ * handshake whose signature then fails ends with our stack's alert, after at most the keyless
+ * timeout.
  *
  * Non-DC TLS 1.3 clients with a local key could go to either engine. The default is chosen by
  * measurement (bench/sidecar-routing.ts, results in bench/results/sidecar-routing.md): see
@@ -22,6 +32,7 @@ import type { CredentialChoice } from '../tls/credentials.js';
 import type { ClientHello } from '../tls/messages/client-hello.js';
 import { isCertificateVerifyScheme } from '../tls/signature-schemes.js';
 import { createKeySigner, type Signer } from '../tls/signer.js';
+import type { KeylessUnavailable } from './keyless-fallback.js';
 import type { ServingMaterial } from './material.js';
 import type { HandshakeMode, TlsEngine } from './metrics.js';
 
@@ -42,6 +53,8 @@ export interface RoutingPolicy {
    * handshakes without a local key). Per material: a new certificate may name a new key.
    */
   readonly keylessFor: ((material: ServingMaterial) => Signer | undefined) | undefined;
+  /** Why keyless cannot sign right now, when it is configured but unusable (the refusal's reason). */
+  readonly keylessUnavailable?: () => KeylessUnavailable | undefined;
 }
 
 export type Route =
@@ -67,14 +80,8 @@ export function route(hello: ClientHello, material: ServingMaterial | undefined,
       // No signature scheme in common with our key: node:tls says so with the proper alert.
       return { engine: 'node', mode: 'certificate' };
     }
-    return {
-      engine: 'refuse',
-      alert: AlertDescription.handshake_failure,
-      reason: hello.extensions.delegatedCredential
-        ? 'the client accepts none of our delegated credentials, and no certificate key or keyless signer is configured'
-        : 'the client does not support delegated credentials, and no certificate key or keyless signer is configured',
-      metric: 'no-credential',
-    };
+    if (keyless) return { engine: 'refuse', alert: AlertDescription.handshake_failure, reason: 'no signature scheme in common with the certificate key', metric: 'no-common-scheme' };
+    return fallbackRefusal(hello, material, policy);
   }
   if (material.certificateKey) return { engine: 'node', mode: 'certificate' };
   return {
@@ -83,6 +90,16 @@ export function route(hello: ClientHello, material: ServingMaterial | undefined,
     reason: 'the client does not offer TLS 1.3, and TLS 1.2 needs the certificate key (tls.key), which is not mounted',
     metric: 'protocol-version',
   };
+}
+
+/** A non-DC TLS 1.3 client that no fallback can serve: handshake_failure, with why. */
+function fallbackRefusal(hello: ClientHello, material: ServingMaterial, policy: RoutingPolicy): Route {
+  const client = hello.extensions.delegatedCredential ? 'the client accepts none of our delegated credentials' : 'the client does not support delegated credentials';
+  const refuse = (metric: string, why: string): Route => ({ engine: 'refuse', alert: AlertDescription.handshake_failure, reason: `${client}, and ${why}`, metric });
+  if (material.fallback.declared === 'None') return refuse('fallback-none', 'the DelegatedCredential has fallback None (DC clients only)');
+  const unavailable = policy.keylessUnavailable?.();
+  if (unavailable) return refuse(unavailable.kind, `the keyless fallback cannot sign: ${unavailable.reason}`);
+  return refuse('no-fallback', 'the bundle holds no fallback (no tls.key, no keyless configuration)');
 }
 
 /**

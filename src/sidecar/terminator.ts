@@ -20,6 +20,8 @@ import { LogLimiter } from '../net/log-limiter.js';
 import { proxyToUpstream, type UpstreamOptions } from './proxy.js';
 import { route, type RoutingPolicy } from './router.js';
 import type { ClientHello } from '../tls/messages/client-hello.js';
+import { classifyKeylessFailure } from './keyless-fallback.js';
+import type { ServingReport } from './serving-report.js';
 
 export interface OursHandshake {
   readonly stream: Duplex;
@@ -39,6 +41,8 @@ export interface TerminatorOptions {
   /** Deadline for ClientHello plus handshake (default 10 s). */
   readonly handshakeTimeoutMs: number;
   readonly alpnProtocols?: readonly string[];
+  /** The interval summary: every handshake and refusal is counted there too. */
+  readonly report?: ServingReport;
   readonly ours: OursEngine | undefined;
   readonly log: WatcherLogger & { debug(message: string, meta?: Record<string, unknown>): void };
 }
@@ -59,6 +63,9 @@ export function closeSoon(socket: Socket, last?: Uint8Array): void {
 }
 
 /** `refusals` bounds the log lines about refused connections (one per listener). */
+/** Refusals whose reason names something an operator can fix: the summary line carries the first. */
+const DETAILED_REFUSALS = new Set(['keyserver-unreachable', 'keyless-client-certificate', 'keyless-misconfigured']);
+
 export async function handleConnection(socket: Socket, o: TerminatorOptions, refusals: LogLimiter): Promise<void> {
   socket.on('error', () => {}); // errors surface as 'close'; the proxy reports its own
   socket.setNoDelay(true);
@@ -98,6 +105,7 @@ export async function handleConnection(socket: Socket, o: TerminatorOptions, ref
   const decision = route(peek.hello, material, o.policy);
   if (decision.engine === 'refuse') {
     o.metrics.refused(decision.metric);
+    o.report?.refused(decision.metric, DETAILED_REFUSALS.has(decision.metric) ? decision.reason : undefined);
     o.log.debug('refused a client', { remote: socket.remoteAddress, alert: alertName(decision.alert), reason: decision.reason });
     closeSoon(socket, plaintextAlert(decision.alert, peek.recordVersion));
     return;
@@ -116,10 +124,24 @@ export async function handleConnection(socket: Socket, o: TerminatorOptions, ref
   } catch (err) {
     o.metrics.handshake(mode, decision.engine === 'node' || !o.ours ? 'node' : 'ours', 'failure');
     o.log.debug('handshake failed', { remote: socket.remoteAddress, mode, error: err instanceof Error ? err.message : String(err) });
+    if (mode === 'keyless') {
+      const failure = classifyKeylessFailure(err);
+      o.report?.refused(failure.kind, failure.message);
+      if (failure.kind === 'refused-by-keyserver') {
+        // An in-band refusal (this identity may not use this key, or the key is not there): the
+        // key server's own words, bounded like every per-connection line.
+        refusals.log(failure.kind, (suppressed) =>
+          o.log.warn('the key server refused to sign for a non-DC client', { error: failure.message, ...(suppressed > 0 ? { suppressedSinceLastLine: suppressed } : {}) }),
+        );
+      }
+    } else {
+      o.report?.refused('handshake-failed');
+    }
     closeSoon(socket); // let the engine's alert go out
     return;
   }
   o.metrics.handshake(mode, decision.engine === 'node' || !o.ours ? 'node' : 'ours', 'success');
+  o.report?.served(mode);
   // The client may go away while the application connection is being opened: its error must not
   // be unhandled before the proxy attaches its own listeners.
   stream.on('error', () => {});

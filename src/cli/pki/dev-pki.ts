@@ -135,6 +135,8 @@ export interface CertificateTemplate {
   commonName: string;
   dnsNames?: readonly string[];
   ipAddresses?: readonly string[];
+  /** URI subjectAltNames (e.g. a SPIFFE identity for a client certificate). */
+  uris?: readonly string[];
   notBefore?: Date;
   notAfter?: Date;
   isCA?: boolean;
@@ -204,6 +206,7 @@ export async function issueCertificate(
   const names: x509.JsonGeneralName[] = [
     ...(template.dnsNames ?? []).map((value) => ({ type: 'dns' as const, value })),
     ...(template.ipAddresses ?? []).map((value) => ({ type: 'ip' as const, value })),
+    ...(template.uris ?? []).map((value) => ({ type: 'url' as const, value })),
   ];
   if (names.length > 0) extensions.push(new x509.SubjectAlternativeNameExtension(names, false));
   extensions.push(await x509.SubjectKeyIdentifierExtension.create(key.keys.publicKey));
