@@ -14,7 +14,7 @@
  * is a `MaterialError` naming the file and the reason; nothing partial is ever returned.
  */
 import { createHash, createPrivateKey, X509Certificate, type KeyObject } from 'node:crypto';
-import { readlink } from 'node:fs/promises';
+import { readFile, readlink } from 'node:fs/promises';
 import { join } from 'node:path';
 import {
   CERTIFICATE_FILE,
@@ -84,10 +84,11 @@ export async function readMaterialFiles(dir: string): Promise<{ source: string; 
     const source = version === undefined ? dir : join(dir, version);
     try {
       const read = await readCredentialDirectory(source);
+      const fallbackFiles = await readFallbackFiles(source);
       // kubelet may have swapped ..data (and deleted the old version) while we read: start over.
       if ((await dataLinkTarget(dir)) !== version) continue;
       const files: Record<string, Uint8Array> = {};
-      for (const [name, bytes] of Object.entries(read.files)) if (isMaterialFile(name)) files[name] = bytes;
+      for (const [name, bytes] of Object.entries({ ...read.files, ...fallbackFiles })) if (isMaterialFile(name)) files[name] = bytes;
       return { source, files };
     } catch (cause) {
       if ((await dataLinkTarget(dir)) !== version) continue;
@@ -95,6 +96,20 @@ export async function readMaterialFiles(dir: string): Promise<{ source: string; 
     }
   }
   throw new MaterialError(dir, 'the directory kept changing while it was read (5 attempts)');
+}
+
+/** The bundle's fallback files that exist in `source` (the DC library reads only the chain and the pairs). */
+async function readFallbackFiles(source: string): Promise<Record<string, Uint8Array>> {
+  const files: Record<string, Uint8Array> = {};
+  for (const name of FALLBACK_FILES) {
+    try {
+      files[name] = new Uint8Array(await readFile(join(source, name)));
+    } catch (cause) {
+      if ((cause as NodeJS.ErrnoException).code === 'ENOENT') continue;
+      throw new MaterialError(join(source, name), `cannot read: ${cause instanceof Error ? cause.message : String(cause)}`, { cause });
+    }
+  }
+  return files;
 }
 
 /** Target of `dir/..data`, or undefined when the directory is not laid out by kubelet. */

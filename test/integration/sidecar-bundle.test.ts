@@ -1,0 +1,266 @@
+/**
+ * The sidecar served from its whole serving bundle, as separate processes: `dc-operator
+ * keyserver` holding the certificate key (mTLS, a test CA, a client certificate with a SPIFFE URI
+ * SAN), `dc-operator sidecar` given only the bundle laid out as kubelet mounts it (..data), and an
+ * HTTP app behind it. curl, openssl s_client -tls1_3 and node:tls (no DC support) get the app's
+ * answer through keyless pull; NSS tstclnt gets the DC. Then the key server stops (DC clients
+ * still served, others get a prompt alert, the interval line says so), restarts (recovery on its
+ * own), and the bundle's client certificate rotates through a ..data swap.
+ */
+import assert from 'node:assert/strict';
+import { X509Certificate } from 'node:crypto';
+import { createServer as createHttpServer, type Server as HttpServer } from 'node:http';
+import { createServer, type AddressInfo } from 'node:net';
+import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { connect as tlsConnect } from 'node:tls';
+import { after, before, describe, it } from 'node:test';
+import { asIssuer, issueCertificate, type IssuedCertificate } from '../../src/cli/pki/dev-pki.js';
+import { BUNDLE_KEYS, sidecarIdentityUri } from '../../src/operator/api/serving-bundle.js';
+import { credentialFiles, makePki, type TestPki } from '../unit/sidecar/fixtures.js';
+import { KubeletVolume } from '../unit/sidecar/kubelet-volume.js';
+import { killAll, run, start, type Proc } from '../interop/support.js';
+
+const CLI = join(process.cwd(), 'dist', 'src', 'cli', 'dc-operator.js');
+const APP_ANSWER = 'hello from the app';
+const IDENTITY = sidecarIdentityUri({ trustDomain: 'cluster.local', namespace: 'shop', name: 'web' });
+
+interface LogLine {
+  readonly message: string;
+  readonly level?: string;
+  readonly [key: string]: unknown;
+}
+
+/** JSON log lines of a process (stderr), parsed as they arrive. */
+function logLines(p: Proc): LogLine[] {
+  const lines: LogLine[] = [];
+  for (const text of p.output().split('\n')) {
+    try {
+      const l = JSON.parse(text) as LogLine;
+      if (typeof l.message === 'string') lines.push(l);
+    } catch {
+      // not a log line
+    }
+  }
+  return lines;
+}
+
+async function waitForLine(p: Proc, what: (l: LogLine) => boolean, timeoutMs = 15_000, after = 0): Promise<LogLine> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const found = logLines(p).slice(after).find(what);
+    if (found) return found;
+    if (Date.now() > deadline) throw new Error(`no such log line; output:\n${p.output().slice(-4000)}`);
+    await new Promise((r) => setTimeout(r, 50));
+  }
+}
+
+async function freePort(): Promise<number> {
+  const s = createServer();
+  await new Promise<void>((r) => s.listen(0, '127.0.0.1', r));
+  const port = (s.address() as AddressInfo).port;
+  await new Promise<void>((r) => s.close(() => r()));
+  return port;
+}
+
+async function clientCertificate(ca: IssuedCertificate, validity: { notBefore?: Date; notAfter?: Date } = {}): Promise<IssuedCertificate> {
+  return issueCertificate({ commonName: 'web sidecar', uris: [IDENTITY], extendedKeyUsage: ['clientAuth'], ...validity }, 'ecdsa-p256', asIssuer(ca));
+}
+
+/** node:tls without DC support: TLS 1.3, an HTTP GET, the whole answer. */
+function nodeTlsGet(port: number, ca: string): Promise<string> {
+  return new Promise((resolve, reject) => {
+    const s = tlsConnect({ host: '127.0.0.1', port, servername: 'localhost', ca, minVersion: 'TLSv1.3' }, () => s.write('GET / HTTP/1.0\r\nHost: localhost\r\n\r\n'));
+    let out = '';
+    s.setEncoding('utf8').on('data', (d: string) => (out += d));
+    s.on('end', () => resolve(out));
+    s.on('error', reject);
+    s.setTimeout(10_000, () => s.destroy(new Error('node:tls client timed out')));
+  });
+}
+
+void describe('dc-operator sidecar with its serving bundle and a key server process', { timeout: 180_000 }, () => {
+  let pki: TestPki;
+  let ksCa: IssuedCertificate;
+  let work: string;
+  let caFile: string;
+  let nssDb: string;
+  let volume: KubeletVolume;
+  let bundle: Record<string, string | Uint8Array>;
+  let app: HttpServer;
+  let keyServerPort: number;
+  let keyServer: Proc;
+  let sidecar: Proc;
+  let port: number;
+  let metricsPort: number;
+
+  const startKeyServer = async (): Promise<Proc> => {
+    const p = start(process.execPath, [
+      CLI, 'keyserver', '--keys', join(work, 'keys'), '--ca', join(work, 'ks-ca.crt'), '--cert', join(work, 'ks-server.crt'),
+      '--key', join(work, 'ks-server.key'), '--address', '127.0.0.1', '--port', String(keyServerPort),
+    ]);
+    await p.waitFor(/key server listening/, 15_000);
+    return p;
+  };
+  const curl = (): Promise<{ code: number; out: string; ms: number }> => {
+    const t0 = Date.now();
+    return run('curl', ['-sS', '--max-time', '10', '--cacert', caFile, '--resolve', `localhost:${port}:127.0.0.1`, `https://localhost:${port}/`]).then((r) => ({
+      code: r.code,
+      out: r.output,
+      ms: Date.now() - t0,
+    }));
+  };
+  const tstclnt = async (): Promise<string> => {
+    const r = await run('tstclnt', ['-B', '-h', '127.0.0.1', '-p', String(port), '-d', nssDb, '-V', 'tls1.3:tls1.3', '-a', 'localhost', '-Q'], { input: '' });
+    return r.output;
+  };
+  const metric = async (line: RegExp): Promise<number> => {
+    const text = await (await fetch(`http://127.0.0.1:${metricsPort}/metrics`)).text();
+    let sum = 0;
+    for (const l of text.split('\n')) if (line.test(l)) sum += Number(l.split(' ').pop());
+    return sum;
+  };
+
+  before(async () => {
+    pki = await makePki('ecdsa-p256');
+    ksCa = await issueCertificate({ commonName: 'key server test CA', isCA: true }, 'ecdsa-p256');
+    const ksServer = await issueCertificate({ commonName: 'key server', ipAddresses: ['127.0.0.1'], extendedKeyUsage: ['serverAuth'] }, 'ecdsa-p256', asIssuer(ksCa));
+    const client = await clientCertificate(ksCa);
+    work = await mkdtemp(join(tmpdir(), 'dc-sidecar-bundle-'));
+    await mkdir(join(work, 'keys'));
+    // The certificate key lives at the key server only.
+    await writeFile(join(work, 'keys', 'web.pem'), pki.leaf.key.privateKeyPem);
+    await writeFile(join(work, 'ks-ca.crt'), ksCa.pem);
+    await writeFile(join(work, 'ks-server.crt'), ksServer.pem);
+    await writeFile(join(work, 'ks-server.key'), ksServer.key.privateKeyPem);
+    caFile = join(work, 'ca.crt');
+    await writeFile(caFile, pki.ca.pem);
+    nssDb = join(work, 'nssdb');
+    await mkdir(nssDb);
+    assert.equal((await run('certutil', ['-N', '--empty-password', '-d', nssDb])).code, 0);
+    assert.equal((await run('certutil', ['-A', '-n', 'ca', '-t', 'C,,', '-i', caFile, '-d', nssDb])).code, 0);
+
+    keyServerPort = await freePort();
+    keyServer = await startKeyServer();
+
+    app = createHttpServer((_req, res) => res.writeHead(200, { 'content-type': 'text/plain' }).end(`${APP_ANSWER}\n`));
+    await new Promise<void>((r) => app.listen(0, '127.0.0.1', r));
+
+    bundle = {
+      ...(await credentialFiles(pki, { algorithms: ['ecdsa_secp256r1_sha256'] })),
+      [BUNDLE_KEYS.fallback]: 'Keyless',
+      [BUNDLE_KEYS.keylessAddress]: `127.0.0.1:${keyServerPort}`,
+      [BUNDLE_KEYS.keylessCA]: ksCa.pem,
+      [BUNDLE_KEYS.keylessClientCertificate]: client.pem,
+      [BUNDLE_KEYS.keylessClientKey]: client.key.privateKeyPem,
+    };
+    volume = new KubeletVolume(join(work, 'bundle'));
+    await volume.write(bundle);
+
+    sidecar = start(process.execPath, [
+      CLI, 'sidecar', '--dc-dir', volume.dir, '--listen', '127.0.0.1:0', '--metrics-port', '0', '--metrics-host', '127.0.0.1',
+      '--upstream', String((app.address() as AddressInfo).port), '--report-interval', '1s', '--keyless-timeout', '1s',
+      '--reload-debounce', '50ms', '--recheck-interval', '2s',
+    ]);
+    const listening = await waitForLine(sidecar, (l) => l.message === 'sidecar listening');
+    port = Number(String(listening['listen']).split(':').pop());
+    metricsPort = listening['metricsPort'] as number;
+  });
+
+  after(async () => {
+    killAll();
+    await new Promise<void>((r) => (app ? app.close(() => r()) : r()));
+    if (work) await rm(work, { recursive: true, force: true });
+  });
+
+  void it('says at startup that non-DC clients are served through the key server, as which identity', async () => {
+    const line = await waitForLine(sidecar, (l) => l.message.startsWith('fallback Keyless'));
+    assert.match(line.message, new RegExp(`key server 127\\.0\\.0\\.1:${keyServerPort}`));
+    assert.match(line.message, new RegExp(IDENTITY.replace(/[/.]/g, '\\$&')));
+    assert.equal((await fetch(`http://127.0.0.1:${metricsPort}/readyz`)).status, 200);
+    assert.equal(await metric(/^dc_sidecar_fallback_ready\{fallback="Keyless"\}/), 1);
+  });
+
+  void it('serves curl, openssl s_client -tls1_3 and node:tls (no DC support) the app through keyless pull', async () => {
+    const c = await curl();
+    assert.equal(c.code, 0, c.out);
+    assert.match(c.out, new RegExp(APP_ANSWER));
+    const o = await run('openssl', ['s_client', '-connect', `127.0.0.1:${port}`, '-servername', 'localhost', '-CAfile', caFile, '-tls1_3', '-brief', '-ign_eof'], {
+      input: 'GET / HTTP/1.0\r\nHost: localhost\r\n\r\n',
+    });
+    assert.match(o.output, /Verification: OK/);
+    assert.match(o.output, new RegExp(APP_ANSWER));
+    assert.match(await nodeTlsGet(port, pki.ca.pem), new RegExp(APP_ANSWER));
+    assert.equal(await metric(/^dc_sidecar_handshakes_total\{mode="keyless",engine="ours",result="success"\}/), 3);
+  });
+
+  void it('serves NSS tstclnt the delegated credential, without the key server', async () => {
+    assert.match(await tstclnt(), /Received a Delegated Credential/);
+    assert.equal(await metric(/^dc_sidecar_handshakes_total\{mode="dc",engine="ours",result="success"\}/), 1);
+  });
+
+  void it('with the key server stopped: DC clients are still served, non-DC clients get a prompt alert, and one line per interval says why', async () => {
+    const before = logLines(sidecar).length;
+    const t0 = Date.now();
+    keyServer.child.kill('SIGTERM');
+    await keyServer.exited;
+    assert.match(await tstclnt(), /Received a Delegated Credential/);
+    for (let i = 0; i < 3; i++) {
+      const c = await curl();
+      assert.notEqual(c.code, 0, 'curl must fail without the key server');
+      assert.match(c.out, /alert|handshake failure|internal error/i);
+      assert.ok(c.ms < 5_000, `refused within the keyless timeout, not hung (${c.ms} ms)`);
+    }
+    const summary = await waitForLine(sidecar, (l) => /^last \d+s: /.test(l.message) && /key server unreachable/.test(l.message), 10_000, before);
+    assert.equal(summary.level, 'info');
+    assert.match(summary.message, /fallback Keyless not ready/);
+    const refused = summary['refused'] as Record<string, number>;
+    assert.ok((refused['keyserver-unreachable'] ?? 0) >= 1, JSON.stringify(summary));
+    // Once per interval (1 s here), not per connection.
+    const lines = logLines(sidecar).slice(before).filter((l) => /^last \d+s: /.test(l.message));
+    const seconds = Math.ceil((Date.now() - t0) / 1000);
+    assert.ok(lines.length <= seconds + 1, `${lines.length} summary lines in ${seconds} s`);
+    assert.equal(logLines(sidecar).slice(before).filter((l) => /handshake|refused a client/.test(l.message) && l.level === 'info').length, 0, 'no info line per connection');
+    assert.equal(await metric(/^dc_sidecar_fallback_ready\{fallback="Keyless"\}/), 0);
+  });
+
+  void it('recovers on its own when the key server is back', async () => {
+    keyServer = await startKeyServer();
+    const deadline = Date.now() + 30_000;
+    let last = '';
+    for (;;) {
+      const c = await curl();
+      if (c.code === 0 && c.out.includes(APP_ANSWER)) break;
+      last = c.out;
+      assert.ok(Date.now() < deadline, `not recovered within 30 s: ${last}`);
+      await new Promise((r) => setTimeout(r, 500));
+    }
+    assert.match(await tstclnt(), /Received a Delegated Credential/);
+  });
+
+  void it("rotates the bundle's client certificate through a ..data swap and keeps serving with the new one", async () => {
+    const before = logLines(sidecar).length;
+    const renewed = await clientCertificate(ksCa);
+    bundle = { ...bundle, [BUNDLE_KEYS.keylessClientCertificate]: renewed.pem, [BUNDLE_KEYS.keylessClientKey]: renewed.key.privateKeyPem };
+    await volume.write(bundle);
+    const replaced = await waitForLine(sidecar, (l) => l.message.startsWith('keyless configuration replaced'), 15_000, before);
+    assert.equal(replaced['clientCertificateValidUntil'], new Date(new X509Certificate(renewed.pem).validTo).toISOString());
+    const c = await curl();
+    assert.equal(c.code, 0, c.out);
+    assert.match(c.out, new RegExp(APP_ANSWER));
+    assert.ok((await metric(/^dc_sidecar_keyless_reloads_total\{result="success"\}/)) >= 2);
+  });
+
+  void it('refuses a bundle whose client certificate has expired, says so, and keeps the working client', async () => {
+    const before = logLines(sidecar).length;
+    const expired = await clientCertificate(ksCa, { notBefore: new Date(Date.now() - 7200_000), notAfter: new Date(Date.now() - 3600_000) });
+    await volume.write({ ...bundle, [BUNDLE_KEYS.keylessClientCertificate]: expired.pem, [BUNDLE_KEYS.keylessClientKey]: expired.key.privateKeyPem });
+    const refused = await waitForLine(sidecar, (l) => l.message === 'keyless configuration not used', 15_000, before);
+    assert.match(String(refused['reason']), /keyless client certificate expired at .*: the operator renews it with the DCs; check the DelegatedCredential's status/);
+    const c = await curl();
+    assert.equal(c.code, 0, c.out);
+    assert.match(c.out, new RegExp(APP_ANSWER));
+    assert.ok((await metric(/^dc_sidecar_keyless_reloads_total\{result="failure"\}/)) >= 1);
+  });
+});
