@@ -134,7 +134,7 @@ export function classifyKeylessFailure(err: unknown): { kind: 'refused-by-keyser
 export class KeylessFallback {
   private active: Active | undefined;
   /** Why the bundle's latest keyless configuration is not in use (undefined: it is, or there is none). */
-  private refused: { key: string; problem: string } | undefined;
+  private refused: { key: string; problem: string; kind: KeylessUnavailable['kind'] } | undefined;
   private readonly signers = new WeakMap<ServingMaterial, { active: Active; signer: Signer | undefined }>();
   private updating: Promise<void> = Promise.resolve();
   private closed = false;
@@ -202,7 +202,7 @@ export class KeylessFallback {
   unavailable(): KeylessUnavailable | undefined {
     const active = this.active;
     if (!active) {
-      return this.refused ? { kind: 'keyless-misconfigured', reason: this.refused.problem } : undefined;
+      return this.refused ? { kind: this.refused.kind, reason: this.refused.problem } : undefined;
     }
     const certificate = clientCertificateProblem(active.config, this.now(), this.describeSource(active.source));
     if (certificate) return { kind: 'keyless-client-certificate', reason: certificate };
@@ -275,12 +275,15 @@ export class KeylessFallback {
         this.refuse(`${part.problem.file}:${part.problem.reason}`, part.problem, material.source);
         return;
       case 'valid':
-        if (this.active?.config.fingerprint === part.config.fingerprint) return;
+        if (this.active?.config.fingerprint === part.config.fingerprint) {
+          this.refused = undefined; // back to the configuration in use
+          return;
+        }
         await this.consider(part.config, 'bundle');
     }
   }
 
-  private refuse(key: string, problem: BundleProblem | string, source?: string): void {
+  private refuse(key: string, problem: BundleProblem | string, source?: string, kind: KeylessUnavailable['kind'] = 'keyless-misconfigured'): void {
     const reason = typeof problem === 'string' ? problem : `${problem.file}: ${problem.reason}`;
     const text = this.active ? `${reason}; still using the previous keyless configuration (key server ${this.active.config.address})` : reason;
     if (this.refused?.key !== key) {
@@ -291,7 +294,7 @@ export class KeylessFallback {
         serving: this.active ? `keyless via ${this.active.config.address}` : 'no keyless client: non-DC clients are refused',
       });
     }
-    this.refused = { key, problem: text };
+    this.refused = { key, problem: text, kind };
   }
 
   /** Validates a configuration and swaps it in, or refuses it (see the header). */
@@ -300,7 +303,7 @@ export class KeylessFallback {
     if (certificate) {
       // Never replace a working client with one whose certificate the key server will refuse.
       // With nothing working, nothing better exists either: say so and keep watching.
-      this.refuse(`${config.fingerprint}:certificate`, certificate);
+      this.refuse(`${config.fingerprint}:certificate`, certificate, undefined, 'keyless-client-certificate');
       return;
     }
     let client: KeylessClient;
@@ -329,7 +332,7 @@ export class KeylessFallback {
       await client.close();
       // Tried again on every reload and re-check (the fingerprint differs from the one in use);
       // logged once per configuration.
-      this.refuse(`${config.fingerprint}:unreachable`, `the new keyless configuration could not reach key server ${config.address}: ${candidate.lastError ?? 'no answer'}`);
+      this.refuse(`${config.fingerprint}:unreachable`, `the new keyless configuration could not reach key server ${config.address}: ${candidate.lastError ?? 'no answer'}`, undefined, 'keyserver-unreachable');
       return;
     }
     this.active = candidate;
