@@ -1,6 +1,6 @@
 import { defineCommand, type StringOption } from '../framework/command.js';
 import { UsageError } from '../framework/errors.js';
-import { ConfigError, resolveFlagValues, SIDECAR_FLAGS, validateConfig } from '../../sidecar/config.js';
+import { ConfigError, resolveFlagValues, ROUTING_TABLE, SIDECAR_FLAGS, validateConfig } from '../../sidecar/config.js';
 import { serveUntilSignal } from '../../sidecar/main.js';
 
 /**
@@ -23,13 +23,22 @@ export const sidecar = defineCommand({
   path: ['sidecar'],
   summary: 'Run the TLS terminator that serves delegated credentials in front of an application',
   description: `
-Terminates TLS on --listen and proxies plaintext to --upstream (127.0.0.1:<port>). Clients that
-offer delegated credentials (RFC 9345) get one from --dc-dir; other TLS 1.3 clients get the
-certificate key (tls.key, when mounted) or a keyless key server (--keyless-*); TLS 1.2 clients are
-served by node:tls when tls.key is mounted and refused with protocol_version otherwise.
+Terminates TLS on --listen and proxies plaintext to --upstream (127.0.0.1:<port>). --dc-dir is
+the serving bundle (the DelegatedCredential's output Secret): the DCs, tls.crt, and the fallback
+for clients without DC support, which it declares in its \`fallback\` file:
+
+${ROUTING_TABLE.map((l) => '  ' + l).join('\n')}
+
+The --keyless-* flags, when given, win over the bundle's keyless files. The sidecar says at
+startup what non-DC clients get, and warns when the bundle has no fallback at all ("non-DC
+clients will be refused"). Every --report-interval it logs one line with how many clients were
+served via DC, keyless or the certificate key, and how many were refused and why.
 
 --dc-dir is re-read when kubelet swaps its ..data link, on SIGHUP, and every --recheck-interval;
-an invalid new version is logged and counted, and the previous credentials keep serving.
+an invalid new version is logged and counted, and the previous credentials keep serving. A new
+keyless configuration (address, CA, client certificate) is validated, including a ping of the key
+server, before it replaces the one in use.
+
 /healthz, /readyz and /metrics are on --metrics-port. SIGTERM stops accepting, lets open
 connections finish for --drain-timeout, then closes them.`,
   exitStatus: {
