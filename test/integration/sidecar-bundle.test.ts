@@ -11,7 +11,7 @@ import assert from 'node:assert/strict';
 import { X509Certificate } from 'node:crypto';
 import { createServer as createHttpServer, type Server as HttpServer } from 'node:http';
 import { createServer, type AddressInfo } from 'node:net';
-import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { mkdir, mkdtemp, rename, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { connect as tlsConnect } from 'node:tls';
@@ -252,6 +252,38 @@ void describe('dc-operator sidecar with its serving bundle and a key server proc
     assert.ok((await metric(/^dc_sidecar_keyless_reloads_total\{result="success"\}/)) >= 2);
   });
 
+  void it("logs the key server's own error when it refuses to sign in-band, and counts it in the interval line", async () => {
+    const before = logLines(sidecar).length;
+    // The key server no longer holds the certificate's key: it answers "key not found".
+    await rename(join(work, 'keys', 'web.pem'), join(work, 'web.pem.away'));
+    keyServer.child.kill('SIGHUP');
+    try {
+      const deadline = Date.now() + 15_000;
+      let c = await curl();
+      while (c.code === 0 && Date.now() < deadline) {
+        await new Promise((r) => setTimeout(r, 200));
+        c = await curl();
+      }
+      assert.notEqual(c.code, 0, 'refused once the key is gone');
+      assert.ok(c.ms < 5_000, `an alert, not a hang (${c.ms} ms)`);
+      const warned = await waitForLine(sidecar, (l) => l.message === 'the key server refused to sign for a non-DC client', 10_000, before);
+      assert.match(String(warned['error']), /key server 127\.0\.0\.1:\d+ has no key with SKI [0-9a-f]+ \(key not found\)/);
+      const summary = await waitForLine(sidecar, (l) => /^last \d+s: /.test(l.message) && /refused by the key server/.test(l.message), 10_000, before);
+      assert.ok(((summary['refused'] as Record<string, number>)['refused-by-keyserver'] ?? 0) >= 1);
+      assert.match(await tstclnt(), /Received a Delegated Credential/);
+    } finally {
+      await rename(join(work, 'web.pem.away'), join(work, 'keys', 'web.pem'));
+      keyServer.child.kill('SIGHUP');
+    }
+    const deadline = Date.now() + 15_000;
+    for (;;) {
+      const c = await curl();
+      if (c.code === 0) break;
+      assert.ok(Date.now() < deadline, `served again once the key is back: ${c.out}`);
+      await new Promise((r) => setTimeout(r, 200));
+    }
+  });
+
   void it('refuses a bundle whose client certificate has expired, says so, and keeps the working client', async () => {
     const before = logLines(sidecar).length;
     const expired = await clientCertificate(ksCa, { notBefore: new Date(Date.now() - 7200_000), notAfter: new Date(Date.now() - 3600_000) });
@@ -262,5 +294,38 @@ void describe('dc-operator sidecar with its serving bundle and a key server proc
     assert.equal(c.code, 0, c.out);
     assert.match(c.out, new RegExp(APP_ANSWER));
     assert.ok((await metric(/^dc_sidecar_keyless_reloads_total\{result="failure"\}/)) >= 1);
+  });
+
+  void it('fallback None: says so at startup, serves NSS the DC and refuses curl with handshake_failure at once', async () => {
+    const none = new KubeletVolume(join(work, 'bundle-none'));
+    await none.write({ ...(await credentialFiles(pki, { algorithms: ['ecdsa_secp256r1_sha256'] })), [BUNDLE_KEYS.fallback]: 'None' });
+    const p = start(process.execPath, [CLI, 'sidecar', '--dc-dir', none.dir, '--listen', '127.0.0.1:0', '--metrics-port', '0', '--metrics-host', '127.0.0.1', '--upstream', String((app.address() as AddressInfo).port)]);
+    try {
+      const listening = await waitForLine(p, (l) => l.message === 'sidecar listening');
+      const nonePort = Number(String(listening['listen']).split(':').pop());
+      const said = await waitForLine(p, (l) => l.message.startsWith('fallback None'));
+      assert.match(said.message, /only clients that support delegated credentials are served; other clients get handshake_failure/);
+      const t0 = Date.now();
+      const c = await run('curl', ['-sS', '--max-time', '10', '--cacert', caFile, '--resolve', `localhost:${nonePort}:127.0.0.1`, `https://localhost:${nonePort}/`]);
+      assert.notEqual(c.code, 0);
+      assert.match(c.output, /handshake failure/);
+      assert.ok(Date.now() - t0 < 3000);
+      const nss = await run('tstclnt', ['-B', '-h', '127.0.0.1', '-p', String(nonePort), '-d', nssDb, '-V', 'tls1.3:tls1.3', '-a', 'localhost', '-Q'], { input: '' });
+      assert.match(nss.output, /Received a Delegated Credential/);
+    } finally {
+      p.child.kill('SIGKILL');
+    }
+  });
+
+  void it('a bundle with no fallback at all (an older operator, a hand-made Secret) starts with a warning that non-DC clients will be refused', async () => {
+    const bare = new KubeletVolume(join(work, 'bundle-bare'));
+    await bare.write(await credentialFiles(pki, { algorithms: ['ecdsa_secp256r1_sha256'] }));
+    const p = start(process.execPath, [CLI, 'sidecar', '--dc-dir', bare.dir, '--listen', '127.0.0.1:0', '--metrics-port', '0', '--metrics-host', '127.0.0.1']);
+    try {
+      const warned = await waitForLine(p, (l) => /non-DC clients will be refused/.test(l.message));
+      assert.equal(warned.level, 'warn');
+    } finally {
+      p.child.kill('SIGKILL');
+    }
   });
 });
