@@ -1,6 +1,7 @@
 /**
  * Plain HTTP on the metrics port: /healthz (the process answers), /readyz (readiness() decides:
- * a valid, unexpired credential and not draining), /metrics (Prometheus text). The handlers only
+ * a valid, unexpired credential and not draining; the second line says the fallback's state, which
+ * does not make the pod unready: DC clients are still served), /metrics (Prometheus text). The handlers only
  * encode state; they decide nothing.
  */
 import { createServer, type Server } from 'node:http';
@@ -17,6 +18,8 @@ export interface HealthServerOptions {
   readonly store: MaterialStore;
   readonly metrics: SidecarMetrics;
   readonly capabilities: ServingCapabilities;
+  /** The fallback for non-DC clients, said on /readyz next to the verdict (it does not decide it). */
+  readonly fallback?: () => { fallback: string; ready: boolean; reason: string };
   readonly now?: () => Date;
 }
 
@@ -39,7 +42,9 @@ export async function startHealthServer(options: HealthServerOptions): Promise<H
         return;
       case '/readyz': {
         const r = readiness(options.status.current, options.store.current, options.capabilities, now());
-        res.writeHead(r.ready ? 200 : 503, { 'content-type': 'text/plain' }).end(`${r.ready ? 'ready' : 'not ready'}: ${r.reason}\n`);
+        const f = options.fallback?.();
+        const fallback = f ? `fallback ${f.fallback} ${f.ready ? 'ready' : 'not ready'}: ${f.reason}\n` : '';
+        res.writeHead(r.ready ? 200 : 503, { 'content-type': 'text/plain' }).end(`${r.ready ? 'ready' : 'not ready'}: ${r.reason}\n${fallback}`);
         return;
       }
       case '/metrics':

@@ -141,6 +141,7 @@ export async function runSidecar(options: RunSidecarOptions): Promise<RunningSid
       status,
       store,
       metrics,
+      fallback: () => fallbackSummary(store.current, keyless),
       capabilities: {
         get keyless() {
           return given !== undefined || (keyless?.configured ?? false);

@@ -178,7 +178,9 @@ void describe('dc-operator sidecar with its serving bundle and a key server proc
     const line = await waitForLine(sidecar, (l) => l.message.startsWith('fallback Keyless'));
     assert.match(line.message, new RegExp(`key server 127\\.0\\.0\\.1:${keyServerPort}`));
     assert.match(line.message, new RegExp(IDENTITY.replace(/[/.]/g, '\\$&')));
-    assert.equal((await fetch(`http://127.0.0.1:${metricsPort}/readyz`)).status, 200);
+    const readyz = await fetch(`http://127.0.0.1:${metricsPort}/readyz`);
+    assert.equal(readyz.status, 200);
+    assert.match(await readyz.text(), /^ready: serving 1 delegated credential.*\nfallback Keyless ready: keyless pull from 127\.0\.0\.1:\d+\n$/);
     assert.equal(await metric(/^dc_sidecar_fallback_ready\{fallback="Keyless"\}/), 1);
   });
 
@@ -223,6 +225,9 @@ void describe('dc-operator sidecar with its serving bundle and a key server proc
     assert.ok(lines.length <= seconds + 1, `${lines.length} summary lines in ${seconds} s`);
     assert.equal(logLines(sidecar).slice(before).filter((l) => /handshake|refused a client/.test(l.message) && l.level === 'info').length, 0, 'no info line per connection');
     assert.equal(await metric(/^dc_sidecar_fallback_ready\{fallback="Keyless"\}/), 0);
+    const readyz = await fetch(`http://127.0.0.1:${metricsPort}/readyz`);
+    assert.equal(readyz.status, 200, 'still ready: DC clients are served');
+    assert.match(await readyz.text(), /\nfallback Keyless not ready: key server 127\.0\.0\.1:\d+ unreachable/);
   });
 
   void it('recovers on its own when the key server is back', async () => {
