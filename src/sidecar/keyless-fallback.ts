@@ -26,21 +26,16 @@ import type { Signer } from '../tls/signer.js';
 import { clientCertificateProblem, readKeylessPart, type BundleProblem, type KeylessBundle } from './bundle.js';
 import type { KeylessConfig } from './config.js';
 import { ConfigError } from './config.js';
+import type { WatcherLogger } from './credential-watcher.js';
 import type { ServingMaterial } from './material.js';
 
 export type KeylessSource = 'bundle' | 'flags';
 export type KeylessReloadResult = 'success' | 'failure';
 
-export interface KeylessFallbackLogger {
-  info(message: string, meta?: Record<string, unknown>): void;
-  warn(message: string, meta?: Record<string, unknown>): void;
-  error(message: string, meta?: Record<string, unknown>): void;
-}
-
 export interface KeylessFallbackOptions {
   /** Per-signature (and per-validation-ping) deadline. */
   readonly timeoutMs: number;
-  readonly log: KeylessFallbackLogger;
+  readonly log: WatcherLogger;
   /** Counts each validated configuration: swapped in (success) or refused (failure). */
   readonly onReload?: (result: KeylessReloadResult) => void;
   /** A configuration from the --keyless-* flags: it wins over the bundle. */

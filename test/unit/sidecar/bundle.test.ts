@@ -23,7 +23,7 @@ import type { ClientHello } from '../../../src/tls/messages/client-hello.js';
 import { ProtocolVersion, SignatureScheme } from '../../../src/tls/constants.js';
 import type { FileMap } from '../../../src/tls/delegated/index.js';
 import { AlertDescription } from '../../../src/tls/alerts.js';
-import { credentialFiles, makePki, type TestPki } from './fixtures.js';
+import { clientHello, credentialFiles, makePki, type TestPki } from './fixtures.js';
 
 const IDENTITY = sidecarIdentityUri({ trustDomain: 'cluster.local', namespace: 'shop', name: 'web' });
 
@@ -267,12 +267,5 @@ void describe('interval summary and startup statements', () => {
 
 /** A TLS 1.3 ClientHello without delegated_credential, ECDSA P-256 SHA-256 offered. */
 function tls13HelloWithoutDc(): ClientHello {
-  return {
-    legacyVersion: 0x0303,
-    random: new Uint8Array(32),
-    legacySessionId: new Uint8Array(0),
-    cipherSuites: [0x1301],
-    legacyCompressionMethods: Uint8Array.of(0),
-    extensions: { unknown: [], supportedVersions: [ProtocolVersion.TLS1_3], signatureAlgorithms: [SignatureScheme.ecdsa_secp256r1_sha256] },
-  };
+  return clientHello({ supportedVersions: [ProtocolVersion.TLS1_3], signatureAlgorithms: [SignatureScheme.ecdsa_secp256r1_sha256] });
 }

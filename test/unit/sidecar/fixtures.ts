@@ -9,6 +9,7 @@ import { asIssuer, issueCertificate, type IssuedCertificate, type KeyType } from
 import { issueDelegatedCredential, type DcAlgorithmName } from '../../../src/tls/delegated/index.js';
 import { createKeySigner } from '../../../src/tls/signer.js';
 import type { VolumeFiles } from './kubelet-volume.js';
+import type { ClientHello, ClientHelloExtensions } from '../../../src/tls/messages/client-hello.js';
 
 export interface TestPki {
   readonly ca: IssuedCertificate;
@@ -64,4 +65,16 @@ export function withFile(files: VolumeFiles, name: string, content: string | Uin
   if (content === undefined) delete out[name];
   else out[name] = content;
   return out;
+}
+
+/** A ClientHello with these extensions (routing tests: nothing else of it is read). */
+export function clientHello(extensions: Partial<ClientHelloExtensions>): ClientHello {
+  return {
+    legacyVersion: 0x0303,
+    random: new Uint8Array(32),
+    legacySessionId: new Uint8Array(0),
+    cipherSuites: [0x1301],
+    legacyCompressionMethods: Uint8Array.of(0),
+    extensions: { unknown: [], ...extensions },
+  };
 }

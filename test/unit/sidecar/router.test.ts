@@ -6,18 +6,9 @@ import { AlertDescription } from '../../../src/tls/alerts.js';
 import { ExtensionType, ProtocolVersion, SignatureScheme as S } from '../../../src/tls/constants.js';
 import type { ClientHello, ClientHelloExtensions } from '../../../src/tls/messages/client-hello.js';
 import type { Signer } from '../../../src/tls/signer.js';
-import { credentialFiles, makePki } from './fixtures.js';
+import { clientHello, credentialFiles, makePki } from './fixtures.js';
 
-function hello(extensions: Partial<ClientHelloExtensions>): ClientHello {
-  return {
-    legacyVersion: 0x0303,
-    random: new Uint8Array(32),
-    legacySessionId: new Uint8Array(0),
-    cipherSuites: [0x1301],
-    legacyCompressionMethods: Uint8Array.of(0),
-    extensions: { unknown: [], ...extensions },
-  };
-}
+const hello = clientHello;
 
 const tls13 = (ext: Partial<ClientHelloExtensions> = {}): ClientHello =>
   hello({ supportedVersions: [ProtocolVersion.TLS1_3, ProtocolVersion.TLS1_2], signatureAlgorithms: [S.ecdsa_secp256r1_sha256, S.ed25519, S.rsa_pss_rsae_sha256], ...ext });
