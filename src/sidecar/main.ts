@@ -123,7 +123,8 @@ export async function runSidecar(options: RunSidecarOptions): Promise<RunningSid
   const reportTimer =
     options.reportIntervalMs > 0
       ? setInterval(() => {
-          void keyless?.probe().finally(flushReport);
+          // One health ping first when the key server was unreachable, so the line says how it is now.
+          void (keyless?.probe() ?? Promise.resolve()).finally(flushReport);
         }, options.reportIntervalMs)
       : undefined;
   reportTimer?.unref();

@@ -23,7 +23,7 @@ import { applyCrds } from './operator-fixtures.js';
 import { runWebhook, type RunningWebhook } from '../../src/webhook/main.js';
 import { admit } from '../../src/webhook/admission.js';
 import { createCa, createServingCert, type KeyedCertificate } from '../../src/webhook/certs.js';
-import { DEFAULT_SIDECAR_CONFIG, SIDECAR_CONTAINER_NAME } from '../../src/webhook/config.js';
+import { DEFAULT_SIDECAR_CONFIG, LABEL_SIDECAR, LABEL_SIDECAR_VALUE, SIDECAR_CONTAINER_NAME } from '../../src/webhook/config.js';
 import type { JsonValue } from '../../src/webhook/json-patch.js';
 import { buildMutatingWebhookConfiguration } from '../../src/webhook/webhook-configuration.js';
 import type { Logger } from '../../src/webhook/serving-certs.js';
@@ -195,6 +195,9 @@ void describe('the sidecar-injection webhook behind a real kube-apiserver', () =
     await appNs.core.createNamespacedPod({ namespace: appNs.name, body: annotatedPod('web', { 'dc-operator.io/inject': 'web-dc', 'dc-operator.io/port': '9443' }) });
     const pod = await appNs.core.readNamespacedPod({ name: 'web', namespace: appNs.name });
     assert.equal(pod.metadata?.annotations?.['dc-operator.io/injected'], 'true');
+    // What the key server's NetworkPolicy selects on: a label, found by a selector on the real API.
+    const labelled = await appNs.core.listNamespacedPod({ namespace: appNs.name, labelSelector: `${LABEL_SIDECAR}=${LABEL_SIDECAR_VALUE}` });
+    assert.deepEqual(labelled.items.map((p) => p.metadata?.name), ['web']);
     const sidecar = pod.spec?.initContainers?.find((c) => c.name === SIDECAR_CONTAINER_NAME);
     assert.ok(sidecar, 'sidecar stored as an init container');
     assert.equal(sidecar.restartPolicy, 'Always');
