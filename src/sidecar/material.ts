@@ -162,7 +162,6 @@ export function validateServingMaterial(source: string, files: FileMap, options:
     throw new MaterialError(at(CERTIFICATE_FILE), `the certificate is not valid before ${new Date(leaf.validFrom).toISOString()}`);
   }
 
-  const certificateKey = readCertificateKey(files, leaf, at(CERTIFICATE_KEY_FILE));
   let fallback: BundleFallback;
   try {
     fallback = readBundle(files);
@@ -170,7 +169,9 @@ export function validateServingMaterial(source: string, files: FileMap, options:
     if (cause instanceof BundleError) throw new MaterialError(at(cause.problem.file), cause.problem.reason, { cause });
     throw cause;
   }
-  checkDeclaredFallback(fallback, certificateKey !== undefined, at);
+  // Before tls.key is parsed: a key the declared fallback does not ask for is never loaded.
+  checkDeclaredFallback(fallback, files[CERTIFICATE_KEY_FILE] !== undefined, at);
+  const certificateKey = readCertificateKey(files, leaf, at(CERTIFICATE_KEY_FILE));
   const keylessInBundle = fallback.keyless.kind !== 'absent';
   if (credentials.entries.length === 0 && !certificateKey && !options.keylessConfigured && !keylessInBundle) {
     throw new MaterialError(
