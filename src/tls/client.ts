@@ -60,9 +60,13 @@ export interface ClientOptions {
   readonly rejectUnauthorized?: boolean;
   /** Suites offered, in order of preference. */
   readonly cipherSuites?: readonly number[];
-  /** supported_groups offered (default x25519, secp256r1, secp384r1). */
+  /** supported_groups offered (default X25519MLKEM768, x25519, SecP256r1MLKEM768, secp256r1, secp384r1). */
   readonly groups?: readonly number[];
-  /** Groups we send a key share for in the first ClientHello (default [x25519]). */
+  /**
+   * Groups we send a key share for in the first ClientHello (default [X25519MLKEM768, x25519]
+   * of those in `groups`: the hybrid for servers that have it, x25519 so the rest need no
+   * HelloRetryRequest; the pair costs ~1.2 KB of ClientHello, as in browsers and Go).
+   */
   readonly keyShareGroups?: readonly number[];
   /** signature_algorithms offered (default: all we can verify; rsa_pkcs1 only for chains). */
   readonly signatureAlgorithms?: readonly number[];
@@ -100,7 +104,7 @@ export class ClientConfig {
     this.trustStore = ca === undefined ? undefined : Array.isArray(ca) ? createTrustStore(ca as readonly TrustAnchorInput[]) : (ca as TrustStore);
     this.keys = (options.certificates ?? []).map(loadCertifiedKey);
     this.groups = options.groups ?? SUPPORTED_GROUPS;
-    this.keyShareGroups = options.keyShareGroups ?? [this.groups.includes(NamedGroup.x25519) ? NamedGroup.x25519 : this.groups[0]!];
+    this.keyShareGroups = options.keyShareGroups ?? defaultKeyShareGroups(this.groups);
     for (const g of [...this.groups, ...this.keyShareGroups]) {
       if (!SUPPORTED_GROUPS.includes(g)) throw new TypeError(`unsupported group 0x${g.toString(16)}`);
     }
@@ -110,6 +114,11 @@ export class ClientConfig {
   now(): Date {
     return this.options.now?.() ?? new Date();
   }
+}
+
+function defaultKeyShareGroups(groups: readonly number[]): readonly number[] {
+  const predicted = [NamedGroup.X25519MLKEM768, NamedGroup.x25519].filter((g) => groups.includes(g));
+  return predicted.length > 0 ? predicted : [groups[0]!];
 }
 
 /** Per-connection settings that may differ from the shared config. */

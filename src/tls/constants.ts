@@ -69,6 +69,10 @@ export const SignatureScheme = {
   rsa_pss_pss_sha256: 0x0809,
   rsa_pss_pss_sha384: 0x080a,
   rsa_pss_pss_sha512: 0x080b,
+  // ML-DSA (FIPS 204, pure, empty context; draft-ietf-tls-mldsa).
+  mldsa44: 0x0904,
+  mldsa65: 0x0905,
+  mldsa87: 0x0906,
   rsa_pkcs1_sha1: 0x0201,
   ecdsa_sha1: 0x0203,
 } as const;
@@ -81,6 +85,9 @@ export const NamedGroup = {
   secp521r1: 0x0019,
   x25519: 0x001d,
   x448: 0x001e,
+  // Hybrid post-quantum groups (draft-ietf-tls-ecdhe-mlkem).
+  SecP256r1MLKEM768: 0x11eb,
+  X25519MLKEM768: 0x11ec,
 } as const;
 /** A named group code point. Unknown values from the wire are kept as plain numbers. */
 export type NamedGroup = number;

@@ -1,20 +1,52 @@
 /**
- * (EC)DHE key shares for x25519, secp256r1 and secp384r1 on node:crypto (RFC 8446 §4.2.8.2,
- * §7.4). Peer shares are validated: exact length, uncompressed form for NIST curves, point on
- * the curve (ECDH.computeSecret rejects points off the curve), and a non-zero X25519 result.
+ * Key shares on node:crypto (RFC 8446 §4.2.8.2, §7.4): (EC)DHE for x25519, secp256r1 and
+ * secp384r1, and the hybrid post-quantum groups X25519MLKEM768 and SecP256r1MLKEM768
+ * (draft-ietf-tls-ecdhe-mlkem: ML-KEM-768 from FIPS 203 next to an ECDH share).
+ *
+ * Peer shares are validated: exact length, uncompressed form for NIST curves, point on the curve
+ * (ECDH.computeSecret rejects points off the curve), a non-zero X25519 result, and for ML-KEM the
+ * FIPS 203 §7.2 encapsulation key checks (length, and every coefficient below q: node:crypto's
+ * import refuses a key that fails the modulus check). A server share's ML-KEM ciphertext needs
+ * only its length checked (§7.3): decapsulation of any ciphertext yields a secret (implicit
+ * rejection), and a wrong one just fails the Finished check.
+ *
+ * A KEM is not symmetric like DH: the server's share depends on the client's (the ciphertext
+ * encapsulated to the client's key), so the client side is a `KeyShare` made before the peer's
+ * share is known and the server side is `respondToKeyShare`, which needs the client's share.
  */
-import { createECDH, createPublicKey, diffieHellman, generateKeyPairSync, type ECDH, type KeyObject } from 'node:crypto';
+import { createECDH, createPublicKey, decapsulate, diffieHellman, encapsulate, generateKeyPairSync, type ECDH, type KeyObject } from 'node:crypto';
 import { NamedGroup } from './constants.js';
 import { PeerMisbehaved } from './errors.js';
 
-export const SUPPORTED_GROUPS: readonly number[] = [NamedGroup.x25519, NamedGroup.secp256r1, NamedGroup.secp384r1];
+/**
+ * Every group we implement, in our order of preference. The hybrids come first: a client that
+ * offers one gets post-quantum key exchange (see `isPostQuantumGroup` for the server's choice).
+ */
+export const SUPPORTED_GROUPS: readonly number[] = [
+  NamedGroup.X25519MLKEM768,
+  NamedGroup.x25519,
+  NamedGroup.SecP256r1MLKEM768,
+  NamedGroup.secp256r1,
+  NamedGroup.secp384r1,
+];
 
-/** An ephemeral private key with its encoded public share. */
+/** True for the hybrid groups whose secret also resists a quantum computer. */
+export function isPostQuantumGroup(group: number): boolean {
+  return group === NamedGroup.X25519MLKEM768 || group === NamedGroup.SecP256r1MLKEM768;
+}
+
+/** The client's side: an ephemeral private key with its encoded public share. */
 export interface KeyShare {
   readonly group: number;
   readonly publicKey: Uint8Array;
   /** Computes the shared secret with the peer's encoded share; throws IllegalParameter on a bad share. */
   computeSecret(peerShare: Uint8Array): Uint8Array;
+}
+
+/** The server's side: its encoded share and the shared secret, made from the client's share. */
+export interface KeyShareResponse {
+  readonly publicKey: Uint8Array;
+  readonly secret: Uint8Array;
 }
 
 /*
@@ -88,7 +120,94 @@ class NistShare implements KeyShare {
   }
 }
 
-/** Generates a fresh share for `group`; undefined for groups we do not implement. */
+// --- ML-KEM-768 and the hybrids ---------------------------------------------------------------------
+
+/** FIPS 203 sizes for ML-KEM-768: encapsulation key, ciphertext, shared secret. */
+const MLKEM768_ENCAPSULATION_KEY = 1184;
+const MLKEM768_CIPHERTEXT = 1088;
+/** Sizes of the ECDH halves: an X25519 key, an uncompressed P-256 point. */
+const X25519_SHARE = 32;
+const P256_SHARE = 65;
+
+/** Where the ML-KEM part sits in a hybrid share and secret, and how long the ECDH part is. */
+interface HybridLayout {
+  readonly group: number;
+  /** X25519MLKEM768 puts ML-KEM first; SecP256r1MLKEM768 puts ECDH first (draft-ietf-tls-ecdhe-mlkem §3). */
+  readonly kemFirst: boolean;
+  readonly ecdhLength: number;
+  newEcdh(): KeyShare;
+}
+
+const HYBRIDS = new Map<number, HybridLayout>([
+  [NamedGroup.X25519MLKEM768, { group: NamedGroup.X25519MLKEM768, kemFirst: true, ecdhLength: X25519_SHARE, newEcdh: () => new X25519Share() }],
+  [
+    NamedGroup.SecP256r1MLKEM768,
+    { group: NamedGroup.SecP256r1MLKEM768, kemFirst: false, ecdhLength: P256_SHARE, newEcdh: () => new NistShare(NamedGroup.secp256r1, 'prime256v1', 32) },
+  ],
+]);
+
+/** Splits `share` into its KEM and ECDH parts after checking its exact length. */
+function splitHybrid(layout: HybridLayout, share: Uint8Array, kemLength: number, what: string): { kem: Uint8Array; ecdh: Uint8Array } {
+  if (share.length !== kemLength + layout.ecdhLength) {
+    throw new PeerMisbehaved('InvalidKeyShare', `${what} of ${share.length} bytes, expected ${kemLength + layout.ecdhLength}`);
+  }
+  return layout.kemFirst
+    ? { kem: share.subarray(0, kemLength), ecdh: share.subarray(kemLength) }
+    : { ecdh: share.subarray(0, layout.ecdhLength), kem: share.subarray(layout.ecdhLength) };
+}
+
+function joinHybrid(layout: HybridLayout, kem: Uint8Array, ecdh: Uint8Array): Uint8Array {
+  const out = Buffer.allocUnsafe(kem.length + ecdh.length);
+  out.set(layout.kemFirst ? kem : ecdh, 0);
+  out.set(layout.kemFirst ? ecdh : kem, layout.kemFirst ? kem.length : ecdh.length);
+  return out;
+}
+
+/** Client side: an ML-KEM-768 key pair next to an ECDH share. */
+class HybridShare implements KeyShare {
+  readonly group: number;
+  readonly publicKey: Uint8Array;
+  private readonly decapsulationKey: KeyObject;
+  private readonly ecdh: KeyShare;
+  constructor(private readonly layout: HybridLayout) {
+    this.group = layout.group;
+    // The keygen job encodes the public key itself, for the lock-order reason given above.
+    const generate = generateKeyPairSync as unknown as (type: 'ml-kem-768', options: { publicKeyEncoding: { format: 'raw-public' } }) => { publicKey: Buffer; privateKey: KeyObject };
+    const { publicKey, privateKey } = generate('ml-kem-768', { publicKeyEncoding: { format: 'raw-public' } });
+    this.decapsulationKey = privateKey;
+    this.ecdh = layout.newEcdh();
+    this.publicKey = joinHybrid(layout, publicKey, this.ecdh.publicKey);
+  }
+  computeSecret(peerShare: Uint8Array): Uint8Array {
+    const { kem, ecdh } = splitHybrid(this.layout, peerShare, MLKEM768_CIPHERTEXT, 'hybrid server share');
+    const ecdhSecret = this.ecdh.computeSecret(ecdh);
+    let kemSecret: Uint8Array;
+    try {
+      kemSecret = decapsulate(this.decapsulationKey, kem);
+    } catch (e) {
+      throw new PeerMisbehaved('InvalidKeyShare', 'ML-KEM ciphertext does not decapsulate', { cause: e });
+    }
+    return joinHybrid(this.layout, kemSecret, ecdhSecret);
+  }
+}
+
+/** Server side of a hybrid: encapsulate to the client's ML-KEM key, answer its ECDH share. */
+function respondToHybrid(layout: HybridLayout, clientShare: Uint8Array): KeyShareResponse {
+  const { kem, ecdh } = splitHybrid(layout, clientShare, MLKEM768_ENCAPSULATION_KEY, 'hybrid client share');
+  let encapsulationKey: KeyObject;
+  try {
+    encapsulationKey = createPublicKey({ key: kem, format: 'raw-public', asymmetricKeyType: 'ml-kem-768' } as unknown as Parameters<typeof createPublicKey>[0]);
+  } catch (e) {
+    throw new PeerMisbehaved('InvalidKeyShare', 'ML-KEM-768 encapsulation key fails the FIPS 203 modulus check', { cause: e });
+  }
+  const ours = layout.newEcdh();
+  // The ECDH half first: a bad point or a zero X25519 secret costs no encapsulation.
+  const ecdhSecret = ours.computeSecret(ecdh);
+  const { sharedKey, ciphertext } = encapsulate(encapsulationKey);
+  return { publicKey: joinHybrid(layout, ciphertext, ours.publicKey), secret: joinHybrid(layout, sharedKey, ecdhSecret) };
+}
+
+/** Generates a fresh client share for `group`; undefined for groups we do not implement. */
 export function generateKeyShare(group: number): KeyShare | undefined {
   switch (group) {
     case NamedGroup.x25519:
@@ -97,7 +216,22 @@ export function generateKeyShare(group: number): KeyShare | undefined {
       return new NistShare(group, 'prime256v1', 32);
     case NamedGroup.secp384r1:
       return new NistShare(group, 'secp384r1', 48);
-    default:
-      return undefined;
+    default: {
+      const layout = HYBRIDS.get(group);
+      return layout ? new HybridShare(layout) : undefined;
+    }
   }
+}
+
+/**
+ * The server's answer to the client's share for `group`: our share and the shared secret.
+ * Throws PeerMisbehaved (illegal_parameter) on a bad client share; undefined for groups we do
+ * not implement.
+ */
+export function respondToKeyShare(group: number, clientShare: Uint8Array): KeyShareResponse | undefined {
+  const layout = HYBRIDS.get(group);
+  if (layout) return respondToHybrid(layout, clientShare);
+  const share = generateKeyShare(group);
+  if (!share) return undefined;
+  return { publicKey: share.publicKey, secret: share.computeSecret(clientShare) };
 }

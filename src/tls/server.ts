@@ -26,7 +26,7 @@ import {
   type SelectServerCredential,
 } from './credentials.js';
 import { CertificateRequired, InternalError, NoApplicationProtocol, PeerMisbehaved } from './errors.js';
-import { generateKeyShare, SUPPORTED_GROUPS } from './key-exchange.js';
+import { isPostQuantumGroup, respondToKeyShare, SUPPORTED_GROUPS } from './key-exchange.js';
 import {
   EarlySecret,
   Transcript,
@@ -64,7 +64,7 @@ export interface ServerOptions {
   readonly selectCredential?: SelectServerCredential;
   /** Suites in order of preference (default: AES-128-GCM, AES-256-GCM, ChaCha20-Poly1305). */
   readonly cipherSuites?: readonly number[];
-  /** Groups in order of preference (default: x25519, secp256r1, secp384r1). */
+  /** Groups in order of preference (default: SUPPORTED_GROUPS, hybrids first). A post-quantum group the client lists is chosen even at the cost of a HelloRetryRequest. */
   readonly groups?: readonly number[];
   /** ALPN protocols in order of preference; a client offering none of them is refused. */
   readonly alpnProtocols?: readonly string[];
@@ -352,10 +352,24 @@ export class ServerConnection extends Connection {
     return suite;
   }
 
-  /** Our most preferred group for which the client sent a share; undefined means HelloRetryRequest. */
+  /**
+   * The group whose share we answer; undefined means HelloRetryRequest for `retryGroup(hello)`.
+   * A post-quantum group the client lists wins even without a share (a retry costs a round trip,
+   * a classical secret can be recorded now and broken later); otherwise our most preferred group
+   * the client sent a share for. Go 1.26's server makes the same choice
+   * (draft-ietf-tls-key-share-prediction §4); the cost is measured in bench/results/pq.md.
+   */
   private chooseKeyShareGroup(hello: ClientHello): number | undefined {
     const shares = hello.extensions.keyShares ?? [];
-    return this.config.groups.find((g) => shares.some((s) => s.group === g));
+    const hasShare = (g: number): boolean => shares.some((s) => s.group === g);
+    const pq = this.preferredPostQuantumGroup(hello);
+    if (pq !== undefined) return hasShare(pq) ? pq : undefined;
+    return this.config.groups.find(hasShare);
+  }
+
+  private preferredPostQuantumGroup(hello: ClientHello): number | undefined {
+    const offered = hello.extensions.supportedGroups ?? [];
+    return this.config.groups.find((g) => isPostQuantumGroup(g) && offered.includes(g));
   }
 
   /**
@@ -384,7 +398,7 @@ export class ServerConnection extends Connection {
 
   private sendHelloRetryRequest(hello: ClientHello, raw: Uint8Array, suite: SuiteParams): void {
     const offered = hello.extensions.supportedGroups ?? [];
-    const group = this.config.groups.find((g) => offered.includes(g));
+    const group = this.preferredPostQuantumGroup(hello) ?? this.config.groups.find((g) => offered.includes(g));
     if (group === undefined) throw new PeerMisbehaved('NoKeyExchangeGroupsInCommon', 'no key exchange group in common');
     const transcript = new Transcript();
     transcript.start(suite.hash);
@@ -454,10 +468,10 @@ export class ServerConnection extends Connection {
     resumed: AcceptedPsk | undefined,
     retry: RetryState | undefined,
   ): Flight {
-    const share = generateKeyShare(group);
-    if (!share) throw new InternalError(`no key share implementation for group ${group}`);
     const peerShare = hello.extensions.keyShares!.find((s) => s.group === group)!;
-    const shared = share.computeSecret(peerShare.keyExchange);
+    const share = respondToKeyShare(group, peerShare.keyExchange);
+    if (!share) throw new InternalError(`no key share implementation for group ${group}`);
+    const shared = share.secret;
     const sh = encodeHandshake(HandshakeType.server_hello, (w) =>
       writeServerHello(w, {
         legacyVersion: ProtocolVersion.TLS1_2,

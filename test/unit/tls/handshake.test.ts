@@ -42,7 +42,7 @@ function serverInfo(pair: Pair) {
 
 void describe('full handshakes', () => {
   const suites = [CipherSuite.TLS_AES_128_GCM_SHA256, CipherSuite.TLS_AES_256_GCM_SHA384, CipherSuite.TLS_CHACHA20_POLY1305_SHA256];
-  const groups = [NamedGroup.x25519, NamedGroup.secp256r1, NamedGroup.secp384r1];
+  const groups = [NamedGroup.X25519MLKEM768, NamedGroup.SecP256r1MLKEM768, NamedGroup.x25519, NamedGroup.secp256r1, NamedGroup.secp384r1];
   for (const suite of suites) {
     for (const group of groups) {
       void test(`negotiates suite 0x${suite.toString(16)} with group 0x${group.toString(16)} and carries data both ways`, async () => {
@@ -116,6 +116,51 @@ void describe('full handshakes', () => {
     assert.equal(pair.server.ofType('end').length, 1);
     assert.equal(pair.client.received.toString(), 'still writing after the client closed');
     assert.equal(pair.server.error, undefined);
+  });
+});
+
+void describe('post-quantum key exchange: which group the server takes', () => {
+  void test('default client and server agree on X25519MLKEM768 without a retry', async () => {
+    const pair = await connect();
+    assertConnected(pair);
+    assert.equal(serverInfo(pair).group, NamedGroup.X25519MLKEM768);
+    assert.equal(clientInfo(pair).group, NamedGroup.X25519MLKEM768);
+    assert.equal(clientInfo(pair).helloRetryRequest, false);
+  });
+
+  void test('a hybrid share wins over an x25519 share the client listed first', async () => {
+    const pair = await connect({}, { groups: [NamedGroup.x25519, NamedGroup.X25519MLKEM768], keyShareGroups: [NamedGroup.x25519, NamedGroup.X25519MLKEM768] });
+    assertConnected(pair);
+    assert.equal(serverInfo(pair).group, NamedGroup.X25519MLKEM768);
+    assert.equal(clientInfo(pair).helloRetryRequest, false);
+  });
+
+  void test('a client that lists X25519MLKEM768 but sent only an x25519 share is asked to retry for the hybrid', async () => {
+    const pair = await connect({}, { groups: [NamedGroup.X25519MLKEM768, NamedGroup.x25519], keyShareGroups: [NamedGroup.x25519] });
+    assertConnected(pair);
+    assert.equal(clientInfo(pair).helloRetryRequest, true);
+    assert.equal(serverInfo(pair).group, NamedGroup.X25519MLKEM768);
+  });
+
+  void test('a client that lists only SecP256r1MLKEM768 among hybrids gets it, through a retry if it sent x25519', async () => {
+    const pair = await connect({}, { groups: [NamedGroup.x25519, NamedGroup.SecP256r1MLKEM768], keyShareGroups: [NamedGroup.x25519] });
+    assertConnected(pair);
+    assert.equal(clientInfo(pair).helloRetryRequest, true);
+    assert.equal(clientInfo(pair).group, NamedGroup.SecP256r1MLKEM768);
+  });
+
+  void test('a classical client still gets x25519 with no retry', async () => {
+    const pair = await connect({}, { groups: [NamedGroup.x25519, NamedGroup.secp256r1], keyShareGroups: [NamedGroup.x25519] });
+    assertConnected(pair);
+    assert.equal(serverInfo(pair).group, NamedGroup.x25519);
+    assert.equal(clientInfo(pair).helloRetryRequest, false);
+  });
+
+  void test('a server restricted to x25519 answers the default client with x25519 and no retry', async () => {
+    const pair = await connect({ groups: [NamedGroup.x25519] });
+    assertConnected(pair);
+    assert.equal(clientInfo(pair).group, NamedGroup.x25519);
+    assert.equal(clientInfo(pair).helloRetryRequest, false);
   });
 });
 

@@ -163,6 +163,46 @@ void describe('a server refuses broken ClientHellos with the right alert', () =>
     assert.deepEqual(refusal(await server(), record(ContentType.handshake, ch)), { alert: A.illegal_parameter, fault: 'InvalidKeyShare' });
   });
 
+  void test('an x25519 share that is a low-order point (all-zero secret): illegal_parameter', async () => {
+    // OpenSSL refuses an all-zero X25519 result at derivation; our own zero check stands behind it.
+    const ch = clientHello({ keyShares: [{ group: NamedGroup.x25519, keyExchange: new Uint8Array(32) }] });
+    assert.deepEqual(refusal(await server(), record(ContentType.handshake, ch)), { alert: A.illegal_parameter, fault: 'InvalidKeyShare' });
+  });
+
+  for (const [name, group, length] of [
+    ['X25519MLKEM768', NamedGroup.X25519MLKEM768, 1184 + 32],
+    ['SecP256r1MLKEM768', NamedGroup.SecP256r1MLKEM768, 65 + 1184],
+  ] as const) {
+    for (const delta of [-1, 1]) {
+      void test(`a ${name} share of ${length + delta} bytes (not ${length}): illegal_parameter`, async () => {
+        const good = generateKeyShare(group)!.publicKey;
+        const bad = delta < 0 ? good.subarray(0, length - 1) : Buffer.concat([good, Uint8Array.of(4)]);
+        const ch = clientHello({ supportedGroups: [group], keyShares: [{ group, keyExchange: bad }] });
+        assert.deepEqual(refusal(await server(), record(ContentType.handshake, ch)), { alert: A.illegal_parameter, fault: 'InvalidKeyShare' });
+      });
+    }
+  }
+
+  void test('an X25519MLKEM768 share whose ML-KEM key fails the FIPS 203 modulus check: illegal_parameter', async () => {
+    const share = Buffer.from(generateKeyShare(NamedGroup.X25519MLKEM768)!.publicKey);
+    // The first 12-bit coefficient becomes 0xfff, above q = 3329.
+    share[0] = 0xff;
+    share[1] = share[1]! | 0x0f;
+    const ch = clientHello({ supportedGroups: [NamedGroup.X25519MLKEM768], keyShares: [{ group: NamedGroup.X25519MLKEM768, keyExchange: share }] });
+    const event = errorAfter(await server(), record(ContentType.handshake, ch));
+    assert.equal(event?.sentAlert, A.illegal_parameter);
+    assert.match(String(event?.error), /InvalidKeyShare: ML-KEM-768 encapsulation key fails the FIPS 203 modulus check/);
+  });
+
+  void test('an X25519MLKEM768 share whose x25519 half is a low-order point: illegal_parameter', async () => {
+    const share = Buffer.from(generateKeyShare(NamedGroup.X25519MLKEM768)!.publicKey);
+    share.fill(0, 1184);
+    const ch = clientHello({ supportedGroups: [NamedGroup.X25519MLKEM768], keyShares: [{ group: NamedGroup.X25519MLKEM768, keyExchange: share }] });
+    const event = errorAfter(await server(), record(ContentType.handshake, ch));
+    assert.equal(event?.sentAlert, A.illegal_parameter);
+    assert.match(String(event?.error), /InvalidKeyShare: invalid x25519 share/);
+  });
+
   void test('a P-256 share that is not on the curve: illegal_parameter', async () => {
     const good = createECDH('prime256v1');
     const point = Uint8Array.from(good.generateKeys());
@@ -374,16 +414,25 @@ void describe('HelloRetryRequest rules on the server', () => {
 });
 
 void describe('framing edge cases that must work', () => {
-  void test('a ClientHello split into one-byte records completes the handshake', async () => {
-    const pair = { client: new Endpoint(new ClientConnection(await clientOptions())), server: new Endpoint(await server()) };
-    await pump(pair, (from, chunk) => {
-      if (from !== 'client' || chunk[0] !== ContentType.handshake || pair.client.conn.isConnected) return chunk;
-      const body = chunk.subarray(5);
-      return Array.from(body, (b) => record(ContentType.handshake, Uint8Array.of(b), chunk[1]! << 8 | chunk[2]!));
+  // A classical ClientHello (~300 bytes) fits MAX_HANDSHAKE_FRAGMENTS one-byte records; a
+  // post-quantum one (~1.5 KB) does not, so it is cut into records of a few bytes instead.
+  for (const [what, keyShareGroups, size] of [
+    ['a classical ClientHello split into one-byte records', [NamedGroup.x25519], 1],
+    ['a post-quantum ClientHello split into 4-byte records', [NamedGroup.X25519MLKEM768, NamedGroup.x25519], 4],
+  ] as const) {
+    void test(`${what} completes the handshake`, async () => {
+      const pair = { client: new Endpoint(new ClientConnection(await clientOptions({ keyShareGroups }))), server: new Endpoint(await server()) };
+      await pump(pair, (from, chunk) => {
+        if (from !== 'client' || chunk[0] !== ContentType.handshake || pair.client.conn.isConnected) return chunk;
+        const body = chunk.subarray(5);
+        const out: Uint8Array[] = [];
+        for (let i = 0; i < body.length; i += size) out.push(record(ContentType.handshake, body.subarray(i, i + size), chunk[1]! << 8 | chunk[2]!));
+        return out;
+      });
+      assert.equal(pair.server.error, undefined, String(pair.server.error?.error));
+      assert.equal(pair.client.ofType('handshake').length, 1);
     });
-    assert.equal(pair.server.error, undefined, String(pair.server.error?.error));
-    assert.equal(pair.client.ofType('handshake').length, 1);
-  });
+  }
 
   void test('the whole handshake fed one byte at a time completes', async () => {
     const pair = { client: new Endpoint(new ClientConnection(await clientOptions())), server: new Endpoint(await server()) };
