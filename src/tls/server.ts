@@ -146,6 +146,10 @@ export const DEFAULT_VERIFY_SCHEMES: readonly number[] = [
   SignatureScheme.rsa_pkcs1_sha256,
   SignatureScheme.rsa_pkcs1_sha384,
   SignatureScheme.rsa_pkcs1_sha512,
+  // ML-DSA CertificateVerify (a delegated credential's key; chains signed with ML-DSA are not verified).
+  SignatureScheme.mldsa44,
+  SignatureScheme.mldsa65,
+  SignatureScheme.mldsa87,
 ];
 
 /** What the handshake has established once ServerHello is sent. */

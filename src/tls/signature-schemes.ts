@@ -6,11 +6,11 @@ import { constants as cryptoConstants, verify as cryptoVerify, type KeyObject } 
 import { SignatureScheme } from './constants.js';
 
 export interface SchemeParams {
-  readonly kind: 'ecdsa' | 'rsa-pss' | 'ed25519' | 'rsa-pkcs1';
+  readonly kind: 'ecdsa' | 'rsa-pss' | 'ed25519' | 'rsa-pkcs1' | 'ml-dsa';
   /** node:crypto digest name, or null when the algorithm hashes by itself (Ed25519). */
   readonly hash: 'sha256' | 'sha384' | 'sha512' | 'sha1' | null;
   /** Key type the scheme requires (`KeyObject.asymmetricKeyType`). */
-  readonly keyType: 'ec' | 'rsa' | 'rsa-pss' | 'ed25519';
+  readonly keyType: 'ec' | 'rsa' | 'rsa-pss' | 'ed25519' | 'ml-dsa-44' | 'ml-dsa-65' | 'ml-dsa-87';
   /** For ECDSA in TLS 1.3 the curve is bound to the scheme (OpenSSL name). */
   readonly curve?: 'prime256v1' | 'secp384r1' | 'secp521r1';
   /** Hash output length: the PSS salt length. */
@@ -29,6 +29,10 @@ const table = new Map<number, SchemeParams>([
   [S.rsa_pss_pss_sha256, { kind: 'rsa-pss', hash: 'sha256', keyType: 'rsa-pss', hashLength: 32 }],
   [S.rsa_pss_pss_sha384, { kind: 'rsa-pss', hash: 'sha384', keyType: 'rsa-pss', hashLength: 48 }],
   [S.rsa_pss_pss_sha512, { kind: 'rsa-pss', hash: 'sha512', keyType: 'rsa-pss', hashLength: 64 }],
+  // Pure ML-DSA with an empty context over the whole message, like Ed25519 (draft-ietf-tls-mldsa).
+  [S.mldsa44, { kind: 'ml-dsa', hash: null, keyType: 'ml-dsa-44', hashLength: 0 }],
+  [S.mldsa65, { kind: 'ml-dsa', hash: null, keyType: 'ml-dsa-65', hashLength: 0 }],
+  [S.mldsa87, { kind: 'ml-dsa', hash: null, keyType: 'ml-dsa-87', hashLength: 0 }],
   [S.rsa_pkcs1_sha256, { kind: 'rsa-pkcs1', hash: 'sha256', keyType: 'rsa', hashLength: 32 }],
   [S.rsa_pkcs1_sha384, { kind: 'rsa-pkcs1', hash: 'sha384', keyType: 'rsa', hashLength: 48 }],
   [S.rsa_pkcs1_sha512, { kind: 'rsa-pkcs1', hash: 'sha512', keyType: 'rsa', hashLength: 64 }],
@@ -65,6 +69,12 @@ export function schemesForKey(key: KeyObject): number[] {
       if (curve === 'secp521r1') return [S.ecdsa_secp521r1_sha512];
       return [];
     }
+    case 'ml-dsa-44':
+      return [S.mldsa44];
+    case 'ml-dsa-65':
+      return [S.mldsa65];
+    case 'ml-dsa-87':
+      return [S.mldsa87];
     case 'rsa':
       return [S.rsa_pss_rsae_sha256, S.rsa_pss_rsae_sha384, S.rsa_pss_rsae_sha512];
     case 'rsa-pss': {
@@ -89,6 +99,7 @@ export function cryptoOptions(
   if (!p) throw new RangeError(`unsupported signature scheme 0x${scheme.toString(16)}`);
   switch (p.kind) {
     case 'ed25519':
+    case 'ml-dsa':
       return { algorithm: null, key };
     case 'ecdsa':
       return { algorithm: p.hash, key, dsaEncoding: 'der' };
@@ -132,3 +143,8 @@ export function certificateVerifyContent(side: 'server' | 'client', transcriptHa
 /** 64 spaces, the context string and the zero byte: the same for every signature of a side. */
 const SERVER_PREFIX = Buffer.concat([Buffer.alloc(64, 0x20), Buffer.from('TLS 1.3, server CertificateVerify', 'latin1'), Buffer.of(0)]);
 const CLIENT_PREFIX = Buffer.concat([Buffer.alloc(64, 0x20), Buffer.from('TLS 1.3, client CertificateVerify', 'latin1'), Buffer.of(0)]);
+
+/** True for the ML-DSA schemes (post-quantum signatures). */
+export function isPostQuantumSignature(scheme: number): boolean {
+  return table.get(scheme)?.kind === 'ml-dsa';
+}

@@ -13,7 +13,7 @@ export const DC_CRED_FILE = 'dc.cred';
 export const DC_KEY_FILE = 'dc.key';
 
 /** The algorithms `dc issue` offers (the ones TLS peers actually accept for DCs). */
-export const ISSUE_ALGORITHMS = ['ed25519', 'ecdsa_secp256r1_sha256', 'ecdsa_secp384r1_sha384'] as const satisfies readonly DcAlgorithmName[];
+export const ISSUE_ALGORITHMS = ['ed25519', 'ecdsa_secp256r1_sha256', 'ecdsa_secp384r1_sha384', 'mldsa44', 'mldsa65', 'mldsa87'] as const satisfies readonly DcAlgorithmName[];
 
 export const dcIssue = defineCommand({
   path: ['dc', 'issue'],

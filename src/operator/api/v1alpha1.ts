@@ -10,7 +10,7 @@ export const VERSION = 'v1alpha1';
 export const API_VERSION = `${GROUP}/${VERSION}`;
 
 /** DC key types / CertificateVerify schemes (RFC 8446 SignatureScheme names). */
-export const ALGORITHMS = ['ed25519', 'ecdsa_secp256r1_sha256', 'ecdsa_secp384r1_sha384'] as const;
+export const ALGORITHMS = ['ed25519', 'ecdsa_secp256r1_sha256', 'ecdsa_secp384r1_sha384', 'mldsa44', 'mldsa65', 'mldsa87'] as const;
 export type Algorithm = (typeof ALGORITHMS)[number];
 
 /**

@@ -22,14 +22,23 @@ export const DC_ALGORITHMS = {
   rsa_pss_pss_sha256: S.rsa_pss_pss_sha256,
   rsa_pss_pss_sha384: S.rsa_pss_pss_sha384,
   rsa_pss_pss_sha512: S.rsa_pss_pss_sha512,
+  mldsa44: S.mldsa44,
+  mldsa65: S.mldsa65,
+  mldsa87: S.mldsa87,
 } as const;
 export type DcAlgorithmName = keyof typeof DC_ALGORITHMS;
 
 /**
- * Preference when several credentials fit: cheapest to sign and verify first
- * (Ed25519, then ECDSA by curve size, then RSA-PSS).
+ * Preference when several credentials fit. ML-DSA first: a peer lists it in both
+ * signature_algorithms and extension 34 only when it wants post-quantum authentication (no
+ * browser does yet), and an operator who issued one wants it used; it costs ~5 KB more first
+ * flight (bench/results/pq.md). Then cheapest to sign and verify (Ed25519, ECDSA by curve size,
+ * RSA-PSS).
  */
 const PREFERENCE: readonly number[] = [
+  S.mldsa44,
+  S.mldsa65,
+  S.mldsa87,
   S.ed25519,
   S.ecdsa_secp256r1_sha256,
   S.ecdsa_secp384r1_sha384,
@@ -92,6 +101,12 @@ export async function generateDcKeyPair(scheme: number, rsaModulusBits = 2048): 
   switch (scheme) {
     case S.ed25519:
       return generate('ed25519');
+    case S.mldsa44:
+      return generate('ml-dsa-44');
+    case S.mldsa65:
+      return generate('ml-dsa-65');
+    case S.mldsa87:
+      return generate('ml-dsa-87');
     case S.ecdsa_secp256r1_sha256:
       return generate('ec', { namedCurve: 'P-256' });
     case S.ecdsa_secp384r1_sha384:

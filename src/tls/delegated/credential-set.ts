@@ -11,6 +11,7 @@ import { signatureSchemeName } from '../constants.js';
 import { createKeySigner, type Signer } from '../signer.js';
 import { parseCertificate } from '../x509/certificate.js';
 import type { SubjectAltNames } from '../x509/names.js';
+import { isPostQuantumSignature } from '../signature-schemes.js';
 import { dcAlgorithmRank } from './algorithms.js';
 import { delegationCertificate, type DelegationCertificate } from './certificate.js';
 import { decodeDelegatedCredential } from './codec.js';
@@ -122,7 +123,10 @@ export class DelegatedCredentialSet {
    * The credential to serve, or undefined to fall back to the certificate key: the peer must have
    * offered extension 34 with our dc_cert_verify_algorithm AND list our signature `algorithm` in
    * signature_algorithms (two lists, two checks); expired credentials and any with more than
-   * 7 days left (a clock that went backwards) are skipped. Cheapest algorithm wins.
+   * 7 days left (a clock that went backwards) are skipped. An ML-DSA credential also needs its
+   * scheme in signature_algorithms: RFC 9345 asks only extension 34 for it, but no deployed
+   * client verifies ML-DSA yet, and one listing it in both has said twice that it does.
+   * Preferred algorithm wins (`dcAlgorithmRank`).
    * The caller must only use a credential in TLS 1.3.
    */
   select(options: SelectOptions): DelegatedCredentialEntry | undefined {
@@ -133,6 +137,7 @@ export class DelegatedCredentialSet {
       (e) =>
         dcSchemes.includes(e.dcCertVerifyAlgorithm) &&
         signatureSchemes.includes(e.algorithm) &&
+        (!isPostQuantumSignature(e.dcCertVerifyAlgorithm) || signatureSchemes.includes(e.dcCertVerifyAlgorithm)) &&
         (!options.requireAlgorithmInDcSchemes || e.algorithm === e.dcCertVerifyAlgorithm || dcSchemes.includes(e.algorithm)) &&
         e.expiresAt.getTime() > nowMs &&
         e.expiresAt.getTime() - nowMs <= MAX_DC_VALIDITY_SECONDS * 1000,

@@ -118,7 +118,7 @@ export function clientDelegatedCredentialSelector(source: CredentialSetSource, o
   };
 }
 
-/** What we accept for a peer's CertificateVerify made with a DC key, cheapest first. */
+/** What we accept for a peer's CertificateVerify made with a DC key, cheapest first, then ML-DSA (large). */
 export const DEFAULT_DC_SCHEMES: readonly number[] = [
   SignatureScheme.ed25519,
   SignatureScheme.ecdsa_secp256r1_sha256,
@@ -127,6 +127,9 @@ export const DEFAULT_DC_SCHEMES: readonly number[] = [
   SignatureScheme.rsa_pss_pss_sha256,
   SignatureScheme.rsa_pss_pss_sha384,
   SignatureScheme.rsa_pss_pss_sha512,
+  SignatureScheme.mldsa44,
+  SignatureScheme.mldsa65,
+  SignatureScheme.mldsa87,
 ];
 
 export interface PeerHooksOptions {

@@ -15,7 +15,7 @@ const specShape: Equals<
   {
     certificateSecretRef: { name: string };
     signerRef?: { kind: 'DelegationSigner' | 'ClusterDelegationSigner'; name: string };
-    algorithms: ('ed25519' | 'ecdsa_secp256r1_sha256' | 'ecdsa_secp384r1_sha384')[];
+    algorithms: ('ed25519' | 'ecdsa_secp256r1_sha256' | 'ecdsa_secp384r1_sha384' | 'mldsa44' | 'mldsa65' | 'mldsa87')[];
     validity: string;
     renewBefore?: string;
     renewBeforePercentage?: number;

@@ -28,6 +28,8 @@ import {
   type DelegationSide,
 } from '../../../../src/tls/delegated/index.js';
 import { makeCertificate, type TestCertificate } from './fixtures.js';
+import { ml_dsa44, ml_dsa65, ml_dsa87 } from '@noble/post-quantum/ml-dsa.js';
+import type { Signer } from '../../../../src/tls/signer.js';
 
 const S = SignatureScheme;
 const HOST = 'dc.example.test';
@@ -285,4 +287,185 @@ void describe('delegated credentials in the handshake', () => {
     assert.equal(serverInfo.clientMode?.signatureScheme, S.ecdsa_secp256r1_sha256);
     assert.equal(infoOf(out.client).clientMode?.authentication, DELEGATED_CREDENTIAL_LABEL);
   });
+});
+
+/**
+ * ML-DSA delegated credentials (draft-ietf-tls-mldsa code points as dc_cert_verify_algorithm;
+ * the certificate keeps its P-256 key and signs the credential). No outside TLS peer verifies
+ * these yet, so besides our own client each CertificateVerify signature is checked by an
+ * independent FIPS 204 implementation (@noble/post-quantum), not only by node:crypto's.
+ */
+void describe('ML-DSA delegated credentials in the handshake', () => {
+  let cert: TestCertificate;
+  const now = new Date();
+  const noble = { [S.mldsa44]: ml_dsa44, [S.mldsa65]: ml_dsa65, [S.mldsa87]: ml_dsa87 } as const;
+
+  before(async () => {
+    cert = await makeCertificate({ keyType: 'p256', dnsNames: [HOST] });
+  });
+
+  async function issue(dcAlgorithm: DcAlgorithmName) {
+    return issueDelegatedCredential({ certificate: cert.der, signer: cert.signer, dcAlgorithm, validitySeconds: 3600, now });
+  }
+
+  async function setOf(...algorithms: DcAlgorithmName[]): Promise<DelegatedCredentialSet> {
+    const credentials = [];
+    for (const a of algorithms) {
+      const issued = await issue(a);
+      credentials.push({ delegatedCredential: issued.delegatedCredential, privateKey: issued.privateKey });
+    }
+    return DelegatedCredentialSet.build({ certificateChain: [cert.der], credentials, now });
+  }
+
+  /** Our server, with every CertificateVerify signature it makes recorded with what it signed. */
+  function recordingServer(set: DelegatedCredentialSet, mangle: (signature: Uint8Array) => Uint8Array = (x) => x) {
+    const signed: { scheme: number; message: Uint8Array; signature: Uint8Array }[] = [];
+    const options: ServerOptions = {
+      certificates: [{ cert: cert.pem, key: cert.privateKey }],
+      selectCredential: (hello, fallback) => {
+        const choice = delegatedCredentialSelector(set)(hello, fallback) as ReturnType<typeof fallback>;
+        if (!choice) return choice;
+        const inner = choice.signer;
+        const signer: Signer = {
+          schemes: inner.schemes,
+          sign: async (scheme, message) => {
+            const signature = mangle(await inner.sign(scheme, message));
+            signed.push({ scheme, message, signature });
+            return signature;
+          },
+        };
+        return { ...choice, signer };
+      },
+      now: () => now,
+    };
+    return { options, signed };
+  }
+
+  const clientOptions = (offer?: readonly number[], signatureAlgorithms?: readonly number[]): ClientOptions => ({
+    servername: HOST,
+    ca: [cert.pem],
+    now: () => now,
+    serverCredentialHooks: delegatedCredentialPeerHooks({ peer: 'server', ...(offer ? { offer } : {}) }),
+    ...(signatureAlgorithms ? { signatureAlgorithms } : {}),
+  });
+
+  for (const [name, scheme, keyBytes, signatureBytes] of [
+    ['mldsa44', S.mldsa44, 1312, 2420],
+    ['mldsa65', S.mldsa65, 1952, 3309],
+    ['mldsa87', S.mldsa87, 2592, 4627],
+  ] as const) {
+    void it(`serves a ${name} credential that our client accepts and an independent ML-DSA verifies`, async () => {
+      const set = await setOf(name);
+      const server = recordingServer(set);
+      const out = await handshake(clientOptions(), server.options);
+      for (const info of [infoOf(out.client), infoOf(out.server)]) {
+        assert.equal(info.serverMode.authentication, DELEGATED_CREDENTIAL_LABEL);
+        assert.equal(info.serverMode.signatureScheme, scheme);
+      }
+      assert.equal(server.signed.length, 1);
+      const { message, signature } = server.signed[0]!;
+      assert.equal(signature.length, signatureBytes);
+      const publicKey = set.entries[0]!.publicKey.export({ format: 'raw-public' } as never) as unknown as Buffer;
+      assert.equal(publicKey.length, keyBytes);
+      // The signed content is the TLS 1.3 server CertificateVerify content (RFC 8446 §4.4.3).
+      assert.equal(Buffer.from(message.subarray(0, 98)).toString('latin1'), ' '.repeat(64) + 'TLS 1.3, server CertificateVerify\0');
+      assert.equal(noble[scheme].verify(signature, message, publicKey), true);
+      const flipped = Uint8Array.from(signature);
+      flipped[100] = flipped[100]! ^ 1;
+      assert.equal(noble[scheme].verify(flipped, message, publicKey), false);
+    });
+  }
+
+  void it('a signature made by the independent ML-DSA passes our verification', async () => {
+    const { verifySignature } = await import('../../../../src/tls/signature-schemes.js');
+    const { createPublicKey } = await import('node:crypto');
+    const keys = ml_dsa65.keygen(new Uint8Array(32).fill(3));
+    const message = Buffer.from('TLS 1.3 CertificateVerify content stand-in');
+    const signature = ml_dsa65.sign(message, keys.secretKey);
+    const key = createPublicKey({ key: Buffer.from(keys.publicKey), format: 'raw-public', asymmetricKeyType: 'ml-dsa-65' } as never);
+    assert.equal(verifySignature(S.mldsa65, key, message, signature), true);
+    assert.equal(verifySignature(S.mldsa65, key, Buffer.from('another message'), signature), false);
+    assert.equal(verifySignature(S.mldsa44, key, message, signature), false);
+  });
+
+  void it('prefers the ML-DSA credential when the client lists it in both lists, and P-256 otherwise', async () => {
+    const set = await setOf('ecdsa_secp256r1_sha256', 'mldsa65');
+    const both = await handshake(clientOptions(), recordingServer(set).options);
+    assert.equal(infoOf(both.client).serverMode.signatureScheme, S.mldsa65);
+    const classicDcOnly = await handshake(clientOptions([S.ecdsa_secp256r1_sha256]), recordingServer(set).options);
+    assert.equal(infoOf(classicDcOnly.client).serverMode.signatureScheme, S.ecdsa_secp256r1_sha256);
+  });
+
+  void it('offers the ML-DSA credential only to clients that list the scheme in signature_algorithms and extension 34', async () => {
+    const set = await setOf('mldsa65');
+    // Extension 34 lists it, signature_algorithms does not: the certificate key signs.
+    const sigalgs = [S.ecdsa_secp256r1_sha256, S.ed25519];
+    const noSigalg = await handshake(clientOptions([S.mldsa65], sigalgs), recordingServer(set).options);
+    assert.equal(infoOf(noSigalg.client).serverMode.authentication, 'certificate');
+    // signature_algorithms lists it, extension 34 does not.
+    const noDcScheme = await handshake(clientOptions([S.ecdsa_secp256r1_sha256]), recordingServer(set).options);
+    assert.equal(infoOf(noDcScheme.client).serverMode.authentication, 'certificate');
+  });
+
+  void it('a client refuses an ML-DSA credential it did not offer in extension 34 (illegal_parameter)', async () => {
+    const set = await setOf('mldsa65');
+    const entry = set.entries[0]!;
+    const careless: ServerOptions = {
+      certificates: [{ cert: cert.pem, key: cert.privateKey }],
+      selectCredential: (_hello, fallback) => ({
+        ...fallback()!,
+        leafExtensions: [{ type: ExtensionType.delegated_credential, data: entry.encoded }],
+        signer: entry.signer,
+        scheme: S.mldsa65,
+      }),
+      now: () => now,
+    };
+    const out = await handshake(clientOptions([S.ecdsa_secp256r1_sha256]), careless);
+    const failure = errorOf(out.client);
+    assert.ok(failure.error instanceof InvalidDelegatedCredential);
+    assert.equal(failure.error.rule, 'dc-scheme-not-offered');
+    assert.equal(failure.sentAlert, AlertDescription.illegal_parameter);
+  });
+
+  void it('a credential whose ML-DSA-65 key is one byte short is refused as a malformed SPKI (illegal_parameter)', async () => {
+    const good = await issue('mldsa65');
+    const spki = Buffer.from(good.decoded.credential.spki);
+    // SEQUENCE(0x07b2) { AlgorithmIdentifier(13 bytes), BIT STRING(0x07a1) { 0x00, key(1952) } }
+    assert.equal(spki.length, 1974);
+    assert.deepEqual([...spki.subarray(0, 4)], [0x30, 0x82, 0x07, 0xb2]);
+    assert.deepEqual([...spki.subarray(17, 21)], [0x03, 0x82, 0x07, 0xa1]);
+    const short = Buffer.concat([Uint8Array.of(0x30, 0x82, 0x07, 0xb1), spki.subarray(4, 17), Uint8Array.of(0x03, 0x82, 0x07, 0xa0), spki.subarray(21, spki.length - 1)]);
+    const credential = { ...good.decoded.credential, spki: new Uint8Array(short) };
+    const algorithm = S.ecdsa_secp256r1_sha256;
+    const signature = await cert.signer.sign(algorithm, delegatedCredentialSignedContent('server', cert.der, credential, algorithm));
+    const encoded = encodeDelegatedCredential({ credential, algorithm, signature });
+    const server: ServerOptions = {
+      certificates: [{ cert: cert.pem, key: cert.privateKey }],
+      selectCredential: (_hello, fallback) => ({
+        ...fallback()!,
+        leafExtensions: [{ type: ExtensionType.delegated_credential, data: encoded }],
+        signer: createKeySigner(good.privateKey),
+        scheme: S.mldsa65,
+      }),
+      now: () => now,
+    };
+    const out = await handshake(clientOptions(), server);
+    const failure = errorOf(out.client);
+    assert.ok(failure.error instanceof InvalidDelegatedCredential);
+    assert.equal(failure.error.rule, 'malformed-spki');
+    assert.equal(failure.sentAlert, AlertDescription.illegal_parameter);
+  });
+
+  for (const [what, mangle] of [
+    ['one byte short', (sig: Uint8Array) => sig.subarray(0, sig.length - 1)],
+    ['one byte long', (sig: Uint8Array) => Buffer.concat([sig, Uint8Array.of(0)])],
+  ] as const) {
+    void it(`an ML-DSA-65 CertificateVerify signature ${what} fails with decrypt_error`, async () => {
+      const set = await setOf('mldsa65');
+      const out = await handshake(clientOptions(), recordingServer(set, mangle).options);
+      const failure = errorOf(out.client);
+      assert.equal(failure.sentAlert, AlertDescription.decrypt_error);
+      assert.match(failure.error.message, /CertificateVerify/);
+    });
+  }
 });
