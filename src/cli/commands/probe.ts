@@ -44,8 +44,9 @@ export const probe = defineCommand({
   path: ['probe'],
   summary: 'Handshake with a TLS server offering delegated credentials; report whether one was used',
   description: `
-Connects with our TLS 1.3 client, offers the delegated_credential extension (34) for ed25519,
-ECDSA and RSA-PSS credential keys, verifies the server's chain against --ca and its name, and
+Connects with our TLS 1.3 client (key shares X25519MLKEM768 and x25519), offers the
+delegated_credential extension (34) for ed25519, ECDSA, RSA-PSS and ML-DSA (mldsa44/65/87)
+credential keys, verifies the server's chain against --ca and its name, and
 validates any delegated credential with every RFC 9345 receiver rule before checking the
 CertificateVerify made with the credential's key.`,
   exitStatus: {

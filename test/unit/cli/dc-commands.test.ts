@@ -128,7 +128,7 @@ void describe('dcctl dc issue, dc inspect, serve and probe', () => {
     for (const cmd of ['dc inspect', 'dc issue', 'probe', 'serve']) assert.match(list, new RegExp(`\\n  ${cmd} `));
   });
 
-  for (const algorithm of ['ed25519', 'ecdsa_secp256r1_sha256', 'ecdsa_secp384r1_sha384'] as const) {
+  for (const algorithm of ['ed25519', 'ecdsa_secp256r1_sha256', 'ecdsa_secp384r1_sha384', 'mldsa65'] as const) {
     void it(`issues a ${algorithm} credential that our verifier accepts, with its key written 0600`, () => {
       const r = ok(work, 'dc', 'issue', '--cert', 'leaf/tls.crt', '--key', 'leaf/tls.key', '--algorithm', algorithm, '--validity', '12h', '--out', `dc-${algorithm}`);
       assert.match(r.stdout, new RegExp(`wrote .*dc-${algorithm}/dc\\.cred \\(${algorithm}, signed with ecdsa_secp256r1_sha256; expires .*, in (11h59m|12h)`)); // valid_time is whole seconds: 12h less under a second
@@ -251,6 +251,22 @@ void describe('dcctl dc issue, dc inspect, serve and probe', () => {
     }
   });
 
+  void it('serves an ML-DSA-65 credential to probe, over X25519MLKEM768, ahead of a P-256 one', async () => {
+    ok(work, 'dc', 'issue', '--cert', 'leaf/tls.crt', '--key', 'leaf/tls.key', '--algorithm', 'mldsa65', '--out', 'serve-mldsa65');
+    ok(work, 'dc', 'issue', '--cert', 'leaf/tls.crt', '--key', 'leaf/tls.key', '--algorithm', 'ecdsa_secp256r1_sha256', '--out', 'serve-p256-pq');
+    const s = await startServe(work, '--cert', 'leaf/tls.crt', '--key', 'leaf/tls.key', '--dc-dir', 'serve-p256-pq', '--dc-dir', 'serve-mldsa65');
+    try {
+      const p = await runAsync(work, 'probe', `127.0.0.1:${s.port}`, '--ca', 'ca/ca.crt', '--json');
+      assert.equal(p.code, 0, p.stderr);
+      const j = JSON.parse(p.stdout) as Record<string, unknown>;
+      assert.equal(j.algorithm, 'mldsa65');
+      assert.equal(j.signatureScheme, 'mldsa65');
+      assert.equal(j.group, 'X25519MLKEM768');
+    } finally {
+      assert.equal(await s.stop(), 0);
+    }
+  });
+
   void it('probe exits 1 against servers without credentials (ours and node:tls)', async () => {
     const s = await startServe(work, '--cert', 'leaf/tls.crt', '--key', 'leaf/tls.key');
     try {
@@ -267,6 +283,8 @@ void describe('dcctl dc issue, dc inspect, serve and probe', () => {
       const j = await runAsync(work, 'probe', `127.0.0.1:${port}`, '--ca', 'ca/ca.crt', '--json');
       assert.equal(j.code, 1, j.stderr);
       assert.equal((JSON.parse(j.stdout) as { authentication: string }).authentication, 'certificate');
+      // node:tls on Node 24 (OpenSSL 3.5) takes our X25519MLKEM768 share by default.
+      assert.equal((JSON.parse(j.stdout) as { group: string }).group, 'X25519MLKEM768');
     } finally {
       server.close();
     }

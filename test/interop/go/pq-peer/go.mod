@@ -1,0 +1,3 @@
+module dc-operator/test/interop/pq-peer
+
+go 1.26
