@@ -17,7 +17,7 @@ import { SidecarStatus } from '../../../src/sidecar/status.js';
 import { listen, type Listener, type TerminatorOptions } from '../../../src/sidecar/terminator.js';
 import { delegatedCredentialPeerHooks } from '../../../src/tls/delegated/index.js';
 import { connect as oursConnect } from '../../../src/tls/socket.js';
-import { ProtocolVersion, SignatureScheme } from '../../../src/tls/constants.js';
+import { NamedGroup, ProtocolVersion, SignatureScheme } from '../../../src/tls/constants.js';
 import { encodeHandshake } from '../../../src/tls/messages/handshake.js';
 import { writeClientHello } from '../../../src/tls/messages/client-hello.js';
 import { credentialFiles, makePki, type TestPki } from './fixtures.js';
@@ -275,5 +275,72 @@ void describe('sidecar listener', () => {
     const answer = await readAll(s);
     assert.deepEqual([...answer.subarray(0, 1)], [21], 'an alert record');
     assert.equal(await r.metrics.value('dc_sidecar_refused_connections_total', { reason: 'bad-hello' }), 1);
+  });
+});
+
+void describe('sidecar post-quantum key exchange and ML-DSA credentials', () => {
+  let pki: TestPki;
+  let store: MaterialStore;
+
+  before(async () => {
+    pki = await makePki();
+    const files = await credentialFiles(pki, { algorithms: ['ecdsa_secp256r1_sha256', 'mldsa65'], certificateKey: true });
+    store = new MaterialStore();
+    store.replace(validateServingMaterial('/mem', Object.fromEntries(Object.entries(files).map(([k, v]) => [k, typeof v === 'string' ? Buffer.from(v) : v]))));
+  });
+
+  async function sidecar(certificateEngine: 'ours' | 'node'): Promise<number> {
+    const upstream = await upstreamServer((s) => s.end('app\n'));
+    const metrics = new SidecarMetrics(store, new SidecarStatus());
+    const tracker = new ConnectionTracker(100, 0);
+    const listener = await listen('127.0.0.1', 0, {
+      store,
+      metrics,
+      tracker,
+      policy: { certificateEngine, keylessFor: undefined },
+      upstream: { host: '127.0.0.1', port: upstream, idleTimeoutMs: 10_000 },
+      handshakeTimeoutMs: 5000,
+      ours: createOursEngine({ store, keylessFor: undefined }),
+      log: quiet,
+    });
+    closers.push(() => {
+      listener.stopAccepting();
+      void tracker.drain(new Date());
+    });
+    return listener.port;
+  }
+
+  function ours(port: number, offerDc: boolean) {
+    const s = oursConnect({ host: '127.0.0.1', port, servername: 'localhost', ca: [pki.ca.pem], ...(offerDc ? { serverCredentialHooks: delegatedCredentialPeerHooks({ peer: 'server' }) } : {}) });
+    return new Promise<NonNullable<typeof s.handshakeInfo>>((resolve, reject) => {
+      s.once('secureConnect', () => {
+        resolve(s.handshakeInfo!);
+        s.destroy();
+      });
+      s.once('error', reject);
+    });
+  }
+
+  void it('gives a DC client of our stack X25519MLKEM768 and the ML-DSA-65 credential', async () => {
+    const info = await ours(await sidecar('node'), true);
+    assert.equal(info.group, NamedGroup.X25519MLKEM768);
+    assert.equal(info.serverMode.authentication, 'delegated-credential');
+    assert.equal(info.serverMode.signatureScheme, SignatureScheme.mldsa65);
+  });
+
+  void it('gives non-DC clients X25519MLKEM768 too: node:tls 24 through the node engine, our client through ours', async () => {
+    const port = await sidecar('node');
+    const group = await new Promise<string | undefined>((resolve, reject) => {
+      const s = nodeTlsConnect({ host: '127.0.0.1', port, servername: 'localhost', ca: pki.ca.pem }, () => {
+        // On a client socket this is the server's key exchange group.
+        resolve((s.getEphemeralKeyInfo() as { name?: string } | null)?.name);
+        s.destroy();
+      });
+      s.once('error', reject);
+    });
+    assert.equal(group, 'X25519MLKEM768');
+    const info = await ours(await sidecar('ours'), false);
+    assert.equal(info.group, NamedGroup.X25519MLKEM768);
+    assert.equal(info.serverMode.authentication, 'certificate');
   });
 });
