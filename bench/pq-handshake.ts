@@ -21,6 +21,7 @@
  * measured in memory (sans-IO), in bytes, records and 1460-byte TCP segments; the initial
  * congestion window is 10 segments (RFC 6928), so a flight over 14600 bytes waits a round trip.
  */
+import { generateKeyPairSync } from 'node:crypto';
 import { mkdir, readFile } from 'node:fs/promises';
 import { spawnSync } from 'node:child_process';
 import { connect as netConnect } from 'node:net';
@@ -30,6 +31,9 @@ import * as nodeTls from 'node:tls';
 import { ClientConfig, ClientConnection } from '../src/tls/client.js';
 import { ServerConfig, ServerConnection } from '../src/tls/server.js';
 import { NamedGroup, SignatureScheme } from '../src/tls/constants.js';
+import { generateKeyShare, respondToKeyShare } from '../src/tls/key-exchange.js';
+import { createKeySigner } from '../src/tls/signer.js';
+import { verifySignature } from '../src/tls/signature-schemes.js';
 import { createServer, connect, type TLSSocket } from '../src/tls/socket.js';
 import {
   delegatedCredentialPeerHooks,
@@ -38,7 +42,7 @@ import {
   parseCertificateChain,
   readCredentialDirectory,
 } from '../src/tls/delegated/index.js';
-import { canPin, fmt, listenAndReport, loadAverage, measureHandshakeRound, makeCertificates, median, spawnNode } from './tls-support.js';
+import { canPin, countingEcho, fmt, listenAndReport, loadAverage, measureHandshakeRound, makeCertificates, median, runLoadWindows, spawnNode } from './tls-support.js';
 
 const SCRIPT = fileURLToPath(import.meta.url);
 const DCCTL = join(dirname(SCRIPT), '..', 'src', 'cli', 'dcctl.js');
@@ -82,32 +86,25 @@ const CASES: readonly Case[] = [
 
 // --- server role ------------------------------------------------------------------------------------
 
+/** The credential selector over the one DC in dcDir, or undefined for '-' (certificate key). */
+async function selectorFor(cert: string, certFile: string, dcDir: string): Promise<ReturnType<typeof delegatedCredentialSelector> | undefined> {
+  if (dcDir === '-') return undefined;
+  const set = loadDelegatedCredentialSet([await readCredentialDirectory(dcDir)], { certificateChain: parseCertificateChain(new Uint8Array(Buffer.from(cert)), certFile) });
+  return delegatedCredentialSelector(set);
+}
+
 async function serverRole(c: Case, certFile: string, keyFile: string, dcDir: string): Promise<void> {
   const cert = await readFile(certFile, 'utf8');
   const key = await readFile(keyFile, 'utf8');
-  let handshakes = 0;
-  const echo = (s: NodeJS.ReadWriteStream & { on(e: 'error', f: () => void): unknown }): void => {
-    handshakes++;
-    s.on('error', () => undefined);
-    s.on('data', (d: Buffer) => s.write(d));
-    s.on('end', () => s.end());
-  };
+  const { handler: echo, take } = countingEcho();
   let server;
   if (c.server === 'node') {
     server = nodeTls.createServer({ cert, key, minVersion: 'TLSv1.3', ecdhCurve: OPENSSL_NAMES[c.group] }, echo);
   } else {
-    let selectCredential;
-    if (dcDir !== '-') {
-      const set = loadDelegatedCredentialSet([await readCredentialDirectory(dcDir)], { certificateChain: parseCertificateChain(new Uint8Array(Buffer.from(cert)), certFile) });
-      selectCredential = delegatedCredentialSelector(set);
-    }
+    const selectCredential = await selectorFor(cert, certFile, dcDir);
     server = createServer({ cert, key, ...(c.hrr ? {} : { groups: [GROUP_IDS[c.group]] }), ...(selectCredential ? { selectCredential } : {}) }, (s: TLSSocket) => echo(s));
   }
-  await listenAndReport(server, () => {
-    const n = handshakes;
-    handshakes = 0;
-    return n;
-  });
+  await listenAndReport(server, take);
 }
 
 // --- load role --------------------------------------------------------------------------------------
@@ -181,25 +178,13 @@ async function loadRole(c: Case, port: number, seconds: number, concurrency: num
         s.on('error', fail);
       }
     });
-  const warm = Date.now() + warmupSeconds * 1000;
-  await Promise.all(Array.from({ length: concurrency }, async () => {
-    while (Date.now() < warm) await one();
-  }));
-  latencies.length = 0;
-  failed = 0;
-  process.send!('warm');
-  await new Promise<void>((res) => process.once('message', () => res()));
-  const cpu = process.cpuUsage();
-  const start = Date.now();
-  const deadline = start + seconds * 1000;
-  await Promise.all(Array.from({ length: concurrency }, async () => {
-    while (Date.now() < deadline) await one();
-  }));
-  const used = process.cpuUsage(cpu);
-  const elapsed = (Date.now() - start) / 1000;
+  const window = await runLoadWindows(one, concurrency, warmupSeconds, seconds, () => {
+    latencies.length = 0;
+    failed = 0;
+  });
   const completed = latencies.length;
   const bytes = (await one()) ?? { out: NaN, in: NaN };
-  const result: LoadResult = { completed, failed, seconds: elapsed, latencies: latencies.slice(0, completed), clientCpuMs: (used.user + used.system) / 1000, bytesToServer: bytes.out, bytesToClient: bytes.in };
+  const result: LoadResult = { completed, failed, seconds: window.seconds, latencies: latencies.slice(0, completed), clientCpuMs: window.cpuMs, bytesToServer: bytes.out, bytesToClient: bytes.in };
   process.send!(result);
   process.exit(0);
 }
@@ -216,11 +201,7 @@ interface Flight {
 async function firstFlight(c: Case, certFile: string, keyFile: string, dcDir: string): Promise<Flight> {
   const cert = await readFile(certFile, 'utf8');
   const key = await readFile(keyFile, 'utf8');
-  let selectCredential;
-  if (dcDir !== '-') {
-    const set = loadDelegatedCredentialSet([await readCredentialDirectory(dcDir)], { certificateChain: parseCertificateChain(new Uint8Array(Buffer.from(cert)), certFile) });
-    selectCredential = delegatedCredentialSelector(set);
-  }
+  const selectCredential = await selectorFor(cert, certFile, dcDir);
   const group = GROUP_IDS[c.group];
   const server = new ServerConnection(new ServerConfig({ certificates: [{ cert, key }], ...(selectCredential ? { selectCredential } : {}) }));
   const client = new ClientConnection(
@@ -241,6 +222,49 @@ function countRecords(bytes: Buffer): number {
   let n = 0;
   for (let off = 0; off + 5 <= bytes.length; off += 5 + bytes.readUInt16BE(off + 3)) n++;
   return n;
+}
+
+// --- the operations alone, in this process ---------------------------------------------------------------
+
+/**
+ * CPU microseconds per operation (median of 7 batches of `n`, by process.cpuUsage, so less
+ * sensitive to other processes than the handshake rounds): what each group adds to a server's
+ * and a client's handshake, and ML-DSA-65 against P-256 for the credential key's signature.
+ */
+function operationCosts(n = 200): string[] {
+  const perOp = (f: () => unknown): number => {
+    const batches: number[] = [];
+    for (let b = 0; b < 7; b++) {
+      const cpu = process.cpuUsage();
+      for (let i = 0; i < n; i++) f();
+      const d = process.cpuUsage(cpu);
+      batches.push((d.user + d.system) / n);
+    }
+    return median(batches);
+  };
+  const lines = ['| operation | x25519 | X25519MLKEM768 | SecP256r1MLKEM768 |', '| --- | ---: | ---: | ---: |'];
+  const server: string[] = [];
+  const client: string[] = [];
+  for (const g of ['x25519', 'X25519MLKEM768', 'SecP256r1MLKEM768'] as const) {
+    const id = GROUP_IDS[g];
+    const clientShare = generateKeyShare(id)!;
+    const answer = respondToKeyShare(id, clientShare.publicKey)!;
+    server.push(fmt(perOp(() => respondToKeyShare(id, clientShare.publicKey)), 1));
+    client.push(fmt(perOp(() => generateKeyShare(id)!.computeSecret(answer.publicKey)), 1));
+  }
+  lines.push(`| server: answer a client share (us) | ${server.join(' | ')} |`, `| client: make a share, then the secret (us) | ${client.join(' | ')} |`);
+  const content = Buffer.alloc(130, 0x20);
+  const sig: string[] = ['| signature (us) | P-256 | ML-DSA-65 |', '| --- | ---: | ---: |'];
+  const keys = { p256: generateKeyPairSync('ec', { namedCurve: 'P-256' }), mldsa: generateKeyPairSync('ml-dsa-65') };
+  const p256Sig = createKeySigner(keys.p256.privateKey);
+  const mldsaSig = createKeySigner(keys.mldsa.privateKey);
+  const sP = p256Sig.sign(SignatureScheme.ecdsa_secp256r1_sha256, content) as Uint8Array;
+  const sM = mldsaSig.sign(SignatureScheme.mldsa65, content) as Uint8Array;
+  sig.push(`| sign a CertificateVerify (server) | ${fmt(perOp(() => p256Sig.sign(SignatureScheme.ecdsa_secp256r1_sha256, content)), 1)} | ${fmt(perOp(() => mldsaSig.sign(SignatureScheme.mldsa65, content)), 1)} |`);
+  sig.push(
+    `| verify it (client) | ${fmt(perOp(() => verifySignature(SignatureScheme.ecdsa_secp256r1_sha256, keys.p256.publicKey, content, sP)), 1)} | ${fmt(perOp(() => verifySignature(SignatureScheme.mldsa65, keys.mldsa.publicKey, content, sM)), 1)} |`,
+  );
+  return [...lines, '', ...sig];
 }
 
 // --- driver -----------------------------------------------------------------------------------------
@@ -276,6 +300,7 @@ async function main(): Promise<void> {
   console.log(
     `# Post-quantum TLS 1.3 full handshakes, P-256 certificate, ${seconds}s x ${rounds} rounds after ${warmup}s warm-up, ${concurrency} lanes, server ${pin ? 'pinned to core 1, load on core 0' : 'not pinned (no taskset)'}; node ${process.version}; load average before ${loadAverage()}`,
   );
+  const operations = operationCosts();
   const results = new Map<string, Round[]>(CASES.map((c) => [c.name, []]));
   const flights = new Map<string, Flight>();
   try {
@@ -340,6 +365,8 @@ async function main(): Promise<void> {
     const segments = Math.ceil(f.serverBytes / MSS);
     console.log(`| ${name} | ${f.clientHello} | ${f.serverBytes} | ${f.serverRecords} | ${segments} | ${segments <= 10 ? 'yes' : 'no'} |`);
   }
+  console.log('');
+  console.log(operations.join('\n'));
   console.log('');
   console.log(`load average after ${loadAverage()}`);
 }

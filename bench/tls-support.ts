@@ -178,6 +178,52 @@ function bulkHandler(s: NodeJS.ReadWriteStream & { write(d: Buffer | string): bo
 
 // --- statistics -------------------------------------------------------------------------------------
 
+/**
+ * The load child's timing protocol: `warmupSeconds` of `one()` on `concurrency` lanes (not
+ * counted; `onWarm` resets the caller's counters), then 'warm' to the parent, then, on its go,
+ * `seconds` of measured load. Returns the measured window's length and the load's own CPU.
+ */
+export async function runLoadWindows(
+  one: () => Promise<unknown>,
+  concurrency: number,
+  warmupSeconds: number,
+  seconds: number,
+  onWarm: () => void,
+): Promise<{ seconds: number; cpuMs: number }> {
+  const lanes = async (until: number): Promise<void> => {
+    await Promise.all(Array.from({ length: concurrency }, async () => {
+      while (Date.now() < until) await one();
+    }));
+  };
+  await lanes(Date.now() + warmupSeconds * 1000);
+  onWarm();
+  process.send!('warm');
+  await new Promise<void>((res) => process.once('message', () => res()));
+  const cpu = process.cpuUsage();
+  const start = Date.now();
+  await lanes(start + seconds * 1000);
+  const used = process.cpuUsage(cpu);
+  return { seconds: (Date.now() - start) / 1000, cpuMs: (used.user + used.system) / 1000 };
+}
+
+/** An echo handler that counts connections, and the counter `listenAndReport` takes (and resets). */
+export function countingEcho(): { handler: (s: NodeJS.ReadWriteStream & { on(e: 'error', f: () => void): unknown }) => void; take: () => number } {
+  let handshakes = 0;
+  return {
+    handler: (s) => {
+      handshakes++;
+      s.on('error', () => undefined);
+      s.on('data', (d: Buffer) => s.write(d));
+      s.on('end', () => s.end());
+    },
+    take: () => {
+      const n = handshakes;
+      handshakes = 0;
+      return n;
+    },
+  };
+}
+
 /** What a handshake load child reports after its run. */
 export interface HandshakeLoadResult {
   readonly completed: number;

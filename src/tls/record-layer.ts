@@ -36,7 +36,8 @@ const MAX_RECORD = RECORD_HEADER_LENGTH + MAX_PLAINTEXT + 256;
 /**
  * Records one handshake message may span. Records carry up to 2^14 bytes, so the largest
  * Certificate we accept (256 KiB) needs 16 and a ClientHello at most 5; 1024 leaves room for
- * peers that fragment finely (a small ClientHello in one-byte records still works) while a
+ * peers that fragment finely (a classical ClientHello in one-byte records still works; a
+ * post-quantum one, ~1.4 KB, needs records of two bytes or more) while a
  * peer sending one-byte records is cut off after 1024 of them, not 2^18, and a message in
  * progress holds at most 1024 fragment views.
  */
