@@ -130,7 +130,8 @@ void describe('the CRDs reject invalid specs with the CEL and schema messages', 
 });
 
 void describe('issuing with the in-cluster signer', () => {
-  const algorithms = ['ed25519', 'ecdsa_secp256r1_sha256', 'ecdsa_secp384r1_sha384'];
+  // mldsa65: a post-quantum credential key (1952-byte public key) signed by the P-256 certificate.
+  const algorithms = ['ed25519', 'ecdsa_secp256r1_sha256', 'ecdsa_secp384r1_sha384', 'mldsa65'];
 
   void it('writes verifying credentials for a dcctl certificate and reports Ready with the credentials', async () => {
     const cert = dcctlCertificate();
