@@ -17,9 +17,8 @@
  * handshake (user+system of the server process / completed handshakes; 1000 / that is the
  * capacity of one fully busy core), and connect-to-echo latency p50/p99.
  */
-import { spawnSync } from 'node:child_process';
 import { mkdir, readFile } from 'node:fs/promises';
-import { dirname, join } from 'node:path';
+import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { ClientConfig } from '../src/tls/client.js';
 import { createServer, connect, type TLSSocket } from '../src/tls/socket.js';
@@ -34,6 +33,7 @@ import {
 import {
   canPin,
   fmt,
+  issueDc,
   listenAndReport,
   loadAverage,
   measureHandshakeRound,
@@ -44,7 +44,6 @@ import {
 } from './tls-support.js';
 
 const SCRIPT = fileURLToPath(import.meta.url);
-const DCCTL = join(dirname(SCRIPT), '..', 'src', 'cli', 'dcctl.js');
 
 interface Case {
   readonly name: string;
@@ -183,11 +182,6 @@ async function oneRound(c: Case, cert: string, key: string, dcDir: string, secon
     spawnNode(SCRIPT, ['--load', String(port), String(seconds), String(concurrency), c.dcAlgorithm ? 'dc' : 'cert'], pin ? 0 : undefined),
   );
   return { ...round, wrongAuthentication: round.load.wrongAuthentication };
-}
-
-function issueDc(cert: string, key: string, algorithm: string, out: string): void {
-  const r = spawnSync(process.execPath, [DCCTL, 'dc', 'issue', '--cert', cert, '--key', key, '--algorithm', algorithm, '--validity', '1h', '--out', out], { encoding: 'utf8' });
-  if (r.status !== 0) throw new Error(`dcctl dc issue --algorithm ${algorithm} failed (${r.status}): ${r.stderr}`);
 }
 
 async function main(): Promise<void> {

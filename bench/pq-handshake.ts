@@ -23,9 +23,8 @@
  */
 import { generateKeyPairSync } from 'node:crypto';
 import { mkdir, readFile } from 'node:fs/promises';
-import { spawnSync } from 'node:child_process';
 import { connect as netConnect } from 'node:net';
-import { dirname, join } from 'node:path';
+import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import * as nodeTls from 'node:tls';
 import { ClientConfig, ClientConnection } from '../src/tls/client.js';
@@ -42,10 +41,9 @@ import {
   parseCertificateChain,
   readCredentialDirectory,
 } from '../src/tls/delegated/index.js';
-import { canPin, countingEcho, fmt, listenAndReport, loadAverage, measureHandshakeRound, makeCertificates, median, runLoadWindows, spawnNode } from './tls-support.js';
+import { canPin, countingEcho, fmt, issueDc, listenAndReport, loadAverage, measureHandshakeRound, makeCertificates, median, runLoadWindows, spawnNode } from './tls-support.js';
 
 const SCRIPT = fileURLToPath(import.meta.url);
-const DCCTL = join(dirname(SCRIPT), '..', 'src', 'cli', 'dcctl.js');
 const MSS = 1460;
 
 type GroupName = 'x25519' | 'X25519MLKEM768' | 'SecP256r1MLKEM768';
@@ -268,11 +266,6 @@ function operationCosts(n = 200): string[] {
 }
 
 // --- driver -----------------------------------------------------------------------------------------
-
-function issueDc(cert: string, key: string, algorithm: string, out: string): void {
-  const r = spawnSync(process.execPath, [DCCTL, 'dc', 'issue', '--cert', cert, '--key', key, '--algorithm', algorithm, '--validity', '1h', '--out', out], { encoding: 'utf8' });
-  if (r.status !== 0) throw new Error(`dcctl dc issue --algorithm ${algorithm} failed (${r.status}): ${r.stderr}`);
-}
 
 interface Round {
   readonly rate: number;

@@ -4,6 +4,7 @@
  * does nothing; run the two benchmarks instead.
  */
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { fileURLToPath } from 'node:url';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import type { AddressInfo, Server } from 'node:net';
 import { loadavg, tmpdir } from 'node:os';
@@ -40,6 +41,14 @@ export async function makeCertificates(keyTypes: readonly KeyType[]): Promise<{ 
     certs.push({ keyType, cert, key });
   }
   return { dir, certs, cleanup: () => rm(dir, { recursive: true, force: true }) };
+}
+
+const DCCTL = fileURLToPath(new URL('../src/cli/dcctl.js', import.meta.url));
+
+/** A delegated credential for `algorithm` from the certificate, written to `out` by `dcctl dc issue`. */
+export function issueDc(cert: string, key: string, algorithm: string, out: string): void {
+  const r = spawnSync(process.execPath, [DCCTL, 'dc', 'issue', '--cert', cert, '--key', key, '--algorithm', algorithm, '--validity', '1h', '--out', out], { encoding: 'utf8' });
+  if (r.status !== 0) throw new Error(`dcctl dc issue --algorithm ${algorithm} failed (${r.status}): ${r.stderr}`);
 }
 
 /** True when `taskset` can pin processes (and there are at least 2 cores to split). */
