@@ -3,7 +3,7 @@
  * the client is src/signer/keyless.ts (KeylessSigner).
  */
 export { KeylessClient, parseAddress, type KeylessClientOptions, type RequestOptions, type ConnectionState } from './client.js';
-export { startKeyServer, type KeyServer, type KeyServerOptions } from './server.js';
+export { startKeyServer, type KeyServer, type KeyServerOptions, type PeerAuthorizer, type RequestAuthorizer } from './server.js';
 export { KeyDirectory, SigningKey, StaticKeys, parseKeyFile, type KeyLookup, type KeyStoreLogger, type ReloadResult } from './keystore.js';
 export { decodeMessage, decodeOperation, encodeMessage, FrameDecoder, type Frame, type Header, type Item, type Message, type Operation } from './codec.js';
 export {

@@ -91,6 +91,12 @@ export const ErrorCode = {
   certNotFound: 0x09,
   expired: 0x0a,
   remoteConfiguration: 0x0b,
+  /**
+   * Ours, not in the documents: the client's identity used up its signing rate (the in-cluster
+   * key server's per-identity token bucket); retry later. Far from the documented 0x01–0x0B so
+   * a code the documents add later does not collide.
+   */
+  rateLimited: 0x80,
 } as const;
 export type ErrorCode = number;
 
@@ -106,6 +112,7 @@ const errorDescriptions: ReadonlyMap<number, string> = new Map([
   [ErrorCode.certNotFound, 'certificate not found'],
   [ErrorCode.expired, 'sealing key expired'],
   [ErrorCode.remoteConfiguration, 'remote configuration error'],
+  [ErrorCode.rateLimited, 'rate limited'],
 ]);
 
 export function errorCodeName(code: number): string {

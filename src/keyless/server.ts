@@ -89,6 +89,27 @@ export interface KeyServerOptions {
   readonly logger?: KeyStoreLogger;
   /** Key directory reload poll interval (default 30 s). */
   readonly pollIntervalMs?: number;
+  /**
+   * Who may ask what (default: any client whose certificate chains to `ca` may use every key).
+   * The policy lives with the caller; the server asks it once per connection and per request.
+   */
+  readonly authorizer?: RequestAuthorizer;
+}
+
+/**
+ * The authorization hook. `forPeer` is called once per connection, after the handshake, with the
+ * verified client certificate; what it returns is asked about every ping and signing request of
+ * that connection before a key is looked up, and told how each one ended.
+ */
+export interface RequestAuthorizer {
+  forPeer(certificate: X509Certificate): PeerAuthorizer;
+}
+
+export interface PeerAuthorizer {
+  /** undefined: serve it; else the error code to refuse it with, in-band. `ski` is hex. */
+  admit(opcode: number, ski: string | undefined): ErrorCode | undefined;
+  /** After the answer was written: its error code (undefined: success) and how long it took. */
+  answered(opcode: number, ski: string | undefined, error: ErrorCode | undefined, seconds: number): void;
 }
 
 /**
@@ -133,6 +154,11 @@ export interface KeyServer {
   readonly registry: Registry;
   /** The key directory, when the server was started with keysDir. */
   readonly keyDirectory: KeyDirectory | undefined;
+  /**
+   * Replaces the serving certificate, key and client CA for new connections (open ones keep
+   * theirs). Throws, changing nothing, when they do not make a TLS context.
+   */
+  setCredentials(credentials: { ca: string | Buffer; cert: string | Buffer; key: string | Buffer }): void;
   close(): Promise<void>;
 }
 
@@ -338,7 +364,8 @@ export async function startKeyServer(options: KeyServerOptions): Promise<KeyServ
       }
       m.connections.inc();
       socket.on('close', () => m.connections.dec());
-      serveConnection(socket, { keys: keyLookup, semaphore, maxInFlight, maxBody, idleTimeoutMs, metrics: m, allowLegacyHashes: options.allowLegacyHashes ?? false, ...(pool ? { pool } : {}), ...(log ? { log } : {}) });
+      const peer = options.authorizer?.forPeer(socket.getPeerX509Certificate()!);
+      serveConnection(socket, { ...(peer ? { peer } : {}), keys: keyLookup, semaphore, maxInFlight, maxBody, idleTimeoutMs, metrics: m, allowLegacyHashes: options.allowLegacyHashes ?? false, ...(pool ? { pool } : {}), ...(log ? { log } : {}) });
     },
   );
   // node reports a handshake timeout here and leaves the socket open (2,000 silent connections
@@ -420,6 +447,10 @@ export async function startKeyServer(options: KeyServerOptions): Promise<KeyServ
     metricsPort,
     registry,
     keyDirectory,
+    setCredentials({ ca, cert, key }) {
+      // createSecureContext checks that the key belongs to the certificate; nothing is swapped if not.
+      tlsServer.setSecureContext({ ca, cert, key });
+    },
     async close(): Promise<void> {
       keyDirectory?.close();
       const closed = new Promise<void>((resolve) => server.close(() => resolve()));
@@ -446,6 +477,7 @@ interface ConnectionContext {
   readonly pool?: SigningPool;
   readonly log?: KeyStoreLogger;
   readonly allowLegacyHashes: boolean;
+  readonly peer?: PeerAuthorizer;
 }
 
 /** Reads frames from one client connection and answers each one. */
@@ -495,13 +527,15 @@ function serveConnection(socket: TLSSocket, ctx: ConnectionContext): void {
       inFlight++;
       updateFlow();
       const started = process.hrtime.bigint();
-      void answer(frame, ctx).then(({ bytes, opcode, error }) => {
+      void answer(frame, ctx).then(({ bytes, opcode, error, ski }) => {
         send(bytes);
         inFlight--;
         updateFlow();
         const label = opcodeName(opcode);
+        const seconds = Number(process.hrtime.bigint() - started) / 1e9;
         ctx.metrics.requests.inc({ opcode: label, result: resultLabel(error) });
-        ctx.metrics.duration.observe({ opcode: label }, Number(process.hrtime.bigint() - started) / 1e9);
+        ctx.metrics.duration.observe({ opcode: label }, seconds);
+        ctx.peer?.answered(opcode, ski, error, seconds);
       });
     }
   });
@@ -513,10 +547,12 @@ interface Answer {
   readonly opcode: number;
   /** The error code answered, undefined on success. */
   readonly error: number | undefined;
+  /** The SKI asked for (hex), when the request named one. */
+  readonly ski?: string | undefined;
 }
 
-function errorAnswer(id: number, opcode: number, code: number): Answer {
-  return { bytes: encodeMessage(id, { opcode: Opcode.error, payload: Uint8Array.of(code) }), opcode, error: code };
+function errorAnswer(id: number, opcode: number, code: number, ski?: string): Answer {
+  return { bytes: encodeMessage(id, { opcode: Opcode.error, payload: Uint8Array.of(code) }), opcode, error: code, ski };
 }
 
 /** Turns one frame into its answer. Never rejects: every failure becomes an error response. */
@@ -533,14 +569,17 @@ async function answer(frame: Frame, ctx: ConnectionContext): Promise<Answer> {
   try {
     return await execute(id, op, ctx);
   } catch (err) {
-    if (err instanceof KeylessError) return errorAnswer(id, op.opcode, err.code);
+    if (err instanceof KeylessError) return errorAnswer(id, op.opcode, err.code, op.ski === undefined ? undefined : skiHex(op.ski));
     ctx.log?.error('keyless: request failed', { opcode: opcodeName(op.opcode), error: String(err) });
     return errorAnswer(id, op.opcode, ErrorCode.internalError);
   }
 }
 
 async function execute(id: number, op: Operation, ctx: ConnectionContext): Promise<Answer> {
+  const ski = op.ski === undefined ? undefined : skiHex(op.ski);
   if (op.opcode === Opcode.ping) {
+    const refused = ctx.peer?.admit(op.opcode, ski);
+    if (refused !== undefined) return errorAnswer(id, op.opcode, refused, ski);
     // kssl.h: the ping is echoed with its payload and the opcode changed to pong.
     return { bytes: encodeMessage(id, { opcode: Opcode.pong, payload: op.payload ?? new Uint8Array(0) }), opcode: op.opcode, error: undefined };
   }
@@ -550,14 +589,16 @@ async function execute(id: number, op: Operation, ctx: ConnectionContext): Promi
   if (!ctx.allowLegacyHashes && 'hash' in signOp && (signOp.hash === 'md5-sha1' || signOp.hash === 'sha1')) {
     return errorAnswer(id, op.opcode, ErrorCode.badOpcode);
   }
-  const key = op.ski === undefined ? undefined : ctx.keys.get(skiHex(op.ski));
-  if (!key) return errorAnswer(id, op.opcode, ErrorCode.keyNotFound);
-  if (op.payload === undefined) return errorAnswer(id, op.opcode, ErrorCode.formatError);
+  const refused = ctx.peer?.admit(op.opcode, ski);
+  if (refused !== undefined) return errorAnswer(id, op.opcode, refused, ski);
+  const key = ski === undefined ? undefined : ctx.keys.get(ski);
+  if (!key) return errorAnswer(id, op.opcode, ErrorCode.keyNotFound, ski);
+  if (op.payload === undefined) return errorAnswer(id, op.opcode, ErrorCode.formatError, ski);
   const payload = op.payload;
   const release = await ctx.semaphore.acquire();
   try {
     const signature = ctx.pool ? await ctx.pool.sign(key, op.opcode, payload) : key.sign(signOp, payload);
-    return { bytes: encodeMessage(id, { opcode: Opcode.response, payload: signature }), opcode: op.opcode, error: undefined };
+    return { bytes: encodeMessage(id, { opcode: Opcode.response, payload: signature }), opcode: op.opcode, error: undefined, ski };
   } finally {
     release();
   }

@@ -38,7 +38,7 @@ export interface ControllerDeps {
 }
 
 /** Index: dependency key → keys of the DelegatedCredentials that use it. */
-class ReverseIndex {
+export class ReverseIndex {
   private readonly byDependency = new Map<string, Set<string>>();
   private readonly byOwner = new Map<string, string[]>();
   set(owner: string, dependencies: string[]): void {

@@ -49,7 +49,7 @@ export function isClusterSigner(plan: SignerPlan): boolean {
  * namespace. 'syncing': the namespace cache is not filled yet (try again shortly).
  * `clusterResourceNamespace` is where ClusterDelegationSigner Secrets live by default.
  */
-export function planSigner(dc: DelegatedCredential, listers: Listers, clusterResourceNamespace: string): SignerPlan | 'syncing' {
+export function planSigner(dc: DelegatedCredential, listers: Pick<Listers, 'signer' | 'namespace'>, clusterResourceNamespace: string): SignerPlan | 'syncing' {
   const namespace = dc.metadata.namespace ?? '';
   const ref = dc.spec.signerRef;
   if (ref === undefined) {

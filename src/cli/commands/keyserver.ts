@@ -2,7 +2,7 @@ import { readFile } from 'node:fs/promises';
 import { defineCommand, type CommandContext } from '../framework/command.js';
 import { CommandFailed, InputError, UsageError } from '../framework/errors.js';
 import { resolvePath } from '../framework/files.js';
-import { integerFlag } from '../framework/flags.js';
+import { integerFlag, ipFlag } from '../framework/flags.js';
 import {
   DEFAULT_HANDSHAKE_TIMEOUT_MS,
   DEFAULT_IDLE_TIMEOUT_MS,
@@ -13,6 +13,16 @@ import {
 import { LOG_LINES_PER_WINDOW } from '../../net/log-limiter.js';
 import { durationFlag, readCertificateFile } from './tls-inputs.js';
 import type { KeyStoreLogger } from '../../keyless/keystore.js';
+import { namespaceList } from './controller.js';
+import { DEFAULT_TRUST_DOMAIN } from '../../operator/api/serving-bundle.js';
+import { createLogger } from '../../operator/logger.js';
+import { runClusterKeyServer } from '../../keyserver/main.js';
+import { DEFAULT_SIGNATURES_PER_SECOND } from '../../keyserver/rate-limit.js';
+import { DEFAULT_TLS_SECRET } from '../../keyserver/serving-secret.js';
+
+const NAMESPACE = /^[a-z0-9]([-a-z0-9]*[a-z0-9])?$/;
+const DIRECTORY_FLAGS = ['keys', 'ca', 'cert', 'key'] as const;
+const CLUSTER_FLAGS = ['kubeconfig', 'namespace', 'operator-namespace', 'cluster-resource-namespace', 'tls-secret', 'trust-domain', 'rate-limit'] as const;
 
 /** One JSON line per event on stderr: what a log collector in a pod expects. */
 function jsonLogger(ctx: CommandContext): KeyStoreLogger {
@@ -37,8 +47,12 @@ function positiveDuration(flag: string, value: string): number {
 
 export const keyServer = defineCommand({
   path: ['keyserver'],
-  summary: 'Run a Keyless SSL key server (mutual TLS, port 2407) signing with keys from a directory',
+  summary: 'Run a Keyless SSL key server (mutual TLS, port 2407) signing with keys from a directory, or from the cluster',
   description: `
+Two sources of keys. With --keys DIR (and --ca, --cert, --key files) it is a plain key server:
+every client whose certificate chains to --ca may use every key. With --from-cluster it is the
+in-cluster key server of the chart: keys and identities come from the Kubernetes API.
+
 Answers keyless signing requests (the protocol Cloudflare documents for gokeyless) for the private
 keys in --keys: PEM or DER PKCS#8 files named *.pem, *.key or *.der, looked up by the SHA-1 Subject
 Key Identifier of their public key. The directory is reloaded when it changes; a reload that meets
@@ -51,19 +65,40 @@ Against hostile or broken clients: at most --max-connections open connections, a
 accept. A connection must finish its TLS handshake within --handshake-timeout and is closed after
 --idle-timeout without a request. Refusals and failed handshakes are counted by reason in the
 metrics and logged at most ${LOG_LINES_PER_WINDOW} lines a minute per reason. Choosing the limits
-behind SNAT: docs/operations.md.`,
+behind SNAT: docs/operations.md.
+
+--from-cluster: watches DelegatedCredentials, DelegationSigners, ClusterDelegationSigners,
+Namespaces and Secrets (all namespaces, or each --namespace). For each DelegatedCredential signed
+in-cluster (its certificate Secret's tls.key, or the key Secret of an inCluster signer whose
+namespaceSelector allows the namespace) it loads the key into memory, checks it belongs to the
+certificate, and lets exactly one client identity sign with it: the URI SAN
+spiffe://TRUST-DOMAIN/ns/NAMESPACE/dc/NAME of a sidecar's client certificate. Any other key is
+answered "key not found" and logged; spiffe://TRUST-DOMAIN/dc-operator/controller may only ping.
+Each identity may sign --rate-limit times a second (over it: answered "rate limited" 0x80).
+Changes are followed; a broken new key never replaces a working one. Its serving certificate, key
+and client CA are tls.crt, tls.key and ca.crt of --tls-secret in --operator-namespace, followed on
+change; until that Secret exists and is valid, /readyz on --metrics-port (default 9090 here) says
+why and no keyless port is open. Signing workers (--workers) are not available in this mode.`,
   exitStatus: {
     0: 'stopped by SIGTERM or SIGINT',
     1: 'could not start (e.g. the port is in use) or failed while running',
   },
   options: {
-    keys: { type: 'string', value: 'DIR', description: 'directory of private keys', required: true },
-    ca: { type: 'string', value: 'FILE', description: 'CA certificate(s) (PEM) that client certificates must chain to', required: true },
-    cert: { type: 'string', value: 'FILE', description: 'server certificate chain (PEM)', required: true },
-    key: { type: 'string', value: 'FILE', description: 'server private key (PEM)', required: true },
+    keys: { type: 'string', value: 'DIR', description: 'directory of private keys (required without --from-cluster)' },
+    ca: { type: 'string', value: 'FILE', description: 'CA certificate(s) (PEM) that client certificates must chain to (required without --from-cluster)' },
+    cert: { type: 'string', value: 'FILE', description: 'server certificate chain (PEM; required without --from-cluster)' },
+    key: { type: 'string', value: 'FILE', description: 'server private key (PEM; required without --from-cluster)' },
+    'from-cluster': { type: 'boolean', description: 'serve the keys of in-cluster signers, read from the Kubernetes API, to the sidecar identities allowed to use them' },
+    kubeconfig: { type: 'string', value: 'FILE', description: '--from-cluster: kubeconfig file (default: $KUBECONFIG, ~/.kube/config, in-cluster)' },
+    namespace: { type: 'string', multiple: true, value: 'NS', description: '--from-cluster: watch only this namespace; repeat it, or separate names with commas (default: all)' },
+    'operator-namespace': { type: 'string', value: 'NS', description: '--from-cluster: namespace of --tls-secret (default: $POD_NAMESPACE or dc-operator)' },
+    'cluster-resource-namespace': { type: 'string', value: 'NS', description: '--from-cluster: namespace of ClusterDelegationSigner key Secrets (default: the operator namespace)' },
+    'tls-secret': { type: 'string', value: 'NAME', description: '--from-cluster: Secret with tls.crt, tls.key and ca.crt', default: DEFAULT_TLS_SECRET },
+    'trust-domain': { type: 'string', value: 'DOMAIN', description: '--from-cluster: trust domain of the client identities', default: DEFAULT_TRUST_DOMAIN },
+    'rate-limit': { type: 'string', value: 'N', description: '--from-cluster: signatures a second per identity, bursts of one second (0: no limit)', default: String(DEFAULT_SIGNATURES_PER_SECOND) },
     port: { type: 'string', value: 'N', description: 'TLS port', default: '2407' },
     address: { type: 'string', value: 'IP', description: 'address to listen on', default: '0.0.0.0' },
-    'metrics-port': { type: 'string', value: 'N', description: 'serve Prometheus metrics on http://ADDRESS:N/metrics' },
+    'metrics-port': { type: 'string', value: 'N', description: 'serve Prometheus metrics on http://ADDRESS:N/metrics (--from-cluster: also /healthz and /readyz; default 9090)' },
     'max-concurrency': { type: 'string', value: 'N', description: 'signing operations at once', default: '64' },
     workers: { type: 'string', value: 'N', description: 'sign on N worker threads (0: on the main thread)', default: '0' },
     'allow-legacy-hashes': { type: 'boolean', description: 'also answer MD5-SHA1 and SHA-1 signing opcodes (refused by default: both hashes have practical collisions)' },
@@ -87,14 +122,42 @@ behind SNAT: docs/operations.md.`,
       default: `${DEFAULT_IDLE_TIMEOUT_MS / 60_000}m`,
     },
   },
-  examples: ['dc-operator keyserver --keys /etc/keyless/keys --ca ca.crt --cert server.crt --key server.key --metrics-port 2406'],
+  examples: [
+    'dc-operator keyserver --keys /etc/keyless/keys --ca ca.crt --cert server.crt --key server.key --metrics-port 2406',
+    'dc-operator keyserver --from-cluster --operator-namespace dc-operator --trust-domain cluster.local',
+  ],
   validate(v) {
+    const fromCluster = v['from-cluster'] === true;
+    if (fromCluster) {
+      for (const f of DIRECTORY_FLAGS) if (v[f] !== undefined) throw new UsageError(`--${f} is for a key directory; --from-cluster reads keys and its TLS Secret from the API`, `--${f}`);
+      if (v.workers !== '0') throw new UsageError('signing workers are not available with --from-cluster', '--workers');
+    } else {
+      for (const f of DIRECTORY_FLAGS) if (v[f] === undefined) throw new UsageError(`--${f} is required (or use --from-cluster)`, `--${f}`);
+      for (const f of CLUSTER_FLAGS) {
+        const given = f === 'namespace' ? v.namespace.length > 0 : f === 'tls-secret' ? v[f] !== DEFAULT_TLS_SECRET : f === 'trust-domain' ? v[f] !== DEFAULT_TRUST_DOMAIN : f === 'rate-limit' ? v[f] !== String(DEFAULT_SIGNATURES_PER_SECOND) : v[f] !== undefined;
+        if (given) throw new UsageError(`--${f} only applies with --from-cluster`, `--${f}`);
+      }
+    }
+    for (const f of ['operator-namespace', 'cluster-resource-namespace'] as const) {
+      const ns = v[f];
+      if (ns !== undefined && (!NAMESPACE.test(ns) || ns.length > 63)) throw new UsageError(`"${ns}" is not a namespace name`, `--${f}`);
+    }
+    if (!/^[a-z0-9._-]{1,255}$/.test(v['trust-domain'])) throw new UsageError(`"${v['trust-domain']}" is not a trust domain (lower-case letters, digits, '.', '-', '_')`, '--trust-domain');
+    if (!/^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$/.test(v['tls-secret'])) throw new UsageError(`"${v['tls-secret']}" is not a Secret name`, '--tls-secret');
     return {
-      keys: v.keys,
-      ca: v.ca,
-      cert: v.cert,
-      key: v.key,
-      address: v.address,
+      fromCluster,
+      keys: v.keys ?? '',
+      ca: v.ca ?? '',
+      cert: v.cert ?? '',
+      key: v.key ?? '',
+      kubeconfig: v.kubeconfig,
+      namespaces: namespaceList(v.namespace),
+      operatorNamespace: v['operator-namespace'],
+      clusterResourceNamespace: v['cluster-resource-namespace'],
+      tlsSecret: v['tls-secret'],
+      trustDomain: v['trust-domain'],
+      rateLimit: integerFlag('--rate-limit', v['rate-limit'], 0, 1_000_000),
+      address: ipFlag('--address', v.address),
       port: integerFlag('--port', v.port, 0, 65535),
       metricsPort: v['metrics-port'] === undefined ? undefined : integerFlag('--metrics-port', v['metrics-port'], 0, 65535),
       maxConcurrency: integerFlag('--max-concurrency', v['max-concurrency'], 1, 100_000),
@@ -106,7 +169,8 @@ behind SNAT: docs/operations.md.`,
       idleTimeoutMs: durationFlag('--idle-timeout', v['idle-timeout']) * 1000,
     };
   },
-  async run(c, ctx) {
+  async run(c, ctx): Promise<number> {
+    if (c.fromCluster) return runFromCluster(c, ctx);
     // A --ca without a certificate would make node trust no client at all: every client refused,
     // each with a log line, instead of one error at start.
     const [{ pem: ca }, cert, key] = await Promise.all([
@@ -141,13 +205,71 @@ behind SNAT: docs/operations.md.`,
       void server.keyDirectory?.reload();
     };
     process.on('SIGHUP', reload);
-    const signal = await new Promise<string>((resolve) => {
-      process.once('SIGTERM', () => resolve('SIGTERM'));
-      process.once('SIGINT', () => resolve('SIGINT'));
-    });
+    const signal = await stopSignal();
     process.off('SIGHUP', reload);
     logger.info('keyless: shutting down', { signal });
     await server.close();
     return 0;
   },
 });
+
+function stopSignal(): Promise<string> {
+  return new Promise<string>((resolve) => {
+    process.once('SIGTERM', () => resolve('SIGTERM'));
+    process.once('SIGINT', () => resolve('SIGINT'));
+  });
+}
+
+interface ClusterConfig {
+  kubeconfig: string | undefined;
+  operatorNamespace: string | undefined;
+  clusterResourceNamespace: string | undefined;
+  tlsSecret: string;
+  namespaces: string[];
+  trustDomain: string;
+  rateLimit: number;
+  address: string;
+  port: number;
+  metricsPort: number | undefined;
+  maxConcurrency: number;
+  allowLegacyHashes: boolean;
+  maxConnections: number;
+  maxConnectionsPerSource: number;
+  handshakeTimeoutMs: number;
+  idleTimeoutMs: number;
+}
+
+async function runFromCluster(c: ClusterConfig, ctx: CommandContext): Promise<number> {
+  const log = createLogger(undefined, 'keyserver');
+  let handle;
+  try {
+    handle = await runClusterKeyServer({
+      ...(c.kubeconfig !== undefined ? { kubeconfig: resolvePath(ctx.cwd, c.kubeconfig) } : {}),
+      ownNamespace: c.operatorNamespace ?? ctx.env['POD_NAMESPACE'] ?? 'dc-operator',
+      tlsSecret: c.tlsSecret,
+      namespaces: c.namespaces,
+      ...(c.clusterResourceNamespace !== undefined ? { clusterResourceNamespace: c.clusterResourceNamespace } : {}),
+      trustDomain: c.trustDomain,
+      ratePerSecond: c.rateLimit,
+      listener: {
+        host: c.address,
+        port: c.port,
+        maxConcurrency: c.maxConcurrency,
+        allowLegacyHashes: c.allowLegacyHashes,
+        maxConnections: c.maxConnections,
+        maxConnectionsPerSource: c.maxConnectionsPerSource,
+        handshakeTimeoutMs: c.handshakeTimeoutMs,
+        idleTimeoutMs: c.idleTimeoutMs,
+      },
+      probesPort: c.metricsPort ?? 9090,
+      probesHost: c.address,
+      log,
+    });
+  } catch (e) {
+    throw new CommandFailed(`cannot start the key server: ${e instanceof Error ? e.message : String(e)}`);
+  }
+  const signal = await stopSignal();
+  log.info('keyserver: shutting down', { signal });
+  await handle.stop();
+  return 0;
+}

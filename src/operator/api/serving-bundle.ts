@@ -50,6 +50,15 @@ export function sidecarIdentityUri(id: SidecarIdentity): string {
   return `spiffe://${id.trustDomain}/ns/${id.namespace}/dc/${id.name}`;
 }
 
+/**
+ * The controller's identity toward the in-cluster key server: `spiffe://<trust-domain>/dc-operator/controller`.
+ * The key server lets it ping (the controller probes the key server's readiness) and sign nothing.
+ */
+export function controllerIdentityUri(trustDomain: string): string {
+  if (!TRUST_DOMAIN.test(trustDomain)) throw new RangeError(`invalid trust domain ${JSON.stringify(trustDomain)} (lower-case letters, digits, '.', '-', '_')`);
+  return `spiffe://${trustDomain}/dc-operator/controller`;
+}
+
 /** The inverse of sidecarIdentityUri; undefined for anything else (other SPIFFE paths included). */
 export function parseSidecarIdentityUri(uri: string): SidecarIdentity | undefined {
   if (uri.length > 600) return undefined;

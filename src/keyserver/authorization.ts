@@ -1,0 +1,135 @@
+// The in-cluster key server's policy: every request is authorized as
+// (identity from the client certificate's URI SAN) → (the one key that identity may use).
+//
+// - A sidecar identity `spiffe://<td>/ns/<ns>/dc/<name>` of our trust domain may ping, and sign
+//   with the key KeyGrants gives it (its DelegatedCredential's certificate key), nothing else.
+// - The controller identity `spiffe://<td>/dc-operator/controller` may ping (readiness probe) only.
+// - Anything else (no URI SAN, several, another trust domain or path) may do nothing.
+//
+// A refusal is answered in-band with "key not found" (0x02): from where the client stands, the key
+// server holds no key for it, and a tenant learns nothing about which keys exist for others. The
+// log line and the metrics say the truth (`denied`). Signing over the identity's rate is answered
+// with our "rate limited" (0x80). Every signature and refusal is counted per identity and logged
+// at info, at most LOG_LINES_PER_WINDOW lines a minute per identity and result (the rest is counted
+// into the next line's `suppressedSinceLastLine`).
+import type { X509Certificate } from 'node:crypto';
+import { Counter, type Registry } from 'prom-client';
+import type { KeyStoreLogger } from '../keyless/keystore.js';
+import { ErrorCode, errorCodeName, Opcode, opcodeName, signOperationOf } from '../keyless/protocol.js';
+import type { PeerAuthorizer, RequestAuthorizer } from '../keyless/server.js';
+import { LogLimiter } from '../net/log-limiter.js';
+import { controllerIdentityUri, parseSidecarIdentityUri } from '../operator/api/serving-bundle.js';
+import type { KeyGrants } from './grants.js';
+import type { RateLimiter } from './rate-limit.js';
+
+/** The metrics label of a client without a usable identity (one label for all of them). */
+export const UNIDENTIFIED = 'unidentified';
+
+export type Identity =
+  | { kind: 'sidecar'; uri: string; namespace: string; name: string }
+  | { kind: 'controller'; uri: string }
+  | { kind: 'none'; why: string };
+
+/**
+ * The identity a client certificate names. X.509-SVID rule: exactly one URI SAN. node prints
+ * SANs as `DNS:a, URI:b`; a value holding a comma or quote is printed quoted, and no identity
+ * we accept contains either, so a quoted URI is refused.
+ */
+export function identityOf(subjectAltName: string | undefined, trustDomain: string): Identity {
+  const uris = (subjectAltName ?? '').split(', ').filter((s) => s.startsWith('URI:')).map((s) => s.slice(4));
+  if (uris.length === 0) return { kind: 'none', why: 'its client certificate has no URI SAN' };
+  if (uris.length > 1) return { kind: 'none', why: `its client certificate has ${uris.length} URI SANs; an identity has exactly one` };
+  const uri = uris[0]!;
+  if (uri === controllerIdentityUri(trustDomain)) return { kind: 'controller', uri };
+  const sidecar = parseSidecarIdentityUri(uri);
+  if (sidecar === undefined) return { kind: 'none', why: `its URI SAN ${JSON.stringify(uri.slice(0, 300))} is not a sidecar or controller identity` };
+  if (sidecar.trustDomain !== trustDomain) return { kind: 'none', why: `its identity ${uri} is of trust domain ${sidecar.trustDomain}, not ${trustDomain}` };
+  return { kind: 'sidecar', uri, namespace: sidecar.namespace, name: sidecar.name };
+}
+
+export type Decision = { allowed: true } | { allowed: false; code: ErrorCode; result: 'denied' | 'rate_limited'; why: string };
+
+/** The pure decision for one request (the rate limit aside). */
+export function decide(identity: Identity, opcode: number, ski: string | undefined, grants: Pick<KeyGrants, 'allows' | 'grantOf'>): Decision {
+  const deny = (why: string): Decision => ({ allowed: false, code: ErrorCode.keyNotFound, result: 'denied', why });
+  if (identity.kind === 'none') return deny(identity.why);
+  if (opcode === Opcode.ping) return { allowed: true };
+  if (identity.kind === 'controller') return deny('the controller identity may only ping');
+  if (signOperationOf(opcode) === undefined) return { allowed: true }; // not a use of a key: the server answers bad opcode
+  if (grants.allows(identity.uri, ski)) return { allowed: true };
+  const own = grants.grantOf(identity.uri);
+  return deny(
+    own === undefined
+      ? `identity ${identity.uri} holds no key: no DelegatedCredential ${identity.namespace}/${identity.name} with an in-cluster signer (or its key is not loaded)`
+      : `identity ${identity.uri} may sign only with key ${own.key.skiHex}, not ${ski ?? '(no SKI)'}`,
+  );
+}
+
+export interface IdentityAuthorizerOptions {
+  readonly trustDomain: string;
+  readonly grants: KeyGrants;
+  readonly registry: Registry;
+  readonly rateLimit: RateLimiter;
+  readonly log?: KeyStoreLogger;
+  readonly logLimiter?: LogLimiter;
+}
+
+export class IdentityAuthorizer implements RequestAuthorizer {
+  private readonly signatures: Counter<'identity' | 'opcode' | 'result'>;
+  private readonly limiter: LogLimiter;
+
+  constructor(private readonly options: IdentityAuthorizerOptions) {
+    this.limiter = options.logLimiter ?? new LogLimiter();
+    this.signatures = new Counter({
+      name: 'keyless_server_signatures_total',
+      help:
+        'Signing requests by client identity (its URI SAN, or "unidentified"), opcode and result: ok, denied ' +
+        '(the identity may not use that key), rate_limited, or the error answered. Identities are bounded by the DelegatedCredentials.',
+      labelNames: ['identity', 'opcode', 'result'],
+      registers: [options.registry],
+    });
+  }
+
+  forPeer(certificate: X509Certificate): PeerAuthorizer {
+    const identity = identityOf(certificate.subjectAltName, this.options.trustDomain);
+    const label = identity.kind === 'none' ? UNIDENTIFIED : identity.uri;
+    // Why the last request of this kind on this connection was refused, for its log line. The
+    // result itself comes from the error code: with this authorizer, "key not found" only ever
+    // answers a refusal (the grants are the key store), and "rate limited" is ours.
+    const why = new Map<string, string>();
+    const whyKey = (opcode: number, ski: string | undefined): string => `${opcode}/${ski ?? ''}`;
+    return {
+      admit: (opcode, ski) => {
+        let decision = decide(identity, opcode, ski, this.options.grants);
+        if (decision.allowed && signOperationOf(opcode) !== undefined && !this.options.rateLimit.take(label)) {
+          decision = { allowed: false, code: ErrorCode.rateLimited, result: 'rate_limited', why: `identity ${label} is over its signing rate` };
+        }
+        if (decision.allowed) return undefined;
+        if (why.size < 64) why.set(whyKey(opcode, ski), decision.why);
+        return decision.code;
+      },
+      answered: (opcode, ski, error, seconds) => {
+        const refused = error === ErrorCode.keyNotFound || error === ErrorCode.rateLimited;
+        // Pings are not signatures (the controller's readiness probe pings every few seconds).
+        if (signOperationOf(opcode) === undefined && !(opcode === Opcode.ping && refused)) return;
+        const result = error === undefined ? 'ok' : error === ErrorCode.keyNotFound ? 'denied' : error === ErrorCode.rateLimited ? 'rate_limited' : errorCodeName(error).replace(/[^a-z0-9]+/g, '_');
+        const reason = refused ? why.get(whyKey(opcode, ski)) : undefined;
+        if (refused) why.delete(whyKey(opcode, ski));
+        const op = opcodeName(opcode);
+        this.signatures.inc({ identity: label, opcode: op, result });
+        const level = result === 'ok' ? 'info' : 'warn';
+        this.limiter.log(`${label}|${result}`, (suppressed) =>
+          this.options.log?.[level](result === 'ok' ? 'keyserver: signed' : 'keyserver: signing refused', {
+            identity: label,
+            ski: ski ?? null,
+            opcode: op,
+            result,
+            durationMs: Math.round(seconds * 1e6) / 1e3,
+            ...(reason !== undefined ? { why: reason } : {}),
+            ...(suppressed > 0 ? { suppressedSinceLastLine: suppressed } : {}),
+          }),
+        );
+      },
+    };
+  }
+}

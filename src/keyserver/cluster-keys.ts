@@ -1,0 +1,249 @@
+// Keeps KeyGrants equal to what the Kubernetes API says: for each DelegatedCredential whose signer
+// is in-cluster, its sidecar identity is granted the key of its certificate, loaded from the
+// Secret into memory only. Keyless signers get nothing here (the sidecar pulls from the signer's
+// own key server).
+//
+// Watches (list+watch, restartable: src/operator/informer.ts) DelegatedCredentials,
+// DelegationSigners, ClusterDelegationSigners, Namespaces (labels, for namespaceSelectors) and
+// Secrets (metadata only: name and resourceVersion; the data is dropped on arrival). A change of
+// any of them queues the DelegatedCredentials that depend on it; one worker then re-plans each with
+// the operator's own rules (planSigner, clusterSignerAccess: a ClusterDelegationSigner serves only
+// the namespaces its namespaceSelector selects, deny by default), reads the Secrets it needs with a
+// targeted GET, and swaps the grant only when the new key is valid and belongs to the certificate.
+import type { V1Namespace, V1Secret } from '@kubernetes/client-node';
+import type { DelegatedCredential, DelegationSigner } from '../operator/api/v1alpha1.js';
+import { RESOURCES } from '../operator/api/v1alpha1.js';
+import { sidecarIdentityUri } from '../operator/api/serving-bundle.js';
+import type { Clock } from '../operator/clock.js';
+import { ReverseIndex } from '../operator/controller.js';
+import { ReconcileFailure } from '../operator/failures.js';
+import { Informer, NamespacedInformers, objectKey } from '../operator/informer.js';
+import type { KubeClient } from '../operator/kube.js';
+import type { Listers, Logger } from '../operator/ports.js';
+import { WorkQueue } from '../operator/queue.js';
+import { planSigner, signerIdOf } from '../operator/signers.js';
+import type { KeyGrants } from './grants.js';
+import { GrantProblem, signingKeyFor, type GrantSource } from './key-material.js';
+
+export interface ClusterKeysOptions {
+  readonly kube: KubeClient;
+  readonly clock: Clock;
+  readonly log: Logger;
+  readonly grants: KeyGrants;
+  readonly trustDomain: string;
+  /** Watch only these namespaces; undefined or empty: all of them. */
+  readonly namespaces?: readonly string[];
+  /** Where ClusterDelegationSigner key Secrets live unless they name a namespace (as the controller's flag). */
+  readonly clusterResourceNamespace: string;
+  /** Called after a grant was set or revoked (the signing workers drop keys no one holds). */
+  readonly onGrantsChanged?: () => void;
+}
+
+interface SecretMeta {
+  namespace: string;
+  name: string;
+}
+
+interface NamespaceLabels {
+  name: string;
+  labels: Record<string, string>;
+}
+
+const secretDep = (namespace: string, name: string): string => `secret:${namespace}/${name}`;
+
+export class ClusterKeys {
+  readonly credentials: NamespacedInformers<DelegatedCredential>;
+  readonly signers: NamespacedInformers<DelegationSigner>;
+  readonly clusterSigners: Informer<DelegationSigner>;
+  readonly namespaceLabels: Informer<V1Namespace, NamespaceLabels>;
+  readonly secrets: NamespacedInformers<V1Secret, SecretMeta>;
+  private readonly queue: WorkQueue;
+  private readonly index = new ReverseIndex();
+  private readonly listers: Pick<Listers, 'signer' | 'namespace'>;
+  /** DelegatedCredentials whose last attempt kept an old grant or found none, with why (readiness detail). */
+  private readonly problems = new Map<string, string>();
+  private worker: Promise<void> | undefined;
+  private initialPass = 0;
+
+  constructor(private readonly o: ClusterKeysOptions) {
+    const { kube, clock, log } = o;
+    const ilog = { warn: log.warn.bind(log), debug: log.debug.bind(log) };
+    const watched = o.namespaces !== undefined && o.namespaces.length > 0 ? [...new Set(o.namespaces)] : undefined;
+    const named = (name: string, ns: string | undefined): string => (ns === undefined ? `keyserver/${name}` : `keyserver/${name}/${ns}`);
+    this.queue = new WorkQueue(clock, { baseDelayMs: 1000, maxDelayMs: 30_000 });
+    this.credentials = new NamespacedInformers(watched, (ns) =>
+      new Informer(named('delegatedcredentials', ns), kube.customSource<DelegatedCredential>(RESOURCES.delegatedCredentials.plural, ns), (x) => x, clock, ilog));
+    this.signers = new NamespacedInformers(watched, (ns) =>
+      new Informer(named('delegationsigners', ns), kube.customSource<DelegationSigner>(RESOURCES.delegationSigners.plural, ns), (x) => x, clock, ilog));
+    this.clusterSigners = new Informer(named('clusterdelegationsigners', undefined), kube.customSource<DelegationSigner>(RESOURCES.clusterDelegationSigners.plural, undefined, true), (x) => x, clock, ilog);
+    this.namespaceLabels = new Informer(
+      named('namespaces', undefined),
+      kube.namespaceSource(watched?.length === 1 ? watched[0] : undefined),
+      (ns) => ({ name: ns.metadata?.name ?? '', labels: { ...(ns.metadata?.labels ?? {}) } }),
+      clock,
+      ilog,
+    );
+    // Metadata only: a change is a reason to GET the Secret, never a copy of its data. In a
+    // namespaced install the key Secrets of ClusterDelegationSigners live in the cluster resource namespace.
+    const secretNamespaces = watched === undefined ? undefined : [...new Set([...watched, o.clusterResourceNamespace])];
+    this.secrets = new NamespacedInformers(secretNamespaces, (ns) =>
+      new Informer(named('secrets', ns), kube.secretSource(ns, {}), (s) => ({ namespace: s.metadata?.namespace ?? '', name: s.metadata?.name ?? '' }), clock, ilog));
+    this.listers = {
+      signer: (kind, ns, name) => (kind === 'DelegationSigner' ? this.signers.get(`${ns}/${name}`) : this.clusterSigners.get(name)),
+      namespace: (name) => {
+        if (!this.namespaceLabels.hasSynced()) return { state: 'syncing' };
+        const ns = this.namespaceLabels.get(name);
+        return ns === undefined ? { state: 'absent' } : { state: 'found', labels: ns.labels };
+      },
+    };
+    this.credentials.on(({ object }) => this.queue.add(objectKey(object)));
+    const bySigner = (signer: DelegationSigner): void => {
+      const id = signerIdOf(signer.kind, signer.metadata.namespace ?? '', signer.metadata.name ?? '');
+      this.requeue(`signer:${id}`);
+    };
+    this.signers.on(({ object }) => bySigner(object));
+    this.clusterSigners.on(({ object }) => bySigner(object));
+    this.namespaceLabels.on(({ object }) => this.requeue(`namespace:${object.name}`));
+    this.secrets.on(({ object }) => this.requeue(secretDep(object.namespace, object.name)));
+  }
+
+  start(): void {
+    for (const i of [this.credentials, this.signers, this.clusterSigners, this.namespaceLabels, this.secrets]) i.start();
+    this.worker = this.run();
+  }
+
+  /** Every cache listed once and every DelegatedCredential of that first list tried once. */
+  hasSynced(): boolean {
+    return this.initialPass === 2;
+  }
+
+  /** Why DelegatedCredentials have no or an old grant (readiness detail, the log says more). */
+  problemCount(): number {
+    return this.problems.size;
+  }
+
+  async stop(): Promise<void> {
+    this.queue.shutdown();
+    await Promise.all([this.credentials, this.signers, this.clusterSigners, this.namespaceLabels, this.secrets].map((i) => i.stop()));
+    await this.worker;
+  }
+
+  private requeue(dependency: string): void {
+    for (const key of this.index.owners(dependency)) this.queue.add(key);
+  }
+
+  private async run(): Promise<void> {
+    // Planning before the signer and namespace caches are filled would revoke grants it cannot see yet.
+    await Promise.all([this.credentials.synced, this.signers.synced, this.clusterSigners.synced, this.namespaceLabels.synced, this.secrets.synced]);
+    const first = new Set(this.credentials.list().map((dc) => objectKey(dc)));
+    this.initialPass = first.size === 0 ? 2 : 1;
+    for (;;) {
+      const key = await this.queue.get();
+      if (key === undefined) return;
+      try {
+        await this.process(key);
+      } catch (err) {
+        this.o.log.error('keyserver: unexpected failure, retrying', { delegatedCredential: key, error: String(err) });
+        this.queue.addRateLimited(key);
+      } finally {
+        this.queue.done(key);
+        if (this.initialPass === 1 && first.delete(key) && first.size === 0) this.initialPass = 2;
+      }
+    }
+  }
+
+  private revoke(key: string, identity: string, why: string): void {
+    this.queue.forget(key);
+    if (this.o.grants.delete(identity)) {
+      this.o.log.info('keyserver: grant revoked', { identity, why });
+      this.o.onGrantsChanged?.();
+    }
+  }
+
+  private async process(key: string): Promise<void> {
+    const [namespace = '', name = ''] = key.split('/');
+    let identity: string;
+    try {
+      identity = sidecarIdentityUri({ trustDomain: this.o.trustDomain, namespace, name });
+    } catch (err) {
+      this.o.log.warn('keyserver: no identity for this DelegatedCredential', { delegatedCredential: key, error: String(err) });
+      return;
+    }
+    const dc = this.credentials.get(key);
+    if (dc === undefined) {
+      this.index.delete(key);
+      this.problems.delete(key);
+      this.queue.cancel(key);
+      this.revoke(key, identity, `DelegatedCredential ${key} was deleted`);
+      return;
+    }
+    const ref = dc.spec.signerRef;
+    const deps = [secretDep(namespace, dc.spec.certificateSecretRef.name)];
+    if (ref) deps.push(`signer:${signerIdOf(ref.kind, namespace, ref.name)}`);
+    if (ref?.kind === 'ClusterDelegationSigner') deps.push(`namespace:${namespace}`);
+    this.index.set(key, deps);
+
+    let plan;
+    try {
+      plan = planSigner(dc, this.listers, this.o.clusterResourceNamespace);
+    } catch (err) {
+      if (!(err instanceof ReconcileFailure)) throw err;
+      // No signer, a signer that does not allow this namespace, an invalid one: nothing to grant.
+      this.problems.set(key, err.message);
+      this.revoke(key, identity, `${err.reason}: ${err.message}`);
+      return;
+    }
+    if (plan === 'syncing') {
+      this.queue.addAfter(key, 1000);
+      return;
+    }
+    if (plan.kind === 'keyless') {
+      this.problems.delete(key);
+      this.revoke(key, identity, `its signer is ${plan.description}: the sidecar pulls from that key server`);
+      return;
+    }
+    const source: GrantSource = {
+      certificate: { namespace, name: dc.spec.certificateSecretRef.name },
+      key: { namespace: plan.namespace, name: plan.secretName, key: plan.key },
+    };
+    this.index.set(key, [...deps, secretDep(plan.namespace, plan.secretName)]);
+    const sameSecret = source.key.namespace === namespace && source.key.name === source.certificate.name;
+    let signingKey;
+    try {
+      const certificateSecret = await this.o.kube.getSecret(namespace, source.certificate.name);
+      const keySecret = sameSecret ? certificateSecret : await this.o.kube.getSecret(source.key.namespace, source.key.name);
+      signingKey = signingKeyFor(source, certificateSecret, keySecret);
+    } catch (err) {
+      if (!(err instanceof GrantProblem)) {
+        // The API did not answer: keep the grant, try again.
+        const retryInMs = this.queue.addRateLimited(key);
+        this.o.log.warn('keyserver: cannot read the Secrets of a grant, keeping the current one', { identity, error: String(err), retryInMs });
+        return;
+      }
+      this.problems.set(key, err.message);
+      if (err.revoke) {
+        this.revoke(key, identity, err.message);
+      } else {
+        const current = this.o.grants.grantOf(identity);
+        this.o.log.warn(current ? 'keyserver: new key refused, keeping the working one' : 'keyserver: key refused, identity gets no key', {
+          identity,
+          error: err.message,
+          ...(current ? { ski: current.key.skiHex } : {}),
+        });
+      }
+      return;
+    }
+    this.problems.delete(key);
+    this.queue.forget(key);
+    const current = this.o.grants.grantOf(identity);
+    if (current?.key.skiHex === signingKey.skiHex && current.source === signingKey.source) return;
+    this.o.grants.set(identity, { key: signingKey, source: signingKey.source });
+    this.o.log.info(current ? 'keyserver: grant replaced' : 'keyserver: grant added', {
+      identity,
+      ski: signingKey.skiHex,
+      key: signingKey.source,
+      ...(current ? { previousSki: current.key.skiHex } : {}),
+    });
+    this.o.onGrantsChanged?.();
+  }
+}
