@@ -1,0 +1,196 @@
+/** The in-cluster key server's policy: identity → the one key it may use, deny by default, rate limits. */
+import { describe, it } from 'node:test';
+import assert from 'node:assert/strict';
+import { generateKeyPairSync, type X509Certificate } from 'node:crypto';
+import { Registry } from 'prom-client';
+import { SigningKey } from '../../../src/keyless/keystore.js';
+import { ErrorCode, Opcode } from '../../../src/keyless/protocol.js';
+import { LogLimiter } from '../../../src/net/log-limiter.js';
+import { decide, IdentityAuthorizer, identityOf, UNIDENTIFIED } from '../../../src/keyserver/authorization.js';
+import { KeyGrants } from '../../../src/keyserver/grants.js';
+import { RateLimiter } from '../../../src/keyserver/rate-limit.js';
+
+const TD = 'cluster.local';
+const A = 'spiffe://cluster.local/ns/team-a/dc/www';
+const B = 'spiffe://cluster.local/ns/team-b/dc/www';
+const CONTROLLER = 'spiffe://cluster.local/dc-operator/controller';
+
+function key(): SigningKey {
+  return new SigningKey(generateKeyPairSync('ec', { namedCurve: 'P-256' }).privateKey, 'test');
+}
+
+function grantsOf(entries: Record<string, SigningKey>): KeyGrants {
+  const grants = new KeyGrants();
+  for (const [identity, k] of Object.entries(entries)) grants.set(identity, { key: k, source: 'test' });
+  return grants;
+}
+
+void describe('identityOf: the one URI SAN of a client certificate', () => {
+  const cases: [string | undefined, string][] = [
+    [`URI:${A}`, 'sidecar'],
+    [`DNS:www.example, URI:${A}`, 'sidecar'],
+    [`URI:${CONTROLLER}`, 'controller'],
+    [undefined, 'none'],
+    ['DNS:www.example', 'none'],
+    [`URI:${A}, URI:${B}`, 'none'], // two identities: neither
+    ['URI:spiffe://other.domain/ns/team-a/dc/www', 'none'], // another trust domain
+    ['URI:spiffe://cluster.local/ns/team-a/sa/default', 'none'], // a SPIFFE ID that is not ours
+    ['URI:spiffe://other.domain/dc-operator/controller', 'none'],
+    [`URI:"${A}, URI:${B}"`, 'none'], // a quoted (comma-carrying) value
+  ];
+  for (const [san, kind] of cases) {
+    void it(`${san ?? '(no SAN)'} → ${kind}`, () => assert.equal(identityOf(san, TD).kind, kind));
+  }
+  void it('says why a certificate names no identity', () => {
+    const id = identityOf('URI:spiffe://other.domain/ns/team-a/dc/www', TD);
+    assert.equal(id.kind, 'none');
+    assert.match(id.kind === 'none' ? id.why : '', /trust domain other\.domain, not cluster\.local/);
+  });
+});
+
+void describe('decide: identity → the SKIs it may use, deny by default', () => {
+  const ka = key();
+  const kb = key();
+  const grants = grantsOf({ [A]: ka, [B]: kb });
+  const sign = Opcode.ecdsaSignSha256;
+  const table: [string, string | undefined, number, string | undefined, boolean][] = [
+    ['own key', `URI:${A}`, sign, ka.skiHex, true],
+    ['namespace A asking for namespace B\'s key', `URI:${A}`, sign, kb.skiHex, false],
+    ['namespace B asking for namespace A\'s key', `URI:${B}`, sign, ka.skiHex, false],
+    ['an identity without a grant', 'URI:spiffe://cluster.local/ns/team-c/dc/www', sign, ka.skiHex, false],
+    ['a request naming no key', `URI:${A}`, sign, undefined, false],
+    ['an unknown SKI', `URI:${A}`, sign, '00'.repeat(20), false],
+    ['a sidecar ping', `URI:${A}`, Opcode.ping, undefined, true],
+    ['the controller ping', `URI:${CONTROLLER}`, Opcode.ping, undefined, true],
+    ['the controller signing with any key', `URI:${CONTROLLER}`, sign, ka.skiHex, false],
+    ['no identity: ping', 'DNS:x', Opcode.ping, undefined, false],
+    ['no identity: sign', undefined, sign, ka.skiHex, false],
+    ['another trust domain with a granted name', 'URI:spiffe://evil.example/ns/team-a/dc/www', sign, ka.skiHex, false],
+  ];
+  for (const [what, san, opcode, ski, allowed] of table) {
+    void it(`${what}: ${allowed ? 'allowed' : 'refused as key not found'}`, () => {
+      const d = decide(identityOf(san, TD), opcode, ski, grants);
+      assert.equal(d.allowed, allowed);
+      if (!d.allowed) assert.equal(d.code, ErrorCode.keyNotFound);
+    });
+  }
+  void it('a revoked grant refuses what it allowed', () => {
+    const g = grantsOf({ [A]: ka });
+    assert.equal(decide(identityOf(`URI:${A}`, TD), sign, ka.skiHex, g).allowed, true);
+    g.delete(A);
+    assert.equal(decide(identityOf(`URI:${A}`, TD), sign, ka.skiHex, g).allowed, false);
+    assert.equal(g.get(ka.skiHex), undefined, 'the key left memory with its last grant');
+  });
+  void it('two identities granted the same key share one entry; it stays until the last is revoked', () => {
+    const g = grantsOf({ [A]: ka, [B]: ka });
+    assert.equal(g.size, 1);
+    g.delete(A);
+    assert.equal(g.get(ka.skiHex), ka);
+    g.delete(B);
+    assert.equal(g.size, 0);
+  });
+});
+
+void describe('RateLimiter: a token bucket per identity', () => {
+  void it('allows a burst, then refuses until tokens come back, per identity', () => {
+    let now = 0;
+    const r = new RateLimiter({ ratePerSecond: 10, now: () => now });
+    for (let i = 0; i < 10; i++) assert.equal(r.take('a'), true, `request ${i}`);
+    assert.equal(r.take('a'), false);
+    assert.equal(r.take('b'), true, 'another identity has its own bucket');
+    now += 100; // one token
+    assert.equal(r.take('a'), true);
+    assert.equal(r.take('a'), false);
+    now += 10_000; // full again, but no more than the burst
+    for (let i = 0; i < 10; i++) assert.equal(r.take('a'), true);
+    assert.equal(r.take('a'), false);
+  });
+  void it('0 turns it off', () => {
+    const r = new RateLimiter({ ratePerSecond: 0 });
+    for (let i = 0; i < 10_000; i++) assert.equal(r.take('a'), true);
+    assert.equal(r.size, 0);
+  });
+  void it('forgets identities whose bucket is full again, so the table stays small', () => {
+    let now = 0;
+    const r = new RateLimiter({ ratePerSecond: 100, now: () => now });
+    for (let i = 0; i < 1100; i++) r.take(`id-${i}`);
+    now += 60_000;
+    r.take('late');
+    assert.ok(r.size < 10, `${r.size} buckets kept`);
+  });
+});
+
+void describe('IdentityAuthorizer: counts, logs and limits per identity', () => {
+  const ka = key();
+  const kb = key();
+  const peer = (san: string): X509Certificate => ({ subjectAltName: san }) as unknown as X509Certificate;
+  const setup = (rate: number) => {
+    const registry = new Registry();
+    const lines: { level: string; message: string; meta: Record<string, unknown> }[] = [];
+    const line = (level: string) => (message: string, meta?: Record<string, unknown>) => void lines.push({ level, message, meta: meta ?? {} });
+    const auth = new IdentityAuthorizer({
+      trustDomain: TD,
+      grants: grantsOf({ [A]: ka, [B]: kb }),
+      registry,
+      rateLimit: new RateLimiter({ ratePerSecond: rate, now: () => 0 }),
+      log: { info: line('info'), warn: line('warn'), error: line('error') },
+      logLimiter: new LogLimiter(3, 60_000, () => 0),
+    });
+    return { registry, lines, auth };
+  };
+  /** What the server does: admit, then report the answer. */
+  const ask = (p: ReturnType<IdentityAuthorizer['forPeer']>, opcode: number, ski: string | undefined): number | undefined => {
+    const refused = p.admit(opcode, ski);
+    p.answered(opcode, ski, refused, 0.0002);
+    return refused;
+  };
+  const count = async (registry: Registry, labels: Record<string, string>): Promise<number> => {
+    const metric = await registry.getSingleMetric('keyless_server_signatures_total')!.get();
+    return metric.values.filter((v) => Object.entries(labels).every(([k, x]) => v.labels[k] === x)).reduce((n, v) => n + v.value, 0);
+  };
+
+  void it('a cross-namespace request is refused in-band, counted as denied and logged with why', async () => {
+    const { registry, lines, auth } = setup(0);
+    const p = auth.forPeer(peer(`URI:${A}`));
+    assert.equal(ask(p, Opcode.ecdsaSignSha256, ka.skiHex), undefined);
+    assert.equal(ask(p, Opcode.ecdsaSignSha256, kb.skiHex), ErrorCode.keyNotFound);
+    assert.equal(await count(registry, { identity: A, opcode: 'ecdsaSignSha256', result: 'ok' }), 1);
+    assert.equal(await count(registry, { identity: A, opcode: 'ecdsaSignSha256', result: 'denied' }), 1);
+    const denied = lines.find((l) => l.meta['result'] === 'denied');
+    assert.equal(denied?.level, 'warn');
+    assert.equal(denied?.meta['ski'], kb.skiHex);
+    assert.match(String(denied?.meta['why']), new RegExp(`may sign only with key ${ka.skiHex}`));
+    const ok = lines.find((l) => l.meta['result'] === 'ok');
+    assert.deepEqual({ ...ok?.meta, durationMs: undefined }, { identity: A, ski: ka.skiHex, opcode: 'ecdsaSignSha256', result: 'ok', durationMs: undefined });
+    assert.equal(ok?.level, 'info');
+  });
+
+  void it('over the rate: refused with "rate limited", counted; every request counted, log lines bounded with the rest counted in', async () => {
+    const { registry, lines, auth } = setup(5);
+    const p = auth.forPeer(peer(`URI:${A}`));
+    const results = Array.from({ length: 20 }, () => ask(p, Opcode.ecdsaSignSha256, ka.skiHex));
+    assert.equal(results.filter((r) => r === undefined).length, 5);
+    assert.equal(results.filter((r) => r === ErrorCode.rateLimited).length, 15);
+    assert.equal(await count(registry, { identity: A, result: 'rate_limited' }), 15);
+    assert.equal(await count(registry, { identity: A, result: 'ok' }), 5);
+    // 3 lines a window per identity and result: 3 ok, 3 rate_limited.
+    assert.equal(lines.length, 6);
+    // B is not limited by A's use.
+    assert.equal(ask(auth.forPeer(peer(`URI:${B}`)), Opcode.ecdsaSignSha256, kb.skiHex), undefined);
+  });
+
+  void it('the controller may ping and nothing else; pings are not counted as signatures', async () => {
+    const { registry, auth } = setup(0);
+    const p = auth.forPeer(peer(`URI:${CONTROLLER}`));
+    assert.equal(ask(p, Opcode.ping, undefined), undefined);
+    assert.equal(ask(p, Opcode.ecdsaSignSha256, ka.skiHex), ErrorCode.keyNotFound);
+    assert.equal(await count(registry, { identity: CONTROLLER }), 1);
+  });
+
+  void it('clients without an identity share one metrics label', async () => {
+    const { registry, auth } = setup(0);
+    ask(auth.forPeer(peer('DNS:a')), Opcode.ecdsaSignSha256, ka.skiHex);
+    ask(auth.forPeer(peer('URI:spiffe://x/y')), Opcode.ping, undefined);
+    assert.equal(await count(registry, { identity: UNIDENTIFIED, result: 'denied' }), 2);
+  });
+});
