@@ -1,0 +1,175 @@
+// `dc-operator keyserver --from-cluster` as a real process against the real apiserver, signing over
+// real mutual TLS with our keyless client: each sidecar identity signs with its own certificate's
+// key only; a namespace asking for another's key is refused in-band and logged; a key rotated in
+// the Secret is followed; a deleted DelegatedCredential revokes the grant. The serving Secret the
+// controller would issue is created by the test.
+import assert from 'node:assert/strict';
+import { spawn, type ChildProcess } from 'node:child_process';
+import { createHash, createPrivateKey, createPublicKey, verify } from 'node:crypto';
+import { join } from 'node:path';
+import { after, before, it } from 'node:test';
+import { CoreV1Api, CustomObjectsApi, type KubeConfig } from '@kubernetes/client-node';
+import { KeylessClient } from '../../src/keyless/client.js';
+import { KeylessRemoteError } from '../../src/keyless/errors.js';
+import { ErrorCode, Opcode } from '../../src/keyless/protocol.js';
+import { computeSki } from '../../src/keyless/ski.js';
+import { controllerIdentityUri, sidecarIdentityUri } from '../../src/operator/api/serving-bundle.js';
+import { createTestNamespace, testKubeConfig, testKubeconfigPath, type TestNamespace } from '../support/cluster.js';
+import { freePort, repoRoot } from '../support/control-plane.js';
+import { makeIdentityPki, type IdentityPki, type Pair } from '../unit/keyserver/pki.js';
+import { applyCrds, createDelegatedCredential, DC, putSecret, tlsSecret, waitFor } from './operator-fixtures.js';
+
+let kc: KubeConfig;
+let core: CoreV1Api;
+let a: TestNamespace;
+let b: TestNamespace;
+let own: TestNamespace;
+let pki: IdentityPki;
+
+before(async () => {
+  kc = await testKubeConfig();
+  core = kc.makeApiClient(CoreV1Api);
+  await applyCrds(kc);
+  [a, b, own] = await Promise.all([createTestNamespace('ks-a'), createTestNamespace('ks-b'), createTestNamespace('ks-own')]);
+  pki = makeIdentityPki();
+});
+
+after(async () => {
+  await Promise.all([a?.delete(), b?.delete(), own?.delete()]);
+  pki?.cleanup();
+});
+
+const ski = (pair: Pair): Uint8Array => computeSki(createPrivateKey(pair.key));
+
+/** Signs a digest as a sidecar would for TLS 1.3 ECDSA P-256 and checks it with the certificate. */
+async function signWith(client: KeylessClient, pair: Pair): Promise<void> {
+  const message = Buffer.from(`signed content ${Math.random()}`);
+  const digest = createHash('sha256').update(message).digest();
+  const signature = await client.sign(ski(pair), Opcode.ecdsaSignSha256, digest, { timeoutMs: 5000 });
+  assert.ok(verify('sha256', message, createPublicKey(pair.cert), signature), 'the signature verifies with the certificate');
+}
+
+async function refusal(promise: Promise<unknown>): Promise<number | undefined> {
+  try {
+    await promise;
+    return undefined;
+  } catch (err) {
+    if (err instanceof KeylessRemoteError) return err.code;
+    throw err;
+  }
+}
+
+interface Running {
+  child: ChildProcess;
+  lines(): Record<string, unknown>[];
+  exited: Promise<number | null>;
+}
+
+async function startKeyServer(port: number, probes: number): Promise<Running> {
+  const child = spawn(
+    process.execPath,
+    [join(repoRoot, 'dist', 'src', 'cli', 'dc-operator.js'), 'keyserver', '--from-cluster', '--kubeconfig', await testKubeconfigPath(),
+      '--namespace', a.name, '--namespace', b.name, '--operator-namespace', own.name,
+      '--address', '127.0.0.1', '--port', String(port), '--metrics-port', String(probes)],
+    { stdio: ['ignore', 'pipe', 'pipe'] },
+  );
+  let stderr = '';
+  child.stderr!.on('data', (d: Buffer) => (stderr += d.toString()));
+  child.stdout!.on('data', (d: Buffer) => (stderr += d.toString()));
+  const exited = new Promise<number | null>((resolve) => child.on('exit', (code) => resolve(code)));
+  const lines = (): Record<string, unknown>[] =>
+    stderr.split('\n').filter((l) => l.startsWith('{')).map((l) => JSON.parse(l) as Record<string, unknown>);
+  return { child, lines, exited };
+}
+
+void it('serves each identity its own key over mTLS, refuses and logs a cross-namespace request, follows a rotation and a deletion', { timeout: 120_000 }, async () => {
+  const [port, probes] = [await freePort(), await freePort()];
+  const ks = await startKeyServer(port, probes);
+  const clients: KeylessClient[] = [];
+  try {
+    // Not ready without its serving Secret, and says why.
+    const notReady = await waitFor('/readyz answers', 20_000, async () => {
+      const r = await fetch(`http://127.0.0.1:${probes}/readyz`);
+      const text = await r.text();
+      return r.status === 503 && text.includes('does not exist') ? text : undefined;
+    });
+    assert.match(notReady, /Secret ks-own-[0-9a-f]+\/dc-operator-keyserver-tls does not exist yet: the controller issues it/);
+
+    const certA = pki.certificate('www-a');
+    const certB = pki.certificate('www-b');
+    await putSecret(core, tlsSecret(a.name, 'www-tls', certA.cert, certA.key));
+    await putSecret(core, tlsSecret(b.name, 'www-tls', certB.cert, certB.key));
+    await createDelegatedCredential(kc, a.name, 'www', { certificateSecretRef: { name: 'www-tls' }, secretName: 'www-dc' });
+    await createDelegatedCredential(kc, b.name, 'www', { certificateSecretRef: { name: 'www-tls' }, secretName: 'www-dc' });
+    await putSecret(core, {
+      metadata: { namespace: own.name, name: 'dc-operator-keyserver-tls' },
+      type: 'kubernetes.io/tls',
+      data: Object.fromEntries(Object.entries({ 'tls.crt': pki.server.cert, 'tls.key': pki.server.key, 'ca.crt': pki.ca.cert }).map(([k, v]) => [k, Buffer.from(v).toString('base64')])),
+    });
+    await waitFor('/readyz 200', 30_000, async () => ((await fetch(`http://127.0.0.1:${probes}/readyz`)).status === 200 ? true : undefined));
+
+    const client = (name: string, ...uris: string[]): KeylessClient => {
+      const pair = pki.client(name, ...uris);
+      const c = new KeylessClient({ address: `127.0.0.1:${port}`, ca: pki.ca.cert, cert: pair.cert, key: pair.key, timeoutMs: 5000 });
+      clients.push(c);
+      return c;
+    };
+    const idA = sidecarIdentityUri({ trustDomain: 'cluster.local', namespace: a.name, name: 'www' });
+    const idB = sidecarIdentityUri({ trustDomain: 'cluster.local', namespace: b.name, name: 'www' });
+    const sidecarA = client('sidecar-a', idA);
+    const sidecarB = client('sidecar-b', idB);
+
+    // Own key: signs (the grant may land a moment after readiness's first pass).
+    await waitFor('A signs with its own key', 20_000, async () => (await refusal(signWith(sidecarA, certA))) === undefined ? true : undefined);
+    await signWith(sidecarB, certB);
+
+    // Namespace A asking for namespace B's key: refused in-band (key not found), logged with why.
+    assert.equal(await refusal(signWith(sidecarA, certB)), ErrorCode.keyNotFound);
+    assert.equal(await refusal(signWith(sidecarB, certA)), ErrorCode.keyNotFound);
+    const deniedLine = await waitFor('the refusal is logged', 5000, () =>
+      Promise.resolve(ks.lines().find((l) => l['message'] === 'keyserver: signing refused' && l['identity'] === idA)));
+    assert.equal(deniedLine['result'], 'denied');
+    assert.equal(deniedLine['ski'], Buffer.from(ski(certB)).toString('hex'));
+    assert.match(String(deniedLine['why']), /may sign only with key/);
+    // The connection stays usable after a refusal.
+    await signWith(sidecarA, certA);
+
+    // The controller identity may ping, not sign; an identity without a DelegatedCredential gets nothing.
+    const controller = client('controller', controllerIdentityUri('cluster.local'));
+    assert.ok((await controller.ping()) >= 0);
+    assert.equal(await refusal(signWith(controller, certA)), ErrorCode.keyNotFound);
+    const stranger = client('stranger', sidecarIdentityUri({ trustDomain: 'cluster.local', namespace: a.name, name: 'other' }));
+    assert.equal(await refusal(signWith(stranger, certA)), ErrorCode.keyNotFound);
+
+    // Metrics per identity.
+    const metrics = await (await fetch(`http://127.0.0.1:${probes}/metrics`)).text();
+    assert.match(metrics, new RegExp(`keyless_server_signatures_total\\{identity="${idA.replace(/[/.]/g, '\\$&')}",opcode="ecdsaSignSha256",result="denied"\\} 1`));
+
+    // Rotation: a new certificate and key in A's Secret are followed; the old key is no longer served.
+    const rotated = pki.certificate('www-a-2');
+    await putSecret(core, tlsSecret(a.name, 'www-tls', rotated.cert, rotated.key));
+    await waitFor('A signs with the rotated key', 20_000, async () => (await refusal(signWith(sidecarA, rotated))) === undefined ? true : undefined);
+    assert.equal(await refusal(signWith(sidecarA, certA)), ErrorCode.keyNotFound);
+    assert.ok(ks.lines().some((l) => l['message'] === 'keyserver: grant replaced' && l['identity'] === idA));
+
+    // A broken rotation (key of another certificate) never replaces the working key.
+    await putSecret(core, tlsSecret(a.name, 'www-tls', certB.cert, rotated.key));
+    await waitFor('the mismatch is logged', 20_000, () =>
+      Promise.resolve(ks.lines().find((l) => l['message'] === 'keyserver: new key refused, keeping the working one' && l['identity'] === idA)));
+    await signWith(sidecarA, rotated);
+
+    // Deleting the DelegatedCredential revokes the grant.
+    await kc.makeApiClient(CustomObjectsApi).deleteNamespacedCustomObject({ ...DC, namespace: a.name, name: 'www' });
+    await waitFor('A is refused after its DelegatedCredential was deleted', 20_000, async () =>
+      (await refusal(signWith(sidecarA, rotated))) === ErrorCode.keyNotFound ? true : undefined);
+    await signWith(sidecarB, certB);
+    assert.ok(ks.lines().some((l) => l['message'] === 'keyserver: grant revoked' && l['identity'] === idA));
+    // The key never reaches the log.
+    const log = JSON.stringify(ks.lines());
+    for (const pem of [certA.key, certB.key, rotated.key, pki.server.key]) assert.ok(!log.includes(pem.split('\n')[1]!), 'no key material in the log');
+  } finally {
+    await Promise.all(clients.map((c) => c.close()));
+    ks.child.kill('SIGTERM');
+  }
+  assert.equal(await ks.exited, 0, JSON.stringify(ks.lines().slice(-20)));
+});
