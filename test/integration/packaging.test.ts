@@ -20,6 +20,10 @@ import { ensureBinaries, freePort, helmPath, kubectlPath, repoRoot } from '../su
 import { createTestNamespace, testKubeConfig, testKubeconfigPath, uniqueName, withNamespace } from '../support/cluster.js';
 import { CONTROLLER_RULES, LEASE_RULES, controllerRbac } from '../../src/operator/rbac.js';
 import { WEBHOOK_RBAC, buildMutatingWebhookConfiguration } from '../../src/webhook/webhook-configuration.js';
+import { KEYSERVER_RULES, keyServerRbac } from '../../src/keyserver/rbac.js';
+import { LABEL_INJECTED, LABEL_INJECTED_VALUE } from '../../src/webhook/config.js';
+import { sidecarIdentityUri } from '../../src/operator/api/serving-bundle.js';
+import { makeIdentityPki } from '../unit/keyserver/pki.js';
 
 const CHART = join(repoRoot, 'charts', 'dc-operator');
 const INSTALL_YAML = join(repoRoot, 'manifests', 'install.yaml');
@@ -161,6 +165,9 @@ void describe('packaging', () => {
     const objs = await render('dc-operator', 'dc-operator');
     const controllerRole = find(objs, 'ClusterRole', 'dc-operator-controller') as unknown as { rules: V1PolicyRule[] };
     assert.deepEqual(controllerRole.rules.map(ruleShape), CONTROLLER_RULES.map(ruleShape));
+    const keyserverRole = find(objs, 'ClusterRole', 'dc-operator-keyserver') as unknown as { rules: V1PolicyRule[] };
+    assert.deepEqual(keyserverRole.rules.map(ruleShape), KEYSERVER_RULES.map(ruleShape));
+    assert.ok(keyserverRole.rules.every((r) => r.verbs?.every((v) => ['get', 'list', 'watch'].includes(v))), 'the key server only reads');
     const lease = find(objs, 'Role', 'dc-operator-controller-leader-election') as unknown as { rules: V1PolicyRule[] };
     const leaseVerbs = lease.rules.flatMap((r) => r.verbs).sort();
     assert.deepEqual(leaseVerbs, [...(LEASE_RULES[0]?.verbs ?? [])].sort());
@@ -222,13 +229,31 @@ void describe('packaging', () => {
       const deployment = find(objs, 'Deployment', 'dc-operator-controller') as unknown as { spec: { template: { spec: { containers: Array<{ args: string[] }> } } } };
       const args = deployment.spec.template.spec.containers[0]?.args ?? [];
       assert.deepEqual(args.filter((a) => a.startsWith('--namespace=')), c.watch.map((n) => `--namespace=${n}`), `${what}: the controller watches those namespaces`);
+
+      // The key server watches what the controller watches, with the rights src/keyserver/rbac.ts builds.
+      const ks = keyServerRbac({ namespace: 'dc-operator', serviceAccount: 'dc-operator-keyserver', watchNamespaces: c.watch, clusterResourceNamespace: c.clusterResourceNamespace });
+      const ksOurs = (o: K8sObject): boolean => o.metadata.name.startsWith('dc-operator-keyserver');
+      assert.deepEqual((find(objs, 'ClusterRole', 'dc-operator-keyserver') as Rbac).rules?.map(ruleShape), ks.clusterRole.rules?.map(ruleShape), `${what}: key server ClusterRole`);
+      assert.deepEqual(
+        objs.filter((o) => o.kind === 'Role' && ksOurs(o)).map((o) => [key(o), o.rules?.map(ruleShape)] as const).sort(),
+        ks.roles.map((r) => [key(r.role), r.role.rules?.map(ruleShape)] as const).sort(),
+        `${what}: key server Roles`,
+      );
+      assert.deepEqual(
+        objs.filter((o) => o.kind === 'RoleBinding' && ksOurs(o)).map((o) => plain([key(o), o.roleRef, o.subjects])).sort(),
+        ks.roles.map((r) => plain([key(r.roleBinding), r.roleBinding.roleRef, r.roleBinding.subjects])).sort(),
+        `${what}: key server RoleBindings`,
+      );
+      const ksDeployment = find(objs, 'Deployment', 'dc-operator-keyserver') as unknown as { spec: { template: { spec: { containers: Array<{ args: string[] }> } } } };
+      const ksArgs = ksDeployment.spec.template.spec.containers[0]?.args ?? [];
+      assert.deepEqual(ksArgs.filter((a) => a.startsWith('--namespace=')), c.watch.map((n) => `--namespace=${n}`), `${what}: the key server watches those namespaces`);
     }
   });
 
   void it('runs two replicas of each Deployment as non-root with a read-only root filesystem, probes, resources and a PDB, and passes sidecar settings to the webhook', async () => {
     const objs = await render('dc-operator', 'dc-operator', 'sidecar.image.repository=registry.example/dc', 'sidecar.image.tag=v9',
       'sidecar.resources.requests.cpu=25m', 'sidecar.resources.limits.memory=64Mi');
-    for (const component of ['controller', 'webhook']) {
+    for (const component of ['controller', 'webhook', 'keyserver']) {
       const d = find(objs, 'Deployment', `dc-operator-${component}`) as unknown as {
         spec: { replicas: number; template: { spec: { serviceAccountName: string; securityContext: Record<string, unknown>; containers: Array<Record<string, unknown> & { args: string[]; securityContext: Record<string, unknown> }> } } };
       };
@@ -250,6 +275,25 @@ void describe('packaging', () => {
     assert.equal(cc?.livenessProbe.httpGet.path, '/healthz');
     assert.equal(cc?.readinessProbe.httpGet.path, '/readyz');
     assert.ok(!cc?.args.includes('--no-leader-election'), 'leader election on');
+    assert.ok(cc?.args.includes('--keyserver-address=dc-operator-keyserver.dc-operator.svc:2407'), 'the controller is told where the key server is');
+
+    // The key server: --from-cluster, its Service on 2407, a NetworkPolicy admitting injected pods and the controller.
+    const keyserver = find(objs, 'Deployment', 'dc-operator-keyserver') as unknown as { spec: { template: { spec: { affinity: unknown; containers: Array<{ args: string[] }> } } } };
+    const ksArgs = keyserver.spec.template.spec.containers[0]?.args ?? [];
+    for (const a of ['--from-cluster', '--port=2407', '--trust-domain=cluster.local']) assert.ok(ksArgs.includes(a), `${a} in ${ksArgs.join(' ')}`);
+    assert.ok(JSON.stringify(keyserver.spec.template.spec.affinity).includes('preferredDuringSchedulingIgnoredDuringExecution'), 'replicas spread over nodes');
+    const ksService = find(objs, 'Service', 'dc-operator-keyserver') as unknown as { spec: { ports: Array<{ name: string; port: number }> } };
+    assert.equal(ksService.spec.ports.find((p) => p.name === 'keyless')?.port, 2407);
+    const policy = find(objs, 'NetworkPolicy', 'dc-operator-keyserver') as unknown as { spec: { ingress: Array<{ ports: Array<{ port: string }>; from?: Array<{ podSelector?: { matchLabels?: Record<string, string> } }> }> } };
+    const keylessIngress = policy.spec.ingress.find((i) => i.ports.some((p) => p.port === 'keyless'));
+    assert.deepEqual(keylessIngress?.from?.map((f) => plain(f.podSelector?.matchLabels)), [
+      { [LABEL_INJECTED]: LABEL_INJECTED_VALUE },
+      { 'app.kubernetes.io/name': 'dc-operator', 'app.kubernetes.io/instance': 'dc-operator', 'app.kubernetes.io/component': 'controller' },
+    ]);
+    const off = await render('dc-operator', 'dc-operator', 'keyserver.enabled=false');
+    assert.ok(!off.some((o) => o.metadata.name.includes('keyserver')), 'keyserver.enabled=false renders no key server');
+    const offController = find(off, 'Deployment', 'dc-operator-controller') as unknown as { spec: { template: { spec: { containers: Array<{ args: string[] }> } } } };
+    assert.ok(!offController.spec.template.spec.containers[0]?.args.some((a) => a.startsWith('--keyserver-address')));
     const webhook = find(objs, 'Deployment', 'dc-operator-webhook') as unknown as { spec: { template: { spec: { containers: Array<{ args: string[] }> } } } };
     const args = webhook.spec.template.spec.containers[0]?.args ?? [];
     for (const a of ['--sidecar-image=registry.example/dc:v9', '--sidecar-requests=cpu=25m,memory=32Mi', '--sidecar-limits=memory=64Mi', '--service=dc-operator-webhook', '--configuration=dc-operator-webhook']) {
@@ -367,6 +411,18 @@ void describe('packaging', () => {
         start(['controller', '--kubeconfig', controllerKc, '--operator-namespace', ns.name, ...(appNsHandle ? ['--namespace', appNs] : []), '--metrics-port', String(await freePort()), '--metrics-address', '127.0.0.1'], controllerKc);
         start(['webhook', '--namespace', ns.name, '--address', '127.0.0.1', '--port', String(await freePort()), '--service', `${full}-webhook`,
           '--configuration', `${full}-webhook`, '--ca-secret', `${full}-webhook-ca`, '--shutdown-delay', '0'], webhookKc);
+        const keyserverKc = await serviceAccountKubeconfig(work, ns.name, `${full}-keyserver`);
+        const keyserverProbes = await freePort();
+        start(['keyserver', '--from-cluster', '--kubeconfig', keyserverKc, '--operator-namespace', ns.name, ...(appNsHandle ? ['--namespace', appNs] : []),
+          '--address', '127.0.0.1', '--port', String(await freePort()), '--metrics-port', String(keyserverProbes)], keyserverKc);
+        // The serving Secret the controller will issue; made here from a test CA.
+        const pki = makeIdentityPki();
+        try {
+          await admin.makeApiClient(CoreV1Api).createNamespacedSecret({ namespace: ns.name, body: { metadata: { name: 'dc-operator-keyserver-tls' }, type: 'kubernetes.io/tls',
+            stringData: { 'tls.crt': pki.server.cert, 'tls.key': pki.server.key, 'ca.crt': pki.ca.cert } } });
+        } finally {
+          pki.cleanup();
+        }
 
         const core = admin.makeApiClient(CoreV1Api);
         const cert = await run(process.execPath, [join(repoRoot, 'dist/src/cli/dcctl.js'), 'ca', 'create', '--out', join(work, 'ca')])
@@ -384,6 +440,10 @@ void describe('packaging', () => {
         }, logs);
         const secret = await core.readNamespacedSecret({ namespace: appNs, name: 'web-dc' });
         assert.ok(secret.data?.['ecdsa_secp256r1_sha256.cred'], 'the output Secret holds a credential');
+        await until('the key server Ready', 60_000, async () => ((await fetch(`http://127.0.0.1:${keyserverProbes}/readyz`)).status === 200 ? true : undefined), logs);
+        const granted = (name: string) => (): Promise<true | undefined> =>
+          Promise.resolve(output.split('\n').some((l) => l.includes('"message":"keyserver: grant added"') && l.includes(`"identity":"${sidecarIdentityUri({ trustDomain: 'cluster.local', namespace: appNs, name })}"`)) ? true : undefined);
+        await until('the key server grants the certificate key to the DelegatedCredential\'s identity', 30_000, granted('web'), logs);
         if (appNsHandle) {
           await core.createNamespacedSecret({ namespace: ns.name, body: { metadata: { name: 'signer-key' }, stringData: { 'tls.key': cert.key } } });
           await core.createNamespacedSecret({ namespace: appNs, body: { metadata: { name: 'crt-only' }, type: 'kubernetes.io/tls', stringData: { 'tls.crt': cert.crt, 'tls.key': '' } } });
@@ -397,6 +457,7 @@ void describe('packaging', () => {
               const o = (await custom.getNamespacedCustomObject({ ...dc, name: 'signed' })) as { status?: { conditions?: Array<{ type: string; status: string }> } };
               return o.status?.conditions?.some((c) => c.type === 'Ready' && c.status === 'True') ? true : undefined;
             }, logs);
+            await until('the key server grants the ClusterDelegationSigner key, read through its Role in the release namespace', 30_000, granted('signed'), logs);
           } finally {
             await custom.deleteClusterCustomObject({ ...signer, name: `${release}-signer` });
           }
@@ -427,7 +488,7 @@ void describe('packaging', () => {
     }, 'pkg-rbac');
   }
 
-  void it('runs the controller and the webhook with only the chart\'s ServiceAccounts and RBAC: the leader issues, the webhook keeps its CA and caBundle', { timeout: 120_000 }, async () => {
+  void it('runs the controller, the webhook and the key server with only the chart\'s ServiceAccounts and RBAC: the leader issues, the webhook keeps its CA and caBundle, the key server grants the certificate key', { timeout: 120_000 }, async () => {
     await runWithChartRbac({});
   });
 

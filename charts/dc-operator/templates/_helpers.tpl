@@ -29,6 +29,9 @@
 {{- end -}}
 {{- toJson (uniq $all) -}}
 {{- end -}}
+{{- define "dc-operator.keyserver.name" -}}{{ include "dc-operator.fullname" . }}-keyserver{{- end -}}
+{{/* Where sidecars and the controller reach the in-cluster key server: its Service, port 2407. */}}
+{{- define "dc-operator.keyserver.address" -}}{{ include "dc-operator.keyserver.name" . }}.{{ .Release.Namespace }}.svc:{{ .Values.keyserver.port }}{{- end -}}
 {{- define "dc-operator.webhook.name" -}}{{ include "dc-operator.fullname" . }}-webhook{{- end -}}
 {{- define "dc-operator.webhook.caSecret" -}}{{ include "dc-operator.fullname" . }}-webhook-ca{{- end -}}
 {{- define "dc-operator.webhook.tlsSecret" -}}{{ include "dc-operator.fullname" . }}-webhook-tls{{- end -}}
