@@ -11,8 +11,9 @@
 // Secrets: get (the key and certificate, read by name when a grant is built) and list/watch (the
 // informer that says when they change; it keeps names only). RBAC cannot narrow list/watch to the
 // Secrets DelegatedCredentials name, so the namespaced mode is what limits them.
-import type { V1ClusterRole, V1ClusterRoleBinding, V1PolicyRule, V1Role, V1RoleBinding } from '@kubernetes/client-node';
+import type { V1ClusterRole, V1ClusterRoleBinding, V1PolicyRule } from '@kubernetes/client-node';
 import { GROUP } from '../operator/api/v1alpha1.js';
+import { boundClusterRole, boundRole, type NamespacedRbac } from '../operator/rbac.js';
 
 const READ = ['get', 'list', 'watch'];
 
@@ -45,7 +46,7 @@ export interface KeyServerRbacOptions {
 export interface KeyServerRbac {
   clusterRole: V1ClusterRole;
   clusterRoleBinding: V1ClusterRoleBinding;
-  roles: { role: V1Role; roleBinding: V1RoleBinding }[];
+  roles: NamespacedRbac[];
 }
 
 export function keyServerRbac(opts: KeyServerRbacOptions): KeyServerRbac {
@@ -53,31 +54,12 @@ export function keyServerRbac(opts: KeyServerRbacOptions): KeyServerRbac {
   const subject = { kind: 'ServiceAccount', name: opts.serviceAccount, namespace: opts.namespace };
   const labels = { 'app.kubernetes.io/name': 'dc-operator', 'app.kubernetes.io/component': 'keyserver' };
   const watch = [...new Set(opts.watchNamespaces ?? [])];
-  const role = (roleName: string, namespace: string, rules: V1PolicyRule[]): { role: V1Role; roleBinding: V1RoleBinding } => ({
-    role: { apiVersion: 'rbac.authorization.k8s.io/v1', kind: 'Role', metadata: { name: roleName, namespace, labels }, rules },
-    roleBinding: {
-      apiVersion: 'rbac.authorization.k8s.io/v1',
-      kind: 'RoleBinding',
-      metadata: { name: roleName, namespace, labels },
-      roleRef: { apiGroup: 'rbac.authorization.k8s.io', kind: 'Role', name: roleName },
-      subjects: [subject],
-    },
-  });
+  const role = (roleName: string, namespace: string, rules: V1PolicyRule[]) => boundRole(roleName, namespace, rules, labels, subject);
   const roles = watch.map((ns) => role(name, ns, KEYSERVER_NAMESPACE_RULES));
   if (watch.length > 0) {
     for (const ns of new Set([opts.clusterResourceNamespace ?? opts.namespace, opts.namespace])) {
       if (!watch.includes(ns)) roles.push(role(`${name}-secrets`, ns, KEYSERVER_SECRET_RULES));
     }
   }
-  return {
-    clusterRole: { apiVersion: 'rbac.authorization.k8s.io/v1', kind: 'ClusterRole', metadata: { name, labels }, rules: watch.length > 0 ? KEYSERVER_CLUSTER_RULES : KEYSERVER_RULES },
-    clusterRoleBinding: {
-      apiVersion: 'rbac.authorization.k8s.io/v1',
-      kind: 'ClusterRoleBinding',
-      metadata: { name, labels },
-      roleRef: { apiGroup: 'rbac.authorization.k8s.io', kind: 'ClusterRole', name },
-      subjects: [subject],
-    },
-    roles,
-  };
+  return { ...boundClusterRole(name, watch.length > 0 ? KEYSERVER_CLUSTER_RULES : KEYSERVER_RULES, labels, subject), roles };
 }

@@ -83,13 +83,12 @@ export interface ControllerRbacOptions {
   clusterResourceNamespace?: string;
 }
 
-export function controllerRbac(opts: ControllerRbacOptions): RbacObjects {
-  const name = opts.name ?? 'dc-operator-controller';
-  const subject = { kind: 'ServiceAccount', name: opts.serviceAccount, namespace: opts.namespace };
-  const labels = { 'app.kubernetes.io/name': 'dc-operator', 'app.kubernetes.io/component': 'controller' };
-  const watch = [...new Set(opts.watchNamespaces ?? [])];
-  const clusterResources = opts.clusterResourceNamespace ?? opts.namespace;
-  const namespaced = (roleName: string, namespace: string, rules: V1PolicyRule[]): NamespacedRbac => ({
+type Subject = { kind: string; name: string; namespace: string };
+type Labels = Record<string, string>;
+
+/** A Role and the RoleBinding of the same name that grants it to `subject`. */
+export function boundRole(roleName: string, namespace: string, rules: V1PolicyRule[], labels: Labels, subject: Subject): NamespacedRbac {
+  return {
     role: { apiVersion: 'rbac.authorization.k8s.io/v1', kind: 'Role', metadata: { name: roleName, namespace, labels }, rules },
     roleBinding: {
       apiVersion: 'rbac.authorization.k8s.io/v1',
@@ -98,12 +97,13 @@ export function controllerRbac(opts: ControllerRbacOptions): RbacObjects {
       roleRef: { apiGroup: 'rbac.authorization.k8s.io', kind: 'Role', name: roleName },
       subjects: [subject],
     },
-  });
-  const roles = watch.map((ns) => namespaced(name, ns, NAMESPACE_RULES));
-  if (watch.length > 0 && !watch.includes(clusterResources)) roles.push(namespaced(`${name}-signer-keys`, clusterResources, CLUSTER_RESOURCE_NAMESPACE_RULES));
-  const lease = namespaced(`${name}-leader-election`, opts.namespace, LEASE_RULES);
+  };
+}
+
+/** A ClusterRole and the ClusterRoleBinding of the same name that grants it to `subject`. */
+export function boundClusterRole(name: string, rules: V1PolicyRule[], labels: Labels, subject: Subject): { clusterRole: V1ClusterRole; clusterRoleBinding: V1ClusterRoleBinding } {
   return {
-    clusterRole: { apiVersion: 'rbac.authorization.k8s.io/v1', kind: 'ClusterRole', metadata: { name, labels }, rules: watch.length > 0 ? CLUSTER_RULES : CONTROLLER_RULES },
+    clusterRole: { apiVersion: 'rbac.authorization.k8s.io/v1', kind: 'ClusterRole', metadata: { name, labels }, rules },
     clusterRoleBinding: {
       apiVersion: 'rbac.authorization.k8s.io/v1',
       kind: 'ClusterRoleBinding',
@@ -111,6 +111,21 @@ export function controllerRbac(opts: ControllerRbacOptions): RbacObjects {
       roleRef: { apiGroup: 'rbac.authorization.k8s.io', kind: 'ClusterRole', name },
       subjects: [subject],
     },
+  };
+}
+
+export function controllerRbac(opts: ControllerRbacOptions): RbacObjects {
+  const name = opts.name ?? 'dc-operator-controller';
+  const subject = { kind: 'ServiceAccount', name: opts.serviceAccount, namespace: opts.namespace };
+  const labels = { 'app.kubernetes.io/name': 'dc-operator', 'app.kubernetes.io/component': 'controller' };
+  const watch = [...new Set(opts.watchNamespaces ?? [])];
+  const clusterResources = opts.clusterResourceNamespace ?? opts.namespace;
+  const namespaced = (roleName: string, namespace: string, rules: V1PolicyRule[]): NamespacedRbac => boundRole(roleName, namespace, rules, labels, subject);
+  const roles = watch.map((ns) => namespaced(name, ns, NAMESPACE_RULES));
+  if (watch.length > 0 && !watch.includes(clusterResources)) roles.push(namespaced(`${name}-signer-keys`, clusterResources, CLUSTER_RESOURCE_NAMESPACE_RULES));
+  const lease = namespaced(`${name}-leader-election`, opts.namespace, LEASE_RULES);
+  return {
+    ...boundClusterRole(name, watch.length > 0 ? CLUSTER_RULES : CONTROLLER_RULES, labels, subject),
     leaseRole: lease.role,
     leaseRoleBinding: lease.roleBinding,
     roles,
