@@ -98,6 +98,21 @@ export class IdentityAuthorizer implements RequestAuthorizer {
     // answers a refusal (the grants are the key store), and "rate limited" is ours.
     const why = new Map<string, string>();
     const whyKey = (opcode: number, ski: string | undefined): string => `${opcode}/${ski ?? ''}`;
+    // Per (opcode, answer) of this connection: the labelled counter and the log key, made once. On
+    // the signing path this is most of the cost (bench/keyserver-authorization.ts): prom-client
+    // hashes label objects and Maps hash fresh strings on every call otherwise.
+    const outcomes = new Map<number, { counter: { inc(): void }; logKey: string; result: string; opcode: string }>();
+    const outcomeOf = (opcode: number, error: ErrorCode | undefined) => {
+      const k = opcode * 256 + (error ?? 0);
+      let o = outcomes.get(k);
+      if (o === undefined) {
+        const result = error === undefined ? 'ok' : error === ErrorCode.keyNotFound ? 'denied' : error === ErrorCode.rateLimited ? 'rate_limited' : errorCodeName(error).replace(/[^a-z0-9]+/g, '_');
+        const op = opcodeName(opcode);
+        o = { counter: this.signatures.labels({ identity: label, opcode: op, result }), logKey: `${label}|${result}`, result, opcode: op };
+        outcomes.set(k, o);
+      }
+      return o;
+    };
     return {
       admit: (opcode, ski) => {
         let decision = decide(identity, opcode, ski, this.options.grants);
@@ -112,18 +127,16 @@ export class IdentityAuthorizer implements RequestAuthorizer {
         const refused = error === ErrorCode.keyNotFound || error === ErrorCode.rateLimited;
         // Pings are not signatures (the controller's readiness probe pings every few seconds).
         if (signOperationOf(opcode) === undefined && !(opcode === Opcode.ping && refused)) return;
-        const result = error === undefined ? 'ok' : error === ErrorCode.keyNotFound ? 'denied' : error === ErrorCode.rateLimited ? 'rate_limited' : errorCodeName(error).replace(/[^a-z0-9]+/g, '_');
+        const o = outcomeOf(opcode, error);
+        o.counter.inc();
         const reason = refused ? why.get(whyKey(opcode, ski)) : undefined;
         if (refused) why.delete(whyKey(opcode, ski));
-        const op = opcodeName(opcode);
-        this.signatures.inc({ identity: label, opcode: op, result });
-        const level = result === 'ok' ? 'info' : 'warn';
-        this.limiter.log(`${label}|${result}`, (suppressed) =>
-          this.options.log?.[level](result === 'ok' ? 'keyserver: signed' : 'keyserver: signing refused', {
+        this.limiter.log(o.logKey, (suppressed) =>
+          this.options.log?.[o.result === 'ok' ? 'info' : 'warn'](o.result === 'ok' ? 'keyserver: signed' : 'keyserver: signing refused', {
             identity: label,
             ski: ski ?? null,
-            opcode: op,
-            result,
+            opcode: o.opcode,
+            result: o.result,
             durationMs: Math.round(seconds * 1e6) / 1e3,
             ...(reason !== undefined ? { why: reason } : {}),
             ...(suppressed > 0 ? { suppressedSinceLastLine: suppressed } : {}),
