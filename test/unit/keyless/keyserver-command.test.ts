@@ -52,4 +52,20 @@ void describe('dc-operator keyserver start-up checks', () => {
       assert.match(r.stderr, message);
     }
   });
+
+  void it('--from-cluster takes its keys and TLS Secret from the API: directory flags, signing workers and cluster flags without it are refused, naming the flag', () => {
+    const run = (...args: string[]) => spawnSync(process.execPath, [entry, 'keyserver', ...args], { encoding: 'utf8', timeout: 20_000 });
+    for (const [args, message] of [
+      [['--from-cluster', '--keys', pki.keysDir], /--keys is for a key directory; --from-cluster reads keys and its TLS Secret from the API/],
+      [['--from-cluster', '--workers', '2'], /--workers: signing workers are not available with --from-cluster/],
+      [['--from-cluster', '--trust-domain', 'Not/A/Domain'], /--trust-domain: "Not\/A\/Domain" is not a trust domain/],
+      [['--from-cluster', '--namespace', 'Bad_NS'], /"Bad_NS" is not a namespace name/],
+      [['--ca', join(pki.dir, 'ca.crt'), '--cert', 'c', '--key', 'k'], /--keys is required \(or use --from-cluster\)/],
+      [['--keys', pki.keysDir, '--ca', 'a', '--cert', 'c', '--key', 'k', '--tls-secret', 'x'], /--tls-secret only applies with --from-cluster/],
+    ] as const) {
+      const r = run(...args);
+      assert.equal(r.status, 2, `${args.join(' ')}: ${r.stderr}`);
+      assert.match(r.stderr, message);
+    }
+  });
 });
