@@ -82,7 +82,7 @@ async function startKeyServer(port: number, probes: number): Promise<Running> {
   return { child, lines, exited };
 }
 
-void it('serves each identity its own key over mTLS, refuses and logs a cross-namespace request, follows a rotation and a deletion', { timeout: 120_000 }, async () => {
+void it('serves each identity its own key over mTLS, refuses and logs a cross-namespace request, follows a key rotation, a serving-certificate rotation and a deletion', { timeout: 120_000 }, async () => {
   const [port, probes] = [await freePort(), await freePort()];
   const ks = await startKeyServer(port, probes);
   const clients: KeylessClient[] = [];
@@ -157,6 +157,29 @@ void it('serves each identity its own key over mTLS, refuses and logs a cross-na
     await waitFor('the mismatch is logged', 20_000, () =>
       Promise.resolve(ks.lines().find((l) => l['message'] === 'keyserver: new key refused, keeping the working one' && l['identity'] === idA)));
     await signWith(sidecarA, rotated);
+
+    // The serving Secret rotated (the controller re-issues it): new connections get the new
+    // certificate; a broken version is refused and the working one kept.
+    const servingSecret = (cert: string, key: string, ca: string) => ({
+      metadata: { namespace: own.name, name: 'dc-operator-keyserver-tls' },
+      type: 'kubernetes.io/tls',
+      data: Object.fromEntries(Object.entries({ 'tls.crt': cert, 'tls.key': key, 'ca.crt': ca }).map(([k, v]) => [k, Buffer.from(v).toString('base64')])),
+    });
+    const nextPki = makeIdentityPki();
+    try {
+      await putSecret(core, servingSecret(nextPki.server.cert, pki.server.key, pki.ca.cert)); // key of another certificate
+      await waitFor('the broken serving Secret is refused', 20_000, () =>
+        Promise.resolve(ks.lines().find((l) => l['message'] === 'keyserver: new serving credentials refused, keeping the working ones')));
+      // A new connection still gets the working certificate (our CA's).
+      await signWith(client('late-a', idA), rotated);
+      await putSecret(core, servingSecret(nextPki.server.cert, nextPki.server.key, pki.ca.cert));
+      const pair = pki.client('sidecar-a-new', idA);
+      const trustsNewServer = new KeylessClient({ address: `127.0.0.1:${port}`, ca: nextPki.ca.cert, cert: pair.cert, key: pair.key, timeoutMs: 3000, maxBackoffMs: 500 });
+      clients.push(trustsNewServer);
+      await waitFor('a new connection gets the rotated serving certificate', 20_000, async () => (await refusal(signWith(trustsNewServer, rotated))) === undefined ? true : undefined);
+    } finally {
+      nextPki.cleanup();
+    }
 
     // Deleting the DelegatedCredential revokes the grant.
     await kc.makeApiClient(CustomObjectsApi).deleteNamespacedCustomObject({ ...DC, namespace: a.name, name: 'www' });
