@@ -21,7 +21,7 @@ import { createTestNamespace, testKubeConfig, testKubeconfigPath, uniqueName, wi
 import { CONTROLLER_RULES, LEASE_RULES, controllerRbac } from '../../src/operator/rbac.js';
 import { WEBHOOK_RBAC, buildMutatingWebhookConfiguration } from '../../src/webhook/webhook-configuration.js';
 import { KEYSERVER_RULES, keyServerRbac } from '../../src/keyserver/rbac.js';
-import { LABEL_INJECTED, LABEL_INJECTED_VALUE } from '../../src/webhook/config.js';
+import { LABEL_SIDECAR, LABEL_SIDECAR_VALUE } from '../../src/webhook/config.js';
 import { sidecarIdentityUri } from '../../src/operator/api/serving-bundle.js';
 import { makeIdentityPki } from '../unit/keyserver/pki.js';
 
@@ -287,7 +287,7 @@ void describe('packaging', () => {
     const policy = find(objs, 'NetworkPolicy', 'dc-operator-keyserver') as unknown as { spec: { ingress: Array<{ ports: Array<{ port: string }>; from?: Array<{ podSelector?: { matchLabels?: Record<string, string> } }> }> } };
     const keylessIngress = policy.spec.ingress.find((i) => i.ports.some((p) => p.port === 'keyless'));
     assert.deepEqual(keylessIngress?.from?.map((f) => plain(f.podSelector?.matchLabels)), [
-      { [LABEL_INJECTED]: LABEL_INJECTED_VALUE },
+      { [LABEL_SIDECAR]: LABEL_SIDECAR_VALUE },
       { 'app.kubernetes.io/name': 'dc-operator', 'app.kubernetes.io/instance': 'dc-operator', 'app.kubernetes.io/component': 'controller' },
     ]);
     const off = await render('dc-operator', 'dc-operator', 'keyserver.enabled=false');
