@@ -14,6 +14,7 @@
  *
  *   node dist/bench/keyless.js [--runs 3] [--seconds 4] [--inflight 64] [--sequential 400] [--workers 0]
  */
+import { execFileSync } from 'node:child_process';
 import { createHash, createPrivateKey, sign as cryptoSign } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { cpus, loadavg } from 'node:os';
@@ -163,6 +164,23 @@ function primitives(pki: KeylessPki): Array<[string, number]> {
   return rows;
 }
 
+/**
+ * The reference line: `openssl speed` on this machine, signatures per second of CPU user time
+ * (openssl speed divides by CPU time unless given -elapsed). The system's OpenSSL is not the one
+ * built into node, so this says what a native signer does here, not what node's OpenSSL does.
+ */
+function opensslSpeed(): string[] {
+  const args = ['speed', '-seconds', '2', 'ecdsap256', 'ecdsap384', 'ed25519', 'rsa2048'];
+  try {
+    const out = execFileSync('openssl', args, { encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'], timeout: 120_000 });
+    const version = execFileSync('openssl', ['version'], { encoding: 'utf8' }).trim();
+    const rows = out.split('\n').filter((l) => /^\s*(rsa\s+2048|\d+ bits (ecdsa|EdDSA))/.test(l)).map((l) => l.trim());
+    return [`\`openssl ${args.join(' ')}\` (${version}): sign/s is per CPU-second`, '', '```', ...rows, '```'];
+  } catch (err) {
+    return [`openssl speed failed: ${err instanceof Error ? err.message : String(err)}`];
+  }
+}
+
 async function main(): Promise<void> {
   const pki = makeKeylessPki();
   const { child, port, stop } = await startKeyServerProcess(pki, WORKERS);
@@ -200,6 +218,9 @@ async function main(): Promise<void> {
     console.log('| primitive | ops per CPU-second |');
     console.log('| --- | ---: |');
     for (const [label, ops] of primitives(pki)) console.log(`| ${label} | ${fmt(ops)} |`);
+    console.log('\nReference: OpenSSL on this machine\n');
+    for (const line of opensslSpeed()) console.log(line);
+    console.log(`\nend load: ${loadavg().map((l) => l.toFixed(2)).join(' ')}`);
   } finally {
     await client.close();
     await stop();
