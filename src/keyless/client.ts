@@ -13,6 +13,7 @@ import { randomBytes } from 'node:crypto';
 import { decodeOperation, encodeMessage, FrameDecoder, type Operation } from './codec.js';
 import { KeylessError, KeylessRemoteError, KeylessTimeoutError, KeylessUnavailableError } from './errors.js';
 import { DEFAULT_PORT, ErrorCode, Opcode, opcodeName, PAD_TO, VERSION_MAJOR } from './protocol.js';
+import { encodeSignMessage, MAX_SIGN_MESSAGE_LENGTH } from './sign-message.js';
 import { skiHex } from './ski.js';
 
 type Pem = string | Uint8Array;
@@ -80,6 +81,15 @@ class Connection {
   private closedError: Error | undefined;
   /** Responses received; a connection closed before its first answer counts as a failed attempt. */
   answered = 0;
+  /**
+   * Whether the key server at the other end of this connection knows our sign-message extension.
+   * Learnt per connection, because that is the unit of change: behind a Kubernetes Service each
+   * connection goes to one replica, and during a rolling upgrade replicas old and new differ; a
+   * replica's software changes only by restarting it, which closes the connection. So a new
+   * connection asks again (one extra round trip on its first signature if the answer is no) and an
+   * open one never needs to.
+   */
+  messageSigning: 'unknown' | 'supported' | 'unsupported' = 'unknown';
   private lastReceivedAt = 0;
 
   constructor(
@@ -238,16 +248,76 @@ export class KeylessClient {
    */
   async request(op: Operation, options: RequestOptions = {}): Promise<Operation> {
     const deadline = Date.now() + (options.timeoutMs ?? this.timeoutMs);
-    let response: Operation;
+    const response = await this.onConnection(deadline, (conn) => conn.send(op, deadline, this.padTo));
+    return this.checked(op, response);
+  }
+
+  /** Asks the key server to sign `payload` (a digest, or the message for Ed25519) with key `ski`. */
+  async sign(ski: Uint8Array, opcode: number, payload: Uint8Array, options: RequestOptions = {}): Promise<Uint8Array> {
+    return this.signatureOf(opcode, await this.request({ opcode, ski, payload }, options));
+  }
+
+  /**
+   * Has the key server sign the whole `message` with TLS signature scheme `scheme` (our extension,
+   * Opcode.signMessage), or, on a connection whose server answered the extension "bad opcode", the
+   * documented digest request that `digestRequest` makes. Messages too long for one request take
+   * the digest way too.
+   */
+  async signMessage(
+    ski: Uint8Array,
+    scheme: number,
+    message: Uint8Array,
+    digestRequest: () => { readonly opcode: number; readonly payload: Uint8Array },
+    options: RequestOptions = {},
+  ): Promise<Uint8Array> {
+    const deadline = Date.now() + (options.timeoutMs ?? this.timeoutMs);
+    const viaDigest = async (conn: Connection): Promise<[Operation, Operation]> => {
+      const { opcode, payload } = digestRequest();
+      const op: Operation = { opcode, ski, payload };
+      return [op, await conn.send(op, deadline, this.padTo)];
+    };
+    const [op, response] = await this.onConnection(deadline, async (conn): Promise<[Operation, Operation]> => {
+      if (conn.messageSigning === 'unsupported' || message.length === 0 || message.length > MAX_SIGN_MESSAGE_LENGTH) {
+        return viaDigest(conn);
+      }
+      const op: Operation = { opcode: Opcode.signMessage, ski, payload: encodeSignMessage({ scheme, message }) };
+      const response = await conn.send(op, deadline, this.padTo);
+      // Only an unprobed connection learns "unsupported": a server that has signed a message on
+      // this connection does not forget the opcode, and its bad opcode then is a real error.
+      if (conn.messageSigning === 'unknown' && response.opcode === Opcode.error && response.payload?.[0] === ErrorCode.badOpcode) {
+        conn.messageSigning = 'unsupported';
+        return viaDigest(conn);
+      }
+      if (response.opcode === Opcode.response) conn.messageSigning = 'supported';
+      return [op, response];
+    });
+    return this.signatureOf(op.opcode, this.checked(op, response));
+  }
+
+  /**
+   * Whether the connections now open speak the sign-message extension (tests, diagnostics):
+   * 'unknown' until a signature has been asked for on one.
+   */
+  get messageSigning(): 'unknown' | 'supported' | 'unsupported' {
+    const states = this.slots.flatMap((s) => (s.conn?.usable ? [s.conn.messageSigning] : []));
+    return states.find((s) => s !== 'unknown') ?? 'unknown';
+  }
+
+  /**
+   * Runs `send` on a connection. A connection lost under the request (key server restarted):
+   * signing is idempotent, so try once more on a fresh connection while the deadline allows.
+   */
+  private async onConnection<T>(deadline: number, send: (conn: Connection) => Promise<T>): Promise<T> {
     try {
-      response = await (await this.connection(deadline)).send(op, deadline, this.padTo);
+      return await send(await this.connection(deadline));
     } catch (err) {
-      // A connection lost under the request (key server restarted): signing is idempotent, so
-      // try once more on a fresh connection while the deadline allows.
       if (!(err instanceof KeylessUnavailableError) || err instanceof KeylessTimeoutError || this.closed) throw err;
       if (Date.now() >= deadline) throw err;
-      response = await (await this.connection(deadline)).send(op, deadline, this.padTo);
+      return await send(await this.connection(deadline));
     }
+  }
+
+  private checked(op: Operation, response: Operation): Operation {
     if (response.opcode === Opcode.error) {
       const code = response.payload?.[0] ?? ErrorCode.internalError;
       throw new KeylessRemoteError(code, op.ski ? skiHex(op.ski) : undefined, this.server, opcodeName(op.opcode));
@@ -255,9 +325,7 @@ export class KeylessClient {
     return response;
   }
 
-  /** Asks the key server to sign `payload` (a digest, or the message for Ed25519) with key `ski`. */
-  async sign(ski: Uint8Array, opcode: number, payload: Uint8Array, options: RequestOptions = {}): Promise<Uint8Array> {
-    const response = await this.request({ opcode, ski, payload }, options);
+  private signatureOf(opcode: number, response: Operation): Uint8Array {
     if (response.opcode !== Opcode.response || response.payload === undefined) {
       throw new KeylessUnavailableError(`key server ${this.server} answered ${opcodeName(opcode)} with ${opcodeName(response.opcode)}`);
     }

@@ -7,13 +7,15 @@
  * debounce) and polled as a fallback, because a Kubernetes Secret volume changes by swapping a
  * `..data` symlink, which not every platform reports to a watcher.
  */
-import { createHash, createPrivateKey, type KeyObject } from 'node:crypto';
+import { createHash, createPrivateKey, sign as cryptoSign, type KeyObject } from 'node:crypto';
 import { watch, type FSWatcher } from 'node:fs';
 import { readdir, readFile, stat } from 'node:fs/promises';
 import { join } from 'node:path';
+import { cryptoOptions, keyMatchesScheme, schemeParams } from '../tls/signature-schemes.js';
+import { EcdsaDigestSigner, signEd25519, signRsaPkcs1Digest, signRsaPssDigest, type EcCurve } from './digest-signing.js';
 import { KeylessError } from './errors.js';
-import { EcdsaDigestSigner, signEd25519, signRsaPkcs1, signRsaPss, describeOperation, type EcCurve } from './prehashed.js';
 import { ErrorCode, type SignOperation } from './protocol.js';
+import type { SignRequest } from './sign-request.js';
 import { computeSki, skiHex } from './ski.js';
 
 export type KeyAlgorithm = 'rsa' | 'ecdsa' | 'ed25519';
@@ -53,14 +55,30 @@ export class SigningKey {
     }
   }
 
-  /** Signs `payload` (a digest, or the whole message for Ed25519); throws KeylessError. */
-  sign(op: SignOperation, payload: Uint8Array): Uint8Array {
+  /** Signs a request (a digest, or a whole message); throws KeylessError with the code to answer. */
+  sign(request: SignRequest): Uint8Array {
+    return request.kind === 'message' ? this.signMessage(request.scheme, request.message) : this.signDigest(request.operation, request.payload);
+  }
+
+  /** Our extension: node:crypto hashes and signs `message` as the TLS signature scheme says. */
+  private signMessage(scheme: number, message: Uint8Array): Uint8Array {
+    const name = `0x${scheme.toString(16).padStart(4, '0')}`;
+    if (!schemeParams(scheme)) throw new KeylessError(ErrorCode.cryptoFailed, `signature scheme ${name} is not supported`);
+    if (!keyMatchesScheme(this.key, scheme)) {
+      throw new KeylessError(ErrorCode.cryptoFailed, `key ${this.skiHex} (${this.detail ?? this.algorithm}) cannot sign with signature scheme ${name}`);
+    }
+    const { algorithm, ...options } = cryptoOptions(scheme, this.key);
+    return new Uint8Array(cryptoSign(algorithm, message, options));
+  }
+
+  /** The documented opcodes: `payload` is a digest, or the whole message for Ed25519. */
+  private signDigest(op: SignOperation, payload: Uint8Array): Uint8Array {
     switch (op.kind) {
       case 'rsa-pkcs1':
-        if (this.algorithm === 'rsa') return signRsaPkcs1(this.key, op.hash, payload);
+        if (this.algorithm === 'rsa') return signRsaPkcs1Digest(this.key, op.hash, payload);
         break;
       case 'rsa-pss':
-        if (this.algorithm === 'rsa') return signRsaPss(this.key, this.modulusBits, op.hash, payload);
+        if (this.algorithm === 'rsa') return signRsaPssDigest(this.key, this.modulusBits, op.hash, payload);
         break;
       case 'ecdsa':
         if (this.ecdsa) return this.ecdsa.sign(op.hash, payload);
@@ -74,6 +92,11 @@ export class SigningKey {
       `key ${this.skiHex} (${this.detail ?? this.algorithm}) cannot sign ${describeOperation(op)}`,
     );
   }
+}
+
+/** The key families a SignOperation applies to, for error messages. */
+function describeOperation(op: SignOperation): string {
+  return op.kind === 'ed25519' ? 'Ed25519' : `${op.kind.toUpperCase()} over ${op.hash.toUpperCase()}`;
 }
 
 function curveName(opensslName: string | undefined): EcCurve {

@@ -70,6 +70,15 @@ export const Opcode = {
   rsaPssSignSha256: 0x35,
   rsaPssSignSha384: 0x36,
   rsaPssSignSha512: 0x37,
+  /**
+   * Our extension, not a gokeyless opcode: sign the whole message with a TLS SignatureScheme
+   * (payload: scheme u16 | message; sign-message.ts). 0xC0 lies in 0x80–0xEF, which no documented
+   * opcode uses: gokeyless numbers operations upwards from 0x01 in families (0x0_ RSA, 0x1_ ECDSA,
+   * 0x2_ seal/RPC, 0x3_ PSS) and keeps 0xF_ for control messages, so the middle of the byte is the
+   * range least likely to be taken by a future upstream opcode. A server without it answers
+   * "bad opcode", which is what the client's fallback listens for (README.md).
+   */
+  signMessage: 0xc0,
   response: 0xf0,
   ping: 0xf1,
   pong: 0xf2,

@@ -30,9 +30,9 @@ import {
   MAX_WIRE_BODY_LENGTH,
   Opcode,
   opcodeName,
-  signOperationOf,
 } from './protocol.js';
 import { Semaphore } from './semaphore.js';
+import { signRequestOf, usesLegacyHash } from './sign-request.js';
 import { SigningPool } from './sign-pool.js';
 import { skiHex } from './ski.js';
 
@@ -551,6 +551,8 @@ interface Answer {
   readonly ski?: string | undefined;
 }
 
+const EMPTY = new Uint8Array(0);
+
 function errorAnswer(id: number, opcode: number, code: number, ski?: string): Answer {
   return { bytes: encodeMessage(id, { opcode: Opcode.error, payload: Uint8Array.of(code) }), opcode, error: code, ski };
 }
@@ -584,10 +586,13 @@ async function execute(id: number, op: Operation, ctx: ConnectionContext): Promi
     return { bytes: encodeMessage(id, { opcode: Opcode.pong, payload: op.payload ?? new Uint8Array(0) }), opcode: op.opcode, error: undefined };
   }
   if (isResponseOpcode(op.opcode)) return errorAnswer(id, op.opcode, ErrorCode.unexpectedOpcode);
-  const signOp = signOperationOf(op.opcode);
-  if (!signOp) return errorAnswer(id, op.opcode, ErrorCode.badOpcode);
-  if (!ctx.allowLegacyHashes && 'hash' in signOp && (signOp.hash === 'md5-sha1' || signOp.hash === 'sha1')) {
-    return errorAnswer(id, op.opcode, ErrorCode.badOpcode);
+  // Documented opcodes carry a digest; our extension (Opcode.signMessage) the whole message.
+  const request = signRequestOf(op.opcode, op.payload ?? EMPTY);
+  if (!request) return errorAnswer(id, op.opcode, ErrorCode.badOpcode);
+  if (!ctx.allowLegacyHashes && usesLegacyHash(request)) {
+    // "bad opcode" is the documented answer for a refused hash opcode; in our extension the opcode
+    // is known, and bad opcode there would read as "extension unsupported" to our client.
+    return errorAnswer(id, op.opcode, request.kind === 'message' ? ErrorCode.cryptoFailed : ErrorCode.badOpcode);
   }
   const refused = ctx.peer?.admit(op.opcode, ski);
   if (refused !== undefined) return errorAnswer(id, op.opcode, refused, ski);
@@ -597,7 +602,7 @@ async function execute(id: number, op: Operation, ctx: ConnectionContext): Promi
   const payload = op.payload;
   const release = await ctx.semaphore.acquire();
   try {
-    const signature = ctx.pool ? await ctx.pool.sign(key, op.opcode, payload) : key.sign(signOp, payload);
+    const signature = ctx.pool ? await ctx.pool.sign(key, op.opcode, payload) : key.sign(request);
     return { bytes: encodeMessage(id, { opcode: Opcode.response, payload: signature }), opcode: op.opcode, error: undefined, ski };
   } finally {
     release();

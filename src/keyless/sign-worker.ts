@@ -6,7 +6,8 @@ import { parentPort } from 'node:worker_threads';
 import type { KeyObject } from 'node:crypto';
 import { KeylessError } from './errors.js';
 import { SigningKey } from './keystore.js';
-import { ErrorCode, signOperationOf } from './protocol.js';
+import { ErrorCode } from './protocol.js';
+import { signRequestOf } from './sign-request.js';
 import type { WorkerControl, WorkerJob, WorkerResult } from './sign-pool.js';
 
 const keys = new Map<string, SigningKey>();
@@ -16,9 +17,9 @@ function run(job: WorkerJob): WorkerResult {
     if (job.key) keys.set(job.skiHex, new SigningKey(job.key as KeyObject, 'pool'));
     const key = keys.get(job.skiHex);
     if (!key) return { id: job.id, ok: false, code: ErrorCode.keyNotFound, message: `no key ${job.skiHex} in worker` };
-    const op = signOperationOf(job.opcode);
-    if (!op) return { id: job.id, ok: false, code: ErrorCode.badOpcode, message: `opcode ${job.opcode}` };
-    return { id: job.id, ok: true, signature: key.sign(op, job.payload) };
+    const request = signRequestOf(job.opcode, job.payload);
+    if (!request) return { id: job.id, ok: false, code: ErrorCode.badOpcode, message: `opcode ${job.opcode}` };
+    return { id: job.id, ok: true, signature: key.sign(request) };
   } catch (err) {
     const code = err instanceof KeylessError ? err.code : ErrorCode.internalError;
     return { id: job.id, ok: false, code, message: err instanceof Error ? err.message : String(err) };

@@ -2,8 +2,11 @@
  * The keyless Signer backend: signatures come from a remote Keyless SSL key server over mutual TLS,
  * so the certificate's private key never enters the cluster.
  *
- * TLS signature schemes map to keyless opcodes; for hash-based schemes this side hashes the
- * message and the key server signs the digest, for Ed25519 the whole message travels. When the
+ * Hash-based schemes travel whole, with the scheme, in our sign-message extension (the key server
+ * signs with node:crypto); a key server that answers it "bad opcode" (gokeyless and other
+ * implementations of the documented protocol) gets the documented opcode with a digest hashed
+ * here instead (KeylessClient.signMessage remembers that per connection). Ed25519 always travels
+ * whole in its documented opcode. When the
  * public key is known (from the certificate), every signature is verified before it is returned:
  * a key server that answers with a wrong key or a faulty signature fails loudly here instead of
  * producing a credential no client accepts.
@@ -136,13 +139,21 @@ export class KeylessSigner implements Signer {
     }
     const mapping = opcodeForScheme(scheme);
     if (!mapping) throw new RangeError(`${signatureSchemeName(scheme)} has no keyless opcode`);
-    const payload = mapping.hash === null ? message : new Uint8Array(createHash(mapping.hash).update(message).digest());
-    const signature = await this.client.sign(
-      this.ski,
-      mapping.opcode,
-      payload,
-      this.timeoutMs !== undefined ? { timeoutMs: this.timeoutMs } : {},
-    );
+    const options = this.timeoutMs !== undefined ? { timeoutMs: this.timeoutMs } : {};
+    const hash = mapping.hash;
+    // Ed25519's documented opcode already carries the whole message. Every other scheme goes whole
+    // through our extension (the key server signs with node:crypto), or as a digest to a key
+    // server without it.
+    const signature =
+      hash === null
+        ? await this.client.sign(this.ski, mapping.opcode, message, options)
+        : await this.client.signMessage(
+            this.ski,
+            scheme,
+            message,
+            () => ({ opcode: mapping.opcode, payload: new Uint8Array(createHash(hash).update(message).digest()) }),
+            options,
+          );
     if (this.verify && this.publicKey && !verifySignature(scheme, this.publicKey, message, signature)) {
       throw new KeylessError(
         ErrorCode.cryptoFailed,

@@ -9,7 +9,9 @@ import { KeylessClient } from '../../../src/keyless/client.js';
 import { KeylessError } from '../../../src/keyless/errors.js';
 import { ErrorCode, Opcode } from '../../../src/keyless/protocol.js';
 import { startKeyServer, type KeyServer } from '../../../src/keyless/server.js';
+import { encodeSignMessage } from '../../../src/keyless/sign-message.js';
 import { computeSki } from '../../../src/keyless/ski.js';
+import { SignatureScheme } from '../../../src/tls/constants.js';
 import { makeKeylessPki, type KeylessPki } from './pki.js';
 
 void describe('legacy hash opcodes at the key server', () => {
@@ -45,6 +47,20 @@ void describe('legacy hash opcodes at the key server', () => {
     }
     const sig = await client.sign(ski, Opcode.ecdsaSignSha256, digest('sha256'));
     assert.ok(verify('sha256', signed, createPublicKey(key()), sig), 'a valid ECDSA P-256/SHA-256 signature');
+  });
+
+  void it('refuses SHA-1 schemes in the sign-message extension by default, as a crypto failure (bad opcode would read as "extension unsupported")', async () => {
+    const client = await clientOf(undefined);
+    const ski = computeSki(key());
+    for (const scheme of [SignatureScheme.ecdsa_sha1, SignatureScheme.rsa_pkcs1_sha1]) {
+      await assert.rejects(
+        client.sign(ski, Opcode.signMessage, encodeSignMessage({ scheme, message: signed })),
+        (e: unknown) => e instanceof KeylessError && e.code === ErrorCode.cryptoFailed,
+        `scheme 0x${scheme.toString(16)}`,
+      );
+    }
+    const sig = await client.sign(ski, Opcode.signMessage, encodeSignMessage({ scheme: SignatureScheme.ecdsa_secp256r1_sha256, message: signed }));
+    assert.ok(verify('sha256', signed, createPublicKey(key()), sig), 'a valid ECDSA P-256/SHA-256 signature of the whole message');
   });
 
   void it('signs SHA-1 when allowLegacyHashes is set', async () => {

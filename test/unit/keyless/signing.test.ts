@@ -12,21 +12,25 @@ import {
 } from 'node:crypto';
 import { KeylessError, KeylessFormatError } from '../../../src/keyless/errors.js';
 import { SigningKey } from '../../../src/keyless/keystore.js';
-import { emsaPssEncode } from '../../../src/keyless/prehashed.js';
+import { emsaPssEncode } from '../../../src/keyless/digest-signing.js';
 import { ErrorCode, Opcode, signOperationOf } from '../../../src/keyless/protocol.js';
+import type { SignRequest } from '../../../src/keyless/sign-request.js';
 import { computeSki, parseSkiHex, skiHex } from '../../../src/keyless/ski.js';
+import { SignatureScheme, signatureSchemeName } from '../../../src/tls/constants.js';
+import { verifySignature } from '../../../src/tls/signature-schemes.js';
 import { makeKeylessPki, opensslSkiOf, type KeylessPki } from './pki.js';
 
 const message = Buffer.from('TLS 1.3, server CertificateVerify test message');
 const digest = (hash: string): Buffer => createHash(hash).update(message).digest();
 
-function op(code: number) {
-  const o = signOperationOf(code);
-  assert.ok(o, `opcode 0x${code.toString(16)} is a signing opcode`);
-  return o;
+/** A documented (digest) signing request. */
+function req(code: number, payload: Uint8Array): SignRequest {
+  const operation = signOperationOf(code);
+  assert.ok(operation, `opcode 0x${code.toString(16)} is a signing opcode`);
+  return { kind: 'digest', operation, payload };
 }
 
-void describe('pre-hashed signing with node:crypto primitives', () => {
+void describe('digest signing: node:crypto for RSA and Ed25519, @noble/curves for ECDSA', () => {
   const rsa = generateKeyPairSync('rsa', { modulusLength: 2048 });
   const rsaKey = new SigningKey(rsa.privateKey, 'test');
 
@@ -38,14 +42,14 @@ void describe('pre-hashed signing with node:crypto primitives', () => {
     [Opcode.rsaSignSha512, 'sha512'],
   ] as const) {
     void it(`signs an RSA PKCS#1 v1.5 ${hash} digest that node:crypto verifies over the message`, () => {
-      const sig = rsaKey.sign(op(code), digest(hash));
+      const sig = rsaKey.sign(req(code, digest(hash)));
       assert.ok(verify(hash, message, { key: rsa.publicKey, padding: constants.RSA_PKCS1_PADDING }, sig));
     });
   }
 
   void it('signs an RSA MD5SHA1 digest as PKCS#1 type 1 padding without DigestInfo', () => {
     const md5sha1 = Buffer.concat([digest('md5'), digest('sha1')]);
-    const sig = rsaKey.sign(op(Opcode.rsaSignMd5Sha1), md5sha1);
+    const sig = rsaKey.sign(req(Opcode.rsaSignMd5Sha1, md5sha1));
     assert.deepEqual(publicDecrypt({ key: rsa.publicKey, padding: constants.RSA_PKCS1_PADDING }, sig), md5sha1);
   });
 
@@ -55,7 +59,7 @@ void describe('pre-hashed signing with node:crypto primitives', () => {
     [Opcode.rsaPssSignSha512, 'sha512'],
   ] as const) {
     void it(`signs an RSA-PSS ${hash} digest (salt = hash length) that node:crypto verifies`, () => {
-      const sig = rsaKey.sign(op(code), digest(hash));
+      const sig = rsaKey.sign(req(code, digest(hash)));
       assert.equal(sig.length, 256);
       const key = { key: rsa.publicKey, padding: constants.RSA_PKCS1_PSS_PADDING, saltLength: createHash(hash).digest().length };
       assert.ok(verify(hash, message, key, sig));
@@ -64,7 +68,7 @@ void describe('pre-hashed signing with node:crypto primitives', () => {
 
   void it('signs RSA-PSS with a modulus whose encoded message is one byte shorter than the modulus', () => {
     const odd = generateKeyPairSync('rsa', { modulusLength: 1537 });
-    const sig = new SigningKey(odd.privateKey, 'test').sign(op(Opcode.rsaPssSignSha256), digest('sha256'));
+    const sig = new SigningKey(odd.privateKey, 'test').sign(req(Opcode.rsaPssSignSha256, digest('sha256')));
     assert.equal(odd.privateKey.asymmetricKeyDetails?.modulusLength, 1537);
     assert.equal(sig.length, 193);
     assert.ok(verify('sha256', message, { key: odd.publicKey, padding: constants.RSA_PKCS1_PSS_PADDING, saltLength: 32 }, sig));
@@ -89,20 +93,20 @@ void describe('pre-hashed signing with node:crypto primitives', () => {
       void it(`signs an ECDSA ${label} ${hash} digest that node:crypto verifies, 50 times in a row`, () => {
         for (let i = 0; i < 50; i++) {
           const msg = Buffer.from(`message ${i}`);
-          const sig = key.sign(op(code), createHash(hash).update(msg).digest());
+          const sig = key.sign(req(code, createHash(hash).update(msg).digest()));
           assert.ok(verify(hash, msg, { key: pair.publicKey, dsaEncoding: 'der' }, sig), `signature ${i}`);
         }
       });
     }
   }
 
-  void it('uses a fresh ECDSA nonce for every signature, across nonce batches', () => {
+  void it('hedges ECDSA nonces: the same digest signed 200 times gives 200 different r values', () => {
     const pair = generateKeyPairSync('ec', { namedCurve: 'prime256v1' });
     const key = new SigningKey(pair.privateKey, 'test');
     const d = digest('sha256');
     const rs = new Set<string>();
     for (let i = 0; i < 200; i++) {
-      const sig = Buffer.from(key.sign(op(Opcode.ecdsaSignSha256), d));
+      const sig = Buffer.from(key.sign(req(Opcode.ecdsaSignSha256, d)));
       assert.ok(verify('sha256', message, { key: pair.publicKey, dsaEncoding: 'der' }, sig));
       const rLength = sig[3]!;
       rs.add(sig.subarray(4, 4 + rLength).toString('hex'));
@@ -112,24 +116,66 @@ void describe('pre-hashed signing with node:crypto primitives', () => {
 
   void it('signs the whole message with Ed25519', () => {
     const pair = generateKeyPairSync('ed25519');
-    const sig = new SigningKey(pair.privateKey, 'test').sign(op(Opcode.ed25519Sign), message);
+    const sig = new SigningKey(pair.privateKey, 'test').sign(req(Opcode.ed25519Sign, message));
     assert.ok(verify(null, message, pair.publicKey, sig));
   });
 
   void it('rejects a digest of the wrong length as a format error', () => {
     const pair = generateKeyPairSync('ec', { namedCurve: 'prime256v1' });
     const key = new SigningKey(pair.privateKey, 'test');
-    assert.throws(() => key.sign(op(Opcode.ecdsaSignSha256), new Uint8Array(31)), KeylessFormatError);
-    assert.throws(() => rsaKey.sign(op(Opcode.rsaPssSignSha256), new Uint8Array(48)), KeylessFormatError);
+    assert.throws(() => key.sign(req(Opcode.ecdsaSignSha256, new Uint8Array(31))), KeylessFormatError);
+    assert.throws(() => rsaKey.sign(req(Opcode.rsaPssSignSha256, new Uint8Array(48))), KeylessFormatError);
   });
 
   void it('refuses an opcode of another key family with a crypto failure naming the key', () => {
     const pair = generateKeyPairSync('ed25519');
     const key = new SigningKey(pair.privateKey, 'test');
     assert.throws(
-      () => key.sign(op(Opcode.ecdsaSignSha256), digest('sha256')),
+      () => key.sign(req(Opcode.ecdsaSignSha256, digest('sha256'))),
       (err: unknown) => err instanceof KeylessError && err.code === ErrorCode.cryptoFailed && err.message.includes(key.skiHex),
     );
+  });
+});
+
+void describe('whole-message signing (the sign-message extension) with node:crypto', () => {
+  const S = SignatureScheme;
+  const pairs = {
+    p256: generateKeyPairSync('ec', { namedCurve: 'prime256v1' }),
+    p384: generateKeyPairSync('ec', { namedCurve: 'secp384r1' }),
+    p521: generateKeyPairSync('ec', { namedCurve: 'secp521r1' }),
+    rsa: generateKeyPairSync('rsa', { modulusLength: 2048 }),
+    ed25519: generateKeyPairSync('ed25519'),
+  };
+  const cases = [
+    ['p256', S.ecdsa_secp256r1_sha256],
+    ['p384', S.ecdsa_secp384r1_sha384],
+    ['p521', S.ecdsa_secp521r1_sha512],
+    ['rsa', S.rsa_pss_rsae_sha256],
+    ['rsa', S.rsa_pss_rsae_sha384],
+    ['rsa', S.rsa_pss_rsae_sha512],
+    ['rsa', S.rsa_pkcs1_sha256],
+    ['rsa', S.rsa_pkcs1_sha384],
+    ['rsa', S.rsa_pkcs1_sha512],
+    ['ed25519', S.ed25519],
+  ] as const;
+  for (const [name, scheme] of cases) {
+    void it(`signs with ${signatureSchemeName(scheme)} what node:crypto verifies as that scheme`, () => {
+      const key = new SigningKey(pairs[name].privateKey, 'test');
+      const sig = key.sign({ kind: 'message', scheme, message });
+      assert.ok(verifySignature(scheme, pairs[name].publicKey, message, sig));
+      assert.ok(!verifySignature(scheme, pairs[name].publicKey, Buffer.from('another message'), sig));
+    });
+  }
+
+  void it('refuses a scheme that does not fit the key, and an unknown scheme, as crypto failures', () => {
+    const key = new SigningKey(pairs.p256.privateKey, 'test');
+    for (const scheme of [S.ecdsa_secp384r1_sha384, S.rsa_pss_rsae_sha256, S.ed25519, 0x1234]) {
+      assert.throws(
+        () => key.sign({ kind: 'message', scheme, message }),
+        (err: unknown) => err instanceof KeylessError && err.code === ErrorCode.cryptoFailed && err.message.includes('scheme'),
+        `scheme 0x${scheme.toString(16)}`,
+      );
+    }
   });
 });
 
