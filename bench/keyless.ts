@@ -7,9 +7,9 @@
  *   - latency with one request in flight (p50/p99 of N sequential signatures),
  *   - throughput with C requests in flight for T seconds, and the server's CPU time during it
  *     (from /proc), giving signatures per second per server core,
- * and, in this process, the cost of the signing primitives themselves in CPU time (pre-hashed
- * signing as the key server does it; @noble/curves pure-JS ECDSA and node:crypto message signing
- * for comparison).
+ * for the documented digest opcodes (what other clients send) and our whole-message extension
+ * (0xC0, what our sidecar sends), and, in this process, the cost of the signing primitives
+ * themselves in CPU time, with `openssl speed` on this machine as the reference line.
  * Each measurement is repeated R times and the median reported.
  *
  *   node dist/bench/keyless.js [--runs 3] [--seconds 4] [--inflight 64] [--sequential 400] [--workers 0]
@@ -23,7 +23,10 @@ import { p256 } from '@noble/curves/nist.js';
 import { KeylessClient } from '../src/keyless/client.js';
 import { SigningKey } from '../src/keyless/keystore.js';
 import { Opcode, signOperationOf } from '../src/keyless/protocol.js';
+import { encodeSignMessage } from '../src/keyless/sign-message.js';
+import type { SignRequest } from '../src/keyless/sign-request.js';
 import { computeSki } from '../src/keyless/ski.js';
+import { SignatureScheme } from '../src/tls/constants.js';
 import { makeKeylessPki, type KeylessPki, type SigningKeyName } from '../test/unit/keyless/pki.js';
 import { fmt, median, quantile, startKeyServerProcess } from './keyless-support.js';
 
@@ -45,15 +48,24 @@ const WORKERS = Number(args.workers);
 interface Algorithm {
   readonly label: string;
   readonly key: SigningKeyName;
+  /** A documented opcode (digest; the whole message for Ed25519), or Opcode.signMessage. */
   readonly opcode: number;
+  /** The digest the client computes for a documented opcode; null: the message travels. */
   readonly hash: 'sha256' | 'sha384' | null;
+  /** For Opcode.signMessage: the TLS signature scheme. */
+  readonly scheme?: number;
 }
+const S = SignatureScheme;
 const ALGORITHMS: readonly Algorithm[] = [
-  { label: 'Ed25519', key: 'ed25519', opcode: Opcode.ed25519Sign, hash: null },
-  { label: 'ECDSA P-256 / SHA-256', key: 'p256', opcode: Opcode.ecdsaSignSha256, hash: 'sha256' },
-  { label: 'ECDSA P-384 / SHA-384', key: 'p384', opcode: Opcode.ecdsaSignSha384, hash: 'sha384' },
-  { label: 'RSA-2048 PSS / SHA-256', key: 'rsa2048', opcode: Opcode.rsaPssSignSha256, hash: 'sha256' },
-  { label: 'RSA-2048 PKCS#1 / SHA-256', key: 'rsa2048', opcode: Opcode.rsaSignSha256, hash: 'sha256' },
+  { label: 'Ed25519 (0x18, whole message)', key: 'ed25519', opcode: Opcode.ed25519Sign, hash: null },
+  { label: 'ECDSA P-256 / SHA-256, digest (0x15)', key: 'p256', opcode: Opcode.ecdsaSignSha256, hash: 'sha256' },
+  { label: 'ECDSA P-256 / SHA-256, whole message (0xC0)', key: 'p256', opcode: Opcode.signMessage, hash: null, scheme: S.ecdsa_secp256r1_sha256 },
+  { label: 'ECDSA P-384 / SHA-384, digest (0x16)', key: 'p384', opcode: Opcode.ecdsaSignSha384, hash: 'sha384' },
+  { label: 'ECDSA P-384 / SHA-384, whole message (0xC0)', key: 'p384', opcode: Opcode.signMessage, hash: null, scheme: S.ecdsa_secp384r1_sha384 },
+  { label: 'RSA-2048 PSS / SHA-256, digest (0x35)', key: 'rsa2048', opcode: Opcode.rsaPssSignSha256, hash: 'sha256' },
+  { label: 'RSA-2048 PSS / SHA-256, whole message (0xC0)', key: 'rsa2048', opcode: Opcode.signMessage, hash: null, scheme: S.rsa_pss_rsae_sha256 },
+  { label: 'RSA-2048 PKCS#1 / SHA-256, digest (0x05)', key: 'rsa2048', opcode: Opcode.rsaSignSha256, hash: 'sha256' },
+  { label: 'RSA-2048 PKCS#1 / SHA-256, whole message (0xC0)', key: 'rsa2048', opcode: Opcode.signMessage, hash: null, scheme: S.rsa_pkcs1_sha256 },
 ];
 
 /** What a TLS 1.3 server would send: CertificateVerify content is ~130 bytes. */
@@ -68,6 +80,7 @@ function cpuSeconds(pid: number): number {
 
 function payloadFor(alg: Algorithm, i: number): Uint8Array {
   const msg = Buffer.concat([MESSAGE, Buffer.from(String(i))]);
+  if (alg.scheme !== undefined) return encodeSignMessage({ scheme: alg.scheme, message: msg });
   return alg.hash === null ? msg : createHash(alg.hash).update(msg).digest();
 }
 
@@ -142,17 +155,21 @@ function primitives(pki: KeylessPki): Array<[string, number]> {
   const ec = keyOf('p256');
   const ec384 = keyOf('p384');
   const rsa = keyOf('rsa2048');
-  const op = (code: number) => signOperationOf(code)!;
+  const digestOf = (code: number, payload: Uint8Array): SignRequest => ({ kind: 'digest', operation: signOperationOf(code)!, payload });
+  const whole = (scheme: number): SignRequest => ({ kind: 'message', scheme, message: MESSAGE });
   const p256Scalar = Buffer.from(createPrivateKey(pki.keys.p256.key).export({ format: 'jwk' }).d!, 'base64url');
   const cases: Array<[string, () => void]> = [
-    ['Ed25519 (node:crypto, whole message)', () => ed.sign(op(Opcode.ed25519Sign), MESSAGE)],
-    ['P-256 pre-hashed: OpenSSL k·G + BigInt (key server)', () => ec.sign(op(Opcode.ecdsaSignSha256), d256)],
-    ['P-256 pre-hashed: @noble/curves (pure JS)', () => p256.sign(d256, p256Scalar, { prehash: false, format: 'der' })],
-    ['P-256 message: node:crypto sign (hashes itself; not usable pre-hashed)', () => cryptoSign('sha256', MESSAGE, createPrivateKeyCached('p256'))],
-    ['P-384 pre-hashed: OpenSSL k·G + BigInt (key server)', () => ec384.sign(op(Opcode.ecdsaSignSha384), d384)],
-    ['P-384 message: node:crypto sign (for comparison)', () => cryptoSign('sha384', MESSAGE, createPrivateKeyCached('p384'))],
-    ['RSA-2048 PSS pre-hashed: EMSA-PSS + raw RSA (key server)', () => rsa.sign(op(Opcode.rsaPssSignSha256), d256)],
-    ['RSA-2048 PKCS#1 pre-hashed: privateEncrypt(DigestInfo)', () => rsa.sign(op(Opcode.rsaSignSha256), d256)],
+    ['Ed25519 (node:crypto, whole message; key server 0x18)', () => ed.sign(digestOf(Opcode.ed25519Sign, MESSAGE))],
+    ['P-256 whole message: node:crypto sign (key server, 0xC0)', () => ec.sign(whole(S.ecdsa_secp256r1_sha256))],
+    ['P-256 digest: @noble/curves, hedged (key server, 0x15)', () => ec.sign(digestOf(Opcode.ecdsaSignSha256, d256))],
+    ['P-256 digest: @noble/curves, deterministic RFC 6979 (not used; the cost of hedging)', () => p256.sign(d256, p256Scalar, { prehash: false, format: 'der' })],
+    ['P-384 whole message: node:crypto sign (key server, 0xC0)', () => ec384.sign(whole(S.ecdsa_secp384r1_sha384))],
+    ['P-384 digest: @noble/curves, hedged (key server, 0x16)', () => ec384.sign(digestOf(Opcode.ecdsaSignSha384, d384))],
+    ['RSA-2048 PSS whole message: node:crypto sign (key server, 0xC0)', () => rsa.sign(whole(S.rsa_pss_rsae_sha256))],
+    ['RSA-2048 PSS digest: EMSA-PSS + OpenSSL raw RSA (key server, 0x35)', () => rsa.sign(digestOf(Opcode.rsaPssSignSha256, d256))],
+    ['RSA-2048 PKCS#1 whole message: node:crypto sign (key server, 0xC0)', () => rsa.sign(whole(S.rsa_pkcs1_sha256))],
+    ['RSA-2048 PKCS#1 digest: privateEncrypt(DigestInfo) (key server, 0x05)', () => rsa.sign(digestOf(Opcode.rsaSignSha256, d256))],
+    ['P-256 message: node:crypto sign, KeyObject direct (no key server code)', () => cryptoSign('sha256', MESSAGE, createPrivateKeyCached('p256'))],
   ];
   const cache = new Map<string, ReturnType<typeof createPrivateKey>>();
   function createPrivateKeyCached(n: SigningKeyName): ReturnType<typeof createPrivateKey> {
@@ -175,6 +192,7 @@ function opensslSpeed(): string[] {
     const out = execFileSync('openssl', args, { encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'], timeout: 120_000 });
     const version = execFileSync('openssl', ['version'], { encoding: 'utf8' }).trim();
     const rows = out.split('\n').filter((l) => /^\s*(rsa\s+2048|\d+ bits (ecdsa|EdDSA))/.test(l)).map((l) => l.trim());
+    rows.unshift('                             sign      verify    sign/s  verify/s');
     return [`\`openssl ${args.join(' ')}\` (${version}): sign/s is per CPU-second`, '', '```', ...rows, '```'];
   } catch (err) {
     return [`openssl speed failed: ${err instanceof Error ? err.message : String(err)}`];
