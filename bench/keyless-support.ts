@@ -9,8 +9,9 @@ import type { KeylessPki } from '../test/unit/keyless/pki.js';
 export async function startKeyServerProcess(
   pki: KeylessPki,
   workers = 0,
+  /** The CLI entry point: this build's by default, another build's to compare with. */
+  entry = fileURLToPath(new URL('../src/cli/dc-operator.js', import.meta.url)),
 ): Promise<{ child: ChildProcess; port: number; stop(): Promise<void> }> {
-  const entry = fileURLToPath(new URL('../src/cli/dc-operator.js', import.meta.url));
   const child = spawn(
     process.execPath,
     [entry, 'keyserver', '--keys', pki.keysDir, '--ca', join(pki.dir, 'ca.crt'), '--cert', join(pki.dir, 'server.crt'),

@@ -13,10 +13,12 @@
  * Each measurement is repeated R times and the median reported.
  *
  *   node dist/bench/keyless.js [--runs 3] [--seconds 4] [--inflight 64] [--sequential 400] [--workers 0]
+ *                              [--baseline OTHER_CHECKOUT/dist]
  */
 import { execFileSync } from 'node:child_process';
 import { createHash, createPrivateKey, sign as cryptoSign } from 'node:crypto';
 import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { cpus, loadavg } from 'node:os';
 import { parseArgs } from 'node:util';
 import { p256 } from '@noble/curves/nist.js';
@@ -37,8 +39,11 @@ const { values: args } = parseArgs({
     inflight: { type: 'string', default: '64' },
     sequential: { type: 'string', default: '400' },
     workers: { type: 'string', default: '0' },
+    /** Another build's dist/ (e.g. main's): its key server is measured too, interleaved run by run. */
+    baseline: { type: 'string' },
   },
 });
+const BASELINE = args.baseline;
 const RUNS = Number(args.runs);
 const SECONDS = Number(args.seconds);
 const IN_FLIGHT = Number(args.inflight);
@@ -56,16 +61,25 @@ interface Algorithm {
   readonly scheme?: number;
 }
 const S = SignatureScheme;
-const ALGORITHMS: readonly Algorithm[] = [
+const P256_DIGEST: Algorithm = { label: 'ECDSA P-256 / SHA-256, digest (0x15)', key: 'p256', opcode: Opcode.ecdsaSignSha256, hash: 'sha256' };
+const P384_DIGEST: Algorithm = { label: 'ECDSA P-384 / SHA-384, digest (0x16)', key: 'p384', opcode: Opcode.ecdsaSignSha384, hash: 'sha384' };
+const PSS_DIGEST: Algorithm = { label: 'RSA-2048 PSS / SHA-256, digest (0x35)', key: 'rsa2048', opcode: Opcode.rsaPssSignSha256, hash: 'sha256' };
+const PKCS1_DIGEST: Algorithm = { label: 'RSA-2048 PKCS#1 / SHA-256, digest (0x05)', key: 'rsa2048', opcode: Opcode.rsaSignSha256, hash: 'sha256' };
+/**
+ * Whole-message rows name the digest request our client sent for that scheme before the
+ * extension: the baseline server (which lacks 0xC0) is measured with it, so "this / baseline"
+ * compares what our sidecar costs the key server now with what it cost before.
+ */
+const ALGORITHMS: ReadonlyArray<Algorithm & { readonly baselineAs?: Algorithm }> = [
   { label: 'Ed25519 (0x18, whole message)', key: 'ed25519', opcode: Opcode.ed25519Sign, hash: null },
-  { label: 'ECDSA P-256 / SHA-256, digest (0x15)', key: 'p256', opcode: Opcode.ecdsaSignSha256, hash: 'sha256' },
-  { label: 'ECDSA P-256 / SHA-256, whole message (0xC0)', key: 'p256', opcode: Opcode.signMessage, hash: null, scheme: S.ecdsa_secp256r1_sha256 },
-  { label: 'ECDSA P-384 / SHA-384, digest (0x16)', key: 'p384', opcode: Opcode.ecdsaSignSha384, hash: 'sha384' },
-  { label: 'ECDSA P-384 / SHA-384, whole message (0xC0)', key: 'p384', opcode: Opcode.signMessage, hash: null, scheme: S.ecdsa_secp384r1_sha384 },
-  { label: 'RSA-2048 PSS / SHA-256, digest (0x35)', key: 'rsa2048', opcode: Opcode.rsaPssSignSha256, hash: 'sha256' },
-  { label: 'RSA-2048 PSS / SHA-256, whole message (0xC0)', key: 'rsa2048', opcode: Opcode.signMessage, hash: null, scheme: S.rsa_pss_rsae_sha256 },
-  { label: 'RSA-2048 PKCS#1 / SHA-256, digest (0x05)', key: 'rsa2048', opcode: Opcode.rsaSignSha256, hash: 'sha256' },
-  { label: 'RSA-2048 PKCS#1 / SHA-256, whole message (0xC0)', key: 'rsa2048', opcode: Opcode.signMessage, hash: null, scheme: S.rsa_pkcs1_sha256 },
+  P256_DIGEST,
+  { label: 'ECDSA P-256 / SHA-256, whole message (0xC0)', key: 'p256', opcode: Opcode.signMessage, hash: null, scheme: S.ecdsa_secp256r1_sha256, baselineAs: P256_DIGEST },
+  P384_DIGEST,
+  { label: 'ECDSA P-384 / SHA-384, whole message (0xC0)', key: 'p384', opcode: Opcode.signMessage, hash: null, scheme: S.ecdsa_secp384r1_sha384, baselineAs: P384_DIGEST },
+  PSS_DIGEST,
+  { label: 'RSA-2048 PSS / SHA-256, whole message (0xC0)', key: 'rsa2048', opcode: Opcode.signMessage, hash: null, scheme: S.rsa_pss_rsae_sha256, baselineAs: PSS_DIGEST },
+  PKCS1_DIGEST,
+  { label: 'RSA-2048 PKCS#1 / SHA-256, whole message (0xC0)', key: 'rsa2048', opcode: Opcode.signMessage, hash: null, scheme: S.rsa_pkcs1_sha256, baselineAs: PKCS1_DIGEST },
 ];
 
 /** What a TLS 1.3 server would send: CertificateVerify content is ~130 bytes. */
@@ -199,34 +213,70 @@ function opensslSpeed(): string[] {
   }
 }
 
+interface Target {
+  readonly client: KeylessClient;
+  readonly pid: number;
+  stop(): Promise<void>;
+}
+
+async function startTarget(pki: KeylessPki, entry?: string): Promise<Target> {
+  const { child, port, stop } = await startKeyServerProcess(pki, WORKERS, entry);
+  const client = new KeylessClient({ address: `127.0.0.1:${port}`, ca: pki.ca, cert: pki.client.cert, key: pki.client.key, timeoutMs: 30_000, poolSize: 1 });
+  return {
+    client,
+    pid: child.pid!,
+    async stop() {
+      await client.close();
+      await stop();
+    },
+  };
+}
+
+interface Measured {
+  readonly lat: Array<{ p50: number; p99: number }>;
+  readonly thr: Array<Awaited<ReturnType<typeof throughput>>>;
+}
+
 async function main(): Promise<void> {
   const pki = makeKeylessPki();
-  const { child, port, stop } = await startKeyServerProcess(pki, WORKERS);
-  const client = new KeylessClient({
-    address: `127.0.0.1:${port}`,
-    ca: pki.ca,
-    cert: pki.client.cert,
-    key: pki.client.key,
-    timeoutMs: 30_000,
-    poolSize: 1,
-  });
+  const current = await startTarget(pki);
+  const baseline = BASELINE === undefined ? undefined : await startTarget(pki, join(BASELINE, 'src/cli/dc-operator.js'));
   try {
     console.log(`# keyless benchmark — ${new Date().toISOString()}`);
     console.log(`node ${process.version}, ${cpus().length}× ${cpus()[0]?.model ?? 'cpu'}, load ${loadavg().map((l) => l.toFixed(2)).join(' ')}`);
-    console.log(`runs=${RUNS} (median), seconds=${SECONDS}, in flight=${IN_FLIGHT}, sequential=${SEQUENTIAL}, key server signing workers=${WORKERS}, one pooled mTLS connection, requests padded to 1024 bytes\n`);
-    console.log('| algorithm | signs/s (one connection, wall clock) | signs per server CPU-second | client CPU µs per sign | p50 / p99 under load (ms) | p50 / p99 one at a time (ms) |');
-    console.log('| --- | ---: | ---: | ---: | ---: | ---: |');
+    console.log(`runs=${RUNS} (median), seconds=${SECONDS}, in flight=${IN_FLIGHT}, sequential=${SEQUENTIAL}, key server signing workers=${WORKERS}, one pooled mTLS connection, requests padded to 1024 bytes`);
+    if (baseline) {
+      console.log(`baseline: the key server of ${BASELINE}, measured in the same runs, alternating with this build's;`);
+      console.log('for whole-message (0xC0) rows the baseline signs the digest opcode of the same scheme (what our client sent before)');
+    }
+    console.log('');
+    const baselineColumns = baseline ? ' baseline signs per server CPU-second | this / baseline |' : '';
+    console.log(`| algorithm | signs/s (one connection, wall clock) | signs per server CPU-second |${baselineColumns} client CPU µs per sign | p50 / p99 under load (ms) | p50 / p99 one at a time (ms) |`);
+    console.log(`| --- | ---: | ---: |${baseline ? ' ---: | ---: |' : ''} ---: | ---: | ---: |`);
     for (const alg of ALGORITHMS) {
       const ski = computeSki(createPrivateKey(pki.keys[alg.key].key));
-      await client.sign(ski, alg.opcode, payloadFor(alg, -1)); // warm up
-      const lat = [] as Array<{ p50: number; p99: number }>;
-      const thr = [] as Array<Awaited<ReturnType<typeof throughput>>>;
+      // The baseline (main before issue 13) has no sign-message extension: it gets the digest
+      // request our client sent before for the same scheme.
+      const runs: Array<[Target, Algorithm]> = [[current, alg]];
+      if (baseline) runs.push([baseline, alg.baselineAs ?? alg]);
+      const results = new Map<Target, Measured>(runs.map(([t]) => [t, { lat: [], thr: [] }]));
+      for (const [t, a] of runs) await t.client.sign(ski, a.opcode, payloadFor(a, -1)); // warm up
       for (let r = 0; r < RUNS; r++) {
-        lat.push(await sequentialLatency(client, ski, alg));
-        thr.push(await throughput(client, ski, alg, child.pid!));
+        for (const [t, a] of runs) {
+          const m = results.get(t)!;
+          m.lat.push(await sequentialLatency(t.client, ski, a));
+          m.thr.push(await throughput(t.client, ski, a, t.pid));
+        }
+      }
+      const { lat, thr } = results.get(current)!;
+      const perCore = median(thr.map((t) => t.perServerCore));
+      let baselineCells = '';
+      if (baseline) {
+        const basePerCore = median(results.get(baseline)!.thr.map((t) => t.perServerCore));
+        baselineCells = ` ${fmt(basePerCore)}${alg.baselineAs ? ' (its digest opcode)' : ''} | ${(perCore / basePerCore).toFixed(2)} |`;
       }
       console.log(
-        `| ${alg.label} | ${fmt(median(thr.map((t) => t.perSecond)))} | ${fmt(median(thr.map((t) => t.perServerCore)))} | ` +
+        `| ${alg.label} | ${fmt(median(thr.map((t) => t.perSecond)))} | ${fmt(perCore)} |${baselineCells} ` +
           `${fmt(median(thr.map((t) => t.clientMicros)))} | ` +
           `${fmt(median(thr.map((t) => t.p50)), 1)} / ${fmt(median(thr.map((t) => t.p99)), 1)} | ` +
           `${fmt(median(lat.map((l) => l.p50)), 2)} / ${fmt(median(lat.map((l) => l.p99)), 2)} |`,
@@ -240,8 +290,8 @@ async function main(): Promise<void> {
     for (const line of opensslSpeed()) console.log(line);
     console.log(`\nend load: ${loadavg().map((l) => l.toFixed(2)).join(' ')}`);
   } finally {
-    await client.close();
-    await stop();
+    await current.stop();
+    await baseline?.stop();
     pki.cleanup();
   }
 }

@@ -20,6 +20,11 @@ import { computeSki, skiHex } from './ski.js';
 
 export type KeyAlgorithm = 'rsa' | 'ecdsa' | 'ed25519';
 
+interface MessageSigning {
+  readonly algorithm: string | null;
+  readonly options: Omit<ReturnType<typeof cryptoOptions>, 'algorithm'>;
+}
+
 /** A private key ready to answer signing opcodes. */
 export class SigningKey {
   readonly ski: Uint8Array;
@@ -29,6 +34,8 @@ export class SigningKey {
   readonly detail: string | undefined;
   private readonly ecdsa: EcdsaDigestSigner | undefined;
   private readonly modulusBits: number;
+  /** Per signature scheme, what crypto.sign needs (prepareScheme). At most a dozen schemes. */
+  private readonly messageSigning = new Map<number, MessageSigning>();
 
   /** `key` is kept (and handed to signing workers, which rebuild the SigningKey from it). */
   constructor(readonly key: KeyObject, readonly source: string) {
@@ -62,13 +69,25 @@ export class SigningKey {
 
   /** Our extension: node:crypto hashes and signs `message` as the TLS signature scheme says. */
   private signMessage(scheme: number, message: Uint8Array): Uint8Array {
+    const { algorithm, options } = this.messageSigning.get(scheme) ?? this.prepareScheme(scheme);
+    return cryptoSign(algorithm, message, options); // a Buffer is a Uint8Array: no copy
+  }
+
+  /**
+   * The node:crypto arguments for one scheme with this key, checked and built once: per request,
+   * the scheme lookup, the key check and the options object cost about a tenth of a P-256
+   * signature (bench/results/keyless-signing.md).
+   */
+  private prepareScheme(scheme: number): MessageSigning {
     const name = `0x${scheme.toString(16).padStart(4, '0')}`;
     if (!schemeParams(scheme)) throw new KeylessError(ErrorCode.cryptoFailed, `signature scheme ${name} is not supported`);
     if (!keyMatchesScheme(this.key, scheme)) {
       throw new KeylessError(ErrorCode.cryptoFailed, `key ${this.skiHex} (${this.detail ?? this.algorithm}) cannot sign with signature scheme ${name}`);
     }
     const { algorithm, ...options } = cryptoOptions(scheme, this.key);
-    return new Uint8Array(cryptoSign(algorithm, message, options));
+    const prepared = { algorithm, options };
+    this.messageSigning.set(scheme, prepared);
+    return prepared;
   }
 
   /** The documented opcodes: `payload` is a digest, or the whole message for Ed25519. */
@@ -242,8 +261,9 @@ export class KeyDirectory {
   /**
    * Where the key material lives: each file's bytes only while it is parsed (the Buffer is zeroed
    * after; the PEM text parseKeyFile decodes is a transient string JavaScript cannot wipe), then
-   * in the SigningKeys' KeyObjects (OpenSSL memory) and the signing workers' copies of them
-   * (SigningPool.retainOnly drops those of removed keys). The reload fingerprint is a SHA-256 of
+   * in the SigningKeys' KeyObjects (OpenSSL memory), for ECDSA keys also the private scalar as
+   * bytes for @noble/curves (EcdsaDigestSigner: digest requests), and the signing workers' copies
+   * of both (SigningPool.retainOnly drops those of removed keys). The reload fingerprint is a SHA-256 of
    * names and contents, never a copy of them.
    */
   private async readAll(): Promise<{ keys: Map<string, SigningKey>; fingerprint: string }> {
