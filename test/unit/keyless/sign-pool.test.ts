@@ -4,10 +4,13 @@
  */
 import { after, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import { generateKeyPairSync, verify } from 'node:crypto';
+import { createHash, generateKeyPairSync, verify } from 'node:crypto';
+import { KeylessError } from '../../../src/keyless/errors.js';
 import { SigningKey } from '../../../src/keyless/keystore.js';
-import { Opcode } from '../../../src/keyless/protocol.js';
+import { ErrorCode, Opcode } from '../../../src/keyless/protocol.js';
+import { encodeSignMessage } from '../../../src/keyless/sign-message.js';
 import { SigningPool } from '../../../src/keyless/sign-pool.js';
+import { SignatureScheme } from '../../../src/tls/constants.js';
 
 void describe('SigningPool', () => {
   const pool = new SigningPool(2);
@@ -35,5 +38,19 @@ void describe('SigningPool', () => {
 
     await Promise.all([signsWith(keyB), signsWith(keyA)]);
     assert.ok((await pool.heldKeyCounts()).some((n) => n > 0));
+  });
+
+  void it('workers sign whole messages (0xC0) with node:crypto and digests with @noble/curves, both verified', async () => {
+    const pair = generateKeyPairSync('ec', { namedCurve: 'prime256v1' });
+    const key = new SigningKey(pair.privateKey, 'p256.pem');
+    const whole = await pool.sign(key, Opcode.signMessage, encodeSignMessage({ scheme: SignatureScheme.ecdsa_secp256r1_sha256, message }));
+    assert.ok(verify('sha256', message, { key: pair.publicKey, dsaEncoding: 'der' }, whole));
+    const digest = createHash('sha256').update(message).digest();
+    const fromDigest = await pool.sign(key, Opcode.ecdsaSignSha256, digest);
+    assert.ok(verify('sha256', message, { key: pair.publicKey, dsaEncoding: 'der' }, fromDigest));
+    await assert.rejects(
+      pool.sign(key, Opcode.signMessage, encodeSignMessage({ scheme: SignatureScheme.ed25519, message })),
+      (e: unknown) => e instanceof KeylessError && e.code === ErrorCode.cryptoFailed,
+    );
   });
 });
