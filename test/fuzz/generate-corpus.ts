@@ -13,6 +13,7 @@ import { mkdirSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { encodeMessage } from '../../src/keyless/codec.js';
 import { Opcode } from '../../src/keyless/protocol.js';
+import { encodeSignMessage } from '../../src/keyless/sign-message.js';
 import { ClientConnection, type ClientOptions } from '../../src/tls/client.js';
 import { encode } from '../../src/tls/codec.js';
 import type { TlsEvent } from '../../src/tls/connection.js';
@@ -147,6 +148,8 @@ async function main(): Promise<void> {
   seed('keyless-codec', 'sign-response', b(0), encodeMessage(7, { opcode: Opcode.response, payload: new Uint8Array(72).fill(2) }));
   seed('keyless-codec', 'error-response', b(0), encodeMessage(8, { opcode: Opcode.error, payload: b(2) }));
   seed('keyless-codec', 'ping-pong-stream', b(0x83), encodeMessage(1, { opcode: Opcode.ping, payload: b(1, 2) }), encodeMessage(1, { opcode: Opcode.pong, payload: b(1, 2) }));
+  const content = Buffer.concat([Buffer.alloc(64, 0x20), Buffer.from('TLS 1.3, server CertificateVerify\0'), new Uint8Array(32).fill(5)]);
+  seed('keyless-codec', 'sign-message-request', b(0), encodeMessage(10, { opcode: Opcode.signMessage, ski, payload: encodeSignMessage({ scheme: 0x0403, message: content }) }, { padTo: 1024 }));
   seed('keyless-codec', 'rsa-pss-legacy', b(0), encodeMessage(9, { opcode: Opcode.rsaPssSignSha256, certificateDigest: new Uint8Array(32).fill(4), serverIp: new Uint8Array(16).fill(1), certificateId: 'cert-1', payload: new Uint8Array(32) }));
 
   let total = 0;
