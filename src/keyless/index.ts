@@ -16,4 +16,5 @@ export {
   KeylessVersionError,
 } from './errors.js';
 export { DEFAULT_PORT, ErrorCode, Opcode, Tag, errorCodeName, opcodeName } from './protocol.js';
+export { decodeSignMessage, encodeSignMessage, MAX_SIGN_MESSAGE_LENGTH, type SignMessageRequest } from './sign-message.js';
 export { computeSki, parseSkiHex, skiHex } from './ski.js';
