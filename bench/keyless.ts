@@ -13,7 +13,7 @@
  * Each measurement is repeated R times and the median reported.
  *
  *   node dist/bench/keyless.js [--runs 3] [--seconds 4] [--inflight 64] [--sequential 400] [--workers 0]
- *                              [--baseline OTHER_CHECKOUT/dist]
+ *                              [--baseline OTHER_CHECKOUT/dist] [--only P-256]
  */
 import { execFileSync } from 'node:child_process';
 import { createHash, createPrivateKey, sign as cryptoSign } from 'node:crypto';
@@ -41,6 +41,8 @@ const { values: args } = parseArgs({
     workers: { type: 'string', default: '0' },
     /** Another build's dist/ (e.g. main's): its key server is measured too, interleaved run by run. */
     baseline: { type: 'string' },
+    /** Only the rows whose label contains this text (e.g. `P-256`); primitives and openssl still run. */
+    only: { type: 'string' },
   },
 });
 const BASELINE = args.baseline;
@@ -253,7 +255,7 @@ async function main(): Promise<void> {
     const baselineColumns = baseline ? ' baseline signs per server CPU-second | this / baseline |' : '';
     console.log(`| algorithm | signs/s (one connection, wall clock) | signs per server CPU-second |${baselineColumns} client CPU µs per sign | p50 / p99 under load (ms) | p50 / p99 one at a time (ms) |`);
     console.log(`| --- | ---: | ---: |${baseline ? ' ---: | ---: |' : ''} ---: | ---: | ---: |`);
-    for (const alg of ALGORITHMS) {
+    for (const alg of ALGORITHMS.filter((a) => args.only === undefined || a.label.includes(args.only))) {
       const ski = computeSki(createPrivateKey(pki.keys[alg.key].key));
       // The baseline (main before issue 13) has no sign-message extension: it gets the digest
       // request our client sent before for the same scheme.
