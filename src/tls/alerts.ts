@@ -32,6 +32,8 @@ export const AlertDescription = {
   internal_error: 80,
   inappropriate_fallback: 86,
   user_canceled: 90,
+  /** TLS 1.2 (RFC 5246 §7.2.2): we refuse renegotiation. */
+  no_renegotiation: 100,
   missing_extension: 109,
   unsupported_extension: 110,
   unrecognized_name: 112,

@@ -50,6 +50,9 @@ import { DEFAULT_VERIFY_SCHEMES } from './server.js';
 import { sessionUsable, type TlsSession } from './session.js';
 import { certificateVerifyContent } from './signature-schemes.js';
 import { DEFAULT_CIPHER_SUITES, suiteParams, type SuiteParams } from './suites.js';
+import { Tls12ClientHandshake } from './tls12/client.js';
+import { DEFAULT_TLS12_CIPHER_SUITES, tls12SuiteParams, type Tls12SuiteParams } from './tls12/suites.js';
+import { checkServerVersion, enabledVersions, serverHelloVersion, type TlsVersionName } from './version.js';
 
 export interface ClientOptions {
   /** Server name for SNI and for certificate name verification (not sent as SNI when it is an IP address). */
@@ -60,6 +63,12 @@ export interface ClientOptions {
   readonly rejectUnauthorized?: boolean;
   /** Suites offered, in order of preference. */
   readonly cipherSuites?: readonly number[];
+  /** TLS 1.2 suites offered when TLS 1.2 is enabled (default: all of tls12/suites.ts). */
+  readonly tls12CipherSuites?: readonly number[];
+  /** Lowest version offered (default 'TLSv1.3'; 'TLSv1.2' also offers TLS 1.2, full handshakes only). */
+  readonly minVersion?: TlsVersionName;
+  /** Highest version offered (default 'TLSv1.3'). */
+  readonly maxVersion?: TlsVersionName;
   /** supported_groups offered (default X25519MLKEM768, x25519, SecP256r1MLKEM768, secp256r1, secp384r1). */
   readonly groups?: readonly number[];
   /**
@@ -93,6 +102,10 @@ export class ClientConfig {
   readonly groups: readonly number[];
   readonly keyShareGroups: readonly number[];
   readonly signatureAlgorithms: readonly number[];
+  /** Versions offered, best first. */
+  readonly versions: readonly number[];
+  /** TLS 1.2 suites offered (empty when TLS 1.2 is not). */
+  readonly tls12Suites: readonly Tls12SuiteParams[];
 
   constructor(readonly options: ClientOptions) {
     this.suites = (options.cipherSuites ?? DEFAULT_CIPHER_SUITES).map((id) => {
@@ -109,6 +122,14 @@ export class ClientConfig {
       if (!SUPPORTED_GROUPS.includes(g)) throw new TypeError(`unsupported group 0x${g.toString(16)}`);
     }
     this.signatureAlgorithms = options.signatureAlgorithms ?? DEFAULT_VERIFY_SCHEMES;
+    this.versions = enabledVersions(options.minVersion ?? 'TLSv1.3', options.maxVersion);
+    this.tls12Suites = this.versions.includes(ProtocolVersion.TLS1_2)
+      ? (options.tls12CipherSuites ?? DEFAULT_TLS12_CIPHER_SUITES).map((id) => {
+          const s = tls12SuiteParams(id);
+          if (!s) throw new TypeError(`unsupported TLS 1.2 cipher suite 0x${id.toString(16)}`);
+          return s;
+        })
+      : [];
   }
 
   now(): Date {
@@ -213,7 +234,9 @@ type ClientState =
     }
   | { readonly kind: 'ExpectFinished'; readonly hs: ServerAuthenticated }
   | { readonly kind: 'SendingFlight' }
-  | { readonly kind: 'Connected'; readonly suite: SuiteParams; readonly resumptionMasterSecret: Uint8Array; readonly alpn: string | undefined };
+  | { readonly kind: 'Connected'; readonly suite: SuiteParams; readonly resumptionMasterSecret: Uint8Array; readonly alpn: string | undefined }
+  /** The server chose TLS 1.2: its handshake runs on this connection from here on. */
+  | { readonly kind: 'Tls12'; readonly tls12: Tls12ClientHandshake };
 
 export class ClientConnection extends Connection {
   private state: ClientState;
@@ -236,11 +259,17 @@ export class ClientConnection extends Connection {
   }
 
   protected override isPostHandshake(): boolean {
-    return this.state.kind === 'Connected';
+    return this.state.kind === 'Connected' || (this.state.kind === 'Tls12' && this.state.tls12.connected);
+  }
+
+  protected override onChangeCipherSpec(): void {
+    if (this.state.kind === 'Tls12') this.state.tls12.onChangeCipherSpec();
   }
 
   protected override expectsHandshake(type: number): boolean {
     switch (this.state.kind) {
+      case 'Tls12':
+        return this.state.tls12.expectsHandshake(type);
       case 'ExpectServerHello':
         return type === HandshakeType.server_hello;
       case 'ExpectEncryptedExtensions':
@@ -282,6 +311,8 @@ export class ClientConnection extends Connection {
       case 'ExpectFinished':
         expect(type, HandshakeType.finished);
         return this.onServerFinished(s.hs, body, raw);
+      case 'Tls12':
+        return s.tls12.onHandshakeMessage(type, body, raw);
       case 'SendingFlight':
       case 'Connected':
         throw new PeerMisbehaved('UnexpectedHandshakeMessage', `handshake message ${type} in state ${s.kind}`);
@@ -292,7 +323,9 @@ export class ClientConnection extends Connection {
 
   private sendClientHello(session: TlsSession | undefined): Offer {
     const o = this.config.options;
-    const shares = this.config.keyShareGroups.map((g) => generateKeyShare(g)!);
+    const tls13 = this.config.versions.includes(ProtocolVersion.TLS1_3);
+    const tls12 = this.config.tls12Suites.length > 0;
+    const shares = tls13 ? this.config.keyShareGroups.map((g) => generateKeyShare(g)!) : [];
     const usable = session && sessionUsable(session, this.config.now().getTime()) && suiteParams(session.cipherSuite) ? session : undefined;
     const sni = this.servername !== undefined && isIP(this.servername) === 0 ? this.servername : undefined;
     const offerDc = o.serverCredentialHooks?.offer;
@@ -300,15 +333,16 @@ export class ClientConnection extends Connection {
       legacyVersion: ProtocolVersion.TLS1_2,
       random: randomBytesPooled(32),
       legacySessionId: o.middleboxCompat === false ? new Uint8Array(0) : randomBytesPooled(32),
-      cipherSuites: this.config.suites.map((s) => s.id),
+      cipherSuites: [...(tls13 ? this.config.suites.map((s) => s.id) : []), ...this.config.tls12Suites.map((s) => s.id)],
       legacyCompressionMethods: Uint8Array.of(0),
       extensions: {
         ...(sni !== undefined ? { serverName: sni } : {}),
         supportedGroups: this.config.groups,
         signatureAlgorithms: this.config.signatureAlgorithms,
-        supportedVersions: [ProtocolVersion.TLS1_3],
-        keyShares: shares.map((s) => ({ group: s.group, keyExchange: s.publicKey })),
-        pskKeyExchangeModes: [PskKeyExchangeMode.psk_dhe_ke],
+        supportedVersions: this.config.versions,
+        ...(tls13 ? { keyShares: shares.map((s) => ({ group: s.group, keyExchange: s.publicKey })), pskKeyExchangeModes: [PskKeyExchangeMode.psk_dhe_ke] } : {}),
+        // TLS 1.2: the extended master secret, secure renegotiation indication, uncompressed points.
+        ...(tls12 ? { extendedMasterSecret: true, renegotiationInfo: new Uint8Array(0), ecPointFormats: [0] } : {}),
         ...(o.alpnProtocols && o.alpnProtocols.length > 0 ? { alpn: o.alpnProtocols } : {}),
         ...(offerDc && offerDc.length > 0 ? { delegatedCredential: offerDc } : {}),
         unknown: [],
@@ -347,6 +381,15 @@ export class ClientConnection extends Connection {
   // --- §4.1.3 ServerHello / §4.1.4 HelloRetryRequest ------------------------------------------------------
 
   private onServerHello(offer: Offer, body: Uint8Array, raw: Uint8Array): void {
+    // The version first (version.ts): TLS 1.2 and TLS 1.3 ServerHellos carry different extensions.
+    const selected = serverHelloVersion(body);
+    if (selected !== ProtocolVersion.TLS1_3) {
+      checkServerVersion(selected, body.subarray(2, 34), this.config.versions);
+      if (offer.retrySuite) throw new PeerMisbehaved('SelectedUnofferedVersion', 'TLS 1.2 after a HelloRetryRequest');
+      const tls12 = new Tls12ClientHandshake(this.config, this.host(), this.servername, offer.hello, offer.transcript, body, raw);
+      this.state = { kind: 'Tls12', tls12 };
+      return;
+    }
     const sh = decodeServerHello(body);
     const suite = this.checkServerHello(offer, sh);
     if (isHelloRetryRequestRandom(sh.random)) return this.onHelloRetryRequest(offer, sh, suite, raw);
@@ -576,6 +619,7 @@ export class ClientConnection extends Connection {
   // --- §4.6.1 NewSessionTicket ------------------------------------------------------------------------------
 
   protected override onPostHandshakeMessage(type: number, body: Uint8Array): void {
+    if (this.state.kind === 'Tls12') return this.state.tls12.onPostHandshakeMessage(type);
     if (type !== HandshakeType.new_session_ticket) return super.onPostHandshakeMessage(type, body);
     const s = this.state;
     if (s.kind !== 'Connected') throw new PeerMisbehaved('UnexpectedHandshakeMessage', 'NewSessionTicket before the handshake completed');

@@ -21,6 +21,7 @@ import { RecordLayer, type InboundItem } from './record-layer.js';
 import { RecordOpener, RecordSealer } from './record.js';
 import type { SuiteParams } from './suites.js';
 import type { TlsSession } from './session.js';
+import type { TlsVersionName } from './version.js';
 
 /** How the peer (or we) authenticated: for logs, metrics and the DC work. */
 export interface HandshakeMode {
@@ -33,7 +34,7 @@ export interface HandshakeMode {
 }
 
 export interface HandshakeInfo {
-  readonly version: 'TLSv1.3';
+  readonly version: TlsVersionName;
   readonly cipherSuite: number;
   readonly cipherSuiteName: string;
   /** The (EC)DHE group. */
@@ -91,6 +92,23 @@ export interface TrafficState {
   writeSecret: Uint8Array;
   /** Computed on first use: most connections never export keying material. */
   readonly exporterMasterSecret: () => Uint8Array;
+  /**
+   * TLS 1.2 only: its exporter (RFC 5705). Its presence also says there is no KeyUpdate: a
+   * TLS 1.2 connection that reaches the AEAD record limit ends instead (2^24 records, 256 GiB).
+   */
+  readonly tls12Exporter?: (label: string, context: Uint8Array, length: number) => Uint8Array;
+}
+
+/**
+ * What a handshake kept in a module of its own (TLS 1.2, `tls12/`) needs from its connection:
+ * the record layer, the async pause, completion, key logging and events.
+ */
+export interface HandshakeHost {
+  readonly records: RecordLayer;
+  continueWith<T>(value: T | Promise<T>, then: (v: T) => void): void;
+  completeHandshake(traffic: TrafficState, info: HandshakeInfo): void;
+  logSecret(label: string, clientRandom: Uint8Array, secret: Uint8Array | (() => Uint8Array)): void;
+  emit(event: TlsEvent): void;
 }
 
 /** A value computed at most once, on first use. */
@@ -197,7 +215,7 @@ export abstract class Connection {
 
   /** Rekeys our sending direction; with `requestPeerUpdate` the peer rekeys too (§4.6.3). */
   keyUpdate(requestPeerUpdate = false): void {
-    if (this.error || !this.traffic || this.writeClosed) return;
+    if (this.error || !this.traffic || this.writeClosed || this.traffic.tls12Exporter) return;
     try {
       this.sendKeyUpdate(requestPeerUpdate ? KeyUpdateRequest.update_requested : KeyUpdateRequest.update_not_requested);
     } catch (e) {
@@ -208,6 +226,7 @@ export abstract class Connection {
   /** TLS-Exporter (RFC 8446 §7.5) once connected. */
   exportKeyingMaterial(label: string, length: number, context: Uint8Array = new Uint8Array(0)): Uint8Array {
     if (!this.traffic) throw new InternalError('exporter used before the handshake completed');
+    if (this.traffic.tls12Exporter) return this.traffic.tls12Exporter(label, context, length);
     return exportKeyingMaterial(this.traffic.suite, this.traffic.exporterMasterSecret(), label, context, length);
   }
 
@@ -235,7 +254,9 @@ export abstract class Connection {
       case 'alert':
         return this.onAlert(item.alert.description);
       case 'change_cipher_spec':
-        return; // middlebox compatibility: ignored (the record layer checked it is allowed)
+        // TLS 1.3: middlebox compatibility, ignored (the record layer checked it is allowed);
+        // TLS 1.2: the peer's keys change here.
+        return this.onChangeCipherSpec();
       case 'application_data':
         if (!this.traffic || !this.acceptsApplicationData()) throw new PeerMisbehaved('ApplicationDataBeforeHandshakeComplete', 'application data before the handshake completed');
         this.keyUpdatesWithoutData = 0;
@@ -287,6 +308,7 @@ export abstract class Connection {
     const sealer = this.records.writeSealer;
     const records = Math.ceil(data.length / 16384);
     if (sealer && sealer.sequence + records >= sealer.suite.recordLimit) {
+      if (this.traffic!.tls12Exporter) throw new InternalError('TLS 1.2 connection reached the AEAD record limit; it ends here (reconnect)');
       this.sendKeyUpdate(KeyUpdateRequest.update_not_requested);
     }
     this.records.writeFragments(ContentType.application_data, data);
@@ -312,6 +334,20 @@ export abstract class Connection {
    * Must agree with `onHandshakeMessage` / `onPostHandshakeMessage`.
    */
   protected abstract expectsHandshake(type: number): boolean;
+
+  /** A ChangeCipherSpec arrived (the record layer allowed it): ignored in TLS 1.3. */
+  protected onChangeCipherSpec(): void {}
+
+  /** This connection's primitives for a handshake module (`tls12/`). */
+  protected host(): HandshakeHost {
+    return {
+      records: this.records,
+      continueWith: (value, then) => this.continueWith(value, then),
+      completeHandshake: (traffic, info) => this.completeHandshake(traffic, info),
+      logSecret: (label, clientRandom, secret) => this.logSecret(label, clientRandom, secret),
+      emit: (event) => this.emit(event),
+    };
+  }
 
   /** Whether application data may be received now. */
   protected acceptsApplicationData(): boolean {

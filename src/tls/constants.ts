@@ -12,14 +12,22 @@ export const ContentType = {
 export type ContentType = (typeof ContentType)[keyof typeof ContentType];
 
 export const HandshakeType = {
+  /** TLS 1.2 only (RFC 5246 §7.4.1.1): a renegotiation request, which we never send or honour. */
+  hello_request: 0,
   client_hello: 1,
   server_hello: 2,
   new_session_ticket: 4,
   end_of_early_data: 5,
   encrypted_extensions: 8,
   certificate: 11,
+  /** TLS 1.2 only (RFC 5246 §7.4.3, RFC 8422 §5.4). */
+  server_key_exchange: 12,
   certificate_request: 13,
+  /** TLS 1.2 only (RFC 5246 §7.4.5). */
+  server_hello_done: 14,
   certificate_verify: 15,
+  /** TLS 1.2 only (RFC 5246 §7.4.7, RFC 8422 §5.7). */
+  client_key_exchange: 16,
   finished: 20,
   key_update: 24,
   message_hash: 254,
@@ -31,6 +39,8 @@ export const ExtensionType = {
   max_fragment_length: 1,
   status_request: 5,
   supported_groups: 10,
+  /** TLS 1.2 only (RFC 8422 §5.1.2). */
+  ec_point_formats: 11,
   signature_algorithms: 13,
   use_srtp: 14,
   heartbeat: 15,
@@ -39,8 +49,12 @@ export const ExtensionType = {
   client_certificate_type: 19,
   server_certificate_type: 20,
   padding: 21,
+  /** TLS 1.2 only (RFC 7627): required by our TLS 1.2 server. */
+  extended_master_secret: 23,
   /** RFC 9345 */
   delegated_credential: 34,
+  /** TLS 1.2 only (RFC 5077). */
+  session_ticket: 35,
   pre_shared_key: 41,
   early_data: 42,
   supported_versions: 43,
@@ -51,6 +65,8 @@ export const ExtensionType = {
   post_handshake_auth: 49,
   signature_algorithms_cert: 50,
   key_share: 51,
+  /** TLS 1.2 only (RFC 5746). */
+  renegotiation_info: 0xff01,
 } as const;
 export type ExtensionType = (typeof ExtensionType)[keyof typeof ExtensionType];
 
@@ -96,11 +112,24 @@ export const CipherSuite = {
   TLS_AES_128_GCM_SHA256: 0x1301,
   TLS_AES_256_GCM_SHA384: 0x1302,
   TLS_CHACHA20_POLY1305_SHA256: 0x1303,
+  // TLS 1.2 (RFC 5289, RFC 7905): ECDHE with AEADs only.
+  TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256: 0xc02b,
+  TLS_ECDHE_ECDSA_WITH_AES_256_GCM_SHA384: 0xc02c,
+  TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256: 0xc02f,
+  TLS_ECDHE_RSA_WITH_AES_256_GCM_SHA384: 0xc030,
+  TLS_ECDHE_RSA_WITH_CHACHA20_POLY1305_SHA256: 0xcca8,
+  TLS_ECDHE_ECDSA_WITH_CHACHA20_POLY1305_SHA256: 0xcca9,
+  /** RFC 5746 §3.3: signals secure renegotiation support in place of the extension. */
+  TLS_EMPTY_RENEGOTIATION_INFO_SCSV: 0x00ff,
+  /** RFC 7507: the client retried with a lower version than it supports. */
+  TLS_FALLBACK_SCSV: 0x5600,
 } as const;
 /** A cipher suite code point. Unknown values from the wire are kept as plain numbers. */
 export type CipherSuite = number;
 
 export const ProtocolVersion = {
+  TLS1_0: 0x0301,
+  TLS1_1: 0x0302,
   TLS1_2: 0x0303,
   TLS1_3: 0x0304,
 } as const;

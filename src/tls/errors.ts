@@ -148,10 +148,15 @@ export const PEER_FAULTS = {
   UnofferedSignatureScheme: AlertDescription.illegal_parameter,
   UnsupportedCompression: AlertDescription.illegal_parameter,
   ZeroSharedSecret: AlertDescription.illegal_parameter,
+  /** RFC 8446 §4.1.3: a TLS 1.3 server answered our TLS 1.3 offer with TLS 1.2 (a downgrade). */
+  DowngradeDetected: AlertDescription.illegal_parameter,
+  /** TLS 1.2: the server chose a named group or curve type we did not offer. */
+  SelectedUnofferedGroup: AlertDescription.illegal_parameter,
   // decrypt_error
   BadCertificateVerifySignature: AlertDescription.decrypt_error,
   IncorrectBinder: AlertDescription.decrypt_error,
   IncorrectFinished: AlertDescription.decrypt_error,
+  BadServerKeyExchangeSignature: AlertDescription.decrypt_error,
   // missing_extension
   MissingKeyShare: AlertDescription.missing_extension,
   MissingPskKeyExchangeModes: AlertDescription.missing_extension,
@@ -164,9 +169,25 @@ export const PEER_FAULTS = {
   NoCipherSuitesInCommon: AlertDescription.handshake_failure,
   NoKeyExchangeGroupsInCommon: AlertDescription.handshake_failure,
   NoSignatureSchemesInCommon: AlertDescription.handshake_failure,
+  /** RFC 7627 §5.2 lets a server refuse a client without extended_master_secret; we do. */
+  MissingExtendedMasterSecret: AlertDescription.handshake_failure,
+  /** RFC 5746 §3.6: an initial handshake whose renegotiation_info is not empty. */
+  RenegotiationInfoNotEmpty: AlertDescription.handshake_failure,
+  /** RFC 5746 §3.4: the server did not indicate secure renegotiation. */
+  MissingRenegotiationInfo: AlertDescription.handshake_failure,
+  /** RFC 8422 §5.1.2: the client cannot take uncompressed points. */
+  NoPointFormatsInCommon: AlertDescription.handshake_failure,
+  // no_renegotiation
+  /** RFC 5746: we never renegotiate; a ClientHello after the TLS 1.2 handshake is refused. */
+  RenegotiationRefused: AlertDescription.no_renegotiation,
+  // inappropriate_fallback
+  /** RFC 7507: TLS_FALLBACK_SCSV in a hello below the highest version we speak. */
+  InappropriateFallback: AlertDescription.inappropriate_fallback,
   // protocol_version
   LegacyVersionTooOld: AlertDescription.protocol_version,
   Tls13NotOffered: AlertDescription.protocol_version,
+  /** The client offers neither TLS 1.3 nor TLS 1.2 (TLS 1.0/1.1, SSL 3.0), or not one we enabled. */
+  NoSupportedVersionInCommon: AlertDescription.protocol_version,
   Tls13NotSelected: AlertDescription.protocol_version,
 } as const satisfies Record<string, AlertDescription>;
 

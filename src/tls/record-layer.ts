@@ -18,7 +18,7 @@
 import { ContentType, MAX_PLAINTEXT, RECORD_HEADER_LENGTH } from './constants.js';
 import { BadRecordMac, DecodeError, RecordOverflow, PeerMisbehaved } from './errors.js';
 import { maxHandshakeBody } from './messages/handshake.js';
-import type { RecordOpener, RecordSealer } from './record.js';
+import type { RecordProtector, RecordUnprotector } from './record.js';
 import { decodeAlert, type Alert } from './messages/alert.js';
 
 /** One complete message handed to the state machine. */
@@ -70,8 +70,8 @@ export class RecordLayer {
   private hsParts: Uint8Array[] = [];
   private hsPartsLength = 0;
   private hsMessageLength = 0;
-  private reader: RecordOpener | undefined;
-  private writer: RecordSealer | undefined;
+  private reader: RecordUnprotector | undefined;
+  private writer: RecordProtector | undefined;
   private pendingHandshake: Uint8Array[] = [];
   private pendingHandshakeLength = 0;
   /** Pending output pieces; joined into one buffer by `takeOutput`. */
@@ -166,7 +166,7 @@ export class RecordLayer {
     return this.writer !== undefined;
   }
 
-  get writeSealer(): RecordSealer | undefined {
+  get writeSealer(): RecordProtector | undefined {
     return this.writer;
   }
 
@@ -199,7 +199,8 @@ export class RecordLayer {
       // long). Skipped, it would cost nothing and nothing would end the handshake but its timeout.
       throw new PeerMisbehaved('EmptyApplicationDataDuringHandshake', 'empty application_data record during the handshake');
     }
-    const protectedRecord = this.reader !== undefined && type === ContentType.application_data;
+    // TLS 1.3 protects records as application_data; TLS 1.2 protects every type once keys are set.
+    const protectedRecord = this.reader !== undefined && (type === ContentType.application_data || !this.reader.hidesContentType);
     if (length > (protectedRecord ? MAX_PLAINTEXT + 256 : MAX_PLAINTEXT)) {
       throw new RecordOverflow(`record of ${length} bytes`);
     }
@@ -355,13 +356,13 @@ export class RecordLayer {
    * Switches read protection. A handshake message before a key change must end on a record
    * boundary (RFC 8446 §5.1), so any buffered handshake bytes are an error.
    */
-  setReader(opener: RecordOpener): void {
+  setReader(opener: RecordUnprotector): void {
     if (this.handshakeBuffered) throw new PeerMisbehaved('KeyChangeNotOnRecordBoundary', 'handshake data not aligned with a key change');
     this.reader = opener;
   }
 
   /** Switches write protection after flushing handshake messages queued under the old one. */
-  setWriter(sealer: RecordSealer): void {
+  setWriter(sealer: RecordProtector): void {
     this.flushHandshake();
     this.writer = sealer;
   }

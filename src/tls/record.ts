@@ -9,6 +9,27 @@ import { BadRecordMac, InternalError, RecordOverflow, PeerMisbehaved } from './e
 import { trafficKeys } from './key-schedule.js';
 import type { SuiteParams } from './suites.js';
 
+/**
+ * What the record layer needs to protect outgoing records: TLS 1.3's `RecordSealer` below, or
+ * TLS 1.2's (`tls12/record.ts`), which differ in nonce, additional data and content type.
+ */
+export interface RecordProtector {
+  readonly suite: SuiteParams;
+  /** Records protected so far. */
+  readonly sequence: number;
+  sealInto(out: Uint8Array[], type: number, content: Uint8Array): number;
+}
+
+/** What the record layer needs to open incoming records (TLS 1.3 or TLS 1.2). */
+export interface RecordUnprotector {
+  /**
+   * True for TLS 1.3 (the real type is inside, every protected record says application_data);
+   * false for TLS 1.2, where every record after ChangeCipherSpec is protected under its own type.
+   */
+  readonly hidesContentType: boolean;
+  openIn(buf: Uint8Array, start: number, end: number): OpenedRecord;
+}
+
 /** Sequence numbers are 64-bit; we stop far below 2^53 (and rekey long before). */
 const MAX_SEQUENCE = Number.MAX_SAFE_INTEGER;
 
@@ -93,7 +114,7 @@ function trailer(type: number, padding: number): Buffer {
  */
 const STAGING = Buffer.allocUnsafe(MAX_INNER_PLAINTEXT);
 
-export class RecordSealer extends RecordCipher {
+export class RecordSealer extends RecordCipher implements RecordProtector {
   /**
    * Protects one record and appends it to `out` as pieces (header, ciphertext, tag): the
    * record layer joins all pending pieces with a single copy. `content` must be at most 2^14
@@ -141,7 +162,9 @@ export interface OpenedRecord {
   readonly content: Buffer;
 }
 
-export class RecordOpener extends RecordCipher {
+export class RecordOpener extends RecordCipher implements RecordUnprotector {
+  readonly hidesContentType = true;
+
   /**
    * Opens a protected record given its 5-byte header and its payload. Returns the real content
    * type and the content (padding removed). BadRecordMac on authentication failure.

@@ -1,5 +1,7 @@
 /**
- * TLS 1.3 server handshake (RFC 8446 §2, §4), sans-IO.
+ * TLS 1.3 server handshake (RFC 8446 §2, §4), sans-IO. A ClientHello that version negotiation
+ * (version.ts) answers with TLS 1.2 is handed to the TLS 1.2 handshake (tls12/server.ts), which
+ * then runs on this connection's record layer.
  *
  *   ClientHello  -->  [HelloRetryRequest <-- ClientHello]
  *                <--  ServerHello, {EncryptedExtensions}, {CertificateRequest*},
@@ -56,6 +58,9 @@ import { RecordOpener, RecordSealer } from './record.js';
 import { TicketKey, type TicketState } from './session.js';
 import { certificateVerifyContent, isCertificateVerifyScheme } from './signature-schemes.js';
 import { DEFAULT_CIPHER_SUITES, suiteParams, type SuiteParams } from './suites.js';
+import { Tls12ServerHandshake } from './tls12/server.js';
+import { DEFAULT_TLS12_CIPHER_SUITES, tls12SuiteParams, type Tls12SuiteParams } from './tls12/suites.js';
+import { enabledVersions, negotiateServerVersion, type TlsVersionName } from './version.js';
 
 export interface ServerOptions {
   /** Certificates with their keys (PEM/DER/KeyObject/Signer); selected by SNI and signature algorithms. */
@@ -64,7 +69,13 @@ export interface ServerOptions {
   readonly selectCredential?: SelectServerCredential;
   /** Suites in order of preference (default: AES-128-GCM, AES-256-GCM, ChaCha20-Poly1305). */
   readonly cipherSuites?: readonly number[];
-  /** Groups in order of preference (default: SUPPORTED_GROUPS, hybrids first). A post-quantum group the client lists is chosen even at the cost of a HelloRetryRequest. */
+  /** TLS 1.2 suites in order of preference (default: ECDHE_ECDSA and ECDHE_RSA with AES-128-GCM, AES-256-GCM, ChaCha20-Poly1305). */
+  readonly tls12CipherSuites?: readonly number[];
+  /** Lowest version served (default 'TLSv1.2'); 'TLSv1.3' refuses TLS 1.2 clients with protocol_version. */
+  readonly minVersion?: TlsVersionName;
+  /** Highest version served (default 'TLSv1.3'; 'TLSv1.2' for tests: no downgrade sentinel then). */
+  readonly maxVersion?: TlsVersionName;
+  /** Groups in order of preference (default: SUPPORTED_GROUPS, hybrids first). A post-quantum group the client lists is chosen even at the cost of a HelloRetryRequest. TLS 1.2 uses the ECDHE groups among them. */
   readonly groups?: readonly number[];
   /** ALPN protocols in order of preference; a client offering none of them is refused. */
   readonly alpnProtocols?: readonly string[];
@@ -101,6 +112,9 @@ export class ServerConfig {
   readonly sessionTickets: number;
   readonly ticketLifetimeSeconds: number;
   readonly verifySchemes: readonly number[];
+  readonly tls12Suites: readonly Tls12SuiteParams[];
+  /** Enabled versions, best first (version.ts). */
+  readonly versions: readonly number[];
 
   constructor(readonly options: ServerOptions) {
     this.keys = (options.certificates ?? []).map(loadCertifiedKey);
@@ -112,6 +126,12 @@ export class ServerConfig {
       if (!s) throw new TypeError(`unsupported cipher suite 0x${id.toString(16)}`);
       return s;
     });
+    this.tls12Suites = (options.tls12CipherSuites ?? DEFAULT_TLS12_CIPHER_SUITES).map((id) => {
+      const s = tls12SuiteParams(id);
+      if (!s) throw new TypeError(`unsupported TLS 1.2 cipher suite 0x${id.toString(16)}`);
+      return s;
+    });
+    this.versions = enabledVersions(options.minVersion, options.maxVersion);
     this.groups = options.groups ?? SUPPORTED_GROUPS;
     for (const g of this.groups) if (!SUPPORTED_GROUPS.includes(g)) throw new TypeError(`unsupported group 0x${g.toString(16)}`);
     this.ticketKey = new TicketKey(options.ticketKey);
@@ -235,7 +255,9 @@ type ServerState =
   | { readonly kind: 'ExpectCertificate'; readonly hs: AwaitingClient }
   | { readonly kind: 'ExpectCertificateVerify'; readonly hs: AwaitingClient; readonly peer: AuthenticatedPeer }
   | { readonly kind: 'ExpectFinished'; readonly hs: AwaitingClient }
-  | { readonly kind: 'Connected' };
+  | { readonly kind: 'Connected' }
+  /** Version negotiation chose TLS 1.2: its handshake runs on this connection from here on. */
+  | { readonly kind: 'Tls12'; readonly tls12: Tls12ServerHandshake };
 
 export class ServerConnection extends Connection {
   private state: ServerState = { kind: 'ExpectClientHello' };
@@ -254,11 +276,22 @@ export class ServerConnection extends Connection {
   }
 
   protected override isPostHandshake(): boolean {
-    return this.state.kind === 'Connected';
+    return this.state.kind === 'Connected' || (this.state.kind === 'Tls12' && this.state.tls12.connected);
+  }
+
+  protected override onChangeCipherSpec(): void {
+    if (this.state.kind === 'Tls12') this.state.tls12.onChangeCipherSpec();
+  }
+
+  protected override onPostHandshakeMessage(type: number, body: Uint8Array): void {
+    if (this.state.kind === 'Tls12') return this.state.tls12.onPostHandshakeMessage(type);
+    super.onPostHandshakeMessage(type, body);
   }
 
   protected override expectsHandshake(type: number): boolean {
     switch (this.state.kind) {
+      case 'Tls12':
+        return this.state.tls12.expectsHandshake(type);
       case 'ExpectClientHello':
       case 'ExpectSecondClientHello':
         return type === HandshakeType.client_hello;
@@ -293,6 +326,8 @@ export class ServerConnection extends Connection {
       case 'ExpectFinished':
         expect(type, HandshakeType.finished);
         return this.onClientFinished(s.hs, body, raw);
+      case 'Tls12':
+        return s.tls12.onHandshakeMessage(type, body, raw);
       case 'SendingFlight':
       case 'Connected':
         throw new PeerMisbehaved('UnexpectedHandshakeMessage', `handshake message ${type} in state ${s.kind}`);
@@ -303,6 +338,12 @@ export class ServerConnection extends Connection {
 
   private onClientHello(body: Uint8Array, raw: Uint8Array, retry: RetryState | undefined): void {
     const hello = decodeClientHello(body);
+    // §4.2.1: the version, for both versions in one place (version.ts). TLS 1.2 goes its own way.
+    const version = negotiateServerVersion(hello, this.config.versions);
+    if (version === ProtocolVersion.TLS1_2) {
+      if (retry) throw new PeerMisbehaved('IllegalRetryClientHello', 'second ClientHello without TLS 1.3');
+      return this.startTls12(hello, raw);
+    }
     // One compatibility CCS may arrive from now on until the client's Finished (§D.4).
     if (!retry) this.records.changeCipherSpecAllowance = 1;
     // §4.2.10: after a HelloRetryRequest, early data is skipped only until the second
@@ -328,6 +369,14 @@ export class ServerConnection extends Connection {
     this.continueWith(this.chooseCredential(hello), (choice) =>
       this.sendFlight(hello, suite, group, alpn, transcript, undefined, retry, checkCredential(hello, choice)),
     );
+  }
+
+  /** TLS 1.2 (tls12/server.ts): ALPN and SNI as for TLS 1.3; one ChangeCipherSpec from the client. */
+  private startTls12(hello: ClientHello, raw: Uint8Array): void {
+    this.records.changeCipherSpecAllowance = 1;
+    const tls12 = new Tls12ServerHandshake(this.config, this.host());
+    this.state = { kind: 'Tls12', tls12 };
+    tls12.onClientHello(hello, raw, this.chooseAlpn(hello));
   }
 
   /** ServerHello to Finished: with a PSK (`credential` undefined) or a certificate. */
@@ -697,12 +746,10 @@ function expect(type: number, wanted: number): void {
   if (type !== wanted) throw new PeerMisbehaved('UnexpectedHandshakeMessage', `expected handshake message ${wanted}, got ${type}`);
 }
 
-/** §4.1.2 / §4.2: what every ClientHello must satisfy for TLS 1.3. */
+/** §4.1.2 / §4.2: what every ClientHello must satisfy for TLS 1.3 (the version aside). */
 function checkClientHello(hello: ClientHello): void {
   const e = hello.extensions;
-  // Appendix D.5: legacy_version 0x0300 (SSL 3.0) or lower aborts, whatever supported_versions says.
-  if (hello.legacyVersion <= 0x0300) throw new PeerMisbehaved('LegacyVersionTooOld', `legacy_version 0x${hello.legacyVersion.toString(16).padStart(4, '0')}`);
-  if (!e.supportedVersions?.includes(ProtocolVersion.TLS1_3)) throw new PeerMisbehaved('Tls13NotOffered', 'client does not offer TLS 1.3');
+  // The version was negotiated before (negotiateServerVersion).
   if (hello.legacyCompressionMethods.length !== 1 || hello.legacyCompressionMethods[0] !== 0) {
     throw new PeerMisbehaved('UnsupportedCompression', 'legacy_compression_methods must be exactly [null]');
   }

@@ -90,6 +90,34 @@ export function schemesForKey(key: KeyObject): number[] {
   }
 }
 
+/**
+ * The TLS 1.2 ServerKeyExchange schemes a key can sign with: those of TLS 1.3 and, for RSA,
+ * PKCS#1 v1.5 after RSA-PSS (RSA-PSS where the client offers it, then PKCS#1). ECDSA keeps the
+ * curve's own hash, as in TLS 1.3.
+ */
+export function tls12SchemesForKey(key: KeyObject): number[] {
+  const schemes = schemesForKey(key);
+  if (key.asymmetricKeyType === 'rsa') schemes.push(S.rsa_pkcs1_sha256, S.rsa_pkcs1_sha384, S.rsa_pkcs1_sha512);
+  return schemes;
+}
+
+/**
+ * TLS 1.2 signature check (ServerKeyExchange): the scheme names hash and algorithm only, so an
+ * ECDSA signature is checked with the scheme's hash whatever the key's curve (RFC 5246 §7.4.1.4.1);
+ * PKCS#1 v1.5 is allowed. Never throws.
+ */
+export function verifyTls12Signature(scheme: number, publicKey: KeyObject, message: Uint8Array, signature: Uint8Array): boolean {
+  const p = table.get(scheme);
+  if (!p || p.kind === 'ed25519') return false;
+  if (p.kind !== 'ecdsa') return verifySignature(scheme, publicKey, message, signature);
+  if (publicKey.asymmetricKeyType !== 'ec') return false;
+  try {
+    return cryptoVerify(p.hash, message, { key: publicKey, dsaEncoding: 'der' }, signature);
+  } catch {
+    return false;
+  }
+}
+
 /** node:crypto sign/verify options for a scheme and key. */
 export function cryptoOptions(
   scheme: number,

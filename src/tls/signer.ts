@@ -5,12 +5,18 @@
  * until it settles.
  */
 import { sign as cryptoSign, type KeyObject } from 'node:crypto';
-import { cryptoOptions, keyMatchesScheme, schemesForKey } from './signature-schemes.js';
+import { cryptoOptions, keyMatchesScheme, schemesForKey, tls12SchemesForKey } from './signature-schemes.js';
 import type { SignatureScheme } from './constants.js';
 
 export interface Signer {
   /** The schemes this signer can produce, in order of preference. */
   readonly schemes: readonly SignatureScheme[];
+  /**
+   * TLS 1.2 ServerKeyExchange schemes, when they differ from `schemes`: an RSA key adds the
+   * PKCS#1 v1.5 schemes after RSA-PSS (TLS 1.3 forbids them for handshake signatures, TLS 1.2
+   * clients may offer nothing else). Absent: `schemes`.
+   */
+  readonly tls12Schemes?: readonly SignatureScheme[];
   /**
    * Signs `message` with `scheme` (one of `schemes`). `message` is the complete content to be
    * signed (for CertificateVerify: 64 spaces, context string, 0x00, transcript hash); the signer
@@ -30,8 +36,10 @@ export function createKeySigner(key: KeyObject): Signer {
   if (schemes.length === 0) {
     throw new TypeError(`unsupported key type for TLS 1.3 signing: ${key.asymmetricKeyType ?? 'unknown'}`);
   }
+  const tls12Schemes = tls12SchemesForKey(key);
   return {
     schemes,
+    ...(tls12Schemes.length !== schemes.length ? { tls12Schemes } : {}),
     sign(scheme: SignatureScheme, message: Uint8Array): Uint8Array {
       if (!keyMatchesScheme(key, scheme)) {
         throw new RangeError(`key cannot sign with scheme 0x${scheme.toString(16)}`);

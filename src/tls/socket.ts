@@ -18,6 +18,7 @@ import { ClientConfig, ClientConnection, type ClientOptions } from './client.js'
 import type { Connection, HandshakeInfo, HandshakeMode, KeyLogger, Progress } from './connection.js';
 import type { CertificateKeyInput } from './credentials.js';
 import { ServerConfig, ServerConnection, type ServerOptions } from './server.js';
+import type { TlsVersionName } from './version.js';
 import type { TlsSession } from './session.js';
 import type { TlsError } from './errors.js';
 
@@ -76,13 +77,13 @@ export class TLSSocket extends Duplex {
   }
 
   /** As node:tls getCipher(). */
-  getCipher(): { name: string; standardName: string; version: 'TLSv1.3' } | undefined {
+  getCipher(): { name: string; standardName: string; version: TlsVersionName } | undefined {
     const h = this.handshake;
     return h && { name: h.cipherSuiteName, standardName: h.cipherSuiteName, version: h.version };
   }
 
-  getProtocol(): 'TLSv1.3' | null {
-    return this.handshake ? 'TLSv1.3' : null;
+  getProtocol(): TlsVersionName | null {
+    return this.handshake?.version ?? null;
   }
 
   /** True when the peer's certificate chain verified. */

@@ -52,6 +52,14 @@ export interface ClientHelloExtensions {
   /** RFC 9345: the schemes the client accepts for a CertificateVerify made with a DC key. */
   readonly delegatedCredential?: readonly number[];
   readonly preSharedKey?: OfferedPsks;
+  /** TLS 1.2 (RFC 7627): the client derives the master secret from the session hash. */
+  readonly extendedMasterSecret?: boolean;
+  /** TLS 1.2 (RFC 5746): `renegotiated_connection`, empty in an initial handshake. */
+  readonly renegotiationInfo?: Uint8Array;
+  /** TLS 1.2 (RFC 5077): a ticket to resume with; empty when the client asks for a new one. */
+  readonly sessionTicket?: Uint8Array;
+  /** TLS 1.2 (RFC 8422 §5.1.2): point formats; 0 = uncompressed. */
+  readonly ecPointFormats?: readonly number[];
   /** Extensions we do not parse, in the order received. */
   readonly unknown: readonly RawExtension[];
 }
@@ -132,6 +140,18 @@ function decodeClientHelloExtensions(list: Reader): ClientHelloExtensions {
         return;
       case E.pre_shared_key:
         ext.preSharedKey = readOfferedPsks(r);
+        return;
+      case E.extended_master_secret:
+        ext.extendedMasterSecret = true;
+        return;
+      case E.renegotiation_info:
+        ext.renegotiationInfo = r.opaque8();
+        return;
+      case E.session_ticket:
+        ext.sessionTicket = r.rest();
+        return;
+      case E.ec_point_formats:
+        ext.ecPointFormats = [...r.opaque8(1)];
         return;
       default:
         unknown.push({ type, data: r.rest() });
@@ -238,6 +258,10 @@ function writeClientHelloExtensions(w: Writer, e: ClientHelloExtensions): void {
   if (e.delegatedCredential) {
     writeExtension(w, E.delegated_credential, (w) => writeU16List(w, e.delegatedCredential!));
   }
+  if (e.extendedMasterSecret) writeExtension(w, E.extended_master_secret, () => {});
+  if (e.renegotiationInfo) writeExtension(w, E.renegotiation_info, (w) => w.opaque8(e.renegotiationInfo!));
+  if (e.sessionTicket) writeExtension(w, E.session_ticket, (w) => w.bytes(e.sessionTicket!));
+  if (e.ecPointFormats) writeExtension(w, E.ec_point_formats, (w) => w.opaque8(Uint8Array.from(e.ecPointFormats!)));
   writeRawExtensions(w, e.unknown);
   if (e.preSharedKey) writeExtension(w, E.pre_shared_key, (w) => writeOfferedPsks(w, e.preSharedKey!));
 }

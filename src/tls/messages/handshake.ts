@@ -35,7 +35,8 @@ export const MAX_CERTIFICATE_BODY = 1 << 18;
 
 /**
  * The body size limit of a handshake message type, checked at its 4-byte header before any of
- * the body is buffered; 0 for types never received in TLS 1.3 as we speak it: end_of_early_data
+ * the body is buffered (the TLS 1.2 messages too: the state machine says which may arrive when);
+ * 0 for types never received as we speak TLS: end_of_early_data
  * (we never accept 0-RTT), message_hash (transcript only), and unknown types.
  */
 export function maxHandshakeBody(type: number): number {
@@ -50,6 +51,9 @@ export function maxHandshakeBody(type: number): number {
     case HandshakeType.certificate_verify:
     case HandshakeType.finished:
     case HandshakeType.key_update:
+    case HandshakeType.server_key_exchange:
+    case HandshakeType.server_hello_done:
+    case HandshakeType.client_key_exchange:
       return MAX_HANDSHAKE_BODY;
     default:
       return 0;

@@ -1,0 +1,238 @@
+/**
+ * TLS 1.2 client handshake, sans-IO: full handshakes only (no resumption, no client
+ * certificates), with ECDHE, the AEAD suites, extended master secret and secure renegotiation
+ * indication required of the server. Run by `ClientConnection` when the ServerHello selects
+ * TLS 1.2 (after the downgrade check of ../version.ts).
+ *
+ *   ClientHello  -->
+ *                <--  ServerHello, Certificate, ServerKeyExchange, ServerHelloDone
+ *   ClientKeyExchange, [ChangeCipherSpec], Finished  -->
+ *                <--  [ChangeCipherSpec], Finished
+ */
+import type { HandshakeHost, HandshakeMode } from '../connection.js';
+import { HandshakeType } from '../constants.js';
+import { DecodeError, InternalError, PeerMisbehaved } from '../errors.js';
+import { generateKeyShare } from '../key-exchange.js';
+import { verifyDataEqual, type Transcript } from '../key-schedule.js';
+import type { ClientHello } from '../messages/client-hello.js';
+import { encodeHandshake, frameHandshake } from '../messages/handshake.js';
+import { authenticatePeer, type AuthenticatedPeer } from '../peer-auth.js';
+import type { ClientConfig } from '../client.js';
+import { schemeParams, verifyTls12Signature } from '../signature-schemes.js';
+import {
+  decodeCertificate12,
+  decodeFinished12,
+  decodeServerHello12,
+  decodeServerHelloDone,
+  decodeServerKeyExchange,
+  serverKeyExchangeContent,
+  writeClientKeyExchange,
+  type ServerKeyExchange,
+} from './messages.js';
+import { exportKeyingMaterial12, extendedMasterSecret, finishedVerifyData12, keyBlock } from './prf.js';
+import { Tls12RecordOpener, Tls12RecordSealer } from './record.js';
+import type { Tls12SuiteParams } from './suites.js';
+
+interface Negotiated {
+  readonly hello: ClientHello;
+  readonly suite: Tls12SuiteParams;
+  readonly transcript: Transcript;
+  readonly serverRandom: Uint8Array;
+  readonly alpn: string | undefined;
+}
+
+interface Keyed extends Negotiated {
+  readonly group: number;
+  readonly masterSecret: Uint8Array;
+  readonly peer: AuthenticatedPeer;
+  readonly serverMode: HandshakeMode;
+  readonly serverReadKeys: { readonly key: Uint8Array; readonly iv: Uint8Array };
+}
+
+type Tls12ClientState =
+  | { readonly kind: 'ExpectCertificate'; readonly hs: Negotiated }
+  | { readonly kind: 'ExpectServerKeyExchange'; readonly hs: Negotiated; readonly peer: AuthenticatedPeer }
+  | { readonly kind: 'ExpectServerHelloDone'; readonly hs: Negotiated; readonly peer: AuthenticatedPeer; readonly ske: ServerKeyExchange }
+  | { readonly kind: 'ExpectChangeCipherSpec'; readonly hs: Keyed }
+  | { readonly kind: 'ExpectFinished'; readonly hs: Keyed }
+  | { readonly kind: 'Connected' };
+
+const EXPECTED: Record<Tls12ClientState['kind'], number | undefined> = {
+  ExpectCertificate: HandshakeType.certificate,
+  ExpectServerKeyExchange: HandshakeType.server_key_exchange,
+  ExpectServerHelloDone: HandshakeType.server_hello_done,
+  ExpectChangeCipherSpec: undefined,
+  ExpectFinished: HandshakeType.finished,
+  Connected: undefined,
+};
+
+export class Tls12ClientHandshake {
+  private state: Tls12ClientState;
+
+  /** `transcript` holds our ClientHello (not started); `serverHelloRaw` is the ServerHello that chose TLS 1.2. */
+  constructor(
+    private readonly config: ClientConfig,
+    private readonly host: HandshakeHost,
+    private readonly servername: string | undefined,
+    hello: ClientHello,
+    transcript: Transcript,
+    serverHelloBody: Uint8Array,
+    serverHelloRaw: Uint8Array,
+  ) {
+    const sh = decodeServerHello12(serverHelloBody);
+    const suite = config.tls12Suites.find((s) => s.id === sh.cipherSuite);
+    if (!suite) throw new PeerMisbehaved('SelectedUnofferedCipherSuite', 'server selected a TLS 1.2 suite we did not offer');
+    if (sh.compression !== 0) throw new PeerMisbehaved('UnsupportedCompression', 'non-null compression method');
+    if (!sh.extendedMasterSecret) throw new PeerMisbehaved('MissingExtendedMasterSecret', 'TLS 1.2 server without the extended master secret (RFC 7627)');
+    if (!sh.renegotiationInfo) throw new PeerMisbehaved('MissingRenegotiationInfo', 'TLS 1.2 server without renegotiation_info (RFC 5746)');
+    if (sh.renegotiationInfo.length !== 0) throw new PeerMisbehaved('RenegotiationInfoNotEmpty', 'renegotiation_info not empty in an initial handshake');
+    if (sh.sessionTicket) throw new PeerMisbehaved('UnsolicitedExtension', 'session_ticket we did not offer');
+    if (sh.serverNameAck && hello.extensions.serverName === undefined) throw new PeerMisbehaved('UnsolicitedExtension', 'server_name we did not send');
+    if (sh.alpn !== undefined && !hello.extensions.alpn?.includes(sh.alpn)) {
+      throw new PeerMisbehaved('SelectedUnofferedAlpnProtocol', 'server selected an ALPN protocol we did not offer');
+    }
+    transcript.start(suite.hash);
+    transcript.add(serverHelloRaw);
+    this.state = { kind: 'ExpectCertificate', hs: { hello, suite, transcript, serverRandom: sh.random, alpn: sh.alpn } };
+  }
+
+  get stateName(): Tls12ClientState['kind'] {
+    return this.state.kind;
+  }
+
+  get connected(): boolean {
+    return this.state.kind === 'Connected';
+  }
+
+  expectsHandshake(type: number): boolean {
+    return EXPECTED[this.state.kind] === type;
+  }
+
+  onHandshakeMessage(type: number, body: Uint8Array, raw: Uint8Array): void {
+    const s = this.state;
+    if (EXPECTED[s.kind] !== type) throw new PeerMisbehaved('UnexpectedHandshakeMessage', `TLS 1.2: handshake message ${type} in state ${s.kind}`);
+    switch (s.kind) {
+      case 'ExpectCertificate':
+        return this.onCertificate(s.hs, body, raw);
+      case 'ExpectServerKeyExchange':
+        return this.onServerKeyExchange(s.hs, s.peer, body, raw);
+      case 'ExpectServerHelloDone':
+        return this.onServerHelloDone(s.hs, s.peer, s.ske, body, raw);
+      case 'ExpectFinished':
+        return this.onServerFinished(s.hs, body, raw);
+      default:
+        throw new InternalError(`TLS 1.2 client: no handler in state ${s.kind}`);
+    }
+  }
+
+  onChangeCipherSpec(): void {
+    const s = this.state;
+    if (s.kind !== 'ExpectChangeCipherSpec') throw new PeerMisbehaved('UnexpectedChangeCipherSpec', `TLS 1.2: change_cipher_spec in state ${s.kind}`);
+    this.host.records.setReader(new Tls12RecordOpener(s.hs.suite, s.hs.serverReadKeys.key, s.hs.serverReadKeys.iv));
+    this.state = { kind: 'ExpectFinished', hs: s.hs };
+  }
+
+  /** A HelloRequest or anything else after the handshake: we never renegotiate. */
+  onPostHandshakeMessage(type: number): void {
+    throw new PeerMisbehaved('UnexpectedHandshakeMessage', `TLS 1.2: handshake message ${type} after the handshake`);
+  }
+
+  private onCertificate(hs: Negotiated, body: Uint8Array, raw: Uint8Array): void {
+    const chain = decodeCertificate12(body);
+    if (chain.length === 0) throw new DecodeError('server sent an empty Certificate');
+    const peer = authenticatePeer(
+      { context: new Uint8Array(0), entries: chain.map((data) => ({ data, extensions: [] })) },
+      {
+        ca: this.config.trustStore,
+        rejectUnauthorized: this.config.options.rejectUnauthorized ?? true,
+        servername: this.servername,
+        purpose: 'server',
+        now: this.config.now(),
+        // Delegated credentials are TLS 1.3 only (RFC 9345).
+        hooks: undefined,
+        offeredSchemes: this.config.signatureAlgorithms,
+      },
+    );
+    hs.transcript.add(raw);
+    this.state = { kind: 'ExpectServerKeyExchange', hs, peer };
+  }
+
+  /** RFC 8422 §5.4: a group we offered, a scheme we offered that fits the suite, a valid signature. */
+  private onServerKeyExchange(hs: Negotiated, peer: AuthenticatedPeer, body: Uint8Array, raw: Uint8Array): void {
+    const ske = decodeServerKeyExchange(body);
+    if (!this.config.groups.includes(ske.group)) throw new PeerMisbehaved('SelectedUnofferedGroup', `server chose group ${ske.group}, which we did not offer`);
+    const kind = schemeParams(ske.scheme)?.kind;
+    const fits = hs.suite.auth === 'ecdsa' ? kind === 'ecdsa' : kind === 'rsa-pss' || kind === 'rsa-pkcs1';
+    if (!this.config.signatureAlgorithms.includes(ske.scheme) || !fits) {
+      throw new PeerMisbehaved('UnofferedSignatureScheme', `ServerKeyExchange signed with scheme 0x${ske.scheme.toString(16)}, which we did not offer for ${hs.suite.name}`);
+    }
+    const content = serverKeyExchangeContent(hs.hello.random, hs.serverRandom, ske.params);
+    if (!verifyTls12Signature(ske.scheme, peer.key.publicKey, content, ske.signature)) {
+      throw new PeerMisbehaved('BadServerKeyExchangeSignature', 'ServerKeyExchange signature does not verify with the certificate key');
+    }
+    hs.transcript.add(raw);
+    this.state = { kind: 'ExpectServerHelloDone', hs, peer, ske };
+  }
+
+  /** ServerHelloDone: our flight, ClientKeyExchange, ChangeCipherSpec, Finished. */
+  private onServerHelloDone(hs: Negotiated, peer: AuthenticatedPeer, ske: ServerKeyExchange, body: Uint8Array, raw: Uint8Array): void {
+    decodeServerHelloDone(body);
+    hs.transcript.add(raw);
+    const share = generateKeyShare(ske.group);
+    if (!share) throw new InternalError(`no key share implementation for group ${ske.group}`);
+    const preMasterSecret = share.computeSecret(ske.publicKey);
+    this.queue(hs, encodeHandshake(HandshakeType.client_key_exchange, (w) => writeClientKeyExchange(w, share.publicKey), 8 + share.publicKey.length));
+    const masterSecret = extendedMasterSecret(hs.suite, preMasterSecret, hs.transcript.current());
+    preMasterSecret.fill(0);
+    this.host.logSecret('CLIENT_RANDOM', hs.hello.random, masterSecret);
+    const keys = keyBlock(hs.suite, masterSecret, hs.hello.random, hs.serverRandom);
+    this.host.records.writeChangeCipherSpec();
+    this.host.records.setWriter(new Tls12RecordSealer(hs.suite, keys.clientKey, keys.clientIv));
+    this.queue(hs, frameHandshake(HandshakeType.finished, finishedVerifyData12(hs.suite, masterSecret, 'client', hs.transcript.current())));
+    // The server's one ChangeCipherSpec.
+    this.host.records.changeCipherSpecAllowance = 1;
+    const serverMode: HandshakeMode = { authentication: 'certificate', signatureScheme: ske.scheme };
+    this.state = {
+      kind: 'ExpectChangeCipherSpec',
+      hs: { ...hs, group: ske.group, masterSecret, peer, serverMode, serverReadKeys: { key: keys.serverKey, iv: keys.serverIv } },
+    };
+  }
+
+  private onServerFinished(hs: Keyed, body: Uint8Array, raw: Uint8Array): void {
+    const received = decodeFinished12(body);
+    const expected = finishedVerifyData12(hs.suite, hs.masterSecret, 'server', hs.transcript.current());
+    if (!verifyDataEqual(expected, received)) throw new PeerMisbehaved('IncorrectFinished', 'server Finished does not verify');
+    hs.transcript.add(raw);
+    this.state = { kind: 'Connected' };
+    const { suite, masterSecret, hello, serverRandom } = hs;
+    this.host.completeHandshake(
+      {
+        suite,
+        readSecret: new Uint8Array(0),
+        writeSecret: new Uint8Array(0),
+        exporterMasterSecret: () => new Uint8Array(0),
+        tls12Exporter: (label, context, length) => exportKeyingMaterial12(suite, masterSecret, hello.random, serverRandom, label, context, length),
+      },
+      {
+        version: 'TLSv1.2',
+        cipherSuite: suite.id,
+        cipherSuiteName: suite.name,
+        group: hs.group,
+        alpnProtocol: hs.alpn,
+        servername: this.servername,
+        resumed: false,
+        helloRetryRequest: false,
+        peerCertificates: hs.peer.chain,
+        peerAuthorized: hs.peer.authorized,
+        peerAuthorizationError: hs.peer.authorizationError,
+        serverMode: hs.serverMode,
+        clientMode: undefined,
+      },
+    );
+  }
+
+  private queue(hs: Negotiated, msg: Uint8Array): void {
+    hs.transcript.add(msg);
+    this.host.records.queueHandshake(msg);
+  }
+}

@@ -1,0 +1,452 @@
+/**
+ * TLS 1.2 server handshake (RFC 5246 §7.3, RFC 8422 for ECDHE, RFC 7627, RFC 5746, RFC 5077),
+ * sans-IO, run by `ServerConnection` once version negotiation (../version.ts) chose TLS 1.2.
+ *
+ *   Full:     ClientHello  -->
+ *                          <--  ServerHello, Certificate, ServerKeyExchange, ServerHelloDone
+ *             ClientKeyExchange, [ChangeCipherSpec], Finished  -->
+ *                          <--  [NewSessionTicket], [ChangeCipherSpec], Finished
+ *   Resumed:  ClientHello (session_ticket)  -->
+ *                          <--  ServerHello, [ChangeCipherSpec], Finished
+ *             [ChangeCipherSpec], Finished  -->
+ *
+ * One method per flight, as Go's handshake_server.go. What we insist on: ECDHE with an AEAD,
+ * the extended master secret (a client without it is refused), no renegotiation (a ClientHello
+ * after the handshake gets no_renegotiation). Delegated credentials are TLS 1.3 only (RFC 9345
+ * §4): extension 34 is hidden from the credential hook, which then gives the certificate.
+ * The ServerKeyExchange is signed through the `Signer` (a keyless one may answer later).
+ */
+import type { HandshakeHost, HandshakeInfo, HandshakeMode } from '../connection.js';
+import { CipherSuite, HandshakeType, NamedGroup, ProtocolVersion } from '../constants.js';
+import { defaultCredential, type CertifiedKey, type CredentialChoice } from '../credentials.js';
+import { InternalError, PeerMisbehaved } from '../errors.js';
+import { generateKeyShare, type KeyShare } from '../key-exchange.js';
+import { Transcript, verifyDataEqual } from '../key-schedule.js';
+import type { ClientHello } from '../messages/client-hello.js';
+import { encodeHandshake, frameHandshake } from '../messages/handshake.js';
+import { randomBytesPooled } from '../random.js';
+import type { ServerConfig } from '../server.js';
+import type { TicketState } from '../session.js';
+import { schemeParams } from '../signature-schemes.js';
+import type { Signer } from '../signer.js';
+import { markDowngrade } from '../version.js';
+import {
+  decodeClientKeyExchange,
+  decodeFinished12,
+  encodeEcdheParams,
+  serverKeyExchangeContent,
+  writeCertificate12,
+  writeNewSessionTicket12,
+  writeServerHello12,
+  writeServerKeyExchange,
+} from './messages.js';
+import { exportKeyingMaterial12, extendedMasterSecret, finishedVerifyData12, keyBlock, type Tls12TrafficKeys } from './prf.js';
+import { Tls12RecordOpener, Tls12RecordSealer } from './record.js';
+import { tls12SuiteParams, type Tls12SuiteParams } from './suites.js';
+
+/** What ClientHello decided, for both the full and the resumed handshake. */
+interface Negotiated {
+  readonly hello: ClientHello;
+  readonly suite: Tls12SuiteParams;
+  readonly transcript: Transcript;
+  readonly serverRandom: Uint8Array;
+  readonly alpn: string | undefined;
+}
+
+/** After ServerHelloDone: our ephemeral key waits for the client's. */
+interface AwaitingKeyExchange extends Negotiated {
+  readonly share: KeyShare;
+  readonly serverMode: HandshakeMode;
+}
+
+/** After the master secret: keys known, Finished messages to check and send. */
+interface Keyed extends Negotiated {
+  readonly group: number;
+  readonly masterSecret: Uint8Array;
+  readonly keys: Tls12TrafficKeys;
+  readonly serverMode: HandshakeMode;
+  /** Resumed: our Finished went first and the client's comes last. */
+  readonly resumed: boolean;
+}
+
+type Tls12ServerState =
+  | { readonly kind: 'ExpectClientKeyExchange'; readonly hs: AwaitingKeyExchange }
+  | { readonly kind: 'ExpectChangeCipherSpec'; readonly hs: Keyed }
+  | { readonly kind: 'ExpectFinished'; readonly hs: Keyed }
+  | { readonly kind: 'SendingFlight' }
+  | { readonly kind: 'Connected' };
+
+export class Tls12ServerHandshake {
+  private state: Tls12ServerState = { kind: 'SendingFlight' };
+
+  constructor(
+    private readonly config: ServerConfig,
+    private readonly host: HandshakeHost,
+  ) {}
+
+  get stateName(): Tls12ServerState['kind'] {
+    return this.state.kind;
+  }
+
+  get connected(): boolean {
+    return this.state.kind === 'Connected';
+  }
+
+  /** Which handshake messages may arrive now (asked at each message header). */
+  expectsHandshake(type: number): boolean {
+    switch (this.state.kind) {
+      case 'ExpectClientKeyExchange':
+        return type === HandshakeType.client_key_exchange;
+      case 'ExpectFinished':
+        return type === HandshakeType.finished;
+      case 'Connected':
+        // Let a renegotiation attempt reach onPostHandshakeMessage for its own alert.
+        return type === HandshakeType.client_hello;
+      case 'ExpectChangeCipherSpec':
+      case 'SendingFlight':
+        return false;
+    }
+  }
+
+  onHandshakeMessage(type: number, body: Uint8Array, raw: Uint8Array): void {
+    const s = this.state;
+    if (s.kind === 'ExpectClientKeyExchange' && type === HandshakeType.client_key_exchange) return this.onClientKeyExchange(s.hs, body, raw);
+    if (s.kind === 'ExpectFinished' && type === HandshakeType.finished) return this.onClientFinished(s.hs, body, raw);
+    throw new PeerMisbehaved('UnexpectedHandshakeMessage', `TLS 1.2: handshake message ${type} in state ${s.kind}`);
+  }
+
+  onChangeCipherSpec(): void {
+    const s = this.state;
+    if (s.kind !== 'ExpectChangeCipherSpec') throw new PeerMisbehaved('UnexpectedChangeCipherSpec', `TLS 1.2: change_cipher_spec in state ${s.kind}`);
+    // RFC 5246 §7.1: from here the client's records are protected under the new keys.
+    this.host.records.setReader(new Tls12RecordOpener(s.hs.suite, s.hs.keys.clientKey, s.hs.keys.clientIv));
+    this.state = { kind: 'ExpectFinished', hs: s.hs };
+  }
+
+  /** After the handshake only a ClientHello can arrive (expectsHandshake): RFC 5746, refused. */
+  onPostHandshakeMessage(type: number): void {
+    if (type === HandshakeType.client_hello) throw new PeerMisbehaved('RenegotiationRefused', 'TLS 1.2 renegotiation is not supported');
+    throw new PeerMisbehaved('UnexpectedHandshakeMessage', `TLS 1.2: handshake message ${type} after the handshake`);
+  }
+
+  // --- ClientHello: checks, resumption or the full handshake --------------------------------------
+
+  onClientHello(hello: ClientHello, raw: Uint8Array, alpn: string | undefined): void {
+    checkClientHello12(hello);
+    const offered = this.config.tls12Suites.filter((s) => hello.cipherSuites.includes(s.id));
+    if (offered.length === 0) {
+      throw new PeerMisbehaved('NoCipherSuitesInCommon', 'TLS 1.2: no ECDHE suite with AES-GCM or ChaCha20-Poly1305 offered (CBC, RSA key transport and static DH are not supported)');
+    }
+    const transcript = new Transcript();
+    transcript.add(raw);
+    const resumed = this.acceptTicket(hello, offered);
+    if (resumed) return this.doResumeHandshake(hello, transcript, alpn, resumed.state, resumed.suite);
+    this.host.continueWith(this.chooseCredential(hello), (choice) => this.doFullHandshake(hello, transcript, alpn, offered, choice));
+  }
+
+  /** RFC 5077 §3.4: a ticket we sealed, for a suite the client still offers, for the same name. */
+  private acceptTicket(hello: ClientHello, offered: readonly Tls12SuiteParams[]): { state: TicketState; suite: Tls12SuiteParams } | undefined {
+    const ticket = hello.extensions.sessionTicket;
+    if (!ticket || ticket.length === 0 || this.config.sessionTickets === 0) return undefined;
+    const state = this.config.ticketKey.open(ticket);
+    // A TLS 1.3 ticket names a TLS 1.3 suite and is not found here, and the other way round.
+    const suite = state && offered.find((s) => s.id === state.cipherSuite);
+    if (!state || !suite || state.psk.length !== 48) return undefined;
+    const now = this.config.nowMs();
+    if (now - state.issuedAt > state.lifetimeSeconds * 1000 || now < state.issuedAt - 10_000) return undefined;
+    if ((hello.extensions.serverName ?? '') !== state.servername) return undefined;
+    return { state, suite };
+  }
+
+  /**
+   * The credential: the selectCredential hook (keyless, and DCs for TLS 1.3) sees the hello
+   * without extension 34, so it answers with the certificate; then the TLS 1.2 scheme for it.
+   */
+  private chooseCredential(hello: ClientHello): Tls12Credential | Promise<Tls12Credential> {
+    const sigalgs = hello.extensions.signatureAlgorithms;
+    // RFC 5246 §7.4.1.4.1: without the extension the client means SHA-1, which we never sign with.
+    if (!sigalgs) throw new PeerMisbehaved('NoSignatureSchemesInCommon', 'TLS 1.2 client without signature_algorithms (SHA-1 only)');
+    const fallback = (): Tls12Credential | undefined => defaultCredential12(this.config.keys, hello.extensions.serverName, sigalgs);
+    const hook = this.config.options.selectCredential;
+    if (!hook) return orRefuse(fallback());
+    const withoutDc: ClientHello = hello.extensions.delegatedCredential
+      ? { ...hello, extensions: { ...hello.extensions, delegatedCredential: undefined } }
+      : hello;
+    const fromHook = (choice: CredentialChoice | undefined): Tls12Credential => {
+      const usable = choice && choice.label !== 'delegated-credential' ? tls12Credential(choice, sigalgs) : undefined;
+      return orRefuse(usable ?? fallback());
+    };
+    const choice = hook(withoutDc, () => defaultCredential(this.config.keys, hello.extensions.serverName, sigalgs));
+    return choice instanceof Promise ? choice.then(fromHook) : fromHook(choice);
+  }
+
+  // --- the full handshake's first flight --------------------------------------------------------------
+
+  private doFullHandshake(
+    hello: ClientHello,
+    transcript: Transcript,
+    alpn: string | undefined,
+    offered: readonly Tls12SuiteParams[],
+    credential: Tls12Credential,
+  ): void {
+    const suite = offered.find((s) => s.auth === credential.auth);
+    if (!suite) throw new PeerMisbehaved('NoCipherSuitesInCommon', `TLS 1.2: the client offers no ECDHE_${credential.auth.toUpperCase()} suite for our ${credential.auth} certificate`);
+    const group = this.chooseGroup(hello);
+    const share = generateKeyShare(group);
+    if (!share) throw new InternalError(`no key share implementation for group ${group}`);
+    transcript.start(suite.hash);
+    const serverRandom = this.serverRandom();
+    const sendTicket = hello.extensions.sessionTicket !== undefined && this.config.sessionTickets > 0;
+    this.queue(transcript, this.serverHello(hello, suite, serverRandom, new Uint8Array(0), alpn, sendTicket, true));
+    this.queue(transcript, certificateMessage12(credential.chain));
+    const params = encodeEcdheParams(group, share.publicKey);
+    const content = serverKeyExchangeContent(hello.random, serverRandom, params);
+    const { signer, scheme } = credential;
+    this.host.continueWith(signer.sign(scheme, content), (signature) => {
+      this.queue(transcript, encodeHandshake(HandshakeType.server_key_exchange, (w) => writeServerKeyExchange(w, params, scheme, signature), 16 + params.length + signature.length));
+      this.queue(transcript, frameHandshake(HandshakeType.server_hello_done, new Uint8Array(0)));
+      const serverMode: HandshakeMode = {
+        authentication: credential.label,
+        signatureScheme: scheme,
+        ...(credential.details !== undefined ? { details: credential.details } : {}),
+      };
+      this.state = { kind: 'ExpectClientKeyExchange', hs: { hello, suite, transcript, serverRandom, alpn, share, serverMode } };
+    });
+  }
+
+  /** RFC 8422 §5.1.1: our most preferred group the client lists; without the list, P-256 (§4). */
+  private chooseGroup(hello: ClientHello): number {
+    const theirs = hello.extensions.supportedGroups ?? [NamedGroup.secp256r1];
+    const group = this.config.groups.find((g) => theirs.includes(g));
+    if (group === undefined) throw new PeerMisbehaved('NoKeyExchangeGroupsInCommon', 'TLS 1.2: no ECDHE group in common (x25519, P-256, P-384)');
+    return group;
+  }
+
+  // --- ClientKeyExchange: the extended master secret and the keys ---------------------------------------
+
+  private onClientKeyExchange(hs: AwaitingKeyExchange, body: Uint8Array, raw: Uint8Array): void {
+    const point = decodeClientKeyExchange(body);
+    const preMasterSecret = hs.share.computeSecret(point);
+    hs.transcript.add(raw);
+    // RFC 7627 §4: the session hash covers ClientHello through ClientKeyExchange.
+    const masterSecret = extendedMasterSecret(hs.suite, preMasterSecret, hs.transcript.current());
+    preMasterSecret.fill(0);
+    this.host.logSecret('CLIENT_RANDOM', hs.hello.random, masterSecret);
+    const keys = keyBlock(hs.suite, masterSecret, hs.hello.random, hs.serverRandom);
+    this.state = {
+      kind: 'ExpectChangeCipherSpec',
+      hs: { ...negotiatedOf(hs), group: hs.share.group, masterSecret, keys, serverMode: hs.serverMode, resumed: false },
+    };
+  }
+
+  // --- the client's Finished; our tickets, ChangeCipherSpec and Finished ------------------------------------
+
+  private onClientFinished(hs: Keyed, body: Uint8Array, raw: Uint8Array): void {
+    const received = decodeFinished12(body);
+    const expected = finishedVerifyData12(hs.suite, hs.masterSecret, 'client', hs.transcript.current());
+    if (!verifyDataEqual(expected, received)) throw new PeerMisbehaved('IncorrectFinished', 'client Finished does not verify');
+    hs.transcript.add(raw);
+    if (!hs.resumed) {
+      if (hs.hello.extensions.sessionTicket !== undefined && this.config.sessionTickets > 0) this.sendTicket(hs);
+      this.sendChangeCipherSpecAndFinished(hs);
+    }
+    this.state = { kind: 'Connected' };
+    this.complete(hs);
+  }
+
+  /** RFC 5077 §3.3: one ticket, sealed like TLS 1.3 tickets (same key, same rotation). */
+  private sendTicket(hs: Keyed): void {
+    const ticket = this.config.ticketKey.seal({
+      cipherSuite: hs.suite.id,
+      psk: hs.masterSecret,
+      issuedAt: this.config.nowMs(),
+      ageAdd: 0,
+      lifetimeSeconds: this.config.ticketLifetimeSeconds,
+      servername: hs.hello.extensions.serverName ?? '',
+      alpnProtocol: hs.alpn ?? '',
+      clientCertificate: new Uint8Array(0),
+    });
+    const lifetime = this.config.ticketLifetimeSeconds;
+    this.queue(hs.transcript, encodeHandshake(HandshakeType.new_session_ticket, (w) => writeNewSessionTicket12(w, lifetime, ticket), 16 + ticket.length));
+  }
+
+  private sendChangeCipherSpecAndFinished(hs: Keyed): void {
+    this.host.records.writeChangeCipherSpec();
+    this.host.records.setWriter(new Tls12RecordSealer(hs.suite, hs.keys.serverKey, hs.keys.serverIv));
+    const verifyData = finishedVerifyData12(hs.suite, hs.masterSecret, 'server', hs.transcript.current());
+    this.queue(hs.transcript, frameHandshake(HandshakeType.finished, verifyData));
+  }
+
+  // --- resumption: ServerHello, ChangeCipherSpec, Finished --------------------------------------------
+
+  private doResumeHandshake(hello: ClientHello, transcript: Transcript, alpn: string | undefined, ticket: TicketState, suite: Tls12SuiteParams): void {
+    transcript.start(suite.hash);
+    const serverRandom = this.serverRandom();
+    // RFC 5077 §3.4: the session ID the client sent with its ticket is echoed to say "resumed".
+    this.queue(transcript, this.serverHello(hello, suite, serverRandom, hello.legacySessionId, alpn, false, false));
+    const masterSecret = ticket.psk;
+    this.host.logSecret('CLIENT_RANDOM', hello.random, masterSecret);
+    const keys = keyBlock(suite, masterSecret, hello.random, serverRandom);
+    const hs: Keyed = { hello, suite, transcript, serverRandom, alpn, group: 0, masterSecret, keys, serverMode: { authentication: 'psk' }, resumed: true };
+    this.sendChangeCipherSpecAndFinished(hs);
+    this.state = { kind: 'ExpectChangeCipherSpec', hs };
+  }
+
+  // --- pieces ------------------------------------------------------------------------------------------
+
+  private serverHello(
+    hello: ClientHello,
+    suite: Tls12SuiteParams,
+    serverRandom: Uint8Array,
+    sessionId: Uint8Array,
+    alpn: string | undefined,
+    sessionTicket: boolean,
+    full: boolean,
+  ): Uint8Array {
+    const e = hello.extensions;
+    const secureRenegotiation = e.renegotiationInfo !== undefined || hello.cipherSuites.includes(CipherSuite.TLS_EMPTY_RENEGOTIATION_INFO_SCSV);
+    return encodeHandshake(HandshakeType.server_hello, (w) =>
+      writeServerHello12(w, {
+        random: serverRandom,
+        sessionId,
+        cipherSuite: suite.id,
+        // RFC 5746 §3.6: an empty renegotiation_info to a client that signalled support.
+        ...(secureRenegotiation ? { renegotiationInfo: new Uint8Array(0) } : {}),
+        extendedMasterSecret: true,
+        sessionTicket,
+        ...(e.ecPointFormats ? { ecPointFormats: [0] } : {}),
+        ...(alpn !== undefined ? { alpn } : {}),
+        serverNameAck: full && e.serverName !== undefined,
+      }),
+    );
+  }
+
+  /** Our random; with TLS 1.3 enabled, its last 8 bytes are the downgrade sentinel (RFC 8446 §4.1.3). */
+  private serverRandom(): Uint8Array {
+    const random = randomBytesPooled(32);
+    if (this.config.versions.includes(ProtocolVersion.TLS1_3)) markDowngrade(random);
+    return random;
+  }
+
+  private queue(transcript: Transcript, msg: Uint8Array): void {
+    transcript.add(msg);
+    this.host.records.queueHandshake(msg);
+  }
+
+  private complete(hs: Keyed): void {
+    const { suite, masterSecret, hello, serverRandom } = hs;
+    const info: HandshakeInfo = {
+      version: 'TLSv1.2',
+      cipherSuite: suite.id,
+      cipherSuiteName: suite.name,
+      group: hs.group,
+      alpnProtocol: hs.alpn,
+      servername: hello.extensions.serverName,
+      resumed: hs.resumed,
+      helloRetryRequest: false,
+      peerCertificates: [],
+      peerAuthorized: false,
+      peerAuthorizationError: undefined,
+      serverMode: hs.serverMode,
+      clientMode: undefined,
+    };
+    this.host.completeHandshake(
+      {
+        suite,
+        readSecret: new Uint8Array(0),
+        writeSecret: new Uint8Array(0),
+        exporterMasterSecret: () => new Uint8Array(0),
+        tls12Exporter: (label, context, length) => exportKeyingMaterial12(suite, masterSecret, hello.random, serverRandom, label, context, length),
+      },
+      info,
+    );
+  }
+}
+
+/** RFC 5246 / 7627 / 5746 / 8422: what every TLS 1.2 ClientHello must satisfy here. */
+function checkClientHello12(hello: ClientHello): void {
+  const e = hello.extensions;
+  if (!hello.legacyCompressionMethods.includes(0)) throw new PeerMisbehaved('UnsupportedCompression', 'TLS 1.2 ClientHello without the null compression method');
+  if (!e.extendedMasterSecret) {
+    throw new PeerMisbehaved('MissingExtendedMasterSecret', 'TLS 1.2 needs the extended master secret (RFC 7627); the client did not offer it');
+  }
+  if (e.renegotiationInfo && e.renegotiationInfo.length > 0) throw new PeerMisbehaved('RenegotiationInfoNotEmpty', 'renegotiation_info not empty in an initial handshake');
+  if (e.ecPointFormats && !e.ecPointFormats.includes(0)) throw new PeerMisbehaved('NoPointFormatsInCommon', 'the client does not take uncompressed points');
+}
+
+/** The certificate and how it signs ServerKeyExchange in TLS 1.2. */
+interface Tls12Credential {
+  readonly chain: readonly Uint8Array[];
+  readonly signer: Signer;
+  readonly scheme: number;
+  readonly auth: 'ecdsa' | 'rsa';
+  readonly label: string;
+  readonly details?: unknown;
+}
+
+function orRefuse(credential: Tls12Credential | undefined): Tls12Credential {
+  if (!credential) throw new PeerMisbehaved('NoSignatureSchemesInCommon', 'TLS 1.2: no certificate signs with a scheme the client offers');
+  return credential;
+}
+
+/** The TLS 1.2 scheme for a chosen credential: its signer's TLS 1.2 list in order, first offered. */
+function tls12Credential(choice: CredentialChoice, offered: readonly number[]): Tls12Credential | undefined {
+  const schemes = choice.signer.tls12Schemes ?? choice.signer.schemes;
+  for (const scheme of schemes) {
+    const auth = authOf(scheme);
+    if (auth && offered.includes(scheme)) {
+      return {
+        chain: choice.certificateChain,
+        signer: choice.signer,
+        scheme,
+        auth,
+        label: choice.label ?? 'certificate',
+        ...(choice.details !== undefined ? { details: choice.details } : {}),
+      };
+    }
+  }
+  return undefined;
+}
+
+/** ECDHE_ECDSA for ECDSA schemes, ECDHE_RSA for RSA ones (rsaEncryption keys); nothing else in TLS 1.2 here. */
+function authOf(scheme: number): 'ecdsa' | 'rsa' | undefined {
+  const p = schemeParams(scheme);
+  if (p?.kind === 'ecdsa') return 'ecdsa';
+  if (p && p.keyType === 'rsa') return 'rsa';
+  return undefined;
+}
+
+/** The configured certificates, by SNI, with a TLS 1.2 scheme the client offers. */
+function defaultCredential12(keys: readonly CertifiedKey[], servername: string | undefined, offered: readonly number[]): Tls12Credential | undefined {
+  const first = defaultCredential(keys, servername, offered);
+  const ordered = first ? [first, ...keys.map(asChoice)] : keys.map(asChoice);
+  for (const c of ordered) {
+    const credential = tls12Credential(c, offered);
+    if (credential) return credential;
+  }
+  return undefined;
+}
+
+function asChoice(k: CertifiedKey): CredentialChoice {
+  return { certificateChain: k.chain, signer: k.signer, scheme: k.signer.schemes[0]!, label: 'certificate' };
+}
+
+function negotiatedOf(hs: Negotiated): Negotiated {
+  return { hello: hs.hello, suite: hs.suite, transcript: hs.transcript, serverRandom: hs.serverRandom, alpn: hs.alpn };
+}
+
+/** TLS 1.2 Certificate messages of frozen chains, encoded once (as server.ts does for TLS 1.3). */
+const certificateMessages = new WeakMap<readonly Uint8Array[], Uint8Array>();
+
+function certificateMessage12(chain: readonly Uint8Array[]): Uint8Array {
+  const cached = certificateMessages.get(chain);
+  if (cached) return cached;
+  const message = encodeHandshake(HandshakeType.certificate, (w) => writeCertificate12(w, chain), 16 + chain.reduce((n, c) => n + c.length + 3, 0));
+  if (Object.isFrozen(chain)) certificateMessages.set(chain, message);
+  return message;
+}
+
+/** Whether a suite id is one of our TLS 1.2 suites (for routing and tests). */
+export function isTls12Suite(id: number): boolean {
+  return tls12SuiteParams(id) !== undefined;
+}
