@@ -87,6 +87,13 @@ export class Tls12RecordSealer extends Tls12RecordCipher implements RecordProtec
     out.push(cipher.getAuthTag());
     return RECORD_HEADER_LENGTH + length;
   }
+
+  /** Protects one record into a single buffer: header || explicit nonce || ciphertext || tag. */
+  seal(type: number, content: Uint8Array): Buffer {
+    const pieces: Uint8Array[] = [];
+    const n = this.sealInto(pieces, type, content);
+    return Buffer.concat(pieces, n);
+  }
 }
 
 export class Tls12RecordOpener extends Tls12RecordCipher implements RecordUnprotector {

@@ -12,7 +12,7 @@ void test('every named peer fault is sent as the alert PEER_FAULTS gives it, and
   }
 });
 
-void test('the faults the RFC ties to decrypt_error are the signature, Finished and binder checks', () => {
+void test('the faults the RFC ties to decrypt_error are the signature (CertificateVerify, TLS 1.2 ServerKeyExchange), Finished and binder checks', () => {
   const decryptErrors = (Object.keys(PEER_FAULTS) as PeerFault[]).filter((f) => PEER_FAULTS[f] === AlertDescription.decrypt_error).sort();
-  assert.deepEqual(decryptErrors, ['BadCertificateVerifySignature', 'IncorrectBinder', 'IncorrectFinished']);
+  assert.deepEqual(decryptErrors, ['BadCertificateVerifySignature', 'BadServerKeyExchangeSignature', 'IncorrectBinder', 'IncorrectFinished']);
 });

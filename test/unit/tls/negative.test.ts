@@ -31,6 +31,16 @@ async function server(): Promise<ServerConnection> {
   return new ServerConnection(serverConfig);
 }
 
+/** A server with TLS 1.2 disabled: TLS 1.2-or-older hellos are refused as "TLS 1.3 not offered". */
+let server13Config: ServerConfig | undefined;
+async function server13(): Promise<ServerConnection> {
+  if (!server13Config) {
+    const leaf = await (await testPki()).leaf('p256');
+    server13Config = new ServerConfig({ certificates: [{ cert: leaf.pem, key: leaf.key }], minVersion: 'TLSv1.3' });
+  }
+  return new ServerConnection(server13Config);
+}
+
 async function clientOptions(extra: Partial<ClientOptions> = {}): Promise<ClientOptions> {
   const pki = await testPki();
   return { servername: 'localhost', ca: [pki.ca.pem], ...extra };
@@ -91,27 +101,27 @@ void describe('a server refuses broken ClientHellos with the right alert', () =>
     assert.deepEqual(refusal(await server(), record(ContentType.handshake, ch)), { alert: A.illegal_parameter, fault: 'DuplicateExtension' });
   });
 
-  void test('no TLS 1.3 in supported_versions: protocol_version', async () => {
-    assert.deepEqual(refusal(await server(), record(ContentType.handshake, clientHello({ supportedVersions: [0x0303] }))), { alert: A.protocol_version, fault: 'Tls13NotOffered' });
+  void test('no TLS 1.3 in supported_versions (TLS 1.2 disabled): protocol_version', async () => {
+    assert.deepEqual(refusal(await server13(), record(ContentType.handshake, clientHello({ supportedVersions: [0x0303] }))), { alert: A.protocol_version, fault: 'Tls13NotOffered' });
   });
 
-  void test('no supported_versions at all: protocol_version', async () => {
+  void test('no supported_versions at all (TLS 1.2 disabled): protocol_version', async () => {
     const ch = clientHello({ supportedVersions: undefined } as Partial<ClientHelloExtensions>);
-    assert.deepEqual(refusal(await server(), record(ContentType.handshake, ch)), { alert: A.protocol_version, fault: 'Tls13NotOffered' });
+    assert.deepEqual(refusal(await server13(), record(ContentType.handshake, ch)), { alert: A.protocol_version, fault: 'Tls13NotOffered' });
   });
 
-  void test('a ClientHello without an extension block (Appendix D.2: a TLS 1.2-or-older hello): protocol_version', async () => {
+  void test('a ClientHello without an extension block (Appendix D.2: a TLS 1.2-or-older hello) (TLS 1.2 disabled): protocol_version', async () => {
     const body = encode((w) => w.u16(0x0303).bytes(new Uint8Array(32)).u8(0).u16(2).u16(CipherSuite.TLS_AES_128_GCM_SHA256).u8(1).u8(0));
     const ch = encodeHandshake(HandshakeType.client_hello, (w) => w.bytes(body));
-    assert.deepEqual(refusal(await server(), record(ContentType.handshake, ch)), { alert: A.protocol_version, fault: 'Tls13NotOffered' });
+    assert.deepEqual(refusal(await server13(), record(ContentType.handshake, ch)), { alert: A.protocol_version, fault: 'Tls13NotOffered' });
   });
 
-  void test('a ClientHello whose extension block has fewer than 8 bytes (renegotiation_info only): protocol_version', async () => {
+  void test('a ClientHello whose extension block has fewer than 8 bytes (renegotiation_info only) (TLS 1.2 disabled): protocol_version', async () => {
     const body = encode((w) =>
       w.u16(0x0303).bytes(new Uint8Array(32)).u8(0).u16(2).u16(CipherSuite.TLS_AES_128_GCM_SHA256).u8(1).u8(0).u16(5).u16(0xff01).u16(1).u8(0),
     );
     const ch = encodeHandshake(HandshakeType.client_hello, (w) => w.bytes(body));
-    assert.deepEqual(refusal(await server(), record(ContentType.handshake, ch)), { alert: A.protocol_version, fault: 'Tls13NotOffered' });
+    assert.deepEqual(refusal(await server13(), record(ContentType.handshake, ch)), { alert: A.protocol_version, fault: 'Tls13NotOffered' });
   });
 
   void test('legacy_version 0x0300 or lower, even with supported_versions offering TLS 1.3 (Appendix D.5): protocol_version', async () => {

@@ -5,10 +5,20 @@
 import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { ClientConnection, type ClientOptions } from '../../../src/tls/client.js';
-import { ServerConnection, type ServerOptions } from '../../../src/tls/server.js';
-import { CipherSuite, NamedGroup, SignatureScheme } from '../../../src/tls/constants.js';
+import { ServerConfig, ServerConnection, type ServerOptions } from '../../../src/tls/server.js';
+import { AlertDescription as A } from '../../../src/tls/alerts.js';
+import { CipherSuite, ContentType, HandshakeType, NamedGroup, SignatureScheme } from '../../../src/tls/constants.js';
+import type { TlsEvent } from '../../../src/tls/connection.js';
+import { AlertReceived, PeerMisbehaved, type PeerFault } from '../../../src/tls/errors.js';
+import { generateKeyShare } from '../../../src/tls/key-exchange.js';
+import { Transcript } from '../../../src/tls/key-schedule.js';
+import { decodeClientHello, encodeHandshake, frameHandshake, writeClientHello, type ClientHello, type ClientHelloExtensions } from '../../../src/tls/messages/index.js';
 import { createKeySigner, type Signer } from '../../../src/tls/signer.js';
-import { doHandshake, transfer, type Pair } from './pair.js';
+import { decodeServerKeyExchange } from '../../../src/tls/tls12/messages.js';
+import { extendedMasterSecret, finishedVerifyData12, keyBlock } from '../../../src/tls/tls12/prf.js';
+import { Tls12RecordSealer } from '../../../src/tls/tls12/record.js';
+import { tls12SuiteParams } from '../../../src/tls/tls12/suites.js';
+import { doHandshake, Endpoint, pump, splitRecords, transfer, type Pair } from './pair.js';
 import { testPki, type KeyType } from './pki.js';
 
 async function serverOptions(extra: Partial<ServerOptions> = {}, keyType: KeyType = 'p256'): Promise<ServerOptions> {
@@ -57,4 +67,266 @@ void describe('TLS 1.2 full handshakes', () => {
       });
     }
   }
+});
+
+// --- a scripted TLS 1.2 client, byte by byte, for what our client never sends -----------------------
+
+const SUITE = tls12SuiteParams(CipherSuite.TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256)!;
+
+let config12: ServerConfig | undefined;
+async function server12(extra: Partial<ServerOptions> = {}): Promise<ServerConnection> {
+  if (Object.keys(extra).length > 0) return new ServerConnection(await serverOptions(extra));
+  config12 ??= new ServerConfig(await serverOptions());
+  return new ServerConnection(config12);
+}
+
+function record(type: number, body: Uint8Array): Uint8Array {
+  return Buffer.concat([Uint8Array.of(type, 3, 3, body.length >> 8, body.length & 0xff), body]);
+}
+
+function hello12(ext: Partial<ClientHelloExtensions> = {}, over: Partial<ClientHello> = {}): Uint8Array {
+  const hello: ClientHello = {
+    legacyVersion: 0x0303,
+    random: new Uint8Array(32).fill(5),
+    legacySessionId: new Uint8Array(0),
+    cipherSuites: [CipherSuite.TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256],
+    legacyCompressionMethods: Uint8Array.of(0),
+    ...over,
+    extensions: {
+      supportedGroups: [NamedGroup.x25519],
+      signatureAlgorithms: [SignatureScheme.ecdsa_secp256r1_sha256],
+      extendedMasterSecret: true,
+      renegotiationInfo: new Uint8Array(0),
+      ecPointFormats: [0],
+      unknown: [],
+      ...ext,
+    },
+  };
+  return encodeHandshake(HandshakeType.client_hello, (w) => writeClientHello(w, hello));
+}
+
+/** Handshake messages (raw, header included) in a run of plaintext records. */
+function handshakeMessages(output: readonly Uint8Array[]): Uint8Array[] {
+  const payload = Buffer.concat(splitRecords(Buffer.concat(output)).filter((r) => r[0] === ContentType.handshake).map((r) => r.subarray(5)));
+  const out: Uint8Array[] = [];
+  for (let off = 0; off + 4 <= payload.length; ) {
+    const len = (payload[off + 1]! << 16) | (payload[off + 2]! << 8) | payload[off + 3]!;
+    out.push(payload.subarray(off, off + 4 + len));
+    off += 4 + len;
+  }
+  return out;
+}
+
+interface Scripted {
+  readonly conn: ServerConnection;
+  readonly events: TlsEvent[];
+  /** ClientKeyExchange, ChangeCipherSpec and Finished records (Finished with `verifyData` when given). */
+  flight(verifyData?: Uint8Array): Uint8Array[];
+  /** Our sealer after the flight, to send more protected records. */
+  sealer(): Tls12RecordSealer;
+  readonly serverMessages: Uint8Array[];
+}
+
+/** Sends a ClientHello and reads the server's first flight (ServerHello … ServerHelloDone). */
+async function scripted(conn?: ServerConnection, hello = hello12()): Promise<Scripted> {
+  const server = conn ?? (await server12());
+  const events: TlsEvent[] = [];
+  const p = server.feed(record(ContentType.handshake, hello));
+  events.push(...p.events);
+  const output = [...p.output];
+  if (p.waitFor) {
+    await p.waitFor;
+    const q = server.poll();
+    output.push(...q.output);
+    events.push(...q.events);
+  }
+  const msgs = handshakeMessages(output);
+  assert.deepEqual(msgs.map((m) => m[0]), [HandshakeType.server_hello, HandshakeType.certificate, HandshakeType.server_key_exchange, HandshakeType.server_hello_done]);
+  const serverRandom = msgs[0]!.subarray(6, 38);
+  const ske = decodeServerKeyExchange(msgs[2]!.subarray(4));
+  const share = generateKeyShare(ske.group)!;
+  const transcript = new Transcript();
+  transcript.start('sha256');
+  transcript.add(hello);
+  for (const m of msgs) transcript.add(m);
+  const cke = encodeHandshake(HandshakeType.client_key_exchange, (w) => w.opaque8(share.publicKey));
+  transcript.add(cke);
+  const master = extendedMasterSecret(SUITE, share.computeSecret(ske.publicKey), transcript.current());
+  const keys = keyBlock(SUITE, master, new Uint8Array(32).fill(5), serverRandom);
+  const sealer = new Tls12RecordSealer(SUITE, keys.clientKey, keys.clientIv);
+  return {
+    conn: server,
+    events,
+    serverMessages: msgs,
+    sealer: () => sealer,
+    flight(verifyData) {
+      const vd = verifyData ?? finishedVerifyData12(SUITE, master, 'client', transcript.current());
+      return [record(ContentType.handshake, cke), Uint8Array.of(ContentType.change_cipher_spec, 3, 3, 0, 1, 1), sealer.seal(ContentType.handshake, frameHandshake(HandshakeType.finished, vd))];
+    },
+  };
+}
+
+function refusalAfter(conn: ServerConnection, ...chunks: Uint8Array[]): { alert: number | undefined; fault: PeerFault | undefined } {
+  const events: TlsEvent[] = [];
+  for (const c of chunks) events.push(...conn.feed(c).events);
+  const e = events.find((x): x is Extract<TlsEvent, { type: 'error' }> => x.type === 'error');
+  return { alert: e?.sentAlert, fault: e?.error instanceof PeerMisbehaved ? e.error.fault : undefined };
+}
+
+void describe('TLS 1.2 refusals, each with its fault and alert', () => {
+  void test('a client without extended_master_secret: handshake_failure (RFC 7627 required)', async () => {
+    const ch = hello12({ extendedMasterSecret: undefined } as Partial<ClientHelloExtensions>);
+    assert.deepEqual(refusalAfter(await server12(), record(ContentType.handshake, ch)), { alert: A.handshake_failure, fault: 'MissingExtendedMasterSecret' });
+  });
+
+  void test('a client offering only CBC and RSA key transport suites: handshake_failure', async () => {
+    const ch = hello12({}, { cipherSuites: [0xc013, 0xc014, 0x002f, 0x009c, 0x000a] });
+    assert.deepEqual(refusalAfter(await server12(), record(ContentType.handshake, ch)), { alert: A.handshake_failure, fault: 'NoCipherSuitesInCommon' });
+  });
+
+  void test('a client offering only TLS 1.0/1.1: protocol_version, with or without supported_versions', async () => {
+    assert.deepEqual(refusalAfter(await server12(), record(ContentType.handshake, hello12({}, { legacyVersion: 0x0302 }))), { alert: A.protocol_version, fault: 'NoSupportedVersionInCommon' });
+    const ch = hello12({ supportedVersions: [0x0302, 0x0301] });
+    assert.deepEqual(refusalAfter(await server12(), record(ContentType.handshake, ch)), { alert: A.protocol_version, fault: 'NoSupportedVersionInCommon' });
+  });
+
+  void test('TLS_FALLBACK_SCSV in a TLS 1.2 hello to a TLS 1.3 server: inappropriate_fallback (RFC 7507)', async () => {
+    const ch = hello12({}, { cipherSuites: [CipherSuite.TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256, CipherSuite.TLS_FALLBACK_SCSV] });
+    assert.deepEqual(refusalAfter(await server12(), record(ContentType.handshake, ch)), { alert: A.inappropriate_fallback, fault: 'InappropriateFallback' });
+  });
+
+  void test('a non-empty renegotiation_info in an initial handshake: handshake_failure (RFC 5746)', async () => {
+    const ch = hello12({ renegotiationInfo: new Uint8Array(12) });
+    assert.deepEqual(refusalAfter(await server12(), record(ContentType.handshake, ch)), { alert: A.handshake_failure, fault: 'RenegotiationInfoNotEmpty' });
+  });
+
+  void test('a client Finished that does not verify: decrypt_error', async () => {
+    const s = await scripted();
+    assert.deepEqual(refusalAfter(s.conn, ...s.flight(new Uint8Array(12).fill(1))), { alert: A.decrypt_error, fault: 'IncorrectFinished' });
+  });
+
+  void test('a right Finished completes the handshake; a ClientHello afterwards (renegotiation): no_renegotiation', async () => {
+    const s = await scripted();
+    const events = s.flight().flatMap((r) => s.conn.feed(r).events);
+    assert.equal(events.find((e) => e.type === 'error'), undefined);
+    assert.equal(events.filter((e) => e.type === 'handshake').length, 1);
+    const renegotiation = s.sealer().seal(ContentType.handshake, hello12());
+    assert.deepEqual(refusalAfter(s.conn, renegotiation), { alert: A.no_renegotiation, fault: 'RenegotiationRefused' });
+  });
+
+  void test('a ChangeCipherSpec before ClientKeyExchange: unexpected_message', async () => {
+    const s = await scripted();
+    assert.deepEqual(refusalAfter(s.conn, Uint8Array.of(ContentType.change_cipher_spec, 3, 3, 0, 1, 1)), { alert: A.unexpected_message, fault: 'UnexpectedChangeCipherSpec' });
+  });
+
+  void test('a truncated ClientKeyExchange (point shorter than its length): decode_error', async () => {
+    const s = await scripted();
+    const cke = encodeHandshake(HandshakeType.client_key_exchange, (w) => w.u8(32).bytes(new Uint8Array(10)));
+    assert.equal(refusalAfter(s.conn, record(ContentType.handshake, cke)).alert, A.decode_error);
+  });
+
+  void test('a ClientKeyExchange declaring more than the message limit: record_overflow at its header', async () => {
+    const s = await scripted();
+    assert.equal(refusalAfter(s.conn, record(ContentType.handshake, Uint8Array.of(HandshakeType.client_key_exchange, 0x02, 0, 0))).alert, A.record_overflow);
+  });
+
+  void test('a ClientKeyExchange with a point off the curve or of the wrong size: illegal_parameter', async () => {
+    const s = await scripted();
+    const cke = encodeHandshake(HandshakeType.client_key_exchange, (w) => w.opaque8(new Uint8Array(31)));
+    assert.deepEqual(refusalAfter(s.conn, record(ContentType.handshake, cke)), { alert: A.illegal_parameter, fault: 'InvalidKeyShare' });
+  });
+
+  void test('every strict prefix of the first flight leaves the server waiting, never failing', async () => {
+    const ch = record(ContentType.handshake, hello12());
+    for (let n = 1; n < ch.length; n++) {
+      const conn = await server12();
+      const p = conn.feed(ch.subarray(0, n));
+      assert.equal(p.events.length, 0, `prefix ${n}`);
+      assert.equal(p.output.length, 0, `prefix ${n}`);
+    }
+  });
+
+  void test('the server random carries the TLS 1.2 downgrade sentinel when TLS 1.3 is enabled, and not when it is off', async () => {
+    const on = await scripted();
+    assert.equal(Buffer.from(on.serverMessages[0]!.subarray(30, 38)).toString('latin1'), 'DOWNGRD\x01');
+    const off = await scripted(await server12({ maxVersion: 'TLSv1.2' }));
+    assert.notEqual(Buffer.from(off.serverMessages[0]!.subarray(30, 38)).toString('latin1'), 'DOWNGRD\x01');
+  });
+});
+
+void describe('TLS 1.2 with our client', () => {
+  void test('a ServerKeyExchange whose signature does not verify: the client sends decrypt_error', async () => {
+    const leaf = await (await testPki()).leaf('p256');
+    const honest = createKeySigner(leaf.key);
+    const lying: Signer = { schemes: honest.schemes, sign: (scheme, message) => honest.sign(scheme, Buffer.concat([message, Uint8Array.of(0)])) };
+    const pair = await doHandshake(new ClientConnection(await clientOptions()), new ServerConnection({ certificates: [{ cert: leaf.pem, key: lying }] }));
+    assert.equal(pair.client.error?.sentAlert, A.decrypt_error);
+    assert.equal(pair.client.error?.error instanceof PeerMisbehaved && pair.client.error.error.fault, 'BadServerKeyExchangeSignature');
+    assert.equal(pair.server.error?.error instanceof AlertReceived && pair.server.error.error.description, A.decrypt_error);
+  });
+
+  void test('a TLS 1.3-capable client forced to TLS 1.2 by a middlebox detects the downgrade (illegal_parameter)', async () => {
+    // The middlebox rewrites the ClientHello to offer TLS 1.2 only.
+    const strip = (from: 'client' | 'server', bytes: Uint8Array): Uint8Array => {
+      if (from !== 'client' || bytes[0] !== ContentType.handshake || bytes[5] !== HandshakeType.client_hello) return bytes;
+      const hello = decodeClientHello(bytes.subarray(9));
+      const forced: ClientHello = { ...hello, extensions: { ...hello.extensions, supportedVersions: [0x0303] } };
+      return record(ContentType.handshake, encodeHandshake(HandshakeType.client_hello, (w) => writeClientHello(w, forced)));
+    };
+    const pair = { client: new Endpoint(new ClientConnection(await clientOptions({ maxVersion: 'TLSv1.3' }))), server: new Endpoint(new ServerConnection(await serverOptions())) };
+    await pump(pair, strip);
+    assert.equal(pair.client.error?.sentAlert, A.illegal_parameter);
+    assert.equal(pair.client.error?.error instanceof PeerMisbehaved && pair.client.error.error.fault, 'DowngradeDetected');
+  });
+
+  void test('a client offering TLS 1.3 and 1.2 gets TLS 1.3 from us, and TLS 1.2 (no sentinel) from a TLS 1.2-only server', async () => {
+    const both = await connect12({}, { maxVersion: 'TLSv1.3' });
+    assertConnected(both);
+    assert.equal(info(both.client).version, 'TLSv1.3');
+    const only12 = await connect12({ maxVersion: 'TLSv1.2' }, { maxVersion: 'TLSv1.3' });
+    assertConnected(only12);
+    assert.equal(info(only12.client).version, 'TLSv1.2');
+  });
+
+  void test('a TLS 1.2 client offering delegated_credential (34) gets the certificate: DCs are TLS 1.3 only', async () => {
+    let sawDcOffer = false;
+    const pair = await connect12(
+      {
+        selectCredential: (hello, fallback) => {
+          if (hello.extensions.delegatedCredential) sawDcOffer = true;
+          const c = fallback();
+          return c && hello.extensions.delegatedCredential ? { ...c, label: 'delegated-credential' } : c;
+        },
+      },
+      { serverCredentialHooks: { offer: [SignatureScheme.ecdsa_secp256r1_sha256], acceptLeaf: () => undefined } },
+    );
+    assertConnected(pair);
+    assert.equal(sawDcOffer, false);
+    assert.equal(info(pair.server).serverMode.authentication, 'certificate');
+  });
+
+  void test('an RSA certificate signs with RSA-PSS when offered, PKCS#1 v1.5 when only that is offered, and ECDSA with the curve hash', async () => {
+    const pss = await connect12({}, {}, 'rsa');
+    assert.equal(info(pss.server).serverMode.signatureScheme, SignatureScheme.rsa_pss_rsae_sha256);
+    const pkcs1 = await connect12({}, { signatureAlgorithms: [SignatureScheme.rsa_pkcs1_sha384, SignatureScheme.ecdsa_secp256r1_sha256] }, 'rsa');
+    assertConnected(pkcs1);
+    assert.equal(info(pkcs1.server).serverMode.signatureScheme, SignatureScheme.rsa_pkcs1_sha384);
+    const p384 = await connect12({}, {}, 'p384');
+    assert.equal(info(p384.client).serverMode.signatureScheme, SignatureScheme.ecdsa_secp384r1_sha384);
+  });
+
+  void test('an async signer (keyless) pauses the handshake and completes it', async () => {
+    const leaf = await (await testPki()).leaf('p256');
+    const local = createKeySigner(leaf.key);
+    const remote: Signer = { schemes: local.schemes, sign: async (scheme, message) => { await new Promise((r) => setTimeout(r, 5)); return local.sign(scheme, message); } };
+    const pair = await doHandshake(new ClientConnection(await clientOptions()), new ServerConnection({ certificates: [{ cert: leaf.pem, key: remote }] }));
+    assertConnected(pair);
+  });
+
+  void test('KeyUpdate does not exist in TLS 1.2: keyUpdate() sends nothing and data still flows', async () => {
+    const pair = await connect12();
+    pair.client.conn.keyUpdate(true);
+    assert.equal(pair.client.conn.poll().output.length, 0);
+    assert.equal((await transfer(pair, 'client', Buffer.from('after'))).toString(), 'after');
+  });
 });

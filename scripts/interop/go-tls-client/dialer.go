@@ -1,0 +1,8 @@
+package main
+
+import (
+	"net"
+	"time"
+)
+
+var netDialer = net.Dialer{Timeout: 10 * time.Second}

@@ -1,0 +1,3 @@
+module dc-operator/interop/go-tls-client
+
+go 1.22
