@@ -37,7 +37,7 @@ export interface HandshakeInfo {
   readonly version: TlsVersionName;
   readonly cipherSuite: number;
   readonly cipherSuiteName: string;
-  /** The (EC)DHE group. */
+  /** The (EC)DHE group; 0 for a resumed TLS 1.2 session (no key exchange). */
   readonly group: number;
   readonly alpnProtocol: string | undefined;
   readonly servername: string | undefined;
