@@ -17,7 +17,7 @@
  * The ServerKeyExchange is signed through the `Signer` (a keyless one may answer later).
  */
 import type { HandshakeHost, HandshakeInfo, HandshakeMode } from '../connection.js';
-import { CipherSuite, HandshakeType, NamedGroup, ProtocolVersion } from '../constants.js';
+import { CipherSuite, HandshakeType, NamedGroup, ProtocolVersion, SignatureScheme } from '../constants.js';
 import { defaultCredential, type CertifiedKey, type CredentialChoice } from '../credentials.js';
 import { InternalError, PeerMisbehaved } from '../errors.js';
 import { generateKeyShare, type KeyShare } from '../key-exchange.js';
@@ -166,14 +166,15 @@ export class Tls12ServerHandshake {
     const sigalgs = hello.extensions.signatureAlgorithms;
     // RFC 5246 §7.4.1.4.1: without the extension the client means SHA-1, which we never sign with.
     if (!sigalgs) throw new PeerMisbehaved('NoSignatureSchemesInCommon', 'TLS 1.2 client without signature_algorithms (SHA-1 only)');
-    const fallback = (): Tls12Credential | undefined => defaultCredential12(this.config.keys, hello.extensions.serverName, sigalgs);
+    const groups = hello.extensions.supportedGroups;
+    const fallback = (): Tls12Credential | undefined => defaultCredential12(this.config.keys, hello.extensions.serverName, sigalgs, groups);
     const hook = this.config.options.selectCredential;
     if (!hook) return orRefuse(fallback());
     const withoutDc: ClientHello = hello.extensions.delegatedCredential
       ? { ...hello, extensions: { ...hello.extensions, delegatedCredential: undefined } }
       : hello;
     const fromHook = (choice: CredentialChoice | undefined): Tls12Credential => {
-      const usable = choice && choice.label !== 'delegated-credential' ? tls12Credential(choice, sigalgs) : undefined;
+      const usable = choice && choice.label !== 'delegated-credential' ? tls12Credential(choice, sigalgs, groups) : undefined;
       return orRefuse(usable ?? fallback());
     };
     const choice = hook(withoutDc, () => defaultCredential(this.config.keys, hello.extensions.serverName, sigalgs));
@@ -389,12 +390,17 @@ function orRefuse(credential: Tls12Credential | undefined): Tls12Credential {
   return credential;
 }
 
-/** The TLS 1.2 scheme for a chosen credential: its signer's TLS 1.2 list in order, first offered. */
-function tls12Credential(choice: CredentialChoice, offered: readonly number[]): Tls12Credential | undefined {
+/**
+ * The TLS 1.2 scheme for a chosen credential: its signer's TLS 1.2 list in order, first offered.
+ * An ECDSA certificate's curve must also be in the client's supported_groups (RFC 8422 §5.1:
+ * in TLS 1.2 the list names the curves it can verify with too; OpenSSL refuses others).
+ */
+function tls12Credential(choice: CredentialChoice, offered: readonly number[], groups: readonly number[] | undefined): Tls12Credential | undefined {
   const schemes = choice.signer.tls12Schemes ?? choice.signer.schemes;
   for (const scheme of schemes) {
     const auth = authOf(scheme);
-    if (auth && offered.includes(scheme)) {
+    const curve = ECDSA_CURVE_GROUP.get(scheme);
+    if (auth && offered.includes(scheme) && (!groups || curve === undefined || groups.includes(curve))) {
       return {
         chain: choice.certificateChain,
         signer: choice.signer,
@@ -408,6 +414,13 @@ function tls12Credential(choice: CredentialChoice, offered: readonly number[]): 
   return undefined;
 }
 
+/** The named group of the curve an ECDSA scheme's key is on (the curve's own hash, as in TLS 1.3). */
+const ECDSA_CURVE_GROUP = new Map<number, number>([
+  [SignatureScheme.ecdsa_secp256r1_sha256, NamedGroup.secp256r1],
+  [SignatureScheme.ecdsa_secp384r1_sha384, NamedGroup.secp384r1],
+  [SignatureScheme.ecdsa_secp521r1_sha512, NamedGroup.secp521r1],
+]);
+
 /** ECDHE_ECDSA for ECDSA schemes, ECDHE_RSA for RSA ones (rsaEncryption keys); nothing else in TLS 1.2 here. */
 function authOf(scheme: number): 'ecdsa' | 'rsa' | undefined {
   const p = schemeParams(scheme);
@@ -417,11 +430,16 @@ function authOf(scheme: number): 'ecdsa' | 'rsa' | undefined {
 }
 
 /** The configured certificates, by SNI, with a TLS 1.2 scheme the client offers. */
-function defaultCredential12(keys: readonly CertifiedKey[], servername: string | undefined, offered: readonly number[]): Tls12Credential | undefined {
+function defaultCredential12(
+  keys: readonly CertifiedKey[],
+  servername: string | undefined,
+  offered: readonly number[],
+  groups: readonly number[] | undefined,
+): Tls12Credential | undefined {
   const first = defaultCredential(keys, servername, offered);
   const ordered = first ? [first, ...keys.map(asChoice)] : keys.map(asChoice);
   for (const c of ordered) {
-    const credential = tls12Credential(c, offered);
+    const credential = tls12Credential(c, offered, groups);
     if (credential) return credential;
   }
   return undefined;

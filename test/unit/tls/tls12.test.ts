@@ -55,7 +55,9 @@ void describe('TLS 1.2 full handshakes', () => {
   for (const [keyType, suite] of cases) {
     for (const group of [NamedGroup.x25519, NamedGroup.secp256r1, NamedGroup.secp384r1]) {
       void test(`negotiates 0x${suite.toString(16)} over group 0x${group.toString(16)} with a ${keyType} certificate and carries data`, async () => {
-        const pair = await connect12({}, { tls12CipherSuites: [suite], groups: [group] }, keyType);
+        const curve = keyType === "p384" ? NamedGroup.secp384r1 : NamedGroup.secp256r1;
+        // The client lists the certificate's curve too (RFC 8422 §5.1); the server does ECDHE on `group` only.
+        const pair = await connect12({ groups: [group] }, { tls12CipherSuites: [suite], groups: group === curve ? [group] : [group, curve] }, keyType);
         assertConnected(pair);
         assert.equal(info(pair.client).version, 'TLSv1.2');
         assert.equal(info(pair.server).cipherSuite, suite);
@@ -93,7 +95,7 @@ function hello12(ext: Partial<ClientHelloExtensions> = {}, over: Partial<ClientH
     legacyCompressionMethods: Uint8Array.of(0),
     ...over,
     extensions: {
-      supportedGroups: [NamedGroup.x25519],
+      supportedGroups: [NamedGroup.x25519, NamedGroup.secp256r1],
       signatureAlgorithms: [SignatureScheme.ecdsa_secp256r1_sha256],
       extendedMasterSecret: true,
       renegotiationInfo: new Uint8Array(0),
@@ -329,4 +331,13 @@ void describe('TLS 1.2 with our client', () => {
     assert.equal(pair.client.conn.poll().output.length, 0);
     assert.equal((await transfer(pair, 'client', Buffer.from('after'))).toString(), 'after');
   });
+});
+
+void test('TLS 1.2: an ECDSA certificate on a curve the client does not list in supported_groups is not served (RFC 8422 §5.1)', async () => {
+  const pair = await connect12({}, { groups: [NamedGroup.x25519] }, 'p256');
+  assert.equal(pair.server.error?.sentAlert, A.handshake_failure);
+  assert.equal(pair.server.error?.error instanceof PeerMisbehaved && pair.server.error.error.fault, 'NoSignatureSchemesInCommon');
+  const ok = await connect12({}, { groups: [NamedGroup.x25519, NamedGroup.secp256r1] }, 'p256');
+  assertConnected(ok);
+  assert.equal(info(ok.server).group, NamedGroup.x25519);
 });
