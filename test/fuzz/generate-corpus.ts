@@ -113,6 +113,13 @@ async function main(): Promise<void> {
   const strict = await handshake({ ...base, alpnProtocols: ALPN }, new ServerConnection(servers.strict));
   seed('server-hello', 'strict-two-flights', b(1, 0), ...strict.client);
 
+  // TLS 1.2 (src/tls/tls12): the hello of a TLS 1.2-only client, and its two flights.
+  const tls12: ClientOptions = { ...base, minVersion: 'TLSv1.2', maxVersion: 'TLSv1.2' };
+  seed('server-hello', 'tls12', b(0, 0), firstFlight(tls12));
+  seed('client-hello-peek', 'tls12', b(0), firstFlight(tls12));
+  const full12 = await handshake(tls12, new ServerConnection(servers.plain));
+  seed('server-hello', 'tls12-two-flights', b(0, 0), ...full12.client);
+
   // Handshake messages from our writers (selector byte = index in the codec table).
   const sel = (name: string): Uint8Array => b(CODECS.findIndex((c) => c.name === name));
   seed('tls-codec', 'encrypted-extensions', sel('EncryptedExtensions'), encode((w) => writeEncryptedExtensions(w, { serverNameAck: true, alpn: 'h2', supportedGroups: [NamedGroup.x25519], unknown: [] })));

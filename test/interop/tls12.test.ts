@@ -200,3 +200,35 @@ void describe('our TLS 1.2 server with openssl, curl, node:tls and Go crypto/tls
     assert.match(o.output, /New, TLSv1\.3/);
   });
 });
+
+void describe('dcctl serve speaks TLS 1.2 on our stack, with ECDSA and RSA certificates', () => {
+  let pki: Pki;
+  after(() => {
+    killAll();
+    pki?.cleanup();
+  });
+
+  void it('answers openssl s_client -tls1_2 and node:tls (maxVersion TLSv1.2) with the certificate', { timeout: 90_000 }, async () => {
+    pki = await makePki();
+    const rsa = await issueCertificate({ commonName: 'localhost', dnsNames: ['localhost'], extendedKeyUsage: ['serverAuth'] }, 'rsa-2048', asIssuer(pki.ca));
+    writeFileSync(join(pki.dir, 'rsa.crt'), rsa.pem);
+    writeFileSync(join(pki.dir, 'rsa.key'), rsa.key.privateKeyPem, { mode: 0o600 });
+    for (const [crt, key, openssl] of [
+      [pki.serverCrt, pki.serverKey, 'ECDHE-ECDSA-CHACHA20-POLY1305'],
+      [join(pki.dir, 'rsa.crt'), join(pki.dir, 'rsa.key'), 'ECDHE-RSA-AES256-GCM-SHA384'],
+    ] as const) {
+      const proc = start(process.execPath, [join(repo, 'dist/src/cli/dcctl.js'), 'serve', '--cert', crt, '--key', key, '--port', '0', '--quiet']);
+      try {
+        const port = Number((await proc.waitFor(/listening on https:\/\/127\.0\.0\.1:(\d+)/, 30_000))[1]);
+        const o = await run('openssl', ['s_client', '-connect', `127.0.0.1:${port}`, '-servername', 'localhost', '-tls1_2', '-cipher', openssl, '-CAfile', pki.caCrt, '-verify_return_error', '-ign_eof'], { input: httpGet() });
+        assert.match(o.output, new RegExp(`New, TLSv1\\.2, Cipher is ${openssl}`));
+        assert.equal(body(o.stdout), 'certificate\n');
+        const n = await nodeGet(port, pki.caPem);
+        assert.equal(n.socket.getProtocol(), 'TLSv1.2');
+        assert.equal(body(n.text), 'certificate\n');
+      } finally {
+        await proc.stop();
+      }
+    }
+  });
+});

@@ -63,10 +63,13 @@ function serveHttp(socket: TLSSocket, log: (line: string) => void): void {
 
 export const serve = defineCommand({
   path: ['serve'],
-  summary: 'Run an HTTPS test server on our TLS 1.3 stack, serving delegated credentials',
+  summary: 'Run an HTTPS test server on our TLS stack (1.3 and 1.2), serving delegated credentials',
   description: `
-Listens on HOST:PORT with TLS 1.3 (our stack, not OpenSSL). 'GET /' answers one line saying how
-the server authenticated on that connection: 'delegated-credential <algorithm>' or 'certificate'.
+Listens on HOST:PORT with TLS 1.3 and TLS 1.2 (our stack, not OpenSSL; ECDSA or RSA
+certificates; TLS 1.2 with ECDHE, AES-GCM or ChaCha20-Poly1305 and the extended master secret).
+'GET /' answers one line saying how the server authenticated on that connection:
+'delegated-credential <algorithm>', 'certificate' or 'psk' (resumed). Delegated credentials are
+TLS 1.3 only: TLS 1.2 clients get the certificate.
 
 With --dc-dir, the credentials found in each directory (<name>.cred with <name>.key, as written by
 'dcctl dc issue') are served to clients that offer the delegated_credential extension (34) with a

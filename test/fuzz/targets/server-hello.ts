@@ -1,6 +1,6 @@
 /**
- * The ClientHello → ServerHello path: a sans-IO ServerConnection (src/tls/server.ts) fed fuzzed
- * bytes. Byte 0 picks the server (bit 0: plain with delegated credentials / ALPN and
+ * The ClientHello → ServerHello path: a sans-IO ServerConnection (src/tls/server.ts, and the
+ * TLS 1.2 handshake of src/tls/tls12 for hellos that negotiate it) fed fuzzed bytes. Byte 0 picks the server (bit 0: plain with delegated credentials / ALPN and
  * CertificateRequest) and the framing (bit 1: the rest is the payload of handshake records we
  * frame, else whole records as they come); byte 1 how the bytes are cut into chunks.
  *
@@ -37,7 +37,7 @@ export const target: FuzzTarget = {
   description: 'mode byte + chunking byte + the client\'s bytes (whole records, or handshake payload we frame)',
   maxLength: 20000,
   dictionary: TLS_DICTIONARY,
-  modules: ['src/tls/server', 'src/tls/connection', 'src/tls/record-layer', 'src/tls/messages/', 'src/tls/key-exchange', 'src/tls/session', 'src/tls/delegated/hooks'],
+  modules: ['src/tls/server', 'src/tls/connection', 'src/tls/record-layer', 'src/tls/messages/', 'src/tls/key-exchange', 'src/tls/session', 'src/tls/delegated/hooks', 'src/tls/version', 'src/tls/tls12/'],
   async setup() {
     servers = await fuzzServers();
   },
