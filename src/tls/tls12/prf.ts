@@ -1,8 +1,9 @@
 /**
  * The TLS 1.2 key derivation (RFC 5246 §5, §6.3, §7.4.9), with the extended master secret of
- * RFC 7627 (the only master secret we derive) and the exporter of RFC 5705. HMAC from node:crypto.
+ * RFC 7627 (the only master secret we derive) and the exporter of RFC 5705. HMAC is the key
+ * schedule's (`hmac`: SHA-256 in TypeScript for these short inputs, SHA-384 one-shot native).
  */
-import { createHmac } from 'node:crypto';
+import { hmac } from '../key-schedule.js';
 import type { Tls12SuiteParams } from './suites.js';
 import type { HashName } from '../suites.js';
 
@@ -10,11 +11,16 @@ import type { HashName } from '../suites.js';
 export function prf(hash: HashName, secret: Uint8Array, label: string, seed: Uint8Array, length: number): Buffer {
   const labelSeed = Buffer.concat([Buffer.from(label, 'latin1'), seed]);
   const out = Buffer.allocUnsafe(length);
-  let a: Buffer = createHmac(hash, secret).update(labelSeed).digest(); // A(1)
+  let a = hmac(hash, secret, labelSeed); // A(1)
+  const aSeed = Buffer.allocUnsafe(a.length + labelSeed.length);
+  labelSeed.copy(aSeed, a.length);
   for (let off = 0; off < length; ) {
-    const block = createHmac(hash, secret).update(a).update(labelSeed).digest();
-    off += block.copy(out, off, 0, Math.min(block.length, length - off));
-    if (off < length) a = createHmac(hash, secret).update(a).digest();
+    aSeed.set(a, 0);
+    const block = hmac(hash, secret, aSeed);
+    const take = Math.min(block.length, length - off);
+    out.set(take === block.length ? block : block.subarray(0, take), off);
+    off += take;
+    if (off < length) a = hmac(hash, secret, a);
   }
   return out;
 }
