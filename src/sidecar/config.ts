@@ -96,7 +96,9 @@ export const ROUTING_TABLE: readonly string[] = [
   '                                           at once or an alert within --keyless-timeout',
   'TLS 1.3, other; fallback None              handshake_failure (DC clients only, said at startup)',
   'TLS 1.3, other; no fallback in the bundle  handshake_failure, with a warning at startup',
-  'TLS 1.2 only, tls.key mounted              node:tls with the certificate key',
+  'TLS 1.2 only, tls.key mounted              node:tls with the certificate key (measured cheaper)',
+  'TLS 1.2 only, keyless usable               our stack (TLS 1.2), ServerKeyExchange signed by the',
+  '                                           key server',
   'TLS 1.2 only, otherwise                    protocol_version',
 ];
 

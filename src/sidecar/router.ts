@@ -10,7 +10,8 @@
  *                                                                                 keyless-client-certificate,
  *                                                                                 keyless-misconfigured
  *   TLS 1.3, other; no fallback in the bundle      ->  handshake_failure           no-fallback
- *   TLS 1.2 only; tls.key                          ->  node:tls, certificate key
+ *   TLS 1.2 only; tls.key                          ->  node:tls, certificate key (DEFAULT_TLS12_ENGINE)
+ *   TLS 1.2 only; keyless signer usable            ->  ours (src/tls/tls12), keyless pull
  *   TLS 1.2 only; otherwise                        ->  protocol_version            protocol-version
  *
  * "Keyless signer usable": configured (bundle or --keyless-* flags), its client certificate valid
@@ -44,6 +45,15 @@ import type { HandshakeMode, TlsEngine } from './metrics.js';
  * DC, the one thing only our stack can serve. `--certificate-engine` overrides it.
  */
 export const DEFAULT_CERTIFICATE_ENGINE: TlsEngine = 'node';
+
+/**
+ * Engine for TLS 1.2-only clients when tls.key is mounted: node:tls, by measurement
+ * (bench/tls12-handshake.ts, numbers in bench/results/tls12.md): with the same certificate its
+ * server CPU per TLS 1.2 handshake is lower (ours reaches ~0.7x its capacity for full and for
+ * resumed handshakes), and it moves bulk data faster (bench/results/sidecar-routing.md). Without
+ * tls.key, node:tls cannot sign through the key server, so keyless TLS 1.2 goes to our stack.
+ */
+export const DEFAULT_TLS12_ENGINE: TlsEngine = 'node';
 
 export interface RoutingPolicy {
   /** Engine for non-DC TLS 1.3 clients served with the local certificate key. */
@@ -83,11 +93,13 @@ export function route(hello: ClientHello, material: ServingMaterial | undefined,
     if (keyless) return { engine: 'refuse', alert: AlertDescription.handshake_failure, reason: 'no signature scheme in common with the certificate key', metric: 'no-common-scheme' };
     return fallbackRefusal(hello, material, policy);
   }
-  if (material.certificateKey) return { engine: 'node', mode: 'certificate' };
+  if (material.certificateKey) return { engine: DEFAULT_TLS12_ENGINE, mode: 'certificate' };
+  const keyless12 = policy.keylessFor?.(material);
+  if (keyless12 && tls12Scheme(keyless12, hello) !== undefined) return { engine: 'ours', mode: 'keyless' };
   return {
     engine: 'refuse',
     alert: AlertDescription.protocol_version,
-    reason: 'the client does not offer TLS 1.3, and TLS 1.2 needs the certificate key (tls.key), which is not mounted',
+    reason: 'the client does not offer TLS 1.3, and TLS 1.2 needs the certificate key (tls.key) or a usable keyless signer, and neither is available',
     metric: 'protocol-version',
   };
 }
@@ -130,6 +142,12 @@ export function certificateSigner(material: ServingMaterial): Signer | undefined
 function certificateScheme(signer: Signer, hello: ClientHello): number | undefined {
   const offered = hello.extensions.signatureAlgorithms ?? [];
   return signer.schemes.find((s) => isCertificateVerifyScheme(s) && offered.includes(s));
+}
+
+/** A TLS 1.2 ServerKeyExchange scheme the signer has and the client offers (src/tls/tls12 decides the same way). */
+function tls12Scheme(signer: Signer, hello: ClientHello): number | undefined {
+  const offered = hello.extensions.signatureAlgorithms ?? [];
+  return (signer.tls12Schemes ?? signer.schemes).find((s) => offered.includes(s));
 }
 
 /** What chooseCredential reports about its choice (HandshakeInfo.serverMode.details). */

@@ -143,9 +143,15 @@ void describe('dc-operator sidecar with a keyless key server', { timeout: 120_00
     assert.equal(await sidecar.metrics.value('dc_sidecar_handshakes_total', { mode: 'keyless', result: 'success' }), 2);
   });
 
-  void it('refuses TLS 1.2 clients with protocol_version (node:tls cannot sign through the key server)', async () => {
-    const r = await runTool('openssl', ['s_client', '-connect', `127.0.0.1:${sidecar.port}`, '-CAfile', caFile, '-tls1_2', '-brief'], '');
-    assert.notEqual(r.code, 0);
-    assert.match(r.out, /alert protocol version/);
+  void it('serves TLS 1.2 clients through the key server on our stack (node:tls cannot sign through it)', async () => {
+    const r = await runTool(
+      'openssl',
+      ['s_client', '-connect', `127.0.0.1:${sidecar.port}`, '-servername', 'localhost', '-CAfile', caFile, '-tls1_2', '-brief', '-ign_eof'],
+      'over TLS 1.2\n',
+    );
+    assert.match(r.out, /Protocol version: TLSv1\.2/);
+    assert.match(r.out, /Verification: OK/);
+    assert.match(r.out, /over TLS 1\.2/);
+    assert.equal(await sidecar.metrics.value('dc_sidecar_handshakes_total', { mode: 'keyless', result: 'success' }), 3);
   });
 });

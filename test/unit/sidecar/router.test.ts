@@ -54,12 +54,13 @@ void describe('routing by ClientHello', () => {
     assert.equal(r.engine === 'refuse' && r.alert, AlertDescription.handshake_failure);
   });
 
-  void it('hands TLS 1.2-only clients to node:tls when the key is mounted, and refuses them with protocol_version otherwise', () => {
+  void it('hands TLS 1.2-only clients to node:tls when the key is mounted, to our stack when only keyless is configured, and refuses them with protocol_version otherwise', () => {
     assert.deepEqual(route(tls12, dcAndKey, ours), { engine: 'node', mode: 'certificate' });
-    const r = route(tls12, dcOnly, { certificateEngine: 'ours', keylessFor: () => fakeKeyless });
+    assert.deepEqual(route(tls12, dcOnly, { certificateEngine: 'ours', keylessFor: () => fakeKeyless }), { engine: 'ours', mode: 'keyless' });
+    const r = route(tls12, dcOnly, { certificateEngine: 'ours', keylessFor: undefined });
     assert.equal(r.engine, 'refuse');
     assert.equal(r.engine === 'refuse' && r.alert, AlertDescription.protocol_version);
-    assert.match(r.engine === 'refuse' ? r.reason : '', /TLS 1\.2 needs the certificate key/);
+    assert.match(r.engine === 'refuse' ? r.reason : '', /TLS 1\.2 needs the certificate key \(tls\.key\) or a keyless signer/);
   });
 
   void it('refuses everyone before the first credentials are loaded', () => {
