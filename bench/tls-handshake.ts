@@ -19,11 +19,12 @@
  * measures that start-up phase instead.
  */
 import { fileURLToPath } from 'node:url';
-import * as nodeTls from 'node:tls';
+import type * as nodeTls from 'node:tls';
 import {
   IMPLS,
   IMPL_NAMES,
   canPin,
+  echoOnce,
   fmt,
   type HandshakeLoadResult,
   type HandshakeRound,
@@ -45,32 +46,12 @@ async function loadRole(port: number, seconds: number, concurrency: number, warm
   const latencies: number[] = [];
   let failed = 0;
   const payload = Buffer.alloc(32, 0x61);
-  const one = (): Promise<void> =>
-    new Promise((resolve) => {
-      const started = process.hrtime.bigint();
-      const s = nodeTls.connect({ port, host: '127.0.0.1', servername: 'localhost', minVersion: 'TLSv1.3', maxVersion: 'TLSv1.3', rejectUnauthorized: false, ecdhCurve: 'X25519' }, () => s.write(payload));
-      let got = 0;
-      let done = false;
-      const fail = (): void => {
-        if (done) return;
-        done = true;
-        failed++;
-        s.destroy();
-        resolve();
-      };
-      // A stuck server shows up as failures instead of a benchmark that never ends.
-      s.setTimeout(10_000, fail);
-      s.on('data', (d: Buffer) => {
-        got += d.length;
-        if (got >= payload.length && !done) {
-          done = true;
-          latencies.push(Number(process.hrtime.bigint() - started) / 1e6);
-          s.destroy();
-          resolve();
-        }
-      });
-      s.on('error', fail);
-    });
+  const one = async (): Promise<void> => {
+    const options: nodeTls.ConnectionOptions = { port, host: '127.0.0.1', servername: 'localhost', minVersion: 'TLSv1.3', maxVersion: 'TLSv1.3', rejectUnauthorized: false, ecdhCurve: 'X25519' };
+    const ms = await echoOnce(options, payload);
+    if (ms === undefined) failed++;
+    else latencies.push(ms);
+  };
   // Warm-up, not counted.
   const warm = Date.now() + warmupSeconds * 1000;
   await Promise.all(Array.from({ length: concurrency }, async () => {

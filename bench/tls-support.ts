@@ -185,6 +185,41 @@ function bulkHandler(s: NodeJS.ReadWriteStream & { write(d: Buffer | string): bo
   s.on('end', () => s.end());
 }
 
+// --- load -----------------------------------------------------------------------------------------
+
+/**
+ * One connection of a handshake load: connects with `options`, writes `payload`, waits for its
+ * echo. Resolves with the connect-to-echo time in ms (after `atEcho` saw the socket), or
+ * undefined after an error or 10 s: a stuck server shows up as failures instead of a benchmark
+ * that never ends.
+ */
+export function echoOnce(options: nodeTls.ConnectionOptions, payload: Buffer, atEcho?: (socket: nodeTls.TLSSocket) => void): Promise<number | undefined> {
+  return new Promise((resolve) => {
+    const started = process.hrtime.bigint();
+    const s = nodeTls.connect(options, () => s.write(payload));
+    let got = 0;
+    let done = false;
+    const fail = (): void => {
+      if (done) return;
+      done = true;
+      s.destroy();
+      resolve(undefined);
+    };
+    s.setTimeout(10_000, fail);
+    s.on('data', (d: Buffer) => {
+      got += d.length;
+      if (got >= payload.length && !done) {
+        done = true;
+        const ms = Number(process.hrtime.bigint() - started) / 1e6;
+        atEcho?.(s);
+        s.destroy();
+        resolve(ms);
+      }
+    });
+    s.on('error', fail);
+  });
+}
+
 // --- statistics -------------------------------------------------------------------------------------
 
 /**

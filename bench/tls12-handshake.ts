@@ -22,6 +22,7 @@ import {
   IMPLS,
   IMPL_NAMES,
   canPin,
+  echoOnce,
   fmt,
   listenAndReport,
   loadAverage,
@@ -70,44 +71,23 @@ async function loadRole(port: number, mode: Mode, seconds: number, concurrency: 
   let failed = 0;
   let reused = 0;
   const payload = Buffer.alloc(32, 0x61);
-  const one = (lane: { session: Buffer | undefined }): Promise<void> =>
-    new Promise((resolve) => {
-      const started = process.hrtime.bigint();
-      const s = nodeTls.connect(
-        {
-          port,
-          host: '127.0.0.1',
-          servername: 'localhost',
-          minVersion: 'TLSv1.2',
-          maxVersion: 'TLSv1.2',
-          rejectUnauthorized: false,
-          ...(mode === 'resumed' && lane.session ? { session: lane.session } : {}),
-        },
-        () => s.write(payload),
-      );
-      let got = 0;
-      let done = false;
-      const fail = (): void => {
-        if (done) return;
-        done = true;
-        failed++;
-        s.destroy();
-        resolve();
-      };
-      s.setTimeout(10_000, fail);
-      s.on('data', (d: Buffer) => {
-        got += d.length;
-        if (got >= payload.length && !done) {
-          done = true;
-          latencies.push(Number(process.hrtime.bigint() - started) / 1e6);
-          if (s.isSessionReused()) reused++;
-          if (mode === 'resumed') lane.session = s.getSession() ?? lane.session;
-          s.destroy();
-          resolve();
-        }
-      });
-      s.on('error', fail);
+  const one = async (lane: { session: Buffer | undefined }): Promise<void> => {
+    const options: nodeTls.ConnectionOptions = {
+      port,
+      host: '127.0.0.1',
+      servername: 'localhost',
+      minVersion: 'TLSv1.2',
+      maxVersion: 'TLSv1.2',
+      rejectUnauthorized: false,
+      ...(mode === 'resumed' && lane.session ? { session: lane.session } : {}),
+    };
+    const ms = await echoOnce(options, payload, (s) => {
+      if (s.isSessionReused()) reused++;
+      if (mode === 'resumed') lane.session = s.getSession() ?? lane.session;
     });
+    if (ms === undefined) failed++;
+    else latencies.push(ms);
+  };
   const lanes = Array.from({ length: concurrency }, () => ({ session: undefined as Buffer | undefined }));
   const warm = Date.now() + warmupSeconds * 1000;
   await Promise.all(lanes.map(async (lane) => {

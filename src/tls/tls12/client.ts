@@ -29,17 +29,9 @@ import {
   writeClientKeyExchange,
   type ServerKeyExchange,
 } from './messages.js';
-import { exportKeyingMaterial12, extendedMasterSecret, finishedVerifyData12, keyBlock } from './prf.js';
+import { extendedMasterSecret, finishedVerifyData12, keyBlock } from './prf.js';
+import { tls12TrafficState, type Negotiated } from './negotiated.js';
 import { Tls12RecordOpener, Tls12RecordSealer } from './record.js';
-import type { Tls12SuiteParams } from './suites.js';
-
-interface Negotiated {
-  readonly hello: ClientHello;
-  readonly suite: Tls12SuiteParams;
-  readonly transcript: Transcript;
-  readonly serverRandom: Uint8Array;
-  readonly alpn: string | undefined;
-}
 
 interface Keyed extends Negotiated {
   readonly group: number;
@@ -204,15 +196,9 @@ export class Tls12ClientHandshake {
     if (!verifyDataEqual(expected, received)) throw new PeerMisbehaved('IncorrectFinished', 'server Finished does not verify');
     hs.transcript.add(raw);
     this.state = { kind: 'Connected' };
-    const { suite, masterSecret, hello, serverRandom } = hs;
+    const { suite } = hs;
     this.host.completeHandshake(
-      {
-        suite,
-        readSecret: new Uint8Array(0),
-        writeSecret: new Uint8Array(0),
-        exporterMasterSecret: () => new Uint8Array(0),
-        tls12Exporter: (label, context, length) => exportKeyingMaterial12(suite, masterSecret, hello.random, serverRandom, label, context, length),
-      },
+      tls12TrafficState(hs, hs.masterSecret),
       {
         version: 'TLSv1.2',
         cipherSuite: suite.id,

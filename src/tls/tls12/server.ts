@@ -40,18 +40,10 @@ import {
   writeServerHello12,
   writeServerKeyExchange,
 } from './messages.js';
-import { exportKeyingMaterial12, extendedMasterSecret, finishedVerifyData12, keyBlock, type Tls12TrafficKeys } from './prf.js';
+import { extendedMasterSecret, finishedVerifyData12, keyBlock, type Tls12TrafficKeys } from './prf.js';
+import { tls12TrafficState, type Negotiated } from './negotiated.js';
 import { Tls12RecordOpener, Tls12RecordSealer } from './record.js';
 import { tls12SuiteParams, type Tls12SuiteParams } from './suites.js';
-
-/** What ClientHello decided, for both the full and the resumed handshake. */
-interface Negotiated {
-  readonly hello: ClientHello;
-  readonly suite: Tls12SuiteParams;
-  readonly transcript: Transcript;
-  readonly serverRandom: Uint8Array;
-  readonly alpn: string | undefined;
-}
 
 /** After ServerHelloDone: our ephemeral key waits for the client's. */
 interface AwaitingKeyExchange extends Negotiated {
@@ -336,7 +328,7 @@ export class Tls12ServerHandshake {
   }
 
   private complete(hs: Keyed): void {
-    const { suite, masterSecret, hello, serverRandom } = hs;
+    const { suite, hello } = hs;
     const info: HandshakeInfo = {
       version: 'TLSv1.2',
       cipherSuite: suite.id,
@@ -353,13 +345,7 @@ export class Tls12ServerHandshake {
       clientMode: undefined,
     };
     this.host.completeHandshake(
-      {
-        suite,
-        readSecret: new Uint8Array(0),
-        writeSecret: new Uint8Array(0),
-        exporterMasterSecret: () => new Uint8Array(0),
-        tls12Exporter: (label, context, length) => exportKeyingMaterial12(suite, masterSecret, hello.random, serverRandom, label, context, length),
-      },
+      tls12TrafficState(hs, hs.masterSecret),
       info,
     );
   }

@@ -8,7 +8,7 @@ import { AlertReceived, IllegalParameter, PeerMisbehaved } from '../../../src/tl
 import { createKeySigner, type Signer } from '../../../src/tls/signer.js';
 import type { TlsSession } from '../../../src/tls/session.js';
 import type { RecordLayer } from '../../../src/tls/record-layer.js';
-import { doHandshake, transfer, type Pair } from './pair.js';
+import { doHandshake, transfer, type Pair, assertConnected } from './pair.js';
 import { testPki, type KeyType } from './pki.js';
 
 async function serverOptions(extra: Partial<ServerOptions> = {}, keyType: KeyType = 'p256'): Promise<ServerOptions> {
@@ -24,13 +24,6 @@ async function clientOptions(extra: Partial<ClientOptions> = {}): Promise<Client
 
 async function connect(server: Partial<ServerOptions> = {}, client: Partial<ClientOptions> = {}, keyType: KeyType = 'p256'): Promise<Pair> {
   return doHandshake(new ClientConnection(await clientOptions(client)), new ServerConnection(await serverOptions(server, keyType)));
-}
-
-function assertConnected(pair: Pair): void {
-  assert.equal(pair.client.error, undefined, `client: ${String(pair.client.error?.error)}`);
-  assert.equal(pair.server.error, undefined, `server: ${String(pair.server.error?.error)}`);
-  assert.equal(pair.client.ofType('handshake').length, 1);
-  assert.equal(pair.server.ofType('handshake').length, 1);
 }
 
 function clientInfo(pair: Pair) {

@@ -3,6 +3,7 @@
  * async signers are awaited, and every event is recorded. `doHandshake` runs until both sides
  * are quiet; `transfer` moves application data and returns what arrived.
  */
+import assert from 'node:assert/strict';
 import type { Connection, Progress, TlsEvent } from '../../../src/tls/connection.js';
 
 export class Endpoint {
@@ -102,4 +103,12 @@ export async function transfer(pair: Pair, from: 'client' | 'server', data: Uint
   sender.take(sender.conn.poll());
   await pump(pair);
   return receiver.received.subarray(before);
+}
+
+/** Both sides completed one handshake and neither failed. */
+export function assertConnected(pair: Pair): void {
+  assert.equal(pair.client.error, undefined, `client: ${String(pair.client.error?.error)}`);
+  assert.equal(pair.server.error, undefined, `server: ${String(pair.server.error?.error)}`);
+  assert.equal(pair.client.ofType('handshake').length, 1);
+  assert.equal(pair.server.ofType('handshake').length, 1);
 }

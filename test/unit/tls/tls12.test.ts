@@ -18,7 +18,7 @@ import { decodeServerKeyExchange } from '../../../src/tls/tls12/messages.js';
 import { extendedMasterSecret, finishedVerifyData12, keyBlock } from '../../../src/tls/tls12/prf.js';
 import { Tls12RecordSealer } from '../../../src/tls/tls12/record.js';
 import { tls12SuiteParams } from '../../../src/tls/tls12/suites.js';
-import { doHandshake, Endpoint, pump, splitRecords, transfer, type Pair } from './pair.js';
+import { doHandshake, Endpoint, pump, splitRecords, transfer, type Pair, assertConnected } from './pair.js';
 import { testPki, type KeyType } from './pki.js';
 
 async function serverOptions(extra: Partial<ServerOptions> = {}, keyType: KeyType = 'p256'): Promise<ServerOptions> {
@@ -32,13 +32,6 @@ async function clientOptions(extra: Partial<ClientOptions> = {}): Promise<Client
 
 async function connect12(server: Partial<ServerOptions> = {}, client: Partial<ClientOptions> = {}, keyType: KeyType = 'p256'): Promise<Pair> {
   return doHandshake(new ClientConnection(await clientOptions(client)), new ServerConnection(await serverOptions(server, keyType)));
-}
-
-function assertConnected(pair: Pair): void {
-  assert.equal(pair.client.error, undefined, `client: ${String(pair.client.error?.error)}`);
-  assert.equal(pair.server.error, undefined, `server: ${String(pair.server.error?.error)}`);
-  assert.equal(pair.client.ofType('handshake').length, 1);
-  assert.equal(pair.server.ofType('handshake').length, 1);
 }
 
 const info = (e: Pair['client']) => e.ofType('handshake')[0]!.info;
