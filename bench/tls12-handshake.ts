@@ -13,14 +13,22 @@
  * previous connection, so after the first connection of a lane every handshake is abbreviated
  * (the reuse rate is reported). Reported per configuration: medians over rounds of
  * handshakes/s and server CPU ms per handshake.
+ *
+ * "ours, keyless": our server with the certificate key only in a key server process
+ * (`dc-operator keyserver`, unpinned, on loopback), ServerKeyExchange signed over keyless; its
+ * CPU per handshake is the TLS server's alone (the key server signs in its own process). Full
+ * handshakes only: a resumed one signs nothing.
  */
 import { fileURLToPath } from 'node:url';
 import * as nodeTls from 'node:tls';
+import { readFile, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
 import type { Server } from 'node:net';
+import { KeylessSigner } from '../src/signer/keyless.js';
 import { createServer as createOurServer } from '../src/tls/socket.js';
+import { makeKeylessPki } from '../test/unit/keyless/pki.js';
+import { startKeyServerProcess } from './keyless-support.js';
 import {
-  IMPLS,
-  IMPL_NAMES,
   canPin,
   echoOnce,
   fmt,
@@ -32,8 +40,15 @@ import {
   spawnNode,
   type HandshakeLoadResult,
   type HandshakeRound,
-  type Impl,
 } from './tls-support.js';
+
+type Impl = 'ours' | 'ours-keyless' | 'node';
+const IMPL_NAMES: Readonly<Record<Impl, string>> = { ours: 'ours (src/tls)', 'ours-keyless': 'ours, keyless', node: 'node:tls' };
+/** Where the server child finds the key server: address and the mutual-TLS files. */
+interface KeylessAccess {
+  readonly address: string;
+  readonly dir: string;
+}
 
 const SCRIPT = fileURLToPath(import.meta.url);
 
@@ -44,8 +59,7 @@ interface LoadResult extends HandshakeLoadResult {
   readonly reused: number;
 }
 
-async function serverRole(impl: Impl, certFile: string, keyFile: string): Promise<void> {
-  const { readFile } = await import('node:fs/promises');
+async function serverRole(impl: Impl, certFile: string, keyFile: string, keyless: KeylessAccess | undefined): Promise<void> {
   const cert = await readFile(certFile, 'utf8');
   const key = await readFile(keyFile, 'utf8');
   let handshakes = 0;
@@ -55,10 +69,14 @@ async function serverRole(impl: Impl, certFile: string, keyFile: string): Promis
     s.on('data', (d: Buffer) => s.write(d));
     s.on('end', () => s.end());
   };
-  const server: Server =
-    impl === 'ours'
-      ? createOurServer({ cert, key }, (s) => echo(s as never))
-      : nodeTls.createServer({ cert, key, minVersion: 'TLSv1.2', maxVersion: 'TLSv1.2' }, (s) => echo(s as never));
+  let server: Server;
+  if (impl === 'node') server = nodeTls.createServer({ cert, key, minVersion: 'TLSv1.2', maxVersion: 'TLSv1.2' }, (s) => echo(s as never));
+  else if (impl === 'ours') server = createOurServer({ cert, key }, (s) => echo(s as never));
+  else {
+    const file = (name: string): Promise<string> => readFile(join(keyless!.dir, name), 'utf8');
+    const signer = new KeylessSigner({ address: keyless!.address, ca: await file('ca.crt'), clientCert: await file('client.crt'), clientKey: await file('client.pem'), certificate: cert });
+    server = createOurServer({ cert, key: signer }, (s) => echo(s as never));
+  }
   await listenAndReport(server, () => {
     const n = handshakes;
     handshakes = 0;
@@ -110,8 +128,8 @@ async function loadRole(port: number, mode: Mode, seconds: number, concurrency: 
 
 type Round = HandshakeRound & { readonly reuseRate: number };
 
-async function oneRound(impl: Impl, mode: Mode, cert: string, key: string, seconds: number, concurrency: number, warmup: number, pin: boolean): Promise<Round> {
-  const server = spawnNode(SCRIPT, ['--server', impl, cert, key], pin ? 1 : undefined);
+async function oneRound(impl: Impl, mode: Mode, cert: string, key: string, keyless: KeylessAccess, seconds: number, concurrency: number, warmup: number, pin: boolean): Promise<Round> {
+  const server = spawnNode(SCRIPT, ['--server', impl, cert, key, keyless.address, keyless.dir], pin ? 1 : undefined);
   const r = await measureHandshakeRound<LoadResult>(server, (port) =>
     spawnNode(SCRIPT, ['--load', String(port), mode, String(seconds), String(concurrency), String(warmup)], pin ? 0 : undefined),
   );
@@ -122,6 +140,10 @@ async function main(): Promise<void> {
   const [seconds = 5, concurrency = 16, rounds = 3, warmup = 3] = process.argv.slice(2).map(Number);
   const pin = canPin();
   const { certs, cleanup } = await makeCertificates(['ecdsa-p256', 'rsa-2048']);
+  const mtls = makeKeylessPki(['p256']);
+  for (const c of certs) await writeFile(join(mtls.keysDir, `${c.keyType}.pem`), await readFile(c.key));
+  const keyServer = await startKeyServerProcess(mtls);
+  const keyless: KeylessAccess = { address: `127.0.0.1:${keyServer.port}`, dir: mtls.dir };
   console.log(`# TLS 1.2 handshakes (full and ticket-resumed), ${seconds}s x ${rounds} rounds after ${warmup}s of warm-up, ${concurrency} lanes, server ${pin ? 'pinned to core 1, load on core 0' : 'not pinned (no taskset)'}; node ${process.version}; load average ${loadAverage()}`);
   const lines: string[] = [];
   lines.push('| certificate | handshake | server | handshakes/s (median) | all rounds | server CPU ms/handshake (median) | capacity of one core, handshakes/s | resumed share | p50 ms | failed |');
@@ -129,15 +151,16 @@ async function main(): Promise<void> {
   const summary: string[] = [];
   try {
     for (const c of certs) {
-      const cpu: Record<Mode, Record<Impl, number>> = { full: { ours: 0, node: 0 }, resumed: { ours: 0, node: 0 } };
+      const cpu: Record<Mode, Record<Impl, number>> = { full: { ours: 0, 'ours-keyless': 0, node: 0 }, resumed: { ours: 0, 'ours-keyless': 0, node: 0 } };
       for (const mode of MODES) {
-        const results: Record<Impl, Round[]> = { ours: [], node: [] };
+        const impls: Impl[] = mode === 'full' ? ['ours', 'ours-keyless', 'node'] : ['ours', 'node'];
+        const results: Record<Impl, Round[]> = { ours: [], 'ours-keyless': [], node: [] };
         for (let i = 0; i < rounds; i++) {
-          for (const impl of i % 2 === 0 ? IMPLS : [...IMPLS].reverse()) {
-            results[impl].push(await oneRound(impl, mode, c.cert, c.key, seconds, concurrency, warmup, pin));
+          for (const impl of i % 2 === 0 ? impls : [...impls].reverse()) {
+            results[impl].push(await oneRound(impl, mode, c.cert, c.key, keyless, seconds, concurrency, warmup, pin));
           }
         }
-        for (const impl of IMPLS) {
+        for (const impl of impls) {
           const rs = results[impl];
           const rate = median(rs.map((r) => r.rate));
           cpu[mode][impl] = median(rs.map((r) => r.cpuMsPerHandshake));
@@ -149,9 +172,12 @@ async function main(): Promise<void> {
       for (const mode of MODES) {
         summary.push(`${c.keyType} ${mode}: capacity per core (by server CPU) ours/node:tls ${fmt(cpu[mode].node / cpu[mode].ours, 2)}x`);
       }
+      summary.push(`${c.keyType} full, keyless: our TLS server's CPU per handshake ${fmt(cpu.full['ours-keyless'] / cpu.full.ours, 2)}x that with the local key (the signature is the key server's)`);
       summary.push(`${c.keyType}: a resumed handshake costs our server ${fmt(cpu.resumed.ours / cpu.full.ours, 2)}x the CPU of a full one (node:tls ${fmt(cpu.resumed.node / cpu.full.node, 2)}x)`);
     }
   } finally {
+    await keyServer.stop();
+    mtls.cleanup();
     await cleanup();
   }
   console.log(lines.join('\n'));
@@ -161,7 +187,7 @@ async function main(): Promise<void> {
 
 const role = process.argv[2];
 if (role === '--server') {
-  await serverRole(process.argv[3] as Impl, process.argv[4]!, process.argv[5]!);
+  await serverRole(process.argv[3] as Impl, process.argv[4]!, process.argv[5]!, { address: process.argv[6]!, dir: process.argv[7]! });
 } else if (role === '--load') {
   await loadRole(Number(process.argv[3]), process.argv[4] as Mode, Number(process.argv[5]), Number(process.argv[6]), Number(process.argv[7]));
 } else {
