@@ -1,5 +1,5 @@
 /**
- * dc-operator's TLS 1.3 stack: public API.
+ * dc-operator's TLS stack (TLS 1.3, and TLS 1.2 for older clients): public API.
  *
  * Sans-IO core: `ServerConnection` / `ClientConnection` (feed bytes, get bytes and events).
  * Adapter: `createServer` / `connect` / `TLSSocket` over node:net.
@@ -48,6 +48,8 @@ export { ServerConfig, ServerConnection, DEFAULT_VERIFY_SCHEMES, type ServerOpti
 export { ClientConfig, ClientConnection, type ClientConnectionOverrides, type ClientOptions } from './client.js';
 export { TicketKey, sessionUsable, type TlsSession } from './session.js';
 export { DEFAULT_CIPHER_SUITES, SUITES, suiteParams, type SuiteParams } from './suites.js';
+export { DEFAULT_TLS12_CIPHER_SUITES, TLS12_SUITES, tls12SuiteParams, type Tls12SuiteParams } from './tls12/suites.js';
+export { hasDowngradeSentinel, type TlsVersionName } from './version.js';
 export { SUPPORTED_GROUPS, generateKeyShare, type KeyShare } from './key-exchange.js';
 export * from './messages/index.js';
 export {
