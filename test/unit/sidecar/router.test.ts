@@ -60,7 +60,7 @@ void describe('routing by ClientHello', () => {
     const r = route(tls12, dcOnly, { certificateEngine: 'ours', keylessFor: undefined });
     assert.equal(r.engine, 'refuse');
     assert.equal(r.engine === 'refuse' && r.alert, AlertDescription.protocol_version);
-    assert.match(r.engine === 'refuse' ? r.reason : '', /TLS 1\.2 needs the certificate key \(tls\.key\) or a keyless signer/);
+    assert.match(r.engine === 'refuse' ? r.reason : '', /TLS 1\.2 needs the certificate key \(tls\.key\) or a usable keyless signer/);
   });
 
   void it('refuses everyone before the first credentials are loaded', () => {
