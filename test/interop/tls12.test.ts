@@ -13,9 +13,9 @@ import { fileURLToPath } from 'node:url';
 import * as nodeTls from 'node:tls';
 import { asIssuer, issueCertificate, type IssuedCertificate } from '../../src/cli/pki/dev-pki.js';
 import { KeylessSigner } from '../../src/signer/keyless.js';
-import type { CreateServerOptions } from '../../src/tls/socket.js';
+import { connect as connectOurs, type CreateServerOptions, type TLSSocket } from '../../src/tls/socket.js';
 import { makeKeylessPki, type KeylessPki } from '../unit/keyless/pki.js';
-import { httpGet, killAll, makePki, run, start, startOurServer, type OurServer, type Pki, type Proc } from './support.js';
+import { httpGet, killAll, makePki, run, start, startOpensslServer, startOurServer, type OurServer, type Pki, type Proc } from './support.js';
 
 const repo = fileURLToPath(new URL('../../../', import.meta.url));
 
@@ -226,6 +226,48 @@ void describe('dcctl serve speaks TLS 1.2 on our stack, with ECDSA and RSA certi
         const n = await nodeGet(port, pki.caPem);
         assert.equal(n.socket.getProtocol(), 'TLSv1.2');
         assert.equal(body(n.text), 'certificate\n');
+      } finally {
+        await proc.stop();
+      }
+    }
+  });
+});
+
+void describe('our minimal TLS 1.2 client against openssl s_server', () => {
+  let pki: Pki;
+  after(() => {
+    killAll();
+    pki?.cleanup();
+  });
+
+  void it('completes TLS 1.2 with ECDSA and RSA servers (AES-GCM and ChaCha20), verifies the chain and reads the page', { timeout: 60_000 }, async () => {
+    pki = await makePki();
+    const rsa = await issueCertificate({ commonName: 'localhost', dnsNames: ['localhost'], extendedKeyUsage: ['serverAuth'] }, 'rsa-2048', asIssuer(pki.ca));
+    writeFileSync(join(pki.dir, 'rsa.crt'), rsa.pem);
+    writeFileSync(join(pki.dir, 'rsa.key'), rsa.key.privateKeyPem, { mode: 0o600 });
+    for (const [crt, key, cipher, name] of [
+      [pki.serverCrt, pki.serverKey, 'ECDHE-ECDSA-AES128-GCM-SHA256', 'TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256'],
+      [join(pki.dir, 'rsa.crt'), join(pki.dir, 'rsa.key'), 'ECDHE-RSA-CHACHA20-POLY1305', 'TLS_ECDHE_RSA_WITH_CHACHA20_POLY1305_SHA256'],
+    ] as const) {
+      const { proc, port } = await startOpensslServer(['-tls1_2', '-cert', crt, '-key', key, '-cipher', cipher, '-www']);
+      try {
+        const s = await new Promise<TLSSocket>((resolve, reject) => {
+          const c = connectOurs({ host: '127.0.0.1', port, servername: 'localhost', ca: [pki.caPem], minVersion: 'TLSv1.2', maxVersion: 'TLSv1.2' }, () => resolve(c));
+          c.once('error', reject);
+        });
+        assert.equal(s.getProtocol(), 'TLSv1.2');
+        assert.equal(s.getCipher()?.name, name);
+        assert.equal(s.authorized, true);
+        const page = await new Promise<string>((resolve, reject) => {
+          let text = '';
+          s.setEncoding('latin1');
+          s.on('data', (d: string) => (text += d));
+          s.once('end', () => resolve(text));
+          s.once('error', reject);
+          s.write(httpGet());
+        });
+        assert.match(page, /Protocol\s*: TLSv1\.2/);
+        assert.match(page, /Extended master secret/i);
       } finally {
         await proc.stop();
       }
