@@ -207,10 +207,14 @@ export class Tls12ServerHandshake {
     });
   }
 
-  /** RFC 8422 §5.1.1: our most preferred group the client lists; without the list, P-256 (§4). */
+  /**
+   * RFC 8422 §5.1.1: our most preferred group the client lists; without the list, P-256 (§4).
+   * Only the ECDHE groups of TLS12_GROUPS: a hybrid or post-quantum group enabled for TLS 1.3
+   * has no ServerECDHParams encoding.
+   */
   private chooseGroup(hello: ClientHello): number {
     const theirs = hello.extensions.supportedGroups ?? [NamedGroup.secp256r1];
-    const group = this.config.groups.find((g) => theirs.includes(g));
+    const group = this.config.groups.find((g) => TLS12_GROUPS.includes(g) && theirs.includes(g));
     if (group === undefined) throw new PeerMisbehaved('NoKeyExchangeGroupsInCommon', 'TLS 1.2: no ECDHE group in common (x25519, P-256, P-384)');
     return group;
   }
@@ -350,6 +354,9 @@ export class Tls12ServerHandshake {
     );
   }
 }
+
+/** The groups TLS 1.2 ECDHE may use here (RFC 8422 named curves and x25519, RFC 8422 §5.1.1). */
+const TLS12_GROUPS: readonly number[] = [NamedGroup.x25519, NamedGroup.secp256r1, NamedGroup.secp384r1];
 
 /** RFC 5246 / 7627 / 5746 / 8422: what every TLS 1.2 ClientHello must satisfy here. */
 function checkClientHello12(hello: ClientHello): void {
