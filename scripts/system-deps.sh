@@ -6,8 +6,6 @@ need=()
 command -v tstclnt >/dev/null 2>&1 || [ -x /usr/lib/nss/tstclnt ] || need+=(libnss3-tools)
 command -v openssl >/dev/null 2>&1 || need+=(openssl)
 command -v curl >/dev/null 2>&1 || need+=(curl)
-# The Go crypto/tls client of the TLS 1.2 interop tests, built once and cached (needs Go).
-"$(dirname "$0")/interop/ensure-go-client.sh" >/dev/null
 [ ${#need[@]} -eq 0 ] && exit 0
 echo "system-deps: installing ${need[*]}"
 if [ "$(id -u)" != 0 ]; then

@@ -7,39 +7,16 @@
  */
 import { describe, it, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { createHash } from 'node:crypto';
-import { existsSync, mkdirSync, readFileSync, renameSync } from 'node:fs';
-import { homedir } from 'node:os';
-import { dirname, join } from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { mkdirSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
 import type { AddressInfo } from 'node:net';
 import * as nodeTls from 'node:tls';
 import { connect, type ConnectOptions } from '../../src/tls/socket.js';
 import { NamedGroup } from '../../src/tls/constants.js';
 import type { HandshakeInfo } from '../../src/tls/connection.js';
-import { httpGet, killAll, makePki, run, start, startOpensslServer, startOurServer, type OurServer, type Pki } from './support.js';
+import { goProgram, httpGet, killAll, makePki, run, start, startOpensslServer, startOurServer, type OurServer, type Pki } from './support.js';
 
 const T = { timeout: 120_000 };
-const GO_SOURCE = join(dirname(fileURLToPath(import.meta.url)), '../../../test/interop/go/pq-peer');
-
-/**
- * Builds the Go peer once per source version: the binary is cached under
- * ~/.cache/dc-operator/go-interop/, keyed by a hash of its source, so later runs need no Go build.
- */
-async function goPeer(): Promise<string> {
-  const hash = createHash('sha256');
-  for (const f of ['go.mod', 'main.go']) hash.update(readFileSync(join(GO_SOURCE, f)));
-  const dir = join(homedir(), '.cache', 'dc-operator', 'go-interop');
-  const binary = join(dir, `pq-peer-${hash.digest('hex').slice(0, 16)}`);
-  if (existsSync(binary)) return binary;
-  mkdirSync(dir, { recursive: true });
-  const tmp = `${binary}.${process.pid}.tmp`;
-  const built = await run('go', ['build', '-o', tmp, '.'], { cwd: GO_SOURCE, timeoutMs: 600_000, env: { ...process.env, GOFLAGS: '-buildvcs=false', GOTOOLCHAIN: 'local' } });
-  assert.equal(built.code, 0, `go build of the pq-peer failed:\n${built.output}`);
-  renameSync(tmp, binary);
-  return binary;
-}
-
 /** Our client: the handshake info and the first line the server sent. */
 function ourClient(port: number, options: Partial<ConnectOptions>, pki: Pki): Promise<{ info: HandshakeInfo; line: string }> {
   return new Promise((resolve, reject) => {
@@ -82,7 +59,7 @@ void describe('post-quantum key exchange with node:tls 24, Go crypto/tls, OpenSS
     pki = await makePki();
     ca = readFileSync(pki.caCrt);
     ours = await startOurServer({ certificates: [{ cert: pki.serverPem, key: pki.serverKeyPem }] });
-    go = await goPeer();
+    go = await goProgram('pq-peer');
   });
   after(async () => {
     killAll();

@@ -6,8 +6,9 @@
  * when a test fails half-way.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { createHash } from 'node:crypto';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, renameSync, rmSync, writeFileSync } from 'node:fs';
+import { homedir, tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { AddressInfo } from 'node:net';
@@ -208,6 +209,26 @@ export async function run(cmd: string, args: readonly string[], options: { input
   const code = await p.exited;
   clearTimeout(timer);
   return { code, output: p.output(), stdout: p.stdout() };
+}
+
+/**
+ * The Go program `test/interop/go/<name>` (standard library only), built with the machine's Go
+ * on first use and cached under ~/.cache/dc-operator/go-interop/, keyed by a hash of its
+ * sources, so later runs need no Go build. Resolves with the binary's path.
+ */
+export async function goProgram(name: string): Promise<string> {
+  const source = join(here, '../../../test/interop/go', name);
+  const hash = createHash('sha256');
+  for (const f of readdirSync(source).filter((f) => f === 'go.mod' || f.endsWith('.go')).sort()) hash.update(f).update(readFileSync(join(source, f)));
+  const dir = join(homedir(), '.cache', 'dc-operator', 'go-interop');
+  const binary = join(dir, `${name}-${hash.digest('hex').slice(0, 16)}`);
+  if (existsSync(binary)) return binary;
+  mkdirSync(dir, { recursive: true });
+  const tmp = `${binary}.${process.pid}.tmp`;
+  const built = await run('go', ['build', '-o', tmp, '.'], { cwd: source, timeoutMs: 600_000, env: { ...process.env, GOFLAGS: '-buildvcs=false', GOTOOLCHAIN: 'local' } });
+  if (built.code !== 0) throw new Error(`go build of test/interop/go/${name} failed:\n${built.output}`);
+  renameSync(tmp, binary);
+  return binary;
 }
 
 /** `openssl s_server ... -accept 0`, resolved once it listens, with its port. */

@@ -1,7 +1,7 @@
 /**
  * Our TLS 1.2 server against real clients over loopback: openssl s_client -tls1_2, curl
- * --tls-max 1.2, node:tls with maxVersion TLSv1.2 and Go's crypto/tls (MaxVersion TLS12; a small
- * client built once by scripts/interop/ensure-go-client.sh). Both AEAD families, ECDSA and RSA
+ * --tls-max 1.2, node:tls with maxVersion TLSv1.2 and Go's crypto/tls (MaxVersion TLS12;
+ * test/interop/go/tls12-client, built once by goProgram). Both AEAD families, ECDSA and RSA
  * certificates, the key in this process and behind a real key server process (keyless).
  * Refusals are checked by the alert the real client reports.
  */
@@ -15,7 +15,7 @@ import { asIssuer, issueCertificate, type IssuedCertificate } from '../../src/cl
 import { KeylessSigner } from '../../src/signer/keyless.js';
 import { connect as connectOurs, type CreateServerOptions, type TLSSocket } from '../../src/tls/socket.js';
 import { makeKeylessPki, type KeylessPki } from '../unit/keyless/pki.js';
-import { httpGet, killAll, makePki, run, start, startOpensslServer, startOurServer, type OurServer, type Pki, type Proc } from './support.js';
+import { goProgram, httpGet, killAll, makePki, run, start, startOpensslServer, startOurServer, type OurServer, type Pki, type Proc } from './support.js';
 
 const repo = fileURLToPath(new URL('../../../', import.meta.url));
 
@@ -83,9 +83,7 @@ void describe('our TLS 1.2 server with openssl, curl, node:tls and Go crypto/tls
       'rsa-2048',
       asIssuer(pki.ca),
     );
-    const go = await run(join(repo, 'scripts/interop/ensure-go-client.sh'), [], { timeoutMs: 120_000 });
-    assert.equal(go.code, 0, go.output);
-    goClient = go.stdout.trim();
+    goClient = await goProgram('tls12-client');
 
     // The certificate keys live only in the key server's directory for the keyless servers.
     kpki = makeKeylessPki(['p256']);

@@ -1,4 +1,4 @@
-// A TLS client on Go's crypto/tls for the interop suite (test/interop): connects to a loopback
+// tls12-client: Go's crypto/tls as a TLS 1.2 client for test/interop/tls12.test.ts: connects to a loopback
 // server, sends an HTTP/1.0 GET, prints one line per connection with what was negotiated
 // ("version=... suite=... resumed=..."), then the response body. With -resume it connects twice
 // sharing a session cache, so the second connection may resume.
@@ -12,10 +12,13 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"net"
 	"strconv"
 	"strings"
 	"time"
 )
+
+var netDialer = net.Dialer{Timeout: 10 * time.Second}
 
 func main() {
 	addr := flag.String("addr", "", "host:port (loopback)")

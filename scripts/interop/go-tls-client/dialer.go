@@ -1,8 +1,0 @@
-package main
-
-import (
-	"net"
-	"time"
-)
-
-var netDialer = net.Dialer{Timeout: 10 * time.Second}

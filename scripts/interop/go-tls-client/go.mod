@@ -1,3 +1,0 @@
-module dc-operator/interop/go-tls-client
-
-go 1.22

@@ -1,0 +1,3 @@
+module dc-operator/test/interop/tls12-client
+
+go 1.22
