@@ -30,6 +30,7 @@ import { makeKeylessPki } from '../test/unit/keyless/pki.js';
 import { startKeyServerProcess } from './keyless-support.js';
 import {
   canPin,
+  countingEcho,
   echoOnce,
   fmt,
   listenAndReport,
@@ -62,13 +63,7 @@ interface LoadResult extends HandshakeLoadResult {
 async function serverRole(impl: Impl, certFile: string, keyFile: string, keyless: KeylessAccess | undefined): Promise<void> {
   const cert = await readFile(certFile, 'utf8');
   const key = await readFile(keyFile, 'utf8');
-  let handshakes = 0;
-  const echo = (s: NodeJS.ReadWriteStream & { on(e: 'error', f: () => void): unknown; end(): unknown; write(d: Buffer): boolean }): void => {
-    handshakes++;
-    s.on('error', () => undefined);
-    s.on('data', (d: Buffer) => s.write(d));
-    s.on('end', () => s.end());
-  };
+  const { handler: echo, take } = countingEcho();
   let server: Server;
   if (impl === 'node') server = nodeTls.createServer({ cert, key, minVersion: 'TLSv1.2', maxVersion: 'TLSv1.2' }, (s) => echo(s as never));
   else if (impl === 'ours') server = createOurServer({ cert, key }, (s) => echo(s as never));
@@ -77,11 +72,7 @@ async function serverRole(impl: Impl, certFile: string, keyFile: string, keyless
     const signer = new KeylessSigner({ address: keyless!.address, ca: await file('ca.crt'), clientCert: await file('client.crt'), clientKey: await file('client.pem'), certificate: cert });
     server = createOurServer({ cert, key: signer }, (s) => echo(s as never));
   }
-  await listenAndReport(server, () => {
-    const n = handshakes;
-    handshakes = 0;
-    return n;
-  });
+  await listenAndReport(server, take);
 }
 
 async function loadRole(port: number, mode: Mode, seconds: number, concurrency: number, warmupSeconds: number): Promise<void> {
