@@ -10,7 +10,7 @@
  * own process pinned to core 1, serving one DC set at a time (or none); the load process, pinned
  * to core 0, opens fresh connections with OUR client (node:tls cannot offer extension 34) for all
  * four cases: same ClientConfig, x25519, extension 34 offered, every credential verified with the
- * RFC 9345 receiver rules, no session reuse; it writes 32 bytes and waits for the echo, on
+ * RFC 9345 receiver rules, no session reuse; it writes 32 bytes and waits for the echo (bench/handshake-load.ts), on
  * `concurrency` lanes. A handshake authenticated differently than the case expects (a DC where
  * none should be, or the certificate key where a DC should be) counts as failed. Servers
  * alternate round by round. Reported: medians over rounds of handshakes/s, server CPU ms per
@@ -20,16 +20,14 @@
 import { mkdir, readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { ClientConfig } from '../src/tls/client.js';
-import { createServer, connect, type TLSSocket } from '../src/tls/socket.js';
+import { createServer, type TLSSocket } from '../src/tls/socket.js';
 import {
-  DELEGATED_CREDENTIAL_LABEL,
-  delegatedCredentialPeerHooks,
   delegatedCredentialSelector,
   loadDelegatedCredentialSet,
   parseCertificateChain,
   readCredentialDirectory,
 } from '../src/tls/delegated/index.js';
+import { handshakeLoadRole, type AuthenticatedLoadResult } from './handshake-load.js';
 import {
   canPin,
   fmt,
@@ -85,85 +83,6 @@ async function oursServerRole(certFile: string, keyFile: string, dcDir: string):
   });
 }
 
-// --- load role --------------------------------------------------------------------------------------
-
-interface LoadResult {
-  readonly completed: number;
-  readonly failed: number;
-  readonly wrongAuthentication: number;
-  readonly seconds: number;
-  readonly latencies: number[];
-}
-
-/** Load child: our client, fresh connections back to back on `concurrency` lanes for `seconds`. */
-async function loadRole(port: number, seconds: number, concurrency: number, expectDc: boolean): Promise<void> {
-  const config = new ClientConfig({
-    servername: 'localhost',
-    rejectUnauthorized: false,
-    serverCredentialHooks: delegatedCredentialPeerHooks({ peer: 'server' }),
-  });
-  const latencies: number[] = [];
-  let failed = 0;
-  let wrongAuthentication = 0;
-  const payload = Buffer.alloc(32, 0x61);
-  const one = (): Promise<void> =>
-    new Promise((resolve) => {
-      const started = process.hrtime.bigint();
-      const s = connect({ host: '127.0.0.1', port, servername: 'localhost', config, handshakeTimeout: 10_000 }, () => {
-        const usedDc = s.handshakeInfo?.serverMode.authentication === DELEGATED_CREDENTIAL_LABEL;
-        if (usedDc !== expectDc) {
-          wrongAuthentication++;
-          fail();
-          return;
-        }
-        s.write(payload);
-      });
-      let got = 0;
-      let done = false;
-      const fail = (): void => {
-        if (done) return;
-        done = true;
-        failed++;
-        s.destroy();
-        resolve();
-      };
-      // A stuck server shows up as failures instead of a benchmark that never ends.
-      const timer = setTimeout(fail, 10_000);
-      s.on('data', (d: Buffer) => {
-        got += d.length;
-        if (got >= payload.length && !done) {
-          done = true;
-          clearTimeout(timer);
-          latencies.push(Number(process.hrtime.bigint() - started) / 1e6);
-          s.destroy();
-          resolve();
-        }
-      });
-      s.on('error', () => {
-        clearTimeout(timer);
-        fail();
-      });
-    });
-  // Warm-up, not counted.
-  const warm = Date.now() + 500;
-  await Promise.all(Array.from({ length: concurrency }, async () => {
-    while (Date.now() < warm) await one();
-  }));
-  latencies.length = 0;
-  failed = 0;
-  wrongAuthentication = 0;
-  process.send!('warm');
-  await new Promise<void>((res) => process.once('message', () => res()));
-  const start = Date.now();
-  const deadline = start + seconds * 1000;
-  await Promise.all(Array.from({ length: concurrency }, async () => {
-    while (Date.now() < deadline) await one();
-  }));
-  const result: LoadResult = { completed: latencies.length, failed, wrongAuthentication, seconds: (Date.now() - start) / 1000, latencies };
-  process.send!(result);
-  process.exit(0);
-}
-
 // --- driver -----------------------------------------------------------------------------------------
 
 interface Round {
@@ -178,7 +97,7 @@ interface Round {
 async function oneRound(c: Case, cert: string, key: string, dcDir: string, seconds: number, concurrency: number, pin: boolean): Promise<Round> {
   const serverArgs = c.server === 'ours' ? ['--server-ours', cert, key, dcDir] : ['--server-node', cert, key];
   const server = spawnNode(SCRIPT, serverArgs, pin ? 1 : undefined);
-  const round = await measureHandshakeRound<LoadResult>(server, (port) =>
+  const round = await measureHandshakeRound<AuthenticatedLoadResult>(server, (port) =>
     spawnNode(SCRIPT, ['--load', String(port), String(seconds), String(concurrency), c.dcAlgorithm ? 'dc' : 'cert'], pin ? 0 : undefined),
   );
   return { ...round, wrongAuthentication: round.load.wrongAuthentication };
@@ -239,7 +158,9 @@ if (role === '--server-ours') {
 } else if (role === '--server-node') {
   await serverRole('node', process.argv[3]!, process.argv[4]!, 'echo');
 } else if (role === '--load') {
-  await loadRole(Number(process.argv[3]), Number(process.argv[4]), Number(process.argv[5]), process.argv[6] === 'dc');
+  // Every case offers extension 34 (the servers without credentials ignore it).
+  const [port, seconds, concurrency] = process.argv.slice(3, 6).map(Number) as [number, number, number];
+  await handshakeLoadRole({ port, seconds, concurrency, offerDc: true, expectDc: process.argv[6] === 'dc' });
 } else {
   await main();
 }

@@ -1,5 +1,6 @@
 /** Shared pieces of the keyless benchmarks: the real key server in its own process, a delay proxy. */
 import { spawn, type ChildProcess } from 'node:child_process';
+import { readFileSync } from 'node:fs';
 import { createConnection, createServer, type AddressInfo, type Server, type Socket } from 'node:net';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -82,3 +83,12 @@ export const quantile = (sorted: readonly number[], q: number): number => sorted
 
 export const fmt = (n: number, digits = 0): string =>
   n.toLocaleString('en-US', { maximumFractionDigits: digits, minimumFractionDigits: digits });
+
+const CLK_TCK = 100; // Linux USER_HZ
+
+/** user + system CPU seconds of another process so far, from /proc (10 ms resolution). */
+export function cpuSeconds(pid: number): number {
+  const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+  const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+  return (Number(fields[11]) + Number(fields[12])) / CLK_TCK; // utime, stime
+}

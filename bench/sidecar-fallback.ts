@@ -1,0 +1,275 @@
+/**
+ * Issue 13 "Measure" and issue 19 "Through the sidecar" / "Keyless pull": what a full TLS 1.3
+ * handshake costs the real sidecar for each kind of client, side by side in one run:
+ *
+ *   - a client without DC support, served through keyless pull (`fallback: Keyless`): the
+ *     CertificateVerify is signed by a real `dc-operator keyserver` process over mTLS on loopback;
+ *   - a client that offers delegated_credential, served the DC by the same sidecar;
+ *   - a client without DC support, served with a locally mounted key (`fallback: CertificateKey`,
+ *     tls.key in the bundle), with each --certificate-engine (node, the default, and ours);
+ * and the baselines without the sidecar, serving the same certificate (and DC) directly:
+ *   - `dcctl serve` (our bare TLS stack: the sidecar's per-connection overhead is the difference),
+ *   - node:tls (OpenSSL).
+ *
+ *   npx tsc -p tsconfig.json && node dist/bench/sidecar-fallback.js [seconds=4] [concurrency=16] [rounds=3]
+ *
+ * Every server is its own process, started once and kept for all rounds: the sidecars
+ * (`dc-operator sidecar`, each given only its bundle laid out as kubelet mounts it, with ..data),
+ * `dcctl serve` and node:tls pinned to core 1; the key server and the load pinned to core 0 (the
+ * key server's CPU is still its own). The load (bench/handshake-load.ts) is OUR client, the same for
+ * every case, offering extension 34 only for the DC cases; a handshake authenticated otherwise
+ * than the case says counts as failed. The sidecars proxy to an echo app in this process.
+ * Server and key server CPU per handshake: user+system from /proc/PID/stat over the measured
+ * window, divided by the handshakes completed in it. Cases alternate round by round; medians of
+ * the rounds are reported. P-256 certificate, P-256 DC, x25519.
+ */
+import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { createServer, type AddressInfo } from 'node:net';
+import { cpus, tmpdir } from 'node:os';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { BUNDLE_KEYS } from '../src/operator/api/serving-bundle.js';
+import { makeKeylessPki } from '../test/unit/keyless/pki.js';
+import { credentialFiles, makePki } from '../test/unit/sidecar/fixtures.js';
+import { KubeletVolume } from '../test/unit/sidecar/kubelet-volume.js';
+import { handshakeLoadRole, type AuthenticatedLoadResult } from './handshake-load.js';
+import { cpuSeconds, startKeyServerProcess } from './keyless-support.js';
+import { canPin, fmt, loadAverage, median, nextMessage, percentile, send, serverRole, spawnNode } from './tls-support.js';
+
+const SCRIPT = fileURLToPath(import.meta.url);
+const CLI = join(dirname(SCRIPT), '..', 'src', 'cli');
+const SERVER_CPU = 1;
+const LOAD_CPU = 0;
+
+type ServerName = 'sidecar-keyless' | 'sidecar-local-node' | 'sidecar-local-ours' | 'dcctl-serve' | 'node-tls';
+
+interface Case {
+  readonly name: string;
+  readonly server: ServerName;
+  readonly offerDc: boolean;
+  /** The sidecar's dc_sidecar_handshakes_total mode label these handshakes must be counted under. */
+  readonly sidecarMode?: 'keyless' | 'dc' | 'certificate';
+}
+
+const CASES: readonly Case[] = [
+  { name: '(a) sidecar, keyless pull (client without DC)', server: 'sidecar-keyless', offerDc: false, sidecarMode: 'keyless' },
+  { name: '(b) sidecar, DC (client offers DC)', server: 'sidecar-keyless', offerDc: true, sidecarMode: 'dc' },
+  { name: '(c) sidecar, local tls.key, engine node (default)', server: 'sidecar-local-node', offerDc: false, sidecarMode: 'certificate' },
+  { name: "(c') sidecar, local tls.key, engine ours", server: 'sidecar-local-ours', offerDc: false, sidecarMode: 'certificate' },
+  { name: '(e) dcctl serve (bare src/tls), certificate key', server: 'dcctl-serve', offerDc: false },
+  { name: "(e') dcctl serve (bare src/tls), DC", server: 'dcctl-serve', offerDc: true },
+  { name: '(d) node:tls direct, certificate key', server: 'node-tls', offerDc: false },
+];
+
+interface Running {
+  readonly child: ChildProcess;
+  readonly port: number;
+  readonly metricsPort?: number;
+}
+
+/** `argv` as a process pinned to `cpu` (taskset execs it: the PID is the program's own). */
+function spawnPinned(argv: readonly string[], cpu: number | undefined): ChildProcess {
+  const cmd = cpu !== undefined ? ['taskset', '-c', String(cpu), ...argv] : [...argv];
+  return spawn(cmd[0]!, cmd.slice(1), { stdio: ['ignore', 'pipe', 'pipe'] });
+}
+
+/** Resolves with the first match of `pattern` in the child's stdout or stderr. */
+function waitForOutput(child: ChildProcess, pattern: RegExp, what: string): Promise<RegExpExecArray> {
+  return new Promise((resolve, reject) => {
+    let out = '';
+    const timer = setTimeout(() => reject(new Error(`${what} did not start within 30 s:\n${out.slice(-3000)}`)), 30_000);
+    const onData = (c: Buffer): void => {
+      out += c.toString('utf8');
+      const m = pattern.exec(out);
+      if (m) {
+        clearTimeout(timer);
+        resolve(m);
+      }
+    };
+    child.stdout!.on('data', onData);
+    child.stderr!.on('data', onData);
+    child.once('exit', (code) => {
+      clearTimeout(timer);
+      reject(new Error(`${what} exited with ${code}:\n${out.slice(-3000)}`));
+    });
+  });
+}
+
+async function startSidecar(bundleDir: string, upstreamPort: number, engine: 'node' | 'ours', pin: boolean): Promise<Running> {
+  const child = spawnPinned(
+    [process.execPath, join(CLI, 'dc-operator.js'), 'sidecar', '--dc-dir', bundleDir, '--listen', '127.0.0.1:0', '--upstream', String(upstreamPort),
+      '--metrics-port', '0', '--metrics-host', '127.0.0.1', '--report-interval', '0', '--certificate-engine', engine],
+    pin ? SERVER_CPU : undefined,
+  );
+  const m = await waitForOutput(child, /\{[^\n]*"sidecar listening"[^\n]*\}/, `sidecar (${bundleDir})`);
+  const line = JSON.parse(m[0]) as { listen: string; metricsPort: number };
+  return { child, port: Number(line.listen.split(':').pop()), metricsPort: line.metricsPort };
+}
+
+/** The sidecar's successful handshakes of one mode, from its /metrics. */
+async function sidecarHandshakes(metricsPort: number, mode: string): Promise<number> {
+  const text = await (await fetch(`http://127.0.0.1:${metricsPort}/metrics`)).text();
+  let sum = 0;
+  for (const l of text.split('\n')) {
+    if (l.startsWith('dc_sidecar_handshakes_total{') && l.includes(`mode="${mode}"`) && l.includes('result="success"')) sum += Number(l.split(' ').pop());
+  }
+  return sum;
+}
+
+interface Round {
+  readonly rate: number;
+  readonly serverUs: number;
+  readonly keyServerUs: number;
+  readonly p50: number;
+  readonly p99: number;
+  readonly failed: number;
+  readonly wrongAuthentication: number;
+}
+
+async function oneRound(c: Case, s: Running, keyServerPid: number, seconds: number, concurrency: number, pin: boolean): Promise<Round> {
+  const load = spawnNode(SCRIPT, ['--load', String(s.port), String(seconds), String(concurrency), c.offerDc ? 'dc' : 'certificate'], pin ? LOAD_CPU : undefined);
+  await nextMessage<string>(load); // warmed up
+  const counted0 = c.sidecarMode && s.metricsPort ? await sidecarHandshakes(s.metricsPort, c.sidecarMode) : 0;
+  const server0 = cpuSeconds(s.child.pid!);
+  const keyServer0 = cpuSeconds(keyServerPid);
+  send(load, 'go');
+  const r = await nextMessage<AuthenticatedLoadResult>(load);
+  const serverCpu = cpuSeconds(s.child.pid!) - server0;
+  const keyServerCpu = cpuSeconds(keyServerPid) - keyServer0;
+  if (c.sidecarMode && s.metricsPort) {
+    const counted = (await sidecarHandshakes(s.metricsPort, c.sidecarMode)) - counted0;
+    // The sidecar's own count says the handshakes went the way the case names (keyless, dc, certificate).
+    if (counted < r.completed) throw new Error(`${c.name}: the sidecar counted ${counted} ${c.sidecarMode} handshakes, the client completed ${r.completed}`);
+  }
+  const sorted = r.latencies.sort((a, b) => a - b);
+  return {
+    rate: r.completed / r.seconds,
+    serverUs: (serverCpu * 1e6) / Math.max(1, r.completed),
+    keyServerUs: (keyServerCpu * 1e6) / Math.max(1, r.completed),
+    p50: percentile(sorted, 50),
+    p99: percentile(sorted, 99),
+    failed: r.failed,
+    wrongAuthentication: r.wrongAuthentication,
+  };
+}
+
+function pinAllThreads(pid: number, cpu: number): void {
+  const r = spawnSync('taskset', ['-a', '-p', '-c', String(cpu), String(pid)], { encoding: 'utf8' });
+  if (r.status !== 0) throw new Error(`taskset -a -p -c ${cpu} ${pid} failed: ${r.stderr}`);
+}
+
+async function main(): Promise<void> {
+  const [seconds = 4, concurrency = 16, rounds = 3] = process.argv.slice(2).map(Number);
+  const pin = canPin();
+  const work = await mkdtemp(join(tmpdir(), 'sidecar-fallback-bench-'));
+  const pki = await makePki('ecdsa-p256');
+  const mtls = makeKeylessPki(['p256']);
+  // The certificate's key: at the key server (for the Keyless bundle), in tls.key (CertificateKey
+  // bundle), and in plain files for the two baselines that serve it themselves.
+  await writeFile(join(mtls.keysDir, 'leaf.pem'), pki.leaf.key.privateKeyPem);
+  const keyServer = await startKeyServerProcess(mtls);
+  if (pin) pinAllThreads(keyServer.child.pid!, LOAD_CPU);
+  const echo = createServer({ allowHalfOpen: true }, (sock) => sock.on('error', () => undefined).pipe(sock));
+  await new Promise<void>((r) => echo.listen(0, '127.0.0.1', 1024, r));
+  const echoPort = (echo.address() as AddressInfo).port;
+  const running = new Map<ServerName, Running>();
+  try {
+    const keylessBundle = new KubeletVolume(join(work, 'bundle-keyless'));
+    await keylessBundle.write({
+      ...(await credentialFiles(pki, { algorithms: ['ecdsa_secp256r1_sha256'] })),
+      [BUNDLE_KEYS.fallback]: 'Keyless',
+      [BUNDLE_KEYS.keylessAddress]: `127.0.0.1:${keyServer.port}`,
+      [BUNDLE_KEYS.keylessCA]: mtls.ca,
+      [BUNDLE_KEYS.keylessClientCertificate]: mtls.client.cert,
+      [BUNDLE_KEYS.keylessClientKey]: mtls.client.key,
+    });
+    const localFiles: Record<string, string | Uint8Array> = { ...(await credentialFiles(pki, { algorithms: ['ecdsa_secp256r1_sha256'], certificateKey: true })), [BUNDLE_KEYS.fallback]: 'CertificateKey' };
+    const localBundle = new KubeletVolume(join(work, 'bundle-local'));
+    await localBundle.write(localFiles);
+    running.set('sidecar-keyless', await startSidecar(keylessBundle.dir, echoPort, 'node', pin));
+    running.set('sidecar-local-node', await startSidecar(localBundle.dir, echoPort, 'node', pin));
+    running.set('sidecar-local-ours', await startSidecar(localBundle.dir, echoPort, 'ours', pin));
+
+    const certFile = join(work, 'tls.crt');
+    const keyFile = join(work, 'tls.key');
+    await writeFile(certFile, pki.leaf.pem);
+    await writeFile(keyFile, pki.leaf.key.privateKeyPem, { mode: 0o600 });
+    const dcDir = join(work, 'dc');
+    await mkdir(dcDir);
+    for (const suffix of ['cred', 'key']) await writeFile(join(dcDir, `ecdsa_secp256r1_sha256.${suffix}`), localFiles[`ecdsa_secp256r1_sha256.${suffix}`]!);
+    const serve = spawnPinned([process.execPath, join(CLI, 'dcctl.js'), 'serve', '--cert', certFile, '--key', keyFile, '--dc-dir', dcDir, '--port', '0', '--quiet'], pin ? SERVER_CPU : undefined);
+    running.set('dcctl-serve', { child: serve, port: Number((await waitForOutput(serve, /listening on https:\/\/[^:]+:(\d+)/, 'dcctl serve'))[1]) });
+    const nodeTls = spawnNode(SCRIPT, ['--server-node', certFile, keyFile], pin ? SERVER_CPU : undefined);
+    running.set('node-tls', { child: nodeTls, port: (await nextMessage<{ port: number }>(nodeTls)).port });
+
+    console.log(
+      `# Full TLS 1.3 handshakes through the sidecar, per kind of client, and the baselines — ${new Date().toISOString()}\n` +
+        `P-256 certificate and DC; ${seconds}s x ${rounds} rounds, ${concurrency} lanes, our client as load; servers ${pin ? `pinned to core ${SERVER_CPU}, key server and load to core ${LOAD_CPU}` : 'not pinned (no taskset)'}; ` +
+        `node ${process.version}, ${cpus().length}x ${cpus()[0]?.model ?? 'cpu'}; load average before ${loadAverage()}\n`,
+    );
+    const results = new Map<string, Round[]>(CASES.map((c) => [c.name, []]));
+    for (let i = 0; i < rounds; i++) {
+      for (const c of i % 2 === 0 ? CASES : [...CASES].reverse()) {
+        results.get(c.name)!.push(await oneRound(c, running.get(c.server)!, keyServer.child.pid!, seconds, concurrency, pin));
+      }
+    }
+    report(results);
+    console.log(`\nload average after ${loadAverage()}`);
+  } finally {
+    for (const r of running.values()) r.child.kill('SIGTERM');
+    echo.close();
+    await keyServer.stop();
+    mtls.cleanup();
+    await rm(work, { recursive: true, force: true });
+  }
+}
+
+function report(results: Map<string, Round[]>): void {
+  const med = (name: string, f: (r: Round) => number): number => median(results.get(name)!.map(f));
+  const lines = [
+    '| case | handshakes/s | server CPU µs/handshake (median) | all rounds | key server CPU µs/handshake | server + key server µs | p50 ms | p99 ms | failed (wrong auth) |',
+    '| --- | ---: | ---: | --- | ---: | ---: | ---: | ---: | ---: |',
+  ];
+  for (const c of CASES) {
+    const rs = results.get(c.name)!;
+    const server = med(c.name, (r) => r.serverUs);
+    const ks = med(c.name, (r) => r.keyServerUs);
+    lines.push(
+      `| ${c.name} | ${fmt(med(c.name, (r) => r.rate))} | ${fmt(server)} | ${rs.map((r) => fmt(r.serverUs)).join(', ')} | ${fmt(ks)} | ${fmt(med(c.name, (r) => r.serverUs + r.keyServerUs))} | ` +
+        `${fmt(med(c.name, (r) => r.p50), 2)} | ${fmt(med(c.name, (r) => r.p99), 2)} | ${rs.reduce((a, r) => a + r.failed, 0)} (${rs.reduce((a, r) => a + r.wrongAuthentication, 0)}) |`,
+    );
+  }
+  console.log(lines.join('\n'));
+  // Ratios of the per-round medians of server CPU (and of p50 latency).
+  const [keyless, dc, localNode, localOurs, bare, bareDc, nodeTls] = CASES.map((c) => c.name) as [string, string, string, string, string, string, string];
+  const cpu = (n: string): number => med(n, (r) => r.serverUs);
+  const p50 = (n: string): number => med(n, (r) => r.p50);
+  const ratio = (a: number, b: number): string => `${fmt(a / b, 2)}x`;
+  console.log('\n| comparison (server CPU per handshake, medians) | ratio | difference µs | p50 latency ratio |');
+  console.log('| --- | ---: | ---: | ---: |');
+  const row = (label: string, a: string, b: string): void =>
+    console.log(`| ${label} | ${ratio(cpu(a), cpu(b))} | ${fmt(cpu(a) - cpu(b))} | ${ratio(p50(a), p50(b))} |`);
+  row('keyless (a) / local key, engine node (c)', keyless, localNode);
+  row("keyless (a) / local key, engine ours (c')", keyless, localOurs);
+  row('DC (b) / local key, engine node (c)', dc, localNode);
+  row("DC (b) / local key, engine ours (c')", dc, localOurs);
+  row("sidecar local key, engine ours (c') / bare dcctl serve (e): per-connection overhead", localOurs, bare);
+  row("sidecar DC (b) / bare dcctl serve DC (e')", dc, bareDc);
+  row('sidecar local key, engine node (c) / node:tls direct (d)', localNode, nodeTls);
+  row('keyless (a) / node:tls direct (d)', keyless, nodeTls);
+  row('bare dcctl serve (e) / node:tls direct (d)', bare, nodeTls);
+  const both = med(keyless, (r) => r.serverUs + r.keyServerUs);
+  console.log(`| keyless (a), sidecar + key server / local key, engine ours (c') | ${ratio(both, cpu(localOurs))} | ${fmt(both - cpu(localOurs))} | |`);
+}
+
+const role = process.argv[2];
+if (role === '--server-node') {
+  await serverRole('node', process.argv[3]!, process.argv[4]!, 'echo');
+} else if (role === '--load') {
+  const [port, seconds, concurrency] = process.argv.slice(3, 6).map(Number) as [number, number, number];
+  const dc = process.argv[6] === 'dc';
+  await handshakeLoadRole({ port, seconds, concurrency, offerDc: dc, expectDc: dc });
+} else {
+  await main();
+}
