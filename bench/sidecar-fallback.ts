@@ -4,14 +4,20 @@
  *
  *   - a client without DC support, served through keyless pull (`fallback: Keyless`): the
  *     CertificateVerify is signed by a real `dc-operator keyserver` process over mTLS on loopback;
- *   - a client that offers delegated_credential, served the DC by the same sidecar;
+ *   - a client that offers delegated_credential, served the DC (from the same bundle, by a second
+ *     sidecar process, so each process's CPU is one path's);
  *   - a client without DC support, served with a locally mounted key (`fallback: CertificateKey`,
  *     tls.key in the bundle), with each --certificate-engine (node, the default, and ours);
+ *   - with BENCH_COMPARE_BUILD=DIR (another build's dist/, e.g. a branch's), also case (a) through
+ *     that build's sidecar and key server, in the same rounds;
  * and the baselines without the sidecar, serving the same certificate (and DC) directly:
  *   - `dcctl serve` (our bare TLS stack: the sidecar's per-connection overhead is the difference),
  *   - node:tls (OpenSSL).
  *
  *   npx tsc -p tsconfig.json && node dist/bench/sidecar-fallback.js [seconds=4] [concurrency=16] [rounds=3]
+ *
+ * With BENCH_CPU_PROF_DIR=DIR, the sidecars and `dcctl serve` run under `node --cpu-prof` and
+ * write DIR/<server>.cpuprofile when they stop (bench/scripts/cpuprofile-top.mjs summarises one).
  *
  * Every server is its own process, started once and kept for all rounds: the sidecars
  * (`dc-operator sidecar`, each given only its bundle laid out as kubelet mounts it, with ..data),
@@ -40,9 +46,10 @@ import { canPin, fmt, loadAverage, median, nextMessage, percentile, send, server
 const SCRIPT = fileURLToPath(import.meta.url);
 const CLI = join(dirname(SCRIPT), '..', 'src', 'cli');
 const SERVER_CPU = 1;
+const PROFILE_DIR = process.env['BENCH_CPU_PROF_DIR'];
 const LOAD_CPU = 0;
 
-type ServerName = 'sidecar-keyless' | 'sidecar-local-node' | 'sidecar-local-ours' | 'dcctl-serve' | 'node-tls';
+type ServerName = 'sidecar-keyless' | 'sidecar-keyless-compared' | 'sidecar-dc' | 'sidecar-local-node' | 'sidecar-local-ours' | 'dcctl-serve' | 'node-tls';
 
 interface Case {
   readonly name: string;
@@ -52,9 +59,14 @@ interface Case {
   readonly sidecarMode?: 'keyless' | 'dc' | 'certificate';
 }
 
+/** Another build (its dist/ directory) whose sidecar and key server also serve case (a), e.g. a branch's. */
+const COMPARED_BUILD = process.env['BENCH_COMPARE_BUILD'];
+
+const KEYLESS_COMPARED: Case = { name: `(a*) sidecar, keyless pull, build ${COMPARED_BUILD ?? ''}`, server: 'sidecar-keyless-compared', offerDc: false, sidecarMode: 'keyless' };
 const CASES: readonly Case[] = [
   { name: '(a) sidecar, keyless pull (client without DC)', server: 'sidecar-keyless', offerDc: false, sidecarMode: 'keyless' },
-  { name: '(b) sidecar, DC (client offers DC)', server: 'sidecar-keyless', offerDc: true, sidecarMode: 'dc' },
+  ...(COMPARED_BUILD ? [KEYLESS_COMPARED] : []),
+  { name: '(b) sidecar, DC (client offers DC)', server: 'sidecar-dc', offerDc: true, sidecarMode: 'dc' },
   { name: '(c) sidecar, local tls.key, engine node (default)', server: 'sidecar-local-node', offerDc: false, sidecarMode: 'certificate' },
   { name: "(c') sidecar, local tls.key, engine ours", server: 'sidecar-local-ours', offerDc: false, sidecarMode: 'certificate' },
   { name: '(e) dcctl serve (bare src/tls), certificate key', server: 'dcctl-serve', offerDc: false },
@@ -66,6 +78,8 @@ interface Running {
   readonly child: ChildProcess;
   readonly port: number;
   readonly metricsPort?: number;
+  /** The key server this server pulls signatures from. */
+  readonly keyServerPid?: number;
 }
 
 /** `argv` as a process pinned to `cpu` (taskset execs it: the PID is the program's own). */
@@ -96,9 +110,14 @@ function waitForOutput(child: ChildProcess, pattern: RegExp, what: string): Prom
   });
 }
 
-async function startSidecar(bundleDir: string, upstreamPort: number, engine: 'node' | 'ours', pin: boolean): Promise<Running> {
+/** `node` with --cpu-prof when asked for, the profile named after the server. */
+function nodeArgv(name: ServerName): string[] {
+  return PROFILE_DIR ? [process.execPath, '--cpu-prof', '--cpu-prof-dir', PROFILE_DIR, '--cpu-prof-name', `${name}.cpuprofile`] : [process.execPath];
+}
+
+async function startSidecar(name: ServerName, bundleDir: string, upstreamPort: number, engine: 'node' | 'ours', pin: boolean, cli = CLI): Promise<Running> {
   const child = spawnPinned(
-    [process.execPath, join(CLI, 'dc-operator.js'), 'sidecar', '--dc-dir', bundleDir, '--listen', '127.0.0.1:0', '--upstream', String(upstreamPort),
+    [...nodeArgv(name), join(cli, 'dc-operator.js'), 'sidecar', '--dc-dir', bundleDir, '--listen', '127.0.0.1:0', '--upstream', String(upstreamPort),
       '--metrics-port', '0', '--metrics-host', '127.0.0.1', '--report-interval', '0', '--certificate-engine', engine],
     pin ? SERVER_CPU : undefined,
   );
@@ -127,16 +146,17 @@ interface Round {
   readonly wrongAuthentication: number;
 }
 
-async function oneRound(c: Case, s: Running, keyServerPid: number, seconds: number, concurrency: number, pin: boolean): Promise<Round> {
+async function oneRound(c: Case, s: Running, seconds: number, concurrency: number, pin: boolean): Promise<Round> {
+  const keyServerPid = s.keyServerPid;
   const load = spawnNode(SCRIPT, ['--load', String(s.port), String(seconds), String(concurrency), c.offerDc ? 'dc' : 'certificate'], pin ? LOAD_CPU : undefined);
   await nextMessage<string>(load); // warmed up
   const counted0 = c.sidecarMode && s.metricsPort ? await sidecarHandshakes(s.metricsPort, c.sidecarMode) : 0;
   const server0 = cpuSeconds(s.child.pid!);
-  const keyServer0 = cpuSeconds(keyServerPid);
+  const keyServer0 = keyServerPid ? cpuSeconds(keyServerPid) : 0;
   send(load, 'go');
   const r = await nextMessage<AuthenticatedLoadResult>(load);
   const serverCpu = cpuSeconds(s.child.pid!) - server0;
-  const keyServerCpu = cpuSeconds(keyServerPid) - keyServer0;
+  const keyServerCpu = keyServerPid ? cpuSeconds(keyServerPid) - keyServer0 : 0;
   if (c.sidecarMode && s.metricsPort) {
     const counted = (await sidecarHandshakes(s.metricsPort, c.sidecarMode)) - counted0;
     // The sidecar's own count says the handshakes went the way the case names (keyless, dc, certificate).
@@ -170,26 +190,41 @@ async function main(): Promise<void> {
   await writeFile(join(mtls.keysDir, 'leaf.pem'), pki.leaf.key.privateKeyPem);
   const keyServer = await startKeyServerProcess(mtls);
   if (pin) pinAllThreads(keyServer.child.pid!, LOAD_CPU);
+  const comparedKeyServer = COMPARED_BUILD ? await startKeyServerProcess(mtls, 0, join(COMPARED_BUILD, 'src', 'cli', 'dc-operator.js')) : undefined;
+  if (pin && comparedKeyServer) pinAllThreads(comparedKeyServer.child.pid!, LOAD_CPU);
   const echo = createServer({ allowHalfOpen: true }, (sock) => sock.on('error', () => undefined).pipe(sock));
   await new Promise<void>((r) => echo.listen(0, '127.0.0.1', 1024, r));
   const echoPort = (echo.address() as AddressInfo).port;
   const running = new Map<ServerName, Running>();
   try {
-    const keylessBundle = new KubeletVolume(join(work, 'bundle-keyless'));
-    await keylessBundle.write({
-      ...(await credentialFiles(pki, { algorithms: ['ecdsa_secp256r1_sha256'] })),
-      [BUNDLE_KEYS.fallback]: 'Keyless',
-      [BUNDLE_KEYS.keylessAddress]: `127.0.0.1:${keyServer.port}`,
-      [BUNDLE_KEYS.keylessCA]: mtls.ca,
-      [BUNDLE_KEYS.keylessClientCertificate]: mtls.client.cert,
-      [BUNDLE_KEYS.keylessClientKey]: mtls.client.key,
-    });
+    const dcFiles = await credentialFiles(pki, { algorithms: ['ecdsa_secp256r1_sha256'] });
+    const keylessBundle = async (name: string, keyServerPort: number): Promise<string> => {
+      const volume = new KubeletVolume(join(work, name));
+      await volume.write({
+        ...dcFiles,
+        [BUNDLE_KEYS.fallback]: 'Keyless',
+        [BUNDLE_KEYS.keylessAddress]: `127.0.0.1:${keyServerPort}`,
+        [BUNDLE_KEYS.keylessCA]: mtls.ca,
+        [BUNDLE_KEYS.keylessClientCertificate]: mtls.client.cert,
+        [BUNDLE_KEYS.keylessClientKey]: mtls.client.key,
+      });
+      return volume.dir;
+    };
     const localFiles: Record<string, string | Uint8Array> = { ...(await credentialFiles(pki, { algorithms: ['ecdsa_secp256r1_sha256'], certificateKey: true })), [BUNDLE_KEYS.fallback]: 'CertificateKey' };
     const localBundle = new KubeletVolume(join(work, 'bundle-local'));
     await localBundle.write(localFiles);
-    running.set('sidecar-keyless', await startSidecar(keylessBundle.dir, echoPort, 'node', pin));
-    running.set('sidecar-local-node', await startSidecar(localBundle.dir, echoPort, 'node', pin));
-    running.set('sidecar-local-ours', await startSidecar(localBundle.dir, echoPort, 'ours', pin));
+    // Keyless and DC clients of the same bundle go to two sidecar processes, so that each
+    // process's CPU (and profile) is one path's.
+    const keylessDir = await keylessBundle('bundle-keyless', keyServer.port);
+    running.set('sidecar-keyless', { ...(await startSidecar('sidecar-keyless', keylessDir, echoPort, 'node', pin)), keyServerPid: keyServer.child.pid! });
+    running.set('sidecar-dc', { ...(await startSidecar('sidecar-dc', keylessDir, echoPort, 'node', pin)), keyServerPid: keyServer.child.pid! });
+    if (COMPARED_BUILD && comparedKeyServer) {
+      const dir = await keylessBundle('bundle-keyless-compared', comparedKeyServer.port);
+      const s = await startSidecar('sidecar-keyless-compared', dir, echoPort, 'node', pin, join(COMPARED_BUILD, 'src', 'cli'));
+      running.set('sidecar-keyless-compared', { ...s, keyServerPid: comparedKeyServer.child.pid! });
+    }
+    running.set('sidecar-local-node', await startSidecar('sidecar-local-node', localBundle.dir, echoPort, 'node', pin));
+    running.set('sidecar-local-ours', await startSidecar('sidecar-local-ours', localBundle.dir, echoPort, 'ours', pin));
 
     const certFile = join(work, 'tls.crt');
     const keyFile = join(work, 'tls.key');
@@ -198,7 +233,7 @@ async function main(): Promise<void> {
     const dcDir = join(work, 'dc');
     await mkdir(dcDir);
     for (const suffix of ['cred', 'key']) await writeFile(join(dcDir, `ecdsa_secp256r1_sha256.${suffix}`), localFiles[`ecdsa_secp256r1_sha256.${suffix}`]!);
-    const serve = spawnPinned([process.execPath, join(CLI, 'dcctl.js'), 'serve', '--cert', certFile, '--key', keyFile, '--dc-dir', dcDir, '--port', '0', '--quiet'], pin ? SERVER_CPU : undefined);
+    const serve = spawnPinned([...nodeArgv('dcctl-serve'), join(CLI, 'dcctl.js'), 'serve', '--cert', certFile, '--key', keyFile, '--dc-dir', dcDir, '--port', '0', '--quiet'], pin ? SERVER_CPU : undefined);
     running.set('dcctl-serve', { child: serve, port: Number((await waitForOutput(serve, /listening on https:\/\/[^:]+:(\d+)/, 'dcctl serve'))[1]) });
     const nodeTls = spawnNode(SCRIPT, ['--server-node', certFile, keyFile], pin ? SERVER_CPU : undefined);
     running.set('node-tls', { child: nodeTls, port: (await nextMessage<{ port: number }>(nodeTls)).port });
@@ -211,15 +246,27 @@ async function main(): Promise<void> {
     const results = new Map<string, Round[]>(CASES.map((c) => [c.name, []]));
     for (let i = 0; i < rounds; i++) {
       for (const c of i % 2 === 0 ? CASES : [...CASES].reverse()) {
-        results.get(c.name)!.push(await oneRound(c, running.get(c.server)!, keyServer.child.pid!, seconds, concurrency, pin));
+        results.get(c.name)!.push(await oneRound(c, running.get(c.server)!, seconds, concurrency, pin));
       }
     }
     report(results);
     console.log(`\nload average after ${loadAverage()}`);
   } finally {
-    for (const r of running.values()) r.child.kill('SIGTERM');
+    // SIGTERM lets each server stop on its own (and write its profile); at most 30 s.
+    await Promise.all([...running.values()].map((r) => new Promise<void>((resolve) => {
+      const timer = setTimeout(() => {
+        r.child.kill('SIGKILL');
+        resolve();
+      }, 30_000);
+      r.child.once('exit', () => {
+        clearTimeout(timer);
+        resolve();
+      });
+      r.child.kill('SIGTERM');
+    })));
     echo.close();
     await keyServer.stop();
+    await comparedKeyServer?.stop();
     mtls.cleanup();
     await rm(work, { recursive: true, force: true });
   }
@@ -242,7 +289,10 @@ function report(results: Map<string, Round[]>): void {
   }
   console.log(lines.join('\n'));
   // Ratios of the per-round medians of server CPU (and of p50 latency).
-  const [keyless, dc, localNode, localOurs, bare, bareDc, nodeTls] = CASES.map((c) => c.name) as [string, string, string, string, string, string, string];
+  const named = (server: ServerName, offerDc = false): string => CASES.find((c) => c.server === server && c.offerDc === offerDc)!.name;
+  const [keyless, dc, localNode, localOurs, bare, bareDc, nodeTls] = [
+    named('sidecar-keyless'), named('sidecar-dc', true), named('sidecar-local-node'), named('sidecar-local-ours'), named('dcctl-serve'), named('dcctl-serve', true), named('node-tls'),
+  ];
   const cpu = (n: string): number => med(n, (r) => r.serverUs);
   const p50 = (n: string): number => med(n, (r) => r.p50);
   const ratio = (a: number, b: number): string => `${fmt(a / b, 2)}x`;
@@ -261,6 +311,12 @@ function report(results: Map<string, Round[]>): void {
   row('bare dcctl serve (e) / node:tls direct (d)', bare, nodeTls);
   const both = med(keyless, (r) => r.serverUs + r.keyServerUs);
   console.log(`| keyless (a), sidecar + key server / local key, engine ours (c') | ${ratio(both, cpu(localOurs))} | ${fmt(both - cpu(localOurs))} | |`);
+  if (COMPARED_BUILD) {
+    row('keyless, compared build (a*) / this build (a), sidecar', KEYLESS_COMPARED.name, keyless);
+    const ks = (n: string): number => med(n, (r) => r.keyServerUs);
+    console.log(`| keyless, compared build (a*) / this build (a), key server | ${ratio(ks(KEYLESS_COMPARED.name), ks(keyless))} | ${fmt(ks(KEYLESS_COMPARED.name) - ks(keyless))} | |`);
+    row("keyless, compared build (a*) / local key, engine ours (c')", KEYLESS_COMPARED.name, localOurs);
+  }
 }
 
 const role = process.argv[2];
