@@ -10,7 +10,7 @@
  * own process pinned to core 1, serving one DC set at a time (or none); the load process, pinned
  * to core 0, opens fresh connections with OUR client (node:tls cannot offer extension 34) for all
  * four cases: same ClientConfig, x25519, extension 34 offered, every credential verified with the
- * RFC 9345 receiver rules, no session reuse; it writes 32 bytes and waits for the echo (bench/handshake-load.ts), on
+ * RFC 9345 receiver rules, no session reuse; it writes 32 bytes and waits for the echo (bench/handshake-support.ts), on
  * `concurrency` lanes. A handshake authenticated differently than the case expects (a DC where
  * none should be, or the certificate key where a DC should be) counts as failed. Servers
  * alternate round by round. Reported: medians over rounds of handshakes/s, server CPU ms per
@@ -27,7 +27,7 @@ import {
   parseCertificateChain,
   readCredentialDirectory,
 } from '../src/tls/delegated/index.js';
-import { handshakeLoadRole, type AuthenticatedLoadResult } from './handshake-load.js';
+import { handshakeLoadRole, type AuthenticatedLoadResult } from './handshake-support.js';
 import {
   canPin,
   fmt,

@@ -22,7 +22,7 @@
  * Every server is its own process, started once and kept for all rounds: the sidecars
  * (`dc-operator sidecar`, each given only its bundle laid out as kubelet mounts it, with ..data),
  * `dcctl serve` and node:tls pinned to core 1; the key server and the load pinned to core 0 (the
- * key server's CPU is still its own). The load (bench/handshake-load.ts) is OUR client, the same for
+ * key server's CPU is still its own). The load (bench/handshake-support.ts) is OUR client, the same for
  * every case, offering extension 34 only for the DC cases; a handshake authenticated otherwise
  * than the case says counts as failed. The sidecars proxy to an echo app in this process.
  * Server and key server CPU per handshake: user+system from /proc/PID/stat over the measured
@@ -39,7 +39,7 @@ import { BUNDLE_KEYS } from '../src/operator/api/serving-bundle.js';
 import { makeKeylessPki } from '../test/unit/keyless/pki.js';
 import { credentialFiles, makePki } from '../test/unit/sidecar/fixtures.js';
 import { KubeletVolume } from '../test/unit/sidecar/kubelet-volume.js';
-import { handshakeLoadRole, type AuthenticatedLoadResult } from './handshake-load.js';
+import { handshakeLoadRole, type AuthenticatedLoadResult } from './handshake-support.js';
 import { cpuSeconds, startKeyServerProcess } from './keyless-support.js';
 import { canPin, fmt, loadAverage, median, nextMessage, percentile, send, serverRole, spawnNode } from './tls-support.js';
 
