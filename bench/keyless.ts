@@ -17,7 +17,6 @@
  */
 import { execFileSync } from 'node:child_process';
 import { createHash, createPrivateKey, sign as cryptoSign } from 'node:crypto';
-import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { cpus, loadavg } from 'node:os';
 import { parseArgs } from 'node:util';
@@ -30,7 +29,7 @@ import type { SignRequest } from '../src/keyless/sign-request.js';
 import { computeSki } from '../src/keyless/ski.js';
 import { SignatureScheme } from '../src/tls/constants.js';
 import { makeKeylessPki, type KeylessPki, type SigningKeyName } from '../test/unit/keyless/pki.js';
-import { fmt, median, quantile, startKeyServerProcess } from './keyless-support.js';
+import { cpuSeconds, fmt, median, quantile, startKeyServerProcess } from './keyless-support.js';
 
 const { values: args } = parseArgs({
   options: {
@@ -86,13 +85,6 @@ const ALGORITHMS: ReadonlyArray<Algorithm & { readonly baselineAs?: Algorithm }>
 
 /** What a TLS 1.3 server would send: CertificateVerify content is ~130 bytes. */
 const MESSAGE = Buffer.concat([Buffer.alloc(64, 0x20), Buffer.from('TLS 1.3, server CertificateVerify\0'), Buffer.alloc(32, 0xab)]);
-
-const CLK_TCK = 100; // Linux USER_HZ
-function cpuSeconds(pid: number): number {
-  const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
-  const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-  return (Number(fields[11]) + Number(fields[12])) / CLK_TCK; // utime, stime
-}
 
 function payloadFor(alg: Algorithm, i: number): Uint8Array {
   const msg = Buffer.concat([MESSAGE, Buffer.from(String(i))]);
