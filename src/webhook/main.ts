@@ -22,6 +22,7 @@ import {
   type ServingCertificateSource,
 } from './serving-certs.js';
 import { DEFAULT_CONFIGURATION_NAME } from './webhook-configuration.js';
+import { serviceDnsNames } from '../pki/certs.js';
 
 export interface WebhookOptions {
   /** Defaults to the in-cluster service account or $KUBECONFIG. */
@@ -84,10 +85,6 @@ export function defaultLogger(): Logger {
     defaultMeta: { component: 'webhook' },
     transports: [new winston.transports.Console()],
   });
-}
-
-export function serviceDnsNames(service: string, namespace: string): string[] {
-  return [service, `${service}.${namespace}`, `${service}.${namespace}.svc`, `${service}.${namespace}.svc.cluster.local`];
 }
 
 function withTimeout<T>(promise: Promise<T>, ms: number, what: string): Promise<T> {

@@ -2,7 +2,7 @@
 // pod or namespace name. The serving certificate's expiry is read at scrape time from what is
 // being served, so it is never stale.
 import { Counter, Gauge, Histogram, Registry } from 'prom-client';
-import { certValidity } from './certs.js';
+import { certValidity } from '../pki/certs.js';
 import type { AdmissionResult } from './admission.js';
 
 export class WebhookMetrics {

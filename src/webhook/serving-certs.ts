@@ -15,18 +15,8 @@ import { X509Certificate, createPrivateKey } from 'node:crypto';
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { AdmissionregistrationV1Api, CoreV1Api, V1Secret } from '@kubernetes/client-node';
-import {
-  CA_LIFETIME_MS,
-  SERVING_LIFETIME_MS,
-  certValidity,
-  createCa,
-  createServingCert,
-  normalizePem,
-  pruneExpired,
-  renewalTime,
-  splitPemCertificates,
-  type KeyedCertificate,
-} from './certs.js';
+import { CA_LIFETIME_MS, SERVING_LIFETIME_MS, createServingCert, renewalTime, type KeyedCertificate } from '../pki/certs.js';
+import { ensureCa, parseCaSecret as parseWebhookCa, type CaSecretLayout, type StoredCa } from '../pki/ca-secret.js';
 import { syncCaBundle } from './webhook-configuration.js';
 
 export interface ServingMaterial {
@@ -46,31 +36,6 @@ export interface Logger {
 }
 
 export const DEFAULT_CA_SECRET_NAME = 'dc-operator-webhook-ca';
-const CA_CERT_KEY = 'tls.crt';
-const CA_KEY_KEY = 'tls.key';
-const CA_BUNDLE_KEY = 'ca-bundle.crt';
-
-/** The CA as kept in its Secret: the signing CA and every CA still trusted (newest first). */
-export interface StoredCa {
-  ca: KeyedCertificate;
-  bundle: string[];
-  resourceVersion?: string;
-}
-
-export type CaAction = 'create' | 'rotate' | 'keep';
-
-/** Pure: what to do with the stored CA at `now`. */
-export function decideCaAction(stored: StoredCa | undefined, now: Date): CaAction {
-  if (!stored) return 'create';
-  return now.getTime() >= renewalTime(stored.ca).getTime() ? 'rotate' : 'keep';
-}
-
-/** Pure apart from key generation: a fresh CA, and a bundle trusting it and the unexpired old ones. */
-export async function nextCa(previous: StoredCa | undefined, now: Date, lifetimeMs = CA_LIFETIME_MS): Promise<StoredCa> {
-  const ca = await createCa('dc-operator webhook CA', now, lifetimeMs);
-  const bundle = pruneExpired([ca.certPem, ...(previous?.bundle ?? [])], now);
-  return { ca, bundle };
-}
 
 export type ServingDecision = 'keep' | 'issue' | 'wait-for-trust';
 
@@ -103,48 +68,19 @@ export function decideServing(
   return now.getTime() >= renewalTime(serving.cert).getTime() ? 'issue' : 'keep';
 }
 
-function decode(secret: V1Secret, key: string): string | undefined {
-  const b64 = secret.data?.[key];
-  return b64 === undefined ? undefined : Buffer.from(b64, 'base64').toString('utf8');
-}
+/** The webhook CA's Secret: a kubernetes.io/tls Secret, the trusted bundle under a key of its own. */
+export const WEBHOOK_CA_LAYOUT: CaSecretLayout = {
+  certKey: 'tls.crt',
+  keyKey: 'tls.key',
+  bundleKey: 'ca-bundle.crt',
+  type: 'kubernetes.io/tls',
+  labels: { 'app.kubernetes.io/name': 'dc-operator', 'app.kubernetes.io/component': 'webhook' },
+  commonName: 'dc-operator webhook CA',
+};
 
-/** Reads a CA Secret; an unreadable one counts as absent (it will be replaced, with a warning). */
+/** Reads the webhook's CA Secret; an unreadable one counts as absent (it will be replaced, with a warning). */
 export function parseCaSecret(secret: V1Secret): StoredCa | undefined {
-  const rawCert = decode(secret, CA_CERT_KEY);
-  const rawKey = decode(secret, CA_KEY_KEY);
-  if (!rawCert || !rawKey) return undefined;
-  const certPem = normalizePem(rawCert);
-  const keyPem = normalizePem(rawKey);
-  try {
-    const x = new X509Certificate(certPem);
-    if (!x.ca || !x.checkPrivateKey(createPrivateKey(keyPem))) return undefined;
-    const validity = certValidity(certPem);
-    const bundlePem = decode(secret, CA_BUNDLE_KEY) ?? certPem;
-    const bundle = splitPemCertificates(bundlePem);
-    return { ca: { certPem, keyPem, ...validity }, bundle: bundle.length > 0 ? bundle : [certPem], resourceVersion: secret.metadata?.resourceVersion };
-  } catch {
-    return undefined;
-  }
-}
-
-function caSecretBody(name: string, namespace: string, stored: StoredCa): V1Secret {
-  const b64 = (s: string): string => Buffer.from(s).toString('base64');
-  return {
-    apiVersion: 'v1',
-    kind: 'Secret',
-    type: 'kubernetes.io/tls',
-    metadata: {
-      name,
-      namespace,
-      labels: { 'app.kubernetes.io/name': 'dc-operator', 'app.kubernetes.io/component': 'webhook' },
-      ...(stored.resourceVersion ? { resourceVersion: stored.resourceVersion } : {}),
-    },
-    data: { [CA_CERT_KEY]: b64(stored.ca.certPem), [CA_KEY_KEY]: b64(stored.ca.keyPem), [CA_BUNDLE_KEY]: b64(stored.bundle.join('')) },
-  };
-}
-
-function statusCode(err: unknown): number | undefined {
-  return (err as { code?: number }).code;
+  return parseWebhookCa(secret, WEBHOOK_CA_LAYOUT);
 }
 
 export interface SelfBootstrapOptions {
@@ -214,35 +150,27 @@ export class SelfBootstrappedCertificates implements ServingCertificateSource {
   /** Reads the CA Secret, creating or rotating the CA when due; concurrent replicas converge on one. */
   private async ensureCa(): Promise<StoredCa> {
     const { core, namespace } = this.opts;
-    for (let attempt = 0; attempt < 5; attempt++) {
-      let secret: V1Secret | undefined;
-      try {
-        secret = await core.readNamespacedSecret({ name: this.secretName, namespace });
-      } catch (err) {
-        if (statusCode(err) !== 404) throw err;
-      }
-      const stored = secret ? parseCaSecret(secret) : undefined;
-      if (secret && !stored) this.opts.log.warn('CA Secret is unreadable; replacing it', { secret: `${namespace}/${this.secretName}` });
-      const now = this.now();
-      const action = decideCaAction(stored, now);
-      if (action === 'keep' && stored) return stored;
-
-      const next = await nextCa(stored, now, this.opts.caLifetimeMs ?? CA_LIFETIME_MS);
-      try {
-        if (!secret) {
-          await core.createNamespacedSecret({ namespace, body: caSecretBody(this.secretName, namespace, next) });
-        } else {
-          next.resourceVersion = secret.metadata?.resourceVersion;
-          await core.replaceNamespacedSecret({ name: this.secretName, namespace, body: caSecretBody(this.secretName, namespace, next) });
-        }
-        this.opts.log.info(action === 'create' ? 'created webhook CA' : 'rotated webhook CA', { notAfter: next.ca.notAfter.toISOString(), trusted: next.bundle.length });
-        return next;
-      } catch (err) {
-        // Another replica created or rotated it first: read theirs and go round again.
-        if (statusCode(err) !== 409) throw err;
-      }
-    }
-    throw new Error(`could not settle the CA Secret ${namespace}/${this.secretName} after 5 attempts (write conflicts)`);
+    const name = this.secretName;
+    return ensureCa({
+      access: {
+        read: async () => {
+          try {
+            return await core.readNamespacedSecret({ name, namespace });
+          } catch (err) {
+            if ((err as { code?: number }).code === 404) return undefined;
+            throw err;
+          }
+        },
+        create: (body) => core.createNamespacedSecret({ namespace, body }),
+        replace: (body) => core.replaceNamespacedSecret({ name, namespace, body }),
+      },
+      name,
+      namespace,
+      layout: WEBHOOK_CA_LAYOUT,
+      now: this.now,
+      lifetimeMs: this.opts.caLifetimeMs ?? CA_LIFETIME_MS,
+      log: this.opts.log,
+    });
   }
 }
 

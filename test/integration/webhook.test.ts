@@ -22,7 +22,7 @@ import { createTestNamespace, testKubeConfig, uniqueName, type TestNamespace } f
 import { applyCrds } from './operator-fixtures.js';
 import { runWebhook, type RunningWebhook } from '../../src/webhook/main.js';
 import { admit } from '../../src/webhook/admission.js';
-import { createCa, createServingCert, type KeyedCertificate } from '../../src/webhook/certs.js';
+import { createCa, createServingCert, type KeyedCertificate } from '../../src/pki/certs.js';
 import { DEFAULT_SIDECAR_CONFIG, LABEL_SIDECAR, LABEL_SIDECAR_VALUE, SIDECAR_CONTAINER_NAME } from '../../src/webhook/config.js';
 import type { JsonValue } from '../../src/webhook/json-patch.js';
 import { buildMutatingWebhookConfiguration } from '../../src/webhook/webhook-configuration.js';

@@ -12,8 +12,9 @@ import {
   pruneExpired,
   renewalTime,
   splitPemCertificates,
-} from '../../../src/webhook/certs.js';
-import { DirectoryCertificates, decideCaAction, decideServing, nextCa, parseCaSecret } from '../../../src/webhook/serving-certs.js';
+} from '../../../src/pki/certs.js';
+import { DirectoryCertificates, decideServing, parseCaSecret } from '../../../src/webhook/serving-certs.js';
+import { decideCaAction, nextCa } from '../../../src/pki/ca-secret.js';
 
 const DAY = 24 * 60 * 60 * 1000;
 const t0 = new Date('2026-01-01T00:00:00Z');

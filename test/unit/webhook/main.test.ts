@@ -5,7 +5,7 @@ import { request } from 'node:https';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { KubeConfig } from '@kubernetes/client-node';
-import { createCa, createServingCert } from '../../../src/webhook/certs.js';
+import { createCa, createServingCert } from '../../../src/pki/certs.js';
 import { runWebhook } from '../../../src/webhook/main.js';
 import type { Logger } from '../../../src/webhook/serving-certs.js';
 

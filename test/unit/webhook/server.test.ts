@@ -4,7 +4,7 @@ import fc from 'fast-check';
 import { request as httpsRequest } from 'node:https';
 import type { TLSSocket } from 'node:tls';
 import { X509Certificate } from 'node:crypto';
-import { createCa, createServingCert, type KeyedCertificate } from '../../../src/webhook/certs.js';
+import { createCa, createServingCert, type KeyedCertificate } from '../../../src/pki/certs.js';
 import { createWebhookServer, type WebhookServer } from '../../../src/webhook/server.js';
 import type { AdmissionRequest } from '../../../src/webhook/admission-types.js';
 import type { Logger } from '../../../src/webhook/serving-certs.js';

@@ -1,7 +1,8 @@
-// Certificates for the webhook's HTTPS endpoint: a small private CA (its certificate goes into the
-// MutatingWebhookConfiguration's caBundle) and a serving certificate it signs for the Service's DNS
-// names. ECDSA P-256, made with @peculiar/x509 over node's WebCrypto. Pure apart from randomness:
-// the time is always passed in.
+// The small private CAs dc-operator bootstraps for itself, and what they sign: the webhook's
+// serving certificate (its CA goes into the MutatingWebhookConfiguration's caBundle), the key
+// server's serving certificate and the keyless client identities of sidecars and the controller.
+// ECDSA P-256, made with @peculiar/x509 over node's WebCrypto. Pure apart from randomness: the
+// time is always passed in.
 
 import 'reflect-metadata'; // @peculiar/x509 2.x needs the Reflect polyfill loaded first
 import * as x509 from '@peculiar/x509';
@@ -111,6 +112,49 @@ export async function createServingCert(ca: KeyedCertificate, req: ServingCertRe
     ],
   });
   return { certPem: normalizePem(cert.toString('pem')), keyPem: normalizePem(await privateKeyPem(keys.privateKey)), notBefore, notAfter };
+}
+
+export interface ClientCertRequest {
+  /** The identity, as the certificate's only SAN (a SPIFFE ID). */
+  uri: string;
+  now: Date;
+  /** Capped at the CA's notAfter. */
+  notAfter: Date;
+}
+
+/** A TLS client certificate (clientAuth only) naming one identity by URI SAN, signed by `ca`. */
+export async function createClientCert(ca: KeyedCertificate, req: ClientCertRequest): Promise<KeyedCertificate> {
+  const caCert = new x509.X509Certificate(ca.certPem);
+  const keys = await generateKeys();
+  const notBefore = new Date(req.now.getTime() - BACKDATE_MS);
+  const notAfter = new Date(Math.min(req.notAfter.getTime(), caCert.notAfter.getTime()));
+  if (notAfter.getTime() <= req.now.getTime()) throw new Error(`a client certificate for ${req.uri} would be expired at once (notAfter ${notAfter.toISOString()})`);
+  const cert = await x509.X509CertificateGenerator.create({
+    serialNumber: serialNumber(),
+    // The subject says nothing the key server relies on: authorization reads the URI SAN only.
+    subject: new x509.Name([{ O: ['dc-operator'] }]),
+    issuer: caCert.subjectName,
+    notBefore,
+    notAfter,
+    signingAlgorithm: ALGORITHM,
+    publicKey: keys.publicKey,
+    signingKey: await importPrivateKey(ca.keyPem),
+    extensions: [
+      new x509.BasicConstraintsExtension(false, undefined, true),
+      new x509.KeyUsagesExtension(x509.KeyUsageFlags.digitalSignature, true),
+      new x509.ExtendedKeyUsageExtension([x509.ExtendedKeyUsage.clientAuth]),
+      // An empty subject makes the SAN extension critical (RFC 5280 §4.2.1.6); we keep O, so it need not be.
+      new x509.SubjectAlternativeNameExtension([{ type: 'url', value: req.uri }]),
+      await x509.SubjectKeyIdentifierExtension.create(keys.publicKey),
+      await x509.AuthorityKeyIdentifierExtension.create(caCert),
+    ],
+  });
+  return { certPem: normalizePem(cert.toString('pem')), keyPem: normalizePem(await privateKeyPem(keys.privateKey)), notBefore, notAfter };
+}
+
+/** The DNS names a Service answers to inside the cluster, shortest first. */
+export function serviceDnsNames(service: string, namespace: string): string[] {
+  return [service, `${service}.${namespace}`, `${service}.${namespace}.svc`, `${service}.${namespace}.svc.cluster.local`];
 }
 
 /** The moment a certificate should be replaced: RENEW_FRACTION of the way through its validity. */
