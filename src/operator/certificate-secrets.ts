@@ -22,7 +22,9 @@ export const CERTIFICATE_SECRET_SELECTOR = 'type=kubernetes.io/tls';
 
 export function projectCertificateSecret(secret: V1Secret): CertificateSecretProjection {
   const crt = secret.data?.['tls.crt'];
-  const meta = { namespace: secret.metadata?.namespace ?? '', name: secret.metadata?.name ?? '', resourceVersion: secret.metadata?.resourceVersion ?? '' };
+  // Only whether tls.key is there (fallback CertificateKey copies it at issue time); never the key.
+  const hasKey = (secret.data?.['tls.key'] ?? '') !== '';
+  const meta = { namespace: secret.metadata?.namespace ?? '', name: secret.metadata?.name ?? '', resourceVersion: secret.metadata?.resourceVersion ?? '', hasKey };
   if (crt === undefined) return { ...meta, chainPem: undefined, privateKeyLabels: [] };
   const text = Buffer.from(crt, 'base64').toString('utf8');
   try {

@@ -2,7 +2,7 @@
 // callers compare the result to decide whether a status write is needed at all.
 import type { Condition } from './api/v1alpha1.js';
 
-export type ConditionType = 'Ready' | 'Issuing' | 'SignerReady';
+export type ConditionType = 'Ready' | 'Issuing' | 'SignerReady' | 'FallbackReady';
 export type ConditionStatus = Condition['status'];
 
 export interface DesiredCondition {

@@ -10,6 +10,9 @@ import type { CryptoPort } from './crypto.js';
 import { Informer, NamespacedInformers, objectKey } from './informer.js';
 import { KeySecretWatches, keySecretOf } from './key-secrets.js';
 import { KeylessSigners } from './keyless.js';
+import { KeylessIdentity } from './keyless-identity.js';
+import { fallbackOf } from './fallback.js';
+import { DEFAULT_TRUST_DOMAIN } from './api/serving-bundle.js';
 import { updateSignerStatus, type KubeClient } from './kube.js';
 import { MANAGED_SELECTOR, OWNER_LABEL } from './output-secret.js';
 import type { EventRecorder, IssueMetrics, Listers, Logger } from './ports.js';
@@ -35,6 +38,18 @@ export interface ControllerDeps {
   keylessPingMinMs?: number;
   keylessPingMaxMs?: number;
   workers?: number;
+  /** The keyless fallback: the in-cluster key server, the CA and the identities (keyless-identity.ts). */
+  keylessFallback?: KeylessFallbackOptions;
+}
+
+export interface KeylessFallbackOptions {
+  /** host:port of the in-cluster key server; empty: none (fallback Keyless reports NoKeyServer). */
+  keyServerAddress?: string;
+  trustDomain?: string;
+  caSecretName?: string;
+  servingSecretName?: string;
+  probeIntervalMs?: number;
+  maintenanceIntervalMs?: number;
 }
 
 /** Index: dependency key → keys of the DelegatedCredentials that use it. */
@@ -99,6 +114,7 @@ export class Controller {
   readonly certificateSecrets: CertificateSecrets;
   readonly keyless: KeylessSigners;
   readonly keySecrets: KeySecretWatches;
+  readonly keylessIdentity: KeylessIdentity;
   private readonly signerStatus: SignerStatusWriter;
   private readonly reconciler: Reconciler;
   private readonly index = new ReverseIndex();
@@ -167,6 +183,23 @@ export class Controller {
       ...(deps.keylessPingMinMs !== undefined ? { pingMinMs: deps.keylessPingMinMs } : {}),
       ...(deps.keylessPingMaxMs !== undefined ? { pingMaxMs: deps.keylessPingMaxMs } : {}),
     });
+    const fallback = deps.keylessFallback ?? {};
+    this.keylessIdentity = new KeylessIdentity({
+      api: kube,
+      namespace: deps.operatorNamespace,
+      keyServerAddress: fallback.keyServerAddress,
+      trustDomain: fallback.trustDomain ?? DEFAULT_TRUST_DOMAIN,
+      clock,
+      log,
+      ...(fallback.caSecretName !== undefined ? { caSecretName: fallback.caSecretName } : {}),
+      ...(fallback.servingSecretName !== undefined ? { servingSecretName: fallback.servingSecretName } : {}),
+      ...(fallback.probeIntervalMs !== undefined ? { probeIntervalMs: fallback.probeIntervalMs } : {}),
+      ...(fallback.maintenanceIntervalMs !== undefined ? { maintenanceIntervalMs: fallback.maintenanceIntervalMs } : {}),
+      // The CA bundle or the key server's readiness changed: only fallback Keyless depends on them.
+      onChange: () => {
+        for (const dc of this.credentials.list()) if (fallbackOf(dc) === 'Keyless') this.queue.add(objectKey(dc));
+      },
+    });
     this.reconciler = new Reconciler({
       listers,
       api: kube,
@@ -178,6 +211,7 @@ export class Controller {
       operatorNamespace: deps.operatorNamespace,
       clusterResourceNamespace: deps.clusterResourceNamespace ?? deps.operatorNamespace,
       keyless: this.keyless,
+      keylessIdentity: this.keylessIdentity,
       signerHealth: (h) => this.signerStatus.report(h),
       primeSecret: (s) => {
         this.outputSecrets.prime(s);
@@ -231,6 +265,7 @@ export class Controller {
   }
 
   start(): void {
+    this.keylessIdentity.start();
     this.keySecrets.start();
     this.outputSecrets.start();
     this.signers.start();
@@ -240,7 +275,9 @@ export class Controller {
     const n = this.deps.workers ?? 4;
     // Workers start once the dependency caches are filled: a reconcile against an empty output
     // Secret cache would see every Secret as missing and issue everything again.
-    const synced = Promise.all([this.outputSecrets.synced, this.signers.synced, this.clusterSigners.synced, this.credentials.synced]);
+    // And once the keyless CA has been loaded (or failed to): else every Keyless bundle would be
+    // written without its identity first and rewritten a moment later.
+    const synced = Promise.all([this.outputSecrets.synced, this.signers.synced, this.clusterSigners.synced, this.credentials.synced, this.keylessIdentity.settled]);
     const ready = Promise.race([synced, this.stopping]);
     this.workers = Array.from({ length: n }, () => ready.then(() => this.work()));
   }
@@ -325,6 +362,7 @@ export class Controller {
     this.queue.shutdown();
     await Promise.all([this.credentials.stop(), this.signers.stop(), this.clusterSigners.stop(), this.outputSecrets.stop(), this.namespaces.stop(), this.certificateSecrets.stop(), this.keySecrets.stop()]);
     await Promise.allSettled(this.workers);
+    await this.keylessIdentity.stop();
     await this.keyless.close();
   }
 }

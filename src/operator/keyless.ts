@@ -46,6 +46,8 @@ export interface SignerHealth {
 export interface KeylessPort {
   /** A Signer for this certificate through the signer's shared client; throws ReconcileFailure. */
   signer(plan: KeylessPlan, certificate: CertificateFacts): Promise<Signer>;
+  /** Health of a signer's key server as last observed (undefined: never used). */
+  healthOf?(signerId: string): boolean | undefined;
 }
 
 export interface KeylessSignersOptions {

@@ -3,7 +3,7 @@
 import { hostname } from 'node:os';
 import { randomBytes } from 'node:crypto';
 import { systemClock, type Clock } from './clock.js';
-import { Controller } from './controller.js';
+import { Controller, type KeylessFallbackOptions } from './controller.js';
 import { tlsCrypto, type CryptoPort } from './crypto.js';
 import { startHttpServer } from './http.js';
 import { KubeClient, KubeEventRecorder, PooledKubeConfig } from './kube.js';
@@ -29,6 +29,8 @@ export interface ControllerOptions {
   /** Ping loop of an unhealthy keyless signer: first and largest interval (default 5 s, 60 s). */
   keylessPingMinMs?: number;
   keylessPingMaxMs?: number;
+  /** The keyless fallback: in-cluster key server address, trust domain, CA and serving Secret names. */
+  keylessFallback?: KeylessFallbackOptions;
   metricsPort: number;
   metricsHost?: string;
   /** Default true. Off: this process acts as leader at once (single replica, tests). */
@@ -105,6 +107,7 @@ export async function runController(opts: ControllerOptions): Promise<Controller
       keylessPingMinMs: opts.keylessPingMinMs,
       keylessPingMaxMs: opts.keylessPingMaxMs,
       workers: opts.workers,
+      ...(opts.keylessFallback !== undefined ? { keylessFallback: opts.keylessFallback } : {}),
     });
     const current = controller;
     metrics.attach({

@@ -5,7 +5,8 @@ import type { V1Secret } from '@kubernetes/client-node';
 import type { Algorithm, DelegatedCredential, DelegatedCredentialSpec } from './api/v1alpha1.js';
 import { API_VERSION, GROUP } from './api/v1alpha1.js';
 import { certificatesOfPem } from '../tls/x509/index.js';
-import { BUNDLE_KEYS, credentialKey, privateKeyKey } from './api/serving-bundle.js';
+import { BUNDLE_KEYS, DEFAULT_FALLBACK, credentialKey, privateKeyKey, type Fallback } from './api/serving-bundle.js';
+import type { StoredFallback } from './fallback.js';
 
 export const OUTPUT_SECRET_TYPE = `${GROUP}/delegated-credential`;
 export const MANAGED_BY_LABEL = 'app.kubernetes.io/managed-by';
@@ -34,6 +35,8 @@ export function issuanceSpecHash(spec: DelegatedCredentialSpec): string {
     validity: spec.validity,
     signerRef: spec.signerRef ?? null,
     certificate: spec.certificateSecretRef.name,
+    // It decides which parts the bundle holds.
+    fallback: spec.fallback ?? DEFAULT_FALLBACK,
   };
   return sha256Hex(Buffer.from(JSON.stringify(relevant))).slice(0, 32);
 }
@@ -47,8 +50,17 @@ export interface IssuedCredential {
   publicKeySpki: Uint8Array;
 }
 
+/** The fallback parts of the bundle (see fallback.ts for which fallback holds what). */
+export interface FallbackMaterial {
+  fallback: Fallback;
+  keyless?: { address: string; caPem: string; clientCertPem: string; clientKeyPem: string };
+  /** Only with fallback CertificateKey: tls.key of the certificate Secret. */
+  certificateKeyPem?: string;
+}
+
 export interface BuildOutputSecret {
   dc: DelegatedCredential;
+  fallback: FallbackMaterial;
   chainPem: string;
   certificateFingerprint: string;
   credentials: readonly IssuedCredential[];
@@ -67,6 +79,20 @@ export function buildOutputSecret(input: BuildOutputSecret): V1Secret {
   for (const c of input.credentials) {
     data[credentialKey(c.algorithm)] = Buffer.from(c.credential).toString('base64');
     data[privateKeyKey(c.algorithm)] = Buffer.from(c.privateKeyPem).toString('base64');
+  }
+  const { fallback } = input;
+  data[BUNDLE_KEYS.fallback] = Buffer.from(fallback.fallback).toString('base64');
+  if (fallback.keyless !== undefined) {
+    const k = fallback.keyless;
+    data[BUNDLE_KEYS.keylessAddress] = Buffer.from(k.address).toString('base64');
+    data[BUNDLE_KEYS.keylessCA] = Buffer.from(k.caPem).toString('base64');
+    data[BUNDLE_KEYS.keylessClientCertificate] = Buffer.from(k.clientCertPem).toString('base64');
+    data[BUNDLE_KEYS.keylessClientKey] = Buffer.from(k.clientKeyPem).toString('base64');
+  }
+  if (fallback.certificateKeyPem !== undefined) {
+    // The one place the certificate key is written, and only when the spec asked for it.
+    if (fallback.fallback !== 'CertificateKey' || dc.spec.fallback !== 'CertificateKey') throw new Error('internal error: refusing to write the certificate key into an output Secret whose fallback is not CertificateKey');
+    data[BUNDLE_KEYS.certificateKey] = Buffer.from(fallback.certificateKeyPem).toString('base64');
   }
   const existingMeta = input.existing?.metadata;
   return {
@@ -134,6 +160,8 @@ export type OutputView =
       credentials: StoredCredential[];
       /** Human-readable problems with stored credentials (corrupted, edited, mismatched keys). */
       problems: string[];
+      /** The fallback parts as stored (fallback.ts judges them). */
+      fallback: StoredFallback;
     };
 
 function decoded(secret: V1Secret, key: string): Buffer | undefined {
@@ -169,6 +197,7 @@ export function viewOutputSecret(
   const issuedAtText = annotations[ANNOTATIONS.issuedAt];
   const issuedAt = issuedAtText === undefined || Number.isNaN(Date.parse(issuedAtText)) ? undefined : new Date(issuedAtText);
   const chain = readChain(decoded(secret, CHAIN_KEY)?.toString('utf8'));
+  const text = (key: string): string | undefined => decoded(secret, key)?.toString('utf8');
   const credentials: StoredCredential[] = [];
   const problems: string[] = [];
   for (const algorithm of wanted) {
@@ -194,6 +223,14 @@ export function viewOutputSecret(
     extraAlgorithms,
     credentials,
     problems,
+    fallback: {
+      value: text(BUNDLE_KEYS.fallback),
+      address: text(BUNDLE_KEYS.keylessAddress),
+      caPem: text(BUNDLE_KEYS.keylessCA),
+      clientCertPem: text(BUNDLE_KEYS.keylessClientCertificate),
+      clientKeyPem: text(BUNDLE_KEYS.keylessClientKey),
+      hasCertificateKey: keys.includes(BUNDLE_KEYS.certificateKey),
+    },
   };
 }
 

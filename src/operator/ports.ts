@@ -9,6 +9,8 @@ export interface CertificateSecretProjection {
   namespace: string;
   name: string;
   resourceVersion: string;
+  /** Whether the Secret has a non-empty tls.key (its content is never cached). */
+  hasKey: boolean;
   /** The CERTIFICATE blocks of tls.crt, re-encoded from DER; undefined when tls.crt is absent or unreadable. */
   chainPem: string | undefined;
   /** Labels of private-key blocks tls.crt also held ('PRIVATE KEY', 'EC PRIVATE KEY', ...): none belong there. */

@@ -50,6 +50,13 @@ export const NAMESPACE_RULES: V1PolicyRule[] = [
  */
 export const CLUSTER_RESOURCE_NAMESPACE_RULES: V1PolicyRule[] = [{ apiGroups: [''], resources: ['secrets'], verbs: ['get', 'list', 'watch'] }];
 
+/**
+ * Namespaced mode, in the operator namespace (unless it is watched anyway): the keyless CA Secret
+ * and the key server's serving Secret, read by name, created by the leader when missing and
+ * renewed (replaced conditionally). Names come from flags, so they cannot be resourceNames.
+ */
+export const OPERATOR_NAMESPACE_RULES: V1PolicyRule[] = [{ apiGroups: [''], resources: ['secrets'], verbs: ['get', 'create', 'update'] }];
+
 /** Cluster-wide mode: the ClusterRole. */
 export const CONTROLLER_RULES: V1PolicyRule[] = [...CLUSTER_RULES, ...NAMESPACE_RULES];
 
@@ -66,8 +73,9 @@ export interface RbacObjects {
   leaseRole: V1Role;
   leaseRoleBinding: V1RoleBinding;
   /**
-   * Namespaced mode: a Role named like the ClusterRole in each watched namespace, and one named
-   * `<name>-signer-keys` in the cluster resource namespace when it is not watched. Cluster-wide: none.
+   * Namespaced mode: a Role named like the ClusterRole in each watched namespace, one named
+   * `<name>-signer-keys` in the cluster resource namespace when it is not watched, and one named
+   * `<name>-keyless-identities` in the operator namespace when it is not watched. Cluster-wide: none.
    */
   roles: NamespacedRbac[];
 }
@@ -123,6 +131,7 @@ export function controllerRbac(opts: ControllerRbacOptions): RbacObjects {
   const namespaced = (roleName: string, namespace: string, rules: V1PolicyRule[]): NamespacedRbac => boundRole(roleName, namespace, rules, labels, subject);
   const roles = watch.map((ns) => namespaced(name, ns, NAMESPACE_RULES));
   if (watch.length > 0 && !watch.includes(clusterResources)) roles.push(namespaced(`${name}-signer-keys`, clusterResources, CLUSTER_RESOURCE_NAMESPACE_RULES));
+  if (watch.length > 0 && !watch.includes(opts.namespace)) roles.push(namespaced(`${name}-keyless-identities`, opts.namespace, OPERATOR_NAMESPACE_RULES));
   const lease = namespaced(`${name}-leader-election`, opts.namespace, LEASE_RULES);
   return {
     ...boundClusterRole(name, watch.length > 0 ? CLUSTER_RULES : CONTROLLER_RULES, labels, subject),

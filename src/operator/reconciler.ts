@@ -10,13 +10,17 @@ import type { CertificateFacts, CryptoPort } from './crypto.js';
 import { parseDuration } from './duration.js';
 import { ReconcileFailure, failureOf } from './failures.js';
 import { statusCodeOf } from './informer.js';
-import { MANAGED_SELECTOR, buildOutputSecret, sha256Hex, viewOutputSecret, type IssuedCredential, type OutputView, type StoredCredential } from './output-secret.js';
+import { MANAGED_SELECTOR, buildOutputSecret, sha256Hex, viewOutputSecret, type FallbackMaterial, type IssuedCredential, type OutputView, type StoredCredential } from './output-secret.js';
 import type { EventRecorder, IssueMetrics, KubeApi, Listers, Logger } from './ports.js';
 import { renewalPolicyOf, renewalTime, jitterFraction, type RenewalPolicy } from './renewal.js';
 import type { KeylessPort, SignerHealth } from './keyless.js';
 import { failureForTenant, isClusterSigner, loadSigner, planSigner, type SignerPlan } from './signers.js';
 import { staleOutputSecrets } from './stale-outputs.js';
-import { desiredStatus, statusEqual, type Advisory, type Failure, type ReconcileOutcome } from './status.js';
+import { desiredStatus, statusEqual, type Advisory, type Failure, type FallbackOutcome, type ReconcileOutcome } from './status.js';
+import { DEFAULT_TRUST_DOMAIN, sidecarIdentityUri } from './api/serving-bundle.js';
+import { fallbackCondition, fallbackOf, planFallback, type SignerKind, type WantedFallback } from './fallback.js';
+import type { KeylessIdentityPort } from './keyless-identity.js';
+import { CA_BUNDLE_KEY } from './keyless.js';
 import { credentialRenewalTime, needsIssuing, type IssueReason } from './triggers.js';
 
 /** Certificates closer than this to notAfter are treated as expired: a credential would be useless. */
@@ -35,6 +39,8 @@ export interface ReconcilerDeps {
   clusterResourceNamespace?: string;
   /** Keyless signing (shared, pooled clients per signer); without it keyless signers fail clearly. */
   keyless?: KeylessPort;
+  /** The keyless CA, client identities and the in-cluster key server's state; without it fallback Keyless reports NoKeyServer. */
+  keylessIdentity?: KeylessIdentityPort;
   /** What issuing learned about an in-cluster signer resource (its key Secret loads, or not). */
   signerHealth?(health: SignerHealth): void;
   /** Called after our own writes, so the caches never show an older version than we wrote. */
@@ -59,6 +65,8 @@ interface Inspection {
   existing: V1Secret | undefined;
   trigger: IssueReason | null;
   advisory: Advisory | undefined;
+  /** What the fallback parts must be and what status says about them; undefined while the signer is blocked. */
+  fallback: { wanted: WantedFallback; outcome: FallbackOutcome } | undefined;
 }
 
 export class Reconciler {
@@ -92,16 +100,17 @@ export class Reconciler {
       };
       return this.report(dc, { trigger, failure, credentials: [], signer: plan.description });
     }
+    const fallback = inspection.fallback?.outcome;
     if (trigger === null) {
       const renewal = output.exists ? credentialRenewalTime(dc, output, inspection.policy) : undefined;
       await this.removeStaleOutputs(dc);
-      return this.report(dc, { trigger, credentials: stored, signer: plan.description, renewalTime: renewal, lastIssuedAt, advisory });
+      return this.report(dc, { trigger, credentials: stored, signer: plan.description, renewalTime: renewal, lastIssuedAt, advisory, fallback });
     }
     log.info('issuing', { namespace, name, reason: trigger.reason, detail: trigger.message });
     try {
       const issued = await this.issue(inspection, plan);
       await this.removeStaleOutputs(dc);
-      return this.report(dc, { trigger, credentials: issued.credentials, signer: plan.description, renewalTime: issued.renewalTime, issuedAt: issued.issuedAt, advisory });
+      return this.report(dc, { trigger, credentials: issued.credentials, signer: plan.description, renewalTime: issued.renewalTime, issuedAt: issued.issuedAt, advisory, fallback });
     } catch (err) {
       const failure = failureOf(err);
       return this.report(dc, { trigger, failure, credentials: stored, signer: plan.description, lastIssuedAt });
@@ -145,8 +154,63 @@ export class Reconciler {
     }
     const existing = listers.outputSecret(namespace, dc.spec.secretName);
     const output = viewOutputSecret(existing, dc, certificate.leafDer, crypto.inspectCredential);
-    const trigger = needsIssuing({ dc, output, certificate, policy, now });
-    return { dc, certificate, policy, plan, output, existing, trigger, advisory };
+    const fallback = plan.kind === 'blocked' ? undefined : this.fallbackFor(dc, plan, lookup.secret.hasKey);
+    const trigger = needsIssuing({ dc, output, certificate, policy, now, ...(fallback ? { fallback: fallback.wanted } : {}) });
+    return { dc, certificate, policy, plan, output, existing, trigger, advisory, fallback };
+  }
+
+  /** The fallback's plan for this signer, from the keyless identity's snapshot (no API call). */
+  private fallbackFor(dc: DelegatedCredential, plan: SignerPlan, certificateHasKey: boolean): Inspection['fallback'] {
+    const identity = this.deps.keylessIdentity?.snapshot();
+    const namespace = dc.metadata.namespace ?? '';
+    const signer: SignerKind =
+      plan.kind === 'keyless'
+        ? { kind: 'keyless', address: plan.address, description: plan.description, healthy: this.deps.keyless?.healthOf?.(plan.signerId) }
+        : { kind: plan.kind };
+    const value = fallbackOf(dc);
+    const fallbackPlan = planFallback(value, signer, identity, { secretName: `${namespace}/${dc.spec.certificateSecretRef.name}`, hasKey: certificateHasKey });
+    const identityUri = sidecarIdentityUri({ trustDomain: identity?.trustDomain ?? DEFAULT_TRUST_DOMAIN, namespace, name: dc.metadata.name ?? '' });
+    return {
+      wanted: { plan: fallbackPlan, fallback: value, identityUri, caBundlePem: identity?.caBundlePem },
+      outcome: { value, condition: fallbackCondition(fallbackPlan, signer, identity), ...(fallbackPlan.kind === 'keyless' ? { keyServer: fallbackPlan.address } : {}) },
+    };
+  }
+
+  /**
+   * The fallback parts of the bundle, made at issue time: a fresh client certificate that expires
+   * with the credentials, or the certificate key (checked against the certificate first).
+   */
+  private async fallbackMaterial(i: Inspection, plan: SignerPlan, certificate: CertificateFacts, keySecret: V1Secret | undefined, notAfter: Date, now: Date): Promise<FallbackMaterial> {
+    const wanted = i.fallback?.wanted;
+    const value = fallbackOf(i.dc);
+    if (wanted === undefined) return { fallback: value };
+    const { plan: fallbackPlan } = wanted;
+    if (fallbackPlan.kind === 'certificate-key') {
+      const namespace = i.dc.metadata.namespace ?? '';
+      const secretName = i.dc.spec.certificateSecretRef.name;
+      const secret = plan.kind === 'certificate-key' && keySecret !== undefined ? keySecret : await this.deps.api.getSecret(namespace, secretName);
+      const key = secret?.data?.['tls.key'];
+      if (key === undefined || key === '') {
+        throw new ReconcileFailure('KeyNotFound', `fallback CertificateKey copies tls.key of the certificate Secret ${namespace}/${secretName}, which has none: put the key there, or use fallback Keyless`);
+      }
+      const keyPem = Buffer.from(key, 'base64').toString('utf8');
+      // Never a key that is not this certificate's: keySigner throws KeyMismatch/KeyInvalid.
+      this.deps.crypto.keySigner(keyPem, `tls.key of Secret ${namespace}/${secretName}`, certificate);
+      return { fallback: value, certificateKeyPem: keyPem };
+    }
+    if (fallbackPlan.kind !== 'keyless') return { fallback: value };
+    const identity = this.deps.keylessIdentity;
+    if (identity === undefined) return { fallback: value };
+    let caPem: string | undefined = wanted.caBundlePem;
+    if (fallbackPlan.source === 'remote' && plan.kind === 'keyless') {
+      const secret = await this.deps.api.getSecret(plan.secretNamespace, plan.caBundleSecret);
+      const ca = secret?.data?.[CA_BUNDLE_KEY];
+      if (ca === undefined || ca === '') throw new ReconcileFailure('KeyNotFound', `${plan.description}: its CA bundle Secret has no ${CA_BUNDLE_KEY}, which the sidecar needs to reach the key server`, { signer: true });
+      caPem = Buffer.from(ca, 'base64').toString('utf8');
+    }
+    if (caPem === undefined) return { fallback: value };
+    const client = await identity.issueClientCertificate(wanted.identityUri, notAfter, now);
+    return { fallback: value, keyless: { address: fallbackPlan.address, caPem, clientCertPem: client.certPem, clientKeyPem: client.keyPem } };
   }
 
   /**
@@ -186,8 +250,11 @@ export class Reconciler {
       issued.push(await crypto.issue({ certificate, signer, algorithm, validitySeconds: Math.floor(validityMs / 1000), now }));
       metrics.signDuration(algorithm, plan.kind, (performance.now() - started) / 1000);
     }
+    const notAfter = new Date(Math.min(...issued.map((c) => c.notAfter.getTime())));
+    const fallback = await this.fallbackMaterial(i, plan, certificate, keySecret, notAfter, now);
     const secret = buildOutputSecret({
       dc: i.dc,
+      fallback,
       chainPem: certificate.chainPem,
       certificateFingerprint: certificate.fingerprint,
       credentials: issued,
@@ -279,6 +346,11 @@ export class Reconciler {
       if (!repeated) events.record(dc, 'Warning', outcome.failure.reason, outcome.failure.message);
       log.warn('not ready', { ...meta, reason: outcome.failure.reason, detail: outcome.failure.message });
       return { kind: 'failed', failure: outcome.failure };
+    }
+    const fallback = outcome.fallback?.condition;
+    const previousFallback = dc.status?.conditions?.find((c) => c.type === 'FallbackReady');
+    if (fallback !== undefined && (fallback.status !== 'True' || fallback.reason === 'CertificateKeyInPod') && fallback.status !== 'Unknown' && previousFallback?.reason !== fallback.reason) {
+      events.record(dc, 'Warning', fallback.reason, fallback.message);
     }
     if (outcome.advisory !== undefined && previousReady?.reason !== outcome.advisory.reason) {
       events.record(dc, 'Warning', outcome.advisory.reason, outcome.advisory.message);

@@ -1,6 +1,7 @@
 // The status a DelegatedCredential should have after a reconcile, computed purely from what the
 // reconcile found; the reconciler writes it only when it differs from the current one.
 import type { DelegatedCredential, DelegatedCredentialStatus } from './api/v1alpha1.js';
+import type { Fallback } from './api/serving-bundle.js';
 import { isoSeconds, setCondition, type DesiredCondition } from './conditions.js';
 import type { StoredCredential } from './output-secret.js';
 import type { IssueReason } from './triggers.js';
@@ -66,6 +67,15 @@ export interface ReconcileOutcome {
   issuedAt?: Date;
   /** When the output Secret was last issued, from its annotation. */
   lastIssuedAt?: Date;
+  /** The fallback the bundle is laid out for and whether it serves (undefined: the signer is not resolved). */
+  fallback?: FallbackOutcome;
+}
+
+export interface FallbackOutcome {
+  value: Fallback;
+  condition: DesiredCondition;
+  /** The key server the sidecar pulls from (fallback Keyless). */
+  keyServer?: string;
 }
 
 export function desiredStatus(dc: DelegatedCredential, outcome: ReconcileOutcome, now: Date): DelegatedCredentialStatus {
@@ -87,16 +97,27 @@ export function desiredStatus(dc: DelegatedCredential, outcome: ReconcileOutcome
   if (outcome.renewalTime !== undefined) status.renewalTime = isoSeconds(outcome.renewalTime);
   const lastIssued = outcome.issuedAt ?? outcome.lastIssuedAt;
   if (lastIssued !== undefined) status.lastIssuedTime = isoSeconds(lastIssued);
+  if (outcome.fallback !== undefined) {
+    status.fallback = outcome.fallback.value;
+    if (outcome.fallback.keyServer !== undefined) status.keyServer = outcome.fallback.keyServer;
+    else delete status.keyServer;
+  }
   return status;
 }
 
 function desiredConditions(o: ReconcileOutcome): DesiredCondition[] {
   const out: DesiredCondition[] = [];
+  const fallback = o.fallback?.condition;
+  // A fallback that does not serve leaves the credentials Ready (DC clients are served) but says so
+  // in Ready's message; a key server that does not answer is named in SignerReady's too.
+  const fallbackNote = fallback !== undefined && fallback.status !== 'True' ? `; fallback ${o.fallback?.value ?? ''} not ready (${fallback.reason}): ${fallback.message}` : '';
   if (o.failure && (o.failure.signer === true || SIGNER_FAILURES.has(o.failure.reason))) {
     out.push({ type: 'SignerReady', status: 'False', reason: o.failure.reason, message: o.failure.message });
   } else if (o.signer !== undefined) {
-    out.push({ type: 'SignerReady', status: 'True', reason: 'SignerReady', message: `signing with ${o.signer}` });
+    const keyServerNote = fallback?.reason === 'KeyServerUnreachable' ? `; but sidecars cannot pull from the key server: ${fallback.message}` : '';
+    out.push({ type: 'SignerReady', status: 'True', reason: 'SignerReady', message: `signing with ${o.signer}${keyServerNote}` });
   }
+  if (fallback !== undefined) out.push(fallback);
   if (o.failure) {
     const kept = o.credentials.length > 0 ? ' The existing credentials were left in place.' : '';
     out.push({ type: 'Ready', status: 'False', reason: o.failure.reason, message: o.failure.message + kept });
@@ -114,7 +135,7 @@ function desiredConditions(o: ReconcileOutcome): DesiredCondition[] {
   // The same conditions whether this reconcile issued or found everything current, so the
   // reconcile that follows our own Secret write computes an identical status and writes nothing.
   const advice = o.advisory === undefined ? '' : `; but ${o.advisory.message}`;
-  out.push({ type: 'Ready', status: 'True', reason: o.advisory?.reason ?? 'Issued', message: `credentials for ${names}${validity}${renewal}${advice}` });
+  out.push({ type: 'Ready', status: 'True', reason: o.advisory?.reason ?? 'Issued', message: `credentials for ${names}${validity}${renewal}${advice}${fallbackNote}` });
   out.push({ type: 'Issuing', status: 'False', reason: 'UpToDate', message: 'the credentials are current' });
   return out;
 }

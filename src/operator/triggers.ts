@@ -4,6 +4,7 @@ import type { DelegatedCredential } from './api/v1alpha1.js';
 import type { OutputView } from './output-secret.js';
 import { issuanceSpecHash } from './output-secret.js';
 import type { RenewalPolicy } from './renewal.js';
+import { fallbackProblem, type WantedFallback } from './fallback.js';
 import { jitterFraction, renewalTime } from './renewal.js';
 
 export type TriggerReason =
@@ -14,6 +15,7 @@ export type TriggerReason =
   | 'CertificateChanged'
   | 'SpecChanged'
   | 'InvalidCredential'
+  | 'FallbackChanged'
   | 'Expiring';
 
 export interface IssueReason {
@@ -27,6 +29,8 @@ export interface TriggerInput {
   certificate: { fingerprint: string; chainPem: string };
   policy: RenewalPolicy;
   now: Date;
+  /** What the fallback parts of the bundle must be; absent: they are not judged. */
+  fallback?: WantedFallback;
 }
 
 type Present = Extract<OutputView, { exists: true }>;
@@ -68,6 +72,12 @@ const specChanged: Policy = (input, out) =>
 const invalidCredential: Policy = (_, out) =>
   out.problems.length === 0 ? null : { reason: 'InvalidCredential', message: `stored credentials are invalid: ${out.problems.join('; ')}` };
 
+const fallbackChanged: Policy = (input, out) => {
+  if (input.fallback === undefined) return null;
+  const problem = fallbackProblem(out.fallback, input.fallback, input.now, credentialRenewalTime(input.dc, out, input.policy));
+  return problem === null ? null : { reason: 'FallbackChanged', message: problem };
+};
+
 const expiring: Policy = (input, out) => {
   const at = credentialRenewalTime(input.dc, out, input.policy);
   if (at === undefined) return { reason: 'Expiring', message: 'the output Secret carries no issue time' };
@@ -77,9 +87,10 @@ const expiring: Policy = (input, out) => {
 /**
  * Evaluated in order. OutputHoldsPrivateKey first: a certificate key that every mounting pod can
  * read is the most urgent reason. InvalidCredential comes before Expiring because an invalid
- * credential has no trustworthy expiry.
+ * credential has no trustworthy expiry. FallbackChanged (a key server, CA or client certificate to
+ * replace) rewrites the whole bundle, credentials included: one write, never a partial bundle.
  */
-export const POLICY_CHAIN: readonly Policy[] = [outputHoldsPrivateKey, secretMissingKeys, algorithmsChanged, certificateChanged, specChanged, invalidCredential, expiring];
+export const POLICY_CHAIN: readonly Policy[] = [outputHoldsPrivateKey, secretMissingKeys, algorithmsChanged, certificateChanged, specChanged, invalidCredential, fallbackChanged, expiring];
 
 export function needsIssuing(input: TriggerInput, chain: readonly Policy[] = POLICY_CHAIN): IssueReason | null {
   if (!input.output.exists) return { reason: 'SecretMissing', message: `the output Secret ${input.dc.spec.secretName} does not exist` };

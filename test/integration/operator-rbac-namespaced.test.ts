@@ -51,7 +51,11 @@ void it('with Roles in its namespaces and the cluster resource namespace only, i
   const serviceAccount = 'dc-operator';
   const kubeconfig = await serviceAccountKubeconfig(admin, op.name, serviceAccount);
   const rbac = controllerRbac({ name: `dc-operator-controller-${op.name}`, namespace: op.name, serviceAccount, watchNamespaces: [shop.name, pay.name] });
-  assert.deepEqual(rbac.roles.map((r) => r.role.metadata?.namespace).sort(), [op.name, pay.name, shop.name].sort(), 'a Role per watched namespace and one in the cluster resource namespace');
+  assert.deepEqual(
+    rbac.roles.map((r) => `${r.role.metadata?.namespace ?? ''}/${r.role.metadata?.name ?? ''}`).sort(),
+    [`${op.name}/dc-operator-controller-${op.name}-keyless-identities`, `${op.name}/dc-operator-controller-${op.name}-signer-keys`, `${pay.name}/dc-operator-controller-${op.name}`, `${shop.name}/dc-operator-controller-${op.name}`].sort(),
+    'a Role per watched namespace, one in the cluster resource namespace, one for the keyless CA and key server Secrets in the operator namespace',
+  );
   await rbacApi.createClusterRole({ body: rbac.clusterRole });
   cleanups.push(() => rbacApi.deleteClusterRole({ name: rbac.clusterRole.metadata?.name ?? '' }));
   await rbacApi.createClusterRoleBinding({ body: rbac.clusterRoleBinding });

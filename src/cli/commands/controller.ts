@@ -4,6 +4,9 @@ import { resolvePath } from '../framework/files.js';
 import { integerFlag, ipFlag, oneOf } from '../framework/flags.js';
 import { runController } from '../../operator/main.js';
 import { createLogger } from '../../operator/logger.js';
+import { DEFAULT_TRUST_DOMAIN, controllerIdentityUri } from '../../operator/api/serving-bundle.js';
+import { DEFAULT_KEYLESS_CA_SECRET, DEFAULT_KEYSERVER_TLS_SECRET } from '../../operator/keyless-identity.js';
+import { parseAddress } from '../../keyless/client.js';
 
 const LOG_LEVELS = ['error', 'warn', 'info', 'debug'] as const;
 
@@ -41,6 +44,15 @@ on --metrics-port. JSON logs on stderr. Stops on SIGTERM or SIGINT.`,
     'metrics-port': { type: 'string', value: 'N', description: 'port of /metrics, /healthz and /readyz', default: '9090' },
     'metrics-address': { type: 'string', value: 'IP', description: 'address of the metrics server', default: '0.0.0.0' },
     workers: { type: 'string', value: 'N', description: 'DelegatedCredentials reconciled at once', default: '4' },
+    'keyserver-address': {
+      type: 'string',
+      value: 'HOST:PORT',
+      description: 'the in-cluster key server sidecars pull certificate-key signatures from (fallback Keyless); its serving certificate is issued for this host and its Service short forms. Empty: none, and fallback Keyless reports NoKeyServer',
+      default: '',
+    },
+    'trust-domain': { type: 'string', value: 'DOMAIN', description: 'trust domain of the keyless identities (spiffe://DOMAIN/ns/<ns>/dc/<name>)', default: DEFAULT_TRUST_DOMAIN },
+    'keyless-ca-secret': { type: 'string', value: 'NAME', description: 'Secret (ca.crt, ca.key) in the operator namespace holding the CA of keyless identities; created when missing', default: DEFAULT_KEYLESS_CA_SECRET },
+    'keyserver-tls-secret': { type: 'string', value: 'NAME', description: "Secret (tls.crt, tls.key, ca.crt) in the operator namespace the key server serves with; written by the controller", default: DEFAULT_KEYSERVER_TLS_SECRET },
     'no-leader-election': { type: 'boolean', description: 'act as leader at once (a single replica only)' },
     'log-level': { type: 'string', value: 'LEVEL', description: `${LOG_LEVELS.join(', ')}`, default: 'info' },
   },
@@ -51,7 +63,24 @@ on --metrics-port. JSON logs on stderr. Stops on SIGTERM or SIGINT.`,
     if (crn !== undefined && !/^[a-z0-9]([-a-z0-9]*[a-z0-9])?$/.test(crn)) {
       throw new UsageError(`"${crn}" is not a namespace name`, '--cluster-resource-namespace');
     }
+    const keyServerAddress = v['keyserver-address'].trim();
+    if (keyServerAddress !== '') {
+      try {
+        parseAddress(keyServerAddress);
+      } catch (err) {
+        throw new UsageError(`${err instanceof Error ? err.message : String(err)} (e.g. dc-operator-keyserver.dc-operator.svc:2407)`, '--keyserver-address');
+      }
+    }
+    try {
+      controllerIdentityUri(v['trust-domain']);
+    } catch (err) {
+      throw new UsageError(err instanceof Error ? err.message : String(err), '--trust-domain');
+    }
+    for (const flag of ['keyless-ca-secret', 'keyserver-tls-secret'] as const) {
+      if (!/^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$/.test(v[flag]) || v[flag].length > 253) throw new UsageError(`"${v[flag]}" is not a Secret name`, `--${flag}`);
+    }
     return {
+      keylessFallback: { keyServerAddress, trustDomain: v['trust-domain'], caSecretName: v['keyless-ca-secret'], servingSecretName: v['keyserver-tls-secret'] },
       kubeconfig: v.kubeconfig,
       namespaces,
       operatorNamespace: v['operator-namespace'],
@@ -75,6 +104,7 @@ on --metrics-port. JSON logs on stderr. Stops on SIGTERM or SIGINT.`,
         metricsPort: c.metricsPort,
         metricsHost: c.metricsAddress,
         workers: c.workers,
+        keylessFallback: c.keylessFallback,
         leaderElection: c.leaderElection,
         log,
       });

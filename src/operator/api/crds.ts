@@ -112,6 +112,9 @@ export function customResourceDefinitions(): CustomResourceDefinition[] {
       columns: [
         ...readyColumns.slice(0, 1),
         { name: 'Algorithms', type: 'string', jsonPath: '.spec.algorithms' },
+        { name: 'Fallback', type: 'string', jsonPath: '.spec.fallback' },
+        { name: 'Fallback-Ready', type: 'string', jsonPath: '.status.conditions[?(@.type=="FallbackReady")].status' },
+        { name: 'Key-Server', type: 'string', jsonPath: '.status.keyServer', priority: 1 },
         { name: 'Secret', type: 'string', jsonPath: '.spec.secretName', priority: 1 },
         { name: 'Expires', type: 'date', jsonPath: '.status.notAfter' },
         { name: 'Renewal', type: 'date', jsonPath: '.status.renewalTime', priority: 1 },

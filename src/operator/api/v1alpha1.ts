@@ -83,6 +83,13 @@ export const delegatedCredentialSpecSchema = object(
       }),
     ),
     secretName: dnsSubdomain('The Secret (in this namespace) the operator writes the credentials into.'),
+    fallback: defaulted(
+      enumOf(FALLBACKS, {
+        description:
+          'How the sidecar serves clients without delegated-credential support. Keyless (default): it pulls certificate-key signatures from the in-cluster key server, or from the keyless signer\'s own key server, with a client certificate the operator issues; no pod holds the certificate key. None: DC clients only. CertificateKey: the certificate\'s tls.key is copied into the output Secret and so into every pod that mounts it (a warning condition says so; not possible with a keyless signer).',
+      }),
+      DEFAULT_FALLBACK,
+    ),
   },
   {
     description: 'Desired delegated credentials.',
@@ -130,6 +137,8 @@ export const delegatedCredentialStatusSchema = object(
     notAfter: optional(string({ format: 'date-time', description: 'The earliest notAfter of the current credentials.' })),
     renewalTime: optional(string({ format: 'date-time', description: 'When the operator will next issue.' })),
     lastIssuedTime: optional(string({ format: 'date-time' })),
+    fallback: optional(enumOf(FALLBACKS, { description: 'The fallback the output Secret is laid out for (see the FallbackReady condition).' })),
+    keyServer: optional(string({ description: 'host:port of the key server the sidecar pulls from (fallback Keyless).', maxLength: 261 })),
     observedGeneration: optional(integer({ format: 'int64', minimum: 0 })),
   },
   { description: 'Observed state of the credentials.' },

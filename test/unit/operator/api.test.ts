@@ -21,6 +21,7 @@ const specShape: Equals<
     renewBeforePercentage?: number;
     rotationSchedule?: string;
     secretName: string;
+    fallback: 'Keyless' | 'None' | 'CertificateKey';
   }
 > = true;
 const minimalInput: DelegatedCredentialSpecInput = { certificateSecretRef: { name: 'web-tls' }, secretName: 'web-dc' };
@@ -44,11 +45,15 @@ void test('the DelegatedCredential CRD has a status subresource, short name dc a
   assert.ok(version);
   assert.deepEqual(version.subresources, { status: {} });
   const visible = version.additionalPrinterColumns.filter((c) => c.priority === undefined).map((c) => c.name);
-  assert.deepEqual(visible, ['Ready', 'Algorithms', 'Expires', 'Age']);
+  assert.deepEqual(visible, ['Ready', 'Algorithms', 'Fallback', 'Fallback-Ready', 'Expires', 'Age']);
+  const fallbackReady = version.additionalPrinterColumns.find((c) => c.name === 'Fallback-Ready');
+  assert.equal(fallbackReady?.jsonPath, '.status.conditions[?(@.type=="FallbackReady")].status');
   const spec = version.schema.openAPIV3Schema.properties?.['spec'];
   assert.deepEqual(spec?.required, ['certificateSecretRef', 'secretName']);
   assert.deepEqual(spec?.properties?.['algorithms']?.default, ['ecdsa_secp256r1_sha256']);
   assert.equal(spec?.properties?.['validity']?.default, '24h');
+  assert.equal(spec?.properties?.['fallback']?.default, 'Keyless');
+  assert.deepEqual(spec?.properties?.['fallback']?.enum, ['Keyless', 'None', 'CertificateKey']);
 });
 
 void test('the signer CRDs are namespaced and cluster scoped and require exactly one of inCluster and keyless', () => {

@@ -32,7 +32,7 @@ void test('the certificate cache keeps the certificates of a combined PEM, never
   const b64 = (s: string): string => Buffer.from(s).toString('base64');
   const secret = { type: 'kubernetes.io/tls', metadata: { name: 'web-tls', namespace: 'web', resourceVersion: '7' }, data: { 'tls.crt': b64(cert.pem + key), 'tls.key': b64(key) } };
   const projected = projectCertificateSecret(secret);
-  assert.deepEqual(projected, { namespace: 'web', name: 'web-tls', resourceVersion: '7', chainPem: cert.pem, privateKeyLabels: ['PRIVATE KEY'] });
+  assert.deepEqual(projected, { namespace: 'web', name: 'web-tls', resourceVersion: '7', hasKey: true, chainPem: cert.pem, privateKeyLabels: ['PRIVATE KEY'] });
   assert.ok(!JSON.stringify(projected).includes(keyBody));
   const broken = projectCertificateSecret({ ...secret, data: { 'tls.crt': b64('-----BEGIN CERTIFICATE-----\n*\n-----END CERTIFICATE-----\n') } });
   assert.equal(broken.chainPem, undefined);

@@ -12,7 +12,7 @@ const dc: DelegatedCredential = {
   apiVersion: 'dc-operator.io/v1alpha1',
   kind: 'DelegatedCredential',
   metadata: { name: 'web', namespace: 'ns', uid: 'u1', generation: 3 },
-  spec: { certificateSecretRef: { name: 'tls' }, algorithms: ['ed25519'], validity: '24h', secretName: 'out' },
+  spec: { certificateSecretRef: { name: 'tls' }, algorithms: ['ed25519'], validity: '24h', secretName: 'out', fallback: 'None' },
 };
 const certificate = { fingerprint: 'f'.repeat(64), chainPem: 'CHAIN' };
 
@@ -29,6 +29,7 @@ function current(overrides: Partial<Extract<OutputView, { exists: true }>> = {})
     extraAlgorithms: [],
     credentials: [{ algorithm: 'ed25519', notAfter: new Date(now.getTime() + 23 * 3600_000), publicKeyFingerprint: 'aa' }],
     problems: [],
+    fallback: { value: 'None', address: undefined, caPem: undefined, clientCertPem: undefined, clientKeyPem: undefined, hasCertificateKey: false },
     ...overrides,
   };
 }

@@ -115,7 +115,7 @@ export class FakeCluster implements KubeApi, Listers {
       apiVersion: 'dc-operator.io/v1alpha1',
       kind: 'DelegatedCredential',
       metadata: { name, namespace, uid: `uid-${name}`, generation, resourceVersion: this.nextRv() },
-      spec: { algorithms: ['ecdsa_secp256r1_sha256'], validity: '24h', ...spec },
+      spec: { algorithms: ['ecdsa_secp256r1_sha256'], validity: '24h', fallback: 'Keyless', ...spec },
     };
     this.dcs.set(`${namespace}/${name}`, dc);
     return dc;

@@ -103,7 +103,7 @@ function condition(s: Setup, name: string, type: string) {
 
 function assertVerifies(s: Setup, name: string): void {
   const data = s.cluster.secrets.get(`${NS}/${name}-secret`)?.data ?? {};
-  assert.deepEqual(Object.keys(data).sort(), ['ecdsa_secp256r1_sha256.cred', 'ecdsa_secp256r1_sha256.key', 'ed25519.cred', 'ed25519.key', 'tls.crt']);
+  assert.deepEqual(Object.keys(data).sort(), ['ecdsa_secp256r1_sha256.cred', 'ecdsa_secp256r1_sha256.key', 'ed25519.cred', 'ed25519.key', 'fallback', 'tls.crt']);
   const leaf = new X509Certificate(cert.pem);
   for (const alg of ['ed25519', 'ecdsa_secp256r1_sha256']) validateDelegatedCredential(Buffer.from(data[`${alg}.cred`] ?? '', 'base64'), { certificate: leaf });
 }

@@ -9,7 +9,7 @@ function dc(name: string, ready: 'True' | 'False'): DelegatedCredential {
     apiVersion: 'dc-operator.io/v1alpha1',
     kind: 'DelegatedCredential',
     metadata: { name, namespace: 'ns' },
-    spec: { certificateSecretRef: { name: 'tls' }, algorithms: ['ed25519'], validity: '24h', secretName: `${name}-out` },
+    spec: { certificateSecretRef: { name: 'tls' }, algorithms: ['ed25519'], validity: '24h', secretName: `${name}-out`, fallback: 'Keyless' },
     status: {
       conditions: [{ type: 'Ready', status: ready, reason: 'r', message: 'm', lastTransitionTime: '2026-01-01T00:00:00Z' }],
       credentials: [{ algorithm: 'ed25519', notAfter: '2026-01-02T00:00:00Z', publicKeyFingerprint: 'ab' }],

@@ -48,7 +48,7 @@ void test('issues one credential per algorithm into a new Secret that verifies a
     'ecdsa_secp256r1_sha256.cred', 'ecdsa_secp256r1_sha256.key',
     'ecdsa_secp384r1_sha384.cred', 'ecdsa_secp384r1_sha384.key',
     'ed25519.cred', 'ed25519.key',
-    'tls.crt',
+    'fallback', 'tls.crt',
   ]);
   const leaf = new X509Certificate(Buffer.from(data['tls.crt'] ?? '', 'base64'));
   for (const algorithm of ['ed25519', 'ecdsa_secp256r1_sha256', 'ecdsa_secp384r1_sha384']) {
@@ -63,7 +63,12 @@ void test('issues one credential per algorithm into a new Secret that verifies a
   assert.equal(dc.status?.credentials?.length, 3);
   assert.equal(dc.status?.observedGeneration, 1);
   assert.ok(dc.status?.renewalTime);
-  assert.deepEqual(h.events.events.map((e) => e.reason), ['Issued']);
+  // The default fallback is Keyless, and this reconciler has no key server: DCs issued, fallback not ready.
+  assert.equal(condition(dc, 'FallbackReady')?.status, 'False');
+  assert.equal(condition(dc, 'FallbackReady')?.reason, 'NoKeyServer');
+  assert.equal(dc.status?.fallback, 'Keyless');
+  assert.match(condition(dc, 'Ready')?.message ?? '', /fallback Keyless not ready \(NoKeyServer\)/);
+  assert.deepEqual(h.events.events.map((e) => e.reason), ['Issued', 'NoKeyServer']);
 });
 
 void test('never copies the certificate private key into the output Secret', async () => {
@@ -101,7 +106,8 @@ void test('a combined PEM in tls.crt is issued with the certificates only, and R
   const cert = await delegationCertificate();
   const keyBody = cert.key.privateKeyPem.split('\n')[1] ?? 'unreachable';
   h.cluster.putTlsSecret(NS, 'web-tls', { ...cert, pem: cert.pem + cert.key.privateKeyPem });
-  h.cluster.putDelegatedCredential(NS, 'web-dc', { certificateSecretRef: { name: 'web-tls' }, secretName: 'web-dc-secret' });
+  // fallback None: the only warning is the combined PEM's (Keyless without a key server would add NoKeyServer).
+  h.cluster.putDelegatedCredential(NS, 'web-dc', { certificateSecretRef: { name: 'web-tls' }, secretName: 'web-dc-secret', fallback: 'None' });
   assert.equal((await h.reconciler.reconcile(NS, 'web-dc')).kind, 'done');
   const data = outputData(h);
   assert.equal(Buffer.from(data['tls.crt'] ?? '', 'base64').toString(), cert.pem, 'tls.crt holds the certificate only');
@@ -297,7 +303,7 @@ void test('re-issues when the algorithms change and drops credentials no longer 
   const dc = dcOf(h);
   h.cluster.dcs.set(`${NS}/web-dc`, { ...dc, metadata: { ...dc.metadata, generation: 2 }, spec: { ...dc.spec, algorithms: ['ed25519'] } });
   await h.reconciler.reconcile(NS, 'web-dc');
-  assert.deepEqual(Object.keys(outputData(h)).sort(), ['ed25519.cred', 'ed25519.key', 'tls.crt']);
+  assert.deepEqual(Object.keys(outputData(h)).sort(), ['ed25519.cred', 'ed25519.key', 'fallback', 'tls.crt']);
   assert.equal(dcOf(h).status?.observedGeneration, 2);
   assert.deepEqual(dcOf(h).status?.credentials?.map((c) => c.algorithm), ['ed25519']);
 });
