@@ -157,7 +157,7 @@ export interface Harness {
   reconciler: Reconciler;
 }
 
-export function harness(start = new Date(), extra: Pick<ReconcilerDeps, 'signerHealth'> = {}): Harness {
+export function harness(start = new Date(), extra: Pick<ReconcilerDeps, 'signerHealth' | 'keylessIdentity'> = {}): Harness {
   const cluster = new FakeCluster();
   const clock = new FakeClock(start);
   const events = new RecordingEvents();
