@@ -82,17 +82,19 @@ export interface ServingCertRequest {
   lifetimeMs?: number;
 }
 
-/** A serving certificate signed by `ca`, never outliving it. */
-export async function createServingCert(ca: KeyedCertificate, req: ServingCertRequest): Promise<KeyedCertificate> {
-  if (req.dnsNames.length === 0 && req.ipAddresses.length === 0) throw new Error('a serving certificate needs at least one DNS name or IP address');
+/** An end-entity certificate signed by `ca` with a fresh P-256 key, valid until `notAfter` (capped by the CA). */
+async function signLeaf(
+  ca: KeyedCertificate,
+  req: { now: Date; notAfter: number; subject: x509.Name; usage: string; san: x509.JsonGeneralName[]; what: string },
+): Promise<KeyedCertificate> {
   const caCert = new x509.X509Certificate(ca.certPem);
   const keys = await generateKeys();
   const notBefore = new Date(req.now.getTime() - BACKDATE_MS);
-  const wanted = req.now.getTime() + (req.lifetimeMs ?? SERVING_LIFETIME_MS);
-  const notAfter = new Date(Math.min(wanted, caCert.notAfter.getTime()));
+  const notAfter = new Date(Math.min(req.notAfter, caCert.notAfter.getTime()));
+  if (notAfter.getTime() <= req.now.getTime()) throw new Error(`${req.what} would be expired at once (notAfter ${notAfter.toISOString()})`);
   const cert = await x509.X509CertificateGenerator.create({
     serialNumber: serialNumber(),
-    subject: new x509.Name([{ CN: [req.dnsNames[0] ?? req.ipAddresses[0] ?? 'dc-operator-webhook'] }]),
+    subject: req.subject,
     issuer: caCert.subjectName,
     notBefore,
     notAfter,
@@ -102,16 +104,26 @@ export async function createServingCert(ca: KeyedCertificate, req: ServingCertRe
     extensions: [
       new x509.BasicConstraintsExtension(false, undefined, true),
       new x509.KeyUsagesExtension(x509.KeyUsageFlags.digitalSignature, true),
-      new x509.ExtendedKeyUsageExtension([x509.ExtendedKeyUsage.serverAuth]),
-      new x509.SubjectAlternativeNameExtension([
-        ...req.dnsNames.map((value) => ({ type: 'dns' as const, value })),
-        ...req.ipAddresses.map((value) => ({ type: 'ip' as const, value })),
-      ]),
+      new x509.ExtendedKeyUsageExtension([req.usage]),
+      new x509.SubjectAlternativeNameExtension(req.san),
       await x509.SubjectKeyIdentifierExtension.create(keys.publicKey),
       await x509.AuthorityKeyIdentifierExtension.create(caCert),
     ],
   });
   return { certPem: normalizePem(cert.toString('pem')), keyPem: normalizePem(await privateKeyPem(keys.privateKey)), notBefore, notAfter };
+}
+
+/** A serving certificate signed by `ca`, never outliving it. */
+export async function createServingCert(ca: KeyedCertificate, req: ServingCertRequest): Promise<KeyedCertificate> {
+  if (req.dnsNames.length === 0 && req.ipAddresses.length === 0) throw new Error('a serving certificate needs at least one DNS name or IP address');
+  return signLeaf(ca, {
+    now: req.now,
+    notAfter: req.now.getTime() + (req.lifetimeMs ?? SERVING_LIFETIME_MS),
+    subject: new x509.Name([{ CN: [req.dnsNames[0] ?? req.ipAddresses[0] ?? 'dc-operator-webhook'] }]),
+    usage: x509.ExtendedKeyUsage.serverAuth,
+    san: [...req.dnsNames.map((value) => ({ type: 'dns' as const, value })), ...req.ipAddresses.map((value) => ({ type: 'ip' as const, value }))],
+    what: 'a serving certificate',
+  });
 }
 
 export interface ClientCertRequest {
@@ -124,32 +136,16 @@ export interface ClientCertRequest {
 
 /** A TLS client certificate (clientAuth only) naming one identity by URI SAN, signed by `ca`. */
 export async function createClientCert(ca: KeyedCertificate, req: ClientCertRequest): Promise<KeyedCertificate> {
-  const caCert = new x509.X509Certificate(ca.certPem);
-  const keys = await generateKeys();
-  const notBefore = new Date(req.now.getTime() - BACKDATE_MS);
-  const notAfter = new Date(Math.min(req.notAfter.getTime(), caCert.notAfter.getTime()));
-  if (notAfter.getTime() <= req.now.getTime()) throw new Error(`a client certificate for ${req.uri} would be expired at once (notAfter ${notAfter.toISOString()})`);
-  const cert = await x509.X509CertificateGenerator.create({
-    serialNumber: serialNumber(),
+  return signLeaf(ca, {
+    now: req.now,
+    notAfter: req.notAfter.getTime(),
     // The subject says nothing the key server relies on: authorization reads the URI SAN only.
+    // (With an empty subject the SAN would have to be critical, RFC 5280 §4.2.1.6; O keeps it simple.)
     subject: new x509.Name([{ O: ['dc-operator'] }]),
-    issuer: caCert.subjectName,
-    notBefore,
-    notAfter,
-    signingAlgorithm: ALGORITHM,
-    publicKey: keys.publicKey,
-    signingKey: await importPrivateKey(ca.keyPem),
-    extensions: [
-      new x509.BasicConstraintsExtension(false, undefined, true),
-      new x509.KeyUsagesExtension(x509.KeyUsageFlags.digitalSignature, true),
-      new x509.ExtendedKeyUsageExtension([x509.ExtendedKeyUsage.clientAuth]),
-      // An empty subject makes the SAN extension critical (RFC 5280 §4.2.1.6); we keep O, so it need not be.
-      new x509.SubjectAlternativeNameExtension([{ type: 'url', value: req.uri }]),
-      await x509.SubjectKeyIdentifierExtension.create(keys.publicKey),
-      await x509.AuthorityKeyIdentifierExtension.create(caCert),
-    ],
+    usage: x509.ExtendedKeyUsage.clientAuth,
+    san: [{ type: 'url', value: req.uri }],
+    what: `a client certificate for ${req.uri}`,
   });
-  return { certPem: normalizePem(cert.toString('pem')), keyPem: normalizePem(await privateKeyPem(keys.privateKey)), notBefore, notAfter };
 }
 
 /** The DNS names a Service answers to inside the cluster, shortest first. */

@@ -157,9 +157,13 @@ export interface Harness {
   reconciler: Reconciler;
 }
 
-export function harness(start = new Date(), extra: Pick<ReconcilerDeps, 'signerHealth' | 'keylessIdentity'> = {}): Harness {
+type ExtraDeps = Pick<ReconcilerDeps, 'signerHealth' | 'keylessIdentity'>;
+
+/** `extra` may be made from the harness's cluster and clock (a KeylessIdentity needs both). */
+export function harness(start = new Date(), more: ExtraDeps | ((h: { cluster: FakeCluster; clock: FakeClock }) => ExtraDeps) = {}): Harness {
   const cluster = new FakeCluster();
   const clock = new FakeClock(start);
+  const extra = typeof more === 'function' ? more({ cluster, clock }) : more;
   const events = new RecordingEvents();
   const metrics = new CountingMetrics();
   const reconciler = new Reconciler({

@@ -6,7 +6,6 @@ import assert from 'node:assert/strict';
 import { X509Certificate } from 'node:crypto';
 import { createServer } from 'node:net';
 import type { V1Secret } from '@kubernetes/client-node';
-import { FakeClock } from '../../../src/operator/clock.js';
 import {
   chainsTo,
   fallbackCondition,
@@ -21,9 +20,8 @@ import {
 import { KeylessIdentity, decideServingSecret, keyServerNames } from '../../../src/operator/keyless-identity.js';
 import { createCa, createClientCert, createServingCert } from '../../../src/pki/certs.js';
 import type { Fallback } from '../../../src/operator/api/serving-bundle.js';
-import { CountingMetrics, FakeCluster, RecordingEvents, delegationCertificate, silentLog } from './fakes.js';
-import { Reconciler } from '../../../src/operator/reconciler.js';
-import { tlsCrypto } from '../../../src/operator/crypto.js';
+import type { FakeCluster} from './fakes.js';
+import { delegationCertificate, harness, silentLog } from './fakes.js';
 
 const HOUR = 3600_000;
 const DAY = 24 * HOUR;
@@ -170,35 +168,26 @@ async function closedPort(): Promise<number> {
 }
 
 async function keylessHarness(address: string | undefined) {
-  const cluster = new FakeCluster();
-  const clock = new FakeClock(new Date());
-  const events = new RecordingEvents();
   let changes = 0;
-  const identity = new KeylessIdentity({
-    api: cluster,
-    namespace: 'dc-operator',
-    keyServerAddress: address,
-    trustDomain: 'cluster.local',
-    clock,
-    log: silentLog,
-    probeTimeoutMs: 1_000,
-    onChange: () => void changes++,
+  let identity: KeylessIdentity | undefined;
+  const h = harness(new Date(), ({ cluster, clock }) => {
+    identity = new KeylessIdentity({
+      api: cluster,
+      namespace: 'dc-operator',
+      keyServerAddress: address,
+      trustDomain: 'cluster.local',
+      clock,
+      log: silentLog,
+      probeTimeoutMs: 1_000,
+      onChange: () => void changes++,
+    });
+    return { keylessIdentity: identity };
   });
+  assert.ok(identity);
   await identity.maintain();
-  const reconciler = new Reconciler({
-    listers: cluster,
-    api: cluster,
-    crypto: tlsCrypto,
-    clock,
-    events,
-    metrics: new CountingMetrics(),
-    log: silentLog,
-    operatorNamespace: 'dc-operator',
-    keylessIdentity: identity,
-  });
   const cert = await delegationCertificate();
-  cluster.putTlsSecret('web', 'web-tls', cert);
-  return { cluster, clock, events, identity, reconciler, cert, changes: () => changes };
+  h.cluster.putTlsSecret('web', 'web-tls', cert);
+  return { ...h, identity, cert, changes: () => changes };
 }
 
 const data = (cluster: FakeCluster, name = 'web/web-dc-secret'): Record<string, string> => cluster.secrets.get(name)?.data ?? {};
