@@ -105,9 +105,10 @@ export class FakeCluster implements KubeApi, Listers {
   }
 
   // ---- test helpers
-  putTlsSecret(namespace: string, name: string, cert: IssuedCertificate, keyPem: string | undefined = cert.key.privateKeyPem): void {
+  /** Without `keyPem` the certificate's own key is stored as tls.key; null: no tls.key at all. */
+  putTlsSecret(namespace: string, name: string, cert: IssuedCertificate, keyPem: string | null = cert.key.privateKeyPem): void {
     const data: Record<string, string> = { 'tls.crt': Buffer.from(cert.pem).toString('base64') };
-    if (keyPem !== undefined) data['tls.key'] = Buffer.from(keyPem).toString('base64');
+    if (keyPem !== null) data['tls.key'] = Buffer.from(keyPem).toString('base64');
     this.secrets.set(`${namespace}/${name}`, { type: 'kubernetes.io/tls', metadata: { name, namespace, resourceVersion: this.nextRv() }, data });
   }
   putDelegatedCredential(namespace: string, name: string, spec: DelegatedCredentialSpecInput, generation = 1): DelegatedCredential {

@@ -282,7 +282,7 @@ void test('fallback None: DC clients only, no keyless parts; CertificateKey: tls
 
 void test('fallback CertificateKey with a certificate Secret that has no tls.key: DCs issued, FallbackReady=False, no rewrite loop', async () => {
   const h = await keylessHarness(ADDRESS);
-  h.cluster.secrets.set('web/web-tls', { type: 'kubernetes.io/tls', metadata: { name: 'web-tls', namespace: 'web', resourceVersion: '2' }, data: { 'tls.crt': Buffer.from(h.cert.pem).toString('base64') } });
+  h.cluster.putTlsSecret('web', 'web-tls', h.cert, null);
   h.cluster.putDelegatedCredential('web', 'web-dc', {
     certificateSecretRef: { name: 'web-tls' },
     secretName: 'web-dc-secret',

@@ -14,6 +14,7 @@ import { desiredSignerStatus } from '../../../src/operator/signer-status.js';
 import type { DelegatedCredential, DelegationSigner } from '../../../src/operator/api/v1alpha1.js';
 import { validateDelegatedCredential } from '../../../src/tls/delegated/index.js';
 import { FakeClock } from '../../../src/operator/clock.js';
+import { KeylessIdentity } from '../../../src/operator/keyless-identity.js';
 import { CountingMetrics, FakeCluster, RecordingEvents, delegationCertificate, silentLog } from './fakes.js';
 import { makeKeylessPki, type KeylessPki } from '../keyless/pki.js';
 import type { IssuedCertificate } from '../../../src/cli/pki/dev-pki.js';
@@ -40,8 +41,8 @@ interface Setup {
   recovered: string[];
 }
 
-function setup(opts: { pingMinMs?: number; secretRecheckMs?: number; clusterResourceNamespace?: string } = {}): Setup {
-  const cluster = new FakeCluster();
+function setup(opts: { pingMinMs?: number; secretRecheckMs?: number; clusterResourceNamespace?: string; identity?: KeylessIdentity } = {}): Setup {
+  const cluster = opts.identity ? identityCluster : new FakeCluster();
   const clock = new FakeClock(new Date());
   const health: SignerHealth[] = [];
   const recovered: string[] = [];
@@ -66,9 +67,13 @@ function setup(opts: { pingMinMs?: number; secretRecheckMs?: number; clusterReso
     operatorNamespace: 'dc-operator',
     clusterResourceNamespace: opts.clusterResourceNamespace ?? 'dc-operator',
     keyless,
+    ...(opts.identity ? { keylessIdentity: opts.identity } : {}),
   });
   return { cluster, reconciler, keyless, health, recovered };
 }
+
+/** The cluster a KeylessIdentity bootstraps its CA into, shared with the setup that uses it. */
+let identityCluster = new FakeCluster();
 
 function putKeylessSecrets(cluster: FakeCluster, namespace: string): void {
   const b64 = (s: string): string => Buffer.from(s).toString('base64');
@@ -112,7 +117,7 @@ void test('issues through a keyless DelegationSigner while the certificate Secre
   const server = await startServer();
   const s = setup();
   try {
-    s.cluster.putTlsSecret(NS, 'web-tls', cert, undefined);
+    s.cluster.putTlsSecret(NS, 'web-tls', cert, null);
     putKeylessSecrets(s.cluster, NS);
     s.cluster.signers.set(`DelegationSigner/${NS}/edge`, keylessSigner('DelegationSigner', server.port));
     addDc(s, 'web-dc');
@@ -132,7 +137,7 @@ void test('shares one pooled client per signer across DelegatedCredentials and r
   const server = await startServer();
   const s = setup();
   try {
-    s.cluster.putTlsSecret(NS, 'web-tls', cert, undefined);
+    s.cluster.putTlsSecret(NS, 'web-tls', cert, null);
     putKeylessSecrets(s.cluster, NS);
     s.cluster.signers.set(`DelegationSigner/${NS}/edge`, keylessSigner('DelegationSigner', server.port));
     addDc(s, 'a');
@@ -164,7 +169,7 @@ void test('a key server that is down gives SignerUnavailable naming the address,
   const port = server.port;
   const s = setup();
   try {
-    s.cluster.putTlsSecret(NS, 'web-tls', cert, undefined);
+    s.cluster.putTlsSecret(NS, 'web-tls', cert, null);
     putKeylessSecrets(s.cluster, NS);
     s.cluster.signers.set(`DelegationSigner/${NS}/edge`, keylessSigner('DelegationSigner', port, '1s'));
     addDc(s, 'web-dc');
@@ -206,7 +211,7 @@ void test('a keyless ClusterDelegationSigner reads its Secrets from the cluster 
   const server = await startServer();
   const s = setup({ clusterResourceNamespace: 'cert-ops' });
   try {
-    s.cluster.putTlsSecret(NS, 'web-tls', cert, undefined);
+    s.cluster.putTlsSecret(NS, 'web-tls', cert, null);
     putKeylessSecrets(s.cluster, 'cert-ops');
     s.cluster.signers.set('ClusterDelegationSigner/edge', keylessSigner('ClusterDelegationSigner', server.port));
     s.cluster.namespaces.set(NS, { 'kubernetes.io/metadata.name': NS });
@@ -223,7 +228,7 @@ void test('a keyless ClusterDelegationSigner reads its Secrets from the cluster 
 
 void test('a missing CA bundle Secret gives SecretNotFound naming it, for the DelegatedCredential and the signer', async () => {
   const s = setup();
-  s.cluster.putTlsSecret(NS, 'web-tls', cert, undefined);
+  s.cluster.putTlsSecret(NS, 'web-tls', cert, null);
   s.cluster.signers.set(`DelegationSigner/${NS}/edge`, keylessSigner('DelegationSigner', 2407));
   addDc(s, 'web-dc');
   const result = await s.reconciler.reconcile(NS, 'web-dc');
@@ -237,7 +242,7 @@ void test('a missing CA bundle Secret gives SecretNotFound naming it, for the De
 
 void test('a keyless ClusterDelegationSigner missing its CA bundle Secret: the signer learns which Secret, the DelegatedCredential only the reason', async () => {
   const s = setup({ clusterResourceNamespace: 'cert-ops' });
-  s.cluster.putTlsSecret(NS, 'web-tls', cert, undefined);
+  s.cluster.putTlsSecret(NS, 'web-tls', cert, null);
   s.cluster.signers.set('ClusterDelegationSigner/edge', keylessSigner('ClusterDelegationSigner', 2407));
   s.cluster.namespaces.set(NS, { 'kubernetes.io/metadata.name': NS });
   addDc(s, 'web-dc', 'ClusterDelegationSigner');
@@ -272,7 +277,7 @@ void test('a key server that does not answer costs one timeout: later issues thr
   const port = (blackhole.address() as { port: number }).port;
   const s = setup({ pingMinMs: 60_000 });
   try {
-    s.cluster.putTlsSecret(NS, 'web-tls', cert, undefined);
+    s.cluster.putTlsSecret(NS, 'web-tls', cert, null);
     putKeylessSecrets(s.cluster, NS);
     s.cluster.signers.set(`DelegationSigner/${NS}/edge`, keylessSigner('DelegationSigner', port, '1s'));
     addDc(s, 'a');
@@ -290,5 +295,44 @@ void test('a key server that does not answer costs one timeout: later issues thr
     await s.keyless.close();
     for (const socket of held) socket.destroy();
     blackhole.close();
+  }
+});
+
+void test('fallback Keyless with a keyless signer: the sidecar pulls from the signer\'s key server with its CA bundle and an operator-issued identity; CertificateKey is refused', async () => {
+  const server = await startServer();
+  identityCluster = new FakeCluster();
+  const identity = new KeylessIdentity({ api: identityCluster, namespace: 'dc-operator', trustDomain: 'cluster.local', clock: new FakeClock(new Date()), log: silentLog, onChange: () => undefined });
+  await identity.maintain();
+  const s = setup({ identity });
+  try {
+    s.cluster.putTlsSecret(NS, 'web-tls', cert, null);
+    putKeylessSecrets(s.cluster, NS);
+    s.cluster.signers.set(`DelegationSigner/${NS}/edge`, keylessSigner('DelegationSigner', server.port));
+    addDc(s, 'web-dc');
+    await s.reconciler.reconcile(NS, 'web-dc');
+    const data = s.cluster.secrets.get(`${NS}/web-dc-secret`)?.data ?? {};
+    const text = (k: string): string => Buffer.from(data[k] ?? '', 'base64').toString('utf8');
+    assert.equal(text('fallback'), 'Keyless');
+    assert.equal(text('keyless.address'), `127.0.0.1:${server.port}`, "the signer's own key server");
+    assert.equal(text('keyless-ca.crt'), pki.ca, "the signer's caBundleSecretRef ca.crt");
+    const client = new X509Certificate(text('keyless-client.crt'));
+    assert.equal(client.subjectAltName, `URI:spiffe://cluster.local/ns/${NS}/dc/web-dc`);
+    const operatorCa = new X509Certificate(Buffer.from(identityCluster.secrets.get('dc-operator/dc-operator-keyless-ca')?.data?.['ca.crt'] ?? '', 'base64'));
+    assert.ok(client.verify(operatorCa.publicKey), "issued by the operator's keyless CA (the remote key server must trust it)");
+    assert.equal(condition(s, 'web-dc', 'FallbackReady')?.reason, 'KeyServerReady');
+    assert.equal(s.cluster.dcs.get(`${NS}/web-dc`)?.status?.keyServer, `127.0.0.1:${server.port}`);
+    assert.ok(!identityCluster.secrets.has('dc-operator/dc-operator-keyserver-tls'), 'no in-cluster key server: no serving Secret');
+
+    s.cluster.putDelegatedCredential(NS, 'web-dc', { certificateSecretRef: { name: 'web-tls' }, secretName: 'web-dc-secret', signerRef: { kind: 'DelegationSigner', name: 'edge' }, fallback: 'CertificateKey' }, 2);
+    await s.reconciler.reconcile(NS, 'web-dc');
+    const refused = condition(s, 'web-dc', 'FallbackReady');
+    assert.deepEqual([refused?.status, refused?.reason], ['False', 'CertificateKeyUnavailable']);
+    assert.match(refused?.message ?? '', /operator never has it/);
+    const after = s.cluster.secrets.get(`${NS}/web-dc-secret`)?.data ?? {};
+    assert.ok(!('tls.key' in after) && !('keyless-client.crt' in after), 'neither a key nor keyless parts');
+    assert.equal(condition(s, 'web-dc', 'Ready')?.status, 'True', 'the credentials are still issued');
+  } finally {
+    await s.keyless.close();
+    await server.close();
   }
 });

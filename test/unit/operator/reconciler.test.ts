@@ -236,7 +236,7 @@ void test('a missing certificate Secret gives SecretNotFound naming it', async (
 
 void test('a keyless signer in a reconciler built without keyless signing gives SignerReady=False KeylessNotImplemented without crashing', async () => {
   const h = harness(new Date());
-  h.cluster.putTlsSecret(NS, 'web-tls', await delegationCertificate(), undefined);
+  h.cluster.putTlsSecret(NS, 'web-tls', await delegationCertificate(), null);
   h.cluster.signers.set('ClusterDelegationSigner/edge', {
     apiVersion: 'dc-operator.io/v1alpha1',
     kind: 'ClusterDelegationSigner',
@@ -260,7 +260,7 @@ void test('a keyless signer in a reconciler built without keyless signing gives 
 void test('a DelegationSigner with an in-cluster key Secret signs for a certificate Secret without tls.key', async () => {
   const h = harness(new Date());
   const cert = await delegationCertificate({ keyType: 'ed25519' });
-  h.cluster.putTlsSecret(NS, 'web-tls', cert, undefined);
+  h.cluster.putTlsSecret(NS, 'web-tls', cert, null);
   h.cluster.secrets.set(`${NS}/web-key`, { type: 'Opaque', metadata: { name: 'web-key', namespace: NS }, data: { 'private.pem': Buffer.from(cert.key.privateKeyPem).toString('base64') } });
   h.cluster.signers.set(`DelegationSigner/${NS}/vault`, {
     apiVersion: 'dc-operator.io/v1alpha1',
@@ -346,7 +346,7 @@ async function clusterSigned(namespaceSelector: ClusterDelegationSignerSpec['nam
   const health: SignerHealth[] = [];
   const h = harness(new Date(), { signerHealth: (x) => health.push(x) });
   const cert = await delegationCertificate({ keyType: 'ecdsa-p384' });
-  h.cluster.putTlsSecret(NS, 'web-tls', cert, undefined);
+  h.cluster.putTlsSecret(NS, 'web-tls', cert, null);
   h.cluster.secrets.set('dc-operator/shared-key', { type: 'Opaque', metadata: { name: 'shared-key', namespace: 'dc-operator' }, data: { 'tls.key': Buffer.from(cert.key.privateKeyPem).toString('base64') } });
   h.cluster.signers.set('ClusterDelegationSigner/shared', {
     apiVersion: 'dc-operator.io/v1alpha1',
