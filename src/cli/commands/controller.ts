@@ -31,7 +31,14 @@ and issues RFC 9345 delegated credentials before they expire.
 Connects with --kubeconfig, else $KUBECONFIG or ~/.kube/config, else the in-cluster service
 account. Replicas elect a leader on the Lease dc-operator-controller in --operator-namespace; only
 the leader issues, and a stopping leader releases the lease. Serves /metrics, /healthz and /readyz
-on --metrics-port. JSON logs on stderr. Stops on SIGTERM or SIGINT.`,
+on --metrics-port. JSON logs on stderr. Stops on SIGTERM or SIGINT.
+
+Fallback (spec.fallback, default Keyless): the leader keeps a CA for keyless identities in the
+Secret --keyless-ca-secret of the operator namespace (created when missing), issues the in-cluster
+key server's serving Secret --keyserver-tls-secret for --keyserver-address, writes each sidecar's
+client certificate (spiffe://--trust-domain/ns/<ns>/dc/<name>) into its output Secret, and pings
+the key server every 15 s (FallbackReady). Without --keyserver-address, fallback Keyless reports
+NoKeyServer and the credentials are still issued.`,
   exitStatus: {
     0: 'stopped by SIGTERM or SIGINT',
     1: 'could not start (e.g. the port is in use) or failed while running',
@@ -47,8 +54,7 @@ on --metrics-port. JSON logs on stderr. Stops on SIGTERM or SIGINT.`,
     'keyserver-address': {
       type: 'string',
       value: 'HOST:PORT',
-      description: 'the in-cluster key server sidecars pull certificate-key signatures from (fallback Keyless); its serving certificate is issued for this host and its Service short forms. Empty: none, and fallback Keyless reports NoKeyServer',
-      default: '',
+      description: 'the in-cluster key server sidecars pull certificate-key signatures from (fallback Keyless); its serving certificate is issued for this host and its Service short forms. Absent: none, and fallback Keyless reports NoKeyServer',
     },
     'trust-domain': { type: 'string', value: 'DOMAIN', description: 'trust domain of the keyless identities (spiffe://DOMAIN/ns/<ns>/dc/<name>)', default: DEFAULT_TRUST_DOMAIN },
     'keyless-ca-secret': { type: 'string', value: 'NAME', description: 'Secret (ca.crt, ca.key) in the operator namespace holding the CA of keyless identities; created when missing', default: DEFAULT_KEYLESS_CA_SECRET },
@@ -56,14 +62,14 @@ on --metrics-port. JSON logs on stderr. Stops on SIGTERM or SIGINT.`,
     'no-leader-election': { type: 'boolean', description: 'act as leader at once (a single replica only)' },
     'log-level': { type: 'string', value: 'LEVEL', description: `${LOG_LEVELS.join(', ')}`, default: 'info' },
   },
-  examples: ['dc-operator controller', 'dc-operator controller --namespace shop --namespace payments --cluster-resource-namespace dc-operator', 'dc-operator controller --kubeconfig .dev/kubeconfig --operator-namespace dc-operator --metrics-port 9090'],
+  examples: ['dc-operator controller', 'dc-operator controller --keyserver-address dc-operator-keyserver.dc-operator.svc:2407', 'dc-operator controller --namespace shop --namespace payments --cluster-resource-namespace dc-operator', 'dc-operator controller --kubeconfig .dev/kubeconfig --operator-namespace dc-operator --metrics-port 9090'],
   validate(v) {
     const namespaces = namespaceList(v.namespace);
     const crn = v['cluster-resource-namespace'];
     if (crn !== undefined && !/^[a-z0-9]([-a-z0-9]*[a-z0-9])?$/.test(crn)) {
       throw new UsageError(`"${crn}" is not a namespace name`, '--cluster-resource-namespace');
     }
-    const keyServerAddress = v['keyserver-address'].trim();
+    const keyServerAddress = (v['keyserver-address'] ?? '').trim();
     if (keyServerAddress !== '') {
       try {
         parseAddress(keyServerAddress);
