@@ -23,6 +23,9 @@ import type { KeylessIdentityPort } from './keyless-identity.js';
 import { CA_BUNDLE_KEY } from './keyless.js';
 import { credentialRenewalTime, needsIssuing, type IssueReason } from './triggers.js';
 
+/** FallbackReady reasons that come from the object's own spec, worth a Warning event each. */
+const SPEC_FALLBACK_WARNINGS: ReadonlySet<string> = new Set(['CertificateKeyInPod', 'CertificateKeyNotFound', 'CertificateKeyUnavailable']);
+
 /** Certificates closer than this to notAfter are treated as expired: a credential would be useless. */
 export const MIN_CREDENTIAL_LIFETIME_MS = 60_000;
 
@@ -349,7 +352,10 @@ export class Reconciler {
     }
     const fallback = outcome.fallback?.condition;
     const previousFallback = dc.status?.conditions?.find((c) => c.type === 'FallbackReady');
-    if (fallback !== undefined && (fallback.status !== 'True' || fallback.reason === 'CertificateKeyInPod') && fallback.status !== 'Unknown' && previousFallback?.reason !== fallback.reason) {
+    // Events only for what this object's spec asks for; a key server that is down or not installed
+    // is one fact for every DelegatedCredential (logged once by the probe, shown in each status),
+    // and an event per object would be a storm on each outage.
+    if (fallback !== undefined && SPEC_FALLBACK_WARNINGS.has(fallback.reason) && previousFallback?.reason !== fallback.reason) {
       events.record(dc, 'Warning', fallback.reason, fallback.message);
     }
     if (outcome.advisory !== undefined && previousReady?.reason !== outcome.advisory.reason) {

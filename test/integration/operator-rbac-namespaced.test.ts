@@ -120,7 +120,13 @@ void it('with Roles in its namespaces and the cluster resource namespace only, i
   }
   assert.equal(await may('list', other.name, 'delegatedcredentials', DC.group), false, 'may not list DelegatedCredentials in an unwatched namespace');
   assert.equal(await may('get', op.name), true, 'may read Secrets in the cluster resource namespace');
-  assert.equal(await may('create', op.name), false, 'may not write Secrets in the cluster resource namespace');
+  // The operator namespace (here also the cluster resource namespace): the keyless CA and the key
+  // server's serving Secret are created and renewed there, never deleted.
+  assert.equal(await may('create', op.name), true, 'may create Secrets in the operator namespace (the keyless CA)');
+  assert.equal(await may('update', op.name), true, 'may update Secrets in the operator namespace (renewals)');
+  assert.equal(await may('delete', op.name), false, 'may not delete Secrets in the operator namespace');
+  const ca = await core.readNamespacedSecret({ namespace: op.name, name: 'dc-operator-keyless-ca' });
+  assert.deepEqual(Object.keys(ca.data ?? {}).sort(), ['ca.crt', 'ca.key'], 'the keyless CA was bootstrapped under these rules');
   const refused = warnings.filter((l) => /forbidden|cannot \w+ resource/i.test(l));
   assert.deepEqual(refused, [], 'RBAC refused none of the controller\'s requests');
 });
