@@ -335,3 +335,17 @@ void describe('dc-operator', () => {
     assert.match(r.stderr, /^dc-operator: unknown command "no-such-process"[^\n]*\n$/);
   });
 });
+
+void it('dc-operator controller refuses a bad --keyserver-address, --trust-domain or Secret name, naming the flag, before connecting anywhere', () => {
+  const cases: [string[], RegExp][] = [
+    [['--keyserver-address', 'a:b:c'], /--keyserver-address: key server address "a:b:c" is not host:port \(e\.g\. dc-operator-keyserver\.dc-operator\.svc:2407\)/],
+    [['--keyserver-address', 'keys:99999'], /--keyserver-address: .*bad port/],
+    [['--trust-domain', 'Cluster/Local'], /--trust-domain: invalid trust domain/],
+    [['--keyless-ca-secret', 'Not_A_Name'], /--keyless-ca-secret: "Not_A_Name" is not a Secret name/],
+  ];
+  for (const [args, pattern] of cases) {
+    const r = spawnSync(process.execPath, [DC_OPERATOR, 'controller', '--kubeconfig', '/nonexistent', ...args], { encoding: 'utf8', env: { ...process.env, DC_DEBUG: '' } });
+    assert.equal(r.status, 2, `${args.join(' ')}: usage error (${r.stderr})`);
+    assert.match(r.stderr, pattern, args.join(' '));
+  }
+});
