@@ -6,18 +6,21 @@
 // the key server going away and coming back.
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
-import { X509Certificate } from 'node:crypto';
+import { spawn } from 'node:child_process';
+import { X509Certificate, createHash, createPrivateKey, createPublicKey, verify } from 'node:crypto';
 import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { CoreV1Api, type KubeConfig, type V1Secret } from '@kubernetes/client-node';
 import { KeylessClient } from '../../src/keyless/client.js';
+import { Opcode } from '../../src/keyless/protocol.js';
+import { computeSki } from '../../src/keyless/ski.js';
 import { startKeyServer, type KeyServer } from '../../src/keyless/server.js';
 import { createLogger } from '../../src/operator/logger.js';
 import { runController, type ControllerHandle } from '../../src/operator/main.js';
 import { createTestNamespace, testKubeConfig, testKubeconfigPath, type TestNamespace } from '../support/cluster.js';
-import { ensureBinaries, freePort, kubectlPath } from '../support/control-plane.js';
+import { ensureBinaries, freePort, kubectlPath, repoRoot } from '../support/control-plane.js';
 import { applyCrds, createDelegatedCredential, dcctlCertificate, putSecret, secretData, tlsSecret, waitFor, waitForCondition } from './operator-fixtures.js';
 
 void describe('spec.fallback on the real apiserver', { timeout: 180_000 }, () => {
@@ -158,5 +161,38 @@ void describe('spec.fallback on the real apiserver', { timeout: 180_000 }, () =>
     assert.equal((await readSecret('web-out'))?.metadata?.resourceVersion, before, 'the output Secret is not rewritten for a probe result');
     keyServer = await startKeys();
     await waitForCondition(kc, ns.name, 'web-dc', 'FallbackReady', 'True', 'KeyServerReady', 30_000);
+  });
+
+  void it('with `dc-operator keyserver --from-cluster` on that address: the controller\'s probe is let in, and the bundle\'s identity signs with its own certificate\'s key', async () => {
+    await keyServer?.close();
+    keyServer = undefined;
+    await waitForCondition(kc, ns.name, 'web-dc', 'FallbackReady', 'False', 'KeyServerUnreachable', 30_000);
+    const child = spawn(
+      process.execPath,
+      [join(repoRoot, 'dist', 'src', 'cli', 'dc-operator.js'), 'keyserver', '--from-cluster', '--kubeconfig', await testKubeconfigPath(),
+        '--namespace', ns.name, '--operator-namespace', ns.name, '--address', '127.0.0.1', '--port', String(port), '--metrics-port', String(await freePort())],
+      { stdio: ['ignore', 'ignore', 'pipe'] },
+    );
+    let stderr = '';
+    child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
+    const exited = new Promise<void>((resolve) => child.on('exit', () => resolve()));
+    try {
+      await waitForCondition(kc, ns.name, 'web-dc', 'FallbackReady', 'True', 'KeyServerReady', 40_000).catch((err: unknown) => {
+        throw new Error(`${String(err)}; key server said: ${stderr.slice(-2000)}`);
+      });
+      const out = await readSecret('web-out');
+      const sidecar = new KeylessClient({ address: text(out, 'keyless.address'), ca: text(out, 'keyless-ca.crt'), cert: text(out, 'keyless-client.crt'), key: text(out, 'keyless-client.key'), timeoutMs: 5000 });
+      try {
+        const message = Buffer.from('TLS 1.3, server CertificateVerify (test content)');
+        const digest = createHash('sha256').update(message).digest();
+        const signature = await waitFor('a signature through the bundle identity', 20_000, () => sidecar.sign(computeSki(createPrivateKey(cert.key)), Opcode.ecdsaSignSha256, digest, { timeoutMs: 5000 }));
+        assert.ok(verify('sha256', message, createPublicKey(cert.crt), signature), 'signed with the certificate key');
+      } finally {
+        await sidecar.close();
+      }
+    } finally {
+      child.kill('SIGTERM');
+      await exited;
+    }
   });
 });
