@@ -12,6 +12,7 @@
  */
 import { watch, type FSWatcher } from 'node:fs';
 import { KUBELET_DATA_LINK, MaterialError, type MaterialStore, type ServingMaterial } from './material.js';
+import { signatureSchemeName } from '../tls/constants.js';
 
 export type ReloadTrigger = 'initial' | 'watch' | 'signal' | 'periodic';
 
@@ -114,7 +115,7 @@ export class CredentialWatcher {
           trigger,
           source: next.source,
           delegatedCredentials: next.credentials.entries.map((e) => ({
-            algorithm: e.dcCertVerifyAlgorithm,
+            algorithm: signatureSchemeName(e.dcCertVerifyAlgorithm),
             expiresAt: e.expiresAt.toISOString(),
           })),
           certificateKey: next.certificateKey !== undefined,

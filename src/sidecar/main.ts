@@ -5,7 +5,7 @@
  *   main(argv) -> run(args): Promise<number>  (exit code; flags validated before anything starts)
  *   runSidecar(config) -> RunningSidecar      (also used by tests and benches)
  */
-import winston from 'winston';
+import { createJsonLog } from '../net/log.js';
 import { ConnectionTracker } from '../net/connection-tracker.js';
 import type { Signer } from '../tls/signer.js';
 import { ConfigError, helpText, parseArgs, validateConfig, type SidecarConfig } from './config.js';
@@ -53,12 +53,7 @@ export interface RunningSidecar {
 }
 
 export function createLogger(level: string): SidecarLogger {
-  return winston.createLogger({
-    level,
-    format: winston.format.combine(winston.format.timestamp(), winston.format.json()),
-    defaultMeta: { component: 'sidecar' },
-    transports: [new winston.transports.Console({ stderrLevels: ['error', 'warn', 'info', 'debug'] })],
-  });
+  return createJsonLog({ component: 'sidecar', level });
 }
 
 export async function runSidecar(options: RunSidecarOptions): Promise<RunningSidecar> {

@@ -62,10 +62,19 @@ export function closeSoon(socket: Socket, last?: Uint8Array): void {
   setTimeout(() => socket.destroy(), FLUSH_DEADLINE_MS).unref();
 }
 
-/** `refusals` bounds the log lines about refused connections (one per listener). */
 /** Refusals whose reason names something an operator can fix: the summary line carries the first. */
 const DETAILED_REFUSALS = new Set(['keyserver-unreachable', 'keyless-client-certificate', 'keyless-misconfigured']);
 
+/** The count a LogLimiter left out since the key's last line, when there is one. */
+function suppressedField(suppressed: number): { suppressedSinceLastLine?: number } {
+  return suppressed > 0 ? { suppressedSinceLastLine: suppressed } : {};
+}
+
+/**
+ * `refusals` bounds the log lines about refused connections (one per listener). A refusal (a cap
+ * reached, bytes that are not a ClientHello, nothing to serve this client with) is logged at
+ * info: an operator asking "why was my client turned away" must not need debug logging on.
+ */
 export async function handleConnection(socket: Socket, o: TerminatorOptions, refusals: LogLimiter): Promise<void> {
   socket.on('error', () => {}); // errors surface as 'close'; the proxy reports its own
   socket.setNoDelay(true);
@@ -80,7 +89,7 @@ export async function handleConnection(socket: Socket, o: TerminatorOptions, ref
           ? `${o.tracker.openFrom(source)} open from ${source}, the limit per source (--max-connections-per-source)`
           : `${o.tracker.size} open, the limit (--max-connections)`;
       refusals.log(admitted, (suppressed) =>
-        o.log.warn(`refused a connection: ${why}`, { remote: source, reason: admitted, ...(suppressed > 0 ? { suppressedSinceLastLine: suppressed } : {}) }),
+        o.log.info(`refused a connection: ${why}`, { remote: source, reason: admitted, ...suppressedField(suppressed) }),
       );
     }
     socket.destroy();
@@ -93,7 +102,9 @@ export async function handleConnection(socket: Socket, o: TerminatorOptions, ref
   if (peek.kind !== 'client-hello') {
     o.metrics.refused(peek.kind === 'not-tls' ? 'bad-hello' : peek.kind);
     if (peek.kind === 'not-tls') {
-      o.log.debug('not a TLS ClientHello', { remote: socket.remoteAddress, reason: peek.reason });
+      refusals.log('bad-hello', (suppressed) =>
+        o.log.info('refused a connection: not a TLS ClientHello', { remote: socket.remoteAddress, reason: peek.reason, ...suppressedField(suppressed) }),
+      );
       closeSoon(socket, plaintextAlert(peek.alert));
     } else {
       socket.destroy();
@@ -106,7 +117,9 @@ export async function handleConnection(socket: Socket, o: TerminatorOptions, ref
   if (decision.engine === 'refuse') {
     o.metrics.refused(decision.metric);
     o.report?.refused(decision.metric, DETAILED_REFUSALS.has(decision.metric) ? decision.reason : undefined);
-    o.log.debug('refused a client', { remote: socket.remoteAddress, alert: alertName(decision.alert), reason: decision.reason });
+    refusals.log(decision.metric, (suppressed) =>
+      o.log.info(`refused a client: ${decision.reason}`, { remote: socket.remoteAddress, alert: alertName(decision.alert), reason: decision.metric, ...suppressedField(suppressed) }),
+    );
     closeSoon(socket, plaintextAlert(decision.alert, peek.recordVersion));
     return;
   }

@@ -9,7 +9,7 @@ import {
   VersionApi,
 } from '@kubernetes/client-node';
 import type { Registry } from 'prom-client';
-import winston from 'winston';
+import { createJsonLog } from '../net/log.js';
 import { admit, type DelegatedCredentialLookup } from './admission.js';
 import { DC_GROUP, DC_PLURAL, DC_VERSION, DEFAULT_SIDECAR_CONFIG, type SidecarConfig } from './config.js';
 import { createWebhookServer, type AdmissionStats } from './server.js';
@@ -79,12 +79,7 @@ export interface RunningWebhook {
 }
 
 export function defaultLogger(): Logger {
-  return winston.createLogger({
-    level: process.env['LOG_LEVEL'] ?? 'info',
-    format: winston.format.combine(winston.format.timestamp(), winston.format.json()),
-    defaultMeta: { component: 'webhook' },
-    transports: [new winston.transports.Console()],
-  });
+  return createJsonLog({ component: 'webhook', level: process.env['LOG_LEVEL'] ?? 'info' });
 }
 
 function withTimeout<T>(promise: Promise<T>, ms: number, what: string): Promise<T> {

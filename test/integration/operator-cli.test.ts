@@ -44,12 +44,12 @@ void it('dc-operator controller issues, logs JSON lines with namespace and name,
   }
   assert.equal(await exited, 0, `exit code (stderr: ${stderr.slice(-2000)})`);
   const lines = stderr.trim().split('\n').map((l) => JSON.parse(l) as Record<string, unknown>);
-  const issuing = lines.find((l) => l['message'] === 'issuing');
+  const issuing = lines.find((l) => l['msg'] === 'issuing');
   assert.ok(issuing, 'an "issuing" line');
   assert.equal(issuing['namespace'], ns.name);
   assert.equal(issuing['name'], 'cli');
   assert.equal(issuing['reason'], 'SecretMissing');
-  assert.ok(lines.some((l) => l['message'] === 'released leadership'), 'the lease was released');
+  assert.ok(lines.some((l) => l['msg'] === 'released leadership'), 'the lease was released');
   const lease = await kc.makeApiClient(CoordinationV1Api).readNamespacedLease({ namespace: ns.name, name: 'dc-operator-controller' });
   assert.equal(lease.spec?.holderIdentity ?? undefined, undefined);
 });

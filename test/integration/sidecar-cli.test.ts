@@ -15,7 +15,7 @@ import { KubeletVolume } from '../unit/sidecar/kubelet-volume.js';
 const CLI = join(process.cwd(), 'dist', 'src', 'cli', 'dc-operator.js');
 
 interface LogLine {
-  readonly message: string;
+  readonly msg: string;
   readonly [key: string]: unknown;
 }
 
@@ -88,14 +88,14 @@ void describe('dc-operator sidecar (process)', { timeout: 90_000 }, () => {
       DC_SIDECAR_DRAIN_TIMEOUT: '2s',
     });
     try {
-      const listening = await p.line((l) => l.message === 'sidecar listening');
+      const listening = await p.line((l) => l.msg === 'sidecar listening');
       assert.equal(listening['upstream'], `127.0.0.1:${(echo.address() as AddressInfo).port}`, 'DC_SIDECAR_UPSTREAM applied');
       const metricsPort = listening['metricsPort'] as number;
       assert.equal((await fetch(`http://127.0.0.1:${metricsPort}/readyz`)).status, 200);
       p.signal('SIGHUP');
-      await p.line((l) => l.message === 'credentials loaded' && l['trigger'] === 'signal');
+      await p.line((l) => l.msg === 'credentials loaded' && l['trigger'] === 'signal');
       p.signal('SIGTERM');
-      await p.line((l) => l.message === 'drained');
+      await p.line((l) => l.msg === 'drained');
       assert.equal(await p.exited, 0);
     } finally {
       p.signal('SIGKILL');

@@ -3,12 +3,10 @@ import { CommandFailed, UsageError } from '../framework/errors.js';
 import { resolvePath } from '../framework/files.js';
 import { integerFlag, ipFlag, oneOf } from '../framework/flags.js';
 import { runController } from '../../operator/main.js';
-import { createLogger } from '../../operator/logger.js';
+import { createJsonLog, LOG_LEVELS } from '../../net/log.js';
 import { DEFAULT_TRUST_DOMAIN, controllerIdentityUri } from '../../operator/api/serving-bundle.js';
 import { DEFAULT_KEYLESS_CA_SECRET, DEFAULT_KEYSERVER_TLS_SECRET } from '../../operator/keyless-identity.js';
 import { parseAddress } from '../../keyless/client.js';
-
-const LOG_LEVELS = ['error', 'warn', 'info', 'debug'] as const;
 
 /** The namespaces of `--namespace a --namespace b,c`, each checked, without repeats. */
 export function namespaceList(values: readonly string[]): string[] {
@@ -99,7 +97,7 @@ NoKeyServer and the credentials are still issued.`,
     };
   },
   async run(c, ctx) {
-    const log = createLogger(c.logLevel);
+    const log = createJsonLog({ component: 'controller', level: c.logLevel, write: (line) => ctx.stderr(line), now: () => ctx.now() });
     let handle;
     try {
       handle = await runController({

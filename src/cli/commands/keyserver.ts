@@ -11,11 +11,10 @@ import {
   startKeyServer,
 } from '../../keyless/server.js';
 import { LOG_LINES_PER_WINDOW } from '../../net/log-limiter.js';
+import { createJsonLog } from '../../net/log.js';
 import { durationFlag, readCertificateFile } from './tls-inputs.js';
-import type { KeyStoreLogger } from '../../keyless/keystore.js';
 import { namespaceList } from './controller.js';
 import { DEFAULT_TRUST_DOMAIN } from '../../operator/api/serving-bundle.js';
-import { createLogger } from '../../operator/logger.js';
 import { runClusterKeyServer } from '../../keyserver/main.js';
 import { DEFAULT_SIGNATURES_PER_SECOND } from '../../keyserver/rate-limit.js';
 import { DEFAULT_TLS_SECRET } from '../../keyserver/serving-secret.js';
@@ -23,13 +22,6 @@ import { DEFAULT_TLS_SECRET } from '../../keyserver/serving-secret.js';
 const NAMESPACE = /^[a-z0-9]([-a-z0-9]*[a-z0-9])?$/;
 const DIRECTORY_FLAGS = ['keys', 'ca', 'cert', 'key'] as const;
 const CLUSTER_FLAGS = ['kubeconfig', 'namespace', 'operator-namespace', 'cluster-resource-namespace', 'tls-secret', 'trust-domain', 'rate-limit'] as const;
-
-/** One JSON line per event on stderr: what a log collector in a pod expects. */
-function jsonLogger(ctx: CommandContext): KeyStoreLogger {
-  const line = (level: string) => (message: string, meta?: Record<string, unknown>) =>
-    ctx.stderr(JSON.stringify({ time: ctx.now().toISOString(), level, message, ...meta }) + '\n');
-  return { info: line('info'), warn: line('warn'), error: line('error') };
-}
 
 async function readPem(ctx: CommandContext, flag: string, path: string): Promise<string> {
   try {
@@ -178,7 +170,7 @@ why and no keyless port is open. Signing workers (--workers) are not available i
       readPem(ctx, '--cert', c.cert),
       readPem(ctx, '--key', c.key),
     ]);
-    const logger = jsonLogger(ctx);
+    const logger = createJsonLog({ component: 'keyserver', write: (line) => ctx.stderr(line), now: () => ctx.now() });
     let server;
     try {
       server = await startKeyServer({
@@ -240,7 +232,7 @@ interface ClusterConfig {
 }
 
 async function runFromCluster(c: ClusterConfig, ctx: CommandContext): Promise<number> {
-  const log = createLogger(undefined, 'keyserver');
+  const log = createJsonLog({ component: 'keyserver', level: ctx.env['LOG_LEVEL'] ?? 'info', write: (line) => ctx.stderr(line), now: () => ctx.now() });
   let handle;
   try {
     handle = await runClusterKeyServer({

@@ -1,18 +1,11 @@
 import { dumpYaml } from '@kubernetes/client-node';
-import { defineCommand, type CommandContext } from '../framework/command.js';
+import { defineCommand } from '../framework/command.js';
 import { CommandFailed, UsageError } from '../framework/errors.js';
 import { integerFlag, ipFlag, oneOf } from '../framework/flags.js';
 import { DEFAULT_SIDECAR_CONFIG, type ResourceList } from '../../webhook/config.js';
 import { runWebhook, type WebhookOptions } from '../../webhook/main.js';
-import type { Logger } from '../../webhook/serving-certs.js';
+import { createJsonLog } from '../../net/log.js';
 import { buildMutatingWebhookConfiguration } from '../../webhook/webhook-configuration.js';
-
-/** One JSON line per event on stderr: what a log collector in a pod expects. */
-function jsonLogger(ctx: CommandContext): Logger {
-  const line = (level: string) => (message: string, meta?: Record<string, unknown>) =>
-    ctx.stderr(JSON.stringify({ time: ctx.now().toISOString(), level, component: 'webhook', message, ...meta }) + '\n');
-  return { info: line('info'), warn: line('warn'), error: line('error') };
-}
 
 const QUANTITY = /^[0-9]+(\.[0-9]+)?(m|k|M|G|T|P|E|Ki|Mi|Gi|Ti|Pi|Ei)?$/;
 
@@ -125,7 +118,7 @@ Stops on SIGTERM or SIGINT.`,
       ctx.stdout(dumpYaml(mwc, { lineWidth: -1, noRefs: true }));
       return 0;
     }
-    const log = jsonLogger(ctx);
+    const log = createJsonLog({ component: 'webhook', write: (line) => ctx.stderr(line), now: () => ctx.now() });
     const opts: WebhookOptions = {
       namespace,
       host: c.address,

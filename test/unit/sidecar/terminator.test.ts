@@ -13,6 +13,7 @@ import { validateServingMaterial, MaterialStore } from '../../../src/sidecar/mat
 import { SidecarMetrics } from '../../../src/sidecar/metrics.js';
 import { createOursEngine } from '../../../src/sidecar/ours-engine.js';
 import { ConnectionTracker } from '../../../src/net/connection-tracker.js';
+import { LOG_LINES_PER_WINDOW } from '../../../src/net/log-limiter.js';
 import { SidecarStatus } from '../../../src/sidecar/status.js';
 import { listen, type Listener, type TerminatorOptions } from '../../../src/sidecar/terminator.js';
 import { delegatedCredentialPeerHooks } from '../../../src/tls/delegated/index.js';
@@ -188,9 +189,9 @@ void describe('sidecar listener', () => {
     first.destroy();
   });
 
-  void it('closes a source over its per-source limit at once, logs why, and still serves another source', { timeout: 15_000 }, async () => {
+  void it('closes a source over its per-source limit at once, logs why at info, and still serves another source', { timeout: 15_000 }, async () => {
     const warnings: Array<{ message: string; meta: Record<string, unknown> | undefined }> = [];
-    const log = { ...quiet, warn: (message: string, meta?: Record<string, unknown>) => void warnings.push({ message, meta }) };
+    const log = { ...quiet, info: (message: string, meta?: Record<string, unknown>) => void warnings.push({ message, meta }) };
     const r = await rig(await upstreamServer(replyAfterEnd), { perSource: 2, log });
     const from = (localAddress: string): Socket => {
       const s = netConnect({ host: '127.0.0.1', port: r.listener.port, localAddress });
@@ -267,14 +268,21 @@ void describe('sidecar listener', () => {
     }
   });
 
-  void it('answers plain HTTP on the TLS port with an alert and closes', async () => {
-    const r = await rig(await upstreamServer((s) => s.resume()));
-    const s = netConnect({ host: '127.0.0.1', port: r.listener.port });
-    s.on('error', () => {});
-    s.write('GET / HTTP/1.1\r\nHost: x\r\n\r\n');
-    const answer = await readAll(s);
-    assert.deepEqual([...answer.subarray(0, 1)], [21], 'an alert record');
-    assert.equal(await r.metrics.value('dc_sidecar_refused_connections_total', { reason: 'bad-hello' }), 1);
+  void it('answers plain HTTP on the TLS port with an alert and closes, logging the refusal at info, bounded', async () => {
+    const infos: string[] = [];
+    const log = { ...quiet, info: (message: string) => void infos.push(message) };
+    const r = await rig(await upstreamServer((s) => s.resume()), { log });
+    const attempts = LOG_LINES_PER_WINDOW + 3;
+    for (let i = 0; i < attempts; i++) {
+      const s = netConnect({ host: '127.0.0.1', port: r.listener.port });
+      s.on('error', () => {});
+      s.write('GET / HTTP/1.1\r\nHost: x\r\n\r\n');
+      const answer = await readAll(s);
+      assert.deepEqual([...answer.subarray(0, 1)], [21], 'an alert record');
+    }
+    assert.equal(await r.metrics.value('dc_sidecar_refused_connections_total', { reason: 'bad-hello' }), attempts);
+    assert.equal(infos.length, LOG_LINES_PER_WINDOW, 'one line per refusal up to the window limit, then only counted');
+    assert.ok(infos.every((m) => m === 'refused a connection: not a TLS ClientHello'), infos.join('; '));
   });
 });
 
