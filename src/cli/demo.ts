@@ -21,6 +21,7 @@ import { fileURLToPath } from 'node:url';
 import {
   AdmissionregistrationV1Api, CoreV1Api, CustomObjectsApi, KubeConfig, type V1Pod,
 } from '@kubernetes/client-node';
+import { loadKubeconfig, systemPlaces } from '../operator/kubeconfig.js';
 import { buildMutatingWebhookConfiguration } from '../webhook/webhook-configuration.js';
 import { DC_GROUP, DC_PLURAL, DC_VERSION, SIDECAR_CONTAINER_NAME } from '../webhook/config.js';
 import { isEntryPoint, unsupportedRuntime } from './framework/main.js';
@@ -122,7 +123,7 @@ export async function runDemo(argv: readonly string[]): Promise<number> {
       }
       const kubeconfig = process.env['KUBECONFIG']?.split(':')[0] || join(homedir(), '.kube', 'config');
       const kc = new KubeConfig();
-      kc.loadFromDefault();
+      loadKubeconfig(kc, undefined, systemPlaces(), null);
       return { kubeconfig, kc, server: kc.getCurrentCluster()?.server ?? '?', description: `context ${kc.getCurrentContext()}` } satisfies Cluster;
     }, (c) => `cluster: ${c.description} at ${c.server}`);
     const env = { ...process.env, KUBECONFIG: cluster.kubeconfig };

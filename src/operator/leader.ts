@@ -35,6 +35,15 @@ export function leaseDecision(record: LeaseRecord | undefined, identity: string,
   return now - observation.observedAt >= durationMs ? 'take' : 'wait';
 }
 
+/** What to do when the Lease's namespace does not exist (the apiserver's 404 names no fix). */
+export function missingLeaseNamespaceMessage(namespace: string, lease: string): string {
+  return (
+    `leader election: cannot create the Lease ${namespace}/${lease}: namespace "${namespace}" does not exist. ` +
+    `Create it (kubectl create namespace ${namespace}), or run with --operator-namespace set to the namespace the controller runs in ` +
+    `(default: $POD_NAMESPACE, else dc-operator); retrying until it exists`
+  );
+}
+
 export interface LeaderElectionOptions {
   kc: KubeConfig;
   namespace: string;
@@ -59,6 +68,7 @@ export class LeaderElector {
   private readonly leaseDurationSeconds: number;
   private readonly renewDeadlineMs: number;
   private readonly retryPeriodMs: number;
+  private reportedMissingNamespace = false;
 
   constructor(private readonly opts: LeaderElectionOptions) {
     this.api = opts.kc.makeApiClient(CoordinationV1Api);
@@ -118,7 +128,17 @@ export class LeaderElector {
       } catch (err) {
         if (statusCodeOf(err) !== 404) throw err;
         this.opts.count?.('create', 'leases');
-        await this.api.createNamespacedLease({ namespace, body: { metadata: { name, namespace }, spec: this.spec(undefined, now, 0) } });
+        try {
+          await this.api.createNamespacedLease({ namespace, body: { metadata: { name, namespace }, spec: this.spec(undefined, now, 0) } });
+        } catch (createErr) {
+          if (statusCodeOf(createErr) !== 404) throw createErr;
+          // A 404 on create: the namespace itself is missing. Said once (until it appears), not
+          // every retry period; the campaign keeps trying, so creating the namespace is enough.
+          if (!this.reportedMissingNamespace) log.error(missingLeaseNamespaceMessage(namespace, name), { lease: `${namespace}/${name}` });
+          this.reportedMissingNamespace = true;
+          return false;
+        }
+        this.reportedMissingNamespace = false;
         return true;
       }
       const record: LeaseRecord = {

@@ -7,6 +7,7 @@ import { Controller, type KeylessFallbackOptions } from './controller.js';
 import { tlsCrypto, type CryptoPort } from './crypto.js';
 import { startHttpServer } from './http.js';
 import { KubeClient, KubeEventRecorder, PooledKubeConfig } from './kube.js';
+import { loadKubeconfig } from './kubeconfig.js';
 import { LeaderElector } from './leader.js';
 import { createLogger } from './logger.js';
 import { OperatorMetrics } from './metrics.js';
@@ -59,8 +60,7 @@ export interface ControllerHandle {
 
 export function loadKubeConfig(path?: string): PooledKubeConfig {
   const kc = new PooledKubeConfig();
-  if (path !== undefined) kc.loadFromFile(path);
-  else kc.loadFromDefault();
+  loadKubeconfig(kc, path);
   return kc;
 }
 

@@ -96,3 +96,29 @@ void it('a lease held by a crashed replica is taken over only after the lease du
   assert.ok(waited < 9000, `waited ${waited} ms: soon after the lease duration`);
   assert.equal(await leaseHolder(), 'replica-c');
 });
+
+void it('says once which Lease namespace is missing and what to pass, and leads as soon as the namespace exists', async () => {
+  const missing = `${ns.name}-lease`;
+  const lines: string[] = [];
+  const keep = (message: string): void => void lines.push(message);
+  const handle = await replica('replica-lonely', {
+    operatorNamespace: missing,
+    log: { error: keep, warn: keep, info: () => {}, debug: () => {} },
+  });
+  await waitFor('the missing namespace is reported', 10_000, () => Promise.resolve(lines.length > 0 ? true : undefined), 100);
+  await new Promise((r) => setTimeout(r, 1500)); // three more retry periods
+  assert.deepEqual(lines, [
+    `leader election: cannot create the Lease ${missing}/dc-operator-controller: namespace "${missing}" does not exist. ` +
+      `Create it (kubectl create namespace ${missing}), or run with --operator-namespace set to the namespace the controller runs in ` +
+      '(default: $POD_NAMESPACE, else dc-operator); retrying until it exists',
+  ]);
+  assert.equal(handle.isLeader(), false);
+  const core = kc.makeApiClient(CoreV1Api);
+  await core.createNamespace({ body: { metadata: { name: missing, labels: { 'dc-operator.test/run': String(process.pid) } } } });
+  try {
+    await waitFor('leads once the namespace exists', 10_000, () => Promise.resolve(handle.isLeader() ? true : undefined), 100);
+  } finally {
+    await handle.stop(); // after() stops it again: a no-op
+    await core.deleteNamespace({ name: missing });
+  }
+});

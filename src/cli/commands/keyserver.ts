@@ -1,3 +1,4 @@
+import { createPrivateKey, X509Certificate } from 'node:crypto';
 import { readFile } from 'node:fs/promises';
 import { defineCommand, type CommandContext } from '../framework/command.js';
 import { CommandFailed, InputError, UsageError } from '../framework/errors.js';
@@ -22,6 +23,29 @@ import { DEFAULT_TLS_SECRET } from '../../keyserver/serving-secret.js';
 const NAMESPACE = /^[a-z0-9]([-a-z0-9]*[a-z0-9])?$/;
 const DIRECTORY_FLAGS = ['keys', 'ca', 'cert', 'key'] as const;
 const CLUSTER_FLAGS = ['kubeconfig', 'namespace', 'operator-namespace', 'cluster-resource-namespace', 'tls-secret', 'trust-domain', 'rate-limit'] as const;
+
+import { computeSki, skiHex } from '../../keyless/ski.js';
+
+/**
+ * Why --cert and --key are not a pair, naming both files and the SKIs of their public keys (what
+ * `openssl x509 -noout -ext subjectKeyIdentifier` shows); undefined when they are, or when either
+ * does not parse (node's own error says which). node would only say "key values mismatch".
+ */
+export function servingPairMismatch(certPem: string, keyPem: string, certFile: string, keyFile: string): string | undefined {
+  let certSki: string;
+  let keySki: string;
+  try {
+    certSki = skiHex(computeSki(new X509Certificate(certPem).publicKey));
+    keySki = skiHex(computeSki(createPrivateKey(keyPem)));
+  } catch {
+    return undefined;
+  }
+  if (certSki === keySki) return undefined;
+  return (
+    `--cert ${certFile} and --key ${keyFile} are not a pair: the certificate's public key has SKI ${certSki}, the key's ${keySki}. ` +
+    'Give the key the certificate was issued for (its leaf comes first in --cert), or the certificate issued for this key'
+  );
+}
 
 async function readPem(ctx: CommandContext, flag: string, path: string): Promise<string> {
   try {
@@ -170,6 +194,8 @@ why and no keyless port is open. Signing workers (--workers) are not available i
       readPem(ctx, '--cert', c.cert),
       readPem(ctx, '--key', c.key),
     ]);
+    const mismatch = servingPairMismatch(cert, key, c.cert, c.key);
+    if (mismatch) throw new InputError(mismatch);
     const logger = createJsonLog({ component: 'keyserver', write: (line) => ctx.stderr(line), now: () => ctx.now() });
     let server;
     try {

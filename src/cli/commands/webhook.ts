@@ -1,10 +1,11 @@
-import { dumpYaml } from '@kubernetes/client-node';
+import { dumpYaml, KubeConfig } from '@kubernetes/client-node';
 import { defineCommand } from '../framework/command.js';
 import { CommandFailed, UsageError } from '../framework/errors.js';
 import { integerFlag, ipFlag, oneOf } from '../framework/flags.js';
 import { DEFAULT_SIDECAR_CONFIG, type ResourceList } from '../../webhook/config.js';
 import { runWebhook, type WebhookOptions } from '../../webhook/main.js';
 import { createJsonLog } from '../../net/log.js';
+import { loadKubeconfig, systemPlaces } from '../../operator/kubeconfig.js';
 import { buildMutatingWebhookConfiguration } from '../../webhook/webhook-configuration.js';
 
 const QUANTITY = /^[0-9]+(\.[0-9]+)?(m|k|M|G|T|P|E|Ki|Mi|Gi|Ti|Pi|Ei)?$/;
@@ -137,7 +138,9 @@ Stops on SIGTERM or SIGINT.`,
     };
     let running;
     try {
-      running = await runWebhook(opts);
+      const kubeConfig = new KubeConfig();
+      loadKubeconfig(kubeConfig, undefined, { ...systemPlaces(), env: ctx.env }, null);
+      running = await runWebhook({ ...opts, kubeConfig });
     } catch (e) {
       throw new CommandFailed(`cannot start the webhook: ${e instanceof Error ? e.message : String(e)}`);
     }
