@@ -12,7 +12,7 @@ import { ReconcileFailure, failureOf } from './failures.js';
 import { statusCodeOf } from './informer.js';
 import { MANAGED_SELECTOR, buildOutputSecret, sha256Hex, viewOutputSecret, type FallbackMaterial, type IssuedCredential, type OutputView, type StoredCredential } from './output-secret.js';
 import type { EventRecorder, IssueMetrics, KubeApi, Listers, Logger } from './ports.js';
-import { renewalPolicyOf, renewalTime, jitterFraction, type RenewalPolicy } from './renewal.js';
+import { credentialSetRenewalTime, renewalPolicyOf, type RenewalPolicy } from './renewal.js';
 import type { KeylessPort, SignerHealth } from './keyless.js';
 import { failureForTenant, isClusterSigner, loadSigner, planSigner, type SignerPlan } from './signers.js';
 import { staleOutputSecrets } from './stale-outputs.js';
@@ -268,8 +268,8 @@ export class Reconciler {
     this.deps.primeSecret?.(written);
     for (const c of issued) metrics.issued(c.algorithm);
     const credentials = issued.map((c) => ({ algorithm: c.algorithm, notAfter: c.notAfter, publicKeyFingerprint: sha256Hex(c.publicKeySpki) }));
-    const jitter = jitterFraction(`${i.dc.metadata.uid ?? ''}/${now.toISOString()}`);
-    const renewal = new Date(Math.min(...issued.map((c) => renewalTime({ issuedAt: now, notAfter: c.notAfter, policy: i.policy, jitter }).getTime())));
+    // `!`: spec.algorithms has at least one entry (minItems 1), so one credential was issued.
+    const renewal = credentialSetRenewalTime({ uid: i.dc.metadata.uid ?? '', issuedAt: now, notAfters: issued.map((c) => c.notAfter), policy: i.policy })!;
     events.record(i.dc, 'Normal', 'Issued', `issued ${credentials.map((c) => c.algorithm).join(', ')} into Secret ${i.dc.spec.secretName} (${i.trigger?.reason ?? 'Issued'}: ${i.trigger?.message ?? ''})`);
     return { credentials, renewalTime: renewal, issuedAt: now };
   }

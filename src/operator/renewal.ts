@@ -65,6 +65,18 @@ export function renewalTime(input: RenewalInput): Date {
   return new Date(Math.max(start, Math.floor(at - jitter)));
 }
 
+/**
+ * When the credentials issued together into one output Secret must be renewed: the earliest of
+ * their renewal times, with the jitter of this object and issuance (its uid and issue time, so
+ * the time computed right after issuing and the one recomputed from the Secret later agree).
+ * The one place the reconciler (after issuing) and the triggers (on every reconcile) ask.
+ */
+export function credentialSetRenewalTime(input: { uid: string; issuedAt: Date; notAfters: readonly Date[]; policy: RenewalPolicy }): Date | undefined {
+  if (input.notAfters.length === 0) return undefined;
+  const jitter = jitterFraction(`${input.uid}/${input.issuedAt.toISOString()}`);
+  return new Date(Math.min(...input.notAfters.map((notAfter) => renewalTime({ issuedAt: input.issuedAt, notAfter, policy: input.policy, jitter }).getTime())));
+}
+
 /** The first occurrence of `cron` (UTC) strictly after `after`; throws InvalidRenewalPolicyError. */
 export function nextCronOccurrence(cron: string, after: Date): Date {
   try {

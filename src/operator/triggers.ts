@@ -5,7 +5,7 @@ import type { OutputView } from './output-secret.js';
 import { issuanceSpecHash } from './output-secret.js';
 import type { RenewalPolicy } from './renewal.js';
 import { fallbackProblem, type WantedFallback } from './fallback.js';
-import { jitterFraction, renewalTime } from './renewal.js';
+import { credentialSetRenewalTime } from './renewal.js';
 
 export type TriggerReason =
   | 'SecretMissing'
@@ -103,14 +103,8 @@ export function needsIssuing(input: TriggerInput, chain: readonly Policy[] = POL
 
 /** The earliest renewal time of the stored credentials, or undefined when they carry no issue time. */
 export function credentialRenewalTime(dc: DelegatedCredential, out: Present, policy: RenewalPolicy): Date | undefined {
-  if (out.issuedAt === undefined || out.credentials.length === 0) return undefined;
-  const jitter = jitterFraction(`${dc.metadata.uid ?? ''}/${out.issuedAt.toISOString()}`);
-  let earliest: Date | undefined;
-  for (const c of out.credentials) {
-    const at = renewalTime({ issuedAt: out.issuedAt, notAfter: c.notAfter, policy, jitter });
-    if (earliest === undefined || at < earliest) earliest = at;
-  }
-  return earliest;
+  if (out.issuedAt === undefined) return undefined;
+  return credentialSetRenewalTime({ uid: dc.metadata.uid ?? '', issuedAt: out.issuedAt, notAfters: out.credentials.map((c) => c.notAfter), policy });
 }
 
 function short(fingerprint: string | undefined): string {

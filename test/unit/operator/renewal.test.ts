@@ -1,7 +1,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { formatDuration, parseDuration, InvalidDurationError } from '../../../src/operator/duration.js';
-import { InvalidRenewalPolicyError, jitterFraction, renewalPolicyOf, renewalTime, type RenewalPolicy } from '../../../src/operator/renewal.js';
+import { credentialSetRenewalTime, InvalidRenewalPolicyError, jitterFraction, renewalPolicyOf, renewalTime, type RenewalPolicy } from '../../../src/operator/renewal.js';
 
 const H = 3_600_000;
 const M = 60_000;
@@ -90,4 +90,50 @@ void test('derives the policy from the spec and rejects an invalid cron expressi
     () => renewalPolicyOf({ rotationSchedule: 'every tuesday' }),
     (e: unknown) => e instanceof InvalidRenewalPolicyError && e.message.includes('"every tuesday"'),
   );
+});
+
+/**
+ * cert-manager's RenewalTime table, for a set of credentials issued together: every validity ×
+ * every policy, each with several objects' jitter. The expected time without jitter is written
+ * out per row; jitter may only move it earlier, by at most min(2% of the lifetime, 5 minutes),
+ * and never before the issue time.
+ */
+void test('renewal time of an issued set: validity × policy × jitter bounds (table)', () => {
+  const policies: Array<{ name: string; policy: RenewalPolicy; expected: (lifetime: number) => number }> = [
+    { name: 'default', policy: { kind: 'default' }, expected: (l) => (l * 2) / 3 },
+    { name: 'renewBefore 30m', policy: { kind: 'renewBefore', renewBeforeMs: 30 * M }, expected: (l) => (30 * M < l ? l - 30 * M : (l * 2) / 3) },
+    { name: 'renewBeforePercentage 25', policy: { kind: 'percentage', percentage: 25 }, expected: (l) => l * 0.75 },
+    { name: 'rotationSchedule every 6h', policy: { kind: 'schedule', cron: '0 */6 * * *' }, expected: (l) => Math.min(6 * H, l * 0.9) },
+  ];
+  const validities = [2 * M, 1 * H, 24 * H, 168 * H];
+  const uids = ['uid-a', 'uid-b', 'uid-c', 'uid-d', 'uid-e'];
+  for (const lifetime of validities) {
+    for (const { name, policy, expected } of policies) {
+      const unjittered = Math.floor(expected(lifetime));
+      const maxJitter = Math.min(5 * M, lifetime * 0.02);
+      for (const uid of uids) {
+        const row = `${lifetime / M}m × ${name} × ${uid}`;
+        // A second, longer credential of the same set (another algorithm) never renews first.
+        const got = credentialSetRenewalTime({ uid, issuedAt: t0, notAfters: [at(lifetime), at(lifetime * 2)], policy });
+        assert.ok(got, row);
+        const offset = got.getTime() - t0.getTime();
+        assert.ok(offset <= unjittered, `${row}: ${offset} after ${unjittered}`);
+        assert.ok(offset >= Math.max(0, unjittered - Math.ceil(maxJitter)), `${row}: ${offset} earlier than the jitter allows (${unjittered} - ${maxJitter})`);
+        assert.equal(
+          got.getTime(),
+          renewalTime({ issuedAt: t0, notAfter: at(lifetime), policy, jitter: jitterFraction(`${uid}/${t0.toISOString()}`) }).getTime(),
+          `${row}: the earliest credential's time, with this object's jitter`,
+        );
+      }
+    }
+  }
+});
+
+void test('renewal time of an issued set is stable for one object and issuance, and differs between objects', () => {
+  const input = { issuedAt: t0, notAfters: [at(24 * H)], policy: { kind: 'default' } as RenewalPolicy };
+  const a = credentialSetRenewalTime({ ...input, uid: 'uid-1' });
+  assert.equal(a?.getTime(), credentialSetRenewalTime({ ...input, uid: 'uid-1' })?.getTime(), 'recomputed from the Secret, the same time');
+  const spread = new Set(Array.from({ length: 20 }, (_, i) => credentialSetRenewalTime({ ...input, uid: `uid-${i}` })?.getTime()));
+  assert.ok(spread.size >= 18, `20 objects issued in the same millisecond renew at ${spread.size} distinct times`);
+  assert.equal(credentialSetRenewalTime({ ...input, uid: 'uid-1', notAfters: [] }), undefined, 'no credentials: no renewal time');
 });
