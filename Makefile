@@ -50,6 +50,7 @@ system-deps:
 .PHONY: build
 build: $(NODE_MODULES_STAMP)
 	npx tsc -p tsconfig.json
+	npx tsc -p tsconfig.tls.json
 
 .PHONY: lint
 lint: $(NODE_MODULES_STAMP)
