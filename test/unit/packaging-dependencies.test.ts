@@ -1,0 +1,56 @@
+/**
+ * The image installs `dependencies` only (Dockerfile: npm ci --omit=dev), so every package that
+ * code under src/ imports at runtime must be there, and a package only tests, benches and scripts
+ * use belongs in devDependencies. Type-only imports (`import type`) do not count: tsc erases them.
+ */
+import assert from 'node:assert/strict';
+import { readdirSync, readFileSync } from 'node:fs';
+import { builtinModules } from 'node:module';
+import { dirname, join, relative, resolve } from 'node:path';
+import { it } from 'node:test';
+import { fileURLToPath } from 'node:url';
+
+// This file runs from dist/test/unit/.
+const repo = resolve(dirname(fileURLToPath(import.meta.url)), '../../..');
+const pkg = JSON.parse(readFileSync(join(repo, 'package.json'), 'utf8')) as { dependencies: Record<string, string>; devDependencies: Record<string, string> };
+
+function sourceFiles(dir: string): string[] {
+  return readdirSync(dir, { withFileTypes: true }).flatMap((e) => {
+    const path = join(dir, e.name);
+    if (e.isDirectory()) return sourceFiles(path);
+    return e.isFile() && e.name.endsWith('.ts') ? [path] : [];
+  });
+}
+
+/** Packages a file loads at runtime: `import … from 'p'`, `import 'p'`, `import('p')`, not `import type`. */
+function runtimePackages(source: string): string[] {
+  const specs: string[] = [];
+  for (const m of source.matchAll(/\bimport\s+(?!type\s)[^'"`;]*?\bfrom\s*(['"])([^'"]+)\1/g)) specs.push(m[2]!);
+  for (const m of source.matchAll(/\bexport\s+(?!type\s)[^'"`;]*?\bfrom\s*(['"])([^'"]+)\1/g)) specs.push(m[2]!);
+  for (const m of source.matchAll(/^\s*import\s*(['"])([^'"\s]+)\1/gm)) specs.push(m[2]!);
+  for (const m of source.matchAll(/\bimport\(\s*(['"])([^'"\s]+)\1\s*\)/g)) specs.push(m[2]!);
+  return specs
+    .filter((s) => !s.startsWith('.') && !s.startsWith('node:') && !builtinModules.includes(s))
+    .map((s) => (s.startsWith('@') ? s.split('/').slice(0, 2).join('/') : s.split('/')[0]!));
+}
+
+function importers(dir: string): Map<string, string[]> {
+  const by = new Map<string, string[]>();
+  for (const file of sourceFiles(join(repo, dir))) {
+    for (const p of runtimePackages(readFileSync(file, 'utf8'))) by.set(p, [...(by.get(p) ?? []), relative(repo, file)]);
+  }
+  return by;
+}
+
+void it('every package src/ imports at runtime is a dependency, not a devDependency', () => {
+  const missing = [...importers('src')].filter(([p]) => !(p in pkg.dependencies)).map(([p, files]) => `${p} (imported by ${files[0]})`);
+  assert.deepEqual(missing, []);
+});
+
+void it('every dependency is imported by src/, or by bench/ where the key server is about to use it', () => {
+  // @noble/curves: measured against node:crypto in bench/keyless.ts, and the key server's
+  // signing is moving onto it, so it ships in the image rather than as a devDependency.
+  const fromSrc = importers('src');
+  const unused = Object.keys(pkg.dependencies).filter((p) => !fromSrc.has(p) && !(p === '@noble/curves' && importers('bench').has(p)));
+  assert.deepEqual(unused, [], 'a dependency nothing under src/ imports: move it to devDependencies or remove it');
+});
