@@ -2,9 +2,11 @@
 // processes with their logs in files, waiting for HTTP endpoints, and a Secret written to disk the
 // way kubelet writes a Secret volume.
 import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
-import { closeSync, mkdirSync, openSync, readFileSync, renameSync, symlinkSync, writeFileSync } from 'node:fs';
+import { closeSync, existsSync, mkdirSync, openSync, readdirSync, readFileSync, renameSync, symlinkSync, writeFileSync } from 'node:fs';
 import { get } from 'node:http';
+import { get as httpsGet } from 'node:https';
 import { createServer } from 'node:net';
+import { homedir } from 'node:os';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 
@@ -243,4 +245,33 @@ export function writeKubeletVolume(dir: string, files: Record<string, Buffer>): 
     }
   }
   return ts;
+}
+
+/** GET over HTTPS without verifying the certificate (the webhook's own, just bootstrapped): the status code, 0 on error. */
+export function httpsStatus(url: string): Promise<number> {
+  return new Promise((resolve) => {
+    const req = httpsGet(url, { rejectUnauthorized: false, timeout: 1000 }, (res) => {
+      res.resume();
+      resolve(res.statusCode ?? 0);
+    });
+    req.on('timeout', () => req.destroy());
+    req.on('error', () => resolve(0));
+  });
+}
+
+/** kubectl on PATH, else the one scripts/control-plane/ensure.sh put next to kube-apiserver. */
+export function kubectlBinary(): string {
+  const dir = process.env['DC_K8S_BIN_DIR'];
+  if (dir && existsSync(join(dir, 'kubectl'))) return join(dir, 'kubectl');
+  for (const p of (process.env['PATH'] ?? '').split(':')) if (p && existsSync(join(p, 'kubectl'))) return join(p, 'kubectl');
+  const cache = join(process.env['XDG_CACHE_HOME'] ?? join(homedir(), '.cache'), 'dc-operator', 'k8s');
+  if (existsSync(cache)) {
+    for (const v of readdirSync(cache)) if (existsSync(join(cache, v, 'kubectl'))) return join(cache, v, 'kubectl');
+  }
+  return 'kubectl';
+}
+
+export function which(cmd: string): string | undefined {
+  for (const p of (process.env['PATH'] ?? '').split(':')) if (p && existsSync(join(p, cmd))) return join(p, cmd);
+  return undefined;
 }

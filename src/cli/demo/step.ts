@@ -1,0 +1,98 @@
+// What a step of `make demo` is, and what the steps share. Each step is one module in steps/,
+// named NNN-what-it-does.ts; the runner (../demo.ts) runs them in the order of their numbers.
+import { existsSync, readdirSync } from 'node:fs';
+import { join } from 'node:path';
+import { pathToFileURL } from 'node:url';
+import type { AdmissionregistrationV1Api, CoreV1Api, CustomObjectsApi, KubeConfig } from '@kubernetes/client-node';
+import type { Child, Cleanup } from './runtime.js';
+
+export interface ConnectedCluster {
+  readonly kubeconfig: string;
+  readonly kc: KubeConfig;
+  readonly server: string;
+  readonly description: string;
+  /** The environment for kubectl and the child processes: KUBECONFIG set to this cluster. */
+  readonly env: NodeJS.ProcessEnv;
+  readonly core: CoreV1Api;
+  readonly custom: CustomObjectsApi;
+  readonly admission: AdmissionregistrationV1Api;
+  readonly kubectl: string;
+}
+
+/** What a step leaves for later ones; `need` reads it. */
+export interface DemoState {
+  cluster?: ConnectedCluster;
+  /** The issued Secret, written as kubelet mounts a Secret volume. */
+  volume?: string;
+  /** The sidecar's TLS port on 127.0.0.1. */
+  sidecarPort?: number;
+}
+
+export interface DemoContext {
+  readonly mode: 'local' | 'current';
+  /** The repository checkout, its compiled CLIs, and the Node running them. */
+  readonly root: string;
+  readonly node: string;
+  readonly dcOperator: string;
+  readonly dcctl: string;
+  readonly logDir: string;
+  /** A temporary directory, removed at the end. */
+  readonly work: string;
+  /** Random suffix of the names below, so runs never collide. */
+  readonly id: string;
+  readonly appNs: string;
+  readonly systemNs: string;
+  readonly webhookConfigName: string;
+  /** dcctl's dev CA and the certificate with DelegationUsage (made while the cluster starts). */
+  readonly caDir: string;
+  readonly certDir: string;
+  readonly pki: Promise<void>;
+  readonly cleanup: Cleanup;
+  /** Child processes (operator, webhook, sidecar); the operator step registers stopping them. */
+  readonly procs: Child[];
+  readonly state: DemoState;
+}
+
+/** A value an earlier step must have left; a step that runs out of order fails saying which. */
+export function need<K extends keyof DemoState>(ctx: DemoContext, key: K): NonNullable<DemoState[K]> {
+  const value = ctx.state[key];
+  if (value === undefined) throw new Error(`demo step order: nothing has set ${key} yet`);
+  return value as NonNullable<DemoState[K]>;
+}
+
+export interface DemoStep<T> {
+  /** Shown while the step runs (and with ✘ when it fails). */
+  title(ctx: DemoContext): string;
+  run(ctx: DemoContext): Promise<T>;
+  /** The ✔ line: what the step did. */
+  done(value: T, ctx: DemoContext): string;
+  /** A line to print instead of running (e.g. a tool is not installed); undefined to run. */
+  skip?(ctx: DemoContext): string | undefined;
+}
+
+/** Keeps a step's value type between run and done. */
+export function defineStep<T>(step: DemoStep<T>): DemoStep<T> {
+  return step;
+}
+
+/** Step modules: src/cli/demo/steps/NNN-name.ts, each exporting `step`. */
+export const STEP_FILE = /^(\d{3})-[a-z0-9-]+\.ts$/;
+
+/**
+ * The steps, in the order of their file numbers. The sources decide which steps exist (the demo
+ * runs from a checkout): a compiled step whose source was deleted or renamed is not run.
+ */
+export async function loadSteps(root: string): Promise<Array<DemoStep<unknown>>> {
+  const sources = join(root, 'src', 'cli', 'demo', 'steps');
+  const compiled = join(root, 'dist', 'src', 'cli', 'demo', 'steps');
+  const names = readdirSync(sources).filter((f) => STEP_FILE.test(f)).sort();
+  return Promise.all(
+    names.map(async (name) => {
+      const file = join(compiled, name.replace(/\.ts$/, '.js'));
+      if (!existsSync(file)) throw new Error(`${file} is missing: run make build`);
+      const mod = (await import(pathToFileURL(file).href)) as { step?: DemoStep<unknown> };
+      if (!mod.step) throw new Error(`src/cli/demo/steps/${name} exports no step`);
+      return mod.step;
+    }),
+  );
+}
