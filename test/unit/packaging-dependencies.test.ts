@@ -4,32 +4,20 @@
  * use belongs in devDependencies. Type-only imports (`import type`) do not count: tsc erases them.
  */
 import assert from 'node:assert/strict';
-import { readdirSync, readFileSync } from 'node:fs';
+import { readFileSync } from 'node:fs';
 import { builtinModules } from 'node:module';
 import { dirname, join, relative, resolve } from 'node:path';
 import { it } from 'node:test';
 import { fileURLToPath } from 'node:url';
+import { moduleSpecifiers, sourceFiles } from '../support/sources.js';
 
 // This file runs from dist/test/unit/.
 const repo = resolve(dirname(fileURLToPath(import.meta.url)), '../../..');
 const pkg = JSON.parse(readFileSync(join(repo, 'package.json'), 'utf8')) as { dependencies: Record<string, string>; devDependencies: Record<string, string> };
 
-function sourceFiles(dir: string): string[] {
-  return readdirSync(dir, { withFileTypes: true }).flatMap((e) => {
-    const path = join(dir, e.name);
-    if (e.isDirectory()) return sourceFiles(path);
-    return e.isFile() && e.name.endsWith('.ts') ? [path] : [];
-  });
-}
-
-/** Packages a file loads at runtime: `import … from 'p'`, `import 'p'`, `import('p')`, not `import type`. */
+/** Packages a file loads at runtime, by package name (`@scope/name` or `name`). */
 function runtimePackages(source: string): string[] {
-  const specs: string[] = [];
-  for (const m of source.matchAll(/\bimport\s+(?!type\s)[^'"`;]*?\bfrom\s*(['"])([^'"]+)\1/g)) specs.push(m[2]!);
-  for (const m of source.matchAll(/\bexport\s+(?!type\s)[^'"`;]*?\bfrom\s*(['"])([^'"]+)\1/g)) specs.push(m[2]!);
-  for (const m of source.matchAll(/^\s*import\s*(['"])([^'"\s]+)\1/gm)) specs.push(m[2]!);
-  for (const m of source.matchAll(/\bimport\(\s*(['"])([^'"\s]+)\1\s*\)/g)) specs.push(m[2]!);
-  return specs
+  return moduleSpecifiers(source, { runtimeOnly: true })
     .filter((s) => !s.startsWith('.') && !s.startsWith('node:') && !builtinModules.includes(s))
     .map((s) => (s.startsWith('@') ? s.split('/').slice(0, 2).join('/') : s.split('/')[0]!));
 }
@@ -53,4 +41,19 @@ void it('every dependency is imported by src/, or by bench/ where the key server
   const fromSrc = importers('src');
   const unused = Object.keys(pkg.dependencies).filter((p) => !fromSrc.has(p) && !(p === '@noble/curves' && importers('bench').has(p)));
   assert.deepEqual(unused, [], 'a dependency nothing under src/ imports: move it to devDependencies or remove it');
+});
+
+void it('counts runtime imports only (the scanner works)', () => {
+  const source = [
+    "import { a } from '@scope/pkg/sub.js';",
+    "import type { B } from 'types-only';",
+    "export type { C } from 'types-too';",
+    "import { d,\n  e } from 'multi-line';",
+    "import 'side-effect';",
+    "const m = await import('dynamic');",
+    "import { readFile } from 'node:fs/promises';",
+    "import { x } from './local.js';",
+    "const s = 'import\\'];';",
+  ].join('\n');
+  assert.deepEqual(runtimePackages(source).sort(), ['@scope/pkg', 'dynamic', 'multi-line', 'side-effect']);
 });

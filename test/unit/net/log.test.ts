@@ -4,10 +4,11 @@
  * appearing: no module but src/net/log.ts builds log lines or imports a logging library.
  */
 import assert from 'node:assert/strict';
-import { readdirSync, readFileSync } from 'node:fs';
+import { readFileSync } from 'node:fs';
 import { dirname, join, relative, resolve } from 'node:path';
 import { afterEach, beforeEach, describe, it } from 'node:test';
 import { fileURLToPath } from 'node:url';
+import { sourceFiles } from '../../support/sources.js';
 import { createJsonLog, formatLogLine, LOG_SCHEMA_KEYS, type Log } from '../../../src/net/log.js';
 import { createLogger as controllerLogger } from '../../../src/operator/logger.js';
 import { createLogger as sidecarLogger } from '../../../src/sidecar/main.js';
@@ -90,14 +91,6 @@ void describe("every process's logger writes the schema to stderr", () => {
     });
   }
 });
-
-function sourceFiles(dir: string): string[] {
-  return readdirSync(dir, { withFileTypes: true }).flatMap((e) => {
-    const path = join(dir, e.name);
-    if (e.isDirectory()) return sourceFiles(path);
-    return e.isFile() && e.name.endsWith('.ts') ? [path] : [];
-  });
-}
 
 void describe('one logger module', () => {
   void it('no source file but src/net/log.ts imports a logging library or writes a log line of its own', () => {

@@ -6,33 +6,18 @@
  */
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import { readdirSync, readFileSync } from 'node:fs';
+import { readFileSync } from 'node:fs';
 import { dirname, join, relative, resolve, sep } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { moduleSpecifiers, sourceFiles } from '../../support/sources.js';
 
 // This file runs from dist/test/unit/tls/; the sources are in <repo>/src/tls.
 const repo = resolve(dirname(fileURLToPath(import.meta.url)), '../../../..');
 const tlsRoot = join(repo, 'src', 'tls');
 
-function sourceFiles(dir: string): string[] {
-  return readdirSync(dir, { withFileTypes: true }).flatMap((e) => {
-    const path = join(dir, e.name);
-    if (e.isDirectory()) return sourceFiles(path);
-    return e.isFile() && e.name.endsWith('.ts') ? [path] : [];
-  });
-}
-
-/** Module specifiers of `import … from`, `export … from`, `import '…'` and `import('…')`. */
-function specifiers(source: string): string[] {
-  const out: string[] = [];
-  const patterns = [/\b(?:import|export)\s[^'"`;]*?\bfrom\s*(['"])([^'"]+)\1/g, /\bimport\s*(['"])([^'"]+)\1/g, /\bimport\s*\(\s*(['"])([^'"]+)\1\s*\)/g];
-  for (const re of patterns) for (const m of source.matchAll(re)) out.push(m[2]!);
-  return out;
-}
-
 /** The relative specifiers of `file` that resolve outside src/tls. */
 function escapes(file: string, source: string): string[] {
-  return specifiers(source).filter((s) => {
+  return moduleSpecifiers(source, { runtimeOnly: false }).filter((s) => {
     if (!s.startsWith('.')) return false;
     const target = relative(tlsRoot, resolve(dirname(file), s));
     return target === '..' || target.startsWith(`..${sep}`);
