@@ -71,9 +71,10 @@ function suppressedField(suppressed: number): { suppressedSinceLastLine?: number
 }
 
 /**
- * `refusals` bounds the log lines about refused connections (one per listener). A refusal (a cap
- * reached, bytes that are not a ClientHello, nothing to serve this client with) is logged at
- * info: an operator asking "why was my client turned away" must not need debug logging on.
+ * `refusals` bounds the log lines about refused connections (one per listener). A connection
+ * refused before routing (a cap reached, bytes that are not a ClientHello) is logged at info: an
+ * operator asking "why was my client turned away" must not need debug logging on. A client
+ * refused by routing (nothing to serve it with) is counted in the report's interval line instead.
  */
 export async function handleConnection(socket: Socket, o: TerminatorOptions, refusals: LogLimiter): Promise<void> {
   socket.on('error', () => {}); // errors surface as 'close'; the proxy reports its own
@@ -117,9 +118,7 @@ export async function handleConnection(socket: Socket, o: TerminatorOptions, ref
   if (decision.engine === 'refuse') {
     o.metrics.refused(decision.metric);
     o.report?.refused(decision.metric, DETAILED_REFUSALS.has(decision.metric) ? decision.reason : undefined);
-    refusals.log(decision.metric, (suppressed) =>
-      o.log.info(`refused a client: ${decision.reason}`, { remote: socket.remoteAddress, alert: alertName(decision.alert), reason: decision.metric, ...suppressedField(suppressed) }),
-    );
+    o.log.debug('refused a client', { remote: socket.remoteAddress, alert: alertName(decision.alert), reason: decision.reason });
     closeSoon(socket, plaintextAlert(decision.alert, peek.recordVersion));
     return;
   }
