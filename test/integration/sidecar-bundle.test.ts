@@ -27,7 +27,7 @@ const APP_ANSWER = 'hello from the app';
 const IDENTITY = sidecarIdentityUri({ trustDomain: 'cluster.local', namespace: 'shop', name: 'web' });
 
 interface LogLine {
-  readonly message: string;
+  readonly msg: string;
   readonly level?: string;
   readonly [key: string]: unknown;
 }
@@ -38,7 +38,7 @@ function logLines(p: Proc): LogLine[] {
   for (const text of p.output().split('\n')) {
     try {
       const l = JSON.parse(text) as LogLine;
-      if (typeof l.message === 'string') lines.push(l);
+      if (typeof l.msg === 'string') lines.push(l);
     } catch {
       // not a log line
     }
@@ -163,7 +163,7 @@ void describe('dc-operator sidecar with its serving bundle and a key server proc
       '--upstream', String((app.address() as AddressInfo).port), '--report-interval', '1s', '--keyless-timeout', '1s',
       '--reload-debounce', '50ms', '--recheck-interval', '2s',
     ]);
-    const listening = await waitForLine(sidecar, (l) => l.message === 'sidecar listening');
+    const listening = await waitForLine(sidecar, (l) => l.msg === 'sidecar listening');
     port = Number(String(listening['listen']).split(':').pop());
     metricsPort = listening['metricsPort'] as number;
   });
@@ -175,9 +175,9 @@ void describe('dc-operator sidecar with its serving bundle and a key server proc
   });
 
   void it('says at startup that non-DC clients are served through the key server, as which identity', async () => {
-    const line = await waitForLine(sidecar, (l) => l.message.startsWith('fallback Keyless'));
-    assert.match(line.message, new RegExp(`key server 127\\.0\\.0\\.1:${keyServerPort}`));
-    assert.match(line.message, new RegExp(IDENTITY.replace(/[/.]/g, '\\$&')));
+    const line = await waitForLine(sidecar, (l) => l.msg.startsWith('fallback Keyless'));
+    assert.match(line.msg, new RegExp(`key server 127\\.0\\.0\\.1:${keyServerPort}`));
+    assert.match(line.msg, new RegExp(IDENTITY.replace(/[/.]/g, '\\$&')));
     const readyz = await fetch(`http://127.0.0.1:${metricsPort}/readyz`);
     assert.equal(readyz.status, 200);
     assert.match(await readyz.text(), /^ready: serving 1 delegated credential.*\nfallback Keyless ready: keyless pull from 127\.0\.0\.1:\d+\n$/);
@@ -214,16 +214,16 @@ void describe('dc-operator sidecar with its serving bundle and a key server proc
       assert.match(c.out, /alert|handshake failure|internal error/i);
       assert.ok(c.ms < 5_000, `refused within the keyless timeout, not hung (${c.ms} ms)`);
     }
-    const summary = await waitForLine(sidecar, (l) => /^last \d+s: /.test(l.message) && /key server unreachable/.test(l.message), 10_000, before);
+    const summary = await waitForLine(sidecar, (l) => /^last \d+s: /.test(l.msg) && /key server unreachable/.test(l.msg), 10_000, before);
     assert.equal(summary.level, 'info');
-    assert.match(summary.message, /fallback Keyless not ready/);
+    assert.match(summary.msg, /fallback Keyless not ready/);
     const refused = summary['refused'] as Record<string, number>;
     assert.ok((refused['keyserver-unreachable'] ?? 0) >= 1, JSON.stringify(summary));
     // Once per interval (1 s here), not per connection.
-    const lines = logLines(sidecar).slice(before).filter((l) => /^last \d+s: /.test(l.message));
+    const lines = logLines(sidecar).slice(before).filter((l) => /^last \d+s: /.test(l.msg));
     const seconds = Math.ceil((Date.now() - t0) / 1000);
     assert.ok(lines.length <= seconds + 1, `${lines.length} summary lines in ${seconds} s`);
-    assert.equal(logLines(sidecar).slice(before).filter((l) => /handshake|refused a client/.test(l.message) && l.level === 'info').length, 0, 'no info line per connection');
+    assert.equal(logLines(sidecar).slice(before).filter((l) => /handshake|refused a client/.test(l.msg) && l.level === 'info').length, 0, 'no info line per connection');
     assert.equal(await metric(/^dc_sidecar_fallback_ready\{fallback="Keyless"\}/), 0);
     const readyz = await fetch(`http://127.0.0.1:${metricsPort}/readyz`);
     assert.equal(readyz.status, 200, 'still ready: DC clients are served');
@@ -249,7 +249,7 @@ void describe('dc-operator sidecar with its serving bundle and a key server proc
     const renewed = await clientCertificate(ksCa);
     bundle = { ...bundle, [BUNDLE_KEYS.keylessClientCertificate]: renewed.pem, [BUNDLE_KEYS.keylessClientKey]: renewed.key.privateKeyPem };
     await volume.write(bundle);
-    const replaced = await waitForLine(sidecar, (l) => l.message.startsWith('keyless configuration replaced'), 15_000, before);
+    const replaced = await waitForLine(sidecar, (l) => l.msg.startsWith('keyless configuration replaced'), 15_000, before);
     assert.equal(replaced['clientCertificateValidUntil'], new Date(new X509Certificate(renewed.pem).validTo).toISOString());
     const c = await curl();
     assert.equal(c.code, 0, c.out);
@@ -271,9 +271,9 @@ void describe('dc-operator sidecar with its serving bundle and a key server proc
       }
       assert.notEqual(c.code, 0, 'refused once the key is gone');
       assert.ok(c.ms < 5_000, `an alert, not a hang (${c.ms} ms)`);
-      const warned = await waitForLine(sidecar, (l) => l.message === 'the key server refused to sign for a non-DC client', 10_000, before);
+      const warned = await waitForLine(sidecar, (l) => l.msg === 'the key server refused to sign for a non-DC client', 10_000, before);
       assert.match(String(warned['error']), /key server 127\.0\.0\.1:\d+ has no key with SKI [0-9a-f]+ \(key not found\)/);
-      const summary = await waitForLine(sidecar, (l) => /^last \d+s: /.test(l.message) && /refused by the key server/.test(l.message), 10_000, before);
+      const summary = await waitForLine(sidecar, (l) => /^last \d+s: /.test(l.msg) && /refused by the key server/.test(l.msg), 10_000, before);
       assert.ok(((summary['refused'] as Record<string, number>)['refused-by-keyserver'] ?? 0) >= 1);
       assert.match(await tstclnt(), /Received a Delegated Credential/);
     } finally {
@@ -293,7 +293,7 @@ void describe('dc-operator sidecar with its serving bundle and a key server proc
     const before = logLines(sidecar).length;
     const expired = await clientCertificate(ksCa, { notBefore: new Date(Date.now() - 7200_000), notAfter: new Date(Date.now() - 3600_000) });
     await volume.write({ ...bundle, [BUNDLE_KEYS.keylessClientCertificate]: expired.pem, [BUNDLE_KEYS.keylessClientKey]: expired.key.privateKeyPem });
-    const refused = await waitForLine(sidecar, (l) => l.message === 'keyless configuration not used', 15_000, before);
+    const refused = await waitForLine(sidecar, (l) => l.msg === 'keyless configuration not used', 15_000, before);
     assert.match(String(refused['reason']), /keyless client certificate expired at .*: the operator renews it with the DCs; check the DelegatedCredential's status/);
     const c = await curl();
     assert.equal(c.code, 0, c.out);
@@ -306,10 +306,10 @@ void describe('dc-operator sidecar with its serving bundle and a key server proc
     await none.write({ ...(await credentialFiles(pki, { algorithms: ['ecdsa_secp256r1_sha256'] })), [BUNDLE_KEYS.fallback]: 'None' });
     const p = start(process.execPath, [CLI, 'sidecar', '--dc-dir', none.dir, '--listen', '127.0.0.1:0', '--metrics-port', '0', '--metrics-host', '127.0.0.1', '--upstream', String((app.address() as AddressInfo).port)]);
     try {
-      const listening = await waitForLine(p, (l) => l.message === 'sidecar listening');
+      const listening = await waitForLine(p, (l) => l.msg === 'sidecar listening');
       const nonePort = Number(String(listening['listen']).split(':').pop());
-      const said = await waitForLine(p, (l) => l.message.startsWith('fallback None'));
-      assert.match(said.message, /only clients that support delegated credentials are served; other clients get handshake_failure/);
+      const said = await waitForLine(p, (l) => l.msg.startsWith('fallback None'));
+      assert.match(said.msg, /only clients that support delegated credentials are served; other clients get handshake_failure/);
       const t0 = Date.now();
       const c = await run('curl', ['-sS', '--max-time', '10', '--cacert', caFile, '--resolve', `localhost:${nonePort}:127.0.0.1`, `https://localhost:${nonePort}/`]);
       assert.notEqual(c.code, 0);
@@ -327,7 +327,7 @@ void describe('dc-operator sidecar with its serving bundle and a key server proc
     await bare.write(await credentialFiles(pki, { algorithms: ['ecdsa_secp256r1_sha256'] }));
     const p = start(process.execPath, [CLI, 'sidecar', '--dc-dir', bare.dir, '--listen', '127.0.0.1:0', '--metrics-port', '0', '--metrics-host', '127.0.0.1']);
     try {
-      const warned = await waitForLine(p, (l) => /non-DC clients will be refused/.test(l.message));
+      const warned = await waitForLine(p, (l) => /non-DC clients will be refused/.test(l.msg));
       assert.equal(warned.level, 'warn');
     } finally {
       p.child.kill('SIGKILL');
