@@ -127,7 +127,7 @@ void it('serves each identity its own key over mTLS, refuses and logs a cross-na
     assert.equal(await refusal(signWith(sidecarA, certB)), ErrorCode.keyNotFound);
     assert.equal(await refusal(signWith(sidecarB, certA)), ErrorCode.keyNotFound);
     const deniedLine = await waitFor('the refusal is logged', 5000, () =>
-      Promise.resolve(ks.lines().find((l) => l['message'] === 'keyserver: signing refused' && l['identity'] === idA)));
+      Promise.resolve(ks.lines().find((l) => l['msg'] === 'keyserver: signing refused' && l['identity'] === idA)));
     assert.equal(deniedLine['result'], 'denied');
     assert.equal(deniedLine['ski'], Buffer.from(ski(certB)).toString('hex'));
     assert.match(String(deniedLine['why']), /may sign only with key/);
@@ -150,12 +150,12 @@ void it('serves each identity its own key over mTLS, refuses and logs a cross-na
     await putSecret(core, tlsSecret(a.name, 'www-tls', rotated.cert, rotated.key));
     await waitFor('A signs with the rotated key', 20_000, async () => (await refusal(signWith(sidecarA, rotated))) === undefined ? true : undefined);
     assert.equal(await refusal(signWith(sidecarA, certA)), ErrorCode.keyNotFound);
-    assert.ok(ks.lines().some((l) => l['message'] === 'keyserver: grant replaced' && l['identity'] === idA));
+    assert.ok(ks.lines().some((l) => l['msg'] === 'keyserver: grant replaced' && l['identity'] === idA));
 
     // A broken rotation (key of another certificate) never replaces the working key.
     await putSecret(core, tlsSecret(a.name, 'www-tls', certB.cert, rotated.key));
     await waitFor('the mismatch is logged', 20_000, () =>
-      Promise.resolve(ks.lines().find((l) => l['message'] === 'keyserver: new key refused, keeping the working one' && l['identity'] === idA)));
+      Promise.resolve(ks.lines().find((l) => l['msg'] === 'keyserver: new key refused, keeping the working one' && l['identity'] === idA)));
     await signWith(sidecarA, rotated);
 
     // The serving Secret rotated (the controller re-issues it): new connections get the new
@@ -169,7 +169,7 @@ void it('serves each identity its own key over mTLS, refuses and logs a cross-na
     try {
       await putSecret(core, servingSecret(nextPki.server.cert, pki.server.key, pki.ca.cert)); // key of another certificate
       await waitFor('the broken serving Secret is refused', 20_000, () =>
-        Promise.resolve(ks.lines().find((l) => l['message'] === 'keyserver: new serving credentials refused, keeping the working ones')));
+        Promise.resolve(ks.lines().find((l) => l['msg'] === 'keyserver: new serving credentials refused, keeping the working ones')));
       // A new connection still gets the working certificate (our CA's).
       await signWith(client('late-a', idA), rotated);
       await putSecret(core, servingSecret(nextPki.server.cert, nextPki.server.key, pki.ca.cert));
@@ -186,7 +186,7 @@ void it('serves each identity its own key over mTLS, refuses and logs a cross-na
     await waitFor('A is refused after its DelegatedCredential was deleted', 20_000, async () =>
       (await refusal(signWith(sidecarA, rotated))) === ErrorCode.keyNotFound ? true : undefined);
     await signWith(sidecarB, certB);
-    assert.ok(ks.lines().some((l) => l['message'] === 'keyserver: grant revoked' && l['identity'] === idA));
+    assert.ok(ks.lines().some((l) => l['msg'] === 'keyserver: grant revoked' && l['identity'] === idA));
     // The key never reaches the log.
     const log = JSON.stringify(ks.lines());
     for (const pem of [certA.key, certB.key, rotated.key, pki.server.key]) assert.ok(!log.includes(pem.split('\n')[1]!), 'no key material in the log');

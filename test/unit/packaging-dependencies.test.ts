@@ -35,11 +35,9 @@ void it('every package src/ imports at runtime is a dependency, not a devDepende
   assert.deepEqual(missing, []);
 });
 
-void it('every dependency is imported by src/, or by bench/ where the key server is about to use it', () => {
-  // @noble/curves: measured against node:crypto in bench/keyless.ts, and the key server's
-  // signing is moving onto it, so it ships in the image rather than as a devDependency.
+void it('every dependency is imported by src/', () => {
   const fromSrc = importers('src');
-  const unused = Object.keys(pkg.dependencies).filter((p) => !fromSrc.has(p) && !(p === '@noble/curves' && importers('bench').has(p)));
+  const unused = Object.keys(pkg.dependencies).filter((p) => !fromSrc.has(p));
   assert.deepEqual(unused, [], 'a dependency nothing under src/ imports: move it to devDependencies or remove it');
 });
 
