@@ -442,7 +442,7 @@ void describe('packaging', () => {
         assert.ok(secret.data?.['ecdsa_secp256r1_sha256.cred'], 'the output Secret holds a credential');
         await until('the key server Ready', 60_000, async () => ((await fetch(`http://127.0.0.1:${keyserverProbes}/readyz`)).status === 200 ? true : undefined), logs);
         const granted = (name: string) => (): Promise<true | undefined> =>
-          Promise.resolve(output.split('\n').some((l) => l.includes('"message":"keyserver: grant added"') && l.includes(`"identity":"${sidecarIdentityUri({ trustDomain: 'cluster.local', namespace: appNs, name })}"`)) ? true : undefined);
+          Promise.resolve(output.split('\n').some((l) => l.includes('"msg":"keyserver: grant added"') && l.includes(`"identity":"${sidecarIdentityUri({ trustDomain: 'cluster.local', namespace: appNs, name })}"`)) ? true : undefined);
         await until('the key server grants the certificate key to the DelegatedCredential\'s identity', 30_000, granted('web'), logs);
         if (appNsHandle) {
           await core.createNamespacedSecret({ namespace: ns.name, body: { metadata: { name: 'signer-key' }, stringData: { 'tls.key': cert.key } } });
