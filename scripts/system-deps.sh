@@ -6,6 +6,14 @@ need=()
 command -v tstclnt >/dev/null 2>&1 || [ -x /usr/lib/nss/tstclnt ] || need+=(libnss3-tools)
 command -v openssl >/dev/null 2>&1 || need+=(openssl)
 command -v curl >/dev/null 2>&1 || need+=(curl)
+# The real node of `make e2e` (scripts/e2e/node-deps.sh sets DC_E2E_SYSTEM_DEPS=1).
+if [ "${DC_E2E_SYSTEM_DEPS:-0}" = 1 ]; then
+  command -v runc >/dev/null 2>&1 || need+=(runc)
+  [ -x /usr/lib/cni/bridge ] || need+=(containernetworking-plugins)
+  command -v mmdebstrap >/dev/null 2>&1 || need+=(mmdebstrap)
+  command -v umoci >/dev/null 2>&1 || need+=(umoci)
+  command -v gcc >/dev/null 2>&1 || need+=(gcc libc6-dev)
+fi
 [ ${#need[@]} -eq 0 ] && exit 0
 echo "system-deps: installing ${need[*]}"
 if [ "$(id -u)" != 0 ]; then

@@ -10,6 +10,8 @@
 #
 # Usage: ensure.sh              ensure, progress on stderr
 #        ensure.sh --print-dir  ensure, then print the directory holding the binaries on stdout
+# With DC_K8S_NODE=1 it also ensures what a real node needs (make e2e): kubelet,
+# kube-controller-manager, kube-scheduler and kubectl, built from source the same way.
 set -euo pipefail
 
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
@@ -54,6 +56,16 @@ apiserver_ok() { reports "$1/kube-apiserver" "Kubernetes $K8S_VERSION" --version
 etcd_ok()      { reports "$1/etcd" "etcd Version: $etcd_plain" --version; }
 helm_ok()      { reports "$1/helm" "$HELM_VERSION" version --template '{{.Version}}'; }
 kubectl_ok()   { [[ -x "$1/kubectl" ]] && "$1/kubectl" version --client >/dev/null 2>&1; }
+# The node's binaries, wanted only with DC_K8S_NODE=1; kubectl then must be the pinned one.
+node_cmds=(kubelet kube-controller-manager kube-scheduler)
+k8s_cmd_ok()   { reports "$1/$2" "Kubernetes $K8S_VERSION" --version; }
+kubectl_pinned_ok() { reports "$1/kubectl" "Client Version: $K8S_VERSION" version --client; }
+node_ok() {
+  [[ "${DC_K8S_NODE:-0}" == 1 ]] || return 0
+  local c
+  for c in "${node_cmds[@]}"; do k8s_cmd_ok "$1" "$c" || return 1; done
+  kubectl_pinned_ok "$1"
+}
 
 # --- 1. $KUBEBUILDER_ASSETS --------------------------------------------------------------------
 if [[ -n "${KUBEBUILDER_ASSETS:-}" ]]; then
@@ -78,7 +90,7 @@ if ! command -v kubectl >/dev/null 2>&1; then need_kubectl=1; fi
 # --- 2. cache ----------------------------------------------------------------------------------
 all_cached() {
   apiserver_ok "$cache_dir" && etcd_ok "$cache_dir" && helm_ok "$cache_dir" &&
-    { [[ $need_kubectl == 0 ]] || kubectl_ok "$cache_dir"; }
+    { [[ $need_kubectl == 0 ]] || kubectl_ok "$cache_dir"; } && node_ok "$cache_dir"
 }
 if all_cached; then
   log "cached: $cache_dir (kube-apiserver $K8S_VERSION, etcd $ETCD_VERSION, helm $HELM_VERSION)"
@@ -278,6 +290,10 @@ etcd_ok "$cache_dir"      || build_etcd
 helm_ok "$cache_dir"      || build_helm
 apiserver_ok "$cache_dir" || build_k8s_cmd kube-apiserver
 if [[ $need_kubectl == 1 ]] && ! kubectl_ok "$cache_dir"; then build_k8s_cmd kubectl; fi
+if [[ "${DC_K8S_NODE:-0}" == 1 ]]; then
+  for c in "${node_cmds[@]}"; do k8s_cmd_ok "$cache_dir" "$c" || build_k8s_cmd "$c"; done
+  kubectl_pinned_ok "$cache_dir" || build_k8s_cmd kubectl
+fi
 
 all_cached || die "binaries in $cache_dir still do not report the pinned versions"
 log "ready in $(since "$start"): $cache_dir (kube-apiserver $K8S_VERSION, etcd $ETCD_VERSION, helm $HELM_VERSION)"
