@@ -3,7 +3,7 @@
 // assertInNodeNetwork() runs first in each file: outside that namespace the test fails instead of
 // sending anything to the host's network.
 import { execFile } from 'node:child_process';
-import { existsSync, mkdirSync, mkdtempSync, statSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { KubeConfig } from '@kubernetes/client-node';
@@ -30,7 +30,8 @@ export function assertInNodeNetwork(): void {
   const want = need('DC_E2E_NETNS');
   const have = String(statSync('/proc/self/ns/net').ino);
   if (have !== want) throw new Error(`this process is in network namespace ${have}, not the node's (${want}): refusing to send traffic`);
-  if (!existsSync('/sys/class/net/cni0') && !existsSync('/sys/class/net/e2e0')) {
+  // /proc/self/net is this process's network namespace (/sys/class/net is the one sysfs was mounted in).
+  if (!/^\s*e2e0:/m.test(readFileSync('/proc/self/net/dev', 'utf8'))) {
     throw new Error('the node\'s network namespace has no e2e0 link: the node is gone');
   }
 }
