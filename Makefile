@@ -20,6 +20,7 @@ export PATH := $(NODE_BIN_DIR):$(PATH)
 help:
 	@echo "make demo                 run dc-operator end to end on a local control plane"
 	@echo "make test                 lint, typecheck, unit, integration and interop tests"
+	@echo "make e2e                  the e2e tests (test/e2e) on a real node: kubelet, containerd, the image built here"
 	@echo "make control-plane        find or build kube-apiserver, etcd and helm (cached)"
 	@echo "make control-plane-up     start a local etcd + kube-apiserver, kubeconfig in .dev/kubeconfig"
 	@echo "make control-plane-down   stop it and clean up"
@@ -77,7 +78,7 @@ manifests: control-plane
 
 # --- tests ----------------------------------------------------------------------------------
 .PHONY: test
-test: deps build lint test-unit test-interop control-plane test-integration
+test: deps build lint test-unit test-interop control-plane test-integration test-e2e
 
 .PHONY: test-unit
 test-unit: build
@@ -90,6 +91,22 @@ test-interop: build system-deps
 .PHONY: test-integration
 test-integration: build control-plane
 	node scripts/run-tests.mjs integration --test-concurrency=1
+
+# A real single-node cluster in namespaces of its own (scripts/e2e/cluster.sh: builds or finds the
+# node's binaries and the image, tears everything down, checks nothing is left). Needs root and
+# unshare; elsewhere it fails with one line. `make test E2E=skip` skips it, loudly.
+.PHONY: e2e
+e2e: build
+	@bash scripts/e2e/cluster.sh run --keep-logs .dev/logs/e2e -- \
+	  node --enable-source-maps --test --test-concurrency=1 --test-reporter=spec dist/test/e2e/*.test.js
+
+.PHONY: test-e2e
+test-e2e: build
+ifeq ($(E2E),skip)
+	@echo "!!!!! E2E=skip: the end-to-end tests on a real node (make e2e) were NOT run !!!!!"
+else
+	@$(MAKE) --no-print-directory e2e
+endif
 
 # --- fuzzing (test/fuzz/README.md) ----------------------------------------------------------
 # `make test` runs a few seconds of each target in the unit suite (test/unit/fuzz/).

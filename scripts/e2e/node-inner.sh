@@ -74,27 +74,31 @@ logs="$root/logs"; mkdir -p "$logs"
 # --- control plane ----------------------------------------------------------------------------
 "$bin/etcd" --data-dir "$root/etcd" --listen-client-urls http://127.0.0.1:2379 --advertise-client-urls http://127.0.0.1:2379 \
   --listen-peer-urls http://127.0.0.1:2380 --unsafe-no-fsync >"$logs/etcd.log" 2>&1 &
-start_apiserver() {
-  "$bin/kube-apiserver" --etcd-servers http://127.0.0.1:2379 --secure-port 443 --bind-address 0.0.0.0 \
-    --advertise-address 10.77.0.1 --service-cluster-ip-range 10.96.0.0/16 \
-    --tls-cert-file "$pki/apiserver.crt" --tls-private-key-file "$pki/apiserver.key" --client-ca-file "$pki/ca.crt" \
-    --kubelet-client-certificate "$pki/admin.crt" --kubelet-client-key "$pki/admin.key" \
-    --service-account-issuer https://kubernetes.default.svc --service-account-key-file "$pki/sa.pub" \
-    --service-account-signing-key-file "$pki/sa.key" --authorization-mode Node,RBAC --allow-privileged=true \
-    --enable-aggregator-routing=true --endpoint-reconciler-type lease --kubelet-preferred-address-types InternalIP >>"$logs/kube-apiserver.log" 2>&1 &
-  echo $! >"$root/kube-apiserver.pid"
-}
-start_apiserver
-# A test asks for an apiserver restart by creating $root/restart-apiserver (its PIDs are of this
-# PID namespace); this loop stops the running one and starts the next, also after a crash.
-( while sleep 0.5; do
-    p="$(cat "$root/kube-apiserver.pid")"
+# kube-apiserver runs under this loop, which restarts it when it exits and when a test asks for a
+# restart by creating $root/restart-apiserver (its PIDs are of this PID namespace). The loop is the
+# apiserver's parent, so it reaps it (a zombie would look alive to kill -0).
+( while true; do
+    "$bin/kube-apiserver" --etcd-servers http://127.0.0.1:2379 --secure-port 443 --bind-address 0.0.0.0 \
+      --advertise-address 10.77.0.1 --service-cluster-ip-range 10.96.0.0/16 \
+      --tls-cert-file "$pki/apiserver.crt" --tls-private-key-file "$pki/apiserver.key" --client-ca-file "$pki/ca.crt" \
+      --kubelet-client-certificate "$pki/admin.crt" --kubelet-client-key "$pki/admin.key" \
+      --service-account-issuer https://kubernetes.default.svc --service-account-key-file "$pki/sa.pub" \
+      --service-account-signing-key-file "$pki/sa.key" --authorization-mode Node,RBAC --allow-privileged=true \
+      --enable-aggregator-routing=true --endpoint-reconciler-type lease --kubelet-preferred-address-types InternalIP \
+      >>"$logs/kube-apiserver.log" 2>&1 &
+    p=$!
+    while kill -0 "$p" 2>/dev/null && [[ ! -f "$root/restart-apiserver" ]]; do sleep 0.3; done
     if [[ -f "$root/restart-apiserver" ]]; then
-      log "restarting kube-apiserver $p on request"; kill -TERM "$p" 2>/dev/null || true
-      while kill -0 "$p" 2>/dev/null; do sleep 0.2; done
+      log "restarting kube-apiserver $p on request"
+      kill -TERM "$p" 2>/dev/null || true
+      for _ in $(seq 1 50); do kill -0 "$p" 2>/dev/null || break; sleep 0.2; done
+      kill -KILL "$p" 2>/dev/null || true
+      wait "$p" 2>/dev/null || true
       rm -f "$root/restart-apiserver"
+    else
+      wait "$p" 2>/dev/null || true
+      log "kube-apiserver $p exited; starting a new one"
     fi
-    if ! kill -0 "$p" 2>/dev/null; then log "kube-apiserver $p gone; starting a new one"; start_apiserver; fi
   done ) &
 until curl -fsS --cacert "$pki/ca.crt" --cert "$pki/admin.crt" --key "$pki/admin.key" https://10.77.0.1/readyz >/dev/null 2>&1; do sleep 0.5; done
 mv "$kc.tmp" "$kc"
