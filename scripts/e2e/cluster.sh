@@ -53,34 +53,14 @@ for d in /sys/fs/cgroup/*/dc-e2e-*; do
   kill -0 "$owner" 2>/dev/null && continue
   log "removing stale cgroup $d"; find "$d" -depth -type d -exec rmdir {} + 2>/dev/null || true
 done
-for d in "${TMPDIR:-/tmp}"/dc-e2e.*; do
+for d in "${TMPDIR:-/tmp}"/dc-e2e.* "${TMPDIR:-/tmp}"/dc-e2e-snapshot.*; do
   [[ -d "$d" && -f "$d/owner" ]] || continue
   kill -0 "$(cat "$d/owner")" 2>/dev/null && continue
   log "removing stale state directory $d"; rm -rf "$d"
 done
 
-# --- 2. binaries and images -----------------------------------------------------------------------
-t_start=$(date +%s%N)
-bin="$(bash "$here/node-deps.sh" --print-dir | tail -1)"
-root="$(mktemp -d "${TMPDIR:-/tmp}/dc-e2e.XXXXXX")"
-echo $$ >"$root/owner"
-bash "$here/image.sh" "$bin" "$root/images" >"$root/images.txt"
-grep pause "$root/images.txt" | awk '{print $2}' >"$root/pause.ref"
-image="$(grep -v pause "$root/images.txt" | awk '{print $2}')"
-cgroup_name="dc-e2e-$$"
-
-# --- snapshot for the leftover check --------------------------------------------------------------
-snap="$(mktemp -d "${TMPDIR:-/tmp}/dc-e2e-snapshot.XXXXXX")"
-node "$repo/dist/test/e2e/support/host-state.js" >"$snap/before.json"
-
-# --- 3. the node ----------------------------------------------------------------------------------
-for h in /sys/fs/cgroup/*; do
-  [[ -d "$h" && ! -L "$h" && -f "$h/cgroup.procs" ]] || continue
-  mkdir -p "$h/$cgroup_name"
-  if [[ -f "$h/cpuset.cpus" ]]; then
-    cat "$h/cpuset.cpus" >"$h/$cgroup_name/cpuset.cpus"; cat "$h/cpuset.mems" >"$h/$cgroup_name/cpuset.mems"
-  fi
-done
+# --- teardown, set up before anything is made ------------------------------------------------------
+root="" cgroup_name="dc-e2e-$$" pidns=""
 unshare_pid=""
 # Stops the node and removes what it made; safe to call twice.
 cleanup() {
@@ -97,17 +77,55 @@ cleanup() {
   for h in /sys/fs/cgroup/*; do
     if [[ -d "$h/$cgroup_name" ]]; then find "$h/$cgroup_name" -depth -type d -exec rmdir {} + 2>/dev/null || true; fi
   done
-  rm -rf "$root"
+  [[ -n "$root" ]] && rm -rf "$root"
+  return 0
 }
-on_exit() { local rc=$?; cleanup; rm -rf "$snap"; exit "$rc"; }
+# The leftover check, after every teardown (a passed run, a failed one, Ctrl-C).
+check_leftovers() {
+  [[ -n "$snap" && -f "$snap/before.json" ]] || return 0
+  DC_E2E_BEFORE="$snap/before.json" DC_E2E_ROOT="$root" DC_E2E_CGROUP="$cgroup_name" DC_E2E_NODE_PIDNS="${pidns:-none}" \
+    node --test --test-reporter=spec "$repo/dist/test/e2e/leftovers.after.js"
+}
+on_exit() {
+  local rc=$? left=0
+  trap - EXIT INT TERM
+  cleanup
+  check_leftovers || left=$?
+  rm -rf "$snap"
+  (( rc != 0 )) && exit "$rc"
+  exit "$left"
+}
 # The processes of the node: those in its PID namespace.
 node_pids() {
   [[ -n "${pidns:-}" ]] || return 0
-  local p
-  for p in /proc/[0-9]*; do [[ "$(readlink "$p/ns/pid" 2>/dev/null)" == "$pidns" ]] && echo "${p#/proc/}"; done
+  local inode="${pidns//[^0-9]/}"
+  ps -e -o pid=,pidns= | awk -v ns="$inode" '$2 == ns { print $1 }'
 }
 trap on_exit EXIT
 trap 'log "interrupted"; exit 130' INT TERM
+
+# --- 2. binaries and images -----------------------------------------------------------------------
+t_start=$(date +%s%N)
+bin="$(bash "$here/node-deps.sh" --print-dir | tail -1)"
+root="$(mktemp -d "${TMPDIR:-/tmp}/dc-e2e.XXXXXX")"
+echo $$ >"$root/owner"
+bash "$here/image.sh" "$bin" "$root/images" >"$root/images.txt"
+grep pause "$root/images.txt" | awk '{print $2}' >"$root/pause.ref"
+image="$(grep -v pause "$root/images.txt" | awk '{print $2}')"
+
+# --- snapshot for the leftover check --------------------------------------------------------------
+snap="$(mktemp -d "${TMPDIR:-/tmp}/dc-e2e-snapshot.XXXXXX")"
+echo $$ >"$snap/owner"
+node "$repo/dist/test/e2e/support/host-state.js" >"$snap/before.json"
+
+# --- 3. the node ----------------------------------------------------------------------------------
+for h in /sys/fs/cgroup/*; do
+  [[ -d "$h" && ! -L "$h" && -f "$h/cgroup.procs" ]] || continue
+  mkdir -p "$h/$cgroup_name"
+  if [[ -f "$h/cpuset.cpus" ]]; then
+    cat "$h/cpuset.cpus" >"$h/$cgroup_name/cpuset.cpus"; cat "$h/cpuset.mems" >"$h/$cgroup_name/cpuset.mems"
+  fi
+done
 
 setpriv --pdeathsig KILL -- unshare --mount --net --pid --fork --mount-proc --kill-child=KILL -- \
   bash "$here/node-inner.sh" "$root" "$bin" "$cgroup_name" >"$root/node.log" 2>&1 &
@@ -140,12 +158,5 @@ rc=$?
 set -e
 log "command exited $rc"
 
-# --- 5. teardown, 6. leftover check -----------------------------------------------------------------
-cleanup
-trap - EXIT INT TERM
-DC_E2E_BEFORE="$snap/before.json" DC_E2E_ROOT="$root" DC_E2E_CGROUP="$cgroup_name" DC_E2E_NODE_PIDNS="$pidns" \
-  node --test "$repo/dist/test/e2e/leftovers.after.js"
-left=$?
-rm -rf "$snap"
-[[ $rc != 0 ]] && exit "$rc"
-exit "$left"
+# --- 5. teardown, 6. leftover check (on_exit) ----------------------------------------------------
+exit "$rc"

@@ -1,5 +1,5 @@
-// Rotation for real, on the real node: a DelegatedCredential with validity 3m and renewBefore 2m
-// is re-issued every minute. Each new credential reaches the running sidecar through kubelet's
+// Rotation for real, on the real node: a DelegatedCredential with validity 3m and renewBefore
+// 150s is re-issued every 30 seconds. Each new credential reaches the running sidecar through kubelet's
 // Secret volume (kubelet syncFrequency: 10s, scripts/e2e/node-inner.sh) while NSS tstclnt
 // handshakes run the whole time: 0 failures, every one with a DC.
 // Then the same across disruption: the leading controller pod is deleted and kube-apiserver is
@@ -69,7 +69,7 @@ before(async () => {
   ns = await createNamespace('e2e-rotation', true);
   pki = makePki();
   await createCertificateSecret(ns, pki);
-  await kubectl(['apply', '-f', '-'], { input: delegatedCredentialYaml(ns, 'rot-dc', { validity: '3m', renewBefore: '2m' }) });
+  await kubectl(['apply', '-f', '-'], { input: delegatedCredentialYaml(ns, 'rot-dc', { validity: '3m', renewBefore: '150s' }) });
   await kubectl(['apply', '-f', '-'], { input: annotatedDeploymentYaml(ns, 'rot', 'rot-dc') });
   pod = await waitForReadyPod(ns, 'rot');
 });
