@@ -32,6 +32,8 @@ test('no network link is left', () => {
   assert.deepEqual(after.links, before.links);
 });
 
+// Containers run in PID namespaces below the node's: their processes are covered here, since
+// a cgroup that still holds a process cannot be removed.
 test('no cgroup is left', () => {
   assert.deepEqual(after.e2eCgroups.filter((c) => c.endsWith(`/${cgroup}`)), []);
   assert.deepEqual(after.e2eCgroups, before.e2eCgroups.filter((c) => !c.endsWith(`/${cgroup}`)));

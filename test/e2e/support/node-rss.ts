@@ -1,13 +1,29 @@
 // Prints the resident memory of the real node's processes (those in its PID namespace), summed by
 // program, as a Markdown table: `node dist/test/e2e/support/node-rss.js` under scripts/e2e/cluster.sh
 // (which sets DC_E2E_NODE_PIDNS). Used for bench/results/e2e.md.
-import { readFileSync } from 'node:fs';
+import { readdirSync, readFileSync } from 'node:fs';
 import { processesInPidNamespace } from './host-state.js';
 
 const pidns = process.env['DC_E2E_NODE_PIDNS'];
 if (!pidns) throw new Error('DC_E2E_NODE_PIDNS is not set: run this under scripts/e2e/cluster.sh');
+// The node's processes and their descendants: containers run in PID namespaces of their own,
+// below the shims.
+const parent = new Map<number, number>();
+for (const e of readdirSync('/proc')) {
+  if (!/^\d+$/.test(e)) continue;
+  try {
+    const stat = readFileSync(`/proc/${e}/stat`, 'utf8');
+    parent.set(Number(e), Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1]));
+  } catch { /* exited meanwhile */ }
+}
+const ofNode = new Set(processesInPidNamespace(pidns));
+for (let grew = true; grew;) {
+  grew = false;
+  for (const [pid, ppid] of parent) if (!ofNode.has(pid) && ofNode.has(ppid)) { ofNode.add(pid); grew = true; }
+}
+const SUBCOMMANDS = ['controller', 'webhook', 'sidecar', 'keyserver'];
 const byProgram = new Map<string, { count: number; kib: number }>();
-for (const pid of processesInPidNamespace(pidns)) {
+for (const pid of ofNode) {
   let status: string;
   try {
     status = readFileSync(`/proc/${pid}/status`, 'utf8');
@@ -15,10 +31,15 @@ for (const pid of processesInPidNamespace(pidns)) {
     continue; // exited meanwhile
   }
   const kib = Number(/^VmRSS:\s+(\d+) kB/m.exec(status)?.[1] ?? 0);
-  const cmd = readFileSync(`/proc/${pid}/cmdline`, 'utf8').split('\0');
+  let cmd: string[];
+  try {
+    cmd = readFileSync(`/proc/${pid}/cmdline`, 'utf8').split('\0');
+  } catch {
+    continue;
+  }
   // node processes are told apart by their subcommand (controller, webhook, sidecar, the app).
   let name = /^Name:\s+(\S+)/m.exec(status)?.[1] ?? '?';
-  if (name === 'node' || name === 'MainThread') name = `node ${cmd.slice(1).find((a) => !a.startsWith('-') && !a.endsWith('.js')) ?? cmd[1] ?? ''}`.slice(0, 40);
+  if (cmd[0]?.endsWith('node')) name = `node ${cmd.find((a) => SUBCOMMANDS.includes(a)) ?? (cmd.includes('-e') ? '(the e2e app)' : cmd[1] ?? '')}`;
   const e = byProgram.get(name) ?? { count: 0, kib: 0 };
   e.count++;
   e.kib += kib;
