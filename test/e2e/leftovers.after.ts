@@ -35,8 +35,8 @@ test('no network link is left', () => {
 // Containers run in PID namespaces below the node's: their processes are covered here, since
 // a cgroup that still holds a process cannot be removed.
 test('no cgroup is left', () => {
+  // Only this run's: another e2e run may be going on at the same time, with cgroups of its own.
   assert.deepEqual(after.e2eCgroups.filter((c) => c.endsWith(`/${cgroup}`)), []);
-  assert.deepEqual(after.e2eCgroups, before.e2eCgroups.filter((c) => !c.endsWith(`/${cgroup}`)));
 });
 
 test('no packet-filter rule changed', () => {
