@@ -11,11 +11,8 @@
 #
 # Usage: image.sh <bin-dir> <out-dir>   prints "<archive> <image ref>" lines on stdout
 set -euo pipefail
-here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
-root="$(cd "$here/../.." && pwd)"
-source "$root/scripts/control-plane/versions.env"
-log() { echo "[e2e-image] $*" >&2; }
-die() { echo "[e2e-image] error: $*" >&2; exit 1; }
+log_prefix=e2e-image
+source "$(dirname "${BASH_SOURCE[0]}")/common.sh"
 bin_dir="${1:?usage: image.sh <bin-dir> <out-dir>}"
 out_dir="${2:?usage: image.sh <bin-dir> <out-dir>}"
 mkdir -p "$out_dir"

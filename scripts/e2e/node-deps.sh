@@ -14,12 +14,8 @@
 # Usage: node-deps.sh              ensure, progress on stderr
 #        node-deps.sh --print-dir  ensure, then print the directory holding the binaries
 set -euo pipefail
-here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
-root="$(cd "$here/../.." && pwd)"
-# shellcheck source=../control-plane/versions.env
-source "$root/scripts/control-plane/versions.env"
-log() { echo "[e2e-node] $*" >&2; }
-die() { echo "[e2e-node] error: $*" >&2; exit 1; }
+log_prefix=e2e-node
+source "$(dirname "${BASH_SOURCE[0]}")/common.sh"
 
 DC_E2E_SYSTEM_DEPS=1 bash "$root/scripts/system-deps.sh"
 dir="$(DC_K8S_NODE=1 bash "$root/scripts/control-plane/ensure.sh" --print-dir | tail -1)"
