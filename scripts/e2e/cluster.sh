@@ -142,10 +142,12 @@ in_ns() { nsenter --net="$netns" -- "$@"; }
 kubectl=("$bin/kubectl" --kubeconfig "$root/kubeconfig")
 
 log "waiting for the node (state in $root, log $root/node.log)"
+# The state directory goes at teardown: point at the copy of the logs when there is one.
+logs_hint="${keep_logs:-$root/logs, removed at teardown: add --keep-logs DIR to keep them}"
 deadline=$(( $(date +%s) + 180 ))
 until [[ -f "$root/kubeconfig" ]] && in_ns "${kubectl[@]}" wait --for=condition=Ready node/dc-e2e-node --timeout=2s >/dev/null 2>&1; do
-  kill -0 "$unshare_pid" 2>/dev/null || die "the node died: $(tail -20 "$root/node.log")"
-  (( $(date +%s) < deadline )) || die "the node was not Ready in 180 s; logs in $root/logs (kubelet.log): $(tail -5 "$root/logs/kubelet.log" 2>/dev/null)"
+  kill -0 "$unshare_pid" 2>/dev/null || die "the node died (logs: $logs_hint): $(tail -20 "$root/node.log")"
+  (( $(date +%s) < deadline )) || die "the node was not Ready in 180 s (logs: $logs_hint): $(tail -5 "$root/logs/kubelet.log" 2>/dev/null)"
   sleep 1
 done
 log "node Ready $(( ($(date +%s%N) - t_start) / 1000000 )) ms after start (binaries and image included)"
