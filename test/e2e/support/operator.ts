@@ -11,6 +11,8 @@ export const RELEASE = 'dc-operator';
 export const OPERATOR_NS = 'dc-operator';
 export const CONTROLLER = `${RELEASE}-controller`;
 export const WEBHOOK = `${RELEASE}-webhook`;
+/** The key server Deployment (chart value keyserver.enabled, on by default). */
+export const KEYSERVER = `${RELEASE}-keyserver`;
 export const APP_GREETING = 'hello from the e2e app';
 /** The label that opts a namespace in to sidecar injection (src/webhook/webhook-configuration.ts). */
 export const INJECTION_LABEL = 'dc-operator.io/injection';
@@ -37,10 +39,11 @@ export interface OperatorReadiness {
 
 /**
  * The controller's Deployment has 2 ready replicas and one of its pods holds the Lease; the
- * webhook's Deployment is ready and its caBundle is in the MutatingWebhookConfiguration.
+ * webhook's Deployment is ready and its caBundle is in the MutatingWebhookConfiguration; the key
+ * server's Deployment, when the chart has one, is ready.
  */
 export async function waitForOperatorReady(timeoutMs = 180_000): Promise<OperatorReadiness> {
-  return waitFor('the controller (2 replicas, a leader) and the webhook to be ready', timeoutMs, async () => {
+  return waitFor('the controller (2 replicas, a leader), the webhook and the key server to be ready', timeoutMs, async () => {
     const deploy = JSON.parse(await kubectl(['get', 'deploy', '-n', OPERATOR_NS, '-o', 'json'])) as {
       items: { metadata: { name: string }; spec: { replicas: number }; status: { readyReplicas?: number; updatedReplicas?: number } }[];
     };
@@ -48,6 +51,8 @@ export async function waitForOperatorReady(timeoutMs = 180_000): Promise<Operato
     if (ready(CONTROLLER) !== 2) return undefined;
     const webhookWant = deploy.items.find((d) => d.metadata.name === WEBHOOK)?.spec.replicas ?? 1;
     if (ready(WEBHOOK) < webhookWant) return undefined;
+    const keyserver = deploy.items.find((d) => d.metadata.name === KEYSERVER);
+    if (keyserver && ready(KEYSERVER) < keyserver.spec.replicas) return undefined;
     const pods = (await kubectl(['get', 'pods', '-n', OPERATOR_NS, '-l', 'app.kubernetes.io/component=controller',
       '--field-selector', 'status.phase=Running', '-o', 'jsonpath={.items[*].metadata.name}'])).split(/\s+/).filter(Boolean);
     const holder = await kubectl(['get', 'lease', CONTROLLER, '-n', OPERATOR_NS, '-o', 'jsonpath={.spec.holderIdentity}']);
