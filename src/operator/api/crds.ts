@@ -116,8 +116,10 @@ export function customResourceDefinitions(): CustomResourceDefinition[] {
         { name: 'Fallback-Ready', type: 'string', jsonPath: '.status.conditions[?(@.type=="FallbackReady")].status' },
         { name: 'Key-Server', type: 'string', jsonPath: '.status.keyServer', priority: 1 },
         { name: 'Secret', type: 'string', jsonPath: '.spec.secretName', priority: 1 },
-        { name: 'Expires', type: 'date', jsonPath: '.status.notAfter' },
-        { name: 'Renewal', type: 'date', jsonPath: '.status.renewalTime', priority: 1 },
+        // Future times are text: kubectl prints a `date` column as time since, and "<invalid>" for
+        // a time still ahead, which is what an expiry or a renewal time always is.
+        { name: 'Expires', type: 'string', jsonPath: '.status.notAfter' },
+        { name: 'Renewal', type: 'string', jsonPath: '.status.renewalTime', priority: 1 },
         ...readyColumns.slice(1),
         { name: 'Age', type: 'date', jsonPath: '.metadata.creationTimestamp' },
       ],

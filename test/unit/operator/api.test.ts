@@ -46,6 +46,9 @@ void test('the DelegatedCredential CRD has a status subresource, short name dc a
   assert.deepEqual(version.subresources, { status: {} });
   const visible = version.additionalPrinterColumns.filter((c) => c.priority === undefined).map((c) => c.name);
   assert.deepEqual(visible, ['Ready', 'Algorithms', 'Fallback', 'Fallback-Ready', 'Expires', 'Age']);
+  // kubectl prints a future time in a `date` column as "<invalid>": only past times may be dates.
+  const dateColumns = version.additionalPrinterColumns.filter((c) => c.type === 'date').map((c) => c.name);
+  assert.deepEqual(dateColumns, ['Age']);
   const fallbackReady = version.additionalPrinterColumns.find((c) => c.name === 'Fallback-Ready');
   assert.equal(fallbackReady?.jsonPath, '.status.conditions[?(@.type=="FallbackReady")].status');
   const spec = version.schema.openAPIV3Schema.properties?.['spec'];
