@@ -68,15 +68,15 @@ export async function waitFor<T>(what: string, timeoutMs: number, probe: () => P
   }
 }
 
-/** A CA and a leaf certificate made by the real CLI: `dcctl ca create` and `dcctl cert create`. */
-export function dcctlCertificate(opts: { noDelegationUsage?: boolean; keyType?: string; dns?: string } = {}): { crt: string; key: string } {
+/** A CA and a leaf certificate made by the real CLI: `dcctl ca create` and `dcctl cert create`; `ca` is the CA's certificate, for clients to trust. */
+export function dcctlCertificate(opts: { noDelegationUsage?: boolean; keyType?: string; dns?: string } = {}): { crt: string; key: string; ca: string } {
   const dir = mkdtempSync(join(tmpdir(), 'dc-operator-it-'));
   const dcctl = join(repoRoot, 'dist', 'src', 'cli', 'dcctl.js');
   execFileSync(process.execPath, [dcctl, 'ca', 'create', '--out', join(dir, 'ca')], { stdio: ['ignore', 'ignore', 'inherit'] });
   const args = [dcctl, 'cert', 'create', '--ca', join(dir, 'ca'), '--dns', opts.dns ?? 'web.example.test', '--out', join(dir, 'leaf'), '--key-type', opts.keyType ?? 'ecdsa-p256'];
   if (opts.noDelegationUsage) args.push('--no-delegation-usage');
   execFileSync(process.execPath, args, { stdio: ['ignore', 'ignore', 'inherit'] });
-  return { crt: readFileSync(join(dir, 'leaf', 'tls.crt'), 'utf8'), key: readFileSync(join(dir, 'leaf', 'tls.key'), 'utf8') };
+  return { crt: readFileSync(join(dir, 'leaf', 'tls.crt'), 'utf8'), key: readFileSync(join(dir, 'leaf', 'tls.key'), 'utf8'), ca: readFileSync(join(dir, 'ca', 'ca.crt'), 'utf8') };
 }
 
 export function tlsSecret(namespace: string, name: string, crt: string, key?: string): V1Secret {
