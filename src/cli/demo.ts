@@ -3,11 +3,13 @@
  * `make demo`: dc-operator end to end on one machine, in well under a minute when warm.
  *
  *   local control plane (or --cluster current) → CRDs → operator + webhook (child processes)
+ *   → the key server (`keyserver --from-cluster`, on the operator's --keyserver-address)
  *   → dev CA and a certificate with DelegationUsage (dcctl) → DelegatedCredential → Ready
  *   → the issued Secret written as a kubelet Secret volume → webhook injection (dry run)
  *   → sidecar in front of a small HTTP app → DC handshakes (dcctl probe, NSS tstclnt -B)
+ *   → curl (no DC support), served through the key server
  *
- * One module per step in demo/steps/ (010-cluster.ts … 110-nss-tstclnt.ts); this file parses
+ * One module per step in demo/steps/ (010-cluster.ts … 115-curl-keyless.ts); this file parses
  * the flags, builds the context the steps share, runs them, and cleans up.
  *
  * Everything it creates is removed on exit, on an error and on Ctrl-C: processes, namespaces,
@@ -108,7 +110,7 @@ export async function runDemo(argv: readonly string[]): Promise<number> {
       if (skipped !== undefined) p.line(skipped);
       else await p.step(step.title(ctx), () => step.run(ctx), (value) => step.done(value, ctx));
     }
-    p.line(`\nDone in ${(p.elapsed() / 1000).toFixed(1)} s: a DelegatedCredential issued by the operator, served by the sidecar, accepted by DC-capable TLS clients.`);
+    p.line(`\nDone in ${(p.elapsed() / 1000).toFixed(1)} s: a DelegatedCredential issued by the operator, served by the sidecar, accepted by DC-capable TLS clients; clients without DC support served through the key server.`);
     p.line('Try it on a cluster: helm install dc-operator charts/dc-operator -n dc-operator --create-namespace, then manifests/examples/.');
     await p.step('cleaning up', () => cleanup.run(say));
     return 0;

@@ -66,7 +66,7 @@ void describe('make demo', () => {
     await testKubeconfigPath();
   });
 
-  void it('runs end to end on the current cluster: exit 0, a delegated credential verified by our client (and NSS when installed), nothing left behind', { timeout: 180_000 }, async () => {
+  void it('runs end to end on the current cluster: exit 0, a delegated credential verified by our client (and NSS when installed), curl served through the key server, nothing left behind', { timeout: 180_000 }, async () => {
     const t0 = Date.now();
     const r = await runDemo();
     const seconds = (Date.now() - t0) / 1000;
@@ -75,9 +75,13 @@ void describe('make demo', () => {
     assert.match(r.stdout, /webhook injected dc-operator-sidecar/);
     assert.match(r.stdout, /dcctl probe: delegated credential: yes, verified/);
     if (existsSync('/usr/bin/tstclnt')) assert.match(r.stdout, /NSS tstclnt: "Received a Delegated Credential"; the app answered "hello from the app behind dc-operator/);
+    assert.match(r.stdout, /key server \(pid \d+, 127\.0\.0\.1:\d+\): serving with the certificate the operator issued/);
+    // A client without DC support is served through the key server: the sidecar holds no certificate key.
+    assert.match(r.stdout, /✔ curl \(no DC support\): 200 from the app, certificate key via keyless pull/);
+    if (existsSync('/usr/bin/tstclnt')) assert.match(r.stdout, /NSS tstclnt: [^\n]*\n\s*✔ curl \(no DC support\)/, 'the curl line right after the NSS line');
     assert.match(r.stdout, /Done in [0-9.]+ s/);
     assert.deepEqual(await demoLeftovers(), []);
-    assert.deepEqual(childPidsOf(r.stdout), [], 'operator and webhook processes stopped');
+    assert.deepEqual(childPidsOf(r.stdout), [], 'operator, webhook and key server processes stopped');
     assert.ok(seconds < 120, `took ${seconds} s`);
   });
 

@@ -24,8 +24,12 @@ export interface DemoState {
   cluster?: ConnectedCluster;
   /** The issued Secret, written as kubelet mounts a Secret volume. */
   volume?: string;
+  /** The in-cluster key server's address, given to the operator (--keyserver-address). */
+  keyServerAddress?: string;
   /** The sidecar's TLS port on 127.0.0.1. */
   sidecarPort?: number;
+  /** The sidecar's /metrics and /readyz port on 127.0.0.1. */
+  sidecarMetricsPort?: number;
 }
 
 export interface DemoContext {

@@ -22,7 +22,8 @@ void describe('demo steps', () => {
     assert.equal(steps.length, files.length);
     const ctx = { mode: 'local' } as DemoContext;
     assert.equal(steps[0]!.title(ctx), 'starting etcd + kube-apiserver');
-    assert.equal(steps.at(-1)!.title(ctx), "NSS tstclnt -B (Firefox's TLS library)");
+    assert.equal(steps.at(-2)!.title(ctx), "NSS tstclnt -B (Firefox's TLS library)");
+    assert.equal(steps.at(-1)!.title(ctx), 'curl (no DC support)', 'a client without DC support comes after the NSS line');
     for (const s of steps) assert.equal(typeof s.run, 'function');
   });
 

@@ -12,8 +12,12 @@ export const step = defineStep({
     ctx.cleanup.add('stop the operator, webhook and sidecar', async () => { await Promise.all(ctx.procs.map((c) => c.stop())); });
     const controllerPort = await freePort();
     const webhookPort = await freePort();
+    // The key server (next step) listens here; the operator issues its serving certificate for
+    // this address and each sidecar's client identity for it (fallback Keyless).
+    ctx.state.keyServerAddress = `127.0.0.1:${await freePort()}`;
     const controller = startChild('dc-operator controller', ctx.node, [ctx.dcOperator, 'controller', '--namespace', ctx.appNs, '--operator-namespace', ctx.systemNs,
-      '--metrics-port', String(controllerPort), '--metrics-address', '127.0.0.1', '--no-leader-election'], join(ctx.logDir, 'controller.log'), env);
+      '--metrics-port', String(controllerPort), '--metrics-address', '127.0.0.1', '--no-leader-election', '--keyserver-address', ctx.state.keyServerAddress],
+      join(ctx.logDir, 'controller.log'), env);
     ctx.procs.push(controller);
     // The API server calls the webhook at a loopback URL; only the demo namespace is sent, and
     // failurePolicy Ignore, so the demo can never block pod creations elsewhere in a real cluster.

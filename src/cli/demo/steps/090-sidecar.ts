@@ -18,6 +18,7 @@ export const step = defineStep({
     ctx.procs.push(sidecar);
     await waitForHttp200(`http://127.0.0.1:${sidecarMetrics}/readyz`, 30_000, sidecar);
     ctx.state.sidecarPort = sidecarPort;
+    ctx.state.sidecarMetricsPort = sidecarMetrics;
     return { sidecarPort, appPort: app.port };
   },
   done: (r) => `sidecar: TLS on 127.0.0.1:${r.sidecarPort} → app on 127.0.0.1:${r.appPort} (plain HTTP)`,
