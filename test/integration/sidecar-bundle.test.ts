@@ -14,13 +14,12 @@ import { createServer, type AddressInfo } from 'node:net';
 import { mkdir, mkdtemp, rename, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { connect as tlsConnect } from 'node:tls';
 import { after, before, describe, it } from 'node:test';
 import { asIssuer, issueCertificate, type IssuedCertificate } from '../../src/cli/pki/dev-pki.js';
 import { BUNDLE_KEYS, sidecarIdentityUri } from '../../src/operator/api/serving-bundle.js';
 import { credentialFiles, makePki, type TestPki } from '../unit/sidecar/fixtures.js';
 import { KubeletVolume } from '../unit/sidecar/kubelet-volume.js';
-import { killAll, run, start, type Proc } from '../interop/support.js';
+import { killAll, metricSum, nodeTlsGet, run, start, tstclntHandshake, type Proc } from '../interop/support.js';
 
 const CLI = join(process.cwd(), 'dist', 'src', 'cli', 'dc-operator.js');
 const APP_ANSWER = 'hello from the app';
@@ -68,18 +67,6 @@ async function clientCertificate(ca: IssuedCertificate, validity: { notBefore?: 
   return issueCertificate({ commonName: 'web sidecar', uris: [IDENTITY], extendedKeyUsage: ['clientAuth'], ...validity }, 'ecdsa-p256', asIssuer(ca));
 }
 
-/** node:tls without DC support: TLS 1.3, an HTTP GET, the whole answer. */
-function nodeTlsGet(port: number, ca: string): Promise<string> {
-  return new Promise((resolve, reject) => {
-    const s = tlsConnect({ host: '127.0.0.1', port, servername: 'localhost', ca, minVersion: 'TLSv1.3' }, () => s.write('GET / HTTP/1.0\r\nHost: localhost\r\n\r\n'));
-    let out = '';
-    s.setEncoding('utf8').on('data', (d: string) => (out += d));
-    s.on('end', () => resolve(out));
-    s.on('error', reject);
-    s.setTimeout(10_000, () => s.destroy(new Error('node:tls client timed out')));
-  });
-}
-
 void describe('dc-operator sidecar with its serving bundle and a key server process', { timeout: 180_000 }, () => {
   let pki: TestPki;
   let ksCa: IssuedCertificate;
@@ -111,16 +98,8 @@ void describe('dc-operator sidecar with its serving bundle and a key server proc
       ms: Date.now() - t0,
     }));
   };
-  const tstclnt = async (): Promise<string> => {
-    const r = await run('tstclnt', ['-B', '-h', '127.0.0.1', '-p', String(port), '-d', nssDb, '-V', 'tls1.3:tls1.3', '-a', 'localhost', '-Q'], { input: '' });
-    return r.output;
-  };
-  const metric = async (line: RegExp): Promise<number> => {
-    const text = await (await fetch(`http://127.0.0.1:${metricsPort}/metrics`)).text();
-    let sum = 0;
-    for (const l of text.split('\n')) if (line.test(l)) sum += Number(l.split(' ').pop());
-    return sum;
-  };
+  const tstclnt = async (): Promise<string> => (await tstclntHandshake(port, nssDb)).output;
+  const metric = (line: RegExp): Promise<number> => metricSum(metricsPort, line);
 
   before(async () => {
     pki = await makePki('ecdsa-p256');

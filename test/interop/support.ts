@@ -12,6 +12,7 @@ import { homedir, tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { AddressInfo } from 'node:net';
+import { connect as tlsConnect } from 'node:tls';
 import { asIssuer, issueCertificate, type IssuedCertificate } from '../../src/cli/pki/dev-pki.js';
 import { createServer, type CreateServerOptions, type TLSServer, type TLSSocket } from '../../src/tls/socket.js';
 import { cipherSuiteName, namedGroupName } from '../../src/tls/constants.js';
@@ -337,4 +338,29 @@ export const GROUPS = [
 
 export function httpGet(host = 'localhost'): string {
   return `GET / HTTP/1.0\r\nHost: ${host}\r\n\r\n`;
+}
+
+/** NSS tstclnt -B (DC support on), TLS 1.3, to 127.0.0.1:port as localhost, trusting the CAs in nssDb. */
+export function tstclntHandshake(port: number, nssDb: string): Promise<RunResult> {
+  return run('tstclnt', ['-B', '-h', '127.0.0.1', '-p', String(port), '-d', nssDb, '-V', 'tls1.3:tls1.3', '-a', 'localhost', '-Q'], { input: '', timeoutMs: 10_000 });
+}
+
+/** The sum of the Prometheus samples at http://127.0.0.1:metricsPort/metrics whose line matches `line`. */
+export async function metricSum(metricsPort: number, line: RegExp): Promise<number> {
+  const text = await (await fetch(`http://127.0.0.1:${metricsPort}/metrics`)).text();
+  let sum = 0;
+  for (const l of text.split('\n')) if (line.test(l)) sum += Number(l.split(' ').pop());
+  return sum;
+}
+
+/** node:tls as a client without DC support: TLS 1.3 to 127.0.0.1 as localhost, an HTTP GET, the whole answer. */
+export function nodeTlsGet(port: number, ca: string): Promise<string> {
+  return new Promise((resolve, reject) => {
+    const s = tlsConnect({ host: '127.0.0.1', port, servername: 'localhost', ca, minVersion: 'TLSv1.3' }, () => s.write(httpGet()));
+    let out = '';
+    s.setEncoding('utf8').on('data', (d: string) => (out += d));
+    s.on('end', () => resolve(out));
+    s.on('error', reject);
+    s.setTimeout(10_000, () => s.destroy(new Error('node:tls client timed out')));
+  });
 }
