@@ -3,25 +3,39 @@
  * dc-operator: entry point of the long-running processes (controller, webhook, sidecar, key
  * server), one subcommand each, registered below as they are written. Same command framework as
  * dcctl (framework/command.ts): flags validated up front, `--help` on every command.
+ *
+ * Each command's module is imported only when it runs: the sidecar must not carry the
+ * controller's Kubernetes client in its heap (docs/architecture.md, "Hot paths").
  */
-import { controller } from './commands/controller.js';
-import { keyServer } from './commands/keyserver.js';
-import { sidecar } from './commands/sidecar.js';
-import { webhook } from './commands/webhook.js';
+import type { Command } from './framework/command.js';
 import { CommandRegistry, type ProgramContext } from './framework/registry.js';
 import { isEntryPoint, processContext, unsupportedRuntime } from './framework/main.js';
 import { buildInfo } from './framework/version.js';
 
-export function dcOperatorCommands(): CommandRegistry {
-  return new CommandRegistry({
+const COMMANDS: Readonly<Record<string, () => Promise<Command>>> = {
+  controller: async () => (await import('./commands/controller.js')).controller,
+  keyserver: async () => (await import('./commands/keyserver.js')).keyServer,
+  sidecar: async () => (await import('./commands/sidecar.js')).sidecar,
+  webhook: async () => (await import('./commands/webhook.js')).webhook,
+};
+
+/**
+ * The registry for `argv`: only the named command when argv starts with one, every command
+ * otherwise (help, errors that list the choices).
+ */
+export async function dcOperatorCommands(argv: readonly string[] = []): Promise<CommandRegistry> {
+  const named = argv[0] !== undefined && Object.hasOwn(COMMANDS, argv[0]) ? [argv[0]] : Object.keys(COMMANDS);
+  const registry = new CommandRegistry({
     name: 'dc-operator',
     summary: 'Long-running processes of dc-operator (controller, webhook, sidecar, key server).',
     version: buildInfo,
-  }).register(controller).register(keyServer).register(sidecar).register(webhook);
+  });
+  for (const command of await Promise.all(named.map((name) => COMMANDS[name]!()))) registry.register(command);
+  return registry;
 }
 
-export function main(argv: readonly string[], ctx: ProgramContext = processContext()): Promise<number> {
-  return dcOperatorCommands().run(argv, ctx);
+export async function main(argv: readonly string[], ctx: ProgramContext = processContext()): Promise<number> {
+  return (await dcOperatorCommands(argv)).run(argv, ctx);
 }
 
 if (isEntryPoint(import.meta.url)) {
