@@ -19,6 +19,7 @@ import type { Signer } from '../tls/signer.js';
 import type { MaterialStore, ServingMaterial } from './material.js';
 import type { HandshakeMode } from './metrics.js';
 import { chooseCredential, type ChoiceDetails } from './router.js';
+import type { ImmediateWriter } from './proxy.js';
 import { closeSoon, type OursEngine } from './terminator.js';
 
 export interface OursEngineOptions {
@@ -65,7 +66,7 @@ export function modeOf(info: HandshakeInfo): HandshakeMode {
 }
 
 /** A ServerConnection over a socket, as a Duplex of plaintext. */
-export class TlsServerStream extends Duplex {
+export class TlsServerStream extends Duplex implements ImmediateWriter {
   private handshakeDone: ((info: HandshakeInfo) => void) | undefined;
   private handshakeFailed: ((err: Error) => void) | undefined;
   private info: HandshakeInfo | undefined;
@@ -186,6 +187,19 @@ export class TlsServerStream extends Duplex {
       this.readingPaused = false;
       this.socket.resume();
     }
+  }
+
+  /**
+   * Seals `chunk` at once, bypassing the Writable's queue (the proxy uses one or the other for a
+   * direction, never both): sealing copies it, so the caller may reuse it on return.
+   */
+  writeNow(chunk: Uint8Array, onDrain: () => void): boolean {
+    // Before the handshake the connection queues data by reference: give it its own copy.
+    this.conn.write(this.info ? chunk : Buffer.from(chunk));
+    this.apply(this.conn.poll());
+    if (this.socket.destroyed || !this.socket.writableNeedDrain) return true;
+    this.socket.once('drain', onDrain);
+    return false;
   }
 
   override _write(chunk: Buffer, _encoding: BufferEncoding, callback: (error?: Error | null) => void): void {

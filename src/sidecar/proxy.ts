@@ -10,6 +10,11 @@
  * - Idle timeout: no bytes either way for `idleTimeoutMs` closes both sides.
  * - Errors on either side destroy both (a reset on one leg is passed on as a close on the other).
  *
+ * - A client stream that seals what it is given before returning (`ImmediateWriter`: our engine)
+ *   gets the application's bytes read into one process-wide buffer (net's `onread`) instead of a
+ *   new Buffer per read: fewer external allocations, fewer garbage collections in bulk
+ *   (bench/results/sidecar-perf.md).
+ *
  * The connection limits and the graceful drain on SIGTERM are src/net/connection-tracker.ts.
  */
 import { connect, type Socket } from 'node:net';
@@ -30,10 +35,45 @@ export type ProxyEnd =
   | { readonly kind: 'upstream-unavailable'; readonly error: Error }
   | { readonly kind: 'error'; readonly side: 'client' | 'upstream'; readonly error: Error };
 
+/** A client stream that is done with a chunk when `writeNow` returns (it keeps no reference). */
+export interface ImmediateWriter {
+  /** Writes `chunk` now; false when the client is behind, and then `onDrain` runs once it caught up. */
+  writeNow(chunk: Uint8Array, onDrain: () => void): boolean;
+}
+
+function immediateWriter(stream: Duplex): ImmediateWriter | undefined {
+  return typeof (stream as Partial<ImmediateWriter>).writeNow === 'function' ? (stream as unknown as ImmediateWriter) : undefined;
+}
+
+/**
+ * Where every upstream read of an ImmediateWriter's connection lands: a read is handed on and
+ * consumed before the next read of any socket can start, so one buffer serves the process.
+ */
+const UPSTREAM_READ_BUFFER = Buffer.allocUnsafe(64 * 1024);
+
+/** The upstream's bytes straight to an ImmediateWriter, with backpressure and the idle clock. */
+class DirectRelay {
+  upstream: Socket | undefined;
+  touch: () => void = () => {};
+  readonly onread = { buffer: UPSTREAM_READ_BUFFER, callback: (n: number): boolean => this.relay(n) };
+
+  constructor(private readonly client: ImmediateWriter) {}
+
+  private relay(n: number): boolean {
+    this.touch();
+    // false pauses the upstream socket; the client's drain resumes it.
+    return this.client.writeNow(UPSTREAM_READ_BUFFER.subarray(0, n), this.resume);
+  }
+
+  private readonly resume = (): void => {
+    this.upstream?.resume();
+  };
+}
+
 /** Opens a connection to the application; resolves once connected. */
-export function connectUpstream(options: UpstreamOptions): Promise<Socket> {
+export function connectUpstream(options: UpstreamOptions, relay?: DirectRelay): Promise<Socket> {
   return new Promise((resolve, reject) => {
-    const socket = connect({ host: options.host, port: options.port, allowHalfOpen: true });
+    const socket = connect({ host: options.host, port: options.port, allowHalfOpen: true, ...(relay ? { onread: relay.onread } : {}) });
     socket.setNoDelay(true);
     const timer = setTimeout(() => {
       socket.destroy();
@@ -53,9 +93,10 @@ export function connectUpstream(options: UpstreamOptions): Promise<Socket> {
 
 /**
  * Splices `client` and `upstream` together; resolves when both are closed. The streams must be
- * created allowHalfOpen so that one direction ending leaves the other open.
+ * created allowHalfOpen so that one direction ending leaves the other open. With `relay`, the
+ * upstream was connected with its `onread`: its bytes reach the client through the relay.
  */
-export function splice(client: Duplex, upstream: Duplex, idleTimeoutMs = 300_000): Promise<ProxyEnd> {
+export function splice(client: Duplex, upstream: Duplex, idleTimeoutMs = 300_000, relay?: DirectRelay): Promise<ProxyEnd> {
   return new Promise((resolve) => {
     let end: ProxyEnd = { kind: 'closed' };
     let open = 2;
@@ -84,7 +125,8 @@ export function splice(client: Duplex, upstream: Duplex, idleTimeoutMs = 300_000
     client.on('error', fail('client'));
     upstream.on('error', fail('upstream'));
     client.on('data', touch);
-    upstream.on('data', touch);
+    if (relay) relay.touch = touch;
+    else upstream.on('data', touch);
     client.once('close', onClose);
     upstream.once('close', onClose);
     // When one side is closed for good, nothing more can reach it: once the other side has
@@ -98,18 +140,26 @@ export function splice(client: Duplex, upstream: Duplex, idleTimeoutMs = 300_000
     client.once('close', () => closeAfterFlush(client, upstream));
     upstream.once('close', () => closeAfterFlush(upstream, client));
     client.pipe(upstream, { end: true });
-    upstream.pipe(client, { end: true });
+    if (relay) {
+      upstream.once('end', () => client.end());
+      upstream.resume();
+    } else {
+      upstream.pipe(client, { end: true });
+    }
   });
 }
 
 /** Connects to the application and splices; the client is closed when the application is down. */
 export async function proxyToUpstream(client: Duplex, options: UpstreamOptions): Promise<ProxyEnd> {
+  const writer = immediateWriter(client);
+  const relay = writer ? new DirectRelay(writer) : undefined;
   let upstream: Socket;
   try {
-    upstream = await connectUpstream(options);
+    upstream = await connectUpstream(options, relay);
   } catch (error) {
     client.destroy();
     return { kind: 'upstream-unavailable', error: error instanceof Error ? error : new Error(String(error)) };
   }
-  return splice(client, upstream, options.idleTimeoutMs);
+  if (relay) relay.upstream = upstream;
+  return splice(client, upstream, options.idleTimeoutMs, relay);
 }

@@ -158,6 +158,42 @@ void describe('sidecar listener', () => {
     assert.ok(body.equals(payload));
   });
 
+  void it('keeps concurrent downloads through our stack apart (the application is read into one shared buffer)', async () => {
+    const size = 3 * 1024 * 1024 + 777;
+    const payloads = [randomBytes(size), randomBytes(size), randomBytes(size)];
+    let next = 0;
+    const r = await rig(
+      await upstreamServer((s) => {
+        const payload = payloads[next++]!;
+        // Odd-sized writes, so reads of the three connections end at different offsets.
+        let at = 0;
+        const pump = (): void => {
+          while (at < payload.length) {
+            const end = Math.min(at + 40_001, payload.length);
+            const ok = s.write(payload.subarray(at, end));
+            at = end;
+            if (!ok) return void s.once('drain', pump);
+          }
+          s.end();
+        };
+        pump();
+      }),
+    );
+    const bodies = await Promise.all(
+      payloads.map(async () => {
+        const s = oursConnect({ host: '127.0.0.1', port: r.listener.port, servername: 'localhost', ca: [pki.ca.pem], serverCredentialHooks: delegatedCredentialPeerHooks({ peer: 'server' }) });
+        await new Promise<void>((resolve, reject) => {
+          s.once('secureConnect', () => resolve());
+          s.once('error', reject);
+        });
+        return readAll(s);
+      }),
+    );
+    // Connections reach the application in any order: each body must be one payload, whole.
+    const matched = bodies.map((body) => payloads.findIndex((p) => p.equals(body)));
+    assert.deepEqual([...matched].sort(), [0, 1, 2]);
+  });
+
   void it('survives clients that reset right after (or during) the handshake', async () => {
     const r = await rig(await upstreamServer(replyAfterEnd), { engine: 'ours' });
     for (let i = 0; i < 30; i++) {
