@@ -18,13 +18,7 @@ rounds=5; mib=128
 while getopts r:m: o; do case $o in r) rounds=$OPTARG;; m) mib=$OPTARG;; *) exit 2;; esac; done
 shift $((OPTIND - 1))
 [[ $# -ge 1 ]] || { echo "usage: $0 [-r ROUNDS] [-m MiB] LABEL=DIST[:ENGINE]..." >&2; exit 2; }
-here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
-root="$(cd "$here/../.." && pwd)"
-node="${NODE:-node}"
-work="$(mktemp -d)"
-trap 'kill $(jobs -p) 2>/dev/null || true; rm -rf "$work"' EXIT
-"$node" "$root/dist/src/cli/dcctl.js" ca create --out "$work/ca" >/dev/null
-"$node" "$root/dist/src/cli/dcctl.js" cert create --ca "$work/ca" --out "$work/leaf" --dns localhost >/dev/null
+source "$(dirname "${BASH_SOURCE[0]}")/sidecar-bench-setup.sh"
 head -c $((mib << 20)) /dev/zero > "$work/body"
 cat > "$work/app.mjs" <<'JS'
 import { createServer } from 'node:http';
@@ -81,7 +75,6 @@ for r in $(seq "$rounds"); do
 done
 echo "| build | download MB/s (median) | download sidecar CPU ms/MiB | upload MB/s (median) | upload sidecar CPU ms/MiB |"
 echo "| --- | ---: | ---: | ---: | ---: |"
-med() { sort -n | awk '{v[NR]=$1} END {print (NR%2) ? v[(NR+1)/2] : (v[NR/2]+v[NR/2+1])/2}'; }
 for label in "${labels[@]}"; do
   row="| $label"
   for dir in dl ul; do

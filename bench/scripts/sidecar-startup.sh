@@ -11,13 +11,7 @@ rounds=7
 while getopts r: o; do case $o in r) rounds=$OPTARG;; *) exit 2;; esac; done
 shift $((OPTIND - 1))
 [[ $# -ge 1 ]] || { echo "usage: $0 [-r ROUNDS] LABEL=DIST..." >&2; exit 2; }
-here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
-root="$(cd "$here/../.." && pwd)"
-node="${NODE:-node}"
-work="$(mktemp -d)"
-trap 'kill $(jobs -p) 2>/dev/null || true; rm -rf "$work"' EXIT
-"$node" "$root/dist/src/cli/dcctl.js" ca create --out "$work/ca" >/dev/null
-"$node" "$root/dist/src/cli/dcctl.js" cert create --ca "$work/ca" --out "$work/leaf" --dns localhost >/dev/null
+source "$(dirname "${BASH_SOURCE[0]}")/sidecar-bench-setup.sh"
 tick=$(getconf CLK_TCK)
 echo "sidecar start-up: $rounds alternating starts per build, node $("$node" --version), load average $(cut -d' ' -f1-3 /proc/loadavg)"
 for r in $(seq "$rounds"); do
@@ -39,7 +33,6 @@ for r in $(seq "$rounds"); do
     kill -INT $pid; wait $pid 2>/dev/null || true
   done
 done
-med() { sort -n | awk '{v[NR]=$1} END {print (NR%2) ? v[(NR+1)/2] : (v[NR/2]+v[NR/2+1])/2}'; }
 echo "| build | spawn to ready, ms (median) | sidecar CPU until ready, ms (median) | RSS when ready, MiB (median) |"
 echo "| --- | ---: | ---: | ---: |"
 for spec in "$@"; do
