@@ -13,6 +13,9 @@ if [ "${DC_E2E_SYSTEM_DEPS:-0}" = 1 ]; then
   command -v mmdebstrap >/dev/null 2>&1 || need+=(mmdebstrap)
   command -v umoci >/dev/null 2>&1 || need+=(umoci)
   command -v gcc >/dev/null 2>&1 || need+=(gcc libc6-dev)
+  # kube-proxy's iptables mode inside the node's network namespace (rules never reach the host's).
+  command -v iptables-restore >/dev/null 2>&1 || need+=(iptables)
+  command -v conntrack >/dev/null 2>&1 || need+=(conntrack)
 fi
 [ ${#need[@]} -eq 0 ] && exit 0
 echo "system-deps: installing ${need[*]}"

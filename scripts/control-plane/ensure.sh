@@ -10,7 +10,7 @@
 #
 # Usage: ensure.sh              ensure, progress on stderr
 #        ensure.sh --print-dir  ensure, then print the directory holding the binaries on stdout
-# With DC_K8S_NODE=1 it also ensures what a real node needs (make e2e): kubelet,
+# With DC_K8S_NODE=1 it also ensures what a real node needs (make e2e): kubelet, kube-proxy,
 # kube-controller-manager, kube-scheduler and kubectl, built from source the same way.
 set -euo pipefail
 
@@ -57,7 +57,7 @@ etcd_ok()      { reports "$1/etcd" "etcd Version: $etcd_plain" --version; }
 helm_ok()      { reports "$1/helm" "$HELM_VERSION" version --template '{{.Version}}'; }
 kubectl_ok()   { [[ -x "$1/kubectl" ]] && "$1/kubectl" version --client >/dev/null 2>&1; }
 # The node's binaries, wanted only with DC_K8S_NODE=1; kubectl then must be the pinned one.
-node_cmds=(kubelet kube-controller-manager kube-scheduler)
+node_cmds=(kubelet kube-controller-manager kube-scheduler kube-proxy)
 k8s_cmd_ok()   { reports "$1/$2" "Kubernetes $K8S_VERSION" --version; }
 kubectl_pinned_ok() { reports "$1/kubectl" "Client Version: $K8S_VERSION" version --client; }
 node_ok() {
