@@ -6,6 +6,8 @@
 #   - containerd $CONTAINERD_VERSION (+ containerd-shim-runc-v2, ctr), built through the Go module
 #     proxy from inside its downloaded module directory (`go install ...@v2` refuses: its go.mod has
 #     `exclude` lines);
+#   - CoreDNS $COREDNS_VERSION, the node's cluster DNS (its kubernetes plugin reads the apiserver),
+#     built the same way from inside its downloaded module directory;
 #   - the pause binary, build/pause/linux/pause.c of the Kubernetes module compiled statically;
 #   - Debian's runc, containernetworking-plugins, mmdebstrap, umoci (scripts/system-deps.sh).
 # Everything lands in ${XDG_CACHE_HOME:-$HOME/.cache}/dc-operator/k8s/<k8s-version>/ beside the
@@ -46,6 +48,28 @@ if ! containerd_ok; then
   for cmd in containerd containerd-shim-runc-v2 ctr; do install_bin "$out/$cmd.out" "$cmd"; done
   containerd_ok || die "the containerd built does not report $CONTAINERD_VERSION"
   log "built containerd in $(( $(date +%s) - t0 ))s"
+fi
+
+coredns_ok() {
+  local out
+  out="$("$dir/coredns" -version 2>/dev/null)" || return 1
+  [[ "$out" == *"CoreDNS-${COREDNS_VERSION#v}"* ]]
+}
+if ! coredns_ok; then
+  command -v go >/dev/null || die "Go is needed to build CoreDNS $COREDNS_VERSION"
+  t0=$(date +%s)
+  log "building CoreDNS $COREDNS_VERSION from source (a few minutes on 2 cores)"
+  info="$(cd /tmp && GOFLAGS= go mod download -json "github.com/coredns/coredns@$COREDNS_VERSION")"
+  moddir="$(sed -n 's/^[[:space:]]*"Dir": "\(.*\)",\{0,1\}$/\1/p' <<<"$info")"
+  [[ -d "$moddir" ]] || die "go mod download gave no directory for CoreDNS $COREDNS_VERSION"
+  out="$dir/build/coredns"; mkdir -p "$out"
+  # The module ships its generated plugin list (core/plugin/zplugin.go), so a plain build of the
+  # main package is the stock CoreDNS with every in-tree plugin.
+  (cd "$moddir" && CGO_ENABLED=0 GOFLAGS="-buildvcs=false -mod=mod" go build -trimpath \
+    -ldflags "-s -w -X github.com/coredns/coredns/coremain.GitCommit=go-module-proxy" -o "$out/coredns.out" .) >&2
+  install_bin "$out/coredns.out" coredns
+  coredns_ok || die "the CoreDNS built does not report $COREDNS_VERSION"
+  log "built CoreDNS in $(( $(date +%s) - t0 ))s"
 fi
 
 if ! [[ -x "$dir/pause" ]]; then

@@ -3,7 +3,7 @@
 #   unshare --mount --net --pid --fork --mount-proc --kill-child
 # so that when it dies every process of the cluster dies with it). It prepares the mount and
 # network namespaces, then runs etcd, kube-apiserver, kube-controller-manager, kube-scheduler,
-# containerd and kubelet, all with their state under $root, and waits.
+# CoreDNS, kube-proxy, containerd and kubelet, all with their state under $root, and waits.
 #
 # Isolation, which cluster.sh's leftover check verifies from the host:
 #   - writes: everything under $root. /run is a fresh tmpfs and /var/lib, /var/log and /etc are
@@ -14,6 +14,14 @@
 #   - network: the addresses exist only in this network namespace: the node 10.77.0.1 on a veth
 #     pair, the `kubernetes` Service's ClusterIP 10.96.0.1 on lo (the apiserver listens on :443, so
 #     pods reach it without kube-proxy), pods on the bridge CNI 10.244.0.0/24 without masquerade;
+#   - Services: kube-proxy in iptables mode, so its rules live in this namespace's netfilter tables
+#     only (the host's iptables-save and nft ruleset are compared before and after). It masquerades
+#     all Service traffic: a pod reaching a Service whose endpoint is on the same bridge gets the
+#     answer back through the node, with no br_netfilter needed;
+#   - cluster DNS (cluster.local): CoreDNS as a process of this namespace on the node's address,
+#     its kubernetes plugin reading the apiserver; the kube-dns Service (10.96.0.10, kubelet's
+#     clusterDNS) has a hand-written EndpointSlice pointing at it, so pods reach it through
+#     kube-proxy like any Service;
 #   - cgroups: everything kubelet and runc create is under /<cgroup_name> of each v1 hierarchy,
 #     which cluster.sh removes after the namespace is gone.
 set -euo pipefail
@@ -108,6 +116,56 @@ log "apiserver ready"
   >"$logs/kube-controller-manager.log" 2>&1 &
 "$bin/kube-scheduler" --kubeconfig "$kc" --leader-elect=false --bind-address 127.0.0.1 >"$logs/kube-scheduler.log" 2>&1 &
 
+# --- Service routing and cluster DNS -------------------------------------------------------------
+cat >"$root/kube-proxy.yaml" <<KP
+apiVersion: kubeproxy.config.k8s.io/v1alpha1
+kind: KubeProxyConfiguration
+clientConnection: {kubeconfig: $kc}
+hostnameOverride: dc-e2e-node
+mode: iptables
+clusterCIDR: 10.244.0.0/24
+bindAddress: 10.77.0.1
+healthzBindAddress: 127.0.0.1:10256
+metricsBindAddress: 127.0.0.1:10249
+nodePortAddresses: [primary]
+iptables: {masqueradeAll: true, localhostNodePorts: false}
+# Zero leaves the kernel's conntrack settings alone (some are not this namespace's to change).
+conntrack: {maxPerCore: 0, min: 0, tcpEstablishedTimeout: 0s, tcpCloseWaitTimeout: 0s}
+KP
+"$bin/kube-proxy" --config "$root/kube-proxy.yaml" >"$logs/kube-proxy.log" 2>&1 &
+# No forward plugin: names outside cluster.local are refused, so nothing leaves the namespace.
+cat >"$root/Corefile" <<CF
+cluster.local:53 {
+  bind 10.77.0.1
+  errors
+  log
+  kubernetes cluster.local {
+    kubeconfig $kc e2e
+  }
+  cache 5
+}
+CF
+"$bin/coredns" -conf "$root/Corefile" >"$logs/coredns.log" 2>&1 &
+"$bin/kubectl" --kubeconfig "$kc" apply -f - >"$logs/kube-dns.log" 2>&1 <<DNS || { log "creating the kube-dns Service failed: $(cat "$logs/kube-dns.log")"; exit 1; }
+apiVersion: v1
+kind: Service
+metadata: {name: kube-dns, namespace: kube-system, labels: {k8s-app: kube-dns}}
+spec:
+  clusterIP: 10.96.0.10
+  ports: [{name: dns, port: 53, protocol: UDP}, {name: dns-tcp, port: 53, protocol: TCP}]
+---
+apiVersion: discovery.k8s.io/v1
+kind: EndpointSlice
+metadata:
+  name: kube-dns-node
+  namespace: kube-system
+  labels: {kubernetes.io/service-name: kube-dns, endpointslice.kubernetes.io/managed-by: dc-e2e-node}
+addressType: IPv4
+endpoints: [{addresses: [10.77.0.1], conditions: {ready: true}}]
+ports: [{name: dns, port: 53, protocol: UDP}, {name: dns-tcp, port: 53, protocol: TCP}]
+DNS
+log "kube-proxy and CoreDNS started, kube-dns Service at 10.96.0.10"
+
 # --- containerd -------------------------------------------------------------------------------
 mkdir -p "$root/cni/net.d" "$root/containerd" "$root/run"
 cat >"$root/cni/net.d/10-e2e.conflist" <<CNI
@@ -163,6 +221,8 @@ syncFrequency: 10s
 podLogsDir: $root/pod-logs
 failSwapOn: false
 readOnlyPort: 0
+clusterDNS: [10.96.0.10]
+clusterDomain: cluster.local
 authentication:
   anonymous: {enabled: false}
   webhook: {enabled: true}
