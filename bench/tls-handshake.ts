@@ -17,12 +17,15 @@
  * seconds both servers pay for V8 compiling their JavaScript on the pinned core (our stack has
  * far more JavaScript on the hot path than node:tls, whose handshake is C). `warmup=0.5`
  * measures that start-up phase instead.
+ *
+ * Environment: BENCH_KEY_TYPES (default "ecdsa-p256,rsa-2048"); BENCH_WARM_UP=<n> adds our server
+ * warmed up with n in-memory handshakes at start (its start-up cost goes to stderr);
+ * BENCH_BASELINE_DIST=<dir> adds our server from another build's dist/ (before/after in one run).
  */
 import { fileURLToPath } from 'node:url';
 import type * as nodeTls from 'node:tls';
 import {
-  IMPLS,
-  IMPL_NAMES,
+  SERVER_IMPL_NAMES,
   canPin,
   echoOnce,
   fmt,
@@ -34,7 +37,8 @@ import {
   median,
   serverRole,
   spawnNode,
-  type Impl,
+  handshakeServerImpls,
+  type ServerImpl,
 } from './tls-support.js';
 
 const SCRIPT = fileURLToPath(import.meta.url);
@@ -73,7 +77,7 @@ async function loadRole(port: number, seconds: number, concurrency: number, warm
 
 type Round = HandshakeRound;
 
-function oneRound(impl: Impl, cert: string, key: string, seconds: number, concurrency: number, warmup: number, pin: boolean): Promise<Round> {
+function oneRound(impl: ServerImpl, cert: string, key: string, seconds: number, concurrency: number, warmup: number, pin: boolean): Promise<Round> {
   const server = spawnNode(SCRIPT, ['--server', impl, cert, key], pin ? 1 : undefined);
   return measureHandshakeRound<LoadResult>(server, (port) =>
     spawnNode(SCRIPT, ['--load', String(port), String(seconds), String(concurrency), String(warmup)], pin ? 0 : undefined),
@@ -83,7 +87,9 @@ function oneRound(impl: Impl, cert: string, key: string, seconds: number, concur
 async function main(): Promise<void> {
   const [seconds = 5, concurrency = 16, rounds = 3, warmup = 5] = process.argv.slice(2).map(Number);
   const pin = canPin();
-  const { certs, cleanup } = await makeCertificates(['ecdsa-p256', 'rsa-2048']);
+  const impls = handshakeServerImpls();
+  const keyTypes = (process.env.BENCH_KEY_TYPES ?? 'ecdsa-p256,rsa-2048').split(',') as ('ecdsa-p256' | 'rsa-2048')[];
+  const { certs, cleanup } = await makeCertificates(keyTypes);
   console.log(`# TLS 1.3 full handshakes, ${seconds}s x ${rounds} rounds after ${warmup}s of warm-up, ${concurrency} lanes, server ${pin ? 'pinned to core 1, load on core 0' : 'not pinned (no taskset)'}; node ${process.version}; load average ${loadAverage()}`);
   const lines: string[] = [];
   lines.push('| certificate | server | handshakes/s (median) | all rounds | server CPU ms/handshake (median) | capacity of one core, handshakes/s | p50 ms | p99 ms | failed |');
@@ -91,25 +97,29 @@ async function main(): Promise<void> {
   const summary: string[] = [];
   try {
     for (const c of certs) {
-      const results: Record<Impl, Round[]> = { ours: [], node: [] };
+      const results = new Map<ServerImpl, Round[]>(impls.map((impl) => [impl, []]));
       for (let i = 0; i < rounds; i++) {
-        for (const impl of i % 2 === 0 ? IMPLS : [...IMPLS].reverse()) {
-          results[impl].push(await oneRound(impl, c.cert, c.key, seconds, concurrency, warmup, pin));
+        for (const impl of i % 2 === 0 ? impls : [...impls].reverse()) {
+          results.get(impl)!.push(await oneRound(impl, c.cert, c.key, seconds, concurrency, warmup, pin));
         }
       }
-      const med: Record<Impl, { rate: number; cpu: number }> = { ours: { rate: 0, cpu: 0 }, node: { rate: 0, cpu: 0 } };
-      for (const impl of IMPLS) {
-        const rs = results[impl];
+      const med = new Map<ServerImpl, { rate: number; cpu: number }>();
+      for (const impl of impls) {
+        const rs = results.get(impl)!;
         const rate = median(rs.map((r) => r.rate));
         const cpu = median(rs.map((r) => r.cpuMsPerHandshake));
-        med[impl] = { rate, cpu };
+        med.set(impl, { rate, cpu });
         lines.push(
-          `| ${c.keyType} | ${IMPL_NAMES[impl]} | ${fmt(rate)} | ${rs.map((r) => fmt(r.rate)).join(', ')} | ${fmt(cpu, 3)} | ${fmt(1000 / cpu)} | ${fmt(median(rs.map((r) => r.p50)), 2)} | ${fmt(median(rs.map((r) => r.p99)), 2)} | ${rs.reduce((a, r) => a + r.failed, 0)} |`,
+          `| ${c.keyType} | ${SERVER_IMPL_NAMES[impl]} | ${fmt(rate)} | ${rs.map((r) => fmt(r.rate)).join(', ')} | ${fmt(cpu, 3)} | ${fmt(1000 / cpu)} | ${fmt(median(rs.map((r) => r.p50)), 2)} | ${fmt(median(rs.map((r) => r.p99)), 2)} | ${rs.reduce((a, r) => a + r.failed, 0)} |`,
         );
       }
-      summary.push(
-        `${c.keyType}: ours/node:tls handshakes/s ${fmt(med.ours.rate / med.node.rate, 2)}x; capacity per core (by server CPU) ${fmt(med.node.cpu / med.ours.cpu, 2)}x`,
-      );
+      const node = med.get('node')!;
+      for (const impl of impls.filter((i) => i !== 'node')) {
+        const m = med.get(impl)!;
+        summary.push(
+          `${c.keyType}: ${SERVER_IMPL_NAMES[impl]} / node:tls: handshakes/s ${fmt(m.rate / node.rate, 2)}x; capacity per core (by server CPU) ${fmt(node.cpu / m.cpu, 2)}x; server CPU per handshake ${fmt(m.cpu / node.cpu, 2)}x`,
+        );
+      }
     }
   } finally {
     await cleanup();
@@ -121,7 +131,7 @@ async function main(): Promise<void> {
 
 const role = process.argv[2];
 if (role === '--server') {
-  await serverRole(process.argv[3] as Impl, process.argv[4]!, process.argv[5]!, 'echo');
+  await serverRole(process.argv[3] as ServerImpl, process.argv[4]!, process.argv[5]!, 'echo');
 } else if (role === '--load') {
   await loadRole(Number(process.argv[3]), Number(process.argv[4]), Number(process.argv[5]), Number(process.argv[6]));
 } else {

@@ -12,10 +12,31 @@ import { join } from 'node:path';
 import * as nodeTls from 'node:tls';
 import { asIssuer, issueCertificate, type KeyType } from '../src/cli/pki/dev-pki.js';
 import { createServer as createOurServer } from '../src/tls/socket.js';
+import { warmUpServer } from '../src/tls/warm-up.js';
 
 export type Impl = 'ours' | 'node';
 export const IMPLS: readonly Impl[] = ['ours', 'node'];
 export const IMPL_NAMES: Readonly<Record<Impl, string>> = { ours: 'ours (src/tls)', node: 'node:tls' };
+
+/**
+ * Extra servers a handshake bench can add to the same run: 'ours-warm' is our server after
+ * `BENCH_WARM_UP` in-memory handshakes at start (src/tls/warm-up.ts); 'ours-base' is our server
+ * from another build's dist/ (`BENCH_BASELINE_DIST`, e.g. main's), for before/after in one run.
+ */
+export type ServerImpl = Impl | 'ours-warm' | 'ours-base';
+export const SERVER_IMPL_NAMES: Readonly<Record<ServerImpl, string>> = {
+  ...IMPL_NAMES,
+  'ours-warm': 'ours, warmed up at start',
+  'ours-base': 'ours, baseline build',
+};
+
+/** The servers of a handshake run: ours and node:tls, plus those the environment asks for. */
+export function handshakeServerImpls(): ServerImpl[] {
+  const impls: ServerImpl[] = [...IMPLS];
+  if (process.env.BENCH_WARM_UP) impls.push('ours-warm');
+  if (process.env.BENCH_BASELINE_DIST) impls.push('ours-base');
+  return impls;
+}
 
 export interface CertFiles {
   readonly keyType: KeyType;
@@ -94,7 +115,7 @@ export interface ServerStats {
  * exits on 'stop'. echo: writes back what it reads. bulk: 'U<n>' reads n bytes and answers 'K';
  * 'D<n>' sends n bytes.
  */
-export async function serverRole(impl: Impl, certFile: string, keyFile: string, mode: ServerMode): Promise<void> {
+export async function serverRole(impl: ServerImpl, certFile: string, keyFile: string, mode: ServerMode): Promise<void> {
   const { readFile } = await import('node:fs/promises');
   const cert = await readFile(certFile, 'utf8');
   const key = await readFile(keyFile, 'utf8');
@@ -111,8 +132,12 @@ export async function serverRole(impl: Impl, certFile: string, keyFile: string, 
     bulkHandler(s);
   };
   let server: Server;
-  if (impl === 'ours') {
+  if (impl === 'ours' || impl === 'ours-warm') {
     server = createOurServer({ cert, key }, (s) => handler(s as unknown as Sock));
+    if (impl === 'ours-warm') reportWarmUp(() => warmUpServer((server as ReturnType<typeof createOurServer>).config, Number(process.env.BENCH_WARM_UP)));
+  } else if (impl === 'ours-base') {
+    const base = (await import(join(process.env.BENCH_BASELINE_DIST!, 'src/tls/socket.js'))) as { createServer: typeof createOurServer };
+    server = base.createServer({ cert, key }, (s) => handler(s as unknown as Sock));
   } else {
     server = nodeTls.createServer({ cert, key, minVersion: 'TLSv1.3', maxVersion: 'TLSv1.3' }, (s) => handler(s as unknown as Sock));
   }
@@ -121,6 +146,15 @@ export async function serverRole(impl: Impl, certFile: string, keyFile: string, 
     handshakes = 0;
     return n;
   });
+}
+
+/** Runs a warm-up and prints what it cost the server's start (stderr, so tables stay clean). */
+export function reportWarmUp(warmUp: () => number): void {
+  const cpu = process.cpuUsage();
+  const start = performance.now();
+  const n = warmUp();
+  const d = process.cpuUsage(cpu);
+  process.stderr.write(`# warm-up at start: ${n} in-memory handshakes, ${((d.user + d.system) / 1000).toFixed(0)} ms CPU, ${(performance.now() - start).toFixed(0)} ms wall\n`);
 }
 
 /**
