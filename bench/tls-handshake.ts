@@ -20,7 +20,10 @@
  *
  * Environment: BENCH_KEY_TYPES (default "ecdsa-p256,rsa-2048"); BENCH_WARM_UP=<n> adds our server
  * warmed up with n in-memory handshakes at start (its start-up cost goes to stderr);
- * BENCH_BASELINE_DIST=<dir> adds our server from another build's dist/ (before/after in one run).
+ * BENCH_BASELINE_DIST=<dir> adds our server from another build's dist/ (before/after in one run);
+ * BENCH_NGINX=1 adds nginx (stream module, same certificate, one worker process, pinned the same
+ * way; it answers 32 bytes instead of echoing); BENCH_MODE=resumed resumes every connection of a
+ * lane after its first with the previous session.
  */
 import { fileURLToPath } from 'node:url';
 import type * as nodeTls from 'node:tls';
@@ -43,45 +46,63 @@ import {
 
 const SCRIPT = fileURLToPath(import.meta.url);
 
-type LoadResult = HandshakeLoadResult;
+interface LoadResult extends HandshakeLoadResult {
+  readonly reused: number;
+}
 
-/** Load child: fresh connections back to back on `concurrency` lanes for `seconds`. */
-async function loadRole(port: number, seconds: number, concurrency: number, warmupSeconds: number): Promise<void> {
+/**
+ * Load child: fresh connections back to back on `concurrency` lanes for `seconds`. resumed: each
+ * lane offers the session of its previous connection (TLS 1.3 PSK with (EC)DHE, as node:tls does).
+ */
+async function loadRole(port: number, seconds: number, concurrency: number, warmupSeconds: number, resumed: boolean): Promise<void> {
   const latencies: number[] = [];
   let failed = 0;
+  let reused = 0;
   const payload = Buffer.alloc(32, 0x61);
-  const one = async (): Promise<void> => {
-    const options: nodeTls.ConnectionOptions = { port, host: '127.0.0.1', servername: 'localhost', minVersion: 'TLSv1.3', maxVersion: 'TLSv1.3', rejectUnauthorized: false, ecdhCurve: 'X25519' };
-    const ms = await echoOnce(options, payload);
+  const one = async (lane: { session: Buffer | undefined }): Promise<void> => {
+    const options: nodeTls.ConnectionOptions = {
+      port,
+      host: '127.0.0.1',
+      servername: 'localhost',
+      minVersion: 'TLSv1.3',
+      maxVersion: 'TLSv1.3',
+      rejectUnauthorized: false,
+      ecdhCurve: 'X25519',
+      ...(resumed && lane.session ? { session: lane.session } : {}),
+    };
+    const ms = await echoOnce(options, payload, (s) => {
+      if (s.isSessionReused()) reused++;
+      if (resumed) lane.session = s.getSession() ?? lane.session;
+    });
     if (ms === undefined) failed++;
     else latencies.push(ms);
   };
-  // Warm-up, not counted.
-  const warm = Date.now() + warmupSeconds * 1000;
-  await Promise.all(Array.from({ length: concurrency }, async () => {
-    while (Date.now() < warm) await one();
+  const lanes = Array.from({ length: concurrency }, () => ({ session: undefined as Buffer | undefined }));
+  const run = (until: number): Promise<unknown> => Promise.all(lanes.map(async (lane) => {
+    while (Date.now() < until) await one(lane);
   }));
+  // Warm-up, not counted.
+  await run(Date.now() + warmupSeconds * 1000);
   latencies.length = 0;
   failed = 0;
+  reused = 0;
   process.send!('warm');
   await new Promise<void>((res) => process.once('message', () => res()));
   const start = Date.now();
-  const deadline = start + seconds * 1000;
-  await Promise.all(Array.from({ length: concurrency }, async () => {
-    while (Date.now() < deadline) await one();
-  }));
-  const result: LoadResult = { completed: latencies.length, failed, seconds: (Date.now() - start) / 1000, latencies };
+  await run(start + seconds * 1000);
+  const result: LoadResult = { completed: latencies.length, failed, seconds: (Date.now() - start) / 1000, latencies, reused };
   process.send!(result);
   process.exit(0);
 }
 
-type Round = HandshakeRound;
+type Round = HandshakeRound & { readonly reuseRate: number };
 
-function oneRound(impl: ServerImpl, cert: string, key: string, seconds: number, concurrency: number, warmup: number, pin: boolean): Promise<Round> {
+async function oneRound(impl: ServerImpl, cert: string, key: string, seconds: number, concurrency: number, warmup: number, pin: boolean, resumed: boolean): Promise<Round> {
   const server = spawnNode(SCRIPT, ['--server', impl, cert, key], pin ? 1 : undefined);
-  return measureHandshakeRound<LoadResult>(server, (port) =>
-    spawnNode(SCRIPT, ['--load', String(port), String(seconds), String(concurrency), String(warmup)], pin ? 0 : undefined),
+  const r = await measureHandshakeRound<LoadResult>(server, (port) =>
+    spawnNode(SCRIPT, ['--load', String(port), String(seconds), String(concurrency), String(warmup), resumed ? 'resumed' : 'full'], pin ? 0 : undefined),
   );
+  return { ...r, reuseRate: r.load.completed > 0 ? r.load.reused / r.load.completed : 0 };
 }
 
 async function main(): Promise<void> {
@@ -90,17 +111,18 @@ async function main(): Promise<void> {
   const impls = handshakeServerImpls();
   const keyTypes = (process.env.BENCH_KEY_TYPES ?? 'ecdsa-p256,rsa-2048').split(',') as ('ecdsa-p256' | 'rsa-2048')[];
   const { certs, cleanup } = await makeCertificates(keyTypes);
-  console.log(`# TLS 1.3 full handshakes, ${seconds}s x ${rounds} rounds after ${warmup}s of warm-up, ${concurrency} lanes, server ${pin ? 'pinned to core 1, load on core 0' : 'not pinned (no taskset)'}; node ${process.version}; load average ${loadAverage()}`);
+  const resumed = process.env.BENCH_MODE === 'resumed';
+  console.log(`# TLS 1.3 ${resumed ? 'resumed (PSK-DHE)' : 'full'} handshakes, ${seconds}s x ${rounds} rounds after ${warmup}s of warm-up, ${concurrency} lanes, server ${pin ? 'pinned to core 1, load on core 0' : 'not pinned (no taskset)'}; node ${process.version}; load average ${loadAverage()}`);
   const lines: string[] = [];
-  lines.push('| certificate | server | handshakes/s (median) | all rounds | server CPU ms/handshake (median) | capacity of one core, handshakes/s | p50 ms | p99 ms | failed |');
-  lines.push('| --- | --- | ---: | --- | ---: | ---: | ---: | ---: | ---: |');
+  lines.push('| certificate | server | handshakes/s (median) | all rounds | server CPU ms/handshake (median) | capacity of one core, handshakes/s | resumed share | p50 ms | p99 ms | failed |');
+  lines.push('| --- | --- | ---: | --- | ---: | ---: | ---: | ---: | ---: | ---: |');
   const summary: string[] = [];
   try {
     for (const c of certs) {
       const results = new Map<ServerImpl, Round[]>(impls.map((impl) => [impl, []]));
       for (let i = 0; i < rounds; i++) {
         for (const impl of i % 2 === 0 ? impls : [...impls].reverse()) {
-          results.get(impl)!.push(await oneRound(impl, c.cert, c.key, seconds, concurrency, warmup, pin));
+          results.get(impl)!.push(await oneRound(impl, c.cert, c.key, seconds, concurrency, warmup, pin, resumed));
         }
       }
       const med = new Map<ServerImpl, { rate: number; cpu: number }>();
@@ -110,7 +132,7 @@ async function main(): Promise<void> {
         const cpu = median(rs.map((r) => r.cpuMsPerHandshake));
         med.set(impl, { rate, cpu });
         lines.push(
-          `| ${c.keyType} | ${SERVER_IMPL_NAMES[impl]} | ${fmt(rate)} | ${rs.map((r) => fmt(r.rate)).join(', ')} | ${fmt(cpu, 3)} | ${fmt(1000 / cpu)} | ${fmt(median(rs.map((r) => r.p50)), 2)} | ${fmt(median(rs.map((r) => r.p99)), 2)} | ${rs.reduce((a, r) => a + r.failed, 0)} |`,
+          `| ${c.keyType} | ${SERVER_IMPL_NAMES[impl]} | ${fmt(rate)} | ${rs.map((r) => fmt(r.rate)).join(', ')} | ${fmt(cpu, 3)} | ${fmt(1000 / cpu)} | ${fmt(100 * median(rs.map((r) => r.reuseRate)))}% | ${fmt(median(rs.map((r) => r.p50)), 2)} | ${fmt(median(rs.map((r) => r.p99)), 2)} | ${rs.reduce((a, r) => a + r.failed, 0)} |`,
         );
       }
       const node = med.get('node')!;
@@ -133,7 +155,7 @@ const role = process.argv[2];
 if (role === '--server') {
   await serverRole(process.argv[3] as ServerImpl, process.argv[4]!, process.argv[5]!, 'echo');
 } else if (role === '--load') {
-  await loadRole(Number(process.argv[3]), Number(process.argv[4]), Number(process.argv[5]), Number(process.argv[6]));
+  await loadRole(Number(process.argv[3]), Number(process.argv[4]), Number(process.argv[5]), Number(process.argv[6]), process.argv[7] === 'resumed');
 } else {
   await main();
 }

@@ -23,11 +23,12 @@ export const IMPL_NAMES: Readonly<Record<Impl, string>> = { ours: 'ours (src/tls
  * `BENCH_WARM_UP` in-memory handshakes at start (src/tls/warm-up.ts); 'ours-base' is our server
  * from another build's dist/ (`BENCH_BASELINE_DIST`, e.g. main's), for before/after in one run.
  */
-export type ServerImpl = Impl | 'ours-warm' | 'ours-base';
+export type ServerImpl = Impl | 'ours-warm' | 'ours-base' | 'nginx';
 export const SERVER_IMPL_NAMES: Readonly<Record<ServerImpl, string>> = {
   ...IMPL_NAMES,
   'ours-warm': 'ours, warmed up at start',
   'ours-base': 'ours, baseline build',
+  nginx: 'nginx (system OpenSSL)',
 };
 
 /** The servers of a handshake run: ours and node:tls, plus those the environment asks for. */
@@ -35,6 +36,7 @@ export function handshakeServerImpls(): ServerImpl[] {
   const impls: ServerImpl[] = [...IMPLS];
   if (process.env.BENCH_WARM_UP) impls.push('ours-warm');
   if (process.env.BENCH_BASELINE_DIST) impls.push('ours-base');
+  if (process.env.BENCH_NGINX) impls.push('nginx');
   return impls;
 }
 
@@ -116,6 +118,7 @@ export interface ServerStats {
  * 'D<n>' sends n bytes.
  */
 export async function serverRole(impl: ServerImpl, certFile: string, keyFile: string, mode: ServerMode): Promise<void> {
+  if (impl === 'nginx') return nginxRole(certFile, keyFile);
   const { readFile } = await import('node:fs/promises');
   const cert = await readFile(certFile, 'utf8');
   const key = await readFile(keyFile, 'utf8');
@@ -146,6 +149,55 @@ export async function serverRole(impl: ServerImpl, certFile: string, keyFile: st
     handshakes = 0;
     return n;
   });
+}
+
+/**
+ * nginx as a handshake server (stream module: TLS, then 32 bytes and close), one process with no
+ * master, inheriting this child's CPU pinning. Speaks the server child's IPC protocol; its CPU
+ * comes from /proc (clock ticks) and, as nginx counts nothing, `handshakes` is -1: the round then
+ * divides by the connections the load completed.
+ */
+async function nginxRole(certFile: string, keyFile: string): Promise<void> {
+  const { mkdtemp, writeFile, readFile } = await import('node:fs/promises');
+  const net = await import('node:net');
+  const probe = net.createServer();
+  await new Promise<void>((res) => probe.listen(0, '127.0.0.1', res));
+  const port = (probe.address() as AddressInfo).port;
+  await new Promise<void>((res) => probe.close(() => res()));
+  const dir = await mkdtemp(join(tmpdir(), 'nginx-bench-'));
+  await writeFile(join(dir, 'nginx.conf'), [
+    'load_module /usr/lib/nginx/modules/ngx_stream_module.so;',
+    'daemon off; master_process off; worker_processes 1;',
+    `error_log ${dir}/error.log; pid ${dir}/nginx.pid;`,
+    'events { worker_connections 4096; }',
+    `stream { server { listen 127.0.0.1:${port} ssl backlog=1024; ssl_certificate ${certFile}; ssl_certificate_key ${keyFile};`,
+    `  ssl_protocols TLSv1.3; return "${'a'.repeat(32)}"; } }`,
+  ].join('\n'));
+  const nginx = spawn('nginx', ['-p', dir, '-c', join(dir, 'nginx.conf')], { stdio: 'ignore' });
+  process.on('exit', () => nginx.kill('SIGKILL'));
+  process.on('SIGTERM', () => process.exit(0));
+  for (let i = 0; i < 100; i++) {
+    const up = await new Promise<boolean>((res) => net.connect(port, '127.0.0.1').on('connect', function (this: import('node:net').Socket) { this.destroy(); res(true); }).on('error', () => res(false)));
+    if (up) break;
+    await new Promise((r) => setTimeout(r, 50));
+  }
+  const ticks = async (): Promise<number> => {
+    const fields = (await readFile(`/proc/${nginx.pid}/stat`, 'utf8')).split(') ')[1]!.split(' ');
+    return Number(fields[11]) + Number(fields[12]); // utime + stime
+  };
+  let last = await ticks();
+  process.on('message', (m: string) => {
+    if (m === 'stats') {
+      void ticks().then((t) => {
+        const stats: ServerStats = { handshakes: -1, cpuMs: (t - last) * 10 };
+        last = t;
+        process.send!(stats);
+      });
+    } else if (m === 'stop') {
+      process.exit(0);
+    }
+  });
+  process.send!({ port });
 }
 
 /** Runs a warm-up and prints what it cost the server's start (stderr, so tables stay clean). */
@@ -342,7 +394,7 @@ export async function measureHandshakeRound<L extends HandshakeLoadResult>(
     return {
       load: r,
       rate: r.completed / r.seconds,
-      cpuMsPerHandshake: stats.handshakes > 0 ? stats.cpuMs / stats.handshakes : NaN,
+      cpuMsPerHandshake: stats.handshakes > 0 ? stats.cpuMs / stats.handshakes : stats.handshakes < 0 && r.completed > 0 ? stats.cpuMs / r.completed : NaN,
       p50: percentile(sorted, 50),
       p99: percentile(sorted, 99),
       failed: r.failed,
