@@ -6,7 +6,7 @@
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
-import type { AddressInfo, Server } from 'node:net';
+import type { AddressInfo, Server, Socket } from 'node:net';
 import { loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import * as nodeTls from 'node:tls';
@@ -177,7 +177,7 @@ async function nginxRole(certFile: string, keyFile: string): Promise<void> {
   process.on('exit', () => nginx.kill('SIGKILL'));
   process.on('SIGTERM', () => process.exit(0));
   for (let i = 0; i < 100; i++) {
-    const up = await new Promise<boolean>((res) => net.connect(port, '127.0.0.1').on('connect', function (this: import('node:net').Socket) { this.destroy(); res(true); }).on('error', () => res(false)));
+    const up = await new Promise<boolean>((res) => net.connect(port, '127.0.0.1').on('connect', function (this: Socket) { this.destroy(); res(true); }).on('error', () => res(false)));
     if (up) break;
     await new Promise((r) => setTimeout(r, 50));
   }
