@@ -23,8 +23,8 @@ const PAYLOAD = new Uint8Array(32);
  * enabled); each moves 32 bytes each way. Returns how many completed.
  *
  * It signs with the config's credentials and calls its hooks, as a client would. It stops at
- * the first handshake that would wait (an async signer or hook: a key server is not asked for
- * warm-up signatures) or fail (e.g. a server that requires client certificates).
+ * the first handshake that would wait (an async signer or hook: at most one signature is asked
+ * of a key server, and dropped) or fail (e.g. a server that requires client certificates).
  */
 export function warmUpServer(config: ServerConfig, handshakes: number): number {
   const kinds: ClientConfig[] = [];
@@ -49,7 +49,7 @@ export function warmUpServer(config: ServerConfig, handshakes: number): number {
     const server = new ServerConnection(config, { keylog: NO_KEYLOG });
     const result = exchange(client, server);
     if (result === undefined) break;
-    if (result.session) session = result.session;
+    if (result.session && tls13) session = result.session;
     done++;
   }
   return done;
