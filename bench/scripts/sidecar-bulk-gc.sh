@@ -19,7 +19,7 @@ helper_node="$(command -v node)"
 work="$(mktemp -d)"
 trap 'kill $(jobs -p) 2>/dev/null || true; rm -rf "$work"' EXIT
 "$helper_node" "$root/dist/src/cli/dcctl.js" ca create --out "$work/ca" >/dev/null
-"$helper_node" "$root/dist/src/cli/dcctl.js" cert create --ca "$work/ca" --out "$work/leaf" --dns localhost >/dev/null
+"$helper_node" "$root/dist/src/cli/dcctl.js" cert create --ca-dir "$work/ca" --out "$work/leaf" --dns localhost >/dev/null
 head -c $((256 << 20)) /dev/zero > "$work/256M"
 cat > "$work/app.mjs" <<'JS'
 import { createServer } from 'node:http';

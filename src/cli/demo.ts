@@ -86,7 +86,7 @@ export async function runDemo(argv: readonly string[]): Promise<number> {
   const caDir = join(work, 'ca');
   const certDir = join(work, 'cert');
   const pki = settled((async () => {
-    for (const args of [['ca', 'create', '--out', caDir, '--cn', `dc-operator demo CA ${id}`], ['cert', 'create', '--ca', caDir, '--dns', 'localhost', '--ip', '127.0.0.1', '--out', certDir]]) {
+    for (const args of [['ca', 'create', '--out', caDir, '--cn', `dc-operator demo CA ${id}`], ['cert', 'create', '--ca-dir', caDir, '--dns', 'localhost', '--ip', '127.0.0.1', '--out', certDir]]) {
       const r = await runCommand(node, [dcctl, ...args]);
       if (r.code !== 0) throw new Error(`dcctl ${args.slice(0, 2).join(' ')} failed: ${r.stderr}`);
     }

@@ -50,6 +50,9 @@ export interface FlagSpec {
   readonly value: string;
   readonly defaultValue?: string;
   readonly help: string;
+  /** Old flag and variable names, accepted for one release with a warning. */
+  readonly deprecatedFlags?: readonly string[];
+  readonly deprecatedEnv?: readonly string[];
 }
 
 /** Every flag with its variable and default: the single table --help and both parsers use. */
@@ -58,7 +61,7 @@ export const SIDECAR_FLAGS = [
   { flag: 'listen', env: 'DC_SIDECAR_LISTEN', value: '[HOST]:PORT', defaultValue: ':8443', help: 'TLS listen address (empty host: all interfaces, IPv6 and IPv4)' },
   { flag: 'upstream', env: 'DC_SIDECAR_UPSTREAM', value: '[HOST:]PORT', defaultValue: '127.0.0.1:8080', help: 'the application, plaintext TCP' },
   { flag: 'metrics-port', env: 'DC_SIDECAR_METRICS_PORT', value: 'PORT', defaultValue: '15300', help: '/healthz, /readyz and /metrics over HTTP' },
-  { flag: 'metrics-host', env: 'DC_SIDECAR_METRICS_HOST', value: 'HOST', defaultValue: '', help: 'bind address of the metrics port (empty: all interfaces, IPv6 and IPv4)' },
+  { flag: 'metrics-address', env: 'DC_SIDECAR_METRICS_ADDRESS', value: 'HOST', defaultValue: '', help: 'bind address of the metrics port (empty: all interfaces, IPv6 and IPv4)', deprecatedFlags: ['metrics-host'], deprecatedEnv: ['DC_SIDECAR_METRICS_HOST'] },
   { flag: 'max-connections', env: 'DC_SIDECAR_MAX_CONNECTIONS', value: 'N', defaultValue: '10000', help: 'open client connections at most; further ones are closed at once' },
   // A quarter of --max-connections: one client address cannot take the whole table, and a proxy
   // hop in front that all clients share (an ingress replica in TLS passthrough, a node doing
@@ -153,11 +156,26 @@ export function parseArgs(args: readonly string[], env: Readonly<Record<string, 
   return { help: false, values: resolveFlagValues(values, env) };
 }
 
-/** Fills in what the command line left out: the flag's environment variable, then its default. */
-export function resolveFlagValues(given: Readonly<Partial<Record<string, string>>>, env: Readonly<Record<string, string | undefined>>): FlagValues {
+/**
+ * Fills in what the command line left out: the flag's environment variable, then its default.
+ * A deprecated variable counts as its new one, with one warning; both set differently is an error.
+ */
+export function resolveFlagValues(
+  given: Readonly<Partial<Record<string, string>>>,
+  env: Readonly<Record<string, string | undefined>>,
+  warn: (line: string) => void = () => {},
+): FlagValues {
   const values: Partial<Record<string, string>> = { ...given };
   for (const f of FLAGS as readonly FlagSpec[]) {
-    if (values[f.flag] === undefined && env[f.env] !== undefined) values[f.flag] = env[f.env];
+    let fromEnv = env[f.env];
+    for (const old of f.deprecatedEnv ?? []) {
+      const oldValue = env[old];
+      if (oldValue === undefined) continue;
+      warn(`warning: ${old} is deprecated and will be removed in the next release; use ${f.env}`);
+      if (fromEnv !== undefined && fromEnv !== oldValue) throw new ConfigError(f.flag, `${old} (deprecated) and ${f.env} are both set to different values; keep ${f.env} and unset ${old}`);
+      fromEnv = oldValue;
+    }
+    if (values[f.flag] === undefined && fromEnv !== undefined) values[f.flag] = fromEnv;
     if (values[f.flag] === undefined && f.defaultValue !== undefined) values[f.flag] = f.defaultValue;
   }
   return values as FlagValues;
@@ -267,7 +285,7 @@ export function validateConfig(values: FlagValues): SidecarConfig {
     listenPort: listen.port,
     upstreamHost: upstream.host,
     upstreamPort: upstream.port,
-    metricsHost: v('metrics-host'),
+    metricsHost: v('metrics-address'),
     metricsPort,
     maxConnections: validateWholeNumber('max-connections', v('max-connections')),
     maxConnectionsPerSource: validateWholeNumber('max-connections-per-source', v('max-connections-per-source'), 0),

@@ -73,7 +73,7 @@ export function dcctlCertificate(opts: { noDelegationUsage?: boolean; keyType?: 
   const dir = mkdtempSync(join(tmpdir(), 'dc-operator-it-'));
   const dcctl = join(repoRoot, 'dist', 'src', 'cli', 'dcctl.js');
   execFileSync(process.execPath, [dcctl, 'ca', 'create', '--out', join(dir, 'ca')], { stdio: ['ignore', 'ignore', 'inherit'] });
-  const args = [dcctl, 'cert', 'create', '--ca', join(dir, 'ca'), '--dns', opts.dns ?? 'web.example.test', '--out', join(dir, 'leaf'), '--key-type', opts.keyType ?? 'ecdsa-p256'];
+  const args = [dcctl, 'cert', 'create', '--ca-dir', join(dir, 'ca'), '--dns', opts.dns ?? 'web.example.test', '--out', join(dir, 'leaf'), '--key-type', opts.keyType ?? 'ecdsa-p256'];
   if (opts.noDelegationUsage) args.push('--no-delegation-usage');
   execFileSync(process.execPath, args, { stdio: ['ignore', 'ignore', 'inherit'] });
   return { crt: readFileSync(join(dir, 'leaf', 'tls.crt'), 'utf8'), key: readFileSync(join(dir, 'leaf', 'tls.key'), 'utf8'), ca: readFileSync(join(dir, 'ca', 'ca.crt'), 'utf8') };

@@ -426,7 +426,7 @@ void describe('packaging', () => {
 
         const core = admin.makeApiClient(CoreV1Api);
         const cert = await run(process.execPath, [join(repoRoot, 'dist/src/cli/dcctl.js'), 'ca', 'create', '--out', join(work, 'ca')])
-          .then(() => run(process.execPath, [join(repoRoot, 'dist/src/cli/dcctl.js'), 'cert', 'create', '--ca', join(work, 'ca'), '--dns', 'rbac.example.test', '--out', join(work, 'cert')]))
+          .then(() => run(process.execPath, [join(repoRoot, 'dist/src/cli/dcctl.js'), 'cert', 'create', '--ca-dir', join(work, 'ca'), '--dns', 'rbac.example.test', '--out', join(work, 'cert')]))
           .then(() => ({ crt: readFileSync(join(work, 'cert', 'tls.crt'), 'utf8'), key: readFileSync(join(work, 'cert', 'tls.key'), 'utf8') }));
         await core.createNamespacedSecret({ namespace: appNs, body: { metadata: { name: 'cert' }, type: 'kubernetes.io/tls', stringData: { 'tls.crt': cert.crt, 'tls.key': cert.key } } });
         const custom = admin.makeApiClient(CustomObjectsApi);

@@ -92,7 +92,7 @@ void describe('delegated credentials with NSS tstclnt, dcctl serve and dcctl pro
     writeFileSync(join(caDir, 'ca.crt'), pki.caPem);
     writeFileSync(join(caDir, 'ca.key'), pki.ca.key.privateKeyPem, { mode: 0o600 });
     const rsaDir = join(pki.dir, 'rsa-leaf');
-    const made = await run(NODE, [DCCTL, 'cert', 'create', '--ca', caDir, '--key-type', 'rsa-2048', '--dns', 'localhost', '--ip', '127.0.0.1', '--out', rsaDir], { timeoutMs: 60_000 });
+    const made = await run(NODE, [DCCTL, 'cert', 'create', '--ca-dir', caDir, '--key-type', 'rsa-2048', '--dns', 'localhost', '--ip', '127.0.0.1', '--out', rsaDir], { timeoutMs: 60_000 });
     assert.equal(made.code, 0, made.output);
     const proc = start(NODE, [DCCTL, 'serve', '--cert', join(rsaDir, 'tls.crt'), '--key', join(rsaDir, 'tls.key'), '--port', '0', '--quiet']);
     const port = Number((await proc.waitFor(/listening on https:\/\/127\.0\.0\.1:(\d+)/, 30_000))[1]);

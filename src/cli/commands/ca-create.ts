@@ -17,7 +17,7 @@ export const caCreate = defineCommand({
   summary: 'Create a development CA: DIR/ca.crt and DIR/ca.key',
   description: `
 A self-signed CA for development and tests (basicConstraints CA, keyUsage keyCertSign and
-cRLSign). Issue certificates from it with 'dcctl cert create --ca DIR'. ca.key is written with
+cRLSign). Issue certificates from it with 'dcctl cert create --ca-dir DIR'. ca.key is written with
 mode 0600. Not for production: the key is an unencrypted file.`,
   options: {
     out: { type: 'string', value: 'DIR', description: 'directory to write ca.crt and ca.key into (created if missing)', required: true },

@@ -37,7 +37,7 @@ extension (1.3.6.1.4.1.44363.44, non-critical, NULL) and keyUsage digitalSignatu
 RSA leaves also keyEncipherment, without which NSS refuses them); plus extKeyUsage serverAuth (and clientAuth with --client), subjectAltName entries from --dns and
 --ip, and a random serial number. The subject common name is the first --dns (or --ip).`,
   options: {
-    ca: { type: 'string', value: 'DIR', description: 'CA directory with ca.crt and ca.key', required: true },
+    'ca-dir': { type: 'string', value: 'DIR', description: 'CA directory with ca.crt and ca.key (as written by ca create)', required: true, deprecatedAliases: ['ca'] },
     dns: { type: 'string', multiple: true, value: 'NAME', description: 'DNS subjectAltName, e.g. api.example.com or *.example.com' },
     ip: { type: 'string', multiple: true, value: 'ADDR', description: 'IP subjectAltName (IPv4 or IPv6)' },
     'key-type': { type: 'string', value: 'TYPE', description: `leaf key type: ${KEY_TYPES.join(', ')}`, default: 'ecdsa-p256' },
@@ -49,8 +49,8 @@ RSA leaves also keyEncipherment, without which NSS refuses them); plus extKeyUsa
     output: outputOption,
   },
   examples: [
-    'dcctl cert create --ca .dev/ca --dns api.example.test --out .dev/api',
-    'dcctl cert create --ca .dev/ca --dns localhost --ip 127.0.0.1 --key-type ed25519 --out .dev/local',
+    'dcctl cert create --ca-dir .dev/ca --dns api.example.test --out .dev/api',
+    'dcctl cert create --ca-dir .dev/ca --dns localhost --ip 127.0.0.1 --key-type ed25519 --out .dev/local',
   ],
   validate(v) {
     const dnsNames: string[] = [];
@@ -63,7 +63,7 @@ RSA leaves also keyEncipherment, without which NSS refuses them); plus extKeyUsa
     const ips = [...new Set(v.ip.map((a) => ipFlag('--ip', a)))];
     if (dnsNames.length === 0 && ips.length === 0) throw new UsageError('at least one --dns or --ip is required', '--dns');
     return {
-      ca: v.ca,
+      ca: v['ca-dir'],
       dnsNames,
       ips,
       keyType: oneOf('--key-type', v['key-type'], KEY_TYPES, 'key type'),
@@ -77,7 +77,7 @@ RSA leaves also keyEncipherment, without which NSS refuses them); plus extKeyUsa
   },
   async run(c, ctx) {
     const now = ctx.now();
-    const ca = await loadCaDirectory(resolvePath(ctx.cwd, c.ca), '--ca', now);
+    const ca = await loadCaDirectory(resolvePath(ctx.cwd, c.ca), '--ca-dir', now);
     const caEnd = ca.certificate.notAfter.getTime();
     const notAfter = new Date(c.days === undefined ? Math.min(now.getTime() + DEFAULT_DAYS * DAY_MS, caEnd) : now.getTime() + c.days * DAY_MS);
     if (notAfter.getTime() > caEnd) {

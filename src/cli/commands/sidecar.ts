@@ -15,6 +15,7 @@ const options: Record<string, StringOption> = Object.fromEntries(
       type: 'string',
       value: f.value,
       description: `${f.help} [env ${f.env}${'defaultValue' in f && f.defaultValue !== '' ? `; default ${f.defaultValue}` : ''}]`,
+      ...('deprecatedFlags' in f ? { deprecatedAliases: f.deprecatedFlags } : {}),
     },
   ]),
 );
@@ -56,7 +57,7 @@ connections finish for --drain-timeout, then closes them.`,
   async run(values, ctx) {
     const given = Object.fromEntries(Object.entries(values).filter((e): e is [string, string] => typeof e[1] === 'string'));
     try {
-      return await serveUntilSignal(validateConfig(resolveFlagValues(given, ctx.env)));
+      return await serveUntilSignal(validateConfig(resolveFlagValues(given, ctx.env, (line) => ctx.stderr(`${ctx.commandName}: ${line}\n`))));
     } catch (err) {
       if (err instanceof ConfigError) throw new UsageError(err.message, `--${err.flag}`);
       throw err;

@@ -36,7 +36,7 @@ port, default 8443), dc-operator.io/upstream-port (app port on 127.0.0.1, defaul
 dc-operator.io/metrics-port (default --sidecar-metrics-port) tune it. The sidecar is a native
 sidecar on Kubernetes 1.29 and later, a plain container before.
 
-Serving certificate: by default a CA is bootstrapped into the Secret --ca-secret in --namespace,
+Serving certificate: by default a CA is bootstrapped into the Secret --ca-secret in --operator-namespace,
 its certificate written as caBundle into the MutatingWebhookConfiguration --configuration, and
 rotated at 2/3 of its life (CA one year, serving certificate 90 days). With --cert-mode
 cert-manager, tls.crt and tls.key are read from --cert-dir and re-read when they change.
@@ -48,7 +48,7 @@ Stops on SIGTERM or SIGINT.`,
     1: 'could not start (e.g. the port is in use) or failed while running',
   },
   options: {
-    namespace: { type: 'string', value: 'NS', description: 'the operator namespace (never injected; holds the CA Secret). Default: $POD_NAMESPACE' },
+    'operator-namespace': { type: 'string', value: 'NS', description: 'the operator namespace (never injected; holds the CA Secret). Default: $POD_NAMESPACE', deprecatedAliases: ['namespace'] },
     port: { type: 'string', value: 'N', description: 'HTTPS port', default: '9443' },
     address: { type: 'string', value: 'IP', description: 'address to listen on', default: '0.0.0.0' },
     service: { type: 'string', value: 'NAME', description: 'Service in front of the webhook (its DNS names go into the certificate)', default: 'dc-operator-webhook' },
@@ -59,7 +59,7 @@ Stops on SIGTERM or SIGINT.`,
     'ca-secret': { type: 'string', value: 'NAME', description: 'Secret holding the bootstrapped CA', default: 'dc-operator-webhook-ca' },
     'ip-san': { type: 'string', multiple: true, value: 'IP', description: 'IP address for the serving certificate (repeatable; default 127.0.0.1)' },
     'dns-san': { type: 'string', multiple: true, value: 'NAME', description: 'extra DNS name for the serving certificate (repeatable)' },
-    'exclude-namespace': { type: 'string', multiple: true, value: 'NS', description: 'namespace never injected, besides kube-system and --namespace (repeatable)' },
+    'exclude-namespace': { type: 'string', multiple: true, value: 'NS', description: 'namespace never injected, besides kube-system and --operator-namespace (repeatable)' },
     'sidecar-image': { type: 'string', value: 'IMAGE', description: 'image of the injected sidecar', default: DEFAULT_SIDECAR_CONFIG.image },
     'sidecar-image-pull-policy': { type: 'string', value: 'POLICY', description: 'Always, IfNotPresent or Never', default: 'IfNotPresent' },
     'sidecar-requests': { type: 'string', value: 'LIST', description: 'resource requests of the sidecar', default: 'cpu=10m,memory=32Mi' },
@@ -71,13 +71,13 @@ Stops on SIGTERM or SIGINT.`,
     'print-configuration': { type: 'boolean', description: 'print the MutatingWebhookConfiguration (YAML) and exit' },
   },
   examples: [
-    'dc-operator webhook --namespace dc-operator-system',
-    'dc-operator webhook --namespace dc-operator-system --cert-mode cert-manager --cert-dir /certs',
-    'dc-operator webhook --namespace dc-operator-system --print-configuration > webhook.yaml',
+    'dc-operator webhook --operator-namespace dc-operator-system',
+    'dc-operator webhook --operator-namespace dc-operator-system --cert-mode cert-manager --cert-dir /certs',
+    'dc-operator webhook --operator-namespace dc-operator-system --print-configuration > webhook.yaml',
   ],
   validate(v) {
     return {
-      namespace: v.namespace,
+      namespace: v['operator-namespace'],
       port: integerFlag('--port', v.port, 0, 65535),
       address: ipFlag('--address', v.address),
       service: v.service,
@@ -106,7 +106,7 @@ Stops on SIGTERM or SIGINT.`,
   },
   async run(c, ctx) {
     const namespace = c.namespace ?? ctx.env['POD_NAMESPACE'];
-    if (!namespace) throw new UsageError('--namespace is required (or set POD_NAMESPACE)', '--namespace');
+    if (!namespace) throw new UsageError('--operator-namespace is required (or set POD_NAMESPACE)', '--operator-namespace');
     if (c.printConfiguration) {
       const mwc = buildMutatingWebhookConfiguration({
         name: c.configuration,

@@ -24,6 +24,8 @@ export interface StringOption {
   /** Shown in help and filled in when the flag is absent. */
   readonly default?: string;
   readonly short?: string;
+  /** Old spellings, accepted for one release with a warning (see CONTRIBUTING.md, "Flag names"). */
+  readonly deprecatedAliases?: readonly string[];
 }
 export interface StringListOption {
   readonly type: 'string';
@@ -32,11 +34,13 @@ export interface StringListOption {
   readonly description: string;
   readonly required?: boolean;
   readonly short?: string;
+  readonly deprecatedAliases?: readonly string[];
 }
 export interface BooleanOption {
   readonly type: 'boolean';
   readonly description: string;
   readonly short?: string;
+  readonly deprecatedAliases?: readonly string[];
 }
 export type OptionSpec = StringOption | StringListOption | BooleanOption;
 export type OptionSpecs = Readonly<Record<string, OptionSpec>>;
@@ -111,7 +115,7 @@ export function defineCommand<const O extends OptionSpecs, C>(spec: CommandSpec<
     summary: spec.summary,
     help: (program) => formatHelp(program, spec),
     async execute(argv, ctx) {
-      const parsed = parseFlags(spec, argv);
+      const parsed = parseFlags(spec, argv, (line) => ctx.stderr(`${ctx.commandName}: ${line}\n`));
       if (parsed.help) {
         ctx.stdout(formatHelp(ctx.commandName.split(' ')[0] ?? '', spec));
         return 0;
@@ -122,14 +126,20 @@ export function defineCommand<const O extends OptionSpecs, C>(spec: CommandSpec<
   };
 }
 
-type RawValues = Record<string, string | boolean | string[] | undefined>;
+export type RawValues = Record<string, string | boolean | string[] | undefined>;
 
-function parseFlags(spec: CommandSpec<OptionSpecs, unknown>, argv: readonly string[]): { help: boolean; values: RawValues; positionals: string[] } {
+function parseFlags(
+  spec: CommandSpec<OptionSpecs, unknown>,
+  argv: readonly string[],
+  warn: (line: string) => void,
+): { help: boolean; values: RawValues; positionals: string[] } {
   const options: Record<string, { type: 'string' | 'boolean'; multiple?: boolean; short?: string }> = {
     help: { type: 'boolean', short: 'h' },
   };
   for (const [name, o] of Object.entries(spec.options)) {
-    options[name] = { type: o.type, ...(o.type === 'string' && o.multiple ? { multiple: true } : {}), ...(o.short ? { short: o.short } : {}) };
+    const multiple = o.type === 'string' && o.multiple ? { multiple: true } : {};
+    options[name] = { type: o.type, ...multiple, ...(o.short ? { short: o.short } : {}) };
+    for (const alias of o.deprecatedAliases ?? []) options[alias] = { type: o.type, ...multiple };
   }
   let result: { values: RawValues; positionals: string[] };
   try {
@@ -139,6 +149,7 @@ function parseFlags(spec: CommandSpec<OptionSpecs, unknown>, argv: readonly stri
   }
   const { values, positionals } = result;
   if (values.help === true) return { help: true, values, positionals };
+  foldDeprecatedAliases(spec.options, values, warn);
 
   for (const [name, o] of Object.entries(spec.options)) {
     const v = values[name];
@@ -162,6 +173,34 @@ function parseFlags(spec: CommandSpec<OptionSpecs, unknown>, argv: readonly stri
     throw new UsageError(`unexpected argument "${positionals[specs.length]}"`);
   }
   return { help: false, values, positionals };
+}
+
+/**
+ * Moves each deprecated spelling's value onto its flag, saying once on stderr which name to use.
+ * Both spellings with different values is an error naming the one to keep, never a silent pick.
+ */
+export function foldDeprecatedAliases(specs: OptionSpecs, values: RawValues, warn: (line: string) => void): void {
+  for (const [name, o] of Object.entries(specs)) {
+    for (const alias of o.deprecatedAliases ?? []) {
+      const old = values[alias];
+      if (old === undefined) continue;
+      delete values[alias];
+      warn(deprecationNotice(`--${alias}`, `--${name}`));
+      const current = values[name];
+      if (current === undefined) {
+        values[name] = old;
+      } else if (Array.isArray(current) && Array.isArray(old)) {
+        values[name] = [...current, ...old];
+      } else if (current !== old) {
+        throw new UsageError(`--${alias} (deprecated) and --${name} are both given with different values; keep --${name} and drop --${alias}`, `--${name}`);
+      }
+    }
+  }
+}
+
+/** The one line every deprecated spelling (flag or environment variable) prints. */
+export function deprecationNotice(old: string, replacement: string): string {
+  return `warning: ${old} is deprecated and will be removed in the next release; use ${replacement}`;
 }
 
 /** node:util parseArgs errors are multi-sentence; say the same in one line naming the flag. */
@@ -201,6 +240,9 @@ function formatHelp(program: string, spec: CommandSpec<OptionSpecs, unknown>): s
     if (o.type === 'string' && o.multiple) notes.push('repeatable');
     if (o.type === 'string' && !o.multiple && o.default !== undefined) notes.push(`default: ${o.default}`);
     rows.push([left, o.description + (notes.length ? ` (${notes.join('; ')})` : '')]);
+    for (const alias of o.deprecatedAliases ?? []) {
+      rows.push([`--${alias}${o.type === 'string' ? ` ${o.value}` : ''}`, `deprecated: use --${flag}`]);
+    }
   }
   rows.push(['-h, --help', 'show this help']);
   const width = Math.max(...rows.map(([l]) => l.length)) + 2;

@@ -107,9 +107,9 @@ void describe('dcctl dc issue, dc inspect, serve and probe', () => {
     work = mkdtempSync(join(tmpdir(), 'dcctl-dc-'));
     ok(work, 'ca', 'create', '--out', 'ca');
     ok(work, 'ca', 'create', '--out', 'other-ca');
-    ok(work, 'cert', 'create', '--ca', 'ca', '--dns', 'localhost', '--ip', '127.0.0.1', '--out', 'leaf');
-    ok(work, 'cert', 'create', '--ca', 'ca', '--dns', 'localhost', '--no-delegation-usage', '--out', 'plain');
-    ok(work, 'cert', 'create', '--ca', 'ca', '--dns', 'localhost', '--days', '1', '--out', 'short');
+    ok(work, 'cert', 'create', '--ca-dir', 'ca', '--dns', 'localhost', '--ip', '127.0.0.1', '--out', 'leaf');
+    ok(work, 'cert', 'create', '--ca-dir', 'ca', '--dns', 'localhost', '--no-delegation-usage', '--out', 'plain');
+    ok(work, 'cert', 'create', '--ca-dir', 'ca', '--dns', 'localhost', '--days', '1', '--out', 'short');
   });
   after(() => rmSync(work, { recursive: true, force: true }));
 
@@ -304,7 +304,7 @@ void describe('dcctl dc issue, dc inspect, serve and probe', () => {
   });
 
   void it('serve refuses credentials of another certificate and a busy port, with one line', async () => {
-    ok(work, 'cert', 'create', '--ca', 'ca', '--dns', 'localhost', '--out', 'leaf2');
+    ok(work, 'cert', 'create', '--ca-dir', 'ca', '--dns', 'localhost', '--out', 'leaf2');
     ok(work, 'dc', 'issue', '--cert', 'leaf2/tls.crt', '--key', 'leaf2/tls.key', '--out', 'dc-leaf2');
     oneLine(await runAsync(work, 'serve', '--cert', 'leaf/tls.crt', '--key', 'leaf/tls.key', '--dc-dir', 'dc-leaf2', '--port', '0'), 2, /--dc-dir: .*dc-leaf2\/dc\.cred: /);
     oneLine(await runAsync(work, 'serve', '--cert', 'leaf/tls.crt', '--key', 'leaf/tls.key', '--dc-dir', 'leaf', '--port', '0'), 2, /--dc-dir: no delegated credentials/);

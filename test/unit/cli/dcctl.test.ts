@@ -79,10 +79,10 @@ void describe('dcctl', () => {
     for (const flag of ['--out DIR', '--cn NAME', '--key-type TYPE', '--days N', '--force', '--help']) assert.ok(ca.includes(flag), `ca create --help lacks ${flag}`);
     assert.match(ca, /ecdsa-p256, ecdsa-p384, ed25519, rsa-2048/);
     const cert = ok(work, 'help', 'cert', 'create').stdout;
-    for (const flag of ['--ca DIR', '--dns NAME', '--ip ADDR', '--key-type TYPE', '--days N', '--no-delegation-usage', '--client', '--out DIR', '--force']) {
+    for (const flag of ['--ca-dir DIR', '--dns NAME', '--ip ADDR', '--key-type TYPE', '--days N', '--no-delegation-usage', '--client', '--out DIR', '--force']) {
       assert.ok(cert.includes(flag), `cert create --help lacks ${flag}`);
     }
-    assert.match(cert, /Usage: dcctl cert create --ca DIR --out DIR \[flags\]/);
+    assert.match(cert, /Usage: dcctl cert create --ca-dir DIR --out DIR \[flags\]/);
   });
 
   void it('documents exit codes 0, 1 and 2 in the --help of every command of both programs', () => {
@@ -104,7 +104,7 @@ void describe('dcctl', () => {
     ok(work, 'ca', 'create', '--out', 'codes-ca');
     fails(work, 1, /codes-ca\/ca\.crt already exists \(use --force to overwrite\)$/, 'ca', 'create', '--out', 'codes-ca');
     fails(work, 2, /^dcctl ca create: --days: must be a whole number/, 'ca', 'create', '--out', 'codes-ca2', '--days', 'x');
-    fails(work, 2, /^dcctl cert create: --ca: cannot read .*nowhere\/ca\.crt: no such file or directory$/, 'cert', 'create', '--ca', 'nowhere', '--dns', 'a.test', '--out', 'x');
+    fails(work, 2, /^dcctl cert create: --ca-dir: cannot read .*nowhere\/ca\.crt: no such file or directory$/, 'cert', 'create', '--ca-dir', 'nowhere', '--dns', 'a.test', '--out', 'x');
   });
 
   void it('shows the commands of a group with "dcctl ca --help"', () => {
@@ -121,7 +121,7 @@ void describe('dcctl', () => {
   });
 
   void it('issues a leaf with DelegationUsage and digitalSignature that openssl verifies against the CA', () => {
-    const r = ok(work, 'cert', 'create', '--ca', 'ca', '--dns', 'api.example.test', '--dns', '*.api.example.test', '--ip', '127.0.0.1', '--out', 'leaf');
+    const r = ok(work, 'cert', 'create', '--ca-dir', 'ca', '--dns', 'api.example.test', '--dns', '*.api.example.test', '--ip', '127.0.0.1', '--out', 'leaf');
     assert.match(r.stdout, /wrote .*leaf\/tls\.crt \(DNS:api\.example\.test, DNS:\*\.api\.example\.test, IP:127\.0\.0\.1; ecdsa-p256, DelegationUsage, serverAuth; expires /);
     const crt = join(work, 'leaf/tls.crt');
     const text = openssl('x509', '-in', crt, '-noout', '-text');
@@ -150,7 +150,7 @@ void describe('dcctl', () => {
   for (const keyType of ['ecdsa-p384', 'ed25519', 'rsa-2048'] as const) {
     void it(`creates a ${keyType} CA and a ${keyType} leaf that openssl verifies`, () => {
       ok(work, 'ca', 'create', '--out', `ca-${keyType}`, '--key-type', keyType, '--days', '30');
-      ok(work, 'cert', 'create', '--ca', `ca-${keyType}`, '--key-type', keyType, '--dns', 'svc.example.test', '--days', '7', '--out', `leaf-${keyType}`);
+      ok(work, 'cert', 'create', '--ca-dir', `ca-${keyType}`, '--key-type', keyType, '--dns', 'svc.example.test', '--days', '7', '--out', `leaf-${keyType}`);
       const crt = join(work, `leaf-${keyType}/tls.crt`);
       assert.match(openssl('verify', '-CAfile', join(work, `ca-${keyType}/ca.crt`), crt), /OK/);
       const text = openssl('x509', '-in', crt, '-noout', '-text');
@@ -171,7 +171,7 @@ void describe('dcctl', () => {
     writeFileSync(join(work, 'inter-ca/ca.crt'), inter.pem + root.pem);
     writeFileSync(join(work, 'inter-ca/ca.key'), inter.key.privateKeyPem, { mode: 0o600 });
     writeFileSync(join(work, 'root.crt'), root.pem);
-    ok(work, 'cert', 'create', '--ca', 'inter-ca', '--dns', 'deep.example.test', '--out', 'deep');
+    ok(work, 'cert', 'create', '--ca-dir', 'inter-ca', '--dns', 'deep.example.test', '--out', 'deep');
     const chain = pemToDers(readFileSync(join(work, 'deep/tls.crt'), 'utf8'), 'CERTIFICATE');
     assert.equal(chain.length, 2);
     assert.deepEqual(chain[1], inter.der);
@@ -182,7 +182,7 @@ void describe('dcctl', () => {
   });
 
   void it('leaves DelegationUsage out with --no-delegation-usage and adds clientAuth with --client', () => {
-    ok(work, 'cert', 'create', '--ca', 'ca', '--dns', 'plain.example.test', '--no-delegation-usage', '--client', '--out', 'plain');
+    ok(work, 'cert', 'create', '--ca-dir', 'ca', '--dns', 'plain.example.test', '--no-delegation-usage', '--client', '--out', 'plain');
     const text = openssl('x509', '-in', join(work, 'plain/tls.crt'), '-noout', '-text');
     assert.doesNotMatch(text, /44363/);
     assert.match(text, /TLS Web Server Authentication, TLS Web Client Authentication/);
@@ -191,9 +191,9 @@ void describe('dcctl', () => {
   });
 
   void it('refuses to overwrite existing files unless --force is given', () => {
-    fails(work, 1, /leaf\/tls\.crt already exists \(use --force to overwrite\)$/, 'cert', 'create', '--ca', 'ca', '--dns', 'api.example.test', '--out', 'leaf');
+    fails(work, 1, /leaf\/tls\.crt already exists \(use --force to overwrite\)$/, 'cert', 'create', '--ca-dir', 'ca', '--dns', 'api.example.test', '--out', 'leaf');
     const before = readFileSync(join(work, 'leaf/tls.crt'), 'utf8');
-    ok(work, 'cert', 'create', '--ca', 'ca', '--dns', 'api.example.test', '--out', 'leaf', '--force');
+    ok(work, 'cert', 'create', '--ca-dir', 'ca', '--dns', 'api.example.test', '--out', 'leaf', '--force');
     assert.notEqual(readFileSync(join(work, 'leaf/tls.crt'), 'utf8'), before);
     assert.equal(mode(join(work, 'leaf/tls.key')), 0o600);
   });
@@ -209,12 +209,12 @@ void describe('dcctl', () => {
     assert.deepEqual(readdirSync(join(work, 'atomic-ca')).sort(), ['ca.crt', 'ca.key'], 'no temporary files left');
 
     // cert create: tls.crt and tls.key exist; ca.crt, written last, cannot be replaced.
-    ok(work, 'cert', 'create', '--ca', 'ca', '--dns', 'atomic.example.test', '--out', 'atomic-leaf');
+    ok(work, 'cert', 'create', '--ca-dir', 'ca', '--dns', 'atomic.example.test', '--out', 'atomic-leaf');
     const oldCrt = readFileSync(join(work, 'atomic-leaf/tls.crt'), 'utf8');
     const oldKey = readFileSync(join(work, 'atomic-leaf/tls.key'), 'utf8');
     rmSync(join(work, 'atomic-leaf/ca.crt'));
     mkdirSync(join(work, 'atomic-leaf/ca.crt'));
-    fails(work, 1, /cannot write .*atomic-leaf\/ca\.crt: is a directory; no file was changed$/, 'cert', 'create', '--ca', 'ca', '--dns', 'atomic.example.test', '--out', 'atomic-leaf', '--force');
+    fails(work, 1, /cannot write .*atomic-leaf\/ca\.crt: is a directory; no file was changed$/, 'cert', 'create', '--ca-dir', 'ca', '--dns', 'atomic.example.test', '--out', 'atomic-leaf', '--force');
     assert.equal(readFileSync(join(work, 'atomic-leaf/tls.crt'), 'utf8'), oldCrt);
     assert.equal(readFileSync(join(work, 'atomic-leaf/tls.key'), 'utf8'), oldKey);
     assert.equal(mode(join(work, 'atomic-leaf/tls.key')), 0o600);
@@ -238,7 +238,7 @@ void describe('dcctl', () => {
     assert.equal(ca.certificate, join(work, 'out-ca/ca.crt'));
     assert.equal(ca.key, join(work, 'out-ca/ca.key'));
     assert.equal(ca.commonName, 'Output CA');
-    const leaf = ok(work, 'cert', 'create', '--ca', 'out-ca', '--dns', 'out.example.test', '--ip', '::1', '--out', 'out-leaf', '-o', 'yaml').stdout;
+    const leaf = ok(work, 'cert', 'create', '--ca-dir', 'out-ca', '--dns', 'out.example.test', '--ip', '::1', '--out', 'out-leaf', '-o', 'yaml').stdout;
     assert.equal(
       leaf.replace(/^expiresAt: .*$/m, 'expiresAt: X'),
       `certificate: ${join(work, 'out-leaf/tls.crt')}\nkey: ${join(work, 'out-leaf/tls.key')}\nca: ${join(work, 'out-leaf/ca.crt')}\n` +
@@ -256,16 +256,16 @@ void describe('dcctl', () => {
   });
 
   void it('rejects an unknown key type naming the flag and the allowed values', () => {
-    fails(work, 2, /^dcctl cert create: --key-type: unknown key type "rsa-1024"; allowed: ecdsa-p256, ecdsa-p384, ed25519, rsa-2048$/, 'cert', 'create', '--ca', 'ca', '--dns', 'a.test', '--key-type', 'rsa-1024', '--out', 'x');
+    fails(work, 2, /^dcctl cert create: --key-type: unknown key type "rsa-1024"; allowed: ecdsa-p256, ecdsa-p384, ed25519, rsa-2048$/, 'cert', 'create', '--ca-dir', 'ca', '--dns', 'a.test', '--key-type', 'rsa-1024', '--out', 'x');
     fails(work, 2, /^dcctl ca create: --key-type: unknown key type "dsa"; allowed: /, 'ca', 'create', '--out', 'x', '--key-type', 'dsa');
     assert.equal(existsSync(join(work, 'x')), false, 'nothing is written when a flag is bad');
   });
 
   void it('rejects bad flags up front with one line that names the flag', () => {
-    const cert = ['cert', 'create', '--ca', 'ca'];
+    const cert = ['cert', 'create', '--ca-dir', 'ca'];
     fails(work, 2, /^dcctl cert create: unknown flag --bogus$/, ...cert, '--dns', 'a.test', '--out', 'x', '--bogus');
     fails(work, 2, /^dcctl cert create: --out is required$/, ...cert, '--dns', 'a.test');
-    fails(work, 2, /^dcctl cert create: --ca is required$/, 'cert', 'create', '--dns', 'a.test', '--out', 'x');
+    fails(work, 2, /^dcctl cert create: --ca-dir is required$/, 'cert', 'create', '--dns', 'a.test', '--out', 'x');
     fails(work, 2, /^dcctl cert create: --out needs a value$/, ...cert, '--dns', 'a.test', '--out');
     fails(work, 2, /^dcctl cert create: --days: must be a whole number, got "abc"$/, ...cert, '--dns', 'a.test', '--out', 'x', '--days', 'abc');
     fails(work, 2, /^dcctl cert create: --days: must be between 1 and 36500, got 0$/, ...cert, '--dns', 'a.test', '--out', 'x', '--days', '0');
@@ -285,30 +285,30 @@ void describe('dcctl', () => {
   });
 
   void it('reports an unreadable or inconsistent CA directory with exit 2 (an input error) and the file at fault', () => {
-    fails(work, 2, /^dcctl cert create: --ca: cannot read .*nowhere\/ca\.crt: no such file or directory$/, 'cert', 'create', '--ca', 'nowhere', '--dns', 'a.test', '--out', 'x');
+    fails(work, 2, /^dcctl cert create: --ca-dir: cannot read .*nowhere\/ca\.crt: no such file or directory$/, 'cert', 'create', '--ca-dir', 'nowhere', '--dns', 'a.test', '--out', 'x');
     // A CA directory whose key belongs to another CA.
     ok(work, 'ca', 'create', '--out', 'other-ca');
     cpSync(join(work, 'ca/ca.crt'), join(work, 'mixed/ca.crt'), { recursive: true });
     cpSync(join(work, 'other-ca/ca.key'), join(work, 'mixed/ca.key'));
-    fails(work, 2, /^dcctl cert create: --ca .*mixed: ca\.key does not match the certificate in ca\.crt$/, 'cert', 'create', '--ca', 'mixed', '--dns', 'a.test', '--out', 'x');
+    fails(work, 2, /^dcctl cert create: --ca-dir .*mixed: ca\.key does not match the certificate in ca\.crt$/, 'cert', 'create', '--ca-dir', 'mixed', '--dns', 'a.test', '--out', 'x');
     // An encrypted CA key, and a key type that cannot sign certificates.
     mkdirSync(join(work, 'locked'));
     cpSync(join(work, 'ca/ca.crt'), join(work, 'locked/ca.crt'));
     writeFileSync(join(work, 'locked/ca.key'), createPrivateKey(readFileSync(join(work, 'ca/ca.key'))).export({ type: 'pkcs8', format: 'pem', cipher: 'aes-256-cbc', passphrase: 'x' }));
-    fails(work, 2, /--ca .*locked: ca\.key is an encrypted private key; an unencrypted PKCS#8\/PKCS#1\/SEC1 PEM key is needed$/, 'cert', 'create', '--ca', 'locked', '--dns', 'a.test', '--out', 'x');
+    fails(work, 2, /--ca-dir .*locked: ca\.key is an encrypted private key; an unencrypted PKCS#8\/PKCS#1\/SEC1 PEM key is needed$/, 'cert', 'create', '--ca-dir', 'locked', '--dns', 'a.test', '--out', 'x');
     writeFileSync(join(work, 'locked/ca.key'), 'not a key');
-    fails(work, 2, /--ca .*locked: ca\.key is not a PKCS#8\/PKCS#1\/SEC1 PEM private key$/, 'cert', 'create', '--ca', 'locked', '--dns', 'a.test', '--out', 'x');
+    fails(work, 2, /--ca-dir .*locked: ca\.key is not a PKCS#8\/PKCS#1\/SEC1 PEM private key$/, 'cert', 'create', '--ca-dir', 'locked', '--dns', 'a.test', '--out', 'x');
     writeFileSync(join(work, 'locked/ca.key'), generateKeyPairSync('x25519').privateKey.export({ type: 'pkcs8', format: 'pem' }));
-    fails(work, 2, /--ca .*locked: ca\.key is a key of type x25519, which cannot sign certificates/, 'cert', 'create', '--ca', 'locked', '--dns', 'a.test', '--out', 'x');
+    fails(work, 2, /--ca-dir .*locked: ca\.key is a key of type x25519, which cannot sign certificates/, 'cert', 'create', '--ca-dir', 'locked', '--dns', 'a.test', '--out', 'x');
     // A leaf directory is not a CA.
     cpSync(join(work, 'leaf/tls.crt'), join(work, 'leaf-as-ca/ca.crt'), { recursive: true });
     cpSync(join(work, 'leaf/tls.key'), join(work, 'leaf-as-ca/ca.key'));
-    fails(work, 2, /ca\.crt is not a CA certificate/, 'cert', 'create', '--ca', 'leaf-as-ca', '--dns', 'a.test', '--out', 'x');
+    fails(work, 2, /ca\.crt is not a CA certificate/, 'cert', 'create', '--ca-dir', 'leaf-as-ca', '--dns', 'a.test', '--out', 'x');
   });
 
   void it('refuses a certificate that would outlive its CA and says how many days fit', () => {
     ok(work, 'ca', 'create', '--out', 'short-ca', '--days', '10');
-    fails(work, 2, /^dcctl cert create: --days: 11 days would outlive the CA, which expires .*; use at most 9$/, 'cert', 'create', '--ca', 'short-ca', '--dns', 'a.test', '--days', '11', '--out', 'x');
+    fails(work, 2, /^dcctl cert create: --days: 11 days would outlive the CA, which expires .*; use at most 9$/, 'cert', 'create', '--ca-dir', 'short-ca', '--dns', 'a.test', '--days', '11', '--out', 'x');
   });
 });
 

@@ -42,7 +42,7 @@ void describe('src/tls/README.md example', () => {
       assert.equal(r.status, 0, r.stderr);
     };
     dcctl('ca', 'create', '--out', 'ca');
-    dcctl('cert', 'create', '--ca', 'ca', '--dns', 'localhost', '--out', 'localhost');
+    dcctl('cert', 'create', '--ca-dir', 'ca', '--dns', 'localhost', '--out', 'localhost');
   });
   after(() => {
     rmSync(work, { recursive: true, force: true });
