@@ -409,7 +409,7 @@ void describe('packaging', () => {
         const webhookKc = await serviceAccountKubeconfig(work, ns.name, `${full}-webhook`);
         // The same arguments as the chart's Deployments, but on loopback ports.
         start(['controller', '--kubeconfig', controllerKc, '--operator-namespace', ns.name, ...(appNsHandle ? ['--namespace', appNs] : []), '--metrics-port', String(await freePort()), '--metrics-address', '127.0.0.1'], controllerKc);
-        start(['webhook', '--namespace', ns.name, '--address', '127.0.0.1', '--port', String(await freePort()), '--service', `${full}-webhook`,
+        start(['webhook', '--operator-namespace', ns.name, '--address', '127.0.0.1', '--port', String(await freePort()), '--service', `${full}-webhook`,
           '--configuration', `${full}-webhook`, '--ca-secret', `${full}-webhook-ca`, '--shutdown-delay', '0'], webhookKc);
         const keyserverKc = await serviceAccountKubeconfig(work, ns.name, `${full}-keyserver`);
         const keyserverProbes = await freePort();

@@ -83,7 +83,7 @@ void describe('dc-operator sidecar (process)', { timeout: 90_000 }, () => {
   });
 
   void it('reloads on SIGHUP, serves, and drains to exit code 0 on SIGTERM', async () => {
-    const p = new SidecarProcess(['--dc-dir', volume.dir, '--listen', '127.0.0.1:0', '--metrics-port', '0', '--metrics-host', '127.0.0.1'], {
+    const p = new SidecarProcess(['--dc-dir', volume.dir, '--listen', '127.0.0.1:0', '--metrics-port', '0', '--metrics-address', '127.0.0.1'], {
       DC_SIDECAR_UPSTREAM: String((echo.address() as AddressInfo).port),
       DC_SIDECAR_DRAIN_TIMEOUT: '2s',
     });

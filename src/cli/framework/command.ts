@@ -98,6 +98,8 @@ export interface CommandSpec<O extends OptionSpecs, C> {
 export interface Command {
   readonly path: readonly string[];
   readonly summary: string;
+  /** Each deprecated spelling with the flag that replaces it, e.g. ['host', 'address']. */
+  readonly deprecatedAliases: ReadonlyArray<readonly [alias: string, flag: string]>;
   help(program: string): string;
   execute(argv: readonly string[], ctx: CommandContext): Promise<number>;
 }
@@ -113,6 +115,7 @@ export function defineCommand<const O extends OptionSpecs, C>(spec: CommandSpec<
   return {
     path: spec.path,
     summary: spec.summary,
+    deprecatedAliases: Object.entries(spec.options).flatMap(([flag, o]) => (o.deprecatedAliases ?? []).map((alias) => [alias, flag] as const)),
     help: (program) => formatHelp(program, spec),
     async execute(argv, ctx) {
       const parsed = parseFlags(spec, argv, (line) => ctx.stderr(`${ctx.commandName}: ${line}\n`));

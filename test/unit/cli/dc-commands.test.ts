@@ -117,7 +117,7 @@ void describe('dcctl dc issue, dc inspect, serve and probe', () => {
     const expect: Record<string, string[]> = {
       'dc issue': ['--cert FILE', '--key FILE', '--algorithm ALG', '--validity DURATION', '--out DIR', 'ed25519, ecdsa_secp256r1_sha256, ecdsa_secp384r1_sha384', 'default: 24h'],
       'dc inspect': ['FILE', '--cert FILE', '--json', 'Exit status:\n  0  the credential verifies now'],
-      serve: ['--cert FILE', '--key FILE', '--dc-dir DIR', 'repeatable', '--port N', '--host ADDR', 'default: 127.0.0.1'],
+      serve: ['--cert FILE', '--key FILE', '--dc-dir DIR', 'repeatable', '--port N', '--address IP', 'default: 127.0.0.1'],
       probe: ['HOST:PORT', '--ca FILE', '--servername NAME', '--json', 'Exit status:\n  0  a delegated credential was used'],
     };
     for (const [cmd, needles] of Object.entries(expect)) {

@@ -76,7 +76,7 @@ void describe('the commands without a cluster', () => {
   after(() => rmSync(home, { recursive: true, force: true }));
   const env = Object.fromEntries(Object.entries(process.env).filter(([k]) => k !== 'KUBECONFIG' && k !== 'KUBERNETES_SERVICE_HOST'));
 
-  for (const args of [['controller', '--metrics-port', '0'], ['webhook', '--namespace', 'dc-operator', '--port', '0']]) {
+  for (const args of [['controller', '--metrics-port', '0'], ['webhook', '--operator-namespace', 'dc-operator', '--port', '0']]) {
     void it(`dc-operator ${args[0]} fails at once, saying where it looked`, () => {
       const r = spawnSync(process.execPath, [DC_OPERATOR, ...args], { encoding: 'utf8', env: { ...env, HOME: home }, timeout: 30_000 });
       assert.equal(r.status, 1, r.stderr);

@@ -30,16 +30,16 @@ void test('bad webhook flags are refused before anything starts, naming the flag
     [['--sidecar-limits', 'memory=lots'], /--sidecar-limits: "memory=lots" is not NAME=QUANTITY/],
   ];
   for (const [argv, message] of cases) {
-    const { code, err } = await run(['webhook', '--namespace', 'ops', ...argv]);
+    const { code, err } = await run(['webhook', '--operator-namespace', 'ops', ...argv]);
     assert.equal(code, 2, argv.join(' '));
     assert.match(err, message);
   }
 });
 
-void test('the webhook needs a namespace from --namespace or POD_NAMESPACE', async () => {
+void test('the webhook needs a namespace from --operator-namespace or POD_NAMESPACE', async () => {
   const { code, err } = await run(['webhook', '--print-configuration']);
   assert.equal(code, 2);
-  assert.match(err, /--namespace is required \(or set POD_NAMESPACE\)/);
+  assert.match(err, /--operator-namespace is required \(or set POD_NAMESPACE\)/);
 });
 
 void test('resource lists parse NAME=QUANTITY pairs', () => {

@@ -27,7 +27,7 @@ export const step = defineStep({
     for (const w of mwc.webhooks ?? []) w.namespaceSelector = { matchLabels: { 'kubernetes.io/metadata.name': ctx.appNs } };
     await admission.createMutatingWebhookConfiguration({ body: mwc });
     ctx.cleanup.add('delete the MutatingWebhookConfiguration', async () => { await admission.deleteMutatingWebhookConfiguration({ name: ctx.webhookConfigName }); });
-    const webhook = startChild('dc-operator webhook', ctx.node, [ctx.dcOperator, 'webhook', '--namespace', ctx.systemNs, '--address', '127.0.0.1',
+    const webhook = startChild('dc-operator webhook', ctx.node, [ctx.dcOperator, 'webhook', '--operator-namespace', ctx.systemNs, '--address', '127.0.0.1',
       '--port', String(webhookPort), '--configuration', ctx.webhookConfigName, '--shutdown-delay', '0'], join(ctx.logDir, 'webhook.log'), env);
     ctx.procs.push(webhook);
     await waitForHttp200(`http://127.0.0.1:${controllerPort}/readyz`, 30_000, controller);

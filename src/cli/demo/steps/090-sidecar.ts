@@ -14,7 +14,7 @@ export const step = defineStep({
     const sidecarPort = await freePort();
     const sidecarMetrics = await freePort();
     const sidecar = startChild('dc-operator sidecar', ctx.node, [ctx.dcOperator, 'sidecar', '--dc-dir', volume, '--listen', `127.0.0.1:${sidecarPort}`,
-      '--upstream', `127.0.0.1:${app.port}`, '--metrics-port', String(sidecarMetrics), '--metrics-host', '127.0.0.1', '--drain-timeout', '1s'], join(ctx.logDir, 'sidecar.log'), env);
+      '--upstream', `127.0.0.1:${app.port}`, '--metrics-port', String(sidecarMetrics), '--metrics-address', '127.0.0.1', '--drain-timeout', '1s'], join(ctx.logDir, 'sidecar.log'), env);
     ctx.procs.push(sidecar);
     await waitForHttp200(`http://127.0.0.1:${sidecarMetrics}/readyz`, 30_000, sidecar);
     ctx.state.sidecarPort = sidecarPort;
