@@ -63,7 +63,7 @@ async function main(): Promise<void> {
   const parsed = parseArgs(
     [
       '--dc-dir', volume.dir,
-      '--listen', '127.0.0.1:0',
+      '--address', '127.0.0.1', '--port', '0',
       '--upstream', String((upstream.address() as AddressInfo).port),
       '--keyless-address', `127.0.0.1:${proxy.port}`,
       '--keyless-ca', join(work, 'keyless-ca.crt'),

@@ -117,7 +117,7 @@ function nodeArgv(name: ServerName): string[] {
 
 async function startSidecar(name: ServerName, bundleDir: string, upstreamPort: number, engine: 'node' | 'ours', pin: boolean, cli = CLI): Promise<Running> {
   const child = spawnPinned(
-    [...nodeArgv(name), join(cli, 'dc-operator.js'), 'sidecar', '--dc-dir', bundleDir, '--listen', '127.0.0.1:0', '--upstream', String(upstreamPort),
+    [...nodeArgv(name), join(cli, 'dc-operator.js'), 'sidecar', '--dc-dir', bundleDir, '--address', '127.0.0.1', '--port', '0', '--upstream', String(upstreamPort),
       '--metrics-port', '0', '--metrics-address', '127.0.0.1', '--report-interval', '0', '--certificate-engine', engine],
     pin ? SERVER_CPU : undefined,
   );

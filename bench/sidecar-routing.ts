@@ -111,7 +111,7 @@ async function measure(keyType: KeyType, engine: 'ours' | 'node', seconds: numbe
   const echo = createServer({ allowHalfOpen: true }, (s) => s.pipe(s));
   await new Promise<void>((r) => echo.listen(0, '127.0.0.1', r));
   const parsed = parseArgs(
-    ['--dc-dir', dir, '--listen', '127.0.0.1:0', '--upstream', String((echo.address() as AddressInfo).port), '--metrics-port', '0', '--certificate-engine', engine],
+    ['--dc-dir', dir, '--address', '127.0.0.1', '--port', '0', '--upstream', String((echo.address() as AddressInfo).port), '--metrics-port', '0', '--certificate-engine', engine],
     {},
   );
   if (parsed.help) throw new Error('unreachable');

@@ -43,7 +43,7 @@ transfer() { # dl|ul
 for node in "$@"; do
   for engine in ours node; do
     taskset -c 1 "$node" --trace-gc "$root/dist/src/cli/dc-operator.js" sidecar --dc-dir "$work/leaf" \
-      --listen "127.0.0.1:$tls_port" --upstream $app_port --metrics-port $metrics_port --metrics-address 127.0.0.1 \
+      --address 127.0.0.1 --port "$tls_port" --upstream $app_port --metrics-port $metrics_port --metrics-address 127.0.0.1 \
       --certificate-engine $engine --log-level warn > "$work/gc.log" & sc=$!
     for _ in $(seq 100); do curl -s -o /dev/null "http://127.0.0.1:$metrics_port/readyz" && break; sleep 0.1; done
     transfer dl; transfer ul  # warm-up

@@ -58,7 +58,9 @@ export interface FlagSpec {
 /** Every flag with its variable and default: the single table --help and both parsers use. */
 export const SIDECAR_FLAGS = [
   { flag: 'dc-dir', env: 'DC_SIDECAR_DC_DIR', value: 'DIR', defaultValue: '/var/run/dc-operator/credentials', help: "the serving bundle (the DelegatedCredential's output Secret, kubelet ..data layout or a plain directory): tls.crt, <algorithm>.cred/.key, fallback, keyless.address, keyless-ca.crt, keyless-client.crt/.key, tls.key only with fallback CertificateKey" },
-  { flag: 'listen', env: 'DC_SIDECAR_LISTEN', value: '[HOST]:PORT', defaultValue: ':8443', help: 'TLS listen address (empty host: all interfaces, IPv6 and IPv4)' },
+  { flag: 'address', env: 'DC_SIDECAR_ADDRESS', value: 'HOST', defaultValue: '', help: 'TLS listen address (empty: all interfaces, IPv6 and IPv4)' },
+  { flag: 'port', env: 'DC_SIDECAR_PORT', value: 'PORT', defaultValue: '8443', help: 'TLS port (0: any free port)' },
+  { flag: 'listen', env: 'DC_SIDECAR_LISTEN', value: '[HOST]:PORT', help: 'deprecated: use --address and --port (accepted for one release)' },
   { flag: 'upstream', env: 'DC_SIDECAR_UPSTREAM', value: '[HOST:]PORT', defaultValue: '127.0.0.1:8080', help: 'the application, plaintext TCP' },
   { flag: 'metrics-port', env: 'DC_SIDECAR_METRICS_PORT', value: 'PORT', defaultValue: '15300', help: '/healthz, /readyz and /metrics over HTTP' },
   { flag: 'metrics-address', env: 'DC_SIDECAR_METRICS_ADDRESS', value: 'HOST', defaultValue: '', help: 'bind address of the metrics port (empty: all interfaces, IPv6 and IPv4)', deprecatedFlags: ['metrics-host'], deprecatedEnv: ['DC_SIDECAR_METRICS_HOST'] },
@@ -166,6 +168,7 @@ export function resolveFlagValues(
   warn: (line: string) => void = () => {},
 ): FlagValues {
   const values: Partial<Record<string, string>> = { ...given };
+  splitDeprecatedListen(values, env, warn);
   for (const f of FLAGS as readonly FlagSpec[]) {
     let fromEnv = env[f.env];
     for (const old of f.deprecatedEnv ?? []) {
@@ -179,6 +182,29 @@ export function resolveFlagValues(
     if (values[f.flag] === undefined && f.defaultValue !== undefined) values[f.flag] = f.defaultValue;
   }
   return values as FlagValues;
+}
+
+/**
+ * The deprecated --listen [HOST]:PORT (and DC_SIDECAR_LISTEN) fills --address and --port, with one
+ * warning each; a different --address/--port (or DC_SIDECAR_ADDRESS/PORT) alongside is an error.
+ */
+function splitDeprecatedListen(values: Partial<Record<string, string>>, env: Readonly<Record<string, string | undefined>>, warn: (line: string) => void): void {
+  const flag = values['listen'];
+  delete values['listen'];
+  const sources = [
+    { text: flag, old: '--listen', address: '--address', port: '--port', current: (k: string) => values[k] },
+    { text: env['DC_SIDECAR_LISTEN'], old: 'DC_SIDECAR_LISTEN', address: 'DC_SIDECAR_ADDRESS', port: 'DC_SIDECAR_PORT', current: (k: string) => env[k === 'address' ? 'DC_SIDECAR_ADDRESS' : 'DC_SIDECAR_PORT'] },
+  ];
+  for (const s of sources) {
+    if (s.text === undefined) continue;
+    warn(`warning: ${s.old} is deprecated and will be removed in the next release; use ${s.address} and ${s.port}`);
+    const { host, port } = validateListen('listen', s.text);
+    for (const [key, value, name] of [['address', host, s.address], ['port', String(port), s.port]] as const) {
+      const current = s.current(key);
+      if (current !== undefined && current !== value) throw new ConfigError(key, `${s.old} (deprecated) and ${name} are both given with different values; keep ${name} and drop ${s.old}`);
+      values[key] ??= value;
+    }
+  }
 }
 
 // --- validators: each names its flag ---------------------------------------------------------
@@ -271,10 +297,10 @@ export function validateKeyless(values: FlagValues): KeylessConfig | undefined {
 export function validateConfig(values: FlagValues): SidecarConfig {
   const v = (f: FlagName): string => values[f] ?? '';
   if (v('dc-dir') === '') throw new ConfigError('dc-dir', 'is required');
-  const listen = validateListen('listen', v('listen'));
+  const listen = { host: v('address').replace(/^\[(.*)\]$/, '$1'), port: validatePort('port', v('port')) };
   const upstream = validateUpstream('upstream', v('upstream'));
   const metricsPort = validatePort('metrics-port', v('metrics-port'));
-  if (metricsPort !== 0 && metricsPort === listen.port) throw new ConfigError('metrics-port', `${metricsPort} is also the --listen port`);
+  if (metricsPort !== 0 && metricsPort === listen.port) throw new ConfigError('metrics-port', `${metricsPort} is also the TLS --port`);
   const handshakeTimeoutMs = validateDuration('handshake-timeout', v('handshake-timeout'));
   if (handshakeTimeoutMs === 0) throw new ConfigError('handshake-timeout', 'must be more than 0');
   const connectTimeoutMs = validateDuration('connect-timeout', v('connect-timeout'));

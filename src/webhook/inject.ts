@@ -37,7 +37,7 @@ export function sidecarContainer(target: InjectionTarget, config: SidecarConfig,
     args: [
       'sidecar',
       '--dc-dir', CREDENTIALS_MOUNT_PATH,
-      '--listen', `:${listenPort}`,
+      '--port', String(listenPort),
       '--upstream', `127.0.0.1:${upstreamPort}`,
       '--metrics-port', String(metricsPort),
     ],

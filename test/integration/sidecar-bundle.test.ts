@@ -138,7 +138,7 @@ void describe('dc-operator sidecar with its serving bundle and a key server proc
     await volume.write(bundle);
 
     sidecar = start(process.execPath, [
-      CLI, 'sidecar', '--dc-dir', volume.dir, '--listen', '127.0.0.1:0', '--metrics-port', '0', '--metrics-address', '127.0.0.1',
+      CLI, 'sidecar', '--dc-dir', volume.dir, '--address', '127.0.0.1', '--port', '0', '--metrics-port', '0', '--metrics-address', '127.0.0.1',
       '--upstream', String((app.address() as AddressInfo).port), '--report-interval', '1s', '--keyless-timeout', '1s',
       '--reload-debounce', '50ms', '--recheck-interval', '2s',
     ]);
@@ -283,7 +283,7 @@ void describe('dc-operator sidecar with its serving bundle and a key server proc
   void it('fallback None: says so at startup, serves NSS the DC and refuses curl with handshake_failure at once', async () => {
     const none = new KubeletVolume(join(work, 'bundle-none'));
     await none.write({ ...(await credentialFiles(pki, { algorithms: ['ecdsa_secp256r1_sha256'] })), [BUNDLE_KEYS.fallback]: 'None' });
-    const p = start(process.execPath, [CLI, 'sidecar', '--dc-dir', none.dir, '--listen', '127.0.0.1:0', '--metrics-port', '0', '--metrics-address', '127.0.0.1', '--upstream', String((app.address() as AddressInfo).port)]);
+    const p = start(process.execPath, [CLI, 'sidecar', '--dc-dir', none.dir, '--address', '127.0.0.1', '--port', '0', '--metrics-port', '0', '--metrics-address', '127.0.0.1', '--upstream', String((app.address() as AddressInfo).port)]);
     try {
       const listening = await waitForLine(p, (l) => l.msg === 'sidecar listening');
       const nonePort = Number(String(listening['listen']).split(':').pop());
@@ -304,7 +304,7 @@ void describe('dc-operator sidecar with its serving bundle and a key server proc
   void it('a bundle with no fallback at all (an older operator, a hand-made Secret) starts with a warning that non-DC clients will be refused', async () => {
     const bare = new KubeletVolume(join(work, 'bundle-bare'));
     await bare.write(await credentialFiles(pki, { algorithms: ['ecdsa_secp256r1_sha256'] }));
-    const p = start(process.execPath, [CLI, 'sidecar', '--dc-dir', bare.dir, '--listen', '127.0.0.1:0', '--metrics-port', '0', '--metrics-address', '127.0.0.1']);
+    const p = start(process.execPath, [CLI, 'sidecar', '--dc-dir', bare.dir, '--address', '127.0.0.1', '--port', '0', '--metrics-port', '0', '--metrics-address', '127.0.0.1']);
     try {
       const warned = await waitForLine(p, (l) => /non-DC clients will be refused/.test(l.msg));
       assert.equal(warned.level, 'warn');

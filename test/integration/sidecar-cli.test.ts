@@ -83,7 +83,7 @@ void describe('dc-operator sidecar (process)', { timeout: 90_000 }, () => {
   });
 
   void it('reloads on SIGHUP, serves, and drains to exit code 0 on SIGTERM', async () => {
-    const p = new SidecarProcess(['--dc-dir', volume.dir, '--listen', '127.0.0.1:0', '--metrics-port', '0', '--metrics-address', '127.0.0.1'], {
+    const p = new SidecarProcess(['--dc-dir', volume.dir, '--address', '127.0.0.1', '--port', '0', '--metrics-port', '0', '--metrics-address', '127.0.0.1'], {
       DC_SIDECAR_UPSTREAM: String((echo.address() as AddressInfo).port),
       DC_SIDECAR_DRAIN_TIMEOUT: '2s',
     });
@@ -103,8 +103,8 @@ void describe('dc-operator sidecar (process)', { timeout: 90_000 }, () => {
   });
 
   void it('exits with code 2 and names the flag when a flag is invalid', async () => {
-    const p = new SidecarProcess(['--dc-dir', volume.dir, '--listen', 'everywhere'], {});
+    const p = new SidecarProcess(['--dc-dir', volume.dir, '--port', 'everywhere'], {});
     assert.equal(await p.exited, 2);
-    assert.match(p.stderrText, /--listen: "everywhere" is not \[HOST\]:PORT/);
+    assert.match(p.stderrText, /--port: "everywhere" is not a port number/);
   });
 });

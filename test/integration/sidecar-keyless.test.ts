@@ -69,7 +69,7 @@ void describe('dc-operator sidecar with a keyless key server', { timeout: 120_00
     const parsed = parseArgs(
       [
         '--dc-dir', volume.dir,
-        '--listen', '127.0.0.1:0',
+        '--address', '127.0.0.1', '--port', '0',
         '--upstream', String((echo.address() as AddressInfo).port),
         '--metrics-port', '0',
         '--keyless-address', `127.0.0.1:${keyServer.port}`,

@@ -67,7 +67,7 @@ function captureLog(): SidecarLogger & { lines: Array<{ level: string; message: 
 
 async function startSidecar(dir: string, upstreamPort: number, log: SidecarLogger, extra: string[] = []): Promise<RunningSidecar> {
   const parsed = parseArgs(
-    ['--dc-dir', dir, '--listen', '127.0.0.1:0', '--upstream', String(upstreamPort), '--metrics-address', '127.0.0.1', '--metrics-port', '0', '--reload-debounce', '20ms', ...extra],
+    ['--dc-dir', dir, '--address', '127.0.0.1', '--port', '0', '--upstream', String(upstreamPort), '--metrics-address', '127.0.0.1', '--metrics-port', '0', '--reload-debounce', '20ms', ...extra],
     {},
   );
   if (parsed.help) throw new Error('unreachable');

@@ -24,7 +24,7 @@ export const sidecar = defineCommand({
   path: ['sidecar'],
   summary: 'Run the TLS terminator that serves delegated credentials in front of an application',
   description: `
-Terminates TLS on --listen and proxies plaintext to --upstream (127.0.0.1:<port>). --dc-dir is
+Terminates TLS on --address:--port and proxies plaintext to --upstream (127.0.0.1:<port>). --dc-dir is
 the serving bundle (the DelegatedCredential's output Secret): the DCs, tls.crt, and the fallback
 for clients without DC support, which it declares in its \`fallback\` file:
 
@@ -48,8 +48,8 @@ connections finish for --drain-timeout, then closes them.`,
   },
   options,
   examples: [
-    'dc-operator sidecar --dc-dir /var/run/dc-operator/credentials --listen :8443 --upstream 127.0.0.1:8080',
-    'DC_SIDECAR_UPSTREAM=9000 dc-operator sidecar --dc-dir ./dc --listen 127.0.0.1:8443 --metrics-port 0',
+    'dc-operator sidecar --dc-dir /var/run/dc-operator/credentials --port 8443 --upstream 127.0.0.1:8080',
+    'DC_SIDECAR_UPSTREAM=9000 dc-operator sidecar --dc-dir ./dc --address 127.0.0.1 --port 8443 --metrics-port 0',
   ],
   validate(values) {
     return values as Readonly<Record<string, string | undefined>>;

@@ -21,7 +21,7 @@ function errorOf(args: string[], env: Record<string, string> = {}): ConfigError 
 
 void describe('sidecar configuration', () => {
   void it('accepts the arguments the webhook injects', () => {
-    const c = configOf(['--dc-dir', '/var/run/dc-operator/credentials', '--listen', ':8443', '--upstream', '127.0.0.1:8080', '--metrics-port', '15300']);
+    const c = configOf(['--dc-dir', '/var/run/dc-operator/credentials', '--port', '8443', '--upstream', '127.0.0.1:8080', '--metrics-port', '15300']);
     assert.equal(c.listenHost, '', 'all interfaces');
     assert.equal(c.listenPort, 8443);
     assert.deepEqual([c.upstreamHost, c.upstreamPort], ['127.0.0.1', 8080]);
@@ -40,7 +40,7 @@ void describe('sidecar configuration', () => {
   });
 
   void it('takes values from DC_SIDECAR_* variables, and a flag wins over its variable', () => {
-    const env = { DC_SIDECAR_LISTEN: '127.0.0.1:9443', DC_SIDECAR_UPSTREAM: '9000', DC_SIDECAR_IDLE_TIMEOUT: '90s' };
+    const env = { DC_SIDECAR_ADDRESS: '127.0.0.1', DC_SIDECAR_PORT: '9443', DC_SIDECAR_UPSTREAM: '9000', DC_SIDECAR_IDLE_TIMEOUT: '90s' };
     const c = configOf(['--upstream=9001'], env);
     assert.deepEqual([c.listenHost, c.listenPort], ['127.0.0.1', 9443]);
     assert.equal(c.upstreamPort, 9001);
@@ -48,14 +48,14 @@ void describe('sidecar configuration', () => {
   });
 
   void it('names the flag in every validation error', () => {
-    assert.equal(errorOf(['--listen', '8443']).flag, 'listen');
+    assert.equal(errorOf(['--port', 'x']).flag, 'port');
     assert.equal(errorOf(['--upstream', 'localhost:99999']).flag, 'upstream');
     assert.equal(errorOf(['--idle-timeout', 'ten seconds']).flag, 'idle-timeout');
     assert.equal(errorOf(['--max-connections', '0']).flag, 'max-connections');
     assert.equal(errorOf(['--certificate-engine', 'openssl']).flag, 'certificate-engine');
-    assert.equal(errorOf(['--metrics-port', '8443', '--listen', ':8443']).flag, 'metrics-port');
+    assert.equal(errorOf(['--metrics-port', '8443', '--port', '8443']).flag, 'metrics-port');
     assert.equal(errorOf(['--bogus', 'x']).flag, 'bogus');
-    assert.equal(errorOf(['--listen']).flag, 'listen');
+    assert.equal(errorOf(['--port']).flag, 'port');
     assert.match(errorOf(['--handshake-timeout', '0']).message, /^--handshake-timeout: /);
   });
 
@@ -74,11 +74,11 @@ void describe('sidecar configuration', () => {
   });
 
   void it('documents every flag and its variable in --help', () => {
-    assert.deepEqual(parseArgs(['--listen', ':1', '--help'], {}), { help: true });
+    assert.deepEqual(parseArgs(['--port', '1', '--help'], {}), { help: true });
     const text = helpText();
-    for (const flag of ['--dc-dir', '--listen', '--upstream', '--metrics-port', '--max-connections', '--max-connections-per-source', '--idle-timeout', '--drain-timeout', '--keyless-address', '--certificate-engine']) {
+    for (const flag of ['--dc-dir', '--address', '--port', '--upstream', '--metrics-port', '--max-connections', '--max-connections-per-source', '--idle-timeout', '--drain-timeout', '--keyless-address', '--certificate-engine']) {
       assert.ok(text.includes(flag), `${flag} in --help`);
     }
-    assert.ok(text.includes('DC_SIDECAR_LISTEN'));
+    assert.ok(text.includes('DC_SIDECAR_PORT'));
   });
 });

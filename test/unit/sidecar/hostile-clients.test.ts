@@ -45,7 +45,7 @@ void describe('sidecar under hostile ClientHellos', { timeout: 120_000 }, () => 
     upstream = createServer((s) => s.on('error', () => {}).resume());
     await new Promise<void>((r) => upstream.listen(0, '127.0.0.1', r));
     const parsed = parseArgs(
-      ['--dc-dir', volume.dir, '--listen', '127.0.0.1:0', '--upstream', String((upstream.address() as AddressInfo).port), '--metrics-address', '127.0.0.1', '--metrics-port', '0'],
+      ['--dc-dir', volume.dir, '--address', '127.0.0.1', '--port', '0', '--upstream', String((upstream.address() as AddressInfo).port), '--metrics-address', '127.0.0.1', '--metrics-port', '0'],
       {},
     );
     if (parsed.help) throw new Error('unreachable');

@@ -191,7 +191,7 @@ void describe('injection', () => {
     const sidecar = result.spec?.initContainers?.[0];
     assert.deepEqual(sidecar?.command, ['dc-operator']);
     assert.deepEqual(sidecar?.args, [
-      'sidecar', '--dc-dir', CREDENTIALS_MOUNT_PATH, '--listen', ':9443', '--upstream', '127.0.0.1:8080', '--metrics-port', '15300',
+      'sidecar', '--dc-dir', CREDENTIALS_MOUNT_PATH, '--port', '9443', '--upstream', '127.0.0.1:8080', '--metrics-port', '15300',
     ]);
     assert.deepEqual(sidecar?.ports, [
       { name: 'dc-tls', containerPort: 9443, protocol: 'TCP' },
@@ -224,7 +224,8 @@ void describe('injection', () => {
     const result = patched(original, out.review);
     assert.equal(result.metadata?.annotations?.['dc-operator.io/injected'], 'true');
     assert.equal(result.metadata?.annotations?.['dc-operator.io/injected-secret'], 'web-dc-credentials');
-    assert.ok(result.spec?.initContainers?.[0]?.args?.includes(':8443'));
+    const args = result.spec?.initContainers?.[0]?.args ?? [];
+    assert.equal(args[args.indexOf('--port') + 1], '8443');
     assert.ok(result.spec?.initContainers?.[0]?.args?.includes('127.0.0.1:8080'));
   });
 

@@ -13,7 +13,7 @@ export const step = defineStep({
     ctx.cleanup.add('stop the app', () => new Promise<void>((r) => { app.server.closeAllConnections(); app.server.close(() => r()); }));
     const sidecarPort = await freePort();
     const sidecarMetrics = await freePort();
-    const sidecar = startChild('dc-operator sidecar', ctx.node, [ctx.dcOperator, 'sidecar', '--dc-dir', volume, '--listen', `127.0.0.1:${sidecarPort}`,
+    const sidecar = startChild('dc-operator sidecar', ctx.node, [ctx.dcOperator, 'sidecar', '--dc-dir', volume, '--address', '127.0.0.1', '--port', String(sidecarPort),
       '--upstream', `127.0.0.1:${app.port}`, '--metrics-port', String(sidecarMetrics), '--metrics-address', '127.0.0.1', '--drain-timeout', '1s'], join(ctx.logDir, 'sidecar.log'), env);
     ctx.procs.push(sidecar);
     await waitForHttp200(`http://127.0.0.1:${sidecarMetrics}/readyz`, 30_000, sidecar);
