@@ -6,5 +6,5 @@ node="${NODE:-node}"
 work="$(mktemp -d)"
 trap 'kill $(jobs -p) 2>/dev/null || true; rm -rf "$work"' EXIT
 "$node" "$root/dist/src/cli/dcctl.js" ca create --out "$work/ca" >/dev/null
-"$node" "$root/dist/src/cli/dcctl.js" cert create --ca "$work/ca" --out "$work/leaf" --dns localhost >/dev/null
+"$node" "$root/dist/src/cli/dcctl.js" cert create --ca-dir "$work/ca" --out "$work/leaf" --dns localhost >/dev/null
 med() { sort -n | awk '{v[NR]=$1} END {print (NR%2) ? v[(NR+1)/2] : (v[NR/2]+v[NR/2+1])/2}'; }

@@ -44,7 +44,7 @@ for spec in "$@"; do
   prof=(); [[ -n ${PROF_DIR:-} ]] && prof=(--cpu-prof --cpu-prof-dir "$PROF_DIR" --cpu-prof-name "sidecar-$label.cpuprofile")
   [[ -n ${TRACE_GC:-} ]] && prof+=(--trace-gc)
   taskset -c 1 "$node" "${prof[@]}" "$dist/src/cli/dc-operator.js" sidecar --dc-dir "$work/leaf" \
-    --listen "127.0.0.1:$port" --upstream $app_port --metrics-port $mport --metrics-host 127.0.0.1 \
+    --address 127.0.0.1 --port "$port" --upstream $app_port --metrics-port $mport --metrics-address 127.0.0.1 \
     --certificate-engine "$engine" --log-level warn > "$work/out-$i" & pids+=($!)
   labels+=("$label"); ports+=("$port")
   for _ in $(seq 100); do curl -s -o /dev/null "http://127.0.0.1:$mport/readyz" && break; sleep 0.1; done

@@ -18,8 +18,8 @@ for r in $(seq "$rounds"); do
   for spec in "$@"; do
     label=${spec%%=*}; dist=${spec#*=}
     t0=$(date +%s%N)
-    taskset -c 1 "$node" "$dist/src/cli/dc-operator.js" sidecar --dc-dir "$work/leaf" --listen 127.0.0.1:18643 \
-      --upstream 18999 --metrics-port 18600 --metrics-host 127.0.0.1 --log-level warn & pid=$!
+    taskset -c 1 "$node" "$dist/src/cli/dc-operator.js" sidecar --dc-dir "$work/leaf" --address 127.0.0.1 --port 18643 \
+      --upstream 18999 --metrics-port 18600 --metrics-address 127.0.0.1 --log-level warn & pid=$!
     ready=
     for _ in $(seq 1000); do
       if taskset -c 0 curl -s -o /dev/null -f http://127.0.0.1:18600/readyz; then ready=$(date +%s%N); break; fi

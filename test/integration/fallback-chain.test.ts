@@ -131,7 +131,7 @@ void describe('operator, key server and sidecar as separate processes: every cli
     const volume = new KubeletVolume(join(work, 'bundle'));
     await volume.write(Object.fromEntries(Object.keys(bundle.data ?? {}).map((k) => [k, secretData(bundle, k)])));
     sidecar = start(process.execPath, [
-      CLI, 'sidecar', '--dc-dir', volume.dir, '--listen', '127.0.0.1:0', '--metrics-port', '0', '--metrics-host', '127.0.0.1',
+      CLI, 'sidecar', '--dc-dir', volume.dir, '--address', '127.0.0.1', '--port', '0', '--metrics-port', '0', '--metrics-address', '127.0.0.1',
       '--upstream', String((app.address() as AddressInfo).port), '--report-interval', '1s', '--keyless-timeout', '1s',
     ]);
     const listening = await waitFor('the sidecar listens', 15_000, () => Promise.resolve(logLines(sidecar).find((l) => l['msg'] === 'sidecar listening')));

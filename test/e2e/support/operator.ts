@@ -71,7 +71,7 @@ export function makePki(serverName = 'web.e2e.test'): Pki {
   const dir = scratchDir('pki');
   const dcctl = join(repoRoot, 'dist', 'src', 'cli', 'dcctl.js');
   execFileSync(process.execPath, [dcctl, 'ca', 'create', '--out', join(dir, 'ca'), '--cn', `e2e CA ${randomBytes(3).toString('hex')}`], { stdio: 'ignore' });
-  execFileSync(process.execPath, [dcctl, 'cert', 'create', '--ca', join(dir, 'ca'), '--dns', serverName, '--out', join(dir, 'cert')], { stdio: 'ignore' });
+  execFileSync(process.execPath, [dcctl, 'cert', 'create', '--ca-dir', join(dir, 'ca'), '--dns', serverName, '--out', join(dir, 'cert')], { stdio: 'ignore' });
   const nssDb = join(dir, 'nssdb');
   mkdirSync(nssDb);
   execFileSync('certutil', ['-N', '--empty-password', '-d', nssDb], { stdio: 'ignore' });

@@ -103,11 +103,10 @@ const EXPECTED_RENAMES: Record<string, Array<[string, string]>> = {
   'dc-operator sidecar': [['metrics-host', 'metrics-address']],
 };
 
-function allCommands(): Array<{ name: string; aliases: ReadonlyArray<readonly [string, string]>; help: string }> {
-  return [dcctlCommands(), dcOperatorCommands()].flatMap((registry) =>
-    registry.list().map((c) => ({ name: [registry.program.name, ...c.path].join(' '), aliases: c.deprecatedAliases, help: c.help(registry.program.name) })),
-  );
-}
+const ALL_COMMANDS = [dcctlCommands(), await dcOperatorCommands()].flatMap((registry) =>
+  registry.list().map((c) => ({ name: [registry.program.name, ...c.path].join(' '), aliases: c.deprecatedAliases, help: c.help(registry.program.name) })),
+);
+const allCommands = () => ALL_COMMANDS;
 
 void test('the renames of CONTRIBUTING.md are the deprecated aliases of the commands, each in --help', () => {
   const found = Object.fromEntries(allCommands().filter((c) => c.aliases.length > 0).map((c) => [c.name, c.aliases.map(([a, f]) => [a, f])]));
@@ -133,11 +132,11 @@ void test('dcctl cert create --ca DIR still works, warns once, and conflicts wit
 });
 
 void test('dc-operator webhook --namespace still names the operator namespace, with one warning', async () => {
-  const r = await run(dcOperatorCommands(), ['webhook', '--namespace', 'ops', '--print-configuration']);
+  const r = await run(await dcOperatorCommands(), ['webhook', '--namespace', 'ops', '--print-configuration']);
   assert.equal(r.code, 0, r.err);
   assert.match(r.out, /namespace: ops/);
   assert.deepEqual(warnings(r.err), ['dc-operator webhook: warning: --namespace is deprecated and will be removed in the next release; use --operator-namespace']);
-  const both = await run(dcOperatorCommands(), ['webhook', '--namespace', 'ops', '--operator-namespace', 'dc', '--print-configuration']);
+  const both = await run(await dcOperatorCommands(), ['webhook', '--namespace', 'ops', '--operator-namespace', 'dc', '--print-configuration']);
   assert.equal(both.code, 2);
   assert.match(both.err, /keep --operator-namespace and drop --namespace/);
 });
@@ -151,7 +150,7 @@ void test('dcctl serve --host conflicts with a different --address before anythi
 });
 
 void test('dc-operator sidecar --metrics-host conflicts with a different --metrics-address', async () => {
-  const r = await run(dcOperatorCommands(), ['sidecar', '--metrics-host', '127.0.0.1', '--metrics-address', '::1']);
+  const r = await run(await dcOperatorCommands(), ['sidecar', '--metrics-host', '127.0.0.1', '--metrics-address', '::1']);
   assert.equal(r.code, 2);
   assert.match(r.err, /keep --metrics-address and drop --metrics-host/);
 });
