@@ -6,7 +6,7 @@
 // - the store keeps a projection (name, resourceVersion, the certificates of tls.crt) and drops
 //   tls.key at once, and any private key pasted into tls.crt after the certificate (a "combined
 //   PEM"): only the CERTIFICATE blocks, re-encoded from DER, are kept, and the key's presence noted;
-// - the key itself is read with a targeted GET only when issuing.
+// - the key itself is read with a targeted GET only when issuing (once per burst: signing-keys.ts).
 //
 // Alternatives considered: a label users must put on their certificate Secrets (cert-manager
 // Secrets would need a secretTemplate: easy to forget, and a silent failure); one watch per

@@ -20,6 +20,7 @@ import { WorkQueue } from './queue.js';
 import { Reconciler } from './reconciler.js';
 import { SignerStatusWriter } from './signer-status.js';
 import { signerIdOf } from './signers.js';
+import { SigningKeyCache } from './signing-keys.js';
 
 export interface ControllerDeps {
   kube: KubeClient;
@@ -115,6 +116,7 @@ export class Controller {
   readonly keyless: KeylessSigners;
   readonly keySecrets: KeySecretWatches;
   readonly keylessIdentity: KeylessIdentity;
+  private readonly signingKeys: SigningKeyCache;
   private readonly signerStatus: SignerStatusWriter;
   private readonly reconciler: Reconciler;
   private readonly index = new ReverseIndex();
@@ -200,6 +202,7 @@ export class Controller {
         for (const dc of this.credentials.list()) if (fallbackOf(dc) === 'Keyless') this.queue.add(objectKey(dc));
       },
     });
+    this.signingKeys = new SigningKeyCache(clock);
     this.reconciler = new Reconciler({
       listers,
       api: kube,
@@ -212,6 +215,7 @@ export class Controller {
       clusterResourceNamespace: deps.clusterResourceNamespace ?? deps.operatorNamespace,
       keyless: this.keyless,
       keylessIdentity: this.keylessIdentity,
+      signingKeys: this.signingKeys,
       signerHealth: (h) => this.signerStatus.report(h),
       primeSecret: (s) => {
         this.outputSecrets.prime(s);
@@ -250,6 +254,7 @@ export class Controller {
       for (const key of this.index.owners(`namespace:${object.name}`)) this.queue.add(key);
     });
     this.certificateSecrets.onChange((secret) => {
+      this.signingKeys.forget(secret.namespace, secret.name);
       for (const key of this.index.owners(`cert:${secret.namespace}/${secret.name}`)) this.queue.add(key);
     });
     const signerChanged = (kind: 'DelegationSigner' | 'ClusterDelegationSigner') => ({ type, object, old }: { type: string; object: DelegationSigner; old?: DelegationSigner }) => {
@@ -362,6 +367,7 @@ export class Controller {
     this.queue.shutdown();
     await Promise.all([this.credentials.stop(), this.signers.stop(), this.clusterSigners.stop(), this.outputSecrets.stop(), this.namespaces.stop(), this.certificateSecrets.stop(), this.keySecrets.stop()]);
     await Promise.allSettled(this.workers);
+    this.signingKeys.clear();
     await this.keylessIdentity.stop();
     await this.keyless.close();
   }

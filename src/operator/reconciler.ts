@@ -6,7 +6,7 @@
 import type { V1Secret } from '@kubernetes/client-node';
 import type { DelegatedCredential } from './api/v1alpha1.js';
 import type { Clock } from './clock.js';
-import type { CertificateFacts, CryptoPort } from './crypto.js';
+import type { CertificateFacts, CryptoPort, Signer } from './crypto.js';
 import { parseDuration } from './duration.js';
 import { ReconcileFailure, failureOf } from './failures.js';
 import { statusCodeOf } from './informer.js';
@@ -21,6 +21,7 @@ import { DEFAULT_TRUST_DOMAIN, sidecarIdentityUri } from './api/serving-bundle.j
 import { fallbackCondition, fallbackOf, planFallback, type SignerKind, type WantedFallback } from './fallback.js';
 import type { KeylessIdentityPort } from './keyless-identity.js';
 import { CA_BUNDLE_KEY } from './keyless.js';
+import type { SigningKeyCache } from './signing-keys.js';
 import { credentialRenewalTime, needsIssuing, type IssueReason } from './triggers.js';
 
 /** FallbackReady reasons that come from the object's own spec, worth a Warning event each. */
@@ -46,6 +47,8 @@ export interface ReconcilerDeps {
   keylessIdentity?: KeylessIdentityPort;
   /** What issuing learned about an in-cluster signer resource (its key Secret loads, or not). */
   signerHealth?(health: SignerHealth): void;
+  /** The certificate keys of the current burst (src/operator/signing-keys.ts); without it every issuance GETs the key. */
+  signingKeys?: SigningKeyCache;
   /** Called after our own writes, so the caches never show an older version than we wrote. */
   primeSecret?(secret: V1Secret): void;
   primeCredential?(dc: DelegatedCredential): void;
@@ -61,6 +64,8 @@ export type ReconcileResult =
 interface Inspection {
   dc: DelegatedCredential;
   certificate: CertificateFacts;
+  /** The certificate Secret's resourceVersion as the watch last saw it. */
+  certificateResourceVersion: string;
   policy: RenewalPolicy;
   /** How to sign, or why the signer may not be used (nothing is issued, what exists stays). */
   plan: SignerPlan | { kind: 'blocked'; failure: Failure };
@@ -159,7 +164,7 @@ export class Reconciler {
     const output = viewOutputSecret(existing, dc, certificate.leafDer, crypto.inspectCredential);
     const fallback = plan.kind === 'blocked' ? undefined : this.fallbackFor(dc, plan, lookup.secret.hasKey);
     const trigger = needsIssuing({ dc, output, certificate, policy, now, ...(fallback ? { fallback: fallback.wanted } : {}) });
-    return { dc, certificate, policy, plan, output, existing, trigger, advisory, fallback };
+    return { dc, certificate, certificateResourceVersion: lookup.secret.resourceVersion, policy, plan, output, existing, trigger, advisory, fallback };
   }
 
   /** The fallback's plan for this signer, from the keyless identity's snapshot (no API call). */
@@ -235,15 +240,7 @@ export class Reconciler {
   /** Signs every requested algorithm, then writes the Secret once; nothing is written on any failure. */
   private async issue(i: Inspection, plan: SignerPlan): Promise<{ credentials: StoredCredential[]; renewalTime: Date; issuedAt: Date }> {
     const { api, crypto, clock, metrics, events } = this.deps;
-    let certificate = i.certificate;
-    let keySecret: V1Secret | undefined;
-    if (plan.kind === 'certificate-key') {
-      // The key comes from the certificate Secret: read both in one GET so they belong together.
-      keySecret = await api.getSecret(plan.namespace, plan.secretName);
-      const crt = keySecret?.data?.['tls.crt'];
-      if (crt !== undefined) certificate = crypto.readCertificate(Buffer.from(crt, 'base64').toString('utf8'), `tls.crt of Secret ${plan.namespace}/${plan.secretName}`);
-    }
-    const signer = await this.loadSigner(plan, certificate, keySecret);
+    const { signer, certificate, keySecret } = await this.signingKeyOf(i, plan);
     const now = clock.now();
     checkCertificate(certificate, `${i.dc.metadata.namespace ?? ''}/${i.dc.spec.certificateSecretRef.name}`, now);
     const validityMs = Math.min(parseDuration(i.dc.spec.validity), certificate.notAfter.getTime() - now.getTime());
@@ -272,6 +269,28 @@ export class Reconciler {
     const renewal = credentialSetRenewalTime({ uid: i.dc.metadata.uid ?? '', issuedAt: now, notAfters: issued.map((c) => c.notAfter), policy: i.policy })!;
     events.record(i.dc, 'Normal', 'Issued', `issued ${credentials.map((c) => c.algorithm).join(', ')} into Secret ${i.dc.spec.secretName} (${i.trigger?.reason ?? 'Issued'}: ${i.trigger?.message ?? ''})`);
     return { credentials, renewalTime: renewal, issuedAt: now };
+  }
+
+  /**
+   * The signer and the certificate it belongs to. With the certificate's own key, both come from
+   * one GET of the certificate Secret (so they belong together), or from the burst's key cache while
+   * the watch still shows the resourceVersion that GET returned.
+   */
+  private async signingKeyOf(i: Inspection, plan: SignerPlan): Promise<{ signer: Signer; certificate: CertificateFacts; keySecret: V1Secret | undefined }> {
+    const { api, crypto, signingKeys } = this.deps;
+    if (plan.kind !== 'certificate-key') return { signer: await this.loadSigner(plan, i.certificate, undefined), certificate: i.certificate, keySecret: undefined };
+    // fallback CertificateKey copies the key PEM itself, which is never cached: it reads the Secret.
+    const cacheable = fallbackOf(i.dc) !== 'CertificateKey';
+    const cached = cacheable ? signingKeys?.get(plan.namespace, plan.secretName, i.certificateResourceVersion) : undefined;
+    if (cached !== undefined) return { ...cached, keySecret: undefined };
+    const keySecret = await api.getSecret(plan.namespace, plan.secretName);
+    let certificate = i.certificate;
+    const crt = keySecret?.data?.['tls.crt'];
+    if (crt !== undefined) certificate = crypto.readCertificate(Buffer.from(crt, 'base64').toString('utf8'), `tls.crt of Secret ${plan.namespace}/${plan.secretName}`);
+    const signer = await this.loadSigner(plan, certificate, keySecret);
+    const resourceVersion = keySecret?.metadata?.resourceVersion ?? '';
+    if (cacheable) signingKeys?.put(plan.namespace, plan.secretName, resourceVersion, { signer, certificate });
+    return { signer, certificate, keySecret };
   }
 
   /**

@@ -129,7 +129,13 @@ export async function loadSigner(
     const hint = plan.kind === 'certificate-key' ? '; for a certificate Secret without its key, set spec.signerRef' : '';
     throw new ReconcileFailure('KeyNotFound', `Secret ${plan.namespace}/${plan.secretName} has no ${plan.key}${hint}`, { signer: true });
   }
-  return crypto.keySigner(Buffer.from(data, 'base64').toString('utf8'), `${plan.key} of Secret ${plan.namespace}/${plan.secretName}`, certificate);
+  // The decoded bytes are ours to drop: zeroed once parsed (the base64 text and the PEM string are not).
+  const pem = Buffer.from(data, 'base64');
+  try {
+    return crypto.keySigner(pem.toString('utf8'), `${plan.key} of Secret ${plan.namespace}/${plan.secretName}`, certificate);
+  } finally {
+    pem.fill(0);
+  }
 }
 
 /**
