@@ -15,7 +15,8 @@ import {
 } from '@kubernetes/client-node';
 import type { DelegatedCredential, DelegatedCredentialStatus, DelegationSigner, DelegationSignerStatus } from './api/v1alpha1.js';
 import { GROUP, VERSION } from './api/v1alpha1.js';
-import type { Clock } from './clock.js';
+import type { Clock, TimerHandle } from './clock.js';
+import { EVENT_BURST, EVENT_SUMMARY_AFTER_MS, EventBursts } from './event-bursts.js';
 import { statusCodeOf, type ListResult, type ListWatchSource, type WatchEventType } from './informer.js';
 import type { EventRecorder, KubeApi, Logger } from './ports.js';
 
@@ -242,10 +243,13 @@ export async function updateSignerStatus(kube: KubeClient, signer: DelegationSig
 /**
  * core/v1 Events, as `kubectl describe dc` shows them. The same reason+message for the same
  * object within ten minutes bumps nothing and sends nothing (the apiserver would otherwise fill
- * with one Event per retry of a failing reconcile).
+ * with one Event per retry of a failing reconcile). Normal Events of a burst are limited per
+ * namespace and reason, the rest summed into one (event-bursts.ts).
  */
 export class KubeEventRecorder implements EventRecorder {
   private readonly recent = new Map<string, number>();
+  private readonly bursts = new EventBursts<DelegatedCredential>();
+  private summaryTimer: TimerHandle | undefined;
   constructor(
     private readonly core: CoreV1Api,
     private readonly clock: Clock,
@@ -263,6 +267,28 @@ export class KubeEventRecorder implements EventRecorder {
     if (last !== undefined && now.getTime() - last < 10 * 60_000) return;
     this.recent.set(dedupeKey, now.getTime());
     if (this.recent.size > 10_000) this.recent.clear();
+    if (type === 'Normal' && !this.bursts.admit(namespace, reason, now.getTime(), dc)) {
+      this.armSummary();
+      return;
+    }
+    this.send(dc, type, reason, message, now, now, 1);
+  }
+
+  /** Sends the summaries of what bursts held back, once each burst has been quiet. */
+  private armSummary(): void {
+    if (this.summaryTimer !== undefined) return;
+    this.summaryTimer = this.clock.setTimer(EVENT_SUMMARY_AFTER_MS, () => {
+      this.summaryTimer = undefined;
+      for (const held of this.bursts.due(this.clock.now().getTime())) {
+        const message = `${held.reason} ${held.count} more times in namespace ${held.namespace} between ${held.first.toISOString()} and ${held.last.toISOString()} (one Event each is sent for the first ${EVENT_BURST} of a burst, then one a second; each object's status says when it was issued); the last was this object`;
+        this.send(held.object, 'Normal', held.reason, message, held.first, held.last, held.count);
+      }
+      if (this.bursts.holding()) this.armSummary();
+    });
+  }
+
+  private send(dc: DelegatedCredential, type: 'Normal' | 'Warning', reason: string, message: string, first: Date, last: Date, count: number): void {
+    const namespace = dc.metadata.namespace ?? 'default';
     const event: CoreV1Event = {
       metadata: { generateName: `${dc.metadata.name ?? 'dc'}.`, namespace },
       involvedObject: {
@@ -279,9 +305,9 @@ export class KubeEventRecorder implements EventRecorder {
       source: { component: this.component, host: this.host },
       reportingComponent: this.component,
       reportingInstance: this.host,
-      firstTimestamp: now,
-      lastTimestamp: now,
-      count: 1,
+      firstTimestamp: first,
+      lastTimestamp: last,
+      count,
     };
     this.count('create', 'events');
     this.core.createNamespacedEvent({ namespace, body: event }).catch((err: unknown) => {
