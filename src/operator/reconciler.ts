@@ -10,14 +10,14 @@ import type { CertificateFacts, CryptoPort, Signer } from './crypto.js';
 import { parseDuration } from './duration.js';
 import { ReconcileFailure, failureOf } from './failures.js';
 import { statusCodeOf } from './informer.js';
-import { MANAGED_SELECTOR, buildOutputSecret, sha256Hex, viewOutputSecret, type FallbackMaterial, type IssuedCredential, type OutputView, type StoredCredential } from './output-secret.js';
+import { MANAGED_SELECTOR, OWNER_LABEL, buildOutputSecret, sha256Hex, viewOutputSecret, type FallbackMaterial, type IssuedCredential, type OutputView, type StoredCredential } from './output-secret.js';
 import type { EventRecorder, IssueMetrics, KubeApi, Listers, Logger } from './ports.js';
 import { credentialSetRenewalTime, renewalPolicyOf, type RenewalPolicy } from './renewal.js';
 import type { KeylessPort, SignerHealth } from './keyless.js';
 import { failureForTenant, isClusterSigner, loadSigner, planSigner, type SignerPlan } from './signers.js';
 import { staleOutputSecrets } from './stale-outputs.js';
 import { desiredStatus, statusEqual, type Advisory, type Failure, type FallbackOutcome, type ReconcileOutcome } from './status.js';
-import { DEFAULT_TRUST_DOMAIN, sidecarIdentityUri } from './api/serving-bundle.js';
+import { BUNDLE_KEYS, DEFAULT_TRUST_DOMAIN, sidecarIdentityUri } from './api/serving-bundle.js';
 import { fallbackCondition, fallbackOf, planFallback, type SignerKind, type WantedFallback } from './fallback.js';
 import type { KeylessIdentityPort } from './keyless-identity.js';
 import { CA_BUNDLE_KEY } from './keyless.js';
@@ -84,6 +84,7 @@ export class Reconciler {
     const dc = this.deps.listers.delegatedCredential(namespace, name);
     if (dc === undefined || dc.metadata.deletionTimestamp !== undefined) return { kind: 'gone' };
     const log = this.deps.log;
+    if (await this.withdrawCertificateKey(dc)) return { kind: 'done', requeueAt: new Date(this.deps.clock.now().getTime() + 1000) };
     let inspection: Inspection | 'syncing';
     try {
       inspection = this.inspect(dc);
@@ -123,6 +124,37 @@ export class Reconciler {
       const failure = failureOf(err);
       return this.report(dc, { trigger, failure, credentials: stored, signer: plan.description, lastIssuedAt });
     }
+  }
+
+  /**
+   * A certificate key left in the output Secret after spec.fallback moved away from CertificateKey
+   * leaves at once, before anything that could block or fail issuance (a signer no longer allowed,
+   * an expired certificate): the person who changed the field wants the key out of the pods now.
+   * The bundle says `fallback: None` until the next issuance writes the wanted fallback, so the
+   * sidecar takes the new version and drops the key it held. True when the Secret was rewritten
+   * (the caller waits for the watch to show it).
+   */
+  private async withdrawCertificateKey(dc: DelegatedCredential): Promise<boolean> {
+    if (fallbackOf(dc) === 'CertificateKey') return false;
+    const namespace = dc.metadata.namespace ?? '';
+    const secret = this.deps.listers.outputSecret(namespace, dc.spec.secretName);
+    if (secret?.data?.[BUNDLE_KEYS.certificateKey] === undefined) return false;
+    if (secret.metadata?.labels?.[OWNER_LABEL] !== dc.metadata.name) return false;
+    const data: Record<string, string> = { ...secret.data, [BUNDLE_KEYS.fallback]: Buffer.from('None').toString('base64') };
+    delete data[BUNDLE_KEYS.certificateKey];
+    try {
+      // Conditional on the cached resourceVersion: a concurrent write wins, and the next pass sees it.
+      await this.deps.api.replaceSecret({ ...secret, data });
+    } catch (err) {
+      if (statusCodeOf(err) !== 409) throw err;
+    }
+    this.deps.log.info('removed the certificate key from the output Secret: spec.fallback is no longer CertificateKey', {
+      namespace,
+      name: dc.metadata.name,
+      secret: dc.spec.secretName,
+      fallback: fallbackOf(dc),
+    });
+    return true;
   }
 
   /** Reads caches only and decides; throws ReconcileFailure for input a person must fix. */

@@ -277,7 +277,26 @@ void test('fallback None: DC clients only, no keyless parts; CertificateKey: tls
   h.cluster.putDelegatedCredential('web', 'web-dc', { certificateSecretRef: { name: 'web-tls' }, secretName: 'web-dc-secret', fallback: 'Keyless' }, 3);
   await h.reconciler.reconcile('web', 'web-dc');
   assert.ok(!('tls.key' in data(h.cluster)), 'the certificate key is gone');
+  await h.reconciler.reconcile('web', 'web-dc'); // the requeue after the key's removal issues the Keyless bundle
+  assert.ok(!('tls.key' in data(h.cluster)));
   assert.ok('keyless-client.crt' in data(h.cluster));
+  assert.equal(text(data(h.cluster), 'fallback'), 'Keyless');
+});
+
+void test('leaving CertificateKey removes tls.key at once, even when issuance is blocked (the certificate Secret is gone)', async () => {
+  const h = await keylessHarness(ADDRESS);
+  h.cluster.putDelegatedCredential('web', 'web-dc', { certificateSecretRef: { name: 'web-tls' }, secretName: 'web-dc-secret', fallback: 'CertificateKey' });
+  await h.reconciler.reconcile('web', 'web-dc');
+  assert.ok('tls.key' in data(h.cluster), 'the opt-in copied the key');
+  const credential = text(data(h.cluster), 'ecdsa_secp256r1_sha256.cred');
+
+  h.cluster.secrets.delete('web/web-tls');
+  h.cluster.putDelegatedCredential('web', 'web-dc', { certificateSecretRef: { name: 'web-tls' }, secretName: 'web-dc-secret', fallback: 'Keyless' }, 2);
+  await h.reconciler.reconcile('web', 'web-dc');
+  const d = data(h.cluster);
+  assert.ok(!('tls.key' in d), 'the certificate key is gone although nothing can be issued');
+  assert.equal(text(d, 'fallback'), 'None', 'the sidecar takes the version without the key');
+  assert.equal(text(d, 'ecdsa_secp256r1_sha256.cred'), credential, 'the working DC is kept');
 });
 
 void test('fallback CertificateKey with a certificate Secret that has no tls.key: DCs issued, FallbackReady=False, no rewrite loop', async () => {
