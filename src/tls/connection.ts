@@ -13,7 +13,7 @@
  */
 import { AlertDescription, AlertLevel, isClosureAlert } from './alerts.js';
 import { ContentType, HandshakeType, KeyUpdateRequest, cipherSuiteName } from './constants.js';
-import { AlertReceived, InternalError, asTlsError, fatalAlertFor, type TlsError, PeerMisbehaved } from './errors.js';
+import { AlertReceived, InternalError, asTlsError, fatalAlertFor, TlsError, PeerMisbehaved } from './errors.js';
 import { exportKeyingMaterial, nextTrafficSecret } from './key-schedule.js';
 import { decodeKeyUpdate, encodeHandshake } from './messages/handshake.js';
 import { encodeAlert } from './messages/alert.js';
@@ -390,7 +390,10 @@ export abstract class Connection {
       },
       (e: unknown) => {
         this.pending = undefined;
-        this.fail(new InternalError(`async credential operation failed: ${e instanceof Error ? e.message : String(e)}`, { cause: e }));
+        // A TLS verdict reached inside the chain (no common scheme after an async credential
+        // lookup, say) keeps its own alert; anything else is our failure, internal_error.
+        if (e instanceof TlsError) this.fail(e);
+        else this.fail(new InternalError(`async credential operation failed: ${e instanceof Error ? e.message : String(e)}`, { cause: e }));
       },
     );
   }

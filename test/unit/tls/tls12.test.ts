@@ -334,3 +334,13 @@ void test('TLS 1.2: an ECDSA certificate on a curve the client does not list in 
   assertConnected(ok);
   assert.equal(info(ok.server).group, NamedGroup.x25519);
 });
+
+void test('TLS 1.2: the same refusal through an async credential hook keeps its alert (handshake_failure, not internal_error)', async () => {
+  const pair = await connect12(
+    { selectCredential: async (_hello, fallback) => { await new Promise((r) => setTimeout(r, 1)); return fallback(); } },
+    { groups: [NamedGroup.x25519] },
+    'p256',
+  );
+  assert.equal(pair.server.error?.sentAlert, A.handshake_failure);
+  assert.equal(pair.server.error?.error instanceof PeerMisbehaved && pair.server.error.error.fault, 'NoSignatureSchemesInCommon');
+});
