@@ -30,9 +30,9 @@ import type * as nodeTls from 'node:tls';
 import {
   SERVER_IMPL_NAMES,
   canPin,
-  echoOnce,
+  runEchoLoad,
   fmt,
-  type HandshakeLoadResult,
+  type EchoLoadResult,
   type HandshakeRound,
   loadAverage,
   measureHandshakeRound,
@@ -46,53 +46,15 @@ import {
 
 const SCRIPT = fileURLToPath(import.meta.url);
 
-interface LoadResult extends HandshakeLoadResult {
-  readonly reused: number;
-}
+type LoadResult = EchoLoadResult;
 
 /**
  * Load child: fresh connections back to back on `concurrency` lanes for `seconds`. resumed: each
  * lane offers the session of its previous connection (TLS 1.3 PSK with (EC)DHE, as node:tls does).
  */
 async function loadRole(port: number, seconds: number, concurrency: number, warmupSeconds: number, resumed: boolean): Promise<void> {
-  const latencies: number[] = [];
-  let failed = 0;
-  let reused = 0;
-  const payload = Buffer.alloc(32, 0x61);
-  const one = async (lane: { session: Buffer | undefined }): Promise<void> => {
-    const options: nodeTls.ConnectionOptions = {
-      port,
-      host: '127.0.0.1',
-      servername: 'localhost',
-      minVersion: 'TLSv1.3',
-      maxVersion: 'TLSv1.3',
-      rejectUnauthorized: false,
-      ecdhCurve: 'X25519',
-      ...(resumed && lane.session ? { session: lane.session } : {}),
-    };
-    const ms = await echoOnce(options, payload, (s) => {
-      if (s.isSessionReused()) reused++;
-      if (resumed) lane.session = s.getSession() ?? lane.session;
-    });
-    if (ms === undefined) failed++;
-    else latencies.push(ms);
-  };
-  const lanes = Array.from({ length: concurrency }, () => ({ session: undefined as Buffer | undefined }));
-  const run = (until: number): Promise<unknown> => Promise.all(lanes.map(async (lane) => {
-    while (Date.now() < until) await one(lane);
-  }));
-  // Warm-up, not counted.
-  await run(Date.now() + warmupSeconds * 1000);
-  latencies.length = 0;
-  failed = 0;
-  reused = 0;
-  process.send!('warm');
-  await new Promise<void>((res) => process.once('message', () => res()));
-  const start = Date.now();
-  await run(start + seconds * 1000);
-  const result: LoadResult = { completed: latencies.length, failed, seconds: (Date.now() - start) / 1000, latencies, reused };
-  process.send!(result);
-  process.exit(0);
+  const options: nodeTls.ConnectionOptions = { port, host: '127.0.0.1', servername: 'localhost', minVersion: 'TLSv1.3', maxVersion: 'TLSv1.3', rejectUnauthorized: false, ecdhCurve: 'X25519' };
+  await runEchoLoad(options, { seconds, concurrency, warmupSeconds, resumed });
 }
 
 type Round = HandshakeRound & { readonly reuseRate: number };

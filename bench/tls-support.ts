@@ -376,6 +376,51 @@ export interface HandshakeRound {
  * the server's counters once the load has warmed up, runs the load, and reads the server's stats.
  * Kills the server child at the end. Returns the load's own result too, for extra fields.
  */
+/** A node:tls load child's result, with how many connections resumed their lane's session. */
+export interface EchoLoadResult extends HandshakeLoadResult {
+  readonly reused: number;
+}
+
+/**
+ * Load child body shared by the handshake benches: fresh node:tls connections back to back on
+ * `concurrency` lanes, each echoing 32 bytes. A warm-up (not counted) runs first; then the child
+ * says 'warm', waits for the parent's go, measures for `seconds` and sends an EchoLoadResult.
+ * `resumed`: each lane offers the session of its previous connection.
+ */
+export async function runEchoLoad(
+  options: nodeTls.ConnectionOptions,
+  run: { readonly seconds: number; readonly concurrency: number; readonly warmupSeconds: number; readonly resumed: boolean },
+): Promise<void> {
+  const latencies: number[] = [];
+  let failed = 0;
+  let reused = 0;
+  const payload = Buffer.alloc(32, 0x61);
+  const one = async (lane: { session: Buffer | undefined }): Promise<void> => {
+    const ms = await echoOnce({ ...options, ...(run.resumed && lane.session ? { session: lane.session } : {}) }, payload, (s) => {
+      if (s.isSessionReused()) reused++;
+      if (run.resumed) lane.session = s.getSession() ?? lane.session;
+    });
+    if (ms === undefined) failed++;
+    else latencies.push(ms);
+  };
+  const lanes = Array.from({ length: run.concurrency }, () => ({ session: undefined as Buffer | undefined }));
+  const until = (deadline: number): Promise<unknown> =>
+    Promise.all(lanes.map(async (lane) => {
+      while (Date.now() < deadline) await one(lane);
+    }));
+  await until(Date.now() + run.warmupSeconds * 1000);
+  latencies.length = 0;
+  failed = 0;
+  reused = 0;
+  process.send!('warm');
+  await new Promise<void>((res) => process.once('message', () => res()));
+  const start = Date.now();
+  await until(start + run.seconds * 1000);
+  const result: EchoLoadResult = { completed: latencies.length, failed, seconds: (Date.now() - start) / 1000, latencies, reused };
+  process.send!(result);
+  process.exit(0);
+}
+
 export async function measureHandshakeRound<L extends HandshakeLoadResult>(
   server: ChildProcess,
   startLoad: (port: number) => ChildProcess,

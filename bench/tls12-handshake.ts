@@ -31,7 +31,7 @@ import { startKeyServerProcess } from './keyless-support.js';
 import {
   canPin,
   countingEcho,
-  echoOnce,
+  runEchoLoad,
   fmt,
   listenAndReport,
   loadAverage,
@@ -39,7 +39,7 @@ import {
   measureHandshakeRound,
   median,
   spawnNode,
-  type HandshakeLoadResult,
+  type EchoLoadResult,
   type HandshakeRound,
 } from './tls-support.js';
 
@@ -56,9 +56,7 @@ const SCRIPT = fileURLToPath(import.meta.url);
 type Mode = 'full' | 'resumed';
 const MODES: readonly Mode[] = ['full', 'resumed'];
 
-interface LoadResult extends HandshakeLoadResult {
-  readonly reused: number;
-}
+type LoadResult = EchoLoadResult;
 
 async function serverRole(impl: Impl, certFile: string, keyFile: string, keyless: KeylessAccess | undefined): Promise<void> {
   const cert = await readFile(certFile, 'utf8');
@@ -76,45 +74,8 @@ async function serverRole(impl: Impl, certFile: string, keyFile: string, keyless
 }
 
 async function loadRole(port: number, mode: Mode, seconds: number, concurrency: number, warmupSeconds: number): Promise<void> {
-  const latencies: number[] = [];
-  let failed = 0;
-  let reused = 0;
-  const payload = Buffer.alloc(32, 0x61);
-  const one = async (lane: { session: Buffer | undefined }): Promise<void> => {
-    const options: nodeTls.ConnectionOptions = {
-      port,
-      host: '127.0.0.1',
-      servername: 'localhost',
-      minVersion: 'TLSv1.2',
-      maxVersion: 'TLSv1.2',
-      rejectUnauthorized: false,
-      ...(mode === 'resumed' && lane.session ? { session: lane.session } : {}),
-    };
-    const ms = await echoOnce(options, payload, (s) => {
-      if (s.isSessionReused()) reused++;
-      if (mode === 'resumed') lane.session = s.getSession() ?? lane.session;
-    });
-    if (ms === undefined) failed++;
-    else latencies.push(ms);
-  };
-  const lanes = Array.from({ length: concurrency }, () => ({ session: undefined as Buffer | undefined }));
-  const warm = Date.now() + warmupSeconds * 1000;
-  await Promise.all(lanes.map(async (lane) => {
-    while (Date.now() < warm) await one(lane);
-  }));
-  latencies.length = 0;
-  failed = 0;
-  reused = 0;
-  process.send!('warm');
-  await new Promise<void>((res) => process.once('message', () => res()));
-  const start = Date.now();
-  const deadline = start + seconds * 1000;
-  await Promise.all(lanes.map(async (lane) => {
-    while (Date.now() < deadline) await one(lane);
-  }));
-  const result: LoadResult = { completed: latencies.length, failed, seconds: (Date.now() - start) / 1000, latencies, reused };
-  process.send!(result);
-  process.exit(0);
+  const options: nodeTls.ConnectionOptions = { port, host: '127.0.0.1', servername: 'localhost', minVersion: 'TLSv1.2', maxVersion: 'TLSv1.2', rejectUnauthorized: false };
+  await runEchoLoad(options, { seconds, concurrency, warmupSeconds, resumed: mode === 'resumed' });
 }
 
 type Round = HandshakeRound & { readonly reuseRate: number };
