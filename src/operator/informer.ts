@@ -2,7 +2,7 @@
 // local store of (optionally transformed) objects and telling handlers what changed.
 //
 // Why not @kubernetes/client-node's ListWatch as is: it stops for good on any non-410 error
-// (style #15), and it caches whole objects. Certificate Secrets must not be cached with their
+// and it caches whole objects. Certificate Secrets must not be cached with their
 // private keys, so this store keeps `transform(object)` instead (a projection). Its watch
 // transport is still client-node's `Watch`; see kube.ts.
 //

@@ -1,5 +1,5 @@
 // Prometheus metrics. Per-object series are collected from the informer cache at scrape time
-// (style #13), so a deleted DelegatedCredential leaves no stale series; counters and the sign
+// so a deleted DelegatedCredential leaves no stale series; counters and the sign
 // histogram carry only low-cardinality labels.
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
 import type { DelegatedCredential, DelegationSigner } from './api/v1alpha1.js';

@@ -1,5 +1,5 @@
-// The DelegatedCredential reconciler. Three concerns, each a small function over one key
-// (style #9): `inspect` decides whether and why to issue (pure policies over cached state),
+// The DelegatedCredential reconciler. Three concerns, each a small function over one key:
+// `inspect` decides whether and why to issue (pure policies over cached state),
 // `issue` signs and writes the output Secret in one conditional write, `report` sets the
 // status quietly and schedules the next renewal. One queue serves all three: handing work
 // between them through status conditions (as cert-manager does) would cost API writes per step.
