@@ -5,7 +5,7 @@ import { createPrivateKey, createPublicKey, type KeyObject } from 'node:crypto';
 import type { Algorithm } from './api/v1alpha1.js';
 import { ReconcileFailure } from './failures.js';
 import { sha256Hex, type CredentialInspector, type IssuedCredential } from './output-secret.js';
-import { certificatesOfPem, delegationUsageProblem, spkiOf } from '../tls/x509/index.js';
+import { certificatesOfPem, chainOrderProblem, delegationUsageProblem, spkiOf } from '../tls/x509/index.js';
 import type { Signer } from '../tls/signer.js';
 import { InMemoryKeySigner } from '../signer/index.js';
 import {
@@ -62,6 +62,10 @@ export const tlsCrypto: CryptoPort = {
     }
     const leafDer = ders[0];
     if (leafDer === undefined) throw new ReconcileFailure('CertificateInvalid', `${source} holds no PEM CERTIFICATE block`);
+    // Checked before the leaf's own extensions: a CA first would otherwise be reported as a leaf
+    // lacking DelegationUsage, which points at the wrong fix.
+    const order = chainOrderProblem(ders);
+    if (order) throw new ReconcileFailure('CertificateInvalid', `${source}: ${order}`);
     try {
       const cert = delegationCertificate(leafDer);
       return {

@@ -5,7 +5,7 @@
  */
 import type { KeyObject } from 'node:crypto';
 import { isIP } from 'node:net';
-import { describeCertificate, parseCertificate, pemToDers, publicKeyMatchesPrivate } from '../../tls/x509/index.js';
+import { chainOrderProblem, pemToDers, publicKeyMatchesPrivate } from '../../tls/x509/index.js';
 import { parsePrivateKeyPem } from '../../signer/in-memory.js';
 import { InputError, UsageError } from '../framework/errors.js';
 import { readTextFile, resolvePath } from '../framework/files.js';
@@ -15,23 +15,6 @@ export interface CertificateFile {
   readonly pem: string;
   /** DER certificates, end-entity first. */
   readonly chain: readonly Uint8Array[];
-}
-
-/**
- * Why `chain` is not end-entity first, or undefined: a CA certificate (basicConstraints cA) ahead
- * of one that is not. Certificates that do not parse are left to the checks that read them.
- */
-export function chainOrderProblem(chain: readonly Uint8Array[]): string | undefined {
-  if (chain.length < 2) return undefined;
-  let isCa: boolean[];
-  try {
-    isCa = chain.map((d) => parseCertificate(d).basicConstraints?.ca === true);
-  } catch {
-    return undefined;
-  }
-  const leaf = isCa.indexOf(false);
-  if (leaf <= 0) return undefined;
-  return `the chain is in the wrong order: certificate ${leaf + 1} (${describeCertificate(chain[leaf]!)}) is the end-entity and must come first, before the CA certificates`;
 }
 
 /** Reads a PEM certificate chain (leaf first; with `endEntityFirst`, a chain that starts with a CA is refused). */

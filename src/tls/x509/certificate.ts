@@ -431,6 +431,23 @@ export function hasDigitalSignatureKeyUsage(cert: CertificateInput): boolean {
 }
 
 /**
+ * Why `chain` is not end-entity first, or undefined: a CA certificate (basicConstraints cA) ahead
+ * of one that is not. Certificates that do not parse are left to the checks that read them.
+ */
+export function chainOrderProblem(chain: readonly Uint8Array[]): string | undefined {
+  if (chain.length < 2) return undefined;
+  let isCa: boolean[];
+  try {
+    isCa = chain.map((d) => parseCertificate(d).basicConstraints?.ca === true);
+  } catch {
+    return undefined;
+  }
+  const leaf = isCa.indexOf(false);
+  if (leaf <= 0) return undefined;
+  return `the chain is in the wrong order: certificate ${leaf + 1} (${describeCertificate(chain[leaf]!)}) is the end-entity and must come first, before the CA certificates`;
+}
+
+/**
  * Why the certificate cannot delegate credentials, as one sentence for a person (operator
  * conditions, dcctl), or undefined when it can.
  */

@@ -24,6 +24,7 @@ export {
   certificateNotAfter,
   certificateNotBefore,
   certificatePublicKey,
+  chainOrderProblem,
   delegationUsageProblem,
   describeCertificate,
   hasDelegationUsage,

@@ -7,7 +7,7 @@ import type { DelegatedCredential } from '../../../src/operator/api/v1alpha1.js'
 import type { ClusterDelegationSignerSpec } from '../../../src/operator/api/v1alpha1.js';
 import type { SignerHealth } from '../../../src/operator/keyless.js';
 import { delegationCertificate, harness, type Harness } from './fakes.js';
-import { generateKeyPair, type IssuedCertificate } from '../../../src/cli/pki/dev-pki.js';
+import { KeyUsage, generateKeyPair, issueCertificate, type IssuedCertificate } from '../../../src/cli/pki/dev-pki.js';
 
 const NS = 'web';
 
@@ -192,6 +192,21 @@ void test('a certificate without DelegationUsage gives Ready=False CertificateMi
   assert.match(ready?.message ?? '', /DelegationUsage extension \(1\.3\.6\.1\.4\.1\.44363\.44\)/);
   assert.equal(h.cluster.secrets.has(`${NS}/web-dc-secret`), false);
   assert.deepEqual(h.events.events.map((e) => `${e.type}/${e.reason}`), ['Warning/CertificateMissingDelegationUsage']);
+});
+
+void test('a chain with the CA first gives Ready=False CertificateInvalid that names the order, not the CA lacking DelegationUsage', async () => {
+  const h = harness(new Date());
+  const leaf = await delegationCertificate();
+  const ca = await issueCertificate({ commonName: 'Example CA', isCA: true, keyUsage: KeyUsage.keyCertSign }, 'ecdsa-p256');
+  h.cluster.putTlsSecret(NS, 'web-tls', { ...leaf, pem: ca.pem + leaf.pem });
+  h.cluster.putDelegatedCredential(NS, 'web-dc', { certificateSecretRef: { name: 'web-tls' }, secretName: 'web-dc-secret' });
+  const result = await h.reconciler.reconcile(NS, 'web-dc');
+  assert.equal(result.kind, 'failed');
+  const ready = condition(dcOf(h), 'Ready');
+  assert.equal(ready?.reason, 'CertificateInvalid');
+  assert.match(ready?.message ?? '', /the chain is in the wrong order: certificate 2 \(CN=web\.example\.test\) is the end-entity and must come first/);
+  assert.doesNotMatch(ready?.message ?? '', /DelegationUsage/);
+  assert.equal(h.cluster.secrets.has(`${NS}/web-dc-secret`), false);
 });
 
 void test('a working output Secret is left alone when the certificate is replaced by one that cannot delegate', async () => {
