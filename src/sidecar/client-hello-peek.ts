@@ -24,7 +24,7 @@ import { ContentType, HandshakeType, MAX_PLAINTEXT, RECORD_HEADER_LENGTH } from 
 import { TlsError } from '../tls/errors.js';
 import { decodeClientHello, type ClientHello } from '../tls/messages/client-hello.js';
 import { maxHandshakeBody } from '../tls/messages/handshake.js';
-import { MAX_HANDSHAKE_FRAGMENTS } from '../tls/record-layer.js';
+import { MAX_HANDSHAKE_FRAGMENTS, plainHttpStart } from '../tls/record-layer.js';
 
 /** Our stack's ClientHello body limit (64 KiB, far above any real one): the router refuses no more than the stack would. */
 export const MAX_CLIENT_HELLO = maxHandshakeBody(HandshakeType.client_hello);
@@ -94,7 +94,8 @@ export class ClientHelloPeeker {
       const length = data.readUInt16BE(at + 3);
       if (type !== ContentType.handshake) {
         // An SSLv2-compatible hello (0x80 ...) or plain HTTP land here too.
-        return notTls(`first record is not a handshake record (content type ${type})`, AlertDescription.unexpected_message);
+        const http = at === 0 ? plainHttpStart(data, 0) : undefined;
+        return notTls(http ?? `first record is not a handshake record (content type ${type})`, AlertDescription.unexpected_message);
       }
       if (version >> 8 !== 0x03) return notTls(`record version 0x${version.toString(16)} is not TLS`, AlertDescription.protocol_version);
       if (length === 0) return notTls('empty handshake record', AlertDescription.unexpected_message);

@@ -43,6 +43,28 @@ const MAX_RECORD = RECORD_HEADER_LENGTH + MAX_PLAINTEXT + 256;
  */
 export const MAX_HANDSHAKE_FRAGMENTS = 1024;
 
+/** An HTTP/1 request or response line starts with one of these; HTTP/2 prior knowledge with "PRI ". */
+const PLAIN_HTTP_START = /^(GET|HEAD|POST|PUT|DELETE|OPTIONS|PATCH|CONNECT|TRACE|PRI|HTTP\/)[ /.0-9]/;
+
+/**
+ * What a peer that spoke plain HTTP where TLS was expected should be told, or undefined. Its first
+ * bytes read as a record header give a baffling "record version 69.84" ("GET /"), so an operator
+ * reading the log gets the likely cause instead. Looks at no more than 8 bytes.
+ */
+export function plainHttpStart(data: Uint8Array, at = 0): string | undefined {
+  const end = Math.min(data.length, at + 8);
+  let text = '';
+  for (let i = at; i < end; i++) {
+    const b = data[i]!;
+    if (b < 0x20 || b > 0x7e) break;
+    text += String.fromCharCode(b);
+  }
+  if (!PLAIN_HTTP_START.test(text)) return undefined;
+  return text.startsWith('HTTP/')
+    ? `the peer answered in plain HTTP ("${text}..."), not TLS: is this its HTTP port?`
+    : `the peer spoke plain HTTP ("${text}..."), not TLS, to a TLS port: use https://`;
+}
+
 export class RecordLayer {
   /**
    * Unconsumed received bytes: `input[inputPos..]` is parsed from; later chunks wait in `queued`
@@ -192,7 +214,10 @@ export class RecordLayer {
     const type = buf[start]!;
     const length = (buf[start + 3]! << 8) | buf[start + 4]!;
     // legacy_record_version is ignored except that it must look like TLS (major version 3).
-    if (buf[start + 1] !== 0x03) throw new DecodeError(`record version ${buf[start + 1]}.${buf[start + 2]} is not TLS`);
+    if (buf[start + 1] !== 0x03) {
+      const http = plainHttpStart(buf, start);
+      throw new DecodeError(`record version ${buf[start + 1]}.${buf[start + 2]} is not TLS${http ? `: ${http}` : ''}`);
+    }
     if (length === 0 && type === ContentType.application_data && this.handshaking) {
       // §5: application data before the handshake completes is unexpected_message, and an empty
       // record is never the early data we skip (0-RTT records are AEAD output, at least a tag

@@ -107,6 +107,7 @@ void describe('ClientHello peek', () => {
   void it('refuses plain HTTP, a non-handshake record, an oversized record and an oversized ClientHello', () => {
     const http = new ClientHelloPeeker().push(Buffer.from('GET / HTTP/1.1\r\nHost: x\r\n\r\n'));
     assert.equal(http.kind, 'not-tls');
+    assert.match(http.kind === 'not-tls' ? http.reason : '', /^the peer spoke plain HTTP \("GET \/ HT\.\.\."\), not TLS, to a TLS port: use https:\/\/$/);
     const alertFirst = new ClientHelloPeeker().push(Buffer.from([21, 3, 3, 0, 2, 2, 40]));
     assert.equal(alertFirst.kind, 'not-tls');
     const huge = new ClientHelloPeeker().push(Buffer.from([22, 3, 1, 0x40, 0x01]));

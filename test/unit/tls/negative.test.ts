@@ -279,6 +279,12 @@ void describe('a server refuses broken ClientHellos with the right alert', () =>
     assert.equal(alertOf(await server(), record(ContentType.handshake, clientHello(), 0x0200)), A.decode_error);
   });
 
+  void test('a plain-HTTP client is told it spoke HTTP to a TLS port, not "record version 69.84"', async () => {
+    const event = errorAfter(await server(), Buffer.from('GET / HTTP/1.1\r\nHost: x\r\n\r\n'));
+    assert.equal(event?.sentAlert, A.decode_error);
+    assert.match(event?.error.message ?? '', /record version 69\.84 is not TLS: the peer spoke plain HTTP \("GET \/ HT\.\.\."\), not TLS, to a TLS port: use https:\/\//);
+  });
+
   void test('a ClientHello followed by more handshake bytes in the same record (before a key change): unexpected_message', async () => {
     const ch = clientHello();
     const trailing = Uint8Array.of(HandshakeType.finished, 0, 0);

@@ -16,7 +16,7 @@ import { ServerConfig, ServerConnection } from '../../../src/tls/server.js';
 import { CipherSuite, ContentType, HandshakeType } from '../../../src/tls/constants.js';
 import type { Connection } from '../../../src/tls/connection.js';
 import { frameHandshake } from '../../../src/tls/messages/handshake.js';
-import { RecordLayer } from '../../../src/tls/record-layer.js';
+import { RecordLayer, plainHttpStart } from '../../../src/tls/record-layer.js';
 import { connect, createServer, type TLSSocket } from '../../../src/tls/socket.js';
 import { doHandshake, splitRecords, type Pair } from './pair.js';
 import { testPki } from './pki.js';
@@ -304,5 +304,31 @@ void describe('TLSSocket bulk path over loopback', () => {
     client.end();
     await once(client, 'close');
     await new Promise<void>((resolve) => server.close(() => resolve()));
+  });
+});
+
+void describe('plainHttpStart: naming a plain-HTTP peer instead of a nonsense record header', () => {
+  const cases: ReadonlyArray<[string, Uint8Array, RegExp | undefined]> = [
+    ['a request line', Buffer.from('GET / HTTP/1.1\r\n'), /^the peer spoke plain HTTP \("GET \/ HT\.\.\."\), not TLS, to a TLS port/],
+    ['POST', Buffer.from('POST /x HTTP/1.1'), /spoke plain HTTP \("POST \/x \.\.\."\)/],
+    ['HTTP/2 prior knowledge', Buffer.from('PRI * HTTP/2.0'), /spoke plain HTTP \("PRI \* HT\.\.\."\)/],
+    ['a response line', Buffer.from('HTTP/1.1 400 Bad Request'), /^the peer answered in plain HTTP \("HTTP\/1\.1\.\.\."\), not TLS: is this its HTTP port\?$/],
+    ['a TLS record header', Uint8Array.of(22, 3, 1, 0, 5), undefined],
+    ['a word that is not a method', Buffer.from('GETTING '), undefined],
+    ['control bytes after a method', Buffer.from('GET\x00\x01'), undefined],
+    ['too short to tell', Buffer.from('GE'), undefined],
+    ['empty', new Uint8Array(0), undefined],
+  ];
+  for (const [name, bytes, want] of cases) {
+    void test(name, () => {
+      const got = plainHttpStart(bytes);
+      if (want === undefined) assert.equal(got, undefined);
+      else assert.match(got ?? '', want);
+    });
+  }
+
+  void test('reads from an offset and never more than 8 bytes', () => {
+    const bytes = Buffer.concat([Buffer.from([22, 3, 3]), Buffer.from('GET /' + 'a'.repeat(100))]);
+    assert.match(plainHttpStart(bytes, 3) ?? '', /\("GET \/aaa\.\.\."\)/);
   });
 });
