@@ -77,6 +77,10 @@ export interface IdentityAuthorizerOptions {
 export class IdentityAuthorizer implements RequestAuthorizer {
   private readonly signatures: Counter<'identity' | 'opcode' | 'result'>;
   private readonly limiter: LogLimiter;
+  /** Sidecar identity → the `opcode|result` series it has, so a revoked identity's series can be removed. */
+  private readonly series = new Map<string, Set<string>>();
+  /** Bumped by each prune: a connection's cached series re-registers itself after one. */
+  private generation = 0;
 
   constructor(private readonly options: IdentityAuthorizerOptions) {
     this.limiter = options.logLimiter ?? new LogLimiter();
@@ -90,6 +94,25 @@ export class IdentityAuthorizer implements RequestAuthorizer {
     });
   }
 
+  /**
+   * Removes the metric series of identities that hold no grant any more (their DelegatedCredential
+   * was deleted or moved off an in-cluster signer), so deleted tenants leave no series behind.
+   * Called whenever the grants change; an identity that signs again gets its series back.
+   */
+  pruneRevoked(): void {
+    let removed = false;
+    for (const [identity, combos] of this.series) {
+      if (this.options.grants.grantOf(identity) !== undefined) continue;
+      for (const combo of combos) {
+        const [opcode = '', result = ''] = combo.split('|');
+        this.signatures.remove({ identity, opcode, result });
+      }
+      this.series.delete(identity);
+      removed = true;
+    }
+    if (removed) this.generation++;
+  }
+
   forPeer(certificate: X509Certificate): PeerAuthorizer {
     const identity = identityOf(certificate.subjectAltName, this.options.trustDomain);
     const label = identity.kind === 'none' ? UNIDENTIFIED : identity.uri;
@@ -101,15 +124,23 @@ export class IdentityAuthorizer implements RequestAuthorizer {
     // Per (opcode, answer) of this connection: the labelled counter and the log key, made once. On
     // the signing path this is most of the cost (bench/keyserver-authorization.ts): prom-client
     // hashes label objects and Maps hash fresh strings on every call otherwise.
-    const outcomes = new Map<number, { counter: { inc(): void }; logKey: string; result: string; opcode: string }>();
+    const outcomes = new Map<number, { counter: { inc(): void }; logKey: string; result: string; opcode: string; generation: number }>();
     const outcomeOf = (opcode: number, error: ErrorCode | undefined) => {
       const k = opcode * 256 + (error ?? 0);
       let o = outcomes.get(k);
       if (o === undefined) {
         const result = error === undefined ? 'ok' : error === ErrorCode.keyNotFound ? 'denied' : error === ErrorCode.rateLimited ? 'rate_limited' : errorCodeName(error).replace(/[^a-z0-9]+/g, '_');
         const op = opcodeName(opcode);
-        o = { counter: this.signatures.labels({ identity: label, opcode: op, result }), logKey: `${label}|${result}`, result, opcode: op };
+        o = { counter: this.signatures.labels({ identity: label, opcode: op, result }), logKey: `${label}|${result}`, result, opcode: op, generation: -1 };
         outcomes.set(k, o);
+      }
+      // Only sidecar identities come and go with DelegatedCredentials; the controller and
+      // "unidentified" series stay.
+      if (identity.kind === 'sidecar' && o.generation !== this.generation) {
+        o.generation = this.generation;
+        let mine = this.series.get(label);
+        if (mine === undefined) this.series.set(label, (mine = new Set()));
+        mine.add(`${o.opcode}|${o.result}`);
       }
       return o;
     };

@@ -64,6 +64,13 @@ export async function runClusterKeyServer(opts: ClusterKeyServerOptions): Promis
   const trustDomain = opts.trustDomain ?? DEFAULT_TRUST_DOMAIN;
   const tlsSecret = opts.tlsSecret ?? DEFAULT_TLS_SECRET;
   const tlsWhere = `Secret ${opts.ownNamespace}/${tlsSecret}`;
+  const authorizer = new IdentityAuthorizer({
+    trustDomain,
+    grants,
+    registry,
+    rateLimit: new RateLimiter({ ratePerSecond: opts.ratePerSecond ?? DEFAULT_SIGNATURES_PER_SECOND }),
+    log,
+  });
   const keys = new ClusterKeys({
     kube,
     clock,
@@ -72,13 +79,7 @@ export async function runClusterKeyServer(opts: ClusterKeyServerOptions): Promis
     trustDomain,
     ...(opts.namespaces ? { namespaces: opts.namespaces } : {}),
     clusterResourceNamespace: opts.clusterResourceNamespace ?? opts.ownNamespace,
-  });
-  const authorizer = new IdentityAuthorizer({
-    trustDomain,
-    grants,
-    registry,
-    rateLimit: new RateLimiter({ ratePerSecond: opts.ratePerSecond ?? DEFAULT_SIGNATURES_PER_SECOND }),
-    log,
+    onGrantsChanged: () => authorizer.pruneRevoked(),
   });
 
   let server: KeyServer | undefined;

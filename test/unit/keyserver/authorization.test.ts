@@ -187,6 +187,31 @@ void describe('IdentityAuthorizer: counts, logs and limits per identity', () => 
     assert.equal(await count(registry, { identity: CONTROLLER }), 1);
   });
 
+  void it('a revoked identity leaves no series behind; others keep theirs; it gets them back when it signs again', async () => {
+    const grants = grantsOf({ [A]: ka, [B]: kb });
+    const registry = new Registry();
+    const auth = new IdentityAuthorizer({ trustDomain: TD, grants, registry, rateLimit: new RateLimiter({ ratePerSecond: 0, now: () => 0 }) });
+    const pa = auth.forPeer(peer(`URI:${A}`));
+    ask(pa, Opcode.ecdsaSignSha256, ka.skiHex);
+    ask(pa, Opcode.ecdsaSignSha256, kb.skiHex);
+    ask(auth.forPeer(peer(`URI:${B}`)), Opcode.ecdsaSignSha256, kb.skiHex);
+    ask(auth.forPeer(peer(`URI:${CONTROLLER}`)), Opcode.ecdsaSignSha256, ka.skiHex);
+    const identities = async () => [...new Set((await registry.getSingleMetric('keyless_server_signatures_total')!.get()).values.map((v) => v.labels['identity']))].sort();
+    auth.pruneRevoked();
+    assert.deepEqual(await identities(), [A, B, CONTROLLER].sort(), 'nothing revoked: nothing removed');
+    grants.delete(A);
+    auth.pruneRevoked();
+    assert.deepEqual(await identities(), [B, CONTROLLER].sort());
+    // A's open connection is now denied; that is counted (and tracked) again.
+    assert.equal(ask(pa, Opcode.ecdsaSignSha256, ka.skiHex), ErrorCode.keyNotFound);
+    assert.equal(await count(registry, { identity: A, result: 'denied' }), 1);
+    grants.set(A, { key: ka, source: 'test' });
+    assert.equal(ask(pa, Opcode.ecdsaSignSha256, ka.skiHex), undefined);
+    grants.delete(A);
+    auth.pruneRevoked();
+    assert.deepEqual(await identities(), [B, CONTROLLER].sort(), 'series made from a cached child after a prune are removed too');
+  });
+
   void it('clients without an identity share one metrics label', async () => {
     const { registry, auth } = setup(0);
     ask(auth.forPeer(peer('DNS:a')), Opcode.ecdsaSignSha256, ka.skiHex);
