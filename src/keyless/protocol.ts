@@ -174,6 +174,15 @@ export function signOperationOf(op: number): SignOperation | undefined {
   return signOperations.get(op);
 }
 
+/**
+ * Whether `op` asks for a signature with a key: a documented signing opcode, or our sign-message
+ * extension (whose scheme travels in the payload, so signOperationOf does not name it). Every
+ * authorization and rate limit keys on this, never on signOperationOf alone.
+ */
+export function isSigningOpcode(op: number): boolean {
+  return op === Opcode.signMessage || signOperations.has(op);
+}
+
 /** Digest lengths in bytes; the payload of a hash-based opcode must have exactly this length. */
 export const DIGEST_LENGTH: Readonly<Record<DigestAlgorithm, number>> = {
   'md5-sha1': 36,

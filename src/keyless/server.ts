@@ -32,7 +32,7 @@ import {
   opcodeName,
 } from './protocol.js';
 import { Semaphore } from './semaphore.js';
-import { signRequestOf, usesLegacyHash } from './sign-request.js';
+import { signRequestOf, usesLegacyHash, type SignRequest } from './sign-request.js';
 import { SigningPool } from './sign-pool.js';
 import { skiHex } from './ski.js';
 
@@ -106,8 +106,11 @@ export interface RequestAuthorizer {
 }
 
 export interface PeerAuthorizer {
-  /** undefined: serve it; else the error code to refuse it with, in-band. `ski` is hex. */
-  admit(opcode: number, ski: string | undefined): ErrorCode | undefined;
+  /**
+   * undefined: serve it; else the error code to refuse it with, in-band. `ski` is hex; `request`,
+   * what a signing opcode asks to have signed (absent for pings).
+   */
+  admit(opcode: number, ski: string | undefined, request?: SignRequest): ErrorCode | undefined;
   /** After the answer was written: its error code (undefined: success) and how long it took. */
   answered(opcode: number, ski: string | undefined, error: ErrorCode | undefined, seconds: number): void;
 }
@@ -594,7 +597,7 @@ async function execute(id: number, op: Operation, ctx: ConnectionContext): Promi
     // is known, and bad opcode there would read as "extension unsupported" to our client.
     return errorAnswer(id, op.opcode, request.kind === 'message' ? ErrorCode.cryptoFailed : ErrorCode.badOpcode);
   }
-  const refused = ctx.peer?.admit(op.opcode, ski);
+  const refused = ctx.peer?.admit(op.opcode, ski, request);
   if (refused !== undefined) return errorAnswer(id, op.opcode, refused, ski);
   const key = ski === undefined ? undefined : ctx.keys.get(ski);
   if (!key) return errorAnswer(id, op.opcode, ErrorCode.keyNotFound, ski);

@@ -1,8 +1,9 @@
 // The in-cluster key server's policy: every request is authorized as
 // (identity from the client certificate's URI SAN) → (the one key that identity may use).
 //
-// - A sidecar identity `spiffe://<td>/ns/<ns>/dc/<name>` of our trust domain may ping, and sign
-//   with the key KeyGrants gives it (its DelegatedCredential's certificate key), nothing else.
+// - A sidecar identity `spiffe://<td>/ns/<ns>/dc/<name>` of our trust domain may ping, and have
+//   TLS handshake signatures made (handshake-content.ts) with the key KeyGrants gives it (its
+//   DelegatedCredential's certificate key), nothing else.
 // - The controller identity `spiffe://<td>/dc-operator/controller` may ping (readiness probe) only.
 // - Anything else (no URI SAN, several, another trust domain or path) may do nothing.
 //
@@ -15,11 +16,13 @@
 import type { X509Certificate } from 'node:crypto';
 import { Counter, type Registry } from 'prom-client';
 import type { KeyStoreLogger } from '../keyless/keystore.js';
-import { ErrorCode, errorCodeName, Opcode, opcodeName, signOperationOf } from '../keyless/protocol.js';
+import { ErrorCode, errorCodeName, isSigningOpcode, Opcode, opcodeName } from '../keyless/protocol.js';
 import type { PeerAuthorizer, RequestAuthorizer } from '../keyless/server.js';
+import type { SignRequest } from '../keyless/sign-request.js';
 import { LogLimiter } from '../net/log-limiter.js';
 import { controllerIdentityUri, parseSidecarIdentityUri } from '../operator/api/serving-bundle.js';
 import type { KeyGrants } from './grants.js';
+import { notHandshakeContent } from './handshake-content.js';
 import type { RateLimiter } from './rate-limit.js';
 
 /** The metrics label of a client without a usable identity (one label for all of them). */
@@ -50,13 +53,16 @@ export function identityOf(subjectAltName: string | undefined, trustDomain: stri
 export type Decision = { allowed: true } | { allowed: false; code: ErrorCode; result: 'denied' | 'rate_limited'; why: string };
 
 /** The pure decision for one request (the rate limit aside). */
-export function decide(identity: Identity, opcode: number, ski: string | undefined, grants: Pick<KeyGrants, 'allows' | 'grantOf'>): Decision {
+export function decide(identity: Identity, opcode: number, ski: string | undefined, grants: Pick<KeyGrants, 'allows' | 'grantOf'>, request?: SignRequest): Decision {
   const deny = (why: string): Decision => ({ allowed: false, code: ErrorCode.keyNotFound, result: 'denied', why });
   if (identity.kind === 'none') return deny(identity.why);
   if (opcode === Opcode.ping) return { allowed: true };
   if (identity.kind === 'controller') return deny('the controller identity may only ping');
-  if (signOperationOf(opcode) === undefined) return { allowed: true }; // not a use of a key: the server answers bad opcode
-  if (grants.allows(identity.uri, ski)) return { allowed: true };
+  if (!isSigningOpcode(opcode)) return { allowed: true }; // not a use of a key: the server answers bad opcode
+  if (grants.allows(identity.uri, ski)) {
+    const notHandshake = request === undefined ? undefined : notHandshakeContent(request);
+    return notHandshake === undefined ? { allowed: true } : deny(`identity ${identity.uri} may have only TLS handshake signatures made: ${notHandshake}`);
+  }
   const own = grants.grantOf(identity.uri);
   return deny(
     own === undefined
@@ -145,9 +151,9 @@ export class IdentityAuthorizer implements RequestAuthorizer {
       return o;
     };
     return {
-      admit: (opcode, ski) => {
-        let decision = decide(identity, opcode, ski, this.options.grants);
-        if (decision.allowed && signOperationOf(opcode) !== undefined && !this.options.rateLimit.take(label)) {
+      admit: (opcode, ski, request) => {
+        let decision = decide(identity, opcode, ski, this.options.grants, request);
+        if (decision.allowed && isSigningOpcode(opcode) && !this.options.rateLimit.take(label)) {
           decision = { allowed: false, code: ErrorCode.rateLimited, result: 'rate_limited', why: `identity ${label} is over its signing rate` };
         }
         if (decision.allowed) return undefined;
@@ -157,7 +163,7 @@ export class IdentityAuthorizer implements RequestAuthorizer {
       answered: (opcode, ski, error, seconds) => {
         const refused = error === ErrorCode.keyNotFound || error === ErrorCode.rateLimited;
         // Pings are not signatures (the controller's readiness probe pings every few seconds).
-        if (signOperationOf(opcode) === undefined && !(opcode === Opcode.ping && refused)) return;
+        if (!isSigningOpcode(opcode) && !(opcode === Opcode.ping && refused)) return;
         const o = outcomeOf(opcode, error);
         o.counter.inc();
         const reason = refused ? why.get(whyKey(opcode, ski)) : undefined;

@@ -14,7 +14,7 @@
  * fails, non-DC clients get a prompt alert while it is down, and the sidecar recovers on its own.
  */
 import assert from 'node:assert/strict';
-import { createHash, createPrivateKey } from 'node:crypto';
+import { createPrivateKey } from 'node:crypto';
 import { createServer as createHttpServer, type Server as HttpServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
@@ -24,11 +24,12 @@ import { after, before, describe, it } from 'node:test';
 import { CoreV1Api, type KubeConfig, type V1Secret } from '@kubernetes/client-node';
 import { KeylessClient } from '../../src/keyless/client.js';
 import { KeylessRemoteError } from '../../src/keyless/errors.js';
-import { ErrorCode, Opcode } from '../../src/keyless/protocol.js';
+import { ErrorCode } from '../../src/keyless/protocol.js';
 import { computeSki } from '../../src/keyless/ski.js';
 import { BUNDLE_KEYS, sidecarIdentityUri } from '../../src/operator/api/serving-bundle.js';
 import { createTestNamespace, testKubeConfig, testKubeconfigPath, type TestNamespace } from '../support/cluster.js';
 import { freePort, repoRoot } from '../support/control-plane.js';
+import { certificateVerifyContent, signAsSidecar } from '../support/sidecar-signing.js';
 import { httpGet, killAll, metricSum, nodeTlsGet, run, start, tstclntHandshake, type Proc } from '../interop/support.js';
 import { KubeletVolume } from '../unit/sidecar/kubelet-volume.js';
 import { applyCrds, createDelegatedCredential, dcctlCertificate, putSecret, secretData, tlsSecret, waitFor, waitForCondition } from './operator-fixtures.js';
@@ -192,13 +193,13 @@ void describe('operator, key server and sidecar as separate processes: every cli
       cert: secretData(bundle, BUNDLE_KEYS.keylessClientCertificate).toString(), key: secretData(bundle, BUNDLE_KEYS.keylessClientKey).toString(), timeoutMs: 5000,
     });
     const skiB = computeSki(createPrivateKey(certB.key));
-    const digest = createHash('sha256').update('signed content').digest();
+    const content = certificateVerifyContent();
     try {
-      const refused = await client.sign(skiB, Opcode.ecdsaSignSha256, digest).then(() => undefined, (err: unknown) => err);
+      const refused = await signAsSidecar(client, skiB, content).then(() => undefined, (err: unknown) => err);
       assert.ok(refused instanceof KeylessRemoteError, `refused in-band: ${String(refused)}`);
       assert.equal(refused.code, ErrorCode.keyNotFound);
       // Its own key signs over the same connection.
-      await client.sign(computeSki(createPrivateKey(certA.key)), Opcode.ecdsaSignSha256, digest);
+      await signAsSidecar(client, computeSki(createPrivateKey(certA.key)), content);
     } finally {
       await client.close();
     }

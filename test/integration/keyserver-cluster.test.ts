@@ -16,6 +16,7 @@ import { computeSki } from '../../src/keyless/ski.js';
 import { controllerIdentityUri, sidecarIdentityUri } from '../../src/operator/api/serving-bundle.js';
 import { createTestNamespace, testKubeConfig, testKubeconfigPath, type TestNamespace } from '../support/cluster.js';
 import { freePort, repoRoot } from '../support/control-plane.js';
+import { certificateVerifyContent, delegatedCredentialContent, signAsSidecar } from '../support/sidecar-signing.js';
 import { makeIdentityPki, type IdentityPki, type Pair } from '../unit/keyserver/pki.js';
 import { applyCrds, createDelegatedCredential, DC, putSecret, tlsSecret, waitFor } from './operator-fixtures.js';
 
@@ -41,12 +42,15 @@ after(async () => {
 
 const ski = (pair: Pair): Uint8Array => computeSki(createPrivateKey(pair.key));
 
-/** Signs a digest as a sidecar would for TLS 1.3 ECDSA P-256 and checks it with the certificate. */
-async function signWith(client: KeylessClient, pair: Pair): Promise<void> {
-  const message = Buffer.from(`signed content ${Math.random()}`);
-  const digest = createHash('sha256').update(message).digest();
-  const signature = await client.sign(ski(pair), Opcode.ecdsaSignSha256, digest, { timeoutMs: 5000 });
+/** Has `message` signed whole (opcode 0xC0) as a sidecar does and checks it with the certificate. */
+async function signWith(client: KeylessClient, pair: Pair, message: Uint8Array = certificateVerifyContent()): Promise<void> {
+  const signature = await signAsSidecar(client, ski(pair), message, { timeoutMs: 5000 });
   assert.ok(verify('sha256', message, createPublicKey(pair.cert), signature), 'the signature verifies with the certificate');
+}
+
+/** The same through the documented digest opcode, which hides what was hashed. */
+async function signDigestWith(client: KeylessClient, pair: Pair): Promise<void> {
+  await client.sign(ski(pair), Opcode.ecdsaSignSha256, createHash('sha256').update(certificateVerifyContent()).digest(), { timeoutMs: 5000 });
 }
 
 async function refusal(promise: Promise<unknown>): Promise<number | undefined> {
@@ -134,6 +138,14 @@ void it('serves each identity its own key over mTLS, refuses and logs a cross-na
     // The connection stays usable after a refusal.
     await signWith(sidecarA, certA);
 
+    // Only handshake signatures, with its own key: not a digest (what was hashed is unknown), not
+    // a delegated credential a stolen identity could mint to outlive its client certificate.
+    assert.equal(await refusal(signDigestWith(sidecarA, certA)), ErrorCode.keyNotFound);
+    assert.equal(await refusal(signWith(sidecarA, certA, delegatedCredentialContent())), ErrorCode.keyNotFound);
+    const mintLine = await waitFor('the minting attempt is logged', 5000, () =>
+      Promise.resolve(ks.lines().find((l) => l['msg'] === 'keyserver: signing refused' && l['identity'] === idA && /delegated credential/.test(String(l['why'])))));
+    assert.equal(mintLine['result'], 'denied');
+
     // The controller identity may ping, not sign; an identity without a DelegatedCredential gets nothing.
     const controller = client('controller', controllerIdentityUri('cluster.local'));
     assert.ok((await controller.ping()) >= 0);
@@ -143,6 +155,9 @@ void it('serves each identity its own key over mTLS, refuses and logs a cross-na
 
     // Metrics per identity.
     const metrics = await (await fetch(`http://127.0.0.1:${probes}/metrics`)).text();
+    const deniedSeries = new RegExp(`keyless_server_signatures_total\\{identity="${idA.replace(/[/.]/g, '\\$&')}",opcode="signMessage",result="denied"\\} (\\d+)`).exec(metrics);
+    // B's key and the minting attempt; refusals while the grant was still loading count too.
+    assert.ok(Number(deniedSeries?.[1]) >= 2, `denied signMessage requests of A: ${deniedSeries?.[1]}`);
     assert.match(metrics, new RegExp(`keyless_server_signatures_total\\{identity="${idA.replace(/[/.]/g, '\\$&')}",opcode="ecdsaSignSha256",result="denied"\\} 1`));
 
     // Rotation: a new certificate and key in A's Secret are followed; the old key is no longer served.

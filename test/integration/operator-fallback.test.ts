@@ -7,20 +7,20 @@
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
 import { spawn } from 'node:child_process';
-import { X509Certificate, createHash, createPrivateKey, createPublicKey, verify } from 'node:crypto';
+import { X509Certificate, createPrivateKey, createPublicKey, verify } from 'node:crypto';
 import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { CoreV1Api, type KubeConfig, type V1Secret } from '@kubernetes/client-node';
 import { KeylessClient } from '../../src/keyless/client.js';
-import { Opcode } from '../../src/keyless/protocol.js';
 import { computeSki } from '../../src/keyless/ski.js';
 import { startKeyServer, type KeyServer } from '../../src/keyless/server.js';
 import { createLogger } from '../../src/operator/logger.js';
 import { runController, type ControllerHandle } from '../../src/operator/main.js';
 import { createTestNamespace, testKubeConfig, testKubeconfigPath, type TestNamespace } from '../support/cluster.js';
 import { ensureBinaries, freePort, kubectlPath, repoRoot } from '../support/control-plane.js';
+import { certificateVerifyContent, signAsSidecar } from '../support/sidecar-signing.js';
 import { applyCrds, createDelegatedCredential, dcctlCertificate, putSecret, secretData, tlsSecret, waitFor, waitForCondition } from './operator-fixtures.js';
 
 void describe('spec.fallback on the real apiserver', { timeout: 180_000 }, () => {
@@ -183,9 +183,8 @@ void describe('spec.fallback on the real apiserver', { timeout: 180_000 }, () =>
       const out = await readSecret('web-out');
       const sidecar = new KeylessClient({ address: text(out, 'keyless.address'), ca: text(out, 'keyless-ca.crt'), cert: text(out, 'keyless-client.crt'), key: text(out, 'keyless-client.key'), timeoutMs: 5000 });
       try {
-        const message = Buffer.from('TLS 1.3, server CertificateVerify (test content)');
-        const digest = createHash('sha256').update(message).digest();
-        const signature = await waitFor('a signature through the bundle identity', 20_000, () => sidecar.sign(computeSki(createPrivateKey(cert.key)), Opcode.ecdsaSignSha256, digest, { timeoutMs: 5000 }));
+        const message = certificateVerifyContent();
+        const signature = await waitFor('a signature through the bundle identity', 20_000, () => signAsSidecar(sidecar, computeSki(createPrivateKey(cert.key)), message, { timeoutMs: 5000 }));
         assert.ok(verify('sha256', message, createPublicKey(cert.crt), signature), 'signed with the certificate key');
       } finally {
         await sidecar.close();

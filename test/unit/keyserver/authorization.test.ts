@@ -7,6 +7,8 @@ import { SigningKey } from '../../../src/keyless/keystore.js';
 import { ErrorCode, Opcode } from '../../../src/keyless/protocol.js';
 import { LogLimiter } from '../../../src/net/log-limiter.js';
 import { decide, IdentityAuthorizer, identityOf, UNIDENTIFIED } from '../../../src/keyserver/authorization.js';
+import { signRequestOf, type SignRequest } from '../../../src/keyless/sign-request.js';
+import { encodeSignMessage } from '../../../src/keyless/sign-message.js';
 import { KeyGrants } from '../../../src/keyserver/grants.js';
 import { RateLimiter } from '../../../src/keyserver/rate-limit.js';
 
@@ -89,6 +91,46 @@ void describe('decide: identity → the SKIs it may use, deny by default', () =>
     g.delete(B);
     assert.equal(g.size, 0);
   });
+});
+
+/** The signed contents a sidecar's handshakes produce, and some it never does. */
+const spaces = Buffer.alloc(64, 0x20);
+const certificateVerify = (hashLength: number) => Buffer.concat([spaces, Buffer.from('TLS 1.3, server CertificateVerify\0', 'latin1'), Buffer.alloc(hashLength, 7)]);
+const delegatedCredential = Buffer.concat([spaces, Buffer.from('TLS, server delegated credentials\0', 'latin1'), Buffer.alloc(400, 1)]);
+const serverKeyExchange = (group: number, length: number, declared = length) => Buffer.concat([Buffer.alloc(64, 9), Buffer.from([3, group >> 8, group & 0xff, declared]), Buffer.alloc(length, 4)]);
+const whole = (message: Uint8Array, scheme = 0x0403): SignRequest => signRequestOf(Opcode.signMessage, encodeSignMessage({ scheme, message }))!;
+
+void describe('decide: a sidecar may have only TLS handshake signatures made, with its own key', () => {
+  const ka = key();
+  const kb = key();
+  const grants = grantsOf({ [A]: ka, [B]: kb });
+  const table: [string, number, string, SignRequest, true | RegExp][] = [
+    ['TLS 1.3 CertificateVerify (SHA-256 transcript), own key, opcode 0xC0', Opcode.signMessage, ka.skiHex, whole(certificateVerify(32)), true],
+    ['TLS 1.3 CertificateVerify (SHA-384 transcript)', Opcode.signMessage, ka.skiHex, whole(certificateVerify(48)), true],
+    ["the same with namespace B's key (opcode 0xC0 is a use of a key like any other)", Opcode.signMessage, kb.skiHex, whole(certificateVerify(32)), /may sign only with key/],
+    ['TLS 1.2 ServerKeyExchange, x25519', Opcode.signMessage, ka.skiHex, whole(serverKeyExchange(0x1d, 32)), true],
+    ['TLS 1.2 ServerKeyExchange, P-256', Opcode.signMessage, ka.skiHex, whole(serverKeyExchange(0x17, 65)), true],
+    ['Ed25519 opcode over a CertificateVerify', Opcode.ed25519Sign, ka.skiHex, signRequestOf(Opcode.ed25519Sign, certificateVerify(32))!, true],
+    ['a delegated credential (a sidecar minting its own)', Opcode.signMessage, ka.skiHex, whole(delegatedCredential), /delegated credential: only the controller issues those/],
+    ['a delegated credential through the Ed25519 opcode', Opcode.ed25519Sign, ka.skiHex, signRequestOf(Opcode.ed25519Sign, delegatedCredential)!, /delegated credential/],
+    ['a digest (what was hashed is unknown)', Opcode.ecdsaSignSha256, ka.skiHex, signRequestOf(Opcode.ecdsaSignSha256, Buffer.alloc(32, 1))!, /digest opcode hides what was hashed/],
+    ['a CertificateVerify with a 33-byte hash', Opcode.signMessage, ka.skiHex, whole(certificateVerify(33)), /neither a TLS 1\.3 server CertificateVerify nor/],
+    ['a client CertificateVerify', Opcode.signMessage, ka.skiHex, whole(Buffer.concat([spaces, Buffer.from('TLS 1.3, client CertificateVerify\0', 'latin1'), Buffer.alloc(32)])), /neither/],
+    ['a ServerKeyExchange whose point length lies', Opcode.signMessage, ka.skiHex, whole(serverKeyExchange(0x1d, 33, 32)), /neither/],
+    ['a ServerKeyExchange with a group of the wrong length', Opcode.signMessage, ka.skiHex, whole(serverKeyExchange(0x17, 32)), /neither/],
+    ['arbitrary bytes', Opcode.signMessage, ka.skiHex, whole(Buffer.from('pay 100 to mallory')), /the 18-byte message is neither/],
+  ];
+  for (const [what, opcode, ski, request, want] of table) {
+    void it(`${what}: ${want === true ? 'allowed' : 'refused as key not found'}`, () => {
+      const d = decide(identityOf(`URI:${A}`, TD), opcode, ski, grants, request);
+      if (want === true) return assert.deepEqual(d, { allowed: true });
+      assert.equal(d.allowed, false);
+      if (!d.allowed) {
+        assert.equal(d.code, ErrorCode.keyNotFound);
+        assert.match(d.why, want);
+      }
+    });
+  }
 });
 
 void describe('RateLimiter: a token bucket per identity', () => {
@@ -177,6 +219,24 @@ void describe('IdentityAuthorizer: counts, logs and limits per identity', () => 
     assert.equal(lines.length, 6);
     // B is not limited by A's use.
     assert.equal(ask(auth.forPeer(peer(`URI:${B}`)), Opcode.ecdsaSignSha256, kb.skiHex), undefined);
+  });
+
+  void it('opcode 0xC0 is authorized, rate limited and counted like the documented signing opcodes', async () => {
+    const { registry, auth } = setup(2);
+    const p = auth.forPeer(peer(`URI:${A}`));
+    const cv = whole(certificateVerify(32));
+    const askWhole = (ski: string) => {
+      const refused = p.admit(Opcode.signMessage, ski, cv);
+      p.answered(Opcode.signMessage, ski, refused, 0.0002);
+      return refused;
+    };
+    assert.equal(askWhole(kb.skiHex), ErrorCode.keyNotFound, "namespace B's key");
+    assert.equal(askWhole(ka.skiHex), undefined);
+    assert.equal(askWhole(ka.skiHex), undefined);
+    assert.equal(askWhole(ka.skiHex), ErrorCode.rateLimited, 'over the rate of 2');
+    assert.equal(await count(registry, { identity: A, opcode: 'signMessage', result: 'denied' }), 1);
+    assert.equal(await count(registry, { identity: A, opcode: 'signMessage', result: 'ok' }), 2);
+    assert.equal(await count(registry, { identity: A, opcode: 'signMessage', result: 'rate_limited' }), 1);
   });
 
   void it('the controller may ping and nothing else; pings are not counted as signatures', async () => {
