@@ -42,6 +42,12 @@ export interface KeylessClientOptions {
 export interface RequestOptions {
   /** Deadline for this request in ms (default: the client's timeoutMs). */
   readonly timeoutMs?: number;
+  /**
+   * Called with the serial of the connection that answered (serials count the connections this
+   * client has made, from 1): a new serial means a new key server connection, e.g. after a
+   * reconnect (the keyless signer verifies the first signature on each).
+   */
+  readonly answeredOn?: (connection: number) => void;
 }
 
 export type ConnectionState = 'idle' | 'connecting' | 'connected' | 'backoff' | 'closed';
@@ -95,6 +101,8 @@ class Connection {
   constructor(
     private readonly socket: TLSSocket,
     private readonly server: string,
+    /** Which of the client's connections this is, counting from 1. */
+    readonly serial: number,
     private readonly onClose: (conn: Connection, err: Error) => void,
   ) {
     socket.on('data', (chunk: Buffer) => this.onData(chunk));
@@ -215,6 +223,8 @@ export class KeylessClient {
   private readonly padTo: number;
   private closed = false;
   private nextSlot = 0;
+  /** Connections established so far (each one's serial). */
+  private established = 0;
 
   constructor(private readonly options: KeylessClientOptions) {
     const { host, port } = parseAddress(options.address);
@@ -248,7 +258,7 @@ export class KeylessClient {
    */
   async request(op: Operation, options: RequestOptions = {}): Promise<Operation> {
     const deadline = Date.now() + (options.timeoutMs ?? this.timeoutMs);
-    const response = await this.onConnection(deadline, (conn) => conn.send(op, deadline, this.padTo));
+    const response = await this.onConnection(deadline, (conn) => conn.send(op, deadline, this.padTo), options.answeredOn);
     return this.checked(op, response);
   }
 
@@ -290,7 +300,7 @@ export class KeylessClient {
       }
       if (response.opcode === Opcode.response) conn.messageSigning = 'supported';
       return [op, response];
-    });
+    }, options.answeredOn);
     return this.signatureOf(op.opcode, this.checked(op, response));
   }
 
@@ -307,13 +317,19 @@ export class KeylessClient {
    * Runs `send` on a connection. A connection lost under the request (key server restarted):
    * signing is idempotent, so try once more on a fresh connection while the deadline allows.
    */
-  private async onConnection<T>(deadline: number, send: (conn: Connection) => Promise<T>): Promise<T> {
+  private async onConnection<T>(deadline: number, send: (conn: Connection) => Promise<T>, answeredOn?: (connection: number) => void): Promise<T> {
+    const attempt = async (): Promise<T> => {
+      const conn = await this.connection(deadline);
+      const result = await send(conn);
+      answeredOn?.(conn.serial);
+      return result;
+    };
     try {
-      return await send(await this.connection(deadline));
+      return await attempt();
     } catch (err) {
       if (!(err instanceof KeylessUnavailableError) || err instanceof KeylessTimeoutError || this.closed) throw err;
       if (Date.now() >= deadline) throw err;
-      return await send(await this.connection(deadline));
+      return await attempt();
     }
   }
 
@@ -421,7 +437,7 @@ export class KeylessClient {
       socket.once('secureConnect', () => {
         clearTimeout(connectTimer);
         socket.off('error', onError);
-        const conn = new Connection(socket, this.server, (c, err) => {
+        const conn = new Connection(socket, this.server, ++this.established, (c, err) => {
           if (slot.conn === c) slot.conn = undefined;
           // Closed before answering anything (e.g. our certificate was refused after a TLS 1.3
           // handshake): back off as for a failed connect, instead of reconnecting in a loop.

@@ -31,6 +31,8 @@ export interface SidecarConfig {
   readonly keyless: KeylessConfig | undefined;
   /** Keyless deadline per signature, for the bundle's configuration too. */
   readonly keylessTimeoutMs: number;
+  /** Verify one key-server signature in this many (plus the first per connection, swap, failure). */
+  readonly keylessVerifyOneIn: number;
   /** How often the serving summary is logged (0: never). */
   readonly reportIntervalMs: number;
   readonly logLevel: string;
@@ -82,6 +84,9 @@ export const SIDECAR_FLAGS = [
   { flag: 'keyless-client-cert', env: 'DC_SIDECAR_KEYLESS_CLIENT_CERT', value: 'FILE', help: 'our client certificate for the key server, mTLS (overrides the bundle)' },
   { flag: 'keyless-client-key', env: 'DC_SIDECAR_KEYLESS_CLIENT_KEY', value: 'FILE', help: 'its private key (overrides the bundle)' },
   { flag: 'keyless-timeout', env: 'DC_SIDECAR_KEYLESS_TIMEOUT', value: 'DURATION', defaultValue: '2s', help: 'per-signature deadline at the key server (a non-DC client gets an alert after it, never a hang)' },
+  // The client verifies CertificateVerify itself; this check only diagnoses a wrong key server
+  // (reasoning: docs/architecture.md, "Keyless signatures").
+  { flag: 'keyless-verify-one-in', env: 'DC_SIDECAR_KEYLESS_VERIFY_ONE_IN', value: 'N', defaultValue: '32', help: "verify one key-server signature in N against the certificate, and always the first on each key-server connection, after each bundle swap and after a failure; a bad one fails its handshake, is counted (dc_sidecar_keyless_bad_signatures_total) and makes the sidecar verify every signature for a while (1: verify all)" },
   { flag: 'report-interval', env: 'DC_SIDECAR_REPORT_INTERVAL', value: 'DURATION', defaultValue: '30s', help: 'log one info line per interval with how clients were served and refused, and the fallback state (0: never)' },
   { flag: 'log-level', env: 'DC_SIDECAR_LOG_LEVEL', value: 'LEVEL', defaultValue: 'info', help: 'error, warn, info or debug' },
 ] as const satisfies readonly FlagSpec[];
@@ -325,6 +330,7 @@ export function validateConfig(values: FlagValues): SidecarConfig {
     alpnProtocols: validateAlpn('alpn', v('alpn')),
     keyless: validateKeyless(values),
     keylessTimeoutMs: positiveDuration('keyless-timeout', v('keyless-timeout')),
+    keylessVerifyOneIn: validateWholeNumber('keyless-verify-one-in', v('keyless-verify-one-in')),
     reportIntervalMs: validateDuration('report-interval', v('report-interval')),
     logLevel: validateLogLevel('log-level', v('log-level')),
   };

@@ -43,6 +43,13 @@ export interface KeylessFallbackOptions {
   readonly now?: () => Date;
   /** Reconnect backoff of the client (tests use short ones; default KeylessClient's 100 ms .. 10 s). */
   readonly maxBackoffMs?: number;
+  /**
+   * Verify one key-server signature in this many, besides the first on each connection and after
+   * each bundle swap or failure (src/signer/verify-sampling.ts; default 1, every one).
+   */
+  readonly verifyOneIn?: number;
+  /** A key-server signature did not verify (counted and logged by the caller). */
+  readonly onBadSignature?: () => void;
 }
 
 /** Why non-DC clients cannot be served through keyless right now, as a refusal reason. */
@@ -184,7 +191,24 @@ export class KeylessFallback {
     try {
       const certificate = material.credentials.certificateChain[0]!;
       const { address, ca, clientCertificate: clientCert, clientKey } = active.config;
-      signer = new TrackedSigner(new KeylessSigner({ client: active.client, address, ca, clientCert, clientKey, certificate, timeoutMs: this.options.timeoutMs }), active);
+      const inner = new KeylessSigner({
+        client: active.client,
+        address,
+        ca,
+        clientCert,
+        clientKey,
+        certificate,
+        timeoutMs: this.options.timeoutMs,
+        verifyOneIn: this.options.verifyOneIn ?? 1,
+        onBadSignature: (error) => {
+          this.options.onBadSignature?.();
+          this.options.log.error('the key server returned a signature that does not verify with the certificate; verifying every signature for a while', {
+            keyServer: active.config.address,
+            error: error.message,
+          });
+        },
+      });
+      signer = new TrackedSigner(inner, active);
     } catch (err) {
       this.options.log.error('the certificate cannot be served through keyless', { error: err instanceof Error ? err.message : String(err) });
       signer = undefined;

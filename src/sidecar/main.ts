@@ -70,6 +70,8 @@ export async function runSidecar(options: RunSidecarOptions): Promise<RunningSid
         timeoutMs: options.keyless?.timeoutMs ?? options.keylessTimeoutMs,
         log,
         onReload: (result) => metrics.keylessReload(result),
+        verifyOneIn: options.keylessVerifyOneIn,
+        onBadSignature: () => metrics.keylessBadSignature(),
         ...(options.keyless ? { override: await keylessFromFlags(options.keyless) } : {}),
       });
   await keyless?.start();

@@ -29,6 +29,7 @@ export class SidecarMetrics {
   private readonly refusedConnections: Counter<'reason'>;
   private readonly upstreamErrors: Counter;
   private readonly keylessReloads: Counter<'result'>;
+  private readonly keylessBadSignatures: Counter;
   /** Boxed so the scrape-time collector below can read it without aliasing `this`. */
   private readonly lastReloadFailure = { ms: 0 };
   /** Read at scrape time: the fallback's state (set by main once the keyless client exists). */
@@ -68,6 +69,11 @@ export class SidecarMetrics {
       name: 'dc_sidecar_keyless_reloads_total',
       help: 'New keyless configurations (bundle or flags) by result: success = swapped in, failure = refused (invalid, expired client certificate, key server unreachable while the old one works).',
       labelNames: ['result'] as const,
+      registers,
+    });
+    this.keylessBadSignatures = new Counter({
+      name: 'dc_sidecar_keyless_bad_signatures_total',
+      help: 'Signatures from the key server that did not verify with the certificate (wrong key or faulty key server); each failed its handshake. The sidecar checks a sample (--keyless-verify-one-in), every one for a while after a bad one.',
       registers,
     });
     const fallbackSource = this.fallbackSource;
@@ -139,6 +145,10 @@ export class SidecarMetrics {
 
   keylessReload(result: 'success' | 'failure'): void {
     this.keylessReloads.inc({ result });
+  }
+
+  keylessBadSignature(): void {
+    this.keylessBadSignatures.inc();
   }
 
   reload(result: ReloadResult): void {

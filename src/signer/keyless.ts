@@ -7,18 +7,20 @@
  * implementations of the documented protocol) gets the documented opcode with a digest hashed
  * here instead (KeylessClient.signMessage remembers that per connection). Ed25519 always travels
  * whole in its documented opcode. When the
- * public key is known (from the certificate), every signature is verified before it is returned:
+ * public key is known (from the certificate), signatures are verified before they are returned:
  * a key server that answers with a wrong key or a faulty signature fails loudly here instead of
- * producing a credential no client accepts.
+ * producing a credential no client accepts. By default every one; a TLS terminator, whose
+ * clients verify the signature themselves, may verify a sample (`verifyOneIn`, verify-sampling.ts).
  */
 import { createHash, createPublicKey, X509Certificate, type KeyObject } from 'node:crypto';
-import { KeylessClient, type KeylessClientOptions } from '../keyless/client.js';
+import { KeylessClient, type KeylessClientOptions, type RequestOptions } from '../keyless/client.js';
 import { KeylessError } from '../keyless/errors.js';
 import { ErrorCode, Opcode } from '../keyless/protocol.js';
 import { computeSki, parseSkiHex, skiHex } from '../keyless/ski.js';
 import { signatureSchemeName, type SignatureScheme } from '../tls/constants.js';
 import type { Signer } from '../tls/signer.js';
 import { keyMatchesScheme, schemeParams, schemesForKey, verifySignature } from '../tls/signature-schemes.js';
+import { VerificationSampler } from './verify-sampling.js';
 
 type Pem = string | Uint8Array;
 
@@ -54,6 +56,14 @@ export interface KeylessSignerOptions {
    * key is known). Costs one local verification per signature.
    */
   readonly verify?: boolean;
+  /**
+   * With `verify`: check one signature in this many (default 1, every one), plus the first on each
+   * key server connection, the first after a failure, and all for a while after a bad one
+   * (verify-sampling.ts). Only for signatures someone else verifies anyway (TLS handshakes).
+   */
+  readonly verifyOneIn?: number;
+  /** Told about each signature that did not verify (it is also thrown). */
+  readonly onBadSignature?: (error: KeylessError) => void;
 }
 
 interface OpcodeForScheme {
@@ -96,7 +106,8 @@ export class KeylessSigner implements Signer {
   readonly client: KeylessClient;
   private readonly ownsClient: boolean;
   private readonly timeoutMs: number | undefined;
-  private readonly verify: boolean;
+  private readonly sampler: VerificationSampler | undefined;
+  private readonly onBadSignature: ((error: KeylessError) => void) | undefined;
 
   constructor(options: KeylessSignerOptions) {
     this.publicKey = publicKeyOf(options);
@@ -114,7 +125,8 @@ export class KeylessSigner implements Signer {
     this.schemes = chooseSchemes(this.publicKey, options.schemes);
     if (this.schemes.length === 0) throw new Error(`no signature scheme usable with key ${this.skiHex} over keyless`);
     this.timeoutMs = options.timeoutMs;
-    this.verify = options.verify ?? true;
+    this.sampler = (options.verify ?? true) && this.publicKey ? new VerificationSampler(options.verifyOneIn ?? 1) : undefined;
+    this.onBadSignature = options.onBadSignature;
     if (options.client) {
       this.client = options.client;
       this.ownsClient = false;
@@ -139,26 +151,41 @@ export class KeylessSigner implements Signer {
     }
     const mapping = opcodeForScheme(scheme);
     if (!mapping) throw new RangeError(`${signatureSchemeName(scheme)} has no keyless opcode`);
-    const options = this.timeoutMs !== undefined ? { timeoutMs: this.timeoutMs } : {};
+    // Which key server connection answered this request (per call: answers to concurrent
+    // requests settle in any order).
+    let connection = 0;
+    const options: RequestOptions = {
+      ...(this.timeoutMs !== undefined ? { timeoutMs: this.timeoutMs } : {}),
+      answeredOn: (serial) => (connection = serial),
+    };
     const hash = mapping.hash;
-    // Ed25519's documented opcode already carries the whole message. Every other scheme goes whole
-    // through our extension (the key server signs with node:crypto), or as a digest to a key
-    // server without it.
-    const signature =
-      hash === null
-        ? await this.client.sign(this.ski, mapping.opcode, message, options)
-        : await this.client.signMessage(
-            this.ski,
-            scheme,
-            message,
-            () => ({ opcode: mapping.opcode, payload: new Uint8Array(createHash(hash).update(message).digest()) }),
-            options,
-          );
-    if (this.verify && this.publicKey && !verifySignature(scheme, this.publicKey, message, signature)) {
-      throw new KeylessError(
+    let signature: Uint8Array;
+    try {
+      // Ed25519's documented opcode already carries the whole message. Every other scheme goes whole
+      // through our extension (the key server signs with node:crypto), or as a digest to a key
+      // server without it.
+      signature =
+        hash === null
+          ? await this.client.sign(this.ski, mapping.opcode, message, options)
+          : await this.client.signMessage(
+              this.ski,
+              scheme,
+              message,
+              () => ({ opcode: mapping.opcode, payload: new Uint8Array(createHash(hash).update(message).digest()) }),
+              options,
+            );
+    } catch (err) {
+      this.sampler?.failure();
+      throw err;
+    }
+    if (this.sampler?.shouldVerify(connection) && !verifySignature(scheme, this.publicKey!, message, signature)) {
+      this.sampler.badSignature();
+      const error = new KeylessError(
         ErrorCode.cryptoFailed,
         `key server ${this.client.server} returned a ${signatureSchemeName(scheme)} signature that does not verify with key ${this.skiHex}`,
       );
+      this.onBadSignature?.(error);
+      throw error;
     }
     return signature;
   }

@@ -20,7 +20,7 @@ import { ErrorCode, Opcode, Tag } from '../../src/keyless/protocol.js';
 import { startKeyServer, type KeyServer } from '../../src/keyless/server.js';
 import { computeSki, skiHex } from '../../src/keyless/ski.js';
 import { SigningKey } from '../../src/keyless/keystore.js';
-import { KeylessSigner } from '../../src/signer/keyless.js';
+import { KeylessSigner, type KeylessSignerOptions } from '../../src/signer/keyless.js';
 import { SignatureScheme } from '../../src/tls/constants.js';
 import { verifySignature } from '../../src/tls/signature-schemes.js';
 import { LOG_LINES_PER_WINDOW } from '../../src/net/log-limiter.js';
@@ -299,18 +299,14 @@ void describe('keyless client resilience', () => {
 
   const start = (port: number): Promise<KeyServer> =>
     startKeyServer({ keysDir: pki2.keysDir, ca: pki2.ca, cert: pki2.server.cert, key: pki2.server.key, host: '127.0.0.1', port });
+  /** A signer for the P-256 key's certificate, against the key server on `port`. */
+  const signerAt = (port: number, extra: Partial<KeylessSignerOptions> = {}): KeylessSigner =>
+    new KeylessSigner({ address: `127.0.0.1:${port}`, ca: pki2.ca, clientCert: pki2.client.cert, clientKey: pki2.client.key, certificate: pki2.keys.p256.cert, ...extra });
 
   void it('recovers on its own when the key server is stopped and started again', async () => {
     let ks = await start(0);
     const port = ks.port;
-    const signer = new KeylessSigner({
-      address: `127.0.0.1:${port}`,
-      ca: pki2.ca,
-      clientCert: pki2.client.cert,
-      clientKey: pki2.client.key,
-      certificate: pki2.keys.p256.cert,
-      timeoutMs: 1000,
-    });
+    const signer = signerAt(port, { timeoutMs: 1000 });
     const pub = createPublicKey(pki2.keys.p256.cert);
     const check = async (): Promise<void> => {
       const sig = await signer.sign(S.ecdsa_secp256r1_sha256, message);
@@ -385,16 +381,63 @@ void describe('keyless client resilience', () => {
       host: '127.0.0.1',
       port: 0,
     });
-    const signer = new KeylessSigner({
-      address: `127.0.0.1:${ks.port}`,
-      ca: pki2.ca,
-      clientCert: pki2.client.cert,
-      clientKey: pki2.client.key,
-      certificate: pki2.keys.p256.cert,
-    });
+    const signer = signerAt(ks.port);
     await assert.rejects(signer.sign(S.ecdsa_secp256r1_sha256, message), /does not verify/);
     await signer.close();
     await ks.close();
+  });
+
+  void it('with verifyOneIn, checks the first signature per connection and after a failure, then every one after a bad one', async () => {
+    // A key server whose key for our SKI is switched by the test: the right one, an impostor, none.
+    const right = new SigningKey(createPrivateKey(pki2.keys.p256.key), 'right');
+    const impostor = new SigningKey(generateKeyPairSync('ec', { namedCurve: 'prime256v1' }).privateKey, 'impostor');
+    let current: SigningKey | undefined = right;
+    const serve = (port: number): Promise<KeyServer> =>
+      startKeyServer({ keys: { get: () => current, size: 1 }, ca: pki2.ca, cert: pki2.server.cert, key: pki2.server.key, host: '127.0.0.1', port });
+    let ks = await serve(0);
+    const port = ks.port;
+    const bad: string[] = [];
+    const signer = signerAt(port, { timeoutMs: 3000, verifyOneIn: 1000, onBadSignature: (e) => bad.push(e.message) });
+    const pub = createPublicKey(pki2.keys.p256.cert);
+    const sign = (): Promise<Uint8Array> => signer.sign(S.ecdsa_secp256r1_sha256, message);
+    const verifies = (sig: Uint8Array): boolean => verifySignature(S.ecdsa_secp256r1_sha256, pub, message, sig);
+    try {
+      assert.ok(verifies(await sign()), 'first signature on the connection: checked, and right');
+      current = impostor;
+      assert.equal(verifies(await sign()), false, 'a later one is not checked (sampled out): the bad signature is returned');
+      current = undefined;
+      await assert.rejects(sign(), KeylessRemoteError, 'a refused request is a failure');
+      current = impostor;
+      await assert.rejects(sign(), /does not verify/, 'the first signature after a failure is checked');
+      assert.equal(bad.length, 1);
+      current = right;
+      assert.ok(verifies(await sign()));
+      current = impostor;
+      await assert.rejects(sign(), /does not verify/, 'after a bad one, every signature is checked');
+      assert.equal(bad.length, 2);
+
+      // A new signer (what a bundle swap makes) on the same connection checks its first signature.
+      current = impostor;
+      const fresh = new KeylessSigner({ client: signer.client, address: '', ca: '', clientCert: '', clientKey: '', certificate: pki2.keys.p256.cert, verifyOneIn: 1000 });
+      await assert.rejects(fresh.sign(S.ecdsa_secp256r1_sha256, message), /does not verify/);
+
+      // A reconnect: a signer that has checked this connection samples on it; the key server
+      // restarts (the client sees the close before the next request, so nothing fails on the way)
+      // and the first signature on the new connection is checked.
+      const sampled = new KeylessSigner({ client: signer.client, address: '', ca: '', clientCert: '', clientKey: '', certificate: pki2.keys.p256.cert, verifyOneIn: 1000 });
+      current = right;
+      await sampled.sign(S.ecdsa_secp256r1_sha256, message);
+      current = impostor;
+      assert.equal(verifies(await sampled.sign(S.ecdsa_secp256r1_sha256, message)), false, 'sampled out on the same connection');
+      await ks.close();
+      await sleep(200);
+      assert.notEqual(signer.client.state, 'connected');
+      ks = await serve(port);
+      await assert.rejects(sampled.sign(S.ecdsa_secp256r1_sha256, message), /does not verify/, 'the first signature on the new connection is checked');
+    } finally {
+      await signer.close();
+      await ks.close();
+    }
   });
 
   void it('signs a 20 KB message with Ed25519, which travels whole (a credential over a large certificate)', async () => {
