@@ -16,13 +16,12 @@ import { createServer, type AddressInfo, type Server } from 'node:net';
 import { cpus, loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs as parseCli } from 'node:util';
-import { parseArgs, validateConfig } from '../src/sidecar/config.js';
 import { runSidecar, type SidecarLogger } from '../src/sidecar/main.js';
 import { delegatedCredentialPeerHooks } from '../src/tls/delegated/index.js';
 import { ClientConfig } from '../src/tls/client.js';
 import { connect } from '../src/tls/socket.js';
 import { makeKeylessPki } from '../test/unit/keyless/pki.js';
-import { credentialFiles, makePki } from '../test/unit/sidecar/fixtures.js';
+import { credentialFiles, loopbackSidecarConfig, makePki } from '../test/unit/sidecar/fixtures.js';
 import { KubeletVolume } from '../test/unit/sidecar/kubelet-volume.js';
 import { fmt, quantile, startDelayProxy, startKeyServerProcess } from './keyless-support.js';
 
@@ -60,20 +59,13 @@ async function main(): Promise<void> {
   await volume.write(await credentialFiles(pki, { algorithms: ['ecdsa_secp256r1_sha256'] }));
   const upstream: Server = createServer((s) => s.resume());
   await new Promise<void>((r) => upstream.listen(0, '127.0.0.1', r));
-  const parsed = parseArgs(
-    [
-      '--dc-dir', volume.dir,
-      '--address', '127.0.0.1', '--port', '0',
-      '--upstream', String((upstream.address() as AddressInfo).port),
-      '--keyless-address', `127.0.0.1:${proxy.port}`,
-      '--keyless-ca', join(work, 'keyless-ca.crt'),
-      '--keyless-client-cert', join(work, 'client.crt'),
-      '--keyless-client-key', join(work, 'client.key'),
-    ],
-    {},
-  );
-  if (parsed.help) throw new Error('unreachable');
-  const sidecar = await runSidecar({ ...validateConfig(parsed.values), log: quiet });
+  const config = loopbackSidecarConfig(volume.dir, (upstream.address() as AddressInfo).port, {
+    'keyless-address': `127.0.0.1:${proxy.port}`,
+    'keyless-ca': join(work, 'keyless-ca.crt'),
+    'keyless-client-cert': join(work, 'client.crt'),
+    'keyless-client-key': join(work, 'client.key'),
+  });
+  const sidecar = await runSidecar({ ...config, log: quiet });
   try {
     const push = new ClientConfig({ servername: 'localhost', ca: [pki.ca.pem], serverCredentialHooks: delegatedCredentialPeerHooks({ peer: 'server' }) });
     const pull = new ClientConfig({ servername: 'localhost', ca: [pki.ca.pem] });

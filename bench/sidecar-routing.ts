@@ -16,10 +16,9 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { connect } from 'node:tls';
 import { fileURLToPath } from 'node:url';
-import { parseArgs, validateConfig } from '../src/sidecar/config.js';
 import { runSidecar, type SidecarLogger } from '../src/sidecar/main.js';
 import type { KeyType } from '../src/cli/pki/dev-pki.js';
-import { credentialFiles, makePki } from '../test/unit/sidecar/fixtures.js';
+import { credentialFiles, loopbackSidecarConfig, makePki } from '../test/unit/sidecar/fixtures.js';
 import { KubeletVolume } from '../test/unit/sidecar/kubelet-volume.js';
 
 interface LoadResult {
@@ -110,12 +109,8 @@ async function measure(keyType: KeyType, engine: 'ours' | 'node', seconds: numbe
   await new KubeletVolume(dir).write(await credentialFiles(pki, { algorithms: ['ecdsa_secp256r1_sha256'], certificateKey: true }));
   const echo = createServer({ allowHalfOpen: true }, (s) => s.pipe(s));
   await new Promise<void>((r) => echo.listen(0, '127.0.0.1', r));
-  const parsed = parseArgs(
-    ['--dc-dir', dir, '--address', '127.0.0.1', '--port', '0', '--upstream', String((echo.address() as AddressInfo).port), '--metrics-port', '0', '--certificate-engine', engine],
-    {},
-  );
-  if (parsed.help) throw new Error('unreachable');
-  const sidecar = await runSidecar({ ...validateConfig(parsed.values), log: quiet });
+  const config = loopbackSidecarConfig(dir, (echo.address() as AddressInfo).port, { 'certificate-engine': engine });
+  const sidecar = await runSidecar({ ...config, log: quiet });
   try {
     const cpu0 = process.cpuUsage();
     const loadArgs = bulkMegabytes > 0 ? ['--bulk', String(sidecar.port), String(bulkMegabytes)] : ['--load', String(sidecar.port), String(seconds), String(concurrency)];

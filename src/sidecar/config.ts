@@ -1,7 +1,9 @@
 /**
  * `dc-operator sidecar` configuration: flags, each with an environment variable, validated up
  * front by small functions whose errors name the flag. Precedence: flag, then
- * environment, then default. `--help` prints the table below.
+ * environment, then default. The command line itself is parsed by the CLI framework like every
+ * other command's (src/cli/commands/sidecar.ts declares these flags from the table below, and
+ * its --help shows them); this module turns the values into a SidecarConfig.
  */
 import type { TlsEngine } from './metrics.js';
 import { DEFAULT_CERTIFICATE_ENGINE } from './router.js';
@@ -57,7 +59,7 @@ export interface FlagSpec {
   readonly deprecatedEnv?: readonly string[];
 }
 
-/** Every flag with its variable and default: the single table --help and both parsers use. */
+/** Every flag with its variable and default: the single table the command, --help and the environment use. */
 export const SIDECAR_FLAGS = [
   { flag: 'dc-dir', env: 'DC_SIDECAR_DC_DIR', value: 'DIR', defaultValue: '/var/run/dc-operator/credentials', help: "the serving bundle (the DelegatedCredential's output Secret, kubelet ..data layout or a plain directory): tls.crt, <algorithm>.cred/.key, fallback, keyless.address, keyless-ca.crt, keyless-client.crt/.key, tls.key only with fallback CertificateKey" },
   { flag: 'address', env: 'DC_SIDECAR_ADDRESS', value: 'HOST', defaultValue: '', help: 'TLS listen address (empty: all interfaces, IPv6 and IPv4)' },
@@ -112,26 +114,6 @@ export const ROUTING_TABLE: readonly string[] = [
   'TLS 1.2 only, otherwise                    protocol_version',
 ];
 
-export function helpText(): string {
-  const lines = [
-    'usage: dc-operator sidecar [flags]',
-    '',
-    'TLS terminator in front of an application; proxies plaintext to the application.',
-    'Everything it serves comes from the bundle at --dc-dir; every part of it is re-read when',
-    "kubelet swaps ..data, and an invalid new version never replaces a working one.",
-    'SIGHUP reloads the bundle; SIGTERM drains. Every flag can also be set by its variable.',
-    '',
-    ...ROUTING_TABLE,
-    '',
-  ];
-  for (const f of FLAGS as readonly FlagSpec[]) {
-    const d = f.defaultValue === undefined ? '' : f.defaultValue === '' ? ' (default: none)' : ` (default: ${f.defaultValue})`;
-    lines.push(`  --${f.flag} ${f.value}`, `      ${f.help}${d}`, `      env: ${f.env}`);
-  }
-  lines.push('  --help', '      this text', '');
-  return lines.join('\n');
-}
-
 export class ConfigError extends Error {
   constructor(readonly flag: string, message: string) {
     super(`--${flag}: ${message}`);
@@ -139,28 +121,17 @@ export class ConfigError extends Error {
   }
 }
 
-export type ParsedArgs = { readonly help: true } | { readonly help: false; readonly values: FlagValues };
-
-/** `--flag value` and `--flag=value`; unknown flags and positional arguments are errors. */
-export function parseArgs(args: readonly string[], env: Readonly<Record<string, string | undefined>>): ParsedArgs {
-  const known = new Map<string, FlagSpec>((FLAGS as readonly FlagSpec[]).map((f) => [f.flag, f]));
-  const values: Partial<Record<string, string>> = {};
-  for (let i = 0; i < args.length; i++) {
-    const arg = args[i]!;
-    if (arg === '--help' || arg === '-h') return { help: true };
-    if (!arg.startsWith('--')) throw new ConfigError(arg, 'unexpected argument (flags start with --; see --help)');
-    const eq = arg.indexOf('=');
-    const name = arg.slice(2, eq < 0 ? undefined : eq);
-    if (!known.has(name)) throw new ConfigError(name, 'unknown flag (see --help)');
-    let value: string | undefined;
-    if (eq >= 0) value = arg.slice(eq + 1);
-    else {
-      value = args[++i];
-      if (value === undefined) throw new ConfigError(name, 'needs a value');
-    }
-    values[name] = value;
-  }
-  return { help: false, values: resolveFlagValues(values, env) };
+/**
+ * The validated configuration for flag values (without the leading --) and an environment: what
+ * `dc-operator sidecar` runs with once its command line is parsed. Tests and benches that start a
+ * sidecar in-process build theirs with it.
+ */
+export function sidecarConfig(
+  given: Readonly<Partial<Record<FlagName, string>>>,
+  env: Readonly<Record<string, string | undefined>> = {},
+  warn?: (line: string) => void,
+): SidecarConfig {
+  return validateConfig(resolveFlagValues(given, env, warn));
 }
 
 /**

@@ -2,13 +2,14 @@
  * `dc-operator sidecar`: wires the watcher, the status, the metrics server, the listener and the
  * signals together.
  *
- *   main(argv) -> run(args): Promise<number>  (exit code; flags validated before anything starts)
- *   runSidecar(config) -> RunningSidecar      (also used by tests and benches)
+ *   serveUntilSignal(config): Promise<number>  (`dc-operator sidecar`, src/cli/commands/sidecar.ts,
+ *                                               after the CLI framework parsed and validated the flags)
+ *   runSidecar(config) -> RunningSidecar        (also used by tests and benches)
  */
 import { createJsonLog } from '../net/log.js';
 import { ConnectionTracker } from '../net/connection-tracker.js';
 import type { Signer } from '../tls/signer.js';
-import { ConfigError, helpText, parseArgs, validateConfig, type SidecarConfig } from './config.js';
+import { ConfigError, type SidecarConfig } from './config.js';
 import { CredentialWatcher, type ReloadOutcome, type ReloadTrigger } from './credential-watcher.js';
 import { startHealthServer, type HealthServer } from './health-server.js';
 import { loadServingMaterial, MaterialStore, type ServingMaterial } from './material.js';
@@ -225,35 +226,9 @@ export async function runSidecar(options: RunSidecarOptions): Promise<RunningSid
   };
 }
 
-/** Parses, validates and runs until SIGTERM/SIGINT. Returns the exit code. */
-export async function run(args: readonly string[], env: Readonly<Record<string, string | undefined>> = process.env): Promise<number> {
-  let config: SidecarConfig;
-  try {
-    const parsed = parseArgs(args, env);
-    if (parsed.help) {
-      process.stdout.write(helpText());
-      return 0;
-    }
-    config = validateConfig(parsed.values);
-  } catch (err) {
-    if (err instanceof ConfigError) {
-      process.stderr.write(`dc-operator sidecar: ${err.message}\n`);
-      return 2;
-    }
-    throw err;
-  }
-  try {
-    return await serveUntilSignal(config);
-  } catch (err) {
-    if (!(err instanceof ConfigError)) throw err;
-    process.stderr.write(`dc-operator sidecar: ${err.message}\n`);
-    return 2;
-  }
-}
-
 /**
  * Runs a validated configuration until SIGTERM/SIGINT (then drains) and returns the exit code.
- * SIGHUP forces a credential reload. Shared by `run` and the dc-operator CLI command.
+ * SIGHUP forces a credential reload. The `dc-operator sidecar` command runs it.
  */
 export async function serveUntilSignal(config: SidecarConfig, log: SidecarLogger = createLogger(config.logLevel)): Promise<number> {
   let sidecar: RunningSidecar;
@@ -279,8 +254,4 @@ export async function serveUntilSignal(config: SidecarConfig, log: SidecarLogger
   });
   process.off('SIGHUP', onHup);
   return 0;
-}
-
-export async function main(argv: readonly string[] = process.argv.slice(2)): Promise<void> {
-  process.exitCode = await run(argv);
 }

@@ -11,11 +11,10 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { startKeyServer, type KeyServer } from '../../src/keyless/server.js';
-import { parseArgs, validateConfig } from '../../src/sidecar/config.js';
 import { runSidecar, type RunningSidecar, type SidecarLogger } from '../../src/sidecar/main.js';
 import { asIssuer, issueCertificate } from '../../src/cli/pki/dev-pki.js';
 import { makeKeylessPki, type KeylessPki } from '../unit/keyless/pki.js';
-import { credentialFiles, makePki, type TestPki } from '../unit/sidecar/fixtures.js';
+import { credentialFiles, loopbackSidecarConfig, makePki, type TestPki } from '../unit/sidecar/fixtures.js';
 import { KubeletVolume } from '../unit/sidecar/kubelet-volume.js';
 
 const quiet: SidecarLogger = { error: () => {}, warn: () => {}, info: () => {}, debug: () => {} };
@@ -66,21 +65,13 @@ void describe('dc-operator sidecar with a keyless key server', { timeout: 120_00
     // Echoes the first chunk and closes, so s_client sees the end of the exchange.
     echo = createServer({ allowHalfOpen: true }, (s) => s.once('data', (d: Buffer) => s.end(d)));
     await new Promise<void>((r) => echo.listen(0, '127.0.0.1', r));
-    const parsed = parseArgs(
-      [
-        '--dc-dir', volume.dir,
-        '--address', '127.0.0.1', '--port', '0',
-        '--upstream', String((echo.address() as AddressInfo).port),
-        '--metrics-port', '0',
-        '--keyless-address', `127.0.0.1:${keyServer.port}`,
-        '--keyless-ca', join(work, 'keyless-ca.crt'),
-        '--keyless-client-cert', join(work, 'client.crt'),
-        '--keyless-client-key', join(work, 'client.key'),
-      ],
-      {},
-    );
-    if (parsed.help) throw new Error('unreachable');
-    sidecar = await runSidecar({ ...validateConfig(parsed.values), log: quiet });
+    const config = loopbackSidecarConfig(volume.dir, (echo.address() as AddressInfo).port, {
+      'keyless-address': `127.0.0.1:${keyServer.port}`,
+      'keyless-ca': join(work, 'keyless-ca.crt'),
+      'keyless-client-cert': join(work, 'client.crt'),
+      'keyless-client-key': join(work, 'client.key'),
+    });
+    sidecar = await runSidecar({ ...config, log: quiet });
   });
 
   after(async () => {

@@ -12,11 +12,11 @@ import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { after, before, describe, it } from 'node:test';
-import { parseArgs, validateConfig } from '../../src/sidecar/config.js';
+import type { FlagValues } from '../../src/sidecar/config.js';
 import { runSidecar, type RunningSidecar, type SidecarLogger } from '../../src/sidecar/main.js';
 import { delegatedCredentialPeerHooks, type DelegatedCredentialDetails } from '../../src/tls/delegated/index.js';
 import { connect, type TLSSocket } from '../../src/tls/socket.js';
-import { credentialFiles, makePki, withFile, type TestPki } from '../unit/sidecar/fixtures.js';
+import { credentialFiles, loopbackSidecarConfig, makePki, type TestPki, withFile } from '../unit/sidecar/fixtures.js';
 import { KubeletVolume } from '../unit/sidecar/kubelet-volume.js';
 import type { LoadReport } from '../unit/sidecar/dc-load-generator.js';
 
@@ -65,13 +65,8 @@ function captureLog(): SidecarLogger & { lines: Array<{ level: string; message: 
   return { lines, error: at('error'), warn: at('warn'), info: at('info'), debug: at('debug') };
 }
 
-async function startSidecar(dir: string, upstreamPort: number, log: SidecarLogger, extra: string[] = []): Promise<RunningSidecar> {
-  const parsed = parseArgs(
-    ['--dc-dir', dir, '--address', '127.0.0.1', '--port', '0', '--upstream', String(upstreamPort), '--metrics-address', '127.0.0.1', '--metrics-port', '0', '--reload-debounce', '20ms', ...extra],
-    {},
-  );
-  if (parsed.help) throw new Error('unreachable');
-  return runSidecar({ ...validateConfig(parsed.values), log });
+async function startSidecar(dir: string, upstreamPort: number, log: SidecarLogger, extra: FlagValues = {}): Promise<RunningSidecar> {
+  return runSidecar({ ...loopbackSidecarConfig(dir, upstreamPort, { 'reload-debounce': '20ms', ...extra }), log });
 }
 
 /** Our client, offering delegated credentials. */
@@ -340,7 +335,7 @@ void describe('dc-operator sidecar with --alpn', { timeout: 60_000 }, () => {
     const volume = new KubeletVolume(join(work, 'credentials'));
     await volume.write(await credentialFiles(pki, { algorithms: ['ed25519'], certificateKey: true }));
     app = await startApplication();
-    sidecar = await startSidecar(volume.dir, app.port, captureLog(), ['--alpn', 'http/1.1']);
+    sidecar = await startSidecar(volume.dir, app.port, captureLog(), { alpn: 'http/1.1' });
   });
 
   after(async () => {
@@ -387,7 +382,7 @@ void describe('dc-operator sidecar without the certificate key', { timeout: 120_
     const volume = new KubeletVolume(join(work, 'credentials'));
     await volume.write(await credentialFiles(pki, { algorithms: ['ed25519'] }));
     app = await startApplication();
-    sidecar = await startSidecar(volume.dir, app.port, captureLog(), ['--drain-timeout', '3s']);
+    sidecar = await startSidecar(volume.dir, app.port, captureLog(), { 'drain-timeout': '3s' });
   });
 
   after(async () => {

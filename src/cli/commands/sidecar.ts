@@ -1,6 +1,6 @@
 import { defineCommand, type StringOption } from '../framework/command.js';
 import { UsageError } from '../framework/errors.js';
-import { ConfigError, resolveFlagValues, ROUTING_TABLE, SIDECAR_FLAGS, validateConfig } from '../../sidecar/config.js';
+import { ConfigError, ROUTING_TABLE, SIDECAR_FLAGS, sidecarConfig } from '../../sidecar/config.js';
 import { serveUntilSignal } from '../../sidecar/main.js';
 
 /**
@@ -57,7 +57,7 @@ connections finish for --drain-timeout, then closes them.`,
   async run(values, ctx) {
     const given = Object.fromEntries(Object.entries(values).filter((e): e is [string, string] => typeof e[1] === 'string'));
     try {
-      return await serveUntilSignal(validateConfig(resolveFlagValues(given, ctx.env, (line) => ctx.stderr(`${ctx.commandName}: ${line}\n`))));
+      return await serveUntilSignal(sidecarConfig(given, ctx.env, (line) => ctx.stderr(`${ctx.commandName}: ${line}\n`)));
     } catch (err) {
       if (err instanceof ConfigError) throw new UsageError(err.message, `--${err.flag}`);
       throw err;

@@ -8,6 +8,7 @@ import { createPrivateKey } from 'node:crypto';
 import { asIssuer, issueCertificate, type IssuedCertificate, type KeyType } from '../../../src/cli/pki/dev-pki.js';
 import { issueDelegatedCredential, type DcAlgorithmName } from '../../../src/tls/delegated/index.js';
 import { createKeySigner } from '../../../src/tls/signer.js';
+import { sidecarConfig, type FlagValues, type SidecarConfig } from '../../../src/sidecar/config.js';
 import type { VolumeFiles } from './kubelet-volume.js';
 import type { ClientHello, ClientHelloExtensions } from '../../../src/tls/messages/client-hello.js';
 
@@ -77,4 +78,12 @@ export function clientHello(extensions: Partial<ClientHelloExtensions>): ClientH
     legacyCompressionMethods: Uint8Array.of(0),
     extensions: { unknown: [], ...extensions },
   };
+}
+
+/**
+ * A sidecar configuration for an in-process sidecar (tests, benches): TLS and metrics on
+ * loopback, ephemeral ports, the app at `upstreamPort`; `extra` adds or overrides flags.
+ */
+export function loopbackSidecarConfig(dcDir: string, upstreamPort: number, extra: FlagValues = {}): SidecarConfig {
+  return sidecarConfig({ 'dc-dir': dcDir, address: '127.0.0.1', port: '0', upstream: String(upstreamPort), 'metrics-address': '127.0.0.1', 'metrics-port': '0', ...extra });
 }

@@ -9,13 +9,12 @@ import { connect as netConnect, createServer, type AddressInfo, type Server } fr
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
-import { parseArgs, validateConfig } from '../../../src/sidecar/config.js';
 import { runSidecar, type RunningSidecar } from '../../../src/sidecar/main.js';
 import { AlertDescription } from '../../../src/tls/alerts.js';
 import { ContentType, HandshakeType } from '../../../src/tls/constants.js';
 import { delegatedCredentialPeerHooks } from '../../../src/tls/delegated/index.js';
 import { connect } from '../../../src/tls/socket.js';
-import { credentialFiles, makePki, type TestPki } from './fixtures.js';
+import { credentialFiles, loopbackSidecarConfig, makePki, type TestPki } from './fixtures.js';
 import { KubeletVolume } from './kubelet-volume.js';
 
 const quiet = { error: () => {}, warn: () => {}, info: () => {}, debug: () => {} };
@@ -44,12 +43,8 @@ void describe('sidecar under hostile ClientHellos', { timeout: 120_000 }, () => 
     await volume.write(await credentialFiles(pki, { algorithms: ['ed25519'], certificateKey: true }));
     upstream = createServer((s) => s.on('error', () => {}).resume());
     await new Promise<void>((r) => upstream.listen(0, '127.0.0.1', r));
-    const parsed = parseArgs(
-      ['--dc-dir', volume.dir, '--address', '127.0.0.1', '--port', '0', '--upstream', String((upstream.address() as AddressInfo).port), '--metrics-address', '127.0.0.1', '--metrics-port', '0'],
-      {},
-    );
-    if (parsed.help) throw new Error('unreachable');
-    sidecar = await runSidecar({ ...validateConfig(parsed.values), log: quiet });
+    const config = loopbackSidecarConfig(volume.dir, (upstream.address() as AddressInfo).port);
+    sidecar = await runSidecar({ ...config, log: quiet });
   });
 
   after(async () => {
