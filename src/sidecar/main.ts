@@ -20,6 +20,7 @@ import { KeylessFallback, keylessFromFlags } from './keyless-fallback.js';
 import { ServingReport } from './serving-report.js';
 import { SidecarStatus } from './status.js';
 import { listen, type Listener, type TerminatorOptions } from './terminator.js';
+import { warmUpSidecar } from './warm-up.js';
 
 export interface SidecarLogger {
   error(message: string, meta?: Record<string, unknown>): void;
@@ -130,6 +131,25 @@ export async function runSidecar(options: RunSidecarOptions): Promise<RunningSid
     clearInterval(reportTimer);
     await keyless?.close();
   };
+
+  // Before the health server and the listener: the first clients find the handshake code
+  // compiled, and none shares the core with the warm-up. It delays readiness by its length
+  // (0.3-0.6 s of CPU for 200 handshakes on a busy core; bench/results/sidecar-perf.md).
+  const material = store.current;
+  if (options.warmUpHandshakes > 0 && material) {
+    try {
+      const r = await warmUpSidecar({
+        handshakes: options.warmUpHandshakes,
+        material,
+        certificateEngine: options.certificateEngine,
+        keylessConfigured: given !== undefined || (keyless?.configured ?? false),
+        alpnProtocols: options.alpnProtocols,
+      });
+      log.info('warm-up done', { handshakes: r.handshakes, ...(r.incomplete.length ? { incomplete: r.incomplete } : {}), cpuMs: Math.round(r.cpuMs), wallMs: Math.round(r.wallMs) });
+    } catch (err) {
+      log.warn('warm-up failed; serving without it', { error: err instanceof Error ? err.message : String(err) });
+    }
+  }
 
   let health: HealthServer | undefined;
   let listener: Listener | undefined;

@@ -28,6 +28,8 @@ export interface OursEngineOptions {
   readonly keylessFor: ((material: ServingMaterial) => Signer | undefined) | undefined;
   readonly alpnProtocols?: readonly string[];
   readonly keylog?: (line: string) => void;
+  /** 'TLSv1.3': no TLS 1.2 (the warm-up of paths that TLS 1.2 clients never take). */
+  readonly minVersion?: 'TLSv1.3';
 }
 
 export function createServerConfig(options: OursEngineOptions): ServerConfig {
@@ -38,6 +40,7 @@ export function createServerConfig(options: OursEngineOptions): ServerConfig {
     },
     ...(options.alpnProtocols && options.alpnProtocols.length > 0 ? { alpnProtocols: options.alpnProtocols } : {}),
     ...(options.keylog ? { keylog: options.keylog } : {}),
+    ...(options.minVersion ? { minVersion: options.minVersion } : {}),
   });
 }
 

@@ -6,6 +6,7 @@
  */
 import { ClientConfig, ClientConnection } from './client.js';
 import type { KeyLogger, Progress } from './connection.js';
+import type { PeerCredentialHooks } from './credentials.js';
 import { NamedGroup, ProtocolVersion } from './constants.js';
 import type { ServerConfig } from './server.js';
 import { ServerConnection } from './server.js';
@@ -25,18 +26,22 @@ const PAYLOAD = new Uint8Array(32);
  * It signs with the config's credentials and calls its hooks, as a client would. It stops at
  * the first handshake that would wait (an async signer or hook: at most one signature is asked
  * of a key server, and dropped) or fail (e.g. a server that requires client certificates).
+ *
+ * `client.serverCredentialHooks` makes every warm-up client offer what they offer (e.g.
+ * delegated credentials, to warm the server's DC path); the hooks verify what the server sends.
  */
-export function warmUpServer(config: ServerConfig, handshakes: number): number {
+export function warmUpServer(config: ServerConfig, handshakes: number, client: { readonly serverCredentialHooks?: PeerCredentialHooks } = {}): number {
   const kinds: ClientConfig[] = [];
   const tls13 = config.versions.includes(ProtocolVersion.TLS1_3);
+  const hooks = client.serverCredentialHooks ? { serverCredentialHooks: client.serverCredentialHooks } : {};
   if (tls13 && config.groups.includes(NamedGroup.x25519)) {
-    kinds.push(new ClientConfig({ rejectUnauthorized: false, groups: [NamedGroup.x25519, NamedGroup.secp256r1], keyShareGroups: [NamedGroup.x25519] }));
+    kinds.push(new ClientConfig({ rejectUnauthorized: false, groups: [NamedGroup.x25519, NamedGroup.secp256r1], keyShareGroups: [NamedGroup.x25519], ...hooks }));
   }
   if (tls13 && config.groups.includes(NamedGroup.X25519MLKEM768)) {
-    kinds.push(new ClientConfig({ rejectUnauthorized: false, keyShareGroups: [NamedGroup.X25519MLKEM768] }));
+    kinds.push(new ClientConfig({ rejectUnauthorized: false, keyShareGroups: [NamedGroup.X25519MLKEM768], ...hooks }));
   }
   if (config.versions.includes(ProtocolVersion.TLS1_2)) {
-    kinds.push(new ClientConfig({ rejectUnauthorized: false, minVersion: 'TLSv1.2', maxVersion: 'TLSv1.2' }));
+    kinds.push(new ClientConfig({ rejectUnauthorized: false, minVersion: 'TLSv1.2', maxVersion: 'TLSv1.2', ...hooks }));
   }
   if (kinds.length === 0) return 0;
   let session: TlsSession | undefined;

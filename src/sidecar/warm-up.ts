@@ -1,0 +1,193 @@
+/**
+ * The sidecar's start-up warm-up: in-memory handshakes of our stack against itself
+ * (src/tls/warm-up.ts), so that V8 has compiled and optimised the handshake code before the
+ * first clients pay for it. Numbers and the choice of default: bench/results/sidecar-perf.md.
+ *
+ * It runs before the health server and the listener start (main.ts), so readiness waits for it:
+ * measured, warming up after /readyz said ready made the first second costlier (the warm-up's CPU
+ * on top of the first clients') with no gain after it (bench/results/sidecar-perf.md). It still
+ * runs in small batches and can be stopped between them.
+ *
+ * Each path our stack serves with this bundle is warmed with what it signs with in the process:
+ *   - DC clients: the bundle's own delegated credentials (their keys are here anyway), with a
+ *     client offering delegated_credential;
+ *   - non-DC clients on our stack with tls.key (`--certificate-engine ours`): tls.key;
+ *   - non-DC clients through keyless: a throwaway key of the certificate's type and a throwaway
+ *     self-signed certificate made here, signing in memory. The key server is never asked for a
+ *     warm-up signature (it would cost it a signature per handshake and tell it nothing).
+ * Non-DC clients on node:tls (the default engine with tls.key) need no warm-up of ours.
+ */
+import { generateKeyPair, sign, X509Certificate, type KeyObject } from 'node:crypto';
+import { setImmediate as yieldToEventLoop } from 'node:timers/promises';
+import { promisify } from 'node:util';
+import { delegatedCredentialPeerHooks } from '../tls/delegated/index.js';
+import { createKeySigner, type Signer } from '../tls/signer.js';
+import { warmUpServer } from '../tls/warm-up.js';
+import { DerTag, encodeTlv, encodeUnsignedInteger } from '../tls/x509/der.js';
+import { derToPem } from '../tls/x509/pem.js';
+import { MaterialStore, validateServingMaterial, type ServingMaterial } from './material.js';
+import type { TlsEngine } from './metrics.js';
+import { createServerConfig } from './ours-engine.js';
+
+export type WarmUpPath = 'dc' | 'certificate' | 'keyless';
+
+export interface SidecarWarmUpOptions {
+  /** In-memory handshakes in all, shared between the paths (0: none). */
+  readonly handshakes: number;
+  readonly material: ServingMaterial;
+  readonly certificateEngine: TlsEngine;
+  /** A keyless signer is configured (non-DC clients without tls.key go through the key server). */
+  readonly keylessConfigured: boolean;
+  readonly alpnProtocols: readonly string[];
+  /** Checked between batches: true ends the warm-up early. */
+  readonly stopped?: () => boolean;
+}
+
+export interface WarmUpResult {
+  /** Handshakes completed per path warmed. */
+  readonly handshakes: Partial<Record<WarmUpPath, number>>;
+  /** Paths that stopped early: a handshake that would wait or failed (the reason is not known here). */
+  readonly incomplete: readonly WarmUpPath[];
+  readonly cpuMs: number;
+  readonly wallMs: number;
+}
+
+/** Handshakes per batch: a few ms of CPU, after which the event loop runs (signals, timers) and the paths take turns. */
+const BATCH = 4;
+
+/** Which of our stack's paths serve clients with this bundle and configuration. */
+export function warmUpPaths(material: ServingMaterial, certificateEngine: TlsEngine, keylessConfigured: boolean): WarmUpPath[] {
+  const paths: WarmUpPath[] = [];
+  if (material.credentials.entries.length > 0) paths.push('dc');
+  if (material.certificateKey) {
+    if (certificateEngine === 'ours') paths.push('certificate');
+  } else if (keylessConfigured) {
+    paths.push('keyless');
+  }
+  return paths;
+}
+
+export async function warmUpSidecar(o: SidecarWarmUpOptions): Promise<WarmUpResult> {
+  const started = performance.now();
+  const cpu = process.cpuUsage();
+  const paths = warmUpPaths(o.material, o.certificateEngine, o.keylessConfigured);
+  const handshakes: Partial<Record<WarmUpPath, number>> = {};
+  const incomplete: WarmUpPath[] = [];
+  const lanes: Array<{ path: WarmUpPath; run: (n: number) => number; left: number }> = [];
+  for (const [i, path] of paths.entries()) {
+    // An even share each, the remainder to the first paths.
+    const share = Math.floor(o.handshakes / paths.length) + (i < o.handshakes % paths.length ? 1 : 0);
+    if (share === 0) continue;
+    const run = await pathRunner(path, o);
+    if (!run) {
+      incomplete.push(path);
+      continue;
+    }
+    handshakes[path] = 0;
+    lanes.push({ path, run, left: share });
+  }
+  while (lanes.length > 0 && !o.stopped?.()) {
+    for (const lane of [...lanes]) {
+      const asked = Math.min(BATCH, lane.left);
+      const done = lane.run(asked);
+      handshakes[lane.path]! += done;
+      lane.left -= done;
+      if (done < asked) incomplete.push(lane.path);
+      if (done < asked || lane.left === 0) lanes.splice(lanes.indexOf(lane), 1);
+    }
+    await yieldToEventLoop();
+  }
+  const used = process.cpuUsage(cpu);
+  return { handshakes, incomplete, cpuMs: (used.user + used.system) / 1000, wallMs: performance.now() - started };
+}
+
+/** Runs `n` warm-up handshakes of one path; undefined when the path cannot be warmed here. */
+async function pathRunner(path: WarmUpPath, o: SidecarWarmUpOptions): Promise<((n: number) => number) | undefined> {
+  const store = new MaterialStore();
+  let keyless: Signer | undefined;
+  if (path === 'keyless') {
+    const throwaway = await throwawayMaterial(o.material);
+    if (!throwaway) return undefined;
+    store.replace(throwaway.material);
+    keyless = throwaway.signer;
+  } else {
+    store.replace(o.material);
+  }
+  // TLS 1.2 reaches our stack only through keyless (with tls.key, node:tls serves it).
+  const config = createServerConfig({
+    store,
+    keylessFor: keyless ? () => keyless : undefined,
+    alpnProtocols: o.alpnProtocols,
+    ...(path === 'keyless' ? {} : { minVersion: 'TLSv1.3' as const }),
+  });
+  const client = path === 'dc' ? { serverCredentialHooks: delegatedCredentialPeerHooks({ peer: 'server' }) } : {};
+  return (n) => warmUpServer(config, n, client);
+}
+
+/**
+ * A material like the bundle's for non-DC clients through keyless, but with a throwaway
+ * certificate whose key signs in memory: the same handshake code, no key server. Undefined for a
+ * key type made here in no reasonable time or not at all (RSA-PSS keys).
+ */
+async function throwawayMaterial(real: ServingMaterial): Promise<{ material: ServingMaterial; signer: Signer } | undefined> {
+  const publicKey = new X509Certificate(real.credentials.certificateChain[0]!).publicKey;
+  const key = await throwawayKey(publicKey);
+  if (!key) return undefined;
+  const pem = derToPem(selfSignedCertificate(key.privateKey, key.publicKey), 'CERTIFICATE');
+  const material = validateServingMaterial('warm-up', { 'tls.crt': new TextEncoder().encode(pem) }, { keylessConfigured: true });
+  return { material, signer: createKeySigner(key.privateKey) };
+}
+
+const generate = promisify(generateKeyPair);
+
+function throwawayKey(like: KeyObject): Promise<{ privateKey: KeyObject; publicKey: KeyObject }> | undefined {
+  const details = like.asymmetricKeyDetails ?? {};
+  switch (like.asymmetricKeyType) {
+    case 'ec':
+      return details.namedCurve ? generate('ec', { namedCurve: details.namedCurve }) : undefined;
+    case 'ed25519':
+      return generate('ed25519');
+    case 'rsa':
+      // On the thread pool: an RSA key takes tens of ms to make.
+      return generate('rsa', { modulusLength: details.modulusLength ?? 2048 });
+    default:
+      return undefined;
+  }
+}
+
+/** ecdsa-with-SHA256, sha256WithRSAEncryption, Ed25519, commonName (DER OIDs with their tag). */
+const OID = {
+  ecdsaSha256: Uint8Array.of(0x06, 0x08, 0x2a, 0x86, 0x48, 0xce, 0x3d, 0x04, 0x03, 0x02),
+  rsaSha256: Uint8Array.of(0x06, 0x09, 0x2a, 0x86, 0x48, 0x86, 0xf7, 0x0d, 0x01, 0x01, 0x0b),
+  ed25519: Uint8Array.of(0x06, 0x03, 0x2b, 0x65, 0x70),
+  commonName: Uint8Array.of(0x06, 0x03, 0x55, 0x04, 0x03),
+};
+const NULL = Uint8Array.of(0x05, 0x00);
+const UTF8_STRING = 0x0c;
+const SET = 0x31;
+const EXPLICIT_0 = 0xa0;
+
+/** A minimal X.509 v3 certificate for `publicKey`, self-signed, valid for the next hour. */
+export function selfSignedCertificate(privateKey: KeyObject, publicKey: KeyObject, now = new Date()): Uint8Array {
+  const type = privateKey.asymmetricKeyType;
+  const algorithm =
+    type === 'ec'
+      ? encodeTlv(DerTag.sequence, OID.ecdsaSha256)
+      : type === 'rsa'
+        ? encodeTlv(DerTag.sequence, OID.rsaSha256, NULL)
+        : encodeTlv(DerTag.sequence, OID.ed25519);
+  const name = encodeTlv(DerTag.sequence, encodeTlv(SET, encodeTlv(DerTag.sequence, OID.commonName, encodeTlv(UTF8_STRING, new TextEncoder().encode('dc-operator sidecar warm-up')))));
+  const utcTime = (d: Date): Uint8Array => encodeTlv(DerTag.utcTime, new TextEncoder().encode(d.toISOString().replace(/[-:T]/g, '').slice(2, 14) + 'Z'));
+  const tbs = encodeTlv(
+    DerTag.sequence,
+    encodeTlv(EXPLICIT_0, encodeUnsignedInteger(2n)),
+    encodeUnsignedInteger(1n),
+    algorithm,
+    name,
+    encodeTlv(DerTag.sequence, utcTime(new Date(now.getTime() - 60_000)), utcTime(new Date(now.getTime() + 3_600_000))),
+    name,
+    new Uint8Array(publicKey.export({ type: 'spki', format: 'der' })),
+  );
+  const signature = sign(type === 'ed25519' ? null : 'sha256', tbs, privateKey);
+  return encodeTlv(DerTag.sequence, tbs, algorithm, encodeTlv(DerTag.bitString, Uint8Array.of(0), signature));
+}

@@ -1,0 +1,129 @@
+import assert from 'node:assert/strict';
+import { generateKeyPairSync, X509Certificate } from 'node:crypto';
+import { mkdtemp, rm } from 'node:fs/promises';
+import { createServer, type AddressInfo, type Server } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { after, before, describe, it } from 'node:test';
+import { runSidecar } from '../../../src/sidecar/main.js';
+import { validateServingMaterial, type ServingMaterial } from '../../../src/sidecar/material.js';
+import { selfSignedCertificate, warmUpPaths, warmUpSidecar } from '../../../src/sidecar/warm-up.js';
+import type { SignatureScheme } from '../../../src/tls/constants.js';
+import type { Signer } from '../../../src/tls/signer.js';
+import { credentialFiles, loopbackSidecarConfig, makePki, type TestPki } from './fixtures.js';
+import { KubeletVolume } from './kubelet-volume.js';
+
+function material(files: Record<string, string | Uint8Array>, keylessConfigured = false): ServingMaterial {
+  const bytes = Object.fromEntries(Object.entries(files).map(([k, v]) => [k, typeof v === 'string' ? new TextEncoder().encode(v) : v]));
+  return validateServingMaterial('test', bytes, { keylessConfigured });
+}
+
+void describe('sidecar warm-up', () => {
+  let pki: TestPki;
+  let dcOnly: ServingMaterial;
+  let dcAndKey: ServingMaterial;
+  let certificateOnly: ServingMaterial;
+  before(async () => {
+    pki = await makePki('ecdsa-p256');
+    dcOnly = material(await credentialFiles(pki));
+    dcAndKey = material({ ...(await credentialFiles(pki, { certificateKey: true })), fallback: 'CertificateKey' });
+    certificateOnly = material({ 'tls.crt': pki.leaf.pem }, true);
+  });
+
+  void it('warms the paths of our stack that this bundle and configuration serve', () => {
+    const table: Array<[string, ServingMaterial, 'ours' | 'node', boolean, string[]]> = [
+      ['DCs only', dcOnly, 'node', false, ['dc']],
+      ['DCs and tls.key on node:tls (the default engine): node:tls needs none', dcAndKey, 'node', false, ['dc']],
+      ['DCs and tls.key on our engine', dcAndKey, 'ours', false, ['dc', 'certificate']],
+      ['DCs and keyless', dcOnly, 'node', true, ['dc', 'keyless']],
+      ['tls.key wins over keyless, as in the router', dcAndKey, 'node', true, ['dc']],
+      ['the certificate alone, through keyless', certificateOnly, 'node', true, ['keyless']],
+    ];
+    for (const [name, m, engine, keyless, paths] of table) assert.deepEqual(warmUpPaths(m, engine, keyless), paths, name);
+  });
+
+  void it('runs the handshakes asked for, shared between the paths, the keyless one with a throwaway key', async () => {
+    const r = await warmUpSidecar({ handshakes: 21, material: dcAndKey, certificateEngine: 'ours', keylessConfigured: false, alpnProtocols: ['h2'] });
+    assert.deepEqual(r.handshakes, { dc: 11, certificate: 10 });
+    assert.deepEqual(r.incomplete, []);
+    assert.ok(r.cpuMs > 0 && r.wallMs > 0);
+    const k = await warmUpSidecar({ handshakes: 12, material: certificateOnly, certificateEngine: 'node', keylessConfigured: true, alpnProtocols: [] });
+    assert.deepEqual(k.handshakes, { keyless: 12 });
+    assert.deepEqual(k.incomplete, []);
+  });
+
+  void it('stops between batches when the sidecar stops', async () => {
+    let batches = 0;
+    const r = await warmUpSidecar({ handshakes: 400, material: dcOnly, certificateEngine: 'node', keylessConfigured: false, alpnProtocols: [], stopped: () => ++batches > 2 });
+    assert.ok((r.handshakes.dc ?? 0) > 0 && (r.handshakes.dc ?? 0) < 400, `stopped early: ${r.handshakes.dc}`);
+  });
+
+  void it('makes a self-signed certificate node:crypto parses and verifies, for each key type a certificate may have', () => {
+    for (const [type, options] of [
+      ['ec', { namedCurve: 'P-256' }],
+      ['ec', { namedCurve: 'P-384' }],
+      ['ed25519', {}],
+      ['rsa', { modulusLength: 1024 }],
+    ] as const) {
+      const { privateKey, publicKey } = generateKeyPairSync(type as 'ec', options as { namedCurve: string });
+      const cert = new X509Certificate(selfSignedCertificate(privateKey, publicKey));
+      assert.ok(cert.verify(publicKey), `${type} ${JSON.stringify(options)}`);
+      assert.ok(cert.publicKey.equals(publicKey));
+      assert.ok(new Date(cert.validTo).getTime() > Date.now());
+    }
+  });
+
+  void describe('wired into the sidecar', () => {
+    let work: string;
+    let upstream: Server;
+    before(async () => {
+      work = await mkdtemp(join(tmpdir(), 'sidecar-warm-up-'));
+      upstream = createServer((s) => s.end());
+      await new Promise<void>((r) => upstream.listen(0, '127.0.0.1', r));
+    });
+    after(async () => {
+      upstream.close();
+      await rm(work, { recursive: true, force: true });
+    });
+
+    async function start(warmUp: string, signer: Signer): Promise<{ lines: Array<{ message: string; meta?: Record<string, unknown> }>; stop: () => Promise<void> }> {
+      const volume = new KubeletVolume(join(work, `v${warmUp}`));
+      await volume.write(await credentialFiles(pki));
+      const lines: Array<{ message: string; meta?: Record<string, unknown> }> = [];
+      const log = { error: () => {}, warn: () => {}, debug: () => {}, info: (message: string, meta?: Record<string, unknown>) => void lines.push({ message, ...(meta ? { meta } : {}) }) };
+      const config = loopbackSidecarConfig(volume.dir, (upstream.address() as AddressInfo).port, { 'report-interval': '0', 'warm-up-handshakes': warmUp });
+      const sidecar = await runSidecar({ ...config, log, keylessSigner: signer });
+      return { lines, stop: () => sidecar.close() };
+    }
+
+    /** A keyless signer that counts what it is asked: warm-up must never ask it. */
+    function countingSigner(): Signer & { calls: number } {
+      return { schemes: [0x0403 as SignatureScheme], calls: 0, sign() { this.calls++; return Promise.reject(new Error('the key server must not be asked during warm-up')); } };
+    }
+
+    void it('warms the DC and keyless paths before the sidecar listens, and never asks the keyless signer', async () => {
+      const signer = countingSigner();
+      const s = await start('30', signer);
+      try {
+        const messages = s.lines.map((l) => l.message);
+        const done = s.lines.find((l) => l.message === 'warm-up done');
+        assert.ok(done, `warm-up done logged: ${messages.join(' | ')}`);
+        assert.ok(messages.indexOf('warm-up done') < messages.indexOf('sidecar listening'), 'the ports open after the warm-up');
+        assert.deepEqual(done.meta?.['handshakes'], { dc: 15, keyless: 15 });
+        assert.equal(signer.calls, 0);
+      } finally {
+        await s.stop();
+      }
+    });
+
+    void it('does no warm-up with --warm-up-handshakes 0', async () => {
+      const s = await start('0', countingSigner());
+      try {
+        assert.ok(s.lines.some((l) => l.message === 'sidecar listening'));
+        assert.equal(s.lines.filter((l) => l.message === 'warm-up done').length, 0);
+      } finally {
+        await s.stop();
+      }
+    });
+  });
+});
