@@ -18,7 +18,7 @@ export PATH := $(NODE_BIN_DIR):$(PATH)
 
 .PHONY: help
 help:
-	@echo "make demo                 run dc-operator end to end on a local control plane"
+	@echo "make demo                 run dc-operator end to end: on a real node (kubelet, containerd) where possible"
 	@echo "make test                 lint, typecheck, unit, integration and interop tests"
 	@echo "make e2e                  the e2e tests (test/e2e) on a real node: kubelet, containerd, the image built here"
 	@echo "make control-plane        find or build kube-apiserver, etcd and helm (cached)"
@@ -145,9 +145,11 @@ control-plane-down:
 
 # --- demo, bench ----------------------------------------------------------------------------
 .PHONY: demo
-# CLUSTER=current: use the current kubeconfig instead of a local control plane.
+# On the real node (kubelet, containerd: scripts/e2e/cluster.sh) where the machine allows it (root,
+# namespaces), else on the local control plane; its first line says which (scripts/e2e/demo.sh).
+# CLUSTER=local: the control plane alone; CLUSTER=current: the current kubeconfig; CLUSTER=node: insist.
 demo: deps build control-plane
-	node dist/src/cli/demo.js $(if $(CLUSTER),--cluster $(CLUSTER))
+	@bash scripts/e2e/demo.sh $(CLUSTER)
 
 .PHONY: bench
 # Every benchmark, or one: `make bench BENCH=tls-handshake`. Results and the commands that made

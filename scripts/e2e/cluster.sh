@@ -3,6 +3,7 @@
 # it down and checks that nothing is left behind.
 #
 #   cluster.sh run [--keep-logs DIR] -- <command...>
+#   cluster.sh preflight     exit 0 when this machine can run the node, else print why and exit 3
 #
 # 1. preflight: root, and unshare of mount+network+PID namespaces (else one line and exit 3);
 # 2. node-deps.sh (binaries, cached) and image.sh (the project's image and pause, OCI archives);
@@ -26,8 +27,19 @@ repo="$(cd "$here/../.." && pwd)"
 log() { echo "[e2e] $*" >&2; }
 die() { echo "[e2e] error: $*" >&2; exit 1; }
 
+# --- 1. preflight ---------------------------------------------------------------------------------
+preflight() {
+  [[ "$(id -u)" == 0 ]] || { echo "needs root (uid $(id -u))"; return 1; }
+  unshare --mount --net --pid --fork true 2>/dev/null || { echo "unshare --mount --net --pid fails here"; return 1; }
+  [[ -d /sys/fs/cgroup/memory || -f /sys/fs/cgroup/cgroup.controllers ]] || { echo "no cgroup filesystem at /sys/fs/cgroup"; return 1; }
+}
+if [[ "${1:-}" == preflight ]]; then
+  why="$(preflight)" && exit 0
+  echo "$why"; exit 3
+fi
+
 keep_logs="" snap=""
-[[ "${1:-}" == run ]] || die "usage: cluster.sh run [--keep-logs DIR] -- <command...>"
+[[ "${1:-}" == run ]] || die "usage: cluster.sh run [--keep-logs DIR] -- <command...> | cluster.sh preflight"
 shift
 while [[ $# -gt 0 && "$1" != -- ]]; do
   case "$1" in --keep-logs) keep_logs="$2"; shift 2 ;; *) die "unknown option $1" ;; esac
@@ -35,12 +47,6 @@ done
 [[ "${1:-}" == -- ]] && shift
 [[ $# -gt 0 ]] || die "no command given"
 
-# --- 1. preflight ---------------------------------------------------------------------------------
-preflight() {
-  [[ "$(id -u)" == 0 ]] || { echo "needs root (uid $(id -u))"; return 1; }
-  unshare --mount --net --pid --fork true 2>/dev/null || { echo "unshare --mount --net --pid fails here"; return 1; }
-  [[ -d /sys/fs/cgroup/memory || -f /sys/fs/cgroup/cgroup.controllers ]] || { echo "no cgroup filesystem at /sys/fs/cgroup"; return 1; }
-}
 if ! why="$(preflight)"; then
   echo "[e2e] this machine cannot run the real node: $why (run with E2E=skip to skip it)" >&2
   exit 3

@@ -1,7 +1,15 @@
 #!/usr/bin/env node
 /**
- * `make demo`: dc-operator end to end on one machine, in well under a minute when warm.
+ * `make demo`: dc-operator end to end on one machine.
  *
+ * On the real node (--cluster node: `make demo` where the machine allows it, run by
+ * scripts/e2e/demo.sh inside scripts/e2e/cluster.sh's network namespace):
+ *   kubelet + containerd + control plane → helm install with the image built here → dev CA and a
+ *   certificate with DelegationUsage → kubectl apply of a DelegatedCredential and an annotated
+ *   Deployment → the pod with the injected native sidecar → DC handshakes through the pod
+ *   (dcctl probe, NSS tstclnt -B) → curl through the pod, served through the key server
+ *
+ * Without it (--cluster local, in well under a minute when warm):
  *   local control plane (or --cluster current) → CRDs → operator + webhook (child processes)
  *   → the key server (`keyserver --from-cluster`, on the operator's --keyserver-address)
  *   → dev CA and a certificate with DelegationUsage (dcctl) → DelegatedCredential → Ready
@@ -23,13 +31,22 @@ import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { isEntryPoint, unsupportedRuntime } from './framework/main.js';
 import { Cleanup, Progress, runCommand } from './demo/runtime.js';
-import { loadSteps, type DemoContext } from './demo/step.js';
+import { DEMO_MODES, loadSteps, stepsFor, type DemoContext, type DemoMode } from './demo/step.js';
 
-const USAGE = `Usage: node dist/src/cli/demo.js [--cluster local|current]
+/** The first line says which mode runs, so nobody mistakes the simulated kubelet for the real one. */
+const MODE_LINES: Readonly<Record<DemoMode, string>> = {
+  node: 'real node: kubelet, containerd and pods from the image built here, in namespaces of their own',
+  local: 'local control plane only (no kubelet: the pod, its Secret volume and the injection are simulated)',
+  current: 'current kubeconfig (the operator, webhook, key server and sidecar run as local processes)',
+};
+
+const USAGE = `Usage: node dist/src/cli/demo.js [--cluster local|current|node]
 
   --cluster local    start a local etcd + kube-apiserver (scripts/control-plane/up.sh), stop it at the end (default);
                      an already running one (make control-plane-up) is reused and left running
   --cluster current  use the current kubeconfig ($KUBECONFIG or ~/.kube/config) instead
+  --cluster node     the real node (kubelet, containerd) of scripts/e2e/cluster.sh: run inside it, as
+                     \`make demo\` does through scripts/e2e/demo.sh where the machine allows it
 `;
 
 /** The repository root: where scripts/control-plane/up.sh is, above dist/src/cli/. */
@@ -48,7 +65,7 @@ function repoRoot(): string {
  * 115-curl-through-keyless.ts exporting `step = defineStep({ title, run, done })`.
  */
 export async function runDemo(argv: readonly string[]): Promise<number> {
-  let mode: 'local' | 'current' = 'local';
+  let mode: DemoMode = 'local';
   for (let i = 0; i < argv.length; i++) {
     const a = argv[i];
     if (a === '-h' || a === '--help') {
@@ -56,16 +73,16 @@ export async function runDemo(argv: readonly string[]): Promise<number> {
       return 0;
     }
     const value = a === '--cluster' ? argv[++i] : a?.startsWith('--cluster=') ? a.slice('--cluster='.length) : undefined;
-    if (value === 'local' || value === 'current') mode = value;
+    if (DEMO_MODES.includes(value as DemoMode)) mode = value as DemoMode;
     else if (value === '') continue; // `make demo` without CLUSTER
     else {
-      process.stderr.write(`demo: ${a === '--cluster' || a?.startsWith('--cluster=') ? `--cluster: "${value}" is not local or current` : `unknown argument ${a}`}\n${USAGE}`);
+      process.stderr.write(`demo: ${a === '--cluster' || a?.startsWith('--cluster=') ? `--cluster: "${value}" is not one of ${DEMO_MODES.join(', ')}` : `unknown argument ${a}`}\n${USAGE}`);
       return 2;
     }
   }
 
   const root = repoRoot();
-  const steps = await loadSteps(root);
+  const steps = stepsFor(await loadSteps(root), mode);
   const node = process.execPath;
   const dcctl = join(root, 'dist', 'src', 'cli', 'dcctl.js');
   const logDir = join(root, '.dev', 'logs', 'demo');
@@ -73,6 +90,8 @@ export async function runDemo(argv: readonly string[]): Promise<number> {
   mkdirSync(logDir, { recursive: true });
   const work = mkdtempSync(join(tmpdir(), 'dc-demo-'));
   const id = randomBytes(3).toString('hex');
+  // On the real node the clients reach the pod by its IP and ask for this name (SNI, verification).
+  const serverName = mode === 'node' ? 'web.demo.test' : 'localhost';
 
   // Output piped into `head` that exits early must not crash the demo before it cleans up.
   for (const stream of [process.stdout, process.stderr]) stream.on('error', () => { /* reader gone: keep going, quietly */ });
@@ -86,14 +105,14 @@ export async function runDemo(argv: readonly string[]): Promise<number> {
   const caDir = join(work, 'ca');
   const certDir = join(work, 'cert');
   const pki = settled((async () => {
-    for (const args of [['ca', 'create', '--out', caDir, '--cn', `dc-operator demo CA ${id}`], ['cert', 'create', '--ca-dir', caDir, '--dns', 'localhost', '--ip', '127.0.0.1', '--out', certDir]]) {
+    for (const args of [['ca', 'create', '--out', caDir, '--cn', `dc-operator demo CA ${id}`], ['cert', 'create', '--ca-dir', caDir, '--dns', 'localhost', ...(serverName === 'localhost' ? [] : ['--dns', serverName]), '--ip', '127.0.0.1', '--out', certDir]]) {
       const r = await runCommand(node, [dcctl, ...args]);
       if (r.code !== 0) throw new Error(`dcctl ${args.slice(0, 2).join(' ')} failed: ${r.stderr}`);
     }
   })());
 
   const ctx: DemoContext = {
-    mode, root, node, dcctl, logDir, work, id, caDir, certDir, cleanup,
+    mode, serverName, root, node, dcctl, logDir, work, id, caDir, certDir, cleanup,
     dcOperator: join(root, 'dist', 'src', 'cli', 'dc-operator.js'),
     appNs: `dc-demo-${id}`,
     systemNs: `dc-demo-system-${id}`,
@@ -103,14 +122,16 @@ export async function runDemo(argv: readonly string[]): Promise<number> {
     state: {},
   };
 
-  p.line(`dc-operator demo — ${mode === 'local' ? 'local control plane' : 'current kubeconfig'}; Node ${process.version}; logs in ${logDir}`);
+  p.line(`dc-operator demo — ${MODE_LINES[mode]}; Node ${process.version}; logs in ${logDir}`);
   try {
     for (const step of steps) {
       const skipped = step.skip?.(ctx);
       if (skipped !== undefined) p.line(skipped);
       else await p.step(step.title(ctx), () => step.run(ctx), (value) => step.done(value, ctx));
     }
-    p.line(`\nDone in ${(p.elapsed() / 1000).toFixed(1)} s: a DelegatedCredential issued by the operator, served by the sidecar, accepted by DC-capable TLS clients; clients without DC support served through the key server.`);
+    p.line(`\nDone in ${(p.elapsed() / 1000).toFixed(1)} s: ${mode === 'node'
+      ? 'the chart installed with the image built here, a DelegatedCredential issued, the sidecar injected into a real pod and served the credential kubelet mounted, accepted by DC-capable TLS clients; curl served through the key server.'
+      : 'a DelegatedCredential issued by the operator, served by the sidecar, accepted by DC-capable TLS clients; clients without DC support served through the key server.'}`);
     p.line('Try it on a cluster: helm install dc-operator charts/dc-operator -n dc-operator --create-namespace, then manifests/examples/.');
     await p.step('cleaning up', () => cleanup.run(say));
     return 0;

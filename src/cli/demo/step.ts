@@ -26,14 +26,39 @@ export interface DemoState {
   volume?: string;
   /** The in-cluster key server's address, given to the operator (--keyserver-address). */
   keyServerAddress?: string;
-  /** The sidecar's TLS port on 127.0.0.1. */
-  sidecarPort?: number;
-  /** The sidecar's /metrics and /readyz port on 127.0.0.1. */
-  sidecarMetricsPort?: number;
+  /** Where the handshake steps connect: the sidecar on loopback, or the pod on the real node. */
+  target?: HandshakeTarget;
+  /** When the DelegatedCredential was applied (real node): the handshake steps time from it. */
+  dcAppliedAt?: number;
 }
 
+export interface HandshakeTarget {
+  /** An address: 127.0.0.1, or the pod's IP in the real node's network. */
+  readonly host: string;
+  readonly port: number;
+  /** The name the certificate is for (SNI and verification). */
+  readonly serverName: string;
+  /** The sidecar's metrics listener: /metrics and /readyz. */
+  readonly metricsUrl: string;
+  /** How to say where it is: "127.0.0.1:41234", "pod web-… (10.244.0.12:8443)". */
+  readonly description: string;
+}
+
+/**
+ * Where the demo runs: `local`, a local etcd + kube-apiserver with the operator, webhook, key
+ * server and sidecar as processes of this machine; `current`, the same against the current
+ * kubeconfig; `node`, the real node of scripts/e2e/cluster.sh (kubelet, containerd), where the
+ * chart is installed and the sidecar is injected into a real pod.
+ */
+export type DemoMode = 'local' | 'current' | 'node';
+export const DEMO_MODES: readonly DemoMode[] = ['local', 'current', 'node'];
+/** The modes that run the operator, webhook, key server and sidecar as processes here (no kubelet). */
+export const PROCESS_MODES: readonly DemoMode[] = ['local', 'current'];
+
 export interface DemoContext {
-  readonly mode: 'local' | 'current';
+  readonly mode: DemoMode;
+  /** The name the demo certificate is for (with localhost and 127.0.0.1). */
+  readonly serverName: string;
   /** The repository checkout, its compiled CLIs, and the Node running them. */
   readonly root: string;
   readonly node: string;
@@ -72,11 +97,18 @@ export interface DemoStep<T> {
   done(value: T, ctx: DemoContext): string;
   /** A line to print instead of running (e.g. a tool is not installed); undefined to run. */
   skip?(ctx: DemoContext): string | undefined;
+  /** The modes the step belongs to (default: all); in the others it is left out silently. */
+  readonly modes?: readonly DemoMode[];
 }
 
 /** Keeps a step's value type between run and done. */
 export function defineStep<T>(step: DemoStep<T>): DemoStep<T> {
   return step;
+}
+
+/** The steps that belong to a mode, in their order. */
+export function stepsFor<S extends { modes?: readonly DemoMode[] }>(steps: readonly S[], mode: DemoMode): S[] {
+  return steps.filter((s) => !s.modes || s.modes.includes(mode));
 }
 
 /** Step modules: src/cli/demo/steps/NNN-name.ts, each exporting `step`. */

@@ -3,38 +3,24 @@
 // assertInNodeNetwork() runs first in each file: outside that namespace the test fails instead of
 // sending anything to the host's network.
 import { execFile } from 'node:child_process';
-import { existsSync, mkdirSync, mkdtempSync, readFileSync, statSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { KubeConfig } from '@kubernetes/client-node';
+import { assertInNodeNetwork, realNode } from '../../../src/cli/demo/real-node.js';
 import { repoRoot } from '../../support/control-plane.js';
 
 export { repoRoot };
 
-function need(name: string): string {
-  const v = process.env[name];
-  if (!v) throw new Error(`${name} is not set: e2e tests run inside the real node's network namespace, through \`make e2e\` (scripts/e2e/cluster.sh)`);
-  return v;
-}
-
 /** The node's state directory (kubeconfig, logs, PKI), the binary directory and the image. */
 export const e2e = {
-  get root(): string { return need('DC_E2E_ROOT'); },
-  get bin(): string { return need('DC_E2E_BIN'); },
-  get image(): string { return need('DC_E2E_IMAGE'); },
-  get kubeconfig(): string { return need('KUBECONFIG'); },
+  get root(): string { return realNode().root; },
+  get bin(): string { return realNode().bin; },
+  get image(): string { return realNode().image; },
+  get kubeconfig(): string { return realNode().kubeconfig; },
 };
 
-/** Fails unless this process is in the node's network namespace, and that namespace still has the node. */
-export function assertInNodeNetwork(): void {
-  const want = need('DC_E2E_NETNS');
-  const have = String(statSync('/proc/self/ns/net').ino);
-  if (have !== want) throw new Error(`this process is in network namespace ${have}, not the node's (${want}): refusing to send traffic`);
-  // /proc/self/net is this process's network namespace (/sys/class/net is the one sysfs was mounted in).
-  if (!/^\s*e2e0:/m.test(readFileSync('/proc/self/net/dev', 'utf8'))) {
-    throw new Error('the node\'s network namespace has no e2e0 link: the node is gone');
-  }
-}
+export { assertInNodeNetwork };
 
 export interface CommandResult { code: number; stdout: string; stderr: string }
 

@@ -39,6 +39,6 @@ void describe('demo steps', () => {
   });
 
   void it('a step that runs before the one that sets what it needs fails saying what is missing', () => {
-    assert.throws(() => need({ state: {} } as DemoContext, 'sidecarPort'), /demo step order: nothing has set sidecarPort yet/);
+    assert.throws(() => need({ state: {} } as DemoContext, 'target'), /demo step order: nothing has set target yet/);
   });
 });

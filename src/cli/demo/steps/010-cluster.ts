@@ -1,12 +1,27 @@
-// A cluster: the local etcd + kube-apiserver (started, or reused when already running), or the
-// current kubeconfig's.
+// A cluster: the local etcd + kube-apiserver (started, or reused when already running), the
+// current kubeconfig's, or the real node scripts/e2e/cluster.sh started (this process runs in its
+// network namespace; every connection below starts there).
 import { join } from 'node:path';
 import { AdmissionregistrationV1Api, CoreV1Api, CustomObjectsApi, KubeConfig } from '@kubernetes/client-node';
 import { loadKubeconfig, systemPlaces } from '../../../operator/kubeconfig.js';
+import { assertInNodeNetwork, realNode } from '../real-node.js';
 import { kubectlBinary, runCommand } from '../runtime.js';
 import { defineStep, type ConnectedCluster, type DemoContext } from '../step.js';
 
-async function connect(ctx: DemoContext): Promise<{ kubeconfig: string; kc: KubeConfig; description: string }> {
+async function connect(ctx: DemoContext): Promise<{ kubeconfig: string; kc: KubeConfig; description: string; kubectl?: string }> {
+  if (ctx.mode === 'node') {
+    assertInNodeNetwork();
+    const node = realNode();
+    const kc = new KubeConfig();
+    kc.loadFromFile(node.kubeconfig);
+    const { items } = await kc.makeApiClient(CoreV1Api).listNode();
+    const info = items[0]?.status?.nodeInfo;
+    if (!info) throw new Error('the real node has no Node object');
+    return {
+      kubeconfig: node.kubeconfig, kc, kubectl: join(node.bin, 'kubectl'),
+      description: `real node ${items[0]?.metadata?.name ?? '?'} (kubelet ${info.kubeletVersion}, ${info.containerRuntimeVersion}), in namespaces of its own,`,
+    };
+  }
   if (ctx.mode === 'local') {
     const up = await runCommand('bash', [join(ctx.root, 'scripts', 'control-plane', 'up.sh')], { cwd: ctx.root, timeoutMs: 30 * 60_000 });
     if (up.code !== 0) throw new Error(`scripts/control-plane/up.sh failed:\n${up.stderr}`);
@@ -25,9 +40,9 @@ async function connect(ctx: DemoContext): Promise<{ kubeconfig: string; kc: Kube
 }
 
 export const step = defineStep({
-  title: (ctx) => (ctx.mode === 'local' ? 'starting etcd + kube-apiserver' : 'connecting to the current cluster'),
+  title: (ctx) => ({ local: 'starting etcd + kube-apiserver', current: 'connecting to the current cluster', node: 'connecting to the real node' })[ctx.mode],
   async run(ctx) {
-    const { kubeconfig, kc, description } = await connect(ctx);
+    const { kubeconfig, kc, description, kubectl } = await connect(ctx);
     const cluster: ConnectedCluster = {
       kubeconfig,
       kc,
@@ -37,7 +52,7 @@ export const step = defineStep({
       core: kc.makeApiClient(CoreV1Api),
       custom: kc.makeApiClient(CustomObjectsApi),
       admission: kc.makeApiClient(AdmissionregistrationV1Api),
-      kubectl: kubectlBinary(),
+      kubectl: kubectl ?? kubectlBinary(),
     };
     ctx.state.cluster = cluster;
     return cluster;

@@ -4,11 +4,12 @@ import { readdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { GROUP, RESOURCES } from '../../../operator/api/v1alpha1.js';
 import { runCommand } from '../runtime.js';
-import { defineStep, need } from '../step.js';
+import { defineStep, need, PROCESS_MODES } from '../step.js';
 
 const CRD_NAMES = Object.values(RESOURCES).map((r) => `crd/${r.plural}.${GROUP}`);
 
 export const step = defineStep({
+  modes: PROCESS_MODES,
   title: () => 'installing the CRDs',
   async run(ctx) {
     const { env, kubectl } = need(ctx, 'cluster');

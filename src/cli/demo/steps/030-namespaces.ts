@@ -1,8 +1,9 @@
 // Two namespaces: the operator's (never injected) and the app's, labelled for the demo.
 import { GROUP } from '../../../operator/api/v1alpha1.js';
-import { defineStep, need } from '../step.js';
+import { defineStep, need, PROCESS_MODES } from '../step.js';
 
 export const step = defineStep({
+  modes: PROCESS_MODES,
   title: () => 'creating namespaces',
   async run(ctx) {
     const { core } = need(ctx, 'cluster');

@@ -3,9 +3,10 @@
 import { join } from 'node:path';
 import { buildMutatingWebhookConfiguration } from '../../../webhook/webhook-configuration.js';
 import { freePort, httpsStatus, startChild, waitFor, waitForHttp200 } from '../runtime.js';
-import { defineStep, need } from '../step.js';
+import { defineStep, need, PROCESS_MODES } from '../step.js';
 
 export const step = defineStep({
+  modes: PROCESS_MODES,
   title: () => 'starting the operator and the webhook',
   async run(ctx) {
     const { admission, env } = need(ctx, 'cluster');

@@ -4,9 +4,10 @@
 // through it (fallback Keyless), so no pod holds the certificate key.
 import { join } from 'node:path';
 import { freePort, startChild, waitForHttp200 } from '../runtime.js';
-import { defineStep, need } from '../step.js';
+import { defineStep, need, PROCESS_MODES } from '../step.js';
 
 export const step = defineStep({
+  modes: PROCESS_MODES,
   title: () => 'starting the key server',
   async run(ctx) {
     const { env } = need(ctx, 'cluster');

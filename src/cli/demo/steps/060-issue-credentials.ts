@@ -1,12 +1,13 @@
 // The certificate Secret and a DelegatedCredential; the operator issues, and the step waits for Ready.
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { API_VERSION, RESOURCES, type DelegatedCredentialStatus } from '../../../operator/api/v1alpha1.js';
+import { API_VERSION, RESOURCES } from '../../../operator/api/v1alpha1.js';
 import { DC_GROUP, DC_PLURAL, DC_VERSION } from '../../../webhook/config.js';
-import { waitFor } from '../runtime.js';
-import { defineStep, need } from '../step.js';
+import { waitForDelegatedCredentialReady } from '../credentials.js';
+import { defineStep, need, PROCESS_MODES } from '../step.js';
 
 export const step = defineStep({
+  modes: PROCESS_MODES,
   title: () => 'issuing delegated credentials',
   async run(ctx) {
     const { core, custom } = need(ctx, 'cluster');
@@ -24,12 +25,7 @@ export const step = defineStep({
         spec: { certificateSecretRef: { name: 'web-cert' }, algorithms: ['ecdsa_secp256r1_sha256', 'ed25519'], validity: '1h', secretName: 'web-dc' },
       },
     });
-    return waitFor('DelegatedCredential web-dc Ready', 60_000, async () => {
-      const dc = (await custom.getNamespacedCustomObject({ group: DC_GROUP, version: DC_VERSION, namespace: ctx.appNs, plural: DC_PLURAL, name: 'web-dc' })) as { status?: DelegatedCredentialStatus };
-      const ready = dc.status?.conditions?.find((c) => c.type === 'Ready');
-      if (ready?.status === 'False' && ready.reason !== 'Issuing') throw new Error(`Ready=False ${ready.reason}: ${ready.message}`);
-      return ready?.status === 'True' ? dc.status : undefined;
-    }, ctx.procs[0]);
+    return waitForDelegatedCredentialReady(custom, ctx.appNs, 'web-dc', 60_000, ctx.procs[0]);
   },
   done: (s, ctx) => `DelegatedCredential ${ctx.appNs}/web-dc Ready: ${(s.credentials ?? []).map((c) => c.algorithm).join(', ')}; valid until ${s.credentials?.[0]?.notAfter ?? '?'}, renewal at ${s.renewalTime ?? '?'}`,
 });

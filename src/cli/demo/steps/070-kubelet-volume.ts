@@ -2,9 +2,10 @@
 // after checking it holds no certificate key.
 import { join } from 'node:path';
 import { writeKubeletVolume } from '../runtime.js';
-import { defineStep, need } from '../step.js';
+import { defineStep, need, PROCESS_MODES } from '../step.js';
 
 export const step = defineStep({
+  modes: PROCESS_MODES,
   title: () => 'writing the issued Secret as a kubelet volume',
   async run(ctx) {
     const { core } = need(ctx, 'cluster');

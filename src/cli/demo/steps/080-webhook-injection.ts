@@ -2,9 +2,10 @@
 import { join } from 'node:path';
 import type { V1Pod } from '@kubernetes/client-node';
 import { ANNOTATION_INJECT, ANNOTATION_UPSTREAM_PORT, SIDECAR_CONTAINER_NAME } from '../../../webhook/config.js';
-import { defineStep, need } from '../step.js';
+import { defineStep, need, PROCESS_MODES } from '../step.js';
 
 export const step = defineStep({
+  modes: PROCESS_MODES,
   title: () => 'asking the webhook to inject an annotated pod (dry run)',
   async run(ctx) {
     const { core } = need(ctx, 'cluster');

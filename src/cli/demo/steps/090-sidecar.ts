@@ -2,9 +2,10 @@
 import { join } from 'node:path';
 import { startApp } from '../app.js';
 import { freePort, startChild, waitForHttp200 } from '../runtime.js';
-import { defineStep, need } from '../step.js';
+import { defineStep, need, PROCESS_MODES } from '../step.js';
 
 export const step = defineStep({
+  modes: PROCESS_MODES,
   title: () => 'starting the sidecar in front of the app',
   async run(ctx) {
     const { env } = need(ctx, 'cluster');
@@ -17,8 +18,7 @@ export const step = defineStep({
       '--upstream', `127.0.0.1:${app.port}`, '--metrics-port', String(sidecarMetrics), '--metrics-address', '127.0.0.1', '--drain-timeout', '1s'], join(ctx.logDir, 'sidecar.log'), env);
     ctx.procs.push(sidecar);
     await waitForHttp200(`http://127.0.0.1:${sidecarMetrics}/readyz`, 30_000, sidecar);
-    ctx.state.sidecarPort = sidecarPort;
-    ctx.state.sidecarMetricsPort = sidecarMetrics;
+    ctx.state.target = { host: '127.0.0.1', port: sidecarPort, serverName: 'localhost', metricsUrl: `http://127.0.0.1:${sidecarMetrics}`, description: `127.0.0.1:${sidecarPort}` };
     return { sidecarPort, appPort: app.port };
   },
   done: (r) => `sidecar: TLS on 127.0.0.1:${r.sidecarPort} → app on 127.0.0.1:${r.appPort} (plain HTTP)`,

@@ -14,8 +14,8 @@ const AUTHENTICATED_BY: Readonly<Record<string, string>> = {
 };
 
 /** Successful handshakes per mode, from the sidecar's /metrics. */
-async function handshakesByMode(metricsPort: number): Promise<Map<string, number>> {
-  const text = await (await fetch(`http://127.0.0.1:${metricsPort}/metrics`)).text();
+async function handshakesByMode(metricsUrl: string): Promise<Map<string, number>> {
+  const text = await (await fetch(`${metricsUrl}/metrics`, { signal: AbortSignal.timeout(10_000) })).text();
   const counts = new Map<string, number>();
   for (const line of text.split('\n')) {
     const m = /^dc_sidecar_handshakes_total\{(?=[^}]*result="success")[^}]*mode="([a-z]+)"[^}]*\} (\d+)/.exec(line);
@@ -28,22 +28,23 @@ export const step = defineStep({
   title: () => 'curl (no DC support)',
   skip: () => (which('curl') ? undefined : '  - curl not installed: skipped'),
   async run(ctx) {
-    const sidecarPort = need(ctx, 'sidecarPort');
-    const metricsPort = need(ctx, 'sidecarMetricsPort');
-    // The sidecar reaches the key server on its own once both run; bounded wait for that.
-    await waitFor('the sidecar to report fallback Keyless ready', 20_000, async () =>
-      /fallback Keyless ready/.test(await (await fetch(`http://127.0.0.1:${metricsPort}/readyz`)).text()) ? true : undefined, ctx.procs.find((p) => p.name === 'dc-operator sidecar'));
-    const before = await handshakesByMode(metricsPort);
-    const r = await runCommand('curl', ['-sS', '--max-time', '10', '--cacert', join(ctx.caDir, 'ca.crt'), '--resolve', `localhost:${sidecarPort}:127.0.0.1`,
-      '-w', '\n%{http_code}', `https://localhost:${sidecarPort}/`], { timeoutMs: 20_000 });
+    const t = need(ctx, 'target');
+    // The sidecar reaches the key server on its own once both run (on the real node through the
+    // key server's Service name: cluster DNS and kube-proxy); bounded wait for that.
+    await waitFor('the sidecar to report fallback Keyless ready', 30_000, async () =>
+      /fallback Keyless ready/.test(await (await fetch(`${t.metricsUrl}/readyz`, { signal: AbortSignal.timeout(5_000) })).text()) ? true : undefined,
+    ctx.procs.find((p) => p.name === 'dc-operator sidecar'));
+    const before = await handshakesByMode(t.metricsUrl);
+    const r = await runCommand('curl', ['-sS', '--max-time', '10', '--cacert', join(ctx.caDir, 'ca.crt'), '--resolve', `${t.serverName}:${t.port}:${t.host}`,
+      '-w', '\n%{http_code}', `https://${t.serverName}:${t.port}/`], { timeoutMs: 20_000 });
     if (r.code !== 0) throw new Error(`curl exited ${r.code}: ${r.stderr.trim()}`);
     const lines = r.stdout.trimEnd().split('\n');
     const status = lines.pop() ?? '';
     if (!lines.some((l) => l.includes(APP_GREETING))) throw new Error(`the app's response did not come back through the sidecar:\n${r.stdout}`);
-    const after = await handshakesByMode(metricsPort);
+    const after = await handshakesByMode(t.metricsUrl);
     const modes = [...after].filter(([mode, n]) => n > (before.get(mode) ?? 0)).map(([mode]) => mode);
     if (modes.length !== 1) throw new Error(`expected one more successful handshake in the sidecar's metrics, saw modes [${modes.join(', ')}]`);
     return { status, how: AUTHENTICATED_BY[modes[0] ?? ''] ?? modes[0] };
   },
-  done: (r) => `curl (no DC support): ${r.status} from the app, ${r.how}`,
+  done: (r, ctx) => `curl (no DC support) ${need(ctx, 'target').description}: ${r.status} from the app, ${r.how}`,
 });
