@@ -70,6 +70,7 @@ root="" cgroup_name="dc-e2e-$$" pidns=""
 unshare_pid=""
 # Stops the node and removes what it made; safe to call twice.
 cleanup() {
+  local t0; t0=$(date +%s%N)
   if [[ -n "$unshare_pid" ]]; then
     log "teardown"
     kill -KILL "$unshare_pid" 2>/dev/null || true   # --kill-child: its child, PID 1 of the node, dies too
@@ -84,6 +85,7 @@ cleanup() {
     if [[ -d "$h/$cgroup_name" ]]; then find "$h/$cgroup_name" -depth -type d -exec rmdir {} + 2>/dev/null || true; fi
   done
   [[ -n "$root" ]] && rm -rf "$root"
+  log "torn down in $(( ($(date +%s%N) - t0) / 1000000 )) ms"
   return 0
 }
 # The leftover check, after every teardown (a passed run, a failed one, Ctrl-C).

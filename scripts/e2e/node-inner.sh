@@ -2,13 +2,15 @@
 # PID 1 of the real node's namespaces (started by scripts/e2e/cluster.sh through
 #   unshare --mount --net --pid --fork --mount-proc --kill-child
 # so that when it dies every process of the cluster dies with it). It prepares the mount and
-# network namespaces, then runs etcd, kube-apiserver, kube-controller-manager, kube-scheduler,
-# CoreDNS, kube-proxy, containerd and kubelet, all with their state under $root, and waits.
+# network namespaces, then runs containerd (importing the images in the background meanwhile),
+# etcd, kube-apiserver, kube-controller-manager, kube-scheduler, CoreDNS, kube-proxy and kubelet,
+# all with their state under $root, and waits.
 #
 # Isolation, which cluster.sh's leftover check verifies from the host:
-#   - writes: everything under $root. /run is a fresh tmpfs and /var/lib, /var/log and /etc are
-#     overlays whose upper layers are in $root, so a path some component hard-codes (containerd's
-#     /var/run/netns, runc's /run/runc, ...) lands in $root as well;
+#   - writes: everything under $root ($root/containerd on a tmpfs of this namespace). /run is a
+#     fresh tmpfs and /var/lib, /var/log and /etc are overlays whose upper layers are in $root, so
+#     a path some component hard-codes (containerd's /var/run/netns, runc's /run/runc, ...) lands
+#     in $root as well;
 #   - kernel settings kubelet insists on (vm.overcommit_memory, kernel.panic, kernel.panic_on_oops)
 #     are files of $root bind-mounted over /proc/sys inside this mount namespace only;
 #   - network: the addresses exist only in this network namespace: the node 10.77.0.1 on a veth
@@ -36,6 +38,11 @@ for d in /var/lib /var/log /etc; do
   n="${d//\//_}"; mkdir -p "$root/ovl/$n/upper" "$root/ovl/$n/work"
   mount -t overlay overlay -o "lowerdir=$d,upperdir=$root/ovl/$n/upper,workdir=$root/ovl/$n/work" "$d"
 done
+# containerd's content and snapshots (the image unpacked, the containers' layers) in memory: the
+# import and teardown skip the disk, and the tmpfs vanishes with this namespace, so cluster.sh's
+# teardown has only an empty directory left to remove. Bounded, so it cannot eat the machine's RAM.
+mkdir -p "$root/containerd"
+mount -t tmpfs -o size=3g,mode=0700 tmpfs "$root/containerd"
 mkdir -p "$root/sysctl"
 for kv in vm/overcommit_memory=1 kernel/panic=10 kernel/panic_on_oops=1; do
   k="${kv%%=*}"; f="$root/sysctl/${k//\//.}"
@@ -49,6 +56,7 @@ ip addr add 10.77.0.1/24 dev e2e0
 ip link set e2e0 up; ip link set e2e1 up
 ip route add default dev e2e0
 ip addr add 10.96.0.1/32 dev lo
+log "mounts and network ready"
 
 # --- PKI --------------------------------------------------------------------------------------
 pki="$root/pki"; mkdir -p "$pki"; cd "$pki"
@@ -78,6 +86,54 @@ current-context: e2e
 KC
 cd "$root"
 logs="$root/logs"; mkdir -p "$logs"
+
+# --- containerd ---------------------------------------------------------------------------------
+# Started first and in the background: it and the image import (unpacking the image's layers, the
+# slowest part of the node's start) need nothing of the control plane, which starts meanwhile.
+# kubelet, below, waits for it ($root/containerd.ready).
+mkdir -p "$root/cni/net.d" "$root/containerd" "$root/run"
+cat >"$root/cni/net.d/10-e2e.conflist" <<CNI
+{"cniVersion": "1.0.0", "name": "e2e", "plugins": [
+  {"type": "bridge", "bridge": "cni0", "isGateway": true, "ipMasq": false, "hairpinMode": true,
+   "ipam": {"type": "host-local", "dataDir": "$root/cni/ipam", "ranges": [[{"subnet": "10.244.0.0/24"}]],
+            "routes": [{"dst": "0.0.0.0/0"}]}},
+  {"type": "loopback"}]}
+CNI
+cat >"$root/containerd.toml" <<TOML
+version = 3
+root = "$root/containerd/root"
+state = "$root/containerd/state"
+[grpc]
+  address = "$root/run/containerd.sock"
+[ttrpc]
+  address = "$root/run/containerd.sock.ttrpc"
+[plugins.'io.containerd.cri.v1.images']
+  snapshotter = "overlayfs"
+  [plugins.'io.containerd.cri.v1.images'.pinned_images]
+    sandbox = "$(cat "$root/pause.ref")"
+[plugins.'io.containerd.cri.v1.runtime']
+  enable_selinux = false
+  # root here lacks CAP_SYS_RESOURCE: never lower a container's oom_score_adj below ours.
+  restrict_oom_score_adj = true
+  [plugins.'io.containerd.cri.v1.runtime'.cni]
+    bin_dirs = ["/usr/lib/cni"]
+    conf_dir = "$root/cni/net.d"
+  [plugins.'io.containerd.cri.v1.runtime'.containerd.runtimes.runc]
+    runtime_type = "io.containerd.runc.v2"
+    [plugins.'io.containerd.cri.v1.runtime'.containerd.runtimes.runc.options]
+      BinaryName = "$(command -v runc)"
+      SystemdCgroup = false
+TOML
+(
+  PATH="$bin:$PATH" "$bin/containerd" --config "$root/containerd.toml" >"$logs/containerd.log" 2>&1 &
+  for _ in $(seq 1 300); do "$bin/ctr" --address "$root/run/containerd.sock" version >/dev/null 2>&1 && break; sleep 0.2; done
+  while read -r archive ref; do
+    "$bin/ctr" --address "$root/run/containerd.sock" -n k8s.io images import --base-name "${ref%:*}" "$archive" >>"$logs/images.log" 2>&1
+  done <"$root/images.txt"
+  "$bin/ctr" --address "$root/run/containerd.sock" -n k8s.io images ls -q | tr '\n' ' ' >"$root/containerd.ready.tmp"
+  mv "$root/containerd.ready.tmp" "$root/containerd.ready"
+) >>"$logs/containerd-setup.log" 2>&1 &
+containerd_setup=$!
 
 # --- control plane ----------------------------------------------------------------------------
 "$bin/etcd" --data-dir "$root/etcd" --listen-client-urls http://127.0.0.1:2379 --advertise-client-urls http://127.0.0.1:2379 \
@@ -166,46 +222,10 @@ ports: [{name: dns, port: 53, protocol: UDP}, {name: dns-tcp, port: 53, protocol
 DNS
 log "kube-proxy and CoreDNS started, kube-dns Service at 10.96.0.10"
 
-# --- containerd -------------------------------------------------------------------------------
-mkdir -p "$root/cni/net.d" "$root/containerd" "$root/run"
-cat >"$root/cni/net.d/10-e2e.conflist" <<CNI
-{"cniVersion": "1.0.0", "name": "e2e", "plugins": [
-  {"type": "bridge", "bridge": "cni0", "isGateway": true, "ipMasq": false, "hairpinMode": true,
-   "ipam": {"type": "host-local", "dataDir": "$root/cni/ipam", "ranges": [[{"subnet": "10.244.0.0/24"}]],
-            "routes": [{"dst": "0.0.0.0/0"}]}},
-  {"type": "loopback"}]}
-CNI
-cat >"$root/containerd.toml" <<TOML
-version = 3
-root = "$root/containerd/root"
-state = "$root/containerd/state"
-[grpc]
-  address = "$root/run/containerd.sock"
-[ttrpc]
-  address = "$root/run/containerd.sock.ttrpc"
-[plugins.'io.containerd.cri.v1.images']
-  snapshotter = "overlayfs"
-  [plugins.'io.containerd.cri.v1.images'.pinned_images]
-    sandbox = "$(cat "$root/pause.ref")"
-[plugins.'io.containerd.cri.v1.runtime']
-  enable_selinux = false
-  # root here lacks CAP_SYS_RESOURCE: never lower a container's oom_score_adj below ours.
-  restrict_oom_score_adj = true
-  [plugins.'io.containerd.cri.v1.runtime'.cni]
-    bin_dirs = ["/usr/lib/cni"]
-    conf_dir = "$root/cni/net.d"
-  [plugins.'io.containerd.cri.v1.runtime'.containerd.runtimes.runc]
-    runtime_type = "io.containerd.runc.v2"
-    [plugins.'io.containerd.cri.v1.runtime'.containerd.runtimes.runc.options]
-      BinaryName = "$(command -v runc)"
-      SystemdCgroup = false
-TOML
-PATH="$bin:$PATH" "$bin/containerd" --config "$root/containerd.toml" >"$logs/containerd.log" 2>&1 &
-until "$bin/ctr" --address "$root/run/containerd.sock" version >/dev/null 2>&1; do sleep 0.2; done
-while read -r archive ref; do
-  "$bin/ctr" --address "$root/run/containerd.sock" -n k8s.io images import --base-name "${ref%:*}" "$archive" >>"$logs/images.log" 2>&1
-done <"$root/images.txt"
-log "containerd ready, images imported: $("$bin/ctr" --address "$root/run/containerd.sock" -n k8s.io images ls -q | tr '\n' ' ')"
+# --- containerd (started above) ------------------------------------------------------------------
+for _ in $(seq 1 1200); do [[ -f "$root/containerd.ready" ]] && break; kill -0 "$containerd_setup" 2>/dev/null || break; sleep 0.1; done
+wait "$containerd_setup" || { log "containerd did not start or the images did not import (logs: $logs/containerd.log, $logs/images.log)"; exit 1; }
+log "containerd ready, images imported: $(cat "$root/containerd.ready")"
 
 # --- kubelet ----------------------------------------------------------------------------------
 cat >"$root/kubelet.yaml" <<KCFG
