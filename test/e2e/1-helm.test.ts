@@ -1,5 +1,5 @@
 // Used-by path 1 on the real node: `helm install` of charts/dc-operator with the image built here.
-// The controller (2 replicas, leader election) and the webhook become Ready; `helm uninstall`
+// The controller (2 replicas, leader election), the webhook and the key server become Ready; `helm uninstall`
 // keeps the CRDs (crds.keep, the chart's default).
 import assert from 'node:assert/strict';
 import { before, test } from 'node:test';
@@ -11,12 +11,13 @@ const CRDS = ['delegatedcredentials.dc-operator.io', 'delegationsigners.dc-opera
 
 before(() => assertInNodeNetwork());
 
-test('helm install: controller with 2 replicas and a leader, webhook Ready with its caBundle', async () => {
+test('helm install: controller with 2 replicas and a leader, webhook Ready with its caBundle, key server Ready', async () => {
   await helm(helmInstallArgs(), { timeoutMs: 240_000 });
   const r = await waitForOperatorReady();
   assert.equal(r.controllerPods.length, 2, `controller pods: ${r.controllerPods.join(', ')}`);
   assert.ok(r.controllerPods.includes(r.leader));
   assert.ok(r.webhookReady >= 1);
+  assert.equal(r.keyserverReady, 2, 'the key server (2 replicas by default) is Ready');
   // Every pod runs the image built here, never pulled.
   const images = await kubectl(['get', 'pods', '-n', OPERATOR_NS, '-o', 'jsonpath={range .items[*].spec.containers[*]}{.image} {.imagePullPolicy}{"\\n"}{end}']);
   for (const line of images.trim().split('\n')) assert.equal(line, `${e2e.image} Never`);

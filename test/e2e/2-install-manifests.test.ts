@@ -9,10 +9,11 @@ const manifest = join(repoRoot, 'manifests', 'install.yaml');
 
 before(() => assertInNodeNetwork());
 
-test('kubectl apply --server-side -f manifests/install.yaml: controller (2, a leader) and webhook Ready', async () => {
+test('kubectl apply --server-side -f manifests/install.yaml: controller (2, a leader), webhook and key server Ready', async () => {
   await kubectl(['apply', '--server-side', '-f', manifest], { timeoutMs: 120_000 });
   const r = await waitForOperatorReady();
   assert.equal(r.controllerPods.length, 2);
+  assert.equal(r.keyserverReady, 2, 'the key server (2 replicas by default) is Ready');
   // manifests/install.yaml names the chart's default image (pullPolicy IfNotPresent): the one built here.
   const images = new Set((await kubectl(['get', 'pods', '-n', OPERATOR_NS, '-o', 'jsonpath={.items[*].spec.containers[*].image}'])).split(/\s+/).filter(Boolean));
   assert.deepEqual([...images], [e2e.image]);

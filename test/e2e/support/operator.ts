@@ -35,6 +35,8 @@ export interface OperatorReadiness {
   controllerPods: string[];
   leader: string;
   webhookReady: number;
+  /** Ready replicas of the key server's Deployment; 0 when the chart has none. */
+  keyserverReady: number;
 }
 
 /**
@@ -60,7 +62,7 @@ export async function waitForOperatorReady(timeoutMs = 180_000): Promise<Operato
     if (!leader) return undefined;
     const caBundles = await kubectl(['get', 'mutatingwebhookconfiguration', '-o', 'jsonpath={.items[*].webhooks[*].clientConfig.caBundle}']);
     if (!caBundles.trim()) return undefined;
-    return { controllerPods: pods, leader, webhookReady: ready(WEBHOOK) };
+    return { controllerPods: pods, leader, webhookReady: ready(WEBHOOK), keyserverReady: ready(KEYSERVER) };
   }, 1000);
 }
 
