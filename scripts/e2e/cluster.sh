@@ -79,7 +79,7 @@ cleanup() {
     # PID 1's death kills the rest of the PID namespace; wait until none of it is left.
     for _ in $(seq 1 100); do [[ -z "$(node_pids)" ]] && break; sleep 0.1; done
   fi
-  if [[ -n "$keep_logs" && -d "$root/logs" ]]; then rm -rf "$keep_logs"; mkdir -p "$keep_logs"; cp -r "$root/logs/." "$root/node.log" "$keep_logs/" 2>/dev/null || true; fi
+  if [[ -n "$keep_logs" && -d "$root/logs" ]]; then rm -rf "$keep_logs"; mkdir -p "$keep_logs"; cp -r "$root/logs/." "$root/node.log" "$keep_logs/" 2>/dev/null || true; cp -r "$root/pod-logs" "$keep_logs/" 2>/dev/null || true; fi
   local h
   for h in /sys/fs/cgroup/*; do
     if [[ -d "$h/$cgroup_name" ]]; then find "$h/$cgroup_name" -depth -type d -exec rmdir {} + 2>/dev/null || true; fi

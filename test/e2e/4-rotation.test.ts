@@ -47,7 +47,8 @@ function assertAllDelegated(results: Handshake[], what: string): void {
   const failed = results.filter((h) => !h.ok);
   const plain = results.filter((h) => h.ok && !h.delegated);
   assert.ok(results.length >= 20, `only ${results.length} handshakes ${what}`);
-  assert.equal(failed.length, 0, `${failed.length}/${results.length} handshakes failed ${what}; first:\n${failed[0]?.output}`);
+  const first = failed[0];
+  assert.equal(failed.length, 0, `${failed.length}/${results.length} handshakes failed ${what}; first, at ${first?.at}, exit ${first?.code} after ${Math.round(first?.ms ?? 0)} ms:\n${first?.output}`);
   assert.equal(plain.length, 0, `${plain.length}/${results.length} handshakes without a DC ${what}`);
 }
 

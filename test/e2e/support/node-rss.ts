@@ -1,6 +1,7 @@
 // Prints the resident memory of the real node's processes (those in its PID namespace), summed by
 // program, as a Markdown table: `node dist/test/e2e/support/node-rss.js` under scripts/e2e/cluster.sh
 // (which sets DC_E2E_NODE_PIDNS). Used for bench/results/e2e.md.
+import { execFileSync } from 'node:child_process';
 import { readdirSync, readFileSync } from 'node:fs';
 import { processesInPidNamespace } from './host-state.js';
 
@@ -50,3 +51,20 @@ const total = rows.reduce((s, [, e]) => s + e.kib, 0);
 console.log('| process | count | RSS (MiB) |\n|---|---:|---:|');
 for (const [name, e] of rows) console.log(`| ${name} | ${e.count} | ${(e.kib / 1024).toFixed(1)} |`);
 console.log(`| **total** | ${rows.reduce((s, [, e]) => s + e.count, 0)} | **${(total / 1024).toFixed(1)}** |`);
+
+// containerd's state (the unpacked image, the containers' layers) is a tmpfs of the node's mount
+// namespace (node-inner.sh): memory too, but no process's RSS. Read it from inside that namespace,
+// through the node's PID 1.
+const root = process.env['DC_E2E_ROOT'];
+const init = [...ofNode].find((pid) => {
+  try {
+    return /^NSpid:.*\s1$/m.test(readFileSync(`/proc/${pid}/status`, 'utf8'));
+  } catch {
+    return false;
+  }
+});
+if (root && init) {
+  const df = execFileSync('nsenter', ['-t', String(init), '-m', 'df', '-k', '--output=used', `${root}/containerd`], { encoding: 'utf8' });
+  const usedKib = Number(df.trim().split('\n').at(-1));
+  console.log(`\ncontainerd state on the node's tmpfs (${root}/containerd): ${(usedKib / 1024).toFixed(1)} MiB`);
+}

@@ -142,17 +142,18 @@ export async function waitForReadyPod(ns: string, app: string, timeoutMs = 120_0
   return waitFor(`a Ready pod of ${ns}/${app}`, timeoutMs, async () => (await podsOf(ns, app)).find((p) => p.ready && p.ip));
 }
 
-export interface Handshake { ok: boolean; delegated: boolean; answered: boolean; ms: number; output: string }
+export interface Handshake { ok: boolean; delegated: boolean; answered: boolean; ms: number; output: string; code: number; at: string }
 
 /** One NSS tstclnt -B (delegated credentials on) handshake + HTTP request to the pod's sidecar. */
 export async function tstclnt(ip: string, pki: Pki, port = 8443): Promise<Handshake> {
   const t0 = performance.now();
+  const at = new Date().toISOString();
   const r = await run('tstclnt', ['-B', '-h', ip, '-p', String(port), '-d', pki.nssDb, '-V', 'tls1.3:tls1.3', '-a', pki.serverName],
     { input: `GET / HTTP/1.0\r\nHost: ${pki.serverName}\r\n\r\n`, timeoutMs: 15_000 });
   const out = r.stdout + r.stderr;
   const delegated = out.includes('Received a Delegated Credential');
   const answered = out.includes(APP_GREETING);
-  return { ok: r.code === 0 && answered, delegated, answered, ms: performance.now() - t0, output: out };
+  return { ok: r.code === 0 && answered, delegated, answered, ms: performance.now() - t0, output: out, code: r.code, at };
 }
 
 /** The delegated credential the sidecar serves now, by its expiry (dcctl probe, our TLS client). */
