@@ -64,7 +64,9 @@ const init = [...ofNode].find((pid) => {
   }
 });
 if (root && init) {
-  const df = execFileSync('nsenter', ['-t', String(init), '-m', 'df', '-k', '--output=used', `${root}/containerd`], { encoding: 'utf8' });
-  const usedKib = Number(df.trim().split('\n').at(-1));
+  // statfs of the tmpfs as the node's mount namespace sees it: total and free blocks, block size.
+  const [blocks, free, size] = execFileSync('nsenter', ['-t', String(init), '-m', 'stat', '-f', '-c', '%b %f %S', `${root}/containerd`], { encoding: 'utf8' })
+    .trim().split(' ').map(Number);
+  const usedKib = ((blocks ?? 0) - (free ?? 0)) * (size ?? 0) / 1024;
   console.log(`\ncontainerd state on the node's tmpfs (${root}/containerd): ${(usedKib / 1024).toFixed(1)} MiB`);
 }
