@@ -40,8 +40,8 @@ export interface HandshakeTarget {
   readonly serverName: string;
   /** The sidecar's metrics listener: /metrics and /readyz. */
   readonly metricsUrl: string;
-  /** How to say where it is: "127.0.0.1:41234", "pod web-… (10.244.0.12:8443)". */
-  readonly description: string;
+  /** Where the handshake lines say they went, e.g. "through pod web-… (10.244.0.12:8443)"; none on loopback (the sidecar step said where). */
+  readonly via?: string;
 }
 
 /**
@@ -80,6 +80,12 @@ export interface DemoContext {
   /** Child processes (operator, webhook, sidecar); the operator step registers stopping them. */
   readonly procs: Child[];
   readonly state: DemoState;
+}
+
+/** " through pod …" for the handshake lines on the real node; nothing on loopback. */
+export function via(ctx: DemoContext): string {
+  const v = ctx.state.target?.via;
+  return v ? ` ${v}` : '';
 }
 
 /** A value an earlier step must have left; a step that runs out of order fails saying which. */

@@ -30,7 +30,7 @@ export const step = defineStep({
     assertInNodeNetwork();
     ctx.state.target = {
       host: ip, port: DEFAULT_LISTEN_PORT, serverName: ctx.serverName, metricsUrl: `http://${ip}:${DEFAULT_METRICS_PORT}`,
-      description: `through pod ${name} (${ip}:${DEFAULT_LISTEN_PORT})`,
+      via: `through pod ${name} (${ip}:${DEFAULT_LISTEN_PORT})`,
     };
     return { name, ip, containers: [...(pod.spec?.initContainers ?? []), ...(pod.spec?.containers ?? [])].map((c) => c.name) };
   },

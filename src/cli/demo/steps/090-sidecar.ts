@@ -18,7 +18,7 @@ export const step = defineStep({
       '--upstream', `127.0.0.1:${app.port}`, '--metrics-port', String(sidecarMetrics), '--metrics-address', '127.0.0.1', '--drain-timeout', '1s'], join(ctx.logDir, 'sidecar.log'), env);
     ctx.procs.push(sidecar);
     await waitForHttp200(`http://127.0.0.1:${sidecarMetrics}/readyz`, 30_000, sidecar);
-    ctx.state.target = { host: '127.0.0.1', port: sidecarPort, serverName: 'localhost', metricsUrl: `http://127.0.0.1:${sidecarMetrics}`, description: `127.0.0.1:${sidecarPort}` };
+    ctx.state.target = { host: '127.0.0.1', port: sidecarPort, serverName: 'localhost', metricsUrl: `http://127.0.0.1:${sidecarMetrics}` };
     return { sidecarPort, appPort: app.port };
   },
   done: (r) => `sidecar: TLS on 127.0.0.1:${r.sidecarPort} → app on 127.0.0.1:${r.appPort} (plain HTTP)`,

@@ -4,7 +4,7 @@
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { runCommand, type RunResult } from '../runtime.js';
-import { defineStep, need } from '../step.js';
+import { defineStep, need, via } from '../step.js';
 
 export const step = defineStep({
   title: () => 'dcctl probe (our TLS 1.3 client)',
@@ -17,10 +17,10 @@ export const step = defineStep({
       r = await runCommand(ctx.node, [ctx.dcctl, 'probe', `${t.host}:${t.port}`, '--ca', join(ctx.caDir, 'ca.crt'), '--servername', t.serverName], { timeoutMs: 20_000 });
       if (r.code === 0) break;
     }
-    if (r?.code !== 0) throw new Error(`dcctl probe ${t.description} exited ${r?.code}:\n${r?.stdout}${r?.stderr}`);
+    if (r?.code !== 0) throw new Error(`dcctl probe ${t.host}:${t.port} exited ${r?.code}:\n${r?.stdout}${r?.stderr}`);
     const sinceApply = ctx.state.dcAppliedAt === undefined ? undefined : Date.now() - ctx.state.dcAppliedAt;
     return { lines: r.stdout.trim().split('\n'), sinceApply };
   },
-  done: (r, ctx) => `dcctl probe ${need(ctx, 'target').description}: ${r.lines.filter((l) => /delegated credential|algorithm/.test(l)).join('; ')}` +
+  done: (r, ctx) => `dcctl probe${via(ctx)}: ${r.lines.filter((l) => /delegated credential|algorithm/.test(l)).join('; ')}` +
     (r.sinceApply === undefined ? '' : `; ${(r.sinceApply / 1000).toFixed(1)} s after kubectl apply of the DelegatedCredential`),
 });

@@ -5,7 +5,7 @@ import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { APP_GREETING } from '../app.js';
 import { runCommand, which } from '../runtime.js';
-import { defineStep, need } from '../step.js';
+import { defineStep, need, via } from '../step.js';
 
 export const step = defineStep({
   title: () => 'NSS tstclnt -B (Firefox\'s TLS library)',
@@ -28,10 +28,10 @@ export const step = defineStep({
       if (out.includes('Received a Delegated Credential') && out.includes(APP_GREETING)) break;
     }
     const dcLine = out.split('\n').find((l) => l.includes('Received a Delegated Credential'));
-    if (!dcLine) throw new Error(`tstclnt got no delegated credential from ${t.description}:\n${out}`);
+    if (!dcLine) throw new Error(`tstclnt got no delegated credential from ${t.host}:${t.port}:\n${out}`);
     const body = out.split('\n').find((l) => l.includes(APP_GREETING));
     if (!body) throw new Error(`the app's response did not come back through the sidecar:\n${out}`);
     return { dcLine: dcLine.trim(), body: body.trim() };
   },
-  done: (r, ctx) => `NSS tstclnt ${need(ctx, 'target').description}: "${r.dcLine}"; the app answered "${r.body}" through the sidecar`,
+  done: (r, ctx) => `NSS tstclnt${via(ctx)}: "${r.dcLine}"; the app answered "${r.body}" through the sidecar`,
 });

@@ -4,7 +4,7 @@
 import { join } from 'node:path';
 import { APP_GREETING } from '../app.js';
 import { runCommand, waitFor, which } from '../runtime.js';
-import { defineStep, need } from '../step.js';
+import { defineStep, need, via } from '../step.js';
 
 const AUTHENTICATED_BY: Readonly<Record<string, string>> = {
   keyless: 'certificate key via keyless pull',
@@ -46,5 +46,5 @@ export const step = defineStep({
     if (modes.length !== 1) throw new Error(`expected one more successful handshake in the sidecar's metrics, saw modes [${modes.join(', ')}]`);
     return { status, how: AUTHENTICATED_BY[modes[0] ?? ''] ?? modes[0] };
   },
-  done: (r, ctx) => `curl (no DC support) ${need(ctx, 'target').description}: ${r.status} from the app, ${r.how}`,
+  done: (r, ctx) => `curl (no DC support)${via(ctx)}: ${r.status} from the app, ${r.how}`,
 });
