@@ -10,7 +10,7 @@ import { join } from 'node:path';
 import { before, test } from 'node:test';
 import { GROUP, RESOURCES } from '../../src/operator/api/v1alpha1.js';
 import { assertInNodeNetwork, e2e, helm, kubectl, repoRoot, run } from './support/node.js';
-import { OPERATOR_NS, RELEASE } from './support/operator.js';
+import { measure, OPERATOR_NS, RELEASE } from './support/operator.js';
 
 const CRDS = Object.values(RESOURCES).map((r) => `${r.plural}.${GROUP}`);
 
@@ -37,7 +37,9 @@ test('make demo on the real node: chart, injected pod, DC and fallback handshake
   assert.match(r.out, /✔ helm install dc-operator -n dc-demo-system-\w+: controller, keyserver, webhook Ready, 1 replica each, image \S+ \(imported, never pulled\)/);
   assert.match(r.out, /✔ kubectl apply -f demo-app\.yaml \(delegatedcredential\.dc-operator\.io\/web-dc created, deployment\.apps\/web created\)/);
   assert.match(r.out, /✔ pod web-\S+ Ready at 10\.244\.0\.\d+: dc-operator-sidecar injected as a native sidecar \(initContainers, restartPolicy Always\), started before app/);
-  assert.match(r.out, /✔ dcctl probe through pod web-\S+ \(10\.244\.0\.\d+:8443\): delegated credential: yes, verified; [^\n]*; [0-9.]+ s after kubectl apply of the DelegatedCredential/);
+  const probe = /✔ dcctl probe through pod web-\S+ \(10\.244\.0\.\d+:8443\): delegated credential: yes, verified; [^\n]*; ([0-9.]+) s after kubectl apply of the DelegatedCredential/.exec(r.out);
+  assert.ok(probe, r.out);
+  measure('kubectl apply of a DelegatedCredential + annotated Deployment (certificate Secret present) -> first DC handshake through the new pod (make demo)', Number(probe[1]) * 1000, 'ms');
   if ((await run('sh', ['-c', 'command -v tstclnt'])).code === 0) {
     assert.match(r.out, /✔ NSS tstclnt through pod web-\S+ \([^)]*\): "Received a Delegated Credential"; the app answered "hello from the app behind dc-operator \(pod\)"/);
   }
