@@ -4,6 +4,7 @@ import { existsSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import type { AdmissionregistrationV1Api, CoreV1Api, CustomObjectsApi, KubeConfig } from '@kubernetes/client-node';
+import { assertInNodeNetwork } from './real-node.js';
 import type { Child, Cleanup } from './runtime.js';
 
 export interface ConnectedCluster {
@@ -80,6 +81,15 @@ export interface DemoContext {
   /** Child processes (operator, webhook, sidecar); the operator step registers stopping them. */
   readonly procs: Child[];
   readonly state: DemoState;
+}
+
+/**
+ * Where a handshake step connects. On the real node it first checks, every time, that this process
+ * is still in the node's network namespace: a client there never reaches the host's network.
+ */
+export function handshakeTarget(ctx: DemoContext): HandshakeTarget {
+  if (ctx.mode === 'node') assertInNodeNetwork();
+  return need(ctx, 'target');
 }
 
 /** " through pod …" for the handshake lines on the real node; nothing on loopback. */

@@ -8,7 +8,7 @@ import { readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import { describe, it } from 'node:test';
 import { fileURLToPath } from 'node:url';
-import { loadSteps, need, STEP_FILE, type DemoContext } from '../../../src/cli/demo/step.js';
+import { loadSteps, need, stepsFor, STEP_FILE, type DemoContext } from '../../../src/cli/demo/step.js';
 
 const repo = resolve(dirname(fileURLToPath(import.meta.url)), '../../../..');
 
@@ -25,6 +25,20 @@ void describe('demo steps', () => {
     assert.equal(steps.at(-2)!.title(ctx), "NSS tstclnt -B (Firefox's TLS library)");
     assert.equal(steps.at(-1)!.title(ctx), 'curl (no DC support)', 'a client without DC support comes after the NSS line');
     for (const s of steps) assert.equal(typeof s.run, 'function');
+  });
+
+  void it('each mode runs its own steps: the real node installs the chart and connects to a pod; local runs processes and a simulated volume', async () => {
+    const all = await loadSteps(repo);
+    const titles = (mode: DemoContext['mode']): string[] => stepsFor(all, mode).map((s) => s.title({ mode } as DemoContext));
+    assert.deepEqual(titles('node'), [
+      'connecting to the real node', 'helm install charts/dc-operator (the image built here)', 'creating a dev CA and a certificate with DelegationUsage',
+      'kubectl apply: a DelegatedCredential and an annotated Deployment', 'waiting for the pod with the injected sidecar',
+      'dcctl probe (our TLS 1.3 client)', "NSS tstclnt -B (Firefox's TLS library)", 'curl (no DC support)',
+    ]);
+    const local = titles('local');
+    assert.ok(local.includes('writing the issued Secret as a kubelet volume') && local.includes('starting the sidecar in front of the app'), local.join(', '));
+    assert.ok(!local.some((t) => t.startsWith('helm install') || t.startsWith('kubectl apply')), local.join(', '));
+    assert.deepEqual(titles('current').slice(1), local.slice(1), 'current differs from local only in how it connects');
   });
 
   void it('does not run a compiled step whose source is gone (a renamed or deleted step left in dist/)', async () => {

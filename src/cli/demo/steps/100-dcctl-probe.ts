@@ -4,12 +4,12 @@
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { runCommand, type RunResult } from '../runtime.js';
-import { defineStep, need, via } from '../step.js';
+import { defineStep, handshakeTarget, via } from '../step.js';
 
 export const step = defineStep({
   title: () => 'dcctl probe (our TLS 1.3 client)',
   async run(ctx) {
-    const t = need(ctx, 'target');
+    const t = handshakeTarget(ctx);
     // A Ready pod's IP may take a moment to answer through the node's bridge: a few tries, 250 ms apart.
     let r: RunResult | undefined;
     for (let attempt = 0; attempt < (ctx.mode === 'node' ? 20 : 1); attempt++) {

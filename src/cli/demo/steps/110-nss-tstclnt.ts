@@ -5,13 +5,13 @@ import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { APP_GREETING } from '../app.js';
 import { runCommand, which } from '../runtime.js';
-import { defineStep, need, via } from '../step.js';
+import { defineStep, handshakeTarget, via } from '../step.js';
 
 export const step = defineStep({
   title: () => 'NSS tstclnt -B (Firefox\'s TLS library)',
   skip: () => (which('tstclnt') ? undefined : '  - NSS tstclnt not installed (apt-get install libnss3-tools): skipped'),
   async run(ctx) {
-    const t = need(ctx, 'target');
+    const t = handshakeTarget(ctx);
     const db = join(ctx.work, 'nssdb');
     mkdirSync(db);
     for (const args of [['-N', '--empty-password', '-d', db], ['-A', '-n', 'demo-ca', '-t', 'C,,', '-i', join(ctx.caDir, 'ca.crt'), '-d', db]]) {

@@ -4,7 +4,7 @@
 import { join } from 'node:path';
 import { APP_GREETING } from '../app.js';
 import { runCommand, waitFor, which } from '../runtime.js';
-import { defineStep, need, via } from '../step.js';
+import { defineStep, handshakeTarget, via } from '../step.js';
 
 const AUTHENTICATED_BY: Readonly<Record<string, string>> = {
   keyless: 'certificate key via keyless pull',
@@ -28,7 +28,7 @@ export const step = defineStep({
   title: () => 'curl (no DC support)',
   skip: () => (which('curl') ? undefined : '  - curl not installed: skipped'),
   async run(ctx) {
-    const t = need(ctx, 'target');
+    const t = handshakeTarget(ctx);
     // The sidecar reaches the key server on its own once both run (on the real node through the
     // key server's Service name: cluster DNS and kube-proxy); bounded wait for that.
     await waitFor('the sidecar to report fallback Keyless ready', 30_000, async () =>
