@@ -1,13 +1,16 @@
 /**
  * Record protection (RFC 8446 §5.2–§5.3): AEAD with nonce = iv XOR sequence number, the inner
  * plaintext `content || type || zeros`, and the length limits. One `RecordSealer` or
- * `RecordOpener` per traffic secret and direction; node:crypto's synchronous cipher API.
+ * `RecordOpener` per traffic secret and direction. The AEAD is the native addon when it loads
+ * (native/aead.ts: one OpenSSL context per direction, records sealed and opened into shared
+ * slabs), else node:crypto's synchronous cipher API; both produce the same bytes.
  */
 import { createCipheriv, createDecipheriv, type CipherGCMTypes } from 'node:crypto';
 import { ContentType, MAX_CIPHERTEXT, MAX_INNER_PLAINTEXT, RECORD_HEADER_LENGTH } from './constants.js';
 import { BadRecordMac, InternalError, RecordOverflow, PeerMisbehaved } from './errors.js';
 import { trafficKeys } from './key-schedule.js';
 import type { SuiteParams } from './suites.js';
+import { NATIVE_ALGORITHM, RECORD_SLAB, nativeAead, type NativeAead, type NativeAeadContext } from './native/aead.js';
 
 /**
  * What the record layer needs to protect outgoing records: TLS 1.3's `RecordSealer` below, or
@@ -42,10 +45,18 @@ abstract class RecordCipher {
   private readonly ivLow: number;
   private readonly ivHigh: number;
   protected readonly algorithm: CipherGCMTypes | 'chacha20-poly1305';
+  /** The native AEAD and its context for this key and direction; undefined: node:crypto. */
+  protected readonly native: NativeAead | undefined;
+  protected readonly context: NativeAeadContext | undefined;
+  /** The additional data (the record header), copied per record for the native AEAD. */
+  protected readonly aad = Buffer.alloc(RECORD_HEADER_LENGTH);
 
+  /** @param aead the native AEAD to use, or null for node:crypto; by default the process's choice. */
   constructor(
     readonly suite: SuiteParams,
     readonly secret: Uint8Array,
+    encrypt: boolean,
+    aead: NativeAead | null | undefined,
   ) {
     const { key, iv } = trafficKeys(suite, secret);
     this.key = key;
@@ -54,6 +65,13 @@ abstract class RecordCipher {
     this.ivLow = this.nonce.readUInt32BE(8);
     this.ivHigh = this.nonce.readUInt32BE(4);
     this.algorithm = suite.aead as CipherGCMTypes | 'chacha20-poly1305';
+    this.native = aead === undefined ? nativeAead() : (aead ?? undefined);
+    this.context = this.native?.create(NATIVE_ALGORITHM[suite.aead], encrypt, key, iv);
+  }
+
+  /** Whether records go through the native AEAD (else node:crypto). */
+  get isNative(): boolean {
+    return this.native !== undefined;
   }
 
   /** Records protected under this key so far. */
@@ -71,8 +89,7 @@ abstract class RecordCipher {
    * Written into one reused buffer: createCipheriv/createDecipheriv copy the IV they are given.
    */
   protected nextNonce(): Buffer {
-    if (this.seq >= MAX_SEQUENCE) throw new InternalError('record sequence number exhausted');
-    const seq = this.seq++;
+    const seq = this.nextSequence();
     const nonce = this.nonce;
     const low = seq % 0x100000000;
     const high = (seq - low) / 0x100000000;
@@ -88,6 +105,12 @@ abstract class RecordCipher {
     nonce[10] = l >>> 8;
     nonce[11] = l;
     return nonce;
+  }
+
+  /** Takes the next sequence number (the native AEAD derives the nonce from it itself). */
+  protected nextSequence(): number {
+    if (this.seq >= MAX_SEQUENCE) throw new InternalError('record sequence number exhausted');
+    return this.seq++;
   }
 }
 
@@ -115,6 +138,10 @@ function trailer(type: number, padding: number): Buffer {
 const STAGING = Buffer.allocUnsafe(MAX_INNER_PLAINTEXT);
 
 export class RecordSealer extends RecordCipher implements RecordProtector {
+  constructor(suite: SuiteParams, secret: Uint8Array, aead?: NativeAead | null) {
+    super(suite, secret, true, aead);
+  }
+
   /**
    * Protects one record and appends it to `out` as pieces (header, ciphertext, tag): the
    * record layer joins all pending pieces with a single copy. `content` must be at most 2^14
@@ -124,6 +151,7 @@ export class RecordSealer extends RecordCipher implements RecordProtector {
     const innerLength = content.length + 1 + padding;
     const length = innerLength + this.suite.tagLength;
     if (length > MAX_CIPHERTEXT) throw new InternalError('record too large to seal');
+    if (this.native) return this.sealNative(out, type, content, padding, length);
     const header = Buffer.allocUnsafe(RECORD_HEADER_LENGTH);
     header[0] = ContentType.application_data;
     header[1] = 0x03;
@@ -148,6 +176,33 @@ export class RecordSealer extends RecordCipher implements RecordProtector {
     return RECORD_HEADER_LENGTH + length;
   }
 
+  /** One record, header || ciphertext || tag, sealed into the record slab: one piece, no Buffer of its own. */
+  private sealNative(out: Uint8Array[], type: number, content: Uint8Array, padding: number, length: number): number {
+    const total = RECORD_HEADER_LENGTH + length;
+    const buf = RECORD_SLAB.reserve(total);
+    const at = RECORD_SLAB.offset;
+    const aad = this.aad;
+    aad[0] = ContentType.application_data;
+    aad[1] = 0x03;
+    aad[2] = 0x03;
+    aad[3] = length >>> 8;
+    aad[4] = length & 0xff;
+    buf.set(aad, at);
+    const seq = this.nextSequence();
+    const body = at + RECORD_HEADER_LENGTH;
+    if (padding === 0) {
+      this.native!.seal(this.context!, seq, aad, content, 0, content.length, type, buf, body);
+    } else {
+      // Rare (we never pad by default): the inner plaintext is staged in place, then sealed in place.
+      buf.set(content, body);
+      buf[body + content.length] = type;
+      buf.fill(0, body + content.length + 1, body + content.length + 1 + padding);
+      this.native!.seal(this.context!, seq, aad, buf, body, content.length + 1 + padding, -1, buf, body);
+    }
+    RECORD_SLAB.commitTo(out, total);
+    return total;
+  }
+
   /** Protects one record into a single buffer: header || ciphertext || tag. */
   seal(type: number, content: Uint8Array, padding = 0): Buffer {
     const pieces: Uint8Array[] = [];
@@ -164,6 +219,10 @@ export interface OpenedRecord {
 
 export class RecordOpener extends RecordCipher implements RecordUnprotector {
   readonly hidesContentType = true;
+
+  constructor(suite: SuiteParams, secret: Uint8Array, aead?: NativeAead | null) {
+    super(suite, secret, false, aead);
+  }
 
   /**
    * Opens a protected record given its 5-byte header and its payload. Returns the real content
@@ -185,6 +244,30 @@ export class RecordOpener extends RecordCipher implements RecordUnprotector {
     if (end - payloadStart > MAX_CIPHERTEXT) throw new RecordOverflow('ciphertext record over 2^14+256 bytes');
     const tagStart = end - this.suite.tagLength;
     if (tagStart - payloadStart < 1) throw new BadRecordMac('record shorter than its tag');
+    const inner = this.native ? this.openNative(buf, start, payloadStart, end) : this.openNodeCrypto(buf, start, payloadStart, tagStart, end);
+    if (inner.length > MAX_INNER_PLAINTEXT) throw new RecordOverflow('inner plaintext over 2^14+1 bytes');
+    // Strip the zero padding: the content type is the last non-zero byte (§5.4).
+    let i = inner.length - 1;
+    while (i >= 0 && inner[i] === 0) i--;
+    if (i < 0) throw new PeerMisbehaved('AllZeroInnerPlaintext', 'record with all-zero inner plaintext');
+    return { type: inner[i]!, content: inner.subarray(0, i) };
+  }
+
+  /** The inner plaintext, opened into the record slab; unauthenticated bytes are never handed out. */
+  private openNative(buf: Uint8Array, start: number, payloadStart: number, end: number): Buffer {
+    const aad = this.aad;
+    for (let k = 0; k < RECORD_HEADER_LENGTH; k++) aad[k] = buf[start + k]!;
+    const plainLength = end - payloadStart - this.suite.tagLength;
+    const out = RECORD_SLAB.reserve(plainLength);
+    const seq = this.nextSequence();
+    if (!this.native!.open(this.context!, seq, aad, buf, payloadStart, end - payloadStart, out, RECORD_SLAB.offset)) {
+      this.seq--; // the record did not count (matters only when skipping rejected early data)
+      throw new BadRecordMac('record authentication failed');
+    }
+    return RECORD_SLAB.commit(plainLength);
+  }
+
+  private openNodeCrypto(buf: Uint8Array, start: number, payloadStart: number, tagStart: number, end: number): Buffer {
     const decipher = createDecipheriv(this.algorithm as CipherGCMTypes, this.key, this.nextNonce(), { authTagLength: 16 });
     decipher.setAAD(buf.subarray(start, payloadStart));
     decipher.setAuthTag(buf.subarray(tagStart, end));
@@ -195,11 +278,6 @@ export class RecordOpener extends RecordCipher implements RecordUnprotector {
       this.seq--; // the record did not count (matters only when skipping rejected early data)
       throw new BadRecordMac('record authentication failed');
     }
-    if (inner.length > MAX_INNER_PLAINTEXT) throw new RecordOverflow('inner plaintext over 2^14+1 bytes');
-    // Strip the zero padding: the content type is the last non-zero byte (§5.4).
-    let i = inner.length - 1;
-    while (i >= 0 && inner[i] === 0) i--;
-    if (i < 0) throw new PeerMisbehaved('AllZeroInnerPlaintext', 'record with all-zero inner plaintext');
-    return { type: inner[i]!, content: inner.subarray(0, i) };
+    return inner;
   }
 }

@@ -7,12 +7,17 @@
  *   as Go and OpenSSL do).
  * - ChaCha20-Poly1305 (RFC 7905 §2): nonce = 12-byte IV XOR the padded sequence number, as in
  *   TLS 1.3; nothing explicit.
+ *
+ * The AEAD is the native addon when it loads, else node:crypto (as in ../record.ts). The native
+ * context gets the IV as salt || zeros for AES-GCM, so that its nonce, IV XOR the 8-byte value it
+ * is given, is salt || explicit nonce; for ChaCha20-Poly1305 it is the IV and the sequence number.
  */
 import { createCipheriv, createDecipheriv, type CipherGCMTypes } from 'node:crypto';
 import { MAX_PLAINTEXT, RECORD_HEADER_LENGTH } from '../constants.js';
 import { BadRecordMac, InternalError, RecordOverflow } from '../errors.js';
 import type { OpenedRecord, RecordProtector, RecordUnprotector } from '../record.js';
 import type { Tls12SuiteParams } from './suites.js';
+import { NATIVE_ALGORITHM, RECORD_SLAB, nativeAead, type NativeAead, type NativeAeadContext } from '../native/aead.js';
 
 const MAX_SEQUENCE = Number.MAX_SAFE_INTEGER;
 
@@ -21,13 +26,30 @@ abstract class Tls12RecordCipher {
   /** The additional data, rewritten per record: seq(8) type(1) version(2) length(2). */
   protected readonly aad = Buffer.alloc(13);
   private readonly nonce = Buffer.alloc(12);
+  /** The native AEAD and its context for this key and direction; undefined: node:crypto. */
+  protected readonly native: NativeAead | undefined;
+  protected readonly context: NativeAeadContext | undefined;
 
+  /** @param aead the native AEAD to use, or null for node:crypto; by default the process's choice. */
   constructor(
     readonly suite: Tls12SuiteParams,
     protected readonly key: Uint8Array,
     private readonly fixedIv: Uint8Array,
+    encrypt: boolean,
+    aead: NativeAead | null | undefined,
   ) {
     if (key.length !== suite.keyLength || fixedIv.length !== suite.fixedIvLength) throw new InternalError('TLS 1.2 key block of the wrong size');
+    this.native = aead === undefined ? nativeAead() : (aead ?? undefined);
+    if (this.native) {
+      const iv = Buffer.alloc(12);
+      iv.set(fixedIv, 0);
+      this.context = this.native.create(NATIVE_ALGORITHM[suite.aead], encrypt, key, iv);
+    }
+  }
+
+  /** Whether records go through the native AEAD (else node:crypto). */
+  get isNative(): boolean {
+    return this.native !== undefined;
   }
 
   get sequence(): number {
@@ -68,10 +90,16 @@ abstract class Tls12RecordCipher {
 }
 
 export class Tls12RecordSealer extends Tls12RecordCipher implements RecordProtector {
+  constructor(suite: Tls12SuiteParams, key: Uint8Array, fixedIv: Uint8Array, aead?: NativeAead | null) {
+    super(suite, key, fixedIv, true, aead);
+  }
+
   sealInto(out: Uint8Array[], type: number, content: Uint8Array): number {
     const explicitLength = this.suite.explicitNonceLength;
     const length = explicitLength + content.length + this.suite.tagLength;
+    if (content.length > MAX_PLAINTEXT) throw new InternalError('record too large to seal');
     const seq = this.nextSequence(type, content.length);
+    if (this.native) return this.sealNative(out, type, content, seq, length);
     const header = Buffer.allocUnsafe(RECORD_HEADER_LENGTH + explicitLength);
     header[0] = type;
     header[1] = 0x03;
@@ -88,6 +116,26 @@ export class Tls12RecordSealer extends Tls12RecordCipher implements RecordProtec
     return RECORD_HEADER_LENGTH + length;
   }
 
+  /** One record, header || explicit nonce || ciphertext || tag, sealed into the record slab as one piece. */
+  private sealNative(out: Uint8Array[], type: number, content: Uint8Array, seq: number, length: number): number {
+    const total = RECORD_HEADER_LENGTH + length;
+    const buf = RECORD_SLAB.reserve(total);
+    let at = RECORD_SLAB.offset;
+    buf[at] = type;
+    buf[at + 1] = 0x03;
+    buf[at + 2] = 0x03;
+    buf[at + 3] = length >>> 8;
+    buf[at + 4] = length & 0xff;
+    at += RECORD_HEADER_LENGTH;
+    if (this.suite.explicitNonceLength === 8) {
+      for (let k = 0; k < 8; k++) buf[at + k] = this.aad[k]!; // the sequence number
+      at += 8;
+    }
+    this.native!.seal(this.context!, seq, this.aad, content, 0, content.length, -1, buf, at);
+    RECORD_SLAB.commitTo(out, total);
+    return total;
+  }
+
   /** Protects one record into a single buffer: header || explicit nonce || ciphertext || tag. */
   seal(type: number, content: Uint8Array): Buffer {
     const pieces: Uint8Array[] = [];
@@ -99,6 +147,10 @@ export class Tls12RecordSealer extends Tls12RecordCipher implements RecordProtec
 export class Tls12RecordOpener extends Tls12RecordCipher implements RecordUnprotector {
   readonly hidesContentType = false;
 
+  constructor(suite: Tls12SuiteParams, key: Uint8Array, fixedIv: Uint8Array, aead?: NativeAead | null) {
+    super(suite, key, fixedIv, false, aead);
+  }
+
   openIn(buf: Uint8Array, start: number, end: number): OpenedRecord {
     const type = buf[start]!;
     const payloadStart = start + RECORD_HEADER_LENGTH;
@@ -108,6 +160,13 @@ export class Tls12RecordOpener extends Tls12RecordCipher implements RecordUnprot
     if (plainLength > MAX_PLAINTEXT) throw new RecordOverflow('TLS 1.2 record plaintext over 2^14 bytes');
     const seq = this.nextSequence(type, plainLength);
     const explicit = explicitLength > 0 ? buf.subarray(payloadStart, payloadStart + explicitLength) : undefined;
+    if (this.native) {
+      // AES-GCM: the peer's explicit nonce, whatever it chose; ChaCha20-Poly1305: our count.
+      const out = RECORD_SLAB.reserve(plainLength);
+      const ok = this.native.open(this.context!, explicit ?? seq, this.aad, buf, payloadStart + explicitLength, plainLength + this.suite.tagLength, out, RECORD_SLAB.offset);
+      if (!ok) throw new BadRecordMac('record authentication failed');
+      return { type, content: RECORD_SLAB.commit(plainLength) };
+    }
     const decipher = createDecipheriv(this.algorithm, this.key, this.nonceFor(seq, explicit), { authTagLength: 16 });
     decipher.setAAD(this.aad);
     decipher.setAuthTag(buf.subarray(end - this.suite.tagLength, end));

@@ -17,6 +17,7 @@ import { CipherSuite, ContentType, HandshakeType } from '../../../src/tls/consta
 import type { Connection } from '../../../src/tls/connection.js';
 import { frameHandshake } from '../../../src/tls/messages/handshake.js';
 import { RecordLayer, plainHttpStart } from '../../../src/tls/record-layer.js';
+import { nativeAead } from '../../../src/tls/native/aead.js';
 import { connect, createServer, type TLSSocket } from '../../../src/tls/socket.js';
 import { doHandshake, splitRecords, type Pair } from './pair.js';
 import { testPki } from './pki.js';
@@ -178,13 +179,18 @@ void describe('receiving records split across chunks', () => {
 });
 
 void describe('sealed output as pieces (joinOutput = false)', () => {
-  void test('the pieces of a poll are header, ciphertext and tag of each record and concatenate to whole records', async () => {
+  void test('the pieces of a poll are header, ciphertext and tag of each record (node:crypto) or one run of records (native AEAD) and concatenate to whole records', async () => {
     const p = await pair();
     const conn = p.server.conn;
     conn.joinOutput = false;
     conn.write(randomBytes(4 * 16384 + 5));
     const pieces = conn.poll().output;
-    assert.equal(pieces.length, 15, 'header, ciphertext and tag of five records');
+    if (nativeAead()) {
+      // Sealed one after another into the record slab: one piece, two if the slab ran out.
+      assert.ok(pieces.length === 1 || pieces.length === 2, `${pieces.length} pieces for five records sealed natively`);
+    } else {
+      assert.equal(pieces.length, 15, 'header, ciphertext and tag of five records');
+    }
     const wire = Buffer.concat(pieces);
     const records = splitRecords(wire);
     assert.equal(records.length, 5);

@@ -1,0 +1,288 @@
+/*
+ * The AEAD of the TLS record path as a Node-API addon (optional: src/tls/native/aead.ts loads it,
+ * and the record layer falls back to node:crypto when it is absent).
+ *
+ * Why: node:crypto's cipher API costs one cipher object, one key schedule and three fresh buffers
+ * per record (createCipheriv, update, getAuthTag). Here each direction keeps ONE EVP_CIPHER_CTX
+ * with its key expanded once; a record only sets the nonce and runs the cipher into a buffer the
+ * caller provides. The OpenSSL it calls is the one inside the node binary (its symbols are
+ * exported for addons), so nothing is linked at build time.
+ *
+ * Every length and offset comes from JavaScript and, behind it, from the network: each is
+ * checked against the real size of its buffer before anything is read or written, in 64-bit
+ * arithmetic. The tag is checked by OpenSSL (EVP_DecryptFinal_ex), in constant time.
+ *
+ * API (all buffers are Uint8Array; offsets and lengths are integers):
+ *   create(alg, encrypt, key, iv) -> context   alg: 1 AES-128-GCM, 2 AES-256-GCM, 3 ChaCha20-Poly1305
+ *   seal(ctx, seq, aad, src, srcOff, srcLen, trailer, dst, dstOff)
+ *       nonce = iv XOR seq in its low 8 bytes; seq is an integer below 2^53 or 8 big-endian bytes
+ *       (TLS 1.2 AES-GCM's explicit nonce, with iv = salt || zeros); encrypts src[srcOff, +srcLen) followed by
+ *       the byte `trailer` when 0 <= trailer <= 255 (TLS 1.3's inner content type), writes the
+ *       ciphertext and then the 16-byte tag at dst[dstOff..]. Returns the bytes written.
+ *   open(ctx, seq, aad, src, srcOff, srcLen, dst, dstOff) -> boolean
+ *       src[srcOff, +srcLen) is ciphertext || tag; the plaintext (srcLen - 16 bytes) goes to
+ *       dst[dstOff..]. False when the tag does not verify (dst then holds garbage the caller
+ *       must drop).
+ */
+#include <stdint.h>
+#include <string.h>
+#include <node_api.h>
+#include <openssl/evp.h>
+
+#define TAG_LENGTH 16
+#define NONCE_LENGTH 12
+/* Larger than any TLS record (2^14 + 256 + tag); refuses anything else before touching OpenSSL. */
+#define MAX_INPUT (1 << 15)
+#define MAX_AAD 64
+/* Sequence numbers and offsets: JavaScript numbers, so integers up to 2^53 - 1. */
+#define MAX_SEQ 9007199254740991.0
+
+typedef struct {
+  EVP_CIPHER_CTX *ctx;
+  int encrypt;
+  unsigned char iv[NONCE_LENGTH];
+} aead_t;
+
+#define CHECK(env, call)                                                   \
+  do {                                                                     \
+    if ((call) != napi_ok) return fail((env), "native AEAD: " #call " failed"); \
+  } while (0)
+
+static napi_value fail(napi_env env, const char *msg) {
+  bool pending = false;
+  napi_is_exception_pending(env, &pending);
+  if (!pending) napi_throw_error(env, "ERR_TLS_NATIVE_AEAD", msg);
+  return NULL;
+}
+
+static void finalize(napi_env env, void *data, void *hint) {
+  (void)env;
+  (void)hint;
+  aead_t *a = data;
+  if (a == NULL) return;
+  EVP_CIPHER_CTX_free(a->ctx);
+  OPENSSL_cleanse(a->iv, sizeof a->iv);
+  OPENSSL_free(a);
+}
+
+/* A Uint8Array's bytes and length; false (with an exception) for anything else. */
+static int bytes(napi_env env, napi_value v, unsigned char **data, size_t *length) {
+  bool is_typed = false;
+  if (napi_is_typedarray(env, v, &is_typed) != napi_ok || !is_typed) {
+    napi_throw_type_error(env, "ERR_TLS_NATIVE_AEAD", "native AEAD: expected a Uint8Array");
+    return 0;
+  }
+  napi_typedarray_type type;
+  void *p = NULL;
+  if (napi_get_typedarray_info(env, v, &type, length, &p, NULL, NULL) != napi_ok || type != napi_uint8_array) {
+    napi_throw_type_error(env, "ERR_TLS_NATIVE_AEAD", "native AEAD: expected a Uint8Array");
+    return 0;
+  }
+  /* A zero-length view may have no backing store; nothing is read or written through it then. */
+  *data = p;
+  return 1;
+}
+
+/* A non-negative integer no larger than max; false (with an exception) otherwise. */
+static int integer(napi_env env, napi_value v, double max, double *out) {
+  double d;
+  if (napi_get_value_double(env, v, &d) != napi_ok || !(d >= 0 && d <= max) || d != (double)(int64_t)d) {
+    napi_throw_range_error(env, "ERR_TLS_NATIVE_AEAD", "native AEAD: offset, length or sequence out of range");
+    return 0;
+  }
+  *out = d;
+  return 1;
+}
+
+static aead_t *context(napi_env env, napi_value v) {
+  void *data = NULL;
+  napi_valuetype t;
+  if (napi_typeof(env, v, &t) != napi_ok || t != napi_external || napi_get_value_external(env, v, &data) != napi_ok || data == NULL) {
+    napi_throw_type_error(env, "ERR_TLS_NATIVE_AEAD", "native AEAD: not a context");
+    return NULL;
+  }
+  return data;
+}
+
+/* The 64-bit value XORed into the IV: a number below 2^53, or 8 big-endian bytes. */
+static int sequence(napi_env env, napi_value v, uint64_t *out) {
+  bool is_typed = false;
+  if (napi_is_typedarray(env, v, &is_typed) == napi_ok && is_typed) {
+    unsigned char *p;
+    size_t n;
+    if (!bytes(env, v, &p, &n)) return 0;
+    if (n != 8) {
+      napi_throw_range_error(env, "ERR_TLS_NATIVE_AEAD", "native AEAD: an explicit nonce has 8 bytes");
+      return 0;
+    }
+    uint64_t s = 0;
+    for (int i = 0; i < 8; i++) s = (s << 8) | p[i];
+    *out = s;
+    return 1;
+  }
+  double d;
+  if (!integer(env, v, MAX_SEQ, &d)) return 0;
+  *out = (uint64_t)d;
+  return 1;
+}
+
+/* Sets the per-record nonce, iv XOR seq; keeps the expanded key. */
+static int set_nonce(aead_t *a, uint64_t s) {
+  unsigned char nonce[NONCE_LENGTH];
+  memcpy(nonce, a->iv, NONCE_LENGTH);
+  for (int i = 0; i < 8; i++) nonce[NONCE_LENGTH - 1 - i] ^= (unsigned char)(s >> (8 * i));
+  return EVP_CipherInit_ex(a->ctx, NULL, NULL, NULL, nonce, a->encrypt) == 1;
+}
+
+/* [buf, buf+len) and [buf2, buf2+len2) share a byte. */
+static int overlaps(const unsigned char *p, size_t n, const unsigned char *q, size_t m) {
+  uintptr_t a = (uintptr_t)p, b = (uintptr_t)q;
+  return n > 0 && m > 0 && a < b + m && b < a + n;
+}
+
+static napi_value create(napi_env env, napi_callback_info info) {
+  size_t argc = 4;
+  napi_value argv[4];
+  CHECK(env, napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+  if (argc != 4) return fail(env, "native AEAD: create(alg, encrypt, key, iv)");
+  double alg;
+  bool encrypt;
+  unsigned char *key, *iv;
+  size_t key_length, iv_length;
+  if (!integer(env, argv[0], 3, &alg)) return NULL;
+  CHECK(env, napi_get_value_bool(env, argv[1], &encrypt));
+  if (!bytes(env, argv[2], &key, &key_length) || !bytes(env, argv[3], &iv, &iv_length)) return NULL;
+  const EVP_CIPHER *cipher = NULL;
+  size_t want_key = 0;
+  switch ((int)alg) {
+    case 1: cipher = EVP_aes_128_gcm(); want_key = 16; break;
+    case 2: cipher = EVP_aes_256_gcm(); want_key = 32; break;
+    case 3: cipher = EVP_chacha20_poly1305(); want_key = 32; break;
+    default: return fail(env, "native AEAD: unknown algorithm");
+  }
+  if (cipher == NULL) return fail(env, "native AEAD: OpenSSL lacks the algorithm");
+  if (key_length != want_key || iv_length != NONCE_LENGTH) return fail(env, "native AEAD: wrong key or IV length");
+  aead_t *a = OPENSSL_zalloc(sizeof *a);
+  if (a == NULL) return fail(env, "native AEAD: out of memory");
+  a->encrypt = encrypt ? 1 : 0;
+  memcpy(a->iv, iv, NONCE_LENGTH);
+  a->ctx = EVP_CIPHER_CTX_new();
+  if (a->ctx == NULL || EVP_CipherInit_ex(a->ctx, cipher, NULL, NULL, NULL, a->encrypt) != 1 ||
+      EVP_CIPHER_CTX_ctrl(a->ctx, EVP_CTRL_AEAD_SET_IVLEN, NONCE_LENGTH, NULL) != 1 ||
+      EVP_CipherInit_ex(a->ctx, NULL, NULL, key, NULL, a->encrypt) != 1) {
+    finalize(env, a, NULL);
+    return fail(env, "native AEAD: cipher initialisation failed");
+  }
+  napi_value out;
+  if (napi_create_external(env, a, finalize, NULL, &out) != napi_ok) {
+    finalize(env, a, NULL);
+    return fail(env, "native AEAD: napi_create_external failed");
+  }
+  return out;
+}
+
+static napi_value seal(napi_env env, napi_callback_info info) {
+  size_t argc = 9;
+  napi_value argv[9];
+  CHECK(env, napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+  if (argc != 9) return fail(env, "native AEAD: seal(ctx, seq, aad, src, srcOff, srcLen, trailer, dst, dstOff)");
+  aead_t *a = context(env, argv[0]);
+  if (a == NULL) return NULL;
+  if (!a->encrypt) return fail(env, "native AEAD: seal with an opening context");
+  uint64_t seq;
+  double src_off, src_len, dst_off;
+  int32_t trailer;
+  unsigned char *aad, *src, *dst;
+  size_t aad_length, src_size, dst_size;
+  if (!sequence(env, argv[1], &seq) || !bytes(env, argv[2], &aad, &aad_length) || !bytes(env, argv[3], &src, &src_size) ||
+      !integer(env, argv[4], MAX_SEQ, &src_off) || !integer(env, argv[5], MAX_INPUT, &src_len) ||
+      !bytes(env, argv[7], &dst, &dst_size) || !integer(env, argv[8], MAX_SEQ, &dst_off))
+    return NULL;
+  CHECK(env, napi_get_value_int32(env, argv[6], &trailer));
+  if (aad_length > MAX_AAD) return fail(env, "native AEAD: additional data too long");
+  uint64_t so = (uint64_t)src_off, sl = (uint64_t)src_len, dof = (uint64_t)dst_off;
+  uint64_t with_trailer = sl + (trailer >= 0 && trailer <= 255 ? 1 : 0);
+  if (so > src_size || sl > src_size - so) return fail(env, "native AEAD: source range outside its buffer");
+  if (dof > dst_size || with_trailer + TAG_LENGTH > dst_size - dof) return fail(env, "native AEAD: output does not fit its buffer");
+  unsigned char *in = src + so, *out = dst + dof;
+  /* In place (same start) is fine for OpenSSL; any other overlap is not. */
+  if (in != out && overlaps(in, (size_t)sl, out, (size_t)(with_trailer + TAG_LENGTH))) return fail(env, "native AEAD: overlapping buffers");
+  if (overlaps(aad, aad_length, out, (size_t)(with_trailer + TAG_LENGTH))) return fail(env, "native AEAD: overlapping buffers");
+  int n = 0, total = 0;
+  if (!set_nonce(a, seq) || EVP_EncryptUpdate(a->ctx, NULL, &n, aad, (int)aad_length) != 1) return fail(env, "native AEAD: seal failed");
+  if (sl > 0) {
+    if (EVP_EncryptUpdate(a->ctx, out, &n, in, (int)sl) != 1) return fail(env, "native AEAD: seal failed");
+    total += n;
+  }
+  if (with_trailer > sl) {
+    unsigned char t = (unsigned char)trailer;
+    if (EVP_EncryptUpdate(a->ctx, out + total, &n, &t, 1) != 1) return fail(env, "native AEAD: seal failed");
+    total += n;
+  }
+  /* GCM and ChaCha20-Poly1305 are stream modes: Final writes nothing, but is given room anyway. */
+  if (EVP_EncryptFinal_ex(a->ctx, out + total, &n) != 1 || n != 0) return fail(env, "native AEAD: seal failed");
+  if ((uint64_t)total != with_trailer) return fail(env, "native AEAD: unexpected ciphertext length");
+  if (EVP_CIPHER_CTX_ctrl(a->ctx, EVP_CTRL_AEAD_GET_TAG, TAG_LENGTH, out + total) != 1) return fail(env, "native AEAD: no tag");
+  napi_value result;
+  CHECK(env, napi_create_uint32(env, (uint32_t)(total + TAG_LENGTH), &result));
+  return result;
+}
+
+static napi_value open_(napi_env env, napi_callback_info info) {
+  size_t argc = 8;
+  napi_value argv[8];
+  CHECK(env, napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+  if (argc != 8) return fail(env, "native AEAD: open(ctx, seq, aad, src, srcOff, srcLen, dst, dstOff)");
+  aead_t *a = context(env, argv[0]);
+  if (a == NULL) return NULL;
+  if (a->encrypt) return fail(env, "native AEAD: open with a sealing context");
+  uint64_t seq;
+  double src_off, src_len, dst_off;
+  unsigned char *aad, *src, *dst;
+  size_t aad_length, src_size, dst_size;
+  if (!sequence(env, argv[1], &seq) || !bytes(env, argv[2], &aad, &aad_length) || !bytes(env, argv[3], &src, &src_size) ||
+      !integer(env, argv[4], MAX_SEQ, &src_off) || !integer(env, argv[5], MAX_INPUT, &src_len) ||
+      !bytes(env, argv[6], &dst, &dst_size) || !integer(env, argv[7], MAX_SEQ, &dst_off))
+    return NULL;
+  if (aad_length > MAX_AAD) return fail(env, "native AEAD: additional data too long");
+  uint64_t so = (uint64_t)src_off, sl = (uint64_t)src_len, dof = (uint64_t)dst_off;
+  if (sl < TAG_LENGTH) return fail(env, "native AEAD: record shorter than its tag");
+  if (so > src_size || sl > src_size - so) return fail(env, "native AEAD: source range outside its buffer");
+  uint64_t plain = sl - TAG_LENGTH;
+  if (dof > dst_size || plain > dst_size - dof) return fail(env, "native AEAD: output does not fit its buffer");
+  unsigned char *in = src + so, *out = dst + dof;
+  if (in != out && overlaps(in, (size_t)sl, out, (size_t)plain)) return fail(env, "native AEAD: overlapping buffers");
+  if (overlaps(aad, aad_length, out, (size_t)plain)) return fail(env, "native AEAD: overlapping buffers");
+  /* The tag is copied out first: an in-place open overwrites nothing past the plaintext, but
+   * OpenSSL wants it set before Final and its buffer must not alias the output. */
+  unsigned char tag[TAG_LENGTH];
+  memcpy(tag, in + plain, TAG_LENGTH);
+  int n = 0;
+  if (!set_nonce(a, seq) || EVP_CIPHER_CTX_ctrl(a->ctx, EVP_CTRL_AEAD_SET_TAG, TAG_LENGTH, tag) != 1 ||
+      EVP_DecryptUpdate(a->ctx, NULL, &n, aad, (int)aad_length) != 1)
+    return fail(env, "native AEAD: open failed");
+  int total = 0;
+  if (plain > 0) {
+    if (EVP_DecryptUpdate(a->ctx, out, &n, in, (int)plain) != 1) return fail(env, "native AEAD: open failed");
+    total = n;
+  }
+  if ((uint64_t)total != plain) return fail(env, "native AEAD: unexpected plaintext length");
+  /* Stream modes: Final writes no bytes; it only compares the tag (constant time in OpenSSL). */
+  unsigned char spare[TAG_LENGTH];
+  int ok = EVP_DecryptFinal_ex(a->ctx, spare, &n) == 1 && n == 0;
+  napi_value result;
+  CHECK(env, napi_get_boolean(env, ok, &result));
+  return result;
+}
+
+static napi_value init(napi_env env, napi_value exports) {
+  napi_property_descriptor props[] = {
+      {"create", NULL, create, NULL, NULL, NULL, napi_default, NULL},
+      {"seal", NULL, seal, NULL, NULL, NULL, napi_default, NULL},
+      {"open", NULL, open_, NULL, NULL, NULL, napi_default, NULL},
+  };
+  if (napi_define_properties(env, exports, sizeof props / sizeof props[0], props) != napi_ok) return NULL;
+  return exports;
+}
+
+NAPI_MODULE(NODE_GYP_MODULE_NAME, init)
