@@ -1,8 +1,12 @@
 /**
  * Bulk throughput through ONE TLS 1.3 connection, each way: our server (src/tls) vs a node:tls
- * server, same ECDSA P-256 certificate, same client.
+ * server, same ECDSA P-256 certificate, same client. Our server runs twice when the native AEAD
+ * (src/tls/native) is built: "ours" with it, "ours, node:crypto AEAD" with DC_TLS_AEAD=node.
  *
- *   npx tsc -p tsconfig.json && node dist/bench/tls-bulk.js [MiB=128] [rounds=3] [warmupMiB=256]
+ *   npx tsc -p tsconfig.json && node dist/bench/tls-bulk.js [MiB=128] [rounds=3] [warmupMiB=256] [writeBytes=65536]
+ *
+ * writeBytes is the size of every write, the client's upload writes and the server's download
+ * writes: 65536 makes full 16 KiB records, 512 small writes (node:tls sends a record per write).
  *
  * The server runs in its own process pinned to core 1; the client is node:tls in a separate
  * process pinned to core 0 (TLS_AES_128_GCM_SHA256). Upload: the client sends MiB bytes and the
@@ -20,6 +24,7 @@
 import { fileURLToPath } from 'node:url';
 import * as nodeTls from 'node:tls';
 import type { ChildProcess } from 'node:child_process';
+import { nativeAead } from '../src/tls/native/aead.js';
 import { IMPLS, IMPL_NAMES, canPin, fmt, loadAverage, makeCertificates, median, nextMessage, serverRole, spawnNode, type Impl, type ServerStats } from './tls-support.js';
 
 const SCRIPT = fileURLToPath(import.meta.url);
@@ -43,7 +48,11 @@ function mark(phase: 'start' | 'end'): Promise<void> {
   });
 }
 
-async function clientRole(port: number, bytes: number, warmupBytes: number): Promise<void> {
+/** The servers of this bench: ours, ours on node:crypto's AEAD (when the native one is built), node:tls. */
+type BulkImpl = Impl | 'ours-pure';
+const BULK_IMPL_NAMES: Readonly<Record<BulkImpl, string>> = { ...IMPL_NAMES, ours: `ours (src/tls), ${nativeAead() ? 'native' : 'node:crypto'} AEAD`, 'ours-pure': 'ours (src/tls), node:crypto AEAD' };
+
+async function clientRole(port: number, bytes: number, warmupBytes: number, writeBytes: number): Promise<void> {
   const connectOnce = (): Promise<nodeTls.TLSSocket> =>
     new Promise((resolve, reject) => {
       const s = nodeTls.connect({ port, host: '127.0.0.1', servername: 'localhost', rejectUnauthorized: false, minVersion: 'TLSv1.3', ciphers: 'TLS_AES_128_GCM_SHA256' }, () => resolve(s));
@@ -51,7 +60,7 @@ async function clientRole(port: number, bytes: number, warmupBytes: number): Pro
     });
   const upload = async (): Promise<number> => {
     const s = await connectOnce();
-    const chunk = Buffer.alloc(64 * 1024, 0x41);
+    const chunk = Buffer.alloc(writeBytes, 0x41);
     const done = new Promise<void>((res) => s.once('data', () => res()));
     if (measured) await mark('start');
     const start = process.hrtime.bigint();
@@ -106,11 +115,15 @@ async function serverCpuMs(server: ChildProcess): Promise<number> {
   return (await stats).cpuMs;
 }
 
-async function oneRound(impl: Impl, cert: string, key: string, bytes: number, warmupBytes: number, pin: boolean): Promise<BulkResult> {
-  const server = spawnNode(SCRIPT, ['--server', impl, cert, key], pin ? 1 : undefined);
+async function oneRound(impl: BulkImpl, cert: string, key: string, bytes: number, warmupBytes: number, writeBytes: number, pin: boolean): Promise<BulkResult> {
+  // The children inherit the environment: the server's write size, and for 'ours-pure' the switch to node:crypto.
+  process.env.BENCH_WRITE_SIZE = String(writeBytes);
+  if (impl === 'ours-pure') process.env.DC_TLS_AEAD = 'node';
+  const server = spawnNode(SCRIPT, ['--server', impl === 'ours-pure' ? 'ours' : impl, cert, key], pin ? 1 : undefined);
+  delete process.env.DC_TLS_AEAD;
   try {
     const { port } = await nextMessage<{ port: number }>(server);
-    const client = spawnNode(SCRIPT, ['--client', String(port), String(bytes), String(warmupBytes)], pin ? 0 : undefined);
+    const client = spawnNode(SCRIPT, ['--client', String(port), String(bytes), String(warmupBytes), String(writeBytes)], pin ? 0 : undefined);
     const cpuMs: number[] = []; // server CPU of the measured upload, then download
     for (;;) {
       const m = await nextMessage<ClientMessage>(client);
@@ -128,40 +141,44 @@ async function oneRound(impl: Impl, cert: string, key: string, bytes: number, wa
 }
 
 async function main(): Promise<void> {
-  const [mib = 128, rounds = 3, warmupMiB = 256] = process.argv.slice(2).map(Number);
+  const [mib = 128, rounds = 3, warmupMiB = 256, writeBytes = 65536] = process.argv.slice(2).map(Number);
+  const impls: BulkImpl[] = nativeAead() ? ['ours', 'ours-pure', 'node'] : [...IMPLS];
   const pin = canPin();
   const { certs, cleanup } = await makeCertificates(['ecdsa-p256']);
   const c = certs[0]!;
-  console.log(`# TLS 1.3 bulk, one connection, ${mib} MiB each way x ${rounds} rounds after ${warmupMiB} MiB of warm-up, server ${pin ? 'pinned to core 1, client on core 0' : 'not pinned'}; node ${process.version}; load average ${loadAverage()}`);
-  const results: Record<Impl, BulkResult[]> = { ours: [], node: [] };
+  console.log(`# TLS 1.3 bulk, one connection, ${mib} MiB each way in ${writeBytes}-byte writes x ${rounds} rounds after ${warmupMiB} MiB of warm-up, server ${pin ? 'pinned to core 1, client on core 0' : 'not pinned'}; node ${process.version}; load average ${loadAverage()}`);
+  const results: Record<BulkImpl, BulkResult[]> = { ours: [], 'ours-pure': [], node: [] };
   try {
     for (let i = 0; i < rounds; i++) {
-      for (const impl of i % 2 === 0 ? IMPLS : [...IMPLS].reverse()) results[impl].push(await oneRound(impl, c.cert, c.key, mib << 20, warmupMiB << 20, pin));
+      for (const impl of i % 2 === 0 ? impls : [...impls].reverse()) results[impl].push(await oneRound(impl, c.cert, c.key, mib << 20, warmupMiB << 20, writeBytes, pin));
     }
   } finally {
     await cleanup();
   }
   console.log('| server | upload MB/s (median) | all rounds | server us/rec | download MB/s (median) | all rounds | server us/rec |');
   console.log('| --- | ---: | --- | ---: | ---: | --- | ---: |');
-  const med: Record<Impl, { up: number; down: number; upUs: number; downUs: number }> = { ours: { up: 0, down: 0, upUs: 0, downUs: 0 }, node: { up: 0, down: 0, upUs: 0, downUs: 0 } };
-  for (const impl of IMPLS) {
+  const med: Partial<Record<BulkImpl, { up: number; down: number; upUs: number; downUs: number }>> = {};
+  for (const impl of impls) {
     const rs = results[impl];
     const m = { up: median(rs.map((r) => r.uploadMBps)), down: median(rs.map((r) => r.downloadMBps)), upUs: median(rs.map((r) => r.uploadUsPerRecord)), downUs: median(rs.map((r) => r.downloadUsPerRecord)) };
     med[impl] = m;
     console.log(
-      `| ${IMPL_NAMES[impl]} | ${fmt(m.up)} | ${rs.map((r) => fmt(r.uploadMBps)).join(', ')} | ${m.upUs.toFixed(1)} | ${fmt(m.down)} | ${rs.map((r) => fmt(r.downloadMBps)).join(', ')} | ${m.downUs.toFixed(1)} |`,
+      `| ${BULK_IMPL_NAMES[impl]} | ${fmt(m.up)} | ${rs.map((r) => fmt(r.uploadMBps)).join(', ')} | ${m.upUs.toFixed(1)} | ${fmt(m.down)} | ${rs.map((r) => fmt(r.downloadMBps)).join(', ')} | ${m.downUs.toFixed(1)} |`,
     );
   }
   console.log('');
-  console.log(`ours/node:tls: upload (server decrypts) ${fmt((med.ours.up / med.node.up) * 100)}%, download (server encrypts) ${fmt((med.ours.down / med.node.down) * 100)}%`);
-  console.log(`server CPU per record, node:tls/ours: upload ${fmt((med.node.upUs / med.ours.upUs) * 100)}%, download ${fmt((med.node.downUs / med.ours.downUs) * 100)}%`);
+  const node = med.node!;
+  for (const impl of impls.filter((i) => i !== 'node')) {
+    const ours = med[impl]!;
+    console.log(`${BULK_IMPL_NAMES[impl]} / node:tls: upload (server decrypts) ${fmt((ours.up / node.up) * 100)}%, download (server encrypts) ${fmt((ours.down / node.down) * 100)}%; server CPU per record node:tls/ours: upload ${fmt((node.upUs / ours.upUs) * 100)}%, download ${fmt((node.downUs / ours.downUs) * 100)}%`);
+  }
 }
 
 const role = process.argv[2];
 if (role === '--server') {
   await serverRole(process.argv[3] as Impl, process.argv[4]!, process.argv[5]!, 'bulk');
 } else if (role === '--client') {
-  await clientRole(Number(process.argv[3]), Number(process.argv[4]), Number(process.argv[5]));
+  await clientRole(Number(process.argv[3]), Number(process.argv[4]), Number(process.argv[5]), Number(process.argv[6]));
 } else {
   await main();
 }

@@ -234,7 +234,8 @@ export async function listenAndReport(server: Server, takeHandshakes: () => numb
 function bulkHandler(s: NodeJS.ReadWriteStream & { write(d: Buffer | string): boolean; end(d?: Buffer | string): unknown }): void {
   let header = '';
   let remaining = -1;
-  const chunk = Buffer.alloc(64 * 1024, 0x5a);
+  // BENCH_WRITE_SIZE: the download's write size (bench/tls-bulk.ts sets it for small writes).
+  const chunk = Buffer.alloc(Number(process.env.BENCH_WRITE_SIZE) || 64 * 1024, 0x5a);
   const onData = (d: Buffer): void => {
     if (remaining < 0) {
       header += d.toString('latin1');

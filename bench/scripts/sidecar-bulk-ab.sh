@@ -10,6 +10,8 @@
 # 0), started once; every round moves MiB down and then up through each sidecar in turn (order
 # reversed every other round) with curl --tlsv1.3 on core 0. Per transfer: CPU ms per MiB of the
 # sidecar (/proc/PID/stat user+system) and MB/s; at the end the median per label and direction.
+# WRITE_BYTES sets the size of the app's writes (default 65536; 512 for small writes: the download
+# then reaches the sidecar as many small reads; the upload is curl's either way).
 # Set PROF_DIR to run the sidecars under --cpu-prof (profiles written there on exit), TRACE_GC=1
 # to count each sidecar's garbage collections during the measured rounds (--trace-gc).
 # Loopback only; every loop is bounded.
@@ -22,18 +24,18 @@ source "$(dirname "${BASH_SOURCE[0]}")/sidecar-bench-setup.sh"
 head -c $((mib << 20)) /dev/zero > "$work/body"
 cat > "$work/app.mjs" <<'JS'
 import { createServer } from 'node:http';
-const chunk = Buffer.alloc(64 * 1024, 0x41);
+const chunk = Buffer.alloc(Number(process.argv[4]) || 64 * 1024, 0x41);
 const size = Number(process.argv[3]) * 1024 * 1024;
 createServer((req, res) => {
   if (req.method !== 'GET') { req.resume(); req.on('end', () => res.end('ok\n')); return; }
   let left = size;
   res.writeHead(200, { 'content-length': left });
-  const pump = () => { while (left > 0) { left -= chunk.length; if (!res.write(chunk)) return void res.once('drain', pump); } res.end(); };
+  const pump = () => { while (left > 0) { const n = Math.min(left, chunk.length); left -= n; if (!res.write(n === chunk.length ? chunk : chunk.subarray(0, n))) return void res.once('drain', pump); } res.end(); };
   pump();
 }).listen(Number(process.argv[2]), '127.0.0.1');
 JS
 app_port=18180
-taskset -c 0 "$node" "$work/app.mjs" $app_port "$mib" &
+taskset -c 0 "$node" "$work/app.mjs" $app_port "$mib" "${WRITE_BYTES:-65536}" &
 tick=$(getconf CLK_TCK)
 labels=(); pids=(); ports=()
 i=0
@@ -57,7 +59,7 @@ transfer() { # dl|ul port
 }
 for k in "${!labels[@]}"; do transfer dl "${ports[$k]}"; transfer ul "${ports[$k]}"; done # warm-up
 for k in "${!labels[@]}"; do gc_before[$k]=$(wc -l < "$work/out-$k"); done
-echo "sidecar bulk A/B: $rounds rounds x $mib MiB each way, node $("$node" --version), load average $(cut -d' ' -f1-3 /proc/loadavg)"
+echo "sidecar bulk A/B: $rounds rounds x $mib MiB each way, app writes of ${WRITE_BYTES:-65536} bytes, node $("$node" --version), load average $(cut -d' ' -f1-3 /proc/loadavg)"
 results="$work/results"
 for r in $(seq "$rounds"); do
   order=("${!labels[@]}"); (( r % 2 == 0 )) && order=($(printf '%s\n' "${order[@]}" | tac))
