@@ -7,12 +7,15 @@ ARG NODE_IMAGE=node:24-bookworm-slim
 
 # --- build: compile TypeScript (dev dependencies needed) ---------------------------------------
 FROM ${NODE_IMAGE} AS build
+# gcc for the native AEAD of the TLS record path; the image's Node brings its headers.
+RUN apt-get update -qq && apt-get install -y -qq --no-install-recommends gcc libc6-dev && rm -rf /var/lib/apt/lists/*
 WORKDIR /src
 COPY package.json package-lock.json ./
 RUN npm ci --no-audit --no-fund
 COPY tsconfig.json ./
 COPY src ./src
-RUN npx tsc -p tsconfig.json
+COPY scripts/build-native.mjs ./scripts/
+RUN npx tsc -p tsconfig.json && node scripts/build-native.mjs --require
 
 # --- deps: production dependencies only --------------------------------------------------------
 FROM ${NODE_IMAGE} AS deps

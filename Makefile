@@ -49,9 +49,12 @@ system-deps:
 
 # --- build, lint ----------------------------------------------------------------------------
 .PHONY: build
+# The native AEAD of the TLS record path (src/tls/native/aead.c) is built with the machine's C
+# compiler into dist/ (cached by source hash); without one the record layer uses node:crypto.
 build: $(NODE_MODULES_STAMP)
 	npx tsc -p tsconfig.json
 	npx tsc -p tsconfig.tls.json
+	node scripts/build-native.mjs
 
 .PHONY: lint
 lint: $(NODE_MODULES_STAMP)

@@ -6,6 +6,8 @@ need=()
 command -v tstclnt >/dev/null 2>&1 || [ -x /usr/lib/nss/tstclnt ] || need+=(libnss3-tools)
 command -v openssl >/dev/null 2>&1 || need+=(openssl)
 command -v curl >/dev/null 2>&1 || need+=(curl)
+# The C compiler of the native AEAD (scripts/build-native.mjs): the unit tests require the addon.
+command -v cc >/dev/null 2>&1 || command -v gcc >/dev/null 2>&1 || need+=(gcc libc6-dev)
 # The real node of `make e2e` (scripts/e2e/node-deps.sh sets DC_E2E_SYSTEM_DEPS=1).
 if [ "${DC_E2E_SYSTEM_DEPS:-0}" = 1 ]; then
   command -v runc >/dev/null 2>&1 || need+=(runc)
