@@ -48,6 +48,13 @@ typedef struct {
     if ((call) != napi_ok) return fail((env), "native AEAD: " #call " failed"); \
   } while (0)
 
+/* Exactly n arguments into argv[], else a usage error. */
+#define ARGUMENTS(env, info, argv, n, usage)                                  \
+  size_t argc = (n);                                                        \
+  napi_value argv[(n)];                                                     \
+  CHECK(env, napi_get_cb_info((env), (info), &argc, argv, NULL, NULL));     \
+  if (argc != (n)) return fail((env), "native AEAD: " usage)
+
 static napi_value fail(napi_env env, const char *msg) {
   bool pending = false;
   napi_is_exception_pending(env, &pending);
@@ -141,10 +148,7 @@ static int overlaps(const unsigned char *p, size_t n, const unsigned char *q, si
 }
 
 static napi_value create(napi_env env, napi_callback_info info) {
-  size_t argc = 4;
-  napi_value argv[4];
-  CHECK(env, napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
-  if (argc != 4) return fail(env, "native AEAD: create(alg, encrypt, key, iv)");
+  ARGUMENTS(env, info, argv, 4, "create(alg, encrypt, key, iv)");
   double alg;
   bool encrypt;
   unsigned char *key, *iv;
@@ -181,95 +185,106 @@ static napi_value create(napi_env env, napi_callback_info info) {
   return out;
 }
 
-static napi_value seal(napi_env env, napi_callback_info info) {
-  size_t argc = 9;
-  napi_value argv[9];
-  CHECK(env, napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
-  if (argc != 9) return fail(env, "native AEAD: seal(ctx, seq, aad, src, srcOff, srcLen, trailer, dst, dstOff)");
-  aead_t *a = context(env, argv[0]);
-  if (a == NULL) return NULL;
-  if (!a->encrypt) return fail(env, "native AEAD: seal with an opening context");
+/* The arguments seal and open share, checked: ctx, seq, aad, src, srcOff, srcLen, then (at
+ * out_index) dst, dstOff. `in` is src + srcOff with srcLen bytes inside src; `out` is dst + dstOff
+ * with room left `out_room` (each direction checks that its own output fits). */
+typedef struct {
+  aead_t *a;
   uint64_t seq;
+  unsigned char *aad, *in, *out;
+  size_t aad_length, in_length, out_room;
+} record_io;
+
+static int record_args(napi_env env, napi_value *argv, int encrypt, size_t out_index, record_io *io) {
+  io->a = context(env, argv[0]);
+  if (io->a == NULL) return 0;
+  if (io->a->encrypt != encrypt) {
+    fail(env, encrypt ? "native AEAD: seal with an opening context" : "native AEAD: open with a sealing context");
+    return 0;
+  }
   double src_off, src_len, dst_off;
-  int32_t trailer;
-  unsigned char *aad, *src, *dst;
-  size_t aad_length, src_size, dst_size;
-  if (!sequence(env, argv[1], &seq) || !bytes(env, argv[2], &aad, &aad_length) || !bytes(env, argv[3], &src, &src_size) ||
+  unsigned char *src, *dst;
+  size_t src_size, dst_size;
+  if (!sequence(env, argv[1], &io->seq) || !bytes(env, argv[2], &io->aad, &io->aad_length) || !bytes(env, argv[3], &src, &src_size) ||
       !integer(env, argv[4], MAX_SEQ, &src_off) || !integer(env, argv[5], MAX_INPUT, &src_len) ||
-      !bytes(env, argv[7], &dst, &dst_size) || !integer(env, argv[8], MAX_SEQ, &dst_off))
-    return NULL;
-  CHECK(env, napi_get_value_int32(env, argv[6], &trailer));
-  if (aad_length > MAX_AAD) return fail(env, "native AEAD: additional data too long");
+      !bytes(env, argv[out_index], &dst, &dst_size) || !integer(env, argv[out_index + 1], MAX_SEQ, &dst_off))
+    return 0;
+  if (io->aad_length > MAX_AAD) return fail(env, "native AEAD: additional data too long"), 0;
   uint64_t so = (uint64_t)src_off, sl = (uint64_t)src_len, dof = (uint64_t)dst_off;
+  if (so > src_size || sl > src_size - so) return fail(env, "native AEAD: source range outside its buffer"), 0;
+  if (dof > dst_size) return fail(env, "native AEAD: output does not fit its buffer"), 0;
+  io->in = src + so;
+  io->in_length = (size_t)sl;
+  io->out = dst + dof;
+  io->out_room = dst_size - (size_t)dof;
+  return 1;
+}
+
+/* The output range [out, out+n) fits and overlaps neither the additional data nor the input,
+ * except exactly in place (same start), which OpenSSL supports. */
+static int output_ok(napi_env env, const record_io *io, uint64_t n) {
+  if (n > io->out_room) return fail(env, "native AEAD: output does not fit its buffer"), 0;
+  if ((io->in != io->out && overlaps(io->in, io->in_length, io->out, (size_t)n)) || overlaps(io->aad, io->aad_length, io->out, (size_t)n))
+    return fail(env, "native AEAD: overlapping buffers"), 0;
+  return 1;
+}
+
+static napi_value seal(napi_env env, napi_callback_info info) {
+  ARGUMENTS(env, info, argv, 9, "seal(ctx, seq, aad, src, srcOff, srcLen, trailer, dst, dstOff)");
+  record_io io;
+  int32_t trailer;
+  if (!record_args(env, argv, 1, 7, &io)) return NULL;
+  CHECK(env, napi_get_value_int32(env, argv[6], &trailer));
+  uint64_t sl = io.in_length;
   uint64_t with_trailer = sl + (trailer >= 0 && trailer <= 255 ? 1 : 0);
-  if (so > src_size || sl > src_size - so) return fail(env, "native AEAD: source range outside its buffer");
-  if (dof > dst_size || with_trailer + TAG_LENGTH > dst_size - dof) return fail(env, "native AEAD: output does not fit its buffer");
-  unsigned char *in = src + so, *out = dst + dof;
-  /* In place (same start) is fine for OpenSSL; any other overlap is not. */
-  if (in != out && overlaps(in, (size_t)sl, out, (size_t)(with_trailer + TAG_LENGTH))) return fail(env, "native AEAD: overlapping buffers");
-  if (overlaps(aad, aad_length, out, (size_t)(with_trailer + TAG_LENGTH))) return fail(env, "native AEAD: overlapping buffers");
+  if (!output_ok(env, &io, with_trailer + TAG_LENGTH)) return NULL;
+  EVP_CIPHER_CTX *ctx = io.a->ctx;
+  unsigned char *out = io.out;
   int n = 0, total = 0;
-  if (!set_nonce(a, seq) || EVP_EncryptUpdate(a->ctx, NULL, &n, aad, (int)aad_length) != 1) return fail(env, "native AEAD: seal failed");
+  if (!set_nonce(io.a, io.seq) || EVP_EncryptUpdate(ctx, NULL, &n, io.aad, (int)io.aad_length) != 1) return fail(env, "native AEAD: seal failed");
   if (sl > 0) {
-    if (EVP_EncryptUpdate(a->ctx, out, &n, in, (int)sl) != 1) return fail(env, "native AEAD: seal failed");
+    if (EVP_EncryptUpdate(ctx, out, &n, io.in, (int)sl) != 1) return fail(env, "native AEAD: seal failed");
     total += n;
   }
   if (with_trailer > sl) {
     unsigned char t = (unsigned char)trailer;
-    if (EVP_EncryptUpdate(a->ctx, out + total, &n, &t, 1) != 1) return fail(env, "native AEAD: seal failed");
+    if (EVP_EncryptUpdate(ctx, out + total, &n, &t, 1) != 1) return fail(env, "native AEAD: seal failed");
     total += n;
   }
   /* GCM and ChaCha20-Poly1305 are stream modes: Final writes nothing, but is given room anyway. */
-  if (EVP_EncryptFinal_ex(a->ctx, out + total, &n) != 1 || n != 0) return fail(env, "native AEAD: seal failed");
+  if (EVP_EncryptFinal_ex(ctx, out + total, &n) != 1 || n != 0) return fail(env, "native AEAD: seal failed");
   if ((uint64_t)total != with_trailer) return fail(env, "native AEAD: unexpected ciphertext length");
-  if (EVP_CIPHER_CTX_ctrl(a->ctx, EVP_CTRL_AEAD_GET_TAG, TAG_LENGTH, out + total) != 1) return fail(env, "native AEAD: no tag");
+  if (EVP_CIPHER_CTX_ctrl(ctx, EVP_CTRL_AEAD_GET_TAG, TAG_LENGTH, out + total) != 1) return fail(env, "native AEAD: no tag");
   napi_value result;
   CHECK(env, napi_create_uint32(env, (uint32_t)(total + TAG_LENGTH), &result));
   return result;
 }
 
 static napi_value open_(napi_env env, napi_callback_info info) {
-  size_t argc = 8;
-  napi_value argv[8];
-  CHECK(env, napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
-  if (argc != 8) return fail(env, "native AEAD: open(ctx, seq, aad, src, srcOff, srcLen, dst, dstOff)");
-  aead_t *a = context(env, argv[0]);
-  if (a == NULL) return NULL;
-  if (a->encrypt) return fail(env, "native AEAD: open with a sealing context");
-  uint64_t seq;
-  double src_off, src_len, dst_off;
-  unsigned char *aad, *src, *dst;
-  size_t aad_length, src_size, dst_size;
-  if (!sequence(env, argv[1], &seq) || !bytes(env, argv[2], &aad, &aad_length) || !bytes(env, argv[3], &src, &src_size) ||
-      !integer(env, argv[4], MAX_SEQ, &src_off) || !integer(env, argv[5], MAX_INPUT, &src_len) ||
-      !bytes(env, argv[6], &dst, &dst_size) || !integer(env, argv[7], MAX_SEQ, &dst_off))
-    return NULL;
-  if (aad_length > MAX_AAD) return fail(env, "native AEAD: additional data too long");
-  uint64_t so = (uint64_t)src_off, sl = (uint64_t)src_len, dof = (uint64_t)dst_off;
-  if (sl < TAG_LENGTH) return fail(env, "native AEAD: record shorter than its tag");
-  if (so > src_size || sl > src_size - so) return fail(env, "native AEAD: source range outside its buffer");
-  uint64_t plain = sl - TAG_LENGTH;
-  if (dof > dst_size || plain > dst_size - dof) return fail(env, "native AEAD: output does not fit its buffer");
-  unsigned char *in = src + so, *out = dst + dof;
-  if (in != out && overlaps(in, (size_t)sl, out, (size_t)plain)) return fail(env, "native AEAD: overlapping buffers");
-  if (overlaps(aad, aad_length, out, (size_t)plain)) return fail(env, "native AEAD: overlapping buffers");
+  ARGUMENTS(env, info, argv, 8, "open(ctx, seq, aad, src, srcOff, srcLen, dst, dstOff)");
+  record_io io;
+  if (!record_args(env, argv, 0, 6, &io)) return NULL;
+  if (io.in_length < TAG_LENGTH) return fail(env, "native AEAD: record shorter than its tag");
+  size_t plain = io.in_length - TAG_LENGTH;
+  if (!output_ok(env, &io, plain)) return NULL;
+  EVP_CIPHER_CTX *ctx = io.a->ctx;
   /* The tag is copied out first: an in-place open overwrites nothing past the plaintext, but
    * OpenSSL wants it set before Final and its buffer must not alias the output. */
   unsigned char tag[TAG_LENGTH];
-  memcpy(tag, in + plain, TAG_LENGTH);
+  memcpy(tag, io.in + plain, TAG_LENGTH);
   int n = 0;
-  if (!set_nonce(a, seq) || EVP_CIPHER_CTX_ctrl(a->ctx, EVP_CTRL_AEAD_SET_TAG, TAG_LENGTH, tag) != 1 ||
-      EVP_DecryptUpdate(a->ctx, NULL, &n, aad, (int)aad_length) != 1)
+  if (!set_nonce(io.a, io.seq) || EVP_CIPHER_CTX_ctrl(ctx, EVP_CTRL_AEAD_SET_TAG, TAG_LENGTH, tag) != 1 ||
+      EVP_DecryptUpdate(ctx, NULL, &n, io.aad, (int)io.aad_length) != 1)
     return fail(env, "native AEAD: open failed");
   int total = 0;
   if (plain > 0) {
-    if (EVP_DecryptUpdate(a->ctx, out, &n, in, (int)plain) != 1) return fail(env, "native AEAD: open failed");
+    if (EVP_DecryptUpdate(ctx, io.out, &n, io.in, (int)plain) != 1) return fail(env, "native AEAD: open failed");
     total = n;
   }
-  if ((uint64_t)total != plain) return fail(env, "native AEAD: unexpected plaintext length");
+  if ((size_t)total != plain) return fail(env, "native AEAD: unexpected plaintext length");
   /* Stream modes: Final writes no bytes; it only compares the tag (constant time in OpenSSL). */
   unsigned char spare[TAG_LENGTH];
-  int ok = EVP_DecryptFinal_ex(a->ctx, spare, &n) == 1 && n == 0;
+  int ok = EVP_DecryptFinal_ex(ctx, spare, &n) == 1 && n == 0;
   napi_value result;
   CHECK(env, napi_get_boolean(env, ok, &result));
   return result;
