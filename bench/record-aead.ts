@@ -2,7 +2,7 @@
  * The record path's AEAD alone, in one process, no sockets: sealing and opening TLS 1.3 records
  * through RecordSealer/RecordOpener with the native AEAD (src/tls/native) vs node:crypto,
  * alternating round by round. CPU microseconds per record (user + system of this process,
- * garbage collection included) and the collections V8 ran, per record size.
+ * garbage collection included), per record size.
  *
  *   npx tsc -p tsconfig.json && node scripts/build-native.mjs && node dist/bench/record-aead.js [rounds=5] [MiB per round=64]
  *
@@ -10,7 +10,6 @@
  * (records are kept for one batch of 64 at a time, as a socket would queue them). The first round
  * of each path is a warm-up and not counted.
  */
-import { PerformanceObserver } from 'node:perf_hooks';
 import { CipherSuite, ContentType } from '../src/tls/constants.js';
 import { RecordOpener, RecordSealer } from '../src/tls/record.js';
 import { nativeAead, type NativeAead } from '../src/tls/native/aead.js';
@@ -24,14 +23,10 @@ if (!native) {
   process.exit(1);
 }
 
-let gcs = 0;
-new PerformanceObserver((list) => (gcs += list.getEntries().length)).observe({ entryTypes: ['gc'] });
-
 const SIZES = [16384, 4096, 512, 64];
 const SUITES = [CipherSuite.TLS_AES_128_GCM_SHA256, CipherSuite.TLS_CHACHA20_POLY1305_SHA256];
 
-async function once(suiteId: number, size: number, aead: NativeAead | null): Promise<{ usPerRecord: number; gcsPer1k: number }> {
-  await new Promise((r) => setImmediate(r)); // earlier rounds' GC entries are delivered first
+function once(suiteId: number, size: number, aead: NativeAead | null): number {
   const suite = suiteParams(suiteId)!;
   const secret = Buffer.alloc(suite.hashLength, 3);
   const sealer = new RecordSealer(suite, secret, aead);
@@ -40,7 +35,6 @@ async function once(suiteId: number, size: number, aead: NativeAead | null): Pro
   const records = Math.max(64, Math.floor((mib << 20) / size / 64) * 64);
   const batch: Uint8Array[] = [];
   const wire = Buffer.allocUnsafe(64 * (size + 5 + 1 + 16));
-  const gc0 = gcs;
   const t0 = process.cpuUsage();
   let opened = 0;
   for (let i = 0; i < records; i += 64) {
@@ -60,33 +54,25 @@ async function once(suiteId: number, size: number, aead: NativeAead | null): Pro
     }
   }
   const t = process.cpuUsage(t0);
-  await new Promise((r) => setImmediate(r)); // the observer gets this round's GC entries
   if (opened !== records * size) throw new Error('records did not round-trip');
-  return { usPerRecord: (t.user + t.system) / records, gcsPer1k: ((gcs - gc0) * 1000) / records };
+  return (t.user + t.system) / records;
 }
 
 console.log(`# record AEAD in process (seal + open per record), ${rounds} rounds x ${mib} MiB after one warm-up round; node ${process.version}; load average ${loadAverage()}`);
-console.log('| suite | record bytes | native us/record (median) | node:crypto us/record (median) | node:crypto / native | GCs per 1000 records native / node:crypto |');
-console.log('| --- | ---: | ---: | ---: | ---: | --- |');
+console.log('| suite | record bytes | native us/record (median) | node:crypto us/record (median) | node:crypto / native |');
+console.log('| --- | ---: | ---: | ---: | ---: |');
 for (const suiteId of SUITES) {
   for (const size of SIZES) {
-    const r = { native: [] as number[], pure: [] as number[], gcN: [] as number[], gcP: [] as number[] };
+    const r = { native: [] as number[], pure: [] as number[] };
     for (let i = 0; i <= rounds; i++) {
       const order = i % 2 === 0 ? ([native, null] as const) : ([null, native] as const);
       for (const a of order) {
-        const m = await once(suiteId, size, a);
-        if (i === 0) continue;
-        if (a) {
-          r.native.push(m.usPerRecord);
-          r.gcN.push(m.gcsPer1k);
-        } else {
-          r.pure.push(m.usPerRecord);
-          r.gcP.push(m.gcsPer1k);
-        }
+        const us = once(suiteId, size, a);
+        if (i > 0) (a ? r.native : r.pure).push(us);
       }
     }
     const n = median(r.native);
     const p = median(r.pure);
-    console.log(`| ${suiteParams(suiteId)!.name} | ${size} | ${n.toFixed(2)} | ${p.toFixed(2)} | ${fmt(p / n, 2)}x | ${median(r.gcN).toFixed(1)} / ${median(r.gcP).toFixed(1)} |`);
+    console.log(`| ${suiteParams(suiteId)!.name} | ${size} | ${n.toFixed(2)} | ${p.toFixed(2)} | ${fmt(p / n, 2)}x |`);
   }
 }
