@@ -241,7 +241,8 @@ static napi_value seal(napi_env env, napi_callback_info info) {
   EVP_CIPHER_CTX *ctx = io.a->ctx;
   unsigned char *out = io.out;
   int n = 0, total = 0;
-  if (!set_nonce(io.a, io.seq) || EVP_EncryptUpdate(ctx, NULL, &n, io.aad, (int)io.aad_length) != 1) return fail(env, "native AEAD: seal failed");
+  if (!set_nonce(io.a, io.seq) || (io.aad_length > 0 && EVP_EncryptUpdate(ctx, NULL, &n, io.aad, (int)io.aad_length) != 1))
+    return fail(env, "native AEAD: seal failed");
   if (sl > 0) {
     if (EVP_EncryptUpdate(ctx, out, &n, io.in, (int)sl) != 1) return fail(env, "native AEAD: seal failed");
     total += n;
@@ -274,7 +275,7 @@ static napi_value open_(napi_env env, napi_callback_info info) {
   memcpy(tag, io.in + plain, TAG_LENGTH);
   int n = 0;
   if (!set_nonce(io.a, io.seq) || EVP_CIPHER_CTX_ctrl(ctx, EVP_CTRL_AEAD_SET_TAG, TAG_LENGTH, tag) != 1 ||
-      EVP_DecryptUpdate(ctx, NULL, &n, io.aad, (int)io.aad_length) != 1)
+      (io.aad_length > 0 && EVP_DecryptUpdate(ctx, NULL, &n, io.aad, (int)io.aad_length) != 1))
     return fail(env, "native AEAD: open failed");
   int total = 0;
   if (plain > 0) {

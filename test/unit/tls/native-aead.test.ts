@@ -262,6 +262,30 @@ void describe('native AEAD: the addon refuses hostile arguments before touching 
     assert.equal(a.seal(ctx, 0, aad, inPlace, 0, 100, -1, inPlace, 0), 116);
   });
 
+  void test('property: for any offsets and lengths, seal either throws having written nothing, or writes exactly its output range', () => {
+    const a = addon();
+    const ctx = a.create(1, true, key, iv);
+    const src = Buffer.alloc(200, 7);
+    const n = fc.integer({ min: 0, max: 260 });
+    fc.assert(
+      fc.property(n, n, n, fc.boolean(), (srcOff, srcLen, dstOff, trailer) => {
+        const dst = Buffer.alloc(200, 0xaa);
+        const t = trailer ? 23 : -1;
+        let written: number;
+        try {
+          written = a.seal(ctx, 1, aad, src, srcOff, srcLen, t, dst, dstOff);
+        } catch {
+          assert.ok(dst.equals(Buffer.alloc(200, 0xaa)), 'a refused call wrote nothing');
+          assert.ok(srcOff + srcLen > 200 || dstOff + srcLen + (trailer ? 1 : 0) + 16 > 200, 'a call that fits was refused');
+          return;
+        }
+        assert.equal(written, srcLen + (trailer ? 1 : 0) + 16);
+        assert.ok(dst.subarray(0, dstOff).equals(Buffer.alloc(dstOff, 0xaa)) && dst.subarray(dstOff + written).equals(Buffer.alloc(200 - dstOff - written, 0xaa)), 'nothing outside the output range');
+      }),
+      { numRuns: 500 },
+    );
+  });
+
   void test('open: too short for a tag, ranges past the buffers, an output one byte short: thrown; a wrong tag: false, nothing handed out', () => {
     const a = addon();
     const sealCtx = a.create(3, true, Buffer.alloc(32, 1), iv);
@@ -277,6 +301,12 @@ void describe('native AEAD: the addon refuses hostile arguments before touching 
     assert.equal(a.open(openCtx, 4, Buffer.alloc(5), rec, 0, 80, dst, 0), false, 'wrong additional data');
     assert.equal(a.open(openCtx, 4, aad, rec, 0, 80, dst, 0), true);
     assert.ok(dst.equals(Buffer.alloc(64, 5)));
+    // No additional data and no plaintext: the tag alone authenticates.
+    const empty = Buffer.alloc(16);
+    assert.equal(a.seal(sealCtx, 9, new Uint8Array(0), new Uint8Array(0), 0, 0, -1, empty, 0), 16);
+    assert.equal(a.open(openCtx, 9, new Uint8Array(0), empty, 0, 16, new Uint8Array(0), 0), true);
+    empty[0]! ^= 1;
+    assert.equal(a.open(openCtx, 9, new Uint8Array(0), empty, 0, 16, new Uint8Array(0), 0), false);
     // In place: the plaintext over the ciphertext.
     assert.equal(a.open(openCtx, 4, aad, rec, 0, 80, rec, 0), true);
     assert.ok(rec.subarray(0, 64).equals(Buffer.alloc(64, 5)));
