@@ -250,7 +250,12 @@ export class RecordOpener extends RecordCipher implements RecordUnprotector {
     let i = inner.length - 1;
     while (i >= 0 && inner[i] === 0) i--;
     if (i < 0) throw new PeerMisbehaved('AllZeroInnerPlaintext', 'record with all-zero inner plaintext');
-    return { type: inner[i]!, content: inner.subarray(0, i) };
+    const type = inner[i]!;
+    // Only application data stays a view of the shared slab (the application consumes it);
+    // handshake messages and alerts are copied out, so a kept one (a session ticket, say) does
+    // not pin a 256 KiB slab.
+    if (this.native && type !== ContentType.application_data) return { type, content: Buffer.from(inner.subarray(0, i)) };
+    return { type, content: inner.subarray(0, i) };
   }
 
   /** The inner plaintext, opened into the record slab; unauthenticated bytes are never handed out. */

@@ -13,7 +13,7 @@
  * is given, is salt || explicit nonce; for ChaCha20-Poly1305 it is the IV and the sequence number.
  */
 import { createCipheriv, createDecipheriv, type CipherGCMTypes } from 'node:crypto';
-import { MAX_PLAINTEXT, RECORD_HEADER_LENGTH } from '../constants.js';
+import { ContentType, MAX_PLAINTEXT, RECORD_HEADER_LENGTH } from '../constants.js';
 import { BadRecordMac, InternalError, RecordOverflow } from '../errors.js';
 import type { OpenedRecord, RecordProtector, RecordUnprotector } from '../record.js';
 import type { Tls12SuiteParams } from './suites.js';
@@ -165,7 +165,9 @@ export class Tls12RecordOpener extends Tls12RecordCipher implements RecordUnprot
       const out = RECORD_SLAB.reserve(plainLength);
       const ok = this.native.open(this.context!, explicit ?? seq, this.aad, buf, payloadStart + explicitLength, plainLength + this.suite.tagLength, out, RECORD_SLAB.offset);
       if (!ok) throw new BadRecordMac('record authentication failed');
-      return { type, content: RECORD_SLAB.commit(plainLength) };
+      const content = RECORD_SLAB.commit(plainLength);
+      // As in ../record.ts: only application data stays a view of the shared slab.
+      return { type, content: type === ContentType.application_data ? content : Buffer.from(content) };
     }
     const decipher = createDecipheriv(this.algorithm, this.key, this.nonceFor(seq, explicit), { authTagLength: 16 });
     decipher.setAAD(this.aad);

@@ -146,6 +146,29 @@ void describe('native AEAD: TLS 1.3 records, native and node:crypto side by side
     held.forEach((h, i) => assert.ok(Buffer.from(h).equals(contents[i]!), `content ${i} intact`));
   });
 
+  void test('opened application data is a view of the shared slab; handshake messages and alerts are copies (a kept ticket pins no slab)', () => {
+    const a = addon();
+    const suite = SUITES.values().next().value!;
+    const secret = randomBytes(suite.hashLength);
+    const sealer = new RecordSealer(suite, secret, a);
+    const opener = new RecordOpener(suite, secret, a);
+    const key12 = randomBytes(16);
+    const iv12 = randomBytes(4);
+    const suite12 = [...TLS12_SUITES.values()].find((s) => s.aead === 'aes-128-gcm')!;
+    const sealer12 = new Tls12RecordSealer(suite12, key12, iv12, a);
+    const opener12 = new Tls12RecordOpener(suite12, key12, iv12, a);
+    const SLAB_BYTES = 256 * 1024;
+    for (const [type, slab] of [[ContentType.application_data, true], [ContentType.handshake, false], [ContentType.alert, false]] as const) {
+      const r13 = sealer.seal(type, Buffer.from([1, 2, 3, 4]));
+      const r12 = sealer12.seal(type, Buffer.from([1, 2, 3, 4]));
+      for (const opened of [opener.openIn(r13, 0, r13.length), opener12.openIn(r12, 0, r12.length)]) {
+        assert.equal(opened.type, type);
+        assert.deepEqual([...opened.content], [1, 2, 3, 4]);
+        assert.equal(opened.content.buffer.byteLength === SLAB_BYTES, slab, `type ${type}: ${opened.content.buffer.byteLength}-byte backing store`);
+      }
+    }
+  });
+
   void test('property: any content, any suite, native and node:crypto seal the same record and open each other', () => {
     const a = addon();
     const suites = [...SUITES.values()];
