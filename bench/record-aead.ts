@@ -19,8 +19,9 @@ import { fmt, loadAverage, median } from './tls-support.js';
 const [rounds = 5, mib = 64] = process.argv.slice(2).map(Number);
 const native = nativeAead();
 if (!native) {
-  console.error('the native AEAD is not built (node scripts/build-native.mjs) or DC_TLS_AEAD=node is set; nothing to compare');
-  process.exit(1);
+  // Not an error for `make bench`: without a C compiler there is only one path to measure.
+  console.log('# record AEAD: the native AEAD is not built (node scripts/build-native.mjs) or DC_TLS_AEAD=node is set; nothing to compare');
+  process.exit(0);
 }
 
 const SIZES = [16384, 4096, 512, 64];
