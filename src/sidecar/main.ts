@@ -9,6 +9,7 @@
 import { createJsonLog } from '../net/log.js';
 import { ConnectionTracker } from '../net/connection-tracker.js';
 import type { Signer } from '../tls/signer.js';
+import { nativeAeadStatus } from '../tls/native/aead.js';
 import { ConfigError, type SidecarConfig } from './config.js';
 import { CredentialWatcher, type ReloadOutcome, type ReloadTrigger } from './credential-watcher.js';
 import { startHealthServer, type HealthServer } from './health-server.js';
@@ -197,6 +198,8 @@ export async function runSidecar(options: RunSidecarOptions): Promise<RunningSid
     metricsPort: health.port,
     certificateEngine: options.certificateEngine,
     keyless: given !== undefined ? 'given' : keyless?.source ?? 'none',
+    // Which record encryption our engine uses: 'native' (the addon), or node:crypto and why.
+    recordAead: nativeAeadStatus(),
   });
 
   let drained: Promise<{ finished: number; cut: number }> | undefined;
