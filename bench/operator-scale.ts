@@ -17,9 +17,13 @@
  *
  *   node dist/bench/operator-scale.js [--count 5000] [--idle-seconds 600] [--baseline-seconds 60]
  *       [--workers 4] [--create-concurrency 32] [--kubeconfig FILE]
+ *       [--operator-node-args='--cpu-prof --cpu-prof-dir=/tmp/prof'] [--heap-snapshot-dir DIR]
+ *
+ * --operator-node-args: extra node flags for the operator process (profiling; split on spaces).
+ * --heap-snapshot-dir: the operator writes a heap snapshot there (SIGUSR2) once all are Ready and settled.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
-import { existsSync, mkdirSync, readFileSync, rmSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, readdirSync, rmSync, statSync } from 'node:fs';
 import { request as httpsRequest, type RequestOptions } from 'node:https';
 import { cpus, loadavg, totalmem } from 'node:os';
 import { join } from 'node:path';
@@ -39,6 +43,8 @@ const { values: args } = parseArgs({
     workers: { type: 'string', default: '4' },
     'create-concurrency': { type: 'string', default: '32' },
     kubeconfig: { type: 'string' },
+    'operator-node-args': { type: 'string', default: '' },
+    'heap-snapshot-dir': { type: 'string' },
   },
 });
 const COUNT = Number(args.count);
@@ -92,6 +98,16 @@ async function apiserverCounts(kc: PooledKubeConfig): Promise<Counts> {
     const key = `${(labels['verb'] ?? '').toLowerCase()} ${labels['resource'] || labels['component'] || '-'}${labels['subresource'] ? `/${labels['subresource']}` : ''}`;
     out.set(key, (out.get(key) ?? 0) + value);
   }
+  return out;
+}
+
+/** The operator's V8 heap and external memory (prom-client's default metrics), in MiB. */
+async function operatorMemory(port: number): Promise<Record<string, number>> {
+  const text = await (await fetch(`http://127.0.0.1:${port}/metrics`)).text();
+  const out: Record<string, number> = {};
+  const mib = (v: string): number => +(Number(v) / 2 ** 20).toFixed(1);
+  for (const m of text.matchAll(/^dc_operator_nodejs_(heap_size_total|heap_size_used|external_memory)_bytes (\S+)$/gm)) out[m[1] ?? ''] = mib(m[2] ?? '0');
+  for (const m of text.matchAll(/^dc_operator_nodejs_heap_space_size_total_bytes\{space="(\w+)"\} (\S+)$/gm)) out[`space ${m[1] ?? ''}`] = mib(m[2] ?? '0');
   return out;
 }
 
@@ -205,8 +221,24 @@ async function main(): Promise<void> {
   const operatorArgs = ['controller', '--kubeconfig', kubeconfigPath, '--namespace', namespace, '--operator-namespace', namespace,
     '--metrics-port', String(metricsPort), '--metrics-address', '127.0.0.1', '--workers', String(WORKERS), '--log-level', 'warn'];
   say(`starting: node ${entry} ${operatorArgs.join(' ')}`);
+  // CPU of the private control plane while the operator issues: where the wall time goes.
+  const planeCpu = (): { apiserver: number; etcd: number } | undefined =>
+    plane ? { apiserver: procStatus(plane.apiserver.pid).cpuSeconds, etcd: procStatus(plane.etcd.pid).cpuSeconds } : undefined;
+  const benchCpu = (): number => process.cpuUsage().user / 1e6 + process.cpuUsage().system / 1e6;
+  const planeAtStart = planeCpu();
+  const benchAtStart = benchCpu();
   const t0 = performance.now();
-  const child: ChildProcess = spawn(process.execPath, [entry, ...operatorArgs], { stdio: ['ignore', 'ignore', 'pipe'], env: { ...process.env, NODE_OPTIONS: '' } });
+  const nodeArgs = (args['operator-node-args'] ?? '').split(' ').filter((a) => a !== '');
+  const snapshotDir = args['heap-snapshot-dir'];
+  if (snapshotDir !== undefined) {
+    mkdirSync(snapshotDir, { recursive: true });
+    nodeArgs.push('--heapsnapshot-signal=SIGUSR2');
+  }
+  const child: ChildProcess = spawn(process.execPath, [...nodeArgs, entry, ...operatorArgs], {
+    stdio: ['ignore', 'ignore', 'pipe'],
+    env: { ...process.env, NODE_OPTIONS: '' },
+    ...(snapshotDir !== undefined ? { cwd: snapshotDir } : {}),
+  });
   let stderrTail = '';
   child.stderr?.setEncoding('utf8');
   child.stderr?.on('data', (c: string) => (stderrTail = (stderrTail + c).slice(-4000)));
@@ -242,11 +274,28 @@ async function main(): Promise<void> {
   await watchUntilAllReady(kc, custom, namespace, (n) => say(`${n}/${COUNT} Ready after ${((performance.now() - t0) / 1000).toFixed(0)} s`));
   const allReadySeconds = (performance.now() - t0) / 1000;
   const atReady = procStatus(pid);
+  const planeAtReady = planeCpu();
+  const benchAtReady = benchCpu();
+  const memoryAtReady = await operatorMemory(metricsPort);
   say(`all ${COUNT} Ready after ${allReadySeconds.toFixed(1)} s`);
   await sleep(5000); // the watch events of the last writes arrive; follow-up reconciles settle
   const issued = await operatorCounts(metricsPort);
   const issuing = diff(countsAtStart, issued);
   const settled = procStatus(pid);
+  const memoryAfterSettle = await operatorMemory(metricsPort);
+  if (snapshotDir !== undefined) {
+    // The snapshot is written synchronously by the operator; wait until its size stops changing.
+    child.kill('SIGUSR2');
+    let last = -1;
+    for (let i = 0; i < 120; i++) {
+      await sleep(1000);
+      const files = readdirSync(snapshotDir).filter((f) => f.endsWith('.heapsnapshot'));
+      const size = files.reduce((n, f) => n + statSync(join(snapshotDir, f)).size, 0);
+      if (size > 0 && size === last) break;
+      last = size;
+    }
+    say(`heap snapshot written to ${snapshotDir}`);
+  }
 
   say(`idle window: ${IDLE_S} s`);
   const idleOpA = await operatorCounts(metricsPort);
@@ -273,7 +322,13 @@ async function main(): Promise<void> {
     allReadySeconds: +allReadySeconds.toFixed(1),
     readyPerSecond: +(COUNT / allReadySeconds).toFixed(1),
     operatorCpuSecondsUntilReady: +atReady.cpuSeconds.toFixed(1),
+    // Same window (operator start → all Ready): the private apiserver and etcd, and this process (its watch).
+    otherCpuSecondsUntilReady:
+      planeAtStart && planeAtReady
+        ? { apiserver: +(planeAtReady.apiserver - planeAtStart.apiserver).toFixed(1), etcd: +(planeAtReady.etcd - planeAtStart.etcd).toFixed(1), bench: +(benchAtReady - benchAtStart).toFixed(1) }
+        : undefined,
     rssMiB: { atAllReady: +atReady.rssMiB.toFixed(0), afterSettle: +settled.rssMiB.toFixed(0), peak: +peakRss.toFixed(0), afterIdle: +idleEnd.rssMiB.toFixed(0) },
+    v8MemoryMiB: { atAllReady: memoryAtReady, afterSettle: memoryAfterSettle },
     requestsWhileIssuing: issuing,
     requestsPerObject: +perObject.toFixed(2),
     requestsPerObjectInclListWatch: +perObjectAll.toFixed(2),
