@@ -7,6 +7,7 @@ import { RESOURCES } from './api/v1alpha1.js';
 import { CertificateSecrets, CERTIFICATE_SECRET_SELECTOR } from './certificate-secrets.js';
 import type { Clock } from './clock.js';
 import type { CryptoPort } from './crypto.js';
+import { withoutManagedFields } from './cache-form.js';
 import { Informer, NamespacedInformers, objectKey } from './informer.js';
 import { KeySecretWatches, keySecretOf } from './key-secrets.js';
 import { KeylessSigners } from './keyless.js';
@@ -134,12 +135,12 @@ export class Controller {
     const ilog = { warn: log.warn.bind(log), debug: log.debug.bind(log) };
     const named = (name: string, ns: string | undefined): string => (ns === undefined ? name : `${name}/${ns}`);
     this.credentials = new NamespacedInformers(namespaces, (ns) =>
-      new Informer(named('delegatedcredentials', ns), kube.customSource<DelegatedCredential>(RESOURCES.delegatedCredentials.plural, ns), (o) => o, clock, ilog));
+      new Informer(named('delegatedcredentials', ns), kube.customSource<DelegatedCredential>(RESOURCES.delegatedCredentials.plural, ns), withoutManagedFields, clock, ilog));
     this.signers = new NamespacedInformers(namespaces, (ns) =>
-      new Informer(named('delegationsigners', ns), kube.customSource<DelegationSigner>(RESOURCES.delegationSigners.plural, ns), (o) => o, clock, ilog));
-    this.clusterSigners = new Informer('clusterdelegationsigners', kube.customSource<DelegationSigner>(RESOURCES.clusterDelegationSigners.plural, undefined, true), (o) => o, clock, ilog);
+      new Informer(named('delegationsigners', ns), kube.customSource<DelegationSigner>(RESOURCES.delegationSigners.plural, ns), withoutManagedFields, clock, ilog));
+    this.clusterSigners = new Informer('clusterdelegationsigners', kube.customSource<DelegationSigner>(RESOURCES.clusterDelegationSigners.plural, undefined, true), withoutManagedFields, clock, ilog);
     this.outputSecrets = new NamespacedInformers(namespaces, (ns) =>
-      new Informer(named('output-secrets', ns), kube.secretSource(ns, { labelSelector: MANAGED_SELECTOR }), (o) => o, clock, ilog));
+      new Informer(named('output-secrets', ns), kube.secretSource(ns, { labelSelector: MANAGED_SELECTOR }), withoutManagedFields, clock, ilog));
     // Only the watched namespace when there is exactly one; else every namespace (name and labels
     // only, small). Namespaces are cluster-scoped: one informer keyed by name either way.
     this.namespaces = new Informer('namespaces', kube.namespaceSource(namespaces?.length === 1 ? namespaces[0] : undefined), projectNamespace, clock, ilog);

@@ -1,6 +1,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { FakeClock } from '../../../src/operator/clock.js';
+import { withoutManagedFields } from '../../../src/operator/cache-form.js';
 import { Informer, NamespacedInformers, replaceStore, type ListWatchSource, type StoredEntry, type WatchEventType } from '../../../src/operator/informer.js';
 
 interface Obj {
@@ -199,4 +200,30 @@ void test('NamespacedInformers: one informer per namespace, read as one store; o
   assert.equal(all.namespaces, undefined);
   all.prime(at('anywhere', 'z', '1'));
   assert.ok(all.get('anywhere/z'));
+});
+
+void test('the controller caches objects without managedFields: listed, watched and primed; the rest stays', async () => {
+  type WithFields = Obj & { metadata: Obj['metadata'] & { managedFields?: unknown[]; labels?: Record<string, string> } };
+  const withFields = (name: string, rv: string, data: string): WithFields => ({
+    metadata: { name, namespace: 'ns', resourceVersion: rv, labels: { app: name }, managedFields: [{ manager: 'dc-operator', fieldsV1: { 'f:data': {} } }] },
+    data,
+  });
+  const source = new ScriptedSource();
+  source.lists.push({ kind: 'list', items: [withFields('a', '5', 'listed')], rv: '10' });
+  let emitFromWatch: ((t: WatchEventType, o: Obj) => void) | undefined;
+  source.watches.push((emit) => (emitFromWatch = emit));
+  const informer = new Informer('test', source, (o: Obj) => withoutManagedFields(o as WithFields), new FakeClock(), quiet);
+  informer.start();
+  await flush();
+  await flush();
+  emitFromWatch?.('ADDED', withFields('b', '11', 'watched'));
+  informer.prime(withFields('c', '12', 'primed'));
+  for (const [key, data] of [['ns/a', 'listed'], ['ns/b', 'watched'], ['ns/c', 'primed']] as const) {
+    const cached = informer.get(key) as WithFields | undefined;
+    assert.equal(cached?.data, data);
+    assert.equal(cached?.metadata.managedFields, undefined, `${key} is cached without managedFields`);
+    assert.deepEqual(cached?.metadata.labels, { app: key.slice(3) }, 'labels and the rest of metadata stay');
+    assert.ok(cached?.metadata.resourceVersion);
+  }
+  await informer.stop();
 });
