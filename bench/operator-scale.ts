@@ -19,7 +19,8 @@
  *       [--workers 4] [--create-concurrency 32] [--kubeconfig FILE]
  *       [--operator-node-args='--cpu-prof --cpu-prof-dir=/tmp/prof'] [--heap-snapshot-dir DIR]
  *
- * --operator-node-args: extra node flags for the operator process (profiling; split on spaces).
+ * --operator-node-args: node flags of the operator process (split on spaces); default: the chart's
+ *   controller.nodeOptions (charts/dc-operator/values.yaml), as the Deployment sets NODE_OPTIONS.
  * --heap-snapshot-dir: the operator writes a heap snapshot there (SIGUSR2) once all are Ready and settled.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
@@ -43,7 +44,7 @@ const { values: args } = parseArgs({
     workers: { type: 'string', default: '4' },
     'create-concurrency': { type: 'string', default: '32' },
     kubeconfig: { type: 'string' },
-    'operator-node-args': { type: 'string', default: '' },
+    'operator-node-args': { type: 'string' },
     'heap-snapshot-dir': { type: 'string' },
   },
 });
@@ -99,6 +100,14 @@ async function apiserverCounts(kc: PooledKubeConfig): Promise<Counts> {
     out.set(key, (out.get(key) ?? 0) + value);
   }
   return out;
+}
+
+/** controller.nodeOptions of the chart: the node flags the installed operator runs with. */
+function chartNodeOptions(): string {
+  const values = readFileSync(join(repoRoot, 'charts', 'dc-operator', 'values.yaml'), 'utf8');
+  const m = /^controller:\n(?:(?: {2}.*)?\n)*? {2}nodeOptions: "([^"]*)"$/m.exec(values);
+  if (!m) throw new Error('charts/dc-operator/values.yaml: no controller.nodeOptions');
+  return m[1] ?? '';
 }
 
 /** The operator's V8 heap and external memory (prom-client's default metrics), in MiB. */
@@ -220,7 +229,6 @@ async function main(): Promise<void> {
   const entry = join(repoRoot, 'dist', 'src', 'cli', 'dc-operator.js');
   const operatorArgs = ['controller', '--kubeconfig', kubeconfigPath, '--namespace', namespace, '--operator-namespace', namespace,
     '--metrics-port', String(metricsPort), '--metrics-address', '127.0.0.1', '--workers', String(WORKERS), '--log-level', 'warn'];
-  say(`starting: node ${entry} ${operatorArgs.join(' ')}`);
   // CPU of the private control plane while the operator issues: where the wall time goes.
   const planeCpu = (): { apiserver: number; etcd: number } | undefined =>
     plane ? { apiserver: procStatus(plane.apiserver.pid).cpuSeconds, etcd: procStatus(plane.etcd.pid).cpuSeconds } : undefined;
@@ -228,12 +236,13 @@ async function main(): Promise<void> {
   const planeAtStart = planeCpu();
   const benchAtStart = benchCpu();
   const t0 = performance.now();
-  const nodeArgs = (args['operator-node-args'] ?? '').split(' ').filter((a) => a !== '');
+  const nodeArgs = (args['operator-node-args'] ?? chartNodeOptions()).split(' ').filter((a) => a !== '');
   const snapshotDir = args['heap-snapshot-dir'];
   if (snapshotDir !== undefined) {
     mkdirSync(snapshotDir, { recursive: true });
     nodeArgs.push('--heapsnapshot-signal=SIGUSR2');
   }
+  say(`starting: node ${[...nodeArgs, entry, ...operatorArgs].join(' ')}`);
   const child: ChildProcess = spawn(process.execPath, [...nodeArgs, entry, ...operatorArgs], {
     stdio: ['ignore', 'ignore', 'pipe'],
     env: { ...process.env, NODE_OPTIONS: '' },
@@ -316,6 +325,7 @@ async function main(): Promise<void> {
     command: `node dist/bench/operator-scale.js ${process.argv.slice(2).join(' ')}`.trim(),
     machine: { cpus: cpus().length, cpuModel: cpus()[0]?.model, memGiB: +(totalmem() / 2 ** 30).toFixed(1), loadavg1: +(loadavg()[0] ?? 0).toFixed(2), node: process.version },
     controlPlane: plane ? 'private (test/support/control-plane.ts)' : kubeconfigPath,
+    operatorNodeArgs: nodeArgs.join(' '),
     count: COUNT,
     createSeconds: +createSeconds.toFixed(1),
     readyzSeconds: +readyzSeconds.toFixed(1),
