@@ -7,7 +7,7 @@ import { RESOURCES } from './api/v1alpha1.js';
 import { CertificateSecrets, CERTIFICATE_SECRET_SELECTOR } from './certificate-secrets.js';
 import type { Clock } from './clock.js';
 import type { CryptoPort } from './crypto.js';
-import { withoutManagedFields } from './cache-form.js';
+import { StringPool, cachedOutputSecret, cachedResource } from './cache-form.js';
 import { Informer, NamespacedInformers, objectKey } from './informer.js';
 import { KeySecretWatches, keySecretOf } from './key-secrets.js';
 import { KeylessSigners } from './keyless.js';
@@ -134,13 +134,14 @@ export class Controller {
     this.queue = new WorkQueue(clock);
     const ilog = { warn: log.warn.bind(log), debug: log.debug.bind(log) };
     const named = (name: string, ns: string | undefined): string => (ns === undefined ? name : `${name}/${ns}`);
+    const pool = new StringPool();
     this.credentials = new NamespacedInformers(namespaces, (ns) =>
-      new Informer(named('delegatedcredentials', ns), kube.customSource<DelegatedCredential>(RESOURCES.delegatedCredentials.plural, ns), withoutManagedFields, clock, ilog));
+      new Informer(named('delegatedcredentials', ns), kube.customSource<DelegatedCredential>(RESOURCES.delegatedCredentials.plural, ns), cachedResource<DelegatedCredential>(pool), clock, ilog));
     this.signers = new NamespacedInformers(namespaces, (ns) =>
-      new Informer(named('delegationsigners', ns), kube.customSource<DelegationSigner>(RESOURCES.delegationSigners.plural, ns), withoutManagedFields, clock, ilog));
-    this.clusterSigners = new Informer('clusterdelegationsigners', kube.customSource<DelegationSigner>(RESOURCES.clusterDelegationSigners.plural, undefined, true), withoutManagedFields, clock, ilog);
+      new Informer(named('delegationsigners', ns), kube.customSource<DelegationSigner>(RESOURCES.delegationSigners.plural, ns), cachedResource<DelegationSigner>(pool), clock, ilog));
+    this.clusterSigners = new Informer('clusterdelegationsigners', kube.customSource<DelegationSigner>(RESOURCES.clusterDelegationSigners.plural, undefined, true), cachedResource<DelegationSigner>(pool), clock, ilog);
     this.outputSecrets = new NamespacedInformers(namespaces, (ns) =>
-      new Informer(named('output-secrets', ns), kube.secretSource(ns, { labelSelector: MANAGED_SELECTOR }), withoutManagedFields, clock, ilog));
+      new Informer(named('output-secrets', ns), kube.secretSource(ns, { labelSelector: MANAGED_SELECTOR }), cachedOutputSecret(pool), clock, ilog));
     // Only the watched namespace when there is exactly one; else every namespace (name and labels
     // only, small). Namespaces are cluster-scoped: one informer keyed by name either way.
     this.namespaces = new Informer('namespaces', kube.namespaceSource(namespaces?.length === 1 ? namespaces[0] : undefined), projectNamespace, clock, ilog);
