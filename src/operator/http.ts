@@ -8,7 +8,14 @@ export interface Probes {
   ready(): { ok: boolean; detail: string };
 }
 
-export async function startHttpServer(opts: { port: number; host?: string; registry: Registry; probes: Probes }): Promise<{ server: Server; port: number; close(): Promise<void> }> {
+export async function startHttpServer(opts: {
+  port: number;
+  host?: string;
+  registry: Registry;
+  /** The /metrics text; default `registry.metrics()`. */
+  scrape?: () => Promise<string>;
+  probes: Probes;
+}): Promise<{ server: Server; port: number; close(): Promise<void> }> {
   const server = createServer((req, res) => {
     const path = (req.url ?? '/').split('?')[0];
     if (req.method !== 'GET' && req.method !== 'HEAD') {
@@ -16,7 +23,7 @@ export async function startHttpServer(opts: { port: number; host?: string; regis
       return;
     }
     if (path === '/metrics') {
-      opts.registry.metrics().then(
+      (opts.scrape ?? (() => opts.registry.metrics()))().then(
         (text) => res.writeHead(200, { 'content-type': opts.registry.contentType }).end(text),
         (err: unknown) => res.writeHead(500, { 'content-type': 'text/plain' }).end(`metrics failed: ${String(err)}\n`),
       );

@@ -20,13 +20,15 @@ export class OperatorMetrics implements IssueMetrics {
   private readonly signSeconds: Histogram<'algorithm' | 'signer'>;
   private readonly apiRequests: Counter<'verb' | 'resource'>;
   private sources: MetricsSources | undefined;
+  /** Gauges with a series per object: filled from the caches by each scrape, emptied after it. */
+  private readonly perObject: Gauge<string>[] = [];
 
   constructor(opts: { defaultMetrics?: boolean } = {}) {
     const registers = [this.registry];
     if (opts.defaultMetrics !== false) collectDefaultMetrics({ register: this.registry, prefix: 'dc_operator_' });
     const self = (): MetricsSources | undefined => this.sources;
 
-    new Gauge({
+    this.perObject.push(new Gauge({
       name: 'dc_operator_credential_expiration_timestamp_seconds',
       help: 'When each delegated credential expires (notAfter), Unix seconds.',
       labelNames: ['namespace', 'name', 'algorithm'] as const,
@@ -39,8 +41,8 @@ export class OperatorMetrics implements IssueMetrics {
           }
         }
       },
-    });
-    new Gauge({
+    }) as Gauge<string>);
+    this.perObject.push(new Gauge({
       name: 'dc_operator_credential_renewal_timestamp_seconds',
       help: 'When the operator will next issue credentials for a DelegatedCredential, Unix seconds.',
       labelNames: ['namespace', 'name'] as const,
@@ -52,8 +54,8 @@ export class OperatorMetrics implements IssueMetrics {
           if (at !== undefined) this.set({ namespace: dc.metadata.namespace ?? '', name: dc.metadata.name ?? '' }, Date.parse(at) / 1000);
         }
       },
-    });
-    new Gauge({
+    }) as Gauge<string>);
+    this.perObject.push(new Gauge({
       name: 'dc_operator_credential_ready_status',
       help: 'The Ready condition of each DelegatedCredential (1 for the current status value).',
       labelNames: ['namespace', 'name', 'condition'] as const,
@@ -67,8 +69,8 @@ export class OperatorMetrics implements IssueMetrics {
           }
         }
       },
-    });
-    new Gauge({
+    }) as Gauge<string>);
+    this.perObject.push(new Gauge({
       name: 'dc_operator_signer_ready_status',
       help: 'The Ready condition of each DelegationSigner/ClusterDelegationSigner (1 for the current status value; Unknown until the operator has used it).',
       labelNames: ['kind', 'namespace', 'name', 'condition'] as const,
@@ -81,7 +83,7 @@ export class OperatorMetrics implements IssueMetrics {
           for (const value of ['True', 'False', 'Unknown']) this.set({ ...labels, condition: value }, value === ready ? 1 : 0);
         }
       },
-    });
+    }) as Gauge<string>);
     new Gauge({
       name: 'dc_operator_leader',
       help: '1 when this replica holds the leader lease.',
@@ -123,6 +125,19 @@ export class OperatorMetrics implements IssueMetrics {
       buckets: [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5],
       registers,
     });
+  }
+
+  /**
+   * The exposition text. The per-object series are dropped afterwards: kept between scrapes they
+   * cost about a kilobyte per DelegatedCredential (five series, their label objects and keys), and
+   * the next scrape computes them again from the caches anyway.
+   */
+  async scrape(): Promise<string> {
+    try {
+      return await this.registry.metrics();
+    } finally {
+      for (const gauge of this.perObject) gauge.reset();
+    }
   }
 
   /** One API request made by the operator (list, watch, get, create, update). */

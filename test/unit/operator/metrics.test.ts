@@ -71,3 +71,17 @@ void test('signer Ready series come from the signer caches at scrape time', asyn
   assert.match(text, /dc_operator_signer_ready_status\{kind="DelegationSigner",namespace="ns",name="edge",condition="False"\} 1/);
   assert.match(text, /dc_operator_signer_ready_status\{kind="ClusterDelegationSigner",namespace="",name="shared",condition="Unknown"\} 1/);
 });
+
+void test('scrape(): per-object series are recomputed every scrape after being dropped, the counters kept', async () => {
+  const metrics = new OperatorMetrics({ defaultMetrics: false });
+  const cache = [dc('a', 'True'), dc('b', 'False')];
+  metrics.attach({ credentials: () => cache, isLeader: () => true, queueDepth: () => 0 });
+  metrics.issued('ed25519');
+  const first = await metrics.scrape();
+  const second = await metrics.scrape();
+  assert.equal(second, first);
+  assert.match(second, /dc_operator_credential_ready_status\{namespace="ns",name="b",condition="False"\} 1/);
+  assert.match(second, /dc_operator_credential_expiration_timestamp_seconds\{namespace="ns",name="a",algorithm="ed25519"\} 1767312000/);
+  assert.match(second, /dc_operator_issued_credentials_total\{algorithm="ed25519"\} 1/);
+  assert.equal(await metrics.registry.metrics(), first, 'the same text as the registry gives');
+});
