@@ -16,7 +16,7 @@ import { createHash } from 'node:crypto';
 import { randomBytesPooled } from './random.js';
 import { isIP } from 'node:net';
 import { createTrustStore, type TrustAnchorInput, type TrustStore } from './x509/trust-store.js';
-import { Connection, lazy, type HandshakeMode, type KeyLogger } from './connection.js';
+import { Connection, type AcceptedMessages, type HandshakeMode, type KeyLogger } from './connection.js';
 import { HandshakeType, NamedGroup, ProtocolVersion, PskKeyExchangeMode } from './constants.js';
 import {
   defaultCredential,
@@ -28,8 +28,9 @@ import {
   type SelectClientCredential,
 } from './credentials.js';
 import { DecodeError, InternalError, PeerMisbehaved } from './errors.js';
+import { HandshakeKeys } from './handshake-keys.js';
 import { generateKeyShare, SUPPORTED_GROUPS, type KeyShare } from './key-exchange.js';
-import { EarlySecret, Transcript, finishedVerifyData, resumptionPsk, verifyDataEqual, type HandshakeSecret } from './key-schedule.js';
+import { EarlySecret, Transcript, finishedVerifyData, resumptionPsk, verifyDataEqual } from './key-schedule.js';
 import { bindersLength, writeClientHello, type ClientHello } from './messages/client-hello.js';
 import { decodeServerHello, isHelloRetryRequestRandom, type ServerHello } from './messages/server-hello.js';
 import {
@@ -159,62 +160,18 @@ interface Offer {
   readonly sentChangeCipherSpec: boolean;
 }
 
-interface Negotiated {
+/**
+ * What ServerHello settled: the handshake data every later state carries, created once and
+ * passed on, never copied (the transcript runs on; the key schedule's next stage is a new object).
+ */
+interface ClientHandshake {
   readonly offer: Offer;
   readonly suite: SuiteParams;
   readonly group: number;
-  readonly transcript: Transcript;
+  /** The server accepted our PSK. */
   readonly resumed: boolean;
-  readonly handshakeSecret: HandshakeSecret;
-  readonly clientHandshakeSecret: Uint8Array;
-  readonly serverHandshakeSecret: Uint8Array;
-  readonly alpn: string | undefined;
-}
-
-interface ServerAuthenticated extends Negotiated {
-  readonly request: CertificateRequest | undefined;
-  readonly peer: AuthenticatedPeer | undefined;
-  readonly serverMode: HandshakeMode;
-}
-
-/*
- * The next states are built field by field: V8 copies objects of this size through `{ ...hs }`
- * slowly (measured ~2-10 us per spread, as much as several HMACs).
- */
-function negotiated(hs: Negotiated, alpn: string | undefined): Negotiated {
-  return {
-    offer: hs.offer,
-    suite: hs.suite,
-    group: hs.group,
-    transcript: hs.transcript,
-    resumed: hs.resumed,
-    handshakeSecret: hs.handshakeSecret,
-    clientHandshakeSecret: hs.clientHandshakeSecret,
-    serverHandshakeSecret: hs.serverHandshakeSecret,
-    alpn,
-  };
-}
-
-function serverAuthenticated(
-  hs: Negotiated,
-  request: CertificateRequest | undefined,
-  peer: AuthenticatedPeer | undefined,
-  serverMode: HandshakeMode,
-): ServerAuthenticated {
-  return {
-    offer: hs.offer,
-    suite: hs.suite,
-    group: hs.group,
-    transcript: hs.transcript,
-    resumed: hs.resumed,
-    handshakeSecret: hs.handshakeSecret,
-    clientHandshakeSecret: hs.clientHandshakeSecret,
-    serverHandshakeSecret: hs.serverHandshakeSecret,
-    alpn: hs.alpn,
-    request,
-    peer,
-    serverMode,
-  };
+  readonly transcript: Transcript;
+  readonly keys: HandshakeKeys;
 }
 
 /**
@@ -223,29 +180,53 @@ function serverAuthenticated(
  */
 type ClientState =
   | { readonly kind: 'ExpectServerHello'; readonly offer: Offer }
-  | { readonly kind: 'ExpectEncryptedExtensions'; readonly hs: Negotiated }
-  | { readonly kind: 'ExpectCertificateOrRequest'; readonly hs: Negotiated }
-  | { readonly kind: 'ExpectCertificate'; readonly hs: Negotiated; readonly request: CertificateRequest | undefined }
+  | { readonly kind: 'ExpectEncryptedExtensions'; readonly hs: ClientHandshake }
+  | { readonly kind: 'ExpectCertificateOrRequest'; readonly hs: ClientHandshake; readonly alpn: string | undefined }
+  | { readonly kind: 'ExpectCertificate'; readonly hs: ClientHandshake; readonly alpn: string | undefined; readonly request: CertificateRequest | undefined }
   | {
       readonly kind: 'ExpectCertificateVerify';
-      readonly hs: Negotiated;
+      readonly hs: ClientHandshake;
+      readonly alpn: string | undefined;
       readonly request: CertificateRequest | undefined;
       readonly peer: AuthenticatedPeer;
     }
-  | { readonly kind: 'ExpectFinished'; readonly hs: ServerAuthenticated }
+  | {
+      readonly kind: 'ExpectFinished';
+      readonly hs: ClientHandshake;
+      readonly alpn: string | undefined;
+      readonly request: CertificateRequest | undefined;
+      /** The server's certificate; none when resumed. */
+      readonly peer: AuthenticatedPeer | undefined;
+      readonly serverMode: HandshakeMode;
+    }
   | { readonly kind: 'SendingFlight' }
   | { readonly kind: 'Connected'; readonly suite: SuiteParams; readonly resumptionMasterSecret: Uint8Array; readonly alpn: string | undefined }
-  /** The server chose TLS 1.2: its handshake runs on this connection from here on. */
-  | { readonly kind: 'Tls12'; readonly tls12: Tls12ClientHandshake };
+  /** The server chose TLS 1.2: its handshake (handed over) runs on this connection from here on. */
+  | { readonly kind: 'Tls12' };
 
-export class ClientConnection extends Connection {
-  private state: ClientState;
+/** The state of kind `K`, as its handler receives it. */
+type StateOf<K extends ClientState['kind']> = Extract<ClientState, { readonly kind: K }>;
+
+const ACCEPTED: AcceptedMessages<ClientState> = {
+  ExpectServerHello: [HandshakeType.server_hello],
+  ExpectEncryptedExtensions: [HandshakeType.encrypted_extensions],
+  ExpectCertificateOrRequest: [HandshakeType.certificate, HandshakeType.certificate_request],
+  ExpectCertificate: [HandshakeType.certificate],
+  ExpectCertificateVerify: [HandshakeType.certificate_verify],
+  ExpectFinished: [HandshakeType.finished],
+  SendingFlight: [],
+  Connected: [HandshakeType.new_session_ticket, HandshakeType.key_update],
+  Tls12: [], // the TLS 1.2 handshake says what it accepts
+};
+
+export class ClientConnection extends Connection<ClientState> {
+  protected override state: ClientState;
   readonly config: ClientConfig;
   private readonly servername: string | undefined;
 
   constructor(config: ClientConfig | ClientOptions, overrides: ClientConnectionOverrides = {}) {
     const cfg = config instanceof ClientConfig ? config : new ClientConfig(config);
-    super(overrides.keylog ?? cfg.options.keylog);
+    super(ACCEPTED, overrides.keylog ?? cfg.options.keylog);
     this.config = cfg;
     this.servername = overrides.servername ?? cfg.options.servername;
     const session = overrides.session ?? cfg.options.session;
@@ -254,68 +235,26 @@ export class ClientConnection extends Connection {
     this.records.changeCipherSpecAllowance = 1;
   }
 
-  get stateName(): ClientState['kind'] {
-    return this.state.kind;
-  }
-
-  protected override isPostHandshake(): boolean {
-    return this.state.kind === 'Connected' || (this.state.kind === 'Tls12' && this.state.tls12.connected);
-  }
-
-  protected override onChangeCipherSpec(): void {
-    if (this.state.kind === 'Tls12') this.state.tls12.onChangeCipherSpec();
-  }
-
-  protected override expectsHandshake(type: number): boolean {
-    switch (this.state.kind) {
-      case 'Tls12':
-        return this.state.tls12.expectsHandshake(type);
-      case 'ExpectServerHello':
-        return type === HandshakeType.server_hello;
-      case 'ExpectEncryptedExtensions':
-        return type === HandshakeType.encrypted_extensions;
-      case 'ExpectCertificateOrRequest':
-        return type === HandshakeType.certificate || type === HandshakeType.certificate_request;
-      case 'ExpectCertificate':
-        return type === HandshakeType.certificate;
-      case 'ExpectCertificateVerify':
-        return type === HandshakeType.certificate_verify;
-      case 'ExpectFinished':
-        return type === HandshakeType.finished;
-      case 'SendingFlight':
-        return false;
-      case 'Connected':
-        return type === HandshakeType.new_session_ticket || type === HandshakeType.key_update;
-    }
-  }
-
   protected override onHandshakeMessage(type: number, body: Uint8Array, raw: Uint8Array): void {
     const s = this.state;
     switch (s.kind) {
       case 'ExpectServerHello':
-        expect(type, HandshakeType.server_hello);
         return this.onServerHello(s.offer, body, raw);
       case 'ExpectEncryptedExtensions':
-        expect(type, HandshakeType.encrypted_extensions);
         return this.onEncryptedExtensions(s.hs, body, raw);
       case 'ExpectCertificateOrRequest':
-        if (type === HandshakeType.certificate_request) return this.onCertificateRequest(s.hs, body, raw);
-        expect(type, HandshakeType.certificate);
-        return this.onCertificate(s.hs, undefined, body, raw);
+        if (type === HandshakeType.certificate_request) return this.onCertificateRequest(s.hs, s.alpn, body, raw);
+        return this.onCertificate(s.hs, s.alpn, undefined, body, raw);
       case 'ExpectCertificate':
-        expect(type, HandshakeType.certificate);
-        return this.onCertificate(s.hs, s.request, body, raw);
+        return this.onCertificate(s.hs, s.alpn, s.request, body, raw);
       case 'ExpectCertificateVerify':
-        expect(type, HandshakeType.certificate_verify);
-        return this.onCertificateVerify(s.hs, s.request, s.peer, body, raw);
+        return this.onCertificateVerify(s, body, raw);
       case 'ExpectFinished':
-        expect(type, HandshakeType.finished);
-        return this.onServerFinished(s.hs, body, raw);
-      case 'Tls12':
-        return s.tls12.onHandshakeMessage(type, body, raw);
+        return this.onServerFinished(s, body, raw);
       case 'SendingFlight':
       case 'Connected':
-        throw new PeerMisbehaved('UnexpectedHandshakeMessage', `handshake message ${type} in state ${s.kind}`);
+      case 'Tls12':
+        throw new InternalError(`handshake message ${type} dispatched in state ${s.kind}, which accepts none`);
     }
   }
 
@@ -387,7 +326,8 @@ export class ClientConnection extends Connection {
       checkServerVersion(selected, body.subarray(2, 34), this.config.versions);
       if (offer.retrySuite) throw new PeerMisbehaved('SelectedUnofferedVersion', 'TLS 1.2 after a HelloRetryRequest');
       const tls12 = new Tls12ClientHandshake(this.config, this.host(), this.servername, offer.hello, offer.transcript, body, raw);
-      this.state = { kind: 'Tls12', tls12 };
+      this.state = { kind: 'Tls12' };
+      this.handOver(tls12);
       return;
     }
     const sh = decodeServerHello(body);
@@ -401,27 +341,13 @@ export class ClientConnection extends Connection {
     const transcript = offer.transcript;
     transcript.start(suite.hash);
     transcript.add(raw);
-    const handshakeSecret = new EarlySecret(suite, psk).handshake(share.computeSecret(e.keyShare.keyExchange));
-    const th = transcript.current();
-    const clientHandshakeSecret = handshakeSecret.clientHandshakeTrafficSecret(th);
-    const serverHandshakeSecret = handshakeSecret.serverHandshakeTrafficSecret(th);
-    this.logSecret('CLIENT_HANDSHAKE_TRAFFIC_SECRET', offer.hello.random, clientHandshakeSecret);
-    this.logSecret('SERVER_HANDSHAKE_TRAFFIC_SECRET', offer.hello.random, serverHandshakeSecret);
-    this.records.setReader(new RecordOpener(suite, serverHandshakeSecret));
-    this.records.setWriter(new RecordSealer(suite, clientHandshakeSecret));
+    const keys = new HandshakeKeys(suite, psk, share.computeSecret(e.keyShare.keyExchange), transcript.current());
+    this.logHandshakeKeys(offer.hello.random, keys);
+    this.records.setReader(new RecordOpener(suite, keys.serverTrafficSecret));
+    this.records.setWriter(new RecordSealer(suite, keys.clientTrafficSecret));
     this.state = {
       kind: 'ExpectEncryptedExtensions',
-      hs: {
-        offer,
-        suite,
-        group: share.group,
-        transcript,
-        resumed: psk !== undefined,
-        handshakeSecret,
-        clientHandshakeSecret,
-        serverHandshakeSecret,
-        alpn: undefined,
-      },
+      hs: { offer, suite, group: share.group, resumed: psk !== undefined, transcript, keys },
     };
   }
 
@@ -486,7 +412,7 @@ export class ClientConnection extends Connection {
 
   // --- §4.3.1 EncryptedExtensions ----------------------------------------------------------------------
 
-  private onEncryptedExtensions(hs: Negotiated, body: Uint8Array, raw: Uint8Array): void {
+  private onEncryptedExtensions(hs: ClientHandshake, body: Uint8Array, raw: Uint8Array): void {
     const ee = decodeEncryptedExtensions(body);
     const offered = hs.offer.hello.extensions;
     if (ee.alpn !== undefined) {
@@ -497,25 +423,25 @@ export class ClientConnection extends Connection {
     if (ee.earlyData) throw new PeerMisbehaved('UnsolicitedExtension', 'early_data we did not offer');
     if (ee.unknown.length > 0) throw new PeerMisbehaved('UnsolicitedExtension', `unsolicited extension ${ee.unknown[0]!.type} in EncryptedExtensions`);
     hs.transcript.add(raw);
-    const next = negotiated(hs, ee.alpn);
+    const alpn = ee.alpn;
     this.state = hs.resumed
-      ? { kind: 'ExpectFinished', hs: serverAuthenticated(next, undefined, undefined, { authentication: 'psk' }) }
-      : { kind: 'ExpectCertificateOrRequest', hs: next };
+      ? { kind: 'ExpectFinished', hs, alpn, request: undefined, peer: undefined, serverMode: { authentication: 'psk' } }
+      : { kind: 'ExpectCertificateOrRequest', hs, alpn };
   }
 
   // --- §4.3.2 CertificateRequest -------------------------------------------------------------------------
 
-  private onCertificateRequest(hs: Negotiated, body: Uint8Array, raw: Uint8Array): void {
+  private onCertificateRequest(hs: ClientHandshake, alpn: string | undefined, body: Uint8Array, raw: Uint8Array): void {
     const request = decodeCertificateRequest(body);
     if (request.context.length !== 0) throw new PeerMisbehaved('CertificateRequestContextMismatch', 'non-empty certificate_request_context in the handshake');
     if (!request.signatureAlgorithms) throw new PeerMisbehaved('MissingSignatureAlgorithms', 'CertificateRequest without signature_algorithms');
     hs.transcript.add(raw);
-    this.state = { kind: 'ExpectCertificate', hs, request };
+    this.state = { kind: 'ExpectCertificate', hs, alpn, request };
   }
 
   // --- §4.4.2 Certificate, §4.4.3 CertificateVerify (server authentication) --------------------------------
 
-  private onCertificate(hs: Negotiated, request: CertificateRequest | undefined, body: Uint8Array, raw: Uint8Array): void {
+  private onCertificate(hs: ClientHandshake, alpn: string | undefined, request: CertificateRequest | undefined, body: Uint8Array, raw: Uint8Array): void {
     const msg = decodeCertificate(body);
     if (msg.context.length !== 0) throw new PeerMisbehaved('CertificateRequestContextMismatch', 'non-empty certificate_request_context from the server');
     if (msg.entries.length === 0) throw new DecodeError('server sent an empty Certificate');
@@ -529,84 +455,78 @@ export class ClientConnection extends Connection {
       offeredSchemes: this.config.signatureAlgorithms,
     });
     hs.transcript.add(raw);
-    this.state = { kind: 'ExpectCertificateVerify', hs, request, peer };
+    this.state = { kind: 'ExpectCertificateVerify', hs, alpn, request, peer };
   }
 
-  private onCertificateVerify(
-    hs: Negotiated,
-    request: CertificateRequest | undefined,
-    peer: AuthenticatedPeer,
-    body: Uint8Array,
-    raw: Uint8Array,
-  ): void {
+  private onCertificateVerify(st: StateOf<'ExpectCertificateVerify'>, body: Uint8Array, raw: Uint8Array): void {
+    const { hs, alpn, request, peer } = st;
     const cv = decodeCertificateVerify(body);
     const serverMode = checkCertificateVerify(cv, peer.key, 'server', hs.transcript.current());
     hs.transcript.add(raw);
-    this.state = { kind: 'ExpectFinished', hs: serverAuthenticated(hs, request, peer, serverMode) };
+    this.state = { kind: 'ExpectFinished', hs, alpn, request, peer, serverMode };
   }
 
   // --- §4.4.4 the server's Finished, then our second flight ---------------------------------------------------
 
-  private onServerFinished(hs: ServerAuthenticated, body: Uint8Array, raw: Uint8Array): void {
+  private onServerFinished(st: StateOf<'ExpectFinished'>, body: Uint8Array, raw: Uint8Array): void {
+    const { hs, alpn, request, peer } = st;
     const received = decodeFinished(body, hs.suite.hashLength);
-    const expected = finishedVerifyData(hs.suite, hs.serverHandshakeSecret, hs.transcript.current());
+    const expected = hs.keys.serverFinished(hs.transcript.current());
     if (!verifyDataEqual(expected, received)) throw new PeerMisbehaved('IncorrectFinished', 'server Finished does not verify');
     hs.transcript.add(raw);
-    const master = hs.handshakeSecret.master();
-    const th = hs.transcript.current();
-    const clientAp = master.clientApplicationTrafficSecret(th);
-    const serverAp = master.serverApplicationTrafficSecret(th);
-    const exporter = lazy(() => master.exporterMasterSecret(th));
-    const random = hs.offer.hello.random;
-    this.logSecret('CLIENT_TRAFFIC_SECRET_0', random, clientAp);
-    this.logSecret('SERVER_TRAFFIC_SECRET_0', random, serverAp);
-    this.logSecret('EXPORTER_SECRET', random, exporter);
-    this.records.setReader(new RecordOpener(hs.suite, serverAp));
+    const app = hs.keys.application(hs.transcript.current());
+    this.logApplicationKeys(hs.offer.hello.random, app);
+    this.records.setReader(new RecordOpener(hs.suite, app.serverTrafficSecret));
     if (hs.offer.hello.legacySessionId.length > 0 && !hs.offer.sentChangeCipherSpec) this.records.writeChangeCipherSpec();
     this.state = { kind: 'SendingFlight' };
 
     const finish = (clientMode: HandshakeMode | undefined): void => {
-      const verifyData = finishedVerifyData(hs.suite, hs.clientHandshakeSecret, hs.transcript.current());
-      this.queue(hs, encodeHandshake(HandshakeType.finished, (w) => w.bytes(verifyData), 4 + verifyData.length));
-      this.records.setWriter(new RecordSealer(hs.suite, clientAp));
-      const resumptionMasterSecret = master.resumptionMasterSecret(hs.transcript.current());
-      this.state = { kind: 'Connected', suite: hs.suite, resumptionMasterSecret, alpn: hs.alpn };
+      const verifyData = hs.keys.clientFinished(hs.transcript.current());
+      this.queueHandshake(hs.transcript, encodeHandshake(HandshakeType.finished, (w) => w.bytes(verifyData), 4 + verifyData.length));
+      this.records.setWriter(new RecordSealer(hs.suite, app.clientTrafficSecret));
+      const resumptionMasterSecret = app.resumptionMasterSecret(hs.transcript.current());
+      this.state = { kind: 'Connected', suite: hs.suite, resumptionMasterSecret, alpn };
       this.completeHandshake(
-        { suite: hs.suite, readSecret: serverAp, writeSecret: clientAp, exporterMasterSecret: exporter },
+        {
+          suite: hs.suite,
+          readSecret: app.serverTrafficSecret,
+          writeSecret: app.clientTrafficSecret,
+          exporterMasterSecret: () => app.exporterMasterSecret(),
+        },
         {
           version: 'TLSv1.3',
           cipherSuite: hs.suite.id,
           cipherSuiteName: hs.suite.name,
           group: hs.group,
-          alpnProtocol: hs.alpn,
+          alpnProtocol: alpn,
           servername: this.servername,
           resumed: hs.resumed,
           helloRetryRequest: hs.offer.retrySuite !== undefined,
-          peerCertificates: hs.peer?.chain ?? [],
-          peerAuthorized: hs.resumed || (hs.peer?.authorized ?? false),
-          peerAuthorizationError: hs.peer?.authorizationError,
-          serverMode: hs.serverMode,
+          peerCertificates: peer?.chain ?? [],
+          peerAuthorized: hs.resumed || (peer?.authorized ?? false),
+          peerAuthorizationError: peer?.authorizationError,
+          serverMode: st.serverMode,
           clientMode,
         },
       );
     };
-    if (!hs.request) return finish(undefined);
-    this.sendClientCertificate(hs, hs.request, finish);
+    if (!request) return finish(undefined);
+    this.sendClientCertificate(hs, request, finish);
   }
 
   /** §4.4.2 client authentication: our Certificate (possibly empty) and CertificateVerify. */
-  private sendClientCertificate(hs: ServerAuthenticated, request: CertificateRequest, finish: (mode: HandshakeMode | undefined) => void): void {
+  private sendClientCertificate(hs: ClientHandshake, request: CertificateRequest, finish: (mode: HandshakeMode | undefined) => void): void {
     const fallback = (): CredentialChoice | undefined => defaultCredential(this.config.keys, undefined, request.signatureAlgorithms ?? []);
     const hook = this.config.options.selectClientCredential;
     this.continueWith(hook ? hook(request, fallback) : fallback(), (choice) => {
       const entries = choice ? choice.certificateChain.map((data, i) => ({ data, extensions: i === 0 ? (choice.leafExtensions ?? []) : [] })) : [];
-      this.queue(hs, encodeHandshake(HandshakeType.certificate, (w) => writeCertificate(w, { context: request.context, entries }), 2048));
+      this.queueHandshake(hs.transcript, encodeHandshake(HandshakeType.certificate, (w) => writeCertificate(w, { context: request.context, entries }), 2048));
       if (!choice) return finish(undefined);
       const allowed = [...(request.signatureAlgorithms ?? []), ...(request.delegatedCredential ?? [])];
       if (!allowed.includes(choice.scheme)) throw new InternalError('client credential scheme not offered by the server');
       const content = certificateVerifyContent('client', hs.transcript.current());
       this.continueWith(choice.signer.sign(choice.scheme, content), (signature) => {
-        this.queue(hs, encodeHandshake(HandshakeType.certificate_verify, (w) => writeCertificateVerify(w, { scheme: choice.scheme, signature })));
+        this.queueHandshake(hs.transcript, encodeHandshake(HandshakeType.certificate_verify, (w) => writeCertificateVerify(w, { scheme: choice.scheme, signature })));
         finish({
           authentication: choice.label ?? 'certificate',
           signatureScheme: choice.scheme,
@@ -619,7 +539,6 @@ export class ClientConnection extends Connection {
   // --- §4.6.1 NewSessionTicket ------------------------------------------------------------------------------
 
   protected override onPostHandshakeMessage(type: number, body: Uint8Array): void {
-    if (this.state.kind === 'Tls12') return this.state.tls12.onPostHandshakeMessage(type);
     if (type !== HandshakeType.new_session_ticket) return super.onPostHandshakeMessage(type, body);
     const s = this.state;
     if (s.kind !== 'Connected') throw new PeerMisbehaved('UnexpectedHandshakeMessage', 'NewSessionTicket before the handshake completed');
@@ -639,13 +558,4 @@ export class ClientConnection extends Connection {
       },
     });
   }
-
-  private queue(hs: Negotiated, msg: Uint8Array): void {
-    hs.transcript.add(msg);
-    this.records.queueHandshake(msg);
-  }
-}
-
-function expect(type: number, wanted: number): void {
-  if (type !== wanted) throw new PeerMisbehaved('UnexpectedHandshakeMessage', `expected handshake message ${wanted}, got ${type}`);
 }

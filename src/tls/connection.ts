@@ -14,7 +14,8 @@
 import { AlertDescription, AlertLevel, isClosureAlert } from './alerts.js';
 import { ContentType, HandshakeType, KeyUpdateRequest, cipherSuiteName } from './constants.js';
 import { AlertReceived, InternalError, asTlsError, fatalAlertFor, TlsError, PeerMisbehaved } from './errors.js';
-import { exportKeyingMaterial, nextTrafficSecret } from './key-schedule.js';
+import type { ApplicationKeys, HandshakeKeys } from './handshake-keys.js';
+import { exportKeyingMaterial, nextTrafficSecret, type Transcript } from './key-schedule.js';
 import { decodeKeyUpdate, encodeHandshake } from './messages/handshake.js';
 import { encodeAlert } from './messages/alert.js';
 import { RecordLayer, type InboundItem } from './record-layer.js';
@@ -111,25 +112,52 @@ export interface HandshakeHost {
   emit(event: TlsEvent): void;
 }
 
-/** A value computed at most once, on first use. */
-export function lazy<T>(compute: () => T): () => T {
-  let done = false;
-  let value: T;
-  return () => {
-    if (!done) {
-      value = compute();
-      done = true;
-    }
-    return value;
-  };
+/**
+ * A handshake that a module of its own runs on a connection (TLS 1.2, `tls12/`) once version
+ * negotiation chose it: the connection hands it every handshake message, ChangeCipherSpec and
+ * post-handshake message from then on.
+ */
+export interface HostedHandshake {
+  /** True once its handshake completed. */
+  readonly connected: boolean;
+  /** Whether a handshake message of `type` may arrive now (asked at the message header). */
+  expectsHandshake(type: number): boolean;
+  onHandshakeMessage(type: number, body: Uint8Array, raw: Uint8Array): void;
+  onChangeCipherSpec(): void;
+  /** A message after the handshake (expectsHandshake allowed it): handled or refused. */
+  onPostHandshakeMessage(type: number): void;
 }
+
+/**
+ * A connection's handshake state: a discriminated union on `kind`, each variant holding only what
+ * is valid at that point. 'Connected' is the state once the handshake completed.
+ */
+export interface HandshakeState {
+  readonly kind: string;
+}
+
+/**
+ * The handshake message types each state accepts; under 'Connected' the post-handshake ones.
+ * The one table behind both the record layer's check at each message header and the dispatch.
+ */
+export type AcceptedMessages<State extends HandshakeState> = { readonly [K in State['kind']]: readonly number[] };
 
 /** KeyUpdates received with no application data in between before we call it abuse. */
 const MAX_KEY_UPDATES_WITHOUT_DATA = 32;
 
-export abstract class Connection {
+/**
+ * The shared half of a connection. The subclass (server.ts, client.ts) holds the TLS 1.3
+ * handshake state and one method per message or flight; the dispatch to them (which message a
+ * state accepts, when messages are post-handshake ones, the TLS 1.2 hand-over) is here, once.
+ */
+export abstract class Connection<State extends HandshakeState = HandshakeState> {
   /** The record layer asks `expectsHandshake` at each handshake message header. */
   protected readonly records = new RecordLayer((type) => this.expectsHandshake(type));
+  /** The TLS 1.3 handshake state (the subclass's union). */
+  protected abstract state: State;
+  /** Set once version negotiation chose TLS 1.2 (`handOver`); it gets every handshake message then. */
+  private hosted: HostedHandshake | undefined;
+  private readonly accepted: Readonly<Record<string, readonly number[]>>;
   private events: TlsEvent[] = [];
   private error: TlsError | undefined;
   private pending: Promise<void> | undefined;
@@ -148,7 +176,14 @@ export abstract class Connection {
    */
   joinOutput = true;
 
-  constructor(protected readonly keylog?: KeyLogger) {}
+  constructor(accepted: AcceptedMessages<State>, protected readonly keylog?: KeyLogger) {
+    this.accepted = accepted;
+  }
+
+  /** The state name, for diagnostics and tests. */
+  get stateName(): State['kind'] {
+    return this.state.kind;
+  }
 
   /** Feeds received bytes and runs the protocol as far as possible. */
   feed(data: Uint8Array): Progress {
@@ -256,16 +291,35 @@ export abstract class Connection {
       case 'change_cipher_spec':
         // TLS 1.3: middlebox compatibility, ignored (the record layer checked it is allowed);
         // TLS 1.2: the peer's keys change here.
-        return this.onChangeCipherSpec();
+        return this.hosted?.onChangeCipherSpec();
       case 'application_data':
         if (!this.traffic || !this.acceptsApplicationData()) throw new PeerMisbehaved('ApplicationDataBeforeHandshakeComplete', 'application data before the handshake completed');
         this.keyUpdatesWithoutData = 0;
         if (item.data.length > 0) this.emit({ type: 'data', data: item.data });
         return;
       case 'handshake':
-        if (this.traffic && this.isPostHandshake()) return this.onPostHandshakeMessage(item.type, item.body);
+        if (this.traffic && this.isPostHandshake()) return this.onPostHandshake(item.type, item.body);
+        if (this.hosted) return this.hosted.onHandshakeMessage(item.type, item.body, item.raw);
+        // The record layer asked at the header; asked again, as the subclass relies on it.
+        if (!this.expectsHandshake(item.type)) {
+          throw new PeerMisbehaved('UnexpectedHandshakeMessage', `handshake message ${item.type} in state ${this.state.kind}`);
+        }
         return this.onHandshakeMessage(item.type, item.body, item.raw);
     }
+  }
+
+  /** Whether handshake messages are now post-handshake ones. */
+  private isPostHandshake(): boolean {
+    return this.hosted ? this.hosted.connected : this.state.kind === 'Connected';
+  }
+
+  /**
+   * Whether a handshake message of `type` may arrive in the current state: asked at its header,
+   * so that an unexpected message is refused (unexpected_message) before its body is buffered.
+   */
+  private expectsHandshake(type: number): boolean {
+    if (this.hosted) return this.hosted.expectsHandshake(type);
+    return this.accepted[this.state.kind]!.includes(type);
   }
 
   private onAlert(description: number): void {
@@ -279,9 +333,10 @@ export abstract class Connection {
     throw new AlertReceived(description as AlertDescription);
   }
 
-  /** §4.6: messages after the handshake. Subclasses add NewSessionTicket handling. */
-  protected onPostHandshakeMessage(type: number, body: Uint8Array): void {
-    if (type !== HandshakeType.key_update) throw new PeerMisbehaved('UnexpectedHandshakeMessage', `handshake message ${type} after the handshake`);
+  /** §4.6: messages after the handshake. KeyUpdate here; the subclass handles the rest. */
+  private onPostHandshake(type: number, body: Uint8Array): void {
+    if (this.hosted) return this.hosted.onPostHandshakeMessage(type);
+    if (type !== HandshakeType.key_update) return this.onPostHandshakeMessage(type, body);
     const request = decodeKeyUpdate(body);
     if (++this.keyUpdatesWithoutData > MAX_KEY_UPDATES_WITHOUT_DATA) {
       throw new PeerMisbehaved('TooManyKeyUpdates', 'too many KeyUpdates without application data');
@@ -322,21 +377,21 @@ export abstract class Connection {
 
   // --- for subclasses --------------------------------------------------------------------------
 
-  /** A message during the handshake, raw = header + body (for the transcript). */
+  /**
+   * A message during the handshake, raw = header + body (for the transcript). Its type is one
+   * the current state accepts (the subclass's `AcceptedMessages`).
+   */
   protected abstract onHandshakeMessage(type: number, body: Uint8Array, raw: Uint8Array): void;
 
-  /** Whether handshake messages are now post-handshake ones. */
-  protected abstract isPostHandshake(): boolean;
+  /** A post-handshake message other than KeyUpdate that 'Connected' accepts (the client's NewSessionTicket). */
+  protected onPostHandshakeMessage(type: number, _body: Uint8Array): void {
+    throw new PeerMisbehaved('UnexpectedHandshakeMessage', `handshake message ${type} after the handshake`);
+  }
 
-  /**
-   * Whether a handshake message of `type` may arrive in the current state: asked at its header,
-   * so that an unexpected message is refused (unexpected_message) before its body is buffered.
-   * Must agree with `onHandshakeMessage` / `onPostHandshakeMessage`.
-   */
-  protected abstract expectsHandshake(type: number): boolean;
-
-  /** A ChangeCipherSpec arrived (the record layer allowed it): ignored in TLS 1.3. */
-  protected onChangeCipherSpec(): void {}
+  /** From now on `handshake` (TLS 1.2) runs on this connection; the subclass's state says 'Tls12'. */
+  protected handOver(handshake: HostedHandshake): void {
+    this.hosted = handshake;
+  }
 
   /** This connection's primitives for a handshake module (`tls12/`). */
   protected host(): HandshakeHost {
@@ -398,10 +453,35 @@ export abstract class Connection {
     );
   }
 
+  /** Queues a handshake message of ours and adds it to the transcript. */
+  protected queueHandshake(transcript: Transcript, message: Uint8Array): void {
+    transcript.add(message);
+    this.records.queueHandshake(message);
+  }
+
+  /** SSLKEYLOGFILE lines of the handshake traffic secrets (both sides log the same). */
+  protected logHandshakeKeys(clientRandom: Uint8Array, keys: HandshakeKeys): void {
+    this.logSecret('CLIENT_HANDSHAKE_TRAFFIC_SECRET', clientRandom, keys.clientTrafficSecret);
+    this.logSecret('SERVER_HANDSHAKE_TRAFFIC_SECRET', clientRandom, keys.serverTrafficSecret);
+  }
+
+  /** SSLKEYLOGFILE lines of the application traffic secrets and the exporter (derived only if logged). */
+  protected logApplicationKeys(clientRandom: Uint8Array, keys: ApplicationKeys): void {
+    if (!this.keylogging()) return;
+    this.logSecret('CLIENT_TRAFFIC_SECRET_0', clientRandom, keys.clientTrafficSecret);
+    this.logSecret('SERVER_TRAFFIC_SECRET_0', clientRandom, keys.serverTrafficSecret);
+    this.logSecret('EXPORTER_SECRET', clientRandom, keys.exporterMasterSecret());
+  }
+
   protected logSecret(label: string, clientRandom: Uint8Array, secret: Uint8Array | (() => Uint8Array)): void {
-    if (!this.keylog || this.keylog.enabled?.() === false) return;
+    if (!this.keylogging()) return;
     const value = typeof secret === 'function' ? secret() : secret;
-    this.keylog(`${label} ${Buffer.from(clientRandom).toString('hex')} ${Buffer.from(value).toString('hex')}`);
+    this.keylog!(`${label} ${Buffer.from(clientRandom).toString('hex')} ${Buffer.from(value).toString('hex')}`);
+  }
+
+  /** Whether someone listens for keylog lines now (otherwise they are not even built). */
+  private keylogging(): boolean {
+    return this.keylog !== undefined && this.keylog.enabled?.() !== false;
   }
 
   protected suiteName(id: number): string {

@@ -16,7 +16,7 @@
  */
 import { randomBytesPooled, randomUint32 } from './random.js';
 import { createTrustStore, type TrustAnchorInput, type TrustStore } from './x509/trust-store.js';
-import { Connection, lazy, type HandshakeMode, type KeyLogger } from './connection.js';
+import { Connection, type AcceptedMessages, type HandshakeMode, type KeyLogger } from './connection.js';
 import { HELLO_RETRY_REQUEST_RANDOM, HandshakeType, ProtocolVersion, PskKeyExchangeMode, SignatureScheme } from './constants.js';
 import {
   defaultCredential,
@@ -28,16 +28,9 @@ import {
   type SelectServerCredential,
 } from './credentials.js';
 import { CertificateRequired, InternalError, NoApplicationProtocol, PeerMisbehaved } from './errors.js';
+import { HandshakeKeys, type ApplicationKeys } from './handshake-keys.js';
 import { isPostQuantumGroup, respondToKeyShare, SUPPORTED_GROUPS } from './key-exchange.js';
-import {
-  EarlySecret,
-  Transcript,
-  finishedVerifyData,
-  resumptionPsk,
-  verifyDataEqual,
-  type HandshakeSecret,
-  type MasterSecret,
-} from './key-schedule.js';
+import { EarlySecret, Transcript, finishedVerifyData, resumptionPsk, verifyDataEqual } from './key-schedule.js';
 import { bindersLength, decodeClientHello, type ClientHello } from './messages/client-hello.js';
 import type { RawExtension } from './messages/extensions.js';
 import { writeServerHello } from './messages/server-hello.js';
@@ -172,54 +165,31 @@ export const DEFAULT_VERIFY_SCHEMES: readonly number[] = [
   SignatureScheme.mldsa87,
 ];
 
-/** What the handshake has established once ServerHello is sent. */
-interface Flight {
-  readonly suite: SuiteParams;
-  readonly transcript: Transcript;
+/**
+ * What ServerHello settled: the handshake data every later state carries, created once and
+ * passed on, never copied (the transcript runs on; the key schedule's next stage is a new object).
+ */
+interface ServerHandshake {
   readonly hello: ClientHello;
+  readonly suite: SuiteParams;
   readonly group: number;
   readonly alpn: string | undefined;
+  /** The session resumed, when a PSK was accepted. */
   readonly resumed: TicketState | undefined;
   readonly helloRetry: boolean;
-  readonly handshakeSecret: HandshakeSecret;
-  readonly clientHandshakeSecret: Uint8Array;
-  readonly serverHandshakeSecret: Uint8Array;
+  readonly transcript: Transcript;
+  readonly keys: HandshakeKeys;
 }
 
-/** After our Finished: application secrets are known. */
-interface AwaitingClient extends Flight {
+/** After our Finished: what the client's flight is checked against. */
+interface SentFlight {
+  readonly hs: ServerHandshake;
+  readonly app: ApplicationKeys;
   readonly serverMode: HandshakeMode;
-  readonly masterSecretOf: { clientAp: Uint8Array; serverAp: Uint8Array; exporter: () => Uint8Array; master: MasterSecret };
-  readonly peer: AuthenticatedPeer | undefined;
-  readonly clientMode: HandshakeMode | undefined;
-  /** Without client authentication the client's Finished is known in advance (and tickets went out with our flight). */
+  /** Without client authentication the client's Finished is known in advance. */
   readonly expectedClientFinished: Uint8Array | undefined;
+  /** Our tickets went out with the flight (§4.6.1, see sendFinished). */
   readonly ticketsSent: boolean;
-}
-
-/**
- * Builds an AwaitingClient field by field: V8 copies an object of this size through `{ ...f }`
- * slowly (measured ~10 us per spread, more than the rest of sendFinished).
- */
-function awaitingClient(f: Flight, more: Omit<AwaitingClient, keyof Flight>): AwaitingClient {
-  return {
-    suite: f.suite,
-    transcript: f.transcript,
-    hello: f.hello,
-    group: f.group,
-    alpn: f.alpn,
-    resumed: f.resumed,
-    helloRetry: f.helloRetry,
-    handshakeSecret: f.handshakeSecret,
-    clientHandshakeSecret: f.clientHandshakeSecret,
-    serverHandshakeSecret: f.serverHandshakeSecret,
-    serverMode: more.serverMode,
-    masterSecretOf: more.masterSecretOf,
-    peer: more.peer,
-    clientMode: more.clientMode,
-    expectedClientFinished: more.expectedClientFinished,
-    ticketsSent: more.ticketsSent,
-  };
 }
 
 /**
@@ -252,85 +222,61 @@ type ServerState =
   | { readonly kind: 'ExpectClientHello' }
   | { readonly kind: 'ExpectSecondClientHello'; readonly retry: RetryState }
   | { readonly kind: 'SendingFlight' }
-  | { readonly kind: 'ExpectCertificate'; readonly hs: AwaitingClient }
-  | { readonly kind: 'ExpectCertificateVerify'; readonly hs: AwaitingClient; readonly peer: AuthenticatedPeer }
-  | { readonly kind: 'ExpectFinished'; readonly hs: AwaitingClient }
+  | { readonly kind: 'ExpectCertificate'; readonly flight: SentFlight }
+  | { readonly kind: 'ExpectCertificateVerify'; readonly flight: SentFlight; readonly peer: AuthenticatedPeer }
+  | {
+      readonly kind: 'ExpectFinished';
+      readonly flight: SentFlight;
+      /** The client's certificate and how it signed, when it sent one. */
+      readonly peer: AuthenticatedPeer | undefined;
+      readonly clientMode: HandshakeMode | undefined;
+    }
   | { readonly kind: 'Connected' }
-  /** Version negotiation chose TLS 1.2: its handshake runs on this connection from here on. */
-  | { readonly kind: 'Tls12'; readonly tls12: Tls12ServerHandshake };
+  /** Version negotiation chose TLS 1.2: its handshake (handed over) runs on this connection from here on. */
+  | { readonly kind: 'Tls12' };
 
-export class ServerConnection extends Connection {
-  private state: ServerState = { kind: 'ExpectClientHello' };
+/** The state of kind `K`, as its handler receives it. */
+type StateOf<K extends ServerState['kind']> = Extract<ServerState, { readonly kind: K }>;
+
+const ACCEPTED: AcceptedMessages<ServerState> = {
+  ExpectClientHello: [HandshakeType.client_hello],
+  ExpectSecondClientHello: [HandshakeType.client_hello],
+  SendingFlight: [],
+  ExpectCertificate: [HandshakeType.certificate],
+  ExpectCertificateVerify: [HandshakeType.certificate_verify],
+  ExpectFinished: [HandshakeType.finished],
+  Connected: [HandshakeType.key_update],
+  Tls12: [], // the TLS 1.2 handshake says what it accepts
+};
+
+export class ServerConnection extends Connection<ServerState> {
+  protected override state: ServerState = { kind: 'ExpectClientHello' };
   readonly config: ServerConfig;
 
   /** `keylog` overrides the config's logger for this connection (the socket adapter routes lines per socket). */
   constructor(config: ServerConfig | ServerOptions, overrides: { readonly keylog?: KeyLogger } = {}) {
     const cfg = config instanceof ServerConfig ? config : new ServerConfig(config);
-    super(overrides.keylog ?? cfg.options.keylog);
+    super(ACCEPTED, overrides.keylog ?? cfg.options.keylog);
     this.config = cfg;
-  }
-
-  /** The state name, for diagnostics and tests. */
-  get stateName(): ServerState['kind'] {
-    return this.state.kind;
-  }
-
-  protected override isPostHandshake(): boolean {
-    return this.state.kind === 'Connected' || (this.state.kind === 'Tls12' && this.state.tls12.connected);
-  }
-
-  protected override onChangeCipherSpec(): void {
-    if (this.state.kind === 'Tls12') this.state.tls12.onChangeCipherSpec();
-  }
-
-  protected override onPostHandshakeMessage(type: number, body: Uint8Array): void {
-    if (this.state.kind === 'Tls12') return this.state.tls12.onPostHandshakeMessage(type);
-    super.onPostHandshakeMessage(type, body);
-  }
-
-  protected override expectsHandshake(type: number): boolean {
-    switch (this.state.kind) {
-      case 'Tls12':
-        return this.state.tls12.expectsHandshake(type);
-      case 'ExpectClientHello':
-      case 'ExpectSecondClientHello':
-        return type === HandshakeType.client_hello;
-      case 'ExpectCertificate':
-        return type === HandshakeType.certificate;
-      case 'ExpectCertificateVerify':
-        return type === HandshakeType.certificate_verify;
-      case 'ExpectFinished':
-        return type === HandshakeType.finished;
-      case 'SendingFlight':
-        return false;
-      case 'Connected':
-        return type === HandshakeType.key_update;
-    }
   }
 
   protected override onHandshakeMessage(type: number, body: Uint8Array, raw: Uint8Array): void {
     const s = this.state;
     switch (s.kind) {
       case 'ExpectClientHello':
-        expect(type, HandshakeType.client_hello);
         return this.onClientHello(body, raw, undefined);
       case 'ExpectSecondClientHello':
-        expect(type, HandshakeType.client_hello);
         return this.onClientHello(body, raw, s.retry);
       case 'ExpectCertificate':
-        expect(type, HandshakeType.certificate);
-        return this.onClientCertificate(s.hs, body, raw);
+        return this.onClientCertificate(s.flight, body, raw);
       case 'ExpectCertificateVerify':
-        expect(type, HandshakeType.certificate_verify);
-        return this.onClientCertificateVerify(s.hs, s.peer, body, raw);
+        return this.onClientCertificateVerify(s.flight, s.peer, body, raw);
       case 'ExpectFinished':
-        expect(type, HandshakeType.finished);
-        return this.onClientFinished(s.hs, body, raw);
-      case 'Tls12':
-        return s.tls12.onHandshakeMessage(type, body, raw);
+        return this.onClientFinished(s, body, raw);
       case 'SendingFlight':
       case 'Connected':
-        throw new PeerMisbehaved('UnexpectedHandshakeMessage', `handshake message ${type} in state ${s.kind}`);
+      case 'Tls12':
+        throw new InternalError(`handshake message ${type} dispatched in state ${s.kind}, which accepts none`);
     }
   }
 
@@ -375,7 +321,8 @@ export class ServerConnection extends Connection {
   private startTls12(hello: ClientHello, raw: Uint8Array): void {
     this.records.changeCipherSpecAllowance = 1;
     const tls12 = new Tls12ServerHandshake(this.config, this.host());
-    this.state = { kind: 'Tls12', tls12 };
+    this.state = { kind: 'Tls12' };
+    this.handOver(tls12);
     tls12.onClientHello(hello, raw, this.chooseAlpn(hello));
   }
 
@@ -390,11 +337,11 @@ export class ServerConnection extends Connection {
     retry: RetryState | undefined,
     credential: CredentialChoice | undefined,
   ): void {
-    const flight = this.sendServerHello(hello, suite, group, alpn, transcript, resumed, retry);
-    this.sendEncryptedExtensions(flight);
-    if (!credential) return this.sendFinished(flight, { authentication: 'psk' });
-    if (this.config.options.requestCert) this.sendCertificateRequest(flight);
-    this.sendCertificateAndVerify(flight, credential);
+    const hs = this.sendServerHello(hello, suite, group, alpn, transcript, resumed, retry);
+    this.sendEncryptedExtensions(hs);
+    if (!credential) return this.sendFinished(hs, { authentication: 'psk' });
+    if (this.config.options.requestCert) this.sendCertificateRequest(hs);
+    this.sendCertificateAndVerify(hs, credential);
   }
 
   // --- §4.1.1 negotiation -------------------------------------------------------------------------
@@ -520,11 +467,10 @@ export class ServerConnection extends Connection {
     transcript: Transcript,
     resumed: AcceptedPsk | undefined,
     retry: RetryState | undefined,
-  ): Flight {
+  ): ServerHandshake {
     const peerShare = hello.extensions.keyShares!.find((s) => s.group === group)!;
     const share = respondToKeyShare(group, peerShare.keyExchange);
     if (!share) throw new InternalError(`no key share implementation for group ${group}`);
-    const shared = share.secret;
     const sh = encodeHandshake(HandshakeType.server_hello, (w) =>
       writeServerHello(w, {
         legacyVersion: ProtocolVersion.TLS1_2,
@@ -544,46 +490,31 @@ export class ServerConnection extends Connection {
     // Appendix D.4: one dummy change_cipher_spec after the first server flight message.
     if (hello.legacySessionId.length > 0 && !retry?.sentChangeCipherSpec) this.records.writeChangeCipherSpec();
 
-    const handshakeSecret = new EarlySecret(suite, resumed?.state.psk).handshake(shared);
-    const helloHash = transcript.current();
-    const clientHandshakeSecret = handshakeSecret.clientHandshakeTrafficSecret(helloHash);
-    const serverHandshakeSecret = handshakeSecret.serverHandshakeTrafficSecret(helloHash);
-    this.logSecret('CLIENT_HANDSHAKE_TRAFFIC_SECRET', hello.random, clientHandshakeSecret);
-    this.logSecret('SERVER_HANDSHAKE_TRAFFIC_SECRET', hello.random, serverHandshakeSecret);
-    this.records.setWriter(new RecordSealer(suite, serverHandshakeSecret));
-    this.records.setReader(new RecordOpener(suite, clientHandshakeSecret));
+    const keys = new HandshakeKeys(suite, resumed?.state.psk, share.secret, transcript.current());
+    this.logHandshakeKeys(hello.random, keys);
+    this.records.setWriter(new RecordSealer(suite, keys.serverTrafficSecret));
+    this.records.setReader(new RecordOpener(suite, keys.clientTrafficSecret));
     // We never accept 0-RTT; skip the client's early data records (§4.2.10).
     if (hello.extensions.earlyData) this.records.skipEarlyDataBudget = 1 << 16;
-    return {
-      suite,
-      transcript,
-      hello,
-      group,
-      alpn,
-      resumed: resumed?.state,
-      helloRetry: retry !== undefined,
-      handshakeSecret,
-      clientHandshakeSecret,
-      serverHandshakeSecret,
-    };
+    return { hello, suite, group, alpn, resumed: resumed?.state, helloRetry: retry !== undefined, transcript, keys };
   }
 
   // --- §4.3.1 EncryptedExtensions ---------------------------------------------------------------------
 
-  private sendEncryptedExtensions(f: Flight): void {
+  private sendEncryptedExtensions(hs: ServerHandshake): void {
     const msg = encodeHandshake(HandshakeType.encrypted_extensions, (w) =>
       writeEncryptedExtensions(w, {
-        serverNameAck: f.hello.extensions.serverName !== undefined && !f.resumed,
-        alpn: f.alpn,
+        serverNameAck: hs.hello.extensions.serverName !== undefined && !hs.resumed,
+        alpn: hs.alpn,
         unknown: NO_EXTENSIONS,
       }),
     );
-    this.queue(f, msg);
+    this.queueHandshake(hs.transcript, msg);
   }
 
   // --- §4.3.2 CertificateRequest ------------------------------------------------------------------------
 
-  private sendCertificateRequest(f: Flight): void {
+  private sendCertificateRequest(hs: ServerHandshake): void {
     const offer = this.config.options.clientCredentialHooks?.offer;
     const msg = encodeHandshake(HandshakeType.certificate_request, (w) =>
       writeCertificateRequest(w, {
@@ -593,70 +524,57 @@ export class ServerConnection extends Connection {
         unknown: [],
       }),
     );
-    this.queue(f, msg);
+    this.queueHandshake(hs.transcript, msg);
   }
 
   // --- §4.4.2 Certificate and §4.4.3 CertificateVerify (the credential step) -----------------------------
 
-  private sendCertificateAndVerify(f: Flight, choice: CredentialChoice): void {
-    this.queue(f, certificateMessage(choice));
-    const content = certificateVerifyContent('server', f.transcript.current());
+  private sendCertificateAndVerify(hs: ServerHandshake, choice: CredentialChoice): void {
+    this.queueHandshake(hs.transcript, certificateMessage(choice));
+    const content = certificateVerifyContent('server', hs.transcript.current());
     this.continueWith(choice.signer.sign(choice.scheme, content), (signature) => {
-      this.queue(f, encodeHandshake(HandshakeType.certificate_verify, (w) => writeCertificateVerify(w, { scheme: choice.scheme, signature }), 16 + signature.length));
+      this.queueHandshake(hs.transcript, encodeHandshake(HandshakeType.certificate_verify, (w) => writeCertificateVerify(w, { scheme: choice.scheme, signature }), 16 + signature.length));
       const mode: HandshakeMode = {
         authentication: choice.label ?? 'certificate',
         signatureScheme: choice.scheme,
         ...(choice.details !== undefined ? { details: choice.details } : {}),
       };
-      this.sendFinished(f, mode);
+      this.sendFinished(hs, mode);
     });
   }
 
   // --- §4.4.4 Finished, then the application traffic secrets ---------------------------------------------
 
-  private sendFinished(f: Flight, serverMode: HandshakeMode): void {
-    const verifyData = finishedVerifyData(f.suite, f.serverHandshakeSecret, f.transcript.current());
-    this.queue(f, frameHandshake(HandshakeType.finished, verifyData));
-    const master = f.handshakeSecret.master();
-    const th = f.transcript.current();
-    const clientAp = master.clientApplicationTrafficSecret(th);
-    const serverAp = master.serverApplicationTrafficSecret(th);
-    const exporter = lazy(() => master.exporterMasterSecret(th));
-    this.logSecret('CLIENT_TRAFFIC_SECRET_0', f.hello.random, clientAp);
-    this.logSecret('SERVER_TRAFFIC_SECRET_0', f.hello.random, serverAp);
-    this.logSecret('EXPORTER_SECRET', f.hello.random, exporter);
-    this.records.setWriter(new RecordSealer(f.suite, serverAp));
-    const clientAuth = this.config.options.requestCert === true && !f.resumed;
-    const expectedClientFinished = clientAuth ? undefined : finishedVerifyData(f.suite, f.clientHandshakeSecret, th);
+  private sendFinished(hs: ServerHandshake, serverMode: HandshakeMode): void {
+    this.queueHandshake(hs.transcript, frameHandshake(HandshakeType.finished, hs.keys.serverFinished(hs.transcript.current())));
+    const th = hs.transcript.current();
+    const app = hs.keys.application(th);
+    this.logApplicationKeys(hs.hello.random, app);
+    this.records.setWriter(new RecordSealer(hs.suite, app.serverTrafficSecret));
+    const clientAuth = this.config.options.requestCert === true && !hs.resumed;
+    const expectedClientFinished = clientAuth ? undefined : hs.keys.clientFinished(th);
     // §4.6.1: a server that does not authenticate the client MAY compute the rest of the
     // transcript (the client's Finished is determined) and send its tickets right after its
     // Finished: they leave in the same write as the flight instead of one of their own.
-    const ticketsSent = expectedClientFinished !== undefined && !f.resumed && this.config.sessionTickets > 0;
-    const hs = awaitingClient(f, {
-      serverMode,
-      masterSecretOf: { clientAp, serverAp, exporter, master },
-      peer: undefined,
-      clientMode: undefined,
-      expectedClientFinished,
-      ticketsSent,
-    });
+    const ticketsSent = expectedClientFinished !== undefined && !hs.resumed && this.config.sessionTickets > 0;
     if (ticketsSent) {
       const clientFinished = frameHandshake(HandshakeType.finished, expectedClientFinished);
-      this.sendTickets(hs, master.resumptionMasterSecret(f.transcript.currentWith(clientFinished)));
+      this.sendTickets(hs, undefined, app.resumptionMasterSecret(hs.transcript.currentWith(clientFinished)));
     }
-    this.state = clientAuth ? { kind: 'ExpectCertificate', hs } : { kind: 'ExpectFinished', hs };
+    const flight: SentFlight = { hs, app, serverMode, expectedClientFinished, ticketsSent };
+    this.state = clientAuth ? { kind: 'ExpectCertificate', flight } : { kind: 'ExpectFinished', flight, peer: undefined, clientMode: undefined };
   }
 
   // --- client authentication: §4.4.2, §4.4.3 ----------------------------------------------------------------
 
-  private onClientCertificate(hs: AwaitingClient, body: Uint8Array, raw: Uint8Array): void {
+  private onClientCertificate(flight: SentFlight, body: Uint8Array, raw: Uint8Array): void {
     const msg = decodeCertificate(body);
     if (msg.context.length !== 0) throw new PeerMisbehaved('CertificateRequestContextMismatch', 'certificate_request_context mismatch');
-    hs.transcript.add(raw);
+    flight.hs.transcript.add(raw);
     const rejectUnauthorized = this.config.options.rejectUnauthorized ?? true;
     if (msg.entries.length === 0) {
       if (rejectUnauthorized) throw new CertificateRequired('client sent no certificate');
-      this.state = { kind: 'ExpectFinished', hs };
+      this.state = { kind: 'ExpectFinished', flight, peer: undefined, clientMode: undefined };
       return;
     }
     const peer = authenticatePeer(msg, {
@@ -668,34 +586,39 @@ export class ServerConnection extends Connection {
       hooks: this.config.options.clientCredentialHooks,
       offeredSchemes: this.config.verifySchemes,
     });
-    this.state = { kind: 'ExpectCertificateVerify', hs, peer };
+    this.state = { kind: 'ExpectCertificateVerify', flight, peer };
   }
 
-  private onClientCertificateVerify(hs: AwaitingClient, peer: AuthenticatedPeer, body: Uint8Array, raw: Uint8Array): void {
+  private onClientCertificateVerify(flight: SentFlight, peer: AuthenticatedPeer, body: Uint8Array, raw: Uint8Array): void {
     const cv = decodeCertificateVerify(body);
-    const clientMode = checkCertificateVerify(cv, peer.key, 'client', hs.transcript.current());
-    hs.transcript.add(raw);
-    const { serverMode, masterSecretOf, expectedClientFinished, ticketsSent } = hs;
-    this.state = { kind: 'ExpectFinished', hs: awaitingClient(hs, { serverMode, masterSecretOf, peer, clientMode, expectedClientFinished, ticketsSent }) };
+    const clientMode = checkCertificateVerify(cv, peer.key, 'client', flight.hs.transcript.current());
+    flight.hs.transcript.add(raw);
+    this.state = { kind: 'ExpectFinished', flight, peer, clientMode };
   }
 
   // --- §4.4.4 the client's Finished; §4.6.1 tickets ----------------------------------------------------------
 
-  private onClientFinished(hs: AwaitingClient, body: Uint8Array, raw: Uint8Array): void {
+  private onClientFinished(st: StateOf<'ExpectFinished'>, body: Uint8Array, raw: Uint8Array): void {
+    const { flight, peer, clientMode } = st;
+    const { hs, app } = flight;
     const received = decodeFinished(body, hs.suite.hashLength);
-    const expected = hs.expectedClientFinished ?? finishedVerifyData(hs.suite, hs.clientHandshakeSecret, hs.transcript.current());
+    const expected = flight.expectedClientFinished ?? hs.keys.clientFinished(hs.transcript.current());
     if (!verifyDataEqual(expected, received)) throw new PeerMisbehaved('IncorrectFinished', 'client Finished does not verify');
     hs.transcript.add(raw);
-    const { clientAp, serverAp, exporter, master } = hs.masterSecretOf;
-    this.records.setReader(new RecordOpener(hs.suite, clientAp));
-    const sendTickets = !hs.ticketsSent && !hs.resumed && this.config.sessionTickets > 0;
-    const resumptionMasterSecret = sendTickets ? master.resumptionMasterSecret(hs.transcript.current()) : undefined;
+    this.records.setReader(new RecordOpener(hs.suite, app.clientTrafficSecret));
+    const sendTickets = !flight.ticketsSent && !hs.resumed && this.config.sessionTickets > 0;
+    const resumptionMasterSecret = sendTickets ? app.resumptionMasterSecret(hs.transcript.current()) : undefined;
     this.state = { kind: 'Connected' };
     // A resumed session carries the client certificate that was verified in the original handshake.
     const resumedCert = hs.resumed && hs.resumed.clientCertificate.length > 0 ? hs.resumed.clientCertificate : undefined;
-    const peerChain = hs.peer?.chain ?? (resumedCert ? [resumedCert] : []);
+    const peerChain = peer?.chain ?? (resumedCert ? [resumedCert] : []);
     this.completeHandshake(
-      { suite: hs.suite, readSecret: clientAp, writeSecret: serverAp, exporterMasterSecret: exporter },
+      {
+        suite: hs.suite,
+        readSecret: app.clientTrafficSecret,
+        writeSecret: app.serverTrafficSecret,
+        exporterMasterSecret: () => app.exporterMasterSecret(),
+      },
       {
         version: 'TLSv1.3',
         cipherSuite: hs.suite.id,
@@ -706,16 +629,17 @@ export class ServerConnection extends Connection {
         resumed: hs.resumed !== undefined,
         helloRetryRequest: hs.helloRetry,
         peerCertificates: peerChain,
-        peerAuthorized: hs.peer?.authorized ?? resumedCert !== undefined,
-        peerAuthorizationError: hs.peer ? hs.peer.authorizationError : undefined,
-        serverMode: hs.serverMode,
-        clientMode: hs.clientMode,
+        peerAuthorized: peer?.authorized ?? resumedCert !== undefined,
+        peerAuthorizationError: peer ? peer.authorizationError : undefined,
+        serverMode: flight.serverMode,
+        clientMode,
       },
     );
-    if (resumptionMasterSecret) this.sendTickets(hs, resumptionMasterSecret);
+    if (resumptionMasterSecret) this.sendTickets(hs, peer, resumptionMasterSecret);
   }
 
-  private sendTickets(hs: AwaitingClient, resumptionMasterSecret: Uint8Array): void {
+  /** `peer`: the client's certificate, carried into the tickets when it verified. */
+  private sendTickets(hs: ServerHandshake, peer: AuthenticatedPeer | undefined, resumptionMasterSecret: Uint8Array): void {
     const now = this.config.nowMs();
     for (let i = 0; i < this.config.sessionTickets; i++) {
       const nonce = Uint8Array.of(i);
@@ -729,21 +653,12 @@ export class ServerConnection extends Connection {
         servername: hs.hello.extensions.serverName ?? '',
         alpnProtocol: hs.alpn ?? '',
         // Only a verified client certificate is carried over to resumed sessions.
-        clientCertificate: hs.peer?.authorized ? hs.peer.chain[0]! : new Uint8Array(0),
+        clientCertificate: peer?.authorized ? peer.chain[0]! : new Uint8Array(0),
       });
       const nst = { lifetime: this.config.ticketLifetimeSeconds, ageAdd, nonce, ticket, unknown: NO_EXTENSIONS };
       this.records.queueHandshake(encodeHandshake(HandshakeType.new_session_ticket, (w) => writeNewSessionTicket(w, nst), 32 + ticket.length));
     }
   }
-
-  private queue(f: Flight, msg: Uint8Array): void {
-    f.transcript.add(msg);
-    this.records.queueHandshake(msg);
-  }
-}
-
-function expect(type: number, wanted: number): void {
-  if (type !== wanted) throw new PeerMisbehaved('UnexpectedHandshakeMessage', `expected handshake message ${wanted}, got ${type}`);
 }
 
 /** §4.1.2 / §4.2: what every ClientHello must satisfy for TLS 1.3 (the version aside). */

@@ -1,0 +1,81 @@
+/**
+ * The TLS 1.3 key schedule of one handshake as server and client walk it (RFC 8446 §7.1): one
+ * named object per point of the handshake, held by the handshake state in place of loose secrets.
+ *
+ *   ServerHello      -> HandshakeKeys:   handshake traffic secrets; Finished of both sides
+ *   server Finished  -> ApplicationKeys: application traffic secrets, exporter master secret
+ *   client Finished  -> ApplicationKeys.resumptionMasterSecret
+ *
+ * The derivations themselves are the stage classes of key-schedule.ts; this module says when
+ * each is made. Both sides derive in the same order (the HMAC key cache of key-schedule.ts
+ * keeps the most recent keys).
+ */
+import { EarlySecret, finishedVerifyData, type HandshakeSecret, type MasterSecret } from './key-schedule.js';
+import type { SuiteParams } from './suites.js';
+
+/** From ServerHello on: the handshake traffic secrets and what the handshake secret still yields. */
+export class HandshakeKeys {
+  /** client_handshake_traffic_secret: protects the client's flight, keys its Finished. */
+  readonly clientTrafficSecret: Uint8Array;
+  /** server_handshake_traffic_secret: protects the server's flight, keys its Finished. */
+  readonly serverTrafficSecret: Uint8Array;
+  private readonly secret: HandshakeSecret;
+
+  /**
+   * `psk`: the resumption PSK, if one was accepted; `sharedSecret`: the (EC)DHE secret;
+   * `helloHash`: the transcript hash of ClientHello...ServerHello.
+   */
+  constructor(
+    readonly suite: SuiteParams,
+    psk: Uint8Array | undefined,
+    sharedSecret: Uint8Array,
+    helloHash: Uint8Array,
+  ) {
+    this.secret = new EarlySecret(suite, psk).handshake(sharedSecret);
+    this.clientTrafficSecret = this.secret.clientHandshakeTrafficSecret(helloHash);
+    this.serverTrafficSecret = this.secret.serverHandshakeTrafficSecret(helloHash);
+  }
+
+  /** verify_data of the server's Finished (§4.4.4), over ClientHello...server CertificateVerify. */
+  serverFinished(transcriptHash: Uint8Array): Uint8Array {
+    return finishedVerifyData(this.suite, this.serverTrafficSecret, transcriptHash);
+  }
+
+  /** verify_data of the client's Finished (§4.4.4), over ClientHello...client CertificateVerify. */
+  clientFinished(transcriptHash: Uint8Array): Uint8Array {
+    return finishedVerifyData(this.suite, this.clientTrafficSecret, transcriptHash);
+  }
+
+  /** The next stage, at the server's Finished: `transcriptHash` covers ClientHello...server Finished. */
+  application(transcriptHash: Uint8Array): ApplicationKeys {
+    return new ApplicationKeys(this.secret.master(), transcriptHash);
+  }
+}
+
+/** From the server's Finished on: the application traffic secrets, the exporter, resumption. */
+export class ApplicationKeys {
+  /** client_application_traffic_secret_0. */
+  readonly clientTrafficSecret: Uint8Array;
+  /** server_application_traffic_secret_0. */
+  readonly serverTrafficSecret: Uint8Array;
+  private exporter: Uint8Array | undefined;
+
+  constructor(
+    private readonly master: MasterSecret,
+    /** ClientHello...server Finished: also the context of the exporter master secret. */
+    private readonly serverFinishedHash: Uint8Array,
+  ) {
+    this.clientTrafficSecret = master.clientApplicationTrafficSecret(serverFinishedHash);
+    this.serverTrafficSecret = master.serverApplicationTrafficSecret(serverFinishedHash);
+  }
+
+  /** exporter_master_secret, derived on first use: most connections never export keying material. */
+  exporterMasterSecret(): Uint8Array {
+    return (this.exporter ??= this.master.exporterMasterSecret(this.serverFinishedHash));
+  }
+
+  /** resumption_master_secret, at the client's Finished: `transcriptHash` covers ClientHello...client Finished. */
+  resumptionMasterSecret(transcriptHash: Uint8Array): Uint8Array {
+    return this.master.resumptionMasterSecret(transcriptHash);
+  }
+}
