@@ -18,6 +18,9 @@
  * (`dc-operator keyserver`, unpinned, on loopback), ServerKeyExchange signed over keyless; its
  * CPU per handshake is the TLS server's alone (the key server signs in its own process). Full
  * handshakes only: a resumed one signs nothing.
+ *
+ * Environment: BENCH_KEY_TYPES (default "ecdsa-p256,rsa-2048"); BENCH_BASELINE_DIST=<dir> adds
+ * "ours, baseline build": our server from another build's dist/ (before/after in one run).
  */
 import { fileURLToPath } from 'node:url';
 import * as nodeTls from 'node:tls';
@@ -43,8 +46,8 @@ import {
   type HandshakeRound,
 } from './tls-support.js';
 
-type Impl = 'ours' | 'ours-keyless' | 'node';
-const IMPL_NAMES: Readonly<Record<Impl, string>> = { ours: 'ours (src/tls)', 'ours-keyless': 'ours, keyless', node: 'node:tls' };
+type Impl = 'ours' | 'ours-keyless' | 'ours-base' | 'node';
+const IMPL_NAMES: Readonly<Record<Impl, string>> = { ours: 'ours (src/tls)', 'ours-keyless': 'ours, keyless', 'ours-base': 'ours, baseline build', node: 'node:tls' };
 /** Where the server child finds the key server: address and the mutual-TLS files. */
 interface KeylessAccess {
   readonly address: string;
@@ -65,7 +68,10 @@ async function serverRole(impl: Impl, certFile: string, keyFile: string, keyless
   let server: Server;
   if (impl === 'node') server = nodeTls.createServer({ cert, key, minVersion: 'TLSv1.2', maxVersion: 'TLSv1.2' }, (s) => echo(s as never));
   else if (impl === 'ours') server = createOurServer({ cert, key }, (s) => echo(s as never));
-  else {
+  else if (impl === 'ours-base') {
+    const base = (await import(join(process.env.BENCH_BASELINE_DIST!, 'src/tls/socket.js'))) as { createServer: typeof createOurServer };
+    server = base.createServer({ cert, key }, (s) => echo(s as never));
+  } else {
     const file = (name: string): Promise<string> => readFile(join(keyless!.dir, name), 'utf8');
     const signer = new KeylessSigner({ address: keyless!.address, ca: await file('ca.crt'), clientCert: await file('client.crt'), clientKey: await file('client.pem'), certificate: cert });
     server = createOurServer({ cert, key: signer }, (s) => echo(s as never));
@@ -91,7 +97,9 @@ async function oneRound(impl: Impl, mode: Mode, cert: string, key: string, keyle
 async function main(): Promise<void> {
   const [seconds = 5, concurrency = 16, rounds = 3, warmup = 3] = process.argv.slice(2).map(Number);
   const pin = canPin();
-  const { certs, cleanup } = await makeCertificates(['ecdsa-p256', 'rsa-2048']);
+  const keyTypes = (process.env.BENCH_KEY_TYPES ?? 'ecdsa-p256,rsa-2048').split(',') as ('ecdsa-p256' | 'rsa-2048')[];
+  const baseline: Impl[] = process.env.BENCH_BASELINE_DIST ? ['ours-base'] : [];
+  const { certs, cleanup } = await makeCertificates(keyTypes);
   const mtls = makeKeylessPki(['p256']);
   for (const c of certs) await writeFile(join(mtls.keysDir, `${c.keyType}.pem`), await readFile(c.key));
   const keyServer = await startKeyServerProcess(mtls);
@@ -103,10 +111,11 @@ async function main(): Promise<void> {
   const summary: string[] = [];
   try {
     for (const c of certs) {
-      const cpu: Record<Mode, Record<Impl, number>> = { full: { ours: 0, 'ours-keyless': 0, node: 0 }, resumed: { ours: 0, 'ours-keyless': 0, node: 0 } };
+      const none = (): Record<Impl, number> => ({ ours: 0, 'ours-keyless': 0, 'ours-base': 0, node: 0 });
+      const cpu: Record<Mode, Record<Impl, number>> = { full: none(), resumed: none() };
       for (const mode of MODES) {
-        const impls: Impl[] = mode === 'full' ? ['ours', 'ours-keyless', 'node'] : ['ours', 'node'];
-        const results: Record<Impl, Round[]> = { ours: [], 'ours-keyless': [], node: [] };
+        const impls: Impl[] = mode === 'full' ? ['ours', 'ours-keyless', ...baseline, 'node'] : ['ours', ...baseline, 'node'];
+        const results: Record<Impl, Round[]> = { ours: [], 'ours-keyless': [], 'ours-base': [], node: [] };
         for (let i = 0; i < rounds; i++) {
           for (const impl of i % 2 === 0 ? impls : [...impls].reverse()) {
             results[impl].push(await oneRound(impl, mode, c.cert, c.key, keyless, seconds, concurrency, warmup, pin));
@@ -123,6 +132,7 @@ async function main(): Promise<void> {
       }
       for (const mode of MODES) {
         summary.push(`${c.keyType} ${mode}: capacity per core (by server CPU) ours/node:tls ${fmt(cpu[mode].node / cpu[mode].ours, 2)}x`);
+        if (baseline.length > 0) summary.push(`${c.keyType} ${mode}: server CPU per handshake, this build / baseline build ${fmt(cpu[mode].ours / cpu[mode]['ours-base'], 3)}x`);
       }
       summary.push(`${c.keyType} full, keyless: our TLS server's CPU per handshake ${fmt(cpu.full['ours-keyless'] / cpu.full.ours, 2)}x that with the local key (the signature is the key server's)`);
       summary.push(`${c.keyType}: a resumed handshake costs our server ${fmt(cpu.resumed.ours / cpu.full.ours, 2)}x the CPU of a full one (node:tls ${fmt(cpu.resumed.node / cpu.full.node, 2)}x)`);
