@@ -12,7 +12,9 @@
  * Each round runs `handshakes` in-memory handshakes (32 bytes each way) with the build's own
  * `warmUpServer` (src/tls/warm-up.ts), timing process CPU (user+system) around them. Builds
  * alternate order round by round; the first round of each build is a warm-up and not counted.
- * Reported: median and all rounds of CPU microseconds per handshake, and the ratio of medians.
+ * Reported: median and all rounds of CPU microseconds per handshake, the ratio of the medians,
+ * and the median of the per-round ratios (the two builds of a round ran seconds apart, so their
+ * ratio is less disturbed by other work on the machine than the medians).
  */
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
@@ -71,7 +73,8 @@ async function main(): Promise<void> {
       }
       const medians = samples.map((s) => median(s));
       builds.forEach((b, i) => console.log(`| ${mode} | ${b.name} | ${fmt(medians[i]!, 1)} | ${samples[i]!.map((x) => fmt(x)).join(', ')} |`));
-      ratios.push(`${mode}: this build / baseline ${fmt(medians[0]! / medians[1]!, 3)}x`);
+      const paired = median(samples[0]!.map((x, r) => x / samples[1]![r]!));
+      ratios.push(`${mode}: this build / baseline: ratio of medians ${fmt(medians[0]! / medians[1]!, 3)}x, median of per-round ratios ${fmt(paired, 3)}x`);
     }
     console.log('');
     for (const r of ratios) console.log(r);
