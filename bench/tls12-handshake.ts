@@ -19,8 +19,9 @@
  * CPU per handshake is the TLS server's alone (the key server signs in its own process). Full
  * handshakes only: a resumed one signs nothing.
  *
- * Environment: BENCH_KEY_TYPES (default "ecdsa-p256,rsa-2048"); BENCH_BASELINE_DIST=<dir> adds
- * "ours, baseline build": our server from another build's dist/ (before/after in one run).
+ * Environment: BENCH_KEY_TYPES (default "ecdsa-p256,rsa-2048"); BENCH_MODES (default
+ * "full,resumed"); BENCH_BASELINE_DIST=<dir> adds "ours, baseline build": our server from another
+ * build's dist/ (before/after in one run).
  */
 import { fileURLToPath } from 'node:url';
 import * as nodeTls from 'node:tls';
@@ -57,7 +58,7 @@ interface KeylessAccess {
 const SCRIPT = fileURLToPath(import.meta.url);
 
 type Mode = 'full' | 'resumed';
-const MODES: readonly Mode[] = ['full', 'resumed'];
+const MODES = (process.env.BENCH_MODES ?? 'full,resumed').split(',') as Mode[];
 
 type LoadResult = EchoLoadResult;
 
@@ -104,10 +105,10 @@ async function main(): Promise<void> {
   for (const c of certs) await writeFile(join(mtls.keysDir, `${c.keyType}.pem`), await readFile(c.key));
   const keyServer = await startKeyServerProcess(mtls);
   const keyless: KeylessAccess = { address: `127.0.0.1:${keyServer.port}`, dir: mtls.dir };
-  console.log(`# TLS 1.2 handshakes (full and ticket-resumed), ${seconds}s x ${rounds} rounds after ${warmup}s of warm-up, ${concurrency} lanes, server ${pin ? 'pinned to core 1, load on core 0' : 'not pinned (no taskset)'}; node ${process.version}; load average ${loadAverage()}`);
+  console.log(`# TLS 1.2 handshakes (${MODES.join(', ')}), ${seconds}s x ${rounds} rounds after ${warmup}s of warm-up, ${concurrency} lanes, server ${pin ? 'pinned to core 1, load on core 0' : 'not pinned (no taskset)'}; node ${process.version}; load average ${loadAverage()}`);
   const lines: string[] = [];
-  lines.push('| certificate | handshake | server | handshakes/s (median) | all rounds | server CPU ms/handshake (median) | capacity of one core, handshakes/s | resumed share | p50 ms | failed |');
-  lines.push('| --- | --- | --- | ---: | --- | ---: | ---: | ---: | ---: | ---: |');
+  lines.push('| certificate | handshake | server | handshakes/s (median) | all rounds | server CPU ms/handshake (median) | all rounds | capacity of one core, handshakes/s | resumed share | p50 ms | failed |');
+  lines.push('| --- | --- | --- | ---: | --- | ---: | --- | ---: | ---: | ---: | ---: |');
   const summary: string[] = [];
   try {
     for (const c of certs) {
@@ -126,7 +127,7 @@ async function main(): Promise<void> {
           const rate = median(rs.map((r) => r.rate));
           cpu[mode][impl] = median(rs.map((r) => r.cpuMsPerHandshake));
           lines.push(
-            `| ${c.keyType} | ${mode} | ${IMPL_NAMES[impl]} | ${fmt(rate)} | ${rs.map((r) => fmt(r.rate)).join(', ')} | ${fmt(cpu[mode][impl], 3)} | ${fmt(1000 / cpu[mode][impl])} | ${fmt(100 * median(rs.map((r) => r.reuseRate)))}% | ${fmt(median(rs.map((r) => r.p50)), 2)} | ${rs.reduce((a, r) => a + r.failed, 0)} |`,
+            `| ${c.keyType} | ${mode} | ${IMPL_NAMES[impl]} | ${fmt(rate)} | ${rs.map((r) => fmt(r.rate)).join(', ')} | ${fmt(cpu[mode][impl], 3)} | ${rs.map((r) => fmt(r.cpuMsPerHandshake, 3)).join(', ')} | ${fmt(1000 / cpu[mode][impl])} | ${fmt(100 * median(rs.map((r) => r.reuseRate)))}% | ${fmt(median(rs.map((r) => r.p50)), 2)} | ${rs.reduce((a, r) => a + r.failed, 0)} |`,
           );
         }
       }
@@ -134,8 +135,12 @@ async function main(): Promise<void> {
         summary.push(`${c.keyType} ${mode}: capacity per core (by server CPU) ours/node:tls ${fmt(cpu[mode].node / cpu[mode].ours, 2)}x`);
         if (baseline.length > 0) summary.push(`${c.keyType} ${mode}: server CPU per handshake, this build / baseline build ${fmt(cpu[mode].ours / cpu[mode]['ours-base'], 3)}x`);
       }
-      summary.push(`${c.keyType} full, keyless: our TLS server's CPU per handshake ${fmt(cpu.full['ours-keyless'] / cpu.full.ours, 2)}x that with the local key (the signature is the key server's)`);
-      summary.push(`${c.keyType}: a resumed handshake costs our server ${fmt(cpu.resumed.ours / cpu.full.ours, 2)}x the CPU of a full one (node:tls ${fmt(cpu.resumed.node / cpu.full.node, 2)}x)`);
+      if (MODES.includes('full')) {
+        summary.push(`${c.keyType} full, keyless: our TLS server's CPU per handshake ${fmt(cpu.full['ours-keyless'] / cpu.full.ours, 2)}x that with the local key (the signature is the key server's)`);
+      }
+      if (MODES.includes('full') && MODES.includes('resumed')) {
+        summary.push(`${c.keyType}: a resumed handshake costs our server ${fmt(cpu.resumed.ours / cpu.full.ours, 2)}x the CPU of a full one (node:tls ${fmt(cpu.resumed.node / cpu.full.node, 2)}x)`);
+      }
     }
   } finally {
     await keyServer.stop();
