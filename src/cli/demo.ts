@@ -29,7 +29,10 @@ import { existsSync, mkdirSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { isEntryPoint, unsupportedRuntime } from './framework/main.js';
+import { defineCommand } from './framework/command.js';
+import { EXIT_USAGE, UsageError } from './framework/errors.js';
+import { oneOf } from './framework/flags.js';
+import { isEntryPoint, processContext, unsupportedRuntime } from './framework/main.js';
 import { Cleanup, Progress, runCommand } from './demo/runtime.js';
 import { DEMO_MODES, loadSteps, stepsFor, type DemoContext, type DemoMode } from './demo/step.js';
 
@@ -40,14 +43,39 @@ const MODE_LINES: Readonly<Record<DemoMode, string>> = {
   current: 'current kubeconfig (the operator, webhook, key server and sidecar run as local processes)',
 };
 
-const USAGE = `Usage: node dist/src/cli/demo.js [--cluster local|current|node]
+/** The demo's one flag, parsed as every other command's (cli/framework): --help, errors, exit 2. */
+const demoCommand = defineCommand({
+  path: [],
+  summary: 'dc-operator end to end on one machine',
+  description: `
+Runs dc-operator end to end and removes everything it created on exit, on an error and on
+Ctrl-C. \`make demo\` picks --cluster node where the machine allows the real node, else local.
 
-  --cluster local    start a local etcd + kube-apiserver (scripts/control-plane/up.sh), stop it at the end (default);
-                     an already running one (make control-plane-up) is reused and left running
-  --cluster current  use the current kubeconfig ($KUBECONFIG or ~/.kube/config) instead
-  --cluster node     the real node (kubelet, containerd) of scripts/e2e/cluster.sh: run inside it, as
-                     \`make demo\` does through scripts/e2e/demo.sh where the machine allows it
-`;
+  local    start a local etcd + kube-apiserver (scripts/control-plane/up.sh), stop it at the end;
+           an already running one (make control-plane-up) is reused and left running
+  current  use the current kubeconfig ($KUBECONFIG or ~/.kube/config) instead
+  node     the real node (kubelet, containerd) of scripts/e2e/cluster.sh: run inside it, as
+           \`make demo\` does through scripts/e2e/demo.sh where the machine allows it`,
+  options: {
+    cluster: { type: 'string', value: 'MODE', default: 'local', description: 'where it runs: local, current or node (see above)' },
+  },
+  examples: ['node dist/src/cli/demo.js', 'node dist/src/cli/demo.js --cluster current'],
+  // An empty value is `make demo CLUSTER=` through an older Makefile: the default.
+  validate: (values): DemoMode => (values.cluster === '' ? 'local' : oneOf('--cluster', values.cluster, DEMO_MODES, 'mode')),
+  run: (mode) => demo(mode),
+});
+
+/** `node dist/src/cli/demo.js [--cluster local|current|node]`; returns the exit code. */
+export async function runDemo(argv: readonly string[]): Promise<number> {
+  const ctx = { ...processContext(), commandName: 'demo' };
+  try {
+    return await demoCommand.execute(argv, ctx);
+  } catch (e) {
+    if (!(e instanceof UsageError)) throw e;
+    ctx.stderr(`demo: ${e.message} (run 'node dist/src/cli/demo.js --help')\n`);
+    return EXIT_USAGE;
+  }
+}
 
 /** The repository root: where scripts/control-plane/up.sh is, above dist/src/cli/. */
 function repoRoot(): string {
@@ -64,23 +92,7 @@ function repoRoot(): string {
  * (demo/step.ts says what a step is). To add one, add a file there, e.g.
  * 115-curl-through-keyless.ts exporting `step = defineStep({ title, run, done })`.
  */
-export async function runDemo(argv: readonly string[]): Promise<number> {
-  let mode: DemoMode = 'local';
-  for (let i = 0; i < argv.length; i++) {
-    const a = argv[i];
-    if (a === '-h' || a === '--help') {
-      process.stdout.write(USAGE);
-      return 0;
-    }
-    const value = a === '--cluster' ? argv[++i] : a?.startsWith('--cluster=') ? a.slice('--cluster='.length) : undefined;
-    if (DEMO_MODES.includes(value as DemoMode)) mode = value as DemoMode;
-    else if (value === '') continue; // `make demo` without CLUSTER
-    else {
-      process.stderr.write(`demo: ${a === '--cluster' || a?.startsWith('--cluster=') ? `--cluster: "${value}" is not one of ${DEMO_MODES.join(', ')}` : `unknown argument ${a}`}\n${USAGE}`);
-      return 2;
-    }
-  }
-
+async function demo(mode: DemoMode): Promise<number> {
   const root = repoRoot();
   const steps = stepsFor(await loadSteps(root), mode);
   const node = process.execPath;
