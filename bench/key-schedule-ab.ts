@@ -1,0 +1,84 @@
+/**
+ * The key schedule of one TLS 1.3 server handshake (src/tls/key-schedule.ts, HMAC in
+ * src/tls/sha256.ts) from two builds side by side in one process, alternating in chunks of 100
+ * handshakes' worth: Handshake Secret from an x25519 secret, both handshake traffic secrets
+ * and their keys, both Finished values, Master Secret, both application traffic secrets and
+ * their keys, the resumption master secret and one ticket PSK. Thread CPU us per handshake
+ * (garbage collection of what a build allocates falls mostly in its own chunks), medians.
+ *
+ *   npx tsc -p tsconfig.json && taskset -c 1 node dist/bench/key-schedule-ab.js <before-dist> [after-dist=dist] [handshakes=5000] [rounds=9]
+ */
+import { randomBytes } from 'node:crypto';
+import { join, resolve } from 'node:path';
+import { pathToFileURL } from 'node:url';
+import type * as KeySchedule from '../src/tls/key-schedule.js';
+import type * as Suites from '../src/tls/suites.js';
+import { CipherSuite } from '../src/tls/constants.js';
+import { median } from './tls-support.js';
+
+const [beforeDist, afterDist = 'dist', handshakesText = '5000', roundsText = '9'] = process.argv.slice(2);
+if (!beforeDist) {
+  console.error('usage: node dist/bench/key-schedule-ab.js <before-dist> [after-dist=dist] [handshakes=5000] [rounds=9]');
+  process.exit(2);
+}
+const handshakes = Number(handshakesText);
+const rounds = Number(roundsText);
+const CHUNK = 100;
+
+async function serverKeySchedule(dist: string): Promise<() => number> {
+  const base = join(resolve(dist), 'src/tls');
+  const ks = (await import(pathToFileURL(join(base, 'key-schedule.js')).href)) as typeof KeySchedule;
+  const { suiteParams } = (await import(pathToFileURL(join(base, 'suites.js')).href)) as typeof Suites;
+  const suite = suiteParams(CipherSuite.TLS_AES_128_GCM_SHA256)!;
+  // Fresh inputs per handshake, as on the wire: a new shared secret and new transcript hashes.
+  const inputs = Array.from({ length: 64 }, () => ({ shared: randomBytes(32), th: [randomBytes(32), randomBytes(32), randomBytes(32), randomBytes(32)] }));
+  let n = 0;
+  return () => {
+    const { shared, th } = inputs[n++ & 63]!;
+    const hs = new ks.EarlySecret(suite).handshake(shared);
+    const chs = hs.clientHandshakeTrafficSecret(th[0]!);
+    const shs = hs.serverHandshakeTrafficSecret(th[0]!);
+    const k1 = ks.trafficKeys(suite, shs);
+    const k2 = ks.trafficKeys(suite, chs);
+    const sf = ks.finishedVerifyData(suite, shs, th[1]!);
+    const master = hs.master();
+    const cap = master.clientApplicationTrafficSecret(th[2]!);
+    const sap = master.serverApplicationTrafficSecret(th[2]!);
+    const k3 = ks.trafficKeys(suite, sap);
+    const cf = ks.finishedVerifyData(suite, chs, th[2]!);
+    const psk = ks.resumptionPsk(suite, master.resumptionMasterSecret(th[3]!), Uint8Array.of(0));
+    const k4 = ks.trafficKeys(suite, cap);
+    return k1.key[0]! ^ k2.iv[0]! ^ sf[0]! ^ k3.key[0]! ^ cf[0]! ^ psk[0]! ^ k4.iv[0]!;
+  };
+}
+
+const threadUs = (): number => {
+  const u = process.threadCpuUsage();
+  return u.user + u.system;
+};
+
+const builds: [string, () => number][] = [
+  [`before (${beforeDist})`, await serverKeySchedule(beforeDist)],
+  [`after (${afterDist})`, await serverKeySchedule(afterDist)],
+];
+const us: number[][] = builds.map(() => []);
+let sink = 0;
+for (let r = -1; r < rounds; r++) {
+  const total = builds.map(() => 0);
+  for (let done = 0; done < handshakes; done += CHUNK) {
+    for (let j = 0; j < builds.length; j++) {
+      const i = (j + r + 1) % builds.length;
+      const f = builds[i]![1];
+      const t = threadUs();
+      for (let k = 0; k < CHUNK; k++) sink ^= f();
+      total[i]! += threadUs() - t;
+    }
+  }
+  // Round -1 warms up.
+  if (r >= 0) total.forEach((t, i) => us[i]!.push(t / handshakes));
+}
+console.log(`# server key schedule of one TLS 1.3 handshake (AES-128-GCM-SHA256), ${handshakes} x ${rounds} rounds, thread CPU us per handshake; node ${process.version} (${sink & 0})`);
+console.log('| build | us (median) | rounds |');
+console.log('| --- | ---: | --- |');
+builds.forEach(([name], i) => console.log(`| ${name} | ${median(us[i]!).toFixed(2)} | ${us[i]!.map((x) => x.toFixed(1)).join(', ')} |`));
+console.log(`\nafter/before: ${median(us[1]!.map((a, i) => a / us[0]![i]!)).toFixed(3)}x (median of per-round ratios)`);

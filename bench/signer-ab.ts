@@ -1,0 +1,59 @@
+/**
+ * `createKeySigner(key).sign` of two builds of src/tls side by side in one process, alternating
+ * in chunks of 200 signatures, with node:crypto's bare `sign` as the floor: what our signer adds
+ * to each CertificateVerify / ServerKeyExchange signature. Thread CPU us per signature, medians.
+ *
+ *   npx tsc -p tsconfig.json && taskset -c 1 node dist/bench/signer-ab.js <before-dist> [after-dist=dist] [signatures=2000] [rounds=9]
+ */
+import { generateKeyPairSync, randomBytes, sign } from 'node:crypto';
+import { join, resolve } from 'node:path';
+import { pathToFileURL } from 'node:url';
+import type * as Signer from '../src/tls/signer.js';
+import { SignatureScheme } from '../src/tls/constants.js';
+import { median } from './tls-support.js';
+
+const [beforeDist, afterDist = 'dist', signaturesText = '2000', roundsText = '9'] = process.argv.slice(2);
+if (!beforeDist) {
+  console.error('usage: node dist/bench/signer-ab.js <before-dist> [after-dist=dist] [signatures=2000] [rounds=9]');
+  process.exit(2);
+}
+const signatures = Number(signaturesText);
+const rounds = Number(roundsText);
+const CHUNK = 200;
+
+const load = async (dist: string): Promise<typeof Signer> => (await import(pathToFileURL(join(resolve(dist), 'src/tls/signer.js')).href)) as typeof Signer;
+const threadUs = (): number => {
+  const u = process.threadCpuUsage();
+  return u.user + u.system;
+};
+
+const { privateKey } = generateKeyPairSync('ec', { namedCurve: 'P-256' });
+const message = randomBytes(130);
+const scheme = SignatureScheme.ecdsa_secp256r1_sha256;
+const before = (await load(beforeDist)).createKeySigner(privateKey);
+const after = (await load(afterDist)).createKeySigner(privateKey);
+const calls: [string, () => unknown][] = [
+  ['node:crypto sign (the floor)', () => sign('sha256', message, { key: privateKey, dsaEncoding: 'der' })],
+  [`before (${beforeDist})`, () => before.sign(scheme, message)],
+  [`after (${afterDist})`, () => after.sign(scheme, message)],
+];
+const us: number[][] = calls.map(() => []);
+for (let r = -1; r < rounds; r++) {
+  const total = calls.map(() => 0);
+  for (let done = 0; done < signatures; done += CHUNK) {
+    for (let i = 0; i < calls.length; i++) {
+      const f = calls[(i + r + 3) % calls.length]!;
+      const t = threadUs();
+      for (let k = 0; k < CHUNK; k++) f[1]();
+      total[(i + r + 3) % calls.length]! += threadUs() - t;
+    }
+  }
+  // Round -1 warms up.
+  if (r >= 0) total.forEach((t, i) => us[i]!.push(t / signatures));
+}
+console.log(`# ECDSA P-256 signature of 130 bytes, ${signatures} x ${rounds} rounds, thread CPU us per signature; node ${process.version}`);
+console.log('| signer | us (median) | rounds |');
+console.log('| --- | ---: | --- |');
+calls.forEach(([name], i) => console.log(`| ${name} | ${median(us[i]!).toFixed(2)} | ${us[i]!.map((x) => x.toFixed(1)).join(', ')} |`));
+const ratios = us[2]!.map((a, i) => a / us[1]![i]!);
+console.log(`\nafter/before: ${median(ratios).toFixed(3)}x (median of per-round ratios); added to the bare sign: before ${(median(us[1]!) - median(us[0]!)).toFixed(2)} us, after ${(median(us[2]!) - median(us[0]!)).toFixed(2)} us`);
