@@ -15,32 +15,20 @@
  * garbage one build leaves may be collected in the other's time (a change that only allocates
  * less shows here only in part). Run it with the same dist twice first: that spread is the noise.
  */
-import { join, resolve } from 'node:path';
-import { pathToFileURL } from 'node:url';
 import type * as Tls from '../src/tls/index.js';
 import { asIssuer, issueCertificate } from '../src/cli/pki/dev-pki.js';
-import { median } from './tls-support.js';
+import { abArguments, importFromBuild, median, threadCpuUs as threadUs } from './tls-support.js';
 
 type TlsModule = typeof Tls;
 type Mode = 'x25519' | 'mlkem' | 'resumed' | 'tls12';
 const ALL_MODES: readonly Mode[] = ['x25519', 'mlkem', 'resumed', 'tls12'];
 
-const [beforeDist, afterDist = 'dist', handshakesText = '400', roundsText = '7', modesText] = process.argv.slice(2);
-if (!beforeDist) {
-  console.error('usage: node dist/bench/handshake-server-ab.js <before-dist> [after-dist=dist] [handshakes=400] [rounds=7] [modes]');
-  process.exit(2);
-}
-const handshakes = Number(handshakesText);
-const rounds = Number(roundsText);
-const modes = (modesText?.split(',') ?? ALL_MODES) as Mode[];
+const args = abArguments('node dist/bench/handshake-server-ab.js <before-dist> [after-dist=dist] [handshakes=400] [rounds=7] [modes]', 400, 7);
+const { before: beforeDist, after: afterDist, count: handshakes, rounds } = args;
+const modes = (args.rest[0]?.split(',') ?? ALL_MODES) as Mode[];
 
 const PAYLOAD = new Uint8Array(32);
 const NO_KEYLOG = Object.assign(() => undefined, { enabled: () => false });
-
-function threadUs(): number {
-  const u = process.threadCpuUsage();
-  return u.user + u.system;
-}
 
 interface Build {
   readonly name: string;
@@ -51,7 +39,7 @@ interface Build {
 }
 
 async function loadBuild(name: string, dist: string, cert: string, key: string): Promise<Build> {
-  const tls = (await import(pathToFileURL(join(resolve(dist), 'src/tls/index.js')).href)) as TlsModule;
+  const tls = await importFromBuild<TlsModule>(dist, 'src/tls/index.js');
   const { NamedGroup } = tls;
   const server = new tls.ServerConfig({ certificates: [{ cert, key }] });
   const base = { rejectUnauthorized: false, servername: 'localhost' };
@@ -144,7 +132,7 @@ function round(builds: readonly Build[], mode: Mode, n: number, first: number): 
 async function main(): Promise<void> {
   const ca = await issueCertificate({ commonName: 'ab bench CA', isCA: true }, 'ecdsa-p256');
   const leaf = await issueCertificate({ commonName: 'localhost', dnsNames: ['localhost'], extendedKeyUsage: ['serverAuth'] }, 'ecdsa-p256', asIssuer(ca));
-  const builds = [await loadBuild('before', beforeDist!, leaf.pem, leaf.key.privateKeyPem), await loadBuild('after', afterDist, leaf.pem, leaf.key.privateKeyPem)];
+  const builds = [await loadBuild('before', beforeDist, leaf.pem, leaf.key.privateKeyPem), await loadBuild('after', afterDist, leaf.pem, leaf.key.privateKeyPem)];
   console.log(`# server CPU us/handshake (thread CPU, in memory, P-256 certificate), ${handshakes} handshakes x ${rounds} rounds per build, alternating; node ${process.version}`);
   console.log(`# before: ${beforeDist}  after: ${afterDist}`);
   console.log('| mode | before (median) | after (median) | after/before (median of per-round ratios) | before rounds | after rounds |');

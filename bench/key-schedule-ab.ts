@@ -9,26 +9,17 @@
  *   npx tsc -p tsconfig.json && taskset -c 1 node dist/bench/key-schedule-ab.js <before-dist> [after-dist=dist] [handshakes=5000] [rounds=9]
  */
 import { randomBytes } from 'node:crypto';
-import { join, resolve } from 'node:path';
-import { pathToFileURL } from 'node:url';
 import type * as KeySchedule from '../src/tls/key-schedule.js';
 import type * as Suites from '../src/tls/suites.js';
 import { CipherSuite } from '../src/tls/constants.js';
-import { median } from './tls-support.js';
+import { abArguments, importFromBuild, median, threadCpuUs as threadUs } from './tls-support.js';
 
-const [beforeDist, afterDist = 'dist', handshakesText = '5000', roundsText = '9'] = process.argv.slice(2);
-if (!beforeDist) {
-  console.error('usage: node dist/bench/key-schedule-ab.js <before-dist> [after-dist=dist] [handshakes=5000] [rounds=9]');
-  process.exit(2);
-}
-const handshakes = Number(handshakesText);
-const rounds = Number(roundsText);
+const { before: beforeDist, after: afterDist, count: handshakes, rounds } = abArguments('node dist/bench/key-schedule-ab.js <before-dist> [after-dist=dist] [handshakes=5000] [rounds=9]', 5000, 9);
 const CHUNK = 100;
 
 async function serverKeySchedule(dist: string): Promise<() => number> {
-  const base = join(resolve(dist), 'src/tls');
-  const ks = (await import(pathToFileURL(join(base, 'key-schedule.js')).href)) as typeof KeySchedule;
-  const { suiteParams } = (await import(pathToFileURL(join(base, 'suites.js')).href)) as typeof Suites;
+  const ks = await importFromBuild<typeof KeySchedule>(dist, 'src/tls/key-schedule.js');
+  const { suiteParams } = await importFromBuild<typeof Suites>(dist, 'src/tls/suites.js');
   const suite = suiteParams(CipherSuite.TLS_AES_128_GCM_SHA256)!;
   // Fresh inputs per handshake, as on the wire: a new shared secret and new transcript hashes.
   const inputs = Array.from({ length: 64 }, () => ({ shared: randomBytes(32), th: [randomBytes(32), randomBytes(32), randomBytes(32), randomBytes(32)] }));
@@ -51,11 +42,6 @@ async function serverKeySchedule(dist: string): Promise<() => number> {
     return k1.key[0]! ^ k2.iv[0]! ^ sf[0]! ^ k3.key[0]! ^ cf[0]! ^ psk[0]! ^ k4.iv[0]!;
   };
 }
-
-const threadUs = (): number => {
-  const u = process.threadCpuUsage();
-  return u.user + u.system;
-};
 
 const builds: [string, () => number][] = [
   [`before (${beforeDist})`, await serverKeySchedule(beforeDist)],

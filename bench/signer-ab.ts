@@ -6,26 +6,14 @@
  *   npx tsc -p tsconfig.json && taskset -c 1 node dist/bench/signer-ab.js <before-dist> [after-dist=dist] [signatures=2000] [rounds=9]
  */
 import { generateKeyPairSync, randomBytes, sign } from 'node:crypto';
-import { join, resolve } from 'node:path';
-import { pathToFileURL } from 'node:url';
 import type * as Signer from '../src/tls/signer.js';
 import { SignatureScheme } from '../src/tls/constants.js';
-import { median } from './tls-support.js';
+import { abArguments, importFromBuild, median, threadCpuUs as threadUs } from './tls-support.js';
 
-const [beforeDist, afterDist = 'dist', signaturesText = '2000', roundsText = '9'] = process.argv.slice(2);
-if (!beforeDist) {
-  console.error('usage: node dist/bench/signer-ab.js <before-dist> [after-dist=dist] [signatures=2000] [rounds=9]');
-  process.exit(2);
-}
-const signatures = Number(signaturesText);
-const rounds = Number(roundsText);
+const { before: beforeDist, after: afterDist, count: signatures, rounds } = abArguments('node dist/bench/signer-ab.js <before-dist> [after-dist=dist] [signatures=2000] [rounds=9]', 2000, 9);
 const CHUNK = 200;
 
-const load = async (dist: string): Promise<typeof Signer> => (await import(pathToFileURL(join(resolve(dist), 'src/tls/signer.js')).href)) as typeof Signer;
-const threadUs = (): number => {
-  const u = process.threadCpuUsage();
-  return u.user + u.system;
-};
+const load = (dist: string): Promise<typeof Signer> => importFromBuild<typeof Signer>(dist, 'src/tls/signer.js');
 
 const { privateKey } = generateKeyPairSync('ec', { namedCurve: 'P-256' });
 const message = randomBytes(130);

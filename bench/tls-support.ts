@@ -4,11 +4,11 @@
  * does nothing; run the two benchmarks instead.
  */
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
-import { fileURLToPath } from 'node:url';
+import { fileURLToPath, pathToFileURL } from 'node:url';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import type { AddressInfo, Server, Socket } from 'node:net';
 import { loadavg, tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { join, resolve } from 'node:path';
 import * as nodeTls from 'node:tls';
 import { asIssuer, issueCertificate, type KeyType } from '../src/cli/pki/dev-pki.js';
 import { createServer as createOurServer } from '../src/tls/socket.js';
@@ -468,4 +468,27 @@ export function fmt(n: number, digits = 0): string {
 
 export function loadAverage(): string {
   return loadavg().map((l) => l.toFixed(1)).join(' ');
+}
+
+// --- A/B of two builds in one process (handshake-server-ab, key-schedule-ab, signer-ab) ------------
+
+/** This thread's CPU time in us: other processes' load and other threads do not count. */
+export function threadCpuUs(): number {
+  const u = process.threadCpuUsage();
+  return u.user + u.system;
+}
+
+/** `module` (e.g. 'src/tls/signer.js') from the build in `dist`, for a before/after in one process. */
+export async function importFromBuild<T>(dist: string, module: string): Promise<T> {
+  return (await import(pathToFileURL(join(resolve(dist), module)).href)) as T;
+}
+
+/** The A/B benches' arguments `<before-dist> [after-dist=dist] [count] [rounds] ...`; prints `usage` and exits 2 without them. */
+export function abArguments(usage: string, count: number, rounds: number): { before: string; after: string; count: number; rounds: number; rest: string[] } {
+  const [before, after = 'dist', countText = String(count), roundsText = String(rounds), ...rest] = process.argv.slice(2);
+  if (!before) {
+    console.error(`usage: ${usage}`);
+    process.exit(2);
+  }
+  return { before, after, count: Number(countText), rounds: Number(roundsText), rest };
 }
