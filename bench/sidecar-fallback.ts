@@ -49,7 +49,15 @@ const SERVER_CPU = 1;
 const PROFILE_DIR = process.env['BENCH_CPU_PROF_DIR'];
 const LOAD_CPU = 0;
 
-type ServerName = 'sidecar-keyless' | 'sidecar-keyless-compared' | 'sidecar-dc' | 'sidecar-local-node' | 'sidecar-local-ours' | 'dcctl-serve' | 'node-tls';
+type ServerName =
+  | 'sidecar-keyless'
+  | 'sidecar-keyless-compared'
+  | 'sidecar-dc'
+  | 'sidecar-local-node'
+  | 'sidecar-local-ours'
+  | 'sidecar-local-ours-compared'
+  | 'dcctl-serve'
+  | 'node-tls';
 
 interface Case {
   readonly name: string;
@@ -63,7 +71,14 @@ interface Case {
 const COMPARED_BUILD = process.env['BENCH_COMPARE_BUILD'];
 
 const KEYLESS_COMPARED: Case = { name: `(a*) sidecar, keyless pull, build ${COMPARED_BUILD ?? ''}`, server: 'sidecar-keyless-compared', offerDc: false, sidecarMode: 'keyless' };
-const CASES: readonly Case[] = [
+/**
+ * BENCH_OVERHEAD_ONLY=1: only the sidecar's per-connection overhead (local key, engine ours,
+ * against bare `dcctl serve`), with BENCH_COMPARE_BUILD's sidecar in the same rounds: the quick
+ * before/after of a change to the sidecar's connection path.
+ */
+const OVERHEAD_ONLY = process.env['BENCH_OVERHEAD_ONLY'] === '1';
+const LOCAL_OURS_COMPARED: Case = { name: `(c'*) sidecar, local tls.key, engine ours, build ${COMPARED_BUILD ?? ''}`, server: 'sidecar-local-ours-compared', offerDc: false, sidecarMode: 'certificate' };
+const ALL_CASES: readonly Case[] = [
   { name: '(a) sidecar, keyless pull (client without DC)', server: 'sidecar-keyless', offerDc: false, sidecarMode: 'keyless' },
   ...(COMPARED_BUILD ? [KEYLESS_COMPARED] : []),
   { name: '(b) sidecar, DC (client offers DC)', server: 'sidecar-dc', offerDc: true, sidecarMode: 'dc' },
@@ -73,6 +88,13 @@ const CASES: readonly Case[] = [
   { name: "(e') dcctl serve (bare src/tls), DC", server: 'dcctl-serve', offerDc: true },
   { name: '(d) node:tls direct, certificate key', server: 'node-tls', offerDc: false },
 ];
+const CASES: readonly Case[] = OVERHEAD_ONLY
+  ? [
+      ALL_CASES.find((c) => c.server === 'sidecar-local-ours')!,
+      ...(COMPARED_BUILD ? [LOCAL_OURS_COMPARED] : []),
+      ALL_CASES.find((c) => c.server === 'dcctl-serve' && !c.offerDc)!,
+    ]
+  : ALL_CASES;
 
 interface Running {
   readonly child: ChildProcess;
@@ -190,7 +212,7 @@ async function main(): Promise<void> {
   await writeFile(join(mtls.keysDir, 'leaf.pem'), pki.leaf.key.privateKeyPem);
   const keyServer = await startKeyServerProcess(mtls);
   if (pin) pinAllThreads(keyServer.child.pid!, LOAD_CPU);
-  const comparedKeyServer = COMPARED_BUILD ? await startKeyServerProcess(mtls, 0, join(COMPARED_BUILD, 'src', 'cli', 'dc-operator.js')) : undefined;
+  const comparedKeyServer = COMPARED_BUILD && !OVERHEAD_ONLY ? await startKeyServerProcess(mtls, 0, join(COMPARED_BUILD, 'src', 'cli', 'dc-operator.js')) : undefined;
   if (pin && comparedKeyServer) pinAllThreads(comparedKeyServer.child.pid!, LOAD_CPU);
   const echo = createServer({ allowHalfOpen: true }, (sock) => sock.on('error', () => undefined).pipe(sock));
   await new Promise<void>((r) => echo.listen(0, '127.0.0.1', 1024, r));
@@ -216,15 +238,18 @@ async function main(): Promise<void> {
     // Keyless and DC clients of the same bundle go to two sidecar processes, so that each
     // process's CPU (and profile) is one path's.
     const keylessDir = await keylessBundle('bundle-keyless', keyServer.port);
-    running.set('sidecar-keyless', { ...(await startSidecar('sidecar-keyless', keylessDir, echoPort, 'node', pin)), keyServerPid: keyServer.child.pid! });
-    running.set('sidecar-dc', { ...(await startSidecar('sidecar-dc', keylessDir, echoPort, 'node', pin)), keyServerPid: keyServer.child.pid! });
+    if (!OVERHEAD_ONLY) running.set('sidecar-keyless', { ...(await startSidecar('sidecar-keyless', keylessDir, echoPort, 'node', pin)), keyServerPid: keyServer.child.pid! });
+    if (!OVERHEAD_ONLY) running.set('sidecar-dc', { ...(await startSidecar('sidecar-dc', keylessDir, echoPort, 'node', pin)), keyServerPid: keyServer.child.pid! });
     if (COMPARED_BUILD && comparedKeyServer) {
       const dir = await keylessBundle('bundle-keyless-compared', comparedKeyServer.port);
       const s = await startSidecar('sidecar-keyless-compared', dir, echoPort, 'node', pin, join(COMPARED_BUILD, 'src', 'cli'));
       running.set('sidecar-keyless-compared', { ...s, keyServerPid: comparedKeyServer.child.pid! });
     }
-    running.set('sidecar-local-node', await startSidecar('sidecar-local-node', localBundle.dir, echoPort, 'node', pin));
+    if (!OVERHEAD_ONLY) running.set('sidecar-local-node', await startSidecar('sidecar-local-node', localBundle.dir, echoPort, 'node', pin));
     running.set('sidecar-local-ours', await startSidecar('sidecar-local-ours', localBundle.dir, echoPort, 'ours', pin));
+    if (COMPARED_BUILD && OVERHEAD_ONLY) {
+      running.set('sidecar-local-ours-compared', await startSidecar('sidecar-local-ours-compared', localBundle.dir, echoPort, 'ours', pin, join(COMPARED_BUILD, 'src', 'cli')));
+    }
 
     const certFile = join(work, 'tls.crt');
     const keyFile = join(work, 'tls.key');
@@ -235,8 +260,10 @@ async function main(): Promise<void> {
     for (const suffix of ['cred', 'key']) await writeFile(join(dcDir, `ecdsa_secp256r1_sha256.${suffix}`), localFiles[`ecdsa_secp256r1_sha256.${suffix}`]!);
     const serve = spawnPinned([...nodeArgv('dcctl-serve'), join(CLI, 'dcctl.js'), 'serve', '--cert', certFile, '--key', keyFile, '--dc-dir', dcDir, '--port', '0', '--quiet'], pin ? SERVER_CPU : undefined);
     running.set('dcctl-serve', { child: serve, port: Number((await waitForOutput(serve, /listening on https:\/\/[^:]+:(\d+)/, 'dcctl serve'))[1]) });
-    const nodeTls = spawnNode(SCRIPT, ['--server-node', certFile, keyFile], pin ? SERVER_CPU : undefined);
-    running.set('node-tls', { child: nodeTls, port: (await nextMessage<{ port: number }>(nodeTls)).port });
+    if (!OVERHEAD_ONLY) {
+      const nodeTls = spawnNode(SCRIPT, ['--server-node', certFile, keyFile], pin ? SERVER_CPU : undefined);
+      running.set('node-tls', { child: nodeTls, port: (await nextMessage<{ port: number }>(nodeTls)).port });
+    }
 
     console.log(
       `# Full TLS 1.3 handshakes through the sidecar, per kind of client, and the baselines — ${new Date().toISOString()}\n` +
@@ -288,6 +315,10 @@ function report(results: Map<string, Round[]>): void {
     );
   }
   console.log(lines.join('\n'));
+  if (OVERHEAD_ONLY) {
+    reportOverhead(results);
+    return;
+  }
   // Ratios of the per-round medians of server CPU (and of p50 latency).
   const named = (server: ServerName, offerDc = false): string => CASES.find((c) => c.server === server && c.offerDc === offerDc)!.name;
   const [keyless, dc, localNode, localOurs, bare, bareDc, nodeTls] = [
@@ -316,6 +347,19 @@ function report(results: Map<string, Round[]>): void {
     const ks = (n: string): number => med(n, (r) => r.keyServerUs);
     console.log(`| keyless, compared build (a*) / this build (a), key server | ${ratio(ks(KEYLESS_COMPARED.name), ks(keyless))} | ${fmt(ks(KEYLESS_COMPARED.name) - ks(keyless))} | |`);
     row("keyless, compared build (a*) / local key, engine ours (c')", KEYLESS_COMPARED.name, localOurs);
+  }
+}
+
+/** BENCH_OVERHEAD_ONLY: each sidecar build over bare `dcctl serve`, per round and in the median. */
+function reportOverhead(results: Map<string, Round[]>): void {
+  const bare = results.get(CASES.find((c) => c.server === 'dcctl-serve')!.name)!;
+  console.log('\n| sidecar build | overhead over dcctl serve, µs per handshake (median of rounds) | per round | ratio to dcctl serve |');
+  console.log('| --- | ---: | --- | ---: |');
+  for (const c of CASES.filter((k) => k.server !== 'dcctl-serve')) {
+    const rs = results.get(c.name)!;
+    const diffs = rs.map((r, i) => r.serverUs - bare[i]!.serverUs);
+    const b = median(bare.map((r) => r.serverUs));
+    console.log(`| ${c.name} | ${fmt(median(diffs))} | ${diffs.map((d) => fmt(d)).join(', ')} | ${fmt(median(rs.map((r) => r.serverUs)) / b, 2)}x |`);
   }
 }
 
