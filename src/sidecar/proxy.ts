@@ -3,9 +3,9 @@
  * 127.0.0.1:<upstream>.
  *
  * - Half-close both ways: when one side ends its writing, the other side's writable is ended
- *   (`pipe` with end: true) and the reverse direction keeps flowing until it ends too. Nothing is
- *   destroyed on a half-close; both sockets are allowHalfOpen.
- * - Backpressure: `pipe` pauses the source when the destination's buffer is full and resumes on
+ *   and the reverse direction keeps flowing until it ends too. Nothing is destroyed on a
+ *   half-close; both sockets are allowHalfOpen.
+ * - Backpressure: the source is paused when the destination's buffer is full and resumed on
  *   'drain', so a slow reader never makes the sidecar buffer without bound.
  * - Idle timeout: no bytes either way for `idleTimeoutMs` closes both sides.
  * - Errors on either side destroy both (a reset on one leg is passed on as a close on the other).
@@ -124,7 +124,26 @@ export function splice(client: Duplex, upstream: Duplex, idleTimeoutMs = 300_000
     };
     client.on('error', fail('client'));
     upstream.on('error', fail('upstream'));
-    client.on('data', touch);
+    // The client's bytes to the application: one 'data' listener that also runs the idle clock,
+    // rather than pipe() and a second listener (pipe() sets up five more listeners per
+    // connection and its own drain bookkeeping). Backpressure and the end are pipe()'s.
+    let waitingForDrain = false;
+    const resumeClient = (): void => {
+      waitingForDrain = false;
+      client.resume();
+    };
+    client.on('data', (chunk: Buffer) => {
+      touch();
+      if (upstream.destroyed) return;
+      if (!upstream.write(chunk) && !waitingForDrain) {
+        waitingForDrain = true;
+        client.pause();
+        upstream.once('drain', resumeClient);
+      }
+    });
+    client.once('end', () => {
+      if (!upstream.destroyed) upstream.end();
+    });
     if (relay) relay.touch = touch;
     else upstream.on('data', touch);
     client.once('close', onClose);
@@ -139,7 +158,6 @@ export function splice(client: Duplex, upstream: Duplex, idleTimeoutMs = 300_000
     };
     client.once('close', () => closeAfterFlush(client, upstream));
     upstream.once('close', () => closeAfterFlush(upstream, client));
-    client.pipe(upstream, { end: true });
     if (relay) {
       upstream.once('end', () => client.end());
       upstream.resume();
