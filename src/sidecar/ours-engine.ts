@@ -14,6 +14,7 @@
 import type { Socket } from 'node:net';
 import { Duplex } from 'node:stream';
 import type { HandshakeInfo, Progress } from '../tls/connection.js';
+import { unpinned } from '../tls/native/aead.js';
 import { ServerConfig, ServerConnection } from '../tls/server.js';
 import type { Signer } from '../tls/signer.js';
 import type { MaterialStore, ServingMaterial } from './material.js';
@@ -130,8 +131,11 @@ export class TlsServerStream extends Duplex implements ImmediateWriter {
     // Several records (a flight, or a large write cut into 16 KiB records), each in pieces
     // (header, ciphertext, tag), leave in one writev.
     if (last > 0) this.socket.cork();
+    // Behind a client that is not reading, what we write is kept: then not as views of the
+    // record slab, which would pin a whole slab each (src/tls/native/aead.ts, unpinned).
+    const queued = this.socket.writableLength > 0;
     progress.output.forEach((bytes, i) => {
-      if (!this.socket.destroyed) this.socket.write(bytes, i === last ? writeCallback : undefined);
+      if (!this.socket.destroyed) this.socket.write(queued ? unpinned(bytes) : bytes, i === last ? writeCallback : undefined);
     });
     if (last > 0) this.socket.uncork();
     if ((last < 0 || this.socket.destroyed) && writeCallback) writeCallback();
@@ -144,7 +148,7 @@ export class TlsServerStream extends Duplex implements ImmediateWriter {
           this.handshakeFailed = undefined;
           break;
         case 'data':
-          if (!this.push(event.data) && !this.readingPaused) {
+          if (!this.push(this.readableFlowing === true && this.readableLength === 0 ? event.data : unpinned(event.data)) && !this.readingPaused) {
             this.readingPaused = true;
             this.socket.pause();
           }

@@ -19,6 +19,7 @@
  */
 import { connect, type Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
+import { unpinned } from '../tls/native/aead.js';
 
 export interface UpstreamOptions {
   readonly host: string;
@@ -135,7 +136,8 @@ export function splice(client: Duplex, upstream: Duplex, idleTimeoutMs = 300_000
     client.on('data', (chunk: Buffer) => {
       touch();
       if (upstream.destroyed) return;
-      if (!upstream.write(chunk) && !waitingForDrain) {
+      // A chunk the application is not reading yet stays queued: not as a record-slab view.
+      if (!upstream.write(upstream.writableLength > 0 ? unpinned(chunk) : chunk) && !waitingForDrain) {
         waitingForDrain = true;
         client.pause();
         upstream.once('drain', resumeClient);

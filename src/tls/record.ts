@@ -253,7 +253,7 @@ export class RecordOpener extends RecordCipher implements RecordUnprotector {
     const type = inner[i]!;
     // Only application data stays a view of the shared slab (the application consumes it);
     // handshake messages and alerts are copied out, so a kept one (a session ticket, say) does
-    // not pin a 256 KiB slab.
+    // not pin a 64 KiB slab.
     if (this.native && type !== ContentType.application_data) return { type, content: Buffer.from(inner.subarray(0, i)) };
     return { type, content: inner.subarray(0, i) };
   }

@@ -21,6 +21,9 @@ import { ServerConfig, ServerConnection, type ServerOptions } from './server.js'
 import type { TlsVersionName } from './version.js';
 import type { TlsSession } from './session.js';
 import type { TlsError } from './errors.js';
+import { unpinned } from './native/aead.js';
+
+const same = (bytes: Uint8Array): Uint8Array => bytes;
 
 export interface TLSSocketOptions {
   /** Destroy the socket if the handshake has not completed after this many ms (default 30000; 0 disables). */
@@ -138,13 +141,15 @@ export class TLSSocket extends Duplex {
     if (n === 0 || !this.socket.writable) return false;
     // Socket write errors reach us through the socket's 'error' event (destroy), not here.
     const done = onWritten && ((): void => onWritten());
+    // Behind a peer that is not reading, what we write is kept: then not as slab views.
+    const keep = this.socket.writableLength > 0 ? unpinned : same;
     if (n === 1) {
-      this.socket.write(output[0]!, done);
+      this.socket.write(keep(output[0]!), done);
       return true;
     }
     this.socket.cork();
-    for (let i = 0; i < n - 1; i++) this.socket.write(output[i]!);
-    this.socket.write(output[n - 1]!, done);
+    for (let i = 0; i < n - 1; i++) this.socket.write(keep(output[i]!));
+    this.socket.write(keep(output[n - 1]!), done);
     this.socket.uncork();
     return true;
   }
@@ -161,7 +166,8 @@ export class TLSSocket extends Duplex {
           if (!this.isServer) this.emit('secureConnect');
           break;
         case 'data':
-          if (!this.push(e.data)) this.socket.pause();
+          // Not read at once (paused, or behind earlier data): the stream keeps it.
+          if (!this.push(this.readableFlowing === true && this.readableLength === 0 ? e.data : unpinned(e.data))) this.socket.pause();
           break;
         case 'end':
           this.push(null);

@@ -83,13 +83,37 @@ function agreesWithNodeCrypto(aead: NativeAead): boolean {
 
 /**
  * Space for sealed records and opened plaintexts, shared by every connection of the process:
- * each record is a view of a 256 KiB slab instead of a Buffer of its own, so bulk traffic
- * allocates one slab per ~15 full records (V8 starts garbage collections by external memory
+ * each record is a view of a 64 KiB slab instead of a Buffer of its own, so bulk traffic
+ * allocates one slab per ~4 full records (V8 starts garbage collections by external memory
  * allocated, see docs/architecture.md "Hot paths"). A view is handed out only after its bytes are
  * final and is never written again; a slab lives while any of its views does, like node's own
  * Buffer pool (which is 8 KiB). Sealing and opening are synchronous, so no two uses interleave.
+ *
+ * Why 64 KiB and not more: a connection whose peer stops reading keeps its last write, at most
+ * one slab view (the rest it keeps is copied, `unpinned`), and with it the whole slab. 64 KiB
+ * bounds that to about 4 records' worth per stalled connection; 256 KiB measured no faster
+ * (bench/results/native-aead.md, "Slab size") and would let a few hundred stalled connections
+ * pin the sidecar's memory limit.
  */
-const SLAB_SIZE = 256 * 1024;
+const SLAB_SIZE = 64 * 1024;
+
+/** The ArrayBuffers of every slab, so a consumer can tell a slab view from a buffer of its own. */
+const SLAB_BUFFERS = new WeakSet<ArrayBufferLike>();
+
+/**
+ * `bytes` itself, or a copy of it when it is a view of a record slab. For bytes about to be
+ * kept (queued behind a peer that does not read, buffered in a stream nobody drains): a view
+ * keeps its whole slab alive, so many stalled connections would pin a slab each; a copy pins
+ * only its own size. Bytes handed on at once need no copy.
+ */
+export function unpinned(bytes: Uint8Array): Uint8Array {
+  return isSlabView(bytes) ? Buffer.from(bytes) : bytes;
+}
+
+/** Whether `bytes` is a view of a record slab (tests, and `unpinned`). */
+export function isSlabView(bytes: Uint8Array): boolean {
+  return SLAB_BUFFERS.has(bytes.buffer);
+}
 
 export class Slab {
   private buf = Buffer.allocUnsafe(0);
@@ -98,7 +122,9 @@ export class Slab {
   /** A buffer with `n` writable bytes at `offset`; `commit(n)` hands them out. */
   reserve(n: number): Buffer {
     if (this.buf.length - this.pos < n) {
-      this.buf = Buffer.allocUnsafe(Math.max(SLAB_SIZE, n));
+      // allocUnsafeSlow: never node's shared 8 KiB pool, whose ArrayBuffer other Buffers use too.
+      this.buf = Buffer.allocUnsafeSlow(Math.max(SLAB_SIZE, n));
+      SLAB_BUFFERS.add(this.buf.buffer);
       this.pos = 0;
     }
     return this.buf;
