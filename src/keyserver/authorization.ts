@@ -60,7 +60,8 @@ export function decide(identity: Identity, opcode: number, ski: string | undefin
   if (identity.kind === 'controller') return deny('the controller identity may only ping');
   if (!isSigningOpcode(opcode)) return { allowed: true }; // not a use of a key: the server answers bad opcode
   if (grants.allows(identity.uri, ski)) {
-    const notHandshake = request === undefined ? undefined : notHandshakeContent(request);
+    // Deny rather than skip the content check when a caller did not pass what is to be signed.
+    const notHandshake = request === undefined ? 'the key server did not say what is to be signed' : notHandshakeContent(request);
     return notHandshake === undefined ? { allowed: true } : deny(`identity ${identity.uri} may have only TLS handshake signatures made: ${notHandshake}`);
   }
   const own = grants.grantOf(identity.uri);

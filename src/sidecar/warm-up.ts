@@ -148,8 +148,10 @@ function throwawayKey(like: KeyObject): Promise<{ privateKey: KeyObject; publicK
     case 'ed25519':
       return generate('ed25519');
     case 'rsa':
-      // On the thread pool: an RSA key takes tens of ms to make.
-      return generate('rsa', { modulusLength: details.modulusLength ?? 2048 });
+      // On the thread pool: an RSA key takes tens of ms to make. Always 2048 bits: the warm-up
+      // needs the key type's code paths, not its size, and an 8192-bit key would take seconds
+      // to make before the ports open.
+      return generate('rsa', { modulusLength: 2048 });
     default:
       return undefined;
   }

@@ -27,6 +27,13 @@ function grantsOf(entries: Record<string, SigningKey>): KeyGrants {
   return grants;
 }
 
+/** The signed contents a sidecar's handshakes produce, and some it never does. */
+const spaces = Buffer.alloc(64, 0x20);
+const certificateVerify = (hashLength: number) => Buffer.concat([spaces, Buffer.from('TLS 1.3, server CertificateVerify\0', 'latin1'), Buffer.alloc(hashLength, 7)]);
+const delegatedCredential = Buffer.concat([spaces, Buffer.from('TLS, server delegated credentials\0', 'latin1'), Buffer.alloc(400, 1)]);
+const serverKeyExchange = (group: number, length: number, declared = length) => Buffer.concat([Buffer.alloc(64, 9), Buffer.from([3, group >> 8, group & 0xff, declared]), Buffer.alloc(length, 4)]);
+const whole = (message: Uint8Array, scheme = 0x0403): SignRequest => signRequestOf(Opcode.signMessage, encodeSignMessage({ scheme, message }))!;
+
 void describe('identityOf: the one URI SAN of a client certificate', () => {
   const cases: [string | undefined, string][] = [
     [`URI:${A}`, 'sidecar'],
@@ -54,7 +61,8 @@ void describe('decide: identity → the SKIs it may use, deny by default', () =>
   const ka = key();
   const kb = key();
   const grants = grantsOf({ [A]: ka, [B]: kb });
-  const sign = Opcode.ecdsaSignSha256;
+  const sign = Opcode.signMessage;
+  const handshake = whole(certificateVerify(32));
   const table: [string, string | undefined, number, string | undefined, boolean][] = [
     ['own key', `URI:${A}`, sign, ka.skiHex, true],
     ['namespace A asking for namespace B\'s key', `URI:${A}`, sign, kb.skiHex, false],
@@ -71,16 +79,16 @@ void describe('decide: identity → the SKIs it may use, deny by default', () =>
   ];
   for (const [what, san, opcode, ski, allowed] of table) {
     void it(`${what}: ${allowed ? 'allowed' : 'refused as key not found'}`, () => {
-      const d = decide(identityOf(san, TD), opcode, ski, grants);
+      const d = decide(identityOf(san, TD), opcode, ski, grants, opcode === Opcode.ping ? undefined : handshake);
       assert.equal(d.allowed, allowed);
       if (!d.allowed) assert.equal(d.code, ErrorCode.keyNotFound);
     });
   }
   void it('a revoked grant refuses what it allowed', () => {
     const g = grantsOf({ [A]: ka });
-    assert.equal(decide(identityOf(`URI:${A}`, TD), sign, ka.skiHex, g).allowed, true);
+    assert.equal(decide(identityOf(`URI:${A}`, TD), sign, ka.skiHex, g, handshake).allowed, true);
     g.delete(A);
-    assert.equal(decide(identityOf(`URI:${A}`, TD), sign, ka.skiHex, g).allowed, false);
+    assert.equal(decide(identityOf(`URI:${A}`, TD), sign, ka.skiHex, g, handshake).allowed, false);
     assert.equal(g.get(ka.skiHex), undefined, 'the key left memory with its last grant');
   });
   void it('two identities granted the same key share one entry; it stays until the last is revoked', () => {
@@ -92,13 +100,6 @@ void describe('decide: identity → the SKIs it may use, deny by default', () =>
     assert.equal(g.size, 0);
   });
 });
-
-/** The signed contents a sidecar's handshakes produce, and some it never does. */
-const spaces = Buffer.alloc(64, 0x20);
-const certificateVerify = (hashLength: number) => Buffer.concat([spaces, Buffer.from('TLS 1.3, server CertificateVerify\0', 'latin1'), Buffer.alloc(hashLength, 7)]);
-const delegatedCredential = Buffer.concat([spaces, Buffer.from('TLS, server delegated credentials\0', 'latin1'), Buffer.alloc(400, 1)]);
-const serverKeyExchange = (group: number, length: number, declared = length) => Buffer.concat([Buffer.alloc(64, 9), Buffer.from([3, group >> 8, group & 0xff, declared]), Buffer.alloc(length, 4)]);
-const whole = (message: Uint8Array, scheme = 0x0403): SignRequest => signRequestOf(Opcode.signMessage, encodeSignMessage({ scheme, message }))!;
 
 void describe('decide: a sidecar may have only TLS handshake signatures made, with its own key', () => {
   const ka = key();
@@ -120,6 +121,11 @@ void describe('decide: a sidecar may have only TLS handshake signatures made, wi
     ['a ServerKeyExchange with a group of the wrong length', Opcode.signMessage, ka.skiHex, whole(serverKeyExchange(0x17, 32)), /neither/],
     ['arbitrary bytes', Opcode.signMessage, ka.skiHex, whole(Buffer.from('pay 100 to mallory')), /the 18-byte message is neither/],
   ];
+  void it('a signing request whose content the caller did not pass: refused, not waved through', () => {
+    const d = decide(identityOf(`URI:${A}`, TD), Opcode.signMessage, ka.skiHex, grants);
+    assert.equal(d.allowed, false);
+    if (!d.allowed) assert.match(d.why, /did not say what is to be signed/);
+  });
   for (const [what, opcode, ski, request, want] of table) {
     void it(`${what}: ${want === true ? 'allowed' : 'refused as key not found'}`, () => {
       const d = decide(identityOf(`URI:${A}`, TD), opcode, ski, grants, request);
@@ -181,8 +187,9 @@ void describe('IdentityAuthorizer: counts, logs and limits per identity', () => 
     return { registry, lines, auth };
   };
   /** What the server does: admit, then report the answer. */
+  /** As a sidecar asks: whole CertificateVerify content through 0xC0 (pings carry nothing to sign). */
   const ask = (p: ReturnType<IdentityAuthorizer['forPeer']>, opcode: number, ski: string | undefined): number | undefined => {
-    const refused = p.admit(opcode, ski);
+    const refused = p.admit(opcode, ski, opcode === Opcode.ping ? undefined : whole(certificateVerify(32)));
     p.answered(opcode, ski, refused, 0.0002);
     return refused;
   };
@@ -194,23 +201,23 @@ void describe('IdentityAuthorizer: counts, logs and limits per identity', () => 
   void it('a cross-namespace request is refused in-band, counted as denied and logged with why', async () => {
     const { registry, lines, auth } = setup(0);
     const p = auth.forPeer(peer(`URI:${A}`));
-    assert.equal(ask(p, Opcode.ecdsaSignSha256, ka.skiHex), undefined);
-    assert.equal(ask(p, Opcode.ecdsaSignSha256, kb.skiHex), ErrorCode.keyNotFound);
-    assert.equal(await count(registry, { identity: A, opcode: 'ecdsaSignSha256', result: 'ok' }), 1);
-    assert.equal(await count(registry, { identity: A, opcode: 'ecdsaSignSha256', result: 'denied' }), 1);
+    assert.equal(ask(p, Opcode.signMessage, ka.skiHex), undefined);
+    assert.equal(ask(p, Opcode.signMessage, kb.skiHex), ErrorCode.keyNotFound);
+    assert.equal(await count(registry, { identity: A, opcode: 'signMessage', result: 'ok' }), 1);
+    assert.equal(await count(registry, { identity: A, opcode: 'signMessage', result: 'denied' }), 1);
     const denied = lines.find((l) => l.meta['result'] === 'denied');
     assert.equal(denied?.level, 'warn');
     assert.equal(denied?.meta['ski'], kb.skiHex);
     assert.match(String(denied?.meta['why']), new RegExp(`may sign only with key ${ka.skiHex}`));
     const ok = lines.find((l) => l.meta['result'] === 'ok');
-    assert.deepEqual({ ...ok?.meta, durationMs: undefined }, { identity: A, ski: ka.skiHex, opcode: 'ecdsaSignSha256', result: 'ok', durationMs: undefined });
+    assert.deepEqual({ ...ok?.meta, durationMs: undefined }, { identity: A, ski: ka.skiHex, opcode: 'signMessage', result: 'ok', durationMs: undefined });
     assert.equal(ok?.level, 'info');
   });
 
   void it('over the rate: refused with "rate limited", counted; every request counted, log lines bounded with the rest counted in', async () => {
     const { registry, lines, auth } = setup(5);
     const p = auth.forPeer(peer(`URI:${A}`));
-    const results = Array.from({ length: 20 }, () => ask(p, Opcode.ecdsaSignSha256, ka.skiHex));
+    const results = Array.from({ length: 20 }, () => ask(p, Opcode.signMessage, ka.skiHex));
     assert.equal(results.filter((r) => r === undefined).length, 5);
     assert.equal(results.filter((r) => r === ErrorCode.rateLimited).length, 15);
     assert.equal(await count(registry, { identity: A, result: 'rate_limited' }), 15);
@@ -218,7 +225,7 @@ void describe('IdentityAuthorizer: counts, logs and limits per identity', () => 
     // 3 lines a window per identity and result: 3 ok, 3 rate_limited.
     assert.equal(lines.length, 6);
     // B is not limited by A's use.
-    assert.equal(ask(auth.forPeer(peer(`URI:${B}`)), Opcode.ecdsaSignSha256, kb.skiHex), undefined);
+    assert.equal(ask(auth.forPeer(peer(`URI:${B}`)), Opcode.signMessage, kb.skiHex), undefined);
   });
 
   void it('opcode 0xC0 is authorized, rate limited and counted like the documented signing opcodes', async () => {
@@ -243,7 +250,7 @@ void describe('IdentityAuthorizer: counts, logs and limits per identity', () => 
     const { registry, auth } = setup(0);
     const p = auth.forPeer(peer(`URI:${CONTROLLER}`));
     assert.equal(ask(p, Opcode.ping, undefined), undefined);
-    assert.equal(ask(p, Opcode.ecdsaSignSha256, ka.skiHex), ErrorCode.keyNotFound);
+    assert.equal(ask(p, Opcode.signMessage, ka.skiHex), ErrorCode.keyNotFound);
     assert.equal(await count(registry, { identity: CONTROLLER }), 1);
   });
 
@@ -252,10 +259,10 @@ void describe('IdentityAuthorizer: counts, logs and limits per identity', () => 
     const registry = new Registry();
     const auth = new IdentityAuthorizer({ trustDomain: TD, grants, registry, rateLimit: new RateLimiter({ ratePerSecond: 0, now: () => 0 }) });
     const pa = auth.forPeer(peer(`URI:${A}`));
-    ask(pa, Opcode.ecdsaSignSha256, ka.skiHex);
-    ask(pa, Opcode.ecdsaSignSha256, kb.skiHex);
-    ask(auth.forPeer(peer(`URI:${B}`)), Opcode.ecdsaSignSha256, kb.skiHex);
-    ask(auth.forPeer(peer(`URI:${CONTROLLER}`)), Opcode.ecdsaSignSha256, ka.skiHex);
+    ask(pa, Opcode.signMessage, ka.skiHex);
+    ask(pa, Opcode.signMessage, kb.skiHex);
+    ask(auth.forPeer(peer(`URI:${B}`)), Opcode.signMessage, kb.skiHex);
+    ask(auth.forPeer(peer(`URI:${CONTROLLER}`)), Opcode.signMessage, ka.skiHex);
     const identities = async () => [...new Set((await registry.getSingleMetric('keyless_server_signatures_total')!.get()).values.map((v) => v.labels['identity']))].sort();
     auth.pruneRevoked();
     assert.deepEqual(await identities(), [A, B, CONTROLLER].sort(), 'nothing revoked: nothing removed');
@@ -263,10 +270,10 @@ void describe('IdentityAuthorizer: counts, logs and limits per identity', () => 
     auth.pruneRevoked();
     assert.deepEqual(await identities(), [B, CONTROLLER].sort());
     // A's open connection is now denied; that is counted (and tracked) again.
-    assert.equal(ask(pa, Opcode.ecdsaSignSha256, ka.skiHex), ErrorCode.keyNotFound);
+    assert.equal(ask(pa, Opcode.signMessage, ka.skiHex), ErrorCode.keyNotFound);
     assert.equal(await count(registry, { identity: A, result: 'denied' }), 1);
     grants.set(A, { key: ka, source: 'test' });
-    assert.equal(ask(pa, Opcode.ecdsaSignSha256, ka.skiHex), undefined);
+    assert.equal(ask(pa, Opcode.signMessage, ka.skiHex), undefined);
     grants.delete(A);
     auth.pruneRevoked();
     assert.deepEqual(await identities(), [B, CONTROLLER].sort(), 'series made from a cached child after a prune are removed too');
@@ -274,7 +281,7 @@ void describe('IdentityAuthorizer: counts, logs and limits per identity', () => 
 
   void it('clients without an identity share one metrics label', async () => {
     const { registry, auth } = setup(0);
-    ask(auth.forPeer(peer('DNS:a')), Opcode.ecdsaSignSha256, ka.skiHex);
+    ask(auth.forPeer(peer('DNS:a')), Opcode.signMessage, ka.skiHex);
     ask(auth.forPeer(peer('URI:spiffe://x/y')), Opcode.ping, undefined);
     assert.equal(await count(registry, { identity: UNIDENTIFIED, result: 'denied' }), 2);
   });
