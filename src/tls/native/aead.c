@@ -101,10 +101,17 @@ static int integer(napi_env env, napi_value v, double max, double *out) {
   return 1;
 }
 
+/* Marks the externals this addon made, so that no other external (another addon's) is ever
+ * taken for a cipher context. */
+static const napi_type_tag AEAD_TAG = { 0x6463a3ad5e0c4b1eULL, 0x9f2b7c1d4e8a6f35ULL };
+
 static aead_t *context(napi_env env, napi_value v) {
   void *data = NULL;
   napi_valuetype t;
-  if (napi_typeof(env, v, &t) != napi_ok || t != napi_external || napi_get_value_external(env, v, &data) != napi_ok || data == NULL) {
+  bool ours = false;
+  if (napi_typeof(env, v, &t) != napi_ok || t != napi_external ||
+      napi_check_object_type_tag(env, v, &AEAD_TAG, &ours) != napi_ok || !ours ||
+      napi_get_value_external(env, v, &data) != napi_ok || data == NULL) {
     napi_throw_type_error(env, "ERR_TLS_NATIVE_AEAD", "native AEAD: not a context");
     return NULL;
   }
@@ -182,6 +189,8 @@ static napi_value create(napi_env env, napi_callback_info info) {
     finalize(env, a, NULL);
     return fail(env, "native AEAD: napi_create_external failed");
   }
+  /* Tagging can only fail on an engine without type tags; the finalizer then frees `a`. */
+  if (napi_type_tag_object(env, out, &AEAD_TAG) != napi_ok) return fail(env, "native AEAD: napi_type_tag_object failed");
   return out;
 }
 
