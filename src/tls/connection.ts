@@ -110,6 +110,8 @@ export interface HandshakeHost {
   completeHandshake(traffic: TrafficState, info: HandshakeInfo): void;
   logSecret(label: string, clientRandom: Uint8Array, secret: Uint8Array | (() => Uint8Array)): void;
   emit(event: TlsEvent): void;
+  /** Sends a warning alert and carries on (TLS 1.2's no_renegotiation, RFC 5246 §7.2.2). */
+  warn(description: AlertDescription): void;
 }
 
 /**
@@ -125,7 +127,7 @@ export interface HostedHandshake {
   onHandshakeMessage(type: number, body: Uint8Array, raw: Uint8Array): void;
   onChangeCipherSpec(): void;
   /** A message after the handshake (expectsHandshake allowed it): handled or refused. */
-  onPostHandshakeMessage(type: number): void;
+  onPostHandshakeMessage(type: number, body: Uint8Array): void;
 }
 
 /**
@@ -335,7 +337,7 @@ export abstract class Connection<State extends HandshakeState = HandshakeState> 
 
   /** §4.6: messages after the handshake. KeyUpdate here; the subclass handles the rest. */
   private onPostHandshake(type: number, body: Uint8Array): void {
-    if (this.hosted) return this.hosted.onPostHandshakeMessage(type);
+    if (this.hosted) return this.hosted.onPostHandshakeMessage(type, body);
     if (type !== HandshakeType.key_update) return this.onPostHandshakeMessage(type, body);
     const request = decodeKeyUpdate(body);
     if (++this.keyUpdatesWithoutData > MAX_KEY_UPDATES_WITHOUT_DATA) {
@@ -401,6 +403,9 @@ export abstract class Connection<State extends HandshakeState = HandshakeState> 
       completeHandshake: (traffic, info) => this.completeHandshake(traffic, info),
       logSecret: (label, clientRandom, secret) => this.logSecret(label, clientRandom, secret),
       emit: (event) => this.emit(event),
+      warn: (description) => {
+        if (!this.writeClosed) this.sendAlert(AlertLevel.warning, description);
+      },
     };
   }
 

@@ -177,9 +177,11 @@ export const PEER_FAULTS = {
   MissingRenegotiationInfo: AlertDescription.handshake_failure,
   /** RFC 8422 §5.1.2: the client cannot take uncompressed points. */
   NoPointFormatsInCommon: AlertDescription.handshake_failure,
-  // no_renegotiation
-  /** RFC 5746: we never renegotiate; a ClientHello after the TLS 1.2 handshake is refused. */
-  RenegotiationRefused: AlertDescription.no_renegotiation,
+  /**
+   * We never renegotiate: each TLS 1.2 request gets a warning no_renegotiation (always a warning,
+   * RFC 5246 §7.2.2); a peer that asks again after MAX_REFUSED_RENEGOTIATIONS refusals is ended.
+   */
+  TooManyRenegotiationRequests: AlertDescription.handshake_failure,
   // inappropriate_fallback
   /** RFC 7507: TLS_FALLBACK_SCSV in a hello below the highest version we speak. */
   InappropriateFallback: AlertDescription.inappropriate_fallback,

@@ -176,11 +176,13 @@ void describe('our TLS 1.2 server with openssl, curl, node:tls and Go crypto/tls
     assert.match((await client('-tls1_2', '-cipher', 'ECDHE-ECDSA-AES128-SHA:AES128-GCM-SHA256')).output, /alert handshake failure/);
     assert.match((await client('-tls1_1', '-cipher', 'DEFAULT@SECLEVEL=0')).output, /alert protocol version/);
     assert.match((await client('-tls1_2', '-fallback_scsv')).output, /alert inappropriate fallback/);
-    // "R" on s_client's stdin asks the server to renegotiate.
-    const reneg = start('openssl', ['s_client', '-connect', `127.0.0.1:${port}`, '-servername', 'localhost', '-tls1_2', '-CAfile', pki.caCrt]);
+    // "R" on s_client's stdin asks the server to renegotiate: the refusal is a warning (RFC 5246
+    // §7.2.2), after which OpenSSL itself ends the connection with handshake_failure.
+    const reneg = start('openssl', ['s_client', '-connect', `127.0.0.1:${port}`, '-servername', 'localhost', '-tls1_2', '-CAfile', pki.caCrt, '-msg']);
     await reneg.waitFor(/Verify return code/);
     reneg.write('R\n');
-    await reneg.waitFor(/alert no renegotiation/);
+    await reneg.waitFor(/<<< TLS 1\.2, Alert \[length 0002\], warning no_renegotiation/);
+    assert.doesNotMatch(reneg.output(), /fatal no_renegotiation/);
     await reneg.stop();
     // 0x1 is SSL_OP_NO_EXTENDED_MASTER_SECRET in OpenSSL 3 (node:tls does not export the name).
     await assert.rejects(nodeGet(port, pki.caPem, { secureOptions: 0x1 }), /handshake failure/i);
@@ -269,6 +271,32 @@ void describe('our minimal TLS 1.2 client against openssl s_server', () => {
       } finally {
         await proc.stop();
       }
+    }
+  });
+
+  void it('answers openssl s_server\'s HelloRequest with a warning no_renegotiation, and reads on until the server ends it', { timeout: 60_000 }, async () => {
+    pki ??= await makePki();
+    // No -www: "r" on s_server's stdin sends a HelloRequest on the open connection.
+    const { proc, port } = await startOpensslServer(['-tls1_2', '-cert', pki.serverCrt, '-key', pki.serverKey, '-msg']);
+    try {
+      const s = await new Promise<TLSSocket>((resolve, reject) => {
+        const c = connectOurs({ host: '127.0.0.1', port, servername: 'localhost', ca: [pki.caPem], minVersion: 'TLSv1.2', maxVersion: 'TLSv1.2' }, () => resolve(c));
+        c.once('error', reject);
+      });
+      const ended = new Promise<Error | undefined>((resolve) => {
+        s.once('error', resolve);
+        s.once('close', () => resolve(undefined));
+      });
+      await proc.waitFor(/CIPHER is/);
+      proc.write('r\n');
+      await proc.waitFor(/<<< TLS 1\.2, Alert \[length 0002\], warning no_renegotiation/);
+      // OpenSSL ends a renegotiation it asked for and was refused (handshake_failure); the
+      // connection was ours to keep until then: our error is the alert we received, not one we sent.
+      const error = await ended;
+      assert.match(String(error), /peer sent fatal alert handshake_failure/);
+      assert.doesNotMatch(proc.output(), /unexpected_message|fatal no_renegotiation/);
+    } finally {
+      await proc.stop();
     }
   });
 });

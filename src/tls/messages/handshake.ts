@@ -54,6 +54,7 @@ export function maxHandshakeBody(type: number): number {
     case HandshakeType.server_key_exchange:
     case HandshakeType.server_hello_done:
     case HandshakeType.client_key_exchange:
+    case HandshakeType.hello_request: // empty (RFC 5246 §7.4.1.1); a body is decode_error at the TLS 1.2 client
       return MAX_HANDSHAKE_BODY;
     default:
       return 0;

@@ -8,6 +8,8 @@
  *                <--  ServerHello, Certificate, ServerKeyExchange, ServerHelloDone
  *   ClientKeyExchange, [ChangeCipherSpec], Finished  -->
  *                <--  [ChangeCipherSpec], Finished
+ *
+ * A HelloRequest after the handshake gets a warning no_renegotiation (./renegotiation.ts).
  */
 import type { HandshakeHost, HandshakeMode } from '../connection.js';
 import { HandshakeType } from '../constants.js';
@@ -32,6 +34,7 @@ import {
 import { extendedMasterSecret, finishedVerifyData12, keyBlock } from './prf.js';
 import { tls12TrafficState, type Negotiated } from './negotiated.js';
 import { Tls12RecordOpener, Tls12RecordSealer } from './record.js';
+import { RenegotiationRefusal } from './renegotiation.js';
 
 interface Keyed extends Negotiated {
   readonly group: number;
@@ -60,6 +63,7 @@ const EXPECTED: Record<Tls12ClientState['kind'], number | undefined> = {
 
 export class Tls12ClientHandshake {
   private state: Tls12ClientState;
+  private readonly renegotiation: RenegotiationRefusal;
 
   /** `transcript` holds our ClientHello (not started); `serverHelloRaw` is the ServerHello that chose TLS 1.2. */
   constructor(
@@ -71,6 +75,7 @@ export class Tls12ClientHandshake {
     serverHelloBody: Uint8Array,
     serverHelloRaw: Uint8Array,
   ) {
+    this.renegotiation = new RenegotiationRefusal(host);
     const sh = decodeServerHello12(serverHelloBody);
     const suite = config.tls12Suites.find((s) => s.id === sh.cipherSuite);
     if (!suite) throw new PeerMisbehaved('SelectedUnofferedCipherSuite', 'server selected a TLS 1.2 suite we did not offer');
@@ -97,6 +102,8 @@ export class Tls12ClientHandshake {
   }
 
   expectsHandshake(type: number): boolean {
+    // After the handshake a HelloRequest may come (RFC 5246 §7.4.1.1: "at any time"), for its warning.
+    if (this.state.kind === 'Connected') return type === HandshakeType.hello_request;
     return EXPECTED[this.state.kind] === type;
   }
 
@@ -124,9 +131,11 @@ export class Tls12ClientHandshake {
     this.state = { kind: 'ExpectFinished', hs: s.hs };
   }
 
-  /** A HelloRequest or anything else after the handshake: we never renegotiate. */
-  onPostHandshakeMessage(type: number): void {
-    throw new PeerMisbehaved('UnexpectedHandshakeMessage', `TLS 1.2: handshake message ${type} after the handshake`);
+  /** After the handshake only a HelloRequest can arrive (expectsHandshake): we never renegotiate. */
+  onPostHandshakeMessage(type: number, body: Uint8Array): void {
+    if (type !== HandshakeType.hello_request) throw new PeerMisbehaved('UnexpectedHandshakeMessage', `TLS 1.2: handshake message ${type} after the handshake`);
+    if (body.length !== 0) throw new DecodeError(`HelloRequest of ${body.length} bytes (it is empty)`);
+    this.renegotiation.refuse('HelloRequest');
   }
 
   private onCertificate(hs: Negotiated, body: Uint8Array, raw: Uint8Array): void {

@@ -12,7 +12,7 @@
  *
  * One method per flight, as Go's handshake_server.go. What we insist on: ECDHE with an AEAD,
  * the extended master secret (a client without it is refused), no renegotiation (a ClientHello
- * after the handshake gets no_renegotiation). Delegated credentials are TLS 1.3 only (RFC 9345
+ * after the handshake gets a warning no_renegotiation, ./renegotiation.ts). Delegated credentials are TLS 1.3 only (RFC 9345
  * §4): extension 34 is hidden from the credential hook, which then gives the certificate.
  * The ServerKeyExchange is signed through the `Signer` (a keyless one may answer later).
  */
@@ -43,6 +43,7 @@ import {
 import { extendedMasterSecret, finishedVerifyData12, keyBlock, type Tls12TrafficKeys } from './prf.js';
 import { tls12TrafficState, type Negotiated } from './negotiated.js';
 import { Tls12RecordOpener, Tls12RecordSealer } from './record.js';
+import { RenegotiationRefusal } from './renegotiation.js';
 import { tls12SuiteParams, type Tls12SuiteParams } from './suites.js';
 
 /** After ServerHelloDone: our ephemeral key waits for the client's. */
@@ -70,11 +71,14 @@ type Tls12ServerState =
 
 export class Tls12ServerHandshake {
   private state: Tls12ServerState = { kind: 'SendingFlight' };
+  private readonly renegotiation: RenegotiationRefusal;
 
   constructor(
     private readonly config: ServerConfig,
     private readonly host: HandshakeHost,
-  ) {}
+  ) {
+    this.renegotiation = new RenegotiationRefusal(host);
+  }
 
   get stateName(): Tls12ServerState['kind'] {
     return this.state.kind;
@@ -92,7 +96,7 @@ export class Tls12ServerHandshake {
       case 'ExpectFinished':
         return type === HandshakeType.finished;
       case 'Connected':
-        // Let a renegotiation attempt reach onPostHandshakeMessage for its own alert.
+        // Let a renegotiation attempt reach onPostHandshakeMessage for its warning.
         return type === HandshakeType.client_hello;
       case 'ExpectChangeCipherSpec':
       case 'SendingFlight':
@@ -115,9 +119,12 @@ export class Tls12ServerHandshake {
     this.state = { kind: 'ExpectFinished', hs: s.hs };
   }
 
-  /** After the handshake only a ClientHello can arrive (expectsHandshake): RFC 5746, refused. */
+  /**
+   * After the handshake only a ClientHello can arrive (expectsHandshake): a renegotiation,
+   * refused with a warning; it is not even decoded, as nothing of it is used.
+   */
   onPostHandshakeMessage(type: number): void {
-    if (type === HandshakeType.client_hello) throw new PeerMisbehaved('RenegotiationRefused', 'TLS 1.2 renegotiation is not supported');
+    if (type === HandshakeType.client_hello) return this.renegotiation.refuse('ClientHello');
     throw new PeerMisbehaved('UnexpectedHandshakeMessage', `TLS 1.2: handshake message ${type} after the handshake`);
   }
 

@@ -6,7 +6,7 @@ import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { ClientConnection, type ClientOptions } from '../../../src/tls/client.js';
 import { ServerConfig, ServerConnection, type ServerOptions } from '../../../src/tls/server.js';
-import { AlertDescription as A } from '../../../src/tls/alerts.js';
+import { AlertDescription as A, AlertLevel } from '../../../src/tls/alerts.js';
 import { CipherSuite, ContentType, HandshakeType, NamedGroup, SignatureScheme } from '../../../src/tls/constants.js';
 import type { TlsEvent } from '../../../src/tls/connection.js';
 import { AlertReceived, PeerMisbehaved, type PeerFault } from '../../../src/tls/errors.js';
@@ -14,9 +14,12 @@ import { generateKeyShare } from '../../../src/tls/key-exchange.js';
 import { Transcript } from '../../../src/tls/key-schedule.js';
 import { decodeClientHello, encodeHandshake, frameHandshake, writeClientHello, type ClientHello, type ClientHelloExtensions } from '../../../src/tls/messages/index.js';
 import { createKeySigner, type Signer } from '../../../src/tls/signer.js';
-import { decodeServerKeyExchange } from '../../../src/tls/tls12/messages.js';
+import { decodeServerHello12, decodeServerKeyExchange } from '../../../src/tls/tls12/messages.js';
 import { extendedMasterSecret, finishedVerifyData12, keyBlock } from '../../../src/tls/tls12/prf.js';
 import { Tls12RecordSealer } from '../../../src/tls/tls12/record.js';
+import { MAX_REFUSED_RENEGOTIATIONS } from '../../../src/tls/tls12/renegotiation.js';
+import type { RecordLayer } from '../../../src/tls/record-layer.js';
+import type { RecordUnprotector } from '../../../src/tls/record.js';
 import { tls12SuiteParams } from '../../../src/tls/tls12/suites.js';
 import { doHandshake, Endpoint, pump, splitRecords, transfer, type Pair, assertConnected } from './pair.js';
 import { testPki, type KeyType } from './pki.js';
@@ -200,13 +203,11 @@ void describe('TLS 1.2 refusals, each with its fault and alert', () => {
     assert.deepEqual(refusalAfter(s.conn, ...s.flight(new Uint8Array(12).fill(1))), { alert: A.decrypt_error, fault: 'IncorrectFinished' });
   });
 
-  void test('a right Finished completes the handshake; a ClientHello afterwards (renegotiation): no_renegotiation', async () => {
+  void test('a right Finished completes the handshake', async () => {
     const s = await scripted();
     const events = s.flight().flatMap((r) => s.conn.feed(r).events);
     assert.equal(events.find((e) => e.type === 'error'), undefined);
     assert.equal(events.filter((e) => e.type === 'handshake').length, 1);
-    const renegotiation = s.sealer().seal(ContentType.handshake, hello12());
-    assert.deepEqual(refusalAfter(s.conn, renegotiation), { alert: A.no_renegotiation, fault: 'RenegotiationRefused' });
   });
 
   void test('a ChangeCipherSpec before ClientKeyExchange: unexpected_message', async () => {
@@ -343,4 +344,93 @@ void test('TLS 1.2: the same refusal through an async credential hook keeps its 
   );
   assert.equal(pair.server.error?.sentAlert, A.handshake_failure);
   assert.equal(pair.server.error?.error instanceof PeerMisbehaved && pair.server.error.error.fault, 'NoSignatureSchemesInCommon');
+});
+
+// --- renegotiation: refused with a warning, the connection carries on (RFC 5246 §7.2.2, RFC 5746) ----
+
+/** A connection's record layer: the tests below send through one side's current keys. */
+function recordsOf(e: Endpoint): RecordLayer {
+  return (e.conn as unknown as { records: RecordLayer }).records;
+}
+
+/**
+ * Has `from` send a handshake message after the handshake (what our own endpoints never do) and
+ * feeds the record to the peer; returns the peer's reply records opened with `from`'s read keys.
+ */
+function sendAfterHandshake(pair: Pair, from: 'client' | 'server', message: Uint8Array): { type: number; content: Buffer }[] {
+  const sender = from === 'client' ? pair.client : pair.server;
+  const receiver = from === 'client' ? pair.server : pair.client;
+  recordsOf(sender).queueHandshake(message);
+  const reply = receiver.conn.feed(Buffer.concat(recordsOf(sender).takeOutput()));
+  receiver.events.push(...reply.events);
+  const reader = (recordsOf(sender) as unknown as { reader: RecordUnprotector }).reader;
+  return splitRecords(Buffer.concat(reply.output)).map((r) => reader.openIn(r, 0, r.length));
+}
+
+const WARNING_NO_RENEGOTIATION = { type: ContentType.alert, content: Buffer.of(AlertLevel.warning, A.no_renegotiation) };
+
+void describe('TLS 1.2 renegotiation is refused with a warning (RFC 5246 §7.2.2) and the connection carries on', () => {
+  void test('the server answers a ClientHello after the handshake with a warning no_renegotiation, then data flows both ways', async () => {
+    const pair = await connect12();
+    assertConnected(pair);
+    assert.deepEqual(sendAfterHandshake(pair, 'client', hello12()), [WARNING_NO_RENEGOTIATION]);
+    assert.equal(pair.server.error, undefined, String(pair.server.error?.error));
+    assert.equal((await transfer(pair, 'client', Buffer.from('after'))).toString(), 'after');
+    assert.equal((await transfer(pair, 'server', Buffer.from('reply'))).toString(), 'reply');
+  });
+
+  void test('the client answers a HelloRequest with a warning no_renegotiation, then data flows both ways', async () => {
+    const pair = await connect12();
+    assertConnected(pair);
+    assert.deepEqual(sendAfterHandshake(pair, 'server', frameHandshake(HandshakeType.hello_request, new Uint8Array(0))), [WARNING_NO_RENEGOTIATION]);
+    assert.equal(pair.client.error, undefined, String(pair.client.error?.error));
+    assert.equal((await transfer(pair, 'server', Buffer.from('after'))).toString(), 'after');
+    assert.equal((await transfer(pair, 'client', Buffer.from('reply'))).toString(), 'reply');
+  });
+
+  for (const [from, message, name] of [
+    ['client', () => hello12(), 'ClientHellos'],
+    ['server', () => frameHandshake(HandshakeType.hello_request, new Uint8Array(0)), 'HelloRequests'],
+  ] as const) {
+    void test(`${MAX_REFUSED_RENEGOTIATIONS} ${name} get warnings; one more ends the connection with handshake_failure`, async () => {
+      const pair = await connect12();
+      const peer = from === 'client' ? pair.server : pair.client;
+      for (let i = 0; i < MAX_REFUSED_RENEGOTIATIONS; i++) assert.deepEqual(sendAfterHandshake(pair, from, message()), [WARNING_NO_RENEGOTIATION], `request ${i + 1}`);
+      assert.equal(peer.error, undefined);
+      const last = sendAfterHandshake(pair, from, message());
+      assert.deepEqual(last, [{ type: ContentType.alert, content: Buffer.of(AlertLevel.fatal, A.handshake_failure) }]);
+      const failure = peer.ofType('error')[0]?.error;
+      assert.equal(failure instanceof PeerMisbehaved && failure.fault, 'TooManyRenegotiationRequests');
+    });
+  }
+
+  void test('RFC 5746 §3.6: the server echoes an empty renegotiation_info for the extension or the SCSV alone, and none without either', async () => {
+    const withoutRi = { renegotiationInfo: undefined } as Partial<ClientHelloExtensions>;
+    const suites = { cipherSuites: [CipherSuite.TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256, CipherSuite.TLS_EMPTY_RENEGOTIATION_INFO_SCSV] };
+    const riOf = async (hello: Uint8Array) => decodeServerHello12((await scripted(undefined, hello)).serverMessages[0]!.subarray(4)).renegotiationInfo?.length;
+    assert.equal(await riOf(hello12()), 0);
+    assert.equal(await riOf(hello12(withoutRi, suites)), 0);
+    assert.equal(await riOf(hello12(withoutRi)), undefined);
+  });
+
+  void test('a HelloRequest with a body: decode_error', async () => {
+    const pair = await connect12();
+    const reply = sendAfterHandshake(pair, 'server', frameHandshake(HandshakeType.hello_request, new Uint8Array(1)));
+    assert.deepEqual(reply, [{ type: ContentType.alert, content: Buffer.of(AlertLevel.fatal, A.decode_error) }]);
+  });
+
+  void test('a HelloRequest during the handshake is still unexpected_message at the client', async () => {
+    // The ServerHello flight with a HelloRequest put in front of ServerHelloDone.
+    const hr = frameHandshake(HandshakeType.hello_request, new Uint8Array(0));
+    const insert = (from: 'client' | 'server', bytes: Uint8Array): Uint8Array => {
+      if (from !== 'server' || bytes[0] !== ContentType.handshake) return bytes;
+      const msgs = handshakeMessages([bytes]);
+      if (!msgs.some((m) => m[0] === HandshakeType.server_hello_done)) return bytes;
+      const body = Buffer.concat(msgs.flatMap((m) => (m[0] === HandshakeType.server_hello_done ? [hr, m] : [m])));
+      return record(ContentType.handshake, body);
+    };
+    const pair = { client: new Endpoint(new ClientConnection(await clientOptions())), server: new Endpoint(new ServerConnection(await serverOptions())) };
+    await pump(pair, insert);
+    assert.equal(pair.client.error?.sentAlert, A.unexpected_message);
+  });
 });
