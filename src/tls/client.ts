@@ -52,7 +52,7 @@ import { sessionUsable, type TlsSession } from './session.js';
 import { certificateVerifyContent } from './signature-schemes.js';
 import { DEFAULT_CIPHER_SUITES, suiteParams, type SuiteParams } from './suites.js';
 import { Tls12ClientHandshake } from './tls12/client.js';
-import { DEFAULT_TLS12_CIPHER_SUITES, tls12SuiteParams, type Tls12SuiteParams } from './tls12/suites.js';
+import { DEFAULT_TLS12_CIPHER_SUITES, TLS12_GROUPS, tls12SuiteParams, type Tls12SuiteParams } from './tls12/suites.js';
 import { checkServerVersion, enabledVersions, serverHelloVersion, type TlsVersionName } from './version.js';
 
 export interface ClientOptions {
@@ -131,6 +131,9 @@ export class ClientConfig {
           return s;
         })
       : [];
+    if (!this.versions.includes(ProtocolVersion.TLS1_3) && !this.groups.some((g) => TLS12_GROUPS.includes(g))) {
+      throw new TypeError('TLS 1.2 alone needs x25519, secp256r1 or secp384r1 in groups (the post-quantum hybrids are TLS 1.3 only)');
+    }
   }
 
   now(): Date {
@@ -276,7 +279,8 @@ export class ClientConnection extends Connection<ClientState> {
       legacyCompressionMethods: Uint8Array.of(0),
       extensions: {
         ...(sni !== undefined ? { serverName: sni } : {}),
-        supportedGroups: this.config.groups,
+        // TLS 1.2 alone: only its ECDHE groups (the hybrids are TLS 1.3 only).
+        supportedGroups: tls13 ? this.config.groups : this.config.groups.filter((g) => TLS12_GROUPS.includes(g)),
         signatureAlgorithms: this.config.signatureAlgorithms,
         supportedVersions: this.config.versions,
         ...(tls13 ? { keyShares: shares.map((s) => ({ group: s.group, keyExchange: s.publicKey })), pskKeyExchangeModes: [PskKeyExchangeMode.psk_dhe_ke] } : {}),

@@ -35,6 +35,7 @@ import { extendedMasterSecret, finishedVerifyData12, keyBlock } from './prf.js';
 import { tls12TrafficState, type Negotiated } from './negotiated.js';
 import { Tls12RecordOpener, Tls12RecordSealer } from './record.js';
 import { RenegotiationRefusal } from './renegotiation.js';
+import { TLS12_GROUPS } from './suites.js';
 
 interface Keyed extends Negotiated {
   readonly group: number;
@@ -161,7 +162,10 @@ export class Tls12ClientHandshake {
   /** RFC 8422 §5.4: a group we offered, a scheme we offered that fits the suite, a valid signature. */
   private onServerKeyExchange(hs: Negotiated, peer: AuthenticatedPeer, body: Uint8Array, raw: Uint8Array): void {
     const ske = decodeServerKeyExchange(body);
-    if (!this.config.groups.includes(ske.group)) throw new PeerMisbehaved('SelectedUnofferedGroup', `server chose group ${ske.group}, which we did not offer`);
+    // Our supported_groups may list hybrids for TLS 1.3; for TLS 1.2 we offered only its ECDHE groups.
+    if (!this.config.groups.includes(ske.group) || !TLS12_GROUPS.includes(ske.group)) {
+      throw new PeerMisbehaved('SelectedUnofferedGroup', `server chose group 0x${ske.group.toString(16)} for TLS 1.2 ECDHE, which we did not offer (x25519, P-256, P-384 only)`);
+    }
     const kind = schemeParams(ske.scheme)?.kind;
     const fits = hs.suite.auth === 'ecdsa' ? kind === 'ecdsa' : kind === 'rsa-pss' || kind === 'rsa-pkcs1';
     if (!this.config.signatureAlgorithms.includes(ske.scheme) || !fits) {

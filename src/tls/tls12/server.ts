@@ -44,7 +44,7 @@ import { extendedMasterSecret, finishedVerifyData12, keyBlock, type Tls12Traffic
 import { tls12TrafficState, type Negotiated } from './negotiated.js';
 import { Tls12RecordOpener, Tls12RecordSealer } from './record.js';
 import { RenegotiationRefusal } from './renegotiation.js';
-import { tls12SuiteParams, type Tls12SuiteParams } from './suites.js';
+import { TLS12_GROUPS, tls12SuiteParams, type Tls12SuiteParams } from './suites.js';
 
 /** After ServerHelloDone: our ephemeral key waits for the client's. */
 interface AwaitingKeyExchange extends Negotiated {
@@ -361,9 +361,6 @@ export class Tls12ServerHandshake {
     );
   }
 }
-
-/** The groups TLS 1.2 ECDHE may use here (RFC 8422 named curves and x25519, RFC 8422 §5.1.1). */
-const TLS12_GROUPS: readonly number[] = [NamedGroup.x25519, NamedGroup.secp256r1, NamedGroup.secp384r1];
 
 /** RFC 5246 / 7627 / 5746 / 8422: what every TLS 1.2 ClientHello must satisfy here. */
 function checkClientHello12(hello: ClientHello): void {

@@ -3,7 +3,7 @@
  * AEADs of TLS 1.3 (RFC 5289 AES-GCM, RFC 7905 ChaCha20-Poly1305). No CBC, no RSA key transport,
  * no static (EC)DH: a client that offers only those gets handshake_failure.
  */
-import { CipherSuite } from '../constants.js';
+import { CipherSuite, NamedGroup } from '../constants.js';
 import type { SuiteParams } from '../suites.js';
 
 export interface Tls12SuiteParams extends SuiteParams {
@@ -55,3 +55,11 @@ export const DEFAULT_TLS12_CIPHER_SUITES: readonly number[] = [...TLS12_SUITES.k
 export function tls12SuiteParams(id: number): Tls12SuiteParams | undefined {
   return TLS12_SUITES.get(id);
 }
+
+/**
+ * The groups TLS 1.2 ECDHE runs on here (RFC 8422 §5.1.1 named curves and x25519). The hybrid
+ * post-quantum groups are TLS 1.3 only (draft-ietf-tls-ecdhe-mlkem defines them for TLS 1.3's
+ * key_share; a KEM has no ServerECDHParams/ClientKeyExchange form): a TLS 1.2 server never picks
+ * one, and our TLS 1.2 client refuses a ServerKeyExchange that names one (illegal_parameter).
+ */
+export const TLS12_GROUPS: readonly number[] = [NamedGroup.x25519, NamedGroup.secp256r1, NamedGroup.secp384r1];

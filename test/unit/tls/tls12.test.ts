@@ -434,3 +434,52 @@ void describe('TLS 1.2 renegotiation is refused with a warning (RFC 5246 §7.2.2
     assert.equal(pair.client.error?.sentAlert, A.unexpected_message);
   });
 });
+
+// --- the hybrid post-quantum groups are TLS 1.3 only ----------------------------------------------------
+
+void describe('TLS 1.2 never uses a hybrid post-quantum group', () => {
+  const hybrids = [NamedGroup.X25519MLKEM768, NamedGroup.SecP256r1MLKEM768];
+
+  for (const hybrid of hybrids) {
+    void test(`our client refuses a ServerKeyExchange naming 0x${hybrid.toString(16)} with illegal_parameter, though its supported_groups lists it for TLS 1.3`, async () => {
+      // A server that picks the hybrid for TLS 1.2: the ServerKeyExchange's named group rewritten
+      // (the group is checked before the signature, which no longer verifies).
+      const rename = (from: 'client' | 'server', bytes: Uint8Array): Uint8Array => {
+        if (from !== 'server' || bytes[0] !== ContentType.handshake) return bytes;
+        const msgs = handshakeMessages([bytes]);
+        if (!msgs.some((m) => m[0] === HandshakeType.server_key_exchange)) return bytes;
+        for (const m of msgs) if (m[0] === HandshakeType.server_key_exchange) Buffer.from(m.buffer, m.byteOffset, m.length).writeUInt16BE(hybrid, 5);
+        return record(ContentType.handshake, Buffer.concat(msgs));
+      };
+      const client = new ClientConnection(await clientOptions({ maxVersion: 'TLSv1.3', groups: [hybrid, NamedGroup.x25519, NamedGroup.secp256r1] }));
+      const pair = { client: new Endpoint(client), server: new Endpoint(new ServerConnection(await serverOptions({ maxVersion: 'TLSv1.2' }))) };
+      await pump(pair, rename);
+      assert.equal(pair.client.error?.sentAlert, A.illegal_parameter);
+      assert.equal(pair.client.error?.error instanceof PeerMisbehaved && pair.client.error.error.fault, 'SelectedUnofferedGroup');
+    });
+  }
+
+  void test('our server picks an ECDHE group for TLS 1.2 even when the client lists the hybrids first and the server prefers them', async () => {
+    for (const hybrid of hybrids) {
+      const s = await scripted(await server12({ groups: [hybrid, NamedGroup.secp256r1, NamedGroup.x25519] }), hello12({ supportedGroups: [hybrid, NamedGroup.secp256r1, NamedGroup.x25519] }));
+      assert.equal(decodeServerKeyExchange(s.serverMessages[2]!.subarray(4)).group, NamedGroup.secp256r1);
+    }
+  });
+
+  void test('our server refuses a TLS 1.2 client that lists only hybrid groups: handshake_failure', async () => {
+    // An RSA certificate: with ECDSA the missing curve would refuse the certificate first.
+    const ch = hello12({ supportedGroups: hybrids, signatureAlgorithms: [SignatureScheme.rsa_pss_rsae_sha256] }, { cipherSuites: [CipherSuite.TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256] });
+    const server = new ServerConnection(await serverOptions({ groups: [...hybrids, NamedGroup.x25519] }, 'rsa'));
+    assert.deepEqual(refusalAfter(server, record(ContentType.handshake, ch)), { alert: A.handshake_failure, fault: 'NoKeyExchangeGroupsInCommon' });
+  });
+
+  void test('our TLS 1.2-only ClientHello lists no hybrid group; offering TLS 1.3 too, it lists them', async () => {
+    const groupsOffered = async (options: Partial<ClientOptions>) => {
+      const out = new ClientConnection(await clientOptions(options)).poll().output;
+      return decodeClientHello(handshakeMessages(out)[0]!.subarray(4)).extensions.supportedGroups;
+    };
+    assert.deepEqual(await groupsOffered({}), [NamedGroup.x25519, NamedGroup.secp256r1, NamedGroup.secp384r1]);
+    assert.deepEqual(await groupsOffered({ maxVersion: 'TLSv1.3' }), [NamedGroup.X25519MLKEM768, NamedGroup.x25519, NamedGroup.SecP256r1MLKEM768, NamedGroup.secp256r1, NamedGroup.secp384r1]);
+    await assert.rejects(groupsOffered({ groups: hybrids }), /TLS 1\.2 alone needs x25519, secp256r1 or secp384r1/);
+  });
+});
