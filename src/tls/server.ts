@@ -353,17 +353,24 @@ export class ServerConnection extends Connection<ServerState> {
   }
 
   /**
-   * The group whose share we answer; undefined means HelloRetryRequest for `retryGroup(hello)`.
-   * A post-quantum group the client lists wins even without a share (a retry costs a round trip,
-   * a classical secret can be recorded now and broken later); otherwise our most preferred group
-   * the client sent a share for. Go 1.26's server makes the same choice
-   * (draft-ietf-tls-key-share-prediction §4); the cost is measured in bench/results/pq.md.
+   * The group whose share we answer; undefined means HelloRetryRequest for the group
+   * `sendHelloRetryRequest` names. In order:
+   * 1. a post-quantum group the client sent a share for (our most preferred of those): no retry,
+   *    even when the client lists a hybrid we prefer without a share (a retry would buy nothing
+   *    but a round trip: both are post-quantum);
+   * 2. a post-quantum group both sides list but the client sent no hybrid share: a retry for it
+   *    (a retry costs a round trip, a classical secret can be recorded now and broken later).
+   *    Go 1.26's server makes the same choice (draft-ietf-tls-key-share-prediction §4); the cost
+   *    is measured in bench/results/pq.md;
+   * 3. otherwise our most preferred group the client sent a share for; a retry only when no
+   *    share is for a group we accept.
    */
   private chooseKeyShareGroup(hello: ClientHello): number | undefined {
     const shares = hello.extensions.keyShares ?? [];
     const hasShare = (g: number): boolean => shares.some((s) => s.group === g);
-    const pq = this.preferredPostQuantumGroup(hello);
-    if (pq !== undefined) return hasShare(pq) ? pq : undefined;
+    const postQuantumShare = this.config.groups.find((g) => isPostQuantumGroup(g) && hasShare(g));
+    if (postQuantumShare !== undefined) return postQuantumShare;
+    if (this.preferredPostQuantumGroup(hello) !== undefined) return undefined;
     return this.config.groups.find(hasShare);
   }
 

@@ -3,7 +3,7 @@ import assert from 'node:assert/strict';
 import { ClientConfig, ClientConnection, type ClientOptions } from '../../../src/tls/client.js';
 import { ServerConfig, ServerConnection, type ServerOptions } from '../../../src/tls/server.js';
 import { AlertDescription } from '../../../src/tls/alerts.js';
-import { CipherSuite, ExtensionType, NamedGroup, SignatureScheme } from '../../../src/tls/constants.js';
+import { CipherSuite, ExtensionType, NamedGroup, SignatureScheme, namedGroupName } from '../../../src/tls/constants.js';
 import { AlertReceived, IllegalParameter, PeerMisbehaved } from '../../../src/tls/errors.js';
 import { createKeySigner, type Signer } from '../../../src/tls/signer.js';
 import type { TlsSession } from '../../../src/tls/session.js';
@@ -155,6 +155,42 @@ void describe('post-quantum key exchange: which group the server takes', () => {
     assert.equal(clientInfo(pair).group, NamedGroup.x25519);
     assert.equal(clientInfo(pair).helloRetryRequest, false);
   });
+});
+
+void describe('post-quantum key exchange: the group for each (client groups, client shares), and whether it took a retry', () => {
+  const { X25519MLKEM768: X_MLKEM, SecP256r1MLKEM768: P_MLKEM, x25519: X, secp256r1: P256, secp384r1: P384 } = NamedGroup;
+  // [client supported_groups, client key shares, server groups (undefined: default), group, retry]
+  const table: [number[], number[], number[] | undefined, number, boolean][] = [
+    // A hybrid share is used, whichever hybrid we prefer: no retry for X25519MLKEM768 without a share.
+    [[X_MLKEM, P_MLKEM, X], [P_MLKEM], undefined, P_MLKEM, false],
+    [[X_MLKEM, P_MLKEM, X], [P_MLKEM, X], undefined, P_MLKEM, false],
+    [[P_MLKEM, X_MLKEM, X], [X_MLKEM, P_MLKEM], undefined, X_MLKEM, false],
+    [[X_MLKEM, X], [X_MLKEM, X], undefined, X_MLKEM, false],
+    [[X, X_MLKEM], [X, X_MLKEM], undefined, X_MLKEM, false],
+    // Only classical shares while both list a hybrid: a retry for our preferred common hybrid (policy).
+    [[X_MLKEM, X], [X], undefined, X_MLKEM, true],
+    [[P_MLKEM, X], [X], undefined, P_MLKEM, true],
+    [[X_MLKEM, P_MLKEM, X], [X], undefined, X_MLKEM, true],
+    // Classical only: any share for a group we accept, our preference among shares, no retry.
+    [[X, P256], [P256], undefined, P256, false],
+    [[X, P256], [X, P256], undefined, X, false],
+    [[P384], [P384], undefined, P384, false],
+    [[X, P256], [], undefined, X, true],
+    // A server without hybrids takes the classical share; one without that share's group retries.
+    [[X_MLKEM, X], [X_MLKEM, X], [X, P256], X, false],
+    [[X_MLKEM, P256], [X_MLKEM], [X, P256], P256, true],
+    // A server preferring SecP256r1MLKEM768 still takes the X25519MLKEM768 share it has.
+    [[X_MLKEM, P_MLKEM], [X_MLKEM], [P_MLKEM, X_MLKEM, X], X_MLKEM, false],
+  ];
+  const name = (g: number): string => namedGroupName(g);
+  for (const [groups, shares, serverGroups, group, retry] of table) {
+    void test(`groups [${groups.map(name).join(', ')}], shares [${shares.map(name).join(', ')}]${serverGroups ? `, server [${serverGroups.map(name).join(', ')}]` : ''}: ${name(group)}${retry ? ' after a retry' : ''}`, async () => {
+      const pair = await connect(serverGroups ? { groups: serverGroups } : {}, { groups, keyShareGroups: shares });
+      assertConnected(pair);
+      assert.equal(serverInfo(pair).group, group);
+      assert.equal(clientInfo(pair).helloRetryRequest, retry);
+    });
+  }
 });
 
 void describe('HelloRetryRequest', () => {
