@@ -4,21 +4,27 @@
 // own key server).
 //
 // Watches (list+watch, restartable: src/operator/informer.ts) DelegatedCredentials,
-// DelegationSigners, ClusterDelegationSigners, Namespaces (labels, for namespaceSelectors) and
-// Secrets (metadata only: name and resourceVersion; the data is dropped on arrival). A change of
-// any of them queues the DelegatedCredentials that depend on it; one worker then re-plans each with
+// DelegationSigners, ClusterDelegationSigners, Namespaces (labels, for namespaceSelectors) and the
+// Secrets a grant can need, narrowed as the controller narrows its own: certificate Secrets by
+// type (kubernetes.io/tls, a field selector) in the watched namespaces, and each in-cluster
+// signer's key Secret by name (one watch per key Secret, as src/operator/key-secrets.ts). The
+// Secret watches ask the apiserver for metadata only (secret-metadata.ts), so no Secret's data
+// reaches this process but the two a grant is built from, read by GET; the store keeps names.
+// A change of any of them queues the DelegatedCredentials that depend on it; one worker then re-plans each with
 // the operator's own rules (planSigner, clusterSignerAccess: a ClusterDelegationSigner serves only
 // the namespaces its namespaceSelector selects, deny by default), reads the Secrets it needs with a
 // targeted GET, and swaps the grant only when the new key is valid and belongs to the certificate.
 import type { V1Namespace, V1Secret } from '@kubernetes/client-node';
+import { CERTIFICATE_SECRET_SELECTOR } from '../operator/certificate-secrets.js';
+import { KeySecretWatches, keySecretOf } from '../operator/key-secrets.js';
 import type { DelegatedCredential, DelegationSigner } from '../operator/api/v1alpha1.js';
 import { RESOURCES } from '../operator/api/v1alpha1.js';
 import { sidecarIdentityUri } from '../operator/api/serving-bundle.js';
 import type { Clock } from '../operator/clock.js';
 import { ReverseIndex } from '../operator/controller.js';
 import { ReconcileFailure } from '../operator/failures.js';
-import { Informer, NamespacedInformers, objectKey } from '../operator/informer.js';
-import type { KubeClient } from '../operator/kube.js';
+import { Informer, NamespacedInformers, objectKey, type ListWatchSource } from '../operator/informer.js';
+import type { KubeClient, Selector } from '../operator/kube.js';
 import type { Listers, Logger } from '../operator/ports.js';
 import { WorkQueue } from '../operator/queue.js';
 import { planSigner, signerIdOf } from '../operator/signers.js';
@@ -37,6 +43,11 @@ export interface ClusterKeysOptions {
   readonly clusterResourceNamespace: string;
   /** Called after a grant was set or revoked (the signing workers drop keys no one holds). */
   readonly onGrantsChanged?: () => void;
+  /**
+   * List/watch sources of Secrets for the watches (default: `kube.secretSource`). The key server
+   * passes metadata-only ones (secret-metadata.ts); the grants' Secrets are read with `kube.getSecret`.
+   */
+  readonly secretSource?: (namespace: string | undefined, selector: Selector) => ListWatchSource<V1Secret>;
 }
 
 interface SecretMeta {
@@ -57,6 +68,8 @@ export class ClusterKeys {
   readonly clusterSigners: Informer<DelegationSigner>;
   readonly namespaceLabels: Informer<V1Namespace, NamespaceLabels>;
   readonly secrets: NamespacedInformers<V1Secret, SecretMeta>;
+  /** The key Secrets of in-cluster signers, one watch each. */
+  readonly keySecrets: KeySecretWatches;
   private readonly queue: WorkQueue;
   private readonly index = new ReverseIndex();
   private readonly listers: Pick<Listers, 'signer' | 'namespace'>;
@@ -83,11 +96,16 @@ export class ClusterKeys {
       clock,
       ilog,
     );
-    // Metadata only: a change is a reason to GET the Secret, never a copy of its data. In a
-    // namespaced install the key Secrets of ClusterDelegationSigners live in the cluster resource namespace.
-    const secretNamespaces = watched === undefined ? undefined : [...new Set([...watched, o.clusterResourceNamespace])];
-    this.secrets = new NamespacedInformers(secretNamespaces, (ns) =>
-      new Informer(named('secrets', ns), kube.secretSource(ns, {}), (s) => ({ namespace: s.metadata?.namespace ?? '', name: s.metadata?.name ?? '' }), clock, ilog));
+    // A change is a reason to GET the Secret, never a copy of its data (and with the key server's
+    // metadata-only sources no data arrives at all). Certificate Secrets live with their
+    // DelegatedCredentials; signer key Secrets (anywhere, also the cluster resource namespace) are
+    // watched by name as the signers name them.
+    const secretSource = o.secretSource ?? ((ns: string | undefined, selector: Selector) => kube.secretSource(ns, selector));
+    this.secrets = new NamespacedInformers(watched, (ns) =>
+      new Informer(named('secrets', ns), secretSource(ns, { fieldSelector: CERTIFICATE_SECRET_SELECTOR }), (s) => ({ namespace: s.metadata?.namespace ?? '', name: s.metadata?.name ?? '' }), clock, ilog));
+    this.keySecrets = new KeySecretWatches((ns, name) => secretSource(ns, { fieldSelector: `metadata.name=${name}` }), clock, ilog, (signerIds) => {
+      for (const id of signerIds) this.requeue(`signer:${id}`);
+    });
     this.listers = {
       signer: (kind, ns, name) => (kind === 'DelegationSigner' ? this.signers.get(`${ns}/${name}`) : this.clusterSigners.get(name)),
       namespace: (name) => {
@@ -97,18 +115,19 @@ export class ClusterKeys {
       },
     };
     this.credentials.on(({ object }) => this.queue.add(objectKey(object)));
-    const bySigner = (signer: DelegationSigner): void => {
+    const bySigner = (type: 'add' | 'update' | 'delete', signer: DelegationSigner): void => {
       const id = signerIdOf(signer.kind, signer.metadata.namespace ?? '', signer.metadata.name ?? '');
+      this.keySecrets.set(id, type === 'delete' ? undefined : keySecretOf(signer, o.clusterResourceNamespace));
       this.requeue(`signer:${id}`);
     };
-    this.signers.on(({ object }) => bySigner(object));
-    this.clusterSigners.on(({ object }) => bySigner(object));
+    this.signers.on(({ type, object }) => bySigner(type, object));
+    this.clusterSigners.on(({ type, object }) => bySigner(type, object));
     this.namespaceLabels.on(({ object }) => this.requeue(`namespace:${object.name}`));
     this.secrets.on(({ object }) => this.requeue(secretDep(object.namespace, object.name)));
   }
 
   start(): void {
-    for (const i of [this.credentials, this.signers, this.clusterSigners, this.namespaceLabels, this.secrets]) i.start();
+    for (const i of [this.credentials, this.signers, this.clusterSigners, this.namespaceLabels, this.secrets, this.keySecrets]) i.start();
     this.worker = this.run();
   }
 
@@ -124,7 +143,7 @@ export class ClusterKeys {
 
   async stop(): Promise<void> {
     this.queue.shutdown();
-    await Promise.all([this.credentials, this.signers, this.clusterSigners, this.namespaceLabels, this.secrets].map((i) => i.stop()));
+    await Promise.all([this.credentials, this.signers, this.clusterSigners, this.namespaceLabels, this.secrets, this.keySecrets].map((i) => i.stop()));
     await this.worker;
   }
 

@@ -18,6 +18,7 @@ import type { Logger } from '../operator/ports.js';
 import { IdentityAuthorizer } from './authorization.js';
 import { ClusterKeys } from './cluster-keys.js';
 import { KeyGrants } from './grants.js';
+import { secretMetadataClient } from './secret-metadata.js';
 import { DEFAULT_SIGNATURES_PER_SECOND, RateLimiter } from './rate-limit.js';
 import { DEFAULT_TLS_SECRET, servingCredentialsOf, type ServingCredentials } from './serving-secret.js';
 
@@ -71,8 +72,10 @@ export async function runClusterKeyServer(opts: ClusterKeyServerOptions): Promis
     rateLimit: new RateLimiter({ ratePerSecond: opts.ratePerSecond ?? DEFAULT_SIGNATURES_PER_SECOND }),
     log,
   });
+  const secretMetadata = secretMetadataClient(kc);
   const keys = new ClusterKeys({
     kube,
+    secretSource: (namespace, selector) => secretMetadata.secretSource(namespace, selector),
     clock,
     log,
     grants,

@@ -9,8 +9,10 @@
 //   reading Secrets.
 //
 // Secrets: get (the key and certificate, read by name when a grant is built) and list/watch (the
-// informer that says when they change; it keeps names only). RBAC cannot narrow list/watch to the
-// Secrets DelegatedCredentials name, so the namespaced mode is what limits them.
+// informers that say when they change: metadata only, certificate Secrets by type and signer key
+// Secrets by name, cluster-keys.ts; they keep names only). RBAC cannot narrow list/watch to those
+// selectors (a metadata-only request needs list/watch too), so the namespaced mode is what limits
+// which namespaces it may read.
 import type { V1ClusterRole, V1ClusterRoleBinding, V1PolicyRule } from '@kubernetes/client-node';
 import { GROUP } from '../operator/api/v1alpha1.js';
 import { boundClusterRole, boundRole, type NamespacedRbac } from '../operator/rbac.js';

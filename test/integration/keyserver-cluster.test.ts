@@ -14,6 +14,7 @@ import { KeylessRemoteError } from '../../src/keyless/errors.js';
 import { ErrorCode, Opcode } from '../../src/keyless/protocol.js';
 import { computeSki } from '../../src/keyless/ski.js';
 import { controllerIdentityUri, sidecarIdentityUri } from '../../src/operator/api/serving-bundle.js';
+import { secretMetadataClient } from '../../src/keyserver/secret-metadata.js';
 import { createTestNamespace, testKubeConfig, testKubeconfigPath, type TestNamespace } from '../support/cluster.js';
 import { freePort, repoRoot } from '../support/control-plane.js';
 import { certificateVerifyContent, delegatedCredentialContent, signAsSidecar } from '../support/sidecar-signing.js';
@@ -210,4 +211,30 @@ void it('serves each identity its own key over mTLS, refuses and logs a cross-na
     ks.child.kill('SIGTERM');
   }
   assert.equal(await ks.exited, 0, JSON.stringify(ks.lines().slice(-20)));
+});
+
+void it('its Secret watches receive metadata only from the real apiserver: a list and a watch event carry no data, a GET still does', { timeout: 60_000 }, async () => {
+  const cert = pki.certificate('metadata-only');
+  await putSecret(core, tlsSecret(b.name, 'meta-tls', cert.cert, cert.key));
+  const source = secretMetadataClient(kc).secretSource(b.name, { fieldSelector: 'type=kubernetes.io/tls' });
+  const listed = await source.list();
+  const item = listed.items.find((s) => s.metadata?.name === 'meta-tls');
+  assert.ok(item?.metadata?.resourceVersion, 'listed with its metadata');
+  assert.deepEqual(listed.items.map((s) => Object.keys(s).filter((k) => k === 'data' || k === 'stringData')).flat(), [], 'no data in the list');
+
+  const events: { type: string; object: Record<string, unknown> }[] = [];
+  const watch = await source.watch(listed.resourceVersion, (type, object) => events.push({ type, object: object as unknown as Record<string, unknown> }), () => undefined);
+  try {
+    const rotated = pki.certificate('metadata-only-2');
+    await putSecret(core, tlsSecret(b.name, 'meta-tls', rotated.cert, rotated.key));
+    const event = await waitFor('the change arrives on the watch', 20_000, () => Promise.resolve(events.find((e) => e.type === 'MODIFIED')));
+    assert.equal((event.object['metadata'] as { name?: string }).name, 'meta-tls');
+    assert.equal(event.object['data'], undefined, 'no data in the watch event');
+    assert.equal(event.object['kind'], 'PartialObjectMetadata');
+  } finally {
+    watch.abort();
+  }
+  // The grant's own read is a normal GET with the data.
+  const full = await core.readNamespacedSecret({ namespace: b.name, name: 'meta-tls' });
+  assert.ok(full.data?.['tls.key']);
 });

@@ -11,11 +11,22 @@ import { ClusterKeys } from '../../../src/keyserver/cluster-keys.js';
 import { KeyGrants } from '../../../src/keyserver/grants.js';
 import { systemClock } from '../../../src/operator/clock.js';
 import type { ListWatchSource, WatchEventType } from '../../../src/operator/informer.js';
-import type { KubeClient } from '../../../src/operator/kube.js';
+import type { KubeClient, Selector } from '../../../src/operator/kube.js';
 import { silentLog } from '../operator/fakes.js';
 import { makeIdentityPki, type IdentityPki, type Pair } from './pki.js';
 
 type Obj = { metadata?: { name?: string; namespace?: string; resourceVersion?: string; labels?: Record<string, string> } } & Record<string, unknown>;
+
+/** The field selectors the apiserver supports on Secrets that the key server uses: type and metadata.name. */
+function matchesFields(o: Obj, fieldSelector: string | undefined): boolean {
+  if (fieldSelector === undefined) return true;
+  return fieldSelector.split(',').every((term) => {
+    const [field, value] = term.split('=');
+    if (field === 'type') return (o.type ?? 'Opaque') === value;
+    if (field === 'metadata.name') return o.metadata?.name === value;
+    throw new Error(`unsupported field selector ${term}`);
+  });
+}
 
 /** Just enough of the API for the informers: list, watch (events pushed by put/remove), get. */
 class FakeApi {
@@ -23,6 +34,8 @@ class FakeApi {
   private readonly stores = new Map<string, Map<string, Obj>>();
   private readonly watchers = new Set<{ resource: string; match: (o: Obj) => boolean; onEvent: (t: WatchEventType, o: Obj) => void }>();
   readonly gets: string[] = [];
+  /** Every Secret list/watch source asked for: `namespace fieldSelector`. */
+  readonly secretSelectors: string[] = [];
 
   private store(resource: string): Map<string, Obj> {
     let s = this.stores.get(resource);
@@ -63,7 +76,10 @@ class FakeApi {
     const inNs = (ns: string | undefined) => (o: Obj) => ns === undefined || o.metadata?.namespace === ns;
     return {
       customSource: (plural: string, ns: string | undefined) => this.source(plural, inNs(ns)),
-      secretSource: (ns: string | undefined) => this.source('secrets', inNs(ns)),
+      secretSource: (ns: string | undefined, selector: Selector) => {
+        this.secretSelectors.push(`${ns ?? '*'} ${selector.fieldSelector ?? '(everything)'}${selector.labelSelector ? ` ${selector.labelSelector}` : ''}`);
+        return this.source('secrets', (o) => inNs(ns)(o) && matchesFields(o, selector.fieldSelector));
+      },
       namespaceSource: () => this.source('namespaces', () => true),
       getSecret: (ns: string, name: string) => {
         this.gets.push(`${ns}/${name}`);
@@ -229,6 +245,33 @@ void describe('ClusterKeys: identity → exactly its certificate key', () => {
       },
       async (_api, grants) => assert.deepEqual(grants.identities(), [id('team-a', 'www')]),
       ['team-a'],
+    );
+  });
+
+  void it('watches only certificate Secrets (type kubernetes.io/tls) and each in-cluster signer key Secret by name; an Opaque key Secret that appears later grants', async () => {
+    const cert = pki.certificate('narrow');
+    await running(
+      (api) => {
+        api.put('secrets', { ...tlsSecret('team-a', 'public-tls', cert), data: { 'tls.crt': b64(cert.cert) } });
+        api.put('secrets', { metadata: { namespace: 'team-a', name: 'unrelated' }, type: 'Opaque', data: { password: b64('hunter2') } });
+        api.put('delegationsigners', { kind: 'DelegationSigner', metadata: { namespace: 'team-a', name: 'mine' }, spec: { inCluster: { keySecretRef: { name: 'signer-key', key: 'key.pem' } } } });
+        api.put('clusterdelegationsigners', { kind: 'ClusterDelegationSigner', metadata: { name: 'corp' }, spec: { inCluster: { keySecretRef: { name: 'corp-key', key: 'tls.key' } } } });
+        api.put('delegatedcredentials', dc('team-a', 'in-cluster', 'public-tls', { kind: 'DelegationSigner', name: 'mine' }));
+      },
+      async (api, grants, keys) => {
+        const who = id('team-a', 'in-cluster');
+        assert.equal(grants.grantOf(who), undefined, 'no key Secret yet');
+        assert.deepEqual([...new Set(api.secretSelectors)].sort(), [
+          '* type=kubernetes.io/tls',
+          'dc-operator metadata.name=corp-key',
+          'team-a metadata.name=signer-key',
+        ]);
+        assert.deepEqual(keys.secrets.list().map((s) => `${s.namespace}/${s.name}`), ['team-a/public-tls'], 'the unrelated Opaque Secret is not even listed');
+        // An Opaque key Secret, seen only through its by-name watch.
+        api.put('secrets', keySecret('team-a', 'signer-key', cert.key, 'key.pem'));
+        await until('granted once the key Secret appeared', () => grants.allows(who, skiOf(cert)));
+        assert.equal(api.gets.includes('team-a/unrelated'), false);
+      },
     );
   });
 });
