@@ -33,16 +33,23 @@ export type Identity =
   | { kind: 'controller'; uri: string }
   | { kind: 'none'; why: string };
 
+/** The one URI SAN of a client certificate (node's `subjectAltName` text), or why there is none. */
+export function singleUriSan(subjectAltName: string | undefined): { uri: string } | { why: string } {
+  const uris = (subjectAltName ?? '').split(', ').filter((s) => s.startsWith('URI:')).map((s) => s.slice(4));
+  if (uris.length === 0) return { why: 'its client certificate has no URI SAN' };
+  if (uris.length > 1) return { why: `its client certificate has ${uris.length} URI SANs; an identity has exactly one` };
+  return { uri: uris[0]! };
+}
+
 /**
  * The identity a client certificate names. X.509-SVID rule: exactly one URI SAN. node prints
  * SANs as `DNS:a, URI:b`; a value holding a comma or quote is printed quoted, and no identity
  * we accept contains either, so a quoted URI is refused.
  */
 export function identityOf(subjectAltName: string | undefined, trustDomain: string): Identity {
-  const uris = (subjectAltName ?? '').split(', ').filter((s) => s.startsWith('URI:')).map((s) => s.slice(4));
-  if (uris.length === 0) return { kind: 'none', why: 'its client certificate has no URI SAN' };
-  if (uris.length > 1) return { kind: 'none', why: `its client certificate has ${uris.length} URI SANs; an identity has exactly one` };
-  const uri = uris[0]!;
+  const san = singleUriSan(subjectAltName);
+  if ('why' in san) return { kind: 'none', why: san.why };
+  const uri = san.uri;
   if (uri === controllerIdentityUri(trustDomain)) return { kind: 'controller', uri };
   const sidecar = parseSidecarIdentityUri(uri);
   if (sidecar === undefined) return { kind: 'none', why: `its URI SAN ${JSON.stringify(uri.slice(0, 300))} is not a sidecar or controller identity` };

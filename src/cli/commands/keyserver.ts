@@ -1,5 +1,7 @@
 import { createPrivateKey, X509Certificate } from 'node:crypto';
+import { existsSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
+import { join } from 'node:path';
 import { defineCommand, type CommandContext } from '../framework/command.js';
 import { CommandFailed, InputError, UsageError } from '../framework/errors.js';
 import { resolvePath } from '../framework/files.js';
@@ -10,7 +12,9 @@ import {
   DEFAULT_MAX_CONNECTIONS,
   DEFAULT_MAX_CONNECTIONS_PER_SOURCE,
   startKeyServer,
+  type KeyServer,
 } from '../../keyless/server.js';
+import { FileGrantAuthorizer, parseFileGrant } from '../../keyserver/file-grants.js';
 import { LOG_LINES_PER_WINDOW } from '../../net/log-limiter.js';
 import { createJsonLog } from '../../net/log.js';
 import { durationFlag, readCertificateFile } from './tls-inputs.js';
@@ -65,8 +69,12 @@ export const keyServer = defineCommand({
   path: ['keyserver'],
   summary: 'Run a Keyless SSL key server (mutual TLS, port 2407) signing with keys from a directory, or from the cluster',
   description: `
-Two sources of keys. With --keys DIR (and --ca, --cert, --key files) it is a plain key server:
-every client whose certificate chains to --ca may use every key. With --from-cluster it is the
+Two sources of keys. With --keys DIR (and --ca, --cert, --key files) it is a plain key server.
+Without --grant, EVERY client whose certificate chains to --ca may use EVERY key in DIR (it says
+so at start): give each client its own CA, or --grant. With --grant IDENTITY=FILE (repeatable) only
+the named identities may sign, each with the keys of the files granted to it: the identity is the
+client certificate's one URI SAN, FILE a key file's name in DIR (a key rotated in that file stays
+granted); any other request is answered "key not found" and logged. With --from-cluster it is the
 in-cluster key server of the chart: keys and identities come from the Kubernetes API.
 
 Answers keyless signing requests (the protocol Cloudflare documents for gokeyless) for the private
@@ -101,6 +109,12 @@ why and no keyless port is open. Signing workers (--workers) are not available i
   },
   options: {
     keys: { type: 'string', value: 'DIR', description: 'directory of private keys (required without --from-cluster)' },
+    grant: {
+      type: 'string',
+      multiple: true,
+      value: 'URI=FILE',
+      description: 'with --keys: only this identity (client certificate URI SAN) may sign, with the key(s) in FILE of --keys; repeat it (default: every client of --ca may use every key)',
+    },
     ca: { type: 'string', value: 'FILE', description: 'CA certificate(s) (PEM) that client certificates must chain to (required without --from-cluster)' },
     cert: { type: 'string', value: 'FILE', description: 'server certificate chain (PEM; required without --from-cluster)' },
     key: { type: 'string', value: 'FILE', description: 'server private key (PEM; required without --from-cluster)' },
@@ -147,6 +161,7 @@ why and no keyless port is open. Signing workers (--workers) are not available i
     if (fromCluster) {
       for (const f of DIRECTORY_FLAGS) if (v[f] !== undefined) throw new UsageError(`--${f} is for a key directory; --from-cluster reads keys and its TLS Secret from the API`, `--${f}`);
       if (v.workers !== '0') throw new UsageError('signing workers are not available with --from-cluster', '--workers');
+      if (v.grant.length > 0) throw new UsageError("--grant is for a key directory; --from-cluster grants each sidecar identity its DelegatedCredential's key", '--grant');
     } else {
       for (const f of DIRECTORY_FLAGS) if (v[f] === undefined) throw new UsageError(`--${f} is required (or use --from-cluster)`, `--${f}`);
       for (const f of CLUSTER_FLAGS) {
@@ -160,8 +175,16 @@ why and no keyless port is open. Signing workers (--workers) are not available i
     }
     if (!/^[a-z0-9._-]{1,255}$/.test(v['trust-domain'])) throw new UsageError(`"${v['trust-domain']}" is not a trust domain (lower-case letters, digits, '.', '-', '_')`, '--trust-domain');
     if (!/^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$/.test(v['tls-secret'])) throw new UsageError(`"${v['tls-secret']}" is not a Secret name`, '--tls-secret');
+    const grants = v.grant.map((g) => {
+      try {
+        return parseFileGrant(g);
+      } catch (e) {
+        throw new UsageError(e instanceof Error ? e.message : String(e), '--grant');
+      }
+    });
     return {
       fromCluster,
+      grants,
       keys: v.keys ?? '',
       ca: v.ca ?? '',
       cert: v.cert ?? '',
@@ -196,11 +219,19 @@ why and no keyless port is open. Signing workers (--workers) are not available i
     ]);
     const mismatch = servingPairMismatch(cert, key, c.cert, c.key);
     if (mismatch) throw new InputError(mismatch);
+    const keysDir = resolvePath(ctx.cwd, c.keys);
+    for (const g of c.grants) {
+      if (!existsSync(join(keysDir, g.file))) throw new InputError(`--grant ${g.identity}=${g.file}: there is no file ${g.file} in --keys ${c.keys}`);
+    }
     const logger = createJsonLog({ component: 'keyserver', write: (line) => ctx.stderr(line), now: () => ctx.now() });
-    let server;
+    let server: KeyServer | undefined;
+    // Until the server has opened the directory no key is known: every request is refused.
+    const authorizer = c.grants.length > 0 ? new FileGrantAuthorizer(c.grants, (ski) => server?.keyDirectory?.get(ski), logger) : undefined;
+    if (!authorizer) logger.warn('keyless: no --grant given: every client whose certificate chains to --ca may use every key in --keys', { keys: keysDir });
     try {
       server = await startKeyServer({
-        keysDir: resolvePath(ctx.cwd, c.keys),
+        ...(authorizer ? { authorizer } : {}),
+        keysDir,
         ca,
         cert,
         key,
@@ -219,14 +250,15 @@ why and no keyless port is open. Signing workers (--workers) are not available i
     } catch (e) {
       throw new CommandFailed(`cannot start the key server: ${e instanceof Error ? e.message : String(e)}`);
     }
+    const running = server;
     const reload = (): void => {
-      void server.keyDirectory?.reload();
+      void running.keyDirectory?.reload();
     };
     process.on('SIGHUP', reload);
     const signal = await stopSignal();
     process.off('SIGHUP', reload);
     logger.info('keyless: shutting down', { signal });
-    await server.close();
+    await running.close();
     return 0;
   },
 });

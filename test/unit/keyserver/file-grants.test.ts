@@ -1,0 +1,158 @@
+/**
+ * `dc-operator keyserver --keys DIR --grant URI=FILE`: a key directory served to named identities
+ * only. The key server runs as its own process; our keyless client signs over real mutual TLS.
+ */
+import { after, before, describe, it } from 'node:test';
+import assert from 'node:assert/strict';
+import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { createPrivateKey } from 'node:crypto';
+import { mkdirSync, renameSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { KeylessClient } from '../../../src/keyless/client.js';
+import { KeylessRemoteError } from '../../../src/keyless/errors.js';
+import { ErrorCode } from '../../../src/keyless/protocol.js';
+import { computeSki } from '../../../src/keyless/ski.js';
+import { parseFileGrant } from '../../../src/keyserver/file-grants.js';
+import { makeIdentityPki, type IdentityPki, type Pair } from './pki.js';
+
+const entry = fileURLToPath(new URL('../../../src/cli/dc-operator.js', import.meta.url));
+const ECDSA_SECP256R1_SHA256 = 0x0403;
+
+let pki: IdentityPki;
+let keysDir: string;
+before(() => {
+  pki = makeIdentityPki();
+  keysDir = join(pki.dir, 'keys');
+  mkdirSync(keysDir);
+  writeFileSync(join(pki.dir, 'server-ca.crt'), pki.ca.cert);
+  writeFileSync(join(pki.dir, 'server-cert.crt'), pki.server.cert);
+  writeFileSync(join(pki.dir, 'server-key.pem'), pki.server.key);
+});
+after(() => pki.cleanup());
+
+function args(...extra: string[]): string[] {
+  return [entry, 'keyserver', '--keys', keysDir, '--ca', join(pki.dir, 'server-ca.crt'), '--cert', join(pki.dir, 'server-cert.crt'),
+    '--key', join(pki.dir, 'server-key.pem'), '--address', '127.0.0.1', '--port', '0', ...extra];
+}
+
+/** The key server as a process, resolved once it listens, with its port and its log so far. */
+async function startKeyServer(...extra: string[]): Promise<{ child: ChildProcess; port: number; log: () => string }> {
+  const child = spawn(process.execPath, args(...extra), { stdio: ['ignore', 'pipe', 'pipe'] });
+  let out = '';
+  child.stdout!.on('data', (d: Buffer) => (out += d.toString()));
+  child.stderr!.on('data', (d: Buffer) => (out += d.toString()));
+  const port = await new Promise<number>((resolve, reject) => {
+    const timer = setTimeout(() => reject(new Error(`no listening line within 20 s:\n${out}`)), 20_000);
+    const check = (): void => {
+      const m = /"port":(\d+)/.exec(out.split('\n').find((l) => l.includes('key server listening')) ?? '');
+      if (m) {
+        clearTimeout(timer);
+        resolve(Number(m[1]));
+      }
+    };
+    child.stderr!.on('data', check);
+    child.stdout!.on('data', check);
+    child.once('exit', (code) => reject(new Error(`exited with ${code}:\n${out}`)));
+  });
+  return { child, port, log: () => out };
+}
+
+const ski = (pair: Pair): Uint8Array => computeSki(createPrivateKey(pair.key));
+const message = new Uint8Array(100).fill(7);
+
+async function answer(client: KeylessClient, pair: Pair): Promise<'signed' | number> {
+  try {
+    await client.signMessage(ski(pair), ECDSA_SECP256R1_SHA256, message, () => { throw new Error('no digest fallback expected'); });
+    return 'signed';
+  } catch (err) {
+    if (err instanceof KeylessRemoteError) return err.code;
+    throw err;
+  }
+}
+
+void describe('keyserver --keys with --grant: identity → its key files only', () => {
+  void it('each identity signs with its granted file\'s key only; others, unidentified and two-URI clients get key not found and a log line; a key rotated in the file stays granted', { timeout: 60_000 }, async () => {
+    const www = pki.certificate('www');
+    const api = pki.certificate('api');
+    writeFileSync(join(keysDir, 'www.pem'), www.key);
+    writeFileSync(join(keysDir, 'api.pem'), api.key);
+    const frontend = 'spiffe://example.org/frontend';
+    const operator = 'spiffe://example.org/operator';
+    const ks = await startKeyServer('--grant', `${frontend}=www.pem`, '--grant', `${operator}=www.pem`, '--grant', `${operator}=api.pem`);
+    const clients: KeylessClient[] = [];
+    const client = (name: string, ...uris: string[]): KeylessClient => {
+      const pair = pki.client(name, ...uris);
+      const c = new KeylessClient({ address: `127.0.0.1:${ks.port}`, ca: pki.ca.cert, cert: pair.cert, key: pair.key, timeoutMs: 5000 });
+      clients.push(c);
+      return c;
+    };
+    try {
+      const front = client('frontend', frontend);
+      const op = client('operator', operator);
+      assert.equal(await answer(front, www), 'signed');
+      assert.equal(await answer(front, api), ErrorCode.keyNotFound);
+      assert.equal(await answer(op, www), 'signed');
+      assert.equal(await answer(op, api), 'signed');
+      assert.equal(await answer(client('stranger', 'spiffe://example.org/stranger'), www), ErrorCode.keyNotFound);
+      assert.equal(await answer(client('anonymous'), www), ErrorCode.keyNotFound);
+      assert.equal(await answer(client('two', frontend, operator), www), ErrorCode.keyNotFound);
+      assert.ok((await front.ping()) >= 0, 'pings touch no key');
+      assert.match(ks.log(), /"keyserver: signing refused".*"identity":"spiffe:\/\/example.org\/frontend".*"why":"identity spiffe:\/\/example.org\/frontend may use www.pem, not api.pem"/);
+      assert.match(ks.log(), /"keyserver: signing refused".*"why":"its client certificate has no URI SAN"/);
+      assert.doesNotMatch(ks.log(), /no --grant given/);
+
+      // The file's key rotates: the grant follows the file, the old key is gone.
+      const rotated = pki.certificate('www-2');
+      writeFileSync(join(keysDir, 'www.pem.tmp'), rotated.key);
+      renameSync(join(keysDir, 'www.pem.tmp'), join(keysDir, 'www.pem'));
+      ks.child.kill('SIGHUP');
+      const deadline = Date.now() + 20_000;
+      while ((await answer(front, rotated)) !== 'signed') {
+        assert.ok(Date.now() < deadline, 'the rotated key is served to its identity');
+        await new Promise((r) => setTimeout(r, 100));
+      }
+      assert.equal(await answer(front, www), ErrorCode.keyNotFound);
+    } finally {
+      await Promise.all(clients.map((c) => c.close()));
+      ks.child.kill('SIGTERM');
+    }
+  });
+
+  void it('without --grant it says at start that every client of --ca may use every key, and so it is', { timeout: 60_000 }, async () => {
+    const www = pki.certificate('open');
+    writeFileSync(join(keysDir, 'open.pem'), www.key);
+    const ks = await startKeyServer();
+    const pair = pki.client('anyone');
+    const c = new KeylessClient({ address: `127.0.0.1:${ks.port}`, ca: pki.ca.cert, cert: pair.cert, key: pair.key, timeoutMs: 5000 });
+    try {
+      assert.match(ks.log(), /no --grant given: every client whose certificate chains to --ca may use every key/);
+      assert.equal(await answer(c, www), 'signed');
+    } finally {
+      await c.close();
+      ks.child.kill('SIGTERM');
+    }
+  });
+
+  void it('refuses a malformed --grant, a file not in --keys, and --grant with --from-cluster, naming the flag, before it listens', () => {
+    writeFileSync(join(keysDir, 'present.pem'), pki.certificate('present').key);
+    for (const [extra, pattern] of [
+      [['--grant', 'frontend=present.pem'], /--grant: "frontend=present.pem" is not IDENTITY-URI=KEY-FILE/],
+      [['--grant', 'spiffe://example.org/a'], /--grant: "spiffe:\/\/example.org\/a" is not IDENTITY-URI=KEY-FILE/],
+      [['--grant', 'spiffe://example.org/a=../server-key.pem'], /--grant: "..\/server-key.pem" is not a file name in the key directory/],
+      [['--grant', 'spiffe://example.org/a=absent.pem'], /--grant spiffe:\/\/example.org\/a=absent.pem: there is no file absent.pem in --keys/],
+    ] as const) {
+      const r = spawnSync(process.execPath, args(...extra), { encoding: 'utf8', timeout: 20_000 });
+      assert.equal(r.status, 2, `${extra.join(' ')}: ${r.stderr}`);
+      assert.match(r.stderr, pattern);
+      assert.doesNotMatch(r.stderr, /listening/);
+    }
+    const cluster = spawnSync(process.execPath, [entry, 'keyserver', '--from-cluster', '--grant', 'spiffe://x/y=a.pem'], { encoding: 'utf8', timeout: 20_000 });
+    assert.equal(cluster.status, 2);
+    assert.match(cluster.stderr, /--grant is for a key directory; --from-cluster grants each sidecar identity its DelegatedCredential's key/);
+  });
+
+  void it('parses URI=FILE at the last "="', () => {
+    assert.deepEqual(parseFileGrant('spiffe://example.org/a?b=c=www.pem'), { identity: 'spiffe://example.org/a?b=c', file: 'www.pem' });
+  });
+});
