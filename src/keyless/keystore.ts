@@ -18,7 +18,7 @@ import { ErrorCode, type SignOperation } from './protocol.js';
 import type { SignRequest } from './sign-request.js';
 import { computeSki, skiHex } from './ski.js';
 
-export type KeyAlgorithm = 'rsa' | 'ecdsa' | 'ed25519';
+export type KeyAlgorithm = 'rsa' | 'ecdsa' | 'ed25519' | 'ml-dsa';
 
 interface MessageSigning {
   readonly algorithm: string | null;
@@ -30,7 +30,7 @@ export class SigningKey {
   readonly ski: Uint8Array;
   readonly skiHex: string;
   readonly algorithm: KeyAlgorithm;
-  /** P-256/P-384/P-521 for ECDSA keys; the modulus size for RSA; undefined for Ed25519. */
+  /** P-256/P-384/P-521 for ECDSA keys; the modulus size for RSA; ML-DSA-44/65/87; undefined for Ed25519. */
   readonly detail: string | undefined;
   private readonly ecdsa: EcdsaDigestSigner | undefined;
   private readonly modulusBits: number;
@@ -57,6 +57,11 @@ export class SigningKey {
     } else if (type === 'ed25519') {
       this.algorithm = 'ed25519';
       this.detail = undefined;
+    } else if (type === 'ml-dsa-44' || type === 'ml-dsa-65' || type === 'ml-dsa-87') {
+      // Signs whole messages only (our sign-message opcode names the scheme): no documented
+      // keyless opcode exists for ML-DSA, and pure ML-DSA has no digest to send.
+      this.algorithm = 'ml-dsa';
+      this.detail = type.toUpperCase();
     } else {
       throw new Error(`unsupported key type ${type ?? 'unknown'}`);
     }

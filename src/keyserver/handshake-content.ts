@@ -9,8 +9,10 @@
 //   0x00, then a transcript hash of 32, 48 or 64 bytes.
 // - TLS 1.2 ServerKeyExchange for ECDHE (RFC 8422 §5.4): client_random (32), server_random (32),
 //   curve_type named_curve (3), a named group (u16), and its public value (u8 length), exactly.
-// Digest opcodes are refused: a digest says nothing about what was hashed.
+// Digest opcodes are refused: a digest says nothing about what was hashed. ML-DSA (TLS 1.3 only,
+// draft-ietf-tls-mldsa) may sign a CertificateVerify and nothing of TLS 1.2.
 import type { SignRequest } from '../keyless/sign-request.js';
+import { isPostQuantumSignature } from '../tls/signature-schemes.js';
 
 const SPACES = 64;
 const CERTIFICATE_VERIFY_CONTEXT = Buffer.from('TLS 1.3, server CertificateVerify\0', 'latin1');
@@ -52,6 +54,9 @@ export function notHandshakeContent(request: SignRequest): string | undefined {
   else if (request.operation.kind === 'ed25519') message = request.payload; // Ed25519's opcode carries the whole message
   else return 'a digest opcode hides what was hashed; a sidecar has whole handshake messages signed (opcode 0xC0)';
   if (hasContextPrefix(message, DELEGATED_CREDENTIAL_CONTEXT)) return 'the message is a delegated credential: only the controller issues those, never a sidecar';
-  if (isCertificateVerifyContent(message) || isServerKeyExchangeContent(message)) return undefined;
+  if (isCertificateVerifyContent(message)) return undefined;
+  if (isServerKeyExchangeContent(message)) {
+    return request.kind === 'message' && isPostQuantumSignature(request.scheme) ? 'ML-DSA signs TLS 1.3 CertificateVerify only, never a TLS 1.2 ServerKeyExchange' : undefined;
+  }
   return `the ${message.length}-byte message is neither a TLS 1.3 server CertificateVerify nor a TLS 1.2 ECDHE ServerKeyExchange`;
 }

@@ -6,7 +6,7 @@
  * signs with node:crypto); a key server that answers it "bad opcode" (gokeyless and other
  * implementations of the documented protocol) gets the documented opcode with a digest hashed
  * here instead (KeylessClient.signMessage remembers that per connection). Ed25519 always travels
- * whole in its documented opcode. When the
+ * whole in its documented opcode; ML-DSA only through the extension (no documented opcode). When the
  * public key is known (from the certificate), signatures are verified before they are returned:
  * a key server that answers with a wrong key or a faulty signature fails loudly here instead of
  * producing a credential no client accepts. By default every one; a TLS terminator, whose
@@ -16,6 +16,7 @@ import { createHash, createPublicKey, X509Certificate, type KeyObject } from 'no
 import { KeylessClient, type KeylessClientOptions, type RequestOptions } from '../keyless/client.js';
 import { KeylessError } from '../keyless/errors.js';
 import { ErrorCode, Opcode } from '../keyless/protocol.js';
+import { MAX_SIGN_MESSAGE_LENGTH } from '../keyless/sign-message.js';
 import { computeSki, parseSkiHex, skiHex } from '../keyless/ski.js';
 import { signatureSchemeName, type SignatureScheme } from '../tls/constants.js';
 import type { Signer } from '../tls/signer.js';
@@ -67,8 +68,9 @@ export interface KeylessSignerOptions {
 }
 
 interface OpcodeForScheme {
+  /** The documented opcode (a digest, or Ed25519's message); Opcode.signMessage when there is none. */
   readonly opcode: number;
-  /** Digest the client computes; null = send the message itself (Ed25519). */
+  /** Digest the client computes; null = send the message itself (Ed25519, ML-DSA). */
   readonly hash: 'sha1' | 'sha256' | 'sha384' | 'sha512' | null;
 }
 
@@ -79,6 +81,9 @@ export function opcodeForScheme(scheme: SignatureScheme): OpcodeForScheme | unde
   switch (p.kind) {
     case 'ed25519':
       return { opcode: Opcode.ed25519Sign, hash: null };
+    case 'ml-dsa':
+      // No documented opcode: only our sign-message extension (the scheme travels in its payload).
+      return { opcode: Opcode.signMessage, hash: null };
     case 'ecdsa': {
       const opcode = { sha1: Opcode.ecdsaSignSha1, sha256: Opcode.ecdsaSignSha256, sha384: Opcode.ecdsaSignSha384, sha512: Opcode.ecdsaSignSha512 }[p.hash ?? 'sha256'];
       return { opcode, hash: p.hash };
@@ -163,17 +168,24 @@ export class KeylessSigner implements Signer {
     try {
       // Ed25519's documented opcode already carries the whole message. Every other scheme goes whole
       // through our extension (the key server signs with node:crypto), or as a digest to a key
-      // server without it.
+      // server without it; ML-DSA only through the extension (it has no documented opcode).
       signature =
-        hash === null
-          ? await this.client.sign(this.ski, mapping.opcode, message, options)
-          : await this.client.signMessage(
-              this.ski,
-              scheme,
-              message,
-              () => ({ opcode: mapping.opcode, payload: new Uint8Array(createHash(hash).update(message).digest()) }),
-              options,
-            );
+        mapping.opcode === Opcode.signMessage
+          ? await this.client.signMessage(this.ski, scheme, message, () => {
+              throw new KeylessError(
+                ErrorCode.badOpcode,
+                `key server ${this.client.server} does not speak the sign-message extension (0xC0), the only way to sign ${signatureSchemeName(scheme)} over keyless (a message of at most ${MAX_SIGN_MESSAGE_LENGTH} bytes)`,
+              );
+            }, options)
+          : hash === null
+            ? await this.client.sign(this.ski, mapping.opcode, message, options)
+            : await this.client.signMessage(
+                this.ski,
+                scheme,
+                message,
+                () => ({ opcode: mapping.opcode, payload: new Uint8Array(createHash(hash).update(message).digest()) }),
+                options,
+              );
     } catch (err) {
       this.sampler?.failure();
       throw err;

@@ -7,14 +7,17 @@
  */
 import { describe, it, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdirSync, readFileSync } from 'node:fs';
+import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { AddressInfo } from 'node:net';
 import * as nodeTls from 'node:tls';
 import { connect, type ConnectOptions } from '../../src/tls/socket.js';
 import { NamedGroup } from '../../src/tls/constants.js';
 import type { HandshakeInfo } from '../../src/tls/connection.js';
-import { goProgram, httpGet, killAll, makePki, run, start, startOpensslServer, startOurServer, type OurServer, type Pki } from './support.js';
+import { goProgram, httpGet, killAll, makePki, run, start, startKeylessKeyServer, startOpensslServer, startOurServer, type OurServer, type Pki } from './support.js';
+import { KeylessSigner } from '../../src/signer/keyless.js';
+import { mlDsaSelfSigned } from '../support/ml-dsa-certificate.js';
+import { makeKeylessPki, type KeylessPki } from '../unit/keyless/pki.js';
 
 const T = { timeout: 120_000 };
 /** Our client: the handshake info and the first line the server sent. */
@@ -171,3 +174,38 @@ void describe('post-quantum key exchange with node:tls 24, Go crypto/tls, OpenSS
     }
   });
 });
+
+void describe('ML-DSA certificates behind a real key server (keyless, opcode 0xC0), with node:tls 24 clients', () => {
+  let kpki: KeylessPki | undefined;
+  const closers: Array<() => Promise<unknown>> = [];
+  after(async () => {
+    for (const close of closers.reverse()) await close();
+    killAll();
+    kpki?.cleanup();
+  });
+
+  void it('our server signs its TLS 1.3 CertificateVerify with ML-DSA-44, -65 and -87 keys held by dc-operator keyserver; node:tls verifies the certificate and the signature', T, async () => {
+    kpki = makeKeylessPki([]);
+    const types = ['ml-dsa-44', 'ml-dsa-65', 'ml-dsa-87'] as const;
+    const certificates = types.map((type) => {
+      const { certPem, keyPem } = mlDsaSelfSigned(type, 'localhost');
+      writeFileSync(join(kpki!.keysDir, `${type}.pem`), keyPem);
+      return { type, certPem };
+    });
+    const keyServer = await startKeylessKeyServer(kpki);
+    for (const { type, certPem } of certificates) {
+      const signer = new KeylessSigner({ address: keyServer.address, ca: kpki.ca, clientCert: kpki.client.cert, clientKey: kpki.client.key, certificate: certPem, timeoutMs: 5000 });
+      closers.push(() => signer.close());
+      // As the sidecar does: the certificate's key is the key server's, the hook labels it "keyless".
+      const server = await startOurServer({ certificates: [{ cert: certPem, key: signer }], selectCredential: (_hello, fallback) => {
+        const c = fallback();
+        return c && { ...c, label: 'keyless' };
+      } });
+      closers.push(() => server.close());
+      assert.match(await nodeClient(server.port, Buffer.from(certPem), undefined), /^TLS_AES_\S+ \S+ .*auth=keyless$/, type);
+      assert.deepEqual(server.clientErrors.map((e) => e.message), [], type);
+    }
+    assert.doesNotMatch(keyServer.proc.output(), /"level":"error"/);
+  });
+});
+

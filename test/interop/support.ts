@@ -16,6 +16,7 @@ import { connect as tlsConnect } from 'node:tls';
 import { asIssuer, issueCertificate, type IssuedCertificate } from '../../src/cli/pki/dev-pki.js';
 import { createServer, type CreateServerOptions, type TLSServer, type TLSSocket } from '../../src/tls/socket.js';
 import { cipherSuiteName, namedGroupName } from '../../src/tls/constants.js';
+import type { KeylessPki } from '../unit/keyless/pki.js';
 
 const here = dirname(fileURLToPath(import.meta.url));
 export const DCCTL = join(here, '../../src/cli/dcctl.js');
@@ -230,6 +231,17 @@ export async function goProgram(name: string): Promise<string> {
   if (built.code !== 0) throw new Error(`go build of test/interop/go/${name} failed:\n${built.output}`);
   renameSync(tmp, binary);
   return binary;
+}
+
+/** `dc-operator keyserver --keys` (a KeylessPki's key directory) as its own process, resolved with its address once it listens. */
+export async function startKeylessKeyServer(k: KeylessPki): Promise<{ proc: Proc; address: string }> {
+  const proc = start(process.execPath, [
+    join(here, '../../src/cli/dc-operator.js'), 'keyserver', '--keys', k.keysDir, '--ca', join(k.dir, 'ca.crt'),
+    '--cert', join(k.dir, 'server.crt'), '--key', join(k.dir, 'server.pem'), '--port', '0', '--address', '127.0.0.1', '--metrics-port', '0',
+  ]);
+  const m = await proc.waitFor(/\{[^\n]*key server listening[^\n]*\}/);
+  const event = JSON.parse(m[0]) as { port: number };
+  return { proc, address: `127.0.0.1:${event.port}` };
 }
 
 /** `openssl s_server ... -accept 0`, resolved once it listens, with its port. */

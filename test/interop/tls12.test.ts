@@ -15,7 +15,7 @@ import { asIssuer, issueCertificate, type IssuedCertificate } from '../../src/cl
 import { KeylessSigner } from '../../src/signer/keyless.js';
 import { connect as connectOurs, type CreateServerOptions, type TLSSocket } from '../../src/tls/socket.js';
 import { makeKeylessPki, type KeylessPki } from '../unit/keyless/pki.js';
-import { goProgram, httpGet, killAll, makePki, run, start, startOpensslServer, startOurServer, type OurServer, type Pki, type Proc } from './support.js';
+import { goProgram, httpGet, killAll, makePki, run, start, startKeylessKeyServer, startOpensslServer, startOurServer, type OurServer, type Pki, type Proc } from './support.js';
 
 const repo = fileURLToPath(new URL('../../../', import.meta.url));
 
@@ -55,17 +55,6 @@ function nodeGet(port: number, ca: string, options: nodeTls.ConnectionOptions = 
   });
 }
 
-/** `dc-operator keyserver` as its own process, resolved with its address once it listens. */
-async function startKeyServer(k: KeylessPki): Promise<{ proc: Proc; address: string }> {
-  const proc = start(process.execPath, [
-    join(repo, 'dist/src/cli/dc-operator.js'), 'keyserver', '--keys', k.keysDir, '--ca', join(k.dir, 'ca.crt'),
-    '--cert', join(k.dir, 'server.crt'), '--key', join(k.dir, 'server.pem'), '--port', '0', '--address', '127.0.0.1', '--metrics-port', '0',
-  ]);
-  const m = await proc.waitFor(/\{[^\n]*key server listening[^\n]*\}/);
-  const event = JSON.parse(m[0]) as { port: number };
-  return { proc, address: `127.0.0.1:${event.port}` };
-}
-
 void describe('our TLS 1.2 server with openssl, curl, node:tls and Go crypto/tls', () => {
   let pki: Pki;
   let kpki: KeylessPki;
@@ -89,7 +78,7 @@ void describe('our TLS 1.2 server with openssl, curl, node:tls and Go crypto/tls
     kpki = makeKeylessPki(['p256']);
     writeFileSync(join(kpki.keysDir, 'serving-ecdsa.pem'), pki.serverKeyPem);
     writeFileSync(join(kpki.keysDir, 'serving-rsa.pem'), rsa.key.privateKeyPem);
-    keyServer = await startKeyServer(kpki);
+    keyServer = await startKeylessKeyServer(kpki);
 
     const certs = { ecdsa: { cert: pki.serverPem, key: pki.serverKeyPem }, rsa: { cert: rsa.pem, key: rsa.key.privateKeyPem } };
     for (const keyType of ['ecdsa', 'rsa'] as const) {
