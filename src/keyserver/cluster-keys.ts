@@ -8,8 +8,10 @@
 // Secrets a grant can need, narrowed as the controller narrows its own: certificate Secrets by
 // type (kubernetes.io/tls, a field selector) in the watched namespaces, and each in-cluster
 // signer's key Secret by name (one watch per key Secret, as src/operator/key-secrets.ts). The
-// Secret watches ask the apiserver for metadata only (secret-metadata.ts), so no Secret's data
-// reaches this process but the two a grant is built from, read by GET; the store keeps names.
+// Secret watches ask the apiserver for metadata only (secret-metadata.ts), so of these Secrets only
+// the two a grant is built from reach this process with their data, read by GET (the certificate
+// Secret whole, tls.key included when it has one); the store keeps names. A certificate Secret of
+// another type is refused (key-material.ts): its deletion would never reach a watch here.
 // A change of any of them queues the DelegatedCredentials that depend on it; one worker then re-plans each with
 // the operator's own rules (planSigner, clusterSignerAccess: a ClusterDelegationSigner serves only
 // the namespaces its namespaceSelector selects, deny by default), reads the Secrets it needs with a

@@ -7,8 +7,11 @@
 // grant for the file the requested key was read from, is answered "key not found" (as the
 // in-cluster server answers a refusal: a client learns nothing about keys that are not its own),
 // and the refusal is logged with why. Pings are answered for every client of the CA (they touch no
-// key). What may be signed is not narrowed further: the clients of a key directory are the
-// operator's keyless signers, which sign delegated credentials.
+// key). What may be signed depends on who asks: a sidecar identity (…/ns/NS/dc/NAME, whose client
+// key sits in its tenant's output Secret) may have only TLS handshake signatures made, exactly as
+// in cluster mode (handshake-content.ts), so a stolen sidecar identity cannot mint a delegated
+// credential; any other granted identity (the operator's keyless signer) is not narrowed, since it
+// signs delegated credentials.
 //
 // Without any --grant the key server keeps its old rule, which the CLI says at start: every client
 // whose certificate chains to --ca may use every key.
@@ -16,9 +19,12 @@ import { basename } from 'node:path';
 import type { X509Certificate } from 'node:crypto';
 import type { KeyStoreLogger, SigningKey } from '../keyless/keystore.js';
 import { ErrorCode, isSigningOpcode, opcodeName } from '../keyless/protocol.js';
+import type { SignRequest } from '../keyless/sign-request.js';
 import type { PeerAuthorizer, RequestAuthorizer } from '../keyless/server.js';
 import { LogLimiter } from '../net/log-limiter.js';
+import { parseSidecarIdentityUri } from '../operator/api/serving-bundle.js';
 import { singleUriSan } from './authorization.js';
+import { notHandshakeContent } from './handshake-content.js';
 
 export interface FileGrant {
   /** The client certificate's URI SAN. */
@@ -61,15 +67,19 @@ export class FileGrantAuthorizer implements RequestAuthorizer {
     }
   }
 
-  /** Why `identity` (undefined: none) may not sign with the key of `ski`, or undefined when it may. */
-  refusal(identity: string | undefined, ski: string | undefined): string | undefined {
+  /** Why `identity` (undefined: none) may not have `request` signed with the key of `ski`, or undefined when it may. */
+  refusal(identity: string | undefined, ski: string | undefined, request?: SignRequest): string | undefined {
     if (identity === undefined) return 'it has no identity';
     const mine = this.files.get(identity);
     if (mine === undefined) return `identity ${identity} holds no --grant`;
     const key = ski === undefined ? undefined : this.keyOf(ski);
     if (key === undefined) return `no key ${ski ?? '(no SKI)'} is loaded`;
     const file = basename(key.source);
-    return mine.has(file) ? undefined : `identity ${identity} may use ${[...mine].sort().join(', ')}, not ${file}`;
+    if (!mine.has(file)) return `identity ${identity} may use ${[...mine].sort().join(', ')}, not ${file}`;
+    if (parseSidecarIdentityUri(identity) === undefined) return undefined;
+    // Deny rather than skip the content check when the server did not say what is to be signed.
+    const notHandshake = request === undefined ? 'the key server did not say what is to be signed' : notHandshakeContent(request);
+    return notHandshake === undefined ? undefined : `sidecar identity ${identity} may have only TLS handshake signatures made: ${notHandshake}`;
   }
 
   forPeer(certificate: X509Certificate): PeerAuthorizer {
@@ -79,9 +89,9 @@ export class FileGrantAuthorizer implements RequestAuthorizer {
     // Log lines are limited per key of a fixed set: the granted identities, and everyone else.
     const logKey = identity !== undefined && this.files.has(identity) ? identity : 'other';
     return {
-      admit: (opcode, ski) => {
+      admit: (opcode, ski, request) => {
         if (!isSigningOpcode(opcode)) return undefined; // pings, and opcodes the server refuses itself
-        const why = 'why' in san ? san.why : this.refusal(identity, ski);
+        const why = 'why' in san ? san.why : this.refusal(identity, ski, request);
         if (why === undefined) return undefined;
         this.limiter.log(logKey, (suppressed) =>
           this.log?.warn('keyserver: signing refused', {

@@ -52,6 +52,11 @@ export interface GrantSource {
  */
 export function signingKeyFor(source: GrantSource, certificateSecret: V1Secret | undefined, keySecret: V1Secret | undefined): SigningKey {
   const { certificate: c, key: k } = source;
+  // The controller serves only kubernetes.io/tls certificate Secrets, and only those are watched
+  // here: a grant built from another type would never see its Secret's deletion or rotation.
+  if (certificateSecret !== undefined && certificateSecret.type !== 'kubernetes.io/tls') {
+    throw new GrantProblem(`Secret ${c.namespace}/${c.name} has type ${certificateSecret.type ?? '(none)'}; the certificate Secret must be of type kubernetes.io/tls`, true);
+  }
   const crt = secretEntry(certificateSecret, c.namespace, c.name, 'tls.crt');
   const keyData = secretEntry(keySecret, k.namespace, k.name, k.key);
   const what = `${k.key} of Secret ${k.namespace}/${k.name}`;

@@ -234,6 +234,24 @@ void describe('ClusterKeys: identity → exactly its certificate key', () => {
     );
   });
 
+  void it('a certificate Secret that is not kubernetes.io/tls grants nothing (it is not watched, so its deletion would never revoke)', async () => {
+    const cert = pki.certificate('opaque');
+    await running(
+      (api) => {
+        api.put('secrets', { ...tlsSecret('team-a', 'www-tls', cert), type: 'Opaque' });
+        api.put('secrets', tlsSecret('team-a', 'good-tls', cert));
+        api.put('delegatedcredentials', dc('team-a', 'www', 'www-tls'));
+        api.put('delegatedcredentials', dc('team-a', 'good', 'good-tls'));
+      },
+      async (_api, grants, keys) => {
+        await until('the good one granted', () => grants.allows(id('team-a', 'good'), skiOf(cert)));
+        assert.equal(grants.grantOf(id('team-a', 'www')), undefined, 'an Opaque certificate Secret is refused');
+        const problems = (keys as unknown as { problems: Map<string, string> }).problems;
+        assert.match(problems.get('team-a/www') ?? '(none)', /Secret team-a\/www-tls has type Opaque; the certificate Secret must be of type kubernetes\.io\/tls/);
+      },
+    );
+  });
+
   void it('with --namespace, DelegatedCredentials of other namespaces get nothing', async () => {
     const a = pki.certificate('only-a');
     await running(

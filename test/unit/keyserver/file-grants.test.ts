@@ -15,6 +15,7 @@ import { ErrorCode } from '../../../src/keyless/protocol.js';
 import { computeSki } from '../../../src/keyless/ski.js';
 import { parseFileGrant } from '../../../src/keyserver/file-grants.js';
 import { makeIdentityPki, type IdentityPki, type Pair } from './pki.js';
+import { certificateVerifyContent, delegatedCredentialContent, signAsSidecar } from '../../support/sidecar-signing.js';
 
 const entry = fileURLToPath(new URL('../../../src/cli/dc-operator.js', import.meta.url));
 const ECDSA_SECP256R1_SHA256 = 0x0403;
@@ -115,6 +116,32 @@ void describe('keyserver --keys with --grant: identity → its key files only', 
       assert.equal(await answer(front, www), ErrorCode.keyNotFound);
     } finally {
       await Promise.all(clients.map((c) => c.close()));
+      ks.child.kill('SIGTERM');
+    }
+  });
+
+  void it('a sidecar identity granted a key file may have only TLS handshake signatures made with it, as in cluster mode: no delegated credential, no digest', { timeout: 60_000 }, async () => {
+    const www = pki.certificate('sidecar-www');
+    writeFileSync(join(keysDir, 'sidecar-www.pem'), www.key);
+    const sidecar = 'spiffe://cluster.local/ns/team-a/dc/www';
+    const ks = await startKeyServer('--grant', `${sidecar}=sidecar-www.pem`);
+    const pair = pki.client('sidecar', sidecar);
+    const c = new KeylessClient({ address: `127.0.0.1:${ks.port}`, ca: pki.ca.cert, cert: pair.cert, key: pair.key, timeoutMs: 5000 });
+    const refusal = async (p: Promise<unknown>): Promise<number | 'signed'> =>
+      p.then(
+        () => 'signed' as const,
+        (err: unknown) => {
+          if (err instanceof KeylessRemoteError) return err.code;
+          throw err;
+        },
+      );
+    try {
+      assert.equal((await signAsSidecar(c, ski(www), certificateVerifyContent())).length > 0, true, 'a CertificateVerify content is signed');
+      assert.equal(await refusal(signAsSidecar(c, ski(www), delegatedCredentialContent())), ErrorCode.keyNotFound, 'a delegated credential is refused');
+      assert.equal(await answer(c, www), ErrorCode.keyNotFound, 'arbitrary bytes are refused');
+      assert.match(ks.log(), /"why":"sidecar identity spiffe:\/\/cluster.local\/ns\/team-a\/dc\/www may have only TLS handshake signatures made: /);
+    } finally {
+      await c.close();
       ks.child.kill('SIGTERM');
     }
   });
