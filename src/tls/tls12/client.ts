@@ -103,13 +103,20 @@ export class Tls12ClientHandshake {
   }
 
   expectsHandshake(type: number): boolean {
-    // After the handshake a HelloRequest may come (RFC 5246 §7.4.1.1: "at any time"), for its warning.
-    if (this.state.kind === 'Connected') return type === HandshakeType.hello_request;
+    // A HelloRequest may come "at any time" (RFC 5246 §7.4.1.1): after the handshake for its
+    // warning, during it to be ignored.
+    if (type === HandshakeType.hello_request) return true;
+    if (this.state.kind === 'Connected') return false;
     return EXPECTED[this.state.kind] === type;
   }
 
   onHandshakeMessage(type: number, body: Uint8Array, raw: Uint8Array): void {
     const s = this.state;
+    if (type === HandshakeType.hello_request) {
+      // RFC 5246 §7.4.1.1: ignored while negotiating, and never part of the handshake hashes.
+      if (body.length !== 0) throw new DecodeError(`HelloRequest of ${body.length} bytes (it is empty)`);
+      return;
+    }
     if (EXPECTED[s.kind] !== type) throw new PeerMisbehaved('UnexpectedHandshakeMessage', `TLS 1.2: handshake message ${type} in state ${s.kind}`);
     switch (s.kind) {
       case 'ExpectCertificate':
