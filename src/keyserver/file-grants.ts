@@ -41,6 +41,9 @@ export function parseFileGrant(text: string): FileGrant {
   if (!/^[a-z][a-z0-9+.-]*:\S+$/i.test(identity) || file === '') {
     throw new Error(`"${text}" is not IDENTITY-URI=KEY-FILE (e.g. spiffe://example.org/operator=www.pem)`);
   }
+  if (/^uri:/i.test(identity)) {
+    throw new Error(`"${identity}" starts with "URI:", as openssl prints a SAN; write the URI alone: ${text.slice(4)}`);
+  }
   if (file !== basename(file) || file === '.' || file === '..') {
     throw new Error(`"${file}" is not a file name in the key directory (no directory part): ${text}`);
   }

@@ -181,5 +181,6 @@ void describe('keyserver --keys with --grant: identity → its key files only', 
 
   void it('parses URI=FILE at the last "="', () => {
     assert.deepEqual(parseFileGrant('spiffe://example.org/a?b=c=www.pem'), { identity: 'spiffe://example.org/a?b=c', file: 'www.pem' });
+    assert.throws(() => parseFileGrant('URI:spiffe://example.org/a=www.pem'), /starts with "URI:", as openssl prints a SAN; write the URI alone: spiffe:\/\/example.org\/a=www.pem/);
   });
 });
