@@ -17,7 +17,7 @@
 import { randomBytesPooled, randomUint32 } from './random.js';
 import { createTrustStore, type TrustAnchorInput, type TrustStore } from './x509/trust-store.js';
 import { Connection, type AcceptedMessages, type HandshakeMode, type KeyLogger } from './connection.js';
-import { HELLO_RETRY_REQUEST_RANDOM, HandshakeType, ProtocolVersion, PskKeyExchangeMode, SignatureScheme } from './constants.js';
+import { ExtensionType, HELLO_RETRY_REQUEST_RANDOM, HandshakeType, ProtocolVersion, PskKeyExchangeMode, SignatureScheme } from './constants.js';
 import {
   defaultCredential,
   loadCertifiedKey,
@@ -684,7 +684,7 @@ function checkClientHello(hello: ClientHello): void {
   if (!e.signatureAlgorithms && !e.preSharedKey) throw new PeerMisbehaved('MissingSignatureAlgorithms', 'signature_algorithms is required');
 }
 
-/** §4.1.2: ClientHello2 may change only the key share, cookie, early_data and the PSK. */
+/** §4.1.2: ClientHello2 may change only the key share, cookie, early_data, padding and the PSK. */
 function checkSecondClientHello(retry: RetryState, hello: ClientHello): void {
   const a = retry.firstHello;
   const same = (x: readonly unknown[] | undefined, y: readonly unknown[] | undefined): boolean =>
@@ -699,7 +699,10 @@ function checkSecondClientHello(retry: RetryState, hello: ClientHello): void {
     same(a.extensions.alpn, hello.extensions.alpn) &&
     same(a.extensions.pskKeyExchangeModes, hello.extensions.pskKeyExchangeModes) &&
     same(a.extensions.delegatedCredential, hello.extensions.delegatedCredential) &&
-    a.extensions.serverName === hello.extensions.serverName;
+    same(a.extensions.signatureAlgorithmsCert, hello.extensions.signatureAlgorithmsCert) &&
+    a.extensions.serverName === hello.extensions.serverName &&
+    same(retainedExtensions(a), retainedExtensions(hello)) &&
+    sameUnknownExtensions(a.extensions.unknown, hello.extensions.unknown);
   if (!ok) throw new PeerMisbehaved('IllegalRetryClientHello', 'second ClientHello differs from the first beyond what HelloRetryRequest allows');
   if (!hello.cipherSuites.includes(retry.suite.id)) throw new PeerMisbehaved('IllegalRetryClientHello', 'second ClientHello drops the selected suite');
   const shares = hello.extensions.keyShares ?? [];
@@ -707,6 +710,25 @@ function checkSecondClientHello(retry: RetryState, hello: ClientHello): void {
     throw new PeerMisbehaved('IllegalRetryClientHello', 'second ClientHello must carry exactly one key share, for the group we selected');
   }
   if (hello.extensions.earlyData) throw new PeerMisbehaved('IllegalRetryClientHello', 'early_data after HelloRetryRequest');
+}
+
+/**
+ * §4.1.2: the extension types that ClientHello2 must repeat, in the same order: all but those it
+ * may drop (early_data), add (cookie), resize (padding) or update (pre_shared_key, which stays last).
+ */
+function retainedExtensions(hello: ClientHello): number[] {
+  return (hello.extensions.order ?? []).filter((t) => !RETRY_MAY_CHANGE.has(t));
+}
+const RETRY_MAY_CHANGE: ReadonlySet<number> = new Set([
+  ExtensionType.early_data, ExtensionType.cookie, ExtensionType.padding, ExtensionType.pre_shared_key,
+]);
+
+/** Extensions we do not parse are repeated byte for byte (padding aside, which may change length). */
+function sameUnknownExtensions(a: readonly RawExtension[], b: readonly RawExtension[]): boolean {
+  const kept = (list: readonly RawExtension[]) => list.filter((e) => e.type !== ExtensionType.padding);
+  const x = kept(a);
+  const y = kept(b);
+  return x.length === y.length && x.every((e, i) => e.type === y[i]!.type && Buffer.from(e.data).equals(y[i]!.data));
 }
 
 /** The credential a hook (or the fallback) chose: there must be one, with a scheme the client offered. */

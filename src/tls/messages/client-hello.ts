@@ -62,6 +62,11 @@ export interface ClientHelloExtensions {
   readonly ecPointFormats?: readonly number[];
   /** Extensions we do not parse, in the order received. */
   readonly unknown: readonly RawExtension[];
+  /**
+   * Every extension type in the order received (decoded hellos only): RFC 8446 §4.1.2 wants the
+   * ClientHello after a HelloRetryRequest to be the same one, order included.
+   */
+  readonly order?: readonly number[];
 }
 
 export interface ClientHello {
@@ -97,10 +102,12 @@ export function decodeClientHello(body: Uint8Array): ClientHello {
 function decodeClientHelloExtensions(list: Reader): ClientHelloExtensions {
   const ext: { -readonly [K in keyof ClientHelloExtensions]: ClientHelloExtensions[K] } = { unknown: [] };
   const unknown: RawExtension[] = [];
+  const order: number[] = [];
   readExtensions(list, (type, r) => {
     if (ext.preSharedKey !== undefined) {
       throw new PeerMisbehaved('PreSharedKeyNotLast', 'pre_shared_key is not the last extension');
     }
+    order.push(type);
     switch (type) {
       case E.server_name:
         ext.serverName = readServerName(r);
@@ -158,6 +165,7 @@ function decodeClientHelloExtensions(list: Reader): ClientHelloExtensions {
     }
   });
   ext.unknown = unknown;
+  ext.order = order;
   return ext;
 }
 

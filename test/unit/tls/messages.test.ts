@@ -8,6 +8,7 @@ import fc from 'fast-check';
 import { encode, type Writer } from '../../../src/tls/codec.js';
 import { ExtensionType, HELLO_RETRY_REQUEST_RANDOM } from '../../../src/tls/constants.js';
 import { DecodeError, PeerMisbehaved, TlsError, type PeerFault } from '../../../src/tls/errors.js';
+import { decodeClientHelloAsWritten } from '../../fuzz/targets/tls-codec.js';
 
 /** The error names what the peer did; PEER_FAULTS gives its alert. */
 const faultIs =
@@ -167,7 +168,7 @@ function clientHelloExtensionsAt(encoded: Uint8Array): number {
 }
 
 const codecs: Codec<unknown>[] = [
-  { name: 'ClientHello', arb: clientHelloArb, write: writeClientHello, decode: decodeClientHello, validPrefix: clientHelloExtensionsAt } as Codec<unknown>,
+  { name: 'ClientHello', arb: clientHelloArb, write: writeClientHello, decode: decodeClientHelloAsWritten, validPrefix: clientHelloExtensionsAt } as Codec<unknown>,
   { name: 'ServerHello/HelloRetryRequest', arb: serverHelloArb, write: writeServerHello, decode: decodeServerHello } as Codec<unknown>,
   { name: 'EncryptedExtensions', arb: encryptedExtensionsArb, write: writeEncryptedExtensions, decode: decodeEncryptedExtensions } as Codec<unknown>,
   { name: 'Certificate', arb: certificateArb, write: writeCertificate, decode: decodeCertificate } as Codec<unknown>,

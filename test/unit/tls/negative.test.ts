@@ -10,7 +10,7 @@ import fc from 'fast-check';
 import { ClientConnection, type ClientOptions } from '../../../src/tls/client.js';
 import { ServerConfig, ServerConnection } from '../../../src/tls/server.js';
 import { AlertDescription as A } from '../../../src/tls/alerts.js';
-import { CipherSuite, ContentType, HandshakeType, NamedGroup, SignatureScheme } from '../../../src/tls/constants.js';
+import { CipherSuite, ContentType, ExtensionType, HandshakeType, NamedGroup, SignatureScheme } from '../../../src/tls/constants.js';
 import { encode } from '../../../src/tls/codec.js';
 import { generateKeyShare } from '../../../src/tls/key-exchange.js';
 import { encodeHandshake, writeClientHello, type ClientHello, type ClientHelloExtensions } from '../../../src/tls/messages/index.js';
@@ -420,6 +420,47 @@ void describe('HelloRetryRequest rules on the server', () => {
     assert.equal(errorAfter(conn, record(ContentType.handshake, ch2)), undefined);
     assert.equal(conn.stateName, 'ExpectFinished');
     assert.equal(alertOf(conn, earlyData), A.bad_record_mac);
+  });
+
+  void test('a second ClientHello with its extensions in another order: illegal_parameter (§4.1.2 "the same ClientHello")', async () => {
+    const conn = await retryingServer();
+    conn.feed(record(ContentType.handshake, clientHello(groups)));
+    // supported_versions, written as a raw extension, lands after key_share instead of before it.
+    const ch2 = clientHello({
+      ...groups, supportedVersions: undefined, keyShares: [{ group: NamedGroup.secp256r1, keyExchange: p256Share() }],
+      unknown: [{ type: ExtensionType.supported_versions, data: Uint8Array.of(2, 0x03, 0x04) }],
+    });
+    assert.deepEqual(refusal(conn, record(ContentType.handshake, ch2)), { alert: A.illegal_parameter, fault: 'IllegalRetryClientHello' });
+  });
+
+  void test('a second ClientHello with unknown extensions reversed or changed: illegal_parameter', async () => {
+    const a = { type: 0xfa01, data: Uint8Array.of(1) };
+    const b = { type: 0xfa02, data: Uint8Array.of(2) };
+    for (const unknown of [[b, a], [a, { ...b, data: Uint8Array.of(3) }], [a]]) {
+      const conn = await retryingServer();
+      conn.feed(record(ContentType.handshake, clientHello({ ...groups, unknown: [a, b] })));
+      const ch2 = clientHello({ ...groups, unknown, keyShares: [{ group: NamedGroup.secp256r1, keyExchange: p256Share() }] });
+      assert.deepEqual(refusal(conn, record(ContentType.handshake, ch2)), { alert: A.illegal_parameter, fault: 'IllegalRetryClientHello' });
+    }
+  });
+
+  void test('a second ClientHello that adds an extension: illegal_parameter', async () => {
+    const conn = await retryingServer();
+    conn.feed(record(ContentType.handshake, clientHello(groups)));
+    const ch2 = clientHello({ ...groups, postHandshakeAuth: true, keyShares: [{ group: NamedGroup.secp256r1, keyExchange: p256Share() }] });
+    assert.deepEqual(refusal(conn, record(ContentType.handshake, ch2)), { alert: A.illegal_parameter, fault: 'IllegalRetryClientHello' });
+  });
+
+  void test('a second ClientHello may change the length of its padding, and the same unknown extensions complete the retry', async () => {
+    const conn = await retryingServer();
+    const odd = { type: 0xfa01, data: Uint8Array.of(1) };
+    conn.feed(record(ContentType.handshake, clientHello({ ...groups, unknown: [odd, { type: ExtensionType.padding, data: new Uint8Array(10) }] })));
+    const ch2 = clientHello({
+      ...groups, keyShares: [{ group: NamedGroup.secp256r1, keyExchange: p256Share() }],
+      unknown: [odd, { type: ExtensionType.padding, data: new Uint8Array(3) }],
+    });
+    assert.equal(errorAfter(conn, record(ContentType.handshake, ch2)), undefined);
+    assert.equal(conn.stateName, 'ExpectFinished');
   });
 
   void test('a second ClientHello still without the requested share: illegal_parameter', async () => {
