@@ -152,6 +152,9 @@ export const PEER_FAULTS = {
   DowngradeDetected: AlertDescription.illegal_parameter,
   /** TLS 1.2: the server chose a named group or curve type we did not offer. */
   SelectedUnofferedGroup: AlertDescription.illegal_parameter,
+  // decode_error
+  /** A ClientHello header declaring more than a well-formed ClientHello can hold (MAX_CLIENT_HELLO_BODY). */
+  OversizedClientHello: AlertDescription.decode_error,
   // decrypt_error
   BadCertificateVerifySignature: AlertDescription.decrypt_error,
   IncorrectBinder: AlertDescription.decrypt_error,

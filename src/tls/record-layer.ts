@@ -15,7 +15,7 @@
  *   refuses to switch keys while a partial message or a further message is buffered);
  * - unprotected change_cipher_spec (exactly 0x01) only while the handshake allows it.
  */
-import { ContentType, MAX_PLAINTEXT, RECORD_HEADER_LENGTH } from './constants.js';
+import { ContentType, HandshakeType, MAX_PLAINTEXT, RECORD_HEADER_LENGTH } from './constants.js';
 import { BadRecordMac, DecodeError, RecordOverflow, PeerMisbehaved } from './errors.js';
 import { maxHandshakeBody } from './messages/handshake.js';
 import type { RecordProtector, RecordUnprotector } from './record.js';
@@ -373,6 +373,7 @@ export class RecordLayer {
   private checkHandshakeHeader(type: number, length: number): number {
     const max = maxHandshakeBody(type);
     if (max === 0 || !this.expectsHandshake(type)) throw new PeerMisbehaved('UnexpectedHandshakeMessage', `unexpected handshake message of type ${type}`);
+    if (length > max && type === HandshakeType.client_hello) throw new PeerMisbehaved('OversizedClientHello', `ClientHello declares ${length} bytes, more than a well-formed one can hold (${max})`);
     if (length > max) throw new RecordOverflow(`handshake message of type ${type} declares ${length} bytes, over its limit of ${max}`);
     return length;
   }

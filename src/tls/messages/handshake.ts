@@ -27,6 +27,15 @@ const E = ExtensionType;
 export const MAX_HANDSHAKE_BODY = 1 << 16;
 
 /**
+ * Largest ClientHello body that can be well formed (OpenSSL's CLIENT_HELLO_MAX_LENGTH): version 2,
+ * random 32, session id 1 + 32, cipher suites 2 + 65534, compression methods 1 + 255, extensions
+ * 2 + 65535. A client may legally fill the extension block (tlsfuzzer sends 32,715
+ * signature_algorithms entries), so the limit is the syntax's, not a policy of ours; a larger one
+ * cannot decode (decode_error at its header, `OversizedClientHello`).
+ */
+export const MAX_CLIENT_HELLO_BODY = 2 + 32 + (1 + 32) + (2 + 65534) + (1 + 255) + (2 + 65535);
+
+/**
  * Largest Certificate body (Go's maxHandshakeCertificateMsg): a chain of a few certificates
  * with ML-DSA keys and signatures (~4-7 KB each) plus entry extensions (delegated credential,
  * OCSP, SCTs) stays well below it.
@@ -44,6 +53,7 @@ export function maxHandshakeBody(type: number): number {
     case HandshakeType.certificate:
       return MAX_CERTIFICATE_BODY;
     case HandshakeType.client_hello:
+      return MAX_CLIENT_HELLO_BODY;
     case HandshakeType.server_hello:
     case HandshakeType.new_session_ticket:
     case HandshakeType.encrypted_extensions:

@@ -14,6 +14,7 @@ import { CipherSuite, ContentType, ExtensionType, HandshakeType, NamedGroup, Sig
 import { encode } from '../../../src/tls/codec.js';
 import { generateKeyShare } from '../../../src/tls/key-exchange.js';
 import { encodeHandshake, writeClientHello, type ClientHello, type ClientHelloExtensions } from '../../../src/tls/messages/index.js';
+import { MAX_CLIENT_HELLO_BODY } from '../../../src/tls/messages/handshake.js';
 import { RecordOpener, RecordSealer } from '../../../src/tls/record.js';
 import { suiteParams } from '../../../src/tls/suites.js';
 import type { Connection, TlsEvent } from '../../../src/tls/connection.js';
@@ -318,11 +319,24 @@ function handshakeHeader(type: number, length: number): Uint8Array {
 }
 
 void describe('handshake reassembly is bounded and refuses at the header', () => {
-  void test('a ClientHello header declaring more than 64 KiB, in one-byte records: record_overflow at the 4th record, before any body', async () => {
+  void test('a ClientHello header declaring more than a well-formed ClientHello can hold, in one-byte records: decode_error at the 4th record, before any body', async () => {
     const conn = await server();
-    const header = fragmented(handshakeHeader(HandshakeType.client_hello, (1 << 16) + 1), 1);
+    const header = fragmented(handshakeHeader(HandshakeType.client_hello, MAX_CLIENT_HELLO_BODY + 1), 1);
     assert.equal(errorAfter(conn, ...header.slice(0, 3)), undefined, 'three header bytes are not enough to judge');
-    assert.equal(alertOf(conn, header[3]!), A.record_overflow);
+    assert.deepEqual(refusal(conn, header[3]!), { alert: A.decode_error, fault: 'OversizedClientHello' });
+  });
+
+  void test('a ClientHello over 64 KiB (32,700 signature algorithms, 1,000 cipher suites) over five records is accepted', async () => {
+    const conn = await server();
+    const filler = (n: number) => Array.from({ length: n }, (_, i) => 0x0a00 + (i % 0x100));
+    const ch = clientHello(
+      { signatureAlgorithms: [SignatureScheme.ecdsa_secp256r1_sha256, ...filler(32_700)] },
+      { cipherSuites: [...filler(1000), CipherSuite.TLS_AES_128_GCM_SHA256] },
+    );
+    assert.ok(ch.length - 4 > 1 << 16);
+    const p = conn.feed(Buffer.concat(fragmented(ch, 1 << 14)));
+    assert.equal(p.events.find((e) => e.type === 'error'), undefined);
+    assert.equal(conn.stateName, 'ExpectFinished');
   });
 
   void test('an unknown handshake type declaring 62 KB: unexpected_message at its header, before any body', async () => {
