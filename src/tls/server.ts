@@ -563,7 +563,7 @@ export class ServerConnection extends Connection<ServerState> {
     // §4.6.1: a server that does not authenticate the client MAY compute the rest of the
     // transcript (the client's Finished is determined) and send its tickets right after its
     // Finished: they leave in the same write as the flight instead of one of their own.
-    const ticketsSent = expectedClientFinished !== undefined && !hs.resumed && this.config.sessionTickets > 0;
+    const ticketsSent = expectedClientFinished !== undefined && this.config.sessionTickets > 0;
     if (ticketsSent) {
       const clientFinished = frameHandshake(HandshakeType.finished, expectedClientFinished);
       this.sendTickets(hs, undefined, app.resumptionMasterSecret(hs.transcript.currentWith(clientFinished)));
@@ -613,7 +613,7 @@ export class ServerConnection extends Connection<ServerState> {
     if (!verifyDataEqual(expected, received)) throw new PeerMisbehaved('IncorrectFinished', 'client Finished does not verify');
     hs.transcript.add(raw);
     this.records.setReader(new RecordOpener(hs.suite, app.clientTrafficSecret));
-    const sendTickets = !flight.ticketsSent && !hs.resumed && this.config.sessionTickets > 0;
+    const sendTickets = !flight.ticketsSent && this.config.sessionTickets > 0;
     const resumptionMasterSecret = sendTickets ? app.resumptionMasterSecret(hs.transcript.current()) : undefined;
     this.state = { kind: 'Connected' };
     // A resumed session carries the client certificate that was verified in the original handshake.
@@ -645,9 +645,20 @@ export class ServerConnection extends Connection<ServerState> {
     if (resumptionMasterSecret) this.sendTickets(hs, peer, resumptionMasterSecret);
   }
 
-  /** `peer`: the client's certificate, carried into the tickets when it verified. */
+  /**
+   * `peer`: the client's certificate, carried into the tickets when it verified. A resumed
+   * connection gets fresh tickets too (clients use each ticket once, RFC 8446 Appendix C.4), but
+   * only for what is left of the resumed ticket's lifetime: the keying material of the one
+   * handshake that authenticated us never outlives the lifetime given then (§4.6.1 recommends a
+   * limit on that total), and the client certificate it verified is carried along.
+   */
   private sendTickets(hs: ServerHandshake, peer: AuthenticatedPeer | undefined, resumptionMasterSecret: Uint8Array): void {
     const now = this.config.nowMs();
+    const lifetimeSeconds = hs.resumed
+      ? Math.min(this.config.ticketLifetimeSeconds, Math.floor((hs.resumed.issuedAt + hs.resumed.lifetimeSeconds * 1000 - now) / 1000))
+      : this.config.ticketLifetimeSeconds;
+    if (lifetimeSeconds <= 0) return;
+    const clientCertificate = hs.resumed ? hs.resumed.clientCertificate : peer?.authorized ? peer.chain[0]! : new Uint8Array(0);
     for (let i = 0; i < this.config.sessionTickets; i++) {
       const nonce = Uint8Array.of(i);
       const ageAdd = randomUint32();
@@ -656,13 +667,13 @@ export class ServerConnection extends Connection<ServerState> {
         psk: resumptionPsk(hs.suite, resumptionMasterSecret, nonce),
         issuedAt: now,
         ageAdd,
-        lifetimeSeconds: this.config.ticketLifetimeSeconds,
+        lifetimeSeconds,
         servername: hs.hello.extensions.serverName ?? '',
         alpnProtocol: hs.alpn ?? '',
         // Only a verified client certificate is carried over to resumed sessions.
-        clientCertificate: peer?.authorized ? peer.chain[0]! : new Uint8Array(0),
+        clientCertificate,
       });
-      const nst = { lifetime: this.config.ticketLifetimeSeconds, ageAdd, nonce, ticket, unknown: NO_EXTENSIONS };
+      const nst = { lifetime: lifetimeSeconds, ageAdd, nonce, ticket, unknown: NO_EXTENSIONS };
       this.records.queueHandshake(encodeHandshake(HandshakeType.new_session_ticket, (w) => writeNewSessionTicket(w, nst), 32 + ticket.length));
     }
   }

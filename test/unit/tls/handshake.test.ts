@@ -348,6 +348,37 @@ void describe('resumption', () => {
     assert.equal(clientInfo(pair).helloRetryRequest, true);
   });
 
+  void test('a resumed connection gets a fresh ticket, which resumes a third connection', async () => {
+    const server = new ServerConfig(await serverOptions());
+    const client = new ClientConfig(await clientOptions());
+    const first = await firstSession(server, client);
+    const second = await doHandshake(new ClientConnection(client, { session: first }), new ServerConnection(server));
+    assertConnected(second);
+    assert.equal(serverInfo(second).resumed, true);
+    const fresh = second.client.ofType('session');
+    assert.equal(fresh.length, 1, 'one NewSessionTicket after the resumed handshake');
+    assert.notDeepEqual(fresh[0]!.session.ticket, first.ticket);
+    const third = await doHandshake(new ClientConnection(client, { session: fresh[0]!.session }), new ServerConnection(server));
+    assertConnected(third);
+    assert.equal(serverInfo(third).resumed, true);
+  });
+
+  void test('a ticket issued on a resumed connection lives only as long as the ticket it resumed had left', async () => {
+    let now = Date.now();
+    const server = new ServerConfig(await serverOptions({ ticketLifetimeSeconds: 60, now: () => new Date(now) }));
+    const client = new ClientConfig(await clientOptions({ now: () => new Date(now) }));
+    const first = await firstSession(server, client);
+    now += 50_000;
+    const second = await doHandshake(new ClientConnection(client, { session: first }), new ServerConnection(server));
+    assertConnected(second);
+    const fresh = second.client.ofType('session')[0]!.session;
+    assert.ok(fresh.lifetimeSeconds <= 10, `lifetime ${fresh.lifetimeSeconds} s`);
+    now += 15_000;
+    const third = await doHandshake(new ClientConnection(client, { session: { ...fresh, lifetimeSeconds: 3600 } }), new ServerConnection(server));
+    assertConnected(third);
+    assert.equal(serverInfo(third).resumed, false, 'the server refuses it past the original lifetime');
+  });
+
   void test('a ticket sealed by another server key falls back to a full handshake', async () => {
     const client = new ClientConfig(await clientOptions());
     const session = await firstSession(new ServerConfig(await serverOptions()), client);
