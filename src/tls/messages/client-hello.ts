@@ -179,7 +179,9 @@ function readServerName(r: Reader): string | undefined {
     if (nameType !== 0) continue; // other name types are not defined; ignore them
     if (host !== undefined) throw new PeerMisbehaved('DuplicateServerName', 'two host_name entries in server_name');
     for (const c of name) {
-      if (c === 0 || c > 0x7e) throw new PeerMisbehaved('ServerNameNotAscii', 'server_name host_name is not printable ASCII');
+      // RFC 6066 §3: a DNS host name in ASCII. Control characters (BEL, ESC sequences) would
+      // reach logs and name matching; a byte over 0x7e is not ASCII (IDNs come as A-labels).
+      if (c < 0x20 || c > 0x7e) throw new PeerMisbehaved('ServerNameNotAscii', 'server_name host_name is not printable ASCII');
     }
     host = Buffer.from(name).toString('latin1');
   }

@@ -35,6 +35,7 @@ import {
   type CertificateMessage,
   type CertificateRequest,
   type ClientHello,
+  type ClientHelloExtensions,
   type EncryptedExtensions,
   type NewSessionTicket,
   type ServerHello,
@@ -247,32 +248,28 @@ for (const c of codecs) {
   });
 }
 
-void test('a ClientHello with a duplicated extension is illegal_parameter', () => {
-  const ch = encode((w) =>
+/** A TLS 1.3 ClientHello with one suite and the given extensions, encoded. */
+function minimalClientHello(extensions: ClientHelloExtensions): Uint8Array {
+  return encode((w) =>
     writeClientHello(w, {
       legacyVersion: 0x0303,
       random: new Uint8Array(32),
       legacySessionId: new Uint8Array(0),
       cipherSuites: [0x1301],
       legacyCompressionMethods: Uint8Array.of(0),
-      extensions: { unknown: [{ type: 0x1234, data: Uint8Array.of(1) }, { type: 0x1234, data: Uint8Array.of(2) }] },
+      extensions,
     }),
   );
+}
+
+void test('a ClientHello with a duplicated extension is illegal_parameter', () => {
+  const ch = minimalClientHello({ unknown: [{ type: 0x1234, data: Uint8Array.of(1) }, { type: 0x1234, data: Uint8Array.of(2) }] });
   assert.throws(() => decodeClientHello(ch), faultIs('DuplicateExtension'));
 });
 
 void test('a ClientHello whose pre_shared_key is not the last extension is illegal_parameter', () => {
   const psk = { identities: [{ identity: Uint8Array.of(1), obfuscatedTicketAge: 0 }], binders: [new Uint8Array(32)] };
-  const base = encode((w) =>
-    writeClientHello(w, {
-      legacyVersion: 0x0303,
-      random: new Uint8Array(32),
-      legacySessionId: new Uint8Array(0),
-      cipherSuites: [0x1301],
-      legacyCompressionMethods: Uint8Array.of(0),
-      extensions: { preSharedKey: psk, unknown: [] },
-    }),
-  );
+  const base = minimalClientHello({ preSharedKey: psk, unknown: [] });
   // Append one more (empty, unknown) extension after pre_shared_key and fix the block length.
   const withTrailing = Buffer.concat([base, Uint8Array.of(0x12, 0x34, 0, 0)]);
   const extStart = 2 + 32 + 1 + 0 + 2 + 2 + 1 + 1;
@@ -280,18 +277,17 @@ void test('a ClientHello whose pre_shared_key is not the last extension is illeg
   assert.throws(() => decodeClientHello(withTrailing), faultIs('PreSharedKeyNotLast'));
 });
 
+void test('a server_name with a control character (BEL, ESC, DEL) or a byte over 0x7e is illegal_parameter; printable ASCII decodes', () => {
+  const hello = (name: string) => minimalClientHello({ serverName: name, unknown: [] });
+  for (const bad of ['localhos\x07t', 'a\x1b[31mb.example', 'x\x7f.example', 'caf\xe9.example', 'nul\x00.example']) {
+    assert.throws(() => decodeClientHello(hello(bad)), faultIs('ServerNameNotAscii'), JSON.stringify(bad));
+  }
+  assert.equal(decodeClientHello(hello('api-1.example.test')).extensions.serverName, 'api-1.example.test');
+});
+
 void test('two key shares for one group are illegal_parameter', () => {
   const share = { group: 0x001d, keyExchange: new Uint8Array(32) };
-  const ch = encode((w) =>
-    writeClientHello(w, {
-      legacyVersion: 0x0303,
-      random: new Uint8Array(32),
-      legacySessionId: new Uint8Array(0),
-      cipherSuites: [0x1301],
-      legacyCompressionMethods: Uint8Array.of(0),
-      extensions: { keyShares: [share, share], unknown: [] },
-    }),
-  );
+  const ch = minimalClientHello({ keyShares: [share, share], unknown: [] });
   assert.throws(() => decodeClientHello(ch), faultIs('DuplicateKeyShareGroup'));
 });
 
