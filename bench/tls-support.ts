@@ -110,6 +110,13 @@ export interface ServerStats {
   readonly handshakes: number;
   /** user + system CPU of the server process since the last reset, in ms. */
   readonly cpuMs: number;
+  /** The same split (process user, process system), and the main thread's own CPU (the rest is helper threads: GC, libuv pool). */
+  readonly userMs?: number;
+  readonly systemMs?: number;
+  readonly mainThreadMs?: number;
+  /** Main-thread GC pauses (perf_hooks 'gc' entries) since the last reset: only with `BENCH_GC_ENTRIES=1`. */
+  readonly gcCount?: number;
+  readonly gcMs?: number;
 }
 
 /**
@@ -217,18 +224,50 @@ export function reportWarmUp(warmUp: () => number): void {
 export async function listenAndReport(server: Server, takeHandshakes: () => number): Promise<void> {
   server.on('tlsClientError', () => undefined);
   await new Promise<void>((res) => server.listen(0, '127.0.0.1', 1024, res));
+  const gc = process.env.BENCH_GC_ENTRIES === '1' ? await gcPauses() : undefined;
   let cpu = process.cpuUsage();
+  let thread = process.threadCpuUsage();
   process.on('message', (m: string) => {
     if (m === 'stats') {
       const d = process.cpuUsage(cpu);
-      const stats: ServerStats = { handshakes: takeHandshakes(), cpuMs: (d.user + d.system) / 1000 };
+      const t = process.threadCpuUsage(thread);
+      const stats: ServerStats = {
+        handshakes: takeHandshakes(),
+        cpuMs: (d.user + d.system) / 1000,
+        userMs: d.user / 1000,
+        systemMs: d.system / 1000,
+        mainThreadMs: (t.user + t.system) / 1000,
+        ...gc?.take(),
+      };
       cpu = process.cpuUsage();
+      thread = process.threadCpuUsage();
       process.send!(stats);
     } else if (m === 'stop') {
       process.exit(0);
     }
   });
   process.send!({ port: (server.address() as AddressInfo).port });
+}
+
+/** Counts main-thread GC pauses as perf_hooks reports them; `take` returns and resets the totals. */
+async function gcPauses(): Promise<{ take(): { gcCount: number; gcMs: number } }> {
+  const { PerformanceObserver } = await import('node:perf_hooks');
+  let count = 0;
+  let ms = 0;
+  new PerformanceObserver((list) => {
+    for (const e of list.getEntries()) {
+      count++;
+      ms += e.duration;
+    }
+  }).observe({ entryTypes: ['gc'] });
+  return {
+    take: () => {
+      const r = { gcCount: count, gcMs: ms };
+      count = 0;
+      ms = 0;
+      return r;
+    },
+  };
 }
 
 function bulkHandler(s: NodeJS.ReadWriteStream & { write(d: Buffer | string): boolean; end(d?: Buffer | string): unknown }): void {
@@ -392,40 +431,65 @@ export async function runEchoLoad(
   options: nodeTls.ConnectionOptions,
   run: { readonly seconds: number; readonly concurrency: number; readonly warmupSeconds: number; readonly resumed: boolean },
 ): Promise<void> {
-  const latencies: number[] = [];
-  let failed = 0;
   let reused = 0;
   const payload = Buffer.alloc(32, 0x61);
-  const one = async (lane: { session: Buffer | undefined }): Promise<void> => {
-    const ms = await echoOnce({ ...options, ...(run.resumed && lane.session ? { session: lane.session } : {}) }, payload, (s) => {
-      if (s.isSessionReused()) reused++;
-      if (run.resumed) lane.session = s.getSession() ?? lane.session;
-    });
-    if (ms === undefined) failed++;
-    else latencies.push(ms);
-  };
-  const lanes = Array.from({ length: run.concurrency }, () => ({ session: undefined as Buffer | undefined }));
+  await runConnectionLanes<{ session: Buffer | undefined }>(
+    (lane) =>
+      echoOnce({ ...options, ...(run.resumed && lane.session ? { session: lane.session } : {}) }, payload, (s) => {
+        if (s.isSessionReused()) reused++;
+        if (run.resumed) lane.session = s.getSession() ?? lane.session;
+      }),
+    () => ({ session: undefined }),
+    run,
+    () => {
+      const n = reused;
+      reused = 0;
+      return { reused: n };
+    },
+  );
+}
+
+/**
+ * The load child's protocol around `one` (one connection; its connect-to-done ms, or undefined
+ * when it failed): `warmupSeconds` of lanes not counted, 'warm' to the parent, its go, `seconds`
+ * measured, then the HandshakeLoadResult (plus `extra()`, which resets its counters when called)
+ * to the parent, and exit.
+ */
+export async function runConnectionLanes<Lane>(
+  one: (lane: Lane) => Promise<number | undefined>,
+  newLane: () => Lane,
+  run: { readonly seconds: number; readonly concurrency: number; readonly warmupSeconds: number },
+  extra: () => object = () => ({}),
+): Promise<never> {
+  const latencies: number[] = [];
+  let failed = 0;
+  const lanes = Array.from({ length: run.concurrency }, newLane);
   const until = (deadline: number): Promise<unknown> =>
     Promise.all(lanes.map(async (lane) => {
-      while (Date.now() < deadline) await one(lane);
+      while (Date.now() < deadline) {
+        const ms = await one(lane);
+        if (ms === undefined) failed++;
+        else latencies.push(ms);
+      }
     }));
   await until(Date.now() + run.warmupSeconds * 1000);
   latencies.length = 0;
   failed = 0;
-  reused = 0;
+  extra();
   process.send!('warm');
   await new Promise<void>((res) => process.once('message', () => res()));
   const start = Date.now();
   await until(start + run.seconds * 1000);
-  const result: EchoLoadResult = { completed: latencies.length, failed, seconds: (Date.now() - start) / 1000, latencies, reused };
-  process.send!(result);
-  process.exit(0);
+  const result: HandshakeLoadResult = { completed: latencies.length, failed, seconds: (Date.now() - start) / 1000, latencies, ...extra() };
+  // Exit once the result is out: a large latency list may not be flushed by a plain exit.
+  process.send!(result, () => process.exit(0));
+  return new Promise<never>(() => undefined);
 }
 
 export async function measureHandshakeRound<L extends HandshakeLoadResult>(
   server: ChildProcess,
   startLoad: (port: number) => ChildProcess,
-): Promise<HandshakeRound & { load: L }> {
+): Promise<HandshakeRound & { load: L; stats: ServerStats }> {
   try {
     const { port } = await nextMessage<{ port: number }>(server);
     const load = startLoad(port);
@@ -444,6 +508,7 @@ export async function measureHandshakeRound<L extends HandshakeLoadResult>(
       p50: percentile(sorted, 50),
       p99: percentile(sorted, 99),
       failed: r.failed,
+      stats,
     };
   } finally {
     server.kill('SIGTERM');
