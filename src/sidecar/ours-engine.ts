@@ -16,6 +16,7 @@ import { Duplex } from 'node:stream';
 import type { HandshakeInfo, Progress } from '../tls/connection.js';
 import { unpinned } from '../tls/native/aead.js';
 import { ServerConfig, ServerConnection } from '../tls/server.js';
+import { writeRecordPieces } from '../tls/socket.js';
 import type { Signer } from '../tls/signer.js';
 import type { MaterialStore, ServingMaterial } from './material.js';
 import type { HandshakeMode } from './metrics.js';
@@ -47,8 +48,8 @@ export function createServerConfig(options: OursEngineOptions): ServerConfig {
 
 export function createOursEngine(options: OursEngineOptions): OursEngine {
   const config = createServerConfig(options);
-  return async (socket, buffered, _hello, _material, timeoutMs) => {
-    const stream = new TlsServerStream(socket, new ServerConnection(config));
+  return async (socket, buffered, hello, _material, timeoutMs) => {
+    const stream = new TlsServerStream(socket, new ServerConnection(config, { clientHello: hello }));
     const info = await stream.handshake(buffered, timeoutMs);
     return { stream, mode: modeOf(info) };
   };
@@ -82,7 +83,7 @@ export class TlsServerStream extends Duplex implements ImmediateWriter {
     private readonly conn: ServerConnection,
   ) {
     super({ allowHalfOpen: true });
-    // apply() writes a poll's output corked (one writev), so the record pieces need no join copy.
+    // apply() writes a poll's output with writeRecordPieces (one write or one writev): no join here.
     conn.joinOutput = false;
     // Socket errors surface on process.nextTick, before the promise continuation that hands this
     // stream to the proxy (which attaches its own listener): never let one be unhandled. The
@@ -127,18 +128,10 @@ export class TlsServerStream extends Duplex implements ImmediateWriter {
   }
 
   private apply(progress: Progress, writeCallback?: (err?: Error | null) => void): void {
-    const last = progress.output.length - 1;
-    // Several records (a flight, or a large write cut into 16 KiB records), each in pieces
-    // (header, ciphertext, tag), leave in one writev.
-    if (last > 0) this.socket.cork();
-    // Behind a client that is not reading, what we write is kept: then not as views of the
-    // record slab, which would pin a whole slab each (src/tls/native/aead.ts, unpinned).
-    const queued = this.socket.writableLength > 0;
-    progress.output.forEach((bytes, i) => {
-      if (!this.socket.destroyed) this.socket.write(queued ? unpinned(bytes) : bytes, i === last ? writeCallback : undefined);
-    });
-    if (last > 0) this.socket.uncork();
-    if ((last < 0 || this.socket.destroyed) && writeCallback) writeCallback();
+    // A flight, or a large write cut into 16 KiB records, each in pieces (header, ciphertext, tag):
+    // one write or one writev (src/tls/socket.ts).
+    if (progress.output.length > 0 && !this.socket.destroyed) writeRecordPieces(this.socket, progress.output, writeCallback);
+    else writeCallback?.();
     for (const event of progress.events) {
       switch (event.type) {
         case 'handshake':
