@@ -31,7 +31,7 @@ export const MAX_CLIENT_HELLO = maxHandshakeBody(HandshakeType.client_hello);
 
 export type PeekResult =
   | { readonly kind: 'need-more' }
-  | { readonly kind: 'client-hello'; readonly hello: ClientHello; readonly recordVersion: number }
+  | { readonly kind: 'client-hello'; readonly hello: ClientHello; readonly body: Uint8Array; readonly recordVersion: number }
   | { readonly kind: 'not-tls'; readonly reason: string; readonly alert: number };
 
 const NEED_MORE: PeekResult = { kind: 'need-more' };
@@ -149,7 +149,8 @@ export class ClientHelloPeeker {
 
   private decode(message: Buffer): PeekResult {
     try {
-      return { kind: 'client-hello', hello: decodeClientHello(message.subarray(4)), recordVersion: this.recordVersion };
+      const body = message.subarray(4);
+      return { kind: 'client-hello', hello: decodeClientHello(body), body, recordVersion: this.recordVersion };
     } catch (e) {
       const alert = e instanceof TlsError ? e.alert : AlertDescription.decode_error;
       return notTls(`ClientHello does not decode: ${e instanceof Error ? e.message : String(e)}`, alert);
@@ -162,7 +163,7 @@ function notTls(reason: string, alert: number): PeekResult {
 }
 
 export type SocketPeek =
-  | { readonly kind: 'client-hello'; readonly hello: ClientHello; readonly recordVersion: number; readonly buffered: Buffer }
+  | { readonly kind: 'client-hello'; readonly hello: ClientHello; readonly body: Uint8Array; readonly recordVersion: number; readonly buffered: Buffer }
   | { readonly kind: 'not-tls'; readonly reason: string; readonly alert: number }
   | { readonly kind: 'timeout' }
   | { readonly kind: 'closed' };

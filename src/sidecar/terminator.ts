@@ -19,7 +19,7 @@ import { sourceAddress, type ConnectionTracker } from '../net/connection-tracker
 import { LogLimiter } from '../net/log-limiter.js';
 import { proxyToUpstream, type UpstreamOptions } from './proxy.js';
 import { route, type RoutingPolicy } from './router.js';
-import type { ClientHello } from '../tls/messages/client-hello.js';
+import type { DecodedClientHello } from '../tls/server.js';
 import { classifyKeylessFailure } from './keyless-fallback.js';
 import type { ServingReport } from './serving-report.js';
 
@@ -29,8 +29,11 @@ export interface OursHandshake {
   readonly mode: HandshakeMode;
 }
 
-/** Our TLS stack as an engine: replay `buffered`, handshake, resolve with the plaintext stream. */
-export type OursEngine = (socket: Socket, buffered: Buffer, hello: ClientHello, material: ServingMaterial, timeoutMs: number) => Promise<OursHandshake>;
+/**
+ * Our TLS stack as an engine: replay `buffered`, handshake, resolve with the plaintext stream.
+ * `hello` is the peek's decoding of the ClientHello in `buffered`, which the engine reuses.
+ */
+export type OursEngine = (socket: Socket, buffered: Buffer, hello: DecodedClientHello, material: ServingMaterial, timeoutMs: number) => Promise<OursHandshake>;
 
 export interface TerminatorOptions {
   readonly store: MaterialStore;
@@ -129,7 +132,7 @@ export async function handleConnection(socket: Socket, o: TerminatorOptions, ref
     if (decision.engine === 'node' || !o.ours) {
       stream = await terminateWithNode(socket, peek.buffered, material!, { timeoutMs: remaining, alpnProtocols: o.alpnProtocols });
     } else {
-      const done = await o.ours(socket, peek.buffered, peek.hello, material!, remaining);
+      const done = await o.ours(socket, peek.buffered, peek, material!, remaining);
       stream = done.stream;
       mode = done.mode;
     }

@@ -249,15 +249,27 @@ const ACCEPTED: AcceptedMessages<ServerState> = {
   Tls12: [], // the TLS 1.2 handshake says what it accepts
 };
 
+/** A ClientHello body and its decoding, made by whoever read it first (a router peeking at it). */
+export interface DecodedClientHello {
+  readonly body: Uint8Array;
+  readonly hello: ClientHello;
+}
+
 export class ServerConnection extends Connection<ServerState> {
   protected override state: ServerState = { kind: 'ExpectClientHello' };
   readonly config: ServerConfig;
+  private predecoded: DecodedClientHello | undefined;
 
-  /** `keylog` overrides the config's logger for this connection (the socket adapter routes lines per socket). */
-  constructor(config: ServerConfig | ServerOptions, overrides: { readonly keylog?: KeyLogger } = {}) {
+  /**
+   * `keylog` overrides the config's logger for this connection (the socket adapter routes lines
+   * per socket). `clientHello`: the first ClientHello already decoded, used when the first one
+   * received is byte for byte its `body` (else decoded here as usual), so it is not decoded twice.
+   */
+  constructor(config: ServerConfig | ServerOptions, overrides: { readonly keylog?: KeyLogger; readonly clientHello?: DecodedClientHello } = {}) {
     const cfg = config instanceof ServerConfig ? config : new ServerConfig(config);
     super(ACCEPTED, overrides.keylog ?? cfg.options.keylog);
     this.config = cfg;
+    this.predecoded = overrides.clientHello;
   }
 
   protected override onHandshakeMessage(type: number, body: Uint8Array, raw: Uint8Array): void {
@@ -283,7 +295,9 @@ export class ServerConnection extends Connection<ServerState> {
   // --- §2 / §4.1: the driver ----------------------------------------------------------------------
 
   private onClientHello(body: Uint8Array, raw: Uint8Array, retry: RetryState | undefined): void {
-    const hello = decodeClientHello(body);
+    const pre = this.predecoded;
+    this.predecoded = undefined;
+    const hello = pre && !retry && Buffer.compare(pre.body, body) === 0 ? pre.hello : decodeClientHello(body);
     // §4.2.1: the version, for both versions in one place (version.ts). TLS 1.2 goes its own way.
     const version = negotiateServerVersion(hello, this.config.versions);
     if (version === ProtocolVersion.TLS1_2) {

@@ -8,7 +8,8 @@ import { AlertReceived, IllegalParameter, PeerMisbehaved } from '../../../src/tl
 import { createKeySigner, type Signer } from '../../../src/tls/signer.js';
 import type { TlsSession } from '../../../src/tls/session.js';
 import type { RecordLayer } from '../../../src/tls/record-layer.js';
-import { doHandshake, transfer, type Pair, assertConnected } from './pair.js';
+import { doHandshake, transfer, type Pair, assertConnected, Endpoint, pump } from './pair.js';
+import { decodeClientHello } from '../../../src/tls/messages/client-hello.js';
 import { testPki, type KeyType } from './pki.js';
 
 async function serverOptions(extra: Partial<ServerOptions> = {}, keyType: KeyType = 'p256'): Promise<ServerOptions> {
@@ -658,5 +659,40 @@ void describe('credential hooks', () => {
       new ServerConnection(server),
     );
     assert.equal(pair.client.error?.sentAlert, AlertDescription.illegal_parameter);
+  });
+});
+
+void describe('a first ClientHello decoded by the caller (the sidecar peeked at it)', () => {
+  /** The client's ClientHello body, the pair not yet started; the server built by `server(body)`. */
+  async function withHello(server: (body: Uint8Array) => ServerConnection): Promise<Pair> {
+    const client = new Endpoint(new ClientConnection(await clientOptions()));
+    const record = client.outbox[0]!;
+    const body = record.subarray(5 + 4); // record header, handshake header
+    const pair = { client, server: new Endpoint(server(body)) };
+    await pump(pair);
+    return pair;
+  }
+
+  void test('is used, not decoded again, when the bytes received are the ones it was decoded from', async () => {
+    const options = await serverOptions();
+    // A decoding that differs from the bytes in one field shows which of the two the server used.
+    const pair = await withHello((body) => {
+      const hello = decodeClientHello(body);
+      return new ServerConnection(options, { clientHello: { body, hello: { ...hello, extensions: { ...hello.extensions, serverName: 'decoded-by-the-caller.test' } } } });
+    });
+    assert.equal(pair.server.error, undefined);
+    assert.equal(serverInfo(pair).servername, 'decoded-by-the-caller.test');
+  });
+
+  void test('is ignored when the ClientHello received is other bytes: the server decodes what it got', async () => {
+    const options = await serverOptions();
+    const pair = await withHello((body) => {
+      const other = Buffer.from(body);
+      other[2]! ^= 0xff; // a byte of the random
+      const hello = decodeClientHello(other);
+      return new ServerConnection(options, { clientHello: { body: other, hello: { ...hello, extensions: { ...hello.extensions, serverName: 'decoded-by-the-caller.test' } } } });
+    });
+    assertConnected(pair);
+    assert.equal(serverInfo(pair).servername, 'localhost');
   });
 });
