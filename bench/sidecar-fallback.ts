@@ -74,9 +74,15 @@ const KEYLESS_COMPARED: Case = { name: `(a*) sidecar, keyless pull, build ${COMP
 /**
  * BENCH_OVERHEAD_ONLY=1: only the sidecar's per-connection overhead (local key, engine ours,
  * against bare `dcctl serve`), with BENCH_COMPARE_BUILD's sidecar in the same rounds: the quick
- * before/after of a change to the sidecar's connection path.
+ * before/after of a change to the sidecar's connection path. The servers of this mode are
+ * started afresh every round, in an order rotated round by round: with processes kept for the
+ * whole run, the one started first measured cheaper whichever build it was (100–340 µs), so the
+ * report gives each server's overhead by its start position too. Each fresh server is loaded
+ * for BENCH_WARM_SECONDS (default 3) before its measured round.
  */
 const OVERHEAD_ONLY = process.env['BENCH_OVERHEAD_ONLY'] === '1';
+/** OVERHEAD_ONLY: seconds of load, not counted, on each freshly started server before its measured round (BENCH_WARM_SECONDS, default 3). */
+const WARM_SECONDS = Number(process.env['BENCH_WARM_SECONDS'] ?? 3);
 const LOCAL_OURS_COMPARED: Case = { name: `(c'*) sidecar, local tls.key, engine ours, build ${COMPARED_BUILD ?? ''}`, server: 'sidecar-local-ours-compared', offerDc: false, sidecarMode: 'certificate' };
 const ALL_CASES: readonly Case[] = [
   { name: '(a) sidecar, keyless pull (client without DC)', server: 'sidecar-keyless', offerDc: false, sidecarMode: 'keyless' },
@@ -196,6 +202,25 @@ async function oneRound(c: Case, s: Running, seconds: number, concurrency: numbe
   };
 }
 
+/** SIGTERM lets a server stop on its own (and write its profile); at most 30 s. */
+function stopServer(r: Running): Promise<void> {
+  return new Promise<void>((resolve) => {
+    if (r.child.exitCode !== null || r.child.signalCode !== null) {
+      resolve();
+      return;
+    }
+    const timer = setTimeout(() => {
+      r.child.kill('SIGKILL');
+      resolve();
+    }, 30_000);
+    r.child.once('exit', () => {
+      clearTimeout(timer);
+      resolve();
+    });
+    r.child.kill('SIGTERM');
+  });
+}
+
 function pinAllThreads(pid: number, cpu: number): void {
   const r = spawnSync('taskset', ['-a', '-p', '-c', String(cpu), String(pid)], { encoding: 'utf8' });
   if (r.status !== 0) throw new Error(`taskset -a -p -c ${cpu} ${pid} failed: ${r.stderr}`);
@@ -246,10 +271,6 @@ async function main(): Promise<void> {
       running.set('sidecar-keyless-compared', { ...s, keyServerPid: comparedKeyServer.child.pid! });
     }
     if (!OVERHEAD_ONLY) running.set('sidecar-local-node', await startSidecar('sidecar-local-node', localBundle.dir, echoPort, 'node', pin));
-    running.set('sidecar-local-ours', await startSidecar('sidecar-local-ours', localBundle.dir, echoPort, 'ours', pin));
-    if (COMPARED_BUILD && OVERHEAD_ONLY) {
-      running.set('sidecar-local-ours-compared', await startSidecar('sidecar-local-ours-compared', localBundle.dir, echoPort, 'ours', pin, join(COMPARED_BUILD, 'src', 'cli')));
-    }
 
     const certFile = join(work, 'tls.crt');
     const keyFile = join(work, 'tls.key');
@@ -258,9 +279,25 @@ async function main(): Promise<void> {
     const dcDir = join(work, 'dc');
     await mkdir(dcDir);
     for (const suffix of ['cred', 'key']) await writeFile(join(dcDir, `ecdsa_secp256r1_sha256.${suffix}`), localFiles[`ecdsa_secp256r1_sha256.${suffix}`]!);
-    const serve = spawnPinned([...nodeArgv('dcctl-serve'), join(CLI, 'dcctl.js'), 'serve', '--cert', certFile, '--key', keyFile, '--dc-dir', dcDir, '--port', '0', '--quiet'], pin ? SERVER_CPU : undefined);
-    running.set('dcctl-serve', { child: serve, port: Number((await waitForOutput(serve, /listening on https:\/\/[^:]+:(\d+)/, 'dcctl serve'))[1]) });
+    const start = async (name: ServerName): Promise<Running> => {
+      if (name === 'sidecar-local-ours') return startSidecar(name, localBundle.dir, echoPort, 'ours', pin);
+      if (name === 'sidecar-local-ours-compared') return startSidecar(name, localBundle.dir, echoPort, 'ours', pin, join(COMPARED_BUILD!, 'src', 'cli'));
+      const serve = spawnPinned([...nodeArgv('dcctl-serve'), join(CLI, 'dcctl.js'), 'serve', '--cert', certFile, '--key', keyFile, '--dc-dir', dcDir, '--port', '0', '--quiet'], pin ? SERVER_CPU : undefined);
+      return { child: serve, port: Number((await waitForOutput(serve, /listening on https:\/\/[^:]+:(\d+)/, 'dcctl serve'))[1]) };
+    };
+    /** OVERHEAD_ONLY: the servers of the round, started in `order`; records each one's start position. */
+    const positions = new Map<ServerName, number[]>();
+    const restartInOrder = async (order: readonly ServerName[]): Promise<void> => {
+      await Promise.all(order.map((name) => running.get(name)).filter((r) => r !== undefined).map(stopServer));
+      for (const [i, name] of order.entries()) {
+        running.set(name, await start(name));
+        positions.set(name, [...(positions.get(name) ?? []), i]);
+      }
+    };
+    const overheadServers: ServerName[] = ['sidecar-local-ours', ...(COMPARED_BUILD ? (['sidecar-local-ours-compared'] as const) : []), 'dcctl-serve'];
     if (!OVERHEAD_ONLY) {
+      running.set('sidecar-local-ours', await start('sidecar-local-ours'));
+      running.set('dcctl-serve', await start('dcctl-serve'));
       const nodeTls = spawnNode(SCRIPT, ['--server-node', certFile, keyFile], pin ? SERVER_CPU : undefined);
       running.set('node-tls', { child: nodeTls, port: (await nextMessage<{ port: number }>(nodeTls)).port });
     }
@@ -272,25 +309,19 @@ async function main(): Promise<void> {
     );
     const results = new Map<string, Round[]>(CASES.map((c) => [c.name, []]));
     for (let i = 0; i < rounds; i++) {
+      if (OVERHEAD_ONLY) {
+        await restartInOrder(overheadServers.map((_, k) => overheadServers[(k + i) % overheadServers.length]!));
+        // Fresh processes: load each for a while, not counted, before the measured rounds.
+        for (const c of CASES) await oneRound(c, running.get(c.server)!, WARM_SECONDS, concurrency, pin);
+      }
       for (const c of i % 2 === 0 ? CASES : [...CASES].reverse()) {
         results.get(c.name)!.push(await oneRound(c, running.get(c.server)!, seconds, concurrency, pin));
       }
     }
-    report(results);
+    report(results, positions);
     console.log(`\nload average after ${loadAverage()}`);
   } finally {
-    // SIGTERM lets each server stop on its own (and write its profile); at most 30 s.
-    await Promise.all([...running.values()].map((r) => new Promise<void>((resolve) => {
-      const timer = setTimeout(() => {
-        r.child.kill('SIGKILL');
-        resolve();
-      }, 30_000);
-      r.child.once('exit', () => {
-        clearTimeout(timer);
-        resolve();
-      });
-      r.child.kill('SIGTERM');
-    })));
+    await Promise.all([...running.values()].map(stopServer));
     echo.close();
     await keyServer.stop();
     await comparedKeyServer?.stop();
@@ -299,7 +330,7 @@ async function main(): Promise<void> {
   }
 }
 
-function report(results: Map<string, Round[]>): void {
+function report(results: Map<string, Round[]>, positions: ReadonlyMap<ServerName, readonly number[]>): void {
   const med = (name: string, f: (r: Round) => number): number => median(results.get(name)!.map(f));
   const lines = [
     '| case | handshakes/s | server CPU µs/handshake (median) | all rounds | key server CPU µs/handshake | server + key server µs | p50 ms | p99 ms | failed (wrong auth) |',
@@ -316,7 +347,7 @@ function report(results: Map<string, Round[]>): void {
   }
   console.log(lines.join('\n'));
   if (OVERHEAD_ONLY) {
-    reportOverhead(results);
+    reportOverhead(results, positions);
     return;
   }
   // Ratios of the per-round medians of server CPU (and of p50 latency).
@@ -350,16 +381,23 @@ function report(results: Map<string, Round[]>): void {
   }
 }
 
-/** BENCH_OVERHEAD_ONLY: each sidecar build over bare `dcctl serve`, per round and in the median. */
-function reportOverhead(results: Map<string, Round[]>): void {
+/**
+ * BENCH_OVERHEAD_ONLY: each sidecar build over bare `dcctl serve`, per round and in the median,
+ * and by the sidecar's start position in the round (0 = started first).
+ */
+function reportOverhead(results: Map<string, Round[]>, positions: ReadonlyMap<ServerName, readonly number[]>): void {
   const bare = results.get(CASES.find((c) => c.server === 'dcctl-serve')!.name)!;
-  console.log('\n| sidecar build | overhead over dcctl serve, µs per handshake (median of rounds) | per round | ratio to dcctl serve |');
-  console.log('| --- | ---: | --- | ---: |');
+  const startedAt = positions.get('dcctl-serve') ?? [];
+  console.log(`\n(start positions per round, 0 = first: dcctl serve ${startedAt.join(', ')})`);
+  console.log('\n| sidecar build | overhead over dcctl serve, µs per handshake (median of rounds) | per round (start position) | median by start position | ratio to dcctl serve |');
+  console.log('| --- | ---: | --- | --- | ---: |');
   for (const c of CASES.filter((k) => k.server !== 'dcctl-serve')) {
     const rs = results.get(c.name)!;
+    const at = positions.get(c.server) ?? [];
     const diffs = rs.map((r, i) => r.serverUs - bare[i]!.serverUs);
+    const byPosition = [...new Set(at)].sort().map((p) => `${p}: ${fmt(median(diffs.filter((_, i) => at[i] === p)))}`);
     const b = median(bare.map((r) => r.serverUs));
-    console.log(`| ${c.name} | ${fmt(median(diffs))} | ${diffs.map((d) => fmt(d)).join(', ')} | ${fmt(median(rs.map((r) => r.serverUs)) / b, 2)}x |`);
+    console.log(`| ${c.name} | ${fmt(median(diffs))} | ${diffs.map((d, i) => `${fmt(d)} (${at[i] ?? '-'})`).join(', ')} | ${byPosition.join('; ')} | ${fmt(median(rs.map((r) => r.serverUs)) / b, 2)}x |`);
   }
 }
 
