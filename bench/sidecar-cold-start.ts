@@ -7,6 +7,9 @@
  *   node dist/bench/sidecar-cold-start.js [-r ROUNDS] [-s SECONDS] [-c LANES] [-m dc|keyless] LABEL=DIST[,FLAG=VALUE...] ...
  *   e.g. node dist/bench/sidecar-cold-start.js -r 5 off=dist,warm-up-handshakes=0 on=dist,warm-up-handshakes=200
  *
+ * A FLAG written `env:NAME=VALUE` sets an environment variable of the sidecar instead (e.g.
+ * `env:NODE_COMPILE_CACHE=/tmp/cache`, or node options through NODE_OPTIONS).
+ *
  * Each start: `dc-operator sidecar` of DIST pinned to core 1 (this process, the load and the echo
  * app on core 0), a P-256 certificate with a P-256 DC; mode dc: our client offering DCs; mode
  * keyless: our client without DC support, the CertificateVerify signed by a `dc-operator
@@ -50,13 +53,17 @@ interface Variant {
   readonly label: string;
   readonly dist: string;
   readonly flags: readonly string[];
+  readonly env: Readonly<Record<string, string>>;
 }
 
 function variantOf(spec: string): Variant {
-  const [head, ...flags] = spec.split(',');
+  const [head, ...all] = spec.split(',');
   const eq = head!.indexOf('=');
   if (eq < 1) throw new Error(`"${spec}" is not LABEL=DIST[,FLAG=VALUE...]`);
-  return { label: head!.slice(0, eq), dist: head!.slice(eq + 1), flags: flags.flatMap((f) => [`--${f.slice(0, f.indexOf('='))}`, f.slice(f.indexOf('=') + 1)]) };
+  const pair = (f: string): [string, string] => [f.slice(0, f.indexOf('=')), f.slice(f.indexOf('=') + 1)];
+  const flags = all.filter((f) => !f.startsWith('env:'));
+  const env = Object.fromEntries(all.filter((f) => f.startsWith('env:')).map((f) => pair(f.slice(4))));
+  return { label: head!.slice(0, eq), dist: head!.slice(eq + 1), flags: flags.flatMap((f) => { const [k, v] = pair(f); return [`--${k}`, v]; }), env };
 }
 
 interface Start {
@@ -114,7 +121,7 @@ async function oneStart(v: Variant, dcDir: string, upstreamPort: number, pin: bo
     '--upstream', String(upstreamPort), '--metrics-address', '127.0.0.1', '--metrics-port', String(METRICS_PORT), '--report-interval', '0', ...keylessFlags, ...v.flags];
   const cmd = pin ? ['taskset', '-c', '1', ...argv] : argv;
   const t0 = performance.now();
-  const child = spawn(cmd[0]!, cmd.slice(1), { stdio: ['ignore', 'pipe', 'pipe'] });
+  const child = spawn(cmd[0]!, cmd.slice(1), { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, ...v.env } });
   let log = '';
   child.stdout!.on('data', (c: Buffer) => (log += c.toString()));
   child.stderr!.on('data', (c: Buffer) => (log += c.toString()));
