@@ -9,7 +9,9 @@
  *   as a ClientHello/flight and Finished+data/echo exchange), the client's close, our end.
  * - ours / node:tls: full TLS 1.3 handshakes (P-256 certificate, x25519), node:tls clients, 32
  *   bytes echoed, as bench/tls-handshake.ts.
- * - with BENCH_BASELINE_DIST=<dist/> also our server from that build (before/after in one run).
+ * - with BENCH_BASELINE_DIST=<dist/> also our server from that build (before/after in one run);
+ * - with BENCH_OURS_NODE_FLAGS="<flags>" also our server started as `node <flags>` (V8's GC
+ *   settings, e.g. --single-threaded-gc or --max-semi-space-size=N, as a deployment could set).
  *
  * Each server is a fresh process pinned to core 1 (load on core 0), loaded `warmup` s before
  * `seconds` are measured. Per connection: process CPU (user + system, /proc via cpuUsage), the
@@ -39,12 +41,14 @@ import {
 
 const SCRIPT = fileURLToPath(import.meta.url);
 
-type Impl = 'plain' | 'ours' | 'node' | 'ours-base';
+type Impl = 'plain' | 'ours' | 'node' | 'ours-base' | 'ours-flags';
+const NODE_FLAGS = (process.env.BENCH_OURS_NODE_FLAGS ?? '').split(' ').filter((f) => f !== '');
 const NAMES: Readonly<Record<Impl, string>> = {
   plain: 'plain net, no TLS (floor)',
   ours: 'ours (src/tls)',
   node: 'node:tls',
   'ours-base': 'ours, baseline build',
+  'ours-flags': `ours, node ${NODE_FLAGS.join(' ')}`,
 };
 
 /** One plain connection: 256 bytes there and back, then 32, then close. Undefined on error or after 10 s. */
@@ -116,7 +120,7 @@ function perConnection(stats: ServerStats, rate: number, failed: number): Round 
 }
 
 async function oneRound(impl: Impl, cert: string, key: string, seconds: number, concurrency: number, warmup: number, pin: boolean): Promise<Round> {
-  const server = spawnNode(SCRIPT, ['--server', impl, cert, key], pin ? 1 : undefined);
+  const server = spawnNode(SCRIPT, ['--server', impl === 'ours-flags' ? 'ours' : impl, cert, key], pin ? 1 : undefined, impl === 'ours-flags' ? NODE_FLAGS : []);
   const r = await measureHandshakeRound<HandshakeLoadResult>(server, (port) =>
     spawnNode(SCRIPT, ['--load', impl === 'plain' ? 'plain' : 'tls', String(port), String(seconds), String(concurrency), String(warmup)], pin ? 0 : undefined),
   );
@@ -127,7 +131,7 @@ async function main(): Promise<void> {
   const [seconds = 4, concurrency = 16, rounds = 5, warmup = 3] = process.argv.slice(2).map(Number);
   process.env.BENCH_GC_ENTRIES = '1'; // the server children count GC pauses
   const pin = canPin();
-  const impls: Impl[] = ['plain', 'ours', 'node', ...(process.env.BENCH_BASELINE_DIST ? (['ours-base'] as const) : [])];
+  const impls: Impl[] = ['plain', 'ours', 'node', ...(process.env.BENCH_BASELINE_DIST ? (['ours-base'] as const) : []), ...(NODE_FLAGS.length > 0 ? (['ours-flags'] as const) : [])];
   const { certs, cleanup } = await makeCertificates(['ecdsa-p256']);
   const c = certs[0]!;
   console.log(`# socket path: per-connection server CPU, ${seconds}s x ${rounds} rounds after ${warmup}s of warm-up, ${concurrency} lanes, server ${pin ? 'pinned to core 1, load on core 0' : 'not pinned'}; node ${process.version}; load average ${loadAverage()}`);
@@ -163,12 +167,13 @@ async function main(): Promise<void> {
     console.log(`${NAMES[impl]} / node:tls, CPU per connection: ${fmt(ratio(impl, 'node'), 2)}x (median of per-round ratios); difference ${fmt(diff(impl, 'node', (r) => r.cpuUs))} µs`);
   }
   if (impls.includes('ours-base')) console.log(`ours / ours, baseline build: ${fmt(ratio('ours', 'ours-base'), 3)}x; difference ${fmt(diff('ours', 'ours-base', (r) => r.cpuUs))} µs`);
+  if (impls.includes('ours-flags')) console.log(`${NAMES['ours-flags']} / ours: ${fmt(ratio('ours-flags', 'ours'), 3)}x; difference ${fmt(diff('ours-flags', 'ours', (r) => r.cpuUs))} µs`);
   console.log(`load average after ${loadAverage()}`);
 }
 
 const role = process.argv[2];
 if (role === '--server') {
-  const impl = process.argv[3] as Impl;
+  const impl = process.argv[3] as 'plain' | 'ours' | 'node' | 'ours-base';
   if (impl === 'plain') await plainServerRole();
   else await serverRole(impl, process.argv[4]!, process.argv[5]!, 'echo');
 } else if (role === '--load') {

@@ -80,9 +80,9 @@ export function canPin(): boolean {
   return r.status === 0;
 }
 
-/** Starts `node <script> <args>` as a child with IPC, pinned to `cpu` when possible. */
-export function spawnNode(script: string, args: readonly string[], cpu: number | undefined): ChildProcess {
-  const argv = [process.execPath, script, ...args];
+/** Starts `node [nodeFlags] <script> <args>` as a child with IPC, pinned to `cpu` when possible. */
+export function spawnNode(script: string, args: readonly string[], cpu: number | undefined, nodeFlags: readonly string[] = []): ChildProcess {
+  const argv = [process.execPath, ...nodeFlags, script, ...args];
   const cmd = cpu !== undefined ? ['taskset', '-c', String(cpu), ...argv] : argv;
   return spawn(cmd[0]!, cmd.slice(1), { stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
 }
