@@ -71,16 +71,22 @@ export class TLSSocket extends Duplex {
   private timer: NodeJS.Timeout | undefined;
   private failing = false;
   private readonly conn: Connection;
+  /** The server that accepted this socket: it hears our keylog lines too (set by TLSServer before any byte is read). */
+  private server: TLSServer | undefined;
 
-  /** `connect` and `createServer` build these; use the constructor to wrap a socket yourself. */
+  /**
+   * `connect` and `createServer` build these; use the constructor to wrap a socket yourself.
+   * `makeConnection` gets this socket's key logger: it emits 'keylog' (here and on the server)
+   * and says, through `enabled`, whether anyone listens.
+   */
   constructor(
     readonly socket: net.Socket,
-    makeConnection: (keylog: (line: string) => void) => Connection,
+    makeConnection: (keylog: KeyLogger) => Connection,
     readonly isServer: boolean,
     options: TLSSocketOptions = {},
   ) {
     super({ allowHalfOpen: false });
-    this.conn = makeConnection((line) => this.emit('keylog', Buffer.from(`${line}\n`, 'latin1')));
+    this.conn = makeConnection(Object.assign((line: string) => this.logKey(line), { enabled: () => this.keylogWanted() }));
     // Records leave as sealed pieces in one writev (see `send`), not joined by a copy.
     this.conn.joinOutput = false;
     socket.setNoDelay(true);
@@ -96,6 +102,28 @@ export class TLSSocket extends Duplex {
       this.timer.unref();
     }
     this.handle(this.conn.poll());
+  }
+
+  /** TLSServer: the server to tell of keylog lines, 'secureConnection' and 'tlsClientError'. */
+  acceptedBy(server: TLSServer): void {
+    this.server = server;
+    this.on('error', TLSSocket.reportClientError);
+  }
+
+  /** A TLSServer's socket failed: before its handshake completed that is the server's 'tlsClientError'. */
+  private static reportClientError(this: TLSSocket, err: Error): void {
+    if (!this.handshake) this.server?.emit('tlsClientError', err, this);
+  }
+
+  private logKey(line: string): void {
+    const buf = Buffer.from(`${line}\n`, 'latin1');
+    this.emit('keylog', buf);
+    this.server?.emit('keylog', buf, this);
+  }
+
+  /** Hex lines are built only while someone listens (socket or server 'keylog'). */
+  private keylogWanted(): boolean {
+    return this.listenerCount('keylog') > 0 || (this.server?.listenerCount('keylog') ?? 0) > 0;
   }
 
   // --- information ---------------------------------------------------------------------------------
@@ -186,6 +214,7 @@ export class TLSSocket extends Duplex {
           if (this.timer) clearTimeout(this.timer);
           this.emit('secure');
           if (!this.isServer) this.emit('secureConnect');
+          this.server?.emit('secureConnection', this);
           break;
         case 'data':
           // Not read at once (paused, or behind earlier data): the stream keeps it.
@@ -293,22 +322,10 @@ export class TLSServer extends net.Server {
     const certificates = [...(options.certificates ?? []), ...(options.cert !== undefined && options.key !== undefined ? [{ cert: options.cert, key: options.key }] : [])];
     this.config = new ServerConfig({ ...options, certificates });
     if (secureListener) this.on('secureConnection', secureListener);
-    this.on('connection', (raw: net.Socket) => {
-      const serverKeylog = (keylog: (line: string) => void): KeyLogger =>
-        Object.assign(
-          (l: string) => {
-            keylog(l);
-            this.emit('keylog', Buffer.from(`${l}\n`, 'latin1'), tls);
-          },
-          // Hex lines are built only while someone listens (server or socket 'keylog').
-          { enabled: () => this.listenerCount('keylog') > 0 || tls.listenerCount('keylog') > 0 },
-        );
-      const tls = new TLSSocket(raw, (keylog) => new ServerConnection(this.config, { keylog: serverKeylog(keylog) }), true, options);
-      tls.once('secure', () => this.emit('secureConnection', tls));
-      tls.on('error', (err) => {
-        if (!tls.handshakeInfo) this.emit('tlsClientError', err, tls);
-      });
-    });
+    // Built once per server, not per connection: what a connection needs of the server it gets
+    // through `acceptedBy` (fewer closures per connection, bench/results/socket-path.md).
+    const makeConnection = (keylog: KeyLogger): ServerConnection => new ServerConnection(this.config, { keylog });
+    this.on('connection', (raw: net.Socket) => new TLSSocket(raw, makeConnection, true, options).acceptedBy(this));
   }
 }
 
