@@ -314,7 +314,11 @@ async function main(): Promise<void> {
         // Fresh processes: load each for a while, not counted, before the measured rounds.
         for (const c of CASES) await oneRound(c, running.get(c.server)!, WARM_SECONDS, concurrency, pin);
       }
-      for (const c of i % 2 === 0 ? CASES : [...CASES].reverse()) {
+      // OVERHEAD_ONLY: the measuring order rotates too, one step ahead of the start order (a
+      // case always measured in the middle still came out cheaper): over 3k rounds each server
+      // has every start position and every measuring position k times.
+      const order = OVERHEAD_ONLY ? CASES.map((_, k) => CASES[(k + i + 1) % CASES.length]!) : i % 2 === 0 ? CASES : [...CASES].reverse();
+      for (const c of order) {
         results.get(c.name)!.push(await oneRound(c, running.get(c.server)!, seconds, concurrency, pin));
       }
     }
