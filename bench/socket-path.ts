@@ -22,22 +22,7 @@
  */
 import { createServer as createNetServer, connect as netConnect } from 'node:net';
 import { fileURLToPath } from 'node:url';
-import {
-  canPin,
-  countingEcho,
-  echoOnce,
-  fmt,
-  listenAndReport,
-  loadAverage,
-  makeCertificates,
-  measureHandshakeRound,
-  median,
-  runConnectionLanes,
-  serverRole,
-  spawnNode,
-  type HandshakeLoadResult,
-  type ServerStats,
-} from './tls-support.js';
+import { canPin, countingEcho, echoOnce, fmt, listenAndReport, loadAverage, makeCertificates, measureHandshakeRound, median, runConnectionLanes, serverRole, spawnNode, type HandshakeLoadResult, type ServerStats } from './tls-support.js';
 
 const SCRIPT = fileURLToPath(import.meta.url);
 
