@@ -67,6 +67,12 @@ interface Case {
   readonly sidecarMode?: 'keyless' | 'dc' | 'certificate';
 }
 
+/**
+ * BENCH_SIDECAR_NODE_FLAGS="<flags>": node flags for this build's sidecar (c') only, e.g. V8's GC
+ * settings; with BENCH_COMPARE_BUILD set to this same build, (c'*) is the sidecar without them.
+ */
+const SIDECAR_NODE_FLAGS = (process.env['BENCH_SIDECAR_NODE_FLAGS'] ?? '').split(' ').filter((f) => f !== '');
+
 /** Another build (its dist/ directory) whose sidecar and key server also serve case (a), e.g. a branch's. */
 const COMPARED_BUILD = process.env['BENCH_COMPARE_BUILD'];
 
@@ -89,7 +95,7 @@ const ALL_CASES: readonly Case[] = [
   ...(COMPARED_BUILD ? [KEYLESS_COMPARED] : []),
   { name: '(b) sidecar, DC (client offers DC)', server: 'sidecar-dc', offerDc: true, sidecarMode: 'dc' },
   { name: '(c) sidecar, local tls.key, engine node (default)', server: 'sidecar-local-node', offerDc: false, sidecarMode: 'certificate' },
-  { name: "(c') sidecar, local tls.key, engine ours", server: 'sidecar-local-ours', offerDc: false, sidecarMode: 'certificate' },
+  { name: `(c') sidecar, local tls.key, engine ours${SIDECAR_NODE_FLAGS.length > 0 ? `, node ${SIDECAR_NODE_FLAGS.join(' ')}` : ''}`, server: 'sidecar-local-ours', offerDc: false, sidecarMode: 'certificate' },
   { name: '(e) dcctl serve (bare src/tls), certificate key', server: 'dcctl-serve', offerDc: false },
   { name: "(e') dcctl serve (bare src/tls), DC", server: 'dcctl-serve', offerDc: true },
   { name: '(d) node:tls direct, certificate key', server: 'node-tls', offerDc: false },
@@ -140,7 +146,8 @@ function waitForOutput(child: ChildProcess, pattern: RegExp, what: string): Prom
 
 /** `node` with --cpu-prof when asked for, the profile named after the server. */
 function nodeArgv(name: ServerName): string[] {
-  return PROFILE_DIR ? [process.execPath, '--cpu-prof', '--cpu-prof-dir', PROFILE_DIR, '--cpu-prof-name', `${name}.cpuprofile`] : [process.execPath];
+  const flags = name === 'sidecar-local-ours' ? SIDECAR_NODE_FLAGS : [];
+  return PROFILE_DIR ? [process.execPath, ...flags, '--cpu-prof', '--cpu-prof-dir', PROFILE_DIR, '--cpu-prof-name', `${name}.cpuprofile`] : [process.execPath, ...flags];
 }
 
 async function startSidecar(name: ServerName, bundleDir: string, upstreamPort: number, engine: 'node' | 'ours', pin: boolean, cli = CLI): Promise<Running> {
