@@ -125,7 +125,7 @@ export const tlsCrypto: CryptoPort = {
         credential: issued.delegatedCredential,
         privateKeyPem: issued.privateKeyPem,
         notAfter: issued.expiresAt,
-        publicKeySpki: new Uint8Array(issued.publicKey.export({ type: 'spki', format: 'der' })),
+        publicKeySpki: issued.decoded.credential.spki,
       };
     } catch (err) {
       if (err instanceof DelegationError) {

@@ -6,11 +6,12 @@
  * Everything that would make a receiver reject the credential is refused here first, with a
  * DelegationError that says what to fix.
  */
-import type { KeyObject } from 'node:crypto';
+import { createPrivateKey, createPublicKey, type KeyObject } from 'node:crypto';
 import { signatureSchemeName } from '../constants.js';
 import { isCertificateVerifyScheme, keyMatchesScheme, schemesForKey, verifySignature } from '../signature-schemes.js';
 import type { Signer } from '../signer.js';
-import { generateDcKeyPair, resolveDcAlgorithm, type DcAlgorithmName } from './algorithms.js';
+import { generateDcKeyPairDer, resolveDcAlgorithm, type DcAlgorithmName } from './algorithms.js';
+import { derToPem } from '../x509/pem.js';
 import { delegationCertificate, type CertificateInput, type DelegationCertificate } from './certificate.js';
 import { encodeDelegatedCredential } from './codec.js';
 import { DelegationError } from './errors.js';
@@ -65,11 +66,13 @@ export async function issueDelegatedCredential(options: IssueOptions): Promise<I
   const nowMs = (options.now ?? new Date()).getTime();
   const expirySeconds = computeExpiry(cert, nowMs, options.validitySeconds);
 
-  const { publicKey, privateKey } = await generateDcKeyPair(dcScheme, options.rsaModulusBits);
+  // Encoded, not as KeyObjects: the operator issues in bursts of thousands, and most callers only
+  // store the key (the KeyObjects below are made when asked for).
+  const { spki, pkcs8 } = await generateDcKeyPairDer(dcScheme, options.rsaModulusBits);
   const credential: Credential = {
     validTime: expirySeconds - cert.notBeforeSeconds,
     dcCertVerifyAlgorithm: dcScheme,
-    spki: new Uint8Array(publicKey.export({ type: 'spki', format: 'der' })),
+    spki,
   };
   const side = options.side ?? 'server';
   const content = delegatedCredentialSignedContent(side, cert.der, credential, algorithm);
@@ -88,12 +91,18 @@ export async function issueDelegatedCredential(options: IssueOptions): Promise<I
     );
   }
   const decoded: DelegatedCredential = { credential, algorithm, signature: Uint8Array.from(signature) };
+  let privateKey: KeyObject | undefined;
+  let publicKey: KeyObject | undefined;
   return {
     delegatedCredential: encodeDelegatedCredential(decoded),
     decoded,
-    privateKey,
-    privateKeyPem: privateKey.export({ type: 'pkcs8', format: 'pem' }).toString(),
-    publicKey,
+    get privateKey() {
+      return (privateKey ??= createPrivateKey({ key: Buffer.from(pkcs8), format: 'der', type: 'pkcs8' }));
+    },
+    privateKeyPem: derToPem(pkcs8, 'PRIVATE KEY'),
+    get publicKey() {
+      return (publicKey ??= createPublicKey({ key: Buffer.from(spki), format: 'der', type: 'spki' }));
+    },
     publicKeyFingerprint: spkiFingerprint(credential.spki),
     expiresAt: new Date(expirySeconds * 1000),
   };
