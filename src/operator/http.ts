@@ -1,6 +1,6 @@
 // /metrics, /healthz (the process and its event loop answer) and /readyz (a standby replica
 // is ready; a leader is ready once its caches are synced).
-import { createServer, type Server } from 'node:http';
+import { createServer, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import type { Registry } from 'prom-client';
 
@@ -8,12 +8,31 @@ export interface Probes {
   ready(): { ok: boolean; detail: string };
 }
 
+/** Writes the chunks one after another, each once the socket took the one before. */
+async function writeChunks(res: ServerResponse, chunks: Iterable<string>): Promise<void> {
+  for (const chunk of chunks) {
+    if (res.destroyed) return;
+    if (!res.write(chunk)) {
+      await new Promise<void>((resolve) => {
+        const go = (): void => {
+          res.off('drain', go);
+          res.off('close', go);
+          resolve();
+        };
+        res.on('drain', go);
+        res.on('close', go);
+      });
+    }
+  }
+  res.end();
+}
+
 export async function startHttpServer(opts: {
   port: number;
   host?: string;
   registry: Registry;
-  /** The /metrics text; default `registry.metrics()`. */
-  scrape?: () => Promise<string>;
+  /** The /metrics text, whole or in chunks (written as the client takes them); default `registry.metrics()`. */
+  scrape?: () => Promise<string | Iterable<string>>;
   probes: Probes;
 }): Promise<{ server: Server; port: number; close(): Promise<void> }> {
   const server = createServer((req, res) => {
@@ -24,7 +43,11 @@ export async function startHttpServer(opts: {
     }
     if (path === '/metrics') {
       (opts.scrape ?? (() => opts.registry.metrics()))().then(
-        (text) => res.writeHead(200, { 'content-type': opts.registry.contentType }).end(text),
+        (text) => {
+          res.writeHead(200, { 'content-type': opts.registry.contentType });
+          if (typeof text === 'string') res.end(text);
+          else void writeChunks(res, text);
+        },
         (err: unknown) => res.writeHead(500, { 'content-type': 'text/plain' }).end(`metrics failed: ${String(err)}\n`),
       );
       return;

@@ -129,7 +129,7 @@ export async function runController(opts: ControllerOptions): Promise<Controller
     port: opts.metricsPort,
     host: opts.metricsHost,
     registry: metrics.registry,
-    scrape: () => metrics.scrape(),
+    scrape: () => metrics.exposition(),
     probes: {
       ready: () => {
         if (controller === undefined) return { ok: true, detail: 'standby: waiting for the leader lease' };
