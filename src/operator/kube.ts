@@ -63,18 +63,19 @@ export interface Selector {
 }
 
 interface KubeList<R> {
-  items: R[];
+  /** null in an empty PartialObjectMetadataList (a metadata-only list: the key server's Secret sources). */
+  items: R[] | null;
   metadata?: { resourceVersion?: string; _continue?: string; continue?: string };
 }
 
 /** Pages through a list (limit/continue) so a large collection is not one giant response. */
-async function listAll<R>(page: (cont: string | undefined) => Promise<KubeList<R>>): Promise<ListResult<R>> {
+export async function listAll<R>(page: (cont: string | undefined) => Promise<KubeList<R>>): Promise<ListResult<R>> {
   const items: R[] = [];
   let cont: string | undefined;
   let resourceVersion = '';
   do {
     const list = await page(cont);
-    items.push(...list.items);
+    items.push(...(list.items ?? []));
     resourceVersion = list.metadata?.resourceVersion ?? resourceVersion;
     cont = list.metadata?._continue ?? list.metadata?.continue ?? undefined;
   } while (cont);
