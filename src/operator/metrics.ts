@@ -88,8 +88,8 @@ export class OperatorMetrics implements IssueMetrics {
   /**
    * The exposition, in chunks of about 64 KiB: the per-DelegatedCredential families written
    * straight from the caches, then the registry's. Through prom-client (a Gauge set per series,
-   * then formatted) one scrape of 10,000 objects' 50,000 series took ~470 ms of CPU and grew the
-   * RSS by ~75 MiB that stayed (bench/results/operator.md, issue 19); written here, the same text
+   * then formatted) one scrape of 10,000 objects' 50,000 series took 400-550 ms of CPU and grew the
+   * RSS by ~80 MiB that stayed (bench/results/operator.md, issue 19); written here, the same text
    * is made a chunk at a time as the client reads it. The signer series (few) stay Gauges,
    * dropped after each scrape.
    */
