@@ -1,6 +1,8 @@
 #!/usr/bin/env node
-// Builds the optional native AEAD addon of the TLS record path (src/tls/native/aead.c) into
-// dist/src/tls/native/aead.node, next to the compiled aead.js that loads it.
+// Builds the optional native addons of src/tls: the AEAD of the record path
+// (src/tls/native/aead.c) and the handshake's key exchange and key schedule
+// (src/tls/native/handshake.c), into dist/src/tls/native/<name>.node, next to the compiled
+// <name>.js that loads each.
 //
 //   node scripts/build-native.mjs [--require]
 //
@@ -11,9 +13,9 @@
 // version and the compiler under ${XDG_CACHE_HOME:-~/.cache}/dc-operator/native/, so a rebuild
 // costs a copy.
 //
-// When the compiler or the headers are missing, it says so in one line and exits 0: the record
-// layer then runs on node:crypto (the fallback, always tested). --require makes that an error
-// (the image build and CI use it, so a missing addon is not silent there).
+// When the compiler or the headers are missing, it says so in one line and exits 0: src/tls then
+// runs on node:crypto (the fallback, always tested). --require makes that an error (the image
+// build and CI use it, so a missing addon is not silent there).
 import { createHash } from 'node:crypto';
 import { execFileSync } from 'node:child_process';
 import { copyFileSync, existsSync, mkdirSync, readFileSync, renameSync, rmSync } from 'node:fs';
@@ -22,14 +24,13 @@ import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
 const root = resolve(dirname(fileURLToPath(import.meta.url)), '..');
-const source = join(root, 'src/tls/native/aead.c');
-const target = join(root, 'dist/src/tls/native/aead.node');
+const ADDONS = ['aead', 'handshake'];
 const required = process.argv.includes('--require');
 
 function skip(why) {
-  const msg = `native AEAD: not built (${why}); the TLS record layer uses node:crypto`;
+  const msg = `native addons: not built (${why}); src/tls uses node:crypto`;
   if (required) {
-    console.error(`${msg}\nnative AEAD: error: --require was given`);
+    console.error(`${msg}\nnative addons: error: --require was given`);
     process.exit(1);
   }
   console.error(msg);
@@ -55,28 +56,33 @@ if (!existsSync(join(include, 'node_api.h')) || !existsSync(join(include, 'opens
 const compiler = findCompiler();
 if (!compiler) skip('no C compiler: install gcc (scripts/system-deps.sh does)');
 
-const flags = ['-O2', '-fPIC', '-shared', '-std=c11', '-Wall', '-Wextra', '-Werror', '-fvisibility=hidden', '-DNODE_GYP_MODULE_NAME=aead'];
-const hash = createHash('sha256')
-  .update(readFileSync(source))
-  .update(`\0${process.version}\0${process.arch}\0${compiler.version}\0${flags.join(' ')}`)
-  .digest('hex')
-  .slice(0, 16);
-const cacheDir = join(process.env.XDG_CACHE_HOME || join(homedir(), '.cache'), 'dc-operator', 'native', hash);
-const cached = join(cacheDir, 'aead.node');
-if (!existsSync(cached)) {
-  mkdirSync(cacheDir, { recursive: true });
-  const tmp = `${cached}.${process.pid}.tmp`;
-  try {
-    // Unresolved symbols (napi_*, EVP_*) are left to the dynamic loader: the node binary that
-    // loads the addon exports both.
-    execFileSync(compiler.cc, [...flags, '-I', include, '-o', tmp, source], { stdio: 'inherit' });
-    renameSync(tmp, cached);
-  } catch (e) {
-    rmSync(tmp, { force: true });
-    if (required) throw e;
-    skip(`${compiler.cc} failed: ${e.message.split('\n')[0]}`);
+const baseFlags = ['-O2', '-fPIC', '-shared', '-std=c11', '-Wall', '-Wextra', '-Werror', '-fvisibility=hidden'];
+for (const name of ADDONS) {
+  const source = join(root, `src/tls/native/${name}.c`);
+  const target = join(root, `dist/src/tls/native/${name}.node`);
+  const flags = [...baseFlags, `-DNODE_GYP_MODULE_NAME=${name}`];
+  const hash = createHash('sha256')
+    .update(readFileSync(source))
+    .update(`\0${process.version}\0${process.arch}\0${compiler.version}\0${flags.join(' ')}`)
+    .digest('hex')
+    .slice(0, 16);
+  const cacheDir = join(process.env.XDG_CACHE_HOME || join(homedir(), '.cache'), 'dc-operator', 'native', hash);
+  const cached = join(cacheDir, `${name}.node`);
+  if (!existsSync(cached)) {
+    mkdirSync(cacheDir, { recursive: true });
+    const tmp = `${cached}.${process.pid}.tmp`;
+    try {
+      // Unresolved symbols (napi_*, EVP_*) are left to the dynamic loader: the node binary that
+      // loads the addon exports both.
+      execFileSync(compiler.cc, [...flags, '-I', include, '-o', tmp, source], { stdio: 'inherit' });
+      renameSync(tmp, cached);
+    } catch (e) {
+      rmSync(tmp, { force: true });
+      if (required) throw e;
+      skip(`${compiler.cc} failed on ${name}.c: ${e.message.split('\n')[0]}`);
+    }
   }
+  mkdirSync(dirname(target), { recursive: true });
+  copyFileSync(cached, target);
+  console.error(`native ${name}: ${target} (${compiler.cc}, Node ${process.version}, cache ${hash})`);
 }
-mkdirSync(dirname(target), { recursive: true });
-copyFileSync(cached, target);
-console.error(`native AEAD: ${target} (${compiler.cc}, Node ${process.version}, cache ${hash})`);

@@ -6,12 +6,13 @@
  *
  * `nativeAead()` loads it once per process and checks it against node:crypto on a known record;
  * it answers undefined (and the record layer keeps node:crypto) when the addon was not built, does
- * not load, disagrees with node:crypto, or DC_TLS_AEAD=node is set (benches and tests use that to
- * force the fallback).
+ * not load, disagrees with node:crypto, or DC_TLS_AEAD=node or DC_TLS_NATIVE=off is set (benches
+ * and tests use them to force the fallback; ./switch.ts).
  */
 import { createCipheriv } from 'node:crypto';
 import { createRequire } from 'node:module';
 import type { AeadName } from '../suites.js';
+import { nativeSwitchedOff } from './switch.js';
 
 /** An OpenSSL cipher context with its key (opaque; freed when collected). */
 export type NativeAeadContext = { readonly __nativeAeadContext: never };
@@ -47,7 +48,8 @@ export function nativeAeadStatus(): string {
 }
 
 function load(): { aead: NativeAead | undefined; status: string } {
-  if (process.env['DC_TLS_AEAD'] === 'node') return { aead: undefined, status: 'node:crypto (DC_TLS_AEAD=node)' };
+  const off = nativeSwitchedOff('aead');
+  if (off) return { aead: undefined, status: `node:crypto (${off})` };
   let aead: NativeAead;
   try {
     aead = createRequire(import.meta.url)('./aead.node') as NativeAead;

@@ -19,7 +19,7 @@ import { Tls12RecordOpener, Tls12RecordSealer } from '../../../src/tls/tls12/rec
 import { TLS12_SUITES } from '../../../src/tls/tls12/suites.js';
 import { isSlabView, nativeAead, nativeAeadStatus, type NativeAead } from '../../../src/tls/native/aead.js';
 
-const forcedPure = process.env['DC_TLS_AEAD'] === 'node';
+const forcedPure = process.env['DC_TLS_AEAD'] === 'node' || process.env['DC_TLS_NATIVE'] === 'off';
 
 function addon(): NativeAead {
   const a = nativeAead();
@@ -42,7 +42,7 @@ void describe('native AEAD: loading', () => {
   void test('it loads and agrees with node:crypto (the self-check), unless DC_TLS_AEAD=node forces the fallback', () => {
     if (forcedPure) {
       assert.equal(nativeAead(), undefined);
-      assert.match(nativeAeadStatus(), /DC_TLS_AEAD=node/);
+      assert.match(nativeAeadStatus(), /DC_TLS_AEAD=node|DC_TLS_NATIVE=off/);
     } else {
       addon();
       assert.equal(nativeAeadStatus(), 'native');
@@ -51,7 +51,7 @@ void describe('native AEAD: loading', () => {
 
   void test('DC_TLS_AEAD=node in a fresh process: records go through node:crypto', () => {
     const script = `import('${new URL('../../../src/tls/native/aead.js', import.meta.url).href}').then((m) => console.log(m.nativeAead() === undefined, m.nativeAeadStatus()))`;
-    const out = execFileSync(process.execPath, ['-e', script], { env: { ...process.env, DC_TLS_AEAD: 'node' }, encoding: 'utf8' });
+    const out = execFileSync(process.execPath, ['-e', script], { env: { ...process.env, DC_TLS_AEAD: 'node', DC_TLS_NATIVE: '' }, encoding: 'utf8' });
     assert.equal(out.trim(), 'true node:crypto (DC_TLS_AEAD=node)');
   });
 });

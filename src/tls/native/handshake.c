@@ -1,0 +1,350 @@
+/*
+ * The crypto of the TLS handshake as a Node-API addon (optional: src/tls/native/handshake.ts
+ * loads it; key-exchange.ts and key-schedule.ts fall back to node:crypto when it is absent).
+ *
+ * Why: through node:crypto an x25519 share costs a key-generation job, a JWK encoding, a
+ * KeyObject for the peer's key and a diffieHellman call (~85 us per handshake, most of it
+ * per-call machinery around two scalar multiplications). Here one call generates our key,
+ * imports the peer's share, derives the secret and frees the private key: the private key never
+ * leaves C. The OpenSSL it calls is the one inside the node binary (its symbols are exported for
+ * addons), so nothing is linked at build time.
+ *
+ * No arithmetic on secrets here: every operation on a key or a secret is an OpenSSL call.
+ * Every length comes from JavaScript and, behind it, from the network: each is checked before
+ * use. OpenSSL objects are freed on every path; secrets held in C are cleansed.
+ *
+ * API (buffers are Uint8Array; group: 1 X25519, 2 P-256, 3 P-384):
+ *   ecdhGenerate(group, publicOut) -> key
+ *       a fresh private key (opaque; freed, and its memory cleansed, by OpenSSL when collected);
+ *       its public share is written to publicOut, which must have exactly the share's length
+ *       (32, 65, 97; NIST points uncompressed).
+ *   ecdhDerive(key, peerShare) -> secret (a new Buffer)
+ *   ecdhRespond(group, peerShare, publicOut) -> secret
+ *       generate + derive in one call; the private key exists only inside it.
+ *   ecdhDeriveWithPrivateKey(group, privateKey, peerShare) -> secret
+ *       X25519 only, for the known-answer self-check (RFC 7748 vectors); never used for traffic.
+ * A bad peer share throws an Error whose code is ERR_TLS_NATIVE_BAD_SHARE (wrong length, not an
+ * uncompressed point, not on the curve) or ERR_TLS_NATIVE_ZERO_SECRET (X25519: a low-order
+ * point, all-zero result, RFC 7748 §6.1). Anything else is a programming error
+ * (ERR_TLS_NATIVE_HANDSHAKE).
+ */
+#include <stdint.h>
+#include <string.h>
+#include <node_api.h>
+#include <openssl/core_names.h>
+#include <openssl/crypto.h>
+#include <openssl/evp.h>
+#include <openssl/params.h>
+
+#define ERR_USAGE "ERR_TLS_NATIVE_HANDSHAKE"
+#define ERR_BAD_SHARE "ERR_TLS_NATIVE_BAD_SHARE"
+#define ERR_ZERO_SECRET "ERR_TLS_NATIVE_ZERO_SECRET"
+
+/* The largest share and secret of the groups below (a P-384 point; a P-384 x coordinate). */
+#define MAX_SHARE 97
+#define MAX_SECRET 48
+
+typedef struct {
+  const char *keytype; /* OpenSSL's key type name */
+  const char *curve;   /* group name for EC keys, NULL for X25519 */
+  size_t share;        /* encoded public share */
+  size_t secret;       /* shared secret */
+} group_t;
+
+static const group_t GROUPS[4] = {
+    {NULL, NULL, 0, 0},
+    {"X25519", NULL, 32, 32},
+    {"EC", "P-256", 65, 32},
+    {"EC", "P-384", 97, 48},
+};
+#define GROUP_COUNT 3
+
+/* Per Node environment (main thread, each worker): key-generation contexts made once. */
+typedef struct {
+  EVP_PKEY_CTX *keygen[GROUP_COUNT + 1];
+} instance_t;
+
+static napi_value fail_code(napi_env env, const char *code, const char *msg) {
+  bool pending = false;
+  napi_is_exception_pending(env, &pending);
+  if (!pending) napi_throw_error(env, code, msg);
+  return NULL;
+}
+
+static napi_value fail(napi_env env, const char *msg) { return fail_code(env, ERR_USAGE, msg); }
+
+#define CHECK(env, call)                                                          \
+  do {                                                                            \
+    if ((call) != napi_ok) return fail((env), "native handshake: " #call " failed"); \
+  } while (0)
+
+/* Exactly n arguments into argv[], else a usage error. */
+#define ARGUMENTS(env, info, argv, n, usage)                              \
+  size_t argc = (n);                                                    \
+  napi_value argv[(n)];                                                 \
+  CHECK(env, napi_get_cb_info((env), (info), &argc, argv, NULL, NULL)); \
+  if (argc != (n)) return fail((env), "native handshake: " usage)
+
+/* A Uint8Array's bytes and length; false (with an exception) for anything else. */
+static int bytes(napi_env env, napi_value v, unsigned char **data, size_t *length) {
+  bool is_typed = false;
+  napi_typedarray_type type;
+  void *p = NULL;
+  if (napi_is_typedarray(env, v, &is_typed) != napi_ok || !is_typed ||
+      napi_get_typedarray_info(env, v, &type, length, &p, NULL, NULL) != napi_ok || type != napi_uint8_array) {
+    napi_throw_type_error(env, ERR_USAGE, "native handshake: expected a Uint8Array");
+    return 0;
+  }
+  /* A zero-length view may have no backing store; nothing is read through it then. */
+  static unsigned char none;
+  *data = p != NULL ? p : &none;
+  return 1;
+}
+
+/* An integer in [min, max]; false (with an exception) otherwise. */
+static int integer(napi_env env, napi_value v, int32_t min, int32_t max, int32_t *out) {
+  double d;
+  if (napi_get_value_double(env, v, &d) != napi_ok || !(d >= min && d <= max) || d != (double)(int32_t)d) {
+    napi_throw_range_error(env, ERR_USAGE, "native handshake: argument out of range");
+    return 0;
+  }
+  *out = (int32_t)d;
+  return 1;
+}
+
+static int group_arg(napi_env env, napi_value v, const group_t **g, int32_t *id) {
+  if (!integer(env, v, 1, GROUP_COUNT, id)) return 0;
+  *g = &GROUPS[*id];
+  return 1;
+}
+
+/* A new Buffer holding secret[0, n), or NULL with an exception. */
+static napi_value secret_buffer(napi_env env, const unsigned char *secret, size_t n) {
+  napi_value out;
+  void *unused;
+  if (napi_create_buffer_copy(env, n, secret, &unused, &out) != napi_ok) return fail(env, "native handshake: napi_create_buffer_copy failed");
+  return out;
+}
+
+// --- Instance data ----------------------------------------------------------------------------
+
+static void instance_free(napi_env env, void *data, void *hint) {
+  (void)env;
+  (void)hint;
+  instance_t *in = data;
+  if (in == NULL) return;
+  for (int i = 0; i <= GROUP_COUNT; i++) EVP_PKEY_CTX_free(in->keygen[i]);
+  OPENSSL_free(in);
+}
+
+static instance_t *instance(napi_env env) {
+  void *data = NULL;
+  if (napi_get_instance_data(env, &data) != napi_ok || data == NULL) {
+    fail(env, "native handshake: not initialised");
+    return NULL;
+  }
+  return data;
+}
+
+// --- (EC)DHE ----------------------------------------------------------------------------------
+
+/* The keygen context of group g, made on first use and kept. */
+static EVP_PKEY_CTX *keygen_ctx(instance_t *in, int32_t id) {
+  if (in->keygen[id] != NULL) return in->keygen[id];
+  const group_t *g = &GROUPS[id];
+  EVP_PKEY_CTX *ctx = EVP_PKEY_CTX_new_from_name(NULL, g->keytype, NULL);
+  if (ctx == NULL || EVP_PKEY_keygen_init(ctx) != 1 || (g->curve != NULL && EVP_PKEY_CTX_set_group_name(ctx, g->curve) != 1)) {
+    EVP_PKEY_CTX_free(ctx);
+    return NULL;
+  }
+  in->keygen[id] = ctx;
+  return ctx;
+}
+
+/* A fresh key of group id, its encoded public share written to pub (exactly g->share bytes). */
+static EVP_PKEY *generate(napi_env env, int32_t id, unsigned char *pub, size_t pub_length) {
+  const group_t *g = &GROUPS[id];
+  if (pub_length != g->share) return fail(env, "native handshake: public share buffer of the wrong length"), NULL;
+  instance_t *in = instance(env);
+  if (in == NULL) return NULL;
+  EVP_PKEY_CTX *ctx = keygen_ctx(in, id);
+  EVP_PKEY *key = NULL;
+  if (ctx == NULL || EVP_PKEY_keygen(ctx, &key) != 1) {
+    EVP_PKEY_free(key);
+    return fail(env, "native handshake: key generation failed"), NULL;
+  }
+  size_t n = pub_length;
+  int ok = g->curve == NULL ? EVP_PKEY_get_raw_public_key(key, pub, &n) == 1
+                            : EVP_PKEY_get_octet_string_param(key, OSSL_PKEY_PARAM_ENCODED_PUBLIC_KEY, pub, pub_length, &n) == 1;
+  if (!ok || n != g->share || (g->curve != NULL && pub[0] != 0x04)) {
+    EVP_PKEY_free(key);
+    return fail(env, "native handshake: public key encoding failed"), NULL;
+  }
+  return key;
+}
+
+/*
+ * The peer's share as a key of group g: exact length and, for NIST curves, the uncompressed
+ * form (RFC 8446 §4.2.8.2) of a point on the curve (OpenSSL's import decodes the point and
+ * refuses one off the curve). NULL with an ERR_BAD_SHARE exception otherwise.
+ */
+static EVP_PKEY *peer_key(napi_env env, const group_t *g, const unsigned char *share, size_t length) {
+  if (length != g->share) return fail_code(env, ERR_BAD_SHARE, "native handshake: key share of the wrong length"), NULL;
+  EVP_PKEY *peer = NULL;
+  if (g->curve == NULL) {
+    peer = EVP_PKEY_new_raw_public_key_ex(NULL, g->keytype, NULL, share, length);
+  } else {
+    if (share[0] != 0x04) return fail_code(env, ERR_BAD_SHARE, "native handshake: EC share is not an uncompressed point"), NULL;
+    EVP_PKEY_CTX *ctx = EVP_PKEY_CTX_new_from_name(NULL, "EC", NULL);
+    OSSL_PARAM params[] = {
+        OSSL_PARAM_construct_utf8_string(OSSL_PKEY_PARAM_GROUP_NAME, (char *)g->curve, 0),
+        OSSL_PARAM_construct_octet_string(OSSL_PKEY_PARAM_PUB_KEY, (void *)share, length),
+        OSSL_PARAM_construct_end(),
+    };
+    if (ctx == NULL || EVP_PKEY_fromdata_init(ctx) != 1 || EVP_PKEY_fromdata(ctx, &peer, EVP_PKEY_PUBLIC_KEY, params) != 1) {
+      EVP_PKEY_free(peer);
+      peer = NULL;
+    }
+    EVP_PKEY_CTX_free(ctx);
+  }
+  if (peer == NULL) return fail_code(env, ERR_BAD_SHARE, g->curve ? "native handshake: EC share is not a point on the curve" : "native handshake: invalid X25519 share"), NULL;
+  return peer;
+}
+
+/* The shared secret of key and the peer's share, as a new Buffer (or NULL with an exception). */
+static napi_value derive(napi_env env, const group_t *g, EVP_PKEY *key, const unsigned char *share, size_t share_length) {
+  EVP_PKEY *peer = peer_key(env, g, share, share_length);
+  if (peer == NULL) return NULL;
+  unsigned char secret[MAX_SECRET];
+  size_t n = sizeof secret;
+  EVP_PKEY_CTX *ctx = EVP_PKEY_CTX_new_from_pkey(NULL, key, NULL);
+  /* The peer was validated by its import (length, point on the curve); no second check. */
+  int ok = ctx != NULL && EVP_PKEY_derive_init(ctx) == 1 && EVP_PKEY_derive_set_peer_ex(ctx, peer, 0) == 1;
+  int derived = ok && EVP_PKEY_derive(ctx, secret, &n) == 1 && n == g->secret;
+  EVP_PKEY_CTX_free(ctx);
+  EVP_PKEY_free(peer);
+  if (!derived) {
+    OPENSSL_cleanse(secret, sizeof secret);
+    /* OpenSSL's X25519 refuses an all-zero result (a low-order point): the only way a valid
+     * 32-byte share fails to derive once the context is set up. */
+    if (ok && g->curve == NULL) return fail_code(env, ERR_ZERO_SECRET, "native handshake: x25519 shared secret is all zeros");
+    return fail_code(env, ERR_BAD_SHARE, "native handshake: key agreement failed");
+  }
+  /* Also when OpenSSL does not refuse it (RFC 7748 §6.1; RFC 8446 §7.4.2). */
+  static const unsigned char zeros[MAX_SECRET];
+  if (g->curve == NULL && CRYPTO_memcmp(secret, zeros, n) == 0) {
+    OPENSSL_cleanse(secret, sizeof secret);
+    return fail_code(env, ERR_ZERO_SECRET, "native handshake: x25519 shared secret is all zeros");
+  }
+  napi_value out = secret_buffer(env, secret, n);
+  OPENSSL_cleanse(secret, sizeof secret);
+  return out;
+}
+
+/* Marks the externals this addon made, so no other external is ever taken for a key. */
+static const napi_type_tag KEY_TAG = {0x1c5e3f0b8d7a4e21ULL, 0xa4d9e6b3c2f18057ULL};
+
+typedef struct {
+  EVP_PKEY *key;
+  int32_t group;
+} key_t_;
+
+static void key_finalize(napi_env env, void *data, void *hint) {
+  (void)env;
+  (void)hint;
+  key_t_ *k = data;
+  if (k == NULL) return;
+  EVP_PKEY_free(k->key); /* OpenSSL cleanses the private key's memory */
+  OPENSSL_free(k);
+}
+
+static napi_value ecdh_generate(napi_env env, napi_callback_info info) {
+  ARGUMENTS(env, info, argv, 2, "ecdhGenerate(group, publicOut)");
+  const group_t *g;
+  int32_t id;
+  unsigned char *pub;
+  size_t pub_length;
+  if (!group_arg(env, argv[0], &g, &id) || !bytes(env, argv[1], &pub, &pub_length)) return NULL;
+  key_t_ *k = OPENSSL_zalloc(sizeof *k);
+  if (k == NULL) return fail(env, "native handshake: out of memory");
+  k->group = id;
+  k->key = generate(env, id, pub, pub_length);
+  if (k->key == NULL) {
+    key_finalize(env, k, NULL);
+    return NULL;
+  }
+  napi_value out;
+  if (napi_create_external(env, k, key_finalize, NULL, &out) != napi_ok) {
+    key_finalize(env, k, NULL);
+    return fail(env, "native handshake: napi_create_external failed");
+  }
+  /* Tagging can only fail on an engine without type tags; the finalizer then frees `k`. */
+  if (napi_type_tag_object(env, out, &KEY_TAG) != napi_ok) return fail(env, "native handshake: napi_type_tag_object failed");
+  return out;
+}
+
+static napi_value ecdh_derive(napi_env env, napi_callback_info info) {
+  ARGUMENTS(env, info, argv, 2, "ecdhDerive(key, peerShare)");
+  void *data = NULL;
+  napi_valuetype t;
+  bool ours = false;
+  if (napi_typeof(env, argv[0], &t) != napi_ok || t != napi_external || napi_check_object_type_tag(env, argv[0], &KEY_TAG, &ours) != napi_ok || !ours ||
+      napi_get_value_external(env, argv[0], &data) != napi_ok || data == NULL) {
+    napi_throw_type_error(env, ERR_USAGE, "native handshake: not a key");
+    return NULL;
+  }
+  key_t_ *k = data;
+  unsigned char *share;
+  size_t share_length;
+  if (!bytes(env, argv[1], &share, &share_length)) return NULL;
+  return derive(env, &GROUPS[k->group], k->key, share, share_length);
+}
+
+static napi_value ecdh_respond(napi_env env, napi_callback_info info) {
+  ARGUMENTS(env, info, argv, 3, "ecdhRespond(group, peerShare, publicOut)");
+  const group_t *g;
+  int32_t id;
+  unsigned char *share, *pub;
+  size_t share_length, pub_length;
+  if (!group_arg(env, argv[0], &g, &id) || !bytes(env, argv[1], &share, &share_length) || !bytes(env, argv[2], &pub, &pub_length)) return NULL;
+  /* The share's length first: a malformed share costs no key generation. */
+  if (share_length != g->share) return fail_code(env, ERR_BAD_SHARE, "native handshake: key share of the wrong length");
+  EVP_PKEY *key = generate(env, id, pub, pub_length);
+  if (key == NULL) return NULL;
+  napi_value out = derive(env, g, key, share, share_length);
+  EVP_PKEY_free(key);
+  return out;
+}
+
+static napi_value ecdh_derive_with_private_key(napi_env env, napi_callback_info info) {
+  ARGUMENTS(env, info, argv, 3, "ecdhDeriveWithPrivateKey(group, privateKey, peerShare)");
+  const group_t *g;
+  int32_t id;
+  unsigned char *priv, *share;
+  size_t priv_length, share_length;
+  if (!group_arg(env, argv[0], &g, &id) || !bytes(env, argv[1], &priv, &priv_length) || !bytes(env, argv[2], &share, &share_length)) return NULL;
+  if (g->curve != NULL || priv_length != g->secret) return fail(env, "native handshake: known-answer derivation is X25519 with a 32-byte private key only");
+  EVP_PKEY *key = EVP_PKEY_new_raw_private_key_ex(NULL, g->keytype, NULL, priv, priv_length);
+  if (key == NULL) return fail(env, "native handshake: private key import failed");
+  napi_value out = derive(env, g, key, share, share_length);
+  EVP_PKEY_free(key);
+  return out;
+}
+
+static napi_value init(napi_env env, napi_value exports) {
+  instance_t *in = OPENSSL_zalloc(sizeof *in);
+  if (in == NULL || napi_set_instance_data(env, in, instance_free, NULL) != napi_ok) {
+    OPENSSL_free(in);
+    return fail(env, "native handshake: napi_set_instance_data failed");
+  }
+  napi_property_descriptor props[] = {
+      {"ecdhGenerate", NULL, ecdh_generate, NULL, NULL, NULL, napi_default, NULL},
+      {"ecdhDerive", NULL, ecdh_derive, NULL, NULL, NULL, napi_default, NULL},
+      {"ecdhRespond", NULL, ecdh_respond, NULL, NULL, NULL, napi_default, NULL},
+      {"ecdhDeriveWithPrivateKey", NULL, ecdh_derive_with_private_key, NULL, NULL, NULL, napi_default, NULL},
+  };
+  if (napi_define_properties(env, exports, sizeof props / sizeof props[0], props) != napi_ok) return NULL;
+  return exports;
+}
+
+NAPI_MODULE(NODE_GYP_MODULE_NAME, init)

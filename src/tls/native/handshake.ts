@@ -1,0 +1,99 @@
+/**
+ * The optional native crypto of the handshake (handshake.c, built by scripts/build-native.mjs
+ * into dist/src/tls/native/handshake.node): (EC)DHE shares and secrets on the OpenSSL inside the
+ * node binary, without node:crypto's per-call machinery (key-generation jobs, JWK encodings,
+ * KeyObjects). bench/results/handshake.md measures both paths.
+ *
+ * `nativeHandshake()` loads it once per process and checks it against known answers (RFC 7748)
+ * and node:crypto; it answers undefined (and key-exchange.ts keeps node:crypto) when the addon
+ * was not built, does not load, gives a wrong answer, or DC_TLS_NATIVE=off is set.
+ */
+import { createECDH, createPublicKey, diffieHellman, generateKeyPairSync } from 'node:crypto';
+import { createRequire } from 'node:module';
+import { nativeSwitchedOff } from './switch.js';
+
+/** A private key held by the addon (opaque; freed, its memory cleansed, when collected). */
+export type NativeKey = { readonly __nativeKey: never };
+
+/** The addon's group numbers. */
+export const NATIVE_GROUP = { x25519: 1, p256: 2, p384: 3 } as const;
+export type NativeGroup = (typeof NATIVE_GROUP)[keyof typeof NATIVE_GROUP];
+
+/**
+ * The addon's functions. A bad peer share throws an Error with code ERR_TLS_NATIVE_BAD_SHARE
+ * (wrong length, not an uncompressed point, off the curve) or ERR_TLS_NATIVE_ZERO_SECRET (an
+ * all-zero X25519 result); any other error is a programming error.
+ */
+export interface NativeHandshake {
+  /** A fresh private key; its public share is written to `publicOut` (exactly 32, 65 or 97 bytes). */
+  ecdhGenerate(group: NativeGroup, publicOut: Uint8Array): NativeKey;
+  /** The shared secret of `key` and the peer's share. */
+  ecdhDerive(key: NativeKey, peerShare: Uint8Array): Buffer;
+  /** A fresh key, its public share into `publicOut`, and the shared secret, in one call; the private key never leaves C. */
+  ecdhRespond(group: NativeGroup, peerShare: Uint8Array, publicOut: Uint8Array): Buffer;
+  /** X25519 with a given private key: the known-answer self-check and tests only. */
+  ecdhDeriveWithPrivateKey(group: typeof NATIVE_GROUP.x25519, privateKey: Uint8Array, peerShare: Uint8Array): Buffer;
+}
+
+let loaded: { readonly native: NativeHandshake | undefined; readonly status: string } | undefined;
+
+/** The native handshake crypto, or undefined when src/tls must use node:crypto. */
+export function nativeHandshake(): NativeHandshake | undefined {
+  return (loaded ??= load()).native;
+}
+
+/** Why the handshake uses what it uses, for diagnostics (`native` or the reason it does not). */
+export function nativeHandshakeStatus(): string {
+  return (loaded ??= load()).status;
+}
+
+function load(): { native: NativeHandshake | undefined; status: string } {
+  const off = nativeSwitchedOff();
+  if (off) return { native: undefined, status: `node:crypto (${off})` };
+  let native: NativeHandshake;
+  try {
+    native = createRequire(import.meta.url)('./handshake.node') as NativeHandshake;
+  } catch (e) {
+    return { native: undefined, status: `node:crypto (native handshake not loaded: ${(e as Error).message.split('\n')[0]})` };
+  }
+  const wrong = selfCheck(native);
+  if (wrong) return { native: undefined, status: `node:crypto (native handshake fails its self-check: ${wrong})` };
+  return { native, status: 'native' };
+}
+
+const hex = (s: string): Buffer => Buffer.from(s, 'hex');
+
+/** RFC 7748 §6.1: Alice's private key, Bob's public key, their shared secret. */
+const RFC7748 = {
+  alicePrivate: hex('77076d0a7318a57d3c16c17251b26645df4c2f87ebc0992ab177fba51db92c2a'),
+  alicePublic: hex('8520f0098930a754748b7ddcb43ef75a0dbf3a0d26381af4eba4a98eaa9b4e6a'),
+  bobPublic: hex('de9edb7d7b7dc1b4d35b61c2ece435373f8343c85b78674dadfc7e146f882b4f'),
+  shared: hex('4a5d9d5ba4ce2de1728e3bf480350f25e07e21c947d19e3376f09b3c1e161742'),
+};
+
+/** Undefined when every function gives the known or node:crypto's answer, else what went wrong. */
+function selfCheck(native: NativeHandshake): string | undefined {
+  try {
+    if (!native.ecdhDeriveWithPrivateKey(NATIVE_GROUP.x25519, RFC7748.alicePrivate, RFC7748.bobPublic).equals(RFC7748.shared)) return 'RFC 7748 X25519';
+    // Our fresh share against node:crypto's key pair, both directions of the agreement.
+    const x = generateKeyPairSync('x25519');
+    const xRaw = Buffer.from(x.publicKey.export({ format: 'jwk' }).x!, 'base64url');
+    const ours = Buffer.alloc(32);
+    const secret = native.ecdhRespond(NATIVE_GROUP.x25519, xRaw, ours);
+    const theirs = diffieHellman({ privateKey: x.privateKey, publicKey: createPublicKey({ key: { kty: 'OKP', crv: 'X25519', x: ours.toString('base64url') }, format: 'jwk' }) });
+    if (!secret.equals(theirs)) return 'X25519 against node:crypto';
+    for (const [group, curve, size] of [
+      [NATIVE_GROUP.p256, 'prime256v1', 65],
+      [NATIVE_GROUP.p384, 'secp384r1', 97],
+    ] as const) {
+      const ecdh = createECDH(curve);
+      const point = ecdh.generateKeys();
+      const pub = Buffer.alloc(size);
+      const key = native.ecdhGenerate(group, pub);
+      if (!native.ecdhDerive(key, point).equals(ecdh.computeSecret(pub))) return `${curve} against node:crypto`;
+    }
+    return undefined;
+  } catch (e) {
+    return (e as Error).message;
+  }
+}

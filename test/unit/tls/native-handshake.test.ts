@@ -1,0 +1,178 @@
+/**
+ * The handshake's native crypto (src/tls/native/handshake.c): known answers, agreement with
+ * node:crypto, and hostile inputs (wrong lengths, low-order X25519 points, points off the curve,
+ * wrong types), which must throw a clear error and never give a secret. `make build` builds the
+ * addon, so it must load here; the node:crypto fallback of every piece runs in the suites rerun
+ * under DC_TLS_NATIVE=off (record-path-node-crypto.test.ts).
+ */
+import { describe, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { execFileSync } from 'node:child_process';
+import { createECDH, createPublicKey, diffieHellman, generateKeyPairSync } from 'node:crypto';
+import { NamedGroup } from '../../../src/tls/constants.js';
+import { PeerMisbehaved } from '../../../src/tls/errors.js';
+import { generateKeyShare, respondToKeyShare } from '../../../src/tls/key-exchange.js';
+import { NATIVE_GROUP, nativeHandshake, nativeHandshakeStatus, type NativeHandshake } from '../../../src/tls/native/handshake.js';
+
+const forcedPure = process.env['DC_TLS_NATIVE'] === 'off';
+
+function addon(): NativeHandshake {
+  const n = nativeHandshake();
+  assert.ok(n, `the native handshake addon must load after make build: ${nativeHandshakeStatus()}`);
+  return n;
+}
+
+const hex = (s: string): Buffer => Buffer.from(s, 'hex');
+
+/** X25519 public values of small order: every scalar gives the all-zero secret (RFC 7748 §6.1). */
+const LOW_ORDER = [
+  '0000000000000000000000000000000000000000000000000000000000000000',
+  '0100000000000000000000000000000000000000000000000000000000000000',
+  'e0eb7a7c3b41b8ae1656e3faf19fc46ada098deb9c32b1fd866205165f49b800',
+  '5f9c95bca3508c24b1d0b1559c83ef5b04445cc4581c8e86d8224eddd09f1157',
+  'ecffffffffffffffffffffffffffffffffffffffffffffffffffffffffffff7f',
+  'edffffffffffffffffffffffffffffffffffffffffffffffffffffffffffff7f',
+  'eeffffffffffffffffffffffffffffffffffffffffffffffffffffffffffff7f',
+].map(hex);
+
+const badShare = (e: unknown): boolean => (e as { code?: string }).code === 'ERR_TLS_NATIVE_BAD_SHARE';
+const zeroSecret = (e: unknown): boolean => (e as { code?: string }).code === 'ERR_TLS_NATIVE_ZERO_SECRET';
+const usage = (e: unknown): boolean => (e as { code?: string }).code === 'ERR_TLS_NATIVE_HANDSHAKE';
+
+function x25519Raw(publicKey: ReturnType<typeof generateKeyPairSync>['publicKey']): Buffer {
+  return Buffer.from(publicKey.export({ format: 'jwk' }).x!, 'base64url');
+}
+
+void describe('native handshake: loading', () => {
+  void test('it loads and passes its self-check (RFC 7748, node:crypto), unless DC_TLS_NATIVE=off', () => {
+    if (forcedPure) {
+      assert.equal(nativeHandshake(), undefined);
+      assert.match(nativeHandshakeStatus(), /DC_TLS_NATIVE=off/);
+    } else {
+      addon();
+      assert.equal(nativeHandshakeStatus(), 'native');
+    }
+  });
+
+  void test('DC_TLS_NATIVE=off in a fresh process: the handshake and the records use node:crypto', () => {
+    const base = new URL('../../../src/tls/native/', import.meta.url).href;
+    const script = `Promise.all([import('${base}handshake.js'), import('${base}aead.js')]).then(([h, a]) => console.log(h.nativeHandshake() === undefined, h.nativeHandshakeStatus(), a.nativeAead() === undefined))`;
+    const out = execFileSync(process.execPath, ['-e', script], { env: { ...process.env, DC_TLS_NATIVE: 'off' }, encoding: 'utf8' });
+    assert.equal(out.trim(), 'true node:crypto (DC_TLS_NATIVE=off) true');
+  });
+});
+
+void describe('native handshake: (EC)DHE', { skip: forcedPure && 'DC_TLS_NATIVE=off' }, () => {
+  void test('RFC 7748 §6.1: both directions of the known X25519 agreement', () => {
+    const n = addon();
+    const alice = hex('77076d0a7318a57d3c16c17251b26645df4c2f87ebc0992ab177fba51db92c2a');
+    const bob = hex('5dab087e624a8a4b79e17f8b83800ee66f3bb1292618b6fd1c2f8b27ff88e0eb');
+    const alicePublic = hex('8520f0098930a754748b7ddcb43ef75a0dbf3a0d26381af4eba4a98eaa9b4e6a');
+    const bobPublic = hex('de9edb7d7b7dc1b4d35b61c2ece435373f8343c85b78674dadfc7e146f882b4f');
+    const shared = '4a5d9d5ba4ce2de1728e3bf480350f25e07e21c947d19e3376f09b3c1e161742';
+    assert.equal(n.ecdhDeriveWithPrivateKey(NATIVE_GROUP.x25519, alice, bobPublic).toString('hex'), shared);
+    assert.equal(n.ecdhDeriveWithPrivateKey(NATIVE_GROUP.x25519, bob, alicePublic).toString('hex'), shared);
+  });
+
+  void test('x25519, P-256 and P-384: our shares agree with node:crypto both ways, and every share is fresh', () => {
+    const n = addon();
+    const x = generateKeyPairSync('x25519');
+    const ours = Buffer.alloc(32);
+    const secret = n.ecdhRespond(NATIVE_GROUP.x25519, x25519Raw(x.publicKey), ours);
+    const publicKey = createPublicKey({ key: { kty: 'OKP', crv: 'X25519', x: ours.toString('base64url') }, format: 'jwk' });
+    assert.deepEqual(secret, diffieHellman({ privateKey: x.privateKey, publicKey }));
+    for (const [group, curve, size, secretSize] of [
+      [NATIVE_GROUP.p256, 'prime256v1', 65, 32],
+      [NATIVE_GROUP.p384, 'secp384r1', 97, 48],
+    ] as const) {
+      const theirs = createECDH(curve);
+      const point = theirs.generateKeys();
+      const a = Buffer.alloc(size);
+      const b = Buffer.alloc(size);
+      const s1 = n.ecdhRespond(group, point, a);
+      const s2 = n.ecdhDerive(n.ecdhGenerate(group, b), point);
+      assert.equal(a[0], 0x04);
+      assert.equal(s1.length, secretSize);
+      assert.deepEqual(s1, theirs.computeSecret(a));
+      assert.deepEqual(s2, theirs.computeSecret(b));
+      assert.notDeepEqual(a, b, 'two keys, two shares');
+    }
+  });
+
+  void test('low-order X25519 points give no secret: ERR_TLS_NATIVE_ZERO_SECRET, from both entry points', () => {
+    const n = addon();
+    const key = n.ecdhGenerate(NATIVE_GROUP.x25519, Buffer.alloc(32));
+    for (const point of LOW_ORDER) {
+      assert.throws(() => n.ecdhRespond(NATIVE_GROUP.x25519, point, Buffer.alloc(32)), zeroSecret, point.toString('hex'));
+      assert.throws(() => n.ecdhDerive(key, point), zeroSecret, point.toString('hex'));
+    }
+  });
+
+  void test('through key-exchange.ts a low-order point is an InvalidKeyShare (illegal_parameter), like node:crypto says', () => {
+    for (const point of LOW_ORDER) {
+      assert.throws(
+        () => respondToKeyShare(NamedGroup.x25519, point),
+        (e: unknown) => e instanceof PeerMisbehaved && e.fault === 'InvalidKeyShare' && /invalid x25519 share/.test(e.message),
+      );
+      assert.throws(() => generateKeyShare(NamedGroup.x25519)!.computeSecret(point), (e: unknown) => e instanceof PeerMisbehaved && e.fault === 'InvalidKeyShare');
+    }
+  });
+
+  void test('NIST shares: wrong length, compressed or hybrid form, the point at infinity, coordinates off the curve or above p are refused', () => {
+    const n = addon();
+    const good = createECDH('prime256v1').generateKeys();
+    const offCurve = Buffer.from(good);
+    offCurve[64] = offCurve[64]! ^ 1;
+    const compressed = createECDH('prime256v1');
+    compressed.generateKeys();
+    const cases: [string, Uint8Array][] = [
+      ['empty', new Uint8Array(0)],
+      ['the point at infinity', Uint8Array.of(0)],
+      ['compressed (33 bytes)', compressed.getPublicKey(undefined, 'compressed')],
+      ['one byte short', good.subarray(0, 64)],
+      ['one byte long', Buffer.concat([good, Uint8Array.of(0)])],
+      ['hybrid form prefix 0x06', Buffer.concat([Uint8Array.of(6), good.subarray(1)])],
+      ['prefix 0x02 at full length', Buffer.concat([Uint8Array.of(2), good.subarray(1)])],
+      ['off the curve', offCurve],
+      ['x and y above p', Buffer.concat([Uint8Array.of(4), Buffer.alloc(64, 0xff)])],
+      ['all zeros after 0x04', Buffer.concat([Uint8Array.of(4), Buffer.alloc(64)])],
+      ['a P-384 point', createECDH('secp384r1').generateKeys()],
+    ];
+    const key = n.ecdhGenerate(NATIVE_GROUP.p256, Buffer.alloc(65));
+    for (const [name, share] of cases) {
+      assert.throws(() => n.ecdhRespond(NATIVE_GROUP.p256, share, Buffer.alloc(65)), badShare, name);
+      assert.throws(() => n.ecdhDerive(key, share), badShare, name);
+      assert.throws(() => respondToKeyShare(NamedGroup.secp256r1, share), (e: unknown) => e instanceof PeerMisbehaved && e.fault === 'InvalidKeyShare', name);
+    }
+  });
+
+  void test('X25519 shares of the wrong length are refused before any key is made', () => {
+    const n = addon();
+    for (const length of [0, 31, 33, 65]) {
+      const pub = Buffer.alloc(32, 0xaa);
+      assert.throws(() => n.ecdhRespond(NATIVE_GROUP.x25519, new Uint8Array(length).fill(9), pub), badShare, String(length));
+      assert.ok(pub.equals(Buffer.alloc(32, 0xaa)), 'no share written');
+    }
+  });
+
+  void test('programming errors: unknown groups, wrong output lengths, foreign objects and types are usage errors', () => {
+    const n = addon();
+    const share = createECDH('prime256v1').generateKeys();
+    const cases: [string, () => unknown][] = [
+      ['group 0', () => n.ecdhGenerate(0 as 1, Buffer.alloc(32))],
+      ['group 4', () => n.ecdhGenerate(4 as 1, Buffer.alloc(32))],
+      ['fractional group', () => n.ecdhGenerate(1.5 as 1, Buffer.alloc(32))],
+      ['a string group', () => n.ecdhGenerate('1' as unknown as 1, Buffer.alloc(32))],
+      ['output one byte short', () => n.ecdhGenerate(NATIVE_GROUP.p256, Buffer.alloc(64))],
+      ['output one byte long', () => n.ecdhRespond(NATIVE_GROUP.p256, share, Buffer.alloc(66))],
+      ['output a Uint16Array', () => n.ecdhGenerate(NATIVE_GROUP.x25519, new Uint16Array(16) as unknown as Uint8Array)],
+      ['share an array', () => n.ecdhRespond(NATIVE_GROUP.x25519, [1, 2] as unknown as Uint8Array, Buffer.alloc(32))],
+      ['not a key', () => n.ecdhDerive({} as never, Buffer.alloc(32))],
+      ['a number for a key', () => n.ecdhDerive(1 as never, Buffer.alloc(32))],
+      ['too few arguments', () => (n.ecdhRespond as (...a: unknown[]) => unknown)(NATIVE_GROUP.x25519, Buffer.alloc(32))],
+      ['known answer on P-256', () => n.ecdhDeriveWithPrivateKey(NATIVE_GROUP.p256 as 1, Buffer.alloc(32, 1), share)],
+      ['known answer with a 31-byte key', () => n.ecdhDeriveWithPrivateKey(NATIVE_GROUP.x25519, Buffer.alloc(31, 1), Buffer.alloc(32, 9))],
+    ];
+    for (const [name, call] of cases) assert.throws(call, (e: unknown) => usage(e) && /native handshake/.test((e as Error).message), name);
+  });
+});
