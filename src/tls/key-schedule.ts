@@ -5,11 +5,29 @@
  *            PSK or 0 -> EarlySecret --(EC)DHE--> HandshakeSecret --0--> MasterSecret
  *
  * plus HKDF-Expand-Label, traffic keys (§7.3), Finished (§4.4.4), KeyUpdate (§7.2), resumption
- * PSKs (§4.6.1), binders (§4.2.11.2) and exporters (§7.5). HKDF runs on node:crypto HMAC.
+ * PSKs (§4.6.1), binders (§4.2.11.2) and exporters (§7.5).
+ *
+ * HMAC and HKDF run on the native addon when it is loaded (./native/handshake.ts: one OpenSSL
+ * call per HMAC or HKDF-Expand-Label, ~1 us each), else on TypeScript SHA-256 for SHA-256 suites
+ * (./sha256.ts) and node:crypto for SHA-384.
  */
 import { createHash, createHmac, hash as oneShotHash, timingSafeEqual, type Hash } from 'node:crypto';
+import { nativeHandshake } from './native/handshake.js';
 import { HmacSha256 } from './sha256.js';
 import type { HashName, SuiteParams } from './suites.js';
+
+const native = nativeHandshake();
+const NATIVE_HASH: Record<HashName, 1 | 2> = { sha256: 1, sha384: 2 };
+/**
+ * Where the addon writes each output (a new Buffer per call from C cost more than the HMAC):
+ * copied out at once and zeroed, so no secret stays here between calls.
+ */
+const NATIVE_OUT = new Uint8Array(255 * 48);
+function takeNativeOut(length: number): Uint8Array {
+  const out = NATIVE_OUT.slice(0, length);
+  NATIVE_OUT.fill(0, 0, length);
+  return out;
+}
 
 // --- HMAC and HKDF (RFC 2104, RFC 5869) -------------------------------------------------------------
 
@@ -108,6 +126,10 @@ export function hmac(hash: HashName, key: Uint8Array, data: Uint8Array): Uint8Ar
 
 /** The first `length` bytes of HMAC(key, data). */
 function truncatedHmac(hash: HashName, key: Uint8Array, data: Uint8Array, length: number): Uint8Array {
+  if (native) {
+    native.hmac(NATIVE_HASH[hash], key, data, length, NATIVE_OUT);
+    return takeNativeOut(length);
+  }
   if (hash === 'sha256') return hmacSha256Key(key).mac(data, length);
   const block = BLOCK_SIZE[hash];
   let mac: Uint8Array;
@@ -133,6 +155,10 @@ export function hkdfExtract(hash: HashName, salt: Uint8Array, ikm: Uint8Array): 
 }
 
 export function hkdfExpand(hash: HashName, prk: Uint8Array, info: Uint8Array, length: number): Uint8Array {
+  if (native) {
+    native.hkdfExpand(NATIVE_HASH[hash], prk, info, length, NATIVE_OUT);
+    return takeNativeOut(length);
+  }
   const hashLength = HASH_LENGTH[hash];
   if (length <= hashLength) {
     // One block, the only case TLS 1.3 itself needs: T(1) = HMAC(PRK, info || 0x01).
@@ -165,14 +191,14 @@ export function hkdfExpandLabel(
   context: Uint8Array,
   length: number,
 ): Uint8Array {
+  if (native) {
+    native.hkdfExpandLabel(NATIVE_HASH[hash], secret, fullLabel(label), context, length, NATIVE_OUT);
+    return takeNativeOut(length);
+  }
   if (context.length === 0 && length <= HASH_LENGTH[hash]) {
     return truncatedHmac(hash, secret, fixedInput(label, length), length);
   }
-  let l = labelCache.get(label);
-  if (!l) {
-    l = Buffer.concat([LABEL_PREFIX, Buffer.from(label, 'latin1')]);
-    labelCache.set(label, l);
-  }
+  const l = fullLabel(label);
   const infoLength = 2 + 1 + l.length + 1 + context.length;
   if (length > HASH_LENGTH[hash]) {
     const info = new Uint8Array(infoLength);
@@ -184,6 +210,16 @@ export function hkdfExpandLabel(
   writeLabel(input, l, context, length);
   input[infoLength] = 1;
   return truncatedHmac(hash, secret, input, length);
+}
+
+/** "tls13 " + label, as bytes (cached: labels are a handful of constants, plus exporters'). */
+function fullLabel(label: string): Buffer {
+  let l = labelCache.get(label);
+  if (!l) {
+    l = Buffer.concat([LABEL_PREFIX, Buffer.from(label, 'latin1')]);
+    labelCache.set(label, l);
+  }
+  return l;
 }
 
 function writeLabel(out: Uint8Array, label: Uint8Array, context: Uint8Array, length: number): void {

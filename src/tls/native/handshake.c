@@ -23,6 +23,13 @@
  *       generate + derive in one call; the private key exists only inside it.
  *   ecdhDeriveWithPrivateKey(group, privateKey, peerShare) -> secret
  *       X25519 only, for the known-answer self-check (RFC 7748 vectors); never used for traffic.
+ *   hmac(hash, key, data, length, out): the first `length` bytes of HMAC(key, data) into out
+ *       hash: 1 SHA-256, 2 SHA-384; HKDF-Extract(salt, ikm) is hmac(hash, salt, ikm, hashLength).
+ *   hkdfExpand(hash, prk, info, length, out): HKDF-Expand (RFC 5869 §2.3) into out
+ *   hkdfExpandLabel(hash, secret, label, context, length, out): HKDF-Expand-Label (RFC 8446 §7.1)
+ *       into out; `label` is the whole label, "tls13 " included (the caller caches it as bytes).
+ *   The key schedule's outputs go into a buffer the caller provides (out[0, length), which
+ *   must fit): a new Buffer per call cost more than the HMAC (bench/results/handshake.md).
  * A bad peer share throws an Error whose code is ERR_TLS_NATIVE_BAD_SHARE (wrong length, not an
  * uncompressed point, not on the curve) or ERR_TLS_NATIVE_ZERO_SECRET (X25519: a low-order
  * point, all-zero result, RFC 7748 §6.1). Anything else is a programming error
@@ -35,6 +42,9 @@
 #include <openssl/crypto.h>
 #include <openssl/evp.h>
 #include <openssl/params.h>
+
+/* EVP_MAC_init reads the key pointer even for a zero-length key; this stands in for it. */
+static const unsigned char EMPTY_KEY[1] = {0};
 
 #define ERR_USAGE "ERR_TLS_NATIVE_HANDSHAKE"
 #define ERR_BAD_SHARE "ERR_TLS_NATIVE_BAD_SHARE"
@@ -59,9 +69,17 @@ static const group_t GROUPS[4] = {
 };
 #define GROUP_COUNT 3
 
-/* Per Node environment (main thread, each worker): key-generation contexts made once. */
+/* The hashes of the key schedule: 1 SHA-256, 2 SHA-384. */
+static const struct {
+  const char *name;
+  size_t length;
+} HASHES[3] = {{NULL, 0}, {"SHA256", 32}, {"SHA384", 48}};
+#define HASH_COUNT 2
+
+/* Per Node environment (main thread, each worker): contexts made once and reused. */
 typedef struct {
   EVP_PKEY_CTX *keygen[GROUP_COUNT + 1];
+  EVP_MAC_CTX *hmac[HASH_COUNT + 1]; /* the digest set; keyed per call, re-keyed to EMPTY_KEY after */
 } instance_t;
 
 static napi_value fail_code(napi_env env, const char *code, const char *msg) {
@@ -134,6 +152,7 @@ static void instance_free(napi_env env, void *data, void *hint) {
   instance_t *in = data;
   if (in == NULL) return;
   for (int i = 0; i <= GROUP_COUNT; i++) EVP_PKEY_CTX_free(in->keygen[i]);
+  for (int i = 0; i <= HASH_COUNT; i++) EVP_MAC_CTX_free(in->hmac[i]);
   OPENSSL_free(in);
 }
 
@@ -331,6 +350,143 @@ static napi_value ecdh_derive_with_private_key(napi_env env, napi_callback_info 
   return out;
 }
 
+// --- HMAC and HKDF (RFC 2104, RFC 5869, RFC 8446 §7.1) ---------------------------------------
+
+/* Bounds of what the key schedule passes: keys and data are at most a few hundred bytes (a
+ * secret, a transcript hash, an HkdfLabel); anything larger is a programming error. */
+#define MAX_KEY 1024
+#define MAX_DATA 4096
+#define MAX_LABEL 255
+#define MAX_CONTEXT 255
+
+/* The HMAC context of hash id, made on first use. */
+static EVP_MAC_CTX *hmac_ctx(instance_t *in, int32_t id) {
+  if (in->hmac[id] != NULL) return in->hmac[id];
+  EVP_MAC *mac = EVP_MAC_fetch(NULL, "HMAC", NULL);
+  EVP_MAC_CTX *ctx = mac != NULL ? EVP_MAC_CTX_new(mac) : NULL;
+  EVP_MAC_free(mac); /* the context keeps its own reference */
+  OSSL_PARAM params[] = {OSSL_PARAM_construct_utf8_string(OSSL_MAC_PARAM_DIGEST, (char *)HASHES[id].name, 0), OSSL_PARAM_construct_end()};
+  if (ctx == NULL || EVP_MAC_CTX_set_params(ctx, params) != 1) {
+    EVP_MAC_CTX_free(ctx);
+    return NULL;
+  }
+  in->hmac[id] = ctx;
+  return ctx;
+}
+
+/* One piece of an HMAC input. */
+typedef struct {
+  const unsigned char *data;
+  size_t length;
+} piece_t;
+
+/*
+ * out = HMAC(key, pieces...), the full digest (HASHES[id].length bytes). Afterwards the shared
+ * context is re-keyed with EMPTY_KEY, so it holds no copy of `key` between calls.
+ */
+static int hmac_pieces(EVP_MAC_CTX *ctx, const unsigned char *key, size_t key_length, const piece_t *pieces, int count, unsigned char *out, size_t out_length) {
+  size_t n = 0;
+  int ok = EVP_MAC_init(ctx, key_length > 0 ? key : EMPTY_KEY, key_length, NULL) == 1;
+  for (int i = 0; ok && i < count; i++) ok = pieces[i].length == 0 || EVP_MAC_update(ctx, pieces[i].data, pieces[i].length) == 1;
+  ok = ok && EVP_MAC_final(ctx, out, &n, out_length) == 1 && n == out_length;
+  if (EVP_MAC_init(ctx, EMPTY_KEY, 0, NULL) != 1) ok = 0;
+  return ok;
+}
+
+/* HKDF-Expand(prk, info_pieces..., length) into out (length <= 255 * hash length). */
+static int hkdf_expand(EVP_MAC_CTX *ctx, int32_t id, const unsigned char *prk, size_t prk_length, const piece_t *info, int info_count, unsigned char *out, size_t length) {
+  const size_t h = HASHES[id].length;
+  unsigned char t[EVP_MAX_MD_SIZE];
+  size_t done = 0;
+  int ok = 1;
+  for (unsigned counter = 1; ok && done < length; counter++) {
+    /* T(i) = HMAC(PRK, T(i-1) | info | i); T(0) is empty. */
+    unsigned char c = (unsigned char)counter;
+    piece_t pieces[8];
+    int k = 0;
+    pieces[k++] = (piece_t){t, counter == 1 ? 0 : h};
+    for (int i = 0; i < info_count; i++) pieces[k++] = info[i];
+    pieces[k++] = (piece_t){&c, 1};
+    ok = hmac_pieces(ctx, prk, prk_length, pieces, k, t, h);
+    size_t take = length - done < h ? length - done : h;
+    if (ok) memcpy(out + done, t, take);
+    done += take;
+  }
+  OPENSSL_cleanse(t, sizeof t);
+  return ok;
+}
+
+/* The hash argument and its HMAC context; NULL with an exception otherwise. */
+static EVP_MAC_CTX *hash_arg(napi_env env, napi_value v, int32_t *id) {
+  if (!integer(env, v, 1, HASH_COUNT, id)) return NULL;
+  instance_t *in = instance(env);
+  if (in == NULL) return NULL;
+  EVP_MAC_CTX *ctx = hmac_ctx(in, *id);
+  if (ctx == NULL) fail(env, "native handshake: HMAC unavailable");
+  return ctx;
+}
+
+/* The output argument: a Uint8Array with room for `length` bytes at its start. */
+static int output_arg(napi_env env, napi_value v, size_t length, unsigned char **out) {
+  size_t room;
+  if (!bytes(env, v, out, &room)) return 0;
+  if (room < length) return fail(env, "native handshake: output buffer too short"), 0;
+  return 1;
+}
+
+static napi_value done(napi_env env, int ok) { return ok ? NULL : fail(env, "native handshake: HMAC failed"); }
+
+static napi_value hmac(napi_env env, napi_callback_info info) {
+  ARGUMENTS(env, info, argv, 5, "hmac(hash, key, data, length, out)");
+  int32_t id, length;
+  unsigned char *key, *data, *out;
+  size_t key_length, data_length;
+  EVP_MAC_CTX *ctx = hash_arg(env, argv[0], &id);
+  if (ctx == NULL || !bytes(env, argv[1], &key, &key_length) || !bytes(env, argv[2], &data, &data_length) ||
+      !integer(env, argv[3], 1, (int32_t)HASHES[id].length, &length) || !output_arg(env, argv[4], (size_t)length, &out))
+    return NULL;
+  if (key_length > MAX_KEY || data_length > MAX_DATA) return fail(env, "native handshake: HMAC key or data too long");
+  unsigned char mac[EVP_MAX_MD_SIZE];
+  piece_t piece = {data, data_length};
+  int ok = hmac_pieces(ctx, key, key_length, &piece, 1, mac, HASHES[id].length);
+  if (ok) memcpy(out, mac, (size_t)length);
+  OPENSSL_cleanse(mac, sizeof mac);
+  return done(env, ok);
+}
+
+static napi_value hkdf_expand_(napi_env env, napi_callback_info info) {
+  ARGUMENTS(env, info, argv, 5, "hkdfExpand(hash, prk, info, length, out)");
+  int32_t id, length;
+  unsigned char *prk, *data, *out;
+  size_t prk_length, data_length;
+  EVP_MAC_CTX *ctx = hash_arg(env, argv[0], &id);
+  if (ctx == NULL || !bytes(env, argv[1], &prk, &prk_length) || !bytes(env, argv[2], &data, &data_length) ||
+      !integer(env, argv[3], 1, 255 * (int32_t)HASHES[id].length, &length) || !output_arg(env, argv[4], (size_t)length, &out))
+    return NULL;
+  if (prk_length > MAX_KEY || data_length > MAX_DATA) return fail(env, "native handshake: HKDF key or info too long");
+  piece_t piece = {data, data_length};
+  return done(env, hkdf_expand(ctx, id, prk, prk_length, &piece, 1, out, (size_t)length));
+}
+
+static napi_value hkdf_expand_label(napi_env env, napi_callback_info info) {
+  ARGUMENTS(env, info, argv, 6, "hkdfExpandLabel(hash, secret, label, context, length, out)");
+  int32_t id, length;
+  unsigned char *secret, *label, *context, *out;
+  size_t secret_length, label_length, context_length;
+  EVP_MAC_CTX *ctx = hash_arg(env, argv[0], &id);
+  if (ctx == NULL || !bytes(env, argv[1], &secret, &secret_length) || !bytes(env, argv[2], &label, &label_length) ||
+      !bytes(env, argv[3], &context, &context_length) || !integer(env, argv[4], 1, 255 * (int32_t)HASHES[id].length, &length) ||
+      !output_arg(env, argv[5], (size_t)length, &out))
+    return NULL;
+  if (secret_length > MAX_KEY) return fail(env, "native handshake: HKDF secret too long");
+  if (label_length > MAX_LABEL || context_length > MAX_CONTEXT) return fail(env, "native handshake: HKDF label or context longer than 255 bytes");
+  /* HkdfLabel: uint16 length, opaque label<7..255> (with "tls13 "), opaque context<0..255>. */
+  unsigned char head[3] = {(unsigned char)(length >> 8), (unsigned char)length, (unsigned char)label_length};
+  unsigned char context_prefix = (unsigned char)context_length;
+  piece_t pieces[] = {{head, 3}, {label, label_length}, {&context_prefix, 1}, {context, context_length}};
+  return done(env, hkdf_expand(ctx, id, secret, secret_length, pieces, 4, out, (size_t)length));
+}
+
 static napi_value init(napi_env env, napi_value exports) {
   instance_t *in = OPENSSL_zalloc(sizeof *in);
   if (in == NULL || napi_set_instance_data(env, in, instance_free, NULL) != napi_ok) {
@@ -342,6 +498,9 @@ static napi_value init(napi_env env, napi_value exports) {
       {"ecdhDerive", NULL, ecdh_derive, NULL, NULL, NULL, napi_default, NULL},
       {"ecdhRespond", NULL, ecdh_respond, NULL, NULL, NULL, napi_default, NULL},
       {"ecdhDeriveWithPrivateKey", NULL, ecdh_derive_with_private_key, NULL, NULL, NULL, napi_default, NULL},
+      {"hmac", NULL, hmac, NULL, NULL, NULL, napi_default, NULL},
+      {"hkdfExpand", NULL, hkdf_expand_, NULL, NULL, NULL, napi_default, NULL},
+      {"hkdfExpandLabel", NULL, hkdf_expand_label, NULL, NULL, NULL, napi_default, NULL},
   };
   if (napi_define_properties(env, exports, sizeof props / sizeof props[0], props) != napi_ok) return NULL;
   return exports;

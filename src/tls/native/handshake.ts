@@ -4,11 +4,11 @@
  * node binary, without node:crypto's per-call machinery (key-generation jobs, JWK encodings,
  * KeyObjects). bench/results/handshake.md measures both paths.
  *
- * `nativeHandshake()` loads it once per process and checks it against known answers (RFC 7748)
- * and node:crypto; it answers undefined (and key-exchange.ts keeps node:crypto) when the addon
+ * `nativeHandshake()` loads it once per process and checks it against known answers (RFC 7748,
+ * RFC 5869) and node:crypto; it answers undefined (and key-exchange.ts keeps node:crypto) when the addon
  * was not built, does not load, gives a wrong answer, or DC_TLS_NATIVE=off is set.
  */
-import { createECDH, createPublicKey, diffieHellman, generateKeyPairSync } from 'node:crypto';
+import { createECDH, createHmac, createPublicKey, diffieHellman, generateKeyPairSync } from 'node:crypto';
 import { createRequire } from 'node:module';
 import { nativeSwitchedOff } from './switch.js';
 
@@ -33,6 +33,16 @@ export interface NativeHandshake {
   ecdhRespond(group: NativeGroup, peerShare: Uint8Array, publicOut: Uint8Array): Buffer;
   /** X25519 with a given private key: the known-answer self-check and tests only. */
   ecdhDeriveWithPrivateKey(group: typeof NATIVE_GROUP.x25519, privateKey: Uint8Array, peerShare: Uint8Array): Buffer;
+  /*
+   * The key schedule; hash 1 is SHA-256, 2 SHA-384. Each writes `length` bytes to out[0..]
+   * (which must have room) and returns nothing.
+   */
+  /** The first `length` (1..hash length) bytes of HMAC(key, data); HKDF-Extract is hmac(salt, ikm). */
+  hmac(hash: 1 | 2, key: Uint8Array, data: Uint8Array, length: number, out: Uint8Array): void;
+  /** HKDF-Expand (RFC 5869 §2.3), length up to 255 hash lengths. */
+  hkdfExpand(hash: 1 | 2, prk: Uint8Array, info: Uint8Array, length: number, out: Uint8Array): void;
+  /** HKDF-Expand-Label (RFC 8446 §7.1); `label` includes "tls13 " (at most 255 bytes, as the context). */
+  hkdfExpandLabel(hash: 1 | 2, secret: Uint8Array, label: Uint8Array, context: Uint8Array, length: number, out: Uint8Array): void;
 }
 
 let loaded: { readonly native: NativeHandshake | undefined; readonly status: string } | undefined;
@@ -92,8 +102,35 @@ function selfCheck(native: NativeHandshake): string | undefined {
       const key = native.ecdhGenerate(group, pub);
       if (!native.ecdhDerive(key, point).equals(ecdh.computeSecret(pub))) return `${curve} against node:crypto`;
     }
-    return undefined;
+    return hkdfSelfCheck(native);
   } catch (e) {
     return (e as Error).message;
   }
+}
+
+/** RFC 5869 A.1 (SHA-256) and node:crypto's HKDF and HMAC for SHA-384 and HKDF-Expand-Label. */
+function hkdfSelfCheck(native: NativeHandshake): string | undefined {
+  const out = new Uint8Array(255 * 48);
+  const take = (n: number): Buffer => Buffer.from(out.subarray(0, n));
+  const ikm = Buffer.alloc(22, 0x0b);
+  const salt = hex('000102030405060708090a0b0c');
+  const info = hex('f0f1f2f3f4f5f6f7f8f9');
+  native.hmac(1, salt, ikm, 32, out);
+  if (!take(32).equals(hex('077709362c2e32df0ddc3f0dc47bba6390b6c73bb50f9c3122ec844ad7c2b3e5'))) return 'RFC 5869 A.1 HKDF-Extract';
+  const prk = take(32);
+  native.hkdfExpand(1, prk, info, 42, out);
+  if (!take(42).equals(hex('3cb25f25faacd57a90434f64d0362f2a2d2d0a90cf1a5a4c5db02d56ecc4c5bf34007208d5b887185865'))) return 'RFC 5869 A.1 HKDF-Expand';
+  // HKDF-Expand over 5 SHA-384 blocks, against T(i) = HMAC(PRK, T(i-1) | info | i) on node:crypto.
+  native.hkdfExpand(2, prk, info, 200, out);
+  const blocks: Buffer[] = [];
+  for (let i = 1, t = Buffer.alloc(0); blocks.length * 48 < 200; i++) blocks.push((t = createHmac('sha384', prk).update(Buffer.concat([t, info, Uint8Array.of(i)])).digest()));
+  if (!take(200).equals(Buffer.concat(blocks).subarray(0, 200))) return 'HKDF-Expand SHA-384 against node:crypto';
+  native.hmac(2, info, ikm, 48, out);
+  if (!take(48).equals(createHmac('sha384', info).update(ikm).digest())) return 'HMAC-SHA-384 against node:crypto';
+  const label = Buffer.from('tls13 c hs traffic', 'latin1');
+  native.hkdfExpandLabel(1, prk, label, info, 32, out);
+  const hkdfLabel = Buffer.concat([Uint8Array.of(0, 32, label.length), label, Uint8Array.of(info.length), info, Uint8Array.of(1)]);
+  if (!take(32).equals(createHmac('sha256', prk).update(hkdfLabel).digest())) return 'HKDF-Expand-Label against node:crypto';
+  out.fill(0);
+  return undefined;
 }

@@ -8,7 +8,7 @@
 import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
-import { createECDH, createPublicKey, diffieHellman, generateKeyPairSync } from 'node:crypto';
+import { createECDH, createHmac, createPublicKey, diffieHellman, generateKeyPairSync, hkdfSync, randomBytes } from 'node:crypto';
 import { NamedGroup } from '../../../src/tls/constants.js';
 import { PeerMisbehaved } from '../../../src/tls/errors.js';
 import { generateKeyShare, respondToKeyShare } from '../../../src/tls/key-exchange.js';
@@ -174,5 +174,110 @@ void describe('native handshake: (EC)DHE', { skip: forcedPure && 'DC_TLS_NATIVE=
       ['known answer with a 31-byte key', () => n.ecdhDeriveWithPrivateKey(NATIVE_GROUP.x25519, Buffer.alloc(31, 1), Buffer.alloc(32, 9))],
     ];
     for (const [name, call] of cases) assert.throws(call, (e: unknown) => usage(e) && /native handshake/.test((e as Error).message), name);
+  });
+});
+
+void describe('native handshake: HMAC and HKDF', { skip: forcedPure && 'DC_TLS_NATIVE=off' }, () => {
+  const range = (from: number, to: number): Buffer => Buffer.from(Array.from({ length: to - from + 1 }, (_, i) => from + i));
+  const out = (n: number): Uint8Array => new Uint8Array(n);
+
+  void test('RFC 5869 A.1-A.3 (SHA-256): HKDF-Extract as hmac(salt, ikm), then HKDF-Expand', () => {
+    const n = addon();
+    const cases = [
+      { ikm: Buffer.alloc(22, 0x0b), salt: range(0x00, 0x0c), info: range(0xf0, 0xf9), length: 42, prk: '077709362c2e32df0ddc3f0dc47bba6390b6c73bb50f9c3122ec844ad7c2b3e5', okm: '3cb25f25faacd57a90434f64d0362f2a2d2d0a90cf1a5a4c5db02d56ecc4c5bf34007208d5b887185865' },
+      {
+        ikm: range(0x00, 0x4f),
+        salt: range(0x60, 0xaf),
+        info: range(0xb0, 0xff),
+        length: 82,
+        prk: '06a6b88c5853361a06104c9ceb35b45cef760014904671014a193f40c15fc244',
+        okm: 'b11e398dc80327a1c8e7f78c596a49344f012eda2d4efad8a050cc4c19afa97c59045a99cac7827271cb41c65e590e09da3275600c2f09b8367793a9aca3db71cc30c58179ec3e87c14c01d5c1f3434f1d87',
+      },
+      { ikm: Buffer.alloc(22, 0x0b), salt: Buffer.alloc(0), info: Buffer.alloc(0), length: 42, prk: '19ef24a32c717b167f33a91d6f648bdf96596776afdb6377ac434c1c293ccb04', okm: '8da4e775a563c18f715f802a063c5a31b8a11f5c5ee1879ec3454e5f3c738d2d9d201395faa4b61a96c8' },
+    ];
+    for (const c of cases) {
+      const prk = out(32);
+      n.hmac(1, c.salt, c.ikm, 32, prk);
+      assert.equal(Buffer.from(prk).toString('hex'), c.prk);
+      const okm = out(c.length);
+      n.hkdfExpand(1, prk, c.info, c.length, okm);
+      assert.equal(Buffer.from(okm).toString('hex'), c.okm);
+      assert.deepEqual(Buffer.from(okm), Buffer.from(hkdfSync('sha256', c.ikm, c.salt, c.info, c.length)));
+    }
+  });
+
+  void test('SHA-384: HKDF (extract + expand over several blocks) and truncated HMACs agree with node:crypto', () => {
+    const n = addon();
+    const ikm = randomBytes(48);
+    const salt = randomBytes(48);
+    const info = randomBytes(30);
+    const prk = out(48);
+    n.hmac(2, salt, ikm, 48, prk);
+    const okm = out(300);
+    n.hkdfExpand(2, prk, info, 300, okm);
+    assert.deepEqual(Buffer.from(okm), Buffer.from(hkdfSync('sha384', ikm, salt, info, 300)));
+    const short = out(12);
+    n.hmac(2, salt, ikm, 12, short);
+    assert.deepEqual(Buffer.from(short), createHmac('sha384', salt).update(ikm).digest().subarray(0, 12));
+    // A key longer than a block is hashed first (RFC 2104), as node:crypto does.
+    const longKey = randomBytes(200);
+    n.hmac(2, longKey, ikm, 48, prk);
+    assert.deepEqual(Buffer.from(prk), createHmac('sha384', longKey).update(ikm).digest());
+  });
+
+  void test('HKDF-Expand-Label equals HKDF-Expand over the RFC 8446 §7.1 HkdfLabel, for both hashes and long outputs', () => {
+    const n = addon();
+    for (const [hash, h] of [
+      [1, 'sha256'],
+      [2, 'sha384'],
+    ] as const) {
+      const secret = randomBytes(hash === 1 ? 32 : 48);
+      for (const [label, context, length] of [
+        ['key', Buffer.alloc(0), 16],
+        ['c hs traffic', randomBytes(hash === 1 ? 32 : 48), hash === 1 ? 32 : 48],
+        ['exporter', randomBytes(32), 500],
+      ] as const) {
+        const full = Buffer.from(`tls13 ${label}`, 'latin1');
+        const info = Buffer.concat([Uint8Array.of(length >> 8, length & 0xff, full.length), full, Uint8Array.of(context.length), context]);
+        const got = out(length);
+        n.hkdfExpandLabel(hash, secret, full, context, length, got);
+        const want = out(length);
+        n.hkdfExpand(hash, secret, info, length, want);
+        assert.deepEqual(got, want, `${h} ${label}`);
+        // And HKDF-Expand itself against node:crypto's HMAC, one block.
+        if (length <= (hash === 1 ? 32 : 48)) assert.deepEqual(Buffer.from(got), createHmac(h, secret).update(Buffer.concat([info, Uint8Array.of(1)])).digest().subarray(0, length));
+      }
+    }
+  });
+
+  void test('hostile arguments: every bad hash, length, size or type throws a usage error and writes nothing', () => {
+    const n = addon();
+    const key = Buffer.alloc(32, 1);
+    const label = Buffer.from('tls13 key');
+    const cases: [string, (o: Uint8Array) => unknown][] = [
+      ['hash 0', (o) => n.hmac(0 as 1, key, key, 32, o)],
+      ['hash 3', (o) => n.hmac(3 as 1, key, key, 32, o)],
+      ['HMAC length 0', (o) => n.hmac(1, key, key, 0, o)],
+      ['HMAC length over the hash', (o) => n.hmac(1, key, key, 33, o)],
+      ['HMAC length fractional', (o) => n.hmac(1, key, key, 1.5, o)],
+      ['HMAC output too short', (o) => n.hmac(1, key, key, 32, o.subarray(0, 31))],
+      ['HMAC key over 1 KiB', (o) => n.hmac(1, Buffer.alloc(1025), key, 32, o)],
+      ['HMAC data over 4 KiB', (o) => n.hmac(1, key, Buffer.alloc(4097), 32, o)],
+      ['HMAC key a string', (o) => n.hmac(1, 'key' as unknown as Uint8Array, key, 32, o)],
+      ['expand length 0', (o) => n.hkdfExpand(1, key, key, 0, o)],
+      ['expand length over 255 blocks', (o) => n.hkdfExpand(1, key, key, 255 * 32 + 1, o)],
+      ['expand output too short', (o) => n.hkdfExpand(1, key, key, 100, o.subarray(0, 99))],
+      ['expand output a Uint32Array', () => n.hkdfExpand(1, key, key, 4, new Uint32Array(4) as unknown as Uint8Array)],
+      ['label over 255 bytes', (o) => n.hkdfExpandLabel(1, key, Buffer.alloc(256), Buffer.alloc(0), 16, o)],
+      ['context over 255 bytes', (o) => n.hkdfExpandLabel(1, key, label, Buffer.alloc(256), 16, o)],
+      ['label length negative', (o) => n.hkdfExpandLabel(1, key, label, Buffer.alloc(0), -1, o)],
+      ['label output too short', (o) => n.hkdfExpandLabel(2, key, label, Buffer.alloc(0), 48, o.subarray(0, 47))],
+      ['too many arguments', (o) => (n.hkdfExpandLabel as (...a: unknown[]) => unknown)(1, key, label, Buffer.alloc(0), 16, o, 1)],
+    ];
+    for (const [name, call] of cases) {
+      const o = new Uint8Array(400).fill(0xaa);
+      assert.throws(() => call(o), (e: unknown) => usage(e) && /native handshake/.test((e as Error).message), name);
+      assert.ok(o.every((b) => b === 0xaa), `${name}: output written`);
+    }
   });
 });
