@@ -12,7 +12,7 @@
  * (./sha256.ts) and node:crypto for SHA-384.
  */
 import { createHash, createHmac, hash as oneShotHash, timingSafeEqual, type Hash } from 'node:crypto';
-import { nativeHandshake } from './native/handshake.js';
+import { nativeHandshake, type NativeTranscript } from './native/handshake.js';
 import { HmacSha256 } from './sha256.js';
 import type { HashName, SuiteParams } from './suites.js';
 
@@ -422,15 +422,55 @@ export function exportKeyingMaterial(
 
 // --- Transcript hash (§4.4.1) ---------------------------------------------------------------------
 
+/** A running hash that can give the digest so far (plus optional extra bytes) and continue. */
+interface RunningHash {
+  update(data: Uint8Array): void;
+  digest(extra?: Uint8Array): Uint8Array;
+}
+
+/** On the native addon: one EVP_MD_CTX, copied into a scratch context for each digest. */
+class NativeRunningHash implements RunningHash {
+  private readonly transcript: NativeTranscript;
+  constructor(hash: HashName) {
+    this.transcript = native!.transcriptCreate(NATIVE_HASH[hash]);
+  }
+  update(data: Uint8Array): void {
+    native!.transcriptUpdate(this.transcript, data);
+  }
+  digest(extra: Uint8Array = EMPTY): Uint8Array {
+    return NATIVE_OUT.slice(0, native!.transcriptDigest(this.transcript, extra, NATIVE_OUT));
+  }
+}
+
+class NodeRunningHash implements RunningHash {
+  private readonly hash: Hash;
+  constructor(name: HashName) {
+    this.hash = createHash(name);
+  }
+  update(data: Uint8Array): void {
+    this.hash.update(data);
+  }
+  digest(extra?: Uint8Array): Uint8Array {
+    const copy = this.hash.copy();
+    if (extra) copy.update(extra);
+    return copy.digest();
+  }
+}
+
+function runningHash(name: HashName): RunningHash {
+  return native ? new NativeRunningHash(name) : new NodeRunningHash(name);
+}
+
 /**
  * The running transcript hash. Messages may be added before the hash function is known (the
  * client's ClientHello); they are buffered until `start(hash)`. After a HelloRetryRequest the
  * first ClientHello is replaced by the synthetic message_hash message. A digest is taken once
- * per point (the server asks twice after its Finished). Hashing the transcript in TypeScript
- * (./sha256.ts) measured no faster: its messages are large enough for the native code to win.
+ * per point (the server asks twice after its Finished). Native when the addon is loaded
+ * (node:crypto's Hash costs a new object per intermediate digest); hashing the transcript in
+ * TypeScript (./sha256.ts) measured no faster than node:crypto.
  */
 export class Transcript {
-  private hash: Hash | undefined;
+  private hash: RunningHash | undefined;
   private hashName: HashName | undefined;
   private pending: Uint8Array[] = [];
   /** The digest of everything added so far, once asked for (until the next `add`). */
@@ -439,7 +479,7 @@ export class Transcript {
   start(hash: HashName): void {
     if (this.hash) return;
     this.hashName = hash;
-    this.hash = createHash(hash);
+    this.hash = runningHash(hash);
     for (const m of this.pending) this.hash.update(m);
     this.pending = [];
   }
@@ -458,13 +498,13 @@ export class Transcript {
   /** Hash of everything added so far (the running hash continues). Do not modify the result. */
   current(): Uint8Array {
     if (!this.hash) throw new Error('transcript hash not started');
-    return (this.snapshot ??= this.hash.copy().digest());
+    return (this.snapshot ??= this.hash.digest());
   }
 
   /** Hash of everything so far plus `extra` (e.g. a truncated ClientHello for binders). */
   currentWith(extra: Uint8Array): Uint8Array {
     if (!this.hash) throw new Error('transcript hash not started');
-    return this.hash.copy().update(extra).digest();
+    return this.hash.digest(extra);
   }
 
   /**
@@ -475,7 +515,7 @@ export class Transcript {
     if (!this.hash || !this.hashName) throw new Error('transcript hash not started');
     const h = this.hash.digest();
     this.snapshot = undefined;
-    this.hash = createHash(this.hashName);
+    this.hash = runningHash(this.hashName);
     this.hash.update(Uint8Array.of(254, 0, 0, h.length));
     this.hash.update(h);
   }

@@ -28,6 +28,10 @@
  *   hkdfExpand(hash, prk, info, length, out): HKDF-Expand (RFC 5869 §2.3) into out
  *   hkdfExpandLabel(hash, secret, label, context, length, out): HKDF-Expand-Label (RFC 8446 §7.1)
  *       into out; `label` is the whole label, "tls13 " included (the caller caches it as bytes).
+ *   transcriptCreate(hash) -> transcript   a running hash (opaque; freed when collected)
+ *   transcriptUpdate(transcript, data)
+ *   transcriptDigest(transcript, extra, out) -> length: the hash of everything so far plus
+ *       `extra` (may be empty) into out; the running hash continues without `extra`.
  *   The key schedule's outputs go into a buffer the caller provides (out[0, length), which
  *   must fit): a new Buffer per call cost more than the HMAC (bench/results/handshake.md).
  * A bad peer share throws an Error whose code is ERR_TLS_NATIVE_BAD_SHARE (wrong length, not an
@@ -80,6 +84,8 @@ static const struct {
 typedef struct {
   EVP_PKEY_CTX *keygen[GROUP_COUNT + 1];
   EVP_MAC_CTX *hmac[HASH_COUNT + 1]; /* the digest set; keyed per call, re-keyed to EMPTY_KEY after */
+  EVP_MD *md[HASH_COUNT + 1];        /* fetched once */
+  EVP_MD_CTX *scratch;               /* a transcript's copy, to finish an intermediate digest */
 } instance_t;
 
 static napi_value fail_code(napi_env env, const char *code, const char *msg) {
@@ -152,7 +158,11 @@ static void instance_free(napi_env env, void *data, void *hint) {
   instance_t *in = data;
   if (in == NULL) return;
   for (int i = 0; i <= GROUP_COUNT; i++) EVP_PKEY_CTX_free(in->keygen[i]);
-  for (int i = 0; i <= HASH_COUNT; i++) EVP_MAC_CTX_free(in->hmac[i]);
+  for (int i = 0; i <= HASH_COUNT; i++) {
+    EVP_MAC_CTX_free(in->hmac[i]);
+    EVP_MD_free(in->md[i]);
+  }
+  EVP_MD_CTX_free(in->scratch);
   OPENSSL_free(in);
 }
 
@@ -487,6 +497,89 @@ static napi_value hkdf_expand_label(napi_env env, napi_callback_info info) {
   return done(env, hkdf_expand(ctx, id, secret, secret_length, pieces, 4, out, (size_t)length));
 }
 
+// --- Transcript hash (RFC 8446 §4.4.1) -------------------------------------------------------
+
+static const napi_type_tag TRANSCRIPT_TAG = {0x5a17c2e94b0d3f68ULL, 0x0e6b9d2a7c4f1358ULL};
+
+typedef struct {
+  EVP_MD_CTX *ctx;
+  size_t length;
+} transcript_t;
+
+static void transcript_finalize(napi_env env, void *data, void *hint) {
+  (void)env;
+  (void)hint;
+  transcript_t *t = data;
+  if (t == NULL) return;
+  EVP_MD_CTX_free(t->ctx);
+  OPENSSL_free(t);
+}
+
+static transcript_t *transcript_arg(napi_env env, napi_value v) {
+  void *data = NULL;
+  napi_valuetype type;
+  bool ours = false;
+  if (napi_typeof(env, v, &type) != napi_ok || type != napi_external || napi_check_object_type_tag(env, v, &TRANSCRIPT_TAG, &ours) != napi_ok || !ours ||
+      napi_get_value_external(env, v, &data) != napi_ok || data == NULL) {
+    napi_throw_type_error(env, ERR_USAGE, "native handshake: not a transcript");
+    return NULL;
+  }
+  return data;
+}
+
+static napi_value transcript_create(napi_env env, napi_callback_info info) {
+  ARGUMENTS(env, info, argv, 1, "transcriptCreate(hash)");
+  int32_t id;
+  if (!integer(env, argv[0], 1, HASH_COUNT, &id)) return NULL;
+  instance_t *in = instance(env);
+  if (in == NULL) return NULL;
+  if (in->md[id] == NULL && (in->md[id] = EVP_MD_fetch(NULL, HASHES[id].name, NULL)) == NULL) return fail(env, "native handshake: digest unavailable");
+  transcript_t *t = OPENSSL_zalloc(sizeof *t);
+  if (t == NULL) return fail(env, "native handshake: out of memory");
+  t->length = HASHES[id].length;
+  t->ctx = EVP_MD_CTX_new();
+  if (t->ctx == NULL || EVP_DigestInit_ex(t->ctx, in->md[id], NULL) != 1) {
+    transcript_finalize(env, t, NULL);
+    return fail(env, "native handshake: digest initialisation failed");
+  }
+  napi_value out;
+  if (napi_create_external(env, t, transcript_finalize, NULL, &out) != napi_ok) {
+    transcript_finalize(env, t, NULL);
+    return fail(env, "native handshake: napi_create_external failed");
+  }
+  /* Tagging can only fail on an engine without type tags; the finalizer then frees `t`. */
+  if (napi_type_tag_object(env, out, &TRANSCRIPT_TAG) != napi_ok) return fail(env, "native handshake: napi_type_tag_object failed");
+  return out;
+}
+
+static napi_value transcript_update(napi_env env, napi_callback_info info) {
+  ARGUMENTS(env, info, argv, 2, "transcriptUpdate(transcript, data)");
+  transcript_t *t = transcript_arg(env, argv[0]);
+  unsigned char *data;
+  size_t length;
+  if (t == NULL || !bytes(env, argv[1], &data, &length)) return NULL;
+  if (length > 0 && EVP_DigestUpdate(t->ctx, data, length) != 1) return fail(env, "native handshake: digest update failed");
+  return NULL;
+}
+
+static napi_value transcript_digest(napi_env env, napi_callback_info info) {
+  ARGUMENTS(env, info, argv, 3, "transcriptDigest(transcript, extra, out)");
+  transcript_t *t = transcript_arg(env, argv[0]);
+  unsigned char *extra, *out;
+  size_t extra_length;
+  if (t == NULL || !bytes(env, argv[1], &extra, &extra_length) || !output_arg(env, argv[2], t->length, &out)) return NULL;
+  instance_t *in = instance(env);
+  if (in == NULL) return NULL;
+  if (in->scratch == NULL && (in->scratch = EVP_MD_CTX_new()) == NULL) return fail(env, "native handshake: out of memory");
+  unsigned int n = 0;
+  if (EVP_MD_CTX_copy_ex(in->scratch, t->ctx) != 1 || (extra_length > 0 && EVP_DigestUpdate(in->scratch, extra, extra_length) != 1) ||
+      EVP_DigestFinal_ex(in->scratch, out, &n) != 1 || n != t->length)
+    return fail(env, "native handshake: digest failed");
+  napi_value result;
+  CHECK(env, napi_create_uint32(env, n, &result));
+  return result;
+}
+
 static napi_value init(napi_env env, napi_value exports) {
   instance_t *in = OPENSSL_zalloc(sizeof *in);
   if (in == NULL || napi_set_instance_data(env, in, instance_free, NULL) != napi_ok) {
@@ -501,6 +594,9 @@ static napi_value init(napi_env env, napi_value exports) {
       {"hmac", NULL, hmac, NULL, NULL, NULL, napi_default, NULL},
       {"hkdfExpand", NULL, hkdf_expand_, NULL, NULL, NULL, napi_default, NULL},
       {"hkdfExpandLabel", NULL, hkdf_expand_label, NULL, NULL, NULL, napi_default, NULL},
+      {"transcriptCreate", NULL, transcript_create, NULL, NULL, NULL, napi_default, NULL},
+      {"transcriptUpdate", NULL, transcript_update, NULL, NULL, NULL, napi_default, NULL},
+      {"transcriptDigest", NULL, transcript_digest, NULL, NULL, NULL, napi_default, NULL},
   };
   if (napi_define_properties(env, exports, sizeof props / sizeof props[0], props) != napi_ok) return NULL;
   return exports;

@@ -8,12 +8,15 @@
  * RFC 5869) and node:crypto; it answers undefined (and key-exchange.ts keeps node:crypto) when the addon
  * was not built, does not load, gives a wrong answer, or DC_TLS_NATIVE=off is set.
  */
-import { createECDH, createHmac, createPublicKey, diffieHellman, generateKeyPairSync } from 'node:crypto';
+import { createECDH, createHash, createHmac, createPublicKey, diffieHellman, generateKeyPairSync } from 'node:crypto';
 import { createRequire } from 'node:module';
 import { nativeSwitchedOff } from './switch.js';
 
 /** A private key held by the addon (opaque; freed, its memory cleansed, when collected). */
 export type NativeKey = { readonly __nativeKey: never };
+
+/** A running transcript hash held by the addon (opaque; freed when collected). */
+export type NativeTranscript = { readonly __nativeTranscript: never };
 
 /** The addon's group numbers. */
 export const NATIVE_GROUP = { x25519: 1, p256: 2, p384: 3 } as const;
@@ -43,6 +46,11 @@ export interface NativeHandshake {
   hkdfExpand(hash: 1 | 2, prk: Uint8Array, info: Uint8Array, length: number, out: Uint8Array): void;
   /** HKDF-Expand-Label (RFC 8446 §7.1); `label` includes "tls13 " (at most 255 bytes, as the context). */
   hkdfExpandLabel(hash: 1 | 2, secret: Uint8Array, label: Uint8Array, context: Uint8Array, length: number, out: Uint8Array): void;
+  /** A running hash (1 SHA-256, 2 SHA-384) for the transcript. */
+  transcriptCreate(hash: 1 | 2): NativeTranscript;
+  transcriptUpdate(transcript: NativeTranscript, data: Uint8Array): void;
+  /** The digest of everything so far plus `extra` into out[0..]; returns its length. The running hash goes on without `extra`. */
+  transcriptDigest(transcript: NativeTranscript, extra: Uint8Array, out: Uint8Array): number;
 }
 
 let loaded: { readonly native: NativeHandshake | undefined; readonly status: string } | undefined;
@@ -131,6 +139,21 @@ function hkdfSelfCheck(native: NativeHandshake): string | undefined {
   native.hkdfExpandLabel(1, prk, label, info, 32, out);
   const hkdfLabel = Buffer.concat([Uint8Array.of(0, 32, label.length), label, Uint8Array.of(info.length), info, Uint8Array.of(1)]);
   if (!take(32).equals(createHmac('sha256', prk).update(hkdfLabel).digest())) return 'HKDF-Expand-Label against node:crypto';
+  // The transcript hash: a digest in the middle and one with extra bytes, against node:crypto.
+  for (const [id, name] of [
+    [1, 'sha256'],
+    [2, 'sha384'],
+  ] as const) {
+    const t = native.transcriptCreate(id);
+    const reference = createHash(name);
+    native.transcriptUpdate(t, ikm);
+    reference.update(ikm);
+    const n = native.transcriptDigest(t, info, out);
+    if (!take(n).equals(reference.copy().update(info).digest())) return `transcript ${name} with extra bytes`;
+    native.transcriptUpdate(t, salt);
+    reference.update(salt);
+    if (!take(native.transcriptDigest(t, new Uint8Array(0), out)).equals(reference.digest())) return `transcript ${name}`;
+  }
   out.fill(0);
   return undefined;
 }

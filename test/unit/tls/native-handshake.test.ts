@@ -8,7 +8,7 @@
 import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
-import { createECDH, createHmac, createPublicKey, diffieHellman, generateKeyPairSync, hkdfSync, randomBytes } from 'node:crypto';
+import { createECDH, createHash, createHmac, createPublicKey, diffieHellman, generateKeyPairSync, hkdfSync, randomBytes } from 'node:crypto';
 import { NamedGroup } from '../../../src/tls/constants.js';
 import { PeerMisbehaved } from '../../../src/tls/errors.js';
 import { generateKeyShare, respondToKeyShare } from '../../../src/tls/key-exchange.js';
@@ -279,5 +279,47 @@ void describe('native handshake: HMAC and HKDF', { skip: forcedPure && 'DC_TLS_N
       assert.throws(() => call(o), (e: unknown) => usage(e) && /native handshake/.test((e as Error).message), name);
       assert.ok(o.every((b) => b === 0xaa), `${name}: output written`);
     }
+  });
+});
+
+void describe('native handshake: transcript hash', { skip: forcedPure && 'DC_TLS_NATIVE=off' }, () => {
+  void test('intermediate digests, with and without extra bytes, match node:crypto and leave the running hash as it was', () => {
+    const n = addon();
+    for (const [id, name, length] of [
+      [1, 'sha256', 32],
+      [2, 'sha384', 48],
+    ] as const) {
+      const t = n.transcriptCreate(id);
+      const reference = createHash(name);
+      const out = new Uint8Array(64);
+      for (const size of [0, 1, 63, 64, 65, 1000, 20000]) {
+        const m = randomBytes(size);
+        n.transcriptUpdate(t, m);
+        reference.update(m);
+        assert.equal(n.transcriptDigest(t, new Uint8Array(0), out), length);
+        assert.deepEqual(Buffer.from(out.subarray(0, length)), reference.copy().digest(), `${name} after ${size} bytes`);
+        const extra = randomBytes(size % 100);
+        n.transcriptDigest(t, extra, out);
+        assert.deepEqual(Buffer.from(out.subarray(0, length)), reference.copy().update(extra).digest(), `${name} with extra`);
+      }
+    }
+  });
+
+  void test('hostile arguments: unknown hash, foreign objects, short outputs and wrong types are usage errors', () => {
+    const n = addon();
+    const t = n.transcriptCreate(1);
+    const key = n.ecdhGenerate(NATIVE_GROUP.x25519, Buffer.alloc(32));
+    const cases: [string, () => unknown][] = [
+      ['hash 0', () => n.transcriptCreate(0 as 1)],
+      ['hash 3', () => n.transcriptCreate(3 as 1)],
+      ['update on a key', () => n.transcriptUpdate(key as never, Buffer.alloc(1))],
+      ['update on an object', () => n.transcriptUpdate({} as never, Buffer.alloc(1))],
+      ['update with a string', () => n.transcriptUpdate(t, 'abc' as unknown as Uint8Array)],
+      ['digest into 31 bytes', () => n.transcriptDigest(t, new Uint8Array(0), new Uint8Array(31))],
+      ['digest of a SHA-384 transcript into 47 bytes', () => n.transcriptDigest(n.transcriptCreate(2), new Uint8Array(0), new Uint8Array(47))],
+      ['a key used as a transcript for a digest', () => n.transcriptDigest(key as never, new Uint8Array(0), new Uint8Array(64))],
+      ['a transcript used as a key', () => n.ecdhDerive(t as never, Buffer.alloc(32, 9))],
+    ];
+    for (const [name, call] of cases) assert.throws(call, (e: unknown) => usage(e) && /native handshake/.test((e as Error).message), name);
   });
 });
