@@ -1,6 +1,6 @@
 /**
- * The key schedule of one TLS 1.3 server handshake (src/tls/key-schedule.ts, HMAC in
- * src/tls/sha256.ts) from two builds side by side in one process, alternating in chunks of 100
+ * The key schedule of one TLS 1.3 server handshake (src/tls/key-schedule.ts, HMAC native or on
+ * node:crypto; DC_TLS_NATIVE=off times the fallback) from two builds side by side in one process, alternating in chunks of 100
  * handshakes' worth: Handshake Secret from an x25519 secret, both handshake traffic secrets
  * and their keys, both Finished values, Master Secret, both application traffic secrets and
  * their keys, the resumption master secret and one ticket PSK. Thread CPU us per handshake

@@ -7,8 +7,7 @@
  *   client Finished  -> ApplicationKeys.resumptionMasterSecret
  *
  * The derivations themselves are the stage classes of key-schedule.ts; this module says when
- * each is made. Both sides derive in the same order (the HMAC key cache of key-schedule.ts
- * keeps the most recent keys).
+ * each is made. Both sides derive in the same order.
  */
 import { EarlySecret, finishedVerifyData, type HandshakeSecret, type MasterSecret } from './key-schedule.js';
 import type { SuiteParams } from './suites.js';

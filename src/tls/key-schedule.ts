@@ -8,12 +8,12 @@
  * PSKs (§4.6.1), binders (§4.2.11.2) and exporters (§7.5).
  *
  * HMAC and HKDF run on the native addon when it is loaded (./native/handshake.ts: one OpenSSL
- * call per HMAC or HKDF-Expand-Label, ~1 us each), else on TypeScript SHA-256 for SHA-256 suites
- * (./sha256.ts) and node:crypto for SHA-384.
+ * call per HMAC or HKDF-Expand-Label, ~1 us each), else on node:crypto's createHmac (the
+ * fallback: ~1.75x the CPU of the TypeScript SHA-256 it replaced, but no hand-written hashing
+ * of secrets; bench/results/handshake.md).
  */
-import { createHash, createHmac, hash as oneShotHash, timingSafeEqual, type Hash } from 'node:crypto';
+import { createHash, createHmac, timingSafeEqual, type Hash } from 'node:crypto';
 import { nativeHandshake, type NativeTranscript } from './native/handshake.js';
-import { HmacSha256 } from './sha256.js';
 import type { HashName, SuiteParams } from './suites.js';
 
 const native = nativeHandshake();
@@ -31,95 +31,9 @@ function takeNativeOut(length: number): Uint8Array {
 
 // --- HMAC and HKDF (RFC 2104, RFC 5869) -------------------------------------------------------------
 
-const BLOCK_SIZE: Record<HashName, number> = { sha256: 64, sha384: 128 };
 const HASH_LENGTH: Record<HashName, number> = { sha256: 32, sha384: 48 };
 
-/**
- * The most recent HMAC-SHA-256 keys. A secret is usually the key of several HMACs close
- * together (a traffic secret gives key, iv and the finished key; the handshake and master
- * secrets give two or three secrets each), so its padded key blocks are absorbed once. Entries
- * match by identity and then by content, so an array reused with new contents is not confused
- * with its old self. (A WeakMap did the same with more GC work than it saved.)
- *
- * Secrets held here: the last 8 HMAC-SHA-256 keys (traffic and stage secrets), as a reference, a
- * copy and the absorbed key blocks. An evicted entry is wiped, and the whole cache is wiped once a
- * second passes without a lookup, so an idle process keeps no secret here; under load entries
- * are replaced within a few handshakes.
- */
-const KEY_CACHE_SIZE = 8;
-const KEY_CACHE_IDLE_CLEAR_MS = 1000;
-const cachedKeys: (Uint8Array | undefined)[] = new Array<Uint8Array | undefined>(KEY_CACHE_SIZE).fill(undefined);
-/** The contents of each cached key when it was cached (keys over 64 bytes are not cached). */
-const cachedCopies: Uint8Array[] = Array.from({ length: KEY_CACHE_SIZE }, () => new Uint8Array(64));
-const cachedLengths = new Int32Array(KEY_CACHE_SIZE);
-const cachedHmacs: (HmacSha256 | undefined)[] = new Array<HmacSha256 | undefined>(KEY_CACHE_SIZE).fill(undefined);
-let nextCacheSlot = 0;
-let lookupsSinceTick = 0;
-let idleClear: ReturnType<typeof setInterval> | undefined;
-
-function forgetCacheSlot(slot: number): void {
-  cachedHmacs[slot]?.wipe();
-  cachedHmacs[slot] = undefined;
-  cachedKeys[slot] = undefined;
-  cachedCopies[slot]!.fill(0);
-  cachedLengths[slot] = 0;
-}
-
-/** Wipes every cached key (also called by the idle timer). */
-export function clearHmacKeyCache(): void {
-  for (let i = 0; i < KEY_CACHE_SIZE; i++) forgetCacheSlot(i);
-}
-
-/** How many secrets the HMAC key cache holds now (tests: an idle process holds none). */
-export function cachedHmacKeyCount(): number {
-  return cachedHmacs.reduce((n, h) => n + (h ? 1 : 0), 0);
-}
-
-function armIdleClear(): void {
-  if (idleClear) return;
-  idleClear = setInterval(() => {
-    if (lookupsSinceTick === 0) {
-      clearHmacKeyCache();
-      clearInterval(idleClear);
-      idleClear = undefined;
-    }
-    lookupsSinceTick = 0;
-  }, KEY_CACHE_IDLE_CLEAR_MS);
-  idleClear.unref();
-}
-
-function hmacSha256Key(key: Uint8Array): HmacSha256 {
-  lookupsSinceTick++;
-  for (let i = 0; i < KEY_CACHE_SIZE; i++) {
-    if (cachedKeys[i] === key && sameBytes(cachedCopies[i]!, cachedLengths[i]!, key)) return cachedHmacs[i]!;
-  }
-  const k = new HmacSha256(key);
-  if (key.length <= 64) {
-    const slot = nextCacheSlot;
-    nextCacheSlot = (slot + 1) % KEY_CACHE_SIZE;
-    forgetCacheSlot(slot);
-    armIdleClear();
-    cachedKeys[slot] = key;
-    const copy = cachedCopies[slot]!;
-    for (let i = 0; i < key.length; i++) copy[i] = key[i]!;
-    cachedLengths[slot] = key.length;
-    cachedHmacs[slot] = k;
-  }
-  return k;
-}
-
-/** Whether the first `length` bytes of `copy` are exactly `key`. */
-function sameBytes(copy: Uint8Array, length: number, key: Uint8Array): boolean {
-  if (length !== key.length) return false;
-  for (let i = 0; i < length; i++) if (copy[i] !== key[i]) return false;
-  return true;
-}
-
-/**
- * HMAC(key, data). SHA-256 runs in TypeScript (./sha256.ts: the inputs are one block, where a
- * native call costs more than the hashing). SHA-384 uses two one-shot `crypto.hash` calls,
- * about half the cost of createHmac for short inputs (keys longer than a block use createHmac).
- */
+/** HMAC(key, data). */
 export function hmac(hash: HashName, key: Uint8Array, data: Uint8Array): Uint8Array {
   return truncatedHmac(hash, key, data, HASH_LENGTH[hash]);
 }
@@ -130,23 +44,7 @@ function truncatedHmac(hash: HashName, key: Uint8Array, data: Uint8Array, length
     native.hmac(NATIVE_HASH[hash], key, data, length, NATIVE_OUT);
     return takeNativeOut(length);
   }
-  if (hash === 'sha256') return hmacSha256Key(key).mac(data, length);
-  const block = BLOCK_SIZE[hash];
-  let mac: Uint8Array;
-  if (key.length > block) {
-    mac = createHmac(hash, key).update(data).digest();
-  } else {
-    const inner = Buffer.allocUnsafe(block + data.length);
-    const outer = Buffer.allocUnsafe(block + HASH_LENGTH[hash]);
-    for (let i = 0; i < block; i++) {
-      const k = i < key.length ? key[i]! : 0;
-      inner[i] = k ^ 0x36;
-      outer[i] = k ^ 0x5c;
-    }
-    inner.set(data, block);
-    outer.set(oneShotHash(hash, inner, 'buffer'), block);
-    mac = oneShotHash(hash, outer, 'buffer');
-  }
+  const mac = createHmac(hash, key).update(data).digest();
   return mac.length === length ? mac : mac.subarray(0, length);
 }
 
@@ -160,21 +58,15 @@ export function hkdfExpand(hash: HashName, prk: Uint8Array, info: Uint8Array, le
     return takeNativeOut(length);
   }
   const hashLength = HASH_LENGTH[hash];
-  if (length <= hashLength) {
-    // One block, the only case TLS 1.3 itself needs: T(1) = HMAC(PRK, info || 0x01).
-    const input = new Uint8Array(info.length + 1);
-    input.set(info, 0);
-    input[info.length] = 1;
-    return truncatedHmac(hash, prk, input, length);
-  }
   const out = new Uint8Array(Math.ceil(length / hashLength) * hashLength);
+  // T(i) = HMAC(PRK, T(i-1) || info || i), T(0) empty.
   let prev: Uint8Array = new Uint8Array(0);
   for (let i = 0, off = 0; off < length; i++, off += hashLength) {
-    const input = new Uint8Array(prev.length + info.length + 1);
-    input.set(prev, 0);
-    input.set(info, prev.length);
-    input[input.length - 1] = i + 1;
-    prev = hmac(hash, prk, input);
+    prev = createHmac(hash, prk)
+      .update(prev)
+      .update(info)
+      .update(Uint8Array.of(i + 1))
+      .digest();
     out.set(prev, off);
   }
   return out.subarray(0, length);
@@ -191,25 +83,20 @@ export function hkdfExpandLabel(
   context: Uint8Array,
   length: number,
 ): Uint8Array {
+  const l = fullLabel(label);
   if (native) {
-    native.hkdfExpandLabel(NATIVE_HASH[hash], secret, fullLabel(label), context, length, NATIVE_OUT);
+    native.hkdfExpandLabel(NATIVE_HASH[hash], secret, l, context, length, NATIVE_OUT);
     return takeNativeOut(length);
   }
-  if (context.length === 0 && length <= HASH_LENGTH[hash]) {
-    return truncatedHmac(hash, secret, fixedInput(label, length), length);
-  }
-  const l = fullLabel(label);
-  const infoLength = 2 + 1 + l.length + 1 + context.length;
-  if (length > HASH_LENGTH[hash]) {
-    const info = new Uint8Array(infoLength);
-    writeLabel(info, l, context, length);
-    return hkdfExpand(hash, secret, info, length);
-  }
-  // HkdfLabel || 0x01 built in place: the single HMAC input of a one-block expansion.
-  const input = new Uint8Array(infoLength + 1);
-  writeLabel(input, l, context, length);
-  input[infoLength] = 1;
-  return truncatedHmac(hash, secret, input, length);
+  // HkdfLabel: uint16 length, opaque label<7..255>, opaque context<0..255>.
+  const info = new Uint8Array(2 + 1 + l.length + 1 + context.length);
+  info[0] = length >>> 8;
+  info[1] = length & 0xff;
+  info[2] = l.length;
+  info.set(l, 3);
+  info[3 + l.length] = context.length;
+  info.set(context, 4 + l.length);
+  return hkdfExpand(hash, secret, info, length);
 }
 
 /** "tls13 " + label, as bytes (cached: labels are a handful of constants, plus exporters'). */
@@ -220,33 +107,6 @@ function fullLabel(label: string): Buffer {
     labelCache.set(label, l);
   }
   return l;
-}
-
-function writeLabel(out: Uint8Array, label: Uint8Array, context: Uint8Array, length: number): void {
-  out[0] = length >>> 8;
-  out[1] = length & 0xff;
-  out[2] = label.length;
-  out.set(label, 3);
-  out[3 + label.length] = context.length;
-  out.set(context, 4 + label.length);
-}
-
-/** By label, then by output length (no key string built per call). */
-const fixedInputs = new Map<string, Map<number, Uint8Array>>();
-/** HkdfLabel || 0x01 of an empty-context expansion ("key", "iv", "finished", ...) never changes. */
-function fixedInput(label: string, length: number): Uint8Array {
-  let byLength = fixedInputs.get(label);
-  if (!byLength) {
-    byLength = new Map();
-    fixedInputs.set(label, byLength);
-  }
-  let input = byLength.get(length);
-  if (!input) {
-    const l = Buffer.concat([LABEL_PREFIX, Buffer.from(label, 'latin1')]);
-    input = Uint8Array.from([length >>> 8, length & 0xff, l.length, ...l, 0, 1]);
-    byLength.set(length, input);
-  }
-  return input;
 }
 
 /** Derive-Secret(Secret, Label, Messages) with the transcript hash already computed. */
@@ -466,8 +326,7 @@ function runningHash(name: HashName): RunningHash {
  * client's ClientHello); they are buffered until `start(hash)`. After a HelloRetryRequest the
  * first ClientHello is replaced by the synthetic message_hash message. A digest is taken once
  * per point (the server asks twice after its Finished). Native when the addon is loaded
- * (node:crypto's Hash costs a new object per intermediate digest); hashing the transcript in
- * TypeScript (./sha256.ts) measured no faster than node:crypto.
+ * (node:crypto's Hash costs a new object per intermediate digest).
  */
 export class Transcript {
   private hash: RunningHash | undefined;
