@@ -251,6 +251,7 @@ class HybridShare implements KeyShare {
 /** Server side of a hybrid: encapsulate to the client's ML-KEM key, answer its ECDH share. */
 function respondToHybrid(layout: HybridLayout, clientShare: Uint8Array): KeyShareResponse {
   const { kem, ecdh } = splitHybrid(layout, clientShare, MLKEM768_ENCAPSULATION_KEY, 'hybrid client share');
+  if (native) return respondToHybridNatively(layout, kem, ecdh);
   let encapsulationKey: KeyObject;
   try {
     encapsulationKey = createPublicKey({ key: kem, format: 'raw-public', asymmetricKeyType: 'ml-kem-768' } as unknown as Parameters<typeof createPublicKey>[0]);
@@ -260,6 +261,22 @@ function respondToHybrid(layout: HybridLayout, clientShare: Uint8Array): KeyShar
   // The ECDH half first: a bad point or a zero X25519 secret costs no encapsulation.
   const ours = respondToEcdh(layout.ecdhGroup, ecdh)!;
   const { sharedKey, ciphertext } = encapsulate(encapsulationKey);
+  return { publicKey: joinHybrid(layout, ciphertext, ours.publicKey), secret: joinHybrid(layout, sharedKey, ours.secret) };
+}
+
+/** The same on the addon: the encapsulation key is imported (FIPS 203 checks) by OpenSSL directly. */
+function respondToHybridNatively(layout: HybridLayout, kem: Uint8Array, ecdh: Uint8Array): KeyShareResponse {
+  const ciphertext = Buffer.allocUnsafe(MLKEM768_CIPHERTEXT);
+  const ours = respondToEcdh(layout.ecdhGroup, ecdh)!;
+  let sharedKey: Uint8Array;
+  try {
+    sharedKey = native!.mlkemEncapsulate(kem, ciphertext);
+  } catch (e) {
+    if ((e as { code?: unknown }).code === 'ERR_TLS_NATIVE_BAD_SHARE') {
+      throw new PeerMisbehaved('InvalidKeyShare', 'ML-KEM-768 encapsulation key fails the FIPS 203 modulus check', { cause: e });
+    }
+    throw e;
+  }
   return { publicKey: joinHybrid(layout, ciphertext, ours.publicKey), secret: joinHybrid(layout, sharedKey, ours.secret) };
 }
 

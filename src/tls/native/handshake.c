@@ -23,6 +23,7 @@
  *       generate + derive in one call; the private key exists only inside it.
  *   ecdhDeriveWithPrivateKey(group, privateKey, peerShare) -> secret
  *       X25519 only, for the known-answer self-check (RFC 7748 vectors); never used for traffic.
+ *   mlkemEncapsulate(encapsulationKey, ciphertextOut) -> shared secret (ML-KEM-768, FIPS 203)
  *   hmac(hash, key, data, length, out): the first `length` bytes of HMAC(key, data) into out
  *       hash: 1 SHA-256, 2 SHA-384; HKDF-Extract(salt, ikm) is hmac(hash, salt, ikm, hashLength).
  *   hkdfExpand(hash, prk, info, length, out): HKDF-Expand (RFC 5869 §2.3) into out
@@ -360,6 +361,38 @@ static napi_value ecdh_derive_with_private_key(napi_env env, napi_callback_info 
   return out;
 }
 
+// --- ML-KEM-768 (FIPS 203) -------------------------------------------------------------------
+
+#define MLKEM768_ENCAPSULATION_KEY 1184
+#define MLKEM768_CIPHERTEXT 1088
+#define MLKEM_SHARED_SECRET 32
+
+/*
+ * mlkemEncapsulate(encapsulationKey, ciphertextOut) -> shared secret: the server's half of
+ * ML-KEM-768. OpenSSL's import of the key runs the FIPS 203 §7.2 checks (length, every
+ * coefficient below q); a key that fails them is ERR_BAD_SHARE.
+ */
+static napi_value mlkem_encapsulate(napi_env env, napi_callback_info info) {
+  ARGUMENTS(env, info, argv, 2, "mlkemEncapsulate(encapsulationKey, ciphertextOut)");
+  unsigned char *ek, *ct;
+  size_t ek_length, ct_length;
+  if (!bytes(env, argv[0], &ek, &ek_length) || !bytes(env, argv[1], &ct, &ct_length)) return NULL;
+  if (ct_length != MLKEM768_CIPHERTEXT) return fail(env, "native handshake: ciphertext buffer of the wrong length");
+  if (ek_length != MLKEM768_ENCAPSULATION_KEY) return fail_code(env, ERR_BAD_SHARE, "native handshake: ML-KEM-768 encapsulation key of the wrong length");
+  EVP_PKEY *key = EVP_PKEY_new_raw_public_key_ex(NULL, "ML-KEM-768", NULL, ek, ek_length);
+  if (key == NULL) return fail_code(env, ERR_BAD_SHARE, "native handshake: ML-KEM-768 encapsulation key fails the FIPS 203 modulus check");
+  unsigned char secret[MLKEM_SHARED_SECRET];
+  size_t ct_n = ct_length, secret_n = sizeof secret;
+  EVP_PKEY_CTX *ctx = EVP_PKEY_CTX_new_from_pkey(NULL, key, NULL);
+  int ok = ctx != NULL && EVP_PKEY_encapsulate_init(ctx, NULL) == 1 && EVP_PKEY_encapsulate(ctx, ct, &ct_n, secret, &secret_n) == 1 &&
+           ct_n == MLKEM768_CIPHERTEXT && secret_n == MLKEM_SHARED_SECRET;
+  EVP_PKEY_CTX_free(ctx);
+  EVP_PKEY_free(key);
+  napi_value out = ok ? secret_buffer(env, secret, secret_n) : fail(env, "native handshake: ML-KEM-768 encapsulation failed");
+  OPENSSL_cleanse(secret, sizeof secret);
+  return out;
+}
+
 // --- HMAC and HKDF (RFC 2104, RFC 5869, RFC 8446 §7.1) ---------------------------------------
 
 /* Bounds of what the key schedule passes: keys and data are at most a few hundred bytes (a
@@ -591,6 +624,7 @@ static napi_value init(napi_env env, napi_value exports) {
       {"ecdhDerive", NULL, ecdh_derive, NULL, NULL, NULL, napi_default, NULL},
       {"ecdhRespond", NULL, ecdh_respond, NULL, NULL, NULL, napi_default, NULL},
       {"ecdhDeriveWithPrivateKey", NULL, ecdh_derive_with_private_key, NULL, NULL, NULL, napi_default, NULL},
+      {"mlkemEncapsulate", NULL, mlkem_encapsulate, NULL, NULL, NULL, napi_default, NULL},
       {"hmac", NULL, hmac, NULL, NULL, NULL, napi_default, NULL},
       {"hkdfExpand", NULL, hkdf_expand_, NULL, NULL, NULL, napi_default, NULL},
       {"hkdfExpandLabel", NULL, hkdf_expand_label, NULL, NULL, NULL, napi_default, NULL},

@@ -1,14 +1,15 @@
 /**
  * The optional native crypto of the handshake (handshake.c, built by scripts/build-native.mjs
- * into dist/src/tls/native/handshake.node): (EC)DHE shares and secrets on the OpenSSL inside the
- * node binary, without node:crypto's per-call machinery (key-generation jobs, JWK encodings,
- * KeyObjects). bench/results/handshake.md measures both paths.
+ * into dist/src/tls/native/handshake.node): (EC)DHE shares and secrets, ML-KEM-768
+ * encapsulation, HMAC / HKDF and the transcript hash on the OpenSSL inside the node binary,
+ * without node:crypto's per-call machinery (key-generation jobs, JWK encodings, KeyObjects, Hmac
+ * and Hash objects). bench/results/handshake.md measures both paths.
  *
  * `nativeHandshake()` loads it once per process and checks it against known answers (RFC 7748,
- * RFC 5869) and node:crypto; it answers undefined (and key-exchange.ts keeps node:crypto) when the addon
+ * RFC 5869) and node:crypto; it answers undefined (and src/tls keeps node:crypto) when the addon
  * was not built, does not load, gives a wrong answer, or DC_TLS_NATIVE=off is set.
  */
-import { createECDH, createHash, createHmac, createPublicKey, diffieHellman, generateKeyPairSync } from 'node:crypto';
+import { createECDH, createHash, createHmac, createPublicKey, decapsulate, diffieHellman, generateKeyPairSync } from 'node:crypto';
 import { createRequire } from 'node:module';
 import { nativeSwitchedOff } from './switch.js';
 
@@ -36,6 +37,8 @@ export interface NativeHandshake {
   ecdhRespond(group: NativeGroup, peerShare: Uint8Array, publicOut: Uint8Array): Buffer;
   /** X25519 with a given private key: the known-answer self-check and tests only. */
   ecdhDeriveWithPrivateKey(group: typeof NATIVE_GROUP.x25519, privateKey: Uint8Array, peerShare: Uint8Array): Buffer;
+  /** ML-KEM-768 (FIPS 203): the ciphertext into `ciphertextOut` (1088 bytes), the shared secret returned; a key failing the §7.2 checks is ERR_TLS_NATIVE_BAD_SHARE. */
+  mlkemEncapsulate(encapsulationKey: Uint8Array, ciphertextOut: Uint8Array): Buffer;
   /*
    * The key schedule; hash 1 is SHA-256, 2 SHA-384. Each writes `length` bytes to out[0..]
    * (which must have room) and returns nothing.
@@ -110,6 +113,10 @@ function selfCheck(native: NativeHandshake): string | undefined {
       const key = native.ecdhGenerate(group, pub);
       if (!native.ecdhDerive(key, point).equals(ecdh.computeSecret(pub))) return `${curve} against node:crypto`;
     }
+    const kem = generateKeyPairSync('ml-kem-768' as 'x25519');
+    const ciphertext = Buffer.alloc(1088);
+    const kemSecret = native.mlkemEncapsulate(kem.publicKey.export({ format: 'raw-public' } as never) as unknown as Buffer, ciphertext);
+    if (!kemSecret.equals(decapsulate(kem.privateKey, ciphertext))) return 'ML-KEM-768 against node:crypto';
     return hkdfSelfCheck(native);
   } catch (e) {
     return (e as Error).message;

@@ -8,7 +8,7 @@
 import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
-import { createECDH, createHash, createHmac, createPublicKey, diffieHellman, generateKeyPairSync, hkdfSync, randomBytes } from 'node:crypto';
+import { createECDH, createHash, createHmac, createPublicKey, decapsulate, diffieHellman, generateKeyPairSync, hkdfSync, randomBytes } from 'node:crypto';
 import { NamedGroup } from '../../../src/tls/constants.js';
 import { PeerMisbehaved } from '../../../src/tls/errors.js';
 import { generateKeyShare, respondToKeyShare } from '../../../src/tls/key-exchange.js';
@@ -321,5 +321,41 @@ void describe('native handshake: transcript hash', { skip: forcedPure && 'DC_TLS
       ['a transcript used as a key', () => n.ecdhDerive(t as never, Buffer.alloc(32, 9))],
     ];
     for (const [name, call] of cases) assert.throws(call, (e: unknown) => usage(e) && /native handshake/.test((e as Error).message), name);
+  });
+});
+
+void describe('native handshake: ML-KEM-768 encapsulation', { skip: forcedPure && 'DC_TLS_NATIVE=off' }, () => {
+  const keyPair = () => {
+    const { publicKey, privateKey } = generateKeyPairSync('ml-kem-768' as 'x25519');
+    return { raw: publicKey.export({ format: 'raw-public' } as never) as unknown as Buffer, privateKey };
+  };
+
+  void test('node:crypto decapsulates our ciphertext to our secret', () => {
+    const n = addon();
+    const { raw, privateKey } = keyPair();
+    const ciphertext = Buffer.alloc(1088);
+    const secret = n.mlkemEncapsulate(raw, ciphertext);
+    assert.equal(secret.length, 32);
+    assert.deepEqual(secret, decapsulate(privateKey, ciphertext));
+  });
+
+  void test('a key of the wrong length or failing the FIPS 203 modulus check is a bad share; wrong output sizes are usage errors; nothing is written', () => {
+    const n = addon();
+    const { raw } = keyPair();
+    const aboveQ = Buffer.from(raw);
+    aboveQ[0] = 0xff;
+    aboveQ[1] = aboveQ[1]! | 0x0f; // the first 12-bit coefficient is 0xfff, above q = 3329
+    for (const [name, key] of [
+      ['1183 bytes', raw.subarray(0, 1183)],
+      ['1185 bytes', Buffer.concat([raw, Uint8Array.of(0)])],
+      ['empty', Buffer.alloc(0)],
+      ['a coefficient above q', aboveQ],
+    ] as const) {
+      const ciphertext = Buffer.alloc(1088, 0xaa);
+      assert.throws(() => n.mlkemEncapsulate(key, ciphertext), badShare, name);
+      assert.ok(ciphertext.every((b) => b === 0xaa), `${name}: ciphertext written`);
+    }
+    for (const size of [0, 1087, 1089]) assert.throws(() => n.mlkemEncapsulate(raw, Buffer.alloc(size)), usage, `ciphertext buffer of ${size}`);
+    assert.throws(() => n.mlkemEncapsulate('key' as unknown as Uint8Array, Buffer.alloc(1088)), usage);
   });
 });
