@@ -7,7 +7,7 @@ ARG NODE_IMAGE=node:24-bookworm-slim
 
 # --- build: compile TypeScript (dev dependencies needed) ---------------------------------------
 FROM ${NODE_IMAGE} AS build
-# gcc for the native AEAD of the TLS record path; the image's Node brings its headers.
+# gcc for the native addons of src/tls (record AEAD, handshake crypto); the image's Node brings its headers.
 RUN apt-get update -qq && apt-get install -y -qq --no-install-recommends gcc libc6-dev && rm -rf /var/lib/apt/lists/*
 WORKDIR /src
 COPY package.json package-lock.json ./

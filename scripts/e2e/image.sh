@@ -19,6 +19,7 @@ mkdir -p "$out_dir"
 
 [[ -f "$root/dist/src/cli/dc-operator.js" ]] || die "no dist/src/cli/dc-operator.js: run \`npm run build\` first"
 [[ -f "$root/dist/src/tls/native/aead.node" ]] || die "no dist/src/tls/native/aead.node (the native AEAD): install gcc and run \`npm run build\`"
+[[ -f "$root/dist/src/tls/native/handshake.node" ]] || die "no dist/src/tls/native/handshake.node (the handshake's native crypto): install gcc and run \`npm run build\`"
 node_bin="$(bash "$root/scripts/node/ensure.sh" --print-bin-dir 2>/dev/null)/node"
 node_version="$("$node_bin" --version)"
 app_version="$(sed -n 's/^appVersion: *"\{0,1\}\([^"]*\)"\{0,1\}$/\1/p' "$root/charts/dc-operator/Chart.yaml")"
