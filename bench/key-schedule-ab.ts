@@ -1,21 +1,48 @@
 /**
  * The key schedule of one TLS 1.3 server handshake (src/tls/key-schedule.ts, HMAC native or on
- * node:crypto; DC_TLS_NATIVE=off times the fallback) from two builds side by side in one process, alternating in chunks of 100
- * handshakes' worth: Handshake Secret from an x25519 secret, both handshake traffic secrets
- * and their keys, both Finished values, Master Secret, both application traffic secrets and
- * their keys, the resumption master secret and one ticket PSK. Thread CPU us per handshake
- * (garbage collection of what a build allocates falls mostly in its own chunks), medians.
+ * node:crypto; DC_TLS_NATIVE=off times the fallback) from two builds side by side in one
+ * process, alternating in chunks of 100 handshakes' worth: Handshake Secret from an x25519
+ * secret, both handshake traffic secrets and their keys, both Finished values, Master Secret,
+ * both application traffic secrets and their keys, the resumption master secret and one ticket
+ * PSK. With `transcript` as the fifth argument, the transcript hash of one server handshake
+ * instead: ClientHello, ServerHello, digest, EncryptedExtensions, Certificate, digest,
+ * CertificateVerify, digest, Finished, digest, client Finished, digest (typical sizes, a P-256
+ * chain). Thread CPU us per handshake (garbage collection of what a build allocates falls
+ * mostly in its own chunks), medians.
  *
- *   npx tsc -p tsconfig.json && taskset -c 1 node dist/bench/key-schedule-ab.js <before-dist> [after-dist=dist] [handshakes=5000] [rounds=9]
+ *   npx tsc -p tsconfig.json && taskset -c 1 node dist/bench/key-schedule-ab.js <before-dist> [after-dist=dist] [handshakes=5000] [rounds=9] [key-schedule|transcript]
  */
 import { randomBytes } from 'node:crypto';
 import type * as KeySchedule from '../src/tls/key-schedule.js';
 import type * as Suites from '../src/tls/suites.js';
 import { CipherSuite } from '../src/tls/constants.js';
-import { abArguments, importFromBuild, median, threadCpuUs as threadUs } from './tls-support.js';
+import { abArguments, importFromBuild, loadAverage, median, threadCpuUs as threadUs } from './tls-support.js';
 
-const { before: beforeDist, after: afterDist, count: handshakes, rounds } = abArguments('node dist/bench/key-schedule-ab.js <before-dist> [after-dist=dist] [handshakes=5000] [rounds=9]', 5000, 9);
+const args = abArguments('node dist/bench/key-schedule-ab.js <before-dist> [after-dist=dist] [handshakes=5000] [rounds=9] [key-schedule|transcript]', 5000, 9);
+const { before: beforeDist, after: afterDist, count: handshakes, rounds } = args;
+const part = args.rest[0] === 'transcript' ? 'transcript' : 'key-schedule';
 const CHUNK = 100;
+const [clientHello, serverHello, extensions, certificate, certificateVerify, finished, clientFinished] = [260, 90, 20, 560, 80, 36, 36].map((n) => randomBytes(n));
+
+async function serverTranscript(dist: string): Promise<() => number> {
+  const { Transcript } = await importFromBuild<typeof KeySchedule>(dist, 'src/tls/key-schedule.js');
+  return () => {
+    const t = new Transcript();
+    t.start('sha256');
+    t.add(clientHello!);
+    t.add(serverHello!);
+    let x = t.current()[0]!;
+    t.add(extensions!);
+    t.add(certificate!);
+    x ^= t.current()[0]!;
+    t.add(certificateVerify!);
+    x ^= t.current()[0]!;
+    t.add(finished!);
+    x ^= t.current()[0]!;
+    t.add(clientFinished!);
+    return x ^ t.current()[0]!;
+  };
+}
 
 async function serverKeySchedule(dist: string): Promise<() => number> {
   const ks = await importFromBuild<typeof KeySchedule>(dist, 'src/tls/key-schedule.js');
@@ -43,9 +70,10 @@ async function serverKeySchedule(dist: string): Promise<() => number> {
   };
 }
 
+const measured = part === 'transcript' ? serverTranscript : serverKeySchedule;
 const builds: [string, () => number][] = [
-  [`before (${beforeDist})`, await serverKeySchedule(beforeDist)],
-  [`after (${afterDist})`, await serverKeySchedule(afterDist)],
+  [`before (${beforeDist})`, await measured(beforeDist)],
+  [`after (${afterDist})`, await measured(afterDist)],
 ];
 const us: number[][] = builds.map(() => []);
 let sink = 0;
@@ -63,7 +91,8 @@ for (let r = -1; r < rounds; r++) {
   // Round -1 warms up.
   if (r >= 0) total.forEach((t, i) => us[i]!.push(t / handshakes));
 }
-console.log(`# server key schedule of one TLS 1.3 handshake (AES-128-GCM-SHA256), ${handshakes} x ${rounds} rounds, thread CPU us per handshake; node ${process.version} (${sink & 0})`);
+const what = part === 'transcript' ? 'transcript hash of one TLS 1.3 server handshake (SHA-256, 7 messages, 5 digests)' : 'server key schedule of one TLS 1.3 handshake (AES-128-GCM-SHA256)';
+console.log(`# ${what}, ${handshakes} x ${rounds} rounds, thread CPU us per handshake; node ${process.version}; load average ${loadAverage()} (${sink & 0})`);
 console.log('| build | us (median) | rounds |');
 console.log('| --- | ---: | --- |');
 builds.forEach(([name], i) => console.log(`| ${name} | ${median(us[i]!).toFixed(2)} | ${us[i]!.map((x) => x.toFixed(1)).join(', ')} |`));

@@ -151,6 +151,31 @@ static napi_value secret_buffer(napi_env env, const unsigned char *secret, size_
   return out;
 }
 
+/* `data` as a new external tagged `tag`; on failure `data` is freed by `finalize` (NULL with an exception). */
+static napi_value wrap(napi_env env, void *data, napi_finalize finalize, const napi_type_tag *tag) {
+  napi_value out;
+  if (napi_create_external(env, data, finalize, NULL, &out) != napi_ok) {
+    finalize(env, data, NULL);
+    return fail(env, "native handshake: napi_create_external failed");
+  }
+  /* Tagging can only fail on an engine without type tags; the finalizer then frees `data`. */
+  if (napi_type_tag_object(env, out, tag) != napi_ok) return fail(env, "native handshake: napi_type_tag_object failed");
+  return out;
+}
+
+/* The data of an external this addon made with `tag`, else NULL with the TypeError `not_what`. */
+static void *unwrap(napi_env env, napi_value v, const napi_type_tag *tag, const char *not_what) {
+  void *data = NULL;
+  napi_valuetype type;
+  bool ours = false;
+  if (napi_typeof(env, v, &type) != napi_ok || type != napi_external || napi_check_object_type_tag(env, v, tag, &ours) != napi_ok || !ours ||
+      napi_get_value_external(env, v, &data) != napi_ok || data == NULL) {
+    napi_throw_type_error(env, ERR_USAGE, not_what);
+    return NULL;
+  }
+  return data;
+}
+
 // --- Instance data ----------------------------------------------------------------------------
 
 static void instance_free(napi_env env, void *data, void *hint) {
@@ -303,27 +328,13 @@ static napi_value ecdh_generate(napi_env env, napi_callback_info info) {
     key_finalize(env, k, NULL);
     return NULL;
   }
-  napi_value out;
-  if (napi_create_external(env, k, key_finalize, NULL, &out) != napi_ok) {
-    key_finalize(env, k, NULL);
-    return fail(env, "native handshake: napi_create_external failed");
-  }
-  /* Tagging can only fail on an engine without type tags; the finalizer then frees `k`. */
-  if (napi_type_tag_object(env, out, &KEY_TAG) != napi_ok) return fail(env, "native handshake: napi_type_tag_object failed");
-  return out;
+  return wrap(env, k, key_finalize, &KEY_TAG);
 }
 
 static napi_value ecdh_derive(napi_env env, napi_callback_info info) {
   ARGUMENTS(env, info, argv, 2, "ecdhDerive(key, peerShare)");
-  void *data = NULL;
-  napi_valuetype t;
-  bool ours = false;
-  if (napi_typeof(env, argv[0], &t) != napi_ok || t != napi_external || napi_check_object_type_tag(env, argv[0], &KEY_TAG, &ours) != napi_ok || !ours ||
-      napi_get_value_external(env, argv[0], &data) != napi_ok || data == NULL) {
-    napi_throw_type_error(env, ERR_USAGE, "native handshake: not a key");
-    return NULL;
-  }
-  key_t_ *k = data;
+  key_t_ *k = unwrap(env, argv[0], &KEY_TAG, "native handshake: not a key");
+  if (k == NULL) return NULL;
   unsigned char *share;
   size_t share_length;
   if (!bytes(env, argv[1], &share, &share_length)) return NULL;
@@ -548,17 +559,7 @@ static void transcript_finalize(napi_env env, void *data, void *hint) {
   OPENSSL_free(t);
 }
 
-static transcript_t *transcript_arg(napi_env env, napi_value v) {
-  void *data = NULL;
-  napi_valuetype type;
-  bool ours = false;
-  if (napi_typeof(env, v, &type) != napi_ok || type != napi_external || napi_check_object_type_tag(env, v, &TRANSCRIPT_TAG, &ours) != napi_ok || !ours ||
-      napi_get_value_external(env, v, &data) != napi_ok || data == NULL) {
-    napi_throw_type_error(env, ERR_USAGE, "native handshake: not a transcript");
-    return NULL;
-  }
-  return data;
-}
+static transcript_t *transcript_arg(napi_env env, napi_value v) { return unwrap(env, v, &TRANSCRIPT_TAG, "native handshake: not a transcript"); }
 
 static napi_value transcript_create(napi_env env, napi_callback_info info) {
   ARGUMENTS(env, info, argv, 1, "transcriptCreate(hash)");
@@ -575,14 +576,7 @@ static napi_value transcript_create(napi_env env, napi_callback_info info) {
     transcript_finalize(env, t, NULL);
     return fail(env, "native handshake: digest initialisation failed");
   }
-  napi_value out;
-  if (napi_create_external(env, t, transcript_finalize, NULL, &out) != napi_ok) {
-    transcript_finalize(env, t, NULL);
-    return fail(env, "native handshake: napi_create_external failed");
-  }
-  /* Tagging can only fail on an engine without type tags; the finalizer then frees `t`. */
-  if (napi_type_tag_object(env, out, &TRANSCRIPT_TAG) != napi_ok) return fail(env, "native handshake: napi_type_tag_object failed");
-  return out;
+  return wrap(env, t, transcript_finalize, &TRANSCRIPT_TAG);
 }
 
 static napi_value transcript_update(napi_env env, napi_callback_info info) {
