@@ -99,12 +99,17 @@ export function hkdfExpandLabel(
   return hkdfExpand(hash, secret, info, length);
 }
 
-/** "tls13 " + label, as bytes (cached: labels are a handful of constants, plus exporters'). */
+/**
+ * "tls13 " + label, as bytes: at most 255 (HkdfLabel's label<7..255>), refused above on both the
+ * native and the node:crypto path. Cached: labels are a handful of constants, plus the
+ * application's exporter labels (the cache stops growing at 64).
+ */
 function fullLabel(label: string): Buffer {
   let l = labelCache.get(label);
   if (!l) {
     l = Buffer.concat([LABEL_PREFIX, Buffer.from(label, 'latin1')]);
-    labelCache.set(label, l);
+    if (l.length > 255) throw new RangeError(`HKDF label "tls13 ${label.slice(0, 40)}…" is ${l.length} bytes; at most 255 (RFC 8446 §7.1)`);
+    if (labelCache.size < 64) labelCache.set(label, l);
   }
   return l;
 }

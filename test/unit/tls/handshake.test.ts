@@ -87,6 +87,9 @@ void describe('full handshakes', () => {
     const a = pair.client.conn.exportKeyingMaterial('EXPORTER-test', 32, Buffer.from('ctx'));
     const b = pair.server.conn.exportKeyingMaterial('EXPORTER-test', 32, Buffer.from('ctx'));
     assert.deepEqual(a, b);
+    // "tls13 " + label fills HkdfLabel's label<7..255>: 249 bytes is the longest, on either path.
+    assert.equal(pair.client.conn.exportKeyingMaterial('x'.repeat(249), 16).length, 16);
+    assert.throws(() => pair.client.conn.exportKeyingMaterial('x'.repeat(250), 16), /HKDF label "tls13 x+…" is 256 bytes; at most 255/);
   });
 
   void test('the keylog callbacks print the same five secrets on both sides', async () => {
