@@ -86,9 +86,10 @@ void describe('operator, key server and sidecar as separate processes: every cli
   };
   const opensslGet = (version: '-tls1_3' | '-tls1_2'): Promise<string> =>
     run('openssl', ['s_client', '-connect', `127.0.0.1:${port}`, '-servername', 'localhost', '-CAfile', caFile, version, '-brief', '-ign_eof'], { input: httpGet() }).then((r) => r.output);
-  const tstclnt = async (): Promise<{ code: number; out: string }> => {
+  const tstclnt = async (): Promise<{ code: number; out: string; ms: number }> => {
+    const t0 = Date.now();
     const r = await tstclntHandshake(port, nssDb);
-    return { code: r.code, out: r.output };
+    return { code: r.code, out: r.output, ms: Date.now() - t0 };
   };
   const metric = (line: RegExp): Promise<number> => metricSum(metricsPort, line);
 
@@ -133,7 +134,7 @@ void describe('operator, key server and sidecar as separate processes: every cli
     await volume.write(Object.fromEntries(Object.keys(bundle.data ?? {}).map((k) => [k, secretData(bundle, k)])));
     sidecar = start(process.execPath, [
       CLI, 'sidecar', '--dc-dir', volume.dir, '--address', '127.0.0.1', '--port', '0', '--metrics-port', '0', '--metrics-address', '127.0.0.1',
-      '--upstream', String((app.address() as AddressInfo).port), '--report-interval', '1s', '--keyless-timeout', '1s',
+      '--upstream', String((app.address() as AddressInfo).port), '--report-interval', '1s', '--keyless-timeout', '1s', '--log-level', 'debug',
     ]);
     const listening = await waitFor('the sidecar listens', 15_000, () => Promise.resolve(logLines(sidecar).find((l) => l['msg'] === 'sidecar listening')));
     port = Number(String(listening['listen']).split(':').pop());
@@ -215,7 +216,7 @@ void describe('operator, key server and sidecar as separate processes: every cli
     // NSS handshakes 50 ms apart for the whole outage; the count bound (about a minute) is far
     // above what the outage takes, and the test checks the loop was still running at the end.
     let stop = false;
-    const nss = { ok: 0, failed: [] as string[], coveredTheOutage: false };
+    const nss = { ok: 0, slowestMs: 0, failed: [] as string[], coveredTheOutage: false };
     const loop = (async () => {
       for (let i = 0; i < 1000; i++) {
         if (stop) {
@@ -223,8 +224,9 @@ void describe('operator, key server and sidecar as separate processes: every cli
           return;
         }
         const t = await tstclnt();
+        nss.slowestMs = Math.max(nss.slowestMs, t.ms);
         if (t.code === 0 && /Received a Delegated Credential/.test(t.out)) nss.ok += 1;
-        else nss.failed.push(t.out.slice(-500));
+        else nss.failed.push(`#${i} at ${new Date().toISOString()}: exit ${t.code} after ${t.ms} ms:\n${t.out}`);
         await new Promise((r) => setTimeout(r, 50));
       }
     })();
@@ -250,8 +252,9 @@ void describe('operator, key server and sidecar as separate processes: every cli
       stop = true;
       await loop;
     }
-    t.diagnostic(`${nss.ok} NSS handshakes with the DC through the outage and the recovery`);
-    assert.deepEqual(nss.failed, [], `${nss.failed.length} NSS handshakes failed`);
+    t.diagnostic(`${nss.ok} NSS handshakes with the DC through the outage and the recovery, the slowest ${nss.slowestMs} ms`);
+    const sidecarSaid = logLines(sidecar).filter((l) => l['msg'] === 'handshake failed' && l['mode'] === 'dc').map((l) => JSON.stringify(l));
+    assert.deepEqual(nss.failed, [], `${nss.failed.length} NSS handshakes failed; the sidecar's DC handshake failures:\n${sidecarSaid.join('\n')}`);
     assert.ok(nss.coveredTheOutage, `the NSS loop ran until the key server was back (${nss.ok} handshakes)`);
     assert.ok(nss.ok >= 3, `NSS handshakes ran through the outage (${nss.ok})`);
   });
