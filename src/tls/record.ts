@@ -33,13 +33,24 @@ export interface RecordUnprotector {
   openIn(buf: Uint8Array, start: number, end: number): OpenedRecord;
 }
 
+/**
+ * The additional data (the record header) handed to the native AEAD, one for every key: sealing
+ * and opening are synchronous and the addon reads it only during the call.
+ */
+const RECORD_AAD = Buffer.alloc(RECORD_HEADER_LENGTH);
+const NO_NONCE = Buffer.alloc(0);
+
 /** Sequence numbers are 64-bit; we stop far below 2^53 (and rekey long before). */
 const MAX_SEQUENCE = Number.MAX_SAFE_INTEGER;
 
 abstract class RecordCipher {
   protected seq = 0;
   protected readonly key: Uint8Array;
-  /** The IV, overwritten per record in bytes 4..11 by `nextNonce`; bytes 0..3 never change. */
+  /**
+   * The IV, overwritten per record in bytes 4..11 by `nextNonce`; bytes 0..3 never change. Only
+   * node:crypto's path uses it (the native AEAD keeps the IV in its context): empty there, one
+   * Buffer fewer per key (allocation per handshake is what the collector costs us).
+   */
   private readonly nonce: Buffer;
   /** IV bytes 8..11 and 4..7 as unsigned 32-bit numbers. */
   private readonly ivLow: number;
@@ -48,8 +59,6 @@ abstract class RecordCipher {
   /** The native AEAD and its context for this key and direction; undefined: node:crypto. */
   protected readonly native: NativeAead | undefined;
   protected readonly context: NativeAeadContext | undefined;
-  /** The additional data (the record header), copied per record for the native AEAD. */
-  protected readonly aad = Buffer.alloc(RECORD_HEADER_LENGTH);
 
   /** @param aead the native AEAD to use, or null for node:crypto; by default the process's choice. */
   constructor(
@@ -61,12 +70,12 @@ abstract class RecordCipher {
     const { key, iv } = trafficKeys(suite, secret);
     this.key = key;
     if (iv.length !== 12) throw new InternalError(`unexpected AEAD IV length ${iv.length}`);
-    this.nonce = Buffer.from(iv);
-    this.ivLow = this.nonce.readUInt32BE(8);
-    this.ivHigh = this.nonce.readUInt32BE(4);
+    this.ivLow = ((iv[8]! << 24) | (iv[9]! << 16) | (iv[10]! << 8) | iv[11]!) >>> 0;
+    this.ivHigh = ((iv[4]! << 24) | (iv[5]! << 16) | (iv[6]! << 8) | iv[7]!) >>> 0;
     this.algorithm = suite.aead as CipherGCMTypes | 'chacha20-poly1305';
     this.native = aead === undefined ? nativeAead() : (aead ?? undefined);
     this.context = this.native?.create(NATIVE_ALGORITHM[suite.aead], encrypt, key, iv);
+    this.nonce = this.native ? NO_NONCE : Buffer.from(iv);
   }
 
   /** Whether records go through the native AEAD (else node:crypto). */
@@ -181,7 +190,7 @@ export class RecordSealer extends RecordCipher implements RecordProtector {
     const total = RECORD_HEADER_LENGTH + length;
     const buf = RECORD_SLAB.reserve(total);
     const at = RECORD_SLAB.offset;
-    const aad = this.aad;
+    const aad = RECORD_AAD;
     aad[0] = ContentType.application_data;
     aad[1] = 0x03;
     aad[2] = 0x03;
@@ -260,7 +269,7 @@ export class RecordOpener extends RecordCipher implements RecordUnprotector {
 
   /** The inner plaintext, opened into the record slab; unauthenticated bytes are never handed out. */
   private openNative(buf: Uint8Array, start: number, payloadStart: number, end: number): Buffer {
-    const aad = this.aad;
+    const aad = RECORD_AAD;
     for (let k = 0; k < RECORD_HEADER_LENGTH; k++) aad[k] = buf[start + k]!;
     const plainLength = end - payloadStart - this.suite.tagLength;
     const out = RECORD_SLAB.reserve(plainLength);
