@@ -134,6 +134,24 @@ export class ServerConfig {
     this.verifySchemes = DEFAULT_VERIFY_SCHEMES;
   }
 
+  /**
+   * Our EncryptedExtensions depend only on whether SNI is acknowledged and on the ALPN protocol
+   * chosen (one of `alpnProtocols`), so each variant is encoded once per config and the bytes
+   * shared by its connections (they are only read: transcript, record sealing). Bounded: at most
+   * two per protocol we offer, and never more than MAX_ENCRYPTED_EXTENSIONS_VARIANTS.
+   */
+  encryptedExtensions(serverNameAck: boolean, alpn: string | undefined): Uint8Array {
+    const variants = serverNameAck ? this.encryptedExtensionsWithSni : this.encryptedExtensionsWithoutSni;
+    const key = alpn ?? '';
+    const cached = variants.get(key);
+    if (cached) return cached;
+    const message = encodeHandshake(HandshakeType.encrypted_extensions, (w) => writeEncryptedExtensions(w, { serverNameAck, alpn, unknown: NO_EXTENSIONS }));
+    if (variants.size < MAX_ENCRYPTED_EXTENSIONS_VARIANTS) variants.set(key, message);
+    return message;
+  }
+  private readonly encryptedExtensionsWithSni = new Map<string, Uint8Array>();
+  private readonly encryptedExtensionsWithoutSni = new Map<string, Uint8Array>();
+
   now(): Date {
     return this.options.now?.() ?? new Date();
   }
@@ -523,14 +541,8 @@ export class ServerConnection extends Connection<ServerState> {
   // --- §4.3.1 EncryptedExtensions ---------------------------------------------------------------------
 
   private sendEncryptedExtensions(hs: ServerHandshake): void {
-    const msg = encodeHandshake(HandshakeType.encrypted_extensions, (w) =>
-      writeEncryptedExtensions(w, {
-        serverNameAck: hs.hello.extensions.serverName !== undefined && !hs.resumed,
-        alpn: hs.alpn,
-        unknown: NO_EXTENSIONS,
-      }),
-    );
-    this.queueHandshake(hs.transcript, msg);
+    const serverNameAck = hs.hello.extensions.serverName !== undefined && !hs.resumed;
+    this.queueHandshake(hs.transcript, this.config.encryptedExtensions(serverNameAck, hs.alpn));
   }
 
   // --- §4.3.2 CertificateRequest ------------------------------------------------------------------------
@@ -768,6 +780,8 @@ function checkCredential(hello: ClientHello, choice: CredentialChoice | undefine
 }
 
 const NO_EXTENSIONS: readonly RawExtension[] = [];
+/** ServerConfig.encryptedExtensions: more ALPN protocols than this are encoded per handshake. */
+const MAX_ENCRYPTED_EXTENSIONS_VARIANTS = 16;
 
 /**
  * Certificate messages of frozen chains (the parsed certificates of a ServerConfig, delegated

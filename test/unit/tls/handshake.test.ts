@@ -10,6 +10,7 @@ import type { TlsSession } from '../../../src/tls/session.js';
 import type { RecordLayer } from '../../../src/tls/record-layer.js';
 import { doHandshake, transfer, type Pair, assertConnected, Endpoint, pump } from './pair.js';
 import { decodeClientHello } from '../../../src/tls/messages/client-hello.js';
+import { decodeEncryptedExtensions } from '../../../src/tls/messages/handshake.js';
 import { testPki, type KeyType } from './pki.js';
 
 async function serverOptions(extra: Partial<ServerOptions> = {}, keyType: KeyType = 'p256'): Promise<ServerOptions> {
@@ -226,6 +227,29 @@ void describe('ALPN and SNI', () => {
     assertConnected(pair);
     assert.equal(clientInfo(pair).alpnProtocol, 'h2');
     assert.equal(serverInfo(pair).alpnProtocol, 'h2');
+  });
+
+  void test('one config serves each connection its own ALPN protocol and SNI acknowledgement (EncryptedExtensions encoded once per variant)', async () => {
+    const config = new ServerConfig(await serverOptions({ alpnProtocols: ['h2', 'http/1.1'] }));
+    const cases = [
+      { alpn: ['h2'], servername: 'localhost', want: 'h2' },
+      { alpn: ['http/1.1'], servername: 'localhost', want: 'http/1.1' },
+      { alpn: undefined, servername: 'localhost', want: undefined },
+      { alpn: ['http/1.1'], servername: undefined, want: 'http/1.1' },
+      { alpn: ['h2'], servername: 'localhost', want: 'h2' },
+    ];
+    for (const c of cases) {
+      const client = new ClientConnection(await clientOptions({ ...(c.alpn ? { alpnProtocols: c.alpn } : {}), ...(c.servername ? {} : { servername: undefined, rejectUnauthorized: false }) }));
+      const pair = await doHandshake(client, new ServerConnection(config));
+      assertConnected(pair);
+      assert.equal(clientInfo(pair).alpnProtocol, c.want);
+      assert.equal(serverInfo(pair).servername, c.servername);
+    }
+    const withSni = config.encryptedExtensions(true, 'h2');
+    assert.equal(config.encryptedExtensions(true, 'h2'), withSni, 'the same bytes, not a new encoding');
+    assert.deepEqual(decodeEncryptedExtensions(withSni.subarray(4)), { serverNameAck: true, alpn: 'h2', unknown: [] });
+    assert.deepEqual(decodeEncryptedExtensions(config.encryptedExtensions(false, undefined).subarray(4)), { unknown: [] });
+    assert.deepEqual(decodeEncryptedExtensions(config.encryptedExtensions(true, undefined).subarray(4)), { serverNameAck: true, unknown: [] });
   });
 
   void test('no protocol in common fails with no_application_protocol', async () => {
