@@ -1,6 +1,6 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { randomBytes } from 'node:crypto';
+import { createDecipheriv, randomBytes } from 'node:crypto';
 import { TicketKey, type TicketState } from '../../../src/tls/session.js';
 
 const state: TicketState = {
@@ -23,6 +23,19 @@ void test('a sealed ticket opens to the same state under the same key', () => {
     psk: Buffer.from(state.psk),
     clientCertificate: Buffer.from(state.clientCertificate),
   });
+});
+
+void test('a ticket is version || nonce || AES-256-GCM(version || state) || tag, whichever AEAD sealed it (native or node:crypto)', () => {
+  // Sealed through the native AEAD when it loaded (DC_TLS_AEAD=node: node:crypto), opened here by node:crypto.
+  const raw = new Uint8Array(32).fill(7);
+  const ticket = Buffer.from(new TicketKey(raw).seal(state));
+  const d = createDecipheriv('aes-256-gcm', raw, ticket.subarray(1, 13));
+  d.setAuthTag(ticket.subarray(ticket.length - 16));
+  const plain = Buffer.concat([d.update(ticket.subarray(13, ticket.length - 16)), d.final()]);
+  assert.equal(ticket[0], 2);
+  assert.equal(plain[0], 2);
+  assert.equal(plain.readUInt16BE(1), state.cipherSuite);
+  assert.ok(plain.subarray(4, 4 + 48).equals(state.psk));
 });
 
 void test('two tickets of the same state differ (fresh nonce each)', () => {
