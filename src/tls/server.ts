@@ -32,7 +32,7 @@ import { HandshakeKeys, type ApplicationKeys } from './handshake-keys.js';
 import { isPostQuantumGroup, respondToKeyShare, SUPPORTED_GROUPS } from './key-exchange.js';
 import { EarlySecret, Transcript, finishedVerifyData, resumptionPsk, verifyDataEqual } from './key-schedule.js';
 import { bindersLength, decodeClientHello, type ClientHello } from './messages/client-hello.js';
-import type { RawExtension } from './messages/extensions.js';
+import type { KeyShareEntry, RawExtension } from './messages/extensions.js';
 import { writeServerHello } from './messages/server-hello.js';
 import {
   decodeCertificate,
@@ -398,12 +398,18 @@ export class ServerConnection extends Connection<ServerState> {
    *    share is for a group we accept.
    */
   private chooseKeyShareGroup(hello: ClientHello): number | undefined {
-    const shares = hello.extensions.keyShares ?? [];
-    const hasShare = (g: number): boolean => shares.some((s) => s.group === g);
-    const postQuantumShare = this.config.groups.find((g) => isPostQuantumGroup(g) && hasShare(g));
-    if (postQuantumShare !== undefined) return postQuantumShare;
+    // Loops, not closures over the shares: this runs once per connection (allocation per
+    // handshake is what the collector costs us, bench/results/socket-path.md).
+    const shares = hello.extensions.keyShares;
+    if (!shares) return undefined;
+    let firstWithShare: number | undefined;
+    for (const g of this.config.groups) {
+      if (!hasShareFor(shares, g)) continue;
+      if (isPostQuantumGroup(g)) return g;
+      firstWithShare ??= g;
+    }
     if (this.preferredPostQuantumGroup(hello) !== undefined) return undefined;
-    return this.config.groups.find(hasShare);
+    return firstWithShare;
   }
 
   private preferredPostQuantumGroup(hello: ClientHello): number | undefined {
@@ -703,6 +709,11 @@ export class ServerConnection extends Connection<ServerState> {
       this.records.queueHandshake(encodeHandshake(HandshakeType.new_session_ticket, (w) => writeNewSessionTicket(w, nst), 32 + ticket.length));
     }
   }
+}
+
+function hasShareFor(shares: readonly KeyShareEntry[], group: number): boolean {
+  for (let i = 0; i < shares.length; i++) if (shares[i]!.group === group) return true;
+  return false;
 }
 
 /** §4.1.2 / §4.2: what every ClientHello must satisfy for TLS 1.3 (the version aside). */
