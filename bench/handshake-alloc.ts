@@ -104,7 +104,7 @@ async function sites(run: () => void, n: number): Promise<void> {
   const underServer = new Map<number, string>();
   const walk = (node: ProfileNode, inServer: boolean, ours: string): void => {
     const here = inServer || node.callFrame.functionName === 'serverStep';
-    const file = node.callFrame.url.replace(/^.*\/dist\//, '');
+    const file = node.callFrame.url.replace(/^.*?\/(?=src\/)/, '');
     const name = `${node.callFrame.functionName || '(anonymous)'} ${file}:${node.callFrame.lineNumber + 1}`;
     const oursHere = file.startsWith('src/') ? name : ours;
     if (here) underServer.set(node.id, oursHere === name ? name : `${name} <- ${oursHere}`);
@@ -120,7 +120,7 @@ async function sites(run: () => void, n: number): Promise<void> {
     total += s.size;
   }
   console.log(`\n# sampled allocation under server calls: ${(total / n).toFixed(0)} bytes/handshake (heap objects; sampling, +-5 %)`);
-  console.log('| bytes/handshake | share | allocating function (dist file:line) <- nearest frame in src/ |');
+  console.log('| bytes/handshake | share | allocating function (file:line in the build) <- nearest frame in src/ |');
   console.log('| ---: | ---: | --- |');
   for (const [site, bytes] of [...bySite].sort((x, y) => y[1] - x[1]).slice(0, 40)) {
     console.log(`| ${(bytes / n).toFixed(0)} | ${((100 * bytes) / total).toFixed(1)} % | ${site} |`);
