@@ -53,7 +53,6 @@ function oneHandshake(tls: TlsModule, server: Tls.ServerConfig, client: Tls.Clie
   const s = serverStep(() => new tls.ServerConnection(server, { keylog: NO_KEYLOG }));
   let toServer = c.poll().output;
   let echoed = false;
-  let clientReady = false;
   for (let round = 0; round < 8 && !echoed; round++) {
     const toClient: Uint8Array[] = [];
     for (const bytes of toServer) {
@@ -68,18 +67,13 @@ function oneHandshake(tls: TlsModule, server: Tls.ServerConfig, client: Tls.Clie
     }
     toServer = [];
     for (const bytes of toClient) {
-      const p = c.feed(bytes);
-      for (const e of p.events) {
-        if (e.type === 'error') throw e.error;
-        if (e.type === 'handshake') clientReady = true;
-        if (e.type === 'data') echoed = true;
-      }
-      toServer.push(...p.output);
-      if (clientReady) {
-        c.write(PAYLOAD);
-        toServer.push(...c.poll().output);
-        clientReady = false;
-      }
+      const { output, events } = c.feed(bytes);
+      const failed = events.find((e) => e.type === 'error');
+      if (failed) throw failed.error;
+      echoed ||= events.some((e) => e.type === 'data');
+      // Once connected, the client sends its 32 bytes right behind its Finished.
+      const extra = events.some((e) => e.type === 'handshake') ? (c.write(PAYLOAD), c.poll().output) : [];
+      toServer.push(...output, ...extra);
     }
   }
   if (!echoed) throw new Error('no echo');
