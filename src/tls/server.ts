@@ -398,12 +398,14 @@ export class ServerConnection extends Connection<ServerState> {
    *    share is for a group we accept.
    */
   private chooseKeyShareGroup(hello: ClientHello): number | undefined {
-    // Loops, not closures over the shares: this runs once per connection (allocation per
+    // Index loops, not closures or iterators: this runs once per connection (allocation per
     // handshake is what the collector costs us, bench/results/socket-path.md).
     const shares = hello.extensions.keyShares;
     if (!shares) return undefined;
     let firstWithShare: number | undefined;
-    for (const g of this.config.groups) {
+    const groups = this.config.groups;
+    for (let i = 0; i < groups.length; i++) {
+      const g = groups[i]!;
       if (!hasShareFor(shares, g)) continue;
       if (isPostQuantumGroup(g)) return g;
       firstWithShare ??= g;
@@ -690,7 +692,7 @@ export class ServerConnection extends Connection<ServerState> {
       ? Math.min(this.config.ticketLifetimeSeconds, Math.floor((hs.resumed.issuedAt + hs.resumed.lifetimeSeconds * 1000 - now) / 1000))
       : this.config.ticketLifetimeSeconds;
     if (lifetimeSeconds <= 0) return;
-    const clientCertificate = hs.resumed ? hs.resumed.clientCertificate : peer?.authorized ? peer.chain[0]! : new Uint8Array(0);
+    const clientCertificate = hs.resumed ? hs.resumed.clientCertificate : peer?.authorized ? peer.chain[0]! : NO_BYTES;
     for (let i = 0; i < this.config.sessionTickets; i++) {
       const nonce = Uint8Array.of(i);
       const ageAdd = randomUint32();
@@ -791,6 +793,8 @@ function checkCredential(hello: ClientHello, choice: CredentialChoice | undefine
 }
 
 const NO_EXTENSIONS: readonly RawExtension[] = [];
+/** Empty bytes, shared (a zero-length array cannot be written to). */
+const NO_BYTES = new Uint8Array(0);
 /** ServerConfig.encryptedExtensions: more ALPN protocols than this are encoded per handshake. */
 const MAX_ENCRYPTED_EXTENSIONS_VARIANTS = 16;
 
