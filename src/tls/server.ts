@@ -707,6 +707,9 @@ export class ServerConnection extends Connection<ServerState> {
         // Only a verified client certificate is carried over to resumed sessions.
         clientCertificate,
       });
+      // NewSessionTicket's ticket<1..2^16-1>: a ticket carrying a very large client certificate
+      // does not fit; the client then resumes with a full handshake.
+      if (ticket.length > 0xffff) return;
       const nst = { lifetime: lifetimeSeconds, ageAdd, nonce, ticket, unknown: NO_EXTENSIONS };
       this.records.queueHandshake(encodeHandshake(HandshakeType.new_session_ticket, (w) => writeNewSessionTicket(w, nst), 32 + ticket.length));
     }
@@ -728,8 +731,12 @@ function checkClientHello(hello: ClientHello): void {
   if (e.keyShares && !e.supportedGroups) throw new PeerMisbehaved('MissingSupportedGroups', 'key_share without supported_groups');
   if (!e.keyShares && e.supportedGroups) throw new PeerMisbehaved('MissingKeyShare', 'supported_groups without key_share');
   if (!e.keyShares && !e.preSharedKey) throw new PeerMisbehaved('MissingKeyShare', 'no key_share');
-  for (const s of e.keyShares ?? []) {
-    if (!e.supportedGroups!.includes(s.group)) throw new PeerMisbehaved('KeyShareGroupNotInSupportedGroups', `key share for group ${s.group} not in supported_groups`);
+  if (e.keyShares && e.keyShares.length > 0) {
+    // One Set, not a search per share: both lists can be tens of thousands long in a 128 KiB hello.
+    const offered = new Set(e.supportedGroups);
+    for (const s of e.keyShares) {
+      if (!offered.has(s.group)) throw new PeerMisbehaved('KeyShareGroupNotInSupportedGroups', `key share for group ${s.group} not in supported_groups`);
+    }
   }
   if (!e.signatureAlgorithms && !e.preSharedKey) throw new PeerMisbehaved('MissingSignatureAlgorithms', 'signature_algorithms is required');
 }

@@ -291,6 +291,13 @@ void test('two key shares for one group are illegal_parameter', () => {
   assert.throws(() => decodeClientHello(ch), faultIs('DuplicateKeyShareGroup'));
 });
 
+void test('a ClientHello of 12,000 one-byte key shares decodes, and a duplicate as the last of them is found (a Set, not a search per share)', () => {
+  const shares = Array.from({ length: 12_000 }, (_, i) => ({ group: 0x2000 + i, keyExchange: Uint8Array.of(1) }));
+  assert.equal(decodeClientHello(minimalClientHello({ keyShares: shares, unknown: [] })).extensions.keyShares?.length, 12_000);
+  const duplicated = [...shares, { group: 0x2000, keyExchange: Uint8Array.of(2) }];
+  assert.throws(() => decodeClientHello(minimalClientHello({ keyShares: duplicated, unknown: [] })), faultIs('DuplicateKeyShareGroup'));
+});
+
 void test('a ServerHello with an extension the client never offered is unsupported_extension', () => {
   const sh = encode((w) =>
     writeServerHello(w, {
