@@ -280,6 +280,11 @@ export function exportKeyingMaterial(
   context: Uint8Array,
   length: number,
 ): Uint8Array {
+  // HKDF-Expand gives at most 255 blocks (RFC 5869 §2.3); HkdfLabel's length is a uint16.
+  if (!Number.isInteger(length) || length < 0 || length > 255 * suite.hashLength) {
+    throw new RangeError(`exporter length ${length} is not an integer from 0 to ${255 * suite.hashLength} (255 times the hash length)`);
+  }
+  if (length === 0) return new Uint8Array(0);
   const derived = deriveSecret(suite.hash, exporterMasterSecret, label, emptyHash(suite.hash));
   const contextHash = createHash(suite.hash).update(context).digest();
   return hkdfExpandLabel(suite.hash, derived, 'exporter', contextHash, length);

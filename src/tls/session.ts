@@ -9,7 +9,7 @@ import { createCipheriv, createDecipheriv, randomBytes } from 'node:crypto';
 import { randomFillPooled } from './random.js';
 import { Reader, Writer } from './codec.js';
 import { InternalError } from './errors.js';
-import { NATIVE_ALGORITHM, nativeAead } from './native/aead.js';
+import { NATIVE_AEAD_MAX_INPUT, NATIVE_ALGORITHM, nativeAead } from './native/aead.js';
 
 /** What a client stores to resume a session. Treat `psk` as a secret. */
 export interface TlsSession {
@@ -76,7 +76,9 @@ export class TicketKey {
     randomFillPooled(ticket, 1, NONCE_LENGTH);
     const nonce = ticket.subarray(1, 1 + NONCE_LENGTH);
     const native = nativeAead();
-    if (native) {
+    // The addon seals at most one record's worth (NATIVE_AEAD_MAX_INPUT); a ticket carrying a
+    // large client certificate goes through node:crypto instead.
+    if (native && plain.length <= NATIVE_AEAD_MAX_INPUT) {
       // The same AES-256-GCM bytes through the native AEAD (record.ts): a context for this
       // ticket's nonce (sequence 0 leaves the IV as it is) costs ~0.3 KB of heap where
       // createCipheriv costs ~3.8 KB, one ticket per handshake (bench/results/socket-path.md).

@@ -33,6 +33,9 @@ export interface NativeAead {
   open(ctx: NativeAeadContext, seq: number | Uint8Array, aad: Uint8Array, src: Uint8Array, srcOff: number, srcLen: number, dst: Uint8Array, dstOff: number): boolean;
 }
 
+/** The most bytes one seal or open takes (aead.c's MAX_INPUT: above any TLS record). */
+export const NATIVE_AEAD_MAX_INPUT = 1 << 15;
+
 export const NATIVE_ALGORITHM: Readonly<Record<AeadName, 1 | 2 | 3>> = { 'aes-128-gcm': 1, 'aes-256-gcm': 2, 'chacha20-poly1305': 3 };
 
 let loaded: { readonly aead: NativeAead | undefined; readonly status: string } | undefined;

@@ -406,10 +406,12 @@ static napi_value mlkem_encapsulate(napi_env env, napi_callback_info info) {
 
 // --- HMAC and HKDF (RFC 2104, RFC 5869, RFC 8446 §7.1) ---------------------------------------
 
-/* Bounds of what the key schedule passes: keys and data are at most a few hundred bytes (a
- * secret, a transcript hash, an HkdfLabel); anything larger is a programming error. */
+/* Bounds of what the key schedules pass: keys are at most a few hundred bytes (a secret); data
+ * is a transcript hash or an HkdfLabel, or TLS 1.2's PRF input, whose exporter context may be
+ * 65,535 bytes (RFC 5705) plus A(i), label and randoms. HMAC streams the data, so the bound only
+ * keeps a wrong length out. */
 #define MAX_KEY 1024
-#define MAX_DATA 4096
+#define MAX_DATA (1 << 17)
 #define MAX_LABEL 255
 #define MAX_CONTEXT 255
 

@@ -1,7 +1,7 @@
 /**
  * The TLS 1.2 key derivation (RFC 5246 §5, §6.3, §7.4.9), with the extended master secret of
  * RFC 7627 (the only master secret we derive) and the exporter of RFC 5705. HMAC is the key
- * schedule's (`hmac`: SHA-256 in TypeScript for these short inputs, SHA-384 one-shot native).
+ * schedule's (`hmac`: OpenSSL through the handshake addon, node:crypto's createHmac without it).
  */
 import { hmac } from '../key-schedule.js';
 import type { Tls12SuiteParams } from './suites.js';

@@ -91,6 +91,12 @@ void describe('full handshakes', () => {
     // "tls13 " + label fills HkdfLabel's label<7..255>: 249 bytes is the longest, on either path.
     assert.equal(pair.client.conn.exportKeyingMaterial('x'.repeat(249), 16).length, 16);
     assert.throws(() => pair.client.conn.exportKeyingMaterial('x'.repeat(250), 16), /HKDF label "tls13 x+…" is 256 bytes; at most 255/);
+    // The length: 0 to 255 hash lengths (RFC 5869 §2.3), an integer, on either path.
+    assert.equal(pair.client.conn.exportKeyingMaterial('EXPORTER-test', 0).length, 0);
+    assert.equal(pair.client.conn.exportKeyingMaterial('EXPORTER-test', 255 * 32).length, 255 * 32);
+    for (const bad of [255 * 32 + 1, -1, 1.5]) {
+      assert.throws(() => pair.client.conn.exportKeyingMaterial('EXPORTER-test', bad), /exporter length .* is not an integer from 0 to 8160/, String(bad));
+    }
   });
 
   void test('the keylog callbacks print the same five secrets on both sides', async () => {

@@ -38,6 +38,14 @@ void test('a ticket is version || nonce || AES-256-GCM(version || state) || tag,
   assert.ok(plain.subarray(4, 4 + 48).equals(state.psk));
 });
 
+void test('a ticket with a client certificate larger than one record (60 KB) seals and opens (the native AEAD takes at most 32 KiB: node:crypto then)', () => {
+  const key = new TicketKey();
+  const big = { ...state, clientCertificate: randomBytes(60_000) };
+  const opened = key.open(key.seal(big));
+  assert.ok(opened);
+  assert.ok(Buffer.from(opened.clientCertificate).equals(big.clientCertificate));
+});
+
 void test('two tickets of the same state differ (fresh nonce each)', () => {
   const key = new TicketKey();
   assert.notDeepEqual(Buffer.from(key.seal(state)), Buffer.from(key.seal(state)));

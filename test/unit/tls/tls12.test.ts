@@ -62,6 +62,9 @@ void describe('TLS 1.2 full handshakes', () => {
         assert.equal((await transfer(pair, 'server', Buffer.alloc(40000, 7))).length, 40000);
         const a = pair.client.conn.exportKeyingMaterial('EXPORTER-test', 32);
         assert.deepEqual(a, pair.server.conn.exportKeyingMaterial('EXPORTER-test', 32));
+        // RFC 5705: a context of up to 65,535 bytes (the PRF's HMAC input is then ~65 KB).
+        const context = Buffer.alloc(65_535, 3);
+        assert.deepEqual(pair.client.conn.exportKeyingMaterial('EXPORTER-test', 32, context), pair.server.conn.exportKeyingMaterial('EXPORTER-test', 32, context));
       });
     }
   }
