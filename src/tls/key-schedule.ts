@@ -29,6 +29,12 @@ function takeNativeOut(length: number): Uint8Array {
   return out;
 }
 
+/** A native call that failed part-way may have left blocks in NATIVE_OUT: zeroed, then rethrown. */
+function scrubNativeOut(err: unknown): never {
+  NATIVE_OUT.fill(0);
+  throw err;
+}
+
 // --- HMAC and HKDF (RFC 2104, RFC 5869) -------------------------------------------------------------
 
 const HASH_LENGTH: Record<HashName, number> = { sha256: 32, sha384: 48 };
@@ -41,7 +47,11 @@ export function hmac(hash: HashName, key: Uint8Array, data: Uint8Array): Uint8Ar
 /** The first `length` bytes of HMAC(key, data). */
 function truncatedHmac(hash: HashName, key: Uint8Array, data: Uint8Array, length: number): Uint8Array {
   if (native) {
-    native.hmac(NATIVE_HASH[hash], key, data, length, NATIVE_OUT);
+    try {
+      native.hmac(NATIVE_HASH[hash], key, data, length, NATIVE_OUT);
+    } catch (err) {
+      scrubNativeOut(err);
+    }
     return takeNativeOut(length);
   }
   const mac = createHmac(hash, key).update(data).digest();
@@ -54,7 +64,11 @@ export function hkdfExtract(hash: HashName, salt: Uint8Array, ikm: Uint8Array): 
 
 export function hkdfExpand(hash: HashName, prk: Uint8Array, info: Uint8Array, length: number): Uint8Array {
   if (native) {
-    native.hkdfExpand(NATIVE_HASH[hash], prk, info, length, NATIVE_OUT);
+    try {
+      native.hkdfExpand(NATIVE_HASH[hash], prk, info, length, NATIVE_OUT);
+    } catch (err) {
+      scrubNativeOut(err);
+    }
     return takeNativeOut(length);
   }
   const hashLength = HASH_LENGTH[hash];
@@ -85,7 +99,11 @@ export function hkdfExpandLabel(
 ): Uint8Array {
   const l = fullLabel(label);
   if (native) {
-    native.hkdfExpandLabel(NATIVE_HASH[hash], secret, l, context, length, NATIVE_OUT);
+    try {
+      native.hkdfExpandLabel(NATIVE_HASH[hash], secret, l, context, length, NATIVE_OUT);
+    } catch (err) {
+      scrubNativeOut(err);
+    }
     return takeNativeOut(length);
   }
   // HkdfLabel: uint16 length, opaque label<7..255>, opaque context<0..255>.
