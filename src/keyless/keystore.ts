@@ -3,13 +3,14 @@
  *
  * Reload = read and validate every file into locals, then replace the whole set in one assignment.
  * A file that does not parse fails the reload with an error naming that file, and the working set
- * stays exactly as it was (ghostunnel's keystore rule). The directory is watched (fs.watch, with a
+ * stays exactly as it was (ghostunnel's keystore rule). A `check` (the `--grant` policy) sees
+ * every file of a changed set, symlinks resolved, before the swap, and may refuse the set. The directory is watched (fs.watch, with a
  * debounce) and polled as a fallback, because a Kubernetes Secret volume changes by swapping a
  * `..data` symlink, which not every platform reports to a watcher.
  */
 import { createHash, createPrivateKey, sign as cryptoSign, type KeyObject } from 'node:crypto';
 import { watch, type FSWatcher } from 'node:fs';
-import { readdir, readFile, stat } from 'node:fs/promises';
+import { readdir, readFile, realpath, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import { cryptoOptions, keyMatchesScheme, schemeParams } from '../tls/signature-schemes.js';
 import { EcdsaDigestSigner, signEd25519, signRsaPkcs1Digest, signRsaPssDigest, type EcCurve } from './digest-signing.js';
@@ -136,6 +137,13 @@ function curveName(opensslName: string | undefined): EcCurve {
   }
 }
 
+/** The labels of the PEM blocks in a file (none for DER or garbage). */
+function pemLabelsOf(contents: Buffer): string[] {
+  const labels = new Set<string>();
+  for (const m of contents.toString('latin1').matchAll(/-----BEGIN ([A-Z0-9 ]{1,64})-----/g)) labels.add(m[1]!);
+  return [...labels];
+}
+
 /** Parses every private key in one file's contents. A file without a private key yields []. */
 export function parseKeyFile(contents: Buffer, source: string): SigningKey[] {
   const text = contents.toString('latin1');
@@ -169,7 +177,39 @@ export interface KeyStoreLogger {
   error(message: string, meta?: Record<string, unknown>): void;
 }
 
+/** One key-file-named entry of the directory, as a reload read it (for a `check`). */
+export interface KeyFile {
+  /** Its name in the directory. */
+  readonly name: string;
+  /** Where it resolves to, symlinks followed (a Secret volume's files are symlinks into `..data`). */
+  readonly realPath: string;
+  /** False for a directory, socket, ...: such an entry is skipped, never read. */
+  readonly regular: boolean;
+  /** The private keys it holds ([] for a file without one, e.g. a certificate). */
+  readonly keys: readonly SigningKey[];
+  /** The labels of its PEM blocks (`CERTIFICATE`, `PRIVATE KEY`, ...), to say what a file without a key is. */
+  readonly pemLabels: readonly string[];
+  /** Why it does not parse; a set with such a file is refused (after the `check`, which may say more). */
+  readonly error?: Error;
+}
+
+/** What one reload read, before it is swapped in. */
+export interface KeyFileSet {
+  /** The directory as given, and where it resolves to. */
+  readonly dir: string;
+  readonly realDir: string;
+  /** By name: every entry with a key file name (*.pem, *.key, *.der, not a dot file). */
+  readonly files: ReadonlyMap<string, KeyFile>;
+  /** True for the load at open (a failure there stops the start), false for later reloads. */
+  readonly first: boolean;
+}
+
 export interface KeyDirectoryOptions {
+  /**
+   * Called with each new key set before it replaces the working one; throwing refuses it (the
+   * working set stays, the reload fails with that error). The `--grant` policy checks its files here.
+   */
+  readonly check?: (set: KeyFileSet) => void;
   /** Watch the directory and reload on change (default true). */
   readonly watch?: boolean;
   /** Fallback poll interval in ms (default 30 s; 0 disables). */
@@ -194,6 +234,7 @@ function isKeyFileName(name: string): boolean {
 export class KeyDirectory {
   private keys: ReadonlyMap<string, SigningKey> = new Map();
   private fingerprint = '';
+  private loaded = false;
   private watcher: FSWatcher | undefined;
   private pollTimer: NodeJS.Timeout | undefined;
   private debounceTimer: NodeJS.Timeout | undefined;
@@ -242,11 +283,15 @@ export class KeyDirectory {
   private async reloadOnce(): Promise<ReloadResult> {
     let result: ReloadResult;
     try {
-      const { keys, fingerprint } = await this.readAll();
+      const { keys, files, fingerprint, realDir } = await this.readAll();
       const changed = fingerprint !== this.fingerprint;
       if (changed) {
+        this.options.check?.({ dir: this.dir, realDir, files, first: !this.loaded });
+        // An invalid file fails the reload after the check, which can say more about a file it knows.
+        for (const file of files.values()) if (file.error) throw file.error;
         this.keys = keys; // the one swap
         this.fingerprint = fingerprint;
+        this.loaded = true;
         this.options.logger?.info('keyless: key set loaded', { dir: this.dir, keys: keys.size, skis: [...keys.keys()] });
       }
       result = { ok: true, keys: keys.size, changed };
@@ -271,25 +316,39 @@ export class KeyDirectory {
    * of both (SigningPool.retainOnly drops those of removed keys). The reload fingerprint is a SHA-256 of
    * names and contents, never a copy of them.
    */
-  private async readAll(): Promise<{ keys: Map<string, SigningKey>; fingerprint: string }> {
+  private async readAll(): Promise<{ keys: Map<string, SigningKey>; files: Map<string, KeyFile>; fingerprint: string; realDir: string }> {
+    const realDir = await realpath(this.dir);
     const names = (await readdir(this.dir)).filter(isKeyFileName).sort();
     const keys = new Map<string, SigningKey>();
+    const files = new Map<string, KeyFile>();
     const fingerprint = createHash('sha256');
     for (const name of names) {
       const path = join(this.dir, name);
       const info = await stat(path); // follows symlinks
-      if (!info.isFile()) continue;
+      const realPath = await realpath(path);
+      if (!info.isFile()) {
+        files.set(name, { name, realPath, regular: false, keys: [], pemLabels: [] });
+        continue;
+      }
       const contents = await readFile(path);
       try {
-        fingerprint.update(`${name}\0${contents.length}\0`).update(contents);
-        for (const key of parseKeyFile(contents, path)) {
+        fingerprint.update(`${name}\0${realPath}\0${contents.length}\0`).update(contents);
+        let found: SigningKey[] = [];
+        let error: Error | undefined;
+        try {
+          found = parseKeyFile(contents, path);
+        } catch (cause) {
+          error = cause instanceof Error ? cause : new Error(String(cause));
+        }
+        files.set(name, { name, realPath, regular: true, keys: found, pemLabels: pemLabelsOf(contents), ...(error ? { error } : {}) });
+        for (const key of found) {
           if (!keys.has(key.skiHex)) keys.set(key.skiHex, key);
         }
       } finally {
         contents.fill(0);
       }
     }
-    return { keys, fingerprint: fingerprint.digest('hex') };
+    return { keys, files, fingerprint: fingerprint.digest('hex'), realDir };
   }
 
   private startWatching(): void {

@@ -21,7 +21,7 @@ import { LogLimiter } from '../net/log-limiter.js';
 import { Counter, Gauge, Histogram, Registry } from 'prom-client';
 import { checkVersion, decodeOperation, encodeMessage, FrameDecoder, type Frame, type Operation } from './codec.js';
 import { KeylessError } from './errors.js';
-import { KeyDirectory, type KeyLookup, type KeyStoreLogger } from './keystore.js';
+import { KeyDirectory, type KeyDirectoryOptions, type KeyLookup, type KeyStoreLogger } from './keystore.js';
 import {
   DEFAULT_PORT,
   ErrorCode,
@@ -39,6 +39,8 @@ import { skiHex } from './ski.js';
 export interface KeyServerOptions {
   /** Directory of private keys (PEM or DER PKCS#8), reloaded on change. */
   readonly keysDir?: string;
+  /** With keysDir: checks each new key set before it is used (KeyDirectoryOptions.check). */
+  readonly checkKeyFiles?: KeyDirectoryOptions['check'];
   /** Or a ready key store (tests, embedding). One of keysDir/keys is required. */
   readonly keys?: KeyLookup;
   /** CA certificate(s) (PEM) that client certificates must chain to. */
@@ -302,6 +304,7 @@ export async function startKeyServer(options: KeyServerOptions): Promise<KeyServ
     keyDirectory = await KeyDirectory.open(options.keysDir, {
       ...(options.logger ? { logger: options.logger } : {}),
       ...(options.pollIntervalMs !== undefined ? { pollIntervalMs: options.pollIntervalMs } : {}),
+      ...(options.checkKeyFiles ? { check: options.checkKeyFiles } : {}),
       onReload: (r) => {
         m.reloads.inc({ result: r.ok ? 'ok' : 'failed' });
         if (r.ok && r.changed && keyDirectory) pool?.retainOnly(keyDirectory.list().map((k) => k.skiHex));

@@ -13,11 +13,23 @@
 // credential; any other granted identity (the operator's keyless signer) is not narrowed, since it
 // signs delegated credentials.
 //
+// The granted files are checked with every new key set, before it is swapped in (checkKeyFiles,
+// the key directory's `check`): at start a failure stops the key server with an error naming the
+// --grant and what to fix; later the failed reload keeps the working key set (validate, then swap).
+// - A granted name must be a regular file holding a private key (not a certificate, a directory or
+//   garbage), resolving inside the directory: a symlink out of it is refused, so a grant names only
+//   what the directory holds (a Secret volume's symlinks into `..data` stay inside).
+// - One key, one file: a key (SKI) in two files of the directory is refused, since which file's
+//   grants apply would depend on the order the files were read (two grants, or two names for one key).
+// - A granted file that disappears after the start revokes: its key is gone with the reload, and the
+//   log says which identities lost it. A file that changes into something invalid is refused and the
+//   key it held stays in use until it is fixed or removed.
+//
 // Without any --grant the key server keeps its old rule, which the CLI says at start: every client
 // whose certificate chains to --ca may use every key.
-import { basename } from 'node:path';
+import { basename, sep } from 'node:path';
 import type { X509Certificate } from 'node:crypto';
-import type { KeyStoreLogger, SigningKey } from '../keyless/keystore.js';
+import type { KeyFileSet, KeyStoreLogger, SigningKey } from '../keyless/keystore.js';
 import { ErrorCode, isSigningOpcode, opcodeName } from '../keyless/protocol.js';
 import type { SignRequest } from '../keyless/sign-request.js';
 import type { PeerAuthorizer, RequestAuthorizer } from '../keyless/server.js';
@@ -50,12 +62,19 @@ export function parseFileGrant(text: string): FileGrant {
   return { identity, file };
 }
 
+/** A key directory the grants cannot be served from; its message names the --grant and what to fix. */
+export class KeyFileGrantError extends Error {
+  override readonly name = 'KeyFileGrantError';
+}
+
 /** Which keys exist, by SKI (the key directory; undefined until the server has opened it). */
 export type KeyOfSki = (skiHex: string) => SigningKey | undefined;
 
 export class FileGrantAuthorizer implements RequestAuthorizer {
   /** Identity → the key file names it may use. */
   private readonly files = new Map<string, Set<string>>();
+  /** Key file name → the identities granted it. */
+  private readonly holders = new Map<string, string[]>();
   private readonly limiter = new LogLimiter();
 
   constructor(
@@ -67,6 +86,53 @@ export class FileGrantAuthorizer implements RequestAuthorizer {
       let mine = this.files.get(g.identity);
       if (mine === undefined) this.files.set(g.identity, (mine = new Set()));
       mine.add(g.file);
+      this.holders.set(g.file, [...(this.holders.get(g.file) ?? []), g.identity]);
+    }
+  }
+
+  /**
+   * The key directory's check of a new key set (KeyDirectoryOptions.check): throws a
+   * KeyFileGrantError that names the --grant, the file and what to fix, so the set is refused
+   * (at start: not started). A granted file that is gone after the start is allowed and logged: its
+   * identities lose that key.
+   */
+  checkKeyFiles(set: KeyFileSet): void {
+    const flag = (file: string): string => (this.holders.get(file) ?? []).map((identity) => `--grant ${identity}=${file}`).join(', ');
+    const inside = set.realDir.endsWith(sep) ? set.realDir : set.realDir + sep;
+    for (const [name, identities] of [...this.holders].sort(([a], [b]) => a.localeCompare(b))) {
+      const file = set.files.get(name);
+      if (file === undefined) {
+        if (set.first) {
+          throw new KeyFileGrantError(`${flag(name)}: there is no file ${name} in --keys ${set.dir} (a key file is named *.pem, *.key or *.der, not starting with "."): put the key there, or fix the grant`);
+        }
+        this.log?.warn('keyserver: a granted key file is gone, its key is revoked', { file: name, identities, dir: set.dir });
+        continue;
+      }
+      if (!file.realPath.startsWith(inside)) {
+        throw new KeyFileGrantError(`${flag(name)}: ${name} in --keys ${set.dir} resolves to ${file.realPath}, outside the directory: put the key file itself into --keys, not a link out of it`);
+      }
+      if (!file.regular) throw new KeyFileGrantError(`${flag(name)}: ${name} in --keys ${set.dir} is not a regular file (a directory?): grant a key file`);
+      if (file.error) throw new KeyFileGrantError(`${flag(name)}: ${name} in --keys ${set.dir} is not a usable private key: ${file.error.message}`);
+      if (file.keys.length === 0) {
+        const what = file.pemLabels.length > 0 ? `its PEM blocks are ${file.pemLabels.join(', ')}` : 'it is empty';
+        throw new KeyFileGrantError(`${flag(name)}: ${name} in --keys ${set.dir} holds no private key (${what}): grant the file with the certificate's private key (PKCS#8, PKCS#1 or SEC1 PEM, or DER PKCS#8)`);
+      }
+    }
+    // One key, one file: the grants of a key are those of the one file it was read from.
+    const fileOf = new Map<string, string>();
+    for (const file of [...set.files.values()].sort((a, b) => a.name.localeCompare(b.name))) {
+      for (const key of new Map(file.keys.map((k) => [k.skiHex, k])).values()) {
+        const other = fileOf.get(key.skiHex);
+        if (other === undefined) {
+          fileOf.set(key.skiHex, file.name);
+          continue;
+        }
+        const granted = [other, file.name].filter((f) => this.holders.has(f)).map(flag).join('; ');
+        throw new KeyFileGrantError(
+          `--keys ${set.dir}: the same key (SKI ${key.skiHex}) is in ${other} and in ${file.name}${granted ? ` (${granted})` : ''}; ` +
+            'with --grant each key lives in one file, since a grant names a file: remove one of them, and grant the other to every identity that needs the key',
+        );
+      }
     }
   }
 

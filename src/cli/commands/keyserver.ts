@@ -1,7 +1,5 @@
 import { createPrivateKey, X509Certificate } from 'node:crypto';
-import { existsSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
-import { join } from 'node:path';
 import { defineCommand, type CommandContext } from '../framework/command.js';
 import { CommandFailed, InputError, UsageError } from '../framework/errors.js';
 import { resolvePath } from '../framework/files.js';
@@ -14,7 +12,7 @@ import {
   startKeyServer,
   type KeyServer,
 } from '../../keyless/server.js';
-import { FileGrantAuthorizer, parseFileGrant } from '../../keyserver/file-grants.js';
+import { FileGrantAuthorizer, KeyFileGrantError, parseFileGrant } from '../../keyserver/file-grants.js';
 import { LOG_LINES_PER_WINDOW } from '../../net/log-limiter.js';
 import { createJsonLog } from '../../net/log.js';
 import { durationFlag, readCertificateFile } from './tls-inputs.js';
@@ -74,7 +72,10 @@ Without --grant, EVERY client whose certificate chains to --ca may use EVERY key
 so at start): give each client its own CA, or --grant. With --grant IDENTITY=FILE (repeatable) only
 the named identities may sign, each with the keys of the files granted to it: the identity is the
 client certificate's one URI SAN, FILE a key file's name in DIR (a key rotated in that file stays
-granted); any other request is answered "key not found" and logged. With --from-cluster it is the
+granted); any other request is answered "key not found" and logged. A granted file must be a
+private key file inside DIR (no certificate, directory, garbage, or link out of DIR), and no key may
+be in two files of DIR: checked at start (an error naming the --grant) and with every reload (a bad
+new file is refused, the working key kept; a removed granted file revokes its key). With --from-cluster it is the
 in-cluster key server of the chart: keys and identities come from the Kubernetes API.
 
 Answers keyless signing requests (the protocol Cloudflare documents for gokeyless) for the private
@@ -220,9 +221,6 @@ why and no keyless port is open. Signing workers (--workers) are not available i
     const mismatch = servingPairMismatch(cert, key, c.cert, c.key);
     if (mismatch) throw new InputError(mismatch);
     const keysDir = resolvePath(ctx.cwd, c.keys);
-    for (const g of c.grants) {
-      if (!existsSync(join(keysDir, g.file))) throw new InputError(`--grant ${g.identity}=${g.file}: there is no file ${g.file} in --keys ${c.keys}`);
-    }
     const logger = createJsonLog({ component: 'keyserver', write: (line) => ctx.stderr(line), now: () => ctx.now() });
     let server: KeyServer | undefined;
     // Until the server has opened the directory no key is known: every request is refused.
@@ -230,7 +228,7 @@ why and no keyless port is open. Signing workers (--workers) are not available i
     if (!authorizer) logger.warn('keyless: no --grant given: every client whose certificate chains to --ca may use every key in --keys', { keys: keysDir });
     try {
       server = await startKeyServer({
-        ...(authorizer ? { authorizer } : {}),
+        ...(authorizer ? { authorizer, checkKeyFiles: (set) => authorizer.checkKeyFiles(set) } : {}),
         keysDir,
         ca,
         cert,
@@ -248,6 +246,7 @@ why and no keyless port is open. Signing workers (--workers) are not available i
         ...(c.metricsPort !== undefined ? { metricsPort: c.metricsPort } : {}),
       });
     } catch (e) {
+      if (e instanceof KeyFileGrantError) throw new InputError(e.message);
       throw new CommandFailed(`cannot start the key server: ${e instanceof Error ? e.message : String(e)}`);
     }
     const running = server;

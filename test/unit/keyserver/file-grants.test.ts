@@ -6,7 +6,7 @@ import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { createPrivateKey } from 'node:crypto';
-import { mkdirSync, renameSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, renameSync, rmSync, symlinkSync, unlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { KeylessClient } from '../../../src/keyless/client.js';
@@ -33,13 +33,21 @@ before(() => {
 after(() => pki.cleanup());
 
 function args(...extra: string[]): string[] {
-  return [entry, 'keyserver', '--keys', keysDir, '--ca', join(pki.dir, 'server-ca.crt'), '--cert', join(pki.dir, 'server-cert.crt'),
+  return argsFor(keysDir, ...extra);
+}
+
+function argsFor(dir: string, ...extra: string[]): string[] {
+  return [entry, 'keyserver', '--keys', dir, '--ca', join(pki.dir, 'server-ca.crt'), '--cert', join(pki.dir, 'server-cert.crt'),
     '--key', join(pki.dir, 'server-key.pem'), '--address', '127.0.0.1', '--port', '0', ...extra];
 }
 
 /** The key server as a process, resolved once it listens, with its port and its log so far. */
 async function startKeyServer(...extra: string[]): Promise<{ child: ChildProcess; port: number; log: () => string }> {
-  const child = spawn(process.execPath, args(...extra), { stdio: ['ignore', 'pipe', 'pipe'] });
+  return startKeyServerOn(keysDir, ...extra);
+}
+
+async function startKeyServerOn(dir: string, ...extra: string[]): Promise<{ child: ChildProcess; port: number; log: () => string }> {
+  const child = spawn(process.execPath, argsFor(dir, ...extra), { stdio: ['ignore', 'pipe', 'pipe'] });
   let out = '';
   child.stdout!.on('data', (d: Buffer) => (out += d.toString()));
   child.stderr!.on('data', (d: Buffer) => (out += d.toString()));
@@ -182,5 +190,129 @@ void describe('keyserver --keys with --grant: identity → its key files only', 
   void it('parses URI=FILE at the last "="', () => {
     assert.deepEqual(parseFileGrant('spiffe://example.org/a?b=c=www.pem'), { identity: 'spiffe://example.org/a?b=c', file: 'www.pem' });
     assert.throws(() => parseFileGrant('URI:spiffe://example.org/a=www.pem'), /starts with "URI:", as openssl prints a SAN; write the URI alone: spiffe:\/\/example.org\/a=www.pem/);
+  });
+});
+
+/** Polls `check` until it holds (at most 20 s). */
+async function eventually(what: string, check: () => Promise<boolean> | boolean): Promise<void> {
+  const deadline = Date.now() + 20_000;
+  while (!(await check())) {
+    assert.ok(Date.now() < deadline, what);
+    await new Promise((r) => setTimeout(r, 100));
+  }
+}
+
+void describe('keyserver --keys with --grant: the granted files are keys of the directory, one file per key', () => {
+  const identity = 'spiffe://example.org/operator';
+  const other = 'spiffe://example.org/frontend';
+  const dirs: string[] = [];
+  const freshDir = (): string => {
+    const dir = mkdtempSync(join(pki.dir, 'grant-files-'));
+    dirs.push(dir);
+    return dir;
+  };
+  after(() => dirs.forEach((d) => rmSync(d, { recursive: true, force: true })));
+
+  const refusedAtStart = (dir: string, extra: string[], pattern: RegExp): void => {
+    const r = spawnSync(process.execPath, argsFor(dir, ...extra), { encoding: 'utf8', timeout: 20_000 });
+    assert.equal(r.status, 2, `${extra.join(' ')}: exit ${r.status}\n${r.stderr}`);
+    assert.match(r.stderr, pattern);
+    assert.doesNotMatch(r.stderr, /listening/);
+  };
+
+  void it('refuses at start a granted file that is a certificate, a directory, garbage or a link out of --keys, naming the --grant, the file and what to fix', () => {
+    const pair = pki.certificate('grant-files-a');
+    const outside = freshDir();
+    writeFileSync(join(outside, 'elsewhere.pem'), pair.key);
+    const only = (file: string): string => {
+      // Each case alone in a directory of its own, with a valid key beside it.
+      const d = freshDir();
+      writeFileSync(join(d, 'good.pem'), pki.certificate(`grant-files-good-${file}`).key);
+      return d;
+    };
+    const cert = only('cert');
+    writeFileSync(join(cert, 'cert.pem'), pair.cert);
+    refusedAtStart(cert, ['--grant', `${identity}=cert.pem`], /--grant spiffe:\/\/example.org\/operator=cert.pem: cert.pem in --keys .* holds no private key \(its PEM blocks are CERTIFICATE\): grant the file with the certificate's private key/);
+    const folder = only('folder');
+    mkdirSync(join(folder, 'folder.pem'));
+    refusedAtStart(folder, ['--grant', `${identity}=folder.pem`], /--grant spiffe:\/\/example.org\/operator=folder.pem: folder.pem in --keys .* is not a regular file/);
+    const garbage = only('garbage');
+    writeFileSync(join(garbage, 'garbage.key'), 'this is not a key');
+    refusedAtStart(garbage, ['--grant', `${identity}=garbage.key`], /--grant spiffe:\/\/example.org\/operator=garbage.key: garbage.key in --keys .* is not a usable private key: .*not PEM and not a DER PKCS#8 private key/);
+    const link = only('link');
+    symlinkSync(join(outside, 'elsewhere.pem'), join(link, 'link.pem'));
+    refusedAtStart(link, ['--grant', `${identity}=link.pem`], /--grant spiffe:\/\/example.org\/operator=link.pem: link.pem in --keys .* resolves to .*elsewhere.pem, outside the directory/);
+    const notKeyName = only('name');
+    writeFileSync(join(notKeyName, 'tls.crt'), pair.key);
+    refusedAtStart(notKeyName, ['--grant', `${identity}=tls.crt`], /--grant spiffe:\/\/example.org\/operator=tls.crt: there is no file tls.crt in --keys .* \(a key file is named \*.pem, \*.key or \*.der/);
+  });
+
+  void it('refuses at start one key reachable through two files: two grants, or two names for one key', () => {
+    const pair = pki.certificate('grant-files-dup');
+    const two = freshDir();
+    writeFileSync(join(two, 'a.pem'), pair.key);
+    writeFileSync(join(two, 'b.pem'), pair.key);
+    refusedAtStart(two, ['--grant', `${identity}=a.pem`, '--grant', `${other}=b.pem`],
+      /--keys .*: the same key \(SKI [0-9a-f]{40}\) is in a.pem and in b.pem \(--grant spiffe:\/\/example.org\/operator=a.pem; --grant spiffe:\/\/example.org\/frontend=b.pem\); with --grant each key lives in one file/);
+    const alias = freshDir();
+    writeFileSync(join(alias, 'a.pem'), pair.key);
+    symlinkSync('a.pem', join(alias, 'z.pem'));
+    refusedAtStart(alias, ['--grant', `${identity}=a.pem`], /the same key \(SKI [0-9a-f]{40}\) is in a.pem and in z.pem \(--grant spiffe:\/\/example.org\/operator=a.pem\)/);
+  });
+
+  void it('serves a Kubernetes Secret volume layout (files are symlinks into ..data inside --keys)', { timeout: 60_000 }, async () => {
+    const dir = freshDir();
+    const pair = pki.certificate('grant-files-volume');
+    mkdirSync(join(dir, '..2026_01_01'));
+    writeFileSync(join(dir, '..2026_01_01', 'tls.key'), pair.key);
+    symlinkSync('..2026_01_01', join(dir, '..data'));
+    symlinkSync(join('..data', 'tls.key'), join(dir, 'tls.key'));
+    const ks = await startKeyServerOn(dir, '--grant', `${identity}=tls.key`);
+    const c = new KeylessClient({ address: `127.0.0.1:${ks.port}`, ca: pki.ca.cert, ...pki.client('grant-files-volume-client', identity), timeoutMs: 5000 });
+    try {
+      assert.equal(await answer(c, pair), 'signed');
+    } finally {
+      await c.close();
+      ks.child.kill('SIGTERM');
+    }
+  });
+
+  void it('at run time: a granted file turned into a non-key or a duplicate is refused and its key kept; a removed granted file revokes, and says so', { timeout: 90_000 }, async () => {
+    const dir = freshDir();
+    const pair = pki.certificate('grant-files-run');
+    writeFileSync(join(dir, 'www.pem'), pair.key);
+    const ks = await startKeyServerOn(dir, '--grant', `${identity}=www.pem`);
+    const c = new KeylessClient({ address: `127.0.0.1:${ks.port}`, ca: pki.ca.cert, ...pki.client('grant-files-run-client', identity), timeoutMs: 5000 });
+    const reloads = (): number => ks.log().split('\n').filter((l) => l.includes('keyless: key reload failed')).length;
+    try {
+      assert.equal(await answer(c, pair), 'signed');
+
+      // The file becomes its certificate: refused, the key it held stays.
+      writeFileSync(join(dir, 'www.pem.tmp'), pair.cert);
+      renameSync(join(dir, 'www.pem.tmp'), join(dir, 'www.pem'));
+      ks.child.kill('SIGHUP');
+      await eventually('the reload is refused', () => reloads() >= 1);
+      assert.match(ks.log(), /"keyless: key reload failed, keeping the previous key set".*www.pem in --keys .* holds no private key \(its PEM blocks are CERTIFICATE\)/);
+      assert.equal(await answer(c, pair), 'signed', 'the working key is kept');
+
+      // Back to the key, plus a second file with the same key: refused too.
+      writeFileSync(join(dir, 'www.pem'), pair.key);
+      writeFileSync(join(dir, 'copy.pem'), pair.key);
+      ks.child.kill('SIGHUP');
+      await eventually('the duplicate is refused', () => reloads() >= 2);
+      assert.match(ks.log(), /the same key \(SKI [0-9a-f]{40}\) is in copy.pem and in www.pem/);
+      assert.equal(await answer(c, pair), 'signed');
+      unlinkSync(join(dir, 'copy.pem'));
+
+      // Removed: revoked.
+      unlinkSync(join(dir, 'www.pem'));
+      ks.child.kill('SIGHUP');
+      await eventually('the removed file revokes its key', async () => (await answer(c, pair)) === ErrorCode.keyNotFound);
+      await eventually('the log says which identities lost the key', () =>
+        /"keyserver: a granted key file is gone, its key is revoked".*"file":"www.pem".*"identities":\["spiffe:\/\/example.org\/operator"\]/.test(ks.log()));
+    } finally {
+      await c.close();
+      ks.child.kill('SIGTERM');
+    }
   });
 });
