@@ -3,7 +3,9 @@
 //
 // - A sidecar identity `spiffe://<td>/ns/<ns>/dc/<name>` of our trust domain may ping, and have
 //   TLS handshake signatures made (handshake-content.ts) with the key KeyGrants gives it (its
-//   DelegatedCredential's certificate key), nothing else.
+//   DelegatedCredential's certificate key), nothing else; only with a client certificate issued for
+//   that DelegatedCredential's UID (the subject's UID), so one deleted and re-created under the same
+//   name is not served to certificates of the old one.
 // - The controller identity `spiffe://<td>/dc-operator/controller` may ping (readiness probe) only.
 // - Anything else (no URI SAN, several, another trust domain or path) may do nothing.
 //
@@ -21,6 +23,7 @@ import type { PeerAuthorizer, RequestAuthorizer } from '../keyless/server.js';
 import type { SignRequest } from '../keyless/sign-request.js';
 import { LogLimiter } from '../net/log-limiter.js';
 import { controllerIdentityUri, parseSidecarIdentityUri } from '../operator/api/serving-bundle.js';
+import { subjectUidOf } from '../pki/certs.js';
 import type { KeyGrants } from './grants.js';
 import { notHandshakeContent } from './handshake-content.js';
 import type { RateLimiter } from './rate-limit.js';
@@ -29,7 +32,7 @@ import type { RateLimiter } from './rate-limit.js';
 export const UNIDENTIFIED = 'unidentified';
 
 export type Identity =
-  | { kind: 'sidecar'; uri: string; namespace: string; name: string }
+  | { kind: 'sidecar'; uri: string; namespace: string; name: string; /** The DelegatedCredential UID the certificate was issued for (subject UID). */ uid: string | undefined }
   | { kind: 'controller'; uri: string }
   | { kind: 'none'; why: string };
 
@@ -46,7 +49,7 @@ export function singleUriSan(subjectAltName: string | undefined): { uri: string 
  * SANs as `DNS:a, URI:b`; a value holding a comma or quote is printed quoted, and no identity
  * we accept contains either, so a quoted URI is refused.
  */
-export function identityOf(subjectAltName: string | undefined, trustDomain: string): Identity {
+export function identityOf(subjectAltName: string | undefined, trustDomain: string, subject?: string): Identity {
   const san = singleUriSan(subjectAltName);
   if ('why' in san) return { kind: 'none', why: san.why };
   const uri = san.uri;
@@ -54,7 +57,7 @@ export function identityOf(subjectAltName: string | undefined, trustDomain: stri
   const sidecar = parseSidecarIdentityUri(uri);
   if (sidecar === undefined) return { kind: 'none', why: `its URI SAN ${JSON.stringify(uri.slice(0, 300))} is not a sidecar or controller identity` };
   if (sidecar.trustDomain !== trustDomain) return { kind: 'none', why: `its identity ${uri} is of trust domain ${sidecar.trustDomain}, not ${trustDomain}` };
-  return { kind: 'sidecar', uri, namespace: sidecar.namespace, name: sidecar.name };
+  return { kind: 'sidecar', uri, namespace: sidecar.namespace, name: sidecar.name, uid: subjectUidOf(subject) };
 }
 
 export type Decision = { allowed: true } | { allowed: false; code: ErrorCode; result: 'denied' | 'rate_limited'; why: string };
@@ -67,6 +70,16 @@ export function decide(identity: Identity, opcode: number, ski: string | undefin
   if (identity.kind === 'controller') return deny('the controller identity may only ping');
   if (!isSigningOpcode(opcode)) return { allowed: true }; // not a use of a key: the server answers bad opcode
   if (grants.allows(identity.uri, ski)) {
+    // The certificate must have been issued for this very DelegatedCredential, not for a deleted
+    // one of the same name (same URI), which may have referenced another certificate.
+    const uid = grants.grantOf(identity.uri)?.uid;
+    if (uid !== undefined && identity.uid !== uid) {
+      return deny(
+        identity.uid === undefined
+          ? `the client certificate of ${identity.uri} names no DelegatedCredential UID (issued by a controller before UIDs); the controller re-issues it`
+          : `the client certificate of ${identity.uri} was issued for DelegatedCredential UID ${identity.uid}, deleted since; the current one is ${uid}`,
+      );
+    }
     // Deny rather than skip the content check when a caller did not pass what is to be signed.
     const notHandshake = request === undefined ? 'the key server did not say what is to be signed' : notHandshakeContent(request);
     return notHandshake === undefined ? { allowed: true } : deny(`identity ${identity.uri} may have only TLS handshake signatures made: ${notHandshake}`);
@@ -128,7 +141,7 @@ export class IdentityAuthorizer implements RequestAuthorizer {
   }
 
   forPeer(certificate: X509Certificate): PeerAuthorizer {
-    const identity = identityOf(certificate.subjectAltName, this.options.trustDomain);
+    const identity = identityOf(certificate.subjectAltName, this.options.trustDomain, certificate.subject);
     const label = identity.kind === 'none' ? UNIDENTIFIED : identity.uri;
     // Why the last request of this kind on this connection was refused, for its log line. The
     // result itself comes from the error code: with this authorizer, "key not found" only ever

@@ -257,13 +257,17 @@ export class ClusterKeys {
     this.problems.delete(key);
     this.queue.forget(key);
     const current = this.o.grants.grantOf(identity);
-    if (current?.key.skiHex === signingKey.skiHex && current.source === signingKey.source) return;
-    this.o.grants.set(identity, { key: signingKey, source: signingKey.source });
+    // A DelegatedCredential deleted and re-created under its name has a new UID even when the key
+    // is the same: the grant follows it, so client certificates of the old one are refused.
+    const uid = dc.metadata.uid;
+    if (current?.key.skiHex === signingKey.skiHex && current.source === signingKey.source && current.uid === uid) return;
+    this.o.grants.set(identity, { key: signingKey, source: signingKey.source, ...(uid !== undefined ? { uid } : {}) });
     this.o.log.info(current ? 'keyserver: grant replaced' : 'keyserver: grant added', {
       identity,
       ski: signingKey.skiHex,
       key: signingKey.source,
-      ...(current ? { previousSki: current.key.skiHex } : {}),
+      ...(uid !== undefined ? { uid } : {}),
+      ...(current ? { previousSki: current.key.skiHex, ...(current.uid !== uid && current.uid !== undefined ? { previousUid: current.uid } : {}) } : {}),
     });
     this.o.onGrantsChanged?.();
   }

@@ -9,6 +9,8 @@ export interface Grant {
   readonly key: SigningKey;
   /** Where it came from, for the log: `tls.key of Secret shop/www-tls`; never the key. */
   readonly source: string;
+  /** The UID of the DelegatedCredential granted it: a client certificate must name it (undefined: not checked). */
+  readonly uid?: string;
 }
 
 export class KeyGrants implements KeyLookup {

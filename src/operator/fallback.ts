@@ -15,7 +15,7 @@ import { X509Certificate, createPrivateKey } from 'node:crypto';
 import { BUNDLE_KEYS, DEFAULT_FALLBACK, type Fallback } from './api/serving-bundle.js';
 import type { DelegatedCredential } from './api/v1alpha1.js';
 import type { DesiredCondition } from './conditions.js';
-import { splitPemCertificates } from '../pki/certs.js';
+import { splitPemCertificates, subjectUidOf } from '../pki/certs.js';
 
 /** The in-cluster key server as the controller last saw it (one probe for every DelegatedCredential). */
 export interface KeyServerState {
@@ -138,18 +138,20 @@ export interface WantedFallback {
   fallback: Fallback;
   /** The sidecar identity URI of this DelegatedCredential. */
   identityUri: string;
+  /** Its UID, which its client certificate names (the key server refuses another: a deleted and re-created object's). */
+  uid?: string;
   /** In-cluster: the operator's CA bundle, which the stored one must equal and the client certificate must chain to. */
   caBundlePem: string | undefined;
 }
 
 /** The client certificate's facts, or why it is unusable. */
-export function readClientCertificate(certPem: string | undefined, keyPem: string | undefined): { notAfter: Date; uri: string | undefined; certificate: X509Certificate } | { problem: string } {
+export function readClientCertificate(certPem: string | undefined, keyPem: string | undefined): { notAfter: Date; uri: string | undefined; uid: string | undefined; certificate: X509Certificate } | { problem: string } {
   if (certPem === undefined || keyPem === undefined) return { problem: 'no client certificate' };
   try {
     const certificate = new X509Certificate(certPem);
     if (!certificate.checkPrivateKey(createPrivateKey(keyPem))) return { problem: `${BUNDLE_KEYS.keylessClientKey} does not belong to ${BUNDLE_KEYS.keylessClientCertificate}` };
     const uri = /(?:^|, )URI:([^,]+)/.exec(certificate.subjectAltName ?? '')?.[1];
-    return { notAfter: new Date(certificate.validTo), uri, certificate };
+    return { notAfter: new Date(certificate.validTo), uri, uid: subjectUidOf(certificate.subject), certificate };
   } catch (err) {
     return { problem: `the client certificate does not parse: ${err instanceof Error ? err.message : String(err)}` };
   }
@@ -185,6 +187,7 @@ export function fallbackProblem(stored: StoredFallback, wanted: WantedFallback, 
   const client = readClientCertificate(stored.clientCertPem, stored.clientKeyPem);
   if ('problem' in client) return client.problem;
   if (client.uri !== wanted.identityUri) return `the client certificate names ${client.uri ?? 'no URI'}, not ${wanted.identityUri}`;
+  if (wanted.uid !== undefined && client.uid !== wanted.uid) return `the client certificate names DelegatedCredential UID ${client.uid ?? '(none)'}, not ${wanted.uid}`;
   if (client.notAfter.getTime() <= now.getTime()) return `the client certificate expired at ${client.notAfter.toISOString()}`;
   if (renewalAt !== undefined && client.notAfter.getTime() <= renewalAt.getTime()) return `the client certificate expires at ${client.notAfter.toISOString()}, before the next renewal`;
   if (wanted.caBundlePem !== undefined && !chainsTo(client.certificate, wanted.caBundlePem)) return "the client certificate was not issued by the operator's keyless CA";

@@ -38,8 +38,8 @@ const CONTROLLER_IDENTITY_LIFETIME_MS = 24 * 3600_000;
 
 export interface KeylessIdentityPort {
   snapshot(): KeylessIdentitySnapshot;
-  /** A client certificate naming `uri`, from the current CA, valid until `notAfter` (capped by the CA). */
-  issueClientCertificate(uri: string, notAfter: Date, now: Date): Promise<{ certPem: string; keyPem: string }>;
+  /** A client certificate naming `uri` (and the DelegatedCredential `uid`), from the current CA, valid until `notAfter` (capped by the CA). */
+  issueClientCertificate(uri: string, notAfter: Date, now: Date, uid?: string): Promise<{ certPem: string; keyPem: string }>;
 }
 
 /**
@@ -148,10 +148,10 @@ export class KeylessIdentity implements KeylessIdentityPort {
     };
   }
 
-  async issueClientCertificate(uri: string, notAfter: Date, now: Date): Promise<{ certPem: string; keyPem: string }> {
+  async issueClientCertificate(uri: string, notAfter: Date, now: Date, uid?: string): Promise<{ certPem: string; keyPem: string }> {
     const ca = this.ca;
     if (ca === undefined) throw new Error(`the keyless CA is not available${this.caProblem ? `: ${this.caProblem}` : ''}`);
-    const cert = await createClientCert(ca.ca, { uri, now, notAfter });
+    const cert = await createClientCert(ca.ca, { uri, now, notAfter, ...(uid !== undefined ? { uid } : {}) });
     return { certPem: cert.certPem, keyPem: cert.keyPem };
   }
 

@@ -211,7 +211,7 @@ export class Reconciler {
     const fallbackPlan = planFallback(value, signer, identity, { secretName: `${namespace}/${dc.spec.certificateSecretRef.name}`, hasKey: certificateHasKey });
     const identityUri = sidecarIdentityUri({ trustDomain: identity?.trustDomain ?? DEFAULT_TRUST_DOMAIN, namespace, name: dc.metadata.name ?? '' });
     return {
-      wanted: { plan: fallbackPlan, fallback: value, identityUri, caBundlePem: identity?.caBundlePem },
+      wanted: { plan: fallbackPlan, fallback: value, identityUri, ...(dc.metadata.uid ? { uid: dc.metadata.uid } : {}), caBundlePem: identity?.caBundlePem },
       outcome: { value, condition: fallbackCondition(fallbackPlan, signer, identity), ...(fallbackPlan.kind === 'keyless' ? { keyServer: fallbackPlan.address } : {}) },
     };
   }
@@ -249,7 +249,7 @@ export class Reconciler {
       caPem = Buffer.from(ca, 'base64').toString('utf8');
     }
     if (caPem === undefined) return { fallback: value };
-    const client = await identity.issueClientCertificate(wanted.identityUri, notAfter, now);
+    const client = await identity.issueClientCertificate(wanted.identityUri, notAfter, now, wanted.uid);
     return { fallback: value, keyless: { address: fallbackPlan.address, caPem, clientCertPem: client.certPem, clientKeyPem: client.keyPem } };
   }
 

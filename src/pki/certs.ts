@@ -132,16 +132,36 @@ export interface ClientCertRequest {
   now: Date;
   /** Capped at the CA's notAfter. */
   notAfter: Date;
+  /**
+   * A sidecar's: the UID of its DelegatedCredential, as the subject's UID attribute. The key server
+   * serves the certificate only while that object exists: one deleted and re-created under the same
+   * name (same URI) has another UID.
+   */
+  uid?: string;
+}
+
+/** The userId attribute (OpenSSL and node print it `UID=`), which carries a DelegatedCredential's UID. */
+const UID_ATTRIBUTE = '0.9.2342.19200300.100.1.1';
+const KUBERNETES_UID = /^[0-9A-Za-z-]{1,128}$/;
+
+/**
+ * The DelegatedCredential UID a client certificate was issued for, from node's `X509Certificate.subject`
+ * (one `KEY=value` a line); undefined when it has none, several, or one that is not a UID.
+ */
+export function subjectUidOf(subject: string | undefined): string | undefined {
+  const values = (subject ?? '').split('\n').filter((l) => l.startsWith('UID=')).map((l) => l.slice(4));
+  return values.length === 1 && KUBERNETES_UID.test(values[0]!) ? values[0] : undefined;
 }
 
 /** A TLS client certificate (clientAuth only) naming one identity by URI SAN, signed by `ca`. */
 export async function createClientCert(ca: KeyedCertificate, req: ClientCertRequest): Promise<KeyedCertificate> {
+  if (req.uid !== undefined && !KUBERNETES_UID.test(req.uid)) throw new Error(`a client certificate for ${req.uri}: ${JSON.stringify(req.uid)} is not a UID`);
   return signLeaf(ca, {
     now: req.now,
     notAfter: req.notAfter.getTime(),
-    // The subject says nothing the key server relies on: authorization reads the URI SAN only.
+    // The key server reads the URI SAN (the identity) and, for a sidecar, the UID (which object).
     // (With an empty subject the SAN would have to be critical, RFC 5280 §4.2.1.6; O keeps it simple.)
-    subject: new x509.Name([{ O: ['dc-operator'] }]),
+    subject: new x509.Name([{ O: ['dc-operator'] }, ...(req.uid !== undefined ? [{ [UID_ATTRIBUTE]: [req.uid] }] : [])]),
     usage: x509.ExtendedKeyUsage.clientAuth,
     san: [{ type: 'url', value: req.uri }],
     what: `a client certificate for ${req.uri}`,

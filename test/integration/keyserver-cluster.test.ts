@@ -70,6 +70,22 @@ interface Running {
   exited: Promise<number | null>;
 }
 
+/** A keyless client with a sidecar's client certificate (closed by the caller through `clients`). */
+function sidecarClient(port: number, pair: Pair, clients: KeylessClient[]): KeylessClient {
+  const c = new KeylessClient({ address: `127.0.0.1:${port}`, ca: pki.ca.cert, cert: pair.cert, key: pair.key, timeoutMs: 5000 });
+  clients.push(c);
+  return c;
+}
+
+/** The key server's serving Secret, as the controller would issue it. */
+function servingSecret(cert: string, key: string, ca: string) {
+  return {
+    metadata: { namespace: own.name, name: 'dc-operator-keyserver-tls' },
+    type: 'kubernetes.io/tls',
+    data: Object.fromEntries(Object.entries({ 'tls.crt': cert, 'tls.key': key, 'ca.crt': ca }).map(([k, v]) => [k, Buffer.from(v).toString('base64')])),
+  };
+}
+
 async function startKeyServer(port: number, probes: number): Promise<Running> {
   const child = spawn(
     process.execPath,
@@ -104,25 +120,16 @@ void it('serves each identity its own key over mTLS, refuses and logs a cross-na
     const certB = pki.certificate('www-b');
     await putSecret(core, tlsSecret(a.name, 'www-tls', certA.cert, certA.key));
     await putSecret(core, tlsSecret(b.name, 'www-tls', certB.cert, certB.key));
-    await createDelegatedCredential(kc, a.name, 'www', { certificateSecretRef: { name: 'www-tls' }, secretName: 'www-dc' });
-    await createDelegatedCredential(kc, b.name, 'www', { certificateSecretRef: { name: 'www-tls' }, secretName: 'www-dc' });
-    await putSecret(core, {
-      metadata: { namespace: own.name, name: 'dc-operator-keyserver-tls' },
-      type: 'kubernetes.io/tls',
-      data: Object.fromEntries(Object.entries({ 'tls.crt': pki.server.cert, 'tls.key': pki.server.key, 'ca.crt': pki.ca.cert }).map(([k, v]) => [k, Buffer.from(v).toString('base64')])),
-    });
+    const dcA = await createDelegatedCredential(kc, a.name, 'www', { certificateSecretRef: { name: 'www-tls' }, secretName: 'www-dc' });
+    const dcB = await createDelegatedCredential(kc, b.name, 'www', { certificateSecretRef: { name: 'www-tls' }, secretName: 'www-dc' });
+    await putSecret(core, servingSecret(pki.server.cert, pki.server.key, pki.ca.cert));
     await waitFor('/readyz 200', 30_000, async () => ((await fetch(`http://127.0.0.1:${probes}/readyz`)).status === 200 ? true : undefined));
 
-    const client = (name: string, ...uris: string[]): KeylessClient => {
-      const pair = pki.client(name, ...uris);
-      const c = new KeylessClient({ address: `127.0.0.1:${port}`, ca: pki.ca.cert, cert: pair.cert, key: pair.key, timeoutMs: 5000 });
-      clients.push(c);
-      return c;
-    };
+    const client = (name: string, ...uris: string[]): KeylessClient => sidecarClient(port, pki.client(name, ...uris), clients);
     const idA = sidecarIdentityUri({ trustDomain: 'cluster.local', namespace: a.name, name: 'www' });
     const idB = sidecarIdentityUri({ trustDomain: 'cluster.local', namespace: b.name, name: 'www' });
-    const sidecarA = client('sidecar-a', idA);
-    const sidecarB = client('sidecar-b', idB);
+    const sidecarA = sidecarClient(port, pki.sidecar('sidecar-a', idA, dcA.metadata.uid!), clients);
+    const sidecarB = sidecarClient(port, pki.sidecar('sidecar-b', idB, dcB.metadata.uid!), clients);
 
     // Own key: signs (the grant may land a moment after readiness's first pass).
     await waitFor('A signs with its own key', 20_000, async () => (await refusal(signWith(sidecarA, certA))) === undefined ? true : undefined);
@@ -176,20 +183,15 @@ void it('serves each identity its own key over mTLS, refuses and logs a cross-na
 
     // The serving Secret rotated (the controller re-issues it): new connections get the new
     // certificate; a broken version is refused and the working one kept.
-    const servingSecret = (cert: string, key: string, ca: string) => ({
-      metadata: { namespace: own.name, name: 'dc-operator-keyserver-tls' },
-      type: 'kubernetes.io/tls',
-      data: Object.fromEntries(Object.entries({ 'tls.crt': cert, 'tls.key': key, 'ca.crt': ca }).map(([k, v]) => [k, Buffer.from(v).toString('base64')])),
-    });
     const nextPki = makeIdentityPki();
     try {
       await putSecret(core, servingSecret(nextPki.server.cert, pki.server.key, pki.ca.cert)); // key of another certificate
       await waitFor('the broken serving Secret is refused', 20_000, () =>
         Promise.resolve(ks.lines().find((l) => l['msg'] === 'keyserver: new serving credentials refused, keeping the working ones')));
       // A new connection still gets the working certificate (our CA's).
-      await signWith(client('late-a', idA), rotated);
+      await signWith(sidecarClient(port, pki.sidecar('late-a', idA, dcA.metadata.uid!), clients), rotated);
       await putSecret(core, servingSecret(nextPki.server.cert, nextPki.server.key, pki.ca.cert));
-      const pair = pki.client('sidecar-a-new', idA);
+      const pair = pki.sidecar('sidecar-a-new', idA, dcA.metadata.uid!);
       const trustsNewServer = new KeylessClient({ address: `127.0.0.1:${port}`, ca: nextPki.ca.cert, cert: pair.cert, key: pair.key, timeoutMs: 3000, maxBackoffMs: 500 });
       clients.push(trustsNewServer);
       await waitFor('a new connection gets the rotated serving certificate', 20_000, async () => (await refusal(signWith(trustsNewServer, rotated))) === undefined ? true : undefined);
@@ -206,6 +208,53 @@ void it('serves each identity its own key over mTLS, refuses and logs a cross-na
     // The key never reaches the log.
     const log = JSON.stringify(ks.lines());
     for (const pem of [certA.key, certB.key, rotated.key, pki.server.key]) assert.ok(!log.includes(pem.split('\n')[1]!), 'no key material in the log');
+  } finally {
+    await Promise.all(clients.map((c) => c.close()));
+    ks.child.kill('SIGTERM');
+  }
+  assert.equal(await ks.exited, 0, JSON.stringify(ks.lines().slice(-20)));
+});
+
+void it('a DelegatedCredential deleted and re-created under its name is not served to a client certificate issued for the old one (another UID), nor to one without a UID', { timeout: 120_000 }, async () => {
+  const [port, probes] = [await freePort(), await freePort()];
+  await putSecret(core, servingSecret(pki.server.cert, pki.server.key, pki.ca.cert));
+  const ks = await startKeyServer(port, probes);
+  const clients: KeylessClient[] = [];
+  const custom = kc.makeApiClient(CustomObjectsApi);
+  const signs = (c: KeylessClient, pair: Pair) => async () => ((await refusal(signWith(c, pair))) === undefined ? true : undefined);
+  const refusedLine = (identity: string, why: RegExp) => () =>
+    Promise.resolve(ks.lines().find((l) => l['msg'] === 'keyserver: signing refused' && l['identity'] === identity && why.test(String(l['why']))));
+  try {
+    const first = pki.certificate('again-1');
+    const second = pki.certificate('again-2');
+    await putSecret(core, tlsSecret(b.name, 'again-1-tls', first.cert, first.key));
+    await putSecret(core, tlsSecret(b.name, 'again-2-tls', second.cert, second.key));
+    const id = sidecarIdentityUri({ trustDomain: 'cluster.local', namespace: b.name, name: 'again' });
+    const dc1 = await createDelegatedCredential(kc, b.name, 'again', { certificateSecretRef: { name: 'again-1-tls' }, secretName: 'again-dc' });
+    const old = sidecarClient(port, pki.sidecar('again-old', id, dc1.metadata.uid!), clients);
+    await waitFor('the first DelegatedCredential\'s client signs', 30_000, signs(old, first));
+
+    // A client certificate without the UID (from a controller before this rule) is refused.
+    const legacy = sidecarClient(port, pki.client('again-legacy', id), clients);
+    assert.equal(await refusal(signWith(legacy, first)), ErrorCode.keyNotFound);
+    await waitFor('the refusal of the certificate without UID is logged', 5000, refusedLine(id, /names no DelegatedCredential UID/));
+
+    // Deleted and re-created under the same name, with another certificate.
+    await custom.deleteNamespacedCustomObject({ ...DC, namespace: b.name, name: 'again' });
+    const dc2 = await createDelegatedCredential(kc, b.name, 'again', { certificateSecretRef: { name: 'again-2-tls' }, secretName: 'again-dc' });
+    assert.notEqual(dc2.metadata.uid, dc1.metadata.uid);
+    const current = sidecarClient(port, pki.sidecar('again-new', id, dc2.metadata.uid!), clients);
+    await waitFor('the new DelegatedCredential\'s client signs with its certificate\'s key', 30_000, signs(current, second));
+    assert.equal(await refusal(signWith(old, second)), ErrorCode.keyNotFound, 'the old client certificate is refused the new key');
+    assert.equal(await refusal(signWith(old, first)), ErrorCode.keyNotFound, 'and the old key');
+    await waitFor('the refusal names both UIDs', 5000, refusedLine(id, new RegExp(`issued for DelegatedCredential UID ${dc1.metadata.uid!}.*the current one is ${dc2.metadata.uid!}`)));
+
+    // Re-created again with the same certificate: the key is the same, the UID is not.
+    await custom.deleteNamespacedCustomObject({ ...DC, namespace: b.name, name: 'again' });
+    const dc3 = await createDelegatedCredential(kc, b.name, 'again', { certificateSecretRef: { name: 'again-2-tls' }, secretName: 'again-dc' });
+    const third = sidecarClient(port, pki.sidecar('again-third', id, dc3.metadata.uid!), clients);
+    await waitFor('the third DelegatedCredential\'s client signs', 30_000, signs(third, second));
+    await waitFor('the second one\'s client is refused the same key', 30_000, async () => ((await refusal(signWith(current, second))) === ErrorCode.keyNotFound ? true : undefined));
   } finally {
     await Promise.all(clients.map((c) => c.close()));
     ks.child.kill('SIGTERM');

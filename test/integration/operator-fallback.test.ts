@@ -106,6 +106,8 @@ void describe('spec.fallback on the real apiserver', { timeout: 180_000 }, () =>
     assert.equal(text(out, 'keyless.address'), address);
     const client = new X509Certificate(text(out, 'keyless-client.crt'));
     assert.equal(client.subjectAltName, `URI:spiffe://cluster.local/ns/${ns.name}/dc/web-dc`);
+    assert.ok(dc.metadata.uid, 'the API server gave the DelegatedCredential a UID');
+    assert.match(client.subject, new RegExp(`^UID=${dc.metadata.uid}$`, 'm'), 'the identity names this DelegatedCredential object, not only its name');
     const caCert = new X509Certificate(text(out, 'keyless-ca.crt'));
     assert.ok(client.checkIssued(caCert) && client.verify(caCert.publicKey), 'chains to keyless-ca.crt');
     assert.ok(new Date(client.validTo).getTime() <= new Date(dc.status?.notAfter ?? 0).getTime() + 1000, 'no longer than the credentials');

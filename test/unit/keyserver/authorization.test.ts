@@ -84,6 +84,20 @@ void describe('decide: identity → the SKIs it may use, deny by default', () =>
       if (!d.allowed) assert.equal(d.code, ErrorCode.keyNotFound);
     });
   }
+  void it('a grant of a DelegatedCredential UID serves only client certificates issued for that UID (subject UID), not a deleted namesake\'s or one without', () => {
+    const g = new KeyGrants();
+    g.set(A, { key: ka, source: 'test', uid: 'uid-2' });
+    const subject = (uid?: string): string => `O=dc-operator${uid === undefined ? '' : `\nUID=${uid}`}`;
+    assert.equal(decide(identityOf(`URI:${A}`, TD, subject('uid-2')), sign, ka.skiHex, g, handshake).allowed, true);
+    const old = decide(identityOf(`URI:${A}`, TD, subject('uid-1')), sign, ka.skiHex, g, handshake);
+    assert.ok(!old.allowed && old.code === ErrorCode.keyNotFound && /issued for DelegatedCredential UID uid-1, deleted since; the current one is uid-2/.test(old.why), JSON.stringify(old));
+    const none = decide(identityOf(`URI:${A}`, TD, subject()), sign, ka.skiHex, g, handshake);
+    assert.ok(!none.allowed && /names no DelegatedCredential UID/.test(none.why), JSON.stringify(none));
+    const two = decide(identityOf(`URI:${A}`, TD, `${subject('uid-2')}\nUID=uid-2`), sign, ka.skiHex, g, handshake);
+    assert.equal(two.allowed, false, 'two UID attributes name no one UID');
+    assert.equal(decide(identityOf(`URI:${A}`, TD, subject('uid-1')), Opcode.ping, undefined, g).allowed, true, 'pings touch no key');
+  });
+
   void it('a revoked grant refuses what it allowed', () => {
     const g = grantsOf({ [A]: ka });
     assert.equal(decide(identityOf(`URI:${A}`, TD), sign, ka.skiHex, g, handshake).allowed, true);

@@ -21,6 +21,8 @@ export interface IdentityPki {
   readonly server: Pair;
   /** A client certificate (clientAuth) issued by `ca` with the URI SANs given (none: no URI SAN). */
   client(name: string, ...uris: string[]): Pair;
+  /** A sidecar's client certificate as the controller issues it: the identity URI and its DelegatedCredential's UID (subject UID). */
+  sidecar(name: string, uri: string, uid: string): Pair;
   /** A self-signed P-256 certificate and its key: what a certificate Secret holds. */
   certificate(name: string, curve?: 'P-256' | 'P-384'): Pair;
   cleanup(): void;
@@ -37,8 +39,8 @@ export function makeIdentityPki(): IdentityPki {
   openssl(['req', '-x509', ...ec, '-keyout', 'ca.key', '-out', 'ca.crt', '-days', '2', '-subj', '/CN=keyserver test CA',
     '-addext', 'basicConstraints=critical,CA:TRUE', '-addext', 'keyUsage=critical,keyCertSign,cRLSign'], dir);
   let serial = 1;
-  const issue = (name: string, ext: string): Pair => {
-    openssl(['req', '-new', ...ec, '-keyout', `${name}.key`, '-out', `${name}.csr`, '-subj', `/CN=${name}`], dir);
+  const issue = (name: string, ext: string, subject = `/CN=${name}`): Pair => {
+    openssl(['req', '-new', ...ec, '-keyout', `${name}.key`, '-out', `${name}.csr`, '-subj', subject], dir);
     writeFileSync(join(dir, `${name}.ext`), ext);
     openssl(['x509', '-req', '-in', `${name}.csr`, '-CA', 'ca.crt', '-CAkey', 'ca.key', '-set_serial', String(serial++), '-days', '1',
       '-extfile', `${name}.ext`, '-out', `${name}.crt`], dir);
@@ -52,6 +54,9 @@ export function makeIdentityPki(): IdentityPki {
     client(name, ...uris) {
       const san = uris.length > 0 ? `subjectAltName=${uris.map((u) => `URI:${u}`).join(',')}\n` : '';
       return issue(name, `basicConstraints=CA:FALSE\nkeyUsage=critical,digitalSignature\nextendedKeyUsage=clientAuth\n${san}`);
+    },
+    sidecar(name, uri, uid) {
+      return issue(name, `basicConstraints=CA:FALSE\nkeyUsage=critical,digitalSignature\nextendedKeyUsage=clientAuth\nsubjectAltName=URI:${uri}\n`, `/O=dc-operator/UID=${uid}`);
     },
     certificate(name, curve = 'P-256') {
       openssl(['req', '-x509', '-newkey', 'ec', '-pkeyopt', `ec_paramgen_curve:${curve}`, '-nodes', '-keyout', `${name}.key`, '-out', `${name}.crt`,

@@ -79,6 +79,9 @@ void test('fallbackProblem: which stored bundles are rewritten, and why', async 
   const client = await createClientCert(ca, { uri, now: t0, notAfter: new Date(t0.getTime() + DAY) });
   const foreign = await createClientCert(otherCa, { uri, now: t0, notAfter: new Date(t0.getTime() + DAY) });
   const wrongName = await createClientCert(ca, { uri: 'spiffe://cluster.local/ns/shop/dc/web-dc', now: t0, notAfter: new Date(t0.getTime() + DAY) });
+  const uid = '6a1f0e2c-3b4d-4e5f-8a9b-0c1d2e3f4a5b';
+  const ofUid = await createClientCert(ca, { uri, uid, now: t0, notAfter: new Date(t0.getTime() + DAY) });
+  const ofOldUid = await createClientCert(ca, { uri, uid: '0d9e8f7a-0000-4000-8000-000000000000', now: t0, notAfter: new Date(t0.getTime() + DAY) });
   const keyless: FallbackPlan = { kind: 'keyless', address: ADDRESS, source: 'in-cluster' };
   const wanted = (plan: FallbackPlan, fallback: Fallback = 'Keyless'): WantedFallback => ({ plan, fallback, identityUri: uri, caBundlePem: ca.certPem });
   const good: StoredFallback = { value: 'Keyless', address: ADDRESS, caPem: ca.certPem, clientCertPem: client.certPem, clientKeyPem: client.keyPem, hasCertificateKey: false };
@@ -93,6 +96,9 @@ void test('fallbackProblem: which stored bundles are rewritten, and why', async 
     ['a client key of another certificate', { ...good, clientKeyPem: foreign.keyPem }, wanted(keyless), /does not belong/],
     ['a client certificate of another CA', { ...good, clientCertPem: foreign.certPem, clientKeyPem: foreign.keyPem }, wanted(keyless), /not issued by the operator's keyless CA/],
     ['a client certificate naming another DelegatedCredential', { ...good, clientCertPem: wrongName.certPem, clientKeyPem: wrongName.keyPem }, wanted(keyless), /names spiffe:\/\/cluster\.local\/ns\/shop/],
+    ['a client certificate of this DelegatedCredential\'s UID', { ...good, clientCertPem: ofUid.certPem, clientKeyPem: ofUid.keyPem }, { ...wanted(keyless), uid }, null],
+    ['a client certificate of a deleted namesake (another UID)', { ...good, clientCertPem: ofOldUid.certPem, clientKeyPem: ofOldUid.keyPem }, { ...wanted(keyless), uid }, /names DelegatedCredential UID 0d9e8f7a-0000-4000-8000-000000000000, not 6a1f0e2c/],
+    ['a client certificate without UID (issued before UIDs)', good, { ...wanted(keyless), uid }, /names DelegatedCredential UID \(none\), not 6a1f0e2c/],
     ['an expired client certificate', good, wanted(keyless), /expired at/, new Date(t0.getTime() + 2 * DAY)],
     ['a client certificate expiring before the next renewal', good, wanted(keyless), /before the next renewal/, now],
     ['laid out for another fallback', nothing, wanted(keyless), /laid out for fallback None/],
