@@ -6,8 +6,9 @@
 // Watches (list+watch, restartable: src/operator/informer.ts) DelegatedCredentials,
 // DelegationSigners, ClusterDelegationSigners, Namespaces (labels, for namespaceSelectors) and the
 // Secrets a grant can need, narrowed as the controller narrows its own: certificate Secrets by
-// type (kubernetes.io/tls, a field selector) in the watched namespaces, and each in-cluster
-// signer's key Secret by name (one watch per key Secret, as src/operator/key-secrets.ts). The
+// type (kubernetes.io/tls, a field selector) in the watched namespaces, and the in-cluster
+// signers' key Secrets with one watch per namespace holding any (key-secret-watches.ts: bounded
+// by namespaces, not by signers). The
 // Secret watches ask the apiserver for metadata only (secret-metadata.ts), so of these Secrets only
 // the two a grant is built from reach this process with their data, read by GET (the certificate
 // Secret whole, tls.key included when it has one); the store keeps names. A certificate Secret of
@@ -18,7 +19,7 @@
 // targeted GET, and swaps the grant only when the new key is valid and belongs to the certificate.
 import type { V1Namespace, V1Secret } from '@kubernetes/client-node';
 import { CERTIFICATE_SECRET_SELECTOR } from '../operator/certificate-secrets.js';
-import { KeySecretWatches, keySecretOf } from '../operator/key-secrets.js';
+import { keySecretOf } from '../operator/key-secrets.js';
 import type { DelegatedCredential, DelegationSigner } from '../operator/api/v1alpha1.js';
 import { RESOURCES } from '../operator/api/v1alpha1.js';
 import { sidecarIdentityUri } from '../operator/api/serving-bundle.js';
@@ -31,6 +32,7 @@ import type { Listers, Logger } from '../operator/ports.js';
 import { WorkQueue } from '../operator/queue.js';
 import { planSigner, signerIdOf } from '../operator/signers.js';
 import type { KeyGrants } from './grants.js';
+import { KeySecretNamespaceWatches } from './key-secret-watches.js';
 import { GrantProblem, signingKeyFor, type GrantSource } from './key-material.js';
 
 export interface ClusterKeysOptions {
@@ -46,10 +48,11 @@ export interface ClusterKeysOptions {
   /** Called after a grant was set or revoked (the signing workers drop keys no one holds). */
   readonly onGrantsChanged?: () => void;
   /**
-   * List/watch sources of Secrets for the watches (default: `kube.secretSource`). The key server
-   * passes metadata-only ones (secret-metadata.ts); the grants' Secrets are read with `kube.getSecret`.
+   * List/watch sources of Secrets for the watches: metadata-only ones (secret-metadata.ts), since
+   * the key Secret watches take every Secret of their namespaces; required so that no caller
+   * watches Secret data by default. The grants' Secrets are read with `kube.getSecret`.
    */
-  readonly secretSource?: (namespace: string | undefined, selector: Selector) => ListWatchSource<V1Secret>;
+  readonly secretSource: (namespace: string | undefined, selector: Selector) => ListWatchSource<V1Secret>;
 }
 
 interface SecretMeta {
@@ -70,8 +73,8 @@ export class ClusterKeys {
   readonly clusterSigners: Informer<DelegationSigner>;
   readonly namespaceLabels: Informer<V1Namespace, NamespaceLabels>;
   readonly secrets: NamespacedInformers<V1Secret, SecretMeta>;
-  /** The key Secrets of in-cluster signers, one watch each. */
-  readonly keySecrets: KeySecretWatches;
+  /** The key Secrets of in-cluster signers: one watch per namespace holding any (key-secret-watches.ts). */
+  readonly keySecrets: KeySecretNamespaceWatches;
   private readonly queue: WorkQueue;
   private readonly index = new ReverseIndex();
   private readonly listers: Pick<Listers, 'signer' | 'namespace'>;
@@ -101,12 +104,17 @@ export class ClusterKeys {
     // A change is a reason to GET the Secret, never a copy of its data (and with the key server's
     // metadata-only sources no data arrives at all). Certificate Secrets live with their
     // DelegatedCredentials; signer key Secrets (anywhere, also the cluster resource namespace) are
-    // watched by name as the signers name them.
-    const secretSource = o.secretSource ?? ((ns: string | undefined, selector: Selector) => kube.secretSource(ns, selector));
+    // watched per namespace, filtered to the names the signers use.
+    const secretSource = o.secretSource;
     this.secrets = new NamespacedInformers(watched, (ns) =>
       new Informer(named('secrets', ns), secretSource(ns, { fieldSelector: CERTIFICATE_SECRET_SELECTOR }), (s) => ({ namespace: s.metadata?.namespace ?? '', name: s.metadata?.name ?? '' }), clock, ilog));
-    this.keySecrets = new KeySecretWatches((ns, name) => secretSource(ns, { fieldSelector: `metadata.name=${name}` }), clock, ilog, (signerIds) => {
-      for (const id of signerIds) this.requeue(`signer:${id}`);
+    this.keySecrets = new KeySecretNamespaceWatches({
+      source: (ns) => secretSource(ns, {}),
+      clock,
+      log: ilog,
+      onChange: (signerIds) => {
+        for (const id of signerIds) this.requeue(`signer:${id}`);
+      },
     });
     this.listers = {
       signer: (kind, ns, name) => (kind === 'DelegationSigner' ? this.signers.get(`${ns}/${name}`) : this.clusterSigners.get(name)),

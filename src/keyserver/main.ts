@@ -5,7 +5,7 @@
 // Not Ready (/readyz 503, with the reason) until its serving Secret exists and is valid and its
 // caches are synced; it listens for keyless clients only from then on.
 import type { V1Secret } from '@kubernetes/client-node';
-import { Registry } from 'prom-client';
+import { Gauge, Registry } from 'prom-client';
 import { startKeyServer, type KeyServer, type KeyServerOptions } from '../keyless/server.js';
 import { DEFAULT_TRUST_DOMAIN } from '../operator/api/serving-bundle.js';
 import { systemClock, type Clock } from '../operator/clock.js';
@@ -83,6 +83,14 @@ export async function runClusterKeyServer(opts: ClusterKeyServerOptions): Promis
     ...(opts.namespaces ? { namespaces: opts.namespaces } : {}),
     clusterResourceNamespace: opts.clusterResourceNamespace ?? opts.ownNamespace,
     onGrantsChanged: () => authorizer.pruneRevoked(),
+  });
+  new Gauge({
+    name: 'keyserver_key_secret_watches',
+    help: 'Watches open on in-cluster signer key Secrets: one per namespace holding any, whatever the number of signers',
+    registers: [registry],
+    collect() {
+      this.set(keys.keySecrets.size);
+    },
   });
 
   let server: KeyServer | undefined;

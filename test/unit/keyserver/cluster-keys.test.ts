@@ -124,7 +124,9 @@ async function running(setup: (api: FakeApi) => void, test: (api: FakeApi, grant
   for (const ns of ['team-a', 'team-b', 'dc-operator']) api.put('namespaces', namespace(ns));
   setup(api);
   const grants = new KeyGrants();
-  const keys = new ClusterKeys({ kube: api.kube, clock: systemClock, log: silentLog, grants, trustDomain: 'cluster.local', clusterResourceNamespace: 'dc-operator', ...(namespaces ? { namespaces } : {}) });
+  const kube = api.kube;
+  // The fake serves Secrets with their data; the real key server passes metadata-only sources.
+  const keys = new ClusterKeys({ kube, secretSource: (ns, selector) => kube.secretSource(ns, selector), clock: systemClock, log: silentLog, grants, trustDomain: 'cluster.local', clusterResourceNamespace: 'dc-operator', ...(namespaces ? { namespaces } : {}) });
   keys.start();
   try {
     await until('first pass', () => keys.hasSynced());
@@ -266,7 +268,7 @@ void describe('ClusterKeys: identity → exactly its certificate key', () => {
     );
   });
 
-  void it('watches only certificate Secrets (type kubernetes.io/tls) and each in-cluster signer key Secret by name; an Opaque key Secret that appears later grants', async () => {
+  void it('watches certificate Secrets (type kubernetes.io/tls) and, for in-cluster signer key Secrets, one watch per namespace holding them; an Opaque key Secret that appears later grants', async () => {
     const cert = pki.certificate('narrow');
     await running(
       (api) => {
@@ -281,11 +283,12 @@ void describe('ClusterKeys: identity → exactly its certificate key', () => {
         assert.equal(grants.grantOf(who), undefined, 'no key Secret yet');
         assert.deepEqual([...new Set(api.secretSelectors)].sort(), [
           '* type=kubernetes.io/tls',
-          'dc-operator metadata.name=corp-key',
-          'team-a metadata.name=signer-key',
+          'dc-operator (everything)',
+          'team-a (everything)',
         ]);
+        assert.equal(keys.keySecrets.size, 2, 'one watch per namespace of key Secrets');
         assert.deepEqual(keys.secrets.list().map((s) => `${s.namespace}/${s.name}`), ['team-a/public-tls'], 'the unrelated Opaque Secret is not even listed');
-        // An Opaque key Secret, seen only through its by-name watch.
+        // An Opaque key Secret, seen only through its namespace's key Secret watch.
         api.put('secrets', keySecret('team-a', 'signer-key', cert.key, 'key.pem'));
         await until('granted once the key Secret appeared', () => grants.allows(who, skiOf(cert)));
         assert.equal(api.gets.includes('team-a/unrelated'), false);
