@@ -284,9 +284,15 @@ export type Frame =
  * Cuts a TCP/TLS byte stream into frames. Never buffers more than one header plus `maxBodyLength`
  * bytes: the body of an oversized frame is skipped as it arrives (the stream stays in sync and the
  * peer still gets an answer for that id).
+ *
+ * Linear in the bytes pushed however they are cut: the chunks of an incomplete frame are kept as a
+ * list and joined once, when the frame is complete. (Joining them on every chunk copied ~n²/2 bytes
+ * for a frame sent in 1-byte TLS records: 0.9 s of a blocked event loop for 64 KiB.)
  */
 export class FrameDecoder {
-  private buffer: Buffer = Buffer.alloc(0);
+  private chunks: Buffer[] = [];
+  /** Bytes held in `chunks`. */
+  private held = 0;
   private skipping = 0;
 
   constructor(private readonly maxBodyLength: number = MAX_WIRE_BODY_LENGTH) {}
@@ -299,30 +305,55 @@ export class FrameDecoder {
       this.skipping -= skip;
       data = data.subarray(skip);
     }
-    this.buffer = this.buffer.length === 0 ? data : Buffer.concat([this.buffer, data]);
+    if (data.length > 0) {
+      this.chunks.push(data);
+      this.held += data.length;
+    }
     for (;;) {
-      if (this.buffer.length < HEADER_LENGTH) break;
-      const header = decodeHeader(this.buffer);
+      if (this.held < HEADER_LENGTH) break;
+      const header = decodeHeader(this.front(HEADER_LENGTH));
       if (header.length > this.maxBodyLength) {
         frames.push({ kind: 'oversized', header });
-        const available = this.buffer.length - HEADER_LENGTH;
-        const skip = Math.min(available, header.length);
+        const skip = Math.min(this.held - HEADER_LENGTH, header.length);
         this.skipping = header.length - skip;
-        this.buffer = this.buffer.subarray(HEADER_LENGTH + skip);
+        this.take(HEADER_LENGTH + skip);
         continue;
       }
       const end = HEADER_LENGTH + header.length;
-      if (this.buffer.length < end) break;
-      // Copy the body out so the frame does not pin a large shared buffer.
-      frames.push({ kind: 'message', header, body: Uint8Array.prototype.slice.call(this.buffer, HEADER_LENGTH, end) });
-      this.buffer = this.buffer.subarray(end);
+      if (this.held < end) break;
+      // A copy of its own, so the frame does not pin a large shared buffer.
+      frames.push({ kind: 'message', header, body: Uint8Array.prototype.slice.call(this.take(end), HEADER_LENGTH) });
     }
-    if (this.buffer.length === 0) this.buffer = Buffer.alloc(0);
     return frames;
   }
 
   /** Bytes held for an incomplete frame. */
   get buffered(): number {
-    return this.buffer.length;
+    return this.held;
+  }
+
+  /** The first `n` held bytes (n <= held), joined in the first chunk if they span several. */
+  private front(n: number): Buffer {
+    if (this.chunks[0]!.length < n) this.join(n);
+    return this.chunks[0]!;
+  }
+
+  /** Removes and returns the first `n` held bytes (n <= held). */
+  private take(n: number): Buffer {
+    this.join(n);
+    const first = this.chunks[0]!;
+    const out = first.subarray(0, n);
+    if (first.length === n) this.chunks.shift();
+    else this.chunks[0] = first.subarray(n);
+    this.held -= n;
+    return out;
+  }
+
+  /** Joins the leading chunks until the first holds at least `n` bytes (n <= held). */
+  private join(n: number): void {
+    let count = 0;
+    let length = 0;
+    while (length < n) length += this.chunks[count++]!.length;
+    if (count > 1) this.chunks.splice(0, count, Buffer.concat(this.chunks.slice(0, count), length));
   }
 }

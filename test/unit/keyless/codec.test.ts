@@ -214,6 +214,32 @@ void describe('keyless frame decoder', () => {
     );
   });
 
+  void it('copies each byte of a largest frame fed one byte at a time a bounded number of times, not once per byte that follows it', () => {
+    // A client may send its bytes in 1-byte TLS records: one 'data' event each. Joining the held
+    // bytes with every event copied ~n²/2 bytes for an n-byte frame (2 GB, ~0.9 s of a blocked
+    // event loop for 64 KiB). Counted, not timed: the bytes Buffer.concat produces.
+    const big = encodeMessage(9, { opcode: Opcode.ping, payload: new Uint8Array(65_000).fill(5) });
+    const decoder = new FrameDecoder();
+    const concat = Buffer.concat.bind(Buffer);
+    let copied = 0;
+    Buffer.concat = ((list: readonly Uint8Array[], total?: number) => {
+      const out = concat(list, total);
+      copied += out.length;
+      return out;
+    }) as typeof Buffer.concat;
+    const frames: Frame[] = [];
+    try {
+      for (let at = 0; at < big.length; at++) frames.push(...decoder.push(big.subarray(at, at + 1)));
+    } finally {
+      Buffer.concat = concat;
+    }
+    assert.equal(frames.length, 1);
+    const frame = frames[0]!;
+    assert.ok(frame.kind === 'message' && Buffer.from(frame.body).equals(Buffer.from(big.subarray(8))), 'the frame is whole');
+    assert.ok(copied <= 4 * big.length, `${copied} bytes copied for a ${big.length}-byte frame`);
+    assert.equal(decoder.buffered, 0);
+  });
+
   void it('skips the body of an oversized frame without buffering it and stays in sync', () => {
     const big = encodeMessage(7, { opcode: 0x15, payload: new Uint8Array(5000) });
     const decoder = new FrameDecoder(1024);
