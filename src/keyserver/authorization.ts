@@ -23,7 +23,7 @@ import type { PeerAuthorizer, RequestAuthorizer } from '../keyless/server.js';
 import type { SignRequest } from '../keyless/sign-request.js';
 import { LogLimiter } from '../net/log-limiter.js';
 import { controllerIdentityUri, parseSidecarIdentityUri } from '../operator/api/serving-bundle.js';
-import { subjectUidOf } from '../pki/certs.js';
+import { issuedAtOf, subjectUidOf } from '../pki/certs.js';
 import type { KeyGrants } from './grants.js';
 import { notHandshakeContent } from './handshake-content.js';
 import type { RateLimiter } from './rate-limit.js';
@@ -32,7 +32,16 @@ import type { RateLimiter } from './rate-limit.js';
 export const UNIDENTIFIED = 'unidentified';
 
 export type Identity =
-  | { kind: 'sidecar'; uri: string; namespace: string; name: string; /** The DelegatedCredential UID the certificate was issued for (subject UID). */ uid: string | undefined }
+  | {
+      kind: 'sidecar';
+      uri: string;
+      namespace: string;
+      name: string;
+      /** The DelegatedCredential UID the certificate was issued for (subject UID). */
+      uid: string | undefined;
+      /** When the certificate was issued (ms, the controller's clock): judges one that names no UID. */
+      issuedAt?: number;
+    }
   | { kind: 'controller'; uri: string }
   | { kind: 'none'; why: string };
 
@@ -49,7 +58,7 @@ export function singleUriSan(subjectAltName: string | undefined): { uri: string 
  * SANs as `DNS:a, URI:b`; a value holding a comma or quote is printed quoted, and no identity
  * we accept contains either, so a quoted URI is refused.
  */
-export function identityOf(subjectAltName: string | undefined, trustDomain: string, subject?: string): Identity {
+export function identityOf(subjectAltName: string | undefined, trustDomain: string, subject?: string, notBefore?: Date): Identity {
   const san = singleUriSan(subjectAltName);
   if ('why' in san) return { kind: 'none', why: san.why };
   const uri = san.uri;
@@ -57,7 +66,8 @@ export function identityOf(subjectAltName: string | undefined, trustDomain: stri
   const sidecar = parseSidecarIdentityUri(uri);
   if (sidecar === undefined) return { kind: 'none', why: `its URI SAN ${JSON.stringify(uri.slice(0, 300))} is not a sidecar or controller identity` };
   if (sidecar.trustDomain !== trustDomain) return { kind: 'none', why: `its identity ${uri} is of trust domain ${sidecar.trustDomain}, not ${trustDomain}` };
-  return { kind: 'sidecar', uri, namespace: sidecar.namespace, name: sidecar.name, uid: subjectUidOf(subject) };
+  const issuedAt = notBefore === undefined ? NaN : issuedAtOf(notBefore).getTime();
+  return { kind: 'sidecar', uri, namespace: sidecar.namespace, name: sidecar.name, uid: subjectUidOf(subject), ...(Number.isFinite(issuedAt) ? { issuedAt } : {}) };
 }
 
 export type Decision = { allowed: true } | { allowed: false; code: ErrorCode; result: 'denied' | 'rate_limited'; why: string };
@@ -72,11 +82,12 @@ export function decide(identity: Identity, opcode: number, ski: string | undefin
   if (grants.allows(identity.uri, ski)) {
     // The certificate must have been issued for this very DelegatedCredential, not for a deleted
     // one of the same name (same URI), which may have referenced another certificate.
-    const uid = grants.grantOf(identity.uri)?.uid;
-    if (uid !== undefined && identity.uid !== uid) {
+    const grant = grants.grantOf(identity.uri);
+    const uid = grant?.uid;
+    if (uid !== undefined && identity.uid !== uid && !issuedBeforeUidsForThisObject(identity, grant?.createdAt)) {
       return deny(
         identity.uid === undefined
-          ? `the client certificate of ${identity.uri} names no DelegatedCredential UID (issued by a controller before UIDs); the controller re-issues it`
+          ? `the client certificate of ${identity.uri} names no DelegatedCredential UID (issued by a controller before UIDs) and was not issued after the current one was created; the controller re-issues it`
           : `the client certificate of ${identity.uri} was issued for DelegatedCredential UID ${identity.uid}, deleted since; the current one is ${uid}`,
       );
     }
@@ -91,6 +102,22 @@ export function decide(identity: Identity, opcode: number, ski: string | undefin
       : `identity ${identity.uri} may sign only with key ${own.key.skiHex}, not ${ski ?? '(no SKI)'}`,
   );
 }
+
+/**
+ * The upgrade bridge: a certificate naming no UID was issued by a controller from before UIDs. It is
+ * served only if it was issued after the current DelegatedCredential of its name was created, so
+ * never one issued for a deleted namesake; the upgraded controller replaces it at its first pass
+ * (src/keyserver/README.md, "A DelegatedCredential deleted and re-created under its name").
+ */
+function issuedBeforeUidsForThisObject(identity: Identity & { kind: 'sidecar' }, createdAt: number | undefined): boolean {
+  return identity.uid === undefined && identity.issuedAt !== undefined && createdAt !== undefined && identity.issuedAt >= createdAt + CREATION_SLACK_MS;
+}
+
+/**
+ * creationTimestamp has one-second resolution (truncated): a certificate issued within the second
+ * after it cannot be told from one issued just before it, so that second is refused.
+ */
+const CREATION_SLACK_MS = 1000;
 
 export interface IdentityAuthorizerOptions {
   readonly trustDomain: string;
@@ -141,7 +168,7 @@ export class IdentityAuthorizer implements RequestAuthorizer {
   }
 
   forPeer(certificate: X509Certificate): PeerAuthorizer {
-    const identity = identityOf(certificate.subjectAltName, this.options.trustDomain, certificate.subject);
+    const identity = identityOf(certificate.subjectAltName, this.options.trustDomain, certificate.subject, certificate.validFromDate);
     const label = identity.kind === 'none' ? UNIDENTIFIED : identity.uri;
     // Why the last request of this kind on this connection was refused, for its log line. The
     // result itself comes from the error code: with this authorizer, "key not found" only ever

@@ -268,8 +268,9 @@ export class ClusterKeys {
     // A DelegatedCredential deleted and re-created under its name has a new UID even when the key
     // is the same: the grant follows it, so client certificates of the old one are refused.
     const uid = dc.metadata.uid;
-    if (current?.key.skiHex === signingKey.skiHex && current.source === signingKey.source && current.uid === uid) return;
-    this.o.grants.set(identity, { key: signingKey, source: signingKey.source, ...(uid !== undefined ? { uid } : {}) });
+    const createdAt = creationTimeOf(dc.metadata.creationTimestamp);
+    if (current?.key.skiHex === signingKey.skiHex && current.source === signingKey.source && current.uid === uid && current.createdAt === createdAt) return;
+    this.o.grants.set(identity, { key: signingKey, source: signingKey.source, ...(uid !== undefined ? { uid } : {}), ...(createdAt !== undefined ? { createdAt } : {}) });
     this.o.log.info(current ? 'keyserver: grant replaced' : 'keyserver: grant added', {
       identity,
       ski: signingKey.skiHex,
@@ -279,4 +280,10 @@ export class ClusterKeys {
     });
     this.o.onGrantsChanged?.();
   }
+}
+
+/** `metadata.creationTimestamp` in ms: a string on the wire, a Date where client-node decoded it. */
+function creationTimeOf(t: Date | string | undefined): number | undefined {
+  const ms = t instanceof Date ? t.getTime() : t === undefined ? NaN : Date.parse(t);
+  return Number.isFinite(ms) ? ms : undefined;
 }

@@ -11,6 +11,8 @@ export interface Grant {
   readonly source: string;
   /** The UID of the DelegatedCredential granted it: a client certificate must name it (undefined: not checked). */
   readonly uid?: string;
+  /** Its `metadata.creationTimestamp` (ms): a certificate naming no UID is served only if issued after it. */
+  readonly createdAt?: number;
 }
 
 export class KeyGrants implements KeyLookup {

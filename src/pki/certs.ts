@@ -23,6 +23,11 @@ export const RENEW_FRACTION = 2 / 3;
 /** Backdate notBefore a little so a peer whose clock is behind still accepts a fresh certificate. */
 const BACKDATE_MS = 5 * 60 * 1000;
 
+/** When a certificate of ours was issued, by the issuer's clock: its notBefore undoes the backdate. */
+export function issuedAtOf(notBefore: Date): Date {
+  return new Date(notBefore.getTime() + BACKDATE_MS);
+}
+
 export interface KeyedCertificate {
   certPem: string;
   keyPem: string;

@@ -5,7 +5,7 @@
 // controller would issue is created by the test.
 import assert from 'node:assert/strict';
 import { spawn, type ChildProcess } from 'node:child_process';
-import { createHash, createPrivateKey, createPublicKey, verify } from 'node:crypto';
+import { createHash, createPrivateKey, createPublicKey, verify, X509Certificate } from 'node:crypto';
 import { join } from 'node:path';
 import { after, before, it } from 'node:test';
 import { CoreV1Api, CustomObjectsApi, type KubeConfig } from '@kubernetes/client-node';
@@ -15,6 +15,7 @@ import { ErrorCode, Opcode } from '../../src/keyless/protocol.js';
 import { computeSki } from '../../src/keyless/ski.js';
 import { controllerIdentityUri, sidecarIdentityUri } from '../../src/operator/api/serving-bundle.js';
 import { secretMetadataClient } from '../../src/keyserver/secret-metadata.js';
+import { createClientCert } from '../../src/pki/certs.js';
 import { createTestNamespace, testKubeConfig, testKubeconfigPath, type TestNamespace } from '../support/cluster.js';
 import { freePort, repoRoot } from '../support/control-plane.js';
 import { certificateVerifyContent, delegatedCredentialContent, signAsSidecar } from '../support/sidecar-signing.js';
@@ -75,6 +76,20 @@ function sidecarClient(port: number, pair: Pair, clients: KeylessClient[]): Keyl
   const c = new KeylessClient({ address: `127.0.0.1:${port}`, ca: pki.ca.cert, cert: pair.cert, key: pair.key, timeoutMs: 5000 });
   clients.push(c);
   return c;
+}
+
+/** A sidecar's client certificate as a controller from before UIDs issued it (no subject UID), at `now`. */
+async function legacyClientCertificate(uri: string, now: Date): Promise<Pair> {
+  const ca = new X509Certificate(pki.ca.cert);
+  const made = await createClientCert({ certPem: pki.ca.cert, keyPem: pki.ca.key, notBefore: ca.validFromDate, notAfter: ca.validToDate }, { uri, now, notAfter: new Date(now.getTime() + 3_600_000) });
+  return { cert: made.certPem, key: made.keyPem };
+}
+
+function creationTimeOf(dc: { metadata: { creationTimestamp?: Date | string } }): number {
+  const t = dc.metadata.creationTimestamp;
+  const ms = t instanceof Date ? t.getTime() : Date.parse(String(t));
+  assert.ok(Number.isFinite(ms), `creationTimestamp ${String(t)}`);
+  return ms;
 }
 
 /** The key server's serving Secret, as the controller would issue it. */
@@ -215,7 +230,7 @@ void it('serves each identity its own key over mTLS, refuses and logs a cross-na
   assert.equal(await ks.exited, 0, JSON.stringify(ks.lines().slice(-20)));
 });
 
-void it('a DelegatedCredential deleted and re-created under its name is not served to a client certificate issued for the old one (another UID), nor to one without a UID', { timeout: 120_000 }, async () => {
+void it('a DelegatedCredential deleted and re-created under its name is not served to a client certificate issued for the old one (another UID), nor to one without a UID issued before it was created', { timeout: 120_000 }, async () => {
   const [port, probes] = [await freePort(), await freePort()];
   await putSecret(core, servingSecret(pki.server.cert, pki.server.key, pki.ca.cert));
   const ks = await startKeyServer(port, probes);
@@ -234,10 +249,16 @@ void it('a DelegatedCredential deleted and re-created under its name is not serv
     const old = sidecarClient(port, pki.sidecar('again-old', id, dc1.metadata.uid!), clients);
     await waitFor('the first DelegatedCredential\'s client signs', 30_000, signs(old, first));
 
-    // A client certificate without the UID (from a controller before this rule) is refused.
-    const legacy = sidecarClient(port, pki.client('again-legacy', id), clients);
-    assert.equal(await refusal(signWith(legacy, first)), ErrorCode.keyNotFound);
-    await waitFor('the refusal of the certificate without UID is logged', 5000, refusedLine(id, /names no DelegatedCredential UID/));
+    // A client certificate without the UID (from a controller before this rule): refused if issued
+    // before this DelegatedCredential was created, served if issued after it (the upgrade bridge).
+    const created = creationTimeOf(dc1);
+    const early = sidecarClient(port, await legacyClientCertificate(id, new Date(created - 60_000)), clients);
+    assert.equal(await refusal(signWith(early, first)), ErrorCode.keyNotFound);
+    await waitFor('the refusal of the certificate without UID is logged', 5000, refusedLine(id, /names no DelegatedCredential UID .*not issued after the current one was created/));
+    // creationTimestamp has one-second resolution: the bridge needs the issue a second past it.
+    for (let i = 0; i < 30 && Date.now() < created + 1500; i++) await new Promise((r) => setTimeout(r, 100));
+    const legacy = sidecarClient(port, await legacyClientCertificate(id, new Date()), clients);
+    await signWith(legacy, first);
 
     // Deleted and re-created under the same name, with another certificate.
     await custom.deleteNamespacedCustomObject({ ...DC, namespace: b.name, name: 'again' });
@@ -247,6 +268,7 @@ void it('a DelegatedCredential deleted and re-created under its name is not serv
     await waitFor('the new DelegatedCredential\'s client signs with its certificate\'s key', 30_000, signs(current, second));
     assert.equal(await refusal(signWith(old, second)), ErrorCode.keyNotFound, 'the old client certificate is refused the new key');
     assert.equal(await refusal(signWith(old, first)), ErrorCode.keyNotFound, 'and the old key');
+    assert.equal(await refusal(signWith(legacy, second)), ErrorCode.keyNotFound, 'a certificate without UID issued before the re-creation is refused');
     await waitFor('the refusal names both UIDs', 5000, refusedLine(id, new RegExp(`issued for DelegatedCredential UID ${dc1.metadata.uid!}.*the current one is ${dc2.metadata.uid!}`)));
 
     // Re-created again with the same certificate: the key is the same, the UID is not.

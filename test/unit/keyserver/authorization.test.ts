@@ -98,6 +98,36 @@ void describe('decide: identity → the SKIs it may use, deny by default', () =>
     assert.equal(decide(identityOf(`URI:${A}`, TD, subject('uid-1')), Opcode.ping, undefined, g).allowed, true, 'pings touch no key');
   });
 
+  // The upgrade bridge: a certificate from a controller before UIDs (no subject UID) is served only
+  // if it was issued after the current DelegatedCredential of its name was created. Issued at =
+  // notBefore + the 5-minute backdate; creationTimestamp has one-second resolution.
+  const created = Date.parse('2026-12-05T12:00:00Z');
+  const backdate = 5 * 60 * 1000;
+  const bridge: Array<[string, number | undefined, boolean]> = [
+    ['issued an hour after the current object was created', created + 3_600_000, true],
+    ['issued 2 s after it was created', created + 2_000, true],
+    ['issued within the second of its creation (cannot be told from just before)', created + 500, false],
+    ['issued before it was created: a deleted namesake\'s', created - 60_000, false],
+    ['no notBefore known', undefined, false],
+  ];
+  for (const [what, issuedAt, allowed] of bridge) {
+    void it(`a certificate naming no UID, ${what}: ${allowed ? 'served' : 'refused'}`, () => {
+      const g = new KeyGrants();
+      g.set(A, { key: ka, source: 'test', uid: 'uid-2', createdAt: created });
+      const notBefore = issuedAt === undefined ? undefined : new Date(issuedAt - backdate);
+      const d = decide(identityOf(`URI:${A}`, TD, 'O=dc-operator', notBefore), sign, ka.skiHex, g, handshake);
+      assert.equal(d.allowed, allowed, JSON.stringify(d));
+      // A certificate naming another UID is never bridged, however late it was issued.
+      const other = decide(identityOf(`URI:${A}`, TD, 'O=dc-operator\nUID=uid-1', new Date(created + 3_600_000)), sign, ka.skiHex, g, handshake);
+      assert.equal(other.allowed, false);
+    });
+  }
+  void it('a grant without a creation time bridges nothing', () => {
+    const g = new KeyGrants();
+    g.set(A, { key: ka, source: 'test', uid: 'uid-2' });
+    assert.equal(decide(identityOf(`URI:${A}`, TD, 'O=dc-operator', new Date(created)), sign, ka.skiHex, g, handshake).allowed, false);
+  });
+
   void it('a revoked grant refuses what it allowed', () => {
     const g = grantsOf({ [A]: ka });
     assert.equal(decide(identityOf(`URI:${A}`, TD), sign, ka.skiHex, g, handshake).allowed, true);
