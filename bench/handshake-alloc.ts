@@ -48,7 +48,7 @@ function serverStep<T>(call: () => T): T {
   return result;
 }
 
-function oneHandshake(tls: TlsModule, server: Tls.ServerConfig, client: Tls.ClientConfig): void {
+function oneHandshake(tls: TlsModule, server: Tls.ServerConfig, client: Tls.ClientConfig): Tls.ServerConnection {
   const c = new tls.ClientConnection(client, { keylog: NO_KEYLOG });
   const s = serverStep(() => new tls.ServerConnection(server, { keylog: NO_KEYLOG }));
   let toServer = c.poll().output;
@@ -77,6 +77,38 @@ function oneHandshake(tls: TlsModule, server: Tls.ServerConfig, client: Tls.Clie
     }
   }
   if (!echoed) throw new Error('no echo');
+  return s;
+}
+
+/** A server that has sent its flight and waits for the client's Finished (its client dropped). */
+function awaitingFinished(tls: TlsModule, server: Tls.ServerConfig, client: Tls.ClientConfig): Tls.ServerConnection {
+  const c = new tls.ClientConnection(client, { keylog: NO_KEYLOG });
+  const s = new tls.ServerConnection(server, { keylog: NO_KEYLOG });
+  for (const bytes of c.poll().output) {
+    const p = s.feed(bytes);
+    if (p.output.length === 0 || p.events.some((e) => e.type === 'error')) throw new Error('no server flight');
+  }
+  return s;
+}
+
+/**
+ * What `count` server connections made by `make` keep alive, per connection: the heap after a
+ * full GC with them held, minus the heap after a full GC without them. This is what every
+ * scavenge copies for each handshake in flight (and what an idle connection costs for its life).
+ */
+function retained(make: () => Tls.ServerConnection, count: number): { heap: number; external: number } {
+  const held: Tls.ServerConnection[] = [];
+  gc!();
+  gc!();
+  const before = getHeapStatistics();
+  for (let i = 0; i < count; i++) held.push(make());
+  gc!();
+  gc!();
+  const after = getHeapStatistics();
+  const heap = (after.used_heap_size - before.used_heap_size) / count;
+  const external = (after.external_memory - before.external_memory) / count;
+  held.length = 0;
+  return { heap, external };
 }
 
 interface ProfileNode {
@@ -166,6 +198,12 @@ async function main(): Promise<void> {
   }
   console.log(`# server allocation per full TLS 1.3 handshake (x25519, P-256), in memory; build ${dist}; ${handshakes} handshakes (${dropped} dropped: a GC ran); node ${process.version}; load ${loadAverage()}`);
   console.log(`heap bytes/handshake (median): ${median(heap).toFixed(0)} (counting overhead ${overhead} bytes per server call subtracted); external bytes/handshake (median): ${median(external).toFixed(0)}`);
+  const rounds = (make: () => Tls.ServerConnection): string => {
+    const r = [0, 1, 2, 3, 4].map(() => retained(make, 200));
+    return `heap ${median(r.map((x) => x.heap)).toFixed(0)}, external ${median(r.map((x) => x.external)).toFixed(0)} bytes/connection (median of 5 x 200)`;
+  };
+  console.log(`retained by a server awaiting the client's Finished: ${rounds(() => awaitingFinished(tls, server, client))}`);
+  console.log(`retained by a connected server (after the echo): ${rounds(() => oneHandshake(tls, server, client))}`);
   if (sitesArg === 'sites') await sites(() => { for (let i = 0; i < handshakes; i++) oneHandshake(tls, server, client); }, handshakes);
 }
 
