@@ -140,9 +140,10 @@ export class RecordLayer {
 
   /**
    * Makes `input[inputPos..]` hold at least `n` bytes (moving bytes from `queued`); false if
-   * fewer arrived. A join goes into `scratch` when given (it must hold `n` bytes).
+   * fewer arrived. A join goes into the reused `joinScratch` when `intoScratch` (`n` at most
+   * MAX_RECORD), made only when a join is needed: most connections never split a record.
    */
-  private fill(n: number, scratch?: Buffer): boolean {
+  private fill(n: number, intoScratch = false): boolean {
     let have = this.input.length - this.inputPos;
     if (have >= n) return true;
     if (have + this.queuedLength < n) return false;
@@ -153,7 +154,7 @@ export class RecordLayer {
       have = this.input.length;
       if (have >= n) return true;
     }
-    const joined = scratch ?? Buffer.allocUnsafe(n);
+    const joined = intoScratch ? (this.joinScratch ??= Buffer.allocUnsafe(MAX_RECORD)) : Buffer.allocUnsafe(n);
     joined.set(this.inputPos === 0 ? this.input : this.input.subarray(this.inputPos), 0);
     let off = have;
     while (off < n) {
@@ -230,7 +231,7 @@ export class RecordLayer {
       throw new RecordOverflow(`record of ${length} bytes`);
     }
     const end = RECORD_HEADER_LENGTH + length;
-    if (!this.fill(end, protectedRecord ? (this.joinScratch ??= Buffer.allocUnsafe(MAX_RECORD)) : undefined)) return undefined;
+    if (!this.fill(end, protectedRecord)) return undefined;
     buf = this.input;
     start = this.inputPos;
     if (start + end === buf.length) {
