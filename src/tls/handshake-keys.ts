@@ -9,8 +9,15 @@
  * The derivations themselves are the stage classes of key-schedule.ts; this module says when
  * each is made. Both sides derive in the same order.
  */
-import { EarlySecret, finishedVerifyData, type HandshakeSecret, type MasterSecret } from './key-schedule.js';
+import { EarlySecret, SecretBlock, finishedVerifyData, type HandshakeSecret, type MasterSecret } from './key-schedule.js';
 import type { SuiteParams } from './suites.js';
+
+/**
+ * Secrets a full handshake derives through these classes: handshake secret, two handshake
+ * traffic secrets, two Finished keys and verify_data, "derived" and the master secret, two
+ * application traffic secrets, the resumption master secret (a PSK handshake two more).
+ */
+const SECRETS_PER_HANDSHAKE = 12;
 
 /** From ServerHello on: the handshake traffic secrets and what the handshake secret still yields. */
 export class HandshakeKeys {
@@ -19,6 +26,8 @@ export class HandshakeKeys {
   /** server_handshake_traffic_secret: protects the server's flight, keys its Finished. */
   readonly serverTrafficSecret: Uint8Array;
   private readonly secret: HandshakeSecret;
+  /** Where every secret of this handshake is kept (key-schedule.ts, SecretBlock). */
+  private readonly into: SecretBlock;
 
   /**
    * `psk`: the resumption PSK, if one was accepted; `sharedSecret`: the (EC)DHE secret;
@@ -30,19 +39,20 @@ export class HandshakeKeys {
     sharedSecret: Uint8Array,
     helloHash: Uint8Array,
   ) {
-    this.secret = new EarlySecret(suite, psk).handshake(sharedSecret);
+    this.into = new SecretBlock(SECRETS_PER_HANDSHAKE * suite.hashLength);
+    this.secret = new EarlySecret(suite, psk, this.into).handshake(sharedSecret);
     this.clientTrafficSecret = this.secret.clientHandshakeTrafficSecret(helloHash);
     this.serverTrafficSecret = this.secret.serverHandshakeTrafficSecret(helloHash);
   }
 
   /** verify_data of the server's Finished (§4.4.4), over ClientHello...server CertificateVerify. */
   serverFinished(transcriptHash: Uint8Array): Uint8Array {
-    return finishedVerifyData(this.suite, this.serverTrafficSecret, transcriptHash);
+    return finishedVerifyData(this.suite, this.serverTrafficSecret, transcriptHash, this.into);
   }
 
   /** verify_data of the client's Finished (§4.4.4), over ClientHello...client CertificateVerify. */
   clientFinished(transcriptHash: Uint8Array): Uint8Array {
-    return finishedVerifyData(this.suite, this.clientTrafficSecret, transcriptHash);
+    return finishedVerifyData(this.suite, this.clientTrafficSecret, transcriptHash, this.into);
   }
 
   /** The next stage, at the server's Finished: `transcriptHash` covers ClientHello...server Finished. */

@@ -35,17 +35,61 @@ function scrubNativeOut(err: unknown): never {
   throw err;
 }
 
+/**
+ * Where one handshake's secrets (or its transcript digests) are kept: views of a few blocks that
+ * belong to that handshake alone, written by the addon in place. A Uint8Array of its own costs
+ * ~265 bytes of heap per 32-byte secret, a view of a block ~105, and a full handshake derives
+ * ~25 of them: the collector's work per connection is what our server pays over node:tls
+ * (docs/architecture.md, "Hot paths"). Never shared between connections (a view's `.buffer`
+ * reaches only its own handshake's secrets), and never the home of bytes handed to the
+ * application (exporters get their own buffer). Native path only: node:crypto returns a new
+ * Buffer per HMAC anyway.
+ */
+export class SecretBlock {
+  private block: Uint8Array = EMPTY;
+  private used = 0;
+  /** `size`: bytes per block, enough for what the owner usually takes (more blocks are made as needed). */
+  constructor(private readonly size: number) {}
+
+  /** `length` fresh bytes (zeros until written). */
+  take(length: number): Uint8Array {
+    if (this.used + length > this.block.length) {
+      this.block = new Uint8Array(Math.max(this.size, length));
+      this.used = 0;
+    }
+    const out = this.block.subarray(this.used, this.used + length);
+    this.used += length;
+    return out;
+  }
+}
+
+/** A native call that failed part-way may have left blocks in `out`: zeroed, then rethrown. */
+function scrub(out: Uint8Array, err: unknown): never {
+  out.fill(0);
+  throw err;
+}
+
 // --- HMAC and HKDF (RFC 2104, RFC 5869) -------------------------------------------------------------
 
 const HASH_LENGTH: Record<HashName, number> = { sha256: 32, sha384: 48 };
+const EMPTY = new Uint8Array(0);
 
-/** HMAC(key, data). */
-export function hmac(hash: HashName, key: Uint8Array, data: Uint8Array): Uint8Array {
-  return truncatedHmac(hash, key, data, HASH_LENGTH[hash]);
+/** HMAC(key, data); with `into`, natively computed there. */
+export function hmac(hash: HashName, key: Uint8Array, data: Uint8Array, into?: SecretBlock): Uint8Array {
+  return truncatedHmac(hash, key, data, HASH_LENGTH[hash], into);
 }
 
 /** The first `length` bytes of HMAC(key, data). */
-function truncatedHmac(hash: HashName, key: Uint8Array, data: Uint8Array, length: number): Uint8Array {
+function truncatedHmac(hash: HashName, key: Uint8Array, data: Uint8Array, length: number, into?: SecretBlock): Uint8Array {
+  if (native && into) {
+    const out = into.take(length);
+    try {
+      native.hmac(NATIVE_HASH[hash], key, data, length, out);
+    } catch (err) {
+      scrub(out, err);
+    }
+    return out;
+  }
   if (native) {
     try {
       native.hmac(NATIVE_HASH[hash], key, data, length, NATIVE_OUT);
@@ -58,8 +102,8 @@ function truncatedHmac(hash: HashName, key: Uint8Array, data: Uint8Array, length
   return mac.length === length ? mac : mac.subarray(0, length);
 }
 
-export function hkdfExtract(hash: HashName, salt: Uint8Array, ikm: Uint8Array): Uint8Array {
-  return hmac(hash, salt, ikm);
+export function hkdfExtract(hash: HashName, salt: Uint8Array, ikm: Uint8Array, into?: SecretBlock): Uint8Array {
+  return hmac(hash, salt, ikm, into);
 }
 
 export function hkdfExpand(hash: HashName, prk: Uint8Array, info: Uint8Array, length: number): Uint8Array {
@@ -89,15 +133,25 @@ export function hkdfExpand(hash: HashName, prk: Uint8Array, info: Uint8Array, le
 const LABEL_PREFIX = Buffer.from('tls13 ', 'latin1');
 const labelCache = new Map<string, Buffer>();
 
-/** HKDF-Expand-Label(Secret, Label, Context, Length) (§7.1). */
+/** HKDF-Expand-Label(Secret, Label, Context, Length) (§7.1); with `into`, natively computed there. */
 export function hkdfExpandLabel(
   hash: HashName,
   secret: Uint8Array,
   label: string,
   context: Uint8Array,
   length: number,
+  into?: SecretBlock,
 ): Uint8Array {
   const l = fullLabel(label);
+  if (native && into) {
+    const out = into.take(length);
+    try {
+      native.hkdfExpandLabel(NATIVE_HASH[hash], secret, l, context, length, out);
+    } catch (err) {
+      scrub(out, err);
+    }
+    return out;
+  }
   if (native) {
     try {
       native.hkdfExpandLabel(NATIVE_HASH[hash], secret, l, context, length, NATIVE_OUT);
@@ -133,8 +187,8 @@ function fullLabel(label: string): Buffer {
 }
 
 /** Derive-Secret(Secret, Label, Messages) with the transcript hash already computed. */
-export function deriveSecret(hash: HashName, secret: Uint8Array, label: string, transcriptHash: Uint8Array): Uint8Array {
-  return hkdfExpandLabel(hash, secret, label, transcriptHash, transcriptHash.length);
+export function deriveSecret(hash: HashName, secret: Uint8Array, label: string, transcriptHash: Uint8Array, into?: SecretBlock): Uint8Array {
+  return hkdfExpandLabel(hash, secret, label, transcriptHash, transcriptHash.length, into);
 }
 
 const emptyHashes = new Map<HashName, Uint8Array>();
@@ -147,8 +201,10 @@ export function emptyHash(hash: HashName): Uint8Array {
   return h;
 }
 
+/** HashLen zeros, as an input only (HKDF salt or IKM): shared, nothing writes to it. */
+const ZEROS: Record<number, Uint8Array> = { 32: new Uint8Array(32), 48: new Uint8Array(48) };
 function zeros(n: number): Uint8Array {
-  return new Uint8Array(n);
+  return ZEROS[n] ?? new Uint8Array(n);
 }
 
 // --- Stages -----------------------------------------------------------------------------------
@@ -167,16 +223,20 @@ function noPskEarlySecret(suite: SuiteParams): { secret: Uint8Array; derived: Ui
   return v;
 }
 
-/** Early Secret = HKDF-Extract(0, PSK or 0^HashLen). */
+/**
+ * Early Secret = HKDF-Extract(0, PSK or 0^HashLen). `into`: where this handshake's secrets are
+ * kept (SecretBlock), passed on to the later stages; without it each secret is its own buffer.
+ */
 export class EarlySecret {
   readonly secret: Uint8Array;
   private readonly derivedSalt: Uint8Array | undefined;
   constructor(
     readonly suite: SuiteParams,
     psk?: Uint8Array,
+    private readonly into?: SecretBlock,
   ) {
     if (psk) {
-      this.secret = hkdfExtract(suite.hash, zeros(suite.hashLength), psk);
+      this.secret = hkdfExtract(suite.hash, zeros(suite.hashLength), psk, into);
     } else {
       const c = noPskEarlySecret(suite);
       this.secret = c.secret;
@@ -187,22 +247,22 @@ export class EarlySecret {
   /** binder_key for a resumption PSK ("res binder") or an external one ("ext binder"). */
   binderKey(kind: 'resumption' | 'external'): Uint8Array {
     const label = kind === 'resumption' ? 'res binder' : 'ext binder';
-    return deriveSecret(this.suite.hash, this.secret, label, emptyHash(this.suite.hash));
+    return deriveSecret(this.suite.hash, this.secret, label, emptyHash(this.suite.hash), this.into);
   }
 
   clientEarlyTrafficSecret(transcriptHash: Uint8Array): Uint8Array {
-    return deriveSecret(this.suite.hash, this.secret, 'c e traffic', transcriptHash);
+    return deriveSecret(this.suite.hash, this.secret, 'c e traffic', transcriptHash, this.into);
   }
 
   earlyExporterMasterSecret(transcriptHash: Uint8Array): Uint8Array {
-    return deriveSecret(this.suite.hash, this.secret, 'e exp master', transcriptHash);
+    return deriveSecret(this.suite.hash, this.secret, 'e exp master', transcriptHash, this.into);
   }
 
   /** Moves to the Handshake stage with the (EC)DHE shared secret (all zeros for psk_ke). */
   handshake(sharedSecret: Uint8Array | undefined): HandshakeSecret {
     const { hash, hashLength } = this.suite;
-    const salt = this.derivedSalt ?? deriveSecret(hash, this.secret, 'derived', emptyHash(hash));
-    return new HandshakeSecret(this.suite, hkdfExtract(hash, salt, sharedSecret ?? zeros(hashLength)));
+    const salt = this.derivedSalt ?? deriveSecret(hash, this.secret, 'derived', emptyHash(hash), this.into);
+    return new HandshakeSecret(this.suite, hkdfExtract(hash, salt, sharedSecret ?? zeros(hashLength), this.into), this.into);
   }
 }
 
@@ -210,21 +270,22 @@ export class HandshakeSecret {
   constructor(
     readonly suite: SuiteParams,
     readonly secret: Uint8Array,
+    private readonly into?: SecretBlock,
   ) {}
 
   /** Transcript: ClientHello...ServerHello. */
   clientHandshakeTrafficSecret(transcriptHash: Uint8Array): Uint8Array {
-    return deriveSecret(this.suite.hash, this.secret, 'c hs traffic', transcriptHash);
+    return deriveSecret(this.suite.hash, this.secret, 'c hs traffic', transcriptHash, this.into);
   }
 
   serverHandshakeTrafficSecret(transcriptHash: Uint8Array): Uint8Array {
-    return deriveSecret(this.suite.hash, this.secret, 's hs traffic', transcriptHash);
+    return deriveSecret(this.suite.hash, this.secret, 's hs traffic', transcriptHash, this.into);
   }
 
   master(): MasterSecret {
     const { hash, hashLength } = this.suite;
-    const salt = deriveSecret(hash, this.secret, 'derived', emptyHash(hash));
-    return new MasterSecret(this.suite, hkdfExtract(hash, salt, zeros(hashLength)));
+    const salt = deriveSecret(hash, this.secret, 'derived', emptyHash(hash), this.into);
+    return new MasterSecret(this.suite, hkdfExtract(hash, salt, zeros(hashLength), this.into), this.into);
   }
 }
 
@@ -232,24 +293,25 @@ export class MasterSecret {
   constructor(
     readonly suite: SuiteParams,
     readonly secret: Uint8Array,
+    private readonly into?: SecretBlock,
   ) {}
 
   /** Transcript: ClientHello...server Finished. */
   clientApplicationTrafficSecret(transcriptHash: Uint8Array): Uint8Array {
-    return deriveSecret(this.suite.hash, this.secret, 'c ap traffic', transcriptHash);
+    return deriveSecret(this.suite.hash, this.secret, 'c ap traffic', transcriptHash, this.into);
   }
 
   serverApplicationTrafficSecret(transcriptHash: Uint8Array): Uint8Array {
-    return deriveSecret(this.suite.hash, this.secret, 's ap traffic', transcriptHash);
+    return deriveSecret(this.suite.hash, this.secret, 's ap traffic', transcriptHash, this.into);
   }
 
   exporterMasterSecret(transcriptHash: Uint8Array): Uint8Array {
-    return deriveSecret(this.suite.hash, this.secret, 'exp master', transcriptHash);
+    return deriveSecret(this.suite.hash, this.secret, 'exp master', transcriptHash, this.into);
   }
 
   /** Transcript: ClientHello...client Finished. */
   resumptionMasterSecret(transcriptHash: Uint8Array): Uint8Array {
-    return deriveSecret(this.suite.hash, this.secret, 'res master', transcriptHash);
+    return deriveSecret(this.suite.hash, this.secret, 'res master', transcriptHash, this.into);
   }
 }
 
@@ -267,7 +329,6 @@ export function trafficKeys(suite: SuiteParams, secret: Uint8Array): TrafficKeys
     iv: hkdfExpandLabel(suite.hash, secret, 'iv', EMPTY, suite.ivLength),
   };
 }
-const EMPTY = new Uint8Array(0);
 
 /** application_traffic_secret_N+1 (§7.2). */
 export function nextTrafficSecret(suite: SuiteParams, secret: Uint8Array): Uint8Array {
@@ -275,9 +336,9 @@ export function nextTrafficSecret(suite: SuiteParams, secret: Uint8Array): Uint8
 }
 
 /** verify_data = HMAC(finished_key, transcript hash) (§4.4.4); also PSK binders. */
-export function finishedVerifyData(suite: SuiteParams, baseKey: Uint8Array, transcriptHash: Uint8Array): Uint8Array {
-  const finishedKey = hkdfExpandLabel(suite.hash, baseKey, 'finished', EMPTY, suite.hashLength);
-  return hmac(suite.hash, finishedKey, transcriptHash);
+export function finishedVerifyData(suite: SuiteParams, baseKey: Uint8Array, transcriptHash: Uint8Array, into?: SecretBlock): Uint8Array {
+  const finishedKey = hkdfExpandLabel(suite.hash, baseKey, 'finished', EMPTY, suite.hashLength, into);
+  return hmac(suite.hash, finishedKey, transcriptHash, into);
 }
 
 /** Constant-time comparison of a received Finished/binder with the expected one. */
@@ -316,19 +377,30 @@ interface RunningHash {
   digest(extra?: Uint8Array): Uint8Array;
 }
 
-/** On the native addon: one EVP_MD_CTX, copied into a scratch context for each digest. */
+/**
+ * On the native addon: one EVP_MD_CTX, copied into a scratch context for each digest. Digests
+ * are written into this transcript's own SecretBlock (a server takes five or six per handshake).
+ */
 class NativeRunningHash implements RunningHash {
   private readonly transcript: NativeTranscript;
+  private readonly digests: SecretBlock;
+  private readonly length: number;
   constructor(hash: HashName) {
     this.transcript = native!.transcriptCreate(NATIVE_HASH[hash]);
+    this.length = HASH_LENGTH[hash];
+    this.digests = new SecretBlock(DIGESTS_PER_BLOCK * this.length);
   }
   update(data: Uint8Array): void {
     native!.transcriptUpdate(this.transcript, data);
   }
   digest(extra: Uint8Array = EMPTY): Uint8Array {
-    return NATIVE_OUT.slice(0, native!.transcriptDigest(this.transcript, extra, NATIVE_OUT));
+    const out = this.digests.take(this.length);
+    native!.transcriptDigest(this.transcript, extra, out);
+    return out;
   }
 }
+/** A full server handshake takes 5 digests, a client's 4 to 6. */
+const DIGESTS_PER_BLOCK = 6;
 
 class NodeRunningHash implements RunningHash {
   private readonly hash: Hash;
@@ -359,7 +431,8 @@ function runningHash(name: HashName): RunningHash {
 export class Transcript {
   private hash: RunningHash | undefined;
   private hashName: HashName | undefined;
-  private pending: Uint8Array[] = [];
+  /** Messages added before `start` (the client's first ClientHello). */
+  private pending: Uint8Array[] | undefined;
   /** The digest of everything added so far, once asked for (until the next `add`). */
   private snapshot: Uint8Array | undefined;
 
@@ -367,8 +440,8 @@ export class Transcript {
     if (this.hash) return;
     this.hashName = hash;
     this.hash = runningHash(hash);
-    for (const m of this.pending) this.hash.update(m);
-    this.pending = [];
+    if (this.pending) for (const m of this.pending) this.hash.update(m);
+    this.pending = undefined;
   }
 
   get started(): boolean {
@@ -379,7 +452,7 @@ export class Transcript {
   add(message: Uint8Array): void {
     this.snapshot = undefined;
     if (this.hash) this.hash.update(message);
-    else this.pending.push(message);
+    else (this.pending ??= []).push(message);
   }
 
   /** Hash of everything added so far (the running hash continues). Do not modify the result. */

@@ -1,8 +1,10 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { X509Certificate, createECDH, createPrivateKey, createPublicKey, diffieHellman } from 'node:crypto';
+import { HandshakeKeys } from '../../../src/tls/handshake-keys.js';
 import {
   EarlySecret,
+  SecretBlock,
   Transcript,
   finishedVerifyData,
   resumptionPsk,
@@ -102,6 +104,53 @@ void test('RFC 8448 §3: the simple 1-RTT key schedule, transcript hashes and Fi
   assert.equal(toHex(rms), simple.resumptionMasterSecret);
   const ticket = decodeNewSessionTicket(body(simple.newSessionTicket));
   assert.equal(toHex(resumptionPsk(suite, rms, ticket.nonce)), simple.resumptionPsk);
+});
+
+void test('RFC 8448 §3: HandshakeKeys and ApplicationKeys (secrets kept in one SecretBlock) give the trace\'s secrets, none overwriting another', () => {
+  const t = new Transcript();
+  t.start(suite.hash);
+  t.add(hex(simple.clientHello));
+  t.add(hex(simple.serverHello));
+  const helloHash = t.current();
+  const keys = new HandshakeKeys(suite, undefined, hex(simple.sharedSecret), helloHash);
+  t.add(hex(simple.encryptedExtensions));
+  t.add(hex(simple.certificate));
+  t.add(hex(simple.certificateVerify));
+  const serverFinished = keys.serverFinished(t.current());
+  t.add(hex(simple.serverFinished));
+  const serverFinishedHash = t.current();
+  const app = keys.application(serverFinishedHash);
+  const clientFinished = keys.clientFinished(serverFinishedHash);
+  t.add(hex(simple.clientFinished));
+  const rms = app.resumptionMasterSecret(t.current());
+  // Checked after all were derived: a later output written over an earlier one would show here.
+  assert.equal(toHex(helloHash), simple.helloHash);
+  assert.equal(toHex(keys.clientTrafficSecret), simple.clientHandshakeTrafficSecret);
+  assert.equal(toHex(keys.serverTrafficSecret), simple.serverHandshakeTrafficSecret);
+  assert.equal(toHex(serverFinished), simple.serverFinishedVerifyData);
+  assert.equal(toHex(app.clientTrafficSecret), simple.clientApplicationTrafficSecret);
+  assert.equal(toHex(app.serverTrafficSecret), simple.serverApplicationTrafficSecret);
+  assert.equal(toHex(app.exporterMasterSecret()), simple.exporterMasterSecret);
+  assert.equal(toHex(clientFinished), simple.clientFinishedVerifyData);
+  assert.equal(toHex(rms), simple.resumptionMasterSecret);
+});
+
+void test('SecretBlock: views of `length` fresh bytes, disjoint, a new block when one is full', () => {
+  const block = new SecretBlock(64);
+  const a = block.take(32);
+  const b = block.take(32);
+  const c = block.take(48);
+  assert.deepEqual([a.length, b.length, c.length], [32, 32, 48]);
+  assert.equal(a.buffer, b.buffer);
+  assert.notEqual(c.buffer, a.buffer);
+  a.fill(1);
+  b.fill(2);
+  c.fill(3);
+  assert.ok(a.every((x) => x === 1) && b.every((x) => x === 2) && c.every((x) => x === 3));
+  // Larger than a block: a block of its own.
+  assert.equal(block.take(100).length, 100);
+  // Another handshake's block never shares a buffer with this one.
+  assert.notEqual(new SecretBlock(64).take(32).buffer, a.buffer);
 });
 
 void test('RFC 8448 §3: every message of the trace decodes, and the CertificateVerify verifies', () => {
