@@ -183,31 +183,49 @@ export const DEFAULT_VERIFY_SCHEMES: readonly number[] = [
   SignatureScheme.mldsa87,
 ];
 
-/**
- * What ServerHello settled: the handshake data every later state carries, created once and
- * passed on, never copied (the transcript runs on; the key schedule's next stage is a new object).
- */
-interface ServerHandshake {
-  readonly hello: ClientHello;
+/** What ServerHello settled that the rest of the handshake and the connection's info need. */
+interface Negotiated {
   readonly suite: SuiteParams;
   readonly group: number;
   readonly alpn: string | undefined;
+  readonly servername: string | undefined;
   /** The session resumed, when a PSK was accepted. */
   readonly resumed: TicketState | undefined;
   readonly helloRetry: boolean;
+}
+
+/**
+ * From ServerHello to our Finished: the handshake data every step of the flight uses, created
+ * once and passed on, never copied (the transcript runs on; the key schedule's next stage is a
+ * new object).
+ */
+interface ServerHandshake extends Negotiated {
+  readonly hello: ClientHello;
   readonly transcript: Transcript;
   readonly keys: HandshakeKeys;
 }
 
-/** After our Finished: what the client's flight is checked against. */
-interface SentFlight {
-  readonly hs: ServerHandshake;
+/** With client authentication: the transcript and handshake keys that check the client's flight. */
+interface ClientAuthCheck {
+  readonly transcript: Transcript;
+  readonly keys: HandshakeKeys;
+}
+
+/**
+ * After our Finished, while the client's flight is awaited (a round trip: this is what every
+ * handshake in flight keeps through the collections meanwhile). Without client authentication
+ * the client's Finished is known in advance and our tickets went out with the flight (§4.6.1, see
+ * sendFinished), so that is all of the handshake kept: the ClientHello (and the read it is a view
+ * of), the transcript and the handshake keys are left to the collector.
+ */
+interface SentFlight<C extends ClientAuthCheck | KnownClientFinished = ClientAuthCheck | KnownClientFinished> extends Negotiated {
   readonly app: ApplicationKeys;
   readonly serverMode: HandshakeMode;
-  /** Without client authentication the client's Finished is known in advance. */
-  readonly expectedClientFinished: Uint8Array | undefined;
-  /** Our tickets went out with the flight (§4.6.1, see sendFinished). */
-  readonly ticketsSent: boolean;
+  readonly client: C;
+}
+
+interface KnownClientFinished {
+  readonly finished: Uint8Array;
 }
 
 /**
@@ -240,8 +258,8 @@ type ServerState =
   | { readonly kind: 'ExpectClientHello' }
   | { readonly kind: 'ExpectSecondClientHello'; readonly retry: RetryState }
   | { readonly kind: 'SendingFlight' }
-  | { readonly kind: 'ExpectCertificate'; readonly flight: SentFlight }
-  | { readonly kind: 'ExpectCertificateVerify'; readonly flight: SentFlight; readonly peer: AuthenticatedPeer }
+  | { readonly kind: 'ExpectCertificate'; readonly flight: SentFlight<ClientAuthCheck> }
+  | { readonly kind: 'ExpectCertificateVerify'; readonly flight: SentFlight<ClientAuthCheck>; readonly peer: AuthenticatedPeer }
   | {
       readonly kind: 'ExpectFinished';
       readonly flight: SentFlight;
@@ -543,13 +561,14 @@ export class ServerConnection extends Connection<ServerState> {
     this.records.setReader(new RecordOpener(suite, keys.clientTrafficSecret));
     // We never accept 0-RTT; skip the client's early data records (§4.2.10).
     if (hello.extensions.earlyData) this.records.skipEarlyDataBudget = 1 << 16;
-    return { hello, suite, group, alpn, resumed: resumed?.state, helloRetry: retry !== undefined, transcript, keys };
+    const servername = hello.extensions.serverName;
+    return { hello, suite, group, alpn, servername, resumed: resumed?.state, helloRetry: retry !== undefined, transcript, keys };
   }
 
   // --- §4.3.1 EncryptedExtensions ---------------------------------------------------------------------
 
   private sendEncryptedExtensions(hs: ServerHandshake): void {
-    const serverNameAck = hs.hello.extensions.serverName !== undefined && !hs.resumed;
+    const serverNameAck = hs.servername !== undefined && !hs.resumed;
     this.queueHandshake(hs.transcript, this.config.encryptedExtensions(serverNameAck, hs.alpn));
   }
 
@@ -592,26 +611,30 @@ export class ServerConnection extends Connection<ServerState> {
     const app = hs.keys.application(th);
     this.logApplicationKeys(hs.hello.random, app);
     this.records.setWriter(new RecordSealer(hs.suite, app.serverTrafficSecret));
-    const clientAuth = this.config.options.requestCert === true && !hs.resumed;
-    const expectedClientFinished = clientAuth ? undefined : hs.keys.clientFinished(th);
+    const { suite, group, alpn, servername, resumed, helloRetry } = hs;
+    if (this.config.options.requestCert === true && !resumed) {
+      const client = { transcript: hs.transcript, keys: hs.keys };
+      this.state = { kind: 'ExpectCertificate', flight: { suite, group, alpn, servername, resumed, helloRetry, app, serverMode, client } };
+      return;
+    }
+    const finished = hs.keys.clientFinished(th);
     // §4.6.1: a server that does not authenticate the client MAY compute the rest of the
     // transcript (the client's Finished is determined) and send its tickets right after its
     // Finished: they leave in the same write as the flight instead of one of their own.
-    const ticketsSent = expectedClientFinished !== undefined && this.config.sessionTickets > 0;
-    if (ticketsSent) {
-      const clientFinished = frameHandshake(HandshakeType.finished, expectedClientFinished);
+    if (this.config.sessionTickets > 0) {
+      const clientFinished = frameHandshake(HandshakeType.finished, finished);
       this.sendTickets(hs, undefined, app.resumptionMasterSecret(hs.transcript.currentWith(clientFinished)));
     }
-    const flight: SentFlight = { hs, app, serverMode, expectedClientFinished, ticketsSent };
-    this.state = clientAuth ? { kind: 'ExpectCertificate', flight } : { kind: 'ExpectFinished', flight, peer: undefined, clientMode: undefined };
+    const flight: SentFlight = { suite, group, alpn, servername, resumed, helloRetry, app, serverMode, client: { finished } };
+    this.state = { kind: 'ExpectFinished', flight, peer: undefined, clientMode: undefined };
   }
 
   // --- client authentication: §4.4.2, §4.4.3 ----------------------------------------------------------------
 
-  private onClientCertificate(flight: SentFlight, body: Uint8Array, raw: Uint8Array): void {
+  private onClientCertificate(flight: SentFlight<ClientAuthCheck>, body: Uint8Array, raw: Uint8Array): void {
     const msg = decodeCertificate(body);
     if (msg.context.length !== 0) throw new PeerMisbehaved('CertificateRequestContextMismatch', 'certificate_request_context mismatch');
-    flight.hs.transcript.add(raw);
+    flight.client.transcript.add(raw);
     const rejectUnauthorized = this.config.options.rejectUnauthorized ?? true;
     if (msg.entries.length === 0) {
       if (rejectUnauthorized) throw new CertificateRequired('client sent no certificate');
@@ -630,10 +653,10 @@ export class ServerConnection extends Connection<ServerState> {
     this.state = { kind: 'ExpectCertificateVerify', flight, peer };
   }
 
-  private onClientCertificateVerify(flight: SentFlight, peer: AuthenticatedPeer, body: Uint8Array, raw: Uint8Array): void {
+  private onClientCertificateVerify(flight: SentFlight<ClientAuthCheck>, peer: AuthenticatedPeer, body: Uint8Array, raw: Uint8Array): void {
     const cv = decodeCertificateVerify(body);
-    const clientMode = checkCertificateVerify(cv, peer.key, 'client', flight.hs.transcript.current());
-    flight.hs.transcript.add(raw);
+    const clientMode = checkCertificateVerify(cv, peer.key, 'client', flight.client.transcript.current());
+    flight.client.transcript.add(raw);
     this.state = { kind: 'ExpectFinished', flight, peer, clientMode };
   }
 
@@ -641,34 +664,38 @@ export class ServerConnection extends Connection<ServerState> {
 
   private onClientFinished(st: StateOf<'ExpectFinished'>, body: Uint8Array, raw: Uint8Array): void {
     const { flight, peer, clientMode } = st;
-    const { hs, app } = flight;
-    const received = decodeFinished(body, hs.suite.hashLength);
-    const expected = flight.expectedClientFinished ?? hs.keys.clientFinished(hs.transcript.current());
+    const { app, client } = flight;
+    const received = decodeFinished(body, flight.suite.hashLength);
+    const known = 'finished' in client;
+    const expected = known ? client.finished : client.keys.clientFinished(client.transcript.current());
     if (!verifyDataEqual(expected, received)) throw new PeerMisbehaved('IncorrectFinished', 'client Finished does not verify');
-    hs.transcript.add(raw);
-    this.records.setReader(new RecordOpener(hs.suite, app.clientTrafficSecret));
-    const sendTickets = !flight.ticketsSent && this.config.sessionTickets > 0;
-    const resumptionMasterSecret = sendTickets ? app.resumptionMasterSecret(hs.transcript.current()) : undefined;
+    // Known in advance: the tickets went out with our flight (or none are sent).
+    let resumptionMasterSecret: Uint8Array | undefined;
+    if (!known && this.config.sessionTickets > 0) {
+      client.transcript.add(raw);
+      resumptionMasterSecret = app.resumptionMasterSecret(client.transcript.current());
+    }
+    this.records.setReader(new RecordOpener(flight.suite, app.clientTrafficSecret));
     this.state = { kind: 'Connected' };
     // A resumed session carries the client certificate that was verified in the original handshake.
-    const resumedCert = hs.resumed && hs.resumed.clientCertificate.length > 0 ? hs.resumed.clientCertificate : undefined;
+    const resumedCert = flight.resumed && flight.resumed.clientCertificate.length > 0 ? flight.resumed.clientCertificate : undefined;
     const peerChain = peer?.chain ?? (resumedCert ? [resumedCert] : []);
     this.completeHandshake(
       {
-        suite: hs.suite,
+        suite: flight.suite,
         readSecret: app.clientTrafficSecret,
         writeSecret: app.serverTrafficSecret,
         exporterMasterSecret: () => app.exporterMasterSecret(),
       },
       {
         version: 'TLSv1.3',
-        cipherSuite: hs.suite.id,
-        cipherSuiteName: hs.suite.name,
-        group: hs.group,
-        alpnProtocol: hs.alpn,
-        servername: hs.hello.extensions.serverName,
-        resumed: hs.resumed !== undefined,
-        helloRetryRequest: hs.helloRetry,
+        cipherSuite: flight.suite.id,
+        cipherSuiteName: flight.suite.name,
+        group: flight.group,
+        alpnProtocol: flight.alpn,
+        servername: flight.servername,
+        resumed: flight.resumed !== undefined,
+        helloRetryRequest: flight.helloRetry,
         peerCertificates: peerChain,
         peerAuthorized: peer?.authorized ?? resumedCert !== undefined,
         peerAuthorizationError: peer ? peer.authorizationError : undefined,
@@ -676,7 +703,7 @@ export class ServerConnection extends Connection<ServerState> {
         clientMode,
       },
     );
-    if (resumptionMasterSecret) this.sendTickets(hs, peer, resumptionMasterSecret);
+    if (resumptionMasterSecret) this.sendTickets(flight, peer, resumptionMasterSecret);
   }
 
   /**
@@ -686,7 +713,7 @@ export class ServerConnection extends Connection<ServerState> {
    * handshake that authenticated us never outlives the lifetime given then (§4.6.1 recommends a
    * limit on that total), and the client certificate it verified is carried along.
    */
-  private sendTickets(hs: ServerHandshake, peer: AuthenticatedPeer | undefined, resumptionMasterSecret: Uint8Array): void {
+  private sendTickets(hs: Negotiated, peer: AuthenticatedPeer | undefined, resumptionMasterSecret: Uint8Array): void {
     const now = this.config.nowMs();
     const lifetimeSeconds = hs.resumed
       ? Math.min(this.config.ticketLifetimeSeconds, Math.floor((hs.resumed.issuedAt + hs.resumed.lifetimeSeconds * 1000 - now) / 1000))
@@ -702,7 +729,7 @@ export class ServerConnection extends Connection<ServerState> {
         issuedAt: now,
         ageAdd,
         lifetimeSeconds,
-        servername: hs.hello.extensions.serverName ?? '',
+        servername: hs.servername ?? '',
         alpnProtocol: hs.alpn ?? '',
         // Only a verified client certificate is carried over to resumed sessions.
         clientCertificate,

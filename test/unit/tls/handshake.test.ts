@@ -1,5 +1,7 @@
 import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
+import { setFlagsFromString } from 'node:v8';
+import { runInNewContext } from 'node:vm';
 import { ClientConfig, ClientConnection, type ClientOptions } from '../../../src/tls/client.js';
 import { ServerConfig, ServerConnection, type ServerOptions } from '../../../src/tls/server.js';
 import { AlertDescription } from '../../../src/tls/alerts.js';
@@ -727,5 +729,32 @@ void describe('a first ClientHello decoded by the caller (the sidecar peeked at 
     });
     assertConnected(pair);
     assert.equal(serverInfo(pair).servername, 'localhost');
+  });
+});
+
+void describe('what a server keeps while it awaits the client\'s Finished', () => {
+  /** A server that has sent its flight for a ClientHello it was handed decoded; a WeakRef to that decoding. */
+  async function serverAfterFlight(client: Endpoint, options: ServerOptions): Promise<{ server: Endpoint; hello: WeakRef<object> }> {
+    const record = client.drain()[0]!;
+    const body = record.subarray(5 + 4);
+    const hello = decodeClientHello(body);
+    const server = new Endpoint(new ServerConnection(options, { clientHello: { body, hello } }));
+    server.take(server.conn.feed(record));
+    await server.settle();
+    assert.ok(server.outbox.length > 0, 'the server sent its flight');
+    return { server, hello: new WeakRef(hello) };
+  }
+
+  void test('not the ClientHello: its decoding is collected after the flight, and the handshake still completes', async () => {
+    setFlagsFromString('--expose-gc');
+    const gc = runInNewContext('gc') as () => void;
+    const client = new Endpoint(new ClientConnection(await clientOptions()));
+    const { server, hello } = await serverAfterFlight(client, await serverOptions());
+    // A WeakRef is cleared only after the job that made it, and by a full collection.
+    await new Promise((resolve) => setImmediate(resolve));
+    gc();
+    assert.equal(hello.deref(), undefined, 'the decoded ClientHello is still reachable from the server');
+    await pump({ client, server });
+    assertConnected({ client, server });
   });
 });
