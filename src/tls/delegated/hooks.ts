@@ -64,15 +64,27 @@ function details(entry: { readonly dcCertVerifyAlgorithm: number; readonly expir
   };
 }
 
+/**
+ * The choice for a credential of a set: the same for every handshake that serves it, so made
+ * once per entry (allocation per handshake is what the collector costs a server,
+ * docs/architecture.md "Hot paths"); the Certificate message built from it is cached by the
+ * server per chain and the identity of the credential's encoded bytes.
+ */
+const choices = new WeakMap<DelegatedCredentialEntry, { readonly set: DelegatedCredentialSet; readonly choice: CredentialChoice }>();
+
 function choiceFor(set: DelegatedCredentialSet, entry: DelegatedCredentialEntry): CredentialChoice {
-  return {
+  const cached = choices.get(entry);
+  if (cached && cached.set === set) return cached.choice;
+  const choice: CredentialChoice = Object.freeze({
     certificateChain: set.certificateChain,
-    leafExtensions: [{ type: ExtensionType.delegated_credential, data: entry.encoded }],
+    leafExtensions: Object.freeze([Object.freeze({ type: ExtensionType.delegated_credential, data: entry.encoded })]),
     signer: entry.signer,
     scheme: entry.dcCertVerifyAlgorithm,
     label: DELEGATED_CREDENTIAL_LABEL,
-    details: details(entry),
-  };
+    details: Object.freeze(details(entry)),
+  });
+  choices.set(entry, { set, choice });
+  return choice;
 }
 
 /** A certificate without DNS names is served for any name, as before; else matchesServerName decides. */

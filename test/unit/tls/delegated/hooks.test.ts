@@ -58,6 +58,16 @@ void describe('delegated credential hooks', () => {
     assert.deepEqual(choice.leafExtensions?.[0]?.data, sets.get('server')!.entries[0]!.encoded);
   });
 
+  void it('makes the choice for a credential once: the same frozen object for every handshake that serves it', () => {
+    const set = sets.get('server')!;
+    const select = delegatedCredentialSelector(set);
+    const first = select(hello('www.example.test', [S.ed25519]), fallback) as CredentialChoice;
+    const second = delegatedCredentialSelector(set)(hello(undefined, [S.ed25519]), fallback) as CredentialChoice;
+    assert.equal(second, first);
+    assert.ok(Object.isFrozen(first) && Object.isFrozen(first.leafExtensions) && Object.isFrozen(first.details));
+    assert.equal(first.leafExtensions?.[0]?.data, set.entries[0]!.encoded);
+  });
+
   void it('falls back for a server name the certificate does not cover, and serves for one it does', () => {
     const select = delegatedCredentialSelector(sets.get('server')!);
     assert.equal(select(hello('other.test', [S.ed25519]), fallback), FALLBACK);
