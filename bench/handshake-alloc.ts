@@ -6,6 +6,7 @@
  *   npx tsc -p tsconfig.json
  *   node --expose-gc dist/bench/handshake-alloc.js [dist=dist] [handshakes=400]
  *   node --expose-gc dist/bench/handshake-alloc.js [dist=dist] [handshakes=400] sites   # + top allocation sites
+ *   BENCH_GROUP=X25519MLKEM768 node --expose-gc dist/bench/handshake-alloc.js ...          # another key exchange group
  *
  * Counting: a full GC before each handshake, then the growth of V8's used heap size (and of
  * external memory: Buffer backing stores) across each of the server's calls (constructor, feed,
@@ -30,6 +31,8 @@ const handshakes = Number(countText);
 const PAYLOAD = new Uint8Array(32);
 const NO_KEYLOG = Object.assign(() => undefined, { enabled: () => false });
 const gc = (globalThis as { gc?: () => void }).gc;
+/** The key exchange group (a NamedGroup name): BENCH_GROUP=X25519MLKEM768 for the hybrid. */
+const GROUP = process.env.BENCH_GROUP ?? 'x25519';
 
 let heapBytes = 0;
 let externalBytes = 0;
@@ -169,7 +172,9 @@ async function main(): Promise<void> {
   const ca = await issueCertificate({ commonName: 'alloc bench CA', isCA: true }, 'ecdsa-p256');
   const leaf = await issueCertificate({ commonName: 'localhost', dnsNames: ['localhost'], extendedKeyUsage: ['serverAuth'] }, 'ecdsa-p256', asIssuer(ca));
   const server = new tls.ServerConfig({ certificates: [{ cert: leaf.pem, key: leaf.key.privateKeyPem }] });
-  const client = new tls.ClientConfig({ rejectUnauthorized: false, servername: 'localhost', groups: [tls.NamedGroup.x25519, tls.NamedGroup.secp256r1], keyShareGroups: [tls.NamedGroup.x25519] });
+  const group = tls.NamedGroup[GROUP as keyof typeof tls.NamedGroup];
+  if (typeof group !== 'number') throw new Error(`BENCH_GROUP=${GROUP} is not a NamedGroup name`);
+  const client = new tls.ClientConfig({ rejectUnauthorized: false, servername: 'localhost', groups: [group, tls.NamedGroup.secp256r1], keyShareGroups: [group] });
   for (let i = 0; i < 300; i++) oneHandshake(tls, server, client); // warm: optimised code allocates less
   // The counting call's own cost: one empty serverStep.
   const empty: number[] = [];
@@ -196,7 +201,7 @@ async function main(): Promise<void> {
     heap.push(heapBytes - calls * overhead);
     external.push(externalBytes);
   }
-  console.log(`# server allocation per full TLS 1.3 handshake (x25519, P-256), in memory; build ${dist}; ${handshakes} handshakes (${dropped} dropped: a GC ran); node ${process.version}; load ${loadAverage()}`);
+  console.log(`# server allocation per full TLS 1.3 handshake (${GROUP}, P-256), in memory; build ${dist}; ${handshakes} handshakes (${dropped} dropped: a GC ran); node ${process.version}; load ${loadAverage()}`);
   console.log(`heap bytes/handshake (median): ${median(heap).toFixed(0)} (counting overhead ${overhead} bytes per server call subtracted); external bytes/handshake (median): ${median(external).toFixed(0)}`);
   const rounds = (make: () => Tls.ServerConnection): string => {
     const r = [0, 1, 2, 3, 4].map(() => retained(make, 200));

@@ -149,6 +149,11 @@ function nativeSecret(name: string, derive: () => Uint8Array): Uint8Array {
   }
 }
 
+/** The addon's answer to a peer's share: our share into `publicOut` (exactly the share's length), the secret returned. */
+function respondNatively(params: { readonly id: NativeGroup; readonly name: string }, peerShare: Uint8Array, publicOut: Uint8Array): Uint8Array {
+  return nativeSecret(params.name, () => native!.ecdhRespond(params.id, peerShare, publicOut));
+}
+
 /** A client share whose private key the addon holds. */
 class NativeShare implements KeyShare {
   readonly publicKey: Uint8Array;
@@ -171,8 +176,7 @@ function respondToEcdh(group: number, peerShare: Uint8Array): KeyShareResponse |
   const params = native ? NATIVE_GROUPS.get(group) : undefined;
   if (params) {
     const publicKey = Buffer.allocUnsafe(params.shareLength);
-    const secret = nativeSecret(params.name, () => native!.ecdhRespond(params.id, peerShare, publicKey));
-    return { publicKey, secret };
+    return { publicKey, secret: respondNatively(params, peerShare, publicKey) };
   }
   const share = generateKeyShare(group);
   if (!share) return undefined;
@@ -251,7 +255,8 @@ class HybridShare implements KeyShare {
 /** Server side of a hybrid: encapsulate to the client's ML-KEM key, answer its ECDH share. */
 function respondToHybrid(layout: HybridLayout, clientShare: Uint8Array): KeyShareResponse {
   const { kem, ecdh } = splitHybrid(layout, clientShare, MLKEM768_ENCAPSULATION_KEY, 'hybrid client share');
-  if (native) return respondToHybridNatively(layout, kem, ecdh);
+  const answered = native ? respondToHybridNatively(layout, kem, ecdh) : undefined;
+  if (answered) return answered;
   let encapsulationKey: KeyObject;
   try {
     encapsulationKey = createPublicKey({ key: kem, format: 'raw-public', asymmetricKeyType: 'ml-kem-768' } as unknown as Parameters<typeof createPublicKey>[0]);
@@ -264,20 +269,28 @@ function respondToHybrid(layout: HybridLayout, clientShare: Uint8Array): KeyShar
   return { publicKey: joinHybrid(layout, ciphertext, ours.publicKey), secret: joinHybrid(layout, sharedKey, ours.secret) };
 }
 
-/** The same on the addon: the encapsulation key is imported (FIPS 203 checks) by OpenSSL directly. */
-function respondToHybridNatively(layout: HybridLayout, kem: Uint8Array, ecdh: Uint8Array): KeyShareResponse {
-  const ciphertext = Buffer.allocUnsafe(MLKEM768_CIPHERTEXT);
-  const ours = respondToEcdh(layout.ecdhGroup, ecdh)!;
+/**
+ * The same on the addon: the encapsulation key is imported (FIPS 203 checks) by OpenSSL directly,
+ * and the ciphertext and our ECDH share are written in place into our hybrid share (no join).
+ */
+function respondToHybridNatively(layout: HybridLayout, kem: Uint8Array, ecdh: Uint8Array): KeyShareResponse | undefined {
+  const params = NATIVE_GROUPS.get(layout.ecdhGroup);
+  if (!params) return undefined;
+  const publicKey = Buffer.allocUnsafe(MLKEM768_CIPHERTEXT + layout.ecdhLength);
+  const kemAt = layout.kemFirst ? 0 : layout.ecdhLength;
+  const ecdhAt = layout.kemFirst ? MLKEM768_CIPHERTEXT : 0;
+  // The ECDH half first: a bad point or a zero X25519 secret costs no encapsulation.
+  const ecdhSecret = respondNatively(params, ecdh, publicKey.subarray(ecdhAt, ecdhAt + layout.ecdhLength));
   let sharedKey: Uint8Array;
   try {
-    sharedKey = native!.mlkemEncapsulate(kem, ciphertext);
+    sharedKey = native!.mlkemEncapsulate(kem, publicKey.subarray(kemAt, kemAt + MLKEM768_CIPHERTEXT));
   } catch (e) {
     if ((e as { code?: unknown }).code === 'ERR_TLS_NATIVE_BAD_SHARE') {
       throw new PeerMisbehaved('InvalidKeyShare', 'ML-KEM-768 encapsulation key fails the FIPS 203 modulus check', { cause: e });
     }
     throw e;
   }
-  return { publicKey: joinHybrid(layout, ciphertext, ours.publicKey), secret: joinHybrid(layout, sharedKey, ours.secret) };
+  return { publicKey, secret: joinHybrid(layout, sharedKey, ecdhSecret) };
 }
 
 /** Generates a fresh client share for `group`; undefined for groups we do not implement. */
