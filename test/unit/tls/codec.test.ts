@@ -1,7 +1,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { generateKeyPairSync, createPublicKey } from 'node:crypto';
-import { Reader, Writer, encode } from '../../../src/tls/codec.js';
+import { Reader, Writer, allocUnfilled, encode } from '../../../src/tls/codec.js';
 import { DecodeError, InternalError } from '../../../src/tls/errors.js';
 import { createKeySigner } from '../../../src/tls/signer.js';
 import { SignatureScheme } from '../../../src/tls/constants.js';
@@ -92,3 +92,19 @@ for (const [name, gen, scheme] of [
     assert.ok(!verifySignature(scheme, createPublicKey(privateKey), Uint8Array.of(1), sig));
   });
 }
+
+void test('allocUnfilled: Uint8Arrays (not Buffers) of the length asked, never overlapping, large ones on their own', () => {
+  const a = allocUnfilled(5);
+  const b = allocUnfilled(3);
+  assert.equal(Object.getPrototypeOf(a), Uint8Array.prototype);
+  assert.deepEqual([a.length, b.length], [5, 3]);
+  a.fill(1);
+  b.fill(2);
+  assert.ok(a.every((x) => x === 1));
+  // Many small arrays, spanning more than one pool: each keeps what was written to it.
+  const many = Array.from({ length: 3000 }, (_, i) => allocUnfilled(40).fill(i & 0xff));
+  assert.ok(many.every((m, i) => m.length === 40 && m.every((x) => x === (i & 0xff))));
+  const large = allocUnfilled(100_000);
+  assert.equal(large.length, 100_000);
+  assert.equal(large.byteOffset, 0);
+});
