@@ -37,15 +37,30 @@ export function createKeySigner(key: KeyObject): Signer {
     throw new TypeError(`unsupported key type for TLS 1.3 signing: ${key.asymmetricKeyType ?? 'unknown'}`);
   }
   const tls12Schemes = tls12SchemesForKey(key);
+  // The node:crypto arguments of each scheme the key offers, made once: per signature they cost
+  // a key-details object and an options object (allocation per handshake is what the collector
+  // costs a server, docs/architecture.md "Hot paths"). node:crypto does not change them.
+  const prepared = new Map<number, SignArguments>();
+  for (const scheme of [...schemes, ...tls12Schemes]) prepared.set(scheme, signArguments(key, scheme));
   return {
     schemes,
     ...(tls12Schemes.length !== schemes.length ? { tls12Schemes } : {}),
     sign(scheme: SignatureScheme, message: Uint8Array): Uint8Array {
-      if (!keyMatchesScheme(key, scheme)) {
-        throw new RangeError(`key cannot sign with scheme 0x${scheme.toString(16)}`);
-      }
-      const { algorithm, ...opts } = cryptoOptions(scheme, key);
-      return cryptoSign(algorithm, message, opts);
+      const { algorithm, options } = prepared.get(scheme) ?? signArguments(key, scheme);
+      return cryptoSign(algorithm, message, options);
     },
   };
+}
+
+interface SignArguments {
+  readonly algorithm: string | null;
+  readonly options: Omit<ReturnType<typeof cryptoOptions>, 'algorithm'>;
+}
+
+function signArguments(key: KeyObject, scheme: number): SignArguments {
+  if (!keyMatchesScheme(key, scheme)) {
+    throw new RangeError(`key cannot sign with scheme 0x${scheme.toString(16)}`);
+  }
+  const { algorithm, ...options } = cryptoOptions(scheme, key);
+  return { algorithm, options };
 }
