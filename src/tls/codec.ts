@@ -101,27 +101,38 @@ export class Reader {
 
   /** `opaque x<min..max>` with a 1-byte length, as a view. */
   opaque8(min = 0, max = 0xff): Uint8Array {
-    return this.u8Prefixed(min, max).rest();
+    return this.vector(this.u8(), min, max);
   }
 
   /** `opaque x<min..max>` with a 2-byte length, as a view. */
   opaque16(min = 0, max = 0xffff): Uint8Array {
-    return this.u16Prefixed(min, max).rest();
+    return this.vector(this.u16(), min, max);
   }
 
   /** `opaque x<min..max>` with a 3-byte length, as a view. */
   opaque24(min = 0, max = 0xffffff): Uint8Array {
-    return this.u24Prefixed(min, max).rest();
+    return this.vector(this.u24(), min, max);
   }
 
   private sub(len: number, min: number, max: number): Reader {
+    const start = this.pos;
+    this.skipVector(len, min, max);
+    return new Reader(this.buf, start, this.pos);
+  }
+
+  /** A vector's bytes as a view, without a sub-reader (an opaque is read whole). */
+  private vector(len: number, min: number, max: number): Uint8Array {
+    const start = this.pos;
+    this.skipVector(len, min, max);
+    return this.buf.subarray(start, this.pos);
+  }
+
+  private skipVector(len: number, min: number, max: number): void {
     if (len < min || len > max) {
       throw new DecodeError(`vector length ${len} outside [${min}, ${max}]`);
     }
     this.need(len, 'vector');
-    const r = new Reader(this.buf, this.pos, this.pos + len);
     this.pos += len;
-    return r;
   }
 
   /** Rejects trailing bytes: every decoder ends with this. */
