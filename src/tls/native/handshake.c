@@ -609,6 +609,8 @@ static napi_value transcript_digest(napi_env env, napi_callback_info info) {
   return result;
 }
 
+static napi_value tls12_prf(napi_env env, napi_callback_info info); /* TLS 1.2 block, at the end */
+
 static napi_value init(napi_env env, napi_value exports) {
   instance_t *in = OPENSSL_zalloc(sizeof *in);
   if (in == NULL || napi_set_instance_data(env, in, instance_free, NULL) != napi_ok) {
@@ -627,9 +629,73 @@ static napi_value init(napi_env env, napi_value exports) {
       {"transcriptCreate", NULL, transcript_create, NULL, NULL, NULL, napi_default, NULL},
       {"transcriptUpdate", NULL, transcript_update, NULL, NULL, NULL, napi_default, NULL},
       {"transcriptDigest", NULL, transcript_digest, NULL, NULL, NULL, napi_default, NULL},
+      {"tls12Prf", NULL, tls12_prf, NULL, NULL, NULL, napi_default, NULL},
   };
   if (napi_define_properties(env, exports, sizeof props / sizeof props[0], props) != napi_ok) return NULL;
   return exports;
 }
 
 NAPI_MODULE(NODE_GYP_MODULE_NAME, init)
+
+// --- TLS 1.2 PRF (RFC 5246 §5) -----------------------------------------------------------------
+/*
+ * tls12Prf(hash, secret, label, seed, seed2, length, out): the first `length` bytes of
+ * P_hash(secret, label || seed || seed2) into out[0, length). hash 1 SHA-256, 2 SHA-384.
+ *
+ * Why: the TLS 1.2 handshake derives its master secret, key block and both Finished through the
+ * PRF, two HMACs per output block; from JavaScript that is ~12 calls per handshake with a Buffer
+ * per HMAC and per concatenation. Here it is one call per PRF, the key is set once per call
+ * (the HMAC context is re-initialised with it for each block), and `seed2` takes the key block's
+ * second random without a concatenation. Known-answer and node:crypto checks at load in
+ * src/tls/tls12/prf.ts, which falls back to its HMAC-built PRF without this function.
+ *
+ *   P_hash(secret, seed) = HMAC(secret, A(1) || seed) || HMAC(secret, A(2) || seed) || ...
+ *   A(0) = seed, A(i) = HMAC(secret, A(i-1)), here seed = label || seed || seed2.
+ */
+#define MAX_PRF_OUTPUT (1 << 16)
+
+/* out = HMAC(key set by the last keyed init, pieces...) (h bytes), re-using the key set before. */
+static int prf_hmac(EVP_MAC_CTX *ctx, const piece_t *pieces, int count, unsigned char *out, size_t h) {
+  size_t n = 0;
+  int ok = EVP_MAC_init(ctx, NULL, 0, NULL) == 1;
+  for (int i = 0; ok && i < count; i++) ok = pieces[i].length == 0 || EVP_MAC_update(ctx, pieces[i].data, pieces[i].length) == 1;
+  return ok && EVP_MAC_final(ctx, out, &n, h) == 1 && n == h;
+}
+
+static napi_value tls12_prf(napi_env env, napi_callback_info info) {
+  ARGUMENTS(env, info, argv, 7, "tls12Prf(hash, secret, label, seed, seed2, length, out)");
+  int32_t id, length;
+  unsigned char *secret, *label, *seed, *seed2, *out;
+  size_t secret_length, label_length, seed_length, seed2_length;
+  EVP_MAC_CTX *ctx = hash_arg(env, argv[0], &id);
+  if (ctx == NULL || !bytes(env, argv[1], &secret, &secret_length) || !bytes(env, argv[2], &label, &label_length) ||
+      !bytes(env, argv[3], &seed, &seed_length) || !bytes(env, argv[4], &seed2, &seed2_length) ||
+      !integer(env, argv[5], 1, MAX_PRF_OUTPUT, &length) || !output_arg(env, argv[6], (size_t)length, &out))
+    return NULL;
+  if (secret_length > MAX_KEY) return fail(env, "native handshake: PRF secret too long");
+  if (label_length > MAX_DATA || seed_length > MAX_DATA || seed2_length > MAX_DATA || label_length + seed_length + seed2_length > MAX_DATA)
+    return fail(env, "native handshake: PRF label and seed too long");
+  const size_t h = HASHES[id].length;
+  unsigned char a[EVP_MAX_MD_SIZE], block[EVP_MAX_MD_SIZE];
+  /* The key once; every HMAC below re-initialises with it. */
+  int ok = EVP_MAC_init(ctx, secret_length > 0 ? secret : EMPTY_KEY, secret_length, NULL) == 1;
+  const piece_t label_seed[] = {{label, label_length}, {seed, seed_length}, {seed2, seed2_length}};
+  ok = ok && prf_hmac(ctx, label_seed, 3, a, h); /* A(1) */
+  for (size_t done = 0; ok && done < (size_t)length;) {
+    const piece_t pieces[] = {{a, h}, {label, label_length}, {seed, seed_length}, {seed2, seed2_length}};
+    ok = prf_hmac(ctx, pieces, 4, block, h);
+    size_t take = (size_t)length - done < h ? (size_t)length - done : h;
+    if (ok) memcpy(out + done, block, take);
+    done += take;
+    if (ok && done < (size_t)length) {
+      const piece_t previous = {a, h};
+      ok = prf_hmac(ctx, &previous, 1, a, h); /* A(i+1): update reads A(i) before final writes it */
+    }
+  }
+  OPENSSL_cleanse(a, sizeof a);
+  OPENSSL_cleanse(block, sizeof block);
+  /* As hmac_pieces: the shared context keeps no copy of the secret between calls. */
+  if (EVP_MAC_init(ctx, EMPTY_KEY, 0, NULL) != 1) ok = 0;
+  if (!ok) OPENSSL_cleanse(out, (size_t)length);
+  return ok ? NULL : fail(env, "native handshake: TLS 1.2 PRF failed");
+}

@@ -1,7 +1,8 @@
-import { test } from 'node:test';
+import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { createHmac } from 'node:crypto';
-import { prf } from '../../../src/tls/tls12/prf.js';
+import { createHmac, randomBytes } from 'node:crypto';
+import { nativeHandshake, nativeHandshakeStatus } from '../../../src/tls/native/handshake.js';
+import { prf, prfWithHmac, tls12PrfIsNative } from '../../../src/tls/tls12/prf.js';
 
 /** P_hash straight from RFC 5246 §5 with createHmac, to check the one the handshake uses. */
 function referencePrf(hash: 'sha256' | 'sha384', secret: Buffer, label: string, seed: Buffer, length: number): Buffer {
@@ -36,4 +37,49 @@ void test('the TLS 1.2 PRF matches RFC 5246 §5 for SHA-256 and SHA-384, short a
       }
     }
   }
+});
+
+const forcedPure = process.env['DC_TLS_NATIVE'] === 'off';
+
+void test('the PRF runs on the handshake addon after its known-answer check, and on HMAC with DC_TLS_NATIVE=off', () => {
+  assert.equal(tls12PrfIsNative, !forcedPure, `addon: ${nativeHandshakeStatus()}`);
+});
+
+void test('the PRF (addon or fallback) agrees with P_hash on node:crypto: every length around block edges and past the addon output bound, split seeds, empty and long secrets', () => {
+  const nodeHmac = (hash: 'sha256' | 'sha384', key: Uint8Array, data: Uint8Array): Buffer => createHmac(hash, key).update(data).digest();
+  for (const hash of ['sha256', 'sha384'] as const) {
+    for (const secretLength of [0, 1, 48, 64, 129, 1024]) {
+      const secret = randomBytes(secretLength);
+      for (const length of [1, 12, 31, 32, 33, 40, 47, 48, 49, 72, 96, 97, 1000, 70_000]) {
+        const seed = randomBytes(32);
+        const seed2 = randomBytes(length % 3 === 0 ? 0 : 32);
+        const label = Buffer.from(`label ${length}`, 'latin1');
+        const expected = prfWithHmac(nodeHmac, hash, secret, label, Buffer.concat([seed, seed2]), length);
+        assert.deepEqual(prf(hash, secret, label, seed, length, seed2), expected, `${hash}, secret ${secretLength}, length ${length}`);
+        assert.deepEqual(prf(hash, secret, label.toString('latin1'), Buffer.concat([seed, seed2]), length), expected);
+      }
+    }
+  }
+});
+
+void describe('the addon PRF refuses bad arguments with a clear error and writes nothing', { skip: forcedPure && 'DC_TLS_NATIVE=off: no addon' }, () => {
+  const tls12Prf = (nativeHandshake() as unknown as { tls12Prf: (...a: unknown[]) => void }).tls12Prf;
+  const usage = (e: unknown): boolean => (e as { code?: string }).code === 'ERR_TLS_NATIVE_HANDSHAKE';
+  const secret = Buffer.alloc(48, 1);
+  const label = Buffer.from('key expansion');
+  const seed = Buffer.alloc(64, 2);
+  void test('lengths out of range, an output too short, a secret or seed too long, wrong types', () => {
+    const out = Buffer.alloc(64);
+    assert.throws(() => tls12Prf(3, secret, label, seed, seed, 40, out), /out of range/);
+    assert.throws(() => tls12Prf(1, secret, label, seed, seed, 0, out), /out of range/);
+    assert.throws(() => tls12Prf(1, secret, label, seed, seed, 40.5, out), /out of range/);
+    assert.throws(() => tls12Prf(1, secret, label, seed, seed, (1 << 16) + 1, Buffer.alloc((1 << 16) + 1)), /out of range/);
+    assert.throws(() => tls12Prf(1, secret, label, seed, seed, 65, out), (e) => usage(e) && /output buffer too short/.test((e as Error).message));
+    assert.throws(() => tls12Prf(1, Buffer.alloc(1025), label, seed, seed, 40, out), /PRF secret too long/);
+    assert.throws(() => tls12Prf(1, secret, label, Buffer.alloc(1 << 17), seed, 40, out), /PRF label and seed too long/);
+    assert.throws(() => tls12Prf(1, secret, 'key expansion', seed, seed, 40, out), TypeError);
+    assert.throws(() => tls12Prf(1, secret, label, seed, new Uint16Array(4), 40, out), TypeError);
+    assert.throws(() => tls12Prf(1, secret, label, seed, seed, 40), /tls12Prf\(hash, secret, label, seed, seed2, length, out\)/);
+    assert.ok(out.equals(Buffer.alloc(64)), 'a refused call wrote into the output');
+  });
 });
