@@ -7,6 +7,7 @@
  *   node --expose-gc dist/bench/handshake-alloc.js [dist=dist] [handshakes=400]
  *   node --expose-gc dist/bench/handshake-alloc.js [dist=dist] [handshakes=400] sites   # + top allocation sites
  *   BENCH_GROUP=X25519MLKEM768 node --expose-gc dist/bench/handshake-alloc.js ...          # another key exchange group
+ *   BENCH_TLS_VERSION=1.2 node --expose-gc dist/bench/handshake-alloc.js ...             # a full TLS 1.2 handshake instead
  *
  * Counting: a full GC before each handshake, then the growth of V8's used heap size (and of
  * external memory: Buffer backing stores) across each of the server's calls (constructor, feed,
@@ -174,7 +175,9 @@ async function main(): Promise<void> {
   const server = new tls.ServerConfig({ certificates: [{ cert: leaf.pem, key: leaf.key.privateKeyPem }] });
   const group = tls.NamedGroup[GROUP as keyof typeof tls.NamedGroup];
   if (typeof group !== 'number') throw new Error(`BENCH_GROUP=${GROUP} is not a NamedGroup name`);
-  const client = new tls.ClientConfig({ rejectUnauthorized: false, servername: 'localhost', groups: [group, tls.NamedGroup.secp256r1], keyShareGroups: [group] });
+  const tls12 = process.env.BENCH_TLS_VERSION === '1.2';
+  const versions = tls12 ? ({ minVersion: 'TLSv1.2', maxVersion: 'TLSv1.2' } as const) : {};
+  const client = new tls.ClientConfig({ rejectUnauthorized: false, servername: 'localhost', groups: [group, tls.NamedGroup.secp256r1], keyShareGroups: [group], ...versions });
   for (let i = 0; i < 300; i++) oneHandshake(tls, server, client); // warm: optimised code allocates less
   // The counting call's own cost: one empty serverStep.
   const empty: number[] = [];
@@ -201,7 +204,7 @@ async function main(): Promise<void> {
     heap.push(heapBytes - calls * overhead);
     external.push(externalBytes);
   }
-  console.log(`# server allocation per full TLS 1.3 handshake (${GROUP}, P-256), in memory; build ${dist}; ${handshakes} handshakes (${dropped} dropped: a GC ran); node ${process.version}; load ${loadAverage()}`);
+  console.log(`# server allocation per full TLS ${tls12 ? '1.2' : '1.3'} handshake (${GROUP}, P-256), in memory; build ${dist}; ${handshakes} handshakes (${dropped} dropped: a GC ran); node ${process.version}; load ${loadAverage()}`);
   console.log(`heap bytes/handshake (median): ${median(heap).toFixed(0)} (counting overhead ${overhead} bytes per server call subtracted); external bytes/handshake (median): ${median(external).toFixed(0)}`);
   const rounds = (make: () => Tls.ServerConnection): string => {
     const r = [0, 1, 2, 3, 4].map(() => retained(make, 200));

@@ -21,7 +21,8 @@
  *
  * Environment: BENCH_KEY_TYPES (default "ecdsa-p256,rsa-2048"); BENCH_MODES (default
  * "full,resumed"); BENCH_BASELINE_DIST=<dir> adds "ours, baseline build": our server from another
- * build's dist/ (before/after in one run).
+ * build's dist/ (before/after in one run); BENCH_KEYLESS=off leaves out "ours, keyless" (shorter
+ * runs when only the local-key rows are compared).
  */
 import { fileURLToPath } from 'node:url';
 import * as nodeTls from 'node:tls';
@@ -100,6 +101,7 @@ async function main(): Promise<void> {
   const pin = canPin();
   const keyTypes = (process.env.BENCH_KEY_TYPES ?? 'ecdsa-p256,rsa-2048').split(',') as ('ecdsa-p256' | 'rsa-2048')[];
   const baseline: Impl[] = process.env.BENCH_BASELINE_DIST ? ['ours-base'] : [];
+  const withKeyless = process.env.BENCH_KEYLESS !== 'off';
   const { certs, cleanup } = await makeCertificates(keyTypes);
   const mtls = makeKeylessPki(['p256']);
   for (const c of certs) await writeFile(join(mtls.keysDir, `${c.keyType}.pem`), await readFile(c.key));
@@ -114,8 +116,10 @@ async function main(): Promise<void> {
     for (const c of certs) {
       const none = (): Record<Impl, number> => ({ ours: 0, 'ours-keyless': 0, 'ours-base': 0, node: 0 });
       const cpu: Record<Mode, Record<Impl, number>> = { full: none(), resumed: none() };
+      /** Per mode, each impl's CPU per handshake round by round (rounds alternate, so round i of two impls ran close in time). */
+      const perRound: Record<Mode, Record<Impl, number[]>> = { full: { ours: [], 'ours-keyless': [], 'ours-base': [], node: [] }, resumed: { ours: [], 'ours-keyless': [], 'ours-base': [], node: [] } };
       for (const mode of MODES) {
-        const impls: Impl[] = mode === 'full' ? ['ours', 'ours-keyless', ...baseline, 'node'] : ['ours', ...baseline, 'node'];
+        const impls: Impl[] = mode === 'full' && withKeyless ? ['ours', 'ours-keyless', ...baseline, 'node'] : ['ours', ...baseline, 'node'];
         const results: Record<Impl, Round[]> = { ours: [], 'ours-keyless': [], 'ours-base': [], node: [] };
         for (let i = 0; i < rounds; i++) {
           for (const impl of i % 2 === 0 ? impls : [...impls].reverse()) {
@@ -126,16 +130,20 @@ async function main(): Promise<void> {
           const rs = results[impl];
           const rate = median(rs.map((r) => r.rate));
           cpu[mode][impl] = median(rs.map((r) => r.cpuMsPerHandshake));
+          perRound[mode][impl] = rs.map((r) => r.cpuMsPerHandshake);
           lines.push(
             `| ${c.keyType} | ${mode} | ${IMPL_NAMES[impl]} | ${fmt(rate)} | ${rs.map((r) => fmt(r.rate)).join(', ')} | ${fmt(cpu[mode][impl], 3)} | ${rs.map((r) => fmt(r.cpuMsPerHandshake, 3)).join(', ')} | ${fmt(1000 / cpu[mode][impl])} | ${fmt(100 * median(rs.map((r) => r.reuseRate)))}% | ${fmt(median(rs.map((r) => r.p50)), 2)} | ${rs.reduce((a, r) => a + r.failed, 0)} |`,
           );
         }
       }
       for (const mode of MODES) {
-        summary.push(`${c.keyType} ${mode}: capacity per core (by server CPU) ours/node:tls ${fmt(cpu[mode].node / cpu[mode].ours, 2)}x`);
-        if (baseline.length > 0) summary.push(`${c.keyType} ${mode}: server CPU per handshake, this build / baseline build ${fmt(cpu[mode].ours / cpu[mode]['ours-base'], 3)}x`);
+        const pairedRatio = (a: Impl, b: Impl): string => fmt(median(perRound[mode][a].map((x, i) => x / perRound[mode][b][i]!)), 3);
+        summary.push(`${c.keyType} ${mode}: capacity per core (by server CPU) ours/node:tls ${fmt(cpu[mode].node / cpu[mode].ours, 2)}x; server CPU ours/node:tls ${fmt(cpu[mode].ours / cpu[mode].node, 3)}x (median of per-round ratios ${pairedRatio('ours', 'node')}x)`);
+        if (baseline.length > 0) {
+          summary.push(`${c.keyType} ${mode}: server CPU per handshake, this build / baseline build ${fmt(cpu[mode].ours / cpu[mode]['ours-base'], 3)}x (median of per-round ratios ${pairedRatio('ours', 'ours-base')}x); baseline / node:tls ${fmt(cpu[mode]['ours-base'] / cpu[mode].node, 3)}x (per-round ${pairedRatio('ours-base', 'node')}x)`);
+        }
       }
-      if (MODES.includes('full')) {
+      if (MODES.includes('full') && withKeyless) {
         summary.push(`${c.keyType} full, keyless: our TLS server's CPU per handshake ${fmt(cpu.full['ours-keyless'] / cpu.full.ours, 2)}x that with the local key (the signature is the key server's)`);
       }
       if (MODES.includes('full') && MODES.includes('resumed')) {
