@@ -46,6 +46,7 @@ import {
   spawnNode,
   type EchoLoadResult,
   type HandshakeRound,
+  type ServerStats,
 } from './tls-support.js';
 
 type Impl = 'ours' | 'ours-keyless' | 'ours-base' | 'node';
@@ -86,7 +87,7 @@ async function loadRole(port: number, mode: Mode, seconds: number, concurrency: 
   await runEchoLoad(options, { seconds, concurrency, warmupSeconds, resumed: mode === 'resumed' });
 }
 
-type Round = HandshakeRound & { readonly reuseRate: number };
+type Round = HandshakeRound & { readonly reuseRate: number; readonly stats: ServerStats };
 
 async function oneRound(impl: Impl, mode: Mode, cert: string, key: string, keyless: KeylessAccess, seconds: number, concurrency: number, warmup: number, pin: boolean): Promise<Round> {
   const server = spawnNode(SCRIPT, ['--server', impl, cert, key, keyless.address, keyless.dir], pin ? 1 : undefined);
@@ -111,6 +112,9 @@ async function main(): Promise<void> {
   const lines: string[] = [];
   lines.push('| certificate | handshake | server | handshakes/s (median) | all rounds | server CPU ms/handshake (median) | all rounds | capacity of one core, handshakes/s | resumed share | p50 ms | failed |');
   lines.push('| --- | --- | --- | ---: | --- | ---: | --- | ---: | ---: | ---: | ---: |');
+  const split: string[] = [];
+  split.push('| certificate | handshake | server | user ms/handshake | system (kernel) ms/handshake | main thread ms/handshake | other threads (GC helpers, ...) ms/handshake |');
+  split.push('| --- | --- | --- | ---: | ---: | ---: | ---: |');
   const summary: string[] = [];
   try {
     for (const c of certs) {
@@ -131,6 +135,8 @@ async function main(): Promise<void> {
           const rate = median(rs.map((r) => r.rate));
           cpu[mode][impl] = median(rs.map((r) => r.cpuMsPerHandshake));
           perRound[mode][impl] = rs.map((r) => r.cpuMsPerHandshake);
+          const per = (f: (r: Round) => number): string => fmt(median(rs.map((r) => f(r) / Math.max(1, r.stats.handshakes))), 3);
+          split.push(`| ${c.keyType} | ${mode} | ${IMPL_NAMES[impl]} | ${per((r) => r.stats.userMs ?? NaN)} | ${per((r) => r.stats.systemMs ?? NaN)} | ${per((r) => r.stats.mainThreadMs ?? NaN)} | ${per((r) => r.stats.cpuMs - (r.stats.mainThreadMs ?? NaN))} |`);
           lines.push(
             `| ${c.keyType} | ${mode} | ${IMPL_NAMES[impl]} | ${fmt(rate)} | ${rs.map((r) => fmt(r.rate)).join(', ')} | ${fmt(cpu[mode][impl], 3)} | ${rs.map((r) => fmt(r.cpuMsPerHandshake, 3)).join(', ')} | ${fmt(1000 / cpu[mode][impl])} | ${fmt(100 * median(rs.map((r) => r.reuseRate)))}% | ${fmt(median(rs.map((r) => r.p50)), 2)} | ${rs.reduce((a, r) => a + r.failed, 0)} |`,
           );
@@ -156,6 +162,9 @@ async function main(): Promise<void> {
     await cleanup();
   }
   console.log(lines.join('\n'));
+  console.log('');
+  console.log('Where the server CPU goes (medians over rounds; user + system = main thread + other threads):');
+  console.log(split.join('\n'));
   console.log('');
   for (const s of summary) console.log(s);
 }
