@@ -17,6 +17,10 @@ export interface Negotiated {
   readonly alpn: string | undefined;
 }
 
+/** TLS 1.2 has no traffic secrets: one empty array for every connection (nothing in it to change). */
+const NO_SECRET = new Uint8Array(0);
+const noExporterMasterSecret = (): Uint8Array => NO_SECRET;
+
 /**
  * The connection's traffic state for TLS 1.2: the record keys are already in the record layer
  * (no traffic secrets, no KeyUpdate); what remains is the exporter over the master secret.
@@ -25,9 +29,9 @@ export function tls12TrafficState(hs: Negotiated, masterSecret: Uint8Array): Tra
   const { suite, hello, serverRandom } = hs;
   return {
     suite,
-    readSecret: new Uint8Array(0),
-    writeSecret: new Uint8Array(0),
-    exporterMasterSecret: () => new Uint8Array(0),
+    readSecret: NO_SECRET,
+    writeSecret: NO_SECRET,
+    exporterMasterSecret: noExporterMasterSecret,
     tls12Exporter: (label, context, length) => exportKeyingMaterial12(suite, masterSecret, hello.random, serverRandom, label, context, length),
   };
 }

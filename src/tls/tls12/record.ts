@@ -21,11 +21,19 @@ import { NATIVE_ALGORITHM, RECORD_SLAB, nativeAead, type NativeAead, type Native
 
 const MAX_SEQUENCE = Number.MAX_SAFE_INTEGER;
 
+/**
+ * The additional data, seq(8) type(1) version(2) length(2): one for every key, as in ../record.ts.
+ * It is rewritten at the start of each seal or open and read only within that synchronous call.
+ */
+const RECORD_AAD = Buffer.alloc(13);
+/** The IV handed to a native context's creation, which keeps its own copy; zeroed after each use. */
+const CONTEXT_IV = Buffer.alloc(12);
+
 abstract class Tls12RecordCipher {
   protected seq = 0;
-  /** The additional data, rewritten per record: seq(8) type(1) version(2) length(2). */
-  protected readonly aad = Buffer.alloc(13);
-  private readonly nonce = Buffer.alloc(12);
+  protected readonly aad = RECORD_AAD;
+  /** node:crypto's per-record nonce, made on first use: the native AEAD keeps the IV in its context. */
+  private nonce: Buffer | undefined;
   /** The native AEAD and its context for this key and direction; undefined: node:crypto. */
   protected readonly native: NativeAead | undefined;
   protected readonly context: NativeAeadContext | undefined;
@@ -41,9 +49,12 @@ abstract class Tls12RecordCipher {
     if (key.length !== suite.keyLength || fixedIv.length !== suite.fixedIvLength) throw new InternalError('TLS 1.2 key block of the wrong size');
     this.native = aead === undefined ? nativeAead() : (aead ?? undefined);
     if (this.native) {
-      const iv = Buffer.alloc(12);
-      iv.set(fixedIv, 0);
-      this.context = this.native.create(NATIVE_ALGORITHM[suite.aead], encrypt, key, iv);
+      CONTEXT_IV.set(fixedIv, 0);
+      try {
+        this.context = this.native.create(NATIVE_ALGORITHM[suite.aead], encrypt, key, CONTEXT_IV);
+      } finally {
+        CONTEXT_IV.fill(0);
+      }
     }
   }
 
@@ -75,7 +86,7 @@ abstract class Tls12RecordCipher {
 
   /** The per-record nonce: salt || explicit (GCM) or IV XOR seq (ChaCha20-Poly1305). */
   protected nonceFor(seq: number, explicit: Uint8Array | undefined): Buffer {
-    const n = this.nonce;
+    const n = (this.nonce ??= Buffer.alloc(12));
     if (this.suite.explicitNonceLength === 8) {
       n.set(this.fixedIv, 0);
       n.set(explicit!, 4);

@@ -434,10 +434,12 @@ function defaultCredential12(
   offered: readonly number[],
   groups: readonly number[] | undefined,
 ): Tls12Credential | undefined {
+  // The SNI match first, then every certificate in order (no array built: most handshakes stop at the first).
   const first = defaultCredential(keys, servername, offered);
-  const ordered = first ? [first, ...keys.map(asChoice)] : keys.map(asChoice);
-  for (const c of ordered) {
-    const credential = tls12Credential(c, offered, groups);
+  const fromFirst = first && tls12Credential(first, offered, groups);
+  if (fromFirst) return fromFirst;
+  for (const k of keys) {
+    const credential = tls12Credential(asChoice(k), offered, groups);
     if (credential) return credential;
   }
   return undefined;
