@@ -29,7 +29,8 @@ const EMPTY = new Uint8Array(0);
  */
 export function prf(hash: HashName, secret: Uint8Array, label: string | Uint8Array, seed: Uint8Array, length: number, seed2: Uint8Array = EMPTY): Buffer {
   const labelBytes = typeof label === 'string' ? Buffer.from(label, 'latin1') : label;
-  if (nativePrf && length <= NATIVE_MAX_OUTPUT && secret.length <= NATIVE_MAX_SECRET) {
+  // The addon takes 1..2^16 bytes; anything else (0 for an empty export) goes the HMAC way, as before it.
+  if (nativePrf && Number.isInteger(length) && length > 0 && length <= NATIVE_MAX_OUTPUT && secret.length <= NATIVE_MAX_SECRET) {
     const out = Buffer.allocUnsafe(length);
     nativePrf(NATIVE_HASH[hash], secret, labelBytes, seed, seed2, length, out);
     return out;

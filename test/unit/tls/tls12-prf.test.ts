@@ -60,6 +60,8 @@ void test('the PRF (addon or fallback) agrees with P_hash on node:crypto: every 
       }
     }
   }
+  // An exporter may ask for nothing: an empty answer, on either path.
+  assert.equal(prf('sha256', randomBytes(48), 'EXPORTER-empty', randomBytes(64), 0).length, 0);
 });
 
 void describe('the addon PRF refuses bad arguments with a clear error and writes nothing', { skip: forcedPure && 'DC_TLS_NATIVE=off: no addon' }, () => {
