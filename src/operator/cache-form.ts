@@ -1,8 +1,10 @@
 // What the informer caches keep of the objects they list and watch: every DelegatedCredential
 // and every output Secret stays in memory for the operator's lifetime, so their form decides the
 // operator's RSS at scale (issue 19: 10,000 objects).
-import type { V1Secret } from '@kubernetes/client-node';
+import { createPrivateKey, createPublicKey } from 'node:crypto';
+import type { V1OwnerReference, V1Secret } from '@kubernetes/client-node';
 import { BUNDLE_KEYS } from './api/serving-bundle.js';
+import { ANNOTATIONS, OWNER_LABEL, sha256Hex } from './output-secret.js';
 
 /**
  * What the caches keep of our own kinds and of output Secrets: the object without
@@ -62,17 +64,127 @@ export function cachedResource<R extends { metadata?: { managedFields?: unknown 
 /** Output Secret keys whose values are the same for every DelegatedCredential of a certificate or key server. */
 const SHARED_OUTPUT_KEYS: readonly string[] = [BUNDLE_KEYS.chain, BUNDLE_KEYS.fallback, BUNDLE_KEYS.keylessAddress, BUNDLE_KEYS.keylessCA];
 
-/** An output Secret as cached: without managedFields, the certificate chain and other shared values pooled. */
-export function cachedOutputSecret(pool: StringPool): (secret: V1Secret) => V1Secret {
-  return (secret) => {
-    withoutManagedFields(secret);
-    const data = secret.data;
-    if (data !== undefined) {
-      for (const key of SHARED_OUTPUT_KEYS) {
-        const value = data[key];
-        if (value !== undefined) data[key] = pool.of(value);
-      }
-    }
-    return secret;
+/** A private key of an output Secret as cached: its public key's SHA-256 (hex), or why it is unusable. */
+export type KeyCheck = { publicKeyFingerprint: string } | { problem: string };
+
+/** The public key (SPKI DER) of a PEM private key; throws when it is not a readable private key. */
+export type PublicKeyReader = (privateKeyPem: string) => Uint8Array;
+
+/** The real reader: a private key only (a public key under a `.key` name is not one). */
+export const publicKeyOfPrivateKey: PublicKeyReader = (pem) => new Uint8Array(createPublicKey(createPrivateKey(pem)).export({ type: 'spki', format: 'der' }));
+
+/**
+ * An output Secret as the caches keep it: what the reconciler reads and nothing else. Its private
+ * keys (`<algorithm>.key`, `keyless-client.key`, `tls.key`) are read once per resourceVersion,
+ * when the watch delivers it, and only their check is kept: 10,000 output Secrets are not 10,000
+ * private keys in the operator's memory, and a reconcile does not parse them again. Metadata is
+ * a plain object of the fields read (client-node's V1ObjectMeta instances carry every field).
+ */
+export interface CachedOutputSecret {
+  metadata: {
+    name?: string;
+    namespace?: string;
+    uid?: string;
+    resourceVersion?: string;
+    labels?: Record<string, string>;
+    annotations?: Record<string, string>;
+    ownerReferences?: V1OwnerReference[];
   };
+  /** Every data key the Secret holds, private keys included. */
+  keys: readonly string[];
+  /** Public values as stored (base64): the chain, the credentials, the fallback parts. */
+  data: Readonly<Record<string, string>>;
+  /** The check of each private key but the certificate key (only its presence matters), by data key. */
+  privateKeys: Readonly<Record<string, KeyCheck>>;
+}
+
+/** Data keys of an output Secret that hold private keys: never cached. */
+export function holdsPrivateKey(key: string): boolean {
+  return key.endsWith('.key');
+}
+
+/**
+ * Makes the cached form of output Secrets (one pool of shared strings, one key reader). Reading a
+ * private key costs ~150 µs (OpenSSL's decoder and encoder): the Secrets the operator writes
+ * itself are vouched for by the issuer, which knows the public keys of what it wrote, so a burst
+ * of issuances parses none of them again (the watch event of our own write is not transformed
+ * either: the informer already holds that resourceVersion).
+ */
+export class OutputSecretForm {
+  private readonly vouched = new WeakMap<V1Secret, Readonly<Record<string, KeyCheck>>>();
+  private readonly shared = new Set(SHARED_OUTPUT_KEYS);
+
+  constructor(
+    private readonly pool: StringPool,
+    private readonly readPublicKey: PublicKeyReader = publicKeyOfPrivateKey,
+  ) {}
+
+  /**
+   * The checks of private keys `written` holds, as the issuer knows them (by data key), for the
+   * transform of this very object; a key whose stored value is not the one sent is read as usual.
+   */
+  vouch(written: V1Secret, sent: V1Secret, checks: Readonly<Record<string, KeyCheck>>): void {
+    const kept: Record<string, KeyCheck> = {};
+    for (const [key, check] of Object.entries(checks)) {
+      const value = written.data?.[key];
+      if (value !== undefined && value === sent.data?.[key]) kept[key] = check;
+    }
+    this.vouched.set(written, kept);
+  }
+
+  readonly transform = (secret: V1Secret): CachedOutputSecret => {
+    const { pool } = this;
+    const m = secret.metadata ?? {};
+    const vouched = this.vouched.get(secret);
+    const data: Record<string, string> = {};
+    const privateKeys: Record<string, KeyCheck> = {};
+    const stored = secret.data ?? {};
+    const keys = Object.keys(stored);
+    for (const key of keys) {
+      const value = stored[key] ?? '';
+      if (!holdsPrivateKey(key)) data[key] = this.shared.has(key) ? pool.of(value) : value;
+      else if (key !== BUNDLE_KEYS.certificateKey) privateKeys[key] = vouched?.[key] ?? checkPrivateKey(Buffer.from(value, 'base64').toString('utf8'), this.readPublicKey);
+    }
+    const metadata: CachedOutputSecret['metadata'] = {
+      name: m.name,
+      namespace: m.namespace === undefined ? undefined : pool.of(m.namespace),
+      uid: m.uid,
+      resourceVersion: m.resourceVersion,
+    };
+    if (m.labels !== undefined) metadata.labels = pooledRecord(m.labels, pool, (k) => k !== OWNER_LABEL);
+    // The certificate fingerprint and the spec hash are shared by every credential of a certificate.
+    if (m.annotations !== undefined) metadata.annotations = pooledRecord(m.annotations, pool, (k) => k !== ANNOTATIONS.issuedAt);
+    if (m.ownerReferences !== undefined) {
+      metadata.ownerReferences = m.ownerReferences.map((o) => ({
+        apiVersion: pool.of(o.apiVersion),
+        kind: pool.of(o.kind),
+        name: o.name,
+        uid: o.uid,
+        ...(o.controller !== undefined ? { controller: o.controller } : {}),
+        ...(o.blockOwnerDeletion !== undefined ? { blockOwnerDeletion: o.blockOwnerDeletion } : {}),
+      }));
+    }
+    return { metadata, keys: keys.map((k) => pool.of(k)), data, privateKeys };
+  };
+}
+
+/** The transform alone (tests, and callers that never vouch). */
+export function cachedOutputSecret(pool: StringPool, readPublicKey: PublicKeyReader = publicKeyOfPrivateKey): (secret: V1Secret) => CachedOutputSecret {
+  return new OutputSecretForm(pool, readPublicKey).transform;
+}
+
+/** What the cache keeps of a PEM private key. */
+export function checkPrivateKey(pem: string, readPublicKey: PublicKeyReader = publicKeyOfPrivateKey): KeyCheck {
+  try {
+    return { publicKeyFingerprint: sha256Hex(readPublicKey(pem)) };
+  } catch {
+    return { problem: 'does not parse' };
+  }
+}
+
+/** A plain copy of labels or annotations, the values `shared(key)` says many objects hold pooled. */
+function pooledRecord(record: Record<string, string>, pool: StringPool, shared: (key: string) => boolean): Record<string, string> {
+  const out: Record<string, string> = {};
+  for (const [k, v] of Object.entries(record)) out[k] = shared(k) ? pool.of(v) : v;
+  return out;
 }

@@ -7,7 +7,7 @@ import { RESOURCES } from './api/v1alpha1.js';
 import { CertificateSecrets, CERTIFICATE_SECRET_SELECTOR } from './certificate-secrets.js';
 import type { Clock } from './clock.js';
 import type { CryptoPort } from './crypto.js';
-import { StringPool, cachedOutputSecret, cachedResource } from './cache-form.js';
+import { OutputSecretForm, StringPool, cachedResource, type CachedOutputSecret } from './cache-form.js';
 import { Informer, NamespacedInformers, objectKey } from './informer.js';
 import { KeySecretWatches, keySecretOf } from './key-secrets.js';
 import { KeylessSigners } from './keyless.js';
@@ -111,7 +111,7 @@ export class Controller {
   readonly credentials: NamespacedInformers<DelegatedCredential>;
   readonly signers: NamespacedInformers<DelegationSigner>;
   readonly clusterSigners: Informer<DelegationSigner>;
-  readonly outputSecrets: NamespacedInformers<V1Secret>;
+  readonly outputSecrets: NamespacedInformers<V1Secret, CachedOutputSecret>;
   readonly namespaces: Informer<V1Namespace, NamespaceProjection>;
   readonly certificateSecrets: CertificateSecrets;
   readonly keyless: KeylessSigners;
@@ -140,8 +140,9 @@ export class Controller {
     this.signers = new NamespacedInformers(namespaces, (ns) =>
       new Informer(named('delegationsigners', ns), kube.customSource<DelegationSigner>(RESOURCES.delegationSigners.plural, ns), cachedResource<DelegationSigner>(pool), clock, ilog));
     this.clusterSigners = new Informer('clusterdelegationsigners', kube.customSource<DelegationSigner>(RESOURCES.clusterDelegationSigners.plural, undefined, true), cachedResource<DelegationSigner>(pool), clock, ilog);
+    const outputForm = new OutputSecretForm(pool);
     this.outputSecrets = new NamespacedInformers(namespaces, (ns) =>
-      new Informer(named('output-secrets', ns), kube.secretSource(ns, { labelSelector: MANAGED_SELECTOR }), cachedOutputSecret(pool), clock, ilog));
+      new Informer(named('output-secrets', ns), kube.secretSource(ns, { labelSelector: MANAGED_SELECTOR }), outputForm.transform, clock, ilog));
     // Only the watched namespace when there is exactly one; else every namespace (name and labels
     // only, small). Namespaces are cluster-scoped: one informer keyed by name either way.
     this.namespaces = new Informer('namespaces', kube.namespaceSource(namespaces?.length === 1 ? namespaces[0] : undefined), projectNamespace, clock, ilog);
@@ -159,7 +160,7 @@ export class Controller {
         return ns === undefined ? { state: 'absent' } : { state: 'found', labels: ns.labels };
       },
       outputSecretsOwnedBy: (ns, name) =>
-        [...(this.outputsByOwner.get(`${ns}/${name}`) ?? [])].map((k) => this.outputSecrets.get(k)).filter((s): s is V1Secret => s !== undefined),
+        [...(this.outputsByOwner.get(`${ns}/${name}`) ?? [])].map((k) => this.outputSecrets.get(k)).filter((s): s is CachedOutputSecret => s !== undefined),
     };
     this.keySecrets = new KeySecretWatches(
       (ns, name) => kube.secretSource(ns, { fieldSelector: `metadata.name=${name}` }),
@@ -219,7 +220,8 @@ export class Controller {
       keylessIdentity: this.keylessIdentity,
       signingKeys: this.signingKeys,
       signerHealth: (h) => this.signerStatus.report(h),
-      primeSecret: (s) => {
+      primeSecret: (s, sent, keys) => {
+        if (sent !== undefined && keys !== undefined) outputForm.vouch(s, sent, keys);
         this.outputSecrets.prime(s);
         this.indexOutput(s, false);
       },
@@ -293,7 +295,7 @@ export class Controller {
    * Keeps `outputsByOwner` current, from watch events and from our own writes (a primed object
    * produces no event when its watch event arrives).
    */
-  private indexOutput(secret: V1Secret, deleted: boolean): void {
+  private indexOutput(secret: { metadata?: { name?: string; namespace?: string; labels?: Record<string, string> } }, deleted: boolean): void {
     const key = objectKey(secret);
     const ns = secret.metadata?.namespace ?? '';
     const owner = deleted ? undefined : secret.metadata?.labels?.[OWNER_LABEL];

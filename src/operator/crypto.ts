@@ -1,7 +1,6 @@
 // The operator's view of the crypto it needs, as one port (CryptoPort) with the real
 // implementation over src/tls. The reconciler depends on the port only, so unit tests can
 // substitute it; integration tests use this implementation.
-import { createPrivateKey, createPublicKey, type KeyObject } from 'node:crypto';
 import type { Algorithm } from './api/v1alpha1.js';
 import { ReconcileFailure } from './failures.js';
 import { sha256Hex, type CredentialInspector, type IssuedCredential } from './output-secret.js';
@@ -81,7 +80,7 @@ export const tlsCrypto: CryptoPort = {
     }
   },
 
-  inspectCredential({ algorithm, credential, privateKeyPem, certificateDer }) {
+  inspectCredential({ algorithm, credential, certificateDer }) {
     const dc = decodeDelegatedCredential(credential);
     if (dc.credential.dcCertVerifyAlgorithm !== DC_ALGORITHMS[algorithm]) {
       throw new Error(`holds a credential for another algorithm (0x${dc.credential.dcCertVerifyAlgorithm.toString(16)})`);
@@ -89,15 +88,7 @@ export const tlsCrypto: CryptoPort = {
     if (!delegatedCredentialSignatureVerifies(dc, certificateDer)) {
       throw new Error("its signature does not verify with the certificate's key");
     }
-    let key: KeyObject;
-    try {
-      key = createPrivateKey(privateKeyPem);
-    } catch {
-      throw new Error(`the private key ${algorithm}.key does not parse`);
-    }
-    const spki = new Uint8Array(createPublicKey(key).export({ type: 'spki', format: 'der' }));
-    if (Buffer.compare(spki, dc.credential.spki) !== 0) throw new Error(`the private key ${algorithm}.key does not belong to the credential`);
-    return { notAfter: delegatedCredentialExpiry(dc, certificateDer), publicKeySpki: spki };
+    return { notAfter: delegatedCredentialExpiry(dc, certificateDer), publicKeySpki: dc.credential.spki };
   },
 
   keySigner(keyPem, source, certificate) {

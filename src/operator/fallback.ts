@@ -11,11 +11,13 @@
 //   CertificateKey  keyless (remote)              nothing (the operator never has that key): FallbackReady=False
 //
 // Every mode writes `fallback`, so the sidecar can say what it serves.
-import { X509Certificate, createPrivateKey } from 'node:crypto';
+import { X509Certificate } from 'node:crypto';
 import { BUNDLE_KEYS, DEFAULT_FALLBACK, type Fallback } from './api/serving-bundle.js';
 import type { DelegatedCredential } from './api/v1alpha1.js';
 import type { DesiredCondition } from './conditions.js';
 import { splitPemCertificates, subjectUidOf } from '../pki/certs.js';
+import type { KeyCheck } from './cache-form.js';
+import { sha256Hex } from './output-secret.js';
 
 /** The in-cluster key server as the controller last saw it (one probe for every DelegatedCredential). */
 export interface KeyServerState {
@@ -129,7 +131,8 @@ export interface StoredFallback {
   address: string | undefined;
   caPem: string | undefined;
   clientCertPem: string | undefined;
-  clientKeyPem: string | undefined;
+  /** keyless-client.key as cached: never its PEM, the check of it (cache-form.ts). */
+  clientKey: KeyCheck | undefined;
   hasCertificateKey: boolean;
 }
 
@@ -145,11 +148,13 @@ export interface WantedFallback {
 }
 
 /** The client certificate's facts, or why it is unusable. */
-export function readClientCertificate(certPem: string | undefined, keyPem: string | undefined): { notAfter: Date; uri: string | undefined; uid: string | undefined; certificate: X509Certificate } | { problem: string } {
-  if (certPem === undefined || keyPem === undefined) return { problem: 'no client certificate' };
+export function readClientCertificate(certPem: string | undefined, key: KeyCheck | undefined): { notAfter: Date; uri: string | undefined; uid: string | undefined; certificate: X509Certificate } | { problem: string } {
+  if (certPem === undefined || key === undefined) return { problem: 'no client certificate' };
   try {
     const certificate = new X509Certificate(certPem);
-    if (!certificate.checkPrivateKey(createPrivateKey(keyPem))) return { problem: `${BUNDLE_KEYS.keylessClientKey} does not belong to ${BUNDLE_KEYS.keylessClientCertificate}` };
+    if ('problem' in key) return { problem: `${BUNDLE_KEYS.keylessClientKey} ${key.problem}` };
+    const spki = certificate.publicKey.export({ type: 'spki', format: 'der' });
+    if (key.publicKeyFingerprint !== sha256Hex(spki)) return { problem: `${BUNDLE_KEYS.keylessClientKey} does not belong to ${BUNDLE_KEYS.keylessClientCertificate}` };
     const uri = /(?:^|, )URI:([^,]+)/.exec(certificate.subjectAltName ?? '')?.[1];
     return { notAfter: new Date(certificate.validTo), uri, uid: subjectUidOf(certificate.subject), certificate };
   } catch (err) {
@@ -179,12 +184,12 @@ export function fallbackProblem(stored: StoredFallback, wanted: WantedFallback, 
   if (stored.hasCertificateKey && plan.kind !== 'certificate-key') return `the output Secret holds ${BUNDLE_KEYS.certificateKey} but the fallback is ${wanted.fallback}: removing the certificate key`;
   if (stored.value !== wanted.fallback) return `the output Secret is laid out for fallback ${stored.value ?? '(none)'}, the spec asks for ${wanted.fallback}`;
   if (plan.kind === 'certificate-key') return stored.hasCertificateKey ? null : `the output Secret lacks ${BUNDLE_KEYS.certificateKey}`;
-  const storedKeyless = [stored.address, stored.caPem, stored.clientCertPem, stored.clientKeyPem].some((v) => v !== undefined);
+  const storedKeyless = [stored.address, stored.caPem, stored.clientCertPem, stored.clientKey].some((v) => v !== undefined);
   if (plan.kind !== 'keyless') return storedKeyless ? 'the output Secret holds keyless settings the fallback no longer uses' : null;
   if (stored.address !== plan.address) return `the key server address changed (${stored.address ?? 'none'} → ${plan.address})`;
   if (stored.caPem === undefined) return `the output Secret lacks ${BUNDLE_KEYS.keylessCA}`;
   if (plan.source === 'in-cluster' && wanted.caBundlePem !== undefined && stored.caPem.trim() !== wanted.caBundlePem.trim()) return "the operator's keyless CA bundle changed";
-  const client = readClientCertificate(stored.clientCertPem, stored.clientKeyPem);
+  const client = readClientCertificate(stored.clientCertPem, stored.clientKey);
   if ('problem' in client) return client.problem;
   if (client.uri !== wanted.identityUri) return `the client certificate names ${client.uri ?? 'no URI'}, not ${wanted.identityUri}`;
   if (wanted.uid !== undefined && client.uid !== wanted.uid) return `the client certificate names DelegatedCredential UID ${client.uid ?? '(none)'}, not ${wanted.uid}`;

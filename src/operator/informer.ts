@@ -214,7 +214,13 @@ export class Informer<R extends ObjectMeta, T = R> {
     this.stats.lists++;
     const list = await this.source.list();
     if (this.stopped) return; // stop() raced the list: tell nobody about it
-    const items = list.items.map((raw) => ({ key: objectKey(raw), object: this.transform(raw), resourceVersion: raw.metadata?.resourceVersion ?? '' }));
+    // An object the store holds at the same resourceVersion is not transformed again (a relist after 410).
+    const items = list.items.map((raw) => {
+      const key = objectKey(raw);
+      const resourceVersion = raw.metadata?.resourceVersion ?? '';
+      const held = this.store.get(key);
+      return { key, object: held !== undefined && resourceVersion !== '' && held.resourceVersion === resourceVersion ? held.object : this.transform(raw), resourceVersion };
+    });
     const changes = replaceStore(this.store, items);
     this.primed.clear();
     this.resourceVersion = list.resourceVersion;
@@ -255,6 +261,8 @@ export class Informer<R extends ObjectMeta, T = R> {
         const primed = this.primed.get(key);
         if (primed !== undefined && rv !== undefined && isOlder(rv, primed)) return; // older than our own write
         this.primed.delete(key);
+        // The event of our own write (primed): the store has it, no transform (cache-form.ts reads keys).
+        if (rv !== undefined && rv !== '' && this.store.get(key)?.resourceVersion === rv) return;
         const change = upsert(this.store, key, this.transform(object), rv ?? '');
         if (change) this.emit([change]);
       };

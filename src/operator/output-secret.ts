@@ -7,6 +7,7 @@ import { API_VERSION, GROUP } from './api/v1alpha1.js';
 import { certificatesOfPem } from '../tls/x509/index.js';
 import { BUNDLE_KEYS, DEFAULT_FALLBACK, credentialKey, privateKeyKey, type Fallback } from './api/serving-bundle.js';
 import type { StoredFallback } from './fallback.js';
+import type { CachedOutputSecret } from './cache-form.js';
 
 export const OUTPUT_SECRET_TYPE = `${GROUP}/delegated-credential`;
 export const MANAGED_BY_LABEL = 'app.kubernetes.io/managed-by';
@@ -66,7 +67,7 @@ export interface BuildOutputSecret {
   credentials: readonly IssuedCredential[];
   issuedAt: Date;
   /** The current Secret, when replacing: its resourceVersion makes the write conditional. */
-  existing?: V1Secret;
+  existing?: { metadata?: CachedOutputSecret['metadata'] };
 }
 
 /** The complete Secret to write: replaces every data key, so a removed algorithm disappears. */
@@ -134,13 +135,12 @@ export interface StoredCredential {
   publicKeyFingerprint: string;
 }
 
-/** Checks one stored credential against the certificate; throws an Error whose message says what is wrong. */
-export type CredentialInspector = (input: {
-  algorithm: Algorithm;
-  credential: Uint8Array;
-  privateKeyPem: string;
-  certificateDer: Uint8Array;
-}) => { notAfter: Date; publicKeySpki: Uint8Array };
+/**
+ * Checks one stored credential against the certificate; throws an Error whose message says what is
+ * wrong. Its private key was checked when the Secret was cached (cache-form.ts): the reconciler
+ * compares the two public keys.
+ */
+export type CredentialInspector = (input: { algorithm: Algorithm; credential: Uint8Array; certificateDer: Uint8Array }) => { notAfter: Date; publicKeySpki: Uint8Array };
 
 export type OutputView =
   | { exists: false }
@@ -164,12 +164,12 @@ export type OutputView =
       fallback: StoredFallback;
     };
 
-function decoded(secret: V1Secret, key: string): Buffer | undefined {
+function decoded(secret: CachedOutputSecret, key: string): Buffer | undefined {
   const v = secret.data?.[key];
   return v === undefined ? undefined : Buffer.from(v, 'base64');
 }
 
-export function isOwnedBy(secret: V1Secret, dc: DelegatedCredential): boolean {
+export function isOwnedBy(secret: { metadata?: CachedOutputSecret['metadata'] }, dc: DelegatedCredential): boolean {
   const labels = secret.metadata?.labels ?? {};
   if (labels[MANAGED_BY_LABEL] !== MANAGED_BY_VALUE || labels[OWNER_LABEL] !== dc.metadata.name) return false;
   const controller = secret.metadata?.ownerReferences?.find((o) => o.controller === true);
@@ -180,14 +180,14 @@ export function isOwnedBy(secret: V1Secret, dc: DelegatedCredential): boolean {
 
 /** Pure read-back of the output Secret against the spec and the current certificate. */
 export function viewOutputSecret(
-  secret: V1Secret | undefined,
+  secret: CachedOutputSecret | undefined,
   dc: DelegatedCredential,
   certificateDer: Uint8Array | undefined,
   inspect: CredentialInspector,
 ): OutputView {
   if (secret === undefined) return { exists: false };
   const annotations = secret.metadata?.annotations ?? {};
-  const keys = Object.keys(secret.data ?? {});
+  const { keys } = secret;
   const wanted = dc.spec.algorithms;
   const missingKeys = [CHAIN_KEY, ...wanted.flatMap((a) => [credentialKey(a), privateKeyKey(a)])].filter((k) => !keys.includes(k));
   const extraAlgorithms = keys
@@ -202,11 +202,14 @@ export function viewOutputSecret(
   const problems: string[] = [];
   for (const algorithm of wanted) {
     const credential = decoded(secret, credentialKey(algorithm));
-    const key = decoded(secret, privateKeyKey(algorithm));
+    const key = secret.privateKeys[privateKeyKey(algorithm)];
     if (credential === undefined || key === undefined || certificateDer === undefined) continue;
     try {
-      const r = inspect({ algorithm, credential, privateKeyPem: key.toString('utf8'), certificateDer });
-      credentials.push({ algorithm, notAfter: r.notAfter, publicKeyFingerprint: sha256Hex(r.publicKeySpki) });
+      const r = inspect({ algorithm, credential, certificateDer });
+      const publicKeyFingerprint = sha256Hex(r.publicKeySpki);
+      if ('problem' in key) throw new Error(`the private key ${privateKeyKey(algorithm)} ${key.problem}`);
+      if (key.publicKeyFingerprint !== publicKeyFingerprint) throw new Error(`the private key ${privateKeyKey(algorithm)} does not belong to the credential`);
+      credentials.push({ algorithm, notAfter: r.notAfter, publicKeyFingerprint });
     } catch (err) {
       problems.push(`${credentialKey(algorithm)}: ${err instanceof Error ? err.message : String(err)}`);
     }
@@ -228,7 +231,7 @@ export function viewOutputSecret(
       address: text(BUNDLE_KEYS.keylessAddress),
       caPem: text(BUNDLE_KEYS.keylessCA),
       clientCertPem: text(BUNDLE_KEYS.keylessClientCertificate),
-      clientKeyPem: text(BUNDLE_KEYS.keylessClientKey),
+      clientKey: secret.privateKeys[BUNDLE_KEYS.keylessClientKey],
       hasCertificateKey: keys.includes(BUNDLE_KEYS.certificateKey),
     },
   };

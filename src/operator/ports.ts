@@ -3,6 +3,7 @@
 // unit tests implement them in memory.
 import type { V1Secret } from '@kubernetes/client-node';
 import type { DelegatedCredential, DelegatedCredentialStatus, DelegationSigner } from './api/v1alpha1.js';
+import type { CachedOutputSecret } from './cache-form.js';
 
 /** What the certificate-Secret informer keeps: public data only, never tls.key (nor a key inside tls.crt). */
 export interface CertificateSecretProjection {
@@ -32,12 +33,12 @@ export type NamespaceLookup =
 
 export interface Listers {
   delegatedCredential(namespace: string, name: string): DelegatedCredential | undefined;
-  outputSecret(namespace: string, name: string): V1Secret | undefined;
+  outputSecret(namespace: string, name: string): CachedOutputSecret | undefined;
   certificateSecret(namespace: string, name: string): CertificateLookup;
   signer(kind: 'DelegationSigner' | 'ClusterDelegationSigner', namespace: string, name: string): DelegationSigner | undefined;
   namespace(name: string): NamespaceLookup;
   /** Output Secrets labelled as written for the DelegatedCredential `namespace/name` (any Secret name). */
-  outputSecretsOwnedBy?(namespace: string, name: string): V1Secret[];
+  outputSecretsOwnedBy?(namespace: string, name: string): CachedOutputSecret[];
 }
 
 export interface KubeApi {

@@ -17,11 +17,12 @@ import type { KeylessPort, SignerHealth } from './keyless.js';
 import { failureForTenant, isClusterSigner, loadSigner, planSigner, type SignerPlan } from './signers.js';
 import { staleOutputSecrets } from './stale-outputs.js';
 import { desiredStatus, statusEqual, type Advisory, type Failure, type FallbackOutcome, type ReconcileOutcome } from './status.js';
-import { BUNDLE_KEYS, DEFAULT_TRUST_DOMAIN, sidecarIdentityUri } from './api/serving-bundle.js';
+import { BUNDLE_KEYS, DEFAULT_TRUST_DOMAIN, privateKeyKey, sidecarIdentityUri } from './api/serving-bundle.js';
 import { fallbackCondition, fallbackOf, planFallback, type SignerKind, type WantedFallback } from './fallback.js';
 import type { KeylessIdentityPort } from './keyless-identity.js';
 import { CA_BUNDLE_KEY } from './keyless.js';
 import type { SigningKeyCache } from './signing-keys.js';
+import type { CachedOutputSecret, KeyCheck } from './cache-form.js';
 import { credentialRenewalTime, needsIssuing, type IssueReason } from './triggers.js';
 
 /** FallbackReady reasons that come from the object's own spec, worth a Warning event each. */
@@ -50,7 +51,8 @@ export interface ReconcilerDeps {
   /** The certificate keys of the current burst (src/operator/signing-keys.ts); without it every issuance GETs the key. */
   signingKeys?: SigningKeyCache;
   /** Called after our own writes, so the caches never show an older version than we wrote. */
-  primeSecret?(secret: V1Secret): void;
+  /** `written` as the apiserver returned it; with what was `sent` and the public keys of the private keys it holds, which the cache then need not read. */
+  primeSecret?(written: V1Secret, sent?: V1Secret, privateKeys?: Readonly<Record<string, KeyCheck>>): void;
   primeCredential?(dc: DelegatedCredential): void;
 }
 
@@ -70,7 +72,7 @@ interface Inspection {
   /** How to sign, or why the signer may not be used (nothing is issued, what exists stays). */
   plan: SignerPlan | { kind: 'blocked'; failure: Failure };
   output: OutputView;
-  existing: V1Secret | undefined;
+  existing: CachedOutputSecret | undefined;
   trigger: IssueReason | null;
   advisory: Advisory | undefined;
   /** What the fallback parts must be and what status says about them; undefined while the signer is blocked. */
@@ -137,14 +139,17 @@ export class Reconciler {
   private async withdrawCertificateKey(dc: DelegatedCredential): Promise<boolean> {
     if (fallbackOf(dc) === 'CertificateKey') return false;
     const namespace = dc.metadata.namespace ?? '';
-    const secret = this.deps.listers.outputSecret(namespace, dc.spec.secretName);
-    if (secret?.data?.[BUNDLE_KEYS.certificateKey] === undefined) return false;
-    if (secret.metadata?.labels?.[OWNER_LABEL] !== dc.metadata.name) return false;
+    const cached = this.deps.listers.outputSecret(namespace, dc.spec.secretName);
+    if (cached?.keys.includes(BUNDLE_KEYS.certificateKey) !== true) return false;
+    if (cached.metadata.labels?.[OWNER_LABEL] !== dc.metadata.name) return false;
+    // The cache keeps no private key, nor the rest of the data this write must keep: one GET.
+    const secret = await this.deps.api.getSecret(namespace, dc.spec.secretName);
+    if (secret?.data?.[BUNDLE_KEYS.certificateKey] === undefined || secret.metadata?.labels?.[OWNER_LABEL] !== dc.metadata.name) return true; // the watch catches up
     const data: Record<string, string> = { ...secret.data, [BUNDLE_KEYS.fallback]: Buffer.from('None').toString('base64') };
     delete data[BUNDLE_KEYS.certificateKey];
     try {
-      // Conditional on the cached resourceVersion: a concurrent write wins, and the next pass sees it.
-      await this.deps.api.replaceSecret({ ...secret, data });
+      // Conditional on the resourceVersion read: a concurrent write wins, and the next pass sees it.
+      await this.deps.api.replaceSecret({ ...secret, metadata: { ...secret.metadata, managedFields: undefined }, data });
     } catch (err) {
       if (statusCodeOf(err) !== 409) throw err;
     }
@@ -294,9 +299,9 @@ export class Reconciler {
       existing: i.existing,
     });
     const written = i.existing === undefined ? await this.create(secret) : await api.replaceSecret(secret);
-    this.deps.primeSecret?.(written);
     for (const c of issued) metrics.issued(c.algorithm);
     const credentials = issued.map((c) => ({ algorithm: c.algorithm, notAfter: c.notAfter, publicKeyFingerprint: sha256Hex(c.publicKeySpki) }));
+    this.deps.primeSecret?.(written, secret, Object.fromEntries(credentials.map((c) => [privateKeyKey(c.algorithm), { publicKeyFingerprint: c.publicKeyFingerprint }])));
     // `!`: spec.algorithms has at least one entry (minItems 1), so one credential was issued.
     const renewal = credentialSetRenewalTime({ uid: i.dc.metadata.uid ?? '', issuedAt: now, notAfters: issued.map((c) => c.notAfter), policy: i.policy })!;
     events.record(i.dc, 'Normal', 'Issued', `issued ${credentials.map((c) => c.algorithm).join(', ')} into Secret ${i.dc.spec.secretName} (${i.trigger?.reason ?? 'Issued'}: ${i.trigger?.message ?? ''})`);

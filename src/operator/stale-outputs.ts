@@ -2,11 +2,11 @@
 // when they are certainly ours and certainly this object's: the managed-by label, the owner label
 // naming it, and a controller reference with its uid (so a Secret of a deleted namesake, or one a
 // person relabelled, is never touched), and only after the new output Secret was written.
-import type { V1Secret } from '@kubernetes/client-node';
 import type { DelegatedCredential } from './api/v1alpha1.js';
+import type { CachedOutputSecret } from './cache-form.js';
 import { MANAGED_BY_LABEL, MANAGED_BY_VALUE, OWNER_LABEL } from './output-secret.js';
 
-export function staleOutputSecrets(candidates: readonly V1Secret[], dc: DelegatedCredential): V1Secret[] {
+export function staleOutputSecrets(candidates: readonly CachedOutputSecret[], dc: DelegatedCredential): CachedOutputSecret[] {
   const uid = dc.metadata.uid;
   if (uid === undefined || uid === '') return [];
   return candidates.filter((s) => {

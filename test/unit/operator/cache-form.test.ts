@@ -2,23 +2,67 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import type { V1Secret } from '@kubernetes/client-node';
 import type { DelegatedCredential } from '../../../src/operator/api/v1alpha1.js';
-import { StringPool, cachedOutputSecret, cachedResource } from '../../../src/operator/cache-form.js';
+import { createPublicKey } from 'node:crypto';
+import { OutputSecretForm, StringPool, cachedOutputSecret, cachedResource, checkPrivateKey } from '../../../src/operator/cache-form.js';
+import { ANNOTATIONS, sha256Hex } from '../../../src/operator/output-secret.js';
+import { issueCertificate } from '../../../src/cli/pki/dev-pki.js';
 
+const spkiOf = (pem: string): Buffer => createPublicKey(pem).export({ type: 'spki', format: 'der' });
 const managedFields = [{ manager: 'dc-operator', operation: 'Update', fieldsV1: { 'f:data': {} } }];
 
-void test('an output Secret is cached without managedFields, its data unchanged; only shared values enter the pool', () => {
+void test('an output Secret is cached without managedFields or private keys: public values as stored, each private key as its check', async () => {
   const pool = new StringPool();
   const form = cachedOutputSecret(pool);
-  const secret = (name: string, key: string): V1Secret => ({
-    metadata: { name, namespace: 'ns', resourceVersion: '1', labels: { app: 'x' }, managedFields },
-    data: { 'tls.crt': 'Q0hBSU4=', fallback: 'Tm9uZQ==', 'ecdsa_secp256r1_sha256.key': key, 'ecdsa_secp256r1_sha256.cred': `cred-${key}` },
+  const [a, b] = await Promise.all([issueCertificate({ commonName: 'a' }, 'ecdsa-p256'), issueCertificate({ commonName: 'b' }, 'ed25519')]);
+  const b64 = (s: string): string => Buffer.from(s).toString('base64');
+  const secret = (name: string, keyPem: string): V1Secret => ({
+    metadata: {
+      name,
+      namespace: 'ns',
+      resourceVersion: '1',
+      labels: { app: 'x' },
+      annotations: { [ANNOTATIONS.specHash]: 'h', [ANNOTATIONS.issuedAt]: '2026-01-01T00:00:00.000Z' },
+      ownerReferences: [{ apiVersion: 'dc-operator.io/v1alpha1', kind: 'DelegatedCredential', name, uid: `uid-${name}`, controller: true }],
+      managedFields,
+    },
+    data: { 'tls.crt': 'Q0hBSU4=', fallback: 'Tm9uZQ==', 'ecdsa_secp256r1_sha256.key': b64(keyPem), 'ecdsa_secp256r1_sha256.cred': `cred-${name}`, 'tls.key': b64(keyPem), 'keyless-client.key': b64('not a key') },
   });
-  const a = form(secret('a', 'a2V5LWE='));
-  const b = form(secret('b', 'a2V5LWI='));
-  assert.equal(a.metadata?.managedFields, undefined);
-  assert.deepEqual(a.metadata?.labels, { app: 'x' });
-  assert.deepEqual(b.data, { 'tls.crt': 'Q0hBSU4=', fallback: 'Tm9uZQ==', 'ecdsa_secp256r1_sha256.key': 'a2V5LWI=', 'ecdsa_secp256r1_sha256.cred': 'cred-a2V5LWI=' });
-  assert.equal(pool.size, 2, 'the chain and the fallback, once each; credential keys are never pooled');
+  const ca = form(secret('a', a.key.privateKeyPem));
+  const cb = form(secret('b', b.key.privateKeyPem));
+  assert.equal((ca.metadata as { managedFields?: unknown }).managedFields, undefined);
+  assert.deepEqual(ca.metadata.labels, { app: 'x' });
+  assert.deepEqual(ca.metadata.ownerReferences, [{ apiVersion: 'dc-operator.io/v1alpha1', kind: 'DelegatedCredential', name: 'a', uid: 'uid-a', controller: true }]);
+  assert.deepEqual(cb.data, { 'tls.crt': 'Q0hBSU4=', fallback: 'Tm9uZQ==', 'ecdsa_secp256r1_sha256.cred': 'cred-b' }, 'no private key among the cached values');
+  assert.deepEqual([...cb.keys].sort(), ['ecdsa_secp256r1_sha256.cred', 'ecdsa_secp256r1_sha256.key', 'fallback', 'keyless-client.key', 'tls.crt', 'tls.key'], 'every key is still known by name');
+  assert.deepEqual(ca.privateKeys['ecdsa_secp256r1_sha256.key'], { publicKeyFingerprint: sha256Hex(spkiOf(a.key.privateKeyPem)) });
+  assert.deepEqual(cb.privateKeys['ecdsa_secp256r1_sha256.key'], { publicKeyFingerprint: sha256Hex(spkiOf(b.key.privateKeyPem)) });
+  assert.deepEqual(ca.privateKeys['keyless-client.key'], { problem: 'does not parse' });
+  assert.equal(ca.privateKeys['tls.key'], undefined, 'the certificate key: only its presence is kept');
+  assert.ok(!JSON.stringify([ca, cb]).includes('PRIVATE KEY') && !JSON.stringify([ca, cb]).includes(b64(a.key.privateKeyPem).slice(0, 40)), 'no key material anywhere in the cached form');
+  assert.equal(ca.metadata.annotations?.[ANNOTATIONS.specHash], cb.metadata.annotations?.[ANNOTATIONS.specHash]);
+  assert.ok(pool.size <= 16, `shared strings only: ${pool.size}`);
+});
+
+void test('keys the issuer vouches for are not read again; a vouched key whose stored value differs from what was sent is read', () => {
+  const read: string[] = [];
+  const form = new OutputSecretForm(new StringPool(), (pem) => (read.push(pem), Buffer.from(`public of ${pem}`)));
+  const b64 = (s: string): string => Buffer.from(s).toString('base64');
+  const sent: V1Secret = { metadata: { name: 'a', namespace: 'ns' }, data: { 'p256.key': b64('k1'), 'ed25519.key': b64('k2') } };
+  const written: V1Secret = { metadata: { name: 'a', namespace: 'ns', resourceVersion: '7' }, data: { 'p256.key': b64('k1'), 'ed25519.key': b64('changed on the way') } };
+  form.vouch(written, sent, { 'p256.key': { publicKeyFingerprint: 'vouched' }, 'ed25519.key': { publicKeyFingerprint: 'vouched' } });
+  const cached = form.transform(written);
+  assert.deepEqual(cached.privateKeys['p256.key'], { publicKeyFingerprint: 'vouched' });
+  assert.deepEqual(cached.privateKeys['ed25519.key'], { publicKeyFingerprint: sha256Hex(Buffer.from('public of changed on the way')) });
+  assert.deepEqual(read, ['changed on the way']);
+  const again = form.transform({ ...written });
+  assert.deepEqual(again.privateKeys['p256.key'], { publicKeyFingerprint: sha256Hex(Buffer.from('public of k1')) }, 'only that very object is vouched for');
+});
+
+void test('a public key under a private key name is no private key', async () => {
+  const c = await issueCertificate({ commonName: 'p' }, 'ecdsa-p256');
+  const publicPem = createPublicKey(c.key.privateKeyPem).export({ type: 'spki', format: 'pem' }).toString();
+  assert.deepEqual(checkPrivateKey(publicPem), { problem: 'does not parse' });
+  assert.deepEqual(checkPrivateKey(c.key.privateKeyPem), { publicKeyFingerprint: sha256Hex(spkiOf(c.key.privateKeyPem)) });
 });
 
 void test('a DelegatedCredential is cached without managedFields; condition text is pooled except Ready messages', () => {

@@ -29,7 +29,7 @@ function current(overrides: Partial<Extract<OutputView, { exists: true }>> = {})
     extraAlgorithms: [],
     credentials: [{ algorithm: 'ed25519', notAfter: new Date(now.getTime() + 23 * 3600_000), publicKeyFingerprint: 'aa' }],
     problems: [],
-    fallback: { value: 'None', address: undefined, caPem: undefined, clientCertPem: undefined, clientKeyPem: undefined, hasCertificateKey: false },
+    fallback: { value: 'None', address: undefined, caPem: undefined, clientCertPem: undefined, clientKey: undefined, hasCertificateKey: false },
     ...overrides,
   };
 }

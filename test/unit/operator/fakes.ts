@@ -5,6 +5,7 @@ import type { DelegatedCredential, DelegatedCredentialSpecInput, DelegatedCreden
 import { FakeClock } from '../../../src/operator/clock.js';
 import { tlsCrypto } from '../../../src/operator/crypto.js';
 import { projectCertificateSecret } from '../../../src/operator/certificate-secrets.js';
+import { StringPool, cachedOutputSecret, type CachedOutputSecret } from '../../../src/operator/cache-form.js';
 import type { CertificateLookup, EventRecorder, IssueMetrics, KubeApi, Listers, Logger, NamespaceLookup } from '../../../src/operator/ports.js';
 import { Reconciler, type ReconcilerDeps } from '../../../src/operator/reconciler.js';
 import { issueCertificate, KeyUsage, type IssuedCertificate, type KeyType } from '../../../src/cli/pki/dev-pki.js';
@@ -31,21 +32,22 @@ export class FakeCluster implements KubeApi, Listers {
   delegatedCredential(namespace: string, name: string): DelegatedCredential | undefined {
     return this.dcs.get(`${namespace}/${name}`);
   }
-  /** Like the real informer: only Secrets labelled app.kubernetes.io/managed-by=dc-operator. */
-  outputSecret(namespace: string, name: string): V1Secret | undefined {
+  /** Like the real informer: only Secrets labelled app.kubernetes.io/managed-by=dc-operator, in the cached form. */
+  outputSecret(namespace: string, name: string): CachedOutputSecret | undefined {
     const s = this.secrets.get(`${namespace}/${name}`);
-    return s?.metadata?.labels?.['app.kubernetes.io/managed-by'] === 'dc-operator' ? s : undefined;
+    return s?.metadata?.labels?.['app.kubernetes.io/managed-by'] === 'dc-operator' ? this.outputForm(s) : undefined;
   }
+  private readonly outputForm = cachedOutputSecret(new StringPool());
   /** Like the real informer: kubernetes.io/tls Secrets only, through the same projection. */
   certificateSecret(namespace: string, name: string): CertificateLookup {
     const s = this.secrets.get(`${namespace}/${name}`);
     if (s === undefined || s.type !== 'kubernetes.io/tls') return { state: 'absent' };
     return { state: 'found', secret: projectCertificateSecret(s) };
   }
-  outputSecretsOwnedBy(namespace: string, name: string): V1Secret[] {
-    return [...this.secrets.values()].filter(
-      (s) => s.metadata?.namespace === namespace && s.metadata.labels?.['app.kubernetes.io/managed-by'] === 'dc-operator' && s.metadata.labels['dc-operator.io/delegated-credential'] === name,
-    );
+  outputSecretsOwnedBy(namespace: string, name: string): CachedOutputSecret[] {
+    return [...this.secrets.values()]
+      .filter((s) => s.metadata?.namespace === namespace && s.metadata.labels?.['app.kubernetes.io/managed-by'] === 'dc-operator' && s.metadata.labels['dc-operator.io/delegated-credential'] === name)
+      .map((s) => this.outputForm(s));
   }
   signer(kind: 'DelegationSigner' | 'ClusterDelegationSigner', namespace: string, name: string): DelegationSigner | undefined {
     return this.signers.get(kind === 'DelegationSigner' ? `${kind}/${namespace}/${name}` : `${kind}/${name}`);

@@ -22,6 +22,7 @@ import { createCa, createClientCert, createServingCert } from '../../../src/pki/
 import type { Fallback } from '../../../src/operator/api/serving-bundle.js';
 import type { FakeCluster} from './fakes.js';
 import { delegationCertificate, harness, silentLog } from './fakes.js';
+import { checkPrivateKey } from '../../../src/operator/cache-form.js';
 
 const HOUR = 3600_000;
 const DAY = 24 * HOUR;
@@ -84,8 +85,8 @@ void test('fallbackProblem: which stored bundles are rewritten, and why', async 
   const ofOldUid = await createClientCert(ca, { uri, uid: '0d9e8f7a-0000-4000-8000-000000000000', now: t0, notAfter: new Date(t0.getTime() + DAY) });
   const keyless: FallbackPlan = { kind: 'keyless', address: ADDRESS, source: 'in-cluster' };
   const wanted = (plan: FallbackPlan, fallback: Fallback = 'Keyless'): WantedFallback => ({ plan, fallback, identityUri: uri, caBundlePem: ca.certPem });
-  const good: StoredFallback = { value: 'Keyless', address: ADDRESS, caPem: ca.certPem, clientCertPem: client.certPem, clientKeyPem: client.keyPem, hasCertificateKey: false };
-  const nothing: StoredFallback = { value: 'None', address: undefined, caPem: undefined, clientCertPem: undefined, clientKeyPem: undefined, hasCertificateKey: false };
+  const good: StoredFallback = { value: 'Keyless', address: ADDRESS, caPem: ca.certPem, clientCertPem: client.certPem, clientKey: checkPrivateKey(client.keyPem), hasCertificateKey: false };
+  const nothing: StoredFallback = { value: 'None', address: undefined, caPem: undefined, clientCertPem: undefined, clientKey: undefined, hasCertificateKey: false };
   const renewal = new Date(t0.getTime() + 16 * HOUR);
   const rows: [string, StoredFallback, WantedFallback, RegExp | null, Date?][] = [
     ['a current keyless bundle', good, wanted(keyless), null],
@@ -93,11 +94,11 @@ void test('fallbackProblem: which stored bundles are rewritten, and why', async 
     ['another key server address', { ...good, address: 'old:2407' }, wanted(keyless), /address changed \(old:2407 → /],
     ['no keyless-ca.crt', { ...good, caPem: undefined }, wanted(keyless), /lacks keyless-ca\.crt/],
     ['no client certificate', { ...good, clientCertPem: undefined }, wanted(keyless), /no client certificate/],
-    ['a client key of another certificate', { ...good, clientKeyPem: foreign.keyPem }, wanted(keyless), /does not belong/],
-    ['a client certificate of another CA', { ...good, clientCertPem: foreign.certPem, clientKeyPem: foreign.keyPem }, wanted(keyless), /not issued by the operator's keyless CA/],
-    ['a client certificate naming another DelegatedCredential', { ...good, clientCertPem: wrongName.certPem, clientKeyPem: wrongName.keyPem }, wanted(keyless), /names spiffe:\/\/cluster\.local\/ns\/shop/],
-    ['a client certificate of this DelegatedCredential\'s UID', { ...good, clientCertPem: ofUid.certPem, clientKeyPem: ofUid.keyPem }, { ...wanted(keyless), uid }, null],
-    ['a client certificate of a deleted namesake (another UID)', { ...good, clientCertPem: ofOldUid.certPem, clientKeyPem: ofOldUid.keyPem }, { ...wanted(keyless), uid }, /names DelegatedCredential UID 0d9e8f7a-0000-4000-8000-000000000000, not 6a1f0e2c/],
+    ['a client key of another certificate', { ...good, clientKey: checkPrivateKey(foreign.keyPem) }, wanted(keyless), /does not belong/],
+    ['a client certificate of another CA', { ...good, clientCertPem: foreign.certPem, clientKey: checkPrivateKey(foreign.keyPem) }, wanted(keyless), /not issued by the operator's keyless CA/],
+    ['a client certificate naming another DelegatedCredential', { ...good, clientCertPem: wrongName.certPem, clientKey: checkPrivateKey(wrongName.keyPem) }, wanted(keyless), /names spiffe:\/\/cluster\.local\/ns\/shop/],
+    ['a client certificate of this DelegatedCredential\'s UID', { ...good, clientCertPem: ofUid.certPem, clientKey: checkPrivateKey(ofUid.keyPem) }, { ...wanted(keyless), uid }, null],
+    ['a client certificate of a deleted namesake (another UID)', { ...good, clientCertPem: ofOldUid.certPem, clientKey: checkPrivateKey(ofOldUid.keyPem) }, { ...wanted(keyless), uid }, /names DelegatedCredential UID 0d9e8f7a-0000-4000-8000-000000000000, not 6a1f0e2c/],
     ['a client certificate without UID (issued before UIDs)', good, { ...wanted(keyless), uid }, /names DelegatedCredential UID \(none\), not 6a1f0e2c/],
     ['an expired client certificate', good, wanted(keyless), /expired at/, new Date(t0.getTime() + 2 * DAY)],
     ['a client certificate expiring before the next renewal', good, wanted(keyless), /before the next renewal/, now],

@@ -163,6 +163,32 @@ void test('after prime, watch events older than our own write are ignored and th
   await informer.stop();
 });
 
+void test('an object at the resourceVersion the store holds is not transformed again (our own write\'s event, a relist)', async () => {
+  const source = new ScriptedSource();
+  source.lists.push({ kind: 'list', items: [obj('a', '5', 'v5')], rv: '10' });
+  source.lists.push({ kind: 'list', items: [obj('a', '25', 'theirs'), obj('b', '21', 'b')], rv: '30' });
+  let emitFromWatch: ((t: WatchEventType, o: Obj) => void) | undefined;
+  let endWatch: ((err: unknown) => void) | undefined;
+  source.watches.push((emit, done) => ((emitFromWatch = emit), (endWatch = done)));
+  source.watches.push(() => undefined);
+  const transformed: string[] = [];
+  const informer = new Informer('test', source, (o: Obj) => (transformed.push(`${o.metadata.name}@${o.metadata.resourceVersion}`), o), new FakeClock(), quiet);
+  informer.start();
+  await flush();
+  await flush();
+  informer.prime(obj('a', '20', 'ours'));
+  emitFromWatch?.('MODIFIED', obj('a', '20', 'ours'));
+  emitFromWatch?.('MODIFIED', obj('a', '25', 'theirs'));
+  assert.deepEqual(transformed, ['a@5', 'a@20', 'a@25'], 'the watch event of the primed version: no transform');
+  emitFromWatch?.('ERROR', { code: 410 } as unknown as Obj);
+  endWatch?.(null);
+  for (let i = 0; i < 6 && informer.get('ns/b') === undefined; i++) await flush();
+  assert.equal(informer.stats.relistsOnGone, 1);
+  assert.equal(informer.get('ns/b')?.data, 'b');
+  assert.deepEqual(transformed, ['a@5', 'a@20', 'a@25', 'b@21'], 'a relist transforms what changed, not what the store holds');
+  await informer.stop();
+});
+
 void test('NamespacedInformers: one informer per namespace, read as one store; one over all namespaces without a list', async () => {
   const sources = new Map<string, ScriptedSource>();
   const made: Array<string | undefined> = [];

@@ -12,6 +12,7 @@ import type { V1Secret } from '@kubernetes/client-node';
 import type { DelegatedCredential, DelegatedCredentialSpec } from '../../../src/operator/api/v1alpha1.js';
 import { issueCertificate } from '../../../src/cli/pki/dev-pki.js';
 import { ANNOTATIONS, buildOutputSecret, viewOutputSecret, type CredentialInspector } from '../../../src/operator/output-secret.js';
+import { StringPool, cachedOutputSecret } from '../../../src/operator/cache-form.js';
 import { renewalPolicyOf } from '../../../src/operator/renewal.js';
 import { desiredStatus, statusEqual, type ReconcileOutcome } from '../../../src/operator/status.js';
 import { credentialRenewalTime, needsIssuing, type TriggerReason } from '../../../src/operator/triggers.js';
@@ -39,6 +40,11 @@ const inspect: CredentialInspector = ({ algorithm, credential }) => {
   if (text === 'corrupt') throw new Error('the signature does not verify');
   return { notAfter: new Date(text), publicKeySpki: Buffer.from(algorithm) };
 };
+/** Stands in for the key parser: a private key "KEY <algorithm>" has the public key <algorithm>, as the inspector says. */
+const cached = cachedOutputSecret(new StringPool(), (pem) => {
+  if (!pem.startsWith('KEY ')) throw new Error('not a key');
+  return Buffer.from(pem.slice('KEY '.length));
+});
 const credentialOf = (algorithm: 'ecdsa_secp256r1_sha256' | 'ed25519' | 'ecdsa_secp384r1_sha384', notAfter: Date) => ({
   algorithm, credential: Buffer.from(notAfter.toISOString()), privateKeyPem: `KEY ${algorithm}`, notAfter, publicKeySpki: Buffer.from(algorithm),
 });
@@ -81,7 +87,7 @@ function decide(row: Row): { reason: TriggerReason | null; requeueAt: Date | und
   const dc = dcWith(row.spec);
   const cert = row.certificate === 'rotated' ? rotated : chain;
   const secret = row.secret === 'absent' ? undefined : (row.secret ?? outputSecret());
-  const output = viewOutputSecret(secret, dc, cert.der, inspect);
+  const output = viewOutputSecret(secret === undefined ? undefined : cached(secret), dc, cert.der, inspect);
   const policy = renewalPolicyOf(dc.spec);
   const now = new Date(issuedAt.getTime() + row.hoursAfterIssue * H);
   const trigger = needsIssuing({ dc, output, certificate: { fingerprint: cert.fingerprint, chainPem: cert.pem }, policy, now });

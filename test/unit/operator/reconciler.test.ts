@@ -154,6 +154,48 @@ void test('restores a deleted output Secret and repairs an edited one', async ()
   validateDelegatedCredential(Buffer.from(repaired ?? '', 'base64'), { certificate: Buffer.from(h.certPem) && new X509Certificate(h.certPem) });
 });
 
+void test('a credential private key replaced in the output Secret (another key, or not a key) is re-issued; the cache never held the key', async () => {
+  const h = await ready();
+  const other = await generateKeyPair('ecdsa-p256');
+  const cases: Array<[string, string, RegExp]> = [
+    ['another key', other.privateKeyPem, /ecdsa_secp256r1_sha256\.key does not belong to the credential/],
+    ['not a key', 'garbage', /ecdsa_secp256r1_sha256\.key does not parse/],
+    ['a public key', new X509Certificate(h.certPem).publicKey.export({ type: 'spki', format: 'pem' }).toString(), /ecdsa_secp256r1_sha256\.key does not parse/],
+  ];
+  for (const [name, pem, message] of cases) {
+    const secret = h.cluster.secrets.get(`${NS}/web-dc-secret`);
+    assert.ok(secret?.data);
+    secret.data['ecdsa_secp256r1_sha256.key'] = Buffer.from(pem).toString('base64');
+    secret.metadata = { ...secret.metadata, resourceVersion: `${secret.metadata?.resourceVersion ?? ''}0` };
+    const cached = h.cluster.outputSecret(NS, 'web-dc-secret');
+    assert.equal(cached?.data['ecdsa_secp256r1_sha256.key'], undefined, `${name}: not in the cached form`);
+    await h.reconciler.reconcile(NS, 'web-dc');
+    assert.match(h.events.events.at(-1)?.message ?? '', message, name);
+    const data = outputData(h);
+    const key = Buffer.from(data['ecdsa_secp256r1_sha256.key'] ?? '', 'base64').toString();
+    const verified = validateDelegatedCredential(Buffer.from(data['ecdsa_secp256r1_sha256.cred'] ?? '', 'base64'), { certificate: new X509Certificate(h.certPem) });
+    assert.ok(key.includes('PRIVATE KEY') && key !== pem, `${name}: a new key was written`);
+    assert.equal(condition(dcOf(h), 'Ready')?.status, 'True', name);
+    assert.ok(verified.expiresAt.getTime() > h.clock.now().getTime());
+  }
+});
+
+void test('a certificate key left in the output Secret after fallback left CertificateKey is removed with one read and one conditional write', async () => {
+  const h = await ready({ fallback: 'CertificateKey' });
+  const before = h.cluster.secrets.get(`${NS}/web-dc-secret`);
+  assert.ok(before?.data?.['tls.key'], 'CertificateKey: the key is in the bundle');
+  const dc = dcOf(h);
+  h.cluster.dcs.set(`${NS}/web-dc`, { ...dc, spec: { ...dc.spec, fallback: 'None' } });
+  const calls = h.cluster.calls.length;
+  const result = await h.reconciler.reconcile(NS, 'web-dc');
+  assert.equal(result.kind, 'done');
+  assert.deepEqual(h.cluster.calls.slice(calls), [`get secret ${NS}/web-dc-secret`, `replace secret ${NS}/web-dc-secret`]);
+  const after = outputData(h);
+  assert.equal(after['tls.key'], undefined, 'the key left');
+  assert.equal(Buffer.from(after['fallback'] ?? '', 'base64').toString(), 'None');
+  assert.equal(after['ecdsa_secp256r1_sha256.key'], before.data['ecdsa_secp256r1_sha256.key'], 'everything else kept');
+});
+
 void test('re-issues with a new key when the renewal time is reached', async () => {
   const h = await ready({ validity: '2m', renewBefore: '90s' });
   const first = dcOf(h).status?.credentials?.[0]?.publicKeyFingerprint;
