@@ -22,6 +22,7 @@
  * --operator-node-args: node flags of the operator process (split on spaces); default: the chart's
  *   controller.nodeOptions (charts/dc-operator/values.yaml), as the Deployment sets NODE_OPTIONS.
  * --heap-snapshot-dir: the operator writes a heap snapshot there (SIGUSR2) once all are Ready and settled.
+ * --operator-env K=V (repeatable): added to the operator's environment (allocator experiments).
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { existsSync, mkdirSync, readFileSync, readdirSync, rmSync, statSync } from 'node:fs';
@@ -46,6 +47,7 @@ const { values: args } = parseArgs({
     kubeconfig: { type: 'string' },
     'operator-node-args': { type: 'string' },
     'heap-snapshot-dir': { type: 'string' },
+    'operator-env': { type: 'string', multiple: true },
   },
 });
 const COUNT = Number(args.count);
@@ -245,7 +247,7 @@ async function main(): Promise<void> {
   say(`starting: node ${[...nodeArgs, entry, ...operatorArgs].join(' ')}`);
   const child: ChildProcess = spawn(process.execPath, [...nodeArgs, entry, ...operatorArgs], {
     stdio: ['ignore', 'ignore', 'pipe'],
-    env: { ...process.env, NODE_OPTIONS: '' },
+    env: { ...process.env, NODE_OPTIONS: '', ...Object.fromEntries((args['operator-env'] ?? []).map((kv) => [kv.slice(0, kv.indexOf('=')), kv.slice(kv.indexOf('=') + 1)])) },
     ...(snapshotDir !== undefined ? { cwd: snapshotDir } : {}),
   });
   let stderrTail = '';
