@@ -105,37 +105,49 @@ export function holdsPrivateKey(key: string): boolean {
 
 /**
  * Makes the cached form of output Secrets (one pool of shared strings, one key reader). Reading a
- * private key costs ~150 µs (OpenSSL's decoder and encoder): the Secrets the operator writes
- * itself are vouched for by the issuer, which knows the public keys of what it wrote, so a burst
- * of issuances parses none of them again (the watch event of our own write is not transformed
- * either: the informer already holds that resourceVersion).
+ * private key costs ~150 µs (OpenSSL's decoder and encoder): before the operator writes a Secret,
+ * the issuer tells the form the checks of the keys it is sending (it knows their public keys), and
+ * the first transform that meets one of those values uses the check instead of reading the key,
+ * whether the watch event or our write's response comes first. A check is a function of the
+ * value alone, so this is a memo, seeded; it holds only writes in flight (bounded, each entry
+ * dropped when used or when the write fails). The informer does not transform an object at a
+ * resourceVersion it already holds either, so a burst of issuances reads no key back.
  */
 export class OutputSecretForm {
-  private readonly vouched = new WeakMap<V1Secret, Readonly<Record<string, KeyCheck>>>();
+  private readonly known = new Map<string, KeyCheck>();
   private readonly shared = new Set(SHARED_OUTPUT_KEYS);
 
   constructor(
     private readonly pool: StringPool,
     private readonly readPublicKey: PublicKeyReader = publicKeyOfPrivateKey,
+    private readonly maxKnown = 256,
   ) {}
 
-  /**
-   * The checks of private keys `written` holds, as the issuer knows them (by data key), for the
-   * transform of this very object; a key whose stored value is not the one sent is read as usual.
-   */
-  vouch(written: V1Secret, sent: V1Secret, checks: Readonly<Record<string, KeyCheck>>): void {
-    const kept: Record<string, KeyCheck> = {};
+  /** Before writing `sent`: the checks of the private keys it holds, by data key. */
+  vouch(sent: V1Secret, checks: Readonly<Record<string, KeyCheck>>): void {
     for (const [key, check] of Object.entries(checks)) {
-      const value = written.data?.[key];
-      if (value !== undefined && value === sent.data?.[key]) kept[key] = check;
+      const value = sent.data?.[key];
+      if (value === undefined) continue;
+      if (this.known.size >= this.maxKnown) this.known.delete(this.known.keys().next().value ?? '');
+      this.known.set(value, check);
     }
-    this.vouched.set(written, kept);
+  }
+
+  /** The write of `sent` failed: what was vouched for it is dropped. */
+  forget(sent: V1Secret): void {
+    for (const value of Object.values(sent.data ?? {})) this.known.delete(value);
+  }
+
+  private check(base64: string): KeyCheck {
+    const known = this.known.get(base64);
+    if (known === undefined) return checkPrivateKey(Buffer.from(base64, 'base64').toString('utf8'), this.readPublicKey);
+    this.known.delete(base64);
+    return known;
   }
 
   readonly transform = (secret: V1Secret): CachedOutputSecret => {
     const { pool } = this;
     const m = secret.metadata ?? {};
-    const vouched = this.vouched.get(secret);
     const data: Record<string, string> = {};
     const privateKeys: Record<string, KeyCheck> = {};
     const stored = secret.data ?? {};
@@ -143,7 +155,7 @@ export class OutputSecretForm {
     for (const key of keys) {
       const value = stored[key] ?? '';
       if (!holdsPrivateKey(key)) data[key] = this.shared.has(key) ? pool.of(value) : value;
-      else if (key !== BUNDLE_KEYS.certificateKey) privateKeys[key] = vouched?.[key] ?? checkPrivateKey(Buffer.from(value, 'base64').toString('utf8'), this.readPublicKey);
+      else if (key !== BUNDLE_KEYS.certificateKey) privateKeys[key] = this.check(value);
     }
     const metadata: CachedOutputSecret['metadata'] = {
       name: m.name,

@@ -220,8 +220,9 @@ export class Controller {
       keylessIdentity: this.keylessIdentity,
       signingKeys: this.signingKeys,
       signerHealth: (h) => this.signerStatus.report(h),
-      primeSecret: (s, sent, keys) => {
-        if (sent !== undefined && keys !== undefined) outputForm.vouch(s, sent, keys);
+      vouchOutputKeys: (sent, keys) => outputForm.vouch(sent, keys),
+      forgetOutputKeys: (sent) => outputForm.forget(sent),
+      primeSecret: (s) => {
         this.outputSecrets.prime(s);
         this.indexOutput(s, false);
       },

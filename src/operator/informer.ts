@@ -157,6 +157,8 @@ export class Informer<R extends ObjectMeta, T = R> {
     const rv = object.metadata?.resourceVersion ?? '';
     const existing = this.store.get(key);
     if (existing && rv !== '' && isOlder(rv, existing.resourceVersion)) return;
+    // The watch delivered this version first: it is stored already, not transformed twice.
+    if (existing && rv !== '' && existing.resourceVersion === rv) return;
     this.store.set(key, { object: this.transform(object), resourceVersion: rv });
     if (rv !== '') this.primed.set(key, rv);
   }

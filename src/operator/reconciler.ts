@@ -51,8 +51,11 @@ export interface ReconcilerDeps {
   /** The certificate keys of the current burst (src/operator/signing-keys.ts); without it every issuance GETs the key. */
   signingKeys?: SigningKeyCache;
   /** Called after our own writes, so the caches never show an older version than we wrote. */
-  /** `written` as the apiserver returned it; with what was `sent` and the public keys of the private keys it holds, which the cache then need not read. */
-  primeSecret?(written: V1Secret, sent?: V1Secret, privateKeys?: Readonly<Record<string, KeyCheck>>): void;
+  primeSecret?(secret: V1Secret): void;
+  /** Before an output Secret is written: the checks of its private keys, so the cache need not read them back (cache-form.ts). */
+  vouchOutputKeys?(sent: V1Secret, privateKeys: Readonly<Record<string, KeyCheck>>): void;
+  /** The write failed: drop what was vouched. */
+  forgetOutputKeys?(sent: V1Secret): void;
   primeCredential?(dc: DelegatedCredential): void;
 }
 
@@ -298,10 +301,17 @@ export class Reconciler {
       issuedAt: now,
       existing: i.existing,
     });
-    const written = i.existing === undefined ? await this.create(secret) : await api.replaceSecret(secret);
-    for (const c of issued) metrics.issued(c.algorithm);
     const credentials = issued.map((c) => ({ algorithm: c.algorithm, notAfter: c.notAfter, publicKeyFingerprint: sha256Hex(c.publicKeySpki) }));
-    this.deps.primeSecret?.(written, secret, Object.fromEntries(credentials.map((c) => [privateKeyKey(c.algorithm), { publicKeyFingerprint: c.publicKeyFingerprint }])));
+    this.deps.vouchOutputKeys?.(secret, Object.fromEntries(credentials.map((c) => [privateKeyKey(c.algorithm), { publicKeyFingerprint: c.publicKeyFingerprint }])));
+    let written: V1Secret;
+    try {
+      written = i.existing === undefined ? await this.create(secret) : await api.replaceSecret(secret);
+    } catch (err) {
+      this.deps.forgetOutputKeys?.(secret);
+      throw err;
+    }
+    this.deps.primeSecret?.(written);
+    for (const c of issued) metrics.issued(c.algorithm);
     // `!`: spec.algorithms has at least one entry (minItems 1), so one credential was issued.
     const renewal = credentialSetRenewalTime({ uid: i.dc.metadata.uid ?? '', issuedAt: now, notAfters: issued.map((c) => c.notAfter), policy: i.policy })!;
     events.record(i.dc, 'Normal', 'Issued', `issued ${credentials.map((c) => c.algorithm).join(', ')} into Secret ${i.dc.spec.secretName} (${i.trigger?.reason ?? 'Issued'}: ${i.trigger?.message ?? ''})`);

@@ -43,19 +43,27 @@ void test('an output Secret is cached without managedFields or private keys: pub
   assert.ok(pool.size <= 16, `shared strings only: ${pool.size}`);
 });
 
-void test('keys the issuer vouches for are not read again; a vouched key whose stored value differs from what was sent is read', () => {
+void test('keys the issuer vouched for before its write are not read back, whichever copy comes first; a failed write leaves nothing', () => {
   const read: string[] = [];
-  const form = new OutputSecretForm(new StringPool(), (pem) => (read.push(pem), Buffer.from(`public of ${pem}`)));
+  const form = new OutputSecretForm(new StringPool(), (pem) => (read.push(pem), Buffer.from(`public of ${pem}`)), 3);
   const b64 = (s: string): string => Buffer.from(s).toString('base64');
-  const sent: V1Secret = { metadata: { name: 'a', namespace: 'ns' }, data: { 'p256.key': b64('k1'), 'ed25519.key': b64('k2') } };
-  const written: V1Secret = { metadata: { name: 'a', namespace: 'ns', resourceVersion: '7' }, data: { 'p256.key': b64('k1'), 'ed25519.key': b64('changed on the way') } };
-  form.vouch(written, sent, { 'p256.key': { publicKeyFingerprint: 'vouched' }, 'ed25519.key': { publicKeyFingerprint: 'vouched' } });
-  const cached = form.transform(written);
-  assert.deepEqual(cached.privateKeys['p256.key'], { publicKeyFingerprint: 'vouched' });
-  assert.deepEqual(cached.privateKeys['ed25519.key'], { publicKeyFingerprint: sha256Hex(Buffer.from('public of changed on the way')) });
-  assert.deepEqual(read, ['changed on the way']);
-  const again = form.transform({ ...written });
-  assert.deepEqual(again.privateKeys['p256.key'], { publicKeyFingerprint: sha256Hex(Buffer.from('public of k1')) }, 'only that very object is vouched for');
+  const sent = (name: string, key: string): V1Secret => ({ metadata: { name, namespace: 'ns' }, data: { 'p256.key': b64(key), 'tls.crt': 'Q0hBSU4=' } });
+  const written = (s: V1Secret, rv: string): V1Secret => ({ ...s, metadata: { ...s.metadata, resourceVersion: rv } });
+
+  const a = sent('a', 'k1');
+  form.vouch(a, { 'p256.key': { publicKeyFingerprint: 'vouched' } });
+  assert.deepEqual(form.transform(written(a, '7')).privateKeys['p256.key'], { publicKeyFingerprint: 'vouched' }, 'the watch event, first');
+  assert.deepEqual(form.transform(written(a, '7')).privateKeys['p256.key'], { publicKeyFingerprint: sha256Hex(Buffer.from('public of k1')) }, 'used once: a second copy is read');
+  assert.deepEqual(read, ['k1']);
+
+  const b = sent('b', 'k2');
+  form.vouch(b, { 'p256.key': { publicKeyFingerprint: 'vouched' } });
+  form.forget(b);
+  assert.deepEqual(form.transform(written(b, '8')).privateKeys['p256.key'], { publicKeyFingerprint: sha256Hex(Buffer.from('public of k2')) }, 'a failed write is forgotten');
+
+  for (const k of ['x1', 'x2', 'x3', 'x4']) form.vouch(sent(k, k), { 'p256.key': { publicKeyFingerprint: `v-${k}` } });
+  assert.deepEqual(form.transform(sent('x1', 'x1')).privateKeys['p256.key'], { publicKeyFingerprint: sha256Hex(Buffer.from('public of x1')) }, 'bounded: the oldest went');
+  assert.deepEqual(form.transform(sent('x4', 'x4')).privateKeys['p256.key'], { publicKeyFingerprint: 'v-x4' });
 });
 
 void test('a public key under a private key name is no private key', async () => {

@@ -166,7 +166,7 @@ void test('after prime, watch events older than our own write are ignored and th
 void test('an object at the resourceVersion the store holds is not transformed again (our own write\'s event, a relist)', async () => {
   const source = new ScriptedSource();
   source.lists.push({ kind: 'list', items: [obj('a', '5', 'v5')], rv: '10' });
-  source.lists.push({ kind: 'list', items: [obj('a', '25', 'theirs'), obj('b', '21', 'b')], rv: '30' });
+  source.lists.push({ kind: 'list', items: [obj('a', '25', 'theirs'), obj('b', '21', 'b'), obj('c', '26', 'ours, seen first by the watch')], rv: '30' });
   let emitFromWatch: ((t: WatchEventType, o: Obj) => void) | undefined;
   let endWatch: ((err: unknown) => void) | undefined;
   source.watches.push((emit, done) => ((emitFromWatch = emit), (endWatch = done)));
@@ -180,12 +180,15 @@ void test('an object at the resourceVersion the store holds is not transformed a
   emitFromWatch?.('MODIFIED', obj('a', '20', 'ours'));
   emitFromWatch?.('MODIFIED', obj('a', '25', 'theirs'));
   assert.deepEqual(transformed, ['a@5', 'a@20', 'a@25'], 'the watch event of the primed version: no transform');
+  emitFromWatch?.('MODIFIED', obj('c', '26', 'ours, seen first by the watch'));
+  informer.prime(obj('c', '26', 'ours, seen first by the watch'));
+  assert.deepEqual(transformed, ['a@5', 'a@20', 'a@25', 'c@26'], 'our write\'s response after its watch event: no transform');
   emitFromWatch?.('ERROR', { code: 410 } as unknown as Obj);
   endWatch?.(null);
   for (let i = 0; i < 6 && informer.get('ns/b') === undefined; i++) await flush();
   assert.equal(informer.stats.relistsOnGone, 1);
   assert.equal(informer.get('ns/b')?.data, 'b');
-  assert.deepEqual(transformed, ['a@5', 'a@20', 'a@25', 'b@21'], 'a relist transforms what changed, not what the store holds');
+  assert.deepEqual(transformed, ['a@5', 'a@20', 'a@25', 'c@26', 'b@21'], 'a relist transforms what changed, not what the store holds');
   await informer.stop();
 });
 
