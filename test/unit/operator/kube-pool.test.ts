@@ -45,6 +45,19 @@ void describe('PooledKubeConfig', () => {
       // undici may open a second connection while the first response is being released; without
       // the pool every request opens its own.
       assert.ok(connections <= 2, `${requests} requests used ${connections} TLS connections`);
+
+      // A rotated client certificate (an exec plugin's) is a new agent: the options are compared, not assumed.
+      const rotated = await issueCertificate({ commonName: 'operator-rotated', extendedKeyUsage: ['clientAuth'], keyUsage: KeyUsage.digitalSignature }, 'ecdsa-p256', issuer);
+      kc.loadFromOptions({
+        clusters: [{ name: 'c', server: `https://127.0.0.1:${port}`, caData: Buffer.from(ca.pem).toString('base64') }],
+        users: [{ name: 'u', certData: Buffer.from(rotated.pem).toString('base64'), keyData: Buffer.from(rotated.key.privateKeyPem).toString('base64') }],
+        contexts: [{ name: 'x', cluster: 'c', user: 'u' }],
+        currentContext: 'x',
+      });
+      const before = connections;
+      for (let i = 0; i < 3; i++) await kc.makeApiClient(CoreV1Api).listNamespace();
+      assert.deepEqual(clientNames.slice(requests), ['operator-rotated', 'operator-rotated', 'operator-rotated']);
+      assert.ok(connections > before && connections <= before + 2, `the rotated certificate: ${connections - before} new connections`);
     } finally {
       kc.destroyAgents();
       server.closeAllConnections();
