@@ -2,7 +2,7 @@
 // Builds the optional native addons of src/tls: the AEAD of the record path
 // (src/tls/native/aead.c) and the handshake's key exchange and key schedule
 // (src/tls/native/handshake.c), into dist/src/tls/native/<name>.node, next to the compiled
-// <name>.js that loads each.
+// <name>.js that loads each; and the controller's malloc_trim (src/operator/native/malloc-trim.c).
 //
 //   node scripts/build-native.mjs [--require]
 //
@@ -24,7 +24,8 @@ import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
 const root = resolve(dirname(fileURLToPath(import.meta.url)), '..');
-const ADDONS = ['aead', 'handshake'];
+// Paths under src/ (source .c) and dist/src/ (the .node next to the .js that loads it).
+const ADDONS = ['tls/native/aead', 'tls/native/handshake', 'operator/native/malloc-trim'];
 const required = process.argv.includes('--require');
 
 function skip(why) {
@@ -57,9 +58,10 @@ const compiler = findCompiler();
 if (!compiler) skip('no C compiler: install gcc (scripts/system-deps.sh does)');
 
 const baseFlags = ['-O2', '-fPIC', '-shared', '-std=c11', '-Wall', '-Wextra', '-Werror', '-fvisibility=hidden'];
-for (const name of ADDONS) {
-  const source = join(root, `src/tls/native/${name}.c`);
-  const target = join(root, `dist/src/tls/native/${name}.node`);
+for (const path of ADDONS) {
+  const name = path.slice(path.lastIndexOf('/') + 1);
+  const source = join(root, `src/${path}.c`);
+  const target = join(root, `dist/src/${path}.node`);
   const flags = [...baseFlags, `-DNODE_GYP_MODULE_NAME=${name}`];
   const hash = createHash('sha256')
     .update(readFileSync(source))

@@ -9,6 +9,8 @@ import { startHttpServer } from './http.js';
 import { KubeClient, KubeEventRecorder, PooledKubeConfig } from './kube.js';
 import { loadKubeconfig } from './kubeconfig.js';
 import { LeaderElector } from './leader.js';
+import { MALLOC_TRIM_INTERVAL_MS, startMallocTrim } from './memory-trim.js';
+import { mallocTrim } from './native/malloc-trim.js';
 import { createLogger } from './logger.js';
 import { OperatorMetrics } from './metrics.js';
 import type { Logger } from './ports.js';
@@ -42,6 +44,8 @@ export interface ControllerOptions {
   renewDeadlineMs?: number;
   retryPeriodMs?: number;
   workers?: number;
+  /** How often free malloc memory is returned to the kernel (memory-trim.ts); 0: never. Default 5 s. */
+  mallocTrimIntervalMs?: number;
   logLevel?: string;
   log?: Logger;
   clock?: Clock;
@@ -137,6 +141,8 @@ export async function runController(opts: ControllerOptions): Promise<Controller
       },
     },
   });
+  const trimmer = startMallocTrim(clock, opts.mallocTrimIntervalMs ?? MALLOC_TRIM_INTERVAL_MS);
+  if (!mallocTrim.available) log.debug('malloc_trim addon not loaded: free heap memory stays with glibc', { reason: mallocTrim.unavailableBecause });
   log.info('dc-operator controller starting', { identity, namespaces: namespaces.length > 0 ? namespaces : '(all)', operatorNamespace, clusterResourceNamespace: opts.clusterResourceNamespace ?? operatorNamespace, metricsPort: http.port });
 
   // The election loop runs until stop(); without election this process leads at once.
@@ -150,6 +156,7 @@ export async function runController(opts: ControllerOptions): Promise<Controller
       await elector?.stop(); // ends the campaign (stopping a controller it started meanwhile), then releases
       await campaign;
       await http.close();
+      trimmer.stop();
       kc.destroyAgents();
       log.info('dc-operator controller stopped', { identity });
       finished();
