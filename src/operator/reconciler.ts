@@ -11,7 +11,7 @@ import { parseDuration } from './duration.js';
 import { ReconcileFailure, failureOf } from './failures.js';
 import { statusCodeOf } from './informer.js';
 import { MANAGED_SELECTOR, OWNER_LABEL, buildOutputSecret, sha256Hex, viewOutputSecret, type FallbackMaterial, type IssuedCredential, type OutputView, type StoredCredential } from './output-secret.js';
-import type { EventRecorder, IssueMetrics, KubeApi, Listers, Logger } from './ports.js';
+import type { CertificateSecretProjection, EventRecorder, IssueMetrics, KubeApi, Listers, Logger } from './ports.js';
 import { credentialSetRenewalTime, renewalPolicyOf, type RenewalPolicy } from './renewal.js';
 import type { KeylessPort, SignerHealth } from './keyless.js';
 import { failureForTenant, isClusterSigner, loadSigner, planSigner, type SignerPlan } from './signers.js';
@@ -83,6 +83,13 @@ interface Inspection {
 }
 
 export class Reconciler {
+  /**
+   * The certificate of each cached certificate Secret, parsed once: the cache hands out the same
+   * projection until the Secret changes, and every DelegatedCredential of a certificate reads it
+   * on each pass (~2 % of the operator's CPU in a burst when parsed every time).
+   */
+  private readonly certificates = new WeakMap<CertificateSecretProjection, CertificateFacts>();
+
   constructor(private readonly deps: ReconcilerDeps) {}
 
   async reconcile(namespace: string, name: string): Promise<ReconcileResult> {
@@ -177,7 +184,11 @@ export class Reconciler {
     if (lookup.state === 'absent') throw new CertificateSecretAbsent(namespace, dc.spec.certificateSecretRef.name);
     if (lookup.secret.invalid !== undefined) throw new ReconcileFailure('CertificateInvalid', `tls.crt of Secret ${secretName}: ${lookup.secret.invalid}`);
     if (lookup.secret.chainPem === undefined) throw new ReconcileFailure('CertificateInvalid', `Secret ${secretName} has no tls.crt`);
-    const certificate = crypto.readCertificate(lookup.secret.chainPem, `tls.crt of Secret ${secretName}`);
+    let certificate = this.certificates.get(lookup.secret);
+    if (certificate === undefined) {
+      certificate = crypto.readCertificate(lookup.secret.chainPem, `tls.crt of Secret ${secretName}`);
+      this.certificates.set(lookup.secret, certificate);
+    }
     // A key in tls.crt (a combined PEM) does not stop issuing: only the certificates are cached and
     // copied, so the key goes nowhere through us, and refusing would take the credentials of a
     // working setup away. But anything else that treats tls.crt as public spreads it: say so.

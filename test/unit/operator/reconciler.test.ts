@@ -6,7 +6,11 @@ import { ANNOTATIONS, OUTPUT_SECRET_TYPE } from '../../../src/operator/output-se
 import type { DelegatedCredential } from '../../../src/operator/api/v1alpha1.js';
 import type { ClusterDelegationSignerSpec } from '../../../src/operator/api/v1alpha1.js';
 import type { SignerHealth } from '../../../src/operator/keyless.js';
-import { delegationCertificate, harness, type Harness } from './fakes.js';
+import { delegationCertificate, harness, silentLog, type FakeCluster, type Harness } from './fakes.js';
+import { Reconciler } from '../../../src/operator/reconciler.js';
+import { tlsCrypto } from '../../../src/operator/crypto.js';
+import { SigningKeyCache } from '../../../src/operator/signing-keys.js';
+import type { CertificateLookup, Listers } from '../../../src/operator/ports.js';
 import { KeyUsage, generateKeyPair, issueCertificate, type IssuedCertificate } from '../../../src/cli/pki/dev-pki.js';
 
 const NS = 'web';
@@ -194,6 +198,44 @@ void test('a certificate key left in the output Secret after fallback left Certi
   assert.equal(after['tls.key'], undefined, 'the key left');
   assert.equal(Buffer.from(after['fallback'] ?? '', 'base64').toString(), 'None');
   assert.equal(after['ecdsa_secp256r1_sha256.key'], before.data['ecdsa_secp256r1_sha256.key'], 'everything else kept');
+});
+
+void test('a certificate is parsed once per cached version of its Secret, not once per DelegatedCredential', async () => {
+  const h = harness(new Date());
+  const parsed: string[] = [];
+  // As the real cache does: one projection object per version of the Secret.
+  const projections = new Map<string, CertificateLookup>();
+  const listers: Listers = Object.assign(Object.create(h.cluster) as FakeCluster, {
+    certificateSecret: (ns: string, name: string): CertificateLookup => {
+      const rv = h.cluster.secrets.get(`${ns}/${name}`)?.metadata?.resourceVersion ?? '';
+      const key = `${ns}/${name}@${rv}`;
+      if (!projections.has(key)) projections.set(key, h.cluster.certificateSecret(ns, name));
+      return projections.get(key)!;
+    },
+  });
+  const reconciler = new Reconciler({
+    listers,
+    api: h.cluster,
+    crypto: { ...tlsCrypto, readCertificate: (pem, source) => (parsed.push(source), tlsCrypto.readCertificate(pem, source)) },
+    clock: h.clock,
+    events: h.events,
+    metrics: h.metrics,
+    log: silentLog,
+    operatorNamespace: 'dc-operator',
+    signingKeys: new SigningKeyCache(h.clock),
+  });
+  const first = await delegationCertificate();
+  h.cluster.putTlsSecret(NS, 'web-tls', first);
+  for (const name of ['one', 'two', 'three']) h.cluster.putDelegatedCredential(NS, name, { certificateSecretRef: { name: 'web-tls' }, secretName: `${name}-out`, fallback: 'None' });
+  for (const name of ['one', 'two', 'three']) assert.equal((await reconciler.reconcile(NS, name)).kind, 'done');
+  // One parse of the cached projection, one of the key Secret the burst GETs once (signing-keys.ts).
+  assert.deepEqual(parsed, ['tls.crt of Secret web/web-tls', 'tls.crt of Secret web/web-tls']);
+  const next = await delegationCertificate();
+  h.cluster.putTlsSecret(NS, 'web-tls', next);
+  for (const name of ['one', 'two']) await reconciler.reconcile(NS, name);
+  assert.equal(parsed.length, 4, 'a new version of the Secret: parsed again, once, and its key read again');
+  const leaf = new X509Certificate(Buffer.from(outputData(h, 'two-out')['tls.crt'] ?? '', 'base64'));
+  assert.equal(leaf.fingerprint256, new X509Certificate(next.pem).fingerprint256, 'and its certificate is the one issued under');
 });
 
 void test('re-issues with a new key when the renewal time is reached', async () => {
