@@ -46,17 +46,38 @@ interface CachedCondition {
   type: string;
   reason?: string;
   message?: string;
+  lastTransitionTime?: string;
 }
 
-/** A DelegatedCredential or signer as cached: without managedFields, its conditions' text pooled. */
-export function cachedResource<R extends { metadata?: { managedFields?: unknown }; status?: { conditions?: CachedCondition[] } }>(pool: StringPool): (object: R) => R {
+interface CachedStatus {
+  conditions?: CachedCondition[];
+  notAfter?: string;
+  lastIssuedTime?: string;
+  credentials?: { notAfter?: string }[];
+}
+
+/**
+ * A DelegatedCredential or signer as cached: without managedFields, its conditions' text pooled,
+ * and the times a burst gives many objects alike (to the second: transitions, issue, expiry,
+ * creation; ~0.36 KB per DelegatedCredential). renewalTime is not pooled: its jitter makes it
+ * nearly unique, and unique strings would only churn the pool.
+ */
+export function cachedResource<R extends { metadata?: { managedFields?: unknown; creationTimestamp?: unknown }; status?: CachedStatus }>(pool: StringPool): (object: R) => R {
+  const time = <T>(value: T): T => (typeof value === 'string' ? (pool.of(value) as T) : value);
   return (object) => {
     withoutManagedFields(object);
-    for (const c of object.status?.conditions ?? []) {
+    if (object.metadata !== undefined && object.metadata.creationTimestamp !== undefined) object.metadata.creationTimestamp = time(object.metadata.creationTimestamp);
+    const status = object.status;
+    if (status === undefined) return object;
+    for (const c of status.conditions ?? []) {
       if (c.reason !== undefined) c.reason = pool.of(c.reason);
       // Ready's message names the object's own validity and renewal times: no other object shares it.
       if (c.message !== undefined && c.type !== 'Ready') c.message = pool.of(c.message);
+      if (c.lastTransitionTime !== undefined) c.lastTransitionTime = time(c.lastTransitionTime);
     }
+    if (status.notAfter !== undefined) status.notAfter = time(status.notAfter);
+    if (status.lastIssuedTime !== undefined) status.lastIssuedTime = time(status.lastIssuedTime);
+    for (const c of status.credentials ?? []) if (c.notAfter !== undefined) c.notAfter = time(c.notAfter);
     return object;
   };
 }

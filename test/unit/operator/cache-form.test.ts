@@ -94,7 +94,30 @@ void test('a DelegatedCredential is cached without managedFields; condition text
     assert.equal(c.status?.conditions?.[0]?.message, `credentials for ${['a', 'b'][i] ?? ''}`);
     assert.equal(c.status?.conditions?.[1]?.message, 'the credentials are current');
   }
-  assert.equal(pool.size, 3, "Issued, UpToDate and Issuing's message; not the per-object Ready messages");
+  assert.equal(pool.size, 4, "Issued, UpToDate, Issuing's message and the transition time; not the per-object Ready messages");
+});
+
+void test('the times a burst shares are pooled (transition, issue, expiry, creation), the jittered renewal time is not', () => {
+  const pool = new StringPool();
+  const form = cachedResource<DelegatedCredential>(pool);
+  const t = '2026-01-01T00:00:00Z';
+  const dc = (name: string, renewal: string): DelegatedCredential => ({
+    apiVersion: 'dc-operator.io/v1alpha1',
+    kind: 'DelegatedCredential',
+    metadata: { name, namespace: 'ns', creationTimestamp: t as unknown as Date },
+    spec: { certificateSecretRef: { name: 'web-tls' }, secretName: `${name}-out`, fallback: 'None', algorithms: ['ecdsa_secp256r1_sha256'], validity: '24h' },
+    status: {
+      conditions: [{ type: 'Ready', status: 'True', reason: 'Issued', message: `credentials for ${name}`, lastTransitionTime: t }],
+      credentials: [{ algorithm: 'ecdsa_secp256r1_sha256', notAfter: '2026-01-02T00:00:00Z', publicKeyFingerprint: `fp-${name}` }],
+      notAfter: '2026-01-02T00:00:00Z',
+      lastIssuedTime: t,
+      renewalTime: renewal,
+    },
+  });
+  const [a, b] = [form(dc('a', '2026-01-01T16:00:01Z')), form(dc('b', '2026-01-01T16:03:17Z'))];
+  assert.equal(pool.size, 3, 'Issued, the issue time, the expiry: the renewal times and fingerprints stay out');
+  assert.deepEqual([a.status?.renewalTime, b.status?.renewalTime], ['2026-01-01T16:00:01Z', '2026-01-01T16:03:17Z']);
+  assert.deepEqual([a.status?.lastIssuedTime, b.status?.credentials?.[0]?.notAfter, String(b.metadata.creationTimestamp)], [t, '2026-01-02T00:00:00Z', t]);
 });
 
 void test('the pool is bounded: full, it starts over rather than pinning what no object holds', () => {
