@@ -5,6 +5,7 @@
 //   e.g. @kubernetes/client-node, ./dist/src/operator/main.js
 import { pathToFileURL } from 'node:url';
 import { resolve } from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
 
 const what = process.argv[2];
 const mib = (n) => +(n / 2 ** 20).toFixed(1);
@@ -17,5 +18,5 @@ const measure = () => {
 const before = measure();
 if (what) await import(what.startsWith('.') ? pathToFileURL(resolve(what)).href : what);
 const after = measure();
-await new Promise((r) => setTimeout(r, 2500));
+await sleep(2500);
 console.log(JSON.stringify({ module: what ?? '(none)', before, after, later: measure() }));

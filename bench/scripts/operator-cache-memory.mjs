@@ -18,7 +18,6 @@ const load = (p) => import(pathToFileURL(join(dist, p)).href);
 const form = await load('src/operator/cache-form.js');
 const { buildOutputSecret } = await load('src/operator/output-secret.js');
 const { tlsCrypto } = await load('src/operator/crypto.js');
-const { issueDelegatedCredential } = await load('src/tls/delegated/index.js');
 const { InMemoryKeySigner } = await load('src/signer/index.js');
 const { dcctlCertificate } = await load('test/integration/operator-fixtures.js');
 
