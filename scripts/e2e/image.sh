@@ -72,11 +72,14 @@ mkdir -p "$out_dir/app/dist"
 cp -a "$root/dist/src" "$out_dir/app/dist/src"
 chmod 0755 "$out_dir/app/dist/src/cli/dc-operator.js" "$out_dir/app/dist/src/cli/dcctl.js"
 umoci insert --image "$oci:base" "$out_dir/app/dist" /app/dist >&2
-# What the Dockerfile's runtime stage says (ENV PATH is the node image's).
+# What the Dockerfile's runtime stage says (ENV PATH is the node image's). The compile cache the
+# Dockerfile fills at build time is not made here: its directory is absent, and Node then compiles
+# as without one (bench/results/sidecar-perf.md, section 8).
 umoci config --image "$oci:base" --tag "$app_version" \
   --config.user 65532:65532 --config.workingdir /app \
   --config.env PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin \
   --config.env NODE_ENV=production --config.env "DC_OPERATOR_COMMIT=$commit" \
+  --config.env NODE_COMPILE_CACHE=/app/.cache/node-compile \
   --config.entrypoint node --config.entrypoint dist/src/cli/dc-operator.js \
   --config.cmd --help >&2
 umoci rm --image "$oci:base"

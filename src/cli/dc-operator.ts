@@ -5,9 +5,11 @@
  * dcctl (framework/command.ts): flags validated up front, `--help` on every command.
  *
  * Each command's module is imported only when it runs: the sidecar must not carry the
- * controller's Kubernetes client in its heap (docs/architecture.md, "Hot paths").
+ * controller's Kubernetes client in its heap (docs/architecture.md, "Hot paths"), and what it
+ * imports comes from Node's compile cache (framework/compile-cache.ts), enabled before.
  */
 import type { Command } from './framework/command.js';
+import { enableModuleCompileCache } from './framework/compile-cache.js';
 import { CommandRegistry, type ProgramContext } from './framework/registry.js';
 import { isEntryPoint, processContext, unsupportedRuntime } from './framework/main.js';
 import { buildInfo } from './framework/version.js';
@@ -39,5 +41,8 @@ export async function main(argv: readonly string[], ctx: ProgramContext = proces
 }
 
 if (isEntryPoint(import.meta.url)) {
-  process.exitCode = unsupportedRuntime('dc-operator') ?? (await main(process.argv.slice(2)));
+  const unsupported = unsupportedRuntime('dc-operator');
+  // Before the command's module is imported: it and everything it imports come from the cache.
+  if (unsupported === undefined) enableModuleCompileCache();
+  process.exitCode = unsupported ?? (await main(process.argv.slice(2)));
 }

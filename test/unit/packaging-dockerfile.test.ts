@@ -6,9 +6,9 @@
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
-import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, symlinkSync } from 'node:fs';
+import { chmodSync, existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join, relative } from 'node:path';
+import { dirname, join, relative } from 'node:path';
 import { builtinModules } from 'node:module';
 import ts from 'typescript';
 import { repoRoot } from '../support/control-plane.js';
@@ -115,6 +115,103 @@ void describe('Dockerfile', () => {
     } finally {
       rmSync(dir, { recursive: true, force: true });
     }
+  });
+
+  void describe('Node\'s compile cache, filled at build time', () => {
+    const env = Object.fromEntries(all(runtime, 'ENV').flatMap((e) => e.split(/\s+/)).map((kv) => [kv.slice(0, kv.indexOf('=')), kv.slice(kv.indexOf('=') + 1)]));
+    const cacheDir = env.NODE_COMPILE_CACHE ?? '';
+    /** The runtime stage's RUN instructions with the USER in effect for each. */
+    const runs: Array<{ user: string; args: string }> = [];
+    let user = 'root';
+    for (const i of runtime.instructions) {
+      if (i.op === 'USER') user = i.args;
+      if (i.op === 'RUN') runs.push({ user, args: i.args });
+    }
+    const fill = runs.find((r) => /node dist\/src\/cli\/dc-operator\.js --help/.test(r.args));
+    const lock = runs.find((r) => r.args.includes(`chmod -R a=rX ${cacheDir}`));
+    const uid = process.getuid?.() ?? 0;
+
+    /** The fill step's commands, run here as they are written, with the cache in `dir`. */
+    function runFill(dir: string): void {
+      const r = spawnSync('sh', ['-c', fill!.args], {
+        cwd: repoRoot,
+        encoding: 'utf8',
+        timeout: 60_000,
+        env: { ...process.env, PATH: `${dirname(process.execPath)}:${process.env.PATH ?? ''}`, NODE_ENV: 'production', NODE_COMPILE_CACHE: dir },
+      });
+      assert.equal(r.status, 0, `the fill step failed: ${r.stderr}`);
+    }
+
+    /** `dc-operator sidecar --help` with the cache in `dir`: Node's own account of each module it looked up. */
+    function sidecarHelp(dir: string, readOnly: boolean): { code: number | null; stdout: string; fromCache: number; missed: number } {
+      const argv = [process.execPath, 'dist/src/cli/dc-operator.js', 'sidecar', '--help'];
+      // Root writes through file modes: a read-only bind mount in a private mount namespace is what
+      // a read-only root filesystem is. Other users get a directory without write permission.
+      const cmd = readOnly && uid === 0 ? ['unshare', '-m', 'sh', '-c', 'mount --bind -o ro "$0" "$0" && exec "$@"', dir, ...argv] : argv;
+      const r = spawnSync(cmd[0]!, cmd.slice(1), { cwd: repoRoot, encoding: 'utf8', timeout: 30_000, maxBuffer: 64 << 20, env: { ...process.env, NODE_COMPILE_CACHE: dir, NODE_DEBUG_NATIVE: 'COMPILE_CACHE' } });
+      // One "reading cache from ... for <module>..." line per module looked up, ending in "success" or why not.
+      const reads = r.stderr.split('\n').filter((l) => l.includes('] reading cache from '));
+      const fromCache = reads.filter((l) => /\.\.\. success/.test(l)).length;
+      return { code: r.status, stdout: r.stdout, fromCache, missed: reads.length - fromCache };
+    }
+
+    const filesOf = (dir: string): string[] => readdirSync(dir, { recursive: true, encoding: 'utf8' }).sort();
+
+    void it('names the cache in ENV and fills it as uid 65532 (Node keys it by uid), then root makes it read-only and readable', () => {
+      assert.equal(cacheDir, '/app/.cache/node-compile');
+      assert.ok(fill, 'a RUN runs dc-operator --help to fill the cache');
+      assert.equal(fill.user, '65532:65532', 'the cache is filled by the uid the processes run as');
+      assert.match(fill.args, /node dist\/src\/cli\/dcctl\.js --help/, 'dcctl\'s modules too');
+      assert.ok(runs.some((r) => r.user === 'root' && runs.indexOf(r) < runs.indexOf(fill) && r.args.includes(`mkdir -p ${cacheDir}`) && r.args.includes(`chown 65532:65532 ${cacheDir}`)), 'the directory is made for 65532 first');
+      assert.ok(lock && lock.user === 'root' && runs.indexOf(lock) > runs.indexOf(fill), 'root locks it after the fill');
+      assert.match(lock.args, new RegExp(`chown -R root:root ${cacheDir}`));
+      assert.equal(last(runtime, 'USER'), '65532:65532');
+    });
+
+    void it('its commands fill a cache here that a read-only start then reads every module from, writing nothing', () => {
+      const dir = mkdtempSync(join(tmpdir(), 'dc-compile-cache-'));
+      try {
+        runFill(dir);
+        const tags = readdirSync(dir);
+        assert.equal(tags.length, 1, `one subdirectory: ${tags.join(', ')}`);
+        assert.match(tags[0]!, new RegExp(`^v${process.versions.node.replace(/\./g, '\\.')}-${process.arch}-[0-9a-f]{8}-${uid}$`), 'named by Node version, arch, V8 flags and uid');
+        assert.ok(readdirSync(join(dir, tags[0]!)).length > 100, 'an entry per module');
+        const before = filesOf(dir);
+        chmodSync(join(dir, tags[0]!), 0o555);
+        const r = sidecarHelp(dir, true);
+        assert.equal(r.code, 0);
+        assert.match(r.stdout, /^Usage: dc-operator sidecar/m);
+        assert.ok(r.fromCache > 100, `modules from the cache: ${r.fromCache}`);
+        assert.equal(r.missed, 0, 'every module the sidecar loads is in the cache');
+        assert.deepEqual(filesOf(dir), before, 'nothing written');
+      } finally {
+        chmodSync(dir, 0o755);
+        for (const t of readdirSync(dir)) chmodSync(join(dir, t), 0o755);
+        rmSync(dir, { recursive: true, force: true });
+      }
+    });
+
+    void it('a corrupted cache, read-only, is ignored: the same start, every entry refused', () => {
+      const dir = mkdtempSync(join(tmpdir(), 'dc-compile-cache-'));
+      try {
+        runFill(dir);
+        const tag = join(dir, readdirSync(dir)[0]!);
+        for (const f of readdirSync(tag)) {
+          const bytes = readFileSync(join(tag, f));
+          bytes.fill(0x5a, Math.min(24, bytes.length));
+          writeFileSync(join(tag, f), bytes);
+        }
+        chmodSync(tag, 0o555);
+        const r = sidecarHelp(dir, true);
+        assert.equal(r.code, 0);
+        assert.match(r.stdout, /^Usage: dc-operator sidecar/m);
+        assert.equal(r.fromCache, 0);
+        assert.ok(r.missed > 100, `refused: ${r.missed}`);
+      } finally {
+        for (const t of readdirSync(dir)) chmodSync(join(dir, t), 0o755);
+        rmSync(dir, { recursive: true, force: true });
+      }
+    });
   });
 
   void it('builds from src/ alone: no source file imports from outside src/', () => {

@@ -103,7 +103,7 @@ const EXPECTED_RENAMES: Record<string, Array<[string, string]>> = {
   'dc-operator sidecar': [['metrics-host', 'metrics-address']],
 };
 
-const ALL_COMMANDS = [dcctlCommands(), await dcOperatorCommands()].flatMap((registry) =>
+const ALL_COMMANDS = [await dcctlCommands(), await dcOperatorCommands()].flatMap((registry) =>
   registry.list().map((c) => ({ name: [registry.program.name, ...c.path].join(' '), aliases: c.deprecatedAliases, help: c.help(registry.program.name) })),
 );
 const allCommands = () => ALL_COMMANDS;
@@ -117,12 +117,12 @@ void test('the renames of CONTRIBUTING.md are the deprecated aliases of the comm
 void test('dcctl cert create --ca DIR still works, warns once, and conflicts with a different --ca-dir', async () => {
   const work = await mkdtemp(join(tmpdir(), 'dc-flag-names-'));
   try {
-    assert.equal((await run(dcctlCommands(), ['ca', 'create', '--out', 'ca'], { cwd: work })).code, 0);
-    const old = await run(dcctlCommands(), ['cert', 'create', '--ca', 'ca', '--dns', 'a.test', '--out', 'leaf'], { cwd: work });
+    assert.equal((await run(await dcctlCommands(), ['ca', 'create', '--out', 'ca'], { cwd: work })).code, 0);
+    const old = await run(await dcctlCommands(), ['cert', 'create', '--ca', 'ca', '--dns', 'a.test', '--out', 'leaf'], { cwd: work });
     assert.equal(old.code, 0, old.err);
     assert.ok(existsSync(join(work, 'leaf', 'tls.crt')));
     assert.deepEqual(warnings(old.err), ['dcctl cert create: warning: --ca is deprecated and will be removed in the next release; use --ca-dir']);
-    const both = await run(dcctlCommands(), ['cert', 'create', '--ca', 'ca', '--ca-dir', 'other', '--dns', 'a.test', '--out', 'leaf2'], { cwd: work });
+    const both = await run(await dcctlCommands(), ['cert', 'create', '--ca', 'ca', '--ca-dir', 'other', '--dns', 'a.test', '--out', 'leaf2'], { cwd: work });
     assert.equal(both.code, 2);
     assert.match(both.err, /keep --ca-dir and drop --ca/);
     assert.ok(!existsSync(join(work, 'leaf2')), 'nothing written');
@@ -142,10 +142,10 @@ void test('dc-operator webhook --namespace still names the operator namespace, w
 });
 
 void test('dcctl serve --host conflicts with a different --address before anything listens', async () => {
-  const r = await run(dcctlCommands(), ['serve', '--cert', 'x', '--key', 'y', '--host', '127.0.0.1', '--address', '::1']);
+  const r = await run(await dcctlCommands(), ['serve', '--cert', 'x', '--key', 'y', '--host', '127.0.0.1', '--address', '::1']);
   assert.equal(r.code, 2);
   assert.match(r.err, /keep --address and drop --host/);
-  const bad = await run(dcctlCommands(), ['serve', '--cert', 'x', '--key', 'y', '--host', 'nowhere']);
+  const bad = await run(await dcctlCommands(), ['serve', '--cert', 'x', '--key', 'y', '--host', 'nowhere']);
   assert.match(bad.err, /--address: "nowhere" is not an IPv4 or IPv6 address/, 'the old spelling is validated as the new flag');
 });
 
