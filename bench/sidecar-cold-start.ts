@@ -8,7 +8,8 @@
  *   e.g. node dist/bench/sidecar-cold-start.js -r 5 off=dist,warm-up-handshakes=0 on=dist,warm-up-handshakes=200
  *
  * A FLAG written `env:NAME=VALUE` sets an environment variable of the sidecar instead (e.g.
- * `env:NODE_COMPILE_CACHE=/tmp/cache`, or node options through NODE_OPTIONS).
+ * `env:NODE_COMPILE_CACHE=/tmp/cache`), and `node:--FLAG` passes a Node or V8 flag to node before
+ * the script (e.g. `node:--max-lazy`; NODE_OPTIONS refuses most V8 flags).
  *
  * Each start: `dc-operator sidecar` of DIST pinned to core 1 (this process, the load and the echo
  * app on core 0), a P-256 certificate with a P-256 DC; mode dc: our client offering DCs; mode
@@ -54,6 +55,7 @@ interface Variant {
   readonly dist: string;
   readonly flags: readonly string[];
   readonly env: Readonly<Record<string, string>>;
+  readonly nodeFlags: readonly string[];
 }
 
 function variantOf(spec: string): Variant {
@@ -61,9 +63,10 @@ function variantOf(spec: string): Variant {
   const eq = head!.indexOf('=');
   if (eq < 1) throw new Error(`"${spec}" is not LABEL=DIST[,FLAG=VALUE...]`);
   const pair = (f: string): [string, string] => [f.slice(0, f.indexOf('=')), f.slice(f.indexOf('=') + 1)];
-  const flags = all.filter((f) => !f.startsWith('env:'));
+  const flags = all.filter((f) => !f.startsWith('env:') && !f.startsWith('node:'));
   const env = Object.fromEntries(all.filter((f) => f.startsWith('env:')).map((f) => pair(f.slice(4))));
-  return { label: head!.slice(0, eq), dist: head!.slice(eq + 1), flags: flags.flatMap((f) => { const [k, v] = pair(f); return [`--${k}`, v]; }), env };
+  const nodeFlags = all.filter((f) => f.startsWith('node:')).map((f) => f.slice(5));
+  return { label: head!.slice(0, eq), dist: head!.slice(eq + 1), flags: flags.flatMap((f) => { const [k, v] = pair(f); return [`--${k}`, v]; }), env, nodeFlags };
 }
 
 interface Start {
@@ -117,7 +120,7 @@ async function waitReady(child: ChildProcess, deadline: number): Promise<void> {
 }
 
 async function oneStart(v: Variant, dcDir: string, upstreamPort: number, pin: boolean, keylessFlags: readonly string[]): Promise<Start> {
-  const argv = [process.execPath, join(v.dist, 'src', 'cli', 'dc-operator.js'), 'sidecar', '--dc-dir', dcDir, '--address', '127.0.0.1', '--port', String(PORT),
+  const argv = [process.execPath, ...v.nodeFlags, join(v.dist, 'src', 'cli', 'dc-operator.js'), 'sidecar', '--dc-dir', dcDir, '--address', '127.0.0.1', '--port', String(PORT),
     '--upstream', String(upstreamPort), '--metrics-address', '127.0.0.1', '--metrics-port', String(METRICS_PORT), '--report-interval', '0', ...keylessFlags, ...v.flags];
   const cmd = pin ? ['taskset', '-c', '1', ...argv] : argv;
   const t0 = performance.now();
