@@ -18,22 +18,16 @@
  * Non-DC clients on node:tls (the default engine with tls.key) need no warm-up of ours.
  */
 import { generateKeyPair, sign, X509Certificate, type KeyObject } from 'node:crypto';
-import { createServer, type AddressInfo, type Server } from 'node:net';
 import { setImmediate as yieldToEventLoop } from 'node:timers/promises';
 import { promisify } from 'node:util';
-import { ConnectionTracker } from '../net/connection-tracker.js';
-import { ClientConfig } from '../tls/client.js';
-import { delegatedCredentialPeerHooks, DELEGATED_CREDENTIAL_LABEL } from '../tls/delegated/index.js';
+import { delegatedCredentialPeerHooks } from '../tls/delegated/index.js';
 import { createKeySigner, type Signer } from '../tls/signer.js';
-import { connect } from '../tls/socket.js';
 import { warmUpServer } from '../tls/warm-up.js';
 import { DerTag, encodeTlv, encodeUnsignedInteger } from '../tls/x509/der.js';
 import { derToPem } from '../tls/x509/pem.js';
 import { MaterialStore, validateServingMaterial, type ServingMaterial } from './material.js';
-import { SidecarMetrics, type TlsEngine } from './metrics.js';
+import type { TlsEngine } from './metrics.js';
 import { createServerConfig } from './ours-engine.js';
-import { SidecarStatus } from './status.js';
-import { listen, type TerminatorOptions } from './terminator.js';
 
 export type WarmUpPath = 'dc' | 'certificate' | 'keyless';
 
@@ -198,102 +192,4 @@ export function selfSignedCertificate(privateKey: KeyObject, publicKey: KeyObjec
   );
   const signature = sign(type === 'ed25519' ? null : 'sha256', tbs, privateKey);
   return encodeTlv(DerTag.sequence, tbs, algorithm, encodeTlv(DerTag.bitString, Uint8Array.of(0), signature));
-}
-
-export interface ConnectionWarmUpResult {
-  readonly connections: number;
-  readonly failed: number;
-  readonly cpuMs: number;
-  readonly wallMs: number;
-}
-
-/** Concurrent warm-up connections: a few, as clients come, without queueing the whole budget at once. */
-const CONNECTION_LANES = 4;
-/** Each warm-up connection's deadline, and the whole warm-up's: it must never hold readiness for long. */
-const CONNECTION_TIMEOUT_MS = 2_000;
-const CONNECTION_WARM_UP_BUDGET_MS = 10_000;
-const ECHO = new Uint8Array(32);
-
-/**
- * Loopback connections of DC clients through the code real connections take: a listener of the
- * same terminator (ClientHello peek, routing, our engine on node:net sockets, the proxy) on an
- * ephemeral 127.0.0.1 port, proxying to an echo server of its own. The in-memory warm-up reaches
- * the handshake code only; this reaches the socket path, the proxy and the metrics, which the
- * first clients otherwise pay to compile and optimise (bench/results/sidecar-perf.md, section 8).
- *
- * Only the DC path is warmed this way: a non-DC client would make the real keyless signer ask the
- * key server for a signature. The warm-up counts into metrics, a tracker and a report of its own,
- * so /metrics and the serving summary say nothing of it. Bounded: `n` connections, each with a
- * deadline, the whole within CONNECTION_WARM_UP_BUDGET_MS; a failed connection ends it.
- */
-export async function warmUpConnections(n: number, terminator: TerminatorOptions): Promise<ConnectionWarmUpResult> {
-  const started = performance.now();
-  const cpu = process.cpuUsage();
-  const material = terminator.store.current;
-  if (n <= 0 || !material || material.credentials.entries.length === 0) return { connections: 0, failed: 0, cpuMs: 0, wallMs: 0 };
-  const echo = createServer({ allowHalfOpen: true }, (s) => s.on('error', () => undefined).pipe(s));
-  await new Promise<void>((resolve, reject) => {
-    echo.once('error', reject);
-    echo.listen(0, '127.0.0.1', resolve);
-  });
-  let connections = 0;
-  let failed = 0;
-  try {
-    const listener = await listen('127.0.0.1', 0, {
-      ...terminator,
-      metrics: new SidecarMetrics(terminator.store, new SidecarStatus()),
-      tracker: new ConnectionTracker(CONNECTION_LANES * 2, CONNECTION_LANES * 2),
-      upstream: { ...terminator.upstream, host: '127.0.0.1', port: (echo.address() as AddressInfo).port },
-      report: undefined,
-    });
-    try {
-      const config = new ClientConfig({ rejectUnauthorized: false, serverCredentialHooks: delegatedCredentialPeerHooks({ peer: 'server' }) });
-      const deadline = started + CONNECTION_WARM_UP_BUDGET_MS;
-      let left = n;
-      const lane = async (): Promise<void> => {
-        while (left > 0 && failed === 0 && performance.now() < deadline) {
-          left--;
-          if (await oneConnection(listener.port, config)) connections++;
-          else failed++;
-        }
-      };
-      await Promise.all(Array.from({ length: Math.min(CONNECTION_LANES, n) }, lane));
-    } finally {
-      listener.stopAccepting();
-      await closeServer(listener.server);
-    }
-  } finally {
-    await closeServer(echo);
-  }
-  const used = process.cpuUsage(cpu);
-  return { connections, failed, cpuMs: (used.user + used.system) / 1000, wallMs: performance.now() - started };
-}
-
-/** One DC handshake and 32 bytes echoed through the proxy; false when anything else happened. */
-function oneConnection(port: number, config: ClientConfig): Promise<boolean> {
-  return new Promise((resolve) => {
-    let settled = false;
-    let got = 0;
-    const end = (ok: boolean): void => {
-      if (settled) return;
-      settled = true;
-      clearTimeout(timer);
-      socket.destroy();
-      resolve(ok);
-    };
-    const timer = setTimeout(() => end(false), CONNECTION_TIMEOUT_MS);
-    const socket = connect({ host: '127.0.0.1', port, config, handshakeTimeout: CONNECTION_TIMEOUT_MS }, () => {
-      if (socket.handshakeInfo?.serverMode.authentication !== DELEGATED_CREDENTIAL_LABEL) end(false);
-      else socket.write(ECHO);
-    });
-    socket.on('data', (d: Buffer) => {
-      got += d.length;
-      if (got >= ECHO.length) end(true);
-    });
-    socket.on('error', () => end(false));
-  });
-}
-
-function closeServer(server: Server): Promise<void> {
-  return new Promise((resolve) => server.close(() => resolve()));
 }
