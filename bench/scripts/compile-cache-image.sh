@@ -74,8 +74,15 @@ start() {
     echo "$2: the probe failed" >&2; cat "$work/probe.log" >&2; kill -INT "$pid"; wait "$pid" || true; return 1
   fi
   kill -INT "$pid"; wait "$pid" || { echo "$2: exit code $?" >&2; return 1; }
-  # Node's debug output: one "reading cache from ... for MODULE..." line per module, ending in "success" or why not.
-  echo "$ready $cpu $(grep '] reading cache from ' "$log" | grep -c '\.\.\. success') $(grep '] reading cache from ' "$log" | grep -vc '\.\.\. success')"
+  # Node's debug output: one "reading cache from ... for MODULE..." line per module, ending in
+  # "success" or why not (missing, unreadable, corrupted), then V8's verdict on what was read:
+  # "was accepted" or "was rejected" (another V8 version or flag set). Accepted counts V8's yes;
+  # refused counts both kinds of no.
+  local accepted failed rejected
+  accepted=$(grep -c ' was accepted,' "$log" || true)
+  failed=$(grep '] reading cache from ' "$log" | grep -vc '\.\.\. success' || true)
+  rejected=$(grep -c ' was rejected,' "$log" || true)
+  echo "$ready $cpu $accepted $((failed + rejected))"
 }
 
 median() { sort -n | awk '{ a[NR] = $1 } END { print a[int((NR + 1) / 2)] }'; }
@@ -87,7 +94,7 @@ for _ in $(seq 1 "$starts"); do
   start "NODE_DISABLE_COMPILE_CACHE=1" "without the cache" >>"$work/without"
 done
 for kind in with without; do
-  echo "$kind the cache: spawn to ready $(cut -d' ' -f1 "$work/$kind" | median) ms, CPU until ready $(cut -d' ' -f2 "$work/$kind" | median) ms, modules read from the cache $(cut -d' ' -f3 "$work/$kind" | median), refused $(cut -d' ' -f4 "$work/$kind" | median) (medians; each start served a DC handshake)"
+  echo "$kind the cache: spawn to ready $(cut -d' ' -f1 "$work/$kind" | median) ms, CPU until ready $(cut -d' ' -f2 "$work/$kind" | median) ms, modules accepted from the cache $(cut -d' ' -f3 "$work/$kind" | median), refused $(cut -d' ' -f4 "$work/$kind" | median) (medians; each start served a DC handshake)"
 done
 
 # --- spoiled caches: each start must still serve, the spoiled entries refused ------------------
@@ -99,7 +106,7 @@ spoil() { chmod -R u+w "$cache"; "$@"; chmod -R a=rX "$cache"; }
 
 corrupt_all() { for f in "$cache/$tag"/*; do printf 'garbage' | dd of="$f" bs=1 seek=40 conv=notrunc status=none; done; }
 spoil corrupt_all
-echo "every cache file corrupted: $(start "" corrupted)  (spawn to ready ms, CPU until ready ms, modules read from the cache, refused)"
+echo "every cache file corrupted: $(start "" corrupted)  (spawn to ready ms, CPU until ready ms, modules accepted from the cache, refused)"
 restore
 
 # Entries written under another V8 flag set, put where this one looks: V8 refuses them on its own

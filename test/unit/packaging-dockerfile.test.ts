@@ -143,7 +143,7 @@ void describe('Dockerfile', () => {
     }
 
     /** `dc-operator sidecar --help` with the cache in `dir`: Node's own account of each module it looked up. */
-    function sidecarHelp(dir: string, readOnly: boolean): { code: number | null; stdout: string; fromCache: number; missed: number } {
+    function sidecarHelp(dir: string, readOnly: boolean): { code: number | null; stdout: string; fromCache: number; missed: number; rejected: number } {
       const argv = [process.execPath, 'dist/src/cli/dc-operator.js', 'sidecar', '--help'];
       // Root writes through file modes: a read-only bind mount in a private mount namespace is what
       // a read-only root filesystem is. Other users get a directory without write permission.
@@ -152,7 +152,8 @@ void describe('Dockerfile', () => {
       // One "reading cache from ... for <module>..." line per module looked up, ending in "success" or why not.
       const reads = r.stderr.split('\n').filter((l) => l.includes('] reading cache from '));
       const fromCache = reads.filter((l) => /\.\.\. success/.test(l)).length;
-      return { code: r.status, stdout: r.stdout, fromCache, missed: reads.length - fromCache };
+      // Then V8's verdict on what was read: rejected for another V8 version or flag set.
+      return { code: r.status, stdout: r.stdout, fromCache, missed: reads.length - fromCache, rejected: r.stderr.match(/ was rejected,/g)?.length ?? 0 };
     }
 
     const filesOf = (dir: string): string[] => readdirSync(dir, { recursive: true, encoding: 'utf8' }).sort();
@@ -183,11 +184,35 @@ void describe('Dockerfile', () => {
         assert.match(r.stdout, /^Usage: dc-operator sidecar/m);
         assert.ok(r.fromCache > 100, `modules from the cache: ${r.fromCache}`);
         assert.equal(r.missed, 0, 'every module the sidecar loads is in the cache');
+        assert.equal(r.rejected, 0, 'and V8 takes every entry');
         assert.deepEqual(filesOf(dir), before, 'nothing written');
       } finally {
         chmodSync(dir, 0o755);
         for (const t of readdirSync(dir)) chmodSync(join(dir, t), 0o755);
         rmSync(dir, { recursive: true, force: true });
+      }
+    });
+
+    void it('entries written under another V8 flag set (how another V8 version\'s look to V8) are rejected: the same start', () => {
+      const dir = mkdtempSync(join(tmpdir(), 'dc-compile-cache-'));
+      const other = mkdtempSync(join(tmpdir(), 'dc-compile-cache-other-'));
+      try {
+        runFill(dir);
+        const tag = join(dir, readdirSync(dir)[0]!);
+        const r0 = spawnSync(process.execPath, ['--max-lazy', 'dist/src/cli/dc-operator.js', 'sidecar', '--help'], { cwd: repoRoot, encoding: 'utf8', timeout: 30_000, env: { ...process.env, NODE_COMPILE_CACHE: other } });
+        assert.equal(r0.status, 0, r0.stderr);
+        const otherTag = join(other, readdirSync(other)[0]!);
+        assert.notEqual(readdirSync(other)[0], readdirSync(dir)[0], 'another flag set, another subdirectory');
+        for (const f of readdirSync(otherTag)) writeFileSync(join(tag, f), readFileSync(join(otherTag, f)));
+        chmodSync(tag, 0o555);
+        const r = sidecarHelp(dir, true);
+        assert.equal(r.code, 0);
+        assert.match(r.stdout, /^Usage: dc-operator sidecar/m);
+        assert.ok(r.rejected > 100, `rejected by V8: ${r.rejected}`);
+      } finally {
+        for (const t of readdirSync(dir)) chmodSync(join(dir, t), 0o755);
+        rmSync(dir, { recursive: true, force: true });
+        rmSync(other, { recursive: true, force: true });
       }
     });
 
