@@ -12,6 +12,7 @@ import { createLogger } from '../../src/operator/logger.js';
 import { runController, type ControllerHandle } from '../../src/operator/main.js';
 import { createTestNamespace, testKubeConfig, testKubeconfigPath, type TestNamespace } from '../support/cluster.js';
 import { repoRoot } from '../support/control-plane.js';
+import { beforeAndAfter } from '../support/file-hooks.js';
 
 interface Crd {
   metadata: { name: string; resourceVersion?: string };
@@ -180,4 +181,23 @@ export async function startNamespacedController(prefix: string): Promise<Namespa
     log: createLogger(process.env['DC_TEST_LOG_LEVEL'] ?? 'error'),
   });
   return { kc, core: kc.makeApiClient(CoreV1Api), ns, controller };
+}
+
+/**
+ * startNamespacedController in the file's `before` hook, handing the result to `started`; the
+ * controller stopped and the namespace deleted in its `after` hook, once the start has settled
+ * (beforeAndAfter: also when every test of the file is filtered out).
+ */
+export function namespacedControllerHooks(prefix: string, started: (c: NamespacedController) => void): void {
+  let current: NamespacedController | undefined;
+  beforeAndAfter(
+    async () => {
+      current = await startNamespacedController(prefix);
+      started(current);
+    },
+    async () => {
+      await current?.controller.stop();
+      await current?.ns.delete();
+    },
+  );
 }

@@ -1,12 +1,12 @@
 // API budget: issuing costs a handful of requests per DelegatedCredential, and an idle operator
 // makes none besides its open watches (counted from dc_operator_api_requests_total).
 import assert from 'node:assert/strict';
-import { after, before, it } from 'node:test';
+import { it } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { CoreV1Api, KubeConfig } from '@kubernetes/client-node';
 import type { ControllerHandle } from '../../src/operator/main.js';
 import type { TestNamespace } from '../support/cluster.js';
-import { createDelegatedCredential, dcctlCertificate, getDelegatedCredential, putSecret, tlsSecret, waitFor, startNamespacedController } from './operator-fixtures.js';
+import { createDelegatedCredential, dcctlCertificate, getDelegatedCredential, putSecret, tlsSecret, waitFor, namespacedControllerHooks } from './operator-fixtures.js';
 
 const COUNT = 20;
 let kc: KubeConfig;
@@ -14,14 +14,7 @@ let core: CoreV1Api;
 let ns: TestNamespace;
 let controller: ControllerHandle;
 
-before(async () => {
-  ({ kc, core, ns, controller } = await startNamespacedController('idle'));
-});
-
-after(async () => {
-  await controller?.stop();
-  await ns?.delete();
-});
+namespacedControllerHooks('idle', (c) => ({ kc, core, ns, controller } = c));
 
 async function requests(): Promise<Map<string, number>> {
   const text = await (await fetch(`http://127.0.0.1:${controller.port}/metrics`)).text();

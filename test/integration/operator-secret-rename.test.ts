@@ -2,25 +2,16 @@
 // one (ours: managed-by label, owner label and a controller reference with this object's uid);
 // a Secret that only carries our labels is left alone.
 import assert from 'node:assert/strict';
-import { after, before, it } from 'node:test';
+import { it } from 'node:test';
 import { CustomObjectsApi, type CoreV1Api, type KubeConfig } from '@kubernetes/client-node';
-import type { ControllerHandle } from '../../src/operator/main.js';
 import type { TestNamespace } from '../support/cluster.js';
-import { DC, createDelegatedCredential, dcctlCertificate, getDelegatedCredential, putSecret, tlsSecret, waitFor, waitForCondition, startNamespacedController } from './operator-fixtures.js';
+import { DC, createDelegatedCredential, dcctlCertificate, getDelegatedCredential, putSecret, tlsSecret, waitFor, waitForCondition, namespacedControllerHooks } from './operator-fixtures.js';
 
 let kc: KubeConfig;
 let core: CoreV1Api;
 let ns: TestNamespace;
-let controller: ControllerHandle;
 
-before(async () => {
-  ({ kc, core, ns, controller } = await startNamespacedController('rename'));
-});
-
-after(async () => {
-  await controller?.stop();
-  await ns?.delete();
-});
+namespacedControllerHooks('rename', (c) => ({ kc, core, ns } = c));
 
 async function exists(name: string): Promise<boolean> {
   try {

@@ -1,29 +1,20 @@
 // Key Secrets of in-cluster signers are watched: a DelegatedCredential failing for want of its
 // signer's key is retried as soon as the key Secret is fixed, not at the end of its backoff.
 import assert from 'node:assert/strict';
-import { after, before, it } from 'node:test';
+import { it } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { CustomObjectsApi, type CoreV1Api, type KubeConfig } from '@kubernetes/client-node';
 import { X509Certificate } from 'node:crypto';
-import type { ControllerHandle } from '../../src/operator/main.js';
 import type { DelegationSigner } from '../../src/operator/api/v1alpha1.js';
 import { validateDelegatedCredential } from '../../src/tls/delegated/index.js';
 import type { TestNamespace } from '../support/cluster.js';
-import { DC, createDelegatedCredential, dcctlCertificate, putSecret, secretData, tlsSecret, waitFor, waitForCondition, startNamespacedController } from './operator-fixtures.js';
+import { DC, createDelegatedCredential, dcctlCertificate, putSecret, secretData, tlsSecret, waitFor, waitForCondition, namespacedControllerHooks } from './operator-fixtures.js';
 
 let kc: KubeConfig;
 let core: CoreV1Api;
 let ns: TestNamespace;
-let controller: ControllerHandle;
 
-before(async () => {
-  ({ kc, core, ns, controller } = await startNamespacedController('signer-keys'));
-});
-
-after(async () => {
-  await controller?.stop();
-  await ns?.delete();
-});
+namespacedControllerHooks('signer-keys', (c) => ({ kc, core, ns } = c));
 
 void it('retries at once when the key Secret of a failing DelegationSigner gets its key, and writes the signer status', async () => {
   const cert = dcctlCertificate();

@@ -4,10 +4,11 @@
 // namespace: refused, with a reason that says what to change, and nothing issued. Labelling the
 // namespace grants access at once; removing the label stops renewals but keeps what was issued.
 import assert from 'node:assert/strict';
-import { after, before, it } from 'node:test';
+import { it } from 'node:test';
 import { CustomObjectsApi, type CoreV1Api, type KubeConfig } from '@kubernetes/client-node';
 import type { ControllerHandle } from '../../src/operator/main.js';
 import { createTestNamespace, uniqueName, type TestNamespace } from '../support/cluster.js';
+import { beforeAndAfter } from '../support/file-hooks.js';
 import { DC, createDelegatedCredential, dcctlCertificate, getDelegatedCredential, putSecret, tlsSecret, waitFor, waitForCondition, startNamespacedController } from './operator-fixtures.js';
 
 let kc: KubeConfig;
@@ -19,18 +20,19 @@ let custom: CustomObjectsApi;
 const signerName = uniqueName('shared');
 const grantLabel = `dc-operator.test/${uniqueName('grant')}`;
 
-before(async () => {
-  ({ kc, core, ns: tenant, controller } = await startNamespacedController('tenant-b'));
-  custom = kc.makeApiClient(CustomObjectsApi);
-  keys = await createTestNamespace('signer-keys');
-});
-
-after(async () => {
-  await controller?.stop();
-  await custom?.deleteClusterCustomObject({ group: DC.group, version: DC.version, plural: 'clusterdelegationsigners', name: signerName }).catch(() => undefined);
-  await tenant?.delete();
-  await keys?.delete();
-});
+beforeAndAfter(
+  async () => {
+    ({ kc, core, ns: tenant, controller } = await startNamespacedController('tenant-b'));
+    custom = kc.makeApiClient(CustomObjectsApi);
+    keys = await createTestNamespace('signer-keys');
+  },
+  async () => {
+    await controller?.stop();
+    await custom?.deleteClusterCustomObject({ group: DC.group, version: DC.version, plural: 'clusterdelegationsigners', name: signerName }).catch(() => undefined);
+    await tenant?.delete();
+    await keys?.delete();
+  },
+);
 
 async function setNamespaceLabel(value: string | undefined): Promise<void> {
   const ns = await core.readNamespace({ name: tenant.name });
