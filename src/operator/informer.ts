@@ -188,6 +188,7 @@ export class Informer<R extends ObjectMeta, T = R> {
     while (!this.stopped) {
       try {
         if (this.resourceVersion === '') await this.relist();
+        if (this.stopped) break; // stop() during the list: no watch (it would replay everything from "now")
         const outcome = await this.watchOnce();
         if (outcome === 'gone') {
           this.stats.relistsOnGone++;
