@@ -7,6 +7,16 @@
 // DC_TEST_KUBECONFIG; it stops it afterwards, also when the run fails or is interrupted
 // (SIGINT/SIGTERM/SIGHUP). The processes also carry a parent-death signal, so even a SIGKILLed
 // runner leaves no orphans. With DC_TEST_KUBECONFIG already set, that cluster is used instead.
+//
+// Every run is bounded, so a hang fails with a message instead of stalling CI:
+// - each test and hook: --test-timeout (TIME_BOUNDS below; a test's own `timeout` option wins,
+//   a later --test-timeout among the extra flags too);
+// - each test file's process: DC_TEST_FILE_TIMEOUT_MS, enforced by test/support/file-watchdog.ts
+//   loaded with --import. A process that something keeps alive after its tests (a watch, a server,
+//   a child process) is not ended by --test-timeout; node --test would wait for it forever.
+// The bounds are several times the longest test and file of a normal run (DC_TEST_FILE_TIMES=1
+// prints each file's time); see TIME_BOUNDS. DC_TEST_FILE_TIMEOUT_MS set by the caller wins
+// (0: no file limit).
 import { existsSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { spawn, spawnSync } from 'node:child_process';
@@ -25,6 +35,26 @@ if (!existsSync(root)) {
 }
 const files = [`${root}/**/*.test.js`];
 const extra = process.argv.slice(3);
+
+/**
+ * Per suite: the default timeout of each test and hook (--test-timeout; a describe() as a whole is
+ * not bounded by it, its tests and hooks are), and the limit of one file's process (ms).
+ * Measured 2026-12-05 on the shared 2-core machine (load 4-8), DC_TEST_FILE_TIMES=1:
+ *   unit         longest test   9 s, longest file  32 s (1264 tests, 228 s)
+ *   interop      longest test   2 s, longest file   5 s (warm Go cache)
+ *   integration  longest test  19 s, longest file  24 s (141 tests, 223 s)
+ * 120 s per test is 6x the longest; interop allows 660 s because its `before` hooks build the Go
+ * peers on a cold cache (goProgram's own limit is 600 s, so that reports itself first). 600 s per
+ * file is 19x the longest and above every test's own `timeout` option (at most 300 s), so a test
+ * that times out says so itself before the watchdog ends its file.
+ */
+const TIME_BOUNDS = {
+  unit: { test: 120_000, file: 600_000 },
+  interop: { test: 660_000, file: 900_000 },
+  integration: { test: 120_000, file: 600_000 },
+};
+const bounds = TIME_BOUNDS[suite] ?? TIME_BOUNDS.integration;
+process.env.DC_TEST_FILE_TIMEOUT_MS ??= String(bounds.file);
 
 const SIGNALS = { SIGINT: 2, SIGTERM: 15, SIGHUP: 1 };
 let controlPlane; // { state, stop }
@@ -96,7 +126,8 @@ try {
   }
   const env = { ...process.env };
   if (!interrupted) {
-    const argv = [process.execPath, '--enable-source-maps', '--test', '--test-reporter=spec', ...extra, ...files];
+    const watchdog = resolve('dist/test/support/file-watchdog.js');
+    const argv = [process.execPath, '--enable-source-maps', '--import', pathToFileURL(watchdog).href, '--test', '--test-reporter=spec', `--test-timeout=${bounds.test}`, ...extra, ...files];
     // The runner gets SIGTERM if we die without cleaning up (even by SIGKILL): no orphaned tests.
     const setpriv = spawnSync('setpriv', ['--help'], { encoding: 'utf8' });
     if (setpriv.status === 0 && setpriv.stdout.includes('--pdeathsig')) argv.unshift('setpriv', '--pdeathsig', 'TERM', '--');

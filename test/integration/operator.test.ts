@@ -2,19 +2,18 @@
 // their CEL rules, and runController issuing real delegated credentials into Secrets.
 import assert from 'node:assert/strict';
 import { X509Certificate } from 'node:crypto';
-import { after, before, describe, it } from 'node:test';
-import { CoreV1Api, CustomObjectsApi, type KubeConfig, type V1Secret } from '@kubernetes/client-node';
+import { describe, it } from 'node:test';
+import { CustomObjectsApi, type CoreV1Api, type KubeConfig, type V1Secret } from '@kubernetes/client-node';
 import { loadDelegatedCredentialSet, validateDelegatedCredential } from '../../src/tls/delegated/index.js';
-import { runController, type ControllerHandle } from '../../src/operator/main.js';
-import { createLogger } from '../../src/operator/logger.js';
+import type { ControllerHandle } from '../../src/operator/main.js';
 import { issueCertificate, KeyUsage } from '../../src/cli/pki/dev-pki.js';
-import { createTestNamespace, testKubeConfig, testKubeconfigPath, type TestNamespace } from '../support/cluster.js';
+import type { TestNamespace } from '../support/cluster.js';
 import {
   DC,
-  applyCrds,
   createDelegatedCredential,
   dcctlCertificate,
   getDelegatedCredential,
+  namespacedControllerHooks,
   putSecret,
   secretData,
   tlsSecret,
@@ -28,25 +27,9 @@ let custom: CustomObjectsApi;
 let ns: TestNamespace;
 let controller: ControllerHandle;
 
-void before(async () => {
-  kc = await testKubeConfig();
-  core = kc.makeApiClient(CoreV1Api);
+namespacedControllerHooks('operator', (c) => {
+  ({ kc, core, ns, controller } = c);
   custom = kc.makeApiClient(CustomObjectsApi);
-  await applyCrds(kc);
-  ns = await createTestNamespace('operator');
-  controller = await runController({
-    kubeconfig: await testKubeconfigPath(),
-    namespace: ns.name,
-    metricsPort: 0,
-    metricsHost: '127.0.0.1',
-    leaderElection: false,
-    log: createLogger(process.env['DC_TEST_LOG_LEVEL'] ?? 'error'),
-  });
-});
-
-void after(async () => {
-  await controller?.stop();
-  await ns?.delete();
 });
 
 async function outputSecret(name: string): Promise<V1Secret | undefined> {

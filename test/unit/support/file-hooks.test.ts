@@ -8,7 +8,7 @@ import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { after, it } from 'node:test';
 import { pathToFileURL } from 'node:url';
-import { activeResourceSummary } from '../../support/file-watchdog.js';
+import { activeResourceSummary, withoutThisImport } from '../../support/file-watchdog.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'dc-file-hooks-'));
 after(() => rmSync(dir, { recursive: true, force: true }));
@@ -47,7 +47,7 @@ function runTestFiles(files: string[], flags: string[], env: Record<string, stri
     encoding: 'utf8',
     timeout: killAfterMs,
     killSignal: 'SIGKILL',
-    env: { ...process.env, NODE_TEST_CONTEXT: undefined, DC_TEST_FILE_TIMEOUT_MS: undefined, ...env },
+    env: { ...process.env, NODE_TEST_CONTEXT: undefined, DC_TEST_FILE_TIMEOUT_MS: undefined, DC_TEST_FILE_TIMES: undefined, ...env },
   });
   return { status: r.status, output: `${r.stdout}${r.stderr}`, ms: Date.now() - started };
 }
@@ -101,4 +101,29 @@ void it('the file watchdog bounds each file, not the whole run: two files of 1 s
 void it('activeResourceSummary counts resources by kind', () => {
   assert.equal(activeResourceSummary(['Timeout', 'TCPSocketWrap', 'Timeout']), '2 Timeout, 1 TCPSocketWrap');
   assert.equal(activeResourceSummary([]), 'nothing');
+});
+
+void it('withoutThisImport drops the flag that loaded the watchdog, in each spelling, and keeps the rest', () => {
+  const self = pathToFileURL(watchdogPath).href;
+  assert.deepEqual(withoutThisImport(['--enable-source-maps', '--import', self, '--import', 'other.js'], self), ['--enable-source-maps', '--import', 'other.js']);
+  assert.deepEqual(withoutThisImport([`--import=${self}`, '--no-warnings'], self), ['--no-warnings']);
+  assert.deepEqual(withoutThisImport(['--import', watchdogPath], self), []);
+});
+
+void it('a process forked by a test file does not inherit the file watchdog', () => {
+  const child = join(dir, 'child.mjs');
+  writeFileSync(child, 'process.exit(0);\n');
+  const file = join(dir, 'forks.mjs');
+  writeFileSync(
+    file,
+    `import { it } from 'node:test';
+import { fork } from 'node:child_process';
+it('forks a child', () => new Promise((resolve) => fork(${JSON.stringify(child)}).on('exit', resolve)));
+`,
+  );
+  // With DC_TEST_FILE_TIMES=1 every process that loaded the watchdog as a test file says how long it ran.
+  const r = runTestFiles([file], ['--import', watchdogPath], { DC_TEST_FILE_TIMES: '1' });
+  assert.equal(r.status, 0, r.output);
+  assert.match(r.output, /\[file-watchdog\] .*forks\.mjs ran \d+ ms/);
+  assert.doesNotMatch(r.output, /child\.mjs ran/);
 });
