@@ -1,12 +1,16 @@
 import { defineCommand } from '../framework/command.js';
 import { CommandFailed, UsageError } from '../framework/errors.js';
 import { resolvePath } from '../framework/files.js';
+import { stopWithin } from '../framework/stop-within.js';
 import { integerFlag, ipFlag, oneOf } from '../framework/flags.js';
 import { runController } from '../../operator/main.js';
 import { createJsonLog, LOG_LEVELS } from '../../net/log.js';
 import { DEFAULT_TRUST_DOMAIN, controllerIdentityUri } from '../../operator/api/serving-bundle.js';
 import { DEFAULT_KEYLESS_CA_SECRET, DEFAULT_KEYSERVER_TLS_SECRET } from '../../operator/keyless-identity.js';
 import { parseAddress } from '../../keyless/client.js';
+
+/** Below the chart's terminationGracePeriodSeconds (30), so the process exits before a SIGKILL. */
+const STOP_DEADLINE_MS = 20_000;
 
 /** The namespaces of `--namespace a --namespace b,c`, each checked, without repeats. */
 export function namespaceList(values: readonly string[]): string[] {
@@ -39,7 +43,7 @@ the key server every 15 s (FallbackReady). Without --keyserver-address, fallback
 NoKeyServer and the credentials are still issued.`,
   exitStatus: {
     0: 'stopped by SIGTERM or SIGINT',
-    1: 'could not start (e.g. the port is in use) or failed while running',
+    1: 'could not start (e.g. the port is in use) or failed while running, or did not stop within 20 s of the signal',
   },
   options: {
     kubeconfig: { type: 'string', value: 'FILE', description: 'kubeconfig file (default: $KUBECONFIG, ~/.kube/config, in-cluster)' },
@@ -120,7 +124,11 @@ NoKeyServer and the credentials are still issued.`,
       process.once('SIGINT', () => resolve('SIGINT'));
     });
     log.info('controller: shutting down', { signal });
-    await handle.stop();
+    if ((await stopWithin(handle.stop(), STOP_DEADLINE_MS)) === 'late') {
+      // The lease is not released: it expires after its duration and a standby takes over then.
+      log.error('controller: did not stop within the deadline; exiting without releasing the leader lease', { deadlineSeconds: STOP_DEADLINE_MS / 1000 });
+      return 1;
+    }
     return 0;
   },
 });
