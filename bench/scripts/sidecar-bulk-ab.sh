@@ -12,6 +12,7 @@
 # sidecar (/proc/PID/stat user+system) and MB/s; at the end the median per label and direction.
 # WRITE_BYTES sets the size of the app's writes (default 65536; 512 for small writes: the download
 # then reaches the sidecar as many small reads; the upload is curl's either way).
+# DIRS limits the directions measured (default "dl ul"; DIRS=ul for an upload-only profile).
 # Set PROF_DIR to run the sidecars under --cpu-prof (profiles written there on exit), TRACE_GC=1
 # to count each sidecar's garbage collections during the measured rounds (--trace-gc).
 # Loopback only; every loop is bounded.
@@ -57,13 +58,14 @@ transfer() { # dl|ul port
   if [[ $1 == dl ]]; then taskset -c 0 curl "${args[@]}" "https://localhost:$2/dl"
   else taskset -c 0 curl "${args[@]}" --data-binary @"$work/body" "https://localhost:$2/ul"; fi
 }
-for k in "${!labels[@]}"; do transfer dl "${ports[$k]}"; transfer ul "${ports[$k]}"; done # warm-up
+dirs=(${DIRS:-dl ul})
+for k in "${!labels[@]}"; do for dir in "${dirs[@]}"; do transfer "$dir" "${ports[$k]}"; done; done # warm-up
 for k in "${!labels[@]}"; do gc_before[$k]=$(wc -l < "$work/out-$k"); done
 echo "sidecar bulk A/B: $rounds rounds x $mib MiB each way, app writes of ${WRITE_BYTES:-65536} bytes, node $("$node" --version), load average $(cut -d' ' -f1-3 /proc/loadavg)"
 results="$work/results"
 for r in $(seq "$rounds"); do
   order=("${!labels[@]}"); (( r % 2 == 0 )) && order=($(printf '%s\n' "${order[@]}" | tac))
-  for dir in dl ul; do
+  for dir in "${dirs[@]}"; do
     for k in "${order[@]}"; do
       pid=${pids[$k]}
       a=$(awk '{print $14+$15}' /proc/$pid/stat); t0=$(date +%s%N)
@@ -75,11 +77,15 @@ for r in $(seq "$rounds"); do
     done
   done
 done
-echo "| build | download MB/s (median) | download sidecar CPU ms/MiB | upload MB/s (median) | upload sidecar CPU ms/MiB |"
-echo "| --- | ---: | ---: | ---: | ---: |"
+head="| build"; rule="| ---"
+for dir in "${dirs[@]}"; do
+  name=download; [[ $dir == ul ]] && name=upload
+  head+=" | $name MB/s (median) | $name sidecar CPU ms/MiB"; rule+=" | ---: | ---:"
+done
+echo "$head |"; echo "$rule |"
 for label in "${labels[@]}"; do
   row="| $label"
-  for dir in dl ul; do
+  for dir in "${dirs[@]}"; do
     row+=" | $(awk -v l="$label" -v d=$dir '$1==l && $2==d {print $4}' "$results" | med) | $(awk -v l="$label" -v d=$dir '$1==l && $2==d {print $3}' "$results" | med)"
   done
   echo "$row |"

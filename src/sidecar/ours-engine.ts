@@ -70,6 +70,12 @@ export function modeOf(info: HandshakeInfo): HandshakeMode {
   }
 }
 
+/** `a` and `b` as one view when `b` starts where `a` ends in the same memory, else undefined. */
+function adjacent(a: Uint8Array, b: Uint8Array): Buffer | undefined {
+  if (a.buffer !== b.buffer || a.byteOffset + a.length !== b.byteOffset) return undefined;
+  return Buffer.from(a.buffer, a.byteOffset, a.length + b.length);
+}
+
 /** A ServerConnection over a socket, as a Duplex of plaintext. */
 export class TlsServerStream extends Duplex implements ImmediateWriter {
   private handshakeDone: ((info: HandshakeInfo) => void) | undefined;
@@ -132,19 +138,28 @@ export class TlsServerStream extends Duplex implements ImmediateWriter {
     // one write or one writev (src/tls/socket.ts).
     if (progress.output.length > 0 && !this.socket.destroyed) writeRecordPieces(this.socket, progress.output, writeCallback);
     else writeCallback?.();
+    // The records of one socket read, opened one after another, lie end to end (the record layer
+    // opens them in place and moves each next to the one before): they go on as one chunk, so
+    // the application's socket gets one write per read, not one per record.
+    let data: Uint8Array | undefined;
     for (const event of progress.events) {
+      if (event.type === 'data') {
+        const joined = data && adjacent(data, event.data);
+        if (joined) data = joined;
+        else {
+          if (data) this.pushData(data);
+          data = event.data;
+        }
+        continue;
+      }
+      if (data) this.pushData(data);
+      data = undefined;
       switch (event.type) {
         case 'handshake':
           this.info = event.info;
           this.handshakeDone?.(event.info);
           this.handshakeDone = undefined;
           this.handshakeFailed = undefined;
-          break;
-        case 'data':
-          if (!this.push(this.readableFlowing === true && this.readableLength === 0 ? event.data : unpinned(event.data)) && !this.readingPaused) {
-            this.readingPaused = true;
-            this.socket.pause();
-          }
           break;
         case 'end':
           this.endInput();
@@ -158,9 +173,17 @@ export class TlsServerStream extends Duplex implements ImmediateWriter {
           break;
       }
     }
+    if (data) this.pushData(data);
     if (progress.waitFor) {
       // An async signer (keyless) is at work: nothing is read meanwhile; continue when it settles.
       void progress.waitFor.then(() => this.apply(this.conn.poll()));
+    }
+  }
+
+  private pushData(data: Uint8Array): void {
+    if (!this.push(this.readableFlowing === true && this.readableLength === 0 ? data : unpinned(data)) && !this.readingPaused) {
+      this.readingPaused = true;
+      this.socket.pause();
     }
   }
 

@@ -80,6 +80,13 @@ export class RecordLayer {
    */
   private joinScratch: Buffer | undefined;
   /**
+   * The received chunk whose last protected record was opened in place as application data, and
+   * where that record's content ends in it: the next such record of the same chunk has its
+   * content moved there (`compact`), so one chunk's records come out as one contiguous run.
+   */
+  private compactChunk: Uint8Array | undefined;
+  private compactEnd = 0;
+  /**
    * Handshake bytes of the current record not yet handed out (a view of the record): whole
    * messages are cut from it without copying.
    */
@@ -256,8 +263,15 @@ export class RecordLayer {
           return this.takeRecord();
         }
       }
-      const opened = reader.openIn(buf, start, start + end);
+      // A record that lies whole in a received chunk is opened over its own ciphertext: the
+      // chunk is ours (`push`), and no slab space is taken. A joined one is in the scratch buffer,
+      // which the next join overwrites: it goes to the slab.
+      const inPlace = buf.buffer !== this.joinScratch?.buffer;
+      const opened = reader.openIn(buf, start, start + end, inPlace);
       if (opened.type === ContentType.change_cipher_spec) throw new PeerMisbehaved('ProtectedChangeCipherSpec', 'protected change_cipher_spec');
+      if (inPlace && opened.type === ContentType.application_data && opened.content.buffer === buf.buffer) {
+        return { type: opened.type, content: this.compact(buf, opened.content) };
+      }
       return opened;
     }
     const payload = buf.subarray(start + RECORD_HEADER_LENGTH, start + end);
@@ -285,6 +299,26 @@ export class RecordLayer {
       throw new PeerMisbehaved('UnknownRecordType', `record of unknown type ${type}`);
     }
     return { type, content: payload };
+  }
+
+  /**
+   * Moves `content` (opened in place in `chunk`) to where the previous application data opened
+   * in the same chunk ends, and returns it there. Everything between is consumed: that record's
+   * tag and content type, the records in between (whose content was copied out), this record's
+   * header. The reader of the previous content (an adapter merging adjacent views, e.g. the
+   * sidecar's) gets one contiguous view per chunk; the move is one memmove of the content.
+   */
+  private compact(chunk: Uint8Array, content: Buffer): Buffer {
+    let at = content.byteOffset - chunk.byteOffset;
+    if (this.compactChunk === chunk && this.compactEnd < at) {
+      chunk.copyWithin(this.compactEnd, at, at + content.length);
+      at = this.compactEnd;
+      content = Buffer.from(chunk.buffer, chunk.byteOffset + at, content.length);
+    }
+    // A used-up chunk (takeRecord dropped it from `input`) is not kept referenced here.
+    this.compactChunk = this.input === chunk ? chunk : undefined;
+    this.compactEnd = at + content.length;
+    return content;
   }
 
   private dispatchRecord(type: number, content: Uint8Array): InboundItem | undefined {

@@ -30,7 +30,11 @@ export interface RecordUnprotector {
    * false for TLS 1.2, where every record after ChangeCipherSpec is protected under its own type.
    */
   readonly hidesContentType: boolean;
-  openIn(buf: Uint8Array, start: number, end: number): OpenedRecord;
+  /**
+   * `inPlace`: the caller owns `buf` and hands over the record's bytes, so the plaintext may be
+   * written over its own ciphertext (an implementation may still open elsewhere).
+   */
+  openIn(buf: Uint8Array, start: number, end: number, inPlace?: boolean): OpenedRecord;
 }
 
 /**
@@ -245,24 +249,31 @@ export class RecordOpener extends RecordCipher implements RecordUnprotector {
   }
 
   /**
-   * Opens the protected record `buf[start..end)` (header included) in place: the record layer
-   * parses received chunks without slicing out each record first.
+   * Opens the protected record `buf[start..end)` (header included) where it lies: the record
+   * layer parses received chunks without slicing out each record first. With `inPlace` (the
+   * caller owns `buf`: a received chunk) the native AEAD decrypts over the ciphertext, and the
+   * content is a view of `buf`; otherwise it goes to the record slab. node:crypto always returns
+   * a Buffer of its own.
    */
-  openIn(buf: Uint8Array, start: number, end: number): OpenedRecord {
+  openIn(buf: Uint8Array, start: number, end: number, inPlace = false): OpenedRecord {
     const payloadStart = start + RECORD_HEADER_LENGTH;
     if (end - payloadStart > MAX_CIPHERTEXT) throw new RecordOverflow('ciphertext record over 2^14+256 bytes');
     const tagStart = end - this.suite.tagLength;
     if (tagStart - payloadStart < 1) throw new BadRecordMac('record shorter than its tag');
-    const inner = this.native ? this.openNative(buf, start, payloadStart, end) : this.openNodeCrypto(buf, start, payloadStart, tagStart, end);
+    const inner = this.native
+      ? inPlace
+        ? this.openNativeInPlace(buf, start, payloadStart, end)
+        : this.openNative(buf, start, payloadStart, end)
+      : this.openNodeCrypto(buf, start, payloadStart, tagStart, end);
     if (inner.length > MAX_INNER_PLAINTEXT) throw new RecordOverflow('inner plaintext over 2^14+1 bytes');
     // Strip the zero padding: the content type is the last non-zero byte (§5.4).
     let i = inner.length - 1;
     while (i >= 0 && inner[i] === 0) i--;
     if (i < 0) throw new PeerMisbehaved('AllZeroInnerPlaintext', 'record with all-zero inner plaintext');
     const type = inner[i]!;
-    // Only application data stays a view of the shared slab (the application consumes it);
-    // handshake messages and alerts are copied out, so a kept one (a session ticket, say) does
-    // not pin a 64 KiB slab.
+    // Only application data stays a view (of the shared slab, or of the received chunk when
+    // opened in place: the application consumes it); handshake messages and alerts are copied
+    // out, so a kept one (a session ticket, say) pins no slab or chunk.
     if (this.native && type !== ContentType.application_data) return { type, content: Buffer.from(inner.subarray(0, i)) };
     return { type, content: inner.subarray(0, i) };
   }
@@ -279,6 +290,18 @@ export class RecordOpener extends RecordCipher implements RecordUnprotector {
       throw new BadRecordMac('record authentication failed');
     }
     return RECORD_SLAB.commit(plainLength);
+  }
+
+  /** The inner plaintext, opened over its ciphertext in `buf`; unauthenticated bytes are never handed out. */
+  private openNativeInPlace(buf: Uint8Array, start: number, payloadStart: number, end: number): Buffer {
+    const aad = RECORD_AAD;
+    for (let k = 0; k < RECORD_HEADER_LENGTH; k++) aad[k] = buf[start + k]!;
+    const seq = this.nextSequence();
+    if (!this.native!.open(this.context!, seq, aad, buf, payloadStart, end - payloadStart, buf, payloadStart)) {
+      this.seq--;
+      throw new BadRecordMac('record authentication failed');
+    }
+    return Buffer.from(buf.buffer, buf.byteOffset + payloadStart, end - this.suite.tagLength - payloadStart);
   }
 
   private openNodeCrypto(buf: Uint8Array, start: number, payloadStart: number, tagStart: number, end: number): Buffer {
