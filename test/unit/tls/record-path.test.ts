@@ -178,6 +178,92 @@ void describe('receiving records split across chunks', () => {
   }
 });
 
+void describe('records opened where they were received (native AEAD) and handed on end to end', () => {
+  /** The data events of one feed. */
+  function dataOf(conn: Connection, chunk: Uint8Array): Uint8Array[] {
+    const out: Uint8Array[] = [];
+    for (const e of conn.feed(chunk).events) {
+      if (e.type === 'error') throw e.error;
+      if (e.type === 'data') out.push(e.data);
+    }
+    return out;
+  }
+  const endsWhereStarts = (a: Uint8Array, b: Uint8Array): boolean => a.buffer === b.buffer && a.byteOffset + a.length === b.byteOffset;
+
+  void test('the records whole in one chunk come out as views of that chunk, each starting where the one before ends', async () => {
+    const p = await pair();
+    const data = randomBytes(4 * 16384 - 1000);
+    const wire = sealed(p.client.conn, data);
+    const chunk = Buffer.from(wire); // a chunk of its own, as a socket read is
+    const got = dataOf(p.server.conn, chunk);
+    assert.equal(got.length, 4);
+    assert.ok(Buffer.concat(got).equals(data));
+    for (let i = 1; i < got.length; i++) {
+      // Native: opened in place and moved end to end; node:crypto: a Buffer per record.
+      assert.equal(endsWhereStarts(got[i - 1]!, got[i]!), nativeAead() !== undefined, `record ${i}`);
+    }
+    assert.equal(got[0]!.buffer === chunk.buffer, nativeAead() !== undefined);
+  });
+
+  void test('a record joined across chunks goes elsewhere; the records after it in the chunk still run end to end and nothing handed out changes later', async () => {
+    const p = await pair();
+    const data = randomBytes(6 * 16384);
+    const wire = sealed(p.client.conn, data);
+    const records = splitRecords(wire);
+    const cut = records[0]!.length + 100; // record 1 spans the two chunks
+    const first = Buffer.from(wire.subarray(0, cut));
+    const second = Buffer.from(wire.subarray(cut));
+    const a = dataOf(p.server.conn, first);
+    const copyA = a.map((d) => Buffer.from(d));
+    const b = dataOf(p.server.conn, second);
+    assert.equal(a.length, 1);
+    assert.equal(b.length, 5);
+    assert.ok(Buffer.concat([...a, ...b]).equals(data));
+    assert.ok(a.every((d, i) => Buffer.from(d).equals(copyA[i]!)), 'data handed out by the first feed unchanged by the second');
+    assert.equal(b[0]!.buffer === second.buffer, false, 'the joined record is not a view of either chunk');
+    for (let i = 2; i < b.length; i++) assert.equal(endsWhereStarts(b[i - 1]!, b[i]!), nativeAead() !== undefined, `record ${i}`);
+  });
+
+  void test('a tampered record in the middle of a chunk ends the connection with bad_record_mac; the records before it arrive intact, nothing after it', async () => {
+    const p = await pair();
+    const data = randomBytes(3 * 16384);
+    const wire = Buffer.from(sealed(p.client.conn, data));
+    const records = splitRecords(wire);
+    wire[records[0]!.length + 5 + 100]! ^= 1; // a ciphertext byte of record 2
+    const got: Uint8Array[] = [];
+    let error: Error | undefined;
+    for (const e of p.server.conn.feed(wire).events) {
+      if (e.type === 'data') got.push(e.data);
+      if (e.type === 'error') error = e.error;
+    }
+    assert.match(String(error?.name), /BadRecordMac/);
+    assert.equal(got.length, 1);
+    assert.ok(Buffer.from(got[0]!).equals(data.subarray(0, 16384)));
+  });
+
+  void test('random record sizes, random cuts: every byte in order, and within a feed the in-place records of one chunk are adjacent', async () => {
+    const p = await pair();
+    await fc.assert(
+      fc.asyncProperty(fc.array(fc.integer({ min: 1, max: 20000 }), { minLength: 1, maxLength: 8 }), fc.array(fc.integer({ min: 1, max: 70000 }), { minLength: 1, maxLength: 6 }), async (writes, cutSizes) => {
+        const data = randomBytes(writes.reduce((a, b) => a + b, 0));
+        let off = 0;
+        const wire = Buffer.concat(writes.map((n) => sealed(p.client.conn, data.subarray(off, (off += n)))));
+        const out: Uint8Array[] = [];
+        for (let at = 0, i = 0; at < wire.length; i++) {
+          const chunk = Buffer.from(wire.subarray(at, Math.min(wire.length, at + cutSizes[i % cutSizes.length]!)));
+          at += chunk.length;
+          const got = dataOf(p.server.conn, chunk);
+          const inChunk = got.filter((d) => d.buffer === chunk.buffer);
+          for (let k = 1; k < inChunk.length; k++) assert.ok(endsWhereStarts(inChunk[k - 1]!, inChunk[k]!));
+          out.push(...got.map((d) => Buffer.from(d)));
+        }
+        assert.ok(Buffer.concat(out).equals(data));
+      }),
+      { numRuns: 40 },
+    );
+  });
+});
+
 void describe('sealed output as pieces (joinOutput = false)', () => {
   void test('the pieces of a poll are header, ciphertext and tag of each record (node:crypto) or one run of records (native AEAD) and concatenate to whole records', async () => {
     const p = await pair();
