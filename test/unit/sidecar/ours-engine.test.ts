@@ -1,0 +1,102 @@
+/**
+ * The sidecar's engine stream (TlsServerStream) over a scripted socket: what one socket read of
+ * several records becomes on the plaintext side. The records of a read are handed to the proxy
+ * as one chunk (one write to the application per read, not one per record) when the native
+ * AEAD opened them end to end; byte for byte the same data either way.
+ */
+import { describe, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { randomBytes } from 'node:crypto';
+import type { Socket } from 'node:net';
+import { Duplex } from 'node:stream';
+import { ClientConnection } from '../../../src/tls/client.js';
+import { nativeAead } from '../../../src/tls/native/aead.js';
+import { ServerConfig, ServerConnection } from '../../../src/tls/server.js';
+import { TlsServerStream } from '../../../src/sidecar/ours-engine.js';
+import { splitRecords } from '../tls/pair.js';
+import { testPki } from '../tls/pki.js';
+
+/** A socket whose reads the test makes (`read`) and whose writes it collects (`written`). */
+class ScriptedSocket extends Duplex {
+  readonly written: Buffer[] = [];
+  override _read(): void {}
+  override _write(chunk: Buffer, _encoding: BufferEncoding, callback: () => void): void {
+    this.written.push(Buffer.from(chunk));
+    callback();
+  }
+  /** One socket read of `chunk`. */
+  read_(chunk: Buffer): void {
+    this.emit('data', chunk);
+  }
+  /** Everything written since the last call. */
+  takeWritten(): Buffer {
+    const all = Buffer.concat(this.written);
+    this.written.length = 0;
+    return all;
+  }
+  destroySoon(): void {
+    this.destroy();
+  }
+  setNoDelay(): this {
+    return this;
+  }
+}
+
+const tick = (): Promise<void> => new Promise((resolve) => setImmediate(resolve));
+
+async function connected(): Promise<{ stream: TlsServerStream; socket: ScriptedSocket; client: ClientConnection }> {
+  const pki = await testPki();
+  const leaf = await pki.leaf('p256');
+  const config = new ServerConfig({ certificates: [{ cert: leaf.pem, key: leaf.key }] });
+  const client = new ClientConnection({ servername: 'localhost', ca: [pki.ca.pem] });
+  const socket = new ScriptedSocket();
+  const stream = new TlsServerStream(socket as unknown as Socket, new ServerConnection(config));
+  const done = stream.handshake(Buffer.concat(client.poll().output), 5000);
+  const flight = socket.takeWritten();
+  const reply = client.feed(flight);
+  const failed = reply.events.find((e) => e.type === 'error');
+  assert.equal(failed?.type === 'error' ? failed.error.message : undefined, undefined);
+  socket.read_(Buffer.concat(reply.output));
+  await done;
+  return { stream, socket, client };
+}
+
+void describe('TlsServerStream: the records of one socket read', () => {
+  void test('four full records read at once reach the proxy as one chunk (native AEAD) or one chunk per record (node:crypto), intact', async () => {
+    const { stream, socket, client } = await connected();
+    const chunks: Buffer[] = [];
+    stream.on('data', (d: Buffer) => chunks.push(Buffer.from(d)));
+    await tick();
+    const data = randomBytes(4 * 16384);
+    client.write(data);
+    const wire = Buffer.concat(client.poll().output);
+    assert.equal(splitRecords(wire).length, 4);
+    socket.read_(Buffer.from(wire));
+    await tick();
+    assert.ok(Buffer.concat(chunks).equals(data));
+    assert.equal(chunks.length, nativeAead() ? 1 : 4);
+    stream.destroy();
+  });
+
+  void test('a read that ends inside a record: the rest of the record comes with the next read, and each read is at most two chunks', async () => {
+    const { stream, socket, client } = await connected();
+    const chunks: Buffer[] = [];
+    stream.on('data', (d: Buffer) => chunks.push(Buffer.from(d)));
+    await tick();
+    const data = randomBytes(8 * 16384);
+    client.write(data);
+    const wire = Buffer.concat(client.poll().output);
+    const cut = Math.floor(wire.length / 2) + 7;
+    socket.read_(Buffer.from(wire.subarray(0, cut)));
+    await tick();
+    const afterFirst = chunks.length;
+    socket.read_(Buffer.from(wire.subarray(cut)));
+    await tick();
+    assert.ok(Buffer.concat(chunks).equals(data));
+    if (nativeAead()) {
+      assert.equal(afterFirst, 1, 'the whole records of the first read, one chunk');
+      assert.equal(chunks.length - afterFirst, 2, 'the record joined across the reads, then the whole ones after it');
+    }
+    stream.destroy();
+  });
+});
