@@ -61,15 +61,20 @@ async function connected(): Promise<{ stream: TlsServerStream; socket: ScriptedS
   return { stream, socket, client };
 }
 
+/** A connected stream whose plaintext chunks are collected, and the client's records for `data`. */
+async function sending(data: Buffer): Promise<{ stream: TlsServerStream; socket: ScriptedSocket; chunks: Buffer[]; wire: Buffer }> {
+  const { stream, socket, client } = await connected();
+  const chunks: Buffer[] = [];
+  stream.on('data', (d: Buffer) => chunks.push(Buffer.from(d)));
+  await tick();
+  client.write(data);
+  return { stream, socket, chunks, wire: Buffer.concat(client.poll().output) };
+}
+
 void describe('TlsServerStream: the records of one socket read', () => {
   void test('four full records read at once reach the proxy as one chunk (native AEAD) or one chunk per record (node:crypto), intact', async () => {
-    const { stream, socket, client } = await connected();
-    const chunks: Buffer[] = [];
-    stream.on('data', (d: Buffer) => chunks.push(Buffer.from(d)));
-    await tick();
     const data = randomBytes(4 * 16384);
-    client.write(data);
-    const wire = Buffer.concat(client.poll().output);
+    const { stream, socket, chunks, wire } = await sending(data);
     assert.equal(splitRecords(wire).length, 4);
     socket.read_(Buffer.from(wire));
     await tick();
@@ -79,13 +84,8 @@ void describe('TlsServerStream: the records of one socket read', () => {
   });
 
   void test('a read that ends inside a record: the rest of the record comes with the next read, and each read is at most two chunks', async () => {
-    const { stream, socket, client } = await connected();
-    const chunks: Buffer[] = [];
-    stream.on('data', (d: Buffer) => chunks.push(Buffer.from(d)));
-    await tick();
     const data = randomBytes(8 * 16384);
-    client.write(data);
-    const wire = Buffer.concat(client.poll().output);
+    const { stream, socket, chunks, wire } = await sending(data);
     const cut = Math.floor(wire.length / 2) + 7;
     socket.read_(Buffer.from(wire.subarray(0, cut)));
     await tick();
