@@ -106,13 +106,15 @@ const SLAB_SIZE = 64 * 1024;
 const SLAB_BUFFERS = new WeakSet<ArrayBufferLike>();
 
 /**
- * `bytes` itself, or a copy of it when it is a view of a record slab. For bytes about to be
- * kept (queued behind a peer that does not read, buffered in a stream nobody drains): a view
- * keeps its whole slab alive, so many stalled connections would pin a slab each; a copy pins
- * only its own size. Bytes handed on at once need no copy.
+ * `bytes` itself, or a copy of it when it is a view of a record slab or of less than half of its
+ * memory. For bytes about to be kept (queued behind a peer that does not read, buffered in a
+ * stream nobody drains): a view keeps its whole slab (or socket read) alive, so many stalled
+ * connections would pin a slab each; a copy pins only its own size. Records opened in place are
+ * views of the socket read they came in (src/tls/record-layer.ts), mostly all of it; a read of
+ * many tiny records is not, and is copied like a slab view. Bytes handed on at once need no copy.
  */
 export function unpinned(bytes: Uint8Array): Uint8Array {
-  return isSlabView(bytes) ? Buffer.from(bytes) : bytes;
+  return isSlabView(bytes) || bytes.length * 2 < bytes.buffer.byteLength ? Buffer.from(bytes) : bytes;
 }
 
 /** Whether `bytes` is a view of a record slab (tests, and `unpinned`). */

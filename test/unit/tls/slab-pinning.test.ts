@@ -12,7 +12,7 @@ import { connect, createServer, type TLSSocket } from '../../../src/tls/socket.j
 import { testPki } from './pki.js';
 
 void describe('unpinned', () => {
-  void test('copies a slab view (same bytes, a buffer of its own) and passes anything else through', () => {
+  void test('copies a slab view (same bytes, a buffer of its own) and passes a buffer of its own through', () => {
     const slab = RECORD_SLAB.reserve(5);
     slab.set([1, 2, 3, 4, 5], RECORD_SLAB.offset);
     const view = RECORD_SLAB.commit(5);
@@ -21,8 +21,18 @@ void describe('unpinned', () => {
     assert.notEqual(copy.buffer, view.buffer);
     assert.equal(isSlabView(copy), false);
     assert.deepEqual([...copy], [1, 2, 3, 4, 5]);
-    const own = Buffer.from('abc');
+    const own = Buffer.alloc(100, 7);
     assert.equal(unpinned(own), own);
+  });
+
+  void test('copies a view of less than half of its memory (a socket read of tiny records opened in place) and passes a view of most of it through', () => {
+    const read = Buffer.alloc(64 * 1024, 1);
+    const most = read.subarray(100, 60_000);
+    assert.equal(unpinned(most), most);
+    const little = read.subarray(100, 200);
+    const copy = unpinned(little);
+    assert.notEqual(copy.buffer, read.buffer);
+    assert.ok(Buffer.from(copy).equals(little));
   });
 });
 
