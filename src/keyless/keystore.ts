@@ -13,6 +13,7 @@ import { watch, type FSWatcher } from 'node:fs';
 import { readdir, readFile, realpath, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import { cryptoOptions, keyMatchesScheme, schemeParams } from '../tls/signature-schemes.js';
+import { pemBlocks, type PemScanWork } from '../tls/x509/pem.js';
 import { EcdsaDigestSigner, signEd25519, signRsaPkcs1Digest, signRsaPssDigest, type EcCurve } from './digest-signing.js';
 import { KeylessError } from './errors.js';
 import { ErrorCode, type SignOperation } from './protocol.js';
@@ -145,7 +146,7 @@ function pemLabelsOf(contents: Buffer): string[] {
 }
 
 /** Parses every private key in one file's contents. A file without a private key yields []. */
-export function parseKeyFile(contents: Buffer, source: string): SigningKey[] {
+export function parseKeyFile(contents: Buffer, source: string, work?: PemScanWork): SigningKey[] {
   const text = contents.toString('latin1');
   if (!text.includes('-----BEGIN')) {
     // DER: accept a bare PKCS#8 key (what `openssl pkcs8 -outform DER` writes).
@@ -156,9 +157,9 @@ export function parseKeyFile(contents: Buffer, source: string): SigningKey[] {
     }
   }
   const keys: SigningKey[] = [];
-  const blocks = text.match(/-----BEGIN ([A-Z0-9 ]+)-----[\s\S]*?-----END \1-----/g) ?? [];
-  for (const block of blocks) {
-    const label = /-----BEGIN ([A-Z0-9 ]+)-----/.exec(block)?.[1] ?? '';
+  // pemBlocks is linear in the file: a key directory is read at every reload, so a file of BEGIN
+  // lines without END must not cost the key server seconds of its event loop.
+  for (const { label, text: block } of pemBlocks(text, work)) {
     if (!label.endsWith('PRIVATE KEY')) continue;
     if (label === 'ENCRYPTED PRIVATE KEY') throw new Error(`${source}: encrypted private keys are not supported`);
     try {

@@ -7,6 +7,7 @@
 import 'reflect-metadata'; // @peculiar/x509 2.x needs the Reflect polyfill loaded first
 import * as x509 from '@peculiar/x509';
 import { X509Certificate as NodeX509Certificate, randomBytes, webcrypto } from 'node:crypto';
+import { pemBlocks } from '../tls/x509/pem.js';
 
 x509.cryptoProvider.set(webcrypto as unknown as Parameters<typeof x509.cryptoProvider.set>[0]);
 
@@ -192,7 +193,9 @@ export function certValidity(certPem: string): { notBefore: Date; notAfter: Date
 
 /** Splits a PEM bundle into its certificates (each as PEM). */
 export function splitPemCertificates(bundle: string): string[] {
-  return bundle.match(/-----BEGIN CERTIFICATE-----[\s\S]+?-----END CERTIFICATE-----/g)?.map(normalizePem) ?? [];
+  return pemBlocks(bundle)
+    .filter((b) => b.label === 'CERTIFICATE' && b.body.trim() !== '')
+    .map((b) => normalizePem(b.text));
 }
 
 /** The certificates of `bundle` still valid at `now`, de-duplicated, newest first kept first. */

@@ -15,6 +15,7 @@ import { createPrivateKey, X509Certificate, type KeyObject } from 'node:crypto';
 import { readdir, readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { signatureSchemeName } from '../constants.js';
+import { pemBlocks } from '../x509/pem.js';
 import { dcAlgorithmFromName } from './algorithms.js';
 import { decodeDelegatedCredential } from './codec.js';
 import { DelegatedCredentialSet, errorText, type CredentialInput } from './credential-set.js';
@@ -115,7 +116,9 @@ function resolveChain(sources: readonly CredentialSource[], given: readonly Uint
 /** Splits a PEM bundle into DER certificates, end-entity first; throws naming `where`. */
 export function parseCertificateChain(pem: Uint8Array, where: string): Uint8Array[] {
   const text = new TextDecoder().decode(pem);
-  const blocks = text.match(/-----BEGIN CERTIFICATE-----[\s\S]*?-----END CERTIFICATE-----/g) ?? [];
+  const blocks = pemBlocks(text)
+    .filter((b) => b.label === 'CERTIFICATE')
+    .map((b) => b.text);
   if (blocks.length === 0) throw new DelegationError('invalid-file', `${where}: no PEM certificate found`);
   return blocks.map((block, i) => {
     try {

@@ -4,7 +4,7 @@
  * | file | what it does |
  * | --- | --- |
  * | `der.ts` | the DER reader and writer (src/keyless uses it too) |
- * | `pem.ts` | PEM to DER and back |
+ * | `pem.ts` | PEM to DER and back; `pemBlocks`, the one PEM block scanner (linear: keys and certificates from files and Secrets) |
  * | `certificate.ts` | parsing a certificate once (cached by digest), per-certificate helpers |
  * | `names.ts` | host names against subjectAltName, name-constraint comparisons |
  * | `trust-store.ts` | trust anchors, parsed once and cached |
@@ -16,7 +16,7 @@
  * from outside src/tls.
  */
 export { CertificateError, type CertificateErrorCode, type CertificateErrorKind } from './errors.js';
-export { certificatesOfPem, derToPem, pemToDers } from './pem.js';
+export { certificatesOfPem, derToPem, pemBlocks, pemToDers, type PemBlock, type PemScanWork } from './pem.js';
 export {
   DELEGATION_USAGE_OID,
   KeyUsageBit,

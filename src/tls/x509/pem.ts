@@ -3,7 +3,91 @@
  */
 import { CertificateError } from './errors.js';
 
-const PEM_RE = /-----BEGIN ([A-Z0-9 ]+)-----([\s\S]*?)-----END \1-----/g;
+/** One `-----BEGIN L-----` ... `-----END L-----` block. */
+export interface PemBlock {
+  readonly label: string;
+  /** What lies between the two lines (base64 and line breaks, maybe headers). */
+  readonly body: string;
+  /** The whole block, BEGIN line to END line, as it stands in the input. */
+  readonly text: string;
+}
+
+/** Characters the scanner looked at (tests: the work is linear in the input). */
+export interface PemScanWork {
+  steps: number;
+}
+
+const BOUNDARY = '-----';
+/** RFC 7468 labels are short words; a longer run of label characters is not a boundary line. */
+const MAX_LABEL_LENGTH = 64;
+
+interface Marker {
+  readonly begin: boolean;
+  readonly label: string;
+  readonly start: number;
+  readonly end: number;
+}
+
+/** Whether a character may appear in a label: A-Z, 0-9, space (what every PEM writer uses). */
+function isLabelChar(c: number): boolean {
+  return (c >= 0x41 && c <= 0x5a) || (c >= 0x30 && c <= 0x39) || c === 0x20;
+}
+
+/** The BEGIN and END lines of `pem`, in order: one pass, each character looked at a bounded number of times. */
+function markersOf(pem: string, work: PemScanWork): Marker[] {
+  const markers: Marker[] = [];
+  let pos = 0;
+  for (;;) {
+    const at = pem.indexOf(BOUNDARY, pos);
+    work.steps += (at < 0 ? pem.length : at + BOUNDARY.length) - pos;
+    if (at < 0) return markers;
+    const kindAt = at + BOUNDARY.length;
+    const begin = pem.startsWith('BEGIN ', kindAt);
+    const labelAt = begin ? kindAt + 6 : pem.startsWith('END ', kindAt) ? kindAt + 4 : -1;
+    let labelEnd = labelAt;
+    if (labelAt >= 0) {
+      while (labelEnd < pem.length && labelEnd - labelAt <= MAX_LABEL_LENGTH && isLabelChar(pem.charCodeAt(labelEnd))) labelEnd++;
+      work.steps += labelEnd - labelAt;
+    }
+    if (labelAt >= 0 && labelEnd > labelAt && labelEnd - labelAt <= MAX_LABEL_LENGTH && pem.startsWith(BOUNDARY, labelEnd)) {
+      const end = labelEnd + BOUNDARY.length;
+      markers.push({ begin, label: pem.slice(labelAt, labelEnd), start: at, end });
+      pos = end;
+    } else {
+      pos = at + 1; // a run of dashes, or text that only looks like a boundary: look again one further
+    }
+  }
+}
+
+/**
+ * Every complete PEM block, in order: a BEGIN line and the first END line of the same label after
+ * it. A BEGIN line without its END is skipped, and the scan goes on after it (as a lazy regular
+ * expression would, without its cost: such a regex searches the rest of the input once per BEGIN
+ * line, quadratic in a file of BEGIN lines without END; this is linear whatever the input).
+ */
+export function pemBlocks(pem: string, work: PemScanWork = { steps: 0 }): PemBlock[] {
+  const markers = markersOf(pem, work);
+  // For each marker, the index of the next END marker of its label (backwards: one pass).
+  const nextEnd = new Array<number>(markers.length);
+  const endOf = new Map<string, number>();
+  for (let i = markers.length - 1; i >= 0; i--) {
+    const m = markers[i]!;
+    nextEnd[i] = endOf.get(m.label) ?? -1;
+    if (!m.begin) endOf.set(m.label, i);
+    work.steps++;
+  }
+  const blocks: PemBlock[] = [];
+  let pos = 0;
+  for (let i = 0; i < markers.length; i++) {
+    const m = markers[i]!;
+    work.steps++;
+    if (!m.begin || m.start < pos || nextEnd[i]! < 0) continue;
+    const end = markers[nextEnd[i]!]!;
+    blocks.push({ label: m.label, body: pem.slice(m.end, end.start), text: pem.slice(m.start, end.end) });
+    pos = end.end;
+  }
+  return blocks;
+}
 
 /**
  * All DER blocks with the given label (e.g. 'CERTIFICATE'), in order. Blocks with other labels
@@ -11,9 +95,9 @@ const PEM_RE = /-----BEGIN ([A-Z0-9 ]+)-----([\s\S]*?)-----END \1-----/g;
  */
 export function pemToDers(pem: string, label: string): Uint8Array[] {
   const out: Uint8Array[] = [];
-  for (const m of pem.matchAll(PEM_RE)) {
-    if (m[1] !== label) continue;
-    const body = m[2]!.replace(/\s+/g, '');
+  for (const block of pemBlocks(pem)) {
+    if (block.label !== label) continue;
+    const body = block.body.replace(/\s+/g, '');
     if (!/^[A-Za-z0-9+/]*={0,2}$/.test(body) || body.length % 4 !== 0) {
       throw new CertificateError('bad_certificate', 'malformed', `PEM ${label} block #${out.length} has an invalid base64 body`);
     }

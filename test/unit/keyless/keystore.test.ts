@@ -121,3 +121,24 @@ void describe('key directory', () => {
     assert.equal(s.size, 1);
   });
 });
+
+void describe('parseKeyFile on hostile PEM', () => {
+  void it('reads a file of 100,000 BEGIN lines without END in work linear in its size, and still finds a key after them', () => {
+    const key = pem('ec');
+    const text = '-----BEGIN CERTIFICATE-----\n'.repeat(100_000) + key;
+    const work = { steps: 0 };
+    const keys = parseKeyFile(Buffer.from(text, 'latin1'), 'hostile.pem', work);
+    assert.deepEqual(
+      keys.map((k) => k.skiHex),
+      [skiOf(key)],
+    );
+    assert.ok(work.steps <= 3 * text.length, `${work.steps} steps for ${text.length} characters`);
+  });
+
+  void it('finds no key in BEGIN PRIVATE KEY lines without END, in linear work', () => {
+    const text = '-----BEGIN PRIVATE KEY-----\nAAAA\n'.repeat(100_000);
+    const work = { steps: 0 };
+    assert.deepEqual(parseKeyFile(Buffer.from(text, 'latin1'), 'hostile.pem', work), []);
+    assert.ok(work.steps <= 3 * text.length, `${work.steps} steps for ${text.length} characters`);
+  });
+});
