@@ -12,7 +12,8 @@
 // A refusal is answered in-band with "key not found" (0x02): from where the client stands, the key
 // server holds no key for it, and a tenant learns nothing about which keys exist for others. The
 // log line and the metrics say the truth (`denied`). Signing over the identity's rate is answered
-// with our "rate limited" (0x80). Every signature and refusal is counted per identity and logged
+// with our "rate limited" (0x80); the rate counts RSA-2048 signatures' worth of CPU, so a signature
+// with a costlier key takes more of it (src/keyless/signature-cost.ts). Every signature and refusal is counted per identity and logged
 // at info, at most LOG_LINES_PER_WINDOW lines a minute per identity and result (the rest is counted
 // into the next line's `suppressedSinceLastLine`).
 import type { X509Certificate } from 'node:crypto';
@@ -20,6 +21,7 @@ import { Counter, type Registry } from 'prom-client';
 import type { KeyStoreLogger } from '../keyless/keystore.js';
 import { ErrorCode, errorCodeName, isSigningOpcode, Opcode, opcodeName } from '../keyless/protocol.js';
 import type { PeerAuthorizer, RequestAuthorizer } from '../keyless/server.js';
+import { signatureCost } from '../keyless/signature-cost.js';
 import type { SignRequest } from '../keyless/sign-request.js';
 import { LogLimiter } from '../net/log-limiter.js';
 import { controllerIdentityUri, parseSidecarIdentityUri } from '../operator/api/serving-bundle.js';
@@ -167,6 +169,12 @@ export class IdentityAuthorizer implements RequestAuthorizer {
     if (removed) this.generation++;
   }
 
+  /** A signing request's tokens: its key's signatureCost (decide() allowed it, so the key is the identity's grant). */
+  private costOf(identity: Identity, request: SignRequest | undefined): number {
+    const key = identity.kind === 'sidecar' ? this.options.grants.grantOf(identity.uri)?.key : undefined;
+    return key !== undefined && request !== undefined ? signatureCost(key, request) : 1;
+  }
+
   forPeer(certificate: X509Certificate): PeerAuthorizer {
     const identity = identityOf(certificate.subjectAltName, this.options.trustDomain, certificate.subject, certificate.validFromDate);
     const label = identity.kind === 'none' ? UNIDENTIFIED : identity.uri;
@@ -201,8 +209,12 @@ export class IdentityAuthorizer implements RequestAuthorizer {
     return {
       admit: (opcode, ski, request) => {
         let decision = decide(identity, opcode, ski, this.options.grants, request);
-        if (decision.allowed && isSigningOpcode(opcode) && !this.options.rateLimit.take(label)) {
-          decision = { allowed: false, code: ErrorCode.rateLimited, result: 'rate_limited', why: `identity ${label} is over its signing rate` };
+        if (decision.allowed && isSigningOpcode(opcode)) {
+          // Weighed by what the signature costs, so a costly key buys no larger share of the CPU.
+          const cost = this.costOf(identity, request);
+          if (!this.options.rateLimit.take(label, cost)) {
+            decision = { allowed: false, code: ErrorCode.rateLimited, result: 'rate_limited', why: `identity ${label} is over its signing rate (this signature counts ${cost})` };
+          }
         }
         if (decision.allowed) return undefined;
         if (why.size < 64) why.set(whyKey(opcode, ski), decision.why);

@@ -1,5 +1,6 @@
-// A token bucket per identity: each identity may sign `ratePerSecond` times a second on average,
-// with bursts of up to `burst`. Why per identity: every sidecar shares the key server, and one
+// A token bucket per identity: each identity may sign `ratePerSecond` RSA-2048 signatures' worth a
+// second on average (src/keyless/signature-cost.ts: a signature with a costlier key takes more
+// tokens), with bursts of up to `burst`. Why per identity: every sidecar shares the key server, and one
 // pod (a stolen credential, a client in a reconnect loop, a load test) must not take every other
 // tenant's signatures. Identities are bounded by the DelegatedCredentials the cluster holds, so
 // the table is too; an identity idle long enough for a full bucket is dropped from it.
@@ -13,10 +14,12 @@ export interface RateLimitOptions {
 }
 
 /**
- * Signatures a second per identity by default. A sidecar asks for one signature per handshake of a
- * client without DC support; 1,000 full handshakes a second is more than one pod's TLS terminator
- * does on a core, and a twentieth of what one key server core signs (P-256), so one identity can
- * never take more than that share of a replica.
+ * Signatures a second per identity by default, in RSA-2048 signatures (signatureCost). A sidecar
+ * asks for one signature per handshake of a client without DC support; 1,000 full handshakes a
+ * second is more than one pod's TLS terminator does on a core. Weighted by cost, one identity takes
+ * at most about half a key server core (1,000 RSA-2048 signatures, ~0.5 s), whatever its key:
+ * with RSA-8192 it gets ~27 signatures a second, not 1,000 (which would be ~24 to 52 s of CPU a
+ * second); with P-256 or Ed25519, 1,000, a twentieth of a core.
  */
 export const DEFAULT_SIGNATURES_PER_SECOND = 1_000;
 
@@ -42,15 +45,21 @@ export class RateLimiter {
     return this.rate > 0;
   }
 
-  /** Takes one token of `identity`'s bucket; false when it is empty (refuse the request). */
-  take(identity: string): boolean {
+  /**
+   * Takes `tokens` of `identity`'s bucket (a signature's cost, signatureCost: 1 for an RSA-2048
+   * or P-256 signature); false when it does not hold them (refuse the request). A request costing
+   * more than the burst is admitted from a full bucket and leaves it in debt, which the rate repays
+   * before the next one: the long-run rate is the same whatever the cost, and no key is too
+   * expensive to be served at all.
+   */
+  take(identity: string, tokens = 1): boolean {
     if (!this.enabled) return true;
     const now = this.now();
     const bucket = this.buckets.get(identity) ?? { tokens: this.burst, at: now };
     bucket.tokens = Math.min(this.burst, bucket.tokens + ((now - bucket.at) / 1000) * this.rate);
     bucket.at = now;
-    const ok = bucket.tokens >= 1;
-    if (ok) bucket.tokens -= 1;
+    const ok = bucket.tokens >= Math.min(tokens, this.burst);
+    if (ok) bucket.tokens -= tokens;
     this.buckets.set(identity, bucket);
     if (this.buckets.size > 1024) this.prune(now);
     return ok;

@@ -11,6 +11,7 @@ import { signRequestOf, type SignRequest } from '../../../src/keyless/sign-reque
 import { encodeSignMessage } from '../../../src/keyless/sign-message.js';
 import { KeyGrants } from '../../../src/keyserver/grants.js';
 import { RateLimiter } from '../../../src/keyserver/rate-limit.js';
+import { signatureCost } from '../../../src/keyless/signature-cost.js';
 
 const TD = 'cluster.local';
 const A = 'spiffe://cluster.local/ns/team-a/dc/www';
@@ -328,5 +329,62 @@ void describe('IdentityAuthorizer: counts, logs and limits per identity', () => 
     ask(auth.forPeer(peer('DNS:a')), Opcode.signMessage, ka.skiHex);
     ask(auth.forPeer(peer('URI:spiffe://x/y')), Opcode.ping, undefined);
     assert.equal(await count(registry, { identity: UNIDENTIFIED, result: 'denied' }), 2);
+  });
+});
+
+void describe('signing rate weighed by what a signature costs', () => {
+  const peer = (san: string): X509Certificate => ({ subjectAltName: san }) as unknown as X509Certificate;
+  /** A key of the given RSA size without generating one (RSA-8192 takes seconds): what signatureCost reads. */
+  const rsaKey = (bits: number, ski: string): SigningKey =>
+    ({ algorithm: 'rsa', detail: `RSA-${bits}`, skiHex: ski, key: { asymmetricKeyDetails: { modulusLength: bits } } }) as unknown as SigningKey;
+
+  void it('signatureCost: RSA-2048, P-256 and Ed25519 count 1; bigger keys count what they cost, RSA-8192 tens', () => {
+    const cv = whole(certificateVerify(32), 0x0804);
+    const costs = [2048, 3072, 4096, 8192].map((bits) => signatureCost(rsaKey(bits, 'aa'), cv));
+    assert.deepEqual(costs.slice(0, 3), [1, 3, 7]);
+    assert.ok(costs[3]! >= 30 && costs[3]! <= 64, `RSA-8192 counts ${costs[3]}`);
+    assert.equal(signatureCost(key(), whole(certificateVerify(32))), 1);
+    assert.equal(signatureCost(new SigningKey(generateKeyPairSync('ed25519').privateKey, 'test'), whole(certificateVerify(32), 0x0807)), 1);
+    const p384 = new SigningKey(generateKeyPairSync('ec', { namedCurve: 'P-384' }).privateKey, 'test');
+    assert.ok(signatureCost(p384, signRequestOf(Opcode.ecdsaSignSha384, Buffer.alloc(48))!) > signatureCost(p384, whole(certificateVerify(48), 0x0503)), 'a digest (pure JS) costs more than a whole message (OpenSSL)');
+  });
+
+  void it('RateLimiter: a request costing more than the burst passes from a full bucket and leaves it in debt', () => {
+    let now = 0;
+    const r = new RateLimiter({ ratePerSecond: 10, now: () => now });
+    assert.equal(r.take('a', 37), true, 'from a full bucket of 10');
+    assert.equal(r.take('a', 1), false);
+    now += 2_600; // 26 tokens: the debt of 27 is not repaid yet
+    assert.equal(r.take('a', 1), false);
+    now += 200; // now 1 token
+    assert.equal(r.take('a', 1), true);
+  });
+
+  void it('an identity flooding with an RSA-8192 key gets its CPU share, not the key server: the other identity is served every time', () => {
+    let now = 0;
+    const big = rsaKey(8192, 'bb'.repeat(20));
+    const small = key();
+    const grants = grantsOf({ [A]: big, [B]: small });
+    const auth = new IdentityAuthorizer({ trustDomain: TD, grants, registry: new Registry(), rateLimit: new RateLimiter({ ratePerSecond: 1000, now: () => now }) });
+    const flooder = auth.forPeer(peer(`URI:${A}`));
+    const other = auth.forPeer(peer(`URI:${B}`));
+    const cv = whole(certificateVerify(32), 0x0804);
+    const cost = signatureCost(big, cv);
+    let floodAdmitted = 0;
+    let otherAdmitted = 0;
+    let otherAsked = 0;
+    // 10 simulated seconds: the flooder asks 1,000 times a second (every ms), the other 100 times.
+    for (let ms = 0; ms < 10_000; ms++) {
+      now = ms;
+      if (flooder.admit(Opcode.signMessage, big.skiHex, cv) === undefined) floodAdmitted++;
+      if (ms % 10 === 0) {
+        otherAsked++;
+        if (other.admit(Opcode.signMessage, small.skiHex, whole(certificateVerify(32))) === undefined) otherAdmitted++;
+      }
+    }
+    assert.equal(otherAdmitted, otherAsked, 'every request of the other identity admitted');
+    // The flooder's admitted work: its burst plus the rate, in RSA-2048 signatures, never 1,000 RSA-8192 signatures a second.
+    assert.ok(floodAdmitted * cost <= 1000 + 10 * 1000 + cost, `${floodAdmitted} RSA-8192 signatures of cost ${cost} admitted in 10 s`);
+    assert.ok(floodAdmitted >= Math.floor((10 * 1000) / cost), `${floodAdmitted}: the flooder is still served at its rate`);
   });
 });
