@@ -67,6 +67,11 @@ export interface KeyServerOptions {
   /** Requests in flight per connection before its reads pause (default 1024). */
   readonly maxInFlightPerConnection?: number;
   /**
+   * Bytes one connection may hold (requests being answered, answers it has not read) before its
+   * reads pause (default DEFAULT_MAX_QUEUED_BYTES_PER_CONNECTION).
+   */
+  readonly maxQueuedBytesPerConnection?: number;
+  /**
    * Largest accepted request body in bytes (default and maximum: 65535, the u16 wire limit). An
    * Ed25519 request carries the whole message, which for a delegated credential includes the
    * certificate, so keep this well above the largest certificate you sign for.
@@ -137,6 +142,14 @@ export const DEFAULT_MAX_CONNECTIONS = 10_000;
 export const DEFAULT_MAX_CONNECTIONS_PER_SOURCE = 1_000;
 
 /**
+ * Bytes one connection may hold before it is no longer read: room for two of the largest requests
+ * and their answers (a ping echoes up to 64 KiB), so a client that reads its answers never waits
+ * on it. Without it a client that never reads held up to 1,024 answers of up to 64 KiB, ~64 MiB per
+ * connection; with it, at the connection cap, at most ~10,000 × (128 KiB + one read) in total.
+ */
+export const DEFAULT_MAX_QUEUED_BYTES_PER_CONNECTION = 128 * 1024;
+
+/**
  * Accept to finished handshake. A real client needs a couple of round trips and one signature on
  * each side (milliseconds, or a few hundred across regions); our client gives up its own TLS
  * connect after 10 s, so a handshake still unfinished then serves nobody and only holds a slot.
@@ -177,8 +190,9 @@ class KeyServerMetrics {
   readonly refusedConnections: Counter<'reason'>;
   readonly idleTimeouts: Counter;
   readonly reloads: Counter<'result'>;
+  readonly readPauses: Counter;
 
-  constructor(readonly registry: Registry, keys: () => number) {
+  constructor(readonly registry: Registry, keys: () => number, queuedBytes: () => number) {
     this.requests = new Counter({
       name: 'keyless_server_requests_total',
       help: 'Requests answered, by opcode and result (ok or the error name).',
@@ -222,6 +236,19 @@ class KeyServerMetrics {
       help: 'Key directory reloads by result (ok, failed).',
       labelNames: ['result'],
       registers: [registry],
+    });
+    this.readPauses = new Counter({
+      name: 'keyless_server_read_pauses_total',
+      help: 'Times a connection stopped being read because the bytes it holds here (requests being answered, answers not yet sent) reached the per-connection budget; it is read again once they drain.',
+      registers: [registry],
+    });
+    new Gauge({
+      name: 'keyless_server_queued_bytes',
+      help: 'Bytes held for all connections: requests read and not yet answered, answers not yet sent (a client that does not read its answers).',
+      registers: [registry],
+      collect() {
+        this.set(queuedBytes());
+      },
     });
     new Gauge({
       name: 'keyless_server_keys',
@@ -293,7 +320,17 @@ function handshakeError(err: Error & { code?: string }): HandshakeFailure {
 export async function startKeyServer(options: KeyServerOptions): Promise<KeyServer> {
   const registry = options.registry ?? new Registry();
   let keys: KeyLookup | undefined;
-  const m = new KeyServerMetrics(registry, () => keys?.size ?? 0);
+  /** Open connections after their handshake: what each holds, for the queued-bytes gauge. */
+  const open = new Set<ServedConnection>();
+  const m = new KeyServerMetrics(
+    registry,
+    () => keys?.size ?? 0,
+    () => {
+      let sum = 0;
+      for (const c of open) sum += c.heldBytes();
+      return sum;
+    },
+  );
   let keyDirectory: KeyDirectory | undefined;
   // Assigned once the keys are loaded (nothing to close if that fails); a reload tells its workers
   // which keys to drop.
@@ -318,6 +355,7 @@ export async function startKeyServer(options: KeyServerOptions): Promise<KeyServ
   pool = options.signingWorkers ? new SigningPool(options.signingWorkers) : undefined;
   const semaphore = new Semaphore(options.maxConcurrency ?? 64);
   const maxInFlight = options.maxInFlightPerConnection ?? 1024;
+  const maxHeldBytes = options.maxQueuedBytesPerConnection ?? DEFAULT_MAX_QUEUED_BYTES_PER_CONNECTION;
   const maxBody = Math.min(options.maxBodyLength ?? MAX_WIRE_BODY_LENGTH, MAX_WIRE_BODY_LENGTH);
   const log = options.logger;
 
@@ -371,7 +409,9 @@ export async function startKeyServer(options: KeyServerOptions): Promise<KeyServ
       m.connections.inc();
       socket.on('close', () => m.connections.dec());
       const peer = options.authorizer?.forPeer(socket.getPeerX509Certificate()!);
-      serveConnection(socket, { ...(peer ? { peer } : {}), keys: keyLookup, semaphore, maxInFlight, maxBody, idleTimeoutMs, metrics: m, allowLegacyHashes: options.allowLegacyHashes ?? false, ...(pool ? { pool } : {}), ...(log ? { log } : {}) });
+      const served = serveConnection(socket, { ...(peer ? { peer } : {}), keys: keyLookup, semaphore, maxInFlight, maxHeldBytes, maxBody, idleTimeoutMs, metrics: m, allowLegacyHashes: options.allowLegacyHashes ?? false, ...(pool ? { pool } : {}), ...(log ? { log } : {}) });
+      open.add(served);
+      socket.on('close', () => open.delete(served));
     },
   );
   // node reports a handshake timeout here and leaves the socket open (2,000 silent connections
@@ -476,6 +516,8 @@ interface ConnectionContext {
   readonly keys: KeyLookup;
   readonly semaphore: Semaphore;
   readonly maxInFlight: number;
+  /** Bytes a connection may hold here (requests being answered, answers not yet sent) before its reads pause. */
+  readonly maxHeldBytes: number;
   readonly maxBody: number;
   /** 0: never. */
   readonly idleTimeoutMs: number;
@@ -486,15 +528,36 @@ interface ConnectionContext {
   readonly peer?: PeerAuthorizer;
 }
 
-/** Reads frames from one client connection and answers each one. */
-function serveConnection(socket: TLSSocket, ctx: ConnectionContext): void {
+interface ServedConnection {
+  /** Requests read and not yet answered, plus answers written and not yet sent, in bytes. */
+  heldBytes(): number;
+}
+
+/**
+ * Reads frames from one client connection and answers each one. What a connection may hold here
+ * is bounded twice: requests in flight (maxInFlight), and bytes (maxHeldBytes: request bodies being
+ * answered plus answers the client has not read yet). Over either, the connection is not read
+ * until they drain, so a client that sends without reading its answers (a ping echoes up to 64 KiB)
+ * holds the budget plus what one read brought, not maxInFlight answers: TCP pushes back on it.
+ */
+function serveConnection(socket: TLSSocket, ctx: ConnectionContext): ServedConnection {
   socket.setKeepAlive(true, 30_000);
   const decoder = new FrameDecoder(ctx.maxBody);
   let inFlight = 0;
+  let requestBytes = 0;
   let writeBlocked = false;
+  let paused = false;
+  const heldBytes = (): number => requestBytes + socket.writableLength;
   const updateFlow = (): void => {
-    if (inFlight >= ctx.maxInFlight || writeBlocked) socket.pause();
-    else socket.resume();
+    const overBudget = heldBytes() >= ctx.maxHeldBytes;
+    if (inFlight >= ctx.maxInFlight || writeBlocked || overBudget) {
+      if (overBudget && !paused) ctx.metrics.readPauses.inc();
+      paused = true;
+      socket.pause();
+    } else {
+      paused = false;
+      socket.resume();
+    }
   };
   socket.on('drain', () => {
     writeBlocked = false;
@@ -503,7 +566,8 @@ function serveConnection(socket: TLSSocket, ctx: ConnectionContext): void {
   socket.on('error', (err) => ctx.log?.warn('keyless: connection error', { peer: socket.remoteAddress, error: err.message }));
   if (ctx.idleTimeoutMs > 0) {
     // The socket's timer restarts on every read and write of a request or an answer. A request
-    // still being signed is not idleness: its answer's write restarts the timer.
+    // still being signed is not idleness: its answer's write restarts the timer. A client that
+    // reads none of its answers is idle too: nothing moves, and it is closed at the timeout.
     socket.setTimeout(ctx.idleTimeoutMs, () => {
       if (inFlight > 0) return;
       ctx.metrics.idleTimeouts.inc();
@@ -513,10 +577,7 @@ function serveConnection(socket: TLSSocket, ctx: ConnectionContext): void {
 
   const send = (bytes: Uint8Array): void => {
     if (socket.destroyed) return;
-    if (!socket.write(bytes)) {
-      writeBlocked = true;
-      updateFlow();
-    }
+    if (!socket.write(bytes)) writeBlocked = true;
   };
 
   socket.on('data', (chunk: Buffer) => {
@@ -530,12 +591,14 @@ function serveConnection(socket: TLSSocket, ctx: ConnectionContext): void {
       return;
     }
     for (const frame of frames) {
+      const size = frame.kind === 'message' ? frame.body.length : 0;
       inFlight++;
-      updateFlow();
+      requestBytes += size;
       const started = process.hrtime.bigint();
       void answer(frame, ctx).then(({ bytes, opcode, error, ski }) => {
         send(bytes);
         inFlight--;
+        requestBytes -= size;
         updateFlow();
         const label = opcodeName(opcode);
         const seconds = Number(process.hrtime.bigint() - started) / 1e9;
@@ -544,7 +607,9 @@ function serveConnection(socket: TLSSocket, ctx: ConnectionContext): void {
         ctx.peer?.answered(opcode, ski, error, seconds);
       });
     }
+    updateFlow();
   });
+  return { heldBytes };
 }
 
 interface Answer {

@@ -11,8 +11,11 @@ import { connect as tlsConnect, type TLSSocket } from 'node:tls';
 import type { Registry } from 'prom-client';
 import { KeylessClient } from '../../../src/keyless/client.js';
 import { encodeMessage, FrameDecoder } from '../../../src/keyless/codec.js';
+import { createPrivateKey } from 'node:crypto';
 import { Opcode } from '../../../src/keyless/protocol.js';
-import { startKeyServer, type KeyServer, type KeyServerOptions } from '../../../src/keyless/server.js';
+import { encodeSignMessage } from '../../../src/keyless/sign-message.js';
+import { computeSki, skiHex } from '../../../src/keyless/ski.js';
+import { DEFAULT_MAX_QUEUED_BYTES_PER_CONNECTION, startKeyServer, type KeyServer, type KeyServerOptions } from '../../../src/keyless/server.js';
 import { LOG_LINES_PER_WINDOW } from '../../../src/net/log-limiter.js';
 import { makeKeylessPki, type Identity, type KeylessPki } from './pki.js';
 
@@ -27,7 +30,7 @@ const servers: KeyServer[] = [];
 const sockets: Socket[] = [];
 
 before(() => {
-  pki = makeKeylessPki(['p256']);
+  pki = makeKeylessPki(['p256', 'rsa2048']);
 });
 after(async () => {
   for (const s of sockets) s.destroy();
@@ -244,4 +247,75 @@ void describe('key server: why a client was dropped', { timeout: 15_000 }, () =>
       assert.equal(await metric(ks.registry, 'keyless_server_connections'), 0);
     });
   }
+});
+
+void describe('key server: a client that does not read its answers', { timeout: 30_000 }, () => {
+  /** A mutual-TLS connection that reads nothing until told; sends `frames`, then waits until nothing moves (bounded). */
+  const floodWithoutReading = async (port: number, frames: Uint8Array[]): Promise<TLSSocket> => {
+    const raw = netConnect({ host: '127.0.0.1', port });
+    const socket = tlsConnect({ socket: raw, host: '127.0.0.1', ca: pki.ca, cert: pki.client.cert, key: pki.client.key });
+    sockets.push(raw, socket);
+    socket.on('error', () => {});
+    await new Promise<void>((resolve, reject) => {
+      socket.once('secureConnect', resolve);
+      socket.once('error', reject);
+    });
+    socket.pause(); // never reads: the server's answers pile up wherever the server lets them
+    for (const frame of frames) socket.write(frame);
+    // The client's own unsent bytes stop shrinking once the server stops reading.
+    let last = -1;
+    let still = 0;
+    await until('the connection to stop moving', () => {
+      const left = socket.writableLength;
+      still = left === last ? still + 1 : 0;
+      last = left;
+      return still >= 30; // 300 ms without progress
+    }, 20_000);
+    return socket;
+  };
+  /** Reads again: resolves with the ids of the answers, once `count` came. */
+  const readAll = (socket: TLSSocket, count: number): Promise<number[]> => {
+    const decoder = new FrameDecoder();
+    const ids: number[] = [];
+    return new Promise((resolve) => {
+      socket.on('data', (chunk: Buffer) => {
+        for (const f of decoder.push(chunk)) ids.push(f.header.id);
+        if (ids.length === count) resolve(ids);
+      });
+      socket.resume();
+    });
+  };
+  /** The budget, plus what one read brought in and the answers to it. */
+  const bound = DEFAULT_MAX_QUEUED_BYTES_PER_CONNECTION + 4 * 65_536;
+
+  void it('holds at most the per-connection byte budget for 400 echoed 60 KiB pings, and answers everything once it reads', async () => {
+    const { ks } = await start();
+    const pings = 400;
+    const payload = new Uint8Array(60_000).fill(7);
+    const socket = await floodWithoutReading(ks.port, Array.from({ length: pings }, (_, i) => encodeMessage(1000 + i, { opcode: Opcode.ping, payload })));
+    assert.ok(socket.writableLength > 0, 'the server stopped reading before the client had sent 24 MB');
+    const held = await metric(ks.registry, 'keyless_server_queued_bytes');
+    assert.ok(held <= bound, `${held} bytes held for a client that reads nothing`);
+
+    // It reads again: every ping is answered, in order.
+    assert.deepEqual(await readAll(socket, pings), Array.from({ length: pings }, (_, i) => 1000 + i));
+    assert.equal(await metric(ks.registry, 'keyless_server_queued_bytes'), 0);
+  });
+
+  void it('holds at most the budget for 1,000 requests of 60 KiB waiting for a signing worker (not 1,000 × 60 KiB), and signs them all once read', async () => {
+    // Signing on a worker is asynchronous: requests read faster than they are signed wait here
+    // with their bodies, up to 1,024 of them, while their small answers never fill the write side.
+    const { ks } = await start({ signingWorkers: 1, maxConcurrency: 1 });
+    const ski = Buffer.from(skiHex(computeSki(createPrivateKey(pki.keys.rsa2048.key))), 'hex');
+    const message = Buffer.concat([Buffer.alloc(64, 0x20), Buffer.alloc(60_000, 1)]);
+    const count = 1000;
+    const frames = Array.from({ length: count }, (_, i) => encodeMessage(5000 + i, { opcode: Opcode.signMessage, ski, payload: encodeSignMessage({ scheme: 0x0804, message }) }));
+    const socket = await floodWithoutReading(ks.port, frames);
+    const held = await metric(ks.registry, 'keyless_server_queued_bytes');
+    assert.ok(held <= bound, `${held} bytes held for requests waiting to be signed`);
+    assert.ok((await metric(ks.registry, 'keyless_server_read_pauses_total')) >= 1, 'reads paused over the budget');
+    const ids = await readAll(socket, count);
+    assert.equal(new Set(ids).size, count);
+    assert.equal(await metric(ks.registry, 'keyless_server_requests_total', { result: 'ok' }), count);
+  });
 });
