@@ -87,6 +87,11 @@ export interface KeyServerOptions {
   readonly maxConnections?: number;
   /** Open connections from one IP address at most (default DEFAULT_MAX_CONNECTIONS_PER_SOURCE; 0: none). */
   readonly maxConnectionsPerSource?: number;
+  /**
+   * Open connections of one client identity at most, after the handshake (default
+   * DEFAULT_MAX_CONNECTIONS_PER_IDENTITY; 0: none); further ones are closed, logged and counted.
+   */
+  readonly maxConnectionsPerIdentity?: number;
   /** From accept to a finished TLS handshake with a valid client certificate (default DEFAULT_HANDSHAKE_TIMEOUT_MS). */
   readonly handshakeTimeoutMs?: number;
   /** No request or answer for this long after the handshake closes the connection (default DEFAULT_IDLE_TIMEOUT_MS; 0: never). */
@@ -113,6 +118,11 @@ export interface RequestAuthorizer {
 }
 
 export interface PeerAuthorizer {
+  /**
+   * Who the peer is, for the per-identity connection cap (the in-cluster key server: its URI SAN).
+   * Absent: the client certificate (its SHA-256 fingerprint).
+   */
+  readonly identity?: string;
   /**
    * undefined: serve it; else the error code to refuse it with, in-band. `ski` is hex; `request`,
    * what a signing opcode asks to have signed (absent for pings).
@@ -148,6 +158,14 @@ export const DEFAULT_MAX_CONNECTIONS_PER_SOURCE = 1_000;
  * connection; with it, at the connection cap, at most ~10,000 × (128 KiB + one read) in total.
  */
 export const DEFAULT_MAX_QUEUED_BYTES_PER_CONNECTION = 128 * 1024;
+
+/**
+ * Connections of one identity at most. Every replica of a Deployment serving one
+ * DelegatedCredential shares its identity: one connection each, two while reconnecting, so 1,000
+ * serves a 500-replica Deployment, while a stolen identity connecting from many sources can still
+ * hold no more than a tenth of DEFAULT_MAX_CONNECTIONS (and of their byte budgets).
+ */
+export const DEFAULT_MAX_CONNECTIONS_PER_IDENTITY = 1_000;
 
 /**
  * Accept to finished handshake. A real client needs a couple of round trips and one signature on
@@ -222,7 +240,7 @@ class KeyServerMetrics {
     });
     this.refusedConnections = new Counter({
       name: 'keyless_server_refused_connections_total',
-      help: 'Connections closed at accept, before any TLS, by reason: limit (connection cap), source-limit (per-source cap).',
+      help: 'Connections refused, by reason: limit (connection cap), source-limit (per-source cap), both at accept before any TLS; identity-limit (per-identity cap, after the handshake).',
       labelNames: ['reason'],
       registers: [registry],
     });
@@ -365,6 +383,9 @@ export async function startKeyServer(options: KeyServerOptions): Promise<KeyServ
     options.maxConnectionsPerSource ?? DEFAULT_MAX_CONNECTIONS_PER_SOURCE,
   );
   const limiter = new LogLimiter();
+  const maxPerIdentity = options.maxConnectionsPerIdentity ?? DEFAULT_MAX_CONNECTIONS_PER_IDENTITY;
+  /** Identity → its open connections (entries removed at 0, so bounded by the open connections). */
+  const connectionsOf = new Map<string, number>();
 
   const dropped = (socket: TLSSocket, failure: HandshakeFailure, certificate?: X509Certificate): void => {
     // Unknown once the socket is closed: read it first. (A client that left has no address here.)
@@ -406,9 +427,31 @@ export async function startKeyServer(options: KeyServerOptions): Promise<KeyServ
         dropped(socket, certificateFailure(socket), socket.getPeerX509Certificate());
         return;
       }
+      const certificate = socket.getPeerX509Certificate()!;
+      const peer = options.authorizer?.forPeer(certificate);
+      const identity = peer?.identity ?? certificate.fingerprint256;
+      const mine = connectionsOf.get(identity) ?? 0;
+      if (maxPerIdentity > 0 && mine >= maxPerIdentity) {
+        const from = socket.remoteAddress;
+        socket.destroy();
+        m.refusedConnections.inc({ reason: 'identity-limit' });
+        limiter.log('refused:identity-limit', (suppressed) =>
+          log?.warn(`keyless: connection refused: ${mine} connections open for identity ${identity.slice(0, 300)}, the per-identity limit`, {
+            ...(from ? { peer: from } : {}),
+            reason: 'identity-limit',
+            ...(suppressed > 0 ? { suppressedSinceLastLine: suppressed } : {}),
+          }),
+        );
+        return;
+      }
+      connectionsOf.set(identity, mine + 1);
       m.connections.inc();
-      socket.on('close', () => m.connections.dec());
-      const peer = options.authorizer?.forPeer(socket.getPeerX509Certificate()!);
+      socket.on('close', () => {
+        m.connections.dec();
+        const left = (connectionsOf.get(identity) ?? 1) - 1;
+        if (left > 0) connectionsOf.set(identity, left);
+        else connectionsOf.delete(identity);
+      });
       const served = serveConnection(socket, { ...(peer ? { peer } : {}), keys: keyLookup, semaphore, maxInFlight, maxHeldBytes, maxBody, idleTimeoutMs, metrics: m, allowLegacyHashes: options.allowLegacyHashes ?? false, ...(pool ? { pool } : {}), ...(log ? { log } : {}) });
       open.add(served);
       socket.on('close', () => open.delete(served));

@@ -207,6 +207,8 @@ export class IdentityAuthorizer implements RequestAuthorizer {
       return o;
     };
     return {
+      // The connection cap per identity counts the clients without one as one identity: they can do nothing here.
+      identity: label,
       admit: (opcode, ski, request) => {
         let decision = decide(identity, opcode, ski, this.options.grants, request);
         if (decision.allowed && isSigningOpcode(opcode)) {

@@ -158,6 +158,7 @@ export class FileGrantAuthorizer implements RequestAuthorizer {
     // Log lines are limited per key of a fixed set: the granted identities, and everyone else.
     const logKey = identity !== undefined && this.files.has(identity) ? identity : 'other';
     return {
+      ...(identity !== undefined ? { identity } : {}),
       admit: (opcode, ski, request) => {
         if (!isSigningOpcode(opcode)) return undefined; // pings, and opcodes the server refuses itself
         const why = 'why' in san ? san.why : this.refusal(identity, ski, request);

@@ -319,3 +319,27 @@ void describe('key server: a client that does not read its answers', { timeout: 
     assert.equal(await metric(ks.registry, 'keyless_server_requests_total', { result: 'ok' }), count);
   });
 });
+
+void describe('key server: connections per identity', { timeout: 15_000 }, () => {
+  void it('refuses an identity over its connection cap after the handshake, logs and counts it, and serves another identity', async () => {
+    // The identity comes from the authorizer (the in-cluster key server: the URI SAN); one client
+    // certificate plays two identities here.
+    let current = 'spiffe://cluster.local/ns/a/dc/www';
+    const { ks, lines } = await start({
+      maxConnectionsPerIdentity: 2,
+      authorizer: { forPeer: () => ({ identity: current, admit: () => undefined, answered: () => undefined }) },
+    });
+    const first = await pingFrom(ks.port, '127.0.0.1');
+    await pingFrom(ks.port, '127.0.0.2');
+    await assert.rejects(pingFrom(ks.port, '127.0.0.3'), /closed before the pong/);
+    assert.equal(await metric(ks.registry, 'keyless_server_refused_connections_total', { reason: 'identity-limit' }), 1);
+    assert.ok(lines.some((l) => /2 connections open for identity spiffe:\/\/cluster\.local\/ns\/a\/dc\/www, the per-identity limit/.test(l.message)));
+    current = 'spiffe://cluster.local/ns/b/dc/www';
+    await pingFrom(ks.port, '127.0.0.3');
+    // One of the first identity's connections closes: it may connect again.
+    current = 'spiffe://cluster.local/ns/a/dc/www';
+    first.destroy();
+    await until('the server to see the close', async () => (await metric(ks.registry, 'keyless_server_connections')) === 2);
+    await pingFrom(ks.port, '127.0.0.1');
+  });
+});
