@@ -3,8 +3,10 @@
  *
  * Every request gets an answer with its id: a response, a pong, or an error response whose code
  * says what was wrong (unknown key, bad opcode, malformed message, oversized body, wrong version).
- * A bad request never closes the connection; only a broken transport does. Signing runs under a
- * semaphore, and a connection with too many requests in flight is paused (TCP backpressure).
+ * A bad request never closes the connection; only a broken transport does. Signing on the main
+ * thread is shared between client identities by what their signatures cost (FairQueue), on workers
+ * it runs under a semaphore; a connection with too many requests or bytes in flight is paused
+ * (TCP backpressure).
  *
  * Hostile or broken clients: a connection is admitted at accept, before any TLS, against a total
  * cap and a cap per source address (ConnectionTracker); it must finish its handshake, client
@@ -21,7 +23,8 @@ import { LogLimiter } from '../net/log-limiter.js';
 import { Counter, Gauge, Histogram, Registry } from 'prom-client';
 import { checkVersion, decodeOperation, encodeMessage, FrameDecoder, type Frame, type Operation } from './codec.js';
 import { KeylessError } from './errors.js';
-import { KeyDirectory, type KeyDirectoryOptions, type KeyLookup, type KeyStoreLogger } from './keystore.js';
+import { FairQueue } from './fair-queue.js';
+import { KeyDirectory, type KeyDirectoryOptions, type KeyLookup, type KeyStoreLogger, type SigningKey } from './keystore.js';
 import {
   DEFAULT_PORT,
   ErrorCode,
@@ -34,6 +37,7 @@ import {
 import { Semaphore } from './semaphore.js';
 import { signRequestOf, usesLegacyHash, type SignRequest } from './sign-request.js';
 import { SigningPool } from './sign-pool.js';
+import { signatureCost } from './signature-cost.js';
 import { skiHex } from './ski.js';
 
 export interface KeyServerOptions {
@@ -51,7 +55,10 @@ export interface KeyServerOptions {
   /** Listening address (default 0.0.0.0) and port (default 2407; 0 picks a free port). */
   readonly host?: string;
   readonly port?: number;
-  /** Signing operations running at once (default 64). */
+  /**
+   * Signing operations running at once on the workers (default 64). On the main thread signatures
+   * run one at a time, shared between client identities by cost (FairQueue).
+   */
   readonly maxConcurrency?: number;
   /**
    * Sign on this many worker threads (default 0: on the main thread). Worth it with more than
@@ -372,6 +379,7 @@ export async function startKeyServer(options: KeyServerOptions): Promise<KeyServ
   const keyLookup: KeyLookup = keys;
   pool = options.signingWorkers ? new SigningPool(options.signingWorkers) : undefined;
   const semaphore = new Semaphore(options.maxConcurrency ?? 64);
+  const queue = new FairQueue();
   const maxInFlight = options.maxInFlightPerConnection ?? 1024;
   const maxHeldBytes = options.maxQueuedBytesPerConnection ?? DEFAULT_MAX_QUEUED_BYTES_PER_CONNECTION;
   const maxBody = Math.min(options.maxBodyLength ?? MAX_WIRE_BODY_LENGTH, MAX_WIRE_BODY_LENGTH);
@@ -452,7 +460,7 @@ export async function startKeyServer(options: KeyServerOptions): Promise<KeyServ
         if (left > 0) connectionsOf.set(identity, left);
         else connectionsOf.delete(identity);
       });
-      const served = serveConnection(socket, { ...(peer ? { peer } : {}), keys: keyLookup, semaphore, maxInFlight, maxHeldBytes, maxBody, idleTimeoutMs, metrics: m, allowLegacyHashes: options.allowLegacyHashes ?? false, ...(pool ? { pool } : {}), ...(log ? { log } : {}) });
+      const served = serveConnection(socket, { ...(peer ? { peer } : {}), queue, identity, keys: keyLookup, semaphore, maxInFlight, maxHeldBytes, maxBody, idleTimeoutMs, metrics: m, allowLegacyHashes: options.allowLegacyHashes ?? false, ...(pool ? { pool } : {}), ...(log ? { log } : {}) });
       open.add(served);
       socket.on('close', () => open.delete(served));
     },
@@ -569,6 +577,10 @@ interface ConnectionContext {
   readonly log?: KeyStoreLogger;
   readonly allowLegacyHashes: boolean;
   readonly peer?: PeerAuthorizer;
+  /** Main-thread signing, shared between identities by cost. */
+  readonly queue: FairQueue;
+  /** Who this connection is (the authorizer's identity, or the certificate): its lane in `queue`. */
+  readonly identity: string;
 }
 
 interface ServedConnection {
@@ -714,10 +726,15 @@ async function execute(id: number, op: Operation, ctx: ConnectionContext): Promi
   if (!key) return errorAnswer(id, op.opcode, ErrorCode.keyNotFound, ski);
   if (op.payload === undefined) return errorAnswer(id, op.opcode, ErrorCode.formatError, ski);
   const payload = op.payload;
-  const release = await ctx.semaphore.acquire();
+  const signature = ctx.pool ? await signOnPool(ctx.pool, ctx.semaphore, key, op.opcode, payload) : await ctx.queue.run(ctx.identity, signatureCost(key, request), () => key.sign(request));
+  return { bytes: encodeMessage(id, { opcode: Opcode.response, payload: signature }), opcode: op.opcode, error: undefined, ski };
+}
+
+/** On the workers: at most the semaphore's permits at once. */
+async function signOnPool(pool: SigningPool, semaphore: Semaphore, key: SigningKey, opcode: number, payload: Uint8Array): Promise<Uint8Array> {
+  const release = await semaphore.acquire();
   try {
-    const signature = ctx.pool ? await ctx.pool.sign(key, op.opcode, payload) : key.sign(request);
-    return { bytes: encodeMessage(id, { opcode: Opcode.response, payload: signature }), opcode: op.opcode, error: undefined, ski };
+    return await pool.sign(key, opcode, payload);
   } finally {
     release();
   }
