@@ -161,8 +161,10 @@ export const DEFAULT_MAX_CONNECTIONS_PER_SOURCE = 1_000;
 /**
  * Bytes one connection may hold before it is no longer read: room for two of the largest requests
  * and their answers (a ping echoes up to 64 KiB), so a client that reads its answers never waits
- * on it. Without it a client that never reads held up to 1,024 answers of up to 64 KiB, ~64 MiB per
- * connection; with it, at the connection cap, at most ~10,000 × (128 KiB + one read) in total.
+ * on it. Unsent answers alone were already bounded (a write over the socket's high-water mark
+ * paused reads), but requests waiting to be signed were not: with signing workers, 1,024 requests
+ * of up to 64 KiB per connection (measured 44 MB for one client). With it, at the connection cap,
+ * at most ~10,000 × (128 KiB + one read) in total.
  */
 export const DEFAULT_MAX_QUEUED_BYTES_PER_CONNECTION = 128 * 1024;
 
