@@ -13,7 +13,7 @@
  * Each measurement is repeated R times and the median reported.
  *
  *   node dist/bench/keyless.js [--runs 3] [--seconds 4] [--inflight 64] [--sequential 400] [--workers 0]
- *                              [--baseline OTHER_CHECKOUT/dist] [--only P-256]
+ *                              [--baseline OTHER_CHECKOUT/dist [--baseline-same-opcode]] [--only P-256]
  */
 import { execFileSync } from 'node:child_process';
 import { createHash, createPrivateKey, sign as cryptoSign } from 'node:crypto';
@@ -42,6 +42,8 @@ const { values: args } = parseArgs({
     baseline: { type: 'string' },
     /** Only the rows whose label contains this text (e.g. `P-256`); primitives and openssl still run. */
     only: { type: 'string' },
+    /** The baseline sends the same opcode as this build (a baseline that has 0xC0 too). */
+    'baseline-same-opcode': { type: 'boolean', default: false },
   },
 });
 const BASELINE = args.baseline;
@@ -241,7 +243,7 @@ async function main(): Promise<void> {
     console.log(`runs=${RUNS} (median), seconds=${SECONDS}, in flight=${IN_FLIGHT}, sequential=${SEQUENTIAL}, key server signing workers=${WORKERS}, one pooled mTLS connection, requests padded to 1024 bytes`);
     if (baseline) {
       console.log(`baseline: the key server of ${BASELINE}, measured in the same runs, alternating with this build's (which goes first alternates too);`);
-      console.log('for whole-message (0xC0) rows the baseline signs the digest opcode of the same scheme (what our client sent before)');
+      console.log(args['baseline-same-opcode'] ? 'the baseline is sent the same opcodes as this build' : 'for whole-message (0xC0) rows the baseline signs the digest opcode of the same scheme (what our client sent before)');
     }
     console.log('');
     const baselineColumns = baseline ? ' baseline signs per server CPU-second | this / baseline |' : '';
@@ -252,7 +254,8 @@ async function main(): Promise<void> {
       // The baseline (main before issue 13) has no sign-message extension: it gets the digest
       // request our client sent before for the same scheme.
       const runs: Array<[Target, Algorithm]> = [[current, alg]];
-      if (baseline) runs.push([baseline, alg.baselineAs ?? alg]);
+      const baselineAs = args['baseline-same-opcode'] ? undefined : alg.baselineAs;
+      if (baseline) runs.push([baseline, baselineAs ?? alg]);
       const results = new Map<Target, Measured>(runs.map(([t]) => [t, { lat: [], thr: [] }]));
       for (const [t, a] of runs) await t.client.sign(ski, a.opcode, payloadFor(a, -1)); // warm up
       for (let r = 0; r < RUNS; r++) {
@@ -268,7 +271,7 @@ async function main(): Promise<void> {
       let baselineCells = '';
       if (baseline) {
         const basePerCore = median(results.get(baseline)!.thr.map((t) => t.perServerCore));
-        baselineCells = ` ${fmt(basePerCore)}${alg.baselineAs ? ' (its digest opcode)' : ''} | ${(perCore / basePerCore).toFixed(2)} |`;
+        baselineCells = ` ${fmt(basePerCore)}${alg.baselineAs && !args['baseline-same-opcode'] ? ' (its digest opcode)' : ''} | ${(perCore / basePerCore).toFixed(2)} |`;
       }
       console.log(
         `| ${alg.label} | ${fmt(median(thr.map((t) => t.perSecond)))} | ${fmt(perCore)} |${baselineCells} ` +
