@@ -83,12 +83,15 @@ export class TicketKey {
       // ticket's nonce (sequence 0 leaves the IV as it is) costs ~0.3 KB of heap where
       // createCipheriv costs ~3.8 KB, one ticket per handshake (bench/results/socket-path.md).
       native.seal(native.create(NATIVE_ALGORITHM['aes-256-gcm'], true, this.key, nonce), 0, NO_AAD, plain, 0, plain.length, -1, ticket, 1 + NONCE_LENGTH);
-      return ticket;
+    } else {
+      const c = createCipheriv('aes-256-gcm', this.key, nonce);
+      c.update(plain).copy(ticket, 1 + NONCE_LENGTH);
+      c.final();
+      c.getAuthTag().copy(ticket, 1 + NONCE_LENGTH + plain.length);
     }
-    const c = createCipheriv('aes-256-gcm', this.key, nonce);
-    c.update(plain).copy(ticket, 1 + NONCE_LENGTH);
-    c.final();
-    c.getAuthTag().copy(ticket, 1 + NONCE_LENGTH + plain.length);
+    // The plaintext holds the resumption secret (TLS 1.2: the master secret) and sits in the
+    // codec's shared pool, whose later messages must not carry it.
+    plain.fill(0);
     return ticket;
   }
 

@@ -31,7 +31,8 @@ export function prf(hash: HashName, secret: Uint8Array, label: string | Uint8Arr
   const labelBytes = typeof label === 'string' ? Buffer.from(label, 'latin1') : label;
   // The addon takes 1..2^16 bytes; anything else (0 for an empty export) goes the HMAC way, as before it.
   if (nativePrf && Number.isInteger(length) && length > 0 && length <= NATIVE_MAX_OUTPUT && secret.length <= NATIVE_MAX_SECRET) {
-    const out = Buffer.allocUnsafe(length);
+    // Secrets (the master secret, the key block): a buffer of their own, never Node's shared pool.
+    const out = Buffer.allocUnsafeSlow(length);
     nativePrf(NATIVE_HASH[hash], secret, labelBytes, seed, seed2, length, out);
     return out;
   }
@@ -41,7 +42,7 @@ export function prf(hash: HashName, secret: Uint8Array, label: string | Uint8Arr
 /** P_hash built from an HMAC function, two HMACs per output block: the fallback and the reference. */
 export function prfWithHmac(mac: Hmac, hash: HashName, secret: Uint8Array, label: Uint8Array, seed: Uint8Array, length: number): Buffer {
   const labelSeed = Buffer.concat([label, seed]);
-  const out = Buffer.allocUnsafe(length);
+  const out = Buffer.allocUnsafeSlow(length);
   let a = mac(hash, secret, labelSeed); // A(1)
   const aSeed = Buffer.allocUnsafe(a.length + labelSeed.length);
   labelSeed.copy(aSeed, a.length);

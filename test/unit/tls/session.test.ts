@@ -1,6 +1,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { createDecipheriv, randomBytes } from 'node:crypto';
+import { Writer } from '../../../src/tls/codec.js';
 import { TicketKey, type TicketState } from '../../../src/tls/session.js';
 
 const state: TicketState = {
@@ -62,4 +63,12 @@ void test('a ticket with any single byte changed, truncated, or from another key
   for (let n = 0; n < ticket.length; n++) assert.equal(key.open(ticket.subarray(0, n)), undefined, `prefix ${n}`);
   assert.equal(new TicketKey(new Uint8Array(32).fill(2)).open(ticket), undefined);
   assert.ok(key.open(ticket));
+});
+
+void test('sealing a ticket leaves its secret nowhere in the codec pool that later messages are cut from', () => {
+  // The plaintext is encoded by a Writer, which carves from a pool shared by every message.
+  const psk = Buffer.alloc(48, 0xab);
+  new TicketKey().seal({ ...state, psk, clientCertificate: new Uint8Array(0) });
+  const next = new Writer(16).u16(0x0303).finish();
+  assert.equal(Buffer.from(next.buffer).indexOf(psk), -1, 'the PSK is still in the pool');
 });
