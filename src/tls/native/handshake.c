@@ -662,6 +662,11 @@ static int prf_hmac(EVP_MAC_CTX *ctx, const piece_t *pieces, int count, unsigned
   return ok && EVP_MAC_final(ctx, out, &n, h) == 1 && n == h;
 }
 
+/* Whether [a, a+an) and [b, b+bn) share a byte (empty ranges share none). */
+static int overlaps(const unsigned char *a, size_t an, const unsigned char *b, size_t bn) {
+  return an > 0 && bn > 0 && (uintptr_t)a < (uintptr_t)b + bn && (uintptr_t)b < (uintptr_t)a + an;
+}
+
 static napi_value tls12_prf(napi_env env, napi_callback_info info) {
   ARGUMENTS(env, info, argv, 7, "tls12Prf(hash, secret, label, seed, seed2, length, out)");
   int32_t id, length;
@@ -673,6 +678,10 @@ static napi_value tls12_prf(napi_env env, napi_callback_info info) {
       !integer(env, argv[5], 1, MAX_PRF_OUTPUT, &length) || !output_arg(env, argv[6], (size_t)length, &out))
     return NULL;
   if (secret_length > MAX_KEY) return fail(env, "native handshake: PRF secret too long");
+  /* Output blocks are written while the inputs are still read for the next ones. */
+  if (overlaps(out, (size_t)length, secret, secret_length) || overlaps(out, (size_t)length, label, label_length) ||
+      overlaps(out, (size_t)length, seed, seed_length) || overlaps(out, (size_t)length, seed2, seed2_length))
+    return fail(env, "native handshake: PRF output overlaps an input");
   if (label_length > MAX_DATA || seed_length > MAX_DATA || seed2_length > MAX_DATA || label_length + seed_length + seed2_length > MAX_DATA)
     return fail(env, "native handshake: PRF label and seed too long");
   const size_t h = HASHES[id].length;

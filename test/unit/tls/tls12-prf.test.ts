@@ -84,4 +84,13 @@ void describe('the addon PRF refuses bad arguments with a clear error and writes
     assert.throws(() => tls12Prf(1, secret, label, seed, seed, 40), /tls12Prf\(hash, secret, label, seed, seed2, length, out\)/);
     assert.ok(out.equals(Buffer.alloc(64)), 'a refused call wrote into the output');
   });
+  void test('an output overlapping an input is refused (blocks are written while the inputs are still read)', () => {
+    const shared = Buffer.alloc(200, 3);
+    const seedIn = shared.subarray(0, 64);
+    assert.throws(() => tls12Prf(1, secret, label, seedIn, seed, 40, shared.subarray(32, 72)), /PRF output overlaps an input/);
+    assert.throws(() => tls12Prf(1, shared.subarray(100, 148), label, seed, seed, 40, shared.subarray(120, 160)), /PRF output overlaps an input/);
+    assert.ok(shared.equals(Buffer.alloc(200, 3)), 'nothing written');
+    // Adjacent is not overlapping.
+    assert.doesNotThrow(() => tls12Prf(1, secret, label, seedIn, seed, 40, shared.subarray(64, 104)));
+  });
 });
