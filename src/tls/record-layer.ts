@@ -157,6 +157,7 @@ export class RecordLayer {
     if (have === 0) {
       this.input = this.queued.shift()!;
       this.inputPos = 0;
+      this.compactChunk = undefined; // the chunk compacted into is no longer read: not pinned here
       this.queuedLength -= this.input.length;
       have = this.input.length;
       if (have >= n) return true;
@@ -175,6 +176,7 @@ export class RecordLayer {
     }
     this.input = joined.length === n ? joined : joined.subarray(0, n);
     this.inputPos = 0;
+    this.compactChunk = undefined;
     return true;
   }
 
@@ -269,9 +271,11 @@ export class RecordLayer {
       const inPlace = buf.buffer !== this.joinScratch?.buffer;
       const opened = reader.openIn(buf, start, start + end, inPlace);
       if (opened.type === ContentType.change_cipher_spec) throw new PeerMisbehaved('ProtectedChangeCipherSpec', 'protected change_cipher_spec');
-      if (inPlace && opened.type === ContentType.application_data && opened.content.buffer === buf.buffer) {
+      if (inPlace && opened.type === ContentType.application_data && within(opened.content, buf)) {
         return { type: opened.type, content: this.compact(buf, opened.content) };
       }
+      // A used-up chunk is not kept for compaction by a record that was not compacted into it.
+      if (this.input !== buf) this.compactChunk = undefined;
       return opened;
     }
     const payload = buf.subarray(start + RECORD_HEADER_LENGTH, start + end);
@@ -512,4 +516,13 @@ export class RecordLayer {
     if (out.length <= 1 || !join) return out;
     return [Buffer.concat(out, n)];
   }
+}
+
+/**
+ * Whether `content` lies inside `chunk`, i.e. was opened over its own ciphertext. The same
+ * ArrayBuffer is not enough: an opener that ignores `inPlace` writes into a slab, and a chunk fed
+ * from that slab (an in-process peer's sealed output) shares its ArrayBuffer.
+ */
+function within(content: Uint8Array, chunk: Uint8Array): boolean {
+  return content.buffer === chunk.buffer && content.byteOffset >= chunk.byteOffset && content.byteOffset + content.length <= chunk.byteOffset + chunk.length;
 }
