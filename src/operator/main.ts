@@ -141,23 +141,27 @@ export async function runController(opts: ControllerOptions): Promise<Controller
       },
     },
   });
-  const trimmer = startMallocTrim(clock, opts.mallocTrimIntervalMs ?? MALLOC_TRIM_INTERVAL_MS);
-  if (!mallocTrim.available) log.debug('malloc_trim addon not loaded: free heap memory stays with glibc', { reason: mallocTrim.unavailableBecause });
   log.info('dc-operator controller starting', { identity, namespaces: namespaces.length > 0 ? namespaces : '(all)', operatorNamespace, clusterResourceNamespace: opts.clusterResourceNamespace ?? operatorNamespace, metricsPort: http.port });
 
   // The election loop runs until stop(); without election this process leads at once.
   const campaign = elector ? elector.run(startController, stopController) : (startController(), Promise.resolve());
+  // Started once nothing above can throw, and stopped whatever stop() meets: its timer is ref'd.
+  const trimmer = startMallocTrim(clock, opts.mallocTrimIntervalMs ?? MALLOC_TRIM_INTERVAL_MS);
+  if (!mallocTrim.available) log.debug('malloc_trim addon not loaded: free heap memory stays with glibc', { reason: mallocTrim.unavailableBecause });
   let finished!: () => void;
   const done = new Promise<void>((resolve) => (finished = resolve));
   let stopping: Promise<void> | undefined;
   const stop = (): Promise<void> =>
     (stopping ??= (async () => {
-      await stopController(); // stop issuing before the lease is given up
-      await elector?.stop(); // ends the campaign (stopping a controller it started meanwhile), then releases
-      await campaign;
-      await http.close();
-      trimmer.stop();
-      kc.destroyAgents();
+      try {
+        await stopController(); // stop issuing before the lease is given up
+        await elector?.stop(); // ends the campaign (stopping a controller it started meanwhile), then releases
+        await campaign;
+        await http.close();
+      } finally {
+        trimmer.stop();
+        kc.destroyAgents();
+      }
       log.info('dc-operator controller stopped', { identity });
       finished();
     })());
