@@ -39,6 +39,8 @@ export interface KeySecretNamespaceWatchOptions {
 export class KeySecretNamespaceWatches {
   /** Signer → the key Secret it uses. */
   private readonly uses = new Map<string, { namespace: string; name: string }>();
+  /** Key Secret (`namespace/name`) → the signers that use it: an event finds its signers at once. */
+  private readonly usedBy = new Map<string, Set<string>>();
   /** Namespace → how many signers use a key Secret in it; a watch is open while this is > 0. */
   private readonly users = new Map<string, number>();
   private readonly watches = new Map<string, Informer<V1Secret, SecretName>>();
@@ -51,8 +53,20 @@ export class KeySecretNamespaceWatches {
     const before = this.uses.get(signerId);
     const [namespace = '', name = ''] = keySecret?.split('/') ?? [];
     if (before !== undefined && keySecret !== undefined && before.namespace === namespace && before.name === name) return;
+    if (before !== undefined) {
+      const key = `${before.namespace}/${before.name}`;
+      const signers = this.usedBy.get(key);
+      signers?.delete(signerId);
+      if (signers?.size === 0) this.usedBy.delete(key);
+    }
     if (keySecret === undefined) this.uses.delete(signerId);
-    else this.uses.set(signerId, { namespace, name });
+    else {
+      this.uses.set(signerId, { namespace, name });
+      const key = `${namespace}/${name}`;
+      let signers = this.usedBy.get(key);
+      if (signers === undefined) this.usedBy.set(key, (signers = new Set()));
+      signers.add(signerId);
+    }
     // Count the new namespace first: a signer moving within one namespace keeps its watch open.
     if (keySecret !== undefined) this.count(namespace, 1);
     if (before !== undefined) this.count(before.namespace, -1);
@@ -65,7 +79,7 @@ export class KeySecretNamespaceWatches {
 
   /** Key Secrets in use, over all namespaces. */
   get secrets(): number {
-    return new Set([...this.uses.values()].map((u) => `${u.namespace}/${u.name}`)).size;
+    return this.usedBy.size;
   }
 
   start(): void {
@@ -95,12 +109,11 @@ export class KeySecretNamespaceWatches {
 
   private open(namespace: string): void {
     const informer = new Informer(`key-secrets/${namespace}`, this.o.source(namespace), project, this.o.clock, this.o.log);
-    // Linear in the signers, per event: a handful of signers per namespace is the common case, and
-    // a few thousand cost microseconds.
+    // Every Secret of the namespace comes by (a relist brings them all): one lookup each, not a
+    // scan of the signers.
     informer.on(({ object }) => {
-      const signers: string[] = [];
-      for (const [id, use] of this.uses) if (use.namespace === object.namespace && use.name === object.name) signers.push(id);
-      if (signers.length > 0) this.o.onChange(signers);
+      const signers = this.usedBy.get(`${object.namespace}/${object.name}`);
+      if (signers !== undefined && signers.size > 0) this.o.onChange([...signers]);
     });
     this.watches.set(namespace, informer);
     if (this.running) informer.start();

@@ -109,4 +109,26 @@ void describe('KeySecretNamespaceWatches', () => {
       await watches.stop();
     }
   });
+  void it('two signers of one key Secret both hear of it; when one leaves, the other still does', async () => {
+    const api = new FakeSecrets();
+    const changed: string[][] = [];
+    const watches = new KeySecretNamespaceWatches({ source: (ns) => api.source(ns), clock: systemClock, log: silent, onChange: (ids) => changed.push([...ids].sort()) });
+    watches.start();
+    try {
+      watches.set('x', 'shop/shared');
+      watches.set('y', 'shop/shared');
+      assert.equal(watches.secrets, 1);
+      await until('one watch', () => api.openWatches === 1);
+      api.put('shop', 'shared');
+      await until('both hear', () => changed.some((c) => c.join() === 'x,y'));
+      watches.set('x', undefined);
+      changed.length = 0;
+      api.put('shop', 'shared');
+      await until('y hears alone', () => changed.some((c) => c.join() === 'y'));
+      assert.ok(!changed.some((c) => c.includes('x')), 'x left');
+      assert.equal(watches.secrets, 1);
+    } finally {
+      await watches.stop();
+    }
+  });
 });
