@@ -89,6 +89,8 @@ export class Reconciler {
    * on each pass (~2 % of the operator's CPU in a burst when parsed every time).
    */
   private readonly certificates = new WeakMap<CertificateSecretProjection, CertificateFacts>();
+  /** Reads of a certificate's key in flight, by `namespace/name@resourceVersion`. */
+  private readonly keyLoads = new Map<string, Promise<{ signer: Signer; certificate: CertificateFacts; keySecret: V1Secret | undefined }>>();
 
   constructor(private readonly deps: ReconcilerDeps) {}
 
@@ -335,19 +337,36 @@ export class Reconciler {
    * the watch still shows the resourceVersion that GET returned.
    */
   private async signingKeyOf(i: Inspection, plan: SignerPlan): Promise<{ signer: Signer; certificate: CertificateFacts; keySecret: V1Secret | undefined }> {
-    const { api, crypto, signingKeys } = this.deps;
+    const { signingKeys } = this.deps;
     if (plan.kind !== 'certificate-key') return { signer: await this.loadSigner(plan, i.certificate, undefined), certificate: i.certificate, keySecret: undefined };
     // fallback CertificateKey copies the key PEM itself, which is never cached: it reads the Secret.
     const cacheable = fallbackOf(i.dc) !== 'CertificateKey';
-    const cached = cacheable ? signingKeys?.get(plan.namespace, plan.secretName, i.certificateResourceVersion) : undefined;
-    if (cached !== undefined) return { ...cached, keySecret: undefined };
+    if (cacheable && signingKeys !== undefined) {
+      const cached = signingKeys.get(plan.namespace, plan.secretName, i.certificateResourceVersion);
+      if (cached !== undefined) return { ...cached, keySecret: undefined };
+      // The workers' concurrent reconciles of a burst share one GET (and one parse), not one each.
+      const flight = `${plan.namespace}/${plan.secretName}@${i.certificateResourceVersion}`;
+      let load = this.keyLoads.get(flight);
+      if (load === undefined) {
+        load = this.readSigningKey(i, plan, true).finally(() => this.keyLoads.delete(flight));
+        this.keyLoads.set(flight, load);
+      }
+      const { signer, certificate } = await load;
+      return { signer, certificate, keySecret: undefined };
+    }
+    return this.readSigningKey(i, plan, false);
+  }
+
+  /** One GET of the certificate Secret: its signer and certificate, kept for the burst when `cache`. */
+  private async readSigningKey(i: Inspection, plan: Extract<SignerPlan, { kind: 'certificate-key' }>, cache: boolean): Promise<{ signer: Signer; certificate: CertificateFacts; keySecret: V1Secret | undefined }> {
+    const { api, crypto, signingKeys } = this.deps;
     const keySecret = await api.getSecret(plan.namespace, plan.secretName);
     let certificate = i.certificate;
     const crt = keySecret?.data?.['tls.crt'];
     if (crt !== undefined) certificate = crypto.readCertificate(Buffer.from(crt, 'base64').toString('utf8'), `tls.crt of Secret ${plan.namespace}/${plan.secretName}`);
     const signer = await this.loadSigner(plan, certificate, keySecret);
     const resourceVersion = keySecret?.metadata?.resourceVersion ?? '';
-    if (cacheable) signingKeys?.put(plan.namespace, plan.secretName, resourceVersion, { signer, certificate });
+    if (cache) signingKeys?.put(plan.namespace, plan.secretName, resourceVersion, { signer, certificate });
     return { signer, certificate, keySecret };
   }
 

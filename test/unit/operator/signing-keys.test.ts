@@ -33,6 +33,16 @@ void test('a burst on one certificate reads its key once', async () => {
   assert.equal(h.cluster.writes().filter((c) => c.startsWith('create secret')).length, 5);
 });
 
+void test('concurrent reconciles of a burst (the workers) share one read of the key, not one each', async () => {
+  const { h, signingKeys } = await setup();
+  for (let i = 0; i < 4; i++) h.cluster.putDelegatedCredential(NS, `dc-${i}`, { certificateSecretRef: { name: 'web-tls' }, secretName: `dc-${i}-secret` });
+  const results = await Promise.all([0, 1, 2, 3].map((i) => h.reconciler.reconcile(NS, `dc-${i}`)));
+  assert.deepEqual(results.map((r) => r.kind), ['done', 'done', 'done', 'done']);
+  assert.equal(keyGets(h.cluster.calls), 1);
+  assert.equal(signingKeys.size(), 1);
+  assert.equal(h.cluster.writes().filter((c) => c.startsWith('create secret')).length, 4);
+});
+
 void test('a rotated certificate Secret (new resourceVersion) is read again, and its new key signs', async () => {
   const { h } = await setup();
   h.cluster.putDelegatedCredential(NS, 'a', { certificateSecretRef: { name: 'web-tls' }, secretName: 'a-secret' });
