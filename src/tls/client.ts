@@ -489,6 +489,7 @@ export class ClientConnection extends Connection<ClientState> {
       this.queueHandshake(hs.transcript, encodeHandshake(HandshakeType.finished, (w) => w.bytes(verifyData), 4 + verifyData.length));
       this.records.setWriter(new RecordSealer(hs.suite, app.clientTrafficSecret));
       const resumptionMasterSecret = app.resumptionMasterSecret(hs.transcript.current());
+      app.retire(resumptionMasterSecret); // kept: the server's NewSessionTickets are derived from it
       this.state = { kind: 'Connected', suite: hs.suite, resumptionMasterSecret, alpn };
       this.completeHandshake(
         {

@@ -344,16 +344,20 @@ export abstract class Connection<State extends HandshakeState = HandshakeState> 
       throw new PeerMisbehaved('TooManyKeyUpdates', 'too many KeyUpdates without application data');
     }
     const t = this.traffic!;
-    t.readSecret = nextTrafficSecret(t.suite, t.readSecret);
+    const old = t.readSecret;
+    t.readSecret = nextTrafficSecret(t.suite, old);
     this.records.setReader(new RecordOpener(t.suite, t.readSecret));
+    old.fill(0); // §7.2: the previous generation is deleted once the next is derived
     if (request === KeyUpdateRequest.update_requested) this.owesKeyUpdate = true;
   }
 
   private sendKeyUpdate(request: KeyUpdateRequest): void {
     const t = this.traffic!;
     this.records.queueHandshake(encodeHandshake(HandshakeType.key_update, (w) => w.u8(request), 8));
-    t.writeSecret = nextTrafficSecret(t.suite, t.writeSecret);
+    const old = t.writeSecret;
+    t.writeSecret = nextTrafficSecret(t.suite, old);
     this.records.setWriter(new RecordSealer(t.suite, t.writeSecret));
+    old.fill(0);
   }
 
   private sendApplicationData(data: Uint8Array): void {

@@ -9,15 +9,17 @@
  * The derivations themselves are the stage classes of key-schedule.ts; this module says when
  * each is made. Both sides derive in the same order.
  */
+import { InternalError } from './errors.js';
 import { EarlySecret, SecretBlock, finishedVerifyData, type HandshakeSecret, type MasterSecret } from './key-schedule.js';
 import type { SuiteParams } from './suites.js';
 
 /**
  * Secrets a full handshake derives through these classes: handshake secret, two handshake
  * traffic secrets, two Finished keys and verify_data, "derived" and the master secret, two
- * application traffic secrets, the resumption master secret (a PSK handshake two more).
+ * application traffic secrets, the exporter and resumption master secrets (a PSK handshake two
+ * more).
  */
-const SECRETS_PER_HANDSHAKE = 12;
+const SECRETS_PER_HANDSHAKE = 13;
 
 /** From ServerHello on: the handshake traffic secrets and what the handshake secret still yields. */
 export class HandshakeKeys {
@@ -30,8 +32,9 @@ export class HandshakeKeys {
   private readonly into: SecretBlock;
 
   /**
-   * `psk`: the resumption PSK, if one was accepted; `sharedSecret`: the (EC)DHE secret;
-   * `helloHash`: the transcript hash of ClientHello...ServerHello.
+   * `psk`: the resumption PSK, if one was accepted; `sharedSecret`: the (EC)DHE secret, zeroed
+   * here once the handshake secret is extracted from it; `helloHash`: the transcript hash of
+   * ClientHello...ServerHello.
    */
   constructor(
     readonly suite: SuiteParams,
@@ -41,6 +44,7 @@ export class HandshakeKeys {
   ) {
     this.into = new SecretBlock(SECRETS_PER_HANDSHAKE * suite.hashLength);
     this.secret = new EarlySecret(suite, psk, this.into).handshake(sharedSecret);
+    sharedSecret.fill(0);
     this.clientTrafficSecret = this.secret.clientHandshakeTrafficSecret(helloHash);
     this.serverTrafficSecret = this.secret.serverHandshakeTrafficSecret(helloHash);
   }
@@ -57,7 +61,15 @@ export class HandshakeKeys {
 
   /** The next stage, at the server's Finished: `transcriptHash` covers ClientHello...server Finished. */
   application(transcriptHash: Uint8Array): ApplicationKeys {
-    return new ApplicationKeys(this.secret.master(), transcriptHash);
+    return new ApplicationKeys(this.secret.master(), transcriptHash, this);
+  }
+
+  /** Zeroes what this stage holds outside the block (node:crypto's path gives each secret its own buffer). */
+  wipe(keep: readonly Uint8Array[]): void {
+    this.into.wipeExcept(keep);
+    this.secret.secret.fill(0);
+    this.clientTrafficSecret.fill(0);
+    this.serverTrafficSecret.fill(0);
   }
 }
 
@@ -68,23 +80,43 @@ export class ApplicationKeys {
   /** server_application_traffic_secret_0. */
   readonly serverTrafficSecret: Uint8Array;
   private exporter: Uint8Array | undefined;
+  private retired = false;
 
   constructor(
     private readonly master: MasterSecret,
     /** ClientHello...server Finished: also the context of the exporter master secret. */
     private readonly serverFinishedHash: Uint8Array,
+    /** The stage before, whose secrets `retire` erases. */
+    private readonly handshake: HandshakeKeys,
   ) {
     this.clientTrafficSecret = master.clientApplicationTrafficSecret(serverFinishedHash);
     this.serverTrafficSecret = master.serverApplicationTrafficSecret(serverFinishedHash);
   }
 
-  /** exporter_master_secret, derived on first use: most connections never export keying material. */
+  /** exporter_master_secret: derived on first use until `retire`, which derives it if no one had. */
   exporterMasterSecret(): Uint8Array {
     return (this.exporter ??= this.master.exporterMasterSecret(this.serverFinishedHash));
   }
 
   /** resumption_master_secret, at the client's Finished: `transcriptHash` covers ClientHello...client Finished. */
   resumptionMasterSecret(transcriptHash: Uint8Array): Uint8Array {
+    if (this.retired) throw new InternalError('resumption_master_secret asked for after the handshake secrets were erased');
     return this.master.resumptionMasterSecret(transcriptHash);
+  }
+
+  /**
+   * The handshake is over: every secret it derived is zeroed except the two application traffic
+   * secrets (KeyUpdate derives from them), the exporter master secret (derived now, ~1 us) and
+   * `keep` (the resumption master secret while tickets still need it). What a later memory
+   * disclosure yields is then what the connection still uses, not the handshake and master
+   * secrets behind every key of the connection (docs/architecture.md, "Secrets in memory").
+   */
+  retire(keep?: Uint8Array): void {
+    if (this.retired) return;
+    const exporter = this.exporterMasterSecret();
+    const kept = keep === undefined ? [this.clientTrafficSecret, this.serverTrafficSecret, exporter] : [this.clientTrafficSecret, this.serverTrafficSecret, exporter, keep];
+    this.handshake.wipe(kept);
+    this.master.secret.fill(0);
+    this.retired = true;
   }
 }

@@ -48,6 +48,8 @@ function scrubNativeOut(err: unknown): never {
 export class SecretBlock {
   private block: Uint8Array = EMPTY;
   private used = 0;
+  /** Every block made so far (one for a whole handshake, usually): what `wipeExcept` zeroes. */
+  private readonly blocks: Uint8Array[] = [];
   /** `size`: bytes per block, enough for what the owner usually takes (more blocks are made as needed). */
   constructor(private readonly size: number) {}
 
@@ -55,11 +57,36 @@ export class SecretBlock {
   take(length: number): Uint8Array {
     if (this.used + length > this.block.length) {
       this.block = new Uint8Array(Math.max(this.size, length));
+      this.blocks.push(this.block);
       this.used = 0;
     }
     const out = this.block.subarray(this.used, this.used + length);
     this.used += length;
     return out;
+  }
+
+  /**
+   * Zeroes every byte of every block except those of `keep` (views this block handed out): a view
+   * still in use keeps the whole block reachable, so the secrets no longer needed are erased in
+   * place rather than left to the collector.
+   */
+  wipeExcept(keep: readonly Uint8Array[]): void {
+    for (const block of this.blocks) {
+      // Zero gap by gap up to the next kept view (a handful: no sorting, nothing allocated).
+      let from = 0;
+      for (;;) {
+        let next: Uint8Array | undefined;
+        for (const v of keep) {
+          if (v.length === 0 || v.buffer !== block.buffer || v.byteOffset - block.byteOffset < from) continue;
+          if (next === undefined || v.byteOffset < next.byteOffset) next = v;
+        }
+        if (next === undefined) break;
+        const at = next.byteOffset - block.byteOffset;
+        block.fill(0, from, at);
+        from = at + next.length;
+      }
+      block.fill(0, from);
+    }
   }
 }
 

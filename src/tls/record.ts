@@ -43,6 +43,7 @@ export interface RecordUnprotector {
  */
 const RECORD_AAD = Buffer.alloc(RECORD_HEADER_LENGTH);
 const NO_NONCE = Buffer.alloc(0);
+const NO_KEY = new Uint8Array(0);
 
 /** Sequence numbers are 64-bit; we stop far below 2^53 (and rekey long before). */
 const MAX_SEQUENCE = Number.MAX_SAFE_INTEGER;
@@ -67,12 +68,11 @@ abstract class RecordCipher {
   /** @param aead the native AEAD to use, or null for node:crypto; by default the process's choice. */
   constructor(
     readonly suite: SuiteParams,
-    readonly secret: Uint8Array,
+    secret: Uint8Array,
     encrypt: boolean,
     aead: NativeAead | null | undefined,
   ) {
     const { key, iv } = trafficKeys(suite, secret);
-    this.key = key;
     if (iv.length !== 12) throw new InternalError(`unexpected AEAD IV length ${iv.length}`);
     this.ivLow = ((iv[8]! << 24) | (iv[9]! << 16) | (iv[10]! << 8) | iv[11]!) >>> 0;
     this.ivHigh = ((iv[4]! << 24) | (iv[5]! << 16) | (iv[6]! << 8) | iv[7]!) >>> 0;
@@ -80,6 +80,9 @@ abstract class RecordCipher {
     this.native = aead === undefined ? nativeAead() : (aead ?? undefined);
     this.context = this.native?.create(NATIVE_ALGORITHM[suite.aead], encrypt, key, iv);
     this.nonce = this.native ? NO_NONCE : Buffer.from(iv);
+    // The native context holds its own copy of the key (OpenSSL cleanses it when freed).
+    if (this.context) key.fill(0);
+    this.key = this.context ? NO_KEY : key;
   }
 
   /** Whether records go through the native AEAD (else node:crypto). */

@@ -623,7 +623,9 @@ export class ServerConnection extends Connection<ServerState> {
     // Finished: they leave in the same write as the flight instead of one of their own.
     if (this.config.sessionTickets > 0) {
       const clientFinished = frameHandshake(HandshakeType.finished, finished);
-      this.sendTickets(hs, undefined, app.resumptionMasterSecret(hs.transcript.currentWith(clientFinished)));
+      const resumptionMasterSecret = app.resumptionMasterSecret(hs.transcript.currentWith(clientFinished));
+      this.sendTickets(hs, undefined, resumptionMasterSecret);
+      resumptionMasterSecret.fill(0);
     }
     const flight: SentFlight = { suite, group, alpn, servername, resumed, helloRetry, app, serverMode, client: { finished } };
     this.state = { kind: 'ExpectFinished', flight, peer: undefined, clientMode: undefined };
@@ -676,6 +678,7 @@ export class ServerConnection extends Connection<ServerState> {
       resumptionMasterSecret = app.resumptionMasterSecret(client.transcript.current());
     }
     this.records.setReader(new RecordOpener(flight.suite, app.clientTrafficSecret));
+    app.retire(resumptionMasterSecret);
     this.state = { kind: 'Connected' };
     // A resumed session carries the client certificate that was verified in the original handshake.
     const resumedCert = flight.resumed && flight.resumed.clientCertificate.length > 0 ? flight.resumed.clientCertificate : undefined;
@@ -703,7 +706,10 @@ export class ServerConnection extends Connection<ServerState> {
         clientMode,
       },
     );
-    if (resumptionMasterSecret) this.sendTickets(flight, peer, resumptionMasterSecret);
+    if (resumptionMasterSecret) {
+      this.sendTickets(flight, peer, resumptionMasterSecret);
+      resumptionMasterSecret.fill(0);
+    }
   }
 
   /**
@@ -723,9 +729,10 @@ export class ServerConnection extends Connection<ServerState> {
     for (let i = 0; i < this.config.sessionTickets; i++) {
       const nonce = Uint8Array.of(i);
       const ageAdd = randomUint32();
+      const psk = resumptionPsk(hs.suite, resumptionMasterSecret, nonce);
       const ticket = this.config.ticketKey.seal({
         cipherSuite: hs.suite.id,
-        psk: resumptionPsk(hs.suite, resumptionMasterSecret, nonce),
+        psk,
         issuedAt: now,
         ageAdd,
         lifetimeSeconds,
@@ -734,6 +741,7 @@ export class ServerConnection extends Connection<ServerState> {
         // Only a verified client certificate is carried over to resumed sessions.
         clientCertificate,
       });
+      psk.fill(0);
       // NewSessionTicket's ticket<1..2^16-1>: a ticket carrying a very large client certificate
       // does not fit; the client then resumes with a full handshake.
       if (ticket.length > 0xffff) return;

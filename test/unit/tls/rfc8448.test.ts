@@ -135,6 +135,73 @@ void test('RFC 8448 §3: HandshakeKeys and ApplicationKeys (secrets kept in one 
   assert.equal(toHex(rms), simple.resumptionMasterSecret);
 });
 
+void test('RFC 8448 §3: ApplicationKeys.retire keeps the traffic secrets, the exporter and `keep`, and zeroes every other secret of the handshake', () => {
+  const t = new Transcript();
+  t.start(suite.hash);
+  t.add(hex(simple.clientHello));
+  t.add(hex(simple.serverHello));
+  const shared = hex(simple.sharedSecret);
+  const keys = new HandshakeKeys(suite, undefined, shared, t.current());
+  assert.ok(shared.every((b) => b === 0), 'the (EC)DHE secret is zeroed once extracted');
+  const clientHs = keys.clientTrafficSecret;
+  const serverHs = keys.serverTrafficSecret;
+  t.add(hex(simple.encryptedExtensions));
+  t.add(hex(simple.certificate));
+  t.add(hex(simple.certificateVerify));
+  keys.serverFinished(t.current());
+  t.add(hex(simple.serverFinished));
+  const app = keys.application(t.current());
+  keys.clientFinished(t.current());
+  t.add(hex(simple.clientFinished));
+  const rms = app.resumptionMasterSecret(t.current());
+
+  app.retire(rms);
+
+  assert.equal(toHex(app.clientTrafficSecret), simple.clientApplicationTrafficSecret);
+  assert.equal(toHex(app.serverTrafficSecret), simple.serverApplicationTrafficSecret);
+  assert.equal(toHex(app.exporterMasterSecret()), simple.exporterMasterSecret, 'derived before the master secret was erased');
+  assert.equal(toHex(rms), simple.resumptionMasterSecret);
+  assert.ok(clientHs.every((b) => b === 0) && serverHs.every((b) => b === 0), 'handshake traffic secrets zeroed');
+  assert.throws(() => app.resumptionMasterSecret(t.current()), /after the handshake secrets were erased/);
+  // Whatever else the secrets' memory holds (the handshake, master and Finished secrets, on the
+  // native path all in one block) is zero: only the four kept secrets remain non-zero.
+  const kept = [app.clientTrafficSecret, app.serverTrafficSecret, app.exporterMasterSecret(), rms];
+  for (const buffer of new Set(kept.map((v) => v.buffer))) {
+    const all = new Uint8Array(buffer);
+    const inKept = (i: number): boolean => kept.some((v) => v.buffer === buffer && i >= v.byteOffset && i < v.byteOffset + v.length);
+    for (let i = 0; i < all.length; i++) if (all[i] !== 0) assert.ok(inKept(i), `byte ${i} of a secret block survived retire`);
+  }
+  app.retire(rms); // a second call changes nothing
+  assert.equal(toHex(app.clientTrafficSecret), simple.clientApplicationTrafficSecret);
+});
+
+void test('SecretBlock.wipeExcept zeroes all but the kept views: in any order, zero-length and foreign views ignored, across blocks', () => {
+  const cases: { name: string; takes: number[]; keep: number[] }[] = [
+    { name: 'nothing kept', takes: [32, 32, 32], keep: [] },
+    { name: 'first and last kept', takes: [32, 16, 32], keep: [0, 2] },
+    { name: 'kept given out of order', takes: [8, 8, 8, 8], keep: [3, 1] },
+    { name: 'adjacent kept', takes: [8, 8, 8], keep: [0, 1] },
+    { name: 'a second block', takes: [48, 48, 8], keep: [1, 2] },
+    { name: 'a zero-length view', takes: [0, 8, 8], keep: [0, 2] },
+  ];
+  for (const c of cases) {
+    const block = new SecretBlock(64);
+    const views = c.takes.map((n, i) => block.take(n).fill(i + 1));
+    const foreign = new Uint8Array(8).fill(9);
+    block.wipeExcept([...c.keep.map((i) => views[i]!), foreign]);
+    views.forEach((v, i) => {
+      const expected = c.keep.includes(i) ? i + 1 : 0;
+      assert.ok(v.every((b) => b === expected), `${c.name}: view ${i}`);
+    });
+    assert.ok(foreign.every((b) => b === 9), `${c.name}: a view of another buffer is left alone`);
+    for (const buffer of new Set(views.map((v) => v.buffer))) {
+      const rest = new Uint8Array(buffer);
+      const owned = (i: number): boolean => c.keep.some((k) => views[k]!.buffer === buffer && i >= views[k]!.byteOffset && i < views[k]!.byteOffset + views[k]!.length);
+      for (let i = 0; i < rest.length; i++) if (!owned(i)) assert.equal(rest[i], 0, `${c.name}: byte ${i}`);
+    }
+  }
+});
+
 void test('SecretBlock: views of `length` fresh bytes, disjoint, a new block when one is full', () => {
   const block = new SecretBlock(64);
   const a = block.take(32);
