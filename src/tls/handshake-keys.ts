@@ -16,10 +16,11 @@ import type { SuiteParams } from './suites.js';
 /**
  * Secrets a full handshake derives through these classes: handshake secret, two handshake
  * traffic secrets, two Finished keys and verify_data, "derived" and the master secret, two
- * application traffic secrets, the exporter and resumption master secrets (a PSK handshake two
- * more).
+ * application traffic secrets, the exporter and resumption master secrets: 13. A PSK handshake
+ * takes two more (the early secret and "derived" from it) and is counted in, so that one block
+ * holds every handshake's secrets (a resumed one took a second block when this was 12).
  */
-const SECRETS_PER_HANDSHAKE = 13;
+const SECRETS_PER_HANDSHAKE = 15;
 
 /** From ServerHello on: the handshake traffic secrets and what the handshake secret still yields. */
 export class HandshakeKeys {
