@@ -3,6 +3,7 @@
 // operator's RSS at scale (issue 19: 10,000 objects).
 import { createPrivateKey, createPublicKey } from 'node:crypto';
 import type { V1OwnerReference, V1Secret } from '@kubernetes/client-node';
+import { keyPairFault } from '../tls/key-pair.js';
 import { BUNDLE_KEYS } from './api/serving-bundle.js';
 import { ANNOTATIONS, OWNER_LABEL, sha256Hex } from './output-secret.js';
 
@@ -85,14 +86,39 @@ export function cachedResource<R extends { metadata?: { managedFields?: unknown;
 /** Output Secret keys whose values are the same for every DelegatedCredential of a certificate or key server. */
 const SHARED_OUTPUT_KEYS: readonly string[] = [BUNDLE_KEYS.chain, BUNDLE_KEYS.fallback, BUNDLE_KEYS.keylessAddress, BUNDLE_KEYS.keylessCA];
 
-/** A private key of an output Secret as cached: its public key's SHA-256 (hex), or why it is unusable. */
+/**
+ * A private key of an output Secret as cached: its public key's SHA-256 (hex), or why it is
+ * unusable. A fingerprint is vouched for only once the private part signed something that public
+ * key verifies, so comparing it with a credential's or certificate's public key says the key
+ * pairs with it, not only that the file carries the same public key (src/tls/key-pair.ts).
+ */
 export type KeyCheck = { publicKeyFingerprint: string } | { problem: string };
 
-/** The public key (SPKI DER) of a PEM private key; throws when it is not a readable private key. */
+/**
+ * The public key (SPKI DER) of a PEM private key; throws when it is not a readable private key,
+ * and a KeyDoesNotPair when its private part does not sign for that public key.
+ */
 export type PublicKeyReader = (privateKeyPem: string) => Uint8Array;
 
-/** The real reader: a private key only (a public key under a `.key` name is not one). */
-export const publicKeyOfPrivateKey: PublicKeyReader = (pem) => new Uint8Array(createPublicKey(createPrivateKey(pem)).export({ type: 'spki', format: 'der' }));
+/** A private key whose own public key does not verify its signatures (the words are KeyCheck's problem). */
+export class KeyDoesNotPair extends Error {}
+
+/**
+ * The real reader: a private key only (a public key under a `.key` name is not one). One
+ * signature and one verification per key read (KeyCheck is kept per value; the issuer vouches
+ * for the keys it generated, so a burst reads and signs with none).
+ */
+export const publicKeyOfPrivateKey: PublicKeyReader = (pem) => {
+  const privateKey = createPrivateKey(pem);
+  const publicKey = createPublicKey(privateKey);
+  const fault = keyPairFault(privateKey, publicKey);
+  if (fault !== undefined) throw new KeyDoesNotPair(KEY_DOES_NOT_PAIR);
+  return new Uint8Array(publicKey.export({ type: 'spki', format: 'der' }));
+};
+
+/** Follows the key's data name in messages: "<algorithm>.key <problem>", "keyless-client.key <problem>". */
+const KEY_DOES_NOT_PAIR =
+  'does not pair with the public key it carries: its private part does not produce signatures that public key verifies (corrupted or tampered); the operator issues it again';
 
 /**
  * An output Secret as the caches keep it: what the reconciler reads and nothing else. Its private
@@ -210,8 +236,8 @@ export function cachedOutputSecret(pool: StringPool, readPublicKey: PublicKeyRea
 export function checkPrivateKey(pem: string, readPublicKey: PublicKeyReader = publicKeyOfPrivateKey): KeyCheck {
   try {
     return { publicKeyFingerprint: sha256Hex(readPublicKey(pem)) };
-  } catch {
-    return { problem: 'does not parse' };
+  } catch (err) {
+    return { problem: err instanceof KeyDoesNotPair ? err.message : 'does not parse' };
   }
 }
 

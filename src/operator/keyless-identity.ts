@@ -18,6 +18,7 @@ import { chainsTo, type KeylessIdentitySnapshot, type KeyServerState } from './f
 import type { KubeApi, Logger } from './ports.js';
 import { statusCodeOf } from './informer.js';
 import { KeylessClient, parseAddress } from '../keyless/client.js';
+import { keyPairProblem } from '../tls/key-pair.js';
 import { SERVING_LIFETIME_MS, createClientCert, createServingCert, renewalTime, serviceDnsNames, type KeyedCertificate } from '../pki/certs.js';
 import { ensureCa, type CaSecretLayout, type StoredCa } from '../pki/ca-secret.js';
 
@@ -66,7 +67,8 @@ export function decideServingSecret(secret: V1Secret | undefined, caBundlePem: s
   let cert: X509Certificate;
   try {
     cert = new X509Certificate(text('tls.crt'));
-    if (!cert.checkPrivateKey(createPrivateKey(text('tls.key')))) return { action: 'issue', why: 'tls.key does not belong to tls.crt' };
+    const mismatch = keyPairProblem(createPrivateKey(text('tls.key')), cert.publicKey, { key: 'tls.key', owner: 'tls.crt' });
+    if (mismatch !== undefined) return { action: 'issue', why: mismatch };
   } catch (err) {
     return { action: 'issue', why: `tls.crt or tls.key does not parse: ${err instanceof Error ? err.message : String(err)}` };
   }

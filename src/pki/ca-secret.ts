@@ -5,6 +5,7 @@
 // names its own Secret layout.
 import { X509Certificate, createPrivateKey } from 'node:crypto';
 import type { V1Secret } from '@kubernetes/client-node';
+import { keyPairProblem } from '../tls/key-pair.js';
 import { CA_LIFETIME_MS, certValidity, createCa, normalizePem, pruneExpired, renewalTime, splitPemCertificates, type KeyedCertificate } from './certs.js';
 
 /** The CA as kept in its Secret: the signing CA and every CA still trusted (newest first). */
@@ -48,21 +49,29 @@ function decode(secret: V1Secret, key: string): string | undefined {
 
 /** Reads a CA Secret; an unreadable one counts as absent (it will be replaced, with a warning). */
 export function parseCaSecret(secret: V1Secret, layout: CaSecretLayout): StoredCa | undefined {
+  const read = readCaSecret(secret, layout);
+  return 'problem' in read ? undefined : read;
+}
+
+/** A CA Secret's CA, or why it cannot be used (the warning ensureCa logs before replacing it). */
+export function readCaSecret(secret: V1Secret, layout: CaSecretLayout): StoredCa | { problem: string } {
   const rawCert = decode(secret, layout.certKey);
   const rawKey = decode(secret, layout.keyKey);
-  if (!rawCert || !rawKey) return undefined;
+  if (!rawCert || !rawKey) return { problem: `it has no ${!rawCert ? layout.certKey : layout.keyKey}` };
   const keyPem = normalizePem(rawKey);
   try {
     const certs = layout.bundleKey === undefined ? splitPemCertificates(rawCert) : [normalizePem(rawCert)];
     const certPem = certs[0];
-    if (certPem === undefined) return undefined;
+    if (certPem === undefined) return { problem: `${layout.certKey} holds no PEM certificate` };
     const x = new X509Certificate(certPem);
-    if (!x.ca || !x.checkPrivateKey(createPrivateKey(keyPem))) return undefined;
+    if (!x.ca) return { problem: `${layout.certKey} is not a CA certificate` };
+    const mismatch = keyPairProblem(createPrivateKey(keyPem), x.publicKey, { key: layout.keyKey, owner: layout.certKey });
+    if (mismatch !== undefined) return { problem: mismatch };
     const validity = certValidity(certPem);
     const bundle = layout.bundleKey === undefined ? certs : splitPemCertificates(decode(secret, layout.bundleKey) ?? certPem);
     return { ca: { certPem, keyPem, ...validity }, bundle: bundle.length > 0 ? bundle : [certPem], resourceVersion: secret.metadata?.resourceVersion };
-  } catch {
-    return undefined;
+  } catch (err) {
+    return { problem: `${layout.certKey} or ${layout.keyKey} does not parse: ${err instanceof Error ? err.message : String(err)}` };
   }
 }
 
@@ -109,8 +118,9 @@ export async function ensureCa(opts: EnsureCaOptions): Promise<StoredCa & { acti
   const { access, name, namespace, layout, log } = opts;
   for (let attempt = 0; attempt < 5; attempt++) {
     const secret = await access.read();
-    const stored = secret ? parseCaSecret(secret, layout) : undefined;
-    if (secret && !stored) log.warn('CA Secret is unreadable; replacing it', { secret: `${namespace}/${name}` });
+    const read = secret ? readCaSecret(secret, layout) : undefined;
+    const stored = read === undefined || 'problem' in read ? undefined : read;
+    if (read !== undefined && 'problem' in read) log.warn(`CA Secret is unreadable (${read.problem}); replacing it`, { secret: `${namespace}/${name}` });
     const now = opts.now();
     const action = decideCaAction(stored, now);
     if (action === 'keep' && stored) return { ...stored, action };

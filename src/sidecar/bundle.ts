@@ -13,6 +13,7 @@
 import { createHash, createPrivateKey, X509Certificate } from 'node:crypto';
 import { BUNDLE_KEYS, FALLBACKS, type Fallback } from '../operator/api/serving-bundle.js';
 import { parseAddress } from '../keyless/client.js';
+import { keyPairProblem } from '../tls/key-pair.js';
 import { pemToDers } from '../tls/x509/index.js';
 import type { FileMap } from '../tls/delegated/index.js';
 
@@ -122,7 +123,8 @@ function parseKeylessFiles(files: FileMap): KeylessBundle {
   } catch (err) {
     throw problem(BUNDLE_KEYS.keylessClientKey, `not a PEM private key (${err instanceof Error ? err.message : String(err)})`);
   }
-  if (!leaf.checkPrivateKey(key)) throw problem(BUNDLE_KEYS.keylessClientKey, `does not match the public key of ${BUNDLE_KEYS.keylessClientCertificate}`);
+  const mismatch = keyPairProblem(key, leaf.publicKey, { key: BUNDLE_KEYS.keylessClientKey, owner: BUNDLE_KEYS.keylessClientCertificate });
+  if (mismatch !== undefined) throw problem(BUNDLE_KEYS.keylessClientKey, mismatch);
   const fingerprint = createHash('sha256');
   for (const part of [address, ca, clientCertificate, clientKey]) fingerprint.update(`${part.length}\0${part}`);
   return {

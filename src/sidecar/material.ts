@@ -24,6 +24,7 @@ import {
   type DelegatedCredentialSet,
   type FileMap,
 } from '../tls/delegated/index.js';
+import { keyPairProblem } from '../tls/key-pair.js';
 import { BundleError, FALLBACK_FILES, readBundle, type BundleFallback } from './bundle.js';
 
 export const CERTIFICATE_KEY_FILE = 'tls.key';
@@ -217,7 +218,8 @@ function readCertificateKey(files: FileMap, leaf: X509Certificate, where: string
   } catch (cause) {
     throw new MaterialError(where, `not a PEM private key (${cause instanceof Error ? cause.message : String(cause)})`, { cause });
   }
-  if (!leaf.checkPrivateKey(key)) throw new MaterialError(where, 'does not match the public key of tls.crt');
+  const problem = keyPairProblem(key, leaf.publicKey, { key: CERTIFICATE_KEY_FILE, owner: CERTIFICATE_FILE });
+  if (problem !== undefined) throw new MaterialError(where, problem);
   return key;
 }
 

@@ -16,6 +16,7 @@ import { CertificateError } from './x509/errors.js';
 import { NO_SUBJECT_ALT_NAMES, matchesServerName, type SubjectAltNames } from './x509/names.js';
 import { pemToDers } from './x509/pem.js';
 import { createKeySigner, type Signer } from './signer.js';
+import { keyPairProblem } from './key-pair.js';
 import { isCertificateVerifyScheme } from './signature-schemes.js';
 import type { RawExtension } from './messages/extensions.js';
 import type { ClientHello } from './messages/client-hello.js';
@@ -124,11 +125,12 @@ export function loadCertifiedKey(input: CertificateKeyInput): CertifiedKey {
   const leaf = new X509Certificate(chain[0]!);
   let signer: Signer;
   if (isSigner(input.key)) signer = input.key;
-  else if (isKeyObject(input.key)) signer = createKeySigner(input.key);
-  else if (typeof input.key === 'string') signer = createKeySigner(createPrivateKey(input.key));
-  else signer = createKeySigner(createPrivateKey({ key: Buffer.from(input.key), format: 'der', type: 'pkcs8' }));
-  if (!isSigner(input.key) && !leaf.checkPrivateKey(privateKeyOf(input.key))) {
-    throw new TypeError('private key does not match the certificate');
+  else {
+    const key = privateKeyOf(input.key);
+    // Not checkPrivateKey: it compares public keys only, and a key file's public part can lie (key-pair.ts).
+    const problem = keyPairProblem(key, leaf.publicKey, { key: 'the private key', owner: 'the certificate' });
+    if (problem !== undefined) throw new TypeError(problem);
+    signer = createKeySigner(key);
   }
   // Frozen: the server encodes the Certificate message of a frozen chain once (server.ts).
   return { chain: Object.freeze(chain), signer, leaf, names: subjectAltNamesOf(chain[0]!) };

@@ -18,6 +18,7 @@ import type { AdmissionregistrationV1Api, CoreV1Api, V1Secret } from '@kubernete
 import { CA_LIFETIME_MS, SERVING_LIFETIME_MS, createServingCert, renewalTime, type KeyedCertificate } from '../pki/certs.js';
 import { ensureCa, parseCaSecret as parseWebhookCa, type CaSecretLayout, type StoredCa } from '../pki/ca-secret.js';
 import { syncCaBundle } from './webhook-configuration.js';
+import { keyPairProblem } from '../tls/key-pair.js';
 
 export interface ServingMaterial {
   certPem: string;
@@ -188,15 +189,17 @@ export class DirectoryCertificates implements ServingCertificateSource {
       throw new Error(`${this.dir}: tls.crt or tls.key is not PEM (half-written?)`);
     }
     // Files are replaced one at a time; a pair caught mid-change is refused (and retried later),
-    // never remembered as served.
-    let matches = false;
-    try {
-      matches = new X509Certificate(certPem).checkPrivateKey(createPrivateKey(keyPem));
-    } catch (err) {
-      throw new Error(`${this.dir}: cannot parse tls.crt/tls.key: ${(err as Error).message}`);
-    }
-    if (!matches) throw new Error(`${this.dir}: tls.key does not belong to tls.crt (mid-rotation?)`);
+    // never remembered as served. A pair already checked and served is not signed with again.
     const changed = !this.last || this.last.certPem !== certPem || this.last.keyPem !== keyPem;
+    if (changed) {
+      let mismatch: string | undefined;
+      try {
+        mismatch = keyPairProblem(createPrivateKey(keyPem), new X509Certificate(certPem).publicKey, { key: 'tls.key', owner: 'tls.crt' });
+      } catch (err) {
+        throw new Error(`${this.dir}: cannot parse tls.crt/tls.key: ${(err as Error).message}`);
+      }
+      if (mismatch !== undefined) throw new Error(`${this.dir}: ${mismatch} (or caught mid-rotation: retried at the next refresh)`);
+    }
     this.last = { certPem, keyPem };
     return { certPem, keyPem, changed };
   }

@@ -6,9 +6,10 @@
  * holds the current set; `replace` is a single reference assignment, so a handshake that took
  * `store.current` at its start keeps using that set even if a reload swaps it mid-flight.
  */
-import { createPublicKey, type KeyObject } from 'node:crypto';
+import type { KeyObject } from 'node:crypto';
 import { signatureSchemeName } from '../constants.js';
 import { createKeySigner, type Signer } from '../signer.js';
+import { keyPairFault, keyPairMessage } from '../key-pair.js';
 import { parseCertificate } from '../x509/certificate.js';
 import type { SubjectAltNames } from '../x509/names.js';
 import { isPostQuantumSignature } from '../signature-schemes.js';
@@ -174,11 +175,11 @@ function buildEntry(
   if (input.privateKey.type !== 'private') {
     throw new DelegationError('invalid-file', `${label}: the key given for this credential is not a private key`);
   }
-  if (!createPublicKey(input.privateKey).equals(verified.publicKey)) {
-    throw new DelegationError(
-      'key-mismatch',
-      `${label}: the private key does not match the credential's public key (${signatureSchemeName(verified.dcCertVerifyAlgorithm)})`,
-    );
+  // Signs and verifies, not only compares public keys: a key file's public part can lie (key-pair.ts).
+  const fault = keyPairFault(input.privateKey, verified.publicKey);
+  if (fault !== undefined) {
+    const scheme = signatureSchemeName(verified.dcCertVerifyAlgorithm);
+    throw new DelegationError('key-mismatch', `${label}: the private key does not match the credential's public key (${scheme}): ${keyPairMessage(fault, { key: 'its key', owner: 'the credential' })}`);
   }
   return {
     encoded: Uint8Array.from(input.delegatedCredential),
