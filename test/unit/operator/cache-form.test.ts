@@ -2,10 +2,11 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import type { V1Secret } from '@kubernetes/client-node';
 import type { DelegatedCredential } from '../../../src/operator/api/v1alpha1.js';
-import { createPublicKey } from 'node:crypto';
+import { X509Certificate, createPublicKey } from 'node:crypto';
 import { OutputSecretForm, StringPool, cachedOutputSecret, cachedResource, checkPrivateKey } from '../../../src/operator/cache-form.js';
 import { ANNOTATIONS, sha256Hex } from '../../../src/operator/output-secret.js';
 import { issueCertificate } from '../../../src/cli/pki/dev-pki.js';
+import { ecKeyWithForeignScalar, rsaKeyWithForeignPrivateParts } from '../../support/mismatched-keys.js';
 
 const spkiOf = (pem: string): Buffer => createPublicKey(pem).export({ type: 'spki', format: 'der' });
 const managedFields = [{ manager: 'dc-operator', operation: 'Update', fieldsV1: { 'f:data': {} } }];
@@ -71,6 +72,22 @@ void test('a public key under a private key name is no private key', async () =>
   const publicPem = createPublicKey(c.key.privateKeyPem).export({ type: 'spki', format: 'pem' }).toString();
   assert.deepEqual(checkPrivateKey(publicPem), { problem: 'does not parse' });
   assert.deepEqual(checkPrivateKey(c.key.privateKeyPem), { publicKeyFingerprint: sha256Hex(spkiOf(c.key.privateKeyPem)) });
+});
+
+void test('a key whose private part does not sign for the public key it carries is no usable key: its check is a problem, never a fingerprint', async () => {
+  for (const keyType of ['ecdsa-p256', 'rsa-2048'] as const) {
+    const c = await issueCertificate({ commonName: 'p' }, keyType);
+    const swapped = keyType === 'rsa-2048' ? rsaKeyWithForeignPrivateParts(c.key.privateKeyPem) : ecKeyWithForeignScalar(c.key.privateKeyPem, 'sec1');
+    assert.ok(new X509Certificate(c.pem).checkPrivateKey(swapped.key), `${keyType}: the public key it carries is the certificate's`);
+    const check = checkPrivateKey(swapped.pem);
+    assert.ok('problem' in check, `${keyType}: vouched for ${JSON.stringify(check)}`);
+    assert.match(check.problem, /^does not pair with the public key it carries: its private part does not produce signatures that public key verifies/);
+    const form = new OutputSecretForm(new StringPool());
+    const stored = { metadata: { name: 's', resourceVersion: '1' }, data: { 'p256.key': Buffer.from(swapped.pem).toString('base64'), 'keyless-client.key': Buffer.from(swapped.pem).toString('base64') } };
+    const cached = form.transform(stored);
+    assert.deepEqual(cached.privateKeys['p256.key'], check);
+    assert.deepEqual(cached.privateKeys['keyless-client.key'], check);
+  }
 });
 
 void test('a DelegatedCredential is cached without managedFields; condition text is pooled except Ready messages', () => {

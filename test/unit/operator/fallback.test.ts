@@ -23,6 +23,7 @@ import type { Fallback } from '../../../src/operator/api/serving-bundle.js';
 import type { FakeCluster} from './fakes.js';
 import { delegationCertificate, harness, silentLog } from './fakes.js';
 import { checkPrivateKey } from '../../../src/operator/cache-form.js';
+import { ecKeyWithForeignScalar } from '../../support/mismatched-keys.js';
 
 const HOUR = 3600_000;
 const DAY = 24 * HOUR;
@@ -95,6 +96,7 @@ void test('fallbackProblem: which stored bundles are rewritten, and why', async 
     ['no keyless-ca.crt', { ...good, caPem: undefined }, wanted(keyless), /lacks keyless-ca\.crt/],
     ['no client certificate', { ...good, clientCertPem: undefined }, wanted(keyless), /no client certificate/],
     ['a client key of another certificate', { ...good, clientKey: checkPrivateKey(foreign.keyPem) }, wanted(keyless), /does not belong/],
+    ['a client key whose private part was swapped (its public key kept)', { ...good, clientKey: checkPrivateKey(ecKeyWithForeignScalar(client.keyPem, 'pkcs8').pem) }, wanted(keyless), /^keyless-client\.key does not pair with the public key it carries: its private part does not produce signatures/],
     ['a client certificate of another CA', { ...good, clientCertPem: foreign.certPem, clientKey: checkPrivateKey(foreign.keyPem) }, wanted(keyless), /not issued by the operator's keyless CA/],
     ['a client certificate naming another DelegatedCredential', { ...good, clientCertPem: wrongName.certPem, clientKey: checkPrivateKey(wrongName.keyPem) }, wanted(keyless), /names spiffe:\/\/cluster\.local\/ns\/shop/],
     ['a client certificate of this DelegatedCredential\'s UID', { ...good, clientCertPem: ofUid.certPem, clientKey: checkPrivateKey(ofUid.keyPem) }, { ...wanted(keyless), uid }, null],
@@ -160,8 +162,14 @@ void test('decideServingSecret: issue, renew, update the CA bundle only, keep, o
     ['the CA rotated (old one still in the bundle)', secret(), next.certPem + ca.certPem, at, 'update-ca'],
     ['the CA it chains to is gone from the bundle', secret(), next.certPem, at, 'issue'],
     ['a key of another certificate', secret({ 'tls.key': b64(next.keyPem) }), ca.certPem, at, 'issue'],
+    ['its key with the private part swapped', secret({ 'tls.key': b64(ecKeyWithForeignScalar(serving.keyPem, 'sec1').pem) }), ca.certPem, at, 'issue'],
   ];
   for (const [name, s, bundle, now, action] of rows) assert.equal(decideServingSecret(s, bundle, names, now).action, action, name);
+  assert.match(
+    decideServingSecret(secret({ 'tls.key': b64(ecKeyWithForeignScalar(serving.keyPem, 'pkcs8').pem) }), ca.certPem, names, at).why,
+    /^tls\.key does not belong to tls\.crt: its private part does not produce signatures tls\.crt's public key verifies/,
+  );
+  assert.match(decideServingSecret(secret({ 'tls.key': b64(next.keyPem) }), ca.certPem, names, at).why, /^tls\.key does not belong to tls\.crt: its public key is not tls\.crt's/);
   assert.equal(decideServingSecret(secret(), ca.certPem, keyServerNames('other.dc-operator.svc:2407', 'dc-operator'), at).action, 'issue', 'another address: new names');
 });
 

@@ -11,6 +11,7 @@ import { Reconciler } from '../../../src/operator/reconciler.js';
 import { tlsCrypto } from '../../../src/operator/crypto.js';
 import { SigningKeyCache } from '../../../src/operator/signing-keys.js';
 import type { CertificateLookup, Listers } from '../../../src/operator/ports.js';
+import { ecKeyWithForeignScalar } from '../../support/mismatched-keys.js';
 import { KeyUsage, generateKeyPair, issueCertificate, type IssuedCertificate } from '../../../src/cli/pki/dev-pki.js';
 
 const NS = 'web';
@@ -158,17 +159,21 @@ void test('restores a deleted output Secret and repairs an edited one', async ()
   validateDelegatedCredential(Buffer.from(repaired ?? '', 'base64'), { certificate: Buffer.from(h.certPem) && new X509Certificate(h.certPem) });
 });
 
-void test('a credential private key replaced in the output Secret (another key, or not a key) is re-issued; the cache never held the key', async () => {
+void test('a credential private key replaced in the output Secret (another key, its private part swapped, or not a key) is re-issued; the cache never held the key', async () => {
   const h = await ready();
   const other = await generateKeyPair('ecdsa-p256');
-  const cases: Array<[string, string, RegExp]> = [
+  // The credential's own key with another scalar: its public key still is the credential's.
+  const swapped = (current: string): string => ecKeyWithForeignScalar(current, 'pkcs8').pem;
+  const cases: Array<[string, string | ((current: string) => string), RegExp]> = [
     ['another key', other.privateKeyPem, /ecdsa_secp256r1_sha256\.key does not belong to the credential/],
+    ['its private part swapped', swapped, /ecdsa_secp256r1_sha256\.key does not pair with the public key it carries: its private part does not produce signatures/],
     ['not a key', 'garbage', /ecdsa_secp256r1_sha256\.key does not parse/],
     ['a public key', new X509Certificate(h.certPem).publicKey.export({ type: 'spki', format: 'pem' }).toString(), /ecdsa_secp256r1_sha256\.key does not parse/],
   ];
-  for (const [name, pem, message] of cases) {
+  for (const [name, replacement, message] of cases) {
     const secret = h.cluster.secrets.get(`${NS}/web-dc-secret`);
     assert.ok(secret?.data);
+    const pem = typeof replacement === 'string' ? replacement : replacement(Buffer.from(secret.data['ecdsa_secp256r1_sha256.key'] ?? '', 'base64').toString());
     secret.data['ecdsa_secp256r1_sha256.key'] = Buffer.from(pem).toString('base64');
     secret.metadata = { ...secret.metadata, resourceVersion: `${secret.metadata?.resourceVersion ?? ''}0` };
     const cached = h.cluster.outputSecret(NS, 'web-dc-secret');

@@ -23,6 +23,7 @@ import type { ClientHello } from '../../../src/tls/messages/client-hello.js';
 import { ProtocolVersion, SignatureScheme } from '../../../src/tls/constants.js';
 import type { FileMap } from '../../../src/tls/delegated/index.js';
 import { AlertDescription } from '../../../src/tls/alerts.js';
+import { ecKeyWithForeignScalar } from '../../support/mismatched-keys.js';
 import { clientHello, credentialFiles, makePki, type TestPki } from './fixtures.js';
 
 const IDENTITY = sidecarIdentityUri({ trustDomain: 'cluster.local', namespace: 'shop', name: 'web' });
@@ -107,7 +108,20 @@ void describe('bundle parsing', () => {
     assert.equal(address.kind === 'invalid' && address.problem.file, BUNDLE_KEYS.keylessAddress);
     const mismatch = readKeylessPart(fileMap({ ...files, [BUNDLE_KEYS.keylessClientKey]: pki.leaf.key.privateKeyPem }));
     assert.equal(mismatch.kind === 'invalid' && mismatch.problem.file, BUNDLE_KEYS.keylessClientKey);
-    assert.match(mismatch.kind === 'invalid' ? mismatch.problem.reason : '', /does not match the public key of keyless-client\.crt/);
+    assert.match(mismatch.kind === 'invalid' ? mismatch.problem.reason : '', /^keyless-client\.key does not belong to keyless-client\.crt: its public key is not keyless-client\.crt's/);
+  });
+
+  test("a keyless client key carrying its certificate's public key beside another private scalar is named, and the DCs still load", async () => {
+    const swapped = ecKeyWithForeignScalar(client.key.privateKeyPem, 'pkcs8').pem;
+    const part = readKeylessPart(fileMap({ ...keylessFiles('127.0.0.1:2407'), [BUNDLE_KEYS.keylessClientKey]: swapped }));
+    assert.equal(part.kind === 'invalid' && part.problem.file, BUNDLE_KEYS.keylessClientKey);
+    assert.match(
+      part.kind === 'invalid' ? part.problem.reason : '',
+      /^keyless-client\.key does not belong to keyless-client\.crt: its private part does not produce signatures keyless-client\.crt's public key verifies/,
+    );
+    const m = await material({ ...keylessFiles('127.0.0.1:2407'), [BUNDLE_KEYS.keylessClientKey]: swapped, [BUNDLE_KEYS.fallback]: 'Keyless' });
+    assert.equal(m.credentials.entries.length, 1);
+    assert.equal(m.fallback.keyless.kind, 'invalid');
   });
 
   test('keyless-client.key is not taken for a delegated credential key, and a broken keyless part leaves the DCs loadable', async () => {

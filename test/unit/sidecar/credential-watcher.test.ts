@@ -10,6 +10,7 @@ import { SidecarStatus } from '../../../src/sidecar/status.js';
 import { SignatureScheme } from '../../../src/tls/constants.js';
 import { credentialFiles, makePki, withFile, type TestPki } from './fixtures.js';
 import { KubeletVolume } from './kubelet-volume.js';
+import { ecKeyWithForeignScalar } from '../../support/mismatched-keys.js';
 
 interface LogLine {
   level: string;
@@ -108,7 +109,23 @@ void describe('CredentialWatcher over a kubelet-style Secret volume', () => {
     ['a credential for another certificate', async (f) => ({ ...f, ...(await credentialFiles(await makePki(), { algorithms: ['ed25519'] })), 'tls.crt': f['tls.crt']! }), /ed25519\.cred$/, /signature|verify/i],
     ['a missing certificate', async (f) => withFile(f, 'tls.crt', undefined), /tls\.crt$/, /missing/],
     ['a truncated certificate', async (f) => withFile(f, 'tls.crt', (f['tls.crt'] as string).slice(0, 200)), /tls\.crt$/, /no PEM certificate/],
-    ['a tls.key for another certificate', async (f) => withFile(f, 'tls.key', (await makePki()).leaf.key.privateKeyPem), /tls\.key$/, /does not match/],
+    ['a tls.key for another certificate', async (f) => withFile(f, 'tls.key', (await makePki()).leaf.key.privateKeyPem), /tls\.key$/, /^tls\.key does not belong to tls\.crt: its public key is not tls\.crt's/],
+    // The public key a key file carries passes every public-key comparison; only a signature shows the swap.
+    [
+      'a tls.key carrying the certificate\'s public key beside another private scalar',
+      async (f) => withFile(f, 'tls.key', ecKeyWithForeignScalar(pki.leaf.key.privateKeyPem, 'sec1').pem),
+      /tls\.key$/,
+      /^tls\.key does not belong to tls\.crt: its private part does not produce signatures tls\.crt's public key verifies/,
+    ],
+    [
+      'a new credential whose key carries its public key beside another private scalar',
+      async (f) => {
+        const fresh = await credentialFiles(pki, { algorithms: ['ecdsa_secp256r1_sha256'] });
+        return { ...f, ...fresh, 'ecdsa_secp256r1_sha256.key': ecKeyWithForeignScalar(fresh['ecdsa_secp256r1_sha256.key'] as string, 'pkcs8').pem };
+      },
+      /ecdsa_secp256r1_sha256\.cred$/,
+      /private key does not match the credential's public key .*its private part does not produce signatures/,
+    ],
     ['a credential without its key', async (f) => withFile(f, 'ed25519.key', undefined), /ed25519\.key$/, /missing/],
   ];
 

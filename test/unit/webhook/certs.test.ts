@@ -13,8 +13,11 @@ import {
   renewalTime,
   splitPemCertificates,
 } from '../../../src/pki/certs.js';
-import { DirectoryCertificates, decideServing, parseCaSecret } from '../../../src/webhook/serving-certs.js';
-import { decideCaAction, nextCa } from '../../../src/pki/ca-secret.js';
+import type { V1Secret } from '@kubernetes/client-node';
+import { DirectoryCertificates, WEBHOOK_CA_LAYOUT, decideServing, parseCaSecret } from '../../../src/webhook/serving-certs.js';
+import { decideCaAction, ensureCa, nextCa, readCaSecret } from '../../../src/pki/ca-secret.js';
+import { keyPairFault } from '../../../src/tls/key-pair.js';
+import { ecKeyWithForeignScalar } from '../../support/mismatched-keys.js';
 
 const DAY = 24 * 60 * 60 * 1000;
 const t0 = new Date('2026-01-01T00:00:00Z');
@@ -119,6 +122,32 @@ void test('a CA Secret whose key does not match its certificate is read as absen
   assert.equal(parseCaSecret({ data: { 'tls.crt': b64(ca.certPem), 'tls.key': b64(other.keyPem) } }), undefined);
 });
 
+void test('a CA Secret whose key carries the CA public key beside another private scalar is read as absent, and the warning says why', async () => {
+  const ca = await createCa('test CA', t0);
+  const b64 = (s: string): string => Buffer.from(s).toString('base64');
+  const swapped = ecKeyWithForeignScalar(ca.keyPem, 'pkcs8');
+  assert.ok(new X509Certificate(ca.certPem).checkPrivateKey(swapped.key), 'the public key it carries is the CA certificate\'s');
+  const secret = { metadata: { resourceVersion: '3' }, data: { 'tls.crt': b64(ca.certPem), 'tls.key': b64(swapped.pem) } };
+  assert.equal(parseCaSecret(secret), undefined);
+  assert.deepEqual(readCaSecret(secret, WEBHOOK_CA_LAYOUT), {
+    problem: "tls.key does not belong to tls.crt: its private part does not produce signatures tls.crt's public key verifies (the file carries tls.crt's public key beside another private key: corrupted or tampered); replace tls.key with the key tls.crt was issued for",
+  });
+  const warnings: string[] = [];
+  const replaced: V1Secret[] = [];
+  const result = await ensureCa({
+    access: { read: async () => secret, create: async () => assert.fail('the Secret exists'), replace: async (body: V1Secret) => replaced.push(body) },
+    name: 'ca',
+    namespace: 'ns',
+    layout: WEBHOOK_CA_LAYOUT,
+    now: () => t0,
+    log: { info: () => {}, warn: (message: string) => warnings.push(message) },
+  });
+  assert.equal(warnings.length, 1);
+  assert.match(warnings[0]!, /^CA Secret is unreadable \(tls\.key does not belong to tls\.crt: its private part does not produce signatures .*\); replacing it$/);
+  assert.equal(replaced.length, 1);
+  assert.equal(keyPairFault(createPrivateKey(result.ca.keyPem), new X509Certificate(result.ca.certPem).publicKey), undefined, 'the new CA pairs');
+});
+
 void test('cert-manager mode serves tls.crt/tls.key from the directory and reports a change only when the files change', async () => {
   const dir = mkdtempSync(join(tmpdir(), 'webhook-certs-'));
   try {
@@ -139,6 +168,10 @@ void test('cert-manager mode serves tls.crt/tls.key from the directory and repor
     assert.equal(second.keyPem, b.keyPem);
     writeFileSync(join(dir, 'tls.crt'), a.certPem);
     await assert.rejects(source.refresh(), /tls\.key does not belong to tls\.crt/);
+    writeFileSync(join(dir, 'tls.crt'), b.certPem);
+    writeFileSync(join(dir, 'tls.key'), ecKeyWithForeignScalar(b.keyPem, 'sec1').pem);
+    await assert.rejects(source.refresh(), /: tls\.key does not belong to tls\.crt: its private part does not produce signatures tls\.crt's public key verifies/);
+    writeFileSync(join(dir, 'tls.key'), b.keyPem);
     writeFileSync(join(dir, 'tls.crt'), '');
     await assert.rejects(source.refresh(), /tls\.crt or tls\.key is not PEM/);
     writeFileSync(join(dir, 'tls.crt'), b.certPem);

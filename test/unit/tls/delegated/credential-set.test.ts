@@ -19,6 +19,7 @@ import {
   type IssuedDelegatedCredential,
 } from '../../../../src/tls/delegated/index.js';
 import { makeCertificate, type TestCertificate } from './fixtures.js';
+import { ecKeyWithForeignScalar } from '../../../support/mismatched-keys.js';
 
 const S = SignatureScheme;
 const HOUR = 3600;
@@ -129,6 +130,17 @@ void describe('DelegatedCredentialSet', () => {
         }),
       rejectsWith('key-mismatch', /^ed25519\.cred: the private key does not match/),
     );
+  });
+
+  void it("refuses a credential key that carries the credential's public key beside another private scalar", () => {
+    for (const algorithm of ['ecdsa_secp256r1_sha256', 'ecdsa_secp384r1_sha384'] as const) {
+      const own = issued.get(algorithm)!;
+      const swapped = ecKeyWithForeignScalar(own.privateKeyPem, 'pkcs8').key;
+      assert.throws(
+        () => DelegatedCredentialSet.build({ certificateChain: [cert.der], credentials: [{ ...input(algorithm), privateKey: swapped, label: `${algorithm}.cred` }], now }),
+        rejectsWith('key-mismatch', new RegExp(`^${algorithm}\\.cred: the private key does not match the credential's public key .*: its key does not belong to the credential: its private part does not produce signatures the credential's public key verifies`)),
+      );
+    }
   });
 
   void it('refuses an expired credential or one for another certificate, naming it', async () => {
