@@ -6,12 +6,18 @@
  * the requests in flight on it and is re-established on demand, with exponential backoff between
  * failed attempts (so a restarted key server is picked up again without anyone's help). Sockets
  * are unref'd while idle, so an idle client does not keep a process alive.
+ *
+ * Requests waiting for an answer are capped per connection (maxInFlightPerConnection); more wait
+ * in a bounded queue of that connection, in order and each within its own deadline, and are sent
+ * as answers come back; beyond the queue a request is refused at once (KeylessOverloadedError).
+ * So a key server that stops answering costs this process at most cap + queue requests per
+ * connection, each gone at its deadline, and a handshake waiting on it fails instead of piling up.
  */
 import { connect as tlsConnect, type TLSSocket } from 'node:tls';
 import { isIP } from 'node:net';
 import { randomBytes } from 'node:crypto';
 import { decodeOperation, encodeMessage, FrameDecoder, type Operation } from './codec.js';
-import { KeylessError, KeylessRemoteError, KeylessTimeoutError, KeylessUnavailableError } from './errors.js';
+import { KeylessError, KeylessOverloadedError, KeylessRemoteError, KeylessTimeoutError, KeylessUnavailableError } from './errors.js';
 import { DEFAULT_PORT, ErrorCode, Opcode, opcodeName, PAD_TO, VERSION_MAJOR } from './protocol.js';
 import { encodeSignMessage, MAX_SIGN_MESSAGE_LENGTH } from './sign-message.js';
 import { skiHex } from './ski.js';
@@ -37,6 +43,36 @@ export interface KeylessClientOptions {
   readonly maxBackoffMs?: number;
   /** Pad requests to this many bytes (default 1024, as kssl does; 0 = no padding). */
   readonly padTo?: number;
+  /** Requests sent on one connection and not yet answered, at most (default DEFAULT_MAX_IN_FLIGHT_PER_CONNECTION). */
+  readonly maxInFlightPerConnection?: number;
+  /**
+   * Requests waiting on one connection for one of those to be answered, at most (default
+   * DEFAULT_MAX_QUEUED_PER_CONNECTION; 0: refuse at once beyond the in-flight cap).
+   */
+  readonly maxQueuedPerConnection?: number;
+}
+
+/**
+ * Requests in flight per connection. Our key server reads a connection only while it holds less
+ * than DEFAULT_MAX_QUEUED_BYTES_PER_CONNECTION (128 KiB) of requests and unread answers, and at most
+ * 1,024 requests (its maxInFlightPerConnection): 128 requests padded to 1,024 bytes (PAD_TO) are
+ * that budget. More in flight would not be answered sooner, only wait unread in TCP buffers, where
+ * a deadline can no longer take them back; here they wait in our queue instead, where it can.
+ * (A unit test checks this against the server's constants.)
+ */
+export const DEFAULT_MAX_IN_FLIGHT_PER_CONNECTION = 128;
+
+/**
+ * Requests queued per connection behind the in-flight cap. A queue longer than the key server
+ * answers before the deadline only turns a fast refusal into a timeout 5 s later: 1,024 is about a
+ * second of RSA-2048 signatures on one core. Each costs a closure and a timer, no bytes: requests
+ * are encoded when sent.
+ */
+export const DEFAULT_MAX_QUEUED_PER_CONNECTION = 1024;
+
+interface ConnectionLimits {
+  readonly maxInFlight: number;
+  readonly maxQueued: number;
 }
 
 export interface RequestOptions {
@@ -79,9 +115,21 @@ interface Pending {
   readonly timer: NodeJS.Timeout;
 }
 
+/** A request waiting for room under the in-flight cap: not encoded yet, its deadline running. */
+interface Queued {
+  readonly op: Operation;
+  readonly deadline: number;
+  readonly padTo: number;
+  readonly resolve: (op: Operation) => void;
+  readonly reject: (err: Error) => void;
+  timer: NodeJS.Timeout | undefined;
+}
+
 /** One TLS connection with its in-flight requests. */
 class Connection {
   private readonly pending = new Map<number, Pending>();
+  /** Requests beyond the in-flight cap, oldest first (a Set: a timed-out one leaves in O(1)). */
+  private readonly queue = new Set<Queued>();
   private readonly decoder = new FrameDecoder();
   private nextId = randomBytes(4).readUInt32BE(0);
   private closedError: Error | undefined;
@@ -103,6 +151,7 @@ class Connection {
     private readonly server: string,
     /** Which of the client's connections this is, counting from 1. */
     readonly serial: number,
+    private readonly limits: ConnectionLimits,
     private readonly onClose: (conn: Connection, err: Error) => void,
   ) {
     socket.on('data', (chunk: Buffer) => this.onData(chunk));
@@ -128,27 +177,73 @@ class Connection {
     return this.pending.size;
   }
 
+  get queued(): number {
+    return this.queue.size;
+  }
+
+  /** Sends now under the in-flight cap, else queues within the deadline, else refuses. */
   send(op: Operation, deadline: number, padTo: number): Promise<Operation> {
     if (this.closedError) return Promise.reject(this.closedError);
+    if (this.pending.size < this.limits.maxInFlight) return this.dispatch(op, deadline, padTo);
+    if (this.queue.size >= this.limits.maxQueued) {
+      return Promise.reject(
+        new KeylessOverloadedError(
+          `key server ${this.server}: ${opcodeName(op.opcode)} refused without sending it: ${this.pending.size} requests are waiting for answers on this connection (the cap, maxInFlightPerConnection) and ${this.queue.size} more are queued (maxQueuedPerConnection); the key server answers slower than requests arrive`,
+        ),
+      );
+    }
+    return new Promise<Operation>((resolve, reject) => {
+      const waiter: Queued = { op, deadline, padTo, resolve, reject, timer: undefined };
+      waiter.timer = setTimeout(() => {
+        this.queue.delete(waiter);
+        reject(this.queuedTooLong(op));
+      }, Math.max(0, deadline - Date.now()));
+      this.queue.add(waiter);
+    });
+  }
+
+  private dispatch(op: Operation, deadline: number, padTo: number): Promise<Operation> {
     const id = this.allocateId();
     const bytes = encodeMessage(id, op, { padTo });
     const sentAt = Date.now();
     return new Promise<Operation>((resolve, reject) => {
       const timer = setTimeout(() => {
         this.pending.delete(id);
-        this.updateRef();
         reject(new KeylessTimeoutError(`key server ${this.server} did not answer ${opcodeName(op.opcode)} in time`));
         // Nothing at all arrived since this request went out: the peer may be gone without a
         // FIN/RST (host down, network partition). Drop the connection so the next request
         // reconnects instead of queueing behind a dead socket.
         if (this.lastReceivedAt < sentAt) {
           this.fail(new KeylessUnavailableError(`key server ${this.server} stopped answering; connection dropped`));
+        } else {
+          this.sendQueued();
         }
       }, Math.max(0, deadline - sentAt));
       this.pending.set(id, { resolve, reject, timer });
       this.updateRef();
       this.socket.write(bytes);
     });
+  }
+
+  private queuedTooLong(op: Operation): KeylessTimeoutError {
+    return new KeylessTimeoutError(
+      `key server ${this.server} did not answer ${opcodeName(op.opcode)} in time: it was never sent, queued behind ${this.pending.size} unanswered requests (maxInFlightPerConnection)`,
+    );
+  }
+
+  /** Moves queued requests, oldest first, into the room answers and timeouts made. */
+  private sendQueued(): void {
+    const now = Date.now();
+    for (const waiter of this.queue) {
+      if (this.closedError || this.pending.size >= this.limits.maxInFlight) break;
+      this.queue.delete(waiter);
+      clearTimeout(waiter.timer);
+      // Its timer is due: sent now, it would time out at once and, with nothing received since,
+      // drop a connection that is answering.
+      if (waiter.deadline <= now) waiter.reject(this.queuedTooLong(waiter.op));
+      else this.dispatch(waiter.op, waiter.deadline, waiter.padTo).then(waiter.resolve, waiter.reject);
+    }
+    this.updateRef();
   }
 
   close(): void {
@@ -163,7 +258,7 @@ class Connection {
   }
 
   private updateRef(): void {
-    if (this.pending.size > 0) this.socket.ref();
+    if (this.pending.size > 0 || this.queue.size > 0) this.socket.ref();
     else this.socket.unref();
   }
 
@@ -183,7 +278,7 @@ class Connection {
         clearTimeout(waiter.timer);
         waiter.resolve(op);
       }
-      this.updateRef();
+      this.sendQueued();
     } catch (err) {
       const reason = err instanceof Error ? err.message : String(err);
       this.fail(new KeylessUnavailableError(`key server ${this.server} sent a malformed response: ${reason}`, { cause: err }));
@@ -198,6 +293,11 @@ class Connection {
       waiter.reject(err);
     }
     this.pending.clear();
+    for (const waiter of this.queue) {
+      clearTimeout(waiter.timer);
+      waiter.reject(err);
+    }
+    this.queue.clear();
     this.socket.destroy();
     this.onClose(this, err);
   }
@@ -221,6 +321,7 @@ export class KeylessClient {
   private readonly minBackoffMs: number;
   private readonly maxBackoffMs: number;
   private readonly padTo: number;
+  private readonly limits: ConnectionLimits;
   private closed = false;
   private nextSlot = 0;
   /** Connections established so far (each one's serial). */
@@ -236,6 +337,20 @@ export class KeylessClient {
     this.minBackoffMs = options.minBackoffMs ?? 100;
     this.maxBackoffMs = options.maxBackoffMs ?? 10_000;
     this.padTo = options.padTo ?? PAD_TO;
+    this.limits = {
+      maxInFlight: Math.max(1, options.maxInFlightPerConnection ?? DEFAULT_MAX_IN_FLIGHT_PER_CONNECTION),
+      maxQueued: Math.max(0, options.maxQueuedPerConnection ?? DEFAULT_MAX_QUEUED_PER_CONNECTION),
+    };
+  }
+
+  /** Requests sent and not yet answered, over all connections. */
+  get inFlight(): number {
+    return this.slots.reduce((n, s) => n + (s.conn?.inFlight ?? 0), 0);
+  }
+
+  /** Requests queued behind the in-flight caps, over all connections. */
+  get queued(): number {
+    return this.slots.reduce((n, s) => n + (s.conn?.queued ?? 0), 0);
   }
 
   /** State of the pool: connected if any connection is up. */
@@ -327,7 +442,7 @@ export class KeylessClient {
     try {
       return await attempt();
     } catch (err) {
-      if (!(err instanceof KeylessUnavailableError) || err instanceof KeylessTimeoutError || this.closed) throw err;
+      if (!(err instanceof KeylessUnavailableError) || err instanceof KeylessTimeoutError || err instanceof KeylessOverloadedError || this.closed) throw err;
       if (Date.now() >= deadline) throw err;
       return await attempt();
     }
@@ -437,7 +552,7 @@ export class KeylessClient {
       socket.once('secureConnect', () => {
         clearTimeout(connectTimer);
         socket.off('error', onError);
-        const conn = new Connection(socket, this.server, ++this.established, (c, err) => {
+        const conn = new Connection(socket, this.server, ++this.established, this.limits, (c, err) => {
           if (slot.conn === c) slot.conn = undefined;
           // Closed before answering anything (e.g. our certificate was refused after a TLS 1.3
           // handshake): back off as for a failed connect, instead of reconnecting in a loop.

@@ -76,3 +76,15 @@ export class KeylessTimeoutError extends KeylessUnavailableError {
     this.name = 'KeylessTimeoutError';
   }
 }
+
+/**
+ * Refused without being sent: the connection already had its cap of requests waiting for answers
+ * and its queue behind them was full (KeylessClientOptions.maxInFlightPerConnection,
+ * maxQueuedPerConnection). The key server answers slower than requests arrive.
+ */
+export class KeylessOverloadedError extends KeylessUnavailableError {
+  constructor(message: string) {
+    super(message);
+    this.name = 'KeylessOverloadedError';
+  }
+}

@@ -1,0 +1,205 @@
+/**
+ * The keyless client's cap on requests per connection, against a real key server on loopback
+ * behind a relay that can stop passing its answers on (a key server that stops answering while
+ * its connection stays up: overloaded, paused, or behind a stalled network path), and pass them
+ * on again.
+ */
+import { after, before, describe, it } from 'node:test';
+import assert from 'node:assert/strict';
+import { createServer, connect as netConnect, type Server, type Socket } from 'node:net';
+import type { Registry } from 'prom-client';
+import { DEFAULT_MAX_IN_FLIGHT_PER_CONNECTION, DEFAULT_MAX_QUEUED_PER_CONNECTION, KeylessClient, type KeylessClientOptions } from '../../../src/keyless/client.js';
+import { KeylessOverloadedError, KeylessTimeoutError, KeylessUnavailableError } from '../../../src/keyless/errors.js';
+import { PAD_TO } from '../../../src/keyless/protocol.js';
+import { DEFAULT_MAX_QUEUED_BYTES_PER_CONNECTION, startKeyServer, type KeyServer } from '../../../src/keyless/server.js';
+import { classifyKeylessFailure } from '../../../src/sidecar/keyless-fallback.js';
+import { makeKeylessPki, type KeylessPki } from './pki.js';
+
+/** Forwards bytes both ways; while held, each connection keeps the key server's bytes instead of delivering them. */
+class Relay {
+  private server: Server | undefined;
+  private holding = false;
+  /** Per client connection: the key server's bytes not delivered yet. */
+  private readonly clients = new Map<Socket, Buffer[]>();
+  port = 0;
+
+  async start(upstreamPort: number): Promise<void> {
+    this.server = createServer((client) => {
+      const upstream = netConnect({ host: '127.0.0.1', port: upstreamPort });
+      this.clients.set(client, []);
+      client.on('close', () => {
+        this.clients.delete(client);
+        upstream.destroy();
+      });
+      upstream.on('close', () => client.destroy());
+      client.on('error', () => {});
+      upstream.on('error', () => {});
+      client.pipe(upstream);
+      upstream.on('data', (chunk: Buffer) => {
+        if (this.holding) this.clients.get(client)?.push(chunk);
+        else client.write(chunk);
+      });
+    });
+    await new Promise<void>((resolve) => this.server!.listen(0, '127.0.0.1', resolve));
+    this.port = (this.server.address() as { port: number }).port;
+  }
+
+  hold(): void {
+    this.holding = true;
+  }
+
+  release(): void {
+    this.holding = false;
+    for (const [client, held] of this.clients) for (const chunk of held.splice(0)) client.write(chunk);
+  }
+
+  async close(): Promise<void> {
+    for (const c of this.clients.keys()) c.destroy();
+    await new Promise<void>((resolve) => (this.server ? this.server.close(() => resolve()) : resolve()));
+  }
+}
+
+async function metric(registry: Registry, name: string): Promise<number> {
+  const m = registry.getSingleMetric(name);
+  assert.ok(m, `metric ${name}`);
+  return (await m.get()).values.reduce((sum, v) => sum + v.value, 0);
+}
+
+async function until(what: string, check: () => boolean | Promise<boolean>, timeoutMs = 5000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!(await check())) {
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 10));
+  }
+}
+
+/** Timers alive in this process (node's own view: a leaked request timer shows here). */
+function timers(): number {
+  return process.getActiveResourcesInfo().filter((r) => r === 'Timeout').length;
+}
+
+/** Settles each promise into its value or error, so none is left unhandled while others are awaited. */
+function settled<T>(p: Promise<T>): Promise<{ ok: T } | { error: unknown }> {
+  return p.then(
+    (ok) => ({ ok }),
+    (error: unknown) => ({ error }),
+  );
+}
+
+void describe('keyless client: requests in flight per connection', { timeout: 30_000 }, () => {
+  let pki: KeylessPki;
+  let ks: KeyServer;
+  const relays: Relay[] = [];
+  const clients: KeylessClient[] = [];
+
+  before(async () => {
+    pki = makeKeylessPki(['p256']);
+    ks = await startKeyServer({ keysDir: pki.keysDir, ca: pki.ca, cert: pki.server.cert, key: pki.server.key, host: '127.0.0.1', port: 0 });
+  });
+  after(async () => {
+    for (const c of clients) await c.close();
+    for (const r of relays) await r.close();
+    await ks.close();
+    pki.cleanup();
+  });
+
+  async function rig(options: Partial<KeylessClientOptions>): Promise<{ relay: Relay; client: KeylessClient }> {
+    const relay = new Relay();
+    relays.push(relay);
+    await relay.start(ks.port);
+    const client = new KeylessClient({ address: `127.0.0.1:${relay.port}`, ca: pki.ca, cert: pki.client.cert, key: pki.client.key, ...options });
+    clients.push(client);
+    await client.ping(); // connected, and the key server answered once
+    return { relay, client };
+  }
+
+  void it("cannot hold more on one connection than our key server's per-connection budgets let it read", () => {
+    // The server reads a connection while it holds less than its byte budget: the client's cap of
+    // requests padded to PAD_TO fits inside it, and inside the server's own in-flight default (1,024).
+    assert.ok(DEFAULT_MAX_IN_FLIGHT_PER_CONNECTION * PAD_TO <= DEFAULT_MAX_QUEUED_BYTES_PER_CONNECTION);
+    assert.ok(DEFAULT_MAX_IN_FLIGHT_PER_CONNECTION <= 1024);
+    assert.ok(DEFAULT_MAX_QUEUED_PER_CONNECTION > 0);
+  });
+
+  void it('sends at most the cap while the key server is silent, queues the next ones, refuses beyond the queue with a clear error, and sends the queue once answers come back', async () => {
+    const { relay, client } = await rig({ maxInFlightPerConnection: 4, maxQueuedPerConnection: 3, timeoutMs: 10_000 });
+    const baseline = timers();
+    const answeredBefore = await metric(ks.registry, 'keyless_server_requests_total');
+    relay.hold();
+    const requests = Array.from({ length: 7 }, () => settled(client.ping()));
+    await until('the requests to reach the connection', () => client.inFlight + client.queued === 7);
+    assert.equal(client.inFlight, 4, 'the cap');
+    assert.equal(client.queued, 3, 'the rest wait in the queue');
+    // The key server answered exactly what was sent: the cap held on the wire, not only in our books.
+    await until('the key server to answer the 4 sent', async () => (await metric(ks.registry, 'keyless_server_requests_total')) === answeredBefore + 4);
+    await new Promise((r) => setTimeout(r, 100));
+    assert.equal(await metric(ks.registry, 'keyless_server_requests_total'), answeredBefore + 4, 'nothing beyond the cap reached the key server');
+
+    const refusal = await settled(client.ping());
+    assert.ok('error' in refusal && refusal.error instanceof KeylessOverloadedError, 'refused at once');
+    assert.ok(refusal.error instanceof KeylessUnavailableError);
+    // The sidecar's keyless fallback fails that one handshake and reports the key server as unreachable.
+    assert.equal(classifyKeylessFailure(new Error('handshake failed', { cause: refusal.error })).kind, 'keyserver-unreachable');
+    assert.match(
+      (refusal.error as Error).message,
+      /^key server 127\.0\.0\.1:\d+: ping refused without sending it: 4 requests are waiting for answers on this connection \(the cap, maxInFlightPerConnection\) and 3 more are queued \(maxQueuedPerConnection\); the key server answers slower than requests arrive$/,
+    );
+
+    relay.release();
+    const results = await Promise.all(requests);
+    for (const [i, r] of results.entries()) assert.ok('ok' in r && typeof r.ok === 'number', `request ${i} answered: ${'error' in r ? String(r.error) : ''}`);
+    assert.equal(await metric(ks.registry, 'keyless_server_requests_total'), answeredBefore + 7);
+    assert.equal(client.inFlight, 0);
+    assert.equal(client.queued, 0);
+    assert.equal(timers(), baseline, 'no request timer outlives its request');
+    assert.equal(client.state, 'connected', 'the same connection serves on');
+    assert.equal(typeof (await client.ping()), 'number');
+  });
+
+  void it('a silent key server: the sent requests time out and drop the connection, the queued ones fail with them, no timer is left, and the next request reconnects', async () => {
+    const { relay, client } = await rig({ maxInFlightPerConnection: 2, maxQueuedPerConnection: 2, timeoutMs: 400, minBackoffMs: 10 });
+    const baseline = timers();
+    // "Nothing received since it was sent" is judged in ms: the first ping's answer must be older.
+    await new Promise((r) => setTimeout(r, 20));
+    relay.hold();
+    const started = Date.now();
+    const requests = Array.from({ length: 4 }, () => settled(client.ping()));
+    await until('the requests to reach the connection', () => client.inFlight + client.queued === 4);
+    assert.equal(client.inFlight, 2);
+    assert.equal(client.queued, 2);
+    const results = await Promise.all(requests);
+    const elapsed = Date.now() - started;
+    assert.ok(elapsed < 1500, `every request ended by its deadline (${elapsed} ms)`);
+    // The first sent request to time out with nothing received drops the connection: the others
+    // (sent or queued) fail with it, or, retried on a new connection the silent path does not let
+    // finish, at their deadline, naming the drop.
+    const messages = results.map((r) => {
+      assert.ok('error' in r && r.error instanceof KeylessUnavailableError, String('error' in r ? r.error : r.ok));
+      return (r.error as Error).message;
+    });
+    assert.equal(messages.filter((m) => /^key server 127\.0\.0\.1:\d+ did not answer ping in time$/.test(m)).length, 1, messages.join('\n'));
+    assert.equal(messages.filter((m) => /stopped answering; connection dropped/.test(m)).length, 3, messages.join('\n'));
+    assert.equal(client.inFlight, 0);
+    assert.equal(client.queued, 0);
+
+    relay.release();
+    assert.equal(typeof (await client.ping({ timeoutMs: 5000 })), 'number', 'answers again on a new connection');
+    await until('no timer left of the failed requests and connection attempts', () => timers() <= baseline, 2000);
+  });
+
+  void it('a queued request that reaches its deadline before room is made is refused then, never sent', async () => {
+    const { relay, client } = await rig({ maxInFlightPerConnection: 1, maxQueuedPerConnection: 4, timeoutMs: 5000 });
+    const answeredBefore = await metric(ks.registry, 'keyless_server_requests_total');
+    relay.hold();
+    const first = settled(client.ping({ timeoutMs: 5000 }));
+    await until('the first request to be sent', () => client.inFlight === 1);
+    const queued = await settled(client.ping({ timeoutMs: 150 }));
+    assert.ok('error' in queued && queued.error instanceof KeylessTimeoutError);
+    assert.match((queued.error as Error).message, /did not answer ping in time: it was never sent, queued behind 1 unanswered requests \(maxInFlightPerConnection\)$/);
+    assert.equal(client.queued, 0);
+    relay.release();
+    assert.ok('ok' in (await first));
+    await new Promise((r) => setTimeout(r, 100));
+    assert.equal(await metric(ks.registry, 'keyless_server_requests_total'), answeredBefore + 1, 'the timed-out one never reached the key server');
+  });
+});
