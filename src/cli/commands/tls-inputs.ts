@@ -5,7 +5,8 @@
  */
 import type { KeyObject } from 'node:crypto';
 import { isIP } from 'node:net';
-import { chainOrderProblem, pemToDers, publicKeyMatchesPrivate } from '../../tls/x509/index.js';
+import { certificatePublicKey, chainOrderProblem, pemToDers, publicKeyMatchesPrivate } from '../../tls/x509/index.js';
+import { keyPairFault } from '../../tls/key-pair.js';
 import { parsePrivateKeyPem } from '../../signer/in-memory.js';
 import { InputError, UsageError } from '../framework/errors.js';
 import { readTextFile, resolvePath } from '../framework/files.js';
@@ -60,7 +61,16 @@ export async function readMatchingKey(cwd: string, file: string, flag: string, c
     if (later > 0) {
       throw new InputError(`${flag} ${file} belongs to certificate ${later + 1} of ${certFlag}, not the first: the chain is in the wrong order; put the end-entity certificate first`);
     }
-    throw new InputError(`${flag} ${file} does not match the certificate in ${certFlag} (its public key is a different key)`);
+    let swapped = false;
+    try {
+      swapped = keyPairFault(key, certificatePublicKey(cert.chain[0]!)) === 'private-part-differs';
+    } catch {
+      swapped = false;
+    }
+    const why = swapped
+      ? "it carries the certificate's public key, but its private part does not produce signatures that key verifies: the key file is corrupted or tampered"
+      : 'its public key is a different key';
+    throw new InputError(`${flag} ${file} does not match the certificate in ${certFlag} (${why})`);
   }
   return { pem, key };
 }

@@ -14,6 +14,7 @@ import { DerDecodeError, children, decodeOid, decodeTime, expectTag, hex, readTl
 import { CertificateError } from './errors.js';
 import { asciiLowerCase, canonicalIp } from './names.js';
 import { pemToDers } from './pem.js';
+import { keyPairFault } from '../key-pair.js';
 
 /** DelegationUsage, RFC 9345 §4.2 (under Cloudflare's private enterprise arc). */
 export const DELEGATION_USAGE_OID = '1.3.6.1.4.1.44363.44';
@@ -483,12 +484,11 @@ export function certificateExtensions(cert: CertificateInput): ReadonlyMap<strin
   return toParsed(cert).extensions;
 }
 
-/** True when `privateKey` is the private half of the certificate's public key. */
+/**
+ * True when `privateKey` is the private half of the certificate's public key: the public key it
+ * carries is the certificate's, and it signs for it (../key-pair.ts: a key file's public part can
+ * lie). `keyPairFault` says which of the two failed.
+ */
 export function publicKeyMatchesPrivate(cert: CertificateInput, privateKey: KeyObject): boolean {
-  if (privateKey.type !== 'private') return false;
-  const certKey = publicKeyOf(toParsed(cert));
-  if (certKey.asymmetricKeyType !== privateKey.asymmetricKeyType) return false;
-  const a = certKey.export({ type: 'spki', format: 'der' });
-  const b = createPublicKey(privateKey).export({ type: 'spki', format: 'der' });
-  return Buffer.compare(a, b) === 0;
+  return keyPairFault(privateKey, publicKeyOf(toParsed(cert))) === undefined;
 }

@@ -5,7 +5,7 @@
 import { describe, it, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -18,6 +18,7 @@ import { pemToDers } from '../../../src/tls/x509/index.js';
 import { SignatureScheme } from '../../../src/tls/constants.js';
 import { durationFlag, hostPortArgument, humanDuration } from '../../../src/cli/commands/tls-inputs.js';
 import { issueCertificate } from '../../../src/cli/pki/dev-pki.js';
+import { ecKeyWithForeignScalar } from '../../support/mismatched-keys.js';
 
 const here = dirname(fileURLToPath(import.meta.url));
 const DCCTL = join(here, '../../../src/cli/dcctl.js');
@@ -151,7 +152,10 @@ void describe('dcctl dc issue, dc inspect, serve and probe', () => {
     fails(work, 2, /--validity: 8d is over the 7 days/, 'dc', 'issue', '--cert', 'leaf/tls.crt', '--key', 'leaf/tls.key', '--validity', '8d', '--out', 'x');
     fails(work, 2, /--validity: 169h is over the 7 days/, 'dc', 'issue', '--cert', 'leaf/tls.crt', '--key', 'leaf/tls.key', '--validity', '169h', '--out', 'x');
     fails(work, 2, /after the certificate's notAfter/, 'dc', 'issue', '--cert', 'short/tls.crt', '--key', 'short/tls.key', '--validity', '3d', '--out', 'x');
-    fails(work, 2, /--key plain\/tls\.key does not match the certificate in --cert leaf\/tls\.crt/, 'dc', 'issue', '--cert', 'leaf/tls.crt', '--key', 'plain/tls.key', '--out', 'x');
+    fails(work, 2, /--key plain\/tls\.key does not match the certificate in --cert leaf\/tls\.crt \(its public key is a different key\)/, 'dc', 'issue', '--cert', 'leaf/tls.crt', '--key', 'plain/tls.key', '--out', 'x');
+    mkdirSync(join(work, 'swapped'), { recursive: true });
+    writeFileSync(join(work, 'swapped/tls.key'), ecKeyWithForeignScalar(readFileSync(join(work, 'leaf/tls.key'), 'utf8'), 'sec1').pem);
+    fails(work, 2, /--key swapped\/tls\.key does not match the certificate in --cert leaf\/tls\.crt \(it carries the certificate's public key, but its private part does not produce signatures that key verifies: the key file is corrupted or tampered\)/, 'dc', 'issue', '--cert', 'leaf/tls.crt', '--key', 'swapped/tls.key', '--out', 'x');
     fails(work, 2, /--algorithm: unknown algorithm "rsa_pss_rsae_sha256"; allowed: ed25519/, 'dc', 'issue', '--cert', 'leaf/tls.crt', '--key', 'leaf/tls.key', '--algorithm', 'rsa_pss_rsae_sha256', '--out', 'x');
     fails(work, 2, /--validity: "1 day" is not a duration/, 'dc', 'issue', '--cert', 'leaf/tls.crt', '--key', 'leaf/tls.key', '--validity', '1 day', '--out', 'x');
     fails(work, 2, /--cert: cannot read .*missing\.crt: no such file/, 'dc', 'issue', '--cert', 'missing.crt', '--key', 'leaf/tls.key', '--out', 'x');
