@@ -13,6 +13,7 @@ import {
   type DcAlgorithmName,
 } from '../../../../src/tls/delegated/index.js';
 import { makeCertificate, otherSigner, type CertKeyType, type TestCertificate } from './fixtures.js';
+import { ecKeyWithForeignScalar } from '../../../support/mismatched-keys.js';
 
 const S = SignatureScheme;
 const CERT_KEYS: ReadonlyArray<{ keyType: CertKeyType; algorithm: number }> = [
@@ -180,6 +181,13 @@ void describe('issuing and verifying delegated credentials', () => {
     await assert.rejects(
       issueDelegatedCredential({ certificate: cert.der, signer: await otherSigner('ed25519'), dcAlgorithm: 'ed25519', validitySeconds: 60 }),
       rejectsWith('signer-key-mismatch'),
+    );
+    // The certificate's public key beside another scalar: the operator's in-cluster signer compares
+    // public keys only, and it is this check on the signature that refuses such a key.
+    const swapped = ecKeyWithForeignScalar(cert.privateKey.export({ type: 'pkcs8', format: 'pem' }).toString(), 'sec1').key;
+    await assert.rejects(
+      issueDelegatedCredential({ certificate: cert.der, signer: createKeySigner(swapped), dcAlgorithm: 'ed25519', validitySeconds: 60 }),
+      rejectsWith('signer-key-mismatch', /its signature does not verify with the certificate's public key/),
     );
   });
 
