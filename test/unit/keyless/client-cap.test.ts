@@ -6,7 +6,9 @@
  */
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
+import { subscribe, unsubscribe } from 'node:diagnostics_channel';
 import { createServer, connect as netConnect, type Server, type Socket } from 'node:net';
+import type { TLSSocket } from 'node:tls';
 import type { Registry } from 'prom-client';
 import { DEFAULT_MAX_IN_FLIGHT_PER_CONNECTION, DEFAULT_MAX_QUEUED_PER_CONNECTION, KeylessClient, type KeylessClientOptions } from '../../../src/keyless/client.js';
 import { KeylessOverloadedError, KeylessTimeoutError, KeylessUnavailableError } from '../../../src/keyless/errors.js';
@@ -73,6 +75,18 @@ async function until(what: string, check: () => boolean | Promise<boolean>, time
   }
 }
 
+/** The TLS sockets this process opens as a client (the keyless client's connections), as node announces them. */
+const clientSockets: TLSSocket[] = [];
+const onClientSocket = (message: unknown): void => {
+  const { socket } = message as { socket: Socket };
+  if (socket.constructor.name === 'TLSSocket') clientSockets.push(socket as TLSSocket);
+};
+
+/** Listeners on a socket, by event: requests must add none that outlive them. */
+function listeners(socket: TLSSocket): Record<string, number> {
+  return Object.fromEntries(socket.eventNames().map((e) => [String(e), socket.listenerCount(e)]));
+}
+
 /** Timers alive in this process (node's own view: a leaked request timer shows here). */
 function timers(): number {
   return process.getActiveResourcesInfo().filter((r) => r === 'Timeout').length;
@@ -93,10 +107,12 @@ void describe('keyless client: requests in flight per connection', { timeout: 30
   const clients: KeylessClient[] = [];
 
   before(async () => {
+    subscribe('net.client.socket', onClientSocket);
     pki = makeKeylessPki(['p256']);
     ks = await startKeyServer({ keysDir: pki.keysDir, ca: pki.ca, cert: pki.server.cert, key: pki.server.key, host: '127.0.0.1', port: 0 });
   });
   after(async () => {
+    unsubscribe('net.client.socket', onClientSocket);
     for (const c of clients) await c.close();
     for (const r of relays) await r.close();
     await ks.close();
@@ -122,7 +138,12 @@ void describe('keyless client: requests in flight per connection', { timeout: 30
   });
 
   void it('sends at most the cap while the key server is silent, queues the next ones, refuses beyond the queue with a clear error, and sends the queue once answers come back', async () => {
+    const socketsBefore = clientSockets.length;
     const { relay, client } = await rig({ maxInFlightPerConnection: 4, maxQueuedPerConnection: 3, timeoutMs: 10_000 });
+    assert.equal(clientSockets.length, socketsBefore + 1, 'one connection');
+    const socket = clientSockets.at(-1)!;
+    const listenersBefore = listeners(socket);
+    assert.ok((listenersBefore['data'] ?? 0) >= 1 && (listenersBefore['close'] ?? 0) >= 1, JSON.stringify(listenersBefore));
     const baseline = timers();
     const answeredBefore = await metric(ks.registry, 'keyless_server_requests_total');
     relay.hold();
@@ -152,6 +173,8 @@ void describe('keyless client: requests in flight per connection', { timeout: 30
     assert.equal(client.inFlight, 0);
     assert.equal(client.queued, 0);
     assert.equal(timers(), baseline, 'no request timer outlives its request');
+    assert.deepEqual(listeners(socket), listenersBefore, 'no listener outlives its request');
+    assert.equal(clientSockets.length, socketsBefore + 1, 'no other connection was opened');
     assert.equal(client.state, 'connected', 'the same connection serves on');
     assert.equal(typeof (await client.ping()), 'number');
   });
