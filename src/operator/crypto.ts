@@ -1,11 +1,13 @@
 // The operator's view of the crypto it needs, as one port (CryptoPort) with the real
 // implementation over src/tls. The reconciler depends on the port only, so unit tests can
 // substitute it; integration tests use this implementation.
+import { createPublicKey } from 'node:crypto';
 import type { Algorithm } from './api/v1alpha1.js';
 import { ReconcileFailure } from './failures.js';
 import { sha256Hex, type CredentialInspector, type IssuedCredential } from './output-secret.js';
 import { certificatesOfPem, chainOrderProblem, delegationUsageProblem, spkiOf } from '../tls/x509/index.js';
 import type { Signer } from '../tls/signer.js';
+import { keyPairMessage } from '../tls/key-pair.js';
 import { InMemoryKeySigner } from '../signer/index.js';
 import {
   DC_ALGORITHMS,
@@ -99,11 +101,10 @@ export const tlsCrypto: CryptoPort = {
       // SignerKeyError messages already name the source and say what kind of key is needed.
       throw new ReconcileFailure('KeyInvalid', messageOf(err), { signer: true });
     }
-    if (Buffer.compare(signer.spki, spkiOf(certificate.leafDer)) !== 0) {
-      throw new ReconcileFailure(
-        'KeyMismatch',
-        `${source} does not belong to the certificate (sha256 ${certificate.fingerprint.slice(0, 12)}): the certificate's public key differs`,
-      );
+    const certificateKey = createPublicKey({ key: Buffer.from(spkiOf(certificate.leafDer)), format: 'der', type: 'spki' });
+    const fault = signer.pairFault(certificateKey);
+    if (fault !== undefined) {
+      throw new ReconcileFailure('KeyMismatch', keyPairMessage(fault, { key: source, owner: `the certificate (sha256 ${certificate.fingerprint.slice(0, 12)})` }));
     }
     return signer;
   },

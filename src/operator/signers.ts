@@ -152,7 +152,7 @@ export function failureForTenant(plan: SignerPlan, failure: ReconcileFailure, ce
     SecretNotFound: 'a Secret it needs does not exist',
     KeyNotFound: 'its key Secret holds no key under the name it gives',
     KeyInvalid: 'its key cannot be used',
-    KeyMismatch: `its key does not belong to the certificate (sha256 ${certificate.fingerprint.slice(0, 12)}): it holds the key of another certificate`,
+    KeyMismatch: `its key does not belong to the certificate (sha256 ${certificate.fingerprint.slice(0, 12)}): it is another certificate's key, or its private part does not produce signatures the certificate's public key verifies`,
   };
   return new ReconcileFailure(failure.reason, `${plan.description}: ${what[failure.reason] ?? 'it cannot sign'}${more}`, { signer: failure.signer });
 }

@@ -5,6 +5,7 @@
  */
 import { createHash, createPrivateKey, createPublicKey, type KeyObject } from 'node:crypto';
 import { createKeySigner, type Signer } from '../tls/signer.js';
+import { keyPairFault, type KeyPairFault } from '../tls/key-pair.js';
 import type { SignatureScheme } from '../tls/constants.js';
 
 /** Why a key could not be turned into a signer; `reason` is stable for conditions and tests. */
@@ -49,7 +50,7 @@ export class InMemoryKeySigner implements Signer {
   readonly keyType: string;
   private readonly inner: Signer;
 
-  constructor(privateKey: KeyObject) {
+  constructor(private readonly privateKey: KeyObject) {
     if (privateKey.type !== 'private') throw new SignerKeyError('malformed_key', 'InMemoryKeySigner needs a private key');
     try {
       this.inner = createKeySigner(privateKey);
@@ -77,6 +78,14 @@ export class InMemoryKeySigner implements Signer {
 
   sign(scheme: SignatureScheme, message: Uint8Array): Uint8Array | Promise<Uint8Array> {
     return this.inner.sign(scheme, message);
+  }
+
+  /**
+   * Why this key does not belong to `publicKey` (a certificate's), or undefined when it does:
+   * the pairwise check of src/tls/key-pair.ts, not only a comparison of public keys.
+   */
+  pairFault(publicKey: KeyObject): KeyPairFault | undefined {
+    return keyPairFault(this.privateKey, publicKey);
   }
 }
 

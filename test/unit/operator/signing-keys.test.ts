@@ -6,6 +6,8 @@ import { FakeClock } from '../../../src/operator/clock.js';
 import { SigningKeyCache } from '../../../src/operator/signing-keys.js';
 import { tlsCrypto } from '../../../src/operator/crypto.js';
 import { delegationCertificate, harness } from './fakes.js';
+import { ReconcileFailure } from '../../../src/operator/failures.js';
+import { ecKeyWithForeignScalar, rsaKeyWithForeignPrivateParts } from '../../support/mismatched-keys.js';
 
 const NS = 'web';
 
@@ -93,4 +95,25 @@ void test('the cache drops keys unused for the idle time, on forget, on a resour
   assert.equal(cache.get(NS, 'd', ''), undefined, 'no resourceVersion, no caching');
   cache.clear();
   assert.equal(cache.size(), 0);
+});
+
+void test('keySigner refuses a key that is not the certificate\'s (KeyMismatch), by its public key and by its private part, and says which', async () => {
+  const cases = [
+    { name: 'another certificate\'s key', keyType: 'ecdsa-p256' as const, key: async () => (await delegationCertificate()).key.privateKeyPem, says: /its public key is not the certificate \(sha256 [0-9a-f]{12}\)'s/ },
+    { name: 'P-256, the certificate\'s public point beside another scalar (SEC1)', keyType: 'ecdsa-p256' as const, swap: (pem: string) => ecKeyWithForeignScalar(pem, 'sec1').pem, says: /its private part does not produce signatures/ },
+    { name: 'P-256, the same in PKCS#8', keyType: 'ecdsa-p256' as const, swap: (pem: string) => ecKeyWithForeignScalar(pem, 'pkcs8').pem, says: /its private part does not produce signatures/ },
+    { name: 'RSA-2048, the certificate\'s modulus beside another d, p, q', keyType: 'rsa-2048' as const, swap: (pem: string) => rsaKeyWithForeignPrivateParts(pem).pem, says: /its private part does not produce signatures/ },
+  ];
+  for (const c of cases) {
+    const cert = await delegationCertificate({ keyType: c.keyType });
+    const facts = tlsCrypto.readCertificate(cert.pem, 'test');
+    const pem = c.swap ? c.swap(cert.key.privateKeyPem) : await c.key!();
+    assert.throws(
+      () => tlsCrypto.keySigner(pem, 'Secret ns/web tls.key', facts),
+      (e: unknown) => e instanceof ReconcileFailure && e.reason === 'KeyMismatch' && c.says.test(e.message) && e.message.startsWith('Secret ns/web tls.key does not belong to'),
+      c.name,
+    );
+    // The certificate's own key is accepted.
+    assert.ok(tlsCrypto.keySigner(cert.key.privateKeyPem, 'Secret ns/web tls.key', facts), c.name);
+  }
 });
