@@ -86,9 +86,9 @@ export const fmt = (n: number, digits = 0): string =>
 
 const CLK_TCK = 100; // Linux USER_HZ
 
-/** user + system CPU seconds of another process so far, from /proc (10 ms resolution). */
-export function cpuSeconds(pid: number): number {
-  const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+/** user + system CPU seconds of another process so far, from /proc (10 ms resolution); `statFile` for one of its threads. */
+export function cpuSeconds(pid: number, statFile = `/proc/${pid}/stat`): number {
+  const stat = readFileSync(statFile, 'utf8');
   const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
   return (Number(fields[11]) + Number(fields[12])) / CLK_TCK; // utime, stime
 }

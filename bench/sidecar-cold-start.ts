@@ -20,9 +20,17 @@
  * CPU (/proc, user+system) per window. The first start of all is a priming run (this process's
  * client code gets compiled) and is not counted. Medians over the rounds per window; "steady" is
  * the median of a build's last two windows. The warm-up's own CPU (its log line) is inside the
- * windows it ran in: that is what the sidecar spends.
+ * windows it ran in: that is what the sidecar spends. The last column splits off the CPU of the
+ * sidecar's threads other than the main one (V8's optimising compilers and GC helpers), per
+ * handshake, in the first second and steady.
+ *
+ * Diagnostics: BENCH_THREADS=1 prints each start's CPU by thread name from ready to the end and
+ * its minor page faults and system CPU by second; BENCH_LOG_DIR=DIR keeps each start's output
+ * (e.g. with `node:--trace-gc,node:--trace-opt`), with a line where the bench saw it ready and
+ * one where its load stopped.
  */
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { createServer, type AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
@@ -72,8 +80,8 @@ function variantOf(spec: string): Variant {
 interface Start {
   readonly readyMs: number;
   readonly cpuUntilReadyMs: number;
-  /** Per one-second window: handshakes completed, sidecar CPU µs per handshake. */
-  readonly windows: ReadonlyArray<{ readonly handshakes: number; readonly cpuUs: number }>;
+  /** Per one-second window: handshakes completed, sidecar CPU µs per handshake, of it on threads other than the main one (V8's compilers and GC helpers, libuv's pool). */
+  readonly windows: ReadonlyArray<{ readonly handshakes: number; readonly cpuUs: number; readonly helperUs: number }>;
   readonly warmUp: string;
   readonly failed: number;
 }
@@ -109,6 +117,35 @@ function handshake(): Promise<boolean> {
   });
 }
 
+/** user + system CPU seconds of another process's main thread (its thread id is its pid). */
+function mainThreadCpuSeconds(pid: number): number {
+  return cpuSeconds(pid, `/proc/${pid}/task/${pid}/stat`);
+}
+
+/** CPU ms per thread name of a process (BENCH_THREADS=1: where the sidecar's CPU goes), and since `before` when given. */
+function threadCpu(pid: number, before?: string): string {
+  const byName = new Map<string, number>();
+  for (const tid of readdirSync(`/proc/${pid}/task`)) {
+    let name: string;
+    let ms: number;
+    try {
+      name = readFileSync(`/proc/${pid}/task/${tid}/comm`, 'utf8').trim();
+      ms = cpuSeconds(pid, `/proc/${pid}/task/${tid}/stat`) * 1000;
+    } catch {
+      continue;
+    }
+    byName.set(name, (byName.get(name) ?? 0) + ms);
+  }
+  const was = new Map(before ? before.split(', ').map((e) => [e.slice(0, e.lastIndexOf(' ')), Number(e.slice(e.lastIndexOf(' ') + 1))] as const) : []);
+  return [...byName].map(([n, ms]) => `${n} ${before ? ms - (was.get(n) ?? 0) : ms}`).join(', ');
+}
+
+function faultsAndSystem(pid: number): [number, number] {
+  const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+  const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+  return [Number(fields[7]), Number(fields[12])]; // minflt, stime ticks
+}
+
 async function waitReady(child: ChildProcess, deadline: number): Promise<void> {
   while (Date.now() < deadline) {
     if (child.exitCode !== null) throw new Error(`the sidecar exited with ${child.exitCode}`);
@@ -131,7 +168,10 @@ async function oneStart(v: Variant, dcDir: string, upstreamPort: number, pin: bo
   try {
     await waitReady(child, Date.now() + 30_000);
     const readyMs = performance.now() - t0;
+    log += `\n#### ready (bench) at ${readyMs.toFixed(0)} ms after spawn\n`;
     const cpuReady = cpuSeconds(child.pid!);
+    const mainReady = mainThreadCpuSeconds(child.pid!);
+    const threadsAtReady = threadCpu(child.pid!);
     let completed = 0;
     let failed = 0;
     let stop = false;
@@ -141,19 +181,30 @@ async function oneStart(v: Variant, dcDir: string, upstreamPort: number, pin: bo
         else failed++;
       }
     });
-    const windows: Array<{ handshakes: number; cpuUs: number }> = [];
+    const windows: Array<{ handshakes: number; cpuUs: number; helperUs: number }> = [];
     let lastCount = 0;
     let lastCpu = cpuReady;
+    let lastMain = mainReady;
+    const faults: string[] = [];
+    let lastFaults = faultsAndSystem(child.pid!);
     for (let w = 0; w < SECONDS; w++) {
       await new Promise((r) => setTimeout(r, 1000));
       const cpu = cpuSeconds(child.pid!);
+      const main = mainThreadCpuSeconds(child.pid!);
+      const f = faultsAndSystem(child.pid!);
+      faults.push(`${f[0] - lastFaults[0]} ${(f[1] - lastFaults[1]) * 10}`);
+      lastFaults = f;
       const n = completed - lastCount;
-      windows.push({ handshakes: n, cpuUs: ((cpu - lastCpu) * 1e6) / Math.max(1, n) });
+      windows.push({ handshakes: n, cpuUs: ((cpu - lastCpu) * 1e6) / Math.max(1, n), helperUs: ((cpu - lastCpu - (main - lastMain)) * 1e6) / Math.max(1, n) });
       lastCount = completed;
       lastCpu = cpu;
+      lastMain = main;
     }
+    log += `\n#### load stopped\n`;
     stop = true;
+    if (process.env.BENCH_THREADS) console.log(`# ${v.label} CPU ms by thread, at ready -> end: ${threadCpu(child.pid!, threadsAtReady)}; by second: minor faults, system CPU ms: ${faults.join(', ')}`);
     await Promise.all(lanes);
+    if (process.env.BENCH_LOG_DIR) writeFileSync(join(process.env.BENCH_LOG_DIR, `${v.label}-${child.pid}.log`), log);
     const warm = /"warm-up done"[^\n]*"cpuMs":(\d+),"wallMs":(\d+)/.exec(log);
     return { readyMs, cpuUntilReadyMs: cpuReady * 1000, windows, warmUp: warm ? `${warm[1]} ms CPU, ${warm[2]} ms wall` : 'none logged', failed };
   } catch (err) {
@@ -195,17 +246,18 @@ async function main(): Promise<void> {
       for (const v of variants) {
         const s = await oneStart(v, volume.dir, upstreamPort, pin, keylessFlags);
         results.get(v.label)!.push(s);
-        console.log(`# round ${r + 1} ${v.label}: ready ${fmt(s.readyMs)} ms, CPU until ready ${fmt(s.cpuUntilReadyMs)} ms, µs/handshake by second ${s.windows.map((w) => `${fmt(w.cpuUs)} (${w.handshakes})`).join(', ')}, warm-up ${s.warmUp}, failed ${s.failed}`);
+        console.log(`# round ${r + 1} ${v.label}: ready ${fmt(s.readyMs)} ms, CPU until ready ${fmt(s.cpuUntilReadyMs)} ms, µs/handshake by second (other threads; handshakes) ${s.windows.map((w) => `${fmt(w.cpuUs)} (${fmt(w.helperUs)}; ${w.handshakes})`).join(', ')}, warm-up ${s.warmUp}, failed ${s.failed}`);
       }
     }
     const head = Array.from({ length: SECONDS }, (_, i) => `s${i + 1}`);
-    console.log(`| build | spawn to ready, ms | CPU until ready, ms | ${head.map((h) => `${h} µs/hs`).join(' | ')} | steady (last 2 s) | s1 / steady | s1 handshakes |`);
-    console.log(`| --- | ---: | ---: | ${head.map(() => '---:').join(' | ')} | ---: | ---: | ---: |`);
+    console.log(`| build | spawn to ready, ms | CPU until ready, ms | ${head.map((h) => `${h} µs/hs`).join(' | ')} | steady (last 2 s) | s1 / steady | s1 handshakes | s1 / steady, other threads µs/hs |`);
+    console.log(`| --- | ---: | ---: | ${head.map(() => '---:').join(' | ')} | ---: | ---: | ---: | ---: |`);
     for (const v of variants) {
       const starts = results.get(v.label)!;
       const perWindow = head.map((_, i) => median(starts.map((s) => s.windows[i]!.cpuUs)));
       const steady = median(starts.flatMap((s) => s.windows.slice(-2).map((w) => w.cpuUs)));
-      console.log(`| ${v.label} | ${fmt(median(starts.map((s) => s.readyMs)))} | ${fmt(median(starts.map((s) => s.cpuUntilReadyMs)))} | ${perWindow.map((x) => fmt(x)).join(' | ')} | ${fmt(steady)} | ${(perWindow[0]! / steady).toFixed(2)}x | ${fmt(median(starts.map((s) => s.windows[0]!.handshakes)))} |`);
+      const helpers = `${fmt(median(starts.map((s) => s.windows[0]!.helperUs)))} / ${fmt(median(starts.flatMap((s) => s.windows.slice(-2).map((w) => w.helperUs))))}`;
+      console.log(`| ${v.label} | ${fmt(median(starts.map((s) => s.readyMs)))} | ${fmt(median(starts.map((s) => s.cpuUntilReadyMs)))} | ${perWindow.map((x) => fmt(x)).join(' | ')} | ${fmt(steady)} | ${(perWindow[0]! / steady).toFixed(2)}x | ${fmt(median(starts.map((s) => s.windows[0]!.handshakes)))} | ${helpers} |`);
     }
     console.log(`# load average after ${loadAverage()}`);
   } finally {
