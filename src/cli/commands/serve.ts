@@ -2,6 +2,7 @@ import type { AddressInfo, Socket } from 'node:net';
 import { createServer, type TLSServer, type TLSSocket } from '../../tls/socket.js';
 import {
   DelegationError,
+  delegatedCredentialPeerHooks,
   delegatedCredentialSelector,
   loadDelegatedCredentialSet,
   readCredentialDirectory,
@@ -9,6 +10,7 @@ import {
   type DelegatedCredentialSet,
 } from '../../tls/delegated/index.js';
 import { signatureSchemeName } from '../../tls/constants.js';
+import { warmUpServer } from '../../tls/warm-up.js';
 import { defineCommand } from '../framework/command.js';
 import { CommandFailed, InputError } from '../framework/errors.js';
 import { resolvePath } from '../framework/files.js';
@@ -16,6 +18,30 @@ import { integerFlag, ipFlag } from '../framework/flags.js';
 import { readCertificateFile, readMatchingKey } from './tls-inputs.js';
 
 const MAX_REQUEST_HEAD = 16 * 1024;
+/** About 15 s of CPU: a bound, not a recommendation. */
+const MAX_WARM_UP_HANDSHAKES = 10_000;
+
+/**
+ * The start-up warm-up of the sidecar (src/sidecar/warm-up.ts), for this test server: `n`
+ * in-memory handshakes against itself, split between clients offering delegated credentials and
+ * clients that do not when there are credentials. Synchronous and bounded by `n`; it stops at the
+ * first handshake that would wait or fail, and a throw costs the warm-up, never the server.
+ */
+function warmUp(server: TLSServer, dcs: boolean, n: number, log: (line: string) => void): void {
+  if (n === 0) return;
+  const cpu = process.cpuUsage();
+  const started = performance.now();
+  let done = 0;
+  try {
+    const dc = dcs ? Math.ceil(n / 2) : 0;
+    if (dc > 0) done += warmUpServer(server.config, dc, { serverCredentialHooks: delegatedCredentialPeerHooks({ peer: 'server' }) });
+    done += warmUpServer(server.config, n - dc);
+  } catch (e) {
+    log(`warm-up stopped: ${e instanceof Error ? e.message : String(e)}`);
+  }
+  const used = process.cpuUsage(cpu);
+  log(`warm-up: ${done} of ${n} in-memory handshakes, ${Math.round((used.user + used.system) / 1000)} ms CPU, ${Math.round(performance.now() - started)} ms`);
+}
 
 /** The one line `GET /` answers: how this connection's server authenticated. */
 export function authenticationLine(socket: TLSSocket): string {
@@ -75,6 +101,10 @@ With --dc-dir, the credentials found in each directory (<name>.cred with <name>.
 'dcctl dc issue') are served to clients that offer the delegated_credential extension (34) with a
 matching scheme; other clients get the certificate key. All credentials must belong to --cert.
 
+Before it says it listens it runs --warm-up-handshakes in-memory handshakes against itself (DC and
+certificate clients, half each with --dc-dir), so that the first clients do not pay for compiling
+the handshake code; this delays 'listening' by a few hundred ms.
+
 Prints 'listening on https://HOST:PORT' once ready (with --port 0 the port is chosen by the
 system) and runs until SIGINT or SIGTERM.`,
   exitStatus: {
@@ -91,7 +121,8 @@ system) and runs until SIGINT or SIGTERM.`,
       type: 'boolean',
       description: "serve a credential only if its signature algorithm is also in the client's extension-34 list (NSS/Firefox rule; matters for RSA certificates)",
     },
-    quiet: { type: 'boolean', description: 'do not log requests and handshake failures' },
+    quiet: { type: 'boolean', description: 'do not log requests, handshake failures and the warm-up' },
+    'warm-up-handshakes': { type: 'string', value: 'N', description: 'in-memory handshakes against itself before listening (0: none)', default: '200' },
   },
   examples: [
     'dcctl serve --cert .dev/api/tls.crt --key .dev/api/tls.key --dc-dir .dev/dc-p256 --port 8443',
@@ -106,6 +137,7 @@ system) and runs until SIGINT or SIGTERM.`,
       host: ipFlag('--address', v.address),
       nssCompat: v['nss-compat'],
       quiet: v.quiet,
+      warmUpHandshakes: integerFlag('--warm-up-handshakes', v['warm-up-handshakes'], 0, MAX_WARM_UP_HANDSHAKES),
     };
   },
   async run(c, ctx) {
@@ -148,6 +180,9 @@ system) and runs until SIGINT or SIGTERM.`,
     }).catch((e: NodeJS.ErrnoException) => {
       throw new CommandFailed(`cannot listen on ${c.host}:${c.port}: ${e.code === 'EADDRINUSE' ? 'address already in use' : e.message}`);
     });
+    // After listen (a busy port fails at once) and before 'listening' is printed: a client that
+    // connects meanwhile waits in the backlog.
+    warmUp(server, set !== undefined, c.warmUpHandshakes, log);
     const address = server.address() as AddressInfo;
     const host = address.family === 'IPv6' ? `[${address.address}]` : address.address;
     const dcs = set ? set.entries.map((e) => `${signatureSchemeName(e.dcCertVerifyAlgorithm)} until ${e.expiresAt.toISOString()}`).join(', ') : 'none';

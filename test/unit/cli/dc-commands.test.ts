@@ -234,6 +234,8 @@ void describe('dcctl dc issue, dc inspect, serve and probe', () => {
     ok(work, 'dc', 'issue', '--cert', 'leaf/tls.crt', '--key', 'leaf/tls.key', '--algorithm', 'ed25519', '--out', 'serve-ed25519');
     const s = await startServe(work, '--cert', 'leaf/tls.crt', '--key', 'leaf/tls.key', '--dc-dir', 'serve-p256', '--dc-dir', 'serve-ed25519');
     try {
+      // The start-up warm-up ran whole before 'listening' (its DC and certificate halves).
+      assert.match(s.stderr(), /warm-up: 200 of 200 in-memory handshakes, \d+ ms CPU/);
       const p = await runAsync(work, 'probe', `127.0.0.1:${s.port}`, '--ca', 'ca/ca.crt', '--servername', 'localhost');
       assert.equal(p.code, 0, p.stderr);
       assert.match(p.stdout, /delegated credential: yes, verified/);
@@ -252,6 +254,18 @@ void describe('dcctl dc issue, dc inspect, serve and probe', () => {
       assert.equal(missing.stdout, '404');
     } finally {
       assert.equal(await s.stop(), 0, 'serve exits 0 on SIGTERM');
+    }
+  });
+
+  void it('serve: --warm-up-handshakes 0 skips the warm-up; a value beyond its bound is a usage error (exit 2)', async () => {
+    fails(work, 2, /^dcctl serve: --warm-up-handshakes: must be between 0 and 10000, got 10001$/, 'serve', '--cert', 'leaf/tls.crt', '--key', 'leaf/tls.key', '--port', '0', '--warm-up-handshakes', '10001');
+    const s = await startServe(work, '--cert', 'leaf/tls.crt', '--key', 'leaf/tls.key', '--warm-up-handshakes', '0');
+    try {
+      const curl = spawnSync('curl', ['-sS', '--tlsv1.3', '--cacert', join(work, 'ca/ca.crt'), `https://127.0.0.1:${s.port}/`], { encoding: 'utf8' });
+      assert.equal(curl.stdout, 'certificate\n', curl.stderr);
+      assert.doesNotMatch(s.stderr(), /warm-up/);
+    } finally {
+      assert.equal(await s.stop(), 0);
     }
   });
 
