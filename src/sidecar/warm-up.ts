@@ -20,10 +20,9 @@
 import { generateKeyPair, sign, X509Certificate, type KeyObject } from 'node:crypto';
 import { setImmediate as yieldToEventLoop } from 'node:timers/promises';
 import { promisify } from 'node:util';
-import { setFlagsFromString } from 'node:v8';
 import { delegatedCredentialPeerHooks } from '../tls/delegated/index.js';
 import { createKeySigner, type Signer } from '../tls/signer.js';
-import { settleAfterWarmUp, warmUpServer } from '../tls/warm-up.js';
+import { warmUpServer } from '../tls/warm-up.js';
 import { DerTag, encodeTlv, encodeUnsignedInteger } from '../tls/x509/der.js';
 import { derToPem } from '../tls/x509/pem.js';
 import { MaterialStore, validateServingMaterial, type ServingMaterial } from './material.js';
@@ -87,9 +86,6 @@ export async function warmUpSidecar(o: SidecarWarmUpOptions): Promise<WarmUpResu
     handshakes[path] = 0;
     lanes.push({ path, run, left: share });
   }
-  // EXPERIMENT (reverted by the next commit): V8 flags during the warm-up only, then V8's defaults.
-  const experimentFlags = process.env.DC_EXPERIMENT_WARM_FLAGS;
-  if (experimentFlags) setFlagsFromString(experimentFlags);
   while (lanes.length > 0 && !o.stopped?.()) {
     for (const lane of [...lanes]) {
       const asked = Math.min(BATCH, lane.left);
@@ -101,9 +97,6 @@ export async function warmUpSidecar(o: SidecarWarmUpOptions): Promise<WarmUpResu
     }
     await yieldToEventLoop();
   }
-  if (experimentFlags) setFlagsFromString('--invocation-count-for-maglev=400 --invocation-count-for-turbofan=3000 --minimum-invocations-after-ic-update=500');
-  const settleMs = Number(process.env.DC_EXPERIMENT_SETTLE_MS ?? 0);
-  if (settleMs > 0 && !o.stopped?.()) await settleAfterWarmUp({ maxMs: settleMs });
   const used = process.cpuUsage(cpu);
   return { handshakes, incomplete, cpuMs: (used.user + used.system) / 1000, wallMs: performance.now() - started };
 }

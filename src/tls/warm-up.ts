@@ -11,7 +11,6 @@ import { NamedGroup, ProtocolVersion } from './constants.js';
 import type { ServerConfig } from './server.js';
 import { ServerConnection } from './server.js';
 import type { TlsSession } from './session.js';
-import { setTimeout as sleep } from 'node:timers/promises';
 
 /** Warm-up connections log no secrets, whatever the config's keylog says. */
 const NO_KEYLOG: KeyLogger = Object.assign(() => undefined, { enabled: () => false });
@@ -108,27 +107,4 @@ function exchange(client: ClientConnection, server: ServerConnection): { session
     }
   }
   return clientGotEcho ? { session } : undefined;
-}
-
-/**
- * EXPERIMENT (section 9 of bench/results/sidecar-perf.md; reverted by the next commit): after a
- * warm-up, waits with the main thread idle until the process's other threads are quiet (a slice
- * of `sliceMs` with less than `quietShare` of a core used), at most `maxMs`.
- */
-export async function settleAfterWarmUp(o: { maxMs?: number; sliceMs?: number; quietShare?: number } = {}): Promise<{ wallMs: number; cpuMs: number }> {
-  const maxMs = o.maxMs ?? 250;
-  const sliceMs = o.sliceMs ?? 10;
-  const quietShare = o.quietShare ?? 0.2;
-  const started = performance.now();
-  const cpu0 = process.cpuUsage();
-  let last = cpu0;
-  while (performance.now() - started < maxMs) {
-    const t = performance.now();
-    await sleep(sliceMs);
-    const used = process.cpuUsage(last);
-    last = process.cpuUsage();
-    if ((used.user + used.system) / 1000 < quietShare * (performance.now() - t)) break;
-  }
-  const used = process.cpuUsage(cpu0);
-  return { wallMs: performance.now() - started, cpuMs: (used.user + used.system) / 1000 };
 }
