@@ -4,6 +4,10 @@
  *
  *   npx tsc -p tsconfig.json && node dist/bench/sidecar-conn-overhead.js [seconds=1] [concurrency=8] [rounds=20]
  *
+ * Profiles of one server's path (BENCH_CASES=sidecar, the other servers idle): BENCH_CPU_PROF_DIR
+ * (CPU), BENCH_HEAP_PROF (allocations), BENCH_SERVER_WRAP="strace -c -f -o FILE" (syscalls); the
+ * run's last line gives the connections each server completed, to divide by.
+ *
  * One server process (pinned to core 1) holds every server of the comparison at once:
  *   - the sidecar's terminator (src/sidecar/terminator.ts `listen`, our engine, a local key),
  *     proxying to an echo application in another process;
@@ -26,7 +30,9 @@
  *
  * Loopback only; every loop is bounded by the slice's deadline and a per-connection timeout.
  */
-import { type ChildProcess } from 'node:child_process';
+import { spawn, type ChildProcess } from 'node:child_process';
+import { writeFile } from 'node:fs/promises';
+import { Session } from 'node:inspector/promises';
 import { connect as netConnect, createServer as netCreateServer, type AddressInfo, type Server, type Socket } from 'node:net';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -50,6 +56,14 @@ const COMPARED_BUILD = process.env['BENCH_COMPARE_BUILD'];
 const ONLY_CASES = process.env['BENCH_CASES']?.split(',');
 /** BENCH_CPU_PROF_DIR=DIR: the server process runs under `node --cpu-prof`, its profile written to DIR on exit. */
 const PROFILE_DIR = process.env['BENCH_CPU_PROF_DIR'];
+/**
+ * BENCH_HEAP_PROF=FILE: the server process samples every allocation (the inspector's sampling
+ * heap profiler, objects collected by GC included, every 256 bytes on average) from its start to
+ * its exit and writes the profile (JSON) to FILE; with BENCH_CASES, per connection of one server.
+ */
+const HEAP_PROFILE = process.env['BENCH_HEAP_PROF'];
+/** BENCH_SERVER_WRAP="strace -c -f -o FILE": a command the server process runs under (syscalls per connection). */
+const SERVER_WRAP = process.env['BENCH_SERVER_WRAP']?.split(' ').filter(Boolean);
 const SERVER_CPU = 1;
 const LOAD_CPU = 0;
 /** A connection that does not finish in this long counts as failed (a stuck server ends the slice, not the bench). */
@@ -161,6 +175,7 @@ async function serverRole(upstreamPort: number): Promise<void> {
   };
   const ports: Partial<Record<CaseName, number>> = {};
   for (const [name, server] of Object.entries(servers) as [CaseName, Server][]) ports[name] = await listenOn(server);
+  const heapSession = HEAP_PROFILE ? await startHeapSampling() : undefined;
   let mark = process.cpuUsage();
   process.on('message', (m: string) => {
     if (m === 'start') {
@@ -170,10 +185,23 @@ async function serverRole(upstreamPort: number): Promise<void> {
       const d = process.cpuUsage(mark);
       send(process as unknown as ChildProcess, d.user + d.system);
     } else if (m === 'exit') {
-      process.exit(0);
+      if (heapSession) void writeHeapProfile(heapSession, HEAP_PROFILE!).finally(() => process.exit(0));
+      else process.exit(0);
     }
   });
   process.send!(ports);
+}
+
+async function startHeapSampling(): Promise<Session> {
+  const session = new Session();
+  session.connect();
+  await session.post('HeapProfiler.startSampling', { samplingInterval: 256, includeObjectsCollectedByMajorGC: true, includeObjectsCollectedByMinorGC: true });
+  return session;
+}
+
+async function writeHeapProfile(session: Session, file: string): Promise<void> {
+  const { profile } = await session.post('HeapProfiler.stopSampling');
+  await writeFile(file, JSON.stringify(profile));
 }
 
 // --- the load (core 0) ------------------------------------------------------------------------------
@@ -226,14 +254,14 @@ async function loadRole(): Promise<void> {
 
 // --- the run ----------------------------------------------------------------------------------------
 
-async function slice(server: ChildProcess, load: ChildProcess, port: number, tls: boolean, seconds: number, concurrency: number): Promise<{ us: number; rate: number; failed: number }> {
+async function slice(server: ChildProcess, load: ChildProcess, port: number, tls: boolean, seconds: number, concurrency: number): Promise<{ us: number; rate: number; failed: number; completed: number }> {
   send(server, 'start');
   await nextMessage<string>(server);
   send(load, { port, tls, seconds, concurrency });
   const r = await nextMessage<SliceResult>(load);
   send(server, 'stop');
   const cpuUs = await nextMessage<number>(server);
-  return { us: cpuUs / Math.max(1, r.completed), rate: r.completed / seconds, failed: r.failed };
+  return { us: cpuUs / Math.max(1, r.completed), rate: r.completed / seconds, failed: r.failed, completed: r.completed };
 }
 
 async function main(): Promise<void> {
@@ -241,14 +269,19 @@ async function main(): Promise<void> {
   const pin = canPin();
   const echo = spawnNode(SCRIPT, ['--echo'], pin ? LOAD_CPU : undefined);
   const echoPort = await nextMessage<number>(echo);
-  const server = spawnNode(SCRIPT, ['--server', String(echoPort)], pin ? SERVER_CPU : undefined, PROFILE_DIR ? ['--cpu-prof', '--cpu-prof-dir', PROFILE_DIR] : []);
+  const serverFlags = PROFILE_DIR ? ['--cpu-prof', '--cpu-prof-dir', PROFILE_DIR] : [];
+  const server = SERVER_WRAP
+    ? spawn(SERVER_WRAP[0]!, [...SERVER_WRAP.slice(1), ...(pin ? ['taskset', '-c', String(SERVER_CPU)] : []), process.execPath, ...serverFlags, SCRIPT, '--server', String(echoPort)], { stdio: ['ignore', 'inherit', 'inherit', 'ipc'] })
+    : spawnNode(SCRIPT, ['--server', String(echoPort)], pin ? SERVER_CPU : undefined, serverFlags);
   const ports = await nextMessage<Partial<Record<CaseName, number>>>(server);
   const load = spawnNode(SCRIPT, ['--load'], pin ? LOAD_CPU : undefined);
   await nextMessage<string>(load);
   const cases = (Object.keys(ports) as CaseName[]).filter((c) => !ONLY_CASES || ONLY_CASES.includes(c));
   console.log(`sidecar per-connection overhead, one server process: ${rounds} rounds x ${cases.length} slices of ${seconds} s, ${concurrency} lanes, node ${process.version}, load average ${loadAverage()}`);
+  /** Every connection each server completed, warm-up included (for profiles of the whole run: per connection). */
+  const total: Record<string, number> = {};
   // Warm-up: every server, one slice, not counted.
-  for (const c of cases) await slice(server, load, ports[c]!, TLS_CASES.has(c), seconds, concurrency);
+  for (const c of cases) total[c] = (await slice(server, load, ports[c]!, TLS_CASES.has(c), seconds, concurrency)).completed;
   const us: Record<string, number[]> = {};
   const rates: Record<string, number[]> = {};
   let failed = 0;
@@ -257,12 +290,13 @@ async function main(): Promise<void> {
     for (const c of order) {
       const s = await slice(server, load, ports[c]!, TLS_CASES.has(c), seconds, concurrency);
       (us[c] ??= []).push(s.us);
+      total[c]! += s.completed;
       (rates[c] ??= []).push(s.rate);
       failed += s.failed;
     }
   }
   for (const child of [load, server, echo]) send(child, 'exit');
-  console.log(`load average after: ${loadAverage()}; failed connections: ${failed}`);
+  console.log(`load average after: ${loadAverage()}; failed connections: ${failed}; completed, warm-up included: ${cases.map((c) => `${c} ${total[c]}`).join(', ')}`);
   console.log('\n| server | connections/s (median) | server CPU µs per connection (median) | interquartile range |');
   console.log('| --- | ---: | ---: | --- |');
   for (const c of cases) {
@@ -273,7 +307,12 @@ async function main(): Promise<void> {
   const diff = (a: CaseName, b: CaseName): number[] => us[a]!.map((x, i) => x - us[b]![i]!);
   const rows: [string, number[]][] = [
     ['sidecar − bare stack (the overhead)', diff('sidecar', 'bare-tls')],
-    ...(COMPARED_BUILD ? ([['sidecar of the compared build − bare stack', diff('sidecar-compared', 'bare-tls')]] as [string, number[]][]) : []),
+    ...(COMPARED_BUILD && us['sidecar-compared']
+      ? ([
+          ['sidecar of the compared build − bare stack', diff('sidecar-compared', 'bare-tls')],
+          ['sidecar − sidecar of the compared build (this build\'s change)', diff('sidecar', 'sidecar-compared')],
+        ] as [string, number[]][])
+      : []),
     ['net proxy − net server (the floor: a second TCP connection, proxied)', diff('net-proxy', 'net-server')],
     ['(sidecar − bare stack) − (net proxy − net server): ours above the floor', us['sidecar']!.map((x, i) => x - us['bare-tls']![i]! - (us['net-proxy']![i]! - us['net-server']![i]!))],
   ];
