@@ -121,6 +121,9 @@ function fallbackRefusal(hello: ClientHello, material: ServingMaterial, policy: 
  * matters for RSA certificates). Router and credential hook both call this, so they agree.
  */
 function selectDelegatedCredential(hello: ClientHello, material: ServingMaterial, now: Date): CredentialChoice | undefined {
+  // A client without the delegated_credential extension takes no DC (the set's select says the
+  // same): skip the selector and its name match, twice per such connection (route and hook).
+  if (!hello.extensions.delegatedCredential?.length) return undefined;
   const select = delegatedCredentialSelector(material.credentials, { now: () => now, requireAlgorithmInDcSchemes: true });
   const choice = select(hello, () => undefined);
   return choice instanceof Promise ? undefined : choice;
