@@ -19,6 +19,7 @@
  * socket and returns the buffered bytes.
  */
 import type { Socket } from 'node:net';
+import type { Deadline } from './deadline.js';
 import { AlertDescription } from '../tls/alerts.js';
 import { ContentType, HandshakeType, MAX_PLAINTEXT, RECORD_HEADER_LENGTH } from '../tls/constants.js';
 import { TlsError } from '../tls/errors.js';
@@ -169,14 +170,15 @@ export type SocketPeek =
   | { readonly kind: 'closed' };
 
 /**
- * Reads from `socket` until a ClientHello is complete (or not TLS, or `timeoutMs` passes, or the
- * peer goes away). On success the socket is paused with nothing consumed beyond `buffered`.
+ * Reads from `socket` until a ClientHello is complete (or not TLS, or `deadline` expires, or the
+ * peer goes away). On success the socket is paused with nothing consumed beyond `buffered`; the
+ * deadline keeps running for the handshake (the caller clears it otherwise).
  */
-export function peekClientHello(socket: Socket, timeoutMs: number): Promise<SocketPeek> {
+export function peekClientHello(socket: Socket, deadline: Deadline): Promise<SocketPeek> {
   const peeker = new ClientHelloPeeker();
   return new Promise((resolve) => {
     const done = (result: SocketPeek): void => {
-      clearTimeout(timer);
+      deadline.onExpiry(undefined);
       socket.pause();
       socket.removeListener('data', onData);
       socket.removeListener('end', onGone);
@@ -190,11 +192,11 @@ export function peekClientHello(socket: Socket, timeoutMs: number): Promise<Sock
       else if (r.kind === 'not-tls') done(r);
     };
     const onGone = (): void => done({ kind: 'closed' });
-    const timer = setTimeout(() => done({ kind: 'timeout' }), timeoutMs);
     socket.on('data', onData);
     socket.once('end', onGone);
     socket.once('close', onGone);
     socket.once('error', onGone);
+    deadline.onExpiry(() => done({ kind: 'timeout' }));
     socket.resume();
   });
 }

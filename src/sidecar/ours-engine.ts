@@ -23,6 +23,7 @@ import type { HandshakeMode } from './metrics.js';
 import { chooseCredential, type ChoiceDetails } from './router.js';
 import type { ImmediateWriter } from './proxy.js';
 import { closeSoon, type OursEngine } from './terminator.js';
+import { Deadline } from './deadline.js';
 
 export interface OursEngineOptions {
   readonly store: MaterialStore;
@@ -48,9 +49,9 @@ export function createServerConfig(options: OursEngineOptions): ServerConfig {
 
 export function createOursEngine(options: OursEngineOptions): OursEngine {
   const config = createServerConfig(options);
-  return async (socket, buffered, hello, _material, timeoutMs) => {
+  return async (socket, buffered, hello, _material, deadline) => {
     const stream = new TlsServerStream(socket, new ServerConnection(config, { clientHello: hello }));
-    const info = await stream.handshake(buffered, timeoutMs);
+    const info = await stream.handshake(buffered, deadline);
     return { stream, mode: modeOf(info) };
   };
 }
@@ -112,18 +113,22 @@ export class TlsServerStream extends Duplex implements ImmediateWriter {
     });
   }
 
-  /** Feeds the already-read bytes, then reads the socket until the handshake completes. */
-  handshake(buffered: Buffer, timeoutMs: number): Promise<HandshakeInfo> {
+  /**
+   * Feeds the already-read bytes, then reads the socket until the handshake completes, or fails
+   * when `deadline` (the connection's, or a new one of that many ms) expires first.
+   */
+  handshake(buffered: Buffer, deadline: Deadline | number): Promise<HandshakeInfo> {
+    const clock = typeof deadline === 'number' ? new Deadline(deadline) : deadline;
     return new Promise((resolve, reject) => {
-      const timer = setTimeout(() => this.fail(new Error(`handshake not complete after ${timeoutMs} ms`)), timeoutMs);
       this.handshakeDone = (info) => {
-        clearTimeout(timer);
+        clock.clear();
         resolve(info);
       };
       this.handshakeFailed = (err) => {
-        clearTimeout(timer);
+        clock.clear();
         reject(err);
       };
+      clock.onExpiry(() => this.fail(new Error(`handshake not complete after ${clock.ms} ms`)));
       this.apply(this.conn.feed(buffered));
       if (!this.info && !this.destroyed) this.socket.resume();
     });

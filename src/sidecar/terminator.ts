@@ -21,6 +21,7 @@ import { proxyToUpstream, type UpstreamOptions } from './proxy.js';
 import { route, type RoutingPolicy } from './router.js';
 import type { DecodedClientHello } from '../tls/server.js';
 import { classifyKeylessFailure } from './keyless-fallback.js';
+import { Deadline } from './deadline.js';
 import type { ServingReport } from './serving-report.js';
 
 export interface OursHandshake {
@@ -33,7 +34,7 @@ export interface OursHandshake {
  * Our TLS stack as an engine: replay `buffered`, handshake, resolve with the plaintext stream.
  * `hello` is the peek's decoding of the ClientHello in `buffered`, which the engine reuses.
  */
-export type OursEngine = (socket: Socket, buffered: Buffer, hello: DecodedClientHello, material: ServingMaterial, timeoutMs: number) => Promise<OursHandshake>;
+export type OursEngine = (socket: Socket, buffered: Buffer, hello: DecodedClientHello, material: ServingMaterial, deadline: Deadline) => Promise<OursHandshake>;
 
 export interface TerminatorOptions {
   readonly store: MaterialStore;
@@ -100,10 +101,11 @@ export async function handleConnection(socket: Socket, o: TerminatorOptions, ref
     return;
   }
   o.metrics.connectionOpened();
-  const started = Date.now();
+  const deadline = new Deadline(o.handshakeTimeoutMs);
 
-  const peek = await peekClientHello(socket, o.handshakeTimeoutMs);
+  const peek = await peekClientHello(socket, deadline);
   if (peek.kind !== 'client-hello') {
+    deadline.clear();
     o.metrics.refused(peek.kind === 'not-tls' ? 'bad-hello' : peek.kind);
     if (peek.kind === 'not-tls') {
       refusals.log('bad-hello', (suppressed) =>
@@ -119,24 +121,26 @@ export async function handleConnection(socket: Socket, o: TerminatorOptions, ref
   const material = o.store.current;
   const decision = route(peek.hello, material, o.policy);
   if (decision.engine === 'refuse') {
+    deadline.clear();
     o.metrics.refused(decision.metric);
     o.report?.refused(decision.metric, DETAILED_REFUSALS.has(decision.metric) ? decision.reason : undefined);
     o.log.debug('refused a client', { remote: socket.remoteAddress, alert: alertName(decision.alert), reason: decision.reason });
     closeSoon(socket, plaintextAlert(decision.alert, peek.recordVersion));
     return;
   }
-  const remaining = Math.max(1, o.handshakeTimeoutMs - (Date.now() - started));
   let stream: Duplex;
   let mode = decision.mode;
   try {
     if (decision.engine === 'node' || !o.ours) {
-      stream = await terminateWithNode(socket, peek.buffered, material!, { timeoutMs: remaining, alpnProtocols: o.alpnProtocols });
+      deadline.clear(); // node:tls keeps its own timer for what is left
+      stream = await terminateWithNode(socket, peek.buffered, material!, { timeoutMs: deadline.remainingMs(), alpnProtocols: o.alpnProtocols });
     } else {
-      const done = await o.ours(socket, peek.buffered, peek, material!, remaining);
+      const done = await o.ours(socket, peek.buffered, peek, material!, deadline);
       stream = done.stream;
       mode = done.mode;
     }
   } catch (err) {
+    deadline.clear();
     o.metrics.handshake(mode, decision.engine === 'node' || !o.ours ? 'node' : 'ours', 'failure');
     o.log.debug('handshake failed', { remote: socket.remoteAddress, mode, error: err instanceof Error ? err.message : String(err) });
     if (mode === 'keyless') {

@@ -18,6 +18,7 @@ import { SidecarStatus } from '../../../src/sidecar/status.js';
 import { listen, type Listener, type TerminatorOptions } from '../../../src/sidecar/terminator.js';
 import { delegatedCredentialPeerHooks } from '../../../src/tls/delegated/index.js';
 import { connect as oursConnect } from '../../../src/tls/socket.js';
+import { ClientConnection } from '../../../src/tls/client.js';
 import { NamedGroup, ProtocolVersion, SignatureScheme } from '../../../src/tls/constants.js';
 import { encodeHandshake } from '../../../src/tls/messages/handshake.js';
 import { writeClientHello } from '../../../src/tls/messages/client-hello.js';
@@ -256,6 +257,22 @@ void describe('sidecar listener', () => {
     assert.match((await reply).toString(), /^19 bytes /);
     assert.ok(held.every((s) => !s.destroyed && s.readyState === 'open'), 'the two from 127.0.0.2 are still open');
     for (const s of held) s.destroy();
+  });
+
+  void it('counts the handshake deadline from accept: a client that sends its ClientHello late and then stalls is dropped at the deadline', async () => {
+    const r = await rig(await upstreamServer((s) => s.resume()), { handshakeTimeoutMs: 400, engine: 'ours' });
+    const hello = Buffer.concat(new ClientConnection({ servername: 'localhost', ca: [pki.ca.pem] }).poll().output);
+    const s = netConnect({ host: '127.0.0.1', port: r.listener.port });
+    s.on('error', () => {});
+    const started = Date.now();
+    const serverFlight: Buffer[] = [];
+    s.on('data', (d: Buffer) => serverFlight.push(d));
+    setTimeout(() => s.write(hello), 250); // then nothing: no Finished
+    await new Promise<void>((res) => s.once('close', () => res()));
+    const after = Date.now() - started;
+    assert.ok(Buffer.concat(serverFlight).length > 0, 'the ClientHello was answered: the handshake step was reached');
+    assert.ok(after >= 350 && after < 2000, `closed after ${after} ms: the 400 ms deadline runs from accept through the handshake`);
+    assert.equal(await r.metrics.value('dc_sidecar_handshakes_total', { mode: 'certificate', engine: 'ours', result: 'failure' }), 1);
   });
 
   void it('drops a client that sends no ClientHello within the handshake deadline', async () => {
