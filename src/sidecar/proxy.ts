@@ -52,16 +52,14 @@ function immediateWriter(stream: Duplex): ImmediateWriter | undefined {
  */
 const UPSTREAM_READ_BUFFER = Buffer.allocUnsafe(64 * 1024);
 
-/** The upstream's bytes straight to an ImmediateWriter, with backpressure and the idle clock. */
+/** The upstream's bytes straight to an ImmediateWriter, with backpressure. */
 class DirectRelay {
   upstream: Socket | undefined;
-  touch: () => void = () => {};
   readonly onread = { buffer: UPSTREAM_READ_BUFFER, callback: (n: number): boolean => this.relay(n) };
 
   constructor(private readonly client: ImmediateWriter) {}
 
   private relay(n: number): boolean {
-    this.touch();
     // false pauses the upstream socket; the client's drain resumes it.
     return this.client.writeNow(UPSTREAM_READ_BUFFER.subarray(0, n), this.resume);
   }
@@ -71,70 +69,75 @@ class DirectRelay {
   };
 }
 
-/** Opens a connection to the application; resolves once connected. */
+/**
+ * Opens a connection to the application; resolves once connected. The connect deadline is the
+ * socket's own timeout, which the caller then sets to what it needs (splice: the idle timeout).
+ */
 export function connectUpstream(options: UpstreamOptions, relay?: DirectRelay): Promise<Socket> {
   return new Promise((resolve, reject) => {
     const socket = connect({ host: options.host, port: options.port, allowHalfOpen: true, ...(relay ? { onread: relay.onread } : {}) });
     socket.setNoDelay(true);
-    const timer = setTimeout(() => {
-      socket.destroy();
-      reject(new Error(`connect to ${options.host}:${options.port} timed out after ${options.connectTimeoutMs ?? 5000} ms`));
-    }, options.connectTimeoutMs ?? 5000);
+    const ms = options.connectTimeoutMs ?? 5000;
+    socket.setTimeout(ms);
+    const timedOut = (): void => {
+      socket.destroy(new Error(`connect to ${options.host}:${options.port} timed out after ${ms} ms`));
+    };
+    socket.once('timeout', timedOut);
+    socket.once('error', reject);
     socket.once('connect', () => {
-      clearTimeout(timer);
       socket.removeListener('error', reject);
+      socket.removeListener('timeout', timedOut);
       resolve(socket);
     });
-    socket.once('error', (err) => {
-      clearTimeout(timer);
-      reject(err);
-    });
   });
+}
+
+/** Ends of a pair that ended by itself (most pairs): shared, nothing allocated per connection. */
+const CLOSED: ProxyEnd = { kind: 'closed' };
+const IDLE: ProxyEnd = { kind: 'idle-timeout' };
+
+/**
+ * When `closed` is closed for good, nothing more can reach it: once `other` has flushed what it
+ * still had to write (its 'finish'), close it too. Without this a client that half-closed and
+ * left would keep an application connection open until the idle timeout. A side that closed
+ * abruptly (its readable never ended: reset, destroyed) ends the pair now.
+ */
+function closeAfterFlush(closed: Duplex, other: Duplex): void {
+  if (!closed.readableEnded || other.writableFinished) other.destroy();
+  else other.once('finish', () => other.destroy());
 }
 
 /**
  * Splices `client` and `upstream` together; resolves when both are closed. The streams must be
  * created allowHalfOpen so that one direction ending leaves the other open. With `relay`, the
  * upstream was connected with its `onread`: its bytes reach the client through the relay.
+ *
+ * The idle clock is the upstream socket's timeout: every byte either way passes through that
+ * socket (a read from the application, or a write of the client's bytes to it), and node
+ * restarts the socket's timer on each, so no timer of ours is touched per chunk.
  */
-export function splice(client: Duplex, upstream: Duplex, idleTimeoutMs = 300_000, relay?: DirectRelay): Promise<ProxyEnd> {
+export function splice(client: Duplex, upstream: Socket, idleTimeoutMs = 300_000, relay?: DirectRelay): Promise<ProxyEnd> {
   return new Promise((resolve) => {
-    let end: ProxyEnd = { kind: 'closed' };
+    let end = CLOSED;
     let open = 2;
-    const onClose = (): void => {
-      if (--open === 0) {
-        clearTimeout(idle);
-        resolve(end);
-      }
-    };
-    const fail = (side: 'client' | 'upstream') => (error: Error) => {
-      if (end.kind === 'closed') end = { kind: 'error', side, error };
+    const stop = (why: ProxyEnd): void => {
+      if (end === CLOSED) end = why;
       client.destroy();
       upstream.destroy();
     };
-    const idle =
-      idleTimeoutMs > 0
-        ? setTimeout(() => {
-            if (end.kind === 'closed') end = { kind: 'idle-timeout' };
-            client.destroy();
-            upstream.destroy();
-          }, idleTimeoutMs).unref()
-        : undefined;
-    const touch = (): void => {
-      idle?.refresh();
-    };
-    client.on('error', fail('client'));
-    upstream.on('error', fail('upstream'));
-    // The client's bytes to the application: one 'data' listener that also runs the idle clock,
-    // rather than pipe() and a second listener (pipe() sets up five more listeners per
-    // connection and its own drain bookkeeping). Backpressure and the end are pipe()'s.
+    client.on('error', (error: Error) => stop({ kind: 'error', side: 'client', error }));
+    upstream.on('error', (error: Error) => stop({ kind: 'error', side: 'upstream', error }));
+    upstream.setTimeout(idleTimeoutMs); // 0 disables; replaces the connect deadline
+    if (idleTimeoutMs > 0) upstream.on('timeout', () => stop(IDLE));
+    // The client's bytes to the application: one 'data' listener rather than pipe() (pipe()
+    // sets up five more listeners per connection and its own drain bookkeeping). Backpressure
+    // and the end are pipe()'s.
     let waitingForDrain = false;
     const resumeClient = (): void => {
       waitingForDrain = false;
       client.resume();
     };
     client.on('data', (chunk: Buffer) => {
-      touch();
       if (upstream.destroyed) return;
       // A chunk the application is not reading yet stays queued: not as a record-slab view.
       if (!upstream.write(upstream.writableLength > 0 ? unpinned(chunk) : chunk) && !waitingForDrain) {
@@ -143,25 +146,20 @@ export function splice(client: Duplex, upstream: Duplex, idleTimeoutMs = 300_000
         upstream.once('drain', resumeClient);
       }
     });
-    client.once('end', () => {
+    client.on('end', () => {
       if (!upstream.destroyed) upstream.end();
     });
-    if (relay) relay.touch = touch;
-    else upstream.on('data', touch);
-    client.once('close', onClose);
-    upstream.once('close', onClose);
-    // When one side is closed for good, nothing more can reach it: once the other side has
-    // flushed what it still had to write (its 'finish'), close it too. Without this a client that
-    // half-closed and left would keep an application connection open until the idle timeout.
-    // A side that closed abruptly (its readable never ended: reset, destroyed) ends the pair now.
-    const closeAfterFlush = (closed: Duplex, other: Duplex): void => {
-      if (!closed.readableEnded || other.writableFinished) other.destroy();
-      else other.once('finish', () => other.destroy());
-    };
-    client.once('close', () => closeAfterFlush(client, upstream));
-    upstream.once('close', () => closeAfterFlush(upstream, client));
+    // 'close' comes once per stream: plain listeners, not once() wrappers.
+    client.on('close', () => {
+      closeAfterFlush(client, upstream);
+      if (--open === 0) resolve(end);
+    });
+    upstream.on('close', () => {
+      closeAfterFlush(upstream, client);
+      if (--open === 0) resolve(end);
+    });
     if (relay) {
-      upstream.once('end', () => client.end());
+      upstream.on('end', () => client.end());
       upstream.resume();
     } else {
       upstream.pipe(client, { end: true });

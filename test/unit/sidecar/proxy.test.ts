@@ -141,6 +141,35 @@ void describe('TCP proxy to the application', () => {
     await until('the upstream side to close', () => upstreamClosed);
   });
 
+  void it('keeps a pair with traffic in one direction only open past the idle timeout, either direction', async () => {
+    // The idle clock is the application socket's own timeout: bytes either way restart it.
+    for (const direction of ['to the client', 'to the application'] as const) {
+      let app: Socket | undefined;
+      const upstream = await listening((s) => {
+        app = s;
+        s.resume();
+      });
+      const { port, ends } = await proxy(upstream, 150);
+      const client = await dial(port);
+      client.on('error', () => {});
+      client.resume();
+      const closed = gone(client);
+      await until('the upstream to connect', () => app !== undefined);
+      const started = Date.now();
+      // 600 ms of one message every 40 ms, four times the idle timeout.
+      while (Date.now() - started < 600) {
+        if (direction === 'to the client') app!.write('tick');
+        else client.write('tick');
+        await new Promise((r) => setTimeout(r, 40));
+      }
+      assert.equal(ends.length, 0, `traffic ${direction} kept the pair open`);
+      assert.ok(!client.destroyed && !app!.destroyed);
+      await closed; // then silence: the idle timeout closes it
+      await until('the proxy to finish', () => ends.length === 1);
+      assert.equal(ends[0]!.kind, 'idle-timeout');
+    }
+  });
+
   void it('closes the application connection once the half-closed client connection is cut', async () => {
     const upstream = await listening((s) => s.resume()); // reads, never ends its side
     let front: Socket | undefined;

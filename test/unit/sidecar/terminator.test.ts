@@ -19,6 +19,7 @@ import { listen, type Listener, type TerminatorOptions } from '../../../src/side
 import { delegatedCredentialPeerHooks } from '../../../src/tls/delegated/index.js';
 import { connect as oursConnect } from '../../../src/tls/socket.js';
 import { ClientConnection } from '../../../src/tls/client.js';
+import type { Progress } from '../../../src/tls/connection.js';
 import { NamedGroup, ProtocolVersion, SignatureScheme } from '../../../src/tls/constants.js';
 import { encodeHandshake } from '../../../src/tls/messages/handshake.js';
 import { writeClientHello } from '../../../src/tls/messages/client-hello.js';
@@ -257,6 +258,86 @@ void describe('sidecar listener', () => {
     assert.match((await reply).toString(), /^19 bytes /);
     assert.ok(held.every((s) => !s.destroyed && s.readyState === 'open'), 'the two from 127.0.0.2 are still open');
     for (const s of held) s.destroy();
+  });
+
+  void it('applies backpressure through our stack on upload: a client writing to an app that does not read is paused, and nothing is lost', async () => {
+    const total = 24 * 1024 * 1024;
+    const payload = randomBytes(total);
+    let app: Socket | undefined;
+    const r = await rig(
+      await upstreamServer((s) => {
+        s.pause(); // reads nothing until the test says so
+        app = s;
+      }),
+      { engine: 'ours' },
+    );
+    const s = oursConnect({ host: '127.0.0.1', port: r.listener.port, servername: 'localhost', ca: [pki.ca.pem] });
+    await new Promise<void>((resolve, reject) => {
+      s.once('secureConnect', () => resolve());
+      s.once('error', reject);
+    });
+    // Written = accepted by the client's TLS socket (its writes complete when its TCP socket took the records).
+    let written = 0;
+    const pump = (): void => {
+      while (written < total) {
+        const ok = s.write(payload.subarray(written, written + 65536));
+        written += 65536;
+        if (!ok) return void s.once('drain', pump);
+      }
+      s.end();
+    };
+    pump();
+    await new Promise((res) => setTimeout(res, 700));
+    // Kernel buffers of two loopback connections plus the sidecar's stream buffers: a few MiB, not 24.
+    assert.ok(written < total / 2, `the client wrote ${written} of ${total} bytes to an application that reads nothing`);
+    assert.ok(app, 'the application connection is open');
+    const got = readAll(app);
+    app.resume();
+    const body = await got;
+    assert.equal(body.length, total);
+    assert.ok(body.equals(payload));
+  });
+
+  void it("carries the application's half-close through our stack: the client gets close_notify and can still send", async () => {
+    let received: Promise<Buffer> | undefined;
+    const r = await rig(
+      await upstreamServer((s) => {
+        received = readAll(s);
+        s.end('greeting, then I stop writing');
+      }),
+      { engine: 'ours' },
+    );
+    // A sans-IO client over a plain socket: node:tls and our TLSSocket end their writing when the peer's close_notify arrives.
+    const client = new ClientConnection({ servername: 'localhost', ca: [pki.ca.pem] });
+    const socket = netConnect({ host: '127.0.0.1', port: r.listener.port, allowHalfOpen: true });
+    const fromApp: Buffer[] = [];
+    let handshook = false;
+    let ended = false;
+    const apply = (p: Progress): void => {
+      for (const out of p.output) socket.write(out);
+      for (const e of p.events) {
+        if (e.type === 'handshake') handshook = true;
+        else if (e.type === 'data') fromApp.push(Buffer.from(e.data));
+        else if (e.type === 'end') ended = true;
+        else if (e.type === 'error') assert.fail(e.error.message);
+      }
+    };
+    socket.on('data', (chunk: Buffer) => apply(client.feed(chunk)));
+    apply(client.poll());
+    const deadline = Date.now() + 5000;
+    while (!ended) {
+      assert.ok(Date.now() < deadline, 'close_notify from the sidecar');
+      await new Promise((res) => setTimeout(res, 10));
+    }
+    assert.ok(handshook);
+    assert.equal(Buffer.concat(fromApp).toString(), 'greeting, then I stop writing');
+    assert.ok(!socket.destroyed && socket.writable, 'the TCP connection is still open for the client to write');
+    client.write(Buffer.from('late data'));
+    client.close();
+    apply(client.poll());
+    socket.end();
+    while (received === undefined) await new Promise((res) => setTimeout(res, 10));
+    assert.equal((await received).toString(), 'late data');
   });
 
   void it('counts the handshake deadline from accept: a client that sends its ClientHello late and then stalls is dropped at the deadline', async () => {
