@@ -83,7 +83,7 @@ function suppressedField(suppressed: number): { suppressedSinceLastLine?: number
 export async function handleConnection(socket: Socket, o: TerminatorOptions, refusals: LogLimiter): Promise<void> {
   socket.on('error', () => {}); // errors surface as 'close'; the proxy reports its own
   socket.setNoDelay(true);
-  const admitted = o.tracker.admit(socket, () => o.metrics.connectionClosed());
+  const admitted = o.tracker.admit(socket, o.metrics.connectionClosed);
   if (admitted !== 'admitted') {
     o.metrics.refused(admitted);
     // Refusing while draining is the plan; a limit reached is worth a (bounded) line.

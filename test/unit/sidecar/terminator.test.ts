@@ -215,6 +215,32 @@ void describe('sidecar listener', () => {
     assert.match((await reply).toString(), /^10 bytes /);
   });
 
+  void it('reports the open connections: admitted ones until they close, refused ones never', async () => {
+    const r = await rig(await upstreamServer((s) => s.resume()), { limit: 2 });
+    const open = (): Promise<number> => r.metrics.value('dc_sidecar_open_connections');
+    const dial = (): Socket => {
+      const s = netConnect({ host: '127.0.0.1', port: r.listener.port });
+      s.on('error', () => {});
+      return s;
+    };
+    const held = [dial(), dial()];
+    const until = async (want: number): Promise<void> => {
+      const deadline = Date.now() + 5000;
+      while ((await open()) !== want) {
+        assert.ok(Date.now() < deadline, `open connections ${await open()}, waiting for ${want}`);
+        await new Promise((res) => setTimeout(res, 10));
+      }
+    };
+    await until(2);
+    const refused = dial(); // over the limit: closed at once, never counted as open
+    await new Promise<void>((res) => refused.once('close', () => res()));
+    assert.equal(await open(), 2);
+    held[0]!.destroy();
+    await until(1);
+    held[1]!.destroy();
+    await until(0);
+  });
+
   void it('closes connections over the limit before reading anything', async () => {
     const r = await rig(await upstreamServer((s) => s.resume()), { limit: 1 });
     const first = netConnect({ host: '127.0.0.1', port: r.listener.port });
