@@ -21,7 +21,7 @@ import type { Signer } from '../tls/signer.js';
 import type { MaterialStore, ServingMaterial } from './material.js';
 import type { HandshakeMode } from './metrics.js';
 import { chooseCredential, type ChoiceDetails } from './router.js';
-import type { ImmediateWriter } from './proxy.js';
+import type { DirectClient, PlaintextSink } from './proxy.js';
 import { closeSoon, type OursEngine } from './terminator.js';
 import { Deadline } from './deadline.js';
 
@@ -78,12 +78,14 @@ function adjacent(a: Uint8Array, b: Uint8Array): Buffer | undefined {
 }
 
 /** A ServerConnection over a socket, as a Duplex of plaintext. */
-export class TlsServerStream extends Duplex implements ImmediateWriter {
+export class TlsServerStream extends Duplex implements DirectClient {
   private handshakeDone: ((info: HandshakeInfo) => void) | undefined;
   private handshakeFailed: ((err: Error) => void) | undefined;
   private info: HandshakeInfo | undefined;
   private readingPaused = false;
-  private inputEnded = false;
+  private ended = false;
+  /** Set by the proxy (`relayTo`): the plaintext goes there, not through the Readable side. */
+  private sink: PlaintextSink | undefined;
 
   constructor(
     private readonly socket: Socket,
@@ -186,6 +188,10 @@ export class TlsServerStream extends Duplex implements ImmediateWriter {
   }
 
   private pushData(data: Uint8Array): void {
+    if (this.sink) {
+      if (!this.sink.write(data)) this.pauseInput();
+      return;
+    }
     if (!this.push(this.readableFlowing === true && this.readableLength === 0 ? data : unpinned(data)) && !this.readingPaused) {
       this.readingPaused = true;
       this.socket.pause();
@@ -193,9 +199,40 @@ export class TlsServerStream extends Duplex implements ImmediateWriter {
   }
 
   private endInput(): void {
-    if (this.inputEnded) return;
-    this.inputEnded = true;
-    this.push(null);
+    if (this.ended) return;
+    this.ended = true;
+    if (this.sink) this.sink.end();
+    else this.push(null);
+  }
+
+  get inputEnded(): boolean {
+    return this.ended && this.sink !== undefined;
+  }
+
+  /**
+   * The proxy's direct path: the plaintext to `sink` from now on. What came before (data sent
+   * with the client's Finished, held while the application connection was opened) goes first.
+   */
+  relayTo(sink: PlaintextSink): void {
+    let full = false;
+    for (let held = this.read() as Buffer | null; held !== null; held = this.read() as Buffer | null) full = !sink.write(held);
+    this.sink = sink;
+    if (full) this.pauseInput();
+    if (this.ended) sink.end();
+  }
+
+  resumeInput(): void {
+    if (this.readingPaused) {
+      this.readingPaused = false;
+      this.socket.resume();
+    }
+  }
+
+  private pauseInput(): void {
+    if (!this.readingPaused) {
+      this.readingPaused = true;
+      this.socket.pause();
+    }
   }
 
   private fail(err: Error): void {
@@ -211,10 +248,7 @@ export class TlsServerStream extends Duplex implements ImmediateWriter {
   }
 
   override _read(): void {
-    if (this.readingPaused) {
-      this.readingPaused = false;
-      this.socket.resume();
-    }
+    this.resumeInput();
   }
 
   /**

@@ -14,6 +14,10 @@
  *   gets the application's bytes read into one process-wide buffer (net's `onread`) instead of a
  *   new Buffer per read: fewer external allocations, fewer garbage collections in bulk
  *   (bench/results/sidecar-perf.md).
+ * - A client stream that hands its plaintext to a sink (`DirectClient`: our engine) writes the
+ *   client's bytes straight into the application's socket, with backpressure through write()'s
+ *   return and the socket's 'drain': no Readable side, 'data'/'end' listeners or flowing-mode
+ *   ticks per connection (bench/results/sidecar-bulk.md section 4).
  *
  * The connection limits and the graceful drain on SIGTERM are src/net/connection-tracker.ts.
  */
@@ -40,6 +44,62 @@ export type ProxyEnd =
 export interface ImmediateWriter {
   /** Writes `chunk` now; false when the client is behind, and then `onDrain` runs once it caught up. */
   writeNow(chunk: Uint8Array, onDrain: () => void): boolean;
+}
+
+/** Where a DirectClient puts the client's plaintext. */
+export interface PlaintextSink {
+  /**
+   * The next bytes from the client, valid during the call only unless kept whole (a view of a
+   * received record). False: the sink is behind; it calls the client's `resumeInput` once it caught up.
+   */
+  write(chunk: Uint8Array): boolean;
+  /** The client ended its side (close_notify, or FIN after the handshake). */
+  end(): void;
+}
+
+/** A client stream whose plaintext can go to a sink directly instead of through its Readable side. */
+export interface DirectClient extends ImmediateWriter {
+  /** From now on the plaintext goes to `sink`; what the stream holds already goes first, and an end already received. */
+  relayTo(sink: PlaintextSink): void;
+  /** The sink caught up: read the client again. */
+  resumeInput(): void;
+  /** The client's side has ended and the sink was told (the Readable side stays unused, its readableEnded false). */
+  readonly inputEnded: boolean;
+}
+
+function directClient(stream: Duplex): DirectClient | undefined {
+  return typeof (stream as Partial<DirectClient>).relayTo === 'function' ? (stream as unknown as DirectClient) : undefined;
+}
+
+/** The client's plaintext into the application's socket; a full socket pauses the client until its 'drain'. */
+class UpstreamSink implements PlaintextSink {
+  private waitingForDrain = false;
+
+  constructor(
+    private readonly upstream: Socket,
+    private readonly client: DirectClient,
+  ) {}
+
+  write(chunk: Uint8Array): boolean {
+    const upstream = this.upstream;
+    if (upstream.destroyed) return true; // the pair is closing: nothing more to deliver
+    // A chunk the application is not reading yet stays queued: not as a record-slab view.
+    if (upstream.write(upstream.writableLength > 0 ? unpinned(chunk) : chunk)) return true;
+    if (!this.waitingForDrain) {
+      this.waitingForDrain = true;
+      upstream.once('drain', this.drained);
+    }
+    return false;
+  }
+
+  end(): void {
+    if (!this.upstream.destroyed) this.upstream.end();
+  }
+
+  private readonly drained = (): void => {
+    this.waitingForDrain = false;
+    this.client.resumeInput();
+  };
 }
 
 function immediateWriter(stream: Duplex): ImmediateWriter | undefined {
@@ -102,8 +162,8 @@ const IDLE: ProxyEnd = { kind: 'idle-timeout' };
  * left would keep an application connection open until the idle timeout. A side that closed
  * abruptly (its readable never ended: reset, destroyed) ends the pair now.
  */
-function closeAfterFlush(closed: Duplex, other: Duplex): void {
-  if (!closed.readableEnded || other.writableFinished) other.destroy();
+function closeAfterFlush(closedEndedItsSide: boolean, other: Duplex): void {
+  if (!closedEndedItsSide || other.writableFinished) other.destroy();
   else other.once('finish', () => other.destroy());
 }
 
@@ -129,33 +189,20 @@ export function splice(client: Duplex, upstream: Socket, idleTimeoutMs = 300_000
     upstream.on('error', (error: Error) => stop({ kind: 'error', side: 'upstream', error }));
     upstream.setTimeout(idleTimeoutMs); // 0 disables; replaces the connect deadline
     if (idleTimeoutMs > 0) upstream.on('timeout', () => stop(IDLE));
-    // The client's bytes to the application: one 'data' listener rather than pipe() (pipe()
-    // sets up five more listeners per connection and its own drain bookkeeping). Backpressure
-    // and the end are pipe()'s.
-    let waitingForDrain = false;
-    const resumeClient = (): void => {
-      waitingForDrain = false;
-      client.resume();
-    };
-    client.on('data', (chunk: Buffer) => {
-      if (upstream.destroyed) return;
-      // A chunk the application is not reading yet stays queued: not as a record-slab view.
-      if (!upstream.write(upstream.writableLength > 0 ? unpinned(chunk) : chunk) && !waitingForDrain) {
-        waitingForDrain = true;
-        client.pause();
-        upstream.once('drain', resumeClient);
-      }
-    });
-    client.on('end', () => {
-      if (!upstream.destroyed) upstream.end();
-    });
+    const direct = directClient(client);
+    if (direct) direct.relayTo(new UpstreamSink(upstream, direct));
+    else forwardClient(client, upstream);
     // 'close' comes once per stream: plain listeners, not once() wrappers.
-    client.on('close', () => {
-      closeAfterFlush(client, upstream);
+    const clientClosed = (): void => {
+      closeAfterFlush(direct ? direct.inputEnded : client.readableEnded, upstream);
       if (--open === 0) resolve(end);
-    });
+    };
+    // A client gone while the application connection was being opened: its 'close' has been
+    // emitted already, and waiting for it would hold the application connection until the idle timeout.
+    if (client.closed) clientClosed();
+    else client.on('close', clientClosed);
     upstream.on('close', () => {
-      closeAfterFlush(upstream, client);
+      closeAfterFlush(upstream.readableEnded, client);
       if (--open === 0) resolve(end);
     });
     if (relay) {
@@ -164,6 +211,31 @@ export function splice(client: Duplex, upstream: Socket, idleTimeoutMs = 300_000
     } else {
       upstream.pipe(client, { end: true });
     }
+  });
+}
+
+/**
+ * The client's bytes to the application for a client stream of any kind (node:tls): one 'data'
+ * listener rather than pipe() (pipe() sets up five more listeners per connection and its own
+ * drain bookkeeping). Backpressure and the end are pipe()'s.
+ */
+function forwardClient(client: Duplex, upstream: Socket): void {
+  let waitingForDrain = false;
+  const resumeClient = (): void => {
+    waitingForDrain = false;
+    client.resume();
+  };
+  client.on('data', (chunk: Buffer) => {
+    if (upstream.destroyed) return;
+    // A chunk the application is not reading yet stays queued: not as a record-slab view.
+    if (!upstream.write(upstream.writableLength > 0 ? unpinned(chunk) : chunk) && !waitingForDrain) {
+      waitingForDrain = true;
+      client.pause();
+      upstream.once('drain', resumeClient);
+    }
+  });
+  client.on('end', () => {
+    if (!upstream.destroyed) upstream.end();
   });
 }
 

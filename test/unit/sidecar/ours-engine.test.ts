@@ -99,4 +99,53 @@ void describe('TlsServerStream: the records of one socket read', () => {
     }
     stream.destroy();
   });
+
+  void test('relayTo: held plaintext first, then each read straight to the sink; a full sink pauses the socket until resumeInput; the end after the data', async () => {
+    const { stream, socket, client } = await connected();
+    const send = (text: string): void => {
+      client.write(Buffer.from(text));
+      socket.read_(Buffer.concat(client.poll().output));
+    };
+    send('before the application connected');
+    await tick();
+    const got: string[] = [];
+    let full = false;
+    let ended = false;
+    stream.relayTo({
+      write: (chunk) => {
+        got.push(Buffer.from(chunk).toString());
+        return !full;
+      },
+      end: () => (ended = true),
+    });
+    assert.deepEqual(got, ['before the application connected']);
+    assert.equal(stream.inputEnded, false);
+    send('one');
+    assert.deepEqual(got, ['before the application connected', 'one'], 'delivered in the same read, no tick');
+    full = true;
+    send('two');
+    assert.equal(socket.isPaused(), true, 'a full sink pauses reading');
+    stream.resumeInput();
+    assert.equal(socket.isPaused(), false);
+    client.close();
+    socket.read_(Buffer.concat(client.poll().output));
+    assert.deepEqual(got, ['before the application connected', 'one', 'two']);
+    assert.equal(ended, true);
+    assert.equal(stream.inputEnded, true);
+    stream.destroy();
+  });
+
+  void test('relayTo after the client ended: the held data, then the end, at once', async () => {
+    const { stream, socket, client } = await connected();
+    client.write(Buffer.from('last words'));
+    client.close();
+    socket.read_(Buffer.concat(client.poll().output));
+    await tick();
+    const got: string[] = [];
+    let ended = false;
+    stream.relayTo({ write: (c) => got.push(Buffer.from(c).toString()) > 0, end: () => (ended = true) });
+    assert.deepEqual(got, ['last words']);
+    assert.equal(ended, true);
+    stream.destroy();
+  });
 });

@@ -188,6 +188,24 @@ void describe('TCP proxy to the application', () => {
     await until('the pair to close, application side included', () => finished !== undefined);
   });
 
+  void it('closes the application connection at once when the client went away while it was being opened', async () => {
+    let appClosed = false;
+    const upstream = await listening((s) => {
+      s.resume();
+      void gone(s).then(() => (appClosed = true)); // FIN or close
+    });
+    let finished: ProxyEnd | undefined;
+    const port = await listening((s) => {
+      s.on('error', () => {});
+      s.destroy(); // gone before the proxy attaches to it (its 'close' is emitted before the splice)
+      void proxyToUpstream(s, { host: '127.0.0.1', port: upstream, idleTimeoutMs: 60_000 }).then((e) => (finished = e));
+    });
+    const client = await dial(port);
+    client.on('error', () => {});
+    await until('the proxy to finish', () => finished !== undefined, 2000);
+    await until('the application connection to close', () => appClosed, 2000);
+  });
+
   void it('closes the client when the application is not listening', async () => {
     const dead = await listening(() => {});
     servers.pop()!.close();
