@@ -22,7 +22,7 @@ import type { MaterialStore, ServingMaterial } from './material.js';
 import type { HandshakeMode } from './metrics.js';
 import { chooseCredential, type ChoiceDetails } from './router.js';
 import type { DirectClient, PlaintextSink } from './proxy.js';
-import { closeSoon, type OursEngine } from './terminator.js';
+import { closeSoon, ignoreError, type OursEngine } from './terminator.js';
 import { Deadline } from './deadline.js';
 
 export interface OursEngineOptions {
@@ -97,7 +97,7 @@ export class TlsServerStream extends Duplex implements DirectClient {
     // Socket errors surface on process.nextTick, before the promise continuation that hands this
     // stream to the proxy (which attaches its own listener): never let one be unhandled. The
     // stream still closes, and listeners added later still receive errors.
-    this.on('error', () => {});
+    this.on('error', ignoreError);
     socket.on('data', (chunk: Buffer) => this.apply(this.conn.feed(chunk)));
     socket.on('end', () => {
       // FIN without close_notify: a truncated stream, still an end of input for the proxy.

@@ -25,6 +25,7 @@ import { Deadline } from './deadline.js';
 import type { ServingReport } from './serving-report.js';
 
 export interface OursHandshake {
+  /** With an 'error' listener of its own: the client may fail before the proxy listens. */
   readonly stream: Duplex;
   /** How the server actually authenticated (the credential hook's choice). */
   readonly mode: HandshakeMode;
@@ -50,6 +51,9 @@ export interface TerminatorOptions {
   readonly ours: OursEngine | undefined;
   readonly log: WatcherLogger & { debug(message: string, meta?: Record<string, unknown>): void };
 }
+
+/** One listener for every connection's socket errors (they surface as 'close'): no closure per connection. */
+export function ignoreError(): void {}
 
 /** How long a closing socket may take to flush (an alert, the last records) before it is cut. */
 const FLUSH_DEADLINE_MS = 2000;
@@ -81,7 +85,7 @@ function suppressedField(suppressed: number): { suppressedSinceLastLine?: number
  * refused by routing (nothing to serve it with) is counted in the report's interval line instead.
  */
 export async function handleConnection(socket: Socket, o: TerminatorOptions, refusals: LogLimiter): Promise<void> {
-  socket.on('error', () => {}); // errors surface as 'close'; the proxy reports its own
+  socket.on('error', ignoreError); // errors surface as 'close'; the proxy reports its own
   socket.setNoDelay(true);
   const admitted = o.tracker.admit(socket, o.metrics.connectionClosed);
   if (admitted !== 'admitted') {
@@ -161,9 +165,8 @@ export async function handleConnection(socket: Socket, o: TerminatorOptions, ref
   }
   o.metrics.handshake(mode, decision.engine === 'node' || !o.ours ? 'node' : 'ours', 'success');
   o.report?.served(mode);
-  // The client may go away while the application connection is being opened: its error must not
-  // be unhandled before the proxy attaches its own listeners.
-  stream.on('error', () => {});
+  // The client may go away while the application connection is being opened: both engines' streams
+  // come with an 'error' listener of their own, so that error is not unhandled before the proxy attaches.
 
   const end = await proxyToUpstream(stream, o.upstream);
   if (end.kind === 'upstream-unavailable') {
