@@ -6,6 +6,13 @@
  *
  *   npx tsc -p tsconfig.json && node dist/bench/pq-handshake.js [seconds=4] [concurrency=16] [rounds=3] [warmup=2]
  *
+ * BENCH_BASELINE_DIST=<another build's dist/> (e.g. main's) adds our server from that build for
+ * x25519 and X25519MLKEM768, for before/after in the same run. BENCH_CASES=<regex> keeps the
+ * cases whose name matches (e.g. 'x25519|X25519MLKEM768$' for the key exchange rows only), so
+ * more rounds fit in one run. Besides ratios of medians, the per-round ratios of servers measured
+ * in the same round are printed with their median: that is the number to compare, as a slow
+ * spell of the shared machine hits both sides of a round.
+ *
  * Like bench/tls-handshake.ts: each round starts a fresh server process pinned to core 1 and a
  * load process pinned to core 0 that opens fresh connections (no session reuse) on `concurrency`
  * lanes, writes 32 bytes and waits for the echo; `warmup` seconds of load before measuring;
@@ -24,8 +31,8 @@
 import { generateKeyPairSync } from 'node:crypto';
 import { mkdir, readFile } from 'node:fs/promises';
 import { connect as netConnect } from 'node:net';
-import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { join, resolve } from 'node:path';
+import { fileURLToPath, pathToFileURL } from 'node:url';
 import * as nodeTls from 'node:tls';
 import { ClientConfig, ClientConnection } from '../src/tls/client.js';
 import { ServerConfig, ServerConnection } from '../src/tls/server.js';
@@ -53,7 +60,8 @@ const OPENSSL_NAMES: Record<GroupName, string> = { x25519: 'X25519', X25519MLKEM
 
 interface Case {
   readonly name: string;
-  readonly server: 'ours' | 'node';
+  /** 'base': our server from BENCH_BASELINE_DIST. */
+  readonly server: 'ours' | 'node' | 'base';
   readonly client: 'ours' | 'node';
   /** The group both sides are restricted to; `hrr` instead lets our server pick from its defaults. */
   readonly group: GroupName;
@@ -62,7 +70,7 @@ interface Case {
   readonly dc?: 'ecdsa_secp256r1_sha256' | 'mldsa65';
 }
 
-const CASES: readonly Case[] = [
+const ALL_CASES: readonly Case[] = [
   // Key exchange, P-256 certificate, node:tls clients as load.
   { name: 'ours server, x25519', server: 'ours', client: 'node', group: 'x25519' },
   { name: 'ours server, X25519MLKEM768', server: 'ours', client: 'node', group: 'X25519MLKEM768' },
@@ -80,7 +88,14 @@ const CASES: readonly Case[] = [
   { name: 'ours server, our client, certificate key (P-256)', server: 'ours', client: 'ours', group: 'X25519MLKEM768' },
   { name: 'ours server, our client, P-256 DC', server: 'ours', client: 'ours', group: 'X25519MLKEM768', dc: 'ecdsa_secp256r1_sha256' },
   { name: 'ours server, our client, ML-DSA-65 DC', server: 'ours', client: 'ours', group: 'X25519MLKEM768', dc: 'mldsa65' },
+  // Our server from another build, when BENCH_BASELINE_DIST names one.
+  { name: 'baseline build server, x25519', server: 'base', client: 'node', group: 'x25519' },
+  { name: 'baseline build server, X25519MLKEM768', server: 'base', client: 'node', group: 'X25519MLKEM768' },
 ];
+
+const BASELINE_DIST = process.env.BENCH_BASELINE_DIST;
+const CASE_FILTER = process.env.BENCH_CASES ? new RegExp(process.env.BENCH_CASES) : undefined;
+const CASES = ALL_CASES.filter((c) => (c.server !== 'base' || BASELINE_DIST) && (!CASE_FILTER || CASE_FILTER.test(c.name)));
 
 // --- server role ------------------------------------------------------------------------------------
 
@@ -98,6 +113,9 @@ async function serverRole(c: Case, certFile: string, keyFile: string, dcDir: str
   let server;
   if (c.server === 'node') {
     server = nodeTls.createServer({ cert, key, minVersion: 'TLSv1.3', ecdhCurve: OPENSSL_NAMES[c.group] }, echo);
+  } else if (c.server === 'base') {
+    const base = (await import(pathToFileURL(resolve(BASELINE_DIST!, 'src/tls/socket.js')).href)) as { createServer: typeof createServer };
+    server = base.createServer({ cert, key, groups: [GROUP_IDS[c.group]] }, (s: TLSSocket) => echo(s));
   } else {
     const selectCredential = await selectorFor(cert, certFile, dcDir);
     server = createServer({ cert, key, ...(c.hrr ? {} : { groups: [GROUP_IDS[c.group]] }), ...(selectCredential ? { selectCredential } : {}) }, (s: TLSSocket) => echo(s));
@@ -341,7 +359,8 @@ async function main(): Promise<void> {
   }
   console.log(lines.join('\n'));
   console.log('');
-  const ratio = (a: string, b: string, field: 'serverCpu' | 'clientCpu'): string => fmt(med.get(a)![field] / med.get(b)![field], 2);
+  // Ratios of two cases' medians ('-' when a case was filtered out).
+  const ratio = (a: string, b: string, field: 'serverCpu' | 'clientCpu'): string => fmt((med.get(a)?.[field] ?? NaN) / (med.get(b)?.[field] ?? NaN), 2);
   for (const g of ['X25519MLKEM768', 'SecP256r1MLKEM768'] as const) {
     console.log(`server CPU ${g} / x25519: ours ${ratio(`ours server, ${g}`, 'ours server, x25519', 'serverCpu')}x, node:tls ${ratio(`node:tls server, ${g}`, 'node:tls server, x25519', 'serverCpu')}x`);
     console.log(`client CPU ${g} / x25519: node:tls client ${ratio(`node:tls server, ${g}`, 'node:tls server, x25519', 'clientCpu')}x, our client ${ratio(`node:tls server, our client, ${g}`, 'node:tls server, our client, x25519', 'clientCpu')}x`);
@@ -349,9 +368,24 @@ async function main(): Promise<void> {
   for (const g of ['x25519', 'X25519MLKEM768', 'SecP256r1MLKEM768'] as const) {
     console.log(`${g}: server CPU ours / node:tls ${ratio(`ours server, ${g}`, `node:tls server, ${g}`, 'serverCpu')}x; client CPU ours / node:tls ${ratio(`node:tls server, our client, ${g}`, `node:tls server, ${g}`, 'clientCpu')}x`);
   }
-  console.log(`HRR to X25519MLKEM768 / direct X25519MLKEM768: server CPU ${ratio(CASES[9]!.name, CASES[1]!.name, 'serverCpu')}x, client CPU ${ratio(CASES[9]!.name, CASES[1]!.name, 'clientCpu')}x`);
-  console.log(`ML-DSA-65 DC / P-256 DC: server CPU ${ratio(CASES[12]!.name, CASES[11]!.name, 'serverCpu')}x, client CPU ${ratio(CASES[12]!.name, CASES[11]!.name, 'clientCpu')}x`);
+  const hrr = 'ours server, client sent x25519 only -> HRR to X25519MLKEM768';
+  console.log(`HRR to X25519MLKEM768 / direct X25519MLKEM768: server CPU ${ratio(hrr, 'ours server, X25519MLKEM768', 'serverCpu')}x, client CPU ${ratio(hrr, 'ours server, X25519MLKEM768', 'clientCpu')}x`);
+  console.log(`ML-DSA-65 DC / P-256 DC: server CPU ${ratio('ours server, our client, ML-DSA-65 DC', 'ours server, our client, P-256 DC', 'serverCpu')}x, client CPU ${ratio('ours server, our client, ML-DSA-65 DC', 'ours server, our client, P-256 DC', 'clientCpu')}x`);
   console.log('');
+  // Server CPU per round, a over b, for the pairs whose cases both ran.
+  const pairs: [string, string][] = [];
+  for (const g of ['x25519', 'X25519MLKEM768', 'SecP256r1MLKEM768'] as const) pairs.push([`ours server, ${g}`, `node:tls server, ${g}`]);
+  for (const g of ['x25519', 'X25519MLKEM768'] as const) pairs.push([`baseline build server, ${g}`, `node:tls server, ${g}`], [`ours server, ${g}`, `baseline build server, ${g}`]);
+  const perRound = pairs.filter(([a, b]) => results.has(a) && results.has(b));
+  if (perRound.length > 0) {
+    console.log('| server CPU per round | per-round ratios | median of per-round ratios |');
+    console.log('| --- | --- | ---: |');
+    for (const [a, b] of perRound) {
+      const rs = results.get(a)!.map((r, i) => r.serverCpu / results.get(b)![i]!.serverCpu);
+      console.log(`| ${a} / ${b} | ${rs.map((r) => fmt(r, 3)).join(', ')} | ${fmt(median(rs), 3)}x |`);
+    }
+    console.log('');
+  }
   console.log('| our server, case | ClientHello bytes | first flight bytes | records | 1460-byte segments | within 10-segment initial window |');
   console.log('| --- | ---: | ---: | ---: | ---: | --- |');
   for (const [name, f] of flights) {

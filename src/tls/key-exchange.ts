@@ -21,7 +21,7 @@
 import { createECDH, createPublicKey, decapsulate, diffieHellman, encapsulate, generateKeyPairSync, type ECDH, type KeyObject } from 'node:crypto';
 import { NamedGroup } from './constants.js';
 import { PeerMisbehaved } from './errors.js';
-import { NATIVE_GROUP, nativeHandshake, type NativeGroup, type NativeKey } from './native/handshake.js';
+import { NATIVE_GROUP, NATIVE_HYBRID, nativeHandshake, type NativeGroup, type NativeHybrid, type NativeKey } from './native/handshake.js';
 
 /**
  * Every group we implement, in our order of preference. The hybrids come first: a client that
@@ -136,16 +136,20 @@ const NATIVE_GROUPS = new Map<number, { readonly id: NativeGroup; readonly share
   [NamedGroup.secp384r1, { id: NATIVE_GROUP.p384, shareLength: 97, name: 'EC' }],
 ]);
 
-/** The addon's refusal of a peer's share as the same PeerMisbehaved node:crypto's path throws. */
+/** The addon's refusal of a peer's (EC)DHE share as the same PeerMisbehaved node:crypto's path throws; other errors as they are. */
+function nativeRefusal(name: string, e: unknown): unknown {
+  const code = (e as { code?: unknown }).code;
+  // OpenSSL refuses an all-zero X25519 result (a low-order point) in both paths: same fault.
+  if (code === 'ERR_TLS_NATIVE_ZERO_SECRET') return new PeerMisbehaved('InvalidKeyShare', `invalid ${name} share: the shared secret is all zeros`, { cause: e });
+  if (code === 'ERR_TLS_NATIVE_BAD_SHARE') return new PeerMisbehaved('InvalidKeyShare', `invalid ${name} share: ${(e as Error).message}`, { cause: e });
+  return e;
+}
+
 function nativeSecret(name: string, derive: () => Uint8Array): Uint8Array {
   try {
     return derive();
   } catch (e) {
-    const code = (e as { code?: unknown }).code;
-    // OpenSSL refuses an all-zero X25519 result (a low-order point) in both paths: same fault.
-    if (code === 'ERR_TLS_NATIVE_ZERO_SECRET') throw new PeerMisbehaved('InvalidKeyShare', `invalid ${name} share: the shared secret is all zeros`, { cause: e });
-    if (code === 'ERR_TLS_NATIVE_BAD_SHARE') throw new PeerMisbehaved('InvalidKeyShare', `invalid ${name} share: ${(e as Error).message}`, { cause: e });
-    throw e;
+    throw nativeRefusal(name, e);
   }
 }
 
@@ -188,6 +192,9 @@ function respondToEcdh(group: number, peerShare: Uint8Array): KeyShareResponse |
 /** FIPS 203 sizes for ML-KEM-768: encapsulation key, ciphertext, shared secret. */
 const MLKEM768_ENCAPSULATION_KEY = 1184;
 const MLKEM768_CIPHERTEXT = 1088;
+const MLKEM_KEY_REFUSED = 'ML-KEM-768 encapsulation key fails the FIPS 203 modulus check';
+/** A hybrid secret: ML-KEM-768's 32 bytes and the ECDH half's 32 (X25519, a P-256 x coordinate). */
+const HYBRID_SECRET = 64;
 /** Sizes of the ECDH halves: an X25519 key, an uncompressed P-256 point. */
 const X25519_SHARE = 32;
 const P256_SHARE = 65;
@@ -200,18 +207,25 @@ interface HybridLayout {
   readonly ecdhLength: number;
   /** The group of the ECDH half. */
   readonly ecdhGroup: number;
+  /** The addon's number for it. */
+  readonly nativeId: NativeHybrid;
 }
 
 const HYBRIDS = new Map<number, HybridLayout>([
-  [NamedGroup.X25519MLKEM768, { group: NamedGroup.X25519MLKEM768, kemFirst: true, ecdhLength: X25519_SHARE, ecdhGroup: NamedGroup.x25519 }],
-  [NamedGroup.SecP256r1MLKEM768, { group: NamedGroup.SecP256r1MLKEM768, kemFirst: false, ecdhLength: P256_SHARE, ecdhGroup: NamedGroup.secp256r1 }],
+  [NamedGroup.X25519MLKEM768, { group: NamedGroup.X25519MLKEM768, kemFirst: true, ecdhLength: X25519_SHARE, ecdhGroup: NamedGroup.x25519, nativeId: NATIVE_HYBRID.X25519MLKEM768 }],
+  [NamedGroup.SecP256r1MLKEM768, { group: NamedGroup.SecP256r1MLKEM768, kemFirst: false, ecdhLength: P256_SHARE, ecdhGroup: NamedGroup.secp256r1, nativeId: NATIVE_HYBRID.SecP256r1MLKEM768 }],
 ]);
 
-/** Splits `share` into its KEM and ECDH parts after checking its exact length. */
-function splitHybrid(layout: HybridLayout, share: Uint8Array, kemLength: number, what: string): { kem: Uint8Array; ecdh: Uint8Array } {
+/** Throws InvalidKeyShare unless `share` has exactly the length of its KEM and ECDH parts. */
+function checkHybridLength(layout: HybridLayout, share: Uint8Array, kemLength: number, what: string): void {
   if (share.length !== kemLength + layout.ecdhLength) {
     throw new PeerMisbehaved('InvalidKeyShare', `${what} of ${share.length} bytes, expected ${kemLength + layout.ecdhLength}`);
   }
+}
+
+/** Splits `share` into its KEM and ECDH parts after checking its exact length. */
+function splitHybrid(layout: HybridLayout, share: Uint8Array, kemLength: number, what: string): { kem: Uint8Array; ecdh: Uint8Array } {
+  checkHybridLength(layout, share, kemLength, what);
   return layout.kemFirst
     ? { kem: share.subarray(0, kemLength), ecdh: share.subarray(kemLength) }
     : { ecdh: share.subarray(0, layout.ecdhLength), kem: share.subarray(layout.ecdhLength) };
@@ -254,14 +268,13 @@ class HybridShare implements KeyShare {
 
 /** Server side of a hybrid: encapsulate to the client's ML-KEM key, answer its ECDH share. */
 function respondToHybrid(layout: HybridLayout, clientShare: Uint8Array): KeyShareResponse {
+  if (native) return respondToHybridNatively(layout, clientShare);
   const { kem, ecdh } = splitHybrid(layout, clientShare, MLKEM768_ENCAPSULATION_KEY, 'hybrid client share');
-  const answered = native ? respondToHybridNatively(layout, kem, ecdh) : undefined;
-  if (answered) return answered;
   let encapsulationKey: KeyObject;
   try {
     encapsulationKey = createPublicKey({ key: kem, format: 'raw-public', asymmetricKeyType: 'ml-kem-768' } as unknown as Parameters<typeof createPublicKey>[0]);
   } catch (e) {
-    throw new PeerMisbehaved('InvalidKeyShare', 'ML-KEM-768 encapsulation key fails the FIPS 203 modulus check', { cause: e });
+    throw new PeerMisbehaved('InvalidKeyShare', MLKEM_KEY_REFUSED, { cause: e });
   }
   // The ECDH half first: a bad point or a zero X25519 secret costs no encapsulation.
   const ours = respondToEcdh(layout.ecdhGroup, ecdh)!;
@@ -270,27 +283,25 @@ function respondToHybrid(layout: HybridLayout, clientShare: Uint8Array): KeyShar
 }
 
 /**
- * The same on the addon: the encapsulation key is imported (FIPS 203 checks) by OpenSSL directly,
- * and the ciphertext and our ECDH share are written in place into our hybrid share (no join).
+ * The same on the addon, in one call: the client's share is read in place (no split), the
+ * ciphertext and our ECDH share are written into our share and both secrets into the secret
+ * (one allocation for the two), and the FIPS 203 §7.2 checks are OpenSSL's import of the key.
  */
-function respondToHybridNatively(layout: HybridLayout, kem: Uint8Array, ecdh: Uint8Array): KeyShareResponse | undefined {
-  const params = NATIVE_GROUPS.get(layout.ecdhGroup);
-  if (!params) return undefined;
-  const publicKey = Buffer.allocUnsafe(MLKEM768_CIPHERTEXT + layout.ecdhLength);
-  const kemAt = layout.kemFirst ? 0 : layout.ecdhLength;
-  const ecdhAt = layout.kemFirst ? MLKEM768_CIPHERTEXT : 0;
-  // The ECDH half first: a bad point or a zero X25519 secret costs no encapsulation.
-  const ecdhSecret = respondNatively(params, ecdh, publicKey.subarray(ecdhAt, ecdhAt + layout.ecdhLength));
-  let sharedKey: Uint8Array;
+function respondToHybridNatively(layout: HybridLayout, clientShare: Uint8Array): KeyShareResponse {
+  checkHybridLength(layout, clientShare, MLKEM768_ENCAPSULATION_KEY, 'hybrid client share');
+  const shareLength = MLKEM768_CIPHERTEXT + layout.ecdhLength;
+  const out = Buffer.allocUnsafe(shareLength + HYBRID_SECRET);
+  const publicKey = out.subarray(0, shareLength);
+  const secret = out.subarray(shareLength);
   try {
-    sharedKey = native!.mlkemEncapsulate(kem, publicKey.subarray(kemAt, kemAt + MLKEM768_CIPHERTEXT));
+    native!.hybridRespond(layout.nativeId, clientShare, publicKey, secret);
   } catch (e) {
-    if ((e as { code?: unknown }).code === 'ERR_TLS_NATIVE_BAD_SHARE') {
-      throw new PeerMisbehaved('InvalidKeyShare', 'ML-KEM-768 encapsulation key fails the FIPS 203 modulus check', { cause: e });
-    }
-    throw e;
+    // Worded as node:crypto's path words it. The length was checked above, so an ML-KEM refusal
+    // is the key failing §7.2; any other is the ECDH half's.
+    const kem = (e as { code?: unknown }).code === 'ERR_TLS_NATIVE_BAD_SHARE' && (e as Error).message.includes('ML-KEM-768');
+    throw kem ? new PeerMisbehaved('InvalidKeyShare', MLKEM_KEY_REFUSED, { cause: e }) : nativeRefusal(NATIVE_GROUPS.get(layout.ecdhGroup)!.name, e);
   }
-  return { publicKey, secret: joinHybrid(layout, sharedKey, ecdhSecret) };
+  return { publicKey, secret };
 }
 
 /** Generates a fresh client share for `group`; undefined for groups we do not implement. */

@@ -87,6 +87,7 @@ typedef struct {
   EVP_MAC_CTX *hmac[HASH_COUNT + 1]; /* the digest set; keyed per call, re-keyed to EMPTY_KEY after */
   EVP_MD *md[HASH_COUNT + 1];        /* fetched once */
   EVP_MD_CTX *scratch;               /* a transcript's copy, to finish an intermediate digest */
+  EVP_PKEY_CTX *mlkem_import;        /* ML-KEM-768 public-key import (fromdata), fetched once */
 } instance_t;
 
 static napi_value fail_code(napi_env env, const char *code, const char *msg) {
@@ -189,6 +190,7 @@ static void instance_free(napi_env env, void *data, void *hint) {
     EVP_MD_free(in->md[i]);
   }
   EVP_MD_CTX_free(in->scratch);
+  EVP_PKEY_CTX_free(in->mlkem_import);
   OPENSSL_free(in);
 }
 
@@ -266,32 +268,40 @@ static EVP_PKEY *peer_key(napi_env env, const group_t *g, const unsigned char *s
   return peer;
 }
 
-/* The shared secret of key and the peer's share, as a new Buffer (or NULL with an exception). */
-static napi_value derive(napi_env env, const group_t *g, EVP_PKEY *key, const unsigned char *share, size_t share_length) {
+/*
+ * The shared secret of key and the peer's share into out (exactly g->secret bytes): 1, or 0 with
+ * an exception (out is then cleansed).
+ */
+static int derive_into(napi_env env, const group_t *g, EVP_PKEY *key, const unsigned char *share, size_t share_length, unsigned char *out) {
   EVP_PKEY *peer = peer_key(env, g, share, share_length);
-  if (peer == NULL) return NULL;
-  unsigned char secret[MAX_SECRET];
-  size_t n = sizeof secret;
+  if (peer == NULL) return 0;
+  size_t n = g->secret;
   EVP_PKEY_CTX *ctx = EVP_PKEY_CTX_new_from_pkey(NULL, key, NULL);
   /* The peer was validated by its import (length, point on the curve); no second check. */
   int ok = ctx != NULL && EVP_PKEY_derive_init(ctx) == 1 && EVP_PKEY_derive_set_peer_ex(ctx, peer, 0) == 1;
-  int derived = ok && EVP_PKEY_derive(ctx, secret, &n) == 1 && n == g->secret;
+  int derived = ok && EVP_PKEY_derive(ctx, out, &n) == 1 && n == g->secret;
   EVP_PKEY_CTX_free(ctx);
   EVP_PKEY_free(peer);
   if (!derived) {
-    OPENSSL_cleanse(secret, sizeof secret);
+    OPENSSL_cleanse(out, g->secret);
     /* OpenSSL's X25519 refuses an all-zero result (a low-order point): the only way a valid
      * 32-byte share fails to derive once the context is set up. */
-    if (ok && g->curve == NULL) return fail_code(env, ERR_ZERO_SECRET, "native handshake: x25519 shared secret is all zeros");
-    return fail_code(env, ERR_BAD_SHARE, "native handshake: key agreement failed");
+    if (ok && g->curve == NULL) return fail_code(env, ERR_ZERO_SECRET, "native handshake: x25519 shared secret is all zeros"), 0;
+    return fail_code(env, ERR_BAD_SHARE, "native handshake: key agreement failed"), 0;
   }
   /* Also when OpenSSL does not refuse it (RFC 7748 §6.1; RFC 8446 §7.4.2). */
   static const unsigned char zeros[MAX_SECRET];
-  if (g->curve == NULL && CRYPTO_memcmp(secret, zeros, n) == 0) {
-    OPENSSL_cleanse(secret, sizeof secret);
-    return fail_code(env, ERR_ZERO_SECRET, "native handshake: x25519 shared secret is all zeros");
+  if (g->curve == NULL && CRYPTO_memcmp(out, zeros, n) == 0) {
+    OPENSSL_cleanse(out, g->secret);
+    return fail_code(env, ERR_ZERO_SECRET, "native handshake: x25519 shared secret is all zeros"), 0;
   }
-  napi_value out = secret_buffer(env, secret, n);
+  return 1;
+}
+
+/* The shared secret of key and the peer's share, as a new Buffer (or NULL with an exception). */
+static napi_value derive(napi_env env, const group_t *g, EVP_PKEY *key, const unsigned char *share, size_t share_length) {
+  unsigned char secret[MAX_SECRET];
+  napi_value out = derive_into(env, g, key, share, share_length, secret) ? secret_buffer(env, secret, g->secret) : NULL;
   OPENSSL_cleanse(secret, sizeof secret);
   return out;
 }
@@ -372,36 +382,103 @@ static napi_value ecdh_derive_with_private_key(napi_env env, napi_callback_info 
   return out;
 }
 
-// --- ML-KEM-768 (FIPS 203) -------------------------------------------------------------------
+// --- ML-KEM-768 (FIPS 203) and the hybrid groups (draft-ietf-tls-ecdhe-mlkem) -----------------
 
 #define MLKEM768_ENCAPSULATION_KEY 1184
 #define MLKEM768_CIPHERTEXT 1088
 #define MLKEM_SHARED_SECRET 32
 
 /*
- * mlkemEncapsulate(encapsulationKey, ciphertextOut) -> shared secret: the server's half of
- * ML-KEM-768. OpenSSL's import of the key runs the FIPS 203 §7.2 checks (length, every
- * coefficient below q); a key that fails them is ERR_BAD_SHARE.
+ * The server's half of ML-KEM-768: the ciphertext into ct (1088 bytes), the shared secret into
+ * secret (32 bytes). OpenSSL's import of the key runs the FIPS 203 §7.2 checks (length, every
+ * coefficient below q); a key that fails them is ERR_BAD_SHARE. 1, or 0 with an exception.
  */
+static int mlkem_encapsulate_into(napi_env env, const unsigned char *ek, size_t ek_length, unsigned char *ct, unsigned char *secret) {
+  if (ek_length != MLKEM768_ENCAPSULATION_KEY) return fail_code(env, ERR_BAD_SHARE, "native handshake: ML-KEM-768 encapsulation key of the wrong length"), 0;
+  instance_t *in = instance(env);
+  if (in == NULL) return 0;
+  if (in->mlkem_import == NULL) {
+    EVP_PKEY_CTX *made = EVP_PKEY_CTX_new_from_name(NULL, "ML-KEM-768", NULL);
+    if (made == NULL || EVP_PKEY_fromdata_init(made) != 1) {
+      EVP_PKEY_CTX_free(made);
+      return fail(env, "native handshake: ML-KEM-768 unavailable"), 0;
+    }
+    in->mlkem_import = made;
+  }
+  EVP_PKEY *key = NULL;
+  OSSL_PARAM params[] = {OSSL_PARAM_construct_octet_string(OSSL_PKEY_PARAM_PUB_KEY, (void *)ek, ek_length), OSSL_PARAM_construct_end()};
+  if (EVP_PKEY_fromdata(in->mlkem_import, &key, EVP_PKEY_PUBLIC_KEY, params) != 1) EVP_PKEY_free(key), key = NULL;
+  if (key == NULL) return fail_code(env, ERR_BAD_SHARE, "native handshake: ML-KEM-768 encapsulation key fails the FIPS 203 modulus check"), 0;
+  size_t ct_n = MLKEM768_CIPHERTEXT, secret_n = MLKEM_SHARED_SECRET;
+  EVP_PKEY_CTX *ctx = EVP_PKEY_CTX_new_from_pkey(NULL, key, NULL);
+  int ok = ctx != NULL && EVP_PKEY_encapsulate_init(ctx, NULL) == 1 && EVP_PKEY_encapsulate(ctx, ct, &ct_n, secret, &secret_n) == 1 &&
+           ct_n == MLKEM768_CIPHERTEXT && secret_n == MLKEM_SHARED_SECRET;
+  EVP_PKEY_CTX_free(ctx);
+  EVP_PKEY_free(key);
+  if (!ok) {
+    OPENSSL_cleanse(secret, MLKEM_SHARED_SECRET);
+    return fail(env, "native handshake: ML-KEM-768 encapsulation failed"), 0;
+  }
+  return 1;
+}
+
+/* mlkemEncapsulate(encapsulationKey, ciphertextOut) -> shared secret (the self-check and tests). */
 static napi_value mlkem_encapsulate(napi_env env, napi_callback_info info) {
   ARGUMENTS(env, info, argv, 2, "mlkemEncapsulate(encapsulationKey, ciphertextOut)");
   unsigned char *ek, *ct;
   size_t ek_length, ct_length;
   if (!bytes(env, argv[0], &ek, &ek_length) || !bytes(env, argv[1], &ct, &ct_length)) return NULL;
   if (ct_length != MLKEM768_CIPHERTEXT) return fail(env, "native handshake: ciphertext buffer of the wrong length");
-  if (ek_length != MLKEM768_ENCAPSULATION_KEY) return fail_code(env, ERR_BAD_SHARE, "native handshake: ML-KEM-768 encapsulation key of the wrong length");
-  EVP_PKEY *key = EVP_PKEY_new_raw_public_key_ex(NULL, "ML-KEM-768", NULL, ek, ek_length);
-  if (key == NULL) return fail_code(env, ERR_BAD_SHARE, "native handshake: ML-KEM-768 encapsulation key fails the FIPS 203 modulus check");
   unsigned char secret[MLKEM_SHARED_SECRET];
-  size_t ct_n = ct_length, secret_n = sizeof secret;
-  EVP_PKEY_CTX *ctx = EVP_PKEY_CTX_new_from_pkey(NULL, key, NULL);
-  int ok = ctx != NULL && EVP_PKEY_encapsulate_init(ctx, NULL) == 1 && EVP_PKEY_encapsulate(ctx, ct, &ct_n, secret, &secret_n) == 1 &&
-           ct_n == MLKEM768_CIPHERTEXT && secret_n == MLKEM_SHARED_SECRET;
-  EVP_PKEY_CTX_free(ctx);
-  EVP_PKEY_free(key);
-  napi_value out = ok ? secret_buffer(env, secret, secret_n) : fail(env, "native handshake: ML-KEM-768 encapsulation failed");
+  napi_value out = mlkem_encapsulate_into(env, ek, ek_length, ct, secret) ? secret_buffer(env, secret, sizeof secret) : NULL;
   OPENSSL_cleanse(secret, sizeof secret);
   return out;
+}
+
+/* The hybrids: their ECDH group and which part comes first in shares and secret (draft §3). */
+static const struct {
+  int32_t ecdh;  /* GROUPS index */
+  int kem_first; /* X25519MLKEM768: ML-KEM first; SecP256r1MLKEM768: ECDH first */
+} HYBRIDS[3] = {{0, 0}, {1, 1}, {2, 0}};
+#define HYBRID_COUNT 2
+
+static int overlaps(const unsigned char *a, size_t an, const unsigned char *b, size_t bn); /* TLS 1.2 block */
+
+/*
+ * hybridRespond(hybrid, clientShare, shareOut, secretOut): the server's answer to a hybrid client
+ * share in one call. ECDH half first (a bad point or an all-zero X25519 secret costs no
+ * encapsulation), then ML-KEM; the ciphertext and our ECDH share are written in place into
+ * shareOut, the two secrets into secretOut, each in the group's order.
+ */
+static napi_value hybrid_respond(napi_env env, napi_callback_info info) {
+  ARGUMENTS(env, info, argv, 4, "hybridRespond(hybrid, clientShare, shareOut, secretOut)");
+  int32_t id;
+  unsigned char *share, *out, *secret;
+  size_t share_length, out_length, secret_length;
+  if (!integer(env, argv[0], 1, HYBRID_COUNT, &id) || !bytes(env, argv[1], &share, &share_length) || !bytes(env, argv[2], &out, &out_length) ||
+      !bytes(env, argv[3], &secret, &secret_length))
+    return NULL;
+  const int kem_first = HYBRIDS[id].kem_first;
+  const group_t *g = &GROUPS[HYBRIDS[id].ecdh];
+  if (out_length != MLKEM768_CIPHERTEXT + g->share || secret_length != MLKEM_SHARED_SECRET + g->secret)
+    return fail(env, "native handshake: hybrid share or secret buffer of the wrong length");
+  /* Outputs are written while the client's share is still read. */
+  if (overlaps(out, out_length, share, share_length) || overlaps(secret, secret_length, share, share_length) || overlaps(out, out_length, secret, secret_length))
+    return fail(env, "native handshake: hybrid output overlaps an input or the other output");
+  if (share_length != MLKEM768_ENCAPSULATION_KEY + g->share) return fail_code(env, ERR_BAD_SHARE, "native handshake: hybrid key share of the wrong length");
+  const unsigned char *ek = kem_first ? share : share + g->share;
+  const unsigned char *peer = kem_first ? share + MLKEM768_ENCAPSULATION_KEY : share;
+  unsigned char *ct = kem_first ? out : out + g->share;
+  unsigned char *pub = kem_first ? out + MLKEM768_CIPHERTEXT : out;
+  unsigned char *kem_secret = kem_first ? secret : secret + g->secret;
+  unsigned char *ecdh_secret = kem_first ? secret + MLKEM_SHARED_SECRET : secret;
+  EVP_PKEY *key = generate(env, HYBRIDS[id].ecdh, pub, g->share);
+  if (key == NULL) return NULL;
+  int ok = derive_into(env, g, key, peer, g->share, ecdh_secret);
+  EVP_PKEY_free(key);
+  ok = ok && mlkem_encapsulate_into(env, ek, MLKEM768_ENCAPSULATION_KEY, ct, kem_secret);
+  if (!ok) OPENSSL_cleanse(secret, secret_length);
+  return NULL;
 }
 
 // --- HMAC and HKDF (RFC 2104, RFC 5869, RFC 8446 §7.1) ---------------------------------------
@@ -623,6 +700,7 @@ static napi_value init(napi_env env, napi_value exports) {
       {"ecdhRespond", NULL, ecdh_respond, NULL, NULL, NULL, napi_default, NULL},
       {"ecdhDeriveWithPrivateKey", NULL, ecdh_derive_with_private_key, NULL, NULL, NULL, napi_default, NULL},
       {"mlkemEncapsulate", NULL, mlkem_encapsulate, NULL, NULL, NULL, napi_default, NULL},
+      {"hybridRespond", NULL, hybrid_respond, NULL, NULL, NULL, napi_default, NULL},
       {"hmac", NULL, hmac, NULL, NULL, NULL, napi_default, NULL},
       {"hkdfExpand", NULL, hkdf_expand_, NULL, NULL, NULL, napi_default, NULL},
       {"hkdfExpandLabel", NULL, hkdf_expand_label, NULL, NULL, NULL, napi_default, NULL},

@@ -1,7 +1,7 @@
 /**
  * The optional native crypto of the handshake (handshake.c, built by scripts/build-native.mjs
  * into dist/src/tls/native/handshake.node): (EC)DHE shares and secrets, ML-KEM-768
- * encapsulation, HMAC / HKDF and the transcript hash on the OpenSSL inside the node binary,
+ * encapsulation and the hybrid groups' server answer, HMAC / HKDF and the transcript hash on the OpenSSL inside the node binary,
  * without node:crypto's per-call machinery (key-generation jobs, JWK encodings, KeyObjects, Hmac
  * and Hash objects). bench/results/handshake.md measures both paths.
  *
@@ -23,6 +23,10 @@ export type NativeTranscript = { readonly __nativeTranscript: never };
 export const NATIVE_GROUP = { x25519: 1, p256: 2, p384: 3 } as const;
 export type NativeGroup = (typeof NATIVE_GROUP)[keyof typeof NATIVE_GROUP];
 
+/** The addon's hybrid groups (draft-ietf-tls-ecdhe-mlkem). */
+export const NATIVE_HYBRID = { X25519MLKEM768: 1, SecP256r1MLKEM768: 2 } as const;
+export type NativeHybrid = (typeof NATIVE_HYBRID)[keyof typeof NATIVE_HYBRID];
+
 /**
  * The addon's functions. A bad peer share throws an Error with code ERR_TLS_NATIVE_BAD_SHARE
  * (wrong length, not an uncompressed point, off the curve) or ERR_TLS_NATIVE_ZERO_SECRET (an
@@ -39,6 +43,15 @@ export interface NativeHandshake {
   ecdhDeriveWithPrivateKey(group: typeof NATIVE_GROUP.x25519, privateKey: Uint8Array, peerShare: Uint8Array): Buffer;
   /** ML-KEM-768 (FIPS 203): the ciphertext into `ciphertextOut` (1088 bytes), the shared secret returned; a key failing the §7.2 checks is ERR_TLS_NATIVE_BAD_SHARE. */
   mlkemEncapsulate(encapsulationKey: Uint8Array, ciphertextOut: Uint8Array): Buffer;
+  /**
+   * The server's answer to a hybrid client share in one call: our ECDH answer (first: a bad point
+   * costs no encapsulation), then ML-KEM-768 encapsulation; the ciphertext and our ECDH share
+   * into `shareOut` (1120 / 1153 bytes), the two secrets into `secretOut` (64 bytes), each in the
+   * group's order (X25519MLKEM768: ML-KEM first). A client share of the wrong length, a bad ECDH
+   * share or an encapsulation key failing FIPS 203 §7.2 throws like the calls above; the outputs
+   * must not overlap the share or each other.
+   */
+  hybridRespond(hybrid: NativeHybrid, clientShare: Uint8Array, shareOut: Uint8Array, secretOut: Uint8Array): void;
   /*
    * The key schedule; hash 1 is SHA-256, 2 SHA-384. Each writes `length` bytes to out[0..]
    * (which must have room) and returns nothing.
@@ -117,6 +130,14 @@ function selfCheck(native: NativeHandshake): string | undefined {
     const ciphertext = Buffer.alloc(1088);
     const kemSecret = native.mlkemEncapsulate(kem.publicKey.export({ format: 'raw-public' } as never) as unknown as Buffer, ciphertext);
     if (!kemSecret.equals(decapsulate(kem.privateKey, ciphertext))) return 'ML-KEM-768 against node:crypto';
+    // The hybrid answer, against node:crypto's ML-KEM and X25519 keys, in X25519MLKEM768's order.
+    const hybridShare = Buffer.alloc(1088 + 32);
+    const hybridSecret = Buffer.alloc(64);
+    native.hybridRespond(NATIVE_HYBRID.X25519MLKEM768, Buffer.concat([kem.publicKey.export({ format: 'raw-public' } as never) as unknown as Buffer, xRaw]), hybridShare, hybridSecret);
+    const hybridX = createPublicKey({ key: { kty: 'OKP', crv: 'X25519', x: hybridShare.subarray(1088).toString('base64url') }, format: 'jwk' });
+    if (!hybridSecret.equals(Buffer.concat([decapsulate(kem.privateKey, hybridShare.subarray(0, 1088)), diffieHellman({ privateKey: x.privateKey, publicKey: hybridX })]))) {
+      return 'X25519MLKEM768 against node:crypto';
+    }
     return hkdfSelfCheck(native);
   } catch (e) {
     return (e as Error).message;
