@@ -78,3 +78,37 @@ void describe('SecP256r1MLKEM768 layout', () => {
     assert.deepEqual(Buffer.from(share.computeSecret(response.publicKey)), Buffer.from(response.secret));
   });
 });
+
+void describe('hostile hybrid client shares get illegal_parameter, in the same words with and without the native addon', () => {
+  const refused = (message: RegExp) => (e: unknown) => e instanceof PeerMisbehaved && e.fault === 'InvalidKeyShare' && e.alert === 47 && message.test(e.message);
+  for (const [name, group, kemAt, ecdhLength] of [
+    ['X25519MLKEM768', NamedGroup.X25519MLKEM768, 0, 32],
+    ['SecP256r1MLKEM768', NamedGroup.SecP256r1MLKEM768, 65, 65],
+  ] as const) {
+    const good = () => Buffer.from(generateKeyShare(group)!.publicKey);
+    void test(`${name}: a share of the wrong length`, () => {
+      const share = good();
+      const expected = 1184 + ecdhLength;
+      for (const bad of [share.subarray(0, expected - 1), Buffer.concat([share, Uint8Array.of(0)]), share.subarray(kemAt, kemAt + 1184), new Uint8Array(0)]) {
+        assert.throws(() => respondToKeyShare(group, bad), refused(new RegExp(`: hybrid client share of ${bad.length} bytes, expected ${expected}$`)));
+      }
+    });
+
+    void test(`${name}: an encapsulation key failing the FIPS 203 modulus check (a coefficient of q, and of 0xfff)`, () => {
+      for (const coefficient of [3329, 0xfff]) {
+        const share = good();
+        // The first 12-bit coefficient: byte 0 and the low half of byte 1 (FIPS 203 ByteEncode12).
+        share[kemAt] = coefficient & 0xff;
+        share[kemAt + 1] = (share[kemAt + 1]! & 0xf0) | (coefficient >> 8);
+        assert.throws(() => respondToKeyShare(group, share), refused(/: ML-KEM-768 encapsulation key fails the FIPS 203 modulus check$/), String(coefficient));
+      }
+    });
+
+    void test(`${name}: a bad ECDH half`, () => {
+      const share = good();
+      if (group === NamedGroup.X25519MLKEM768) share.fill(0, 1184);
+      else share[0] = 0x02; // not the uncompressed form
+      assert.throws(() => respondToKeyShare(group, share), refused(group === NamedGroup.X25519MLKEM768 ? /x25519/ : /EC share|point/));
+    });
+  }
+});

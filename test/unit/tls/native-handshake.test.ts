@@ -12,7 +12,7 @@ import { createECDH, createHash, createHmac, createPublicKey, decapsulate, diffi
 import { NamedGroup } from '../../../src/tls/constants.js';
 import { PeerMisbehaved } from '../../../src/tls/errors.js';
 import { generateKeyShare, respondToKeyShare } from '../../../src/tls/key-exchange.js';
-import { NATIVE_GROUP, nativeHandshake, nativeHandshakeStatus, type NativeHandshake } from '../../../src/tls/native/handshake.js';
+import { NATIVE_GROUP, NATIVE_HYBRID, nativeHandshake, nativeHandshakeStatus, type NativeHandshake, type NativeHybrid } from '../../../src/tls/native/handshake.js';
 
 const forcedPure = process.env['DC_TLS_NATIVE'] === 'off';
 
@@ -357,5 +357,105 @@ void describe('native handshake: ML-KEM-768 encapsulation', { skip: forcedPure &
     }
     for (const size of [0, 1087, 1089]) assert.throws(() => n.mlkemEncapsulate(raw, Buffer.alloc(size)), usage, `ciphertext buffer of ${size}`);
     assert.throws(() => n.mlkemEncapsulate('key' as unknown as Uint8Array, Buffer.alloc(1088)), usage);
+  });
+});
+
+void describe('native handshake: the hybrid answer (hybridRespond)', { skip: forcedPure && 'DC_TLS_NATIVE=off' }, () => {
+  const kemPair = () => {
+    const { publicKey, privateKey } = generateKeyPairSync('ml-kem-768' as 'x25519');
+    return { raw: publicKey.export({ format: 'raw-public' } as never) as unknown as Buffer, privateKey };
+  };
+  /** A client's share for each hybrid, with what node:crypto needs to check the server's answer. */
+  const clientShare = (hybrid: NativeHybrid) => {
+    const kem = kemPair();
+    if (hybrid === NATIVE_HYBRID.X25519MLKEM768) {
+      const x = generateKeyPairSync('x25519');
+      const ecdhSecret = (ours: Uint8Array) =>
+        diffieHellman({ privateKey: x.privateKey, publicKey: createPublicKey({ key: { kty: 'OKP', crv: 'X25519', x: Buffer.from(ours).toString('base64url') }, format: 'jwk' }) });
+      return { share: Buffer.concat([kem.raw, x25519Raw(x.publicKey)]), kem, kemAt: 0, ecdhLength: 32, ecdhSecret };
+    }
+    const ecdh = createECDH('prime256v1');
+    return { share: Buffer.concat([ecdh.generateKeys(), kem.raw]), kem, kemAt: 65, ecdhLength: 65, ecdhSecret: (ours: Uint8Array) => ecdh.computeSecret(ours) };
+  };
+  const HYBRIDS = [
+    ['X25519MLKEM768', NATIVE_HYBRID.X25519MLKEM768],
+    ['SecP256r1MLKEM768', NATIVE_HYBRID.SecP256r1MLKEM768],
+  ] as const;
+
+  for (const [name, hybrid] of HYBRIDS) {
+    void test(`${name}: node:crypto decapsulates our ciphertext and agrees on the ECDH half, each part where the draft puts it; every answer is fresh`, () => {
+      const n = addon();
+      const c = clientShare(hybrid);
+      const kemFirst = hybrid === NATIVE_HYBRID.X25519MLKEM768;
+      const answers = [0, 1].map(() => {
+        const share = Buffer.alloc(1088 + c.ecdhLength);
+        const secret = Buffer.alloc(64);
+        assert.equal(n.hybridRespond(hybrid, c.share, share, secret), undefined);
+        const ciphertext = kemFirst ? share.subarray(0, 1088) : share.subarray(c.ecdhLength);
+        const ours = kemFirst ? share.subarray(1088) : share.subarray(0, c.ecdhLength);
+        const kemSecret = decapsulate(c.kem.privateKey, ciphertext);
+        const ecdhSecret = c.ecdhSecret(ours);
+        assert.deepEqual(secret, kemFirst ? Buffer.concat([kemSecret, ecdhSecret]) : Buffer.concat([ecdhSecret, kemSecret]));
+        if (!kemFirst) assert.equal(share[0], 0x04, 'an uncompressed P-256 point first');
+        return share;
+      });
+      assert.notDeepEqual(answers[0], answers[1], 'a fresh ECDH key and encapsulation per answer');
+    });
+
+    void test(`${name}: a share of the wrong length, an encapsulation key above q, a bad ECDH half are bad shares; the secret output is left all zeros`, () => {
+      const n = addon();
+      const c = clientShare(hybrid);
+      const aboveQ = Buffer.from(c.share);
+      aboveQ[c.kemAt] = 0xff;
+      aboveQ[c.kemAt + 1] = aboveQ[c.kemAt + 1]! | 0x0f; // the first 12-bit coefficient is 0xfff, above q = 3329
+      const badEcdh = Buffer.from(c.share);
+      if (hybrid === NATIVE_HYBRID.X25519MLKEM768) badEcdh.fill(0, 1184);
+      else badEcdh[64] = badEcdh[64]! ^ 1; // y no longer matches x: off the curve
+      const cases: [string, Uint8Array, (e: unknown) => boolean, boolean][] = [
+        ['empty', new Uint8Array(0), badShare, false],
+        ['one byte short', c.share.subarray(0, c.share.length - 1), badShare, false],
+        ['one byte long', Buffer.concat([c.share, Uint8Array.of(0)]), badShare, false],
+        ['the ML-KEM key alone', c.kem.raw, badShare, false],
+        ['a coefficient above q', aboveQ, badShare, true],
+        [hybrid === NATIVE_HYBRID.X25519MLKEM768 ? 'a low-order x25519 half' : 'a P-256 half off the curve', badEcdh, hybrid === NATIVE_HYBRID.X25519MLKEM768 ? zeroSecret : badShare, true],
+      ];
+      for (const [what, share, code, exchanged] of cases) {
+        const out = Buffer.alloc(1088 + c.ecdhLength, 0xaa);
+        const secret = Buffer.alloc(64, 0xaa);
+        assert.throws(() => n.hybridRespond(hybrid, share, out, secret), code, what);
+        const ciphertext = hybrid === NATIVE_HYBRID.X25519MLKEM768 ? out.subarray(0, 1088) : out.subarray(c.ecdhLength);
+        assert.ok(ciphertext.every((b) => b === 0xaa), `${what}: no ciphertext written`);
+        // Refused on its length: nothing written; refused in the key exchange: the secret output cleansed.
+        assert.ok(secret.every((b) => b === (exchanged ? 0 : 0xaa)), `${what}: secret output ${secret.toString('hex')}`);
+      }
+    });
+  }
+
+  void test('wrong output sizes, outputs overlapping the share or each other, an unknown hybrid and wrong types are usage errors', () => {
+    const n = addon();
+    const c = clientShare(NATIVE_HYBRID.X25519MLKEM768);
+    for (const [share, secret] of [
+      [1119, 64],
+      [1121, 64],
+      [1153, 64],
+      [1120, 63],
+      [1120, 65],
+      [1120, 0],
+    ] as const) {
+      assert.throws(() => n.hybridRespond(NATIVE_HYBRID.X25519MLKEM768, c.share, Buffer.alloc(share), Buffer.alloc(secret)), usage, `${share} / ${secret}`);
+    }
+    assert.throws(() => n.hybridRespond(NATIVE_HYBRID.SecP256r1MLKEM768, clientShare(NATIVE_HYBRID.SecP256r1MLKEM768).share, Buffer.alloc(1120), Buffer.alloc(64)), usage, 'an X25519MLKEM768-sized answer for SecP256r1MLKEM768');
+    // Outputs inside the client's share (its read buffer), or the secret inside our share.
+    const slab = Buffer.alloc(1216 + 1120 + 64);
+    c.share.copy(slab);
+    const share = slab.subarray(0, 1216);
+    assert.throws(() => n.hybridRespond(NATIVE_HYBRID.X25519MLKEM768, share, slab.subarray(1000, 2120), slab.subarray(2336)), usage, 'share output over the client share');
+    assert.throws(() => n.hybridRespond(NATIVE_HYBRID.X25519MLKEM768, share, slab.subarray(1216, 2336), slab.subarray(1200, 1264)), usage, 'secret output over the client share');
+    assert.throws(() => n.hybridRespond(NATIVE_HYBRID.X25519MLKEM768, share, slab.subarray(1216, 2336), slab.subarray(2300, 2364)), usage, 'secret output over the share output');
+    assert.ok(slab.subarray(0, 1216).equals(c.share), 'the client share is untouched');
+    n.hybridRespond(NATIVE_HYBRID.X25519MLKEM768, share, slab.subarray(1216, 2336), slab.subarray(2336)); // adjacent views of one buffer are fine
+    for (const id of [0, 3, 1.5, -1]) assert.throws(() => n.hybridRespond(id as NativeHybrid, c.share, Buffer.alloc(1120), Buffer.alloc(64)), usage, `hybrid ${id}`);
+    assert.throws(() => n.hybridRespond(NATIVE_HYBRID.X25519MLKEM768, 'share' as unknown as Uint8Array, Buffer.alloc(1120), Buffer.alloc(64)), usage);
+    assert.throws(() => (n.hybridRespond as unknown as (...a: unknown[]) => void)(NATIVE_HYBRID.X25519MLKEM768, c.share, Buffer.alloc(1120)), usage, 'three arguments');
   });
 });
