@@ -24,6 +24,8 @@
  *   ecdhDeriveWithPrivateKey(group, privateKey, peerShare) -> secret
  *       X25519 only, for the known-answer self-check (RFC 7748 vectors); never used for traffic.
  *   mlkemEncapsulate(encapsulationKey, ciphertextOut) -> shared secret (ML-KEM-768, FIPS 203)
+ *   hybridRespond(hybrid, clientShare, shareOut, secretOut): the server's answer to a hybrid share
+ *       (hybrid: 1 X25519MLKEM768, 2 SecP256r1MLKEM768; draft-ietf-tls-ecdhe-mlkem), in one call.
  *   hmac(hash, key, data, length, out): the first `length` bytes of HMAC(key, data) into out
  *       hash: 1 SHA-256, 2 SHA-384; HKDF-Extract(salt, ikm) is hmac(hash, salt, ikm, hashLength).
  *   hkdfExpand(hash, prk, info, length, out): HKDF-Expand (RFC 5869 §2.3) into out
@@ -397,6 +399,8 @@ static int mlkem_encapsulate_into(napi_env env, const unsigned char *ek, size_t 
   if (ek_length != MLKEM768_ENCAPSULATION_KEY) return fail_code(env, ERR_BAD_SHARE, "native handshake: ML-KEM-768 encapsulation key of the wrong length"), 0;
   instance_t *in = instance(env);
   if (in == NULL) return 0;
+  /* One import context per environment: EVP_PKEY_new_raw_public_key_ex fetched the key type by
+   * name for every key. */
   if (in->mlkem_import == NULL) {
     EVP_PKEY_CTX *made = EVP_PKEY_CTX_new_from_name(NULL, "ML-KEM-768", NULL);
     if (made == NULL || EVP_PKEY_fromdata_init(made) != 1) {
