@@ -31,9 +31,8 @@ import { cpus, loadavg, totalmem } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { CoreV1Api, CustomObjectsApi, Watch } from '@kubernetes/client-node';
+import { CoreV1Api, CustomObjectsApi, KubeConfig, Watch } from '@kubernetes/client-node';
 import type { DelegatedCredential } from '../src/operator/api/v1alpha1.js';
-import { PooledKubeConfig } from '../src/operator/kube.js';
 import { ensureBinaries, freePort, repoRoot, startControlPlane, stopControlPlane, type ControlPlaneState } from '../test/support/control-plane.js';
 import { DC, applyCrds, dcctlCertificate, putSecret, tlsSecret } from '../test/integration/operator-fixtures.js';
 
@@ -78,7 +77,7 @@ async function operatorCounts(port: number): Promise<Counts> {
 }
 
 /** apiserver_request_total summed by verb and resource (all codes, scopes, clients). */
-async function apiserverCounts(kc: PooledKubeConfig): Promise<Counts> {
+async function apiserverCounts(kc: KubeConfig): Promise<Counts> {
   const cluster = kc.getCurrentCluster();
   if (!cluster) throw new Error('no cluster in the kubeconfig');
   const reqOpts: RequestOptions = { headers: { 'user-agent': USER_AGENT } };
@@ -149,7 +148,7 @@ async function createAll(custom: CustomObjectsApi, namespace: string): Promise<v
 }
 
 /** Resolves when every DelegatedCredential in the namespace is Ready=True (one list, then one watch). */
-async function watchUntilAllReady(kc: PooledKubeConfig, custom: CustomObjectsApi, namespace: string, onProgress: (ready: number) => void): Promise<void> {
+async function watchUntilAllReady(kc: KubeConfig, custom: CustomObjectsApi, namespace: string, onProgress: (ready: number) => void): Promise<void> {
   const ready = new Set<string>();
   const isReady = (dc: DelegatedCredential): boolean => dc.status?.conditions?.some((c) => c.type === 'Ready' && c.status === 'True') === true;
   let resourceVersion = '';
@@ -206,7 +205,7 @@ async function main(): Promise<void> {
     plane = await startControlPlane({ binDir: ensureBinaries(), stateDir, logDir, dieWithParent: true, log: (m) => say(`control plane: ${m}`) });
     kubeconfigPath = plane.kubeconfigPath;
   }
-  const kc = new PooledKubeConfig();
+  const kc = new KubeConfig();
   kc.loadFromFile(kubeconfigPath);
   const core = kc.makeApiClient(CoreV1Api);
   const custom = kc.makeApiClient(CustomObjectsApi);
@@ -358,7 +357,6 @@ async function main(): Promise<void> {
   } catch {
     /* best effort */
   }
-  kc.destroyAgents();
   if (plane) {
     await stopControlPlane(plane);
     if (existsSync(plane.stateDir)) rmSync(plane.stateDir, { recursive: true, force: true });

@@ -11,9 +11,8 @@ import { existsSync, mkdirSync, readFileSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { loadavg } from 'node:os';
 import { parseArgs } from 'node:util';
-import { CoreV1Api, CustomObjectsApi, PatchStrategy, Watch, setHeaderOptions } from '@kubernetes/client-node';
+import { CoreV1Api, CustomObjectsApi, KubeConfig, PatchStrategy, Watch, setHeaderOptions } from '@kubernetes/client-node';
 import type { DelegatedCredential, DelegatedCredentialStatus } from '../src/operator/api/v1alpha1.js';
-import { PooledKubeConfig } from '../src/operator/kube.js';
 import { ensureBinaries, repoRoot, startControlPlane, stopControlPlane } from '../test/support/control-plane.js';
 import { DC, applyCrds } from '../test/integration/operator-fixtures.js';
 
@@ -58,7 +57,7 @@ async function main(): Promise<void> {
   const logDir = join(repoRoot, '.dev', 'logs', `bench-status-write-${process.pid}`);
   mkdirSync(logDir, { recursive: true });
   const plane = await startControlPlane({ binDir: ensureBinaries(), stateDir, logDir, dieWithParent: true, log: () => undefined });
-  const kc = new PooledKubeConfig();
+  const kc = new KubeConfig();
   kc.loadFromFile(plane.kubeconfigPath);
   const core = kc.makeApiClient(CoreV1Api);
   const custom = kc.makeApiClient(CustomObjectsApi);
@@ -119,7 +118,6 @@ async function main(): Promise<void> {
     Object.entries(results).map(([m, r]) => [m, { apiserverMsPerWrite: r.apiserverMs.map((x) => +x.toFixed(2)), median: +median(r.apiserverMs).toFixed(2), etcdMsPerWrite: +median(r.etcdMs).toFixed(2), wallMsPerWrite: +median(r.wallMs).toFixed(2) }]),
   );
   process.stdout.write(`${JSON.stringify({ count: COUNT, rounds: ROUNDS, concurrency: CONCURRENCY, watchEvents: events, loadavg1: +(loadavg()[0] ?? 0).toFixed(2), summary }, null, 2)}\n`);
-  kc.destroyAgents();
   await stopControlPlane(plane);
   if (existsSync(stateDir)) rmSync(stateDir, { recursive: true, force: true });
 }

@@ -11,9 +11,9 @@ import { DEFAULT_TRUST_DOMAIN } from '../operator/api/serving-bundle.js';
 import { systemClock, type Clock } from '../operator/clock.js';
 import { startHttpServer } from '../operator/http.js';
 import { Informer } from '../operator/informer.js';
+import { connectApiServer } from '../operator/apiserver/connect.js';
 import { KubeClient } from '../operator/kube.js';
 import { createLogger } from '../operator/logger.js';
-import { loadKubeConfig } from '../operator/main.js';
 import type { Logger } from '../operator/ports.js';
 import { IdentityAuthorizer } from './authorization.js';
 import { ClusterKeys } from './cluster-keys.js';
@@ -58,8 +58,9 @@ export interface ClusterKeyServerHandle {
 export async function runClusterKeyServer(opts: ClusterKeyServerOptions): Promise<ClusterKeyServerHandle> {
   const log = opts.log ?? createLogger(undefined, 'keyserver');
   const clock = opts.clock ?? systemClock;
-  const kc = loadKubeConfig(opts.kubeconfig);
-  const kube = new KubeClient(kc);
+  const connection = await connectApiServer({ kubeconfig: opts.kubeconfig, warn: (message) => log.warn(message) });
+  if (connection.clientNodeFor !== undefined) log.info('@kubernetes/client-node authenticates the apiserver requests', { needs: connection.clientNodeFor });
+  const kube = new KubeClient(connection.client);
   const registry = new Registry();
   const grants = new KeyGrants();
   const trustDomain = opts.trustDomain ?? DEFAULT_TRUST_DOMAIN;
@@ -72,7 +73,7 @@ export async function runClusterKeyServer(opts: ClusterKeyServerOptions): Promis
     rateLimit: new RateLimiter({ ratePerSecond: opts.ratePerSecond ?? DEFAULT_SIGNATURES_PER_SECOND }),
     log,
   });
-  const secretMetadata = secretMetadataClient(kc);
+  const secretMetadata = secretMetadataClient(connection.client);
   const keys = new ClusterKeys({
     kube,
     secretSource: (namespace, selector) => secretMetadata.secretSource(namespace, selector),
@@ -183,7 +184,7 @@ export async function runClusterKeyServer(opts: ClusterKeyServerOptions): Promis
       await starting;
       await server?.close();
       await http.close();
-      kc.destroyAgents();
+      kube.destroy();
     },
   };
 }

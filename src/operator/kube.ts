@@ -1,91 +1,25 @@
-// The apiserver side of the ports, with @kubernetes/client-node 1.3 (promise API, object params):
+// The apiserver side of the ports, over the operator's own apiserver client (apiserver/client.ts):
 // list/watch sources for the informers, the few targeted reads and conditional writes the
-// reconciler makes, and an event recorder.
-import { createHash } from 'node:crypto';
-import { Agent as HttpsAgent } from 'node:https';
-import {
-  CoreV1Api,
-  CustomObjectsApi,
-  KubeConfig,
-  Watch,
-  type CoreV1Event,
-  type RequestContext,
-  type V1Namespace,
-  type V1Secret,
-} from '@kubernetes/client-node';
+// reconciler makes, and an event recorder. Types from @kubernetes/client-node are types only: the
+// controller does not load client-node (test/unit/operator/runtime-imports.test.ts).
+import type { CoreV1Event, V1Namespace, V1Secret } from '@kubernetes/client-node';
 import type { DelegatedCredential, DelegatedCredentialStatus, DelegationSigner, DelegationSignerStatus } from './api/v1alpha1.js';
-import { GROUP, VERSION } from './api/v1alpha1.js';
+import { GROUP, RESOURCES, VERSION } from './api/v1alpha1.js';
+import type { ApiClient, ListPage, Query } from './apiserver/client.js';
 import type { Clock, TimerHandle } from './clock.js';
 import { EVENT_BURST, EVENT_SUMMARY_AFTER_MS, EventBursts } from './event-bursts.js';
 import { statusCodeOf, type ListResult, type ListWatchSource, type WatchEventType } from './informer.js';
 import type { EventRecorder, KubeApi, Logger } from './ports.js';
 
 const PAGE = 500;
-
-/**
- * A KubeConfig whose API requests share keep-alive connections. client-node 1.3 builds a new
- * https.Agent for every request, so each GET or PUT paid a TCP and TLS handshake (and a new
- * SecureContext): most of the operator's CPU when issuing in bulk. Authentication (tokens, exec
- * plugins, client certificates) is still applied per request by the base class; only the agent
- * is swapped for a shared one with the same TLS options. Watches keep their own connections.
- */
-export class PooledKubeConfig extends KubeConfig {
-  private readonly agents = new Map<string, HttpsAgent>();
-
-  override async applySecurityAuthentication(context: RequestContext): Promise<void> {
-    await super.applySecurityAuthentication(context);
-    const agent = context.getAgent();
-    if (!(agent instanceof HttpsAgent) || agent.constructor !== HttpsAgent) return; // proxies: as they are
-    const o = agent.options;
-    const key = this.agentKey(o);
-    let shared = this.agents.get(key);
-    if (!shared) {
-      // Client certificates may rotate (exec plugins): a handful of distinct agents at most.
-      if (this.agents.size >= 8) this.destroyAgents();
-      // Idle sockets are closed before the apiserver's own idle timeout could race a reuse.
-      shared = new HttpsAgent({ ...o, keepAlive: true, maxSockets: 16, maxFreeSockets: 8, timeout: 30_000 });
-      this.agents.set(key, shared);
-    }
-    context.setAgent(shared);
-  }
-
-  private lastOptions: { parts: readonly unknown[]; key: string } | undefined;
-
-  /**
-   * Which shared agent serves these TLS options. client-node decodes the same CA, certificate and
-   * key into new Buffers for every request: they are compared with the last request's first
-   * (a memcmp), since hashing them as text for every request was ~3 % of the operator's CPU in a
-   * burst.
-   */
-  private agentKey(o: HttpsAgent['options']): string {
-    const parts = [o.ca, o.cert, o.key, o.pfx, o.passphrase, o.rejectUnauthorized, o.servername];
-    const last = this.lastOptions;
-    if (last !== undefined && parts.every((p, i) => sameOption(p, last.parts[i]))) return last.key;
-    const key = createHash('sha256')
-      .update(JSON.stringify(parts.map((v) => (v === undefined ? null : String(v)))))
-      .digest('hex');
-    this.lastOptions = { parts, key };
-    return key;
-  }
-
-  destroyAgents(): void {
-    for (const a of this.agents.values()) a.destroy();
-    this.agents.clear();
-  }
-}
-
-function sameOption(a: unknown, b: unknown): boolean {
-  return a === b || (Buffer.isBuffer(a) && Buffer.isBuffer(b) && a.equals(b));
-}
+const FIELD_MANAGER = { fieldManager: 'dc-operator' } as const;
 
 export interface Selector {
   labelSelector?: string;
   fieldSelector?: string;
 }
 
-interface KubeList<R> {
-  /** null in an empty PartialObjectMetadataList (a metadata-only list: the key server's Secret sources). */
-  items: R[] | null;
+interface KubeList<R> extends ListPage<R> {
   metadata?: { resourceVersion?: string; _continue?: string; continue?: string };
 }
 
@@ -96,9 +30,9 @@ export async function listAll<R>(page: (cont: string | undefined) => Promise<Kub
   let resourceVersion = '';
   do {
     const list = await page(cont);
-    items.push(...(list.items ?? []));
+    for (const item of list.items ?? []) items.push(item);
     resourceVersion = list.metadata?.resourceVersion ?? resourceVersion;
-    cont = list.metadata?._continue ?? list.metadata?.continue ?? undefined;
+    cont = list.metadata?._continue || list.metadata?.continue || undefined;
   } while (cont);
   return { items, resourceVersion };
 }
@@ -108,87 +42,60 @@ export type RequestCounter = (verb: 'list' | 'watch' | 'get' | 'create' | 'updat
 
 const noCount: RequestCounter = () => undefined;
 
-function watchVia<R>(watch: Watch, path: string, selector: Selector, count: RequestCounter, resource: string): ListWatchSource<R>['watch'] {
-  return async (resourceVersion, onEvent, done) => {
-    count('watch', resource);
-    const query: Record<string, string | number | boolean | undefined> = {
-      resourceVersion,
-      allowWatchBookmarks: true,
-      // Like client-go: a random server-side timeout spreads reconnects of many watches.
-      timeoutSeconds: 300 + Math.floor(Math.random() * 300),
-      labelSelector: selector.labelSelector,
-      fieldSelector: selector.fieldSelector,
-    };
-    const controller = await watch.watch(path, query, (type: string, object: R) => onEvent(type as WatchEventType, object), done);
-    return { abort: () => controller.abort() };
-  };
-}
+const enc = encodeURIComponent;
+/** The path of a namespaced collection, or of all namespaces' (namespace undefined). */
+const coreCollection = (resource: string, namespace: string | undefined): string =>
+  namespace !== undefined ? `/api/v1/namespaces/${enc(namespace)}/${resource}` : `/api/v1/${resource}`;
+const customCollection = (plural: string, namespace: string | undefined): string =>
+  namespace !== undefined ? `/apis/${GROUP}/${VERSION}/namespaces/${enc(namespace)}/${plural}` : `/apis/${GROUP}/${VERSION}/${plural}`;
 
 export class KubeClient implements KubeApi {
-  readonly core: CoreV1Api;
-  readonly custom: CustomObjectsApi;
-  private readonly watcher: Watch;
-
   constructor(
-    readonly kc: KubeConfig,
+    readonly api: ApiClient,
     readonly count: RequestCounter = noCount,
-  ) {
-    this.core = kc.makeApiClient(CoreV1Api);
-    this.custom = kc.makeApiClient(CustomObjectsApi);
-    this.watcher = new Watch(kc);
-  }
+  ) {}
 
   // ---- sources for the informers
 
-  /** A custom resource, in one namespace or (namespace undefined) all of them / cluster scoped. */
-  customSource<R>(plural: string, namespace: string | undefined, clusterScoped = false): ListWatchSource<R> {
-    const base = `/apis/${GROUP}/${VERSION}`;
-    const path = namespace !== undefined && !clusterScoped ? `${base}/namespaces/${namespace}/${plural}` : `${base}/${plural}`;
-    const group = GROUP;
-    const version = VERSION;
-    const count = this.count;
+  /** A list/watch source of one collection path. */
+  private source<R>(path: string, selector: Selector, resource: string): ListWatchSource<R> {
+    const { api, count } = this;
+    const query: Query = { labelSelector: selector.labelSelector, fieldSelector: selector.fieldSelector };
     return {
       list: () =>
         listAll<R>((cont) => {
-          count('list', plural);
-          return (clusterScoped
-            ? this.custom.listClusterCustomObject({ group, version, plural, limit: PAGE, _continue: cont })
-            : namespace !== undefined
-              ? this.custom.listNamespacedCustomObject({ group, version, namespace, plural, limit: PAGE, _continue: cont })
-              : this.custom.listCustomObjectForAllNamespaces({ group, version, plural, limit: PAGE, _continue: cont })) as Promise<KubeList<R>>;
+          count('list', resource);
+          return api.listPage<R>(path, { ...query, limit: PAGE, continue: cont });
         }),
-      watch: watchVia<R>(this.watcher, path, {}, count, plural),
+      watch: (resourceVersion, onEvent, done) => {
+        count('watch', resource);
+        // Like client-go: a random server-side timeout spreads reconnects of many watches.
+        const timeoutSeconds = 300 + Math.floor(Math.random() * 300);
+        return api.watch<R>(
+          path,
+          { ...query, resourceVersion, allowWatchBookmarks: true, timeoutSeconds },
+          (type: WatchEventType, object: R) => onEvent(type, object),
+          done,
+          // Bookmarks come about once a minute: a watch silent well past its own timeout is dead.
+          (timeoutSeconds + 60) * 1000,
+        );
+      },
     };
+  }
+
+  /** A custom resource, in one namespace or (namespace undefined) all of them / cluster scoped. */
+  customSource<R>(plural: string, namespace: string | undefined, clusterScoped = false): ListWatchSource<R> {
+    return this.source<R>(customCollection(plural, clusterScoped ? undefined : namespace), {}, plural);
   }
 
   /** Secrets matching a selector, in one namespace or all of them. */
   secretSource(namespace: string | undefined, selector: Selector): ListWatchSource<V1Secret> {
-    const path = namespace !== undefined ? `/api/v1/namespaces/${namespace}/secrets` : '/api/v1/secrets';
-    const count = this.count;
-    return {
-      list: () =>
-        listAll<V1Secret>((cont) => {
-          count('list', 'secrets');
-          return namespace !== undefined
-            ? this.core.listNamespacedSecret({ namespace, ...selector, limit: PAGE, _continue: cont })
-            : this.core.listSecretForAllNamespaces({ ...selector, limit: PAGE, _continue: cont });
-        }),
-      watch: watchVia<V1Secret>(this.watcher, path, selector, count, 'secrets'),
-    };
+    return this.source<V1Secret>(coreCollection('secrets', namespace), selector, 'secrets');
   }
 
   /** Namespaces (cluster-scoped): all of them, or the one named (field selector metadata.name). */
   namespaceSource(name: string | undefined): ListWatchSource<V1Namespace> {
-    const selector: Selector = name === undefined ? {} : { fieldSelector: `metadata.name=${name}` };
-    const count = this.count;
-    return {
-      list: () =>
-        listAll<V1Namespace>((cont) => {
-          count('list', 'namespaces');
-          return this.core.listNamespace({ ...selector, limit: PAGE, _continue: cont });
-        }),
-      watch: watchVia<V1Namespace>(this.watcher, '/api/v1/namespaces', selector, count, 'namespaces'),
-    };
+    return this.source<V1Namespace>('/api/v1/namespaces', name === undefined ? {} : { fieldSelector: `metadata.name=${name}` }, 'namespaces');
   }
 
   // ---- KubeApi
@@ -196,7 +103,7 @@ export class KubeClient implements KubeApi {
   async getSecret(namespace: string, name: string): Promise<V1Secret | undefined> {
     this.count('get', 'secrets');
     try {
-      return await this.core.readNamespacedSecret({ namespace, name });
+      return await this.api.get<V1Secret>(`${coreCollection('secrets', namespace)}/${enc(name)}`);
     } catch (err) {
       if (statusCodeOf(err) === 404) return undefined;
       throw err;
@@ -205,61 +112,56 @@ export class KubeClient implements KubeApi {
 
   createSecret(secret: V1Secret): Promise<V1Secret> {
     this.count('create', 'secrets');
-    return this.core.createNamespacedSecret({ namespace: secret.metadata?.namespace ?? '', body: secret, fieldManager: 'dc-operator' });
+    return this.api.post<V1Secret>(coreCollection('secrets', secret.metadata?.namespace ?? ''), secret, FIELD_MANAGER);
   }
 
+  /** A PUT: conditional on the resourceVersion in `secret.metadata` (409 Conflict when it moved). */
   replaceSecret(secret: V1Secret): Promise<V1Secret> {
     this.count('update', 'secrets');
-    return this.core.replaceNamespacedSecret({
-      namespace: secret.metadata?.namespace ?? '',
-      name: secret.metadata?.name ?? '',
-      body: secret,
-      fieldManager: 'dc-operator',
-    });
+    return this.api.put<V1Secret>(`${coreCollection('secrets', secret.metadata?.namespace ?? '')}/${enc(secret.metadata?.name ?? '')}`, secret, FIELD_MANAGER);
   }
 
   async deleteSecret(namespace: string, name: string, preconditions: { uid: string; resourceVersion: string }): Promise<void> {
     this.count('delete', 'secrets');
     try {
-      await this.core.deleteNamespacedSecret({ namespace, name, body: { preconditions } });
+      await this.api.delete(`${coreCollection('secrets', namespace)}/${enc(name)}`, { apiVersion: 'v1', kind: 'DeleteOptions', preconditions });
     } catch (err) {
       if (statusCodeOf(err) !== 404) throw err;
     }
   }
 
   async updateStatus(dc: DelegatedCredential, status: DelegatedCredentialStatus): Promise<DelegatedCredential> {
-    this.count('update', 'delegatedcredentials/status');
+    const plural = RESOURCES.delegatedCredentials.plural;
+    this.count('update', `${plural}/status`);
     const body: DelegatedCredential = { ...dc, status };
-    return (await this.custom.replaceNamespacedCustomObjectStatus({
-      group: GROUP,
-      version: VERSION,
-      namespace: dc.metadata.namespace ?? '',
-      plural: 'delegatedcredentials',
-      name: dc.metadata.name ?? '',
-      body,
-      fieldManager: 'dc-operator',
-    })) as DelegatedCredential;
+    return this.api.put<DelegatedCredential>(`${customCollection(plural, dc.metadata.namespace ?? '')}/${enc(dc.metadata.name ?? '')}/status`, body, FIELD_MANAGER);
+  }
+
+  /** Replaces the status of a DelegationSigner or ClusterDelegationSigner, conditional on resourceVersion. */
+  updateSignerStatus(signer: DelegationSigner, status: DelegationSignerStatus): Promise<DelegationSigner> {
+    const body: DelegationSigner = { ...signer, status };
+    const cluster = signer.kind === 'ClusterDelegationSigner';
+    const plural = cluster ? RESOURCES.clusterDelegationSigners.plural : RESOURCES.delegationSigners.plural;
+    this.count('update', `${plural}/status`);
+    const path = `${customCollection(plural, cluster ? undefined : (signer.metadata.namespace ?? ''))}/${enc(signer.metadata.name ?? '')}/status`;
+    return this.api.put<DelegationSigner>(path, body, FIELD_MANAGER);
+  }
+
+  /** Creates a core/v1 Event. */
+  createEvent(namespace: string, event: CoreV1Event): Promise<CoreV1Event> {
+    this.count('create', 'events');
+    return this.api.post<CoreV1Event>(coreCollection('events', namespace), event);
+  }
+
+  /** Closes the client's idle connections. */
+  destroy(): void {
+    this.api.destroy();
   }
 }
 
 /** Replaces the status of a DelegationSigner or ClusterDelegationSigner, conditional on resourceVersion. */
-export async function updateSignerStatus(kube: KubeClient, signer: DelegationSigner, status: DelegationSignerStatus): Promise<DelegationSigner> {
-  const body: DelegationSigner = { ...signer, status };
-  const name = signer.metadata.name ?? '';
-  if (signer.kind === 'ClusterDelegationSigner') {
-    kube.count('update', 'clusterdelegationsigners/status');
-    return (await kube.custom.replaceClusterCustomObjectStatus({ group: GROUP, version: VERSION, plural: 'clusterdelegationsigners', name, body })) as DelegationSigner;
-  }
-  kube.count('update', 'delegationsigners/status');
-  return (await kube.custom.replaceNamespacedCustomObjectStatus({
-    group: GROUP,
-    version: VERSION,
-    namespace: signer.metadata.namespace ?? '',
-    plural: 'delegationsigners',
-    name,
-    body,
-    fieldManager: 'dc-operator',
-  })) as DelegationSigner;
+export function updateSignerStatus(kube: KubeClient, signer: DelegationSigner, status: DelegationSignerStatus): Promise<DelegationSigner> {
+  return kube.updateSignerStatus(signer, status);
 }
 
 /**
@@ -273,12 +175,11 @@ export class KubeEventRecorder implements EventRecorder {
   private readonly bursts = new EventBursts<DelegatedCredential>();
   private summaryTimer: TimerHandle | undefined;
   constructor(
-    private readonly core: CoreV1Api,
+    private readonly kube: Pick<KubeClient, 'createEvent'>,
     private readonly clock: Clock,
     private readonly log: Logger,
     private readonly component = 'dc-operator',
     private readonly host = process.env['HOSTNAME'] ?? 'dc-operator',
-    private readonly count: RequestCounter = noCount,
   ) {}
 
   record(dc: DelegatedCredential, type: 'Normal' | 'Warning', reason: string, message: string): void {
@@ -331,8 +232,7 @@ export class KubeEventRecorder implements EventRecorder {
       lastTimestamp: last,
       count,
     };
-    this.count('create', 'events');
-    this.core.createNamespacedEvent({ namespace, body: event }).catch((err: unknown) => {
+    this.kube.createEvent(namespace, event).catch((err: unknown) => {
       this.log.warn('could not record event', { namespace, name: dc.metadata.name, reason, error: String(err) });
     });
   }

@@ -8,7 +8,9 @@
 import { existsSync } from 'node:fs';
 import { homedir } from 'node:os';
 import { delimiter, join } from 'node:path';
-import { KubeConfig } from '@kubernetes/client-node';
+// A type only: the controller's own client (apiserver/connect.ts) uses findKubeconfig without
+// loading client-node; the webhook and the demo load their client-node KubeConfig here.
+import type { KubeConfig } from '@kubernetes/client-node';
 
 /** client-node's in-cluster credentials: a projected service account token and the service env. */
 export const SERVICE_ACCOUNT_TOKEN = '/var/run/secrets/kubernetes.io/serviceaccount/token';
@@ -67,16 +69,21 @@ export function findKubeconfig(explicit: string | undefined, places: KubeconfigP
 /** Loads the credentials findKubeconfig picks into `kc`; throws KubeconfigNotFound. */
 export function loadKubeconfig(kc: KubeConfig, explicit?: string, places: KubeconfigPlaces = systemPlaces(), flag: string | null = '--kubeconfig'): KubeconfigSource {
   const source = findKubeconfig(explicit, places, flag);
+  loadKubeconfigSource(kc, source);
+  return source;
+}
+
+/** Loads a source findKubeconfig picked into a client-node KubeConfig. */
+export function loadKubeconfigSource(kc: KubeConfig, source: KubeconfigSource): void {
   if (source.kind === 'file') kc.loadFromFile(source.path);
   else if (source.kind === 'in-cluster') kc.loadFromCluster();
   else {
     // Several files, merged in order as kubectl does (the first context named wins).
     kc.loadFromFile(source.paths[0]!);
     for (const path of source.paths.slice(1)) {
-      const next = new KubeConfig();
+      const next = new (kc.constructor as new () => KubeConfig)();
       next.loadFromFile(path);
       kc.mergeConfig(next);
     }
   }
-  return source;
 }

@@ -3,10 +3,23 @@
 // leaseDuration (measured on OUR clock from when we last saw the record change, so clock skew
 // between replicas does not matter); the leader renews every retryPeriod and steps down when
 // it could not renew for renewDeadline. Releasing on shutdown lets a standby take over at once.
-import { CoordinationV1Api, V1MicroTime, type KubeConfig, type V1Lease } from '@kubernetes/client-node';
+import type { ApiClient } from './apiserver/client.js';
 import type { Clock } from './clock.js';
 import { statusCodeOf } from './informer.js';
 import type { Logger } from './ports.js';
+
+/** A coordination.k8s.io/v1 Lease as the wire has it (times are RFC 3339 strings with microseconds). */
+interface Lease {
+  apiVersion?: string;
+  kind?: string;
+  metadata?: { name?: string; namespace?: string; resourceVersion?: string };
+  spec?: { holderIdentity?: string; leaseDurationSeconds?: number; acquireTime?: string; renewTime?: string; leaseTransitions?: number };
+}
+
+/** A MicroTime: RFC 3339 with six fractional digits, as the apiserver writes and reads it. */
+export function microTime(date: Date): string {
+  return date.toISOString().replace(/\.(\d{3})Z$/, '.$1000Z');
+}
 
 export interface LeaseRecord {
   holderIdentity?: string;
@@ -45,7 +58,7 @@ export function missingLeaseNamespaceMessage(namespace: string, lease: string): 
 }
 
 export interface LeaderElectionOptions {
-  kc: KubeConfig;
+  api: ApiClient;
   namespace: string;
   name: string;
   identity: string;
@@ -59,7 +72,7 @@ export interface LeaderElectionOptions {
 }
 
 export class LeaderElector {
-  private readonly api: CoordinationV1Api;
+  private readonly path: string;
   private observation: Observation | undefined;
   private leading = false;
   private stopped = false;
@@ -71,7 +84,7 @@ export class LeaderElector {
   private reportedMissingNamespace = false;
 
   constructor(private readonly opts: LeaderElectionOptions) {
-    this.api = opts.kc.makeApiClient(CoordinationV1Api);
+    this.path = `/apis/coordination.k8s.io/v1/namespaces/${encodeURIComponent(opts.namespace)}/leases`;
     this.leaseDurationSeconds = opts.leaseDurationSeconds ?? 15;
     this.renewDeadlineMs = opts.renewDeadlineMs ?? 10_000;
     this.retryPeriodMs = opts.retryPeriodMs ?? 2_000;
@@ -121,15 +134,15 @@ export class LeaderElector {
     const { namespace, name, identity, clock, log } = this.opts;
     const now = clock.now();
     try {
-      let lease: V1Lease;
+      let lease: Lease;
       try {
         this.opts.count?.('get', 'leases');
-        lease = await this.api.readNamespacedLease({ name, namespace });
+        lease = await this.readLease();
       } catch (err) {
         if (statusCodeOf(err) !== 404) throw err;
         this.opts.count?.('create', 'leases');
         try {
-          await this.api.createNamespacedLease({ namespace, body: { metadata: { name, namespace }, spec: this.spec(undefined, now, 0) } });
+          await this.opts.api.post(this.path, { apiVersion: 'coordination.k8s.io/v1', kind: 'Lease', metadata: { name, namespace }, spec: this.spec(undefined, now, 0) });
         } catch (createErr) {
           if (statusCodeOf(createErr) !== 404) throw createErr;
           // A 404 on create: the namespace itself is missing. Said once (until it appears), not
@@ -155,7 +168,7 @@ export class LeaderElector {
       const acquireText = decision === 'renew' ? timeText(lease.spec?.acquireTime) : undefined;
       const acquire = acquireText === undefined ? undefined : new Date(acquireText);
       this.opts.count?.('update', 'leases');
-      await this.api.replaceNamespacedLease({ name, namespace, body: { ...lease, spec: this.spec(acquire, now, transitions) } });
+      await this.replaceLease({ ...lease, spec: this.spec(acquire, now, transitions) });
       return true;
     } catch (err) {
       if (statusCodeOf(err) !== 409) log.warn('lease update failed', { lease: `${namespace}/${name}`, error: String(err) });
@@ -163,14 +176,23 @@ export class LeaderElector {
     }
   }
 
-  private spec(acquireTime: Date | undefined, now: Date, transitions: number): V1Lease['spec'] {
+  private spec(acquireTime: Date | undefined, now: Date, transitions: number): Lease['spec'] {
     return {
       holderIdentity: this.opts.identity,
       leaseDurationSeconds: this.leaseDurationSeconds,
-      acquireTime: new V1MicroTime(acquireTime ?? now),
-      renewTime: new V1MicroTime(now),
+      acquireTime: microTime(acquireTime ?? now),
+      renewTime: microTime(now),
       leaseTransitions: transitions,
     };
+  }
+
+  private readLease(): Promise<Lease> {
+    return this.opts.api.get<Lease>(`${this.path}/${encodeURIComponent(this.opts.name)}`);
+  }
+
+  /** A PUT of the whole Lease: conditional on its resourceVersion, so two candidates cannot both win. */
+  private replaceLease(lease: Lease): Promise<Lease> {
+    return this.opts.api.put<Lease>(`${this.path}/${encodeURIComponent(this.opts.name)}`, lease);
   }
 
   /**
@@ -183,14 +205,11 @@ export class LeaderElector {
     await this.running;
     const { namespace, name, identity } = this.opts;
     try {
-      const lease = await this.api.readNamespacedLease({ name, namespace });
+      const lease = await this.readLease();
       if (lease.spec?.holderIdentity !== identity) return;
-      const now = new V1MicroTime(this.opts.clock.now());
-      await this.api.replaceNamespacedLease({
-        name,
-        namespace,
-        body: { ...lease, spec: { ...lease.spec, holderIdentity: undefined, leaseDurationSeconds: 1, renewTime: now, acquireTime: now } },
-      });
+      const now = microTime(this.opts.clock.now());
+      const { holderIdentity: _released, ...held } = lease.spec;
+      await this.replaceLease({ ...lease, spec: { ...held, leaseDurationSeconds: 1, renewTime: now, acquireTime: now } });
       this.opts.log.info('released leadership', { lease: `${namespace}/${name}` });
     } catch (err) {
       if (statusCodeOf(err) !== 404) this.opts.log.warn('could not release the lease', { error: String(err) });
@@ -208,8 +227,7 @@ export class LeaderElector {
   }
 }
 
-/** MicroTime fields come back as strings or Dates depending on the client's (de)serializer. */
+/** A MicroTime field as read (a string; anything else is no time). */
 function timeText(value: unknown): string | undefined {
-  if (value instanceof Date) return value.toISOString();
   return typeof value === 'string' ? value : undefined;
 }

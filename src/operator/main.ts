@@ -6,8 +6,8 @@ import { systemClock, type Clock } from './clock.js';
 import { Controller, type KeylessFallbackOptions } from './controller.js';
 import { tlsCrypto, type CryptoPort } from './crypto.js';
 import { startHttpServer } from './http.js';
-import { KubeClient, KubeEventRecorder, PooledKubeConfig } from './kube.js';
-import { loadKubeconfig } from './kubeconfig.js';
+import { connectApiServer } from './apiserver/connect.js';
+import { KubeClient, KubeEventRecorder } from './kube.js';
 import { LeaderElector } from './leader.js';
 import { MALLOC_TRIM_INTERVAL_MS, startMallocTrim } from './memory-trim.js';
 import { mallocTrim } from './native/malloc-trim.js';
@@ -62,29 +62,26 @@ export interface ControllerHandle {
   readonly done: Promise<void>;
 }
 
-export function loadKubeConfig(path?: string): PooledKubeConfig {
-  const kc = new PooledKubeConfig();
-  loadKubeconfig(kc, path);
-  return kc;
-}
-
 export async function runController(opts: ControllerOptions): Promise<ControllerHandle> {
   const log = opts.log ?? createLogger(opts.logLevel);
   const clock = opts.clock ?? systemClock;
-  const kc = loadKubeConfig(opts.kubeconfig);
+  const connection = await connectApiServer({ kubeconfig: opts.kubeconfig, warn: (message) => log.warn(message) });
+  if (connection.clientNodeFor !== undefined) {
+    log.info('the kubeconfig needs what the controller\'s own apiserver client does not implement: @kubernetes/client-node authenticates its requests (loaded for this only)', { needs: connection.clientNodeFor });
+  }
   const metrics = new OperatorMetrics();
   const count = (verb: string, resource: string): void => metrics.apiRequest(verb, resource);
-  const kube = new KubeClient(kc, count);
+  const kube = new KubeClient(connection.client, count);
   const operatorNamespace = opts.operatorNamespace ?? process.env['POD_NAMESPACE'] ?? 'dc-operator';
   const namespaces = [...new Set([...(opts.namespaces ?? []), ...(opts.namespace !== undefined ? [opts.namespace] : [])])];
   const identity = opts.identity ?? `${hostname()}-${process.pid}-${randomBytes(3).toString('hex')}`;
-  const events = new KubeEventRecorder(kube.core, clock, log, 'dc-operator', process.env['HOSTNAME'] ?? hostname(), count);
+  const events = new KubeEventRecorder(kube, clock, log, 'dc-operator', process.env['HOSTNAME'] ?? hostname());
   let controller: Controller | undefined;
   const elector =
     opts.leaderElection === false
       ? undefined
       : new LeaderElector({
-          kc,
+          api: connection.client,
           namespace: operatorNamespace,
           name: opts.leaseName ?? 'dc-operator-controller',
           identity,
@@ -141,7 +138,7 @@ export async function runController(opts: ControllerOptions): Promise<Controller
       },
     },
   });
-  log.info('dc-operator controller starting', { identity, namespaces: namespaces.length > 0 ? namespaces : '(all)', operatorNamespace, clusterResourceNamespace: opts.clusterResourceNamespace ?? operatorNamespace, metricsPort: http.port });
+  log.info('dc-operator controller starting', { identity, namespaces: namespaces.length > 0 ? namespaces : '(all)', operatorNamespace, clusterResourceNamespace: opts.clusterResourceNamespace ?? operatorNamespace, metricsPort: http.port, apiserver: connection.client.auth.describe });
 
   // The election loop runs until stop(); without election this process leads at once.
   const campaign = elector ? elector.run(startController, stopController) : (startController(), Promise.resolve());
@@ -160,7 +157,7 @@ export async function runController(opts: ControllerOptions): Promise<Controller
         await http.close();
       } finally {
         trimmer.stop();
-        kc.destroyAgents();
+        kube.destroy();
       }
       log.info('dc-operator controller stopped', { identity });
       finished();

@@ -16,7 +16,7 @@ import { computeSki } from '../../src/keyless/ski.js';
 import { controllerIdentityUri, sidecarIdentityUri } from '../../src/operator/api/serving-bundle.js';
 import { secretMetadataClient } from '../../src/keyserver/secret-metadata.js';
 import { createClientCert } from '../../src/pki/certs.js';
-import { createTestNamespace, testKubeConfig, testKubeconfigPath, type TestNamespace } from '../support/cluster.js';
+import { createTestNamespace, testApiClient, testKubeConfig, testKubeconfigPath, type TestNamespace } from '../support/cluster.js';
 import { freePort, repoRoot } from '../support/control-plane.js';
 import { certificateVerifyContent, delegatedCredentialContent, signAsSidecar } from '../support/sidecar-signing.js';
 import { makeIdentityPki, type IdentityPki, type Pair } from '../unit/keyserver/pki.js';
@@ -287,7 +287,7 @@ void it('a DelegatedCredential deleted and re-created under its name is not serv
 void it('its Secret watches receive metadata only from the real apiserver: a list and a watch event carry no data, a GET still does', { timeout: 60_000 }, async () => {
   const cert = pki.certificate('metadata-only');
   await putSecret(core, tlsSecret(b.name, 'meta-tls', cert.cert, cert.key));
-  const source = secretMetadataClient(kc).secretSource(b.name, { fieldSelector: 'type=kubernetes.io/tls' });
+  const source = secretMetadataClient(await testApiClient()).secretSource(b.name, { fieldSelector: 'type=kubernetes.io/tls' });
   const listed = await source.list();
   const item = listed.items.find((s) => s.metadata?.name === 'meta-tls');
   assert.ok(item?.metadata?.resourceVersion, 'listed with its metadata');

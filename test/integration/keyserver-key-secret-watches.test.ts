@@ -9,12 +9,12 @@ import { execFileSync } from 'node:child_process';
 import { after, before, it } from 'node:test';
 import { CoreV1Api, type KubeConfig, type V1Secret } from '@kubernetes/client-node';
 import { KeySecretNamespaceWatches } from '../../src/keyserver/key-secret-watches.js';
-import { metadataOnlyKubeConfig } from '../../src/keyserver/secret-metadata.js';
+import { metadataOnlyClient } from '../../src/keyserver/secret-metadata.js';
 import { systemClock } from '../../src/operator/clock.js';
 import type { ListWatchSource } from '../../src/operator/informer.js';
 import { KeySecretWatches } from '../../src/operator/key-secrets.js';
 import { KubeClient } from '../../src/operator/kube.js';
-import { createTestNamespace, testKubeConfig, testKubeconfigPath, type TestNamespace } from '../support/cluster.js';
+import { createTestNamespace, testApiClient, testKubeConfig, testKubeconfigPath, type TestNamespace } from '../support/cluster.js';
 import { ensureBinaries, kubectlPath } from '../support/control-plane.js';
 import { waitFor } from './operator-fixtures.js';
 
@@ -99,7 +99,7 @@ async function measure(name: string, make: (meta: KubeClient, c: Counts, onChang
   const baseline = apiserverSecretWatches(kubeconfig);
   const c: Counts = { lists: 0, watches: 0, open: 0, itemsListed: 0 };
   const heard: string[][] = [];
-  const watches = make(new KubeClient(metadataOnlyKubeConfig(kc)), c, (ids) => heard.push(ids));
+  const watches = make(new KubeClient(metadataOnlyClient(await testApiClient())), c, (ids) => heard.push(ids));
   const signers = namespaces.flatMap((ns) => Array.from({ length: PER_NAMESPACE }, (_, i) => ({ id: `${ns.name}/signer-${i}`, secret: `${ns.name}/key-${i}` })));
   for (const s of signers) watches.set(s.id, s.secret);
   const started = Date.now();

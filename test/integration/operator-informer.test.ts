@@ -7,8 +7,7 @@ import { CoreV1Api, RbacAuthorizationV1Api, type KubeConfig, type V1Secret } fro
 import { systemClock } from '../../src/operator/clock.js';
 import { Informer } from '../../src/operator/informer.js';
 import { KubeClient } from '../../src/operator/kube.js';
-import { loadKubeConfig } from '../../src/operator/main.js';
-import { createTestNamespace, testKubeConfig, type TestNamespace } from '../support/cluster.js';
+import { createTestNamespace, testApiClient, testKubeConfig, type TestNamespace } from '../support/cluster.js';
 import { serviceAccountKubeconfig, waitFor } from './operator-fixtures.js';
 
 let admin: KubeConfig;
@@ -25,11 +24,11 @@ after(async () => {
 
 void it('keeps retrying through 403 Forbidden and syncs once the permission is granted', async () => {
   const core = admin.makeApiClient(CoreV1Api);
-  const kc = loadKubeConfig(await serviceAccountKubeconfig(admin, ns.name, 'late-rbac'));
+  const api = await testApiClient(await serviceAccountKubeconfig(admin, ns.name, 'late-rbac'));
   const warnings: string[] = [];
   const informer = new Informer(
     'secrets',
-    new KubeClient(kc).secretSource(ns.name, { labelSelector: 'informer-test=yes' }),
+    new KubeClient(api).secretSource(ns.name, { labelSelector: 'informer-test=yes' }),
     (s: V1Secret) => s.metadata?.name ?? '',
     systemClock,
     { warn: (m, meta) => warnings.push(`${m} ${JSON.stringify(meta)}`), debug: () => undefined },

@@ -9,9 +9,9 @@ import assert from 'node:assert/strict';
 import { after, before, it } from 'node:test';
 import { AuthorizationV1Api, CoreV1Api, CustomObjectsApi, RbacAuthorizationV1Api, type KubeConfig } from '@kubernetes/client-node';
 import { controllerRbac } from '../../src/operator/rbac.js';
-import { loadKubeConfig, runController, type ControllerHandle } from '../../src/operator/main.js';
+import { runController, type ControllerHandle } from '../../src/operator/main.js';
 import type { Logger } from '../../src/operator/ports.js';
-import { createTestNamespace, testKubeConfig, type TestNamespace } from '../support/cluster.js';
+import { createTestNamespace, kubeConfigFromFile, testKubeConfig, type TestNamespace } from '../support/cluster.js';
 import { DC, applyCrds, createDelegatedCredential, dcctlCertificate, getDelegatedCredential, putSecret, serviceAccountKubeconfig, tlsSecret, waitForCondition } from './operator-fixtures.js';
 
 let admin: KubeConfig;
@@ -104,7 +104,7 @@ void it('with Roles in its namespaces and the cluster resource namespace only, i
 
   // Outside its namespaces: untouched, and refused by the apiserver.
   assert.equal((await getDelegatedCredential(admin, other.name, 'ignored')).status, undefined, 'a DelegatedCredential in an unwatched namespace is left alone');
-  const asController = loadKubeConfig(kubeconfig).makeApiClient(CoreV1Api);
+  const asController = kubeConfigFromFile(kubeconfig).makeApiClient(CoreV1Api);
   await assert.rejects(asController.readNamespacedSecret({ namespace: other.name, name: 'tls' }), (err: { code?: number }) => err.code === 403, 'reading a Secret of an unwatched namespace is refused');
   await assert.rejects(asController.listSecretForAllNamespaces(), (err: { code?: number }) => err.code === 403, 'listing Secrets cluster-wide is refused');
   const authz = admin.makeApiClient(AuthorizationV1Api);

@@ -8,6 +8,8 @@ import { randomBytes } from 'node:crypto';
 import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { CoreV1Api, KubeConfig } from '@kubernetes/client-node';
+import type { ApiClient } from '../../src/operator/apiserver/client.js';
+import { connectApiServer } from '../../src/operator/apiserver/connect.js';
 import type { ControlPlaneState } from './control-plane.js';
 import { ensureBinaries, killControlPlaneSync, repoRoot, startControlPlane } from './control-plane.js';
 
@@ -49,9 +51,19 @@ export function testKubeconfigPath(): Promise<string> {
 
 /** A fresh @kubernetes/client-node KubeConfig with cluster-admin rights on the test control plane. */
 export async function testKubeConfig(): Promise<KubeConfig> {
+  return kubeConfigFromFile(await testKubeconfigPath());
+}
+
+/** A @kubernetes/client-node KubeConfig of a kubeconfig file. */
+export function kubeConfigFromFile(path: string): KubeConfig {
   const kc = new KubeConfig();
-  kc.loadFromFile(await testKubeconfigPath());
+  kc.loadFromFile(path);
   return kc;
+}
+
+/** The controller's own apiserver client (src/operator/apiserver) for a kubeconfig file; default: the admin's. */
+export async function testApiClient(kubeconfig?: string): Promise<ApiClient> {
+  return (await connectApiServer({ kubeconfig: kubeconfig ?? (await testKubeconfigPath()) })).client;
 }
 
 export interface TestNamespace {

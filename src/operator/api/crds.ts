@@ -1,6 +1,6 @@
 // CustomResourceDefinitions built from the schemas in v1alpha1.ts. generate-crds.ts renders
 // these to crds/*.yaml; a unit test fails when the committed YAML is stale.
-import { dumpYaml } from '@kubernetes/client-node';
+import { dump as dumpYaml } from 'js-yaml';
 import type { JsonSchemaProps } from './schema.js';
 import {
   GROUP,

@@ -1,6 +1,6 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import type { CoreV1Api, CoreV1Event } from '@kubernetes/client-node';
+import type { CoreV1Event } from '@kubernetes/client-node';
 import { EVENT_BURST, EVENT_SUMMARY_AFTER_MS, EventBursts } from '../../../src/operator/event-bursts.js';
 import { KubeEventRecorder } from '../../../src/operator/kube.js';
 import { FakeClock } from '../../../src/operator/clock.js';
@@ -32,8 +32,8 @@ void test('a bucket admits its burst, then one per refill, and sums the rest int
 void test('the recorder sends the first events of a burst, holds back the rest, then one summary with their count; warnings always go', () => {
   const clock = new FakeClock(new Date('2026-01-01T00:00:00Z'));
   const sent: CoreV1Event[] = [];
-  const core = { createNamespacedEvent: ({ body }: { body: CoreV1Event }) => (sent.push(body), Promise.resolve(body)) } as unknown as CoreV1Api;
-  const recorder = new KubeEventRecorder(core, clock, silent);
+  const kube = { createEvent: (_namespace: string, body: CoreV1Event) => (sent.push(body), Promise.resolve(body)) };
+  const recorder = new KubeEventRecorder(kube, clock, silent);
   const n = EVENT_BURST + 40;
   for (let i = 0; i < n; i++) recorder.record(dc(`dc-${i}`), 'Normal', 'Issued', `issued dc-${i}`);
   recorder.record(dc('bad'), 'Warning', 'KeyMismatch', 'the key does not belong');
