@@ -252,8 +252,8 @@ function readBounded(res: IncomingMessage, limit: number): Promise<{ body: Buffe
       if (truncated) return;
       if (bytes + chunk.length > limit) {
         truncated = true;
+        resolve({ body: Buffer.concat(chunks, bytes), truncated }); // before destroy() reports the cut
         res.destroy();
-        resolve({ body: Buffer.concat(chunks, bytes), truncated });
         return;
       }
       chunks.push(chunk);

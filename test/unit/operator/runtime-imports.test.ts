@@ -1,0 +1,39 @@
+// The controller and the in-cluster key server talk to the apiserver through their own client
+// (src/operator/apiserver): loading @kubernetes/client-node costs a process ~72 MiB of RSS
+// (bench/results/operator.md). This fails when a module their entry points import at run time
+// (a value import; `import type` is erased) reaches client-node again. The import is run in a
+// fresh process with a module hook that records every module loaded.
+import assert from 'node:assert/strict';
+import { execFileSync } from 'node:child_process';
+import { fileURLToPath } from 'node:url';
+import { it } from 'node:test';
+
+const RECORD = `
+import { registerHooks } from 'node:module';
+const loaded = [];
+registerHooks({ load(url, context, next) { loaded.push(url); return next(url, context); } });
+await import(process.argv[1]);
+process.stdout.write(JSON.stringify(loaded));
+`;
+
+function modulesLoadedBy(entry: string): string[] {
+  const out = execFileSync(process.execPath, ['--input-type=module', '-e', RECORD, new URL(entry, import.meta.url).href], { encoding: 'utf8', timeout: 60_000 });
+  return JSON.parse(out) as string[];
+}
+
+for (const [command, entry, own] of [
+  ['controller', '../../../src/cli/commands/controller.js', 'src/operator/main.js'],
+  ['keyserver', '../../../src/cli/commands/keyserver.js', 'src/keyserver/main.js'],
+] as const) {
+  void it(`dc-operator ${command}: its modules load no @kubernetes/client-node`, () => {
+    const loaded = modulesLoadedBy(entry);
+    assert.ok(loaded.some((u) => u.endsWith(own)), `the hook saw ${own} load (${loaded.length} modules)`);
+    assert.ok(loaded.some((u) => u.endsWith('src/operator/apiserver/client.js')), 'and the apiserver client');
+    const clientNode = loaded.filter((u) => u.includes('/@kubernetes/client-node/')).map((u) => fileURLToPath(u));
+    assert.deepEqual(clientNode.slice(0, 5), [], `${clientNode.length} client-node modules loaded`);
+  });
+}
+
+void it('the hook does see client-node where it is loaded (the webhook command keeps it)', () => {
+  assert.ok(modulesLoadedBy('../../../src/cli/commands/webhook.js').some((u) => u.includes('/@kubernetes/client-node/')));
+});
