@@ -9,12 +9,11 @@ import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, it } from 'node:test';
-import { CoreV1Api, RbacAuthorizationV1Api, type KubeConfig } from '@kubernetes/client-node';
+import { CoordinationV1Api, CoreV1Api, type KubeConfig } from '@kubernetes/client-node';
 import { runController } from '../../src/operator/main.js';
 import type { Logger } from '../../src/operator/ports.js';
-import { controllerRbac } from '../../src/operator/rbac.js';
 import { createTestNamespace, testKubeConfig, testKubeconfigPath, type TestNamespace } from '../support/cluster.js';
-import { applyCrds, createDelegatedCredential, dcctlCertificate, putSecret, tlsSecret, waitFor, waitForCondition } from './operator-fixtures.js';
+import { applyControllerRbac, applyCrds, createDelegatedCredential, dcctlCertificate, putSecret, tlsSecret, waitFor, waitForCondition } from './operator-fixtures.js';
 
 let admin: KubeConfig;
 let ns: TestNamespace;
@@ -27,17 +26,8 @@ before(async () => {
   await applyCrds(admin);
   ns = await createTestNamespace('apiclient');
   const core = admin.makeApiClient(CoreV1Api);
-  const rbacApi = admin.makeApiClient(RbacAuthorizationV1Api);
   await core.createNamespacedServiceAccount({ namespace: ns.name, body: { metadata: { name: 'dc-operator' } } });
-  const rbac = controllerRbac({ name: `dc-operator-controller-${ns.name}`, namespace: ns.name, serviceAccount: 'dc-operator' });
-  await rbacApi.createClusterRole({ body: rbac.clusterRole });
-  await rbacApi.createClusterRoleBinding({ body: rbac.clusterRoleBinding });
-  await rbacApi.createNamespacedRole({ namespace: ns.name, body: rbac.leaseRole });
-  await rbacApi.createNamespacedRoleBinding({ namespace: ns.name, body: rbac.leaseRoleBinding });
-  cleanup = async () => {
-    await rbacApi.deleteClusterRoleBinding({ name: rbac.clusterRoleBinding.metadata?.name ?? '' });
-    await rbacApi.deleteClusterRole({ name: rbac.clusterRole.metadata?.name ?? '' });
-  };
+  cleanup = await applyControllerRbac(admin, ns.name, 'dc-operator');
   const issued = await core.createNamespacedServiceAccountToken({ namespace: ns.name, name: 'dc-operator', body: { spec: { audiences: [], expirationSeconds: 3600 } } });
   token = issued.status?.token ?? '';
   assert.ok(token);
@@ -103,7 +93,7 @@ async function issuesWith(kubeconfig: string, dcName: string): Promise<string[]>
   } finally {
     await controller.stop();
   }
-  const lease = await admin.makeApiClient((await import('@kubernetes/client-node')).CoordinationV1Api).readNamespacedLease({ namespace: ns.name, name: `lease-${dcName}` });
+  const lease = await admin.makeApiClient(CoordinationV1Api).readNamespacedLease({ namespace: ns.name, name: `lease-${dcName}` });
   assert.equal(lease.spec?.holderIdentity, undefined, 'the Lease was taken, renewed and released through the same client');
   assert.deepEqual(lines.filter((l) => l.startsWith('warn') || l.startsWith('error')), []);
   return lines;

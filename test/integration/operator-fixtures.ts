@@ -6,10 +6,11 @@ import { mkdtempSync, readFileSync, readdirSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { CoreV1Api, CustomObjectsApi, KubeConfig, loadAllYaml, type V1Secret } from '@kubernetes/client-node';
+import { CoreV1Api, CustomObjectsApi, KubeConfig, loadAllYaml, RbacAuthorizationV1Api, type V1Secret } from '@kubernetes/client-node';
 import type { DelegatedCredential, DelegatedCredentialSpecInput } from '../../src/operator/api/v1alpha1.js';
 import { createLogger } from '../../src/operator/logger.js';
 import { runController, type ControllerHandle } from '../../src/operator/main.js';
+import { controllerRbac } from '../../src/operator/rbac.js';
 import { createTestNamespace, testKubeConfig, testKubeconfigPath, type TestNamespace } from '../support/cluster.js';
 import { repoRoot } from '../support/control-plane.js';
 import { beforeAndAfter } from '../support/file-hooks.js';
@@ -153,6 +154,23 @@ export async function serviceAccountKubeconfig(admin: KubeConfig, namespace: str
   const file = join(mkdtempSync(join(tmpdir(), 'dc-operator-sa-')), 'kubeconfig');
   writeFileSync(file, kc.exportConfig(), { mode: 0o600 });
   return file;
+}
+
+/**
+ * Binds ServiceAccount `serviceAccount` of `namespace` to exactly controllerRbac() (cluster-wide
+ * rules, and the Lease in `namespace`); returns what deletes the cluster-scoped part.
+ */
+export async function applyControllerRbac(admin: KubeConfig, namespace: string, serviceAccount: string): Promise<() => Promise<void>> {
+  const rbacApi = admin.makeApiClient(RbacAuthorizationV1Api);
+  const rbac = controllerRbac({ name: `dc-operator-controller-${namespace}`, namespace, serviceAccount });
+  await rbacApi.createClusterRole({ body: rbac.clusterRole });
+  await rbacApi.createClusterRoleBinding({ body: rbac.clusterRoleBinding });
+  await rbacApi.createNamespacedRole({ namespace, body: rbac.leaseRole });
+  await rbacApi.createNamespacedRoleBinding({ namespace, body: rbac.leaseRoleBinding });
+  return async () => {
+    await rbacApi.deleteClusterRoleBinding({ name: rbac.clusterRoleBinding.metadata?.name ?? '' });
+    await rbacApi.deleteClusterRole({ name: rbac.clusterRole.metadata?.name ?? '' });
+  };
 }
 
 /** What a test file needs to drive one controller: clients, its namespace, the controller. */

@@ -2,14 +2,14 @@
 // with --authorization-mode=RBAC): if a rule were missing, nothing would be issued.
 import assert from 'node:assert/strict';
 import { after, before, it } from 'node:test';
-import { CoreV1Api, CustomObjectsApi, RbacAuthorizationV1Api, type KubeConfig } from '@kubernetes/client-node';
+import { CoreV1Api, CustomObjectsApi, type KubeConfig } from '@kubernetes/client-node';
 import type { DelegationSigner } from '../../src/operator/api/v1alpha1.js';
-import { controllerRbac } from '../../src/operator/rbac.js';
 import { runController, type ControllerHandle } from '../../src/operator/main.js';
 import { createLogger } from '../../src/operator/logger.js';
 import { createTestNamespace, testKubeConfig, type TestNamespace } from '../support/cluster.js';
 import {
   DC,
+  applyControllerRbac,
   applyCrds,
   createDelegatedCredential,
   dcctlCertificate,
@@ -40,17 +40,8 @@ after(async () => {
 
 void it('issues with only the RBAC rules it declares', async () => {
   const core = admin.makeApiClient(CoreV1Api);
-  const rbacApi = admin.makeApiClient(RbacAuthorizationV1Api);
   const kubeconfig = await serviceAccountKubeconfig(admin, ns.name, 'dc-operator');
-  const rbac = controllerRbac({ name: `dc-operator-controller-${ns.name}`, namespace: ns.name, serviceAccount: 'dc-operator' });
-  await rbacApi.createClusterRole({ body: rbac.clusterRole });
-  await rbacApi.createClusterRoleBinding({ body: rbac.clusterRoleBinding });
-  await rbacApi.createNamespacedRole({ namespace: ns.name, body: rbac.leaseRole });
-  await rbacApi.createNamespacedRoleBinding({ namespace: ns.name, body: rbac.leaseRoleBinding });
-  cleanup = async () => {
-    await rbacApi.deleteClusterRoleBinding({ name: rbac.clusterRoleBinding.metadata?.name ?? '' });
-    await rbacApi.deleteClusterRole({ name: rbac.clusterRole.metadata?.name ?? '' });
-  };
+  cleanup = await applyControllerRbac(admin, ns.name, 'dc-operator');
 
   controller = await runController({
     kubeconfig,
