@@ -26,12 +26,12 @@
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { existsSync, mkdirSync, readFileSync, readdirSync, rmSync, statSync } from 'node:fs';
-import { request as httpsRequest, type RequestOptions } from 'node:https';
+import { Agent as HttpsAgent, request as httpsRequest, type RequestOptions } from 'node:https';
 import { cpus, loadavg, totalmem } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { CoreV1Api, CustomObjectsApi, KubeConfig, Watch } from '@kubernetes/client-node';
+import { CoreV1Api, CustomObjectsApi, KubeConfig, Watch, type RequestContext } from '@kubernetes/client-node';
 import type { DelegatedCredential } from '../src/operator/api/v1alpha1.js';
 import { ensureBinaries, freePort, repoRoot, startControlPlane, stopControlPlane, type ControlPlaneState } from '../test/support/control-plane.js';
 import { DC, applyCrds, dcctlCertificate, putSecret, tlsSecret } from '../test/integration/operator-fixtures.js';
@@ -56,6 +56,23 @@ const WORKERS = Number(args.workers);
 const CREATE_CONCURRENCY = Number(args['create-concurrency']);
 const USER_AGENT = 'dc-operator-bench/operator-scale';
 
+/**
+ * The benchmark's own client-node requests (creating the N objects) share keep-alive connections:
+ * client-node makes an agent per request, and N TLS handshakes would load the apiserver before
+ * the measured phase differently from the runs before (which used the operator's pooled KubeConfig).
+ */
+class BenchKubeConfig extends KubeConfig {
+  private shared: HttpsAgent | undefined;
+  override async applySecurityAuthentication(context: RequestContext): Promise<void> {
+    await super.applySecurityAuthentication(context);
+    const agent = context.getAgent();
+    if (agent instanceof HttpsAgent) context.setAgent((this.shared ??= new HttpsAgent({ ...agent.options, keepAlive: true, maxSockets: 32 })));
+  }
+  destroyAgents(): void {
+    this.shared?.destroy();
+  }
+}
+
 const say = (m: string): void => void process.stderr.write(`[${new Date().toISOString().slice(11, 19)}] ${m}\n`);
 
 type Counts = Map<string, number>;
@@ -77,7 +94,7 @@ async function operatorCounts(port: number): Promise<Counts> {
 }
 
 /** apiserver_request_total summed by verb and resource (all codes, scopes, clients). */
-async function apiserverCounts(kc: KubeConfig): Promise<Counts> {
+async function apiserverCounts(kc: BenchKubeConfig): Promise<Counts> {
   const cluster = kc.getCurrentCluster();
   if (!cluster) throw new Error('no cluster in the kubeconfig');
   const reqOpts: RequestOptions = { headers: { 'user-agent': USER_AGENT } };
@@ -148,7 +165,7 @@ async function createAll(custom: CustomObjectsApi, namespace: string): Promise<v
 }
 
 /** Resolves when every DelegatedCredential in the namespace is Ready=True (one list, then one watch). */
-async function watchUntilAllReady(kc: KubeConfig, custom: CustomObjectsApi, namespace: string, onProgress: (ready: number) => void): Promise<void> {
+async function watchUntilAllReady(kc: BenchKubeConfig, custom: CustomObjectsApi, namespace: string, onProgress: (ready: number) => void): Promise<void> {
   const ready = new Set<string>();
   const isReady = (dc: DelegatedCredential): boolean => dc.status?.conditions?.some((c) => c.type === 'Ready' && c.status === 'True') === true;
   let resourceVersion = '';
@@ -205,7 +222,7 @@ async function main(): Promise<void> {
     plane = await startControlPlane({ binDir: ensureBinaries(), stateDir, logDir, dieWithParent: true, log: (m) => say(`control plane: ${m}`) });
     kubeconfigPath = plane.kubeconfigPath;
   }
-  const kc = new KubeConfig();
+  const kc = new BenchKubeConfig();
   kc.loadFromFile(kubeconfigPath);
   const core = kc.makeApiClient(CoreV1Api);
   const custom = kc.makeApiClient(CustomObjectsApi);
@@ -357,6 +374,7 @@ async function main(): Promise<void> {
   } catch {
     /* best effort */
   }
+  kc.destroyAgents();
   if (plane) {
     await stopControlPlane(plane);
     if (existsSync(plane.stateDir)) rmSync(plane.stateDir, { recursive: true, force: true });
