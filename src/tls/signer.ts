@@ -5,6 +5,7 @@
  * until it settles.
  */
 import { sign as cryptoSign, type KeyObject } from 'node:crypto';
+import { nativeSigningKey, type NativeKeySigner } from './native/signing.js';
 import { cryptoOptions, keyMatchesScheme, schemesForKey, tls12SchemesForKey } from './signature-schemes.js';
 import type { SignatureScheme } from './constants.js';
 
@@ -29,6 +30,10 @@ export interface Signer {
  * A synchronous signer over a private KeyObject: Ed25519, ECDSA P-256/P-384/P-521 (DER signature),
  * RSA-PSS with salt length = hash length (rsaEncryption keys: rsa_pss_rsae_*, RSASSA-PSS keys:
  * rsa_pss_pss_*). The KeyObject is kept; nothing is re-parsed per signature.
+ *
+ * The schemes the handshake addon serves for this key (native/signing.ts) sign there, on a
+ * context made once per key and scheme; the rest, and every key when the addon is absent or
+ * DC_TLS_NATIVE=off, sign with node:crypto.
  */
 export function createKeySigner(key: KeyObject): Signer {
   if (key.type !== 'private') throw new TypeError('createKeySigner needs a private key');
@@ -42,14 +47,24 @@ export function createKeySigner(key: KeyObject): Signer {
   // costs a server, docs/architecture.md "Hot paths"). node:crypto does not change them.
   const prepared = new Map<number, SignArguments>();
   for (const scheme of [...schemes, ...tls12Schemes]) prepared.set(scheme, signArguments(key, scheme));
-  return {
+  const native = nativeSigningKey(key);
+  const signer: Signer = {
     schemes,
     ...(tls12Schemes.length !== schemes.length ? { tls12Schemes } : {}),
     sign(scheme: SignatureScheme, message: Uint8Array): Uint8Array {
       const { algorithm, options } = prepared.get(scheme) ?? signArguments(key, scheme);
-      return cryptoSign(algorithm, message, options);
+      return (native?.serves(scheme) ? native.sign(scheme, message) : undefined) ?? cryptoSign(algorithm, message, options);
     },
   };
+  if (native) nativeSigners.set(signer, native);
+  return signer;
+}
+
+const nativeSigners = new WeakMap<Signer, NativeKeySigner>();
+
+/** Whether `signer` (from createKeySigner) signs `scheme` on the handshake addon, for diagnostics and tests. */
+export function signsNatively(signer: Signer, scheme: SignatureScheme): boolean {
+  return nativeSigners.get(signer)?.serves(scheme) ?? false;
 }
 
 interface SignArguments {

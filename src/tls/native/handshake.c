@@ -35,6 +35,8 @@
  *   transcriptUpdate(transcript, data)
  *   transcriptDigest(transcript, extra, out) -> length: the hash of everything so far plus
  *       `extra` (may be empty) into out; the running hash continues without `extra`.
+ *   signingKey(pkcs8) -> key; sign(key, scheme, data) -> signature: the server's handshake
+ *       signature (CertificateVerify, ServerKeyExchange); see the signature block at the end.
  *   The key schedule's outputs go into a buffer the caller provides (out[0, length), which
  *   must fit): a new Buffer per call cost more than the HMAC (bench/results/handshake.md).
  * A bad peer share throws an Error whose code is ERR_TLS_NATIVE_BAD_SHARE (wrong length, not an
@@ -47,8 +49,10 @@
 #include <node_api.h>
 #include <openssl/core_names.h>
 #include <openssl/crypto.h>
+#include <openssl/err.h>
 #include <openssl/evp.h>
 #include <openssl/params.h>
+#include <openssl/rsa.h>
 
 /* EVP_MAC_init reads the key pointer even for a zero-length key; this stands in for it. */
 static const unsigned char EMPTY_KEY[1] = {0};
@@ -691,6 +695,8 @@ static napi_value transcript_digest(napi_env env, napi_callback_info info) {
 }
 
 static napi_value tls12_prf(napi_env env, napi_callback_info info); /* TLS 1.2 block, at the end */
+static napi_value signing_key(napi_env env, napi_callback_info info); /* signature block, at the end */
+static napi_value sign_(napi_env env, napi_callback_info info);
 
 static napi_value init(napi_env env, napi_value exports) {
   instance_t *in = OPENSSL_zalloc(sizeof *in);
@@ -712,6 +718,8 @@ static napi_value init(napi_env env, napi_value exports) {
       {"transcriptUpdate", NULL, transcript_update, NULL, NULL, NULL, napi_default, NULL},
       {"transcriptDigest", NULL, transcript_digest, NULL, NULL, NULL, napi_default, NULL},
       {"tls12Prf", NULL, tls12_prf, NULL, NULL, NULL, napi_default, NULL},
+      {"signingKey", NULL, signing_key, NULL, NULL, NULL, napi_default, NULL},
+      {"sign", NULL, sign_, NULL, NULL, NULL, napi_default, NULL},
   };
   if (napi_define_properties(env, exports, sizeof props / sizeof props[0], props) != napi_ok) return NULL;
   return exports;
@@ -789,4 +797,229 @@ static napi_value tls12_prf(napi_env env, napi_callback_info info) {
   if (EVP_MAC_init(ctx, EMPTY_KEY, 0, NULL) != 1) ok = 0;
   if (!ok) OPENSSL_cleanse(out, (size_t)length);
   return ok ? NULL : fail(env, "native handshake: TLS 1.2 PRF failed");
+}
+
+// --- Handshake signatures (RFC 8446 §4.4.3, RFC 5246 §7.4.3) ---------------------------------
+/*
+ * signingKey(pkcs8) -> key: a private key for sign(), imported from its PKCS#8 DER (a KeyObject's
+ * export). The DER is wiped (OPENSSL_cleanse) on every path, import or not: the caller's copy of
+ * the key does not outlive the call. EC (P-256, P-384, P-521), RSA (rsaEncryption) and Ed25519
+ * keys; anything else (RSASSA-PSS keys, ML-DSA, other curves) is refused and stays on node:crypto.
+ * The key is freed, and OpenSSL cleanses its private half, when the JS object is collected.
+ *
+ * sign(key, scheme, data) -> signature (a new Buffer): `scheme` is the TLS SignatureScheme code
+ * point; it must fit the key (ECDSA: the curve the scheme names). ECDSA signatures are DER, as on
+ * the wire; RSA-PSS uses MGF1 with the scheme's hash and a salt of the hash's length.
+ *
+ * Why: node:crypto's sign sets up a digest-sign context per call (a context, a provider fetch,
+ * the key's parameters: a P-256 signature costs 0.84x as much here, bench/results/handshake.md). Here each (key, scheme) keeps
+ * one EVP_PKEY_CTX, initialised for signing once with its padding and hashes, and each call is
+ * one hash and one EVP_PKEY_sign on it, as `openssl speed` signs (the context holds no per-call
+ * state: the nonce, or PSS salt, is drawn inside each EVP_PKEY_sign). Ed25519 hashes inside the
+ * signature (PureEdDSA), so it goes through EVP_DigestSign, initialised per call on a kept
+ * EVP_MD_CTX. The signature comes back as a new Buffer rather than into a caller's buffer: its
+ * callers keep it (a delegated credential's signature), so they would copy it out anyway.
+ * Checked at first use against node:crypto by src/tls/native/signing.ts, which falls back to
+ * node:crypto without these functions.
+ */
+#define ERR_SIGN "ERR_TLS_NATIVE_SIGN"
+/* The longest signature: RSA-8192 (an ECDSA P-521 DER signature is at most 139 bytes). */
+#define MAX_SIGNATURE 1024
+/* The largest thing signed: a handshake message's content is below 2^24 bytes; the signed
+ * content of a delegated credential (RFC 9345 §4) holds a certificate, also a message's content. */
+#define MAX_SIGNED (1 << 24)
+
+enum { SIGN_ECDSA = 1, SIGN_RSA_PSS, SIGN_RSA_PKCS1, SIGN_ED25519 };
+enum { KEY_EC = 1, KEY_RSA, KEY_ED25519 };
+
+typedef struct {
+  uint16_t code; /* TLS SignatureScheme */
+  int kind;      /* SIGN_* */
+  int digest;    /* index into SIGN_DIGESTS; 0 for Ed25519 (it hashes by itself) */
+  int curve;     /* ECDSA: index into SIGN_CURVES */
+} scheme_t;
+
+static const struct {
+  const char *name;
+  size_t length;
+} SIGN_DIGESTS[4] = {{NULL, 0}, {"SHA256", 32}, {"SHA384", 48}, {"SHA512", 64}};
+#define SIGN_DIGEST_COUNT 3
+
+/* OpenSSL's group names of the curves TLS 1.3 binds an ECDSA scheme to. */
+static const char *const SIGN_CURVES[4] = {NULL, "prime256v1", "secp384r1", "secp521r1"};
+#define SIGN_CURVE_COUNT 3
+
+static const scheme_t SCHEMES[] = {
+    {0x0403, SIGN_ECDSA, 1, 1},     /* ecdsa_secp256r1_sha256 */
+    {0x0503, SIGN_ECDSA, 2, 2},     /* ecdsa_secp384r1_sha384 */
+    {0x0603, SIGN_ECDSA, 3, 3},     /* ecdsa_secp521r1_sha512 */
+    {0x0804, SIGN_RSA_PSS, 1, 0},   /* rsa_pss_rsae_sha256 */
+    {0x0805, SIGN_RSA_PSS, 2, 0},   /* rsa_pss_rsae_sha384 */
+    {0x0806, SIGN_RSA_PSS, 3, 0},   /* rsa_pss_rsae_sha512 */
+    {0x0401, SIGN_RSA_PKCS1, 1, 0}, /* rsa_pkcs1_sha256 (TLS 1.2 only) */
+    {0x0501, SIGN_RSA_PKCS1, 2, 0}, /* rsa_pkcs1_sha384 (TLS 1.2 only) */
+    {0x0601, SIGN_RSA_PKCS1, 3, 0}, /* rsa_pkcs1_sha512 (TLS 1.2 only) */
+    {0x0807, SIGN_ED25519, 0, 0},   /* ed25519 */
+};
+#define SCHEME_COUNT (sizeof SCHEMES / sizeof SCHEMES[0])
+
+static const napi_type_tag SIGNING_KEY_TAG = {0x83d1f6a25c0e4b97ULL, 0x2f7a90c4e15b6d38ULL};
+
+typedef struct {
+  EVP_PKEY *pkey;
+  int type;                          /* KEY_* */
+  int curve;                         /* EC: index into SIGN_CURVES */
+  EVP_PKEY_CTX *ctx[SCHEME_COUNT];   /* per scheme, initialised for signing on first use */
+  EVP_MD *md[SIGN_DIGEST_COUNT + 1]; /* fetched on first use */
+  EVP_MD_CTX *md_ctx;                /* the hash of the signed content; Ed25519's DigestSign */
+} signing_key_t;
+
+static void signing_key_finalize(napi_env env, void *data, void *hint) {
+  (void)env;
+  (void)hint;
+  signing_key_t *k = data;
+  if (k == NULL) return;
+  for (size_t i = 0; i < SCHEME_COUNT; i++) EVP_PKEY_CTX_free(k->ctx[i]);
+  for (int i = 0; i <= SIGN_DIGEST_COUNT; i++) EVP_MD_free(k->md[i]);
+  EVP_MD_CTX_free(k->md_ctx);
+  EVP_PKEY_free(k->pkey); /* OpenSSL clears the private key's memory */
+  OPENSSL_free(k);
+}
+
+/* The key's type (KEY_*) and, for EC, its curve; 0 when sign() does not serve it. */
+static int signing_key_type(EVP_PKEY *pkey, int *curve) {
+  *curve = 0;
+  if (EVP_PKEY_is_a(pkey, "ED25519")) return KEY_ED25519;
+  /* "RSA" is rsaEncryption only: an RSASSA-PSS key ("RSA-PSS") carries restrictions of its own. */
+  if (EVP_PKEY_is_a(pkey, "RSA")) return EVP_PKEY_get_size(pkey) > 0 && EVP_PKEY_get_size(pkey) <= MAX_SIGNATURE ? KEY_RSA : 0;
+  if (!EVP_PKEY_is_a(pkey, "EC")) return 0;
+  char name[64];
+  size_t n = 0;
+  if (EVP_PKEY_get_group_name(pkey, name, sizeof name, &n) != 1 || n >= sizeof name) return 0;
+  for (int i = 1; i <= SIGN_CURVE_COUNT; i++) {
+    if (strcmp(name, SIGN_CURVES[i]) == 0) {
+      *curve = i;
+      return KEY_EC;
+    }
+  }
+  return 0;
+}
+
+static napi_value signing_key(napi_env env, napi_callback_info info) {
+  ARGUMENTS(env, info, argv, 1, "signingKey(pkcs8)");
+  unsigned char *der;
+  size_t der_length;
+  if (!bytes(env, argv[0], &der, &der_length)) return NULL;
+  EVP_PKEY *pkey = NULL;
+  if (der_length > 0 && der_length <= MAX_DATA) {
+    const unsigned char *p = der;
+    pkey = d2i_AutoPrivateKey_ex(NULL, &p, (long)der_length, NULL, NULL);
+    /* The whole buffer is the key: trailing bytes mean it is not what the caller thinks it is. */
+    if (pkey != NULL && p != der + der_length) {
+      EVP_PKEY_free(pkey);
+      pkey = NULL;
+    }
+  }
+  OPENSSL_cleanse(der, der_length);
+  if (pkey == NULL) {
+    /* The decoders' complaints would otherwise wait on this thread's queue for node:crypto. */
+    ERR_clear_error();
+    return fail_code(env, ERR_SIGN, "native handshake: signingKey needs a PKCS#8 private key (DER)");
+  }
+  int curve;
+  int type = signing_key_type(pkey, &curve);
+  if (type == 0) {
+    EVP_PKEY_free(pkey);
+    ERR_clear_error();
+    return fail_code(env, ERR_SIGN, "native handshake: signingKey serves EC P-256/P-384/P-521, RSA (rsaEncryption, at most 8192 bits) and Ed25519 keys only");
+  }
+  signing_key_t *k = OPENSSL_zalloc(sizeof *k);
+  if (k == NULL) {
+    EVP_PKEY_free(pkey);
+    return fail(env, "native handshake: out of memory");
+  }
+  k->pkey = pkey;
+  k->type = type;
+  k->curve = curve;
+  k->md_ctx = EVP_MD_CTX_new();
+  if (k->md_ctx == NULL) {
+    signing_key_finalize(env, k, NULL);
+    return fail(env, "native handshake: out of memory");
+  }
+  return wrap(env, k, signing_key_finalize, &SIGNING_KEY_TAG);
+}
+
+/* The digest `id` of key k, fetched on first use; NULL if OpenSSL has none. */
+static EVP_MD *signing_md(signing_key_t *k, int id) {
+  if (k->md[id] == NULL) k->md[id] = EVP_MD_fetch(NULL, SIGN_DIGESTS[id].name, NULL);
+  return k->md[id];
+}
+
+/* The signing context of scheme SCHEMES[i] on key k, initialised (padding, hashes) on first use. */
+static EVP_PKEY_CTX *signing_ctx(signing_key_t *k, size_t i) {
+  if (k->ctx[i] != NULL) return k->ctx[i];
+  const scheme_t *s = &SCHEMES[i];
+  EVP_MD *md = signing_md(k, s->digest);
+  EVP_PKEY_CTX *ctx = md != NULL ? EVP_PKEY_CTX_new_from_pkey(NULL, k->pkey, NULL) : NULL;
+  int ok = ctx != NULL && EVP_PKEY_sign_init(ctx) == 1 && EVP_PKEY_CTX_set_signature_md(ctx, md) == 1;
+  if (ok && s->kind == SIGN_RSA_PSS)
+    ok = EVP_PKEY_CTX_set_rsa_padding(ctx, RSA_PKCS1_PSS_PADDING) == 1 && EVP_PKEY_CTX_set_rsa_mgf1_md(ctx, md) == 1 &&
+         EVP_PKEY_CTX_set_rsa_pss_saltlen(ctx, (int)SIGN_DIGESTS[s->digest].length) == 1;
+  if (ok && s->kind == SIGN_RSA_PKCS1) ok = EVP_PKEY_CTX_set_rsa_padding(ctx, RSA_PKCS1_PADDING) == 1;
+  if (!ok) {
+    EVP_PKEY_CTX_free(ctx);
+    return NULL;
+  }
+  k->ctx[i] = ctx;
+  return ctx;
+}
+
+/* The index of scheme `code` in SCHEMES if it fits key k, else -1. */
+static int scheme_for_key(const signing_key_t *k, int32_t code) {
+  for (size_t i = 0; i < SCHEME_COUNT; i++) {
+    const scheme_t *s = &SCHEMES[i];
+    if (s->code != code) continue;
+    int fits = s->kind == SIGN_ECDSA     ? k->type == KEY_EC && k->curve == s->curve
+               : s->kind == SIGN_ED25519 ? k->type == KEY_ED25519
+                                         : k->type == KEY_RSA;
+    return fits ? (int)i : -1;
+  }
+  return -1;
+}
+
+static napi_value sign_(napi_env env, napi_callback_info info) {
+  ARGUMENTS(env, info, argv, 3, "sign(key, scheme, data)");
+  signing_key_t *k = unwrap(env, argv[0], &SIGNING_KEY_TAG, "native handshake: not a signing key");
+  int32_t code;
+  unsigned char *data;
+  size_t data_length;
+  if (k == NULL || !integer(env, argv[1], 0, 0xffff, &code) || !bytes(env, argv[2], &data, &data_length)) return NULL;
+  int i = scheme_for_key(k, code);
+  if (i < 0) return fail_code(env, ERR_SIGN, "native handshake: the signature scheme does not fit the key");
+  if (data_length > MAX_SIGNED) return fail_code(env, ERR_SIGN, "native handshake: content to sign too long");
+  const scheme_t *s = &SCHEMES[i];
+  unsigned char signature[MAX_SIGNATURE];
+  size_t n = sizeof signature;
+  int ok;
+  if (s->kind == SIGN_ED25519) {
+    /* PureEdDSA: the whole message goes into the signature; the context is set up per call. */
+    ok = EVP_MD_CTX_reset(k->md_ctx) == 1 && EVP_DigestSignInit_ex(k->md_ctx, NULL, NULL, NULL, NULL, k->pkey, NULL) == 1 &&
+         EVP_DigestSign(k->md_ctx, signature, &n, data, data_length) == 1;
+  } else {
+    unsigned char digest[EVP_MAX_MD_SIZE];
+    unsigned int digest_length = 0;
+    EVP_MD *md = signing_md(k, s->digest);
+    EVP_PKEY_CTX *ctx = signing_ctx(k, (size_t)i);
+    ok = md != NULL && ctx != NULL && EVP_DigestInit_ex2(k->md_ctx, md, NULL) == 1 && EVP_DigestUpdate(k->md_ctx, data, data_length) == 1 &&
+         EVP_DigestFinal_ex(k->md_ctx, digest, &digest_length) == 1 && digest_length == SIGN_DIGESTS[s->digest].length &&
+         EVP_PKEY_sign(ctx, signature, &n, digest, digest_length) == 1;
+  }
+  if (!ok || n == 0 || n > sizeof signature) {
+    ERR_clear_error();
+    return fail_code(env, ERR_SIGN, "native handshake: signing failed");
+  }
+  napi_value out;
+  void *unused;
+  if (napi_create_buffer_copy(env, n, signature, &unused, &out) != napi_ok) return fail(env, "native handshake: napi_create_buffer_copy failed");
+  return out;
 }

@@ -19,6 +19,9 @@ export type NativeKey = { readonly __nativeKey: never };
 /** A running transcript hash held by the addon (opaque; freed when collected). */
 export type NativeTranscript = { readonly __nativeTranscript: never };
 
+/** A private key imported for signing (opaque; freed, its memory cleansed, when collected). */
+export type NativeSigningKey = { readonly __nativeSigningKey: never };
+
 /** The addon's group numbers. */
 export const NATIVE_GROUP = { x25519: 1, p256: 2, p384: 3 } as const;
 export type NativeGroup = (typeof NATIVE_GROUP)[keyof typeof NATIVE_GROUP];
@@ -67,6 +70,14 @@ export interface NativeHandshake {
   transcriptUpdate(transcript: NativeTranscript, data: Uint8Array): void;
   /** The digest of everything so far plus `extra` into out[0..]; returns its length. The running hash goes on without `extra`. */
   transcriptDigest(transcript: NativeTranscript, extra: Uint8Array, out: Uint8Array): number;
+  /*
+   * Handshake signatures (src/tls/native/signing.ts checks them and is their only user). A key
+   * or scheme the addon does not serve throws an Error with code ERR_TLS_NATIVE_SIGN.
+   */
+  /** Imports a PKCS#8 private key (EC P-256/P-384/P-521, RSA, Ed25519); `pkcs8` is wiped, whatever happens. */
+  signingKey(pkcs8: Uint8Array): NativeSigningKey;
+  /** The signature of `data` under the TLS SignatureScheme `scheme` (ECDSA as DER; RSA-PSS salt = hash length). */
+  sign(key: NativeSigningKey, scheme: number, data: Uint8Array): Buffer;
 }
 
 let loaded: { readonly native: NativeHandshake | undefined; readonly status: string } | undefined;
