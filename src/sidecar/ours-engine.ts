@@ -264,6 +264,11 @@ export class TlsServerStream extends Duplex implements DirectClient {
     return false;
   }
 
+  /** `writeNow` bypasses this stream's queue: what waits is in the socket's. */
+  get pendingOutput(): number {
+    return this.writableLength + this.socket.writableLength;
+  }
+
   override _write(chunk: Buffer, _encoding: BufferEncoding, callback: (error?: Error | null) => void): void {
     this.conn.write(chunk);
     // The callback waits for the socket to accept the last record: the socket's buffer is the

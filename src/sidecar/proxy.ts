@@ -7,7 +7,9 @@
  *   half-close; both sockets are allowHalfOpen.
  * - Backpressure: the source is paused when the destination's buffer is full and resumed on
  *   'drain', so a slow reader never makes the sidecar buffer without bound.
- * - Idle timeout: no bytes either way for `idleTimeoutMs` closes both sides.
+ * - Idle timeout: no bytes either way for `idleTimeoutMs` closes both sides; after the
+ *   application closed, a client that took none of what is still queued for it for that long is
+ *   closed too.
  * - Errors on either side destroy both (a reset on one leg is passed on as a close on the other).
  *
  * - A client stream that seals what it is given before returning (`ImmediateWriter`: our engine)
@@ -44,6 +46,8 @@ export type ProxyEnd =
 export interface ImmediateWriter {
   /** Writes `chunk` now; false when the client is behind, and then `onDrain` runs once it caught up. */
   writeNow(chunk: Uint8Array, onDrain: () => void): boolean;
+  /** Bytes written to the client that its socket has not handed to the kernel yet (its `writableLength`). */
+  readonly pendingOutput: number;
 }
 
 /** Where a DirectClient puts the client's plaintext. */
@@ -162,9 +166,40 @@ const IDLE: ProxyEnd = { kind: 'idle-timeout' };
  * left would keep an application connection open until the idle timeout. A side that closed
  * abruptly (its readable never ended: reset, destroyed) ends the pair now.
  */
-function closeAfterFlush(closedEndedItsSide: boolean, other: Duplex): void {
-  if (!closedEndedItsSide || other.writableFinished) other.destroy();
-  else other.once('finish', () => other.destroy());
+function closeAfterFlush(closedEndedItsSide: boolean, other: Duplex): boolean {
+  if (!closedEndedItsSide || other.writableFinished || other.destroyed) {
+    other.destroy();
+    return false;
+  }
+  other.once('finish', () => other.destroy());
+  return true;
+}
+
+/** What the client still has to hand to the kernel: a write completing makes it smaller. */
+function pendingOutput(client: Duplex): number {
+  const writer = immediateWriter(client);
+  return writer ? writer.pendingOutput : client.writableLength;
+}
+
+/**
+ * The idle clock once the application's socket has closed while the client still flushes what
+ * it was sent: that socket's timer is gone with it (node clears it on close), and a client that
+ * stopped reading never lets its 'finish' come, which would hold the connection, its tracker slot
+ * and its queued records forever. Every `idleTimeoutMs` the client must have handed some of its
+ * output to the kernel (a write completed), so a slow but reading client is not cut; one that
+ * made no progress for a whole period gets `onIdle` (within two periods of its last progress).
+ * Armed only in this case: a pair whose client has flushed by the time the application's socket
+ * closes (with our engine, nearly every client that reads) allocates no timer.
+ */
+function flushDeadline(client: Duplex, idleTimeoutMs: number, onIdle: () => void): NodeJS.Timeout {
+  let left = pendingOutput(client);
+  const timer = setTimeout(() => {
+    const now = pendingOutput(client);
+    if (now >= left) return onIdle();
+    left = now;
+    timer.refresh();
+  }, idleTimeoutMs);
+  return timer.unref();
 }
 
 /**
@@ -172,9 +207,10 @@ function closeAfterFlush(closedEndedItsSide: boolean, other: Duplex): void {
  * created allowHalfOpen so that one direction ending leaves the other open. With `relay`, the
  * upstream was connected with its `onread`: its bytes reach the client through the relay.
  *
- * The idle clock is the upstream socket's timeout: every byte either way passes through that
- * socket (a read from the application, or a write of the client's bytes to it), and node
- * restarts the socket's timer on each, so no timer of ours is touched per chunk.
+ * The idle clock is the upstream socket's timeout: while that socket is open every byte either
+ * way passes through it (a read from the application, or a write of the client's bytes to it),
+ * and node restarts the socket's timer on each, so no timer of ours is touched per chunk. Once it
+ * has closed, bytes still go to the client only: `flushDeadline` is the clock then.
  */
 export function splice(client: Duplex, upstream: Socket, idleTimeoutMs = 300_000, relay?: DirectRelay): Promise<ProxyEnd> {
   return new Promise((resolve) => {
@@ -193,7 +229,9 @@ export function splice(client: Duplex, upstream: Socket, idleTimeoutMs = 300_000
     if (direct) direct.relayTo(new UpstreamSink(upstream, direct));
     else forwardClient(client, upstream);
     // 'close' comes once per stream: plain listeners, not once() wrappers.
+    let flushing: NodeJS.Timeout | undefined;
     const clientClosed = (): void => {
+      if (flushing) clearTimeout(flushing);
       closeAfterFlush(direct ? direct.inputEnded : client.readableEnded, upstream);
       if (--open === 0) resolve(end);
     };
@@ -202,7 +240,7 @@ export function splice(client: Duplex, upstream: Socket, idleTimeoutMs = 300_000
     if (client.closed) clientClosed();
     else client.on('close', clientClosed);
     upstream.on('close', () => {
-      closeAfterFlush(upstream.readableEnded, client);
+      if (closeAfterFlush(upstream.readableEnded, client) && idleTimeoutMs > 0) flushing = flushDeadline(client, idleTimeoutMs, () => stop(IDLE));
       if (--open === 0) resolve(end);
     });
     if (relay) {

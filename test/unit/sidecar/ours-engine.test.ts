@@ -42,16 +42,27 @@ class ScriptedSocket extends Duplex {
   }
 }
 
+/** A socket whose writes complete only when the test says so (`complete`): a peer that is not reading. */
+class StalledSocket extends ScriptedSocket {
+  private readonly held: (() => void)[] = [];
+  override _write(chunk: Buffer, encoding: BufferEncoding, callback: () => void): void {
+    this.held.push(() => super._write(chunk, encoding, callback));
+  }
+  complete(): void {
+    for (const done of this.held.splice(0)) done();
+  }
+}
+
 const tick = (): Promise<void> => new Promise((resolve) => setImmediate(resolve));
 
-async function connected(): Promise<{ stream: TlsServerStream; socket: ScriptedSocket; client: ClientConnection }> {
+async function connected<S extends ScriptedSocket = ScriptedSocket>(socket: S = new ScriptedSocket() as S): Promise<{ stream: TlsServerStream; socket: S; client: ClientConnection }> {
   const pki = await testPki();
   const leaf = await pki.leaf('p256');
   const config = new ServerConfig({ certificates: [{ cert: leaf.pem, key: leaf.key }] });
   const client = new ClientConnection({ servername: 'localhost', ca: [pki.ca.pem] });
-  const socket = new ScriptedSocket();
   const stream = new TlsServerStream(socket as unknown as Socket, new ServerConnection(config));
   const done = stream.handshake(Buffer.concat(client.poll().output), 5000);
+  if (socket instanceof StalledSocket) socket.complete();
   const flight = socket.takeWritten();
   const reply = client.feed(flight);
   const failed = reply.events.find((e) => e.type === 'error');
@@ -132,6 +143,20 @@ void describe('TlsServerStream: the records of one socket read', () => {
     assert.deepEqual(got, ['before the application connected', 'one', 'two']);
     assert.equal(ended, true);
     assert.equal(stream.inputEnded, true);
+    stream.destroy();
+  });
+
+  void test('pendingOutput: what writeNow sealed and the socket has not written yet (the proxy idle clock after the application closed)', async () => {
+    const { stream, socket } = await connected(new StalledSocket());
+    await tick();
+    socket.complete();
+    socket.takeWritten();
+    assert.equal(stream.pendingOutput, 0);
+    stream.writeNow(Buffer.alloc(1000, 0x61), () => {});
+    assert.equal(stream.writableLength, 0, 'writeNow bypasses the stream queue');
+    assert.ok(stream.pendingOutput > 1000, `the record waits in the socket: ${stream.pendingOutput} bytes`);
+    socket.complete();
+    assert.equal(stream.pendingOutput, 0);
     stream.destroy();
   });
 

@@ -1,8 +1,9 @@
 import assert from 'node:assert/strict';
 import { createHash, randomBytes } from 'node:crypto';
 import { connect, createServer, type AddressInfo, type Server, type Socket } from 'node:net';
+import { Duplex } from 'node:stream';
 import { after, describe, it } from 'node:test';
-import { proxyToUpstream, type ProxyEnd } from '../../../src/sidecar/proxy.js';
+import { proxyToUpstream, splice, type ProxyEnd } from '../../../src/sidecar/proxy.js';
 
 const servers: Server[] = [];
 const sockets: Socket[] = [];
@@ -36,6 +37,35 @@ function dial(port: number): Promise<Socket> {
     sockets.push(s);
     s.once('error', reject);
   });
+}
+
+/** A connection to `port` whose 'connect' has come. */
+async function connected(port: number): Promise<Socket> {
+  const s = connect({ port, host: '127.0.0.1', allowHalfOpen: true });
+  sockets.push(s);
+  await new Promise((r) => s.once('connect', r));
+  return s;
+}
+
+/**
+ * A client stream that sent `request` and ended its side (close_notify or FIN), and whose writes
+ * complete only when `complete` says so: a peer reading slowly, or one that stopped reading.
+ */
+function halfClosedClient(request: string, complete: (done: () => void) => void): { client: Duplex; received: Buffer[] } {
+  const received: Buffer[] = [];
+  const client = new Duplex({
+    allowHalfOpen: true,
+    read() {},
+    write(chunk: Buffer, _encoding, done) {
+      complete(() => {
+        received.push(chunk);
+        done();
+      });
+    },
+  });
+  client.push(request);
+  client.push(null);
+  return { client, received };
 }
 
 function readAll(s: Socket): Promise<Buffer> {
@@ -168,6 +198,49 @@ void describe('TCP proxy to the application', () => {
       await until('the proxy to finish', () => ends.length === 1);
       assert.equal(ends[0]!.kind, 'idle-timeout');
     }
+  });
+
+  void it('closes a half-closed client that stopped reading after the application answered and closed', async () => {
+    // The application socket's timer (the idle clock) is gone once it closed; the client's
+    // 'finish' never comes while its peer is not reading.
+    const app = await listening((s) => {
+      s.resume();
+      s.on('end', () => s.end('reply'));
+    });
+    const upstream = await connected(app);
+    const { client } = halfClosedClient('request', () => {}); // never completes
+    const started = Date.now();
+    const outcome = await Promise.race([splice(client, upstream, 300), new Promise<'held'>((r) => setTimeout(() => r('held'), 3000).unref())]);
+    if (outcome === 'held') assert.fail(`the pair is still held after 3 s (client destroyed: ${client.destroyed}, ${client.writableLength} bytes queued for it)`);
+    assert.equal(outcome.kind, 'idle-timeout');
+    assert.ok(upstream.destroyed && client.destroyed);
+    assert.ok(Date.now() - started < 2000, `closed after ${Date.now() - started} ms, idle timeout 300 ms`);
+  });
+
+  void it('lets a slow but reading client take everything the application sent before it closed', async () => {
+    // Five pieces reach the client at once; each write takes 150 ms, 750 ms in all after the
+    // application closed, well past the 200 ms idle timeout, but every period sees progress.
+    const pieces = ['one,', 'two,', 'three,', 'four,', 'five'];
+    const app = await listening((s) => {
+      s.resume();
+      s.on('end', () => {
+        void (async () => {
+          for (const piece of pieces) {
+            s.write(piece);
+            await new Promise((r) => setTimeout(r, 10));
+          }
+          s.end();
+        })();
+      });
+    });
+    const upstream = await connected(app);
+    let upstreamClosedAt = 0;
+    upstream.on('close', () => (upstreamClosedAt = Date.now()));
+    const { client, received } = halfClosedClient('request', (done) => setTimeout(done, 150));
+    const outcome = await splice(client, upstream, 200);
+    assert.equal(outcome.kind, 'closed');
+    assert.equal(Buffer.concat(received).toString(), pieces.join(''));
+    assert.ok(Date.now() - upstreamClosedAt > 200, 'the client was still being written after the application closed');
   });
 
   void it('closes the application connection once the half-closed client connection is cut', async () => {
