@@ -322,7 +322,9 @@ void describe('sidecar listener', () => {
       s.end();
     };
     pump();
-    await new Promise((res) => setTimeout(res, 100));
+    // The sidecar connects upstream after the handshake: wait for that connection (bounded), not a
+    // fixed 100 ms, which a loaded machine overran.
+    for (const until = Date.now() + 10_000; app === undefined && Date.now() < until; ) await new Promise((res) => setTimeout(res, 10));
     assert.ok(app, 'the application connection is open');
     await boundedThenWhole(app, payload, () => written, 'the client');
   });
