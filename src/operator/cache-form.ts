@@ -88,33 +88,39 @@ const SHARED_OUTPUT_KEYS: readonly string[] = [BUNDLE_KEYS.chain, BUNDLE_KEYS.fa
 
 /**
  * A private key of an output Secret as cached: its public key's SHA-256 (hex), or why it is
- * unusable. A fingerprint is vouched for only once the private part signed something that public
- * key verifies, so comparing it with a credential's or certificate's public key says the key
- * pairs with it, not only that the file carries the same public key (src/tls/key-pair.ts).
+ * unusable. Read from a Secret, the fingerprint first says only which public key the file
+ * carries; the form (OutputSecretForm.settle) then checks once that the private part signs for
+ * it, so comparing it with a credential's or certificate's public key says the key pairs with it
+ * (src/tls/key-pair.ts). A settled check that fails becomes a problem in place.
  */
 export type KeyCheck = { publicKeyFingerprint: string } | { problem: string };
 
-/**
- * The public key (SPKI DER) of a PEM private key; throws when it is not a readable private key,
- * and a KeyDoesNotPair when its private part does not sign for that public key.
- */
+/** The public key (SPKI DER) a PEM private key carries; throws when it is not a readable private key. */
 export type PublicKeyReader = (privateKeyPem: string) => Uint8Array;
 
-/** A private key whose own public key does not verify its signatures (the words are KeyCheck's problem). */
-export class KeyDoesNotPair extends Error {}
+/** Whether a PEM private key's private part signs for the public key it carries (false when unreadable). */
+export type PairwiseCheck = (privateKeyPem: string) => boolean;
+
+/** The real reader: a private key only (a public key under a `.key` name is not one). ~0.15 ms. */
+export const publicKeyOfPrivateKey: PublicKeyReader = (pem) => new Uint8Array(createPublicKey(createPrivateKey(pem)).export({ type: 'spki', format: 'der' }));
 
 /**
- * The real reader: a private key only (a public key under a `.key` name is not one). One
- * signature and one verification per key read (KeyCheck is kept per value; the issuer vouches
- * for the keys it generated, so a burst reads and signs with none).
+ * The real pairwise check: one signature and one verification (0.3 ms for P-256, several ms for
+ * P-384, RSA and ML-DSA: bench/results/key-pair.md), which is why a relist does not run it.
  */
-export const publicKeyOfPrivateKey: PublicKeyReader = (pem) => {
-  const privateKey = createPrivateKey(pem);
-  const publicKey = createPublicKey(privateKey);
-  const fault = keyPairFault(privateKey, publicKey);
-  if (fault !== undefined) throw new KeyDoesNotPair(KEY_DOES_NOT_PAIR);
-  return new Uint8Array(publicKey.export({ type: 'spki', format: 'der' }));
+export const privateKeyPairs: PairwiseCheck = (pem) => {
+  try {
+    const privateKey = createPrivateKey(pem);
+    return keyPairFault(privateKey, createPublicKey(privateKey)) === undefined;
+  } catch {
+    return false;
+  }
 };
+
+/** A stand-in reader (tests) stands in for the whole check; the real reader comes with the real pairwise check. */
+function pairwiseFor(readPublicKey: PublicKeyReader): PairwiseCheck {
+  return readPublicKey === publicKeyOfPrivateKey ? privateKeyPairs : () => true;
+}
 
 /** Follows the key's data name in messages: "<algorithm>.key <problem>", "keyless-client.key <problem>". */
 const KEY_DOES_NOT_PAIR =
@@ -159,16 +165,43 @@ export function holdsPrivateKey(key: string): boolean {
  * value alone, so this is a memo, seeded; it holds only writes in flight (bounded, each entry
  * dropped when used or when the write fails). The informer does not transform an object at a
  * resourceVersion it already holds either, so a burst of issuances reads no key back.
+ *
+ * The pairwise check of a key read back (a signature and its verification, up to ~20x the read for
+ * P-384, RSA, ML-DSA) is not run by the transform: the informer transforms a whole relist in one
+ * synchronous map (10,000 P-384 keys would block the event loop for over a minute, past the
+ * leader lease and the liveness probe). The transform keeps the key's value beside its check
+ * until `settle`, which the reconciler calls before it reads the Secret's checks: each key is
+ * checked once, by the reconcile that would keep it, one DelegatedCredential at a time. The value
+ * is held weakly by its check: a Secret replaced or deleted before its reconcile drops it.
  */
 export class OutputSecretForm {
   private readonly known = new Map<string, KeyCheck>();
   private readonly shared = new Set(SHARED_OUTPUT_KEYS);
+  /** Checks read from a Secret whose pairwise check has not run yet, and the key's PEM for it. */
+  private readonly unpaired = new WeakMap<KeyCheck, string>();
 
   constructor(
     private readonly pool: StringPool,
     private readonly readPublicKey: PublicKeyReader = publicKeyOfPrivateKey,
     private readonly maxKnown = 256,
+    private readonly pairs: PairwiseCheck = pairwiseFor(readPublicKey),
   ) {}
+
+  /**
+   * Runs the pending pairwise checks of `secret`'s private keys (once each); a key whose private
+   * part does not sign for its public key becomes a problem in the cached object itself.
+   */
+  settle(secret: CachedOutputSecret): void {
+    for (const check of Object.values(secret.privateKeys)) {
+      const pem = this.unpaired.get(check);
+      if (pem === undefined) continue;
+      this.unpaired.delete(check);
+      if (this.pairs(pem)) continue;
+      const failed = check as { publicKeyFingerprint?: string; problem?: string };
+      delete failed.publicKeyFingerprint;
+      failed.problem = KEY_DOES_NOT_PAIR;
+    }
+  }
 
   /** Before writing `sent`: the checks of the private keys it holds, by data key. */
   vouch(sent: V1Secret, checks: Readonly<Record<string, KeyCheck>>): void {
@@ -187,9 +220,14 @@ export class OutputSecretForm {
 
   private check(base64: string): KeyCheck {
     const known = this.known.get(base64);
-    if (known === undefined) return checkPrivateKey(Buffer.from(base64, 'base64').toString('utf8'), this.readPublicKey);
-    this.known.delete(base64);
-    return known;
+    if (known !== undefined) {
+      this.known.delete(base64);
+      return known;
+    }
+    const pem = Buffer.from(base64, 'base64').toString('utf8');
+    const read = publicKeyCheck(pem, this.readPublicKey);
+    if ('publicKeyFingerprint' in read) this.unpaired.set(read, pem);
+    return read;
   }
 
   readonly transform = (secret: V1Secret): CachedOutputSecret => {
@@ -227,17 +265,29 @@ export class OutputSecretForm {
   };
 }
 
-/** The transform alone (tests, and callers that never vouch). */
+/** The transform alone, each Secret settled at once (tests, and callers that never vouch nor settle). */
 export function cachedOutputSecret(pool: StringPool, readPublicKey: PublicKeyReader = publicKeyOfPrivateKey): (secret: V1Secret) => CachedOutputSecret {
-  return new OutputSecretForm(pool, readPublicKey).transform;
+  const form = new OutputSecretForm(pool, readPublicKey);
+  return (secret) => {
+    const cached = form.transform(secret);
+    form.settle(cached);
+    return cached;
+  };
 }
 
-/** What the cache keeps of a PEM private key. */
-export function checkPrivateKey(pem: string, readPublicKey: PublicKeyReader = publicKeyOfPrivateKey): KeyCheck {
+/** What the cache keeps of a PEM private key, its pairwise check included. */
+export function checkPrivateKey(pem: string, readPublicKey: PublicKeyReader = publicKeyOfPrivateKey, pairs: PairwiseCheck = pairwiseFor(readPublicKey)): KeyCheck {
+  const read = publicKeyCheck(pem, readPublicKey);
+  if ('problem' in read || pairs(pem)) return read;
+  return { problem: KEY_DOES_NOT_PAIR };
+}
+
+/** The public key a PEM private key carries, unchecked against its private part. */
+function publicKeyCheck(pem: string, readPublicKey: PublicKeyReader): KeyCheck {
   try {
     return { publicKeyFingerprint: sha256Hex(readPublicKey(pem)) };
-  } catch (err) {
-    return { problem: err instanceof KeyDoesNotPair ? err.message : 'does not parse' };
+  } catch {
+    return { problem: 'does not parse' };
   }
 }
 

@@ -221,6 +221,7 @@ export class Controller {
       signingKeys: this.signingKeys,
       signerHealth: (h) => this.signerStatus.report(h),
       vouchOutputKeys: (sent, keys) => outputForm.vouch(sent, keys),
+      settleOutputKeys: (secret) => outputForm.settle(secret),
       forgetOutputKeys: (sent) => outputForm.forget(sent),
       primeSecret: (s) => {
         this.outputSecrets.prime(s);

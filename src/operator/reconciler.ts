@@ -56,6 +56,8 @@ export interface ReconcilerDeps {
   vouchOutputKeys?(sent: V1Secret, privateKeys: Readonly<Record<string, KeyCheck>>): void;
   /** The write failed: drop what was vouched. */
   forgetOutputKeys?(sent: V1Secret): void;
+  /** Before an output Secret's key checks are read: the pairwise checks a relist left pending (cache-form.ts). */
+  settleOutputKeys?(secret: CachedOutputSecret): void;
   primeCredential?(dc: DelegatedCredential): void;
 }
 
@@ -214,6 +216,7 @@ export class Reconciler {
       plan = { kind: 'blocked', failure: failureOf(err) };
     }
     const existing = listers.outputSecret(namespace, dc.spec.secretName);
+    if (existing !== undefined) this.deps.settleOutputKeys?.(existing);
     const output = viewOutputSecret(existing, dc, certificate.leafDer, crypto.inspectCredential);
     const fallback = plan.kind === 'blocked' ? undefined : this.fallbackFor(dc, plan, lookup.secret.hasKey);
     const trigger = needsIssuing({ dc, output, certificate, policy, now, ...(fallback ? { fallback: fallback.wanted } : {}) });

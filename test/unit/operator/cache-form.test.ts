@@ -85,9 +85,36 @@ void test('a key whose private part does not sign for the public key it carries 
     const form = new OutputSecretForm(new StringPool());
     const stored = { metadata: { name: 's', resourceVersion: '1' }, data: { 'p256.key': Buffer.from(swapped.pem).toString('base64'), 'keyless-client.key': Buffer.from(swapped.pem).toString('base64') } };
     const cached = form.transform(stored);
+    form.settle(cached);
     assert.deepEqual(cached.privateKeys['p256.key'], check);
     assert.deepEqual(cached.privateKeys['keyless-client.key'], check);
   }
+});
+
+void test('a relist of N output Secrets runs no pairwise key check; settling a Secret checks its keys once each, and a key that does not pair becomes a problem', () => {
+  const paired: string[] = [];
+  const form = new OutputSecretForm(new StringPool(), (pem) => Buffer.from(`public of ${pem}`), 256, (pem) => (paired.push(pem), !pem.startsWith('bad')));
+  const b64 = (s: string): string => Buffer.from(s).toString('base64');
+  const listed = Array.from({ length: 500 }, (_, i): V1Secret => ({
+    metadata: { name: `s${i}`, namespace: 'ns', resourceVersion: '1' },
+    data: { 'p256.key': b64(i === 7 ? 'bad k7' : `k${i}`), 'keyless-client.key': b64(`c${i}`), 'tls.crt': 'Q0hBSU4=' },
+  }));
+  const cached = listed.map(form.transform); // the informer's synchronous map
+  assert.equal(paired.length, 0, 'no pairwise check during the relist');
+  assert.deepEqual(cached[7]?.privateKeys['p256.key'], { publicKeyFingerprint: sha256Hex(Buffer.from('public of bad k7')) }, 'read: the public key it carries');
+
+  const good = cached[3];
+  const bad = cached[7];
+  assert.ok(good && bad);
+  form.settle(good);
+  form.settle(good);
+  assert.deepEqual(paired.sort(), ['c3', 'k3'], 'once per key, only the settled Secret');
+  assert.deepEqual(good.privateKeys['p256.key'], { publicKeyFingerprint: sha256Hex(Buffer.from('public of k3')) });
+  form.settle(bad);
+  assert.deepEqual(bad.privateKeys['p256.key'], checkPrivateKey('bad k7', (pem) => Buffer.from(pem), () => false), "checkPrivateKey's problem");
+  assert.match(JSON.stringify(bad.privateKeys['p256.key']), /does not pair with the public key it carries/);
+  assert.deepEqual(bad.privateKeys['keyless-client.key'], { publicKeyFingerprint: sha256Hex(Buffer.from('public of c7')) });
+  assert.equal(paired.length, 4);
 });
 
 void test('a DelegatedCredential is cached without managedFields; condition text is pooled except Ready messages', () => {

@@ -5,7 +5,7 @@ import type { DelegatedCredential, DelegatedCredentialSpecInput, DelegatedCreden
 import { FakeClock } from '../../../src/operator/clock.js';
 import { tlsCrypto } from '../../../src/operator/crypto.js';
 import { projectCertificateSecret } from '../../../src/operator/certificate-secrets.js';
-import { StringPool, cachedOutputSecret, type CachedOutputSecret } from '../../../src/operator/cache-form.js';
+import { OutputSecretForm, StringPool, type CachedOutputSecret } from '../../../src/operator/cache-form.js';
 import type { CertificateLookup, EventRecorder, IssueMetrics, KubeApi, Listers, Logger, NamespaceLookup } from '../../../src/operator/ports.js';
 import { Reconciler, type ReconcilerDeps } from '../../../src/operator/reconciler.js';
 import { issueCertificate, KeyUsage, type IssuedCertificate, type KeyType } from '../../../src/cli/pki/dev-pki.js';
@@ -35,9 +35,10 @@ export class FakeCluster implements KubeApi, Listers {
   /** Like the real informer: only Secrets labelled app.kubernetes.io/managed-by=dc-operator, in the cached form. */
   outputSecret(namespace: string, name: string): CachedOutputSecret | undefined {
     const s = this.secrets.get(`${namespace}/${name}`);
-    return s?.metadata?.labels?.['app.kubernetes.io/managed-by'] === 'dc-operator' ? this.outputForm(s) : undefined;
+    return s?.metadata?.labels?.['app.kubernetes.io/managed-by'] === 'dc-operator' ? this.outputForm.transform(s) : undefined;
   }
-  private readonly outputForm = cachedOutputSecret(new StringPool());
+  /** Like the controller's: pairwise key checks wait for the reconciler's settleOutputKeys. */
+  readonly outputForm = new OutputSecretForm(new StringPool());
   /** Like the real informer: kubernetes.io/tls Secrets only, through the same projection. */
   certificateSecret(namespace: string, name: string): CertificateLookup {
     const s = this.secrets.get(`${namespace}/${name}`);
@@ -47,7 +48,7 @@ export class FakeCluster implements KubeApi, Listers {
   outputSecretsOwnedBy(namespace: string, name: string): CachedOutputSecret[] {
     return [...this.secrets.values()]
       .filter((s) => s.metadata?.namespace === namespace && s.metadata.labels?.['app.kubernetes.io/managed-by'] === 'dc-operator' && s.metadata.labels['dc-operator.io/delegated-credential'] === name)
-      .map((s) => this.outputForm(s));
+      .map((s) => this.outputForm.transform(s));
   }
   signer(kind: 'DelegationSigner' | 'ClusterDelegationSigner', namespace: string, name: string): DelegationSigner | undefined {
     return this.signers.get(kind === 'DelegationSigner' ? `${kind}/${namespace}/${name}` : `${kind}/${name}`);
@@ -178,6 +179,7 @@ export function harness(start = new Date(), more: ExtraDeps | ((h: { cluster: Fa
     metrics,
     log: silentLog,
     operatorNamespace: 'dc-operator',
+    settleOutputKeys: (secret) => cluster.outputForm.settle(secret),
     ...extra,
   });
   return { cluster, clock, events, metrics, reconciler };
