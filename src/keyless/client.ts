@@ -16,7 +16,7 @@
 import { connect as tlsConnect, type TLSSocket } from 'node:tls';
 import { isIP } from 'node:net';
 import { randomBytes } from 'node:crypto';
-import { decodeOperation, encodeMessage, FrameDecoder, type Operation } from './codec.js';
+import { checkEncodable, decodeOperation, encodeMessage, FrameDecoder, type Operation } from './codec.js';
 import { KeylessError, KeylessOverloadedError, KeylessRemoteError, KeylessTimeoutError, KeylessUnavailableError } from './errors.js';
 import { DEFAULT_PORT, ErrorCode, Opcode, opcodeName, PAD_TO, VERSION_MAJOR } from './protocol.js';
 import { encodeSignMessage, MAX_SIGN_MESSAGE_LENGTH } from './sign-message.js';
@@ -192,6 +192,13 @@ class Connection {
         ),
       );
     }
+    // Encoded only when sent, but refused now if it cannot be: later, it would fail alone in the
+    // middle of moving the queue.
+    try {
+      checkEncodable(op, { padTo });
+    } catch (err) {
+      return Promise.reject(err as Error);
+    }
     return new Promise<Operation>((resolve, reject) => {
       const waiter: Queued = { op, deadline, padTo, resolve, reject, timer: undefined };
       waiter.timer = setTimeout(() => {
@@ -202,9 +209,15 @@ class Connection {
     });
   }
 
+  /** Sends now. Never throws: a request that cannot be encoded is its own promise's rejection, no one else's. */
   private dispatch(op: Operation, deadline: number, padTo: number): Promise<Operation> {
     const id = this.allocateId();
-    const bytes = encodeMessage(id, op, { padTo });
+    let bytes: Uint8Array;
+    try {
+      bytes = encodeMessage(id, op, { padTo });
+    } catch (err) {
+      return Promise.reject(err as Error);
+    }
     const sentAt = Date.now();
     return new Promise<Operation>((resolve, reject) => {
       const timer = setTimeout(() => {

@@ -224,9 +224,16 @@ function checkByte(v: number): number {
   return v;
 }
 
-/** Encodes a complete message (header and body). */
-export function encodeMessage(id: number, op: Operation, options: EncodeOptions = {}): Uint8Array {
-  if (!Number.isInteger(id) || id < 0 || id > 0xffffffff) throw new KeylessFormatError(`request id ${id} is not a u32`);
+interface Layout {
+  readonly items: readonly Item[];
+  /** Bytes of the padding item, its header included (0: none). */
+  readonly paddingItem: number;
+  /** Body length: the items and the padding item. */
+  readonly total: number;
+}
+
+/** What a message of `op` will hold, or the KeylessFormatError that encoding it would throw. */
+function layoutOf(op: Operation, options: EncodeOptions): Layout {
   const items = itemsOf(op);
   let bodyLength = 0;
   for (const item of items) {
@@ -241,6 +248,21 @@ export function encodeMessage(id: number, op: Operation, options: EncodeOptions 
   const paddingItem = padding > 0 ? Math.max(padding, ITEM_HEADER_LENGTH) : 0;
   const total = bodyLength + paddingItem;
   if (total > MAX_WIRE_BODY_LENGTH) throw new KeylessFormatError(`message body of ${total} bytes exceeds 65535`);
+  return { items, paddingItem, total };
+}
+
+/**
+ * Throws the KeylessFormatError that encodeMessage would throw for `op`, without encoding it: a
+ * request that waits before it is encoded (the client's queue) is checked when it is made.
+ */
+export function checkEncodable(op: Operation, options: EncodeOptions = {}): void {
+  layoutOf(op, options);
+}
+
+/** Encodes a complete message (header and body). */
+export function encodeMessage(id: number, op: Operation, options: EncodeOptions = {}): Uint8Array {
+  if (!Number.isInteger(id) || id < 0 || id > 0xffffffff) throw new KeylessFormatError(`request id ${id} is not a u32`);
+  const { items, paddingItem, total } = layoutOf(op, options);
 
   const out = new Uint8Array(HEADER_LENGTH + total);
   const view = new DataView(out.buffer);

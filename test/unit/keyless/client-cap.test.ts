@@ -11,8 +11,8 @@ import { createServer, connect as netConnect, type Server, type Socket } from 'n
 import type { TLSSocket } from 'node:tls';
 import type { Registry } from 'prom-client';
 import { DEFAULT_MAX_IN_FLIGHT_PER_CONNECTION, DEFAULT_MAX_QUEUED_PER_CONNECTION, KeylessClient, type KeylessClientOptions } from '../../../src/keyless/client.js';
-import { KeylessOverloadedError, KeylessTimeoutError, KeylessUnavailableError } from '../../../src/keyless/errors.js';
-import { PAD_TO } from '../../../src/keyless/protocol.js';
+import { KeylessFormatError, KeylessOverloadedError, KeylessTimeoutError, KeylessUnavailableError } from '../../../src/keyless/errors.js';
+import { Opcode, PAD_TO } from '../../../src/keyless/protocol.js';
 import { DEFAULT_MAX_QUEUED_BYTES_PER_CONNECTION, startKeyServer, type KeyServer } from '../../../src/keyless/server.js';
 import { classifyKeylessFailure } from '../../../src/sidecar/keyless-fallback.js';
 import { makeKeylessPki, type KeylessPki } from './pki.js';
@@ -226,5 +226,33 @@ void describe('keyless client: requests in flight per connection', { timeout: 30
     assert.ok('ok' in (await first));
     await new Promise((r) => setTimeout(r, 100));
     assert.equal(await metric(ks.registry, 'keyless_server_requests_total'), answeredBefore + 1, 'the timed-out one never reached the key server');
+  });
+
+  void it('a request too large to encode fails at once with the encoding error, alone, whether it would be sent or queued: the queue and the connection serve on', async () => {
+    const socketsBefore = clientSockets.length;
+    const { relay, client } = await rig({ maxInFlightPerConnection: 1, maxQueuedPerConnection: 2, timeoutMs: 5000 });
+    const ski = new Uint8Array(20);
+    const oversized = new Uint8Array(70_000); // one item holds at most 65,535 bytes
+    const tooLarge = (e: unknown): boolean => e instanceof KeylessFormatError && /of 70000 bytes exceeds 65535/.test((e as Error).message);
+    // Room under the cap: refused before anything is sent.
+    await assert.rejects(client.sign(ski, Opcode.ecdsaSignSha256, oversized), tooLarge);
+    relay.hold();
+    const first = settled(client.ping());
+    await until('the first request to be sent', () => client.inFlight === 1);
+    const queued = settled(client.ping());
+    await until('the second request to queue', () => client.queued === 1);
+    // At the cap: refused at once too, not queued (so it cannot fail later, when sent, and take the others with it).
+    const started = Date.now();
+    const refused = await Promise.race([settled(client.sign(ski, Opcode.ecdsaSignSha256, oversized)), new Promise<'pending'>((r) => setTimeout(() => r('pending'), 1000))]);
+    assert.ok(refused !== 'pending', 'the oversized request settles at once, not at its deadline nor never');
+    assert.ok('error' in refused && tooLarge(refused.error), String('error' in refused ? refused.error : refused));
+    assert.ok(Date.now() - started < 500);
+    assert.equal(client.queued, 1, 'it took no place in the queue');
+    relay.release();
+    assert.ok('ok' in (await first), 'the request in flight is answered');
+    const second = await queued;
+    assert.ok('ok' in second, `the queued request is sent and answered: ${'error' in second ? String(second.error) : ''}`);
+    assert.equal(client.state, 'connected');
+    assert.equal(clientSockets.length, socketsBefore + 1, 'the connection was never dropped');
   });
 });
