@@ -447,7 +447,10 @@ export class KeylessClient {
    */
   private async onConnection<T>(deadline: number, send: (conn: Connection) => Promise<T>, answeredOn?: (connection: number) => void): Promise<T> {
     const attempt = async (): Promise<T> => {
-      const conn = await this.connection(deadline);
+      // An open connection comes back at once, and the request is on it in the same tick: so the
+      // requests of one burst each see those before them and spread over the pool.
+      const chosen = this.connection(deadline);
+      const conn = chosen instanceof Connection ? chosen : await chosen;
       const result = await send(conn);
       answeredOn?.(conn.serial);
       return result;
@@ -496,17 +499,22 @@ export class KeylessClient {
     await Promise.resolve();
   }
 
-  /** A usable connection: the least busy connected slot, else the next slot connects. */
-  private async connection(deadline: number): Promise<Connection> {
-    if (this.closed) throw new KeylessUnavailableError('client closed');
+  /**
+   * A usable connection: the least busy connected slot, else the next slot connects. Busy counts
+   * the queued requests too: once every connection is at its in-flight cap, by in-flight alone all
+   * would queue on the first one (and be refused beyond its queue while the others have room).
+   */
+  private connection(deadline: number): Connection | Promise<Connection> {
+    if (this.closed) return Promise.reject(new KeylessUnavailableError('client closed'));
     let best: Connection | undefined;
+    const load = (c: Connection): number => c.inFlight + c.queued;
     for (const slot of this.slots) {
       const c = slot.conn;
-      if (c?.usable && (!best || c.inFlight < best.inFlight)) best = c;
+      if (c?.usable && (!best || load(c) < load(best))) best = c;
     }
     // Use an existing connection unless it is busy and another slot could be opened.
     const idleSlot = this.slots.find((s) => !s.conn?.usable);
-    if (best && (best.inFlight === 0 || !idleSlot)) return best;
+    if (best && (load(best) === 0 || !idleSlot)) return best;
     const slot = idleSlot ?? this.slots[this.nextSlot++ % this.slots.length]!;
     if (best && (slot.retryAt > Date.now() || slot.connecting)) return best;
     return this.slotConnection(slot, deadline);

@@ -46,6 +46,11 @@ class Relay {
     this.port = (this.server.address() as { port: number }).port;
   }
 
+  /** Client connections open through the relay. */
+  get connections(): number {
+    return this.clients.size;
+  }
+
   hold(): void {
     this.holding = true;
   }
@@ -254,5 +259,26 @@ void describe('keyless client: requests in flight per connection', { timeout: 30
     assert.ok('ok' in second, `the queued request is sent and answered: ${'error' in second ? String(second.error) : ''}`);
     assert.equal(client.state, 'connected');
     assert.equal(clientSockets.length, socketsBefore + 1, 'the connection was never dropped');
+  });
+
+  void it('a pool spreads requests over its connections by in-flight plus queued: N x (cap + queue) are accepted before the first refusal', async () => {
+    const { relay, client } = await rig({ poolSize: 2, maxInFlightPerConnection: 2, maxQueuedPerConnection: 2, timeoutMs: 10_000 });
+    // Both connections up before the load, so the spread is all that decides: a request made
+    // while another is in flight on the only connection opens the second.
+    for (let i = 0; i < 20 && relay.connections < 2; i++) {
+      const inFlight = client.ping();
+      await new Promise((r) => setImmediate(r));
+      await Promise.all([inFlight, client.ping()]);
+    }
+    assert.equal(relay.connections, 2, 'both connections open');
+    relay.hold();
+    const requests = Array.from({ length: 8 }, () => settled(client.ping()));
+    await until('the requests to reach the connections', () => client.inFlight + client.queued === 8);
+    assert.equal(client.inFlight, 4, '2 in flight on each connection');
+    assert.equal(client.queued, 4, '2 queued on each connection');
+    const ninth = await settled(client.ping());
+    assert.ok('error' in ninth && ninth.error instanceof KeylessOverloadedError, 'the 9th is refused');
+    relay.release();
+    for (const [i, r] of (await Promise.all(requests)).entries()) assert.ok('ok' in r, `request ${i} answered: ${'error' in r ? String(r.error) : ''}`);
   });
 });
