@@ -25,7 +25,8 @@ import { fmt, loadAverage, makeCertificates, median } from './tls-support.js';
 interface Build {
   readonly name: string;
   readonly ServerConfig: new (options: Record<string, unknown>) => unknown;
-  readonly warmUpServer: (config: unknown, handshakes: number) => number;
+  /** A count before warm-up reports per kind, a report since: builds of both ages are compared. */
+  readonly warmUpServer: (config: unknown, handshakes: number) => number | { readonly done: number };
 }
 
 async function loadBuild(name: string, distDir: string): Promise<Build> {
@@ -42,7 +43,8 @@ const MODES = {
 /** CPU microseconds per handshake for one batch. */
 function batch(build: Build, config: unknown, handshakes: number): number {
   const before = process.cpuUsage();
-  const done = build.warmUpServer(config, handshakes);
+  const report = build.warmUpServer(config, handshakes);
+  const done = typeof report === 'number' ? report : report.done;
   const used = process.cpuUsage(before);
   if (done !== handshakes) throw new Error(`${build.name}: only ${done} of ${handshakes} handshakes completed`);
   return (used.user + used.system) / handshakes;

@@ -144,7 +144,7 @@ export async function serverRole(impl: ServerImpl, certFile: string, keyFile: st
   let server: Server;
   if (impl === 'ours' || impl === 'ours-warm') {
     server = createOurServer({ cert, key }, (s) => handler(s as unknown as Sock));
-    if (impl === 'ours-warm') reportWarmUp(() => warmUpServer((server as ReturnType<typeof createOurServer>).config, Number(process.env.BENCH_WARM_UP)));
+    if (impl === 'ours-warm') reportWarmUp(() => warmUpServer((server as ReturnType<typeof createOurServer>).config, Number(process.env.BENCH_WARM_UP)).done);
   } else if (impl === 'ours-base') {
     const base = (await import(join(process.env.BENCH_BASELINE_DIST!, 'src/tls/socket.js'))) as { createServer: typeof createOurServer };
     server = base.createServer({ cert, key }, (s) => handler(s as unknown as Sock));

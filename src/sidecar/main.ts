@@ -146,7 +146,7 @@ export async function runSidecar(options: RunSidecarOptions): Promise<RunningSid
         keylessConfigured: given !== undefined || (keyless?.configured ?? false),
         alpnProtocols: options.alpnProtocols,
       });
-      log.info('warm-up done', { handshakes: r.handshakes, ...(r.incomplete.length ? { incomplete: r.incomplete } : {}), cpuMs: Math.round(r.cpuMs), wallMs: Math.round(r.wallMs) });
+      log.info('warm-up done', { handshakes: r.handshakes, ...(r.incomplete.length ? { incomplete: r.incomplete } : {}), ...(r.leftOut.length ? { leftOut: r.leftOut } : {}), cpuMs: Math.round(r.cpuMs), wallMs: Math.round(r.wallMs) });
     } catch (err) {
       log.warn('warm-up failed; serving without it', { error: err instanceof Error ? err.message : String(err) });
     }

@@ -22,7 +22,7 @@ import { setImmediate as yieldToEventLoop } from 'node:timers/promises';
 import { promisify } from 'node:util';
 import { delegatedCredentialPeerHooks } from '../tls/delegated/index.js';
 import { createKeySigner, type Signer } from '../tls/signer.js';
-import { warmUpServer } from '../tls/warm-up.js';
+import { warmUpServer, type WarmUpKind } from '../tls/warm-up.js';
 import { DerTag, encodeTlv, encodeUnsignedInteger } from '../tls/x509/der.js';
 import { derToPem } from '../tls/x509/pem.js';
 import { MaterialStore, validateServingMaterial, type ServingMaterial } from './material.js';
@@ -48,6 +48,8 @@ export interface WarmUpResult {
   readonly handshakes: Partial<Record<WarmUpPath, number>>;
   /** Paths that stopped early: a handshake that would wait or failed (the reason is not known here). */
   readonly incomplete: readonly WarmUpPath[];
+  /** Kinds of client a path's server could not serve and that were left out, the others taking their share (e.g. TLS 1.2 with an Ed25519 certificate). */
+  readonly leftOut: ReadonlyArray<{ readonly path: WarmUpPath; readonly kind: WarmUpKind; readonly error: string }>;
   readonly cpuMs: number;
   readonly wallMs: number;
 }
@@ -73,7 +75,8 @@ export async function warmUpSidecar(o: SidecarWarmUpOptions): Promise<WarmUpResu
   const paths = warmUpPaths(o.material, o.certificateEngine, o.keylessConfigured);
   const handshakes: Partial<Record<WarmUpPath, number>> = {};
   const incomplete: WarmUpPath[] = [];
-  const lanes: Array<{ path: WarmUpPath; run: (n: number) => number; left: number }> = [];
+  const leftOut: Array<{ path: WarmUpPath; kind: WarmUpKind; error: string }> = [];
+  const lanes: Array<{ path: WarmUpPath; run: Runner; left: number }> = [];
   for (const [i, path] of paths.entries()) {
     // An even share each, the remainder to the first paths.
     const share = Math.floor(o.handshakes / paths.length) + (i < o.handshakes % paths.length ? 1 : 0);
@@ -89,7 +92,8 @@ export async function warmUpSidecar(o: SidecarWarmUpOptions): Promise<WarmUpResu
   while (lanes.length > 0 && !o.stopped?.()) {
     for (const lane of [...lanes]) {
       const asked = Math.min(BATCH, lane.left);
-      const done = lane.run(asked);
+      const { done, failed } = lane.run(asked);
+      for (const f of failed) leftOut.push({ path: lane.path, ...f });
       handshakes[lane.path]! += done;
       lane.left -= done;
       if (done < asked) incomplete.push(lane.path);
@@ -98,11 +102,14 @@ export async function warmUpSidecar(o: SidecarWarmUpOptions): Promise<WarmUpResu
     await yieldToEventLoop();
   }
   const used = process.cpuUsage(cpu);
-  return { handshakes, incomplete, cpuMs: (used.user + used.system) / 1000, wallMs: performance.now() - started };
+  return { handshakes, incomplete, leftOut, cpuMs: (used.user + used.system) / 1000, wallMs: performance.now() - started };
 }
 
-/** Runs `n` warm-up handshakes of one path; undefined when the path cannot be warmed here. */
-async function pathRunner(path: WarmUpPath, o: SidecarWarmUpOptions): Promise<((n: number) => number) | undefined> {
+/** Runs `n` warm-up handshakes of one path: how many completed, and the kinds of client newly left out. */
+type Runner = (n: number) => { done: number; failed: ReadonlyArray<{ kind: WarmUpKind; error: string }> };
+
+/** The runner of one path; undefined when the path cannot be warmed here. */
+async function pathRunner(path: WarmUpPath, o: SidecarWarmUpOptions): Promise<Runner | undefined> {
   const store = new MaterialStore();
   let keyless: Signer | undefined;
   if (path === 'keyless') {
@@ -121,7 +128,13 @@ async function pathRunner(path: WarmUpPath, o: SidecarWarmUpOptions): Promise<((
     ...(path === 'keyless' ? {} : { minVersion: 'TLSv1.3' as const }),
   });
   const client = path === 'dc' ? { serverCredentialHooks: delegatedCredentialPeerHooks({ peer: 'server' }) } : {};
-  return (n) => warmUpServer(config, n, client);
+  // A kind this server cannot serve fails once, not once per batch.
+  const leaveOut: WarmUpKind[] = [];
+  return (n) => {
+    const r = warmUpServer(config, n, { ...client, leaveOut });
+    for (const f of r.failed) leaveOut.push(f.kind);
+    return { done: r.done, failed: r.failed };
+  };
 }
 
 /**

@@ -51,7 +51,7 @@ export { DEFAULT_CIPHER_SUITES, SUITES, suiteParams, type SuiteParams } from './
 export { DEFAULT_TLS12_CIPHER_SUITES, TLS12_SUITES, tls12SuiteParams, type Tls12SuiteParams } from './tls12/suites.js';
 export { hasDowngradeSentinel, type TlsVersionName } from './version.js';
 export { SUPPORTED_GROUPS, generateKeyShare, type KeyShare } from './key-exchange.js';
-export { warmUpServer } from './warm-up.js';
+export { describeWarmUp, warmUpServer, type WarmUpKind, type WarmUpReport } from './warm-up.js';
 export * from './messages/index.js';
 export {
   TLSServer,

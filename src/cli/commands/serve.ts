@@ -10,7 +10,7 @@ import {
   type DelegatedCredentialSet,
 } from '../../tls/delegated/index.js';
 import { signatureSchemeName } from '../../tls/constants.js';
-import { warmUpServer } from '../../tls/warm-up.js';
+import { describeWarmUp, warmUpServer } from '../../tls/warm-up.js';
 import { defineCommand } from '../framework/command.js';
 import { CommandFailed, InputError } from '../framework/errors.js';
 import { resolvePath } from '../framework/files.js';
@@ -32,15 +32,22 @@ function warmUp(server: TLSServer, dcs: boolean, n: number, log: (line: string) 
   const cpu = process.cpuUsage();
   const started = performance.now();
   let done = 0;
+  const details: string[] = [];
   try {
     const dc = dcs ? Math.ceil(n / 2) : 0;
-    if (dc > 0) done += warmUpServer(server.config, dc, { serverCredentialHooks: delegatedCredentialPeerHooks({ peer: 'server' }) });
-    done += warmUpServer(server.config, n - dc);
+    if (dc > 0) {
+      const r = warmUpServer(server.config, dc, { serverCredentialHooks: delegatedCredentialPeerHooks({ peer: 'server' }) });
+      done += r.done;
+      details.push(`with delegated credentials: ${describeWarmUp(r)}`);
+    }
+    const r = warmUpServer(server.config, n - dc);
+    done += r.done;
+    details.push(`${dc > 0 ? 'without: ' : ''}${describeWarmUp(r)}`);
   } catch (e) {
     log(`warm-up stopped: ${e instanceof Error ? e.message : String(e)}`);
   }
   const used = process.cpuUsage(cpu);
-  log(`warm-up: ${done} of ${n} in-memory handshakes, ${Math.round((used.user + used.system) / 1000)} ms CPU, ${Math.round(performance.now() - started)} ms`);
+  log(`warm-up: ${done} of ${n} in-memory handshakes (${details.join('; ')}), ${Math.round((used.user + used.system) / 1000)} ms CPU, ${Math.round(performance.now() - started)} ms`);
 }
 
 /** The one line `GET /` answers: how this connection's server authenticated. */

@@ -50,6 +50,19 @@ void describe('sidecar warm-up', () => {
     const k = await warmUpSidecar({ handshakes: 12, material: certificateOnly, certificateEngine: 'node', keylessConfigured: true, alpnProtocols: [] });
     assert.deepEqual(k.handshakes, { keyless: 12 });
     assert.deepEqual(k.incomplete, []);
+    assert.deepEqual(k.leftOut, []);
+  });
+
+  void it('warms an Ed25519 certificate through keyless the whole count over TLS 1.3, TLS 1.2 (which cannot serve it) left out after one try', async () => {
+    const ed = await makePki('ed25519');
+    const r = await warmUpSidecar({ handshakes: 40, material: material({ 'tls.crt': ed.leaf.pem }, true), certificateEngine: 'node', keylessConfigured: true, alpnProtocols: [] });
+    assert.deepEqual(r.handshakes, { keyless: 40 });
+    assert.deepEqual(r.incomplete, []);
+    assert.deepEqual(r.leftOut.map((l) => [l.path, l.kind]), [['keyless', 'tls1.2']], 'tried once, not once per batch');
+    // A P-256 one is served over TLS 1.2 too: nothing left out.
+    const p256 = await warmUpSidecar({ handshakes: 40, material: certificateOnly, certificateEngine: 'node', keylessConfigured: true, alpnProtocols: [] });
+    assert.deepEqual(p256.handshakes, { keyless: 40 });
+    assert.deepEqual(p256.leftOut, []);
   });
 
   void it('stops between batches when the sidecar stops', async () => {

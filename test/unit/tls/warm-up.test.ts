@@ -1,7 +1,11 @@
 import assert from 'node:assert/strict';
+import { execFileSync } from 'node:child_process';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { test } from 'node:test';
 import { ServerConfig } from '../../../src/tls/server.js';
-import { warmUpServer } from '../../../src/tls/warm-up.js';
+import { describeWarmUp, warmUpServer } from '../../../src/tls/warm-up.js';
 import { SignatureScheme } from '../../../src/tls/constants.js';
 import { testPki } from './pki.js';
 
@@ -13,17 +17,17 @@ async function p256Certificate(): Promise<{ cert: string; key: string }> {
 test('warmUpServer completes the handshakes asked for, on every version and group the server has, and logs no secrets', async () => {
   const lines: string[] = [];
   const config = new ServerConfig({ certificates: [await p256Certificate()], keylog: (l) => lines.push(l) });
-  assert.equal(warmUpServer(config, 12), 12);
+  assert.equal(warmUpServer(config, 12).done, 12);
   assert.deepEqual(lines, [], 'warm-up connections must not reach the keylog');
 });
 
 test('warmUpServer works on a TLS 1.3-only server and on a TLS 1.2-only one', async () => {
   const certificates = [await p256Certificate()];
-  assert.equal(warmUpServer(new ServerConfig({ certificates, minVersion: 'TLSv1.3' }), 6), 6);
-  assert.equal(warmUpServer(new ServerConfig({ certificates, maxVersion: 'TLSv1.2' }), 3), 3);
+  assert.equal(warmUpServer(new ServerConfig({ certificates, minVersion: 'TLSv1.3' }), 6).done, 6);
+  assert.equal(warmUpServer(new ServerConfig({ certificates, maxVersion: 'TLSv1.2' }), 3).done, 3);
 });
 
-test('warmUpServer stops at the first handshake that would wait for an async signer, and at a failing one', async () => {
+test('warmUpServer stops at the first handshake that would wait for an async signer, and when every kind of client fails', async () => {
   const { cert, key } = await p256Certificate();
   const base = new ServerConfig({ certificates: [{ cert, key }] });
   let calls = 0;
@@ -42,9 +46,45 @@ test('warmUpServer stops at the first handshake that would wait for an async sig
     }),
     minVersion: 'TLSv1.3',
   });
-  assert.equal(warmUpServer(asyncConfig, 10), 0);
+  const waited = warmUpServer(asyncConfig, 10);
+  assert.equal(waited.done, 0);
+  assert.equal(waited.waited, true);
   assert.ok(calls <= 1, `asked the async signer ${calls} times`);
-  // A server that requires client certificates: our warm-up client has none.
-  const strict = new ServerConfig({ certificates: [{ cert, key }], requestCert: true, ca: [(await testPki()).ca.pem] });
-  assert.equal(warmUpServer(strict, 5), 0);
+  // A server that requires client certificates: our warm-up client has none. (TLS 1.3 only: our
+  // TLS 1.2 server does not ask for client certificates.)
+  const strict = new ServerConfig({ certificates: [{ cert, key }], requestCert: true, ca: [(await testPki()).ca.pem], minVersion: 'TLSv1.3' });
+  const refused = warmUpServer(strict, 5);
+  assert.equal(refused.done, 0);
+  assert.deepEqual(refused.failed.map((f) => f.kind).sort(), ['tls1.3-x25519', 'tls1.3-x25519mlkem768'], 'each kind failed once, then the warm-up ended');
+});
+
+/** A self-signed RSA-PSS (id-RSASSA-PSS key) certificate, made by OpenSSL. */
+function rsaPssCertificate(): { cert: string; key: string } {
+  const dir = mkdtempSync(join(tmpdir(), 'warm-up-pss-'));
+  try {
+    execFileSync('openssl', ['req', '-x509', '-newkey', 'rsa-pss', '-pkeyopt', 'rsa_keygen_bits:2048', '-nodes', '-subj', '/CN=localhost', '-days', '1', '-keyout', join(dir, 'k.pem'), '-out', join(dir, 'c.pem')], { stdio: 'ignore' });
+    return { cert: readFileSync(join(dir, 'c.pem'), 'utf8'), key: readFileSync(join(dir, 'k.pem'), 'utf8') };
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+test('warmUpServer leaves out a kind of client the certificate cannot serve and warms the others the whole count: Ed25519 and RSA-PSS over TLS 1.3 only, P-256 over TLS 1.2 too', async () => {
+  const ed25519 = await (await testPki()).leaf('ed25519');
+  for (const [name, certificate] of [
+    ['Ed25519', { cert: ed25519.pem, key: ed25519.keyPem }],
+    ['RSA-PSS', rsaPssCertificate()],
+  ] as const) {
+    const r = warmUpServer(new ServerConfig({ certificates: [certificate] }), 200);
+    assert.equal(r.done, 200, `${name}: ${describeWarmUp(r)}`);
+    assert.equal(r.waited, false);
+    assert.deepEqual(r.failed.map((f) => f.kind), ['tls1.2'], `${name}: TLS 1.2 left out after one try`);
+    assert.match(r.failed[0]!.error, /signature/i, name);
+    assert.equal(r.byKind['tls1.2'], undefined, name);
+    assert.ok((r.byKind['tls1.3-x25519'] ?? 0) > 50 && (r.byKind['tls1.3-resumed'] ?? 0) > 20, `${name}: ${describeWarmUp(r)}`);
+  }
+  const p256 = warmUpServer(new ServerConfig({ certificates: [await p256Certificate()] }), 200);
+  assert.equal(p256.done, 200, describeWarmUp(p256));
+  assert.deepEqual(p256.failed, []);
+  assert.ok((p256.byKind['tls1.2'] ?? 0) > 30, describeWarmUp(p256));
 });
