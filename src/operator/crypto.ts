@@ -104,7 +104,7 @@ export const tlsCrypto: CryptoPort = {
     const certificateKey = createPublicKey({ key: Buffer.from(spkiOf(certificate.leafDer)), format: 'der', type: 'spki' });
     const fault = signer.pairFault(certificateKey);
     if (fault !== undefined) {
-      throw new ReconcileFailure('KeyMismatch', keyPairMessage(fault, { key: source, owner: `the certificate (sha256 ${certificate.fingerprint.slice(0, 12)})` }));
+      throw new ReconcileFailure('KeyMismatch', keyPairMessage(fault.fault, { key: source, owner: `the certificate (sha256 ${certificate.fingerprint.slice(0, 12)})` }, fault.signingError));
     }
     return signer;
   },

@@ -5,7 +5,7 @@
  */
 import { createHash, createPrivateKey, createPublicKey, type KeyObject } from 'node:crypto';
 import { createKeySigner, type Signer } from '../tls/signer.js';
-import { keyPairFault, type KeyPairFault } from '../tls/key-pair.js';
+import { checkKeyPair, type KeyPairCheck } from '../tls/key-pair.js';
 import type { SignatureScheme } from '../tls/constants.js';
 
 /** Why a key could not be turned into a signer; `reason` is stable for conditions and tests. */
@@ -81,11 +81,12 @@ export class InMemoryKeySigner implements Signer {
   }
 
   /**
-   * Why this key does not belong to `publicKey` (a certificate's), or undefined when it does:
+   * Why this key does not belong to `publicKey` (a certificate's), or undefined when it does (with
+   * OpenSSL's words when it refused to sign):
    * the pairwise check of src/tls/key-pair.ts, not only a comparison of public keys.
    */
-  pairFault(publicKey: KeyObject): KeyPairFault | undefined {
-    return keyPairFault(this.privateKey, publicKey);
+  pairFault(publicKey: KeyObject): KeyPairCheck | undefined {
+    return checkKeyPair(this.privateKey, publicKey);
   }
 }
 

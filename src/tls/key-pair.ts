@@ -27,28 +27,45 @@ export type KeyPairFault =
   | 'public-key-differs'
   /** The carried public key matches, but signatures of the private part do not verify with it. */
   | 'private-part-differs'
-  /** The key cannot sign at all (not a private key, or a type that has no signature). */
+  /**
+   * The key cannot make the signatures needed: not a private key, a type that has no signature,
+   * or an intact key OpenSSL refuses to sign with (an RSA-PSS key restricted to parameters TLS
+   * does not use, a modulus too small for the hash): the check's detail says which.
+   */
   | 'cannot-sign';
+
+/** A fault, and for a key OpenSSL refused to sign with, OpenSSL's words. */
+export interface KeyPairCheck {
+  readonly fault: KeyPairFault;
+  /** Why signing failed (the error's text), when it did. */
+  readonly signingError?: string;
+}
 
 /** What the check signs: fixed, so the check has no randomness of its own to go wrong. */
 const MESSAGE = Buffer.from('dc-operator key pair check: does this private key belong to this public key?', 'latin1');
 
 /** The fault of `privateKey` for `publicKey`, or undefined when they are one key pair. Never throws. */
 export function keyPairFault(privateKey: KeyObject, publicKey: KeyObject): KeyPairFault | undefined {
-  if (privateKey.type !== 'private') return 'cannot-sign';
+  return checkKeyPair(privateKey, publicKey)?.fault;
+}
+
+/** keyPairFault with the signing error, when there was one. Never throws. */
+export function checkKeyPair(privateKey: KeyObject, publicKey: KeyObject): KeyPairCheck | undefined {
+  if (privateKey.type !== 'private') return { fault: 'cannot-sign' };
   let carried: KeyObject;
   try {
     carried = createPublicKey(privateKey);
   } catch {
-    return 'cannot-sign';
+    return { fault: 'cannot-sign' };
   }
   const other = publicKey.type === 'private' ? createPublicKey(publicKey) : publicKey;
   // Types first: KeyObject.equals of two key types leaves an OpenSSL error queued (Node 24), which
   // the next unrelated node:crypto call (a createPrivateKey) then throws as its own.
-  if (other.type !== 'public' || carried.asymmetricKeyType !== other.asymmetricKeyType || !carried.equals(other)) return 'public-key-differs';
+  if (other.type !== 'public' || carried.asymmetricKeyType !== other.asymmetricKeyType || !carried.equals(other)) return { fault: 'public-key-differs' };
   const verifies = signatureVerifies(privateKey, other);
-  if (verifies === undefined) return 'cannot-sign';
-  return verifies ? undefined : 'private-part-differs';
+  if (verifies === undefined) return { fault: 'cannot-sign' };
+  if (typeof verifies === 'object') return { fault: 'cannot-sign', signingError: verifies.signingError };
+  return verifies ? undefined : { fault: 'private-part-differs' };
 }
 
 /** The names a message about a key pair uses: the key's (a file, a Secret key) and its owner's. */
@@ -61,34 +78,45 @@ export interface KeyPairNames {
 
 /** Why `privateKey` does not belong to `publicKey`, in words that say what to fix; undefined when it does. */
 export function keyPairProblem(privateKey: KeyObject, publicKey: KeyObject, names: KeyPairNames): string | undefined {
-  const fault = keyPairFault(privateKey, publicKey);
-  return fault === undefined ? undefined : keyPairMessage(fault, names);
+  const check = checkKeyPair(privateKey, publicKey);
+  return check === undefined ? undefined : keyPairMessage(check.fault, names, check.signingError);
 }
 
-/** The message for a fault (keyPairProblem's words, for callers that keep the fault). */
-export function keyPairMessage(fault: KeyPairFault, { key, owner }: KeyPairNames): string {
+/** The message for a fault (keyPairProblem's words, for callers that keep the fault), with the signing error if there was one. */
+export function keyPairMessage(fault: KeyPairFault, { key, owner }: KeyPairNames, signingError?: string): string {
   switch (fault) {
     case 'public-key-differs':
       return `${key} does not belong to ${owner}: its public key is not ${owner}'s (the key of another certificate?); put the key ${owner} was issued for in ${key}, or issue ${owner} again for this key`;
     case 'private-part-differs':
       return `${key} does not belong to ${owner}: its private part does not produce signatures ${owner}'s public key verifies (the file carries ${owner}'s public key beside another private key: corrupted or tampered); replace ${key} with the key ${owner} was issued for`;
     case 'cannot-sign':
+      if (signingError !== undefined) {
+        return `${key} cannot be used with ${owner}: OpenSSL refuses to make the signatures this check and TLS need with it (${signingError}); the key is not corrupted but restricted or too small for them (e.g. an RSA-PSS key limited to another hash or a longer salt than TLS uses, or an RSA modulus too short for the hash); use an RSA key without PSS restrictions, 2048 bits or more (or an ECDSA or Ed25519 key), and issue ${owner} for it`;
+      }
       return `${key} does not belong to ${owner}: it cannot sign (not a private key of a signature algorithm); put the private key ${owner} was issued for in ${key}`;
   }
 }
 
 /**
  * Signs MESSAGE with the private key and verifies it with the public key; undefined when the key
- * is of a type that cannot sign.
+ * is of a type that cannot sign, the error's text when OpenSSL refused to sign.
  */
-function signatureVerifies(privateKey: KeyObject, publicKey: KeyObject): boolean | undefined {
+function signatureVerifies(privateKey: KeyObject, publicKey: KeyObject): boolean | { signingError: string } | undefined {
   const scheme = schemesForKey(privateKey)[0];
   if (scheme !== undefined) {
+    let signature: Buffer;
     try {
       const { algorithm, ...options } = cryptoOptions(scheme, privateKey);
-      return verifySignature(scheme, publicKey, MESSAGE, cryptoSign(algorithm, MESSAGE, options));
+      signature = cryptoSign(algorithm, MESSAGE, options);
+    } catch (err) {
+      // Not a sign of a broken private part (a swapped one still signs, wrongly): a key OpenSSL
+      // cannot sign this scheme with, e.g. an RSA-PSS key restricted to a salt longer than TLS's,
+      // or a modulus too short for the hash. TLS could not sign with it either.
+      return { signingError: err instanceof Error ? err.message : String(err) };
+    }
+    try {
+      return verifySignature(scheme, publicKey, MESSAGE, signature);
     } catch {
-      // A key of a signing type that OpenSSL refuses to sign with: its private part is broken.
       return false;
     }
   }

@@ -9,7 +9,7 @@
 import type { KeyObject } from 'node:crypto';
 import { signatureSchemeName } from '../constants.js';
 import { createKeySigner, type Signer } from '../signer.js';
-import { keyPairFault, keyPairMessage } from '../key-pair.js';
+import { checkKeyPair, keyPairMessage } from '../key-pair.js';
 import { parseCertificate } from '../x509/certificate.js';
 import type { SubjectAltNames } from '../x509/names.js';
 import { isPostQuantumSignature } from '../signature-schemes.js';
@@ -176,10 +176,10 @@ function buildEntry(
     throw new DelegationError('invalid-file', `${label}: the key given for this credential is not a private key`);
   }
   // Signs and verifies, not only compares public keys: a key file's public part can lie (key-pair.ts).
-  const fault = keyPairFault(input.privateKey, verified.publicKey);
-  if (fault !== undefined) {
+  const check = checkKeyPair(input.privateKey, verified.publicKey);
+  if (check !== undefined) {
     const scheme = signatureSchemeName(verified.dcCertVerifyAlgorithm);
-    throw new DelegationError('key-mismatch', `${label}: the private key does not match the credential's public key (${scheme}): ${keyPairMessage(fault, { key: 'its key', owner: 'the credential' })}`);
+    throw new DelegationError('key-mismatch', `${label}: the private key does not match the credential's public key (${scheme}): ${keyPairMessage(check.fault, { key: 'its key', owner: 'the credential' }, check.signingError)}`);
   }
   return {
     encoded: Uint8Array.from(input.delegatedCredential),

@@ -3,9 +3,14 @@ import { X509Certificate, createPrivateKey, createPublicKey, generateKeyPairSync
 import { before, describe, it } from 'node:test';
 import { loadCertifiedKey } from '../../../src/tls/credentials.js';
 import { encodeTlv, DerTag } from '../../../src/tls/x509/der.js';
-import { keyPairFault, keyPairProblem } from '../../../src/tls/key-pair.js';
+import { checkKeyPair, keyPairFault, keyPairProblem } from '../../../src/tls/key-pair.js';
 import { ecKeyWithForeignScalar, rsaKeyWithForeignPrivateParts } from '../../support/mismatched-keys.js';
 import { testPki, type Issued } from './pki.js';
+
+/** An RSA-PSS key restricted to one hash and a minimum salt length (in bytes: @types/node types saltLength as a string, node takes the number). */
+function restrictedPss(modulusLength: number, hash: string, saltLength: number): { privateKey: KeyObject; publicKey: KeyObject } {
+  return generateKeyPairSync('rsa-pss', { modulusLength, hashAlgorithm: hash, mgf1HashAlgorithm: hash, saltLength: saltLength as unknown as string });
+}
 
 const pkcs8 = (key: KeyObject): string => key.export({ type: 'pkcs8', format: 'pem' }).toString();
 
@@ -104,6 +109,28 @@ void describe('a private key belongs to a public key only if it signs for it', (
       /^tls\.key does not belong to tls\.crt: its public key is not tls\.crt's .*put the key tls\.crt was issued for in tls\.key/,
     );
     assert.equal(keyPairProblem(createPrivateKey(p256.keyPem), cert.publicKey, names), undefined);
+  });
+
+  void it('an intact key OpenSSL cannot sign with is one that cannot sign, with OpenSSL\'s reason, never a corrupted one', () => {
+    const table: Array<[string, { privateKey: KeyObject; publicKey: KeyObject }]> = [
+      ['RSA-PSS restricted to SHA-256 with a salt of at least 64 bytes (TLS uses 32)', restrictedPss(2048, 'sha256', 64)],
+      ['RSA-PSS 1024 restricted to SHA-512 (64 + 64 + 2 bytes do not fit in 128)', restrictedPss(1024, 'sha512', 64)],
+      ['RSA-512 (too short for PSS with SHA-256)', generateKeyPairSync('rsa', { modulusLength: 512 })],
+    ];
+    const names = { key: 'tls.key', owner: 'tls.crt' };
+    for (const [name, pair] of table) {
+      const check = checkKeyPair(pair.privateKey, pair.publicKey);
+      assert.equal(check?.fault, 'cannot-sign', name);
+      assert.ok(check.signingError !== undefined && check.signingError.length > 0, `${name}: OpenSSL's reason`);
+      assert.equal(keyPairFault(pair.privateKey, pair.publicKey), 'cannot-sign', name);
+      const message = keyPairProblem(pair.privateKey, pair.publicKey, names)!;
+      assert.match(message, /^tls\.key cannot be used with tls\.crt: OpenSSL refuses to make the signatures this check and TLS need with it \(.+\); the key is not corrupted but restricted or too small for them/, name);
+      assert.ok(message.includes(check.signingError), `${name}: ${message}`);
+      assert.doesNotMatch(message, /corrupted or tampered|does not belong/, name);
+    }
+    // The same restrictions within what TLS uses sign: a PSS key limited to SHA-256 with salt 32.
+    const fine = restrictedPss(2048, 'sha256', 32);
+    assert.equal(checkKeyPair(fine.privateKey, fine.publicKey), undefined);
   });
 
   void it('loadCertifiedKey (every server and client configuration) refuses a swapped key as PEM, DER and KeyObject', () => {

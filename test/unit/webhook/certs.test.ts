@@ -1,7 +1,8 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { X509Certificate, createPrivateKey } from 'node:crypto';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { execFileSync } from 'node:child_process';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import {
@@ -122,16 +123,8 @@ void test('a CA Secret whose key does not match its certificate is read as absen
   assert.equal(parseCaSecret({ data: { 'tls.crt': b64(ca.certPem), 'tls.key': b64(other.keyPem) } }), undefined);
 });
 
-void test('a CA Secret whose key carries the CA public key beside another private scalar is read as absent, and the warning says why', async () => {
-  const ca = await createCa('test CA', t0);
-  const b64 = (s: string): string => Buffer.from(s).toString('base64');
-  const swapped = ecKeyWithForeignScalar(ca.keyPem, 'pkcs8');
-  assert.ok(new X509Certificate(ca.certPem).checkPrivateKey(swapped.key), 'the public key it carries is the CA certificate\'s');
-  const secret = { metadata: { resourceVersion: '3' }, data: { 'tls.crt': b64(ca.certPem), 'tls.key': b64(swapped.pem) } };
-  assert.equal(parseCaSecret(secret), undefined);
-  assert.deepEqual(readCaSecret(secret, WEBHOOK_CA_LAYOUT), {
-    problem: "tls.key does not belong to tls.crt: its private part does not produce signatures tls.crt's public key verifies (the file carries tls.crt's public key beside another private key: corrupted or tampered); replace tls.key with the key tls.crt was issued for",
-  });
+/** ensureCa over an existing CA Secret: what it warned, what it wrote in its place, and its result. */
+async function ensureCaOver(secret: V1Secret): Promise<{ warnings: string[]; replaced: V1Secret[]; result: Awaited<ReturnType<typeof ensureCa>> }> {
   const warnings: string[] = [];
   const replaced: V1Secret[] = [];
   const result = await ensureCa({
@@ -142,10 +135,42 @@ void test('a CA Secret whose key carries the CA public key beside another privat
     now: () => t0,
     log: { info: () => {}, warn: (message: string) => warnings.push(message) },
   });
+  return { warnings, replaced, result };
+}
+
+void test('a CA Secret whose key carries the CA public key beside another private scalar is read as absent, and the warning says why', async () => {
+  const ca = await createCa('test CA', t0);
+  const b64 = (s: string): string => Buffer.from(s).toString('base64');
+  const swapped = ecKeyWithForeignScalar(ca.keyPem, 'pkcs8');
+  assert.ok(new X509Certificate(ca.certPem).checkPrivateKey(swapped.key), 'the public key it carries is the CA certificate\'s');
+  const secret = { metadata: { resourceVersion: '3' }, data: { 'tls.crt': b64(ca.certPem), 'tls.key': b64(swapped.pem) } };
+  assert.equal(parseCaSecret(secret), undefined);
+  assert.deepEqual(readCaSecret(secret, WEBHOOK_CA_LAYOUT), {
+    problem: "tls.key does not belong to tls.crt: its private part does not produce signatures tls.crt's public key verifies (the file carries tls.crt's public key beside another private key: corrupted or tampered); replace tls.key with the key tls.crt was issued for",
+  });
+  const { warnings, replaced, result } = await ensureCaOver(secret);
   assert.equal(warnings.length, 1);
   assert.match(warnings[0]!, /^CA Secret is unreadable \(tls\.key does not belong to tls\.crt: its private part does not produce signatures .*\); replacing it$/);
   assert.equal(replaced.length, 1);
   assert.equal(keyPairFault(createPrivateKey(result.ca.keyPem), new X509Certificate(result.ca.certPem).publicKey), undefined, 'the new CA pairs');
+});
+
+void test('a CA Secret whose RSA-PSS key is restricted to a salt longer than TLS uses is replaced, and the warning says the key cannot sign, not that it is corrupted', async () => {
+  const dir = mkdtempSync(join(tmpdir(), 'webhook-pss-ca-'));
+  try {
+    execFileSync('openssl', ['req', '-x509', '-newkey', 'rsa-pss', '-pkeyopt', 'rsa_keygen_bits:2048', '-pkeyopt', 'rsa_pss_keygen_md:sha256', '-pkeyopt', 'rsa_pss_keygen_mgf1_md:sha256', '-pkeyopt', 'rsa_pss_keygen_saltlen:64', '-nodes', '-subj', '/CN=pss CA', '-days', '1', '-keyout', join(dir, 'ca.key'), '-out', join(dir, 'ca.crt')], { stdio: 'ignore' });
+    const b64 = (s: string): string => Buffer.from(s).toString('base64');
+    const secret = { data: { 'tls.crt': b64(readFileSync(join(dir, 'ca.crt'), 'utf8')), 'tls.key': b64(readFileSync(join(dir, 'ca.key'), 'utf8')) } };
+    const read = readCaSecret(secret, WEBHOOK_CA_LAYOUT);
+    assert.ok('problem' in read);
+    assert.match(read.problem, /^tls\.key cannot be used with tls\.crt: OpenSSL refuses to make the signatures this check and TLS need with it \(.*salt.*\); the key is not corrupted/);
+    assert.doesNotMatch(read.problem, /tampered/);
+    const { warnings, replaced } = await ensureCaOver(secret);
+    assert.equal(replaced.length, 1, 'still replaced');
+    assert.match(warnings[0]!, /^CA Secret is unreadable \(tls\.key cannot be used with tls\.crt: OpenSSL refuses/);
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
 });
 
 void test('cert-manager mode serves tls.crt/tls.key from the directory and reports a change only when the files change', async () => {
