@@ -191,6 +191,21 @@ void describe('TLS 1.2 refusals, each with its fault and alert', () => {
     assert.deepEqual(refusalAfter(await server12(), record(ContentType.handshake, ch)), { alert: A.protocol_version, fault: 'NoSupportedVersionInCommon' });
   });
 
+  void test('a server asking for client certificates does not speak TLS 1.2 (no client authentication there): protocol_version, never a handshake without the certificate', async () => {
+    const ca = [(await testPki()).ca.pem];
+    for (const rejectUnauthorized of [true, false]) {
+      const server = new ServerConnection(new ServerConfig(await serverOptions({ requestCert: true, rejectUnauthorized, ca })));
+      assert.deepEqual(refusalAfter(server, record(ContentType.handshake, hello12())), { alert: A.protocol_version, fault: 'Tls13NotOffered' }, `rejectUnauthorized ${rejectUnauthorized}`);
+    }
+    // Our own TLS 1.2-only client: refused, not connected.
+    const pair = await doHandshake(new ClientConnection(await clientOptions()), new ServerConnection(await serverOptions({ requestCert: true, ca })));
+    assert.equal(pair.server.ofType('handshake').length, 0);
+    assert.equal(pair.server.ofType('error')[0]?.error instanceof PeerMisbehaved, true);
+    // A server that could only speak TLS 1.2 and asks for certificates is a configuration error.
+    const only12 = await serverOptions({ requestCert: true, ca, maxVersion: 'TLSv1.2' });
+    assert.throws(() => new ServerConfig(only12), /requestCert needs TLS 1\.3/);
+  });
+
   void test('TLS_FALLBACK_SCSV in a TLS 1.2 hello to a TLS 1.3 server: inappropriate_fallback (RFC 7507)', async () => {
     const ch = hello12({}, { cipherSuites: [CipherSuite.TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256, CipherSuite.TLS_FALLBACK_SCSV] });
     assert.deepEqual(refusalAfter(await server12(), record(ContentType.handshake, ch)), { alert: A.inappropriate_fallback, fault: 'InappropriateFallback' });
