@@ -129,8 +129,12 @@ const KEY_DOES_NOT_PAIR =
 /**
  * An output Secret as the caches keep it: what the reconciler reads and nothing else. Its private
  * keys (`<algorithm>.key`, `keyless-client.key`, `tls.key`) are read once per resourceVersion,
- * when the watch delivers it, and only their check is kept: 10,000 output Secrets are not 10,000
- * private keys in the operator's memory, and a reconcile does not parse them again. Metadata is
+ * when the watch delivers it, and only their check is kept, so a reconcile does not parse them
+ * again. One exception: a key the issuer did not vouch for (after a relist, every key) keeps its
+ * PEM beside the cached object until a reconcile settles its pairwise check
+ * (OutputSecretForm.settle); until then the operator holds that private key in memory, and an
+ * output Secret that no reconcile settles (its certificate Secret missing or invalid) keeps it
+ * as long as it is cached. Metadata is
  * a plain object of the fields read (client-node's V1ObjectMeta instances carry every field).
  */
 export interface CachedOutputSecret {

@@ -97,6 +97,12 @@ export function keyPairMessage(fault: KeyPairFault, { key, owner }: KeyPairNames
   }
 }
 
+/** Keys that can be intact yet refuse TLS's signatures: RSA-PSS keys with parameters, RSA under 2048 bits. */
+function restrictedOrSmall(key: KeyObject): boolean {
+  if (key.asymmetricKeyType === 'rsa-pss') return true;
+  return key.asymmetricKeyType === 'rsa' && (key.asymmetricKeyDetails?.modulusLength ?? 0) < 2048;
+}
+
 /**
  * Signs MESSAGE with the private key and verifies it with the public key; undefined when the key
  * is of a type that cannot sign, the error's text when OpenSSL refused to sign.
@@ -109,9 +115,11 @@ function signatureVerifies(privateKey: KeyObject, publicKey: KeyObject): boolean
       const { algorithm, ...options } = cryptoOptions(scheme, privateKey);
       signature = cryptoSign(algorithm, MESSAGE, options);
     } catch (err) {
-      // Not a sign of a broken private part (a swapped one still signs, wrongly): a key OpenSSL
-      // cannot sign this scheme with, e.g. an RSA-PSS key restricted to a salt longer than TLS's,
-      // or a modulus too short for the hash. TLS could not sign with it either.
+      // An RSA-PSS key restricted to another hash or a longer salt than TLS's, or an RSA modulus
+      // too short for the hash: intact, but OpenSSL cannot sign this scheme with it (TLS could
+      // not either). Any other key that fails to sign is broken (a zeroed prime: "no inverse"),
+      // which is what 'private-part-differs' says.
+      if (!restrictedOrSmall(privateKey)) return false;
       return { signingError: err instanceof Error ? err.message : String(err) };
     }
     try {

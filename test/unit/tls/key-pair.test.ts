@@ -133,6 +133,22 @@ void describe('a private key belongs to a public key only if it signs for it', (
     assert.equal(checkKeyPair(fine.privateKey, fine.publicKey), undefined);
   });
 
+  void it('an RSA-2048 key with a zeroed prime, which OpenSSL refuses to sign with, is a broken private part, not a restricted key', () => {
+    const { privateKey, publicKey } = generateKeyPairSync('rsa', { modulusLength: 2048 });
+    const jwk = privateKey.export({ format: 'jwk' });
+    const der = privateKey.export({ type: 'pkcs1', format: 'der' });
+    for (const field of ['p', 'q'] as const) {
+      const value = Buffer.from(jwk[field]!, 'base64url');
+      const at = der.indexOf(value);
+      assert.ok(at > 0, `${field} found in the DER`);
+      const broken = Buffer.from(der);
+      broken.fill(0, at + 1, at + value.length);
+      const key = createPrivateKey({ key: broken, format: 'der', type: 'pkcs1' });
+      assert.deepEqual(checkKeyPair(key, publicKey), { fault: 'private-part-differs' }, field);
+      assert.match(keyPairProblem(key, publicKey, { key: 'tls.key', owner: 'tls.crt' })!, /corrupted or tampered/, field);
+    }
+  });
+
   void it('loadCertifiedKey (every server and client configuration) refuses a swapped key as PEM, DER and KeyObject', () => {
     const swapped = ecKeyWithForeignScalar(p256.keyPem, 'pkcs8');
     const der = new Uint8Array(swapped.key.export({ type: 'pkcs8', format: 'der' }));
