@@ -11,7 +11,7 @@ import type { SignatureScheme } from '../tls/constants.js';
 /** Why a key could not be turned into a signer; `reason` is stable for conditions and tests. */
 export class SignerKeyError extends Error {
   constructor(
-    readonly reason: 'missing_key' | 'malformed_key' | 'encrypted_key' | 'unsupported_key' | 'missing_certificate' | 'malformed_certificate' | 'key_mismatch',
+    readonly reason: 'malformed_key' | 'encrypted_key' | 'unsupported_key',
     message: string,
   ) {
     super(message);
