@@ -57,6 +57,8 @@ export interface PeerKey {
   readonly schemes: readonly number[];
   readonly label: string;
   readonly details?: unknown;
+  /** When the key stops being valid, if sooner than the certificate chain (a delegated credential's expiry). */
+  readonly validUntil?: Date;
 }
 
 export interface LeafContext {

@@ -30,6 +30,12 @@ export interface AuthenticatedPeer {
   readonly authorized: boolean;
   readonly authorizationError: string | undefined;
   readonly key: PeerKey;
+  /**
+   * Until when an authorized peer's verification holds (ms since the epoch): the earliest notAfter
+   * of the verified chain, or the key's own expiry (a delegated credential) if sooner. 0 when not
+   * authorized. A resumed session is authenticated only until then (session.ts ClientAuthPolicy).
+   */
+  readonly validUntil: number;
 }
 
 /** CertificateError (from ./x509/errors.ts) to our error class, by its alert kind. */
@@ -68,11 +74,13 @@ export function authenticatePeer(msg: CertificateMessage, v: PeerVerification): 
   let certificateKey: KeyObject;
   let authorized = false;
   let authorizationError: string | undefined;
+  let validUntil = 0;
   try {
     if (v.ca === undefined) throw new CertificateError('unknown_ca', 'untrusted', 'no trust store configured');
     const verified = verifyCertificateChain(chain, { ca: v.ca, servername: v.servername, now: v.now, purpose: v.purpose });
     certificateKey = verified.publicKey;
     authorized = true;
+    validUntil = verified.notAfter.getTime();
   } catch (e) {
     if (!(e instanceof CertificateError)) throw e;
     if (v.rejectUnauthorized) throw fromCertificateError(e);
@@ -101,7 +109,8 @@ export function authenticatePeer(msg: CertificateMessage, v: PeerVerification): 
     schemes: v.offeredSchemes.filter(isCertificateVerifyScheme),
     label: 'certificate',
   };
-  return { chain, authorized, authorizationError, key };
+  if (authorized && key.validUntil !== undefined) validUntil = Math.min(validUntil, key.validUntil.getTime());
+  return { chain, authorized, authorizationError, key, validUntil };
 }
 
 /**

@@ -48,7 +48,7 @@ import {
 } from './messages/handshake.js';
 import { authenticatePeer, checkCertificateVerify, type AuthenticatedPeer } from './peer-auth.js';
 import { RecordOpener, RecordSealer } from './record.js';
-import { TicketKey, type TicketState } from './session.js';
+import { ClientAuthPolicy, TicketKey, type TicketClientAuth, type TicketState } from './session.js';
 import { certificateVerifyContent, isCertificateVerifyScheme } from './signature-schemes.js';
 import { DEFAULT_CIPHER_SUITES, suiteParams, type SuiteParams } from './suites.js';
 import { Tls12ServerHandshake } from './tls12/server.js';
@@ -106,6 +106,8 @@ export class ServerConfig {
   readonly groups: readonly number[];
   readonly ticketKey: TicketKey;
   readonly trustStore: TrustStore | undefined;
+  /** Client authentication as tickets record and check it (session.ts). */
+  readonly clientAuth: ClientAuthPolicy;
   readonly sessionTickets: number;
   readonly ticketLifetimeSeconds: number;
   readonly verifySchemes: readonly number[];
@@ -133,6 +135,7 @@ export class ServerConfig {
     for (const g of this.groups) if (!SUPPORTED_GROUPS.includes(g)) throw new TypeError(`unsupported group 0x${g.toString(16)}`);
     this.ticketKey = new TicketKey(options.ticketKey);
     this.trustStore = options.ca ? createTrustStore(options.ca) : undefined;
+    this.clientAuth = new ClientAuthPolicy({ ...options, delegatedCredentialOffer: options.clientCredentialHooks?.offer }, this.trustStore);
     this.sessionTickets = options.sessionTickets ?? 1;
     this.ticketLifetimeSeconds = Math.min(options.ticketLifetimeSeconds ?? 7200, 604800);
     this.verifySchemes = DEFAULT_VERIFY_SCHEMES;
@@ -513,9 +516,8 @@ export class ServerConnection extends Connection<ServerState> {
       if (!ticketSuite || ticketSuite.hash !== suite.hash) continue;
       if (now - state.issuedAt > state.lifetimeSeconds * 1000 || now < state.issuedAt - 10_000) continue;
       if ((hello.extensions.serverName ?? '') !== state.servername) continue;
-      // A server that requires client certificates resumes only sessions that had one.
-      const requireCert = this.config.options.requestCert && (this.config.options.rejectUnauthorized ?? true);
-      if (requireCert && state.clientCertificate.length === 0) continue;
+      // The client authentication the ticket records must still stand here, else a full handshake.
+      if (!this.config.clientAuth.accepts(state, now)) continue;
       // §4.2.11.2: the binder covers the transcript up to the truncated ClientHello.
       const truncated = raw.subarray(0, raw.length - bindersLength(offered.binders));
       const binderKey = new EarlySecret(suite, state.psk).binderKey('resumption');
@@ -729,7 +731,8 @@ export class ServerConnection extends Connection<ServerState> {
       ? Math.min(this.config.ticketLifetimeSeconds, Math.floor((hs.resumed.issuedAt + hs.resumed.lifetimeSeconds * 1000 - now) / 1000))
       : this.config.ticketLifetimeSeconds;
     if (lifetimeSeconds <= 0) return;
-    const clientCertificate = hs.resumed ? hs.resumed.clientCertificate : peer?.authorized ? peer.chain[0]! : NO_BYTES;
+    // Only a verified client certificate is carried over to resumed sessions, with its validity.
+    const clientAuth: TicketClientAuth = hs.resumed ?? this.config.clientAuth.identity(peer);
     for (let i = 0; i < this.config.sessionTickets; i++) {
       const nonce = Uint8Array.of(i);
       const ageAdd = randomUint32();
@@ -742,8 +745,9 @@ export class ServerConnection extends Connection<ServerState> {
         lifetimeSeconds,
         servername: hs.servername ?? '',
         alpnProtocol: hs.alpn ?? '',
-        // Only a verified client certificate is carried over to resumed sessions.
-        clientCertificate,
+        clientAuthConfig: clientAuth.clientAuthConfig,
+        clientCertificate: clientAuth.clientCertificate,
+        clientValidUntil: clientAuth.clientValidUntil,
       });
       psk.fill(0);
       // NewSessionTicket's ticket<1..2^16-1>: a ticket carrying a very large client certificate
@@ -853,8 +857,6 @@ function checkCredential(hello: ClientHello, choice: CredentialChoice | undefine
 }
 
 const NO_EXTENSIONS: readonly RawExtension[] = [];
-/** Empty bytes, shared (a zero-length array cannot be written to). */
-const NO_BYTES = new Uint8Array(0);
 /** ServerConfig.encryptedExtensions: more ALPN protocols than this are encoded per handshake. */
 const MAX_ENCRYPTED_EXTENSIONS_VARIANTS = 16;
 

@@ -5,11 +5,13 @@
  * (share the key between server processes to resume across them; rotate it to expire all
  * tickets). Client side: `TlsSession` is what a client keeps to resume.
  */
-import { createCipheriv, createDecipheriv, randomBytes } from 'node:crypto';
+import { createCipheriv, createDecipheriv, createHash, randomBytes } from 'node:crypto';
 import { randomFillPooled } from './random.js';
 import { Reader, Writer } from './codec.js';
 import { InternalError } from './errors.js';
 import { NATIVE_AEAD_MAX_INPUT, NATIVE_ALGORITHM, nativeAead } from './native/aead.js';
+import type { AuthenticatedPeer } from './peer-auth.js';
+import type { TrustStore } from './x509/trust-store.js';
 
 /** What a client stores to resume a session. Treat `psk` as a secret. */
 export interface TlsSession {
@@ -29,8 +31,23 @@ export function sessionUsable(session: TlsSession, now = Date.now()): boolean {
   return now - session.receivedAt < session.lifetimeSeconds * 1000;
 }
 
+/**
+ * Who the client proved to be in the handshake that issued a ticket, and under which client
+ * authentication configuration. A resumed handshake carries no certificate, so a server accepts
+ * a ticket only while both still stand (ClientAuthPolicy.accepts); TLS 1.3 and TLS 1.2 tickets
+ * carry the same fields.
+ */
+export interface TicketClientAuth {
+  /** ClientAuthPolicy.digest of the server that issued the ticket. */
+  readonly clientAuthConfig: Uint8Array;
+  /** The client's verified end-entity certificate (DER); empty when none was verified. */
+  readonly clientCertificate: Uint8Array;
+  /** Milliseconds since the epoch until which that verification holds (AuthenticatedPeer.validUntil); 0 without a certificate. */
+  readonly clientValidUntil: number;
+}
+
 /** The state sealed inside a ticket. */
-export interface TicketState {
+export interface TicketState extends TicketClientAuth {
   readonly cipherSuite: number;
   readonly psk: Uint8Array;
   /** Milliseconds since the epoch when the ticket was issued. */
@@ -39,16 +56,15 @@ export interface TicketState {
   readonly lifetimeSeconds: number;
   readonly servername: string;
   readonly alpnProtocol: string;
-  /** The client's certificate chain when the original handshake authenticated one (leaf only). */
-  readonly clientCertificate: Uint8Array;
 }
 
 /**
  * Ticket layout: version || nonce(12) || AES-256-GCM(plaintext) || tag(16). The version byte is
  * also the first plaintext byte, so it is authenticated without additional data (setAAD is a
- * native call of its own). Version 1 sealed the version as AAD; such tickets are not accepted.
+ * native call of its own). Version 1 sealed the version as AAD, version 2 had no client
+ * authentication configuration or validity; such tickets are not accepted (a full handshake).
  */
-const TICKET_VERSION = 2;
+const TICKET_VERSION = 3;
 const NONCE_LENGTH = 12;
 const TAG_LENGTH = 16;
 const NO_AAD = new Uint8Array(0);
@@ -63,12 +79,15 @@ export class TicketKey {
   }
 
   seal(state: TicketState): Uint8Array {
-    const w = new Writer(128);
+    // Sized for the whole plaintext: a Writer that grows leaves its first buffer, PSK included,
+    // in the codec pool unwiped.
+    const w = new Writer(64 + state.psk.length + state.servername.length + state.alpnProtocol.length + state.clientAuthConfig.length + state.clientCertificate.length);
     w.u8(TICKET_VERSION).u16(state.cipherSuite).opaque8(state.psk);
     w.u32(Math.floor(state.issuedAt / 0x100000000)).u32(state.issuedAt % 0x100000000);
     w.u32(state.ageAdd).u32(state.lifetimeSeconds);
     w.opaque8(Buffer.from(state.servername, 'latin1')).opaque8(Buffer.from(state.alpnProtocol, 'latin1'));
-    w.opaque24(state.clientCertificate);
+    w.opaque8(state.clientAuthConfig).opaque24(state.clientCertificate);
+    w.u32(Math.floor(state.clientValidUntil / 0x100000000)).u32(state.clientValidUntil % 0x100000000);
     const plain = w.finish();
 
     const ticket = Buffer.allocUnsafe(1 + NONCE_LENGTH + plain.length + TAG_LENGTH);
@@ -111,11 +130,76 @@ export class TicketKey {
       const lifetimeSeconds = r.u32();
       const servername = Buffer.from(r.opaque8()).toString('latin1');
       const alpnProtocol = Buffer.from(r.opaque8()).toString('latin1');
+      const clientAuthConfig = Uint8Array.from(r.opaque8());
       const clientCertificate = Uint8Array.from(r.opaque24());
+      const clientValidUntil = r.u32() * 0x100000000 + r.u32();
       r.expectEnd();
-      return { cipherSuite, psk, issuedAt, ageAdd, lifetimeSeconds, servername, alpnProtocol, clientCertificate };
+      return { cipherSuite, psk, issuedAt, ageAdd, lifetimeSeconds, servername, alpnProtocol, clientAuthConfig, clientCertificate, clientValidUntil };
     } catch {
       return undefined;
     }
+  }
+}
+
+/** What decides whether a server authenticates clients, as ServerOptions spells it. */
+export interface ClientAuthOptions {
+  readonly requestCert?: boolean;
+  readonly rejectUnauthorized?: boolean;
+  /** The delegated credential schemes offered to clients (PeerCredentialHooks.offer). */
+  readonly delegatedCredentialOffer?: readonly number[];
+}
+
+/**
+ * A server's client authentication, as tickets record and check it (one way for TLS 1.3 and
+ * TLS 1.2). A resumed handshake skips the client's certificate, so a ticket stands for the
+ * verification done when it was issued; it resumes only
+ * - under the same configuration: `digest` covers requestCert, rejectUnauthorized, the trust
+ *   anchors (by fingerprint, in any order) and the delegated credential offer, so a ticket
+ *   issued under another CA set with the same ticket key is not taken as authenticated;
+ * - while that verification holds: a certificate (or its chain, or a client delegated
+ *   credential) that expired since does not resume;
+ * - with a certificate when one is required.
+ * Otherwise the server ignores the ticket and does a full handshake (§4.2.11: it may choose no
+ * PSK), which verifies the client afresh. OpenSSL's session id context and Go's resumption checks
+ * (client certificates required, NotAfter) do the same.
+ */
+export class ClientAuthPolicy {
+  readonly digest: Uint8Array;
+  /** A client must present a valid certificate (requestCert with rejectUnauthorized). */
+  readonly requiresCertificate: boolean;
+  /** What tickets of a handshake without a verified client certificate carry. */
+  private readonly unauthenticated: TicketClientAuth;
+
+  constructor(options: ClientAuthOptions, trustStore: TrustStore | undefined) {
+    const requestCert = options.requestCert === true;
+    const rejectUnauthorized = options.rejectUnauthorized ?? true;
+    this.requiresCertificate = requestCert && rejectUnauthorized;
+    const w = new Writer(256).u8(requestCert ? 1 : 0);
+    // Without requestCert the other options are not used: every such server is the same.
+    if (requestCert) {
+      w.u8(rejectUnauthorized ? 1 : 0);
+      const anchors = (trustStore?.anchors ?? []).map((a) => a.fingerprint).sort();
+      w.u16(anchors.length);
+      for (const f of anchors) w.opaque8(Buffer.from(f, 'latin1'));
+      const offer = options.delegatedCredentialOffer ?? [];
+      w.u16(offer.length);
+      for (const scheme of offer) w.u16(scheme);
+    }
+    const encoded = w.finish();
+    this.digest = createHash('sha256').update(encoded).digest();
+    this.unauthenticated = { clientAuthConfig: this.digest, clientCertificate: new Uint8Array(0), clientValidUntil: 0 };
+  }
+
+  /** What a ticket issued after a full handshake carries: `peer` counts only when it verified. */
+  identity(peer: Pick<AuthenticatedPeer, 'authorized' | 'chain' | 'validUntil'> | undefined): TicketClientAuth {
+    if (!peer?.authorized) return this.unauthenticated;
+    return { clientAuthConfig: this.digest, clientCertificate: peer.chain[0]!, clientValidUntil: peer.validUntil };
+  }
+
+  /** Whether a ticket's client authentication stands here at `nowMs` (false: do a full handshake). */
+  accepts(ticket: TicketClientAuth, nowMs: number): boolean {
+    if (Buffer.compare(ticket.clientAuthConfig, this.digest) !== 0) return false;
+    if (ticket.clientCertificate.length === 0) return !this.requiresCertificate;
+    return nowMs <= ticket.clientValidUntil;
   }
 }

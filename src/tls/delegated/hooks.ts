@@ -177,6 +177,7 @@ export function delegatedCredentialPeerHooks(options: PeerHooksOptions): PeerCre
         schemes: [verified.dcCertVerifyAlgorithm],
         label: DELEGATED_CREDENTIAL_LABEL,
         details: details(verified),
+        validUntil: verified.expiresAt,
       };
     },
   };

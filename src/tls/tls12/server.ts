@@ -154,6 +154,7 @@ export class Tls12ServerHandshake {
     const now = this.config.nowMs();
     if (now - state.issuedAt > state.lifetimeSeconds * 1000 || now < state.issuedAt - 10_000) return undefined;
     if ((hello.extensions.serverName ?? '') !== state.servername) return undefined;
+    if (!this.config.clientAuth.accepts(state, now)) return undefined;
     return { state, suite };
   }
 
@@ -269,7 +270,8 @@ export class Tls12ServerHandshake {
       lifetimeSeconds: this.config.ticketLifetimeSeconds,
       servername: hs.hello.extensions.serverName ?? '',
       alpnProtocol: hs.alpn ?? '',
-      clientCertificate: new Uint8Array(0),
+      // No client authentication in TLS 1.2 yet: the ticket records an unauthenticated client.
+      ...this.config.clientAuth.identity(undefined),
     });
     const lifetime = this.config.ticketLifetimeSeconds;
     this.queue(hs.transcript, encodeHandshake(HandshakeType.new_session_ticket, (w) => writeNewSessionTicket12(w, lifetime, ticket), 16 + ticket.length));

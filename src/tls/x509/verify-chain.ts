@@ -67,6 +67,8 @@ export interface VerifiedChain {
   /** Leaf first, trust anchor last (a directly trusted leaf: just the leaf). */
   readonly path: readonly X509Certificate[];
   readonly anchor: X509Certificate;
+  /** The earliest notAfter on the path: when this verification stops holding. */
+  readonly notAfter: Date;
 }
 
 /** Budget of signature checks while searching for a path: bounds pathological chains. */
@@ -113,6 +115,8 @@ export function verifyCertificateChain(chainDers: readonly Uint8Array[], opts: V
 
   if (opts.servername !== undefined) checkName(leaf, opts.servername);
   const found = path;
+  let notAfter = leaf.notAfter;
+  for (const c of found) if (c.notAfter.getTime() < notAfter.getTime()) notAfter = c.notAfter;
   return {
     get leaf() {
       return leaf.x509;
@@ -125,6 +129,7 @@ export function verifyCertificateChain(chainDers: readonly Uint8Array[], opts: V
     get anchor() {
       return found[found.length - 1]!.x509;
     },
+    notAfter,
   };
 }
 

@@ -1,8 +1,10 @@
-import { test } from 'node:test';
+import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { createDecipheriv, randomBytes } from 'node:crypto';
+import { createCipheriv, createDecipheriv, randomBytes } from 'node:crypto';
 import { Writer } from '../../../src/tls/codec.js';
-import { TicketKey, type TicketState } from '../../../src/tls/session.js';
+import { ClientAuthPolicy, TicketKey, type TicketState } from '../../../src/tls/session.js';
+import { createTrustStore } from '../../../src/tls/x509/trust-store.js';
+import { testPki } from './pki.js';
 
 const state: TicketState = {
   cipherSuite: 0x1302,
@@ -12,18 +14,18 @@ const state: TicketState = {
   lifetimeSeconds: 7200,
   servername: 'api.example.test',
   alpnProtocol: 'h2',
+  clientAuthConfig: randomBytes(32),
   clientCertificate: randomBytes(700),
+  // Past 2^32 ms: both halves of the u64 are used.
+  clientValidUntil: 1_764_600_000_456,
 };
 
 void test('a sealed ticket opens to the same state under the same key', () => {
   const key = new TicketKey();
   const opened = key.open(key.seal(state));
   assert.ok(opened);
-  assert.deepEqual({ ...opened, psk: Buffer.from(opened.psk), clientCertificate: Buffer.from(opened.clientCertificate) }, {
-    ...state,
-    psk: Buffer.from(state.psk),
-    clientCertificate: Buffer.from(state.clientCertificate),
-  });
+  const bytes = (t: TicketState) => ({ ...t, psk: Buffer.from(t.psk), clientAuthConfig: Buffer.from(t.clientAuthConfig), clientCertificate: Buffer.from(t.clientCertificate) });
+  assert.deepEqual(bytes(opened), bytes(state));
 });
 
 void test('a ticket is version || nonce || AES-256-GCM(version || state) || tag, whichever AEAD sealed it (native or node:crypto)', () => {
@@ -33,8 +35,8 @@ void test('a ticket is version || nonce || AES-256-GCM(version || state) || tag,
   const d = createDecipheriv('aes-256-gcm', raw, ticket.subarray(1, 13));
   d.setAuthTag(ticket.subarray(ticket.length - 16));
   const plain = Buffer.concat([d.update(ticket.subarray(13, ticket.length - 16)), d.final()]);
-  assert.equal(ticket[0], 2);
-  assert.equal(plain[0], 2);
+  assert.equal(ticket[0], 3);
+  assert.equal(plain[0], 3);
   assert.equal(plain.readUInt16BE(1), state.cipherSuite);
   assert.ok(plain.subarray(4, 4 + 48).equals(state.psk));
 });
@@ -67,8 +69,83 @@ void test('a ticket with any single byte changed, truncated, or from another key
 
 void test('sealing a ticket leaves its secret nowhere in the codec pool that later messages are cut from', () => {
   // The plaintext is encoded by a Writer, which carves from a pool shared by every message.
-  const psk = Buffer.alloc(48, 0xab);
-  new TicketKey().seal({ ...state, psk, clientCertificate: new Uint8Array(0) });
-  const next = new Writer(16).u16(0x0303).finish();
-  assert.equal(Buffer.from(next.buffer).indexOf(psk), -1, 'the PSK is still in the pool');
+  // With and without a client certificate (a plaintext larger than a first guess at its size).
+  for (const clientCertificate of [new Uint8Array(0), randomBytes(700), randomBytes(5000)]) {
+    const psk = Buffer.alloc(48, 0xab);
+    new TicketKey().seal({ ...state, psk, clientCertificate });
+    const next = new Writer(16).u16(0x0303).finish();
+    assert.equal(Buffer.from(next.buffer).indexOf(psk), -1, `the PSK is still in the pool (certificate of ${clientCertificate.length} bytes)`);
+  }
+});
+
+void test('a version 2 ticket (no client authentication configuration or validity) does not open', () => {
+  const raw = new Uint8Array(32).fill(9);
+  const ticket = Buffer.from(new TicketKey(raw).seal(state));
+  // Re-seal the same plaintext with version 2 in both places: authentic, but of the old layout.
+  const d = createDecipheriv('aes-256-gcm', raw, ticket.subarray(1, 13));
+  d.setAuthTag(ticket.subarray(ticket.length - 16));
+  const plain = Buffer.concat([d.update(ticket.subarray(13, ticket.length - 16)), d.final()]);
+  plain[0] = 2;
+  const c = createCipheriv('aes-256-gcm', raw, ticket.subarray(1, 13));
+  const old = Buffer.concat([Buffer.of(2), ticket.subarray(1, 13), c.update(plain), c.final(), c.getAuthTag()]);
+  assert.equal(new TicketKey(raw).open(old), undefined);
+});
+
+void describe('ClientAuthPolicy: a ticket stands for the client authentication of the handshake that issued it', async () => {
+  const pki = await testPki();
+  const caOnly = createTrustStore([pki.ca.pem]);
+  const both = createTrustStore([pki.ca.pem, pki.otherCa.pem]);
+  const bothReversed = createTrustStore([pki.otherCa.pem, pki.ca.pem]);
+  const required = new ClientAuthPolicy({ requestCert: true }, caOnly);
+  const now = 1_800_000_000_000;
+  const verified = { authorized: true, chain: [randomBytes(300)], validUntil: now + 60_000 };
+
+  void test('the digest is a function of the configuration only: equal for equal options, anchors in any order', () => {
+    assert.deepEqual(new ClientAuthPolicy({ requestCert: true }, caOnly).digest, required.digest);
+    assert.deepEqual(new ClientAuthPolicy({ requestCert: true, rejectUnauthorized: true }, createTrustStore([pki.ca.der])).digest, required.digest);
+    assert.deepEqual(new ClientAuthPolicy({ requestCert: true }, both).digest, new ClientAuthPolicy({ requestCert: true }, bothReversed).digest);
+    // Without requestCert nothing else is used.
+    assert.deepEqual(new ClientAuthPolicy({}, undefined).digest, new ClientAuthPolicy({ rejectUnauthorized: false }, both).digest);
+  });
+
+  void test('every part of the configuration changes the digest', () => {
+    const digests = [
+      required.digest,
+      new ClientAuthPolicy({}, caOnly).digest,
+      new ClientAuthPolicy({ requestCert: true, rejectUnauthorized: false }, caOnly).digest,
+      new ClientAuthPolicy({ requestCert: true }, both).digest,
+      new ClientAuthPolicy({ requestCert: true }, createTrustStore([pki.otherCa.pem])).digest,
+      new ClientAuthPolicy({ requestCert: true }, undefined).digest,
+      new ClientAuthPolicy({ requestCert: true, delegatedCredentialOffer: [0x0807] }, caOnly).digest,
+    ].map((d) => Buffer.from(d).toString('hex'));
+    assert.equal(new Set(digests).size, digests.length);
+  });
+
+  void test('a verified client resumes under the same configuration until its verification expires', () => {
+    const ticket = required.identity(verified);
+    assert.ok(Buffer.from(ticket.clientCertificate).equals(verified.chain[0]!));
+    assert.equal(ticket.clientValidUntil, verified.validUntil);
+    assert.equal(required.accepts(ticket, now), true);
+    assert.equal(required.accepts(ticket, verified.validUntil), true);
+    assert.equal(required.accepts(ticket, verified.validUntil + 1), false, 'expired since');
+  });
+
+  void test('a ticket from another client authentication configuration is not accepted', () => {
+    const ticket = required.identity(verified);
+    assert.equal(new ClientAuthPolicy({ requestCert: true }, both).accepts(ticket, now), false, 'another CA set');
+    assert.equal(new ClientAuthPolicy({ requestCert: true, rejectUnauthorized: false }, caOnly).accepts(ticket, now), false);
+    assert.equal(new ClientAuthPolicy({}, caOnly).accepts(ticket, now), false, 'a server without client authentication');
+  });
+
+  void test('a ticket without a verified certificate resumes only where none is required', () => {
+    const optional = new ClientAuthPolicy({ requestCert: true, rejectUnauthorized: false }, caOnly);
+    const unverified = optional.identity({ authorized: false, chain: [randomBytes(300)], validUntil: 0 });
+    assert.equal(unverified.clientCertificate.length, 0, 'an unverified certificate is not carried');
+    assert.equal(optional.accepts(unverified, now), true);
+    assert.equal(optional.accepts(optional.identity(undefined), now), true);
+    // Same digest, no certificate, yet one is required (a forged or mixed-up state): refused.
+    assert.equal(required.accepts({ ...required.identity(undefined) }, now), false);
+    const open = new ClientAuthPolicy({}, undefined);
+    assert.equal(open.accepts(open.identity(undefined), now), true);
+  });
 });
