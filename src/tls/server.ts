@@ -73,12 +73,16 @@ export interface ServerOptions {
   /** ALPN protocols in order of preference; a client offering none of them is refused. */
   readonly alpnProtocols?: readonly string[];
   /**
-   * Send a CertificateRequest. Client authentication is TLS 1.3 only here: with requestCert the
-   * server does not speak TLS 1.2 (a TLS 1.2-only client is refused with protocol_version), so a
-   * TLS 1.2 handshake can never skip the client's certificate.
+   * Send a CertificateRequest, in TLS 1.3 and TLS 1.2 alike (tls12/client-auth.ts): the client's
+   * chain is verified against `ca` by the same verifier either way (peer-auth.ts).
    */
   readonly requestCert?: boolean;
-  /** With requestCert: refuse clients without a valid certificate (default true). */
+  /**
+   * With requestCert: refuse clients without a valid certificate (default true); the alert is the
+   * verdict's (unknown_ca, bad_certificate, ...), and for no certificate at all certificate_required
+   * in TLS 1.3, handshake_failure in TLS 1.2. With false the handshake completes and the socket's
+   * `authorized`/`authorizationError` say what the certificate was worth.
+   */
   readonly rejectUnauthorized?: boolean;
   /** Trust anchors for client certificates. */
   readonly ca?: readonly TrustAnchorInput[];
@@ -130,7 +134,7 @@ export class ServerConfig {
       if (!s) throw new TypeError(`unsupported TLS 1.2 cipher suite 0x${id.toString(16)}`);
       return s;
     });
-    this.versions = serverVersions(options);
+    this.versions = enabledVersions(options.minVersion, options.maxVersion);
     this.groups = options.groups ?? SUPPORTED_GROUPS;
     for (const g of this.groups) if (!SUPPORTED_GROUPS.includes(g)) throw new TypeError(`unsupported group 0x${g.toString(16)}`);
     this.ticketKey = new TicketKey(options.ticketKey);
@@ -757,20 +761,6 @@ export class ServerConnection extends Connection<ServerState> {
       this.records.queueHandshake(encodeHandshake(HandshakeType.new_session_ticket, (w) => writeNewSessionTicket(w, nst), 32 + ticket.length));
     }
   }
-}
-
-/**
- * The versions this server speaks. Our TLS 1.2 (tls12/) has no client authentication, so a server
- * that asks for client certificates speaks TLS 1.3 only rather than complete TLS 1.2 handshakes
- * with clients that sent none.
- */
-function serverVersions(options: ServerOptions): readonly number[] {
-  const versions = enabledVersions(options.minVersion, options.maxVersion);
-  if (options.requestCert !== true) return versions;
-  if (!versions.includes(ProtocolVersion.TLS1_3)) {
-    throw new TypeError('requestCert needs TLS 1.3 (client certificates are not implemented for TLS 1.2): raise maxVersion to TLSv1.3');
-  }
-  return [ProtocolVersion.TLS1_3];
 }
 
 function hasShareFor(shares: readonly KeyShareEntry[], group: number): boolean {

@@ -1,6 +1,6 @@
 /**
  * TLS 1.2 handshake messages that differ from TLS 1.3's: ServerHello with the TLS 1.2
- * extensions, Certificate (a bare list), ServerKeyExchange and ClientKeyExchange for ECDHE
+ * extensions, Certificate (a bare list), CertificateRequest (RFC 5246 §7.4.4), ServerKeyExchange and ClientKeyExchange for ECDHE
  * (RFC 8422 §5.4, §5.7), ServerHelloDone, NewSessionTicket (RFC 5077 §3.3). Bounded Reader and
  * Writer of codec.ts; duplicate extensions are refused by readExtensions.
  */
@@ -118,6 +118,43 @@ export function decodeCertificate12(body: Uint8Array): Uint8Array[] {
   while (!list.isEmpty()) chain.push(list.opaque24(1));
   r.expectEnd('Certificate');
   return chain;
+}
+
+// --- CertificateRequest (RFC 5246 §7.4.4) ------------------------------------------------------
+
+/** ClientCertificateType (RFC 5246 §7.4.4, RFC 8422 §5.5): the key types a client certificate may have. */
+export const ClientCertificateType = { rsa_sign: 1, ecdsa_sign: 64 } as const;
+
+export interface CertificateRequest12 {
+  /** certificate_types<1..2^8-1>. */
+  readonly certificateTypes: readonly number[];
+  /** supported_signature_algorithms<2..2^16-2>: the schemes a CertificateVerify may use. */
+  readonly signatureAlgorithms: readonly number[];
+  /** certificate_authorities<0..2^16-1> of DER DistinguishedName<1..2^16-1>; empty: any CA. */
+  readonly certificateAuthorities: readonly Uint8Array[];
+}
+
+export function writeCertificateRequest12(w: Writer, cr: CertificateRequest12): void {
+  w.opaque8(Uint8Array.from(cr.certificateTypes));
+  const algs = w.open(2);
+  for (const s of cr.signatureAlgorithms) w.u16(s);
+  w.close(algs);
+  const cas = w.open(2);
+  for (const dn of cr.certificateAuthorities) w.opaque16(dn);
+  w.close(cas);
+}
+
+export function decodeCertificateRequest12(body: Uint8Array): CertificateRequest12 {
+  const r = new Reader(body);
+  const certificateTypes = [...r.opaque8(1)];
+  const algs = r.u16Prefixed(2);
+  const signatureAlgorithms: number[] = [];
+  while (!algs.isEmpty()) signatureAlgorithms.push(algs.u16());
+  const cas = r.u16Prefixed();
+  const certificateAuthorities: Uint8Array[] = [];
+  while (!cas.isEmpty()) certificateAuthorities.push(cas.opaque16(1));
+  r.expectEnd('CertificateRequest');
+  return { certificateTypes, signatureAlgorithms, certificateAuthorities };
 }
 
 // --- ServerKeyExchange for ECDHE (RFC 8422 §5.4) ----------------------------------------------

@@ -3,8 +3,9 @@
  * sans-IO, run by `ServerConnection` once version negotiation (../version.ts) chose TLS 1.2.
  *
  *   Full:     ClientHello  -->
- *                          <--  ServerHello, Certificate, ServerKeyExchange, ServerHelloDone
- *             ClientKeyExchange, [ChangeCipherSpec], Finished  -->
+ *                          <--  ServerHello, Certificate, ServerKeyExchange,
+ *                               CertificateRequest*, ServerHelloDone
+ *             Certificate*, ClientKeyExchange, CertificateVerify*, [ChangeCipherSpec], Finished  -->
  *                          <--  [NewSessionTicket], [ChangeCipherSpec], Finished
  *   Resumed:  ClientHello (session_ticket)  -->
  *                          <--  ServerHello, [ChangeCipherSpec], Finished
@@ -15,6 +16,8 @@
  * after the handshake gets a warning no_renegotiation, ./renegotiation.ts). Delegated credentials are TLS 1.3 only (RFC 9345
  * §4): extension 34 is hidden from the credential hook, which then gives the certificate.
  * The ServerKeyExchange is signed through the `Signer` (a keyless one may answer later).
+ * With requestCert (client authentication, ./client-auth.ts): the client's Certificate is
+ * verified as in TLS 1.3 (../peer-auth.ts), and its CertificateVerify over the messages so far.
  */
 import type { HandshakeHost, HandshakeInfo, HandshakeMode } from '../connection.js';
 import { CipherSuite, HandshakeType, NamedGroup, ProtocolVersion, SignatureScheme } from '../constants.js';
@@ -26,6 +29,7 @@ import type { ClientHello } from '../messages/client-hello.js';
 import { encodeHandshake, frameHandshake } from '../messages/handshake.js';
 import { randomBytesPooled } from '../random.js';
 import type { ServerConfig } from '../server.js';
+import type { AuthenticatedPeer } from '../peer-auth.js';
 import type { TicketState } from '../session.js';
 import { schemeParams } from '../signature-schemes.js';
 import type { Signer } from '../signer.js';
@@ -40,6 +44,14 @@ import {
   writeServerHello12,
   writeServerKeyExchange,
 } from './messages.js';
+import {
+  authenticateClient12,
+  certificateRequest12,
+  checkCertificateVerify12,
+  resumedClientIdentity,
+  tls12ClientSchemes,
+  type ClientIdentity,
+} from './client-auth.js';
 import { extendedMasterSecret, finishedVerifyData12, keyBlock, type Tls12TrafficKeys } from './prf.js';
 import { tls12TrafficState, type Negotiated } from './negotiated.js';
 import { Tls12RecordOpener, Tls12RecordSealer } from './record.js';
@@ -50,6 +62,19 @@ import { TLS12_GROUPS, tls12SuiteParams, type Tls12SuiteParams } from './suites.
 interface AwaitingKeyExchange extends Negotiated {
   readonly share: KeyShare;
   readonly serverMode: HandshakeMode;
+  /** With requestCert; undefined otherwise (nothing of it is kept then). */
+  readonly clientAuth: ClientAuthProgress | undefined;
+}
+
+/**
+ * Client authentication under way: every handshake message so far, raw, in order (CertificateVerify
+ * signs them all with the hash of the scheme the client picks, RFC 5246 §7.4.8, so no running
+ * hash can stand in for them), and the client's Certificate once it came.
+ */
+interface ClientAuthProgress {
+  readonly messages: Uint8Array[];
+  /** The client's chain; undefined until its Certificate, and after an empty one. */
+  readonly peer: AuthenticatedPeer | undefined;
 }
 
 /** After the master secret: keys known, Finished messages to check and send. */
@@ -60,10 +85,14 @@ interface Keyed extends Negotiated {
   readonly serverMode: HandshakeMode;
   /** Resumed: our Finished went first and the client's comes last. */
   readonly resumed: boolean;
+  /** The client's certificate (this handshake's, or the resumed session's); undefined without one. */
+  readonly client: ClientIdentity | undefined;
 }
 
 type Tls12ServerState =
+  | { readonly kind: 'ExpectClientCertificate'; readonly hs: AwaitingKeyExchange & { readonly clientAuth: ClientAuthProgress } }
   | { readonly kind: 'ExpectClientKeyExchange'; readonly hs: AwaitingKeyExchange }
+  | { readonly kind: 'ExpectCertificateVerify'; readonly hs: Keyed; readonly peer: AuthenticatedPeer; readonly messages: readonly Uint8Array[] }
   | { readonly kind: 'ExpectChangeCipherSpec'; readonly hs: Keyed }
   | { readonly kind: 'ExpectFinished'; readonly hs: Keyed }
   | { readonly kind: 'SendingFlight' }
@@ -91,8 +120,13 @@ export class Tls12ServerHandshake {
   /** Which handshake messages may arrive now (asked at each message header). */
   expectsHandshake(type: number): boolean {
     switch (this.state.kind) {
+      // RFC 5246 §7.4.6: asked for one, the client sends a Certificate (maybe empty) first.
+      case 'ExpectClientCertificate':
+        return type === HandshakeType.certificate;
       case 'ExpectClientKeyExchange':
         return type === HandshakeType.client_key_exchange;
+      case 'ExpectCertificateVerify':
+        return type === HandshakeType.certificate_verify;
       case 'ExpectFinished':
         return type === HandshakeType.finished;
       case 'Connected':
@@ -106,7 +140,9 @@ export class Tls12ServerHandshake {
 
   onHandshakeMessage(type: number, body: Uint8Array, raw: Uint8Array): void {
     const s = this.state;
+    if (s.kind === 'ExpectClientCertificate' && type === HandshakeType.certificate) return this.onClientCertificate(s.hs, body, raw);
     if (s.kind === 'ExpectClientKeyExchange' && type === HandshakeType.client_key_exchange) return this.onClientKeyExchange(s.hs, body, raw);
+    if (s.kind === 'ExpectCertificateVerify' && type === HandshakeType.certificate_verify) return this.onClientCertificateVerify(s, body, raw);
     if (s.kind === 'ExpectFinished' && type === HandshakeType.finished) return this.onClientFinished(s.hs, body, raw);
     throw new PeerMisbehaved('UnexpectedHandshakeMessage', `TLS 1.2: handshake message ${type} in state ${s.kind}`);
   }
@@ -140,7 +176,9 @@ export class Tls12ServerHandshake {
     transcript.add(raw);
     const resumed = this.acceptTicket(hello, offered);
     if (resumed) return this.doResumeHandshake(hello, transcript, alpn, resumed.state, resumed.suite);
-    this.host.continueWith(this.chooseCredential(hello), (choice) => this.doFullHandshake(hello, transcript, alpn, offered, choice));
+    // With requestCert the messages are kept for the client's CertificateVerify, from this one on.
+    const clientAuth: ClientAuthProgress | undefined = this.config.options.requestCert === true ? { messages: [raw], peer: undefined } : undefined;
+    this.host.continueWith(this.chooseCredential(hello), (choice) => this.doFullHandshake(hello, transcript, alpn, offered, choice, clientAuth));
   }
 
   /** RFC 5077 §3.4: a ticket we sealed, for a suite the client still offers, for the same name. */
@@ -154,6 +192,7 @@ export class Tls12ServerHandshake {
     const now = this.config.nowMs();
     if (now - state.issuedAt > state.lifetimeSeconds * 1000 || now < state.issuedAt - 10_000) return undefined;
     if ((hello.extensions.serverName ?? '') !== state.servername) return undefined;
+    // The client authentication the ticket records must still stand here (session.ts ClientAuthPolicy).
     if (!this.config.clientAuth.accepts(state, now)) return undefined;
     return { state, suite };
   }
@@ -189,6 +228,7 @@ export class Tls12ServerHandshake {
     alpn: string | undefined,
     offered: readonly Tls12SuiteParams[],
     credential: Tls12Credential,
+    clientAuth: ClientAuthProgress | undefined,
   ): void {
     const suite = offered.find((s) => s.auth === credential.auth);
     if (!suite) throw new PeerMisbehaved('NoCipherSuitesInCommon', `TLS 1.2: the client offers no ECDHE_${credential.auth.toUpperCase()} suite for our ${credential.auth} certificate`);
@@ -198,20 +238,23 @@ export class Tls12ServerHandshake {
     transcript.start(suite.hash);
     const serverRandom = this.serverRandom();
     const sendTicket = hello.extensions.sessionTicket !== undefined && this.config.sessionTickets > 0;
-    this.queue(transcript, this.serverHello(hello, suite, serverRandom, new Uint8Array(0), alpn, sendTicket, true));
-    this.queue(transcript, certificateMessage12(credential.chain));
+    this.queue(transcript, this.serverHello(hello, suite, serverRandom, new Uint8Array(0), alpn, sendTicket, true), clientAuth);
+    this.queue(transcript, certificateMessage12(credential.chain), clientAuth);
     const params = encodeEcdheParams(group, share.publicKey);
     const content = serverKeyExchangeContent(hello.random, serverRandom, params);
     const { signer, scheme } = credential;
     this.host.continueWith(signer.sign(scheme, content), (signature) => {
-      this.queue(transcript, encodeHandshake(HandshakeType.server_key_exchange, (w) => writeServerKeyExchange(w, params, scheme, signature), 16 + params.length + signature.length));
-      this.queue(transcript, frameHandshake(HandshakeType.server_hello_done, new Uint8Array(0)));
+      this.queue(transcript, encodeHandshake(HandshakeType.server_key_exchange, (w) => writeServerKeyExchange(w, params, scheme, signature), 16 + params.length + signature.length), clientAuth);
+      // RFC 5246 §7.4.4: CertificateRequest follows ServerKeyExchange.
+      if (clientAuth) this.queue(transcript, certificateRequest12(this.config.verifySchemes), clientAuth);
+      this.queue(transcript, frameHandshake(HandshakeType.server_hello_done, new Uint8Array(0)), clientAuth);
       const serverMode: HandshakeMode = {
         authentication: credential.label,
         signatureScheme: scheme,
         ...(credential.details !== undefined ? { details: credential.details } : {}),
       };
-      this.state = { kind: 'ExpectClientKeyExchange', hs: { hello, suite, transcript, serverRandom, alpn, share, serverMode } };
+      const hs = { hello, suite, transcript, serverRandom, alpn, share, serverMode, clientAuth };
+      this.state = clientAuth ? { kind: 'ExpectClientCertificate', hs: { ...hs, clientAuth } } : { kind: 'ExpectClientKeyExchange', hs };
     });
   }
 
@@ -227,21 +270,47 @@ export class Tls12ServerHandshake {
     return group;
   }
 
+  // --- client authentication: the client's Certificate (RFC 5246 §7.4.6) ----------------------------
+
+  private onClientCertificate(hs: AwaitingKeyExchange & { readonly clientAuth: ClientAuthProgress }, body: Uint8Array, raw: Uint8Array): void {
+    const peer = authenticateClient12(body, this.config);
+    hs.transcript.add(raw);
+    hs.clientAuth.messages.push(raw);
+    this.state = {
+      kind: 'ExpectClientKeyExchange',
+      hs: { hello: hs.hello, suite: hs.suite, transcript: hs.transcript, serverRandom: hs.serverRandom, alpn: hs.alpn, share: hs.share, serverMode: hs.serverMode, clientAuth: { messages: hs.clientAuth.messages, peer } },
+    };
+  }
+
   // --- ClientKeyExchange: the extended master secret and the keys ---------------------------------------
 
   private onClientKeyExchange(hs: AwaitingKeyExchange, body: Uint8Array, raw: Uint8Array): void {
     const point = decodeClientKeyExchange(body);
     const preMasterSecret = hs.share.computeSecret(point);
     hs.transcript.add(raw);
+    hs.clientAuth?.messages.push(raw);
     // RFC 7627 §4: the session hash covers ClientHello through ClientKeyExchange.
     const masterSecret = extendedMasterSecret(hs.suite, preMasterSecret, hs.transcript.current());
     preMasterSecret.fill(0);
     this.host.logSecret('CLIENT_RANDOM', hs.hello.random, masterSecret);
     const keys = keyBlock(hs.suite, masterSecret, hs.hello.random, hs.serverRandom);
+    // Field by field, no spread (see the performance notes in ../README.md).
+    const keyed: Keyed = { hello: hs.hello, suite: hs.suite, transcript: hs.transcript, serverRandom: hs.serverRandom, alpn: hs.alpn, group: hs.share.group, masterSecret, keys, serverMode: hs.serverMode, resumed: false, client: undefined };
+    // RFC 5246 §7.4.8: a client that sent a certificate proves it holds the key, next.
+    const peer = hs.clientAuth?.peer;
+    this.state = peer ? { kind: 'ExpectCertificateVerify', hs: keyed, peer, messages: hs.clientAuth!.messages } : { kind: 'ExpectChangeCipherSpec', hs: keyed };
+  }
+
+  // --- client authentication: CertificateVerify (RFC 5246 §7.4.8) --------------------------------------
+
+  private onClientCertificateVerify(s: Extract<Tls12ServerState, { kind: 'ExpectCertificateVerify' }>, body: Uint8Array, raw: Uint8Array): void {
+    const { hs, peer } = s;
+    const mode = checkCertificateVerify12(body, peer, tls12ClientSchemes(this.config.verifySchemes), s.messages);
+    hs.transcript.add(raw);
+    const client: ClientIdentity = { chain: peer.chain, authorized: peer.authorized, authorizationError: peer.authorizationError, validUntil: peer.validUntil, mode };
     this.state = {
       kind: 'ExpectChangeCipherSpec',
-      // Field by field, no spread (see the performance notes in ../README.md).
-      hs: { hello: hs.hello, suite: hs.suite, transcript: hs.transcript, serverRandom: hs.serverRandom, alpn: hs.alpn, group: hs.share.group, masterSecret, keys, serverMode: hs.serverMode, resumed: false },
+      hs: { hello: hs.hello, suite: hs.suite, transcript: hs.transcript, serverRandom: hs.serverRandom, alpn: hs.alpn, group: hs.group, masterSecret: hs.masterSecret, keys: hs.keys, serverMode: hs.serverMode, resumed: false, client },
     };
   }
 
@@ -270,8 +339,8 @@ export class Tls12ServerHandshake {
       lifetimeSeconds: this.config.ticketLifetimeSeconds,
       servername: hs.hello.extensions.serverName ?? '',
       alpnProtocol: hs.alpn ?? '',
-      // No client authentication in TLS 1.2 yet: the ticket records an unauthenticated client.
-      ...this.config.clientAuth.identity(undefined),
+      // Only a verified client certificate is carried over to resumed sessions, with its validity (as TLS 1.3).
+      ...this.config.clientAuth.identity(hs.client),
     });
     const lifetime = this.config.ticketLifetimeSeconds;
     this.queue(hs.transcript, encodeHandshake(HandshakeType.new_session_ticket, (w) => writeNewSessionTicket12(w, lifetime, ticket), 16 + ticket.length));
@@ -294,7 +363,7 @@ export class Tls12ServerHandshake {
     const masterSecret = ticket.psk;
     this.host.logSecret('CLIENT_RANDOM', hello.random, masterSecret);
     const keys = keyBlock(suite, masterSecret, hello.random, serverRandom);
-    const hs: Keyed = { hello, suite, transcript, serverRandom, alpn, group: 0, masterSecret, keys, serverMode: { authentication: 'psk' }, resumed: true };
+    const hs: Keyed = { hello, suite, transcript, serverRandom, alpn, group: 0, masterSecret, keys, serverMode: { authentication: 'psk' }, resumed: true, client: resumedClientIdentity(ticket) };
     this.sendChangeCipherSpecAndFinished(hs);
     this.state = { kind: 'ExpectChangeCipherSpec', hs };
   }
@@ -335,8 +404,10 @@ export class Tls12ServerHandshake {
     return random;
   }
 
-  private queue(transcript: Transcript, msg: Uint8Array): void {
+  /** Sends a handshake message; with client authentication under way, keeps it for CertificateVerify too. */
+  private queue(transcript: Transcript, msg: Uint8Array, clientAuth?: ClientAuthProgress): void {
     transcript.add(msg);
+    clientAuth?.messages.push(msg);
     this.host.records.queueHandshake(msg);
   }
 
@@ -351,11 +422,11 @@ export class Tls12ServerHandshake {
       servername: hello.extensions.serverName,
       resumed: hs.resumed,
       helloRetryRequest: false,
-      peerCertificates: [],
-      peerAuthorized: false,
-      peerAuthorizationError: undefined,
+      peerCertificates: hs.client?.chain ?? [],
+      peerAuthorized: hs.client?.authorized ?? false,
+      peerAuthorizationError: hs.client?.authorizationError,
       serverMode: hs.serverMode,
-      clientMode: undefined,
+      clientMode: hs.client?.mode,
     };
     this.host.completeHandshake(
       tls12TrafficState(hs, hs.masterSecret),

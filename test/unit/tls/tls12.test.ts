@@ -9,7 +9,7 @@ import { ServerConfig, ServerConnection, type ServerOptions } from '../../../src
 import { AlertDescription as A, AlertLevel } from '../../../src/tls/alerts.js';
 import { CipherSuite, ContentType, HandshakeType, NamedGroup, SignatureScheme } from '../../../src/tls/constants.js';
 import type { TlsEvent } from '../../../src/tls/connection.js';
-import { AlertReceived, PeerMisbehaved, type PeerFault } from '../../../src/tls/errors.js';
+import { AlertReceived, PeerMisbehaved } from '../../../src/tls/errors.js';
 import { generateKeyShare } from '../../../src/tls/key-exchange.js';
 import { Transcript } from '../../../src/tls/key-schedule.js';
 import { decodeClientHello, encodeHandshake, frameHandshake, writeClientHello, type ClientHello, type ClientHelloExtensions } from '../../../src/tls/messages/index.js';
@@ -20,8 +20,8 @@ import { Tls12RecordSealer } from '../../../src/tls/tls12/record.js';
 import { MAX_REFUSED_RENEGOTIATIONS } from '../../../src/tls/tls12/renegotiation.js';
 import type { RecordLayer } from '../../../src/tls/record-layer.js';
 import type { RecordUnprotector } from '../../../src/tls/record.js';
-import { tls12SuiteParams } from '../../../src/tls/tls12/suites.js';
 import { doHandshake, Endpoint, pump, splitRecords, transfer, type Pair, assertConnected } from './pair.js';
+import { CLIENT_RANDOM, handshakeMessages, hello12, record, refusalAfter, SUITE } from './tls12-script.js';
 import { testPki, type KeyType } from './pki.js';
 
 async function serverOptions(extra: Partial<ServerOptions> = {}, keyType: KeyType = 'p256'): Promise<ServerOptions> {
@@ -72,50 +72,11 @@ void describe('TLS 1.2 full handshakes', () => {
 
 // --- a scripted TLS 1.2 client, byte by byte, for what our client never sends -----------------------
 
-const SUITE = tls12SuiteParams(CipherSuite.TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256)!;
-
 let config12: ServerConfig | undefined;
 async function server12(extra: Partial<ServerOptions> = {}): Promise<ServerConnection> {
   if (Object.keys(extra).length > 0) return new ServerConnection(await serverOptions(extra));
   config12 ??= new ServerConfig(await serverOptions());
   return new ServerConnection(config12);
-}
-
-function record(type: number, body: Uint8Array): Uint8Array {
-  return Buffer.concat([Uint8Array.of(type, 3, 3, body.length >> 8, body.length & 0xff), body]);
-}
-
-function hello12(ext: Partial<ClientHelloExtensions> = {}, over: Partial<ClientHello> = {}): Uint8Array {
-  const hello: ClientHello = {
-    legacyVersion: 0x0303,
-    random: new Uint8Array(32).fill(5),
-    legacySessionId: new Uint8Array(0),
-    cipherSuites: [CipherSuite.TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256],
-    legacyCompressionMethods: Uint8Array.of(0),
-    ...over,
-    extensions: {
-      supportedGroups: [NamedGroup.x25519, NamedGroup.secp256r1],
-      signatureAlgorithms: [SignatureScheme.ecdsa_secp256r1_sha256],
-      extendedMasterSecret: true,
-      renegotiationInfo: new Uint8Array(0),
-      ecPointFormats: [0],
-      unknown: [],
-      ...ext,
-    },
-  };
-  return encodeHandshake(HandshakeType.client_hello, (w) => writeClientHello(w, hello));
-}
-
-/** Handshake messages (raw, header included) in a run of plaintext records. */
-function handshakeMessages(output: readonly Uint8Array[]): Uint8Array[] {
-  const payload = Buffer.concat(splitRecords(Buffer.concat(output)).filter((r) => r[0] === ContentType.handshake).map((r) => r.subarray(5)));
-  const out: Uint8Array[] = [];
-  for (let off = 0; off + 4 <= payload.length; ) {
-    const len = (payload[off + 1]! << 16) | (payload[off + 2]! << 8) | payload[off + 3]!;
-    out.push(payload.subarray(off, off + 4 + len));
-    off += 4 + len;
-  }
-  return out;
 }
 
 interface Scripted {
@@ -153,7 +114,7 @@ async function scripted(conn?: ServerConnection, hello = hello12()): Promise<Scr
   const cke = encodeHandshake(HandshakeType.client_key_exchange, (w) => w.opaque8(share.publicKey));
   transcript.add(cke);
   const master = extendedMasterSecret(SUITE, share.computeSecret(ske.publicKey), transcript.current());
-  const keys = keyBlock(SUITE, master, new Uint8Array(32).fill(5), serverRandom);
+  const keys = keyBlock(SUITE, master, CLIENT_RANDOM, serverRandom);
   const sealer = new Tls12RecordSealer(SUITE, keys.clientKey, keys.clientIv);
   return {
     conn: server,
@@ -165,13 +126,6 @@ async function scripted(conn?: ServerConnection, hello = hello12()): Promise<Scr
       return [record(ContentType.handshake, cke), Uint8Array.of(ContentType.change_cipher_spec, 3, 3, 0, 1, 1), sealer.seal(ContentType.handshake, frameHandshake(HandshakeType.finished, vd))];
     },
   };
-}
-
-function refusalAfter(conn: ServerConnection, ...chunks: Uint8Array[]): { alert: number | undefined; fault: PeerFault | undefined } {
-  const events: TlsEvent[] = [];
-  for (const c of chunks) events.push(...conn.feed(c).events);
-  const e = events.find((x): x is Extract<TlsEvent, { type: 'error' }> => x.type === 'error');
-  return { alert: e?.sentAlert, fault: e?.error instanceof PeerMisbehaved ? e.error.fault : undefined };
 }
 
 void describe('TLS 1.2 refusals, each with its fault and alert', () => {
@@ -189,21 +143,6 @@ void describe('TLS 1.2 refusals, each with its fault and alert', () => {
     assert.deepEqual(refusalAfter(await server12(), record(ContentType.handshake, hello12({}, { legacyVersion: 0x0302 }))), { alert: A.protocol_version, fault: 'NoSupportedVersionInCommon' });
     const ch = hello12({ supportedVersions: [0x0302, 0x0301] });
     assert.deepEqual(refusalAfter(await server12(), record(ContentType.handshake, ch)), { alert: A.protocol_version, fault: 'NoSupportedVersionInCommon' });
-  });
-
-  void test('a server asking for client certificates does not speak TLS 1.2 (no client authentication there): protocol_version, never a handshake without the certificate', async () => {
-    const ca = [(await testPki()).ca.pem];
-    for (const rejectUnauthorized of [true, false]) {
-      const server = new ServerConnection(new ServerConfig(await serverOptions({ requestCert: true, rejectUnauthorized, ca })));
-      assert.deepEqual(refusalAfter(server, record(ContentType.handshake, hello12())), { alert: A.protocol_version, fault: 'Tls13NotOffered' }, `rejectUnauthorized ${rejectUnauthorized}`);
-    }
-    // Our own TLS 1.2-only client: refused, not connected.
-    const pair = await doHandshake(new ClientConnection(await clientOptions()), new ServerConnection(await serverOptions({ requestCert: true, ca })));
-    assert.equal(pair.server.ofType('handshake').length, 0);
-    assert.equal(pair.server.ofType('error')[0]?.error instanceof PeerMisbehaved, true);
-    // A server that could only speak TLS 1.2 and asks for certificates is a configuration error.
-    const only12 = await serverOptions({ requestCert: true, ca, maxVersion: 'TLSv1.2' });
-    assert.throws(() => new ServerConfig(only12), /requestCert needs TLS 1\.3/);
   });
 
   void test('TLS_FALLBACK_SCSV in a TLS 1.2 hello to a TLS 1.3 server: inappropriate_fallback (RFC 7507)', async () => {
