@@ -1,7 +1,8 @@
 // tls12-client: Go's crypto/tls as a TLS 1.2 client for test/interop/tls12.test.ts: connects to a loopback
 // server, sends an HTTP/1.0 GET, prints one line per connection with what was negotiated
 // ("version=... suite=... resumed=..."), then the response body. With -resume it connects twice
-// sharing a session cache, so the second connection may resume.
+// sharing a session cache, so the second connection may resume. With -cert and -key it presents
+// that client certificate when the server asks for one.
 package main
 
 import (
@@ -28,6 +29,8 @@ func main() {
 	curve := flag.String("curve", "", "x25519, P-256 or P-384; empty: Go's defaults")
 	maxVersion := flag.String("max", "1.2", "highest version: 1.2 or 1.3")
 	resume := flag.Bool("resume", false, "connect twice with a session cache")
+	certFile := flag.String("cert", "", "PEM client certificate (with -key)")
+	keyFile := flag.String("key", "", "PEM private key of -cert")
 	flag.Parse()
 
 	pem, err := os.ReadFile(*caFile)
@@ -37,6 +40,11 @@ func main() {
 		fail("no certificate in %s", *caFile)
 	}
 	cfg := &tls.Config{ServerName: *servername, RootCAs: pool, MinVersion: tls.VersionTLS12, MaxVersion: tls.VersionTLS12}
+	if *certFile != "" {
+		pair, err := tls.LoadX509KeyPair(*certFile, *keyFile)
+		check(err)
+		cfg.Certificates = []tls.Certificate{pair}
+	}
 	if *maxVersion == "1.3" {
 		cfg.MaxVersion = tls.VersionTLS13
 	}
