@@ -18,7 +18,7 @@ import { ClientConnection, type ClientOptions } from '../../src/tls/client.js';
 import { encode } from '../../src/tls/codec.js';
 import type { TlsEvent } from '../../src/tls/connection.js';
 import type { TlsSession } from '../../src/tls/session.js';
-import { CipherSuite, ExtensionType, NamedGroup, SignatureScheme } from '../../src/tls/constants.js';
+import { CipherSuite, ContentType, ExtensionType, NamedGroup, SignatureScheme } from '../../src/tls/constants.js';
 import { delegatedCredentialPeerHooks, issueDelegatedCredential } from '../../src/tls/delegated/index.js';
 import {
   writeCertificate,
@@ -29,6 +29,7 @@ import {
 } from '../../src/tls/messages/index.js';
 import { ServerConnection } from '../../src/tls/server.js';
 import { makeCertificate } from '../unit/tls/delegated/fixtures.js';
+import { CHANGE_CIPHER_SPEC, hello12, record, ScriptedClient12 } from '../unit/tls/tls12-script.js';
 import { committedCorpus } from './protocol.js';
 import { CODECS } from './targets/tls-codec.js';
 import { DC_CERTIFICATE_FILE, FIXTURE_NOW } from './targets/dc-decoder.js';
@@ -119,6 +120,25 @@ async function main(): Promise<void> {
   seed('client-hello-peek', 'tls12', b(0), firstFlight(tls12));
   const full12 = await handshake(tls12, new ServerConnection(servers.plain));
   seed('server-hello', 'tls12-two-flights', b(0, 0), ...full12.client);
+  // TLS 1.2 with client authentication (the strict server sends a CertificateRequest): our client
+  // does not authenticate in TLS 1.2, so a scripted one sends Certificate, ClientKeyExchange,
+  // CertificateVerify, ChangeCipherSpec and Finished. The Certificate is parsed and verified as
+  // sent (or as the fuzzer changes it); the server's random and key share differ in each run, so
+  // the CertificateVerify then fails (decrypt_error), and without a certificate the Finished does.
+  const scripted = new ScriptedClient12(new ServerConnection(servers.strict));
+  const clientHello12 = hello12({ serverName: SERVER_NAME, alpn: ALPN, signatureAlgorithms: [SignatureScheme.ecdsa_secp256r1_sha256, SignatureScheme.rsa_pkcs1_sha256] });
+  await scripted.hello(clientHello12);
+  const authenticated12 = [
+    scripted.certificate([servers.certificate.der]),
+    scripted.keyExchange(),
+    scripted.certificateVerify(servers.certificate.privateKey, SignatureScheme.ecdsa_secp256r1_sha256),
+    CHANGE_CIPHER_SPEC,
+    scripted.finished(),
+  ];
+  seed('server-hello', 'tls12-strict-client-certificate', b(1, 0), record(ContentType.handshake, clientHello12), ...authenticated12);
+  const anonymous = new ScriptedClient12(new ServerConnection(servers.strict));
+  await anonymous.hello(clientHello12);
+  seed('server-hello', 'tls12-strict-no-certificate', b(1, 0), record(ContentType.handshake, clientHello12), anonymous.certificate([]), anonymous.keyExchange(), CHANGE_CIPHER_SPEC, anonymous.finished());
 
   // Handshake messages from our writers (selector byte = index in the codec table).
   const sel = (name: string): Uint8Array => b(CODECS.findIndex((c) => c.name === name));

@@ -17,7 +17,7 @@ export interface FuzzServers {
   readonly certificate: TestCertificate;
   /** Certificate and delegated credentials, no ALPN, tickets. */
   readonly plain: ServerConfig;
-  /** ALPN required, CertificateRequest sent (client certificate optional). */
+  /** ALPN required, CertificateRequest sent (client certificate optional), in TLS 1.3 and TLS 1.2. */
   readonly strict: ServerConfig;
 }
 

@@ -6,6 +6,7 @@
  */
 import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
+import { X509Certificate } from 'node:crypto';
 import { ServerConfig, ServerConnection, DEFAULT_VERIFY_SCHEMES, type ServerOptions } from '../../../src/tls/server.js';
 import { AlertDescription as A } from '../../../src/tls/alerts.js';
 import { ContentType, HandshakeType, SignatureScheme as S } from '../../../src/tls/constants.js';
@@ -298,6 +299,24 @@ void describe('TLS 1.2 client authentication and tickets', () => {
     assert.ok(info, 'not resumed');
     assert.equal(info.peerAuthorized, true);
     assert.deepEqual(info.peerCertificates.map((d) => Buffer.from(d)), [Buffer.from(leaf.der)]);
+  });
+
+  void test('the ticket records the client authentication as TLS 1.3 tickets do: the config digest, the verified leaf, the earliest notAfter of its chain', async () => {
+    const leaf = await clientLeaf('p256');
+    const config = await serverConfig();
+    const { ticket } = await ticketOf(config, (c) => authenticatedFlight(c, leaf, S.ecdsa_secp256r1_sha256));
+    const state = config.ticketKey.open(ticket);
+    assert.ok(state);
+    assert.deepEqual(Buffer.from(state.clientAuthConfig), Buffer.from(config.clientAuth.digest));
+    assert.deepEqual(Buffer.from(state.clientCertificate), Buffer.from(leaf.der));
+    assert.equal(state.clientValidUntil, new X509Certificate(leaf.der).validToDate.getTime());
+  });
+
+  void test('an authenticated session is not resumed by a server that shares the ticket key but trusts other CAs: a full handshake verifies the client afresh', async () => {
+    const pki = await testPki();
+    const leaf = await clientLeaf('p256');
+    const { ticket, master } = await ticketOf(await serverConfig(), (c) => authenticatedFlight(c, leaf, S.ecdsa_secp256r1_sha256));
+    assert.equal(await resume(await serverConfig({ ca: [pki.otherCa.pem] }), ticket, master), undefined);
   });
 
   void test('a session without a certificate (rejectUnauthorized false) resumes unauthenticated there, and never where a certificate is required', async () => {
