@@ -15,12 +15,12 @@
 import type { HandshakeMode } from '../connection.js';
 import { HandshakeType } from '../constants.js';
 import { HandshakeFailure, PeerMisbehaved } from '../errors.js';
-import { decodeCertificateVerify, encodeHandshake } from '../messages/handshake.js';
+import { encodeHandshake } from '../messages/handshake.js';
 import { authenticatePeer, type AuthenticatedPeer } from '../peer-auth.js';
 import type { ServerConfig } from '../server.js';
 import type { TicketState } from '../session.js';
 import { schemeParams, verifyTls12Signature } from '../signature-schemes.js';
-import { ClientCertificateType, decodeCertificate12, writeCertificateRequest12 } from './messages.js';
+import { ClientCertificateType, decodeCertificate12, decodeCertificateVerify12, writeCertificateRequest12 } from './messages.js';
 
 /** What the server knows of the client at the end of a TLS 1.2 handshake that requested a certificate. */
 export interface ClientIdentity {
@@ -63,7 +63,8 @@ export function certificateRequest12(verifySchemes: readonly number[]): Uint8Arr
     const signatureAlgorithms = tls12ClientSchemes(verifySchemes);
     message = encodeHandshake(HandshakeType.certificate_request, (w) =>
       writeCertificateRequest12(w, {
-        certificateTypes: [ClientCertificateType.ecdsa_sign, ClientCertificateType.rsa_sign],
+        // In the RFC's (and OpenSSL's) order.
+        certificateTypes: [ClientCertificateType.rsa_sign, ClientCertificateType.ecdsa_sign],
         signatureAlgorithms,
         certificateAuthorities: [],
       }),
@@ -105,7 +106,7 @@ export function authenticateClient12(body: Uint8Array, config: ServerConfig): Au
  * key over every handshake message before this one (`messages`, raw, in order).
  */
 export function checkCertificateVerify12(body: Uint8Array, peer: AuthenticatedPeer, offered: readonly number[], messages: readonly Uint8Array[]): HandshakeMode {
-  const cv = decodeCertificateVerify(body);
+  const cv = decodeCertificateVerify12(body);
   if (!offered.includes(cv.scheme)) {
     throw new PeerMisbehaved('UnofferedSignatureScheme', `TLS 1.2 CertificateVerify with a scheme we did not offer: 0x${cv.scheme.toString(16)}`);
   }

@@ -157,6 +157,20 @@ export function decodeCertificateRequest12(body: Uint8Array): CertificateRequest
   return { certificateTypes, signatureAlgorithms, certificateAuthorities };
 }
 
+// --- CertificateVerify (RFC 5246 §7.4.8): a DigitallySigned, scheme and signature<0..2^16-1> ----
+
+/**
+ * The client's CertificateVerify. An empty signature is well-formed here (the vector's floor is
+ * 0) and simply does not verify: decrypt_error, as OpenSSL answers, not decode_error.
+ */
+export function decodeCertificateVerify12(body: Uint8Array): { readonly scheme: number; readonly signature: Uint8Array } {
+  const r = new Reader(body);
+  const scheme = r.u16();
+  const signature = r.opaque16();
+  r.expectEnd('CertificateVerify');
+  return { scheme, signature };
+}
+
 // --- ServerKeyExchange for ECDHE (RFC 8422 §5.4) ----------------------------------------------
 
 /** ECCurveType named_curve: the only curve type we send or take. */

@@ -64,7 +64,7 @@ void describe('TLS 1.2 client authentication: what the server asks for', () => {
     const c = await started(await serverConfig());
     assert.deepEqual(c.serverMessages.map((m) => m[0]), [H.server_hello, H.certificate, H.server_key_exchange, H.certificate_request, H.server_hello_done]);
     const cr = decodeCertificateRequest12(c.serverMessage(H.certificate_request)!);
-    assert.deepEqual(cr.certificateTypes, [64, 1]);
+    assert.deepEqual(cr.certificateTypes, [1, 64]);
     assert.deepEqual(cr.certificateAuthorities, []);
     assert.ok(cr.signatureAlgorithms.includes(S.rsa_pkcs1_sha256) && cr.signatureAlgorithms.includes(S.ecdsa_secp256r1_sha256) && cr.signatureAlgorithms.includes(S.rsa_pss_rsae_sha256));
     for (const never of [S.ed25519, S.mldsa44, S.mldsa65, S.mldsa87]) assert.ok(!cr.signatureAlgorithms.includes(never), `0x${never.toString(16)} offered`);
@@ -219,6 +219,13 @@ void describe('TLS 1.2 client authentication refusals, each with its alert', () 
     }
   });
 
+  void test('an empty CertificateVerify signature is well-formed in TLS 1.2 (signature<0..2^16-1>) and does not verify: decrypt_error', async () => {
+    const leaf = await clientLeaf('p256');
+    const c = await started(await serverConfig());
+    const cv = encodeHandshake(H.certificate_verify, (w) => w.u16(S.ecdsa_secp256r1_sha256).u16(0));
+    assert.deepEqual(refusalAfter(c.conn, c.certificate([leaf.der]), c.keyExchange(), c.handshake(cv)), { alert: A.decrypt_error, fault: 'BadCertificateVerifySignature' });
+  });
+
   void test('a truncated CertificateVerify: decode_error', async () => {
     const leaf = await clientLeaf('p256');
     const c = await started(await serverConfig());
@@ -355,6 +362,17 @@ void describe('TLS 1.2 client authentication and tickets', () => {
     assert.ok(again);
     assert.equal(again.peerAuthorized, false);
   });
+});
+
+void test('after a client-authenticated TLS 1.2 handshake, renegotiation is still refused with a warning and data still flows', async () => {
+  const leaf = await clientLeaf('p256');
+  const c = await started(await serverConfig());
+  completed((await feedAll(c.conn, ...authenticatedFlight(c, leaf, S.ecdsa_secp256r1_sha256))).events);
+  const reneg = c.conn.feed(c.seal(ContentType.handshake, hello()));
+  assert.equal(errorOf(reneg.events), undefined);
+  assert.equal(reneg.output.length, 1, 'one record: the warning no_renegotiation');
+  const data = c.conn.feed(c.seal(ContentType.application_data, Buffer.from('after')));
+  assert.deepEqual(data.events.filter((e) => e.type === 'data').map((e) => Buffer.from((e as Extract<TlsEvent, { type: 'data' }>).data).toString()), ['after']);
 });
 
 void test('a refused client certificate ends the handshake without a ticket or Finished from the server', async () => {

@@ -180,6 +180,12 @@ export class ScriptedClient12 {
     this.log.push(frameHandshake(HandshakeType.finished, finishedVerifyData12(this.suite, master, 'server', this.hashOfLog())));
   }
 
+  /** A record of `type` protected under our keys (after `finished()`: application data, a renegotiation hello). */
+  seal(type: number, content: Uint8Array): Uint8Array {
+    assert.ok(this.sealer, 'no keys yet');
+    return this.sealer.seal(type, content);
+  }
+
   /** The master secret of this handshake (a resumed one reuses it). */
   get masterSecret(): Uint8Array {
     assert.ok(this.master);
