@@ -50,8 +50,8 @@ test('warmUpServer stops at the first handshake that would wait for an async sig
   assert.equal(waited.done, 0);
   assert.equal(waited.waited, true);
   assert.ok(calls <= 1, `asked the async signer ${calls} times`);
-  // A server that requires client certificates: our warm-up client has none. (TLS 1.3 only: our
-  // TLS 1.2 server does not ask for client certificates.)
+  // A server that requires client certificates: our warm-up client has none. (TLS 1.3 only here;
+  // its TLS 1.2 kinds would be refused the same way.)
   const strict = new ServerConfig({ certificates: [{ cert, key }], requestCert: true, ca: [(await testPki()).ca.pem], minVersion: 'TLSv1.3' });
   const refused = warmUpServer(strict, 5);
   assert.equal(refused.done, 0);
