@@ -4,7 +4,8 @@
  * and Go's crypto/tls (test/interop/go/tls12-client -cert/-key), with ECDSA P-256 and RSA client
  * certificates. A trusted certificate is authorized; an untrusted one or none is refused with
  * the alert each client reports, or let in unauthorized with rejectUnauthorized false; a resumed
- * session keeps the client's authentication.
+ * session keeps the client's authentication. And our TLS 1.2 client against openssl s_server
+ * -tls1_2 -verify/-Verify: it answers a CertificateRequest with an empty Certificate.
  */
 import { describe, it, before, after } from 'node:test';
 import assert from 'node:assert/strict';
@@ -13,8 +14,8 @@ import { join } from 'node:path';
 import * as nodeTls from 'node:tls';
 import { asIssuer, issueCertificate, type IssuedCertificate } from '../../src/cli/pki/dev-pki.js';
 import { SignatureScheme } from '../../src/tls/constants.js';
-import type { TLSSocket } from '../../src/tls/socket.js';
-import { goProgram, httpGet, killAll, makePki, run, startOurServer, type OurServer, type Pki } from './support.js';
+import { connect as connectOurs, type TLSSocket } from '../../src/tls/socket.js';
+import { goProgram, httpGet, killAll, makePki, run, startOpensslServer, startOurServer, type OurServer, type Pki } from './support.js';
 
 /** What our server saw of one connection. */
 interface Seen {
@@ -219,5 +220,42 @@ void describe('TLS 1.2 client authentication on our server with openssl, curl, n
     assert.equal(strictSeen.at(-1)?.resumed, true);
     assert.equal(strictSeen.at(-1)?.authorized, true);
     assert.equal(strictSeen.at(-1)?.subject, c.name);
+  });
+});
+
+void describe('our TLS 1.2 client against openssl s_server -tls1_2 asking for a client certificate', () => {
+  let pki: Pki;
+  after(() => {
+    killAll();
+    pki?.cleanup();
+  });
+
+  /** Our client, TLS 1.2 only: the HTTP page s_server -www sends, or the error. */
+  function get(port: number): Promise<string> {
+    return new Promise((resolve, reject) => {
+      const s = connectOurs({ host: '127.0.0.1', port, servername: 'localhost', ca: [pki.caPem], minVersion: 'TLSv1.2', maxVersion: 'TLSv1.2' }, () => s.write(httpGet()));
+      const timer = setTimeout(() => s.destroy(new Error('our client timed out')), 10_000);
+      const chunks: Buffer[] = [];
+      s.on('data', (c: Buffer) => chunks.push(c));
+      s.once('end', () => {
+        clearTimeout(timer);
+        resolve(Buffer.concat(chunks).toString('latin1'));
+      });
+      s.once('error', (e) => {
+        clearTimeout(timer);
+        reject(e);
+      });
+    });
+  }
+
+  void it('-verify (optional): connected with an empty Certificate; -Verify (required): refused with handshake_failure', { timeout: 60_000 }, async () => {
+    pki = await makePki();
+    const common = ['-tls1_2', '-cert', pki.serverCrt, '-key', pki.serverKey, '-CAfile', pki.caCrt, '-www'];
+    const optional = await startOpensslServer([...common, '-verify', '1']);
+    const required = await startOpensslServer([...common, '-Verify', '1']);
+    const page = await get(optional.port);
+    assert.match(page, /Protocol *: TLSv1\.2/, page.slice(0, 2000));
+    assert.match(page, /no client certificate available/i, page.slice(0, 3000));
+    await assert.rejects(get(required.port), /handshake failure|handshake_failure/i);
   });
 });

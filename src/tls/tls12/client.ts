@@ -1,13 +1,17 @@
 /**
- * TLS 1.2 client handshake, sans-IO: full handshakes only (no resumption, no client
- * certificates), with ECDHE, the AEAD suites, extended master secret and secure renegotiation
- * indication required of the server. Run by `ClientConnection` when the ServerHello selects
- * TLS 1.2 (after the downgrade check of ../version.ts).
+ * TLS 1.2 client handshake, sans-IO: full handshakes only (no resumption), with ECDHE, the AEAD
+ * suites, extended master secret and secure renegotiation indication required of the server. Run
+ * by `ClientConnection` when the ServerHello selects TLS 1.2 (after the downgrade check of
+ * ../version.ts).
  *
  *   ClientHello  -->
- *                <--  ServerHello, Certificate, ServerKeyExchange, ServerHelloDone
- *   ClientKeyExchange, [ChangeCipherSpec], Finished  -->
+ *                <--  ServerHello, Certificate, ServerKeyExchange, [CertificateRequest], ServerHelloDone
+ *   [Certificate (empty)], ClientKeyExchange, [ChangeCipherSpec], Finished  -->
  *                <--  [ChangeCipherSpec], Finished
+ *
+ * Client certificates are presented over TLS 1.3 only: a TLS 1.2 CertificateRequest is answered
+ * with an empty Certificate (RFC 5246 §7.4.6), which a server that only asks lets in and one that
+ * requires a certificate refuses (handshake_failure, as ours does).
  *
  * A HelloRequest after the handshake gets a warning no_renegotiation (./renegotiation.ts).
  */
@@ -23,11 +27,13 @@ import type { ClientConfig } from '../client.js';
 import { schemeParams, verifyTls12Signature } from '../signature-schemes.js';
 import {
   decodeCertificate12,
+  decodeCertificateRequest12,
   decodeFinished12,
   decodeServerHello12,
   decodeServerHelloDone,
   decodeServerKeyExchange,
   serverKeyExchangeContent,
+  writeCertificate12,
   writeClientKeyExchange,
   type ServerKeyExchange,
 } from './messages.js';
@@ -48,7 +54,14 @@ interface Keyed extends Negotiated {
 type Tls12ClientState =
   | { readonly kind: 'ExpectCertificate'; readonly hs: Negotiated }
   | { readonly kind: 'ExpectServerKeyExchange'; readonly hs: Negotiated; readonly peer: AuthenticatedPeer }
-  | { readonly kind: 'ExpectServerHelloDone'; readonly hs: Negotiated; readonly peer: AuthenticatedPeer; readonly ske: ServerKeyExchange }
+  | {
+      readonly kind: 'ExpectServerHelloDone';
+      readonly hs: Negotiated;
+      readonly peer: AuthenticatedPeer;
+      readonly ske: ServerKeyExchange;
+      /** The server sent a CertificateRequest (at most one, before ServerHelloDone). */
+      readonly certificateRequested: boolean;
+    }
   | { readonly kind: 'ExpectChangeCipherSpec'; readonly hs: Keyed }
   | { readonly kind: 'ExpectFinished'; readonly hs: Keyed }
   | { readonly kind: 'Connected' };
@@ -107,6 +120,8 @@ export class Tls12ClientHandshake {
     // warning, during it to be ignored.
     if (type === HandshakeType.hello_request) return true;
     if (this.state.kind === 'Connected') return false;
+    // RFC 5246 §7.4.4: a CertificateRequest may come between ServerKeyExchange and ServerHelloDone, once.
+    if (type === HandshakeType.certificate_request) return this.state.kind === 'ExpectServerHelloDone' && !this.state.certificateRequested;
     return EXPECTED[this.state.kind] === type;
   }
 
@@ -117,6 +132,7 @@ export class Tls12ClientHandshake {
       if (body.length !== 0) throw new DecodeError(`HelloRequest of ${body.length} bytes (it is empty)`);
       return;
     }
+    if (type === HandshakeType.certificate_request && s.kind === 'ExpectServerHelloDone' && !s.certificateRequested) return this.onCertificateRequest(s, body, raw);
     if (EXPECTED[s.kind] !== type) throw new PeerMisbehaved('UnexpectedHandshakeMessage', `TLS 1.2: handshake message ${type} in state ${s.kind}`);
     switch (s.kind) {
       case 'ExpectCertificate':
@@ -124,7 +140,7 @@ export class Tls12ClientHandshake {
       case 'ExpectServerKeyExchange':
         return this.onServerKeyExchange(s.hs, s.peer, body, raw);
       case 'ExpectServerHelloDone':
-        return this.onServerHelloDone(s.hs, s.peer, s.ske, body, raw);
+        return this.onServerHelloDone(s.hs, s.peer, s.ske, s.certificateRequested, body, raw);
       case 'ExpectFinished':
         return this.onServerFinished(s.hs, body, raw);
       default:
@@ -183,13 +199,22 @@ export class Tls12ClientHandshake {
       throw new PeerMisbehaved('BadServerKeyExchangeSignature', 'ServerKeyExchange signature does not verify with the certificate key');
     }
     hs.transcript.add(raw);
-    this.state = { kind: 'ExpectServerHelloDone', hs, peer, ske };
+    this.state = { kind: 'ExpectServerHelloDone', hs, peer, ske, certificateRequested: false };
   }
 
-  /** ServerHelloDone: our flight, ClientKeyExchange, ChangeCipherSpec, Finished. */
-  private onServerHelloDone(hs: Negotiated, peer: AuthenticatedPeer, ske: ServerKeyExchange, body: Uint8Array, raw: Uint8Array): void {
+  /** RFC 5246 §7.4.4: checked for form only; what we answer is an empty Certificate (see above). */
+  private onCertificateRequest(s: Extract<Tls12ClientState, { kind: 'ExpectServerHelloDone' }>, body: Uint8Array, raw: Uint8Array): void {
+    decodeCertificateRequest12(body);
+    s.hs.transcript.add(raw);
+    this.state = { kind: 'ExpectServerHelloDone', hs: s.hs, peer: s.peer, ske: s.ske, certificateRequested: true };
+  }
+
+  /** ServerHelloDone: our flight, [Certificate,] ClientKeyExchange, ChangeCipherSpec, Finished. */
+  private onServerHelloDone(hs: Negotiated, peer: AuthenticatedPeer, ske: ServerKeyExchange, certificateRequested: boolean, body: Uint8Array, raw: Uint8Array): void {
     decodeServerHelloDone(body);
     hs.transcript.add(raw);
+    // RFC 5246 §7.4.6: asked for a certificate, the client sends a Certificate, empty if it has none to give.
+    if (certificateRequested) this.queue(hs, encodeHandshake(HandshakeType.certificate, (w) => writeCertificate12(w, [])));
     const share = generateKeyShare(ske.group);
     if (!share) throw new InternalError(`no key share implementation for group ${ske.group}`);
     const preMasterSecret = share.computeSecret(ske.publicKey);

@@ -7,14 +7,16 @@
 import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { X509Certificate } from 'node:crypto';
+import { ClientConnection } from '../../../src/tls/client.js';
 import { ServerConfig, ServerConnection, DEFAULT_VERIFY_SCHEMES, type ServerOptions } from '../../../src/tls/server.js';
 import { AlertDescription as A } from '../../../src/tls/alerts.js';
 import { ContentType, HandshakeType, SignatureScheme as S } from '../../../src/tls/constants.js';
 import type { HandshakeInfo, TlsEvent } from '../../../src/tls/connection.js';
-import { BadCertificate, HandshakeFailure, UnknownCa } from '../../../src/tls/errors.js';
+import { AlertReceived, BadCertificate, HandshakeFailure, UnknownCa } from '../../../src/tls/errors.js';
 import { encodeHandshake, MAX_CERTIFICATE_BODY } from '../../../src/tls/messages/handshake.js';
 import { decodeCertificateRequest12, decodeNewSessionTicket12 } from '../../../src/tls/tls12/messages.js';
 import { CHANGE_CIPHER_SPEC, feedAll, handshakeMessages, hello12, record, refusalAfter, refusalIn, ScriptedClient12 } from './tls12-script.js';
+import { assertConnected, doHandshake, transfer } from './pair.js';
 import { testPki, type Issued, type KeyType } from './pki.js';
 
 const H = HandshakeType;
@@ -381,4 +383,36 @@ void test('a refused client certificate ends the handshake without a ticket or F
   const { events, output } = await feedAll(c.conn, c.certificate([(await clientLeaf('p256')).der]));
   assert.equal(refusalIn(events).alert, A.unknown_ca);
   assert.deepEqual(handshakeMessages(output), []);
+});
+
+void describe('our TLS 1.2 client asked for a certificate: an empty Certificate (client certificates are TLS 1.3 only on our client)', () => {
+  const client12 = async (extra: Partial<ConstructorParameters<typeof ClientConnection>[0]> = {}) =>
+    new ClientConnection({ servername: 'localhost', ca: [(await testPki()).ca.pem], minVersion: 'TLSv1.2', maxVersion: 'TLSv1.2', ...extra });
+
+  void test('a server that asks but does not require one: connected, not authorized, data flows', async () => {
+    const pair = await doHandshake(await client12(), new ServerConnection(await serverConfig({ rejectUnauthorized: false })));
+    assertConnected(pair);
+    const info = pair.server.ofType('handshake')[0]!.info;
+    assert.equal(info.version, 'TLSv1.2');
+    assert.equal(info.peerAuthorized, false);
+    assert.deepEqual(info.peerCertificates, []);
+    assert.equal((await transfer(pair, 'client', Buffer.from('ping'))).toString(), 'ping');
+  });
+
+  void test('a server that requires one refuses it with handshake_failure, which the client reports; with certificates configured too (TLS 1.2 does not present them)', async () => {
+    const leaf = await clientLeaf('p256');
+    for (const certificates of [undefined, [{ cert: leaf.pem, key: leaf.key }]]) {
+      const pair = await doHandshake(await client12(certificates ? { certificates } : {}), new ServerConnection(await serverConfig()));
+      assert.equal(pair.server.error?.sentAlert, A.handshake_failure);
+      assert.ok(pair.client.error?.error instanceof AlertReceived && pair.client.error.error.description === A.handshake_failure, String(pair.client.error?.error));
+      assert.equal(pair.client.ofType('handshake').length, 0);
+    }
+  });
+
+  void test('the same client over TLS 1.3 presents its certificate to the same server', async () => {
+    const leaf = await clientLeaf('p256');
+    const pair = await doHandshake(await client12({ maxVersion: 'TLSv1.3', certificates: [{ cert: leaf.pem, key: leaf.key }] }), new ServerConnection(await serverConfig()));
+    assertConnected(pair);
+    assert.equal(pair.server.ofType('handshake')[0]!.info.peerAuthorized, true);
+  });
 });
