@@ -125,6 +125,24 @@ interface Queued {
   timer: NodeJS.Timeout | undefined;
 }
 
+/**
+ * A queued request whose connection failed before it was written: the key server never saw it, so
+ * it goes on another connection as if it were new (KeylessClient.onConnection), without using the
+ * one retry that a request lost after it was written gets.
+ */
+class NotSent extends KeylessUnavailableError {
+  constructor(readonly reason: Error) {
+    super(reason.message, { cause: reason });
+  }
+}
+
+/**
+ * Times a request is placed again because its connection failed before writing it: each needs a
+ * connection of the pool to fail under it, and its deadline bounds them too; this bounds the loop
+ * by count as well.
+ */
+const MAX_PLACEMENTS = 8;
+
 /** One TLS connection with its in-flight requests. */
 class Connection {
   private readonly pending = new Map<number, Pending>();
@@ -306,9 +324,11 @@ class Connection {
       waiter.reject(err);
     }
     this.pending.clear();
+    // Never written: the pool may place them on another connection as if they were new.
+    const notSent = new NotSent(err);
     for (const waiter of this.queue) {
       clearTimeout(waiter.timer);
-      waiter.reject(err);
+      waiter.reject(notSent);
     }
     this.queue.clear();
     this.socket.destroy();
@@ -442,8 +462,13 @@ export class KeylessClient {
   }
 
   /**
-   * Runs `send` on a connection. A connection lost under the request (key server restarted):
-   * signing is idempotent, so try once more on a fresh connection while the deadline allows.
+   * Runs `send` on a connection. A request queued on a connection that failed before writing it
+   * is placed again as if new. A request lost with its connection after it was written is sent
+   * once more, on a healthy connection or a fresh one, while the deadline allows: the key server
+   * may have signed it already, but signing (and ping) changes nothing at the key server, so a
+   * second signature of the same content costs it one operation and harms no one, and the first
+   * answer is lost with the connection anyway. Once only: a request that breaks connections (or
+   * a key server that crashes on it) must not take the pool down one connection after another.
    */
   private async onConnection<T>(deadline: number, send: (conn: Connection) => Promise<T>, answeredOn?: (connection: number) => void): Promise<T> {
     const attempt = async (): Promise<T> => {
@@ -455,12 +480,19 @@ export class KeylessClient {
       answeredOn?.(conn.serial);
       return result;
     };
-    try {
-      return await attempt();
-    } catch (err) {
-      if (!(err instanceof KeylessUnavailableError) || err instanceof KeylessTimeoutError || err instanceof KeylessOverloadedError || this.closed) throw err;
-      if (Date.now() >= deadline) throw err;
-      return await attempt();
+    let retried = false;
+    for (let placed = 1; ; placed++) {
+      try {
+        return await attempt();
+      } catch (err) {
+        if (err instanceof NotSent) {
+          if (this.closed || Date.now() >= deadline || placed >= MAX_PLACEMENTS) throw err.reason;
+          continue;
+        }
+        if (!(err instanceof KeylessUnavailableError) || err instanceof KeylessTimeoutError || err instanceof KeylessOverloadedError || this.closed) throw err;
+        if (retried || Date.now() >= deadline) throw err;
+        retried = true;
+      }
     }
   }
 
@@ -506,18 +538,23 @@ export class KeylessClient {
    */
   private connection(deadline: number): Connection | Promise<Connection> {
     if (this.closed) return Promise.reject(new KeylessUnavailableError('client closed'));
-    let best: Connection | undefined;
-    const load = (c: Connection): number => c.inFlight + c.queued;
-    for (const slot of this.slots) {
-      const c = slot.conn;
-      if (c?.usable && (!best || load(c) < load(best))) best = c;
-    }
+    const best = this.leastBusy();
     // Use an existing connection unless it is busy and another slot could be opened.
     const idleSlot = this.slots.find((s) => !s.conn?.usable);
     if (best && (load(best) === 0 || !idleSlot)) return best;
     const slot = idleSlot ?? this.slots[this.nextSlot++ % this.slots.length]!;
     if (best && (slot.retryAt > Date.now() || slot.connecting)) return best;
     return this.slotConnection(slot, deadline);
+  }
+
+  /** The usable connection with the fewest requests in flight and queued. */
+  private leastBusy(): Connection | undefined {
+    let best: Connection | undefined;
+    for (const slot of this.slots) {
+      const c = slot.conn;
+      if (c?.usable && (!best || load(c) < load(best))) best = c;
+    }
+    return best;
   }
 
   private async slotConnection(slot: Slot, deadline: number): Promise<Connection> {
@@ -539,7 +576,11 @@ export class KeylessClient {
         return await withDeadline(slot.connecting, deadline, () => this.unavailable(slot, deadline));
       } catch (err) {
         if (Date.now() >= deadline || err instanceof KeylessTimeoutError) throw err instanceof KeylessTimeoutError ? err : this.unavailable(slot, deadline);
-        // connect failed; loop: wait for the backoff, try again while the deadline allows
+        // This slot's attempt failed: while another connection is up, the request goes there
+        // instead of waiting out this slot's backoff (and maybe its deadline).
+        const healthy = this.leastBusy();
+        if (healthy) return healthy;
+        // None: wait for the backoff, try again while the deadline allows.
       }
     }
   }
@@ -596,6 +637,10 @@ export class KeylessClient {
     // Jitter (50–100 %) so a fleet of clients does not reconnect in lockstep.
     slot.retryAt = Date.now() + Math.round(slot.backoffMs * (0.5 + Math.random() / 2));
   }
+}
+
+function load(c: Connection): number {
+  return c.inFlight + c.queued;
 }
 
 function toBuffer(p: Pem): string | Buffer {

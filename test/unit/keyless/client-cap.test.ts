@@ -7,7 +7,7 @@
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { subscribe, unsubscribe } from 'node:diagnostics_channel';
-import { createServer, connect as netConnect, type Server, type Socket } from 'node:net';
+import type { Socket } from 'node:net';
 import type { TLSSocket } from 'node:tls';
 import type { Registry } from 'prom-client';
 import { DEFAULT_MAX_IN_FLIGHT_PER_CONNECTION, DEFAULT_MAX_QUEUED_PER_CONNECTION, KeylessClient, type KeylessClientOptions } from '../../../src/keyless/client.js';
@@ -16,68 +16,12 @@ import { Opcode, PAD_TO } from '../../../src/keyless/protocol.js';
 import { DEFAULT_MAX_QUEUED_BYTES_PER_CONNECTION, startKeyServer, type KeyServer } from '../../../src/keyless/server.js';
 import { classifyKeylessFailure } from '../../../src/sidecar/keyless-fallback.js';
 import { makeKeylessPki, type KeylessPki } from './pki.js';
-
-/** Forwards bytes both ways; while held, each connection keeps the key server's bytes instead of delivering them. */
-class Relay {
-  private server: Server | undefined;
-  private holding = false;
-  /** Per client connection: the key server's bytes not delivered yet. */
-  private readonly clients = new Map<Socket, Buffer[]>();
-  port = 0;
-
-  async start(upstreamPort: number): Promise<void> {
-    this.server = createServer((client) => {
-      const upstream = netConnect({ host: '127.0.0.1', port: upstreamPort });
-      this.clients.set(client, []);
-      client.on('close', () => {
-        this.clients.delete(client);
-        upstream.destroy();
-      });
-      upstream.on('close', () => client.destroy());
-      client.on('error', () => {});
-      upstream.on('error', () => {});
-      client.pipe(upstream);
-      upstream.on('data', (chunk: Buffer) => {
-        if (this.holding) this.clients.get(client)?.push(chunk);
-        else client.write(chunk);
-      });
-    });
-    await new Promise<void>((resolve) => this.server!.listen(0, '127.0.0.1', resolve));
-    this.port = (this.server.address() as { port: number }).port;
-  }
-
-  /** Client connections open through the relay. */
-  get connections(): number {
-    return this.clients.size;
-  }
-
-  hold(): void {
-    this.holding = true;
-  }
-
-  release(): void {
-    this.holding = false;
-    for (const [client, held] of this.clients) for (const chunk of held.splice(0)) client.write(chunk);
-  }
-
-  async close(): Promise<void> {
-    for (const c of this.clients.keys()) c.destroy();
-    await new Promise<void>((resolve) => (this.server ? this.server.close(() => resolve()) : resolve()));
-  }
-}
+import { Relay, settled, timers, until } from './relay.js';
 
 async function metric(registry: Registry, name: string): Promise<number> {
   const m = registry.getSingleMetric(name);
   assert.ok(m, `metric ${name}`);
   return (await m.get()).values.reduce((sum, v) => sum + v.value, 0);
-}
-
-async function until(what: string, check: () => boolean | Promise<boolean>, timeoutMs = 5000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!(await check())) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 10));
-  }
 }
 
 /** The TLS sockets this process opens as a client (the keyless client's connections), as node announces them. */
@@ -90,19 +34,6 @@ const onClientSocket = (message: unknown): void => {
 /** Listeners on a socket, by event: requests must add none that outlive them. */
 function listeners(socket: TLSSocket): Record<string, number> {
   return Object.fromEntries(socket.eventNames().map((e) => [String(e), socket.listenerCount(e)]));
-}
-
-/** Timers alive in this process (node's own view: a leaked request timer shows here). */
-function timers(): number {
-  return process.getActiveResourcesInfo().filter((r) => r === 'Timeout').length;
-}
-
-/** Settles each promise into its value or error, so none is left unhandled while others are awaited. */
-function settled<T>(p: Promise<T>): Promise<{ ok: T } | { error: unknown }> {
-  return p.then(
-    (ok) => ({ ok }),
-    (error: unknown) => ({ error }),
-  );
 }
 
 void describe('keyless client: requests in flight per connection', { timeout: 30_000 }, () => {

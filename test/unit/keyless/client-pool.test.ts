@@ -1,0 +1,97 @@
+/**
+ * The keyless client's pool of connections, against a real key server on loopback (behind a relay
+ * that can hold the key server's bytes, cut a connection and refuse new ones): how a burst made
+ * before any connection is up spreads over the pool, where requests go when one connection fails
+ * while another is healthy, and what close() does to requests still waiting for a connection.
+ * Fakes would hide all three: each depends on when real TLS connections come up, fail and close.
+ */
+import { after, before, describe, it } from 'node:test';
+import assert from 'node:assert/strict';
+import { KeylessClient, type KeylessClientOptions } from '../../../src/keyless/client.js';
+import { startKeyServer, type KeyServer } from '../../../src/keyless/server.js';
+import { makeKeylessPki, type KeylessPki } from './pki.js';
+import { Relay, settled, until } from './relay.js';
+
+type Settled = { ok: number } | { error: unknown };
+
+function failures(results: readonly Settled[]): string[] {
+  return results.flatMap((r, i) => ('error' in r ? [`request ${i}: ${String(r.error)}`] : []));
+}
+
+void describe('keyless client: the pool of connections', { timeout: 60_000 }, () => {
+  let pki: KeylessPki;
+  let ks: KeyServer;
+  const relays: Relay[] = [];
+  const clients: KeylessClient[] = [];
+
+  before(async () => {
+    pki = makeKeylessPki(['p256']);
+    ks = await startKeyServer({ keysDir: pki.keysDir, ca: pki.ca, cert: pki.server.cert, key: pki.server.key, host: '127.0.0.1', port: 0 });
+  });
+  after(async () => {
+    for (const c of clients) await c.close();
+    for (const r of relays) await r.close();
+    await ks.close();
+    pki.cleanup();
+  });
+
+  async function relayed(): Promise<Relay> {
+    const relay = new Relay();
+    relays.push(relay);
+    await relay.start(ks.port);
+    return relay;
+  }
+
+  function clientVia(relay: Relay, options: Partial<KeylessClientOptions>): KeylessClient {
+    const client = new KeylessClient({ address: `127.0.0.1:${relay.port}`, ca: pki.ca, cert: pki.client.cert, key: pki.client.key, ...options });
+    clients.push(client);
+    return client;
+  }
+
+  /** Both connections of a pool of two up and answering (a request made while another is in flight opens the second). */
+  async function bothConnected(relay: Relay, client: KeylessClient): Promise<void> {
+    for (let i = 0; i < 20 && relay.connections < 2; i++) {
+      const inFlight = client.ping();
+      await new Promise((r) => setImmediate(r));
+      await Promise.all([inFlight, client.ping()]);
+    }
+    assert.equal(relay.connections, 2, 'both connections open');
+    // Each has answered: a later failure is a lost connection, not a refused attempt.
+    await Promise.all(Array.from({ length: 8 }, () => client.ping()));
+  }
+
+  void it('requests waiting for a second connection whose attempt fails go to the healthy first one, not to their deadline', async () => {
+    const relay = await relayed();
+    const client = clientVia(relay, { poolSize: 2, maxInFlightPerConnection: 1, maxQueuedPerConnection: 4, timeoutMs: 3000 });
+    await client.ping();
+    assert.equal(relay.connections, 1);
+    relay.refuseNew = true; // the second connection's attempt fails
+    const started = Date.now();
+    const results = await Promise.all(Array.from({ length: 3 }, () => settled(client.ping())));
+    const elapsed = Date.now() - started;
+    assert.deepEqual(failures(results), []);
+    assert.ok(elapsed < 2000, `answered on the first connection, not at the 3 s deadline (${elapsed} ms)`);
+    assert.ok(relay.accepted >= 2, 'the second connection was tried');
+    assert.equal(client.state, 'connected');
+  });
+
+  void it('a lost connection\'s requests, sent and queued, move to the healthy connection while the lost one cannot reconnect', async () => {
+    const relay = await relayed();
+    const client = clientVia(relay, { poolSize: 2, maxInFlightPerConnection: 1, maxQueuedPerConnection: 4, timeoutMs: 3000 });
+    await bothConnected(relay, client);
+    relay.hold();
+    const started = Date.now();
+    const requests = Array.from({ length: 4 }, () => settled(client.ping()));
+    await until('the requests to reach both connections', () => client.inFlight === 2 && client.queued === 2);
+    relay.refuseNew = true;
+    relay.cut(1);
+    await until('the lost connection to be noticed', () => relay.connections === 1);
+    relay.release();
+    const results = await Promise.all(requests);
+    const elapsed = Date.now() - started;
+    assert.deepEqual(failures(results), [], 'every request answered');
+    assert.ok(elapsed < 2500, `answered on the healthy connection, not at the 3 s deadline (${elapsed} ms)`);
+    assert.equal(relay.connections, 1);
+  });
+
+});
