@@ -12,6 +12,13 @@
  * as answers come back; beyond the queue a request is refused at once (KeylessOverloadedError).
  * So a key server that stops answering costs this process at most cap + queue requests per
  * connection, each gone at its deadline, and a handshake waiting on it fails instead of piling up.
+ *
+ * A request that finds no connection with room waits in the pool's one queue, in order, for the
+ * first connection that can take it: a burst made before any connection is up opens as many
+ * connections as it fills and spreads over them as they come up, and the pool refuses at once
+ * beyond what its connections hold (slots x (cap + queue)). A failed connection attempt, or a
+ * lost connection's requests not yet written, go to a healthy connection instead of waiting out
+ * the failed slot's backoff.
  */
 import { connect as tlsConnect, type TLSSocket } from 'node:tls';
 import { isIP } from 'node:net';
@@ -171,6 +178,8 @@ class Connection {
     readonly serial: number,
     private readonly limits: ConnectionLimits,
     private readonly onClose: (conn: Connection, err: Error) => void,
+    /** Called when answers or timeouts made room under the cap that this connection's own queue left. */
+    private readonly onRoom: () => void,
   ) {
     socket.on('data', (chunk: Buffer) => this.onData(chunk));
     socket.on('error', (err) => this.fail(new KeylessUnavailableError(`connection to key server ${server} failed: ${err.message}`, { cause: err })));
@@ -275,6 +284,7 @@ class Connection {
       else this.dispatch(waiter.op, waiter.deadline, waiter.padTo).then(waiter.resolve, waiter.reject);
     }
     this.updateRef();
+    if (!this.closedError && this.pending.size < this.limits.maxInFlight) this.onRoom();
   }
 
   close(): void {
@@ -339,10 +349,23 @@ class Connection {
 /** One pool slot: a connection, or the attempt to make one, with its backoff state. */
 class Slot {
   conn: Connection | undefined;
-  connecting: Promise<Connection> | undefined;
+  /** A connection attempt is under way. */
+  connecting = false;
   backoffMs = 0;
   retryAt = 0;
   lastError: Error | undefined;
+}
+
+/**
+ * A request waiting for a connection: none is up (a cold start, or all were lost), or every one is
+ * at its in-flight cap while another connection is on its way.
+ */
+interface Waiter {
+  readonly deadline: number;
+  /** Puts the request on `conn` at once: the next choice sees it in that connection's load. */
+  readonly place: (conn: Connection) => void;
+  readonly reject: (err: Error) => void;
+  timer: NodeJS.Timeout | undefined;
 }
 
 export class KeylessClient {
@@ -356,7 +379,10 @@ export class KeylessClient {
   private readonly padTo: number;
   private readonly limits: ConnectionLimits;
   private closed = false;
-  private nextSlot = 0;
+  /** Requests waiting for a connection, oldest first; a new request waits behind them. */
+  private readonly waiters = new Set<Waiter>();
+  /** Set while every slot is backing off and requests wait: the end of the first backoff. */
+  private retryTimer: NodeJS.Timeout | undefined;
   /** Connections established so far (each one's serial). */
   private established = 0;
 
@@ -406,7 +432,7 @@ export class KeylessClient {
    */
   async request(op: Operation, options: RequestOptions = {}): Promise<Operation> {
     const deadline = Date.now() + (options.timeoutMs ?? this.timeoutMs);
-    const response = await this.onConnection(deadline, (conn) => conn.send(op, deadline, this.padTo), options.answeredOn);
+    const response = await this.onConnection(op.opcode, deadline, (conn) => conn.send(op, deadline, this.padTo), options.answeredOn);
     return this.checked(op, response);
   }
 
@@ -434,7 +460,7 @@ export class KeylessClient {
       const op: Operation = { opcode, ski, payload };
       return [op, await conn.send(op, deadline, this.padTo)];
     };
-    const [op, response] = await this.onConnection(deadline, async (conn): Promise<[Operation, Operation]> => {
+    const [op, response] = await this.onConnection(Opcode.signMessage, deadline, async (conn): Promise<[Operation, Operation]> => {
       if (conn.messageSigning === 'unsupported' || message.length === 0 || message.length > MAX_SIGN_MESSAGE_LENGTH) {
         return viaDigest(conn);
       }
@@ -470,15 +496,23 @@ export class KeylessClient {
    * answer is lost with the connection anyway. Once only: a request that breaks connections (or
    * a key server that crashes on it) must not take the pool down one connection after another.
    */
-  private async onConnection<T>(deadline: number, send: (conn: Connection) => Promise<T>, answeredOn?: (connection: number) => void): Promise<T> {
-    const attempt = async (): Promise<T> => {
-      // An open connection comes back at once, and the request is on it in the same tick: so the
-      // requests of one burst each see those before them and spread over the pool.
-      const chosen = this.connection(deadline);
-      const conn = chosen instanceof Connection ? chosen : await chosen;
+  private async onConnection<T>(
+    opcode: number,
+    deadline: number,
+    send: (conn: Connection) => Promise<T>,
+    answeredOn?: (connection: number) => void,
+  ): Promise<T> {
+    const run = async (conn: Connection): Promise<T> => {
       const result = await send(conn);
       answeredOn?.(conn.serial);
       return result;
+    };
+    // A connection with room comes back at once and the request is on it in the same tick (send
+    // puts it there before its first await), so the requests of one burst each see those before
+    // them and spread over the pool; a waiting request is put on its connection the same way.
+    const attempt = (): Promise<T> => {
+      const conn = this.choose();
+      return conn ? run(conn) : this.whenPlaced(opcode, deadline, run);
     };
     let retried = false;
     for (let placed = 1; ; placed++) {
@@ -532,19 +566,31 @@ export class KeylessClient {
   }
 
   /**
-   * A usable connection: the least busy connected slot, else the next slot connects. Busy counts
-   * the queued requests too: once every connection is at its in-flight cap, by in-flight alone all
-   * would queue on the first one (and be refused beyond its queue while the others have room).
+   * The connection a new request goes on now, or none: it waits for one (whenPlaced). Requests
+   * already waiting go first, so a new one never overtakes them.
    */
-  private connection(deadline: number): Connection | Promise<Connection> {
-    if (this.closed) return Promise.reject(new KeylessUnavailableError('client closed'));
+  private choose(): Connection | undefined {
+    if (this.closed || this.waiters.size > 0) return undefined;
+    const conn = this.pick();
+    // Busy: open another connection for the requests to come (they spread over more of the key
+    // server's connections, and replicas behind a Service). This one goes on the busy connection
+    // while it has room, rather than waiting for a handshake.
+    if (conn && this.slots.length > 1 && load(conn) > 0) this.grow();
+    return conn;
+  }
+
+  /**
+   * The least busy connection while it has room under its in-flight cap. At the cap it still
+   * takes the request into its queue, unless another connection is on its way (connecting, or a
+   * slot free to connect): then the request waits for whichever has room first. Busy counts the
+   * queued requests too: by in-flight alone, once every connection is at its cap all would queue
+   * on the first one (and be refused beyond its queue while the others have room).
+   */
+  private pick(): Connection | undefined {
     const best = this.leastBusy();
-    // Use an existing connection unless it is busy and another slot could be opened.
-    const idleSlot = this.slots.find((s) => !s.conn?.usable);
-    if (best && (load(best) === 0 || !idleSlot)) return best;
-    const slot = idleSlot ?? this.slots[this.nextSlot++ % this.slots.length]!;
-    if (best && (slot.retryAt > Date.now() || slot.connecting)) return best;
-    return this.slotConnection(slot, deadline);
+    if (!best || best.inFlight < this.limits.maxInFlight) return best;
+    const now = Date.now();
+    return this.slots.some((s) => s.connecting || this.canConnect(s, now)) ? undefined : best;
   }
 
   /** The usable connection with the fewest requests in flight and queued. */
@@ -557,77 +603,165 @@ export class KeylessClient {
     return best;
   }
 
-  private async slotConnection(slot: Slot, deadline: number): Promise<Connection> {
-    for (;;) {
-      if (this.closed) throw new KeylessUnavailableError('client closed');
-      if (slot.conn?.usable) return slot.conn;
-      if (!slot.connecting) {
-        const wait = slot.retryAt - Date.now();
-        if (wait > 0) {
-          if (Date.now() + wait >= deadline) throw this.unavailable(slot, deadline);
-          await sleep(wait);
-          continue;
-        }
-        slot.connecting = this.connect(slot).finally(() => {
-          slot.connecting = undefined;
-        });
-      }
-      try {
-        return await withDeadline(slot.connecting, deadline, () => this.unavailable(slot, deadline));
-      } catch (err) {
-        if (Date.now() >= deadline || err instanceof KeylessTimeoutError) throw err instanceof KeylessTimeoutError ? err : this.unavailable(slot, deadline);
-        // This slot's attempt failed: while another connection is up, the request goes there
-        // instead of waiting out this slot's backoff (and maybe its deadline).
-        const healthy = this.leastBusy();
-        if (healthy) return healthy;
-        // None: wait for the backoff, try again while the deadline allows.
-      }
+  private canConnect(slot: Slot, now: number): boolean {
+    return !slot.connecting && !slot.conn?.usable && slot.retryAt <= now;
+  }
+
+  /**
+   * Waits for a connection that can take the request, within its deadline. The pool holds at most
+   * what its connections would (slots x (in-flight cap + queue)): beyond, refused at once.
+   */
+  private whenPlaced<T>(opcode: number, deadline: number, run: (conn: Connection) => Promise<T>): Promise<T> {
+    if (this.closed) return Promise.reject(new KeylessUnavailableError('client closed'));
+    const { maxInFlight, maxQueued } = this.limits;
+    if (this.inFlight + this.queued + this.waiters.size >= this.slots.length * (maxInFlight + maxQueued)) {
+      return Promise.reject(
+        new KeylessOverloadedError(
+          `key server ${this.server}: ${opcodeName(opcode)} refused without sending it: ${this.inFlight} requests are waiting for answers, ${this.queued} are queued and ${this.waiters.size} wait for a connection, all that the pool's ${this.slots.length} connections hold (${maxInFlight} in flight and ${maxQueued} queued each: maxInFlightPerConnection, maxQueuedPerConnection); the key server answers slower than requests arrive`,
+        ),
+      );
+    }
+    return new Promise<T>((resolve, reject) => {
+      const waiter: Waiter = {
+        deadline,
+        place: (conn) => void run(conn).then(resolve, reject),
+        reject,
+        timer: undefined,
+      };
+      waiter.timer = setTimeout(() => {
+        this.waiters.delete(waiter);
+        if (this.waiters.size === 0) this.stopRetryTimer();
+        reject(this.unavailable(deadline));
+      }, Math.max(0, deadline - Date.now()));
+      this.waiters.add(waiter);
+      this.drain();
+    });
+  }
+
+  /**
+   * Places the waiting requests, oldest first, on connections that can take them now, and opens
+   * connections for the rest. Called whenever that may have changed: a connection up, an attempt
+   * failed, a connection lost, room under a cap, a backoff over.
+   */
+  private drain(): void {
+    for (const waiter of this.waiters) {
+      const conn = this.pick();
+      if (!conn) break;
+      this.waiters.delete(waiter);
+      clearTimeout(waiter.timer);
+      waiter.place(conn);
+    }
+    if (this.waiters.size === 0 || this.closed) {
+      this.stopRetryTimer();
+      return;
+    }
+    this.grow();
+    if (this.slots.some((s) => s.connecting || s.conn?.usable)) return;
+    // Every slot is backing off: those whose deadline comes first fail now, saying why; the others
+    // wait for the first backoff to end.
+    const retryAt = Math.min(...this.slots.map((s) => s.retryAt));
+    for (const waiter of this.waiters) {
+      if (waiter.deadline > retryAt) continue;
+      this.waiters.delete(waiter);
+      clearTimeout(waiter.timer);
+      waiter.reject(this.unavailable(waiter.deadline));
+    }
+    if (this.waiters.size > 0 && !this.retryTimer) {
+      this.retryTimer = setTimeout(() => {
+        this.retryTimer = undefined;
+        this.drain();
+      }, retryAt - Date.now());
     }
   }
 
-  private unavailable(slot: Slot, deadline: number): KeylessTimeoutError {
-    const reason = slot.lastError ? `: ${slot.lastError.message}` : '';
+  /** No request waits for the end of a backoff any more: nothing keeps the process alive for it. */
+  private stopRetryTimer(): void {
+    clearTimeout(this.retryTimer);
+    this.retryTimer = undefined;
+  }
+
+  /**
+   * Opens the connections the requests need: enough for those waiting and those on connections at
+   * the in-flight cap each (a burst before any connection is up opens as many as it fills, not
+   * one), and one more while every connection is busy and none is on its way.
+   */
+  private grow(): void {
+    if (this.closed) return;
+    let open = 0;
+    let requests = this.waiters.size;
+    let idle = false;
+    let connecting = false;
+    for (const s of this.slots) {
+      if (s.conn?.usable) {
+        open++;
+        requests += load(s.conn);
+        if (load(s.conn) === 0) idle = true;
+      } else if (s.connecting) {
+        open++;
+        connecting = true;
+      }
+    }
+    let wanted = Math.ceil(requests / this.limits.maxInFlight);
+    if (!idle && !connecting && requests > 0) wanted = Math.max(wanted, open + 1);
+    const now = Date.now();
+    for (const s of this.slots) {
+      if (open >= wanted) break;
+      if (!this.canConnect(s, now)) continue;
+      this.connect(s);
+      open++;
+    }
+  }
+
+  private unavailable(deadline: number): KeylessTimeoutError {
+    const reason = this.lastError ? `: ${this.lastError.message}` : '';
     const late = Date.now() >= deadline ? 'no connection before the deadline' : 'not reachable before the deadline';
     return new KeylessTimeoutError(`key server ${this.server} ${late}${reason}`);
   }
 
-  private connect(slot: Slot): Promise<Connection> {
-    return new Promise<Connection>((resolve, reject) => {
-      const servername = this.options.servername ?? (isIP(this.host) ? undefined : this.host);
-      const socket = tlsConnect({
-        host: this.host,
-        port: this.port,
-        ca: toList(this.options.ca),
-        cert: toBuffer(this.options.cert),
-        key: toBuffer(this.options.key),
-        minVersion: 'TLSv1.2',
-        ...(servername !== undefined ? { servername } : {}),
-      });
-      socket.setNoDelay(true);
-      const connectTimer = setTimeout(() => socket.destroy(new Error('TLS connect timed out')), 10_000);
-      const onError = (err: Error): void => {
-        clearTimeout(connectTimer);
-        this.recordFailure(slot, err);
-        reject(err);
+  /** Starts a connection attempt on `slot`; its end, either way, places waiting requests. */
+  private connect(slot: Slot): void {
+    slot.connecting = true;
+    const servername = this.options.servername ?? (isIP(this.host) ? undefined : this.host);
+    const socket = tlsConnect({
+      host: this.host,
+      port: this.port,
+      ca: toList(this.options.ca),
+      cert: toBuffer(this.options.cert),
+      key: toBuffer(this.options.key),
+      minVersion: 'TLSv1.2',
+      ...(servername !== undefined ? { servername } : {}),
+    });
+    socket.setNoDelay(true);
+    const connectTimer = setTimeout(() => socket.destroy(new Error('TLS connect timed out')), 10_000);
+    const onError = (err: Error): void => {
+      clearTimeout(connectTimer);
+      slot.connecting = false;
+      this.recordFailure(slot, err);
+      this.drain();
+    };
+    socket.once('error', onError);
+    socket.once('secureConnect', () => {
+      clearTimeout(connectTimer);
+      socket.off('error', onError);
+      slot.connecting = false;
+      const onClose = (c: Connection, err: Error): void => {
+        if (slot.conn === c) slot.conn = undefined;
+        // Closed before answering anything (e.g. our certificate was refused after a TLS 1.3
+        // handshake): back off as for a failed connect, instead of reconnecting in a loop.
+        if (c.answered === 0 && !this.closed) this.recordFailure(slot, err);
+        else slot.lastError = err;
+        this.drain();
       };
-      socket.once('error', onError);
-      socket.once('secureConnect', () => {
-        clearTimeout(connectTimer);
-        socket.off('error', onError);
-        const conn = new Connection(socket, this.server, ++this.established, this.limits, (c, err) => {
-          if (slot.conn === c) slot.conn = undefined;
-          // Closed before answering anything (e.g. our certificate was refused after a TLS 1.3
-          // handshake): back off as for a failed connect, instead of reconnecting in a loop.
-          if (c.answered === 0 && !this.closed) this.recordFailure(slot, err);
-          else slot.lastError = err;
-        });
-        slot.conn = conn;
-        slot.backoffMs = 0;
-        slot.retryAt = 0;
-        slot.lastError = undefined;
-        if (this.closed) conn.close();
-        resolve(conn);
-      });
+      const onRoom = (): void => {
+        if (this.waiters.size > 0) this.drain();
+      };
+      const conn = new Connection(socket, this.server, ++this.established, this.limits, onClose, onRoom);
+      slot.conn = conn;
+      slot.backoffMs = 0;
+      slot.retryAt = 0;
+      slot.lastError = undefined;
+      if (this.closed) conn.close();
+      this.drain();
     });
   }
 
@@ -649,25 +783,4 @@ function toBuffer(p: Pem): string | Buffer {
 
 function toList(p: Pem | readonly Pem[]): Array<string | Buffer> {
   return (Array.isArray(p) ? (p as readonly Pem[]) : [p as Pem]).map(toBuffer);
-}
-
-/** Timers of a pending request stay ref'd: a caller awaiting an answer is work in progress. */
-function sleep(ms: number): Promise<void> {
-  return new Promise((resolve) => setTimeout(resolve, ms));
-}
-
-function withDeadline<T>(promise: Promise<T>, deadline: number, onTimeout: () => Error): Promise<T> {
-  return new Promise<T>((resolve, reject) => {
-    const timer = setTimeout(() => reject(onTimeout()), Math.max(0, deadline - Date.now()));
-    promise.then(
-      (v) => {
-        clearTimeout(timer);
-        resolve(v);
-      },
-      (e: unknown) => {
-        clearTimeout(timer);
-        reject(e instanceof Error ? e : new Error(String(e)));
-      },
-    );
-  });
 }

@@ -8,6 +8,7 @@
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { KeylessClient, type KeylessClientOptions } from '../../../src/keyless/client.js';
+import { KeylessOverloadedError } from '../../../src/keyless/errors.js';
 import { startKeyServer, type KeyServer } from '../../../src/keyless/server.js';
 import { makeKeylessPki, type KeylessPki } from './pki.js';
 import { Relay, settled, until } from './relay.js';
@@ -59,6 +60,39 @@ void describe('keyless client: the pool of connections', { timeout: 60_000 }, ()
     // Each has answered: a later failure is a lost connection, not a refused attempt.
     await Promise.all(Array.from({ length: 8 }, () => client.ping()));
   }
+
+  void it('a burst made before any connection is up, beyond one connection\'s cap and queue (default caps), spreads over the pool: every request is answered', async () => {
+    const relay = await relayed();
+    const client = clientVia(relay, { poolSize: 2, timeoutMs: 20_000 });
+    const serials = new Set<number>();
+    // 128 in flight + 1,024 queued is what one connection takes: 1,500 needs both.
+    const results = await Promise.all(Array.from({ length: 1500 }, () => settled(client.ping({ answeredOn: (s) => serials.add(s) }))));
+    assert.deepEqual(failures(results), [], 'no request refused or lost');
+    assert.equal(serials.size, 2, 'both connections answered');
+    assert.equal(relay.accepted, 2, 'one connection per slot, no more');
+  });
+
+  void it('a cold burst opens the connections it needs and is refused only beyond what the whole pool holds (slots x (cap + queue))', async () => {
+    const relay = await relayed();
+    const client = clientVia(relay, { poolSize: 4, maxInFlightPerConnection: 2, maxQueuedPerConnection: 2, timeoutMs: 10_000 });
+    const requests = Array.from({ length: 17 }, () => settled(client.ping()));
+    const results = await Promise.all(requests);
+    const refused = results.filter((r) => 'error' in r);
+    assert.equal(refused.length, 1, failures(results).join('\n'));
+    const last = results.at(-1)!;
+    assert.ok('error' in last && last.error instanceof KeylessOverloadedError, `the 17th is the one refused: ${failures(results).join('\n')}`);
+    assert.match((last.error as Error).message, /4 connections/);
+    assert.equal(relay.accepted, 4, 'every slot connected once');
+    assert.equal(client.inFlight + client.queued, 0);
+  });
+
+  void it('requests waiting for a connection are sent in the order they were made', async () => {
+    const relay = await relayed();
+    const client = clientVia(relay, { poolSize: 1, maxInFlightPerConnection: 1, maxQueuedPerConnection: 8, timeoutMs: 10_000 });
+    const order: number[] = [];
+    await Promise.all(Array.from({ length: 9 }, (_, i) => client.ping().then(() => order.push(i))));
+    assert.deepEqual(order, [0, 1, 2, 3, 4, 5, 6, 7, 8]);
+  });
 
   void it('requests waiting for a second connection whose attempt fails go to the healthy first one, not to their deadline', async () => {
     const relay = await relayed();
