@@ -24,7 +24,7 @@ import { connect as tlsConnect, type TLSSocket } from 'node:tls';
 import { isIP } from 'node:net';
 import { randomBytes } from 'node:crypto';
 import { checkEncodable, decodeOperation, encodeMessage, FrameDecoder, type Operation } from './codec.js';
-import { KeylessError, KeylessOverloadedError, KeylessRemoteError, KeylessTimeoutError, KeylessUnavailableError } from './errors.js';
+import { KeylessClosedError, KeylessError, KeylessOverloadedError, KeylessRemoteError, KeylessTimeoutError, KeylessUnavailableError } from './errors.js';
 import { DEFAULT_PORT, ErrorCode, Opcode, opcodeName, PAD_TO, VERSION_MAJOR } from './protocol.js';
 import { encodeSignMessage, MAX_SIGN_MESSAGE_LENGTH } from './sign-message.js';
 import { skiHex } from './ski.js';
@@ -288,7 +288,7 @@ class Connection {
   }
 
   close(): void {
-    this.fail(new KeylessUnavailableError('client closed'));
+    this.fail(new KeylessClosedError(this.server));
   }
 
   private allocateId(): number {
@@ -351,6 +351,8 @@ class Slot {
   conn: Connection | undefined;
   /** A connection attempt is under way. */
   connecting = false;
+  /** Ends the attempt under way: its socket and its timer (KeylessClient.close). */
+  abort: (() => void) | undefined;
   backoffMs = 0;
   retryAt = 0;
   lastError: Error | undefined;
@@ -556,12 +558,25 @@ export class KeylessClient {
     return performance.now() - started;
   }
 
+  /**
+   * Closes the pool: connection attempts end (their sockets and timers with them), and every
+   * request not answered yet, waiting for a connection, queued or in flight, fails at once with
+   * KeylessClosedError, as does any request made afterwards.
+   */
   async close(): Promise<void> {
     this.closed = true;
+    this.stopRetryTimer();
     for (const slot of this.slots) {
+      slot.abort?.();
       slot.conn?.close();
       slot.conn = undefined;
     }
+    const closed = new KeylessClosedError(this.server);
+    for (const waiter of this.waiters) {
+      clearTimeout(waiter.timer);
+      waiter.reject(closed);
+    }
+    this.waiters.clear();
     await Promise.resolve();
   }
 
@@ -612,7 +627,7 @@ export class KeylessClient {
    * what its connections would (slots x (in-flight cap + queue)): beyond, refused at once.
    */
   private whenPlaced<T>(opcode: number, deadline: number, run: (conn: Connection) => Promise<T>): Promise<T> {
-    if (this.closed) return Promise.reject(new KeylessUnavailableError('client closed'));
+    if (this.closed) return Promise.reject(new KeylessClosedError(this.server));
     const { maxInFlight, maxQueued } = this.limits;
     if (this.inFlight + this.queued + this.waiters.size >= this.slots.length * (maxInFlight + maxQueued)) {
       return Promise.reject(
@@ -733,17 +748,25 @@ export class KeylessClient {
     });
     socket.setNoDelay(true);
     const connectTimer = setTimeout(() => socket.destroy(new Error('TLS connect timed out')), 10_000);
-    const onError = (err: Error): void => {
+    const ended = (): void => {
       clearTimeout(connectTimer);
       slot.connecting = false;
+      slot.abort = undefined;
+    };
+    // destroy() without an error emits no 'error': the attempt just ends, nothing is recorded.
+    slot.abort = () => {
+      ended();
+      socket.destroy();
+    };
+    const onError = (err: Error): void => {
+      ended();
       this.recordFailure(slot, err);
       this.drain();
     };
     socket.once('error', onError);
     socket.once('secureConnect', () => {
-      clearTimeout(connectTimer);
       socket.off('error', onError);
-      slot.connecting = false;
+      ended();
       const onClose = (c: Connection, err: Error): void => {
         if (slot.conn === c) slot.conn = undefined;
         // Closed before answering anything (e.g. our certificate was refused after a TLS 1.3

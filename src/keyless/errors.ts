@@ -88,3 +88,14 @@ export class KeylessOverloadedError extends KeylessUnavailableError {
     this.name = 'KeylessOverloadedError';
   }
 }
+
+/**
+ * The client was closed (KeylessClient.close) while the request waited for a connection or an
+ * answer, or before it was made. An unavailable key server to callers that know only that.
+ */
+export class KeylessClosedError extends KeylessUnavailableError {
+  constructor(server: string) {
+    super(`keyless client for key server ${server} was closed`);
+    this.name = 'KeylessClosedError';
+  }
+}

@@ -7,6 +7,7 @@ export { startKeyServer, type KeyServer, type KeyServerOptions, type PeerAuthori
 export { KeyDirectory, SigningKey, StaticKeys, parseKeyFile, type KeyLookup, type KeyStoreLogger, type ReloadResult } from './keystore.js';
 export { decodeMessage, decodeOperation, encodeMessage, FrameDecoder, type Frame, type Header, type Item, type Message, type Operation } from './codec.js';
 export {
+  KeylessClosedError,
   KeylessError,
   KeylessFormatError,
   KeylessOversizedError,

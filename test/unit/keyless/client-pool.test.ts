@@ -8,10 +8,10 @@
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { KeylessClient, type KeylessClientOptions } from '../../../src/keyless/client.js';
-import { KeylessOverloadedError } from '../../../src/keyless/errors.js';
+import { KeylessClosedError, KeylessOverloadedError, KeylessUnavailableError } from '../../../src/keyless/errors.js';
 import { startKeyServer, type KeyServer } from '../../../src/keyless/server.js';
 import { makeKeylessPki, type KeylessPki } from './pki.js';
-import { Relay, settled, until } from './relay.js';
+import { Relay, settled, timers, until } from './relay.js';
 
 type Settled = { ok: number } | { error: unknown };
 
@@ -128,4 +128,41 @@ void describe('keyless client: the pool of connections', { timeout: 60_000 }, ()
     assert.equal(relay.connections, 1);
   });
 
+  void it('close() during a connection attempt ends the attempt and its timer, and fails the waiting requests at once with KeylessClosedError', async () => {
+    const relay = await relayed();
+    const baseline = timers();
+    relay.hold(); // the key server's half of the handshake never arrives
+    const client = clientVia(relay, { poolSize: 2, timeoutMs: 20_000 });
+    const requests = [settled(client.ping()), settled(client.ping())];
+    await until('the connection attempt to reach the relay', () => relay.connections >= 1);
+    const closed = Date.now();
+    await client.close();
+    let guard: NodeJS.Timeout | undefined;
+    const results = await Promise.race([Promise.all(requests), new Promise<'pending'>((r) => (guard = setTimeout(() => r('pending'), 2000)))]);
+    clearTimeout(guard);
+    assert.notEqual(results, 'pending', 'the waiting requests fail at once, not at their deadline');
+    for (const r of results as Settled[]) {
+      assert.ok('error' in r && r.error instanceof KeylessClosedError, String('error' in r ? r.error : r.ok));
+      assert.ok(r.error instanceof KeylessUnavailableError, 'still an unavailable key server to callers that only know that');
+      assert.match((r.error as Error).message, /^keyless client for key server 127\.0\.0\.1:\d+ was closed/);
+    }
+    assert.ok(Date.now() - closed < 1000);
+    await until('the attempt\'s socket to be closed', () => relay.connections === 0, 2000);
+    await until('no timer left of the attempt or the requests', () => timers() <= baseline, 2000);
+    assert.equal(client.state, 'closed');
+    await assert.rejects(client.ping(), KeylessClosedError, 'a request after close() fails at once too');
+  });
+
+  void it('close() while requests wait out a backoff fails them at once', async () => {
+    const relay = await relayed();
+    relay.refuseNew = true;
+    const client = clientVia(relay, { minBackoffMs: 4000, maxBackoffMs: 4000, timeoutMs: 20_000 });
+    const request = settled(client.ping());
+    await until('the first attempt to fail', () => client.state === 'backoff');
+    const closed = Date.now();
+    await client.close();
+    const result = await request;
+    assert.ok('error' in result && result.error instanceof KeylessClosedError, String('error' in result ? result.error : result.ok));
+    assert.ok(Date.now() - closed < 1000, `failed at once, not after the backoff (${Date.now() - closed} ms)`);
+  });
 });
