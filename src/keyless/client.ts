@@ -646,7 +646,9 @@ export class KeylessClient {
       waiter.timer = setTimeout(() => {
         this.waiters.delete(waiter);
         if (this.waiters.size === 0) this.stopRetryTimer();
-        reject(this.unavailable(deadline));
+        // Connections up, all at their caps, while another was on its way: it was never sent.
+        if (this.leastBusy()) reject(new KeylessTimeoutError(`key server ${this.server} did not answer ${opcodeName(opcode)} in time: it was never sent, waiting with ${this.waiters.size} others for room under the pool's in-flight caps (${this.inFlight} requests unanswered, ${this.queued} queued)`));
+        else reject(this.unavailable(deadline));
       }, Math.max(0, deadline - Date.now()));
       this.waiters.add(waiter);
       this.drain();
@@ -735,17 +737,26 @@ export class KeylessClient {
 
   /** Starts a connection attempt on `slot`; its end, either way, places waiting requests. */
   private connect(slot: Slot): void {
-    slot.connecting = true;
     const servername = this.options.servername ?? (isIP(this.host) ? undefined : this.host);
-    const socket = tlsConnect({
-      host: this.host,
-      port: this.port,
-      ca: toList(this.options.ca),
-      cert: toBuffer(this.options.cert),
-      key: toBuffer(this.options.key),
-      minVersion: 'TLSv1.2',
-      ...(servername !== undefined ? { servername } : {}),
-    });
+    let socket: TLSSocket;
+    try {
+      socket = tlsConnect({
+        host: this.host,
+        port: this.port,
+        ca: toList(this.options.ca),
+        cert: toBuffer(this.options.cert),
+        key: toBuffer(this.options.key),
+        minVersion: 'TLSv1.2',
+        ...(servername !== undefined ? { servername } : {}),
+      });
+    } catch (err) {
+      // A certificate or key node:tls cannot load throws here, not in an event: a failed attempt
+      // like any other (backoff; the requests that cannot wait for it fail saying why), never an
+      // exception out of whatever callback asked for the connection.
+      this.recordFailure(slot, err instanceof Error ? err : new Error(String(err)));
+      return;
+    }
+    slot.connecting = true;
     socket.setNoDelay(true);
     const connectTimer = setTimeout(() => socket.destroy(new Error('TLS connect timed out')), 10_000);
     const ended = (): void => {

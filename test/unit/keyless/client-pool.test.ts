@@ -128,6 +128,37 @@ void describe('keyless client: the pool of connections', { timeout: 60_000 }, ()
     assert.equal(relay.connections, 1);
   });
 
+  void it('a request waiting for room while every connection is at its cap and another is still connecting times out saying it was never sent', async () => {
+    const relay = await relayed();
+    const client = clientVia(relay, { poolSize: 2, maxInFlightPerConnection: 1, maxQueuedPerConnection: 4, timeoutMs: 5000 });
+    await client.ping();
+    relay.hold(); // the first connection's answers and the second one's handshake stay in the relay
+    const first = settled(client.ping());
+    await until('the first request to be sent', () => client.inFlight === 1);
+    const waiting = await settled(client.ping({ timeoutMs: 200 }));
+    assert.ok('error' in waiting, 'timed out');
+    assert.match(
+      (waiting.error as Error).message,
+      /^key server 127\.0\.0\.1:\d+ did not answer ping in time: it was never sent, waiting with 0 others for room under the pool's in-flight caps \(1 requests unanswered, 0 queued\)$/,
+    );
+    assert.equal(relay.connections, 2, 'the second connection was on its way');
+    relay.release();
+    assert.ok('ok' in (await first));
+  });
+
+  void it('a client key node:tls cannot load fails each request with the reason, within its deadline, and throws nothing out of the pool', async () => {
+    const client = new KeylessClient({ address: `127.0.0.1:${ks.port}`, ca: pki.ca, cert: pki.client.cert, key: 'not a key', minBackoffMs: 20, timeoutMs: 300 });
+    clients.push(client);
+    const started = Date.now();
+    const results = await Promise.all(Array.from({ length: 3 }, () => settled(client.ping())));
+    for (const r of results) {
+      assert.ok('error' in r && r.error instanceof KeylessUnavailableError, String('error' in r ? r.error : r.ok));
+      assert.match((r.error as Error).message, /^key server 127\.0\.0\.1:\d+ (no connection|not reachable) before the deadline: .+/);
+    }
+    assert.ok(Date.now() - started < 3000);
+    assert.equal(client.state, 'backoff');
+  });
+
   void it('close() during a connection attempt ends the attempt and its timer, and fails the waiting requests at once with KeylessClosedError', async () => {
     const relay = await relayed();
     const baseline = timers();
