@@ -10,7 +10,8 @@
  * (--keyless-verify-one-in's default). Blocks of each N alternate round by round in this one
  * process, pinned to core 1 (the key server to core 0); CPU is this process's user+system over
  * the block (process.cpuUsage), divided by the signatures; medians of the rounds. With
- * BENCH_COMPARE_BUILD=DIR also the signer of another build's dist (verify every signature).
+ * BENCH_COMPARE_BUILD=DIR also the signer of another build's dist, over that build's KeylessClient,
+ * verifying as the first N does.
  */
 import { spawnSync } from 'node:child_process';
 import { writeFile } from 'node:fs/promises';
@@ -64,7 +65,8 @@ async function main(): Promise<void> {
       const { KeylessSigner: Old } = (await import(join(COMPARED, 'src', 'signer', 'keyless.js'))) as { KeylessSigner: new (o: unknown) => SignerLike };
       const { KeylessClient: OldClient } = (await import(join(COMPARED, 'src', 'keyless', 'client.js'))) as { KeylessClient: new (o: unknown) => unknown };
       const oldClient = new OldClient({ address: `127.0.0.1:${keyServer.port}`, ca: mtls.ca, cert: mtls.client.cert, key: mtls.client.key });
-      signers.set(`build ${COMPARED}`, new Old({ ...common, client: oldClient }));
+      // Verifying as the first policy does, so the two builds' clients are what differs.
+      signers.set(`build ${COMPARED}, verify 1 in ${POLICIES[0]}`, new Old({ ...common, client: oldClient, verifyOneIn: POLICIES[0] }));
     }
     console.log(`# keyless signer CPU per signature: ${rounds} rounds x ${perBlock} P-256 signatures per signer, ${lanes} in flight, ${pin ? 'this process on core 1, key server on core 0' : 'not pinned'}; node ${process.version}; load average ${loadAverage()}`);
     for (const s of signers.values()) await block(s, 200); // warm-up, connection set-up
