@@ -39,6 +39,7 @@ export interface SidecarConfig {
   readonly reportIntervalMs: number;
   /** In-memory handshakes of our stack against itself after start (0: no warm-up). */
   readonly warmUpHandshakes: number;
+  readonly warmUpConnections: number;
   readonly logLevel: string;
 }
 
@@ -93,6 +94,7 @@ export const SIDECAR_FLAGS = [
   { flag: 'keyless-verify-one-in', env: 'DC_SIDECAR_KEYLESS_VERIFY_ONE_IN', value: 'N', defaultValue: '32', help: "verify one key-server signature in N against the certificate, and always the first on each key-server connection, after each bundle swap and after a failure; a bad one fails its handshake, is counted (dc_sidecar_keyless_bad_signatures_total) and makes the sidecar verify every signature for a while (1: verify all)" },
   { flag: 'report-interval', env: 'DC_SIDECAR_REPORT_INTERVAL', value: 'DURATION', defaultValue: '30s', help: 'log one info line per interval with how clients were served and refused, and the fallback state (0: never)' },
   { flag: 'warm-up-handshakes', env: 'DC_SIDECAR_WARM_UP_HANDSHAKES', value: 'N', defaultValue: '200', help: 'after start, this many in-memory handshakes of our TLS stack against itself, shared between the paths this bundle serves (DC, and the fallback: keyless with a throwaway in-memory key, never the key server), so the first clients do not pay for compiling the handshake code; runs before the TLS and metrics ports open, so readiness waits for it (0: no warm-up)' },
+  { flag: 'warm-up-connections', env: 'DC_SIDECAR_WARM_UP_CONNECTIONS', value: 'N', defaultValue: '0', help: 'after the in-memory warm-up, this many loopback connections of DC clients through the same listener code (peek, routing, our engine, the proxy to an echo server of its own, metrics of its own), so the first clients do not pay for compiling the socket path either; before the ports open, like the in-memory warm-up (0: none)' },
   { flag: 'log-level', env: 'DC_SIDECAR_LOG_LEVEL', value: 'LEVEL', defaultValue: 'info', help: 'error, warn, info or debug' },
 ] as const satisfies readonly FlagSpec[];
 
@@ -307,6 +309,7 @@ export function validateConfig(values: FlagValues): SidecarConfig {
     keylessVerifyOneIn: validateWholeNumber('keyless-verify-one-in', v('keyless-verify-one-in')),
     reportIntervalMs: validateDuration('report-interval', v('report-interval')),
     warmUpHandshakes: validateWholeNumber('warm-up-handshakes', v('warm-up-handshakes'), 0),
+    warmUpConnections: validateWholeNumber('warm-up-connections', v('warm-up-connections'), 0),
     logLevel: validateLogLevel('log-level', v('log-level')),
   };
 }

@@ -21,7 +21,7 @@ import { KeylessFallback, keylessFromFlags } from './keyless-fallback.js';
 import { ServingReport } from './serving-report.js';
 import { SidecarStatus } from './status.js';
 import { listen, type Listener, type TerminatorOptions } from './terminator.js';
-import { warmUpSidecar } from './warm-up.js';
+import { warmUpConnections, warmUpSidecar } from './warm-up.js';
 
 export interface SidecarLogger {
   error(message: string, meta?: Record<string, unknown>): void;
@@ -133,6 +133,24 @@ export async function runSidecar(options: RunSidecarOptions): Promise<RunningSid
     await keyless?.close();
   };
 
+  const terminator: TerminatorOptions = {
+    store,
+    metrics,
+    tracker,
+    policy: { certificateEngine: options.certificateEngine, keylessFor, keylessUnavailable },
+    upstream: {
+      host: options.upstreamHost,
+      port: options.upstreamPort,
+      connectTimeoutMs: options.connectTimeoutMs,
+      idleTimeoutMs: options.idleTimeoutMs,
+    },
+    handshakeTimeoutMs: options.handshakeTimeoutMs,
+    alpnProtocols: options.alpnProtocols,
+    report,
+    ours: createOursEngine({ store, keylessFor, alpnProtocols: options.alpnProtocols }),
+    log,
+  };
+
   // Before the health server and the listener: the first clients find the handshake code
   // compiled, and none shares the core with the warm-up. It delays readiness by its length
   // (0.3-0.6 s of CPU for 200 handshakes on a busy core; bench/results/sidecar-perf.md).
@@ -149,6 +167,14 @@ export async function runSidecar(options: RunSidecarOptions): Promise<RunningSid
       log.info('warm-up done', { handshakes: r.handshakes, ...(r.incomplete.length ? { incomplete: r.incomplete } : {}), ...(r.leftOut.length ? { leftOut: r.leftOut } : {}), cpuMs: Math.round(r.cpuMs), wallMs: Math.round(r.wallMs) });
     } catch (err) {
       log.warn('warm-up failed; serving without it', { error: err instanceof Error ? err.message : String(err) });
+    }
+  }
+  if (options.warmUpConnections > 0 && material) {
+    try {
+      const r = await warmUpConnections(options.warmUpConnections, terminator, process.env['DC_EXPERIMENT_WARM_CLIENT'] === 'thread' ? 'thread' : 'worker');
+      log.info('connection warm-up done', { connections: r.connections, ...(r.failed ? { failed: r.failed } : {}), cpuMs: Math.round(r.cpuMs), wallMs: Math.round(r.wallMs) });
+    } catch (err) {
+      log.warn('connection warm-up failed; serving without it', { error: err instanceof Error ? err.message : String(err) });
     }
   }
 
@@ -168,23 +194,6 @@ export async function runSidecar(options: RunSidecarOptions): Promise<RunningSid
         },
       },
     });
-    const terminator: TerminatorOptions = {
-      store,
-      metrics,
-      tracker,
-      policy: { certificateEngine: options.certificateEngine, keylessFor, keylessUnavailable },
-      upstream: {
-        host: options.upstreamHost,
-        port: options.upstreamPort,
-        connectTimeoutMs: options.connectTimeoutMs,
-        idleTimeoutMs: options.idleTimeoutMs,
-      },
-      handshakeTimeoutMs: options.handshakeTimeoutMs,
-      alpnProtocols: options.alpnProtocols,
-      report,
-      ours: createOursEngine({ store, keylessFor, alpnProtocols: options.alpnProtocols }),
-      log,
-    };
     listener = await listen(options.listenHost, options.listenPort, terminator);
   } catch (err) {
     watcher.stop();

@@ -99,14 +99,14 @@ void describe('sidecar warm-up', () => {
       await rm(work, { recursive: true, force: true });
     });
 
-    async function start(warmUp: string, signer: Signer): Promise<{ lines: Array<{ message: string; meta?: Record<string, unknown> }>; stop: () => Promise<void> }> {
+    async function start(warmUp: string, signer: Signer, extra: Record<string, string> = {}): Promise<{ lines: Array<{ message: string; meta?: Record<string, unknown> }>; metrics: () => Promise<string>; stop: () => Promise<void> }> {
       const volume = new KubeletVolume(join(work, `v${warmUp}`));
       await volume.write(await credentialFiles(pki));
       const lines: Array<{ message: string; meta?: Record<string, unknown> }> = [];
       const log = { error: () => {}, warn: () => {}, debug: () => {}, info: (message: string, meta?: Record<string, unknown>) => void lines.push({ message, ...(meta ? { meta } : {}) }) };
-      const config = loopbackSidecarConfig(volume.dir, (upstream.address() as AddressInfo).port, { 'report-interval': '0', 'warm-up-handshakes': warmUp });
+      const config = loopbackSidecarConfig(volume.dir, (upstream.address() as AddressInfo).port, { 'report-interval': '0', 'warm-up-handshakes': warmUp, ...extra });
       const sidecar = await runSidecar({ ...config, log, keylessSigner: signer });
-      return { lines, stop: () => sidecar.close() };
+      return { lines, metrics: () => sidecar.metrics.registry.metrics(), stop: () => sidecar.close() };
     }
 
     /** A keyless signer that counts what it is asked: warm-up must never ask it. */
@@ -129,6 +129,23 @@ void describe('sidecar warm-up', () => {
       }
     });
 
+    void it('--warm-up-connections: DC clients through a listener of its own before the ports open, counted nowhere the operator sees, the key server never asked', async () => {
+      const signer = countingSigner();
+      const s = await start('0', signer, { 'warm-up-connections': '6' });
+      try {
+        const messages = s.lines.map((l) => l.message);
+        const done = s.lines.find((l) => l.message === 'connection warm-up done');
+        assert.ok(done, `connection warm-up done logged: ${messages.join(' | ')}`);
+        assert.equal(done.meta?.['connections'], 6);
+        assert.equal(done.meta?.['failed'], undefined);
+        assert.ok(messages.indexOf('connection warm-up done') < messages.indexOf('sidecar listening'), 'the ports open after it');
+        assert.equal(signer.calls, 0);
+        assert.doesNotMatch(await s.metrics(), /^dc_sidecar_handshakes_total\{/m, 'the sidecar\'s own metrics count no warm-up handshake');
+      } finally {
+        await s.stop();
+      }
+    });
+
     void it('does no warm-up with --warm-up-handshakes 0', async () => {
       const s = await start('0', countingSigner());
       try {
@@ -136,7 +153,7 @@ void describe('sidecar warm-up', () => {
         assert.ok(listening);
         // The record path it runs on is in the start-up line: the addon, or node:crypto and why.
         assert.match(String(listening.meta?.['recordAead']), /^(native|node:crypto \(.+\))$/);
-        assert.equal(s.lines.filter((l) => l.message === 'warm-up done').length, 0);
+        assert.equal(s.lines.filter((l) => l.message === 'warm-up done' || l.message === 'connection warm-up done').length, 0);
       } finally {
         await s.stop();
       }

@@ -1,0 +1,84 @@
+/**
+ * The client side of the sidecar's loopback warm-up (warm-up.ts, warmUpConnections): DC clients of
+ * our TLS stack connecting to the warm-up's own listener on 127.0.0.1, each doing one handshake
+ * and echoing 32 bytes through the proxy.
+ *
+ * It runs in a worker thread of its own: V8 keeps type feedback per isolate, so the client's
+ * sockets and connections (client-side objects the sidecar never sees in production) do not
+ * reach the feedback of the code the sidecar's main thread shares with them (node:net, streams,
+ * the record layer), and the client's CPU is not on the main thread.
+ */
+import { parentPort, workerData } from 'node:worker_threads';
+import { ClientConfig } from '../tls/client.js';
+import { delegatedCredentialPeerHooks, DELEGATED_CREDENTIAL_LABEL } from '../tls/delegated/index.js';
+import { connect } from '../tls/socket.js';
+
+export interface WarmUpClientJob {
+  /** The warm-up listener's port on 127.0.0.1 (the only address this module connects to). */
+  readonly port: number;
+  readonly connections: number;
+  readonly lanes: number;
+  /** Each connection's deadline. */
+  readonly timeoutMs: number;
+  /** The whole run's deadline, from its start. */
+  readonly budgetMs: number;
+}
+
+export interface WarmUpClientResult {
+  readonly connections: number;
+  readonly failed: number;
+}
+
+const ECHO = new Uint8Array(32);
+
+/** `job.connections` loopback connections on `job.lanes` lanes; the first failure ends the run. */
+export async function driveWarmUpConnections(job: WarmUpClientJob): Promise<WarmUpClientResult> {
+  const config = new ClientConfig({ rejectUnauthorized: false, serverCredentialHooks: delegatedCredentialPeerHooks({ peer: 'server' }) });
+  const deadline = performance.now() + job.budgetMs;
+  let left = job.connections;
+  let connections = 0;
+  let failed = 0;
+  const lane = async (): Promise<void> => {
+    while (left > 0 && failed === 0 && performance.now() < deadline) {
+      left--;
+      if (await oneConnection(job.port, config, job.timeoutMs)) connections++;
+      else failed++;
+    }
+  };
+  await Promise.all(Array.from({ length: Math.max(1, Math.min(job.lanes, job.connections)) }, lane));
+  return { connections, failed };
+}
+
+/** One DC handshake and 32 bytes echoed through the proxy; false when anything else happened. */
+function oneConnection(port: number, config: ClientConfig, timeoutMs: number): Promise<boolean> {
+  return new Promise((resolve) => {
+    let settled = false;
+    let got = 0;
+    const end = (ok: boolean): void => {
+      if (settled) return;
+      settled = true;
+      clearTimeout(timer);
+      socket.destroy();
+      resolve(ok);
+    };
+    const timer = setTimeout(() => end(false), timeoutMs);
+    const socket = connect({ host: '127.0.0.1', port, config, handshakeTimeout: timeoutMs }, () => {
+      if (socket.handshakeInfo?.serverMode.authentication !== DELEGATED_CREDENTIAL_LABEL) end(false);
+      else socket.write(ECHO);
+    });
+    socket.on('data', (d: Buffer) => {
+      got += d.length;
+      if (got >= ECHO.length) end(true);
+    });
+    socket.on('error', () => end(false));
+  });
+}
+
+// As a worker (warm-up.ts starts it with the job as workerData): run, answer, end.
+if (parentPort && (workerData as { warmUpClient?: WarmUpClientJob } | undefined)?.warmUpClient) {
+  const port = parentPort;
+  driveWarmUpConnections((workerData as { warmUpClient: WarmUpClientJob }).warmUpClient).then(
+    (result) => port.postMessage(result),
+    (err: unknown) => port.postMessage({ connections: 0, failed: 1, error: err instanceof Error ? err.message : String(err) }),
+  );
+}
