@@ -34,6 +34,8 @@ export interface RunSidecarOptions extends SidecarConfig {
   readonly log?: SidecarLogger;
   /** A ready signer instead of connecting to `keyless` (tests). */
   readonly keylessSigner?: Signer;
+  /** Runs the loopback warm-up instead of warmUpConnections (tests: one that fails). */
+  readonly connectionWarmUp?: typeof warmUpConnections;
 }
 
 export interface RunningSidecar {
@@ -171,7 +173,7 @@ export async function runSidecar(options: RunSidecarOptions): Promise<RunningSid
   }
   if (options.warmUpConnections > 0 && material) {
     try {
-      const r = await warmUpConnections(options.warmUpConnections, terminator, process.env['DC_EXPERIMENT_WARM_CLIENT'] === 'thread' ? 'thread' : 'worker');
+      const r = await (options.connectionWarmUp ?? warmUpConnections)(options.warmUpConnections, terminator);
       log.info('connection warm-up done', { connections: r.connections, ...(r.failed ? { failed: r.failed } : {}), cpuMs: Math.round(r.cpuMs), wallMs: Math.round(r.wallMs) });
     } catch (err) {
       log.warn('connection warm-up failed; serving without it', { error: err instanceof Error ? err.message : String(err) });

@@ -3,12 +3,12 @@
  * our TLS stack connecting to the warm-up's own listener on 127.0.0.1, each doing one handshake
  * and echoing 32 bytes through the proxy.
  *
- * It runs in a worker thread of its own: V8 keeps type feedback per isolate, so the client's
- * sockets and connections (client-side objects the sidecar never sees in production) do not
- * reach the feedback of the code the sidecar's main thread shares with them (node:net, streams,
- * the record layer), and the client's CPU is not on the main thread.
+ * They run in the sidecar's main thread, beside the server side they drive. Measured, clients in
+ * a worker thread of their own (so that their client-side sockets and connections stay out of
+ * the type feedback of the code they share with the server: node:net, streams, the record layer)
+ * made the first second after ready no cheaper and cost more before ready (the worker's start and
+ * its own cold code): bench/results/sidecar-perf.md, section 10.
  */
-import { parentPort, workerData } from 'node:worker_threads';
 import { ClientConfig } from '../tls/client.js';
 import { delegatedCredentialPeerHooks, DELEGATED_CREDENTIAL_LABEL } from '../tls/delegated/index.js';
 import { connect } from '../tls/socket.js';
@@ -72,13 +72,4 @@ function oneConnection(port: number, config: ClientConfig, timeoutMs: number): P
     });
     socket.on('error', () => end(false));
   });
-}
-
-// As a worker (warm-up.ts starts it with the job as workerData): run, answer, end.
-if (parentPort && (workerData as { warmUpClient?: WarmUpClientJob } | undefined)?.warmUpClient) {
-  const port = parentPort;
-  driveWarmUpConnections((workerData as { warmUpClient: WarmUpClientJob }).warmUpClient).then(
-    (result) => port.postMessage(result),
-    (err: unknown) => port.postMessage({ connections: 0, failed: 1, error: err instanceof Error ? err.message : String(err) }),
-  );
 }

@@ -18,10 +18,9 @@
  * Non-DC clients on node:tls (the default engine with tls.key) need no warm-up of ours.
  */
 import { generateKeyPair, sign, X509Certificate, type KeyObject } from 'node:crypto';
-import { createServer, type AddressInfo, type Server } from 'node:net';
+import { createServer, type AddressInfo, type Server, type Socket } from 'node:net';
 import { setImmediate as yieldToEventLoop } from 'node:timers/promises';
 import { promisify } from 'node:util';
-import { Worker } from 'node:worker_threads';
 import { ConnectionTracker } from '../net/connection-tracker.js';
 import { delegatedCredentialPeerHooks } from '../tls/delegated/index.js';
 import { createKeySigner, type Signer } from '../tls/signer.js';
@@ -34,7 +33,7 @@ import { createServerConfig } from './ours-engine.js';
 import { ServingReport } from './serving-report.js';
 import { SidecarStatus } from './status.js';
 import { listen, type TerminatorOptions } from './terminator.js';
-import { driveWarmUpConnections, type WarmUpClientJob, type WarmUpClientResult } from './warm-up-client.js';
+import { driveWarmUpConnections, type WarmUpClientResult } from './warm-up-client.js';
 
 export type WarmUpPath = 'dc' | 'certificate' | 'keyless';
 
@@ -232,7 +231,7 @@ const CONNECTION_WARM_UP_BUDGET_MS = 10_000;
  * same terminator (ClientHello peek, routing, our engine on node:net sockets, the proxy) on an
  * ephemeral 127.0.0.1 port, proxying to an echo server of its own on 127.0.0.1 (never the
  * configured upstream: the application may not be up, and warm-up bytes must not reach it). The
- * clients run in a worker thread (warm-up-client.ts), or in this thread with `clientIn: 'thread'`.
+ * clients are our own DC clients in this thread (warm-up-client.ts).
  *
  * Only the DC path is warmed this way: a non-DC client would make the real keyless signer ask the
  * key server for a signature. The warm-up counts into metrics, a tracker and a report of its own,
@@ -240,53 +239,46 @@ const CONNECTION_WARM_UP_BUDGET_MS = 10_000;
  * deadline, the whole within CONNECTION_WARM_UP_BUDGET_MS; a failed connection ends it. Every
  * listener and socket it opened is closed when it resolves.
  */
-export async function warmUpConnections(n: number, terminator: TerminatorOptions, clientIn: 'worker' | 'thread' = 'worker'): Promise<ConnectionWarmUpResult> {
+export async function warmUpConnections(n: number, terminator: TerminatorOptions): Promise<ConnectionWarmUpResult> {
   const started = performance.now();
   const cpu = process.cpuUsage();
   const material = terminator.store.current;
   if (n <= 0 || !material || material.credentials.entries.length === 0) return { connections: 0, failed: 0, cpuMs: 0, wallMs: 0 };
-  const echo = createServer({ allowHalfOpen: true }, (s) => s.on('error', () => undefined).pipe(s));
+  // The stand-in application: echoes, on loopback, and cut with everything else at the end.
+  const echoed = new Set<Socket>();
+  const echo = createServer({ allowHalfOpen: true }, (s) => {
+    echoed.add(s);
+    s.once('close', () => echoed.delete(s));
+    s.on('error', () => undefined).pipe(s);
+  });
   await new Promise<void>((resolve, reject) => {
     echo.once('error', reject);
     echo.listen(0, '127.0.0.1', resolve);
   });
+  const tracker = new ConnectionTracker(CONNECTION_LANES * 2, CONNECTION_LANES * 2);
   let result: WarmUpClientResult;
   try {
     const listener = await listen('127.0.0.1', 0, {
       ...terminator,
       metrics: new SidecarMetrics(terminator.store, new SidecarStatus()),
-      tracker: new ConnectionTracker(CONNECTION_LANES * 2, CONNECTION_LANES * 2),
+      tracker,
       upstream: { ...terminator.upstream, host: '127.0.0.1', port: (echo.address() as AddressInfo).port },
       report: new ServingReport(),
     });
     try {
-      const job: WarmUpClientJob = { port: listener.port, connections: n, lanes: CONNECTION_LANES, timeoutMs: CONNECTION_TIMEOUT_MS, budgetMs: CONNECTION_WARM_UP_BUDGET_MS };
-      result = clientIn === 'worker' ? await inWorker(job) : await driveWarmUpConnections(job);
+      result = await driveWarmUpConnections({ port: listener.port, connections: n, lanes: CONNECTION_LANES, timeoutMs: CONNECTION_TIMEOUT_MS, budgetMs: CONNECTION_WARM_UP_BUDGET_MS });
     } finally {
+      // Nothing of the warm-up outlives it: what a client left open is cut, not waited for.
       listener.stopAccepting();
+      await tracker.drain(new Date());
       await closeServer(listener.server);
     }
   } finally {
+    for (const s of echoed) s.destroy();
     await closeServer(echo);
   }
   const used = process.cpuUsage(cpu);
   return { ...result, cpuMs: (used.user + used.system) / 1000, wallMs: performance.now() - started };
-}
-
-/** Runs the clients in a worker thread; it ends when they are done (or by the budget, terminated). */
-async function inWorker(job: WarmUpClientJob): Promise<WarmUpClientResult> {
-  const worker = new Worker(new URL('./warm-up-client.js', import.meta.url), { workerData: { warmUpClient: job } });
-  const cut = setTimeout(() => void worker.terminate(), job.budgetMs + job.timeoutMs);
-  try {
-    return await new Promise<WarmUpClientResult>((resolve, reject) => {
-      worker.once('message', (r: WarmUpClientResult & { error?: string }) => (r.error ? reject(new Error(r.error)) : resolve(r)));
-      worker.once('error', reject);
-      worker.once('exit', (code) => reject(new Error(`the warm-up client worker exited with code ${code}`)));
-    });
-  } finally {
-    clearTimeout(cut);
-    await worker.terminate();
-  }
 }
 
 function closeServer(server: Server): Promise<void> {

@@ -1,14 +1,20 @@
 import assert from 'node:assert/strict';
 import { generateKeyPairSync, X509Certificate } from 'node:crypto';
 import { mkdtemp, rm } from 'node:fs/promises';
-import { createServer, type AddressInfo, type Server } from 'node:net';
+import { createServer, Server as NetServer, type AddressInfo, type Server } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
-import { runSidecar } from '../../../src/sidecar/main.js';
-import { validateServingMaterial, type ServingMaterial } from '../../../src/sidecar/material.js';
-import { selfSignedCertificate, warmUpPaths, warmUpSidecar } from '../../../src/sidecar/warm-up.js';
+import { ConnectionTracker } from '../../../src/net/connection-tracker.js';
+import { runSidecar, type RunSidecarOptions } from '../../../src/sidecar/main.js';
+import { MaterialStore, validateServingMaterial, type ServingMaterial } from '../../../src/sidecar/material.js';
+import { SidecarMetrics } from '../../../src/sidecar/metrics.js';
+import { createOursEngine } from '../../../src/sidecar/ours-engine.js';
+import { SidecarStatus } from '../../../src/sidecar/status.js';
+import { selfSignedCertificate, warmUpConnections, warmUpPaths, warmUpSidecar } from '../../../src/sidecar/warm-up.js';
 import type { SignatureScheme } from '../../../src/tls/constants.js';
+import { delegatedCredentialPeerHooks } from '../../../src/tls/delegated/index.js';
+import { connect as oursConnect } from '../../../src/tls/socket.js';
 import type { Signer } from '../../../src/tls/signer.js';
 import { credentialFiles, loopbackSidecarConfig, makePki, type TestPki } from './fixtures.js';
 import { KubeletVolume } from './kubelet-volume.js';
@@ -86,12 +92,84 @@ void describe('sidecar warm-up', () => {
     }
   });
 
+  void it('warmUpConnections: binds 127.0.0.1 only, sends nothing to the configured upstream, and has closed every listener and socket when it resolves', async () => {
+    // The configured application: the warm-up must never connect to it.
+    let appConnections = 0;
+    const app = createServer((s) => {
+      appConnections++;
+      s.destroy();
+    });
+    await new Promise<void>((r) => app.listen(0, '127.0.0.1', r));
+    const store = new MaterialStore();
+    store.replace(dcOnly);
+    const quiet = { error: () => {}, warn: () => {}, info: () => {}, debug: () => {} };
+    // Every server the warm-up starts, seen through node:net's listen.
+    const bound: Array<{ server: NetServer; address: string | undefined }> = [];
+    const listen = NetServer.prototype.listen;
+    NetServer.prototype.listen = function (this: NetServer, ...args: unknown[]) {
+      const entry: { server: NetServer; address: string | undefined } = { server: this, address: undefined };
+      bound.push(entry);
+      this.once('listening', () => (entry.address = (this.address() as AddressInfo).address));
+      return (listen as (...a: unknown[]) => NetServer).apply(this, args);
+    } as typeof listen;
+    const tcpHandles = (): number => process.getActiveResourcesInfo().filter((r) => r.startsWith('TCP')).length;
+    const handlesBefore = tcpHandles();
+    try {
+      const r = await warmUpConnections(9, {
+        store,
+        metrics: new SidecarMetrics(store, new SidecarStatus()),
+        tracker: new ConnectionTracker(100, 0),
+        policy: { certificateEngine: 'node', keylessFor: undefined },
+        upstream: { host: '127.0.0.1', port: (app.address() as AddressInfo).port, idleTimeoutMs: 10_000 },
+        handshakeTimeoutMs: 5000,
+        ours: createOursEngine({ store, keylessFor: undefined }),
+        log: quiet,
+      });
+      assert.equal(r.connections, 9);
+      assert.equal(r.failed, 0);
+      assert.ok(r.cpuMs > 0 && r.wallMs > 0);
+      assert.equal(bound.length, 2, 'its listener and the stand-in application');
+      for (const b of bound) {
+        assert.equal(b.address, '127.0.0.1');
+        assert.equal(b.server.listening, false, 'closed before it resolved');
+      }
+      assert.equal(appConnections, 0, 'the configured upstream was never connected to');
+      // Closed handles leave libuv's list a loop turn or two after their close callbacks.
+      for (let i = 0; i < 100 && tcpHandles() > handlesBefore; i++) await new Promise((r) => setTimeout(r, 10));
+      assert.equal(tcpHandles(), handlesBefore, `no socket or listener of the warm-up is left: ${process.getActiveResourcesInfo().join(', ')}`);
+    } finally {
+      NetServer.prototype.listen = listen;
+      await new Promise<void>((r) => app.close(() => r()));
+    }
+  });
+
+  void it('warmUpConnections does nothing for a bundle without DCs (a non-DC client would reach the key server or node:tls)', async () => {
+    const store = new MaterialStore();
+    store.replace(certificateOnly);
+    const quiet = { error: () => {}, warn: () => {}, info: () => {}, debug: () => {} };
+    const r = await warmUpConnections(5, {
+      store,
+      metrics: new SidecarMetrics(store, new SidecarStatus()),
+      tracker: new ConnectionTracker(100, 0),
+      policy: { certificateEngine: 'node', keylessFor: () => undefined },
+      upstream: { host: '127.0.0.1', port: 9, idleTimeoutMs: 10_000 },
+      handshakeTimeoutMs: 5000,
+      ours: createOursEngine({ store, keylessFor: () => undefined }),
+      log: quiet,
+    });
+    assert.equal(r.connections, 0);
+  });
+
   void describe('wired into the sidecar', () => {
     let work: string;
     let upstream: Server;
+    let upstreamConnections = 0;
     before(async () => {
       work = await mkdtemp(join(tmpdir(), 'sidecar-warm-up-'));
-      upstream = createServer((s) => s.end());
+      upstream = createServer((s) => {
+        upstreamConnections++;
+        s.end();
+      });
       await new Promise<void>((r) => upstream.listen(0, '127.0.0.1', r));
     });
     after(async () => {
@@ -99,14 +177,21 @@ void describe('sidecar warm-up', () => {
       await rm(work, { recursive: true, force: true });
     });
 
-    async function start(warmUp: string, signer: Signer, extra: Record<string, string> = {}): Promise<{ lines: Array<{ message: string; meta?: Record<string, unknown> }>; metrics: () => Promise<string>; stop: () => Promise<void> }> {
-      const volume = new KubeletVolume(join(work, `v${warmUp}`));
+    let volumes = 0;
+    async function start(
+      warmUp: string,
+      signer: Signer,
+      extra: Record<string, string> = {},
+      options: Pick<RunSidecarOptions, 'connectionWarmUp'> = {},
+    ): Promise<{ lines: Array<{ level: string; message: string; meta?: Record<string, unknown> }>; port: number; metrics: () => Promise<string>; stop: () => Promise<void> }> {
+      const volume = new KubeletVolume(join(work, `v${volumes++}`));
       await volume.write(await credentialFiles(pki));
-      const lines: Array<{ message: string; meta?: Record<string, unknown> }> = [];
-      const log = { error: () => {}, warn: () => {}, debug: () => {}, info: (message: string, meta?: Record<string, unknown>) => void lines.push({ message, ...(meta ? { meta } : {}) }) };
-      const config = loopbackSidecarConfig(volume.dir, (upstream.address() as AddressInfo).port, { 'report-interval': '0', 'warm-up-handshakes': warmUp, ...extra });
-      const sidecar = await runSidecar({ ...config, log, keylessSigner: signer });
-      return { lines, metrics: () => sidecar.metrics.registry.metrics(), stop: () => sidecar.close() };
+      const lines: Array<{ level: string; message: string; meta?: Record<string, unknown> }> = [];
+      const line = (level: string) => (message: string, meta?: Record<string, unknown>) => void lines.push({ level, message, ...(meta ? { meta } : {}) });
+      const log = { error: line('error'), warn: line('warn'), debug: () => {}, info: line('info') };
+      const config = loopbackSidecarConfig(volume.dir, (upstream.address() as AddressInfo).port, { 'report-interval': '0', 'warm-up-handshakes': warmUp, 'warm-up-connections': '0', ...extra });
+      const sidecar = await runSidecar({ ...config, log, keylessSigner: signer, ...options });
+      return { lines, port: sidecar.port, metrics: () => sidecar.metrics.registry.metrics(), stop: () => sidecar.close() };
     }
 
     /** A keyless signer that counts what it is asked: warm-up must never ask it. */
@@ -141,8 +226,38 @@ void describe('sidecar warm-up', () => {
         assert.ok(messages.indexOf('connection warm-up done') < messages.indexOf('sidecar listening'), 'the ports open after it');
         assert.equal(signer.calls, 0);
         assert.doesNotMatch(await s.metrics(), /^dc_sidecar_handshakes_total\{/m, 'the sidecar\'s own metrics count no warm-up handshake');
+        assert.equal(upstreamConnections, 0, 'the configured upstream got nothing from the warm-up');
       } finally {
         await s.stop();
+      }
+    });
+
+    void it('a loopback warm-up that fails or throws is logged and the sidecar starts and serves anyway', async () => {
+      for (const failing of [
+        () => Promise.reject(new Error('warm-up listener refused')),
+        () => Promise.resolve({ connections: 2, failed: 1, cpuMs: 1, wallMs: 1 }),
+      ]) {
+        const s = await start('0', countingSigner(), { 'warm-up-connections': '5' }, { connectionWarmUp: failing });
+        try {
+          const messages = s.lines.map((l) => `${l.level} ${l.message}`);
+          assert.ok(messages.includes('info sidecar listening'), messages.join(' | '));
+          const said = s.lines.find((l) => l.message.startsWith('connection warm-up'));
+          assert.ok(said, messages.join(' | '));
+          if (said.level === 'warn') assert.equal(said.meta?.['error'], 'warm-up listener refused');
+          else assert.equal(said.meta?.['failed'], 1);
+          // It serves: a DC client completes a handshake on the real port.
+          const served = await new Promise<string | undefined>((resolve, reject) => {
+            const c = oursConnect({ host: '127.0.0.1', port: s.port, servername: 'localhost', ca: [pki.ca.pem], serverCredentialHooks: delegatedCredentialPeerHooks({ peer: 'server' }) });
+            c.once('secureConnect', () => {
+              resolve(c.handshakeMode?.server.authentication);
+              c.destroy();
+            });
+            c.once('error', reject);
+          });
+          assert.equal(served, 'delegated-credential');
+        } finally {
+          await s.stop();
+        }
       }
     });
 
