@@ -17,12 +17,13 @@
  * keyserver` process of this build on core 0. Per start: spawn to the first 200 from /readyz
  * (polled every 10 ms), the sidecar's CPU until then, then SECONDS one-second windows of full
  * handshakes on LANES lanes begun the moment it is ready: handshakes completed and the sidecar's
- * CPU (/proc, user+system) per window. The first start of all is a priming run (this process's
- * client code gets compiled) and is not counted. Medians over the rounds per window; "steady" is
- * the median of a build's last two windows. The warm-up's own CPU (its log line) is inside the
- * windows it ran in: that is what the sidecar spends. The last column splits off the CPU of the
- * sidecar's threads other than the main one (V8's optimising compilers and GC helpers), per
- * handshake, in the first second and steady.
+ * CPU (/proc, user+system) per window; each round's line also gives the warm-ups' own CPU from
+ * their log lines (in-memory, and loopback connections). The first start of all is a priming run
+ * (this process's client code gets compiled) and is not counted. Medians over the rounds per
+ * window; "steady" is the median of a build's last two windows. The warm-up's own CPU (its log
+ * line) is inside the windows it ran in: that is what the sidecar spends. The last column splits
+ * off the CPU of the sidecar's threads other than the main one (V8's optimising compilers and GC
+ * helpers), per handshake, in the first second and steady.
  *
  * Diagnostics: BENCH_THREADS=1 prints each start's CPU by thread name from ready to the end and
  * its minor page faults and system CPU by second; BENCH_LOG_DIR=DIR keeps each start's output
@@ -206,7 +207,9 @@ async function oneStart(v: Variant, dcDir: string, upstreamPort: number, pin: bo
     await Promise.all(lanes);
     if (process.env.BENCH_LOG_DIR) writeFileSync(join(process.env.BENCH_LOG_DIR, `${v.label}-${child.pid}.log`), log);
     const warm = /"warm-up done"[^\n]*"cpuMs":(\d+),"wallMs":(\d+)/.exec(log);
-    return { readyMs, cpuUntilReadyMs: cpuReady * 1000, windows, warmUp: warm ? `${warm[1]} ms CPU, ${warm[2]} ms wall` : 'none logged', failed };
+    const connections = /"connection warm-up done"[^\n]*"connections":(\d+)[^\n]*"cpuMs":(\d+),"wallMs":(\d+)/.exec(log);
+    const warmUp = [warm ? `${warm[1]} ms CPU, ${warm[2]} ms wall` : 'none logged', ...(connections ? [`connections ${connections[1]}: ${connections[2]} ms CPU, ${connections[3]} ms wall`] : [])].join('; ');
+    return { readyMs, cpuUntilReadyMs: cpuReady * 1000, windows, warmUp, failed };
   } catch (err) {
     throw new Error(`${v.label}: ${err instanceof Error ? err.message : String(err)}\n${log.slice(-2000)}`);
   } finally {
