@@ -155,7 +155,7 @@ export async function runSidecar(options: RunSidecarOptions): Promise<RunningSid
 
   // Before the health server and the listener: the first clients find the handshake code
   // compiled, and none shares the core with the warm-up. It delays readiness by its length
-  // (0.3-0.6 s of CPU for 200 handshakes on a busy core, then 0.3-0.4 s for 100 loopback
+  // (0.3-0.6 s of CPU for 200 handshakes on a busy core, then 0.3-0.5 s for 100 loopback
   // connections; bench/results/sidecar-perf.md, sections 9 and 10).
   const material = store.current;
   if (options.warmUpHandshakes > 0 && material) {
