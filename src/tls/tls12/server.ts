@@ -343,7 +343,11 @@ export class Tls12ServerHandshake {
       ...this.config.clientAuth.identity(hs.client),
     });
     const lifetime = this.config.ticketLifetimeSeconds;
-    this.queue(hs.transcript, encodeHandshake(HandshakeType.new_session_ticket, (w) => writeNewSessionTicket12(w, lifetime, ticket), 16 + ticket.length));
+    // The ticket is opaque<0..2^16-1>: one carrying a very large client certificate does not fit.
+    // ServerHello already promised a NewSessionTicket, so it still comes, with an empty ticket,
+    // which RFC 5077 §3.3 allows ("no ticket"): the client resumes with a full handshake.
+    const sent = ticket.length <= 0xffff ? ticket : new Uint8Array(0);
+    this.queue(hs.transcript, encodeHandshake(HandshakeType.new_session_ticket, (w) => writeNewSessionTicket12(w, lifetime, sent), 16 + sent.length));
   }
 
   private sendChangeCipherSpecAndFinished(hs: Keyed): void {

@@ -310,6 +310,21 @@ void describe('TLS 1.2 client authentication and tickets', () => {
     assert.deepEqual(info.peerCertificates.map((d) => Buffer.from(d)), [Buffer.from(leaf.der)]);
   });
 
+  void test('a client certificate too large for a ticket (a ~70 KB leaf): the promised NewSessionTicket comes with an empty ticket (RFC 5077 §3.3) and the client is connected, authenticated', async () => {
+    const pki = await testPki();
+    // About 1,400 names of 50 bytes: a valid leaf of ~70 KB, under the 256 KB Certificate limit, over a ticket's 0xffff.
+    const names = Array.from({ length: 1400 }, (_, i) => `n${i}.${'a'.repeat(40)}.test`);
+    const leaf = await pki.leaf('p256', names, 'client');
+    assert.ok(leaf.der.length > 0xffff && leaf.der.length < MAX_CERTIFICATE_BODY, `leaf of ${leaf.der.length} bytes`);
+    const c = await started(await serverConfig(), hello({ sessionTicket: new Uint8Array(0) }));
+    const { events, output } = await feedAll(c.conn, ...authenticatedFlight(c, leaf, S.ecdsa_secp256r1_sha256));
+    const info = completed(events);
+    assert.equal(info.peerAuthorized, true);
+    const nst = handshakeMessages(output).find((m) => m[0] === H.new_session_ticket);
+    assert.ok(nst, 'no NewSessionTicket although ServerHello promised one');
+    assert.equal(decodeNewSessionTicket12(nst.subarray(4)).ticket.length, 0);
+  });
+
   void test('the ticket records the client authentication as TLS 1.3 tickets do: the config digest, the verified leaf, the earliest notAfter of its chain', async () => {
     const leaf = await clientLeaf('p256');
     const config = await serverConfig();

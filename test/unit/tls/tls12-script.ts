@@ -154,10 +154,12 @@ export class ScriptedClient12 {
     return this.handshake(encodeHandshake(HandshakeType.certificate_verify, (w) => w.u16(scheme).opaque16(signature)));
   }
 
-  /** Any handshake message, as given: logged, in a plaintext record. */
+  /** Any handshake message, as given: logged, in plaintext records of at most 2^14 bytes (RFC 5246 §6.2.1). */
   handshake(message: Uint8Array): Uint8Array {
     this.log.push(message);
-    return record(ContentType.handshake, message);
+    const records: Uint8Array[] = [];
+    for (let i = 0; i < message.length || i === 0; i += 16384) records.push(record(ContentType.handshake, message.subarray(i, i + 16384)));
+    return Buffer.concat(records);
   }
 
   /** Our Finished over the log, sealed (send CHANGE_CIPHER_SPEC before it). */
