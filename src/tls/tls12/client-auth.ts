@@ -10,9 +10,11 @@
  * - CertificateVerify signs the handshake messages themselves (not a transcript hash with a
  *   context string), with the hash of the scheme the client chose among those we offered; an
  *   ECDSA scheme names the hash only (RFC 5246 §7.4.1.4.1), and RSA PKCS#1 v1.5 is allowed;
- * - client delegated credentials are TLS 1.3 only (RFC 9345 §4): the receiving hooks are not asked.
+ * - client delegated credentials are TLS 1.3 only (RFC 9345 §4): the receiving hooks' acceptLeaf is
+ *   still asked (a policy callback that may refuse the client), told that nothing was offered.
  */
 import type { HandshakeMode } from '../connection.js';
+import type { PeerCredentialHooks } from '../credentials.js';
 import { HandshakeType } from '../constants.js';
 import { HandshakeFailure, PeerMisbehaved } from '../errors.js';
 import { encodeHandshake } from '../messages/handshake.js';
@@ -95,10 +97,20 @@ export function authenticateClient12(body: Uint8Array, config: ServerConfig): Au
       servername: undefined,
       purpose: 'client',
       now: config.now(),
-      hooks: undefined,
+      hooks: tls12Hooks(config.options.clientCredentialHooks),
       offeredSchemes: tls12ClientSchemes(config.verifySchemes),
     },
   );
+}
+
+/**
+ * The server's clientCredentialHooks for a TLS 1.2 client: acceptLeaf is a verification callback
+ * (it may refuse the client, or name the key that must sign CertificateVerify), so it decides for
+ * TLS 1.2 clients as for TLS 1.3 ones, one verdict for both; nothing was offered in extension 34
+ * (TLS 1.2 has no delegated credentials), which is what the hook is told.
+ */
+function tls12Hooks(hooks: PeerCredentialHooks | undefined): PeerCredentialHooks | undefined {
+  return hooks && { offer: [], acceptLeaf: (ctx) => hooks.acceptLeaf(ctx) };
 }
 
 /**

@@ -7,7 +7,7 @@
 import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { X509Certificate } from 'node:crypto';
-import { ClientConnection } from '../../../src/tls/client.js';
+import { ClientConfig, ClientConnection } from '../../../src/tls/client.js';
 import { ServerConfig, ServerConnection, DEFAULT_VERIFY_SCHEMES, type ServerOptions } from '../../../src/tls/server.js';
 import { AlertDescription as A } from '../../../src/tls/alerts.js';
 import { ContentType, HandshakeType, SignatureScheme as S } from '../../../src/tls/constants.js';
@@ -274,6 +274,45 @@ void describe('TLS 1.2 client authentication: messages out of place get unexpect
     const leaf = await clientLeaf('p256');
     const c = await started(await serverConfig());
     assert.deepEqual(refusalAfter(c.conn, c.certificate([leaf.der]), c.keyExchange(), CHANGE_CIPHER_SPEC), { alert: A.unexpected_message, fault: 'UnexpectedChangeCipherSpec' });
+  });
+});
+
+void describe('TLS 1.2 client authentication: clientCredentialHooks.acceptLeaf, the same verdict as TLS 1.3', () => {
+  void test('a hook that refuses the client: TLS 1.2 refuses it with the alert TLS 1.3 sends (bad_certificate), after the hook saw the leaf', async () => {
+    const leaf = await clientLeaf('p256');
+    const seen: Uint8Array[] = [];
+    const offered: (readonly number[])[] = [];
+    const config = await serverConfig({
+      clientCredentialHooks: {
+        offer: [S.ecdsa_secp256r1_sha256],
+        acceptLeaf: (ctx) => {
+          seen.push(ctx.leaf);
+          offered.push(ctx.offeredDelegatedCredentialSchemes);
+          throw new BadCertificate('policy: this client is revoked');
+        },
+      },
+    });
+    const c = await started(config);
+    const err = errorOf((await feedAll(c.conn, ...authenticatedFlight(c, leaf, S.ecdsa_secp256r1_sha256))).events);
+    assert.equal(err?.sentAlert, A.bad_certificate);
+    assert.match(String(err?.error), /revoked/);
+    assert.deepEqual(seen.map((d) => Buffer.from(d)), [Buffer.from(leaf.der)]);
+    assert.deepEqual(offered, [[]], 'TLS 1.2 offers no delegated credential');
+    // TLS 1.3, the same server and client certificate: the same alert.
+    const pki = await testPki();
+    const tls13 = await doHandshake(new ClientConnection(new ClientConfig({ servername: 'localhost', ca: [pki.ca.pem], certificates: [{ cert: leaf.pem, key: leaf.key }] })), new ServerConnection(config));
+    assert.equal(tls13.server.error?.sentAlert, A.bad_certificate);
+    assert.deepEqual(offered[1], [S.ecdsa_secp256r1_sha256]);
+  });
+
+  void test('a hook that accepts (returns undefined): connected and authorized, as without it', async () => {
+    const leaf = await clientLeaf('p256');
+    let calls = 0;
+    const config = await serverConfig({ clientCredentialHooks: { acceptLeaf: () => void calls++ } });
+    const c = await started(config);
+    const info = completed((await feedAll(c.conn, ...authenticatedFlight(c, leaf, S.ecdsa_secp256r1_sha256))).events);
+    assert.equal(info.peerAuthorized, true);
+    assert.equal(calls, 1);
   });
 });
 
