@@ -86,8 +86,22 @@ export interface ServerOptions {
   readonly rejectUnauthorized?: boolean;
   /** Trust anchors for client certificates. */
   readonly ca?: readonly TrustAnchorInput[];
-  /** Receiving-side credential hooks for client certificates (client delegated credentials). */
+  /**
+   * Receiving-side credential hooks for client certificates (client delegated credentials);
+   * `acceptLeaf` is asked for TLS 1.3 and TLS 1.2 clients alike and may refuse one.
+   */
   readonly clientCredentialHooks?: PeerCredentialHooks;
+  /**
+   * With requestCert: what names this server's client authentication in its tickets (OpenSSL's
+   * session id context), as a string (UTF-8) or bytes. A ticket resumes as client-authenticated
+   * only where requestCert, rejectUnauthorized, the CAs, the delegated credential offer and this
+   * value are the same; else the client is verified afresh by a full handshake. Set the same value
+   * on servers that share a ticket key and whose clientCredentialHooks decide alike, another where
+   * they decide differently. Default: with custom clientCredentialHooks, a random value per
+   * ServerConfig (the hooks are functions, which the ticket cannot compare), so authenticated
+   * tickets resume only on the config that issued them; without hooks, empty.
+   */
+  readonly sessionIdContext?: string | Uint8Array;
   /** 32-byte key for session tickets; share it between servers to resume across them. Default: random per config. */
   readonly ticketKey?: Uint8Array;
   /** Tickets sent after each full handshake (default 1; 0 disables resumption). */
@@ -139,7 +153,10 @@ export class ServerConfig {
     for (const g of this.groups) if (!SUPPORTED_GROUPS.includes(g)) throw new TypeError(`unsupported group 0x${g.toString(16)}`);
     this.ticketKey = new TicketKey(options.ticketKey);
     this.trustStore = options.ca ? createTrustStore(options.ca) : undefined;
-    this.clientAuth = new ClientAuthPolicy({ ...options, delegatedCredentialOffer: options.clientCredentialHooks?.offer }, this.trustStore);
+    this.clientAuth = new ClientAuthPolicy(
+      { ...options, delegatedCredentialOffer: options.clientCredentialHooks?.offer, sessionIdContext: sessionIdContext(options) },
+      this.trustStore,
+    );
     this.sessionTickets = options.sessionTickets ?? 1;
     this.ticketLifetimeSeconds = Math.min(options.ticketLifetimeSeconds ?? 7200, 604800);
     this.verifySchemes = DEFAULT_VERIFY_SCHEMES;
@@ -761,6 +778,13 @@ export class ServerConnection extends Connection<ServerState> {
       this.records.queueHandshake(encodeHandshake(HandshakeType.new_session_ticket, (w) => writeNewSessionTicket(w, nst), 32 + ticket.length));
     }
   }
+}
+
+/** ServerOptions.sessionIdContext as bytes; with hooks and none given, random (see there). */
+function sessionIdContext(options: ServerOptions): Uint8Array | undefined {
+  const given = options.sessionIdContext;
+  if (given !== undefined) return typeof given === 'string' ? Buffer.from(given, 'utf8') : given;
+  return options.clientCredentialHooks ? randomBytesPooled(32) : undefined;
 }
 
 function hasShareFor(shares: readonly KeyShareEntry[], group: number): boolean {

@@ -147,6 +147,8 @@ export interface ClientAuthOptions {
   readonly rejectUnauthorized?: boolean;
   /** The delegated credential schemes offered to clients (PeerCredentialHooks.offer). */
   readonly delegatedCredentialOffer?: readonly number[];
+  /** What else tells this server's client authentication apart (hooks are functions): ServerOptions.sessionIdContext. */
+  readonly sessionIdContext?: Uint8Array;
 }
 
 /**
@@ -154,7 +156,8 @@ export interface ClientAuthOptions {
  * TLS 1.2). A resumed handshake skips the client's certificate, so a ticket stands for the
  * verification done when it was issued; it resumes only
  * - under the same configuration: `digest` covers requestCert, rejectUnauthorized, the trust
- *   anchors (by fingerprint, in any order) and the delegated credential offer, so a ticket
+ *   anchors (by fingerprint, in any order), the delegated credential offer and the session id
+ *   context (OpenSSL's sid_ctx; it stands for the hooks, which no digest can cover), so a ticket
  *   issued under another CA set with the same ticket key is not taken as authenticated;
  * - while that verification holds: a certificate (or its chain, or a client delegated
  *   credential) that expired since does not resume;
@@ -184,6 +187,7 @@ export class ClientAuthPolicy {
       const offer = options.delegatedCredentialOffer ?? [];
       w.u16(offer.length);
       for (const scheme of offer) w.u16(scheme);
+      w.opaque16(options.sessionIdContext ?? new Uint8Array(0));
     }
     const encoded = w.finish();
     this.digest = createHash('sha256').update(encoded).digest();

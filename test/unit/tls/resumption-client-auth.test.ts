@@ -9,6 +9,8 @@ import { X509Certificate } from 'node:crypto';
 import { ClientConfig, ClientConnection } from '../../../src/tls/client.js';
 import { ServerConfig, ServerConnection, type ServerOptions } from '../../../src/tls/server.js';
 import { AlertDescription } from '../../../src/tls/alerts.js';
+import { BadCertificate } from '../../../src/tls/errors.js';
+import type { PeerCredentialHooks } from '../../../src/tls/credentials.js';
 import type { TlsSession } from '../../../src/tls/session.js';
 import { assertConnected, doHandshake, type Pair } from './pair.js';
 import { testPki } from './pki.js';
@@ -130,5 +132,50 @@ void describe('a resumed TLS 1.3 session is authenticated only while the origina
     assert.equal(info(pair).resumed, true);
     assert.equal(info(pair).peerAuthorized, false);
     assert.equal(info(pair).peerCertificates.length, 0);
+  });
+
+  void describe('client credential hooks (functions the digest cannot cover): sessionIdContext', () => {
+    const allow: PeerCredentialHooks = { offer: [], acceptLeaf: () => undefined };
+    const deny: PeerCredentialHooks = {
+      offer: [],
+      acceptLeaf: () => {
+        throw new BadCertificate('policy: this client is revoked');
+      },
+    };
+
+    void test('two servers with one ticket key and different hooks, no sessionIdContext: the other server does not resume the ticket, its hook refuses the client', async () => {
+      const { pki, serverConfig, clientConfig } = await fixture();
+      const session = await issueTicket(serverConfig({ requestCert: true, ca: [pki.ca.pem], clientCredentialHooks: allow }), clientConfig);
+      const pair = await resume(serverConfig({ requestCert: true, ca: [pki.ca.pem], clientCredentialHooks: deny }), clientConfig, session);
+      assert.equal(pair.server.ofType('handshake').length, 0, 'the deny hook was bypassed by resumption');
+      assert.equal(pair.server.error?.sentAlert, AlertDescription.bad_certificate);
+    });
+
+    void test('hooks without sessionIdContext: the ticket resumes on the same ServerConfig only (a random context per config)', async () => {
+      const { pki, serverConfig, clientConfig } = await fixture();
+      const options = { requestCert: true, ca: [pki.ca.pem], clientCredentialHooks: allow };
+      const config = serverConfig(options);
+      const session = await issueTicket(config, clientConfig);
+      const same = await resume(config, clientConfig, session);
+      assertConnected(same);
+      assert.equal(info(same).resumed, true);
+      assert.equal(info(same).peerAuthorized, true);
+      const other = await resume(serverConfig(options), clientConfig, session);
+      assertConnected(other);
+      assert.equal(info(other).resumed, false);
+    });
+
+    void test('the same sessionIdContext (string or bytes) resumes across configs; another one does not', async () => {
+      const { pki, serverConfig, clientConfig } = await fixture();
+      const options = { requestCert: true, ca: [pki.ca.pem], clientCredentialHooks: allow };
+      const session = await issueTicket(serverConfig({ ...options, sessionIdContext: 'tenant-a' }), clientConfig);
+      const same = await resume(serverConfig({ ...options, sessionIdContext: Buffer.from('tenant-a') }), clientConfig, session);
+      assertConnected(same);
+      assert.equal(info(same).resumed, true);
+      assert.equal(info(same).peerAuthorized, true);
+      const other = await resume(serverConfig({ ...options, sessionIdContext: 'tenant-b' }), clientConfig, session);
+      assertConnected(other);
+      assert.equal(info(other).resumed, false);
+    });
   });
 });
