@@ -5,7 +5,8 @@
  * deadline that covers waiting for a connection, sending and the answer. A lost connection fails
  * the requests in flight on it and is re-established on demand, with exponential backoff between
  * failed attempts (so a restarted key server is picked up again without anyone's help). Sockets
- * are unref'd while idle, so an idle client does not keep a process alive.
+ * are unref'd while idle, and connection attempts always (requests waiting for one keep the
+ * process alive by their own deadlines), so an idle client does not keep a process alive.
  *
  * Requests waiting for an answer are capped per connection (maxInFlightPerConnection); more wait
  * in a bounded queue of that connection, in order and each within its own deadline, and are sent
@@ -759,6 +760,11 @@ export class KeylessClient {
     slot.connecting = true;
     socket.setNoDelay(true);
     const connectTimer = setTimeout(() => socket.destroy(new Error('TLS connect timed out')), 10_000);
+    // The attempt alone keeps no process alive (an idle client does not): the requests waiting
+    // for it do, by their deadline timers, and once they are gone (timed out against a key server
+    // that accepts TCP but never completes TLS) the attempt ends by itself or with the process.
+    socket.unref();
+    connectTimer.unref();
     const ended = (): void => {
       clearTimeout(connectTimer);
       slot.connecting = false;

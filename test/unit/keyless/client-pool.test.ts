@@ -7,6 +7,7 @@
  */
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
 import { KeylessClient, type KeylessClientOptions } from '../../../src/keyless/client.js';
 import { KeylessClosedError, KeylessOverloadedError, KeylessUnavailableError } from '../../../src/keyless/errors.js';
 import { startKeyServer, type KeyServer } from '../../../src/keyless/server.js';
@@ -182,6 +183,31 @@ void describe('keyless client: the pool of connections', { timeout: 60_000 }, ()
     await until('no timer left of the attempt or the requests', () => timers() <= baseline, 2000);
     assert.equal(client.state, 'closed');
     await assert.rejects(client.ping(), KeylessClosedError, 'a request after close() fails at once too');
+  });
+
+  void it('a request that timed out against a key server that never completes TLS leaves nothing that keeps the process alive: the attempt is unref\'d once no request waits for it', async () => {
+    const relay = await relayed();
+    relay.hold(); // TCP accepted, the key server's half of the handshake never arrives
+    // A process of its own: whether it exits is the point, and the connection attempt's own timer is 10 s.
+    const client = new URL('../../../src/keyless/client.js', import.meta.url).href;
+    const options = { address: `127.0.0.1:${relay.port}`, ca: pki.ca, cert: pki.client.cert, key: pki.client.key, servername: 'localhost', timeoutMs: 200 };
+    const script = `const { KeylessClient } = await import(${JSON.stringify(client)});
+const c = new KeylessClient(JSON.parse(process.argv[1]));
+console.log(await c.ping().then(() => 'answered', (e) => e.name));`;
+    const child = spawn(process.execPath, ['--input-type=module', '-e', script, JSON.stringify(options)], { stdio: ['ignore', 'pipe', 'inherit'] });
+    let out = '';
+    child.stdout.on('data', (d: Buffer) => (out += d.toString()));
+    const started = Date.now();
+    let guard: NodeJS.Timeout | undefined;
+    const exited = await Promise.race([
+      new Promise<number | null>((r) => child.once('exit', (code) => r(code))),
+      new Promise<'alive'>((r) => (guard = setTimeout(() => r('alive'), 5000))),
+    ]);
+    clearTimeout(guard);
+    if (exited === 'alive') child.kill();
+    assert.notEqual(exited, 'alive', `the process was still alive ${Date.now() - started} ms after its only request (timeout 200 ms) was made`);
+    assert.equal(exited, 0);
+    assert.equal(out.trim(), 'KeylessTimeoutError');
   });
 
   void it('close() while requests wait out a backoff fails them at once', async () => {
