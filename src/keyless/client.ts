@@ -21,9 +21,10 @@
  * lost connection's requests not yet written, go to a healthy connection instead of waiting out
  * the failed slot's backoff.
  */
-import { connect as tlsConnect, type TLSSocket } from 'node:tls';
+import { connect as tlsConnect, type SecureContext, type TLSSocket } from 'node:tls';
 import { isIP } from 'node:net';
 import { randomBytes } from 'node:crypto';
+import { clientSecureContext } from './client-context.js';
 import { checkEncodable, decodeOperation, encodeMessage, FrameDecoder, type Operation } from './codec.js';
 import { KeylessClosedError, KeylessError, KeylessOverloadedError, KeylessRemoteError, KeylessTimeoutError, KeylessUnavailableError } from './errors.js';
 import { DEFAULT_PORT, ErrorCode, Opcode, opcodeName, PAD_TO, VERSION_MAJOR } from './protocol.js';
@@ -37,7 +38,10 @@ export interface KeylessClientOptions {
   readonly address: string;
   /** CA certificate(s) that the key server's certificate must chain to (PEM). */
   readonly ca: Pem | readonly Pem[];
-  /** Client certificate (chain) and key presented to the key server (PEM). */
+  /**
+   * Client certificate (chain) and key presented to the key server (PEM). Loaded when the client is
+   * made: one node:tls cannot load (or a key of another certificate) throws KeylessConfigError.
+   */
   readonly cert: Pem;
   readonly key: Pem;
   /** Name checked against the server certificate (default: the host of `address`). */
@@ -389,11 +393,16 @@ export class KeylessClient {
   /** Connections established so far (each one's serial). */
   private established = 0;
 
+  /** CA, client certificate and key, loaded once for every connection (./client-context.ts). */
+  private readonly secureContext: SecureContext;
+
+  /** Throws on an address that is not host:port, and KeylessConfigError on credentials node:tls cannot load. */
   constructor(private readonly options: KeylessClientOptions) {
     const { host, port } = parseAddress(options.address);
     this.host = host;
     this.port = port;
     this.server = options.address;
+    this.secureContext = clientSecureContext(options, options.address);
     this.slots = Array.from({ length: Math.max(1, options.poolSize ?? 1) }, () => new Slot());
     this.timeoutMs = options.timeoutMs ?? 5000;
     this.minBackoffMs = options.minBackoffMs ?? 100;
@@ -741,19 +750,11 @@ export class KeylessClient {
     const servername = this.options.servername ?? (isIP(this.host) ? undefined : this.host);
     let socket: TLSSocket;
     try {
-      socket = tlsConnect({
-        host: this.host,
-        port: this.port,
-        ca: toList(this.options.ca),
-        cert: toBuffer(this.options.cert),
-        key: toBuffer(this.options.key),
-        minVersion: 'TLSv1.2',
-        ...(servername !== undefined ? { servername } : {}),
-      });
+      socket = tlsConnect({ host: this.host, port: this.port, secureContext: this.secureContext, ...(servername !== undefined ? { servername } : {}) });
     } catch (err) {
-      // A certificate or key node:tls cannot load throws here, not in an event: a failed attempt
-      // like any other (backoff; the requests that cannot wait for it fail saying why), never an
-      // exception out of whatever callback asked for the connection.
+      // The credentials were loaded when the client was made; whatever else throws here is a
+      // failed attempt like any other (backoff; the requests that cannot wait for it fail saying
+      // why), never an exception out of whatever callback asked for the connection.
       this.recordFailure(slot, err instanceof Error ? err : new Error(String(err)));
       return;
     }
@@ -815,12 +816,4 @@ export class KeylessClient {
 
 function load(c: Connection): number {
   return c.inFlight + c.queued;
-}
-
-function toBuffer(p: Pem): string | Buffer {
-  return typeof p === 'string' ? p : Buffer.from(p);
-}
-
-function toList(p: Pem | readonly Pem[]): Array<string | Buffer> {
-  return (Array.isArray(p) ? (p as readonly Pem[]) : [p as Pem]).map(toBuffer);
 }

@@ -99,3 +99,15 @@ export class KeylessClosedError extends KeylessUnavailableError {
     this.name = 'KeylessClosedError';
   }
 }
+
+/**
+ * The client's own configuration cannot work (KeylessClientOptions): a client certificate, key or
+ * CA that node:tls cannot load, or a key that does not match the certificate. Thrown when the
+ * client is made, never retried as if the key server were unreachable: nothing but new options fixes it.
+ */
+export class KeylessConfigError extends Error {
+  constructor(message: string, options?: { cause?: unknown }) {
+    super(message, options);
+    this.name = 'KeylessConfigError';
+  }
+}

@@ -8,6 +8,7 @@ export { KeyDirectory, SigningKey, StaticKeys, parseKeyFile, type KeyLookup, typ
 export { decodeMessage, decodeOperation, encodeMessage, FrameDecoder, type Frame, type Header, type Item, type Message, type Operation } from './codec.js';
 export {
   KeylessClosedError,
+  KeylessConfigError,
   KeylessError,
   KeylessFormatError,
   KeylessOversizedError,

@@ -9,7 +9,7 @@ import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import { KeylessClient, type KeylessClientOptions } from '../../../src/keyless/client.js';
-import { KeylessClosedError, KeylessOverloadedError, KeylessUnavailableError } from '../../../src/keyless/errors.js';
+import { KeylessClosedError, KeylessConfigError, KeylessOverloadedError, KeylessUnavailableError } from '../../../src/keyless/errors.js';
 import { startKeyServer, type KeyServer } from '../../../src/keyless/server.js';
 import { makeKeylessPki, type KeylessPki } from './pki.js';
 import { Relay, settled, timers, until } from './relay.js';
@@ -147,17 +147,21 @@ void describe('keyless client: the pool of connections', { timeout: 60_000 }, ()
     assert.ok('ok' in (await first));
   });
 
-  void it('a client key node:tls cannot load fails each request with the reason, within its deadline, and throws nothing out of the pool', async () => {
-    const client = new KeylessClient({ address: `127.0.0.1:${ks.port}`, ca: pki.ca, cert: pki.client.cert, key: 'not a key', minBackoffMs: 20, timeoutMs: 300 });
-    clients.push(client);
-    const started = Date.now();
-    const results = await Promise.all(Array.from({ length: 3 }, () => settled(client.ping())));
-    for (const r of results) {
-      assert.ok('error' in r && r.error instanceof KeylessUnavailableError, String('error' in r ? r.error : r.ok));
-      assert.match((r.error as Error).message, /^key server 127\.0\.0\.1:\d+ (no connection|not reachable) before the deadline: .+/);
+  void it('client credentials node:tls cannot load: KeylessConfigError when the client is made, naming the option to fix, never a request retried with backoff', () => {
+    const base = { address: `127.0.0.1:${ks.port}`, ca: pki.ca, cert: pki.client.cert, key: pki.client.key };
+    const cases: [string, Partial<KeylessClientOptions>, RegExp][] = [
+      ['a key that is no key', { key: '-----BEGIN PRIVATE KEY-----\nAAAA\n-----END PRIVATE KEY-----\n' }, /the client key \(KeylessClientOptions\.key\) cannot be loaded; give the PEM private key/],
+      ['not PEM at all', { key: 'not a key' }, /the client key \(KeylessClientOptions\.key\) cannot be loaded/],
+      ['a certificate that is no certificate', { cert: '-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----\n' }, /the client certificate \(KeylessClientOptions\.cert\) cannot be loaded/],
+      ['the key of another certificate', { key: pki.server.key }, /the client certificate and key \(KeylessClientOptions\.cert, \.key\) do not go together/],
+    ];
+    for (const [name, bad, message] of cases) {
+      assert.throws(
+        () => new KeylessClient({ ...base, ...bad }),
+        (err: unknown) => err instanceof KeylessConfigError && !(err instanceof KeylessUnavailableError) && message.test(err.message) && err.message.startsWith(`keyless client for key server 127.0.0.1:${ks.port}: `),
+        name,
+      );
     }
-    assert.ok(Date.now() - started < 3000);
-    assert.equal(client.state, 'backoff');
   });
 
   void it('close() during a connection attempt ends the attempt and its timer, and fails the waiting requests at once with KeylessClosedError', async () => {

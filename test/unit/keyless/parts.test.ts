@@ -1,4 +1,4 @@
-import { describe, it } from 'node:test';
+import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { generateKeyPairSync } from 'node:crypto';
 import { parseAddress } from '../../../src/keyless/client.js';
@@ -7,8 +7,15 @@ import { Semaphore } from '../../../src/keyless/semaphore.js';
 import { computeSki, skiHex } from '../../../src/keyless/ski.js';
 import { KeylessSigner, opcodeForScheme } from '../../../src/signer/keyless.js';
 import { SignatureScheme as S } from '../../../src/tls/constants.js';
+import { makeKeylessPki, type KeylessPki } from './pki.js';
 
-const unusedEndpoint = { address: '127.0.0.1:1', ca: 'x', clientCert: 'x', clientKey: 'x' };
+// Credentials that load (the client loads them when made), for an endpoint never connected to.
+let pki: KeylessPki;
+before(() => {
+  pki = makeKeylessPki([]);
+});
+after(() => pki.cleanup());
+const unusedEndpoint = () => ({ address: '127.0.0.1:1', ca: pki.ca, clientCert: pki.client.cert, clientKey: pki.client.key });
 
 void describe('key server address', () => {
   void it('reads host:port, [v6]:port, a bare host and a bare IPv6 address (port 2407)', () => {
@@ -67,7 +74,7 @@ void describe('keyless signature schemes', () => {
 void describe('KeylessSigner construction', () => {
   void it('derives the SKI and the schemes from the public key without connecting', async () => {
     const pair = generateKeyPairSync('ec', { namedCurve: 'secp384r1' });
-    const signer = new KeylessSigner({ ...unusedEndpoint, publicKey: pair.publicKey });
+    const signer = new KeylessSigner({ ...unusedEndpoint(), publicKey: pair.publicKey });
     assert.equal(signer.skiHex, skiHex(computeSki(pair.publicKey)));
     assert.deepEqual(signer.schemes, [S.ecdsa_secp384r1_sha384]);
     assert.equal(signer.client.state, 'idle');
@@ -78,26 +85,26 @@ void describe('KeylessSigner construction', () => {
     const pair = generateKeyPairSync('ed25519');
     const pem = pair.publicKey.export({ type: 'spki', format: 'pem' }).toString();
     const der = new Uint8Array(pair.publicKey.export({ type: 'spki', format: 'der' }));
-    const a = new KeylessSigner({ ...unusedEndpoint, publicKey: pem });
-    const b = new KeylessSigner({ ...unusedEndpoint, publicKey: der });
+    const a = new KeylessSigner({ ...unusedEndpoint(), publicKey: pem });
+    const b = new KeylessSigner({ ...unusedEndpoint(), publicKey: der });
     assert.equal(a.skiHex, b.skiHex);
     await Promise.all([a.close(), b.close()]);
   });
 
   void it('refuses an SKI that does not match the key, and an SKI without schemes', () => {
     const pair = generateKeyPairSync('ed25519');
-    assert.throws(() => new KeylessSigner({ ...unusedEndpoint, publicKey: pair.publicKey, ski: '00'.repeat(20) }), /does not match/);
-    assert.throws(() => new KeylessSigner({ ...unusedEndpoint, ski: '00'.repeat(20) }), /needs `schemes`/);
-    assert.throws(() => new KeylessSigner({ ...unusedEndpoint }), /certificate, a publicKey or an SKI/);
+    assert.throws(() => new KeylessSigner({ ...unusedEndpoint(), publicKey: pair.publicKey, ski: '00'.repeat(20) }), /does not match/);
+    assert.throws(() => new KeylessSigner({ ...unusedEndpoint(), ski: '00'.repeat(20) }), /needs `schemes`/);
+    assert.throws(() => new KeylessSigner(unusedEndpoint()), /certificate, a publicKey or an SKI/);
   });
 
   void it('refuses a scheme that does not fit the key', () => {
     const pair = generateKeyPairSync('ec', { namedCurve: 'prime256v1' });
-    assert.throws(() => new KeylessSigner({ ...unusedEndpoint, publicKey: pair.publicKey, schemes: [S.ed25519] }), /does not fit/);
+    assert.throws(() => new KeylessSigner({ ...unusedEndpoint(), publicKey: pair.publicKey, schemes: [S.ed25519] }), /does not fit/);
   });
 
   void it('works from an SKI and explicit schemes when the key is not known locally', async () => {
-    const signer = new KeylessSigner({ ...unusedEndpoint, ski: 'AB:'.repeat(19) + 'AB', schemes: [S.ecdsa_secp256r1_sha256] });
+    const signer = new KeylessSigner({ ...unusedEndpoint(), ski: 'AB:'.repeat(19) + 'AB', schemes: [S.ecdsa_secp256r1_sha256] });
     assert.equal(signer.skiHex, 'ab'.repeat(20));
     assert.equal(signer.publicKey, undefined);
     await assert.rejects(signer.sign(S.ed25519, new Uint8Array(1)), /does not offer ed25519/);
