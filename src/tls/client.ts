@@ -268,7 +268,6 @@ export class ClientConnection extends Connection<ClientState> {
     const tls13 = this.config.versions.includes(ProtocolVersion.TLS1_3);
     const tls12 = this.config.tls12Suites.length > 0;
     const shares = tls13 ? this.config.keyShareGroups.map((g) => generateKeyShare(g)!) : [];
-    const usable = session && sessionUsable(session, this.config.now().getTime()) && suiteParams(session.cipherSuite) ? session : undefined;
     const sni = this.servername !== undefined && isIP(this.servername) === 0 ? this.servername : undefined;
     const offerDc = o.serverCredentialHooks?.offer;
     const hello: ClientHello = {
@@ -291,6 +290,8 @@ export class ClientConnection extends Connection<ClientState> {
         unknown: [],
       },
     };
+    const usableSuite = session && sessionUsable(session, this.config.now().getTime()) ? suiteParams(session.cipherSuite) : undefined;
+    const usable = usableSuite && pskFits(hello, session!.ticket, usableSuite.hashLength) ? session : undefined;
     const transcript = new Transcript();
     const raw = this.encodeClientHello(hello, usable, undefined);
     transcript.add(raw);
@@ -563,4 +564,20 @@ export class ClientConnection extends Connection<ClientState> {
       },
     });
   }
+}
+
+/**
+ * Whether `hello` can carry `ticket` as its pre_shared_key identity: a ClientHello's extensions are
+ * extensions<8..2^16-1> (RFC 8446 §4.1.2), and a server may send a ticket of up to 2^16-1 bytes,
+ * which with the rest does not fit. Such a ticket is kept but not offered: a full handshake.
+ */
+function pskFits(hello: ClientHello, ticket: Uint8Array, hashLength: number): boolean {
+  // pre_shared_key: type 2, length 2, identities 2 + (identity 2 + ticket, age 4), binders 2 + (1 + hash).
+  const psk = 4 + 2 + 2 + ticket.length + 4 + 2 + 1 + hashLength;
+  // The rest of our ClientHello's extensions (a few KB) is not measured when even 32 KiB of them would fit.
+  if (psk <= 0xffff - 0x8000) return true;
+  const raw = encodeHandshake(HandshakeType.client_hello, (w) => writeClientHello(w, hello), 4096);
+  const beforeExtensions = 4 + 2 + 32 + 1 + hello.legacySessionId.length + 2 + 2 * hello.cipherSuites.length + 1 + hello.legacyCompressionMethods.length;
+  const others = raw.length - beforeExtensions - 2;
+  return others + psk <= 0xffff;
 }

@@ -40,6 +40,7 @@ import {
   decodeFinished,
   encodeHandshake,
   frameHandshake,
+  MAX_HANDSHAKE_BODY,
   writeCertificate,
   writeCertificateVerify,
   writeCertificateRequest,
@@ -771,9 +772,12 @@ export class ServerConnection extends Connection<ServerState> {
         clientValidUntil: clientAuth.clientValidUntil,
       });
       psk.fill(0);
-      // NewSessionTicket's ticket<1..2^16-1>: a ticket carrying a very large client certificate
-      // does not fit; the client then resumes with a full handshake.
-      if (ticket.length > 0xffff) return;
+      // The whole NewSessionTicket must fit what clients take: its ticket<1..2^16-1> (RFC 8446
+      // §4.6.1), and a body of at most MAX_HANDSHAKE_BODY (Go's crypto/tls refuses any handshake
+      // message over 64 KiB, as our client did): lifetime 4, age_add 4, nonce 1 + n, ticket 2 + t,
+      // no extensions 2. A ticket carrying a very large client certificate does not fit; the client
+      // then resumes with a full handshake.
+      if (4 + 4 + 1 + nonce.length + 2 + ticket.length + 2 > MAX_HANDSHAKE_BODY) return;
       const nst = { lifetime: lifetimeSeconds, ageAdd, nonce, ticket, unknown: NO_EXTENSIONS };
       this.records.queueHandshake(encodeHandshake(HandshakeType.new_session_ticket, (w) => writeNewSessionTicket(w, nst), 32 + ticket.length));
     }

@@ -36,6 +36,15 @@ export const MAX_HANDSHAKE_BODY = 1 << 16;
 export const MAX_CLIENT_HELLO_BODY = 2 + 32 + (1 + 32) + (2 + 65534) + (1 + 255) + (2 + 65535);
 
 /**
+ * Largest NewSessionTicket body that can be well formed (OpenSSL's SESSION_TICKET_MAX_LENGTH_TLS13):
+ * lifetime 4, age_add 4, nonce 1 + 255, ticket 2 + 65535, extensions 2 + 65534 (RFC 8446 §4.6.1).
+ * A ticket is optional, but a message within the syntax's bounds is no protocol error: a client
+ * that refused it would end a working connection over a ticket it may simply not use. A larger one
+ * cannot be well formed and is refused at its header. TLS 1.2's (RFC 5077 §3.3: 4 + 2 + 65535) is smaller.
+ */
+export const MAX_NEW_SESSION_TICKET_BODY = 4 + 4 + (1 + 255) + (2 + 65535) + (2 + 65534);
+
+/**
  * Largest Certificate body (Go's maxHandshakeCertificateMsg): a chain of a few certificates
  * with ML-DSA keys and signatures (~4-7 KB each) plus entry extensions (delegated credential,
  * OCSP, SCTs) stays well below it.
@@ -54,8 +63,9 @@ export function maxHandshakeBody(type: number): number {
       return MAX_CERTIFICATE_BODY;
     case HandshakeType.client_hello:
       return MAX_CLIENT_HELLO_BODY;
-    case HandshakeType.server_hello:
     case HandshakeType.new_session_ticket:
+      return MAX_NEW_SESSION_TICKET_BODY;
+    case HandshakeType.server_hello:
     case HandshakeType.encrypted_extensions:
     case HandshakeType.certificate_request:
     case HandshakeType.certificate_verify:
