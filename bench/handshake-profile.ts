@@ -9,6 +9,7 @@
  * certificate needs in TLS 1.2), no session reuse, 32 bytes echoed per connection, `concurrency`
  * lanes) runs pinned to core 0 for `seconds`, then the server exits and its profile is read.
  * The first second of load is in the profile too; for the steady state use 10 s or more.
+ * BENCH_ECDH_CURVE=<OpenSSL group list> restricts the load's groups (e.g. X25519MLKEM768).
  */
 import { readdir, readFile, rm, mkdtemp } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
@@ -59,7 +60,8 @@ async function serverRole(certFile: string, keyFile: string): Promise<void> {
 
 async function loadRole(port: number, version: string, seconds: number, concurrency: number): Promise<void> {
   const v = version === '1.2' ? 'TLSv1.2' : 'TLSv1.3';
-  const options: nodeTls.ConnectionOptions = { port, host: '127.0.0.1', servername: 'localhost', minVersion: v, maxVersion: v, rejectUnauthorized: false };
+  const ecdhCurve = process.env.BENCH_ECDH_CURVE;
+  const options: nodeTls.ConnectionOptions = { port, host: '127.0.0.1', servername: 'localhost', minVersion: v, maxVersion: v, rejectUnauthorized: false, ...(ecdhCurve ? { ecdhCurve } : {}) };
   const payload = Buffer.alloc(32, 0x61);
   let completed = 0;
   const deadline = Date.now() + seconds * 1000;
@@ -90,7 +92,7 @@ async function main(): Promise<void> {
     if (!file) throw new Error('the server wrote no profile');
     const { busyMs, frames } = selfTimes(JSON.parse(await readFile(join(dir, file), 'utf8')) as Profile);
     const n = stats.handshakes;
-    console.log(`# our server, TLS ${version}, ECDSA P-256, x25519: ${n} handshakes (${completed} echoed) in ${secondsArg} s; server CPU ${(stats.cpuMs / n * 1000).toFixed(0)} us/handshake; busy profile samples ${(busyMs / n * 1000).toFixed(0)} us/handshake; node ${process.version}`);
+    console.log(`# our server, TLS ${version}, ECDSA P-256, ${process.env.BENCH_ECDH_CURVE ?? 'x25519'}: ${n} handshakes (${completed} echoed) in ${secondsArg} s; server CPU ${(stats.cpuMs / n * 1000).toFixed(0)} us/handshake; busy profile samples ${(busyMs / n * 1000).toFixed(0)} us/handshake; node ${process.version}`);
     console.log('| self us/handshake | share of busy | frame |');
     console.log('| ---: | ---: | --- |');
     for (const f of frames.slice(0, Number(topArg))) {
