@@ -13,8 +13,13 @@
  * runs one more window per case under `strace -f` for the sizes of the server's reads and writes
  * (strace slows the server several times, so its per-wakeup batching differs: its counts per
  * handshake are for the sizes, the perf counts for the numbers).
+ * BENCH_PERF_RECORD=1 also runs one more window per case under `perf record -e cpu-clock` (all
+ * threads of the server, 4 kHz) and prints the CPU per handshake by binary (kernel, JIT-compiled
+ * JavaScript, the node binary with its OpenSSL, our addons, libc) and, per server, the functions
+ * whose samples grow most from the first group to the second: where a group's extra CPU goes,
+ * native frames included, which `--cpu-prof` folds into the calling JavaScript.
  * BENCH_BASELINE_DIST=<another build's dist/> adds that build's server (pq-handshake's baseline).
- * Needs `perf` (tracepoints only: no hardware counters are used).
+ * Needs `perf` (software events and tracepoints only: this VM exposes no hardware counters).
  */
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { readFile, rm } from 'node:fs/promises';
@@ -153,6 +158,42 @@ function straceIo(out: string) {
   });
 }
 
+const RECORD_HZ = 4000;
+
+/** Samples per (binary, function) of one window under `perf record`. */
+type Samples = Map<string, number>;
+
+/** `perf record -e cpu-clock` of the server: samples per binary and function. */
+function perfRecord(out: string) {
+  return (pid: number) => ({
+    child: spawn('perf', ['record', '-q', '-e', 'cpu-clock', '-F', String(RECORD_HZ), '-o', out, '-p', String(pid)], { stdio: 'ignore' }),
+    read: async (): Promise<Samples> => {
+      const r = spawnSync('perf', ['report', '-i', out, '--stdio', '-n', '--sort', 'dso,sym'], { encoding: 'utf8', maxBuffer: 64 * 1024 * 1024 });
+      const samples: Samples = new Map();
+      for (const line of r.stdout.split('\n')) {
+        const m = /^\s+[\d.]+%\s+(\d+)\s+(\S.*?)\s+\[[.k]\]\s+(.*)$/.exec(line);
+        if (!m) continue;
+        // JIT frames have one address each: one bucket for all of them.
+        const dso = m[2]!.startsWith('[JIT]') ? '[JIT]' : m[2]!;
+        const key = `${dso}\t${dso === '[JIT]' ? 'JavaScript (JIT-compiled)' : m[3]!.trim()}`;
+        samples.set(key, (samples.get(key) ?? 0) + Number(m[1]));
+      }
+      return samples;
+    },
+  });
+}
+
+/** A binary's name as printed: the kernel, JIT, node (V8, Node, OpenSSL), an addon, libc. */
+function binaryOf(key: string): string {
+  const dso = key.split('\t')[0]!;
+  if (dso === '[kernel.kallsyms]') return 'kernel';
+  if (dso === '[JIT]') return 'JIT JavaScript';
+  if (dso === 'node') return 'node (V8, Node, OpenSSL)';
+  if (dso.endsWith('.node')) return `addon ${dso}`;
+  if (dso.startsWith('libc')) return 'libc';
+  return 'other';
+}
+
 /** "n x size" counts of a size list, most frequent first. */
 function histogram(values: readonly number[], top = 6): string {
   const h = new Map<number, number>();
@@ -200,8 +241,44 @@ async function main(): Promise<void> {
         );
       }
     }
+    if (process.env.BENCH_PERF_RECORD === '1') {
+      const recorded = new Map<Case, { n: number; samples: Samples }>();
+      for (const c of CASES) {
+        const { stats, traced } = await window(c, cert, key, seconds, concurrency, warmup, pin, perfRecord(`${out}.data`));
+        recorded.set(c, { n: stats.handshakes, samples: traced });
+      }
+      const usPer = (c: Case, keys: (k: string) => boolean): number => {
+        const { n, samples } = recorded.get(c)!;
+        let total = 0;
+        for (const [k, v] of samples) if (keys(k)) total += v;
+        return (total * 1e6) / RECORD_HZ / n;
+      };
+      const binaries = [...new Set(CASES.flatMap((c) => [...recorded.get(c)!.samples.keys()].map(binaryOf)))].sort();
+      console.log(`\nserver CPU per handshake by binary, us (perf record -e cpu-clock -F ${RECORD_HZ}, one window each)\n`);
+      console.log(`| binary |${CASES.map((c) => ` ${c.name} |`).join('')}`);
+      console.log(`| --- |${CASES.map(() => ' ---: |').join('')}`);
+      console.log(`| handshakes |${CASES.map((c) => ` ${recorded.get(c)!.n} |`).join('')}`);
+      for (const b of ['all', ...binaries]) {
+        console.log(`| ${b} |${CASES.map((c) => ` ${fmt(usPer(c, (k) => b === 'all' || binaryOf(k) === b), 1)} |`).join('')}`);
+      }
+      const groups = [...new Set(CASES.map((c) => c.group))];
+      for (const server of [...new Set(CASES.map((c) => c.server))]) {
+        const a = CASES.find((c) => c.server === server && c.group === groups[0])!;
+        const b = CASES.find((c) => c.server === server && c.group === groups[1])!;
+        const keys = new Set([...recorded.get(a)!.samples.keys(), ...recorded.get(b)!.samples.keys()]);
+        const deltas = [...keys].map((k) => ({ k, a: usPer(a, (x) => x === k), b: usPer(b, (x) => x === k) })).sort((x, y) => y.b - y.a - (x.b - x.a));
+        console.log(`\n${b.name} against ${a.name}: the functions that grow most, us per handshake\n`);
+        console.log(`| binary | function | ${a.group} | ${b.group} | difference |`);
+        console.log('| --- | --- | ---: | ---: | ---: |');
+        for (const d of deltas.slice(0, 15)) {
+          const [dso, sym] = d.k.split('\t');
+          console.log(`| ${dso} | ${sym!.replace(/\|/g, '\\|').slice(0, 90)} | ${fmt(d.a, 1)} | ${fmt(d.b, 1)} | ${fmt(d.b - d.a, 1)} |`);
+        }
+      }
+    }
   } finally {
     await cleanup();
+    await rm(`${out}.data`, { force: true });
     await rm(`${out}.perf`, { force: true });
     await rm(`${out}.strace`, { force: true });
   }
