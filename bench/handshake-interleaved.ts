@@ -22,7 +22,13 @@
  * sides restricted to each; BENCH_BASELINE_DIST=<another build's dist/> adds that build's server
  * (e.g. main's); BENCH_NGINX=1 adds nginx (x25519 only: the system OpenSSL has no ML-KEM; one
  * worker, stream module; it answers 32 bytes instead of echoing; its CPU is read in 10 ms clock
- * ticks from /proc, so its slices carry a few % of rounding each).
+ * ticks from /proc, so its slices carry a few % of rounding each); BENCH_CIPHERS=<suite> offers
+ * only that TLS 1.3 suite: node:tls servers (and nginx) follow the client's order, so with the
+ * clients' default list they negotiate TLS_AES_256_GCM_SHA384 where ours picks
+ * TLS_AES_128_GCM_SHA256 (SHA-384 transcript and key schedule against SHA-256);
+ * BENCH_CIPHERS=TLS_AES_128_GCM_SHA256 makes every server do the same suite.
+ * A server's work left running after its slice (a collection finishing) is not counted for it:
+ * a few ms of ~1 s per slice.
  */
 import { fileURLToPath } from 'node:url';
 import type { ChildProcess } from 'node:child_process';
@@ -66,7 +72,17 @@ async function loadRole(concurrency: number): Promise<void> {
   const payload = Buffer.alloc(32, 0x61);
   process.on('message', (m: { port: number; ecdhCurve: string; seconds: number }) => {
     void (async () => {
-      const options: nodeTls.ConnectionOptions = { port: m.port, host: '127.0.0.1', servername: 'localhost', minVersion: 'TLSv1.3', maxVersion: 'TLSv1.3', rejectUnauthorized: false, ecdhCurve: m.ecdhCurve };
+      const ciphers = process.env.BENCH_CIPHERS;
+      const options: nodeTls.ConnectionOptions = {
+        port: m.port,
+        host: '127.0.0.1',
+        servername: 'localhost',
+        minVersion: 'TLSv1.3',
+        maxVersion: 'TLSv1.3',
+        rejectUnauthorized: false,
+        ecdhCurve: m.ecdhCurve,
+        ...(ciphers ? { ciphers } : {}),
+      };
       let completed = 0;
       let failed = 0;
       const start = Date.now();
@@ -131,7 +147,7 @@ async function main(): Promise<void> {
   const { cert, key } = certs[0]!;
   const all = specs();
   console.log(
-    `# TLS 1.3 full handshakes, P-256 certificate, interleaved: ${pairs} passes of ${sliceSeconds}s per server after ${warmup}s warm-up each, ${concurrency} lanes, servers ${pin ? 'pinned to core 1, load on core 0' : 'not pinned'}; node ${process.version}; load average before ${loadAverage()}`,
+    `# TLS 1.3 full handshakes, P-256 certificate, interleaved: ${pairs} passes of ${sliceSeconds}s per server after ${warmup}s warm-up each, ${concurrency} lanes, servers ${pin ? 'pinned to core 1, load on core 0' : 'not pinned'}; client suites ${process.env.BENCH_CIPHERS ?? 'node:tls default'}; node ${process.version}; load average before ${loadAverage()}`,
   );
   const running: Running[] = [];
   let load: ChildProcess | undefined;

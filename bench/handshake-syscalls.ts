@@ -13,6 +13,8 @@
  * runs one more window per case under `strace -f` for the sizes of the server's reads and writes
  * (strace slows the server several times, so its per-wakeup batching differs: its counts per
  * handshake are for the sizes, the perf counts for the numbers).
+ * BENCH_TRACE_GC=1 also runs one more window per case with the server under `node --trace-gc`
+ * and counts its collections by kind per 1000 handshakes.
  * BENCH_PERF_RECORD=1 also runs one more window per case under `perf record -e cpu-clock` (all
  * threads of the server, 4 kHz) and prints the CPU per handshake by binary (kernel, JIT-compiled
  * JavaScript, the node binary with its OpenSSL, our addons, libc) and, per server, the functions
@@ -89,8 +91,28 @@ async function stop(tracer: ChildProcess): Promise<void> {
 }
 
 /** One measured window of `c` with `tracer(pid)` attached to the server from 'go' to the load's result. */
-async function window<T>(c: Case, cert: string, key: string, seconds: number, concurrency: number, warmup: number, pin: boolean, tracer: (pid: number) => { child: ChildProcess; read: () => Promise<T> }): Promise<{ stats: ServerStats; traced: T }> {
-  const server = spawnNode(PQ_SCRIPT, ['--server', JSON.stringify(c), cert, key, '-'], pin ? 1 : undefined);
+async function window<T>(
+  c: Case,
+  cert: string,
+  key: string,
+  seconds: number,
+  concurrency: number,
+  warmup: number,
+  pin: boolean,
+  tracer: (pid: number) => { child: ChildProcess; read: () => Promise<T> },
+  gc?: string[],
+): Promise<{ stats: ServerStats; traced: T }> {
+  const server = spawnNode(PQ_SCRIPT, ['--server', JSON.stringify(c), cert, key, '-'], pin ? 1 : undefined, gc ? ['--trace-gc'] : [], gc ? 'pipe' : 'inherit');
+  // --trace-gc lines of the measured window only.
+  let counting = false;
+  if (gc) {
+    let rest = '';
+    server.stdout!.on('data', (d: Buffer) => {
+      const lines = (rest + d.toString('latin1')).split('\n');
+      rest = lines.pop()!;
+      if (counting) gc.push(...lines);
+    });
+  }
   try {
     const { port } = await nextMessage<{ port: number }>(server);
     const load = spawnNode(PQ_SCRIPT, ['--load', JSON.stringify(c), String(port), String(seconds), String(concurrency), String(warmup)], pin ? 0 : undefined);
@@ -102,10 +124,12 @@ async function window<T>(c: Case, cert: string, key: string, seconds: number, co
     await new Promise((r) => setTimeout(r, 300));
     send(server, 'stats');
     await nextMessage<ServerStats>(server);
+    counting = true;
     send(load, 'go');
     await nextMessage<unknown>(load);
     send(server, 'stats');
     const stats = await nextMessage<ServerStats>(server);
+    counting = false;
     await stop(t.child);
     return { stats, traced: await t.read() };
   } finally {
@@ -229,6 +253,25 @@ async function main(): Promise<void> {
       lines.push(`| ${name} |${CASES.map((c) => ` ${fmt(per(c, (w) => w.counts.get(event) ?? NaN), 2)} |`).join('')}`);
     }
     console.log(lines.join('\n'));
+    if (process.env.BENCH_TRACE_GC === '1') {
+      console.log('\nV8 garbage collections of the server (node --trace-gc), one window each\n');
+      console.log('| case | handshakes | scavenges per 1000 handshakes | mark-compacts per 1000 | other | pause ms per 1000 handshakes (all kinds) | heap MB at the last mark-compact (before -> after) |');
+      console.log('| --- | ---: | ---: | ---: | ---: | ---: | --- |');
+      for (const c of CASES) {
+        const lines: string[] = [];
+        const { stats } = await window(c, cert, key, seconds, concurrency, warmup, pin, perfStat(`${out}.perf`), lines);
+        const gcs = lines.filter((l) => /\d+ ms: /.test(l));
+        const kind = (re: RegExp): string[] => gcs.filter((l) => re.test(l));
+        const scavenges = kind(/ms: Scavenge/);
+        const marks = kind(/ms: Mark-Compact/);
+        const pause = gcs.reduce((a, l) => a + Number(/ MB, ([\d.]+) \//.exec(l)?.[1] ?? 0), 0);
+        const lastMark = marks.at(-1);
+        const k = 1000 / stats.handshakes;
+        console.log(
+          `| ${c.name} | ${stats.handshakes} | ${fmt(scavenges.length * k, 2)} | ${fmt(marks.length * k, 2)} | ${fmt((gcs.length - scavenges.length - marks.length) * k, 2)} | ${fmt(pause * k, 1)} | ${lastMark ? (/ms: Mark-Compact[^ ]* ([^,]*),/.exec(lastMark)?.[1] ?? '') : 'none'} |`,
+        );
+      }
+    }
     if (process.env.BENCH_STRACE === '1') {
       console.log('\nsocket reads and writes under strace -f (one window each; sizes in bytes, most frequent first)\n');
       console.log('| case | handshakes | reads / handshake | read sizes | writes / handshake | write sizes | writev / handshake | writev pieces x bytes |');

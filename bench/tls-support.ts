@@ -80,11 +80,11 @@ export function canPin(): boolean {
   return r.status === 0;
 }
 
-/** Starts `node [nodeFlags] <script> <args>` as a child with IPC, pinned to `cpu` when possible. */
-export function spawnNode(script: string, args: readonly string[], cpu: number | undefined, nodeFlags: readonly string[] = []): ChildProcess {
+/** Starts `node [nodeFlags] <script> <args>` as a child with IPC, pinned to `cpu` when possible; `stdout: 'pipe'` to read what it prints. */
+export function spawnNode(script: string, args: readonly string[], cpu: number | undefined, nodeFlags: readonly string[] = [], stdout: 'inherit' | 'pipe' = 'inherit'): ChildProcess {
   const argv = [process.execPath, ...nodeFlags, script, ...args];
   const cmd = cpu !== undefined ? ['taskset', '-c', String(cpu), ...argv] : argv;
-  return spawn(cmd[0]!, cmd.slice(1), { stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
+  return spawn(cmd[0]!, cmd.slice(1), { stdio: ['ignore', stdout, 'inherit', 'ipc'] });
 }
 
 export function nextMessage<T>(child: ChildProcess): Promise<T> {
