@@ -23,6 +23,11 @@
  *   controller.nodeOptions (charts/dc-operator/values.yaml), as the Deployment sets NODE_OPTIONS.
  * --heap-snapshot-dir: the operator writes a heap snapshot there (SIGUSR2) once all are Ready and settled.
  * --operator-env K=V (repeatable): added to the operator's environment (allocator experiments).
+ * --operator-credentials admin|token: the operator authenticates with the harness's admin client
+ *   certificate (default, as all earlier runs), or as an installed operator does: a ServiceAccount
+ *   token (TokenRequest) with the controller's RBAC (controllerRbac, rbac.ts). A client certificate
+ *   costs the apiserver a chain verification per request; a token is cached after its first check,
+ *   and RBAC is evaluated for each request instead of the system:masters short-cut.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { existsSync, mkdirSync, readFileSync, readdirSync, rmSync, statSync } from 'node:fs';
@@ -34,7 +39,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { CoreV1Api, CustomObjectsApi, KubeConfig, Watch, type RequestContext } from '@kubernetes/client-node';
 import type { DelegatedCredential } from '../src/operator/api/v1alpha1.js';
 import { ensureBinaries, freePort, repoRoot, startControlPlane, stopControlPlane, type ControlPlaneState } from '../test/support/control-plane.js';
-import { DC, applyCrds, dcctlCertificate, putSecret, tlsSecret } from '../test/integration/operator-fixtures.js';
+import { DC, applyControllerRbac, applyCrds, dcctlCertificate, putSecret, serviceAccountKubeconfig, tlsSecret } from '../test/integration/operator-fixtures.js';
 
 const { values: args } = parseArgs({
   options: {
@@ -47,6 +52,7 @@ const { values: args } = parseArgs({
     'operator-node-args': { type: 'string' },
     'heap-snapshot-dir': { type: 'string' },
     'operator-env': { type: 'string', multiple: true },
+    'operator-credentials': { type: 'string', default: 'admin' },
   },
 });
 const COUNT = Number(args.count);
@@ -55,6 +61,7 @@ const BASELINE_S = Number(args['baseline-seconds']);
 const WORKERS = Number(args.workers);
 const CREATE_CONCURRENCY = Number(args['create-concurrency']);
 const USER_AGENT = 'dc-operator-bench/operator-scale';
+if (!['admin', 'token'].includes(args['operator-credentials'] ?? '')) throw new Error(`--operator-credentials: admin or token, not ${args['operator-credentials']}`);
 
 /**
  * The benchmark's own client-node requests (creating the N objects) share keep-alive connections:
@@ -243,9 +250,12 @@ async function main(): Promise<void> {
   await sleep(BASELINE_S * 1000);
   const baseline = diff(baseA, await apiserverCounts(kc));
 
+  // As installed: a ServiceAccount token with exactly the controller's RBAC.
+  const rbacCleanup = args['operator-credentials'] === 'token' ? await applyControllerRbac(kc, namespace, 'dc-operator') : undefined;
+  const operatorKubeconfig = rbacCleanup !== undefined ? await serviceAccountKubeconfig(kc, namespace, 'dc-operator') : kubeconfigPath;
   const metricsPort = await freePort();
   const entry = join(repoRoot, 'dist', 'src', 'cli', 'dc-operator.js');
-  const operatorArgs = ['controller', '--kubeconfig', kubeconfigPath, '--namespace', namespace, '--operator-namespace', namespace,
+  const operatorArgs = ['controller', '--kubeconfig', operatorKubeconfig, '--namespace', namespace, '--operator-namespace', namespace,
     '--metrics-port', String(metricsPort), '--metrics-address', '127.0.0.1', '--workers', String(WORKERS), '--log-level', 'warn'];
   // CPU of the private control plane while the operator issues: where the wall time goes.
   const planeCpu = (): { apiserver: number; etcd: number } | undefined =>
@@ -344,6 +354,7 @@ async function main(): Promise<void> {
     machine: { cpus: cpus().length, cpuModel: cpus()[0]?.model, memGiB: +(totalmem() / 2 ** 30).toFixed(1), loadavg1: +(loadavg()[0] ?? 0).toFixed(2), node: process.version },
     controlPlane: plane ? 'private (test/support/control-plane.ts)' : kubeconfigPath,
     operatorNodeArgs: nodeArgs.join(' '),
+    operatorCredentials: args['operator-credentials'],
     count: COUNT,
     createSeconds: +createSeconds.toFixed(1),
     readyzSeconds: +readyzSeconds.toFixed(1),
@@ -370,6 +381,7 @@ async function main(): Promise<void> {
   process.stdout.write(`${JSON.stringify(report, null, 2)}\n`);
 
   try {
+    await rbacCleanup?.();
     await core.deleteNamespace({ name: namespace });
   } catch {
     /* best effort */
