@@ -149,3 +149,24 @@ void describe('ClientAuthPolicy: a ticket stands for the client authentication o
     assert.equal(open.accepts(open.identity(undefined), now), true);
   });
 });
+
+void test('a ticket sealed by node:crypto opens (whichever AEAD opens it), and its plaintext is wiped after reading', () => {
+  const raw = new Uint8Array(32).fill(11);
+  const key = new TicketKey(raw);
+  // A PSK of this test alone (earlier tests left copies of `state.psk` in the pool).
+  const psk = randomBytes(48);
+  const ticket = Buffer.from(key.seal({ ...state, psk }));
+  const d = createDecipheriv('aes-256-gcm', raw, ticket.subarray(1, 13));
+  d.setAuthTag(ticket.subarray(ticket.length - 16));
+  const plain = Buffer.concat([d.update(ticket.subarray(13, ticket.length - 16)), d.final()]);
+  const nonce = randomBytes(12);
+  const c = createCipheriv('aes-256-gcm', raw, nonce);
+  const resealed = Buffer.concat([Buffer.of(3), nonce, c.update(plain), c.final(), c.getAuthTag()]);
+  plain.fill(0); // this test's own copy, from node's pool too
+  const opened = key.open(resealed);
+  assert.ok(opened);
+  assert.equal(Buffer.compare(opened.psk, psk), 0);
+  // The opened plaintext came from node's pool: the next small Buffer from it must not carry the PSK.
+  const next = Buffer.allocUnsafe(16);
+  assert.equal(Buffer.from(next.buffer).indexOf(psk), -1, 'the PSK is still in node\'s buffer pool');
+});
