@@ -21,6 +21,38 @@ import type { SuiteParams } from './suites.js';
  * holds every handshake's secrets (a resumed one took a second block when this was 12).
  */
 const SECRETS_PER_HANDSHAKE = 15;
+/** A server's resumption also keeps its binder's three (binder key, its finished key, the binder) in the block. */
+const PSK_BINDER_SECRETS = 3;
+
+/**
+ * At the server's ClientHello, for one offered resumption PSK: its early secret and binder. When
+ * the binder verifies, the handshake keys go on from this early secret (HandshakeKeys), in the
+ * same block: the PSK is extracted once per handshake, not once for the binder and again after.
+ */
+export class PskEarlyKeys {
+  /** Where every secret of the handshake is kept, from the early secret on. */
+  readonly into: SecretBlock;
+  readonly early: EarlySecret;
+
+  constructor(
+    readonly suite: SuiteParams,
+    psk: Uint8Array,
+  ) {
+    this.into = new SecretBlock((SECRETS_PER_HANDSHAKE + PSK_BINDER_SECRETS) * suite.hashLength);
+    this.early = new EarlySecret(suite, psk, this.into);
+  }
+
+  /** The binder for this PSK (§4.2.11.2): `truncatedHelloHash` covers the ClientHello up to its binders. */
+  binder(truncatedHelloHash: Uint8Array): Uint8Array {
+    return finishedVerifyData(this.suite, this.early.binderKey('resumption'), truncatedHelloHash, this.into);
+  }
+
+  /** A PSK not taken (its binder failed, or it is not used): its secrets are zeroed. */
+  discard(): void {
+    this.into.wipeExcept([]);
+    this.early.secret.fill(0);
+  }
+}
 
 /** From ServerHello on: the handshake traffic secrets and what the handshake secret still yields. */
 export class HandshakeKeys {
@@ -33,18 +65,25 @@ export class HandshakeKeys {
   private readonly into: SecretBlock;
 
   /**
-   * `psk`: the resumption PSK, if one was accepted; `sharedSecret`: the (EC)DHE secret, zeroed
-   * here once the handshake secret is extracted from it; `helloHash`: the transcript hash of
-   * ClientHello...ServerHello.
+   * `psk`: the resumption PSK, if one was accepted (a server passes the PskEarlyKeys whose binder
+   * it verified); `sharedSecret`: the (EC)DHE secret, zeroed here once the handshake secret is
+   * extracted from it; `helloHash`: the transcript hash of ClientHello...ServerHello.
    */
   constructor(
     readonly suite: SuiteParams,
-    psk: Uint8Array | undefined,
+    psk: Uint8Array | PskEarlyKeys | undefined,
     sharedSecret: Uint8Array,
     helloHash: Uint8Array,
   ) {
-    this.into = new SecretBlock(SECRETS_PER_HANDSHAKE * suite.hashLength);
-    this.secret = new EarlySecret(suite, psk, this.into).handshake(sharedSecret);
+    let early: EarlySecret;
+    if (psk instanceof PskEarlyKeys) {
+      this.into = psk.into;
+      early = psk.early;
+    } else {
+      this.into = new SecretBlock(SECRETS_PER_HANDSHAKE * suite.hashLength);
+      early = new EarlySecret(suite, psk, this.into);
+    }
+    this.secret = early.handshake(sharedSecret);
     sharedSecret.fill(0);
     this.clientTrafficSecret = this.secret.clientHandshakeTrafficSecret(helloHash);
     this.serverTrafficSecret = this.secret.serverHandshakeTrafficSecret(helloHash);

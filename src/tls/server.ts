@@ -28,9 +28,9 @@ import {
   type SelectServerCredential,
 } from './credentials.js';
 import { CertificateRequired, InternalError, NoApplicationProtocol, PeerMisbehaved } from './errors.js';
-import { HandshakeKeys, type ApplicationKeys } from './handshake-keys.js';
+import { HandshakeKeys, PskEarlyKeys, type ApplicationKeys } from './handshake-keys.js';
 import { isPostQuantumGroup, respondToKeyShare, SUPPORTED_GROUPS } from './key-exchange.js';
-import { EarlySecret, Transcript, finishedVerifyData, resumptionPsk, verifyDataEqual } from './key-schedule.js';
+import { Transcript, resumptionPsk, verifyDataEqual } from './key-schedule.js';
 import { bindersLength, decodeClientHello, type ClientHello } from './messages/client-hello.js';
 import type { KeyShareEntry, RawExtension } from './messages/extensions.js';
 import { writeServerHello } from './messages/server-hello.js';
@@ -269,6 +269,8 @@ interface AcceptedPsk {
   readonly state: TicketState;
   /** Index of the accepted identity in the client's list. */
   readonly index: number;
+  /** Its early secret, from which the handshake keys go on. */
+  readonly keys: PskEarlyKeys;
 }
 
 interface RetryState {
@@ -385,8 +387,8 @@ export class ServerConnection extends Connection<ServerState> {
     const transcript = retry?.transcript ?? new Transcript();
     transcript.start(suite.hash);
     const alpn = this.chooseAlpn(hello);
+    // Adds the ClientHello to the transcript (with a PSK offer, in two parts around the binders).
     const resumed = this.acceptPreSharedKey(hello, raw, suite, transcript);
-    transcript.add(raw);
     this.state = { kind: 'SendingFlight' };
     if (resumed) return this.sendFlight(hello, suite, group, alpn, transcript, resumed, retry, undefined);
     // The certificate and CertificateVerify scheme are chosen before ServerHello: a client we
@@ -522,9 +524,29 @@ export class ServerConnection extends Connection<ServerState> {
 
   // --- §4.2.11 pre_shared_key (resumption, psk_dhe_ke only) -----------------------------------------
 
+  /**
+   * Adds the ClientHello `raw` to the transcript and returns the PSK accepted, if any. §4.2.11.2:
+   * binders cover the transcript up to the ClientHello truncated before its binders, so with an
+   * offer that part is added first and its digest taken once for every identity tried, then the
+   * binders: the ClientHello is hashed once.
+   */
   private acceptPreSharedKey(hello: ClientHello, raw: Uint8Array, suite: SuiteParams, transcript: Transcript): AcceptedPsk | undefined {
     const offered = hello.extensions.preSharedKey;
-    if (!offered) return undefined;
+    if (!offered) {
+      transcript.add(raw);
+      return undefined;
+    }
+    const truncatedLength = raw.length - bindersLength(offered.binders);
+    transcript.add(raw.subarray(0, truncatedLength));
+    try {
+      return this.choosePreSharedKey(hello, offered, suite, transcript);
+    } finally {
+      transcript.add(raw.subarray(truncatedLength));
+    }
+  }
+
+  /** The first offered identity we can resume (binder checked), or none: a full handshake. */
+  private choosePreSharedKey(hello: ClientHello, offered: NonNullable<ClientHello['extensions']['preSharedKey']>, suite: SuiteParams, transcript: Transcript): AcceptedPsk | undefined {
     const modes = hello.extensions.pskKeyExchangeModes;
     if (!modes) throw new PeerMisbehaved('MissingPskKeyExchangeModes', 'pre_shared_key without psk_key_exchange_modes');
     if (!modes.includes(PskKeyExchangeMode.psk_dhe_ke) || this.config.sessionTickets === 0) return undefined;
@@ -540,12 +562,12 @@ export class ServerConnection extends Connection<ServerState> {
       if ((hello.extensions.serverName ?? '') !== state.servername) continue;
       // The client authentication the ticket records must still stand here, else a full handshake.
       if (!this.config.clientAuth.accepts(state, now)) continue;
-      // §4.2.11.2: the binder covers the transcript up to the truncated ClientHello.
-      const truncated = raw.subarray(0, raw.length - bindersLength(offered.binders));
-      const binderKey = new EarlySecret(suite, state.psk).binderKey('resumption');
-      const expected = finishedVerifyData(suite, binderKey, transcript.currentWith(truncated));
-      if (!verifyDataEqual(expected, offered.binders[i]!)) throw new PeerMisbehaved('IncorrectBinder', 'PSK binder does not verify');
-      return { state, index: i };
+      const keys = new PskEarlyKeys(suite, state.psk);
+      if (!verifyDataEqual(keys.binder(transcript.current()), offered.binders[i]!)) {
+        keys.discard();
+        throw new PeerMisbehaved('IncorrectBinder', 'PSK binder does not verify');
+      }
+      return { state, index: i, keys };
     }
     return undefined;
   }
@@ -583,7 +605,7 @@ export class ServerConnection extends Connection<ServerState> {
     // Appendix D.4: one dummy change_cipher_spec after the first server flight message.
     if (hello.legacySessionId.length > 0 && !retry?.sentChangeCipherSpec) this.records.writeChangeCipherSpec();
 
-    const keys = new HandshakeKeys(suite, resumed?.state.psk, share.secret, transcript.current());
+    const keys = new HandshakeKeys(suite, resumed?.keys, share.secret, transcript.current());
     this.logHandshakeKeys(hello.random, keys);
     this.records.setWriter(new RecordSealer(suite, keys.serverTrafficSecret));
     this.records.setReader(new RecordOpener(suite, keys.clientTrafficSecret));

@@ -1,7 +1,8 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { X509Certificate, createECDH, createPrivateKey, createPublicKey, diffieHellman } from 'node:crypto';
-import { HandshakeKeys } from '../../../src/tls/handshake-keys.js';
+import { HandshakeKeys, PskEarlyKeys } from '../../../src/tls/handshake-keys.js';
+import { nativeHandshake } from '../../../src/tls/native/handshake.js';
 import {
   EarlySecret,
   SecretBlock,
@@ -261,6 +262,30 @@ void test('RFC 8448 §4: the resumption PSK binder reproduces byte for byte', ()
   const psk = ch.extensions.preSharedKey!;
   assert.equal(psk.identities.length, 1);
   assert.equal(full.length - bindersLength(psk.binders), truncated.length);
+});
+
+void test('RFC 8448 §4: a server\'s PskEarlyKeys gives the binder, and the handshake keys go on from its early secret in its one block', () => {
+  const truncated = hex(resumed.truncatedClientHello);
+  const t = new Transcript();
+  t.start(suite.hash);
+  t.add(truncated);
+  const keys = new PskEarlyKeys(suite, hex(simple.resumptionPsk));
+  assert.equal(toHex(keys.early.secret), resumed.earlySecret);
+  assert.equal(toHex(keys.binder(t.current())), resumed.binder);
+  // The same secrets as from the PSK itself (no second extract), and no block beyond the first.
+  const shared = new Uint8Array(32).fill(9);
+  const helloHash = new Uint8Array(32).fill(4);
+  const fromPsk = new HandshakeKeys(suite, hex(simple.resumptionPsk), Uint8Array.from(shared), helloHash);
+  const fromEarly = new HandshakeKeys(suite, keys, Uint8Array.from(shared), helloHash);
+  assert.deepEqual(fromEarly.serverTrafficSecret, fromPsk.serverTrafficSecret);
+  assert.deepEqual(fromEarly.clientFinished(helloHash), fromPsk.clientFinished(helloHash));
+  const app = fromEarly.application(helloHash);
+  assert.deepEqual(app.serverTrafficSecret, fromPsk.application(helloHash).serverTrafficSecret);
+  app.resumptionMasterSecret(helloHash);
+  app.exporterMasterSecret();
+  fromEarly.serverFinished(helloHash);
+  // On the addon the secrets are views of blocks (node:crypto's fallback gives each its own buffer).
+  if (nativeHandshake()) assert.equal(app.serverTrafficSecret.buffer, keys.early.secret.buffer, 'one block for the whole resumed handshake');
 });
 
 void test('RFC 8448 §5: the HelloRetryRequest transcript (message_hash) and handshake secrets reproduce', () => {
