@@ -121,6 +121,8 @@ export class TicketKey {
     const sealedLength = ticket.length - 1 - NONCE_LENGTH;
     // It holds the PSK: zeroed once read (the old path left it in node's buffer pool).
     const plain = Buffer.allocUnsafe(sealedLength - TAG_LENGTH);
+    // The node:crypto path's own output buffer holds it too, zeroed likewise.
+    let decrypted: Buffer | undefined;
     try {
       const native = nativeAead();
       if (native && sealedLength <= NATIVE_AEAD_MAX_INPUT) {
@@ -130,7 +132,8 @@ export class TicketKey {
       } else {
         const d = createDecipheriv('aes-256-gcm', this.key, nonce);
         d.setAuthTag(ticket.subarray(ticket.length - TAG_LENGTH));
-        d.update(ticket.subarray(1 + NONCE_LENGTH, ticket.length - TAG_LENGTH)).copy(plain);
+        decrypted = d.update(ticket.subarray(1 + NONCE_LENGTH, ticket.length - TAG_LENGTH));
+        decrypted.copy(plain);
         d.final();
       }
       return decodeTicketState(plain);
@@ -138,6 +141,7 @@ export class TicketKey {
       return undefined;
     } finally {
       plain.fill(0);
+      decrypted?.fill(0);
     }
   }
 }

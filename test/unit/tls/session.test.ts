@@ -170,3 +170,33 @@ void test('a ticket sealed by node:crypto opens (whichever AEAD opens it), and i
   const next = Buffer.allocUnsafe(16);
   assert.equal(Buffer.from(next.buffer).indexOf(psk), -1, 'the PSK is still in node\'s buffer pool');
 });
+
+void test('opening a ticket through node:crypto leaves no copy of its plaintext behind (the Decipheriv output is zeroed too)', async () => {
+  const { createRequire, syncBuiltinESMExports } = await import('node:module');
+  const crypto = createRequire(import.meta.url)('node:crypto') as typeof import('node:crypto');
+  const outputs: Buffer[] = [];
+  const original = crypto.createDecipheriv;
+  // A ticket over the native AEAD's input limit always opens through node:crypto, native addon or not.
+  const big: TicketState = { ...state, clientCertificate: randomBytes(40_000) };
+  const key = new TicketKey();
+  const ticket = key.seal(big);
+  crypto.createDecipheriv = ((...args: Parameters<typeof original>) => {
+    const d = original(...args);
+    const update = d.update.bind(d) as (data: Uint8Array) => Buffer;
+    (d as { update: unknown }).update = (data: Uint8Array) => {
+      const out = update(data);
+      outputs.push(out);
+      return out;
+    };
+    return d;
+  }) as typeof original;
+  syncBuiltinESMExports();
+  try {
+    assert.ok(key.open(ticket));
+  } finally {
+    crypto.createDecipheriv = original;
+    syncBuiltinESMExports();
+  }
+  assert.equal(outputs.length, 1, 'the big ticket went through node:crypto');
+  assert.ok(!outputs[0]!.includes(Buffer.from(big.psk)), 'the PSK is still in the Decipheriv output');
+});
