@@ -22,6 +22,12 @@ export interface WarmUpClientJob {
   readonly timeoutMs: number;
   /** The whole run's deadline, from its start. */
   readonly budgetMs: number;
+  /**
+   * The schemes to offer in extension 34: those the bundle's DCs are signed with and sign with
+   * (dcSchemesOf in warm-up.ts). The server also wants a DC's own signature algorithm there (the
+   * NSS rule), and the default list has no rsa_pss_rsae_*, which an RSA certificate signs with.
+   */
+  readonly dcSchemes: readonly number[];
 }
 
 export interface WarmUpClientResult {
@@ -33,7 +39,7 @@ const ECHO = new Uint8Array(32);
 
 /** `job.connections` loopback connections on `job.lanes` lanes; the first failure ends the run. */
 export async function driveWarmUpConnections(job: WarmUpClientJob): Promise<WarmUpClientResult> {
-  const config = new ClientConfig({ rejectUnauthorized: false, serverCredentialHooks: delegatedCredentialPeerHooks({ peer: 'server' }) });
+  const config = new ClientConfig({ rejectUnauthorized: false, serverCredentialHooks: delegatedCredentialPeerHooks({ peer: 'server', offer: job.dcSchemes }) });
   const deadline = performance.now() + job.budgetMs;
   let left = job.connections;
   let connections = 0;

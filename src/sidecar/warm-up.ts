@@ -29,7 +29,7 @@ import { DerTag, encodeTlv, encodeUnsignedInteger } from '../tls/x509/der.js';
 import { derToPem } from '../tls/x509/pem.js';
 import { MaterialStore, validateServingMaterial, type ServingMaterial } from './material.js';
 import { SidecarMetrics, type TlsEngine } from './metrics.js';
-import { createServerConfig } from './ours-engine.js';
+import { createOursEngine, createServerConfig } from './ours-engine.js';
 import { ServingReport } from './serving-report.js';
 import { SidecarStatus } from './status.js';
 import { listen, type TerminatorOptions } from './terminator.js';
@@ -126,6 +126,7 @@ async function pathRunner(path: WarmUpPath, o: SidecarWarmUpOptions): Promise<Ru
   } else {
     store.replace(o.material);
   }
+  if (path === 'dc') store.replace(dcOnly(o.material));
   // TLS 1.2 reaches our stack only through keyless (with tls.key, node:tls serves it).
   const config = createServerConfig({
     store,
@@ -133,7 +134,7 @@ async function pathRunner(path: WarmUpPath, o: SidecarWarmUpOptions): Promise<Ru
     alpnProtocols: o.alpnProtocols,
     ...(path === 'keyless' ? {} : { minVersion: 'TLSv1.3' as const }),
   });
-  const client = path === 'dc' ? { serverCredentialHooks: delegatedCredentialPeerHooks({ peer: 'server' }) } : {};
+  const client = path === 'dc' ? { serverCredentialHooks: delegatedCredentialPeerHooks({ peer: 'server', offer: dcSchemesOf(o.material) }) } : {};
   // A kind this server cannot serve fails once, not once per batch.
   const leaveOut: WarmUpKind[] = [];
   return (n) => {
@@ -141,6 +142,24 @@ async function pathRunner(path: WarmUpPath, o: SidecarWarmUpOptions): Promise<Ru
     for (const f of r.failed) leaveOut.push(f.kind);
     return { done: r.done, failed: r.failed };
   };
+}
+
+/**
+ * The bundle without its fallback: a warm-up handshake of a DC client that no DC serves fails
+ * instead of signing with the certificate key (or, with the keyless signer left out too, asking
+ * the key server).
+ */
+export function dcOnly(material: ServingMaterial): ServingMaterial {
+  return { ...material, certificateKey: undefined };
+}
+
+/**
+ * What a warm-up client offers in extension 34: every scheme the bundle's DCs sign with and are
+ * signed with (an RSA certificate's DCs are signed with rsa_pss_rsae_*, which no default list
+ * holds and which the server wants there too).
+ */
+export function dcSchemesOf(material: ServingMaterial): number[] {
+  return [...new Set(material.credentials.entries.flatMap((e) => [e.dcCertVerifyAlgorithm, e.algorithm]))];
 }
 
 /**
@@ -233,8 +252,9 @@ const CONNECTION_WARM_UP_BUDGET_MS = 10_000;
  * configured upstream: the application may not be up, and warm-up bytes must not reach it). The
  * clients are our own DC clients in this thread (warm-up-client.ts).
  *
- * Only the DC path is warmed this way: a non-DC client would make the real keyless signer ask the
- * key server for a signature. The warm-up counts into metrics, a tracker and a report of its own,
+ * Only the DC path is warmed this way, and the listener has no fallback (no keyless signer, no
+ * certificate key): a connection no DC serves fails rather than ask the key server to sign or sign
+ * with the certificate key. The clients offer the schemes the bundle's DCs are signed with. The warm-up counts into metrics, a tracker and a report of its own,
  * so /metrics and the serving summary say nothing of it. Bounded: `n` connections, each with a
  * deadline, the whole within CONNECTION_WARM_UP_BUDGET_MS; a failed connection ends it. Every
  * listener and socket it opened is closed when it resolves.
@@ -256,17 +276,24 @@ export async function warmUpConnections(n: number, terminator: TerminatorOptions
     echo.listen(0, '127.0.0.1', resolve);
   });
   const tracker = new ConnectionTracker(CONNECTION_LANES * 2, CONNECTION_LANES * 2);
+  // DCs only, no fallback at all: a warm-up connection no DC serves fails; it never reaches the
+  // key server or the certificate key.
+  const store = new MaterialStore();
+  store.replace(dcOnly(material));
   let result: WarmUpClientResult;
   try {
     const listener = await listen('127.0.0.1', 0, {
       ...terminator,
-      metrics: new SidecarMetrics(terminator.store, new SidecarStatus()),
+      store,
+      policy: { certificateEngine: 'ours', keylessFor: undefined },
+      ours: createOursEngine({ store, keylessFor: undefined, alpnProtocols: terminator.alpnProtocols }),
+      metrics: new SidecarMetrics(store, new SidecarStatus()),
       tracker,
       upstream: { ...terminator.upstream, host: '127.0.0.1', port: (echo.address() as AddressInfo).port },
       report: new ServingReport(),
     });
     try {
-      result = await driveWarmUpConnections({ port: listener.port, connections: n, lanes: CONNECTION_LANES, timeoutMs: CONNECTION_TIMEOUT_MS, budgetMs: CONNECTION_WARM_UP_BUDGET_MS });
+      result = await driveWarmUpConnections({ port: listener.port, connections: n, lanes: CONNECTION_LANES, timeoutMs: CONNECTION_TIMEOUT_MS, budgetMs: CONNECTION_WARM_UP_BUDGET_MS, dcSchemes: dcSchemesOf(material) });
     } finally {
       // Nothing of the warm-up outlives it: what a client left open is cut, not waited for.
       listener.stopAccepting();

@@ -160,6 +160,71 @@ void describe('sidecar warm-up', () => {
     assert.equal(r.connections, 0);
   });
 
+  void describe('an RSA certificate (its DCs signed with rsa_pss_rsae_sha256)', () => {
+    let rsa: TestPki;
+    before(async () => {
+      rsa = await makePki('rsa-2048');
+    });
+
+    void it('warms DC clients with the DCs, with a wrong tls.key in the bundle: the certificate key never signs a warm-up handshake', async () => {
+      const right = material({ ...(await credentialFiles(rsa, { certificateKey: true })), fallback: 'CertificateKey' });
+      // The certificate key replaced with another RSA key: a handshake it signed would fail.
+      const wrong: ServingMaterial = { ...right, certificateKey: generateKeyPairSync('rsa', { modulusLength: 2048 }).privateKey };
+      const r = await warmUpSidecar({ handshakes: 12, material: wrong, certificateEngine: 'node', keylessConfigured: false, alpnProtocols: [] });
+      assert.deepEqual(r.handshakes, { dc: 12 });
+      assert.deepEqual(r.incomplete, []);
+      const store = new MaterialStore();
+      store.replace(wrong);
+      const quiet = { error: () => {}, warn: () => {}, info: () => {}, debug: () => {} };
+      const c = await warmUpConnections(5, {
+        store,
+        metrics: new SidecarMetrics(store, new SidecarStatus()),
+        tracker: new ConnectionTracker(100, 0),
+        policy: { certificateEngine: 'ours', keylessFor: undefined },
+        upstream: { host: '127.0.0.1', port: 9, idleTimeoutMs: 10_000 },
+        handshakeTimeoutMs: 5000,
+        ours: createOursEngine({ store, keylessFor: undefined }),
+        log: quiet,
+      });
+      assert.deepEqual([c.connections, c.failed], [5, 0]);
+    });
+
+    void it('with keyless: both warm-ups serve DC clients with the DCs and the key server is asked 0 times', async () => {
+      const work = await mkdtemp(join(tmpdir(), 'sidecar-warm-up-rsa-'));
+      const app = createServer((s) => s.destroy());
+      await new Promise<void>((r) => app.listen(0, '127.0.0.1', r));
+      let asked = 0;
+      const keyServer: Signer = {
+        schemes: [0x0804 as SignatureScheme],
+        sign: () => {
+          asked++;
+          return Promise.reject(new Error('the key server must not be asked during warm-up'));
+        },
+      };
+      try {
+        const volume = new KubeletVolume(join(work, 'v'));
+        await volume.write(await credentialFiles(rsa));
+        const lines: Array<{ message: string; meta?: Record<string, unknown> }> = [];
+        const line = (message: string, meta?: Record<string, unknown>): void => void lines.push({ message, ...(meta ? { meta } : {}) });
+        const log = { error: line, warn: line, info: line, debug: () => {} };
+        const config = loopbackSidecarConfig(volume.dir, (app.address() as AddressInfo).port, { 'report-interval': '0', 'warm-up-handshakes': '10', 'warm-up-connections': '6' });
+        const sidecar = await runSidecar({ ...config, log, keylessSigner: keyServer });
+        await sidecar.close();
+        const said = lines.map((l) => `${l.message} ${JSON.stringify(l.meta ?? {})}`).join(' | ');
+        assert.equal(asked, 0, said);
+        const done = lines.find((l) => l.message === 'warm-up done');
+        assert.deepEqual(done?.meta?.['handshakes'], { dc: 5, keyless: 5 }, said);
+        assert.equal(done?.meta?.['incomplete'], undefined, said);
+        const connections = lines.find((l) => l.message === 'connection warm-up done');
+        assert.equal(connections?.meta?.['connections'], 6, said);
+        assert.equal(connections?.meta?.['failed'], undefined, said);
+      } finally {
+        await new Promise<void>((r) => app.close(() => r()));
+        await rm(work, { recursive: true, force: true });
+      }
+    });
+  });
+
   void describe('wired into the sidecar', () => {
     let work: string;
     let upstream: Server;
