@@ -36,6 +36,19 @@ export interface RunSidecarOptions extends SidecarConfig {
   readonly keylessSigner?: Signer;
   /** Runs the loopback warm-up instead of warmUpConnections (tests: one that fails). */
   readonly connectionWarmUp?: typeof warmUpConnections;
+  /**
+   * True once a stop was asked for during start-up (SIGTERM before ready): the warm-ups end and
+   * runSidecar rejects with StoppedDuringStartup instead of opening its ports.
+   */
+  readonly stopped?: () => boolean;
+}
+
+/** runSidecar was stopped (`stopped`) before it opened its ports: nothing is left running. */
+export class StoppedDuringStartup extends Error {
+  constructor() {
+    super('stopped during start-up');
+    this.name = 'StoppedDuringStartup';
+  }
 }
 
 export interface RunningSidecar {
@@ -166,19 +179,27 @@ export async function runSidecar(options: RunSidecarOptions): Promise<RunningSid
         certificateEngine: options.certificateEngine,
         keylessConfigured: given !== undefined || (keyless?.configured ?? false),
         alpnProtocols: options.alpnProtocols,
+        ...(options.stopped ? { stopped: options.stopped } : {}),
       });
       log.info('warm-up done', { handshakes: r.handshakes, ...(r.incomplete.length ? { incomplete: r.incomplete } : {}), ...(r.leftOut.length ? { leftOut: r.leftOut } : {}), cpuMs: Math.round(r.cpuMs), wallMs: Math.round(r.wallMs) });
     } catch (err) {
       log.warn('warm-up failed; serving without it', { error: err instanceof Error ? err.message : String(err) });
     }
   }
-  if (options.warmUpConnections > 0 && material) {
+  if (options.warmUpConnections > 0 && material && !options.stopped?.()) {
     try {
-      const r = await (options.connectionWarmUp ?? warmUpConnections)(options.warmUpConnections, terminator);
+      const r = await (options.connectionWarmUp ?? warmUpConnections)(options.warmUpConnections, terminator, options.stopped);
       log.info('connection warm-up done', { connections: r.connections, ...(r.failed ? { failed: r.failed } : {}), cpuMs: Math.round(r.cpuMs), wallMs: Math.round(r.wallMs) });
     } catch (err) {
       log.warn('connection warm-up failed; serving without it', { error: err instanceof Error ? err.message : String(err) });
     }
+  }
+
+  if (options.stopped?.()) {
+    // Never ready: a pod being deleted while it warmed up ends here, promptly.
+    watcher.stop();
+    await stop();
+    throw new StoppedDuringStartup();
   }
 
   let health: HealthServer | undefined;
@@ -266,27 +287,46 @@ export async function runSidecar(options: RunSidecarOptions): Promise<RunningSid
  * SIGHUP forces a credential reload. The `dc-operator sidecar` command runs it.
  */
 export async function serveUntilSignal(config: SidecarConfig, log: SidecarLogger = createLogger(config.logLevel)): Promise<number> {
-  let sidecar: RunningSidecar;
-  try {
-    sidecar = await runSidecar({ ...config, log });
-  } catch (err) {
-    if (err instanceof ConfigError) throw err;
-    log.error('the sidecar could not start', { error: err instanceof Error ? err.message : String(err) });
-    return 1;
-  }
+  // The handlers come first: a signal during start-up (the warm-ups take a while) must stop it,
+  // not kill the process (143) or, as PID 1 without a handler, be dropped until SIGKILL.
+  let signalled: (signal: string) => void = () => undefined;
+  let stopSignal: string | undefined;
+  const stopped = new Promise<void>((resolve) => {
+    signalled = (signal) => {
+      if (stopSignal) return;
+      stopSignal = signal;
+      log.info('signal received', { signal });
+      resolve();
+    };
+  });
+  const onTerm = (): void => signalled('SIGTERM');
+  const onInt = (): void => signalled('SIGINT');
+  let sidecar: RunningSidecar | undefined;
   const onHup = (): void => {
     log.info('signal received', { signal: 'SIGHUP' });
-    void sidecar.reload('signal');
+    void sidecar?.reload('signal');
   };
+  process.on('SIGTERM', onTerm);
+  process.on('SIGINT', onInt);
   process.on('SIGHUP', onHup);
-  await new Promise<void>((resolve) => {
-    const stop = (signal: string): void => {
-      log.info('signal received', { signal });
-      void sidecar.drain().then(() => resolve());
-    };
-    process.once('SIGTERM', () => stop('SIGTERM'));
-    process.once('SIGINT', () => stop('SIGINT'));
-  });
-  process.off('SIGHUP', onHup);
-  return 0;
+  try {
+    try {
+      sidecar = await runSidecar({ ...config, log, stopped: () => stopSignal !== undefined });
+    } catch (err) {
+      if (err instanceof StoppedDuringStartup) {
+        log.info('stopped during start-up; never ready');
+        return 0;
+      }
+      if (err instanceof ConfigError) throw err;
+      log.error('the sidecar could not start', { error: err instanceof Error ? err.message : String(err) });
+      return 1;
+    }
+    await stopped;
+    await sidecar.drain();
+    return 0;
+  } finally {
+    process.off('SIGTERM', onTerm);
+    process.off('SIGINT', onInt);
+    process.off('SIGHUP', onHup);
+  }
 }

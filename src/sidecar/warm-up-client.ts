@@ -28,6 +28,8 @@ export interface WarmUpClientJob {
    * NSS rule), and the default list has no rsa_pss_rsae_*, which an RSA certificate signs with.
    */
   readonly dcSchemes: readonly number[];
+  /** Checked before each connection: true ends the run (a stop during start-up). */
+  readonly stopped?: () => boolean;
 }
 
 export interface WarmUpClientResult {
@@ -45,7 +47,7 @@ export async function driveWarmUpConnections(job: WarmUpClientJob): Promise<Warm
   let connections = 0;
   let failed = 0;
   const lane = async (): Promise<void> => {
-    while (left > 0 && failed === 0 && performance.now() < deadline) {
+    while (left > 0 && failed === 0 && performance.now() < deadline && !job.stopped?.()) {
       left--;
       if (await oneConnection(job.port, config, job.timeoutMs)) connections++;
       else failed++;

@@ -259,7 +259,7 @@ const CONNECTION_WARM_UP_BUDGET_MS = 10_000;
  * deadline, the whole within CONNECTION_WARM_UP_BUDGET_MS; a failed connection ends it. Every
  * listener and socket it opened is closed when it resolves.
  */
-export async function warmUpConnections(n: number, terminator: TerminatorOptions): Promise<ConnectionWarmUpResult> {
+export async function warmUpConnections(n: number, terminator: TerminatorOptions, stopped?: () => boolean): Promise<ConnectionWarmUpResult> {
   const started = performance.now();
   const cpu = process.cpuUsage();
   const material = terminator.store.current;
@@ -293,7 +293,7 @@ export async function warmUpConnections(n: number, terminator: TerminatorOptions
       report: new ServingReport(),
     });
     try {
-      result = await driveWarmUpConnections({ port: listener.port, connections: n, lanes: CONNECTION_LANES, timeoutMs: CONNECTION_TIMEOUT_MS, budgetMs: CONNECTION_WARM_UP_BUDGET_MS, dcSchemes: dcSchemesOf(material) });
+      result = await driveWarmUpConnections({ port: listener.port, connections: n, lanes: CONNECTION_LANES, timeoutMs: CONNECTION_TIMEOUT_MS, budgetMs: CONNECTION_WARM_UP_BUDGET_MS, dcSchemes: dcSchemesOf(material), ...(stopped ? { stopped } : {}) });
     } finally {
       // Nothing of the warm-up outlives it: what a client left open is cut, not waited for.
       listener.stopAccepting();

@@ -1,9 +1,11 @@
 import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
 import { generateKeyPairSync, X509Certificate } from 'node:crypto';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { createServer, Server as NetServer, type AddressInfo, type Server } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { after, before, describe, it } from 'node:test';
 import { ConnectionTracker } from '../../../src/net/connection-tracker.js';
 import { runSidecar, type RunSidecarOptions } from '../../../src/sidecar/main.js';
@@ -323,6 +325,35 @@ void describe('sidecar warm-up', () => {
         } finally {
           await s.stop();
         }
+      }
+    });
+
+    void it('SIGTERM during the warm-ups: the `dc-operator sidecar` process stops them and exits 0 promptly, never ready', async () => {
+      const volume = new KubeletVolume(join(work, `v${volumes++}`));
+      await volume.write(await credentialFiles(pki));
+      const cli = fileURLToPath(new URL('../../../src/cli/dc-operator.js', import.meta.url));
+      // A long loopback warm-up: 5000 connections take seconds (up to its 10 s budget).
+      const child = spawn(process.execPath, [cli, 'sidecar', '--dc-dir', volume.dir, '--address', '127.0.0.1', '--port', '0', '--metrics-address', '127.0.0.1', '--metrics-port', '0', '--upstream', String((upstream.address() as AddressInfo).port), '--warm-up-handshakes', '0', '--warm-up-connections', '5000'], { stdio: ['ignore', 'pipe', 'pipe'] });
+      let out = '';
+      child.stdout.on('data', (d: Buffer) => (out += d.toString()));
+      child.stderr.on('data', (d: Buffer) => (out += d.toString()));
+      const exited = new Promise<{ code: number | null; signal: string | null }>((resolve) => child.once('exit', (code, signal) => resolve({ code, signal })));
+      try {
+        // The first line (the fallback statement) comes just before the warm-ups start.
+        for (let i = 0; i < 300 && out === ''; i++) await new Promise((r) => setTimeout(r, 20));
+        assert.notEqual(out, '', 'the sidecar logged its start');
+        await new Promise((r) => setTimeout(r, 200));
+        const sent = performance.now();
+        child.kill('SIGTERM');
+        const timeout = setTimeout(() => child.kill('SIGKILL'), 5000);
+        const { code, signal } = await exited;
+        clearTimeout(timeout);
+        assert.deepEqual({ code, signal }, { code: 0, signal: null }, out);
+        assert.ok(performance.now() - sent < 3000, `exited within 3 s: ${Math.round(performance.now() - sent)} ms`);
+        assert.doesNotMatch(out, /sidecar listening/, 'it never became ready');
+        assert.match(out, /stopped during start-up/);
+      } finally {
+        child.kill('SIGKILL');
       }
     });
 
