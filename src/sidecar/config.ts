@@ -93,8 +93,8 @@ export const SIDECAR_FLAGS = [
   // (reasoning: docs/architecture.md, "Keyless signatures").
   { flag: 'keyless-verify-one-in', env: 'DC_SIDECAR_KEYLESS_VERIFY_ONE_IN', value: 'N', defaultValue: '32', help: "verify one key-server signature in N against the certificate, and always the first on each key-server connection, after each bundle swap and after a failure; a bad one fails its handshake, is counted (dc_sidecar_keyless_bad_signatures_total) and makes the sidecar verify every signature for a while (1: verify all)" },
   { flag: 'report-interval', env: 'DC_SIDECAR_REPORT_INTERVAL', value: 'DURATION', defaultValue: '30s', help: 'log one info line per interval with how clients were served and refused, and the fallback state (0: never)' },
-  { flag: 'warm-up-handshakes', env: 'DC_SIDECAR_WARM_UP_HANDSHAKES', value: 'N', defaultValue: '200', help: 'after start, this many in-memory handshakes of our TLS stack against itself, shared between the paths this bundle serves (DC, and the fallback: keyless with a throwaway in-memory key, never the key server), so the first clients do not pay for compiling the handshake code; runs before the TLS and metrics ports open, so readiness waits for it (0: no warm-up)' },
-  { flag: 'warm-up-connections', env: 'DC_SIDECAR_WARM_UP_CONNECTIONS', value: 'N', defaultValue: '100', help: 'after the in-memory warm-up, when the bundle has DCs: this many DC connections through the real connection path (ClientHello peek, routing, our engine on sockets, the proxy, metrics) on a listener of its own on 127.0.0.1, proxied to an echo server of its own (never the application), so the first clients do not pay for compiling and optimising the socket path either; before the TLS and metrics ports open, so readiness waits for it; a failure is logged and the sidecar starts anyway (0: none)' },
+  { flag: 'warm-up-handshakes', env: 'DC_SIDECAR_WARM_UP_HANDSHAKES', value: 'N', defaultValue: '200', help: 'after start, this many in-memory handshakes of our TLS stack against itself, shared between the paths this bundle serves (DC, and the fallback: keyless with a throwaway in-memory key, never the key server), so the first clients do not pay for compiling the handshake code; runs before the TLS and metrics ports open, so readiness waits for it (0: no warm-up; at most 10000)' },
+  { flag: 'warm-up-connections', env: 'DC_SIDECAR_WARM_UP_CONNECTIONS', value: 'N', defaultValue: '100', help: 'after the in-memory warm-up, when the bundle has DCs: this many DC connections through the real connection path (ClientHello peek, routing, our engine on sockets, the proxy, metrics) on a listener of its own on 127.0.0.1, proxied to an echo server of its own (never the application), so the first clients do not pay for compiling and optimising the socket path either; before the TLS and metrics ports open, so readiness waits for it; a failure is logged and the sidecar starts anyway (0: none; at most 10000)' },
   { flag: 'log-level', env: 'DC_SIDECAR_LOG_LEVEL', value: 'LEVEL', defaultValue: 'info', help: 'error, warn, info or debug' },
 ] as const satisfies readonly FlagSpec[];
 
@@ -235,10 +235,18 @@ function positiveDuration(flag: string, text: string): number {
 }
 
 /** A whole number, at least `min` (1 unless 0 has a meaning, such as "no limit"). */
-export function validateWholeNumber(flag: string, text: string, min = 1): number {
+export function validateWholeNumber(flag: string, text: string, min = 1, max = Number.MAX_SAFE_INTEGER): number {
   if (!/^\d+$/.test(text) || Number(text) < min) throw new ConfigError(flag, `"${text}" is not a whole number of at least ${min}`);
+  if (Number(text) > max) throw new ConfigError(flag, `${text} is more than the maximum, ${max}`);
   return Number(text);
 }
+
+/**
+ * The most warm-up handshakes or connections: readiness waits for the warm-up, and a few hundred
+ * already do all it can (bench/results/sidecar-perf.md); a typo must not hold a pod unready for
+ * minutes.
+ */
+export const MAX_WARM_UP = 10_000;
 
 export function validateEngine(flag: string, text: string): TlsEngine {
   if (text !== 'ours' && text !== 'node') throw new ConfigError(flag, `"${text}" is not one of ours, node`);
@@ -308,8 +316,8 @@ export function validateConfig(values: FlagValues): SidecarConfig {
     keylessTimeoutMs: positiveDuration('keyless-timeout', v('keyless-timeout')),
     keylessVerifyOneIn: validateWholeNumber('keyless-verify-one-in', v('keyless-verify-one-in')),
     reportIntervalMs: validateDuration('report-interval', v('report-interval')),
-    warmUpHandshakes: validateWholeNumber('warm-up-handshakes', v('warm-up-handshakes'), 0),
-    warmUpConnections: validateWholeNumber('warm-up-connections', v('warm-up-connections'), 0),
+    warmUpHandshakes: validateWholeNumber('warm-up-handshakes', v('warm-up-handshakes'), 0, MAX_WARM_UP),
+    warmUpConnections: validateWholeNumber('warm-up-connections', v('warm-up-connections'), 0, MAX_WARM_UP),
     logLevel: validateLogLevel('log-level', v('log-level')),
   };
 }

@@ -1,6 +1,6 @@
 /**
  * The client side of the sidecar's loopback warm-up (warm-up.ts, warmUpConnections): DC clients of
- * our TLS stack connecting to the warm-up's own listener on 127.0.0.1, each doing one handshake
+ * our TLS stack connecting to the warm-up's own listener on loopback, each doing one handshake
  * and echoing 32 bytes through the proxy.
  *
  * They run in the sidecar's main thread, beside the server side they drive. Measured, clients in
@@ -14,7 +14,8 @@ import { delegatedCredentialPeerHooks, DELEGATED_CREDENTIAL_LABEL } from '../tls
 import { connect } from '../tls/socket.js';
 
 export interface WarmUpClientJob {
-  /** The warm-up listener's port on 127.0.0.1 (the only address this module connects to). */
+  /** The warm-up listener's loopback address (the only addresses this module connects to). */
+  readonly host: '127.0.0.1' | '::1';
   readonly port: number;
   readonly connections: number;
   readonly lanes: number;
@@ -49,7 +50,7 @@ export async function driveWarmUpConnections(job: WarmUpClientJob): Promise<Warm
   const lane = async (): Promise<void> => {
     while (left > 0 && failed === 0 && performance.now() < deadline && !job.stopped?.()) {
       left--;
-      if (await oneConnection(job.port, config, job.timeoutMs)) connections++;
+      if (await oneConnection(job.host, job.port, config, job.timeoutMs)) connections++;
       else failed++;
     }
   };
@@ -58,7 +59,7 @@ export async function driveWarmUpConnections(job: WarmUpClientJob): Promise<Warm
 }
 
 /** One DC handshake and 32 bytes echoed through the proxy; false when anything else happened. */
-function oneConnection(port: number, config: ClientConfig, timeoutMs: number): Promise<boolean> {
+function oneConnection(host: string, port: number, config: ClientConfig, timeoutMs: number): Promise<boolean> {
   return new Promise((resolve) => {
     let settled = false;
     let got = 0;
@@ -70,7 +71,7 @@ function oneConnection(port: number, config: ClientConfig, timeoutMs: number): P
       resolve(ok);
     };
     const timer = setTimeout(() => end(false), timeoutMs);
-    const socket = connect({ host: '127.0.0.1', port, config, handshakeTimeout: timeoutMs }, () => {
+    const socket = connect({ host, port, config, handshakeTimeout: timeoutMs }, () => {
       if (socket.handshakeInfo?.serverMode.authentication !== DELEGATED_CREDENTIAL_LABEL) end(false);
       else socket.write(ECHO);
     });

@@ -248,7 +248,7 @@ const CONNECTION_WARM_UP_BUDGET_MS = 10_000;
 /**
  * Loopback connections of DC clients through the code real connections take: a listener of the
  * same terminator (ClientHello peek, routing, our engine on node:net sockets, the proxy) on an
- * ephemeral 127.0.0.1 port, proxying to an echo server of its own on 127.0.0.1 (never the
+ * ephemeral 127.0.0.1 port (::1 on a host without IPv4 loopback), proxying to an echo server of its own there (never the
  * configured upstream: the application may not be up, and warm-up bytes must not reach it). The
  * clients are our own DC clients in this thread (warm-up-client.ts).
  *
@@ -271,10 +271,7 @@ export async function warmUpConnections(n: number, terminator: TerminatorOptions
     s.once('close', () => echoed.delete(s));
     s.on('error', () => undefined).pipe(s);
   });
-  await new Promise<void>((resolve, reject) => {
-    echo.once('error', reject);
-    echo.listen(0, '127.0.0.1', resolve);
-  });
+  const host = await listenOnLoopback(echo);
   const tracker = new ConnectionTracker(CONNECTION_LANES * 2, CONNECTION_LANES * 2);
   // DCs only, no fallback at all: a warm-up connection no DC serves fails; it never reaches the
   // key server or the certificate key.
@@ -282,18 +279,18 @@ export async function warmUpConnections(n: number, terminator: TerminatorOptions
   store.replace(dcOnly(material));
   let result: WarmUpClientResult;
   try {
-    const listener = await listen('127.0.0.1', 0, {
+    const listener = await listen(host, 0, {
       ...terminator,
       store,
       policy: { certificateEngine: 'ours', keylessFor: undefined },
       ours: createOursEngine({ store, keylessFor: undefined, alpnProtocols: terminator.alpnProtocols }),
       metrics: new SidecarMetrics(store, new SidecarStatus()),
       tracker,
-      upstream: { ...terminator.upstream, host: '127.0.0.1', port: (echo.address() as AddressInfo).port },
+      upstream: { ...terminator.upstream, host, port: (echo.address() as AddressInfo).port },
       report: new ServingReport(),
     });
     try {
-      result = await driveWarmUpConnections({ port: listener.port, connections: n, lanes: CONNECTION_LANES, timeoutMs: CONNECTION_TIMEOUT_MS, budgetMs: CONNECTION_WARM_UP_BUDGET_MS, dcSchemes: dcSchemesOf(material), ...(stopped ? { stopped } : {}) });
+      result = await driveWarmUpConnections({ host, port: listener.port, connections: n, lanes: CONNECTION_LANES, timeoutMs: CONNECTION_TIMEOUT_MS, budgetMs: CONNECTION_WARM_UP_BUDGET_MS, dcSchemes: dcSchemesOf(material), ...(stopped ? { stopped } : {}) });
     } finally {
       // Nothing of the warm-up outlives it: what a client left open is cut, not waited for.
       listener.stopAccepting();
@@ -306,6 +303,28 @@ export async function warmUpConnections(n: number, terminator: TerminatorOptions
   }
   const used = process.cpuUsage(cpu);
   return { ...result, cpuMs: (used.user + used.system) / 1000, wallMs: performance.now() - started };
+}
+
+/** Listens on an ephemeral loopback port: 127.0.0.1, or ::1 on a host without IPv4 loopback. */
+async function listenOnLoopback(server: Server): Promise<'127.0.0.1' | '::1'> {
+  try {
+    await listenOn(server, '127.0.0.1');
+    return '127.0.0.1';
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code !== 'EADDRNOTAVAIL') throw err;
+  }
+  await listenOn(server, '::1');
+  return '::1';
+}
+
+function listenOn(server: Server, host: string): Promise<void> {
+  return new Promise((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(0, host, () => {
+      server.off('error', reject);
+      resolve();
+    });
+  });
 }
 
 function closeServer(server: Server): Promise<void> {

@@ -47,6 +47,17 @@ void describe('sidecar configuration', () => {
     assert.match(e.message, /^--max-connections-per-source: "-1" is not a whole number of at least 0/);
   });
 
+  void it('caps --warm-up-handshakes and --warm-up-connections at 10000, saying the maximum', () => {
+    for (const flag of ['warm-up-handshakes', 'warm-up-connections'] as const) {
+      const e = errorOf({ [flag]: '10001' });
+      assert.equal(e.flag, flag);
+      assert.match(e.message, new RegExp(`^--${flag}: 10001 is more than the maximum, 10000`));
+      assert.equal(errorOf({ [flag]: '1000000000' }).flag, flag);
+    }
+    const c = sidecarConfig({ 'warm-up-handshakes': '10000', 'warm-up-connections': '10000' });
+    assert.deepEqual([c.warmUpHandshakes, c.warmUpConnections], [10_000, 10_000]);
+  });
+
   void it('takes values from DC_SIDECAR_* variables, and a flag wins over its variable', () => {
     const env = { DC_SIDECAR_ADDRESS: '127.0.0.1', DC_SIDECAR_PORT: '9443', DC_SIDECAR_UPSTREAM: '9000', DC_SIDECAR_IDLE_TIMEOUT: '90s' };
     const c = sidecarConfig({ upstream: '9001' }, env);

@@ -145,6 +145,41 @@ void describe('sidecar warm-up', () => {
     }
   });
 
+  void it('warmUpConnections on a host without IPv4 loopback: falls back to ::1, still loopback only', async () => {
+    const store = new MaterialStore();
+    store.replace(dcOnly);
+    const quiet = { error: () => {}, warn: () => {}, info: () => {}, debug: () => {} };
+    // 127.0.0.1 is not there: node:net's listen fails as on an IPv6-only host.
+    const addresses: string[] = [];
+    const listen = NetServer.prototype.listen;
+    NetServer.prototype.listen = function (this: NetServer, ...args: unknown[]) {
+      const host = typeof args[0] === 'object' ? (args[0] as { host?: string }).host : args[1];
+      if (host === '127.0.0.1') {
+        const err = Object.assign(new Error('listen EADDRNOTAVAIL: address not available 127.0.0.1'), { code: 'EADDRNOTAVAIL' });
+        process.nextTick(() => this.emit('error', err));
+        return this;
+      }
+      this.once('listening', () => addresses.push((this.address() as AddressInfo).address));
+      return (listen as (...a: unknown[]) => NetServer).apply(this, args);
+    } as typeof listen;
+    try {
+      const r = await warmUpConnections(4, {
+        store,
+        metrics: new SidecarMetrics(store, new SidecarStatus()),
+        tracker: new ConnectionTracker(100, 0),
+        policy: { certificateEngine: 'node', keylessFor: undefined },
+        upstream: { host: '127.0.0.1', port: 9, idleTimeoutMs: 10_000 },
+        handshakeTimeoutMs: 5000,
+        ours: createOursEngine({ store, keylessFor: undefined }),
+        log: quiet,
+      });
+      assert.deepEqual([r.connections, r.failed], [4, 0]);
+      assert.deepEqual(addresses, ['::1', '::1'], 'the stand-in application and the listener');
+    } finally {
+      NetServer.prototype.listen = listen;
+    }
+  });
+
   void it('warmUpConnections does nothing for a bundle without DCs (a non-DC client would reach the key server or node:tls)', async () => {
     const store = new MaterialStore();
     store.replace(certificateOnly);
