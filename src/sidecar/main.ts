@@ -189,7 +189,9 @@ export async function runSidecar(options: RunSidecarOptions): Promise<RunningSid
   if (options.warmUpConnections > 0 && material && !options.stopped?.()) {
     try {
       const r = await (options.connectionWarmUp ?? warmUpConnections)(options.warmUpConnections, terminator, options.stopped);
-      log.info('connection warm-up done', { connections: r.connections, ...(r.failed ? { failed: r.failed } : {}), cpuMs: Math.round(r.cpuMs), wallMs: Math.round(r.wallMs) });
+      const meta = { connections: r.connections, ...(r.failed ? { failed: r.failed, firstFailure: r.firstFailure } : {}), cpuMs: Math.round(r.cpuMs), wallMs: Math.round(r.wallMs) };
+      if (r.failed) log.warn('connection warm-up done, with a failed connection; serving anyway', meta);
+      else log.info('connection warm-up done', meta);
     } catch (err) {
       log.warn('connection warm-up failed; serving without it', { error: err instanceof Error ? err.message : String(err) });
     }

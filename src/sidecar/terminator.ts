@@ -183,16 +183,25 @@ export interface Listener {
   readonly port: number;
   /** Stops accepting at once (open connections are the tracker's business). */
   stopAccepting(): void;
+  /**
+   * Resolves when every connection accepted so far is handled to its end, application connection
+   * included (a proxied connection ends when both its sockets have closed).
+   */
+  settled(): Promise<void>;
 }
 
 /** `host` '' listens on all interfaces (node picks `::` when IPv6 is available). */
 export async function listen(host: string, port: number, o: TerminatorOptions): Promise<Listener> {
   const refusals = new LogLimiter();
+  const handling = new Set<Promise<void>>();
   const server = createServer({ allowHalfOpen: true, pauseOnConnect: true }, (socket) => {
-    void handleConnection(socket, o, refusals).catch((err: unknown) => {
-      o.log.error('connection handler failed', { error: err instanceof Error ? err.stack ?? err.message : String(err) });
-      socket.destroy();
-    });
+    const handled = handleConnection(socket, o, refusals)
+      .catch((err: unknown) => {
+        o.log.error('connection handler failed', { error: err instanceof Error ? err.stack ?? err.message : String(err) });
+        socket.destroy();
+      })
+      .finally(() => handling.delete(handled));
+    handling.add(handled);
   });
   await new Promise<void>((resolve, reject) => {
     server.once('error', reject);
@@ -207,6 +216,9 @@ export async function listen(host: string, port: number, o: TerminatorOptions): 
     port: typeof address === 'object' && address ? address.port : port,
     stopAccepting: () => {
       server.close();
+    },
+    settled: async () => {
+      while (handling.size > 0) await Promise.all(handling);
     },
   };
 }

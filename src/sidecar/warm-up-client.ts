@@ -36,6 +36,8 @@ export interface WarmUpClientJob {
 export interface WarmUpClientResult {
   readonly connections: number;
   readonly failed: number;
+  /** Why the first failed connection failed (the run ends with it). */
+  readonly firstFailure?: string;
 }
 
 const ECHO = new Uint8Array(32);
@@ -47,38 +49,45 @@ export async function driveWarmUpConnections(job: WarmUpClientJob): Promise<Warm
   let left = job.connections;
   let connections = 0;
   let failed = 0;
+  let firstFailure: string | undefined;
   const lane = async (): Promise<void> => {
     while (left > 0 && failed === 0 && performance.now() < deadline && !job.stopped?.()) {
       left--;
-      if (await oneConnection(job.host, job.port, config, job.timeoutMs)) connections++;
-      else failed++;
+      const failure = await oneConnection(job.host, job.port, config, job.timeoutMs);
+      if (failure === undefined) connections++;
+      else {
+        failed++;
+        firstFailure ??= failure;
+      }
     }
   };
   await Promise.all(Array.from({ length: Math.max(1, Math.min(job.lanes, job.connections)) }, lane));
-  return { connections, failed };
+  return { connections, failed, ...(firstFailure !== undefined ? { firstFailure } : {}) };
 }
 
-/** One DC handshake and 32 bytes echoed through the proxy; false when anything else happened. */
-function oneConnection(host: string, port: number, config: ClientConfig, timeoutMs: number): Promise<boolean> {
+/** One DC handshake and 32 bytes echoed through the proxy: undefined, else why not. */
+function oneConnection(host: string, port: number, config: ClientConfig, timeoutMs: number): Promise<string | undefined> {
   return new Promise((resolve) => {
     let settled = false;
     let got = 0;
-    const end = (ok: boolean): void => {
+    const end = (failure?: string): void => {
       if (settled) return;
       settled = true;
       clearTimeout(timer);
       socket.destroy();
-      resolve(ok);
+      resolve(failure);
     };
-    const timer = setTimeout(() => end(false), timeoutMs);
+    const timer = setTimeout(() => end(`no echo within ${timeoutMs} ms`), timeoutMs);
     const socket = connect({ host, port, config, handshakeTimeout: timeoutMs }, () => {
-      if (socket.handshakeInfo?.serverMode.authentication !== DELEGATED_CREDENTIAL_LABEL) end(false);
+      const authentication = socket.handshakeInfo?.serverMode.authentication;
+      if (authentication !== DELEGATED_CREDENTIAL_LABEL) end(`served without a delegated credential (${String(authentication)})`);
       else socket.write(ECHO);
     });
     socket.on('data', (d: Buffer) => {
       got += d.length;
-      if (got >= ECHO.length) end(true);
+      if (got >= ECHO.length) end();
     });
-    socket.on('error', () => end(false));
+    socket.on('error', (err: Error) => end(err.message));
+    socket.on('close', () => end('closed before the echo came back'));
   });
 }

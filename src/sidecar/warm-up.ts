@@ -235,6 +235,8 @@ export function selfSignedCertificate(privateKey: KeyObject, publicKey: KeyObjec
 export interface ConnectionWarmUpResult {
   readonly connections: number;
   readonly failed: number;
+  /** Why the first failed connection failed. */
+  readonly firstFailure?: string;
   readonly cpuMs: number;
   readonly wallMs: number;
 }
@@ -288,13 +290,22 @@ export async function warmUpConnections(n: number, terminator: TerminatorOptions
       tracker,
       upstream: { ...terminator.upstream, host, port: (echo.address() as AddressInfo).port },
       report: new ServingReport(),
+      // Its own quiet log: a warm-up connection's trouble (naming the echo port as "the
+      // application") is no operator's business; the summary main.ts logs carries the reason.
+      log: debugOnly(terminator.log),
     });
     try {
       result = await driveWarmUpConnections({ host, port: listener.port, connections: n, lanes: CONNECTION_LANES, timeoutMs: CONNECTION_TIMEOUT_MS, budgetMs: CONNECTION_WARM_UP_BUDGET_MS, dcSchemes: dcSchemesOf(material), ...(stopped ? { stopped } : {}) });
     } finally {
-      // Nothing of the warm-up outlives it: what a client left open is cut, not waited for.
+      // Nothing of the warm-up outlives it: what a client left open is cut, not waited for, and
+      // every connection's handling runs to its end, its application socket closed (one still
+      // connecting to the echo server finds its client gone and closes).
       listener.stopAccepting();
       await tracker.drain(new Date());
+      // The proxy's application legs end when the stand-in application's sockets do (a TLS
+      // stream over a cut socket would otherwise hold its pair until the idle timeout).
+      for (const s of echoed) s.destroy();
+      await listener.settled();
       await closeServer(listener.server);
     }
   } finally {
@@ -325,6 +336,12 @@ function listenOn(server: Server, host: string): Promise<void> {
       resolve();
     });
   });
+}
+
+/** Every level of `log` as debug, prefixed: the warm-up listener's log. */
+function debugOnly(log: TerminatorOptions['log']): TerminatorOptions['log'] {
+  const debug = (message: string, meta?: Record<string, unknown>): void => log.debug(`connection warm-up: ${message}`, meta);
+  return { error: debug, warn: debug, info: debug, debug };
 }
 
 function closeServer(server: Server): Promise<void> {

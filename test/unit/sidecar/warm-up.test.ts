@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import { generateKeyPairSync, X509Certificate } from 'node:crypto';
 import { mkdtemp, rm } from 'node:fs/promises';
-import { createServer, Server as NetServer, type AddressInfo, type Server } from 'node:net';
+import { createServer, Server as NetServer, Socket, type AddressInfo, type Server } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -180,6 +180,50 @@ void describe('sidecar warm-up', () => {
     }
   });
 
+  void it('warmUpConnections with a failed connection: says why, logs nothing above debug, and every socket is closed when it resolves', async () => {
+    const store = new MaterialStore();
+    store.replace(dcOnly);
+    const logged: string[] = [];
+    const log = { error: (m: string) => logged.push(`error ${m}`), warn: (m: string) => logged.push(`warn ${m}`), info: (m: string) => logged.push(`info ${m}`), debug: () => {} };
+    // The stand-in application (the first server the warm-up starts) made to accept and never
+    // echo: every client waits out its 2 s deadline.
+    const held: Socket[] = [];
+    const listen = NetServer.prototype.listen;
+    let servers = 0;
+    NetServer.prototype.listen = function (this: NetServer, ...args: unknown[]) {
+      if (servers++ === 0) {
+        this.on('connection', (s: Socket) => {
+          s.unpipe(s);
+          s.pause();
+          held.push(s);
+        });
+      }
+      return (listen as (...a: unknown[]) => NetServer).apply(this, args);
+    } as typeof listen;
+    try {
+      const r = await warmUpConnections(4, {
+        store,
+        metrics: new SidecarMetrics(store, new SidecarStatus()),
+        tracker: new ConnectionTracker(100, 0),
+        policy: { certificateEngine: 'node', keylessFor: undefined },
+        upstream: { host: '127.0.0.1', port: 9, idleTimeoutMs: 300_000 },
+        handshakeTimeoutMs: 5000,
+        ours: createOursEngine({ store, keylessFor: undefined }),
+        log,
+      });
+      assert.equal(r.connections, 0);
+      assert.ok(r.failed >= 1);
+      assert.equal(r.firstFailure, 'no echo within 2000 ms');
+      assert.deepEqual(logged, [], 'the warm-up listener logs at debug only');
+      assert.ok(held.length > 0);
+      const open = (process as unknown as { _getActiveHandles(): unknown[] })._getActiveHandles().filter((h): h is Socket => h instanceof Socket && !h.destroyed && h.remotePort !== undefined);
+      assert.deepEqual(open.map((s) => `${s.localPort}->${s.remotePort}`), [], 'no socket of the warm-up (client, proxied, application side) is open');
+    } finally {
+      NetServer.prototype.listen = listen;
+      for (const s of held) s.destroy();
+    }
+  });
+
   void it('warmUpConnections does nothing for a bundle without DCs (a non-DC client would reach the key server or node:tls)', async () => {
     const store = new MaterialStore();
     store.replace(certificateOnly);
@@ -337,7 +381,7 @@ void describe('sidecar warm-up', () => {
     void it('a loopback warm-up that fails or throws is logged and the sidecar starts and serves anyway', async () => {
       for (const failing of [
         () => Promise.reject(new Error('warm-up listener refused')),
-        () => Promise.resolve({ connections: 2, failed: 1, cpuMs: 1, wallMs: 1 }),
+        () => Promise.resolve({ connections: 2, failed: 1, firstFailure: 'no echo within 2000 ms', cpuMs: 1, wallMs: 1 }),
       ]) {
         const s = await start('0', countingSigner(), { 'warm-up-connections': '5' }, { connectionWarmUp: failing });
         try {
@@ -345,8 +389,9 @@ void describe('sidecar warm-up', () => {
           assert.ok(messages.includes('info sidecar listening'), messages.join(' | '));
           const said = s.lines.find((l) => l.message.startsWith('connection warm-up'));
           assert.ok(said, messages.join(' | '));
-          if (said.level === 'warn') assert.equal(said.meta?.['error'], 'warm-up listener refused');
-          else assert.equal(said.meta?.['failed'], 1);
+          assert.equal(said.level, 'warn');
+          if (said.message.startsWith('connection warm-up failed')) assert.equal(said.meta?.['error'], 'warm-up listener refused');
+          else assert.deepEqual([said.meta?.['failed'], said.meta?.['firstFailure']], [1, 'no echo within 2000 ms']);
           // It serves: a DC client completes a handshake on the real port.
           const served = await new Promise<string | undefined>((resolve, reject) => {
             const c = oursConnect({ host: '127.0.0.1', port: s.port, servername: 'localhost', ca: [pki.ca.pem], serverCredentialHooks: delegatedCredentialPeerHooks({ peer: 'server' }) });
