@@ -13,6 +13,7 @@ import { MaterialStore, validateServingMaterial, type ServingMaterial } from '..
 import { SidecarMetrics } from '../../../src/sidecar/metrics.js';
 import { createOursEngine } from '../../../src/sidecar/ours-engine.js';
 import { SidecarStatus } from '../../../src/sidecar/status.js';
+import type { TerminatorOptions } from '../../../src/sidecar/terminator.js';
 import { selfSignedCertificate, warmUpConnections, warmUpPaths, warmUpSidecar } from '../../../src/sidecar/warm-up.js';
 import type { SignatureScheme } from '../../../src/tls/constants.js';
 import { delegatedCredentialPeerHooks } from '../../../src/tls/delegated/index.js';
@@ -24,6 +25,20 @@ import { KubeletVolume } from './kubelet-volume.js';
 function material(files: Record<string, string | Uint8Array>, keylessConfigured = false): ServingMaterial {
   const bytes = Object.fromEntries(Object.entries(files).map(([k, v]) => [k, typeof v === 'string' ? new TextEncoder().encode(v) : v]));
   return validateServingMaterial('test', bytes, { keylessConfigured });
+}
+
+/** What runSidecar hands warmUpConnections, for `store`, with an application port nothing listens on. */
+function terminatorFor(store: MaterialStore, log: TerminatorOptions['log'], certificateEngine: 'ours' | 'node' = 'node'): TerminatorOptions {
+  return {
+    store,
+    metrics: new SidecarMetrics(store, new SidecarStatus()),
+    tracker: new ConnectionTracker(100, 0),
+    policy: { certificateEngine, keylessFor: undefined },
+    upstream: { host: '127.0.0.1', port: 9, idleTimeoutMs: 300_000 },
+    handshakeTimeoutMs: 5000,
+    ours: createOursEngine({ store, keylessFor: undefined }),
+    log,
+  };
 }
 
 void describe('sidecar warm-up', () => {
@@ -163,16 +178,7 @@ void describe('sidecar warm-up', () => {
       return (listen as (...a: unknown[]) => NetServer).apply(this, args);
     } as typeof listen;
     try {
-      const r = await warmUpConnections(4, {
-        store,
-        metrics: new SidecarMetrics(store, new SidecarStatus()),
-        tracker: new ConnectionTracker(100, 0),
-        policy: { certificateEngine: 'node', keylessFor: undefined },
-        upstream: { host: '127.0.0.1', port: 9, idleTimeoutMs: 10_000 },
-        handshakeTimeoutMs: 5000,
-        ours: createOursEngine({ store, keylessFor: undefined }),
-        log: quiet,
-      });
+      const r = await warmUpConnections(4, terminatorFor(store, quiet));
       assert.deepEqual([r.connections, r.failed], [4, 0]);
       assert.deepEqual(addresses, ['::1', '::1'], 'the stand-in application and the listener');
     } finally {
@@ -201,16 +207,7 @@ void describe('sidecar warm-up', () => {
       return (listen as (...a: unknown[]) => NetServer).apply(this, args);
     } as typeof listen;
     try {
-      const r = await warmUpConnections(4, {
-        store,
-        metrics: new SidecarMetrics(store, new SidecarStatus()),
-        tracker: new ConnectionTracker(100, 0),
-        policy: { certificateEngine: 'node', keylessFor: undefined },
-        upstream: { host: '127.0.0.1', port: 9, idleTimeoutMs: 300_000 },
-        handshakeTimeoutMs: 5000,
-        ours: createOursEngine({ store, keylessFor: undefined }),
-        log,
-      });
+      const r = await warmUpConnections(4, terminatorFor(store, log));
       assert.equal(r.connections, 0);
       assert.ok(r.failed >= 1);
       assert.equal(r.firstFailure, 'no echo within 2000 ms');
@@ -257,16 +254,7 @@ void describe('sidecar warm-up', () => {
       const store = new MaterialStore();
       store.replace(wrong);
       const quiet = { error: () => {}, warn: () => {}, info: () => {}, debug: () => {} };
-      const c = await warmUpConnections(5, {
-        store,
-        metrics: new SidecarMetrics(store, new SidecarStatus()),
-        tracker: new ConnectionTracker(100, 0),
-        policy: { certificateEngine: 'ours', keylessFor: undefined },
-        upstream: { host: '127.0.0.1', port: 9, idleTimeoutMs: 10_000 },
-        handshakeTimeoutMs: 5000,
-        ours: createOursEngine({ store, keylessFor: undefined }),
-        log: quiet,
-      });
+      const c = await warmUpConnections(5, terminatorFor(store, quiet, 'ours'));
       assert.deepEqual([c.connections, c.failed], [5, 0]);
     });
 
