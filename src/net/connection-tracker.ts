@@ -69,6 +69,16 @@ export class ConnectionTracker {
   }
 
   /**
+   * Destroys every open connection now and returns how many: a drain under way then ends at
+   * once (the sidecar's answer to a second stop signal).
+   */
+  cutAll(): number {
+    const open = this.sockets.size;
+    for (const s of this.sockets) s.destroy();
+    return open;
+  }
+
+  /**
    * Stops admitting, waits for open connections to finish up to `deadline`, then destroys the
    * rest. Resolves with how many finished by themselves and how many were cut.
    */

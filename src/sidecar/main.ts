@@ -293,9 +293,15 @@ export async function serveUntilSignal(config: SidecarConfig, log: SidecarLogger
   // not kill the process (143) or, as PID 1 without a handler, be dropped until SIGKILL.
   let signalled: (signal: string) => void = () => undefined;
   let stopSignal: string | undefined;
+  let sidecar: RunningSidecar | undefined;
   const stopped = new Promise<void>((resolve) => {
     signalled = (signal) => {
-      if (stopSignal) return;
+      if (stopSignal) {
+        // A second stop signal (a second Ctrl-C) does not wait out the drain: what is still open
+        // is cut now, as a process without handlers would have been killed.
+        log.warn('second stop signal: cutting open connections', { signal, cut: sidecar?.tracker.cutAll() ?? 0 });
+        return;
+      }
       stopSignal = signal;
       log.info('signal received', { signal });
       resolve();
@@ -303,7 +309,6 @@ export async function serveUntilSignal(config: SidecarConfig, log: SidecarLogger
   });
   const onTerm = (): void => signalled('SIGTERM');
   const onInt = (): void => signalled('SIGINT');
-  let sidecar: RunningSidecar | undefined;
   const onHup = (): void => {
     log.info('signal received', { signal: 'SIGHUP' });
     void sidecar?.reload('signal');

@@ -338,10 +338,12 @@ function listenOn(server: Server, host: string): Promise<void> {
   });
 }
 
-/** Every level of `log` as debug, prefixed: the warm-up listener's log. */
+/** The warm-up listener's log: prefixed, and every level but error as debug. */
 function debugOnly(log: TerminatorOptions['log']): TerminatorOptions['log'] {
   const debug = (message: string, meta?: Record<string, unknown>): void => log.debug(`connection warm-up: ${message}`, meta);
-  return { error: debug, warn: debug, info: debug, debug };
+  // Errors stay errors: a handler that throws during the warm-up would throw for real clients too.
+  const error = (message: string, meta?: Record<string, unknown>): void => log.error(`connection warm-up: ${message}`, meta);
+  return { error, warn: debug, info: debug, debug };
 }
 
 function closeServer(server: Server): Promise<void> {

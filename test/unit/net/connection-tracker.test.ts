@@ -107,6 +107,21 @@ void describe('ConnectionTracker', () => {
     await until('the cut connection to close', () => stuck.server.destroyed);
   });
 
+  void it('cutAll ends a drain under way at once: every open connection is destroyed', async () => {
+    const t = new ConnectionTracker(10);
+    const a = await pair();
+    const b = await pair();
+    t.admit(a.server);
+    t.admit(b.server);
+    const started = Date.now();
+    const draining = t.drain(new Date(Date.now() + 10_000));
+    setTimeout(() => assert.equal(t.cutAll(), 2), 50);
+    // The connections closed under the drain, so they count as finished, not cut at the deadline.
+    assert.deepEqual(await draining, { finished: 2, cut: 0 });
+    assert.ok(Date.now() - started < 2000, `the drain ended long before its deadline: ${Date.now() - started} ms`);
+    assert.ok(a.server.destroyed && b.server.destroyed);
+  });
+
   void it('drains at once when nothing is open', async () => {
     const t = new ConnectionTracker(10);
     const started = Date.now();

@@ -1,0 +1,83 @@
+/**
+ * The `dc-operator sidecar` process and its stop signals, as a child process: the first SIGTERM or
+ * SIGINT drains (open connections may finish until --drain-timeout), a second one cuts what is
+ * still open at once instead of waiting the drain out.
+ */
+import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
+import { mkdtemp, rm } from 'node:fs/promises';
+import { connect, createServer, type AddressInfo, type Server, type Socket } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { after, before, describe, it } from 'node:test';
+import { credentialFiles, makePki, type TestPki } from './fixtures.js';
+import { KubeletVolume } from './kubelet-volume.js';
+
+let work = '';
+let pki: TestPki;
+let upstream: Server;
+before(async () => {
+  work = await mkdtemp(join(tmpdir(), 'dc-sidecar-signals-'));
+  pki = await makePki('ecdsa-p256');
+  upstream = createServer((s) => s.destroy());
+  await new Promise<void>((r) => upstream.listen(0, '127.0.0.1', r));
+});
+after(async () => {
+  upstream.close();
+  await rm(work, { recursive: true, force: true });
+});
+
+async function waitFor(what: string, check: () => boolean, timeoutMs: number): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!check()) {
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 20));
+  }
+}
+
+void describe('sidecar stop signals', () => {
+  for (const signal of ['SIGTERM', 'SIGINT'] as const) {
+    void it(`a second ${signal} cuts the open connections instead of waiting out the drain`, async () => {
+      const volume = new KubeletVolume(join(work, signal));
+      await volume.write(await credentialFiles(pki));
+      const cli = fileURLToPath(new URL('../../../src/cli/dc-operator.js', import.meta.url));
+      const upstreamPort = String((upstream.address() as AddressInfo).port);
+      // A long drain and handshake deadline: an idle client would hold the drain for 60 s.
+      const child = spawn(
+        process.execPath,
+        [cli, 'sidecar', '--dc-dir', volume.dir, '--address', '127.0.0.1', '--port', '0', '--metrics-address', '127.0.0.1', '--metrics-port', '0',
+          '--upstream', upstreamPort, '--warm-up-handshakes', '0', '--warm-up-connections', '0', '--drain-timeout', '60s', '--handshake-timeout', '60s'],
+        { stdio: ['ignore', 'pipe', 'pipe'] },
+      );
+      let out = '';
+      child.stdout.on('data', (d: Buffer) => (out += d.toString()));
+      child.stderr.on('data', (d: Buffer) => (out += d.toString()));
+      const exited = new Promise<{ code: number | null; signal: string | null }>((resolve) => child.once('exit', (code, sig) => resolve({ code, signal: sig })));
+      let idle: Socket | undefined;
+      try {
+        await waitFor('the sidecar to listen', () => /sidecar listening/.test(out), 15_000);
+        const port = Number(/"listen":"127\.0\.0\.1:(\d+)"/.exec(out)?.[1]);
+        assert.ok(port > 0, out);
+        // A client that connects and never speaks: the drain would wait for it.
+        idle = connect(port, '127.0.0.1');
+        idle.on('error', () => undefined);
+        await new Promise<void>((r) => idle!.once('connect', () => r()));
+        await new Promise((r) => setTimeout(r, 100));
+        child.kill(signal);
+        await waitFor('the drain to start', () => /draining/.test(out), 5000);
+        const sent = Date.now();
+        child.kill(signal);
+        const timeout = setTimeout(() => child.kill('SIGKILL'), 10_000);
+        const result = await exited;
+        clearTimeout(timeout);
+        assert.deepEqual(result, { code: 0, signal: null }, out);
+        assert.ok(Date.now() - sent < 5000, `exited within 5 s of the second signal: ${Date.now() - sent} ms`);
+        assert.match(out, /second stop signal: cutting open connections/);
+      } finally {
+        idle?.destroy();
+        child.kill('SIGKILL');
+      }
+    });
+  }
+});
