@@ -52,6 +52,7 @@ export function terminateWithNode(socket: Socket, buffered: Buffer, material: Se
       tlsSocket.removeListener('error', onError);
       tlsSocket.on('error', () => {}); // until the proxy attaches its listener
       tlsSocket.removeListener('close', onClose);
+      tlsSocket.removeListener('end', onClose);
       resolve(tlsSocket);
     });
     const onError = (err: Error): void => {
@@ -61,9 +62,13 @@ export function terminateWithNode(socket: Socket, buffered: Buffer, material: Se
     };
     const onClose = (): void => {
       clearTimeout(timer);
+      tlsSocket.destroy();
       reject(new Error('the client closed the connection during the handshake'));
     };
     tlsSocket.once('error', onError);
     tlsSocket.once('close', onClose);
+    // The socket is allowHalfOpen: a client's FIN during the handshake is an 'end' and no 'close',
+    // which would hold the connection until the handshake deadline.
+    tlsSocket.once('end', onClose);
   });
 }

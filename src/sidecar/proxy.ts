@@ -4,7 +4,9 @@
  *
  * - Half-close both ways: when one side ends its writing, the other side's writable is ended
  *   and the reverse direction keeps flowing until it ends too. Nothing is destroyed on a
- *   half-close; both sockets are allowHalfOpen.
+ *   half-close; both sockets are allowHalfOpen. Except a client that ends before sending a
+ *   single byte while the application has not ended: it left (a FIN from a client that is gone
+ *   looks like a half-close), so the pair is closed at once, the application's side with a reset.
  * - Backpressure: the source is paused when the destination's buffer is full and resumed on
  *   'drain', so a slow reader never makes the sidecar buffer without bound.
  * - Idle timeout: no bytes either way for `idleTimeoutMs` closes both sides; after the
@@ -78,15 +80,18 @@ function directClient(stream: Duplex): DirectClient | undefined {
 /** The client's plaintext into the application's socket; a full socket pauses the client until its 'drain'. */
 class UpstreamSink implements PlaintextSink {
   private waitingForDrain = false;
+  private sent = false;
 
   constructor(
     private readonly upstream: Socket,
     private readonly client: DirectClient,
+    private readonly leftWithoutRequest: () => void,
   ) {}
 
   write(chunk: Uint8Array): boolean {
     const upstream = this.upstream;
     if (upstream.destroyed) return true; // the pair is closing: nothing more to deliver
+    this.sent ||= chunk.length > 0;
     // A chunk the application is not reading yet stays queued: not as a record-slab view.
     if (upstream.write(upstream.writableLength > 0 ? unpinned(chunk) : chunk)) return true;
     if (!this.waitingForDrain) {
@@ -97,7 +102,8 @@ class UpstreamSink implements PlaintextSink {
   }
 
   end(): void {
-    if (!this.upstream.destroyed) this.upstream.end();
+    if (!this.sent) this.leftWithoutRequest();
+    else if (!this.upstream.destroyed) this.upstream.end();
   }
 
   private readonly drained = (): void => {
@@ -221,13 +227,30 @@ export function splice(client: Duplex, upstream: Socket, idleTimeoutMs = 300_000
       client.destroy();
       upstream.destroy();
     };
+    // A client whose input ends before it sent a single byte (it completed the handshake and left:
+    // a FIN, close_notify, or a destroy that sent a FIN) while the application has not finished
+    // either asked nothing: passing the half-close on would leave the pair open for as long as the
+    // application keeps its side open, up to the idle timeout, because a FIN from a client that
+    // left cannot be told from a half-close. The pair is closed now, the application's side with
+    // a reset: one waiting for a request would not read a FIN before its own timeout, and one that
+    // keeps its side open (allowHalfOpen) would never close. A client that sent its request and
+    // then half-closed keeps getting the reply; one whose application already ended (a download
+    // the client answers with its own end) gets the rest of it.
+    const leftWithoutRequest = (): void => {
+      if (upstream.readableEnded || upstream.destroyed) {
+        if (!upstream.destroyed) upstream.end();
+        return;
+      }
+      client.destroy();
+      upstream.resetAndDestroy();
+    };
     client.on('error', (error: Error) => stop({ kind: 'error', side: 'client', error }));
     upstream.on('error', (error: Error) => stop({ kind: 'error', side: 'upstream', error }));
     upstream.setTimeout(idleTimeoutMs); // 0 disables; replaces the connect deadline
     if (idleTimeoutMs > 0) upstream.on('timeout', () => stop(IDLE));
     const direct = directClient(client);
-    if (direct) direct.relayTo(new UpstreamSink(upstream, direct));
-    else forwardClient(client, upstream);
+    if (direct) direct.relayTo(new UpstreamSink(upstream, direct, leftWithoutRequest));
+    else forwardClient(client, upstream, leftWithoutRequest);
     // 'close' comes once per stream: plain listeners, not once() wrappers.
     let flushing: NodeJS.Timeout | undefined;
     const clientClosed = (): void => {
@@ -257,14 +280,16 @@ export function splice(client: Duplex, upstream: Socket, idleTimeoutMs = 300_000
  * listener rather than pipe() (pipe() sets up five more listeners per connection and its own
  * drain bookkeeping). Backpressure and the end are pipe()'s.
  */
-function forwardClient(client: Duplex, upstream: Socket): void {
+function forwardClient(client: Duplex, upstream: Socket, leftWithoutRequest: () => void): void {
   let waitingForDrain = false;
+  let sent = false;
   const resumeClient = (): void => {
     waitingForDrain = false;
     client.resume();
   };
   client.on('data', (chunk: Buffer) => {
     if (upstream.destroyed) return;
+    sent ||= chunk.length > 0;
     // A chunk the application is not reading yet stays queued: not as a record-slab view.
     if (!upstream.write(upstream.writableLength > 0 ? unpinned(chunk) : chunk) && !waitingForDrain) {
       waitingForDrain = true;
@@ -273,7 +298,8 @@ function forwardClient(client: Duplex, upstream: Socket): void {
     }
   });
   client.on('end', () => {
-    if (!upstream.destroyed) upstream.end();
+    if (!sent) leftWithoutRequest();
+    else if (!upstream.destroyed) upstream.end();
   });
 }
 

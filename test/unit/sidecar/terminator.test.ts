@@ -41,6 +41,8 @@ after(() => {
 async function upstreamServer(handler: (s: Socket) => void): Promise<number> {
   const server: Server = createServer({ allowHalfOpen: true }, (s) => {
     closers.push(() => s.destroy());
+    // A client that leaves without sending anything has its application connection reset.
+    s.on('error', () => {});
     handler(s);
   });
   await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
