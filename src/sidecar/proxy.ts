@@ -231,18 +231,19 @@ export function splice(client: Duplex, upstream: Socket, idleTimeoutMs = 300_000
     // a FIN, close_notify, or a destroy that sent a FIN) while the application has not finished
     // either asked nothing: passing the half-close on would leave the pair open for as long as the
     // application keeps its side open, up to the idle timeout, because a FIN from a client that
-    // left cannot be told from a half-close. The pair is closed now, the application's side with
-    // a reset: one waiting for a request would not read a FIN before its own timeout, and one that
-    // keeps its side open (allowHalfOpen) would never close. A client that sent its request and
-    // then half-closed keeps getting the reply; one whose application already ended (a download
-    // the client answers with its own end) gets the rest of it.
+    // left cannot be told from a half-close. The pair is closed now: the application reads an
+    // end, as from a plain TCP client that connected and left (not a reset, which applications
+    // are not used to getting from their proxy); what it does with its own side is its own, the
+    // sidecar holds nothing. A client that sent its request and then half-closed keeps getting
+    // the reply; one whose application already ended (a download the client answers with its own
+    // end) gets the rest of it.
     const leftWithoutRequest = (): void => {
       if (upstream.readableEnded || upstream.destroyed) {
         if (!upstream.destroyed) upstream.end();
         return;
       }
       client.destroy();
-      upstream.resetAndDestroy();
+      upstream.destroy();
     };
     client.on('error', (error: Error) => stop({ kind: 'error', side: 'client', error }));
     upstream.on('error', (error: Error) => stop({ kind: 'error', side: 'upstream', error }));
