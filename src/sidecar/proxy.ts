@@ -4,9 +4,7 @@
  *
  * - Half-close both ways: when one side ends its writing, the other side's writable is ended
  *   and the reverse direction keeps flowing until it ends too. Nothing is destroyed on a
- *   half-close; both sockets are allowHalfOpen. Except a client that ends before sending a
- *   single byte while the application has not ended: it left (a FIN from a client that is gone
- *   looks like a half-close), so the pair is closed at once, the application's side with a reset.
+ *   half-close; both sockets are allowHalfOpen.
  * - Backpressure: the source is paused when the destination's buffer is full and resumed on
  *   'drain', so a slow reader never makes the sidecar buffer without bound.
  * - Idle timeout: no bytes either way for `idleTimeoutMs` closes both sides; after the
@@ -80,18 +78,15 @@ function directClient(stream: Duplex): DirectClient | undefined {
 /** The client's plaintext into the application's socket; a full socket pauses the client until its 'drain'. */
 class UpstreamSink implements PlaintextSink {
   private waitingForDrain = false;
-  private sent = false;
 
   constructor(
     private readonly upstream: Socket,
     private readonly client: DirectClient,
-    private readonly leftWithoutRequest: () => void,
   ) {}
 
   write(chunk: Uint8Array): boolean {
     const upstream = this.upstream;
     if (upstream.destroyed) return true; // the pair is closing: nothing more to deliver
-    this.sent ||= chunk.length > 0;
     // A chunk the application is not reading yet stays queued: not as a record-slab view.
     if (upstream.write(upstream.writableLength > 0 ? unpinned(chunk) : chunk)) return true;
     if (!this.waitingForDrain) {
@@ -102,8 +97,7 @@ class UpstreamSink implements PlaintextSink {
   }
 
   end(): void {
-    if (!this.sent) this.leftWithoutRequest();
-    else if (!this.upstream.destroyed) this.upstream.end();
+    if (!this.upstream.destroyed) this.upstream.end();
   }
 
   private readonly drained = (): void => {
@@ -227,31 +221,13 @@ export function splice(client: Duplex, upstream: Socket, idleTimeoutMs = 300_000
       client.destroy();
       upstream.destroy();
     };
-    // A client whose input ends before it sent a single byte (it completed the handshake and left:
-    // a FIN, close_notify, or a destroy that sent a FIN) while the application has not finished
-    // either asked nothing: passing the half-close on would leave the pair open for as long as the
-    // application keeps its side open, up to the idle timeout, because a FIN from a client that
-    // left cannot be told from a half-close. The pair is closed now: the application reads an
-    // end, as from a plain TCP client that connected and left (not a reset, which applications
-    // are not used to getting from their proxy); what it does with its own side is its own, the
-    // sidecar holds nothing. A client that sent its request and then half-closed keeps getting
-    // the reply; one whose application already ended (a download the client answers with its own
-    // end) gets the rest of it.
-    const leftWithoutRequest = (): void => {
-      if (upstream.readableEnded || upstream.destroyed) {
-        if (!upstream.destroyed) upstream.end();
-        return;
-      }
-      client.destroy();
-      upstream.destroy();
-    };
     client.on('error', (error: Error) => stop({ kind: 'error', side: 'client', error }));
     upstream.on('error', (error: Error) => stop({ kind: 'error', side: 'upstream', error }));
     upstream.setTimeout(idleTimeoutMs); // 0 disables; replaces the connect deadline
     if (idleTimeoutMs > 0) upstream.on('timeout', () => stop(IDLE));
     const direct = directClient(client);
-    if (direct) direct.relayTo(new UpstreamSink(upstream, direct, leftWithoutRequest));
-    else forwardClient(client, upstream, leftWithoutRequest);
+    if (direct) direct.relayTo(new UpstreamSink(upstream, direct));
+    else forwardClient(client, upstream);
     // 'close' comes once per stream: plain listeners, not once() wrappers.
     let flushing: NodeJS.Timeout | undefined;
     const clientClosed = (): void => {
@@ -281,16 +257,14 @@ export function splice(client: Duplex, upstream: Socket, idleTimeoutMs = 300_000
  * listener rather than pipe() (pipe() sets up five more listeners per connection and its own
  * drain bookkeeping). Backpressure and the end are pipe()'s.
  */
-function forwardClient(client: Duplex, upstream: Socket, leftWithoutRequest: () => void): void {
+function forwardClient(client: Duplex, upstream: Socket): void {
   let waitingForDrain = false;
-  let sent = false;
   const resumeClient = (): void => {
     waitingForDrain = false;
     client.resume();
   };
   client.on('data', (chunk: Buffer) => {
     if (upstream.destroyed) return;
-    sent ||= chunk.length > 0;
     // A chunk the application is not reading yet stays queued: not as a record-slab view.
     if (!upstream.write(upstream.writableLength > 0 ? unpinned(chunk) : chunk) && !waitingForDrain) {
       waitingForDrain = true;
@@ -298,10 +272,14 @@ function forwardClient(client: Duplex, upstream: Socket, leftWithoutRequest: () 
       upstream.once('drain', resumeClient);
     }
   });
-  client.on('end', () => {
-    if (!sent) leftWithoutRequest();
-    else if (!upstream.destroyed) upstream.end();
-  });
+  const ended = (): void => {
+    if (!upstream.destroyed) upstream.end();
+  };
+  // The client may have ended already, while the application was being connected: a TLS 1.3
+  // client's Finished and its FIN often come together, and 'end' was emitted with nobody
+  // listening. Its half-close is passed on all the same, as relayTo does for our engine.
+  if (client.readableEnded) ended();
+  else client.on('end', ended);
 }
 
 /** Connects to the application and splices; the client is closed when the application is down. */
