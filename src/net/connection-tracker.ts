@@ -25,6 +25,8 @@ export class ConnectionTracker {
   private readonly bySource = new Map<string, number>();
   private draining = false;
   private emptied: (() => void) | undefined;
+  /** Connections cutAll destroyed: a drain counts them as cut, not finished. */
+  private cutByForce = 0;
 
   /**
    * @param limit open connections at most
@@ -74,6 +76,7 @@ export class ConnectionTracker {
    */
   cutAll(): number {
     const open = this.sockets.size;
+    this.cutByForce += open;
     for (const s of this.sockets) s.destroy();
     return open;
   }
@@ -85,6 +88,7 @@ export class ConnectionTracker {
   async drain(deadline: Date): Promise<{ finished: number; cut: number }> {
     this.draining = true;
     const initial = this.sockets.size;
+    const forcedBefore = this.cutByForce;
     if (initial > 0) {
       await new Promise<void>((resolve) => {
         const timer = setTimeout(resolve, Math.max(0, deadline.getTime() - Date.now()));
@@ -95,8 +99,9 @@ export class ConnectionTracker {
       });
     }
     this.emptied = undefined;
-    const cut = this.sockets.size;
+    const atDeadline = this.sockets.size;
     for (const s of this.sockets) s.destroy();
+    const cut = Math.min(initial, atDeadline + this.cutByForce - forcedBefore);
     return { finished: initial - cut, cut };
   }
 }
