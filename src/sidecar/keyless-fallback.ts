@@ -139,6 +139,8 @@ export class KeylessFallback {
   private refused: { key: string; problem: string; kind: KeylessUnavailable['kind'] } | undefined;
   private readonly signers = new WeakMap<ServingMaterial, { active: Active; signer: Signer | undefined }>();
   private updating: Promise<void> = Promise.resolve();
+  /** The client of a configuration being validated (its ping in flight), closed by close(). */
+  private validating: KeylessClient | undefined;
   private closed = false;
   private saidOverride = false;
   private readonly now: () => Date;
@@ -255,6 +257,9 @@ export class KeylessFallback {
 
   async close(): Promise<void> {
     this.closed = true;
+    // A key server that does not answer the validation ping would hold the stop until
+    // --keyless-timeout: closing the candidate fails its ping now.
+    await this.validating?.close();
     await this.updating;
     const active = this.active;
     this.active = undefined;
@@ -340,7 +345,12 @@ export class KeylessFallback {
       return;
     }
     const candidate: Active = { config, source, client, inFlight: 0, lastContact: 'none', lastError: undefined };
-    await this.ping(candidate);
+    this.validating = client;
+    try {
+      await this.ping(candidate);
+    } finally {
+      this.validating = undefined;
+    }
     if (this.closed) {
       await client.close();
       return;

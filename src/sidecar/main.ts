@@ -37,10 +37,11 @@ export interface RunSidecarOptions extends SidecarConfig {
   /** Runs the loopback warm-up instead of warmUpConnections (tests: one that fails). */
   readonly connectionWarmUp?: typeof warmUpConnections;
   /**
-   * True once a stop was asked for during start-up (SIGTERM before ready): the warm-ups end and
-   * runSidecar rejects with StoppedDuringStartup instead of opening its ports.
+   * Aborted when a stop is asked for during start-up (SIGTERM before ready): every start-up step
+   * that can wait (the key server's validation ping, the first read of --dc-dir, the warm-ups)
+   * ends at once and runSidecar rejects with StoppedDuringStartup instead of opening its ports.
    */
-  readonly stopped?: () => boolean;
+  readonly signal?: AbortSignal;
 }
 
 /** runSidecar was stopped (`stopped`) before it opened its ports: nothing is left running. */
@@ -48,6 +49,26 @@ export class StoppedDuringStartup extends Error {
   constructor() {
     super('stopped during start-up');
     this.name = 'StoppedDuringStartup';
+  }
+}
+
+/**
+ * `step`, or StoppedDuringStartup as soon as `signal` aborts. The step itself is not cancelled
+ * here: what it holds is released by the clean-up that follows (the keyless client is closed,
+ * which fails its ping at once); a file read the disk never answers is left to finish on its own.
+ */
+async function unlessStopped<T>(step: Promise<T>, signal: AbortSignal | undefined): Promise<T> {
+  if (!signal) return step;
+  if (signal.aborted) throw new StoppedDuringStartup();
+  let onAbort: () => void = () => undefined;
+  const aborted = new Promise<never>((_resolve, reject) => {
+    onAbort = () => reject(new StoppedDuringStartup());
+    signal.addEventListener('abort', onAbort, { once: true });
+  });
+  try {
+    return await Promise.race([step, aborted]);
+  } finally {
+    signal.removeEventListener('abort', onAbort);
   }
 }
 
@@ -82,6 +103,9 @@ export async function runSidecar(options: RunSidecarOptions): Promise<RunningSid
   const tracker = new ConnectionTracker(options.maxConnections, options.maxConnectionsPerSource);
   const report = new ServingReport();
   const given = options.keylessSigner;
+  const signal = options.signal;
+  const stopped = (): boolean => signal?.aborted ?? false;
+  const override = options.keyless && !given ? await unlessStopped(keylessFromFlags(options.keyless), signal) : undefined;
   const keyless = given
     ? undefined
     : new KeylessFallback({
@@ -90,9 +114,8 @@ export async function runSidecar(options: RunSidecarOptions): Promise<RunningSid
         onReload: (result) => metrics.keylessReload(result),
         verifyOneIn: options.keylessVerifyOneIn,
         onBadSignature: () => metrics.keylessBadSignature(),
-        ...(options.keyless ? { override: await keylessFromFlags(options.keyless) } : {}),
+        ...(override ? { override } : {}),
       });
-  await keyless?.start();
   const keylessFor = given ? () => given : (material: ServingMaterial) => keyless?.signerFor(material);
   const keylessUnavailable = () => keyless?.unavailable();
   metrics.watchFallback(() => ({ ...fallbackSummary(store.current, keyless), keylessClientNotAfter: keyless?.config?.clientNotAfter }));
@@ -127,8 +150,19 @@ export async function runSidecar(options: RunSidecarOptions): Promise<RunningSid
     await keyless?.update(store.current);
     stateFallback();
   };
-  const initial = await watcher.start();
-  await followBundle();
+  // The steps that wait on something outside (the key server's validation ping: up to
+  // --keyless-timeout; the first read of --dc-dir) give way to a stop at once: closing the keyless
+  // client fails its ping, and the pod being deleted is not held until a deadline.
+  let initial: ReloadOutcome;
+  try {
+    await unlessStopped(keyless?.start() ?? Promise.resolve(), signal);
+    initial = await unlessStopped(watcher.start(), signal);
+    await unlessStopped(followBundle(), signal);
+  } catch (err) {
+    watcher.stop();
+    await keyless?.close();
+    throw err;
+  }
   if (initial.result === 'failure') log.warn('not ready: the first credential load failed; watching for a valid version', { file: initial.error.file });
 
   const flushReport = (): void => {
@@ -179,16 +213,16 @@ export async function runSidecar(options: RunSidecarOptions): Promise<RunningSid
         certificateEngine: options.certificateEngine,
         keylessConfigured: given !== undefined || (keyless?.configured ?? false),
         alpnProtocols: options.alpnProtocols,
-        ...(options.stopped ? { stopped: options.stopped } : {}),
+        ...(signal ? { stopped } : {}),
       });
       log.info('warm-up done', { handshakes: r.handshakes, ...(r.incomplete.length ? { incomplete: r.incomplete } : {}), ...(r.leftOut.length ? { leftOut: r.leftOut } : {}), cpuMs: Math.round(r.cpuMs), wallMs: Math.round(r.wallMs) });
     } catch (err) {
       log.warn('warm-up failed; serving without it', { error: err instanceof Error ? err.message : String(err) });
     }
   }
-  if (options.warmUpConnections > 0 && material && !options.stopped?.()) {
+  if (options.warmUpConnections > 0 && material && !stopped()) {
     try {
-      const r = await (options.connectionWarmUp ?? warmUpConnections)(options.warmUpConnections, terminator, options.stopped);
+      const r = await (options.connectionWarmUp ?? warmUpConnections)(options.warmUpConnections, terminator, signal ? stopped : undefined);
       const meta = { connections: r.connections, ...(r.failed ? { failed: r.failed, firstFailure: r.firstFailure } : {}), cpuMs: Math.round(r.cpuMs), wallMs: Math.round(r.wallMs) };
       if (r.failed) log.warn('connection warm-up done, with a failed connection; serving anyway', meta);
       else log.info('connection warm-up done', meta);
@@ -197,7 +231,7 @@ export async function runSidecar(options: RunSidecarOptions): Promise<RunningSid
     }
   }
 
-  if (options.stopped?.()) {
+  if (stopped()) {
     // Never ready: a pod being deleted while it warmed up ends here, promptly.
     watcher.stop();
     await stop();
@@ -294,6 +328,10 @@ export async function serveUntilSignal(config: SidecarConfig, log: SidecarLogger
   let signalled: (signal: string) => void = () => undefined;
   let stopSignal: string | undefined;
   let sidecar: RunningSidecar | undefined;
+  const startUp = new AbortController();
+  // A SIGHUP before the sidecar runs is kept, not dropped: "re-read the credentials" still holds
+  // for files rotated while it started (the first read may have come before them).
+  let reloadAfterStartUp = false;
   const stopped = new Promise<void>((resolve) => {
     signalled = (signal) => {
       if (stopSignal) {
@@ -304,21 +342,27 @@ export async function serveUntilSignal(config: SidecarConfig, log: SidecarLogger
       }
       stopSignal = signal;
       log.info('signal received', { signal });
+      startUp.abort();
       resolve();
     };
   });
   const onTerm = (): void => signalled('SIGTERM');
   const onInt = (): void => signalled('SIGINT');
   const onHup = (): void => {
+    if (!sidecar) {
+      reloadAfterStartUp = true;
+      log.info('signal received', { signal: 'SIGHUP', during: 'start-up', action: 'reloading the credentials once started' });
+      return;
+    }
     log.info('signal received', { signal: 'SIGHUP' });
-    void sidecar?.reload('signal');
+    void sidecar.reload('signal');
   };
   process.on('SIGTERM', onTerm);
   process.on('SIGINT', onInt);
   process.on('SIGHUP', onHup);
   try {
     try {
-      sidecar = await runSidecar({ ...config, log, stopped: () => stopSignal !== undefined });
+      sidecar = await runSidecar({ ...config, log, signal: startUp.signal });
     } catch (err) {
       if (err instanceof StoppedDuringStartup) {
         log.info('stopped during start-up; never ready');
@@ -327,6 +371,11 @@ export async function serveUntilSignal(config: SidecarConfig, log: SidecarLogger
       if (err instanceof ConfigError) throw err;
       log.error('the sidecar could not start', { error: err instanceof Error ? err.message : String(err) });
       return 1;
+    }
+    // One reload for however many SIGHUPs came during start-up, as soon as it is listening.
+    if (reloadAfterStartUp && !stopSignal) {
+      log.info('reloading the credentials for the SIGHUP received during start-up');
+      void sidecar.reload('signal');
     }
     await stopped;
     await sidecar.drain();

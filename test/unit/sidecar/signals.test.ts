@@ -1,16 +1,18 @@
 /**
  * The `dc-operator sidecar` process and its stop signals, as a child process: the first SIGTERM or
  * SIGINT drains (open connections may finish until --drain-timeout), a second one cuts what is
- * still open at once instead of waiting the drain out.
+ * still open at once instead of waiting the drain out; one during start-up, while the key server
+ * does not answer the validation ping, exits 0 at once instead of after --keyless-timeout.
  */
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
-import { mkdtemp, rm } from 'node:fs/promises';
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { connect, createServer, type AddressInfo, type Server, type Socket } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { after, before, describe, it } from 'node:test';
+import { makeKeylessPki } from '../keyless/pki.js';
 import { credentialFiles, makePki, type TestPki } from './fixtures.js';
 import { KubeletVolume } from './kubelet-volume.js';
 
@@ -80,4 +82,51 @@ void describe('sidecar stop signals', () => {
       }
     });
   }
+
+  void it('SIGTERM while the key server does not answer the validation ping: the process exits 0 at once, never ready', async () => {
+    const mtls = makeKeylessPki(['p256']);
+    const volume = new KubeletVolume(join(work, 'keyless'));
+    await volume.write(await credentialFiles(pki));
+    for (const [name, pem] of [['keyless-ca.crt', mtls.ca], ['client.crt', mtls.client.cert], ['client.key', mtls.client.key]] as const) {
+      await writeFile(join(work, name), pem);
+    }
+    // Accepts, reads the ClientHello, never answers.
+    let connected = false;
+    const silent = createServer((s) => {
+      connected = true;
+      s.on('error', () => undefined);
+      s.resume();
+    });
+    await new Promise<void>((r) => silent.listen(0, '127.0.0.1', r));
+    const cli = fileURLToPath(new URL('../../../src/cli/dc-operator.js', import.meta.url));
+    const child = spawn(
+      process.execPath,
+      [cli, 'sidecar', '--dc-dir', volume.dir, '--address', '127.0.0.1', '--port', '0', '--metrics-address', '127.0.0.1', '--metrics-port', '0',
+        '--upstream', String((upstream.address() as AddressInfo).port), '--warm-up-handshakes', '0', '--warm-up-connections', '0',
+        '--keyless-address', `127.0.0.1:${(silent.address() as AddressInfo).port}`, '--keyless-ca', join(work, 'keyless-ca.crt'),
+        '--keyless-client-cert', join(work, 'client.crt'), '--keyless-client-key', join(work, 'client.key'), '--keyless-timeout', '30s'],
+      { stdio: ['ignore', 'pipe', 'pipe'] },
+    );
+    let out = '';
+    child.stdout.on('data', (d: Buffer) => (out += d.toString()));
+    child.stderr.on('data', (d: Buffer) => (out += d.toString()));
+    const exited = new Promise<{ code: number | null; signal: string | null }>((resolve) => child.once('exit', (code, sig) => resolve({ code, signal: sig })));
+    try {
+      await waitFor('the keyless client to connect', () => connected, 15_000);
+      await new Promise((r) => setTimeout(r, 100));
+      const sent = Date.now();
+      child.kill('SIGTERM');
+      const timeout = setTimeout(() => child.kill('SIGKILL'), 10_000);
+      const result = await exited;
+      clearTimeout(timeout);
+      assert.deepEqual(result, { code: 0, signal: null }, out);
+      assert.ok(Date.now() - sent < 3000, `exited within 3 s of SIGTERM (not after the 30 s --keyless-timeout): ${Date.now() - sent} ms`);
+      assert.match(out, /stopped during start-up; never ready/);
+      assert.doesNotMatch(out, /sidecar listening/);
+    } finally {
+      child.kill('SIGKILL');
+      silent.close();
+      mtls.cleanup();
+    }
+  });
 });
