@@ -81,7 +81,7 @@ export interface ClientOptions {
   /** signature_algorithms offered (default: all we can verify; rsa_pkcs1 only for chains). */
   readonly signatureAlgorithms?: readonly number[];
   readonly alpnProtocols?: readonly string[];
-  /** Client certificates, used when the server sends a CertificateRequest. */
+  /** Client certificates, used when the server sends a CertificateRequest (TLS 1.3 and TLS 1.2). */
   readonly certificates?: readonly CertificateKeyInput[];
   /** Hook to choose the client credential (client delegated credentials); `fallback()` gives the default. */
   readonly selectClientCredential?: SelectClientCredential;
@@ -155,6 +155,8 @@ export interface ClientConnectionOverrides {
 
 interface Offer {
   readonly hello: ClientHello;
+  /** The ClientHello as sent: a TLS 1.2 client CertificateVerify signs it with the messages after it. */
+  readonly helloRaw: Uint8Array;
   readonly shares: readonly KeyShare[];
   readonly transcript: Transcript;
   readonly session: TlsSession | undefined;
@@ -296,7 +298,7 @@ export class ClientConnection extends Connection<ClientState> {
     const raw = this.encodeClientHello(hello, usable, undefined);
     transcript.add(raw);
     this.records.writeInitialClientHello(raw);
-    return { hello, shares, transcript, session: usable, retrySuite: undefined, sentChangeCipherSpec: false };
+    return { hello, helloRaw: raw, shares, transcript, session: usable, retrySuite: undefined, sentChangeCipherSpec: false };
   }
 
   /**
@@ -330,7 +332,7 @@ export class ClientConnection extends Connection<ClientState> {
     if (selected !== ProtocolVersion.TLS1_3) {
       checkServerVersion(selected, body.subarray(2, 34), this.config.versions);
       if (offer.retrySuite) throw new PeerMisbehaved('SelectedUnofferedVersion', 'TLS 1.2 after a HelloRetryRequest');
-      const tls12 = new Tls12ClientHandshake(this.config, this.host(), this.servername, offer.hello, offer.transcript, body, raw);
+      const tls12 = new Tls12ClientHandshake(this.config, this.host(), this.servername, offer.hello, offer.helloRaw, offer.transcript, body, raw);
       this.state = { kind: 'Tls12' };
       this.handOver(tls12);
       return;
@@ -411,7 +413,7 @@ export class ClientConnection extends Connection<ClientState> {
     this.records.queueHandshake(ch2);
     this.state = {
       kind: 'ExpectServerHello',
-      offer: { hello, shares, transcript, session, retrySuite: suite, sentChangeCipherSpec: compat },
+      offer: { hello, helloRaw: ch2, shares, transcript, session, retrySuite: suite, sentChangeCipherSpec: compat },
     };
   }
 

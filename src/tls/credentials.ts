@@ -159,20 +159,26 @@ function subjectAltNamesOf(leafDer: Uint8Array): SubjectAltNames {
 }
 
 /**
- * The default server choice: a certificate matching SNI (else the first one) whose signer has
- * a CertificateVerify scheme the client offered, in the signer's order of preference. "Matching"
- * is matchesServerName, the function a client's chain verification uses.
+ * The default choice (a server's, and a client's for a CertificateRequest): a certificate matching
+ * SNI (else the first one) whose signer has a CertificateVerify scheme the peer offered, in the
+ * signer's order of preference. "Matching" is matchesServerName, the function a client's chain
+ * verification uses. With `version` TLSv1.2 (the TLS 1.2 client's CertificateVerify) the signer's
+ * TLS 1.2 schemes count, RSA PKCS#1 v1.5 included; the peer's list says what else is allowed.
  */
 export function defaultCredential(
   keys: readonly CertifiedKey[],
   servername: string | undefined,
   peerSchemes: readonly number[],
+  version: 'TLSv1.3' | 'TLSv1.2' = 'TLSv1.3',
 ): CredentialChoice | undefined {
   // With one certificate the SNI match and the fallback are the same: no name matching.
   const ordered =
     servername && keys.length > 1 ? [...keys.filter((k) => matchesServerName(k.names, servername)), ...keys] : keys;
   for (const k of ordered) {
-    const scheme = k.signer.schemes.find((s) => isCertificateVerifyScheme(s) && peerSchemes.includes(s));
+    const scheme =
+      version === 'TLSv1.2'
+        ? (k.signer.tls12Schemes ?? k.signer.schemes).find((s) => peerSchemes.includes(s))
+        : k.signer.schemes.find((s) => isCertificateVerifyScheme(s) && peerSchemes.includes(s));
     if (scheme !== undefined) return { certificateChain: k.chain, signer: k.signer, scheme, label: 'certificate' };
   }
   return undefined;

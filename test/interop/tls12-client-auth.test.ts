@@ -5,7 +5,9 @@
  * certificates. A trusted certificate is authorized; an untrusted one or none is refused with
  * the alert each client reports, or let in unauthorized with rejectUnauthorized false; a resumed
  * session keeps the client's authentication. And our TLS 1.2 client against openssl s_server
- * -tls1_2 -verify/-Verify: it answers a CertificateRequest with an empty Certificate.
+ * -tls1_2 -verify/-Verify: without certificates it answers a CertificateRequest with an empty
+ * Certificate; with one (ECDSA P-256, RSA, Ed25519) it presents it and signs CertificateVerify,
+ * which s_server verifies; with none that fits the server's schemes, an empty Certificate again.
  */
 import { describe, it, before, after } from 'node:test';
 import assert from 'node:assert/strict';
@@ -230,10 +232,13 @@ void describe('our TLS 1.2 client against openssl s_server -tls1_2 asking for a 
     pki?.cleanup();
   });
 
-  /** Our client, TLS 1.2 only: the HTTP page s_server -www sends, or the error. */
-  function get(port: number): Promise<string> {
+  /** Our client, TLS 1.2 only (with `certificates`, if given): the HTTP page s_server -www sends, or the error. */
+  function get(port: number, certificates?: readonly { cert: string; key: string }[]): Promise<string> {
     return new Promise((resolve, reject) => {
-      const s = connectOurs({ host: '127.0.0.1', port, servername: 'localhost', ca: [pki.caPem], minVersion: 'TLSv1.2', maxVersion: 'TLSv1.2' }, () => s.write(httpGet()));
+      const s = connectOurs(
+        { host: '127.0.0.1', port, servername: 'localhost', ca: [pki.caPem], minVersion: 'TLSv1.2', maxVersion: 'TLSv1.2', ...(certificates ? { certificates } : {}) },
+        () => s.write(httpGet()),
+      );
       const timer = setTimeout(() => s.destroy(new Error('our client timed out')), 10_000);
       const chunks: Buffer[] = [];
       s.on('data', (c: Buffer) => chunks.push(c));
@@ -257,5 +262,40 @@ void describe('our TLS 1.2 client against openssl s_server -tls1_2 asking for a 
     assert.match(page, /Protocol *: TLSv1\.2/, page.slice(0, 2000));
     assert.match(page, /no client certificate available/i, page.slice(0, 3000));
     await assert.rejects(get(required.port), /handshake failure|handshake_failure/i);
+  });
+
+  void it('-Verify (required) with our client certificate: ECDSA P-256, RSA and Ed25519 are presented, and s_server verifies the chain and the CertificateVerify', { timeout: 60_000 }, async () => {
+    pki ??= await makePki();
+    const now = Date.now();
+    const validity = { notBefore: new Date(now - 3600_000), notAfter: new Date(now + 20 * 86400_000) };
+    const issue = async (name: string, keyType: 'rsa-2048' | 'ed25519') => {
+      const c = await issueCertificate({ commonName: name, extendedKeyUsage: ['clientAuth'], ...validity }, keyType, asIssuer(pki.ca));
+      return { cert: c.pem, key: c.key.privateKeyPem };
+    };
+    const cases = [
+      { name: 'interop-client', credential: { cert: pki.clientPem, key: pki.clientKeyPem }, type: 'ECDSA' },
+      { name: 'interop-client-rsa', credential: await issue('interop-client-rsa', 'rsa-2048'), type: 'RSA-PSS' },
+      { name: 'interop-client-ed25519', credential: await issue('interop-client-ed25519', 'ed25519'), type: 'ed25519' },
+    ];
+    const required = await startOpensslServer(['-tls1_2', '-cert', pki.serverCrt, '-key', pki.serverKey, '-CAfile', pki.caCrt, '-www', '-Verify', '1']);
+    for (const c of cases) {
+      const page = await get(required.port, [c.credential]);
+      assert.match(page, /Protocol *: TLSv1\.2/, `${c.name}: ${page.slice(0, 2000)}`);
+      assert.doesNotMatch(page, /no client certificate available/i, c.name);
+      // s_server's view of our CertificateVerify, its verification of the chain, and the certificate it got.
+      assert.match(page, new RegExp(`Peer signature type: ${c.type}\\b`), `${c.name}: ${page.slice(0, 4000)}`);
+      assert.match(page, /Verify return code: 0 \(ok\)/, c.name);
+      assert.match(page, new RegExp(`Client certificate[\\s\\S]*Subject: CN=${c.name}\\b`), c.name);
+    }
+  });
+
+  void it('-Verify with -client_sigalgs our certificate cannot sign with: an empty Certificate, refused with handshake_failure', { timeout: 60_000 }, async () => {
+    pki ??= await makePki();
+    // RSA-PSS only: our ECDSA P-256 client certificate fits none of the server's schemes.
+    const rsaOnly = await startOpensslServer(['-tls1_2', '-cert', pki.serverCrt, '-key', pki.serverKey, '-CAfile', pki.caCrt, '-www', '-Verify', '1', '-client_sigalgs', 'RSA-PSS+SHA256']);
+    await assert.rejects(get(rsaOnly.port, [{ cert: pki.clientPem, key: pki.clientKeyPem }]), /handshake failure|handshake_failure/i);
+    // The same server with a scheme that fits: presented and verified.
+    const ecdsa = await startOpensslServer(['-tls1_2', '-cert', pki.serverCrt, '-key', pki.serverKey, '-CAfile', pki.caCrt, '-www', '-Verify', '1', '-client_sigalgs', 'ECDSA+SHA256']);
+    assert.match(await get(ecdsa.port, [{ cert: pki.clientPem, key: pki.clientKeyPem }]), /Verify return code: 0 \(ok\)/);
   });
 });

@@ -6,25 +6,30 @@
  *
  *   ClientHello  -->
  *                <--  ServerHello, Certificate, ServerKeyExchange, [CertificateRequest], ServerHelloDone
- *   [Certificate (empty)], ClientKeyExchange, [ChangeCipherSpec], Finished  -->
+ *   [Certificate], ClientKeyExchange, [CertificateVerify], [ChangeCipherSpec], Finished  -->
  *                <--  [ChangeCipherSpec], Finished
  *
- * Client certificates are presented over TLS 1.3 only: a TLS 1.2 CertificateRequest is answered
- * with an empty Certificate (RFC 5246 §7.4.6), which a server that only asks lets in and one that
- * requires a certificate refuses (handshake_failure, as ours does).
+ * A CertificateRequest is answered with the configured certificate that fits it
+ * (./client-certificate.ts: the TLS 1.3 client's choice) and a CertificateVerify signed over every
+ * handshake message before it, ClientHello to ClientKeyExchange (RFC 5246 §7.4.8), with the hash of
+ * the chosen scheme; with none that fits, with an empty Certificate (§7.4.6), which a server that
+ * only asks lets in and one that requires a certificate refuses. The messages are kept for that
+ * signature only when the client has certificates to give (or a hook to choose them).
  *
  * A HelloRequest after the handshake gets a warning no_renegotiation (./renegotiation.ts).
  */
 import type { HandshakeHost, HandshakeMode } from '../connection.js';
+import type { CredentialChoice } from '../credentials.js';
 import { HandshakeType } from '../constants.js';
 import { DecodeError, InternalError, PeerMisbehaved } from '../errors.js';
 import { generateKeyShare } from '../key-exchange.js';
 import { verifyDataEqual, type Transcript } from '../key-schedule.js';
 import type { ClientHello } from '../messages/client-hello.js';
-import { encodeHandshake, frameHandshake } from '../messages/handshake.js';
+import { encodeHandshake, frameHandshake, writeCertificateVerify } from '../messages/handshake.js';
 import { authenticatePeer, type AuthenticatedPeer } from '../peer-auth.js';
 import type { ClientConfig } from '../client.js';
 import { schemeParams, verifyTls12Signature } from '../signature-schemes.js';
+import { chooseClientCredential12 } from './client-certificate.js';
 import {
   decodeCertificate12,
   decodeCertificateRequest12,
@@ -35,6 +40,7 @@ import {
   serverKeyExchangeContent,
   writeCertificate12,
   writeClientKeyExchange,
+  type CertificateRequest12,
   type ServerKeyExchange,
 } from './messages.js';
 import { extendedMasterSecret, finishedVerifyData12, keyBlock } from './prf.js';
@@ -49,6 +55,8 @@ interface Keyed extends Negotiated {
   readonly peer: AuthenticatedPeer;
   readonly serverMode: HandshakeMode;
   readonly serverReadKeys: { readonly key: Uint8Array; readonly iv: Uint8Array };
+  /** How we signed our CertificateVerify; undefined when we sent no certificate. */
+  readonly clientMode: HandshakeMode | undefined;
 }
 
 type Tls12ClientState =
@@ -59,8 +67,8 @@ type Tls12ClientState =
       readonly hs: Negotiated;
       readonly peer: AuthenticatedPeer;
       readonly ske: ServerKeyExchange;
-      /** The server sent a CertificateRequest (at most one, before ServerHelloDone). */
-      readonly certificateRequested: boolean;
+      /** The server's CertificateRequest (at most one, before ServerHelloDone). */
+      readonly request: CertificateRequest12 | undefined;
     }
   | { readonly kind: 'ExpectChangeCipherSpec'; readonly hs: Keyed }
   | { readonly kind: 'ExpectFinished'; readonly hs: Keyed }
@@ -78,6 +86,11 @@ const EXPECTED: Record<Tls12ClientState['kind'], number | undefined> = {
 export class Tls12ClientHandshake {
   private state: Tls12ClientState;
   private readonly renegotiation: RenegotiationRefusal;
+  /**
+   * The handshake messages so far, raw, for our CertificateVerify (RFC 5246 §7.4.8 signs the
+   * messages, not a hash of them): kept only by a client that may present a certificate.
+   */
+  private signedMessages: Uint8Array[] | undefined;
 
   /** `transcript` holds our ClientHello (not started); `serverHelloRaw` is the ServerHello that chose TLS 1.2. */
   constructor(
@@ -85,6 +98,7 @@ export class Tls12ClientHandshake {
     private readonly host: HandshakeHost,
     private readonly servername: string | undefined,
     hello: ClientHello,
+    helloRaw: Uint8Array,
     transcript: Transcript,
     serverHelloBody: Uint8Array,
     serverHelloRaw: Uint8Array,
@@ -104,6 +118,7 @@ export class Tls12ClientHandshake {
     }
     transcript.start(suite.hash);
     transcript.add(serverHelloRaw);
+    if (config.keys.length > 0 || config.options.selectClientCredential) this.signedMessages = [helloRaw, serverHelloRaw];
     this.state = { kind: 'ExpectCertificate', hs: { hello, suite, transcript, serverRandom: sh.random, alpn: sh.alpn } };
   }
 
@@ -121,7 +136,7 @@ export class Tls12ClientHandshake {
     if (type === HandshakeType.hello_request) return true;
     if (this.state.kind === 'Connected') return false;
     // RFC 5246 §7.4.4: a CertificateRequest may come between ServerKeyExchange and ServerHelloDone, once.
-    if (type === HandshakeType.certificate_request) return this.state.kind === 'ExpectServerHelloDone' && !this.state.certificateRequested;
+    if (type === HandshakeType.certificate_request) return this.state.kind === 'ExpectServerHelloDone' && !this.state.request;
     return EXPECTED[this.state.kind] === type;
   }
 
@@ -132,7 +147,7 @@ export class Tls12ClientHandshake {
       if (body.length !== 0) throw new DecodeError(`HelloRequest of ${body.length} bytes (it is empty)`);
       return;
     }
-    if (type === HandshakeType.certificate_request && s.kind === 'ExpectServerHelloDone' && !s.certificateRequested) return this.onCertificateRequest(s, body, raw);
+    if (type === HandshakeType.certificate_request && s.kind === 'ExpectServerHelloDone' && !s.request) return this.onCertificateRequest(s, body, raw);
     if (EXPECTED[s.kind] !== type) throw new PeerMisbehaved('UnexpectedHandshakeMessage', `TLS 1.2: handshake message ${type} in state ${s.kind}`);
     switch (s.kind) {
       case 'ExpectCertificate':
@@ -140,7 +155,7 @@ export class Tls12ClientHandshake {
       case 'ExpectServerKeyExchange':
         return this.onServerKeyExchange(s.hs, s.peer, body, raw);
       case 'ExpectServerHelloDone':
-        return this.onServerHelloDone(s.hs, s.peer, s.ske, s.certificateRequested, body, raw);
+        return this.onServerHelloDone(s.hs, s.peer, s.ske, s.request, body, raw);
       case 'ExpectFinished':
         return this.onServerFinished(s.hs, body, raw);
       default:
@@ -178,7 +193,7 @@ export class Tls12ClientHandshake {
         offeredSchemes: this.config.signatureAlgorithms,
       },
     );
-    hs.transcript.add(raw);
+    this.add(hs, raw);
     this.state = { kind: 'ExpectServerKeyExchange', hs, peer };
   }
 
@@ -198,41 +213,65 @@ export class Tls12ClientHandshake {
     if (!verifyTls12Signature(ske.scheme, peer.key.publicKey, content, ske.signature)) {
       throw new PeerMisbehaved('BadServerKeyExchangeSignature', 'ServerKeyExchange signature does not verify with the certificate key');
     }
-    hs.transcript.add(raw);
-    this.state = { kind: 'ExpectServerHelloDone', hs, peer, ske, certificateRequested: false };
+    this.add(hs, raw);
+    this.state = { kind: 'ExpectServerHelloDone', hs, peer, ske, request: undefined };
   }
 
-  /** RFC 5246 §7.4.4: checked for form only; what we answer is an empty Certificate (see above). */
+  /** RFC 5246 §7.4.4: kept for ServerHelloDone, where our certificate is chosen for it. */
   private onCertificateRequest(s: Extract<Tls12ClientState, { kind: 'ExpectServerHelloDone' }>, body: Uint8Array, raw: Uint8Array): void {
-    decodeCertificateRequest12(body);
-    s.hs.transcript.add(raw);
-    this.state = { kind: 'ExpectServerHelloDone', hs: s.hs, peer: s.peer, ske: s.ske, certificateRequested: true };
+    const request = decodeCertificateRequest12(body);
+    this.add(s.hs, raw);
+    this.state = { kind: 'ExpectServerHelloDone', hs: s.hs, peer: s.peer, ske: s.ske, request };
   }
 
-  /** ServerHelloDone: our flight, [Certificate,] ClientKeyExchange, ChangeCipherSpec, Finished. */
-  private onServerHelloDone(hs: Negotiated, peer: AuthenticatedPeer, ske: ServerKeyExchange, certificateRequested: boolean, body: Uint8Array, raw: Uint8Array): void {
+  /** ServerHelloDone: our flight, [Certificate,] ClientKeyExchange, [CertificateVerify,] ChangeCipherSpec, Finished. */
+  private onServerHelloDone(hs: Negotiated, peer: AuthenticatedPeer, ske: ServerKeyExchange, request: CertificateRequest12 | undefined, body: Uint8Array, raw: Uint8Array): void {
     decodeServerHelloDone(body);
-    hs.transcript.add(raw);
-    // RFC 5246 §7.4.6: asked for a certificate, the client sends a Certificate, empty if it has none to give.
-    if (certificateRequested) this.queue(hs, encodeHandshake(HandshakeType.certificate, (w) => writeCertificate12(w, [])));
+    this.add(hs, raw);
+    if (!request) return this.sendFlight(hs, peer, ske, undefined);
+    // RFC 5246 §7.4.6: asked for a certificate, the client sends a Certificate, empty if it has none that fits.
+    const choice = this.signedMessages ? chooseClientCredential12(this.config, request) : undefined;
+    this.host.continueWith(choice, (chosen) => {
+      this.queue(hs, encodeHandshake(HandshakeType.certificate, (w) => writeCertificate12(w, chosen?.certificateChain ?? []), 2048));
+      this.sendFlight(hs, peer, ske, chosen);
+    });
+  }
+
+  /** ClientKeyExchange, our CertificateVerify when we sent a certificate, then ChangeCipherSpec and Finished. */
+  private sendFlight(hs: Negotiated, peer: AuthenticatedPeer, ske: ServerKeyExchange, chosen: CredentialChoice | undefined): void {
     const share = generateKeyShare(ske.group);
     if (!share) throw new InternalError(`no key share implementation for group ${ske.group}`);
     const preMasterSecret = share.computeSecret(ske.publicKey);
     this.queue(hs, encodeHandshake(HandshakeType.client_key_exchange, (w) => writeClientKeyExchange(w, share.publicKey), 8 + share.publicKey.length));
+    // RFC 7627 §3: the session hash covers the messages up to and including ClientKeyExchange.
     const masterSecret = extendedMasterSecret(hs.suite, preMasterSecret, hs.transcript.current());
     preMasterSecret.fill(0);
-    this.host.logSecret('CLIENT_RANDOM', hs.hello.random, masterSecret);
-    const keys = keyBlock(hs.suite, masterSecret, hs.hello.random, hs.serverRandom);
-    this.host.records.writeChangeCipherSpec();
-    this.host.records.setWriter(new Tls12RecordSealer(hs.suite, keys.clientKey, keys.clientIv));
-    this.queue(hs, frameHandshake(HandshakeType.finished, finishedVerifyData12(hs.suite, masterSecret, 'client', hs.transcript.current())));
-    // The server's one ChangeCipherSpec.
-    this.host.records.changeCipherSpecAllowance = 1;
-    const serverMode: HandshakeMode = { authentication: 'certificate', signatureScheme: ske.scheme };
-    this.state = {
-      kind: 'ExpectChangeCipherSpec',
-      hs: { ...hs, group: ske.group, masterSecret, peer, serverMode, serverReadKeys: { key: keys.serverKey, iv: keys.serverIv } },
+    const signed = this.signedMessages;
+    this.signedMessages = undefined;
+    const finish = (clientMode: HandshakeMode | undefined): void => {
+      this.host.logSecret('CLIENT_RANDOM', hs.hello.random, masterSecret);
+      const keys = keyBlock(hs.suite, masterSecret, hs.hello.random, hs.serverRandom);
+      this.host.records.writeChangeCipherSpec();
+      this.host.records.setWriter(new Tls12RecordSealer(hs.suite, keys.clientKey, keys.clientIv));
+      this.queue(hs, frameHandshake(HandshakeType.finished, finishedVerifyData12(hs.suite, masterSecret, 'client', hs.transcript.current())));
+      // The server's one ChangeCipherSpec.
+      this.host.records.changeCipherSpecAllowance = 1;
+      const serverMode: HandshakeMode = { authentication: 'certificate', signatureScheme: ske.scheme };
+      this.state = {
+        kind: 'ExpectChangeCipherSpec',
+        hs: { ...hs, group: ske.group, masterSecret, peer, serverMode, serverReadKeys: { key: keys.serverKey, iv: keys.serverIv }, clientMode },
+      };
     };
+    if (!chosen || !signed) return finish(undefined);
+    // RFC 5246 §7.4.8: every handshake message so far, ClientHello through ClientKeyExchange.
+    this.host.continueWith(chosen.signer.sign(chosen.scheme, Buffer.concat(signed)), (signature) => {
+      this.queue(hs, encodeHandshake(HandshakeType.certificate_verify, (w) => writeCertificateVerify(w, { scheme: chosen.scheme, signature })));
+      finish({
+        authentication: chosen.label ?? 'certificate',
+        signatureScheme: chosen.scheme,
+        ...(chosen.details !== undefined ? { details: chosen.details } : {}),
+      });
+    });
   }
 
   private onServerFinished(hs: Keyed, body: Uint8Array, raw: Uint8Array): void {
@@ -257,13 +296,19 @@ export class Tls12ClientHandshake {
         peerAuthorized: hs.peer.authorized,
         peerAuthorizationError: hs.peer.authorizationError,
         serverMode: hs.serverMode,
-        clientMode: undefined,
+        clientMode: hs.clientMode,
       },
     );
   }
 
   private queue(hs: Negotiated, msg: Uint8Array): void {
-    hs.transcript.add(msg);
+    this.add(hs, msg);
     this.host.records.queueHandshake(msg);
+  }
+
+  /** A handshake message to the transcript and, while a CertificateVerify may follow, to the messages it signs. */
+  private add(hs: Negotiated, msg: Uint8Array): void {
+    hs.transcript.add(msg);
+    this.signedMessages?.push(msg);
   }
 }

@@ -2,7 +2,8 @@
  * TLS 1.2 client authentication on our server (src/tls/tls12/client-auth.ts): the CertificateRequest,
  * client certificates of each key type and CertificateVerify scheme, rejectUnauthorized both ways,
  * every hostile or misordered client flight with the alert it gets, and what tickets keep of it.
- * The client is scripted (./tls12-script.ts): our own TLS 1.2 client does not authenticate.
+ * The client is mostly scripted (./tls12-script.ts), to send what our own TLS 1.2 client never
+ * would; at the end our client presents its certificates to our server.
  */
 import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
@@ -15,6 +16,8 @@ import type { HandshakeInfo, TlsEvent } from '../../../src/tls/connection.js';
 import { AlertReceived, BadCertificate, HandshakeFailure, UnknownCa } from '../../../src/tls/errors.js';
 import { encodeHandshake, MAX_CERTIFICATE_BODY } from '../../../src/tls/messages/handshake.js';
 import { decodeCertificateRequest12, decodeNewSessionTicket12 } from '../../../src/tls/tls12/messages.js';
+import { requestedSchemes12 } from '../../../src/tls/tls12/client-certificate.js';
+import { createKeySigner, type Signer } from '../../../src/tls/signer.js';
 import { CHANGE_CIPHER_SPEC, feedAll, handshakeMessages, hello12, record, refusalAfter, refusalIn, ScriptedClient12 } from './tls12-script.js';
 import { assertConnected, doHandshake, transfer } from './pair.js';
 import { testPki, type Issued, type KeyType } from './pki.js';
@@ -439,34 +442,111 @@ void test('a refused client certificate ends the handshake without a ticket or F
   assert.deepEqual(handshakeMessages(output), []);
 });
 
-void describe('our TLS 1.2 client asked for a certificate: an empty Certificate (client certificates are TLS 1.3 only on our client)', () => {
+void describe('our TLS 1.2 client asked for a certificate', () => {
   const client12 = async (extra: Partial<ConstructorParameters<typeof ClientConnection>[0]> = {}) =>
     new ClientConnection({ servername: 'localhost', ca: [(await testPki()).ca.pem], minVersion: 'TLSv1.2', maxVersion: 'TLSv1.2', ...extra });
 
-  void test('a server that asks but does not require one: connected, not authorized, data flows', async () => {
+  void test('without certificates: an empty Certificate; a server that asks but does not require one lets it in, not authorized, data flows', async () => {
     const pair = await doHandshake(await client12(), new ServerConnection(await serverConfig({ rejectUnauthorized: false })));
     assertConnected(pair);
     const info = pair.server.ofType('handshake')[0]!.info;
     assert.equal(info.version, 'TLSv1.2');
     assert.equal(info.peerAuthorized, false);
     assert.deepEqual(info.peerCertificates, []);
+    assert.equal(pair.client.ofType('handshake')[0]!.info.clientMode, undefined);
     assert.equal((await transfer(pair, 'client', Buffer.from('ping'))).toString(), 'ping');
   });
 
-  void test('a server that requires one refuses it with handshake_failure, which the client reports; with certificates configured too (TLS 1.2 does not present them)', async () => {
-    const leaf = await clientLeaf('p256');
-    for (const certificates of [undefined, [{ cert: leaf.pem, key: leaf.key }]]) {
-      const pair = await doHandshake(await client12(certificates ? { certificates } : {}), new ServerConnection(await serverConfig()));
-      assert.equal(pair.server.error?.sentAlert, A.handshake_failure);
-      assert.ok(pair.client.error?.error instanceof AlertReceived && pair.client.error.error.description === A.handshake_failure, String(pair.client.error?.error));
-      assert.equal(pair.client.ofType('handshake').length, 0);
-    }
+  void test('without certificates, a server that requires one refuses with handshake_failure, which the client reports', async () => {
+    const pair = await doHandshake(await client12(), new ServerConnection(await serverConfig()));
+    assert.equal(pair.server.error?.sentAlert, A.handshake_failure);
+    assert.ok(pair.client.error?.error instanceof AlertReceived && pair.client.error.error.description === A.handshake_failure, String(pair.client.error?.error));
+    assert.equal(pair.client.ofType('handshake').length, 0);
   });
 
-  void test('the same client over TLS 1.3 presents its certificate to the same server', async () => {
+  // Our server asks for ECDSA and RSA certificates with its TLS 1.3 list less Ed25519/ML-DSA, RSA-PSS before PKCS#1.
+  const accepted: [KeyType, number][] = [
+    ['p256', S.ecdsa_secp256r1_sha256],
+    ['p384', S.ecdsa_secp384r1_sha384],
+    ['rsa', S.rsa_pss_rsae_sha256],
+  ];
+  for (const [keyType, scheme] of accepted) {
+    void test(`a ${keyType} certificate is presented with a CertificateVerify (0x${scheme.toString(16)}) that the server verifies: authorized, both sides say how`, async () => {
+      const leaf = await clientLeaf(keyType);
+      const pair = await doHandshake(await client12({ certificates: [{ cert: leaf.pem, key: leaf.key }] }), new ServerConnection(await serverConfig()));
+      assertConnected(pair);
+      const server = pair.server.ofType('handshake')[0]!.info;
+      assert.equal(server.version, 'TLSv1.2');
+      assert.equal(server.peerAuthorized, true);
+      assert.deepEqual(server.peerCertificates.map((d) => Buffer.from(d)), [Buffer.from(leaf.der)]);
+      assert.deepEqual(server.clientMode, { authentication: 'certificate', signatureScheme: scheme });
+      assert.deepEqual(pair.client.ofType('handshake')[0]!.info.clientMode, { authentication: 'certificate', signatureScheme: scheme });
+      assert.equal((await transfer(pair, 'client', Buffer.from('ping'))).toString(), 'ping');
+    });
+  }
+
+  void test('a signer that answers later (a key server) signs the CertificateVerify: the handshake waits for it', async () => {
     const leaf = await clientLeaf('p256');
-    const pair = await doHandshake(await client12({ maxVersion: 'TLSv1.3', certificates: [{ cert: leaf.pem, key: leaf.key }] }), new ServerConnection(await serverConfig()));
+    const local = createKeySigner(leaf.key);
+    let signed = 0;
+    const remote: Signer = {
+      schemes: local.schemes,
+      sign: async (scheme, message) => {
+        await new Promise((r) => setTimeout(r, 5));
+        signed++;
+        return local.sign(scheme, message);
+      },
+    };
+    const pair = await doHandshake(await client12({ certificates: [{ cert: leaf.pem, key: remote }] }), new ServerConnection(await serverConfig()));
     assertConnected(pair);
+    assert.equal(signed, 1);
     assert.equal(pair.server.ofType('handshake')[0]!.info.peerAuthorized, true);
+  });
+
+  void test('an Ed25519 certificate fits no scheme our server asks for in TLS 1.2: an empty Certificate, refused with handshake_failure; over TLS 1.3 it is presented', async () => {
+    const leaf = await clientLeaf('ed25519');
+    const certificates = [{ cert: leaf.pem, key: leaf.key }];
+    const pair = await doHandshake(await client12({ certificates }), new ServerConnection(await serverConfig()));
+    assert.equal(pair.server.error?.sentAlert, A.handshake_failure);
+    assert.match(String(pair.server.error?.error), /no certificate/);
+    const tls13 = await doHandshake(await client12({ certificates, maxVersion: 'TLSv1.3' }), new ServerConnection(await serverConfig()));
+    assertConnected(tls13);
+    assert.equal(tls13.server.ofType('handshake')[0]!.info.peerAuthorized, true);
+  });
+
+  void test('with two certificates, the first that fits: an Ed25519 one is passed over for the P-256 one', async () => {
+    const ed = await clientLeaf('ed25519');
+    const p256 = await clientLeaf('p256');
+    const pair = await doHandshake(await client12({ certificates: [{ cert: ed.pem, key: ed.key }, { cert: p256.pem, key: p256.key }] }), new ServerConnection(await serverConfig()));
+    assertConnected(pair);
+    assert.deepEqual(pair.server.ofType('handshake')[0]!.info.peerCertificates.map((d) => Buffer.from(d)), [Buffer.from(p256.der)]);
+  });
+
+  void test('the selectClientCredential hook chooses, asked with the schemes that fit the request; a delegated credential it offers is replaced by the certificate', async () => {
+    const leaf = await clientLeaf('p256');
+    const asked: number[][] = [];
+    const pair = await doHandshake(
+      await client12({
+        certificates: [{ cert: leaf.pem, key: leaf.key }],
+        selectClientCredential: (request, fallback) => {
+          asked.push([...(request.signatureAlgorithms ?? [])]);
+          const chosen = fallback();
+          return chosen && { ...chosen, label: 'delegated-credential' };
+        },
+      }),
+      new ServerConnection(await serverConfig()),
+    );
+    assertConnected(pair);
+    assert.equal(asked.length, 1);
+    assert.ok(asked[0]!.includes(S.ecdsa_secp256r1_sha256) && !asked[0]!.includes(S.ed25519), asked[0]!.join(','));
+    assert.deepEqual(pair.server.ofType('handshake')[0]!.info.clientMode, { authentication: 'certificate', signatureScheme: S.ecdsa_secp256r1_sha256 });
+  });
+
+  void test('the schemes that fit a request: its certificate_types decide which key types count (Ed25519 under ecdsa_sign, RFC 8422), never ML-DSA', () => {
+    const all = [S.ecdsa_secp256r1_sha256, S.ed25519, S.rsa_pss_rsae_sha256, S.rsa_pkcs1_sha256, S.mldsa65];
+    assert.deepEqual(requestedSchemes12({ certificateTypes: [1, 64], signatureAlgorithms: all, certificateAuthorities: [] }), [S.ecdsa_secp256r1_sha256, S.ed25519, S.rsa_pss_rsae_sha256, S.rsa_pkcs1_sha256]);
+    assert.deepEqual(requestedSchemes12({ certificateTypes: [1], signatureAlgorithms: all, certificateAuthorities: [] }), [S.rsa_pss_rsae_sha256, S.rsa_pkcs1_sha256]);
+    assert.deepEqual(requestedSchemes12({ certificateTypes: [64], signatureAlgorithms: all, certificateAuthorities: [] }), [S.ecdsa_secp256r1_sha256, S.ed25519]);
+    assert.deepEqual(requestedSchemes12({ certificateTypes: [2], signatureAlgorithms: all, certificateAuthorities: [] }), []);
   });
 });
