@@ -223,6 +223,17 @@ void describe('TLS 1.2 client authentication on our server with openssl, curl, n
     assert.equal(strictSeen.at(-1)?.authorized, true);
     assert.equal(strictSeen.at(-1)?.subject, c.name);
   });
+
+  void it('a session resumed by session ID (openssl -cert -no_ticket -reconnect) keeps the client authentication', { timeout: 60_000 }, async () => {
+    const from = strictSeen.length;
+    const o = await openssl(strict.port, '-cert', clients[0]!.crt, '-key', clients[0]!.key, '-no_ticket', '-reconnect');
+    const lines = o.output.split('\n').filter((l) => /^(New|Reused), TLSv1\.2/.test(l));
+    assert.equal(lines.length, 6, o.output.slice(-1500));
+    for (const l of lines.slice(1)) assert.match(l, /^Reused/);
+    const seen = strictSeen.slice(from);
+    assert.equal(seen.length, 6);
+    assert.deepEqual(seen.map((x) => [x.version, x.authorized, x.subject, x.resumed]), [['TLSv1.2', true, 'interop-client', false], ...Array.from({ length: 5 }, () => ['TLSv1.2', true, 'interop-client', true])]);
+  });
 });
 
 void describe('our TLS 1.2 client against openssl s_server -tls1_2 asking for a client certificate', () => {

@@ -10,6 +10,7 @@ import assert from 'node:assert/strict';
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { constants as cryptoConstants } from 'node:crypto';
 import * as nodeTls from 'node:tls';
 import { asIssuer, issueCertificate, type IssuedCertificate } from '../../src/cli/pki/dev-pki.js';
 import { KeylessSigner } from '../../src/signer/keyless.js';
@@ -156,6 +157,28 @@ void describe('our TLS 1.2 server with openssl, curl, node:tls and Go crypto/tls
       const g = await run(goClient, ['-addr', `127.0.0.1:${port}`, '-ca', pki.caCrt, '-resume']);
       assert.equal(g.code, 0, g.output);
       assert.match(g.stdout, /resumed=false\n[^\n]*\nversion=TLS 1\.2 suite=\S+ resumed=true\n/, `${s.label}: ${g.stdout}`);
+    }
+  });
+
+  void it('resumes by session ID for clients that take no tickets: openssl -no_ticket -reconnect says "Reused", node:tls with SSL_OP_NO_TICKET resumes', { timeout: 60_000 }, async () => {
+    for (const s of [served[0]!, served[3]!]) {
+      const port = s.server.port;
+      const o = await run('openssl', ['s_client', '-connect', `127.0.0.1:${port}`, '-servername', 'localhost', '-tls1_2', '-CAfile', pki.caCrt, '-no_ticket', '-reconnect'], { input: '' });
+      const lines = o.output.split('\n').filter((l) => /^(New|Reused), TLSv1\.2/.test(l));
+      // The first connection and five reconnections with the session ID it got.
+      assert.equal(lines.length, 6, `${s.label}: ${o.output.slice(-1500)}`);
+      assert.match(lines[0]!, /^New/);
+      for (const l of lines.slice(1)) assert.match(l, /^Reused/, `${s.label}: ${o.output.slice(-1500)}`);
+      const ids = new Set([...o.output.matchAll(/Session-ID: ([0-9A-F]{64})/g)].map((m) => m[1]));
+      assert.equal(ids.size, 1, 'one 32-byte session ID, the same every time');
+
+      const noTicket = { secureOptions: cryptoConstants.SSL_OP_NO_TICKET };
+      const n1 = await nodeGet(port, pki.caPem, noTicket);
+      const session = n1.socket.getSession();
+      assert.ok(session, 'node:tls got a session');
+      const n2 = await nodeGet(port, pki.caPem, { ...noTicket, session });
+      assert.equal(n2.socket.isSessionReused(), true, s.label);
+      assert.match(body(n2.text), /resumed=yes/);
     }
   });
 

@@ -7,9 +7,13 @@
  *                               CertificateRequest*, ServerHelloDone
  *             Certificate*, ClientKeyExchange, CertificateVerify*, [ChangeCipherSpec], Finished  -->
  *                          <--  [NewSessionTicket], [ChangeCipherSpec], Finished
- *   Resumed:  ClientHello (session_ticket)  -->
+ *   Resumed:  ClientHello (session_ticket, or a session ID)  -->
  *                          <--  ServerHello, [ChangeCipherSpec], Finished
  *             [ChangeCipherSpec], Finished  -->
+ *
+ * A client that takes tickets gets one (RFC 5077); one that does not gets a session ID in
+ * ServerHello, kept in the config's session cache (./session-cache.ts) with what a ticket would
+ * carry. Either resumes under the same checks (usableSession).
  *
  * One method per flight, as Go's handshake_server.go. What we insist on: ECDHE with an AEAD,
  * the extended master secret (a client without it is refused), no renegotiation (a ClientHello
@@ -56,6 +60,7 @@ import { extendedMasterSecret, finishedVerifyData12, keyBlock, type Tls12Traffic
 import { tls12TrafficState, type Negotiated } from './negotiated.js';
 import { Tls12RecordOpener, Tls12RecordSealer } from './record.js';
 import { RenegotiationRefusal } from './renegotiation.js';
+import { sessionCacheOf, SESSION_ID_LENGTH } from './session-cache.js';
 import { TLS12_GROUPS, tls12SuiteParams, type Tls12SuiteParams } from './suites.js';
 
 /** After ServerHelloDone: our ephemeral key waits for the client's. */
@@ -101,6 +106,8 @@ type Tls12ServerState =
 export class Tls12ServerHandshake {
   private state: Tls12ServerState = { kind: 'SendingFlight' };
   private readonly renegotiation: RenegotiationRefusal;
+  /** The session ID our ServerHello gave a full handshake (a client without tickets); kept in the cache once it completes. */
+  private newSessionId: Uint8Array | undefined;
 
   constructor(
     private readonly config: ServerConfig,
@@ -174,7 +181,7 @@ export class Tls12ServerHandshake {
     }
     const transcript = new Transcript();
     transcript.add(raw);
-    const resumed = this.acceptTicket(hello, offered);
+    const resumed = this.acceptTicket(hello, offered) ?? this.acceptSessionId(hello, offered);
     if (resumed) return this.doResumeHandshake(hello, transcript, alpn, resumed.state, resumed.suite);
     // With requestCert the messages are kept for the client's CertificateVerify, from this one on.
     const clientAuth: ClientAuthProgress | undefined = this.config.options.requestCert === true ? { messages: [raw], peer: undefined } : undefined;
@@ -186,13 +193,25 @@ export class Tls12ServerHandshake {
     const ticket = hello.extensions.sessionTicket;
     if (!ticket || ticket.length === 0 || this.config.sessionTickets === 0) return undefined;
     const state = this.config.ticketKey.open(ticket);
+    return state && this.usableSession(state, hello, offered);
+  }
+
+  /** RFC 5246 §7.4.1.2: the ID of a session in our cache, under the checks a ticket gets. */
+  private acceptSessionId(hello: ClientHello, offered: readonly Tls12SuiteParams[]): { state: TicketState; suite: Tls12SuiteParams } | undefined {
+    if (hello.legacySessionId.length !== SESSION_ID_LENGTH) return undefined;
+    const state = sessionCacheOf(this.config)?.get(hello.legacySessionId, this.config.nowMs());
+    return state && this.usableSession(state, hello, offered);
+  }
+
+  /** A session (from a ticket or the cache) resumes here: its suite still offered, within its lifetime, the same name, its client authentication still standing. */
+  private usableSession(state: TicketState, hello: ClientHello, offered: readonly Tls12SuiteParams[]): { state: TicketState; suite: Tls12SuiteParams } | undefined {
     // A TLS 1.3 ticket names a TLS 1.3 suite and is not found here, and the other way round.
-    const suite = state && offered.find((s) => s.id === state.cipherSuite);
-    if (!state || !suite || state.psk.length !== 48) return undefined;
+    const suite = offered.find((s) => s.id === state.cipherSuite);
+    if (!suite || state.psk.length !== 48) return undefined;
     const now = this.config.nowMs();
     if (now - state.issuedAt > state.lifetimeSeconds * 1000 || now < state.issuedAt - 10_000) return undefined;
     if ((hello.extensions.serverName ?? '') !== state.servername) return undefined;
-    // The client authentication the ticket records must still stand here (session.ts ClientAuthPolicy).
+    // The client authentication the session records must still stand here (session.ts ClientAuthPolicy).
     if (!this.config.clientAuth.accepts(state, now)) return undefined;
     return { state, suite };
   }
@@ -238,7 +257,9 @@ export class Tls12ServerHandshake {
     transcript.start(suite.hash);
     const serverRandom = this.serverRandom();
     const sendTicket = hello.extensions.sessionTicket !== undefined && this.config.sessionTickets > 0;
-    this.queue(transcript, this.serverHello(hello, suite, serverRandom, new Uint8Array(0), alpn, sendTicket, true), clientAuth);
+    // A client that takes no ticket can resume by session ID, where the cache is on.
+    this.newSessionId = !sendTicket && sessionCacheOf(this.config) ? randomBytesPooled(SESSION_ID_LENGTH) : undefined;
+    this.queue(transcript, this.serverHello(hello, suite, serverRandom, this.newSessionId ?? NO_SESSION_ID, alpn, sendTicket, true), clientAuth);
     this.queue(transcript, certificateMessage12(credential.chain), clientAuth);
     const params = encodeEcdheParams(group, share.publicKey);
     const content = serverKeyExchangeContent(hello.random, serverRandom, params);
@@ -323,15 +344,16 @@ export class Tls12ServerHandshake {
     hs.transcript.add(raw);
     if (!hs.resumed) {
       if (hs.hello.extensions.sessionTicket !== undefined && this.config.sessionTickets > 0) this.sendTicket(hs);
+      else if (this.newSessionId) sessionCacheOf(this.config)?.put(this.newSessionId, this.sessionState(hs));
       this.sendChangeCipherSpecAndFinished(hs);
     }
     this.state = { kind: 'Connected' };
     this.complete(hs);
   }
 
-  /** RFC 5077 §3.3: one ticket, sealed like TLS 1.3 tickets (same key, same rotation). */
-  private sendTicket(hs: Keyed): void {
-    const ticket = this.config.ticketKey.seal({
+  /** What a session resumes from, in a ticket or in the session cache alike. */
+  private sessionState(hs: Keyed): TicketState {
+    return {
       cipherSuite: hs.suite.id,
       psk: hs.masterSecret,
       issuedAt: this.config.nowMs(),
@@ -341,7 +363,12 @@ export class Tls12ServerHandshake {
       alpnProtocol: hs.alpn ?? '',
       // Only a verified client certificate is carried over to resumed sessions, with its validity (as TLS 1.3).
       ...this.config.clientAuth.identity(hs.client),
-    });
+    };
+  }
+
+  /** RFC 5077 §3.3: one ticket, sealed like TLS 1.3 tickets (same key, same rotation). */
+  private sendTicket(hs: Keyed): void {
+    const ticket = this.config.ticketKey.seal(this.sessionState(hs));
     const lifetime = this.config.ticketLifetimeSeconds;
     // The ticket is opaque<0..2^16-1>: one carrying a very large client certificate does not fit.
     // ServerHello already promised a NewSessionTicket, so it still comes, with an empty ticket,
@@ -362,7 +389,7 @@ export class Tls12ServerHandshake {
   private doResumeHandshake(hello: ClientHello, transcript: Transcript, alpn: string | undefined, ticket: TicketState, suite: Tls12SuiteParams): void {
     transcript.start(suite.hash);
     const serverRandom = this.serverRandom();
-    // RFC 5077 §3.4: the session ID the client sent with its ticket is echoed to say "resumed".
+    // RFC 5077 §3.4 / RFC 5246 §7.4.1.3: the session ID the client sent (with its ticket, or ours) is echoed to say "resumed".
     this.queue(transcript, this.serverHello(hello, suite, serverRandom, hello.legacySessionId, alpn, false, false));
     const masterSecret = ticket.psk;
     this.host.logSecret('CLIENT_RANDOM', hello.random, masterSecret);
@@ -438,6 +465,8 @@ export class Tls12ServerHandshake {
     );
   }
 }
+
+const NO_SESSION_ID = new Uint8Array(0);
 
 /** RFC 5246 / 7627 / 5746 / 8422: what every TLS 1.2 ClientHello must satisfy here. */
 function checkClientHello12(hello: ClientHello): void {

@@ -18,7 +18,7 @@ import { encodeHandshake, MAX_CERTIFICATE_BODY } from '../../../src/tls/messages
 import { decodeCertificateRequest12, decodeNewSessionTicket12 } from '../../../src/tls/tls12/messages.js';
 import { requestedSchemes12 } from '../../../src/tls/tls12/client-certificate.js';
 import { createKeySigner, type Signer } from '../../../src/tls/signer.js';
-import { CHANGE_CIPHER_SPEC, feedAll, handshakeMessages, hello12, record, refusalAfter, refusalIn, ScriptedClient12 } from './tls12-script.js';
+import { CHANGE_CIPHER_SPEC, completed, feedAll, handshakeMessages, hello12, record, refusalAfter, refusalIn, ScriptedClient12 } from './tls12-script.js';
 import { assertConnected, doHandshake, transfer } from './pair.js';
 import { testPki, type Issued, type KeyType } from './pki.js';
 
@@ -50,14 +50,6 @@ async function started(config: ServerConfig, clientHello = hello()): Promise<Scr
 /** The whole client flight with a certificate: Certificate, ClientKeyExchange, CertificateVerify, ChangeCipherSpec, Finished. */
 function authenticatedFlight(c: ScriptedClient12, leaf: Issued, scheme: number): Uint8Array[] {
   return [c.certificate([leaf.der]), c.keyExchange(), c.certificateVerify(leaf.key, scheme), CHANGE_CIPHER_SPEC, c.finished()];
-}
-
-function completed(events: readonly TlsEvent[]): HandshakeInfo {
-  const err = events.find((e) => e.type === 'error');
-  assert.equal(err, undefined, err && String(err.error));
-  const hs = events.find((e): e is Extract<TlsEvent, { type: 'handshake' }> => e.type === 'handshake');
-  assert.ok(hs, 'the handshake did not complete');
-  return hs.info;
 }
 
 function errorOf(events: readonly TlsEvent[]): Extract<TlsEvent, { type: 'error' }> | undefined {

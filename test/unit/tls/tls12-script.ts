@@ -7,7 +7,7 @@ import assert from 'node:assert/strict';
 import { createHash, sign, type KeyObject } from 'node:crypto';
 import type { ServerConnection } from '../../../src/tls/server.js';
 import { CipherSuite, ContentType, HandshakeType, NamedGroup, SignatureScheme } from '../../../src/tls/constants.js';
-import type { TlsEvent } from '../../../src/tls/connection.js';
+import type { HandshakeInfo, TlsEvent } from '../../../src/tls/connection.js';
 import { PeerMisbehaved, type PeerFault } from '../../../src/tls/errors.js';
 import { generateKeyShare } from '../../../src/tls/key-exchange.js';
 import { encodeHandshake, frameHandshake, writeClientHello, type ClientHello, type ClientHelloExtensions } from '../../../src/tls/messages/index.js';
@@ -61,6 +61,15 @@ export function handshakeMessages(output: readonly Uint8Array[]): Uint8Array[] {
     off += 4 + len;
   }
   return out;
+}
+
+/** The handshake info of `events`, asserting it completed without an error. */
+export function completed(events: readonly TlsEvent[]): HandshakeInfo {
+  const err = events.find((e) => e.type === 'error');
+  assert.equal(err, undefined, err && String(err.error));
+  const hs = events.find((e): e is Extract<TlsEvent, { type: 'handshake' }> => e.type === 'handshake');
+  assert.ok(hs, 'the handshake did not complete');
+  return hs.info;
 }
 
 /** The first error event among `events`: the alert we sent and the fault, when it is a PeerMisbehaved. */
