@@ -290,6 +290,19 @@ void describe('packaging', () => {
       { [LABEL_SIDECAR]: LABEL_SIDECAR_VALUE },
       { 'app.kubernetes.io/name': 'dc-operator', 'app.kubernetes.io/instance': 'dc-operator', 'app.kubernetes.io/component': 'controller' },
     ]);
+    // Every component that derives SPIFFE identities gets the chart's trustDomain: the controller
+    // writes it into the sidecars' client certificates and its own ping identity, the key server
+    // refuses every other trust domain (the webhook and the sidecar derive none).
+    const td = await render('dc-operator', 'dc-operator', 'trustDomain=example.org');
+    for (const component of ['controller', 'keyserver']) {
+      const d = find(td, 'Deployment', `dc-operator-${component}`) as unknown as { spec: { template: { spec: { containers: Array<{ args: string[] }> } } } };
+      const tdArgs = (d.spec.template.spec.containers[0]?.args ?? []).filter((a) => a.startsWith('--trust-domain'));
+      assert.deepEqual(tdArgs, ['--trust-domain=example.org'], `the ${component} is given trustDomain`);
+    }
+    for (const component of ['webhook']) {
+      const d = find(td, 'Deployment', `dc-operator-${component}`) as unknown as { spec: { template: { spec: { containers: Array<{ args: string[] }> } } } };
+      assert.ok(!(d.spec.template.spec.containers[0]?.args ?? []).some((a) => a.includes('example.org')), `the ${component} derives no identity`);
+    }
     const off = await render('dc-operator', 'dc-operator', 'keyserver.enabled=false');
     assert.ok(!off.some((o) => o.metadata.name.includes('keyserver')), 'keyserver.enabled=false renders no key server');
     const offController = find(off, 'Deployment', 'dc-operator-controller') as unknown as { spec: { template: { spec: { containers: Array<{ args: string[] }> } } } };
