@@ -28,6 +28,15 @@ export interface RenewalInput {
 export const DEFAULT_RENEW_FRACTION = 1 / 3;
 /** With a rotation schedule, a credential is still renewed when this fraction of its lifetime remains. */
 export const SCHEDULE_SAFETY_FRACTION = 0.1;
+/**
+ * The least time between two issuances of one DelegatedCredential, whatever its policy asks: a
+ * minute, or half the lifetime when that is shorter (a 1m credential renews after 30s, so it is
+ * always replaced before it expires). Without it a tenant could make a worker re-issue without
+ * pause (validity 1m with renewBefore 59999ms, renewBeforePercentage 99, or a schedule that fires
+ * every second): new keys, signatures (remote ones for keyless), a whole Secret write and a sidecar
+ * reload each time. No fraction of the lifetime: a weekly credential rotated hourly is a fair ask.
+ */
+export const MIN_RENEWAL_INTERVAL_MS = 60_000;
 const MAX_JITTER_MS = 5 * 60_000;
 const JITTER_LIFETIME_FRACTION = 0.02;
 
@@ -62,7 +71,12 @@ export function renewalTime(input: RenewalInput): Date {
     }
   }
   const jitter = (input.jitter ?? 0) * Math.min(MAX_JITTER_MS, lifetime * JITTER_LIFETIME_FRACTION);
-  return new Date(Math.max(start, Math.floor(at - jitter)));
+  return new Date(Math.max(start + minRenewalInterval(lifetime), Math.floor(at - jitter)));
+}
+
+/** How long after its issue a credential of this lifetime is renewed at the earliest (see MIN_RENEWAL_INTERVAL_MS). */
+export function minRenewalInterval(lifetimeMs: number): number {
+  return Math.floor(Math.min(lifetimeMs / 2, MIN_RENEWAL_INTERVAL_MS));
 }
 
 /**
@@ -98,10 +112,32 @@ export function renewalPolicyOf(spec: { renewBefore?: string; renewBeforePercent
   }
   if (spec.renewBeforePercentage !== undefined) return { kind: 'percentage', percentage: spec.renewBeforePercentage };
   if (spec.rotationSchedule !== undefined) {
+    checkCronFields(spec.rotationSchedule);
     nextCronOccurrence(spec.rotationSchedule, new Date(0)); // validate now, not at renewal time
     return { kind: 'schedule', cron: spec.rotationSchedule };
   }
   return { kind: 'default' };
+}
+
+/**
+ * Schedules are 5-field cron (minute hour day-of-month month day-of-week) or a macro such as
+ * @daily, as in Kubernetes CronJobs. cron-parser also reads a leading seconds field and @secondly;
+ * say what to write instead. The CRD refuses the same (v1alpha1.ts); this catches objects stored
+ * before that rule.
+ */
+function checkCronFields(cron: string): void {
+  const text = cron.trim();
+  if (text.toLowerCase() === '@secondly') {
+    throw new InvalidRenewalPolicyError(
+      `rotationSchedule ${JSON.stringify(cron)}: schedules by the second are not supported; write 5-field cron (minute hour day-of-month month day-of-week) or a macro such as @hourly`,
+    );
+  }
+  const fields = text.split(/\s+/).length;
+  if (!text.startsWith('@') && fields !== 5) {
+    throw new InvalidRenewalPolicyError(
+      `rotationSchedule ${JSON.stringify(cron)} has ${fields} fields; write 5-field cron (minute hour day-of-month month day-of-week, e.g. "0 */6 * * *"): a seconds field is not supported`,
+    );
+  }
 }
 
 /** A stable number in [0, 1) for an object (e.g. its uid), so its jitter does not change between reconciles. */

@@ -77,9 +77,17 @@ export const delegatedCredentialSpecSchema = object(
     ),
     rotationSchedule: optional(
       string({
-        description: 'Renew on this cron schedule (UTC, 5 or 6 fields), in addition to before expiry.',
+        description:
+          'Renew on this cron schedule (UTC, 5 fields: minute hour day-of-month month day-of-week, or a macro such as @daily), in addition to before expiry; at most once a minute.',
         minLength: 1,
         maxLength: 128,
+        // renewal.ts refuses the same for objects stored before this rule.
+        validations: [
+          {
+            rule: "self.matches('^[[:space:]]*(@[A-Za-z]+|[^[:space:]]+([[:space:]]+[^[:space:]]+){4})[[:space:]]*$') && self.trim().lowerAscii() != '@secondly'",
+            message: 'rotationSchedule must be 5-field cron (minute hour day-of-month month day-of-week, e.g. "0 */6 * * *") or a macro such as @daily: a seconds field is not supported',
+          },
+        ],
       }),
     ),
     secretName: dnsSubdomain('The Secret (in this namespace) the operator writes the credentials into.'),

@@ -244,14 +244,15 @@ void test('a certificate is parsed once per cached version of its Secret, not on
 });
 
 void test('re-issues with a new key when the renewal time is reached', async () => {
-  const h = await ready({ validity: '2m', renewBefore: '90s' });
+  // renewBefore 60s of 2m: renewal at 60s, which is also the floor (a minute between issuances).
+  const h = await ready({ validity: '2m', renewBefore: '60s' });
   const first = dcOf(h).status?.credentials?.[0]?.publicKeyFingerprint;
   const renewalTime = Date.parse(dcOf(h).status?.renewalTime ?? '');
-  assert.ok(renewalTime - h.clock.now().getTime() <= 30_000 && renewalTime - h.clock.now().getTime() > 25_000, 'renews 90s before a 2m expiry');
+  assert.ok(renewalTime - h.clock.now().getTime() <= 60_000 && renewalTime - h.clock.now().getTime() > 55_000, 'renews 60s before a 2m expiry');
   h.clock.advance(10_000);
   await h.reconciler.reconcile(NS, 'web-dc');
   assert.equal(dcOf(h).status?.credentials?.[0]?.publicKeyFingerprint, first, 'not yet');
-  h.clock.advance(21_000);
+  h.clock.advance(51_000);
   const result = await h.reconciler.reconcile(NS, 'web-dc');
   assert.notEqual(dcOf(h).status?.credentials?.[0]?.publicKeyFingerprint, first, 'a fresh key');
   assert.equal(result.kind, 'done');
@@ -413,9 +414,9 @@ void test('re-issues when the algorithms change and drops credentials no longer 
 });
 
 void test('keeps lastTransitionTime while Ready stays True', async () => {
-  const h = await ready({ validity: '2m', renewBefore: '90s' });
+  const h = await ready({ validity: '2m', renewBefore: '60s' });
   const first = condition(dcOf(h), 'Ready')?.lastTransitionTime;
-  h.clock.advance(40_000);
+  h.clock.advance(61_000);
   await h.reconciler.reconcile(NS, 'web-dc');
   assert.equal(condition(dcOf(h), 'Ready')?.lastTransitionTime, first);
   assert.ok(Date.parse(dcOf(h).status?.lastIssuedTime ?? '') > Date.parse(first ?? ''));

@@ -1,7 +1,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { formatDuration, parseDuration, InvalidDurationError } from '../../../src/operator/duration.js';
-import { credentialSetRenewalTime, InvalidRenewalPolicyError, jitterFraction, renewalPolicyOf, renewalTime, type RenewalPolicy } from '../../../src/operator/renewal.js';
+import { credentialSetRenewalTime, InvalidRenewalPolicyError, jitterFraction, MIN_RENEWAL_INTERVAL_MS, minRenewalInterval, renewalPolicyOf, renewalTime, type RenewalPolicy } from '../../../src/operator/renewal.js';
 
 const H = 3_600_000;
 const M = 60_000;
@@ -39,7 +39,7 @@ void test('computes the renewal time for each policy (table)', () => {
   const table: { name: string; lifetime: number; policy: RenewalPolicy; expected: number }[] = [
     { name: 'default: two thirds into a 24h lifetime', lifetime: 24 * H, policy: { kind: 'default' }, expected: 16 * H },
     { name: 'renewBefore 8h of 24h', lifetime: 24 * H, policy: { kind: 'renewBefore', renewBeforeMs: 8 * H }, expected: 16 * H },
-    { name: 'renewBefore 90s of 2m', lifetime: 2 * M, policy: { kind: 'renewBefore', renewBeforeMs: 90_000 }, expected: 30_000 },
+    { name: 'renewBefore 60s of 2m', lifetime: 2 * M, policy: { kind: 'renewBefore', renewBeforeMs: 60_000 }, expected: 60_000 },
     {
       name: 'renewBefore longer than a lifetime cut short by the certificate falls back to the default',
       lifetime: 6 * H,
@@ -60,6 +60,46 @@ void test('computes the renewal time for each policy (table)', () => {
     const got = renewalTime({ issuedAt: t0, notAfter: at(row.lifetime), policy: row.policy });
     assert.equal(got.toISOString(), at(row.expected).toISOString(), row.name);
   }
+});
+
+/**
+ * The floor between two issuances: at least a minute (half the lifetime for a credential shorter
+ * than 2m), whatever the policy asks. Each row's `asked` is what the policy alone gives; before the
+ * floor those rows re-issued at once or within a second.
+ */
+void test('never renews sooner than a minute (or half the lifetime) after the issue, whatever the policy (table)', () => {
+  const lateInMinute = new Date(t0.getTime() + 59_000);
+  const table: { name: string; issuedAt?: Date; lifetime: number; policy: RenewalPolicy; expected: number; jitter?: number }[] = [
+    { name: 'validity 1m, renewBefore 59999ms (asked: 1 ms)', lifetime: 1 * M, policy: { kind: 'renewBefore', renewBeforeMs: 59_999 }, expected: 30_000 },
+    { name: 'validity 1m, renewBeforePercentage 99 (asked: 600 ms)', lifetime: 1 * M, policy: { kind: 'percentage', percentage: 99 }, expected: 30_000 },
+    { name: 'validity 10m, renewBeforePercentage 99 (asked: 6 s)', lifetime: 10 * M, policy: { kind: 'percentage', percentage: 99 }, expected: 1 * M },
+    { name: 'validity 2m, renewBefore 110s (asked: 10 s)', lifetime: 2 * M, policy: { kind: 'renewBefore', renewBeforeMs: 110_000 }, expected: 1 * M },
+    { name: 'every minute, issued 1 s before the minute (asked: 1 s)', issuedAt: lateInMinute, lifetime: 24 * H, policy: { kind: 'schedule', cron: '* * * * *' }, expected: 1 * M },
+    { name: 'validity 1m, default policy with the largest jitter', lifetime: 1 * M, policy: { kind: 'default' }, expected: Math.floor(40_000 - 0.999 * 0.02 * M), jitter: 0.999 },
+    { name: 'validity 1m, renewBefore 59s with the largest jitter stays on the floor', lifetime: 1 * M, policy: { kind: 'renewBefore', renewBeforeMs: 59_000 }, expected: 30_000, jitter: 0.999 },
+    // Above the floor, the policy is honoured as asked: no fraction of the lifetime is imposed.
+    { name: 'weekly credential rotated hourly', lifetime: 168 * H, policy: { kind: 'schedule', cron: '0 * * * *' }, expected: 1 * H },
+    { name: 'weekly credential, renewBeforePercentage 99', lifetime: 168 * H, policy: { kind: 'percentage', percentage: 99 }, expected: 168 * H * 0.01 },
+  ];
+  for (const row of table) {
+    const issuedAt = row.issuedAt ?? t0;
+    const got = renewalTime({ issuedAt, notAfter: new Date(issuedAt.getTime() + row.lifetime), policy: row.policy, jitter: row.jitter });
+    assert.equal(got.getTime() - issuedAt.getTime(), row.expected, row.name);
+    assert.ok(got.getTime() - issuedAt.getTime() >= Math.min(MIN_RENEWAL_INTERVAL_MS, row.lifetime / 2), `${row.name}: on or above the floor`);
+  }
+  assert.equal(minRenewalInterval(1 * M), 30_000);
+  assert.equal(minRenewalInterval(24 * H), MIN_RENEWAL_INTERVAL_MS);
+});
+
+void test('refuses a cron schedule with a seconds field, saying to write 5 fields', () => {
+  for (const cron of ['* * * * * *', '*/5 * * * * *', '0 0 * * * *', '@secondly', ' @SECONDLY ', '* * * *']) {
+    assert.throws(
+      () => renewalPolicyOf({ rotationSchedule: cron }),
+      (e: unknown) => e instanceof InvalidRenewalPolicyError && e.message.includes(JSON.stringify(cron)) && /5-field|write 5/.test(e.message),
+      cron,
+    );
+  }
+  for (const cron of ['0 */6 * * *', '* * * * *', '@hourly', '@daily', ' 0 0 * * 0 ']) assert.equal(renewalPolicyOf({ rotationSchedule: cron }).kind, 'schedule', cron);
 });
 
 void test('jitter moves renewal earlier by at most 2% of the lifetime and at most 5 minutes', () => {
