@@ -252,7 +252,7 @@ void describe('packaging', () => {
 
   void it('runs two replicas of each Deployment as non-root with a read-only root filesystem, probes, resources and a PDB, and passes sidecar settings to the webhook', async () => {
     const objs = await render('dc-operator', 'dc-operator', 'sidecar.image.repository=registry.example/dc', 'sidecar.image.tag=v9',
-      'sidecar.resources.requests.cpu=25m', 'sidecar.resources.limits.memory=64Mi');
+      'sidecar.resources.requests.cpu=25m', 'sidecar.resources.limits.memory=64Mi', 'webhook.logLevel=debug');
     for (const component of ['controller', 'webhook', 'keyserver']) {
       const d = find(objs, 'Deployment', `dc-operator-${component}`) as unknown as {
         spec: { replicas: number; template: { spec: { serviceAccountName: string; securityContext: Record<string, unknown>; containers: Array<Record<string, unknown> & { args: string[]; securityContext: Record<string, unknown> }> } } };
@@ -309,7 +309,7 @@ void describe('packaging', () => {
     assert.ok(!offController.spec.template.spec.containers[0]?.args.some((a) => a.startsWith('--keyserver-address')));
     const webhook = find(objs, 'Deployment', 'dc-operator-webhook') as unknown as { spec: { template: { spec: { containers: Array<{ args: string[] }> } } } };
     const args = webhook.spec.template.spec.containers[0]?.args ?? [];
-    for (const a of ['--sidecar-image=registry.example/dc:v9', '--sidecar-requests=cpu=25m,memory=32Mi', '--sidecar-limits=memory=64Mi', '--service=dc-operator-webhook', '--configuration=dc-operator-webhook']) {
+    for (const a of ['--log-level=debug', '--sidecar-image=registry.example/dc:v9', '--sidecar-requests=cpu=25m,memory=32Mi', '--sidecar-limits=memory=64Mi', '--service=dc-operator-webhook', '--configuration=dc-operator-webhook']) {
       assert.ok(args.includes(a), `${a} in ${args.join(' ')}`);
     }
     // The webhook's flags parse: `dc-operator webhook <args> --print-configuration` accepts them.

@@ -4,7 +4,7 @@ import { CommandFailed, UsageError } from '../framework/errors.js';
 import { integerFlag, ipFlag, oneOf } from '../framework/flags.js';
 import { DEFAULT_SIDECAR_CONFIG, type ResourceList } from '../../webhook/config.js';
 import { runWebhook, type WebhookOptions } from '../../webhook/main.js';
-import { createJsonLog } from '../../net/log.js';
+import { createJsonLog, LOG_LEVELS } from '../../net/log.js';
 import { loadKubeconfig, systemPlaces } from '../../operator/kubeconfig.js';
 import { buildMutatingWebhookConfiguration } from '../../webhook/webhook-configuration.js';
 
@@ -65,6 +65,7 @@ Stops on SIGTERM or SIGINT.`,
     'sidecar-requests': { type: 'string', value: 'LIST', description: 'resource requests of the sidecar', default: 'cpu=10m,memory=32Mi' },
     'sidecar-limits': { type: 'string', value: 'LIST', description: 'resource limits of the sidecar', default: 'memory=128Mi' },
     'sidecar-metrics-port': { type: 'string', value: 'N', description: 'default port of the sidecar /metrics, /healthz, /readyz', default: String(DEFAULT_SIDECAR_CONFIG.metricsPort) },
+    'log-level': { type: 'string', value: 'LEVEL', description: `${LOG_LEVELS.join(', ')}. Default: $LOG_LEVEL, else info` },
     'shutdown-delay': { type: 'string', value: 'SECONDS', description: 'on SIGTERM, report not-ready and keep serving this long before closing', default: '5' },
     'require-label': { type: 'boolean', description: 'with --print-configuration: send only pods labelled dc-operator.io/inject=enabled' },
     'inject-all-namespaces': { type: 'boolean', description: 'with --print-configuration: every namespace not labelled dc-operator.io/injection=disabled (default: only those labelled dc-operator.io/injection=enabled)' },
@@ -98,6 +99,7 @@ Stops on SIGTERM or SIGINT.`,
         },
         metricsPort: integerFlag('--sidecar-metrics-port', v['sidecar-metrics-port'], 1, 65535),
       },
+      logLevel: v['log-level'] === undefined ? undefined : oneOf('--log-level', v['log-level'], LOG_LEVELS, 'log level'),
       shutdownDelayMs: integerFlag('--shutdown-delay', v['shutdown-delay'], 0, 300) * 1000,
       requireLabel: v['require-label'],
       injectAllNamespaces: v['inject-all-namespaces'],
@@ -107,6 +109,8 @@ Stops on SIGTERM or SIGINT.`,
   async run(c, ctx) {
     const namespace = c.namespace ?? ctx.env['POD_NAMESPACE'];
     if (!namespace) throw new UsageError('--operator-namespace is required (or set POD_NAMESPACE)', '--operator-namespace');
+    // As the controller's --log-level and the key server's LOG_LEVEL: the flag wins, then the environment.
+    const logLevel = c.logLevel ?? oneOf('LOG_LEVEL', ctx.env['LOG_LEVEL'] ?? 'info', LOG_LEVELS, 'log level');
     if (c.printConfiguration) {
       const mwc = buildMutatingWebhookConfiguration({
         name: c.configuration,
@@ -119,7 +123,7 @@ Stops on SIGTERM or SIGINT.`,
       ctx.stdout(dumpYaml(mwc, { lineWidth: -1, noRefs: true }));
       return 0;
     }
-    const log = createJsonLog({ component: 'webhook', write: (line) => ctx.stderr(line), now: () => ctx.now() });
+    const log = createJsonLog({ component: 'webhook', level: logLevel, write: (line) => ctx.stderr(line), now: () => ctx.now() });
     const opts: WebhookOptions = {
       namespace,
       host: c.address,

@@ -28,11 +28,22 @@ void test('bad webhook flags are refused before anything starts, naming the flag
     [['--ip-san', 'localhost'], /--ip-san: "localhost" is not an IPv4 or IPv6 address/],
     [['--sidecar-image-pull-policy', 'Sometimes'], /--sidecar-image-pull-policy: unknown pull policy/],
     [['--sidecar-limits', 'memory=lots'], /--sidecar-limits: "memory=lots" is not NAME=QUANTITY/],
+    [['--log-level', 'verbose'], /--log-level: unknown log level "verbose"; allowed: error, warn, info, debug/],
   ];
   for (const [argv, message] of cases) {
     const { code, err } = await run(['webhook', '--operator-namespace', 'ops', ...argv]);
     assert.equal(code, 2, argv.join(' '));
     assert.match(err, message);
+  }
+});
+
+void test('the webhook takes its log level from --log-level, else LOG_LEVEL, as the controller and the key server', async () => {
+  const bad = await run(['webhook', '--operator-namespace', 'ops', '--print-configuration'], { LOG_LEVEL: 'loud' });
+  assert.equal(bad.code, 2);
+  assert.match(bad.err, /LOG_LEVEL: unknown log level "loud"; allowed: error, warn, info, debug/);
+  for (const [argv, env] of [[['--log-level', 'debug'], {}], [[], { LOG_LEVEL: 'warn' }], [['--log-level', 'error'], { LOG_LEVEL: 'loud' }]] as const) {
+    const { code } = await run(['webhook', '--operator-namespace', 'ops', '--print-configuration', ...argv], env);
+    assert.equal(code, 0, `${argv.join(' ')} ${JSON.stringify(env)}`);
   }
 });
 
