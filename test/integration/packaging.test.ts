@@ -132,6 +132,12 @@ void describe('packaging', () => {
     await assert.rejects(run(helm, ['template', 'x', CHART, '--set', 'webhook.failurePolicy=Sometimes']), /failurePolicy/);
     await assert.rejects(run(helm, ['template', 'x', CHART, '--set', 'webhook.timeoutSeconds=31']), /timeoutSeconds/);
     await assert.rejects(run(helm, ['template', 'x', CHART, '--set', 'controlller.replicas=1']), /controlller/);
+    // Without leader election only one replica may run (every replica would reconcile).
+    await assert.rejects(run(helm, ['template', 'x', CHART, '--set', 'controller.leaderElection=false']), /controller\.leaderElection=false needs controller\.replicas=1 \(got 2\)/);
+    const single = docs((await run(helm, ['template', 'x', CHART, '--set', 'controller.leaderElection=false', '--set', 'controller.replicas=1'])).stdout);
+    const controller = find(single, 'Deployment', 'x-dc-operator-controller') as unknown as { spec: { replicas: number; template: { spec: { containers: Array<{ args: string[] }> } } } };
+    assert.equal(controller.spec.replicas, 1);
+    assert.ok(controller.spec.template.spec.containers[0]?.args.includes('--no-leader-election'));
   });
 
   void it('has manifests/install.yaml equal to a fresh render of the chart (run `make manifests` when this fails)', async () => {
