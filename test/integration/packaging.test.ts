@@ -321,6 +321,11 @@ void describe('packaging', () => {
     // The webhook's flags parse: `dc-operator webhook <args> --print-configuration` accepts them.
     const { stdout } = await run(process.execPath, [join(repoRoot, 'dist/src/cli/dc-operator.js'), ...args, '--namespace', 'dc-operator', '--print-configuration']);
     assert.match(stdout, /kind: MutatingWebhookConfiguration/);
+    // null sidecar limits/requests mean none, not the webhook's own defaults (128Mi).
+    const noLimits = find(await render('dc-operator', 'dc-operator', 'sidecar.resources.limits=null'), 'Deployment', 'dc-operator-webhook') as unknown as { spec: { template: { spec: { containers: Array<{ args: string[] }> } } } };
+    const noLimitsArgs = noLimits.spec.template.spec.containers[0]?.args ?? [];
+    assert.ok(noLimitsArgs.includes('--sidecar-limits=none') && noLimitsArgs.includes('--sidecar-requests=cpu=10m,memory=32Mi'), noLimitsArgs.join(' '));
+    await run(process.execPath, [join(repoRoot, 'dist/src/cli/dc-operator.js'), ...noLimitsArgs, '--namespace', 'dc-operator', '--print-configuration']);
   });
 
   void it('applies manifests/install.yaml and every example with kubectl apply --server-side', async () => {

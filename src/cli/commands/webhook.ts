@@ -10,10 +10,11 @@ import { buildMutatingWebhookConfiguration } from '../../webhook/webhook-configu
 
 const QUANTITY = /^[0-9]+(\.[0-9]+)?(m|k|M|G|T|P|E|Ki|Mi|Gi|Ti|Pi|Ei)?$/;
 
-/** "cpu=10m,memory=32Mi" → { cpu: '10m', memory: '32Mi' }. */
+/** "cpu=10m,memory=32Mi" → { cpu: '10m', memory: '32Mi' }; "none" (or "") → {}: no requests or limits at all. */
 export function resourceListFlag(flag: string, value: string | undefined): ResourceList | undefined {
   if (value === undefined) return undefined;
   const out: ResourceList = {};
+  if (value.trim() === '' || value.trim() === 'none') return out;
   for (const part of value.split(',')) {
     const [name, quantity, ...rest] = part.split('=');
     if (!name || !quantity || rest.length > 0 || !QUANTITY.test(quantity)) {
@@ -62,8 +63,8 @@ Stops on SIGTERM or SIGINT.`,
     'exclude-namespace': { type: 'string', multiple: true, value: 'NS', description: 'namespace never injected, besides kube-system and --operator-namespace (repeatable)' },
     'sidecar-image': { type: 'string', value: 'IMAGE', description: 'image of the injected sidecar', default: DEFAULT_SIDECAR_CONFIG.image },
     'sidecar-image-pull-policy': { type: 'string', value: 'POLICY', description: 'Always, IfNotPresent or Never', default: 'IfNotPresent' },
-    'sidecar-requests': { type: 'string', value: 'LIST', description: 'resource requests of the sidecar', default: 'cpu=10m,memory=32Mi' },
-    'sidecar-limits': { type: 'string', value: 'LIST', description: 'resource limits of the sidecar', default: 'memory=128Mi' },
+    'sidecar-requests': { type: 'string', value: 'LIST', description: 'resource requests of the sidecar (none: no requests)', default: 'cpu=10m,memory=32Mi' },
+    'sidecar-limits': { type: 'string', value: 'LIST', description: 'resource limits of the sidecar (none: no limits)', default: 'memory=128Mi' },
     'sidecar-metrics-port': { type: 'string', value: 'N', description: 'default port of the sidecar /metrics, /healthz, /readyz', default: String(DEFAULT_SIDECAR_CONFIG.metricsPort) },
     'log-level': { type: 'string', value: 'LEVEL', description: `${LOG_LEVELS.join(', ')}. Default: $LOG_LEVEL, else info` },
     'shutdown-delay': { type: 'string', value: 'SECONDS', description: 'on SIGTERM, report not-ready and keep serving this long before closing', default: '5' },
@@ -137,7 +138,7 @@ Stops on SIGTERM or SIGINT.`,
       caSecretName: c.caSecret,
       shutdownDelayMs: c.shutdownDelayMs,
       excludedNamespaces: c.excludedNamespaces,
-      sidecar: { ...DEFAULT_SIDECAR_CONFIG, ...c.sidecar, resources: stripUndefined(c.sidecar.resources) },
+      sidecar: { ...DEFAULT_SIDECAR_CONFIG, ...c.sidecar, resources: sidecarResources(c.sidecar.resources) },
       log,
     };
     let running;
@@ -158,6 +159,8 @@ Stops on SIGTERM or SIGINT.`,
   },
 });
 
-function stripUndefined(r: { requests?: ResourceList; limits?: ResourceList }): { requests?: ResourceList; limits?: ResourceList } {
-  return { ...(r.requests ? { requests: r.requests } : {}), ...(r.limits ? { limits: r.limits } : {}) };
+/** The sidecar's resources from the flags: an empty list ("none") leaves that part out of the container. */
+export function sidecarResources(r: { requests?: ResourceList; limits?: ResourceList }): { requests?: ResourceList; limits?: ResourceList } {
+  const given = (l: ResourceList | undefined): l is ResourceList => l !== undefined && Object.keys(l).length > 0;
+  return { ...(given(r.requests) ? { requests: r.requests } : {}), ...(given(r.limits) ? { limits: r.limits } : {}) };
 }

@@ -2,7 +2,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { loadYaml, type V1MutatingWebhookConfiguration } from '@kubernetes/client-node';
 import { main } from '../../../src/cli/dc-operator.js';
-import { resourceListFlag } from '../../../src/cli/commands/webhook.js';
+import { resourceListFlag, sidecarResources } from '../../../src/cli/commands/webhook.js';
 
 async function run(argv: string[], env: Record<string, string> = {}): Promise<{ code: number; out: string; err: string }> {
   let out = '';
@@ -56,4 +56,12 @@ void test('the webhook needs a namespace from --operator-namespace or POD_NAMESP
 void test('resource lists parse NAME=QUANTITY pairs', () => {
   assert.deepEqual(resourceListFlag('--x', 'cpu=10m,memory=32Mi'), { cpu: '10m', memory: '32Mi' });
   assert.equal(resourceListFlag('--x', undefined), undefined);
+});
+
+void test('"none" (the chart\'s rendering of null or {}) removes the sidecar\'s limits or requests instead of keeping the defaults', () => {
+  assert.deepEqual(resourceListFlag('--sidecar-limits', 'none'), {});
+  assert.deepEqual(resourceListFlag('--sidecar-limits', ''), {});
+  const requests = resourceListFlag('--sidecar-requests', 'cpu=5m');
+  assert.deepEqual(sidecarResources({ requests, limits: resourceListFlag('--sidecar-limits', 'none') }), { requests: { cpu: '5m' } });
+  assert.deepEqual(sidecarResources({ requests: resourceListFlag('--sidecar-requests', 'none'), limits: resourceListFlag('--sidecar-limits', 'none') }), {});
 });
