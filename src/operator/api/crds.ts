@@ -100,6 +100,9 @@ const readyColumns: PrinterColumn[] = [
   { name: 'Reason', type: 'string', jsonPath: '.status.conditions[?(@.type=="Ready")].reason', priority: 1 },
 ];
 
+// As cert-manager's Issuer and ClusterIssuer: READY, the reason with -o wide, AGE.
+const signerColumns: PrinterColumn[] = [...readyColumns, { name: 'Age', type: 'date', jsonPath: '.metadata.creationTimestamp' }];
+
 export function customResourceDefinitions(): CustomResourceDefinition[] {
   return [
     crd({
@@ -129,7 +132,7 @@ export function customResourceDefinitions(): CustomResourceDefinition[] {
       description: 'DelegationSigner says how to reach the certificate key that signs delegated credentials in its namespace.',
       spec: delegationSignerSpecSchema.json,
       status: delegationSignerStatusSchema.json,
-      columns: [{ name: 'Age', type: 'date', jsonPath: '.metadata.creationTimestamp' }],
+      columns: signerColumns,
     }),
     crd({
       ...RESOURCES.clusterDelegationSigners,
@@ -137,7 +140,7 @@ export function customResourceDefinitions(): CustomResourceDefinition[] {
         'ClusterDelegationSigner is a DelegationSigner usable from the namespaces its spec.namespaceSelector selects (none when it is absent).',
       spec: clusterDelegationSignerSpecSchema.json,
       status: delegationSignerStatusSchema.json,
-      columns: [{ name: 'Age', type: 'date', jsonPath: '.metadata.creationTimestamp' }],
+      columns: signerColumns,
     }),
   ];
 }

@@ -59,6 +59,15 @@ void test('the DelegatedCredential CRD has a status subresource, short name dc a
   assert.deepEqual(spec?.properties?.['fallback']?.enum, ['Keyless', 'None', 'CertificateKey']);
 });
 
+void test('the signer CRDs print Ready (and the reason with -o wide) as cert-manager\'s issuers do', () => {
+  for (const kind of ['DelegationSigner', 'ClusterDelegationSigner']) {
+    const columns = customResourceDefinitions().find((c) => c.spec.names.kind === kind)?.spec.versions[0]?.additionalPrinterColumns ?? [];
+    assert.deepEqual(columns.filter((c) => c.priority === undefined).map((c) => c.name), ['Ready', 'Age'], kind);
+    assert.equal(columns.find((c) => c.name === 'Ready')?.jsonPath, '.status.conditions[?(@.type=="Ready")].status', kind);
+    assert.equal(columns.find((c) => c.name === 'Reason')?.jsonPath, '.status.conditions[?(@.type=="Ready")].reason', kind);
+  }
+});
+
 void test('the signer CRDs are namespaced and cluster scoped and require exactly one of inCluster and keyless', () => {
   const [, ns, cluster] = customResourceDefinitions();
   assert.equal(ns?.spec.scope, 'Namespaced');
