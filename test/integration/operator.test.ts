@@ -107,6 +107,19 @@ void describe('the CRDs reject invalid specs with the CEL and schema messages', 
     );
   });
 
+  void it('rejects keySecretRef.namespace on a namespaced DelegationSigner, saying what to do, and accepts it on a ClusterDelegationSigner', async () => {
+    const signer = (kind: string, name: string): Record<string, unknown> => ({
+      apiVersion: 'dc-operator.io/v1alpha1', kind, metadata: { name }, spec: { inCluster: { keySecretRef: { name: 'k', namespace: 'elsewhere' } } },
+    });
+    await assert.rejects(
+      custom.createNamespacedCustomObject({ group: 'dc-operator.io', version: 'v1alpha1', namespace: ns.name, plural: 'delegationsigners', body: signer('DelegationSigner', 'other-ns-key') }),
+      (err: unknown) => /inCluster\.keySecretRef\.namespace is only for a ClusterDelegationSigner.*remove the field/.test(statusMessage(err)),
+    );
+    const name = `other-ns-key-${Math.random().toString(36).slice(2, 8)}`;
+    await custom.createClusterCustomObject({ group: 'dc-operator.io', version: 'v1alpha1', plural: 'clusterdelegationsigners', body: signer('ClusterDelegationSigner', name) });
+    await custom.deleteClusterCustomObject({ group: 'dc-operator.io', version: 'v1alpha1', plural: 'clusterdelegationsigners', name });
+  });
+
   void it('accepts 5-field cron schedules and macros', async () => {
     for (const rotationSchedule of ['0 */6 * * *', '*/15 * * * 1-5', '@daily']) {
       const dc = await createDelegatedCredential(kc, ns.name, `cron-${Math.random().toString(36).slice(2, 8)}`, { certificateSecretRef: { name: 'cert' }, secretName: 'out', rotationSchedule });

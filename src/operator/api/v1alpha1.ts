@@ -177,7 +177,7 @@ const signerFields = {
           {
             name: dnsSubdomain('Name of the Secret holding the certificate private key (PEM, PKCS#8 or SEC1/PKCS#1).'),
             namespace: optional(
-              dnsSubdomain('Namespace of the Secret; only for a ClusterDelegationSigner (defaults to the operator namespace).'),
+              dnsSubdomain('Namespace of the Secret; only for a ClusterDelegationSigner (defaults to the cluster resource namespace), refused on a DelegationSigner.'),
             ),
             key: defaulted(secretKey('Key in the Secret data.'), 'tls.key'),
           },
@@ -216,7 +216,17 @@ const exactlyOneSigner = [{ rule: 'has(self.inCluster) != has(self.keyless)', me
 
 export const delegationSignerSpecSchema = object(signerFields, {
   description: 'How certificate private keys are reached to sign delegated credentials.',
-  validations: exactlyOneSigner,
+  validations: [
+    ...exactlyOneSigner,
+    // The field is shared with ClusterDelegationSigner; here it would be ignored (the Secret is
+    // read in the signer's own namespace), so refuse it rather than fail later with SecretNotFound.
+    {
+      rule: '!has(self.inCluster) || !has(self.inCluster.keySecretRef.__namespace__)',
+      message:
+        'inCluster.keySecretRef.namespace is only for a ClusterDelegationSigner: a DelegationSigner reads its key Secret in its own namespace; remove the field (or use a ClusterDelegationSigner)',
+      fieldPath: '.inCluster.keySecretRef.namespace',
+    },
+  ],
 });
 
 // A metav1.LabelSelector, with the rules the API server applies to its own selectors written as CEL.

@@ -73,5 +73,7 @@ void test('the signer CRDs are namespaced and cluster scoped and require exactly
   assert.equal(ns?.spec.scope, 'Namespaced');
   assert.equal(cluster?.spec.scope, 'Cluster');
   const rules = ns?.spec.versions[0]?.schema.openAPIV3Schema.properties?.['spec']?.['x-kubernetes-validations'];
-  assert.deepEqual(rules?.map((r) => r.rule), ['has(self.inCluster) != has(self.keyless)']);
+  assert.deepEqual(rules?.map((r) => r.rule), ['has(self.inCluster) != has(self.keyless)', '!has(self.inCluster) || !has(self.inCluster.keySecretRef.__namespace__)']);
+  const clusterRules = cluster?.spec.versions[0]?.schema.openAPIV3Schema.properties?.['spec']?.['x-kubernetes-validations'];
+  assert.deepEqual(clusterRules?.map((r) => r.rule), ['has(self.inCluster) != has(self.keyless)'], 'a ClusterDelegationSigner may name the namespace');
 });
