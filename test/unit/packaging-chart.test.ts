@@ -25,6 +25,22 @@ void describe('chart CRDs', () => {
     }
   });
 
+  void it('describes each value in values.schema.json in its own words: no description copied onto another value', () => {
+    const seen = new Map<string, string>();
+    const walk = (node: unknown, path: string): void => {
+      if (node === null || typeof node !== 'object') return;
+      const o = node as { description?: unknown; properties?: Record<string, unknown> };
+      if (typeof o.description === 'string' && path !== '') {
+        const first = seen.get(o.description);
+        assert.equal(first, undefined, `${path} has the description of ${first ?? ''}: "${o.description}"`);
+        seen.set(o.description, path);
+      }
+      for (const [k, v] of Object.entries(o.properties ?? {})) walk(v, path === '' ? k : `${path}.${k}`);
+    };
+    walk(JSON.parse(readFileSync(join(repoRoot, 'charts', 'dc-operator', 'values.schema.json'), 'utf8')), '');
+    assert.ok(seen.size > 10, 'the schema describes its values');
+  });
+
   void it('keeps CRDs out of the chart\'s crds/ folder, which Helm installs unconditionally and never upgrades', () => {
     assert.throws(() => readdirSync(join(repoRoot, 'charts', 'dc-operator', 'crds')), /ENOENT/);
   });
