@@ -32,6 +32,7 @@ function signerThrown(): string[] {
   const out: string[] = [];
   for (const f of readdirSync(operatorDir).filter((n) => n.endsWith('.ts'))) {
     for (const m of source(f).matchAll(/new ReconcileFailure\('(\w+)',((?:[^;]|;(?=[^\n]*`))*?)\);/g)) if (/signer: true/.test(m[2] ?? '')) out.push(m[1] ?? '');
+    for (const m of source(f).matchAll(/signerFailure\(plan, '(\w+)'/g)) out.push(m[1] ?? '');
   }
   return out;
 }
@@ -80,6 +81,8 @@ void test('docs/api.md lists the reasons of a signer\'s own Ready', () => {
   const code: string[] = [];
   for (const f of readdirSync(operatorDir).filter((n) => n.endsWith('.ts'))) {
     for (const m of source(f).matchAll(/ready: (?:true|false), reason: '(\w+)'/g)) code.push(m[1] ?? '');
+    // keyless.ts reports the failures it throws as the signer's health too.
+    for (const m of source(f).matchAll(/signerFailure\(plan, '(\w+)'/g)) code.push(m[1] ?? '');
   }
   assert.ok(code.length >= 3, `found the signer health reasons: ${code.join(', ')}`);
   for (const reason of code) assert.ok(docs.includes(reason), `${reason} documented under "Signer \`Ready\`"`);
