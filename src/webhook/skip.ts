@@ -38,6 +38,20 @@ export const isNotOptedIn: SkipPredicate = ({ pod }) =>
     ? { reason: 'NotOptedIn', message: `pod has no ${ANNOTATION_INJECT} annotation` }
     : undefined;
 
+/**
+ * Values of the inject annotation that say "no", as Istio's sidecar.istio.io/inject: "false" does.
+ * Left to the name check they would refuse the pod ("DelegatedCredential ns/false not found"); a
+ * DelegatedCredential cannot be injected under these two names.
+ */
+export const INJECT_OPT_OUT_VALUES: readonly string[] = ['false', 'disabled'];
+
+export const isOptedOut: SkipPredicate = ({ pod }) => {
+  const value = pod.metadata?.annotations?.[ANNOTATION_INJECT];
+  return value !== undefined && INJECT_OPT_OUT_VALUES.includes(value.trim().toLowerCase())
+    ? { reason: 'OptedOut', message: `pod has ${ANNOTATION_INJECT}: "${value}"` }
+    : undefined;
+};
+
 export const isMarkedInjected: SkipPredicate = ({ pod }) =>
   pod.metadata?.annotations?.[ANNOTATION_INJECTED] !== undefined
     ? { reason: 'AlreadyInjected', message: `pod carries ${ANNOTATION_INJECTED}` }
@@ -55,6 +69,7 @@ export const SKIP_PREDICATES: readonly SkipPredicate[] = [
   isNotPodCreation,
   isExcludedNamespace,
   isNotOptedIn,
+  isOptedOut,
   isMarkedInjected,
   hasSidecarContainer,
 ];

@@ -62,6 +62,20 @@ void describe('skip predicates leave a pod unchanged', () => {
     assert.deepEqual(lookups, []);
   });
 
+  void test('an inject annotation of "false" or "disabled" (as Istio\'s) opts out: allowed unchanged, no lookup', async () => {
+    for (const value of ['false', 'disabled', 'False', ' DISABLED ']) {
+      const lookups: string[] = [];
+      const out = await admit(request(pod({ 'dc-operator.io/inject': value })), deps('native', lookups));
+      assert.equal(out.result, 'skipped', value);
+      assert.equal(out.reason, 'OptedOut', value);
+      assert.deepEqual(out.review.response, { uid: 'uid-1', allowed: true }, value);
+      assert.deepEqual(lookups, [], value);
+    }
+    // Any other value is still a DelegatedCredential's name.
+    const named = await admit(request(pod({ 'dc-operator.io/inject': 'falsey' })), deps());
+    assert.notEqual(named.result, 'skipped');
+  });
+
   void test('an update of a pod is not a creation and is allowed unchanged', async () => {
     const out = await admit(request(pod(optIn), { operation: 'UPDATE' }), deps());
     assert.equal(out.reason, 'NotPodCreation');
