@@ -60,7 +60,7 @@ import { extendedMasterSecret, finishedVerifyData12, keyBlock, type Tls12Traffic
 import { tls12TrafficState, type Negotiated } from './negotiated.js';
 import { Tls12RecordOpener, Tls12RecordSealer } from './record.js';
 import { RenegotiationRefusal } from './renegotiation.js';
-import { sessionCacheOf, SESSION_ID_LENGTH } from './session-cache.js';
+import { sessionCacheOf, sessionExpired, SESSION_ID_LENGTH } from './session-cache.js';
 import { TLS12_GROUPS, tls12SuiteParams, type Tls12SuiteParams } from './suites.js';
 
 /** After ServerHelloDone: our ephemeral key waits for the client's. */
@@ -209,7 +209,7 @@ export class Tls12ServerHandshake {
     const suite = offered.find((s) => s.id === state.cipherSuite);
     if (!suite || state.psk.length !== 48) return undefined;
     const now = this.config.nowMs();
-    if (now - state.issuedAt > state.lifetimeSeconds * 1000 || now < state.issuedAt - 10_000) return undefined;
+    if (sessionExpired(state, now)) return undefined;
     if ((hello.extensions.serverName ?? '') !== state.servername) return undefined;
     // The client authentication the session records must still stand here (session.ts ClientAuthPolicy).
     if (!this.config.clientAuth.accepts(state, now)) return undefined;

@@ -24,6 +24,13 @@ const ENTRY_OVERHEAD = 256;
 const MAX_SESSION_BYTES = 0xffff;
 
 export const SESSION_ID_LENGTH = 32;
+/** Expired sessions looked at per put or get (bounded work per handshake). */
+const SWEEP_PER_CALL = 4;
+
+/** Past its lifetime at `nowMs`, or issued more than 10 s in the future (the clock went back). */
+export function sessionExpired(state: TicketState, nowMs: number): boolean {
+  return nowMs - state.issuedAt > state.lifetimeSeconds * 1000 || nowMs < state.issuedAt - 10_000;
+}
 
 export interface SessionCacheLimits {
   readonly maxEntries: number;
@@ -47,8 +54,12 @@ export class SessionCache {
     if (bytes > MAX_SESSION_BYTES || id.length !== SESSION_ID_LENGTH) return false;
     const key = Buffer.from(id).toString('latin1');
     this.remove(key);
-    this.sessions.set(key, { state: { ...state, psk: Uint8Array.from(state.psk) }, bytes });
+    // Copies of the secret and of the certificate: the certificate the connection holds is a view
+    // into what it received (a whole read or Certificate message, up to 256 KiB), which a cached
+    // view would keep alive uncounted.
+    this.sessions.set(key, { state: { ...state, psk: Uint8Array.from(state.psk), clientCertificate: Uint8Array.from(state.clientCertificate) }, bytes });
     this.bytes += bytes;
+    this.sweep(state.issuedAt);
     for (const oldest of this.sessions.keys()) {
       if (this.sessions.size <= this.limits.maxEntries && this.bytes <= this.limits.maxBytes) break;
       this.remove(oldest);
@@ -63,14 +74,29 @@ export class SessionCache {
     const entry = this.sessions.get(key);
     if (!entry) return undefined;
     const { state } = entry;
-    if (nowMs - state.issuedAt > state.lifetimeSeconds * 1000 || nowMs < state.issuedAt - 10_000) {
+    if (sessionExpired(state, nowMs)) {
       this.remove(key);
       return undefined;
     }
     this.sessions.delete(key);
     this.sessions.set(key, entry);
-    // A copy: the cache wipes its own when the session leaves, whatever the connection does.
-    return { ...state, psk: Uint8Array.from(state.psk) };
+    this.sweep(nowMs);
+    // Copies: the cache wipes its own secret when the session leaves, and no connection can
+    // change the certificate later resumptions report.
+    return { ...state, psk: Uint8Array.from(state.psk), clientCertificate: Uint8Array.from(state.clientCertificate) };
+  }
+
+  /**
+   * Drops expired sessions from the least recently used end, a few per call: their master
+   * secrets are wiped soon after they expire on a server that keeps getting handshakes, not only
+   * when a client happens to present their ID or the cache fills.
+   */
+  private sweep(nowMs: number): void {
+    let checked = 0;
+    for (const [key, entry] of this.sessions) {
+      if (checked++ === SWEEP_PER_CALL || !sessionExpired(entry.state, nowMs)) break;
+      this.remove(key);
+    }
   }
 
   private remove(key: string): void {

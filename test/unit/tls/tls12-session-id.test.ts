@@ -200,4 +200,29 @@ void describe('the session cache', () => {
     got.psk.fill(0);
     assert.deepEqual([...cache.get(id(1), 1_000_000)!.psk], new Array(48).fill(1));
   });
+  void test('a client certificate is kept as its own bytes, not as a view pinning what the connection received', () => {
+    const cache = new SessionCache({ maxEntries: 10, maxBytes: 1 << 20 });
+    // As the connection holds it: a view into a 256 KiB Certificate message.
+    const received = new Uint8Array(256 * 1024).fill(7);
+    const leaf = received.subarray(1000, 1600);
+    cache.put(id(1), state({ clientCertificate: leaf }));
+    received.fill(0);
+    const got = cache.get(id(1), 1_000_000)!;
+    assert.equal(got.clientCertificate.length, 600);
+    assert.equal(got.clientCertificate.buffer.byteLength, 600, 'the cached certificate owns exactly its bytes');
+    assert.deepEqual([...got.clientCertificate.subarray(0, 4)], [7, 7, 7, 7], 'unchanged by what happens to the received buffer');
+    got.clientCertificate.fill(9);
+    assert.deepEqual([...cache.get(id(1), 1_000_000)!.clientCertificate.subarray(0, 4)], [7, 7, 7, 7], 'a resumed connection cannot change what later ones see');
+  });
+
+  void test('expired sessions at the least recently used end are dropped as other handshakes come, not only when their ID returns', () => {
+    const cache = new SessionCache({ maxEntries: 100, maxBytes: 1 << 20 });
+    const old = [state(), state()];
+    cache.put(id(1), old[0]!);
+    cache.put(id(2), old[1]!);
+    // Another client's full handshake after both expired.
+    cache.put(id(3), state({ issuedAt: 1_000_000 + 100_001 }));
+    assert.equal(cache.size, 1);
+    assert.ok(cache.get(id(3), 1_000_000 + 100_002));
+  });
 });
