@@ -105,6 +105,9 @@ export class CredentialWatcher {
     let outcome: ReloadOutcome;
     try {
       const next = await this.options.load(this.options.dir);
+      // Stopped while the files were read (a stop during start-up abandons the first read): what
+      // came back is not served, and nothing is logged about a sidecar that has already stopped.
+      if (this.stopped) return { result: 'unchanged' };
       const current = store.current;
       if (!force && current && current.fingerprint === next.fingerprint) {
         outcome = { result: 'unchanged' };
@@ -122,6 +125,7 @@ export class CredentialWatcher {
         });
       }
     } catch (cause) {
+      if (this.stopped) return { result: 'unchanged' };
       const error =
         cause instanceof MaterialError
           ? cause

@@ -16,12 +16,12 @@
  * The `--keyless-*` flags, when given, win: their files are read once at startup and the bundle's
  * keyless parts are ignored (and said so once).
  */
-import { readFile } from 'node:fs/promises';
 import { KeylessClient } from '../keyless/client.js';
 import { KeylessRemoteError, KeylessUnavailableError } from '../keyless/errors.js';
 import { BUNDLE_KEYS } from '../operator/api/serving-bundle.js';
 import { KeylessSigner } from '../signer/keyless.js';
 import type { SignatureScheme } from '../tls/constants.js';
+import { readRegularFile } from '../tls/delegated/index.js';
 import type { Signer } from '../tls/signer.js';
 import { clientCertificateProblem, readKeylessPart, type BundleProblem, type KeylessBundle } from './bundle.js';
 import type { KeylessConfig } from './config.js';
@@ -73,7 +73,7 @@ interface Active {
 export async function keylessFromFlags(k: KeylessConfig): Promise<KeylessBundle> {
   const read = async (flag: string, file: string): Promise<Uint8Array> => {
     try {
-      return await readFile(file);
+      return await readRegularFile(file);
     } catch (err) {
       throw new ConfigError(flag, `cannot read ${file}: ${err instanceof Error ? err.message : String(err)}`);
     }

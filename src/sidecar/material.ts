@@ -14,13 +14,14 @@
  * is a `MaterialError` naming the file and the reason; nothing partial is ever returned.
  */
 import { createHash, createPrivateKey, X509Certificate, type KeyObject } from 'node:crypto';
-import { readFile, readlink } from 'node:fs/promises';
+import { readlink } from 'node:fs/promises';
 import { join } from 'node:path';
 import {
   CERTIFICATE_FILE,
   DelegationError,
   loadDelegatedCredentialSet,
   readCredentialDirectory,
+  readRegularFile,
   type DelegatedCredentialSet,
   type FileMap,
 } from '../tls/delegated/index.js';
@@ -104,7 +105,7 @@ async function readFallbackFiles(source: string): Promise<Record<string, Uint8Ar
   const files: Record<string, Uint8Array> = {};
   for (const name of FALLBACK_FILES) {
     try {
-      files[name] = new Uint8Array(await readFile(join(source, name)));
+      files[name] = await readRegularFile(join(source, name));
     } catch (cause) {
       if ((cause as NodeJS.ErrnoException).code === 'ENOENT') continue;
       throw new MaterialError(join(source, name), `cannot read: ${cause instanceof Error ? cause.message : String(cause)}`, { cause });

@@ -12,7 +12,8 @@
  * built; every error names the file it came from.
  */
 import { createPrivateKey, X509Certificate, type KeyObject } from 'node:crypto';
-import { readdir, readFile } from 'node:fs/promises';
+import { constants } from 'node:fs';
+import { open, readdir } from 'node:fs/promises';
 import { join } from 'node:path';
 import { signatureSchemeName } from '../constants.js';
 import { pemBlocks } from '../x509/pem.js';
@@ -42,6 +43,29 @@ export interface CredentialSource {
   readonly files: FileMap;
 }
 
+/** Kubernetes keeps a whole Secret under 1 MiB: a larger file is not one it mounted. */
+export const MAX_CREDENTIAL_FILE_BYTES = 1024 * 1024;
+
+/**
+ * Reads a regular file (following symlinks, as kubelet's `..data` links need) without ever
+ * waiting on it: opened non-blocking, a FIFO or a device is refused at once. A blocked open of
+ * a FIFO would hold a thread-pool thread that even process.exit() waits for, so a stop signal
+ * could not end the process. Bounded by `maxBytes`, as a Secret is.
+ */
+export async function readRegularFile(path: string, maxBytes = MAX_CREDENTIAL_FILE_BYTES): Promise<Uint8Array> {
+  const handle = await open(path, constants.O_RDONLY | constants.O_NONBLOCK);
+  try {
+    const info = await handle.stat();
+    if (!info.isFile()) throw new Error('not a regular file');
+    if (info.size > maxBytes) throw new Error(`${info.size} bytes, more than the ${maxBytes} a Secret can hold`);
+    const bytes = new Uint8Array(await handle.readFile());
+    if (bytes.length > maxBytes) throw new Error(`more than the ${maxBytes} bytes a Secret can hold`);
+    return bytes;
+  } finally {
+    await handle.close();
+  }
+}
+
 /** Reads the regular files of a directory (following kubelet's symlinks) into a FileMap. */
 export async function readCredentialDirectory(dir: string): Promise<CredentialSource> {
   const files: Record<string, Uint8Array> = {};
@@ -55,7 +79,7 @@ export async function readCredentialDirectory(dir: string): Promise<CredentialSo
     if (name.startsWith('.') || !isRelevant(name)) continue;
     const path = join(dir, name);
     try {
-      files[name] = new Uint8Array(await readFile(path));
+      files[name] = await readRegularFile(path);
     } catch (cause) {
       throw new DelegationError('invalid-file', `${path}: cannot read: ${errorText(cause)}`, { cause });
     }

@@ -214,4 +214,35 @@ void describe('CredentialWatcher over a kubelet-style Secret volume', () => {
     await Promise.all([1, 2, 3, 4, 5].map(() => r.watcher.reload('watch', true)));
     assert.ok(r.outcomes.length - before <= 2, `ran ${r.outcomes.length - before} reloads for 5 triggers`);
   });
+  for (const loaded of ['a valid version', 'a failure'] as const) {
+    void it(`a read that returns ${loaded} after stop() swaps nothing and logs nothing (a stop during start-up abandons that read)`, async () => {
+      const store = new MaterialStore();
+      const log = captureLog();
+      let finishLoad: () => void = () => undefined;
+      let reading = false;
+      const r = await rig();
+      rigs.push(r);
+      await r.volume.write(good);
+      const watcher = new CredentialWatcher({
+        dir: r.dir,
+        store,
+        load: async (d) => {
+          reading = true;
+          await new Promise<void>((resolve) => (finishLoad = resolve));
+          if (loaded === 'a failure') throw new Error('tls.crt: not PEM');
+          return loadServingMaterial(d);
+        },
+        debounceMs: 20,
+        recheckIntervalMs: 0,
+        log,
+      });
+      const starting = watcher.start();
+      await until('the read to start', () => reading);
+      watcher.stop();
+      finishLoad();
+      await starting;
+      assert.equal(store.current, undefined, 'nothing swapped in after stop()');
+      assert.deepEqual(log.lines, [], 'nothing logged after stop()');
+    });
+  }
 });

@@ -5,8 +5,8 @@
  * does not answer the validation ping, exits 0 at once instead of after --keyless-timeout.
  */
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
-import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { execFileSync, spawn } from 'node:child_process';
+import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { connect, createServer, type AddressInfo, type Server, type Socket } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -127,6 +127,37 @@ void describe('sidecar stop signals', () => {
       child.kill('SIGKILL');
       silent.close();
       mtls.cleanup();
+    }
+  });
+  void it('a FIFO as tls.crt that nobody writes: the process starts (not ready) instead of hanging, and SIGTERM ends it with 0', async () => {
+    const dir = join(work, 'fifo');
+    await mkdir(dir);
+    for (const [name, content] of Object.entries(await credentialFiles(pki))) if (name !== 'tls.crt') await writeFile(join(dir, name), content);
+    // A blocked read of a FIFO would hold a thread-pool thread that even process.exit() waits for.
+    execFileSync('mkfifo', [join(dir, 'tls.crt')]);
+    const cli = fileURLToPath(new URL('../../../src/cli/dc-operator.js', import.meta.url));
+    const child = spawn(
+      process.execPath,
+      [cli, 'sidecar', '--dc-dir', dir, '--address', '127.0.0.1', '--port', '0', '--metrics-address', '127.0.0.1', '--metrics-port', '0',
+        '--upstream', String((upstream.address() as AddressInfo).port), '--warm-up-handshakes', '0', '--warm-up-connections', '0'],
+      { stdio: ['ignore', 'pipe', 'pipe'] },
+    );
+    let out = '';
+    child.stdout.on('data', (d: Buffer) => (out += d.toString()));
+    child.stderr.on('data', (d: Buffer) => (out += d.toString()));
+    const exited = new Promise<{ code: number | null; signal: string | null }>((resolve) => child.once('exit', (code, sig) => resolve({ code, signal: sig })));
+    try {
+      await waitFor('the sidecar to listen', () => out.includes('sidecar listening'), 15_000);
+      assert.match(out, /credential reload failed.*not a regular file/);
+      const sent = Date.now();
+      child.kill('SIGTERM');
+      const timeout = setTimeout(() => child.kill('SIGKILL'), 10_000);
+      const result = await exited;
+      clearTimeout(timeout);
+      assert.deepEqual(result, { code: 0, signal: null }, out);
+      assert.ok(Date.now() - sent < 3000, `exited within 3 s of SIGTERM: ${Date.now() - sent} ms`);
+    } finally {
+      child.kill('SIGKILL');
     }
   });
 });

@@ -1,5 +1,6 @@
 import assert from 'node:assert/strict';
 import type { KeyObject } from 'node:crypto';
+import { execFileSync } from 'node:child_process';
 import { mkdtemp, mkdir, rm, symlink, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -14,6 +15,7 @@ import {
   loadDelegatedCredentialDirectory,
   loadDelegatedCredentialSet,
   readCredentialDirectory,
+  readRegularFile,
   type DcAlgorithmName,
   type FileMap,
   type IssuedDelegatedCredential,
@@ -225,6 +227,23 @@ void describe('loading credentials from the operator layout', () => {
     const source = await readCredentialDirectory(dir);
     // Only the files of the layout are read; kubelet's ..data entries and ca.crt are not.
     assert.deepEqual(Object.keys(source.files).sort(), ['ecdsa_secp256r1_sha256.cred', 'ecdsa_secp256r1_sha256.key', 'ed25519.cred', 'ed25519.key', 'tls.crt', 'tls.key']);
+  });
+
+  void it('refuses what is not a regular file at once (a FIFO nobody writes would block a read for ever) and a file larger than a Secret', async () => {
+    const fifoDir = await mkdtemp(join(tmpdir(), 'dc-loader-fifo-'));
+    try {
+      await writeFile(join(fifoDir, 'ed25519.key'), files['ed25519.key']!);
+      execFileSync('mkfifo', [join(fifoDir, 'tls.crt')]);
+      const started = performance.now();
+      await assert.rejects(readCredentialDirectory(fifoDir), (e: unknown) => e instanceof DelegationError && /tls\.crt: cannot read: not a regular file/.test(e.message));
+      assert.ok(performance.now() - started < 1000, 'refused without waiting for a writer');
+      await writeFile(join(fifoDir, 'big'), new Uint8Array(2049));
+      await assert.rejects(readRegularFile(join(fifoDir, 'big'), 2048), /2049 bytes, more than the 2048 a Secret can hold/);
+      await symlink('big', join(fifoDir, 'link'));
+      assert.equal((await readRegularFile(join(fifoDir, 'link'), 4096)).length, 2049, 'a symlink to a regular file is read');
+    } finally {
+      await rm(fifoDir, { recursive: true, force: true });
+    }
   });
 
   void it('combines several dcctl output directories (dc.cred + dc.key) with a certificate given separately', async () => {
