@@ -2,6 +2,7 @@
 // (test/unit/operator/renewal.test.ts), in the spirit of cert-manager's pki.RenewalTime.
 import { createHash } from 'node:crypto';
 import { CronExpressionParser } from 'cron-parser';
+import { ROTATION_SCHEDULE_MACROS, ROTATION_SCHEDULE_PATTERN } from './api/v1alpha1.js';
 import { parseDuration } from './duration.js';
 
 export type RenewalPolicy =
@@ -22,6 +23,12 @@ export interface RenewalInput {
    * Deterministic per object (see jitterFraction) so that a recomputed renewal time is stable.
    */
   jitter?: number;
+  /**
+   * Seeds the `H` (hash) fields of a rotation schedule ("H H * * *": a time of day picked per
+   * object). Without a seed cron-parser draws a new one on every parse, and the renewal time would
+   * move on every reconcile. The object's uid.
+   */
+  scheduleSeed?: string;
 }
 
 /** Renewal when neither renewBefore nor a percentage is set: two thirds into the lifetime. */
@@ -65,7 +72,7 @@ export function renewalTime(input: RenewalInput): Date {
       at = end - (lifetime * input.policy.percentage) / 100;
       break;
     case 'schedule': {
-      const next = nextCronOccurrence(input.policy.cron, input.issuedAt).getTime();
+      const next = nextCronOccurrence(input.policy.cron, input.issuedAt, input.scheduleSeed).getTime();
       at = Math.min(next, end - lifetime * SCHEDULE_SAFETY_FRACTION);
       break;
     }
@@ -88,13 +95,13 @@ export function minRenewalInterval(lifetimeMs: number): number {
 export function credentialSetRenewalTime(input: { uid: string; issuedAt: Date; notAfters: readonly Date[]; policy: RenewalPolicy }): Date | undefined {
   if (input.notAfters.length === 0) return undefined;
   const jitter = jitterFraction(`${input.uid}/${input.issuedAt.toISOString()}`);
-  return new Date(Math.min(...input.notAfters.map((notAfter) => renewalTime({ issuedAt: input.issuedAt, notAfter, policy: input.policy, jitter }).getTime())));
+  return new Date(Math.min(...input.notAfters.map((notAfter) => renewalTime({ issuedAt: input.issuedAt, notAfter, policy: input.policy, jitter, scheduleSeed: input.uid }).getTime())));
 }
 
-/** The first occurrence of `cron` (UTC) strictly after `after`; throws InvalidRenewalPolicyError. */
-export function nextCronOccurrence(cron: string, after: Date): Date {
+/** The first occurrence of `cron` (UTC) strictly after `after`, `H` fields seeded by `seed`; throws InvalidRenewalPolicyError. */
+export function nextCronOccurrence(cron: string, after: Date, seed = ''): Date {
   try {
-    return CronExpressionParser.parse(cron, { currentDate: after, tz: 'UTC', strict: false }).next().toDate();
+    return CronExpressionParser.parse(cron, { currentDate: after, tz: 'UTC', strict: false, hashSeed: seed }).next().toDate();
   } catch (cause) {
     const why = cause instanceof Error ? cause.message : String(cause);
     throw new InvalidRenewalPolicyError(`rotationSchedule ${JSON.stringify(cron)} is not a valid cron expression: ${why}`);
@@ -126,19 +133,19 @@ export function renewalPolicyOf(spec: { renewBefore?: string; renewBeforePercent
  * before that rule.
  */
 function checkCronFields(cron: string): void {
+  if (ROTATION_SCHEDULE.test(cron)) return;
   const text = cron.trim();
-  if (text.toLowerCase() === '@secondly') {
+  if (text.startsWith('@')) {
     throw new InvalidRenewalPolicyError(
-      `rotationSchedule ${JSON.stringify(cron)}: schedules by the second are not supported; write 5-field cron (minute hour day-of-month month day-of-week) or a macro such as @hourly`,
+      `rotationSchedule ${JSON.stringify(cron)}: the macros are ${ROTATION_SCHEDULE_MACROS.map((m) => `@${m}`).join(', ')} (lower case; schedules by the second are not supported); or write 5-field cron (minute hour day-of-month month day-of-week, e.g. "0 */6 * * *")`,
     );
   }
-  const fields = text.split(/\s+/).length;
-  if (!text.startsWith('@') && fields !== 5) {
-    throw new InvalidRenewalPolicyError(
-      `rotationSchedule ${JSON.stringify(cron)} has ${fields} fields; write 5-field cron (minute hour day-of-month month day-of-week, e.g. "0 */6 * * *"): a seconds field is not supported`,
-    );
-  }
+  throw new InvalidRenewalPolicyError(
+    `rotationSchedule ${JSON.stringify(cron)} has ${text.split(/[ \t]+/).length} fields separated by spaces or tabs; write 5-field cron (minute hour day-of-month month day-of-week, e.g. "0 */6 * * *"): a seconds field is not supported`,
+  );
 }
+
+const ROTATION_SCHEDULE = new RegExp(ROTATION_SCHEDULE_PATTERN);
 
 /** A stable number in [0, 1) for an object (e.g. its uid), so its jitter does not change between reconciles. */
 export function jitterFraction(seed: string): number {

@@ -71,6 +71,8 @@ void describe('the CRDs reject invalid specs with the CEL and schema messages', 
     ['an unknown algorithm', { algorithms: ['rsa_pkcs1_sha1'] }, /Unsupported value: "rsa_pkcs1_sha1"/],
     ['a cron schedule with a seconds field', { rotationSchedule: '* * * * * *' }, /rotationSchedule must be 5-field cron/],
     ['a cron schedule by the second', { rotationSchedule: '@secondly' }, /rotationSchedule must be 5-field cron/],
+    ['a macro cron-parser does not read', { rotationSchedule: '@midnight' }, /rotationSchedule must be 5-field cron .* or one of the macros @yearly/],
+    ['a macro in upper case', { rotationSchedule: '@DAILY' }, /rotationSchedule must be 5-field cron/],
     ['a percentage of 100', { renewBeforePercentage: 100 }, /should be less than or equal to 99/],
     ['the certificate Secret as output', { secretName: 'cert' }, /secretName must differ from certificateSecretRef\.name/],
   ];
@@ -121,7 +123,7 @@ void describe('the CRDs reject invalid specs with the CEL and schema messages', 
   });
 
   void it('accepts 5-field cron schedules and macros', async () => {
-    for (const rotationSchedule of ['0 */6 * * *', '*/15 * * * 1-5', '@daily']) {
+    for (const rotationSchedule of ['0 */6 * * *', '*/15 * * * 1-5', '@daily', '@weekdays', '0\t3 * * *']) {
       const dc = await createDelegatedCredential(kc, ns.name, `cron-${Math.random().toString(36).slice(2, 8)}`, { certificateSecretRef: { name: 'cert' }, secretName: 'out', rotationSchedule });
       assert.equal(dc.spec.rotationSchedule, rotationSchedule);
     }

@@ -25,6 +25,16 @@ export type Fallback = (typeof FALLBACKS)[number];
 export const DEFAULT_FALLBACK: Fallback = 'Keyless';
 
 /** RFC 9345 §4.1.3: a credential may be valid for at most 7 days. */
+/**
+ * Rotation schedules: the cron macros (lower case, as cron-parser reads them; no @secondly) or
+ * 5 fields (minute hour day-of-month month day-of-week) of cron's ASCII alphabet (digits, names
+ * such as MON, * ? , / - # L W H and H's range in parentheses) separated by spaces or tabs, as a
+ * Kubernetes CronJob's. cron-parser also reads a leading seconds field: refused, so no schedule
+ * fires more than once a minute. One pattern for the CRD's rule (RE2) and renewal.ts (JS).
+ */
+export const ROTATION_SCHEDULE_MACROS = ['yearly', 'annually', 'monthly', 'weekly', 'daily', 'hourly', 'minutely', 'weekdays', 'weekends'] as const;
+const CRON_FIELD = '[0-9A-Za-z*?,/#()-]+';
+export const ROTATION_SCHEDULE_PATTERN = `^[ \\t]*(@(${ROTATION_SCHEDULE_MACROS.join('|')})|${CRON_FIELD}([ \\t]+${CRON_FIELD}){4})[ \\t]*$`;
 export const MAX_VALIDITY = '168h';
 export const DEFAULT_VALIDITY = '24h';
 
@@ -84,8 +94,8 @@ export const delegatedCredentialSpecSchema = object(
         // renewal.ts refuses the same for objects stored before this rule.
         validations: [
           {
-            rule: "self.matches('^[[:space:]]*(@[A-Za-z]+|[^[:space:]]+([[:space:]]+[^[:space:]]+){4})[[:space:]]*$') && self.trim().lowerAscii() != '@secondly'",
-            message: 'rotationSchedule must be 5-field cron (minute hour day-of-month month day-of-week, e.g. "0 */6 * * *") or a macro such as @daily: a seconds field is not supported',
+            rule: `self.matches('${ROTATION_SCHEDULE_PATTERN}')`,
+            message: `rotationSchedule must be 5-field cron (minute hour day-of-month month day-of-week, e.g. "0 */6 * * *") or one of the macros ${ROTATION_SCHEDULE_MACROS.map((m) => `@${m}`).join(', ')}: a seconds field is not supported`,
           },
         ],
       }),

@@ -1,7 +1,8 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { formatDuration, parseDuration, InvalidDurationError } from '../../../src/operator/duration.js';
-import { credentialSetRenewalTime, InvalidRenewalPolicyError, jitterFraction, MIN_RENEWAL_INTERVAL_MS, minRenewalInterval, renewalPolicyOf, renewalTime, type RenewalPolicy } from '../../../src/operator/renewal.js';
+import { credentialSetRenewalTime, InvalidRenewalPolicyError, jitterFraction, MIN_RENEWAL_INTERVAL_MS, minRenewalInterval, nextCronOccurrence, renewalPolicyOf, renewalTime, type RenewalPolicy } from '../../../src/operator/renewal.js';
+import { ROTATION_SCHEDULE_MACROS, ROTATION_SCHEDULE_PATTERN } from '../../../src/operator/api/v1alpha1.js';
 
 const H = 3_600_000;
 const M = 60_000;
@@ -99,7 +100,30 @@ void test('refuses a cron schedule with a seconds field, saying to write 5 field
       cron,
     );
   }
-  for (const cron of ['0 */6 * * *', '* * * * *', '@hourly', '@daily', ' 0 0 * * 0 ']) assert.equal(renewalPolicyOf({ rotationSchedule: cron }).kind, 'schedule', cron);
+  for (const cron of ['0 */6 * * *', '* * * * *', '@hourly', '@daily', ' 0 0 * * 0 ', '0\t0 * * MON-FRI', '@weekdays']) assert.equal(renewalPolicyOf({ rotationSchedule: cron }).kind, 'schedule', cron);
+});
+
+void test('refuses the macros cron-parser does not read (and upper case) and separators other than spaces and tabs, naming the macros it reads', () => {
+  // The CRD's rule is the same pattern: these passed it before, then failed only in the controller.
+  for (const cron of ['@midnight', '@reboot', '@every 1h', '@DAILY', '0\u00a00 * * * *']) {
+    assert.throws(
+      () => renewalPolicyOf({ rotationSchedule: cron }),
+      (e: unknown) => e instanceof InvalidRenewalPolicyError && e.message.includes(JSON.stringify(cron)) && /5-field cron/.test(e.message) && (!cron.startsWith('@') || /@daily, @hourly/.test(e.message)),
+      cron,
+    );
+  }
+  const rule = new RegExp(ROTATION_SCHEDULE_PATTERN);
+  for (const macro of ROTATION_SCHEDULE_MACROS) assert.doesNotThrow(() => nextCronOccurrence(`@${macro}`, t0), macro);
+  assert.ok(rule.test('@hourly') && !rule.test('@midnight'));
+});
+
+void test('a schedule with hash fields (H H * * *) renews at the same time on every reconcile, and at different times for different objects', () => {
+  const policy = renewalPolicyOf({ rotationSchedule: 'H H * * *' });
+  const notAfters = [at(168 * H)];
+  const times = (uid: string): number[] => [1, 2, 3, 4, 5].map(() => credentialSetRenewalTime({ uid, issuedAt: t0, notAfters, policy })!.getTime());
+  assert.equal(new Set(times('uid-a')).size, 1, 'stable for one object');
+  const spread = new Set(['uid-a', 'uid-b', 'uid-c', 'uid-d', 'uid-e'].map((uid) => times(uid)[0]));
+  assert.ok(spread.size > 1, 'spread across objects');
 });
 
 void test('jitter moves renewal earlier by at most 2% of the lifetime and at most 5 minutes', () => {
