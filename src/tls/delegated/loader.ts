@@ -45,6 +45,7 @@ export interface CredentialSource {
 
 /** Kubernetes keeps a whole Secret under 1 MiB: a larger file is not one it mounted. */
 export const MAX_CREDENTIAL_FILE_BYTES = 1024 * 1024;
+const READ_CHUNK = 64 * 1024;
 
 /**
  * Reads a regular file (following symlinks, as kubelet's `..data` links need) without ever
@@ -58,9 +59,20 @@ export async function readRegularFile(path: string, maxBytes = MAX_CREDENTIAL_FI
     const info = await handle.stat();
     if (!info.isFile()) throw new Error('not a regular file');
     if (info.size > maxBytes) throw new Error(`${info.size} bytes, more than the ${maxBytes} a Secret can hold`);
-    const bytes = new Uint8Array(await handle.readFile());
-    if (bytes.length > maxBytes) throw new Error(`more than the ${maxBytes} bytes a Secret can hold`);
-    return bytes;
+    // Read up to the bound, not to the end: a file that grew after stat (or a pseudo-file that
+    // reports size 0) is refused after maxBytes + 1 bytes, not after all of it is in memory.
+    const chunks: Uint8Array[] = [];
+    let total = 0;
+    for (let want = info.size + 1; ; want = READ_CHUNK) {
+      const chunk = new Uint8Array(Math.min(want, maxBytes + 1 - total));
+      const { bytesRead } = await handle.read(chunk, 0, chunk.length, null);
+      if (bytesRead === 0) break;
+      chunks.push(chunk.subarray(0, bytesRead));
+      total += bytesRead;
+      if (total > maxBytes) throw new Error(`more than the ${maxBytes} bytes a Secret can hold`);
+      if (bytesRead < chunk.length) break; // a regular file reads short only at its end
+    }
+    return chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks);
   } finally {
     await handle.close();
   }

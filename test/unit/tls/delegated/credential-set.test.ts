@@ -241,6 +241,9 @@ void describe('loading credentials from the operator layout', () => {
       await assert.rejects(readRegularFile(join(fifoDir, 'big'), 2048), /2049 bytes, more than the 2048 a Secret can hold/);
       await symlink('big', join(fifoDir, 'link'));
       assert.equal((await readRegularFile(join(fifoDir, 'link'), 4096)).length, 2049, 'a symlink to a regular file is read');
+      assert.deepEqual(await readRegularFile(join(fifoDir, 'ed25519.key')), files['ed25519.key']);
+      // A pseudo-file reports size 0 and has more: refused once past the bound, not read to its end.
+      await assert.rejects(readRegularFile('/proc/self/status', 100), /more than the 100 bytes a Secret can hold/);
     } finally {
       await rm(fifoDir, { recursive: true, force: true });
     }
