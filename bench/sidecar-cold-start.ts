@@ -4,7 +4,7 @@
  * fresh process per start):
  *
  *   npx tsc -p tsconfig.json
- *   node dist/bench/sidecar-cold-start.js [-r ROUNDS] [-s SECONDS] [-c LANES] [-m dc|keyless] LABEL=DIST[,FLAG=VALUE...] ...
+ *   node dist/bench/sidecar-cold-start.js [-r ROUNDS] [-s SECONDS] [-c LANES] [-m dc|keyless] [-k one|mix] LABEL=DIST[,FLAG=VALUE...] ...
  *   e.g. node dist/bench/sidecar-cold-start.js -r 5 off=dist,warm-up-handshakes=0 on=dist,warm-up-handshakes=200
  *
  * A FLAG written `env:NAME=VALUE` sets an environment variable of the sidecar instead (e.g.
@@ -14,7 +14,12 @@
  * Each start: `dc-operator sidecar` of DIST pinned to core 1 (this process, the load and the echo
  * app on core 0), a P-256 certificate with a P-256 DC; mode dc: our client offering DCs; mode
  * keyless: our client without DC support, the CertificateVerify signed by a `dc-operator
- * keyserver` process of this build on core 0. Per start: spawn to the first 200 from /readyz
+ * keyserver` process of this build on core 0. Clients `-k one` (the default): every handshake our
+ * client's defaults (X25519MLKEM768 and x25519 shares, every suite, SNI localhost); `-k mix`: the
+ * handshakes take turns between four kinds of ClientHello real traffic has (the same SNI): a
+ * browser's (both shares, ALPN h2 and http/1.1), an older OpenSSL's (one x25519 share, no ALPN), a
+ * Java/FIPS-like one (one P-256 share, AES-256-GCM only) and one offering ChaCha20-Poly1305 only.
+ * Per start: spawn to the first 200 from /readyz
  * (polled every 10 ms), the sidecar's CPU until then, then SECONDS one-second windows of full
  * handshakes on LANES lanes begun the moment it is ready: handshakes completed and the sidecar's
  * CPU (/proc, user+system) per window; each round's line also gives the warm-ups' own CPU from
@@ -40,6 +45,7 @@ import { parseArgs } from 'node:util';
 import { BUNDLE_KEYS } from '../src/operator/api/serving-bundle.js';
 import { delegatedCredentialPeerHooks, DELEGATED_CREDENTIAL_LABEL } from '../src/tls/delegated/index.js';
 import { ClientConfig } from '../src/tls/client.js';
+import { CipherSuite, NamedGroup } from '../src/tls/constants.js';
 import { connect } from '../src/tls/socket.js';
 import { makeKeylessPki } from '../test/unit/keyless/pki.js';
 import { credentialFiles, makePki } from '../test/unit/sidecar/fixtures.js';
@@ -49,13 +55,14 @@ import { cpuSeconds, startKeyServerProcess } from './keyless-support.js';
 import { canPin, fmt, loadAverage, median } from './tls-support.js';
 
 const { values: opts, positionals } = parseArgs({
-  options: { rounds: { type: 'string', short: 'r', default: '5' }, seconds: { type: 'string', short: 's', default: '6' }, lanes: { type: 'string', short: 'c', default: '8' }, mode: { type: 'string', short: 'm', default: 'dc' } },
+  options: { rounds: { type: 'string', short: 'r', default: '5' }, seconds: { type: 'string', short: 's', default: '6' }, lanes: { type: 'string', short: 'c', default: '8' }, mode: { type: 'string', short: 'm', default: 'dc' }, kinds: { type: 'string', short: 'k', default: 'one' } },
   allowPositionals: true,
 });
 const ROUNDS = Number(opts.rounds);
 const SECONDS = Number(opts.seconds);
 const LANES = Number(opts.lanes);
 const MODE = opts.mode === 'keyless' ? 'keyless' : 'dc';
+const KINDS = opts.kinds === 'mix' ? 'mix' : 'one';
 const PORT = 18_743;
 const METRICS_PORT = 18_700;
 
@@ -87,11 +94,23 @@ interface Start {
   readonly failed: number;
 }
 
-const clientConfig = new ClientConfig({
+const clientBase = {
   servername: 'localhost',
   rejectUnauthorized: false,
   ...(MODE === 'dc' ? { serverCredentialHooks: delegatedCredentialPeerHooks({ peer: 'server' }) } : {}),
-});
+};
+const G = NamedGroup;
+/** The clients the load takes turns with (-k). */
+const clientConfigs =
+  KINDS === 'one'
+    ? [new ClientConfig(clientBase)]
+    : [
+        new ClientConfig({ ...clientBase, keyShareGroups: [G.X25519MLKEM768, G.x25519], alpnProtocols: ['h2', 'http/1.1'] }),
+        new ClientConfig({ ...clientBase, groups: [G.x25519, G.secp256r1, G.secp384r1], keyShareGroups: [G.x25519] }),
+        new ClientConfig({ ...clientBase, groups: [G.secp256r1, G.secp384r1], keyShareGroups: [G.secp256r1], cipherSuites: [CipherSuite.TLS_AES_256_GCM_SHA384] }),
+        new ClientConfig({ ...clientBase, groups: [G.x25519, G.secp256r1], keyShareGroups: [G.x25519], cipherSuites: [CipherSuite.TLS_CHACHA20_POLY1305_SHA256] }),
+      ];
+let turn = 0;
 
 /** One full handshake and 32 bytes echoed; false when it failed or was authenticated otherwise than the mode says. */
 function handshake(): Promise<boolean> {
@@ -105,7 +124,7 @@ function handshake(): Promise<boolean> {
       resolve(ok);
     };
     const timer = setTimeout(() => end(false), 10_000);
-    const s = connect({ host: '127.0.0.1', port: PORT, servername: 'localhost', config: clientConfig, handshakeTimeout: 10_000 }, () => {
+    const s = connect({ host: '127.0.0.1', port: PORT, servername: 'localhost', config: clientConfigs[turn++ % clientConfigs.length]!, handshakeTimeout: 10_000 }, () => {
       if ((s.handshakeInfo?.serverMode.authentication === DELEGATED_CREDENTIAL_LABEL) !== (MODE === 'dc')) end(false);
       else s.write(REQUEST);
     });
@@ -242,7 +261,7 @@ async function main(): Promise<void> {
       keylessFlags = ['--keyless-address', `127.0.0.1:${keyServer.port}`, '--keyless-ca', join(mtls.dir, 'ca.crt'), '--keyless-client-cert', join(mtls.dir, 'client.crt'), '--keyless-client-key', join(mtls.dir, 'client.pem')];
     }
     await volume.write(files);
-    console.log(`# sidecar cold start, mode ${MODE}: ${ROUNDS} rounds x ${variants.length} builds, ${SECONDS} one-second windows from ready, ${LANES} lanes, sidecar ${pin ? 'pinned to core 1, load on core 0' : 'not pinned'}; node ${process.version}; load average ${loadAverage()}`);
+    console.log(`# sidecar cold start, mode ${MODE}, clients ${KINDS}: ${ROUNDS} rounds x ${variants.length} builds, ${SECONDS} one-second windows from ready, ${LANES} lanes, sidecar ${pin ? 'pinned to core 1, load on core 0' : 'not pinned'}; node ${process.version}; load average ${loadAverage()}`);
     await oneStart(variants[0]!, volume.dir, upstreamPort, pin, keylessFlags); // priming, not counted
     const results = new Map<string, Start[]>(variants.map((v) => [v.label, []]));
     for (let r = 0; r < ROUNDS; r++) {
