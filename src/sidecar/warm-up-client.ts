@@ -9,8 +9,8 @@
  * made the first second after ready no cheaper and cost more before ready (the worker's start and
  * its own cold code): bench/results/sidecar-perf.md, section 10.
  */
-import { ClientConfig } from '../tls/client.js';
-import { delegatedCredentialPeerHooks, DELEGATED_CREDENTIAL_LABEL } from '../tls/delegated/index.js';
+import type { ClientConfig } from '../tls/client.js';
+import { DELEGATED_CREDENTIAL_LABEL } from '../tls/delegated/index.js';
 import { connect } from '../tls/socket.js';
 
 export interface WarmUpClientJob {
@@ -24,11 +24,11 @@ export interface WarmUpClientJob {
   /** The whole run's deadline, from its start. */
   readonly budgetMs: number;
   /**
-   * The schemes to offer in extension 34: those the bundle's DCs are signed with and sign with
-   * (dcSchemesOf in warm-up.ts). The server also wants a DC's own signature algorithm there (the
-   * NSS rule), and the default list has no rsa_pss_rsae_*, which an RSA certificate signs with.
+   * The clients, taken in turn (warmUpClients in src/tls/warm-up.ts: the kinds of client real
+   * traffic has), each offering delegated credentials with the schemes the bundle's DCs are
+   * signed with and sign with (dcSchemesOf in warm-up.ts).
    */
-  readonly dcSchemes: readonly number[];
+  readonly clients: readonly ClientConfig[];
   /** Checked before each connection: true ends the run (a stop during start-up). */
   readonly stopped?: () => boolean;
 }
@@ -44,7 +44,6 @@ const ECHO = new Uint8Array(32);
 
 /** `job.connections` loopback connections on `job.lanes` lanes; the first failure ends the run. */
 export async function driveWarmUpConnections(job: WarmUpClientJob): Promise<WarmUpClientResult> {
-  const config = new ClientConfig({ rejectUnauthorized: false, serverCredentialHooks: delegatedCredentialPeerHooks({ peer: 'server', offer: job.dcSchemes }) });
   const deadline = performance.now() + job.budgetMs;
   let left = job.connections;
   let connections = 0;
@@ -52,6 +51,7 @@ export async function driveWarmUpConnections(job: WarmUpClientJob): Promise<Warm
   let firstFailure: string | undefined;
   const lane = async (): Promise<void> => {
     while (left > 0 && failed === 0 && performance.now() < deadline && !job.stopped?.()) {
+      const config = job.clients[(job.connections - left) % job.clients.length]!;
       left--;
       const failure = await oneConnection(job.host, job.port, config, job.timeoutMs);
       if (failure === undefined) connections++;

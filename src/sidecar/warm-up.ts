@@ -24,7 +24,7 @@ import { promisify } from 'node:util';
 import { ConnectionTracker } from '../net/connection-tracker.js';
 import { delegatedCredentialPeerHooks } from '../tls/delegated/index.js';
 import { createKeySigner, type Signer } from '../tls/signer.js';
-import { warmUpServer, type WarmUpKind } from '../tls/warm-up.js';
+import { ServerWarmUp, warmUpClients, type WarmUpKind } from '../tls/warm-up.js';
 import { DerTag, encodeTlv, encodeUnsignedInteger } from '../tls/x509/der.js';
 import { derToPem } from '../tls/x509/pem.js';
 import { MaterialStore, validateServingMaterial, type ServingMaterial } from './material.js';
@@ -134,12 +134,16 @@ async function pathRunner(path: WarmUpPath, o: SidecarWarmUpOptions): Promise<Ru
     alpnProtocols: o.alpnProtocols,
     ...(path === 'keyless' ? {} : { minVersion: 'TLSv1.3' as const }),
   });
-  const client = path === 'dc' ? { serverCredentialHooks: delegatedCredentialPeerHooks({ peer: 'server', offer: dcSchemesOf(o.material) }) } : {};
-  // A kind this server cannot serve fails once, not once per batch.
-  const leaveOut: WarmUpKind[] = [];
+  const servername = warmUpServerName(o.material);
+  const client = {
+    ...(path === 'dc' ? { serverCredentialHooks: delegatedCredentialPeerHooks({ peer: 'server', offer: dcSchemesOf(o.material) }) } : {}),
+    ...(servername !== undefined ? { servername } : {}),
+  };
+  // One warm-up carried across the batches: the kinds of client take turns over the whole count,
+  // and a kind this server cannot serve fails once, not once per batch.
+  const warmUp = new ServerWarmUp(config, client);
   return (n) => {
-    const r = warmUpServer(config, n, { ...client, leaveOut });
-    for (const f of r.failed) leaveOut.push(f.kind);
+    const r = warmUp.run(n);
     return { done: r.done, failed: r.failed };
   };
 }
@@ -160,6 +164,16 @@ export function dcOnly(material: ServingMaterial): ServingMaterial {
  */
 export function dcSchemesOf(material: ServingMaterial): number[] {
   return [...new Set(material.credentials.entries.flatMap((e) => [e.dcCertVerifyAlgorithm, e.algorithm]))];
+}
+
+/**
+ * The server name warm-up clients send: the certificate's first DNS name (a wildcard's `*` made
+ * a label), as real clients send SNI and its matching is on every connection's path; none for a
+ * certificate without DNS names.
+ */
+export function warmUpServerName(material: ServingMaterial): string | undefined {
+  const name = material.credentials.names.dnsNames[0];
+  return name?.startsWith('*.') ? `warm-up${name.slice(1)}` : name;
 }
 
 /**
@@ -295,7 +309,14 @@ export async function warmUpConnections(n: number, terminator: TerminatorOptions
       log: debugOnly(terminator.log),
     });
     try {
-      result = await driveWarmUpConnections({ host, port: listener.port, connections: n, lanes: CONNECTION_LANES, timeoutMs: CONNECTION_TIMEOUT_MS, budgetMs: CONNECTION_WARM_UP_BUDGET_MS, dcSchemes: dcSchemesOf(material), ...(stopped ? { stopped } : {}) });
+      // The kinds of client the in-memory warm-up plays (key shares, suites, SNI, ALPN), TLS 1.3
+      // only: DC clients.
+      const servername = warmUpServerName(material);
+      const clients = warmUpClients(createServerConfig({ store, keylessFor: undefined, alpnProtocols: terminator.alpnProtocols, minVersion: 'TLSv1.3' }), {
+        serverCredentialHooks: delegatedCredentialPeerHooks({ peer: 'server', offer: dcSchemesOf(material) }),
+        ...(servername !== undefined ? { servername } : {}),
+      }).map((k) => k.config);
+      result = await driveWarmUpConnections({ host, port: listener.port, connections: n, lanes: CONNECTION_LANES, timeoutMs: CONNECTION_TIMEOUT_MS, budgetMs: CONNECTION_WARM_UP_BUDGET_MS, clients, ...(stopped ? { stopped } : {}) });
     } finally {
       // Nothing of the warm-up outlives it: what a client left open is cut, not waited for, and
       // every connection's handling runs to its end, its application socket closed (one still

@@ -235,7 +235,7 @@ void describe('dcctl dc issue, dc inspect, serve and probe', () => {
     const s = await startServe(work, '--cert', 'leaf/tls.crt', '--key', 'leaf/tls.key', '--dc-dir', 'serve-p256', '--dc-dir', 'serve-ed25519');
     try {
       // The start-up warm-up ran whole before 'listening' (its DC and certificate halves).
-      assert.match(s.stderr(), /warm-up: 200 of 200 in-memory handshakes \(with delegated credentials: tls1\.3-x25519 \d+, .*; without: tls1\.3-x25519 \d+, .*tls1\.2 \d+.*\), \d+ ms CPU/);
+      assert.match(s.stderr(), /warm-up: 200 of 200 in-memory handshakes \(with delegated credentials: tls1\.3-x25519mlkem768 \d+, tls1\.3-x25519 \d+, .*; without: tls1\.3-x25519mlkem768 \d+, tls1\.3-x25519 \d+, .*tls1\.2 \d+.*\), \d+ ms CPU/);
       const p = await runAsync(work, 'probe', `127.0.0.1:${s.port}`, '--ca', 'ca/ca.crt', '--servername', 'localhost');
       assert.equal(p.code, 0, p.stderr);
       assert.match(p.stdout, /delegated credential: yes, verified/);

@@ -14,7 +14,7 @@ import { SidecarMetrics } from '../../../src/sidecar/metrics.js';
 import { createOursEngine } from '../../../src/sidecar/ours-engine.js';
 import { SidecarStatus } from '../../../src/sidecar/status.js';
 import type { TerminatorOptions } from '../../../src/sidecar/terminator.js';
-import { selfSignedCertificate, warmUpConnections, warmUpPaths, warmUpSidecar } from '../../../src/sidecar/warm-up.js';
+import { selfSignedCertificate, warmUpConnections, warmUpPaths, warmUpServerName, warmUpSidecar } from '../../../src/sidecar/warm-up.js';
 import type { SignatureScheme } from '../../../src/tls/constants.js';
 import { delegatedCredentialPeerHooks } from '../../../src/tls/delegated/index.js';
 import { connect as oursConnect } from '../../../src/tls/socket.js';
@@ -74,6 +74,18 @@ void describe('sidecar warm-up', () => {
     assert.deepEqual(k.handshakes, { keyless: 12 });
     assert.deepEqual(k.incomplete, []);
     assert.deepEqual(k.leftOut, []);
+  });
+
+  void it('plays every kind of client real traffic has on the DC path (both shares, x25519, P-256 with AES-256-GCM, ChaCha20, resumption), each sending the certificate\'s name, all served with the DCs', async () => {
+    assert.equal(warmUpServerName(dcOnly), 'localhost');
+    const wildcard = { ...dcOnly, credentials: { names: { dnsNames: ['*.example.com'], ipAddressBytes: [] } } } as unknown as ServingMaterial;
+    assert.equal(warmUpServerName(wildcard), 'warm-up.example.com', 'a wildcard name becomes a name it covers');
+    // 4 handshakes per batch: the kinds take turns across batches, so 20 reach every kind; a kind
+    // the DCs could not serve (or a name they do not cover) would be left out.
+    const r = await warmUpSidecar({ handshakes: 20, material: dcOnly, certificateEngine: 'node', keylessConfigured: false, alpnProtocols: ['http/1.1'] });
+    assert.deepEqual(r.handshakes, { dc: 20 });
+    assert.deepEqual(r.leftOut, []);
+    assert.deepEqual(r.incomplete, []);
   });
 
   void it('warms an Ed25519 certificate through keyless the whole count over TLS 1.3, TLS 1.2 (which cannot serve it) left out after one try', async () => {

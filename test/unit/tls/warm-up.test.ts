@@ -5,8 +5,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'node:test';
 import { ServerConfig } from '../../../src/tls/server.js';
-import { describeWarmUp, warmUpServer } from '../../../src/tls/warm-up.js';
-import { SignatureScheme } from '../../../src/tls/constants.js';
+import { describeWarmUp, ServerWarmUp, warmUpServer } from '../../../src/tls/warm-up.js';
+import { CipherSuite, NamedGroup, SignatureScheme } from '../../../src/tls/constants.js';
 import { testPki } from './pki.js';
 
 async function p256Certificate(): Promise<{ cert: string; key: string }> {
@@ -55,7 +55,7 @@ test('warmUpServer stops at the first handshake that would wait for an async sig
   const strict = new ServerConfig({ certificates: [{ cert, key }], requestCert: true, ca: [(await testPki()).ca.pem], minVersion: 'TLSv1.3' });
   const refused = warmUpServer(strict, 5);
   assert.equal(refused.done, 0);
-  assert.deepEqual(refused.failed.map((f) => f.kind).sort(), ['tls1.3-x25519', 'tls1.3-x25519mlkem768'], 'each kind failed once, then the warm-up ended');
+  assert.deepEqual(refused.failed.map((f) => f.kind).sort(), ['tls1.3-chacha20', 'tls1.3-secp256r1', 'tls1.3-x25519', 'tls1.3-x25519mlkem768'], 'each kind failed once, then the warm-up ended');
 });
 
 /** A self-signed RSA-PSS (id-RSASSA-PSS key) certificate, made by OpenSSL. */
@@ -81,10 +81,40 @@ test('warmUpServer leaves out a kind of client the certificate cannot serve and 
     assert.deepEqual(r.failed.map((f) => f.kind), ['tls1.2'], `${name}: TLS 1.2 left out after one try`);
     assert.match(r.failed[0]!.error, /signature/i, name);
     assert.equal(r.byKind['tls1.2'], undefined, name);
-    assert.ok((r.byKind['tls1.3-x25519'] ?? 0) > 50 && (r.byKind['tls1.3-resumed'] ?? 0) > 20, `${name}: ${describeWarmUp(r)}`);
+    for (const kind of ['tls1.3-x25519mlkem768', 'tls1.3-x25519', 'tls1.3-secp256r1', 'tls1.3-chacha20'] as const) assert.ok((r.byKind[kind] ?? 0) > 30, `${name}, ${kind}: ${describeWarmUp(r)}`);
+    assert.ok((r.byKind['tls1.3-resumed'] ?? 0) > 40, `${name}: ${describeWarmUp(r)}`);
   }
   const p256 = warmUpServer(new ServerConfig({ certificates: [await p256Certificate()] }), 200);
   assert.equal(p256.done, 200, describeWarmUp(p256));
   assert.deepEqual(p256.failed, []);
-  assert.ok((p256.byKind['tls1.2'] ?? 0) > 30, describeWarmUp(p256));
+  assert.ok((p256.byKind['tls1.2'] ?? 0) >= 25, describeWarmUp(p256));
+});
+
+test('the warm-up plays what real clients send: each kind its own key share group, suite, SNI and ALPN, and in batches every kind takes its turn', async () => {
+  const seen: Array<{ group: number | undefined; suites: string; sni: string | undefined; alpn: string | undefined}> = [];
+  const { cert, key } = await p256Certificate();
+  const config = new ServerConfig({
+    certificates: [{ cert, key }],
+    alpnProtocols: ['http/1.1'],
+    selectCredential: (hello, fallback) => {
+      const e = hello.extensions;
+      seen.push({ group: e.keyShares?.length === 1 ? e.keyShares[0]!.group : undefined, suites: hello.cipherSuites.join(), sni: e.serverName, alpn: e.alpn?.join()});
+      return fallback();
+    },
+  });
+  const warmUp = new ServerWarmUp(config, { servername: 'warm.example' });
+  const parts = Array.from({ length: 6 }, () => warmUp.run(4));
+  assert.equal(parts.reduce((n, p) => n + p.done, 0), 24, parts.map(describeWarmUp).join(' / '));
+  const byKind: Record<string, number> = {};
+  for (const p of parts) for (const [k, n] of Object.entries(p.byKind)) byKind[k] = (byKind[k] ?? 0) + n;
+  // 24 handshakes: every fourth resumed (no certificate chosen), the other 18 in turn over 5 kinds.
+  assert.deepEqual(byKind, { 'tls1.3-x25519mlkem768': 4, 'tls1.3-x25519': 4, 'tls1.3-secp256r1': 4, 'tls1.3-chacha20': 3, 'tls1.2': 3, 'tls1.3-resumed': 6 });
+  assert.equal(seen.length, 18, 'a resumed handshake chooses no certificate');
+  assert.ok(seen.every((s) => s.sni === 'warm.example'), 'every client sends the server name');
+  const AES128 = String(CipherSuite.TLS_AES_128_GCM_SHA256);
+  const hybrid = seen.filter((s) => s.group === undefined && s.alpn === 'http/1.1' && s.suites.startsWith(AES128));
+  assert.equal(hybrid.length, 4, 'the browser-like kind: two shares and the server\'s ALPN protocols');
+  assert.equal(seen.filter((s) => s.group === NamedGroup.secp256r1 && s.suites === String(CipherSuite.TLS_AES_256_GCM_SHA384)).length, 4, 'P-256, AES-256-GCM only');
+  assert.equal(seen.filter((s) => s.group === NamedGroup.x25519 && s.suites === String(CipherSuite.TLS_CHACHA20_POLY1305_SHA256)).length, 3, 'x25519, ChaCha20 only');
+  assert.equal(seen.filter((s) => s.group === NamedGroup.x25519 && s.suites.startsWith(AES128) && s.alpn === undefined).length, 4, 'x25519, every suite, no ALPN');
 });
