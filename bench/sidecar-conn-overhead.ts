@@ -28,18 +28,43 @@
  * the rounds. One heap means a GC started by one server's garbage can land in another's slice:
  * the slices are long enough (hundreds of connections) for that to even out.
  *
+ * BENCH_PROCESSES=1: the same comparison with every server in a process of its own, the way
+ * they run in production, measured by the interleaved method of bench/handshake-interleaved.ts:
+ *
+ *   node dist/bench/sidecar-conn-overhead.js [slice=1] [concurrency=8] [passes=20] [warmup=3]    # with BENCH_PROCESSES=1
+ *
+ *   - the real sidecar (`dc-operator sidecar` of this build, our engine, tls.key mounted as
+ *     kubelet lays it out), and with BENCH_COMPARE_BUILD=DIR that build's sidecar as well;
+ *   - the real `dcctl serve` of this build (the bare stack; it answers `GET /` itself);
+ *   - the floor: a plain net proxy and a plain net HTTP server (no TLS), each its own process;
+ * all pinned to core 1 and alive for the whole run. The application behind the sidecar and the
+ * net proxy is an HTTP server in its own process (core 0, with the load) that answers `GET /`
+ * with the bytes `dcctl serve` answers and then closes, as `dcctl serve` does: each client sees
+ * the same exchange from every server. The load (core 0; our TLS client, or plain TCP for the
+ * floor) opens fresh connections on `concurrency` lanes, sends the request, reads to the end.
+ * After `warmup` seconds of load on each server (not counted), every pass loads each server for
+ * `slice` seconds, in an order rotated pass by pass. A server's CPU in its slice is read from
+ * /proc: the total of all its threads from each thread's schedstat (ns), and the user/system
+ * split from /proc/PID/stat (clock ticks, a sample: medians over many slices make it usable).
+ * Reported: per server the medians per connection; per pair the median of the per-pass
+ * differences (sidecar − dcctl serve, and the floor net proxy − net server), for the total, user
+ * and system time. The system part of the floor is the kernel's work any L4 proxy pays for the
+ * second connection (connect, write, read, shutdown, close on the application's socket).
+ *
  * Loopback only; every loop is bounded by the slice's deadline and a per-connection timeout.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
-import { writeFile } from 'node:fs/promises';
 import { Session } from 'node:inspector/promises';
 import { connect as netConnect, createServer as netCreateServer, type AddressInfo, type Server, type Socket } from 'node:net';
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { BUNDLE_KEYS } from '../src/operator/api/serving-bundle.js';
 import { ClientConfig } from '../src/tls/client.js';
 import { connect as tlsConnect, createServer as tlsCreateServer } from '../src/tls/socket.js';
 import { credentialFiles, makePki } from '../test/unit/sidecar/fixtures.js';
+import { KubeletVolume } from '../test/unit/sidecar/kubelet-volume.js';
 import { REQUEST } from './handshake-support.js';
 import type * as Terminator from '../src/sidecar/terminator.js';
 import type * as Material from '../src/sidecar/material.js';
@@ -48,6 +73,7 @@ import type * as Status from '../src/sidecar/status.js';
 import type * as OursEngine from '../src/sidecar/ours-engine.js';
 import type * as Tracker from '../src/net/connection-tracker.js';
 import { canPin, fmt, importFromBuild, loadAverage, median, nextMessage, send, spawnNode } from './tls-support.js';
+import { processCpu, startServeProcess, startSidecarProcess, type ProcessCpu } from './sidecar-process.js';
 
 const SCRIPT = fileURLToPath(import.meta.url);
 const THIS_BUILD = join(dirname(SCRIPT), '..');
@@ -97,6 +123,36 @@ async function echoRole(): Promise<void> {
     if (m === 'exit') process.exit(0);
   });
   process.send!((server.address() as AddressInfo).port);
+}
+
+/** What `dcctl serve` answers a certificate handshake's `GET /` with (src/cli/commands/serve.ts), byte for byte. */
+const HTTP_RESPONSE = Buffer.from('HTTP/1.1 200 OK\r\nContent-Type: text/plain; charset=utf-8\r\nContent-Length: 12\r\nConnection: close\r\n\r\ncertificate\n', 'latin1');
+const HTTP_OK = HTTP_RESPONSE.subarray(0, 'HTTP/1.1 200'.length);
+
+/** An HTTP/1.x server of one request per connection: after the request head, the answer, then its end (as `dcctl serve`). */
+function httpServer(): Server {
+  return netCreateServer({ allowHalfOpen: true }, (s) => {
+    s.setNoDelay(true);
+    s.on('error', () => {});
+    let head: string | undefined = '';
+    s.on('data', (d: Buffer) => {
+      if (head === undefined) return; // answered: one request per connection
+      head += d.toString('latin1');
+      if (head.includes('\r\n\r\n')) {
+        head = undefined;
+        s.end(HTTP_RESPONSE);
+      }
+    });
+    s.on('end', () => s.end());
+  });
+}
+
+/** BENCH_PROCESSES: a server of this file in a process of its own (the application, the floor's proxy or server); its port to the parent. */
+async function serverProcessRole(server: Server): Promise<void> {
+  process.on('message', (m) => {
+    if (m === 'exit') process.exit(0);
+  });
+  process.send!(await listenOn(server));
 }
 
 // --- the servers (core 1) ---------------------------------------------------------------------------
@@ -206,9 +262,15 @@ async function writeHeapProfile(session: Session, file: string): Promise<void> {
 
 // --- the load (core 0) ------------------------------------------------------------------------------
 
-function oneConnection(port: number, tls: boolean, config: ClientConfig): Promise<boolean> {
+/**
+ * One fresh connection: sends REQUEST; without `toEnd` done when as many bytes came back (the
+ * echo cases), with `toEnd` when the server closed its side after an HTTP 200 (the cases of
+ * BENCH_PROCESSES, where every server answers like `dcctl serve`).
+ */
+function oneConnection(port: number, tls: boolean, config: ClientConfig, toEnd: boolean): Promise<boolean> {
   return new Promise((resolve) => {
     let got = 0;
+    let first: Buffer | undefined;
     let done = false;
     const finish = (ok: boolean): void => {
       if (done) return;
@@ -217,22 +279,25 @@ function oneConnection(port: number, tls: boolean, config: ClientConfig): Promis
       s.destroy();
       resolve(ok);
     };
+    const answered = (): boolean => (toEnd ? first !== undefined && first.subarray(0, HTTP_OK.length).equals(HTTP_OK) : got >= REQUEST.length);
     const timer = setTimeout(() => finish(false), CONNECTION_TIMEOUT_MS);
     const s: Socket | ReturnType<typeof tlsConnect> = tls
       ? tlsConnect({ host: '127.0.0.1', port, servername: 'localhost', config, handshakeTimeout: CONNECTION_TIMEOUT_MS }, () => s.write(REQUEST))
       : netConnect({ host: '127.0.0.1', port }, () => s.write(REQUEST));
     s.on('data', (d: Buffer) => {
+      first ??= d;
       got += d.length;
-      if (got >= REQUEST.length) finish(true);
+      if (!toEnd && answered()) finish(true);
     });
+    s.on('end', () => finish(answered()));
     s.on('error', () => finish(false));
-    s.on('close', () => finish(got >= REQUEST.length));
+    s.on('close', () => finish(answered()));
   });
 }
 
 async function loadRole(): Promise<void> {
   const config = new ClientConfig({ servername: 'localhost', rejectUnauthorized: false });
-  process.on('message', (m: { port: number; tls: boolean; seconds: number; concurrency: number } | 'exit') => {
+  process.on('message', (m: { port: number; tls: boolean; seconds: number; concurrency: number; toEnd?: boolean } | 'exit') => {
     if (m === 'exit') process.exit(0);
     void (async () => {
       let completed = 0;
@@ -241,7 +306,7 @@ async function loadRole(): Promise<void> {
       await Promise.all(
         Array.from({ length: m.concurrency }, async () => {
           while (Date.now() < until) {
-            if (await oneConnection(m.port, m.tls, config)) completed++;
+            if (await oneConnection(m.port, m.tls, config, m.toEnd === true)) completed++;
             else failed++;
           }
         }),
@@ -324,8 +389,138 @@ async function main(): Promise<void> {
   }
 }
 
+// --- BENCH_PROCESSES: every server a process of its own --------------------------------------------
+
+type ProcessCase = 'sidecar' | 'sidecar-compared' | 'dcctl-serve' | 'net-proxy' | 'net-server';
+const PROCESS_LABELS: Record<ProcessCase, string> = {
+  sidecar: 'sidecar (dc-operator sidecar, our engine, tls.key) -> HTTP app',
+  'sidecar-compared': `sidecar, build ${COMPARED_BUILD ?? ''}`,
+  'dcctl-serve': 'dcctl serve (bare stack), answers itself',
+  'net-proxy': 'plain net proxy (no TLS) -> HTTP app',
+  'net-server': 'plain net HTTP server (no TLS)',
+};
+
+interface ProcessSlice {
+  readonly totalUs: number;
+  readonly userUs: number;
+  readonly systemUs: number;
+  readonly rate: number;
+  readonly failed: number;
+}
+
+/** One slice of load on the server process `pid`: its CPU per completed connection, from /proc. */
+async function processSlice(pid: number, load: ChildProcess, port: number, tls: boolean, seconds: number, concurrency: number): Promise<ProcessSlice> {
+  const before: ProcessCpu = processCpu(pid);
+  send(load, { port, tls, seconds, concurrency, toEnd: true });
+  const r = await nextMessage<SliceResult>(load);
+  const after = processCpu(pid);
+  const n = Math.max(1, r.completed);
+  return {
+    totalUs: (after.totalNs - before.totalNs) / 1000 / n,
+    userUs: (after.userUs - before.userUs) / n,
+    systemUs: (after.systemUs - before.systemUs) / n,
+    rate: r.completed / seconds,
+    failed: r.failed,
+  };
+}
+
+function quartileRange(values: readonly number[]): string {
+  const sorted = [...values].sort((a, b) => a - b);
+  return `${fmt(sorted[Math.floor(sorted.length / 4)]!)} to ${fmt(sorted[Math.floor((3 * sorted.length) / 4)]!)}`;
+}
+
+async function processesMain(): Promise<void> {
+  const [seconds = 1, concurrency = 8, passes = 20, warmup = 3] = process.argv.slice(2).map(Number);
+  const pin = canPin();
+  const serverCpu = pin ? SERVER_CPU : undefined;
+  const work = await mkdtemp(join(tmpdir(), 'sidecar-conn-overhead-'));
+  const children: ChildProcess[] = [];
+  const started = <T extends { child: ChildProcess }>(s: T): T => {
+    children.push(s.child);
+    return s;
+  };
+  try {
+    const app = started({ child: spawnNode(SCRIPT, ['--http-app'], pin ? LOAD_CPU : undefined) }).child;
+    const appPort = await nextMessage<number>(app);
+    const pki = await makePki();
+    const bundle = new KubeletVolume(join(work, 'bundle'));
+    await bundle.write({ ...(await credentialFiles(pki, { algorithms: ['ecdsa_secp256r1_sha256'], certificateKey: true })), [BUNDLE_KEYS.fallback]: 'CertificateKey' });
+    const certFile = join(work, 'tls.crt');
+    const keyFile = join(work, 'tls.key');
+    await writeFile(certFile, pki.leaf.pem);
+    await writeFile(keyFile, pki.leaf.key.privateKeyPem, { mode: 0o600 });
+    const node = [process.execPath];
+    const cli = (dist: string): string => join(dist, 'src', 'cli');
+    const servers: { name: ProcessCase; pid: number; port: number; tls: boolean }[] = [];
+    const add = (name: ProcessCase, tls: boolean, s: { child: ChildProcess; port: number }): void => {
+      servers.push({ name, pid: s.child.pid!, port: s.port, tls });
+    };
+    add('sidecar', true, started(await startSidecarProcess(node, cli(THIS_BUILD), bundle.dir, appPort, 'ours', serverCpu)));
+    if (COMPARED_BUILD) add('sidecar-compared', true, started(await startSidecarProcess(node, cli(COMPARED_BUILD), bundle.dir, appPort, 'ours', serverCpu)));
+    add('dcctl-serve', true, started(await startServeProcess(node, cli(THIS_BUILD), ['--cert', certFile, '--key', keyFile], serverCpu)));
+    for (const [name, args] of [['net-proxy', ['--net-proxy', String(appPort)]], ['net-server', ['--net-http']]] as const) {
+      const child = started({ child: spawnNode(SCRIPT, args, serverCpu) }).child;
+      add(name, false, { child, port: await nextMessage<number>(child) });
+    }
+    const load = started({ child: spawnNode(SCRIPT, ['--load'], pin ? LOAD_CPU : undefined) }).child;
+    await nextMessage<string>(load);
+    const cases = servers.filter((c) => !ONLY_CASES || ONLY_CASES.includes(c.name));
+    console.log(
+      `sidecar per-connection overhead, a process per server (BENCH_PROCESSES): ${passes} passes x ${cases.length} slices of ${seconds} s after ${warmup} s of warm-up each, ${concurrency} lanes, ` +
+        `servers ${pin ? `pinned to core ${SERVER_CPU}, load and HTTP app on core ${LOAD_CPU}` : 'not pinned'}, node ${process.version}, load average ${loadAverage()}`,
+    );
+    for (const c of cases) await processSlice(c.pid, load, c.port, c.tls, warmup, concurrency);
+    const slices = new Map<ProcessCase, ProcessSlice[]>(cases.map((c) => [c.name, []]));
+    for (let p = 0; p < passes; p++) {
+      for (let k = 0; k < cases.length; k++) {
+        const c = cases[(k + p) % cases.length]!;
+        slices.get(c.name)!.push(await processSlice(c.pid, load, c.port, c.tls, seconds, concurrency));
+      }
+    }
+    console.log(`load average after: ${loadAverage()}; failed connections: ${[...slices.values()].flat().reduce((a, x) => a + x.failed, 0)}`);
+    console.log('\n| server | connections/s (median) | CPU µs per connection (median) | interquartile range | user µs (median) | system µs (median) |');
+    console.log('| --- | ---: | ---: | --- | ---: | ---: |');
+    for (const c of cases) {
+      const sl = slices.get(c.name)!;
+      const total = sl.map((x) => x.totalUs);
+      console.log(`| ${PROCESS_LABELS[c.name]} | ${fmt(median(sl.map((x) => x.rate)))} | ${fmt(median(total))} | ${quartileRange(total)} | ${fmt(median(sl.map((x) => x.userUs)))} | ${fmt(median(sl.map((x) => x.systemUs)))} |`);
+    }
+    const per = (name: ProcessCase, f: (x: ProcessSlice) => number): number[] | undefined => slices.get(name)?.map(f);
+    const diff = (a: ProcessCase, b: ProcessCase, f: (x: ProcessSlice) => number): number[] | undefined => {
+      const sa = per(a, f);
+      const sb = per(b, f);
+      return sa && sb ? sa.map((x, i) => x - sb[i]!) : undefined;
+    };
+    const rows: [string, ProcessCase, ProcessCase][] = [
+      ['sidecar − dcctl serve (the overhead)', 'sidecar', 'dcctl-serve'],
+      ['compared sidecar − dcctl serve', 'sidecar-compared', 'dcctl-serve'],
+      ['sidecar − compared sidecar (this build\'s change)', 'sidecar', 'sidecar-compared'],
+      ['net proxy − net server (the floor: any L4 proxy)', 'net-proxy', 'net-server'],
+    ];
+    console.log('\n| per-pass difference, µs per connection | total (median) | interquartile range | user (median) | system (median) | all passes (total) |');
+    console.log('| --- | ---: | --- | ---: | ---: | --- |');
+    const show = (label: string, total: number[] | undefined, user: number[] | undefined, system: number[] | undefined): void => {
+      if (!total || !user || !system) return;
+      console.log(`| ${label} | **${fmt(median(total))}** | ${quartileRange(total)} | ${fmt(median(user))} | ${fmt(median(system))} | ${total.map((x) => fmt(x)).join(', ')} |`);
+    };
+    for (const [label, a, b] of rows) show(label, diff(a, b, (x) => x.totalUs), diff(a, b, (x) => x.userUs), diff(a, b, (x) => x.systemUs));
+    const aboveFloor = (f: (x: ProcessSlice) => number): number[] | undefined => {
+      const overhead = diff('sidecar', 'dcctl-serve', f);
+      const floor = diff('net-proxy', 'net-server', f);
+      return overhead && floor ? overhead.map((x, i) => x - floor[i]!) : undefined;
+    };
+    show('(sidecar − dcctl serve) − floor: the sidecar above any L4 proxy', aboveFloor((x) => x.totalUs), aboveFloor((x) => x.userUs), aboveFloor((x) => x.systemUs));
+  } finally {
+    for (const child of children) child.kill('SIGTERM');
+    await rm(work, { recursive: true, force: true });
+  }
+}
+
 const role = process.argv[2];
 if (role === '--echo') await echoRole();
 else if (role === '--server') await serverRole(Number(process.argv[3]));
 else if (role === '--load') await loadRole();
+else if (role === '--http-app' || role === '--net-http') await serverProcessRole(httpServer());
+else if (role === '--net-proxy') await serverProcessRole(netProxy(Number(process.argv[3])));
+else if (process.env['BENCH_PROCESSES'] === '1') await processesMain();
 else await main();

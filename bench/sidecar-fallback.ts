@@ -29,7 +29,7 @@
  * window, divided by the handshakes completed in it. Cases alternate round by round; medians of
  * the rounds are reported. P-256 certificate, P-256 DC, x25519.
  */
-import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { spawnSync, type ChildProcess } from 'node:child_process';
 import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { createServer, type AddressInfo } from 'node:net';
 import { cpus, tmpdir } from 'node:os';
@@ -41,6 +41,7 @@ import { credentialFiles, makePki } from '../test/unit/sidecar/fixtures.js';
 import { KubeletVolume } from '../test/unit/sidecar/kubelet-volume.js';
 import { handshakeLoadRole, type AuthenticatedLoadResult } from './handshake-support.js';
 import { cpuSeconds, startKeyServerProcess } from './keyless-support.js';
+import { startServeProcess, startSidecarProcess } from './sidecar-process.js';
 import { canPin, fmt, loadAverage, median, nextMessage, percentile, send, serverRole, spawnNode } from './tls-support.js';
 
 const SCRIPT = fileURLToPath(import.meta.url);
@@ -116,34 +117,6 @@ interface Running {
   readonly keyServerPid?: number;
 }
 
-/** `argv` as a process pinned to `cpu` (taskset execs it: the PID is the program's own). */
-function spawnPinned(argv: readonly string[], cpu: number | undefined): ChildProcess {
-  const cmd = cpu !== undefined ? ['taskset', '-c', String(cpu), ...argv] : [...argv];
-  return spawn(cmd[0]!, cmd.slice(1), { stdio: ['ignore', 'pipe', 'pipe'] });
-}
-
-/** Resolves with the first match of `pattern` in the child's stdout or stderr. */
-function waitForOutput(child: ChildProcess, pattern: RegExp, what: string): Promise<RegExpExecArray> {
-  return new Promise((resolve, reject) => {
-    let out = '';
-    const timer = setTimeout(() => reject(new Error(`${what} did not start within 30 s:\n${out.slice(-3000)}`)), 30_000);
-    const onData = (c: Buffer): void => {
-      out += c.toString('utf8');
-      const m = pattern.exec(out);
-      if (m) {
-        clearTimeout(timer);
-        resolve(m);
-      }
-    };
-    child.stdout!.on('data', onData);
-    child.stderr!.on('data', onData);
-    child.once('exit', (code) => {
-      clearTimeout(timer);
-      reject(new Error(`${what} exited with ${code}:\n${out.slice(-3000)}`));
-    });
-  });
-}
-
 /** `node` with --cpu-prof when asked for, the profile named after the server. */
 function nodeArgv(name: ServerName): string[] {
   const flags = name === 'sidecar-local-ours' ? SIDECAR_NODE_FLAGS : [];
@@ -151,14 +124,7 @@ function nodeArgv(name: ServerName): string[] {
 }
 
 async function startSidecar(name: ServerName, bundleDir: string, upstreamPort: number, engine: 'node' | 'ours', pin: boolean, cli = CLI): Promise<Running> {
-  const child = spawnPinned(
-    [...nodeArgv(name), join(cli, 'dc-operator.js'), 'sidecar', '--dc-dir', bundleDir, '--address', '127.0.0.1', '--port', '0', '--upstream', String(upstreamPort),
-      '--metrics-port', '0', '--metrics-address', '127.0.0.1', '--report-interval', '0', '--certificate-engine', engine],
-    pin ? SERVER_CPU : undefined,
-  );
-  const m = await waitForOutput(child, /\{[^\n]*"sidecar listening"[^\n]*\}/, `sidecar (${bundleDir})`);
-  const line = JSON.parse(m[0]) as { listen: string; metricsPort: number };
-  return { child, port: Number(line.listen.split(':').pop()), metricsPort: line.metricsPort };
+  return startSidecarProcess(nodeArgv(name), cli, bundleDir, upstreamPort, engine, pin ? SERVER_CPU : undefined);
 }
 
 /** The sidecar's successful handshakes of one mode, from its /metrics. */
@@ -289,8 +255,7 @@ async function main(): Promise<void> {
     const start = async (name: ServerName): Promise<Running> => {
       if (name === 'sidecar-local-ours') return startSidecar(name, localBundle.dir, echoPort, 'ours', pin);
       if (name === 'sidecar-local-ours-compared') return startSidecar(name, localBundle.dir, echoPort, 'ours', pin, join(COMPARED_BUILD!, 'src', 'cli'));
-      const serve = spawnPinned([...nodeArgv('dcctl-serve'), join(CLI, 'dcctl.js'), 'serve', '--cert', certFile, '--key', keyFile, '--dc-dir', dcDir, '--port', '0', '--quiet'], pin ? SERVER_CPU : undefined);
-      return { child: serve, port: Number((await waitForOutput(serve, /listening on https:\/\/[^:]+:(\d+)/, 'dcctl serve'))[1]) };
+      return startServeProcess(nodeArgv('dcctl-serve'), CLI, ['--cert', certFile, '--key', keyFile, '--dc-dir', dcDir], pin ? SERVER_CPU : undefined);
     };
     /** OVERHEAD_ONLY: the servers of the round, started in `order`; records each one's start position. */
     const positions = new Map<ServerName, number[]>();
