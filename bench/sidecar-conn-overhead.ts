@@ -50,6 +50,9 @@
  * differences (sidecar − dcctl serve, and the floor net proxy − net server), for the total, user
  * and system time. The system part of the floor is the kernel's work any L4 proxy pays for the
  * second connection (connect, write, read, shutdown, close on the application's socket).
+ * BENCH_CPU_PROF_DIR=DIR: the sidecars and `dcctl serve` run under `node --cpu-prof` and write
+ * DIR/<case>.cpuprofile when they stop (bench/scripts/cpuprofile-top.mjs summarises one);
+ * BENCH_CASES=sidecar,dcctl-serve loads only those.
  *
  * Loopback only; every loop is bounded by the slice's deadline and a per-connection timeout.
  */
@@ -401,7 +404,10 @@ const PROCESS_LABELS: Record<ProcessCase, string> = {
 };
 
 interface ProcessSlice {
+  readonly completed: number;
   readonly totalUs: number;
+  /** The main thread's CPU less its GC pauses (BENCH_TRACE_GC only, else NaN): the slices' GC-free part, far less noisy. */
+  readonly mainNoGcUs: number;
   readonly userUs: number;
   readonly systemUs: number;
   readonly rate: number;
@@ -409,19 +415,53 @@ interface ProcessSlice {
 }
 
 /** One slice of load on the server process `pid`: its CPU per completed connection, from /proc. */
-async function processSlice(pid: number, load: ChildProcess, port: number, tls: boolean, seconds: number, concurrency: number): Promise<ProcessSlice> {
+async function processSlice(pid: number, gc: GcCount, load: ChildProcess, port: number, tls: boolean, seconds: number, concurrency: number): Promise<ProcessSlice> {
   const before: ProcessCpu = processCpu(pid);
+  const pausedBefore = gc.pauseMs;
   send(load, { port, tls, seconds, concurrency, toEnd: true });
   const r = await nextMessage<SliceResult>(load);
   const after = processCpu(pid);
+  // The server's --trace-gc lines of the slice's end are read from its pipe first.
+  await new Promise((resolve) => setTimeout(resolve, 20));
   const n = Math.max(1, r.completed);
   return {
+    completed: r.completed,
     totalUs: (after.totalNs - before.totalNs) / 1000 / n,
+    mainNoGcUs: TRACE_GC && gc.counting ? ((after.mainNs - before.mainNs) / 1000 - (gc.pauseMs - pausedBefore) * 1000) / n : NaN,
     userUs: (after.userUs - before.userUs) / n,
     systemUs: (after.systemUs - before.systemUs) / n,
     rate: r.completed / seconds,
     failed: r.failed,
   };
+}
+
+/** BENCH_TRACE_GC=1 (BENCH_PROCESSES): the sidecars and `dcctl serve` run under `node --trace-gc`; their collections are counted over the measured passes. */
+const TRACE_GC = process.env['BENCH_TRACE_GC'] === '1';
+
+interface GcCount {
+  counting: boolean;
+  scavenges: number;
+  markCompacts: number;
+  pauseMs: number;
+}
+
+/** Counts the `--trace-gc` lines a server prints while `counting` (nothing without BENCH_TRACE_GC). */
+function countGcLines(child: ChildProcess): GcCount {
+  const count: GcCount = { counting: false, scavenges: 0, markCompacts: 0, pauseMs: 0 };
+  let rest = '';
+  child.stdout?.on('data', (d: Buffer) => {
+    const lines = (rest + d.toString('latin1')).split('\n');
+    rest = lines.pop()!;
+    if (!count.counting) return;
+    for (const l of lines) {
+      const pause = /, ([\d.]+) \/ [\d.]+ ms/.exec(l);
+      if (!pause) continue;
+      if (l.includes('Scavenge')) count.scavenges++;
+      else if (l.includes('Mark-Compact')) count.markCompacts++;
+      count.pauseMs += Number(pause[1]);
+    }
+  });
+  return count;
 }
 
 function quartileRange(values: readonly number[]): string {
@@ -449,15 +489,19 @@ async function processesMain(): Promise<void> {
     const keyFile = join(work, 'tls.key');
     await writeFile(certFile, pki.leaf.pem);
     await writeFile(keyFile, pki.leaf.key.privateKeyPem, { mode: 0o600 });
-    const node = [process.execPath];
+    const node = (name: ProcessCase): string[] => [
+      process.execPath,
+      ...(PROFILE_DIR ? ['--cpu-prof', '--cpu-prof-dir', PROFILE_DIR, '--cpu-prof-name', `${name}.cpuprofile`] : []),
+      ...(TRACE_GC ? ['--trace-gc'] : []),
+    ];
     const cli = (dist: string): string => join(dist, 'src', 'cli');
-    const servers: { name: ProcessCase; pid: number; port: number; tls: boolean }[] = [];
+    const servers: { name: ProcessCase; pid: number; port: number; tls: boolean; gc: GcCount }[] = [];
     const add = (name: ProcessCase, tls: boolean, s: { child: ChildProcess; port: number }): void => {
-      servers.push({ name, pid: s.child.pid!, port: s.port, tls });
+      servers.push({ name, pid: s.child.pid!, port: s.port, tls, gc: countGcLines(s.child) });
     };
-    add('sidecar', true, started(await startSidecarProcess(node, cli(THIS_BUILD), bundle.dir, appPort, 'ours', serverCpu)));
-    if (COMPARED_BUILD) add('sidecar-compared', true, started(await startSidecarProcess(node, cli(COMPARED_BUILD), bundle.dir, appPort, 'ours', serverCpu)));
-    add('dcctl-serve', true, started(await startServeProcess(node, cli(THIS_BUILD), ['--cert', certFile, '--key', keyFile], serverCpu)));
+    add('sidecar', true, started(await startSidecarProcess(node('sidecar'), cli(THIS_BUILD), bundle.dir, appPort, 'ours', serverCpu)));
+    if (COMPARED_BUILD) add('sidecar-compared', true, started(await startSidecarProcess(node('sidecar-compared'), cli(COMPARED_BUILD), bundle.dir, appPort, 'ours', serverCpu)));
+    add('dcctl-serve', true, started(await startServeProcess(node('dcctl-serve'), cli(THIS_BUILD), ['--cert', certFile, '--key', keyFile], serverCpu)));
     for (const [name, args] of [['net-proxy', ['--net-proxy', String(appPort)]], ['net-server', ['--net-http']]] as const) {
       const child = started({ child: spawnNode(SCRIPT, args, serverCpu) }).child;
       add(name, false, { child, port: await nextMessage<number>(child) });
@@ -469,14 +513,16 @@ async function processesMain(): Promise<void> {
       `sidecar per-connection overhead, a process per server (BENCH_PROCESSES): ${passes} passes x ${cases.length} slices of ${seconds} s after ${warmup} s of warm-up each, ${concurrency} lanes, ` +
         `servers ${pin ? `pinned to core ${SERVER_CPU}, load and HTTP app on core ${LOAD_CPU}` : 'not pinned'}, node ${process.version}, load average ${loadAverage()}`,
     );
-    for (const c of cases) await processSlice(c.pid, load, c.port, c.tls, warmup, concurrency);
+    for (const c of cases) await processSlice(c.pid, c.gc, load, c.port, c.tls, warmup, concurrency);
     const slices = new Map<ProcessCase, ProcessSlice[]>(cases.map((c) => [c.name, []]));
+    for (const c of cases) c.gc.counting = true;
     for (let p = 0; p < passes; p++) {
       for (let k = 0; k < cases.length; k++) {
         const c = cases[(k + p) % cases.length]!;
-        slices.get(c.name)!.push(await processSlice(c.pid, load, c.port, c.tls, seconds, concurrency));
+        slices.get(c.name)!.push(await processSlice(c.pid, c.gc, load, c.port, c.tls, seconds, concurrency));
       }
     }
+    for (const c of cases) c.gc.counting = false;
     console.log(`load average after: ${loadAverage()}; failed connections: ${[...slices.values()].flat().reduce((a, x) => a + x.failed, 0)}`);
     console.log('\n| server | connections/s (median) | CPU µs per connection (median) | interquartile range | user µs (median) | system µs (median) |');
     console.log('| --- | ---: | ---: | --- | ---: | ---: |');
@@ -484,6 +530,14 @@ async function processesMain(): Promise<void> {
       const sl = slices.get(c.name)!;
       const total = sl.map((x) => x.totalUs);
       console.log(`| ${PROCESS_LABELS[c.name]} | ${fmt(median(sl.map((x) => x.rate)))} | ${fmt(median(total))} | ${quartileRange(total)} | ${fmt(median(sl.map((x) => x.userUs)))} | ${fmt(median(sl.map((x) => x.systemUs)))} |`);
+    }
+    if (TRACE_GC) {
+      console.log('\n| server (node --trace-gc; all passes, warm-up excluded) | scavenges per 1000 connections | mark-compacts per 1000 | GC pause ms per 1000 (main thread) |');
+      console.log('| --- | ---: | ---: | ---: |');
+      for (const c of cases) {
+        const n = slices.get(c.name)!.reduce((a, x) => a + x.completed, 0) / 1000;
+        console.log(`| ${PROCESS_LABELS[c.name]} | ${fmt(c.gc.scavenges / n, 1)} | ${fmt(c.gc.markCompacts / n, 2)} | ${fmt(c.gc.pauseMs / n, 1)} |`);
+      }
     }
     const per = (name: ProcessCase, f: (x: ProcessSlice) => number): number[] | undefined => slices.get(name)?.map(f);
     const diff = (a: ProcessCase, b: ProcessCase, f: (x: ProcessSlice) => number): number[] | undefined => {
@@ -497,13 +551,26 @@ async function processesMain(): Promise<void> {
       ['sidecar − compared sidecar (this build\'s change)', 'sidecar', 'sidecar-compared'],
       ['net proxy − net server (the floor: any L4 proxy)', 'net-proxy', 'net-server'],
     ];
-    console.log('\n| per-pass difference, µs per connection | total (median) | interquartile range | user (median) | system (median) | all passes (total) |');
-    console.log('| --- | ---: | --- | ---: | ---: | --- |');
+    console.log('\n| per-pass difference, µs per connection | total (median) | interquartile range | total (mean ± standard error) | user (median) | system (median) | all passes (total) |');
+    console.log('| --- | ---: | --- | ---: | ---: | ---: | --- |');
     const show = (label: string, total: number[] | undefined, user: number[] | undefined, system: number[] | undefined): void => {
       if (!total || !user || !system) return;
-      console.log(`| ${label} | **${fmt(median(total))}** | ${quartileRange(total)} | ${fmt(median(user))} | ${fmt(median(system))} | ${total.map((x) => fmt(x)).join(', ')} |`);
+      const mean = total.reduce((a, x) => a + x, 0) / total.length;
+      const se = Math.sqrt(total.reduce((a, x) => a + (x - mean) ** 2, 0) / (total.length - 1) / total.length);
+      console.log(`| ${label} | **${fmt(median(total))}** | ${quartileRange(total)} | ${fmt(mean)} ± ${fmt(se)} | ${fmt(median(user))} | ${fmt(median(system))} | ${total.map((x) => fmt(x)).join(', ')} |`);
     };
     for (const [label, a, b] of rows) show(label, diff(a, b, (x) => x.totalUs), diff(a, b, (x) => x.userUs), diff(a, b, (x) => x.systemUs));
+    if (TRACE_GC) {
+      console.log('\n| per-pass difference of the main thread\'s CPU less its GC pauses, µs per connection | median | interquartile range | mean ± standard error | per server (medians) |');
+      console.log('| --- | ---: | --- | ---: | --- |');
+      for (const [label, a, b] of rows.filter(([, a]) => a !== 'net-proxy')) {
+        const d = diff(a, b, (x) => x.mainNoGcUs);
+        if (!d) continue;
+        const mean = d.reduce((acc, x) => acc + x, 0) / d.length;
+        const se = Math.sqrt(d.reduce((acc, x) => acc + (x - mean) ** 2, 0) / (d.length - 1) / d.length);
+        console.log(`| ${label} | **${fmt(median(d))}** | ${quartileRange(d)} | ${fmt(mean)} ± ${fmt(se)} | ${fmt(median(per(a, (x) => x.mainNoGcUs)!))} − ${fmt(median(per(b, (x) => x.mainNoGcUs)!))} |`);
+      }
+    }
     const aboveFloor = (f: (x: ProcessSlice) => number): number[] | undefined => {
       const overhead = diff('sidecar', 'dcctl-serve', f);
       const floor = diff('net-proxy', 'net-server', f);
@@ -511,7 +578,16 @@ async function processesMain(): Promise<void> {
     };
     show('(sidecar − dcctl serve) − floor: the sidecar above any L4 proxy', aboveFloor((x) => x.totalUs), aboveFloor((x) => x.userUs), aboveFloor((x) => x.systemUs));
   } finally {
-    for (const child of children) child.kill('SIGTERM');
+    // SIGTERM lets each stop on its own (and write its profile), within 30 s.
+    await Promise.all(children.map((child) => new Promise<void>((resolve) => {
+      if (child.exitCode !== null || child.signalCode !== null) return resolve();
+      const timer = setTimeout(() => child.kill('SIGKILL'), 30_000);
+      child.once('exit', () => {
+        clearTimeout(timer);
+        resolve();
+      });
+      child.kill('SIGTERM');
+    })));
     await rm(work, { recursive: true, force: true });
   }
 }

@@ -67,6 +67,8 @@ const CLK_TCK = 100;
 /** A process's CPU so far, all its threads: total from the scheduler (ns), and user/system (clock ticks, 10 ms). */
 export interface ProcessCpu {
   readonly totalNs: number;
+  /** The main thread's part of totalNs (the JavaScript thread; the rest is V8's and libuv's helpers). */
+  readonly mainNs: number;
   readonly userUs: number;
   readonly systemUs: number;
 }
@@ -78,14 +80,17 @@ export interface ProcessCpu {
  */
 export function processCpu(pid: number): ProcessCpu {
   let totalNs = 0;
+  let mainNs = 0;
   for (const task of readdirSync(`/proc/${pid}/task`)) {
     try {
-      totalNs += Number(readFileSync(`/proc/${pid}/task/${task}/schedstat`, 'utf8').split(' ')[0]);
+      const ns = Number(readFileSync(`/proc/${pid}/task/${task}/schedstat`, 'utf8').split(' ')[0]);
+      totalNs += ns;
+      if (task === String(pid)) mainNs = ns;
     } catch {
       // the thread exited between the listing and the read: its time is in no later reading either
     }
   }
   const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
   const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-  return { totalNs, userUs: (Number(fields[11]) * 1e6) / CLK_TCK, systemUs: (Number(fields[12]) * 1e6) / CLK_TCK };
+  return { totalNs, mainNs, userUs: (Number(fields[11]) * 1e6) / CLK_TCK, systemUs: (Number(fields[12]) * 1e6) / CLK_TCK };
 }
