@@ -20,9 +20,20 @@ export function sourceAddress(socket: Socket): string {
 }
 
 export class ConnectionTracker {
-  private readonly sockets = new Set<Socket>();
-  /** Open connections per source; a source is removed when its last connection closes. */
-  private readonly bySource = new Map<string, number>();
+  /** Open connections, each with what to call when it closes. */
+  private readonly sockets = new Map<Socket, (() => void) | undefined>();
+  /**
+   * Open connections per source (a source is removed when its last connection closes), kept
+   * only while the per-source limit can be reached: below `perSourceLimit` connections in all,
+   * no source can have that many, so nothing is counted and no connection's address is asked
+   * for (a getpeername(2) and a string per connection; bench/results/sidecar-perf.md section 11).
+   * Built from the open connections when the total reaches the limit, dropped when it falls
+   * under half of it (so a rebuild, one address per open connection, comes at most once per
+   * `perSourceLimit / 2` admissions).
+   */
+  private bySource: Map<string, number> | undefined;
+  /** The one 'close' listener of every admitted socket (`this` is the socket): no closure per connection. */
+  private readonly released: (this: Socket) => void;
   private draining = false;
   private emptied: (() => void) | undefined;
   /** Connections cutAll destroyed: a drain counts them as cut, not finished. */
@@ -35,7 +46,9 @@ export class ConnectionTracker {
   constructor(
     readonly limit: number,
     readonly perSourceLimit = 0,
-  ) {}
+  ) {
+    this.released = releaseOnClose(this);
+  }
 
   get size(): number {
     return this.sockets.size;
@@ -47,27 +60,53 @@ export class ConnectionTracker {
 
   /** Open connections from `source` (as `sourceAddress` writes it). */
   openFrom(source: string): number {
-    return this.bySource.get(source) ?? 0;
+    if (this.bySource) return this.bySource.get(source) ?? 0;
+    let n = 0;
+    for (const s of this.sockets.keys()) if (sourceAddress(s) === source) n++;
+    return n;
   }
 
   /** 'admitted', or why not; an admitted socket is released on its 'close'. */
   admit(socket: Socket, onRelease?: () => void): 'admitted' | Refusal {
     if (this.draining) return 'draining';
     if (this.sockets.size >= this.limit) return 'limit';
-    const source = sourceAddress(socket);
-    const fromSource = this.bySource.get(source) ?? 0;
-    if (this.perSourceLimit > 0 && fromSource >= this.perSourceLimit) return 'source-limit';
-    this.sockets.add(socket);
-    this.bySource.set(source, fromSource + 1);
-    socket.once('close', () => {
-      this.sockets.delete(socket);
-      const left = (this.bySource.get(source) ?? 1) - 1;
-      if (left > 0) this.bySource.set(source, left);
-      else this.bySource.delete(source);
-      onRelease?.();
-      if (this.sockets.size === 0) this.emptied?.();
-    });
+    if (this.perSourceLimit > 0 && (this.bySource !== undefined || this.sockets.size >= this.perSourceLimit)) {
+      const counts = (this.bySource ??= this.countBySource());
+      const source = sourceAddress(socket);
+      const fromSource = counts.get(source) ?? 0;
+      if (fromSource >= this.perSourceLimit) return 'source-limit';
+      counts.set(source, fromSource + 1);
+    }
+    this.sockets.set(socket, onRelease);
+    socket.on('close', this.released);
     return 'admitted';
+  }
+
+  /** @internal `socket` closed: its slot, its source's count, its release callback. */
+  release(socket: Socket): void {
+    const onRelease = this.sockets.get(socket);
+    if (!this.sockets.delete(socket)) return;
+    if (this.bySource) {
+      if (this.sockets.size < this.perSourceLimit / 2) this.bySource = undefined;
+      else {
+        // The address was read (and kept by node) when the socket was counted.
+        const source = sourceAddress(socket);
+        const left = (this.bySource.get(source) ?? 1) - 1;
+        if (left > 0) this.bySource.set(source, left);
+        else this.bySource.delete(source);
+      }
+    }
+    onRelease?.();
+    if (this.sockets.size === 0) this.emptied?.();
+  }
+
+  private countBySource(): Map<string, number> {
+    const counts = new Map<string, number>();
+    for (const s of this.sockets.keys()) {
+      const source = sourceAddress(s);
+      counts.set(source, (counts.get(source) ?? 0) + 1);
+    }
+    return counts;
   }
 
   /**
@@ -77,7 +116,7 @@ export class ConnectionTracker {
   cutAll(): number {
     const open = this.sockets.size;
     this.cutByForce += open;
-    for (const s of this.sockets) s.destroy();
+    for (const s of this.sockets.keys()) s.destroy();
     return open;
   }
 
@@ -100,8 +139,14 @@ export class ConnectionTracker {
     }
     this.emptied = undefined;
     const atDeadline = this.sockets.size;
-    for (const s of this.sockets) s.destroy();
+    for (const s of this.sockets.keys()) s.destroy();
     const cut = Math.min(initial, atDeadline + this.cutByForce - forcedBefore);
     return { finished: initial - cut, cut };
   }
+}
+
+function releaseOnClose(tracker: ConnectionTracker): (this: Socket) => void {
+  return function (this: Socket) {
+    tracker.release(this);
+  };
 }

@@ -1,5 +1,6 @@
 /** ConnectionTracker over real loopback sockets: the caps (total, per source) and the drain. */
 import assert from 'node:assert/strict';
+import { EventEmitter } from 'node:events';
 import { connect, createServer, type AddressInfo, type Server, type Socket } from 'node:net';
 import { after, describe, it } from 'node:test';
 import { ConnectionTracker, sourceAddress } from '../../../src/net/connection-tracker.js';
@@ -126,5 +127,49 @@ void describe('ConnectionTracker', () => {
     const started = Date.now();
     assert.deepEqual(await t.drain(new Date(Date.now() + 10_000)), { finished: 0, cut: 0 });
     assert.ok(Date.now() - started < 1000);
+  });
+
+  void it('asks for no address while the per-source limit cannot be reached, and counts exactly from the moment it can', () => {
+    // Fakes: a socket is an emitter of 'close' whose remoteAddress reads are counted.
+    let reads = 0;
+    const fake = (address: string): Socket => {
+      const s = new EventEmitter() as Socket;
+      Object.defineProperty(s, 'remoteAddress', {
+        get: () => {
+          reads++;
+          return address;
+        },
+      });
+      return s;
+    };
+    const t = new ConnectionTracker(100, 4);
+    const first = [fake('10.0.0.1'), fake('10.0.0.1'), fake('10.0.0.1'), fake('10.0.0.2')];
+    for (const s of first) assert.equal(t.admit(s), 'admitted');
+    assert.equal(reads, 0, 'under four open in all, no source can have four: no address read');
+    // With four open the limit is reachable: the open ones are counted, then the new one.
+    const fifth = fake('10.0.0.1');
+    assert.equal(t.admit(fifth), 'admitted');
+    assert.ok(reads >= 5, `every open connection's address read once counting starts (${reads})`);
+    assert.equal(t.openFrom('10.0.0.1'), 4);
+    assert.equal(t.admit(fake('10.0.0.1')), 'source-limit');
+    const other = fake('10.0.0.2');
+    assert.equal(t.admit(other), 'admitted');
+    assert.equal(t.openFrom('10.0.0.2'), 2);
+    // Closing one from 10.0.0.1 frees a slot for that source.
+    first[0]!.emit('close');
+    assert.equal(t.openFrom('10.0.0.1'), 3);
+    const again = fake('10.0.0.1');
+    assert.equal(t.admit(again), 'admitted');
+    assert.equal(t.admit(fake('10.0.0.1')), 'source-limit');
+    // Down to one open (under half the limit): counting stops, and admissions read no address again.
+    for (const s of [first[1]!, first[2]!, first[3]!, fifth, other]) s.emit('close');
+    assert.equal(t.size, 1);
+    assert.equal(t.openFrom('10.0.0.1'), 1, 'openFrom counts the open connections when nothing is kept');
+    reads = 0;
+    for (const s of [fake('10.0.0.3'), fake('10.0.0.3')]) assert.equal(t.admit(s), 'admitted');
+    assert.equal(reads, 0);
+    first[1]!.emit('close'); // a second 'close' of a released socket changes nothing
+    fake('10.0.0.4').emit('close'); // nor does one of a socket never admitted
+    assert.equal(t.size, 3);
   });
 });
