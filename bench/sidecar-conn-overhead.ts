@@ -443,11 +443,15 @@ interface GcCount {
   scavenges: number;
   markCompacts: number;
   pauseMs: number;
+  /** The heap each Mark-Compact left (MB, "-> N"): what stays alive, connections held after their end included. */
+  readonly liveAfterMarkCompact: number[];
+  /** Mark-Compacts by the reason V8 gives (the end of the line: "external memory pressure", "allocation failure", ...). */
+  readonly reasons: Map<string, number>;
 }
 
 /** Counts the `--trace-gc` lines a server prints while `counting` (nothing without BENCH_TRACE_GC). */
 function countGcLines(child: ChildProcess): GcCount {
-  const count: GcCount = { counting: false, scavenges: 0, markCompacts: 0, pauseMs: 0 };
+  const count: GcCount = { counting: false, scavenges: 0, markCompacts: 0, pauseMs: 0, liveAfterMarkCompact: [], reasons: new Map() };
   let rest = '';
   child.stdout?.on('data', (d: Buffer) => {
     const lines = (rest + d.toString('latin1')).split('\n');
@@ -457,7 +461,13 @@ function countGcLines(child: ChildProcess): GcCount {
       const pause = /, ([\d.]+) \/ [\d.]+ ms/.exec(l);
       if (!pause) continue;
       if (l.includes('Scavenge')) count.scavenges++;
-      else if (l.includes('Mark-Compact')) count.markCompacts++;
+      else if (l.includes('Mark-Compact')) {
+        count.markCompacts++;
+        const live = /-> ([\d.]+) \(/.exec(l);
+        if (live) count.liveAfterMarkCompact.push(Number(live[1]));
+        const reason = /\) ([^;)]*?);? *(?:GC in old space requested|$)/.exec(l.slice(pause.index))?.[1]?.trim() ?? l.slice(pause.index + pause[0].length).trim();
+        count.reasons.set(reason, (count.reasons.get(reason) ?? 0) + 1);
+      }
       count.pauseMs += Number(pause[1]);
     }
   });
@@ -532,11 +542,12 @@ async function processesMain(): Promise<void> {
       console.log(`| ${PROCESS_LABELS[c.name]} | ${fmt(median(sl.map((x) => x.rate)))} | ${fmt(median(total))} | ${quartileRange(total)} | ${fmt(median(sl.map((x) => x.userUs)))} | ${fmt(median(sl.map((x) => x.systemUs)))} |`);
     }
     if (TRACE_GC) {
-      console.log('\n| server (node --trace-gc; all passes, warm-up excluded) | scavenges per 1000 connections | mark-compacts per 1000 | GC pause ms per 1000 (main thread) |');
-      console.log('| --- | ---: | ---: | ---: |');
+      console.log('\n| server (node --trace-gc; all passes, warm-up excluded) | scavenges per 1000 connections | mark-compacts per 1000 | GC pause ms per 1000 (main thread) | heap after a mark-compact, MB (median) | mark-compacts by reason |');
+      console.log('| --- | ---: | ---: | ---: | ---: | --- |');
       for (const c of cases) {
         const n = slices.get(c.name)!.reduce((a, x) => a + x.completed, 0) / 1000;
-        console.log(`| ${PROCESS_LABELS[c.name]} | ${fmt(c.gc.scavenges / n, 1)} | ${fmt(c.gc.markCompacts / n, 2)} | ${fmt(c.gc.pauseMs / n, 1)} |`);
+        const reasons = [...c.gc.reasons].sort((x, y) => y[1] - x[1]).map(([r, k]) => `${k}x ${r}`).join('; ');
+        console.log(`| ${PROCESS_LABELS[c.name]} | ${fmt(c.gc.scavenges / n, 1)} | ${fmt(c.gc.markCompacts / n, 2)} | ${fmt(c.gc.pauseMs / n, 1)} | ${c.gc.liveAfterMarkCompact.length > 0 ? fmt(median(c.gc.liveAfterMarkCompact), 1) : '-'} | ${reasons} |`);
       }
     }
     const per = (name: ProcessCase, f: (x: ProcessSlice) => number): number[] | undefined => slices.get(name)?.map(f);
