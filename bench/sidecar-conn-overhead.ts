@@ -571,6 +571,12 @@ async function processesMain(): Promise<void> {
       console.log(`| ${label} | **${fmt(median(total))}** | ${quartileRange(total)} | ${fmt(mean)} ± ${fmt(se)} | ${fmt(median(user))} | ${fmt(median(system))} | ${total.map((x) => fmt(x)).join(', ')} |`);
     };
     for (const [label, a, b] of rows) show(label, diff(a, b, (x) => x.totalUs), diff(a, b, (x) => x.userUs), diff(a, b, (x) => x.systemUs));
+    const aboveFloor = (f: (x: ProcessSlice) => number): number[] | undefined => {
+      const overhead = diff('sidecar', 'dcctl-serve', f);
+      const floor = diff('net-proxy', 'net-server', f);
+      return overhead && floor ? overhead.map((x, i) => x - floor[i]!) : undefined;
+    };
+    show('(sidecar − dcctl serve) − floor: the sidecar above any L4 proxy', aboveFloor((x) => x.totalUs), aboveFloor((x) => x.userUs), aboveFloor((x) => x.systemUs));
     if (TRACE_GC) {
       console.log('\n| per-pass difference of the main thread\'s CPU less its GC pauses, µs per connection | median | interquartile range | mean ± standard error | per server (medians) |');
       console.log('| --- | ---: | --- | ---: | --- |');
@@ -582,12 +588,6 @@ async function processesMain(): Promise<void> {
         console.log(`| ${label} | **${fmt(median(d))}** | ${quartileRange(d)} | ${fmt(mean)} ± ${fmt(se)} | ${fmt(median(per(a, (x) => x.mainNoGcUs)!))} − ${fmt(median(per(b, (x) => x.mainNoGcUs)!))} |`);
       }
     }
-    const aboveFloor = (f: (x: ProcessSlice) => number): number[] | undefined => {
-      const overhead = diff('sidecar', 'dcctl-serve', f);
-      const floor = diff('net-proxy', 'net-server', f);
-      return overhead && floor ? overhead.map((x, i) => x - floor[i]!) : undefined;
-    };
-    show('(sidecar − dcctl serve) − floor: the sidecar above any L4 proxy', aboveFloor((x) => x.totalUs), aboveFloor((x) => x.userUs), aboveFloor((x) => x.systemUs));
   } finally {
     // SIGTERM lets each stop on its own (and write its profile), within 30 s.
     await Promise.all(children.map((child) => new Promise<void>((resolve) => {
