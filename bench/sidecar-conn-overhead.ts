@@ -396,8 +396,8 @@ async function main(): Promise<void> {
 
 type ProcessCase = 'sidecar' | 'sidecar-compared' | 'dcctl-serve' | 'net-proxy' | 'net-server';
 const PROCESS_LABELS: Record<ProcessCase, string> = {
+  ...CASE_LABELS, // the compared sidecar's
   sidecar: 'sidecar (dc-operator sidecar, our engine, tls.key) -> HTTP app',
-  'sidecar-compared': `sidecar, build ${COMPARED_BUILD ?? ''}`,
   'dcctl-serve': 'dcctl serve (bare stack), answers itself',
   'net-proxy': 'plain net proxy (no TLS) -> HTTP app',
   'net-server': 'plain net HTTP server (no TLS)',
