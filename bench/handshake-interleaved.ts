@@ -27,6 +27,12 @@
  * clients' default list they negotiate TLS_AES_256_GCM_SHA384 where ours picks
  * TLS_AES_128_GCM_SHA256 (SHA-384 transcript and key schedule against SHA-256);
  * BENCH_CIPHERS=TLS_AES_128_GCM_SHA256 makes every server do the same suite.
+ * BENCH_MODES (default "full"; "full,resumed" for issue 19's resumption target): "resumed" loads
+ * each server a second time per pass, right after (or before) its full slice, with every lane
+ * offering the session its previous connection to that server got (TLS 1.3 PSK with (EC)DHE, as
+ * node:tls clients do; sessions are kept across slices, so after the warm-up every connection
+ * offers one); the tables then have a row per server and mode, the share of connections that
+ * resumed, and per server the median of per-pass ratios resumed / full.
  * A server's work left running after its slice (a collection finishing) is not counted for it:
  * a few ms of ~1 s per slice.
  */
@@ -54,23 +60,44 @@ interface Running extends ServerSpec {
   readonly port: number;
 }
 
+type Mode = 'full' | 'resumed';
+
+/** One row of the tables: a server loaded in one mode. */
+interface Measured {
+  readonly name: string;
+  readonly server: Running;
+  readonly mode: Mode;
+}
+
 interface Slice {
   readonly cpuUs: number;
   readonly rate: number;
   readonly failed: number;
+  /** Share of the slice's connections that resumed a session. */
+  readonly reusedShare: number;
 }
 
 interface LoadSlice {
   readonly completed: number;
   readonly failed: number;
+  readonly reused: number;
   readonly seconds: number;
+}
+
+interface LoadOrder {
+  readonly port: number;
+  readonly ecdhCurve: string;
+  readonly seconds: number;
+  readonly resumed: boolean;
 }
 
 // --- load role: one process for the whole bench, told which server to load for how long -------------
 
 async function loadRole(concurrency: number): Promise<void> {
   const payload = Buffer.alloc(32, 0x61);
-  process.on('message', (m: { port: number; ecdhCurve: string; seconds: number }) => {
+  // Per server port, each lane's latest session (resumed mode).
+  const sessions = new Map<number, (Buffer | undefined)[]>();
+  process.on('message', (m: LoadOrder) => {
     void (async () => {
       const ciphers = process.env.BENCH_CIPHERS;
       const options: nodeTls.ConnectionOptions = {
@@ -85,17 +112,25 @@ async function loadRole(concurrency: number): Promise<void> {
       };
       let completed = 0;
       let failed = 0;
+      let reused = 0;
       const start = Date.now();
       const until = start + m.seconds * 1000;
+      let laneSessions = sessions.get(m.port);
+      if (!laneSessions) sessions.set(m.port, (laneSessions = new Array<Buffer | undefined>(concurrency).fill(undefined)));
+      const atEcho = (lane: number) => (s: nodeTls.TLSSocket): void => {
+        if (s.isSessionReused()) reused++;
+        if (m.resumed) laneSessions[lane] = s.getSession() ?? laneSessions[lane];
+      };
       await Promise.all(
-        Array.from({ length: concurrency }, async () => {
+        Array.from({ length: concurrency }, async (_, lane) => {
           while (Date.now() < until) {
-            if ((await echoOnce(options, payload)) === undefined) failed++;
+            const session = m.resumed ? laneSessions[lane] : undefined;
+            if ((await echoOnce(session ? { ...options, session } : options, payload, atEcho(lane))) === undefined) failed++;
             else completed++;
           }
         }),
       );
-      const slice: LoadSlice = { completed, failed, seconds: (Date.now() - start) / 1000 };
+      const slice: LoadSlice = { completed, failed, reused, seconds: (Date.now() - start) / 1000 };
       process.send!(slice);
     })();
   });
@@ -111,17 +146,19 @@ function startServer(spec: ServerSpec, cert: string, key: string, pin: boolean):
   return spawnNode(PQ_SCRIPT, ['--server', JSON.stringify(pqCase), cert, key, '-'], pin ? 1 : undefined);
 }
 
-/** One slice of load on `s`: its CPU per handshake (us) and handshake rate. */
-async function slice(s: Running, load: ChildProcess, seconds: number): Promise<Slice> {
+/** One slice of load on `m`'s server in its mode: its CPU per handshake (us) and handshake rate. */
+async function slice(m: Measured, load: ChildProcess, seconds: number): Promise<Slice> {
+  const s = m.server;
   send(s.child, 'stats'); // reset
   await nextMessage<ServerStats>(s.child);
-  send(load, { port: s.port, ecdhCurve: OPENSSL_NAMES[s.group], seconds });
+  const order: LoadOrder = { port: s.port, ecdhCurve: OPENSSL_NAMES[s.group], seconds, resumed: m.mode === 'resumed' };
+  send(load, order);
   const l = await nextMessage<LoadSlice>(load);
   send(s.child, 'stats');
   const stats = await nextMessage<ServerStats>(s.child);
   // nginx counts no handshakes (-1): the load's completed connections stand in.
   const n = stats.handshakes >= 0 ? stats.handshakes : l.completed;
-  return { cpuUs: (stats.cpuMs * 1000) / n, rate: l.completed / l.seconds, failed: l.failed };
+  return { cpuUs: (stats.cpuMs * 1000) / n, rate: l.completed / l.seconds, failed: l.failed, reusedShare: l.reused / Math.max(1, l.completed) };
 }
 
 function specs(): ServerSpec[] {
@@ -140,14 +177,21 @@ function quartiles(values: readonly number[]): string {
   return `${fmt(percentile(sorted, 25), 3)}-${fmt(percentile(sorted, 75), 3)}`;
 }
 
+function modes(): Mode[] {
+  const list = (process.env.BENCH_MODES ?? 'full').split(',');
+  for (const m of list) if (m !== 'full' && m !== 'resumed') throw new Error(`BENCH_MODES: "${m}" is not full or resumed`);
+  return list as Mode[];
+}
+
 async function main(): Promise<void> {
   const [sliceSeconds = 1.5, pairs = 12, concurrency = 16, warmup = 4] = process.argv.slice(2).map(Number);
   const pin = canPin();
   const { certs, cleanup } = await makeCertificates(['ecdsa-p256']);
   const { cert, key } = certs[0]!;
   const all = specs();
+  const loadModes = modes();
   console.log(
-    `# TLS 1.3 full handshakes, P-256 certificate, interleaved: ${pairs} passes of ${sliceSeconds}s per server after ${warmup}s warm-up each, ${concurrency} lanes, servers ${pin ? 'pinned to core 1, load on core 0' : 'not pinned'}; client suites ${process.env.BENCH_CIPHERS ?? 'node:tls default'}; node ${process.version}; load average before ${loadAverage()}`,
+    `# TLS 1.3 ${loadModes.join(' and ')} handshakes, P-256 certificate, interleaved: ${pairs} passes of ${sliceSeconds}s per server and mode after ${warmup}s warm-up each, ${concurrency} lanes, servers ${pin ? 'pinned to core 1, load on core 0' : 'not pinned'}; client suites ${process.env.BENCH_CIPHERS ?? 'node:tls default'}; node ${process.version}; load average before ${loadAverage()}`,
   );
   const running: Running[] = [];
   let load: ChildProcess | undefined;
@@ -159,53 +203,68 @@ async function main(): Promise<void> {
       running.push(entry);
       entry.port = (await nextMessage<{ port: number }>(child)).port;
     }
+    // A server's modes are adjacent in every pass (the order is reversed every other pass), so its
+    // resumed / full ratio compares slices as close in time as its ratio to node:tls does.
+    const measured: Measured[] = running.flatMap((server) =>
+      loadModes.map((mode) => ({ name: mode === 'full' && loadModes.length === 1 ? server.name : `${server.name}, ${mode}`, server, mode })),
+    );
     load = spawnNode(SCRIPT, ['--load', String(concurrency)], pin ? 0 : undefined);
     await nextMessage<string>(load);
-    for (const s of running) await slice(s, load, warmup);
-    const slices = new Map<string, Slice[]>(running.map((s) => [s.name, []]));
+    for (const m of measured) await slice(m, load, warmup);
+    const slices = new Map<string, Slice[]>(measured.map((m) => [m.name, []]));
     for (let p = 0; p < pairs; p++) {
-      for (const s of p % 2 === 0 ? running : [...running].reverse()) slices.get(s.name)!.push(await slice(s, load, sliceSeconds));
+      for (const m of p % 2 === 0 ? measured : [...measured].reverse()) slices.get(m.name)!.push(await slice(m, load, sliceSeconds));
     }
+    const resumedColumn = loadModes.includes('resumed');
     const lines = [
-      '| server | CPU us/handshake (median) | quartiles | handshakes/s (median) | failed |',
-      '| --- | ---: | --- | ---: | ---: |',
+      `| server | CPU us/handshake (median) | quartiles | handshakes/s (median) | failed |${resumedColumn ? ' resumed share (median) |' : ''}`,
+      `| --- | ---: | --- | ---: | ---: |${resumedColumn ? ' ---: |' : ''}`,
     ];
-    for (const s of running) {
-      const sl = slices.get(s.name)!;
+    for (const m of measured) {
+      const sl = slices.get(m.name)!;
       const cpu = sl.map((x) => x.cpuUs);
-      lines.push(`| ${s.name} | ${fmt(median(cpu))} | ${fmt(percentile([...cpu].sort((a, b) => a - b), 25))}-${fmt(percentile([...cpu].sort((a, b) => a - b), 75))} | ${fmt(median(sl.map((x) => x.rate)))} | ${sl.reduce((a, x) => a + x.failed, 0)} |`);
+      const share = resumedColumn ? ` ${fmt(median(sl.map((x) => x.reusedShare)), 3)} |` : '';
+      lines.push(`| ${m.name} | ${fmt(median(cpu))} | ${fmt(percentile([...cpu].sort((a, b) => a - b), 25))}-${fmt(percentile([...cpu].sort((a, b) => a - b), 75))} | ${fmt(median(sl.map((x) => x.rate)))} | ${sl.reduce((a, x) => a + x.failed, 0)} |${share}`);
     }
     lines.push('', '| ratio of server CPU per handshake | median of per-pass ratios | quartiles | ratio of medians | per-pass ratios |', '| --- | ---: | --- | ---: | --- |');
-    const ratio = (a: ServerSpec, b: ServerSpec): void => {
+    const ratio = (a: Measured, b: Measured): void => {
       const sa = slices.get(a.name)!;
       const sb = slices.get(b.name)!;
       const r = sa.map((x, i) => x.cpuUs / sb[i]!.cpuUs);
       lines.push(`| ${a.name} / ${b.name} | **${fmt(median(r), 3)}x** | ${quartiles(r)} | ${fmt(median(sa.map((x) => x.cpuUs)) / median(sb.map((x) => x.cpuUs)), 3)}x | ${r.map((x) => fmt(x, 2)).join(', ')} |`);
     };
-    const find = (kind: ServerSpec['kind'], group: Group): ServerSpec | undefined => running.find((s) => s.kind === kind && s.group === group);
+    const find = (kind: ServerSpec['kind'], group: Group, mode: Mode): Measured | undefined =>
+      measured.find((m) => m.server.kind === kind && m.server.group === group && m.mode === mode);
     const groups = [...new Set(running.map((s) => s.group))];
-    for (const g of groups) {
-      const node = find('node', g)!;
-      for (const kind of ['ours', 'base', 'nginx'] as const) {
-        const s = find(kind, g);
-        if (s) ratio(s, node);
+    for (const mode of loadModes) {
+      for (const g of groups) {
+        const node = find('node', g, mode)!;
+        for (const kind of ['ours', 'base', 'nginx'] as const) {
+          const s = find(kind, g, mode);
+          if (s) ratio(s, node);
+        }
+        const base = find('base', g, mode);
+        if (base) ratio(find('ours', g, mode)!, base);
       }
-      const base = find('base', g);
-      if (base) ratio(find('ours', g)!, base);
+    }
+    if (loadModes.length > 1) {
+      for (const s of running) ratio(find(s.kind, s.group, 'resumed')!, find(s.kind, s.group, 'full')!);
     }
     const increments: string[] = [];
     if (groups.length > 1) {
       increments.push(`| what a group adds to a server's handshake, over ${groups[0]} | median of per-pass differences, us | quartiles |`, '| --- | ---: | --- |');
-      for (const g of groups.slice(1)) {
-        for (const kind of ['ours', 'node', 'base'] as const) {
-          const a = find(kind, g);
-          const b = find(kind, groups[0]!);
-          if (!a || !b) continue;
-          ratio(a, b);
-          const sb = slices.get(b.name)!;
-          const d = slices.get(a.name)!.map((x, i) => x.cpuUs - sb[i]!.cpuUs);
-          const sorted = [...d].sort((x, y) => x - y);
-          increments.push(`| ${a.name} - ${b.name} | **${fmt(median(d))}** | ${fmt(percentile(sorted, 25))} to ${fmt(percentile(sorted, 75))} |`);
+      for (const mode of loadModes) {
+        for (const g of groups.slice(1)) {
+          for (const kind of ['ours', 'node', 'base'] as const) {
+            const a = find(kind, g, mode);
+            const b = find(kind, groups[0]!, mode);
+            if (!a || !b) continue;
+            ratio(a, b);
+            const sb = slices.get(b.name)!;
+            const d = slices.get(a.name)!.map((x, i) => x.cpuUs - sb[i]!.cpuUs);
+            const sorted = [...d].sort((x, y) => x - y);
+            increments.push(`| ${a.name} - ${b.name} | **${fmt(median(d))}** | ${fmt(percentile(sorted, 25))} to ${fmt(percentile(sorted, 75))} |`);
+          }
         }
       }
     }
