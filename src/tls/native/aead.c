@@ -43,6 +43,29 @@ typedef struct {
   unsigned char iv[NONCE_LENGTH];
 } aead_t;
 
+/*
+ * The three ciphers, fetched from the provider once per environment (Node-API instance data,
+ * freed with it). EVP_aes_128_gcm() and the like are legacy descriptions: EVP_CipherInit_ex
+ * fetches the provider's implementation from them anew on every context, a lookup in the
+ * method store plus its locking, and a TLS 1.3 handshake creates four contexts (a reader and a
+ * writer for its handshake keys, then for its application keys).
+ */
+#define ALGORITHM_COUNT 3
+static const char *const CIPHER_NAMES[ALGORITHM_COUNT + 1] = {NULL, "AES-128-GCM", "AES-256-GCM", "ChaCha20-Poly1305"};
+static const size_t KEY_LENGTHS[ALGORITHM_COUNT + 1] = {0, 16, 32, 32};
+
+typedef struct {
+  EVP_CIPHER *cipher[ALGORITHM_COUNT + 1];
+} instance_t;
+
+static void instance_free(napi_env env, void *data, void *hint) {
+  (void)env;
+  (void)hint;
+  instance_t *in = data;
+  for (int i = 1; i <= ALGORITHM_COUNT; i++) EVP_CIPHER_free(in->cipher[i]);
+  OPENSSL_free(in);
+}
+
 #define CHECK(env, call)                                                   \
   do {                                                                     \
     if ((call) != napi_ok) return fail((env), "native AEAD: " #call " failed"); \
@@ -163,16 +186,16 @@ static napi_value create(napi_env env, napi_callback_info info) {
   if (!integer(env, argv[0], 3, &alg)) return NULL;
   CHECK(env, napi_get_value_bool(env, argv[1], &encrypt));
   if (!bytes(env, argv[2], &key, &key_length) || !bytes(env, argv[3], &iv, &iv_length)) return NULL;
-  const EVP_CIPHER *cipher = NULL;
-  size_t want_key = 0;
-  switch ((int)alg) {
-    case 1: cipher = EVP_aes_128_gcm(); want_key = 16; break;
-    case 2: cipher = EVP_aes_256_gcm(); want_key = 32; break;
-    case 3: cipher = EVP_chacha20_poly1305(); want_key = 32; break;
-    default: return fail(env, "native AEAD: unknown algorithm");
+  int id = (int)alg;
+  if (id < 1 || id > ALGORITHM_COUNT) return fail(env, "native AEAD: unknown algorithm");
+  void *data = NULL;
+  if (napi_get_instance_data(env, &data) != napi_ok || data == NULL) return fail(env, "native AEAD: not initialised");
+  instance_t *in = data;
+  if (in->cipher[id] == NULL && (in->cipher[id] = EVP_CIPHER_fetch(NULL, CIPHER_NAMES[id], NULL)) == NULL) {
+    return fail(env, "native AEAD: OpenSSL lacks the algorithm");
   }
-  if (cipher == NULL) return fail(env, "native AEAD: OpenSSL lacks the algorithm");
-  if (key_length != want_key || iv_length != NONCE_LENGTH) return fail(env, "native AEAD: wrong key or IV length");
+  const EVP_CIPHER *cipher = in->cipher[id];
+  if (key_length != KEY_LENGTHS[id] || iv_length != NONCE_LENGTH) return fail(env, "native AEAD: wrong key or IV length");
   aead_t *a = OPENSSL_zalloc(sizeof *a);
   if (a == NULL) return fail(env, "native AEAD: out of memory");
   a->encrypt = encrypt ? 1 : 0;
@@ -301,6 +324,11 @@ static napi_value open_(napi_env env, napi_callback_info info) {
 }
 
 static napi_value init(napi_env env, napi_value exports) {
+  instance_t *in = OPENSSL_zalloc(sizeof *in);
+  if (in == NULL || napi_set_instance_data(env, in, instance_free, NULL) != napi_ok) {
+    OPENSSL_free(in);
+    return fail(env, "native AEAD: napi_set_instance_data failed");
+  }
   napi_property_descriptor props[] = {
       {"create", NULL, create, NULL, NULL, NULL, napi_default, NULL},
       {"seal", NULL, seal, NULL, NULL, NULL, napi_default, NULL},
