@@ -44,10 +44,16 @@ export class PskEarlyKeys {
 
   /** The binder for this PSK (§4.2.11.2): `truncatedHelloHash` covers the ClientHello up to its binders. */
   binder(truncatedHelloHash: Uint8Array): Uint8Array {
-    return finishedVerifyData(this.suite, this.early.binderKey('resumption'), truncatedHelloHash, this.into);
+    const binderKey = this.early.binderKey('resumption');
+    const binder = finishedVerifyData(this.suite, binderKey, truncatedHelloHash, this.into);
+    binderKey.fill(0);
+    return binder;
   }
 
-  /** A PSK not taken (its binder failed, or it is not used): its secrets are zeroed. */
+  /**
+   * A PSK not taken (its binder failed, or it is not used), or a handshake that ends before its
+   * handshake keys are made from it: its secrets are zeroed.
+   */
   discard(): void {
     this.into.wipeExcept([]);
     this.early.secret.fill(0);
@@ -85,6 +91,10 @@ export class HandshakeKeys {
     }
     this.secret = early.handshake(sharedSecret);
     sharedSecret.fill(0);
+    // From here the handshake secret is all that the PSK's stage yields that is still needed (we
+    // take no 0-RTT): its early secret is zeroed now, not when the handshake is retired, so a
+    // handshake that ends on the way leaves none. Without a PSK it is a shared constant.
+    if (psk !== undefined) early.secret.fill(0);
     this.clientTrafficSecret = this.secret.clientHandshakeTrafficSecret(helloHash);
     this.serverTrafficSecret = this.secret.serverHandshakeTrafficSecret(helloHash);
   }

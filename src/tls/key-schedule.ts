@@ -292,7 +292,10 @@ export class EarlySecret {
   handshake(sharedSecret: Uint8Array | undefined): HandshakeSecret {
     const { hash, hashLength } = this.suite;
     const salt = this.derivedSalt ?? deriveSecret(hash, this.secret, 'derived', emptyHash(hash), this.into);
-    return new HandshakeSecret(this.suite, hkdfExtract(hash, salt, sharedSecret ?? zeros(hashLength), this.into), this.into);
+    const secret = hkdfExtract(hash, salt, sharedSecret ?? zeros(hashLength), this.into);
+    // A PSK's "derived" salt is used once; the no-PSK one is a shared constant.
+    if (salt !== this.derivedSalt) salt.fill(0);
+    return new HandshakeSecret(this.suite, secret, this.into);
   }
 }
 
@@ -315,7 +318,9 @@ export class HandshakeSecret {
   master(): MasterSecret {
     const { hash, hashLength } = this.suite;
     const salt = deriveSecret(hash, this.secret, 'derived', emptyHash(hash), this.into);
-    return new MasterSecret(this.suite, hkdfExtract(hash, salt, zeros(hashLength), this.into), this.into);
+    const secret = hkdfExtract(hash, salt, zeros(hashLength), this.into);
+    salt.fill(0);
+    return new MasterSecret(this.suite, secret, this.into);
   }
 }
 
@@ -365,10 +370,12 @@ export function nextTrafficSecret(suite: SuiteParams, secret: Uint8Array): Uint8
   return hkdfExpandLabel(suite.hash, secret, 'traffic upd', EMPTY, suite.hashLength);
 }
 
-/** verify_data = HMAC(finished_key, transcript hash) (§4.4.4); also PSK binders. */
+/** verify_data = HMAC(finished_key, transcript hash) (§4.4.4); also PSK binders. The finished key serves this one HMAC and is zeroed after it. */
 export function finishedVerifyData(suite: SuiteParams, baseKey: Uint8Array, transcriptHash: Uint8Array, into?: SecretBlock): Uint8Array {
   const finishedKey = hkdfExpandLabel(suite.hash, baseKey, 'finished', EMPTY, suite.hashLength, into);
-  return hmac(suite.hash, finishedKey, transcriptHash, into);
+  const verifyData = hmac(suite.hash, finishedKey, transcriptHash, into);
+  finishedKey.fill(0);
+  return verifyData;
 }
 
 /** Constant-time comparison of a received Finished/binder with the expected one. */

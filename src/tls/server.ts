@@ -390,7 +390,16 @@ export class ServerConnection extends Connection<ServerState> {
     // Adds the ClientHello to the transcript (with a PSK offer, in two parts around the binders).
     const resumed = this.acceptPreSharedKey(hello, raw, suite, transcript);
     this.state = { kind: 'SendingFlight' };
-    if (resumed) return this.sendFlight(hello, suite, group, alpn, transcript, resumed, retry, undefined);
+    if (resumed) {
+      // A flight that fails (a refused key share, ...) zeroes the accepted PSK's early secret,
+      // which HandshakeKeys would otherwise have zeroed once the handshake secret was extracted.
+      try {
+        return this.sendFlight(hello, suite, group, alpn, transcript, resumed, retry, undefined);
+      } catch (e) {
+        resumed.keys.discard();
+        throw e;
+      }
+    }
     // The certificate and CertificateVerify scheme are chosen before ServerHello: a client we
     // cannot sign for gets a plaintext handshake_failure, and no key exchange is done for nothing.
     this.continueWith(this.chooseCredential(hello), (choice) =>
@@ -538,11 +547,14 @@ export class ServerConnection extends Connection<ServerState> {
     }
     const truncatedLength = raw.length - bindersLength(offered.binders);
     transcript.add(raw.subarray(0, truncatedLength));
+    const accepted = this.choosePreSharedKey(hello, offered, suite, transcript);
     try {
-      return this.choosePreSharedKey(hello, offered, suite, transcript);
-    } finally {
       transcript.add(raw.subarray(truncatedLength));
+    } catch (e) {
+      accepted?.keys.discard();
+      throw e;
     }
+    return accepted;
   }
 
   /** The first offered identity we can resume (binder checked), or none: a full handshake. */
