@@ -9,7 +9,7 @@ import { createCipheriv, createDecipheriv, createHash, randomBytes } from 'node:
 import { randomFillPooled } from './random.js';
 import { Reader, Writer } from './codec.js';
 import { InternalError } from './errors.js';
-import { NATIVE_AEAD_MAX_INPUT, NATIVE_ALGORITHM, nativeAead } from './native/aead.js';
+import { NATIVE_AEAD_MAX_INPUT, NATIVE_ALGORITHM, nativeAead, type NativeAeadContext } from './native/aead.js';
 import type { AuthenticatedPeer } from './peer-auth.js';
 import type { TrustStore } from './x509/trust-store.js';
 
@@ -68,9 +68,17 @@ const TICKET_VERSION = 3;
 const NONCE_LENGTH = 12;
 const TAG_LENGTH = 16;
 const NO_AAD = new Uint8Array(0);
+/** The IV the ticket contexts are made with: every ticket gives its whole nonce instead. */
+const UNUSED_IV = new Uint8Array(NONCE_LENGTH);
 
 export class TicketKey {
   private readonly key: Uint8Array;
+  /**
+   * The native AEAD's contexts for this key, made on first use and kept: each ticket passes its
+   * own random nonce whole, so the key is expanded once per TicketKey, not once per ticket.
+   */
+  private sealer: NativeAeadContext | undefined;
+  private opener: NativeAeadContext | undefined;
 
   /** `key`: 32 bytes shared by the servers that should accept each other's tickets. */
   constructor(key?: Uint8Array) {
@@ -98,10 +106,11 @@ export class TicketKey {
     // The addon seals at most one record's worth (NATIVE_AEAD_MAX_INPUT); a ticket carrying a
     // large client certificate goes through node:crypto instead.
     if (native && plain.length <= NATIVE_AEAD_MAX_INPUT) {
-      // The same AES-256-GCM bytes through the native AEAD (record.ts): a context for this
-      // ticket's nonce (sequence 0 leaves the IV as it is) costs ~0.3 KB of heap where
-      // createCipheriv costs ~3.8 KB, one ticket per handshake (bench/results/socket-path.md).
-      native.seal(native.create(NATIVE_ALGORITHM['aes-256-gcm'], true, this.key, nonce), 0, NO_AAD, plain, 0, plain.length, -1, ticket, 1 + NONCE_LENGTH);
+      // The same AES-256-GCM bytes through the native AEAD (record.ts), on this key's context
+      // with the ticket's nonce: nothing per ticket but the call, where createCipheriv costs
+      // ~3.8 KB of heap (bench/results/socket-path.md).
+      this.sealer ??= native.create(NATIVE_ALGORITHM['aes-256-gcm'], true, this.key, UNUSED_IV);
+      native.seal(this.sealer, nonce, NO_AAD, plain, 0, plain.length, -1, ticket, 1 + NONCE_LENGTH);
     } else {
       const c = createCipheriv('aes-256-gcm', this.key, nonce);
       c.update(plain).copy(ticket, 1 + NONCE_LENGTH);
@@ -126,9 +135,10 @@ export class TicketKey {
     try {
       const native = nativeAead();
       if (native && sealedLength <= NATIVE_AEAD_MAX_INPUT) {
-        // As in seal: one native context and call in place of a node:crypto Decipheriv (one per
-        // resumption attempt), the tag checked by the addon.
-        if (!native.open(native.create(NATIVE_ALGORITHM['aes-256-gcm'], false, this.key, nonce), 0, NO_AAD, ticket, 1 + NONCE_LENGTH, sealedLength, plain, 0)) return undefined;
+        // As in seal: this key's native context and one call in place of a node:crypto
+        // Decipheriv (one per resumption attempt), the tag checked by the addon.
+        this.opener ??= native.create(NATIVE_ALGORITHM['aes-256-gcm'], false, this.key, UNUSED_IV);
+        if (!native.open(this.opener, nonce, NO_AAD, ticket, 1 + NONCE_LENGTH, sealedLength, plain, 0)) return undefined;
       } else {
         const d = createDecipheriv('aes-256-gcm', this.key, nonce);
         d.setAuthTag(ticket.subarray(ticket.length - TAG_LENGTH));

@@ -16,7 +16,9 @@
  *   create(alg, encrypt, key, iv) -> context   alg: 1 AES-128-GCM, 2 AES-256-GCM, 3 ChaCha20-Poly1305
  *   seal(ctx, seq, aad, src, srcOff, srcLen, trailer, dst, dstOff)
  *       nonce = iv XOR seq in its low 8 bytes; seq is an integer below 2^53 or 8 big-endian bytes
- *       (TLS 1.2 AES-GCM's explicit nonce, with iv = salt || zeros); encrypts src[srcOff, +srcLen) followed by
+ *       (TLS 1.2 AES-GCM's explicit nonce, with iv = salt || zeros), or 12 bytes: the whole nonce,
+ *       the context's iv unused (session tickets: one context per ticket key, a random nonce per
+ *       ticket); encrypts src[srcOff, +srcLen) followed by
  *       the byte `trailer` when 0 <= trailer <= 255 (TLS 1.3's inner content type), writes the
  *       ciphertext and then the 16-byte tag at dst[dstOff..]. Returns the bytes written.
  *   open(ctx, seq, aad, src, srcOff, srcLen, dst, dstOff) -> boolean
@@ -141,33 +143,50 @@ static aead_t *context(napi_env env, napi_value v) {
   return data;
 }
 
-/* The 64-bit value XORed into the IV: a number below 2^53, or 8 big-endian bytes. */
-static int sequence(napi_env env, napi_value v, uint64_t *out) {
+/* The nonce of one seal or open: iv XOR seq, or a whole nonce given by the caller. */
+typedef struct {
+  uint64_t seq;
+  int whole;
+  unsigned char nonce[NONCE_LENGTH];
+} nonce_arg;
+
+/* A number below 2^53 or 8 big-endian bytes (XORed into the IV), or 12 bytes (the whole nonce). */
+static int sequence(napi_env env, napi_value v, nonce_arg *out) {
+  out->whole = 0;
   bool is_typed = false;
   if (napi_is_typedarray(env, v, &is_typed) == napi_ok && is_typed) {
     unsigned char *p;
     size_t n;
     if (!bytes(env, v, &p, &n)) return 0;
+    if (n == NONCE_LENGTH) {
+      memcpy(out->nonce, p, NONCE_LENGTH);
+      out->whole = 1;
+      return 1;
+    }
     if (n != 8) {
-      napi_throw_range_error(env, "ERR_TLS_NATIVE_AEAD", "native AEAD: an explicit nonce has 8 bytes");
+      napi_throw_range_error(env, "ERR_TLS_NATIVE_AEAD", "native AEAD: an explicit nonce has 8 bytes (or 12: a whole nonce)");
       return 0;
     }
     uint64_t s = 0;
     for (int i = 0; i < 8; i++) s = (s << 8) | p[i];
-    *out = s;
+    out->seq = s;
     return 1;
   }
   double d;
   if (!integer(env, v, MAX_SEQ, &d)) return 0;
-  *out = (uint64_t)d;
+  out->seq = (uint64_t)d;
   return 1;
 }
 
-/* Sets the per-record nonce, iv XOR seq; keeps the expanded key. */
-static int set_nonce(aead_t *a, uint64_t s) {
+/* Sets the nonce of one seal or open; keeps the expanded key. */
+static int set_nonce(aead_t *a, const nonce_arg *s) {
   unsigned char nonce[NONCE_LENGTH];
-  memcpy(nonce, a->iv, NONCE_LENGTH);
-  for (int i = 0; i < 8; i++) nonce[NONCE_LENGTH - 1 - i] ^= (unsigned char)(s >> (8 * i));
+  if (s->whole) {
+    memcpy(nonce, s->nonce, NONCE_LENGTH);
+  } else {
+    memcpy(nonce, a->iv, NONCE_LENGTH);
+    for (int i = 0; i < 8; i++) nonce[NONCE_LENGTH - 1 - i] ^= (unsigned char)(s->seq >> (8 * i));
+  }
   return EVP_CipherInit_ex(a->ctx, NULL, NULL, NULL, nonce, a->encrypt) == 1;
 }
 
@@ -222,7 +241,7 @@ static napi_value create(napi_env env, napi_callback_info info) {
  * with room left `out_room` (each direction checks that its own output fits). */
 typedef struct {
   aead_t *a;
-  uint64_t seq;
+  nonce_arg seq;
   unsigned char *aad, *in, *out;
   size_t aad_length, in_length, out_room;
 } record_io;
@@ -273,7 +292,7 @@ static napi_value seal(napi_env env, napi_callback_info info) {
   EVP_CIPHER_CTX *ctx = io.a->ctx;
   unsigned char *out = io.out;
   int n = 0, total = 0;
-  if (!set_nonce(io.a, io.seq) || (io.aad_length > 0 && EVP_EncryptUpdate(ctx, NULL, &n, io.aad, (int)io.aad_length) != 1))
+  if (!set_nonce(io.a, &io.seq) || (io.aad_length > 0 && EVP_EncryptUpdate(ctx, NULL, &n, io.aad, (int)io.aad_length) != 1))
     return fail(env, "native AEAD: seal failed");
   if (sl > 0) {
     if (EVP_EncryptUpdate(ctx, out, &n, io.in, (int)sl) != 1) return fail(env, "native AEAD: seal failed");
@@ -306,7 +325,7 @@ static napi_value open_(napi_env env, napi_callback_info info) {
   unsigned char tag[TAG_LENGTH];
   memcpy(tag, io.in + plain, TAG_LENGTH);
   int n = 0;
-  if (!set_nonce(io.a, io.seq) || EVP_CIPHER_CTX_ctrl(ctx, EVP_CTRL_AEAD_SET_TAG, TAG_LENGTH, tag) != 1 ||
+  if (!set_nonce(io.a, &io.seq) || EVP_CIPHER_CTX_ctrl(ctx, EVP_CTRL_AEAD_SET_TAG, TAG_LENGTH, tag) != 1 ||
       (io.aad_length > 0 && EVP_DecryptUpdate(ctx, NULL, &n, io.aad, (int)io.aad_length) != 1))
     return fail(env, "native AEAD: open failed");
   int total = 0;

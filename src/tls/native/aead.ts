@@ -20,7 +20,9 @@ export type NativeAeadContext = { readonly __nativeAeadContext: never };
 /**
  * The addon's functions. `seq` is the record's 64-bit value XORed into the low 8 bytes of the
  * context's 12-byte IV: a sequence number below 2^53, or 8 big-endian bytes (TLS 1.2 AES-GCM's
- * explicit nonce as received). Offsets and lengths index the given buffers; the addon checks them.
+ * explicit nonce as received); or 12 bytes, the whole nonce (the context's IV is then unused:
+ * session tickets, one context per ticket key). Offsets and lengths index the given buffers; the
+ * addon checks them.
  */
 export interface NativeAead {
   create(algorithm: 1 | 2 | 3, encrypt: boolean, key: Uint8Array, iv: Uint8Array): NativeAeadContext;

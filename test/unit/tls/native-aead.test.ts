@@ -265,6 +265,7 @@ void describe('native AEAD: the addon refuses hostile arguments before touching 
       ['sequence 2^53', (d) => a.seal(ctx, 2 ** 53, aad, src, 0, 10, -1, d, 0)],
       ['negative sequence', (d) => a.seal(ctx, -1, aad, src, 0, 10, -1, d, 0)],
       ['explicit nonce of 7 bytes', (d) => a.seal(ctx, Buffer.alloc(7), aad, src, 0, 10, -1, d, 0)],
+      ['nonce of 13 bytes', (d) => a.seal(ctx, Buffer.alloc(13), aad, src, 0, 10, -1, d, 0)],
       ['additional data over 64 bytes', (d) => a.seal(ctx, 0, Buffer.alloc(65), src, 0, 10, -1, d, 0)],
       ['not a context', (d) => a.seal({} as never, 0, aad, src, 0, 10, -1, d, 0)],
       ['an opening context', (d) => a.seal(a.create(1, false, key, iv), 0, aad, src, 0, 10, -1, d, 0)],
@@ -282,6 +283,26 @@ void describe('native AEAD: the addon refuses hostile arguments before touching 
     assert.equal(a.seal(ctx, 0, aad, src, 0, 100, 23, dst, 200 - 117), 117);
     const inPlace = Buffer.alloc(116, 7);
     assert.equal(a.seal(ctx, 0, aad, inPlace, 0, 100, -1, inPlace, 0), 116);
+  });
+
+  void test('a 12-byte seq is the whole nonce (the context\'s IV unused): node:crypto with that nonce gives the same bytes, and open takes it back', () => {
+    const a = addon();
+    const key32 = Buffer.alloc(32, 4);
+    const sealer = a.create(2, true, key32, iv);
+    const opener = a.create(2, false, key32, Buffer.alloc(12, 0x55));
+    for (let i = 0; i < 3; i++) {
+      const nonce = randomBytes(12);
+      const plain = randomBytes(40 + i);
+      const out = Buffer.alloc(plain.length + 16);
+      assert.equal(a.seal(sealer, nonce, aad, plain, 0, plain.length, -1, out, 0), plain.length + 16);
+      const c = createCipheriv('aes-256-gcm', key32, nonce).setAAD(aad);
+      assert.deepEqual(out, Buffer.concat([c.update(plain), c.final(), c.getAuthTag()]), `ticket ${i}: the same as node:crypto`);
+      const back = Buffer.alloc(plain.length);
+      assert.equal(a.open(opener, nonce, aad, out, 0, out.length, back, 0), true);
+      assert.deepEqual(back, plain);
+      nonce[0]! ^= 1;
+      assert.equal(a.open(opener, nonce, aad, out, 0, out.length, back, 0), false, 'another nonce does not open it');
+    }
   });
 
   void test('property: for any offsets and lengths, seal either throws having written nothing, or writes exactly its output range', () => {

@@ -49,6 +49,27 @@ void test('a ticket with a client certificate larger than one record (60 KB) sea
   assert.ok(Buffer.from(opened.clientCertificate).equals(big.clientCertificate));
 });
 
+void test('one TicketKey seals ticket after ticket on one cipher context: each under its own nonce, each node:crypto-decryptable, each opening', () => {
+  const raw = new Uint8Array(32).fill(9);
+  const key = new TicketKey(raw);
+  const tickets = Array.from({ length: 4 }, (_, i) => Buffer.from(key.seal({ ...state, ageAdd: i })));
+  assert.equal(new Set(tickets.map((t) => t.subarray(1, 13).toString('hex'))).size, tickets.length, 'a fresh nonce per ticket');
+  // Opened out of order on the key's one opening context, and by node:crypto with the ticket's nonce.
+  for (const i of [2, 0, 3, 1]) {
+    const t = tickets[i]!;
+    assert.equal(key.open(t)?.ageAdd, i);
+    const d = createDecipheriv('aes-256-gcm', raw, t.subarray(1, 13));
+    d.setAuthTag(t.subarray(t.length - 16));
+    const plain = Buffer.concat([d.update(t.subarray(13, t.length - 16)), d.final()]);
+    assert.ok(plain.subarray(4, 4 + 48).equals(state.psk));
+  }
+  // A ticket that fails to open leaves the context usable for the next one.
+  const bad = Buffer.from(tickets[0]!);
+  bad[bad.length - 1]! ^= 1;
+  assert.equal(key.open(bad), undefined);
+  assert.equal(key.open(tickets[0]!)?.ageAdd, 0);
+});
+
 void test('two tickets of the same state differ (fresh nonce each)', () => {
   const key = new TicketKey();
   assert.notDeepEqual(Buffer.from(key.seal(state)), Buffer.from(key.seal(state)));
