@@ -54,14 +54,13 @@ async function serverKeySchedule(dist: string): Promise<() => number> {
   return () => {
     const { shared, th } = inputs[n++ & 63]!;
     const hs = new ks.EarlySecret(suite).handshake(shared);
-    const chs = hs.clientHandshakeTrafficSecret(th[0]!);
-    const shs = hs.serverHandshakeTrafficSecret(th[0]!);
+    // As HandshakeKeys derives them: both secrets in one derivation where the build has it.
+    const [chs, shs] = hs.handshakeTrafficSecrets?.(th[0]!) ?? [hs.clientHandshakeTrafficSecret(th[0]!), hs.serverHandshakeTrafficSecret(th[0]!)];
     const k1 = ks.trafficKeys(suite, shs);
     const k2 = ks.trafficKeys(suite, chs);
     const sf = ks.finishedVerifyData(suite, shs, th[1]!);
     const master = hs.master();
-    const cap = master.clientApplicationTrafficSecret(th[2]!);
-    const sap = master.serverApplicationTrafficSecret(th[2]!);
+    const [cap, sap] = master.applicationTrafficSecrets?.(th[2]!) ?? [master.clientApplicationTrafficSecret(th[2]!), master.serverApplicationTrafficSecret(th[2]!)];
     const k3 = ks.trafficKeys(suite, sap);
     const cf = ks.finishedVerifyData(suite, chs, th[2]!);
     const psk = ks.resumptionPsk(suite, master.resumptionMasterSecret(th[3]!), Uint8Array.of(0));

@@ -95,8 +95,7 @@ export class HandshakeKeys {
     // take no 0-RTT): its early secret is zeroed now, not when the handshake is retired, so a
     // handshake that ends on the way leaves none. Without a PSK it is a shared constant.
     if (psk !== undefined) early.secret.fill(0);
-    this.clientTrafficSecret = this.secret.clientHandshakeTrafficSecret(helloHash);
-    this.serverTrafficSecret = this.secret.serverHandshakeTrafficSecret(helloHash);
+    [this.clientTrafficSecret, this.serverTrafficSecret] = this.secret.handshakeTrafficSecrets(helloHash);
   }
 
   /** verify_data of the server's Finished (§4.4.4), over ClientHello...server CertificateVerify. */
@@ -139,8 +138,7 @@ export class ApplicationKeys {
     /** The stage before, whose secrets `retire` erases. */
     private readonly handshake: HandshakeKeys,
   ) {
-    this.clientTrafficSecret = master.clientApplicationTrafficSecret(serverFinishedHash);
-    this.serverTrafficSecret = master.serverApplicationTrafficSecret(serverFinishedHash);
+    [this.clientTrafficSecret, this.serverTrafficSecret] = master.applicationTrafficSecrets(serverFinishedHash);
   }
 
   /** exporter_master_secret: derived on first use until `retire`, which derives it if no one had. */

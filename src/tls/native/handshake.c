@@ -31,6 +31,9 @@
  *   hkdfExpand(hash, prk, info, length, out): HKDF-Expand (RFC 5869 §2.3) into out
  *   hkdfExpandLabel(hash, secret, label, context, length, out): HKDF-Expand-Label (RFC 8446 §7.1)
  *       into out; `label` is the whole label, "tls13 " included (the caller caches it as bytes).
+ *   hkdfExpandLabelPair(hash, secret, label1, label2, context, length1, length2, out1, out2): the
+ *       same for two labels of one secret and one context (a side's key and IV; the client's and
+ *       the server's traffic secrets), the HMAC keyed with the secret once.
  *   transcriptCreate(hash) -> transcript   a running hash (opaque; freed when collected)
  *   transcriptUpdate(transcript, data)
  *   transcriptDigest(transcript, extra, out) -> length: the hash of everything so far plus
@@ -628,6 +631,60 @@ static napi_value hkdf_expand_label(napi_env env, napi_callback_info info) {
   return done(env, hkdf_expand(ctx, id, secret, secret_length, pieces, 4, out, (size_t)length));
 }
 
+/*
+ * HKDF-Expand-Label with `ctx` already keyed with the secret: each HMAC block re-initialises it
+ * with that key (EVP_MAC_init with no key keeps the keyed state), so the key is set up once for
+ * every label of the secret.
+ */
+static int expand_label_keyed(EVP_MAC_CTX *ctx, int32_t id, const unsigned char *label, size_t label_length, const unsigned char *context,
+                              size_t context_length, unsigned char *out, size_t length) {
+  const size_t h = HASHES[id].length;
+  unsigned char head[3] = {(unsigned char)(length >> 8), (unsigned char)length, (unsigned char)label_length};
+  unsigned char context_prefix = (unsigned char)context_length;
+  unsigned char t[EVP_MAX_MD_SIZE];
+  size_t done = 0;
+  int ok = 1;
+  for (unsigned counter = 1; ok && done < length; counter++) {
+    unsigned char c = (unsigned char)counter;
+    size_t n = 0;
+    ok = EVP_MAC_init(ctx, NULL, 0, NULL) == 1 && (counter == 1 || EVP_MAC_update(ctx, t, h) == 1) && EVP_MAC_update(ctx, head, 3) == 1 &&
+         EVP_MAC_update(ctx, label, label_length) == 1 && EVP_MAC_update(ctx, &context_prefix, 1) == 1 &&
+         (context_length == 0 || EVP_MAC_update(ctx, context, context_length) == 1) && EVP_MAC_update(ctx, &c, 1) == 1 &&
+         EVP_MAC_final(ctx, t, &n, h) == 1 && n == h;
+    size_t take = length - done < h ? length - done : h;
+    if (ok) memcpy(out + done, t, take);
+    done += take;
+  }
+  OPENSSL_cleanse(t, sizeof t);
+  return ok;
+}
+
+static napi_value hkdf_expand_label_pair(napi_env env, napi_callback_info info) {
+  ARGUMENTS(env, info, argv, 9, "hkdfExpandLabelPair(hash, secret, label1, label2, context, length1, length2, out1, out2)");
+  int32_t id, length1, length2;
+  unsigned char *secret, *label1, *label2, *context, *out1, *out2;
+  size_t secret_length, label1_length, label2_length, context_length;
+  EVP_MAC_CTX *ctx = hash_arg(env, argv[0], &id);
+  if (ctx == NULL || !bytes(env, argv[1], &secret, &secret_length) || !bytes(env, argv[2], &label1, &label1_length) ||
+      !bytes(env, argv[3], &label2, &label2_length) || !bytes(env, argv[4], &context, &context_length) ||
+      !integer(env, argv[5], 1, 255 * (int32_t)HASHES[id].length, &length1) || !integer(env, argv[6], 1, 255 * (int32_t)HASHES[id].length, &length2) ||
+      !output_arg(env, argv[7], (size_t)length1, &out1) || !output_arg(env, argv[8], (size_t)length2, &out2))
+    return NULL;
+  if (secret_length > MAX_KEY) return fail(env, "native handshake: HKDF secret too long");
+  if (label1_length > MAX_LABEL || label2_length > MAX_LABEL || context_length > MAX_CONTEXT)
+    return fail(env, "native handshake: HKDF label or context longer than 255 bytes");
+  int ok = EVP_MAC_init(ctx, secret_length > 0 ? secret : EMPTY_KEY, secret_length, NULL) == 1 &&
+           expand_label_keyed(ctx, id, label1, label1_length, context, context_length, out1, (size_t)length1) &&
+           expand_label_keyed(ctx, id, label2, label2_length, context, context_length, out2, (size_t)length2);
+  /* As after every HMAC here: the shared context keeps no keyed state of the secret. */
+  if (EVP_MAC_init(ctx, EMPTY_KEY, 0, NULL) != 1) ok = 0;
+  if (!ok) {
+    OPENSSL_cleanse(out1, (size_t)length1);
+    OPENSSL_cleanse(out2, (size_t)length2);
+  }
+  return done(env, ok);
+}
+
 // --- Transcript hash (RFC 8446 §4.4.1) -------------------------------------------------------
 
 static const napi_type_tag TRANSCRIPT_TAG = {0x5a17c2e94b0d3f68ULL, 0x0e6b9d2a7c4f1358ULL};
@@ -714,6 +771,7 @@ static napi_value init(napi_env env, napi_value exports) {
       {"hmac", NULL, hmac, NULL, NULL, NULL, napi_default, NULL},
       {"hkdfExpand", NULL, hkdf_expand_, NULL, NULL, NULL, napi_default, NULL},
       {"hkdfExpandLabel", NULL, hkdf_expand_label, NULL, NULL, NULL, napi_default, NULL},
+      {"hkdfExpandLabelPair", NULL, hkdf_expand_label_pair, NULL, NULL, NULL, napi_default, NULL},
       {"transcriptCreate", NULL, transcript_create, NULL, NULL, NULL, napi_default, NULL},
       {"transcriptUpdate", NULL, transcript_update, NULL, NULL, NULL, napi_default, NULL},
       {"transcriptDigest", NULL, transcript_digest, NULL, NULL, NULL, napi_default, NULL},

@@ -65,6 +65,8 @@ export interface NativeHandshake {
   hkdfExpand(hash: 1 | 2, prk: Uint8Array, info: Uint8Array, length: number, out: Uint8Array): void;
   /** HKDF-Expand-Label (RFC 8446 §7.1); `label` includes "tls13 " (at most 255 bytes, as the context). */
   hkdfExpandLabel(hash: 1 | 2, secret: Uint8Array, label: Uint8Array, context: Uint8Array, length: number, out: Uint8Array): void;
+  /** Two HKDF-Expand-Labels of one secret and one context in one call (the HMAC keyed once): `length1` bytes to out1, `length2` to out2. */
+  hkdfExpandLabelPair(hash: 1 | 2, secret: Uint8Array, label1: Uint8Array, label2: Uint8Array, context: Uint8Array, length1: number, length2: number, out1: Uint8Array, out2: Uint8Array): void;
   /** A running hash (1 SHA-256, 2 SHA-384) for the transcript. */
   transcriptCreate(hash: 1 | 2): NativeTranscript;
   transcriptUpdate(transcript: NativeTranscript, data: Uint8Array): void;
@@ -178,6 +180,14 @@ function hkdfSelfCheck(native: NativeHandshake): string | undefined {
   native.hkdfExpandLabel(1, prk, label, info, 32, out);
   const hkdfLabel = Buffer.concat([Uint8Array.of(0, 32, label.length), label, Uint8Array.of(info.length), info, Uint8Array.of(1)]);
   if (!take(32).equals(createHmac('sha256', prk).update(hkdfLabel).digest())) return 'HKDF-Expand-Label against node:crypto';
+  // The pair: each half as hkdfExpandLabel gives it, a 2-block (SHA-256, 40 bytes) half included.
+  const second = Buffer.from('tls13 s hs traffic', 'latin1');
+  const pair = [new Uint8Array(40), new Uint8Array(32)];
+  native.hkdfExpandLabelPair(1, prk, second, label, info, 40, 32, pair[0]!, pair[1]!);
+  native.hkdfExpandLabel(1, prk, second, info, 40, out);
+  if (!take(40).equals(pair[0]!)) return 'HKDF-Expand-Label pair, first';
+  native.hkdfExpandLabel(1, prk, label, info, 32, out);
+  if (!take(32).equals(pair[1]!)) return 'HKDF-Expand-Label pair, second';
   // The transcript hash: a digest in the middle and one with extra bytes, against node:crypto.
   for (const [id, name] of [
     [1, 'sha256'],

@@ -250,6 +250,31 @@ void describe('native handshake: HMAC and HKDF', { skip: forcedPure && 'DC_TLS_N
     }
   });
 
+  void test('hkdfExpandLabelPair gives what two hkdfExpandLabel calls give, for both hashes, one- and multi-block outputs, empty and long contexts', () => {
+    const n = addon();
+    for (const hash of [1, 2] as const) {
+      const h = hash === 1 ? 32 : 48;
+      const secret = randomBytes(h);
+      for (const [l1, l2, context, len1, len2] of [
+        ['key', 'iv', Buffer.alloc(0), 16, 12],
+        ['c hs traffic', 's hs traffic', randomBytes(h), h, h],
+        ['c ap traffic', 'exporter', randomBytes(255), 2 * h + 5, 1],
+      ] as const) {
+        const labels = [Buffer.from(`tls13 ${l1}`, 'latin1'), Buffer.from(`tls13 ${l2}`, 'latin1')] as const;
+        const got = [out(len1), out(len2)] as const;
+        n.hkdfExpandLabelPair(hash, secret, labels[0], labels[1], context, len1, len2, got[0], got[1]);
+        const want = [out(len1), out(len2)] as const;
+        n.hkdfExpandLabel(hash, secret, labels[0], context, len1, want[0]);
+        n.hkdfExpandLabel(hash, secret, labels[1], context, len2, want[1]);
+        assert.deepEqual(got, want, `hash ${hash}: ${l1} / ${l2}`);
+      }
+      // The shared HMAC context is re-keyed after the pair: a plain HMAC next is unaffected.
+      const mac = out(h);
+      n.hmac(hash, Buffer.alloc(0), secret, h, mac);
+      assert.deepEqual(Buffer.from(mac), createHmac(hash === 1 ? 'sha256' : 'sha384', Buffer.alloc(0)).update(secret).digest());
+    }
+  });
+
   void test('hostile arguments: every bad hash, length, size or type throws a usage error and writes nothing', () => {
     const n = addon();
     const key = Buffer.alloc(32, 1);
@@ -273,6 +298,13 @@ void describe('native handshake: HMAC and HKDF', { skip: forcedPure && 'DC_TLS_N
       ['label length negative', (o) => n.hkdfExpandLabel(1, key, label, Buffer.alloc(0), -1, o)],
       ['label output too short', (o) => n.hkdfExpandLabel(2, key, label, Buffer.alloc(0), 48, o.subarray(0, 47))],
       ['too many arguments', (o) => (n.hkdfExpandLabel as (...a: unknown[]) => unknown)(1, key, label, Buffer.alloc(0), 16, o, 1)],
+      ['pair: first label over 255 bytes', (o) => n.hkdfExpandLabelPair(1, key, Buffer.alloc(256), label, Buffer.alloc(0), 16, 12, o, o.subarray(200))],
+      ['pair: second label over 255 bytes', (o) => n.hkdfExpandLabelPair(1, key, label, Buffer.alloc(256), Buffer.alloc(0), 16, 12, o, o.subarray(200))],
+      ['pair: context over 255 bytes', (o) => n.hkdfExpandLabelPair(1, key, label, label, Buffer.alloc(256), 16, 12, o, o.subarray(200))],
+      ['pair: second length 0', (o) => n.hkdfExpandLabelPair(1, key, label, label, Buffer.alloc(0), 16, 0, o, o.subarray(200))],
+      ['pair: first output too short', (o) => n.hkdfExpandLabelPair(1, key, label, label, Buffer.alloc(0), 16, 12, o.subarray(0, 15), o.subarray(200))],
+      ['pair: second output too short', (o) => n.hkdfExpandLabelPair(1, key, label, label, Buffer.alloc(0), 16, 12, o, o.subarray(200, 211))],
+      ['pair: hash 3', (o) => n.hkdfExpandLabelPair(3 as 1, key, label, label, Buffer.alloc(0), 16, 12, o, o.subarray(200))],
     ];
     for (const [name, call] of cases) {
       const o = new Uint8Array(400).fill(0xaa);
