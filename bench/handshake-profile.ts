@@ -10,6 +10,8 @@
  * lanes) runs pinned to core 0 for `seconds`, then the server exits and its profile is read.
  * The first second of load is in the profile too; for the steady state use 10 s or more.
  * BENCH_ECDH_CURVE=<OpenSSL group list> restricts the load's groups (e.g. X25519MLKEM768).
+ * BENCH_MODE=resumed: each lane offers the session its previous connection got (TLS 1.3 PSK-DHE
+ * after the lane's first connection), for where a resumed handshake's CPU goes on sockets.
  */
 import { readdir, readFile, rm, mkdtemp } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
@@ -63,10 +65,15 @@ async function loadRole(port: number, version: string, seconds: number, concurre
   const ecdhCurve = process.env.BENCH_ECDH_CURVE;
   const options: nodeTls.ConnectionOptions = { port, host: '127.0.0.1', servername: 'localhost', minVersion: v, maxVersion: v, rejectUnauthorized: false, ...(ecdhCurve ? { ecdhCurve } : {}) };
   const payload = Buffer.alloc(32, 0x61);
+  const resumed = process.env.BENCH_MODE === 'resumed';
   let completed = 0;
   const deadline = Date.now() + seconds * 1000;
   await Promise.all(Array.from({ length: concurrency }, async () => {
-    while (Date.now() < deadline) if ((await echoOnce(options, payload)) !== undefined) completed++;
+    let session: Buffer | undefined;
+    const keep = (s: nodeTls.TLSSocket): void => {
+      if (resumed) session = s.getSession() ?? session;
+    };
+    while (Date.now() < deadline) if ((await echoOnce(session ? { ...options, session } : options, payload, keep)) !== undefined) completed++;
   }));
   process.send!({ completed });
   process.exit(0);
@@ -92,7 +99,7 @@ async function main(): Promise<void> {
     if (!file) throw new Error('the server wrote no profile');
     const { busyMs, frames } = selfTimes(JSON.parse(await readFile(join(dir, file), 'utf8')) as Profile);
     const n = stats.handshakes;
-    console.log(`# our server, TLS ${version}, ECDSA P-256, ${process.env.BENCH_ECDH_CURVE ?? 'x25519'}: ${n} handshakes (${completed} echoed) in ${secondsArg} s; server CPU ${(stats.cpuMs / n * 1000).toFixed(0)} us/handshake; busy profile samples ${(busyMs / n * 1000).toFixed(0)} us/handshake; node ${process.version}`);
+    console.log(`# our server, TLS ${version}${process.env.BENCH_MODE === 'resumed' ? ' resumed' : ''}, ECDSA P-256, ${process.env.BENCH_ECDH_CURVE ?? 'x25519'}: ${n} handshakes (${completed} echoed) in ${secondsArg} s; server CPU ${(stats.cpuMs / n * 1000).toFixed(0)} us/handshake; busy profile samples ${(busyMs / n * 1000).toFixed(0)} us/handshake; node ${process.version}`);
     console.log('| self us/handshake | share of busy | frame |');
     console.log('| ---: | ---: | --- |');
     for (const f of frames.slice(0, Number(topArg))) {
