@@ -24,6 +24,9 @@ type Handler = (req: IncomingMessage, res: ServerResponse, body: string) => void
 interface Seen {
   method: string;
   url: URL;
+  /** The request target as sent (path and query), and the Host header. */
+  rawUrl: string;
+  host: string | undefined;
   authorization: string | undefined;
   accept: string | undefined;
   clientCN: string | undefined;
@@ -53,6 +56,8 @@ before(async () => {
       seen.push({
         method: req.method ?? '',
         url: new URL(req.url ?? '/', 'https://x'),
+        rawUrl: req.url ?? '',
+        host: req.headers.host,
         authorization: req.headers.authorization,
         accept: req.headers.accept,
         clientCN: peer.subject?.CN as string | undefined,
@@ -101,6 +106,28 @@ void describe('ApiClient requests', () => {
     assert.ok(seen.every((s) => s.clientCN === 'operator'));
     assert.equal(seen[0]?.url.searchParams.get('fieldManager'), 'dc-operator');
     assert.deepEqual(JSON.parse(seen[6]?.body ?? ''), { metadata: { name: 'x', resourceVersion: '5' } });
+  });
+
+  void it('sends the request target and Host a URL of the server would give (path prefix, query encoding, undefined values left out)', async () => {
+    fresh();
+    handler = (_req, res) => json(res, 200, {});
+    const server = new URL(`https://127.0.0.1:${port}/prefix//`);
+    const api = new ApiClient(new DirectAuth(server, { ca: Buffer.from(ca.pem), cert: Buffer.from(clientCert.pem), key: Buffer.from(clientCert.key.privateKeyPem) }, undefined, 'test'));
+    const query = { labelSelector: 'dc-operator.io/owner in (a b, c),x!=y', fieldSelector: 'metadata.name=web-tls', limit: 500, continue: undefined, allowWatchBookmarks: true, odd: "*'()~!é&=+%" };
+    const path = '/api/v1/namespaces/a%2Fb/secrets';
+    try {
+      await api.get(path, query);
+      await api.get(path);
+      await api.get(path, { continue: undefined });
+    } finally {
+      api.destroy();
+    }
+    // What the client sent before it stopped building a URL per request.
+    const expected = new URL(server.href);
+    expected.pathname = expected.pathname.replace(/\/+$/, '') + path;
+    for (const [k, v] of Object.entries(query)) if (v !== undefined) expected.searchParams.set(k, String(v));
+    assert.deepEqual(seen.map((s) => s.rawUrl), [`${expected.pathname}${expected.search}`, `/prefix${path}`, `/prefix${path}`]);
+    assert.ok(seen.every((s) => s.host === `127.0.0.1:${port}`));
   });
 
   void it('maps a Status refusal to an ApiStatusError that statusCodeOf reads; KubeClient.getSecret reads 404 as absent', async () => {
