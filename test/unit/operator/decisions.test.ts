@@ -82,6 +82,32 @@ void test('the same outcome twice gives an equal status, so nothing is written',
   assert.equal(first.observedGeneration, 3);
 });
 
+void test('statusEqual: JSON equality whatever the key order, a key holding undefined being no key', () => {
+  const cond = (message: string): Record<string, unknown> => ({ type: 'Ready', status: 'True', reason: 'Issued', message, lastTransitionTime: '2026-01-01T00:00:00Z', observedGeneration: 3 });
+  const base = { observedGeneration: 3, conditions: [cond('a'), { ...cond('b'), type: 'Issuing' }], credentials: [{ algorithm: 'ed25519', notAfter: 'x' }] };
+  const reordered = { credentials: [{ notAfter: 'x', algorithm: 'ed25519' }], conditions: [{ ...cond('a') }, { ...cond('b'), type: 'Issuing' }], observedGeneration: 3, lastIssuedAt: undefined };
+  const rows: [string, unknown, unknown, boolean][] = [
+    ['same content, other key order, an undefined key', base, reordered, true],
+    ['both absent', undefined, undefined, true],
+    ['absent and empty', undefined, {}, true],
+    ['empty and one undefined key', {}, { renewalTime: undefined }, true],
+    ['a message differs', base, { ...base, conditions: [cond('A'), base.conditions[1]] }, false],
+    ['conditions in another order', base, { ...base, conditions: [base.conditions[1], base.conditions[0]] }, false],
+    ['one more key', base, { ...base, renewalTime: 't' }, false],
+    ['one key fewer', base, { conditions: base.conditions, credentials: base.credentials }, false],
+    ['null against absent', { renewalTime: null }, {}, false],
+    ['null against an object', { a: null }, { a: {} }, false],
+    ['an array against an object with its indexes', { a: ['x'] }, { a: { 0: 'x' } }, false],
+    ['a shorter array', { a: [1, 2] }, { a: [1] }, false],
+    ['a number against its string', { a: 1 }, { a: '1' }, false],
+    ['an undefined key against a null one', { a: undefined }, { a: null }, false],
+  ];
+  for (const [name, a, b, equal] of rows) {
+    assert.equal(statusEqual(a as DelegatedCredential['status'], b as DelegatedCredential['status']), equal, name);
+    assert.equal(statusEqual(b as DelegatedCredential['status'], a as DelegatedCredential['status']), equal, `${name} (swapped)`);
+  }
+});
+
 void test('a signer failure sets SignerReady=False and Ready=False and keeps the existing credentials listed', () => {
   const withCreds = desiredStatus(dc, { trigger: null, credentials: [{ algorithm: 'ed25519', notAfter: now, publicKeyFingerprint: 'ab' }], signer: 's', renewalTime: now }, now);
   const failed = desiredStatus(
