@@ -54,23 +54,47 @@ interface CachedStatus {
   conditions?: CachedCondition[];
   notAfter?: string;
   lastIssuedTime?: string;
-  credentials?: { notAfter?: string }[];
+  credentials?: { algorithm?: string; notAfter?: string }[];
+  fallback?: string;
+  keyServer?: string;
+}
+
+interface CachedSpec {
+  algorithms?: unknown;
+  certificateSecretRef?: { name?: unknown };
 }
 
 /**
  * A DelegatedCredential or signer as cached: without managedFields, its conditions' text pooled,
  * and the times a burst gives many objects alike (to the second: transitions, issue, expiry,
  * creation; ~0.36 KB per DelegatedCredential). renewalTime is not pooled: its jitter makes it
- * nearly unique, and unique strings would only churn the pool.
+ * nearly unique, and unique strings would only churn the pool. Also pooled: what every object of
+ * a namespace or certificate repeats (apiVersion, kind, namespace, the algorithms, the certificate
+ * Secret's name, condition types, the fallback). V8 shares only strings of up to 10 characters
+ * between parsed objects.
  */
-export function cachedResource<R extends { metadata?: { managedFields?: unknown; creationTimestamp?: unknown }; status?: CachedStatus }>(pool: StringPool): (object: R) => R {
+export function cachedResource<R extends { apiVersion?: string; kind?: string; metadata?: { namespace?: string; managedFields?: unknown; creationTimestamp?: unknown }; spec?: object; status?: CachedStatus }>(pool: StringPool): (object: R) => R {
   const time = <T>(value: T): T => (typeof value === 'string' ? (pool.of(value) as T) : value);
   return (object) => {
     withoutManagedFields(object);
-    if (object.metadata !== undefined && object.metadata.creationTimestamp !== undefined) object.metadata.creationTimestamp = time(object.metadata.creationTimestamp);
+    if (object.apiVersion !== undefined) object.apiVersion = pool.of(object.apiVersion);
+    if (object.kind !== undefined) object.kind = pool.of(object.kind);
+    const metadata = object.metadata;
+    if (metadata !== undefined) {
+      if (metadata.namespace !== undefined) metadata.namespace = pool.of(metadata.namespace);
+      if (metadata.creationTimestamp !== undefined) metadata.creationTimestamp = time(metadata.creationTimestamp);
+    }
+    const spec = object.spec as CachedSpec | undefined;
+    if (spec !== undefined) {
+      if (Array.isArray(spec.algorithms)) spec.algorithms = spec.algorithms.map(time);
+      if (spec.certificateSecretRef !== undefined) spec.certificateSecretRef.name = time(spec.certificateSecretRef.name);
+    }
     const status = object.status;
     if (status === undefined) return object;
+    if (status.fallback !== undefined) status.fallback = pool.of(status.fallback);
+    if (status.keyServer !== undefined) status.keyServer = pool.of(status.keyServer);
     for (const c of status.conditions ?? []) {
+      c.type = pool.of(c.type);
       if (c.reason !== undefined) c.reason = pool.of(c.reason);
       // Ready's message names the object's own validity and renewal times: no other object shares it.
       if (c.message !== undefined && c.type !== 'Ready') c.message = pool.of(c.message);
@@ -78,7 +102,10 @@ export function cachedResource<R extends { metadata?: { managedFields?: unknown;
     }
     if (status.notAfter !== undefined) status.notAfter = time(status.notAfter);
     if (status.lastIssuedTime !== undefined) status.lastIssuedTime = time(status.lastIssuedTime);
-    for (const c of status.credentials ?? []) if (c.notAfter !== undefined) c.notAfter = time(c.notAfter);
+    for (const c of status.credentials ?? []) {
+      if (c.algorithm !== undefined) c.algorithm = pool.of(c.algorithm);
+      if (c.notAfter !== undefined) c.notAfter = time(c.notAfter);
+    }
     return object;
   };
 }

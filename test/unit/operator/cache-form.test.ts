@@ -138,7 +138,11 @@ void test('a DelegatedCredential is cached without managedFields; condition text
     assert.equal(c.status?.conditions?.[0]?.message, `credentials for ${['a', 'b'][i] ?? ''}`);
     assert.equal(c.status?.conditions?.[1]?.message, 'the credentials are current');
   }
-  assert.equal(pool.size, 4, "Issued, UpToDate, Issuing's message and the transition time; not the per-object Ready messages");
+  assert.equal(
+    pool.size,
+    11,
+    "Issued, UpToDate, Issuing's message and the transition time; apiVersion, kind, namespace, the algorithm, the certificate Secret's name and the two condition types; not the per-object Ready messages",
+  );
 });
 
 void test('the times a burst shares are pooled (transition, issue, expiry, creation), the jittered renewal time is not', () => {
@@ -159,7 +163,7 @@ void test('the times a burst shares are pooled (transition, issue, expiry, creat
     },
   });
   const [a, b] = [form(dc('a', '2026-01-01T16:00:01Z')), form(dc('b', '2026-01-01T16:03:17Z'))];
-  assert.equal(pool.size, 3, 'Issued, the issue time, the expiry: the renewal times and fingerprints stay out');
+  assert.equal(pool.size, 9, 'Issued, the issue time, the expiry, and apiVersion, kind, namespace, the algorithm (spec and credential), the certificate Secret, Ready: the renewal times and fingerprints stay out');
   assert.deepEqual([a.status?.renewalTime, b.status?.renewalTime], ['2026-01-01T16:00:01Z', '2026-01-01T16:03:17Z']);
   assert.deepEqual([a.status?.lastIssuedTime, b.status?.credentials?.[0]?.notAfter, String(b.metadata.creationTimestamp)], [t, '2026-01-02T00:00:00Z', t]);
 });
