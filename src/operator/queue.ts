@@ -1,7 +1,7 @@
 // A work queue of `namespace/name` keys (client-go's semantics): a key is queued at most once;
 // a key being processed is never handed to a second worker, and is re-queued after done() if
 // it was added meanwhile; failures re-queue with per-key exponential backoff; addAfter() keeps
-// one timer per key (the earliest wins), which is how renewal times are scheduled.
+// one due time per key (the earliest wins), which is how renewal times are scheduled.
 import type { Clock, TimerHandle } from './clock.js';
 
 export interface BackoffOptions {
@@ -23,7 +23,11 @@ export class WorkQueue {
   private readonly processing = new Set<string>();
   private readonly dirty = new Set<string>();
   private readonly failures = new Map<string, number>();
-  private readonly timers = new Map<string, { due: number; handle: TimerHandle }>();
+  /** The pending delayed add of each key; `delayed` holds these (and superseded ones, skipped). */
+  private readonly timers = new Map<string, Delayed>();
+  private readonly delayed = new DueHeap();
+  /** One timer, for the earliest due time: not one per key (10,000 renewal times held ~3 MiB of Timeouts, timer lists and closures). */
+  private alarm: { due: number; handle: TimerHandle } | undefined;
   private readonly waiters: ((key: string | undefined) => void)[] = [];
   private shuttingDown = false;
 
@@ -56,15 +60,40 @@ export class WorkQueue {
       this.add(key);
       return;
     }
-    const due = this.clock.now().getTime() + delayMs;
+    const now = this.clock.now().getTime();
+    const due = now + delayMs;
     const existing = this.timers.get(key);
     if (existing && existing.due <= due) return;
-    existing?.handle.cancel();
-    const handle = this.clock.setTimer(delayMs, () => {
-      this.timers.delete(key);
-      this.add(key);
-    });
-    this.timers.set(key, { due, handle });
+    const entry = { key, due };
+    this.timers.set(key, entry);
+    this.delayed.push(entry);
+    // Superseded entries wait in the heap until their time; rebuilt when they outnumber the live ones.
+    if (this.delayed.size > 2 * this.timers.size + 1024) this.delayed.rebuild(this.timers.values());
+    this.arm(now);
+  }
+
+  /** Keeps the alarm at the earliest live due time (none when nothing is pending). */
+  private arm(now: number): void {
+    const next = this.delayed.peekLive(this.timers);
+    if (next === undefined) {
+      this.alarm?.handle.cancel();
+      this.alarm = undefined;
+      return;
+    }
+    if (this.alarm !== undefined && this.alarm.due <= next.due) return; // it fires first, and re-arms
+    this.alarm?.handle.cancel();
+    this.alarm = { due: next.due, handle: this.clock.setTimer(next.due - now, () => this.fire()) };
+  }
+
+  private fire(): void {
+    this.alarm = undefined;
+    const now = this.clock.now().getTime();
+    for (let e = this.delayed.popDue(now); e !== undefined; e = this.delayed.popDue(now)) {
+      if (this.timers.get(e.key) !== e) continue; // superseded by an earlier one, or cancelled
+      this.timers.delete(e.key);
+      this.add(e.key);
+    }
+    this.arm(now);
   }
 
   /** Re-queues after a failure with this key's next backoff delay; returns the delay. */
@@ -87,9 +116,10 @@ export class WorkQueue {
 
   /** Drops every pending timer and the backoff state of a key (its object was deleted). */
   cancel(key: string): void {
-    this.timers.get(key)?.handle.cancel();
-    this.timers.delete(key);
     this.failures.delete(key);
+    if (!this.timers.delete(key) || this.timers.size > 0) return;
+    this.delayed.rebuild([]);
+    this.arm(this.clock.now().getTime());
   }
 
   /** The next key, marked as processing; undefined once shut down. */
@@ -119,8 +149,75 @@ export class WorkQueue {
 
   shutdown(): void {
     this.shuttingDown = true;
-    for (const { handle } of this.timers.values()) handle.cancel();
+    this.alarm?.handle.cancel();
+    this.alarm = undefined;
     this.timers.clear();
+    this.delayed.rebuild([]);
     for (const waiter of this.waiters.splice(0)) waiter(undefined);
+  }
+}
+
+interface Delayed {
+  readonly key: string;
+  readonly due: number;
+}
+
+/** A binary min-heap of delayed adds by due time. */
+class DueHeap {
+  private items: Delayed[] = [];
+
+  get size(): number {
+    return this.items.length;
+  }
+
+  push(item: Delayed): void {
+    const a = this.items;
+    a.push(item);
+    for (let i = a.length - 1; i > 0; ) {
+      const parent = (i - 1) >> 1;
+      if (a[parent]!.due <= item.due) break;
+      a[i] = a[parent]!;
+      a[parent] = item;
+      i = parent;
+    }
+  }
+
+  /** The earliest entry that is still `live`'s entry for its key; superseded ones on top are dropped. */
+  peekLive(live: ReadonlyMap<string, Delayed>): Delayed | undefined {
+    for (let top = this.items[0]; top !== undefined; top = this.items[0]) {
+      if (live.get(top.key) === top) return top;
+      this.pop();
+    }
+    return undefined;
+  }
+
+  /** The earliest entry if it is due at `now`. */
+  popDue(now: number): Delayed | undefined {
+    const top = this.items[0];
+    return top !== undefined && top.due <= now ? this.pop() : undefined;
+  }
+
+  rebuild(items: Iterable<Delayed>): void {
+    this.items = [];
+    for (const item of items) this.push(item);
+  }
+
+  private pop(): Delayed | undefined {
+    const a = this.items;
+    const top = a[0];
+    const last = a.pop();
+    if (top === undefined || last === undefined || a.length === 0) return top;
+    a[0] = last;
+    for (let i = 0; ; ) {
+      const l = 2 * i + 1;
+      const r = l + 1;
+      let m = i;
+      if (l < a.length && a[l]!.due < a[m]!.due) m = l;
+      if (r < a.length && a[r]!.due < a[m]!.due) m = r;
+      if (m === i) break;
+      [a[i], a[m]] = [a[m]!, a[i]!];
+      i = m;
+    }
+    return top;
   }
 }

@@ -75,3 +75,86 @@ void test('cancel drops the pending renewal timer of a deleted object', () => {
   assert.equal(q.length, 0);
   assert.equal(clock.pendingTimers(), 0);
 });
+
+void test('delayed adds of many keys share one timer and come in due order, each once', async () => {
+  const clock = new FakeClock();
+  const q = new WorkQueue(clock);
+  const delays = [7000, 1000, 5000, 3000, 9000, 2000, 8000, 4000, 6000, 10_000];
+  delays.forEach((d, i) => q.addAfter(`ns/k${i}`, d));
+  assert.equal(q.scheduled, 10);
+  assert.equal(clock.pendingTimers(), 1, 'one timer for all of them');
+  const order: string[] = [];
+  for (let t = 0; t < 10; t++) {
+    clock.advance(1000);
+    while (q.length > 0) {
+      const key = (await q.get()) ?? '';
+      order.push(key);
+      q.done(key);
+    }
+  }
+  assert.deepEqual(order, [...delays.keys()].sort((a, b) => (delays[a] ?? 0) - (delays[b] ?? 0)).map((i) => `ns/k${i}`));
+  assert.equal(q.scheduled, 0);
+  assert.equal(clock.pendingTimers(), 0);
+});
+
+void test('a delayed add moved earlier fires once, at the earlier time; cancel leaves the other keys due', async () => {
+  const clock = new FakeClock();
+  const q = new WorkQueue(clock);
+  q.addAfter('ns/a', 10_000);
+  q.addAfter('ns/b', 20_000);
+  q.addAfter('ns/c', 15_000);
+  q.addAfter('ns/a', 5_000);
+  q.cancel('ns/c');
+  clock.advance(5_000);
+  assert.equal(await q.get(), 'ns/a');
+  q.done('ns/a');
+  clock.advance(10_000);
+  assert.equal(q.length, 0, 'the superseded 10 s entry of ns/a and the cancelled ns/c add nothing');
+  clock.advance(5_000);
+  assert.equal(await q.get(), 'ns/b');
+  q.done('ns/b');
+  clock.advance(60_000);
+  assert.equal(q.length, 0);
+  assert.equal(clock.pendingTimers(), 0);
+});
+
+void test('delayed adds against a model: random delays, re-schedules and cancels over 2000 steps', async () => {
+  let seed = 42;
+  const rnd = (n: number): number => ((seed = (seed * 1103515245 + 12345) % 2 ** 31), seed % n);
+  const clock = new FakeClock();
+  const q = new WorkQueue(clock);
+  const model = new Map<string, number>(); // key -> due
+  let now = 0;
+  const added: string[] = [];
+  const expected: string[] = [];
+  for (let step = 0; step < 2000; step++) {
+    const key = `ns/k${rnd(50)}`;
+    const op = rnd(10);
+    if (op < 6) {
+      const due = now + 1 + rnd(5000);
+      if (!(model.has(key) && (model.get(key) ?? 0) <= due)) model.set(key, due);
+      q.addAfter(key, due - now);
+    } else if (op < 7) {
+      model.delete(key);
+      q.cancel(key);
+    } else {
+      const dt = rnd(700);
+      const target = now + dt;
+      const firing = [...model].filter(([, d]) => d <= target).sort((a, b) => a[1] - b[1] || (a[0] < b[0] ? -1 : 1));
+      for (const [k] of firing) {
+        model.delete(k);
+        expected.push(k);
+      }
+      clock.advance(dt);
+      now = target;
+      // Drain what came, so a key added again is visible again (a queued key is queued once).
+      while (q.length > 0) {
+        const k = (await q.get()) ?? '';
+        added.push(k);
+        q.done(k);
+      }
+    }
+    assert.equal(q.scheduled, model.size, `step ${step}`);
+  }
+  assert.deepEqual([...added].sort(), [...expected].sort(), 'the same keys, each as often as the model says');
+});
