@@ -7,6 +7,7 @@
 // watch's decoding, not as "HTTP". Start-up (module loading and compiling) is its own part.
 //   node bench/scripts/operator-cpuprofile-partition.mjs FILE.cpuprofile [issuances] [--other N]
 import { readFileSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
 
 const argv = process.argv.slice(2);
 const otherIndex = argv.indexOf('--other');
@@ -29,7 +30,16 @@ for (const n of profile.nodes) for (const c of n.children ?? []) parent.set(c, n
 const ours = (path) => (f) => f.url.endsWith(`/dist/src/${path}`);
 const fn = (name, path) => (f) => f.functionName === name && (path === undefined || f.url.endsWith(path));
 const url = (re) => (f) => re.test(f.url);
-const line = (path, lineNumber) => (f) => f.url.endsWith(`/dist/src/${path}`) && f.lineNumber + 1 === lineNumber;
+/**
+ * The frame of the function that starts on the line of the build's `path` holding `text` (the
+ * arrow callbacks of client.js have no names; their lines move from build to build).
+ */
+const linesOf = new Map();
+const line = (path, text) => (f) => {
+  if (!f.url.endsWith(`/dist/src/${path}`)) return false;
+  if (!linesOf.has(f.url)) linesOf.set(f.url, readFileSync(fileURLToPath(f.url), 'utf8').split('\n'));
+  return linesOf.get(f.url)[f.lineNumber]?.includes(text) === true;
+};
 const any = (...tests) => (f) => tests.some((t) => t(f));
 
 /**
@@ -47,10 +57,10 @@ const RULES = [
   ['certificate key GET once per burst (parse, signer)', fn('readSigningKey'), 'stack'],
   // The bodies: JSON.stringify runs in request()'s own frame, JSON.parse in the response and watch callbacks.
   ['JSON.stringify of request bodies', fn('request', '/dist/src/operator/apiserver/client.js'), 'leaf'],
-  ['JSON.parse of responses', line('operator/apiserver/client.js', 107), 'leaf'],
-  ['watch: JSON.parse of events', line('operator/apiserver/client.js', 150), 'leaf'],
+  ['JSON.parse of responses', line('operator/apiserver/client.js', '({ body, truncated }) =>'), 'leaf'],
+  ['watch: JSON.parse of events', line('operator/apiserver/client.js', 'new JsonLineSplitter((line) =>'), 'leaf'],
   ['watch: informer (store, transform, handlers, queue)', fn('onEvent', '/dist/src/operator/informer.js'), 'stack'],
-  ['watch: line splitting, socket reads', any(ours('operator/apiserver/json-lines.js'), line('operator/apiserver/client.js', 172)), 'stack'],
+  ['watch: line splitting, socket reads', any(ours('operator/apiserver/json-lines.js'), line('operator/apiserver/client.js', "res.on('data', (chunk) =>")), 'stack'],
   ['HTTP: request write (TLS encryption, loopback send syscall)', any(fn('writev'), fn('writeBuffer'), fn('writeUtf8String'), fn('writeLatin1String')), 'leaf'],
   ['HTTP: request set-up (URL, headers, agent, socket pool)', any(fn('send', '/dist/src/operator/apiserver/client.js'), fn('onSocketNT'), fn('ClientRequest'), fn('end', 'node:_http_outgoing'), fn('onFree'), fn('emitFreeNT'), fn('keepSocketAlive'), fn('addRequest'), fn('removeSocket'), fn('responseOnEnd'), fn('responseKeepAlive')), 'stack'],
   ['HTTP: response read (HTTP parser, streams, body chunks)', any(fn('socketOnData'), fn('onStreamRead'), fn('parserOnBody'), fn('parserOnHeadersComplete'), fn('parserOnMessageComplete'), fn('endReadableNT'), fn('readBounded', '/dist/src/operator/apiserver/client.js')), 'stack'],
