@@ -1,6 +1,7 @@
 // /metrics, /healthz (the process and its event loop answer) and /readyz (a standby replica
 // is ready; a leader is ready once its caches are synced).
-import { createServer, type Server, type ServerResponse } from 'node:http';
+import type { Server, ServerResponse } from 'node:http';
+import { createServer } from './node-http.js';
 import type { AddressInfo } from 'node:net';
 import type { Registry } from 'prom-client';
 

@@ -2,7 +2,7 @@
 // TLS settings: the cluster's CA, a client certificate) and the headers (a bearer token). Two
 // kinds: ours, from the few kubeconfig forms connect.ts reads, and client-node's, for the forms we
 // do not implement (client-node-auth.ts).
-import { Agent as HttpAgent } from 'node:http';
+import { Agent as HttpAgent } from '../node-http.js';
 import { Agent as HttpsAgent, type AgentOptions } from 'node:https';
 import type { TokenFile } from './token-file.js';
 

@@ -9,7 +9,8 @@
 // - a refusal is an ApiStatusError (status-error.ts) carrying the HTTP status as `code` and
 //   `statusCode`, which statusCodeOf() reads;
 // - unary requests share keep-alive connections; watches use their own (auth.ts).
-import { request as httpRequest, type Agent as HttpAgent, type ClientRequest, type IncomingMessage } from 'node:http';
+import type { Agent as HttpAgent, ClientRequest, IncomingMessage } from 'node:http';
+import { request as httpRequest } from '../node-http.js';
 import { request as httpsRequest } from 'node:https';
 import type { ApiAuth } from './auth.js';
 import { JsonLineSplitter, MAX_WATCH_LINE_BYTES } from './json-lines.js';

@@ -37,3 +37,15 @@ for (const [command, entry, own] of [
 void it('the hook does see client-node where it is loaded (the webhook command keeps it)', () => {
   assert.ok(modulesLoadedBy('../../../src/cli/commands/webhook.js').some((u) => u.includes('/@kubernetes/client-node/')));
 });
+
+void it('dc-operator controller: its modules load no undici, node:http2 nor web streams (node:http is required, not imported: src/operator/node-http.ts)', () => {
+  const script = `await import(process.argv[1]); process.stdout.write(JSON.stringify(process.moduleLoadList));`;
+  const run = (entry: string): string[] =>
+    JSON.parse(execFileSync(process.execPath, ['--input-type=module', '-e', script, entry], { encoding: 'utf8', timeout: 60_000 })) as string[];
+  const unwanted = (list: string[]): string[] => list.filter((m) => /undici|NativeModule (internal\/)?http2|webstreams/.test(m));
+  const loaded = run(new URL('../../../src/cli/commands/controller.js', import.meta.url).href);
+  assert.ok(loaded.includes('NativeModule http'), 'node:http itself is loaded');
+  assert.deepEqual(unwanted(loaded), []);
+  // What this guards against: an ES module import of node:http loads them all.
+  assert.ok(unwanted(run('node:http')).some((m) => m.includes('undici')));
+});
