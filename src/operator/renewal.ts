@@ -1,7 +1,8 @@
 // When should a credential be renewed? One small pure function with table tests
 // (test/unit/operator/renewal.test.ts), in the spirit of cert-manager's pki.RenewalTime.
 import { createHash } from 'node:crypto';
-import { CronExpressionParser } from 'cron-parser';
+import { createRequire } from 'node:module';
+import type * as CronParser from 'cron-parser';
 import { ROTATION_SCHEDULE_MACROS, ROTATION_SCHEDULE_PATTERN } from './api/v1alpha1.js';
 import { parseDuration } from './duration.js';
 
@@ -98,10 +99,18 @@ export function credentialSetRenewalTime(input: { uid: string; issuedAt: Date; n
   return new Date(Math.min(...input.notAfters.map((notAfter) => renewalTime({ issuedAt: input.issuedAt, notAfter, policy: input.policy, jitter, scheduleSeed: input.uid }).getTime())));
 }
 
+/**
+ * cron-parser, loaded on the first rotationSchedule: with luxon it costs a process 1.1 MiB of heap
+ * and 3.5 MiB of RSS (bench/scripts/module-memory.mjs cron-parser), and the default policies need
+ * neither (test/unit/operator/runtime-imports.test.ts).
+ */
+let cron: typeof CronParser | undefined;
+const cronParser = (): typeof CronParser => (cron ??= createRequire(import.meta.url)('cron-parser') as typeof CronParser);
+
 /** The first occurrence of `cron` (UTC) strictly after `after`, `H` fields seeded by `seed`; throws InvalidRenewalPolicyError. */
 export function nextCronOccurrence(cron: string, after: Date, seed = ''): Date {
   try {
-    return CronExpressionParser.parse(cron, { currentDate: after, tz: 'UTC', strict: false, hashSeed: seed }).next().toDate();
+    return cronParser().CronExpressionParser.parse(cron, { currentDate: after, tz: 'UTC', strict: false, hashSeed: seed }).next().toDate();
   } catch (cause) {
     const why = cause instanceof Error ? cause.message : String(cause);
     throw new InvalidRenewalPolicyError(`rotationSchedule ${JSON.stringify(cron)} is not a valid cron expression: ${why}`);

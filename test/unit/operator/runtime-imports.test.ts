@@ -31,6 +31,8 @@ for (const [command, entry, own] of [
     assert.ok(loaded.some((u) => u.endsWith('src/operator/apiserver/client.js')), 'and the apiserver client');
     const clientNode = loaded.filter((u) => u.includes('/@kubernetes/client-node/')).map((u) => fileURLToPath(u));
     assert.deepEqual(clientNode.slice(0, 5), [], `${clientNode.length} client-node modules loaded`);
+    // Loaded on the first rotationSchedule (renewal.ts), not at start.
+    assert.deepEqual(loaded.filter((u) => /\/node_modules\/(cron-parser|luxon)\//.test(u)), []);
   });
 }
 
