@@ -13,13 +13,16 @@ export function sourceFiles(dir: string): string[] {
 }
 
 /**
- * Module specifiers of `import … from`, `export … from`, `import '…'` (at the start of a line)
- * and `import('…')`. `runtimeOnly` leaves out `import type` / `export type`, which tsc erases.
+ * Module specifiers of `import … from`, `export … from`, `import '…'` (at the start of a line),
+ * `import('…')` and `createRequire(…)('…')`. `runtimeOnly` leaves out `import type` / `export
+ * type`, which tsc erases.
  */
 export function moduleSpecifiers(source: string, options: { runtimeOnly: boolean }): string[] {
   const from = options.runtimeOnly ? /\b(?:import|export)\s+(?!type\s)[^'"`;]*?\bfrom\s*(['"])([^'"\s]+)\1/g : /\b(?:import|export)\s[^'"`;]*?\bfrom\s*(['"])([^'"\s]+)\1/g;
   const out: string[] = [];
-  for (const re of [from, /^\s*import\s*(['"])([^'"\s]+)\1/gm, /\bimport\(\s*(['"])([^'"\s]+)\1\s*\)/g]) {
+  // createRequire(...)('x'): a CommonJS package or builtin loaded on first use (src/operator/renewal.ts, node-http.ts).
+  const required = /\bcreateRequire\([^()]*\)\(\s*(['"])([^'"\s]+)\1\s*\)/g;
+  for (const re of [from, /^\s*import\s*(['"])([^'"\s]+)\1/gm, /\bimport\(\s*(['"])([^'"\s]+)\1\s*\)/g, required]) {
     for (const m of source.matchAll(re)) out.push(m[2]!);
   }
   return out;

@@ -49,9 +49,10 @@ void it('counts runtime imports only (the scanner works)', () => {
     "import { d,\n  e } from 'multi-line';",
     "import 'side-effect';",
     "const m = await import('dynamic');",
+    "const lazy = (): Mod => createRequire(import.meta.url)('required-lazily') as Mod;",
     "import { readFile } from 'node:fs/promises';",
     "import { x } from './local.js';",
     "const s = 'import\\'];';",
   ].join('\n');
-  assert.deepEqual(runtimePackages(source).sort(), ['@scope/pkg', 'dynamic', 'multi-line', 'side-effect']);
+  assert.deepEqual(runtimePackages(source).sort(), ['@scope/pkg', 'dynamic', 'multi-line', 'required-lazily', 'side-effect']);
 });
