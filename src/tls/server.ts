@@ -49,7 +49,7 @@ import {
 } from './messages/handshake.js';
 import { authenticatePeer, checkCertificateVerify, type AuthenticatedPeer } from './peer-auth.js';
 import { RecordOpener, RecordSealer } from './record.js';
-import { ClientAuthPolicy, TicketKey, type TicketClientAuth, type TicketState } from './session.js';
+import { ClientAuthPolicy, sessionExpired, TicketKey, type TicketClientAuth, type TicketState } from './session.js';
 import { certificateVerifyContent, isCertificateVerifyScheme } from './signature-schemes.js';
 import { DEFAULT_CIPHER_SUITES, suiteParams, type SuiteParams } from './suites.js';
 import { Tls12ServerHandshake } from './tls12/server.js';
@@ -568,13 +568,13 @@ export class ServerConnection extends Connection<ServerState> {
     for (let i = 0; i < tried; i++) {
       const state = this.config.ticketKey.open(offered.identities[i]!.identity);
       if (!state) continue;
-      const ticketSuite = suiteParams(state.cipherSuite);
-      if (!ticketSuite || ticketSuite.hash !== suite.hash) continue;
-      if (now - state.issuedAt > state.lifetimeSeconds * 1000 || now < state.issuedAt - 10_000) continue;
-      if ((hello.extensions.serverName ?? '') !== state.servername) continue;
-      // The client authentication the ticket records must still stand here, else a full handshake.
-      if (!this.config.clientAuth.accepts(state, now)) continue;
+      if (!this.resumable(state, suite, hello, now)) {
+        state.psk.fill(0);
+        continue;
+      }
       const keys = new PskEarlyKeys(suite, state.psk);
+      // The early secret extracted from it is all the handshake needs: the PSK is not kept.
+      state.psk.fill(0);
       if (!verifyDataEqual(keys.binder(transcript.current()), offered.binders[i]!)) {
         keys.discard();
         throw new PeerMisbehaved('IncorrectBinder', 'PSK binder does not verify');
@@ -582,6 +582,16 @@ export class ServerConnection extends Connection<ServerState> {
       return { state, index: i, keys };
     }
     return undefined;
+  }
+
+  /** A ticket's session resumes here: the same hash, within its lifetime, the same name, its client authentication still standing. */
+  private resumable(state: TicketState, suite: SuiteParams, hello: ClientHello, now: number): boolean {
+    const ticketSuite = suiteParams(state.cipherSuite);
+    if (!ticketSuite || ticketSuite.hash !== suite.hash) return false;
+    if (sessionExpired(state, now)) return false;
+    if ((hello.extensions.serverName ?? '') !== state.servername) return false;
+    // The client authentication the ticket records must still stand here, else a full handshake.
+    return this.config.clientAuth.accepts(state, now);
   }
 
   // --- §4.1.3 ServerHello and the handshake key schedule (§7.1) ----------------------------------------

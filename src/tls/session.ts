@@ -71,6 +71,11 @@ const NO_AAD = new Uint8Array(0);
 /** The IV the ticket contexts are made with: every ticket gives its whole nonce instead. */
 const UNUSED_IV = new Uint8Array(NONCE_LENGTH);
 
+/** A session (ticket or cache) past its lifetime at `nowMs`, or issued more than 10 s in the future (the clock went back). */
+export function sessionExpired(state: TicketState, nowMs: number): boolean {
+  return nowMs - state.issuedAt > state.lifetimeSeconds * 1000 || nowMs < state.issuedAt - 10_000;
+}
+
 export class TicketKey {
   private readonly key: Uint8Array;
   /**
@@ -83,7 +88,9 @@ export class TicketKey {
   /** `key`: 32 bytes shared by the servers that should accept each other's tickets. */
   constructor(key?: Uint8Array) {
     if (key && key.length !== 32) throw new InternalError('ticket key must be 32 bytes');
-    this.key = key ?? randomBytes(32);
+    // A copy: the native contexts are keyed on first use, so a caller refilling or wiping its
+    // array later must not leave the sealer, the opener and the node:crypto path disagreeing.
+    this.key = key ? Uint8Array.from(key) : randomBytes(32);
   }
 
   seal(state: TicketState): Uint8Array {

@@ -34,7 +34,7 @@ import { encodeHandshake, frameHandshake } from '../messages/handshake.js';
 import type { AuthenticatedPeer } from '../peer-auth.js';
 import { randomBytesPooled } from '../random.js';
 import type { ServerConfig } from '../server.js';
-import type { TicketState } from '../session.js';
+import { sessionExpired, type TicketState } from '../session.js';
 import { schemeParams } from '../signature-schemes.js';
 import type { Signer } from '../signer.js';
 import { markDowngrade } from '../version.js';
@@ -60,7 +60,7 @@ import { extendedMasterSecret, finishedVerifyData12, keyBlock, type Tls12Traffic
 import { tls12TrafficState, type Negotiated } from './negotiated.js';
 import { Tls12RecordOpener, Tls12RecordSealer } from './record.js';
 import { RenegotiationRefusal } from './renegotiation.js';
-import { sessionCacheOf, sessionExpired, SESSION_ID_LENGTH } from './session-cache.js';
+import { sessionCacheOf, SESSION_ID_LENGTH } from './session-cache.js';
 import { TLS12_GROUPS, tls12SuiteParams, type Tls12SuiteParams } from './suites.js';
 
 /** After ServerHelloDone: our ephemeral key waits for the client's. */

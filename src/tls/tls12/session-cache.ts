@@ -12,7 +12,7 @@
  * connections; not shared between processes (tickets are, with a shared ticket key).
  */
 import type { ServerConfig } from '../server.js';
-import type { TicketState } from '../session.js';
+import { sessionExpired, type TicketState } from '../session.js';
 
 /** Sessions kept per server (OpenSSL's default cache holds 20480). */
 export const SESSION_CACHE_MAX_ENTRIES = 20_480;
@@ -27,10 +27,6 @@ export const SESSION_ID_LENGTH = 32;
 /** Expired sessions looked at per put or get (bounded work per handshake). */
 const SWEEP_PER_CALL = 4;
 
-/** Past its lifetime at `nowMs`, or issued more than 10 s in the future (the clock went back). */
-export function sessionExpired(state: TicketState, nowMs: number): boolean {
-  return nowMs - state.issuedAt > state.lifetimeSeconds * 1000 || nowMs < state.issuedAt - 10_000;
-}
 
 export interface SessionCacheLimits {
   readonly maxEntries: number;

@@ -16,7 +16,7 @@ import { PskEarlyKeys } from '../../../src/tls/handshake-keys.js';
 import { EarlySecret, finishedVerifyData } from '../../../src/tls/key-schedule.js';
 import { decodeClientHello } from '../../../src/tls/messages/client-hello.js';
 import { nativeHandshake } from '../../../src/tls/native/handshake.js';
-import type { TlsSession } from '../../../src/tls/session.js';
+import { TicketKey, type TicketState, type TlsSession } from '../../../src/tls/session.js';
 import { suiteParams } from '../../../src/tls/suites.js';
 import { assertConnected, doHandshake } from './pair.js';
 import { testPki } from './pki.js';
@@ -99,4 +99,37 @@ void test('once the handshake secret is extracted, a resumed handshake keeps no 
   const done = serverConn.feed(Buffer.concat(p.output));
   const info = done.events.find((e) => e.type === 'handshake');
   assert.ok(info && info.type === 'handshake' && info.info.resumed);
+});
+
+/** Every session state the server's ticket key opens while `run` runs. */
+async function capturingOpenedTickets<T>(run: () => T | Promise<T>): Promise<{ result: T; opened: TicketState[] }> {
+  const opened: TicketState[] = [];
+  const open = TicketKey.prototype.open;
+  TicketKey.prototype.open = function (this: TicketKey, ticket: Uint8Array) {
+    const state = open.call(this, ticket);
+    if (state) opened.push(state);
+    return state;
+  };
+  try {
+    return { result: await run(), opened };
+  } finally {
+    TicketKey.prototype.open = open;
+  }
+}
+
+void test("the server keeps no ticket's PSK: zeroed once its early secret is extracted, and zeroed when the ticket is not resumed", async () => {
+  const { server, client } = await configs();
+  const session = await firstSession(server, client);
+  const serverConn = new ServerConnection(server);
+  const { result: flight, opened } = await capturingOpenedTickets(() => serverConn.feed(Buffer.concat(new ClientConnection(client, { session }).poll().output)));
+  assert.equal(serverConn.stateName, 'ExpectFinished', 'resumed, waiting for the client Finished');
+  assert.ok(flight.output.length > 0);
+  assert.equal(opened.length, 1);
+  assert.ok(opened[0]!.psk.length > 0 && opened[0]!.psk.every((b) => b === 0), 'the resumed ticket\'s PSK is zeroed');
+
+  // A ticket for another server name is opened, not resumed (a full handshake): its PSK is zeroed too.
+  const other = new ClientConfig({ servername: 'other.example', ca: [], keyShareGroups: [NamedGroup.x25519], rejectUnauthorized: false });
+  const { opened: skipped } = await capturingOpenedTickets(() => new ServerConnection(server).feed(Buffer.concat(new ClientConnection(other, { session }).poll().output)));
+  assert.equal(skipped.length, 1);
+  assert.ok(skipped[0]!.psk.every((b) => b === 0), 'the skipped ticket\'s PSK is zeroed');
 });
