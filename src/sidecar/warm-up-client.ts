@@ -44,6 +44,8 @@ const ECHO = new Uint8Array(32);
 
 /** `job.connections` loopback connections on `job.lanes` lanes; the first failure ends the run. */
 export async function driveWarmUpConnections(job: WarmUpClientJob): Promise<WarmUpClientResult> {
+  // No kind of client the server serves: nothing to play (a default client would only fail).
+  if (job.clients.length === 0) return { connections: 0, failed: 0 };
   const deadline = performance.now() + job.budgetMs;
   let left = job.connections;
   let connections = 0;

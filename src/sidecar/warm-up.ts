@@ -27,6 +27,7 @@ import { createKeySigner, type Signer } from '../tls/signer.js';
 import { ServerWarmUp, warmUpClients, type WarmUpKind } from '../tls/warm-up.js';
 import { DerTag, encodeTlv, encodeUnsignedInteger } from '../tls/x509/der.js';
 import { derToPem } from '../tls/x509/pem.js';
+import { matchesServerName } from '../tls/x509/names.js';
 import { MaterialStore, validateServingMaterial, type ServingMaterial } from './material.js';
 import { SidecarMetrics, type TlsEngine } from './metrics.js';
 import { createOursEngine, createServerConfig } from './ours-engine.js';
@@ -167,13 +168,19 @@ export function dcSchemesOf(material: ServingMaterial): number[] {
 }
 
 /**
- * The server name warm-up clients send: the certificate's first DNS name (a wildcard's `*` made
- * a label), as real clients send SNI and its matching is on every connection's path; none for a
- * certificate without DNS names.
+ * The server name warm-up clients send, as real clients send SNI and its matching is on every
+ * connection's path: the first of the certificate's DNS names (a wildcard's `*` made a label)
+ * that the certificate's names cover by the one matcher the handshake uses, so the DC path is
+ * chosen as for a real client. None when no name qualifies (no DNS names; only wildcards the
+ * matcher refuses, such as `*.internal` or `api-*.example.com`): no SNI is always covered.
  */
 export function warmUpServerName(material: ServingMaterial): string | undefined {
-  const name = material.credentials.names.dnsNames[0];
-  return name?.startsWith('*.') ? `warm-up${name.slice(1)}` : name;
+  const names = material.credentials.names;
+  for (const name of names.dnsNames) {
+    const candidate = name.startsWith('*.') ? `warm-up${name.slice(1)}` : name;
+    if (matchesServerName(names, candidate)) return candidate;
+  }
+  return undefined;
 }
 
 /**

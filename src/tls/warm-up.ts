@@ -82,7 +82,8 @@ export function warmUpClients(server: WarmedServer, client: Omit<WarmUpClientOpt
   const hasSuite = (s: number): boolean => server.suites.some((p) => p.id === s);
   // A browser's ALPN list, or the server's own protocols when it has some (no protocol in common is fatal).
   const alpn = server.options.alpnProtocols?.length ? server.options.alpnProtocols : ['h2', 'http/1.1'];
-  if (tls13 && hasGroup(NamedGroup.X25519MLKEM768) && hasGroup(NamedGroup.x25519)) {
+  // Both shares, as browsers send them; the server picks the hybrid one, so it alone is needed.
+  if (tls13 && hasGroup(NamedGroup.X25519MLKEM768)) {
     kinds.push({ kind: 'tls1.3-x25519mlkem768', config: new ClientConfig({ ...base, keyShareGroups: [NamedGroup.X25519MLKEM768, NamedGroup.x25519], alpnProtocols: alpn }) });
   }
   if (tls13 && hasGroup(NamedGroup.x25519)) {

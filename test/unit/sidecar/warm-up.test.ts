@@ -80,6 +80,11 @@ void describe('sidecar warm-up', () => {
     assert.equal(warmUpServerName(dcOnly), 'localhost');
     const wildcard = { ...dcOnly, credentials: { names: { dnsNames: ['*.example.com'], ipAddressBytes: [] } } } as unknown as ServingMaterial;
     assert.equal(warmUpServerName(wildcard), 'warm-up.example.com', 'a wildcard name becomes a name it covers');
+    // A name the certificate's own names do not cover would leave the DC path without a warm-up
+    // (a DC is chosen only for a covered name): the next name, or none.
+    const named = (dnsNames: string[]): ServingMaterial => ({ ...dcOnly, credentials: { names: { dnsNames, ipAddressBytes: [] } } }) as unknown as ServingMaterial;
+    assert.equal(warmUpServerName(named(['*.internal', 'localhost'])), 'localhost', 'a one-label wildcard is not matched: the next name');
+    assert.equal(warmUpServerName(named(['api-*.example.com'])), undefined, 'a partial wildcard: no name at all');
     // 4 handshakes per batch: the kinds take turns across batches, so 20 reach every kind; a kind
     // the DCs could not serve (or a name they do not cover) would be left out.
     const r = await warmUpSidecar({ handshakes: 20, material: dcOnly, certificateEngine: 'node', keylessConfigured: false, alpnProtocols: ['http/1.1'] });

@@ -25,6 +25,8 @@ test('warmUpServer works on a TLS 1.3-only server and on a TLS 1.2-only one', as
   const certificates = [await p256Certificate()];
   assert.equal(warmUpServer(new ServerConfig({ certificates, minVersion: 'TLSv1.3' }), 6).done, 6);
   assert.equal(warmUpServer(new ServerConfig({ certificates, maxVersion: 'TLSv1.2' }), 3).done, 3);
+  // Only the hybrid group: the browser-like client (both shares) is served with it.
+  assert.equal(warmUpServer(new ServerConfig({ certificates, minVersion: 'TLSv1.3', groups: [NamedGroup.X25519MLKEM768] }), 4).done, 4);
 });
 
 test('warmUpServer stops at the first handshake that would wait for an async signer, and when every kind of client fails', async () => {
