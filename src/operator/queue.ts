@@ -56,7 +56,9 @@ export class WorkQueue {
   /** Adds `key` after `delayMs`; an earlier pending timer for the key is kept. */
   addAfter(key: string, delayMs: number): void {
     if (this.shuttingDown) return;
-    if (delayMs <= 0) {
+    // NaN would sit at the top of the one heap, never due, and hold back every other key: a delay
+    // that is not a number is treated as none.
+    if (delayMs <= 0 || Number.isNaN(delayMs)) {
       this.add(key);
       return;
     }

@@ -104,13 +104,15 @@ export function credentialSetRenewalTime(input: { uid: string; issuedAt: Date; n
  * and 3.5 MiB of RSS (bench/scripts/module-memory.mjs cron-parser), and the default policies need
  * neither (test/unit/operator/runtime-imports.test.ts).
  */
-let cron: typeof CronParser | undefined;
-const cronParser = (): typeof CronParser => (cron ??= createRequire(import.meta.url)('cron-parser') as typeof CronParser);
+let cronModule: typeof CronParser | undefined;
+const cronParser = (): typeof CronParser => (cronModule ??= createRequire(import.meta.url)('cron-parser') as typeof CronParser);
 
 /** The first occurrence of `cron` (UTC) strictly after `after`, `H` fields seeded by `seed`; throws InvalidRenewalPolicyError. */
 export function nextCronOccurrence(cron: string, after: Date, seed = ''): Date {
+  // Loaded outside the try: a module that cannot load is a broken installation, not a bad spec.
+  const { CronExpressionParser } = cronParser();
   try {
-    return cronParser().CronExpressionParser.parse(cron, { currentDate: after, tz: 'UTC', strict: false, hashSeed: seed }).next().toDate();
+    return CronExpressionParser.parse(cron, { currentDate: after, tz: 'UTC', strict: false, hashSeed: seed }).next().toDate();
   } catch (cause) {
     const why = cause instanceof Error ? cause.message : String(cause);
     throw new InvalidRenewalPolicyError(`rotationSchedule ${JSON.stringify(cron)} is not a valid cron expression: ${why}`);

@@ -97,6 +97,20 @@ void test('delayed adds of many keys share one timer and come in due order, each
   assert.equal(clock.pendingTimers(), 0);
 });
 
+void test('a delay that is not a number is an add now, and holds back no other key', async () => {
+  const clock = new FakeClock();
+  const q = new WorkQueue(clock);
+  q.addAfter('ns/a', 1000);
+  q.addAfter('ns/b', 2000);
+  q.addAfter('ns/bad', Number.NaN);
+  assert.equal(q.length, 1, 'queued at once');
+  assert.equal(await q.get(), 'ns/bad');
+  q.done('ns/bad');
+  clock.advance(2000);
+  assert.equal(q.length, 2, 'the others came at their time');
+  assert.equal(q.scheduled, 0);
+});
+
 void test('a delayed add moved earlier fires once, at the earlier time; cancel leaves the other keys due', async () => {
   const clock = new FakeClock();
   const q = new WorkQueue(clock);
