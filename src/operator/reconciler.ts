@@ -12,7 +12,7 @@ import { ReconcileFailure, failureOf } from './failures.js';
 import { statusCodeOf } from './informer.js';
 import { MANAGED_SELECTOR, OWNER_LABEL, buildOutputSecret, sha256Hex, viewOutputSecret, type FallbackMaterial, type IssuedCredential, type OutputView, type StoredCredential } from './output-secret.js';
 import type { CertificateSecretProjection, EventRecorder, IssueMetrics, KubeApi, Listers, Logger } from './ports.js';
-import { credentialSetRenewalTime, renewalPolicyOf, type RenewalPolicy } from './renewal.js';
+import { credentialSetRenewalTime, InvalidRenewalPolicyError, renewalPolicyOf, type RenewalPolicy } from './renewal.js';
 import type { KeylessPort, SignerHealth } from './keyless.js';
 import { failureForTenant, isClusterSigner, loadSigner, planSigner, type SignerPlan } from './signers.js';
 import { staleOutputSecrets } from './stale-outputs.js';
@@ -476,9 +476,11 @@ class CertificateSecretAbsent extends Error {
 
 function renewalPolicyOfSpec(dc: DelegatedCredential): RenewalPolicy {
   try {
-    return renewalPolicyOf(dc.spec);
+    return renewalPolicyOf(dc.spec, dc.metadata.uid);
   } catch (err) {
-    throw new ReconcileFailure('InvalidSpec', err instanceof Error ? err.message : String(err));
+    // Only the spec's own fault is InvalidSpec; anything else (a module that cannot load) is ours.
+    if (!(err instanceof InvalidRenewalPolicyError)) throw err;
+    throw new ReconcileFailure('InvalidSpec', err.message);
   }
 }
 

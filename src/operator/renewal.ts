@@ -119,8 +119,11 @@ export function nextCronOccurrence(cron: string, after: Date, seed = ''): Date {
   }
 }
 
-/** The policy a spec asks for; throws InvalidRenewalPolicyError (e.g. a bad cron string). */
-export function renewalPolicyOf(spec: { renewBefore?: string; renewBeforePercentage?: number; rotationSchedule?: string }): RenewalPolicy {
+/**
+ * The policy a spec asks for; throws InvalidRenewalPolicyError (e.g. a bad cron string). `seed`
+ * is the object's uid: a schedule's `H` fields are checked as they will be used.
+ */
+export function renewalPolicyOf(spec: { renewBefore?: string; renewBeforePercentage?: number; rotationSchedule?: string }, seed = ''): RenewalPolicy {
   if (spec.renewBefore !== undefined) {
     try {
       return { kind: 'renewBefore', renewBeforeMs: parseDuration(spec.renewBefore) };
@@ -131,8 +134,10 @@ export function renewalPolicyOf(spec: { renewBefore?: string; renewBeforePercent
   if (spec.renewBeforePercentage !== undefined) return { kind: 'percentage', percentage: spec.renewBeforePercentage };
   if (spec.rotationSchedule !== undefined) {
     checkCronFields(spec.rotationSchedule);
-    nextCronOccurrence(spec.rotationSchedule, new Date(0)); // validate now, not at renewal time
-    return { kind: 'schedule', cron: spec.rotationSchedule };
+    // cron-parser knows a macro only without the spaces (or a YAML block's newline) around it.
+    const cron = spec.rotationSchedule.trim();
+    nextCronOccurrence(cron, new Date(0), seed); // validate now, not at renewal time
+    return { kind: 'schedule', cron };
   }
   return { kind: 'default' };
 }
@@ -152,7 +157,7 @@ function checkCronFields(cron: string): void {
     );
   }
   throw new InvalidRenewalPolicyError(
-    `rotationSchedule ${JSON.stringify(cron)} has ${text.split(/[ \t]+/).length} fields separated by spaces or tabs; write 5-field cron (minute hour day-of-month month day-of-week, e.g. "0 */6 * * *"): a seconds field is not supported`,
+    `rotationSchedule ${JSON.stringify(cron)} is not 5 fields of cron's characters (digits, names such as MON or JAN, * ? , / - # L H) separated by spaces or tabs (it has ${text.split(/[ \t]+/).length}); write 5-field cron (minute hour day-of-month month day-of-week, e.g. "0 */6 * * *"): a seconds field is not supported`,
   );
 }
 

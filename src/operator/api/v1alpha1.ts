@@ -28,13 +28,14 @@ export const DEFAULT_FALLBACK: Fallback = 'Keyless';
 /**
  * Rotation schedules: the cron macros (lower case, as cron-parser reads them; no @secondly) or
  * 5 fields (minute hour day-of-month month day-of-week) of cron's ASCII alphabet (digits, names
- * such as MON, * ? , / - # L W H and H's range in parentheses) separated by spaces or tabs, as a
+ * such as MON, * ? , / - # L H and H's range in parentheses; cron-parser refuses W) separated by
+ * spaces or tabs, with blanks or a YAML block's newline around them, as a
  * Kubernetes CronJob's. cron-parser also reads a leading seconds field: refused, so no schedule
  * fires more than once a minute. One pattern for the CRD's rule (RE2) and renewal.ts (JS).
  */
 export const ROTATION_SCHEDULE_MACROS = ['yearly', 'annually', 'monthly', 'weekly', 'daily', 'hourly', 'minutely', 'weekdays', 'weekends'] as const;
 const CRON_FIELD = '[0-9A-Za-z*?,/#()-]+';
-export const ROTATION_SCHEDULE_PATTERN = `^[ \\t]*(@(${ROTATION_SCHEDULE_MACROS.join('|')})|${CRON_FIELD}([ \\t]+${CRON_FIELD}){4})[ \\t]*$`;
+export const ROTATION_SCHEDULE_PATTERN = `^[ \\t\\r\\n]*(@(${ROTATION_SCHEDULE_MACROS.join('|')})|${CRON_FIELD}([ \\t]+${CRON_FIELD}){4})[ \\t\\r\\n]*$`;
 export const MAX_VALIDITY = '168h';
 export const DEFAULT_VALIDITY = '24h';
 

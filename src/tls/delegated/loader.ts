@@ -60,7 +60,8 @@ export async function readRegularFile(path: string, maxBytes = MAX_CREDENTIAL_FI
     if (!info.isFile()) throw new Error('not a regular file');
     if (info.size > maxBytes) throw new Error(`${info.size} bytes, more than the ${maxBytes} a Secret can hold`);
     // Read up to the bound, not to the end: a file that grew after stat (or a pseudo-file that
-    // reports size 0) is refused after maxBytes + 1 bytes, not after all of it is in memory.
+    // reports size 0) is refused after maxBytes + 1 bytes, not after all of it is in memory. Only
+    // a read of 0 bytes is the end: procfs, FUSE or NFS may read short before it.
     const chunks: Uint8Array[] = [];
     let total = 0;
     for (let want = info.size + 1; ; want = READ_CHUNK) {
@@ -70,7 +71,6 @@ export async function readRegularFile(path: string, maxBytes = MAX_CREDENTIAL_FI
       chunks.push(chunk.subarray(0, bytesRead));
       total += bytesRead;
       if (total > maxBytes) throw new Error(`more than the ${maxBytes} bytes a Secret can hold`);
-      if (bytesRead < chunk.length) break; // a regular file reads short only at its end
     }
     return chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks);
   } finally {

@@ -244,6 +244,9 @@ void describe('loading credentials from the operator layout', () => {
       assert.deepEqual(await readRegularFile(join(fifoDir, 'ed25519.key')), files['ed25519.key']);
       // A pseudo-file reports size 0 and has more: refused once past the bound, not read to its end.
       await assert.rejects(readRegularFile('/proc/self/status', 100), /more than the 100 bytes a Secret can hold/);
+      // procfs reads a page at a time, short before its end: read to the end, not to the first short read.
+      const smaps = Buffer.from(await readRegularFile('/proc/self/smaps')).toString('latin1');
+      assert.ok(smaps.length > 16_384 && smaps.endsWith('\n'), `the whole of /proc/self/smaps: ${smaps.length} bytes`);
     } finally {
       await rm(fifoDir, { recursive: true, force: true });
     }
