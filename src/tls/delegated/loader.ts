@@ -71,6 +71,10 @@ export async function readRegularFile(path: string, maxBytes = MAX_CREDENTIAL_FI
       chunks.push(chunk.subarray(0, bytesRead));
       total += bytesRead;
       if (total > maxBytes) throw new Error(`more than the ${maxBytes} bytes a Secret can hold`);
+      // Asked for one byte more than stat said and got exactly what it said: the whole file, no
+      // read more (a kubelet volume is swapped by its ..data link while it is read; fewer
+      // operations per file let a read finish between swaps).
+      if (info.size > 0 && total === info.size && bytesRead < chunk.length) break;
     }
     return chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks);
   } finally {
