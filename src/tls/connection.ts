@@ -128,6 +128,8 @@ export interface HostedHandshake {
   onChangeCipherSpec(): void;
   /** A message after the handshake (expectsHandshake allowed it): handled or refused. */
   onPostHandshakeMessage(type: number, body: Uint8Array): void;
+  /** The connection failed (a fatal alert sent or received), at any point: forget what it made resumable. */
+  onFailed?(): void;
 }
 
 /**
@@ -516,6 +518,7 @@ export abstract class Connection<State extends HandshakeState = HandshakeState> 
     }
     this.writeClosed = true;
     this.readClosed = true;
+    this.hosted?.onFailed?.();
     this.emit({ type: 'error', error, sentAlert: alert });
   }
 

@@ -108,6 +108,8 @@ export class Tls12ServerHandshake {
   private readonly renegotiation: RenegotiationRefusal;
   /** The session ID our ServerHello gave a full handshake (a client without tickets); kept in the cache once it completes. */
   private newSessionId: Uint8Array | undefined;
+  /** The ID of the cached session this connection resumed or put in the cache (forgotten if it fails). */
+  private cachedSessionId: Uint8Array | undefined;
 
   constructor(
     private readonly config: ServerConfig,
@@ -200,7 +202,18 @@ export class Tls12ServerHandshake {
   private acceptSessionId(hello: ClientHello, offered: readonly Tls12SuiteParams[]): { state: TicketState; suite: Tls12SuiteParams } | undefined {
     if (hello.legacySessionId.length !== SESSION_ID_LENGTH) return undefined;
     const state = sessionCacheOf(this.config)?.get(hello.legacySessionId, this.config.nowMs());
-    return state && this.usableSession(state, hello, offered);
+    const usable = state && this.usableSession(state, hello, offered);
+    if (usable) this.cachedSessionId = hello.legacySessionId;
+    return usable;
+  }
+
+  /**
+   * RFC 5246 §7.2.2: a connection ended by a fatal alert (sent or received) must not be resumed:
+   * the session it resumed, or the one it put in the cache, leaves the cache. (A ticket cannot be
+   * taken back; neither RFC 5077 nor RFC 8446 asks it.)
+   */
+  onFailed(): void {
+    if (this.cachedSessionId) sessionCacheOf(this.config)?.delete(this.cachedSessionId);
   }
 
   /** A session (from a ticket or the cache) resumes here: its suite still offered, within its lifetime, the same name, its client authentication still standing. */
@@ -344,7 +357,7 @@ export class Tls12ServerHandshake {
     hs.transcript.add(raw);
     if (!hs.resumed) {
       if (hs.hello.extensions.sessionTicket !== undefined && this.config.sessionTickets > 0) this.sendTicket(hs);
-      else if (this.newSessionId) sessionCacheOf(this.config)?.put(this.newSessionId, this.sessionState(hs));
+      else if (this.newSessionId && sessionCacheOf(this.config)?.put(this.newSessionId, this.sessionState(hs))) this.cachedSessionId = this.newSessionId;
       this.sendChangeCipherSpecAndFinished(hs);
     }
     this.state = { kind: 'Connected' };

@@ -95,6 +95,11 @@ export class SessionCache {
     }
   }
 
+  /** Forgets the session named `id` (its secret wiped): its connection failed (RFC 5246 §7.2.2). */
+  delete(id: Uint8Array): void {
+    if (id.length === SESSION_ID_LENGTH) this.remove(Buffer.from(id).toString('latin1'));
+  }
+
   private remove(key: string): void {
     const entry = this.sessions.get(key);
     if (!entry) return;

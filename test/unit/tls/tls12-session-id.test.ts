@@ -9,7 +9,8 @@ import { describe, test } from 'node:test';
 import { X509Certificate } from 'node:crypto';
 import assert from 'node:assert/strict';
 import { ServerConfig, ServerConnection, type ServerOptions } from '../../../src/tls/server.js';
-import { HandshakeType, SignatureScheme as S } from '../../../src/tls/constants.js';
+import { AlertDescription } from '../../../src/tls/alerts.js';
+import { ContentType, HandshakeType, SignatureScheme as S } from '../../../src/tls/constants.js';
 import type { HandshakeInfo } from '../../../src/tls/connection.js';
 import type { TicketState } from '../../../src/tls/session.js';
 import { decodeServerHello12 } from '../../../src/tls/tls12/messages.js';
@@ -140,6 +141,43 @@ void describe('TLS 1.2 session IDs for clients without tickets', () => {
       assert.equal(sessionId.length, on ? 32 : 0, JSON.stringify(extra));
       if (on) assert.ok(await resume(config, sessionId, master));
     }
+  });
+});
+
+void describe('a failed connection is not resumed (RFC 5246 §7.2.2)', () => {
+  void test('a resumption whose Finished does not verify takes the session out of the cache', async () => {
+    const config = await serverConfig();
+    const { sessionId, master } = await fullHandshake(config);
+    const c = new ScriptedClient12(new ServerConnection(config));
+    assert.deepEqual(await c.hello(hello({}, { legacySessionId: sessionId })), [H.server_hello], 'resumed');
+    c.resumedWith(master);
+    const finished = Uint8Array.from(c.finished());
+    finished[finished.length - 1]! ^= 1;
+    const failed = (await feedAll(c.conn, CHANGE_CIPHER_SPEC, finished)).events.find((e) => e.type === 'error');
+    assert.ok(failed, 'the server refused the Finished');
+    assert.equal(await resume(config, sessionId, master), undefined, 'a full handshake, not a resumption');
+  });
+
+  void test('a connection that put its session in the cache and then got a fatal alert from the client takes it out again', async () => {
+    const config = await serverConfig();
+    const c = new ScriptedClient12(new ServerConnection(config));
+    await c.hello(hello());
+    const sessionId = Uint8Array.from(decodeServerHello12(c.serverMessage(H.server_hello)!).sessionId);
+    completed((await feedAll(c.conn, c.keyExchange(), CHANGE_CIPHER_SPEC, c.finished())).events);
+    const master = c.masterSecret;
+    const alerted = await feedAll(c.conn, c.seal(ContentType.alert, Uint8Array.of(2, AlertDescription.internal_error)));
+    assert.ok(alerted.events.some((e) => e.type === 'error'), 'the fatal alert ended the connection');
+    assert.equal(await resume(config, sessionId, master), undefined, 'a full handshake, not a resumption');
+  });
+
+  void test('a connection that ends with close_notify leaves its session resumable', async () => {
+    const config = await serverConfig();
+    const c = new ScriptedClient12(new ServerConnection(config));
+    await c.hello(hello());
+    const sessionId = Uint8Array.from(decodeServerHello12(c.serverMessage(H.server_hello)!).sessionId);
+    completed((await feedAll(c.conn, c.keyExchange(), CHANGE_CIPHER_SPEC, c.finished())).events);
+    await feedAll(c.conn, c.seal(ContentType.alert, Uint8Array.of(1, AlertDescription.close_notify)));
+    assert.ok(await resume(config, sessionId, c.masterSecret));
   });
 });
 
