@@ -203,7 +203,8 @@ export class Tls12ServerHandshake {
     if (hello.legacySessionId.length !== SESSION_ID_LENGTH) return undefined;
     const state = sessionCacheOf(this.config)?.get(hello.legacySessionId, this.config.nowMs());
     const usable = state && this.usableSession(state, hello, offered);
-    if (usable) this.cachedSessionId = hello.legacySessionId;
+    // A copy: the hello may be a view into a buffer the record layer reuses.
+    if (usable) this.cachedSessionId = Uint8Array.from(hello.legacySessionId);
     return usable;
   }
 
