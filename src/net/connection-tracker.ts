@@ -47,7 +47,10 @@ export class ConnectionTracker {
     readonly limit: number,
     readonly perSourceLimit = 0,
   ) {
-    this.released = releaseOnClose(this);
+    const release = (socket: Socket): void => this.release(socket);
+    this.released = function (this: Socket) {
+      release(this);
+    };
   }
 
   get size(): number {
@@ -82,8 +85,8 @@ export class ConnectionTracker {
     return 'admitted';
   }
 
-  /** @internal `socket` closed: its slot, its source's count, its release callback. */
-  release(socket: Socket): void {
+  /** `socket` closed: its slot, its source's count, its release callback. */
+  private release(socket: Socket): void {
     const onRelease = this.sockets.get(socket);
     if (!this.sockets.delete(socket)) return;
     if (this.bySource) {
@@ -143,10 +146,4 @@ export class ConnectionTracker {
     const cut = Math.min(initial, atDeadline + this.cutByForce - forcedBefore);
     return { finished: initial - cut, cut };
   }
-}
-
-function releaseOnClose(tracker: ConnectionTracker): (this: Socket) => void {
-  return function (this: Socket) {
-    tracker.release(this);
-  };
 }
