@@ -120,11 +120,12 @@ export const PEER_FAULTS = {
   UnexpectedHandshakeMessage: AlertDescription.unexpected_message,
   UnknownRecordType: AlertDescription.unexpected_message,
   UnprotectedRecordAfterKeyChange: AlertDescription.unexpected_message,
+  /** RFC 9345 §4.1.1 and §4.1.2: a delegated credential we did not offer to accept. */
+  UnsolicitedDelegatedCredential: AlertDescription.unexpected_message,
   // illegal_parameter
   BinderCountMismatch: AlertDescription.illegal_parameter,
   CertificateRequestContextMismatch: AlertDescription.illegal_parameter,
   DelegatedCredentialNotAccepted: AlertDescription.illegal_parameter,
-  DelegatedCredentialOutsideEndEntity: AlertDescription.illegal_parameter,
   DuplicateExtension: AlertDescription.illegal_parameter,
   DuplicateKeyShareGroup: AlertDescription.illegal_parameter,
   DuplicateServerName: AlertDescription.illegal_parameter,
@@ -166,7 +167,6 @@ export const PEER_FAULTS = {
   MissingSignatureAlgorithms: AlertDescription.missing_extension,
   MissingSupportedGroups: AlertDescription.missing_extension,
   // unsupported_extension
-  UnsolicitedDelegatedCredential: AlertDescription.unsupported_extension,
   UnsolicitedExtension: AlertDescription.unsupported_extension,
   // handshake_failure
   NoCipherSuitesInCommon: AlertDescription.handshake_failure,

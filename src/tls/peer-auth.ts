@@ -56,20 +56,21 @@ export function fromCertificateError(e: CertificateError): TlsError {
 
 /**
  * Verifies a non-empty Certificate message and decides which key must sign CertificateVerify.
- * Extensions in non-leaf entries, and extension 34 we did not offer, are rejected.
+ * Any extension but delegated_credential is rejected; a delegated credential we did not offer is
+ * rejected with unexpected_message (RFC 9345 §4.1.1, §4.1.2: MUST); one in an entry other than the
+ * end-entity's is ignored when we did offer (the same sections: SHOULD ignore).
  */
 export function authenticatePeer(msg: CertificateMessage, v: PeerVerification): AuthenticatedPeer {
   const chain = msg.entries.map((e) => e.data);
   const offeredDc = v.hooks?.offer ?? [];
-  msg.entries.forEach((entry, i) => {
+  for (const entry of msg.entries) {
     for (const ext of entry.extensions) {
       if (ext.type !== ExtensionType.delegated_credential) {
         throw new PeerMisbehaved('UnsolicitedExtension', `unsolicited extension ${ext.type} in CertificateEntry`);
       }
-      if (i > 0) throw new PeerMisbehaved('DelegatedCredentialOutsideEndEntity', 'delegated_credential outside the end-entity entry');
       if (offeredDc.length === 0) throw new PeerMisbehaved('UnsolicitedDelegatedCredential', 'delegated credential we did not ask for');
     }
-  });
+  }
 
   let certificateKey: KeyObject;
   let authorized = false;

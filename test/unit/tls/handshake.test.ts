@@ -668,12 +668,12 @@ void describe('credential hooks', () => {
     assert.equal(serverInfo(pair).serverMode.authentication, 'delegated-credential');
   });
 
-  void test('a client that did not offer extension 34 refuses a delegated credential with unsupported_extension', async () => {
+  void test('a client that did not offer extension 34 refuses a delegated credential with unexpected_message (RFC 9345 §4.1.1)', async () => {
     const server = await serverOptions({
       selectCredential: (_hello, fallback) => ({ ...fallback()!, leafExtensions: [{ type: ExtensionType.delegated_credential, data: Buffer.from('x') }] }),
     });
     const pair = await doHandshake(new ClientConnection(await clientOptions()), new ServerConnection(server));
-    assert.equal(pair.client.error?.sentAlert, AlertDescription.unsupported_extension);
+    assert.equal(pair.client.error?.sentAlert, AlertDescription.unexpected_message);
   });
 
   void test('a client hook that rejects the delegated credential sends illegal_parameter', async () => {

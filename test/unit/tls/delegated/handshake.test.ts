@@ -202,7 +202,7 @@ void describe('delegated credentials in the handshake', () => {
     };
     const { serverCredentialHooks: _ignored, ...plain } = clientOptions();
     const out = await handshake(plain, pushy);
-    assert.equal(errorOf(out.client).sentAlert, AlertDescription.unsupported_extension);
+    assert.equal(errorOf(out.client).sentAlert, AlertDescription.unexpected_message); // RFC 9345 §4.1.1
   });
 
   void it("falls back to the certificate when the credential's signature algorithm is not in the client's signature_algorithms", async () => {
