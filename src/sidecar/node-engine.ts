@@ -15,6 +15,25 @@ import type { ServingMaterial } from './material.js';
 
 const contexts = new WeakMap<ServingMaterial, SecureContext>();
 
+/**
+ * What our own stack offers (src/tls/suites.ts, src/tls/tls12/suites.ts), so a client sees one
+ * set whichever engine answers: TLS 1.3's AEAD suites, and for TLS 1.2 ECDHE with AES-GCM or
+ * ChaCha20-Poly1305 only. Node's default list also has static RSA key exchange, which RFC 9345
+ * §7.6 asks operators of a DC-enabled RSA certificate to avoid (an RSA decryption oracle would
+ * forge credentials) and which has no forward secrecy, and CBC suites.
+ */
+const NODE_ENGINE_CIPHERS = [
+  'TLS_AES_128_GCM_SHA256',
+  'TLS_AES_256_GCM_SHA384',
+  'TLS_CHACHA20_POLY1305_SHA256',
+  'ECDHE-ECDSA-AES128-GCM-SHA256',
+  'ECDHE-RSA-AES128-GCM-SHA256',
+  'ECDHE-ECDSA-AES256-GCM-SHA384',
+  'ECDHE-RSA-AES256-GCM-SHA384',
+  'ECDHE-ECDSA-CHACHA20-POLY1305',
+  'ECDHE-RSA-CHACHA20-POLY1305',
+].join(':');
+
 export function secureContextFor(material: ServingMaterial): SecureContext {
   let ctx = contexts.get(material);
   if (!ctx) {
@@ -23,6 +42,7 @@ export function secureContextFor(material: ServingMaterial): SecureContext {
       cert: material.credentials.certificateChain.map((der) => derToPem(der, 'CERTIFICATE')).join(''),
       key: material.certificateKey.export({ type: 'pkcs8', format: 'pem' }),
       minVersion: 'TLSv1.2',
+      ciphers: NODE_ENGINE_CIPHERS,
     });
     contexts.set(material, ctx);
   }
