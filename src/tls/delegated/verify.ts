@@ -9,6 +9,7 @@
 import { createPublicKey, type KeyObject } from 'node:crypto';
 import { signatureSchemeName } from '../constants.js';
 import { isCertificateVerifyScheme, keyMatchesScheme, verifySignature } from '../signature-schemes.js';
+import { isMinimalDer } from '../x509/der.js';
 import { dcKeyMatchesScheme, isDcAlgorithm } from './algorithms.js';
 import { delegationCertificate, type CertificateInput, type DelegationCertificate } from './certificate.js';
 import { decodeDelegatedCredential } from './codec.js';
@@ -158,7 +159,7 @@ function checkCredentialKey(dc: DelegatedCredential): KeyObject {
   try {
     key = credentialKey(spki);
   } catch (cause) {
-    throw new InvalidDelegatedCredential('malformed-spki', 'the credential SubjectPublicKeyInfo does not parse', { cause });
+    throw new InvalidDelegatedCredential('malformed-spki', `the credential SubjectPublicKeyInfo does not parse: ${cause instanceof Error ? cause.message : String(cause)}`, { cause });
   }
   if (key.asymmetricKeyType === 'rsa') {
     throw new InvalidDelegatedCredential('rsa-encryption-spki', 'the credential key is an rsaEncryption SPKI, which RFC 9345 forbids');
@@ -191,6 +192,8 @@ function credentialKey(spki: Uint8Array): KeyObject {
   const id = der.toString('base64');
   const hit = keyCache.get(id);
   if (hit) return hit;
+  // OpenSSL accepts trailing bytes and long-form lengths; RFC 9345 §4 asks for DER.
+  if (!isMinimalDer(der)) throw new Error('not a DER SubjectPublicKeyInfo (trailing bytes or a non-minimal length)');
   const key = createPublicKey({ key: der, format: 'der', type: 'spki' });
   void key.asymmetricKeyDetails; // computed once here, not on every check below
   if (keyCache.size >= KEY_CACHE_LIMIT) keyCache.delete(keyCache.keys().next().value!);

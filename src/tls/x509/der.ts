@@ -73,6 +73,35 @@ export function children(buf: Uint8Array, tlv: Tlv): Tlv[] {
   return out;
 }
 
+/**
+ * Whether `buf` is exactly one element in distinguished encoding as far as lengths go: nothing
+ * after it, and every length, at every depth of constructed elements, in its shortest form. For
+ * structures a specification requires in DER where the reader above is lenient (a delegated
+ * credential's SubjectPublicKeyInfo, RFC 9345 §4). Linear: each element is read once; nesting
+ * deeper than MAX_DER_DEPTH is refused rather than recursed into.
+ */
+export function isMinimalDer(buf: Uint8Array): boolean {
+  try {
+    const top = readTlv(buf, 0, buf.length);
+    return top.end === buf.length && lengthsMinimal(buf, top, 0);
+  } catch (e) {
+    if (e instanceof DerDecodeError) return false;
+    throw e;
+  }
+}
+
+/** Deeper than any key or certificate structure nests (an SPKI with explicit curve parameters: 5). */
+const MAX_DER_DEPTH = 16;
+
+function lengthsMinimal(buf: Uint8Array, t: Tlv, depth: number): boolean {
+  if (depth > MAX_DER_DEPTH) return false;
+  const header = buf.subarray(t.headerStart + 1, t.start);
+  const minimal = encodeLength(t.end - t.start);
+  if (header.length !== minimal.length || header.some((b, i) => b !== minimal[i])) return false;
+  if ((buf[t.headerStart]! & 0x20) === 0) return true;
+  return children(buf, t).every((c) => lengthsMinimal(buf, c, depth + 1));
+}
+
 export function expectTag(t: Tlv | undefined, tag: number, what: string): Tlv {
   if (!t || t.tag !== tag) throw new DerDecodeError(`expected ${what}`);
   return t;

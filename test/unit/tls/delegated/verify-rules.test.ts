@@ -185,6 +185,18 @@ void describe('receiver rules for a delegated credential', () => {
     rejects('malformed-spki', () => verifyDelegatedCredential(dc, opts()));
   });
 
+  // RFC 9345 §4: "a DER-encoded SubjectPublicKeyInfo"; OpenSSL alone would parse both of these.
+  for (const [what, spki] of [
+    ['a byte after it', Uint8Array.from([...ed25519Spki, 0x00])],
+    ['a long-form length where the short form fits', Uint8Array.from([0x30, 0x81, ed25519Spki[1]!, ...ed25519Spki.subarray(2)])],
+    ['a long-form length inside it', Uint8Array.from([0x30, ed25519Spki[1]! + 1, 0x30, 0x81, ...ed25519Spki.subarray(3)])],
+  ] as const) {
+    void it(`rejects a SubjectPublicKeyInfo that is not DER: ${what}`, async () => {
+      const dc = await forge(cert, now, { spki });
+      rejects('malformed-spki', () => verifyDelegatedCredential(dc, opts()));
+    });
+  }
+
   void it('rejects a signature made over algorithm-before-Credential (the wrong order)', async () => {
     const dc = await forge(cert, now, { order: 'bogo' });
     rejects('bad-signature', () => verifyDelegatedCredential(dc, opts()));

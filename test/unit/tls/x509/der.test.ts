@@ -11,6 +11,7 @@ import {
   encodeTlv,
   encodeUnsignedInteger,
   expectTag,
+  isMinimalDer,
   readTlv,
 } from '../../../../src/tls/x509/der.js';
 import { parseCertificate } from '../../../../src/tls/x509/certificate.js';
@@ -178,3 +179,37 @@ void describe('DER users', () => {
     );
   });
 });
+
+void describe('isMinimalDer', () => {
+  const spkis = (['ed25519', 'ec', 'rsa'] as const).map((type) => {
+    const { publicKey } = type === 'ec' ? generateKeyPairSync('ec', { namedCurve: 'P-256' }) : type === 'rsa' ? generateKeyPairSync('rsa', { modulusLength: 1024 }) : generateKeyPairSync('ed25519');
+    return new Uint8Array(publicKey.export({ type: 'spki', format: 'der' }));
+  });
+
+  void it("accepts node's own SubjectPublicKeyInfo encodings", () => {
+    for (const spki of spkis) assert.equal(isMinimalDer(spki), true);
+  });
+
+  void it('refuses trailing bytes, a truncation and a needlessly long length', () => {
+    const ed = spkis[0]!;
+    assert.equal(isMinimalDer(Uint8Array.from([...ed, 0])), false);
+    assert.equal(isMinimalDer(ed.subarray(0, ed.length - 1)), false);
+    assert.equal(isMinimalDer(Uint8Array.from([0x30, 0x81, ed[1]!, ...ed.subarray(2)])), false);
+    assert.equal(isMinimalDer(Uint8Array.from([0x04, 0x82, 0x00, 0x01, 0xff])), false);
+  });
+
+  void it('refuses nesting deeper than any key structure, without recursing into it', () => {
+    const nest = (levels: number): Uint8Array => {
+      let inner: Uint8Array = Uint8Array.from([0x05, 0x00]);
+      for (let i = 0; i < levels; i++) inner = encodeTlv(DerTag.sequence, inner);
+      return inner;
+    };
+    assert.equal(isMinimalDer(nest(8)), true);
+    assert.equal(isMinimalDer(nest(40)), false);
+  });
+
+  void it('never throws on arbitrary bytes', () => {
+    fc.assert(fc.property(fc.uint8Array({ maxLength: 64 }), (bytes) => typeof isMinimalDer(bytes) === 'boolean'));
+  });
+});
+
