@@ -13,6 +13,7 @@
 import { watch, type FSWatcher } from 'node:fs';
 import { KUBELET_DATA_LINK, MaterialError, type MaterialStore, type ServingMaterial } from './material.js';
 import { signatureSchemeName } from '../tls/constants.js';
+import { isServableAt } from '../tls/delegated/index.js';
 
 export type ReloadTrigger = 'initial' | 'watch' | 'signal' | 'periodic';
 
@@ -30,8 +31,11 @@ export interface WatcherLogger {
 export interface CredentialWatcherOptions {
   readonly dir: string;
   readonly store: MaterialStore;
-  /** Reads and validates the directory (loadServingMaterial bound to its options). */
-  readonly load: (dir: string) => Promise<ServingMaterial>;
+  /**
+   * Reads and validates the directory (loadServingMaterial bound to its options). `current` is
+   * what is served now, if anything: the load may be stricter when there is something to keep.
+   */
+  readonly load: (dir: string, current: ServingMaterial | undefined) => Promise<ServingMaterial>;
   /** Quiet time after the last watch event before reloading (default 200 ms). */
   readonly debounceMs?: number;
   /** Safety-net re-check interval (default 60 s); 0 disables it. */
@@ -104,7 +108,7 @@ export class CredentialWatcher {
     this.options.onReloadStart?.(trigger);
     let outcome: ReloadOutcome;
     try {
-      const next = await this.options.load(this.options.dir);
+      const next = await this.options.load(this.options.dir, store.current);
       // Stopped while the files were read (a stop during start-up abandons the first read): what
       // came back is not served, and nothing is logged about a sidecar that has already stopped.
       if (this.stopped) return { result: 'unchanged' };
@@ -123,6 +127,7 @@ export class CredentialWatcher {
           })),
           certificateKey: next.certificateKey !== undefined,
         });
+        this.warnAboutUnservable(next);
       }
     } catch (cause) {
       if (this.stopped) return { result: 'unchanged' };
@@ -140,6 +145,21 @@ export class CredentialWatcher {
     }
     this.options.onReloadEnd?.(trigger, outcome);
     return outcome;
+  }
+
+  /** Credentials loaded but not served now (BuildOptions.expired 'keep', or a clock behind the issuer's). */
+  private warnAboutUnservable(material: ServingMaterial): void {
+    const nowMs = Date.now();
+    for (const e of material.credentials.entries) {
+      if (isServableAt(e, nowMs)) continue;
+      const expired = e.expiresAt.getTime() <= nowMs;
+      this.options.log.warn(
+        expired
+          ? 'a delegated credential has expired; serving without it until the operator writes a new one'
+          : 'a delegated credential has more than 7 days left by this clock (is it behind?); it is served once within 7 days',
+        { source: material.source, algorithm: signatureSchemeName(e.dcCertVerifyAlgorithm), expiresAt: e.expiresAt.toISOString() },
+      );
+    }
   }
 
   private startFsWatch(): void {

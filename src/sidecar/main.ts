@@ -13,7 +13,7 @@ import { nativeAeadStatus } from '../tls/native/aead.js';
 import { ConfigError, type SidecarConfig } from './config.js';
 import { CredentialWatcher, type ReloadOutcome, type ReloadTrigger } from './credential-watcher.js';
 import { startHealthServer, type HealthServer } from './health-server.js';
-import { loadServingMaterial, MaterialStore, type ServingMaterial } from './material.js';
+import { expiredCredentialsPolicy, loadServingMaterial, MaterialStore, type ServingMaterial } from './material.js';
 import { SidecarMetrics } from './metrics.js';
 import { createOursEngine } from './ours-engine.js';
 import { fallbackStatement, fallbackSummary } from './fallback.js';
@@ -133,7 +133,11 @@ export async function runSidecar(options: RunSidecarOptions): Promise<RunningSid
   const watcher = new CredentialWatcher({
     dir: options.dcDir,
     store,
-    load: (dir) => loadServingMaterial(dir, { keylessConfigured: given !== undefined || options.keyless !== undefined }),
+    load: (dir, current) =>
+      loadServingMaterial(dir, {
+        keylessConfigured: given !== undefined || options.keyless !== undefined,
+        expiredCredentials: expiredCredentialsPolicy(current, new Date()),
+      }),
     debounceMs: options.reloadDebounceMs,
     recheckIntervalMs: options.recheckIntervalMs,
     log,

@@ -19,6 +19,7 @@ import { join } from 'node:path';
 import {
   CERTIFICATE_FILE,
   DelegationError,
+  isServableAt,
   loadDelegatedCredentialSet,
   readCredentialDirectory,
   readRegularFile,
@@ -67,6 +68,13 @@ export interface LoadMaterialOptions {
    * still serve every client. Otherwise a DC or tls.key is required.
    */
   readonly keylessConfigured?: boolean;
+  /**
+   * What an expired delegated credential does to the load (BuildOptions.expired): 'refuse' (the
+   * default) fails it, naming the file, so a reload never replaces credentials that still serve;
+   * 'keep' loads the rest, so a sidecar whose credentials expired while the operator was away
+   * still serves through tls.key or the key server.
+   */
+  readonly expiredCredentials?: 'refuse' | 'keep';
 }
 
 /** The names the material consists of; everything else in the directory is ignored. */
@@ -133,6 +141,16 @@ export function fingerprintFiles(files: FileMap): string {
   return h.digest('hex');
 }
 
+/**
+ * LoadMaterialOptions.expiredCredentials for the next load: an expired credential fails a reload
+ * while the current credentials still serve (they are kept), and is left out otherwise, so a
+ * sidecar that starts after its credentials expired serves through its fallback.
+ */
+export function expiredCredentialsPolicy(current: ServingMaterial | undefined, now: Date): 'refuse' | 'keep' {
+  const nowMs = now.getTime();
+  return current !== undefined && current.credentials.entries.some((e) => isServableAt(e, nowMs)) ? 'refuse' : 'keep';
+}
+
 /** Reads and validates the whole directory; throws MaterialError naming the file at fault. */
 export async function loadServingMaterial(dir: string, options: LoadMaterialOptions = {}): Promise<ServingMaterial> {
   const { source, files } = await readMaterialFiles(dir);
@@ -151,7 +169,7 @@ export function validateServingMaterial(source: string, files: FileMap, options:
 
   let credentials: DelegatedCredentialSet;
   try {
-    credentials = loadDelegatedCredentialSet([{ label: source, files: delegatedCredentialFiles(files) }], { now });
+    credentials = loadDelegatedCredentialSet([{ label: source, files: delegatedCredentialFiles(files) }], { now, expired: options.expiredCredentials });
   } catch (cause) {
     throw asMaterialError(cause, source);
   }
@@ -175,11 +193,17 @@ export function validateServingMaterial(source: string, files: FileMap, options:
   checkDeclaredFallback(fallback, files[CERTIFICATE_KEY_FILE] !== undefined, at);
   const certificateKey = readCertificateKey(files, leaf, at(CERTIFICATE_KEY_FILE));
   const keylessInBundle = fallback.keyless.kind !== 'absent';
-  if (credentials.entries.length === 0 && !certificateKey && !options.keylessConfigured && !keylessInBundle) {
-    throw new MaterialError(
-      source,
-      'nothing to serve: no <algorithm>.cred/<algorithm>.key pair, no tls.key, and no keyless signer configured',
-    );
+  if (!certificateKey && !options.keylessConfigured && !keylessInBundle) {
+    if (credentials.entries.length === 0) {
+      throw new MaterialError(source, 'nothing to serve: no <algorithm>.cred/<algorithm>.key pair, no tls.key, and no keyless signer configured');
+    }
+    const latest = Math.max(...credentials.entries.map((e) => e.expiresAt.getTime()));
+    if (latest <= now.getTime()) {
+      throw new MaterialError(
+        source,
+        `nothing to serve: every delegated credential has expired (the last at ${new Date(latest).toISOString()}), and there is no tls.key or keyless signer to serve without one`,
+      );
+    }
   }
   return Object.freeze({
     credentials,

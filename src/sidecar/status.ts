@@ -8,6 +8,7 @@
  * A failed first load stays in `initializing` (not ready) and keeps watching. The HTTP handlers
  * only encode what `readiness()` decides here.
  */
+import { isServableAt, MAX_DC_VALIDITY_SECONDS } from '../tls/delegated/index.js';
 import type { ServingMaterial } from './material.js';
 
 export type SidecarPhase =
@@ -95,7 +96,7 @@ export function readiness(phase: SidecarPhase, material: ServingMaterial | undef
   }
   if (!material) return { ready: false, reason: 'no valid credentials loaded' };
   const nowMs = now.getTime();
-  const live = material.credentials.entries.filter((e) => e.expiresAt.getTime() > nowMs);
+  const live = material.credentials.entries.filter((e) => isServableAt(e, nowMs));
   if (live.length > 0) {
     const earliest = Math.min(...live.map((e) => e.expiresAt.getTime()));
     return { ready: true, reason: `serving ${live.length} delegated credential(s); next expiry ${new Date(earliest).toISOString()}` };
@@ -103,6 +104,11 @@ export function readiness(phase: SidecarPhase, material: ServingMaterial | undef
   const certificateValid = material.certificateNotAfter.getTime() > nowMs;
   if (certificateValid && material.certificateKey) return { ready: true, reason: 'serving with the certificate key (no unexpired delegated credential)' };
   if (certificateValid && capabilities.keyless) return { ready: true, reason: 'serving through the keyless signer (no unexpired delegated credential)' };
+  const early = material.credentials.entries.filter((e) => e.expiresAt.getTime() > nowMs);
+  if (early.length > 0) {
+    const from = Math.min(...early.map((e) => e.expiresAt.getTime() - MAX_DC_VALIDITY_SECONDS * 1000));
+    return { ready: false, reason: `the delegated credentials have more than 7 days left by this clock (is it behind?); servable from ${new Date(from).toISOString()}` };
+  }
   if (material.credentials.entries.length > 0) return { ready: false, reason: 'every delegated credential has expired' };
   return { ready: false, reason: 'the certificate has expired' };
 }

@@ -49,6 +49,14 @@ export interface BuildOptions {
   readonly credentials: readonly CredentialInput[];
   readonly now?: Date;
   readonly side?: DelegationSide;
+  /**
+   * 'refuse' (the default): an expired credential fails the build, naming it, so a reload that
+   * brings one never replaces a set that still serves. 'keep': it is kept and never selected, so
+   * a server that starts after its credentials expired still serves through its fallback.
+   * Either way a credential with more than 7 days left by this clock (one behind the issuer's)
+   * is kept, and selected once it is within 7 days, as a receiver would accept it.
+   */
+  readonly expired?: 'refuse' | 'keep';
 }
 
 export interface SelectOptions {
@@ -101,7 +109,7 @@ export class DelegatedCredentialSet {
       throw new DelegationError('invalid-file', `the end-entity certificate does not parse: ${errorText(cause)}`, { cause });
     }
     const entries = options.credentials.map((input, i) =>
-      buildEntry(input, input.label ?? `credential #${i}`, certificate, options.now, options.side ?? 'server'),
+      buildEntry(input, input.label ?? `credential #${i}`, certificate, options.now, options.side ?? 'server', options.expired ?? 'refuse'),
     );
     entries.sort(
       (a, b) =>
@@ -140,8 +148,7 @@ export class DelegatedCredentialSet {
         signatureSchemes.includes(e.algorithm) &&
         (!isPostQuantumSignature(e.dcCertVerifyAlgorithm) || signatureSchemes.includes(e.dcCertVerifyAlgorithm)) &&
         (!options.requireAlgorithmInDcSchemes || e.algorithm === e.dcCertVerifyAlgorithm || dcSchemes.includes(e.algorithm)) &&
-        e.expiresAt.getTime() > nowMs &&
-        e.expiresAt.getTime() - nowMs <= MAX_DC_VALIDITY_SECONDS * 1000,
+        isServableAt(e, nowMs),
     );
   }
 
@@ -153,12 +160,19 @@ export class DelegatedCredentialSet {
   }
 }
 
+/** Not expired and at most 7 days left: what a receiver accepts at `nowMs` (RFC 9345 §4.1.3). */
+export function isServableAt(entry: DelegatedCredentialEntry, nowMs: number): boolean {
+  const expiryMs = entry.expiresAt.getTime();
+  return expiryMs > nowMs && expiryMs - nowMs <= MAX_DC_VALIDITY_SECONDS * 1000;
+}
+
 function buildEntry(
   input: CredentialInput,
   label: string,
   certificate: DelegationCertificate,
   now: Date | undefined,
   side: DelegationSide,
+  expired: 'refuse' | 'keep',
 ): DelegatedCredentialEntry {
   let delegatedCredential: DelegatedCredential;
   try {
@@ -168,9 +182,17 @@ function buildEntry(
   }
   let verified;
   try {
-    verified = validateDelegatedCredential(delegatedCredential, { certificate, now, side });
+    verified = validateDelegatedCredential(delegatedCredential, { certificate, now, side, timeRules: expired === 'keep' ? 'none' : 'expiry' });
   } catch (cause) {
     throw new DelegationError('invalid-file', `${label}: ${errorText(cause)}`, { cause });
+  }
+  // RFC 9345 §3: a credential must not outlive its certificate. Our issuer never makes one; one
+  // from elsewhere is refused rather than served past the point where no client accepts it.
+  if (verified.expiresAt.getTime() > certificate.notAfterSeconds * 1000) {
+    throw new DelegationError(
+      'invalid-file',
+      `${label}: valid until ${verified.expiresAt.toISOString()}, after the certificate expires (${new Date(certificate.notAfterSeconds * 1000).toISOString()}); RFC 9345 §3 forbids a credential to outlive its certificate: issue it again`,
+    );
   }
   if (input.privateKey.type !== 'private') {
     throw new DelegationError('invalid-file', `${label}: the key given for this credential is not a private key`);

@@ -35,6 +35,8 @@ export interface LoadOptions {
   readonly side?: DelegationSide;
   /** The chain to use when the sources carry no tls.crt (e.g. `dcctl serve --cert`). */
   readonly certificateChain?: readonly Uint8Array[];
+  /** What an expired credential does: BuildOptions.expired. */
+  readonly expired?: 'refuse' | 'keep';
 }
 
 export interface CredentialSource {
@@ -119,7 +121,7 @@ export function loadDelegatedCredentialSet(
   const chain = resolveChain(sources, options.certificateChain);
   const credentials: CredentialInput[] = [];
   for (const source of sources) credentials.push(...readCredentialPairs(source));
-  return DelegatedCredentialSet.build({ certificateChain: chain, credentials, now: options.now, side: options.side });
+  return DelegatedCredentialSet.build({ certificateChain: chain, credentials, now: options.now, side: options.side, expired: options.expired });
 }
 
 function isRelevant(name: string): boolean {

@@ -23,6 +23,12 @@ export interface ValidateOptions {
   readonly now?: Date;
   /** Whose credential this is: selects the signed context string. Defaults to 'server'. */
   readonly side?: DelegationSide;
+  /**
+   * Which time rules apply: 'all' (the default, what a receiver checks: not expired, at most
+   * 7 days left), 'expiry' (not expired) or 'none'. A credential we serve ourselves is chosen
+   * by time per handshake (credential-set.ts), so its loader may defer either rule.
+   */
+  readonly timeRules?: 'all' | 'expiry' | 'none';
 }
 
 export interface VerifyOptions extends ValidateOptions {
@@ -72,7 +78,7 @@ export function validateDelegatedCredential(
   const decoded = dc instanceof Uint8Array ? decodeDelegatedCredential(dc) : dc;
   const cert = delegationCertificate(options.certificate);
   const nowMs = (options.now ?? new Date()).getTime();
-  const expiresAt = checkTime(decoded, cert, nowMs);
+  const expiresAt = checkTime(decoded, cert, nowMs, options.timeRules ?? 'all');
   checkCertificate(cert);
   checkSignatureAlgorithm(decoded, cert);
   const publicKey = checkCredentialKey(decoded);
@@ -104,14 +110,15 @@ export function delegatedCredentialExpiry(dc: DelegatedCredential, certificate: 
   return new Date((cert.notBeforeSeconds + dc.credential.validTime) * 1000);
 }
 
-function checkTime(dc: DelegatedCredential, cert: DelegationCertificate, nowMs: number): Date {
+function checkTime(dc: DelegatedCredential, cert: DelegationCertificate, nowMs: number, rules: 'all' | 'expiry' | 'none'): Date {
   const expiryMs = (cert.notBeforeSeconds + dc.credential.validTime) * 1000;
   const expiresAt = new Date(expiryMs);
+  if (rules === 'none') return expiresAt;
   if (nowMs > expiryMs) {
     throw new InvalidDelegatedCredential('expired', `expired at ${expiresAt.toISOString()}`);
   }
   const remaining = (expiryMs - nowMs) / 1000;
-  if (remaining > MAX_DC_VALIDITY_SECONDS) {
+  if (rules === 'all' && remaining > MAX_DC_VALIDITY_SECONDS) {
     throw new InvalidDelegatedCredential(
       'validity-too-long',
       `valid for ${Math.ceil(remaining)} s more (until ${expiresAt.toISOString()}), over the ${MAX_DC_VALIDITY_SECONDS} s (7 days) limit`,

@@ -4,7 +4,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { CredentialWatcher, type ReloadOutcome, type WatcherLogger } from '../../../src/sidecar/credential-watcher.js';
-import { loadServingMaterial, MaterialStore } from '../../../src/sidecar/material.js';
+import { expiredCredentialsPolicy, loadServingMaterial, MaterialStore } from '../../../src/sidecar/material.js';
 import { SidecarMetrics } from '../../../src/sidecar/metrics.js';
 import { SidecarStatus } from '../../../src/sidecar/status.js';
 import { SignatureScheme } from '../../../src/tls/constants.js';
@@ -45,7 +45,8 @@ async function rig(recheckIntervalMs = 0): Promise<Rig> {
   const watcher = new CredentialWatcher({
     dir,
     store,
-    load: (d) => loadServingMaterial(d),
+    // As the sidecar binds it (main.ts).
+    load: (d, current) => loadServingMaterial(d, { expiredCredentials: expiredCredentialsPolicy(current, new Date()) }),
     debounceMs: 20,
     recheckIntervalMs,
     log,
@@ -99,6 +100,20 @@ void describe('CredentialWatcher over a kubelet-style Secret volume', () => {
     assert.equal(r.store.current!.certificateKey, undefined);
     assert.match(r.store.current!.source, /\/\.\.\d{4}_/, 'reads from the version directory ..data points to');
     assert.equal(r.status.current.phase, 'serving');
+  });
+
+  void it('starts on a volume whose credentials expired while the operator was away: serves tls.key, warns, and takes the next fresh credential', async () => {
+    const stale = await credentialFiles(pki, { algorithms: ['ed25519'], validitySeconds: 10, now: new Date(Date.now() - 30_000), certificateKey: true });
+    const r = await started(stale);
+    assert.ok(r.store.current!.certificateKey);
+    assert.equal(r.status.current.phase, 'serving');
+    const warning = r.log.lines.find((l) => l.level === 'warn');
+    assert.match(warning?.message ?? '', /^a delegated credential has expired; serving without it/);
+    assert.equal(warning?.meta?.['algorithm'], 'ed25519');
+    await r.volume.write(await credentialFiles(pki, { algorithms: ['ed25519'], certificateKey: true }));
+    const outcome = await r.watcher.reload('signal', true);
+    assert.equal(outcome.result, 'success');
+    assert.equal(r.store.current!.credentials.entries[0]!.expiresAt.getTime() > Date.now(), true);
   });
 
   const invalidVersions: ReadonlyArray<[string, (f: Record<string, string | Uint8Array>) => Promise<Record<string, string | Uint8Array>>, RegExp, RegExp]> = [

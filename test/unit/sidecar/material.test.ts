@@ -3,7 +3,8 @@ import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
-import { fingerprintFiles, loadServingMaterial, MaterialError, readMaterialFiles } from '../../../src/sidecar/material.js';
+import { expiredCredentialsPolicy, fingerprintFiles, loadServingMaterial, MaterialError, readMaterialFiles, validateServingMaterial } from '../../../src/sidecar/material.js';
+import { readiness } from '../../../src/sidecar/status.js';
 import { credentialFiles, makePki, type TestPki } from './fixtures.js';
 import { KubeletVolume } from './kubelet-volume.js';
 
@@ -63,5 +64,56 @@ void describe('reading the mounted credential directory', () => {
   void it('names the directory when it cannot be listed', async () => {
     const missing = join(await tempDir(), 'nope');
     await assert.rejects(loadServingMaterial(missing), (e: unknown) => e instanceof MaterialError && e.file === missing && /cannot list/.test(e.reason));
+  });
+});
+
+void describe('expired delegated credentials at load', () => {
+  let pki: TestPki;
+  let expiredFiles: Record<string, string | Uint8Array>;
+  before(async () => {
+    pki = await makePki();
+    // Issued 30 s ago for 10 s: the operator was away longer than the credential's lifetime.
+    expiredFiles = await credentialFiles(pki, { algorithms: ['ecdsa_secp256r1_sha256'], validitySeconds: 10, now: new Date(Date.now() - 30_000), certificateKey: true });
+  });
+
+  void it("'keep' loads the rest, so tls.key serves and the sidecar is ready", async () => {
+    const m = validateServingMaterial('/mem', fileMap(expiredFiles), { expiredCredentials: 'keep' });
+    assert.ok(m.certificateKey);
+    assert.equal(m.credentials.entries.length, 1);
+    const r = readiness({ phase: 'serving', since: new Date() }, m, { keyless: false }, new Date());
+    assert.deepEqual(r, { ready: true, reason: 'serving with the certificate key (no unexpired delegated credential)' });
+  });
+
+  void it("'refuse' (the default) names the expired file", () => {
+    assert.throws(
+      () => validateServingMaterial('/mem', fileMap(expiredFiles)),
+      (e: unknown) => e instanceof MaterialError && /ecdsa_secp256r1_sha256\.cred$/.test(e.file) && /expired/.test(e.reason),
+    );
+  });
+
+  void it("'keep' still refuses a bundle with nothing left to serve", () => {
+    const { 'tls.key': _key, ...noKey } = expiredFiles;
+    assert.throws(
+      () => validateServingMaterial('/mem', fileMap(noKey), { expiredCredentials: 'keep' }),
+      (e: unknown) => e instanceof MaterialError && /^nothing to serve: every delegated credential has expired/.test(e.reason),
+    );
+  });
+
+  void it('loads a 7-day credential seen by a clock behind the issuer\'s, and says why it is not served yet', async () => {
+    const week = validateServingMaterial('/mem', fileMap(await credentialFiles(pki, { algorithms: ['ed25519'], validitySeconds: 7 * 86_400 })));
+    const behind = new Date(Date.now() - 5_000);
+    const r = readiness({ phase: 'serving', since: behind }, week, { keyless: false }, behind);
+    assert.equal(r.ready, false);
+    assert.match(r.reason, /more than 7 days left by this clock \(is it behind\?\); servable from /);
+    assert.equal(readiness({ phase: 'serving', since: behind }, week, { keyless: false }, new Date(Date.now() + 1000)).ready, true);
+  });
+
+  void it('the watcher keeps serving credentials over a reload with expired ones, and takes the rest when nothing serves', async () => {
+    const now = new Date();
+    assert.equal(expiredCredentialsPolicy(undefined, now), 'keep');
+    const fresh = validateServingMaterial('/mem', fileMap(await credentialFiles(pki, { algorithms: ['ed25519'] })));
+    assert.equal(expiredCredentialsPolicy(fresh, now), 'refuse');
+    const stale = validateServingMaterial('/mem', fileMap(expiredFiles), { expiredCredentials: 'keep' });
+    assert.equal(expiredCredentialsPolicy(stale, now), 'keep');
   });
 });

@@ -1,5 +1,5 @@
 import assert from 'node:assert/strict';
-import type { KeyObject } from 'node:crypto';
+import { generateKeyPairSync, type KeyObject } from 'node:crypto';
 import { execFileSync } from 'node:child_process';
 import { mkdtemp, mkdir, rm, symlink, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
@@ -11,6 +11,9 @@ import {
   CredentialStore,
   DelegatedCredentialSet,
   DelegationError,
+  delegatedCredentialSignedContent,
+  encodeDelegatedCredential,
+  isServableAt,
   issueDelegatedCredential,
   loadDelegatedCredentialDirectory,
   loadDelegatedCredentialSet,
@@ -154,6 +157,47 @@ void describe('DelegatedCredentialSet', () => {
     assert.throws(
       () => DelegatedCredentialSet.build({ certificateChain: [other.der], credentials: [input('ed25519')], now }),
       rejectsWith('invalid-file', /bad-signature/),
+    );
+  });
+
+  void it("with expired 'keep', keeps an expired credential out of selection instead of failing", () => {
+    const later = new Date(now.getTime() + 2 * HOUR * 1000);
+    const set = DelegatedCredentialSet.build({ certificateChain: [cert.der], credentials: [input('ed25519')], now: later, expired: 'keep' });
+    assert.equal(set.entries.length, 1);
+    assert.equal(set.select({ dcSchemes: [S.ed25519], signatureSchemes: CLIENT_SIGALGS, now: later }), undefined);
+    assert.equal(isServableAt(set.entries[0]!, later.getTime()), false);
+  });
+
+  void it('keeps a credential with more than 7 days left by a clock behind the issuer\'s, and selects it once within 7 days', async () => {
+    const week = await issue('ed25519', 7 * 24 * HOUR);
+    const behind = new Date(now.getTime() - 5_000);
+    const set = DelegatedCredentialSet.build({
+      certificateChain: [cert.der],
+      credentials: [{ delegatedCredential: week.delegatedCredential, privateKey: week.privateKey, label: 'week.cred' }],
+      now: behind,
+    });
+    assert.equal(set.select({ dcSchemes: [S.ed25519], signatureSchemes: CLIENT_SIGALGS, now: behind }), undefined);
+    assert.equal(set.select({ dcSchemes: [S.ed25519], signatureSchemes: CLIENT_SIGALGS, now: new Date(now.getTime() + 1000) })?.dcCertVerifyAlgorithm, S.ed25519);
+  });
+
+  void it('refuses a credential that outlives its certificate (RFC 9345 §3), naming it', async () => {
+    const shortLived = await makeCertificate({ keyType: 'p256', notAfter: new Date(now.getTime() + HOUR * 1000) });
+    const { publicKey, privateKey } = generateKeyPairSync('ed25519');
+    const credential = {
+      validTime: Math.floor(now.getTime() / 1000) - Math.floor(shortLived.notBefore.getTime() / 1000) + 2 * HOUR,
+      dcCertVerifyAlgorithm: S.ed25519,
+      spki: new Uint8Array(publicKey.export({ type: 'spki', format: 'der' })),
+    };
+    const algorithm = S.ecdsa_secp256r1_sha256;
+    const signature = await shortLived.signer.sign(algorithm, delegatedCredentialSignedContent('server', shortLived.der, credential, algorithm));
+    assert.throws(
+      () =>
+        DelegatedCredentialSet.build({
+          certificateChain: [shortLived.der],
+          credentials: [{ delegatedCredential: encodeDelegatedCredential({ credential, algorithm, signature }), privateKey, label: 'late.cred' }],
+          now,
+        }),
+      rejectsWith('invalid-file', /^late\.cred: valid until .*, after the certificate expires .*RFC 9345 §3/),
     );
   });
 
