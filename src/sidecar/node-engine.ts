@@ -8,6 +8,7 @@
  * made). One SecureContext per loaded material (cached), so a credential reload changes what new
  * handshakes see and leaves established connections alone.
  */
+import { constants } from 'node:crypto';
 import type { Socket } from 'node:net';
 import { createSecureContext, TLSSocket, type SecureContext } from 'node:tls';
 import { derToPem } from '../tls/x509/index.js';
@@ -34,6 +35,9 @@ const NODE_ENGINE_CIPHERS = [
   'ECDHE-RSA-CHACHA20-POLY1305',
 ].join(':');
 
+/** Our groups in our order (src/tls/key-exchange.ts SUPPORTED_GROUPS); Node's default adds X448 and P-521. */
+const NODE_ENGINE_GROUPS = 'X25519MLKEM768:X25519:SecP256r1MLKEM768:P-256:P-384';
+
 export function secureContextFor(material: ServingMaterial): SecureContext {
   let ctx = contexts.get(material);
   if (!ctx) {
@@ -43,6 +47,13 @@ export function secureContextFor(material: ServingMaterial): SecureContext {
       key: material.certificateKey.export({ type: 'pkcs8', format: 'pem' }),
       minVersion: 'TLSv1.2',
       ciphers: NODE_ENGINE_CIPHERS,
+      ecdhCurve: NODE_ENGINE_GROUPS,
+      honorCipherOrder: true,
+      // Our stack refuses every renegotiation (RFC 5746 §4.1 lets a server). node:tls's own limit
+      // (tls.CLIENT_RENEG_LIMIT) applies only to sockets of a tls.Server, not to this standalone
+      // TLSSocket: without this option a client could renegotiate without end, each one a full
+      // handshake signed by the certificate key, on a connection the limits already admitted.
+      secureOptions: constants.SSL_OP_NO_RENEGOTIATION,
     });
     contexts.set(material, ctx);
   }
