@@ -15,11 +15,8 @@
  * one-byte records stall the event loop for seconds, /healthz included, and the handshake
  * deadline cannot fire during a synchronous loop.)
  *
- * `peekClientHello(socket)` is the socket adapter: it reads with a deadline, then pauses the
- * socket and returns the buffered bytes.
+ * The connection object (connection.ts) pushes each socket read and keeps the deadline.
  */
-import type { Socket } from 'node:net';
-import type { Deadline } from './deadline.js';
 import { AlertDescription } from '../tls/alerts.js';
 import { ContentType, HandshakeType, MAX_PLAINTEXT, RECORD_HEADER_LENGTH } from '../tls/constants.js';
 import { TlsError } from '../tls/errors.js';
@@ -161,44 +158,6 @@ export class ClientHelloPeeker {
 
 function notTls(reason: string, alert: number): PeekResult {
   return { kind: 'not-tls', reason, alert };
-}
-
-export type SocketPeek =
-  | { readonly kind: 'client-hello'; readonly hello: ClientHello; readonly body: Uint8Array; readonly recordVersion: number; readonly buffered: Buffer }
-  | { readonly kind: 'not-tls'; readonly reason: string; readonly alert: number }
-  | { readonly kind: 'timeout' }
-  | { readonly kind: 'closed' };
-
-/**
- * Reads from `socket` until a ClientHello is complete (or not TLS, or `deadline` expires, or the
- * peer goes away). On success the socket is paused with nothing consumed beyond `buffered`; the
- * deadline keeps running for the handshake (the caller clears it otherwise).
- */
-export function peekClientHello(socket: Socket, deadline: Deadline): Promise<SocketPeek> {
-  const peeker = new ClientHelloPeeker();
-  return new Promise((resolve) => {
-    const done = (result: SocketPeek): void => {
-      deadline.onExpiry(undefined);
-      socket.pause();
-      socket.removeListener('data', onData);
-      socket.removeListener('end', onGone);
-      socket.removeListener('close', onGone);
-      socket.removeListener('error', onGone);
-      resolve(result);
-    };
-    const onData = (chunk: Buffer): void => {
-      const r = peeker.push(chunk);
-      if (r.kind === 'client-hello') done({ ...r, buffered: peeker.buffered });
-      else if (r.kind === 'not-tls') done(r);
-    };
-    const onGone = (): void => done({ kind: 'closed' });
-    socket.on('data', onData);
-    socket.once('end', onGone);
-    socket.once('close', onGone);
-    socket.once('error', onGone);
-    deadline.onExpiry(() => done({ kind: 'timeout' }));
-    socket.resume();
-  });
 }
 
 /** A plaintext fatal alert record, for refusing a client before any engine is involved. */

@@ -12,14 +12,8 @@
  *   closed too.
  * - Errors on either side destroy both (a reset on one leg is passed on as a close on the other).
  *
- * - A client stream that seals what it is given before returning (`ImmediateWriter`: our engine)
- *   gets the application's bytes read into one process-wide buffer (net's `onread`) instead of a
- *   new Buffer per read: fewer external allocations, fewer garbage collections in bulk
- *   (bench/results/sidecar-perf.md).
- * - A client stream that hands its plaintext to a sink (`DirectClient`: our engine) writes the
- *   client's bytes straight into the application's socket, with backpressure through write()'s
- *   return and the socket's 'drain': no Readable side, 'data'/'end' listeners or flowing-mode
- *   ticks per connection (bench/results/sidecar-bulk.md section 4).
+ * This is the node:tls engine's relay (its client is a TLSSocket). Our engine's connections relay
+ * in their connection object (connection.ts), by the same rules.
  *
  * The connection limits and the graceful drain on SIGTERM are src/net/connection-tracker.ts.
  */
@@ -42,104 +36,19 @@ export type ProxyEnd =
   | { readonly kind: 'upstream-unavailable'; readonly error: Error }
   | { readonly kind: 'error'; readonly side: 'client' | 'upstream'; readonly error: Error };
 
-/** A client stream that is done with a chunk when `writeNow` returns (it keeps no reference). */
-export interface ImmediateWriter {
-  /** Writes `chunk` now; false when the client is behind, and then `onDrain` runs once it caught up. */
-  writeNow(chunk: Uint8Array, onDrain: () => void): boolean;
-  /** Bytes written to the client that its socket has not handed to the kernel yet (its `writableLength`). */
-  readonly pendingOutput: number;
-}
-
-/** Where a DirectClient puts the client's plaintext. */
-export interface PlaintextSink {
-  /**
-   * The next bytes from the client, valid during the call only unless kept whole (a view of a
-   * received record). False: the sink is behind; it calls the client's `resumeInput` once it caught up.
-   */
-  write(chunk: Uint8Array): boolean;
-  /** The client ended its side (close_notify, or FIN after the handshake). */
-  end(): void;
-}
-
-/** A client stream whose plaintext can go to a sink directly instead of through its Readable side. */
-export interface DirectClient extends ImmediateWriter {
-  /** From now on the plaintext goes to `sink`; what the stream holds already goes first, and an end already received. */
-  relayTo(sink: PlaintextSink): void;
-  /** The sink caught up: read the client again. */
-  resumeInput(): void;
-  /** The client's side has ended and the sink was told (the Readable side stays unused, its readableEnded false). */
-  readonly inputEnded: boolean;
-}
-
-function directClient(stream: Duplex): DirectClient | undefined {
-  return typeof (stream as Partial<DirectClient>).relayTo === 'function' ? (stream as unknown as DirectClient) : undefined;
-}
-
-/** The client's plaintext into the application's socket; a full socket pauses the client until its 'drain'. */
-class UpstreamSink implements PlaintextSink {
-  private waitingForDrain = false;
-
-  constructor(
-    private readonly upstream: Socket,
-    private readonly client: DirectClient,
-  ) {}
-
-  write(chunk: Uint8Array): boolean {
-    const upstream = this.upstream;
-    if (upstream.destroyed) return true; // the pair is closing: nothing more to deliver
-    // A chunk the application is not reading yet stays queued: not as a record-slab view.
-    if (upstream.write(upstream.writableLength > 0 ? unpinned(chunk) : chunk)) return true;
-    if (!this.waitingForDrain) {
-      this.waitingForDrain = true;
-      upstream.once('drain', this.drained);
-    }
-    return false;
-  }
-
-  end(): void {
-    if (!this.upstream.destroyed) this.upstream.end();
-  }
-
-  private readonly drained = (): void => {
-    this.waitingForDrain = false;
-    this.client.resumeInput();
-  };
-}
-
-function immediateWriter(stream: Duplex): ImmediateWriter | undefined {
-  return typeof (stream as Partial<ImmediateWriter>).writeNow === 'function' ? (stream as unknown as ImmediateWriter) : undefined;
-}
-
 /**
- * Where every upstream read of an ImmediateWriter's connection lands: a read is handed on and
- * consumed before the next read of any socket can start, so one buffer serves the process.
+ * Where every upstream read of our engine's connections lands (connection.ts): a read is sealed
+ * and handed on before the next read of any socket can start, so one buffer serves the process.
  */
-const UPSTREAM_READ_BUFFER = Buffer.allocUnsafe(64 * 1024);
-
-/** The upstream's bytes straight to an ImmediateWriter, with backpressure. */
-class DirectRelay {
-  upstream: Socket | undefined;
-  readonly onread = { buffer: UPSTREAM_READ_BUFFER, callback: (n: number): boolean => this.relay(n) };
-
-  constructor(private readonly client: ImmediateWriter) {}
-
-  private relay(n: number): boolean {
-    // false pauses the upstream socket; the client's drain resumes it.
-    return this.client.writeNow(UPSTREAM_READ_BUFFER.subarray(0, n), this.resume);
-  }
-
-  private readonly resume = (): void => {
-    this.upstream?.resume();
-  };
-}
+export const UPSTREAM_READ_BUFFER = Buffer.allocUnsafe(64 * 1024);
 
 /**
  * Opens a connection to the application; resolves once connected. The connect deadline is the
  * socket's own timeout, which the caller then sets to what it needs (splice: the idle timeout).
  */
-export function connectUpstream(options: UpstreamOptions, relay?: DirectRelay): Promise<Socket> {
+export function connectUpstream(options: UpstreamOptions): Promise<Socket> {
   return new Promise((resolve, reject) => {
-    const socket = connect({ host: options.host, port: options.port, allowHalfOpen: true, ...(relay ? { onread: relay.onread } : {}) });
+    const socket = connect({ host: options.host, port: options.port, allowHalfOpen: true });
     socket.setNoDelay(true);
     const ms = options.connectTimeoutMs ?? 5000;
     socket.setTimeout(ms);
@@ -157,8 +66,8 @@ export function connectUpstream(options: UpstreamOptions, relay?: DirectRelay): 
 }
 
 /** Ends of a pair that ended by itself (most pairs): shared, nothing allocated per connection. */
-const CLOSED: ProxyEnd = { kind: 'closed' };
-const IDLE: ProxyEnd = { kind: 'idle-timeout' };
+export const CLOSED: ProxyEnd = { kind: 'closed' };
+export const IDLE: ProxyEnd = { kind: 'idle-timeout' };
 
 /**
  * When `closed` is closed for good, nothing more can reach it: once `other` has flushed what it
@@ -175,12 +84,6 @@ function closeAfterFlush(closedEndedItsSide: boolean, other: Duplex): boolean {
   return true;
 }
 
-/** What the client still has to hand to the kernel: a write completing makes it smaller. */
-function pendingOutput(client: Duplex): number {
-  const writer = immediateWriter(client);
-  return writer ? writer.pendingOutput : client.writableLength;
-}
-
 /**
  * The idle clock once the application's socket has closed while the client still flushes what
  * it was sent: that socket's timer is gone with it (node clears it on close), and a client that
@@ -189,12 +92,12 @@ function pendingOutput(client: Duplex): number {
  * output to the kernel (a write completed), so a slow but reading client is not cut; one that
  * made no progress for a whole period gets `onIdle` (within two periods of its last progress).
  * Armed only in this case: a pair whose client has flushed by the time the application's socket
- * closes (with our engine, nearly every client that reads) allocates no timer.
+ * closes (nearly every client that reads) allocates no timer.
  */
 function flushDeadline(client: Duplex, idleTimeoutMs: number, onIdle: () => void): NodeJS.Timeout {
-  let left = pendingOutput(client);
+  let left = client.writableLength;
   const timer = setTimeout(() => {
-    const now = pendingOutput(client);
+    const now = client.writableLength;
     if (now >= left) return onIdle();
     left = now;
     timer.refresh();
@@ -204,15 +107,14 @@ function flushDeadline(client: Duplex, idleTimeoutMs: number, onIdle: () => void
 
 /**
  * Splices `client` and `upstream` together; resolves when both are closed. The streams must be
- * created allowHalfOpen so that one direction ending leaves the other open. With `relay`, the
- * upstream was connected with its `onread`: its bytes reach the client through the relay.
+ * created allowHalfOpen so that one direction ending leaves the other open.
  *
  * The idle clock is the upstream socket's timeout: while that socket is open every byte either
  * way passes through it (a read from the application, or a write of the client's bytes to it),
  * and node restarts the socket's timer on each, so no timer of ours is touched per chunk. Once it
  * has closed, bytes still go to the client only: `flushDeadline` is the clock then.
  */
-export function splice(client: Duplex, upstream: Socket, idleTimeoutMs = 300_000, relay?: DirectRelay): Promise<ProxyEnd> {
+export function splice(client: Duplex, upstream: Socket, idleTimeoutMs = 300_000): Promise<ProxyEnd> {
   return new Promise((resolve) => {
     let end = CLOSED;
     let open = 2;
@@ -225,14 +127,12 @@ export function splice(client: Duplex, upstream: Socket, idleTimeoutMs = 300_000
     upstream.on('error', (error: Error) => stop({ kind: 'error', side: 'upstream', error }));
     upstream.setTimeout(idleTimeoutMs); // 0 disables; replaces the connect deadline
     if (idleTimeoutMs > 0) upstream.on('timeout', () => stop(IDLE));
-    const direct = directClient(client);
-    if (direct) direct.relayTo(new UpstreamSink(upstream, direct));
-    else forwardClient(client, upstream);
+    forwardClient(client, upstream);
     // 'close' comes once per stream: plain listeners, not once() wrappers.
     let flushing: NodeJS.Timeout | undefined;
     const clientClosed = (): void => {
       if (flushing) clearTimeout(flushing);
-      closeAfterFlush(direct ? direct.inputEnded : client.readableEnded, upstream);
+      closeAfterFlush(client.readableEnded, upstream);
       if (--open === 0) resolve(end);
     };
     // A client gone while the application connection was being opened: its 'close' has been
@@ -243,12 +143,7 @@ export function splice(client: Duplex, upstream: Socket, idleTimeoutMs = 300_000
       if (closeAfterFlush(upstream.readableEnded, client) && idleTimeoutMs > 0) flushing = flushDeadline(client, idleTimeoutMs, () => stop(IDLE));
       if (--open === 0) resolve(end);
     });
-    if (relay) {
-      upstream.on('end', () => client.end());
-      upstream.resume();
-    } else {
-      upstream.pipe(client, { end: true });
-    }
+    upstream.pipe(client, { end: true });
   });
 }
 
@@ -277,22 +172,19 @@ function forwardClient(client: Duplex, upstream: Socket): void {
   };
   // The client may have ended already, while the application was being connected: a TLS 1.3
   // client's Finished and its FIN often come together, and 'end' was emitted with nobody
-  // listening. Its half-close is passed on all the same, as relayTo does for our engine.
+  // listening. Its half-close is passed on all the same.
   if (client.readableEnded) ended();
   else client.on('end', ended);
 }
 
 /** Connects to the application and splices; the client is closed when the application is down. */
 export async function proxyToUpstream(client: Duplex, options: UpstreamOptions): Promise<ProxyEnd> {
-  const writer = immediateWriter(client);
-  const relay = writer ? new DirectRelay(writer) : undefined;
   let upstream: Socket;
   try {
-    upstream = await connectUpstream(options, relay);
+    upstream = await connectUpstream(options);
   } catch (error) {
     client.destroy();
     return { kind: 'upstream-unavailable', error: error instanceof Error ? error : new Error(String(error)) };
   }
-  if (relay) relay.upstream = upstream;
-  return splice(client, upstream, options.idleTimeoutMs, relay);
+  return splice(client, upstream, options.idleTimeoutMs);
 }
