@@ -36,7 +36,7 @@ import { route } from './router.js';
 import type { TerminatorOptions } from './terminator.js';
 
 /** One listener for every connection's socket errors (they surface as 'close'): no closure per connection. */
-export function ignoreError(): void {}
+function ignoreError(): void {}
 
 /** How long a closing socket may take to flush (an alert, the last records) before it is cut. */
 const FLUSH_DEADLINE_MS = 2000;
@@ -45,7 +45,7 @@ const FLUSH_DEADLINE_MS = 2000;
  * Ends `socket` after what was written (a fatal alert, the last records) has gone out, and cuts
  * it if the peer does not let that happen within FLUSH_DEADLINE_MS.
  */
-export function closeSoon(socket: Socket, last?: Uint8Array): void {
+function closeSoon(socket: Socket, last?: Uint8Array): void {
   if (socket.destroyed) return;
   if (last) socket.end(last);
   else socket.end();

@@ -9,7 +9,7 @@
 import assert from 'node:assert/strict';
 import { connect as netConnect, createServer, type AddressInfo, type Server, type Socket } from 'node:net';
 import { after, before, describe, it } from 'node:test';
-import { validateServingMaterial, MaterialStore } from '../../../src/sidecar/material.js';
+import type { MaterialStore } from '../../../src/sidecar/material.js';
 import { SidecarMetrics } from '../../../src/sidecar/metrics.js';
 import { createOursEngine } from '../../../src/sidecar/ours-engine.js';
 import { ConnectionTracker } from '../../../src/net/connection-tracker.js';
@@ -17,7 +17,7 @@ import { SidecarStatus } from '../../../src/sidecar/status.js';
 import { listen, type Listener, type TerminatorOptions } from '../../../src/sidecar/terminator.js';
 import { ClientConnection } from '../../../src/tls/client.js';
 import type { Progress } from '../../../src/tls/connection.js';
-import { credentialFiles, makePki, type TestPki } from './fixtures.js';
+import { credentialFiles, makePki, memoryStore, type TestPki } from './fixtures.js';
 
 const quiet = { error: () => {}, warn: () => {}, info: () => {}, debug: () => {} };
 
@@ -99,9 +99,7 @@ void describe('the connection object (our engine)', () => {
 
   before(async () => {
     pki = await makePki();
-    const files = await credentialFiles(pki, { algorithms: ['ed25519'], certificateKey: true });
-    store = new MaterialStore();
-    store.replace(validateServingMaterial('/mem', Object.fromEntries(Object.entries(files).map(([k, v]) => [k, typeof v === 'string' ? Buffer.from(v) : v]))));
+    store = memoryStore(await credentialFiles(pki, { algorithms: ['ed25519'], certificateKey: true }));
   });
 
   async function rig(upstreamPort: number, opts: { log?: TerminatorOptions['log']; store?: MaterialStore } = {}): Promise<{ listener: Listener; metrics: SidecarMetrics }> {

@@ -9,6 +9,7 @@ import { asIssuer, issueCertificate, type IssuedCertificate, type KeyType } from
 import { issueDelegatedCredential, type DcAlgorithmName } from '../../../src/tls/delegated/index.js';
 import { createKeySigner } from '../../../src/tls/signer.js';
 import { sidecarConfig, type FlagValues, type SidecarConfig } from '../../../src/sidecar/config.js';
+import { MaterialStore, validateServingMaterial } from '../../../src/sidecar/material.js';
 import type { VolumeFiles } from './kubelet-volume.js';
 import type { ClientHello, ClientHelloExtensions } from '../../../src/tls/messages/client-hello.js';
 
@@ -86,4 +87,11 @@ export function clientHello(extensions: Partial<ClientHelloExtensions>): ClientH
  */
 export function loopbackSidecarConfig(dcDir: string, upstreamPort: number, extra: FlagValues = {}): SidecarConfig {
   return sidecarConfig({ 'dc-dir': dcDir, address: '127.0.0.1', port: '0', upstream: String(upstreamPort), 'metrics-address': '127.0.0.1', 'metrics-port': '0', ...extra });
+}
+
+/** A MaterialStore holding `files` (as `credentialFiles` lays them out), validated as if read from a directory. */
+export function memoryStore(files: Record<string, string | Uint8Array>): MaterialStore {
+  const store = new MaterialStore();
+  store.replace(validateServingMaterial('/mem', Object.fromEntries(Object.entries(files).map(([k, v]) => [k, typeof v === 'string' ? Buffer.from(v) : v]))));
+  return store;
 }

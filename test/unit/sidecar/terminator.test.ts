@@ -9,7 +9,7 @@ import { connect as netConnect, createServer, type AddressInfo, type Server, typ
 import { connect as nodeTlsConnect } from 'node:tls';
 import type { Duplex } from 'node:stream';
 import { after, before, describe, it } from 'node:test';
-import { validateServingMaterial, MaterialStore } from '../../../src/sidecar/material.js';
+import type { MaterialStore } from '../../../src/sidecar/material.js';
 import { SidecarMetrics } from '../../../src/sidecar/metrics.js';
 import { createOursEngine } from '../../../src/sidecar/ours-engine.js';
 import { ConnectionTracker } from '../../../src/net/connection-tracker.js';
@@ -23,7 +23,7 @@ import type { Progress } from '../../../src/tls/connection.js';
 import { NamedGroup, ProtocolVersion, SignatureScheme } from '../../../src/tls/constants.js';
 import { encodeHandshake } from '../../../src/tls/messages/handshake.js';
 import { writeClientHello } from '../../../src/tls/messages/client-hello.js';
-import { credentialFiles, makePki, type TestPki } from './fixtures.js';
+import { credentialFiles, makePki, memoryStore, type TestPki } from './fixtures.js';
 
 const quiet = { error: () => {}, warn: () => {}, info: () => {}, debug: () => {} };
 
@@ -80,11 +80,7 @@ void describe('sidecar listener', () => {
 
   before(async () => {
     pki = await makePki();
-    const files = await credentialFiles(pki, { algorithms: ['ed25519'], certificateKey: true });
-    store = new MaterialStore();
-    store.replace(
-      validateServingMaterial('/mem', Object.fromEntries(Object.entries(files).map(([k, v]) => [k, typeof v === 'string' ? Buffer.from(v) : v]))),
-    );
+    store = memoryStore(await credentialFiles(pki, { algorithms: ['ed25519'], certificateKey: true }));
   });
 
   async function rig(
@@ -459,9 +455,7 @@ void describe('sidecar post-quantum key exchange and ML-DSA credentials', () => 
 
   before(async () => {
     pki = await makePki();
-    const files = await credentialFiles(pki, { algorithms: ['ecdsa_secp256r1_sha256', 'mldsa65'], certificateKey: true });
-    store = new MaterialStore();
-    store.replace(validateServingMaterial('/mem', Object.fromEntries(Object.entries(files).map(([k, v]) => [k, typeof v === 'string' ? Buffer.from(v) : v]))));
+    store = memoryStore(await credentialFiles(pki, { algorithms: ['ecdsa_secp256r1_sha256', 'mldsa65'], certificateKey: true }));
   });
 
   async function sidecar(certificateEngine: 'ours' | 'node'): Promise<number> {
