@@ -2,12 +2,14 @@
  * The states of our engine's connection object (src/sidecar/connection.ts) that the terminator's
  * end-to-end tests do not reach on purpose: plaintext and an end that arrive while the
  * application is still being connected, a client that leaves then, an application that is not
- * there or resets, a bug in a step (logged, the process and the next client unharmed), and the
- * listener's `settled()` counting connections to their end. Real sockets on loopback; a sans-IO
- * client where the test needs its bytes in one write.
+ * there or resets, a bug in a step (logged, the process and the next client unharmed), the
+ * records of one socket read going to the application in one write, and the listener's
+ * `settled()` counting connections to their end. Real sockets on loopback; a sans-IO client where
+ * the test needs its bytes in one write.
  */
 import assert from 'node:assert/strict';
-import { connect as netConnect, createServer, type AddressInfo, type Server, type Socket } from 'node:net';
+import { randomBytes } from 'node:crypto';
+import { connect as netConnect, createServer, Socket as NetSocket, type AddressInfo, type Server, type Socket } from 'node:net';
 import { after, before, describe, it } from 'node:test';
 import type { MaterialStore } from '../../../src/sidecar/material.js';
 import { SidecarMetrics } from '../../../src/sidecar/metrics.js';
@@ -17,6 +19,7 @@ import { SidecarStatus } from '../../../src/sidecar/status.js';
 import { listen, type Listener, type TerminatorOptions } from '../../../src/sidecar/terminator.js';
 import { ClientConnection } from '../../../src/tls/client.js';
 import type { Progress } from '../../../src/tls/connection.js';
+import { nativeAead } from '../../../src/tls/native/aead.js';
 import { credentialFiles, makePki, memoryStore, type TestPki } from './fixtures.js';
 
 const quiet = { error: () => {}, warn: () => {}, info: () => {}, debug: () => {} };
@@ -228,6 +231,34 @@ void describe('the connection object (our engine)', () => {
     assert.equal(second.fromApp(), 'echo still here');
     second.socket.end();
     await r.listener.settled();
+  });
+
+  void it('the records of one socket read reach the application in one write (native AEAD: opened end to end), intact', async () => {
+    const data = randomBytes(3 * 16384);
+    let received = Buffer.alloc(0);
+    let appPort = 0;
+    const app = await application((s) => {
+      s.on('data', (c: Buffer) => (received = Buffer.concat([received, c])));
+    });
+    appPort = app.port;
+    // The sidecar's writes to the application's socket, counted where node takes them.
+    const writes: number[] = [];
+    const write = NetSocket.prototype.write;
+    NetSocket.prototype.write = function (this: NetSocket, ...args: Parameters<NetSocket['write']>): boolean {
+      if (this.remotePort === appPort && Buffer.isBuffer(args[0])) writes.push(args[0].length);
+      return write.apply(this, args);
+    } as NetSocket['write'];
+    try {
+      const r = await rig(app.port);
+      // Three full records after the Finished, in one TCP write of ~49 KB: one read on loopback.
+      const c = sansIoClient(pki, r.listener.port, (client) => client.write(data));
+      await until('all the data at the application', () => received.length === data.length);
+      assert.ok(received.equals(data));
+      if (nativeAead()) assert.ok(writes.length < 3, `${writes.length} writes for 3 records (${writes.join(', ')} bytes)`);
+      c.socket.destroy();
+    } finally {
+      NetSocket.prototype.write = write;
+    }
   });
 
   void it('settled() waits for a proxied connection until both its sockets have closed', async () => {
