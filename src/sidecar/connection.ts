@@ -237,6 +237,7 @@ export class SidecarConnection {
       this.refusals.log('bad-hello', (suppressed) =>
         o.log.info('refused a connection: not a TLS ClientHello', { remote: socket.remoteAddress, reason: peek.reason, ...suppressedField(suppressed) }),
       );
+      this.state = 'done'; // the socket's later 'close' is not a second refusal
       closeSoon(socket, plaintextAlert(peek.alert));
       return this.finish();
     }
@@ -247,6 +248,7 @@ export class SidecarConnection {
       o.metrics.refused(decision.metric);
       o.report?.refused(decision.metric, DETAILED_REFUSALS.has(decision.metric) ? decision.reason : undefined);
       o.log.debug('refused a client', { remote: socket.remoteAddress, alert: alertName(decision.alert), reason: decision.reason });
+      this.state = 'done';
       closeSoon(socket, plaintextAlert(decision.alert, peek.recordVersion));
       return this.finish();
     }
@@ -263,9 +265,10 @@ export class SidecarConnection {
 
   /** A peek that ended without a ClientHello: the peer left, or the deadline came first. */
   private gone(why: 'closed' | 'timeout'): void {
+    this.state = 'done'; // an 'end' is followed by 'close', an 'error' too: one refusal
     this.deadline.clear();
-    this.o.metrics.refused(why);
     this.socket.destroy();
+    this.safely(() => this.o.metrics.refused(why));
     this.finish();
   }
 
@@ -345,8 +348,8 @@ export class SidecarConnection {
   private handshakeFailed(err: Error): void {
     this.state = 'done';
     this.deadline.clear();
-    reportHandshakeFailure(this.o, this.refusals, this.socket, this.mode, 'ours', err);
     closeSoon(this.socket); // let the engine's alert go out
+    this.safely(() => reportHandshakeFailure(this.o, this.refusals, this.socket, this.mode, 'ours', err));
     this.finish();
   }
 
@@ -452,7 +455,7 @@ export class SidecarConnection {
     if (this.state === 'connecting') {
       this.state = 'done';
       closeSoon(this.socket);
-      reportProxyEnd(this.o, { kind: 'upstream-unavailable', error });
+      this.safely(() => reportProxyEnd(this.o, { kind: 'upstream-unavailable', error }));
       this.finish();
     } else if (this.state === 'relaying') {
       this.stop({ kind: 'error', side: 'upstream', error });
@@ -555,7 +558,7 @@ export class SidecarConnection {
   private sideClosed(): void {
     if (!this.clientSideClosed || !this.upstreamSideClosed) return;
     this.state = 'done';
-    reportProxyEnd(this.o, this.end);
+    this.safely(() => reportProxyEnd(this.o, this.end));
     this.finish();
   }
 
@@ -573,6 +576,19 @@ export class SidecarConnection {
       step(arg);
     } catch (err) {
       this.crashed(err);
+    }
+  }
+
+  /**
+   * Counting and logging at a connection's end run from socket and timer listeners, outside any
+   * step guarded above: a bug there is logged, and the connection, which is ending anyway, still
+   * releases its slot; it never reaches the process as an uncaught exception.
+   */
+  private safely(report: () => void): void {
+    try {
+      report();
+    } catch (err) {
+      this.o.log.error('connection handler failed', { error: err instanceof Error ? (err.stack ?? err.message) : String(err) });
     }
   }
 

@@ -233,6 +233,50 @@ void describe('the connection object (our engine)', () => {
     await r.listener.settled();
   });
 
+  void it('a refused connection is counted once: not again as "closed" when its socket closes', async () => {
+    const app = await application(() => {});
+    const r = await rig(app.port);
+    const sends = [
+      Buffer.from('GET / HTTP/1.1\r\nHost: x\r\n\r\n'), // bad-hello
+      Buffer.from([0x16, 0x03, 0x01]), // then FIN, in the peek: 'closed' (an 'end' and a 'close' follow)
+    ];
+    for (const bytes of sends) {
+      const s = netConnect({ host: '127.0.0.1', port: r.listener.port });
+      s.on('error', () => {});
+      s.end(bytes);
+      s.resume();
+      await new Promise((resolve) => s.once('close', resolve));
+    }
+    await r.listener.settled();
+    assert.equal(await r.metrics.value('dc_sidecar_refused_connections_total', { reason: 'bad-hello' }), 1);
+    assert.equal(await r.metrics.value('dc_sidecar_refused_connections_total', { reason: 'closed' }), 1);
+  });
+
+  void it('a bug while reporting a failed handshake is logged; the process lives and the slot is released', async () => {
+    const app = await application(() => {});
+    const errors: Logged[] = [];
+    const log = {
+      ...quiet,
+      debug: (message: string) => {
+        if (message === 'handshake failed') throw new Error('a bug in failure reporting');
+      },
+      error: (message: string, meta?: Record<string, unknown>) => void errors.push({ level: 'error', message, meta }),
+    };
+    const r = await rig(app.port, { log });
+    // A whole ClientHello, then FIN: the handshake fails with the client gone.
+    const hello = new ClientConnection({ servername: 'localhost', ca: [pki.ca.pem] });
+    const first = Buffer.concat(hello.poll().output.map((b) => Buffer.from(b)));
+    const s = netConnect({ host: '127.0.0.1', port: r.listener.port });
+    s.on('error', () => {});
+    s.end(first);
+    s.resume();
+    await new Promise((resolve) => s.once('close', resolve));
+    await r.listener.settled();
+    assert.equal(errors.length, 1);
+    assert.equal(errors[0]!.message, 'connection handler failed');
+    assert.match(String(errors[0]!.meta?.['error']), /a bug in failure reporting/);
+  });
+
   void it('the records of one socket read reach the application in one write (native AEAD: opened end to end), intact', async () => {
     const data = randomBytes(3 * 16384);
     let received = Buffer.alloc(0);
