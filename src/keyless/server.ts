@@ -216,6 +216,7 @@ class KeyServerMetrics {
   readonly handshakeFailures: Counter<'reason'>;
   readonly refusedConnections: Counter<'reason'>;
   readonly idleTimeouts: Counter;
+  readonly expiredConnections: Counter;
   readonly reloads: Counter<'result'>;
   readonly readPauses: Counter;
 
@@ -256,6 +257,11 @@ class KeyServerMetrics {
     this.idleTimeouts = new Counter({
       name: 'keyless_server_idle_timeouts_total',
       help: 'Connections closed after the handshake because nothing was asked of them for the idle timeout.',
+      registers: [registry],
+    });
+    this.expiredConnections = new Counter({
+      name: 'keyless_server_expired_connections_total',
+      help: "Connections closed because their client certificate's notAfter passed while they were open.",
       registers: [registry],
     });
     this.reloads = new Counter({
@@ -341,6 +347,32 @@ function handshakeError(err: Error & { code?: string }): HandshakeFailure {
   if (code === 'ERR_TLS_HANDSHAKE_TIMEOUT') return { reason: 'timeout', why: 'no finished handshake within the handshake timeout', code };
   if (code === 'ECONNRESET') return { reason: 'closed', why: 'it closed the connection before the handshake finished', code };
   return { reason: 'tls', why: err.message, code };
+}
+
+/** setTimeout's longest delay (2^31 - 1 ms, ~24.8 days); a longer one fires at once. */
+const MAX_TIMER_MS = 2 ** 31 - 1;
+
+/**
+ * Ends `socket` when its client certificate expires: the certificate is checked at the handshake
+ * only, and a connection kept busy never reaches the idle timeout, so without this a certificate
+ * stolen before its notAfter would sign for as long as its connection lasted. One unref'd timer
+ * per connection, re-armed for certificates valid longer than a timer can wait.
+ */
+function endAtExpiry(socket: TLSSocket, notAfter: number, onExpired: () => void): { timer: ReturnType<typeof setTimeout> } {
+  const handle = { timer: undefined as unknown as ReturnType<typeof setTimeout> };
+  const arm = (): void => {
+    const left = notAfter - Date.now();
+    if (left <= 0) {
+      if (socket.destroyed) return;
+      onExpired();
+      socket.destroy();
+      return;
+    }
+    handle.timer = setTimeout(arm, Math.min(left, MAX_TIMER_MS));
+    handle.timer.unref();
+  };
+  arm();
+  return handle;
 }
 
 /** Starts the key server; resolves once it listens. */
@@ -438,6 +470,13 @@ export async function startKeyServer(options: KeyServerOptions): Promise<KeyServ
         return;
       }
       const certificate = socket.getPeerX509Certificate()!;
+      // OpenSSL checks validity at a full handshake only: a resumed session (TLS 1.2 session id or
+      // ticket, TLS 1.3 PSK) keeps the verification result of the handshake it resumes, so a
+      // certificate that has expired since would still be "authorized" here.
+      if (certificate.validToDate.getTime() <= Date.now()) {
+        dropped(socket, { reason: 'expired', why: `its client certificate expired at ${certificate.validToDate.toISOString()} (a resumed TLS session)`, code: 'CERT_HAS_EXPIRED' }, certificate);
+        return;
+      }
       const peer = options.authorizer?.forPeer(certificate);
       const identity = peer?.identity ?? certificate.fingerprint256;
       const mine = connectionsOf.get(identity) ?? 0;
@@ -456,7 +495,18 @@ export async function startKeyServer(options: KeyServerOptions): Promise<KeyServ
       }
       connectionsOf.set(identity, mine + 1);
       m.connections.inc();
+      const expiry = endAtExpiry(socket, certificate.validToDate.getTime(), () => {
+        m.expiredConnections.inc();
+        limiter.log('closed:expired', (suppressed) =>
+          log?.info('keyless: connection closed: its client certificate expired', {
+            identity: identity.slice(0, 300),
+            notAfter: certificate.validToDate.toISOString(),
+            ...(suppressed > 0 ? { suppressedSinceLastLine: suppressed } : {}),
+          }),
+        );
+      });
       socket.on('close', () => {
+        clearTimeout(expiry.timer);
         m.connections.dec();
         const left = (connectionsOf.get(identity) ?? 1) - 1;
         if (left > 0) connectionsOf.set(identity, left);

@@ -1,0 +1,129 @@
+/**
+ * A client certificate is good until its notAfter, not for as long as a connection made before it
+ * lasts: the key server ends an open connection when its certificate expires (a client that keeps
+ * pinging never reaches the idle timeout), and refuses a new connection that resumes a TLS session
+ * of an expired certificate (OpenSSL does not verify the certificate again on resumption).
+ * Real sockets on loopback; certificates valid for about two seconds.
+ */
+import { after, before, describe, it } from 'node:test';
+import assert from 'node:assert/strict';
+import { generateKeyPairSync } from 'node:crypto';
+import { connect, type SecureContextOptions } from 'node:tls';
+import { KeylessClient } from '../../../src/keyless/client.js';
+import { decodeMessage, encodeMessage } from '../../../src/keyless/codec.js';
+import { SigningKey } from '../../../src/keyless/keystore.js';
+import { Opcode } from '../../../src/keyless/protocol.js';
+import { startKeyServer, type KeyServer } from '../../../src/keyless/server.js';
+import { createCa, createClientCert, createServingCert, type KeyedCertificate } from '../../../src/pki/certs.js';
+
+let ca: KeyedCertificate;
+let serving: KeyedCertificate;
+let server: KeyServer;
+const key = new SigningKey(generateKeyPairSync('ec', { namedCurve: 'P-256' }).privateKey, 'test key');
+const lines: string[] = [];
+
+before(async () => {
+  const now = new Date();
+  ca = await createCa('expiry test CA', now);
+  serving = await createServingCert(ca, { dnsNames: ['localhost'], ipAddresses: ['127.0.0.1'], now });
+  server = await startKeyServer({
+    keys: { get: (ski) => (ski === key.skiHex ? key : undefined), size: 1 },
+    ca: ca.certPem,
+    cert: serving.certPem,
+    key: serving.keyPem,
+    host: '127.0.0.1',
+    port: 0,
+    logger: { info: (m) => lines.push(m), warn: (m) => lines.push(m), error: (m) => lines.push(m) },
+  });
+});
+after(async () => {
+  await server.close();
+});
+
+const shortLived = (ms: number): Promise<KeyedCertificate> =>
+  createClientCert(ca, { uri: 'spiffe://cluster.local/ns/shop/dc/www', now: new Date(), notAfter: new Date(Date.now() + ms) });
+
+const sleepUntil = (t: number): Promise<void> => new Promise((r) => setTimeout(r, Math.max(0, t - Date.now())));
+
+async function counter(name: string, labels: Record<string, string> = {}): Promise<number> {
+  const m = server.registry.getSingleMetric(name);
+  assert.ok(m, name);
+  let sum = 0;
+  for (const v of (await m.get()).values) {
+    if (Object.entries(labels).every(([k, want]) => String((v.labels as Record<string, unknown>)[k]) === want)) sum += v.value;
+  }
+  return sum;
+}
+
+interface Outcome {
+  readonly answered: boolean;
+  readonly reused: boolean;
+  readonly session: Buffer | undefined;
+}
+
+/** One connection that pings once; whether it was answered, whether the session was resumed. */
+function pingOnce(client: KeyedCertificate, maxVersion: SecureContextOptions['maxVersion'], session?: Buffer): Promise<Outcome> {
+  return new Promise((resolve) => {
+    let newSession: Buffer | undefined;
+    let reused = false;
+    let answered = false;
+    const s = connect({ host: '127.0.0.1', port: server.port, ca: ca.certPem, cert: client.certPem, key: client.keyPem, servername: 'localhost', maxVersion, ...(session ? { session } : {}) });
+    const done = (): void => resolve({ answered, reused, session: newSession ?? session });
+    const deadline = setTimeout(() => s.destroy(), 3000);
+    s.on('session', (x: Buffer) => (newSession = x));
+    s.on('error', () => undefined);
+    s.on('close', () => {
+      clearTimeout(deadline);
+      done();
+    });
+    s.once('secureConnect', () => {
+      reused = s.isSessionReused();
+      s.write(encodeMessage(1, { opcode: Opcode.ping, payload: Buffer.from('hi') }));
+    });
+    s.once('data', (d: Buffer) => {
+      answered = decodeMessage(d).operation.opcode === Opcode.pong;
+      // Stay a moment so a TLS 1.3 ticket sent after the handshake arrives.
+      setTimeout(() => s.end(), 100);
+    });
+  });
+}
+
+void describe('key server: a client certificate expires on open connections too', () => {
+  void it('closes an open connection at its certificate notAfter, however busy it is', { timeout: 15_000 }, async () => {
+    const cert = await shortLived(2000);
+    const client = new KeylessClient({ address: `127.0.0.1:${server.port}`, ca: ca.certPem, cert: cert.certPem, key: cert.keyPem, maxBackoffMs: 200 });
+    try {
+      await client.ping({ timeoutMs: 2000 });
+      const before = await counter('keyless_server_expired_connections_total');
+      // Pings keep the connection busy past notAfter: the idle timeout never fires.
+      while (Date.now() < cert.notAfter.getTime() + 300) {
+        await client.ping({ timeoutMs: 2000 }).catch(() => undefined);
+        await new Promise((r) => setTimeout(r, 100));
+      }
+      assert.equal(await counter('keyless_server_expired_connections_total'), before + 1, 'the connection was ended at notAfter');
+      assert.ok(lines.includes('keyless: connection closed: its client certificate expired'));
+      // And a new one is refused at the handshake (OpenSSL's own check).
+      await assert.rejects(client.ping({ timeoutMs: 1500 }));
+    } finally {
+      await client.close();
+    }
+  });
+
+  for (const version of ['TLSv1.3', 'TLSv1.2'] as const) {
+    void it(`refuses a ${version} session resumed after the certificate expired`, { timeout: 15_000 }, async () => {
+      const cert = await shortLived(1500);
+      const first = await pingOnce(cert, version);
+      assert.ok(first.answered, 'served before expiry');
+      assert.ok(first.session, 'the server gave a session to resume');
+      // Resumption works while the certificate is valid, so the refusal below is about expiry.
+      const resumedEarly = await pingOnce(cert, version, first.session);
+      assert.ok(resumedEarly.reused && resumedEarly.answered, 'a resumed session before expiry is served');
+      await sleepUntil(cert.notAfter.getTime() + 1100);
+      const expiredBefore = await counter('keyless_server_handshake_failures_total', { reason: 'expired' });
+      const resumed = await pingOnce(cert, version, resumedEarly.session);
+      assert.ok(resumed.reused, 'the session was resumed (no full handshake that would check the certificate)');
+      assert.equal(resumed.answered, false, 'not served after expiry');
+      assert.equal(await counter('keyless_server_handshake_failures_total', { reason: 'expired' }), expiredBefore + 1);
+    });
+  }
+});
