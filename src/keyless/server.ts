@@ -99,6 +99,26 @@ export interface KeyServerOptions {
    * DEFAULT_MAX_CONNECTIONS_PER_IDENTITY; 0: none); further ones are closed, logged and counted.
    */
   readonly maxConnectionsPerIdentity?: number;
+  /**
+   * Open connections of one tenant at most, after the handshake (the authorizer's `tenant`: the
+   * in-cluster key server's namespace; default DEFAULT_MAX_CONNECTIONS_PER_TENANT; 0: none).
+   * Identities are cheap for a tenant to make (one per DelegatedCredential), tenants are not.
+   */
+  readonly maxConnectionsPerTenant?: number;
+  /**
+   * Connections still in their TLS handshake at most (default DEFAULT_MAX_HANDSHAKING_CONNECTIONS);
+   * further ones are closed at accept, so clients that connect and say nothing cannot hold the
+   * slots of authenticated ones.
+   */
+  readonly maxHandshakingConnections?: number;
+  /** Of those, from one IP address at most (default DEFAULT_MAX_HANDSHAKING_PER_SOURCE; 0: none). */
+  readonly maxHandshakingPerSource?: number;
+  /**
+   * A connection whose peer holds no grant (the authorizer's `holdsGrant`) is closed this long
+   * after its handshake, and one whose grant is revoked within this long after (default
+   * DEFAULT_UNGRANTED_GRACE_MS; 0: never). Pings alone do not keep it.
+   */
+  readonly ungrantedGraceMs?: number;
   /** From accept to a finished TLS handshake with a valid client certificate (default DEFAULT_HANDSHAKE_TIMEOUT_MS). */
   readonly handshakeTimeoutMs?: number;
   /** No request or answer for this long after the handshake closes the connection (default DEFAULT_IDLE_TIMEOUT_MS; 0: never). */
@@ -130,6 +150,17 @@ export interface PeerAuthorizer {
    * Absent: the client certificate (its SHA-256 fingerprint).
    */
   readonly identity?: string;
+  /**
+   * The tenant the identity belongs to (the in-cluster key server: the namespace of its
+   * DelegatedCredential), for the per-tenant connection cap and its lane in the signing queue.
+   * Absent: the identity is its own tenant.
+   */
+  readonly tenant?: string;
+  /**
+   * Whether the peer may still sign with some key. Absent: always. A peer that holds no grant is
+   * closed after the server's ungranted grace, pings or not: it can do nothing here but hold a slot.
+   */
+  holdsGrant?(): boolean;
   /**
    * undefined: serve it; else the error code to refuse it with, in-band. `ski` is hex; `request`,
    * what a signing opcode asks to have signed (absent for pings).
@@ -175,6 +206,35 @@ export const DEFAULT_MAX_QUEUED_BYTES_PER_CONNECTION = 128 * 1024;
  * hold no more than a tenth of DEFAULT_MAX_CONNECTIONS (and of their byte budgets).
  */
 export const DEFAULT_MAX_CONNECTIONS_PER_IDENTITY = 1_000;
+
+/**
+ * Connections of one tenant at most: a quarter of DEFAULT_MAX_CONNECTIONS, so one namespace (any
+ * number of DelegatedCredentials and pods) cannot take the whole server, while a namespace of
+ * 1,000 sidecars reconnecting at once still fits.
+ */
+export const DEFAULT_MAX_CONNECTIONS_PER_TENANT = 2_500;
+
+/**
+ * Connections in their handshake at most: a tenth of DEFAULT_MAX_CONNECTIONS. A real handshake
+ * takes milliseconds; 1,000 at once is a whole fleet reconnecting after a key server restart
+ * (the clients back off and retry), while silent TCP connections can hold no more than these.
+ */
+export const DEFAULT_MAX_HANDSHAKING_CONNECTIONS = 1_000;
+
+/**
+ * Connections in their handshake from one address at most: a tenth of the total, so one source
+ * of silent connections cannot take every handshake slot. A node's pods behind SNAT reconnecting
+ * all at once (110 by default) mostly fit; the rest are refused and retry with backoff.
+ */
+export const DEFAULT_MAX_HANDSHAKING_PER_SOURCE = 100;
+
+/**
+ * How long a connection whose peer holds no grant stays open. The controller issues a sidecar's
+ * client certificate for a DelegatedCredential the key server's informers see within moments, so
+ * a grant that is coming comes within this; an identity that never gets one (a DelegatedCredential
+ * without an in-cluster signer) reconnects with backoff and holds one slot a grace at a time.
+ */
+export const DEFAULT_UNGRANTED_GRACE_MS = 30_000;
 
 /**
  * Accept to finished handshake. A real client needs a couple of round trips and one signature on
@@ -250,7 +310,9 @@ class KeyServerMetrics {
     });
     this.refusedConnections = new Counter({
       name: 'keyless_server_refused_connections_total',
-      help: 'Connections refused, by reason: limit (connection cap), source-limit (per-source cap), both at accept before any TLS; identity-limit (per-identity cap, after the handshake).',
+      help:
+        'Connections refused or closed, by reason: limit (connection cap), source-limit (per-source cap), handshake-limit (connections in their handshake), ' +
+        'all at accept before any TLS; identity-limit, tenant-limit (per-identity and per-tenant caps, after the handshake); no-grant (closed: the identity holds no key, after the grace).',
       labelNames: ['reason'],
       registers: [registry],
     });
@@ -349,6 +411,29 @@ function handshakeError(err: Error & { code?: string }): HandshakeFailure {
   return { reason: 'tls', why: err.message, code };
 }
 
+/** One connection fewer in `counts` under `key` (entries removed at 0). */
+function release(counts: Map<string, number>, key: string): void {
+  const left = (counts.get(key) ?? 1) - 1;
+  if (left > 0) counts.set(key, left);
+  else counts.delete(key);
+}
+
+/**
+ * Closes `socket` at the first check, every `graceMs`, that finds its peer holding no grant: an
+ * identity of no key (or whose key was revoked) can only ping, and pings would otherwise keep its
+ * slot forever. One unref'd interval per connection of an authorizer that tracks grants.
+ */
+function closeWithoutGrant(socket: TLSSocket, holdsGrant: () => boolean, graceMs: number, onClosed: () => void): ReturnType<typeof setInterval> {
+  const timer = setInterval(() => {
+    if (socket.destroyed || holdsGrant()) return;
+    clearInterval(timer);
+    onClosed();
+    socket.destroy();
+  }, graceMs);
+  timer.unref();
+  return timer;
+}
+
 /** setTimeout's longest delay (2^31 - 1 ms, ~24.8 days); a longer one fires at once. */
 const MAX_TIMER_MS = 2 ** 31 - 1;
 
@@ -426,8 +511,25 @@ export async function startKeyServer(options: KeyServerOptions): Promise<KeyServ
   );
   const limiter = new LogLimiter();
   const maxPerIdentity = options.maxConnectionsPerIdentity ?? DEFAULT_MAX_CONNECTIONS_PER_IDENTITY;
+  const maxPerTenant = options.maxConnectionsPerTenant ?? DEFAULT_MAX_CONNECTIONS_PER_TENANT;
+  const maxHandshaking = options.maxHandshakingConnections ?? DEFAULT_MAX_HANDSHAKING_CONNECTIONS;
+  const ungrantedGraceMs = options.ungrantedGraceMs ?? DEFAULT_UNGRANTED_GRACE_MS;
   /** Identity → its open connections (entries removed at 0, so bounded by the open connections). */
   const connectionsOf = new Map<string, number>();
+  /** Tenant (prefixed, not to meet an identity's key) → its open connections, the same way. */
+  const connectionsOfTenant = new Map<string, number>();
+  /**
+   * Accepted connections whose TLS handshake has not finished yet, by remote address and port
+   * (unique among open connections of one listener, and the same on the TLS socket as on the TCP
+   * one it wraps); removed at the handshake's end or the connection's close.
+   */
+  const handshaking = new Set<string>();
+  const maxHandshakingPerSource = options.maxHandshakingPerSource ?? DEFAULT_MAX_HANDSHAKING_PER_SOURCE;
+  /** Source address → its connections in `handshaking` (entries removed at 0). */
+  const handshakingFrom = new Map<string, number>();
+  /** Endpoint → what ends its handshake's accounting (the TLS socket knows only its endpoint). */
+  const handshakeEnds = new Map<string, () => void>();
+  const endpointOf = (socket: Socket): string => `${socket.remoteAddress ?? ''}|${socket.remotePort ?? ''}`;
 
   const dropped = (socket: TLSSocket, failure: HandshakeFailure, certificate?: X509Certificate): void => {
     // Unknown once the socket is closed: read it first. (A client that left has no address here.)
@@ -465,6 +567,7 @@ export async function startKeyServer(options: KeyServerOptions): Promise<KeyServ
       handshakeTimeout: options.handshakeTimeoutMs ?? DEFAULT_HANDSHAKE_TIMEOUT_MS,
     },
     (socket) => {
+      handshakeEnds.get(endpointOf(socket))?.();
       if (!socket.authorized) {
         dropped(socket, certificateFailure(socket), socket.getPeerX509Certificate());
         return;
@@ -479,22 +582,42 @@ export async function startKeyServer(options: KeyServerOptions): Promise<KeyServ
       }
       const peer = options.authorizer?.forPeer(certificate);
       const identity = peer?.identity ?? certificate.fingerprint256;
+      const tenant = `tenant:${peer?.tenant ?? identity}`;
       const mine = connectionsOf.get(identity) ?? 0;
-      if (maxPerIdentity > 0 && mine >= maxPerIdentity) {
+      const ours = connectionsOfTenant.get(tenant) ?? 0;
+      const over: readonly [string, string] | undefined =
+        maxPerIdentity > 0 && mine >= maxPerIdentity
+          ? ['identity-limit', `${mine} connections open for identity ${identity.slice(0, 300)}, the per-identity limit`]
+          : maxPerTenant > 0 && ours >= maxPerTenant
+            ? ['tenant-limit', `${ours} connections open for tenant ${(peer?.tenant ?? identity).slice(0, 300)}, the per-tenant limit`]
+            : undefined;
+      if (over !== undefined) {
+        const [reason, why] = over;
         const from = socket.remoteAddress;
         socket.destroy();
-        m.refusedConnections.inc({ reason: 'identity-limit' });
-        limiter.log('refused:identity-limit', (suppressed) =>
-          log?.warn(`keyless: connection refused: ${mine} connections open for identity ${identity.slice(0, 300)}, the per-identity limit`, {
+        m.refusedConnections.inc({ reason });
+        limiter.log(`refused:${reason}`, (suppressed) =>
+          log?.warn(`keyless: connection refused: ${why}`, {
             ...(from ? { peer: from } : {}),
-            reason: 'identity-limit',
+            reason,
             ...(suppressed > 0 ? { suppressedSinceLastLine: suppressed } : {}),
           }),
         );
         return;
       }
       connectionsOf.set(identity, mine + 1);
+      connectionsOfTenant.set(tenant, ours + 1);
       m.connections.inc();
+      const ungranted = peer?.holdsGrant && ungrantedGraceMs > 0 ? closeWithoutGrant(socket, peer.holdsGrant.bind(peer), ungrantedGraceMs, () => {
+        m.refusedConnections.inc({ reason: 'no-grant' });
+        limiter.log('closed:no-grant', (suppressed) =>
+          log?.info('keyless: connection closed: its identity holds no key here', {
+            identity: identity.slice(0, 300),
+            reason: 'no-grant',
+            ...(suppressed > 0 ? { suppressedSinceLastLine: suppressed } : {}),
+          }),
+        );
+      }) : undefined;
       const expiry = endAtExpiry(socket, certificate.validToDate.getTime(), () => {
         m.expiredConnections.inc();
         limiter.log('closed:expired', (suppressed) =>
@@ -507,12 +630,13 @@ export async function startKeyServer(options: KeyServerOptions): Promise<KeyServ
       });
       socket.on('close', () => {
         clearTimeout(expiry.timer);
+        if (ungranted) clearInterval(ungranted);
         m.connections.dec();
-        const left = (connectionsOf.get(identity) ?? 1) - 1;
-        if (left > 0) connectionsOf.set(identity, left);
-        else connectionsOf.delete(identity);
+        release(connectionsOf, identity);
+        release(connectionsOfTenant, tenant);
       });
-      const served = serveConnection(socket, { ...(peer ? { peer } : {}), queue, identity, keys: keyLookup, semaphore, maxInFlight, maxHeldBytes, maxBody, idleTimeoutMs, metrics: m, allowLegacyHashes: options.allowLegacyHashes ?? false, ...(pool ? { pool } : {}), ...(log ? { log } : {}) });
+      // Main-thread signing is shared per tenant: more identities buy no larger share.
+      const served = serveConnection(socket, { ...(peer ? { peer } : {}), queue, identity: tenant, keys: keyLookup, semaphore, maxInFlight, maxHeldBytes, maxBody, idleTimeoutMs, metrics: m, allowLegacyHashes: options.allowLegacyHashes ?? false, ...(pool ? { pool } : {}), ...(log ? { log } : {}) });
       open.add(served);
       socket.on('close', () => open.delete(served));
     },
@@ -521,13 +645,15 @@ export async function startKeyServer(options: KeyServerOptions): Promise<KeyServ
   // were all still open after 128 s): dropped() closes it, as every other failure here.
   tlsServer.on('tlsClientError', (err: Error & { code?: string }, socket) => dropped(socket, handshakeError(err)));
 
-  const refused = (reason: Refusal, socket: Socket): void => {
+  const refused = (reason: Refusal | 'handshake-limit', socket: Socket): void => {
     m.refusedConnections.inc({ reason });
     const source = sourceAddress(socket);
     const why =
       reason === 'source-limit'
         ? `${tracker.openFrom(source)} connections open from ${source}, the per-source limit`
-        : `${tracker.size} connections open, the limit`;
+        : reason === 'handshake-limit'
+          ? `${handshaking.size} connections in their TLS handshake (${handshakingFrom.get(source) ?? 0} from ${source}), the limit`
+          : `${tracker.size} connections open, the limit`;
     limiter.log(`refused:${reason}`, (suppressed) =>
       log?.warn(`keyless: connection refused: ${why}`, {
         peer: source,
@@ -544,6 +670,24 @@ export async function startKeyServer(options: KeyServerOptions): Promise<KeyServ
       socket.destroy();
       return;
     }
+    const source = sourceAddress(socket);
+    const fromSource = handshakingFrom.get(source) ?? 0;
+    if ((maxHandshaking > 0 && handshaking.size >= maxHandshaking) || (maxHandshakingPerSource > 0 && fromSource >= maxHandshakingPerSource)) {
+      refused('handshake-limit', socket);
+      socket.destroy();
+      return;
+    }
+    const endpoint = endpointOf(socket);
+    handshaking.add(endpoint);
+    handshakingFrom.set(source, fromSource + 1);
+    const handshakeOver = (): void => {
+      if (handshaking.delete(endpoint)) release(handshakingFrom, source);
+    };
+    handshakeEnds.set(endpoint, handshakeOver);
+    socket.once('close', () => {
+      handshakeOver();
+      handshakeEnds.delete(endpoint);
+    });
     tlsServer.emit('connection', socket);
   });
   try {

@@ -74,6 +74,15 @@ export function identityOf(subjectAltName: string | undefined, trustDomain: stri
 
 export type Decision = { allowed: true } | { allowed: false; code: ErrorCode; result: 'denied' | 'rate_limited'; why: string };
 
+/**
+ * Whose share an identity draws on (connections, signing rate, the signing queue): its namespace,
+ * since a tenant makes as many DelegatedCredentials (identities) as it likes. The controller and
+ * the clients without an identity are tenants of their own.
+ */
+export function tenantOf(identity: Identity): string {
+  return identity.kind === 'sidecar' ? `ns/${identity.namespace}` : identity.kind === 'controller' ? 'controller' : UNIDENTIFIED;
+}
+
 /** The pure decision for one request (the rate limit aside). */
 export function decide(identity: Identity, opcode: number, ski: string | undefined, grants: Pick<KeyGrants, 'allows' | 'grantOf'>, request?: SignRequest): Decision {
   const deny = (why: string): Decision => ({ allowed: false, code: ErrorCode.keyNotFound, result: 'denied', why });
@@ -206,16 +215,21 @@ export class IdentityAuthorizer implements RequestAuthorizer {
       }
       return o;
     };
+    const tenant = tenantOf(identity);
     return {
       // The connection cap per identity counts the clients without one as one identity: they can do nothing here.
       identity: label,
+      tenant,
+      // Pings alone keep no connection: an identity with no key here is closed after the grace.
+      holdsGrant: () => identity.kind === 'controller' || (identity.kind === 'sidecar' && this.options.grants.grantOf(identity.uri) !== undefined),
       admit: (opcode, ski, request) => {
         let decision = decide(identity, opcode, ski, this.options.grants, request);
         if (decision.allowed && isSigningOpcode(opcode)) {
           // Weighed by what the signature costs, so a costly key buys no larger share of the CPU.
           const cost = this.costOf(identity, request);
-          if (!this.options.rateLimit.take(label, cost)) {
-            decision = { allowed: false, code: ErrorCode.rateLimited, result: 'rate_limited', why: `identity ${label} is over its signing rate (this signature counts ${cost})` };
+          // Per tenant: DelegatedCredentials are free to make, so one bucket each would be N shares.
+          if (!this.options.rateLimit.take(tenant, cost)) {
+            decision = { allowed: false, code: ErrorCode.rateLimited, result: 'rate_limited', why: `identity ${label} is over its tenant's signing rate (${tenant}; this signature counts ${cost})` };
           }
         }
         if (decision.allowed) return undefined;

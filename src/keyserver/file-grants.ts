@@ -157,8 +157,12 @@ export class FileGrantAuthorizer implements RequestAuthorizer {
     const label = identity ?? 'unidentified';
     // Log lines are limited per key of a fixed set: the granted identities, and everyone else.
     const logKey = identity !== undefined && this.files.has(identity) ? identity : 'other';
+    const sidecar = identity === undefined ? undefined : parseSidecarIdentityUri(identity);
     return {
       ...(identity !== undefined ? { identity } : {}),
+      // Sidecar identities of one namespace share one tenant's connections, as in cluster mode.
+      ...(sidecar !== undefined ? { tenant: `ns/${sidecar.namespace}` } : {}),
+      holdsGrant: () => identity !== undefined && this.files.has(identity),
       admit: (opcode, ski, request) => {
         if (!isSigningOpcode(opcode)) return undefined; // pings, and opcodes the server refuses itself
         const why = 'why' in san ? san.why : this.refusal(identity, ski, request);

@@ -36,7 +36,7 @@ export interface ClusterKeyServerOptions {
   namespaces?: readonly string[];
   clusterResourceNamespace?: string;
   trustDomain?: string;
-  /** Signatures per second per identity (0: no limit). */
+  /** Signatures per second per tenant, i.e. namespace (0: no limit). */
   ratePerSecond?: number;
   listener: ListenerOptions;
   /** /metrics, /healthz, /readyz. */

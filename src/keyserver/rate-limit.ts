@@ -1,9 +1,11 @@
-// A token bucket per identity: each identity may sign `ratePerSecond` RSA-2048 signatures' worth a
-// second on average (src/keyless/signature-cost.ts: a signature with a costlier key takes more
-// tokens), with bursts of up to `burst`. Why per identity: every sidecar shares the key server, and one
-// pod (a stolen credential, a client in a reconnect loop, a load test) must not take every other
-// tenant's signatures. Identities are bounded by the DelegatedCredentials the cluster holds, so
-// the table is too; an identity idle long enough for a full bucket is dropped from it.
+// A token bucket per key (the in-cluster key server: per tenant, `tenantOf` in authorization.ts):
+// each may sign `ratePerSecond` RSA-2048 signatures' worth a second on average
+// (src/keyless/signature-cost.ts: a signature with a costlier key takes more tokens), with bursts of
+// up to `burst`. Why: every sidecar shares the key server, and one pod (a stolen credential, a
+// client in a reconnect loop, a load test) must not take every other tenant's signatures; per
+// tenant rather than per identity, because a tenant makes as many identities (DelegatedCredentials)
+// as it likes. Keys are bounded by the namespaces, so the table is too; one idle long enough for a
+// full bucket is dropped from it.
 
 export interface RateLimitOptions {
   /** Tokens added per second; 0 turns limiting off. */

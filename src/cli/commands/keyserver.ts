@@ -99,7 +99,7 @@ namespaceSelector allows the namespace) it loads the key into memory, checks it 
 certificate, and lets exactly one client identity sign with it: the URI SAN
 spiffe://TRUST-DOMAIN/ns/NAMESPACE/dc/NAME of a sidecar's client certificate. Any other key is
 answered "key not found" and logged; spiffe://TRUST-DOMAIN/dc-operator/controller may only ping.
-Each identity may sign --rate-limit RSA-2048 signatures' worth a second (a P-256 or Ed25519
+Each tenant (the namespace of the identities) may sign --rate-limit RSA-2048 signatures' worth a second (a P-256 or Ed25519
 signature counts one, RSA-4096 seven, RSA-8192 37; over it:
 answered "rate limited" 0x80).
 Changes are followed; a broken new key never replaces a working one. Its serving certificate, key
@@ -128,7 +128,7 @@ why and no keyless port is open. Signing workers (--workers) are not available i
     'cluster-resource-namespace': { type: 'string', value: 'NS', description: '--from-cluster: namespace of ClusterDelegationSigner key Secrets (default: the operator namespace)' },
     'tls-secret': { type: 'string', value: 'NAME', description: '--from-cluster: Secret with tls.crt, tls.key and ca.crt', default: DEFAULT_TLS_SECRET },
     'trust-domain': { type: 'string', value: 'DOMAIN', description: '--from-cluster: trust domain of the client identities', default: DEFAULT_TRUST_DOMAIN },
-    'rate-limit': { type: 'string', value: 'N', description: "--from-cluster: RSA-2048 signatures' worth a second per identity (larger keys count more), bursts of one second (0: no limit)", default: String(DEFAULT_SIGNATURES_PER_SECOND) },
+    'rate-limit': { type: 'string', value: 'N', description: "--from-cluster: RSA-2048 signatures' worth a second per tenant, i.e. namespace (larger keys count more), bursts of one second (0: no limit)", default: String(DEFAULT_SIGNATURES_PER_SECOND) },
     port: { type: 'string', value: 'N', description: 'TLS port', default: '2407' },
     address: { type: 'string', value: 'IP', description: 'address to listen on', default: '0.0.0.0' },
     'metrics-port': { type: 'string', value: 'N', description: 'serve Prometheus metrics on http://ADDRESS:N/metrics (--from-cluster: also /healthz and /readyz; default 9090)' },
