@@ -1,10 +1,13 @@
 /**
  * The key server's keys: a directory of PEM (or DER PKCS#8) private keys, indexed by SKI.
  *
- * Reload = read and validate every file into locals, then replace the whole set in one assignment.
- * A file that does not parse fails the reload with an error naming that file, and the working set
- * stays exactly as it was (ghostunnel's keystore rule). A `check` (the `--grant` policy) sees
- * every file of a changed set, symlinks resolved, before the swap, and may refuse the set. The directory is watched (fs.watch, with a
+ * Reload = read and validate every file into locals, then replace the set in one assignment.
+ * At open, a file that does not parse fails the start with an error naming that file. Later, validate
+ * then swap per file: a new or changed file that does not parse (or that the `check` blames) is
+ * refused and keeps its previous keys (none, if it is new), logged with why, while every other
+ * change applies, removals above all: removing a key file is how a key is taken away, and an
+ * unrelated broken file must not hold it in service. A `check` (the `--grant` policy) sees every
+ * file of a changed set, symlinks resolved, before the swap. The directory is watched (fs.watch, with a
  * debounce) and polled as a fallback, because a Kubernetes Secret volume changes by swapping a
  * `..data` symlink, which not every platform reports to a watcher.
  */
@@ -190,8 +193,28 @@ export interface KeyFile {
   readonly keys: readonly SigningKey[];
   /** The labels of its PEM blocks (`CERTIFICATE`, `PRIVATE KEY`, ...), to say what a file without a key is. */
   readonly pemLabels: readonly string[];
-  /** Why it does not parse; a set with such a file is refused (after the `check`, which may say more). */
+  /** Why it does not parse; at open such a file fails the start (after the `check`, which may say more). */
   readonly error?: Error;
+  /**
+   * After the start: why this file's new contents were refused. `keys` are then the ones it held
+   * before (none for a new file), already checked; a `check` judges them no further.
+   */
+  readonly refused?: string;
+}
+
+/**
+ * A `check`'s refusal that names the files it blames: after the start only those are refused (each
+ * keeps its previous keys) and the rest of the change applies. Any other error refuses the set.
+ */
+export class KeyFileError extends Error {
+  override readonly name: string = 'KeyFileError';
+  constructor(
+    message: string,
+    /** The files to blame, in order; the first new or changed one is refused. */
+    readonly files: readonly string[],
+  ) {
+    super(message);
+  }
 }
 
 /** What one reload read, before it is swapped in. */
@@ -224,7 +247,8 @@ export interface KeyDirectoryOptions {
 
 export type ReloadResult =
   | { readonly ok: true; readonly keys: number; readonly changed: boolean }
-  | { readonly ok: false; readonly error: Error };
+  /** `changed`: the refused files aside, the rest of the change was applied (keys added or removed). */
+  | { readonly ok: false; readonly error: Error; readonly changed?: boolean };
 
 /** Key files are *.pem, *.key and *.der; dot files (Secret volume internals) are skipped. */
 function isKeyFileName(name: string): boolean {
@@ -234,6 +258,9 @@ function isKeyFileName(name: string): boolean {
 /** A directory of private keys, looked up by SKI, reloaded as a whole. */
 export class KeyDirectory {
   private keys: ReadonlyMap<string, SigningKey> = new Map();
+  /** The working set by file (refused files with the keys they keep), and each file's content digest. */
+  private files: ReadonlyMap<string, KeyFile> = new Map();
+  private digests: ReadonlyMap<string, string> = new Map();
   private fingerprint = '';
   private loaded = false;
   private watcher: FSWatcher | undefined;
@@ -284,18 +311,29 @@ export class KeyDirectory {
   private async reloadOnce(): Promise<ReloadResult> {
     let result: ReloadResult;
     try {
-      const { keys, files, fingerprint, realDir } = await this.readAll();
-      const changed = fingerprint !== this.fingerprint;
-      if (changed) {
-        this.options.check?.({ dir: this.dir, realDir, files, first: !this.loaded });
-        // An invalid file fails the reload after the check, which can say more about a file it knows.
-        for (const file of files.values()) if (file.error) throw file.error;
-        this.keys = keys; // the one swap
-        this.fingerprint = fingerprint;
+      const read = await this.readAll();
+      const changed = read.fingerprint !== this.fingerprint;
+      if (changed && !this.loaded) {
+        this.options.check?.({ dir: this.dir, realDir: read.realDir, files: read.files, first: true });
+        // An invalid file fails the start after the check, which can say more about a file it knows.
+        for (const file of read.files.values()) if (file.error) throw file.error;
+        this.swap(read.files, read.digests);
+        this.fingerprint = read.fingerprint;
         this.loaded = true;
-        this.options.logger?.info('keyless: key set loaded', { dir: this.dir, keys: keys.size, skis: [...keys.keys()] });
+      } else if (changed) {
+        const { files, digests, refused } = this.validatePerFile(read);
+        this.swap(files, digests);
+        if (refused.size === 0) {
+          this.fingerprint = read.fingerprint;
+        } else {
+          // Not recorded as seen: the next poll tries the refused files again (and says so again).
+          const list = [...refused].map(([file, why]) => `${file}: ${why}`).join('; ');
+          result = { ok: false, error: new Error(`key files refused, each keeping its previous keys: ${list}`), changed: true };
+          this.options.onReload?.(result);
+          return result;
+        }
       }
-      result = { ok: true, keys: keys.size, changed };
+      result = { ok: true, keys: this.keys.size, changed };
     } catch (cause) {
       const error = cause instanceof Error ? cause : new Error(String(cause));
       this.options.logger?.error('keyless: key reload failed, keeping the previous key set', {
@@ -309,6 +347,66 @@ export class KeyDirectory {
     return result;
   }
 
+  /** Swaps in a validated set (the one assignment readers see) and logs what left it. */
+  private swap(files: ReadonlyMap<string, KeyFile>, digests: ReadonlyMap<string, string>): void {
+    const keys = new Map<string, SigningKey>();
+    for (const name of [...files.keys()].sort()) {
+      for (const key of files.get(name)!.keys) if (!keys.has(key.skiHex)) keys.set(key.skiHex, key);
+    }
+    for (const [name, old] of this.files) {
+      if (!files.has(name) && old.keys.length > 0) {
+        this.options.logger?.warn('keyless: key file removed, its keys are dropped', { dir: this.dir, file: name, skis: old.keys.map((k) => k.skiHex) });
+      }
+    }
+    this.keys = keys;
+    this.files = files;
+    this.digests = digests;
+    this.options.logger?.info('keyless: key set loaded', { dir: this.dir, keys: keys.size, skis: [...keys.keys()] });
+  }
+
+  /**
+   * After the start: the new set with every refused file (one that does not parse, or that the
+   * `check` blames) back at its previous keys, none for a new file. Removed files stay removed.
+   */
+  private validatePerFile(read: { files: Map<string, KeyFile>; digests: Map<string, string>; realDir: string }): {
+    files: Map<string, KeyFile>;
+    digests: Map<string, string>;
+    refused: Map<string, string>;
+  } {
+    const files = new Map(read.files);
+    const digests = new Map(read.digests);
+    const refused = new Map<string, string>();
+    const refuse = (name: string, why: string): void => {
+      refused.set(name, why);
+      const previous = this.files.get(name);
+      const fresh = read.files.get(name)!;
+      files.set(name, previous ? { ...previous, refused: why } : { name, realPath: fresh.realPath, regular: fresh.regular, keys: [], pemLabels: fresh.pemLabels, refused: why });
+      const previousDigest = this.digests.get(name);
+      if (previousDigest !== undefined) digests.set(name, previousDigest);
+      else digests.delete(name);
+      this.options.logger?.warn('keyless: key file refused, keeping its previous keys', {
+        dir: this.dir,
+        file: name,
+        error: why,
+        kept: (previous?.keys ?? []).map((k) => k.skiHex),
+      });
+    };
+    for (const file of read.files.values()) if (file.error) refuse(file.name, file.error.message);
+    // Each round refuses one more file or ends: bounded by the files.
+    for (let round = 0; round <= read.files.size; round++) {
+      try {
+        this.options.check?.({ dir: this.dir, realDir: read.realDir, files, first: false });
+        break;
+      } catch (err) {
+        const changedFile = (name: string): boolean => read.files.has(name) && !refused.has(name) && read.digests.get(name) !== this.digests.get(name);
+        const blame = err instanceof KeyFileError ? err.files.find(changedFile) : undefined;
+        if (blame === undefined) throw err;
+        refuse(blame, (err as KeyFileError).message);
+      }
+    }
+    return { files, digests, refused };
+  }
+
   /**
    * Where the key material lives: each file's bytes only while it is parsed (the Buffer is zeroed
    * after; the PEM text parseKeyFile decodes is a transient string JavaScript cannot wipe), then
@@ -317,23 +415,38 @@ export class KeyDirectory {
    * of both (SigningPool.retainOnly drops those of removed keys). The reload fingerprint is a SHA-256 of
    * names and contents, never a copy of them.
    */
-  private async readAll(): Promise<{ keys: Map<string, SigningKey>; files: Map<string, KeyFile>; fingerprint: string; realDir: string }> {
+  private async readAll(): Promise<{ files: Map<string, KeyFile>; digests: Map<string, string>; fingerprint: string; realDir: string }> {
     const realDir = await realpath(this.dir);
     const names = (await readdir(this.dir)).filter(isKeyFileName).sort();
-    const keys = new Map<string, SigningKey>();
     const files = new Map<string, KeyFile>();
+    const digests = new Map<string, string>();
     const fingerprint = createHash('sha256');
     for (const name of names) {
       const path = join(this.dir, name);
-      const info = await stat(path); // follows symlinks
-      const realPath = await realpath(path);
-      if (!info.isFile()) {
-        files.set(name, { name, realPath, regular: false, keys: [], pemLabels: [] });
+      let realPath: string;
+      let contents: Buffer;
+      try {
+        const info = await stat(path); // follows symlinks
+        realPath = await realpath(path);
+        if (!info.isFile()) {
+          files.set(name, { name, realPath, regular: false, keys: [], pemLabels: [] });
+          fingerprint.update(`${name}\0${realPath}\0dir\0`);
+          digests.set(name, `dir:${realPath}`);
+          continue;
+        }
+        contents = await readFile(path);
+      } catch (cause) {
+        // Removed since readdir (or a dangling link): gone, as if it had not been listed.
+        if ((cause as NodeJS.ErrnoException).code === 'ENOENT') continue;
+        const error = new Error(`${path}: cannot be read: ${cause instanceof Error ? cause.message : String(cause)}`, { cause });
+        files.set(name, { name, realPath: path, regular: true, keys: [], pemLabels: [], error });
+        fingerprint.update(`${name}\0unreadable\0${error.message}\0`);
         continue;
       }
-      const contents = await readFile(path);
       try {
-        fingerprint.update(`${name}\0${realPath}\0${contents.length}\0`).update(contents);
+        const digest = createHash('sha256').update(`${realPath}\0`).update(contents).digest('hex');
+        digests.set(name, digest);
+        fingerprint.update(`${name}\0${digest}\0`);
         let found: SigningKey[] = [];
         let error: Error | undefined;
         try {
@@ -342,14 +455,11 @@ export class KeyDirectory {
           error = cause instanceof Error ? cause : new Error(String(cause));
         }
         files.set(name, { name, realPath, regular: true, keys: found, pemLabels: pemLabelsOf(contents), ...(error ? { error } : {}) });
-        for (const key of found) {
-          if (!keys.has(key.skiHex)) keys.set(key.skiHex, key);
-        }
       } finally {
         contents.fill(0);
       }
     }
-    return { keys, files, fingerprint: fingerprint.digest('hex'), realDir };
+    return { files, digests, fingerprint: fingerprint.digest('hex'), realDir };
   }
 
   private startWatching(): void {

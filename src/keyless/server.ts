@@ -488,7 +488,7 @@ export async function startKeyServer(options: KeyServerOptions): Promise<KeyServ
       ...(options.checkKeyFiles ? { check: options.checkKeyFiles } : {}),
       onReload: (r) => {
         m.reloads.inc({ result: r.ok ? 'ok' : 'failed' });
-        if (r.ok && r.changed && keyDirectory) pool?.retainOnly(keyDirectory.list().map((k) => k.skiHex));
+        if (r.changed === true && keyDirectory) pool?.retainOnly(keyDirectory.list().map((k) => k.skiHex));
       },
     });
     keys = keyDirectory;

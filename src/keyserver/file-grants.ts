@@ -21,15 +21,16 @@
 //   what the directory holds (a Secret volume's symlinks into `..data` stay inside).
 // - One key, one file: a key (SKI) in two files of the directory is refused, since which file's
 //   grants apply would depend on the order the files were read (two grants, or two names for one key).
-// - A granted file that disappears after the start revokes: its key is gone with the reload, and the
-//   log says which identities lost it. A file that changes into something invalid is refused and the
-//   key it held stays in use until it is fixed or removed.
+// - A granted file that disappears after the start revokes: its key is gone with the reload (whatever
+//   else of the directory is broken), and the log says which identities lost it. A file that changes
+//   into something invalid is refused alone and the key it held stays in use until it is fixed or
+//   removed; the other files' changes apply.
 //
 // Without any --grant the key server keeps its old rule, which the CLI says at start: every client
 // whose certificate chains to --ca may use every key.
 import { basename, sep } from 'node:path';
 import type { X509Certificate } from 'node:crypto';
-import type { KeyFileSet, KeyStoreLogger, SigningKey } from '../keyless/keystore.js';
+import { KeyFileError, type KeyFileSet, type KeyStoreLogger, type SigningKey } from '../keyless/keystore.js';
 import { ErrorCode, isSigningOpcode, opcodeName } from '../keyless/protocol.js';
 import type { SignRequest } from '../keyless/sign-request.js';
 import type { PeerAuthorizer, RequestAuthorizer } from '../keyless/server.js';
@@ -62,8 +63,11 @@ export function parseFileGrant(text: string): FileGrant {
   return { identity, file };
 }
 
-/** A key directory the grants cannot be served from; its message names the --grant and what to fix. */
-export class KeyFileGrantError extends Error {
+/**
+ * A key directory the grants cannot be served from; its message names the --grant and what to fix,
+ * its `files` the key files to blame (after the start only those are refused, keeping their keys).
+ */
+export class KeyFileGrantError extends KeyFileError {
   override readonly name = 'KeyFileGrantError';
 }
 
@@ -103,19 +107,21 @@ export class FileGrantAuthorizer implements RequestAuthorizer {
       const file = set.files.get(name);
       if (file === undefined) {
         if (set.first) {
-          throw new KeyFileGrantError(`${flag(name)}: there is no file ${name} in --keys ${set.dir} (a key file is named *.pem, *.key or *.der, not starting with "."): put the key there, or fix the grant`);
+          throw new KeyFileGrantError(`${flag(name)}: there is no file ${name} in --keys ${set.dir} (a key file is named *.pem, *.key or *.der, not starting with "."): put the key there, or fix the grant`, [name]);
         }
         this.log?.warn('keyserver: a granted key file is gone, its key is revoked', { file: name, identities, dir: set.dir });
         continue;
       }
+      // Its new contents were refused already; it keeps the keys it had, checked then.
+      if (file.refused !== undefined) continue;
       if (!file.realPath.startsWith(inside)) {
-        throw new KeyFileGrantError(`${flag(name)}: ${name} in --keys ${set.dir} resolves to ${file.realPath}, outside the directory: put the key file itself into --keys, not a link out of it`);
+        throw new KeyFileGrantError(`${flag(name)}: ${name} in --keys ${set.dir} resolves to ${file.realPath}, outside the directory: put the key file itself into --keys, not a link out of it`, [name]);
       }
-      if (!file.regular) throw new KeyFileGrantError(`${flag(name)}: ${name} in --keys ${set.dir} is not a regular file (a directory?): grant a key file`);
-      if (file.error) throw new KeyFileGrantError(`${flag(name)}: ${name} in --keys ${set.dir} is not a usable private key: ${file.error.message}`);
+      if (!file.regular) throw new KeyFileGrantError(`${flag(name)}: ${name} in --keys ${set.dir} is not a regular file (a directory?): grant a key file`, [name]);
+      if (file.error) throw new KeyFileGrantError(`${flag(name)}: ${name} in --keys ${set.dir} is not a usable private key: ${file.error.message}`, [name]);
       if (file.keys.length === 0) {
         const what = file.pemLabels.length > 0 ? `its PEM blocks are ${file.pemLabels.join(', ')}` : 'it is empty';
-        throw new KeyFileGrantError(`${flag(name)}: ${name} in --keys ${set.dir} holds no private key (${what}): grant the file with the certificate's private key (PKCS#8, PKCS#1 or SEC1 PEM, or DER PKCS#8)`);
+        throw new KeyFileGrantError(`${flag(name)}: ${name} in --keys ${set.dir} holds no private key (${what}): grant the file with the certificate's private key (PKCS#8, PKCS#1 or SEC1 PEM, or DER PKCS#8)`, [name]);
       }
     }
     // One key, one file: the grants of a key are those of the one file it was read from.
@@ -131,6 +137,7 @@ export class FileGrantAuthorizer implements RequestAuthorizer {
         throw new KeyFileGrantError(
           `--keys ${set.dir}: the same key (SKI ${key.skiHex}) is in ${other} and in ${file.name}${granted ? ` (${granted})` : ''}; ` +
             'with --grant each key lives in one file, since a grant names a file: remove one of them, and grant the other to every identity that needs the key',
+          [other, file.name],
         );
       }
     }

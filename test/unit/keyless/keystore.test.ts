@@ -74,17 +74,58 @@ void describe('key directory', () => {
     await assert.rejects(KeyDirectory.open(dir, { watch: false, pollIntervalMs: 0 }), /broken\.pem/);
   });
 
-  void it('keeps serving the previous key set when a reload meets an invalid file', async () => {
+  void it('refuses an invalid new file alone at a reload: the other changes apply, the working keys stay', async () => {
     const first = pem('ec');
     writeFileSync(join(dir, 'a.pem'), first);
     store = await KeyDirectory.open(dir, { watch: false, pollIntervalMs: 0 });
-    writeFileSync(join(dir, 'b.pem'), pem('ed25519'));
+    const second = pem('ed25519');
+    writeFileSync(join(dir, 'b.pem'), second);
     writeFileSync(join(dir, 'c.pem'), '-----BEGIN EC PRIVATE KEY-----\nAAAA\n-----END EC PRIVATE KEY-----\n');
     const result = await store.reload();
     assert.equal(result.ok, false);
     assert.match(result.ok ? '' : result.error.message, /c\.pem/);
-    assert.equal(store.size, 1);
+    assert.equal(store.size, 2);
     assert.ok(store.get(skiOf(first)));
+    assert.ok(store.get(skiOf(second)), 'a valid new file is not held back by a broken one');
+  });
+
+  void it('a removed key file is dropped at once, whatever other file of the directory is broken', async () => {
+    const lines: { level: string; message: string; meta: Record<string, unknown> }[] = [];
+    const line = (level: string) => (message: string, meta: Record<string, unknown> = {}) => void lines.push({ level, message, meta });
+    const a = pem('ec');
+    const b = pem('ec');
+    writeFileSync(join(dir, 'a.pem'), a);
+    writeFileSync(join(dir, 'b.pem'), b);
+    store = await KeyDirectory.open(dir, { watch: false, pollIntervalMs: 0, logger: { info: line('info'), warn: line('warn'), error: line('error') } });
+    writeFileSync(join(dir, 'junk.pem'), '-----BEGIN PRIVATE KEY-----\nAAAA\n-----END PRIVATE KEY-----\n');
+    rmSync(join(dir, 'b.pem'));
+    const result = await store.reload();
+    assert.equal(result.ok, false, 'junk.pem is refused');
+    assert.equal(result.changed, true);
+    assert.equal(store.get(skiOf(b)), undefined, 'the removed key is gone');
+    assert.ok(store.get(skiOf(a)));
+    assert.ok(lines.some((l) => l.message === 'keyless: key file removed, its keys are dropped' && l.meta['file'] === 'b.pem'));
+    assert.ok(lines.some((l) => l.message === 'keyless: key file refused, keeping its previous keys' && l.meta['file'] === 'junk.pem'));
+    assert.ok(!lines.some((l) => l.message.includes('keeping the previous key set')), 'no line says the old set was kept');
+  });
+
+  void it('a key file changed into garbage keeps its previous key until fixed; its removal then drops it', async () => {
+    const a = pem('ec');
+    writeFileSync(join(dir, 'a.pem'), a);
+    store = await KeyDirectory.open(dir, { watch: false, pollIntervalMs: 0 });
+    writeFileSync(join(dir, 'a.pem'), 'garbage');
+    assert.equal((await store.reload()).ok, false);
+    assert.ok(store.get(skiOf(a)), 'kept');
+    const a2 = pem('ec');
+    writeFileSync(join(dir, 'a.pem'), a2);
+    assert.equal((await store.reload()).ok, true);
+    assert.equal(store.get(skiOf(a)), undefined);
+    assert.ok(store.get(skiOf(a2)), 'the fixed file is taken');
+    writeFileSync(join(dir, 'a.pem'), 'garbage again');
+    await store.reload();
+    rmSync(join(dir, 'a.pem'));
+    await store.reload();
+    assert.equal(store.size, 0);
   });
 
   void it('picks up a new key written into the watched directory', async () => {
