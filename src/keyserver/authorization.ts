@@ -137,24 +137,38 @@ export interface IdentityAuthorizerOptions {
   readonly rateLimit: RateLimiter;
   readonly log?: KeyStoreLogger;
   readonly logLimiter?: LogLimiter;
+  /**
+   * Label `keyless_server_signatures_total` by identity (the URI SAN: namespace and
+   * DelegatedCredential name) instead of by tenant (default false). /metrics is readable by whatever
+   * reaches the probes port, so by default it names namespaces only, not what each tenant runs.
+   */
+  readonly perIdentityMetrics?: boolean;
 }
 
 export class IdentityAuthorizer implements RequestAuthorizer {
-  private readonly signatures: Counter<'identity' | 'opcode' | 'result'>;
+  private readonly signatures: Counter<string>;
+  /** The label naming who asked: `tenant` (default) or `identity`. */
+  private readonly whoLabel: 'tenant' | 'identity';
   private readonly limiter: LogLimiter;
-  /** Sidecar identity → the `opcode|result` series it has, so a revoked identity's series can be removed. */
-  private readonly series = new Map<string, Set<string>>();
+  /**
+   * A sidecar label value → the `opcode|result` series it has and the identities that made them,
+   * so a label none of whose identities holds a grant any more can be removed.
+   */
+  private readonly series = new Map<string, { combos: Set<string>; identities: Set<string> }>();
   /** Bumped by each prune: a connection's cached series re-registers itself after one. */
   private generation = 0;
 
   constructor(private readonly options: IdentityAuthorizerOptions) {
     this.limiter = options.logLimiter ?? new LogLimiter();
+    this.whoLabel = options.perIdentityMetrics === true ? 'identity' : 'tenant';
     this.signatures = new Counter({
       name: 'keyless_server_signatures_total',
       help:
-        'Signing requests by client identity (its URI SAN, or "unidentified"), opcode and result: ok, denied ' +
-        '(the identity may not use that key), rate_limited, or the error answered. Identities are bounded by the DelegatedCredentials.',
-      labelNames: ['identity', 'opcode', 'result'],
+        (this.whoLabel === 'identity'
+          ? 'Signing requests by client identity (its URI SAN, or "unidentified"), '
+          : 'Signing requests by tenant (ns/<namespace> of the client identity, "controller" or "unidentified"), ') +
+        'opcode and result: ok, denied (the identity may not use that key), rate_limited, or the error answered. Bounded by the DelegatedCredentials.',
+      labelNames: [this.whoLabel, 'opcode', 'result'],
       registers: [options.registry],
     });
   }
@@ -166,13 +180,20 @@ export class IdentityAuthorizer implements RequestAuthorizer {
    */
   pruneRevoked(): void {
     let removed = false;
-    for (const [identity, combos] of this.series) {
-      if (this.options.grants.grantOf(identity) !== undefined) continue;
+    for (const [who, { combos, identities }] of this.series) {
+      for (const identity of identities) {
+        if (this.options.grants.grantOf(identity) !== undefined) continue;
+        // Forgotten, so deleted DelegatedCredentials do not pile up here; one that signs again is
+        // added back (the generation below makes its connections register again).
+        identities.delete(identity);
+        removed = true;
+      }
+      if (identities.size > 0) continue;
       for (const combo of combos) {
         const [opcode = '', result = ''] = combo.split('|');
-        this.signatures.remove({ identity, opcode, result });
+        this.signatures.remove({ [this.whoLabel]: who, opcode, result });
       }
-      this.series.delete(identity);
+      this.series.delete(who);
       removed = true;
     }
     if (removed) this.generation++;
@@ -187,6 +208,8 @@ export class IdentityAuthorizer implements RequestAuthorizer {
   forPeer(certificate: X509Certificate): PeerAuthorizer {
     const identity = identityOf(certificate.subjectAltName, this.options.trustDomain, certificate.subject, certificate.validFromDate);
     const label = identity.kind === 'none' ? UNIDENTIFIED : identity.uri;
+    const tenant = tenantOf(identity);
+    const who = this.whoLabel === 'identity' ? label : tenant;
     // Why the last request of this kind on this connection was refused, for its log line. The
     // result itself comes from the error code: with this authorizer, "key not found" only ever
     // answers a refusal (the grants are the key store), and "rate limited" is ours.
@@ -202,20 +225,20 @@ export class IdentityAuthorizer implements RequestAuthorizer {
       if (o === undefined) {
         const result = error === undefined ? 'ok' : error === ErrorCode.keyNotFound ? 'denied' : error === ErrorCode.rateLimited ? 'rate_limited' : errorCodeName(error).replace(/[^a-z0-9]+/g, '_');
         const op = opcodeName(opcode);
-        o = { counter: this.signatures.labels({ identity: label, opcode: op, result }), logKey: `${label}|${result}`, result, opcode: op, generation: -1 };
+        o = { counter: this.signatures.labels({ [this.whoLabel]: who, opcode: op, result }), logKey: `${label}|${result}`, result, opcode: op, generation: -1 };
         outcomes.set(k, o);
       }
       // Only sidecar identities come and go with DelegatedCredentials; the controller and
       // "unidentified" series stay.
       if (identity.kind === 'sidecar' && o.generation !== this.generation) {
         o.generation = this.generation;
-        let mine = this.series.get(label);
-        if (mine === undefined) this.series.set(label, (mine = new Set()));
-        mine.add(`${o.opcode}|${o.result}`);
+        let mine = this.series.get(who);
+        if (mine === undefined) this.series.set(who, (mine = { combos: new Set(), identities: new Set() }));
+        mine.combos.add(`${o.opcode}|${o.result}`);
+        mine.identities.add(label);
       }
       return o;
     };
-    const tenant = tenantOf(identity);
     return {
       // The connection cap per identity counts the clients without one as one identity: they can do nothing here.
       identity: label,

@@ -38,6 +38,8 @@ export interface ClusterKeyServerOptions {
   trustDomain?: string;
   /** Signatures per second per tenant, i.e. namespace (0: no limit). */
   ratePerSecond?: number;
+  /** Label the signature counter by identity instead of by tenant (IdentityAuthorizerOptions.perIdentityMetrics). */
+  perIdentityMetrics?: boolean;
   listener: ListenerOptions;
   /** /metrics, /healthz, /readyz. */
   probesPort: number;
@@ -72,6 +74,7 @@ export async function runClusterKeyServer(opts: ClusterKeyServerOptions): Promis
     registry,
     rateLimit: new RateLimiter({ ratePerSecond: opts.ratePerSecond ?? DEFAULT_SIGNATURES_PER_SECOND }),
     log,
+    ...(opts.perIdentityMetrics === true ? { perIdentityMetrics: true } : {}),
   });
   const secretMetadata = secretMetadataClient(connection.client);
   const keys = new ClusterKeys({

@@ -176,12 +176,15 @@ void it('serves each identity its own key over mTLS, refuses and logs a cross-na
     const stranger = client('stranger', sidecarIdentityUri({ trustDomain: 'cluster.local', namespace: a.name, name: 'other' }));
     assert.equal(await refusal(signWith(stranger, certA)), ErrorCode.keyNotFound);
 
-    // Metrics per identity.
+    // Metrics per tenant.
     const metrics = await (await fetch(`http://127.0.0.1:${probes}/metrics`)).text();
-    const deniedSeries = new RegExp(`keyless_server_signatures_total\\{identity="${idA.replace(/[/.]/g, '\\$&')}",opcode="signMessage",result="denied"\\} (\\d+)`).exec(metrics);
+    // Labelled by tenant (namespace), never by DelegatedCredential name: /metrics is readable from the probes port.
+    assert.ok(!metrics.includes(idA), 'no identity in /metrics');
+    const tenantA = `ns/${a.name}`;
+    const deniedSeries = new RegExp(`keyless_server_signatures_total\\{tenant="${tenantA.replace(/[/.]/g, '\\$&')}",opcode="signMessage",result="denied"\\} (\\d+)`).exec(metrics);
     // B's key and the minting attempt; refusals while the grant was still loading count too.
     assert.ok(Number(deniedSeries?.[1]) >= 2, `denied signMessage requests of A: ${deniedSeries?.[1]}`);
-    assert.match(metrics, new RegExp(`keyless_server_signatures_total\\{identity="${idA.replace(/[/.]/g, '\\$&')}",opcode="ecdsaSignSha256",result="denied"\\} 1`));
+    assert.match(metrics, new RegExp(`keyless_server_signatures_total\\{tenant="${tenantA.replace(/[/.]/g, '\\$&')}",opcode="ecdsaSignSha256",result="denied"\\} 1`));
 
     // Rotation: a new certificate and key in A's Secret are followed; the old key is no longer served.
     const rotated = pki.certificate('www-a-2');

@@ -256,6 +256,19 @@ void describe('packaging', () => {
     }
   });
 
+  void it("the key server's metrics name tenants unless metricsPerIdentity, and networkPolicy.metricsFrom narrows who reaches the metrics port", async () => {
+    type Policy = { spec: { ingress: Array<{ ports: Array<{ port: string }>; from?: unknown[] }> } };
+    type Deployment = { spec: { template: { spec: { containers: Array<{ args: string[] }> } } } };
+    const metricsRule = (objs: K8sObject[]) => (find(objs, 'NetworkPolicy', 'dc-operator-keyserver') as unknown as Policy).spec.ingress.find((r) => r.ports.some((p) => p.port === 'metrics'));
+    const args = (objs: K8sObject[]) => (find(objs, 'Deployment', 'dc-operator-keyserver') as unknown as Deployment).spec.template.spec.containers[0]?.args ?? [];
+    const defaults = await render('dc-operator', 'dc-operator');
+    assert.equal(metricsRule(defaults)?.from, undefined, 'open by default');
+    assert.ok(!args(defaults).includes('--metrics-per-identity'));
+    const narrowed = await render('dc-operator', 'dc-operator', 'keyserver.networkPolicy.metricsFrom[0].namespaceSelector.matchLabels.kubernetes\\.io/metadata\\.name=monitoring', 'keyserver.metricsPerIdentity=true');
+    assert.deepEqual(metricsRule(narrowed)?.from, [{ namespaceSelector: { matchLabels: { 'kubernetes.io/metadata.name': 'monitoring' } } }]);
+    assert.ok(args(narrowed).includes('--metrics-per-identity'));
+  });
+
   void it('runs two replicas of each Deployment as non-root with a read-only root filesystem, probes, resources and a PDB, and passes sidecar settings to the webhook', async () => {
     const objs = await render('dc-operator', 'dc-operator', 'sidecar.image.repository=registry.example/dc', 'sidecar.image.tag=v9',
       'sidecar.resources.requests.cpu=25m', 'sidecar.resources.limits.memory=64Mi', 'webhook.logLevel=debug');

@@ -24,7 +24,7 @@ import { DEFAULT_TLS_SECRET } from '../../keyserver/serving-secret.js';
 
 const NAMESPACE = /^[a-z0-9]([-a-z0-9]*[a-z0-9])?$/;
 const DIRECTORY_FLAGS = ['keys', 'ca', 'cert', 'key'] as const;
-const CLUSTER_FLAGS = ['kubeconfig', 'namespace', 'operator-namespace', 'cluster-resource-namespace', 'tls-secret', 'trust-domain', 'rate-limit'] as const;
+const CLUSTER_FLAGS = ['kubeconfig', 'namespace', 'operator-namespace', 'cluster-resource-namespace', 'tls-secret', 'trust-domain', 'rate-limit', 'metrics-per-identity'] as const;
 
 import { computeSki, skiHex } from '../../keyless/ski.js';
 
@@ -129,6 +129,7 @@ why and no keyless port is open. Signing workers (--workers) are not available i
     'tls-secret': { type: 'string', value: 'NAME', description: '--from-cluster: Secret with tls.crt, tls.key and ca.crt', default: DEFAULT_TLS_SECRET },
     'trust-domain': { type: 'string', value: 'DOMAIN', description: '--from-cluster: trust domain of the client identities', default: DEFAULT_TRUST_DOMAIN },
     'rate-limit': { type: 'string', value: 'N', description: "--from-cluster: RSA-2048 signatures' worth a second per tenant, i.e. namespace (larger keys count more), bursts of one second (0: no limit)", default: String(DEFAULT_SIGNATURES_PER_SECOND) },
+    'metrics-per-identity': { type: 'boolean', description: "--from-cluster: label keyless_server_signatures_total by identity (namespace and DelegatedCredential name) instead of by tenant (namespace): whoever reaches the metrics port reads it" },
     port: { type: 'string', value: 'N', description: 'TLS port', default: '2407' },
     address: { type: 'string', value: 'IP', description: 'address to listen on', default: '0.0.0.0' },
     'metrics-port': { type: 'string', value: 'N', description: 'serve Prometheus metrics on http://ADDRESS:N/metrics (--from-cluster: also /healthz and /readyz; default 9090)' },
@@ -168,7 +169,7 @@ why and no keyless port is open. Signing workers (--workers) are not available i
     } else {
       for (const f of DIRECTORY_FLAGS) if (v[f] === undefined) throw new UsageError(`--${f} is required (or use --from-cluster)`, `--${f}`);
       for (const f of CLUSTER_FLAGS) {
-        const given = f === 'namespace' ? v.namespace.length > 0 : f === 'tls-secret' ? v[f] !== DEFAULT_TLS_SECRET : f === 'trust-domain' ? v[f] !== DEFAULT_TRUST_DOMAIN : f === 'rate-limit' ? v[f] !== String(DEFAULT_SIGNATURES_PER_SECOND) : v[f] !== undefined;
+        const given = f === 'namespace' ? v.namespace.length > 0 : f === 'tls-secret' ? v[f] !== DEFAULT_TLS_SECRET : f === 'trust-domain' ? v[f] !== DEFAULT_TRUST_DOMAIN : f === 'rate-limit' ? v[f] !== String(DEFAULT_SIGNATURES_PER_SECOND) : f === 'metrics-per-identity' ? v[f] === true : v[f] !== undefined;
         if (given) throw new UsageError(`--${f} only applies with --from-cluster`, `--${f}`);
       }
     }
@@ -199,6 +200,7 @@ why and no keyless port is open. Signing workers (--workers) are not available i
       tlsSecret: v['tls-secret'],
       trustDomain: v['trust-domain'],
       rateLimit: integerFlag('--rate-limit', v['rate-limit'], 0, 1_000_000),
+      metricsPerIdentity: v['metrics-per-identity'] === true,
       address: ipFlag('--address', v.address),
       port: integerFlag('--port', v.port, 0, 65535),
       metricsPort: v['metrics-port'] === undefined ? undefined : integerFlag('--metrics-port', v['metrics-port'], 0, 65535),
@@ -279,6 +281,7 @@ interface ClusterConfig {
   namespaces: string[];
   trustDomain: string;
   rateLimit: number;
+  metricsPerIdentity: boolean;
   address: string;
   port: number;
   metricsPort: number | undefined;
@@ -302,6 +305,7 @@ async function runFromCluster(c: ClusterConfig, ctx: CommandContext): Promise<nu
       ...(c.clusterResourceNamespace !== undefined ? { clusterResourceNamespace: c.clusterResourceNamespace } : {}),
       trustDomain: c.trustDomain,
       ratePerSecond: c.rateLimit,
+      perIdentityMetrics: c.metricsPerIdentity,
       listener: {
         host: c.address,
         port: c.port,

@@ -228,6 +228,7 @@ void describe('IdentityAuthorizer: counts, logs and limits per identity', () => 
       rateLimit: new RateLimiter({ ratePerSecond: rate, now: () => 0 }),
       log: { info: line('info'), warn: line('warn'), error: line('error') },
       logLimiter: new LogLimiter(3, 60_000, () => 0),
+      perIdentityMetrics: true,
     });
     return { registry, lines, auth };
   };
@@ -302,7 +303,7 @@ void describe('IdentityAuthorizer: counts, logs and limits per identity', () => 
   void it('a revoked identity leaves no series behind; others keep theirs; it gets them back when it signs again', async () => {
     const grants = grantsOf({ [A]: ka, [B]: kb });
     const registry = new Registry();
-    const auth = new IdentityAuthorizer({ trustDomain: TD, grants, registry, rateLimit: new RateLimiter({ ratePerSecond: 0, now: () => 0 }) });
+    const auth = new IdentityAuthorizer({ trustDomain: TD, grants, registry, rateLimit: new RateLimiter({ ratePerSecond: 0, now: () => 0 }), perIdentityMetrics: true });
     const pa = auth.forPeer(peer(`URI:${A}`));
     ask(pa, Opcode.signMessage, ka.skiHex);
     ask(pa, Opcode.signMessage, kb.skiHex);
@@ -322,6 +323,27 @@ void describe('IdentityAuthorizer: counts, logs and limits per identity', () => 
     grants.delete(A);
     auth.pruneRevoked();
     assert.deepEqual(await identities(), [B, CONTROLLER].sort(), 'series made from a cached child after a prune are removed too');
+  });
+
+  void it('by default the metrics name tenants (namespaces), not DelegatedCredentials; a tenant leaves no series once none of its identities holds a grant', async () => {
+    const A2 = 'spiffe://cluster.local/ns/team-a/dc/api';
+    const grants = grantsOf({ [A]: ka, [A2]: ka, [B]: kb });
+    const registry = new Registry();
+    const auth = new IdentityAuthorizer({ trustDomain: TD, grants, registry, rateLimit: new RateLimiter({ ratePerSecond: 0, now: () => 0 }) });
+    ask(auth.forPeer(peer(`URI:${A}`)), Opcode.signMessage, ka.skiHex);
+    ask(auth.forPeer(peer(`URI:${A2}`)), Opcode.signMessage, ka.skiHex);
+    ask(auth.forPeer(peer(`URI:${B}`)), Opcode.signMessage, ka.skiHex);
+    const values = async () => (await registry.getSingleMetric('keyless_server_signatures_total')!.get()).values;
+    const text = await registry.metrics();
+    assert.ok(!text.includes('/dc/'), 'no DelegatedCredential name in /metrics');
+    assert.deepEqual((await values()).map((v) => [v.labels['tenant'], v.labels['result'], v.value]).sort(), [['ns/team-a', 'ok', 2], ['ns/team-b', 'denied', 1]]);
+    grants.delete(A);
+    auth.pruneRevoked();
+    assert.equal((await values()).length, 2, 'team-a still holds a grant (api)');
+    grants.delete(A2);
+    grants.delete(B);
+    auth.pruneRevoked();
+    assert.deepEqual(await values(), []);
   });
 
   void it('clients without an identity share one metrics label', async () => {
