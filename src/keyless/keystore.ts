@@ -30,6 +30,13 @@ interface MessageSigning {
   readonly options: Omit<ReturnType<typeof cryptoOptions>, 'algorithm'>;
 }
 
+/**
+ * The largest RSA key served: cert-manager's maximum. A signature cannot be interrupted and runs
+ * on the main thread (or a worker) for its whole length: RSA-8192 takes tens of milliseconds,
+ * RSA-16384 (node accepts it) about eight times that, during which no other client is served.
+ */
+export const MAX_RSA_KEY_BITS = 8192;
+
 /** A private key ready to answer signing opcodes. */
 export class SigningKey {
   readonly ski: Uint8Array;
@@ -53,6 +60,12 @@ export class SigningKey {
       this.algorithm = 'rsa';
       this.modulusBits = key.asymmetricKeyDetails?.modulusLength ?? 0;
       if (this.modulusBits < 1024) throw new Error(`RSA key of ${this.modulusBits} bits is too small`);
+      if (this.modulusBits > MAX_RSA_KEY_BITS) {
+        throw new Error(
+          `RSA key of ${this.modulusBits} bits is over the ${MAX_RSA_KEY_BITS}-bit maximum: one signature with it would hold the key server's ` +
+            `signing (shared by every client) for about a second; use RSA ${MAX_RSA_KEY_BITS} or smaller, or an ECDSA key`,
+        );
+      }
       this.detail = `RSA-${this.modulusBits}`;
     } else if (type === 'ec') {
       this.algorithm = 'ecdsa';

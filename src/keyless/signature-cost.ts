@@ -9,7 +9,8 @@
  * the default rate means what it said for most certificates. Keys cheaper than that (P-256,
  * Ed25519) still count 1: the limit is also a count of requests, and one of them costs more than
  * its signature (TLS, framing, authorization). Keys are never refused for their size: cert-manager
- * issues RSA 2048, 3072, 4096 and 8192, and an 8192-bit key is served, at its price.
+ * issues RSA 2048, 3072, 4096 and 8192, and an 8192-bit key is served, at its price (larger ones
+ * are refused where keys are loaded: MAX_RSA_KEY_BITS in keystore.ts).
  *
  * The table is measured, node:crypto (OpenSSL 3) on x86-64, µs per signature with the median of
  * 3 to 5 rounds (bench/results/keyless-signing.md for the digest paths): RSA-2048 ~510, RSA-3072

@@ -1,0 +1,78 @@
+/**
+ * RSA keys over 8192 bits (cert-manager's largest) are refused wherever the key server loads keys:
+ * one signature cannot be interrupted and holds the signing shared by every tenant for its length.
+ * Generating a real 16384-bit key takes minutes, so the oversized keys here are RSA structures of
+ * the right size whose numbers are random (OpenSSL reads them; they are refused before any use).
+ */
+import { describe, it } from 'node:test';
+import assert from 'node:assert/strict';
+import { createPrivateKey, randomBytes, type KeyObject } from 'node:crypto';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { KeyDirectory, MAX_RSA_KEY_BITS, SigningKey } from '../../../src/keyless/keystore.js';
+import { GrantProblem, signingKeyFor } from '../../../src/keyserver/key-material.js';
+import { createCa } from '../../../src/pki/certs.js';
+
+function der(tag: number, body: Buffer): Buffer {
+  const length = body.length < 128 ? Buffer.of(body.length) : ((n) => Buffer.concat([Buffer.of(0x80 | n.length), n]))(Buffer.from(body.length.toString(16).padStart(body.length > 0xff ? 4 : 2, '0'), 'hex'));
+  return Buffer.concat([Buffer.of(tag), length, body]);
+}
+const integer = (b: Buffer): Buffer => der(0x02, b[0]! & 0x80 ? Buffer.concat([Buffer.of(0), b]) : b);
+/** An odd number of exactly `bits` bits. */
+function number(bits: number): Buffer {
+  const b = randomBytes(Math.ceil(bits / 8));
+  const spare = b.length * 8 - bits;
+  b[0] = (b[0]! & (0xff >> spare)) | (0x80 >> spare);
+  b[b.length - 1]! |= 1;
+  return b;
+}
+/** A PKCS#1 RSAPrivateKey with a modulus of `bits` bits (random numbers: never used to sign). */
+function rsaKeyOfSize(bits: number): KeyObject {
+  const half = Math.ceil(bits / 2);
+  const fields = [Buffer.of(0), number(bits), Buffer.of(1, 0, 1), number(bits - 8), number(half), number(half), number(half - 8), number(half - 8), number(half - 8)];
+  return createPrivateKey({ key: der(0x30, Buffer.concat(fields.map(integer))), format: 'der', type: 'pkcs1' });
+}
+
+void describe('RSA key size: at most 8192 bits', () => {
+  void it('SigningKey takes 8192 bits and refuses 8200 and 16384, saying what to use instead', () => {
+    assert.equal(MAX_RSA_KEY_BITS, 8192);
+    assert.equal(new SigningKey(rsaKeyOfSize(8192), 'test').detail, 'RSA-8192');
+    for (const bits of [8200, 16384]) {
+      assert.throws(() => new SigningKey(rsaKeyOfSize(bits), 'test'), new RegExp(`RSA key of ${bits} bits is over the 8192-bit maximum.*use RSA 8192 or smaller, or an ECDSA key`));
+    }
+  });
+
+  void it('a key directory refuses to start with such a file, naming it; later it is refused alone', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'keyserver-key-size-'));
+    try {
+      writeFileSync(join(dir, 'huge.pem'), rsaKeyOfSize(16384).export({ type: 'pkcs1', format: 'pem' }));
+      await assert.rejects(KeyDirectory.open(dir, { watch: false, pollIntervalMs: 0 }), /huge\.pem: invalid RSA PRIVATE KEY: RSA key of 16384 bits is over the 8192-bit maximum/);
+      rmSync(join(dir, 'huge.pem'));
+      writeFileSync(join(dir, 'ok.pem'), rsaKeyOfSize(2048).export({ type: 'pkcs1', format: 'pem' }));
+      const store = await KeyDirectory.open(dir, { watch: false, pollIntervalMs: 0 });
+      try {
+        writeFileSync(join(dir, 'huge.pem'), rsaKeyOfSize(16384).export({ type: 'pkcs1', format: 'pem' }));
+        const result = await store.reload();
+        assert.equal(result.ok, false);
+        assert.match(result.ok ? '' : result.error.message, /huge\.pem.*16384 bits/);
+        assert.equal(store.size, 1);
+      } finally {
+        store.close();
+      }
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
+  void it('the in-cluster key server refuses such a key from a Secret (the grant problem names the Secret)', async () => {
+    const certificate = await createCa('any certificate', new Date());
+    const b64 = (s: string | Buffer): string => Buffer.from(s).toString('base64');
+    const source = { certificate: { namespace: 'shop', name: 'www-tls' }, key: { namespace: 'shop', name: 'www-tls', key: 'tls.key' } };
+    const secret = { type: 'kubernetes.io/tls', data: { 'tls.crt': b64(certificate.certPem), 'tls.key': b64(rsaKeyOfSize(16384).export({ type: 'pkcs8', format: 'pem' })) } };
+    assert.throws(
+      () => signingKeyFor(source, secret, secret),
+      (err: unknown) => err instanceof GrantProblem && !err.revoke && /tls\.key of Secret shop\/www-tls cannot sign: RSA key of 16384 bits is over the 8192-bit maximum/.test(err.message),
+    );
+  });
+});
