@@ -19,7 +19,7 @@ import { createClientCert } from '../../src/pki/certs.js';
 import { createTestNamespace, testApiClient, testKubeConfig, testKubeconfigPath, type TestNamespace } from '../support/cluster.js';
 import { freePort, repoRoot } from '../support/control-plane.js';
 import { certificateVerifyContent, delegatedCredentialContent, signAsSidecar } from '../support/sidecar-signing.js';
-import { makeIdentityPki, type IdentityPki, type Pair } from '../unit/keyserver/pki.js';
+import { makeIdentityPki, rsaKeyOfSize, type IdentityPki, type Pair } from '../unit/keyserver/pki.js';
 import { applyCrds, createDelegatedCredential, DC, putSecret, tlsSecret, waitFor } from './operator-fixtures.js';
 
 let kc: KubeConfig;
@@ -280,6 +280,35 @@ void it('a DelegatedCredential deleted and re-created under its name is not serv
     const third = sidecarClient(port, pki.sidecar('again-third', id, dc3.metadata.uid!), clients);
     await waitFor('the third DelegatedCredential\'s client signs', 30_000, signs(third, second));
     await waitFor('the second one\'s client is refused the same key', 30_000, async () => ((await refusal(signWith(current, second))) === ErrorCode.keyNotFound ? true : undefined));
+  } finally {
+    await Promise.all(clients.map((c) => c.close()));
+    ks.child.kill('SIGTERM');
+  }
+  assert.equal(await ks.exited, 0, JSON.stringify(ks.lines().slice(-20)));
+});
+
+void it('refuses an RSA key over 8192 bits from a Secret: the grant problem is logged with what to use, and the identity gets no key', { timeout: 120_000 }, async () => {
+  const [port, probes] = [await freePort(), await freePort()];
+  await putSecret(core, servingSecret(pki.server.cert, pki.server.key, pki.ca.cert));
+  const ks = await startKeyServer(port, probes);
+  const clients: KeylessClient[] = [];
+  try {
+    // A tenant's self-signed certificate suffices to name a key; the key's size is judged first.
+    const any = pki.certificate('huge-rsa');
+    const huge = rsaKeyOfSize(16384).export({ type: 'pkcs8', format: 'pem' }) as string;
+    await putSecret(core, tlsSecret(a.name, 'huge-tls', any.cert, huge));
+    const dc = await createDelegatedCredential(kc, a.name, 'huge', { certificateSecretRef: { name: 'huge-tls' }, secretName: 'huge-dc' });
+    const line = await waitFor('the key is refused in the log', 30_000, () =>
+      Promise.resolve(ks.lines().find((l) => l['msg'] === 'keyserver: key refused, identity gets no key' && /RSA key of 16384 bits is over the 8192-bit maximum/.test(String(l['error'])))),
+    );
+    assert.match(String(line['error']), /huge-tls.*use RSA 8192 or smaller, or an ECDSA key/);
+    const id = sidecarIdentityUri({ trustDomain: 'cluster.local', namespace: a.name, name: 'huge' });
+    const sidecar = sidecarClient(port, pki.sidecar('huge-sidecar', id, dc.metadata.uid!), clients);
+    const hugeSki = computeSki(createPublicKey(createPrivateKey(huge)));
+    const refused = await refusal(sidecar.signMessage(hugeSki, 0x0804, certificateVerifyContent(), () => {
+      throw new Error('no digest path');
+    }, { timeoutMs: 5000 }));
+    assert.equal(refused, ErrorCode.keyNotFound);
   } finally {
     await Promise.all(clients.map((c) => c.close()));
     ks.child.kill('SIGTERM');

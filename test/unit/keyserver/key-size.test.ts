@@ -2,37 +2,18 @@
  * RSA keys over 8192 bits (cert-manager's largest) are refused wherever the key server loads keys:
  * one signature cannot be interrupted and holds the signing shared by every tenant for its length.
  * Generating a real 16384-bit key takes minutes, so the oversized keys here are RSA structures of
- * the right size whose numbers are random (OpenSSL reads them; they are refused before any use).
+ * the right size whose numbers are random (rsaKeyOfSize: OpenSSL reads them; they are refused
+ * before any use).
  */
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import { createPrivateKey, randomBytes, type KeyObject } from 'node:crypto';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { KeyDirectory, MAX_RSA_KEY_BITS, SigningKey } from '../../../src/keyless/keystore.js';
 import { GrantProblem, signingKeyFor } from '../../../src/keyserver/key-material.js';
 import { createCa } from '../../../src/pki/certs.js';
-
-function der(tag: number, body: Buffer): Buffer {
-  const length = body.length < 128 ? Buffer.of(body.length) : ((n) => Buffer.concat([Buffer.of(0x80 | n.length), n]))(Buffer.from(body.length.toString(16).padStart(body.length > 0xff ? 4 : 2, '0'), 'hex'));
-  return Buffer.concat([Buffer.of(tag), length, body]);
-}
-const integer = (b: Buffer): Buffer => der(0x02, b[0]! & 0x80 ? Buffer.concat([Buffer.of(0), b]) : b);
-/** An odd number of exactly `bits` bits. */
-function number(bits: number): Buffer {
-  const b = randomBytes(Math.ceil(bits / 8));
-  const spare = b.length * 8 - bits;
-  b[0] = (b[0]! & (0xff >> spare)) | (0x80 >> spare);
-  b[b.length - 1]! |= 1;
-  return b;
-}
-/** A PKCS#1 RSAPrivateKey with a modulus of `bits` bits (random numbers: never used to sign). */
-function rsaKeyOfSize(bits: number): KeyObject {
-  const half = Math.ceil(bits / 2);
-  const fields = [Buffer.of(0), number(bits), Buffer.of(1, 0, 1), number(bits - 8), number(half), number(half), number(half - 8), number(half - 8), number(half - 8)];
-  return createPrivateKey({ key: der(0x30, Buffer.concat(fields.map(integer))), format: 'der', type: 'pkcs1' });
-}
+import { rsaKeyOfSize } from './pki.js';
 
 void describe('RSA key size: at most 8192 bits', () => {
   void it('SigningKey takes 8192 bits and refuses 8200 and 16384, saying what to use instead', () => {

@@ -4,6 +4,7 @@
  * identity, and certificate/key pairs standing for the certificates DelegatedCredentials reference.
  */
 import { execFileSync } from 'node:child_process';
+import { createPrivateKey, randomBytes, type KeyObject } from 'node:crypto';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -65,4 +66,24 @@ export function makeIdentityPki(): IdentityPki {
     },
     cleanup: () => rmSync(dir, { recursive: true, force: true }),
   };
+}
+
+function der(tag: number, body: Buffer): Buffer {
+  const length = body.length < 128 ? Buffer.of(body.length) : ((n) => Buffer.concat([Buffer.of(0x80 | n.length), n]))(Buffer.from(body.length.toString(16).padStart(body.length > 0xff ? 4 : 2, '0'), 'hex'));
+  return Buffer.concat([Buffer.of(tag), length, body]);
+}
+const integer = (b: Buffer): Buffer => der(0x02, b[0]! & 0x80 ? Buffer.concat([Buffer.of(0), b]) : b);
+/** An odd number of exactly `bits` bits. */
+function number(bits: number): Buffer {
+  const b = randomBytes(Math.ceil(bits / 8));
+  const spare = b.length * 8 - bits;
+  b[0] = (b[0]! & (0xff >> spare)) | (0x80 >> spare);
+  b[b.length - 1]! |= 1;
+  return b;
+}
+/** A PKCS#1 RSAPrivateKey with a modulus of `bits` bits (random numbers: never used to sign). */
+export function rsaKeyOfSize(bits: number): KeyObject {
+  const half = Math.ceil(bits / 2);
+  const fields = [Buffer.of(0), number(bits), Buffer.of(1, 0, 1), number(bits - 8), number(half), number(half), number(half - 8), number(half - 8), number(half - 8)];
+  return createPrivateKey({ key: der(0x30, Buffer.concat(fields.map(integer))), format: 'der', type: 'pkcs1' });
 }
