@@ -521,14 +521,12 @@ export async function startKeyServer(options: KeyServerOptions): Promise<KeyServ
   /**
    * Accepted connections whose TLS handshake has not finished yet, by remote address and port
    * (unique among open connections of one listener, and the same on the TLS socket as on the TCP
-   * one it wraps); removed at the handshake's end or the connection's close.
+   * one it wraps), each with what ends its accounting: at the handshake's end or the close.
    */
-  const handshaking = new Set<string>();
+  const handshaking = new Map<string, () => void>();
   const maxHandshakingPerSource = options.maxHandshakingPerSource ?? DEFAULT_MAX_HANDSHAKING_PER_SOURCE;
   /** Source address → its connections in `handshaking` (entries removed at 0). */
   const handshakingFrom = new Map<string, number>();
-  /** Endpoint → what ends its handshake's accounting (the TLS socket knows only its endpoint). */
-  const handshakeEnds = new Map<string, () => void>();
   const endpointOf = (socket: Socket): string => `${socket.remoteAddress ?? ''}|${socket.remotePort ?? ''}`;
 
   const dropped = (socket: TLSSocket, failure: HandshakeFailure, certificate?: X509Certificate): void => {
@@ -567,7 +565,7 @@ export async function startKeyServer(options: KeyServerOptions): Promise<KeyServ
       handshakeTimeout: options.handshakeTimeoutMs ?? DEFAULT_HANDSHAKE_TIMEOUT_MS,
     },
     (socket) => {
-      handshakeEnds.get(endpointOf(socket))?.();
+      handshaking.get(endpointOf(socket))?.();
       if (!socket.authorized) {
         dropped(socket, certificateFailure(socket), socket.getPeerX509Certificate());
         return;
@@ -678,16 +676,14 @@ export async function startKeyServer(options: KeyServerOptions): Promise<KeyServ
       return;
     }
     const endpoint = endpointOf(socket);
-    handshaking.add(endpoint);
-    handshakingFrom.set(source, fromSource + 1);
     const handshakeOver = (): void => {
-      if (handshaking.delete(endpoint)) release(handshakingFrom, source);
+      if (handshaking.get(endpoint) === handshakeOver && handshaking.delete(endpoint)) release(handshakingFrom, source);
     };
-    handshakeEnds.set(endpoint, handshakeOver);
-    socket.once('close', () => {
-      handshakeOver();
-      handshakeEnds.delete(endpoint);
-    });
+    // An entry of this endpoint still here belongs to a connection that is gone: end it first.
+    handshaking.get(endpoint)?.();
+    handshaking.set(endpoint, handshakeOver);
+    handshakingFrom.set(source, (handshakingFrom.get(source) ?? 0) + 1);
+    socket.once('close', handshakeOver);
     tlsServer.emit('connection', socket);
   });
   try {
@@ -775,7 +771,7 @@ interface ConnectionContext {
   readonly peer?: PeerAuthorizer;
   /** Main-thread signing, shared between identities by cost. */
   readonly queue: FairQueue;
-  /** Who this connection is (the authorizer's identity, or the certificate): its lane in `queue`. */
+  /** Whose share this connection draws on (the authorizer's tenant, else its identity): its lane in `queue`. */
   readonly identity: string;
 }
 

@@ -25,7 +25,7 @@ import { DEFAULT_TLS_SECRET, servingCredentialsOf, type ServingCredentials } fro
 /** Connection limits and timeouts, as `dc-operator keyserver` takes them. */
 export type ListenerOptions = Pick<
   KeyServerOptions,
-  'host' | 'port' | 'maxConcurrency' | 'allowLegacyHashes' | 'maxConnections' | 'maxConnectionsPerSource' | 'maxConnectionsPerIdentity' | 'handshakeTimeoutMs' | 'idleTimeoutMs'
+  'host' | 'port' | 'maxConcurrency' | 'allowLegacyHashes' | 'maxConnections' | 'maxConnectionsPerSource' | 'maxConnectionsPerIdentity' | 'maxHandshakingConnections' | 'maxHandshakingPerSource' | 'handshakeTimeoutMs' | 'idleTimeoutMs'
 >;
 
 export interface ClusterKeyServerOptions {

@@ -644,9 +644,10 @@ void describe('dc-operator keyserver command', () => {
 
   // The measurement of the issue "2,000 silent TCP connections were all still open after 128 s":
   // 500 from each of four loopback addresses, so that the per-source limit does not refuse any
-  // and every one of them meets the handshake timeout.
+  // and every one of them meets the handshake timeout (the caps on connections in their handshake
+  // raised to let them all in: the next test holds them to their defaults).
   void it('closes 2,000 silent connections at --handshake-timeout, counts each, and logs a few lines', { timeout: 60_000 }, async (t) => {
-    const ks = await startKeyServerCommand(pki3, ['--handshake-timeout', '2s']);
+    const ks = await startKeyServerCommand(pki3, ['--handshake-timeout', '2s', '--max-handshakes', '2000', '--max-handshakes-per-source', '500']);
     const sockets: Socket[] = [];
     try {
       let open = 0;
@@ -674,6 +675,36 @@ void describe('dc-operator keyserver command', () => {
       assert.equal(closedEarly, 0, 'none closed before the timeout');
       assert.equal(timeouts, 2000);
       assert.ok(logLines >= 1 && logLines <= LOG_LINES_PER_WINDOW, `${logLines} log lines`);
+    } finally {
+      for (const s of sockets) s.destroy();
+      assert.equal(await ks.stop(), 0, ks.stderr());
+    }
+  });
+
+  void it('holds silent connections of one source to --max-handshakes-per-source (default 100), so a client from another address still connects', { timeout: 60_000 }, async () => {
+    const ks = await startKeyServerCommand(pki3);
+    const sockets: Socket[] = [];
+    try {
+      let connected = 0;
+      for (let i = 0; i < 300; i++) {
+        const socket = netConnect({ host: '127.0.0.1', port: ks.port, localAddress: '127.0.0.2' });
+        sockets.push(socket);
+        socket.on('error', () => {});
+        socket.once('connect', () => connected++);
+        if (i % 100 === 99) await new Promise((r) => setTimeout(r, 20));
+      }
+      const refusedCount = async (): Promise<number> => Number(/keyless_server_refused_connections_total\{reason="handshake-limit"\} (\d+)/.exec(await fetchMetrics(ks.metricsPort))?.[1] ?? 0);
+      const deadline = Date.now() + 10_000;
+      const held = (): number => sockets.filter((s) => !s.destroyed).length;
+      while ((connected < 300 || held() > 100 || (await refusedCount()) < 200) && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50));
+      assert.equal(await refusedCount(), 200, 'the 101st and later silent connections of 127.0.0.2 are refused at accept');
+      assert.equal(held(), 100, 'a hundred are held, until the handshake timeout');
+      const signer = new KeylessSigner({ address: `127.0.0.1:${ks.port}`, ca: pki3.ca, clientCert: pki3.client.cert, clientKey: pki3.client.key, certificate: pki3.keys.ed25519.cert });
+      try {
+        assert.ok(verify(null, message, createPublicKey(pki3.keys.ed25519.cert), await signer.sign(S.ed25519, message)), 'a client from 127.0.0.1 is served');
+      } finally {
+        await signer.close();
+      }
     } finally {
       for (const s of sockets) s.destroy();
       assert.equal(await ks.stop(), 0, ks.stderr());

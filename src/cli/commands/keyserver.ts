@@ -9,6 +9,8 @@ import {
   DEFAULT_IDLE_TIMEOUT_MS,
   DEFAULT_MAX_CONNECTIONS,
   DEFAULT_MAX_CONNECTIONS_PER_SOURCE,
+  DEFAULT_MAX_HANDSHAKING_CONNECTIONS,
+  DEFAULT_MAX_HANDSHAKING_PER_SOURCE,
   startKeyServer,
   type KeyServer,
 } from '../../keyless/server.js';
@@ -86,8 +88,9 @@ present a certificate signed by --ca (one that holds no certificate is refused a
 SIGTERM or SIGINT.
 
 Against hostile or broken clients: at most --max-connections open connections, and
---max-connections-per-source from one IP address (0: no such limit); further ones are closed at
-accept. A connection must finish its TLS handshake within --handshake-timeout and is closed after
+--max-connections-per-source from one IP address (0: no such limit), of them at most
+--max-handshakes still in their TLS handshake (--max-handshakes-per-source from one address);
+further ones are closed at accept. A connection must finish its TLS handshake within --handshake-timeout and is closed after
 --idle-timeout without a request. Refusals and failed handshakes are counted by reason in the
 metrics and logged at most ${LOG_LINES_PER_WINDOW} lines a minute per reason. Choosing the limits
 behind SNAT: docs/operations.md.
@@ -142,6 +145,18 @@ why and no keyless port is open. Signing workers (--workers) are not available i
       value: 'N',
       description: 'open connections from one IP address at most (0: no per-source limit)',
       default: String(DEFAULT_MAX_CONNECTIONS_PER_SOURCE),
+    },
+    'max-handshakes': {
+      type: 'string',
+      value: 'N',
+      description: 'connections still in their TLS handshake at most, so silent ones cannot hold every slot (0: no such limit)',
+      default: String(DEFAULT_MAX_HANDSHAKING_CONNECTIONS),
+    },
+    'max-handshakes-per-source': {
+      type: 'string',
+      value: 'N',
+      description: 'of those, from one IP address at most (0: no such limit)',
+      default: String(DEFAULT_MAX_HANDSHAKING_PER_SOURCE),
     },
     'handshake-timeout': {
       type: 'string',
@@ -209,6 +224,8 @@ why and no keyless port is open. Signing workers (--workers) are not available i
       allowLegacyHashes: v['allow-legacy-hashes'] === true,
       maxConnections: integerFlag('--max-connections', v['max-connections'], 1, 1_000_000),
       maxConnectionsPerSource: integerFlag('--max-connections-per-source', v['max-connections-per-source'], 0, 1_000_000),
+      maxHandshakingConnections: integerFlag('--max-handshakes', v['max-handshakes'], 0, 1_000_000),
+      maxHandshakingPerSource: integerFlag('--max-handshakes-per-source', v['max-handshakes-per-source'], 0, 1_000_000),
       handshakeTimeoutMs: positiveDuration('--handshake-timeout', v['handshake-timeout']) * 1000,
       idleTimeoutMs: durationFlag('--idle-timeout', v['idle-timeout']) * 1000,
     };
@@ -244,6 +261,8 @@ why and no keyless port is open. Signing workers (--workers) are not available i
         allowLegacyHashes: c.allowLegacyHashes,
         maxConnections: c.maxConnections,
         maxConnectionsPerSource: c.maxConnectionsPerSource,
+        maxHandshakingConnections: c.maxHandshakingConnections,
+        maxHandshakingPerSource: c.maxHandshakingPerSource,
         handshakeTimeoutMs: c.handshakeTimeoutMs,
         idleTimeoutMs: c.idleTimeoutMs,
         logger,
@@ -289,6 +308,8 @@ interface ClusterConfig {
   allowLegacyHashes: boolean;
   maxConnections: number;
   maxConnectionsPerSource: number;
+  maxHandshakingConnections: number;
+  maxHandshakingPerSource: number;
   handshakeTimeoutMs: number;
   idleTimeoutMs: number;
 }
@@ -313,6 +334,8 @@ async function runFromCluster(c: ClusterConfig, ctx: CommandContext): Promise<nu
         allowLegacyHashes: c.allowLegacyHashes,
         maxConnections: c.maxConnections,
         maxConnectionsPerSource: c.maxConnectionsPerSource,
+        maxHandshakingConnections: c.maxHandshakingConnections,
+        maxHandshakingPerSource: c.maxHandshakingPerSource,
         handshakeTimeoutMs: c.handshakeTimeoutMs,
         idleTimeoutMs: c.idleTimeoutMs,
       },

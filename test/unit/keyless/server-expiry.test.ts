@@ -15,6 +15,7 @@ import { SigningKey } from '../../../src/keyless/keystore.js';
 import { Opcode } from '../../../src/keyless/protocol.js';
 import { startKeyServer, type KeyServer } from '../../../src/keyless/server.js';
 import { createCa, createClientCert, createServingCert, type KeyedCertificate } from '../../../src/pki/certs.js';
+import { metricSum } from './metrics.js';
 
 let ca: KeyedCertificate;
 let serving: KeyedCertificate;
@@ -45,15 +46,7 @@ const shortLived = (ms: number): Promise<KeyedCertificate> =>
 
 const sleepUntil = (t: number): Promise<void> => new Promise((r) => setTimeout(r, Math.max(0, t - Date.now())));
 
-async function counter(name: string, labels: Record<string, string> = {}): Promise<number> {
-  const m = server.registry.getSingleMetric(name);
-  assert.ok(m, name);
-  let sum = 0;
-  for (const v of (await m.get()).values) {
-    if (Object.entries(labels).every(([k, want]) => String((v.labels as Record<string, unknown>)[k]) === want)) sum += v.value;
-  }
-  return sum;
-}
+const counter = (name: string, labels: Record<string, string> = {}): Promise<number> => metricSum(server.registry, name, labels);
 
 interface Outcome {
   readonly answered: boolean;

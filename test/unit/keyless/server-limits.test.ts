@@ -8,7 +8,6 @@ import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { connect as netConnect, type Socket } from 'node:net';
 import { connect as tlsConnect, type TLSSocket } from 'node:tls';
-import type { Registry } from 'prom-client';
 import { KeylessClient } from '../../../src/keyless/client.js';
 import { encodeMessage, FrameDecoder } from '../../../src/keyless/codec.js';
 import { createPrivateKey } from 'node:crypto';
@@ -17,7 +16,9 @@ import { encodeSignMessage } from '../../../src/keyless/sign-message.js';
 import { computeSki, skiHex } from '../../../src/keyless/ski.js';
 import { DEFAULT_MAX_QUEUED_BYTES_PER_CONNECTION, startKeyServer, type KeyServer, type KeyServerOptions } from '../../../src/keyless/server.js';
 import { LOG_LINES_PER_WINDOW } from '../../../src/net/log-limiter.js';
+import { metricSum as metric } from './metrics.js';
 import { makeKeylessPki, type Identity, type KeylessPki } from './pki.js';
+import { until } from './relay.js';
 
 interface Line {
   readonly level: string;
@@ -53,25 +54,6 @@ async function start(options: Partial<KeyServerOptions> = {}): Promise<{ ks: Key
   });
   servers.push(ks);
   return { ks, lines };
-}
-
-async function metric(registry: Registry, name: string, labels: Record<string, string> = {}): Promise<number> {
-  const m = registry.getSingleMetric(name);
-  assert.ok(m, `metric ${name}`);
-  let sum = 0;
-  for (const v of (await m.get()).values) {
-    const l = v.labels as Record<string, string | number | undefined>;
-    if (Object.entries(labels).every(([k, want]) => String(l[k]) === want)) sum += v.value;
-  }
-  return sum;
-}
-
-async function until(what: string, check: () => boolean | Promise<boolean>, timeoutMs = 5000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!(await check())) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 10));
-  }
 }
 
 /** A TCP connection that says nothing; `closed` resolves with ms from connect to close. */

@@ -19,6 +19,8 @@ import { startKeyServer, type KeyServer, type KeyServerOptions } from '../../../
 import { IdentityAuthorizer } from '../../../src/keyserver/authorization.js';
 import { KeyGrants } from '../../../src/keyserver/grants.js';
 import { RateLimiter } from '../../../src/keyserver/rate-limit.js';
+import { metricSum } from '../keyless/metrics.js';
+import { until } from '../keyless/relay.js';
 import { makeIdentityPki, type IdentityPki, type Pair } from './pki.js';
 
 const UID = '0a1b2c3d-0000-4000-8000-000000000001';
@@ -70,23 +72,7 @@ const sign = (c: KeylessClient): Promise<Uint8Array> => c.signMessage(victimKey.
     throw new Error('no digest path');
   }, { timeoutMs: 3000 });
 
-async function metric(ks: KeyServer, name: string, labels: Record<string, string>): Promise<number> {
-  const m = ks.registry.getSingleMetric(name);
-  assert.ok(m, name);
-  let sum = 0;
-  for (const v of (await m.get()).values) {
-    if (Object.entries(labels).every(([k, want]) => String((v.labels as Record<string, unknown>)[k]) === want)) sum += v.value;
-  }
-  return sum;
-}
-
-async function until(what: string, check: () => boolean | Promise<boolean>, timeoutMs = 5000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!(await check())) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 10));
-  }
-}
+const metric = (ks: KeyServer, name: string, labels: Record<string, string>): Promise<number> => metricSum(ks.registry, name, labels);
 
 void describe('key server: shares per tenant, not per identity', () => {
   void it('one tenant with many identities holds no more than the per-tenant cap; another tenant still signs', { timeout: 20_000 }, async () => {
