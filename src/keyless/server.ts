@@ -311,8 +311,8 @@ class KeyServerMetrics {
     this.refusedConnections = new Counter({
       name: 'keyless_server_refused_connections_total',
       help:
-        'Connections refused or closed, by reason: limit (connection cap), source-limit (per-source cap), handshake-limit (connections in their handshake), ' +
-        'all at accept before any TLS; identity-limit, tenant-limit (per-identity and per-tenant caps, after the handshake); no-grant (closed: the identity holds no key, after the grace).',
+        'Connections refused or closed, by reason: limit (connection cap), source-limit (per-source cap), handshake-limit (connections of one source in their handshake), ' +
+        'all at accept before any TLS; handshake-evicted (the oldest connection in its handshake, closed when the handshake cap is reached); identity-limit, tenant-limit (per-identity and per-tenant caps, after the handshake); no-grant (closed: the identity holds no key, after the grace).',
       labelNames: ['reason'],
       registers: [registry],
     });
@@ -521,9 +521,10 @@ export async function startKeyServer(options: KeyServerOptions): Promise<KeyServ
   /**
    * Accepted connections whose TLS handshake has not finished yet, by remote address and port
    * (unique among open connections of one listener, and the same on the TLS socket as on the TCP
-   * one it wraps), each with what ends its accounting: at the handshake's end or the close.
+   * one it wraps), each with what ends its accounting: at the handshake's end or the close. In
+   * order of arrival: when full, the oldest is the one evicted.
    */
-  const handshaking = new Map<string, () => void>();
+  const handshaking = new Map<string, { readonly socket: Socket; readonly over: () => void }>();
   const maxHandshakingPerSource = options.maxHandshakingPerSource ?? DEFAULT_MAX_HANDSHAKING_PER_SOURCE;
   /** Source address → its connections in `handshaking` (entries removed at 0). */
   const handshakingFrom = new Map<string, number>();
@@ -565,7 +566,7 @@ export async function startKeyServer(options: KeyServerOptions): Promise<KeyServ
       handshakeTimeout: options.handshakeTimeoutMs ?? DEFAULT_HANDSHAKE_TIMEOUT_MS,
     },
     (socket) => {
-      handshaking.get(endpointOf(socket))?.();
+      handshaking.get(endpointOf(socket))?.over();
       if (!socket.authorized) {
         dropped(socket, certificateFailure(socket), socket.getPeerX509Certificate());
         return;
@@ -643,14 +644,16 @@ export async function startKeyServer(options: KeyServerOptions): Promise<KeyServ
   // were all still open after 128 s): dropped() closes it, as every other failure here.
   tlsServer.on('tlsClientError', (err: Error & { code?: string }, socket) => dropped(socket, handshakeError(err)));
 
-  const refused = (reason: Refusal | 'handshake-limit', socket: Socket): void => {
+  const refused = (reason: Refusal | 'handshake-limit' | 'handshake-evicted', socket: Socket): void => {
     m.refusedConnections.inc({ reason });
     const source = sourceAddress(socket);
     const why =
       reason === 'source-limit'
         ? `${tracker.openFrom(source)} connections open from ${source}, the per-source limit`
         : reason === 'handshake-limit'
-          ? `${handshaking.size} connections in their TLS handshake (${handshakingFrom.get(source) ?? 0} from ${source}), the limit`
+          ? `${handshakingFrom.get(source) ?? 0} connections from ${source} in their TLS handshake, the per-source limit`
+          : reason === 'handshake-evicted'
+            ? `${handshaking.size + 1} connections in their TLS handshake, the limit: the oldest is closed for a new one`
           : `${tracker.size} connections open, the limit`;
     limiter.log(`refused:${reason}`, (suppressed) =>
       log?.warn(`keyless: connection refused: ${why}`, {
@@ -670,18 +673,29 @@ export async function startKeyServer(options: KeyServerOptions): Promise<KeyServ
     }
     const source = sourceAddress(socket);
     const fromSource = handshakingFrom.get(source) ?? 0;
-    if ((maxHandshaking > 0 && handshaking.size >= maxHandshaking) || (maxHandshakingPerSource > 0 && fromSource >= maxHandshakingPerSource)) {
+    if (maxHandshakingPerSource > 0 && fromSource >= maxHandshakingPerSource) {
       refused('handshake-limit', socket);
       socket.destroy();
       return;
     }
+    if (maxHandshaking > 0 && handshaking.size >= maxHandshaking) {
+      // Full: the oldest handshake goes, not the newest. A real client finishes in milliseconds, so
+      // silent connections from many sources cannot keep every new client out: to hold the table
+      // they would have to arrive faster than clients finish, not once per handshake timeout.
+      const oldest = handshaking.values().next().value;
+      if (oldest !== undefined) {
+        oldest.over();
+        refused('handshake-evicted', oldest.socket);
+        oldest.socket.destroy();
+      }
+    }
     const endpoint = endpointOf(socket);
     const handshakeOver = (): void => {
-      if (handshaking.get(endpoint) === handshakeOver && handshaking.delete(endpoint)) release(handshakingFrom, source);
+      if (handshaking.get(endpoint)?.over === handshakeOver && handshaking.delete(endpoint)) release(handshakingFrom, source);
     };
     // An entry of this endpoint still here belongs to a connection that is gone: end it first.
-    handshaking.get(endpoint)?.();
-    handshaking.set(endpoint, handshakeOver);
+    handshaking.get(endpoint)?.over();
+    handshaking.set(endpoint, { socket, over: handshakeOver });
     handshakingFrom.set(source, (handshakingFrom.get(source) ?? 0) + 1);
     socket.once('close', handshakeOver);
     tlsServer.emit('connection', socket);

@@ -105,6 +105,19 @@ void describe('key server: shares per tenant, not per identity', () => {
     assert.equal(await metric(ks, 'keyless_server_refused_connections_total', { reason: 'handshake-limit' }), 5, 'three silent ones held, five refused');
   });
 
+  void it('when the handshake table is full the oldest handshake is closed for a new one: silent connections from any number of sources cannot keep a client out', { timeout: 20_000 }, async () => {
+    const { ks } = await start({ maxConnections: 16, maxConnectionsPerSource: 0, maxHandshakingConnections: 4, maxHandshakingPerSource: 0, handshakeTimeoutMs: 10_000 });
+    const silent: Socket[] = [];
+    for (let i = 0; i < 8; i++) {
+      const s = netConnect({ host: '127.0.0.1', port: ks.port });
+      s.on('error', () => undefined);
+      sockets.push(s);
+      silent.push(s);
+    }
+    await until('four silent ones evicted', async () => (await metric(ks, 'keyless_server_refused_connections_total', { reason: 'handshake-evicted' })) >= 4 && silent.filter((s) => !s.destroyed).length === 4);
+    assert.ok((await sign(client(ks, victim))).length > 0, 'the client from the same address got in');
+  });
+
   void it('an identity with no key is closed after the grace, pings or not; granted ones and the controller stay', { timeout: 20_000 }, async () => {
     const { ks, grants } = await start({ ungrantedGraceMs: 300 });
     const none = client(ks, evil[0]!);
