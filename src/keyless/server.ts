@@ -106,12 +106,12 @@ export interface KeyServerOptions {
    */
   readonly maxConnectionsPerTenant?: number;
   /**
-   * Connections still in their TLS handshake at most (default DEFAULT_MAX_HANDSHAKING_CONNECTIONS);
-   * further ones are closed at accept, so clients that connect and say nothing cannot hold the
-   * slots of authenticated ones.
+   * Connections still in their TLS handshake at most (default DEFAULT_MAX_HANDSHAKING_CONNECTIONS;
+   * 0: none), so clients that connect and say nothing cannot hold the slots of authenticated ones.
+   * When full, the oldest of them is closed for a new one.
    */
   readonly maxHandshakingConnections?: number;
-  /** Of those, from one IP address at most (default DEFAULT_MAX_HANDSHAKING_PER_SOURCE; 0: none). */
+  /** Of those, from one IP address at most (default DEFAULT_MAX_HANDSHAKING_PER_SOURCE; 0: none); further ones are closed at accept. */
   readonly maxHandshakingPerSource?: number;
   /**
    * A connection whose peer holds no grant (the authorizer's `holdsGrant`) is closed this long
