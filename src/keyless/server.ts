@@ -14,7 +14,7 @@
  * nothing is asked of it. Every refusal and failed handshake is counted by reason; the log says
  * why a client was dropped, at a bounded rate (LogLimiter).
  */
-import type { X509Certificate } from 'node:crypto';
+import { X509Certificate } from 'node:crypto';
 import { createServer as createHttpServer, type Server as HttpServer } from 'node:http';
 import { createServer as createTlsServer, type TLSSocket } from 'node:tls';
 import { createServer as createNetServer, type AddressInfo, type Socket } from 'node:net';
@@ -39,6 +39,7 @@ import { signRequestOf, usesLegacyHash, type SignRequest } from './sign-request.
 import { SigningPool } from './sign-pool.js';
 import { signatureCost } from './signature-cost.js';
 import { skiHex } from './ski.js';
+import { pemBlocks } from '../tls/x509/pem.js';
 
 export interface KeyServerOptions {
   /** Directory of private keys (PEM or DER PKCS#8), reloaded on change. */
@@ -260,8 +261,10 @@ export interface KeyServer {
   /** The key directory, when the server was started with keysDir. */
   readonly keyDirectory: KeyDirectory | undefined;
   /**
-   * Replaces the serving certificate, key and client CA for new connections (open ones keep
-   * theirs). Throws, changing nothing, when they do not make a TLS context.
+   * Replaces the serving certificate, key and client CA for new connections. An open connection
+   * whose client certificate no CA of a changed `ca` issued is closed (its client reconnects and is
+   * verified against the new bundle); the others keep running. Throws, changing nothing, when they
+   * do not make a TLS context.
    */
   setCredentials(credentials: { ca: string | Buffer; cert: string | Buffer; key: string | Buffer }): void;
   close(): Promise<void>;
@@ -277,6 +280,7 @@ class KeyServerMetrics {
   readonly refusedConnections: Counter<'reason'>;
   readonly idleTimeouts: Counter;
   readonly expiredConnections: Counter;
+  readonly untrustedConnections: Counter;
   readonly reloads: Counter<'result'>;
   readonly readPauses: Counter;
 
@@ -324,6 +328,11 @@ class KeyServerMetrics {
     this.expiredConnections = new Counter({
       name: 'keyless_server_expired_connections_total',
       help: "Connections closed because their client certificate's notAfter passed while they were open.",
+      registers: [registry],
+    });
+    this.untrustedConnections = new Counter({
+      name: 'keyless_server_untrusted_connections_total',
+      help: 'Open connections closed because the client CA bundle was replaced by one without the CA that issued their client certificate.',
       registers: [registry],
     });
     this.reloads = new Counter({
@@ -434,6 +443,32 @@ function closeWithoutGrant(socket: TLSSocket, holdsGrant: () => boolean, graceMs
   return timer;
 }
 
+/**
+ * Closes every connection of `open` whose client certificate no CA certificate in `caPem` issued
+ * (and signed); returns how many. A connection is verified once, at its handshake: without this a
+ * CA taken out of the bundle (rotated, compromised) would keep its clients until they left. A
+ * client certificate from an intermediate CA is closed too (the bundle holds the roots), and is
+ * verified again, in full, when it reconnects.
+ */
+function closeUntrusted(open: ReadonlyMap<TLSSocket, X509Certificate>, caPem: string): number {
+  const cas: X509Certificate[] = [];
+  for (const block of pemBlocks(caPem)) {
+    if (block.label !== 'CERTIFICATE') continue;
+    try {
+      cas.push(new X509Certificate(block.text));
+    } catch {
+      // node:tls accepted the bundle; a block it skipped as well trusts nothing here either.
+    }
+  }
+  let closed = 0;
+  for (const [socket, certificate] of open) {
+    if (cas.some((ca) => certificate.checkIssued(ca) && certificate.verify(ca.publicKey))) continue;
+    socket.destroy();
+    closed++;
+  }
+  return closed;
+}
+
 /** setTimeout's longest delay (2^31 - 1 ms, ~24.8 days); a longer one fires at once. */
 const MAX_TIMER_MS = 2 ** 31 - 1;
 
@@ -528,6 +563,9 @@ export async function startKeyServer(options: KeyServerOptions): Promise<KeyServ
   const maxHandshakingPerSource = options.maxHandshakingPerSource ?? DEFAULT_MAX_HANDSHAKING_PER_SOURCE;
   /** Source address → its connections in `handshaking` (entries removed at 0). */
   const handshakingFrom = new Map<string, number>();
+  /** Open connections after their handshake, with their client certificate (for a CA change). */
+  const authenticated = new Map<TLSSocket, X509Certificate>();
+  let currentCa = String(options.ca);
   const endpointOf = (socket: Socket): string => `${socket.remoteAddress ?? ''}|${socket.remotePort ?? ''}`;
 
   const dropped = (socket: TLSSocket, failure: HandshakeFailure, certificate?: X509Certificate): void => {
@@ -627,7 +665,9 @@ export async function startKeyServer(options: KeyServerOptions): Promise<KeyServ
           }),
         );
       });
+      authenticated.set(socket, certificate);
       socket.on('close', () => {
+        authenticated.delete(socket);
         clearTimeout(expiry.timer);
         if (ungranted) clearInterval(ungranted);
         m.connections.dec();
@@ -753,6 +793,13 @@ export async function startKeyServer(options: KeyServerOptions): Promise<KeyServ
     setCredentials({ ca, cert, key }) {
       // createSecureContext checks that the key belongs to the certificate; nothing is swapped if not.
       tlsServer.setSecureContext({ ca, cert, key });
+      const caText = String(ca);
+      if (caText === currentCa) return;
+      currentCa = caText;
+      const closed = closeUntrusted(authenticated, caText);
+      if (closed === 0) return;
+      m.untrustedConnections.inc(closed);
+      log?.warn('keyless: connections closed: the client CA bundle no longer holds the CA of their client certificate', { closed });
     },
     async close(): Promise<void> {
       keyDirectory?.close();

@@ -2,8 +2,9 @@
  * A client certificate is good until its notAfter, not for as long as a connection made before it
  * lasts: the key server ends an open connection when its certificate expires (a client that keeps
  * pinging never reaches the idle timeout), and refuses a new connection that resumes a TLS session
- * of an expired certificate (OpenSSL does not verify the certificate again on resumption).
- * Real sockets on loopback; certificates valid for about two seconds.
+ * of an expired certificate (OpenSSL does not verify the certificate again on resumption); and a
+ * client CA taken out of the bundle takes its open connections with it. Real sockets on loopback;
+ * certificates valid for about two seconds.
  */
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
@@ -119,4 +120,36 @@ void describe('key server: a client certificate expires on open connections too'
       assert.equal(await counter('keyless_server_handshake_failures_total', { reason: 'expired' }), expiredBefore + 1);
     });
   }
+
+  void it('closes the open connections of a CA taken out of the client CA bundle, and only those', { timeout: 15_000 }, async () => {
+    const now = new Date();
+    const other = await createCa('second client CA', now);
+    const uri = 'spiffe://cluster.local/ns/shop/dc/www';
+    const ofFirst = await createClientCert(ca, { uri, now, notAfter: new Date(now.getTime() + 3_600_000) });
+    const ofOther = await createClientCert(other, { uri, now, notAfter: new Date(now.getTime() + 3_600_000) });
+    const both = `${ca.certPem}${other.certPem}`;
+    const ks = await startKeyServer({ keys: { get: () => undefined, size: 0 }, ca: both, cert: serving.certPem, key: serving.keyPem, host: '127.0.0.1', port: 0 });
+    const client = (who: KeyedCertificate) => new KeylessClient({ address: `127.0.0.1:${ks.port}`, ca: ca.certPem, cert: who.certPem, key: who.keyPem, maxBackoffMs: 100 });
+    const [first, second] = [client(ofFirst), client(ofOther)];
+    try {
+      await first.ping({ timeoutMs: 2000 });
+      await second.ping({ timeoutMs: 2000 });
+      const connections = () => metricSum(ks.registry, 'keyless_server_connections');
+      assert.equal(await connections(), 2);
+      // The same bundle again (a serving certificate rotation): nothing is closed.
+      ks.setCredentials({ ca: both, cert: serving.certPem, key: serving.keyPem });
+      assert.equal(await metricSum(ks.registry, 'keyless_server_untrusted_connections_total'), 0);
+      // The first CA taken out: its connection is closed, the other one stays; it cannot come back.
+      ks.setCredentials({ ca: other.certPem, cert: serving.certPem, key: serving.keyPem });
+      assert.equal(await metricSum(ks.registry, 'keyless_server_untrusted_connections_total'), 1);
+      for (let i = 0; i < 100 && (await connections()) !== 1; i++) await new Promise((r) => setTimeout(r, 20));
+      assert.equal(await connections(), 1);
+      await second.ping({ timeoutMs: 2000 });
+      await assert.rejects(first.ping({ timeoutMs: 1500 }));
+    } finally {
+      await first.close();
+      await second.close();
+      await ks.close();
+    }
+  });
 });
