@@ -33,6 +33,11 @@ export const CLUSTER_RULES: V1PolicyRule[] = [
 export const NAMESPACE_RULES: V1PolicyRule[] = [
   { apiGroups: [GROUP], resources: ['delegatedcredentials', 'delegationsigners'], verbs: ['get', 'list', 'watch'] },
   { apiGroups: [GROUP], resources: ['delegatedcredentials/status', 'delegationsigners/status'], verbs: ['update'] },
+  // Never called: the output Secret's ownerReference sets blockOwnerDeletion, and the
+  // OwnerReferencesPermissionEnforcement admission plugin (on by default in OpenShift) allows that
+  // only to a client that may update the owner's finalizers (cert-manager grants certificates/finalizers
+  // for the same reason). Without it every output Secret create is refused with 403.
+  { apiGroups: [GROUP], resources: ['delegatedcredentials/finalizers'], verbs: ['update'] },
   // get: the certificate key at issue time, a signer's key and keyless Secrets; list/watch: output
   // Secrets (by label), certificate Secrets (by type, only in namespaces with a DelegatedCredential),
   // key Secrets (by name); create/update: the output Secret, replaced whole and conditionally, never

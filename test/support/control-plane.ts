@@ -199,6 +199,10 @@ function apiserverArgs(pki: Pki, etcdUrl: string, securePort: number, certDir: s
     `--service-account-signing-key-file=${pki.saKey}`,
     '--service-cluster-ip-range=10.0.0.0/24',
     '--authorization-mode=RBAC',
+    // OpenShift's default, added to the upstream defaults: the controller sets blockOwnerDeletion
+    // on output Secrets, which it allows only with update on delegatedcredentials/finalizers; the
+    // RBAC tests (which run the controller with exactly its rules) then prove that rule is there.
+    '--enable-admission-plugins=OwnerReferencesPermissionEnforcement',
     '--allow-privileged=true',
     '--profiling=false',
     '--v=1',
