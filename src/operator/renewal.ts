@@ -20,7 +20,8 @@ export interface RenewalInput {
   policy: RenewalPolicy;
   /**
    * In [0, 1): moves the renewal earlier by this fraction of min(2% of the lifetime, 5 minutes),
-   * so a fleet of credentials issued in the same second does not renew in the same second.
+   * so a fleet of credentials issued in the same second does not renew in the same second. A
+   * rotation schedule's occurrence is moved later instead (see renewalTime).
    * Deterministic per object (see jitterFraction) so that a recomputed renewal time is stable.
    */
   jitter?: number;
@@ -59,6 +60,7 @@ export function renewalTime(input: RenewalInput): Date {
   const start = input.issuedAt.getTime();
   const end = input.notAfter.getTime();
   const lifetime = Math.max(0, end - start);
+  const jitter = (input.jitter ?? 0) * Math.min(MAX_JITTER_MS, lifetime * JITTER_LIFETIME_FRACTION);
   let at: number;
   switch (input.policy.kind) {
     case 'default':
@@ -74,11 +76,15 @@ export function renewalTime(input: RenewalInput): Date {
       break;
     case 'schedule': {
       const next = nextCronOccurrence(input.policy.cron, input.issuedAt, input.scheduleSeed).getTime();
-      at = Math.min(next, end - lifetime * SCHEDULE_SAFETY_FRACTION);
+      const safety = end - lifetime * SCHEDULE_SAFETY_FRACTION;
+      // The jitter comes after the scheduled time, never before it: an issue time before the
+      // occurrence would have that same occurrence as its next one, and the credential would be
+      // issued again (a minute apart, by the floor below) until the clock passed it.
+      if (next + jitter <= safety) return new Date(Math.max(start + minRenewalInterval(lifetime), Math.floor(next + jitter)));
+      at = safety;
       break;
     }
   }
-  const jitter = (input.jitter ?? 0) * Math.min(MAX_JITTER_MS, lifetime * JITTER_LIFETIME_FRACTION);
   return new Date(Math.max(start + minRenewalInterval(lifetime), Math.floor(at - jitter)));
 }
 

@@ -126,18 +126,20 @@ void describe('reconcile decisions (table)', () => {
   });
 
   void it('renewal policies → wait until, then issue (Expiring)', () => {
-    const policies: Array<{ name: string; spec: Partial<DelegatedCredentialSpec>; renewAtHours: number }> = [
+    // The jitter moves a renewal up to 5 minutes earlier; a schedule's occurrence, later (jitterAfter).
+    const policies: Array<{ name: string; spec: Partial<DelegatedCredentialSpec>; renewAtHours: number; jitterAfter?: boolean }> = [
       { name: 'default', spec: {}, renewAtHours: 16 },
       { name: 'renewBefore 1h', spec: { renewBefore: '1h' }, renewAtHours: 23 },
       { name: 'renewBeforePercentage 50', spec: { renewBeforePercentage: 50 }, renewAtHours: 12 },
-      { name: 'rotationSchedule every 6h', spec: { rotationSchedule: '0 */6 * * *' }, renewAtHours: 6 },
+      { name: 'rotationSchedule every 6h', spec: { rotationSchedule: '0 */6 * * *' }, renewAtHours: 6, jitterAfter: true },
     ];
     for (const p of policies) {
       // The renewal policy is not part of the issuance spec hash: the same Secret serves every row.
       const secret = outputSecret();
       const renewAt = decide({ name: p.name, spec: p.spec, secret, hoursAfterIssue: 0, want: null }).requeueAt!;
       const hours = (renewAt.getTime() - issuedAt.getTime()) / H;
-      assert.ok(hours <= p.renewAtHours && hours >= p.renewAtHours - 5 / 60, `${p.name}: renews ${hours}h after issue`);
+      const [earliest, latest] = p.jitterAfter === true ? [p.renewAtHours, p.renewAtHours + 5 / 60] : [p.renewAtHours - 5 / 60, p.renewAtHours];
+      assert.ok(hours >= earliest && hours <= latest, `${p.name}: renews ${hours}h after issue`);
       const before = (renewAt.getTime() - 1 - issuedAt.getTime()) / H;
       const after = (renewAt.getTime() - issuedAt.getTime()) / H;
       assert.equal(decide({ name: p.name, spec: p.spec, secret, hoursAfterIssue: before, want: null }).reason, null, `${p.name}: 1 ms before`);

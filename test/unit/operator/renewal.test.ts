@@ -137,6 +137,38 @@ void test('a schedule with hash fields (H H * * *) renews at the same time on ev
   assert.ok(spread.size > 1, 'spread across objects');
 });
 
+/**
+ * What the controller does with a schedule: issue at the renewal time, then compute the next one
+ * from that issue time. Each occurrence must be served by exactly one issuance, within the jitter
+ * after it. Before, the jitter put the renewal before the occurrence (23:57:41 for midnight), whose
+ * next occurrence was the same midnight: 2-5 issuances a minute apart around each one.
+ */
+void test('a rotation schedule issues exactly once per occurrence, for every object (table)', () => {
+  const lifetime = 168 * H;
+  const schedules: { cron: string; occurrences: number }[] = [
+    { cron: '0 0 * * *', occurrences: 5 },
+    { cron: '@daily', occurrences: 5 },
+    { cron: '0 */6 * * *', occurrences: 12 },
+    { cron: '30 * * * *', occurrences: 24 },
+    { cron: 'H H * * *', occurrences: 5 },
+  ];
+  const maxJitter = Math.min(5 * M, lifetime * 0.02);
+  for (const { cron, occurrences } of schedules) {
+    for (const uid of ['uid-a', 'uid-b', 'uid-c', 'uid-d', 'uid-e', 'uid-f']) {
+      const policy = renewalPolicyOf({ rotationSchedule: cron }, uid);
+      let issuedAt = t0;
+      let expected = nextCronOccurrence(policy.kind === 'schedule' ? policy.cron : '', t0, uid);
+      for (let i = 0; i < occurrences; i++) {
+        const renewal = credentialSetRenewalTime({ uid, issuedAt, notAfters: [new Date(issuedAt.getTime() + lifetime)], policy })!;
+        const row = `${cron} × ${uid} × issuance ${i + 1} (${renewal.toISOString()})`;
+        assert.ok(renewal.getTime() >= expected.getTime() && renewal.getTime() <= expected.getTime() + maxJitter, `${row}: serves ${expected.toISOString()}`);
+        issuedAt = renewal;
+        expected = nextCronOccurrence(policy.kind === 'schedule' ? policy.cron : '', expected, uid);
+      }
+    }
+  }
+});
+
 void test('jitter moves renewal earlier by at most 2% of the lifetime and at most 5 minutes', () => {
   const base = renewalTime({ issuedAt: t0, notAfter: at(10 * M), policy: { kind: 'default' } });
   const jittered = renewalTime({ issuedAt: t0, notAfter: at(10 * M), policy: { kind: 'default' }, jitter: 0.5 });
@@ -192,6 +224,11 @@ void test('renewal time of an issued set: validity × policy × jitter bounds (t
         const got = credentialSetRenewalTime({ uid, issuedAt: t0, notAfters: [at(lifetime), at(lifetime * 2)], policy });
         assert.ok(got, row);
         const offset = got.getTime() - t0.getTime();
+        if (policy.kind === 'schedule' && 6 * H + maxJitter <= lifetime * 0.9) {
+          // A schedule's occurrence is jittered later (renewing before it would re-issue for it again).
+          assert.ok(offset >= unjittered && offset <= unjittered + maxJitter, `${row}: ${offset} not within the jitter after ${unjittered}`);
+          continue;
+        }
         assert.ok(offset <= unjittered, `${row}: ${offset} after ${unjittered}`);
         assert.ok(offset >= Math.max(0, unjittered - Math.ceil(maxJitter)), `${row}: ${offset} earlier than the jitter allows (${unjittered} - ${maxJitter})`);
         assert.equal(
