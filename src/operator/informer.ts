@@ -7,8 +7,12 @@
 // transport is still client-node's `Watch`; see kube.ts.
 //
 // Behaviour: a watch that ends normally is resumed from the last resourceVersion; 410 Gone
-// (as an HTTP status or a watch ERROR event) relists; any other error backs off (1s → 30s,
-// reset after a healthy watch) and retries. The pure store helpers are exported for tests.
+// (as an HTTP status or a watch ERROR event) relists; any other error backs off (1s → 30s, plus
+// up to half again at random, reset after a healthy watch) and retries. A watch ERROR event is an
+// error (client-go's reflector backs off on it too), and a 410 that ends a watch before it
+// delivered anything relists only after the backoff: a server that answers every watch that way
+// would otherwise get thousands of lists and watches a second. The pure store helpers are
+// exported for tests.
 import type { Clock } from './clock.js';
 import { backoffDelay } from './queue.js';
 
@@ -131,6 +135,8 @@ export class Informer<R extends ObjectMeta, T = R> {
     private readonly clock: Clock,
     private readonly log: InformerLogger,
     private readonly maxBackoffMs = 30_000,
+    /** In [0, 1): the backoff's jitter (tests pass a constant). */
+    private readonly random: () => number = Math.random,
   ) {
     this.synced = new Promise((resolve) => (this.syncedResolve = resolve));
   }
@@ -199,14 +205,16 @@ export class Informer<R extends ObjectMeta, T = R> {
         throw outcome.error;
       } catch (err) {
         if (this.stopped) break;
+        // A 410 that ended a watch before it delivered anything (or refused one): relist, but after
+        // the backoff, as for any other error.
         if (statusCodeOf(err) === 410) {
           this.stats.relistsOnGone++;
           this.resourceVersion = '';
-          continue;
+        } else {
+          this.stats.errors++;
         }
-        this.stats.errors++;
         this.failures++;
-        const delay = backoffDelay(this.failures, { baseDelayMs: 1000, maxDelayMs: this.maxBackoffMs });
+        const delay = Math.round(backoffDelay(this.failures, { baseDelayMs: 1000, maxDelayMs: this.maxBackoffMs }) * (1 + this.random() / 2));
         this.log.warn('informer error, retrying', { informer: this.name, error: String(err), retryInMs: delay });
         await this.sleep(delay);
       }
@@ -238,17 +246,17 @@ export class Informer<R extends ObjectMeta, T = R> {
   /** One watch request, until it ends: 'closed' (normally), 'gone' (410), or an error. */
   private watchOnce(): Promise<'closed' | 'gone' | { error: unknown }> {
     return new Promise((resolve) => {
-      let gone = false;
-      let events = 0;
+      let errorEvent: Error | undefined;
+      let events = 0; // not counting ERROR events: they say nothing about the watch's health
       const started = this.clock.now().getTime();
       this.stats.watches++;
       const onEvent = (type: WatchEventType, object: R): void => {
         if (this.stopped) return;
-        events++;
         if (type === 'ERROR') {
-          if (statusCodeOf(object) === 410) gone = true;
+          errorEvent ??= watchErrorEvent(object);
           return;
         }
+        events++;
         const rv = object.metadata?.resourceVersion;
         if (rv) this.resourceVersion = rv;
         if (type === 'BOOKMARK') return;
@@ -271,10 +279,13 @@ export class Informer<R extends ObjectMeta, T = R> {
       };
       const done = (err: unknown): void => {
         this.current = undefined;
-        // A watch that lived a while, or delivered events, was healthy: reset the backoff.
-        if (events > 0 || this.clock.now().getTime() - started > 10_000) this.failures = 0;
         const lived = this.clock.now().getTime() - started;
-        if (gone || statusCodeOf(err) === 410) resolve('gone');
+        // A watch that lived a while, or delivered events, was healthy: reset the backoff.
+        const healthy = events > 0 || lived > 10_000;
+        if (healthy) this.failures = 0;
+        const gone = statusCodeOf(errorEvent) === 410 || statusCodeOf(err) === 410;
+        if (gone && healthy) resolve('gone'); // the usual expiry of a long watch: relist at once
+        else if (errorEvent) resolve({ error: errorEvent });
         else if (err) resolve({ error: err });
         // A watch closed at once without an event is an error in disguise: back off, don't spin.
         else if (events === 0 && lived < 1000) resolve({ error: new Error('watch closed immediately') });
@@ -303,6 +314,14 @@ export class Informer<R extends ObjectMeta, T = R> {
       };
     });
   }
+}
+
+/** A watch ERROR event's Status as an error carrying its code (410 relists, anything else backs off). */
+function watchErrorEvent(status: unknown): Error {
+  const s = (status ?? {}) as { code?: unknown; message?: unknown; reason?: unknown };
+  const code = typeof s.code === 'number' ? s.code : undefined;
+  const text = typeof s.message === 'string' ? s.message : typeof s.reason === 'string' ? s.reason : 'no message';
+  return Object.assign(new Error(`watch ERROR event${code !== undefined ? ` ${code}` : ''}: ${text}`), code !== undefined ? { statusCode: code } : {});
 }
 
 // ---- one resource in several namespaces ------------------------------------------------------
