@@ -124,25 +124,44 @@ export class LeaderElector {
     while (!this.stopped) {
       await this.sleep(this.retryPeriodMs);
       if (this.stopped) return;
-      if (await this.tryAcquireOrRenew()) lastRenew = this.opts.clock.now().getTime();
+      // Each attempt gets only the time left before renewDeadline (as client-go's renew context):
+      // a GET or PUT that hangs (each may take the client's 60 s request timeout) must not keep
+      // us leading after a standby may have taken the lease.
+      const left = lastRenew + this.renewDeadlineMs - this.opts.clock.now().getTime();
+      if (left > 0 && (await this.attemptWithin(left))) lastRenew = this.opts.clock.now().getTime();
       else if (this.opts.clock.now().getTime() - lastRenew >= this.renewDeadlineMs) return;
     }
   }
 
-  /** One attempt; false on any failure (conflict, held by another, apiserver unreachable). */
-  private async tryAcquireOrRenew(): Promise<boolean> {
+  /** tryAcquireOrRenew(), abandoned (its request aborted) and false after `ms`. */
+  private attemptWithin(ms: number): Promise<boolean> {
+    const abort = new AbortController();
+    return new Promise<boolean>((resolve) => {
+      const timer = this.opts.clock.setTimer(ms, () => {
+        abort.abort();
+        resolve(false);
+      });
+      void this.tryAcquireOrRenew(abort.signal).then((ok) => {
+        timer.cancel();
+        resolve(ok && !abort.signal.aborted);
+      });
+    });
+  }
+
+  /** One attempt; false on any failure (conflict, held by another, apiserver unreachable, aborted). */
+  private async tryAcquireOrRenew(signal?: AbortSignal): Promise<boolean> {
     const { namespace, name, identity, clock, log } = this.opts;
     const now = clock.now();
     try {
       let lease: Lease;
       try {
         this.opts.count?.('get', 'leases');
-        lease = await this.readLease();
+        lease = await this.readLease(signal);
       } catch (err) {
         if (statusCodeOf(err) !== 404) throw err;
         this.opts.count?.('create', 'leases');
         try {
-          await this.opts.api.post(this.path, { apiVersion: 'coordination.k8s.io/v1', kind: 'Lease', metadata: { name, namespace }, spec: this.spec(undefined, now, 0) });
+          await this.opts.api.request('POST', this.path, { body: { apiVersion: 'coordination.k8s.io/v1', kind: 'Lease', metadata: { name, namespace }, spec: this.spec(undefined, now, 0) }, signal });
         } catch (createErr) {
           if (statusCodeOf(createErr) !== 404) throw createErr;
           // A 404 on create: the namespace itself is missing. Said once (until it appears), not
@@ -168,10 +187,12 @@ export class LeaderElector {
       const acquireText = decision === 'renew' ? timeText(lease.spec?.acquireTime) : undefined;
       const acquire = acquireText === undefined ? undefined : new Date(acquireText);
       this.opts.count?.('update', 'leases');
-      await this.replaceLease({ ...lease, spec: this.spec(acquire, now, transitions) });
+      if (signal?.aborted === true) return false; // past the deadline: no write
+      await this.replaceLease({ ...lease, spec: this.spec(acquire, now, transitions) }, signal);
       return true;
     } catch (err) {
-      if (statusCodeOf(err) !== 409) log.warn('lease update failed', { lease: `${namespace}/${name}`, error: String(err) });
+      if (signal?.aborted === true) log.warn('lease renewal abandoned at renewDeadline', { lease: `${namespace}/${name}` });
+      else if (statusCodeOf(err) !== 409) log.warn('lease update failed', { lease: `${namespace}/${name}`, error: String(err) });
       return false;
     }
   }
@@ -186,13 +207,13 @@ export class LeaderElector {
     };
   }
 
-  private readLease(): Promise<Lease> {
-    return this.opts.api.get<Lease>(`${this.path}/${encodeURIComponent(this.opts.name)}`);
+  private readLease(signal?: AbortSignal): Promise<Lease> {
+    return this.opts.api.request<Lease>('GET', `${this.path}/${encodeURIComponent(this.opts.name)}`, { signal });
   }
 
   /** A PUT of the whole Lease: conditional on its resourceVersion, so two candidates cannot both win. */
-  private replaceLease(lease: Lease): Promise<Lease> {
-    return this.opts.api.put<Lease>(`${this.path}/${encodeURIComponent(this.opts.name)}`, lease);
+  private replaceLease(lease: Lease, signal?: AbortSignal): Promise<Lease> {
+    return this.opts.api.request<Lease>('PUT', `${this.path}/${encodeURIComponent(this.opts.name)}`, { body: lease, signal });
   }
 
   /**

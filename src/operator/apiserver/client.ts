@@ -115,7 +115,8 @@ export class ApiClient {
     return { items, resourceVersion };
   }
 
-  async request<T>(method: string, path: string, opts: { query?: Query | undefined; body?: unknown; contentType?: string; accept?: string | undefined } = {}): Promise<T> {
+  /** `signal`: aborting it fails the request at once and cuts its connection (one signal per request). */
+  async request<T>(method: string, path: string, opts: { query?: Query | undefined; body?: unknown; contentType?: string; accept?: string | undefined; signal?: AbortSignal } = {}): Promise<T> {
     const { agent, headers } = await this.auth.credentials('request');
     const payload = opts.body === undefined ? undefined : Buffer.from(JSON.stringify(opts.body));
     return new Promise<T>((resolve, reject) => {
@@ -139,6 +140,8 @@ export class ApiClient {
       });
       const timer = setTimeout(() => fail(new Error(`${method} ${path}: no complete response within ${this.requestTimeoutMs} ms`)), this.requestTimeoutMs);
       req.on('error', (err) => fail(new Error(`${method} ${path}: ${err.message}`, { cause: err })));
+      if (opts.signal?.aborted === true) fail(new Error(`${method} ${path}: aborted`));
+      opts.signal?.addEventListener('abort', () => fail(new Error(`${method} ${path}: aborted`)), { once: true });
       req.on('response', (res) => {
         response = res;
         const ok = res.statusCode !== undefined && res.statusCode >= 200 && res.statusCode < 300;

@@ -1,6 +1,9 @@
 import assert from 'node:assert/strict';
 import { it } from 'node:test';
-import { missingLeaseNamespaceMessage } from '../../../src/operator/leader.js';
+import type { ApiClient } from '../../../src/operator/apiserver/client.js';
+import { FakeClock } from '../../../src/operator/clock.js';
+import { LeaderElector, missingLeaseNamespaceMessage } from '../../../src/operator/leader.js';
+import type { Logger } from '../../../src/operator/ports.js';
 
 // The apiserver's 404 on creating a Lease says "namespaces "x" not found" and nothing about the
 // flag; the controller's line says which namespace, how to create it and which flag moves it.
@@ -12,4 +15,65 @@ void it('a missing Lease namespace is named, with the command that creates it an
       'Create it (kubectl create namespace dc-system), or run with --operator-namespace set to the namespace the controller runs in ' +
       '(default: $POD_NAMESPACE, else dc-operator); retrying until it exists',
   );
+});
+
+/**
+ * A Lease API that answers until `hang` is set, then never answers (until the request's signal is
+ * aborted). Before, the renewal's GET and PUT (60 s request timeout each) were awaited whole and
+ * renewDeadline was checked only after they returned: the old leader stayed leader (and kept
+ * writing) long after a standby could take the lease.
+ */
+void it('a renewal that hangs is abandoned at renewDeadline: leadership is lost and the request aborted', async () => {
+  const clock = new FakeClock(Date.parse('2026-01-01T00:00:00Z'));
+  let lease: Record<string, unknown> | undefined;
+  let hang = false;
+  let aborted = 0;
+  const hanging: (() => void)[] = [];
+  const api = {
+    request: (method: string, _path: string, opts: { body?: unknown; signal?: AbortSignal } = {}): Promise<unknown> => {
+      if (hang) {
+        return new Promise((_resolve, reject) => {
+          hanging.push(() => reject(new Error(`${method}: timed out`)));
+          opts.signal?.addEventListener('abort', () => {
+            aborted++;
+            reject(new Error(`${method}: aborted`));
+          });
+        });
+      }
+      if (method === 'GET') return lease ? Promise.resolve(lease) : Promise.reject(Object.assign(new Error('not found'), { statusCode: 404 }));
+      lease = { ...(opts.body as Record<string, unknown>), metadata: { name: 'l', namespace: 'ns', resourceVersion: String(Math.random()) } };
+      return Promise.resolve(lease);
+    },
+  };
+  // The same API through the shorthand methods (no signal: nothing to abort them with).
+  const shorthand = {
+    get: (path: string) => api.request('GET', path),
+    post: (path: string, body: unknown) => api.request('POST', path, { body }),
+    put: (path: string, body: unknown) => api.request('PUT', path, { body }),
+  };
+  const log = { info: () => undefined, warn: () => undefined, error: () => undefined, debug: () => undefined };
+  const elector = new LeaderElector({ api: { ...shorthand, ...api } as unknown as ApiClient, namespace: 'ns', name: 'l', identity: 'me', clock, log: log as unknown as Logger, leaseDurationSeconds: 15, renewDeadlineMs: 10_000, retryPeriodMs: 2_000 });
+  let stopped = 0;
+  const done = elector.run(() => undefined, () => (stopped++, Promise.resolve()));
+  const tick = async (ms: number): Promise<void> => {
+    for (let i = 0; i < ms / 500; i++) {
+      clock.advance(500);
+      for (let j = 0; j < 5; j++) await new Promise((r) => setImmediate(r));
+    }
+  };
+  await tick(500);
+  assert.equal(elector.isLeader(), true, 'took the free lease');
+  await tick(2_000);
+  assert.equal(elector.isLeader(), true, 'renewed');
+  hang = true;
+  await tick(10_000);
+  assert.equal(elector.isLeader(), false, 'not leader once renewDeadline passed without a renewal');
+  assert.equal(stopped, 1, 'onStopped ran');
+  assert.ok(aborted >= 1, 'the hanging request was aborted');
+  hang = false;
+  for (const timeOut of hanging) timeOut(); // the client's request timeout, for the campaign's attempts
+  const stop = elector.stop();
+  await tick(4_000);
+  await stop;
+  await done;
 });

@@ -168,6 +168,23 @@ void describe('ApiClient requests', () => {
     }
   });
 
+  // The leader's renewal is cut at renewDeadline this way (leader.ts), long before the 60 s deadline.
+  void it('fails a request at once when its AbortSignal is aborted, before or while it waits', async () => {
+    handler = () => undefined; // never answers
+    const api = new ApiClient(certClient().auth, { requestTimeoutMs: 30_000 });
+    try {
+      const abort = new AbortController();
+      const started = Date.now();
+      const pending = api.request('PUT', '/apis/coordination.k8s.io/v1/namespaces/ns/leases/l', { body: {}, signal: abort.signal });
+      setTimeout(() => abort.abort(), 100);
+      await assert.rejects(pending, /PUT \/apis\/coordination.k8s.io\/v1\/namespaces\/ns\/leases\/l: aborted/);
+      assert.ok(Date.now() - started < 5_000, 'not the request deadline');
+      await assert.rejects(api.request('GET', '/x', { signal: AbortSignal.abort() }), /GET \/x: aborted/);
+    } finally {
+      api.destroy();
+    }
+  });
+
   void it('pages through a list with limit and continue (KubeClient sources)', async () => {
     fresh();
     const pages: Record<string, { items: unknown[]; metadata: Record<string, string> }> = {
