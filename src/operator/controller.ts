@@ -352,7 +352,7 @@ export class Controller {
     const [namespace = '', name = ''] = key.split('/');
     const log = this.deps.log;
     try {
-      const result = await this.reconciler.reconcile(namespace, name);
+      const result = await this.reconciler.reconcile(namespace, name, this.queue.failureCount(key));
       if (result.kind === 'gone') {
         this.queue.cancel(key);
       } else if (result.kind === 'failed') {

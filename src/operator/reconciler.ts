@@ -8,7 +8,7 @@ import type { DelegatedCredential } from './api/v1alpha1.js';
 import type { Clock } from './clock.js';
 import type { CertificateFacts, CryptoPort, Signer } from './crypto.js';
 import { parseDuration } from './duration.js';
-import { ReconcileFailure, failureOf } from './failures.js';
+import { QUIET_TRANSIENT_RETRIES, ReconcileFailure, failureOf, isTransientApiError } from './failures.js';
 import { statusCodeOf } from './informer.js';
 import { MANAGED_SELECTOR, OWNER_LABEL, buildOutputSecret, sha256Hex, viewOutputSecret, type FallbackMaterial, type IssuedCredential, type OutputView, type StoredCredential } from './output-secret.js';
 import type { CertificateSecretProjection, EventRecorder, IssueMetrics, KubeApi, Listers, Logger } from './ports.js';
@@ -96,7 +96,12 @@ export class Reconciler {
 
   constructor(private readonly deps: ReconcilerDeps) {}
 
-  async reconcile(namespace: string, name: string): Promise<ReconcileResult> {
+  /**
+   * `attempt`: how many times in a row this key failed before (the queue's count). A transient
+   * write error (isTransientApiError) on one of the first QUIET_TRANSIENT_RETRIES attempts is
+   * thrown, not reported: the caller retries with backoff, Ready and the events stay as they are.
+   */
+  async reconcile(namespace: string, name: string, attempt = 0): Promise<ReconcileResult> {
     const dc = this.deps.listers.delegatedCredential(namespace, name);
     if (dc === undefined || dc.metadata.deletionTimestamp !== undefined) return { kind: 'gone' };
     const log = this.deps.log;
@@ -137,6 +142,7 @@ export class Reconciler {
       await this.removeStaleOutputs(dc);
       return this.report(dc, { trigger, credentials: issued.credentials, signer: plan.description, renewalTime: issued.renewalTime, issuedAt: issued.issuedAt, advisory, fallback });
     } catch (err) {
+      if (isTransientApiError(err) && attempt < QUIET_TRANSIENT_RETRIES) throw err;
       const failure = failureOf(err);
       return this.report(dc, { trigger, failure, credentials: stored, signer: plan.description, lastIssuedAt });
     }
