@@ -78,7 +78,20 @@ const fallbackChanged: Policy = (input, out) => {
   return problem === null ? null : { reason: 'FallbackChanged', message: problem };
 };
 
+/**
+ * How far ahead of our clock an issue time may be and still be one we wrote (another replica's
+ * clock may run a little ahead). The issue time is an annotation anyone who may edit the Secret
+ * can change: a forged or future one must not stop renewal.
+ */
+export const ISSUED_AT_MAX_SKEW_MS = 5 * 60_000;
+
 const expiring: Policy = (input, out) => {
+  const now = input.now.getTime();
+  // Whatever the annotation says: an expired credential is replaced.
+  const expired = out.credentials.find((c) => c.notAfter.getTime() <= now);
+  if (expired) return { reason: 'Expiring', message: `the ${expired.algorithm} credential expired at ${expired.notAfter.toISOString()}` };
+  const untrusted = untrustedIssueTime(out, now);
+  if (untrusted !== null) return { reason: 'Expiring', message: untrusted };
   const at = credentialRenewalTime(input.dc, out, input.policy);
   if (at === undefined) return { reason: 'Expiring', message: 'the output Secret carries no issue time' };
   return input.now.getTime() >= at.getTime() ? { reason: 'Expiring', message: `renewal time ${at.toISOString()} reached` } : null;
@@ -98,6 +111,16 @@ export function needsIssuing(input: TriggerInput, chain: readonly Policy[] = POL
     const result = policy(input, input.output);
     if (result) return result;
   }
+  return null;
+}
+
+/** Why the stored issue time cannot be one we wrote (later than our clock allows, or not before the credentials' expiry), or null. */
+function untrustedIssueTime(out: Present, now: number): string | null {
+  if (out.issuedAt === undefined) return null;
+  const at = out.issuedAt.getTime();
+  if (at > now + ISSUED_AT_MAX_SKEW_MS) return `the output Secret's issue time ${out.issuedAt.toISOString()} is in the future: not trusted`;
+  const first = out.credentials.reduce<Date | undefined>((min, c) => (min === undefined || c.notAfter < min ? c.notAfter : min), undefined);
+  if (first !== undefined && at >= first.getTime()) return `the output Secret's issue time ${out.issuedAt.toISOString()} is not before its credentials' expiry (${first.toISOString()}): not trusted`;
   return null;
 }
 
