@@ -225,15 +225,26 @@ export class Informer<R extends ObjectMeta, T = R> {
     this.stats.lists++;
     const list = await this.source.list();
     if (this.stopped) return; // stop() raced the list: tell nobody about it
+    // Our own writes newer than the list (a list served a little behind, after a 410) stay as they
+    // are, as prime() would keep them: not overwritten by an older version, nor reported deleted.
+    const ours = new Map<string, StoredEntry<T>>();
+    for (const [key, rv] of this.primed) {
+      const held = this.store.get(key);
+      if (held !== undefined && held.resourceVersion === rv && isOlder(list.resourceVersion, rv)) ours.set(key, held);
+    }
     // An object the store holds at the same resourceVersion is not transformed again (a relist after 410).
     const items = list.items.map((raw) => {
       const key = objectKey(raw);
       const resourceVersion = raw.metadata?.resourceVersion ?? '';
       const held = this.store.get(key);
+      const own = ours.get(key);
+      if (own !== undefined) return { key, ...own };
       return { key, object: held !== undefined && resourceVersion !== '' && held.resourceVersion === resourceVersion ? held.object : this.transform(raw), resourceVersion };
     });
+    const listed = new Set(items.map((i) => i.key));
+    for (const [key, own] of ours) if (!listed.has(key)) items.push({ key, ...own });
     const changes = replaceStore(this.store, items);
-    this.primed.clear();
+    for (const key of [...this.primed.keys()]) if (!ours.has(key)) this.primed.delete(key);
     this.resourceVersion = list.resourceVersion;
     this.emit(changes);
     if (!this.hasSyncedFlag) {

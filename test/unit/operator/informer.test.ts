@@ -326,3 +326,38 @@ void test('the controller caches objects without managedFields: listed, watched 
   }
   await informer.stop();
 });
+
+/**
+ * A relist after 410 whose list is older than our own latest write (a list served a little
+ * behind). Before, the relist cleared the primed versions and replaced the store: our object was
+ * overwritten by its older version, or reported deleted (and its owner re-created it: 409).
+ */
+void test('a relist keeps our own writes newer than the list: not overwritten, not reported deleted', async () => {
+  const clock = new FakeClock();
+  const source = new ScriptedSource();
+  source.lists.push({ kind: 'list', items: [obj('a', '5', 'v5')], rv: '10' });
+  // Behind our writes of a (rv 30) and c (rv 31); b is new, d was deleted meanwhile.
+  source.lists.push({ kind: 'list', items: [obj('a', '5', 'v5'), obj('b', '21', 'b')], rv: '25' });
+  let emitFromWatch: ((t: WatchEventType, o: Obj) => void) | undefined;
+  let endWatch: ((err: unknown) => void) | undefined;
+  source.watches.push((emit, done) => ((emitFromWatch = emit), (endWatch = done)));
+  source.watches.push(() => undefined);
+  const informer = new Informer('test', source, (o: Obj) => o, clock, quiet, 30_000, () => 0);
+  const seen: string[] = [];
+  informer.on((c) => seen.push(`${c.type}:${c.object.metadata.name}@${c.object.metadata.resourceVersion}`));
+  informer.start();
+  await flush();
+  await flush();
+  emitFromWatch?.('ADDED', obj('d', '12', 'd'));
+  informer.prime(obj('a', '30', 'ours'));
+  informer.prime(obj('c', '31', 'ours too'));
+  emitFromWatch?.('ERROR', { code: 410 } as unknown as Obj);
+  endWatch?.(null);
+  for (let i = 0; i < 6 && informer.get('ns/b') === undefined; i++) await flush();
+  assert.equal(informer.stats.relistsOnGone, 1);
+  assert.equal(informer.get('ns/a')?.data, 'ours', 'our write kept over the older listed version');
+  assert.equal(informer.get('ns/c')?.data, 'ours too', 'our write kept although the list does not show it yet');
+  assert.equal(informer.get('ns/d'), undefined, 'an object gone from the list is deleted');
+  assert.deepEqual(seen, ['add:a@5', 'add:d@12', 'add:b@21', 'delete:d@12']);
+  await informer.stop();
+});
