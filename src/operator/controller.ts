@@ -250,9 +250,12 @@ export class Controller {
       this.queue.add(key);
     });
     this.outputSecrets.on(({ type, object }) => this.indexOutput(object, type === 'delete'));
-    this.outputSecrets.on(({ object }) => {
-      const owner = object.metadata?.labels?.[OWNER_LABEL];
-      if (owner) this.queue.add(`${object.metadata?.namespace ?? ''}/${owner}`);
+    this.outputSecrets.on(({ object, old }) => {
+      const ns = object.metadata?.namespace ?? '';
+      // The owner label's DelegatedCredential, the one it named before (an edit moved or removed
+      // it) and the controller reference's: the real owner puts its labels back.
+      const owners = new Set([object.metadata?.labels?.[OWNER_LABEL], old?.metadata?.labels?.[OWNER_LABEL], object.metadata?.ownerReferences?.find((o) => o.controller === true && o.kind === 'DelegatedCredential')?.name]);
+      for (const owner of owners) if (owner) this.queue.add(`${ns}/${owner}`);
     });
     // A label change may grant or revoke a ClusterDelegationSigner: decide again at once.
     this.namespaces.on(({ type, object, old }) => {

@@ -170,12 +170,30 @@ function decoded(secret: CachedOutputSecret, key: string): Buffer | undefined {
 }
 
 export function isOwnedBy(secret: { metadata?: CachedOutputSecret['metadata'] }, dc: DelegatedCredential): boolean {
+  if (isControlledBy(secret, dc)) return true; // whatever its labels say now: they are put back (labelsNeedRepair)
   const labels = secret.metadata?.labels ?? {};
   if (labels[MANAGED_BY_LABEL] !== MANAGED_BY_VALUE || labels[OWNER_LABEL] !== dc.metadata.name) return false;
   const controller = secret.metadata?.ownerReferences?.find((o) => o.controller === true);
   // A controller reference to an earlier DelegatedCredential of the same name (deleted and
   // recreated before garbage collection ran) is adopted; a reference to another kind is not.
   return controller === undefined || (controller.kind === 'DelegatedCredential' && controller.name === dc.metadata.name);
+}
+
+/**
+ * The Secret's controller owner reference is this DelegatedCredential, by uid: we wrote it for
+ * this object, whatever anyone did to its labels since (as cert-manager, we adopt it and put our
+ * labels back).
+ */
+export function isControlledBy(secret: { metadata?: { ownerReferences?: { kind: string; uid: string; controller?: boolean }[] } }, dc: DelegatedCredential): boolean {
+  const uid = dc.metadata.uid ?? '';
+  const controller = secret.metadata?.ownerReferences?.find((o) => o.controller === true);
+  return uid !== '' && controller?.kind === 'DelegatedCredential' && controller.uid === uid;
+}
+
+/** Our labels are missing or changed on an output Secret of this DelegatedCredential. */
+export function labelsNeedRepair(secret: { metadata?: { labels?: Record<string, string> } }, dc: DelegatedCredential): boolean {
+  const labels = secret.metadata?.labels ?? {};
+  return labels[MANAGED_BY_LABEL] !== MANAGED_BY_VALUE || labels[OWNER_LABEL] !== dc.metadata.name;
 }
 
 /** Pure read-back of the output Secret against the spec and the current certificate. */

@@ -10,7 +10,7 @@ import type { CertificateFacts, CryptoPort, Signer } from './crypto.js';
 import { parseDuration } from './duration.js';
 import { QUIET_TRANSIENT_RETRIES, ReconcileFailure, failureOf, isTransientApiError } from './failures.js';
 import { statusCodeOf } from './informer.js';
-import { MANAGED_SELECTOR, OWNER_LABEL, buildOutputSecret, sha256Hex, viewOutputSecret, type FallbackMaterial, type IssuedCredential, type OutputView, type StoredCredential } from './output-secret.js';
+import { MANAGED_BY_LABEL, MANAGED_BY_VALUE, MANAGED_SELECTOR, OWNER_LABEL, buildOutputSecret, isControlledBy, labelsNeedRepair, sha256Hex, viewOutputSecret, type FallbackMaterial, type IssuedCredential, type OutputView, type StoredCredential } from './output-secret.js';
 import type { CertificateSecretProjection, EventRecorder, IssueMetrics, KubeApi, Listers, Logger } from './ports.js';
 import { credentialSetRenewalTime, InvalidRenewalPolicyError, renewalPolicyOf, type RenewalPolicy } from './renewal.js';
 import type { KeylessPort, SignerHealth } from './keyless.js';
@@ -105,7 +105,7 @@ export class Reconciler {
     const dc = this.deps.listers.delegatedCredential(namespace, name);
     if (dc === undefined || dc.metadata.deletionTimestamp !== undefined) return { kind: 'gone' };
     const log = this.deps.log;
-    if (await this.withdrawCertificateKey(dc)) return { kind: 'done', requeueAt: new Date(this.deps.clock.now().getTime() + 1000) };
+    if ((await this.withdrawCertificateKey(dc)) || (await this.repairLabels(dc))) return { kind: 'done', requeueAt: new Date(this.deps.clock.now().getTime() + 1000) };
     let inspection: Inspection | 'syncing';
     try {
       inspection = this.inspect(dc);
@@ -146,6 +146,30 @@ export class Reconciler {
       const failure = failureOf(err);
       return this.report(dc, { trigger, failure, credentials: stored, signer: plan.description, lastIssuedAt });
     }
+  }
+
+  /**
+   * Puts our labels back on this DelegatedCredential's output Secret (its controller reference has
+   * our uid) when someone changed or removed the owner label: without it the Secret would be
+   * reported as another's (OutputSecretConflict) and never renewed. True when the Secret was
+   * rewritten (the caller waits for the watch to show it). A Secret that lost the managed-by label
+   * is not in the cache: create() adopts it.
+   */
+  private async repairLabels(dc: DelegatedCredential): Promise<boolean> {
+    const namespace = dc.metadata.namespace ?? '';
+    const cached = this.deps.listers.outputSecret(namespace, dc.spec.secretName);
+    if (cached === undefined || !isControlledBy(cached, dc) || !labelsNeedRepair(cached, dc)) return false;
+    const secret = await this.deps.api.getSecret(namespace, dc.spec.secretName);
+    if (secret === undefined || !isControlledBy(secret, dc)) return true; // the watch catches up
+    const labels = { ...secret.metadata?.labels, [MANAGED_BY_LABEL]: MANAGED_BY_VALUE, [OWNER_LABEL]: dc.metadata.name ?? '' };
+    try {
+      // Conditional on the resourceVersion read: a concurrent write wins, and the next pass sees it.
+      await this.deps.api.replaceSecret({ ...secret, metadata: { ...secret.metadata, managedFields: undefined, labels } });
+    } catch (err) {
+      if (statusCodeOf(err) !== 409) throw err;
+    }
+    this.deps.log.info('put our labels back on the output Secret', { namespace, name: dc.metadata.name, secret: dc.spec.secretName });
+    return true;
   }
 
   /**
@@ -430,6 +454,14 @@ export class Reconciler {
     } catch (err) {
       if (statusCodeOf(err) !== 409) throw err;
       const name = `${secret.metadata?.namespace ?? ''}/${secret.metadata?.name ?? ''}`;
+      // Ours after all when its controller reference carries this DelegatedCredential's uid (someone
+      // removed the managed-by label, so it left our cache): adopted, replaced conditionally.
+      const existing = await this.deps.api.getSecret(secret.metadata?.namespace ?? '', secret.metadata?.name ?? '');
+      const controller = secret.metadata?.ownerReferences?.find((o) => o.controller === true);
+      const ours = existing?.metadata?.ownerReferences?.find((o) => o.controller === true);
+      if (existing !== undefined && controller !== undefined && ours?.kind === controller.kind && ours.uid === controller.uid) {
+        return await this.deps.api.replaceSecret({ ...secret, metadata: { ...secret.metadata, resourceVersion: existing.metadata?.resourceVersion } });
+      }
       throw new ReconcileFailure(
         'OutputSecretConflict',
         `Secret ${name} exists and is not managed by dc-operator (no label ${MANAGED_SELECTOR}); choose another spec.secretName or delete that Secret`,

@@ -211,6 +211,30 @@ void describe('issuing with the in-cluster signer', () => {
     assertCredentialsVerify(repaired, algorithms);
   });
 
+  // Its controller reference carries the DelegatedCredential's uid: the Secret is ours whatever
+  // its labels say. Before, a changed owner label left it to "someone-else" (OutputSecretConflict,
+  // no more renewals) and a removed managed-by label made the re-create fail with 409.
+  for (const [what, edit] of [
+    ['its owner label changed', (l: Record<string, string>) => void (l['dc-operator.io/delegated-credential'] = 'someone-else')],
+    ['its managed-by label removed', (l: Record<string, string>) => void delete l['app.kubernetes.io/managed-by']],
+  ] as const) {
+    void it(`puts the labels back on an output Secret with ${what}`, async () => {
+      const secret = await outputSecret('web-dc');
+      assert.ok(secret?.metadata);
+      const labels = { ...secret.metadata.labels };
+      edit(labels);
+      await core.replaceNamespacedSecret({ namespace: ns.name, name: 'web-dc', body: { ...secret, metadata: { ...secret.metadata, labels } } });
+      const relabelled = await waitFor('the labels put back', 15_000, async () => {
+        const s = await outputSecret('web-dc');
+        const l = s?.metadata?.labels ?? {};
+        return l['dc-operator.io/delegated-credential'] === 'web' && l['app.kubernetes.io/managed-by'] === 'dc-operator' ? s : undefined;
+      });
+      assertCredentialsVerify(relabelled, algorithms);
+      const dc = await waitForCondition(kc, ns.name, 'web', 'Ready', 'True');
+      assert.notEqual(dc.status?.conditions?.find((c) => c.type === 'Ready')?.reason, 'OutputSecretConflict');
+    });
+  }
+
   void it('rotates a short-lived credential on time with a new key', async () => {
     const cert = dcctlCertificate({ keyType: 'ed25519' });
     await putSecret(core, tlsSecret(ns.name, 'rotate-tls', cert.crt, cert.key));
