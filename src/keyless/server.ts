@@ -559,13 +559,15 @@ export async function startKeyServer(options: KeyServerOptions): Promise<KeyServ
    * one it wraps), each with what ends its accounting: at the handshake's end or the close. In
    * order of arrival: when full, the oldest is the one evicted.
    */
-  const handshaking = new Map<string, { readonly socket: Socket; readonly over: () => void }>();
+  const handshaking = new Map<string, { readonly socket: Socket; readonly over: () => void; readonly caGeneration: number }>();
   const maxHandshakingPerSource = options.maxHandshakingPerSource ?? DEFAULT_MAX_HANDSHAKING_PER_SOURCE;
   /** Source address → its connections in `handshaking` (entries removed at 0). */
   const handshakingFrom = new Map<string, number>();
   /** Open connections after their handshake, with their client certificate (for a CA change). */
   const authenticated = new Map<TLSSocket, X509Certificate>();
   let currentCa = String(options.ca);
+  /** Counts CA bundle changes: a handshake that began under an older bundle is checked against the new one. */
+  let caGeneration = 0;
   const endpointOf = (socket: Socket): string => `${socket.remoteAddress ?? ''}|${socket.remotePort ?? ''}`;
 
   const dropped = (socket: TLSSocket, failure: HandshakeFailure, certificate?: X509Certificate): void => {
@@ -604,12 +606,20 @@ export async function startKeyServer(options: KeyServerOptions): Promise<KeyServ
       handshakeTimeout: options.handshakeTimeoutMs ?? DEFAULT_HANDSHAKE_TIMEOUT_MS,
     },
     (socket) => {
-      handshaking.get(endpointOf(socket))?.over();
+      const entry = handshaking.get(endpointOf(socket));
+      entry?.over();
       if (!socket.authorized) {
         dropped(socket, certificateFailure(socket), socket.getPeerX509Certificate());
         return;
       }
       const certificate = socket.getPeerX509Certificate()!;
+      // Verified by the context of the handshake's start: if the CA bundle changed since, the
+      // sweep in setCredentials did not see this connection (it was not authenticated yet).
+      if (entry !== undefined && entry.caGeneration !== caGeneration && closeUntrusted(new Map([[socket, certificate]]), currentCa) > 0) {
+        m.untrustedConnections.inc();
+        log?.warn('keyless: connection closed: the client CA bundle changed during its handshake and no longer holds the CA of its client certificate', { peer: socket.remoteAddress });
+        return;
+      }
       // OpenSSL checks validity at a full handshake only: a resumed session (TLS 1.2 session id or
       // ticket, TLS 1.3 PSK) keeps the verification result of the handshake it resumes, so a
       // certificate that has expired since would still be "authorized" here.
@@ -735,7 +745,7 @@ export async function startKeyServer(options: KeyServerOptions): Promise<KeyServ
     };
     // An entry of this endpoint still here belongs to a connection that is gone: end it first.
     handshaking.get(endpoint)?.over();
-    handshaking.set(endpoint, { socket, over: handshakeOver });
+    handshaking.set(endpoint, { socket, over: handshakeOver, caGeneration });
     handshakingFrom.set(source, (handshakingFrom.get(source) ?? 0) + 1);
     socket.once('close', handshakeOver);
     tlsServer.emit('connection', socket);
@@ -796,6 +806,7 @@ export async function startKeyServer(options: KeyServerOptions): Promise<KeyServ
       const caText = String(ca);
       if (caText === currentCa) return;
       currentCa = caText;
+      caGeneration++;
       const closed = closeUntrusted(authenticated, caText);
       if (closed === 0) return;
       m.untrustedConnections.inc(closed);

@@ -9,6 +9,7 @@
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { generateKeyPairSync } from 'node:crypto';
+import { connect as netConnect, createServer, type AddressInfo } from 'node:net';
 import { connect, type SecureContextOptions } from 'node:tls';
 import { KeylessClient } from '../../../src/keyless/client.js';
 import { decodeMessage, encodeMessage } from '../../../src/keyless/codec.js';
@@ -149,6 +150,59 @@ void describe('key server: a client certificate expires on open connections too'
     } finally {
       await first.close();
       await second.close();
+      await ks.close();
+    }
+  });
+  void it('checks a handshake that was in flight when the CA left the bundle against the new bundle', { timeout: 15_000 }, async () => {
+    const now = new Date();
+    const other = await createCa('third client CA', now);
+    const uri = 'spiffe://cluster.local/ns/shop/dc/www';
+    const ofFirst = await createClientCert(ca, { uri, now, notAfter: new Date(now.getTime() + 3_600_000) });
+    const ks = await startKeyServer({ keys: { get: () => undefined, size: 0 }, ca: `${ca.certPem}${other.certPem}`, cert: serving.certPem, key: serving.keyPem, host: '127.0.0.1', port: 0 });
+    // A proxy that passes the ClientHello and the server's answers, and holds the client's
+    // second flight (its certificate and Finished) until released.
+    let held: Buffer[] = [];
+    let release: (() => void) | undefined;
+    const proxy = createServer((downstream) => {
+      const upstream = netConnect({ host: '127.0.0.1', port: ks.port });
+      let first = true;
+      downstream.on('data', (chunk: Buffer) => {
+        if (first) {
+          first = false;
+          upstream.write(chunk);
+        } else if (release === undefined) {
+          held.push(chunk);
+        } else {
+          upstream.write(chunk);
+        }
+      });
+      upstream.on('data', (chunk: Buffer) => downstream.write(chunk));
+      upstream.on('close', () => downstream.destroy());
+      downstream.on('close', () => upstream.destroy());
+      upstream.on('error', () => {});
+      downstream.on('error', () => {});
+      releaseHeld = () => {
+        release = () => {};
+        for (const c of held) upstream.write(c);
+        held = [];
+      };
+    });
+    let releaseHeld: (() => void) | undefined;
+    await new Promise<void>((r) => proxy.listen(0, '127.0.0.1', r));
+    const port = (proxy.address() as AddressInfo).port;
+    try {
+      const socket = connect({ host: '127.0.0.1', port, servername: 'localhost', ca: ca.certPem, cert: ofFirst.certPem, key: ofFirst.keyPem, maxVersion: 'TLSv1.2' });
+      socket.on('error', () => {});
+      const closed = new Promise<void>((r) => socket.once('close', () => r()));
+      for (let i = 0; i < 200 && held.length === 0; i++) await new Promise((r) => setTimeout(r, 10));
+      assert.ok(held.length > 0, "the client's second flight is held");
+      ks.setCredentials({ ca: other.certPem, cert: serving.certPem, key: serving.keyPem });
+      assert.equal(await metricSum(ks.registry, 'keyless_server_untrusted_connections_total'), 0, 'not authenticated yet: the sweep did not see it');
+      releaseHeld!();
+      await closed;
+      assert.equal(await metricSum(ks.registry, 'keyless_server_untrusted_connections_total'), 1);
+    } finally {
+      proxy.close();
       await ks.close();
     }
   });
