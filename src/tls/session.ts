@@ -7,7 +7,7 @@
  */
 import { createCipheriv, createDecipheriv, createHash, randomBytes } from 'node:crypto';
 import { randomFillPooled } from './random.js';
-import { Reader, Writer } from './codec.js';
+import { Writer } from './codec.js';
 import { InternalError } from './errors.js';
 import { NATIVE_AEAD_MAX_INPUT, NATIVE_ALGORITHM, nativeAead, type NativeAeadContext } from './native/aead.js';
 import type { AuthenticatedPeer } from './peer-auth.js';
@@ -61,15 +61,35 @@ export interface TicketState extends TicketClientAuth {
 /**
  * Ticket layout: version || nonce(12) || AES-256-GCM(plaintext) || tag(16). The version byte is
  * also the first plaintext byte, so it is authenticated without additional data (setAAD is a
- * native call of its own). Version 1 sealed the version as AAD, version 2 had no client
- * authentication configuration or validity; such tickets are not accepted (a full handshake).
+ * native call of its own). Tickets of an older version (1: the version sealed as AAD; 2: no
+ * client authentication; 3: the same fields in TLS-style vectors, each length before its bytes)
+ * are not accepted: the client gets a full handshake.
+ *
+ * Version 4's plaintext is one fixed header, then the variable fields back to back, so that
+ * sealing writes straight into the ticket and opening reads with one bounds check (the sum of
+ * the header's lengths must be the plaintext's length):
+ *
+ *     version u8, cipher suite u16, issued at u64 (ms), age_add u32, lifetime u32 (s),
+ *     client valid until u64 (ms), PSK length u8, server name length u8, ALPN length u8,
+ *     client auth config length u8, client certificate length u24        (HEADER_LENGTH bytes)
+ *     PSK, server name (latin1), ALPN protocol (latin1), client auth config, client certificate
  */
-const TICKET_VERSION = 3;
+const TICKET_VERSION = 4;
 const NONCE_LENGTH = 12;
 const TAG_LENGTH = 16;
+const HEADER_LENGTH = 1 + 2 + 8 + 4 + 4 + 8 + 1 + 1 + 1 + 1 + 3;
+/** Where the plaintext starts in a ticket. */
+const PLAIN_AT = 1 + NONCE_LENGTH;
 const NO_AAD = new Uint8Array(0);
+const NO_BYTES = new Uint8Array(0);
 /** The IV the ticket contexts are made with: every ticket gives its whole nonce instead. */
 const UNUSED_IV = new Uint8Array(NONCE_LENGTH);
+/**
+ * Where opened plaintexts are decoded, shared by every TicketKey of the process (opening is
+ * synchronous) and zeroed after each use: it holds the PSK. A ticket carrying a client
+ * certificate larger than this gets a buffer of its own, zeroed likewise.
+ */
+const OPEN_SCRATCH = Buffer.allocUnsafeSlow(1024).fill(0);
 
 /** A session (ticket or cache) past its lifetime at `nowMs`, or issued more than 10 s in the future (the clock went back). */
 export function sessionExpired(state: TicketState, nowMs: number): boolean {
@@ -94,49 +114,69 @@ export class TicketKey {
   }
 
   seal(state: TicketState): Uint8Array {
-    // Sized for the whole plaintext: a Writer that grows leaves its first buffer, PSK included,
-    // in the codec pool unwiped.
-    const w = new Writer(64 + state.psk.length + state.servername.length + state.alpnProtocol.length + state.clientAuthConfig.length + state.clientCertificate.length);
-    w.u8(TICKET_VERSION).u16(state.cipherSuite).opaque8(state.psk);
-    w.u32(Math.floor(state.issuedAt / 0x100000000)).u32(state.issuedAt % 0x100000000);
-    w.u32(state.ageAdd).u32(state.lifetimeSeconds);
-    w.opaque8(Buffer.from(state.servername, 'latin1')).opaque8(Buffer.from(state.alpnProtocol, 'latin1'));
-    w.opaque8(state.clientAuthConfig).opaque24(state.clientCertificate);
-    w.u32(Math.floor(state.clientValidUntil / 0x100000000)).u32(state.clientValidUntil % 0x100000000);
-    const plain = w.finish();
-
-    const ticket = Buffer.allocUnsafe(1 + NONCE_LENGTH + plain.length + TAG_LENGTH);
+    const { psk, servername, alpnProtocol, clientAuthConfig, clientCertificate } = state;
+    fieldFits(psk.length, 0xff, 'PSK');
+    fieldFits(servername.length, 0xff, 'server name');
+    fieldFits(alpnProtocol.length, 0xff, 'ALPN protocol');
+    fieldFits(clientAuthConfig.length, 0xff, 'client auth config');
+    fieldFits(clientCertificate.length, 0xffffff, 'client certificate');
+    const plainLength = HEADER_LENGTH + psk.length + servername.length + alpnProtocol.length + clientAuthConfig.length + clientCertificate.length;
+    // The plaintext is written where its ciphertext goes and sealed in place: the PSK is in no
+    // other buffer, and the ticket is the only allocation.
+    const ticket = Buffer.allocUnsafe(PLAIN_AT + plainLength + TAG_LENGTH);
     ticket[0] = TICKET_VERSION;
     randomFillPooled(ticket, 1, NONCE_LENGTH);
-    const nonce = ticket.subarray(1, 1 + NONCE_LENGTH);
-    const native = nativeAead();
-    // The addon seals at most one record's worth (NATIVE_AEAD_MAX_INPUT); a ticket carrying a
-    // large client certificate goes through node:crypto instead.
-    if (native && plain.length <= NATIVE_AEAD_MAX_INPUT) {
-      // The same AES-256-GCM bytes through the native AEAD (record.ts), on this key's context
-      // with the ticket's nonce: nothing per ticket but the call, where createCipheriv costs
-      // ~3.8 KB of heap (bench/results/socket-path.md).
-      this.sealer ??= native.create(NATIVE_ALGORITHM['aes-256-gcm'], true, this.key, UNUSED_IV);
-      native.seal(this.sealer, nonce, NO_AAD, plain, 0, plain.length, -1, ticket, 1 + NONCE_LENGTH);
-    } else {
-      const c = createCipheriv('aes-256-gcm', this.key, nonce);
-      c.update(plain).copy(ticket, 1 + NONCE_LENGTH);
-      c.final();
-      c.getAuthTag().copy(ticket, 1 + NONCE_LENGTH + plain.length);
+    try {
+      let at = PLAIN_AT;
+      ticket[at++] = TICKET_VERSION;
+      at = writeUint(ticket, at, state.cipherSuite, 2);
+      at = writeU64(ticket, at, state.issuedAt);
+      at = writeUint(ticket, at, state.ageAdd, 4);
+      at = writeUint(ticket, at, state.lifetimeSeconds, 4);
+      at = writeU64(ticket, at, state.clientValidUntil);
+      ticket[at++] = psk.length;
+      ticket[at++] = servername.length;
+      ticket[at++] = alpnProtocol.length;
+      ticket[at++] = clientAuthConfig.length;
+      at = writeUint(ticket, at, clientCertificate.length, 3);
+      ticket.set(psk, at);
+      at += psk.length;
+      at += ticket.write(servername, at, 'latin1');
+      at += ticket.write(alpnProtocol, at, 'latin1');
+      ticket.set(clientAuthConfig, at);
+      ticket.set(clientCertificate, at + clientAuthConfig.length);
+      const nonce = ticket.subarray(1, PLAIN_AT);
+      const native = nativeAead();
+      // The addon seals at most one record's worth (NATIVE_AEAD_MAX_INPUT); a ticket carrying a
+      // large client certificate goes through node:crypto instead.
+      if (native && plainLength <= NATIVE_AEAD_MAX_INPUT) {
+        // The same AES-256-GCM bytes through the native AEAD (record.ts), on this key's context
+        // with the ticket's nonce: nothing per ticket but the call, where createCipheriv costs
+        // ~3.8 KB of heap (bench/results/socket-path.md).
+        this.sealer ??= native.create(NATIVE_ALGORITHM['aes-256-gcm'], true, this.key, UNUSED_IV);
+        native.seal(this.sealer, nonce, NO_AAD, ticket, PLAIN_AT, plainLength, -1, ticket, PLAIN_AT);
+      } else {
+        const c = createCipheriv('aes-256-gcm', this.key, nonce);
+        c.update(ticket.subarray(PLAIN_AT, PLAIN_AT + plainLength)).copy(ticket, PLAIN_AT);
+        c.final();
+        c.getAuthTag().copy(ticket, PLAIN_AT + plainLength);
+      }
+    } catch (e) {
+      // Whatever failed, the plaintext (PSK included) does not stay in node's Buffer pool.
+      ticket.fill(0);
+      throw e;
     }
-    // The plaintext holds the resumption secret (TLS 1.2: the master secret) and sits in the
-    // codec's shared pool, whose later messages must not carry it.
-    plain.fill(0);
     return ticket;
   }
 
   /** The state of a ticket we issued, or undefined for anything else (never throws). */
   open(ticket: Uint8Array): TicketState | undefined {
-    if (ticket.length < 1 + NONCE_LENGTH + 1 + TAG_LENGTH || ticket[0] !== TICKET_VERSION) return undefined;
-    const nonce = ticket.subarray(1, 1 + NONCE_LENGTH);
-    const sealedLength = ticket.length - 1 - NONCE_LENGTH;
-    // It holds the PSK: zeroed once read (the old path left it in node's buffer pool).
-    const plain = Buffer.allocUnsafe(sealedLength - TAG_LENGTH);
+    if (ticket.length < PLAIN_AT + HEADER_LENGTH + TAG_LENGTH || ticket[0] !== TICKET_VERSION) return undefined;
+    const nonce = ticket.subarray(1, PLAIN_AT);
+    const sealedLength = ticket.length - PLAIN_AT;
+    const plainLength = sealedLength - TAG_LENGTH;
+    // It holds the PSK: zeroed once read.
+    const plain = plainLength <= OPEN_SCRATCH.length ? OPEN_SCRATCH : Buffer.allocUnsafe(plainLength);
     // The node:crypto path's own output buffer holds it too, zeroed likewise.
     let decrypted: Buffer | undefined;
     try {
@@ -145,40 +185,90 @@ export class TicketKey {
         // As in seal: this key's native context and one call in place of a node:crypto
         // Decipheriv (one per resumption attempt), the tag checked by the addon.
         this.opener ??= native.create(NATIVE_ALGORITHM['aes-256-gcm'], false, this.key, UNUSED_IV);
-        if (!native.open(this.opener, nonce, NO_AAD, ticket, 1 + NONCE_LENGTH, sealedLength, plain, 0)) return undefined;
+        if (!native.open(this.opener, nonce, NO_AAD, ticket, PLAIN_AT, sealedLength, plain, 0)) return undefined;
       } else {
         const d = createDecipheriv('aes-256-gcm', this.key, nonce);
         d.setAuthTag(ticket.subarray(ticket.length - TAG_LENGTH));
-        decrypted = d.update(ticket.subarray(1 + NONCE_LENGTH, ticket.length - TAG_LENGTH));
+        decrypted = d.update(ticket.subarray(PLAIN_AT, ticket.length - TAG_LENGTH));
         decrypted.copy(plain);
         d.final();
       }
-      return decodeTicketState(plain);
+      return decodeTicketState(plain, plainLength);
     } catch {
       return undefined;
     } finally {
-      plain.fill(0);
+      plain.fill(0, 0, plainLength);
       decrypted?.fill(0);
     }
   }
 }
 
-/** The plaintext of a ticket, copied out (the caller zeroes `plain`); undefined for another version. */
-function decodeTicketState(plain: Uint8Array): TicketState | undefined {
-  const r = new Reader(plain);
-  if (r.u8() !== TICKET_VERSION) return undefined;
-  const cipherSuite = r.u16();
-  const psk = Uint8Array.from(r.opaque8());
-  const issuedAt = r.u32() * 0x100000000 + r.u32();
-  const ageAdd = r.u32();
-  const lifetimeSeconds = r.u32();
-  const servername = Buffer.from(r.opaque8()).toString('latin1');
-  const alpnProtocol = Buffer.from(r.opaque8()).toString('latin1');
-  const clientAuthConfig = Uint8Array.from(r.opaque8());
-  const clientCertificate = Uint8Array.from(r.opaque24());
-  const clientValidUntil = r.u32() * 0x100000000 + r.u32();
-  r.expectEnd();
-  return { cipherSuite, psk, issuedAt, ageAdd, lifetimeSeconds, servername, alpnProtocol, clientAuthConfig, clientCertificate, clientValidUntil };
+function fieldFits(length: number, max: number, what: string): void {
+  if (length > max) throw new InternalError(`ticket ${what} of ${length} bytes exceeds ${max}`);
+}
+
+/** Writes `v` (an integer of at most `bytes` bytes) big-endian at `at`; returns the end. */
+function writeUint(out: Uint8Array, at: number, v: number, bytes: number): number {
+  if (!Number.isInteger(v) || v < 0 || v >= 2 ** (8 * bytes)) throw new InternalError(`ticket field out of range: ${v}`);
+  for (let i = bytes - 1; i >= 0; i--) {
+    out[at + i] = v & 0xff;
+    v = Math.floor(v / 256);
+  }
+  return at + bytes;
+}
+
+/** A millisecond time (a non-negative integer below 2^53) as a u64. */
+function writeU64(out: Uint8Array, at: number, v: number): number {
+  if (!Number.isSafeInteger(v) || v < 0) throw new InternalError(`ticket time out of range: ${v}`);
+  writeUint(out, at, Math.floor(v / 0x100000000), 4);
+  return writeUint(out, at + 4, v % 0x100000000, 4);
+}
+
+/** A copy of `n` bytes of `b` at `at` (no intermediate view). */
+function copyOut(b: Uint8Array, at: number, n: number): Uint8Array {
+  const out = new Uint8Array(n);
+  if (n > 64) out.set(b.subarray(at, at + n));
+  else for (let i = 0; i < n; i++) out[i] = b[at + i]!;
+  return out;
+}
+
+function readUint(b: Uint8Array, at: number, bytes: number): number {
+  let v = 0;
+  for (let i = 0; i < bytes; i++) v = v * 256 + b[at + i]!;
+  return v;
+}
+
+/**
+ * The first `length` bytes of `plain` as a ticket state, the secret and the byte fields copied
+ * out (the caller zeroes `plain`); undefined for another version or a length that does not add
+ * up. Authenticated bytes only reach here, but it is bounded on its own all the same.
+ */
+function decodeTicketState(plain: Buffer, length: number): TicketState | undefined {
+  if (length < HEADER_LENGTH || plain[0] !== TICKET_VERSION) return undefined;
+  const pskLength = plain[27]!;
+  const servernameLength = plain[28]!;
+  const alpnLength = plain[29]!;
+  const authLength = plain[30]!;
+  const certificateLength = readUint(plain, 31, 3);
+  if (HEADER_LENGTH + pskLength + servernameLength + alpnLength + authLength + certificateLength !== length) return undefined;
+  let at = HEADER_LENGTH;
+  const psk = copyOut(plain, at, pskLength);
+  const servername = plain.toString('latin1', (at += pskLength), (at += servernameLength));
+  const alpnProtocol = alpnLength === 0 ? '' : plain.toString('latin1', at, (at += alpnLength));
+  const clientAuthConfig = copyOut(plain, at, authLength);
+  at += authLength;
+  return {
+    cipherSuite: readUint(plain, 1, 2),
+    psk,
+    issuedAt: readUint(plain, 3, 4) * 0x100000000 + readUint(plain, 7, 4),
+    ageAdd: readUint(plain, 11, 4),
+    lifetimeSeconds: readUint(plain, 15, 4),
+    servername,
+    alpnProtocol,
+    clientAuthConfig,
+    clientCertificate: certificateLength === 0 ? NO_BYTES : copyOut(plain, at, certificateLength),
+    clientValidUntil: readUint(plain, 19, 4) * 0x100000000 + readUint(plain, 23, 4),
+  };
 }
 
 /** What decides whether a server authenticates clients, as ServerOptions spells it. */
