@@ -26,6 +26,7 @@ const SCRIPT = fileURLToPath(import.meta.url);
 interface ProfileNode {
   readonly id: number;
   readonly callFrame: { readonly functionName: string; readonly url: string; readonly lineNumber: number };
+  readonly children?: readonly number[];
 }
 interface Profile {
   readonly nodes: readonly ProfileNode[];
@@ -50,6 +51,40 @@ export function selfTimes(profile: Profile): { busyMs: number; frames: { name: s
   }
   const frames = [...ms].map(([name, t]) => ({ name, ms: t })).sort((a, b) => b.ms - a.ms);
   return { busyMs: busy, frames };
+}
+
+/**
+ * Busy self time split by whose code ran: our socket adapter (src/tls/socket.ts), the rest of
+ * src/tls, node's net / streams / events / timers and other internals, the garbage collector.
+ * A frame without a script (a native function: node's bindings such as writeBuffer, our addons,
+ * V8 builtins) counts for the nearest caller that has one, so the kernel's send counts for
+ * node:net and the native key exchange for src/tls.
+ */
+export function selfTimeSplit(profile: Profile): Map<string, number> {
+  const byId = new Map(profile.nodes.map((n) => [n.id, n]));
+  const parent = new Map<number, number>();
+  for (const n of profile.nodes) for (const c of n.children ?? []) parent.set(c, n.id);
+  const category = (id: number): string => {
+    for (let at: number | undefined = id; at !== undefined; at = parent.get(at)) {
+      const { functionName, url } = byId.get(at)!.callFrame;
+      if (functionName === '(garbage collector)') return 'garbage collector';
+      if (!url) continue;
+      if (url.includes('/src/tls/socket.js')) return 'ours: socket adapter (src/tls/socket.ts)';
+      if (url.includes('/src/tls/')) return 'ours: TLS (src/tls, its addons)';
+      const m = /^node:(?:internal\/)?(?:streams\/)?([a-z_]+)/.exec(url);
+      if (m) return `node: ${['net', 'stream', 'readable', 'writable', 'duplex', 'destroy', 'end', 'events', 'timers', 'process', 'buffer'].includes(m[1]!) ? m[1] : 'other'}`;
+      return `other: ${url.replace(/^.*\/(dist|node_modules)\//, '')}`;
+    }
+    return 'no script (top level)';
+  };
+  const ms = new Map<string, number>();
+  for (let i = 0; i < profile.samples.length; i++) {
+    const { functionName } = byId.get(profile.samples[i]!)!.callFrame;
+    if (functionName === '(idle)' || functionName === '(program)') continue;
+    const c = category(profile.samples[i]!);
+    ms.set(c, (ms.get(c) ?? 0) + (profile.timeDeltas[i] ?? 0) / 1000);
+  }
+  return ms;
 }
 
 async function serverRole(certFile: string, keyFile: string): Promise<void> {
@@ -97,9 +132,14 @@ async function main(): Promise<void> {
     await exited;
     const file = (await readdir(dir)).find((f) => f.endsWith('.cpuprofile'));
     if (!file) throw new Error('the server wrote no profile');
-    const { busyMs, frames } = selfTimes(JSON.parse(await readFile(join(dir, file), 'utf8')) as Profile);
+    const profile = JSON.parse(await readFile(join(dir, file), 'utf8')) as Profile;
+    const { busyMs, frames } = selfTimes(profile);
     const n = stats.handshakes;
     console.log(`# our server, TLS ${version}${process.env.BENCH_MODE === 'resumed' ? ' resumed' : ''}, ECDSA P-256, ${process.env.BENCH_ECDH_CURVE ?? 'x25519'}: ${n} handshakes (${completed} echoed) in ${secondsArg} s; server CPU ${(stats.cpuMs / n * 1000).toFixed(0)} us/handshake; busy profile samples ${(busyMs / n * 1000).toFixed(0)} us/handshake; node ${process.version}`);
+    console.log('| self us/handshake | share of busy | whose code (natives counted for their caller) |');
+    console.log('| ---: | ---: | --- |');
+    for (const [c, ms] of [...selfTimeSplit(profile)].sort((a, b) => b[1] - a[1])) console.log(`| ${(ms / n * 1000).toFixed(1)} | ${(100 * ms / busyMs).toFixed(1)}% | ${c} |`);
+    console.log('');
     console.log('| self us/handshake | share of busy | frame |');
     console.log('| ---: | ---: | --- |');
     for (const f of frames.slice(0, Number(topArg))) {
