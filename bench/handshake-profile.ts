@@ -72,7 +72,7 @@ export function selfTimeSplit(profile: Profile): Map<string, number> {
       if (url.includes('/src/tls/socket.js')) return 'ours: socket adapter (src/tls/socket.ts)';
       if (url.includes('/src/tls/')) return 'ours: TLS (src/tls, its addons)';
       const m = /^node:(?:internal\/)?(?:streams\/)?([a-z_]+)/.exec(url);
-      if (m) return `node: ${['net', 'stream', 'readable', 'writable', 'duplex', 'destroy', 'end', 'events', 'timers', 'process', 'buffer'].includes(m[1]!) ? m[1] : 'other'}`;
+      if (m) return `node: ${m[1]}`;
       return `other: ${url.replace(/^.*\/(dist|node_modules)\//, '')}`;
     }
     return 'no script (top level)';
