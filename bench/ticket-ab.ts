@@ -75,32 +75,22 @@ for (const op of ['open', 'seal'] as const) {
   console.log(`| ${op} | ${median(us[0]!).toFixed(2)} | ${median(us[1]!).toFixed(2)} | ${median(ratios).toFixed(3)}x |`);
 }
 
-/** Per build: thread CPU us spent in seal and open, and their calls, counted by wrapping TicketKey.prototype. */
-interface Counted {
-  sealUs: number;
-  sealCalls: number;
-  openUs: number;
-  openCalls: number;
-}
+/** Per build and operation: thread CPU us spent in it and its calls, counted by wrapping TicketKey.prototype. */
+type Counted = Record<'seal' | 'open', { us: number; calls: number }>;
 
 function countCalls(TicketKey: typeof TicketKeyClass): Counted {
-  const c: Counted = { sealUs: 0, sealCalls: 0, openUs: 0, openCalls: 0 };
-  const seal = TicketKey.prototype.seal;
-  const open = TicketKey.prototype.open;
-  TicketKey.prototype.seal = function (this: TicketKeyClass, state: TicketState) {
-    const t = threadCpuUs();
-    const out = seal.call(this, state);
-    c.sealUs += threadCpuUs() - t;
-    c.sealCalls++;
-    return out;
-  };
-  TicketKey.prototype.open = function (this: TicketKeyClass, ticket: Uint8Array) {
-    const t = threadCpuUs();
-    const out = open.call(this, ticket);
-    c.openUs += threadCpuUs() - t;
-    c.openCalls++;
-    return out;
-  };
+  const c: Counted = { seal: { us: 0, calls: 0 }, open: { us: 0, calls: 0 } };
+  const proto = TicketKey.prototype as unknown as Record<'seal' | 'open', (this: TicketKeyClass, arg: never) => unknown>;
+  for (const op of ['seal', 'open'] as const) {
+    const original = proto[op];
+    proto[op] = function (this: TicketKeyClass, arg: never) {
+      const t = threadCpuUs();
+      const out = original.call(this, arg);
+      c[op].us += threadCpuUs() - t;
+      c[op].calls++;
+      return out;
+    };
+  }
   return c;
 }
 
@@ -153,9 +143,10 @@ async function live(seconds: number): Promise<void> {
     for (let j = 0; j < builds.length; j++) {
       const i = (j + r) % builds.length;
       const c = counted[i]!;
-      Object.assign(c, { sealUs: 0, sealCalls: 0, openUs: 0, openCalls: 0 });
+      c.seal = { us: 0, calls: 0 };
+      c.open = { us: 0, calls: 0 };
       await load(i, seconds * 1000);
-      got[i] = { seal: c.sealUs / c.sealCalls, open: c.openUs / c.openCalls };
+      got[i] = { seal: c.seal.us / c.seal.calls, open: c.open.us / c.open.calls };
       per[i]!.seal.push(got[i]!.seal);
       per[i]!.open.push(got[i]!.open);
     }
