@@ -21,6 +21,7 @@ import { EcdsaDigestSigner, signEd25519, signRsaPkcs1Digest, signRsaPssDigest, t
 import { KeylessError } from './errors.js';
 import { ErrorCode, type SignOperation } from './protocol.js';
 import type { SignRequest } from './sign-request.js';
+import { rsaParameterProblem } from './rsa-parameters.js';
 import { computeSki, skiHex } from './ski.js';
 
 export type KeyAlgorithm = 'rsa' | 'ecdsa' | 'ed25519' | 'ml-dsa';
@@ -66,6 +67,8 @@ export class SigningKey {
             `signing (shared by every client) for about a second; use RSA ${MAX_RSA_KEY_BITS} or smaller, or an ECDSA key`,
         );
       }
+      const problem = rsaParameterProblem(key);
+      if (problem !== undefined) throw new Error(`${problem}: its signatures would stall the key server's signing for every client; export the key again (openssl pkey -in KEY -out KEY.new) or issue a new one`);
       this.detail = `RSA-${this.modulusBits}`;
     } else if (type === 'ec') {
       this.algorithm = 'ecdsa';
