@@ -167,8 +167,10 @@ export class FileGrantAuthorizer implements RequestAuthorizer {
     const sidecar = identity === undefined ? undefined : parseSidecarIdentityUri(identity);
     return {
       ...(identity !== undefined ? { identity } : {}),
-      // Sidecar identities of one namespace share one tenant's connections, as in cluster mode.
-      ...(sidecar !== undefined ? { tenant: `ns/${sidecar.namespace}` } : {}),
+      // Sidecar identities of one namespace share one tenant's connections, as in cluster mode;
+      // the trust domain is part of it, since a remote key server may trust several clusters' CAs
+      // and their namespaces of one name are different tenants.
+      ...(sidecar !== undefined ? { tenant: `${sidecar.trustDomain}/ns/${sidecar.namespace}` } : {}),
       holdsGrant: () => identity !== undefined && this.files.has(identity),
       admit: (opcode, ski, request) => {
         if (!isSigningOpcode(opcode)) return undefined; // pings, and opcodes the server refuses itself

@@ -17,6 +17,7 @@ import { encodeSignMessage } from '../../../src/keyless/sign-message.js';
 import { signRequestOf } from '../../../src/keyless/sign-request.js';
 import { startKeyServer, type KeyServer, type KeyServerOptions } from '../../../src/keyless/server.js';
 import { IdentityAuthorizer } from '../../../src/keyserver/authorization.js';
+import { FileGrantAuthorizer } from '../../../src/keyserver/file-grants.js';
 import { KeyGrants } from '../../../src/keyserver/grants.js';
 import { RateLimiter } from '../../../src/keyserver/rate-limit.js';
 import { metricSum } from '../keyless/metrics.js';
@@ -156,5 +157,17 @@ void describe('IdentityAuthorizer: the signing rate is per tenant', () => {
     assert.equal(b.admit(Opcode.signMessage, victimKey.skiHex, request), undefined);
     assert.notEqual(b.admit(Opcode.signMessage, victimKey.skiHex, request), undefined, "the tenant's bucket is empty");
     assert.equal(peer(uri('other', 'a')).admit(Opcode.signMessage, victimKey.skiHex, request), undefined);
+  });
+});
+
+void describe('FileGrantAuthorizer (--grant): tenants', () => {
+  void it("are per trust domain and namespace: one key server trusting two clusters' CAs keeps their namespaces of one name apart", () => {
+    const auth = new FileGrantAuthorizer([], () => undefined);
+    const peer = (u: string) => auth.forPeer({ subjectAltName: `URI:${u}` } as unknown as X509Certificate);
+    const a = peer('spiffe://cluster-a.example/ns/prod/dc/web');
+    const b = peer('spiffe://cluster-b.example/ns/prod/dc/web');
+    assert.equal(a.tenant, 'cluster-a.example/ns/prod');
+    assert.notEqual(a.tenant, b.tenant);
+    assert.equal(peer('spiffe://cluster-a.example/ns/prod/dc/api').tenant, a.tenant);
   });
 });
