@@ -17,6 +17,7 @@ import {
   type SidecarConfig,
 } from './config.js';
 import type { SidecarMode } from './server-version.js';
+import { maxConnectionsForMemoryLimit } from './sidecar-memory.js';
 
 export interface InjectionTarget {
   request: InjectionRequest;
@@ -26,6 +27,12 @@ export interface InjectionTarget {
 
 function httpProbe(path: string, port: string, periodSeconds: number, failureThreshold: number): V1Probe {
   return { httpGet: { path, port, scheme: 'HTTP' }, periodSeconds, failureThreshold, timeoutSeconds: 1 };
+}
+
+/** --max-connections that fits the sidecar's memory limit (sidecar-memory.ts); none when its default fits. */
+function connectionCapArgs(config: SidecarConfig): string[] {
+  const max = maxConnectionsForMemoryLimit(config.resources.limits?.memory);
+  return max !== undefined ? ['--max-connections', String(max)] : [];
 }
 
 export function sidecarContainer(target: InjectionTarget, config: SidecarConfig, mode: SidecarMode): V1Container {
@@ -40,6 +47,7 @@ export function sidecarContainer(target: InjectionTarget, config: SidecarConfig,
       '--port', String(listenPort),
       '--upstream', `127.0.0.1:${upstreamPort}`,
       '--metrics-port', String(metricsPort),
+      ...connectionCapArgs(config),
     ],
     ports: [
       { name: TLS_PORT_NAME, containerPort: listenPort, protocol: 'TCP' },
