@@ -13,12 +13,12 @@
  * BENCH_SCALE (default 1) multiplies the handshake counts, BENCH_LIMIT the cgroup limit in bytes.
  * Needs root (it creates /sys/fs/cgroup/memory/dc-memlimit-bench-*; removed at the end).
  */
-import { type ChildProcess } from 'node:child_process';
+import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdirSync, readFileSync, rmdirSync, existsSync, writeFileSync } from 'node:fs';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { createServer as httpCreateServer } from 'node:http';
 import { connect as netConnect, createServer as netCreateServer, type AddressInfo } from 'node:net';
-import { tmpdir } from 'node:os';
+import { homedir, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import * as nodeTls from 'node:tls';
@@ -52,6 +52,8 @@ const SOURCES = Number(process.env.BENCH_SOURCES ?? 1);
 const MiB = 1024 * 1024;
 
 /** How the sidecar process is started: node flags and environment. */
+/** BENCH_BEFORE_DIST: a build (dist/) the variants named `before-*` start the sidecar from: the same load, a build before a change. */
+const BEFORE_DIST = process.env.BENCH_BEFORE_DIST;
 const VARIANTS: Record<string, { env: Record<string, string>; flags: string[] }> = {
   base: { env: {}, flags: [] },
   arena2: { env: { MALLOC_ARENA_MAX: '2' }, flags: [] },
@@ -59,7 +61,11 @@ const VARIANTS: Record<string, { env: Record<string, string>; flags: string[] }>
   'arena2-semi': { env: { MALLOC_ARENA_MAX: '2' }, flags: ['--max-semi-space-size=2'] },
   'arena2-semi-old': { env: { MALLOC_ARENA_MAX: '2' }, flags: ['--max-semi-space-size=2', '--max-old-space-size=64'] },
   // what the webhook injects under a 128Mi limit (src/webhook/sidecar-memory.ts), through the sidecar's environment
-  capped: { env: { DC_SIDECAR_MAX_CONNECTIONS: '1024', DC_SIDECAR_MAX_CONNECTIONS_PER_SOURCE: '256' }, flags: [] },
+  capped: { env: { DC_SIDECAR_MAX_CONNECTIONS: '1024' }, flags: [] },
+  'capped-arena2': { env: { DC_SIDECAR_MAX_CONNECTIONS: '1024', MALLOC_ARENA_MAX: '2' }, flags: [] },
+  // malloc_trim every 5 s from the probe (bench/sidecar-memory-probe.ts)
+  'capped-trim': { env: { DC_SIDECAR_MAX_CONNECTIONS: '1024', MEMORY_PROBE_TRIM_MS: '5000' }, flags: [] },
+  'capped-arena2-trim': { env: { DC_SIDECAR_MAX_CONNECTIONS: '1024', MALLOC_ARENA_MAX: '2', MEMORY_PROBE_TRIM_MS: '5000' }, flags: [] },
 };
 
 interface Sample {
@@ -127,6 +133,8 @@ interface Probe {
   external: number;
   arrayBuffers: number;
   spaces: Record<string, number>;
+  /** malloc_trim calls made by the probe (MEMORY_PROBE_TRIM_MS) so far: how many, the longest, all. */
+  trims: { count: number; maxMs: number; totalMs: number };
 }
 
 /** Asks the sidecar's preloaded probe (bench/sidecar-memory-probe.ts) for process.memoryUsage(). */
@@ -291,6 +299,25 @@ async function holdOpen(port: number, count: number, step: number, atStep: (open
   return { ok, failed };
 }
 
+const SSLYZE = process.env.BENCH_SSLYZE_PYTHON ?? join(homedir(), '.venv', 'sslyze', 'bin', 'python');
+const SSLYZE_SCANS = Number(process.env.BENCH_SSLYZE ?? 0);
+
+/** One sslyze scan of 127.0.0.1:port (all its default checks), bounded to 5 minutes. */
+function sslyzeScan(port: number): Promise<boolean> {
+  return new Promise((resolve) => {
+    const child = spawn(SSLYZE, ['-m', 'sslyze', `127.0.0.1:${port}`], { stdio: 'ignore', timeout: 300_000 });
+    child.once('exit', (code) => resolve(code === 0));
+    child.once('error', () => resolve(false));
+  });
+}
+
+/** `count` runs of `one`, one at a time. */
+async function lanes1(count: number, one: () => Promise<boolean>): Promise<{ ok: number; failed: number }> {
+  let ok = 0;
+  for (let i = 0; i < count; i++) if (await one()) ok++;
+  return { ok, failed: count - ok };
+}
+
 interface Phase {
   name: string;
   run(port: number, atStep: (open: number) => Promise<void>): Promise<{ ok: number; failed: number }>;
@@ -326,6 +353,8 @@ function phases(): Phase[] {
     },
     { name: 'aborted tls13', run: async (p) => { const h = await recordClientHello('TLSv1.3'); return lanes(n(1500), () => abortedHandshake(p, h)); } },
     { name: 'aborted tls12', run: async (p) => { const h = await recordClientHello('TLSv1.2'); return lanes(n(1000), () => abortedHandshake(p, h)); } },
+    // sslyze (BENCH_SSLYZE scans, default 0: not part of the default list), one after the other
+    { name: 'sslyze', run: async (p) => lanes1(SSLYZE_SCANS, () => sslyzeScan(p)) },
     { name: 'hold open', run: (p, atStep) => holdOpen(p, HOLD, HOLD_STEP, atStep) },
     { name: 'tls13 no DC again', run: (p) => lanes(n(1500), () => nodeHandshake(p, { minVersion: 'TLSv1.3' })) },
   ];
@@ -346,7 +375,9 @@ interface VariantResult {
 }
 
 async function runVariant(name: string, round: number, appPort: number, bundleDir: string): Promise<VariantResult> {
-  const v = VARIANTS[name];
+  const v = VARIANTS[name.replace(/^before-/, '')];
+  const dist = name.startsWith('before-') ? BEFORE_DIST : DIST;
+  if (!dist) throw new Error(`${name}: set BENCH_BEFORE_DIST to the build to compare`);
   if (!v) throw new Error(`unknown variant ${name}: one of ${Object.keys(VARIANTS).join(', ')}`);
   const cg = new Cgroup(`dc-memlimit-bench-${name}-${round}`, LIMIT);
   const prefix = ['sh', '-c', `echo $$ > ${join(cg.dir, 'cgroup.procs')} && exec "$@"`, 'sh', 'env', ...Object.entries(v.env).map(([k, val]) => `${k}=${val}`), process.execPath, '--import', PROBE, ...v.flags];
@@ -354,7 +385,7 @@ async function runVariant(name: string, round: number, appPort: number, bundleDi
   let killed: string | undefined;
   const result: VariantResult = { variant: name, peakRss: 0, peakCgroup: 0, maxUsage: 0, failcnt: 0, oomKills: 0, killed: undefined, afterIdle: { rss: 0, cgroup: 0 }, phases: [], smaps: {}, stat: {} };
   try {
-    const s = await startSidecarProcess(prefix, join(DIST, 'src', 'cli'), bundleDir, appPort, ENGINE, undefined);
+    const s = await startSidecarProcess(prefix, join(dist, 'src', 'cli'), bundleDir, appPort, ENGINE, undefined);
     child = s.child;
     child.stdout!.resume();
     child.once('exit', (code, signal) => (killed = signal ?? `exit ${code}`));
@@ -370,7 +401,7 @@ async function runVariant(name: string, round: number, appPort: number, bundleDi
     try {
       const start = await probe(child);
       console.log(`  ${name} round ${round}: started, rss ${mib(rssOf(pid))}, cgroup ${mib(cg.num('memory.usage_in_bytes'))}, heap used ${mib(start?.heapUsed ?? NaN)}`);
-      for (const ph of phases().filter((x) => !ONLY || ONLY.includes(x.name))) {
+      for (const ph of phases().filter((x) => (!ONLY || ONLY.includes(x.name)) && (x.name !== 'sslyze' || SSLYZE_SCANS > 0))) {
         if (killed) break;
         phasePeak = { rss: 0, cgroup: 0 };
         const r = await ph.run(s.port, async (open) => {
@@ -388,7 +419,7 @@ async function runVariant(name: string, round: number, appPort: number, bundleDi
         await new Promise((r) => setTimeout(r, 10_000));
         const g = await probe(child);
         result.afterIdle = { rss: rssOf(pid), cgroup: cg.num('memory.usage_in_bytes'), heapUsed: g?.heapUsed ?? NaN, heapTotal: g?.heapTotal ?? NaN, external: g?.external ?? NaN, ...(g?.spaces ?? {}) };
-        console.log(`    idle 10 s: rss ${mib(result.afterIdle.rss)} cgroup ${mib(result.afterIdle.cgroup)} heap used ${mib(g?.heapUsed ?? NaN)} of ${mib(g?.heapTotal ?? NaN)}, external ${mib(g?.external ?? NaN)} (array buffers ${mib(g?.arrayBuffers ?? NaN)}), spaces ${Object.entries(g?.spaces ?? {}).map(([k, val]) => `${k} ${mib(val)}`).join(', ')}`);
+        console.log(`    idle 10 s: rss ${mib(result.afterIdle.rss)} cgroup ${mib(result.afterIdle.cgroup)} heap used ${mib(g?.heapUsed ?? NaN)} of ${mib(g?.heapTotal ?? NaN)}, external ${mib(g?.external ?? NaN)} (array buffers ${mib(g?.arrayBuffers ?? NaN)}), malloc_trim ${g?.trims.count ?? 0} calls, longest ${(g?.trims.maxMs ?? 0).toFixed(2)} ms, total ${(g?.trims.totalMs ?? 0).toFixed(1)} ms; spaces ${Object.entries(g?.spaces ?? {}).filter(([, val]) => val > 0).map(([k, val]) => `${k} ${mib(val)}`).join(', ')}`);
         result.smaps = smapsRollup(pid);
       }
     } finally {
