@@ -305,8 +305,16 @@ const SSLYZE_SCANS = Number(process.env.BENCH_SSLYZE ?? 0);
 /** One sslyze scan of 127.0.0.1:port (all its default checks), bounded to 5 minutes. */
 function sslyzeScan(port: number): Promise<boolean> {
   return new Promise((resolve) => {
-    const child = spawn(SSLYZE, ['-m', 'sslyze', `127.0.0.1:${port}`], { stdio: 'ignore', timeout: 300_000 });
-    child.once('exit', (code) => resolve(code === 0));
+    const child = spawn(SSLYZE, ['-m', 'sslyze', `127.0.0.1:${port}`], { stdio: ['ignore', 'pipe', 'pipe'], timeout: 300_000 });
+    let out = '';
+    child.stdout.on('data', (c: Buffer) => (out += c.toString('utf8')));
+    child.stderr.on('data', (c: Buffer) => (out += c.toString('utf8')));
+    // sslyze exits 0 on a refused connection too: a scan counts when it completed without a scan error
+    child.once('exit', (code) => {
+      const ok = /SCANS COMPLETED/.test(out) && !/=> ERROR/.test(out);
+      if (!ok) console.log(`    sslyze exited ${code}: ${out.slice(-600)}`);
+      resolve(ok);
+    });
     child.once('error', () => resolve(false));
   });
 }
