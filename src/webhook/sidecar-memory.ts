@@ -7,7 +7,7 @@
 
 /**
  * What one held-open client connection costs the sidecar's cgroup with the costlier engine (node:tls,
- * the default --certificate-engine: ~64 KiB measured; our engine ~25 KiB), rounded up for headroom.
+ * the default --certificate-engine: 58-64 KiB measured; our engine 17-25 KiB), rounded up for headroom.
  */
 export const SIDECAR_BYTES_PER_CONNECTION = 80 * 1024;
 /**
