@@ -68,7 +68,7 @@ export class SigningKey {
         );
       }
       const problem = rsaParameterProblem(key);
-      if (problem !== undefined) throw new Error(`${problem}: its signatures would stall the key server's signing for every client; export the key again (openssl pkey -in KEY -out KEY.new) or issue a new one`);
+      if (problem !== undefined) throw new Error(problem);
       this.detail = `RSA-${this.modulusBits}`;
     } else if (type === 'ec') {
       this.algorithm = 'ecdsa';

@@ -69,10 +69,11 @@ export interface LoadMaterialOptions {
    */
   readonly keylessConfigured?: boolean;
   /**
-   * What an expired delegated credential does to the load (BuildOptions.expired): 'refuse' (the
-   * default) fails it, naming the file, so a reload never replaces credentials that still serve;
-   * 'keep' loads the rest, so a sidecar whose credentials expired while the operator was away
-   * still serves through tls.key or the key server.
+   * What a delegated credential not servable now (expired, or more than 7 days left by this
+   * clock) does to the load (BuildOptions.expired): 'refuse' (the default) fails it, naming the
+   * file, so a reload never replaces credentials that still serve; 'keep' loads it out of
+   * selection, so a sidecar whose credentials expired while the operator was away still serves
+   * through tls.key or the key server.
    */
   readonly expiredCredentials?: 'refuse' | 'keep';
 }
@@ -142,9 +143,10 @@ export function fingerprintFiles(files: FileMap): string {
 }
 
 /**
- * LoadMaterialOptions.expiredCredentials for the next load: an expired credential fails a reload
- * while the current credentials still serve (they are kept), and is left out otherwise, so a
- * sidecar that starts after its credentials expired serves through its fallback.
+ * LoadMaterialOptions.expiredCredentials for the next load: a credential not servable now fails a
+ * reload while the current credentials still serve (they are kept, and the periodic re-check
+ * tries again), and is left out of selection otherwise, so a sidecar that starts after its
+ * credentials expired serves through its fallback.
  */
 export function expiredCredentialsPolicy(current: ServingMaterial | undefined, now: Date): 'refuse' | 'keep' {
   const nowMs = now.getTime();

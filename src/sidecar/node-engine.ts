@@ -37,24 +37,31 @@ const NODE_ENGINE_CIPHERS = [
 
 /** Our groups in our order (src/tls/key-exchange.ts SUPPORTED_GROUPS); Node's default adds X448 and P-521. */
 const NODE_ENGINE_GROUPS = 'X25519MLKEM768:X25519:SecP256r1MLKEM768:P-256:P-384';
+/** The same without the ML-KEM hybrids, for a node built against an OpenSSL older than 3.5. */
+const NODE_ENGINE_CLASSIC_GROUPS = 'X25519:P-256:P-384';
 
 export function secureContextFor(material: ServingMaterial): SecureContext {
   let ctx = contexts.get(material);
   if (!ctx) {
     if (!material.certificateKey) throw new Error('node:tls needs the certificate key (tls.key)');
-    ctx = createSecureContext({
+    const options = {
       cert: material.credentials.certificateChain.map((der) => derToPem(der, 'CERTIFICATE')).join(''),
       key: material.certificateKey.export({ type: 'pkcs8', format: 'pem' }),
       minVersion: 'TLSv1.2',
       ciphers: NODE_ENGINE_CIPHERS,
-      ecdhCurve: NODE_ENGINE_GROUPS,
       honorCipherOrder: true,
       // Our stack refuses every renegotiation (RFC 5746 §4.1 lets a server). node:tls's own limit
       // (tls.CLIENT_RENEG_LIMIT) applies only to sockets of a tls.Server, not to this standalone
       // TLSSocket: without this option a client could renegotiate without end, each one a full
       // handshake signed by the certificate key, on a connection the limits already admitted.
       secureOptions: constants.SSL_OP_NO_RENEGOTIATION,
-    });
+    } as const;
+    try {
+      ctx = createSecureContext({ ...options, ecdhCurve: NODE_ENGINE_GROUPS });
+    } catch {
+      // One unknown group name fails the whole list (OpenSSL < 3.5 has no ML-KEM).
+      ctx = createSecureContext({ ...options, ecdhCurve: NODE_ENGINE_CLASSIC_GROUPS });
+    }
     contexts.set(material, ctx);
   }
   return ctx;

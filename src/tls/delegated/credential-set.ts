@@ -50,11 +50,11 @@ export interface BuildOptions {
   readonly now?: Date;
   readonly side?: DelegationSide;
   /**
-   * 'refuse' (the default): an expired credential fails the build, naming it, so a reload that
-   * brings one never replaces a set that still serves. 'keep': it is kept and never selected, so
-   * a server that starts after its credentials expired still serves through its fallback.
-   * Either way a credential with more than 7 days left by this clock (one behind the issuer's)
-   * is kept, and selected once it is within 7 days, as a receiver would accept it.
+   * 'refuse' (the default): a credential not servable now (expired, or more than 7 days left by
+   * this clock) fails the build, naming it, so a reload never replaces a set that still serves
+   * with one that does not. 'keep': such a credential is kept and never selected until it is
+   * servable (select checks the time per handshake), so a server that starts after its
+   * credentials expired, or whose clock is behind the issuer's, still serves through its fallback.
    */
   readonly expired?: 'refuse' | 'keep';
 }
@@ -182,7 +182,7 @@ function buildEntry(
   }
   let verified;
   try {
-    verified = validateDelegatedCredential(delegatedCredential, { certificate, now, side, timeRules: expired === 'keep' ? 'none' : 'expiry' });
+    verified = validateDelegatedCredential(delegatedCredential, { certificate, now, side, timeRules: expired === 'keep' ? 'none' : 'all' });
   } catch (cause) {
     throw new DelegationError('invalid-file', `${label}: ${errorText(cause)}`, { cause });
   }

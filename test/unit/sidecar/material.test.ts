@@ -100,7 +100,10 @@ void describe('expired delegated credentials at load', () => {
   });
 
   void it('loads a 7-day credential seen by a clock behind the issuer\'s, and says why it is not served yet', async () => {
-    const week = validateServingMaterial('/mem', fileMap(await credentialFiles(pki, { algorithms: ['ed25519'], validitySeconds: 7 * 86_400 })));
+    const files = fileMap(await credentialFiles(pki, { algorithms: ['ed25519'], validitySeconds: 7 * 86_400 }));
+    // A reload while other credentials serve refuses it (they keep serving); a start takes it.
+    assert.throws(() => validateServingMaterial('/mem', files, { now: new Date(Date.now() - 5_000) }), (e: unknown) => e instanceof MaterialError && /validity-too-long/.test(e.reason));
+    const week = validateServingMaterial('/mem', files, { now: new Date(Date.now() - 5_000), expiredCredentials: 'keep' });
     const behind = new Date(Date.now() - 5_000);
     const r = readiness({ phase: 'serving', since: behind }, week, { keyless: false }, behind);
     assert.equal(r.ready, false);

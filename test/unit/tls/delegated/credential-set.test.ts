@@ -168,14 +168,12 @@ void describe('DelegatedCredentialSet', () => {
     assert.equal(isServableAt(set.entries[0]!, later.getTime()), false);
   });
 
-  void it('keeps a credential with more than 7 days left by a clock behind the issuer\'s, and selects it once within 7 days', async () => {
+  void it("with expired 'keep', keeps a credential with more than 7 days left by a clock behind the issuer's, and selects it once within 7 days; 'refuse' refuses it", async () => {
     const week = await issue('ed25519', 7 * 24 * HOUR);
     const behind = new Date(now.getTime() - 5_000);
-    const set = DelegatedCredentialSet.build({
-      certificateChain: [cert.der],
-      credentials: [{ delegatedCredential: week.delegatedCredential, privateKey: week.privateKey, label: 'week.cred' }],
-      now: behind,
-    });
+    const credentials = [{ delegatedCredential: week.delegatedCredential, privateKey: week.privateKey, label: 'week.cred' }];
+    assert.throws(() => DelegatedCredentialSet.build({ certificateChain: [cert.der], credentials, now: behind }), rejectsWith('invalid-file', /^week\.cred: delegated credential rejected \(validity-too-long\)/));
+    const set = DelegatedCredentialSet.build({ certificateChain: [cert.der], credentials, now: behind, expired: 'keep' });
     assert.equal(set.select({ dcSchemes: [S.ed25519], signatureSchemes: CLIENT_SIGALGS, now: behind }), undefined);
     assert.equal(set.select({ dcSchemes: [S.ed25519], signatureSchemes: CLIENT_SIGALGS, now: new Date(now.getTime() + 1000) })?.dcCertVerifyAlgorithm, S.ed25519);
   });
