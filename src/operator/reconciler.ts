@@ -31,6 +31,9 @@ const SPEC_FALLBACK_WARNINGS: ReadonlySet<string> = new Set(['CertificateKeyInPo
 /** Certificates closer than this to notAfter are treated as expired: a credential would be useless. */
 export const MIN_CREDENTIAL_LIFETIME_MS = 60_000;
 
+/** Label repairs of one output Secret in a row after which its labels are taken not to stay (repairLabels). */
+export const MAX_LABEL_REPAIRS = 3;
+
 export interface ReconcilerDeps {
   listers: Listers;
   api: KubeApi;
@@ -94,6 +97,9 @@ export class Reconciler {
   /** Reads of a certificate's key in flight, by `namespace/name@resourceVersion`. */
   private readonly keyLoads = new Map<string, Promise<{ signer: Signer; certificate: CertificateFacts; keySecret: V1Secret | undefined }>>();
 
+  /** Label repairs in a row by `namespace/name` of the DelegatedCredential; gone once the labels stay. */
+  private readonly labelRepairs = new Map<string, number>();
+
   constructor(private readonly deps: ReconcilerDeps) {}
 
   /**
@@ -103,15 +109,27 @@ export class Reconciler {
    */
   async reconcile(namespace: string, name: string, attempt = 0): Promise<ReconcileResult> {
     const dc = this.deps.listers.delegatedCredential(namespace, name);
-    if (dc === undefined || dc.metadata.deletionTimestamp !== undefined) return { kind: 'gone' };
+    if (dc === undefined || dc.metadata.deletionTimestamp !== undefined) {
+      this.labelRepairs.delete(`${namespace}/${name}`);
+      return { kind: 'gone' };
+    }
+    if (await this.withdrawCertificateKey(dc)) return { kind: 'done', requeueAt: new Date(this.deps.clock.now().getTime() + 1000) };
+    // Never a reason to skip the rest: renewal must not wait on labels that may never stay put.
+    return this.reconcileInspected(dc, attempt, await this.repairLabels(dc));
+  }
+
+  private async reconcileInspected(dc: DelegatedCredential, attempt: number, labelsFailure: Failure | undefined): Promise<ReconcileResult> {
+    const namespace = dc.metadata.namespace ?? '';
+    const name = dc.metadata.name ?? '';
     const log = this.deps.log;
-    if ((await this.withdrawCertificateKey(dc)) || (await this.repairLabels(dc))) return { kind: 'done', requeueAt: new Date(this.deps.clock.now().getTime() + 1000) };
+    // Labels that do not stay make Ready False, whatever else went well (issuing included).
+    const report = (outcome: ReconcileOutcome): Promise<ReconcileResult> => this.report(dc, outcome.failure === undefined && labelsFailure !== undefined ? { ...outcome, failure: labelsFailure } : outcome);
     let inspection: Inspection | 'syncing';
     try {
       inspection = this.inspect(dc);
     } catch (err) {
       const failure = err instanceof CertificateSecretAbsent ? await this.explainAbsentCertificate(err) : failureOf(err);
-      return this.report(dc, { trigger: null, failure, credentials: [] });
+      return report({ trigger: null, failure, credentials: [] });
     }
     if (inspection === 'syncing') return { kind: 'done', requeueAt: new Date(this.deps.clock.now().getTime() + 1000) };
     const { output, trigger, advisory } = inspection;
@@ -121,55 +139,78 @@ export class Reconciler {
     if (plan.kind === 'blocked') {
       // Like cert-manager with an issuer that is not ready: the credentials already issued keep
       // being served until they expire, none are renewed, and the status says why.
-      return this.report(dc, { trigger, failure: plan.failure, credentials: stored, lastIssuedAt });
+      return report({ trigger, failure: plan.failure, credentials: stored, lastIssuedAt });
     }
     if (output.exists && !output.ownedByThis) {
       const failure: Failure = {
         reason: 'OutputSecretConflict',
         message: `Secret ${namespace}/${dc.spec.secretName} exists and is not managed by this DelegatedCredential; choose another spec.secretName or delete that Secret`,
       };
-      return this.report(dc, { trigger, failure, credentials: [], signer: plan.description });
+      return report({ trigger, failure, credentials: [], signer: plan.description });
     }
     const fallback = inspection.fallback?.outcome;
     if (trigger === null) {
       const renewal = output.exists ? credentialRenewalTime(dc, output, inspection.policy) : undefined;
       await this.removeStaleOutputs(dc);
-      return this.report(dc, { trigger, credentials: stored, signer: plan.description, renewalTime: renewal, lastIssuedAt, advisory, fallback });
+      return report({ trigger, credentials: stored, signer: plan.description, renewalTime: renewal, lastIssuedAt, advisory, fallback });
     }
     log.info('issuing', { namespace, name, reason: trigger.reason, detail: trigger.message });
     try {
       const issued = await this.issue(inspection, plan);
       await this.removeStaleOutputs(dc);
-      return this.report(dc, { trigger, credentials: issued.credentials, signer: plan.description, renewalTime: issued.renewalTime, issuedAt: issued.issuedAt, advisory, fallback });
+      return report({ trigger, credentials: issued.credentials, signer: plan.description, renewalTime: issued.renewalTime, issuedAt: issued.issuedAt, advisory, fallback });
     } catch (err) {
       if (isTransientApiError(err) && attempt < QUIET_TRANSIENT_RETRIES) throw err;
       const failure = failureOf(err);
-      return this.report(dc, { trigger, failure, credentials: stored, signer: plan.description, lastIssuedAt });
+      return report({ trigger, failure, credentials: stored, signer: plan.description, lastIssuedAt });
     }
   }
 
   /**
    * Puts our labels back on this DelegatedCredential's output Secret (its controller reference has
    * our uid) when someone changed or removed the owner label: without it the Secret would be
-   * reported as another's (OutputSecretConflict) and never renewed. True when the Secret was
-   * rewritten (the caller waits for the watch to show it). A Secret that lost the managed-by label
-   * is not in the cache: create() adopts it.
+   * reported as another's (OutputSecretConflict) and never renewed. A Secret that lost the
+   * managed-by label is not in the cache: create() adopts it. The reconcile goes on whatever
+   * happens here (a failed or lost repair included): an expiring credential is renewed anyway.
+   * Returns a failure once MAX_LABEL_REPAIRS repairs in a row did not stay (a mutating policy
+   * rewrites the labels, another writer keeps winning, a webhook refuses the write): the status
+   * says so and the queue backs off, instead of a GET and a PUT every second forever.
    */
-  private async repairLabels(dc: DelegatedCredential): Promise<boolean> {
+  private async repairLabels(dc: DelegatedCredential): Promise<Failure | undefined> {
     const namespace = dc.metadata.namespace ?? '';
+    const name = dc.metadata.name ?? '';
+    const key = `${namespace}/${name}`;
     const cached = this.deps.listers.outputSecret(namespace, dc.spec.secretName);
-    if (cached === undefined || !isControlledBy(cached, dc) || !labelsNeedRepair(cached, dc)) return false;
-    const secret = await this.deps.api.getSecret(namespace, dc.spec.secretName);
-    if (secret === undefined || !isControlledBy(secret, dc)) return true; // the watch catches up
-    const labels = { ...secret.metadata?.labels, [MANAGED_BY_LABEL]: MANAGED_BY_VALUE, [OWNER_LABEL]: dc.metadata.name ?? '' };
-    try {
-      // Conditional on the resourceVersion read: a concurrent write wins, and the next pass sees it.
-      await this.deps.api.replaceSecret({ ...secret, metadata: { ...secret.metadata, managedFields: undefined, labels } });
-    } catch (err) {
-      if (statusCodeOf(err) !== 409) throw err;
+    if (cached === undefined || !isControlledBy(cached, dc) || !labelsNeedRepair(cached, dc)) {
+      this.labelRepairs.delete(key);
+      return undefined;
     }
-    this.deps.log.info('put our labels back on the output Secret', { namespace, name: dc.metadata.name, secret: dc.spec.secretName });
-    return true;
+    const meta = { namespace, name, secret: dc.spec.secretName };
+    let lastError = '';
+    try {
+      const secret = await this.deps.api.getSecret(namespace, dc.spec.secretName);
+      // Only what the API holds now is repaired: the watch may just be behind our last write.
+      if (secret === undefined || !isControlledBy(secret, dc) || !labelsNeedRepair(secret, dc)) return this.labelsFailure(dc, this.labelRepairs.get(key) ?? 0, '');
+      const labels = { ...secret.metadata?.labels, [MANAGED_BY_LABEL]: MANAGED_BY_VALUE, [OWNER_LABEL]: name };
+      // Conditional on the resourceVersion read: a concurrent write wins, and a later pass sees it.
+      await this.deps.api.replaceSecret({ ...secret, metadata: { ...secret.metadata, managedFields: undefined, labels } });
+      this.deps.log.info('put our labels back on the output Secret', meta);
+    } catch (err) {
+      lastError = err instanceof Error ? err.message : String(err);
+      this.deps.log.warn('could not put our labels back on the output Secret', { ...meta, detail: lastError });
+    }
+    const repairs = (this.labelRepairs.get(key) ?? 0) + 1;
+    this.labelRepairs.set(key, repairs);
+    return this.labelsFailure(dc, repairs, lastError);
+  }
+
+  private labelsFailure(dc: DelegatedCredential, repairs: number, lastError: string): Failure | undefined {
+    if (repairs <= MAX_LABEL_REPAIRS) return undefined;
+    const namespace = dc.metadata.namespace ?? '';
+    return {
+      reason: 'OutputSecretConflict',
+      message: `the labels ${MANAGED_BY_LABEL}=${MANAGED_BY_VALUE} and ${OWNER_LABEL}=${dc.metadata.name ?? ''} on Secret ${namespace}/${dc.spec.secretName} do not stay (${repairs} repairs in a row)${lastError === '' ? '' : ` (last error: ${lastError})`}; find what rewrites them or refuses the write (a mutating admission policy or webhook, another controller). Credentials are still renewed`,
+    };
   }
 
   /**
