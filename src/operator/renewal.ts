@@ -79,8 +79,10 @@ export function renewalTime(input: RenewalInput): Date {
       const safety = end - lifetime * SCHEDULE_SAFETY_FRACTION;
       // The jitter comes after the scheduled time, never before it: an issue time before the
       // occurrence would have that same occurrence as its next one, and the credential would be
-      // issued again (a minute apart, by the floor below) until the clock passed it.
-      if (next + jitter <= safety) return new Date(Math.max(start + minRenewalInterval(lifetime), Math.floor(next + jitter)));
+      // issued again (a minute apart, by the floor below) until the clock passed it. An occurrence
+      // within 90% of the lifetime is served at it, the jitter cut at the 90% point: the fallback
+      // below would come before it, and the occurrence would be served a second time.
+      if (next <= safety) return new Date(Math.max(start + minRenewalInterval(lifetime), Math.floor(Math.min(next + jitter, safety))));
       at = safety;
       break;
     }

@@ -169,6 +169,51 @@ void test('a rotation schedule issues exactly once per occurrence, for every obj
   }
 });
 
+/**
+ * The same chain of issuances over schedules × lifetimes × objects, the lifetimes around the 90%
+ * fallback (0.9 × lifetime near the gap between occurrences). Each renewal is either for the next
+ * occurrence (at it, within the jitter after it) or, only when that occurrence is past 90% of the
+ * lifetime, a renewal for the lifetime; never later than 90% of the lifetime. Before, an occurrence
+ * just inside 90% (daily, validity 26h41m40s) was served by a renewal before it (23:59:26) and
+ * then again after it (00:00:56).
+ */
+void test('a rotation schedule near the 90% fallback: one issuance per occurrence, never past 90% (fuzz)', () => {
+  const schedules: { cron: string; gap: number }[] = [
+    { cron: '0 0 * * *', gap: 24 * H },
+    { cron: 'H H * * *', gap: 24 * H },
+    { cron: '0 */6 * * *', gap: 6 * H },
+    { cron: '30 * * * *', gap: H },
+    { cron: '0 9,17 * * *', gap: 8 * H },
+    { cron: '*/15 * * * *', gap: 15 * M },
+  ];
+  const offsets = [-10 * M, -5 * M, -3 * M, -M, -30_000, -1000, 0, 1000, 30_000, M, 90_000, 3 * M, 5 * M, 10 * M];
+  for (const { cron, gap } of schedules) {
+    const lifetimes = [...offsets.map((d) => Math.round((gap + d) / 0.9)), 26 * H + 41 * M + 40_000, 168 * H].filter((l) => l > 2 * M);
+    for (const lifetime of lifetimes) {
+      const maxJitter = Math.min(5 * M, lifetime * 0.02);
+      for (const uid of ['uid-a', 'uid-b', 'uid-c', 'uid-d', 'uid-e', 'uid-f']) {
+        const policy = renewalPolicyOf({ rotationSchedule: cron }, uid);
+        const spec = policy.kind === 'schedule' ? policy.cron : '';
+        let issuedAt = t0;
+        for (let i = 0; i < 6; i++) {
+          const renewal = credentialSetRenewalTime({ uid, issuedAt, notAfters: [new Date(issuedAt.getTime() + lifetime)], policy })!;
+          const next = nextCronOccurrence(spec, issuedAt, uid);
+          const row = `${cron} × ${lifetime}ms × ${uid} × issued ${issuedAt.toISOString()} → ${renewal.toISOString()} (next ${next.toISOString()})`;
+          assert.ok(renewal.getTime() - issuedAt.getTime() <= lifetime * 0.9, `${row}: later than 90% of the lifetime`);
+          if (renewal.getTime() >= next.getTime()) {
+            // Or the least interval between two issuances, after a renewal for the lifetime just before.
+            const latest = Math.max(next.getTime() + maxJitter, issuedAt.getTime() + minRenewalInterval(lifetime));
+            assert.ok(renewal.getTime() <= latest, `${row}: more than the jitter after the occurrence`);
+          } else {
+            assert.ok(next.getTime() > issuedAt.getTime() + lifetime * 0.9, `${row}: renewed before an occurrence that was within 90% of the lifetime`);
+          }
+          issuedAt = renewal;
+        }
+      }
+    }
+  }
+});
+
 void test('jitter moves renewal earlier by at most 2% of the lifetime and at most 5 minutes', () => {
   const base = renewalTime({ issuedAt: t0, notAfter: at(10 * M), policy: { kind: 'default' } });
   const jittered = renewalTime({ issuedAt: t0, notAfter: at(10 * M), policy: { kind: 'default' }, jitter: 0.5 });
