@@ -47,6 +47,8 @@ export const SCHEDULE_SAFETY_FRACTION = 0.1;
  */
 export const MIN_RENEWAL_INTERVAL_MS = 60_000;
 const MAX_JITTER_MS = 5 * 60_000;
+/** A rotation schedule's jitter is at most this fraction of the gap between its occurrence and the following one. */
+const SCHEDULE_JITTER_GAP_FRACTION = 0.25;
 const JITTER_LIFETIME_FRACTION = 0.02;
 
 export class InvalidRenewalPolicyError extends Error {
@@ -60,7 +62,8 @@ export function renewalTime(input: RenewalInput): Date {
   const start = input.issuedAt.getTime();
   const end = input.notAfter.getTime();
   const lifetime = Math.max(0, end - start);
-  const jitter = (input.jitter ?? 0) * Math.min(MAX_JITTER_MS, lifetime * JITTER_LIFETIME_FRACTION);
+  const lifetimeJitter = (input.jitter ?? 0) * Math.min(MAX_JITTER_MS, lifetime * JITTER_LIFETIME_FRACTION);
+  let jitter = lifetimeJitter;
   let at: number;
   switch (input.policy.kind) {
     case 'default':
@@ -75,8 +78,12 @@ export function renewalTime(input: RenewalInput): Date {
       at = end - (lifetime * input.policy.percentage) / 100;
       break;
     case 'schedule': {
-      const next = nextCronOccurrence(input.policy.cron, input.issuedAt, input.scheduleSeed).getTime();
+      const [nextAt, followingAt] = cronOccurrences(input.policy.cron, input.issuedAt, input.scheduleSeed, 2);
+      const next = nextAt!.getTime();
       const safety = end - lifetime * SCHEDULE_SAFETY_FRACTION;
+      // At most a quarter of the gap to the following occurrence: a jitter past it (every minute
+      // with up to 5 minutes of jitter) would serve that one too and skip it.
+      jitter = Math.min(lifetimeJitter, ((followingAt?.getTime() ?? next) - next) * SCHEDULE_JITTER_GAP_FRACTION);
       // The jitter comes after the scheduled time, never before it: an issue time before the
       // occurrence would have that same occurrence as its next one, and the credential would be
       // issued again (a minute apart, by the floor below) until the clock passed it. An occurrence
@@ -117,10 +124,17 @@ const cronParser = (): typeof CronParser => (cronModule ??= createRequire(import
 
 /** The first occurrence of `cron` (UTC) strictly after `after`, `H` fields seeded by `seed`; throws InvalidRenewalPolicyError. */
 export function nextCronOccurrence(cron: string, after: Date, seed = ''): Date {
+  return cronOccurrences(cron, after, seed, 1)[0]!;
+}
+
+/** The first `count` occurrences of `cron` (UTC) strictly after `after` (see nextCronOccurrence). */
+function cronOccurrences(cron: string, after: Date, seed: string | undefined, count: 1 | 2): Date[] {
   // Loaded outside the try: a module that cannot load is a broken installation, not a bad spec.
   const { CronExpressionParser } = cronParser();
   try {
-    return CronExpressionParser.parse(cron, { currentDate: after, tz: 'UTC', strict: false, hashSeed: seed }).next().toDate();
+    const occurrences = CronExpressionParser.parse(cron, { currentDate: after, tz: 'UTC', strict: false, hashSeed: seed ?? '' });
+    const first = occurrences.next().toDate();
+    return count === 1 ? [first] : [first, occurrences.next().toDate()];
   } catch (cause) {
     const why = cause instanceof Error ? cause.message : String(cause);
     throw new InvalidRenewalPolicyError(`rotationSchedule ${JSON.stringify(cron)} is not a valid cron expression: ${why}`);

@@ -151,6 +151,10 @@ void test('a rotation schedule issues exactly once per occurrence, for every obj
     { cron: '0 */6 * * *', occurrences: 12 },
     { cron: '30 * * * *', occurrences: 24 },
     { cron: 'H H * * *', occurrences: 5 },
+    // Closer together than the jitter (5 minutes here): the jitter is cut to a quarter of the gap.
+    { cron: '* * * * *', occurrences: 20 },
+    { cron: '*/3 * * * *', occurrences: 10 },
+    { cron: '*/5 * * * *', occurrences: 10 },
   ];
   const maxJitter = Math.min(5 * M, lifetime * 0.02);
   for (const { cron, occurrences } of schedules) {
@@ -185,6 +189,9 @@ void test('a rotation schedule near the 90% fallback: one issuance per occurrenc
     { cron: '30 * * * *', gap: H },
     { cron: '0 9,17 * * *', gap: 8 * H },
     { cron: '*/15 * * * *', gap: 15 * M },
+    { cron: '* * * * *', gap: M },
+    { cron: '*/2 * * * *', gap: 2 * M },
+    { cron: '*/5 * * * *', gap: 5 * M },
   ];
   const offsets = [-10 * M, -5 * M, -3 * M, -M, -30_000, -1000, 0, 1000, 30_000, M, 90_000, 3 * M, 5 * M, 10 * M];
   for (const { cron, gap } of schedules) {
@@ -204,6 +211,8 @@ void test('a rotation schedule near the 90% fallback: one issuance per occurrenc
             // Or the least interval between two issuances, after a renewal for the lifetime just before.
             const latest = Math.max(next.getTime() + maxJitter, issuedAt.getTime() + minRenewalInterval(lifetime));
             assert.ok(renewal.getTime() <= latest, `${row}: more than the jitter after the occurrence`);
+            // No occurrence is skipped: the one after `next` is still ahead.
+            assert.ok(nextCronOccurrence(spec, next, uid).getTime() > renewal.getTime(), `${row}: skipped the occurrence after it`);
           } else {
             assert.ok(next.getTime() > issuedAt.getTime() + lifetime * 0.9, `${row}: renewed before an occurrence that was within 90% of the lifetime`);
           }
