@@ -105,11 +105,15 @@ export class LeaderElector {
 
   private async campaign(onStarted: () => void, onStopped: () => Promise<void>): Promise<void> {
     while (!this.stopped) {
-      if (await this.tryAcquireOrRenew()) {
+      // Bounded like a renewal (client-go's leader-election client times out at RenewDeadline): an
+      // acquire that hangs for the client's 60 s request timeout could otherwise write the lease
+      // long after it read it free, and lead beside a standby that took it meanwhile.
+      const started = this.opts.clock.now().getTime();
+      if (await this.attemptWithin(this.renewDeadlineMs)) {
         this.leading = true;
         this.opts.log.info('became leader', { lease: `${this.opts.namespace}/${this.opts.name}`, identity: this.opts.identity });
         onStarted();
-        await this.renewLoop();
+        await this.renewLoop(started);
         this.leading = false;
         if (!this.stopped) this.opts.log.warn('lost leadership', { lease: `${this.opts.namespace}/${this.opts.name}` });
         await onStopped();
@@ -119,8 +123,9 @@ export class LeaderElector {
     }
   }
 
-  private async renewLoop(): Promise<void> {
-    let lastRenew = this.opts.clock.now().getTime();
+  /** `acquiredAt`: when the attempt that took the lease started (the renewTime it wrote). */
+  private async renewLoop(acquiredAt: number): Promise<void> {
+    let lastRenew = acquiredAt;
     while (!this.stopped) {
       await this.sleep(this.retryPeriodMs);
       if (this.stopped) return;
@@ -191,7 +196,7 @@ export class LeaderElector {
       await this.replaceLease({ ...lease, spec: this.spec(acquire, now, transitions) }, signal);
       return true;
     } catch (err) {
-      if (signal?.aborted === true) log.warn('lease renewal abandoned at renewDeadline', { lease: `${namespace}/${name}` });
+      if (signal?.aborted === true) log.warn('lease request abandoned at renewDeadline', { lease: `${namespace}/${name}` });
       else if (statusCodeOf(err) !== 409) log.warn('lease update failed', { lease: `${namespace}/${name}`, error: String(err) });
       return false;
     }

@@ -19,30 +19,25 @@ void it('a missing Lease namespace is named, with the command that creates it an
 
 /**
  * A Lease API that answers until `hang` is set, then never answers (until the request's signal is
- * aborted). Before, the renewal's GET and PUT (60 s request timeout each) were awaited whole and
- * renewDeadline was checked only after they returned: the old leader stayed leader (and kept
- * writing) long after a standby could take the lease.
+ * aborted, or `timeOutHanging()` plays the client's request timeout), on a fake clock.
  */
-void it('a renewal that hangs is abandoned at renewDeadline: leadership is lost and the request aborted', async () => {
+function hangingLeaseApi() {
   const clock = new FakeClock(Date.parse('2026-01-01T00:00:00Z'));
-  let lease: Record<string, unknown> | undefined;
-  let hang = false;
-  let aborted = 0;
-  const hanging: (() => void)[] = [];
+  const state = { hang: false, aborted: 0, hanging: [] as (() => void)[], lease: undefined as Record<string, unknown> | undefined };
   const api = {
     request: (method: string, _path: string, opts: { body?: unknown; signal?: AbortSignal } = {}): Promise<unknown> => {
-      if (hang) {
+      if (state.hang) {
         return new Promise((_resolve, reject) => {
-          hanging.push(() => reject(new Error(`${method}: timed out`)));
+          state.hanging.push(() => reject(new Error(`${method}: timed out`)));
           opts.signal?.addEventListener('abort', () => {
-            aborted++;
+            state.aborted++;
             reject(new Error(`${method}: aborted`));
           });
         });
       }
-      if (method === 'GET') return lease ? Promise.resolve(lease) : Promise.reject(Object.assign(new Error('not found'), { statusCode: 404 }));
-      lease = { ...(opts.body as Record<string, unknown>), metadata: { name: 'l', namespace: 'ns', resourceVersion: String(Math.random()) } };
-      return Promise.resolve(lease);
+      if (method === 'GET') return state.lease ? Promise.resolve(state.lease) : Promise.reject(Object.assign(new Error('not found'), { statusCode: 404 }));
+      state.lease = { ...(opts.body as Record<string, unknown>), metadata: { name: 'l', namespace: 'ns', resourceVersion: String(Math.random()) } };
+      return Promise.resolve(state.lease);
     },
   };
   // The same API through the shorthand methods (no signal: nothing to abort them with).
@@ -53,25 +48,64 @@ void it('a renewal that hangs is abandoned at renewDeadline: leadership is lost 
   };
   const log = { info: () => undefined, warn: () => undefined, error: () => undefined, debug: () => undefined };
   const elector = new LeaderElector({ api: { ...shorthand, ...api } as unknown as ApiClient, namespace: 'ns', name: 'l', identity: 'me', clock, log: log as unknown as Logger, leaseDurationSeconds: 15, renewDeadlineMs: 10_000, retryPeriodMs: 2_000 });
-  let stopped = 0;
-  const done = elector.run(() => undefined, () => (stopped++, Promise.resolve()));
   const tick = async (ms: number): Promise<void> => {
     for (let i = 0; i < ms / 500; i++) {
       clock.advance(500);
       for (let j = 0; j < 5; j++) await new Promise((r) => setImmediate(r));
     }
   };
+  const timeOutHanging = (): void => {
+    for (const timeOut of state.hanging.splice(0)) timeOut();
+  };
+  return { state, elector, tick, timeOutHanging };
+}
+
+/**
+ * Before, the renewal's GET and PUT (60 s request timeout each) were awaited whole and
+ * renewDeadline was checked only after they returned: the old leader stayed leader (and kept
+ * writing) long after a standby could take the lease.
+ */
+void it('a renewal that hangs is abandoned at renewDeadline: leadership is lost and the request aborted', async () => {
+  const { state, elector, tick, timeOutHanging } = hangingLeaseApi();
+  let stopped = 0;
+  const done = elector.run(() => undefined, () => (stopped++, Promise.resolve()));
   await tick(500);
   assert.equal(elector.isLeader(), true, 'took the free lease');
   await tick(2_000);
   assert.equal(elector.isLeader(), true, 'renewed');
-  hang = true;
+  state.hang = true;
   await tick(10_000);
   assert.equal(elector.isLeader(), false, 'not leader once renewDeadline passed without a renewal');
   assert.equal(stopped, 1, 'onStopped ran');
-  assert.ok(aborted >= 1, 'the hanging request was aborted');
-  hang = false;
-  for (const timeOut of hanging) timeOut(); // the client's request timeout, for the campaign's attempts
+  assert.ok(state.aborted >= 1, 'the hanging request was aborted');
+  state.hang = false;
+  timeOutHanging(); // the client's request timeout, for the campaign's attempts
+  const stop = elector.stop();
+  await tick(4_000);
+  await stop;
+  await done;
+});
+
+/**
+ * Before, the campaign's acquire had no deadline: a GET or PUT that hung took the client's 60 s
+ * request timeout, and a PUT landing then made a second leader for ~10 s. Now it is aborted at
+ * renewDeadline, like a renewal, and a later attempt takes the lease.
+ */
+void it('an acquire that hangs is abandoned at renewDeadline, then a later attempt leads', async () => {
+  const { state, elector, tick, timeOutHanging } = hangingLeaseApi();
+  state.hang = true;
+  let started = 0;
+  const done = elector.run(() => void started++, () => Promise.resolve());
+  await tick(9_500);
+  assert.equal(state.aborted, 0, 'not abandoned before renewDeadline');
+  await tick(1_000);
+  assert.equal(state.aborted, 1, 'the hanging acquire was aborted at renewDeadline');
+  assert.equal(elector.isLeader(), false);
+  state.hang = false;
+  await tick(3_000);
+  assert.equal(elector.isLeader(), true, 'a later attempt took the lease');
+  assert.equal(started, 1);
+  timeOutHanging();
   const stop = elector.stop();
   await tick(4_000);
   await stop;
