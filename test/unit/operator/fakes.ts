@@ -205,3 +205,13 @@ export function delegationCertificate(opts: CertOptions = {}): Promise<IssuedCer
     opts.keyType ?? 'ecdsa-p256',
   );
 }
+
+/** A harness at `start` whose DelegatedCredential web/web-dc (24h, Secret web-dc-secret, from web-tls) has been issued once. */
+export async function issuedOnce(start: Date): Promise<Harness> {
+  const h = harness(start);
+  const cert = await delegationCertificate({ notBefore: new Date('2025-12-01T00:00:00Z'), notAfter: new Date('2027-01-01T00:00:00Z') });
+  h.cluster.putTlsSecret('web', 'web-tls', cert);
+  h.cluster.putDelegatedCredential('web', 'web-dc', { certificateSecretRef: { name: 'web-tls' }, secretName: 'web-dc-secret', validity: '24h' });
+  await h.reconciler.reconcile('web', 'web-dc');
+  return h;
+}

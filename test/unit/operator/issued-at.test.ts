@@ -6,7 +6,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { ANNOTATIONS } from '../../../src/operator/output-secret.js';
 import { ISSUED_AT_MAX_SKEW_MS } from '../../../src/operator/triggers.js';
-import { delegationCertificate, harness } from './fakes.js';
+import { delegationCertificate, harness, issuedOnce } from './fakes.js';
 
 const NS = 'web';
 const H = 3_600_000;
@@ -44,11 +44,7 @@ void test('a forged issue time re-issues at once; one within the skew is kept (t
 // expired credential whose issue time is not after its expiry.
 void test('a credential past its expiry is replaced, whatever the issue time says', async () => {
   const start = new Date('2026-01-01T00:00:00Z');
-  const h = harness(start);
-  const cert = await delegationCertificate({ notBefore: new Date('2025-12-01T00:00:00Z'), notAfter: new Date('2027-01-01T00:00:00Z') });
-  h.cluster.putTlsSecret(NS, 'web-tls', cert);
-  h.cluster.putDelegatedCredential(NS, 'web-dc', { certificateSecretRef: { name: 'web-tls' }, secretName: 'web-dc-secret', validity: '24h' });
-  await h.reconciler.reconcile(NS, 'web-dc');
+  const h = await issuedOnce(start);
   h.clock.advance(25 * H);
   // Forged to "just now": not in the future, so only the credential's own expiry can tell.
   const secret = h.cluster.secrets.get(KEY)!;

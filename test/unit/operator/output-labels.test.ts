@@ -8,7 +8,7 @@ import assert from 'node:assert/strict';
 import type { V1Secret } from '@kubernetes/client-node';
 import { ANNOTATIONS, MANAGED_BY_LABEL, OWNER_LABEL } from '../../../src/operator/output-secret.js';
 import { MAX_LABEL_REPAIRS } from '../../../src/operator/reconciler.js';
-import { delegationCertificate, harness } from './fakes.js';
+import { delegationCertificate, harness, issuedOnce } from './fakes.js';
 
 const NS = 'web';
 const KEY = `${NS}/web-dc-secret`;
@@ -71,11 +71,7 @@ void test('labels that do not stay: renewal goes on, and after a few repairs Rea
   ];
   for (const row of rows) {
     const start = new Date('2026-01-01T00:00:00Z');
-    const h = harness(start);
-    const cert = await delegationCertificate({ notBefore: new Date('2025-12-01T00:00:00Z'), notAfter: new Date('2027-01-01T00:00:00Z') });
-    h.cluster.putTlsSecret(NS, 'web-tls', cert);
-    h.cluster.putDelegatedCredential(NS, 'web-dc', { certificateSecretRef: { name: 'web-tls' }, secretName: 'web-dc-secret', validity: '24h' });
-    await h.reconciler.reconcile(NS, 'web-dc');
+    const h = await issuedOnce(start);
     const issuedAt = h.cluster.secrets.get(KEY)!.metadata?.annotations?.[ANNOTATIONS.issuedAt];
     const put = h.cluster.replaceSecret.bind(h.cluster);
     h.cluster.replaceSecret = row.wrap(put, issuedAt);
