@@ -108,12 +108,14 @@ export class LeaderElector {
       // Bounded like a renewal (client-go's leader-election client times out at RenewDeadline): an
       // acquire that hangs for the client's 60 s request timeout could otherwise write the lease
       // long after it read it free, and lead beside a standby that took it meanwhile.
-      const started = this.opts.clock.now().getTime();
       if (await this.attemptWithin(this.renewDeadlineMs)) {
         this.leading = true;
         this.opts.log.info('became leader', { lease: `${this.opts.namespace}/${this.opts.name}`, identity: this.opts.identity });
         onStarted();
-        await this.renewLoop(started);
+        // Counted from the acquire's end, as every renewal is from its own: counted from its
+        // start, a slow but healthy apiserver (an acquire near renewDeadline) made the first
+        // renewal's budget vanish and the leader flap.
+        await this.renewLoop(this.opts.clock.now().getTime());
         this.leading = false;
         if (!this.stopped) this.opts.log.warn('lost leadership', { lease: `${this.opts.namespace}/${this.opts.name}` });
         await onStopped();
@@ -123,7 +125,7 @@ export class LeaderElector {
     }
   }
 
-  /** `acquiredAt`: when the attempt that took the lease started (the renewTime it wrote). */
+  /** `acquiredAt`: when the attempt that took the lease ended. */
   private async renewLoop(acquiredAt: number): Promise<void> {
     let lastRenew = acquiredAt;
     while (!this.stopped) {

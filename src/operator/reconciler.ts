@@ -193,7 +193,10 @@ export class Reconciler {
       if (secret === undefined || !isControlledBy(secret, dc) || !labelsNeedRepair(secret, dc)) return this.labelsFailure(dc, this.labelRepairs.get(key) ?? 0, '');
       const labels = { ...secret.metadata?.labels, [MANAGED_BY_LABEL]: MANAGED_BY_VALUE, [OWNER_LABEL]: name };
       // Conditional on the resourceVersion read: a concurrent write wins, and a later pass sees it.
-      await this.deps.api.replaceSecret({ ...secret, metadata: { ...secret.metadata, managedFields: undefined, labels } });
+      const written = await this.deps.api.replaceSecret({ ...secret, metadata: { ...secret.metadata, managedFields: undefined, labels } });
+      // The rest of this pass reads the cache: without this, a renewal in the same pass would
+      // write with the resourceVersion from before the repair and meet a conflict every time.
+      this.deps.primeSecret?.(written);
       this.deps.log.info('put our labels back on the output Secret', meta);
     } catch (err) {
       lastError = err instanceof Error ? err.message : String(err);

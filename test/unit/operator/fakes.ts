@@ -161,7 +161,7 @@ export interface Harness {
   reconciler: Reconciler;
 }
 
-type ExtraDeps = Pick<ReconcilerDeps, 'signerHealth' | 'keylessIdentity' | 'signingKeys'>;
+type ExtraDeps = Pick<ReconcilerDeps, 'signerHealth' | 'keylessIdentity' | 'signingKeys' | 'primeSecret'>;
 
 /** `extra` may be made from the harness's cluster and clock (a KeylessIdentity needs both). */
 export function harness(start = new Date(), more: ExtraDeps | ((h: { cluster: FakeCluster; clock: FakeClock }) => ExtraDeps) = {}): Harness {

@@ -23,9 +23,24 @@ void it('a missing Lease namespace is named, with the command that creates it an
  */
 function hangingLeaseApi() {
   const clock = new FakeClock(Date.parse('2026-01-01T00:00:00Z'));
-  const state = { hang: false, aborted: 0, hanging: [] as (() => void)[], lease: undefined as Record<string, unknown> | undefined };
+  const state = { hang: false, delayMs: 0, aborted: 0, hanging: [] as (() => void)[], lease: undefined as Record<string, unknown> | undefined };
   const api = {
-    request: (method: string, _path: string, opts: { body?: unknown; signal?: AbortSignal } = {}): Promise<unknown> => {
+    request: (method: string, path: string, opts: { body?: unknown; signal?: AbortSignal } = {}): Promise<unknown> => {
+      if (state.delayMs > 0) {
+        // A slow but healthy apiserver: every answer after delayMs.
+        const delay = state.delayMs;
+        return new Promise((resolve, reject) => {
+          clock.setTimer(delay, () => {
+            state.delayMs = 0;
+            api.request(method, path, opts).then(resolve, reject);
+            state.delayMs = delay;
+          });
+          opts.signal?.addEventListener('abort', () => {
+            state.aborted++;
+            reject(new Error(`${method}: aborted`));
+          });
+        });
+      }
       if (state.hang) {
         return new Promise((_resolve, reject) => {
           state.hanging.push(() => reject(new Error(`${method}: timed out`)));
@@ -108,6 +123,22 @@ void it('an acquire that hangs is abandoned at renewDeadline, then a later attem
   timeOutHanging();
   const stop = elector.stop();
   await tick(4_000);
+  await stop;
+  await done;
+});
+
+void it('a slow but healthy apiserver (3.5 s per request, an acquire of 7 s) keeps one leader: the renewal budget counts from the acquire\'s end', async () => {
+  const { state, elector, tick } = hangingLeaseApi();
+  state.delayMs = 3_500;
+  let started = 0;
+  let stopped = 0;
+  const done = elector.run(() => void started++, () => (stopped++, Promise.resolve()));
+  await tick(60_000);
+  assert.equal(started, 1);
+  assert.equal(stopped, 0);
+  assert.equal(elector.isLeader(), true);
+  const stop = elector.stop();
+  await tick(10_000);
   await stop;
   await done;
 });

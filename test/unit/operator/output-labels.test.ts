@@ -8,7 +8,7 @@ import assert from 'node:assert/strict';
 import type { V1Secret } from '@kubernetes/client-node';
 import { ANNOTATIONS, MANAGED_BY_LABEL, OWNER_LABEL } from '../../../src/operator/output-secret.js';
 import { MAX_LABEL_REPAIRS } from '../../../src/operator/reconciler.js';
-import { delegationCertificate, harness, issuedOnce } from './fakes.js';
+import { delegationCertificate, harness, issuedOnce, type FakeCluster } from './fakes.js';
 
 const NS = 'web';
 const KEY = `${NS}/web-dc-secret`;
@@ -109,4 +109,32 @@ void test('a repair that stays clears the count: a later edit is repaired withou
     assert.equal((await h.reconciler.reconcile(NS, 'web-dc')).kind, 'done', `edit ${edit}, next pass`);
   }
   assert.equal(h.cluster.secrets.get(KEY)?.metadata?.labels?.[OWNER_LABEL], 'web-dc');
+});
+
+void test('a repair that does not stay still lets the renewal of the same pass write: the repaired Secret is primed, not read stale from a lagging cache', async () => {
+  const start = new Date('2026-01-01T00:00:00Z');
+  let snapshot: ReturnType<FakeCluster['outputSecret']>;
+  let live: FakeCluster['outputSecret'] = () => undefined;
+  // The operator's own writes reach its cache through primeSecret; everything else only when the watch delivers (between passes here).
+  const h = harness(start, ({ cluster }) => {
+    live = cluster.outputSecret.bind(cluster);
+    return { primeSecret: () => void (snapshot = live(NS, 'web-dc-secret')) };
+  });
+  const cert = await delegationCertificate({ notBefore: new Date('2025-12-01T00:00:00Z'), notAfter: new Date('2027-01-01T00:00:00Z') });
+  h.cluster.putTlsSecret(NS, 'web-tls', cert);
+  h.cluster.putDelegatedCredential(NS, 'web-dc', { certificateSecretRef: { name: 'web-tls' }, secretName: 'web-dc-secret', validity: '24h' });
+  await h.reconciler.reconcile(NS, 'web-dc');
+  const issuedAt = (): string | undefined => h.cluster.secrets.get(KEY)?.metadata?.annotations?.[ANNOTATIONS.issuedAt];
+  const first = issuedAt();
+  // A mutating policy rewrites the owner label on every write, and has rewritten the current one.
+  const replace = h.cluster.replaceSecret.bind(h.cluster);
+  h.cluster.replaceSecret = (s: V1Secret) => replace({ ...s, metadata: { ...s.metadata, labels: { ...s.metadata?.labels, [OWNER_LABEL]: 'team-x' } } });
+  const secret = h.cluster.secrets.get(KEY)!;
+  secret.metadata!.labels = { ...secret.metadata!.labels, [OWNER_LABEL]: 'team-x' };
+  secret.metadata!.resourceVersion = `${secret.metadata!.resourceVersion ?? ''}9`;
+  h.cluster.outputSecret = () => snapshot;
+  h.clock.advance(25 * 3600_000); // the credentials (24h) have expired
+  snapshot = live(NS, 'web-dc-secret');
+  await h.reconciler.reconcile(NS, 'web-dc');
+  assert.notEqual(issuedAt(), first, 'renewed in the pass that repaired the labels');
 });
