@@ -49,7 +49,7 @@ import {
 } from './messages/handshake.js';
 import { authenticatePeer, checkCertificateVerify, type AuthenticatedPeer } from './peer-auth.js';
 import { RecordOpener, RecordSealer } from './record.js';
-import { ClientAuthPolicy, sessionExpired, TicketKey, type TicketClientAuth, type TicketState } from './session.js';
+import { ClientAuthPolicy, MAX_TICKET_SERVER_NAME, sessionExpired, TicketKey, type TicketClientAuth, type TicketState } from './session.js';
 import { certificateVerifyContent, isCertificateVerifyScheme } from './signature-schemes.js';
 import { DEFAULT_CIPHER_SUITES, suiteParams, type SuiteParams } from './suites.js';
 import { Tls12ServerHandshake } from './tls12/server.js';
@@ -797,6 +797,7 @@ export class ServerConnection extends Connection<ServerState> {
       ? Math.min(this.config.ticketLifetimeSeconds, Math.floor((hs.resumed.issuedAt + hs.resumed.lifetimeSeconds * 1000 - now) / 1000))
       : this.config.ticketLifetimeSeconds;
     if (lifetimeSeconds <= 0) return;
+    if ((hs.servername ?? '').length > MAX_TICKET_SERVER_NAME) return;
     // Only a verified client certificate is carried over to resumed sessions, with its validity.
     const clientAuth: TicketClientAuth = hs.resumed ?? this.config.clientAuth.identity(peer);
     for (let i = 0; i < this.config.sessionTickets; i++) {

@@ -77,6 +77,13 @@ export interface TicketState extends TicketClientAuth {
 const TICKET_VERSION = 4;
 const NONCE_LENGTH = 12;
 const TAG_LENGTH = 16;
+/**
+ * The longest server name a ticket carries (one length byte). A DNS name is at most 253; a client
+ * may still send a longer host_name (RFC 6066 allows 2^16-1), and then gets no ticket: a full
+ * handshake next time, not an error after its Finished.
+ */
+export const MAX_TICKET_SERVER_NAME = 0xff;
+
 const HEADER_LENGTH = 1 + 2 + 8 + 4 + 4 + 8 + 1 + 1 + 1 + 1 + 3;
 /** Where the plaintext starts in a ticket. */
 const PLAIN_AT = 1 + NONCE_LENGTH;
@@ -116,7 +123,7 @@ export class TicketKey {
   seal(state: TicketState): Uint8Array {
     const { psk, servername, alpnProtocol, clientAuthConfig, clientCertificate } = state;
     fieldFits(psk.length, 0xff, 'PSK');
-    fieldFits(servername.length, 0xff, 'server name');
+    fieldFits(servername.length, MAX_TICKET_SERVER_NAME, 'server name');
     fieldFits(alpnProtocol.length, 0xff, 'ALPN protocol');
     fieldFits(clientAuthConfig.length, 0xff, 'client auth config');
     fieldFits(clientCertificate.length, 0xffffff, 'client certificate');

@@ -29,10 +29,14 @@ function httpProbe(path: string, port: string, periodSeconds: number, failureThr
   return { httpGet: { path, port, scheme: 'HTTP' }, periodSeconds, failureThreshold, timeoutSeconds: 1 };
 }
 
-/** --max-connections that fits the sidecar's memory limit (sidecar-memory.ts); none when its default fits. */
+/**
+ * --max-connections that fits the sidecar's memory limit (sidecar-memory.ts), none when its
+ * default fits; and the per-source cap at a quarter of it, the ratio of the sidecar's own
+ * defaults, so one address cannot take every slot.
+ */
 function connectionCapArgs(config: SidecarConfig): string[] {
   const max = maxConnectionsForMemoryLimit(config.resources.limits?.memory);
-  return max !== undefined ? ['--max-connections', String(max)] : [];
+  return max !== undefined ? ['--max-connections', String(max), '--max-connections-per-source', String(Math.max(1, Math.floor(max / 4)))] : [];
 }
 
 export function sidecarContainer(target: InjectionTarget, config: SidecarConfig, mode: SidecarMode): V1Container {

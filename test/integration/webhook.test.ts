@@ -202,7 +202,11 @@ void describe('the sidecar-injection webhook behind a real kube-apiserver', () =
     assert.ok(sidecar, 'sidecar stored as an init container');
     assert.equal(sidecar.restartPolicy, 'Always');
     assert.equal(sidecar.image, DEFAULT_SIDECAR_CONFIG.image);
-    assert.deepEqual(sidecar.args, ['sidecar', '--dc-dir', '/var/run/dc-operator/credentials', '--port', '9443', '--upstream', '127.0.0.1:8080', '--metrics-port', '15300']);
+    assert.deepEqual(sidecar.args, [
+      'sidecar', '--dc-dir', '/var/run/dc-operator/credentials', '--port', '9443', '--upstream', '127.0.0.1:8080', '--metrics-port', '15300',
+      // the caps that fit the default 128Mi limit (src/webhook/sidecar-memory.ts)
+      '--max-connections', '1024', '--max-connections-per-source', '256',
+    ]);
     assert.equal(sidecar.startupProbe?.httpGet?.path, '/readyz');
     assert.equal(sidecar.readinessProbe?.httpGet?.path, '/readyz');
     assert.deepEqual({ ...sidecar.volumeMounts?.find((m) => m.name === 'dc-operator-credentials') }, {

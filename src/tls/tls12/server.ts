@@ -34,7 +34,7 @@ import { encodeHandshake, frameHandshake } from '../messages/handshake.js';
 import type { AuthenticatedPeer } from '../peer-auth.js';
 import { randomBytesPooled } from '../random.js';
 import type { ServerConfig } from '../server.js';
-import { sessionExpired, type TicketState } from '../session.js';
+import { MAX_TICKET_SERVER_NAME, sessionExpired, type TicketState } from '../session.js';
 import { schemeParams } from '../signature-schemes.js';
 import type { Signer } from '../signer.js';
 import { markDowngrade } from '../version.js';
@@ -195,7 +195,10 @@ export class Tls12ServerHandshake {
     const ticket = hello.extensions.sessionTicket;
     if (!ticket || ticket.length === 0 || this.config.sessionTickets === 0) return undefined;
     const state = this.config.ticketKey.open(ticket);
-    return state && this.usableSession(state, hello, offered);
+    if (!state) return undefined;
+    const usable = this.usableSession(state, hello, offered);
+    if (!usable) state.psk.fill(0); // opened but not resumed: its master secret goes now (as TLS 1.3)
+    return usable;
   }
 
   /** RFC 5246 §7.4.1.2: the ID of a session in our cache, under the checks a ticket gets. */
@@ -382,11 +385,13 @@ export class Tls12ServerHandshake {
 
   /** RFC 5077 §3.3: one ticket, sealed like TLS 1.3 tickets (same key, same rotation). */
   private sendTicket(hs: Keyed): void {
-    const ticket = this.config.ticketKey.seal(this.sessionState(hs));
+    const state = this.sessionState(hs);
+    const ticket = state.servername.length <= MAX_TICKET_SERVER_NAME ? this.config.ticketKey.seal(state) : new Uint8Array(0);
     const lifetime = this.config.ticketLifetimeSeconds;
-    // The ticket is opaque<0..2^16-1>: one carrying a very large client certificate does not fit.
-    // ServerHello already promised a NewSessionTicket, so it still comes, with an empty ticket,
-    // which RFC 5077 §3.3 allows ("no ticket"): the client resumes with a full handshake.
+    // The ticket is opaque<0..2^16-1>: one carrying a very large client certificate does not fit,
+    // nor does a server name over MAX_TICKET_SERVER_NAME. ServerHello already promised a
+    // NewSessionTicket, so it still comes, with an empty ticket, which RFC 5077 §3.3 allows ("no
+    // ticket"): the client resumes with a full handshake.
     const sent = ticket.length <= 0xffff ? ticket : new Uint8Array(0);
     this.queue(hs.transcript, encodeHandshake(HandshakeType.new_session_ticket, (w) => writeNewSessionTicket12(w, lifetime, sent), 16 + sent.length));
   }

@@ -207,7 +207,7 @@ void describe('injection', () => {
     assert.deepEqual(sidecar?.args, [
       'sidecar', '--dc-dir', CREDENTIALS_MOUNT_PATH, '--port', '9443', '--upstream', '127.0.0.1:8080', '--metrics-port', '15300',
       // the connection cap that fits the default 128Mi limit (test/unit/webhook/sidecar-memory.test.ts)
-      '--max-connections', '1024',
+      '--max-connections', '1024', '--max-connections-per-source', '256',
     ]);
     assert.deepEqual(sidecar?.ports, [
       { name: 'dc-tls', containerPort: 9443, protocol: 'TCP' },

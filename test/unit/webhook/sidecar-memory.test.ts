@@ -57,16 +57,17 @@ void describe('maxConnectionsForMemoryLimit', () => {
 });
 
 void describe('the injected container', () => {
-  void test('carries the cap of its memory limit, and leaves the per-source cap to the sidecar', () => {
+  void test('carries the cap of its memory limit, and a per-source cap of a quarter of it (the sidecar defaults\' ratio)', () => {
     const args = sidecarContainer(target, DEFAULT_SIDECAR_CONFIG, 'native').args;
     assert.equal(flag(args, '--max-connections'), '1024');
-    assert.equal(flag(args, '--max-connections-per-source'), undefined);
+    assert.equal(flag(args, '--max-connections-per-source'), '256');
     assert.equal(flag(sidecarContainer(target, withLimits({ memory: '256Mi' }), 'native').args, '--max-connections'), '2662');
   });
   void test("keeps the sidecar's defaults without a memory limit or with a large one", () => {
     for (const config of [withLimits(undefined), withLimits({ memory: '2Gi' }), withLimits({ cpu: '1' })]) {
       const args = sidecarContainer(target, config, 'container').args;
       assert.equal(flag(args, '--max-connections'), undefined);
+      assert.equal(flag(args, '--max-connections-per-source'), undefined);
     }
   });
 });
