@@ -23,12 +23,22 @@ const MIN_CONNECTIONS = 16;
 const BINARY: Readonly<Record<string, number>> = { Ki: 2 ** 10, Mi: 2 ** 20, Gi: 2 ** 30, Ti: 2 ** 40, Pi: 2 ** 50, Ei: 2 ** 60 };
 const DECIMAL: Readonly<Record<string, number>> = { '': 1, m: 1e-3, k: 1e3, M: 1e6, G: 1e9, T: 1e12, P: 1e15, E: 1e18 };
 
-/** A Kubernetes memory quantity ("128Mi", "1G", "134217728") in bytes; undefined when not one. */
+/**
+ * A Kubernetes resource quantity (k8s.io/apimachinery resource.Quantity's grammar): an optionally
+ * signed number ("1", "1.5", "1.", ".5"; no minus: a negative resource is refused by the apiserver) and a binary or decimal SI suffix or a decimal exponent
+ * ("1e9", "1.34217728e+08": what Helm renders for an integer in a values file). The one check of
+ * the webhook's resource flags and of the limit the connection cap is sized from.
+ */
+export const QUANTITY = /^([+]?(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+))(Ki|Mi|Gi|Ti|Pi|Ei|[eE][+-]?[0-9]+|m|k|M|G|T|P|E)?$/;
+
+/** A Kubernetes memory quantity ("128Mi", "1G", "134217728", "1e9") in bytes; undefined when not one. */
 export function memoryQuantityBytes(quantity: string): number | undefined {
-  const m = /^([0-9]+(?:\.[0-9]+)?)(Ki|Mi|Gi|Ti|Pi|Ei|m|k|M|G|T|P|E)?$/.exec(quantity.trim());
+  const m = QUANTITY.exec(quantity.trim());
   if (!m) return undefined;
   const unit = m[2] ?? '';
-  return Math.floor(Number(m[1]) * (BINARY[unit] ?? DECIMAL[unit] ?? 1));
+  const scale = /^[eE][+-]?[0-9]/.test(unit) ? 10 ** Number(unit.slice(1)) : (BINARY[unit] ?? DECIMAL[unit] ?? 1);
+  const bytes = Math.floor(Number(m[1]) * scale);
+  return Number.isFinite(bytes) && bytes >= 0 ? bytes : undefined;
 }
 
 /**

@@ -7,8 +7,8 @@ import { runWebhook, type WebhookOptions } from '../../webhook/main.js';
 import { createJsonLog, LOG_LEVELS } from '../../net/log.js';
 import { loadKubeconfig, systemPlaces } from '../../operator/kubeconfig.js';
 import { buildMutatingWebhookConfiguration } from '../../webhook/webhook-configuration.js';
+import { QUANTITY } from '../../webhook/sidecar-memory.js';
 
-const QUANTITY = /^[0-9]+(\.[0-9]+)?(m|k|M|G|T|P|E|Ki|Mi|Gi|Ti|Pi|Ei)?$/;
 
 /** "cpu=10m,memory=32Mi" → { cpu: '10m', memory: '32Mi' }; "none" (or "") → {}: no requests or limits at all. */
 export function resourceListFlag(flag: string, value: string | undefined): ResourceList | undefined {

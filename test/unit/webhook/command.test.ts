@@ -55,6 +55,9 @@ void test('the webhook needs a namespace from --operator-namespace or POD_NAMESP
 
 void test('resource lists parse NAME=QUANTITY pairs', () => {
   assert.deepEqual(resourceListFlag('--x', 'cpu=10m,memory=32Mi'), { cpu: '10m', memory: '32Mi' });
+  // What the chart renders for `memory: 134217728` in a values file (Helm reads it as a float).
+  assert.deepEqual(resourceListFlag('--x', 'memory=1.34217728e+08,cpu=.5'), { memory: '1.34217728e+08', cpu: '.5' });
+  assert.throws(() => resourceListFlag('--x', 'memory=-1Gi'), /is not NAME=QUANTITY/);
   assert.equal(resourceListFlag('--x', undefined), undefined);
 });
 

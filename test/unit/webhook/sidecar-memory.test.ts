@@ -27,8 +27,17 @@ void describe('memoryQuantityBytes', () => {
     assert.equal(memoryQuantityBytes('134217728'), 134_217_728);
     assert.equal(memoryQuantityBytes('64k'), 64_000);
   });
-  void test('is undefined for what is not a quantity', () => {
-    for (const q of ['', 'Mi', '128 MiB', '-1Gi', '12Xi', '1e9']) assert.equal(memoryQuantityBytes(q), undefined, q);
+  void test("reads Kubernetes' other legal forms: exponents (Helm renders an integer in a values file as 1.34217728e+08), a sign, a leading or trailing dot", () => {
+    assert.equal(memoryQuantityBytes('1.34217728e+08'), 134_217_728);
+    assert.equal(memoryQuantityBytes('1e9'), 1_000_000_000);
+    assert.equal(memoryQuantityBytes('1E9'), 1_000_000_000);
+    assert.equal(memoryQuantityBytes('+128Mi'), 134_217_728);
+    assert.equal(memoryQuantityBytes('.5Gi'), 536_870_912);
+    assert.equal(memoryQuantityBytes('1.Gi'), 1_073_741_824);
+    assert.equal(memoryQuantityBytes('1E'), 1e18, "'E' alone is exa");
+  });
+  void test('is undefined for what is not a quantity, or is negative', () => {
+    for (const q of ['', 'Mi', '128 MiB', '-1Gi', '12Xi', '1e', '.', '1ee9']) assert.equal(memoryQuantityBytes(q), undefined, q);
   });
 });
 
