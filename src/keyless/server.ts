@@ -443,14 +443,8 @@ function closeWithoutGrant(socket: TLSSocket, holdsGrant: () => boolean, graceMs
   return timer;
 }
 
-/**
- * Closes every connection of `open` whose client certificate no CA certificate in `caPem` issued
- * (and signed); returns how many. A connection is verified once, at its handshake: without this a
- * CA taken out of the bundle (rotated, compromised) would keep its clients until they left. A
- * client certificate from an intermediate CA is closed too (the bundle holds the roots), and is
- * verified again, in full, when it reconnects.
- */
-function closeUntrusted(open: ReadonlyMap<TLSSocket, X509Certificate>, caPem: string): number {
+/** The CA certificates of a client CA bundle, parsed once per bundle. */
+function bundleCas(caPem: string): X509Certificate[] {
   const cas: X509Certificate[] = [];
   for (const block of pemBlocks(caPem)) {
     if (block.label !== 'CERTIFICATE') continue;
@@ -460,9 +454,24 @@ function closeUntrusted(open: ReadonlyMap<TLSSocket, X509Certificate>, caPem: st
       // node:tls accepted the bundle; a block it skipped as well trusts nothing here either.
     }
   }
+  return cas;
+}
+
+/**
+ * Whether a CA certificate of the bundle issued (and signed) `certificate`. A connection is
+ * verified once, at its handshake: without this check a CA taken out of the bundle (rotated,
+ * compromised) would keep its clients until they left. A client certificate from an intermediate
+ * CA fails it too (the bundle holds the roots), and is verified again, in full, when it reconnects.
+ */
+function issuedByBundle(certificate: X509Certificate, cas: readonly X509Certificate[]): boolean {
+  return cas.some((ca) => certificate.checkIssued(ca) && certificate.verify(ca.publicKey));
+}
+
+/** Closes every connection of `open` whose client certificate the bundle did not issue; returns how many. */
+function closeUntrusted(open: ReadonlyMap<TLSSocket, X509Certificate>, cas: readonly X509Certificate[]): number {
   let closed = 0;
   for (const [socket, certificate] of open) {
-    if (cas.some((ca) => certificate.checkIssued(ca) && certificate.verify(ca.publicKey))) continue;
+    if (issuedByBundle(certificate, cas)) continue;
     socket.destroy();
     closed++;
   }
@@ -566,6 +575,8 @@ export async function startKeyServer(options: KeyServerOptions): Promise<KeyServ
   /** Open connections after their handshake, with their client certificate (for a CA change). */
   const authenticated = new Map<TLSSocket, X509Certificate>();
   let currentCa = String(options.ca);
+  /** currentCa parsed, when first needed (a CA bundle change), then at each change. */
+  let currentCas: X509Certificate[] | undefined;
   /** Counts CA bundle changes: a handshake that began under an older bundle is checked against the new one. */
   let caGeneration = 0;
   const endpointOf = (socket: Socket): string => `${socket.remoteAddress ?? ''}|${socket.remotePort ?? ''}`;
@@ -615,7 +626,8 @@ export async function startKeyServer(options: KeyServerOptions): Promise<KeyServ
       const certificate = socket.getPeerX509Certificate()!;
       // Verified by the context of the handshake's start: if the CA bundle changed since, the
       // sweep in setCredentials did not see this connection (it was not authenticated yet).
-      if (entry !== undefined && entry.caGeneration !== caGeneration && closeUntrusted(new Map([[socket, certificate]]), currentCa) > 0) {
+      if (entry !== undefined && entry.caGeneration !== caGeneration && !issuedByBundle(certificate, (currentCas ??= bundleCas(currentCa)))) {
+        socket.destroy();
         m.untrustedConnections.inc();
         log?.warn('keyless: connection closed: the client CA bundle changed during its handshake and no longer holds the CA of its client certificate', { peer: socket.remoteAddress });
         return;
@@ -806,8 +818,9 @@ export async function startKeyServer(options: KeyServerOptions): Promise<KeyServ
       const caText = String(ca);
       if (caText === currentCa) return;
       currentCa = caText;
+      currentCas = bundleCas(caText);
       caGeneration++;
-      const closed = closeUntrusted(authenticated, caText);
+      const closed = closeUntrusted(authenticated, currentCas);
       if (closed === 0) return;
       m.untrustedConnections.inc(closed);
       log?.warn('keyless: connections closed: the client CA bundle no longer holds the CA of their client certificate', { closed });

@@ -588,17 +588,21 @@ export class SidecarConnection {
     try {
       report();
     } catch (err) {
-      this.o.log.error('connection handler failed', { error: err instanceof Error ? (err.stack ?? err.message) : String(err) });
+      this.logBug(err);
     }
   }
 
   private crashed(err: unknown): void {
     this.state = 'done';
     this.deadline.clear();
-    this.o.log.error('connection handler failed', { error: err instanceof Error ? (err.stack ?? err.message) : String(err) });
+    this.logBug(err);
     this.socket.destroy();
     this.upstream?.destroy();
     this.finish();
+  }
+
+  private logBug(err: unknown): void {
+    this.o.log.error('connection handler failed', { error: err instanceof Error ? (err.stack ?? err.message) : String(err) });
   }
 }
 
